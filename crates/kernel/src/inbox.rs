@@ -1,0 +1,204 @@
+//! Durable consumers with an inbox: each handler runs once per event id.
+//!
+//! A [`Consumer`] pulls from a durable JetStream consumer, and for every event
+//! records `(consumer, event id)` in its service's `inbox` table in the same
+//! transaction as the handler's writes. A redelivered event (lost ack, crash
+//! before ack, a second relay publication) finds its inbox row and is only
+//! acknowledged. Messages are handled in batches, each event inside its own
+//! savepoint, so one failing event is retried alone.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy};
+use futures::StreamExt;
+use sqlx::{Acquire, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::event::{Bus, Event};
+use crate::{Error, Result, telemetry};
+
+/// Events handled per transaction at most.
+pub const BATCH: usize = 256;
+/// How long JetStream waits for an ack before redelivering.
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Delay before a failed event is offered again.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// What a consumer does with each event, inside the inbox transaction.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one event; its writes commit with the inbox row. Events of types
+    /// the handler does not care about should return `Ok(())`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] marks the event as poison (logged, never
+    /// retried); any other error retries it after [`RETRY_DELAY`].
+    fn handle(&self, tx: &mut PgConnection, event: &Event) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Which events a consumer receives.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Durable name, unique per consuming service and purpose
+    /// (`federation-tenants`); also the inbox's `consumer` column.
+    pub durable: String,
+    /// Subject filter after the prefix (`tenancy.tenant.*`, `tenancy.>`).
+    pub filter: String,
+}
+
+/// A running durable consumer.
+pub struct Consumer<H> {
+    pool: PgPool,
+    bus: Bus,
+    subscription: Subscription,
+    handler: H,
+    handled: prometheus::IntCounterVec,
+}
+
+impl<H: Handler> Consumer<H> {
+    /// A consumer writing its inbox in `pool`'s schema.
+    pub fn new(pool: PgPool, bus: Bus, subscription: Subscription, handler: H) -> Self {
+        let handled = telemetry::counter_vec(
+            "paas_inbox_handled_events_total",
+            "Events consumers received, by outcome (handled, duplicate, failed, poison).",
+            &["consumer", "outcome"],
+        );
+        Self { pool, bus, subscription, handler, handled }
+    }
+
+    /// Consumes until `stop`, reconnecting with backoff when NATS is away.
+    ///
+    /// # Errors
+    /// Never while running; returns `Ok` at shutdown.
+    pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = self.consume() => r,
+            };
+            if let Err(e) = result {
+                tracing::warn!(consumer = %self.subscription.durable, error = %e, "consumer interrupted; reconnecting");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn consume(&self) -> Result<()> {
+        let unavailable = |e: &dyn std::fmt::Display| Error::Unavailable(format!("JetStream: {e}"));
+        let stream = self.bus.ensure_stream().await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &self.subscription.durable,
+                consumer::pull::Config {
+                    durable_name: Some(self.subscription.durable.clone()),
+                    filter_subject: self.bus.subject(&self.subscription.filter),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    deliver_policy: DeliverPolicy::All,
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+        let mut batches = messages.ready_chunks(BATCH);
+        while let Some(batch) = batches.next().await {
+            let mut messages = Vec::with_capacity(batch.len());
+            for m in batch {
+                messages.push(m.map_err(|e| unavailable(&e))?);
+            }
+            self.handle_batch(messages).await?;
+        }
+        Err(Error::Unavailable("JetStream message stream ended".into()))
+    }
+
+    async fn handle_batch(&self, messages: Vec<async_nats::jetstream::Message>) -> Result<()> {
+        let durable = self.subscription.durable.as_str();
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for msg in &messages {
+            let event = match Event::decode(&msg.payload) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(consumer = durable, subject = %msg.subject, error = %e, "undecodable event dropped");
+                    outcomes.push(Outcome::Poison);
+                    continue;
+                }
+            };
+            let span = tracing::info_span!("event", consumer = durable, event.id = %event.id(), event.type = %event.kind());
+            telemetry::adopt_parent(&span, Some(event.envelope.traceparent.as_str()).filter(|t| !t.is_empty()));
+            let outcome = self.handle_one(&mut tx, &event).instrument(span).await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        let acks = messages.iter().zip(&outcomes).map(|(msg, outcome)| async move {
+            self.handled.with_label_values(&[durable, outcome.label()]).inc();
+            let kind = match outcome {
+                Outcome::Handled | Outcome::Duplicate => AckKind::Ack,
+                Outcome::Failed => AckKind::Nak(Some(RETRY_DELAY)),
+                Outcome::Poison => AckKind::Term,
+            };
+            if let Err(e) = msg.ack_with(kind).await {
+                // The event comes back after ACK_WAIT and the inbox absorbs it.
+                tracing::debug!(error = %e, "ack failed");
+            }
+        });
+        futures::future::join_all(acks).await;
+        Ok(())
+    }
+
+    async fn handle_one(&self, tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, event: &Event) -> Result<Outcome> {
+        let mut savepoint = tx.begin().await?;
+        let fresh = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&self.subscription.durable)
+            .bind(event.id())
+            .execute(&mut *savepoint)
+            .await?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            savepoint.commit().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        let conn = savepoint.acquire().await?;
+        match self.handler.handle(conn, event).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                Ok(Outcome::Handled)
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                let poison = matches!(e, Error::InvalidArgument { .. });
+                tracing::warn!(error = %e, poison, "event handler failed");
+                Ok(if poison { Outcome::Poison } else { Outcome::Failed })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Handled,
+    Duplicate,
+    Failed,
+    Poison,
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Duplicate => "duplicate",
+            Self::Failed => "failed",
+            Self::Poison => "poison",
+        }
+    }
+}

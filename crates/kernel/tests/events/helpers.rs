@@ -1,0 +1,117 @@
+//! A scratch service schema with a `notes` table whose writes announce
+//! `test.note.created`, and a consumer that counts what it handles.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kernel::event::{Bus, Event, EventType};
+use kernel::inbox::{Consumer, Handler, Subscription};
+use kernel::outbox;
+use kernel::testkit::TestPlatform;
+use paas_proto::v1::ResourceChanged;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const NOTE_CREATED: EventType = EventType::new("test", "note", "created");
+
+pub struct Scratch {
+    pub pool: PgPool,
+    pub bus: Bus,
+    pub stop: CancellationToken,
+}
+
+static NOTES: sqlx::migrate::Migrator = sqlx::migrate!("tests/events/migrations");
+
+impl Scratch {
+    pub async fn new() -> Self {
+        let t = TestPlatform::new().await;
+        let pool = kernel::db::connect(&t.settings, "scratch").await.expect("database");
+        kernel::db::migrate(&pool, &NOTES).await.expect("migrations");
+        let bus = Bus::connect(&t.settings).await.expect("NATS with JetStream");
+        Self { pool, bus, stop: CancellationToken::new() }
+    }
+
+    /// Writes a note and its event in one transaction; commits unless told not to.
+    pub async fn write_note(&self, text: &str, commit: bool) -> Uuid {
+        let mut tx = self.pool.begin().await.unwrap();
+        let id = kernel::id::new_id();
+        sqlx::query("INSERT INTO notes (id, text) VALUES ($1, $2)").bind(id).bind(text).execute(&mut *tx).await.unwrap();
+        let payload = ResourceChanged { id: id.to_string(), tenant_id: String::new(), name: text.into() };
+        outbox::record(&mut tx, NOTE_CREATED, None, &payload).await.unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        id
+    }
+
+    pub fn relay(&self) -> outbox::Relay {
+        outbox::Relay::new(self.pool.clone(), self.bus.clone(), "scratch")
+    }
+
+    pub fn spawn_relay(&self) -> CancellationToken {
+        let stop = self.stop.child_token();
+        tokio::spawn(self.relay().run(stop.clone()));
+        stop
+    }
+
+    pub fn spawn_consumer(&self, durable: &str) -> (Arc<AtomicUsize>, CancellationToken) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let stop = self.stop.child_token();
+        let consumer = Consumer::new(
+            self.pool.clone(),
+            self.bus.clone(),
+            Subscription { durable: durable.into(), filter: "test.note.*".into() },
+            Recorder { count: count.clone() },
+        );
+        tokio::spawn(consumer.run(stop.clone()));
+        (count, stop)
+    }
+
+    pub async fn handled(&self) -> Vec<(Uuid, String)> {
+        sqlx::query_as("SELECT note_id, text FROM handled ORDER BY handled_at").fetch_all(&self.pool).await.unwrap()
+    }
+
+    /// Messages in the stream (after JetStream's deduplication).
+    pub async fn stream_messages(&self) -> u64 {
+        let mut stream = self.bus.ensure_stream().await.unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+
+    /// Waits until `n` notes were handled, or panics after `within`.
+    pub async fn until_handled(&self, n: usize, within: Duration) -> Vec<(Uuid, String)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let handled = self.handled().await;
+            if handled.len() >= n {
+                return handled;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {} of {n} events handled within {within:?}", handled.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Records each handled note in `handled` (in the inbox transaction) and counts calls.
+pub struct Recorder {
+    pub count: Arc<AtomicUsize>,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> kernel::Result<()> {
+        let note: ResourceChanged = event.payload()?;
+        let id = kernel::id::parse_id("id", &note.id)?;
+        sqlx::query("INSERT INTO handled (note_id, text) VALUES ($1, $2)").bind(id).bind(&note.name).execute(&mut *tx).await?;
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}

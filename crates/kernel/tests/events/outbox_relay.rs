@@ -1,0 +1,105 @@
+use std::time::Duration;
+
+use crate::helpers::Scratch;
+
+const WITHIN: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn a_committed_change_is_delivered_once_and_a_rolled_back_one_never() {
+    let s = Scratch::new().await;
+    let (count, _) = s.spawn_consumer("once");
+    s.spawn_relay();
+
+    let kept = s.write_note("kept", true).await;
+    s.write_note("rolled back", false).await;
+
+    let handled = s.until_handled(1, WITHIN).await;
+    // Give a wrongly published second event time to arrive before judging.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(handled, vec![(kept, "kept".to_string())]);
+    assert_eq!(s.handled().await.len(), 1);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_event_committed_while_the_relay_is_down_is_delivered_when_it_returns() {
+    let s = Scratch::new().await;
+    let (_, _) = s.spawn_consumer("late-relay");
+    let id = s.write_note("waiting", true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(s.handled().await.is_empty(), "nothing can be delivered without a relay");
+    assert_eq!(s.relay().backlog().await.unwrap(), 1);
+
+    s.spawn_relay();
+    assert_eq!(s.until_handled(1, WITHIN).await, vec![(id, "waiting".to_string())]);
+    assert_eq!(s.relay().backlog().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_relay_killed_between_publish_and_mark_delivers_exactly_once_after_restart() {
+    let s = Scratch::new().await;
+    let (count, _) = s.spawn_consumer("killed-relay");
+    let ids = [s.write_note("a", true).await, s.write_note("b", true).await];
+
+    // The relay publishes, then dies before it marks the rows sent: its
+    // transaction is dropped, so the rows are still unsent.
+    let relay = s.relay();
+    let claim = relay.claim().await.unwrap();
+    assert_eq!(claim.len(), 2);
+    claim.publish(&s.bus).await.unwrap();
+    drop(claim);
+    assert_eq!(relay.backlog().await.unwrap(), 2, "the dead relay marked nothing");
+
+    // A new relay publishes the same rows again.
+    s.spawn_relay();
+    let handled = s.until_handled(2, WITHIN).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut got: Vec<_> = s.handled().await.into_iter().map(|(id, _)| id).collect();
+    got.sort();
+    let mut want = ids.to_vec();
+    want.sort();
+    assert_eq!(got, want, "each event handled exactly once: {handled:?}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(s.stream_messages().await, 2, "JetStream dropped the second publication by Nats-Msg-Id");
+    assert_eq!(relay.backlog().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_absorbed_by_the_inbox() {
+    let s = Scratch::new().await;
+    let (count, stop) = s.spawn_consumer("restarted-consumer");
+    s.spawn_relay();
+    let first = s.write_note("first", true).await;
+    s.until_handled(1, WITHIN).await;
+
+    // The consumer stops; a second durable on the same inbox name starts from
+    // the beginning of the stream, as a consumer recreated after its
+    // JetStream state was lost would.
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stream = s.bus.ensure_stream().await.unwrap();
+    stream.delete_consumer("restarted-consumer").await.unwrap();
+    let (count2, _) = s.spawn_consumer("restarted-consumer");
+    let second = s.write_note("second", true).await;
+
+    let handled = s.until_handled(2, WITHIN).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.handled().await.len(), 2, "{handled:?}");
+    assert_eq!(handled.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![first, second]);
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(count.load(SeqCst) + count2.load(SeqCst), 2);
+}
+
+#[tokio::test]
+async fn events_keep_commit_order_through_the_relay() {
+    let s = Scratch::new().await;
+    s.spawn_consumer("ordered");
+    s.spawn_relay();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(s.write_note(&format!("n{i}"), true).await);
+    }
+    let handled = s.until_handled(50, WITHIN).await;
+    assert_eq!(handled.into_iter().map(|(id, _)| id).collect::<Vec<_>>(), ids);
+}

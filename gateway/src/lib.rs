@@ -1,0 +1,97 @@
+//! The gateway: the platform's only HTTP face. It authenticates callers, signs
+//! a short-lived caller token for each request and forwards it over gRPC to the
+//! service that owns the resource, and turns every error into RFC 7807
+//! problem+json. It holds no domain state of its own.
+//!
+//! Today it authenticates with the bootstrap admin token; LDAP, OIDC,
+//! sessions and API tokens come with the identity issue.
+
+pub mod auth;
+pub mod clusters;
+pub mod json;
+pub mod problem;
+pub mod settings;
+pub mod tenants;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use kernel::caller::CallerKey;
+use kernel::health::Readiness;
+use kernel::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use settings::Settings;
+
+/// Largest request body accepted; the API takes small JSON documents.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Longest a request may take before the gateway answers 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Signs caller tokens for the services.
+    pub key: CallerKey,
+    /// Channels to the services.
+    pub upstream: upstream::Upstream,
+    /// How callers are authenticated.
+    pub auth: auth::Authenticator,
+}
+
+/// The gateway's routes, for the server and for tests that call it directly.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new().merge(tenants::routes()).merge(clusters::routes()).with_state(state);
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(kernel::health::router(Readiness::default()))
+        .fallback(|| async { problem::ApiError::not_found_route() })
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(kernel::grpc::SpanFromHeaders))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+}
+
+/// Binds the gateway and serves it until shutdown; returns the bound address.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn start(platform: &kernel::settings::Platform, settings: Settings, shutdown: &Shutdown) -> kernel::Result<SocketAddr> {
+    let listener = TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| kernel::Error::Unavailable(format!("cannot listen on {}: {e}", settings.addr)))?;
+    let addr = listener.local_addr().map_err(kernel::Error::internal)?;
+    let state = AppState {
+        key: CallerKey::new(platform.caller_key.clone()),
+        upstream: upstream::Upstream::connect(&settings.upstream)?,
+        auth: auth::Authenticator::new(settings.admin_token.clone()),
+    };
+    shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));
+    tracing::info!(%addr, "gateway listening");
+    Ok(addr)
+}
+
+/// Routes that exist, as (method, path template): the RBAC table of the
+/// identity issue will be checked against this list.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    let mut routes = tenants::ROUTES.to_vec();
+    routes.extend_from_slice(clusters::ROUTES);
+    routes
+}

@@ -1,0 +1,61 @@
+//! The gateway's settings.
+
+use std::net::SocketAddr;
+
+use kernel::settings::{Env, Secret, SettingError};
+
+/// Where the gateway listens. Default 127.0.0.1:8080: the URL `paas up` prints.
+pub const ADDR: &str = "PAAS_GATEWAY_ADDR";
+/// The bootstrap administrator's bearer token (at least 32 bytes). Unset means
+/// no bootstrap access; `paas up` generates one and prints it.
+pub const ADMIN_TOKEN: &str = "PAAS_ADMIN_TOKEN";
+
+/// Where each service's gRPC API is.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    /// `http://host:port` of tenancy.
+    pub tenancy: String,
+    /// `http://host:port` of federation.
+    pub federation: String,
+}
+
+impl Upstreams {
+    /// Reads `PAAS_<SERVICE>_URL`, defaulting to each service's fixed port on
+    /// loopback (how `paas serve` runs them on one host).
+    ///
+    /// # Errors
+    /// Never today; kept fallible like every settings reader.
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let url = |name: &str, port: u16| env.or(&format!("PAAS_{name}_URL"), format!("http://127.0.0.1:{port}"));
+        Ok(Self { tenancy: url("TENANCY", 7101)?, federation: url("FEDERATION", 7102)? })
+    }
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Bootstrap admin token, if enabled.
+    pub admin_token: Option<Secret>,
+    /// The services.
+    pub upstream: Upstreams,
+}
+
+impl Settings {
+    /// Reads the gateway's settings.
+    ///
+    /// # Errors
+    /// A malformed address, or an admin token shorter than 32 bytes.
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let admin_token = match env.raw(ADMIN_TOKEN) {
+            None => None,
+            Some(_) => Some(env.secret(ADMIN_TOKEN, 32)?),
+        };
+        Ok(Self {
+            addr: env.or(ADDR, SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            admin_token,
+            upstream: Upstreams::from_env(env)?,
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! `/api/v1/tenants`: the tenant slice of the public API, forwarded to tenancy.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// Routes served here, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/tenants"),
+    ("GET", "/api/v1/tenants"),
+    ("GET", "/api/v1/tenants/{id}"),
+    ("PATCH", "/api/v1/tenants/{id}"),
+    ("DELETE", "/api/v1/tenants/{id}"),
+];
+
+/// The tenant routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tenants", get(list).post(create))
+        .route("/tenants/{id}", get(read).patch(update).delete(delete))
+}
+
+/// A tenant as the API shows it.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tenant {
+    /// Its id.
+    pub id: String,
+    /// DNS label, unique.
+    pub name: String,
+    /// Shown in the portal.
+    pub display_name: String,
+    /// Owner's e-mail.
+    pub contact: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Bumped on every change; send it back as `expected_version`.
+    pub version: i64,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A page of tenants.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TenantPage {
+    /// The tenants.
+    pub items: Vec<Tenant>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /tenants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    contact: String,
+}
+
+/// Body of `PATCH /tenants/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    display_name: Option<String>,
+    contact: Option<String>,
+    status: Option<String>,
+    #[serde(default)]
+    expected_version: i64,
+}
+
+/// Query of `GET /tenants`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    name_prefix: String,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// A protobuf timestamp as a time.
+pub(crate) fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos as u32))
+}
+
+fn status_name(raw: i32) -> String {
+    match pb::TenantStatus::try_from(raw) {
+        Ok(pb::TenantStatus::Suspended) => "suspended",
+        _ => "active",
+    }
+    .into()
+}
+
+fn status_value(field: &str, raw: Option<&str>) -> Result<i32, ApiError> {
+    Ok(match raw {
+        None => pb::TenantStatus::Unspecified,
+        Some("active") => pb::TenantStatus::Active,
+        Some("suspended") => pb::TenantStatus::Suspended,
+        Some(_) => return Err(ApiError::invalid(field, "must be active or suspended")),
+    } as i32)
+}
+
+impl From<pb::Tenant> for Tenant {
+    fn from(t: pb::Tenant) -> Self {
+        Self {
+            status: status_name(t.status),
+            id: t.id,
+            name: t.name,
+            display_name: t.display_name,
+            contact: t.contact,
+            version: t.version,
+            created_at: time(t.created_at),
+            updated_at: time(t.updated_at),
+        }
+    }
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Body(body): Body<CreateTenant>,
+) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+    let request = pb::CreateTenantRequest { name: body.name, display_name: body.display_name, contact: body.contact };
+    let tenant = s.upstream.tenancy(&s.key, &caller).create_tenant(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(tenant.into())))
+}
+
+async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
+    let tenant = s.upstream.tenancy(&s.key, &caller).get_tenant(pb::GetTenantRequest { id }).await?.into_inner();
+    Ok(Json(tenant.into()))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<TenantPage>, ApiError> {
+    let request = pb::ListTenantsRequest {
+        page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }),
+        name_prefix: q.name_prefix,
+        status: status_value("status", q.status.as_deref())?,
+    };
+    let r = s.upstream.tenancy(&s.key, &caller).list_tenants(request).await?.into_inner();
+    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    Ok(Json(TenantPage { items: r.tenants.into_iter().map(Tenant::from).collect(), next_cursor: next }))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(body): Body<UpdateTenant>,
+) -> Result<Json<Tenant>, ApiError> {
+    let request = pb::UpdateTenantRequest {
+        id,
+        display_name: body.display_name,
+        contact: body.contact,
+        status: status_value("status", body.status.as_deref())?,
+        expected_version: body.expected_version,
+    };
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).update_tenant(request).await?.into_inner().into()))
+}
+
+async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.upstream.tenancy(&s.key, &caller).delete_tenant(pb::DeleteTenantRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

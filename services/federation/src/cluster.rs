@@ -1,0 +1,257 @@
+//! The registry of member clusters. Clusters are platform resources: every
+//! authenticated caller may read them (to choose placements), only platform
+//! administrators change them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kernel::caller::Caller;
+use kernel::event::EventType;
+use kernel::name::DnsLabel;
+use kernel::page::Page;
+use kernel::{Error, Result, id, outbox};
+use paas_proto::v1 as pb;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// `federation.cluster.registered`
+pub const REGISTERED: EventType = EventType::new("federation", "cluster", "registered");
+/// `federation.cluster.deregistered`
+pub const DEREGISTERED: EventType = EventType::new("federation", "cluster", "deregistered");
+
+/// The network zone a cluster sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkDomain {
+    /// The internal core network.
+    Core,
+    /// The demilitarised zone.
+    Dmz,
+    /// Facing the internet.
+    Internet,
+}
+
+/// What a cluster is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Production workloads.
+    Production,
+    /// Development and testing.
+    Test,
+    /// Disaster-recovery standby.
+    Dr,
+}
+
+macro_rules! text_enum {
+    ($t:ty { $($v:ident => $s:literal),* }) => {
+        impl $t {
+            /// The stored text.
+            pub fn as_str(&self) -> &'static str { match self { $(Self::$v => $s),* } }
+            fn from_stored(s: &str) -> Self { match s { $($s => Self::$v,)* _ => unreachable!("checked by the table") } }
+        }
+    };
+}
+text_enum!(NetworkDomain { Core => "core", Dmz => "dmz", Internet => "internet" });
+text_enum!(Environment { Production => "production", Test => "test", Dr => "dr" });
+
+/// A registered member cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Its id.
+    pub id: Uuid,
+    /// DNS label, unique.
+    pub name: String,
+    /// The Kubernetes API URL.
+    pub api_endpoint: String,
+    /// The data centre it is in.
+    pub data_centre: String,
+    /// Region, if any.
+    pub region: String,
+    /// Zone, if any.
+    pub zone: String,
+    /// Network domain.
+    pub network_domain: NetworkDomain,
+    /// Environment.
+    pub environment: Environment,
+    /// Labels for placement affinity.
+    pub labels: BTreeMap<String, String>,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A validated registration.
+#[derive(Debug, Clone)]
+pub struct NewCluster {
+    /// DNS label.
+    pub name: DnsLabel,
+    /// http(s) URL of the API server.
+    pub api_endpoint: url::Url,
+    /// DNS label of its data centre.
+    pub data_centre: DnsLabel,
+    /// Region.
+    pub region: String,
+    /// Zone.
+    pub zone: String,
+    /// Network domain.
+    pub network_domain: NetworkDomain,
+    /// Environment.
+    pub environment: Environment,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NewCluster {
+    /// Validates a registration; each error names its field.
+    ///
+    /// # Errors
+    /// A field is malformed.
+    pub fn parse(r: pb::RegisterClusterRequest) -> Result<Self> {
+        let api_endpoint = url::Url::parse(r.api_endpoint.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| Error::invalid("api_endpoint", "must be an http(s) URL of the Kubernetes API"))?;
+        let network_domain = match pb::NetworkDomain::try_from(r.network_domain) {
+            Ok(pb::NetworkDomain::Unspecified | pb::NetworkDomain::Core) => NetworkDomain::Core,
+            Ok(pb::NetworkDomain::Dmz) => NetworkDomain::Dmz,
+            Ok(pb::NetworkDomain::Internet) => NetworkDomain::Internet,
+            Err(_) => return Err(Error::invalid("network_domain", "must be core, dmz or internet")),
+        };
+        let environment = match pb::Environment::try_from(r.environment) {
+            Ok(pb::Environment::Unspecified | pb::Environment::Test) => Environment::Test,
+            Ok(pb::Environment::Production) => Environment::Production,
+            Ok(pb::Environment::Dr) => Environment::Dr,
+            Err(_) => return Err(Error::invalid("environment", "must be production, test or dr")),
+        };
+        for key in r.labels.keys() {
+            if key.is_empty() || key.len() > 63 {
+                return Err(Error::invalid(format!("labels.{key}"), "keys must be 1-63 characters"));
+            }
+        }
+        Ok(Self {
+            name: DnsLabel::parse("name", r.name.trim())?,
+            api_endpoint,
+            data_centre: DnsLabel::parse("data_centre", r.data_centre.trim())?,
+            region: r.region.trim().to_string(),
+            zone: r.zone.trim().to_string(),
+            network_domain,
+            environment,
+            labels: r.labels.into_iter().collect(),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    name: String,
+    api_endpoint: String,
+    data_centre: String,
+    region: String,
+    zone: String,
+    network_domain: String,
+    environment: String,
+    labels: sqlx::types::Json<BTreeMap<String, String>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Row> for Cluster {
+    fn from(r: Row) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            api_endpoint: r.api_endpoint,
+            data_centre: r.data_centre,
+            region: r.region,
+            zone: r.zone,
+            network_domain: NetworkDomain::from_stored(&r.network_domain),
+            environment: Environment::from_stored(&r.environment),
+            labels: r.labels.0,
+            created_at: r.created_at,
+        }
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, created_at"
+    };
+}
+
+/// Registers a cluster and announces it. Platform administrators only.
+///
+/// # Errors
+/// Not an administrator, or the name is taken.
+pub async fn register(pool: &PgPool, caller: &Caller, new: NewCluster) -> Result<Cluster> {
+    caller.require_platform_admin()?;
+    let mut tx = pool.begin().await?;
+    let row: Row = sqlx::query_as(concat!(
+        "INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING RETURNING ",
+        columns!()
+    ))
+    .bind(id::new_id())
+    .bind(new.name.as_str())
+    .bind(new.api_endpoint.as_str())
+    .bind(new.data_centre.as_str())
+    .bind(&new.region)
+    .bind(&new.zone)
+    .bind(new.network_domain.as_str())
+    .bind(new.environment.as_str())
+    .bind(sqlx::types::Json(&new.labels))
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::Conflict(format!("a cluster named {} already exists", new.name)))?;
+    let cluster = Cluster::from(row);
+    let event = pb::ClusterRegistered {
+        cluster_id: cluster.id.to_string(),
+        name: cluster.name.clone(),
+        data_centre: cluster.data_centre.clone(),
+    };
+    outbox::record(&mut tx, REGISTERED, None, &event).await?;
+    tx.commit().await?;
+    Ok(cluster)
+}
+
+/// One cluster.
+///
+/// # Errors
+/// No such cluster.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Cluster> {
+    let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM clusters WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(Cluster::from).ok_or_else(|| Error::not_found("cluster", id))
+}
+
+/// A page of clusters, optionally of one data centre.
+///
+/// # Errors
+/// The database fails.
+pub async fn list(pool: &PgPool, page: Page, data_centre: &str) -> Result<(Vec<Cluster>, String)> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM clusters WHERE ($1::uuid IS NULL OR id > $1) AND ($2 = '' OR data_centre = $2) ORDER BY id LIMIT $3"
+    ))
+    .bind(page.after)
+    .bind(data_centre)
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.finish(rows.into_iter().map(Cluster::from).collect(), |c| c.id))
+}
+
+/// Removes a cluster from the registry. Platform administrators only.
+///
+/// # Errors
+/// Not an administrator, or no such cluster.
+pub async fn deregister(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<()> {
+    caller.require_platform_admin()?;
+    let mut tx = pool.begin().await?;
+    if sqlx::query("DELETE FROM clusters WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+        return Err(Error::not_found("cluster", id));
+    }
+    outbox::record(&mut tx, DEREGISTERED, None, &pb::ClusterDeregistered { cluster_id: id.to_string() }).await?;
+    tx.commit().await?;
+    Ok(())
+}

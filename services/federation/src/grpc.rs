@@ -1,0 +1,95 @@
+//! The federation gRPC API.
+
+use kernel::grpc::{caller, timestamp};
+use kernel::id::parse_id;
+use kernel::page::Page;
+use paas_proto::v1 as pb;
+use paas_proto::v1::federation_service_server::FederationService;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+
+use crate::cluster::{self, Cluster, Environment, NetworkDomain, NewCluster};
+use crate::known_tenant;
+
+/// The gRPC face of the federation service.
+pub struct Federation {
+    pool: PgPool,
+}
+
+impl Federation {
+    /// The API over the federation schema in `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn to_pb(c: Cluster) -> pb::Cluster {
+    pb::Cluster {
+        id: c.id.to_string(),
+        name: c.name,
+        api_endpoint: c.api_endpoint,
+        data_centre: c.data_centre,
+        region: c.region,
+        zone: c.zone,
+        network_domain: match c.network_domain {
+            NetworkDomain::Core => pb::NetworkDomain::Core,
+            NetworkDomain::Dmz => pb::NetworkDomain::Dmz,
+            NetworkDomain::Internet => pb::NetworkDomain::Internet,
+        } as i32,
+        environment: match c.environment {
+            Environment::Production => pb::Environment::Production,
+            Environment::Test => pb::Environment::Test,
+            Environment::Dr => pb::Environment::Dr,
+        } as i32,
+        labels: c.labels.into_iter().collect(),
+        created_at: timestamp(c.created_at),
+    }
+}
+
+#[tonic::async_trait]
+impl FederationService for Federation {
+    async fn register_cluster(&self, request: Request<pb::RegisterClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
+        let caller = caller(&request)?;
+        let new = NewCluster::parse(request.into_inner())?;
+        Ok(Response::new(to_pb(cluster::register(&self.pool, &caller, new).await?)))
+    }
+
+    async fn get_cluster(&self, request: Request<pb::GetClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
+        caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(to_pb(cluster::get(&self.pool, id).await?)))
+    }
+
+    async fn list_clusters(&self, request: Request<pb::ListClustersRequest>) -> Result<Response<pb::ListClustersResponse>, Status> {
+        caller(&request)?;
+        let r = request.into_inner();
+        let p = r.page.unwrap_or_default();
+        let (clusters, next) = cluster::list(&self.pool, Page::parse(p.limit, &p.cursor)?, &r.data_centre).await?;
+        Ok(Response::new(pb::ListClustersResponse {
+            clusters: clusters.into_iter().map(to_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn deregister_cluster(
+        &self,
+        request: Request<pb::DeregisterClusterRequest>,
+    ) -> Result<Response<pb::DeregisterClusterResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        cluster::deregister(&self.pool, &caller, id).await?;
+        Ok(Response::new(pb::DeregisterClusterResponse {}))
+    }
+
+    async fn get_known_tenant(&self, request: Request<pb::GetKnownTenantRequest>) -> Result<Response<pb::KnownTenant>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("tenant_id", &request.get_ref().tenant_id)?;
+        let t = known_tenant::get(&self.pool, &caller, id).await?;
+        Ok(Response::new(pb::KnownTenant {
+            tenant_id: t.tenant_id.to_string(),
+            name: t.name,
+            learned_at: timestamp(t.learned_at),
+            event_id: t.event_id.to_string(),
+        }))
+    }
+}

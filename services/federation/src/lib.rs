@@ -1,0 +1,40 @@
+//! The federation service: member clusters and data centres, health,
+//! partitions in member clusters, placement, propagation and failover (R2, R3).
+//! It owns the `federation` schema; it learns of tenants from tenancy's events
+//! and never reads tenancy's tables.
+
+pub mod cluster;
+pub mod grpc;
+pub mod known_tenant;
+
+use kernel::inbox::Subscription;
+use kernel::service::{Addresses, Base, Running};
+use kernel::settings::Platform;
+use kernel::shutdown::Shutdown;
+use paas_proto::v1::federation_service_server::FederationServiceServer;
+
+/// The service's name and schema.
+pub const NAME: &str = "federation";
+/// Default gRPC port of `paas serve federation`.
+pub const GRPC_PORT: u16 = 7102;
+/// Default HTTP (health, metrics) port of `paas serve federation`.
+pub const HTTP_PORT: u16 = 7202;
+
+/// The service's schema migrations.
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/federation");
+
+/// Starts the service: schema, relay, tenancy consumer and gRPC API.
+///
+/// # Errors
+/// A dependency is unreachable or an address cannot be bound.
+pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
+    base.spawn_relay(shutdown);
+    base.spawn_consumer(
+        shutdown,
+        Subscription { durable: "federation-tenants".into(), filter: "tenancy.tenant.*".into() },
+        known_tenant::TenantEvents,
+    );
+    let api = FederationServiceServer::new(grpc::Federation::new(base.pool.clone()));
+    base.serve(addresses, api, shutdown).await
+}

@@ -1,0 +1,35 @@
+//! The tenancy service: tenants, projects, partitions, members, role bindings
+//! and hierarchical quotas (R1). It owns the `tenancy` schema and announces
+//! every change as `tenancy.*` events through its outbox.
+//!
+//! It does not touch member clusters: federation turns its events into
+//! namespaces and quotas there.
+
+pub mod grpc;
+pub mod tenant;
+
+use kernel::service::{Addresses, Base, Running};
+use kernel::settings::Platform;
+use kernel::shutdown::Shutdown;
+use paas_proto::v1::tenancy_service_server::TenancyServiceServer;
+
+/// The service's name and schema.
+pub const NAME: &str = "tenancy";
+/// Default gRPC port of `paas serve tenancy`.
+pub const GRPC_PORT: u16 = 7101;
+/// Default HTTP (health, metrics) port of `paas serve tenancy`.
+pub const HTTP_PORT: u16 = 7201;
+
+/// The service's schema migrations.
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/tenancy");
+
+/// Starts the service: schema, relay and gRPC API.
+///
+/// # Errors
+/// A dependency is unreachable or an address cannot be bound.
+pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
+    base.spawn_relay(shutdown);
+    let api = TenancyServiceServer::new(grpc::Tenancy::new(base.pool.clone()));
+    base.serve(addresses, api, shutdown).await
+}
