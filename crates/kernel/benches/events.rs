@@ -2,7 +2,10 @@
 //! one PostgreSQL transaction -> relay -> JetStream -> durable consumer with
 //! inbox) against raw JetStream publish -> consume, in the same run, on the
 //! same servers. Prints throughput at saturation and p50/p99 publish-to-handle
-//! latency at a paced 1,000 events/s, and the ratios.
+//! latency at a paced 1,000 events/s, and the ratios. For context it also
+//! runs `pgbench` with the outbox writer's transaction shape (two inserts and a
+//! commit, same client count) on the same PostgreSQL: the durable-commit
+//! ceiling no outbox can pass.
 //!
 //! Run: `cargo bench -p paas-kernel --bench events`
 
@@ -14,7 +17,7 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use kernel::event::{Bus, Event, EventType};
 use kernel::inbox::{Consumer, Handler, Subscription};
-use kernel::outbox::{self, Relay};
+use kernel::outbox::{self, Outbox, Relay};
 use kernel::testkit::TestPlatform;
 use paas_proto::v1::ResourceChanged;
 use sqlx::{PgConnection, PgPool};
@@ -74,13 +77,13 @@ impl Handler for Timed {
     }
 }
 
-async fn outbox_write(pool: &PgPool, tally: &Tally) {
-    let mut tx = pool.begin().await.unwrap();
+async fn outbox_write(outbox: &Outbox, tally: &Tally) {
+    let mut tx = outbox.pool().begin().await.unwrap();
     let id = kernel::id::new_id();
     sqlx::query("INSERT INTO notes (id, text) VALUES ($1, 'bench')").bind(id).execute(&mut *tx).await.unwrap();
     let payload = ResourceChanged { id: id.to_string(), tenant_id: String::new(), name: tally.stamp() };
     outbox::record(&mut tx, BENCH_EVENT, None, &payload).await.unwrap();
-    tx.commit().await.unwrap();
+    outbox.commit(tx).await.unwrap();
 }
 
 async fn raw_publish(bus: &Bus, tally: &Tally) {
@@ -199,7 +202,8 @@ async fn run_raw(bus: &Bus, base: Instant) -> Figures {
 
 async fn run_outbox(pool: &PgPool, bus: &Bus, base: Instant) -> Figures {
     let stop = CancellationToken::new();
-    tokio::spawn(Relay::new(pool.clone(), bus.clone(), "bench").run(stop.clone()));
+    let outbox = Outbox::new(pool.clone());
+    tokio::spawn(Relay::new(&outbox, bus.clone(), "bench").run(stop.clone()));
 
     let mut figures = Figures { saturated: 0.0, p50: 0.0, p99: 0.0 };
     for (phase, expected) in [("sat", SATURATION_EVENTS), ("paced", (PACED_RATE * PACED_SECONDS) as usize)] {
@@ -213,10 +217,10 @@ async fn run_outbox(pool: &PgPool, bus: &Bus, base: Instant) -> Figures {
         );
         tokio::spawn(consumer.run(consumer_stop.clone()));
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (p, t) = (pool.clone(), tally.clone());
+        let (o, t) = (outbox.clone(), tally.clone());
         let write = move || {
-            let (p, t) = (p.clone(), t.clone());
-            async move { outbox_write(&p, &t).await }
+            let (o, t) = (o.clone(), t.clone());
+            async move { outbox_write(&o, &t).await }
         };
         if phase == "sat" {
             figures.saturated = saturate(expected, &tally, write).await;
@@ -237,6 +241,27 @@ async fn run_outbox(pool: &PgPool, bus: &Bus, base: Instant) -> Figures {
     figures
 }
 
+/// Transactions per second PostgreSQL sustains for the writer's shape, if
+/// pgbench is installed.
+fn pgbench_ceiling(url: &str) -> Option<f64> {
+    let script = std::env::temp_dir().join(format!("paas-bench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "BEGIN;\nINSERT INTO bench.notes (id, text) VALUES (gen_random_uuid(), 'bench');\n\
+         INSERT INTO bench.outbox (id, subject, envelope) VALUES (gen_random_uuid(), 'bench.note.created', '\\x0102030405060708');\nCOMMIT;\n",
+    )
+    .ok()?;
+    let out = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-c", &PRODUCERS.to_string(), "-j", "2", "-T", "8", "-f"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| l.strip_prefix("tps = ")).and_then(|l| l.split_whitespace().next()).and_then(|v| v.parse().ok())
+}
+
 #[tokio::main]
 async fn main() {
     let t = TestPlatform::new().await;
@@ -255,10 +280,21 @@ async fn main() {
     println!("{:<28} {:>12} {:>10} {:>10}", "path", "events/s", "p50 ms", "p99 ms");
     println!("{:<28} {:>12.0} {:>10.2} {:>10.2}", "raw JetStream", raw.saturated, raw.p50, raw.p99);
     println!("{:<28} {:>12.0} {:>10.2} {:>10.2}", "outbox -> relay -> inbox", ob.saturated, ob.p50, ob.p99);
+    let ceiling = pgbench_ceiling(settings.database_url.expose());
+    if let Some(tps) = ceiling {
+        println!("{:<28} {:>12.0}   (same transaction shape, {PRODUCERS} clients, no relay or consumer)", "pgbench commit ceiling", tps);
+    }
     println!(
         "ratio outbox/raw: throughput {:.2} (target >= 0.50); outbox p99 at {PACED_RATE}/s {:.2} ms (target <= 20 ms)",
         ob.saturated / raw.saturated,
         ob.p99
     );
+    if let Some(tps) = ceiling {
+        println!(
+            "ratio pgbench/raw {:.2}: the most any one-transaction-per-event outbox can reach here; outbox/pgbench {:.2}",
+            tps / raw.saturated,
+            ob.saturated / tps
+        );
+    }
     let _ = bus.jetstream.delete_stream(bus.stream_name()).await;
 }

@@ -1,11 +1,15 @@
-//! Durable consumers with an inbox: each handler runs once per event id.
+//! Durable consumers with an inbox: each handler's writes commit once per
+//! event id.
 //!
 //! A [`Consumer`] pulls from a durable JetStream consumer, and for every event
 //! records `(consumer, event id)` in its service's `inbox` table in the same
 //! transaction as the handler's writes. A redelivered event (lost ack, crash
 //! before ack, a second relay publication) finds its inbox row and is only
-//! acknowledged. Messages are handled in batches, each event inside its own
-//! savepoint, so one failing event is retried alone.
+//! acknowledged. Messages are handled in batches in one transaction: the inbox
+//! rows of the whole batch go in with one statement and the handlers run
+//! without savepoints; if any handler fails, the batch is rolled back and
+//! replayed with one savepoint per event, so the failing event is retried
+//! alone and the others commit.
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,8 +33,10 @@ pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// What a consumer does with each event, inside the inbox transaction.
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one event; its writes commit with the inbox row. Events of types
-    /// the handler does not care about should return `Ok(())`.
+    /// Handles one event; its writes commit with the inbox row, exactly once
+    /// per event id. It may be invoked again after a rollback (another event
+    /// of its batch failed, or the process died before commit), so it must act
+    /// only through `tx`. Events of types it does not care about return `Ok(())`.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] marks the event as poison (logged, never
@@ -122,23 +128,20 @@ impl<H: Handler> Consumer<H> {
 
     async fn handle_batch(&self, messages: Vec<async_nats::jetstream::Message>) -> Result<()> {
         let durable = self.subscription.durable.as_str();
-        let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for msg in &messages {
-            let event = match Event::decode(&msg.payload) {
-                Ok(e) => e,
+        let events: Vec<Option<Event>> = messages
+            .iter()
+            .map(|msg| match Event::decode(&msg.payload) {
+                Ok(e) => Some(e),
                 Err(e) => {
                     tracing::error!(consumer = durable, subject = %msg.subject, error = %e, "undecodable event dropped");
-                    outcomes.push(Outcome::Poison);
-                    continue;
+                    None
                 }
-            };
-            let span = tracing::info_span!("event", consumer = durable, event.id = %event.id(), event.type = %event.kind());
-            telemetry::adopt_parent(&span, Some(event.envelope.traceparent.as_str()).filter(|t| !t.is_empty()));
-            let outcome = self.handle_one(&mut tx, &event).instrument(span).await?;
-            outcomes.push(outcome);
-        }
-        tx.commit().await?;
+            })
+            .collect();
+        let outcomes = match self.handle_all(&events).await? {
+            Some(outcomes) => outcomes,
+            None => self.handle_each(&events).await?,
+        };
         let acks = messages.iter().zip(&outcomes).map(|(msg, outcome)| async move {
             self.handled.with_label_values(&[durable, outcome.label()]).inc();
             let kind = match outcome {
@@ -153,6 +156,62 @@ impl<H: Handler> Consumer<H> {
         });
         futures::future::join_all(acks).await;
         Ok(())
+    }
+
+    /// The fast path: every handler in one transaction without savepoints.
+    /// `None` when a handler failed (nothing was committed).
+    async fn handle_all(&self, events: &[Option<Event>]) -> Result<Option<Vec<Outcome>>> {
+        let ids: Vec<uuid::Uuid> = events.iter().flatten().map(Event::id).collect();
+        let mut tx = self.pool.begin().await?;
+        let fresh: std::collections::HashSet<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&self.subscription.durable)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut seen = std::collections::HashSet::new();
+        for event in events {
+            let Some(event) = event else {
+                outcomes.push(Outcome::Poison);
+                continue;
+            };
+            // A batch may hold the same event twice (a redelivery); run it once.
+            if !fresh.contains(&event.id()) || !seen.insert(event.id()) {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+            if self.handler.handle(&mut tx, event).instrument(self.span(event)).await.is_err() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            outcomes.push(Outcome::Handled);
+        }
+        tx.commit().await?;
+        Ok(Some(outcomes))
+    }
+
+    /// The slow path after a failure: each event in its own savepoint.
+    async fn handle_each(&self, events: &[Option<Event>]) -> Result<Vec<Outcome>> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(match event {
+                None => Outcome::Poison,
+                Some(event) => self.handle_one(&mut tx, event).instrument(self.span(event)).await?,
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    fn span(&self, event: &Event) -> tracing::Span {
+        let span = tracing::info_span!("event", consumer = %self.subscription.durable, event.id = %event.id(), event.type = %event.kind());
+        telemetry::adopt_parent(&span, Some(event.envelope.traceparent.as_str()).filter(|t| !t.is_empty()));
+        span
     }
 
     async fn handle_one(&self, tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, event: &Event) -> Result<Outcome> {

@@ -1,7 +1,8 @@
 //! The transactional outbox and its relay.
 //!
 //! [`record`] writes an event row in the caller's transaction, so the event
-//! exists if and only if the state change committed. The [`Relay`] publishes
+//! exists if and only if the state change committed; [`Outbox::commit`]
+//! commits it and wakes the relay. The [`Relay`] publishes
 //! unsent rows to JetStream with `Nats-Msg-Id` = event id and then marks them
 //! sent. A relay that dies between publishing and marking publishes the rows
 //! again on restart; JetStream drops the repeats inside its deduplication
@@ -12,6 +13,7 @@
 //!   service (one relay per schema holds an advisory lock while it publishes).
 //! - No event for a rolled-back change.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage as Publish;
@@ -19,6 +21,7 @@ use paas_proto::v1::EventEnvelope;
 use prost::Message;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -33,8 +36,8 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// How long sent rows are kept, for inspection, before they are pruned.
 pub const KEEP_SENT: Duration = Duration::from_secs(24 * 3600);
 
-/// Writes an event for `kind` into the outbox inside the caller's transaction
-/// and wakes the relay at commit. Returns the event id.
+/// Writes an event for `kind` into the outbox inside the caller's transaction.
+/// Commit with [`Outbox::commit`] so the relays wake at once. Returns the event id.
 ///
 /// # Errors
 /// The insert fails; the caller's transaction should then roll back.
@@ -55,17 +58,68 @@ pub async fn record<M: Message + prost::Name>(
         payload_type: M::full_name(),
         payload: payload.encode_to_vec(),
     };
-    // pg_notify is delivered at commit and never for a rolled-back transaction.
-    sqlx::query(
-        "WITH e AS (INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3) RETURNING 1)
-         SELECT pg_notify('paas_outbox_' || current_schema(), '') FROM e",
-    )
+    sqlx::query("INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3)")
     .bind(event_id)
     .bind(kind.name())
     .bind(envelope.encode_to_vec())
     .execute(&mut *tx)
     .await?;
     Ok(event_id)
+}
+
+/// A service's outbox: commits transactions that recorded events and wakes
+/// the relays. Cheap to clone; every clone shares the wake-ups.
+///
+/// The relay of the same process is woken directly. Relays of other processes
+/// (replicas of the service, one of which holds the relay lock) are woken by a
+/// `pg_notify` sent after the commit by one background task, so a burst of
+/// commits costs one notification. The notification is never sent inside the
+/// transaction: PostgreSQL serialises every committing transaction that has
+/// notified, fsync included, behind one global lock.
+#[derive(Clone)]
+pub struct Outbox {
+    pool: PgPool,
+    local: Arc<Notify>,
+    remote: Arc<Notify>,
+}
+
+impl Outbox {
+    /// The outbox in `pool`'s schema. Spawns the notification task, which
+    /// ends when the pool is closed.
+    pub fn new(pool: PgPool) -> Self {
+        let remote = Arc::new(Notify::new());
+        let outbox = Self { pool: pool.clone(), local: Arc::new(Notify::new()), remote: remote.clone() };
+        tokio::spawn(async move {
+            loop {
+                remote.notified().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("SELECT pg_notify('paas_outbox_' || current_schema(), '')").execute(&pool).await {
+                    tracing::debug!(error = %e, "outbox wake-up not sent; relays will poll");
+                }
+            }
+        });
+        outbox
+    }
+
+    /// The pool the outbox lives in.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Commits a transaction that recorded events, then wakes the relays. A
+    /// lost wake-up (the process dies right after the commit) only delays the
+    /// events until a relay's next poll.
+    ///
+    /// # Errors
+    /// The commit fails; nothing was written.
+    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<()> {
+        tx.commit().await?;
+        self.local.notify_one();
+        self.remote.notify_one();
+        Ok(())
+    }
 }
 
 /// One row claimed for publication.
@@ -136,21 +190,22 @@ impl Claim {
 #[derive(Clone)]
 pub struct Relay {
     pool: PgPool,
+    wake: Arc<Notify>,
     bus: Bus,
     service: String,
     published: prometheus::IntCounter,
 }
 
 impl Relay {
-    /// A relay for the outbox in `pool`'s schema, named after its service.
-    pub fn new(pool: PgPool, bus: Bus, service: &str) -> Self {
+    /// A relay for `outbox`, named after its service.
+    pub fn new(outbox: &Outbox, bus: Bus, service: &str) -> Self {
         let published = telemetry::counter_vec(
             "paas_outbox_published_events_total",
             "Events the outbox relay published to JetStream.",
             &["service"],
         )
         .with_label_values(&[service]);
-        Self { pool, bus, service: service.to_string(), published }
+        Self { pool: outbox.pool.clone(), wake: outbox.local.clone(), bus, service: service.to_string(), published }
     }
 
     /// Claims up to [`BATCH`] unsent rows in commit order. Returns an empty
@@ -223,9 +278,14 @@ impl Relay {
             }
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                r = listener.recv() => if let Err(e) = r {
-                    tracing::warn!(service = %self.service, error = %e, "outbox listener lost; polling");
-                    tokio::time::sleep(POLL).await;
+                _ = self.wake.notified() => {}
+                r = listener.recv() => match r {
+                    // Wake-ups that arrived meanwhile are covered by this drain.
+                    Ok(_) => while listener.next_buffered().is_some() {},
+                    Err(e) => {
+                        tracing::warn!(service = %self.service, error = %e, "outbox listener lost; polling");
+                        tokio::time::sleep(POLL).await;
+                    }
                 },
                 _ = tokio::time::sleep(POLL) => {}
             }

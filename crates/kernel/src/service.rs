@@ -16,7 +16,7 @@ use crate::event::Bus;
 use crate::grpc::CallerCheck;
 use crate::health::Readiness;
 use crate::inbox::{Consumer, Handler, Subscription};
-use crate::outbox::Relay;
+use crate::outbox::{Outbox, Relay};
 use crate::settings::{Env, Platform, SettingError};
 use crate::shutdown::Shutdown;
 use crate::{Error, Result, db};
@@ -59,6 +59,8 @@ pub struct Base {
     pub name: &'static str,
     /// Pool on the service's schema.
     pub pool: PgPool,
+    /// The service's outbox: commit event-recording transactions through it.
+    pub outbox: Outbox,
     /// The event bus.
     pub bus: Bus,
     /// Verifies callers and signs calls to other services.
@@ -74,12 +76,12 @@ impl Base {
         let pool = db::connect(platform, name).await?;
         db::migrate(&pool, migrations).await?;
         let bus = Bus::connect(platform).await?;
-        Ok(Self { name, pool, bus, key: CallerKey::new(platform.caller_key.clone()) })
+        Ok(Self { name, outbox: Outbox::new(pool.clone()), pool, bus, key: CallerKey::new(platform.caller_key.clone()) })
     }
 
     /// Starts the outbox relay for this service's schema.
     pub fn spawn_relay(&self, shutdown: &Shutdown) {
-        let relay = Relay::new(self.pool.clone(), self.bus.clone(), self.name);
+        let relay = Relay::new(&self.outbox, self.bus.clone(), self.name);
         shutdown.spawn("outbox relay", relay.run(shutdown.token()));
     }
 

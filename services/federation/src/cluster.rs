@@ -9,7 +9,8 @@ use kernel::caller::Caller;
 use kernel::event::EventType;
 use kernel::name::DnsLabel;
 use kernel::page::Page;
-use kernel::{Error, Result, id, outbox};
+use kernel::outbox::{self, Outbox};
+use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -180,9 +181,9 @@ macro_rules! columns {
 ///
 /// # Errors
 /// Not an administrator, or the name is taken.
-pub async fn register(pool: &PgPool, caller: &Caller, new: NewCluster) -> Result<Cluster> {
+pub async fn register(outbox: &Outbox, caller: &Caller, new: NewCluster) -> Result<Cluster> {
     caller.require_platform_admin()?;
-    let mut tx = pool.begin().await?;
+    let mut tx = outbox.pool().begin().await?;
     let row: Row = sqlx::query_as(concat!(
         "INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING RETURNING ",
@@ -207,7 +208,7 @@ pub async fn register(pool: &PgPool, caller: &Caller, new: NewCluster) -> Result
         data_centre: cluster.data_centre.clone(),
     };
     outbox::record(&mut tx, REGISTERED, None, &event).await?;
-    tx.commit().await?;
+    outbox.commit(tx).await?;
     Ok(cluster)
 }
 
@@ -245,13 +246,13 @@ pub async fn list(pool: &PgPool, page: Page, data_centre: &str) -> Result<(Vec<C
 ///
 /// # Errors
 /// Not an administrator, or no such cluster.
-pub async fn deregister(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<()> {
+pub async fn deregister(outbox: &Outbox, caller: &Caller, id: Uuid) -> Result<()> {
     caller.require_platform_admin()?;
-    let mut tx = pool.begin().await?;
+    let mut tx = outbox.pool().begin().await?;
     if sqlx::query("DELETE FROM clusters WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
         return Err(Error::not_found("cluster", id));
     }
     outbox::record(&mut tx, DEREGISTERED, None, &pb::ClusterDeregistered { cluster_id: id.to_string() }).await?;
-    tx.commit().await?;
+    outbox.commit(tx).await?;
     Ok(())
 }

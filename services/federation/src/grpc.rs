@@ -5,6 +5,7 @@ use kernel::id::parse_id;
 use kernel::page::Page;
 use paas_proto::v1 as pb;
 use paas_proto::v1::federation_service_server::FederationService;
+use kernel::outbox::Outbox;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
@@ -13,13 +14,17 @@ use crate::known_tenant;
 
 /// The gRPC face of the federation service.
 pub struct Federation {
-    pool: PgPool,
+    outbox: Outbox,
 }
 
 impl Federation {
-    /// The API over the federation schema in `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// The API over the federation schema of `outbox`.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    fn pool(&self) -> &PgPool {
+        self.outbox.pool()
     }
 }
 
@@ -51,20 +56,20 @@ impl FederationService for Federation {
     async fn register_cluster(&self, request: Request<pb::RegisterClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
         let caller = caller(&request)?;
         let new = NewCluster::parse(request.into_inner())?;
-        Ok(Response::new(to_pb(cluster::register(&self.pool, &caller, new).await?)))
+        Ok(Response::new(to_pb(cluster::register(&self.outbox, &caller, new).await?)))
     }
 
     async fn get_cluster(&self, request: Request<pb::GetClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
         caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        Ok(Response::new(to_pb(cluster::get(&self.pool, id).await?)))
+        Ok(Response::new(to_pb(cluster::get(self.pool(), id).await?)))
     }
 
     async fn list_clusters(&self, request: Request<pb::ListClustersRequest>) -> Result<Response<pb::ListClustersResponse>, Status> {
         caller(&request)?;
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
-        let (clusters, next) = cluster::list(&self.pool, Page::parse(p.limit, &p.cursor)?, &r.data_centre).await?;
+        let (clusters, next) = cluster::list(self.pool(), Page::parse(p.limit, &p.cursor)?, &r.data_centre).await?;
         Ok(Response::new(pb::ListClustersResponse {
             clusters: clusters.into_iter().map(to_pb).collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
@@ -77,14 +82,14 @@ impl FederationService for Federation {
     ) -> Result<Response<pb::DeregisterClusterResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        cluster::deregister(&self.pool, &caller, id).await?;
+        cluster::deregister(&self.outbox, &caller, id).await?;
         Ok(Response::new(pb::DeregisterClusterResponse {}))
     }
 
     async fn get_known_tenant(&self, request: Request<pb::GetKnownTenantRequest>) -> Result<Response<pb::KnownTenant>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("tenant_id", &request.get_ref().tenant_id)?;
-        let t = known_tenant::get(&self.pool, &caller, id).await?;
+        let t = known_tenant::get(self.pool(), &caller, id).await?;
         Ok(Response::new(pb::KnownTenant {
             tenant_id: t.tenant_id.to_string(),
             name: t.name,

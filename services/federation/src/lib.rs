@@ -35,6 +35,6 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
         Subscription { durable: "federation-tenants".into(), filter: "tenancy.tenant.*".into() },
         known_tenant::TenantEvents,
     );
-    let api = FederationServiceServer::new(grpc::Federation::new(base.pool.clone()));
+    let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone()));
     base.serve(addresses, api, shutdown).await
 }

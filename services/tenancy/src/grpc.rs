@@ -6,7 +6,7 @@ use kernel::id::parse_id;
 use kernel::page::Page;
 use paas_proto::v1 as pb;
 use paas_proto::v1::tenancy_service_server::TenancyService;
-use sqlx::PgPool;
+use kernel::outbox::Outbox;
 use tonic::{Request, Response, Status};
 
 use crate::tenant::{self, NewTenant, Tenant, TenantChange, Tenants};
@@ -17,9 +17,9 @@ pub struct Tenancy {
 }
 
 impl Tenancy {
-    /// The API over the tenancy schema in `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { tenants: Tenants::new(pool) }
+    /// The API over the tenancy schema of `outbox`.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { tenants: Tenants::new(outbox) }
     }
 }
 

@@ -30,6 +30,6 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migration
 pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
-    let api = TenancyServiceServer::new(grpc::Tenancy::new(base.pool.clone()));
+    let api = TenancyServiceServer::new(grpc::Tenancy::new(base.outbox.clone()));
     base.serve(addresses, api, shutdown).await
 }

@@ -7,7 +7,8 @@ use kernel::caller::{Caller, Role};
 use kernel::event::EventType;
 use kernel::name::DnsLabel;
 use kernel::page::Page;
-use kernel::{Error, Result, id, outbox};
+use kernel::outbox::{self, Outbox};
+use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -173,13 +174,17 @@ macro_rules! columns {
 /// Tenants in the `tenancy` schema.
 #[derive(Clone)]
 pub struct Tenants {
-    pool: PgPool,
+    outbox: Outbox,
 }
 
 impl Tenants {
-    /// Tenants stored in `pool`'s schema.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// Tenants stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    fn pool(&self) -> &PgPool {
+        self.outbox.pool()
     }
 
     /// Creates a tenant and announces it. Platform administrators only.
@@ -188,7 +193,7 @@ impl Tenants {
     /// Not an administrator, or the name is taken.
     pub async fn create(&self, caller: &Caller, new: NewTenant) -> Result<Tenant> {
         caller.require_platform_admin()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let row: Row = sqlx::query_as(concat!("INSERT INTO tenants (id, name, display_name, contact) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO NOTHING RETURNING ", columns!(), ""))
         .bind(id::new_id())
@@ -205,7 +210,7 @@ impl Tenants {
             display_name: tenant.display_name.clone(),
         };
         outbox::record(&mut tx, CREATED, Some(tenant.id), &event).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         tracing::info!(tenant = %tenant.id, name = %tenant.name, "tenant created");
         Ok(tenant)
     }
@@ -220,7 +225,7 @@ impl Tenants {
         }
         let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         row.map(Tenant::from).ok_or_else(|| Error::not_found("tenant", id))
     }
@@ -242,7 +247,7 @@ impl Tenants {
         .bind(like_escape(name_prefix))
         .bind(status.map(|s| s.as_str()))
         .bind(page.fetch())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(page.finish(rows.into_iter().map(Tenant::from).collect(), |t| t.id))
     }
@@ -257,7 +262,7 @@ impl Tenants {
         if change.status.is_some() {
             caller.require_platform_admin()?;
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let current: Row = sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1 FOR UPDATE"))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -284,7 +289,7 @@ impl Tenants {
             status: tenant.status.as_str().into(),
         };
         outbox::record(&mut tx, UPDATED, Some(id), &event).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(tenant)
     }
 
@@ -294,13 +299,13 @@ impl Tenants {
     /// Not an administrator, or no such tenant.
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
         caller.require_platform_admin()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let gone = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
         if gone == 0 {
             return Err(Error::not_found("tenant", id));
         }
         outbox::record(&mut tx, DELETED, Some(id), &pb::TenantDeleted { tenant_id: id.to_string() }).await?;
-        tx.commit().await?;
+        self.outbox.commit(tx).await?;
         Ok(())
     }
 }

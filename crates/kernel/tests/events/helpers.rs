@@ -18,6 +18,7 @@ pub const NOTE_CREATED: EventType = EventType::new("test", "note", "created");
 
 pub struct Scratch {
     pub pool: PgPool,
+    pub outbox: outbox::Outbox,
     pub bus: Bus,
     pub stop: CancellationToken,
 }
@@ -30,7 +31,7 @@ impl Scratch {
         let pool = kernel::db::connect(&t.settings, "scratch").await.expect("database");
         kernel::db::migrate(&pool, &NOTES).await.expect("migrations");
         let bus = Bus::connect(&t.settings).await.expect("NATS with JetStream");
-        Self { pool, bus, stop: CancellationToken::new() }
+        Self { outbox: outbox::Outbox::new(pool.clone()), pool, bus, stop: CancellationToken::new() }
     }
 
     /// Writes a note and its event in one transaction; commits unless told not to.
@@ -41,7 +42,7 @@ impl Scratch {
         let payload = ResourceChanged { id: id.to_string(), tenant_id: String::new(), name: text.into() };
         outbox::record(&mut tx, NOTE_CREATED, None, &payload).await.unwrap();
         if commit {
-            tx.commit().await.unwrap();
+            self.outbox.commit(tx).await.unwrap();
         } else {
             tx.rollback().await.unwrap();
         }
@@ -49,7 +50,7 @@ impl Scratch {
     }
 
     pub fn relay(&self) -> outbox::Relay {
-        outbox::Relay::new(self.pool.clone(), self.bus.clone(), "scratch")
+        outbox::Relay::new(&self.outbox, self.bus.clone(), "scratch")
     }
 
     pub fn spawn_relay(&self) -> CancellationToken {
@@ -65,7 +66,7 @@ impl Scratch {
             self.pool.clone(),
             self.bus.clone(),
             Subscription { durable: durable.into(), filter: "test.note.*".into() },
-            Recorder { count: count.clone() },
+            Recorder { count: count.clone(), failures: Arc::default() },
         );
         tokio::spawn(consumer.run(stop.clone()));
         (count, stop)
@@ -101,15 +102,28 @@ impl Drop for Scratch {
     }
 }
 
-/// Records each handled note in `handled` (in the inbox transaction) and counts calls.
+/// Records each handled note in `handled` (in the inbox transaction) and counts
+/// calls. A note named `fail-twice` fails its first two attempts (a passing
+/// outage: once in the batch, once in the per-event replay); one named `poison`
+/// is refused as invalid (it can never succeed).
 pub struct Recorder {
     pub count: Arc<AtomicUsize>,
+    pub failures: Arc<AtomicUsize>,
 }
 
 impl Handler for Recorder {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> kernel::Result<()> {
         let note: ResourceChanged = event.payload()?;
         let id = kernel::id::parse_id("id", &note.id)?;
+        if note.name == "poison" {
+            return Err(kernel::Error::invalid("name", "poison"));
+        }
+        // Write first, then fail: the rollback must undo the write.
+        sqlx::query("INSERT INTO handled (note_id, text) VALUES ($1, $2)").bind(id).bind(format!("{}-partial", note.name)).execute(&mut *tx).await?;
+        if note.name == "fail-twice" && self.failures.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err(kernel::Error::Unavailable("a passing outage".into()));
+        }
+        sqlx::query("DELETE FROM handled WHERE note_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO handled (note_id, text) VALUES ($1, $2)").bind(id).bind(&note.name).execute(&mut *tx).await?;
         self.count.fetch_add(1, Ordering::SeqCst);
         Ok(())

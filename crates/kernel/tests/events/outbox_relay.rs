@@ -103,3 +103,27 @@ async fn events_keep_commit_order_through_the_relay() {
     let handled = s.until_handled(50, WITHIN).await;
     assert_eq!(handled.into_iter().map(|(id, _)| id).collect::<Vec<_>>(), ids);
 }
+
+#[tokio::test]
+async fn a_failing_event_is_retried_alone_while_its_batch_commits_and_poison_is_dropped() {
+    let s = Scratch::new().await;
+    // Write first, relay afterwards, so they tend to arrive in one batch.
+    let ids = [
+        s.write_note("a", true).await,
+        s.write_note("fail-twice", true).await,
+        s.write_note("poison", true).await,
+        s.write_note("b", true).await,
+    ];
+    let (count, _) = s.spawn_consumer("failing");
+    s.spawn_relay();
+
+    let handled = s.until_handled(3, WITHIN).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let handled_now = s.handled().await;
+    assert_eq!(handled_now.len(), 3, "no partial writes and no poison: {handled_now:?}");
+    let texts: Vec<&str> = handled.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["a", "b", "fail-twice"], "the failed event came back after the others committed");
+    assert!(!handled_now.iter().any(|(id, _)| *id == ids[2]));
+    // "a" also ran in the rolled-back batch; only its committed run counts.
+    assert!(count.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+}
