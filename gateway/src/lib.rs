@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(kernel::health::router(Readiness::default()))
         .fallback(|| async { problem::ApiError::not_found_route() })
+        .layer(axum::middleware::from_fn(problem::render))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(kernel::grpc::SpanFromHeaders))

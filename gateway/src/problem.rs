@@ -1,42 +1,43 @@
 //! Errors as RFC 7807 problem+json. Services' gRPC statuses are mapped by the
-//! kernel's single table ([`kernel::error::Problem::from_status`]); the gateway
-//! adds the request id.
+//! kernel's single table ([`kernel::error::Problem::from_status`]). Handlers and
+//! extractors return an [`ApiError`]; the [`render`] middleware writes it out
+//! with the request id, so every problem carries one whoever raised it.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kernel::error::Problem;
 
-/// An error answered as problem+json.
+/// An error answered as problem+json (boxed: errors are rare, results common).
 #[derive(Debug)]
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Box<Problem>);
 
 impl ApiError {
     /// 400 naming the field.
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self(Problem::invalid(field, detail))
+        Self(Box::new(Problem::invalid(field, detail)))
     }
 
     /// 401.
     pub fn unauthenticated(detail: &str) -> Self {
-        Self(Problem::new(401, "unauthenticated", "Not authenticated", detail))
+        Self(Box::new(Problem::new(401, "unauthenticated", "Not authenticated", detail)))
     }
 
     /// 404 for a path no route serves.
     pub fn not_found_route() -> Self {
-        Self(Problem::new(404, "not-found", "Not found", "no such API route"))
+        Self(Box::new(Problem::new(404, "not-found", "Not found", "no such API route")))
     }
 
     /// Attaches the request id.
     pub fn with_request_id(self, id: Option<String>) -> Self {
-        Self(self.0.with_request_id(id))
+        Self(Box::new(self.0.with_request_id(id)))
     }
 }
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let request_id = kernel::grpc::metadata_str(status.metadata(), kernel::grpc::REQUEST_ID_METADATA).map(str::to_string);
-        Self(Problem::from_status(&status).with_request_id(request_id))
+        Self(Box::new(Problem::from_status(&status).with_request_id(request_id)))
     }
 }
 
@@ -46,14 +47,38 @@ impl From<kernel::Error> for ApiError {
     }
 }
 
+/// A problem waiting in a response's extensions for [`render`].
+#[derive(Clone)]
+struct Pending(Box<Problem>);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(self.0)).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
+        let mut response = status.into_response();
+        response.extensions_mut().insert(Pending(self.0));
         response
     }
+}
+
+/// Middleware writing pending problems as problem+json with the request id.
+pub async fn render(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut response = next.run(request).await;
+    match response.extensions_mut().remove::<Pending>() {
+        Some(Pending(problem)) => {
+            let problem = if problem.request_id.is_none() { problem.with_request_id(request_id) } else { *problem };
+            write(problem)
+        }
+        None => response,
+    }
+}
+
+fn write(problem: Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(problem)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }
