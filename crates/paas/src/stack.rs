@@ -1,0 +1,93 @@
+//! Every service and the gateway in one process, each service on its own
+//! loopback port and talking to the others over gRPC exactly as when they run
+//! as separate processes.
+
+use std::net::SocketAddr;
+
+use kernel::grpc::uri;
+use kernel::service::{Addresses, Running};
+use kernel::settings::Platform;
+use kernel::shutdown::Shutdown;
+
+/// A running platform.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The gateway's address.
+    pub gateway: SocketAddr,
+    /// Each service and where it listens.
+    pub services: Vec<Running>,
+}
+
+impl Stack {
+    /// The gateway's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.gateway)
+    }
+
+    /// Where a service listens.
+    pub fn service(&self, name: &str) -> Option<&Running> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// The services, in start order, with their default ports for `paas serve`.
+pub const SERVICES: &[&str] = &[
+    tenancy::NAME,
+    federation::NAME,
+];
+
+/// Starts one service by name.
+///
+/// # Errors
+/// Unknown name, or the service fails to start.
+pub async fn start_service(name: &str, platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    match name {
+        tenancy::NAME => tenancy::start(platform, addresses, shutdown).await,
+        federation::NAME => federation::start(platform, addresses, shutdown).await,
+        other => Err(kernel::Error::invalid("service", format!("{other} is not one of {}", SERVICES.join(", ")))),
+    }
+}
+
+/// The default ports of a service under `paas serve`.
+pub fn default_ports(name: &str) -> Option<(u16, u16)> {
+    Some(match name {
+        tenancy::NAME => (tenancy::GRPC_PORT, tenancy::HTTP_PORT),
+        federation::NAME => (federation::GRPC_PORT, federation::HTTP_PORT),
+        _ => return None,
+    })
+}
+
+/// Starts every service on ephemeral loopback ports, then the gateway on
+/// `gateway.addr`, pointed at them.
+///
+/// # Errors
+/// A service or the gateway fails to start.
+pub async fn start(platform: &Platform, mut gateway: gateway::Settings, shutdown: &Shutdown) -> kernel::Result<Stack> {
+    let mut services = Vec::with_capacity(SERVICES.len());
+    for name in SERVICES {
+        services.push(start_service(name, platform, Addresses::ephemeral(), shutdown).await?);
+    }
+    let find = |name: &str| services.iter().find(|s| s.name == name).map(|s| uri(s.grpc)).expect("started above");
+    gateway.upstream.tenancy = find(tenancy::NAME);
+    gateway.upstream.federation = find(federation::NAME);
+    let gateway = gateway::start(platform, gateway, shutdown).await?;
+    Ok(Stack { gateway, services })
+}
+
+/// Runs every service's migrations.
+///
+/// # Errors
+/// A migration fails.
+pub async fn migrate(platform: &Platform) -> kernel::Result<()> {
+    let all: [(&str, &sqlx::migrate::Migrator); 2] = [
+        (tenancy::NAME, &tenancy::MIGRATIONS),
+        (federation::NAME, &federation::MIGRATIONS),
+    ];
+    for (schema, migrations) in all {
+        let pool = kernel::db::connect(platform, schema).await?;
+        kernel::db::migrate(&pool, migrations).await?;
+        pool.close().await;
+        tracing::info!(schema, "migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The platform end to end: requests through the gateway, across gRPC, into
+//! PostgreSQL, out through the outbox to JetStream and into another service.
+
+mod errors;
+mod tenant_slice;
+mod tracing;
