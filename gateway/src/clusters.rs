@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
+use kernel::grpc::time;
+
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::ApiError;
-use crate::tenants::time;
 
 /// Routes served here, as (method, path).
 pub const ROUTES: &[(&str, &str)] = &[

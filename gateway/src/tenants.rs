@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
+use kernel::grpc::time;
+
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
@@ -95,10 +97,6 @@ pub struct ListQuery {
     status: Option<String>,
 }
 
-/// A protobuf timestamp as a time.
-pub(crate) fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos as u32))
-}
 
 fn status_name(raw: i32) -> String {
     match pb::TenantStatus::try_from(raw) {

@@ -136,3 +136,8 @@ pub fn metadata_str<'a>(md: &'a MetadataMap, key: &str) -> Option<&'a str> {
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
 }
+
+/// A protobuf timestamp as a time (`None` when absent or out of range).
+pub fn time(t: Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+}
