@@ -21,6 +21,7 @@ pub mod name;
 pub mod inbox;
 pub mod outbox;
 pub mod page;
+pub mod quantity;
 pub mod settings;
 pub mod service;
 pub mod shutdown;

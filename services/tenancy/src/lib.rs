@@ -6,6 +6,11 @@
 //! namespaces and quotas there.
 
 pub mod grpc;
+pub mod partition;
+pub mod project;
+pub mod quota;
+pub mod reservation;
+pub mod resource;
 pub mod tenant;
 
 use kernel::service::{Addresses, Base, Running};

@@ -1,0 +1,383 @@
+//! Hierarchical quotas: tenant (optionally split per cluster and per data
+//! centre, with a DR reserve), project carved from the tenant, partition
+//! carved from the project.
+//!
+//! # Guarantees
+//! Every change to limits or to what is held against them happens under the
+//! tenant's admission lock ([`lock_tenant`]), so the checks here and in
+//! [`crate::reservation`] see a consistent tenant and nothing is ever
+//! over-committed: at every level, `used <= hard`, and the projects' limits sum
+//! to at most the tenant's, the partitions' to at most their project's.
+
+use std::collections::BTreeMap;
+
+use kernel::caller::{Caller, Role};
+use kernel::event::EventType;
+use kernel::outbox::{self, Outbox};
+use kernel::quantity::Quantity;
+use kernel::{Error, Result};
+use paas_proto::v1 as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::partition::{self, LimitRange, Partition};
+use crate::resource::{Resource, ResourceList};
+
+/// `tenancy.quota.changed`
+pub const CHANGED: EventType = EventType::new("tenancy", "quota", "changed");
+
+/// Takes the tenant's admission lock until the transaction ends. All quota
+/// writes of a tenant serialise on it; different tenants do not wait for each
+/// other.
+///
+/// # Errors
+/// The database fails.
+pub async fn lock_tenant(tx: &mut PgConnection, tenant: Uuid) -> Result<()> {
+    // The random half of the UUIDv7 keys the lock; a collision only makes two
+    // tenants wait for each other.
+    let key = i64::from_be_bytes(tenant.as_bytes()[8..16].try_into().expect("16-byte uuid"));
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// A level of the hierarchy where limits are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// A partition's namespace.
+    Partition,
+    /// A project.
+    Project,
+    /// The tenant's share of one cluster.
+    Cluster,
+    /// The tenant's share of one data centre.
+    DataCentre,
+    /// The tenant's total.
+    Tenant,
+    /// The part of the tenant's total kept for failover.
+    DrReserve,
+}
+
+impl Level {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Partition => "partition",
+            Self::Project => "project",
+            Self::Cluster => "cluster",
+            Self::DataCentre => "data_centre",
+            Self::Tenant => "tenant",
+            Self::DrReserve => "dr_reserve",
+        }
+    }
+}
+
+/// Where a set of limits lives: a level, its owner and, for splits, the
+/// cluster or data centre.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The level.
+    pub level: Level,
+    /// The tenant, project or partition.
+    pub owner: Uuid,
+    /// The cluster or data centre of a split; empty otherwise.
+    pub key: String,
+}
+
+/// One resource at one scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The resource.
+    pub resource: Resource,
+    /// The limit, if this level sets one.
+    pub hard: Option<Quantity>,
+    /// Held by reservations (reserved or committed).
+    pub used: Quantity,
+}
+
+/// What a tenant's quota is made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantQuota {
+    /// The total.
+    pub hard: ResourceList,
+    /// Caps per cluster name.
+    pub clusters: BTreeMap<String, ResourceList>,
+    /// Caps per data centre name.
+    pub data_centres: BTreeMap<String, ResourceList>,
+    /// Kept for failover: normal reservations leave it free.
+    pub dr_reserve: ResourceList,
+}
+
+/// The usage of one scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// Where.
+    pub scope: Scope,
+    /// Per resource.
+    pub lines: Vec<Line>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    level: String,
+    owner_id: Uuid,
+    key: String,
+    resource: String,
+    hard: Option<i64>,
+    used: i64,
+}
+
+fn level_of(stored: &str) -> Level {
+    match stored {
+        "partition" => Level::Partition,
+        "project" => Level::Project,
+        "cluster" => Level::Cluster,
+        "data_centre" => Level::DataCentre,
+        "dr_reserve" => Level::DrReserve,
+        _ => Level::Tenant,
+    }
+}
+
+/// The limits at one scope, as `resource -> (hard, used)` in milli-units.
+async fn limits(tx: &mut PgConnection, scope: &Scope) -> Result<BTreeMap<Resource, (Option<i64>, i64)>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT level, owner_id, key, resource, hard, used FROM quotas WHERE level = $1 AND owner_id = $2 AND key = $3",
+    )
+    .bind(scope.level.as_str())
+    .bind(scope.owner)
+    .bind(&scope.key)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().filter_map(|r| Some((Resource::parse(&r.resource)?, (r.hard, r.used)))).collect())
+}
+
+/// Sum of the limits set by a level's other members (`projects` of a tenant,
+/// `partitions` of a project), per resource.
+async fn siblings_sum(tx: &mut PgConnection, level: Level, members: &[Uuid]) -> Result<BTreeMap<Resource, i64>> {
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT resource, sum(hard)::bigint FROM quotas WHERE level = $1 AND owner_id = ANY($2) AND hard IS NOT NULL GROUP BY resource",
+    )
+    .bind(level.as_str())
+    .bind(members)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().filter_map(|(r, s)| Some((Resource::parse(&r)?, s.unwrap_or(0)))).collect())
+}
+
+/// Replaces a scope's limits with `hard`, keeping what is used. Refuses to
+/// set a limit below what is in use.
+async fn replace(tx: &mut PgConnection, tenant: Uuid, scope: &Scope, name: &str, hard: &ResourceList) -> Result<()> {
+    let current = limits(tx, scope).await?;
+    for (resource, q) in &hard.0 {
+        let used = current.get(resource).map(|(_, u)| *u).unwrap_or(0);
+        if q.milli() < used {
+            return Err(Error::FailedPrecondition(format!("{name}: cannot set {} to {q}: {} is in use", resource.as_str(), resource.amount(used))));
+        }
+    }
+    sqlx::query("UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND key = $3")
+        .bind(scope.level.as_str())
+        .bind(scope.owner)
+        .bind(&scope.key)
+        .execute(&mut *tx)
+        .await?;
+    let (resources, amounts): (Vec<&str>, Vec<i64>) = hard.0.iter().map(|(r, q)| (r.as_str(), q.milli())).unzip();
+    sqlx::query(
+        "INSERT INTO quotas (tenant_id, level, owner_id, key, resource, hard)
+         SELECT $1, $2, $3, $4, r, h FROM unnest($5::text[], $6::bigint[]) AS t(r, h)
+         ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET hard = EXCLUDED.hard",
+    )
+    .bind(tenant)
+    .bind(scope.level.as_str())
+    .bind(scope.owner)
+    .bind(&scope.key)
+    .bind(&resources)
+    .bind(&amounts)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM quotas WHERE level = $1 AND owner_id = $2 AND key = $3 AND hard IS NULL AND used = 0")
+        .bind(scope.level.as_str())
+        .bind(scope.owner)
+        .bind(&scope.key)
+        .execute(&mut *tx)
+        .await?;
+    let event = pb::QuotaChanged {
+        tenant_id: tenant.to_string(),
+        level: scope.level.as_str().into(),
+        owner_id: scope.owner.to_string(),
+        key: scope.key.clone(),
+        hard: hard.to_strings().into_iter().collect(),
+    };
+    outbox::record(tx, CHANGED, Some(tenant), &event).await?;
+    Ok(())
+}
+
+/// Refuses when `children` (with the new limits) would exceed `parent`.
+fn carve(parent_name: &str, parent: &BTreeMap<Resource, (Option<i64>, i64)>, children: &BTreeMap<Resource, i64>, what: &str) -> Result<()> {
+    for (resource, sum) in children {
+        if let Some((Some(hard), _)) = parent.get(resource)
+            && sum > hard
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "{parent_name} has {} of {}; {what} would hold {}",
+                resource.amount(*hard),
+                resource.as_str(),
+                resource.amount(*sum)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn add(mut sums: BTreeMap<Resource, i64>, list: &ResourceList) -> BTreeMap<Resource, i64> {
+    for (r, q) in &list.0 {
+        *sums.entry(*r).or_default() += q.milli();
+    }
+    sums
+}
+
+/// Quotas in the tenancy schema.
+#[derive(Clone)]
+pub struct Quotas {
+    outbox: Outbox,
+}
+
+impl Quotas {
+    /// Quotas stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    /// Sets a tenant's quota, its splits and DR reserve. Platform
+    /// administrators only (tenants ask for more through resource requests).
+    ///
+    /// # Errors
+    /// Not allowed, no such tenant, a limit below what is in use or below
+    /// what the projects hold, a split or reserve above the total.
+    pub async fn set_tenant(&self, caller: &Caller, tenant: Uuid, quota: &TenantQuota) -> Result<()> {
+        caller.require_platform_admin()?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("tenant", tenant))?;
+        lock_tenant(&mut tx, tenant).await?;
+        let label = format!("tenant {name}");
+        let total: BTreeMap<Resource, (Option<i64>, i64)> = quota.hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
+        let projects: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1").bind(tenant).fetch_all(&mut *tx).await?;
+        carve(&label, &total, &siblings_sum(&mut tx, Level::Project, &projects).await?, "its projects")?;
+        for (what, list) in std::iter::once(("the DR reserve".to_string(), &quota.dr_reserve))
+            .chain(quota.clusters.iter().map(|(c, l)| (format!("the split for cluster {c}"), l)))
+            .chain(quota.data_centres.iter().map(|(d, l)| (format!("the split for data centre {d}"), l)))
+        {
+            carve(&label, &total, &add(BTreeMap::new(), list), &what)?;
+        }
+        for resource in quota.dr_reserve.0.keys() {
+            if !quota.hard.0.contains_key(resource) {
+                return Err(Error::invalid(format!("dr_reserve.{}", resource.as_str()), "a reserve needs a total for the same resource"));
+            }
+        }
+        let scope = |level, key: &str| Scope { level, owner: tenant, key: key.to_string() };
+        replace(&mut tx, tenant, &scope(Level::Tenant, ""), &label, &quota.hard).await?;
+        replace(&mut tx, tenant, &scope(Level::DrReserve, ""), &label, &quota.dr_reserve).await?;
+        // Splits no longer named are removed (their usage stays counted at the tenant).
+        for (level, splits) in [(Level::Cluster, &quota.clusters), (Level::DataCentre, &quota.data_centres)] {
+            let keys: Vec<String> = splits.keys().cloned().collect();
+            sqlx::query("UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND NOT (key = ANY($3))")
+                .bind(level.as_str())
+                .bind(tenant)
+                .bind(&keys)
+                .execute(&mut *tx)
+                .await?;
+            for (key, list) in splits {
+                replace(&mut tx, tenant, &scope(level, key), &format!("{label} in {key}"), list).await?;
+            }
+        }
+        self.outbox.commit(tx).await
+    }
+
+    /// Sets a project's quota, carved from its tenant's. Tenant admins.
+    ///
+    /// # Errors
+    /// Not allowed, no such project, the projects would exceed the tenant,
+    /// or the limit is below its partitions' limits or what is in use.
+    pub async fn set_project(&self, caller: &Caller, project: Uuid, hard: &ResourceList) -> Result<()> {
+        let mut tx = self.outbox.pool().begin().await?;
+        let (tenant, name, tenant_name) =
+            sqlx::query_as::<_, (Uuid, String, String)>("SELECT p.tenant_id, p.name, t.name FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1")
+                .bind(project)
+                .fetch_optional(&mut *tx)
+                .await?
+                .filter(|(t, ..)| caller.can_see(*t))
+                .ok_or_else(|| Error::not_found("project", project))?;
+        caller.require(tenant, Role::TenantAdmin, "project", project)?;
+        lock_tenant(&mut tx, tenant).await?;
+        let others: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND id <> $2").bind(tenant).bind(project).fetch_all(&mut *tx).await?;
+        let tenant_limits = limits(&mut tx, &Scope { level: Level::Tenant, owner: tenant, key: String::new() }).await?;
+        let projects = add(siblings_sum(&mut tx, Level::Project, &others).await?, hard);
+        carve(&format!("tenant {tenant_name}"), &tenant_limits, &projects, "its projects")?;
+        let partitions: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partitions WHERE project_id = $1").bind(project).fetch_all(&mut *tx).await?;
+        let new: BTreeMap<Resource, (Option<i64>, i64)> = hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
+        carve(&format!("project {name}"), &new, &siblings_sum(&mut tx, Level::Partition, &partitions).await?, "its partitions")?;
+        replace(&mut tx, tenant, &Scope { level: Level::Project, owner: project, key: String::new() }, &format!("project {name}"), hard).await?;
+        self.outbox.commit(tx).await
+    }
+
+    /// Sets a partition's ResourceQuota and LimitRange, carved from its
+    /// project; federation writes both into the cluster. Tenant admins.
+    ///
+    /// # Errors
+    /// Not allowed, no such partition, the partitions would exceed the
+    /// project, or the limit is below what is in use.
+    pub async fn set_partition(&self, caller: &Caller, partition: &Partition, hard: &ResourceList, limit_range: LimitRange) -> Result<()> {
+        caller.require(partition.tenant_id, Role::TenantAdmin, "partition", partition.id)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        lock_tenant(&mut tx, partition.tenant_id).await?;
+        let project_name: String = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1").bind(partition.project_id).fetch_one(&mut *tx).await?;
+        let others: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partitions WHERE project_id = $1 AND id <> $2")
+            .bind(partition.project_id)
+            .bind(partition.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let project_limits = limits(&mut tx, &Scope { level: Level::Project, owner: partition.project_id, key: String::new() }).await?;
+        let sums = add(siblings_sum(&mut tx, Level::Partition, &others).await?, hard);
+        carve(&format!("project {project_name}"), &project_limits, &sums, "its partitions")?;
+        let label = format!("partition {} in {}", partition.namespace, partition.cluster);
+        replace(&mut tx, partition.tenant_id, &Scope { level: Level::Partition, owner: partition.id, key: String::new() }, &label, hard).await?;
+        sqlx::query("UPDATE partitions SET limit_range = $2 WHERE id = $1")
+            .bind(partition.id)
+            .bind(sqlx::types::Json(&limit_range))
+            .execute(&mut *tx)
+            .await?;
+        let updated = Partition { limit_range, ..partition.clone() };
+        partition::announce(&mut tx, partition::UPDATED, &updated, hard).await?;
+        self.outbox.commit(tx).await
+    }
+
+    /// Used against hard at every level of a tenant the caller can see.
+    ///
+    /// # Errors
+    /// The tenant is not visible to the caller.
+    pub async fn usage(&self, caller: &Caller, tenant: Uuid) -> Result<Vec<Usage>> {
+        if !caller.can_see(tenant) {
+            return Err(Error::not_found("tenant", tenant));
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT level, owner_id, key, resource, hard, used FROM quotas WHERE tenant_id = $1 ORDER BY level, owner_id, key, resource",
+        )
+        .bind(tenant)
+        .fetch_all(self.outbox.pool())
+        .await?;
+        let mut usage: Vec<Usage> = Vec::new();
+        for r in rows {
+            let scope = Scope { level: level_of(&r.level), owner: r.owner_id, key: r.key };
+            let Some(resource) = Resource::parse(&r.resource) else { continue };
+            let line = Line { resource, hard: r.hard.map(|h| resource.amount(h)), used: resource.amount(r.used) };
+            match usage.last_mut() {
+                Some(u) if u.scope == scope => u.lines.push(line),
+                _ => usage.push(Usage { scope, lines: vec![line] }),
+            }
+        }
+        Ok(usage)
+    }
+}

@@ -1,0 +1,6 @@
+//! Tenancy's domain against the real PostgreSQL: the hierarchy, quotas and
+//! admission by reservation, including under heavy concurrency.
+
+mod helpers;
+mod quotas;
+mod reservations;
