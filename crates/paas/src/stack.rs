@@ -34,6 +34,10 @@ impl Stack {
 pub const SERVICES: &[&str] = &[
     tenancy::NAME,
     federation::NAME,
+    apps::NAME,
+    configs::NAME,
+    images::NAME,
+    devops::NAME,
 ];
 
 /// Starts one service by name.
@@ -44,6 +48,10 @@ pub async fn start_service(name: &str, platform: &Platform, addresses: Addresses
     match name {
         tenancy::NAME => tenancy::start(platform, addresses, shutdown).await,
         federation::NAME => federation::start(platform, addresses, shutdown).await,
+        apps::NAME => apps::start(platform, addresses, shutdown).await,
+        configs::NAME => configs::start(platform, addresses, shutdown).await,
+        images::NAME => images::start(platform, addresses, shutdown).await,
+        devops::NAME => devops::start(platform, addresses, shutdown).await,
         other => Err(kernel::Error::invalid("service", format!("{other} is not one of {}", SERVICES.join(", ")))),
     }
 }
@@ -53,6 +61,10 @@ pub fn default_ports(name: &str) -> Option<(u16, u16)> {
     Some(match name {
         tenancy::NAME => (tenancy::GRPC_PORT, tenancy::HTTP_PORT),
         federation::NAME => (federation::GRPC_PORT, federation::HTTP_PORT),
+        apps::NAME => (apps::GRPC_PORT, apps::HTTP_PORT),
+        configs::NAME => (configs::GRPC_PORT, configs::HTTP_PORT),
+        images::NAME => (images::GRPC_PORT, images::HTTP_PORT),
+        devops::NAME => (devops::GRPC_PORT, devops::HTTP_PORT),
         _ => return None,
     })
 }
@@ -79,9 +91,13 @@ pub async fn start(platform: &Platform, mut gateway: gateway::Settings, shutdown
 /// # Errors
 /// A migration fails.
 pub async fn migrate(platform: &Platform) -> kernel::Result<()> {
-    let all: [(&str, &sqlx::migrate::Migrator); 2] = [
+    let all: [(&str, &sqlx::migrate::Migrator); 6] = [
         (tenancy::NAME, &tenancy::MIGRATIONS),
         (federation::NAME, &federation::MIGRATIONS),
+        (apps::NAME, &apps::MIGRATIONS),
+        (configs::NAME, &configs::MIGRATIONS),
+        (images::NAME, &images::MIGRATIONS),
+        (devops::NAME, &devops::MIGRATIONS),
     ];
     for (schema, migrations) in all {
         let pool = kernel::db::connect(platform, schema).await?;

@@ -2,5 +2,6 @@
 //! PostgreSQL, out through the outbox to JetStream and into another service.
 
 mod errors;
+mod services;
 mod tenant_slice;
 mod tracing;

@@ -100,7 +100,7 @@ fn item(kind: &str, raw: LimitItem, defaults_allowed: bool) -> Result<LimitItem>
     let default = parse("default", raw.default)?;
     let default_request = parse("defaultRequest", raw.default_request)?;
     let ratio = parse("maxLimitRequestRatio", raw.max_limit_request_ratio)?;
-    if !defaults_allowed && !(default.is_empty() && default_request.is_empty()) {
+    if !(defaults_allowed || default.is_empty() && default_request.is_empty()) {
         return Err(Error::invalid(format!("limit_range.{kind}.default"), "a Pod limit takes no defaults (Kubernetes applies them per container)"));
     }
     // min <= defaultRequest <= default <= max, for every resource named in two of them.

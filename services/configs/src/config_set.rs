@@ -1,0 +1,157 @@
+//! Config sets: one application's configuration in one environment of a
+//! tenant. Operators of the tenant create and delete them; its members read.
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Role};
+use kernel::event::EventType;
+use kernel::name::DnsLabel;
+use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use uuid::Uuid;
+
+/// `configs.config_set.created`
+pub const CREATED: EventType = EventType::new("configs", "config_set", "created");
+/// `configs.config_set.deleted`
+pub const DELETED: EventType = EventType::new("configs", "config_set", "deleted");
+
+/// A config set as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConfigSet {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// The application it configures (DNS label).
+    pub application: String,
+    /// The environment (DNS label: `dev`, `qa`, `production` ...).
+    pub environment: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A validated new config set.
+#[derive(Debug, Clone)]
+pub struct NewConfigSet {
+    tenant: Uuid,
+    application: DnsLabel,
+    environment: DnsLabel,
+}
+
+impl NewConfigSet {
+    /// Validates raw input; errors name the field.
+    ///
+    /// # Errors
+    /// A field is malformed.
+    pub fn parse(tenant_id: &str, application: &str, environment: &str) -> Result<Self> {
+        Ok(Self {
+            tenant: id::parse_id("tenant_id", tenant_id)?,
+            application: DnsLabel::parse("application", application.trim())?,
+            environment: DnsLabel::parse("environment", environment.trim())?,
+        })
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, tenant_id, application, environment, created_at"
+    };
+}
+
+/// Config sets in the configs schema.
+#[derive(Clone)]
+pub struct ConfigSets {
+    outbox: Outbox,
+}
+
+impl ConfigSets {
+    /// Config sets stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    /// Creates a config set. Operators of the tenant.
+    ///
+    /// # Errors
+    /// Not allowed, or the tenant already has one for that application and environment.
+    pub async fn create(&self, caller: &Caller, new: NewConfigSet) -> Result<ConfigSet> {
+        caller.require(new.tenant, Role::Operator, "tenant", new.tenant)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let set: ConfigSet = sqlx::query_as(concat!(
+            "INSERT INTO config_sets (id, tenant_id, application, environment) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
+            columns!()
+        ))
+        .bind(id::new_id())
+        .bind(new.tenant)
+        .bind(new.application.as_str())
+        .bind(new.environment.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::Conflict(format!("{} already has a config set in {}", new.application, new.environment)))?;
+        let event = pb::ResourceChanged { id: set.id.to_string(), tenant_id: set.tenant_id.to_string(), name: format!("{}/{}", set.application, set.environment) };
+        outbox::record(&mut tx, CREATED, Some(set.tenant_id), &event).await?;
+        self.outbox.commit(tx).await?;
+        Ok(set)
+    }
+
+    /// A config set the caller can see.
+    ///
+    /// # Errors
+    /// Not found or not visible (the same answer).
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ConfigSet> {
+        let set: Option<ConfigSet> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM config_sets WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        set.filter(|s| caller.can_see(s.tenant_id)).ok_or_else(|| Error::not_found("config set", id))
+    }
+
+    /// A page of the config sets the caller can see, optionally of one tenant.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn list(&self, caller: &Caller, page: Page, tenant: Option<Uuid>) -> Result<(Vec<ConfigSet>, String)> {
+        let rows: Vec<ConfigSet> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM config_sets WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
+              AND ($3::uuid IS NULL OR tenant_id = $3) ORDER BY id LIMIT $4"
+        ))
+        .bind(page.after)
+        .bind(caller.visible_tenants())
+        .bind(tenant)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows, |s| s.id))
+    }
+
+    /// Deletes a config set. Operators of the tenant.
+    ///
+    /// # Errors
+    /// Not visible or not allowed.
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        let set = self.get(caller, id).await?;
+        caller.require(set.tenant_id, Role::Operator, "config set", id)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        sqlx::query("DELETE FROM config_sets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let event = pb::ResourceChanged { id: id.to_string(), tenant_id: set.tenant_id.to_string(), name: format!("{}/{}", set.application, set.environment) };
+        outbox::record(&mut tx, DELETED, Some(set.tenant_id), &event).await?;
+        self.outbox.commit(tx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let t = Uuid::now_v7().to_string();
+        assert!(NewConfigSet::parse(&t, "shop", "qa").is_ok());
+        assert_eq!(NewConfigSet::parse("", "shop", "qa").unwrap_err().field(), Some("tenant_id"));
+        assert_eq!(NewConfigSet::parse(&t, "Shop", "qa").unwrap_err().field(), Some("application"));
+        assert_eq!(NewConfigSet::parse(&t, "shop", "").unwrap_err().field(), Some("environment"));
+    }
+}

@@ -1,0 +1,175 @@
+//! Pipelines: a tenant's build-and-deploy flow for one source repository.
+//! Developers of the tenant create and delete them; its members read.
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Role};
+use kernel::event::EventType;
+use kernel::name::DnsLabel;
+use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use uuid::Uuid;
+
+/// `devops.pipeline.created`
+pub const CREATED: EventType = EventType::new("devops", "pipeline", "created");
+/// `devops.pipeline.deleted`
+pub const DELETED: EventType = EventType::new("devops", "pipeline", "deleted");
+
+/// A pipeline as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Pipeline {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// DNS label, unique in the tenant.
+    pub name: String,
+    /// The Git repository it builds.
+    pub repository: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Checks a Git remote: `http(s)://` or `ssh://` URLs, or scp-like `user@host:path`.
+fn git_remote(raw: &str) -> Result<String> {
+    let r = raw.trim();
+    let bad = || Error::invalid("repository", "must be a Git URL (https://, ssh:// or user@host:path)");
+    if let Ok(url) = url::Url::parse(r) {
+        return if matches!(url.scheme(), "http" | "https" | "ssh" | "git") && url.host().is_some() && url.path().len() > 1 { Ok(r.to_string()) } else { Err(bad()) };
+    }
+    let (user_host, path) = r.split_once(':').ok_or_else(bad)?;
+    let (user, host) = user_host.split_once('@').ok_or_else(bad)?;
+    let ok = !user.is_empty() && !host.is_empty() && !path.is_empty() && !r.contains(char::is_whitespace) && !host.contains('/');
+    if ok { Ok(r.to_string()) } else { Err(bad()) }
+}
+
+/// A validated new pipeline.
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    tenant: Uuid,
+    name: DnsLabel,
+    repository: String,
+}
+
+impl NewPipeline {
+    /// Validates raw input; errors name the field.
+    ///
+    /// # Errors
+    /// A field is malformed.
+    pub fn parse(tenant_id: &str, name: &str, repository: &str) -> Result<Self> {
+        Ok(Self { tenant: id::parse_id("tenant_id", tenant_id)?, name: DnsLabel::parse("name", name.trim())?, repository: git_remote(repository)? })
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, tenant_id, name, repository, created_at"
+    };
+}
+
+/// Pipelines in the devops schema.
+#[derive(Clone)]
+pub struct Pipelines {
+    outbox: Outbox,
+}
+
+impl Pipelines {
+    /// Pipelines stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    /// Creates a pipeline. Developers of the tenant.
+    ///
+    /// # Errors
+    /// Not allowed, or the name is taken in the tenant.
+    pub async fn create(&self, caller: &Caller, new: NewPipeline) -> Result<Pipeline> {
+        caller.require(new.tenant, Role::Developer, "tenant", new.tenant)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let pipeline: Pipeline = sqlx::query_as(concat!(
+            "INSERT INTO pipelines (id, tenant_id, name, repository) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
+            columns!()
+        ))
+        .bind(id::new_id())
+        .bind(new.tenant)
+        .bind(new.name.as_str())
+        .bind(&new.repository)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::Conflict(format!("the tenant already has a pipeline named {}", new.name)))?;
+        let event = pb::ResourceChanged { id: pipeline.id.to_string(), tenant_id: pipeline.tenant_id.to_string(), name: pipeline.name.clone() };
+        outbox::record(&mut tx, CREATED, Some(pipeline.tenant_id), &event).await?;
+        self.outbox.commit(tx).await?;
+        Ok(pipeline)
+    }
+
+    /// A pipeline the caller can see.
+    ///
+    /// # Errors
+    /// Not found or not visible (the same answer).
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Pipeline> {
+        let pipeline: Option<Pipeline> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM pipelines WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        pipeline.filter(|p| caller.can_see(p.tenant_id)).ok_or_else(|| Error::not_found("pipeline", id))
+    }
+
+    /// A page of the pipelines the caller can see, optionally of one tenant.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn list(&self, caller: &Caller, page: Page, tenant: Option<Uuid>) -> Result<(Vec<Pipeline>, String)> {
+        let rows: Vec<Pipeline> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM pipelines WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
+              AND ($3::uuid IS NULL OR tenant_id = $3) ORDER BY id LIMIT $4"
+        ))
+        .bind(page.after)
+        .bind(caller.visible_tenants())
+        .bind(tenant)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows, |p| p.id))
+    }
+
+    /// Deletes a pipeline. Developers of the tenant.
+    ///
+    /// # Errors
+    /// Not visible or not allowed.
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        let pipeline = self.get(caller, id).await?;
+        caller.require(pipeline.tenant_id, Role::Developer, "pipeline", id)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        sqlx::query("DELETE FROM pipelines WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let event = pb::ResourceChanged { id: id.to_string(), tenant_id: pipeline.tenant_id.to_string(), name: pipeline.name };
+        outbox::record(&mut tx, DELETED, Some(pipeline.tenant_id), &event).await?;
+        self.outbox.commit(tx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_remotes_of_every_usual_form_are_accepted() {
+        for ok in ["https://git.example.com/acme/shop.git", "ssh://git@git.example.com/acme/shop.git", "git@git.example.com:acme/shop.git"] {
+            assert_eq!(git_remote(ok).unwrap(), ok);
+        }
+        for bad in ["", "shop", "ftp://x/y", "https://host", "git@:path", "@host:path", "git@host/x:y z"] {
+            assert_eq!(git_remote(bad).unwrap_err().field(), Some("repository"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let t = Uuid::now_v7().to_string();
+        assert!(NewPipeline::parse(&t, "shop-ci", "git@h:a/b").is_ok());
+        assert_eq!(NewPipeline::parse("x", "shop-ci", "git@h:a/b").unwrap_err().field(), Some("tenant_id"));
+        assert_eq!(NewPipeline::parse(&t, "Shop CI", "git@h:a/b").unwrap_err().field(), Some("name"));
+    }
+}

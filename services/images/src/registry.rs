@@ -1,0 +1,158 @@
+//! Registries: the OCI distribution registries the platform knows. They are
+//! platform resources: every caller may read them, platform administrators
+//! change them. At most one is the master others replicate from.
+
+use chrono::{DateTime, Utc};
+use kernel::caller::Caller;
+use kernel::event::EventType;
+use kernel::name::DnsLabel;
+use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use uuid::Uuid;
+
+/// `images.registry.created`
+pub const CREATED: EventType = EventType::new("images", "registry", "created");
+/// `images.registry.deleted`
+pub const DELETED: EventType = EventType::new("images", "registry", "deleted");
+
+/// A registry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Registry {
+    /// Its id.
+    pub id: Uuid,
+    /// DNS label, unique.
+    pub name: String,
+    /// Its base URL.
+    pub url: String,
+    /// Whether others replicate from it.
+    pub master: bool,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A validated new registry.
+#[derive(Debug, Clone)]
+pub struct NewRegistry {
+    name: DnsLabel,
+    url: url::Url,
+    master: bool,
+}
+
+impl NewRegistry {
+    /// Validates raw input; errors name the field.
+    ///
+    /// # Errors
+    /// A field is malformed.
+    pub fn parse(name: &str, url: &str, master: bool) -> Result<Self> {
+        let url = url::Url::parse(url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| Error::invalid("url", "must be an http(s) URL of the registry"))?;
+        Ok(Self { name: DnsLabel::parse("name", name.trim())?, url, master })
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, name, url, master, created_at"
+    };
+}
+
+/// Registries in the images schema.
+#[derive(Clone)]
+pub struct Registries {
+    outbox: Outbox,
+}
+
+impl Registries {
+    /// Registries stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    /// Registers a registry. Platform administrators only.
+    ///
+    /// # Errors
+    /// Not allowed, the name is taken, or a master exists and this one claims to be master.
+    pub async fn create(&self, caller: &Caller, new: NewRegistry) -> Result<Registry> {
+        caller.require_platform_admin()?;
+        let mut tx = self.outbox.pool().begin().await?;
+        if new.master {
+            let master: Option<String> = sqlx::query_scalar("SELECT name FROM registries WHERE master FOR UPDATE").fetch_optional(&mut *tx).await?;
+            if let Some(existing) = master {
+                return Err(Error::Conflict(format!("{existing} is already the master registry")));
+            }
+        }
+        let registry: Registry = sqlx::query_as(concat!(
+            "INSERT INTO registries (id, name, url, master) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING ",
+            columns!()
+        ))
+        .bind(id::new_id())
+        .bind(new.name.as_str())
+        .bind(new.url.as_str())
+        .bind(new.master)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::Conflict(format!("a registry named {} already exists", new.name)))?;
+        let event = pb::ResourceChanged { id: registry.id.to_string(), tenant_id: String::new(), name: registry.name.clone() };
+        outbox::record(&mut tx, CREATED, None, &event).await?;
+        self.outbox.commit(tx).await?;
+        Ok(registry)
+    }
+
+    /// One registry.
+    ///
+    /// # Errors
+    /// No such registry.
+    pub async fn get(&self, id: Uuid) -> Result<Registry> {
+        let registry: Option<Registry> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM registries WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        registry.ok_or_else(|| Error::not_found("registry", id))
+    }
+
+    /// A page of registries.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn list(&self, page: Page) -> Result<(Vec<Registry>, String)> {
+        let rows: Vec<Registry> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM registries WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"))
+            .bind(page.after)
+            .bind(page.fetch())
+            .fetch_all(self.outbox.pool())
+            .await?;
+        Ok(page.finish(rows, |r| r.id))
+    }
+
+    /// Removes a registry. Platform administrators only.
+    ///
+    /// # Errors
+    /// Not allowed, or no such registry.
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        caller.require_platform_admin()?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let name: String = sqlx::query_scalar("DELETE FROM registries WHERE id = $1 RETURNING name")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("registry", id))?;
+        outbox::record(&mut tx, DELETED, None, &pb::ResourceChanged { id: id.to_string(), tenant_id: String::new(), name }).await?;
+        self.outbox.commit(tx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert!(NewRegistry::parse("harbor", "https://harbor.example.com", true).is_ok());
+        assert_eq!(NewRegistry::parse("Harbor", "https://h", false).unwrap_err().field(), Some("name"));
+        assert_eq!(NewRegistry::parse("harbor", "harbor.example.com", false).unwrap_err().field(), Some("url"));
+        assert_eq!(NewRegistry::parse("harbor", "ftp://h", false).unwrap_err().field(), Some("url"));
+    }
+}
