@@ -35,6 +35,21 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migration
 pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
+    let reservations = reservation::Reservations::new(base.pool.clone());
+    let stop = shutdown.token();
+    shutdown.spawn("reservation sweeper", async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok::<(), kernel::Error>(()),
+                _ = tokio::time::sleep(reservation::SWEEP) => {}
+            }
+            match reservations.expire_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "reservations expired"),
+                Err(e) => tracing::warn!(error = %e, "reservation sweep failed"),
+            }
+        }
+    });
     let api = TenancyServiceServer::new(grpc::Tenancy::new(base.outbox.clone()));
     base.serve(addresses, api, shutdown).await
 }

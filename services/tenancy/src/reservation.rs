@@ -25,6 +25,9 @@ use crate::resource::{Resource, ResourceList};
 
 /// Time to live when the caller gives none.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// How often overdue reservations are expired in the background (a request
+/// that would be refused expires them at once, so this only tidies usage).
+pub const SWEEP: Duration = Duration::from_secs(5);
 /// The longest time to live: a reservation is a promise to apply soon.
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
 
@@ -195,68 +198,33 @@ fn refused(r: &Reservation) -> Error {
     Error::ResourceExhausted(r.refusal.clone().unwrap_or_else(|| "over quota".into()))
 }
 
-/// Adds `sign * amounts` to `used` at every level the reservation is charged to.
-async fn charge(tx: &mut PgConnection, r: &Reservation, sign: i64) -> Result<()> {
-    let levels = [
-        (Level::Tenant, r.tenant_id, ""),
-        (Level::Cluster, r.tenant_id, r.cluster.as_str()),
-        (Level::DataCentre, r.tenant_id, r.data_centre.as_str()),
-        (Level::Project, r.project_id, ""),
-        (Level::Partition, r.partition_id, ""),
-    ];
-    let mut level = Vec::new();
-    let mut owner = Vec::new();
-    let mut key = Vec::new();
-    let mut resource = Vec::new();
-    let mut amount = Vec::new();
-    for (l, o, k) in levels {
-        for (res, q) in &r.amounts.0 {
-            level.push(l.as_str());
-            owner.push(o);
-            key.push(k);
-            resource.push(res.as_str());
-            amount.push(sign * q.milli());
-        }
-    }
-    // Taking creates the rows it needs; giving back only updates (an insert's
-    // candidate row would fail `used >= 0` before the conflict is seen).
-    let statement = if sign > 0 {
-        "INSERT INTO quotas (tenant_id, level, owner_id, key, resource, used)
-         SELECT $1, l, o, k, r, a FROM unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) AS t(l, o, k, r, a)
-         ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET used = quotas.used + EXCLUDED.used"
-    } else {
-        "UPDATE quotas q SET used = q.used + t.a
-         FROM unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::bigint[]) AS t(l, o, k, r, a)
-         WHERE q.tenant_id = $1 AND q.level = t.l AND q.owner_id = t.o AND q.key = t.k AND q.resource = t.r"
+/// The levels a reservation row `r` is charged to, joined with its amounts,
+/// as SQL: `lv(l, o, k)` and `a(key, value)` for use after `FROM r`.
+macro_rules! charged_levels {
+    () => {
+        "LATERAL (VALUES ('tenant', r.tenant_id, ''), ('cluster', r.tenant_id, r.cluster), ('data_centre', r.tenant_id, r.data_centre),
+                  ('project', r.project_id, ''), ('partition', r.partition_id, '')) AS lv(l, o, k),
+         LATERAL jsonb_each_text(r.amounts) AS a(key, value)"
     };
-    sqlx::query(statement)
-    .bind(r.tenant_id)
-    .bind(&level)
-    .bind(&owner)
-    .bind(&key)
-    .bind(&resource)
-    .bind(&amount)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// Expires the tenant's reservations whose time is up and gives back what
-/// they held. Call under the tenant's lock.
+/// they held, in one statement. Call under the tenant's lock.
 async fn expire(tx: &mut PgConnection, tenant: Uuid) -> Result<u64> {
-    let due: Vec<Row> = sqlx::query_as(concat!(
-        "UPDATE reservations SET state = 'expired', updated_at = now()
-         WHERE tenant_id = $1 AND state = 'reserved' AND expires_at < now() RETURNING ",
-        columns!()
+    let given_back: i64 = sqlx::query_scalar(concat!(
+        "WITH r AS (UPDATE reservations SET state = 'expired', updated_at = now()
+                    WHERE tenant_id = $1 AND state = 'reserved' AND expires_at < now() RETURNING *),
+              g AS (UPDATE quotas q SET used = q.used - t.amount
+                    FROM (SELECT lv.l, lv.o, lv.k, a.key AS resource, sum(a.value::bigint) AS amount FROM r, ",
+        charged_levels!(),
+        "          GROUP BY 1, 2, 3, 4) t
+                    WHERE q.level = t.l AND q.owner_id = t.o AND q.key = t.k AND q.resource = t.resource RETURNING 1)
+         SELECT count(*) FROM r"
     ))
     .bind(tenant)
-    .fetch_all(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let count = due.len() as u64;
-    for r in due {
-        charge(tx, &Reservation::from(r), -1).await?;
-    }
-    Ok(count)
+    Ok(given_back as u64)
 }
 
 /// The first level, from the partition up, where `ask` does not fit; as the
@@ -291,6 +259,22 @@ fn first_shortfall(
     None
 }
 
+fn to_limits(rows: Vec<(String, String, Option<i64>, i64)>) -> BTreeMap<(Level, Resource), (Option<i64>, i64)> {
+    rows.into_iter()
+        .filter_map(|(l, r, h, u)| {
+            let level = match l.as_str() {
+                "tenant" => Level::Tenant,
+                "dr_reserve" => Level::DrReserve,
+                "cluster" => Level::Cluster,
+                "data_centre" => Level::DataCentre,
+                "project" => Level::Project,
+                _ => Level::Partition,
+            };
+            Some(((level, Resource::parse(&r)?), (h, u)))
+        })
+        .collect()
+}
+
 /// Reservations in the tenancy schema.
 #[derive(Clone)]
 pub struct Reservations {
@@ -323,51 +307,23 @@ impl Reservations {
         caller.require(tenant, Role::Operator, "partition", request.partition)?;
         lock_tenant(&mut tx, tenant).await?;
 
-        let earlier: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"))
-            .bind(tenant)
-            .bind(&request.idempotency_key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(earlier) = earlier {
-            let earlier = Reservation::from(earlier);
-            if earlier.partition_id != request.partition || earlier.amounts != request.amounts {
-                return Err(Error::Conflict(format!("idempotency key {} was used for a different reservation", request.idempotency_key)));
-            }
-            return if earlier.state == State::Refused { Err(refused(&earlier)) } else { Ok(earlier) };
-        }
-        expire(&mut tx, tenant).await?;
-
         let resources: Vec<&str> = request.amounts.0.keys().map(Resource::as_str).collect();
-        let rows: Vec<(String, String, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT level, resource, hard, used FROM quotas WHERE tenant_id = $1 AND resource = ANY($2) AND (
-                (level IN ('tenant', 'dr_reserve') AND owner_id = $1)
-             OR (level = 'cluster' AND owner_id = $1 AND key = $3)
-             OR (level = 'data_centre' AND owner_id = $1 AND key = $4)
-             OR (level = 'project' AND owner_id = $5)
-             OR (level = 'partition' AND owner_id = $6))",
-        )
-        .bind(tenant)
-        .bind(&resources)
-        .bind(&cluster)
-        .bind(&data_centre)
-        .bind(project)
-        .bind(request.partition)
-        .fetch_all(&mut *tx)
-        .await?;
-        let limits: BTreeMap<(Level, Resource), (Option<i64>, i64)> = rows
-            .into_iter()
-            .filter_map(|(l, r, h, u)| {
-                let level = match l.as_str() {
-                    "tenant" => Level::Tenant,
-                    "dr_reserve" => Level::DrReserve,
-                    "cluster" => Level::Cluster,
-                    "data_centre" => Level::DataCentre,
-                    "project" => Level::Project,
-                    _ => Level::Partition,
-                };
-                Some(((level, Resource::parse(&r)?), (h, u)))
-            })
-            .collect();
+        let limits_query = || {
+            sqlx::query_as::<_, (String, String, Option<i64>, i64)>(
+                "SELECT level, resource, hard, used FROM quotas WHERE tenant_id = $1 AND resource = ANY($2) AND (
+                    (level IN ('tenant', 'dr_reserve') AND owner_id = $1)
+                 OR (level = 'cluster' AND owner_id = $1 AND key = $3)
+                 OR (level = 'data_centre' AND owner_id = $1 AND key = $4)
+                 OR (level = 'project' AND owner_id = $5)
+                 OR (level = 'partition' AND owner_id = $6))",
+            )
+            .bind(tenant)
+            .bind(resources.clone())
+            .bind(cluster.clone())
+            .bind(data_centre.clone())
+            .bind(project)
+            .bind(request.partition)
+        };
         let names = BTreeMap::from([
             (Level::Partition, format!("partition {namespace} in {cluster}")),
             (Level::Project, format!("project {project_name}")),
@@ -375,13 +331,28 @@ impl Reservations {
             (Level::DataCentre, format!("tenant {tenant_name} in data centre {data_centre}")),
             (Level::Tenant, format!("tenant {tenant_name}")),
         ]);
-        let refusal = first_shortfall(&request.amounts, request.purpose, &limits, &names);
+        let mut refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
+        // Overdue reservations may hold the room asked for: give it back and
+        // look again. (The sweeper does this too; here it is never late.)
+        if refusal.is_some() && expire(&mut tx, tenant).await? > 0 {
+            refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
+        }
         let state = if refusal.is_some() { State::Refused } else { State::Reserved };
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(request.ttl).expect("ttl fits");
-        let row: Row = sqlx::query_as(concat!(
-            "INSERT INTO reservations (id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key, purpose, amounts, state, refusal, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
-            columns!()
+        // Insert and charge in one statement; a taken key inserts nothing and
+        // the earlier answer is returned instead.
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "WITH r AS (INSERT INTO reservations (id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key, purpose, amounts, state, refusal, expires_at)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                        ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING *),
+                  c AS (INSERT INTO quotas (tenant_id, level, owner_id, key, resource, used)
+                        SELECT r.tenant_id, lv.l, lv.o, lv.k, a.key, a.value::bigint FROM r, ",
+            charged_levels!(),
+            "           WHERE r.state = 'reserved'
+                        ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET used = quotas.used + EXCLUDED.used RETURNING 1)
+             SELECT ",
+            columns!(),
+            " FROM r"
         ))
         .bind(id::new_id())
         .bind(tenant)
@@ -395,14 +366,28 @@ impl Reservations {
         .bind(state.as_str())
         .bind(&refusal)
         .bind((state == State::Reserved).then_some(expires_at))
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        let reservation = Reservation::from(row);
-        if state == State::Reserved {
-            charge(&mut tx, &reservation, 1).await?;
-        }
-        tx.commit().await?;
-        if state == State::Refused { Err(refused(&reservation)) } else { Ok(reservation) }
+        let reservation = match row {
+            Some(row) => {
+                tx.commit().await?;
+                Reservation::from(row)
+            }
+            None => {
+                drop(tx);
+                let earlier: Row = sqlx::query_as(concat!("SELECT ", columns!(), " FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"))
+                    .bind(tenant)
+                    .bind(&request.idempotency_key)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let earlier = Reservation::from(earlier);
+                if earlier.partition_id != request.partition || earlier.amounts != request.amounts {
+                    return Err(Error::Conflict(format!("idempotency key {} was used for a different reservation", request.idempotency_key)));
+                }
+                earlier
+            }
+        };
+        if reservation.state == State::Refused { Err(refused(&reservation)) } else { Ok(reservation) }
     }
 
     /// A reservation the caller can see.
@@ -417,17 +402,32 @@ impl Reservations {
         row.map(Reservation::from).filter(|r| caller.can_see(r.tenant_id)).ok_or_else(|| Error::not_found("reservation", id))
     }
 
-    /// Holds a reservation for good. Committing twice is harmless.
+    /// Holds a reservation for good. Committing twice is harmless. Needs no
+    /// tenant lock: it changes no counter, and its guard on `expires_at` and
+    /// the row lock settle a race with expiry either way.
     ///
     /// # Errors
     /// Not visible or allowed, or it already expired, was released or refused.
     pub async fn commit(&self, caller: &Caller, id: Uuid) -> Result<Reservation> {
-        self.transition(caller, id, |r| match r.state {
-            State::Reserved if r.expires_at.is_some_and(|e| e < chrono::Utc::now()) => Err(Error::FailedPrecondition(format!("reservation {id} expired"))),
-            State::Reserved | State::Committed => Ok(Some(State::Committed)),
+        let seen = self.get(caller, id).await?;
+        caller.require(seen.tenant_id, Role::Operator, "reservation", id)?;
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "UPDATE reservations SET state = 'committed', expires_at = NULL, updated_at = now()
+             WHERE id = $1 AND state = 'reserved' AND expires_at >= now() RETURNING ",
+            columns!()
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(row.into());
+        }
+        let current = self.get(caller, id).await?;
+        match current.state {
+            State::Committed => Ok(current),
+            State::Reserved | State::Expired => Err(Error::FailedPrecondition(format!("reservation {id} expired"))),
             other => Err(Error::FailedPrecondition(format!("reservation {id} is {}, it cannot be committed", other.as_str()))),
-        })
-        .await
+        }
     }
 
     /// Gives a reservation back. Releasing twice is harmless.
@@ -435,38 +435,32 @@ impl Reservations {
     /// # Errors
     /// Not visible or allowed, or it was refused.
     pub async fn release(&self, caller: &Caller, id: Uuid) -> Result<Reservation> {
-        self.transition(caller, id, |r| match r.state {
-            State::Reserved | State::Committed => Ok(Some(State::Released)),
-            State::Released | State::Expired => Ok(None),
-            State::Refused => Err(Error::FailedPrecondition(format!("reservation {id} was refused; nothing is held"))),
-        })
-        .await
-    }
-
-    async fn transition(&self, caller: &Caller, id: Uuid, next: impl Fn(&Reservation) -> Result<Option<State>>) -> Result<Reservation> {
         let seen = self.get(caller, id).await?;
         caller.require(seen.tenant_id, Role::Operator, "reservation", id)?;
         let mut tx = self.pool.begin().await?;
         lock_tenant(&mut tx, seen.tenant_id).await?;
-        expire(&mut tx, seen.tenant_id).await?;
-        let current: Reservation =
-            sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM reservations WHERE id = $1")).bind(id).fetch_one(&mut *tx).await?.into();
-        let Some(state) = next(&current)? else {
-            return Ok(current);
-        };
-        if state == current.state {
-            return Ok(current);
-        }
-        sqlx::query("UPDATE reservations SET state = $2, updated_at = now(), expires_at = CASE WHEN $2 = 'committed' THEN NULL ELSE expires_at END WHERE id = $1")
-            .bind(id)
-            .bind(state.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if state == State::Released {
-            charge(&mut tx, &current, -1).await?;
-        }
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "WITH r AS (UPDATE reservations SET state = 'released', updated_at = now()
+                        WHERE id = $1 AND state IN ('reserved', 'committed') RETURNING *),
+                  g AS (UPDATE quotas q SET used = q.used - a.value::bigint FROM r, ",
+            charged_levels!(),
+            "           WHERE q.level = lv.l AND q.owner_id = lv.o AND q.key = lv.k AND q.resource = a.key RETURNING 1)
+             SELECT ",
+            columns!(),
+            " FROM r"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(Reservation { state, expires_at: if state == State::Committed { None } else { current.expires_at }, ..current })
+        if let Some(row) = row {
+            return Ok(row.into());
+        }
+        let current = self.get(caller, id).await?;
+        match current.state {
+            State::Refused => Err(Error::FailedPrecondition(format!("reservation {id} was refused; nothing is held"))),
+            _ => Ok(current),
+        }
     }
 
     /// Expires every tenant's overdue reservations; the sweeper calls this.
