@@ -10,6 +10,8 @@ pub mod auth;
 pub mod clusters;
 pub mod json;
 pub mod problem;
+pub mod projects;
+pub mod quotas;
 pub mod settings;
 pub mod tenants;
 pub mod upstream;
@@ -48,7 +50,12 @@ pub struct AppState {
 
 /// The gateway's routes, for the server and for tests that call it directly.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().merge(tenants::routes()).merge(clusters::routes()).with_state(state);
+    let api = Router::new()
+        .merge(tenants::routes())
+        .merge(clusters::routes())
+        .merge(projects::routes())
+        .merge(quotas::routes())
+        .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .nest("/api/v1", api)
@@ -92,7 +99,5 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
 /// Routes that exist, as (method, path template): the RBAC table of the
 /// identity issue will be checked against this list.
 pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    let mut routes = tenants::ROUTES.to_vec();
-    routes.extend_from_slice(clusters::ROUTES);
-    routes
+    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES].concat()
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL, out through the outbox to JetStream and into another service.
 
 mod errors;
+mod quotas;
 mod services;
 mod tenant_slice;
 mod tracing;

@@ -9,17 +9,99 @@ use paas_proto::v1::tenancy_service_server::TenancyService;
 use kernel::outbox::Outbox;
 use tonic::{Request, Response, Status};
 
+use crate::partition::{LimitItem, LimitRange, NewPartition, Partition, Partitions};
+use crate::project::{NewProject, Project, Projects};
+use crate::quota::{Quotas, TenantQuota};
+use crate::reservation::{self, Reservation, Reservations};
+use crate::resource::ResourceList;
 use crate::tenant::{self, NewTenant, Tenant, TenantChange, Tenants};
 
 /// The gRPC face of the tenancy service.
 pub struct Tenancy {
     tenants: Tenants,
+    projects: Projects,
+    partitions: Partitions,
+    quotas: Quotas,
+    reservations: Reservations,
 }
 
 impl Tenancy {
     /// The API over the tenancy schema of `outbox`.
     pub fn new(outbox: Outbox) -> Self {
-        Self { tenants: Tenants::new(outbox) }
+        Self {
+            tenants: Tenants::new(outbox.clone()),
+            projects: Projects::new(outbox.clone()),
+            partitions: Partitions::new(outbox.clone()),
+            reservations: Reservations::new(outbox.pool().clone()),
+            quotas: Quotas::new(outbox),
+        }
+    }
+}
+
+fn page(p: Option<pb::PageRequest>) -> kernel::Result<Page> {
+    let p = p.unwrap_or_default();
+    Page::parse(p.limit, &p.cursor)
+}
+
+fn list(field: &str, l: Option<pb::ResourceList>) -> kernel::Result<ResourceList> {
+    let amounts = l.unwrap_or_default().amounts;
+    ResourceList::parse(field, amounts.iter())
+}
+
+fn list_to_pb(l: &ResourceList) -> pb::ResourceList {
+    pb::ResourceList { amounts: l.to_strings().into_iter().collect() }
+}
+
+fn item_from_pb(i: Option<pb::LimitItem>) -> LimitItem {
+    let i = i.unwrap_or_default();
+    let m = |m: std::collections::HashMap<String, String>| m.into_iter().collect();
+    LimitItem { min: m(i.min), max: m(i.max), default: m(i.default), default_request: m(i.default_request), max_limit_request_ratio: m(i.max_limit_request_ratio) }
+}
+
+fn item_to_pb(i: &LimitItem) -> pb::LimitItem {
+    let m = |m: &std::collections::BTreeMap<String, String>| m.clone().into_iter().collect();
+    pb::LimitItem { min: m(&i.min), max: m(&i.max), default: m(&i.default), default_request: m(&i.default_request), max_limit_request_ratio: m(&i.max_limit_request_ratio) }
+}
+
+fn project_to_pb(p: Project) -> pb::Project {
+    pb::Project {
+        id: p.id.to_string(),
+        tenant_id: p.tenant_id.to_string(),
+        name: p.name,
+        display_name: p.display_name,
+        description: p.description,
+        created_at: timestamp(p.created_at),
+    }
+}
+
+fn partition_to_pb(p: Partition) -> pb::Partition {
+    pb::Partition {
+        id: p.id.to_string(),
+        tenant_id: p.tenant_id.to_string(),
+        project_id: p.project_id.to_string(),
+        cluster: p.cluster,
+        data_centre: p.data_centre,
+        namespace: p.namespace,
+        node_selector: p.node_selector.into_iter().collect(),
+        network_policy: p.network_policy,
+        limit_range: Some(pb::LimitRange { container: Some(item_to_pb(&p.limit_range.container)), pod: Some(item_to_pb(&p.limit_range.pod)) }),
+        created_at: timestamp(p.created_at),
+    }
+}
+
+fn reservation_to_pb(r: Reservation) -> pb::Reservation {
+    pb::Reservation {
+        id: r.id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        project_id: r.project_id.to_string(),
+        partition_id: r.partition_id.to_string(),
+        cluster: r.cluster,
+        data_centre: r.data_centre,
+        idempotency_key: r.idempotency_key,
+        amounts: Some(list_to_pb(&r.amounts)),
+        state: r.state.as_str().into(),
+        expires_at: r.expires_at.and_then(timestamp),
+        created_at: timestamp(r.created_at),
     }
 }
 
@@ -92,5 +174,156 @@ impl TenancyService for Tenancy {
         let id = parse_id("id", &request.get_ref().id)?;
         self.tenants.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteTenantResponse {}))
+    }
+
+    async fn create_project(&self, request: Request<pb::CreateProjectRequest>) -> Result<Response<pb::Project>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let new = NewProject::parse(&r.name, &r.display_name, &r.description)?;
+        Ok(Response::new(project_to_pb(self.projects.create(&caller, tenant, new).await?)))
+    }
+
+    async fn get_project(&self, request: Request<pb::GetProjectRequest>) -> Result<Response<pb::Project>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(project_to_pb(self.projects.get(&caller, id).await?)))
+    }
+
+    async fn list_projects(&self, request: Request<pb::ListProjectsRequest>) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let (projects, next) = self.projects.list(&caller, tenant, page(r.page)?, &r.name_prefix).await?;
+        Ok(Response::new(pb::ListProjectsResponse { projects: projects.into_iter().map(project_to_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+    }
+
+    async fn delete_project(&self, request: Request<pb::DeleteProjectRequest>) -> Result<Response<pb::DeleteProjectResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.projects.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteProjectResponse {}))
+    }
+
+    async fn create_partition(&self, request: Request<pb::CreatePartitionRequest>) -> Result<Response<pb::Partition>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let project = parse_id("project_id", &r.project_id)?;
+        let new = NewPartition::parse(&r.cluster, &r.data_centre, &r.namespace, r.node_selector.into_iter().collect(), &r.network_policy)?;
+        Ok(Response::new(partition_to_pb(self.partitions.create(&caller, project, new).await?)))
+    }
+
+    async fn get_partition(&self, request: Request<pb::GetPartitionRequest>) -> Result<Response<pb::Partition>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(partition_to_pb(self.partitions.get(&caller, id).await?)))
+    }
+
+    async fn list_partitions(&self, request: Request<pb::ListPartitionsRequest>) -> Result<Response<pb::ListPartitionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let project = parse_id("project_id", &r.project_id)?;
+        let (partitions, next) = self.partitions.list(&caller, project, &r.cluster, page(r.page)?).await?;
+        Ok(Response::new(pb::ListPartitionsResponse {
+            partitions: partitions.into_iter().map(partition_to_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn delete_partition(&self, request: Request<pb::DeletePartitionRequest>) -> Result<Response<pb::DeletePartitionResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.partitions.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeletePartitionResponse {}))
+    }
+
+    async fn set_tenant_quota(&self, request: Request<pb::SetTenantQuotaRequest>) -> Result<Response<pb::SetQuotaResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let splits = |field: &str, m: std::collections::HashMap<String, pb::ResourceList>| -> kernel::Result<std::collections::BTreeMap<String, ResourceList>> {
+            m.into_iter()
+                .map(|(k, l)| {
+                    kernel::name::DnsLabel::parse(&format!("{field}.{k}"), &k)?;
+                    Ok((k.clone(), list(&format!("{field}.{k}"), Some(l))?))
+                })
+                .collect()
+        };
+        let quota = TenantQuota {
+            hard: list("hard", r.hard)?,
+            clusters: splits("clusters", r.clusters)?,
+            data_centres: splits("data_centres", r.data_centres)?,
+            dr_reserve: list("dr_reserve", r.dr_reserve)?,
+        };
+        self.quotas.set_tenant(&caller, tenant, &quota).await?;
+        Ok(Response::new(pb::SetQuotaResponse {}))
+    }
+
+    async fn set_project_quota(&self, request: Request<pb::SetProjectQuotaRequest>) -> Result<Response<pb::SetQuotaResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let project = parse_id("project_id", &r.project_id)?;
+        self.quotas.set_project(&caller, project, &list("hard", r.hard)?).await?;
+        Ok(Response::new(pb::SetQuotaResponse {}))
+    }
+
+    async fn set_partition_quota(&self, request: Request<pb::SetPartitionQuotaRequest>) -> Result<Response<pb::SetQuotaResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("partition_id", &r.partition_id)?;
+        let hard = list("hard", r.hard)?;
+        let lr = r.limit_range.unwrap_or_default();
+        let limit_range = LimitRange::parse(LimitRange { container: item_from_pb(lr.container), pod: item_from_pb(lr.pod) })?;
+        let partition = self.partitions.get(&caller, id).await?;
+        self.quotas.set_partition(&caller, &partition, &hard, limit_range).await?;
+        Ok(Response::new(pb::SetQuotaResponse {}))
+    }
+
+    async fn get_usage(&self, request: Request<pb::GetUsageRequest>) -> Result<Response<pb::GetUsageResponse>, Status> {
+        let caller = caller(&request)?;
+        let tenant = parse_id("tenant_id", &request.get_ref().tenant_id)?;
+        let scopes = self
+            .quotas
+            .usage(&caller, tenant)
+            .await?
+            .into_iter()
+            .map(|u| pb::ScopeUsage {
+                level: u.scope.level.as_str().into(),
+                owner_id: u.scope.owner.to_string(),
+                key: u.scope.key,
+                lines: u
+                    .lines
+                    .into_iter()
+                    .map(|l| pb::UsageLine { resource: l.resource.as_str().into(), hard: l.hard.map(|h| h.to_string()).unwrap_or_default(), used: l.used.to_string() })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetUsageResponse { scopes }))
+    }
+
+    async fn reserve(&self, request: Request<pb::ReserveRequest>) -> Result<Response<pb::Reservation>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let partition = parse_id("partition_id", &r.partition_id)?;
+        let request = reservation::Request::parse(partition, list("amounts", r.amounts)?, &r.idempotency_key, r.ttl_seconds, r.failover)?;
+        Ok(Response::new(reservation_to_pb(self.reservations.reserve(&caller, &request).await?)))
+    }
+
+    async fn get_reservation(&self, request: Request<pb::ReservationRef>) -> Result<Response<pb::Reservation>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(reservation_to_pb(self.reservations.get(&caller, id).await?)))
+    }
+
+    async fn commit_reservation(&self, request: Request<pb::ReservationRef>) -> Result<Response<pb::Reservation>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(reservation_to_pb(self.reservations.commit(&caller, id).await?)))
+    }
+
+    async fn release_reservation(&self, request: Request<pb::ReservationRef>) -> Result<Response<pb::Reservation>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(reservation_to_pb(self.reservations.release(&caller, id).await?)))
     }
 }

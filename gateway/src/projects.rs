@@ -1,0 +1,284 @@
+//! `/api/v1/tenants/{id}/projects`, `/projects/{id}`, `/projects/{id}/partitions`,
+//! `/partitions/{id}`: a tenant's projects and their partitions, forwarded to tenancy.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// Routes served here, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/tenants/{id}/projects"),
+    ("GET", "/api/v1/tenants/{id}/projects"),
+    ("GET", "/api/v1/projects/{id}"),
+    ("DELETE", "/api/v1/projects/{id}"),
+    ("POST", "/api/v1/projects/{id}/partitions"),
+    ("GET", "/api/v1/projects/{id}/partitions"),
+    ("GET", "/api/v1/partitions/{id}"),
+    ("DELETE", "/api/v1/partitions/{id}"),
+];
+
+/// The project and partition routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tenants/{id}/projects", get(list_projects).post(create_project))
+        .route("/projects/{id}", get(read_project).delete(delete_project))
+        .route("/projects/{id}/partitions", get(list_partitions).post(create_partition))
+        .route("/partitions/{id}", get(read_partition).delete(delete_partition))
+}
+
+/// A project as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Project {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// DNS label, unique in the tenant.
+    pub name: String,
+    /// Shown in the portal.
+    pub display_name: String,
+    /// What it is for.
+    pub description: String,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Project> for Project {
+    fn from(p: pb::Project) -> Self {
+        Self { id: p.id, tenant_id: p.tenant_id, name: p.name, display_name: p.display_name, description: p.description, created_at: time(p.created_at) }
+    }
+}
+
+/// A LimitRange item (Container or Pod).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitItem {
+    #[serde(default)]
+    min: BTreeMap<String, String>,
+    #[serde(default)]
+    max: BTreeMap<String, String>,
+    #[serde(default)]
+    default: BTreeMap<String, String>,
+    #[serde(default, rename = "defaultRequest")]
+    default_request: BTreeMap<String, String>,
+    #[serde(default, rename = "maxLimitRequestRatio")]
+    max_limit_request_ratio: BTreeMap<String, String>,
+}
+
+/// A partition's LimitRange.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRange {
+    #[serde(default)]
+    container: LimitItem,
+    #[serde(default)]
+    pod: LimitItem,
+}
+
+impl LimitItem {
+    fn from_pb(i: Option<pb::LimitItem>) -> Self {
+        let i = i.unwrap_or_default();
+        let m = |m: std::collections::HashMap<String, String>| m.into_iter().collect();
+        Self { min: m(i.min), max: m(i.max), default: m(i.default), default_request: m(i.default_request), max_limit_request_ratio: m(i.max_limit_request_ratio) }
+    }
+    fn into_pb(self) -> pb::LimitItem {
+        let m = |m: BTreeMap<String, String>| m.into_iter().collect();
+        pb::LimitItem {
+            min: m(self.min),
+            max: m(self.max),
+            default: m(self.default),
+            default_request: m(self.default_request),
+            max_limit_request_ratio: m(self.max_limit_request_ratio),
+        }
+    }
+}
+
+impl LimitRange {
+    /// As the tenancy API takes it.
+    pub fn into_pb(self) -> pb::LimitRange {
+        pb::LimitRange { container: Some(self.container.into_pb()), pod: Some(self.pod.into_pb()) }
+    }
+}
+
+/// A partition as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Partition {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its project.
+    pub project_id: String,
+    /// The member cluster.
+    pub cluster: String,
+    /// The cluster's data centre.
+    pub data_centre: String,
+    /// The namespace in the cluster.
+    pub namespace: String,
+    /// Dedicated node labels.
+    pub node_selector: BTreeMap<String, String>,
+    /// The default network policy.
+    pub network_policy: String,
+    /// Its LimitRange.
+    pub limit_range: LimitRange,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Partition> for Partition {
+    fn from(p: pb::Partition) -> Self {
+        let lr = p.limit_range.unwrap_or_default();
+        Self {
+            id: p.id,
+            tenant_id: p.tenant_id,
+            project_id: p.project_id,
+            cluster: p.cluster,
+            data_centre: p.data_centre,
+            namespace: p.namespace,
+            node_selector: p.node_selector.into_iter().collect(),
+            network_policy: p.network_policy,
+            limit_range: LimitRange { container: LimitItem::from_pb(lr.container), pod: LimitItem::from_pb(lr.pod) },
+            created_at: time(p.created_at),
+        }
+    }
+}
+
+/// A page of items.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from items and a service's page info.
+    pub fn new(items: Vec<T>, info: Option<pb::PageInfo>) -> Self {
+        Self { items, next_cursor: info.map(|p| p.next_cursor).filter(|c| !c.is_empty()) }
+    }
+}
+
+/// Paging and filters of list routes.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    name_prefix: String,
+    #[serde(default)]
+    cluster: String,
+}
+
+impl ListQuery {
+    fn page(&self) -> Option<pb::PageRequest> {
+        Some(pb::PageRequest { limit: self.limit, cursor: self.cursor.clone() })
+    }
+}
+
+/// Body of `POST /tenants/{id}/projects`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// Body of `POST /projects/{id}/partitions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartition {
+    cluster: String,
+    data_centre: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    network_policy: String,
+}
+
+async fn create_project(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Body(b): Body<CreateProject>,
+) -> Result<(StatusCode, Json<Project>), ApiError> {
+    let request = pb::CreateProjectRequest { tenant_id, name: b.name, display_name: b.display_name, description: b.description };
+    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).create_project(request).await?.into_inner().into())))
+}
+
+async fn list_projects(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Project>>, ApiError> {
+    let request = pb::ListProjectsRequest { tenant_id, page: q.page(), name_prefix: q.name_prefix };
+    let r = s.upstream.tenancy(&s.key, &caller).list_projects(request).await?.into_inner();
+    Ok(Json(Page::new(r.projects.into_iter().map(Project::from).collect(), r.page)))
+}
+
+async fn read_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Project>, ApiError> {
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_project(pb::GetProjectRequest { id }).await?.into_inner().into()))
+}
+
+async fn delete_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.upstream.tenancy(&s.key, &caller).delete_project(pb::DeleteProjectRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_partition(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(project_id): Path<String>,
+    Body(b): Body<CreatePartition>,
+) -> Result<(StatusCode, Json<Partition>), ApiError> {
+    let request = pb::CreatePartitionRequest {
+        project_id,
+        cluster: b.cluster,
+        data_centre: b.data_centre,
+        namespace: b.namespace,
+        node_selector: b.node_selector.into_iter().collect(),
+        network_policy: b.network_policy,
+    };
+    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).create_partition(request).await?.into_inner().into())))
+}
+
+async fn list_partitions(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(project_id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Partition>>, ApiError> {
+    let request = pb::ListPartitionsRequest { project_id, page: q.page(), cluster: q.cluster };
+    let r = s.upstream.tenancy(&s.key, &caller).list_partitions(request).await?.into_inner();
+    Ok(Json(Page::new(r.partitions.into_iter().map(Partition::from).collect(), r.page)))
+}
+
+async fn read_partition(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Partition>, ApiError> {
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_partition(pb::GetPartitionRequest { id }).await?.into_inner().into()))
+}
+
+async fn delete_partition(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.upstream.tenancy(&s.key, &caller).delete_partition(pb::DeletePartitionRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,228 @@
+//! Quotas, usage and reservations: `/tenants/{id}/quota`, `/projects/{id}/quota`,
+//! `/partitions/{id}/quota`, `/tenants/{id}/usage`, `/reservations`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+use crate::projects::LimitRange;
+
+/// Routes served here, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("PUT", "/api/v1/tenants/{id}/quota"),
+    ("PUT", "/api/v1/projects/{id}/quota"),
+    ("PUT", "/api/v1/partitions/{id}/quota"),
+    ("GET", "/api/v1/tenants/{id}/usage"),
+    ("POST", "/api/v1/reservations"),
+    ("GET", "/api/v1/reservations/{id}"),
+    ("POST", "/api/v1/reservations/{id}/commit"),
+    ("POST", "/api/v1/reservations/{id}/release"),
+];
+
+/// The quota, usage and reservation routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tenants/{id}/quota", put(set_tenant))
+        .route("/projects/{id}/quota", put(set_project))
+        .route("/partitions/{id}/quota", put(set_partition))
+        .route("/tenants/{id}/usage", get(usage))
+        .route("/reservations", post(reserve))
+        .route("/reservations/{id}", get(read_reservation))
+        .route("/reservations/{id}/commit", post(commit))
+        .route("/reservations/{id}/release", post(release))
+}
+
+/// Amounts by resource name, as Kubernetes quantities.
+pub type Amounts = BTreeMap<String, String>;
+
+fn list(a: Amounts) -> Option<pb::ResourceList> {
+    Some(pb::ResourceList { amounts: a.into_iter().collect() })
+}
+
+/// Body of `PUT /tenants/{id}/quota`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantQuota {
+    hard: Amounts,
+    #[serde(default)]
+    clusters: BTreeMap<String, Amounts>,
+    #[serde(default)]
+    data_centres: BTreeMap<String, Amounts>,
+    #[serde(default)]
+    dr_reserve: Amounts,
+}
+
+/// Body of `PUT /projects/{id}/quota`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectQuota {
+    hard: Amounts,
+}
+
+/// Body of `PUT /partitions/{id}/quota`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionQuota {
+    hard: Amounts,
+    #[serde(default)]
+    limit_range: LimitRange,
+}
+
+/// One resource at one level.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UsageLine {
+    /// The resource.
+    pub resource: String,
+    /// The limit there, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard: Option<String>,
+    /// What reservations hold there.
+    pub used: String,
+}
+
+/// The usage of one level.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ScopeUsage {
+    /// tenant, cluster, data_centre, dr_reserve, project or partition.
+    pub level: String,
+    /// The tenant, project or partition.
+    pub owner_id: String,
+    /// The cluster or data centre of a split.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub key: String,
+    /// Per resource.
+    pub lines: Vec<UsageLine>,
+}
+
+/// Body of `POST /reservations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserve {
+    partition_id: String,
+    amounts: Amounts,
+    idempotency_key: String,
+    #[serde(default)]
+    ttl_seconds: u64,
+    #[serde(default)]
+    failover: bool,
+}
+
+/// A reservation as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Its id.
+    pub id: String,
+    /// The tenant charged.
+    pub tenant_id: String,
+    /// The project charged.
+    pub project_id: String,
+    /// The partition charged.
+    pub partition_id: String,
+    /// The partition's cluster.
+    pub cluster: String,
+    /// The caller's key.
+    pub idempotency_key: String,
+    /// What is held.
+    pub amounts: Amounts,
+    /// reserved, committed, released or expired.
+    pub state: String,
+    /// When an uncommitted reservation expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was made.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Reservation> for Reservation {
+    fn from(r: pb::Reservation) -> Self {
+        Self {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            project_id: r.project_id,
+            partition_id: r.partition_id,
+            cluster: r.cluster,
+            idempotency_key: r.idempotency_key,
+            amounts: r.amounts.unwrap_or_default().amounts.into_iter().collect(),
+            state: r.state,
+            expires_at: time(r.expires_at),
+            created_at: time(r.created_at),
+        }
+    }
+}
+
+async fn set_tenant(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>, Body(b): Body<TenantQuota>) -> Result<StatusCode, ApiError> {
+    let splits = |m: BTreeMap<String, Amounts>| m.into_iter().map(|(k, a)| (k, pb::ResourceList { amounts: a.into_iter().collect() })).collect();
+    let request = pb::SetTenantQuotaRequest {
+        tenant_id,
+        hard: list(b.hard),
+        clusters: splits(b.clusters),
+        data_centres: splits(b.data_centres),
+        dr_reserve: list(b.dr_reserve),
+    };
+    s.upstream.tenancy(&s.key, &caller).set_tenant_quota(request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(project_id): Path<String>, Body(b): Body<ProjectQuota>) -> Result<StatusCode, ApiError> {
+    s.upstream.tenancy(&s.key, &caller).set_project_quota(pb::SetProjectQuotaRequest { project_id, hard: list(b.hard) }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_partition(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(partition_id): Path<String>,
+    Body(b): Body<PartitionQuota>,
+) -> Result<StatusCode, ApiError> {
+    let request = pb::SetPartitionQuotaRequest { partition_id, hard: list(b.hard), limit_range: Some(b.limit_range.into_pb()) };
+    s.upstream.tenancy(&s.key, &caller).set_partition_quota(request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn usage(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>) -> Result<Json<Vec<ScopeUsage>>, ApiError> {
+    let r = s.upstream.tenancy(&s.key, &caller).get_usage(pb::GetUsageRequest { tenant_id }).await?.into_inner();
+    Ok(Json(
+        r.scopes
+            .into_iter()
+            .map(|u| ScopeUsage {
+                level: u.level,
+                owner_id: u.owner_id,
+                key: u.key,
+                lines: u.lines.into_iter().map(|l| UsageLine { resource: l.resource, hard: Some(l.hard).filter(|h| !h.is_empty()), used: l.used }).collect(),
+            })
+            .collect(),
+    ))
+}
+
+async fn reserve(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<Reserve>) -> Result<(StatusCode, Json<Reservation>), ApiError> {
+    let request = pb::ReserveRequest {
+        partition_id: b.partition_id,
+        amounts: list(b.amounts),
+        idempotency_key: b.idempotency_key,
+        ttl_seconds: b.ttl_seconds,
+        failover: b.failover,
+    };
+    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).reserve(request).await?.into_inner().into())))
+}
+
+async fn read_reservation(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
+}
+
+async fn commit(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).commit_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
+}
+
+async fn release(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).release_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
+}
