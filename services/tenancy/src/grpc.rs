@@ -14,6 +14,7 @@ use crate::project::{NewProject, Project, Projects};
 use crate::quota::{Quotas, TenantQuota};
 use crate::reservation::{self, Reservation, Reservations};
 use crate::resource::ResourceList;
+use crate::resource_request::{self, Form, ResourceRequests, Spec, Step};
 use crate::tenant::{self, NewTenant, Tenant, TenantChange, Tenants};
 
 /// The gRPC face of the tenancy service.
@@ -23,6 +24,7 @@ pub struct Tenancy {
     partitions: Partitions,
     quotas: Quotas,
     reservations: Reservations,
+    requests: ResourceRequests,
 }
 
 impl Tenancy {
@@ -33,6 +35,7 @@ impl Tenancy {
             projects: Projects::new(outbox.clone()),
             partitions: Partitions::new(outbox.clone()),
             reservations: Reservations::new(outbox.pool().clone()),
+            requests: ResourceRequests::new(outbox.clone()),
             quotas: Quotas::new(outbox),
         }
     }
@@ -86,6 +89,43 @@ fn partition_to_pb(p: Partition) -> pb::Partition {
         network_policy: p.network_policy,
         limit_range: Some(pb::LimitRange { container: Some(item_to_pb(&p.limit_range.container)), pod: Some(item_to_pb(&p.limit_range.pod)) }),
         created_at: timestamp(p.created_at),
+    }
+}
+
+fn spec_to_pb(s: Spec) -> pb::Spec {
+    pb::Spec { id: s.id.to_string(), name: s.name, display_name: s.display_name, amounts: Some(list_to_pb(&s.amounts)), active: s.active }
+}
+
+fn request_to_pb(r: resource_request::Request) -> pb::ResourceRequest {
+    let f = r.form;
+    pb::ResourceRequest {
+        id: r.id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        form: Some(pb::ResourceRequestForm {
+            project_name: f.project_name,
+            applicant: f.applicant,
+            phone: f.phone,
+            email: f.email,
+            application: f.application,
+            base_services: f.base_services,
+            purpose: f.purpose,
+            server_type: f.server_type,
+            oracle_needed: f.oracle_needed,
+            storage: f.storage,
+            bandwidth: f.bandwidth,
+            data_centre: f.data_centre,
+            spec_id: f.spec_id.to_string(),
+            count: f.count,
+            remarks: f.remarks,
+        }),
+        state: r.state.as_str().into(),
+        created_by: r.created_by,
+        created_at: timestamp(r.created_at),
+        steps: r
+            .steps
+            .into_iter()
+            .map(|s| pb::ResourceRequestStep { from_state: s.from_state.unwrap_or_default(), to_state: s.to_state, actor: s.actor, reason: s.reason, at: timestamp(s.at) })
+            .collect(),
     }
 }
 
@@ -325,5 +365,65 @@ impl TenancyService for Tenancy {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         Ok(Response::new(reservation_to_pb(self.reservations.release(&caller, id).await?)))
+    }
+
+    async fn publish_spec(&self, request: Request<pb::PublishSpecRequest>) -> Result<Response<pb::Spec>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let spec = self.requests.publish_spec(&caller, &r.name, &r.display_name, list("amounts", r.amounts)?).await?;
+        Ok(Response::new(spec_to_pb(spec)))
+    }
+
+    async fn list_specs(&self, request: Request<pb::ListSpecsRequest>) -> Result<Response<pb::ListSpecsResponse>, Status> {
+        caller(&request)?;
+        Ok(Response::new(pb::ListSpecsResponse { specs: self.requests.specs().await?.into_iter().map(spec_to_pb).collect() }))
+    }
+
+    async fn file_resource_request(&self, request: Request<pb::FileResourceRequestRequest>) -> Result<Response<pb::ResourceRequest>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let form = Form::parse(&r.form.unwrap_or_default())?;
+        Ok(Response::new(request_to_pb(self.requests.file(&caller, tenant, form).await?)))
+    }
+
+    async fn get_resource_request(&self, request: Request<pb::GetResourceRequestRequest>) -> Result<Response<pb::ResourceRequest>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(request_to_pb(self.requests.get(&caller, id).await?)))
+    }
+
+    async fn list_resource_requests(&self, request: Request<pb::ListResourceRequestsRequest>) -> Result<Response<pb::ListResourceRequestsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = if r.tenant_id.is_empty() { None } else { Some(parse_id("tenant_id", &r.tenant_id)?) };
+        let state = match r.state.as_str() {
+            "" => None,
+            "draft" => Some(resource_request::State::Draft),
+            "submitted" => Some(resource_request::State::Submitted),
+            "approved" => Some(resource_request::State::Approved),
+            "rejected" => Some(resource_request::State::Rejected),
+            "provisioned" => Some(resource_request::State::Provisioned),
+            _ => return Err(kernel::Error::invalid("state", "must be draft, submitted, approved, rejected or provisioned").into()),
+        };
+        let (requests, next) = self.requests.list(&caller, page(r.page)?, tenant, state).await?;
+        Ok(Response::new(pb::ListResourceRequestsResponse {
+            requests: requests.into_iter().map(request_to_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn step_resource_request(&self, request: Request<pb::StepResourceRequestRequest>) -> Result<Response<pb::ResourceRequest>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id)?;
+        let step = match r.step.as_str() {
+            "submit" => Step::Submit,
+            "approve" => Step::Approve,
+            "reject" => Step::Reject,
+            "provision" => Step::Provision,
+            _ => return Err(kernel::Error::invalid("step", "must be submit, approve, reject or provision").into()),
+        };
+        Ok(Response::new(request_to_pb(self.requests.step(&caller, id, step, &r.reason, &r.clusters).await?)))
     }
 }

@@ -11,6 +11,7 @@ pub mod project;
 pub mod quota;
 pub mod reservation;
 pub mod resource;
+pub mod resource_request;
 pub mod tenant;
 
 use kernel::service::{Addresses, Base, Running};

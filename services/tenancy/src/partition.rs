@@ -236,6 +236,21 @@ impl NewPartition {
     }
 }
 
+impl NewPartition {
+    /// The namespace: the one named, or `<tenant>-<project>`.
+    ///
+    /// # Errors
+    /// The default is not a DNS label (too long).
+    pub fn namespace_in(&self, tenant: &str, project: &str) -> Result<String> {
+        match &self.namespace {
+            Some(n) => Ok(n.to_string()),
+            None => Ok(DnsLabel::parse("namespace", &format!("{tenant}-{project}"))
+                .map_err(|_| Error::invalid("namespace", "the default <tenant>-<project> is too long; name one"))?
+                .to_string()),
+        }
+    }
+}
+
 /// The event telling federation what the partition should look like.
 pub(crate) async fn announce(tx: &mut PgConnection, kind: EventType, p: &Partition, hard: &ResourceList) -> Result<()> {
     let event = pb::PartitionChanged {
@@ -252,6 +267,30 @@ pub(crate) async fn announce(tx: &mut PgConnection, kind: EventType, p: &Partiti
     };
     outbox::record(tx, kind, Some(p.tenant_id), &event).await?;
     Ok(())
+}
+
+/// Inserts and announces a partition in the caller's transaction; `None`
+/// when the namespace is taken in the cluster.
+pub(crate) async fn insert(tx: &mut PgConnection, tenant: Uuid, project: Uuid, new: &NewPartition, namespace: &str) -> Result<Option<Partition>> {
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "INSERT INTO partitions (id, tenant_id, project_id, cluster, data_centre, namespace, node_selector, network_policy)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cluster, namespace) DO NOTHING RETURNING ",
+        columns!()
+    ))
+    .bind(id::new_id())
+    .bind(tenant)
+    .bind(project)
+    .bind(new.cluster.as_str())
+    .bind(new.data_centre.as_str())
+    .bind(namespace)
+    .bind(sqlx::types::Json(&new.node_selector))
+    .bind(&new.network_policy)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let partition = Partition::from(row);
+    announce(tx, CREATED, &partition, &ResourceList::default()).await?;
+    Ok(Some(partition))
 }
 
 /// Partitions in the tenancy schema.
@@ -280,30 +319,10 @@ impl Partitions {
         .await?;
         let (tenant, tenant_name, project_name) = owner.filter(|(t, ..)| caller.can_see(*t)).ok_or_else(|| Error::not_found("project", project))?;
         caller.require(tenant, Role::TenantAdmin, "project", project)?;
-        let namespace = match new.namespace {
-            Some(n) => n.to_string(),
-            None => DnsLabel::parse("namespace", &format!("{tenant_name}-{project_name}"))
-                .map_err(|_| Error::invalid("namespace", "the default <tenant>-<project> is too long; name one"))?
-                .to_string(),
-        };
-        let row: Row = sqlx::query_as(concat!(
-            "INSERT INTO partitions (id, tenant_id, project_id, cluster, data_centre, namespace, node_selector, network_policy)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cluster, namespace) DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(tenant)
-        .bind(project)
-        .bind(new.cluster.as_str())
-        .bind(new.data_centre.as_str())
-        .bind(&namespace)
-        .bind(sqlx::types::Json(&new.node_selector))
-        .bind(&new.network_policy)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::Conflict(format!("namespace {namespace} is already taken in cluster {}", new.cluster)))?;
-        let partition = Partition::from(row);
-        announce(&mut tx, CREATED, &partition, &ResourceList::default()).await?;
+        let namespace = new.namespace_in(&tenant_name, &project_name)?;
+        let partition = insert(&mut tx, tenant, project, &new, &namespace)
+            .await?
+            .ok_or_else(|| Error::Conflict(format!("namespace {namespace} is already taken in cluster {}", new.cluster)))?;
         self.outbox.commit(tx).await?;
         Ok(partition)
     }

@@ -9,6 +9,7 @@ use kernel::outbox::{self, Outbox};
 use kernel::page::Page;
 use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// `tenancy.project.created`
@@ -66,6 +67,28 @@ macro_rules! columns {
     };
 }
 
+/// Inserts and announces a project in the caller's transaction; `None` when
+/// the tenant already has one of that name.
+pub(crate) async fn insert(tx: &mut PgConnection, tenant: Uuid, new: &NewProject) -> Result<Option<Project>> {
+    let project: Option<Project> = sqlx::query_as(concat!(
+        "INSERT INTO projects (id, tenant_id, name, display_name, description) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (tenant_id, name) DO NOTHING RETURNING ",
+        columns!()
+    ))
+    .bind(id::new_id())
+    .bind(tenant)
+    .bind(new.name.as_str())
+    .bind(&new.display_name)
+    .bind(&new.description)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(project) = &project {
+        let event = pb::ResourceChanged { id: project.id.to_string(), tenant_id: tenant.to_string(), name: project.name.clone() };
+        outbox::record(tx, CREATED, Some(tenant), &event).await?;
+    }
+    Ok(project)
+}
+
 /// Projects in the tenancy schema.
 #[derive(Clone)]
 pub struct Projects {
@@ -89,21 +112,7 @@ impl Projects {
         if !exists {
             return Err(Error::not_found("tenant", tenant));
         }
-        let project: Project = sqlx::query_as(concat!(
-            "INSERT INTO projects (id, tenant_id, name, display_name, description) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant_id, name) DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(tenant)
-        .bind(new.name.as_str())
-        .bind(&new.display_name)
-        .bind(&new.description)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::Conflict(format!("the tenant already has a project named {}", new.name)))?;
-        let event = pb::ResourceChanged { id: project.id.to_string(), tenant_id: tenant.to_string(), name: project.name.clone() };
-        outbox::record(&mut tx, CREATED, Some(tenant), &event).await?;
+        let project = insert(&mut tx, tenant, &new).await?.ok_or_else(|| Error::Conflict(format!("the tenant already has a project named {}", new.name)))?;
         self.outbox.commit(tx).await?;
         Ok(project)
     }

@@ -210,6 +210,51 @@ async fn replace(tx: &mut PgConnection, tenant: Uuid, scope: &Scope, name: &str,
     Ok(())
 }
 
+/// Adds `amounts` to a scope's limits (provisioning). Where the scope sets no
+/// limit for a resource, `limit_unlimited` decides whether it gets one equal
+/// to the amount or stays unlimited. Call under the tenant's lock.
+///
+/// # Errors
+/// The database fails or a limit overflows.
+pub(crate) async fn raise(tx: &mut PgConnection, tenant: Uuid, level: Level, owner: Uuid, amounts: &ResourceList, limit_unlimited: bool) -> Result<()> {
+    let scope = Scope { level, owner, key: String::new() };
+    let current = limits(tx, &scope).await?;
+    let mut raised = Vec::new();
+    for (resource, q) in &amounts.0 {
+        let new = match current.get(resource) {
+            Some((Some(hard), _)) => Some(hard.checked_add(q.milli()).ok_or_else(|| Error::invalid("count", "makes the quota too large"))?),
+            _ if limit_unlimited => Some(q.milli()),
+            _ => None,
+        };
+        if let Some(new) = new {
+            raised.push((resource.as_str(), new));
+        }
+    }
+    let (resources, values): (Vec<&str>, Vec<i64>) = raised.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO quotas (tenant_id, level, owner_id, key, resource, hard)
+         SELECT $1, $2, $3, '', r, h FROM unnest($4::text[], $5::bigint[]) AS t(r, h)
+         ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET hard = EXCLUDED.hard",
+    )
+    .bind(tenant)
+    .bind(level.as_str())
+    .bind(owner)
+    .bind(&resources)
+    .bind(&values)
+    .execute(&mut *tx)
+    .await?;
+    let hard = ResourceList(limits(tx, &scope).await?.into_iter().filter_map(|(r, (h, _))| Some((r, r.amount(h?)))).collect());
+    let event = pb::QuotaChanged {
+        tenant_id: tenant.to_string(),
+        level: level.as_str().into(),
+        owner_id: owner.to_string(),
+        key: String::new(),
+        hard: hard.to_strings().into_iter().collect(),
+    };
+    outbox::record(tx, CHANGED, Some(tenant), &event).await?;
+    Ok(())
+}
+
 /// Refuses when `children` (with the new limits) would exceed `parent`.
 fn carve(parent_name: &str, parent: &BTreeMap<Resource, (Option<i64>, i64)>, children: &BTreeMap<Resource, i64>, what: &str) -> Result<()> {
     for (resource, sum) in children {

@@ -3,4 +3,5 @@
 
 mod helpers;
 mod quotas;
+mod requests;
 mod reservations;

@@ -1,0 +1,613 @@
+//! Resource specifications (products platform admins offer, "2 CPU / 4 GiB")
+//! and the requests tenants file for them with the R1 form. A request moves
+//! draft -> submitted -> approved | rejected, and approved -> provisioned,
+//! which raises the tenant's (and its project's) quota by spec x count and
+//! creates the project's partitions. Every step is recorded with who and when
+//! and announced as `tenancy.resource_request.changed`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Role};
+use kernel::event::EventType;
+use kernel::name::DnsLabel;
+use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::partition::NewPartition;
+use crate::project::NewProject;
+use crate::quota::{self, lock_tenant};
+use crate::resource::ResourceList;
+
+/// `tenancy.resource_request.changed`
+pub const CHANGED: EventType = EventType::new("tenancy", "resource_request", "changed");
+
+/// A product: amounts per unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Its id.
+    pub id: Uuid,
+    /// DNS label, unique.
+    pub name: String,
+    /// Shown in the portal ("2 CPU / 4 GiB").
+    pub display_name: String,
+    /// Per unit.
+    pub amounts: ResourceList,
+    /// Whether it can be requested.
+    pub active: bool,
+}
+
+/// Where a request is in its workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Being written by the tenant.
+    Draft,
+    /// Waiting for a platform administrator.
+    Submitted,
+    /// Accepted, waiting to be provisioned.
+    Approved,
+    /// Turned down, with a reason.
+    Rejected,
+    /// Quota raised and partitions created.
+    Provisioned,
+}
+
+impl State {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Submitted => "submitted",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Provisioned => "provisioned",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "submitted" => Self::Submitted,
+            "approved" => Self::Approved,
+            "rejected" => Self::Rejected,
+            "provisioned" => Self::Provisioned,
+            _ => Self::Draft,
+        }
+    }
+}
+
+/// A step of the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The tenant hands it in.
+    Submit,
+    /// A platform administrator accepts it.
+    Approve,
+    /// A platform administrator turns it down.
+    Reject,
+    /// A platform administrator carries it out.
+    Provision,
+}
+
+impl Step {
+    /// Where `step` takes a request in `from`, and who may take it.
+    ///
+    /// # Errors
+    /// [`Error::FailedPrecondition`] when the step is not allowed from `from`.
+    pub fn apply(self, from: State) -> Result<(State, Who)> {
+        match (self, from) {
+            (Self::Submit, State::Draft) => Ok((State::Submitted, Who::TenantAdmin)),
+            (Self::Approve, State::Submitted) => Ok((State::Approved, Who::PlatformAdmin)),
+            (Self::Reject, State::Submitted) => Ok((State::Rejected, Who::PlatformAdmin)),
+            (Self::Provision, State::Approved) => Ok((State::Provisioned, Who::PlatformAdmin)),
+            (step, from) => Err(Error::FailedPrecondition(format!("a {} request cannot be {}", from.as_str(), step.done()))),
+        }
+    }
+
+    fn done(&self) -> &'static str {
+        match self {
+            Self::Submit => "submitted",
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+            Self::Provision => "provisioned",
+        }
+    }
+}
+
+/// Who may take a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The tenant's administrators.
+    TenantAdmin,
+    /// Platform administrators.
+    PlatformAdmin,
+}
+
+/// The R1 request form, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    /// The project the resources are for (created at provisioning if new).
+    pub project_name: String,
+    /// Who asks.
+    pub applicant: String,
+    /// Their phone.
+    pub phone: String,
+    /// Their e-mail.
+    pub email: String,
+    /// The application that will run there.
+    pub application: String,
+    /// Base services needed (MySQL, shared storage, Kafka, Redis ...).
+    pub base_services: Vec<String>,
+    /// What for.
+    pub purpose: String,
+    /// application-host, mpp or hadoop.
+    pub server_type: String,
+    /// Whether Oracle is needed.
+    pub oracle_needed: bool,
+    /// Storage wanted (a quantity, e.g. 500Gi), if any.
+    pub storage: String,
+    /// Network bandwidth wanted (e.g. 100Mbps), if any.
+    pub bandwidth: String,
+    /// Where.
+    pub data_centre: String,
+    /// Which product.
+    pub spec_id: Uuid,
+    /// How many units of it.
+    pub count: i32,
+    /// Anything else.
+    pub remarks: String,
+}
+
+/// Server types a request can ask for.
+pub const SERVER_TYPES: [&str; 3] = ["application-host", "mpp", "hadoop"];
+
+fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String> {
+    let t = raw.trim();
+    if required && t.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    if t.chars().count() > max {
+        return Err(Error::invalid(field, format!("must be at most {max} characters")));
+    }
+    Ok(t.to_string())
+}
+
+impl Form {
+    /// Validates a form; each error names its field.
+    ///
+    /// # Errors
+    /// A field is missing or malformed.
+    pub fn parse(raw: &pb::ResourceRequestForm) -> Result<Self> {
+        let email = text("email", &raw.email, 254, true)?;
+        if !email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) {
+            return Err(Error::invalid("email", "must be an e-mail address"));
+        }
+        let phone = text("phone", &raw.phone, 32, false)?;
+        if !phone.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c)) {
+            return Err(Error::invalid("phone", "may hold digits, spaces and + - ( )"));
+        }
+        if !SERVER_TYPES.contains(&raw.server_type.as_str()) {
+            return Err(Error::invalid("server_type", format!("must be one of {}", SERVER_TYPES.join(", "))));
+        }
+        let storage = text("storage", &raw.storage, 32, false)?;
+        if !storage.is_empty() {
+            kernel::quantity::Quantity::parse("storage", &storage)?;
+        }
+        if !(1..=10_000).contains(&raw.count) {
+            return Err(Error::invalid("count", "must be from 1 to 10000"));
+        }
+        let base_services = raw.base_services.iter().map(|s| text("base_services", s, 64, true)).collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            project_name: DnsLabel::parse("project_name", raw.project_name.trim())?.to_string(),
+            applicant: text("applicant", &raw.applicant, 128, true)?,
+            phone,
+            email,
+            application: text("application", &raw.application, 128, true)?,
+            base_services,
+            purpose: text("purpose", &raw.purpose, 2048, false)?,
+            server_type: raw.server_type.clone(),
+            oracle_needed: raw.oracle_needed,
+            storage,
+            bandwidth: text("bandwidth", &raw.bandwidth, 32, false)?,
+            data_centre: DnsLabel::parse("data_centre", raw.data_centre.trim())?.to_string(),
+            spec_id: id::parse_id("spec_id", &raw.spec_id)?,
+            count: raw.count,
+            remarks: text("remarks", &raw.remarks, 2048, false)?,
+        })
+    }
+}
+
+/// A request as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Its id.
+    pub id: Uuid,
+    /// The tenant asking.
+    pub tenant_id: Uuid,
+    /// The form.
+    pub form: Form,
+    /// Where it is.
+    pub state: State,
+    /// Who filed it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Its steps so far.
+    pub steps: Vec<StepRecord>,
+}
+
+/// One recorded step.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StepRecord {
+    /// From (none for the creation).
+    pub from_state: Option<String>,
+    /// To.
+    pub to_state: String,
+    /// Who.
+    pub actor: String,
+    /// Why (rejections).
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    project_name: String,
+    applicant: String,
+    phone: String,
+    email: String,
+    application: String,
+    base_services: Vec<String>,
+    purpose: String,
+    server_type: String,
+    oracle_needed: bool,
+    storage: String,
+    bandwidth: String,
+    data_centre: String,
+    spec_id: Uuid,
+    count: i32,
+    remarks: String,
+    state: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+}
+
+impl Row {
+    fn into_request(self, steps: Vec<StepRecord>) -> Request {
+        Request {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            form: Form {
+                project_name: self.project_name,
+                applicant: self.applicant,
+                phone: self.phone,
+                email: self.email,
+                application: self.application,
+                base_services: self.base_services,
+                purpose: self.purpose,
+                server_type: self.server_type,
+                oracle_needed: self.oracle_needed,
+                storage: self.storage,
+                bandwidth: self.bandwidth,
+                data_centre: self.data_centre,
+                spec_id: self.spec_id,
+                count: self.count,
+                remarks: self.remarks,
+            },
+            state: State::parse(&self.state),
+            created_by: self.created_by,
+            created_at: self.created_at,
+            steps,
+        }
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose, server_type, oracle_needed,
+         storage, bandwidth, data_centre, spec_id, count, remarks, state, created_by, created_at"
+    };
+}
+
+async fn record_step(tx: &mut PgConnection, request: &Request, from: Option<State>, to: State, actor: &str, reason: &str) -> Result<()> {
+    sqlx::query("INSERT INTO resource_request_steps (request_id, from_state, to_state, actor, reason) VALUES ($1, $2, $3, $4, $5)")
+        .bind(request.id)
+        .bind(from.map(|s| s.as_str()))
+        .bind(to.as_str())
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+    let event = pb::ResourceRequestChanged {
+        request_id: request.id.to_string(),
+        tenant_id: request.tenant_id.to_string(),
+        from_state: from.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        to_state: to.as_str().into(),
+        actor: actor.into(),
+        reason: reason.into(),
+    };
+    outbox::record(tx, CHANGED, Some(request.tenant_id), &event).await?;
+    Ok(())
+}
+
+/// Resource specs and requests in the tenancy schema.
+#[derive(Clone)]
+pub struct ResourceRequests {
+    outbox: Outbox,
+}
+
+impl ResourceRequests {
+    /// Stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    /// Publishes a spec. Platform administrators only.
+    ///
+    /// # Errors
+    /// Not allowed, a bad name or no amounts, or the name is taken.
+    pub async fn publish_spec(&self, caller: &Caller, name: &str, display_name: &str, amounts: ResourceList) -> Result<Spec> {
+        caller.require_platform_admin()?;
+        let name = DnsLabel::parse("name", name.trim())?;
+        if amounts.is_empty() {
+            return Err(Error::invalid("amounts", "must name at least one resource"));
+        }
+        let display = text("display_name", display_name, 128, false)?;
+        let display = if display.is_empty() { name.to_string() } else { display };
+        let id = id::new_id();
+        let inserted = sqlx::query("INSERT INTO resource_specs (id, name, display_name, amounts) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
+            .bind(id)
+            .bind(name.as_str())
+            .bind(&display)
+            .bind(sqlx::types::Json(amounts.to_milli()))
+            .execute(self.outbox.pool())
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            return Err(Error::Conflict(format!("a spec named {name} already exists")));
+        }
+        Ok(Spec { id, name: name.to_string(), display_name: display, amounts, active: true })
+    }
+
+    /// The specs on offer (every caller may read them).
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn specs(&self) -> Result<Vec<Spec>> {
+        let rows: Vec<(Uuid, String, String, sqlx::types::Json<BTreeMap<String, i64>>, bool)> =
+            sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs ORDER BY name").fetch_all(self.outbox.pool()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, display_name, amounts, active)| Spec { id, name, display_name, amounts: ResourceList::from_milli(amounts.0), active })
+            .collect())
+    }
+
+    async fn spec(&self, tx: &mut PgConnection, id: Uuid) -> Result<Spec> {
+        let row: Option<(String, String, sqlx::types::Json<BTreeMap<String, i64>>, bool)> =
+            sqlx::query_as("SELECT name, display_name, amounts, active FROM resource_specs WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        let (name, display_name, amounts, active) = row.ok_or_else(|| Error::invalid("spec_id", "is not a published spec"))?;
+        Ok(Spec { id, name, display_name, amounts: ResourceList::from_milli(amounts.0), active })
+    }
+
+    /// Files a draft request for a tenant. Its administrators.
+    ///
+    /// # Errors
+    /// Not allowed, no such tenant, or the spec is unknown or withdrawn.
+    pub async fn file(&self, caller: &Caller, tenant: Uuid, form: Form) -> Result<Request> {
+        caller.require(tenant, Role::TenantAdmin, "tenant", tenant)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        if !self.spec(&mut tx, form.spec_id).await?.active {
+            return Err(Error::invalid("spec_id", "is withdrawn"));
+        }
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)").bind(tenant).fetch_one(&mut *tx).await?;
+        if !exists {
+            return Err(Error::not_found("tenant", tenant));
+        }
+        let row: Row = sqlx::query_as(concat!(
+            "INSERT INTO resource_requests (id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
+                 server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'draft', $18) RETURNING ",
+            columns!()
+        ))
+        .bind(id::new_id())
+        .bind(tenant)
+        .bind(&form.project_name)
+        .bind(&form.applicant)
+        .bind(&form.phone)
+        .bind(&form.email)
+        .bind(&form.application)
+        .bind(&form.base_services)
+        .bind(&form.purpose)
+        .bind(&form.server_type)
+        .bind(form.oracle_needed)
+        .bind(&form.storage)
+        .bind(&form.bandwidth)
+        .bind(&form.data_centre)
+        .bind(form.spec_id)
+        .bind(form.count)
+        .bind(&form.remarks)
+        .bind(&caller.subject)
+        .fetch_one(&mut *tx)
+        .await?;
+        let request = row.into_request(vec![]);
+        record_step(&mut tx, &request, None, State::Draft, &caller.subject, "").await?;
+        self.outbox.commit(tx).await?;
+        self.get(caller, request.id).await
+    }
+
+    /// A request with its steps.
+    ///
+    /// # Errors
+    /// Not found or not visible (the same answer).
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Request> {
+        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM resource_requests WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        let row = row.filter(|r| caller.can_see(r.tenant_id)).ok_or_else(|| Error::not_found("resource request", id))?;
+        let steps: Vec<StepRecord> =
+            sqlx::query_as("SELECT from_state, to_state, actor, reason, at FROM resource_request_steps WHERE request_id = $1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(self.outbox.pool())
+                .await?;
+        Ok(row.into_request(steps))
+    }
+
+    /// A page of requests the caller can see, optionally of one tenant and state.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn list(&self, caller: &Caller, page: Page, tenant: Option<Uuid>, state: Option<State>) -> Result<(Vec<Request>, String)> {
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM resource_requests WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
+              AND ($3::uuid IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR state = $4) ORDER BY id LIMIT $5"
+        ))
+        .bind(page.after)
+        .bind(caller.visible_tenants())
+        .bind(tenant)
+        .bind(state.map(|s| s.as_str()))
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows.into_iter().map(|r| r.into_request(vec![])).collect(), |r| r.id))
+    }
+
+    /// Takes a step of the workflow. Rejections need a reason; provisioning
+    /// takes the clusters to create the project's partitions in.
+    ///
+    /// # Errors
+    /// Not visible or not allowed, a step not allowed from the current state,
+    /// a rejection without reason, or provisioning over a quota rule.
+    pub async fn step(&self, caller: &Caller, id: Uuid, step: Step, reason: &str, clusters: &[String]) -> Result<Request> {
+        let seen = self.get(caller, id).await?;
+        let reason = text("reason", reason, 2048, step == Step::Reject)?;
+        let clusters = clusters.iter().map(|c| DnsLabel::parse("clusters", c)).collect::<Result<Vec<_>>>()?;
+        let mut tx = self.outbox.pool().begin().await?;
+        lock_tenant(&mut tx, seen.tenant_id).await?;
+        // Re-read under the lock: two administrators may act at once.
+        let current = State::parse(&sqlx::query_scalar::<_, String>("SELECT state FROM resource_requests WHERE id = $1 FOR UPDATE").bind(id).fetch_one(&mut *tx).await?);
+        let (next, who) = step.apply(current)?;
+        match who {
+            Who::TenantAdmin => caller.require(seen.tenant_id, Role::TenantAdmin, "resource request", id)?,
+            Who::PlatformAdmin => caller.require_platform_admin()?,
+        }
+        if step == Step::Provision {
+            self.provision(&mut tx, &seen, &clusters).await?;
+        }
+        sqlx::query("UPDATE resource_requests SET state = $2, updated_at = now() WHERE id = $1").bind(id).bind(next.as_str()).execute(&mut *tx).await?;
+        record_step(&mut tx, &seen, Some(current), next, &caller.subject, &reason).await?;
+        self.outbox.commit(tx).await?;
+        self.get(caller, id).await
+    }
+
+    /// Raises the tenant's quota by spec x count, and the project's where it
+    /// sets limits (a new project gets exactly that); creates the project if
+    /// new and a partition in each cluster. Runs under the tenant's lock.
+    async fn provision(&self, tx: &mut PgConnection, request: &Request, clusters: &[DnsLabel]) -> Result<()> {
+        let spec = self.spec(tx, request.form.spec_id).await?;
+        let mut added = spec.amounts.clone();
+        for q in added.0.values_mut() {
+            *q = kernel::quantity::Quantity::from_milli_as(
+                q.milli().checked_mul(i64::from(request.form.count)).ok_or_else(|| Error::invalid("count", "makes the amounts too large"))?,
+                q.format(),
+            );
+        }
+        let tenant = request.tenant_id;
+        let (tenant_name,): (String,) = sqlx::query_as("SELECT name FROM tenants WHERE id = $1").bind(tenant).fetch_one(&mut *tx).await?;
+        let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND name = $2")
+            .bind(tenant)
+            .bind(&request.form.project_name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (project, new_project) = match existing {
+            Some(p) => (p, false),
+            None => {
+                let new = NewProject::parse(&request.form.project_name, "", &request.form.application)?;
+                (crate::project::insert(tx, tenant, &new).await?.expect("checked absent under the lock").id, true)
+            }
+        };
+        quota::raise(tx, tenant, quota::Level::Tenant, tenant, &added, true).await?;
+        quota::raise(tx, tenant, quota::Level::Project, project, &added, new_project).await?;
+        for cluster in clusters {
+            let new = NewPartition::parse(cluster.as_str(), &request.form.data_centre, "", BTreeMap::new(), "")?;
+            let namespace = new.namespace_in(&tenant_name, &request.form.project_name)?;
+            crate::partition::insert(tx, tenant, project, &new, &namespace)
+                .await?
+                .ok_or_else(|| Error::Conflict(format!("namespace {namespace} is already taken in cluster {cluster}")))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workflow_allows_only_its_steps() {
+        assert_eq!(Step::Submit.apply(State::Draft).unwrap(), (State::Submitted, Who::TenantAdmin));
+        assert_eq!(Step::Approve.apply(State::Submitted).unwrap().0, State::Approved);
+        assert_eq!(Step::Reject.apply(State::Submitted).unwrap().0, State::Rejected);
+        assert_eq!(Step::Provision.apply(State::Approved).unwrap().0, State::Provisioned);
+        for (step, from) in [
+            (Step::Approve, State::Draft),
+            (Step::Approve, State::Approved),
+            (Step::Provision, State::Submitted),
+            (Step::Submit, State::Submitted),
+            (Step::Reject, State::Approved),
+            (Step::Provision, State::Provisioned),
+            (Step::Approve, State::Rejected),
+        ] {
+            let err = step.apply(from).unwrap_err();
+            assert!(matches!(err, Error::FailedPrecondition(_)), "{step:?} from {from:?}");
+        }
+        assert_eq!(Step::Approve.apply(State::Draft).unwrap_err().to_string(), "a draft request cannot be approved");
+    }
+
+    fn form() -> pb::ResourceRequestForm {
+        pb::ResourceRequestForm {
+            project_name: "billing".into(),
+            applicant: "Jane Doe".into(),
+            phone: "+49 30 1234".into(),
+            email: "jane@acme.example".into(),
+            application: "billing-api".into(),
+            base_services: vec!["MySQL".into(), "Kafka".into()],
+            purpose: "new billing system".into(),
+            server_type: "application-host".into(),
+            oracle_needed: false,
+            storage: "500Gi".into(),
+            bandwidth: "100Mbps".into(),
+            data_centre: "dc1".into(),
+            spec_id: Uuid::now_v7().to_string(),
+            count: 4,
+            remarks: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_form_names_each_bad_field() {
+        assert!(Form::parse(&form()).is_ok());
+        let cases: Vec<(pb::ResourceRequestForm, &str)> = vec![
+            (pb::ResourceRequestForm { email: "jane".into(), ..form() }, "email"),
+            (pb::ResourceRequestForm { phone: "call me".into(), ..form() }, "phone"),
+            (pb::ResourceRequestForm { server_type: "mainframe".into(), ..form() }, "server_type"),
+            (pb::ResourceRequestForm { storage: "lots".into(), ..form() }, "storage"),
+            (pb::ResourceRequestForm { count: 0, ..form() }, "count"),
+            (pb::ResourceRequestForm { project_name: "Billing".into(), ..form() }, "project_name"),
+            (pb::ResourceRequestForm { applicant: " ".into(), ..form() }, "applicant"),
+            (pb::ResourceRequestForm { spec_id: "x".into(), ..form() }, "spec_id"),
+            (pb::ResourceRequestForm { data_centre: String::new(), ..form() }, "data_centre"),
+        ];
+        for (raw, field) in cases {
+            assert_eq!(Form::parse(&raw).unwrap_err().field(), Some(field));
+        }
+    }
+}
