@@ -41,3 +41,14 @@ fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     Some(rest.split('`').next()?.to_string())
 }
+
+/// An optional JSON body: none when the request has no body at all.
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let empty = req.headers().get(header::CONTENT_TYPE).is_none()
+            && req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_none_or(|l| l == "0");
+        if empty { Ok(None) } else { <Self as FromRequest<S>>::from_request(req, state).await.map(Some) }
+    }
+}

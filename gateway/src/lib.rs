@@ -12,6 +12,7 @@ pub mod json;
 pub mod problem;
 pub mod projects;
 pub mod quotas;
+pub mod requests;
 pub mod settings;
 pub mod tenants;
 pub mod upstream;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(clusters::routes())
         .merge(projects::routes())
         .merge(quotas::routes())
+        .merge(requests::routes())
         .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -99,5 +101,5 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
 /// Routes that exist, as (method, path template): the RBAC table of the
 /// identity issue will be checked against this list.
 pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES].concat()
+    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES].concat()
 }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod quotas;
+mod requests;
 mod services;
 mod tenant_slice;
 mod tracing;

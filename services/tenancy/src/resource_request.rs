@@ -41,6 +41,21 @@ pub struct Spec {
     pub active: bool,
 }
 
+#[derive(sqlx::FromRow)]
+struct SpecRow {
+    id: Uuid,
+    name: String,
+    display_name: String,
+    amounts: sqlx::types::Json<BTreeMap<String, i64>>,
+    active: bool,
+}
+
+impl From<SpecRow> for Spec {
+    fn from(r: SpecRow) -> Self {
+        Self { id: r.id, name: r.name, display_name: r.display_name, amounts: ResourceList::from_milli(r.amounts.0), active: r.active }
+    }
+}
+
 /// Where a request is in its workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -380,19 +395,14 @@ impl ResourceRequests {
     /// # Errors
     /// The database fails.
     pub async fn specs(&self) -> Result<Vec<Spec>> {
-        let rows: Vec<(Uuid, String, String, sqlx::types::Json<BTreeMap<String, i64>>, bool)> =
-            sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs ORDER BY name").fetch_all(self.outbox.pool()).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, display_name, amounts, active)| Spec { id, name, display_name, amounts: ResourceList::from_milli(amounts.0), active })
-            .collect())
+        let rows: Vec<SpecRow> = sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs ORDER BY name").fetch_all(self.outbox.pool()).await?;
+        Ok(rows.into_iter().map(Spec::from).collect())
     }
 
     async fn spec(&self, tx: &mut PgConnection, id: Uuid) -> Result<Spec> {
-        let row: Option<(String, String, sqlx::types::Json<BTreeMap<String, i64>>, bool)> =
-            sqlx::query_as("SELECT name, display_name, amounts, active FROM resource_specs WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-        let (name, display_name, amounts, active) = row.ok_or_else(|| Error::invalid("spec_id", "is not a published spec"))?;
-        Ok(Spec { id, name, display_name, amounts: ResourceList::from_milli(amounts.0), active })
+        let row: Option<SpecRow> =
+            sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        row.map(Spec::from).ok_or_else(|| Error::invalid("spec_id", "is not a published spec"))
     }
 
     /// Files a draft request for a tenant. Its administrators.

@@ -1,0 +1,255 @@
+//! Resource specs and requests: `/specs`, `/tenants/{id}/requests`,
+//! `/requests/{id}`, `/requests/{id}/{step}`, forwarded to tenancy.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+use crate::projects::Page;
+use crate::quotas::Amounts;
+
+/// Routes served here, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/specs"),
+    ("GET", "/api/v1/specs"),
+    ("POST", "/api/v1/tenants/{id}/requests"),
+    ("GET", "/api/v1/requests"),
+    ("GET", "/api/v1/requests/{id}"),
+    ("POST", "/api/v1/requests/{id}/{step}"),
+];
+
+/// The spec and request routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/specs", get(list_specs).post(publish_spec))
+        .route("/tenants/{id}/requests", post(file))
+        .route("/requests", get(list))
+        .route("/requests/{id}", get(read))
+        .route("/requests/{id}/{step}", post(step))
+}
+
+/// A product on offer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Spec {
+    /// Its id.
+    pub id: String,
+    /// DNS label.
+    pub name: String,
+    /// "2 CPU / 4 GiB".
+    pub display_name: String,
+    /// Per unit.
+    pub amounts: Amounts,
+    /// Whether it can be requested.
+    pub active: bool,
+}
+
+impl From<pb::Spec> for Spec {
+    fn from(s: pb::Spec) -> Self {
+        Self { id: s.id, name: s.name, display_name: s.display_name, amounts: s.amounts.unwrap_or_default().amounts.into_iter().collect(), active: s.active }
+    }
+}
+
+/// Body of `POST /specs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    amounts: Amounts,
+}
+
+/// The R1 request form.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Form {
+    project_name: String,
+    applicant: String,
+    #[serde(default)]
+    phone: String,
+    email: String,
+    application: String,
+    #[serde(default)]
+    base_services: Vec<String>,
+    #[serde(default)]
+    purpose: String,
+    server_type: String,
+    #[serde(default)]
+    oracle_needed: bool,
+    #[serde(default)]
+    storage: String,
+    #[serde(default)]
+    bandwidth: String,
+    data_centre: String,
+    spec_id: String,
+    count: i32,
+    #[serde(default)]
+    remarks: String,
+}
+
+impl From<Form> for pb::ResourceRequestForm {
+    fn from(f: Form) -> Self {
+        Self {
+            project_name: f.project_name,
+            applicant: f.applicant,
+            phone: f.phone,
+            email: f.email,
+            application: f.application,
+            base_services: f.base_services,
+            purpose: f.purpose,
+            server_type: f.server_type,
+            oracle_needed: f.oracle_needed,
+            storage: f.storage,
+            bandwidth: f.bandwidth,
+            data_centre: f.data_centre,
+            spec_id: f.spec_id,
+            count: f.count,
+            remarks: f.remarks,
+        }
+    }
+}
+
+impl From<pb::ResourceRequestForm> for Form {
+    fn from(f: pb::ResourceRequestForm) -> Self {
+        Self {
+            project_name: f.project_name,
+            applicant: f.applicant,
+            phone: f.phone,
+            email: f.email,
+            application: f.application,
+            base_services: f.base_services,
+            purpose: f.purpose,
+            server_type: f.server_type,
+            oracle_needed: f.oracle_needed,
+            storage: f.storage,
+            bandwidth: f.bandwidth,
+            data_centre: f.data_centre,
+            spec_id: f.spec_id,
+            count: f.count,
+            remarks: f.remarks,
+        }
+    }
+}
+
+/// One recorded step of a request.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Step {
+    /// From (absent for the creation).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub from: String,
+    /// To.
+    pub to: String,
+    /// Who.
+    pub actor: String,
+    /// Why (rejections).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub reason: String,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A resource request as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResourceRequest {
+    /// Its id.
+    pub id: String,
+    /// The tenant asking.
+    pub tenant_id: String,
+    /// The form.
+    pub form: Form,
+    /// draft, submitted, approved, rejected or provisioned.
+    pub state: String,
+    /// Who filed it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Its steps (on single reads).
+    pub steps: Vec<Step>,
+}
+
+impl From<pb::ResourceRequest> for ResourceRequest {
+    fn from(r: pb::ResourceRequest) -> Self {
+        Self {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            form: r.form.unwrap_or_default().into(),
+            state: r.state,
+            created_by: r.created_by,
+            created_at: time(r.created_at),
+            steps: r.steps.into_iter().map(|s| Step { from: s.from_state, to: s.to_state, actor: s.actor, reason: s.reason, at: time(s.at) }).collect(),
+        }
+    }
+}
+
+/// Body of `POST /requests/{id}/{step}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    clusters: Vec<String>,
+}
+
+/// Filters of `GET /requests`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    tenant_id: String,
+    #[serde(default)]
+    state: String,
+}
+
+async fn publish_spec(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<PublishSpec>) -> Result<(StatusCode, Json<Spec>), ApiError> {
+    let request = pb::PublishSpecRequest { name: b.name, display_name: b.display_name, amounts: Some(pb::ResourceList { amounts: b.amounts.into_iter().collect() }) };
+    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).publish_spec(request).await?.into_inner().into())))
+}
+
+async fn list_specs(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<Spec>>, ApiError> {
+    let r = s.upstream.tenancy(&s.key, &caller).list_specs(pb::ListSpecsRequest {}).await?.into_inner();
+    Ok(Json(r.specs.into_iter().map(Spec::from).collect()))
+}
+
+async fn file(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Body(form): Body<Form>,
+) -> Result<(StatusCode, Json<ResourceRequest>), ApiError> {
+    let request = pb::FileResourceRequestRequest { tenant_id, form: Some(form.into()) };
+    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).file_resource_request(request).await?.into_inner().into())))
+}
+
+async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<Page<ResourceRequest>>, ApiError> {
+    let request = pb::ListResourceRequestsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), tenant_id: q.tenant_id, state: q.state };
+    let r = s.upstream.tenancy(&s.key, &caller).list_resource_requests(request).await?.into_inner();
+    Ok(Json(Page::new(r.requests.into_iter().map(ResourceRequest::from).collect(), r.page)))
+}
+
+async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<ResourceRequest>, ApiError> {
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_resource_request(pb::GetResourceRequestRequest { id }).await?.into_inner().into()))
+}
+
+async fn step(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((id, step)): Path<(String, String)>,
+    body: Option<Body<StepBody>>,
+) -> Result<Json<ResourceRequest>, ApiError> {
+    let b = body.map(|Body(b)| b).unwrap_or_default();
+    let request = pb::StepResourceRequestRequest { id, step, reason: b.reason, clusters: b.clusters };
+    Ok(Json(s.upstream.tenancy(&s.key, &caller).step_resource_request(request).await?.into_inner().into()))
+}
