@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod clusters;
 pub mod json;
+pub mod members;
 pub mod problem;
 pub mod projects;
 pub mod quotas;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::routes())
         .merge(quotas::routes())
         .merge(requests::routes())
+        .merge(members::routes())
         .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -101,5 +103,5 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
 /// Routes that exist, as (method, path template): the RBAC table of the
 /// identity issue will be checked against this list.
 pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES].concat()
+    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES, members::ROUTES].concat()
 }

@@ -98,3 +98,21 @@ async fn clusters_register_and_list_by_data_centre() {
     assert_eq!(items[0]["environment"], "dr");
     assert_eq!(items[0]["labels"]["tier"], "gold");
 }
+
+#[tokio::test]
+async fn members_are_granted_listed_and_removed() {
+    let p = Platform::start().await;
+    let t: Value = p.admin(Method::POST, "/api/v1/tenants").json(&json!({"name": "acme"})).send().await.unwrap().json().await.unwrap();
+    let path = format!("/api/v1/tenants/{}/members", t["id"].as_str().unwrap());
+    let r = p.admin(Method::POST, &path).json(&json!({"kind": "group", "subject": "cn=acme-ops,ou=groups,dc=acme", "role": "operator"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let m: Value = r.json().await.unwrap();
+    let bad = p.admin(Method::POST, &path).json(&json!({"kind": "user", "subject": "x", "role": "owner"})).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let listed: Value = p.admin(Method::GET, &path).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["role"], "operator");
+    let gone = p.admin(Method::DELETE, &format!("/api/v1/members/{}", m["id"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    let listed: Value = p.admin(Method::GET, &path).send().await.unwrap().json().await.unwrap();
+    assert!(listed.as_array().unwrap().is_empty());
+}

@@ -9,6 +9,7 @@ use paas_proto::v1::tenancy_service_server::TenancyService;
 use kernel::outbox::Outbox;
 use tonic::{Request, Response, Status};
 
+use crate::member::{self, Binding, Grant, Members};
 use crate::partition::{LimitItem, LimitRange, NewPartition, Partition, Partitions};
 use crate::project::{NewProject, Project, Projects};
 use crate::quota::{Quotas, TenantQuota};
@@ -25,6 +26,7 @@ pub struct Tenancy {
     quotas: Quotas,
     reservations: Reservations,
     requests: ResourceRequests,
+    members: Members,
 }
 
 impl Tenancy {
@@ -36,6 +38,7 @@ impl Tenancy {
             partitions: Partitions::new(outbox.clone()),
             reservations: Reservations::new(outbox.pool().clone()),
             requests: ResourceRequests::new(outbox.clone()),
+            members: Members::new(outbox.clone()),
             quotas: Quotas::new(outbox),
         }
     }
@@ -89,6 +92,23 @@ fn partition_to_pb(p: Partition) -> pb::Partition {
         network_policy: p.network_policy,
         limit_range: Some(pb::LimitRange { container: Some(item_to_pb(&p.limit_range.container)), pod: Some(item_to_pb(&p.limit_range.pod)) }),
         created_at: timestamp(p.created_at),
+    }
+}
+
+fn member_to_pb(b: Binding) -> pb::Member {
+    pb::Member {
+        id: b.id.to_string(),
+        tenant_id: b.tenant_id.to_string(),
+        project_id: b.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        kind: match b.kind {
+            member::Kind::User => "user",
+            member::Kind::Group => "group",
+        }
+        .into(),
+        subject: b.subject,
+        role: member::role_name(b.role).into(),
+        created_by: b.created_by,
+        created_at: timestamp(b.created_at),
     }
 }
 
@@ -425,5 +445,40 @@ impl TenancyService for Tenancy {
             _ => return Err(kernel::Error::invalid("step", "must be submit, approve, reject or provision").into()),
         };
         Ok(Response::new(request_to_pb(self.requests.step(&caller, id, step, &r.reason, &r.clusters).await?)))
+    }
+
+    async fn add_member(&self, request: Request<pb::AddMemberRequest>) -> Result<Response<pb::Member>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let grant = Grant::parse(&r.tenant_id, &r.project_id, &r.kind, &r.subject, &r.role)?;
+        Ok(Response::new(member_to_pb(self.members.add(&caller, grant).await?)))
+    }
+
+    async fn remove_member(&self, request: Request<pb::RemoveMemberRequest>) -> Result<Response<pb::RemoveMemberResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.members.remove(&caller, id).await?;
+        Ok(Response::new(pb::RemoveMemberResponse {}))
+    }
+
+    async fn list_members(&self, request: Request<pb::ListMembersRequest>) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let caller = caller(&request)?;
+        let tenant = parse_id("tenant_id", &request.get_ref().tenant_id)?;
+        Ok(Response::new(pb::ListMembersResponse { members: self.members.list(&caller, tenant).await?.into_iter().map(member_to_pb).collect() }))
+    }
+
+    async fn sync_user(&self, request: Request<pb::SyncUserRequest>) -> Result<Response<pb::SyncUserResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        self.members.sync_user(&caller, &r.subject, &r.display_name, &r.email, &r.groups).await?;
+        Ok(Response::new(pb::SyncUserResponse {}))
+    }
+
+    async fn resolve_memberships(&self, request: Request<pb::ResolveMembershipsRequest>) -> Result<Response<pb::ResolveMembershipsResponse>, Status> {
+        let caller = caller(&request)?;
+        let memberships = self.members.memberships(&caller, &request.get_ref().subject).await?;
+        Ok(Response::new(pb::ResolveMembershipsResponse {
+            memberships: memberships.into_iter().map(|m| pb::TenantRole { tenant_id: m.tenant.to_string(), role: member::role_name(m.role).into() }).collect(),
+        }))
     }
 }

@@ -6,6 +6,7 @@
 //! namespaces and quotas there.
 
 pub mod grpc;
+pub mod member;
 pub mod partition;
 pub mod project;
 pub mod quota;

@@ -2,6 +2,7 @@
 //! admission by reservation, including under heavy concurrency.
 
 mod helpers;
+mod members;
 mod quotas;
 mod requests;
 mod reservations;

@@ -1,0 +1,91 @@
+//! `/api/v1/tenants/{id}/members` and `/api/v1/members/{id}`: who holds which
+//! role in a tenant or one of its projects, forwarded to tenancy.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// Routes served here, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/tenants/{id}/members"),
+    ("GET", "/api/v1/tenants/{id}/members"),
+    ("DELETE", "/api/v1/members/{id}"),
+];
+
+/// The member routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/tenants/{id}/members", get(list).post(add)).route("/members/{id}", delete(remove))
+}
+
+/// A role binding as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Member {
+    /// Its id.
+    pub id: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The project, for a project-scoped role.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub project_id: String,
+    /// user or group.
+    pub kind: String,
+    /// The user's subject or the group's name.
+    pub subject: String,
+    /// viewer, developer, operator or tenant-admin.
+    pub role: String,
+    /// Who granted it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Member> for Member {
+    fn from(m: pb::Member) -> Self {
+        Self {
+            id: m.id,
+            tenant_id: m.tenant_id,
+            project_id: m.project_id,
+            kind: m.kind,
+            subject: m.subject,
+            role: m.role,
+            created_by: m.created_by,
+            created_at: time(m.created_at),
+        }
+    }
+}
+
+/// Body of `POST /tenants/{id}/members`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    #[serde(default)]
+    project_id: String,
+    kind: String,
+    subject: String,
+    role: String,
+}
+
+async fn add(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>, Body(b): Body<AddMember>) -> Result<(StatusCode, Json<Member>), ApiError> {
+    let request = pb::AddMemberRequest { tenant_id, project_id: b.project_id, kind: b.kind, subject: b.subject, role: b.role };
+    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).add_member(request).await?.into_inner().into())))
+}
+
+async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>) -> Result<Json<Vec<Member>>, ApiError> {
+    let r = s.upstream.tenancy(&s.key, &caller).list_members(pb::ListMembersRequest { tenant_id }).await?.into_inner();
+    Ok(Json(r.members.into_iter().map(Member::from).collect()))
+}
+
+async fn remove(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.upstream.tenancy(&s.key, &caller).remove_member(pb::RemoveMemberRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,316 @@
+//! Members: users and directory groups, and the roles they hold in tenants
+//! and projects. Group memberships are replaced from the identity provider's
+//! claims at every login ([`Members::sync_user`]), so access follows the
+//! directory; [`Members::memberships`] resolves a user's roles (direct and
+//! through groups, the highest per tenant) for the gateway to sign.
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Membership, Role};
+use kernel::event::EventType;
+use kernel::outbox::{self, Outbox};
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use uuid::Uuid;
+
+/// `tenancy.member.added`
+pub const ADDED: EventType = EventType::new("tenancy", "member", "added");
+/// `tenancy.member.removed`
+pub const REMOVED: EventType = EventType::new("tenancy", "member", "removed");
+
+/// Whether a binding names a user or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One user, by subject.
+    User,
+    /// Every member of a directory group.
+    Group,
+}
+
+impl Kind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+        }
+    }
+}
+
+/// Parses a role name as the API writes it.
+///
+/// # Errors
+/// Not one of viewer, developer, operator, tenant-admin.
+pub fn parse_role(field: &str, raw: &str) -> Result<Role> {
+    match raw {
+        "viewer" => Ok(Role::Viewer),
+        "developer" => Ok(Role::Developer),
+        "operator" => Ok(Role::Operator),
+        "tenant-admin" => Ok(Role::TenantAdmin),
+        _ => Err(Error::invalid(field, "must be viewer, developer, operator or tenant-admin")),
+    }
+}
+
+/// A role's API name.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => "viewer",
+        Role::Developer => "developer",
+        Role::Operator => "operator",
+        Role::TenantAdmin => "tenant-admin",
+    }
+}
+
+/// A role binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Its id.
+    pub id: Uuid,
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// The project, for a project-scoped role.
+    pub project_id: Option<Uuid>,
+    /// User or group.
+    pub kind: Kind,
+    /// The user's subject or the group's name.
+    pub subject: String,
+    /// The role.
+    pub role: Role,
+    /// Who granted it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    tenant_id: Uuid,
+    project_id: Option<Uuid>,
+    subject_kind: String,
+    subject: String,
+    role: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Row> for Binding {
+    fn from(r: Row) -> Self {
+        Self {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            project_id: r.project_id,
+            kind: if r.subject_kind == "group" { Kind::Group } else { Kind::User },
+            subject: r.subject,
+            role: parse_role("role", &r.role).unwrap_or(Role::Viewer),
+            created_by: r.created_by,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A validated grant.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// A project of it, or the whole tenant.
+    pub project: Option<Uuid>,
+    /// User or group.
+    pub kind: Kind,
+    /// Subject or group name.
+    pub subject: String,
+    /// The role.
+    pub role: Role,
+}
+
+impl Grant {
+    /// Validates raw input; errors name the field.
+    ///
+    /// # Errors
+    /// A field is malformed.
+    pub fn parse(tenant: &str, project: &str, kind: &str, subject: &str, role: &str) -> Result<Self> {
+        let kind = match kind {
+            "user" => Kind::User,
+            "group" => Kind::Group,
+            _ => return Err(Error::invalid("kind", "must be user or group")),
+        };
+        let subject = subject.trim();
+        if subject.is_empty() || subject.len() > 512 || subject.chars().any(char::is_control) {
+            return Err(Error::invalid("subject", "must be 1-512 printable characters"));
+        }
+        Ok(Self {
+            tenant: id::parse_id("tenant_id", tenant)?,
+            project: if project.is_empty() { None } else { Some(id::parse_id("project_id", project)?) },
+            kind,
+            subject: subject.to_string(),
+            role: parse_role("role", role)?,
+        })
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, tenant_id, project_id, subject_kind, subject, role, created_by, created_at"
+    };
+}
+
+/// Members in the tenancy schema.
+#[derive(Clone)]
+pub struct Members {
+    outbox: Outbox,
+}
+
+impl Members {
+    /// Members stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { outbox }
+    }
+
+    /// Grants a role. Tenant admins of the tenant.
+    ///
+    /// # Errors
+    /// Not allowed, the project is not the tenant's, or the binding exists.
+    pub async fn add(&self, caller: &Caller, grant: Grant) -> Result<Binding> {
+        caller.require(grant.tenant, Role::TenantAdmin, "tenant", grant.tenant)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        if let Some(project) = grant.project {
+            let owner: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1").bind(project).fetch_optional(&mut *tx).await?;
+            if owner != Some(grant.tenant) {
+                return Err(Error::invalid("project_id", "is not a project of this tenant"));
+            }
+        }
+        let row: Row = sqlx::query_as(concat!(
+            "INSERT INTO role_bindings (id, tenant_id, project_id, subject_kind, subject, role, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING RETURNING ",
+            columns!()
+        ))
+        .bind(id::new_id())
+        .bind(grant.tenant)
+        .bind(grant.project)
+        .bind(grant.kind.as_str())
+        .bind(&grant.subject)
+        .bind(role_name(grant.role))
+        .bind(&caller.subject)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::Conflict(format!("{} {} already holds a role there; remove it first", grant.kind.as_str(), grant.subject)))?;
+        let binding = Binding::from(row);
+        let event = pb::ResourceChanged { id: binding.id.to_string(), tenant_id: binding.tenant_id.to_string(), name: format!("{}:{}={}", grant.kind.as_str(), binding.subject, role_name(binding.role)) };
+        outbox::record(&mut tx, ADDED, Some(binding.tenant_id), &event).await?;
+        self.outbox.commit(tx).await?;
+        Ok(binding)
+    }
+
+    /// Removes a binding. Tenant admins of its tenant.
+    ///
+    /// # Errors
+    /// Not visible or not allowed.
+    pub async fn remove(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        let mut tx = self.outbox.pool().begin().await?;
+        let row = sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM role_bindings WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .filter(|r| caller.can_see(r.tenant_id))
+            .ok_or_else(|| Error::not_found("member", id))?;
+        caller.require(row.tenant_id, Role::TenantAdmin, "member", id)?;
+        sqlx::query("DELETE FROM role_bindings WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let event = pb::ResourceChanged { id: id.to_string(), tenant_id: row.tenant_id.to_string(), name: format!("{}:{}", row.subject_kind, row.subject) };
+        outbox::record(&mut tx, REMOVED, Some(row.tenant_id), &event).await?;
+        self.outbox.commit(tx).await
+    }
+
+    /// A tenant's bindings (tenant-wide and per project).
+    ///
+    /// # Errors
+    /// The tenant is not visible to the caller.
+    pub async fn list(&self, caller: &Caller, tenant: Uuid) -> Result<Vec<Binding>> {
+        if !caller.can_see(tenant) {
+            return Err(Error::not_found("tenant", tenant));
+        }
+        let rows: Vec<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM role_bindings WHERE tenant_id = $1 ORDER BY id"))
+            .bind(tenant)
+            .fetch_all(self.outbox.pool())
+            .await?;
+        Ok(rows.into_iter().map(Binding::from).collect())
+    }
+
+    /// Records a login: the user's profile and, replacing what was there, the
+    /// groups the identity provider says it is in. Platform services only
+    /// (the gateway, at login).
+    ///
+    /// # Errors
+    /// Not a platform service or administrator.
+    pub async fn sync_user(&self, caller: &Caller, subject: &str, display_name: &str, email: &str, groups: &[String]) -> Result<()> {
+        caller.require_platform_admin()?;
+        if subject.trim().is_empty() {
+            return Err(Error::invalid("subject", "is required"));
+        }
+        let mut tx = self.outbox.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO users (subject, display_name, email, last_login_at) VALUES ($1, $2, $3, now())
+             ON CONFLICT (subject) DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email, last_login_at = now()",
+        )
+        .bind(subject)
+        .bind(display_name)
+        .bind(email)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM group_members WHERE subject = $1").bind(subject).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO group_members (group_name, subject) SELECT DISTINCT g, $1 FROM unnest($2::text[]) AS g")
+            .bind(subject)
+            .bind(groups)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The tenants a user belongs to and its highest role in each, directly
+    /// or through its groups. A project-scoped role makes the user a viewer
+    /// of the tenant (it can see the tenant its project is in).
+    ///
+    /// # Errors
+    /// Not a platform service or administrator, or the user itself.
+    pub async fn memberships(&self, caller: &Caller, subject: &str) -> Result<Vec<Membership>> {
+        if !caller.platform_admin && caller.subject != subject {
+            return Err(Error::PermissionDenied("only the user itself or the platform may resolve memberships".into()));
+        }
+        let rows: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+            "SELECT b.tenant_id, b.project_id, b.role FROM role_bindings b
+             WHERE (b.subject_kind = 'user' AND b.subject = $1)
+                OR (b.subject_kind = 'group' AND b.subject IN (SELECT group_name FROM group_members WHERE subject = $1))",
+        )
+        .bind(subject)
+        .fetch_all(self.outbox.pool())
+        .await?;
+        let mut best: std::collections::BTreeMap<Uuid, Role> = std::collections::BTreeMap::new();
+        for (tenant, project, role) in rows {
+            let role = if project.is_some() { Role::Viewer } else { parse_role("role", &role).unwrap_or(Role::Viewer) };
+            let entry = best.entry(tenant).or_insert(role);
+            *entry = (*entry).max(role);
+        }
+        Ok(best.into_iter().map(|(tenant, role)| Membership { tenant, role }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_names_each_bad_field() {
+        let t = Uuid::now_v7().to_string();
+        assert!(Grant::parse(&t, "", "group", "cn=ops,ou=groups", "operator").is_ok());
+        assert_eq!(Grant::parse(&t, "", "team", "x", "operator").unwrap_err().field(), Some("kind"));
+        assert_eq!(Grant::parse(&t, "", "user", "", "operator").unwrap_err().field(), Some("subject"));
+        assert_eq!(Grant::parse(&t, "", "user", "x", "owner").unwrap_err().field(), Some("role"));
+        assert_eq!(Grant::parse(&t, "nope", "user", "x", "viewer").unwrap_err().field(), Some("project_id"));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in [Role::Viewer, Role::Developer, Role::Operator, Role::TenantAdmin] {
+            assert_eq!(parse_role("role", role_name(r)).unwrap(), r);
+        }
+    }
+}
