@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/projects/{id}/quota"),
     ("PUT", "/api/v1/partitions/{id}/quota"),
     ("GET", "/api/v1/tenants/{id}/usage"),
+    ("GET", "/api/v1/tenants/{id}/usage/history"),
     ("POST", "/api/v1/reservations"),
     ("GET", "/api/v1/reservations/{id}"),
     ("POST", "/api/v1/reservations/{id}/commit"),
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/projects/{id}/quota", put(set_project))
         .route("/partitions/{id}/quota", put(set_partition))
         .route("/tenants/{id}/usage", get(usage))
+        .route("/tenants/{id}/usage/history", get(history))
         .route("/reservations", post(reserve))
         .route("/reservations/{id}", get(read_reservation))
         .route("/reservations/{id}/commit", post(commit))
@@ -103,6 +105,49 @@ pub struct ScopeUsage {
     pub key: String,
     /// Per resource.
     pub lines: Vec<UsageLine>,
+}
+
+/// A tenant's usage: every level, and what clusters report per partition.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Usage {
+    /// Hard and used per level.
+    pub scopes: Vec<ScopeUsage>,
+    /// Partition id -> what its cluster reports it uses.
+    pub observed: BTreeMap<String, Amounts>,
+}
+
+/// One point of usage history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UsagePoint {
+    /// The level.
+    pub level: String,
+    /// The tenant, project or partition.
+    pub owner_id: String,
+    /// The cluster or data centre of a split.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub key: String,
+    /// The resource.
+    pub resource: String,
+    /// The limit then.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub hard: String,
+    /// Held by reservations then.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub used: String,
+    /// Reported by the cluster then.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub observed: String,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Filters of `GET /tenants/{id}/usage/history`.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    resource: String,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 }
 
 /// Body of `POST /reservations`.
@@ -189,17 +234,35 @@ async fn set_partition(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn usage(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>) -> Result<Json<Vec<ScopeUsage>>, ApiError> {
+async fn usage(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>) -> Result<Json<Usage>, ApiError> {
     let r = s.upstream.tenancy(&s.key, &caller).get_usage(pb::GetUsageRequest { tenant_id }).await?.into_inner();
+    let scopes = r
+        .scopes
+        .into_iter()
+        .map(|u| ScopeUsage {
+            level: u.level,
+            owner_id: u.owner_id,
+            key: u.key,
+            lines: u.lines.into_iter().map(|l| UsageLine { resource: l.resource, hard: Some(l.hard).filter(|h| !h.is_empty()), used: l.used }).collect(),
+        })
+        .collect();
+    let observed = r.observed.into_iter().map(|(p, l)| (p, l.amounts.into_iter().collect())).collect();
+    Ok(Json(Usage { scopes, observed }))
+}
+
+async fn history(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> Result<Json<Vec<UsagePoint>>, ApiError> {
+    let stamp = |t: DateTime<Utc>| kernel::grpc::timestamp(t);
+    let request = pb::GetUsageHistoryRequest { tenant_id, resource: q.resource, since: q.since.and_then(stamp), until: q.until.and_then(stamp) };
+    let r = s.upstream.tenancy(&s.key, &caller).get_usage_history(request).await?.into_inner();
     Ok(Json(
-        r.scopes
+        r.points
             .into_iter()
-            .map(|u| ScopeUsage {
-                level: u.level,
-                owner_id: u.owner_id,
-                key: u.key,
-                lines: u.lines.into_iter().map(|l| UsageLine { resource: l.resource, hard: Some(l.hard).filter(|h| !h.is_empty()), used: l.used }).collect(),
-            })
+            .map(|p| UsagePoint { level: p.level, owner_id: p.owner_id, key: p.key, resource: p.resource, hard: p.hard, used: p.used, observed: p.observed, at: time(p.at) })
             .collect(),
     ))
 }

@@ -47,7 +47,7 @@ async fn quota_flows_from_tenant_to_partition_and_admission_refuses_with_a_named
     let (_, committed) = send(&p, Method::POST, &format!("/api/v1/reservations/{rid}/commit"), Value::Null).await;
     assert_eq!(committed["state"], "committed");
     let (_, usage) = send(&p, Method::GET, &format!("/api/v1/tenants/{tid}/usage"), Value::Null).await;
-    let tenant_cpu = usage.as_array().unwrap().iter().find(|u| u["level"] == "tenant").unwrap()["lines"]
+    let tenant_cpu = usage["scopes"].as_array().unwrap().iter().find(|u| u["level"] == "tenant").unwrap()["lines"]
         .as_array()
         .unwrap()
         .iter()
@@ -57,6 +57,9 @@ async fn quota_flows_from_tenant_to_partition_and_admission_refuses_with_a_named
     assert_eq!((tenant_cpu["hard"].as_str(), tenant_cpu["used"].as_str()), (Some("8"), Some("1500m")));
     let (_, released) = send(&p, Method::POST, &format!("/api/v1/reservations/{rid}/release"), Value::Null).await;
     assert_eq!(released["state"], "released");
+    let (status, history) = send(&p, Method::GET, &format!("/api/v1/tenants/{tid}/usage/history?resource=requests.cpu"), Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    assert!(history.is_array());
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ async fn a_resource_request_is_filed_reviewed_and_provisioned_over_rest() {
     assert_eq!(done["steps"].as_array().unwrap().len(), 4);
 
     let (_, usage) = send(&p, Method::GET, &format!("/api/v1/tenants/{tid}/usage"), None).await;
-    let tenant_memory = usage.as_array().unwrap().iter().find(|u| u["level"] == "tenant").unwrap()["lines"]
+    let tenant_memory = usage["scopes"].as_array().unwrap().iter().find(|u| u["level"] == "tenant").unwrap()["lines"]
         .as_array()
         .unwrap()
         .iter()

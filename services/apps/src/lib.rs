@@ -1,7 +1,11 @@
 //! The apps service: application templates, the catalog, applications, releases,
-//! release strategies and scaling (R4, R5). It owns the `apps` schema. Today it
-//! holds the template registry; rendering, releases and strategies come with
-//! their issue. It never writes to member clusters itself: federation does.
+//! release strategies and scaling (R4, R5). It owns the `apps` schema and
+//! announces every change as `apps.*` events through its outbox. Today it holds
+//! the template registry; rendering, releases and strategies come with their
+//! issue.
+//!
+//! It does not own tenants (tenancy does) and never writes to member clusters
+//! itself: federation does.
 
 pub mod grpc;
 pub mod template;

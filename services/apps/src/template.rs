@@ -32,6 +32,10 @@ pub struct Template {
     pub created_at: DateTime<Utc>,
 }
 
+/// The longest description, in characters: a paragraph for the catalog page,
+/// not a manual.
+pub const MAX_DESCRIPTION: usize = 1024;
+
 /// A validated new template.
 #[derive(Debug, Clone)]
 pub struct NewTemplate {
@@ -51,10 +55,11 @@ impl NewTemplate {
             "" => None,
             t => Some(id::parse_id("tenant_id", t)?),
         };
-        if description.chars().count() > 1024 {
-            return Err(Error::invalid("description", "must be at most 1024 characters"));
+        let description = description.trim();
+        if description.chars().count() > MAX_DESCRIPTION {
+            return Err(Error::invalid("description", format!("must be at most {MAX_DESCRIPTION} characters")));
         }
-        Ok(Self { tenant, name: DnsLabel::parse("name", name.trim())?, description: description.trim().to_string() })
+        Ok(Self { tenant, name: DnsLabel::parse("name", name.trim())?, description: description.to_string() })
     }
 }
 
@@ -66,9 +71,9 @@ macro_rules! columns {
 
 /// Who may write a template: developers of its tenant, or platform
 /// administrators for the catalog.
-fn require_writer(caller: &Caller, tenant: Option<Uuid>, id: impl ToString) -> Result<()> {
+fn require_writer(caller: &Caller, tenant: Option<Uuid>, kind: &'static str, id: impl ToString) -> Result<()> {
     match tenant {
-        Some(t) => caller.require(t, Role::Developer, "template", id),
+        Some(t) => caller.require(t, Role::Developer, kind, id),
         None => caller.require_platform_admin(),
     }
 }
@@ -90,7 +95,7 @@ impl Templates {
     /// # Errors
     /// Not allowed, or the name is taken in its tenant or the catalog.
     pub async fn create(&self, caller: &Caller, new: NewTemplate) -> Result<Template> {
-        require_writer(caller, new.tenant, "new")?;
+        require_writer(caller, new.tenant, "tenant", new.tenant.unwrap_or_default())?;
         let mut tx = self.outbox.pool().begin().await?;
         let template: Template = sqlx::query_as(concat!(
             "INSERT INTO templates (id, tenant_id, name, description) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
@@ -152,12 +157,14 @@ impl Templates {
     /// Deletes a template.
     ///
     /// # Errors
-    /// Not visible or not allowed.
+    /// Not visible, not allowed, or already gone.
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
         let template = self.get(caller, id).await?;
-        require_writer(caller, template.tenant_id, id)?;
+        require_writer(caller, template.tenant_id, "template", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("DELETE FROM templates WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if sqlx::query("DELETE FROM templates WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(Error::not_found("template", id));
+        }
         let event = pb::ResourceChanged {
             id: id.to_string(),
             tenant_id: template.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
@@ -177,15 +184,19 @@ mod tests {
         assert!(NewTemplate::parse("", "mysql", "").is_ok());
         assert_eq!(NewTemplate::parse("x", "mysql", "").unwrap_err().field(), Some("tenant_id"));
         assert_eq!(NewTemplate::parse("", "My SQL", "").unwrap_err().field(), Some("name"));
-        assert_eq!(NewTemplate::parse("", "mysql", &"d".repeat(1025)).unwrap_err().field(), Some("description"));
+        assert_eq!(NewTemplate::parse("", "", "").unwrap_err().field(), Some("name"));
+        assert_eq!(NewTemplate::parse("", "mysql", &"d".repeat(MAX_DESCRIPTION + 1)).unwrap_err().field(), Some("description"));
+        assert!(NewTemplate::parse("", "mysql", &format!(" {} ", "d".repeat(MAX_DESCRIPTION))).is_ok());
     }
 
     #[test]
     fn only_platform_admins_write_the_catalog() {
         let t = Uuid::now_v7();
         let dev = Caller::user("d", vec![kernel::caller::Membership { tenant: t, role: Role::Developer }]);
-        assert!(require_writer(&dev, Some(t), "x").is_ok());
-        assert!(require_writer(&dev, None, "x").is_err());
-        assert!(require_writer(&Caller::platform_admin("p"), None, "x").is_ok());
+        assert!(require_writer(&dev, Some(t), "template", "x").is_ok());
+        assert!(require_writer(&dev, None, "template", "x").is_err());
+        assert!(require_writer(&Caller::platform_admin("p"), None, "template", "x").is_ok());
+        let viewer = Caller::user("v", vec![kernel::caller::Membership { tenant: t, role: Role::Viewer }]);
+        assert!(require_writer(&viewer, Some(t), "template", "x").is_err());
     }
 }

@@ -130,12 +130,14 @@ impl ConfigSets {
     /// Deletes a config set. Operators of the tenant.
     ///
     /// # Errors
-    /// Not visible or not allowed.
+    /// Not visible, not allowed, or already gone.
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
         let set = self.get(caller, id).await?;
         caller.require(set.tenant_id, Role::Operator, "config set", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("DELETE FROM config_sets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if sqlx::query("DELETE FROM config_sets WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(Error::not_found("config set", id));
+        }
         let event = pb::ResourceChanged { id: id.to_string(), tenant_id: set.tenant_id.to_string(), name: format!("{}/{}", set.application, set.environment) };
         outbox::record(&mut tx, DELETED, Some(set.tenant_id), &event).await?;
         self.outbox.commit(tx).await
@@ -153,5 +155,6 @@ mod tests {
         assert_eq!(NewConfigSet::parse("", "shop", "qa").unwrap_err().field(), Some("tenant_id"));
         assert_eq!(NewConfigSet::parse(&t, "Shop", "qa").unwrap_err().field(), Some("application"));
         assert_eq!(NewConfigSet::parse(&t, "shop", "").unwrap_err().field(), Some("environment"));
+        assert_eq!(NewConfigSet::parse(&t, "shop", "prod_eu").unwrap_err().field(), Some("environment"));
     }
 }

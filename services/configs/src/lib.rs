@@ -1,9 +1,13 @@
 //! The configs service: the config center (R6), config sets addressed by tenant,
-//! application and environment. It owns the `configs` schema. Items, releases,
+//! application and environment. It owns the `configs` schema and announces
+//! every change as `configs.*` events through its outbox. Items, releases,
 //! gray release and delivery come with their issue.
+//!
+//! It does not own tenants (tenancy does) nor deliver configuration into
+//! member clusters (federation does).
 
-pub mod grpc;
 pub mod config_set;
+pub mod grpc;
 
 use kernel::service::{Addresses, Base, Running};
 use kernel::settings::Platform;

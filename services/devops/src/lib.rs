@@ -1,6 +1,10 @@
 //! The devops service: pipelines, runs, gates and environments (R8). It owns the
-//! `devops` schema. Today it holds pipeline definitions; runs, triggers and
-//! gates come with their issue.
+//! `devops` schema and announces every change as `devops.*` events through its
+//! outbox. Today it holds pipeline definitions; runs, triggers and gates come
+//! with their issue.
+//!
+//! It does not host Git repositories nor build images itself, and it never
+//! deploys: apps releases what a pipeline produces.
 
 pub mod grpc;
 pub mod pipeline;

@@ -31,12 +31,17 @@ pub struct Pipeline {
     pub created_at: DateTime<Utc>,
 }
 
-/// Checks a Git remote: `http(s)://` or `ssh://` URLs, or scp-like `user@host:path`.
+/// Checks a Git remote: `http(s)://` or `ssh://` URLs, or scp-like
+/// `user@host:path`. Passwords in the URL are refused: credentials belong in
+/// a secret, not in a pipeline everyone in the tenant reads.
 fn git_remote(raw: &str) -> Result<String> {
     let r = raw.trim();
     let bad = || Error::invalid("repository", "must be a Git URL (https://, ssh:// or user@host:path)");
     if let Ok(url) = url::Url::parse(r) {
-        return if matches!(url.scheme(), "http" | "https" | "ssh" | "git") && url.host().is_some() && url.path().len() > 1 { Ok(r.to_string()) } else { Err(bad()) };
+        if url.password().is_some() {
+            return Err(Error::invalid("repository", "must not carry a password"));
+        }
+        return if matches!(url.scheme(), "http" | "https" | "ssh") && url.host().is_some() && url.path().len() > 1 { Ok(r.to_string()) } else { Err(bad()) };
     }
     let (user_host, path) = r.split_once(':').ok_or_else(bad)?;
     let (user, host) = user_host.split_once('@').ok_or_else(bad)?;
@@ -139,12 +144,14 @@ impl Pipelines {
     /// Deletes a pipeline. Developers of the tenant.
     ///
     /// # Errors
-    /// Not visible or not allowed.
+    /// Not visible, not allowed, or already gone.
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
         let pipeline = self.get(caller, id).await?;
         caller.require(pipeline.tenant_id, Role::Developer, "pipeline", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("DELETE FROM pipelines WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if sqlx::query("DELETE FROM pipelines WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(Error::not_found("pipeline", id));
+        }
         let event = pb::ResourceChanged { id: id.to_string(), tenant_id: pipeline.tenant_id.to_string(), name: pipeline.name };
         outbox::record(&mut tx, DELETED, Some(pipeline.tenant_id), &event).await?;
         self.outbox.commit(tx).await
@@ -160,7 +167,7 @@ mod tests {
         for ok in ["https://git.example.com/acme/shop.git", "ssh://git@git.example.com/acme/shop.git", "git@git.example.com:acme/shop.git"] {
             assert_eq!(git_remote(ok).unwrap(), ok);
         }
-        for bad in ["", "shop", "ftp://x/y", "https://host", "git@:path", "@host:path", "git@host/x:y z"] {
+        for bad in ["", "shop", "ftp://x/y", "git://host/a.git", "https://host", "https://u:secret@host/a.git", "git@:path", "@host:path", "git@host/x:y z"] {
             assert_eq!(git_remote(bad).unwrap_err().field(), Some("repository"), "{bad}");
         }
     }
@@ -171,5 +178,6 @@ mod tests {
         assert!(NewPipeline::parse(&t, "shop-ci", "git@h:a/b").is_ok());
         assert_eq!(NewPipeline::parse("x", "shop-ci", "git@h:a/b").unwrap_err().field(), Some("tenant_id"));
         assert_eq!(NewPipeline::parse(&t, "Shop CI", "git@h:a/b").unwrap_err().field(), Some("name"));
+        assert_eq!(NewPipeline::parse(&t, "shop-ci", "h:a/b").unwrap_err().field(), Some("repository"));
     }
 }

@@ -1,6 +1,10 @@
 //! The images service: the image catalog (R7): OCI registries, repositories,
-//! tags and replication. It owns the `images` schema. Today it holds the registry
-//! list; repositories, tags and replication come with their issue.
+//! tags and replication. It owns the `images` schema and announces every change
+//! as `images.*` events through its outbox. Today it holds the registry list;
+//! repositories, tags and replication come with their issue.
+//!
+//! It does not store images (the registries do) nor configure pull secrets in
+//! member clusters (federation does).
 
 pub mod grpc;
 pub mod registry;

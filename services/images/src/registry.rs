@@ -50,6 +50,9 @@ impl NewRegistry {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| Error::invalid("url", "must be an http(s) URL of the registry"))?;
+        if url.password().is_some() {
+            return Err(Error::invalid("url", "must not carry a password"));
+        }
         Ok(Self { name: DnsLabel::parse("name", name.trim())?, url, master })
     }
 }
@@ -79,14 +82,10 @@ impl Registries {
     pub async fn create(&self, caller: &Caller, new: NewRegistry) -> Result<Registry> {
         caller.require_platform_admin()?;
         let mut tx = self.outbox.pool().begin().await?;
-        if new.master {
-            let master: Option<String> = sqlx::query_scalar("SELECT name FROM registries WHERE master FOR UPDATE").fetch_optional(&mut *tx).await?;
-            if let Some(existing) = master {
-                return Err(Error::Conflict(format!("{existing} is already the master registry")));
-            }
-        }
-        let registry: Registry = sqlx::query_as(concat!(
-            "INSERT INTO registries (id, name, url, master) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING ",
+        // Both unique indexes (name, one master) answer here: a concurrent
+        // master insert cannot slip between a check and the insert.
+        let inserted: Option<Registry> = sqlx::query_as(concat!(
+            "INSERT INTO registries (id, name, url, master) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
             columns!()
         ))
         .bind(id::new_id())
@@ -94,12 +93,25 @@ impl Registries {
         .bind(new.url.as_str())
         .bind(new.master)
         .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::Conflict(format!("a registry named {} already exists", new.name)))?;
+        .await?;
+        let Some(registry) = inserted else {
+            return Err(self.conflict(&new).await?);
+        };
         let event = pb::ResourceChanged { id: registry.id.to_string(), tenant_id: String::new(), name: registry.name.clone() };
         outbox::record(&mut tx, CREATED, None, &event).await?;
         self.outbox.commit(tx).await?;
         Ok(registry)
+    }
+
+    /// Why `new` conflicts: its name is taken, or it would be a second master.
+    async fn conflict(&self, new: &NewRegistry) -> Result<Error> {
+        let master: Option<String> = sqlx::query_scalar("SELECT name FROM registries WHERE master").fetch_optional(self.outbox.pool()).await?;
+        Ok(match master {
+            Some(existing) if new.master && existing != new.name.as_str() => {
+                Error::Conflict(format!("{existing} is already the master registry; there can be only one"))
+            }
+            _ => Error::Conflict(format!("a registry named {} already exists", new.name)),
+        })
     }
 
     /// One registry.
@@ -154,5 +166,7 @@ mod tests {
         assert_eq!(NewRegistry::parse("Harbor", "https://h", false).unwrap_err().field(), Some("name"));
         assert_eq!(NewRegistry::parse("harbor", "harbor.example.com", false).unwrap_err().field(), Some("url"));
         assert_eq!(NewRegistry::parse("harbor", "ftp://h", false).unwrap_err().field(), Some("url"));
+        assert_eq!(NewRegistry::parse("harbor", "https://admin:secret@h", false).unwrap_err().field(), Some("url"));
+        assert_eq!(NewRegistry::parse("", "https://h", false).unwrap_err().field(), Some("name"));
     }
 }

@@ -16,6 +16,7 @@ use crate::quota::{Quotas, TenantQuota};
 use crate::reservation::{self, Reservation, Reservations};
 use crate::resource::ResourceList;
 use crate::resource_request::{self, Form, ResourceRequests, Spec, Step};
+use crate::usage::UsageHistory;
 use crate::tenant::{self, NewTenant, Tenant, TenantChange, Tenants};
 
 /// The gRPC face of the tenancy service.
@@ -27,6 +28,7 @@ pub struct Tenancy {
     reservations: Reservations,
     requests: ResourceRequests,
     members: Members,
+    usage: UsageHistory,
 }
 
 impl Tenancy {
@@ -39,6 +41,7 @@ impl Tenancy {
             reservations: Reservations::new(outbox.pool().clone()),
             requests: ResourceRequests::new(outbox.clone()),
             members: Members::new(outbox.clone()),
+            usage: UsageHistory::new(outbox.pool().clone()),
             quotas: Quotas::new(outbox),
         }
     }
@@ -358,7 +361,8 @@ impl TenancyService for Tenancy {
                     .collect(),
             })
             .collect();
-        Ok(Response::new(pb::GetUsageResponse { scopes }))
+        let observed = self.usage.observed(&caller, tenant).await?.into_iter().map(|(p, l)| (p.to_string(), list_to_pb(&l))).collect();
+        Ok(Response::new(pb::GetUsageResponse { scopes, observed }))
     }
 
     async fn reserve(&self, request: Request<pb::ReserveRequest>) -> Result<Response<pb::Reservation>, Status> {
@@ -479,6 +483,44 @@ impl TenancyService for Tenancy {
         let memberships = self.members.memberships(&caller, &request.get_ref().subject).await?;
         Ok(Response::new(pb::ResolveMembershipsResponse {
             memberships: memberships.into_iter().map(|m| pb::TenantRole { tenant_id: m.tenant.to_string(), role: member::role_name(m.role).into() }).collect(),
+        }))
+    }
+
+    async fn report_usage(&self, request: Request<pb::ReportUsageRequest>) -> Result<Response<pb::ReportUsageResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let partition = parse_id("partition_id", &r.partition_id)?;
+        let at = kernel::grpc::time(r.observed_at).unwrap_or_else(chrono::Utc::now);
+        self.usage.report(&caller, partition, &list("observed", r.observed)?, at).await?;
+        Ok(Response::new(pb::ReportUsageResponse {}))
+    }
+
+    async fn get_usage_history(&self, request: Request<pb::GetUsageHistoryRequest>) -> Result<Response<pb::GetUsageHistoryResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let resource = match r.resource.as_str() {
+            "" => None,
+            name => Some(crate::resource::Resource::parse(name).ok_or_else(|| kernel::Error::invalid("resource", "is not a resource"))?),
+        };
+        let until = kernel::grpc::time(r.until).unwrap_or_else(chrono::Utc::now);
+        let since = kernel::grpc::time(r.since).unwrap_or(until - chrono::Duration::days(1));
+        let points = self.usage.history(&caller, tenant, resource, since, until).await?;
+        let text = |res: crate::resource::Resource, v: Option<i64>| v.map(|v| res.amount(v).to_string()).unwrap_or_default();
+        Ok(Response::new(pb::GetUsageHistoryResponse {
+            points: points
+                .into_iter()
+                .map(|p| pb::UsagePoint {
+                    level: p.level,
+                    owner_id: p.owner.to_string(),
+                    key: p.key,
+                    resource: p.resource.as_str().into(),
+                    hard: text(p.resource, p.hard),
+                    used: text(p.resource, p.used),
+                    observed: text(p.resource, p.observed),
+                    at: timestamp(p.at),
+                })
+                .collect(),
         }))
     }
 }

@@ -14,6 +14,7 @@ pub mod reservation;
 pub mod resource;
 pub mod resource_request;
 pub mod tenant;
+pub mod usage;
 
 use kernel::service::{Addresses, Base, Running};
 use kernel::settings::Platform;
@@ -49,6 +50,19 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "reservations expired"),
                 Err(e) => tracing::warn!(error = %e, "reservation sweep failed"),
+            }
+        }
+    });
+    let history = usage::UsageHistory::new(base.pool.clone());
+    let stop = shutdown.token();
+    shutdown.spawn("usage snapshots", async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok::<(), kernel::Error>(()),
+                _ = tokio::time::sleep(usage::SNAPSHOT) => {}
+            }
+            if let Err(e) = history.snapshot().await {
+                tracing::warn!(error = %e, "usage snapshot failed");
             }
         }
     });

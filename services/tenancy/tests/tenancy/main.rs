@@ -6,3 +6,4 @@ mod members;
 mod quotas;
 mod requests;
 mod reservations;
+mod usage;
