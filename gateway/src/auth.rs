@@ -1,6 +1,7 @@
 //! Who is calling. An [`Authenticated`] extractor turns the request's
-//! credentials into a [`Caller`] or answers 401. Today the only credential is
-//! the bootstrap administrator's bearer token, compared in constant time.
+//! credentials into a [`Caller`] or answers 401. Credentials today: the
+//! bootstrap administrator's bearer token (compared in constant time) and API
+//! tokens ([`crate::token`]).
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
@@ -11,23 +12,30 @@ use subtle::ConstantTimeEq;
 use tower_http::request_id::RequestId;
 
 use crate::AppState;
+use crate::token::Tokens;
 use crate::problem::ApiError;
 
 /// Turns credentials into callers.
 #[derive(Clone)]
 pub struct Authenticator {
     admin_token: Option<Secret>,
+    tokens: Tokens,
 }
 
 impl Authenticator {
-    /// Accepts `admin_token` (if any) as the bootstrap administrator.
-    pub fn new(admin_token: Option<Secret>) -> Self {
-        Self { admin_token }
+    /// Accepts `admin_token` (if any) as the bootstrap administrator, and the
+    /// API tokens in `tokens`.
+    pub fn new(admin_token: Option<Secret>, tokens: Tokens) -> Self {
+        Self { admin_token, tokens }
     }
 
-    fn caller(&self, bearer: &str) -> Option<Caller> {
-        let admin = self.admin_token.as_ref()?;
-        bool::from(admin.expose().as_bytes().ct_eq(bearer.as_bytes())).then(|| Caller::platform_admin("local:bootstrap-admin"))
+    async fn caller(&self, bearer: &str) -> Result<Option<Caller>, kernel::Error> {
+        if let Some(admin) = &self.admin_token
+            && bool::from(admin.expose().as_bytes().ct_eq(bearer.as_bytes()))
+        {
+            return Ok(Some(Caller::platform_admin("local:bootstrap-admin")));
+        }
+        self.tokens.authenticate(bearer).await
     }
 }
 
@@ -58,7 +66,9 @@ where
         let mut caller = state
             .auth
             .caller(bearer.trim())
-            .ok_or_else(|| ApiError::unauthenticated("the token is not valid").with_request_id(rid.clone()))?;
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked").with_request_id(rid.clone()))?;
         caller.request_id = rid;
         Ok(Self(caller))
     }

@@ -6,6 +6,7 @@
 //! Today it authenticates with the bootstrap admin token; LDAP, OIDC,
 //! sessions and API tokens come with the identity issue.
 
+pub mod api_tokens;
 pub mod auth;
 pub mod clusters;
 pub mod json;
@@ -16,6 +17,7 @@ pub mod quotas;
 pub mod requests;
 pub mod settings;
 pub mod tenants;
+pub mod token;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -48,7 +50,15 @@ pub struct AppState {
     pub upstream: upstream::Upstream,
     /// How callers are authenticated.
     pub auth: auth::Authenticator,
+    /// API tokens.
+    pub tokens: token::Tokens,
 }
+
+/// The gateway's schema migrations (API tokens).
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/gateway");
+
+/// The gateway's schema.
+pub const SCHEMA: &str = "gateway";
 
 /// The gateway's routes, for the server and for tests that call it directly.
 pub fn router(state: AppState) -> Router {
@@ -59,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(quotas::routes())
         .merge(requests::routes())
         .merge(members::routes())
+        .merge(api_tokens::routes())
         .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -90,10 +101,14 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
         .await
         .map_err(|e| kernel::Error::Unavailable(format!("cannot listen on {}: {e}", settings.addr)))?;
     let addr = listener.local_addr().map_err(kernel::Error::internal)?;
+    let pool = kernel::db::connect(platform, SCHEMA).await?;
+    kernel::db::migrate(&pool, &MIGRATIONS).await?;
+    let tokens = token::Tokens::new(pool);
     let state = AppState {
         key: CallerKey::new(platform.caller_key.clone()),
         upstream: upstream::Upstream::connect(&settings.upstream)?,
-        auth: auth::Authenticator::new(settings.admin_token.clone()),
+        auth: auth::Authenticator::new(settings.admin_token.clone(), tokens.clone()),
+        tokens,
     };
     shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));
     tracing::info!(%addr, "gateway listening");
@@ -103,5 +118,5 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
 /// Routes that exist, as (method, path template): the RBAC table of the
 /// identity issue will be checked against this list.
 pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES, members::ROUTES].concat()
+    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES, members::ROUTES, api_tokens::ROUTES].concat()
 }

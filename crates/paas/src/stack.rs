@@ -91,13 +91,14 @@ pub async fn start(platform: &Platform, mut gateway: gateway::Settings, shutdown
 /// # Errors
 /// A migration fails.
 pub async fn migrate(platform: &Platform) -> kernel::Result<()> {
-    let all: [(&str, &sqlx::migrate::Migrator); 6] = [
+    let all: [(&str, &sqlx::migrate::Migrator); 7] = [
         (tenancy::NAME, &tenancy::MIGRATIONS),
         (federation::NAME, &federation::MIGRATIONS),
         (apps::NAME, &apps::MIGRATIONS),
         (configs::NAME, &configs::MIGRATIONS),
         (images::NAME, &images::MIGRATIONS),
         (devops::NAME, &devops::MIGRATIONS),
+        (gateway::SCHEMA, &gateway::MIGRATIONS),
     ];
     for (schema, migrations) in all {
         let pool = kernel::db::connect(platform, schema).await?;

@@ -2,6 +2,7 @@
 //! PostgreSQL, out through the outbox to JetStream and into another service.
 
 mod errors;
+mod isolation;
 mod quotas;
 mod requests;
 mod services;

@@ -1,0 +1,111 @@
+//! `/api/v1/tokens`: make, list and revoke API tokens.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+use crate::token::{NewToken, Token};
+
+/// Routes served here, as (method, path).
+pub const ROUTES: &[(&str, &str)] = &[("POST", "/api/v1/tokens"), ("GET", "/api/v1/tokens"), ("DELETE", "/api/v1/tokens/{id}")];
+
+/// The token routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/tokens", get(list).post(create)).route("/tokens/{id}", delete(revoke))
+}
+
+/// A token as listed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenView {
+    /// Its id.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// Its first characters.
+    pub prefix: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its project, if limited to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Its role.
+    pub role: String,
+    /// Who made it.
+    pub created_by: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was last used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<Token> for TokenView {
+    fn from(t: Token) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name,
+            prefix: t.prefix,
+            tenant_id: t.tenant_id.to_string(),
+            project_id: t.project_id.map(|p| p.to_string()),
+            role: t.role,
+            created_by: t.created_by,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+/// A new token with its secret, shown this once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Created {
+    /// The token.
+    #[serde(flatten)]
+    pub token: TokenView,
+    /// Send as `Authorization: Bearer <secret>`; it is not shown again.
+    pub secret: String,
+}
+
+/// Body of `POST /tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    tenant_id: String,
+    #[serde(default)]
+    project_id: String,
+    role: String,
+    expires_in_days: Option<u32>,
+}
+
+/// Filter of `GET /tokens`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    tenant_id: Option<String>,
+}
+
+async fn create(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<CreateToken>) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let new = NewToken::parse(&b.name, &b.tenant_id, &b.project_id, &b.role, b.expires_in_days)?;
+    let (token, secret) = s.tokens.create(&caller, new).await?;
+    Ok((StatusCode::CREATED, Json(Created { token: token.into(), secret })))
+}
+
+async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let tenant = q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?;
+    Ok(Json(s.tokens.list(&caller, tenant).await?.into_iter().map(TokenView::from).collect()))
+}
+
+async fn revoke(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.tokens.revoke(&caller, kernel::id::parse_id("id", &id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
