@@ -1,7 +1,7 @@
 //! `/api/v1/tenants/{id}/members` and `/api/v1/members/{id}`: who holds which
 //! role in a tenant or one of its projects, forwarded to tenancy.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::ApiError;
+use crate::projects::Page;
 
 /// Routes served here, as (method, path).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -80,9 +81,28 @@ async fn add(State(s): State<AppState>, Authenticated(caller): Authenticated, Pa
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).add_member(request).await?.into_inner().into())))
 }
 
-async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>) -> Result<Json<Vec<Member>>, ApiError> {
-    let r = s.upstream.tenancy(&s.key, &caller).list_members(pb::ListMembersRequest { tenant_id }).await?.into_inner();
-    Ok(Json(r.members.into_iter().map(Member::from).collect()))
+/// Paging and filters of `GET /tenants/{id}/members`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    project_id: String,
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<Member>>, ApiError> {
+    let request = pb::ListMembersRequest { tenant_id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), kind: q.kind, project_id: q.project_id };
+    let r = s.upstream.tenancy(&s.key, &caller).list_members(request).await?.into_inner();
+    Ok(Json(Page::new(r.members.into_iter().map(Member::from).collect(), r.page)))
 }
 
 async fn remove(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {

@@ -218,9 +218,21 @@ async fn publish_spec(State(s): State<AppState>, Authenticated(caller): Authenti
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).publish_spec(request).await?.into_inner().into())))
 }
 
-async fn list_specs(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Vec<Spec>>, ApiError> {
-    let r = s.upstream.tenancy(&s.key, &caller).list_specs(pb::ListSpecsRequest {}).await?.into_inner();
-    Ok(Json(r.specs.into_iter().map(Spec::from).collect()))
+/// Paging and filter of `GET /specs`.
+#[derive(Debug, Deserialize)]
+pub struct SpecQuery {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    active_only: bool,
+}
+
+async fn list_specs(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<SpecQuery>) -> Result<Json<Page<Spec>>, ApiError> {
+    let request = pb::ListSpecsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), active_only: q.active_only };
+    let r = s.upstream.tenancy(&s.key, &caller).list_specs(request).await?.into_inner();
+    Ok(Json(Page::new(r.specs.into_iter().map(Spec::from).collect(), r.page)))
 }
 
 async fn file(

@@ -109,10 +109,10 @@ async fn members_are_granted_listed_and_removed() {
     let m: Value = r.json().await.unwrap();
     let bad = p.admin(Method::POST, &path).json(&json!({"kind": "user", "subject": "x", "role": "owner"})).send().await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let listed: Value = p.admin(Method::GET, &path).send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed[0]["role"], "operator");
+    let listed: Value = p.admin(Method::GET, &format!("{path}?kind=group")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["items"][0]["role"], "operator");
     let gone = p.admin(Method::DELETE, &format!("/api/v1/members/{}", m["id"].as_str().unwrap())).send().await.unwrap();
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
     let listed: Value = p.admin(Method::GET, &path).send().await.unwrap().json().await.unwrap();
-    assert!(listed.as_array().unwrap().is_empty());
+    assert!(listed["items"].as_array().unwrap().is_empty());
 }

@@ -400,7 +400,9 @@ impl TenancyService for Tenancy {
 
     async fn list_specs(&self, request: Request<pb::ListSpecsRequest>) -> Result<Response<pb::ListSpecsResponse>, Status> {
         caller(&request)?;
-        Ok(Response::new(pb::ListSpecsResponse { specs: self.requests.specs().await?.into_iter().map(spec_to_pb).collect() }))
+        let r = request.into_inner();
+        let (specs, next) = self.requests.specs(page(r.page)?, r.active_only).await?;
+        Ok(Response::new(pb::ListSpecsResponse { specs: specs.into_iter().map(spec_to_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
     }
 
     async fn file_resource_request(&self, request: Request<pb::FileResourceRequestRequest>) -> Result<Response<pb::ResourceRequest>, Status> {
@@ -467,8 +469,12 @@ impl TenancyService for Tenancy {
 
     async fn list_members(&self, request: Request<pb::ListMembersRequest>) -> Result<Response<pb::ListMembersResponse>, Status> {
         let caller = caller(&request)?;
-        let tenant = parse_id("tenant_id", &request.get_ref().tenant_id)?;
-        Ok(Response::new(pb::ListMembersResponse { members: self.members.list(&caller, tenant).await?.into_iter().map(member_to_pb).collect() }))
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let kind = if r.kind.is_empty() { None } else { Some(member::Kind::parse("kind", &r.kind)?) };
+        let project = if r.project_id.is_empty() { None } else { Some(parse_id("project_id", &r.project_id)?) };
+        let (members, next) = self.members.list(&caller, tenant, page(r.page)?, kind, project).await?;
+        Ok(Response::new(pb::ListMembersResponse { members: members.into_iter().map(member_to_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
     }
 
     async fn sync_user(&self, request: Request<pb::SyncUserRequest>) -> Result<Response<pb::SyncUserResponse>, Status> {

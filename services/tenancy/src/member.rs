@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use kernel::caller::{Caller, Membership, Role};
 use kernel::event::EventType;
 use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
 use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use uuid::Uuid;
@@ -27,6 +28,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Parses `user` or `group`; errors name `field`.
+    ///
+    /// # Errors
+    /// Anything else.
+    pub fn parse(field: &str, raw: &str) -> Result<Self> {
+        match raw {
+            "user" => Ok(Self::User),
+            "group" => Ok(Self::Group),
+            _ => Err(Error::invalid(field, "must be user or group")),
+        }
+    }
+
     fn as_str(&self) -> &'static str {
         match self {
             Self::User => "user",
@@ -128,11 +141,7 @@ impl Grant {
     /// # Errors
     /// A field is malformed.
     pub fn parse(tenant: &str, project: &str, kind: &str, subject: &str, role: &str) -> Result<Self> {
-        let kind = match kind {
-            "user" => Kind::User,
-            "group" => Kind::Group,
-            _ => return Err(Error::invalid("kind", "must be user or group")),
-        };
+        let kind = Kind::parse("kind", kind)?;
         let subject = subject.trim();
         if subject.is_empty() || subject.len() > 512 || subject.chars().any(char::is_control) {
             return Err(Error::invalid("subject", "must be 1-512 printable characters"));
@@ -219,19 +228,29 @@ impl Members {
         self.outbox.commit(tx).await
     }
 
-    /// A tenant's bindings (tenant-wide and per project).
+    /// A page of a tenant's bindings (tenant-wide and per project), optionally
+    /// of one kind or one project.
     ///
     /// # Errors
     /// The tenant is not visible to the caller.
-    pub async fn list(&self, caller: &Caller, tenant: Uuid) -> Result<Vec<Binding>> {
+    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page, kind: Option<Kind>, project: Option<Uuid>) -> Result<(Vec<Binding>, String)> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM role_bindings WHERE tenant_id = $1 ORDER BY id"))
-            .bind(tenant)
-            .fetch_all(self.outbox.pool())
-            .await?;
-        Ok(rows.into_iter().map(Binding::from).collect())
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM role_bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) AND ($3::text IS NULL OR subject_kind = $3)
+              AND ($4::uuid IS NULL OR project_id = $4) ORDER BY id LIMIT $5"
+        ))
+        .bind(tenant)
+        .bind(page.after)
+        .bind(kind.map(|k| k.as_str()))
+        .bind(project)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows.into_iter().map(Binding::from).collect(), |b| b.id))
     }
 
     /// Records a login: the user's profile and, replacing what was there, the

@@ -426,3 +426,41 @@ impl Quotas {
         Ok(usage)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn limits(pairs: &[(Resource, i64)]) -> BTreeMap<Resource, (Option<i64>, i64)> {
+        pairs.iter().map(|(r, h)| (*r, (Some(*h), 0))).collect()
+    }
+
+    proptest! {
+        /// Carving accepts exactly the children whose sums stay within the
+        /// parent, for every resource the parent limits.
+        #[test]
+        fn carving_never_lets_children_exceed_their_parent(
+            parent in proptest::collection::vec(0i64..1_000_000, 3),
+            children in proptest::collection::vec(proptest::collection::vec(0i64..400_000, 3), 0..6),
+        ) {
+            let resources = [Resource::RequestsCpu, Resource::RequestsMemory, Resource::Pods];
+            let parent_limits = limits(&resources.iter().copied().zip(parent.iter().copied()).collect::<Vec<_>>());
+            let mut sums = BTreeMap::new();
+            for child in &children {
+                let list = ResourceList(resources.iter().zip(child).map(|(r, m)| (*r, Quantity::from_milli(*m))).collect());
+                sums = add(sums, &list);
+            }
+            let fits = resources.iter().zip(&parent).all(|(r, p)| sums.get(r).copied().unwrap_or(0) <= *p);
+            prop_assert_eq!(carve("tenant t", &parent_limits, &sums, "its projects").is_ok(), fits);
+        }
+    }
+
+    #[test]
+    fn a_parent_that_does_not_limit_a_resource_lets_children_take_any_amount() {
+        let parent = limits(&[(Resource::RequestsCpu, 1000)]);
+        let children = BTreeMap::from([(Resource::Pods, i64::MAX / 2)]);
+        assert!(carve("tenant t", &parent, &children, "its projects").is_ok());
+    }
+}

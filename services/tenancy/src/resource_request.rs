@@ -390,13 +390,21 @@ impl ResourceRequests {
         Ok(Spec { id, name: name.to_string(), display_name: display, amounts, active: true })
     }
 
-    /// The specs on offer (every caller may read them).
+    /// A page of the specs on offer (every caller may read them).
     ///
     /// # Errors
     /// The database fails.
-    pub async fn specs(&self) -> Result<Vec<Spec>> {
-        let rows: Vec<SpecRow> = sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs ORDER BY name").fetch_all(self.outbox.pool()).await?;
-        Ok(rows.into_iter().map(Spec::from).collect())
+    pub async fn specs(&self, page: Page, active_only: bool) -> Result<(Vec<Spec>, String)> {
+        let rows: Vec<SpecRow> = sqlx::query_as(
+            "SELECT id, name, display_name, amounts, active FROM resource_specs
+             WHERE ($1::uuid IS NULL OR id > $1) AND (active OR NOT $2) ORDER BY id LIMIT $3",
+        )
+        .bind(page.after)
+        .bind(active_only)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows.into_iter().map(Spec::from).collect(), |s| s.id))
     }
 
     async fn spec(&self, tx: &mut PgConnection, id: Uuid) -> Result<Spec> {

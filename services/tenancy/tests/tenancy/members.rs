@@ -47,12 +47,32 @@ async fn only_tenant_admins_grant_and_strangers_see_no_members() {
     let foreign = Grant::parse(&a.id.to_string(), &other_project.id.to_string(), "user", "u2", "viewer").unwrap();
     assert_eq!(members.add(&admin(), foreign).await.unwrap_err().field(), Some("project_id"));
     let stranger = member(b.id, Role::TenantAdmin);
-    assert!(matches!(members.list(&stranger, a.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(members.list(&stranger, a.id, page(), None, None).await, Err(Error::NotFound { .. })));
     assert!(matches!(members.remove(&stranger, binding.id).await, Err(Error::NotFound { .. })));
     assert!(matches!(members.sync_user(&stranger, "u1", "", "", &[]).await, Err(Error::PermissionDenied(_))));
     assert!(matches!(members.memberships(&stranger, "u1").await, Err(Error::PermissionDenied(_))));
     members.remove(&member(a.id, Role::TenantAdmin), binding.id).await.unwrap();
-    assert!(members.list(&admin(), a.id).await.unwrap().is_empty());
+    assert!(members.list(&admin(), a.id, page(), None, None).await.unwrap().0.is_empty());
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject LIKE 'tenancy.member.%'").fetch_one(&w.pool).await.unwrap();
     assert_eq!(events, 2);
+}
+
+fn page() -> kernel::page::Page {
+    kernel::page::Page::parse(0, "").unwrap()
+}
+
+#[tokio::test]
+async fn members_list_in_pages_and_filter_by_kind() {
+    let w = World::new().await;
+    let members = Members::new(kernel::outbox::Outbox::new(w.pool.clone()));
+    let a = w.tenant("alpha", &[]).await;
+    for (kind, who) in [("user", "u1"), ("group", "g1"), ("user", "u2")] {
+        members.add(&admin(), Grant::parse(&a.id.to_string(), "", kind, who, "viewer").unwrap()).await.unwrap();
+    }
+    let (first, next) = members.list(&admin(), a.id, kernel::page::Page::parse(2, "").unwrap(), None, None).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let (rest, end) = members.list(&admin(), a.id, kernel::page::Page::parse(2, &next).unwrap(), None, None).await.unwrap();
+    assert_eq!((rest.len(), end.as_str()), (1, ""));
+    let (groups, _) = members.list(&admin(), a.id, page(), Some(tenancy::member::Kind::Group), None).await.unwrap();
+    assert_eq!(groups.iter().map(|b| b.subject.as_str()).collect::<Vec<_>>(), ["g1"]);
 }
