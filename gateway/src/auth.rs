@@ -3,13 +3,12 @@
 //! bootstrap administrator's bearer token (compared in constant time) and API
 //! tokens ([`crate::token`]).
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use kernel::caller::Caller;
 use kernel::settings::Secret;
 use subtle::ConstantTimeEq;
-use tower_http::request_id::RequestId;
 
 use crate::AppState;
 use crate::token::Tokens;
@@ -42,34 +41,36 @@ impl Authenticator {
 /// The authenticated caller of a request, with its request id.
 pub struct Authenticated(pub Caller);
 
-/// The request id the gateway assigned (or the client sent).
-pub fn request_id(parts: &Parts) -> Option<String> {
-    parts.extensions.get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).map(str::to_string)
+/// Authenticates a request's bearer credentials.
+///
+/// # Errors
+/// 401 without credentials or with invalid, expired or revoked ones.
+pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>"))?;
+    let mut caller = state
+        .auth
+        .caller(bearer.trim())
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked"))?;
+    caller.request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    Ok(caller)
 }
 
-impl<S> FromRequestParts<S> for Authenticated
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let rid = request_id(parts);
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>").with_request_id(rid.clone()))?;
-        let mut caller = state
-            .auth
-            .caller(bearer.trim())
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked").with_request_id(rid.clone()))?;
-        caller.request_id = rid;
-        Ok(Self(caller))
+    /// The caller [`crate::rbac::authorize`] authenticated and authorised.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Self)
+            .ok_or_else(|| ApiError::unauthenticated("no caller on this request"))
     }
 }

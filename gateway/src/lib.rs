@@ -14,6 +14,7 @@ pub mod members;
 pub mod problem;
 pub mod projects;
 pub mod quotas;
+pub mod rbac;
 pub mod requests;
 pub mod settings;
 pub mod tenants;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(requests::routes())
         .merge(members::routes())
         .merge(api_tokens::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), rbac::authorize))
         .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()

@@ -1,0 +1,142 @@
+//! Who may call which route: one table, reviewed in one place. The gateway
+//! checks what it can know from the caller alone (authenticated, platform
+//! administrator, or at least some role in some tenant); each service then
+//! checks the caller's role in the tenant that owns the resource, so a
+//! missing row here fails closed and a wrong row here cannot leak data.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use kernel::caller::{Caller, Role};
+
+use crate::AppState;
+use crate::problem::ApiError;
+
+/// What a route requires of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Any authenticated caller (reads; services scope what it sees).
+    Authenticated,
+    /// At least this role in some tenant (writes; services check which).
+    Role(Role),
+    /// A platform administrator.
+    PlatformAdmin,
+}
+
+use Permission::{Authenticated, PlatformAdmin};
+
+/// Every API route and what it requires.
+pub const RULES: &[(&str, &str, Permission)] = &[
+    ("POST", "/api/v1/tenants", PlatformAdmin),
+    ("GET", "/api/v1/tenants", Authenticated),
+    ("GET", "/api/v1/tenants/{id}", Authenticated),
+    ("PATCH", "/api/v1/tenants/{id}", Permission::Role(Role::TenantAdmin)),
+    ("DELETE", "/api/v1/tenants/{id}", PlatformAdmin),
+    ("POST", "/api/v1/clusters", PlatformAdmin),
+    ("GET", "/api/v1/clusters", Authenticated),
+    ("GET", "/api/v1/clusters/{id}", Authenticated),
+    ("DELETE", "/api/v1/clusters/{id}", PlatformAdmin),
+    ("GET", "/api/v1/tenants/{id}/federation", Authenticated),
+    ("POST", "/api/v1/tenants/{id}/projects", Permission::Role(Role::TenantAdmin)),
+    ("GET", "/api/v1/tenants/{id}/projects", Authenticated),
+    ("GET", "/api/v1/projects/{id}", Authenticated),
+    ("DELETE", "/api/v1/projects/{id}", Permission::Role(Role::TenantAdmin)),
+    ("POST", "/api/v1/projects/{id}/partitions", Permission::Role(Role::TenantAdmin)),
+    ("GET", "/api/v1/projects/{id}/partitions", Authenticated),
+    ("GET", "/api/v1/partitions/{id}", Authenticated),
+    ("DELETE", "/api/v1/partitions/{id}", Permission::Role(Role::TenantAdmin)),
+    ("PUT", "/api/v1/tenants/{id}/quota", PlatformAdmin),
+    ("PUT", "/api/v1/projects/{id}/quota", Permission::Role(Role::TenantAdmin)),
+    ("PUT", "/api/v1/partitions/{id}/quota", Permission::Role(Role::TenantAdmin)),
+    ("GET", "/api/v1/tenants/{id}/usage", Authenticated),
+    ("GET", "/api/v1/tenants/{id}/usage/history", Authenticated),
+    ("POST", "/api/v1/reservations", Permission::Role(Role::Operator)),
+    ("GET", "/api/v1/reservations/{id}", Authenticated),
+    ("POST", "/api/v1/reservations/{id}/commit", Permission::Role(Role::Operator)),
+    ("POST", "/api/v1/reservations/{id}/release", Permission::Role(Role::Operator)),
+    ("POST", "/api/v1/specs", PlatformAdmin),
+    ("GET", "/api/v1/specs", Authenticated),
+    ("POST", "/api/v1/tenants/{id}/requests", Permission::Role(Role::TenantAdmin)),
+    ("GET", "/api/v1/requests", Authenticated),
+    ("GET", "/api/v1/requests/{id}", Authenticated),
+    ("POST", "/api/v1/requests/{id}/{step}", Permission::Role(Role::TenantAdmin)),
+    ("POST", "/api/v1/tenants/{id}/members", Permission::Role(Role::TenantAdmin)),
+    ("GET", "/api/v1/tenants/{id}/members", Authenticated),
+    ("DELETE", "/api/v1/members/{id}", Permission::Role(Role::TenantAdmin)),
+    ("POST", "/api/v1/tokens", Permission::Role(Role::TenantAdmin)),
+    ("GET", "/api/v1/tokens", Permission::Role(Role::TenantAdmin)),
+    ("DELETE", "/api/v1/tokens/{id}", Permission::Role(Role::TenantAdmin)),
+];
+
+/// The rule for a route, if it has one.
+pub fn rule(method: &str, path: &str) -> Option<Permission> {
+    RULES.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, perm)| *perm)
+}
+
+impl Permission {
+    /// Whether `caller` meets it.
+    pub fn allows(&self, caller: &Caller) -> bool {
+        match self {
+            Self::Authenticated => true,
+            Self::PlatformAdmin => caller.platform_admin,
+            Self::Role(min) => caller.platform_admin || caller.memberships.iter().any(|m| m.role >= *min),
+        }
+    }
+}
+
+/// Route layer: authenticates the caller (401 without valid credentials),
+/// then applies the route's rule (403 when unmet or when the route has no
+/// rule), and hands the caller to the handler.
+pub async fn authorize(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let method = request.method().as_str().to_string();
+    let caller = match crate::auth::authenticate(&state, request.headers()).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    let Some(permission) = rule(&method, &path) else {
+        tracing::error!(%method, %path, "route has no access rule; refused");
+        return forbidden("this route has no access rule").into_response();
+    };
+    if !permission.allows(&caller) {
+        return forbidden(match permission {
+            Permission::PlatformAdmin => "platform administrators only",
+            _ => "your role does not allow this",
+        })
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn forbidden(detail: &str) -> ApiError {
+    ApiError(Box::new(kernel::error::Problem::new(403, "forbidden", "Forbidden", detail)))
+}
+
+#[cfg(test)]
+mod tests {
+    use kernel::caller::Membership;
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn every_route_has_exactly_one_rule() {
+        for (method, path) in crate::route_table() {
+            let rules = RULES.iter().filter(|(m, p, _)| *m == method && *p == path).count();
+            assert_eq!(rules, 1, "{method} {path} needs exactly one row in rbac::RULES");
+        }
+        assert_eq!(RULES.len(), crate::route_table().len(), "a rule names a route that does not exist");
+    }
+
+    #[test]
+    fn roles_meet_rules_as_expected() {
+        let viewer = Caller::user("v", vec![Membership { tenant: Uuid::now_v7(), role: Role::Viewer }]);
+        let operator = Caller::user("o", vec![Membership { tenant: Uuid::now_v7(), role: Role::Operator }]);
+        assert!(Permission::Authenticated.allows(&viewer));
+        assert!(!Permission::Role(Role::Operator).allows(&viewer));
+        assert!(Permission::Role(Role::Operator).allows(&operator));
+        assert!(!Permission::PlatformAdmin.allows(&operator));
+        assert!(Permission::PlatformAdmin.allows(&Caller::platform_admin("p")));
+    }
+}
