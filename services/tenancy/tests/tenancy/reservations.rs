@@ -141,10 +141,11 @@ async fn an_expired_reservation_frees_its_room_and_cannot_be_committed() {
     let t = w.tenant("acme", &[("requests.cpu", "1")]).await;
     let p = w.project(&t, "web", &[]).await;
     let part = w.partition(&p, "dc1-prod", &[]).await;
-    let short = Request::parse(part.id, list(&[("requests.cpu", "1")]), "short", 1, false).unwrap();
+    // Two seconds: long enough that a loaded machine still asks "next" in time.
+    let short = Request::parse(part.id, list(&[("requests.cpu", "1")]), "short", 2, false).unwrap();
     let r = w.reservations.reserve(&admin(), &short).await.unwrap();
     assert!(w.reservations.reserve(&admin(), &ask(part.id, &[("requests.cpu", "1")], "next")).await.is_err());
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(w.reservations.reserve(&admin(), &ask(part.id, &[("requests.cpu", "1")], "later")).await.is_ok());
     assert!(matches!(w.reservations.commit(&admin(), r.id).await, Err(Error::FailedPrecondition(_))));
     assert_eq!(w.reservations.get(&admin(), r.id).await.unwrap().state, State::Expired);
