@@ -7,8 +7,10 @@
 //! sessions and API tokens come with the identity issue.
 
 pub mod api_tokens;
+pub mod audit;
 pub mod auth;
 pub mod clusters;
+pub mod guard;
 pub mod json;
 pub mod members;
 pub mod problem;
@@ -53,9 +55,11 @@ pub struct AppState {
     pub auth: auth::Authenticator,
     /// API tokens.
     pub tokens: token::Tokens,
+    /// The audit log.
+    pub audit: audit::AuditLog,
 }
 
-/// The gateway's schema migrations (API tokens).
+/// The gateway's schema migrations (API tokens, audit).
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/gateway");
 
 /// The gateway's schema.
@@ -71,7 +75,8 @@ pub fn router(state: AppState) -> Router {
         .merge(requests::routes())
         .merge(members::routes())
         .merge(api_tokens::routes())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), rbac::authorize))
+        .merge(audit::routes::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -105,12 +110,13 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
     let addr = listener.local_addr().map_err(kernel::Error::internal)?;
     let pool = kernel::db::connect(platform, SCHEMA).await?;
     kernel::db::migrate(&pool, &MIGRATIONS).await?;
-    let tokens = token::Tokens::new(pool);
+    let tokens = token::Tokens::new(pool.clone());
     let state = AppState {
         key: CallerKey::new(platform.caller_key.clone()),
         upstream: upstream::Upstream::connect(&settings.upstream)?,
         auth: auth::Authenticator::new(settings.admin_token.clone(), tokens.clone()),
         tokens,
+        audit: audit::AuditLog::new(pool),
     };
     shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));
     tracing::info!(%addr, "gateway listening");
@@ -120,5 +126,5 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
 /// Routes that exist, as (method, path template): the RBAC table of the
 /// identity issue will be checked against this list.
 pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES, members::ROUTES, api_tokens::ROUTES].concat()
+    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES, members::ROUTES, api_tokens::ROUTES, audit::routes::ROUTES].concat()
 }

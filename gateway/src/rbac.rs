@@ -4,13 +4,7 @@
 //! checks the caller's role in the tenant that owns the resource, so a
 //! missing row here fails closed and a wrong row here cannot leak data.
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use kernel::caller::{Caller, Role};
-
-use crate::AppState;
-use crate::problem::ApiError;
 
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +60,7 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/v1/tokens", Permission::Role(Role::TenantAdmin)),
     ("GET", "/api/v1/tokens", Permission::Role(Role::TenantAdmin)),
     ("DELETE", "/api/v1/tokens/{id}", Permission::Role(Role::TenantAdmin)),
+    ("GET", "/api/v1/audit", Permission::Role(Role::TenantAdmin)),
 ];
 
 /// The rule for a route, if it has one.
@@ -82,35 +77,6 @@ impl Permission {
             Self::Role(min) => caller.platform_admin || caller.memberships.iter().any(|m| m.role >= *min),
         }
     }
-}
-
-/// Route layer: authenticates the caller (401 without valid credentials),
-/// then applies the route's rule (403 when unmet or when the route has no
-/// rule), and hands the caller to the handler.
-pub async fn authorize(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let method = request.method().as_str().to_string();
-    let caller = match crate::auth::authenticate(&state, request.headers()).await {
-        Ok(caller) => caller,
-        Err(e) => return e.into_response(),
-    };
-    let Some(permission) = rule(&method, &path) else {
-        tracing::error!(%method, %path, "route has no access rule; refused");
-        return forbidden("this route has no access rule").into_response();
-    };
-    if !permission.allows(&caller) {
-        return forbidden(match permission {
-            Permission::PlatformAdmin => "platform administrators only",
-            _ => "your role does not allow this",
-        })
-        .into_response();
-    }
-    request.extensions_mut().insert(caller);
-    next.run(request).await
-}
-
-fn forbidden(detail: &str) -> ApiError {
-    ApiError(Box::new(kernel::error::Problem::new(403, "forbidden", "Forbidden", detail)))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The platform end to end: requests through the gateway, across gRPC, into
 //! PostgreSQL, out through the outbox to JetStream and into another service.
 
+mod access;
 mod errors;
 mod isolation;
 mod quotas;
