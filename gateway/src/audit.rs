@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// One attempt, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Record {
     /// Its id.
     pub id: Uuid,
@@ -222,16 +222,14 @@ pub mod routes {
     use crate::auth::Authenticated;
     use crate::problem::ApiError;
 
-    /// Routes served here, as (method, path).
-    pub const ROUTES: &[(&str, &str)] = &[("GET", "/api/v1/audit")];
-
     /// The audit route.
     pub fn routes() -> Router<AppState> {
         Router::new().route("/audit", get(read))
     }
 
     /// Query of `GET /audit`.
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
     pub struct AuditQuery {
         actor: Option<String>,
         tenant_id: Option<String>,
@@ -242,7 +240,8 @@ pub mod routes {
         format: String,
     }
 
-    async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<AuditQuery>) -> Result<Response, ApiError> {
+    #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = Vec<super::Record>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    pub(crate) async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<AuditQuery>) -> Result<Response, ApiError> {
         let filter = Filter {
             actor: q.actor,
             tenant: q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?,

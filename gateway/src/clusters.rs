@@ -18,15 +18,6 @@ use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::ApiError;
 
-/// Routes served here, as (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/v1/clusters"),
-    ("GET", "/api/v1/clusters"),
-    ("GET", "/api/v1/clusters/{id}"),
-    ("DELETE", "/api/v1/clusters/{id}"),
-    ("GET", "/api/v1/tenants/{id}/federation"),
-];
-
 /// The cluster routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,7 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A member cluster as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cluster {
     /// Its id.
     pub id: String,
@@ -61,7 +52,7 @@ pub struct Cluster {
 }
 
 /// Body of `POST /clusters`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterCluster {
     name: String,
@@ -80,7 +71,8 @@ pub struct RegisterCluster {
 }
 
 /// Query of `GET /clusters`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     limit: u32,
@@ -91,7 +83,7 @@ pub struct ListQuery {
 }
 
 /// A page of clusters.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterPage {
     /// The clusters.
     pub items: Vec<Cluster>,
@@ -101,7 +93,7 @@ pub struct ClusterPage {
 }
 
 /// What federation knows of a tenant.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KnownTenant {
     /// The tenant.
     pub tenant_id: String,
@@ -140,6 +132,7 @@ impl From<pb::Cluster> for Cluster {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn register(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -171,10 +164,12 @@ async fn register(
     Ok((StatusCode::CREATED, Json(cluster.into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(s.upstream.federation(&s.key, &caller).get_cluster(pb::GetClusterRequest { id }).await?.into_inner().into()))
 }
 
+#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -186,11 +181,13 @@ async fn list(
     Ok(Json(ClusterPage { items: r.clusters.into_iter().map(Cluster::from).collect(), next_cursor: next }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn deregister(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.upstream.federation(&s.key, &caller).deregister_cluster(pb::DeregisterClusterRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/federation", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = KnownTenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn known_tenant(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

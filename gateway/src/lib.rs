@@ -13,6 +13,7 @@ pub mod clusters;
 pub mod guard;
 pub mod json;
 pub mod members;
+pub mod openapi;
 pub mod problem;
 pub mod projects;
 pub mod quotas;
@@ -81,6 +82,8 @@ pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .nest("/api/v1", api)
+        .route("/api/openapi.json", axum::routing::get(openapi::document))
+        .route("/api/docs", axum::routing::get(openapi::reference))
         .merge(kernel::health::router(Readiness::default()))
         .fallback(|| async { problem::ApiError::not_found_route() })
         .layer(axum::middleware::from_fn(problem::render))
@@ -123,8 +126,20 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
     Ok(addr)
 }
 
-/// Routes that exist, as (method, path template): the RBAC table of the
-/// identity issue will be checked against this list.
-pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    [tenants::ROUTES, clusters::ROUTES, projects::ROUTES, quotas::ROUTES, requests::ROUTES, members::ROUTES, api_tokens::ROUTES, audit::routes::ROUTES].concat()
+/// The API's routes as (method, path template), from the OpenAPI document:
+/// the access rules ([`rbac::RULES`]) are checked against this list.
+pub fn route_table() -> Vec<(String, String)> {
+    let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
+    let mut routes = Vec::new();
+    for (path, item) in doc.paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ];
+        routes.extend(methods.into_iter().filter(|(_, present)| *present).map(|(m, _)| (m.to_string(), path.clone())));
+    }
+    routes
 }

@@ -16,20 +16,13 @@ use crate::json::Body;
 use crate::problem::ApiError;
 use crate::projects::Page;
 
-/// Routes served here, as (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/v1/tenants/{id}/members"),
-    ("GET", "/api/v1/tenants/{id}/members"),
-    ("DELETE", "/api/v1/members/{id}"),
-];
-
 /// The member routes.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/tenants/{id}/members", get(list).post(add)).route("/members/{id}", delete(remove))
 }
 
 /// A role binding as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
     /// Its id.
     pub id: String,
@@ -66,7 +59,7 @@ impl From<pb::Member> for Member {
 }
 
 /// Body of `POST /tenants/{id}/members`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     #[serde(default)]
@@ -76,13 +69,15 @@ pub struct AddMember {
     role: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn add(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>, Body(b): Body<AddMember>) -> Result<(StatusCode, Json<Member>), ApiError> {
     let request = pb::AddMemberRequest { tenant_id, project_id: b.project_id, kind: b.kind, subject: b.subject, role: b.role };
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).add_member(request).await?.into_inner().into())))
 }
 
 /// Paging and filters of `GET /tenants/{id}/members`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     limit: u32,
@@ -94,6 +89,7 @@ pub struct ListQuery {
     project_id: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Member>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -105,6 +101,7 @@ async fn list(
     Ok(Json(Page::new(r.members.into_iter().map(Member::from).collect(), r.page)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn remove(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.upstream.tenancy(&s.key, &caller).remove_member(pb::RemoveMemberRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

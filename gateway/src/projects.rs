@@ -17,18 +17,6 @@ use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::ApiError;
 
-/// Routes served here, as (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/v1/tenants/{id}/projects"),
-    ("GET", "/api/v1/tenants/{id}/projects"),
-    ("GET", "/api/v1/projects/{id}"),
-    ("DELETE", "/api/v1/projects/{id}"),
-    ("POST", "/api/v1/projects/{id}/partitions"),
-    ("GET", "/api/v1/projects/{id}/partitions"),
-    ("GET", "/api/v1/partitions/{id}"),
-    ("DELETE", "/api/v1/partitions/{id}"),
-];
-
 /// The project and partition routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -39,7 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A project as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Project {
     /// Its id.
     pub id: String,
@@ -62,7 +50,7 @@ impl From<pb::Project> for Project {
 }
 
 /// A LimitRange item (Container or Pod).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitItem {
     #[serde(default)]
@@ -78,7 +66,7 @@ pub struct LimitItem {
 }
 
 /// A partition's LimitRange.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitRange {
     #[serde(default)]
@@ -113,7 +101,7 @@ impl LimitRange {
 }
 
 /// A partition as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Partition {
     /// Its id.
     pub id: String,
@@ -156,7 +144,7 @@ impl From<pb::Partition> for Partition {
 }
 
 /// A page of items.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
@@ -173,7 +161,8 @@ impl<T> Page<T> {
 }
 
 /// Paging and filters of list routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     limit: u32,
@@ -192,7 +181,7 @@ impl ListQuery {
 }
 
 /// Body of `POST /tenants/{id}/projects`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     name: String,
@@ -203,7 +192,7 @@ pub struct CreateProject {
 }
 
 /// Body of `POST /projects/{id}/partitions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartition {
     cluster: String,
@@ -216,6 +205,7 @@ pub struct CreatePartition {
     network_policy: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id")), request_body = CreateProject, responses((status = 201, body = Project), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create_project(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -226,6 +216,7 @@ async fn create_project(
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).create_project(request).await?.into_inner().into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Project>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_projects(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -237,15 +228,18 @@ async fn list_projects(
     Ok(Json(Page::new(r.projects.into_iter().map(Project::from).collect(), r.page)))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Project>, ApiError> {
     Ok(Json(s.upstream.tenancy(&s.key, &caller).get_project(pb::GetProjectRequest { id }).await?.into_inner().into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn delete_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.upstream.tenancy(&s.key, &caller).delete_project(pb::DeleteProjectRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id")), request_body = CreatePartition, responses((status = 201, body = Partition), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create_partition(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -263,6 +257,7 @@ async fn create_partition(
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).create_partition(request).await?.into_inner().into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Partition>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_partitions(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -274,10 +269,12 @@ async fn list_partitions(
     Ok(Json(Page::new(r.partitions.into_iter().map(Partition::from).collect(), r.page)))
 }
 
+#[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read_partition(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Partition>, ApiError> {
     Ok(Json(s.upstream.tenancy(&s.key, &caller).get_partition(pb::GetPartitionRequest { id }).await?.into_inner().into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn delete_partition(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.upstream.tenancy(&s.key, &caller).delete_partition(pb::DeletePartitionRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

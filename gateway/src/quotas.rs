@@ -18,19 +18,6 @@ use crate::json::Body;
 use crate::problem::ApiError;
 use crate::projects::LimitRange;
 
-/// Routes served here, as (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("PUT", "/api/v1/tenants/{id}/quota"),
-    ("PUT", "/api/v1/projects/{id}/quota"),
-    ("PUT", "/api/v1/partitions/{id}/quota"),
-    ("GET", "/api/v1/tenants/{id}/usage"),
-    ("GET", "/api/v1/tenants/{id}/usage/history"),
-    ("POST", "/api/v1/reservations"),
-    ("GET", "/api/v1/reservations/{id}"),
-    ("POST", "/api/v1/reservations/{id}/commit"),
-    ("POST", "/api/v1/reservations/{id}/release"),
-];
-
 /// The quota, usage and reservation routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -53,36 +40,36 @@ fn list(a: Amounts) -> Option<pb::ResourceList> {
 }
 
 /// Body of `PUT /tenants/{id}/quota`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantQuota {
-    hard: Amounts,
+    hard: BTreeMap<String, String>,
     #[serde(default)]
-    clusters: BTreeMap<String, Amounts>,
+    clusters: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
-    data_centres: BTreeMap<String, Amounts>,
+    data_centres: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
-    dr_reserve: Amounts,
+    dr_reserve: BTreeMap<String, String>,
 }
 
 /// Body of `PUT /projects/{id}/quota`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectQuota {
-    hard: Amounts,
+    hard: BTreeMap<String, String>,
 }
 
 /// Body of `PUT /partitions/{id}/quota`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionQuota {
-    hard: Amounts,
+    hard: BTreeMap<String, String>,
     #[serde(default)]
     limit_range: LimitRange,
 }
 
 /// One resource at one level.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageLine {
     /// The resource.
     pub resource: String,
@@ -94,7 +81,7 @@ pub struct UsageLine {
 }
 
 /// The usage of one level.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScopeUsage {
     /// tenant, cluster, data_centre, dr_reserve, project or partition.
     pub level: String,
@@ -108,16 +95,16 @@ pub struct ScopeUsage {
 }
 
 /// A tenant's usage: every level, and what clusters report per partition.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// Hard and used per level.
     pub scopes: Vec<ScopeUsage>,
     /// Partition id -> what its cluster reports it uses.
-    pub observed: BTreeMap<String, Amounts>,
+    pub observed: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One point of usage history.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsagePoint {
     /// The level.
     pub level: String,
@@ -142,7 +129,8 @@ pub struct UsagePoint {
 }
 
 /// Filters of `GET /tenants/{id}/usage/history`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     #[serde(default)]
     resource: String,
@@ -151,11 +139,11 @@ pub struct HistoryQuery {
 }
 
 /// Body of `POST /reservations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reserve {
     partition_id: String,
-    amounts: Amounts,
+    amounts: BTreeMap<String, String>,
     idempotency_key: String,
     #[serde(default)]
     ttl_seconds: u64,
@@ -164,7 +152,7 @@ pub struct Reserve {
 }
 
 /// A reservation as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reservation {
     /// Its id.
     pub id: String,
@@ -179,7 +167,7 @@ pub struct Reservation {
     /// The caller's key.
     pub idempotency_key: String,
     /// What is held.
-    pub amounts: Amounts,
+    pub amounts: BTreeMap<String, String>,
     /// reserved, committed, released or expired.
     pub state: String,
     /// When an uncommitted reservation expires.
@@ -205,6 +193,7 @@ impl From<pb::Reservation> for Reservation {
     }
 }
 
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = TenantQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn set_tenant(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>, Body(b): Body<TenantQuota>) -> Result<StatusCode, ApiError> {
     let splits = |m: BTreeMap<String, Amounts>| m.into_iter().map(|(k, a)| (k, pb::ResourceList { amounts: a.into_iter().collect() })).collect();
     let request = pb::SetTenantQuotaRequest {
@@ -218,11 +207,13 @@ async fn set_tenant(State(s): State<AppState>, Authenticated(caller): Authentica
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/api/v1/projects/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = ProjectQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn set_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(project_id): Path<String>, Body(b): Body<ProjectQuota>) -> Result<StatusCode, ApiError> {
     s.upstream.tenancy(&s.key, &caller).set_project_quota(pb::SetProjectQuotaRequest { project_id, hard: list(b.hard) }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/api/v1/partitions/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = PartitionQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn set_partition(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -234,6 +225,7 @@ async fn set_partition(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "quotas", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Usage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn usage(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>) -> Result<Json<Usage>, ApiError> {
     let r = s.upstream.tenancy(&s.key, &caller).get_usage(pb::GetUsageRequest { tenant_id }).await?.into_inner();
     let scopes = r
@@ -250,6 +242,7 @@ async fn usage(State(s): State<AppState>, Authenticated(caller): Authenticated, 
     Ok(Json(Usage { scopes, observed }))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage/history", tag = "quotas", params(("id" = String, Path, description = "the id"), HistoryQuery), responses((status = 200, body = Vec<UsagePoint>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn history(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -267,6 +260,7 @@ async fn history(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = Reserve, responses((status = 201, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn reserve(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<Reserve>) -> Result<(StatusCode, Json<Reservation>), ApiError> {
     let request = pb::ReserveRequest {
         partition_id: b.partition_id,
@@ -278,14 +272,17 @@ async fn reserve(State(s): State<AppState>, Authenticated(caller): Authenticated
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).reserve(request).await?.into_inner().into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read_reservation(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(s.upstream.tenancy(&s.key, &caller).get_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
 }
 
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn commit(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(s.upstream.tenancy(&s.key, &caller).commit_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
 }
 
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/release", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn release(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(s.upstream.tenancy(&s.key, &caller).release_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
 }

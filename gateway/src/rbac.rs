@@ -92,7 +92,7 @@ mod tests {
             let rules = RULES.iter().filter(|(m, p, _)| *m == method && *p == path).count();
             assert_eq!(rules, 1, "{method} {path} needs exactly one row in rbac::RULES");
         }
-        assert_eq!(RULES.len(), crate::route_table().len(), "a rule names a route that does not exist");
+        assert_eq!(RULES.len(), crate::route_table().len(), "a rule names a route the OpenAPI document does not have");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Resource specs and requests: `/specs`, `/tenants/{id}/requests`,
 //! `/requests/{id}`, `/requests/{id}/{step}`, forwarded to tenancy.
 
+use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -15,17 +16,6 @@ use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::ApiError;
 use crate::projects::Page;
-use crate::quotas::Amounts;
-
-/// Routes served here, as (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/v1/specs"),
-    ("GET", "/api/v1/specs"),
-    ("POST", "/api/v1/tenants/{id}/requests"),
-    ("GET", "/api/v1/requests"),
-    ("GET", "/api/v1/requests/{id}"),
-    ("POST", "/api/v1/requests/{id}/{step}"),
-];
 
 /// The spec and request routes.
 pub fn routes() -> Router<AppState> {
@@ -38,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A product on offer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Spec {
     /// Its id.
     pub id: String,
@@ -47,7 +37,7 @@ pub struct Spec {
     /// "2 CPU / 4 GiB".
     pub display_name: String,
     /// Per unit.
-    pub amounts: Amounts,
+    pub amounts: BTreeMap<String, String>,
     /// Whether it can be requested.
     pub active: bool,
 }
@@ -59,17 +49,17 @@ impl From<pb::Spec> for Spec {
 }
 
 /// Body of `POST /specs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishSpec {
     name: String,
     #[serde(default)]
     display_name: String,
-    amounts: Amounts,
+    amounts: BTreeMap<String, String>,
 }
 
 /// The R1 request form.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Form {
     project_name: String,
@@ -141,7 +131,7 @@ impl From<pb::ResourceRequestForm> for Form {
 }
 
 /// One recorded step of a request.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Step {
     /// From (absent for the creation).
     #[serde(skip_serializing_if = "String::is_empty", default)]
@@ -158,7 +148,7 @@ pub struct Step {
 }
 
 /// A resource request as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceRequest {
     /// Its id.
     pub id: String,
@@ -191,7 +181,7 @@ impl From<pb::ResourceRequest> for ResourceRequest {
 }
 
 /// Body of `POST /requests/{id}/{step}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepBody {
     #[serde(default)]
@@ -201,7 +191,8 @@ pub struct StepBody {
 }
 
 /// Filters of `GET /requests`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     limit: u32,
@@ -213,13 +204,15 @@ pub struct ListQuery {
     state: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn publish_spec(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<PublishSpec>) -> Result<(StatusCode, Json<Spec>), ApiError> {
     let request = pb::PublishSpecRequest { name: b.name, display_name: b.display_name, amounts: Some(pb::ResourceList { amounts: b.amounts.into_iter().collect() }) };
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).publish_spec(request).await?.into_inner().into())))
 }
 
 /// Paging and filter of `GET /specs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SpecQuery {
     #[serde(default)]
     limit: u32,
@@ -229,12 +222,14 @@ pub struct SpecQuery {
     active_only: bool,
 }
 
+#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(SpecQuery), responses((status = 200, body = Page<Spec>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_specs(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<SpecQuery>) -> Result<Json<Page<Spec>>, ApiError> {
     let request = pb::ListSpecsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), active_only: q.active_only };
     let r = s.upstream.tenancy(&s.key, &caller).list_specs(request).await?.into_inner();
     Ok(Json(Page::new(r.specs.into_iter().map(Spec::from).collect(), r.page)))
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/requests", tag = "requests", params(("id" = String, Path, description = "the id")), request_body = Form, responses((status = 201, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn file(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -245,16 +240,19 @@ async fn file(
     Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).file_resource_request(request).await?.into_inner().into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery), responses((status = 200, body = Page<ResourceRequest>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<Page<ResourceRequest>>, ApiError> {
     let request = pb::ListResourceRequestsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), tenant_id: q.tenant_id, state: q.state };
     let r = s.upstream.tenancy(&s.key, &caller).list_resource_requests(request).await?.into_inner();
     Ok(Json(Page::new(r.requests.into_iter().map(ResourceRequest::from).collect(), r.page)))
 }
 
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<ResourceRequest>, ApiError> {
     Ok(Json(s.upstream.tenancy(&s.key, &caller).get_resource_request(pb::GetResourceRequestRequest { id }).await?.into_inner().into()))
 }
 
+#[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn step(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

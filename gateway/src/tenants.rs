@@ -15,15 +15,6 @@ use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::ApiError;
 
-/// Routes served here, as (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/v1/tenants"),
-    ("GET", "/api/v1/tenants"),
-    ("GET", "/api/v1/tenants/{id}"),
-    ("PATCH", "/api/v1/tenants/{id}"),
-    ("DELETE", "/api/v1/tenants/{id}"),
-];
-
 /// The tenant routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,7 +23,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A tenant as the API shows it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Tenant {
     /// Its id.
     pub id: String,
@@ -53,7 +44,7 @@ pub struct Tenant {
 }
 
 /// A page of tenants.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantPage {
     /// The tenants.
     pub items: Vec<Tenant>,
@@ -63,7 +54,7 @@ pub struct TenantPage {
 }
 
 /// Body of `POST /tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     name: String,
@@ -74,7 +65,7 @@ pub struct CreateTenant {
 }
 
 /// Body of `PATCH /tenants/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     display_name: Option<String>,
@@ -85,7 +76,8 @@ pub struct UpdateTenant {
 }
 
 /// Query of `GET /tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     limit: u32,
@@ -130,6 +122,7 @@ impl From<pb::Tenant> for Tenant {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -140,11 +133,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
     let tenant = s.upstream.tenancy(&s.key, &caller).get_tenant(pb::GetTenantRequest { id }).await?.into_inner();
     Ok(Json(tenant.into()))
 }
 
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery), responses((status = 200, body = TenantPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -160,6 +155,7 @@ async fn list(
     Ok(Json(TenantPage { items: r.tenants.into_iter().map(Tenant::from).collect(), next_cursor: next }))
 }
 
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -176,6 +172,7 @@ async fn update(
     Ok(Json(s.upstream.tenancy(&s.key, &caller).update_tenant(request).await?.into_inner().into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.upstream.tenancy(&s.key, &caller).delete_tenant(pb::DeleteTenantRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

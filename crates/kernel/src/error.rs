@@ -123,7 +123,7 @@ impl From<Error> for tonic::Status {
 }
 
 /// An RFC 7807 problem document, as the gateway answers errors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A stable URN per kind of problem (`urn:paas:problem:invalid-argument`).
     #[serde(rename = "type")]

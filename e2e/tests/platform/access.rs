@@ -39,9 +39,20 @@ async fn every_route_allows_and_denies_exactly_as_its_rule_says() {
     let operator = token(&p, tenant, "operator").await;
     let tenant_admin = token(&p, tenant, "tenant-admin").await;
     let some_id = "018f0000-0000-7000-8000-000000000000";
-    for (method, route) in gateway::route_table() {
+    // Every route the served OpenAPI document lists.
+    let doc: Value = p.anonymous(Method::GET, "/api/openapi.json").send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut routes = Vec::new();
+    for (route, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            routes.push((method.to_uppercase(), route.clone()));
+        }
+    }
+    assert_eq!(routes.len(), gateway::route_table().len());
+    for (method, route) in &routes {
+        let (method, route) = (method.as_str(), route.as_str());
         let path = route.replace("{id}", some_id).replace("{step}", "submit");
-        let rule = rule(method, route).expect("every route has a rule");
+        let rule = rule(method, route).unwrap_or_else(|| panic!("{method} {route} has no row in the access table"));
         assert_eq!(call(&p, None, method, &path).await, StatusCode::UNAUTHORIZED, "anonymous {method} {route}");
         for (who, bearer, allowed) in [
             ("viewer", viewer.as_str(), rule == Permission::Authenticated),
@@ -54,6 +65,14 @@ async fn every_route_allows_and_denies_exactly_as_its_rule_says() {
             assert_eq!(!denied, allowed, "{who} {method} {route} -> {status}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_reference_page_renders_the_document() {
+    let p = Platform::start().await;
+    let page = p.anonymous(Method::GET, "/api/docs").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("/api/openapi.json"));
 }
 
 #[tokio::test]
