@@ -9,6 +9,9 @@ use kernel::settings::Secret;
 use kernel::shutdown::Shutdown;
 use kernel::testkit::TestPlatform;
 
+/// The break-glass administrator's password in tests.
+pub const LOCAL_ADMIN_PASSWORD: &str = "break-glass-password-1";
+
 /// A running platform and a client for it.
 pub struct Platform {
     /// The gateway's base URL.
@@ -40,6 +43,8 @@ impl Platform {
             addr: "127.0.0.1:0".parse().expect("valid"),
             admin_token: Some(Secret::new(admin_token.clone())),
             upstream: gateway::settings::Upstreams::from_env(&t.env).expect("defaults"),
+            local_admin_password: Some(Secret::new(LOCAL_ADMIN_PASSWORD)),
+            local_admin_disabled: false,
         };
         let shutdown = Shutdown::new();
         let stack = paas::stack::start(&t.settings, gateway, &shutdown).await.expect("the platform starts");

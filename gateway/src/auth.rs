@@ -41,22 +41,43 @@ impl Authenticator {
 /// The authenticated caller of a request, with its request id.
 pub struct Authenticated(pub Caller);
 
-/// Authenticates a request's bearer credentials.
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Authenticates a request: a bearer token if one is sent, else the session
+/// cookie, whose writes must carry the session's CSRF token.
 ///
 /// # Errors
-/// 401 without credentials or with invalid, expired or revoked ones.
-pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>"))?;
-    let mut caller = state
-        .auth
-        .caller(bearer.trim())
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked"))?;
+/// 401 without credentials or with invalid, expired or revoked ones; 403 for
+/// a cookie-authenticated write without the right CSRF token.
+pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap, write: bool) -> Result<Caller, ApiError> {
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let mut caller = match (bearer, cookie(headers, crate::session::COOKIE)) {
+        (Some(bearer), _) => state
+            .auth
+            .caller(bearer.trim())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked"))?,
+        (None, Some(id)) => {
+            let session = state.sessions.find(&id).await.map_err(ApiError::from)?.ok_or_else(|| ApiError::unauthenticated("the session has ended; log in again"))?;
+            let csrf = headers.get(crate::session::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if write && !bool::from(csrf.as_bytes().ct_eq(session.csrf.as_bytes())) {
+                return Err(ApiError(Box::new(kernel::error::Problem::new(403, "csrf", "Forbidden", "a write with the session cookie needs its X-CSRF-Token"))));
+            }
+            session.caller
+        }
+        (None, None) => return Err(ApiError::unauthenticated("send Authorization: Bearer <token>, or log in")),
+    };
     caller.request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     Ok(caller)
 }

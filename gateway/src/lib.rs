@@ -12,6 +12,8 @@ pub mod auth;
 pub mod clusters;
 pub mod guard;
 pub mod json;
+pub mod local_admin;
+pub mod login;
 pub mod members;
 pub mod openapi;
 pub mod problem;
@@ -19,6 +21,7 @@ pub mod projects;
 pub mod quotas;
 pub mod rbac;
 pub mod requests;
+pub mod session;
 pub mod settings;
 pub mod tenants;
 pub mod token;
@@ -58,6 +61,10 @@ pub struct AppState {
     pub tokens: token::Tokens,
     /// The audit log.
     pub audit: audit::AuditLog,
+    /// Browser sessions and login counters.
+    pub sessions: session::Sessions,
+    /// The break-glass account.
+    pub local_admin: local_admin::LocalAdmin,
 }
 
 /// The gateway's schema migrations (API tokens, audit).
@@ -77,7 +84,9 @@ pub fn router(state: AppState) -> Router {
         .merge(members::routes())
         .merge(api_tokens::routes())
         .merge(audit::routes::routes())
+        .merge(login::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .merge(login::public_routes())
         .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -114,12 +123,17 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
     let pool = kernel::db::connect(platform, SCHEMA).await?;
     kernel::db::migrate(&pool, &MIGRATIONS).await?;
     let tokens = token::Tokens::new(pool.clone());
+    let local_admin = local_admin::LocalAdmin::new(pool.clone());
+    local_admin.ensure(settings.local_admin_password.as_ref(), settings.local_admin_disabled).await?;
+    let sessions = session::Sessions::connect(platform.redis_url.as_str(), platform.event_prefix.as_str()).await?;
     let state = AppState {
         key: CallerKey::new(platform.caller_key.clone()),
         upstream: upstream::Upstream::connect(&settings.upstream)?,
         auth: auth::Authenticator::new(settings.admin_token.clone(), tokens.clone()),
         tokens,
         audit: audit::AuditLog::new(pool),
+        sessions,
+        local_admin,
     };
     shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));
     tracing::info!(%addr, "gateway listening");

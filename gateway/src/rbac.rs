@@ -9,6 +9,8 @@ use kernel::caller::{Caller, Role};
 /// What a route requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
+    /// Anyone: the route is outside the guard (logging in).
+    Public,
     /// Any authenticated caller (reads; services scope what it sees).
     Authenticated,
     /// At least this role in some tenant (writes; services check which).
@@ -61,6 +63,10 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/v1/tokens", Permission::Role(Role::TenantAdmin)),
     ("DELETE", "/api/v1/tokens/{id}", Permission::Role(Role::TenantAdmin)),
     ("GET", "/api/v1/audit", Permission::Role(Role::TenantAdmin)),
+    ("POST", "/api/v1/login/local", Permission::Public),
+    ("POST", "/api/v1/logout", Authenticated),
+    ("POST", "/api/v1/logout/everywhere", Authenticated),
+    ("GET", "/api/v1/session", Authenticated),
 ];
 
 /// The rule for a route, if it has one.
@@ -72,7 +78,7 @@ impl Permission {
     /// Whether `caller` meets it.
     pub fn allows(&self, caller: &Caller) -> bool {
         match self {
-            Self::Authenticated => true,
+            Self::Public | Self::Authenticated => true,
             Self::PlatformAdmin => caller.platform_admin,
             Self::Role(min) => caller.platform_admin || caller.memberships.iter().any(|m| m.role >= *min),
         }

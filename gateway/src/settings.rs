@@ -10,6 +10,14 @@ pub const ADDR: &str = "PAAS_GATEWAY_ADDR";
 /// no bootstrap access; `paas up` generates one and prints it.
 pub const ADMIN_TOKEN: &str = "PAAS_ADMIN_TOKEN";
 
+/// The break-glass administrator's password (at least 12 characters), used
+/// to create the local `admin` account at first start. Unset: no account is
+/// created (an existing one keeps its password).
+pub const LOCAL_ADMIN_PASSWORD: &str = "PAAS_LOCAL_ADMIN_PASSWORD";
+/// `true` disables the local administrator (the normal state once LDAP or
+/// OIDC works).
+pub const LOCAL_ADMIN_DISABLED: &str = "PAAS_LOCAL_ADMIN_DISABLED";
+
 /// Where each service's gRPC API is.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
@@ -40,6 +48,10 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// The services.
     pub upstream: Upstreams,
+    /// Creates the local administrator at first start.
+    pub local_admin_password: Option<Secret>,
+    /// Whether the local administrator may log in.
+    pub local_admin_disabled: bool,
 }
 
 impl Settings {
@@ -56,6 +68,11 @@ impl Settings {
             addr: env.or(ADDR, SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             admin_token,
             upstream: Upstreams::from_env(env)?,
+            local_admin_password: match env.raw(LOCAL_ADMIN_PASSWORD) {
+                None => None,
+                Some(_) => Some(env.secret(LOCAL_ADMIN_PASSWORD, 12)?),
+            },
+            local_admin_disabled: env.or(LOCAL_ADMIN_DISABLED, false)?,
         })
     }
 }

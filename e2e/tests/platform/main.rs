@@ -6,6 +6,7 @@ mod errors;
 mod isolation;
 mod quotas;
 mod requests;
+mod sessions;
 mod services;
 mod tenant_slice;
 mod tracing;

@@ -1,0 +1,166 @@
+//! Browser sessions in Redis. A session id is 32 random bytes, new at every
+//! login (no fixation), carried in an HttpOnly, Secure, SameSite=Strict cookie.
+//! A session ends after [`IDLE`] without use or [`ABSOLUTE`] after login,
+//! whichever comes first; "log out everywhere" ends all of a subject's
+//! sessions. Writes made with the cookie must carry the session's CSRF token
+//! in `X-CSRF-Token`.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use kernel::caller::Caller;
+use kernel::{Error, Result};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+/// The cookie's name.
+pub const COOKIE: &str = "paas_session";
+/// The header carrying the CSRF token on cookie-authenticated writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// A session ends after this long unused.
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
+/// A session ends this long after login, however busy.
+pub const ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
+
+/// What a session holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    /// Who logged in, with the roles resolved at login.
+    pub caller: Caller,
+    /// The token writes must echo in `X-CSRF-Token`.
+    pub csrf: String,
+    /// Login time, seconds since the epoch.
+    pub created_at: i64,
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unavailable(e: redis::RedisError) -> Error {
+    Error::Unavailable(format!("the session store is unavailable: {e}"))
+}
+
+/// Sessions (and login attempt counters) in Redis, under a key prefix.
+#[derive(Clone)]
+pub struct Sessions {
+    redis: ConnectionManager,
+    prefix: String,
+}
+
+impl Sessions {
+    /// Connects to Redis; `prefix` keeps platforms (and test runs) apart.
+    ///
+    /// # Errors
+    /// Redis is unreachable.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| Error::invalid("PAAS_REDIS_URL", e.to_string()))?;
+        let redis = ConnectionManager::new(client).await.map_err(unavailable)?;
+        Ok(Self { redis, prefix: prefix.to_string() })
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}:session:{id}", self.prefix)
+    }
+
+    fn index(&self, subject: &str) -> String {
+        format!("{}:sessions:{subject}", self.prefix)
+    }
+
+    /// Starts a session for `caller`; returns its id and CSRF token.
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn start(&self, caller: Caller) -> Result<(String, String)> {
+        let id = random_token();
+        let session = Session { csrf: random_token(), created_at: chrono::Utc::now().timestamp(), caller };
+        let json = serde_json::to_string(&session).map_err(Error::internal)?;
+        let mut redis = self.redis.clone();
+        let _: () = redis.set_ex(self.key(&id), json, IDLE.as_secs()).await.map_err(unavailable)?;
+        let _: () = redis.sadd(self.index(&session.caller.subject), &id).await.map_err(unavailable)?;
+        let _: () = redis.expire(self.index(&session.caller.subject), ABSOLUTE.as_secs() as i64).await.map_err(unavailable)?;
+        Ok((id, session.csrf))
+    }
+
+    /// The live session with this id, refreshing its idle timeout.
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn find(&self, id: &str) -> Result<Option<Session>> {
+        if id.is_empty() || id.len() > 64 {
+            return Ok(None);
+        }
+        let mut redis = self.redis.clone();
+        let json: Option<String> = redis.get(self.key(id)).await.map_err(unavailable)?;
+        let Some(session) = json.and_then(|j| serde_json::from_str::<Session>(&j).ok()) else { return Ok(None) };
+        if chrono::Utc::now().timestamp() - session.created_at > ABSOLUTE.as_secs() as i64 {
+            self.end(id).await?;
+            return Ok(None);
+        }
+        let _: () = redis.expire(self.key(id), IDLE.as_secs() as i64).await.map_err(unavailable)?;
+        Ok(Some(session))
+    }
+
+    /// Ends one session.
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn end(&self, id: &str) -> Result<()> {
+        let mut redis = self.redis.clone();
+        let _: () = redis.del(self.key(id)).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Ends every session of a subject ("log out everywhere").
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn end_all(&self, subject: &str) -> Result<usize> {
+        let mut redis = self.redis.clone();
+        let ids: Vec<String> = redis.smembers(self.index(subject)).await.map_err(unavailable)?;
+        for id in &ids {
+            let _: () = redis.del(self.key(id)).await.map_err(unavailable)?;
+        }
+        let _: () = redis.del(self.index(subject)).await.map_err(unavailable)?;
+        Ok(ids.len())
+    }
+
+    /// Counts a failed login for `who` (a user or an address) and returns the
+    /// failures in the current window.
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn count_failure(&self, who: &str, window: Duration) -> Result<u64> {
+        let key = format!("{}:login-failures:{who}", self.prefix);
+        let mut redis = self.redis.clone();
+        let n: u64 = redis.incr(&key, 1).await.map_err(unavailable)?;
+        if n == 1 {
+            let _: () = redis.expire(&key, window.as_secs() as i64).await.map_err(unavailable)?;
+        }
+        Ok(n)
+    }
+
+    /// Failed logins for `who` in the current window, and seconds until it ends.
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn failures(&self, who: &str) -> Result<(u64, i64)> {
+        let key = format!("{}:login-failures:{who}", self.prefix);
+        let mut redis = self.redis.clone();
+        let n: Option<u64> = redis.get(&key).await.map_err(unavailable)?;
+        let ttl: i64 = redis.ttl(&key).await.map_err(unavailable)?;
+        Ok((n.unwrap_or(0), ttl.max(0)))
+    }
+
+    /// Forgets the failures of `who` (after a successful login).
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn clear_failures(&self, who: &str) -> Result<()> {
+        let mut redis = self.redis.clone();
+        let _: () = redis.del(format!("{}:login-failures:{who}", self.prefix)).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
