@@ -184,13 +184,22 @@ impl Tokens {
         if !secret.starts_with(PREFIX) {
             return Ok(None);
         }
-        let row: Option<(Uuid, Uuid, Option<Uuid>, String)> = sqlx::query_as(
-            "UPDATE api_tokens SET last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < now() - interval '1 minute' THEN now() ELSE last_used_at END
-             WHERE hash = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id, tenant_id, project_id, role",
+        let row: Option<(Uuid, Uuid, Option<Uuid>, String, bool)> = sqlx::query_as(
+            "SELECT id, tenant_id, project_id, role, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
+             FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL AND expires_at > now()",
         )
         .bind(digest(secret))
         .fetch_optional(&self.pool)
         .await?;
+        // Recording the use is a write; keep it off the request's path and
+        // at most once a minute per token, so busy robots do not queue on it.
+        if let Some((id, _, _, _, true)) = &row {
+            let (pool, id) = (self.pool.clone(), *id);
+            tokio::spawn(async move {
+                let _ = sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(&pool).await;
+            });
+        }
+        let row = row.map(|(id, tenant, project, role, _)| (id, tenant, project, role));
         Ok(row.map(|(id, tenant, project, role)| {
             // A project-scoped token sees its tenant as a viewer only: its
             // role would otherwise reach every project (services do not yet
