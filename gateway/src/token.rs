@@ -93,7 +93,7 @@ impl NewToken {
         Ok(Self {
             name: name.to_string(),
             tenant: id::parse_id("tenant_id", tenant)?,
-            project: if project.is_empty() { None } else { Some(id::parse_id("project_id", project)?) },
+            project: id::parse_optional_id("project_id", project)?,
             role: parse_role(role)?,
             days,
         })

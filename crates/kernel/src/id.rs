@@ -16,3 +16,11 @@ pub fn new_id() -> Uuid {
 pub fn parse_id(field: &str, raw: &str) -> crate::Result<Uuid> {
     Uuid::parse_str(raw.trim()).map_err(|_| crate::Error::invalid(field, "must be a UUID"))
 }
+
+/// Parses an optional id: empty text means none.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] when `raw` is neither empty nor a UUID.
+pub fn parse_optional_id(field: &str, raw: &str) -> crate::Result<Option<Uuid>> {
+    if raw.trim().is_empty() { Ok(None) } else { parse_id(field, raw).map(Some) }
+}

@@ -51,7 +51,7 @@ impl ConfigsService for Configs {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
-        let tenant = if r.tenant_id.is_empty() { None } else { Some(parse_id("tenant_id", &r.tenant_id)?) };
+        let tenant = kernel::id::parse_optional_id("tenant_id", &r.tenant_id)?;
         let (sets, next) = self.sets.list(&caller, Page::parse(p.limit, &p.cursor)?, tenant).await?;
         Ok(Response::new(pb::ListConfigSetsResponse { config_sets: sets.into_iter().map(to_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
     }

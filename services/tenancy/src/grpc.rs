@@ -422,7 +422,7 @@ impl TenancyService for Tenancy {
     async fn list_resource_requests(&self, request: Request<pb::ListResourceRequestsRequest>) -> Result<Response<pb::ListResourceRequestsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let tenant = if r.tenant_id.is_empty() { None } else { Some(parse_id("tenant_id", &r.tenant_id)?) };
+        let tenant = kernel::id::parse_optional_id("tenant_id", &r.tenant_id)?;
         let state = match r.state.as_str() {
             "" => None,
             "draft" => Some(resource_request::State::Draft),
@@ -472,7 +472,7 @@ impl TenancyService for Tenancy {
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
         let kind = if r.kind.is_empty() { None } else { Some(member::Kind::parse("kind", &r.kind)?) };
-        let project = if r.project_id.is_empty() { None } else { Some(parse_id("project_id", &r.project_id)?) };
+        let project = kernel::id::parse_optional_id("project_id", &r.project_id)?;
         let (members, next) = self.members.list(&caller, tenant, page(r.page)?, kind, project).await?;
         Ok(Response::new(pb::ListMembersResponse { members: members.into_iter().map(member_to_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
     }

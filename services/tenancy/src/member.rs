@@ -148,7 +148,7 @@ impl Grant {
         }
         Ok(Self {
             tenant: id::parse_id("tenant_id", tenant)?,
-            project: if project.is_empty() { None } else { Some(id::parse_id("project_id", project)?) },
+            project: id::parse_optional_id("project_id", project)?,
             kind,
             subject: subject.to_string(),
             role: parse_role("role", role)?,
