@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use kernel::service::Addresses;
 use kernel::settings::{self, Env, Platform, SettingError};
 use kernel::shutdown::Shutdown;
+use kernel::telemetry::Telemetry;
 
 #[derive(Parser)]
 #[command(name = "paas", version, about = "A multi-tenant PaaS control plane")]
@@ -17,8 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Every service and the gateway in one process, against local
-    /// PostgreSQL, NATS and Redis.
+    /// Every service, the gateway and two simulated member clusters in one
+    /// process, against local PostgreSQL, NATS and Redis.
     Up,
     /// One service (tenancy, federation, apps, configs, images, devops) or the gateway.
     Serve {
@@ -27,15 +28,33 @@ enum Command {
     },
     /// Runs every service's database migrations and exits.
     Migrate,
+    /// Simulated Kubernetes clusters (kubesim) for tests and demos; prints
+    /// each cluster's URL and kubeconfig.
+    Kubesim {
+        /// How many clusters.
+        #[arg(long, default_value_t = 2)]
+        clusters: usize,
+    },
 }
 
-/// Exit code for a settings error, as sysexits' EX_USAGE-like "bad config".
+/// Exit code for a settings error.
 const BAD_SETTINGS: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up => up().await,
+            Command::Serve { service } => serve(&service).await,
+            Command::Migrate => migrate().await,
+            Command::Kubesim { clusters } => {
+                // A stand-in for Kubernetes: it needs no platform settings.
+                kubesim::run_standalone(clusters, kubesim::ClusterConfig::named("kubesim")).await.map_err(|e| Failure::Run(anyhow::anyhow!("{e}")))
+            }
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Settings(e)) => {
             eprintln!("paas: {e}");
@@ -69,61 +88,80 @@ fn random_secret() -> String {
     format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>())
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
-    let mut env = Env::load()?;
-    let mut generated_token = None;
-    if let Command::Up = cli.command {
-        // One process shares one key; generate what a laptop user did not set.
-        if env.raw(settings::CALLER_KEY).is_none() {
-            env.set(settings::CALLER_KEY, random_secret());
-        }
-        if env.raw(gateway::settings::ADMIN_TOKEN).is_none() {
-            let token = random_secret();
-            env.set(gateway::settings::ADMIN_TOKEN, token.clone());
-            generated_token = Some(token);
-        }
-    }
-    let platform = Platform::from_env(&env)?;
-    let _telemetry = kernel::telemetry::init("paas", &platform).map_err(|e| Failure::Run(e.into()))?;
+/// Platform settings, telemetry and the stop signal every platform command needs.
+fn platform(env: &Env) -> Result<(Platform, Telemetry, Shutdown), Failure> {
+    let platform = Platform::from_env(env)?;
+    let telemetry = kernel::telemetry::init("paas", &platform).map_err(|e| Failure::Run(e.into()))?;
     let shutdown = Shutdown::new();
     shutdown.on_signals();
+    Ok((platform, telemetry, shutdown))
+}
 
-    match cli.command {
-        Command::Migrate => {
-            paas::stack::migrate(&platform).await?;
-            return Ok(());
-        }
-        Command::Up => {
-            let gw = gateway::Settings::from_env(&env)?;
-            let token = gw.admin_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
-            let stack = paas::stack::start(&platform, gw, &shutdown).await?;
-            let url = stack.url();
-            println!("paas is up: gateway {url}");
-            match generated_token {
-                Some(_) => println!("  admin token (generated; set PAAS_ADMIN_TOKEN to choose one): {token}"),
-                None => println!("  admin token: from PAAS_ADMIN_TOKEN"),
-            }
-            println!("  try: curl -H 'Authorization: Bearer {token}' {url}/api/v1/tenants");
-            for s in &stack.services {
-                println!("  {:<10} grpc {}  health http://{}/healthz", s.name, s.grpc, s.http);
-            }
-        }
-        Command::Serve { service } if service == "gateway" => {
-            let gw = gateway::Settings::from_env(&env)?;
-            let addr = gateway::start(&platform, gw, &shutdown).await?;
-            println!("gateway listening on http://{addr}");
-        }
-        Command::Serve { service } => {
-            let (grpc, http) = paas::stack::default_ports(&service).ok_or_else(|| {
-                Failure::Run(anyhow::anyhow!("unknown service {service:?}; one of {} or gateway", paas::stack::SERVICES.join(", ")))
-            })?;
-            let addresses = Addresses::from_env(&env, &service, grpc, http)?;
-            let running = paas::stack::start_service(&service, &platform, addresses, &shutdown).await?;
-            println!("{service} listening: grpc {} http {}", running.grpc, running.http);
-        }
-    }
+async fn wait(shutdown: &Shutdown) {
     if !shutdown.wait().await {
         tracing::warn!("some tasks did not stop within the grace period");
     }
+}
+
+async fn up() -> Result<(), Failure> {
+    let mut env = Env::load()?;
+    // One process shares one key; generate what a laptop user did not set.
+    if env.raw(settings::CALLER_KEY).is_none() {
+        env.set(settings::CALLER_KEY, random_secret());
+    }
+    let generated_token = env.raw(gateway::settings::ADMIN_TOKEN).is_none();
+    if generated_token {
+        env.set(gateway::settings::ADMIN_TOKEN, random_secret());
+    }
+    let (platform, _telemetry, shutdown) = platform(&env)?;
+    let gw = gateway::Settings::from_env(&env)?;
+    let token = gw.admin_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
+    let stack = paas::stack::start(&platform, gw, &shutdown).await?;
+    let federation = stack.service("federation").expect("started by the stack");
+    let key = kernel::caller::CallerKey::new(platform.caller_key.clone());
+    let clusters = paas::member_clusters::start(&key, federation).await.map_err(Failure::Run)?;
+    let url = stack.url();
+    println!("paas is up: gateway {url}");
+    if generated_token {
+        println!("  admin token (generated; set PAAS_ADMIN_TOKEN to choose one): {token}");
+    } else {
+        println!("  admin token: from PAAS_ADMIN_TOKEN");
+    }
+    println!("  try: curl -H 'Authorization: Bearer {token}' {url}/api/v1/clusters");
+    println!("  API reference: {url}/api/docs");
+    for s in &stack.services {
+        println!("  {:<10} grpc {}  health http://{}/healthz", s.name, s.grpc, s.http);
+    }
+    for c in &clusters {
+        println!("  cluster {:<9} {}  kubectl --kubeconfig {} get nodes", c.name(), c.url(), c.kubeconfig_path().display());
+    }
+    wait(&shutdown).await;
+    // The clusters live exactly as long as the platform.
+    drop(clusters);
+    Ok(())
+}
+
+async fn serve(service: &str) -> Result<(), Failure> {
+    let env = Env::load()?;
+    let (platform, _telemetry, shutdown) = platform(&env)?;
+    if service == "gateway" {
+        let addr = gateway::start(&platform, gateway::Settings::from_env(&env)?, &shutdown).await?;
+        println!("gateway listening on http://{addr}");
+    } else {
+        let (grpc, http) = paas::stack::default_ports(service).ok_or_else(|| {
+            Failure::Run(anyhow::anyhow!("unknown service {service:?}; one of {} or gateway", paas::stack::SERVICES.join(", ")))
+        })?;
+        let addresses = Addresses::from_env(&env, service, grpc, http)?;
+        let running = paas::stack::start_service(service, &platform, addresses, &shutdown).await?;
+        println!("{service} listening: grpc {} http {}", running.grpc, running.http);
+    }
+    wait(&shutdown).await;
+    Ok(())
+}
+
+async fn migrate() -> Result<(), Failure> {
+    let env = Env::load()?;
+    let (platform, _telemetry, _shutdown) = platform(&env)?;
+    paas::stack::migrate(&platform).await?;
     Ok(())
 }

@@ -41,3 +41,21 @@ fn a_settings_file_is_read_and_the_environment_wins() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr, "paas: setting PAAS_DB_POOL_SIZE: expected a whole number, got \"many\"\n");
 }
+
+#[test]
+fn kubesim_runs_standalone_and_prints_clusters_that_answer() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = paas().args(["kubesim", "--clusters", "1"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).trim_end_matches('/').to_string();
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(stream, "GET /version HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("gitVersion"), "{answer}");
+}

@@ -1,0 +1,49 @@
+//! kubesim: a Kubernetes API server simulator for tests and `paas up`.
+//!
+//! It owns the part of the Kubernetes REST API the platform uses, served over
+//! plain HTTP on loopback: discovery, the core, apps, networking, autoscaling,
+//! coordination and Gateway API kinds; get, list (label/field selectors,
+//! pagination), watch (resourceVersion, bookmarks, 410 Gone), create, update,
+//! delete (finalizers, garbage collection, namespace cascade), patch (merge,
+//! JSON, strategic as merge-by-name) and server-side apply with managedFields
+//! and conflicts; errors as `Status` objects. It simulates what a cluster
+//! reports back: nodes, scheduling by requests, pods becoming ready after a
+//! delay, Deployment/ReplicaSet/StatefulSet/DaemonSet controllers and rollout
+//! status, ResourceQuota usage and refusals. Many clusters run in one process
+//! ([`Fleet`]), each with a kubeconfig and per-cluster fault injection
+//! ([`Fault`]).
+//!
+//! `paas kubesim --clusters N` calls [`run_standalone`], e.g.
+//! `kubesim::run_standalone(n, kubesim::ClusterConfig::named("kubesim")).await`,
+//! which prints one line per cluster (name, URL, admin URL, kubeconfig path).
+//! Tests start clusters with [`Cluster::start`] and connect through
+//! [`RunningCluster::kubeconfig_path`].
+//!
+//! It does not own authentication or authorization (every request is
+//! allowed), admission webhooks, CRDs, protobuf, TLS, persistent storage,
+//! OpenAPI schemas (`/openapi/v3` lists each kind's patch operation with its
+//! `fieldValidation` parameter so kubectl leaves validation to the server, but
+//! unknown fields are not rejected; `/openapi/v2` is 404), or real containers.
+
+mod api;
+mod apply;
+mod cluster;
+mod fault;
+mod kubeconfig;
+mod patch;
+mod quantity;
+mod quota;
+pub mod resource;
+mod scheduler;
+mod selector;
+mod status;
+mod store;
+mod watch;
+mod workload;
+
+pub use apply::Subresource;
+pub use cluster::{Cluster, ClusterConfig, Fleet, RunningCluster, run_standalone};
+pub use fault::{Fault, FaultHandle};
+pub use quantity::Quantity;
+pub use status::{Error, Result};
+pub use store::{ListQuery, Store, WriteOptions};

@@ -1,0 +1,724 @@
+//! Workload controllers as the kube-controller-manager runs them, simplified:
+//! Deployment -> ReplicaSets (pod-template-hash, rolling update with
+//! maxSurge/maxUnavailable, Recreate), ReplicaSet -> Pods, StatefulSet ->
+//! Pods `<name>-<ordinal>`, DaemonSet -> one Pod per node; their status and
+//! conditions; plus per-kind validation and defaulting on write.
+//!
+//! Not simulated: minReadySeconds, paused deployments, progress deadlines,
+//! revision history cleanup, StatefulSet OrderedReady ordering (pods are
+//! created in parallel), volume claim templates.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::resource::{self, ResourceId};
+use crate::selector::LabelSelector;
+use crate::store::{self, State, Store, WriteOptions, meta_str};
+
+/// The field manager controllers write as.
+pub(crate) const MANAGER: &str = "kube-controller-manager";
+
+/// 422 problems specific to a kind: `(field, message)`.
+pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let workload = matches!(
+        rid,
+        resource::DEPLOYMENTS
+            | resource::REPLICASETS
+            | resource::STATEFULSETS
+            | resource::DAEMONSETS
+    );
+    if workload {
+        let spec = &obj["spec"];
+        if let Some(r) = spec["replicas"].as_i64().filter(|r| *r < 0) {
+            problems.push((
+                "spec.replicas".into(),
+                format!("Invalid value: {r}: must be greater than or equal to 0"),
+            ));
+        }
+        if !spec["selector"].is_object() {
+            problems.push(("spec.selector".into(), "Required value".into()));
+        } else {
+            let selector = LabelSelector::from_object(&spec["selector"]);
+            if selector.is_empty() {
+                problems.push((
+                    "spec.selector".into(),
+                    "Invalid value: \"null\": empty selector is invalid for deployment".into(),
+                ));
+            } else if !selector.matches(&spec["template"]) {
+                problems.push((
+                    "spec.template.metadata.labels".into(),
+                    format!(
+                        "Invalid value: {}: `selector` does not match template `labels`",
+                        spec["template"]["metadata"]["labels"]
+                    ),
+                ));
+            }
+        }
+        if spec["template"]["spec"]["containers"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+        {
+            problems.push((
+                "spec.template.spec.containers".into(),
+                "Required value".into(),
+            ));
+        }
+    }
+    if rid == resource::PODS
+        && obj["spec"]["containers"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    {
+        problems.push(("spec.containers".into(), "Required value".into()));
+    }
+    problems
+}
+
+/// Defaults the API server fills in on write.
+pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
+    match rid {
+        resource::NAMESPACES => {
+            let name = meta_str(obj, "name").to_string();
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            if obj["metadata"].get("deletionTimestamp").is_none() {
+                obj["status"] = json!({ "phase": "Active" });
+            }
+        }
+        resource::DEPLOYMENTS => {
+            default_replicas(obj);
+            let spec = &mut obj["spec"];
+            if !spec["strategy"].is_object() {
+                spec["strategy"] = json!({ "type": "RollingUpdate" });
+            }
+            if spec["strategy"]["type"] == "RollingUpdate" {
+                let ru = &mut spec["strategy"]["rollingUpdate"];
+                if !ru.is_object() {
+                    *ru = json!({});
+                }
+                if ru.get("maxSurge").is_none() {
+                    ru["maxSurge"] = json!("25%");
+                }
+                if ru.get("maxUnavailable").is_none() {
+                    ru["maxUnavailable"] = json!("25%");
+                }
+            }
+            for (field, value) in [
+                ("revisionHistoryLimit", 10),
+                ("progressDeadlineSeconds", 600),
+            ] {
+                if spec.get(field).is_none() {
+                    spec[field] = json!(value);
+                }
+            }
+        }
+        resource::REPLICASETS | resource::STATEFULSETS => default_replicas(obj),
+        resource::PODS => {
+            if obj["spec"].get("restartPolicy").is_none() {
+                obj["spec"]["restartPolicy"] = json!("Always");
+            }
+            if !obj["status"].is_object() {
+                obj["status"] = json!({ "phase": "Pending", "qosClass": qos_class(obj) });
+            }
+        }
+        resource::SERVICES => {
+            if obj["spec"].get("type").is_none() {
+                obj["spec"]["type"] = json!("ClusterIP");
+            }
+            if obj["spec"].get("clusterIP").is_none() {
+                let n = st.map(resource::SERVICES).len() + 1;
+                let ip = format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1);
+                obj["spec"]["clusterIP"] = json!(ip);
+                obj["spec"]["clusterIPs"] = json!([ip]);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn default_replicas(obj: &mut Value) {
+    if obj["spec"].get("replicas").is_none_or(Value::is_null) {
+        obj["spec"]["replicas"] = json!(1);
+    }
+}
+
+fn qos_class(pod: &Value) -> &'static str {
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let any = containers.iter().any(|c| {
+        c["resources"]["requests"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty())
+            || c["resources"]["limits"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty())
+    });
+    if any { "Burstable" } else { "BestEffort" }
+}
+
+pub(crate) fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn is_active(pod: &Value) -> bool {
+    pod["metadata"].get("deletionTimestamp").is_none()
+        && !matches!(
+            pod["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+fn owned(store: &Store, rid: ResourceId, ns: &str, uid: &str) -> Vec<Arc<Value>> {
+    let st = store.lock();
+    st.in_namespace(rid, ns)
+        .filter(|o| {
+            o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r["uid"] == uid && r["controller"] == true)
+                })
+        })
+        .cloned()
+        .collect()
+}
+
+fn owner_ref(owner: &Value) -> Value {
+    json!([{
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": true,
+        "blockOwnerDeletion": true,
+    }])
+}
+
+fn replicas(obj: &Value) -> i64 {
+    obj["spec"]["replicas"].as_i64().unwrap_or(1)
+}
+
+fn status_i64(obj: &Value, field: &str) -> i64 {
+    obj["status"][field].as_i64().unwrap_or(0)
+}
+
+fn deleting(obj: &Value) -> bool {
+    obj["metadata"].get("deletionTimestamp").is_some()
+}
+
+/// The pod-template-hash of a template: FNV-1a of its JSON, each decimal
+/// digit encoded in the alphabet Kubernetes uses for safe names.
+pub(crate) fn template_hash(template: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in template.to_string().bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash.to_string()
+        .bytes()
+        .map(|d| ALPHABET[usize::from(d - b'0')] as char)
+        .collect()
+}
+
+/// A condition keeping its transition time while its status is unchanged.
+fn condition(previous: &Value, kind: &str, status: bool, reason: &str, message: &str) -> Value {
+    let status = if status { "True" } else { "False" };
+    let prev = previous["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .cloned();
+    let now = store::now();
+    let (transition, update) = match &prev {
+        Some(p) if p["status"] == status => {
+            let t = p["lastTransitionTime"].clone();
+            let u = if p["reason"] == reason && p["message"] == message {
+                p["lastUpdateTime"].clone()
+            } else {
+                json!(now)
+            };
+            (t, u)
+        }
+        _ => (json!(now), json!(now)),
+    };
+    json!({
+        "type": kind, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": transition, "lastUpdateTime": update,
+    })
+}
+
+fn write_status(store: &Store, rid: ResourceId, obj: &Value, status: Value) {
+    if obj.get("status") == Some(&status) {
+        return;
+    }
+    let (ns, name) = (meta_str(obj, "namespace"), meta_str(obj, "name"));
+    let _ = store.modify(rid, ns, name, &WriteOptions::by(MANAGER).status(), |cur| {
+        let mut c = cur.clone();
+        c["status"] = status;
+        Ok(c)
+    });
+}
+
+fn write_replicas(store: &Store, rid: ResourceId, obj: &Value, n: i64) {
+    if replicas(obj) == n {
+        return;
+    }
+    let (ns, name) = (meta_str(obj, "namespace"), meta_str(obj, "name"));
+    let _ = store.modify(rid, ns, name, &WriteOptions::by(MANAGER), |cur| {
+        let mut c = cur.clone();
+        c["spec"]["replicas"] = json!(n);
+        Ok(c)
+    });
+}
+
+fn pod_from_template(owner: &Value, template: &Value, extra_labels: &[(&str, String)]) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "spec": template["spec"].clone(),
+    });
+    if !pod["metadata"]["labels"].is_object() {
+        pod["metadata"]["labels"] = json!({});
+    }
+    for (k, v) in extra_labels {
+        pod["metadata"]["labels"][*k] = json!(v);
+    }
+    pod["metadata"]["ownerReferences"] = owner_ref(owner);
+    pod
+}
+
+/// One pass of the ReplicaSet controller.
+pub(crate) fn reconcile_replicasets(store: &Store) {
+    for rs in store.all(resource::REPLICASETS) {
+        if deleting(&rs) {
+            continue;
+        }
+        let (ns, name, uid) = (
+            meta_str(&rs, "namespace"),
+            meta_str(&rs, "name"),
+            meta_str(&rs, "uid"),
+        );
+        let desired = usize::try_from(replicas(&rs)).unwrap_or(0);
+        let mut pods: Vec<Arc<Value>> = owned(store, resource::PODS, ns, uid)
+            .into_iter()
+            .filter(|p| is_active(p))
+            .collect();
+        let mut failure = None;
+        while pods.len() < desired {
+            let mut pod = pod_from_template(&rs, &rs["spec"]["template"], &[]);
+            pod["metadata"]["generateName"] = json!(format!("{name}-"));
+            match store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER)) {
+                Ok(p) => pods.push(p),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if pods.len() > desired {
+            pods.sort_by(|a, b| {
+                is_ready(a).cmp(&is_ready(b)).then_with(|| {
+                    meta_str(b, "creationTimestamp").cmp(meta_str(a, "creationTimestamp"))
+                })
+            });
+            let extra = pods.len() - desired;
+            for pod in pods.drain(..extra) {
+                let _ = store.delete(resource::PODS, ns, meta_str(&pod, "name"), false, false);
+            }
+        }
+        let ready = pods.iter().filter(|p| is_ready(p)).count();
+        let mut status = json!({
+            "replicas": pods.len(),
+            "fullyLabeledReplicas": pods.len(),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"]["generation"],
+        });
+        if let Some(message) = failure {
+            status["conditions"] = json!([condition(
+                &rs["status"],
+                "ReplicaFailure",
+                true,
+                "FailedCreate",
+                &message
+            )]);
+        }
+        write_status(store, resource::REPLICASETS, &rs, status);
+    }
+}
+
+/// `maxSurge`/`maxUnavailable`: an int or a percentage of `total`.
+fn resolve(value: &Value, total: i64, round_up: bool) -> i64 {
+    match value {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) {
+            Some(pct) if round_up => (pct * total + 99) / 100,
+            Some(pct) => pct * total / 100,
+            None => s.parse().unwrap_or(0),
+        },
+        _ => 0,
+    }
+}
+
+/// One pass of the Deployment controller.
+pub(crate) fn reconcile_deployments(store: &Store) {
+    for d in store.all(resource::DEPLOYMENTS) {
+        if deleting(&d) {
+            continue;
+        }
+        let (ns, name, uid) = (
+            meta_str(&d, "namespace"),
+            meta_str(&d, "name"),
+            meta_str(&d, "uid"),
+        );
+        let desired = replicas(&d);
+        let hash = template_hash(&d["spec"]["template"]);
+        let mut sets = owned(store, resource::REPLICASETS, ns, uid);
+        sets.sort_by(|a, b| meta_str(a, "creationTimestamp").cmp(meta_str(b, "creationTimestamp")));
+        let is_new = |rs: &Value| rs["metadata"]["labels"]["pod-template-hash"] == hash.as_str();
+        let recreate = d["spec"]["strategy"]["type"] == "Recreate";
+        let (surge, unavailable) = if recreate {
+            (0, desired)
+        } else {
+            let ru = &d["spec"]["strategy"]["rollingUpdate"];
+            let s = resolve(&ru["maxSurge"], desired, true);
+            let u = resolve(&ru["maxUnavailable"], desired, false);
+            (s, if s == 0 && u == 0 { 1 } else { u })
+        };
+
+        if !sets.iter().any(|rs| is_new(rs)) {
+            let revision = sets
+                .iter()
+                .filter_map(|rs| {
+                    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                        .as_str()?
+                        .parse::<i64>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let mut template = d["spec"]["template"].clone();
+            template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+            let mut selector = d["spec"]["selector"].clone();
+            selector["matchLabels"]["pod-template-hash"] = json!(hash);
+            let rs = json!({
+                "metadata": {
+                    "name": format!("{name}-{hash}"),
+                    "labels": template["metadata"]["labels"],
+                    "annotations": {
+                        "deployment.kubernetes.io/revision": revision.to_string(),
+                        "deployment.kubernetes.io/desired-replicas": desired.to_string(),
+                        "deployment.kubernetes.io/max-replicas": (desired + surge).to_string(),
+                    },
+                    "ownerReferences": owner_ref(&d),
+                },
+                "spec": { "replicas": 0, "selector": selector, "template": template },
+            });
+            if let Ok(created) =
+                store.create(resource::REPLICASETS, ns, rs, &WriteOptions::by(MANAGER))
+            {
+                sets.push(created);
+            }
+        }
+        let Some(new_rs) = sets.iter().find(|rs| is_new(rs)).cloned() else {
+            continue;
+        };
+        let old: Vec<&Arc<Value>> = sets.iter().filter(|rs| !is_new(rs)).collect();
+
+        if recreate {
+            let old_running: i64 = old.iter().map(|rs| status_i64(rs, "replicas")).sum();
+            for rs in &old {
+                write_replicas(store, resource::REPLICASETS, rs, 0);
+            }
+            if old_running == 0 {
+                write_replicas(store, resource::REPLICASETS, &new_rs, desired);
+            }
+        } else {
+            let total: i64 = sets.iter().map(|rs| replicas(rs)).sum();
+            let new_now = replicas(&new_rs);
+            let new_target = if new_now >= desired {
+                desired
+            } else {
+                let room = (desired + surge - total).max(0);
+                (new_now + room).min(desired)
+            };
+            write_replicas(store, resource::REPLICASETS, &new_rs, new_target);
+            let all_after: i64 = total - new_now + new_target;
+            let new_unavailable = (new_target - status_i64(&new_rs, "availableReplicas")).max(0);
+            let mut can_remove = all_after - (desired - unavailable) - new_unavailable;
+            for rs in &old {
+                let current = replicas(rs);
+                // Old pods that are not available can always go.
+                let unhealthy = (current - status_i64(rs, "availableReplicas")).max(0);
+                let remove = (unhealthy + can_remove.max(0)).min(current);
+                can_remove -= (remove - unhealthy).max(0);
+                write_replicas(store, resource::REPLICASETS, rs, current - remove);
+            }
+        }
+
+        let sets = owned(store, resource::REPLICASETS, ns, uid);
+        let new_rs = sets.iter().find(|rs| is_new(rs));
+        let sum = |f: &str| sets.iter().map(|rs| status_i64(rs, f)).sum::<i64>();
+        let spec_total: i64 = sets.iter().map(|rs| replicas(rs)).sum();
+        let (replicas_now, ready, available) = (
+            sum("replicas"),
+            sum("readyReplicas"),
+            sum("availableReplicas"),
+        );
+        let updated = new_rs.map(|rs| status_i64(rs, "replicas")).unwrap_or(0);
+        let new_name = format!("{name}-{hash}");
+        let complete = updated == desired && replicas_now == desired && available == desired;
+        let mut conditions = vec![
+            if available >= desired - unavailable {
+                condition(
+                    &d["status"],
+                    "Available",
+                    true,
+                    "MinimumReplicasAvailable",
+                    "Deployment has minimum availability.",
+                )
+            } else {
+                condition(
+                    &d["status"],
+                    "Available",
+                    false,
+                    "MinimumReplicasUnavailable",
+                    "Deployment does not have minimum availability.",
+                )
+            },
+            if complete {
+                condition(
+                    &d["status"],
+                    "Progressing",
+                    true,
+                    "NewReplicaSetAvailable",
+                    &format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+                )
+            } else {
+                condition(
+                    &d["status"],
+                    "Progressing",
+                    true,
+                    "ReplicaSetUpdated",
+                    &format!("ReplicaSet \"{new_name}\" is progressing."),
+                )
+            },
+        ];
+        let failure = sets.iter().find_map(|rs| {
+            rs["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "ReplicaFailure")
+                .cloned()
+        });
+        if let Some(f) = failure {
+            conditions.push(condition(
+                &d["status"],
+                "ReplicaFailure",
+                true,
+                f["reason"].as_str().unwrap_or("FailedCreate"),
+                f["message"].as_str().unwrap_or_default(),
+            ));
+        }
+        let status = json!({
+            "observedGeneration": d["metadata"]["generation"],
+            "replicas": replicas_now,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "unavailableReplicas": (spec_total.max(desired) - available).max(0),
+            "conditions": conditions,
+        });
+        write_status(store, resource::DEPLOYMENTS, &d, status);
+    }
+}
+
+/// One pass of the StatefulSet controller.
+pub(crate) fn reconcile_statefulsets(store: &Store) {
+    for sts in store.all(resource::STATEFULSETS) {
+        if deleting(&sts) {
+            continue;
+        }
+        let (ns, name, uid) = (
+            meta_str(&sts, "namespace"),
+            meta_str(&sts, "name"),
+            meta_str(&sts, "uid"),
+        );
+        let desired = usize::try_from(replicas(&sts)).unwrap_or(0);
+        let revision = format!("{name}-{}", template_hash(&sts["spec"]["template"]));
+        let pods = owned(store, resource::PODS, ns, uid);
+        let ordinal = |p: &Value| {
+            meta_str(p, "name")
+                .rsplit_once('-')
+                .and_then(|(_, o)| o.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        };
+        let mut failure = None;
+        for i in 0..desired {
+            if pods.iter().any(|p| ordinal(p) == i) {
+                continue;
+            }
+            let pod_name = format!("{name}-{i}");
+            let mut pod = pod_from_template(
+                &sts,
+                &sts["spec"]["template"],
+                &[
+                    ("controller-revision-hash", revision.clone()),
+                    ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
+                ],
+            );
+            pod["metadata"]["name"] = json!(pod_name);
+            pod["spec"]["hostname"] = json!(pod_name);
+            if let Err(e) = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER)) {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+        for pod in pods.iter().filter(|p| ordinal(p) >= desired) {
+            let _ = store.delete(resource::PODS, ns, meta_str(pod, "name"), false, false);
+        }
+        let pods: Vec<Arc<Value>> = owned(store, resource::PODS, ns, uid)
+            .into_iter()
+            .filter(|p| ordinal(p) < desired)
+            .collect();
+        let outdated =
+            |p: &Value| p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str();
+        if pods.len() == desired
+            && pods.iter().all(|p| is_ready(p))
+            && let Some(victim) = pods
+                .iter()
+                .filter(|p| outdated(p))
+                .max_by_key(|p| ordinal(p))
+        {
+            let _ = store.delete(resource::PODS, ns, meta_str(victim, "name"), false, false);
+        }
+        let ready = pods.iter().filter(|p| is_ready(p)).count();
+        let updated = pods.iter().filter(|p| !outdated(p)).count();
+        let current_revision = if updated == desired {
+            revision.clone()
+        } else {
+            sts["status"]["currentRevision"]
+                .as_str()
+                .unwrap_or(&revision)
+                .to_string()
+        };
+        let mut status = json!({
+            "observedGeneration": sts["metadata"]["generation"],
+            "replicas": pods.len(),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "currentReplicas": if updated == desired { updated } else { pods.len() - updated },
+            "updatedReplicas": updated,
+            "currentRevision": current_revision,
+            "updateRevision": revision,
+            "collisionCount": 0,
+        });
+        if let Some(message) = failure {
+            status["conditions"] = json!([condition(
+                &sts["status"],
+                "ReplicaFailure",
+                true,
+                "FailedCreate",
+                &message
+            )]);
+        }
+        write_status(store, resource::STATEFULSETS, &sts, status);
+    }
+}
+
+/// One pass of the DaemonSet controller: one pod per node.
+pub(crate) fn reconcile_daemonsets(store: &Store) {
+    let nodes: Vec<String> = store
+        .all(resource::NODES)
+        .iter()
+        .map(|n| meta_str(n, "name").to_string())
+        .collect();
+    for ds in store.all(resource::DAEMONSETS) {
+        if deleting(&ds) {
+            continue;
+        }
+        let (ns, name, uid) = (
+            meta_str(&ds, "namespace"),
+            meta_str(&ds, "name"),
+            meta_str(&ds, "uid"),
+        );
+        let hash = template_hash(&ds["spec"]["template"]);
+        let pods: Vec<Arc<Value>> = owned(store, resource::PODS, ns, uid)
+            .into_iter()
+            .filter(|p| is_active(p))
+            .collect();
+        for node in &nodes {
+            if !pods.iter().any(|p| p["spec"]["nodeName"] == node.as_str()) {
+                let mut pod = pod_from_template(
+                    &ds,
+                    &ds["spec"]["template"],
+                    &[("controller-revision-hash", hash.clone())],
+                );
+                pod["metadata"]["generateName"] = json!(format!("{name}-"));
+                pod["spec"]["nodeName"] = json!(node);
+                let _ = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER));
+            }
+        }
+        let outdated =
+            |p: &Value| p["metadata"]["labels"]["controller-revision-hash"] != hash.as_str();
+        if pods.len() == nodes.len()
+            && pods.iter().all(|p| is_ready(p))
+            && let Some(victim) = pods.iter().find(|p| outdated(p))
+        {
+            let _ = store.delete(resource::PODS, ns, meta_str(victim, "name"), false, false);
+        }
+        let pods: Vec<Arc<Value>> = owned(store, resource::PODS, ns, uid)
+            .into_iter()
+            .filter(|p| is_active(p))
+            .collect();
+        let ready = pods.iter().filter(|p| is_ready(p)).count();
+        let status = json!({
+            "observedGeneration": ds["metadata"]["generation"],
+            "desiredNumberScheduled": nodes.len(),
+            "currentNumberScheduled": pods.len(),
+            "numberMisscheduled": 0,
+            "numberReady": ready,
+            "numberAvailable": ready,
+            "numberUnavailable": nodes.len().saturating_sub(ready),
+            "updatedNumberScheduled": pods.iter().filter(|p| !outdated(p)).count(),
+        });
+        write_status(store, resource::DAEMONSETS, &ds, status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_hashes_are_stable_and_differ_by_template() {
+        let a = json!({"spec":{"containers":[{"name":"a","image":"x:1"}]}});
+        let b = json!({"spec":{"containers":[{"name":"a","image":"x:2"}]}});
+        assert_eq!(template_hash(&a), template_hash(&a));
+        assert_ne!(template_hash(&a), template_hash(&b));
+        assert!(template_hash(&a).chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn surge_rounds_up_and_unavailable_rounds_down() {
+        assert_eq!(resolve(&json!("25%"), 10, true), 3);
+        assert_eq!(resolve(&json!("25%"), 10, false), 2);
+        assert_eq!(resolve(&json!(1), 10, false), 1);
+    }
+
+    #[test]
+    fn workloads_need_a_selector_matching_their_template() {
+        let d = json!({"spec":{"selector":{"matchLabels":{"app":"a"}},"template":{"metadata":{"labels":{"app":"b"}},"spec":{"containers":[{"name":"c"}]}}}});
+        let problems = validate(resource::DEPLOYMENTS, &d);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, "spec.template.metadata.labels");
+    }
+}

@@ -1,0 +1,180 @@
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use kubesim::{ClusterConfig, Fault, Fleet};
+
+use crate::helpers::{client_for, configmap, spawn};
+
+/// Waits (briefly: the listener closes asynchronously) until `addr` refuses connections.
+async fn refuses(addr: std::net::SocketAddr) {
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the port must refuse connections"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn is_transport_error(err: &kube::Error) -> bool {
+    !matches!(err, kube::Error::Api(_))
+}
+
+/// A cluster that is down refuses connections (kube-rs sees a connect
+/// error, not an API Status) and serves again on the same port after recovery.
+#[tokio::test]
+async fn a_down_cluster_refuses_connections_until_it_recovers() {
+    let t = spawn().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    cms.list(&Default::default()).await.unwrap();
+    t.cluster.faults().set(Fault::Down);
+    refuses(t.cluster.addr()).await;
+    let fresh: Api<ConfigMap> = Api::namespaced(
+        client_for(t.cluster.kubeconfig_path(), Some(Duration::from_secs(2))).await,
+        "default",
+    );
+    let err = fresh.list(&Default::default()).await.unwrap_err();
+    assert!(is_transport_error(&err), "{err:?}");
+    t.cluster.faults().recover();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cms.create(&PostParams::default(), &configmap("back", &[]))
+        .await
+        .unwrap();
+}
+
+/// A black-holed cluster accepts connections and never answers: clients
+/// time out.
+#[tokio::test]
+async fn a_blackholed_cluster_makes_clients_time_out() {
+    let t = spawn().await;
+    t.cluster.faults().set(Fault::Blackhole);
+    let client = client_for(
+        t.cluster.kubeconfig_path(),
+        Some(Duration::from_millis(300)),
+    )
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let start = Instant::now();
+    let err = cms.list(&Default::default()).await.unwrap_err();
+    assert!(is_transport_error(&err), "{err:?}");
+    let text = format!("{err:?}").to_lowercase();
+    assert!(
+        text.contains("timedout") || text.contains("timed out") || text.contains("elapsed"),
+        "{err:?}"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    t.cluster.faults().recover();
+}
+
+/// A flaky cluster answers a share of requests with 5xx Status errors.
+#[tokio::test]
+async fn a_flaky_cluster_answers_with_server_errors() {
+    let t = spawn().await;
+    t.cluster.faults().set(Fault::Flaky { share: 1.0 });
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    match cms.get("x").await {
+        Err(kube::Error::Api(s)) => assert!(s.code == 500 || s.code == 503, "{s:?}"),
+        other => panic!("expected a 5xx, got {other:?}"),
+    }
+}
+
+/// A slow cluster adds latency to every request; the admin endpoint sets faults over HTTP.
+#[tokio::test]
+async fn a_slow_cluster_adds_latency_and_faults_can_be_set_over_http() {
+    let t = spawn().await;
+    let admin = format!("{}/_kubesim/fault", t.cluster.admin_url());
+    let body = r#"{"fault":"slow","ms":300}"#;
+    let response = post_json(&admin, body).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(t.cluster.faults().get(), Fault::Slow { ms: 300 });
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let start = Instant::now();
+    cms.list(&Default::default()).await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    post_json(&admin, r#"{"fault":"recover"}"#).await;
+    let start = Instant::now();
+    cms.list(&Default::default()).await.unwrap();
+    assert!(start.elapsed() < Duration::from_millis(300));
+}
+
+/// A partitioned cluster refuses clients but keeps simulating.
+#[tokio::test]
+async fn a_partitioned_cluster_keeps_simulating() {
+    let t = spawn().await;
+    t.cluster.faults().set(Fault::Partition);
+    refuses(t.cluster.addr()).await;
+    let pod = serde_json::json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "image": "x" }] } });
+    t.cluster
+        .store()
+        .create(
+            kubesim::resource::PODS,
+            "default",
+            pod,
+            &kubesim::WriteOptions::by("test"),
+        )
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let p = t
+            .cluster
+            .store()
+            .get(kubesim::resource::PODS, "default", "p")
+            .unwrap();
+        if p["status"]["phase"] == "Running" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "pod never started while partitioned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.cluster.faults().recover();
+}
+
+/// A fleet runs clusters side by side on their own ports, with their own
+/// objects and kubeconfigs.
+#[tokio::test]
+async fn a_fleet_keeps_its_clusters_apart() {
+    let fleet = Fleet::start(2, |i| ClusterConfig::named(&format!("c{i}")))
+        .await
+        .unwrap();
+    let [a, b] = fleet.clusters() else {
+        panic!("two clusters")
+    };
+    assert_ne!(a.url(), b.url());
+    let ca: Api<ConfigMap> =
+        Api::namespaced(client_for(a.kubeconfig_path(), None).await, "default");
+    let cb: Api<ConfigMap> =
+        Api::namespaced(client_for(b.kubeconfig_path(), None).await, "default");
+    ca.create(&PostParams::default(), &configmap("only-a", &[]))
+        .await
+        .unwrap();
+    assert!(cb.get_opt("only-a").await.unwrap().is_none());
+    b.faults().set(Fault::Down);
+    ca.get("only-a").await.unwrap();
+    assert!(fleet.get("c1").is_some());
+}
+
+async fn post_json(url: &str, body: &str) -> String {
+    let url = url.to_string();
+    let body = body.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        let request = format!(
+            "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap()
+}

@@ -1,0 +1,162 @@
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, PostParams};
+
+use crate::helpers::{configmap, eventually, kubectl, spawn};
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: app
+        image: nginx:1
+";
+
+fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// kubectl, an independent client, works against kubesim as against a real
+/// cluster: get/describe, server-side apply and its conflict, diff, rollout
+/// status, scale, logs, get -w and delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drives_a_simulated_cluster() {
+    let t = spawn().await;
+    let cache_dir =
+        std::env::temp_dir().join(format!("kubesim-kubectl-cache-{}", t.cluster.addr().port()));
+    let cache = cache_dir.as_path();
+    let run = |args: &[&str], stdin: Option<&str>| kubectl(&t.cluster, cache, args, stdin);
+
+    let out = run(&["get", "nodes"], None);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "get nodes: {stderr}");
+    assert!(stdout.contains("test-node-0"), "{stdout}");
+
+    let out = run(&["apply", "--server-side", "-f", "-"], Some(DEPLOYMENT));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "apply: {stderr}");
+    assert!(
+        stdout.contains("deployment.apps/web serverside-applied"),
+        "{stdout}"
+    );
+
+    let out = run(
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+        None,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "rollout status: {stdout} {stderr}");
+    assert!(stdout.contains("successfully rolled out"), "{stdout}");
+
+    let out = run(&["describe", "deployment", "web"], None);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "describe: {stderr}");
+    assert!(
+        stdout.contains("Replicas:") && stdout.contains("nginx:1"),
+        "{stdout}"
+    );
+
+    let conflicting = DEPLOYMENT.replace("replicas: 2", "replicas: 5");
+    let out = run(
+        &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+        Some(&conflicting),
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "a conflicting apply must fail");
+    assert!(
+        stderr.contains("conflict with \"kubectl\"") && stderr.contains(".spec.replicas"),
+        "{stderr}"
+    );
+
+    let changed = DEPLOYMENT.replace("nginx:1", "nginx:2");
+    let out = run(&["diff", "--server-side", "-f", "-"], Some(&changed));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "diff exits 1 when there are differences: {stdout} {stderr}"
+    );
+    let changed_line = |sign: char, image: &str| {
+        stdout
+            .lines()
+            .any(|l| l.starts_with(sign) && l.contains(&format!("image: {image}")))
+    };
+    assert!(
+        changed_line('-', "nginx:1") && changed_line('+', "nginx:2"),
+        "{stdout}"
+    );
+
+    let out = run(&["scale", "deployment/web", "--replicas=3"], None);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "scale: {stderr}");
+    assert!(stdout.contains("scaled"), "{stdout}");
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let pod = eventually("3 pods", Duration::from_secs(10), || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap();
+        (list.items.len() == 3).then(|| list.items[0].metadata.name.clone().unwrap())
+    })
+    .await;
+
+    let out = eventually("logs", Duration::from_secs(10), || async {
+        let out = run(&["logs", &pod, "--tail=2"], None);
+        out.status.success().then_some(out)
+    })
+    .await;
+    assert_eq!(text(&out).0.lines().count(), 2);
+
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(t.cluster.kubeconfig_path())
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(["get", "configmaps", "-w"]);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl is required for this test");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Api::<ConfigMap>::namespaced(t.client.clone(), "default")
+        .create(&PostParams::default(), &configmap("watched", &[]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pid = child.id();
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    let watched = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&watched);
+    assert!(
+        stdout.contains("watched"),
+        "get -w output: {stdout} {stderr}"
+    );
+
+    let out = run(&["delete", "deployment", "web"], None);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "delete: {stderr}");
+    assert!(
+        stdout.contains("deployment.apps \"web\" deleted"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(cache);
+}

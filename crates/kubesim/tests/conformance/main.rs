@@ -1,0 +1,11 @@
+//! kubesim conformance: each test drives a simulated cluster through a real
+//! client (kube-rs, kube-runtime, kubectl) and checks the behaviour a real
+//! Kubernetes API server has.
+
+mod helpers;
+
+mod api;
+mod faults;
+mod kubectl;
+mod simulation;
+mod watch;
