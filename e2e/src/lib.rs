@@ -33,19 +33,29 @@ impl Platform {
     /// # Panics
     /// When a dependency is unreachable: no end-to-end test can run then.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything, letting the test adjust the gateway's settings.
+    ///
+    /// # Panics
+    /// When a dependency is unreachable.
+    pub async fn start_with(configure: impl FnOnce(&mut gateway::Settings)) -> Self {
         let t = TestPlatform::new().await;
         // Tracing as in production, so trace context really propagates; kept
         // for the process (dropping it would shut the tracer down).
         static TELEMETRY: std::sync::OnceLock<Option<kernel::telemetry::Telemetry>> = std::sync::OnceLock::new();
         TELEMETRY.get_or_init(|| kernel::telemetry::init("paas-e2e", &t.settings).ok());
         let admin_token = format!("{:032x}{:032x}", rand_u128(), rand_u128());
-        let gateway = gateway::Settings {
+        let mut gateway = gateway::Settings {
             addr: "127.0.0.1:0".parse().expect("valid"),
             admin_token: Some(Secret::new(admin_token.clone())),
             upstream: gateway::settings::Upstreams::from_env(&t.env).expect("defaults"),
             local_admin_password: Some(Secret::new(LOCAL_ADMIN_PASSWORD)),
             local_admin_disabled: false,
+            directory: None,
         };
+        configure(&mut gateway);
         let shutdown = Shutdown::new();
         let stack = paas::stack::start(&t.settings, gateway, &shutdown).await.expect("the platform starts");
         Self {
@@ -96,4 +106,89 @@ fn rand_u128() -> u128 {
     let a = std::collections::hash_map::RandomState::new().build_hasher().finish() as u128;
     let b = std::collections::hash_map::RandomState::new().build_hasher().finish() as u128;
     (a << 64) | b
+}
+
+/// A real OpenLDAP server for one test: its own folder and port, seeded from
+/// `e2e/fixtures/ldap/seed.ldif`, stopped when dropped.
+pub struct Slapd {
+    /// `ldap://127.0.0.1:<port>`.
+    pub url: String,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Slapd {
+    /// The directory's root entry.
+    pub const BASE: &'static str = "dc=acme,dc=example";
+    /// The administrator that may change the directory in tests.
+    pub const ADMIN_DN: &'static str = "cn=admin,dc=acme,dc=example";
+    /// Its password.
+    pub const ADMIN_PASSWORD: &'static str = "admin-secret";
+
+    /// Starts slapd (installed by `scripts/deps`).
+    ///
+    /// # Panics
+    /// When slapd is missing or does not start.
+    pub fn start() -> Self {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldap");
+        let dir = std::env::temp_dir().join(format!("paas-slapd-{}-{:x}", std::process::id(), rand_u128() as u64));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let conf = std::fs::read_to_string(fixtures.join("slapd.conf.template")).unwrap().replace("@DIR@", dir.to_str().unwrap());
+        std::fs::write(dir.join("slapd.conf"), conf).unwrap();
+        let slapd = ["/usr/sbin/slapd", "slapd"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("slapd");
+        let slapadd = ["/usr/sbin/slapadd", "slapadd"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("slapadd");
+        let seeded = std::process::Command::new(slapadd)
+            .arg("-f")
+            .arg(dir.join("slapd.conf"))
+            .arg("-l")
+            .arg(fixtures.join("seed.ldif"))
+            .output()
+            .expect("slapadd is installed (scripts/deps installs slapd)");
+        assert!(seeded.status.success(), "slapadd: {}", String::from_utf8_lossy(&seeded.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("ldap://127.0.0.1:{port}");
+        let child = std::process::Command::new(slapd)
+            .arg("-f")
+            .arg(dir.join("slapd.conf"))
+            .arg("-h")
+            .arg(format!("{url}/"))
+            .args(["-d", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("slapd starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { url, child, dir };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("slapd did not listen on {url}");
+    }
+
+    /// Gateway settings that log in against this directory; members of
+    /// `cn=platform-admins` are platform administrators, `employeeType=disabled` is off.
+    pub fn settings(&self) -> gateway::directory::DirectorySettings {
+        gateway::directory::DirectorySettings {
+            url: self.url.clone(),
+            starttls: false,
+            bind_dn: "cn=reader,ou=people,dc=acme,dc=example".into(),
+            bind_password: Secret::new("reader-secret"),
+            user_base: "ou=people,dc=acme,dc=example".into(),
+            user_filter: "(&(objectClass=inetOrgPerson)(uid={login}))".into(),
+            group_base: "ou=groups,dc=acme,dc=example".into(),
+            name_attribute: "cn".into(),
+            mail_attribute: "mail".into(),
+            disabled_filter: Some("(employeeType=disabled)".into()),
+            admin_groups: vec!["cn=platform-admins,ou=groups,dc=acme,dc=example".into()],
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -95,18 +95,21 @@ impl AuditLog {
     /// The database fails: the request must then not go ahead unaudited.
     pub async fn begin(&self, a: &Attempt) -> Result<Uuid> {
         let id = id::new_id();
+        // Whatever a client sent must be storable (PostgreSQL text takes no
+        // NUL) and readable: control characters become U+FFFD.
+        let clean = |s: &str| -> String { s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect() };
         sqlx::query(
             "INSERT INTO audit (id, actor, tenant_id, action, target, request_id, source_ip, user_agent, result)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')",
         )
         .bind(id)
-        .bind(a.actor.as_deref().unwrap_or("anonymous"))
+        .bind(clean(a.actor.as_deref().unwrap_or("anonymous")))
         .bind(a.tenant)
-        .bind(&a.action)
-        .bind(&a.target)
-        .bind(&a.request_id)
-        .bind(&a.source_ip)
-        .bind(&a.user_agent)
+        .bind(clean(&a.action))
+        .bind(clean(&a.target))
+        .bind(clean(&a.request_id))
+        .bind(clean(&a.source_ip))
+        .bind(clean(&a.user_agent))
         .execute(&self.pool)
         .await?;
         Ok(id)

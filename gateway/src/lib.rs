@@ -10,6 +10,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod clusters;
+pub mod directory;
 pub mod guard;
 pub mod json;
 pub mod local_admin;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub sessions: session::Sessions,
     /// The break-glass account.
     pub local_admin: local_admin::LocalAdmin,
+    /// The company directory, when LDAP login is configured.
+    pub directory: Option<directory::Directory>,
 }
 
 /// The gateway's schema migrations (API tokens, audit).
@@ -134,6 +137,7 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
         audit: audit::AuditLog::new(pool),
         sessions,
         local_admin,
+        directory: settings.directory.clone().map(directory::Directory::new),
     };
     shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));
     tracing::info!(%addr, "gateway listening");

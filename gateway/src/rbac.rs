@@ -64,6 +64,7 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("DELETE", "/api/v1/tokens/{id}", Permission::Role(Role::TenantAdmin)),
     ("GET", "/api/v1/audit", Permission::Role(Role::TenantAdmin)),
     ("POST", "/api/v1/login/local", Permission::Public),
+    ("POST", "/api/v1/login/ldap", Permission::Public),
     ("POST", "/api/v1/logout", Authenticated),
     ("POST", "/api/v1/logout/everywhere", Authenticated),
     ("GET", "/api/v1/session", Authenticated),

@@ -52,6 +52,8 @@ pub struct Settings {
     pub local_admin_password: Option<Secret>,
     /// Whether the local administrator may log in.
     pub local_admin_disabled: bool,
+    /// The company directory, if LDAP login is on.
+    pub directory: Option<crate::directory::DirectorySettings>,
 }
 
 impl Settings {
@@ -73,6 +75,7 @@ impl Settings {
                 Some(_) => Some(env.secret(LOCAL_ADMIN_PASSWORD, 12)?),
             },
             local_admin_disabled: env.or(LOCAL_ADMIN_DISABLED, false)?,
+            directory: crate::directory::DirectorySettings::from_env(env)?,
         })
     }
 }

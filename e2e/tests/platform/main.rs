@@ -5,6 +5,7 @@ mod access;
 mod clusters;
 mod errors;
 mod isolation;
+mod ldap;
 mod quotas;
 mod requests;
 mod sessions;
