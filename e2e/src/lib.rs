@@ -147,7 +147,7 @@ impl Slapd {
         assert!(seeded.status.success(), "slapadd: {}", String::from_utf8_lossy(&seeded.stderr));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("ldap://127.0.0.1:{port}");
-        let child = std::process::Command::new(slapd)
+        let mut child = std::process::Command::new(slapd)
             .arg("-f")
             .arg(dir.join("slapd.conf"))
             .arg("-h")
@@ -163,6 +163,8 @@ impl Slapd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("slapd did not listen on {url}");
     }
 
