@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod grpc;
 pub mod known_tenant;
+pub mod partition;
 
 use kernel::inbox::Subscription;
 use kernel::service::{Addresses, Base, Running};
@@ -35,6 +36,12 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
         Subscription { durable: "federation-tenants".into(), filter: "tenancy.tenant.*".into() },
         known_tenant::TenantEvents,
     );
+    base.spawn_consumer(
+        shutdown,
+        Subscription { durable: "federation-partitions".into(), filter: "tenancy.partition.*".into() },
+        partition::PartitionEvents,
+    );
+    shutdown.spawn("partition reconciler", partition::Reconciler::new(base.pool.clone()).run(shutdown.token()));
     let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone()));
     base.serve(addresses, api, shutdown).await
 }

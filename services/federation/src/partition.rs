@@ -1,0 +1,275 @@
+//! Partitions in member clusters. Tenancy's `tenancy.partition.*` events say
+//! what a partition should be; [`PartitionEvents`] records that (in the inbox
+//! transaction, nothing external) and [`Reconciler`] brings each cluster to
+//! match: the namespace, its ResourceQuota, LimitRange and default
+//! NetworkPolicy, written with server-side apply as `paas-federation`, or the
+//! namespace deleted. It is level-triggered: whatever is behind is retried
+//! with backoff until it converges, so a dead cluster delays only its own
+//! partitions and a restart loses nothing.
+
+use std::time::Duration;
+
+use kernel::event::Event;
+use kernel::inbox::Handler;
+use kernel::{Error, Result};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use paas_proto::v1 as pb;
+use prost::Message;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The field manager of everything federation writes into member clusters.
+pub const FIELD_MANAGER: &str = "paas-federation";
+/// Label on every object federation owns.
+pub const OWNED_LABEL: &str = "paas.io/managed-by";
+/// How often the reconciler looks for work when nothing wakes it.
+pub const RESYNC: Duration = Duration::from_secs(1);
+/// The longest wait before retrying a cluster that failed.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Records tenancy's partition events as desired state.
+pub struct PartitionEvents;
+
+impl Handler for PartitionEvents {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<()> {
+        let deleted = match event.kind() {
+            "tenancy.partition.created" | "tenancy.partition.updated" => false,
+            "tenancy.partition.deleted" => true,
+            _ => return Ok(()),
+        };
+        let p: pb::PartitionChanged = event.payload()?;
+        let id = kernel::id::parse_id("partition_id", &p.partition_id)?;
+        let tenant = kernel::id::parse_id("tenant_id", &p.tenant_id)?;
+        sqlx::query(
+            "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired, deleted) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (partition_id) DO UPDATE SET desired = EXCLUDED.desired, deleted = partitions.deleted OR EXCLUDED.deleted,
+                 generation = partitions.generation + 1, next_attempt_at = now(), updated_at = now()",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(&p.cluster)
+        .bind(&p.namespace)
+        .bind(p.encode_to_vec())
+        .bind(deleted)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The Kubernetes objects of a partition, as server-side apply bodies.
+pub fn objects(p: &pb::PartitionChanged) -> Vec<(&'static str, Value)> {
+    let labels = json!({ OWNED_LABEL: "paas", "paas.io/tenant": p.tenant_id, "paas.io/partition": p.partition_id });
+    let mut objects = vec![(
+        "namespace",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": p.namespace, "labels": labels}}),
+    )];
+    if !p.hard.is_empty() {
+        objects.push((
+            "resourcequota",
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "paas-quota", "namespace": p.namespace, "labels": labels},
+                   "spec": {"hard": p.hard}}),
+        ));
+    }
+    if let Ok(range) = serde_json::from_str::<Value>(&p.limit_range_json) {
+        let mut limits = Vec::new();
+        for (kind, item) in [("Container", &range["container"]), ("Pod", &range["pod"])] {
+            if let Some(fields) = item.as_object().filter(|f| !f.is_empty()) {
+                let mut limit = serde_json::Map::from_iter([("type".to_string(), json!(kind))]);
+                limit.extend(fields.clone());
+                limits.push(Value::Object(limit));
+            }
+        }
+        if !limits.is_empty() {
+            objects.push((
+                "limitrange",
+                json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "paas-limits", "namespace": p.namespace, "labels": labels},
+                       "spec": {"limits": limits}}),
+            ));
+        }
+    }
+    let (types, ingress, egress) = match p.network_policy.as_str() {
+        "allow-all-ingress" => (vec!["Ingress"], Some(json!([{}])), None),
+        "deny-all-egress" => (vec!["Egress"], None, Some(json!([]))),
+        "allow-all-egress" => (vec!["Egress"], None, Some(json!([{}]))),
+        "deny-all" => (vec!["Ingress", "Egress"], Some(json!([])), Some(json!([]))),
+        _ => (vec!["Ingress"], Some(json!([])), None),
+    };
+    let mut spec = json!({"podSelector": {}, "policyTypes": types});
+    if let Some(i) = ingress {
+        spec["ingress"] = i;
+    }
+    if let Some(e) = egress {
+        spec["egress"] = e;
+    }
+    objects.push((
+        "networkpolicy",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": format!("paas-{}", p.network_policy), "namespace": p.namespace, "labels": labels}, "spec": spec}),
+    ));
+    objects
+}
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    partition_id: Uuid,
+    cluster: String,
+    namespace: String,
+    desired: Vec<u8>,
+    deleted: bool,
+    generation: i64,
+    attempts_backoff: i64,
+}
+
+/// Brings member clusters to match the recorded partitions.
+#[derive(Clone)]
+pub struct Reconciler {
+    pool: PgPool,
+}
+
+impl Reconciler {
+    /// A reconciler over the federation schema in `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Reconciles until `stop`.
+    ///
+    /// # Errors
+    /// Never while running; returns `Ok` at shutdown.
+    pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        loop {
+            if let Err(e) = self.reconcile_due().await {
+                tracing::warn!(error = %e, "partition reconciliation failed; retrying");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(RESYNC) => {}
+            }
+        }
+    }
+
+    /// Applies every partition that is behind and due; returns how many converged.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn reconcile_due(&self) -> Result<usize> {
+        let due: Vec<Pending> = sqlx::query_as(
+            "SELECT partition_id, cluster, namespace, desired, deleted, generation,
+                    extract(epoch FROM least(interval '30 seconds', greatest(interval '1 second', (now() - updated_at) / 4)))::bigint AS attempts_backoff
+             FROM partitions WHERE applied_generation < generation AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 100",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut converged = 0;
+        for p in due {
+            match self.apply(&p).await {
+                Ok(()) => {
+                    converged += 1;
+                    if p.deleted {
+                        sqlx::query("DELETE FROM partitions WHERE partition_id = $1 AND generation = $2").bind(p.partition_id).bind(p.generation).execute(&self.pool).await?;
+                    } else {
+                        sqlx::query("UPDATE partitions SET applied_generation = $2, last_error = NULL WHERE partition_id = $1")
+                            .bind(p.partition_id)
+                            .bind(p.generation)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(partition = %p.partition_id, cluster = %p.cluster, error = %e, "partition not applied; will retry");
+                    sqlx::query("UPDATE partitions SET last_error = $2, next_attempt_at = now() + make_interval(secs => $3) WHERE partition_id = $1")
+                        .bind(p.partition_id)
+                        .bind(e.to_string())
+                        .bind(p.attempts_backoff.clamp(1, MAX_BACKOFF.as_secs() as i64) as f64)
+                        .execute(&self.pool)
+                        .await?;
+                }
+            }
+        }
+        Ok(converged)
+    }
+
+    async fn client(&self, cluster: &str) -> Result<kube::Client> {
+        let endpoint: Option<String> = sqlx::query_scalar("SELECT api_endpoint FROM clusters WHERE name = $1").bind(cluster).fetch_optional(&self.pool).await?;
+        let endpoint = endpoint.ok_or_else(|| Error::FailedPrecondition(format!("cluster {cluster} is not registered")))?;
+        let url = endpoint.parse().map_err(|e| Error::internal(format!("cluster {cluster} endpoint {endpoint}: {e}")))?;
+        let mut config = kube::Config::new(url);
+        config.connect_timeout = Some(Duration::from_secs(2));
+        config.read_timeout = Some(Duration::from_secs(10));
+        kube::Client::try_from(config).map_err(|e| Error::Unavailable(format!("cluster {cluster}: {e}")))
+    }
+
+    async fn apply(&self, p: &Pending) -> Result<()> {
+        let client = self.client(&p.cluster).await?;
+        let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", p.cluster));
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        if p.deleted {
+            return match namespaces.delete(&p.namespace, &DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(fail(e)),
+            };
+        }
+        let desired = pb::PartitionChanged::decode(p.desired.as_slice()).map_err(Error::internal)?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        for (kind, body) in objects(&desired) {
+            let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            match kind {
+                "namespace" => {
+                    namespaces.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                }
+                "resourcequota" => {
+                    let api: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), &p.namespace);
+                    api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                }
+                "limitrange" => {
+                    let api: Api<k8s_openapi::api::core::v1::LimitRange> = Api::namespaced(client.clone(), &p.namespace);
+                    api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                }
+                _ => {
+                    let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(client.clone(), &p.namespace);
+                    api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(policy: &str, hard: &[(&str, &str)], limit_range: &str) -> pb::PartitionChanged {
+        pb::PartitionChanged {
+            partition_id: "p".into(),
+            tenant_id: "t".into(),
+            namespace: "acme-web".into(),
+            network_policy: policy.into(),
+            hard: hard.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            limit_range_json: limit_range.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_partition_becomes_namespace_quota_limits_and_policy() {
+        let objs = objects(&partition("deny-all", &[("requests.cpu", "2")], r#"{"container":{"default":{"cpu":"500m"}},"pod":{}}"#));
+        let kinds: Vec<&str> = objs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, ["namespace", "resourcequota", "limitrange", "networkpolicy"]);
+        assert_eq!(objs[1].1["spec"]["hard"]["requests.cpu"], "2");
+        assert_eq!(objs[2].1["spec"]["limits"], json!([{"type": "Container", "default": {"cpu": "500m"}}]));
+        assert_eq!(objs[3].1["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        assert_eq!(objs[0].1["metadata"]["labels"][OWNED_LABEL], "paas");
+    }
+
+    #[test]
+    fn without_limits_only_the_namespace_and_policy_are_written() {
+        let objs = objects(&partition("allow-all-ingress", &[], "{}"));
+        assert_eq!(objs.iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["namespace", "networkpolicy"]);
+        assert_eq!(objs[1].1["spec"]["ingress"], json!([{}]));
+    }
+}
