@@ -171,12 +171,7 @@ async fn directory_caller(s: &AppState, person: &crate::directory::Person, platf
         .into_iter()
         .filter_map(|m| {
             let tenant = uuid::Uuid::parse_str(&m.tenant_id).ok()?;
-            let role = match m.role.as_str() {
-                "tenant-admin" => kernel::caller::Role::TenantAdmin,
-                "operator" => kernel::caller::Role::Operator,
-                "developer" => kernel::caller::Role::Developer,
-                _ => kernel::caller::Role::Viewer,
-            };
+            let role = kernel::caller::Role::parse("role", &m.role).ok()?;
             Some(kernel::caller::Membership { tenant, role })
         })
         .collect();

@@ -57,25 +57,6 @@ pub struct NewToken {
     days: u32,
 }
 
-fn parse_role(raw: &str) -> Result<Role> {
-    match raw {
-        "viewer" => Ok(Role::Viewer),
-        "developer" => Ok(Role::Developer),
-        "operator" => Ok(Role::Operator),
-        "tenant-admin" => Ok(Role::TenantAdmin),
-        _ => Err(Error::invalid("role", "must be viewer, developer, operator or tenant-admin")),
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Viewer => "viewer",
-        Role::Developer => "developer",
-        Role::Operator => "operator",
-        Role::TenantAdmin => "tenant-admin",
-    }
-}
-
 impl NewToken {
     /// Validates raw input; errors name the field.
     ///
@@ -94,7 +75,7 @@ impl NewToken {
             name: name.to_string(),
             tenant: id::parse_id("tenant_id", tenant)?,
             project: id::parse_optional_id("project_id", project)?,
-            role: parse_role(role)?,
+            role: Role::parse("role", role)?,
             days,
         })
     }
@@ -138,7 +119,7 @@ impl Tokens {
         .bind(&secret[..PREFIX.len() + 6])
         .bind(new.tenant)
         .bind(new.project)
-        .bind(role_name(new.role))
+        .bind(new.role.as_str())
         .bind(&caller.subject)
         .bind(new.days as i32)
         .fetch_one(&self.pool)
@@ -204,7 +185,7 @@ impl Tokens {
             // A project-scoped token sees its tenant as a viewer only: its
             // role would otherwise reach every project (services do not yet
             // check project roles).
-            let role = if project.is_some() { Role::Viewer } else { parse_role(&role).unwrap_or(Role::Viewer) };
+            let role = if project.is_some() { Role::Viewer } else { Role::parse("role", &role).unwrap_or(Role::Viewer) };
             Caller::user(format!("token:{id}"), vec![Membership { tenant, role }])
         }))
     }

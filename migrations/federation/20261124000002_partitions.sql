@@ -11,6 +11,7 @@ CREATE TABLE partitions (
     generation         BIGINT NOT NULL DEFAULT 1,
     applied_generation BIGINT NOT NULL DEFAULT 0,
     last_error         TEXT,
+    failures           INTEGER NOT NULL DEFAULT 0,   -- in a row; sets the backoff
     next_attempt_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at         TIMESTAMPTZ NOT NULL DEFAULT now()
 );

@@ -38,6 +38,32 @@ pub enum Role {
     TenantAdmin,
 }
 
+impl Role {
+    /// The name the API and storage use (`tenant-admin`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Developer => "developer",
+            Self::Operator => "operator",
+            Self::TenantAdmin => "tenant-admin",
+        }
+    }
+
+    /// Parses a role name; the error names `field`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for anything but the four names.
+    pub fn parse(field: &str, raw: &str) -> Result<Self> {
+        match raw {
+            "viewer" => Ok(Self::Viewer),
+            "developer" => Ok(Self::Developer),
+            "operator" => Ok(Self::Operator),
+            "tenant-admin" => Ok(Self::TenantAdmin),
+            _ => Err(Error::invalid(field, "must be viewer, developer, operator or tenant-admin")),
+        }
+    }
+}
+
 /// One tenant the caller belongs to, with its role there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
@@ -212,6 +238,14 @@ mod tests {
         mac.update(body.as_bytes());
         let token = format!("{body}.{}", B64.encode(mac.finalize().into_bytes()));
         assert!(matches!(k.verify(&token), Err(Error::Unauthenticated(m)) if m.contains("expired")));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in [Role::Viewer, Role::Developer, Role::Operator, Role::TenantAdmin] {
+            assert_eq!(Role::parse("role", r.as_str()).unwrap(), r);
+        }
+        assert_eq!(Role::parse("role", "owner").unwrap_err().field(), Some("role"));
     }
 
     #[test]

@@ -120,7 +120,12 @@ struct Pending {
     desired: Vec<u8>,
     deleted: bool,
     generation: i64,
-    attempts_backoff: i64,
+    failures: i32,
+}
+
+/// Wait after the `failures`-th failure in a row: 1 s doubling, at most [`MAX_BACKOFF`].
+fn backoff(failures: i32) -> Duration {
+    Duration::from_secs(1u64 << failures.clamp(0, 5)).min(MAX_BACKOFF)
 }
 
 /// Brings member clusters to match the recorded partitions.
@@ -157,8 +162,7 @@ impl Reconciler {
     /// The database fails.
     pub async fn reconcile_due(&self) -> Result<usize> {
         let due: Vec<Pending> = sqlx::query_as(
-            "SELECT partition_id, cluster, namespace, desired, deleted, generation,
-                    extract(epoch FROM least(interval '30 seconds', greatest(interval '1 second', (now() - updated_at) / 4)))::bigint AS attempts_backoff
+            "SELECT partition_id, cluster, namespace, desired, deleted, generation, failures
              FROM partitions WHERE applied_generation < generation AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 100",
         )
         .fetch_all(&self.pool)
@@ -171,7 +175,7 @@ impl Reconciler {
                     if p.deleted {
                         sqlx::query("DELETE FROM partitions WHERE partition_id = $1 AND generation = $2").bind(p.partition_id).bind(p.generation).execute(&self.pool).await?;
                     } else {
-                        sqlx::query("UPDATE partitions SET applied_generation = $2, last_error = NULL WHERE partition_id = $1")
+                        sqlx::query("UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0 WHERE partition_id = $1")
                             .bind(p.partition_id)
                             .bind(p.generation)
                             .execute(&self.pool)
@@ -180,10 +184,12 @@ impl Reconciler {
                 }
                 Err(e) => {
                     tracing::warn!(partition = %p.partition_id, cluster = %p.cluster, error = %e, "partition not applied; will retry");
-                    sqlx::query("UPDATE partitions SET last_error = $2, next_attempt_at = now() + make_interval(secs => $3) WHERE partition_id = $1")
-                        .bind(p.partition_id)
-                        .bind(e.to_string())
-                        .bind(p.attempts_backoff.clamp(1, MAX_BACKOFF.as_secs() as i64) as f64)
+                    sqlx::query(
+                        "UPDATE partitions SET last_error = $2, failures = failures + 1, next_attempt_at = now() + make_interval(secs => $3) WHERE partition_id = $1",
+                    )
+                    .bind(p.partition_id)
+                    .bind(e.to_string())
+                    .bind(backoff(p.failures).as_secs_f64())
                         .execute(&self.pool)
                         .await?;
                 }
@@ -264,6 +270,13 @@ mod tests {
         assert_eq!(objs[2].1["spec"]["limits"], json!([{"type": "Container", "default": {"cpu": "500m"}}]));
         assert_eq!(objs[3].1["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
         assert_eq!(objs[0].1["metadata"]["labels"][OWNED_LABEL], "paas");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(50), MAX_BACKOFF);
     }
 
     #[test]

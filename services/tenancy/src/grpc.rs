@@ -109,7 +109,7 @@ fn member_to_pb(b: Binding) -> pb::Member {
         }
         .into(),
         subject: b.subject,
-        role: member::role_name(b.role).into(),
+        role: b.role.as_str().into(),
         created_by: b.created_by,
         created_at: timestamp(b.created_at),
     }
@@ -488,7 +488,7 @@ impl TenancyService for Tenancy {
         let caller = caller(&request)?;
         let memberships = self.members.memberships(&caller, &request.get_ref().subject).await?;
         Ok(Response::new(pb::ResolveMembershipsResponse {
-            memberships: memberships.into_iter().map(|m| pb::TenantRole { tenant_id: m.tenant.to_string(), role: member::role_name(m.role).into() }).collect(),
+            memberships: memberships.into_iter().map(|m| pb::TenantRole { tenant_id: m.tenant.to_string(), role: m.role.as_str().into() }).collect(),
         }))
     }
 
