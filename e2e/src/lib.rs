@@ -54,6 +54,9 @@ impl Platform {
             local_admin_password: Some(Secret::new(LOCAL_ADMIN_PASSWORD)),
             local_admin_disabled: false,
             directory: None,
+            oidc: Vec::new(),
+            public_url: None,
+            sessions: gateway::session::Timeouts::default(),
         };
         configure(&mut gateway);
         let shutdown = Shutdown::new();
@@ -188,6 +191,129 @@ impl Slapd {
 }
 
 impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A client of this platform registered at the test OIDC provider.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OidcClient {
+    /// Its id.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// Where the provider may send the browser back.
+    pub redirect_uris: Vec<String>,
+    /// Where the provider may send the browser after logging out.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Seconds its ID tokens live (default one hour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_ttl: Option<u64>,
+    /// Delays its token answers by this many milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_delay_ms: Option<u64>,
+}
+
+impl OidcClient {
+    /// A client of the gateway at `gateway_url`, logging in as provider `name`.
+    pub fn for_gateway(gateway_url: &str, name: &str) -> Self {
+        Self {
+            client_id: format!("paas-{name}"),
+            client_secret: format!("paas-{name}-secret"),
+            redirect_uris: vec![format!("{gateway_url}/api/v1/login/oidc/{name}/callback")],
+            post_logout_redirect_uris: vec![format!("{gateway_url}/")],
+            id_token_ttl: None,
+            token_delay_ms: None,
+        }
+    }
+}
+
+/// A real OpenID Connect provider for one test (node-oidc-provider, from
+/// `e2e/fixtures/oidc`, whose packages `scripts/deps` installs), with the
+/// accounts of `accounts.json` (copied, so a test can change them).
+pub struct OidcProvider {
+    /// `http://127.0.0.1:<port>`.
+    pub issuer: String,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl OidcProvider {
+    /// The issuer URL a provider started on a free port will have; the
+    /// gateway's settings need it before the provider (which needs the
+    /// gateway's address for its clients) can start.
+    pub fn reserve_issuer() -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// Gateway settings for provider `name` at `issuer`, with `client`.
+    pub fn settings(issuer: &str, name: &str) -> gateway::oidc::ProviderSettings {
+        let client = OidcClient::for_gateway("http://unused", name);
+        gateway::oidc::ProviderSettings {
+            name: name.into(),
+            display_name: format!("Test provider {name}"),
+            issuer: issuer.into(),
+            client_id: client.client_id,
+            client_secret: Some(Secret::new(client.client_secret)),
+            scopes: vec!["openid".into(), "profile".into(), "email".into(), "groups".into()],
+            groups_claim: "groups".into(),
+            admin_groups: vec!["paas-admins".into()],
+            post_logout_url: None,
+        }
+    }
+
+    /// Starts the provider at `issuer` (from [`Self::reserve_issuer`]).
+    ///
+    /// # Panics
+    /// When node or the fixture's packages are missing, or it does not start.
+    pub fn start(issuer: &str, clients: &[OidcClient]) -> Self {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/oidc");
+        assert!(
+            fixtures.join("node_modules/oidc-provider").exists(),
+            "the OIDC provider's packages are missing: run scripts/deps (npm ci in e2e/fixtures/oidc)"
+        );
+        let port: u16 = issuer.rsplit(':').next().and_then(|p| p.parse().ok()).expect("issuer from reserve_issuer");
+        let dir = std::env::temp_dir().join(format!("paas-oidc-{}-{:x}", std::process::id(), rand_u128() as u64));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(fixtures.join("accounts.json"), dir.join("accounts.json")).unwrap();
+        let config = serde_json::json!({"port": port, "clients": clients, "accounts": dir.join("accounts.json")});
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let mut child = std::process::Command::new("node")
+            .arg(fixtures.join("server.js"))
+            .arg(dir.join("config.json"))
+            .current_dir(&fixtures)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("node starts (scripts/deps installs Node.js)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { issuer: issuer.into(), child, dir };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the OIDC provider exited ({status}): {}", std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the OIDC provider did not listen on {issuer}");
+    }
+
+    /// Replaces a test account's groups (read by the provider at every login).
+    pub fn set_groups(&self, login: &str, groups: &[&str]) {
+        let path = self.dir.join("accounts.json");
+        let mut accounts: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        accounts[login]["groups"] = serde_json::json!(groups);
+        std::fs::write(path, accounts.to_string()).unwrap();
+    }
+}
+
+impl Drop for OidcProvider {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -3,8 +3,8 @@
 //! service that owns the resource, and turns every error into RFC 7807
 //! problem+json. It holds no domain state of its own.
 //!
-//! Today it authenticates with the bootstrap admin token; LDAP, OIDC,
-//! sessions and API tokens come with the identity issue.
+//! Callers are the bootstrap administrator's token, API tokens, and browser
+//! sessions started by a local, LDAP or OIDC login.
 
 pub mod api_tokens;
 pub mod audit;
@@ -16,6 +16,7 @@ pub mod json;
 pub mod local_admin;
 pub mod login;
 pub mod members;
+pub mod oidc;
 pub mod openapi;
 pub mod problem;
 pub mod projects;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub local_admin: local_admin::LocalAdmin,
     /// The company directory, when LDAP login is configured.
     pub directory: Option<directory::Directory>,
+    /// The OIDC providers (possibly none).
+    pub oidc: oidc::Providers,
 }
 
 /// The gateway's schema migrations (API tokens, audit).
@@ -128,7 +131,8 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
     let tokens = token::Tokens::new(pool.clone());
     let local_admin = local_admin::LocalAdmin::new(pool.clone());
     local_admin.ensure(settings.local_admin_password.as_ref(), settings.local_admin_disabled).await?;
-    let sessions = session::Sessions::connect(platform.redis_url.as_str(), platform.event_prefix.as_str()).await?;
+    let sessions = session::Sessions::connect(platform.redis_url.as_str(), platform.event_prefix.as_str(), settings.sessions).await?;
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let state = AppState {
         key: CallerKey::new(platform.caller_key.clone()),
         upstream: upstream::Upstream::connect(&settings.upstream)?,
@@ -138,6 +142,7 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
         sessions,
         local_admin,
         directory: settings.directory.clone().map(directory::Directory::new),
+        oidc: oidc::Providers::new(&settings.oidc, &public_url)?,
     };
     shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));
     tracing::info!(%addr, "gateway listening");

@@ -1,25 +1,30 @@
-//! Logging in and out. `POST /api/v1/login/local` is the break-glass login
-//! (LDAP and OIDC come with their issue): it is rate limited per user and per
+//! Logging in and out: the break-glass local administrator
+//! (`POST /login/local`), the company directory (`POST /login/ldap`) and OIDC
+//! providers (`GET /login/oidc/{provider}`, then the provider sends the
+//! browser back to its `/callback`). Logins are rate limited per user and per
 //! source address, with a temporary lockout, and every attempt is audited.
-//! A login starts a browser session ([`crate::session`]).
+//! A login starts a browser session ([`crate::session`]); logging out of an
+//! OIDC session also answers the provider's end-session URL.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kernel::caller::Caller;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::audit::Attempt;
 use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::ApiError;
-use crate::session::{self, COOKIE};
+use crate::oidc::{FLOW_COOKIE, FLOW_TTL};
+use crate::session::{COOKIE, Origin};
 
 /// Failed logins per user before it is locked for the rest of the window.
 pub const MAX_USER_FAILURES: u64 = 5;
@@ -30,7 +35,12 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The routes that need no caller (the guard does not cover them).
 pub fn public_routes() -> Router<AppState> {
-    Router::new().route("/login/local", post(login_local)).route("/login/ldap", post(login_ldap))
+    Router::new()
+        .route("/login/local", post(login_local))
+        .route("/login/ldap", post(login_ldap))
+        .route("/login/oidc", get(oidc_providers))
+        .route("/login/oidc/{provider}", get(oidc_begin))
+        .route("/login/oidc/{provider}/callback", get(oidc_callback))
 }
 
 /// The routes that need a caller.
@@ -64,60 +74,135 @@ pub struct Whoami {
     pub platform_admin: bool,
     /// Tenant id -> role.
     pub memberships: Vec<(String, String)>,
+    /// With the session cookie: the token writes must echo in
+    /// `X-CSRF-Token` (how a page learns it after an OIDC login).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }
 
-fn locked(seconds: i64) -> Response {
-    let problem = kernel::error::Problem::new(429, "locked-out", "Too many failed logins", format!("try again in {seconds} s"));
-    let mut response = ApiError(Box::new(problem)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
+/// The answer to logging out of a session some OIDC provider started.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LoggedOut {
+    /// Send the browser here to log out at the provider too.
+    pub end_session_url: String,
+}
+
+/// The query a provider sends the browser back with.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Callback {
+    /// The authorization code.
+    code: Option<String>,
+    /// The state the login started with.
+    state: Option<String>,
+    /// The provider's refusal (e.g. `access_denied`).
+    error: Option<String>,
+    /// Its explanation.
+    error_description: Option<String>,
+}
+
+/// Where to go once logged in.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Begin {
+    /// A path on this platform (anything else is replaced by `/`).
+    return_to: Option<String>,
+}
+
+fn locked(seconds: i64) -> ApiError {
+    let mut problem = kernel::error::Problem::new(429, "locked-out", "Too many failed logins", format!("try again in {seconds} s"));
+    problem.retry_after = Some(seconds.max(1) as u64);
+    ApiError(Box::new(problem))
 }
 
 fn session_cookie(id: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}")).expect("cookie text is ASCII")
 }
 
+/// Binds a started OIDC login to this browser. Lax, not Strict: the
+/// provider's redirect back is a cross-site navigation.
+fn flow_cookie(state: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("{FLOW_COOKIE}={state}; Path=/api/v1/login/oidc; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}")).expect("cookie text is ASCII")
+}
+
+/// Who a login attempt is from, for the audit log and the lockout counters.
+struct Claimant<'a> {
+    action: &'a str,
+    actor: String,
+    /// The lockout counter of the user, when the user is known before the
+    /// check (a typed login, not an OIDC callback).
+    user_key: Option<String>,
+}
+
+/// A started session.
+struct Started {
+    subject: String,
+    id: String,
+    csrf: String,
+}
+
 /// Runs one login attempt through the lockout checks and the audit log, and
-/// starts a session when `verify` vouches for a caller.
-async fn attempt_login<F, Fut>(s: &AppState, address: String, headers: &HeaderMap, action: &str, actor: String, username: &str, verify: F) -> Result<Response, ApiError>
+/// starts a session when `verify` vouches for a caller. `verify` answers
+/// `Ok(Err(why))` to refuse the user (counted as a failure, 401).
+async fn attempt_login<F, Fut>(s: &AppState, address: String, headers: &HeaderMap, who: Claimant<'_>, verify: F) -> Result<Started, ApiError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<Caller>, ApiError>>,
+    Fut: std::future::Future<Output = Result<Result<(Caller, Option<Origin>), String>, ApiError>>,
 {
     let header_text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or_default().chars().take(512).collect::<String>();
     let attempt = Attempt {
-        actor: Some(actor),
+        actor: Some(who.actor),
         tenant: None,
-        action: action.into(),
+        action: who.action.into(),
         target: String::new(),
         request_id: header_text("x-request-id"),
         source_ip: address.clone(),
         user_agent: header_text(header::USER_AGENT.as_str()),
     };
     let audit = s.audit.begin(&attempt).await?;
-    let (user_key, address_key) = (format!("user:{username}"), format!("address:{address}"));
-    let (user_failures, user_ttl) = s.sessions.failures(&user_key).await?;
+    let address_key = format!("address:{address}");
+    let (mut user_failures, mut user_ttl) = (0, 0);
+    if let Some(key) = &who.user_key {
+        (user_failures, user_ttl) = s.sessions.failures(key).await?;
+    }
     let (address_failures, address_ttl) = s.sessions.failures(&address_key).await?;
     if user_failures >= MAX_USER_FAILURES || address_failures >= MAX_ADDRESS_FAILURES {
         s.audit.finish(audit, "429").await?;
-        return Ok(locked(user_ttl.max(address_ttl)));
+        return Err(locked(user_ttl.max(address_ttl)));
     }
-    let Some(caller) = verify().await? else {
-        s.sessions.count_failure(&user_key, FAILURE_WINDOW).await?;
-        s.sessions.count_failure(&address_key, FAILURE_WINDOW).await?;
-        s.audit.finish(audit, "401").await?;
-        return Err(ApiError::unauthenticated("wrong username or password, or the account is disabled"));
+    let verdict = match verify().await {
+        Ok(v) => v,
+        Err(e) => {
+            s.audit.finish(audit, &e.0.status.to_string()).await?;
+            return Err(e);
+        }
     };
-    s.sessions.clear_failures(&user_key).await?;
+    let (caller, origin) = match verdict {
+        Ok(found) => found,
+        Err(why) => {
+            if let Some(key) = &who.user_key {
+                s.sessions.count_failure(key, FAILURE_WINDOW).await?;
+            }
+            s.sessions.count_failure(&address_key, FAILURE_WINDOW).await?;
+            s.audit.finish(audit, "401").await?;
+            return Err(ApiError::unauthenticated(&why));
+        }
+    };
+    if let Some(key) = &who.user_key {
+        s.sessions.clear_failures(key).await?;
+    }
     let subject = caller.subject.clone();
-    let (id, csrf) = s.sessions.start(caller).await?;
+    let (id, csrf) = s.sessions.start(caller, origin).await?;
     s.audit.finish(audit, "200").await?;
-    let mut response = Json(LoggedIn { subject, csrf_token: csrf }).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&id, session::ABSOLUTE.as_secs()));
-    Ok(response)
+    Ok(Started { subject, id, csrf })
 }
+
+/// The answer to a typed login: the session cookie and its CSRF token.
+fn logged_in(s: &AppState, started: Started) -> Response {
+    let mut response = Json(LoggedIn { subject: started.subject, csrf_token: started.csrf }).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()));
+    response
+}
+
+const WRONG_PASSWORD: &str = "wrong username or password, or the account is disabled";
 
 fn address(connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>) -> String {
     connect.map(|c| c.0.0.ip().to_string()).unwrap_or_default()
@@ -131,11 +216,13 @@ pub(crate) async fn login_local(
     headers: HeaderMap,
     Body(b): Body<LocalLogin>,
 ) -> Result<Response, ApiError> {
-    let actor = format!("local:{}", b.username.chars().take(128).collect::<String>());
-    attempt_login(&s, address(connect), &headers, "POST /api/v1/login/local", actor, &b.username, || async {
-        Ok(s.local_admin.verify(&b.username, &b.password).await?.then(|| Caller::platform_admin(format!("local:{}", b.username))))
+    let who = Claimant { action: "POST /api/v1/login/local", actor: format!("local:{}", b.username.chars().take(128).collect::<String>()), user_key: Some(format!("user:{}", b.username)) };
+    let started = attempt_login(&s, address(connect), &headers, who, || async {
+        let verified = s.local_admin.verify(&b.username, &b.password).await?;
+        Ok(if verified { Ok((Caller::platform_admin(format!("local:{}", b.username)), None)) } else { Err(WRONG_PASSWORD.to_string()) })
     })
-    .await
+    .await?;
+    Ok(logged_in(&s, started))
 }
 
 #[utoipa::path(post, path = "/api/v1/login/ldap", tag = "login", request_body = LocalLogin,
@@ -149,21 +236,23 @@ pub(crate) async fn login_ldap(
     let Some(directory) = s.directory.clone() else {
         return Err(ApiError(Box::new(kernel::error::Problem::new(404, "not-found", "Not found", "LDAP login is not configured"))));
     };
-    let actor = format!("ldap:{}", b.username.chars().take(128).collect::<String>());
-    attempt_login(&s, address(connect), &headers, "POST /api/v1/login/ldap", actor, &b.username, || async {
-        let Some(person) = directory.authenticate(&b.username, &b.password).await? else { return Ok(None) };
-        Ok(Some(crate::login::directory_caller(&s, &person, directory.is_admin(&person)).await?))
+    let who = Claimant { action: "POST /api/v1/login/ldap", actor: format!("ldap:{}", b.username.chars().take(128).collect::<String>()), user_key: Some(format!("user:{}", b.username)) };
+    let started = attempt_login(&s, address(connect), &headers, who, || async {
+        let Some(person) = directory.authenticate(&b.username, &b.password).await? else { return Ok(Err(WRONG_PASSWORD.to_string())) };
+        let caller = directory_caller(&s, format!("ldap:{}", person.login), &person.name, &person.mail, &person.groups, directory.is_admin(&person)).await?;
+        Ok(Ok((caller, None)))
     })
-    .await
+    .await?;
+    Ok(logged_in(&s, started))
 }
 
-/// The caller a directory login makes: the user recorded with its current
-/// groups (so memberships follow the directory), and its roles resolved.
-async fn directory_caller(s: &AppState, person: &crate::directory::Person, platform_admin: bool) -> Result<Caller, ApiError> {
-    let subject = format!("ldap:{}", person.login);
+/// The caller a directory login (LDAP or OIDC) makes: the user recorded with
+/// its current groups (so memberships follow the directory), and its roles
+/// resolved.
+async fn directory_caller(s: &AppState, subject: String, name: &str, mail: &str, groups: &[String], platform_admin: bool) -> Result<Caller, ApiError> {
     let mut tenancy = s.upstream.tenancy(&s.key, &Caller::service("gateway"));
     tenancy
-        .sync_user(paas_proto::v1::SyncUserRequest { subject: subject.clone(), display_name: person.name.clone(), email: person.mail.clone(), groups: person.groups.clone() })
+        .sync_user(paas_proto::v1::SyncUserRequest { subject: subject.clone(), display_name: name.to_string(), email: mail.to_string(), groups: groups.to_vec() })
         .await?;
     let resolved = tenancy.resolve_memberships(paas_proto::v1::ResolveMembershipsRequest { subject: subject.clone() }).await?.into_inner();
     let memberships = resolved
@@ -179,12 +268,19 @@ async fn directory_caller(s: &AppState, person: &crate::directory::Person, platf
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "login",
-    responses((status = 204, description = "the session ended"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 204, description = "the session ended"), (status = 200, body = LoggedOut, description = "the session ended; the OIDC provider that started it offers logout too"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let mut end_session_url = None;
     if let Some(id) = crate::auth::cookie(&headers, COOKIE) {
+        if let Some(origin) = s.sessions.find(&id).await?.and_then(|session| session.origin) {
+            end_session_url = s.oidc.end_session_url(&origin.provider, &origin.id_token).await.ok().flatten();
+        }
         s.sessions.end(&id).await?;
     }
-    let mut response = StatusCode::NO_CONTENT.into_response();
+    let mut response = match end_session_url {
+        Some(end_session_url) => Json(LoggedOut { end_session_url }).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
     response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
     Ok(response)
 }
@@ -200,10 +296,88 @@ pub(crate) async fn logout_everywhere(State(s): State<AppState>, Authenticated(c
 
 #[utoipa::path(get, path = "/api/v1/session", tag = "login",
     responses((status = 200, body = Whoami), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn current(Authenticated(caller): Authenticated) -> Json<Whoami> {
-    Json(Whoami {
+pub(crate) async fn current(State(s): State<AppState>, headers: HeaderMap, Authenticated(caller): Authenticated) -> Result<Json<Whoami>, ApiError> {
+    let bearer = headers.contains_key(header::AUTHORIZATION);
+    let csrf_token = match crate::auth::cookie(&headers, COOKIE) {
+        Some(id) if !bearer => s.sessions.find(&id).await?.map(|session| session.csrf),
+        _ => None,
+    };
+    Ok(Json(Whoami {
         subject: caller.subject,
         platform_admin: caller.platform_admin,
-        memberships: caller.memberships.into_iter().map(|m| (m.tenant.to_string(), format!("{:?}", m.role).to_lowercase())).collect(),
+        memberships: caller.memberships.into_iter().map(|m| (m.tenant.to_string(), m.role.as_str().to_string())).collect(),
+        csrf_token,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/login/oidc", tag = "login",
+    responses((status = 200, body = Vec<crate::oidc::ProviderSummary>, description = "the OIDC providers one can log in with")))]
+pub(crate) async fn oidc_providers(State(s): State<AppState>) -> Json<Vec<crate::oidc::ProviderSummary>> {
+    Json(s.oidc.summaries())
+}
+
+#[utoipa::path(get, path = "/api/v1/login/oidc/{provider}", tag = "login", params(("provider" = String, Path, description = "the provider's name"), Begin),
+    responses((status = 303, description = "to the provider's login page"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json"), (status = 503, body = kernel::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn oidc_begin(State(s): State<AppState>, Path(provider): Path<String>, Query(begin): Query<Begin>) -> Result<Response, ApiError> {
+    let (url, state, flow) = s.oidc.begin(&provider, crate::oidc::safe_return_to(begin.return_to.as_deref())).await?;
+    s.sessions.stash(&format!("oidc-flow:{state}"), &serde_json::to_string(&flow).map_err(kernel::Error::internal)?, FLOW_TTL).await?;
+    let mut response = Redirect::to(&url).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, flow_cookie(&state, FLOW_TTL.as_secs()));
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/api/v1/login/oidc/{provider}/callback", tag = "login", params(("provider" = String, Path, description = "the provider's name"), Callback),
+    responses((status = 303, description = "logged in: the session cookie is set and the browser goes where the login started"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn oidc_callback(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Query(callback): Query<Callback>,
+) -> Result<Response, ApiError> {
+    let action = "GET /api/v1/login/oidc/{provider}/callback";
+    // Verified before the attempt is recorded, so the audit names the user.
+    let verdict: Result<Result<(Caller, Origin, String), String>, ApiError> = async {
+        let (identity, return_to) = match oidc_verify(&s, &provider, &headers, callback).await? {
+            Ok(found) => found,
+            Err(why) => return Ok(Err(why)),
+        };
+        let caller = directory_caller(&s, identity.subject.clone(), &identity.name, &identity.email, &identity.groups, identity.platform_admin).await?;
+        Ok(Ok((caller, Origin { provider: provider.clone(), id_token: identity.id_token }, return_to)))
+    }
+    .await;
+    let (actor, return_to) = match &verdict {
+        Ok(Ok((caller, _, return_to))) => (caller.subject.clone(), return_to.clone()),
+        _ => (format!("oidc:{}", provider.chars().take(64).collect::<String>()), "/".to_string()),
+    };
+    let who = Claimant { action, actor, user_key: None };
+    let started = attempt_login(&s, address(connect), &headers, who, move || async move { verdict.map(|v| v.map(|(caller, origin, _)| (caller, Some(origin)))) }).await?;
+    let mut response = Redirect::to(&return_to).into_response();
+    response.headers_mut().append(header::SET_COOKIE, session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()));
+    response.headers_mut().append(header::SET_COOKIE, flow_cookie("", 0));
+    Ok(response)
+}
+
+/// Checks an OIDC callback: the flow it belongs to (taken once, bound to
+/// this browser's cookie), then the code and the ID token at the provider.
+async fn oidc_verify(s: &AppState, provider: &str, headers: &HeaderMap, callback: Callback) -> Result<Result<(crate::oidc::Identity, String), String>, ApiError> {
+    if let Some(error) = callback.error {
+        return Ok(Err(format!("the provider refused the login: {error} {}", callback.error_description.unwrap_or_default()).trim_end().to_string()));
+    }
+    let (Some(code), Some(state)) = (callback.code, callback.state) else {
+        return Err(ApiError(Box::new(kernel::error::Problem::invalid("code", "the callback needs code and state"))));
+    };
+    let cookie = crate::auth::cookie(headers, FLOW_COOKIE).unwrap_or_default();
+    if cookie.is_empty() || !bool::from(cookie.as_bytes().ct_eq(state.as_bytes())) {
+        return Ok(Err("the login was not started in this browser, or its state was changed".into()));
+    }
+    let Some(flow) = s.sessions.take(&format!("oidc-flow:{state}")).await? else {
+        return Ok(Err("the login's state is unknown, used or expired; start again".into()));
+    };
+    let flow: crate::oidc::Flow = serde_json::from_str(&flow).map_err(kernel::Error::internal)?;
+    let return_to = flow.return_to.clone();
+    Ok(match s.oidc.finish(provider, flow, &code).await? {
+        Ok(identity) => Ok((identity, return_to)),
+        Err(refusal) => Err(refusal.0),
     })
 }

@@ -33,7 +33,7 @@ impl Modify for Bearer {
         members::add, members::list, members::remove,
         api_tokens::create, api_tokens::list, api_tokens::revoke,
         crate::audit::routes::read,
-        crate::login::login_local, crate::login::login_ldap, crate::login::logout, crate::login::logout_everywhere, crate::login::current,
+        crate::login::login_local, crate::login::login_ldap, crate::login::oidc_providers, crate::login::oidc_begin, crate::login::oidc_callback, crate::login::logout, crate::login::logout_everywhere, crate::login::current,
     ),
     components(schemas(kernel::error::Problem)),
     modifiers(&Bearer)

@@ -1,7 +1,7 @@
 //! Browser sessions in Redis. A session id is 32 random bytes, new at every
 //! login (no fixation), carried in an HttpOnly, Secure, SameSite=Strict cookie.
-//! A session ends after [`IDLE`] without use or [`ABSOLUTE`] after login,
-//! whichever comes first; "log out everywhere" ends all of a subject's
+//! A session ends after its idle timeout without use or its absolute timeout
+//! after login (defaults [`IDLE`] and [`ABSOLUTE`]), whichever comes first; "log out everywhere" ends all of a subject's
 //! sessions. Writes made with the cookie must carry the session's CSRF token
 //! in `X-CSRF-Token`.
 
@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 pub const COOKIE: &str = "paas_session";
 /// The header carrying the CSRF token on cookie-authenticated writes.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// A session ends after this long unused.
+/// By default a session ends after this long unused.
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
-/// A session ends this long after login, however busy.
+/// By default a session ends this long after login, however busy.
 pub const ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
 
 /// What a session holds.
@@ -32,6 +32,34 @@ pub struct Session {
     pub csrf: String,
     /// Login time, seconds since the epoch.
     pub created_at: i64,
+    /// The OIDC provider that vouched for the caller, and its ID token (the
+    /// hint for logging out at the provider too).
+    #[serde(default)]
+    pub origin: Option<Origin>,
+}
+
+/// Where an OIDC session came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Origin {
+    /// The provider's name.
+    pub provider: String,
+    /// The ID token it issued at login.
+    pub id_token: String,
+}
+
+/// How long sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Unused this long, a session ends.
+    pub idle: Duration,
+    /// This long after login, a session ends.
+    pub absolute: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { idle: IDLE, absolute: ABSOLUTE }
+    }
 }
 
 fn random_token() -> String {
@@ -48,6 +76,7 @@ fn unavailable(e: redis::RedisError) -> Error {
 pub struct Sessions {
     redis: ConnectionManager,
     prefix: String,
+    timeouts: Timeouts,
 }
 
 impl Sessions {
@@ -55,10 +84,15 @@ impl Sessions {
     ///
     /// # Errors
     /// Redis is unreachable.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+    pub async fn connect(url: &str, prefix: &str, timeouts: Timeouts) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| Error::invalid("PAAS_REDIS_URL", e.to_string()))?;
         let redis = ConnectionManager::new(client).await.map_err(unavailable)?;
-        Ok(Self { redis, prefix: prefix.to_string() })
+        Ok(Self { redis, prefix: prefix.to_string(), timeouts })
+    }
+
+    /// How long sessions live.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     fn key(&self, id: &str) -> String {
@@ -73,14 +107,14 @@ impl Sessions {
     ///
     /// # Errors
     /// Redis fails.
-    pub async fn start(&self, caller: Caller) -> Result<(String, String)> {
+    pub async fn start(&self, caller: Caller, origin: Option<Origin>) -> Result<(String, String)> {
         let id = random_token();
-        let session = Session { csrf: random_token(), created_at: chrono::Utc::now().timestamp(), caller };
+        let session = Session { csrf: random_token(), created_at: chrono::Utc::now().timestamp(), caller, origin };
         let json = serde_json::to_string(&session).map_err(Error::internal)?;
         let mut redis = self.redis.clone();
-        let _: () = redis.set_ex(self.key(&id), json, IDLE.as_secs()).await.map_err(unavailable)?;
+        let _: () = redis.set_ex(self.key(&id), json, self.timeouts.idle.as_secs()).await.map_err(unavailable)?;
         let _: () = redis.sadd(self.index(&session.caller.subject), &id).await.map_err(unavailable)?;
-        let _: () = redis.expire(self.index(&session.caller.subject), ABSOLUTE.as_secs() as i64).await.map_err(unavailable)?;
+        let _: () = redis.expire(self.index(&session.caller.subject), self.timeouts.absolute.as_secs() as i64).await.map_err(unavailable)?;
         Ok((id, session.csrf))
     }
 
@@ -95,11 +129,11 @@ impl Sessions {
         let mut redis = self.redis.clone();
         let json: Option<String> = redis.get(self.key(id)).await.map_err(unavailable)?;
         let Some(session) = json.and_then(|j| serde_json::from_str::<Session>(&j).ok()) else { return Ok(None) };
-        if chrono::Utc::now().timestamp() - session.created_at > ABSOLUTE.as_secs() as i64 {
+        if chrono::Utc::now().timestamp() - session.created_at >= self.timeouts.absolute.as_secs() as i64 {
             self.end(id).await?;
             return Ok(None);
         }
-        let _: () = redis.expire(self.key(id), IDLE.as_secs() as i64).await.map_err(unavailable)?;
+        let _: () = redis.expire(self.key(id), self.timeouts.idle.as_secs() as i64).await.map_err(unavailable)?;
         Ok(Some(session))
     }
 
@@ -162,5 +196,29 @@ impl Sessions {
         let mut redis = self.redis.clone();
         let _: () = redis.del(format!("{}:login-failures:{who}", self.prefix)).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Keeps `value` under `key` for `ttl`, to be taken once with
+    /// [`Self::take`] (a started OIDC login).
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn stash(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
+        let mut redis = self.redis.clone();
+        let _: () = redis.set_ex(format!("{}:stash:{key}", self.prefix), value, ttl.as_secs()).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Takes what [`Self::stash`] kept under `key`; a second take finds
+    /// nothing (GETDEL is atomic, so two racing callbacks cannot both win).
+    ///
+    /// # Errors
+    /// Redis fails.
+    pub async fn take(&self, key: &str) -> Result<Option<String>> {
+        if key.is_empty() || key.len() > 128 {
+            return Ok(None);
+        }
+        let mut redis = self.redis.clone();
+        redis.get_del(format!("{}:stash:{key}", self.prefix)).await.map_err(unavailable)
     }
 }

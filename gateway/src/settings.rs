@@ -18,6 +18,14 @@ pub const LOCAL_ADMIN_PASSWORD: &str = "PAAS_LOCAL_ADMIN_PASSWORD";
 /// OIDC works).
 pub const LOCAL_ADMIN_DISABLED: &str = "PAAS_LOCAL_ADMIN_DISABLED";
 
+/// The gateway's address as browsers reach it (scheme, host, port), used
+/// for OIDC redirect URIs. Default `http://` + the bound address.
+pub const PUBLIC_URL: &str = "PAAS_PUBLIC_URL";
+/// A browser session ends after this long unused (default 30m).
+pub const SESSION_IDLE: &str = "PAAS_SESSION_IDLE";
+/// A browser session ends this long after login (default 12h).
+pub const SESSION_ABSOLUTE: &str = "PAAS_SESSION_ABSOLUTE";
+
 /// Where each service's gRPC API is.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
@@ -54,6 +62,12 @@ pub struct Settings {
     pub local_admin_disabled: bool,
     /// The company directory, if LDAP login is on.
     pub directory: Option<crate::directory::DirectorySettings>,
+    /// OIDC providers, side by side (none: no OIDC login).
+    pub oidc: Vec<crate::oidc::ProviderSettings>,
+    /// Where browsers reach the gateway, if not at its bound address.
+    pub public_url: Option<String>,
+    /// How long browser sessions live.
+    pub sessions: crate::session::Timeouts,
 }
 
 impl Settings {
@@ -76,6 +90,12 @@ impl Settings {
             },
             local_admin_disabled: env.or(LOCAL_ADMIN_DISABLED, false)?,
             directory: crate::directory::DirectorySettings::from_env(env)?,
+            oidc: crate::oidc::ProviderSettings::from_env(env)?,
+            public_url: env.raw(PUBLIC_URL).map(|u| u.trim_end_matches('/').to_string()),
+            sessions: crate::session::Timeouts {
+                idle: env.or(SESSION_IDLE, crate::session::IDLE)?,
+                absolute: env.or(SESSION_ABSOLUTE, crate::session::ABSOLUTE)?,
+            },
         })
     }
 }

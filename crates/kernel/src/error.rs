@@ -140,6 +140,10 @@ pub struct Problem {
     /// The request id, to find the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Seconds until a retry can succeed (a lockout): sent as the
+    /// `Retry-After` header, not in the body.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -152,6 +156,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             request_id: None,
+            retry_after: None,
         }
     }
 

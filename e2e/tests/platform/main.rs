@@ -6,6 +6,7 @@ mod clusters;
 mod errors;
 mod isolation;
 mod ldap;
+mod oidc;
 mod partitions;
 mod quotas;
 mod requests;

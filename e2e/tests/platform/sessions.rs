@@ -67,10 +67,13 @@ async fn wrong_passwords_are_audited_and_lock_the_account_for_a_while() {
     }
     let (status, problem) = login(&p, LOCAL_ADMIN_PASSWORD).await.err().expect("locked even with the right password");
     assert_eq!((status, problem["type"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("urn:paas:problem:locked-out")));
+    let locked = p.anonymous(Method::POST, "/api/v1/login/local").json(&json!({"username": "admin", "password": "x"})).send().await.unwrap();
+    let retry_after: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&retry_after), "Retry-After {retry_after}");
     let audit: Value = p.admin(Method::GET, "/api/v1/audit?action=POST%20/api/v1/login").send().await.unwrap().json().await.unwrap();
     let results: Vec<&str> = audit.as_array().unwrap().iter().map(|r| r["result"].as_str().unwrap()).collect();
     assert_eq!(results.iter().filter(|r| **r == "401").count(), 5, "{results:?}");
-    assert_eq!(results.iter().filter(|r| **r == "429").count(), 1);
+    assert_eq!(results.iter().filter(|r| **r == "429").count(), 2);
     assert!(audit.as_array().unwrap().iter().all(|r| r["actor"] == "local:admin"));
 }
 
@@ -84,4 +87,32 @@ async fn a_disabled_or_unknown_account_cannot_log_in() {
     assert_eq!(login(&p, LOCAL_ADMIN_PASSWORD).await.err().unwrap().0, StatusCode::UNAUTHORIZED);
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM local_users WHERE username = 'admin'").fetch_one(&pool).await.unwrap();
     assert!(stored.starts_with("$argon2id$") && !stored.contains(LOCAL_ADMIN_PASSWORD));
+}
+
+#[tokio::test]
+async fn sessions_end_after_their_idle_timeout_and_their_absolute_timeout() {
+    let p = Platform::start_with(|g| g.sessions = gateway::session::Timeouts { idle: std::time::Duration::from_secs(1), absolute: std::time::Duration::from_secs(3) }).await;
+    let status = |s: &Session| with(&p, s, Method::GET, "/api/v1/session").send();
+
+    // Unused for longer than the idle timeout: ended.
+    let idle = login(&p, LOCAL_ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(status(&idle).await.unwrap().status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(status(&idle).await.unwrap().status(), StatusCode::UNAUTHORIZED, "idle timeout");
+
+    // Used every half second, it lives past the idle timeout but not past
+    // the absolute one.
+    let busy = login(&p, LOCAL_ADMIN_PASSWORD).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut last_ok = std::time::Duration::ZERO;
+    while started.elapsed() < std::time::Duration::from_secs(6) {
+        if status(&busy).await.unwrap().status() != StatusCode::OK {
+            break;
+        }
+        last_ok = started.elapsed();
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    assert!(last_ok >= std::time::Duration::from_millis(1500), "kept alive past the idle timeout by use ({last_ok:?})");
+    assert!(last_ok < std::time::Duration::from_secs(4), "ended by the absolute timeout ({last_ok:?})");
+    assert_eq!(status(&busy).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
