@@ -129,6 +129,7 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
     let pool = kernel::db::connect(platform, SCHEMA).await?;
     kernel::db::migrate(&pool, &MIGRATIONS).await?;
     let tokens = token::Tokens::new(pool.clone());
+    shutdown.spawn("token-revocations", tokens.clone().follow_revocations(shutdown.token()));
     let local_admin = local_admin::LocalAdmin::new(pool.clone());
     local_admin.ensure(settings.local_admin_password.as_ref(), settings.local_admin_disabled).await?;
     let sessions = session::Sessions::connect(platform.redis_url.as_str(), platform.event_prefix.as_str(), settings.sessions).await?;

@@ -127,13 +127,13 @@ impl Sessions {
             return Ok(None);
         }
         let mut redis = self.redis.clone();
-        let json: Option<String> = redis.get(self.key(id)).await.map_err(unavailable)?;
+        // Read and refresh the idle timeout in one round trip.
+        let json: Option<String> = redis.get_ex(self.key(id), redis::Expiry::EX(self.timeouts.idle.as_secs())).await.map_err(unavailable)?;
         let Some(session) = json.and_then(|j| serde_json::from_str::<Session>(&j).ok()) else { return Ok(None) };
         if chrono::Utc::now().timestamp() - session.created_at >= self.timeouts.absolute.as_secs() as i64 {
             self.end(id).await?;
             return Ok(None);
         }
-        let _: () = redis.expire(self.key(id), self.timeouts.idle.as_secs() as i64).await.map_err(unavailable)?;
         Ok(Some(session))
     }
 

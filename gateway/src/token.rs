@@ -1,8 +1,19 @@
 //! API tokens for enterprise integrations and robots: created by a tenant
 //! admin (or a platform admin), scoped to a tenant (and optionally one of its
 //! projects) with a role no higher than their creator's, expiring, revocable
-//! at once (every request looks the token up), with the last use recorded.
-//! Only a SHA-256 of the secret is stored; the secret is shown once.
+//! at once, with the last use recorded. Only a SHA-256 of the secret is
+//! stored; the secret is shown once.
+//!
+//! A token looked up is kept in memory for [`CACHE_FOR`], so a busy robot's
+//! requests do not each read the database. Revoking evicts it at once in the
+//! gateway that revoked it and, through a PostgreSQL notification, in every
+//! other gateway ([`Tokens::follow_revocations`]); a gateway that loses its
+//! notification connection forgets every cached token, and an entry never
+//! outlives [`CACHE_FOR`], in case a revocation was made behind its back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -10,6 +21,7 @@ use kernel::caller::{Caller, Membership, Role};
 use kernel::{Error, Result, id};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Every token starts with this, so the gateway knows what it is looking at
@@ -19,6 +31,14 @@ pub const PREFIX: &str = "paas_";
 pub const MAX_DAYS: u32 = 365;
 /// How long a token lives when its creator does not say.
 pub const DEFAULT_DAYS: u32 = 90;
+/// The longest a looked-up token is trusted without reading it again.
+pub const CACHE_FOR: Duration = Duration::from_secs(30);
+/// How often a token's last use is written at most.
+pub const USE_RECORDED_EVERY: Duration = Duration::from_secs(60);
+/// The notification channel revocations are announced on.
+const REVOKED: &str = "gateway_token_revoked";
+/// Beyond this many cached tokens the cache starts over.
+const CACHE_LIMIT: usize = 100_000;
 
 /// A token as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -85,16 +105,73 @@ fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// A live token as last read.
+struct Cached {
+    id: Uuid,
+    caller: Caller,
+    expires_at: DateTime<Utc>,
+    read_at: Instant,
+    use_recorded_at: Option<Instant>,
+}
+
 /// Tokens in the gateway's schema.
 #[derive(Clone)]
 pub struct Tokens {
     pool: PgPool,
+    cache: Arc<Mutex<HashMap<Vec<u8>, Cached>>>,
 }
 
 impl Tokens {
     /// Tokens stored in `pool`'s schema.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, cache: Arc::default() }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Cached>> {
+        // A panic while holding the lock leaves a map that is still valid.
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn forget(&self, id: Option<Uuid>) {
+        match id {
+            Some(id) => self.cache().retain(|_, c| c.id != id),
+            None => self.cache().clear(),
+        }
+    }
+
+    /// Evicts revoked tokens as other gateways announce them, until `stop`.
+    ///
+    /// # Errors
+    /// Never: a lost connection is reopened (forgetting every cached token,
+    /// since revocations may have been missed meanwhile).
+    pub async fn follow_revocations(self, stop: CancellationToken) -> Result<()> {
+        while !stop.is_cancelled() {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for token revocations; retrying");
+                    tokio::select! { () = stop.cancelled() => break, () = tokio::time::sleep(Duration::from_secs(1)) => continue }
+                }
+            };
+            if let Err(e) = listener.listen(REVOKED).await {
+                tracing::warn!(error = %e, "cannot listen for token revocations; retrying");
+                continue;
+            }
+            self.forget(None);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    n = listener.try_recv() => match n {
+                        Ok(Some(n)) => self.forget(Some(Uuid::parse_str(n.payload()).unwrap_or_default()).filter(|id| !id.is_nil())),
+                        Ok(None) | Err(_) => {
+                            self.forget(None);
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes a token; returns it with its secret, which is never shown again.
@@ -152,7 +229,11 @@ impl Tokens {
         let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM api_tokens WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         let tenant = tenant.filter(|t| caller.can_see(*t)).ok_or_else(|| Error::not_found("token", id))?;
         caller.require(tenant, Role::TenantAdmin, "token", id)?;
-        sqlx::query("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify('gateway_token_revoked', $1)").bind(id.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.forget(Some(id));
         Ok(())
     }
 
@@ -165,29 +246,51 @@ impl Tokens {
         if !secret.starts_with(PREFIX) {
             return Ok(None);
         }
-        let row: Option<(Uuid, Uuid, Option<Uuid>, String, bool)> = sqlx::query_as(
-            "SELECT id, tenant_id, project_id, role, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
+        let key = digest(secret);
+        let now = Utc::now();
+        let mut record_use = None;
+        if let Some(hit) = self.cache().get_mut(&key).filter(|c| c.read_at.elapsed() < CACHE_FOR && c.expires_at > now) {
+            if hit.use_recorded_at.is_none_or(|at| at.elapsed() >= USE_RECORDED_EVERY) {
+                hit.use_recorded_at = Some(Instant::now());
+                record_use = Some(hit.id);
+            }
+            let caller = hit.caller.clone();
+            if let Some(id) = record_use {
+                self.record_use(id);
+            }
+            return Ok(Some(caller));
+        }
+        let row: Option<(Uuid, Uuid, Option<Uuid>, String, DateTime<Utc>, bool)> = sqlx::query_as(
+            "SELECT id, tenant_id, project_id, role, expires_at, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
              FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL AND expires_at > now()",
         )
-        .bind(digest(secret))
+        .bind(&key)
         .fetch_optional(&self.pool)
         .await?;
-        // Recording the use is a write; keep it off the request's path and
-        // at most once a minute per token, so busy robots do not queue on it.
-        if let Some((id, _, _, _, true)) = &row {
-            let (pool, id) = (self.pool.clone(), *id);
-            tokio::spawn(async move {
-                let _ = sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(&pool).await;
-            });
+        let Some((id, tenant, project, role, expires_at, stale_use)) = row else { return Ok(None) };
+        if stale_use {
+            self.record_use(id);
         }
-        let row = row.map(|(id, tenant, project, role, _)| (id, tenant, project, role));
-        Ok(row.map(|(id, tenant, project, role)| {
-            // A project-scoped token sees its tenant as a viewer only: its
-            // role would otherwise reach every project (services do not yet
-            // check project roles).
-            let role = if project.is_some() { Role::Viewer } else { Role::parse("role", &role).unwrap_or(Role::Viewer) };
-            Caller::user(format!("token:{id}"), vec![Membership { tenant, role }])
-        }))
+        // A project-scoped token sees its tenant as a viewer only: its role
+        // would otherwise reach every project (services do not yet check
+        // project roles).
+        let role = if project.is_some() { Role::Viewer } else { Role::parse("role", &role).unwrap_or(Role::Viewer) };
+        let caller = Caller::user(format!("token:{id}"), vec![Membership { tenant, role }]);
+        let mut cache = self.cache();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Cached { id, caller: caller.clone(), expires_at, read_at: Instant::now(), use_recorded_at: stale_use.then(Instant::now) });
+        Ok(Some(caller))
+    }
+
+    /// Records a use off the request's path: it is a write, and busy robots
+    /// must not queue on it.
+    fn record_use(&self, id: Uuid) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let _ = sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(&pool).await;
+        });
     }
 }
 
