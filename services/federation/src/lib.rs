@@ -60,7 +60,9 @@ pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addr
         partition::PartitionEvents,
     );
     let clients = credentials::Clients::new(base.pool.clone(), settings.secret_key.clone());
-    let reconciler = partition::Reconciler::new(base.pool.clone(), clients.clone(), partition::ReconcileSettings::from(&settings));
+    let usage = partition::UsageReporter::new(kernel::grpc::channel(&settings.tenancy_url)?, kernel::caller::CallerKey::new(platform.caller_key.clone()));
+    let reconciler =
+        partition::Reconciler::new(base.pool.clone(), clients.clone(), partition::ReconcileSettings::from(&settings)).reporting_usage(usage);
     shutdown.spawn("partition reconciler", reconciler.run(shutdown.token()));
     let monitor = health::Monitor::new(base.outbox.clone(), clients, health::ProbeSettings::from(&settings));
     shutdown.spawn("health monitor", monitor.run(shutdown.token()));

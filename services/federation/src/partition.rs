@@ -8,16 +8,24 @@
 //! partitions and a restart loses nothing. Converged partitions are
 //! re-applied every resync period (and at once when their cluster comes back
 //! from NotReady), which repairs drift: an object edited or deleted in the
-//! member cluster is put back. Only the holder of the `partition-reconciler`
-//! lease reconciles.
+//! member cluster is put back. Partitions of a cluster the health monitor
+//! has lost contact with wait for its recovery, so a dead cluster costs the
+//! others no timeouts. Only the holder of the `partition-reconciler` lease
+//! reconciles.
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use kernel::caller::{Caller, CallerKey};
 use kernel::event::Event;
+use kernel::grpc::Outgoing;
 use kernel::inbox::Handler;
 use kernel::{Error, Result};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use paas_proto::v1 as pb;
+use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
+use tonic::transport::Channel;
 use prost::Message;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
@@ -150,6 +158,38 @@ impl From<&crate::Settings> for ReconcileSettings {
     }
 }
 
+/// Reports what a partition's ResourceQuota says is used (`status.used`)
+/// to tenancy, as federation itself.
+#[derive(Clone)]
+pub struct UsageReporter {
+    channel: Channel,
+    key: CallerKey,
+}
+
+impl UsageReporter {
+    /// Reports over `channel` to tenancy, signing calls with `key`.
+    pub fn new(channel: Channel, key: CallerKey) -> Self {
+        Self { channel, key }
+    }
+
+    /// Sends one observation.
+    ///
+    /// # Errors
+    /// Tenancy refuses or is unreachable.
+    pub async fn report(&self, partition: Uuid, used: BTreeMap<String, String>) -> Result<()> {
+        // A fresh caller token per call: they are short-lived.
+        let outgoing = Outgoing::new(&self.key, &Caller::service(crate::NAME));
+        let mut client = TenancyServiceClient::with_interceptor(self.channel.clone(), outgoing);
+        let request = pb::ReportUsageRequest {
+            partition_id: partition.to_string(),
+            observed: Some(pb::ResourceList { amounts: used.into_iter().collect() }),
+            observed_at: kernel::grpc::timestamp(chrono::Utc::now()),
+        };
+        client.report_usage(request).await.map_err(|s| Error::Unavailable(format!("tenancy: {}", s.message())))?;
+        Ok(())
+    }
+}
+
 /// Brings member clusters to match the recorded partitions.
 #[derive(Clone)]
 pub struct Reconciler {
@@ -157,13 +197,20 @@ pub struct Reconciler {
     clients: Clients,
     settings: ReconcileSettings,
     lease: Lease,
+    usage: Option<UsageReporter>,
 }
 
 impl Reconciler {
     /// A reconciler over the federation schema in `pool`.
     pub fn new(pool: PgPool, clients: Clients, settings: ReconcileSettings) -> Self {
         let lease = Lease::new(pool.clone(), lease::PARTITION_RECONCILER, lease::holder_id("partitions"), settings.lease_ttl);
-        Self { pool, clients, settings, lease }
+        Self { pool, clients, settings, lease, usage: None }
+    }
+
+    /// Also reports each partition's observed quota usage after every apply.
+    pub fn reporting_usage(mut self, usage: UsageReporter) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     /// Reconciles while it holds the lease, until `stop`.
@@ -207,6 +254,10 @@ impl Reconciler {
         let due: Vec<Pending> = sqlx::query_as(
             "SELECT partition_id, cluster, namespace, desired, deleted, generation, failures FROM partitions
              WHERE (applied_generation < generation OR synced_at <= now() - make_interval(secs => $1)) AND next_attempt_at <= now()
+               -- A cluster the monitor has lost contact with would only make
+               -- everyone behind it wait for timeouts; its recovery resyncs it.
+               AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = partitions.cluster
+                               AND (c.condition = 'NotReady' OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
              ORDER BY next_attempt_at LIMIT 100",
         )
         .bind(self.settings.resync.as_secs_f64())
@@ -256,6 +307,7 @@ impl Reconciler {
         }
         let desired = pb::PartitionChanged::decode(p.desired.as_slice()).map_err(Error::internal)?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut used = None;
         for (kind, body) in objects(&desired) {
             let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
             match kind {
@@ -264,7 +316,8 @@ impl Reconciler {
                 }
                 "resourcequota" => {
                     let api: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), &p.namespace);
-                    api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                    let quota = api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                    used = quota.status.and_then(|s| s.used);
                 }
                 "limitrange" => {
                     let api: Api<k8s_openapi::api::core::v1::LimitRange> = Api::namespaced(client.clone(), &p.namespace);
@@ -274,6 +327,13 @@ impl Reconciler {
                     let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(client.clone(), &p.namespace);
                     api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
                 }
+            }
+        }
+        if let (Some(reporter), Some(used)) = (&self.usage, used) {
+            let used: BTreeMap<String, String> = used.into_iter().filter(|(r, _)| desired.hard.contains_key(r)).map(|(r, q)| (r, q.0)).collect();
+            // The partition is applied either way; the next resync reports again.
+            if let Err(e) = reporter.report(p.partition_id, used).await {
+                tracing::warn!(partition = %p.partition_id, error = %e, "observed usage not reported");
             }
         }
         Ok(())

@@ -35,6 +35,10 @@ const RESYNC_PERIOD_DEFAULT: Duration = Duration::from_secs(30);
 pub const RECONCILE_POLL: &str = "PAAS_FEDERATION_RECONCILE_POLL";
 /// New partitions reach their cluster within a second.
 const RECONCILE_POLL_DEFAULT: Duration = Duration::from_secs(1);
+/// Where tenancy's gRPC API is, for usage reports (the variable the gateway reads too).
+pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
+/// Tenancy's port under `paas serve` on the same host.
+const TENANCY_URL_DEFAULT: &str = "http://127.0.0.1:7101";
 /// 32 bytes, base64, encrypting member-cluster credentials at rest.
 pub const SECRET_KEY: &str = "PAAS_FEDERATION_SECRET_KEY";
 
@@ -81,6 +85,8 @@ pub struct Settings {
     pub reconcile_poll: Duration,
     /// Encrypts credentials at rest.
     pub secret_key: SecretKey,
+    /// Tenancy's gRPC URL, for observed-usage reports.
+    pub tenancy_url: String,
 }
 
 impl Settings {
@@ -94,6 +100,7 @@ impl Settings {
             resync_period: RESYNC_PERIOD_DEFAULT,
             reconcile_poll: RECONCILE_POLL_DEFAULT,
             secret_key: SecretKey::derived_from(platform),
+            tenancy_url: TENANCY_URL_DEFAULT.into(),
         }
     }
 
@@ -135,6 +142,7 @@ impl Settings {
             resync_period: positive(RESYNC_PERIOD, d.resync_period)?,
             reconcile_poll: positive(RECONCILE_POLL, d.reconcile_poll)?,
             secret_key,
+            tenancy_url: env.or(TENANCY_URL, d.tenancy_url)?,
         })
     }
 }

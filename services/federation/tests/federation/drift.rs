@@ -82,3 +82,29 @@ async fn a_cluster_back_from_notready_has_its_partitions_resynced_at_once() {
     fed.until_status("returning", "Ready").await;
     eventually(Duration::from_secs(10), "the policy recreated on recovery", || async { policies.get_opt("paas-deny-all").await.ok()?.map(|_| ()) }).await;
 }
+
+#[tokio::test]
+async fn a_cluster_out_of_contact_does_not_hold_up_the_partitions_of_others_and_gets_its_own_when_back() {
+    let fed = Fed::start().await;
+    let dead = cluster("dead").await;
+    let alive = cluster("alive").await;
+    fed.register(&dead, "dc1", "").await;
+    fed.register(&alive, "dc2", "").await;
+    let _monitor = Running::monitor(fed.monitor(PROBES));
+    fed.until_status("alive", "Ready").await;
+    // A black hole: every request to it would wait for the client's timeouts.
+    dead.faults().set(Fault::Blackhole);
+    fed.until_status("dead", "NotReady").await;
+    add_partition(&fed, "dead").await;
+    add_partition(&fed, "alive").await;
+    let _reconciler = Running::reconciler(fed.reconciler(Duration::from_secs(3600)));
+
+    let quotas: Api<ResourceQuota> = Api::namespaced(fed.clients.by_name("alive").await.unwrap(), "acme-web");
+    // Well under the 2 s connect / 10 s read timeouts one request to the black hole would cost.
+    eventually(Duration::from_secs(4), "the live cluster's quota", || async { (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(()) }).await;
+
+    dead.faults().recover();
+    fed.until_status("dead", "Ready").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(fed.clients.by_name("dead").await.unwrap(), "acme-web");
+    eventually(Duration::from_secs(10), "the returning cluster's quota", || async { (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(()) }).await;
+}
