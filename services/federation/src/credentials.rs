@@ -261,6 +261,11 @@ impl Clients {
         &self.key
     }
 
+    /// Forgets the clients of clusters for which `keep` is false (deregistered).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.cache.lock().expect("not poisoned").retain(|name, _| keep(name));
+    }
+
     /// The client of registered cluster `name`.
     ///
     /// # Errors

@@ -291,6 +291,7 @@ impl Monitor {
         )
         .fetch_all(self.pool())
         .await?;
+        self.clients.retain(|name| targets.iter().any(|t| t.name == name));
         let outcomes = futures::future::join_all(targets.iter().map(|t| async move {
             self.probes.fetch_add(1, Ordering::Relaxed);
             let client = match self.clients.get(&t.name, &t.api_endpoint, t.credentials.as_deref()).await {
@@ -328,9 +329,11 @@ impl Monitor {
             if let (Ok(()), Some(client)) = (&outcome, client)
                 && (recovered || t.needs_discovery)
             {
-                match discover(&client).await {
-                    Ok(d) => self.store_discovery(t.id, &d).await?,
-                    Err(e) => tracing::warn!(cluster = %t.name, error = %e, "discovery failed; retried next round"),
+                // Bounded by the period, so one slow cluster cannot stall the rounds.
+                match tokio::time::timeout(self.settings.period, discover(&client)).await {
+                    Ok(Ok(d)) => self.store_discovery(t.id, &d).await?,
+                    Ok(Err(e)) => tracing::warn!(cluster = %t.name, error = %e, "discovery failed; retried next round"),
+                    Err(_) => tracing::warn!(cluster = %t.name, "discovery timed out; retried next round"),
                 }
             }
         }
@@ -452,10 +455,12 @@ pub async fn data_centres(pool: &PgPool) -> Result<Vec<DataCentre>> {
             let members: Vec<_> = clusters.iter().filter(|c| c.data_centre == name).map(|c| (c.id, c.name.clone(), c.condition.clone())).collect();
             let flag = flags.iter().find(|f| f.0 == name);
             let ready = members.iter().filter(|m| m.2.status == Status::Ready).count();
-            let state = if flag.is_some_and(|f| f.1) {
-                "Lost"
-            } else if ready == members.len() {
+            // The flag is as last announced; a cluster registered or
+            // deregistered since is counted as it is now.
+            let state = if ready == members.len() {
                 "Ready"
+            } else if ready == 0 && flag.is_some_and(|f| f.1) {
+                "Lost"
             } else if ready > 0 {
                 "Degraded"
             } else {

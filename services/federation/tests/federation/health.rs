@@ -128,16 +128,18 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
     let fed = Fed::start().await;
     let c = cluster("leased").await;
     fed.register(&c, "dc1", "").await;
-    let first = fed.monitor(PROBES);
+    // A lease far longer than a renewal takes, even on a loaded machine.
+    let settings = federation::health::ProbeSettings { lease_ttl: Duration::from_secs(2), ..PROBES };
+    let first = fed.monitor(settings);
     let (first_holder, first_probes) = (first.holder().to_string(), first.probes());
     let first = Running::monitor(first);
     eventually(Duration::from_secs(10), "the first monitor probing", || async { (first_probes.load(Ordering::Relaxed) > 0).then_some(()) }).await;
 
-    let second = fed.monitor(PROBES);
+    let second = fed.monitor(settings);
     let (second_holder, second_probes) = (second.holder().to_string(), second.probes());
     let second = Running::monitor(second);
     // Many periods and more than a lease duration: the first keeps renewing.
-    tokio::time::sleep(PROBES.lease_ttl * 2).await;
+    tokio::time::sleep(settings.lease_ttl * 2).await;
     assert_eq!(second_probes.load(Ordering::Relaxed), 0, "the standby probed");
     assert_eq!(Lease::current(fed.pool(), lease::HEALTH_MONITOR).await.unwrap().as_deref(), Some(first_holder.as_str()));
 
@@ -150,9 +152,11 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
 
     // A leader that dies without releasing: the next one waits for expiry.
     second.task.abort();
-    let third = fed.monitor(PROBES);
+    let third = fed.monitor(settings);
     let third_probes = third.probes();
     let _third = Running::monitor(third);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(third_probes.load(Ordering::Relaxed), 0, "took a lease that had not expired");
     eventually(Duration::from_secs(10), "a new leader after expiry", || async { (third_probes.load(Ordering::Relaxed) > 0).then_some(()) }).await;
     // The cluster stayed observed throughout.
     assert_eq!(fed.condition("leased").await.0, "Ready");
