@@ -41,7 +41,19 @@ impl Platform {
     /// # Panics
     /// When a dependency is unreachable.
     pub async fn start_with(configure: impl FnOnce(&mut gateway::Settings)) -> Self {
-        let t = TestPlatform::new().await;
+        Self::start_with_env(&[], configure).await
+    }
+
+    /// Starts everything with extra service settings (`PAAS_FEDERATION_...`)
+    /// and the gateway's adjusted by the test.
+    ///
+    /// # Panics
+    /// When a dependency is unreachable or a setting is malformed.
+    pub async fn start_with_env(vars: &[(&str, &str)], configure: impl FnOnce(&mut gateway::Settings)) -> Self {
+        let mut t = TestPlatform::new().await;
+        for (k, v) in vars {
+            t.env.set(*k, *v);
+        }
         // Tracing as in production, so trace context really propagates; kept
         // for the process (dropping it would shut the tracer down).
         static TELEMETRY: std::sync::OnceLock<Option<kernel::telemetry::Telemetry>> = std::sync::OnceLock::new();
@@ -60,7 +72,7 @@ impl Platform {
         };
         configure(&mut gateway);
         let shutdown = Shutdown::new();
-        let stack = paas::stack::start(&t.settings, gateway, &shutdown).await.expect("the platform starts");
+        let stack = paas::stack::start_in(&t.settings, &t.env, gateway, &shutdown).await.expect("the platform starts");
         Self {
             url: stack.url(),
             admin_token,

@@ -24,6 +24,50 @@ pub fn routes() -> Router<AppState> {
         .route("/clusters", get(list).post(register))
         .route("/clusters/{id}", get(read).delete(deregister))
         .route("/tenants/{id}/federation", get(known_tenant))
+        .route("/datacenters", get(data_centres))
+}
+
+/// A cluster's health condition.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClusterCondition {
+    /// `Ready`, `NotReady` or `Unknown`.
+    pub status: String,
+    /// Why, in one word.
+    pub reason: String,
+    /// Detail (the last probe error).
+    pub message: String,
+    /// When it was last probed.
+    pub last_probe_time: Option<DateTime<Utc>>,
+    /// When the status last changed.
+    pub last_transition_time: Option<DateTime<Utc>>,
+}
+
+impl From<Option<pb::ClusterCondition>> for ClusterCondition {
+    fn from(c: Option<pb::ClusterCondition>) -> Self {
+        let c = c.unwrap_or_default();
+        Self {
+            status: c.status,
+            reason: c.reason,
+            message: c.message,
+            last_probe_time: time(c.last_probe_time),
+            last_transition_time: time(c.last_transition_time),
+        }
+    }
+}
+
+/// What discovery found in a cluster.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClusterDiscovery {
+    /// Kubernetes `gitVersion`.
+    pub kubernetes_version: String,
+    /// Number of nodes.
+    pub nodes: i32,
+    /// Node capacity summed per resource.
+    pub capacity: BTreeMap<String, String>,
+    /// Node allocatable summed per resource.
+    pub allocatable: BTreeMap<String, String>,
+    /// When, if ever.
+    pub discovered_at: Option<DateTime<Utc>>,
 }
 
 /// A member cluster as the API shows it.
@@ -49,13 +93,23 @@ pub struct Cluster {
     pub labels: BTreeMap<String, String>,
     /// When it was registered.
     pub created_at: Option<DateTime<Utc>>,
+    /// Health as last probed.
+    pub condition: ClusterCondition,
+    /// Version, nodes, capacity.
+    pub discovery: ClusterDiscovery,
+    /// Whether credentials are stored (they are never shown).
+    pub has_credentials: bool,
 }
 
-/// Body of `POST /clusters`.
+/// Body of `POST /clusters`: `api_endpoint` with optional `ca_pem` and
+/// `token` or `client_cert_pem` + `client_key_pem`, or a `kubeconfig`
+/// document whose current context gives them (then `api_endpoint` may be
+/// left out). Credentials are stored encrypted and never returned.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterCluster {
     name: String,
+    #[serde(default)]
     api_endpoint: String,
     data_centre: String,
     #[serde(default)]
@@ -68,6 +122,16 @@ pub struct RegisterCluster {
     environment: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    kubeconfig: String,
+    #[serde(default)]
+    ca_pem: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    client_cert_pem: String,
+    #[serde(default)]
+    client_key_pem: String,
 }
 
 /// Query of `GET /clusters`.
@@ -128,8 +192,51 @@ impl From<pb::Cluster> for Cluster {
             environment: environment.into(),
             labels: c.labels.into_iter().collect(),
             created_at: time(c.created_at),
+            condition: c.condition.into(),
+            discovery: {
+                let d = c.discovery.unwrap_or_default();
+                ClusterDiscovery {
+                    kubernetes_version: d.kubernetes_version,
+                    nodes: d.nodes,
+                    capacity: d.capacity.into_iter().collect(),
+                    allocatable: d.allocatable.into_iter().collect(),
+                    discovered_at: time(d.discovered_at),
+                }
+            },
+            has_credentials: c.has_credentials,
         }
     }
+}
+
+/// A cluster as a data centre lists it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DataCentreCluster {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its health.
+    pub condition: ClusterCondition,
+}
+
+/// A data centre with its clusters.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DataCentre {
+    /// Its name.
+    pub name: String,
+    /// `Ready` (every cluster Ready), `Degraded`, `Lost` (no contact with any) or `Unknown` (none probed yet).
+    pub state: String,
+    /// When it was last lost or regained.
+    pub state_since: Option<DateTime<Utc>>,
+    /// Its clusters.
+    pub clusters: Vec<DataCentreCluster>,
+}
+
+/// Every data centre.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DataCentreList {
+    /// The data centres, by name.
+    pub items: Vec<DataCentre>,
 }
 
 #[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -159,12 +266,17 @@ async fn register(
         network_domain: network_domain as i32,
         environment: environment as i32,
         labels: b.labels.into_iter().collect(),
+        kubeconfig: b.kubeconfig,
+        ca_pem: b.ca_pem,
+        token: b.token,
+        client_cert_pem: b.client_cert_pem,
+        client_key_pem: b.client_key_pem,
     };
     let cluster = s.upstream.federation(&s.key, &caller).register_cluster(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(cluster.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(s.upstream.federation(&s.key, &caller).get_cluster(pb::GetClusterRequest { id }).await?.into_inner().into()))
 }
@@ -195,4 +307,20 @@ async fn known_tenant(
 ) -> Result<Json<KnownTenant>, ApiError> {
     let t = s.upstream.federation(&s.key, &caller).get_known_tenant(pb::GetKnownTenantRequest { tenant_id: id }).await?.into_inner();
     Ok(Json(KnownTenant { tenant_id: t.tenant_id, name: t.name, learned_at: time(t.learned_at), event_id: t.event_id }))
+}
+
+#[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn data_centres(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<DataCentreList>, ApiError> {
+    let r = s.upstream.federation(&s.key, &caller).list_data_centres(pb::ListDataCentresRequest {}).await?.into_inner();
+    let items = r
+        .data_centres
+        .into_iter()
+        .map(|d| DataCentre {
+            name: d.name,
+            state: d.state,
+            state_since: time(d.state_since),
+            clusters: d.clusters.into_iter().map(|c| DataCentreCluster { id: c.id, name: c.name, condition: c.condition.into() }).collect(),
+        })
+        .collect();
+    Ok(Json(DataCentreList { items }))
 }

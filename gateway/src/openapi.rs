@@ -24,7 +24,7 @@ impl Modify for Bearer {
     info(title = "paas public API", description = "Tenants, quotas, clusters and access. Errors are RFC 7807 problem+json."),
     paths(
         tenants::create, tenants::list, tenants::read, tenants::update, tenants::delete,
-        clusters::register, clusters::list, clusters::read, clusters::deregister, clusters::known_tenant,
+        clusters::register, clusters::list, clusters::read, clusters::deregister, clusters::known_tenant, clusters::data_centres,
         projects::create_project, projects::list_projects, projects::read_project, projects::delete_project,
         projects::create_partition, projects::list_partitions, projects::read_partition, projects::delete_partition,
         quotas::set_tenant, quotas::set_project, quotas::set_partition, quotas::usage, quotas::history,

@@ -33,6 +33,7 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/v1/clusters/{id}", Authenticated),
     ("DELETE", "/api/v1/clusters/{id}", PlatformAdmin),
     ("GET", "/api/v1/tenants/{id}/federation", Authenticated),
+    ("GET", "/api/v1/datacenters", PlatformAdmin),
     ("POST", "/api/v1/tenants/{id}/projects", Permission::Role(Role::TenantAdmin)),
     ("GET", "/api/v1/tenants/{id}/projects", Authenticated),
     ("GET", "/api/v1/projects/{id}", Authenticated),

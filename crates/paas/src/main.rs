@@ -116,7 +116,7 @@ async fn up() -> Result<(), Failure> {
     let (platform, _telemetry, shutdown) = platform(&env)?;
     let gw = gateway::Settings::from_env(&env)?;
     let token = gw.admin_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
-    let stack = paas::stack::start(&platform, gw, &shutdown).await?;
+    let stack = paas::stack::start_in(&platform, &env, gw, &shutdown).await?;
     let federation = stack.service("federation").expect("started by the stack");
     let key = kernel::caller::CallerKey::new(platform.caller_key.clone());
     let clusters = paas::member_clusters::start(&key, federation).await.map_err(Failure::Run)?;

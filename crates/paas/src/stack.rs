@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use kernel::grpc::uri;
 use kernel::service::{Addresses, Running};
-use kernel::settings::Platform;
+use kernel::settings::{Env, Platform};
 use kernel::shutdown::Shutdown;
 
 /// A running platform.
@@ -74,10 +74,29 @@ pub fn default_ports(name: &str) -> Option<(u16, u16)> {
 ///
 /// # Errors
 /// A service or the gateway fails to start.
-pub async fn start(platform: &Platform, mut gateway: gateway::Settings, shutdown: &Shutdown) -> kernel::Result<Stack> {
-    let mut services = Vec::with_capacity(SERVICES.len());
+pub async fn start(platform: &Platform, gateway: gateway::Settings, shutdown: &Shutdown) -> kernel::Result<Stack> {
+    let env = Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_in(platform, &env, gateway, shutdown).await
+}
+
+/// [`start`] with services' own settings read from `env`; federation reports
+/// usage to the tenancy started here.
+///
+/// # Errors
+/// A setting is malformed, or a service or the gateway fails to start.
+pub async fn start_in(platform: &Platform, env: &Env, mut gateway: gateway::Settings, shutdown: &Shutdown) -> kernel::Result<Stack> {
+    let mut services: Vec<Running> = Vec::with_capacity(SERVICES.len());
     for name in SERVICES {
-        services.push(start_service(name, platform, Addresses::ephemeral(), shutdown).await?);
+        let running = if *name == federation::NAME {
+            let mut settings = federation::Settings::from_env(env, platform).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            if let Some(tenancy) = services.iter().find(|s| s.name == tenancy::NAME) {
+                settings.tenancy_url = uri(tenancy.grpc);
+            }
+            federation::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
+        } else {
+            start_service(name, platform, Addresses::ephemeral(), shutdown).await?
+        };
+        services.push(running);
     }
     let find = |name: &str| services.iter().find(|s| s.name == name).map(|s| uri(s.grpc)).expect("started above");
     gateway.upstream.tenancy = find(tenancy::NAME);

@@ -15,6 +15,10 @@ use paas_proto::v1 as pb;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::credentials::{self, Credentials};
+use crate::health::{Condition, Discovery, Status};
+use crate::settings::SecretKey;
+
 /// `federation.cluster.registered`
 pub const REGISTERED: EventType = EventType::new("federation", "cluster", "registered");
 /// `federation.cluster.deregistered`
@@ -77,6 +81,12 @@ pub struct Cluster {
     pub labels: BTreeMap<String, String>,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
+    /// Health as the monitor last saw it.
+    pub condition: Condition,
+    /// What discovery found.
+    pub discovery: Discovery,
+    /// Whether credentials are stored (never their value).
+    pub has_credentials: bool,
 }
 
 /// A validated registration.
@@ -98,6 +108,8 @@ pub struct NewCluster {
     pub environment: Environment,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Credentials, sealed before they are stored.
+    pub credentials: Credentials,
 }
 
 impl NewCluster {
@@ -105,7 +117,28 @@ impl NewCluster {
     ///
     /// # Errors
     /// A field is malformed.
-    pub fn parse(r: pb::RegisterClusterRequest) -> Result<Self> {
+    pub fn parse(mut r: pb::RegisterClusterRequest) -> Result<Self> {
+        let credentials = if r.kubeconfig.trim().is_empty() {
+            let c = Credentials {
+                ca_pem: std::mem::take(&mut r.ca_pem),
+                token: std::mem::take(&mut r.token).trim().to_string(),
+                client_cert_pem: std::mem::take(&mut r.client_cert_pem),
+                client_key_pem: std::mem::take(&mut r.client_key_pem),
+            };
+            c.validate()?;
+            c
+        } else {
+            if !(r.ca_pem.is_empty() && r.token.is_empty() && r.client_cert_pem.is_empty() && r.client_key_pem.is_empty()) {
+                return Err(Error::invalid("kubeconfig", "give either a kubeconfig or ca_pem/token/client_cert_pem/client_key_pem, not both"));
+            }
+            let (server, c) = credentials::from_kubeconfig(&r.kubeconfig)?;
+            // An explicit endpoint wins (the kubeconfig may name a public
+            // address the platform reaches differently).
+            if r.api_endpoint.trim().is_empty() {
+                r.api_endpoint = server;
+            }
+            c
+        };
         let api_endpoint = url::Url::parse(r.api_endpoint.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -136,6 +169,7 @@ impl NewCluster {
             network_domain,
             environment,
             labels: r.labels.into_iter().collect(),
+            credentials,
         })
     }
 }
@@ -152,6 +186,17 @@ struct Row {
     environment: String,
     labels: sqlx::types::Json<BTreeMap<String, String>>,
     created_at: DateTime<Utc>,
+    condition: String,
+    condition_reason: String,
+    condition_message: String,
+    last_probe_at: Option<DateTime<Utc>>,
+    last_transition_at: DateTime<Utc>,
+    kubernetes_version: String,
+    node_count: i32,
+    capacity: sqlx::types::Json<BTreeMap<String, String>>,
+    allocatable: sqlx::types::Json<BTreeMap<String, String>>,
+    discovered_at: Option<DateTime<Utc>>,
+    has_credentials: bool,
 }
 
 impl From<Row> for Cluster {
@@ -167,13 +212,30 @@ impl From<Row> for Cluster {
             environment: Environment::from_stored(&r.environment),
             labels: r.labels.0,
             created_at: r.created_at,
+            condition: Condition {
+                status: Status::from_stored(&r.condition),
+                reason: r.condition_reason,
+                message: r.condition_message,
+                last_probe_at: r.last_probe_at,
+                last_transition_at: r.last_transition_at,
+            },
+            discovery: Discovery {
+                kubernetes_version: r.kubernetes_version,
+                nodes: r.node_count,
+                capacity: r.capacity.0,
+                allocatable: r.allocatable.0,
+                discovered_at: r.discovered_at,
+            },
+            has_credentials: r.has_credentials,
         }
     }
 }
 
 macro_rules! columns {
     () => {
-        "id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, created_at"
+        "id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, created_at, \
+         condition, condition_reason, condition_message, last_probe_at, last_transition_at, \
+         kubernetes_version, node_count, capacity, allocatable, discovered_at, credentials IS NOT NULL AS has_credentials"
     };
 }
 
@@ -181,12 +243,13 @@ macro_rules! columns {
 ///
 /// # Errors
 /// Not an administrator, or the name is taken.
-pub async fn register(outbox: &Outbox, caller: &Caller, new: NewCluster) -> Result<Cluster> {
+pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: NewCluster) -> Result<Cluster> {
     caller.require_platform_admin()?;
+    let sealed = (!new.credentials.is_empty()).then(|| credentials::seal(key, new.name.as_str(), &new.credentials));
     let mut tx = outbox.pool().begin().await?;
     let row: Row = sqlx::query_as(concat!(
-        "INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING RETURNING ",
+        "INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, credentials)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING RETURNING ",
         columns!()
     ))
     .bind(id::new_id())
@@ -198,6 +261,7 @@ pub async fn register(outbox: &Outbox, caller: &Caller, new: NewCluster) -> Resu
     .bind(new.network_domain.as_str())
     .bind(new.environment.as_str())
     .bind(sqlx::types::Json(&new.labels))
+    .bind(sealed)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::Conflict(format!("a cluster named {} already exists", new.name)))?;
@@ -212,16 +276,27 @@ pub async fn register(outbox: &Outbox, caller: &Caller, new: NewCluster) -> Resu
     Ok(cluster)
 }
 
-/// One cluster.
+/// One cluster, by id or by name.
 ///
 /// # Errors
 /// No such cluster.
-pub async fn get(pool: &PgPool, id: Uuid) -> Result<Cluster> {
-    let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM clusters WHERE id = $1"))
+pub async fn get(pool: &PgPool, id_or_name: &str) -> Result<Cluster> {
+    let id = Uuid::parse_str(id_or_name).ok();
+    let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM clusters WHERE id = $1 OR ($1 IS NULL AND name = $2)"))
         .bind(id)
+        .bind(id_or_name)
         .fetch_optional(pool)
         .await?;
-    row.map(Cluster::from).ok_or_else(|| Error::not_found("cluster", id))
+    row.map(Cluster::from).ok_or_else(|| Error::not_found("cluster", id_or_name))
+}
+
+/// Every cluster, by data centre then name.
+///
+/// # Errors
+/// The database fails.
+pub async fn all(pool: &PgPool) -> Result<Vec<Cluster>> {
+    let rows: Vec<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM clusters ORDER BY data_centre, name")).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Cluster::from).collect())
 }
 
 /// A page of clusters, optionally of one data centre.

@@ -10,21 +10,34 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::cluster::{self, Cluster, Environment, NetworkDomain, NewCluster};
+use crate::health::{self, Condition};
 use crate::known_tenant;
+use crate::settings::SecretKey;
 
 /// The gRPC face of the federation service.
 pub struct Federation {
     outbox: Outbox,
+    key: SecretKey,
 }
 
 impl Federation {
-    /// The API over the federation schema of `outbox`.
-    pub fn new(outbox: Outbox) -> Self {
-        Self { outbox }
+    /// The API over the federation schema of `outbox`, sealing credentials with `key`.
+    pub fn new(outbox: Outbox, key: SecretKey) -> Self {
+        Self { outbox, key }
     }
 
     fn pool(&self) -> &PgPool {
         self.outbox.pool()
+    }
+}
+
+fn condition_pb(c: Condition) -> pb::ClusterCondition {
+    pb::ClusterCondition {
+        status: c.status.as_str().into(),
+        reason: c.reason,
+        message: c.message,
+        last_probe_time: c.last_probe_at.and_then(timestamp),
+        last_transition_time: timestamp(c.last_transition_at),
     }
 }
 
@@ -48,6 +61,15 @@ fn to_pb(c: Cluster) -> pb::Cluster {
         } as i32,
         labels: c.labels.into_iter().collect(),
         created_at: timestamp(c.created_at),
+        condition: Some(condition_pb(c.condition)),
+        discovery: Some(pb::ClusterDiscovery {
+            kubernetes_version: c.discovery.kubernetes_version,
+            nodes: c.discovery.nodes,
+            capacity: c.discovery.capacity.into_iter().collect(),
+            allocatable: c.discovery.allocatable.into_iter().collect(),
+            discovered_at: c.discovery.discovered_at.and_then(timestamp),
+        }),
+        has_credentials: c.has_credentials,
     }
 }
 
@@ -56,12 +78,15 @@ impl FederationService for Federation {
     async fn register_cluster(&self, request: Request<pb::RegisterClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
         let caller = caller(&request)?;
         let new = NewCluster::parse(request.into_inner())?;
-        Ok(Response::new(to_pb(cluster::register(&self.outbox, &caller, new).await?)))
+        Ok(Response::new(to_pb(cluster::register(&self.outbox, &self.key, &caller, new).await?)))
     }
 
     async fn get_cluster(&self, request: Request<pb::GetClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
         caller(&request)?;
-        let id = parse_id("id", &request.get_ref().id)?;
+        let id = request.get_ref().id.trim();
+        if id.is_empty() {
+            return Err(kernel::Error::invalid("id", "must be a cluster id or name").into());
+        }
         Ok(Response::new(to_pb(cluster::get(self.pool(), id).await?)))
     }
 
@@ -84,6 +109,29 @@ impl FederationService for Federation {
         let id = parse_id("id", &request.get_ref().id)?;
         cluster::deregister(&self.outbox, &caller, id).await?;
         Ok(Response::new(pb::DeregisterClusterResponse {}))
+    }
+
+    async fn list_data_centres(
+        &self,
+        request: Request<pb::ListDataCentresRequest>,
+    ) -> Result<Response<pb::ListDataCentresResponse>, Status> {
+        caller(&request)?.require_platform_admin()?;
+        let dcs = health::data_centres(self.pool()).await?;
+        Ok(Response::new(pb::ListDataCentresResponse {
+            data_centres: dcs
+                .into_iter()
+                .map(|d| pb::DataCentre {
+                    name: d.name,
+                    state: d.state.into(),
+                    state_since: d.state_since.and_then(timestamp),
+                    clusters: d
+                        .clusters
+                        .into_iter()
+                        .map(|(id, name, c)| pb::DataCentreCluster { id: id.to_string(), name, condition: Some(condition_pb(c)) })
+                        .collect(),
+                })
+                .collect(),
+        }))
     }
 
     async fn get_known_tenant(&self, request: Request<pb::GetKnownTenantRequest>) -> Result<Response<pb::KnownTenant>, Status> {

@@ -4,13 +4,17 @@
 //! and never reads tenancy's tables.
 
 pub mod cluster;
+pub mod credentials;
 pub mod grpc;
+pub mod health;
 pub mod known_tenant;
+pub mod lease;
 pub mod partition;
+pub mod settings;
 
 use kernel::inbox::Subscription;
 use kernel::service::{Addresses, Base, Running};
-use kernel::settings::Platform;
+use kernel::settings::{Env, Platform};
 use kernel::shutdown::Shutdown;
 use paas_proto::v1::federation_service_server::FederationServiceServer;
 
@@ -24,11 +28,25 @@ pub const HTTP_PORT: u16 = 7202;
 /// The service's schema migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/federation");
 
-/// Starts the service: schema, relay, tenancy consumer and gRPC API.
+pub use settings::Settings;
+
+/// Starts the service with its settings read from the environment (and the
+/// optional settings file).
+///
+/// # Errors
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
+pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    let env = Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let settings = Settings::from_env(&env, platform).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_with(platform, settings, addresses, shutdown).await
+}
+
+/// Starts the service: schema, relay, tenancy consumers, partition
+/// reconciler, health monitor and gRPC API.
 ///
 /// # Errors
 /// A dependency is unreachable or an address cannot be bound.
-pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
     base.spawn_consumer(
@@ -41,7 +59,13 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
         Subscription { durable: "federation-partitions".into(), filter: "tenancy.partition.*".into() },
         partition::PartitionEvents,
     );
-    shutdown.spawn("partition reconciler", partition::Reconciler::new(base.pool.clone()).run(shutdown.token()));
-    let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone()));
+    let clients = credentials::Clients::new(base.pool.clone(), settings.secret_key.clone());
+    let usage = partition::UsageReporter::new(kernel::grpc::channel(&settings.tenancy_url)?, kernel::caller::CallerKey::new(platform.caller_key.clone()));
+    let reconciler =
+        partition::Reconciler::new(base.pool.clone(), clients.clone(), partition::ReconcileSettings::from(&settings)).reporting_usage(usage);
+    shutdown.spawn("partition reconciler", reconciler.run(shutdown.token()));
+    let monitor = health::Monitor::new(base.outbox.clone(), clients, health::ProbeSettings::from(&settings));
+    shutdown.spawn("health monitor", monitor.run(shutdown.token()));
+    let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone(), settings.secret_key.clone()));
     base.serve(addresses, api, shutdown).await
 }

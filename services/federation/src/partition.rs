@@ -5,27 +5,40 @@
 //! NetworkPolicy, written with server-side apply as `paas-federation`, or the
 //! namespace deleted. It is level-triggered: whatever is behind is retried
 //! with backoff until it converges, so a dead cluster delays only its own
-//! partitions and a restart loses nothing.
+//! partitions and a restart loses nothing. Converged partitions are
+//! re-applied every resync period (and at once when their cluster comes back
+//! from NotReady), which repairs drift: an object edited or deleted in the
+//! member cluster is put back. Partitions of a cluster the health monitor
+//! has lost contact with wait for its recovery, so a dead cluster costs the
+//! others no timeouts. Only the holder of the `partition-reconciler` lease
+//! reconciles.
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use kernel::caller::{Caller, CallerKey};
 use kernel::event::Event;
+use kernel::grpc::Outgoing;
 use kernel::inbox::Handler;
 use kernel::{Error, Result};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use paas_proto::v1 as pb;
+use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
+use tonic::transport::Channel;
 use prost::Message;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::credentials::Clients;
+use crate::lease::{self, Lease};
+
 /// The field manager of everything federation writes into member clusters.
 pub const FIELD_MANAGER: &str = "paas-federation";
 /// Label on every object federation owns.
 pub const OWNED_LABEL: &str = "paas.io/managed-by";
-/// How often the reconciler looks for work when nothing wakes it.
-pub const RESYNC: Duration = Duration::from_secs(1);
 /// The longest wait before retrying a cluster that failed.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -128,43 +141,126 @@ fn backoff(failures: i32) -> Duration {
     Duration::from_secs(1u64 << failures.clamp(0, 5)).min(MAX_BACKOFF)
 }
 
+/// How the reconciler paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileSettings {
+    /// How often it looks for due work.
+    pub poll: Duration,
+    /// How often a converged partition is re-applied (drift repair).
+    pub resync: Duration,
+    /// Leadership without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl From<&crate::Settings> for ReconcileSettings {
+    fn from(s: &crate::Settings) -> Self {
+        Self { poll: s.reconcile_poll, resync: s.resync_period, lease_ttl: s.lease_ttl }
+    }
+}
+
+/// Reports what a partition's ResourceQuota says is used (`status.used`)
+/// to tenancy, as federation itself.
+#[derive(Clone)]
+pub struct UsageReporter {
+    channel: Channel,
+    key: CallerKey,
+}
+
+impl UsageReporter {
+    /// Reports over `channel` to tenancy, signing calls with `key`.
+    pub fn new(channel: Channel, key: CallerKey) -> Self {
+        Self { channel, key }
+    }
+
+    /// Sends one observation.
+    ///
+    /// # Errors
+    /// Tenancy refuses or is unreachable.
+    pub async fn report(&self, partition: Uuid, used: BTreeMap<String, String>) -> Result<()> {
+        // A fresh caller token per call: they are short-lived.
+        let outgoing = Outgoing::new(&self.key, &Caller::service(crate::NAME));
+        let mut client = TenancyServiceClient::with_interceptor(self.channel.clone(), outgoing);
+        let request = pb::ReportUsageRequest {
+            partition_id: partition.to_string(),
+            observed: Some(pb::ResourceList { amounts: used.into_iter().collect() }),
+            observed_at: kernel::grpc::timestamp(chrono::Utc::now()),
+        };
+        client.report_usage(request).await.map_err(|s| Error::Unavailable(format!("tenancy: {}", s.message())))?;
+        Ok(())
+    }
+}
+
 /// Brings member clusters to match the recorded partitions.
 #[derive(Clone)]
 pub struct Reconciler {
     pool: PgPool,
+    clients: Clients,
+    settings: ReconcileSettings,
+    lease: Lease,
+    usage: Option<UsageReporter>,
 }
 
 impl Reconciler {
     /// A reconciler over the federation schema in `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, clients: Clients, settings: ReconcileSettings) -> Self {
+        let lease = Lease::new(pool.clone(), lease::PARTITION_RECONCILER, lease::holder_id("partitions"), settings.lease_ttl);
+        Self { pool, clients, settings, lease, usage: None }
     }
 
-    /// Reconciles until `stop`.
+    /// Also reports each partition's observed quota usage after every apply.
+    pub fn reporting_usage(mut self, usage: UsageReporter) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Reconciles while it holds the lease, until `stop`.
     ///
     /// # Errors
     /// Never while running; returns `Ok` at shutdown.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let mut leading: bool;
         loop {
-            if let Err(e) = self.reconcile_due().await {
-                tracing::warn!(error = %e, "partition reconciliation failed; retrying");
+            match self.lease.acquire().await {
+                Ok(true) => {
+                    leading = true;
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        r = self.reconcile_due() => if let Err(e) = r { tracing::warn!(error = %e, "partition reconciliation failed; retrying"); },
+                    }
+                }
+                Ok(false) => leading = false,
+                Err(e) => {
+                    leading = false;
+                    tracing::warn!(error = %e, "partition reconciler lease not renewed; standing by");
+                }
             }
             tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(RESYNC) => {}
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
+        if leading && let Err(e) = self.lease.release().await {
+            tracing::warn!(error = %e, "partition reconciler lease not released; it will expire");
+        }
+        Ok(())
     }
 
-    /// Applies every partition that is behind and due; returns how many converged.
+    /// Applies every partition that is behind, or converged longer ago than
+    /// the resync period, and due; returns how many converged.
     ///
     /// # Errors
     /// The database fails.
     pub async fn reconcile_due(&self) -> Result<usize> {
         let due: Vec<Pending> = sqlx::query_as(
-            "SELECT partition_id, cluster, namespace, desired, deleted, generation, failures
-             FROM partitions WHERE applied_generation < generation AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 100",
+            "SELECT partition_id, cluster, namespace, desired, deleted, generation, failures FROM partitions
+             WHERE (applied_generation < generation OR synced_at <= now() - make_interval(secs => $1)) AND next_attempt_at <= now()
+               -- A cluster the monitor has lost contact with would only make
+               -- everyone behind it wait for timeouts; its recovery resyncs it.
+               AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = partitions.cluster
+                               AND (c.condition = 'NotReady' OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
+             ORDER BY next_attempt_at LIMIT 100",
         )
+        .bind(self.settings.resync.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         let mut converged = 0;
@@ -175,7 +271,7 @@ impl Reconciler {
                     if p.deleted {
                         sqlx::query("DELETE FROM partitions WHERE partition_id = $1 AND generation = $2").bind(p.partition_id).bind(p.generation).execute(&self.pool).await?;
                     } else {
-                        sqlx::query("UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0 WHERE partition_id = $1")
+                        sqlx::query("UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0, synced_at = now() WHERE partition_id = $1")
                             .bind(p.partition_id)
                             .bind(p.generation)
                             .execute(&self.pool)
@@ -198,18 +294,8 @@ impl Reconciler {
         Ok(converged)
     }
 
-    async fn client(&self, cluster: &str) -> Result<kube::Client> {
-        let endpoint: Option<String> = sqlx::query_scalar("SELECT api_endpoint FROM clusters WHERE name = $1").bind(cluster).fetch_optional(&self.pool).await?;
-        let endpoint = endpoint.ok_or_else(|| Error::FailedPrecondition(format!("cluster {cluster} is not registered")))?;
-        let url = endpoint.parse().map_err(|e| Error::internal(format!("cluster {cluster} endpoint {endpoint}: {e}")))?;
-        let mut config = kube::Config::new(url);
-        config.connect_timeout = Some(Duration::from_secs(2));
-        config.read_timeout = Some(Duration::from_secs(10));
-        kube::Client::try_from(config).map_err(|e| Error::Unavailable(format!("cluster {cluster}: {e}")))
-    }
-
     async fn apply(&self, p: &Pending) -> Result<()> {
-        let client = self.client(&p.cluster).await?;
+        let client = self.clients.by_name(&p.cluster).await?;
         let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", p.cluster));
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
         if p.deleted {
@@ -221,6 +307,7 @@ impl Reconciler {
         }
         let desired = pb::PartitionChanged::decode(p.desired.as_slice()).map_err(Error::internal)?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut used = None;
         for (kind, body) in objects(&desired) {
             let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
             match kind {
@@ -229,7 +316,8 @@ impl Reconciler {
                 }
                 "resourcequota" => {
                     let api: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), &p.namespace);
-                    api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                    let quota = api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                    used = quota.status.and_then(|s| s.used);
                 }
                 "limitrange" => {
                     let api: Api<k8s_openapi::api::core::v1::LimitRange> = Api::namespaced(client.clone(), &p.namespace);
@@ -239,6 +327,13 @@ impl Reconciler {
                     let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(client.clone(), &p.namespace);
                     api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
                 }
+            }
+        }
+        if let (Some(reporter), Some(used)) = (&self.usage, used) {
+            let used: BTreeMap<String, String> = used.into_iter().filter(|(r, _)| desired.hard.contains_key(r)).map(|(r, q)| (r, q.0)).collect();
+            // The partition is applied either way; the next resync reports again.
+            if let Err(e) = reporter.report(p.partition_id, used).await {
+                tracing::warn!(partition = %p.partition_id, error = %e, "observed usage not reported");
             }
         }
         Ok(())

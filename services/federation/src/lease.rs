@@ -1,0 +1,87 @@
+//! Leader leases in PostgreSQL: one row per name with a holder and an expiry.
+//! The holder renews it every period; another replica takes it only once it
+//! has expired (or was released). Clocks are the database's (`now()`), so
+//! replicas' clocks never disagree about expiry.
+
+use std::time::Duration;
+
+use kernel::Result;
+use sqlx::PgPool;
+
+/// Names the monitor's lease.
+pub const HEALTH_MONITOR: &str = "health-monitor";
+/// Names the partition reconciler's lease.
+pub const PARTITION_RECONCILER: &str = "partition-reconciler";
+
+/// One contender for one lease.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pool: PgPool,
+    name: &'static str,
+    holder: String,
+    ttl: Duration,
+}
+
+impl Lease {
+    /// A contender named `holder` (unique per process and task).
+    pub fn new(pool: PgPool, name: &'static str, holder: String, ttl: Duration) -> Self {
+        Self { pool, name, holder, ttl }
+    }
+
+    /// This contender's identity.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// The lease's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Takes the lease if free or expired, or renews it if held; says whether
+    /// this contender holds it now.
+    ///
+    /// # Guarantees
+    /// At most one contender gets `true` for an unexpired lease: the
+    /// conditional upsert runs under the row's lock.
+    ///
+    /// # Errors
+    /// The database fails (treat as not holding it).
+    pub async fn acquire(&self) -> Result<bool> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < now()
+             RETURNING holder",
+        )
+        .bind(self.name)
+        .bind(&self.holder)
+        .bind(self.ttl.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(held.is_some())
+    }
+
+    /// Gives the lease up at once, so a standby need not wait for expiry.
+    ///
+    /// # Errors
+    /// The database fails (the lease then simply expires).
+    pub async fn release(&self) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2").bind(self.name).bind(&self.holder).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The current holder of lease `name`, if unexpired.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn current(pool: &PgPool, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at > now()").bind(name).fetch_optional(pool).await?)
+    }
+}
+
+/// A holder name unique to this process and task: host, pid and a random part.
+pub fn holder_id(task: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!("{host}/{}/{task}/{:08x}", std::process::id(), rand::random::<u32>())
+}
