@@ -8,6 +8,8 @@
 //! itself: federation does.
 
 pub mod grpc;
+pub mod render;
+pub mod spec;
 pub mod template;
 
 use kernel::service::{Addresses, Base, Running};
