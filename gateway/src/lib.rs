@@ -25,6 +25,7 @@ pub mod rbac;
 pub mod requests;
 pub mod session;
 pub mod settings;
+pub mod templates;
 pub mod tenants;
 pub mod token;
 pub mod upstream;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(requests::routes())
         .merge(members::routes())
         .merge(api_tokens::routes())
+        .merge(templates::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))

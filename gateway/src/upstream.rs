@@ -3,6 +3,7 @@
 
 use kernel::caller::{Caller, CallerKey};
 use kernel::grpc::{Outgoing, channel};
+use paas_proto::v1::apps_service_client::AppsServiceClient;
 use paas_proto::v1::federation_service_client::FederationServiceClient;
 use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -16,6 +17,7 @@ use crate::settings::Upstreams;
 pub struct Upstream {
     tenancy: Channel,
     federation: Channel,
+    apps: Channel,
 }
 
 impl Upstream {
@@ -24,7 +26,7 @@ impl Upstream {
     /// # Errors
     /// An address is not a valid URI.
     pub fn connect(addresses: &Upstreams) -> kernel::Result<Self> {
-        Ok(Self { tenancy: channel(&addresses.tenancy)?, federation: channel(&addresses.federation)? })
+        Ok(Self { tenancy: channel(&addresses.tenancy)?, federation: channel(&addresses.federation)?, apps: channel(&addresses.apps)? })
     }
 
     /// Tenancy, called as `caller`.
@@ -35,5 +37,10 @@ impl Upstream {
     /// Federation, called as `caller`.
     pub fn federation(&self, key: &CallerKey, caller: &Caller) -> FederationServiceClient<InterceptedService<Channel, Outgoing>> {
         FederationServiceClient::with_interceptor(self.federation.clone(), Outgoing::new(key, caller))
+    }
+
+    /// Apps, called as `caller`.
+    pub fn apps(&self, key: &CallerKey, caller: &Caller) -> AppsServiceClient<InterceptedService<Channel, Outgoing>> {
+        AppsServiceClient::with_interceptor(self.apps.clone(), Outgoing::new(key, caller))
     }
 }

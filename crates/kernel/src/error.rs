@@ -90,6 +90,8 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict(format!("already exists ({})", db.constraint().unwrap_or("unique")))
             }
+            // A CHECK constraint or a trigger refusing a change of state.
+            sqlx::Error::Database(db) if db.is_check_violation() => Self::FailedPrecondition(db.message().to_string()),
             _ => Self::internal(e),
         }
     }

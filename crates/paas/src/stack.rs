@@ -101,6 +101,7 @@ pub async fn start_in(platform: &Platform, env: &Env, mut gateway: gateway::Sett
     let find = |name: &str| services.iter().find(|s| s.name == name).map(|s| uri(s.grpc)).expect("started above");
     gateway.upstream.tenancy = find(tenancy::NAME);
     gateway.upstream.federation = find(federation::NAME);
+    gateway.upstream.apps = find(apps::NAME);
     let gateway = gateway::start(platform, gateway, shutdown).await?;
     Ok(Stack { gateway, services })
 }

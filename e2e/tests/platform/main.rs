@@ -12,5 +12,6 @@ mod quotas;
 mod requests;
 mod sessions;
 mod services;
+mod templates;
 mod tenant_slice;
 mod tracing;

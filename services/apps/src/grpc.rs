@@ -9,16 +9,34 @@ use paas_proto::v1::apps_service_server::AppsService;
 use tonic::{Request, Response, Status};
 
 use crate::template::{NewTemplate, Template, Templates};
+use crate::version::{Version, Versions};
 
 /// The gRPC face of the apps service.
 pub struct Apps {
     templates: Templates,
+    versions: Versions,
 }
 
 impl Apps {
     /// The API over the apps schema of `outbox`.
     pub fn new(outbox: Outbox) -> Self {
-        Self { templates: Templates::new(outbox) }
+        Self { templates: Templates::new(outbox.clone()), versions: Versions::new(outbox) }
+    }
+}
+
+fn version_pb(v: Version) -> pb::TemplateVersion {
+    pb::TemplateVersion {
+        published: v.published(),
+        id: v.id.to_string(),
+        template_id: v.template_id.to_string(),
+        tenant_id: v.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+        version: v.version,
+        note: v.note,
+        spec_json: v.spec.to_string(),
+        created_by: v.created_by,
+        created_at: timestamp(v.created_at),
+        updated_at: timestamp(v.updated_at),
+        published_at: v.published_at.and_then(timestamp),
     }
 }
 
@@ -64,5 +82,51 @@ impl AppsService for Apps {
         let id = parse_id("id", &request.get_ref().id)?;
         self.templates.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteTemplateResponse {}))
+    }
+
+    async fn create_template_version(&self, request: Request<pb::CreateTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let template = parse_id("template_id", &r.template_id)?;
+        Ok(Response::new(version_pb(self.versions.create(&caller, template, &r.version, &r.note, &r.spec_json).await?)))
+    }
+
+    async fn update_template_version(&self, request: Request<pb::UpdateTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id)?;
+        Ok(Response::new(version_pb(self.versions.update(&caller, id, r.note.as_deref(), r.spec_json.as_deref()).await?)))
+    }
+
+    async fn publish_template_version(&self, request: Request<pb::PublishTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(version_pb(self.versions.publish(&caller, id).await?)))
+    }
+
+    async fn get_template_version(&self, request: Request<pb::GetTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(version_pb(self.versions.get(&caller, id).await?)))
+    }
+
+    async fn list_template_versions(&self, request: Request<pb::ListTemplateVersionsRequest>) -> Result<Response<pb::ListTemplateVersionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let p = r.page.unwrap_or_default();
+        let template = parse_id("template_id", &r.template_id)?;
+        let (versions, next) = self.versions.list(&caller, template, Page::parse(p.limit, &p.cursor)?).await?;
+        Ok(Response::new(pb::ListTemplateVersionsResponse { versions: versions.into_iter().map(version_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+    }
+
+    async fn render_template_version(&self, request: Request<pb::RenderTemplateVersionRequest>) -> Result<Response<pb::RenderTemplateVersionResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id)?;
+        let (objects, waves) = self.versions.render(&caller, id, &r.app, &r.parameters_json).await?;
+        Ok(Response::new(pb::RenderTemplateVersionResponse {
+            objects_json: serde_json::Value::Array(objects).to_string(),
+            waves: waves.into_iter().map(|services| pb::DeployWave { services }).collect(),
+        }))
     }
 }

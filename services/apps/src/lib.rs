@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod render;
 pub mod spec;
 pub mod template;
+pub mod version;
 
 use kernel::service::{Addresses, Base, Running};
 use kernel::settings::Platform;

@@ -71,7 +71,7 @@ macro_rules! columns {
 
 /// Who may write a template: developers of its tenant, or platform
 /// administrators for the catalog.
-fn require_writer(caller: &Caller, tenant: Option<Uuid>, kind: &'static str, id: impl ToString) -> Result<()> {
+pub(crate) fn require_writer(caller: &Caller, tenant: Option<Uuid>, kind: &'static str, id: impl ToString) -> Result<()> {
     match tenant {
         Some(t) => caller.require(t, Role::Developer, kind, id),
         None => caller.require_platform_admin(),

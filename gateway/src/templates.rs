@@ -1,0 +1,297 @@
+//! `/api/v1/templates`, `/api/v1/template-versions`: application templates,
+//! the catalog (templates without a tenant) and their versions, forwarded to
+//! the apps service.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// The template routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/templates", get(list).post(create))
+        .route("/templates/{id}", get(read).delete(delete))
+        .route("/templates/{id}/versions", get(list_versions).post(create_version))
+        .route("/template-versions/{id}", get(read_version).patch(update_version))
+        .route("/template-versions/{id}/publish", post(publish_version))
+        .route("/template-versions/{id}/render", post(render_version))
+}
+
+/// A template as the API shows it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Template {
+    /// Its id.
+    pub id: String,
+    /// Its tenant; absent for a platform-wide catalog template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// DNS label, unique in its tenant or the catalog.
+    pub name: String,
+    /// What it deploys.
+    pub description: String,
+    /// When it was created.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Template> for Template {
+    fn from(t: pb::Template) -> Self {
+        Self { id: t.id, tenant_id: Some(t.tenant_id).filter(|t| !t.is_empty()), name: t.name, description: t.description, created_at: time(t.created_at) }
+    }
+}
+
+/// A page of templates.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TemplatePage {
+    /// The templates.
+    pub items: Vec<Template>,
+    /// Pass as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /templates`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTemplate {
+    /// The tenant; omit for the platform catalog (platform administrators).
+    #[serde(default)]
+    tenant_id: String,
+    /// DNS label.
+    name: String,
+    /// What it deploys.
+    #[serde(default)]
+    description: String,
+}
+
+/// Filters of `GET /templates`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page size (default 50, at most 500).
+    #[serde(default)]
+    limit: u32,
+    /// From the previous page.
+    #[serde(default)]
+    cursor: String,
+    /// Only this tenant's templates (the catalog is always listed).
+    #[serde(default)]
+    tenant_id: String,
+}
+
+/// Paging of `GET /templates/{id}/versions`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size.
+    #[serde(default)]
+    limit: u32,
+    /// From the previous page.
+    #[serde(default)]
+    cursor: String,
+}
+
+/// A template version.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TemplateVersion {
+    /// Its id.
+    pub id: String,
+    /// Its template.
+    pub template_id: String,
+    /// The template's tenant; absent in the catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// `MAJOR.MINOR.PATCH[-pre]`.
+    pub version: String,
+    /// What changed.
+    pub note: String,
+    /// `draft` (editable) or `published` (immutable, deployable).
+    pub state: String,
+    /// The spec: `parameters` and `services` (see the README).
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last edited.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// When it was published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::TemplateVersion> for TemplateVersion {
+    fn from(v: pb::TemplateVersion) -> Self {
+        Self {
+            spec: serde_json::from_str(&v.spec_json).unwrap_or(Value::Null),
+            state: if v.published { "published" } else { "draft" }.into(),
+            id: v.id,
+            template_id: v.template_id,
+            tenant_id: Some(v.tenant_id).filter(|t| !t.is_empty()),
+            version: v.version,
+            note: v.note,
+            created_by: v.created_by,
+            created_at: time(v.created_at),
+            updated_at: time(v.updated_at),
+            published_at: time(v.published_at),
+        }
+    }
+}
+
+/// A page of versions.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VersionPage {
+    /// The versions, oldest first.
+    pub items: Vec<TemplateVersion>,
+    /// Pass as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /templates/{id}/versions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVersion {
+    /// `MAJOR.MINOR.PATCH[-pre]`, new in the template.
+    version: String,
+    /// What changed.
+    #[serde(default)]
+    note: String,
+    /// The spec.
+    #[schema(value_type = Object)]
+    spec: Value,
+}
+
+/// Body of `PATCH /template-versions/{id}` (drafts only).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVersion {
+    /// A new note.
+    note: Option<String>,
+    /// A new spec.
+    #[schema(value_type = Option<Object>)]
+    spec: Option<Value>,
+}
+
+/// Body of `POST /template-versions/{id}/render`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderRequest {
+    /// The application's name (DNS label).
+    app: String,
+    /// Parameter values by name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    parameters: serde_json::Map<String, Value>,
+}
+
+/// What a version renders to.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Rendered {
+    /// The Kubernetes objects (no namespace: federation sets each partition's).
+    #[schema(value_type = Vec<Object>)]
+    pub objects: Vec<Value>,
+    /// The services in deploy order: each wave after the one before is Available.
+    pub waves: Vec<Vec<String>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = CreateTemplate,
+    responses((status = 201, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn create(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<CreateTemplate>) -> Result<(StatusCode, Json<Template>), ApiError> {
+    let request = pb::CreateTemplateRequest { tenant_id: b.tenant_id, name: b.name, description: b.description };
+    let t = s.upstream.apps(&s.key, &caller).create_template(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(t.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery),
+    responses((status = 200, body = TemplatePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<TemplatePage>, ApiError> {
+    let request = pb::ListTemplatesRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), tenant_id: q.tenant_id };
+    let r = s.upstream.apps(&s.key, &caller).list_templates(request).await?.into_inner();
+    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    Ok(Json(TemplatePage { items: r.templates.into_iter().map(Template::from).collect(), next_cursor }))
+}
+
+#[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Template>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).get_template(pb::GetTemplateRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "deleted with its versions"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.upstream.apps(&s.key, &caller).delete_template(pb::DeleteTemplateRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id")), request_body = CreateVersion,
+    responses((status = 201, body = TemplateVersion, description = "a draft"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn create_version(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<CreateVersion>,
+) -> Result<(StatusCode, Json<TemplateVersion>), ApiError> {
+    let request = pb::CreateTemplateVersionRequest { template_id: id, version: b.version, note: b.note, spec_json: b.spec.to_string() };
+    let v = s.upstream.apps(&s.key, &caller).create_template_version(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(v.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), PageQuery),
+    responses((status = 200, body = VersionPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn list_versions(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<VersionPage>, ApiError> {
+    let request = pb::ListTemplateVersionsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), template_id: id };
+    let r = s.upstream.apps(&s.key, &caller).list_template_versions(request).await?.into_inner();
+    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    Ok(Json(VersionPage { items: r.versions.into_iter().map(TemplateVersion::from).collect(), next_cursor }))
+}
+
+#[utoipa::path(get, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")),
+    responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn read_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<TemplateVersion>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).get_template_version(pb::GetTemplateVersionRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = UpdateVersion,
+    responses((status = 200, body = TemplateVersion), (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn update_version(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<UpdateVersion>,
+) -> Result<Json<TemplateVersion>, ApiError> {
+    let request = pb::UpdateTemplateVersionRequest { id, note: b.note, spec_json: b.spec.map(|spec| spec.to_string()) };
+    Ok(Json(s.upstream.apps(&s.key, &caller).update_template_version(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/template-versions/{id}/publish", tag = "templates", params(("id" = String, Path, description = "the version's id")),
+    responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn publish_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<TemplateVersion>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).publish_template_version(pb::PublishTemplateVersionRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/template-versions/{id}/render", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = RenderRequest,
+    responses((status = 200, body = Rendered), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn render_version(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<RenderRequest>,
+) -> Result<Json<Rendered>, ApiError> {
+    let request = pb::RenderTemplateVersionRequest { id, app: b.app, parameters_json: Value::Object(b.parameters).to_string() };
+    let r = s.upstream.apps(&s.key, &caller).render_template_version(request).await?.into_inner();
+    let objects: Vec<Value> = serde_json::from_str(&r.objects_json).map_err(kernel::Error::internal)?;
+    Ok(Json(Rendered { objects, waves: r.waves.into_iter().map(|w| w.services).collect() }))
+}

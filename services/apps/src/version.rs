@@ -1,0 +1,263 @@
+//! Template versions: a draft is edited until it is published, then it never
+//! changes (the database refuses it too). Each version holds a [`Spec`],
+//! checked when saved; rendering a version previews the objects a deploy
+//! would write.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kernel::caller::Caller;
+use kernel::event::EventType;
+use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::render::{Release, render};
+use crate::spec::Spec;
+use crate::template::{Templates, require_writer};
+
+/// `apps.template_version.created`
+pub const CREATED: EventType = EventType::new("apps", "template_version", "created");
+/// `apps.template_version.published`
+pub const PUBLISHED: EventType = EventType::new("apps", "template_version", "published");
+
+/// The longest note, in characters.
+pub const MAX_NOTE: usize = 2048;
+
+/// A version as stored.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Version {
+    /// Its id.
+    pub id: Uuid,
+    /// Its template.
+    pub template_id: Uuid,
+    /// The template's tenant (`None`: the catalog).
+    pub tenant_id: Option<Uuid>,
+    /// `MAJOR.MINOR.PATCH[-pre]`, unique in the template.
+    pub version: String,
+    /// What changed.
+    pub note: String,
+    /// The spec document.
+    pub spec: Value,
+    /// `draft` or `published`.
+    pub state: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Last edited.
+    pub updated_at: DateTime<Utc>,
+    /// When it was published.
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+impl Version {
+    /// Whether it can no longer change.
+    pub fn published(&self) -> bool {
+        self.state == "published"
+    }
+
+    /// Its spec, as checked when it was saved.
+    ///
+    /// # Errors
+    /// The stored spec no longer checks (a bug).
+    pub fn spec(&self) -> Result<Spec> {
+        Spec::stored(self.spec.clone())
+    }
+}
+
+macro_rules! columns {
+    () => {
+        "id, template_id, tenant_id, version, note, spec, state, created_by, created_at, updated_at, published_at"
+    };
+}
+
+/// Checks a version number: `MAJOR.MINOR.PATCH` with an optional
+/// `-prerelease` of letters, digits, `.` and `-`.
+///
+/// # Errors
+/// Names `version`.
+pub fn parse_version(raw: &str) -> Result<String> {
+    let raw = raw.trim();
+    let (core, pre) = raw.split_once('-').map_or((raw, None), |(c, p)| (c, Some(p)));
+    let numbers: Vec<&str> = core.split('.').collect();
+    let numeric = numbers.len() == 3 && numbers.iter().all(|n| !n.is_empty() && n.len() <= 9 && n.chars().all(|c| c.is_ascii_digit()) && (n.len() == 1 || !n.starts_with('0')));
+    let pre_ok = pre.is_none_or(|p| !p.is_empty() && p.len() <= 40 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    if !numeric || !pre_ok {
+        return Err(Error::invalid("version", "must be MAJOR.MINOR.PATCH, optionally with -prerelease (e.g. 1.4.0, 2.0.0-rc.1)"));
+    }
+    Ok(raw.to_string())
+}
+
+fn parse_note(note: &str) -> Result<String> {
+    let note = note.trim();
+    if note.chars().count() > MAX_NOTE {
+        return Err(Error::invalid("note", format!("must be at most {MAX_NOTE} characters")));
+    }
+    Ok(note.to_string())
+}
+
+/// Template versions in the apps schema.
+#[derive(Clone)]
+pub struct Versions {
+    outbox: Outbox,
+    templates: Templates,
+}
+
+fn announce(v: &Version) -> pb::ResourceChanged {
+    pb::ResourceChanged { id: v.id.to_string(), tenant_id: v.tenant_id.map(|t| t.to_string()).unwrap_or_default(), name: v.version.clone() }
+}
+
+impl Versions {
+    /// Versions stored in the outbox's schema.
+    pub fn new(outbox: Outbox) -> Self {
+        Self { templates: Templates::new(outbox.clone()), outbox }
+    }
+
+    /// Creates a draft version of a template the caller may write.
+    ///
+    /// # Errors
+    /// A bad field (named), the template not visible, not allowed, or the
+    /// version taken.
+    pub async fn create(&self, caller: &Caller, template_id: Uuid, version: &str, note: &str, spec: &str) -> Result<Version> {
+        let template = self.templates.get(caller, template_id).await?;
+        require_writer(caller, template.tenant_id, "template", template_id)?;
+        let (version, note, spec) = (parse_version(version)?, parse_note(note)?, Spec::check(spec)?);
+        let mut tx = self.outbox.pool().begin().await?;
+        let created: Version = sqlx::query_as(concat!(
+            "INSERT INTO template_versions (id, template_id, tenant_id, version, note, spec, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING ",
+            columns!()
+        ))
+        .bind(id::new_id())
+        .bind(template_id)
+        .bind(template.tenant_id)
+        .bind(&version)
+        .bind(&note)
+        .bind(spec.raw())
+        .bind(&caller.subject)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::Conflict(format!("{} already has a version {version}", template.name)))?;
+        outbox::record(&mut tx, CREATED, created.tenant_id, &announce(&created)).await?;
+        self.outbox.commit(tx).await?;
+        Ok(created)
+    }
+
+    /// A version the caller can see.
+    ///
+    /// # Errors
+    /// Not found or not visible (the same answer).
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Version> {
+        let found: Option<Version> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM template_versions WHERE id = $1 AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))"))
+            .bind(id)
+            .bind(caller.visible_tenants())
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        found.ok_or_else(|| Error::not_found("template version", id))
+    }
+
+    /// Edits a draft: its note and/or spec.
+    ///
+    /// # Errors
+    /// Published (failed precondition), a bad field, not visible or not allowed.
+    pub async fn update(&self, caller: &Caller, id: Uuid, note: Option<&str>, spec: Option<&str>) -> Result<Version> {
+        let current = self.get(caller, id).await?;
+        require_writer(caller, current.tenant_id, "template version", id)?;
+        if current.published() {
+            return Err(Error::FailedPrecondition(format!("version {} is published and cannot change; create a new version", current.version)));
+        }
+        let note = note.map(parse_note).transpose()?;
+        let spec = spec.map(Spec::check).transpose()?;
+        let updated: Option<Version> = sqlx::query_as(concat!(
+            "UPDATE template_versions SET note = coalesce($2, note), spec = coalesce($3, spec), updated_at = now()
+             WHERE id = $1 AND state = 'draft' RETURNING ",
+            columns!()
+        ))
+        .bind(id)
+        .bind(note)
+        .bind(spec.as_ref().map(Spec::raw))
+        .fetch_optional(self.outbox.pool())
+        .await?;
+        updated.ok_or_else(|| Error::FailedPrecondition(format!("version {} was published meanwhile", current.version)))
+    }
+
+    /// Publishes a draft: from now on it is immutable and deployable.
+    ///
+    /// # Errors
+    /// Already published, not visible or not allowed.
+    pub async fn publish(&self, caller: &Caller, id: Uuid) -> Result<Version> {
+        let current = self.get(caller, id).await?;
+        require_writer(caller, current.tenant_id, "template version", id)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let published: Version = sqlx::query_as(concat!(
+            "UPDATE template_versions SET state = 'published', published_at = now(), updated_at = now()
+             WHERE id = $1 AND state = 'draft' RETURNING ",
+            columns!()
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::FailedPrecondition(format!("version {} is already published", current.version)))?;
+        outbox::record(&mut tx, PUBLISHED, published.tenant_id, &announce(&published)).await?;
+        self.outbox.commit(tx).await?;
+        Ok(published)
+    }
+
+    /// A page of a visible template's versions, oldest first.
+    ///
+    /// # Errors
+    /// The template is not visible.
+    pub async fn list(&self, caller: &Caller, template_id: Uuid, page: Page) -> Result<(Vec<Version>, String)> {
+        let template = self.templates.get(caller, template_id).await?;
+        let rows: Vec<Version> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM template_versions
+              WHERE template_id = $1 AND tenant_id IS NOT DISTINCT FROM $2 AND ($3::uuid IS NULL OR id > $3)
+              ORDER BY id LIMIT $4"
+        ))
+        .bind(template_id)
+        .bind(template.tenant_id)
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows, |v| v.id))
+    }
+
+    /// The objects a version renders for application `app` with
+    /// `parameters`, and the services' deploy order.
+    ///
+    /// # Errors
+    /// Bad parameters or app name (named), not visible.
+    pub async fn render(&self, caller: &Caller, id: Uuid, app: &str, parameters: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
+        let app = kernel::name::DnsLabel::parse("app", app.trim())?;
+        let values: BTreeMap<String, Value> = match parameters.trim() {
+            "" => BTreeMap::new(),
+            text => serde_json::from_str(text).map_err(|e| Error::invalid("parameters", format!("must be a JSON object of parameter values: {e}")))?,
+        };
+        let version = self.get(caller, id).await?;
+        let application = version.spec()?.resolve(&values)?;
+        let objects = render(&application, &Release { app: app.as_str().to_string(), number: 0, node_ports: BTreeMap::new() })?;
+        Ok((objects, application.deploy_order()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_semantic() {
+        for good in ["1.0.0", "0.1.12", "2.0.0-rc.1", "10.20.30-beta-2"] {
+            assert_eq!(parse_version(good).unwrap(), good);
+        }
+        for bad in ["1.0", "1.0.0.0", "v1.0.0", "01.0.0", "1.0.0-", "1.0.0-ä", "", "1..0"] {
+            assert_eq!(parse_version(bad).unwrap_err().field(), Some("version"), "{bad}");
+        }
+    }
+}
