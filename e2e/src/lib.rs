@@ -128,8 +128,34 @@ fn rand_u128() -> u128 {
 pub struct Slapd {
     /// `ldap://127.0.0.1:<port>`.
     pub url: String,
+    /// `ldaps://127.0.0.1:<port>`, when started with TLS.
+    pub ldaps_url: Option<String>,
+    /// The test CA that signed the server's certificate, when started with TLS.
+    pub ca_file: Option<std::path::PathBuf>,
     child: std::process::Child,
     dir: std::path::PathBuf,
+}
+
+fn run(program: &str, args: &[&str], dir: &std::path::Path) {
+    let out = std::process::Command::new(program).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with
+/// openssl in `dir`: `ca.pem`, `server.pem`, `server.key`.
+fn test_certificates(dir: &std::path::Path) {
+    run("openssl", &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=paas test CA"], dir);
+    run("openssl", &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"], dir);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(
+        "openssl",
+        &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"],
+        dir,
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Slapd {
@@ -140,15 +166,37 @@ impl Slapd {
     /// Its password.
     pub const ADMIN_PASSWORD: &'static str = "admin-secret";
 
-    /// Starts slapd (installed by `scripts/deps`).
+    /// Starts slapd (installed by `scripts/deps`) on plain LDAP.
     ///
     /// # Panics
     /// When slapd is missing or does not start.
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// Starts slapd with a certificate from a throwaway CA: StartTLS on
+    /// [`Self::url`] and LDAPS on [`Self::ldaps_url`].
+    ///
+    /// # Panics
+    /// When slapd or openssl is missing, or slapd does not start.
+    pub fn start_with_tls() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(tls: bool) -> Self {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ldap");
         let dir = std::env::temp_dir().join(format!("paas-slapd-{}-{:x}", std::process::id(), rand_u128() as u64));
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let conf = std::fs::read_to_string(fixtures.join("slapd.conf.template")).unwrap().replace("@DIR@", dir.to_str().unwrap());
+        let tls_directives = if tls {
+            test_certificates(&dir);
+            format!(
+                "TLSCACertificateFile {0}/ca.pem\nTLSCertificateFile {0}/server.pem\nTLSCertificateKeyFile {0}/server.key\n",
+                dir.display()
+            )
+        } else {
+            String::new()
+        };
+        let conf = std::fs::read_to_string(fixtures.join("slapd.conf.template")).unwrap().replace("@DIR@", dir.to_str().unwrap()).replace("@TLS@\n", &tls_directives);
         std::fs::write(dir.join("slapd.conf"), conf).unwrap();
         let slapd = ["/usr/sbin/slapd", "slapd"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("slapd");
         let slapadd = ["/usr/sbin/slapadd", "slapadd"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("slapadd");
@@ -160,27 +208,35 @@ impl Slapd {
             .output()
             .expect("slapadd is installed (scripts/deps installs slapd)");
         assert!(seeded.status.success(), "slapadd: {}", String::from_utf8_lossy(&seeded.stderr));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let url = format!("ldap://127.0.0.1:{port}");
+        let ldaps = tls.then(|| (free_port(), ()));
+        let ldaps_url = ldaps.map(|(p, ())| format!("ldaps://127.0.0.1:{p}"));
+        let listen = match &ldaps_url {
+            Some(ldaps) => format!("{url}/ {ldaps}/"),
+            None => format!("{url}/"),
+        };
         let mut child = std::process::Command::new(slapd)
             .arg("-f")
             .arg(dir.join("slapd.conf"))
             .arg("-h")
-            .arg(format!("{url}/"))
+            .arg(listen)
             .args(["-d", "0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("slapd starts");
+        let ports: Vec<u16> = std::iter::once(port).chain(ldaps.map(|(p, ())| p)).collect();
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { url, child, dir };
+            if ports.iter().all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok()) {
+                let ca_file = tls.then(|| dir.join("ca.pem"));
+                return Self { url, ldaps_url, ca_file, child, dir };
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("slapd did not listen on {url}");
+        panic!("slapd did not listen on {ports:?}");
     }
 
     /// Gateway settings that log in against this directory; members of
@@ -189,6 +245,7 @@ impl Slapd {
         gateway::directory::DirectorySettings {
             url: self.url.clone(),
             starttls: false,
+            ca_file: None,
             bind_dn: "cn=reader,ou=people,dc=acme,dc=example".into(),
             bind_password: Secret::new("reader-secret"),
             user_base: "ou=people,dc=acme,dc=example".into(),

@@ -2,7 +2,9 @@
 //! configurable filter (the login is escaped, so it cannot widen the search),
 //! refuse disabled accounts, bind as the user to check the password, and read
 //! its groups (groupOfNames by member DN, posixGroup by memberUid).
-//! StartTLS or ldaps:// are used when configured.
+//! StartTLS or ldaps:// are used when configured, trusting the system's
+//! certificate authorities or only the company CA named by
+//! `PAAS_LDAP_CA_FILE`.
 
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ pub struct DirectorySettings {
     pub url: String,
     /// Upgrade `ldap://` with StartTLS.
     pub starttls: bool,
+    /// PEM file of the certificate authorities to trust for the directory's
+    /// certificate instead of the system's (a company CA).
+    pub ca_file: Option<std::path::PathBuf>,
     /// The service account that searches.
     pub bind_dn: String,
     /// Its password.
@@ -55,6 +60,7 @@ impl DirectorySettings {
         Ok(Some(Self {
             url: url.to_string(),
             starttls: env.or("PAAS_LDAP_STARTTLS", false)?,
+            ca_file: env.optional::<String>("PAAS_LDAP_CA_FILE")?.map(std::path::PathBuf::from),
             bind_dn: env.required("PAAS_LDAP_BIND_DN")?,
             bind_password: env.secret("PAAS_LDAP_BIND_PASSWORD", 1)?,
             user_base: env.required("PAAS_LDAP_USER_BASE")?,
@@ -94,12 +100,37 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 #[derive(Debug, Clone)]
 pub struct Directory {
     settings: DirectorySettings,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// A TLS client trusting only the authorities in `ca_file`.
+fn tls_trusting(ca_file: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let bad = |detail: String| Error::invalid("PAAS_LDAP_CA_FILE", detail);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(format!("cannot read {}: {e}", ca_file.display())))? {
+        roots.add(cert.map_err(|e| bad(format!("{}: {e}", ca_file.display())))?).map_err(|e| bad(format!("{}: {e}", ca_file.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(format!("{} holds no certificate", ca_file.display())));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::internal)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 impl Directory {
     /// A directory reached with `settings`.
-    pub fn new(settings: DirectorySettings) -> Self {
-        Self { settings }
+    ///
+    /// # Errors
+    /// The CA file cannot be read or holds no certificate.
+    pub fn new(settings: DirectorySettings) -> Result<Self> {
+        let tls = settings.ca_file.as_deref().map(tls_trusting).transpose()?;
+        Ok(Self { settings, tls })
     }
 
     /// Whether a person's groups make them a platform administrator.
@@ -108,7 +139,10 @@ impl Directory {
     }
 
     async fn connect(&self) -> Result<ldap3::Ldap> {
-        let settings = LdapConnSettings::new().set_starttls(self.settings.starttls).set_conn_timeout(Duration::from_secs(5));
+        let mut settings = LdapConnSettings::new().set_starttls(self.settings.starttls).set_conn_timeout(Duration::from_secs(5));
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
         let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.settings.url).await.map_err(unavailable)?;
         ldap3::drive!(conn);
         Ok(ldap)

@@ -144,7 +144,7 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
         audit: audit::AuditLog::new(pool),
         sessions,
         local_admin,
-        directory: settings.directory.clone().map(directory::Directory::new),
+        directory: settings.directory.clone().map(directory::Directory::new).transpose()?,
         oidc: oidc::Providers::new(&settings.oidc, &public_url)?,
     };
     shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));

@@ -71,3 +71,31 @@ async fn wrong_unknown_disabled_and_injected_logins_are_refused() {
     assert_eq!(results.iter().filter(|r| **r == "401").count(), 9);
     assert_eq!(results.iter().filter(|r| **r == "200").count(), 1);
 }
+
+#[tokio::test]
+async fn starttls_and_ldaps_trust_the_company_ca_and_nothing_else() {
+    let slapd = Slapd::start_with_tls();
+    let ca_file = slapd.ca_file.clone().unwrap();
+    let starttls = gateway::directory::DirectorySettings { starttls: true, ca_file: Some(ca_file.clone()), ..slapd.settings() };
+    let ldaps = gateway::directory::DirectorySettings { url: slapd.ldaps_url.clone().unwrap(), ca_file: Some(ca_file), ..slapd.settings() };
+    for settings in [starttls, ldaps] {
+        let url = settings.url.clone();
+        let p = Platform::start_with(|g| g.directory = Some(settings)).await;
+        let (status, body, cookie) = ldap_login(&p, "jdoe", "jdoe-password").await;
+        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+        assert_eq!(whoami(&p, &cookie.unwrap()).await["subject"], "ldap:jdoe");
+    }
+    // Without the company CA the directory's certificate is not trusted:
+    // the login fails as unavailable, it never goes through unencrypted.
+    let untrusted = [
+        gateway::directory::DirectorySettings { starttls: true, ..slapd.settings() },
+        gateway::directory::DirectorySettings { url: slapd.ldaps_url.clone().unwrap(), ..slapd.settings() },
+    ];
+    for settings in untrusted {
+        let url = settings.url.clone();
+        let p = Platform::start_with(|g| g.directory = Some(settings)).await;
+        let (status, body, cookie) = ldap_login(&p, "jdoe", "jdoe-password").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{url}: {body}");
+        assert!(cookie.is_none());
+    }
+}
