@@ -292,7 +292,7 @@ pub struct Target {
     /// Per-workload status as last observed.
     pub workloads: sqlx::types::Json<Vec<WorkloadStatus>>,
     /// Last successful apply.
-    pub synced_at: DateTime<Utc>,
+    pub synced_at: Option<DateTime<Utc>>,
     /// Last observation.
     pub observed_at: Option<DateTime<Utc>>,
     /// The cluster's health condition now.
@@ -645,7 +645,7 @@ impl<'a> Bindings<'a> {
     async fn targets(&self, id: Uuid) -> Result<Vec<Target>> {
         Ok(sqlx::query_as(
             "SELECT t.cluster, t.partition_id, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation, t.last_error, t.workloads,
-                    t.synced_at, t.observed_at, c.condition AS cluster_condition
+                    NULLIF(t.synced_at, '-infinity') AS synced_at, t.observed_at, c.condition AS cluster_condition
              FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster WHERE t.binding_id = $1 ORDER BY t.cluster",
         )
         .bind(id)

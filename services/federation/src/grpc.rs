@@ -112,7 +112,7 @@ fn binding_pb(b: binding::Binding, targets: Vec<binding::Target>) -> pb::Binding
                     removing: t.removing,
                     applied_generation: t.applied_generation,
                     last_error: t.last_error.unwrap_or_default(),
-                    synced_at: timestamp(t.synced_at),
+                    synced_at: t.synced_at.and_then(timestamp),
                     observed_at: t.observed_at.and_then(timestamp),
                     workloads: t
                         .workloads
