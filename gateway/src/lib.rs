@@ -9,6 +9,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod auth;
+pub mod bindings;
 pub mod clusters;
 pub mod directory;
 pub mod guard;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(tenants::routes())
         .merge(clusters::routes())
+        .merge(bindings::routes())
         .merge(projects::routes())
         .merge(quotas::routes())
         .merge(requests::routes())

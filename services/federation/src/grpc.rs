@@ -9,6 +9,9 @@ use kernel::outbox::Outbox;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
+use std::sync::Arc;
+
+use crate::binding::{self, Admission, Bindings};
 use crate::cluster::{self, Cluster, Environment, NetworkDomain, NewCluster};
 use crate::health::{self, Condition};
 use crate::known_tenant;
@@ -18,12 +21,18 @@ use crate::settings::SecretKey;
 pub struct Federation {
     outbox: Outbox,
     key: SecretKey,
+    admission: Arc<dyn Admission>,
 }
 
 impl Federation {
-    /// The API over the federation schema of `outbox`, sealing credentials with `key`.
-    pub fn new(outbox: Outbox, key: SecretKey) -> Self {
-        Self { outbox, key }
+    /// The API over the federation schema of `outbox`, sealing credentials
+    /// with `key` and admitting bindings through `admission`.
+    pub fn new(outbox: Outbox, key: SecretKey, admission: Arc<dyn Admission>) -> Self {
+        Self { outbox, key, admission }
+    }
+
+    fn bindings(&self) -> Bindings<'_> {
+        Bindings::new(self.outbox.pool(), &*self.admission)
     }
 
     fn pool(&self) -> &PgPool {
@@ -73,8 +82,105 @@ fn to_pb(c: Cluster) -> pb::Cluster {
     }
 }
 
+fn binding_pb(b: binding::Binding, targets: Vec<binding::Target>) -> pb::Binding {
+    let (health, reason) = binding::overall(&b, &targets);
+    pb::Binding {
+        id: b.id.to_string(),
+        tenant_id: b.tenant_id.to_string(),
+        project_id: b.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        name: b.name,
+        objects_json: b.objects.0.to_string(),
+        placement_json: b.placement.0.to_string(),
+        replicas: u32::try_from(b.replicas).unwrap_or(0),
+        generation: b.generation,
+        deleting: b.deleted,
+        health: health.as_str().into(),
+        health_reason: reason,
+        created_at: timestamp(b.created_at),
+        updated_at: timestamp(b.updated_at),
+        targets: targets
+            .into_iter()
+            .map(|t| {
+                let (health, reason) = t.health();
+                pb::BindingTarget {
+                    health: health.as_str().into(),
+                    health_reason: reason,
+                    cluster: t.cluster,
+                    partition_id: t.partition_id.to_string(),
+                    namespace: t.namespace,
+                    replicas: u32::try_from(t.replicas).unwrap_or(0),
+                    removing: t.removing,
+                    applied_generation: t.applied_generation,
+                    last_error: t.last_error.unwrap_or_default(),
+                    synced_at: t.synced_at.and_then(timestamp),
+                    observed_at: t.observed_at.and_then(timestamp),
+                    workloads: t
+                        .workloads
+                        .0
+                        .into_iter()
+                        .map(|w| pb::WorkloadStatus {
+                            kind: w.kind,
+                            name: w.name,
+                            desired: w.desired,
+                            updated: w.updated,
+                            ready: w.ready,
+                            available: w.available,
+                            conditions: w
+                                .conditions
+                                .into_iter()
+                                .map(|(r#type, status, reason, message)| pb::WorkloadCondition { r#type, status, reason, message })
+                                .collect(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
 #[tonic::async_trait]
 impl FederationService for Federation {
+    async fn apply_binding(&self, request: Request<pb::ApplyBindingRequest>) -> Result<Response<pb::Binding>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let apply = binding::ApplyRequest {
+            tenant: parse_id("tenant_id", &r.tenant_id)?,
+            project: kernel::id::parse_optional_id("project_id", &r.project_id)?,
+            name: kernel::name::DnsLabel::parse("name", &r.name)?,
+            objects_json: r.objects_json,
+            placement_json: r.placement_json,
+            replicas: r.replicas,
+        };
+        let (b, targets) = self.bindings().apply(&caller, apply).await?;
+        Ok(Response::new(binding_pb(b, targets)))
+    }
+
+    async fn get_binding(&self, request: Request<pb::GetBindingRequest>) -> Result<Response<pb::Binding>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let (b, targets) = self.bindings().get(&caller, id).await?;
+        Ok(Response::new(binding_pb(b, targets)))
+    }
+
+    async fn list_bindings(&self, request: Request<pb::ListBindingsRequest>) -> Result<Response<pb::ListBindingsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let p = r.page.unwrap_or_default();
+        let (rows, next) = self.bindings().list(&caller, tenant, Page::parse(p.limit, &p.cursor)?).await?;
+        Ok(Response::new(pb::ListBindingsResponse {
+            bindings: rows.into_iter().map(|(b, t)| binding_pb(b, t)).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn delete_binding(&self, request: Request<pb::DeleteBindingRequest>) -> Result<Response<pb::DeleteBindingResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.bindings().delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteBindingResponse {}))
+    }
+
     async fn register_cluster(&self, request: Request<pb::RegisterClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
         let caller = caller(&request)?;
         let new = NewCluster::parse(request.into_inner())?;

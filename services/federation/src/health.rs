@@ -7,7 +7,7 @@
 //! data centre all of whose clusters lost contact is announced once
 //! (`federation.datacentre.health_changed`, `lost`), and again when one comes
 //! back. A cluster that comes back is rediscovered (version, nodes, capacity)
-//! and its partitions are resynced at once.
+//! and its partitions and binding targets are resynced at once.
 //!
 //! Only the holder of the `health-monitor` lease probes; other replicas stand
 //! by and take over when it expires. Every write checks the lease in the
@@ -373,6 +373,10 @@ impl Monitor {
         if to == Status::Ready {
             // Whatever was written while it was away, or edited meanwhile, is put back now.
             sqlx::query("UPDATE partitions SET synced_at = '-infinity', next_attempt_at = now(), failures = 0 WHERE cluster = $1")
+                .bind(&t.name)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now(), failures = 0 WHERE cluster = $1")
                 .bind(&t.name)
                 .execute(&mut *tx)
                 .await?;

@@ -3,6 +3,8 @@
 //! It owns the `federation` schema; it learns of tenants from tenancy's events
 //! and never reads tenancy's tables.
 
+pub mod admission;
+pub mod binding;
 pub mod cluster;
 pub mod credentials;
 pub mod grpc;
@@ -10,6 +12,8 @@ pub mod health;
 pub mod known_tenant;
 pub mod lease;
 pub mod partition;
+pub mod placement;
+pub mod propagation;
 pub mod settings;
 
 use kernel::inbox::Subscription;
@@ -42,7 +46,7 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
 }
 
 /// Starts the service: schema, relay, tenancy consumers, partition
-/// reconciler, health monitor and gRPC API.
+/// reconciler, binding propagator, health monitor and gRPC API.
 ///
 /// # Errors
 /// A dependency is unreachable or an address cannot be bound.
@@ -60,12 +64,17 @@ pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addr
         partition::PartitionEvents,
     );
     let clients = credentials::Clients::new(base.pool.clone(), settings.secret_key.clone());
-    let usage = partition::UsageReporter::new(kernel::grpc::channel(&settings.tenancy_url)?, kernel::caller::CallerKey::new(platform.caller_key.clone()));
+    let tenancy = kernel::grpc::channel(&settings.tenancy_url)?;
+    let caller_key = kernel::caller::CallerKey::new(platform.caller_key.clone());
+    let usage = partition::UsageReporter::new(tenancy.clone(), caller_key.clone());
+    let admission: std::sync::Arc<dyn binding::Admission> = std::sync::Arc::new(admission::TenancyAdmission::new(tenancy, caller_key));
     let reconciler =
         partition::Reconciler::new(base.pool.clone(), clients.clone(), partition::ReconcileSettings::from(&settings)).reporting_usage(usage);
     shutdown.spawn("partition reconciler", reconciler.run(shutdown.token()));
+    let propagator = propagation::Propagator::new(base.pool.clone(), clients.clone(), propagation::PropagateSettings::from(&settings), admission.clone());
+    shutdown.spawn("binding propagator", propagator.run(shutdown.token()));
     let monitor = health::Monitor::new(base.outbox.clone(), clients, health::ProbeSettings::from(&settings));
     shutdown.spawn("health monitor", monitor.run(shutdown.token()));
-    let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone(), settings.secret_key.clone()));
+    let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone(), settings.secret_key.clone(), admission));
     base.serve(addresses, api, shutdown).await
 }

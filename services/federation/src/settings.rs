@@ -35,6 +35,16 @@ const RESYNC_PERIOD_DEFAULT: Duration = Duration::from_secs(30);
 pub const RECONCILE_POLL: &str = "PAAS_FEDERATION_RECONCILE_POLL";
 /// New partitions reach their cluster within a second.
 const RECONCILE_POLL_DEFAULT: Duration = Duration::from_secs(1);
+/// How many binding targets (binding x cluster) the propagator works on at once.
+pub const PROPAGATION_PARALLELISM: &str = "PAAS_FEDERATION_PROPAGATION_PARALLELISM";
+/// Enough to reach 100 clusters in a few round trips without opening a
+/// connection burst a small API server would throttle.
+const PROPAGATION_PARALLELISM_DEFAULT: usize = 32;
+/// The longest one target's apply may take before it counts as failed.
+pub const PROPAGATION_TIMEOUT: &str = "PAAS_FEDERATION_PROPAGATION_TIMEOUT";
+/// Above kube-rs' 10 s read timeout for one request would be pointless; a
+/// target is a handful of requests, so a healthy cluster needs far less.
+const PROPAGATION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 /// Where tenancy's gRPC API is, for usage reports (the variable the gateway reads too).
 pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
 /// Tenancy's port under `paas serve` on the same host.
@@ -83,6 +93,10 @@ pub struct Settings {
     pub resync_period: Duration,
     /// How often the partition reconciler looks for due work.
     pub reconcile_poll: Duration,
+    /// Binding targets worked on at once.
+    pub propagation_parallelism: usize,
+    /// One binding target's time limit.
+    pub propagation_timeout: Duration,
     /// Encrypts credentials at rest.
     pub secret_key: SecretKey,
     /// Tenancy's gRPC URL, for observed-usage reports.
@@ -99,6 +113,8 @@ impl Settings {
             lease_ttl: LEASE_TTL_DEFAULT,
             resync_period: RESYNC_PERIOD_DEFAULT,
             reconcile_poll: RECONCILE_POLL_DEFAULT,
+            propagation_parallelism: PROPAGATION_PARALLELISM_DEFAULT,
+            propagation_timeout: PROPAGATION_TIMEOUT_DEFAULT,
             secret_key: SecretKey::derived_from(platform),
             tenancy_url: TENANCY_URL_DEFAULT.into(),
         }
@@ -122,6 +138,10 @@ impl Settings {
         if misses == 0 {
             return Err(SettingError { variable: PROBE_MISSES.into(), expected: "a whole number above zero".into(), found: Some("0".into()) });
         }
+        let parallelism: usize = env.or(PROPAGATION_PARALLELISM, d.propagation_parallelism)?;
+        if parallelism == 0 {
+            return Err(SettingError { variable: PROPAGATION_PARALLELISM.into(), expected: "a whole number above zero".into(), found: Some("0".into()) });
+        }
         let secret_key = match env.raw(SECRET_KEY) {
             None => d.secret_key,
             Some(raw) => {
@@ -141,6 +161,8 @@ impl Settings {
             lease_ttl: positive(LEASE_TTL, d.lease_ttl)?,
             resync_period: positive(RESYNC_PERIOD, d.resync_period)?,
             reconcile_poll: positive(RECONCILE_POLL, d.reconcile_poll)?,
+            propagation_parallelism: parallelism,
+            propagation_timeout: positive(PROPAGATION_TIMEOUT, d.propagation_timeout)?,
             secret_key,
             tenancy_url: env.or(TENANCY_URL, d.tenancy_url)?,
         })

@@ -1,6 +1,7 @@
 //! Federation against real PostgreSQL and kubesim clusters: health monitor,
-//! leases, credentials at rest and drift repair.
+//! leases, credentials at rest, drift repair and bindings.
 
+mod bindings;
 mod credentials;
 mod drift;
 mod health;

@@ -1,0 +1,294 @@
+//! `/api/v1/.../bindings`: a tenant's Kubernetes objects placed on member
+//! clusters, with per-cluster status, forwarded to federation (which checks
+//! the caller's role in the tenant and scopes every query by it).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// The binding routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tenants/{id}/bindings", get(list).post(create))
+        .route("/bindings/{id}", get(read).put(update).delete(remove))
+}
+
+/// Body of `POST /tenants/{id}/bindings`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBinding {
+    /// DNS label, unique in the tenant; posting an existing name updates it.
+    name: String,
+    /// Only this project's partitions.
+    #[serde(default)]
+    project_id: String,
+    /// Kubernetes objects: Deployments, StatefulSets, DaemonSets, Services,
+    /// ConfigMaps, PersistentVolumeClaims, HorizontalPodAutoscalers,
+    /// Ingresses, HTTPRoutes. Namespaces are set per cluster.
+    objects: Vec<Value>,
+    /// `{"explicit": [{"cluster", "partition_id"?, "replicas"?}]}` or
+    /// `{"policy": {"groups": [{"labels", "data_centres", "regions", "zones",
+    /// "network_domains", "environments"}], "exclude": [..], "spread": {"by":
+    /// "region"|"zone"|"data_centre", "min", "max"}, "division": "duplicated" |
+    /// "dynamic" | {"weighted": {"<cluster>": n}}}}`.
+    placement: Value,
+    /// Replicas in all; absent: the workloads' largest `spec.replicas`.
+    #[serde(default)]
+    replicas: u32,
+}
+
+/// Body of `PUT /bindings/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBinding {
+    /// As in [`CreateBinding`].
+    #[serde(default)]
+    project_id: String,
+    /// As in [`CreateBinding`].
+    objects: Vec<Value>,
+    /// As in [`CreateBinding`].
+    placement: Value,
+    /// As in [`CreateBinding`].
+    #[serde(default)]
+    replicas: u32,
+}
+
+/// A workload's rollout in one cluster.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkloadStatus {
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Replicas wanted.
+    pub desired: i32,
+    /// At the current template.
+    pub updated: i32,
+    /// Ready.
+    pub ready: i32,
+    /// Available.
+    pub available: i32,
+    /// The workload's conditions.
+    pub conditions: Vec<WorkloadCondition>,
+}
+
+/// A workload condition as the cluster reports it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkloadCondition {
+    /// `Available`, `Progressing`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False`, `Unknown`.
+    pub status: String,
+    /// Why.
+    pub reason: String,
+    /// Detail.
+    pub message: String,
+}
+
+/// A binding in one cluster.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BindingTarget {
+    /// Cluster name.
+    pub cluster: String,
+    /// Partition.
+    pub partition_id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Replicas assigned.
+    pub replicas: u32,
+    /// No longer assigned; its objects are being deleted.
+    pub removing: bool,
+    /// The binding generation applied there.
+    pub applied_generation: i64,
+    /// The last apply's error.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub last_error: String,
+    /// `Healthy`, `Progressing`, `Degraded` or `Unknown`.
+    pub health: String,
+    /// Why.
+    pub health_reason: String,
+    /// Workloads as last observed.
+    pub workloads: Vec<WorkloadStatus>,
+    /// Last apply.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// Last observation.
+    pub observed_at: Option<DateTime<Utc>>,
+}
+
+/// A binding.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Binding {
+    /// Its id.
+    pub id: String,
+    /// Owner.
+    pub tenant_id: String,
+    /// Project, if any.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub project_id: String,
+    /// Name.
+    pub name: String,
+    /// The objects.
+    pub objects: Value,
+    /// The placement.
+    pub placement: Value,
+    /// Replicas in all.
+    pub replicas: u32,
+    /// Changes so far.
+    pub generation: i64,
+    /// Being deleted.
+    pub deleting: bool,
+    /// `Healthy`, `Progressing`, `Degraded` or `Unknown`: the worst cluster's.
+    pub health: String,
+    /// Why.
+    pub health_reason: String,
+    /// The clusters.
+    pub clusters: Vec<BindingTarget>,
+    /// Created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Binding> for Binding {
+    fn from(b: pb::Binding) -> Self {
+        Self {
+            objects: serde_json::from_str(&b.objects_json).unwrap_or(Value::Null),
+            placement: serde_json::from_str(&b.placement_json).unwrap_or(Value::Null),
+            id: b.id,
+            tenant_id: b.tenant_id,
+            project_id: b.project_id,
+            name: b.name,
+            replicas: b.replicas,
+            generation: b.generation,
+            deleting: b.deleting,
+            health: b.health,
+            health_reason: b.health_reason,
+            created_at: time(b.created_at),
+            updated_at: time(b.updated_at),
+            clusters: b
+                .targets
+                .into_iter()
+                .map(|t| BindingTarget {
+                    cluster: t.cluster,
+                    partition_id: t.partition_id,
+                    namespace: t.namespace,
+                    replicas: t.replicas,
+                    removing: t.removing,
+                    applied_generation: t.applied_generation,
+                    last_error: t.last_error,
+                    health: t.health,
+                    health_reason: t.health_reason,
+                    synced_at: time(t.synced_at),
+                    observed_at: time(t.observed_at),
+                    workloads: t
+                        .workloads
+                        .into_iter()
+                        .map(|w| WorkloadStatus {
+                            kind: w.kind,
+                            name: w.name,
+                            desired: w.desired,
+                            updated: w.updated,
+                            ready: w.ready,
+                            available: w.available,
+                            conditions: w.conditions.into_iter().map(|c| WorkloadCondition { kind: c.r#type, status: c.status, reason: c.reason, message: c.message }).collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Query of `GET /tenants/{id}/bindings`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+}
+
+/// A page of bindings.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BindingPage {
+    /// The bindings.
+    pub items: Vec<Binding>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn create(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Body(b): Body<CreateBinding>,
+) -> Result<Json<Binding>, ApiError> {
+    let request = pb::ApplyBindingRequest {
+        tenant_id,
+        project_id: b.project_id,
+        name: b.name,
+        objects_json: Value::Array(b.objects).to_string(),
+        placement_json: b.placement.to_string(),
+        replicas: b.replicas,
+    };
+    Ok(Json(s.upstream.federation(&s.key, &caller).apply_binding(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = BindingPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<BindingPage>, ApiError> {
+    let request = pb::ListBindingsRequest { tenant_id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
+    let r = s.upstream.federation(&s.key, &caller).list_bindings(request).await?.into_inner();
+    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    Ok(Json(BindingPage { items: r.bindings.into_iter().map(Binding::from).collect(), next_cursor: next }))
+}
+
+#[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Binding>, ApiError> {
+    Ok(Json(s.upstream.federation(&s.key, &caller).get_binding(pb::GetBindingRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn update(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<UpdateBinding>,
+) -> Result<Json<Binding>, ApiError> {
+    let mut federation = s.upstream.federation(&s.key, &caller);
+    let current = federation.get_binding(pb::GetBindingRequest { id }).await?.into_inner();
+    let request = pb::ApplyBindingRequest {
+        tenant_id: current.tenant_id,
+        project_id: b.project_id,
+        name: current.name,
+        objects_json: Value::Array(b.objects).to_string(),
+        placement_json: b.placement.to_string(),
+        replicas: b.replicas,
+    };
+    Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn remove(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.upstream.federation(&s.key, &caller).delete_binding(pb::DeleteBindingRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

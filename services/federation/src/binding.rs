@@ -1,0 +1,765 @@
+//! Bindings: a tenant's Kubernetes objects (produced by the apps service), a
+//! placement, and the resolved per-cluster assignment (`binding_targets`).
+//! [`Bindings::apply`] places the binding, reserves its quota in tenancy for
+//! every target whose amounts change, and only then records it; the
+//! propagator ([`crate::propagation`]) writes it into the clusters and
+//! commits the reservations. Every read and write is scoped by tenant here:
+//! a binding of a tenant the caller cannot see is NotFound.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Role};
+use kernel::name::DnsLabel;
+use kernel::page::Page;
+use kernel::quantity::Quantity;
+use kernel::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::placement::{self, Assignment, Candidate, Demand, PartitionRef, Placement, Resources};
+
+/// A Kubernetes kind a binding may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Kind {
+    /// API group ("" for core).
+    pub group: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Resource (plural).
+    pub plural: &'static str,
+    /// Whether it runs replicas that the assignment sets.
+    pub workload: bool,
+}
+
+impl Kind {
+    /// `apiVersion` as objects carry it.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+    }
+
+    /// kube-rs' description of the resource.
+    pub fn api_resource(&self) -> kube::core::ApiResource {
+        kube::core::ApiResource {
+            group: self.group.into(),
+            version: self.version.into(),
+            api_version: self.api_version(),
+            kind: self.kind.into(),
+            plural: self.plural.into(),
+        }
+    }
+
+    /// `apiVersion/kind`, as stored in `applied_kinds`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.api_version(), self.kind)
+    }
+
+    /// The kind of a `apiVersion/kind` key.
+    pub fn from_key(key: &str) -> Option<&'static Kind> {
+        KINDS.iter().find(|k| k.key() == key)
+    }
+}
+
+/// Every kind a binding may hold: what the apps service produces.
+pub const KINDS: &[Kind] = &[
+    Kind { group: "apps", version: "v1", kind: "Deployment", plural: "deployments", workload: true },
+    Kind { group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", workload: true },
+    Kind { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", workload: false },
+    Kind { group: "", version: "v1", kind: "Service", plural: "services", workload: false },
+    Kind { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", workload: false },
+    Kind { group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", workload: false },
+    Kind { group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers", workload: false },
+    Kind { group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", workload: false },
+    Kind { group: "gateway.networking.k8s.io", version: "v1", kind: "HTTPRoute", plural: "httproutes", workload: false },
+];
+
+/// Label naming the binding an object belongs to.
+pub const BINDING_LABEL: &str = "paas.io/binding";
+/// Value of [`crate::partition::OWNED_LABEL`] on binding objects.
+pub const MANAGED_BY: &str = "federation";
+
+/// One validated object of a binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    /// Its kind.
+    pub kind: &'static Kind,
+    /// `metadata.name`.
+    pub name: String,
+    /// The object as given.
+    pub body: Value,
+}
+
+impl Object {
+    /// The body for one cluster: the partition's namespace, the assigned
+    /// replicas for workloads, and the ownership labels; no server-managed fields.
+    pub fn for_cluster(&self, binding: Uuid, namespace: &str, replicas: u32) -> Value {
+        let mut body = self.body.clone();
+        let meta = body["metadata"].as_object_mut().expect("checked at parse");
+        meta.insert("namespace".into(), Value::String(namespace.into()));
+        for server_side in ["resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink"] {
+            meta.remove(server_side);
+        }
+        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(crate::partition::OWNED_LABEL.into(), Value::String(MANAGED_BY.into()));
+            labels.insert(BINDING_LABEL.into(), Value::String(binding.to_string()));
+        }
+        if let Some(o) = body.as_object_mut() {
+            o.remove("status");
+        }
+        if self.kind.workload {
+            body["spec"]["replicas"] = Value::from(replicas);
+        }
+        body
+    }
+
+    /// What one replica of this object requests (all containers), if it runs pods.
+    fn per_replica(&self) -> Result<Resources> {
+        if !self.kind.workload {
+            return Ok(Resources::default());
+        }
+        let mut total = Resources::default();
+        let containers = self.body["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
+        for (i, c) in containers.iter().enumerate() {
+            for (resource, slot) in [("cpu", &mut total.cpu_milli), ("memory", &mut total.memory_milli)] {
+                if let Some(raw) = c["resources"]["requests"][resource].as_str() {
+                    let field = format!("objects.{}.containers[{i}].resources.requests.{resource}", self.name);
+                    let q = Quantity::parse(&field, raw)?;
+                    *slot = slot.checked_add(q.milli()).ok_or_else(|| Error::invalid(field, "is too large"))?;
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Reads and checks a binding's objects: a JSON array of objects of the
+/// supported kinds, each with a DNS name, no two alike.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the object and field.
+pub fn parse_objects(json: &str) -> Result<Vec<Object>> {
+    let items: Vec<Value> = serde_json::from_str(json).map_err(|e| Error::invalid("objects", format!("must be a JSON array of objects: {e}")))?;
+    if items.is_empty() {
+        return Err(Error::invalid("objects", "must hold at least one object"));
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, body) in items.into_iter().enumerate() {
+        let field = |f: &str| format!("objects[{i}].{f}");
+        let api_version = body["apiVersion"].as_str().unwrap_or_default();
+        let kind_name = body["kind"].as_str().unwrap_or_default();
+        let kind = KINDS
+            .iter()
+            .find(|k| k.api_version() == api_version && k.kind == kind_name)
+            .ok_or_else(|| Error::invalid(field("kind"), format!("{api_version} {kind_name} is not a kind bindings hold")))?;
+        let name = body["metadata"]["name"].as_str().ok_or_else(|| Error::invalid(field("metadata.name"), "is required"))?;
+        DnsLabel::parse(&field("metadata.name"), name)?;
+        if !seen.insert((kind.kind, name.to_string())) {
+            return Err(Error::invalid(field("metadata.name"), format!("{} {name} appears twice", kind.kind)));
+        }
+        let object = Object { kind, name: name.to_string(), body };
+        object.per_replica()?;
+        out.push(object);
+    }
+    Ok(out)
+}
+
+/// The replicas a binding runs when the caller does not say: the largest
+/// `spec.replicas` of its workloads, or 1.
+pub fn default_replicas(objects: &[Object]) -> u32 {
+    objects.iter().filter(|o| o.kind.workload).filter_map(|o| o.body["spec"]["replicas"].as_u64()).max().map_or(1, |r| r as u32)
+}
+
+/// What one replica of the binding requests, and how many pods it is.
+pub fn per_replica(objects: &[Object]) -> Result<(Resources, u32)> {
+    let mut total = Resources::default();
+    let mut pods = 0;
+    for o in objects.iter().filter(|o| o.kind.workload) {
+        let r = o.per_replica()?;
+        total.cpu_milli = total.cpu_milli.saturating_add(r.cpu_milli);
+        total.memory_milli = total.memory_milli.saturating_add(r.memory_milli);
+        pods += 1;
+    }
+    Ok((total, pods))
+}
+
+/// The quota (tenancy resource names -> quantities) `replicas` replicas hold.
+pub fn amounts(per: Resources, pods_per_replica: u32, replicas: u32) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let n = i64::from(replicas);
+    if per.cpu_milli > 0 && n > 0 {
+        out.insert("requests.cpu".to_string(), Quantity::from_milli(per.cpu_milli.saturating_mul(n)).to_string());
+    }
+    if per.memory_milli > 0 && n > 0 {
+        out.insert("requests.memory".to_string(), Quantity::from_milli(per.memory_milli.saturating_mul(n)).to_string());
+    }
+    if pods_per_replica > 0 && n > 0 {
+        out.insert("pods".to_string(), (i64::from(pods_per_replica) * n).to_string());
+    }
+    out
+}
+
+/// Quota admission: tenancy's reservation API as federation uses it.
+pub trait Admission: Send + Sync {
+    /// Reserves `amounts` in `partition` under `key` (idempotent); the
+    /// reservation's id.
+    ///
+    /// # Errors
+    /// [`Error::ResourceExhausted`] when refused; unavailable otherwise.
+    fn reserve<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>>;
+    /// Commits a reservation (the work is applied).
+    ///
+    /// # Errors
+    /// Tenancy refuses or is unreachable.
+    fn commit(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
+    /// Releases a reservation (the work is undone or superseded).
+    ///
+    /// # Errors
+    /// Tenancy refuses or is unreachable.
+    fn release(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
+}
+
+/// A request to create or update a binding.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// Only this project's partitions.
+    pub project: Option<Uuid>,
+    /// Unique per tenant.
+    pub name: DnsLabel,
+    /// The objects as given (JSON array).
+    pub objects_json: String,
+    /// The placement as given (JSON).
+    pub placement_json: String,
+    /// 0: [`default_replicas`].
+    pub replicas: u32,
+}
+
+/// A binding as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Binding {
+    /// Its id.
+    pub id: Uuid,
+    /// Owner.
+    pub tenant_id: Uuid,
+    /// Project, if any.
+    pub project_id: Option<Uuid>,
+    /// Name.
+    pub name: String,
+    /// The objects.
+    pub objects: sqlx::types::Json<Value>,
+    /// The placement.
+    pub placement: sqlx::types::Json<Value>,
+    /// Replicas in all (divided per the placement).
+    pub replicas: i32,
+    /// Changes so far.
+    pub generation: i64,
+    /// Being deleted.
+    pub deleted: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One cluster of a binding, with what was last observed there.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Target {
+    /// Cluster name.
+    pub cluster: String,
+    /// Partition.
+    pub partition_id: Uuid,
+    /// Namespace.
+    pub namespace: String,
+    /// Replicas assigned.
+    pub replicas: i32,
+    /// No longer assigned; objects being deleted.
+    pub removing: bool,
+    /// The binding generation wanted here.
+    pub generation: i64,
+    /// The binding generation applied here.
+    pub applied_generation: i64,
+    /// The last apply's error.
+    pub last_error: Option<String>,
+    /// Per-workload status as last observed.
+    pub workloads: sqlx::types::Json<Vec<WorkloadStatus>>,
+    /// Last successful apply.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// Last observation.
+    pub observed_at: Option<DateTime<Utc>>,
+    /// The cluster's health condition now.
+    pub cluster_condition: Option<String>,
+}
+
+/// A workload's rollout as observed in a member cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadStatus {
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Replicas wanted (scheduled nodes for DaemonSets).
+    pub desired: i32,
+    /// Replicas at the current template.
+    pub updated: i32,
+    /// Ready.
+    pub ready: i32,
+    /// Available.
+    pub available: i32,
+    /// Whether the controller has seen the latest spec.
+    pub current: bool,
+    /// The workload's conditions: (type, status, reason, message).
+    pub conditions: Vec<(String, String, String, String)>,
+}
+
+/// Overall or per-cluster health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    /// Applied everywhere and every workload available.
+    Healthy,
+    /// Applying or rolling out.
+    Progressing,
+    /// The cluster is out of contact.
+    Unknown,
+    /// Applying fails.
+    Degraded,
+}
+
+impl Health {
+    /// The API's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::Progressing => "Progressing",
+            Self::Unknown => "Unknown",
+            Self::Degraded => "Degraded",
+        }
+    }
+}
+
+impl Target {
+    /// This cluster's health and why.
+    pub fn health(&self) -> (Health, String) {
+        let c = &self.cluster;
+        match self.cluster_condition.as_deref() {
+            Some("Ready") => {}
+            other => return (Health::Unknown, format!("cluster {c} is {}", other.unwrap_or("deregistered"))),
+        }
+        if self.applied_generation < self.generation {
+            return match &self.last_error {
+                Some(e) => (Health::Degraded, format!("applying to {c} fails: {e}")),
+                None => (Health::Progressing, format!("applying generation {} to {c}", self.generation)),
+            };
+        }
+        for w in self.workloads.iter() {
+            if !w.current || w.updated < w.desired || w.available < w.desired {
+                return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
+            }
+        }
+        if self.observed_at.is_none() {
+            return (Health::Progressing, format!("waiting for the first observation of {c}"));
+        }
+        (Health::Healthy, format!("available in {c}"))
+    }
+}
+
+/// A binding's health: the worst of its clusters'.
+pub fn overall(binding: &Binding, targets: &[Target]) -> (Health, String) {
+    if binding.deleted {
+        return (Health::Progressing, "being deleted".into());
+    }
+    let live: Vec<&Target> = targets.iter().filter(|t| !t.removing).collect();
+    if live.is_empty() {
+        return (Health::Unknown, "assigned to no cluster".into());
+    }
+    let mut worst = (Health::Healthy, String::new());
+    for t in live {
+        let h = t.health();
+        if h.0 > worst.0 {
+            worst = h;
+        }
+    }
+    if worst.0 == Health::Healthy {
+        worst = if targets.iter().any(|t| t.removing) {
+            (Health::Progressing, "removing from clusters no longer assigned".into())
+        } else {
+            (Health::Healthy, "available in every assigned cluster".into())
+        };
+    }
+    worst
+}
+
+/// The binding API's domain side.
+pub struct Bindings<'a> {
+    pool: &'a PgPool,
+    admission: &'a dyn Admission,
+}
+
+impl<'a> Bindings<'a> {
+    /// Over the federation schema in `pool`, reserving quota through `admission`.
+    pub fn new(pool: &'a PgPool, admission: &'a dyn Admission) -> Self {
+        Self { pool, admission }
+    }
+
+    /// What placement knows of every cluster for `tenant`: health, attributes,
+    /// the tenant's partitions, and free capacity (allocatable minus the
+    /// requests of everything federation has placed there, other than `except`).
+    async fn candidates(&self, tenant: Uuid, except: Option<Uuid>) -> Result<Vec<Candidate>> {
+        type Row = (String, String, String, String, String, String, sqlx::types::Json<BTreeMap<String, String>>, String, sqlx::types::Json<BTreeMap<String, String>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable FROM clusters ORDER BY name",
+        )
+        .fetch_all(self.pool)
+        .await?;
+        let partitions: Vec<(Uuid, String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT partition_id, cluster, namespace, desired FROM partitions WHERE tenant_id = $1 AND NOT deleted")
+                .bind(tenant)
+                .fetch_all(self.pool)
+                .await?;
+        let placed: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * b.replica_cpu_milli), 0)::BIGINT, COALESCE(SUM(t.replicas::BIGINT * b.replica_memory_milli), 0)::BIGINT
+             FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+             WHERE b.id IS DISTINCT FROM $1 GROUP BY t.cluster",
+        )
+        .bind(except)
+        .fetch_all(self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (name, dc, region, zone, domain, env, labels, condition, allocatable) in rows {
+            let quantity = |r: &str| allocatable.get(r).and_then(|q| Quantity::parse(r, q).ok()).map_or(0, |q| q.milli());
+            let (cpu, mem) = placed.iter().find(|p| p.0 == name).map_or((0, 0), |p| (p.1, p.2));
+            let partitions = partitions
+                .iter()
+                .filter(|p| p.1 == name)
+                .map(|(id, _, ns, desired)| {
+                    let project = <paas_proto::v1::PartitionChanged as prost::Message>::decode(desired.as_slice())
+                        .ok()
+                        .and_then(|d| Uuid::parse_str(&d.project_id).ok());
+                    PartitionRef { id: *id, namespace: ns.clone(), project }
+                })
+                .collect();
+            out.push(Candidate {
+                free: Resources { cpu_milli: quantity("cpu") - cpu, memory_milli: quantity("memory") - mem },
+                name,
+                data_centre: dc,
+                region,
+                zone,
+                network_domain: domain,
+                environment: env,
+                labels: labels.0,
+                ready: condition == "Ready",
+                partitions,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates or updates the binding `request.name` of the tenant: places it,
+    /// reserves quota for every target whose amounts change (releasing them
+    /// all if any is refused), then records it for the propagator. The same
+    /// request again changes nothing.
+    ///
+    /// # Errors
+    /// Bad input (field named); NotFound when the caller cannot see the
+    /// tenant; PermissionDenied below developer; FailedPrecondition when no
+    /// placement is possible; ResourceExhausted when quota or capacity refuse.
+    pub async fn apply(&self, caller: &Caller, r: ApplyRequest) -> Result<(Binding, Vec<Target>)> {
+        caller.require(r.tenant, Role::Developer, "tenant", r.tenant)?;
+        let objects = parse_objects(&r.objects_json)?;
+        let placement_value: Value = serde_json::from_str(&r.placement_json).map_err(|e| Error::invalid("placement", format!("must be JSON: {e}")))?;
+        let placement: Placement = serde_json::from_value(placement_value.clone()).map_err(|e| Error::invalid("placement", e.to_string()))?;
+        let objects_value: Value = serde_json::from_str(&r.objects_json).map_err(|e| Error::invalid("objects", e.to_string()))?;
+        let replicas = if r.replicas == 0 { default_replicas(&objects) } else { r.replicas };
+        if replicas > 10_000 {
+            return Err(Error::invalid("replicas", "must be at most 10000"));
+        }
+        let (per, pods) = per_replica(&objects)?;
+
+        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
+            .bind(r.tenant)
+            .bind(r.name.as_str())
+            .fetch_optional(self.pool)
+            .await?;
+        if let Some(b) = &existing
+            && b.deleted
+        {
+            return Err(Error::Conflict(format!("binding {} is being deleted", b.name)));
+        }
+        let candidates = self.candidates(r.tenant, existing.as_ref().map(|b| b.id)).await?;
+        let assignment = placement::place(&placement, &Demand { replicas, per_replica: per, project: r.project }, &candidates)?;
+
+        let id = existing.as_ref().map_or_else(kernel::id::new_id, |b| b.id);
+        let old: Vec<(String, Uuid, String, i32, bool, sqlx::types::Json<BTreeMap<String, String>>)> =
+            sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, removing, amounts FROM binding_targets WHERE binding_id = $1")
+                .bind(id)
+                .fetch_all(self.pool)
+                .await?;
+        if let Some(b) = &existing {
+            let same_targets = old.iter().filter(|t| !t.4).count() == assignment.len()
+                && assignment.iter().all(|a| old.iter().any(|t| !t.4 && t.0 == a.cluster && t.1 == a.partition_id && t.3 == a.replicas as i32));
+            if same_targets && b.objects.0 == objects_value && b.placement.0 == placement_value && b.replicas == replicas as i32 && b.project_id == r.project {
+                let targets = self.targets(id).await?;
+                return Ok((b.clone(), targets));
+            }
+        }
+        let generation = existing.as_ref().map_or(1, |b| b.generation + 1);
+
+        // Quota first: nothing is recorded (so nothing applied) unless every target is admitted.
+        let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
+        for a in &assignment {
+            let want = amounts(per, pods, a.replicas);
+            let held = old.iter().find(|t| t.0 == a.cluster && t.1 == a.partition_id && !t.4).map(|t| &t.5.0);
+            if want.is_empty() || held == Some(&want) {
+                continue;
+            }
+            let key = format!("binding:{id}:{generation}:{}", a.cluster);
+            match self.admission.reserve(a.partition_id, &want, &key).await {
+                Ok(reservation) => reserved.push((a.cluster.clone(), reservation, want)),
+                Err(e) => {
+                    for (_, reservation, _) in &reserved {
+                        if let Err(e) = self.admission.release(*reservation).await {
+                            tracing::warn!(reservation = %reservation, error = %e, "reservation not released; it expires");
+                        }
+                    }
+                    return Err(match e {
+                        Error::ResourceExhausted(m) => Error::ResourceExhausted(format!("binding {} in cluster {}: {m}", r.name.as_str(), a.cluster)),
+                        other => other,
+                    });
+                }
+            }
+        }
+        match self.record(id, &r, &objects_value, &placement_value, replicas, per, generation, existing.is_some(), &assignment, &reserved).await {
+            Ok(b) => {
+                let targets = self.targets(id).await?;
+                Ok((b, targets))
+            }
+            Err(e) => {
+                for (_, reservation, _) in &reserved {
+                    if let Err(e) = self.admission.release(*reservation).await {
+                        tracing::warn!(reservation = %reservation, error = %e, "reservation not released; it expires");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        id: Uuid,
+        r: &ApplyRequest,
+        objects: &Value,
+        placement: &Value,
+        replicas: u32,
+        per: Resources,
+        generation: i64,
+        exists: bool,
+        assignment: &[Assignment],
+        reserved: &[(String, Uuid, BTreeMap<String, String>)],
+    ) -> Result<Binding> {
+        let mut tx = self.pool.begin().await?;
+        let binding: Binding = if exists {
+            sqlx::query_as(
+                "UPDATE bindings SET project_id = $2, objects = $3, placement = $4, replicas = $5, replica_cpu_milli = $6, replica_memory_milli = $7,
+                        generation = $8, updated_at = now()
+                 WHERE id = $1 AND generation = $8 - 1 AND NOT deleted
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at",
+            )
+            .bind(id)
+            .bind(r.project)
+            .bind(sqlx::types::Json(objects))
+            .bind(sqlx::types::Json(placement))
+            .bind(replicas as i32)
+            .bind(per.cpu_milli)
+            .bind(per.memory_milli)
+            .bind(generation)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::Conflict(format!("binding {} changed meanwhile; apply again", r.name.as_str())))?
+        } else {
+            sqlx::query_as(
+                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, name) DO NOTHING
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at",
+            )
+            .bind(id)
+            .bind(r.tenant)
+            .bind(r.project)
+            .bind(r.name.as_str())
+            .bind(sqlx::types::Json(objects))
+            .bind(sqlx::types::Json(placement))
+            .bind(replicas as i32)
+            .bind(per.cpu_milli)
+            .bind(per.memory_milli)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::Conflict(format!("binding {} was created meanwhile; apply again", r.name.as_str())))?
+        };
+        // Clusters no longer assigned, or assigned another partition: their objects go.
+        let clusters: Vec<String> = assignment.iter().map(|a| a.cluster.clone()).collect();
+        sqlx::query(
+            "UPDATE binding_targets SET removing = true, generation = $2, next_attempt_at = now(), failures = 0
+             WHERE binding_id = $1 AND NOT (cluster = ANY($3))",
+        )
+        .bind(id)
+        .bind(generation)
+        .bind(&clusters)
+        .execute(&mut *tx)
+        .await?;
+        for a in assignment {
+            let new = reserved.iter().find(|x| x.0 == a.cluster);
+            // A pending reservation this replaces was never committed: released by the propagator with it.
+            sqlx::query(
+                "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts, reservation_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb), $8)
+                 ON CONFLICT (binding_id, cluster) DO UPDATE SET
+                     removing = false, partition_id = EXCLUDED.partition_id, namespace = EXCLUDED.namespace, replicas = EXCLUDED.replicas,
+                     generation = EXCLUDED.generation, next_attempt_at = now(), failures = 0,
+                     amounts = CASE WHEN $8::uuid IS NULL THEN binding_targets.amounts ELSE EXCLUDED.amounts END,
+                     reservation_id = COALESCE($8, binding_targets.reservation_id)",
+            )
+            .bind(id)
+            .bind(&a.cluster)
+            .bind(a.partition_id)
+            .bind(&a.namespace)
+            .bind(a.replicas as i32)
+            .bind(generation)
+            .bind(new.map(|x| sqlx::types::Json(x.2.clone())))
+            .bind(new.map(|x| x.1))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(binding)
+    }
+
+    async fn targets(&self, id: Uuid) -> Result<Vec<Target>> {
+        Ok(sqlx::query_as(
+            "SELECT t.cluster, t.partition_id, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation, t.last_error, t.workloads,
+                    NULLIF(t.synced_at, '-infinity') AS synced_at, t.observed_at, c.condition AS cluster_condition
+             FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster WHERE t.binding_id = $1 ORDER BY t.cluster",
+        )
+        .bind(id)
+        .fetch_all(self.pool)
+        .await?)
+    }
+
+    /// A binding the caller can see, with its clusters.
+    ///
+    /// # Errors
+    /// NotFound when absent or of a tenant the caller cannot see.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<(Binding, Vec<Target>)> {
+        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at FROM bindings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool)
+            .await?
+            .filter(|b: &Binding| caller.can_see(b.tenant_id))
+            .ok_or_else(|| Error::not_found("binding", id))?;
+        let targets = self.targets(id).await?;
+        Ok((b, targets))
+    }
+
+    /// A page of the tenant's bindings, by id.
+    ///
+    /// # Errors
+    /// NotFound when the caller cannot see the tenant.
+    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page) -> Result<(Vec<(Binding, Vec<Target>)>, String)> {
+        if !caller.can_see(tenant) {
+            return Err(Error::not_found("tenant", tenant));
+        }
+        let rows: Vec<Binding> = sqlx::query_as(
+            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(self.pool)
+        .await?;
+        let (rows, next) = page.finish(rows, |b| b.id);
+        let mut out = Vec::with_capacity(rows.len());
+        for b in rows {
+            let targets = self.targets(b.id).await?;
+            out.push((b, targets));
+        }
+        Ok((out, next))
+    }
+
+    /// Marks the binding deleted: the propagator removes its objects from
+    /// every cluster, releases its quota, then forgets it.
+    ///
+    /// # Errors
+    /// NotFound as [`Self::get`]; PermissionDenied below developer.
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        let (b, _) = self.get(caller, id).await?;
+        caller.require(b.tenant_id, Role::Developer, "binding", id)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE bindings SET deleted = true, generation = generation + 1, updated_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let targets = sqlx::query(
+            "UPDATE binding_targets SET removing = true, generation = generation + 1, next_attempt_at = now(), failures = 0 WHERE binding_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if targets.rows_affected() == 0 {
+            sqlx::query("DELETE FROM bindings WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(replicas: u64) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "9", "labels": {"app": "web"}},
+               "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                            {"name": "a", "image": "nginx", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}},
+                            {"name": "b", "image": "side", "resources": {"requests": {"cpu": "50m"}}}]}}},
+               "status": {"replicas": 1}})
+    }
+
+    #[test]
+    fn objects_are_checked_by_kind_and_name() {
+        let ok = json!([deployment(3), {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}]).to_string();
+        let objects = parse_objects(&ok).unwrap();
+        assert_eq!(default_replicas(&objects), 3);
+        let (per, pods) = per_replica(&objects).unwrap();
+        assert_eq!((per.cpu_milli, per.memory_milli, pods), (300, 64 * 1024 * 1024 * 1000, 1));
+        let amounts = amounts(per, pods, 4);
+        assert_eq!(amounts["requests.cpu"], "1200m");
+        assert_eq!(amounts["requests.memory"], (256u64 * 1024 * 1024).to_string());
+        assert_eq!(amounts["pods"], "4");
+
+        let bad_kind = json!([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}]).to_string();
+        assert_eq!(parse_objects(&bad_kind).unwrap_err().field(), Some("objects[0].kind"));
+        let twice = json!([deployment(1), deployment(2)]).to_string();
+        assert_eq!(parse_objects(&twice).unwrap_err().field(), Some("objects[1].metadata.name"));
+        assert_eq!(parse_objects("[]").unwrap_err().field(), Some("objects"));
+    }
+
+    #[test]
+    fn a_cluster_gets_its_namespace_replicas_and_ownership_labels_without_server_fields() {
+        let o = &parse_objects(&json!([deployment(3)]).to_string()).unwrap()[0];
+        let id = Uuid::from_u128(1);
+        let body = o.for_cluster(id, "acme-web", 2);
+        assert_eq!(body["metadata"]["namespace"], "acme-web");
+        assert_eq!(body["spec"]["replicas"], 2);
+        assert_eq!(body["metadata"]["labels"]["paas.io/managed-by"], "federation");
+        assert_eq!(body["metadata"]["labels"]["paas.io/binding"], id.to_string());
+        assert_eq!(body["metadata"]["labels"]["app"], "web");
+        assert!(body["metadata"].get("resourceVersion").is_none() && body.get("status").is_none());
+    }
+}
