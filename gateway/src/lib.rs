@@ -7,6 +7,7 @@
 //! sessions started by a local, LDAP or OIDC login.
 
 pub mod api_tokens;
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod bindings;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(members::routes())
         .merge(api_tokens::routes())
         .merge(templates::routes())
+        .merge(applications::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))

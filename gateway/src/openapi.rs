@@ -7,7 +7,7 @@ use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api_tokens, bindings, clusters, members, projects, quotas, requests, templates, tenants};
+use crate::{api_tokens, applications, bindings, clusters, members, projects, quotas, requests, templates, tenants};
 
 struct Bearer;
 
@@ -35,6 +35,8 @@ impl Modify for Bearer {
         api_tokens::create, api_tokens::list, api_tokens::revoke,
         templates::create, templates::list, templates::read, templates::delete, templates::create_version, templates::list_versions,
         templates::read_version, templates::update_version, templates::publish_version, templates::render_version,
+        applications::deploy, applications::list, applications::read, applications::delete, applications::release, applications::list_releases,
+        applications::rollback, applications::scale, applications::approve,
         crate::audit::routes::read,
         crate::login::login_local, crate::login::login_ldap, crate::login::oidc_providers, crate::login::oidc_begin, crate::login::oidc_callback, crate::login::logout, crate::login::logout_everywhere, crate::login::current,
     ),

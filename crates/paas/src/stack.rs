@@ -93,6 +93,12 @@ pub async fn start_in(platform: &Platform, env: &Env, mut gateway: gateway::Sett
                 settings.tenancy_url = uri(tenancy.grpc);
             }
             federation::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
+        } else if *name == apps::NAME {
+            let mut settings = apps::Settings::from_env(env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            if let Some(federation) = services.iter().find(|s| s.name == federation::NAME) {
+                settings.federation_url = uri(federation.grpc);
+            }
+            apps::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else {
             start_service(name, platform, Addresses::ephemeral(), shutdown).await?
         };

@@ -2,6 +2,7 @@
 //! PostgreSQL, out through the outbox to JetStream and into another service.
 
 mod access;
+mod applications;
 mod bindings;
 mod clusters;
 mod errors;

@@ -8,6 +8,8 @@ use paas_proto::v1 as pb;
 use paas_proto::v1::apps_service_server::AppsService;
 use tonic::{Request, Response, Status};
 
+use crate::application::{self, Application, Applications, Blueprint, Release};
+use crate::strategy::Strategy;
 use crate::template::{NewTemplate, Template, Templates};
 use crate::version::{Version, Versions};
 
@@ -15,12 +17,55 @@ use crate::version::{Version, Versions};
 pub struct Apps {
     templates: Templates,
     versions: Versions,
+    applications: Applications,
 }
 
 impl Apps {
     /// The API over the apps schema of `outbox`.
-    pub fn new(outbox: Outbox) -> Self {
-        Self { templates: Templates::new(outbox.clone()), versions: Versions::new(outbox) }
+    pub fn new(outbox: Outbox, applications: Applications) -> Self {
+        Self { templates: Templates::new(outbox.clone()), versions: Versions::new(outbox), applications }
+    }
+
+    async fn application_pb(&self, app: Application) -> Result<pb::Application, Status> {
+        let latest = self.applications.latest_release(&app).await?;
+        let services = self.applications.services(&app).await;
+        Ok(pb::Application {
+            id: app.id.to_string(),
+            tenant_id: app.tenant_id.to_string(),
+            project_id: app.project_id.map(|p| p.to_string()).unwrap_or_default(),
+            name: app.name,
+            environment: app.environment,
+            state: app.state,
+            current_release: app.current_release.unwrap_or(0) as u32,
+            latest_release: latest.map(release_pb),
+            replicas: app.replicas.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_u64()? as u32))).collect(),
+            services,
+            created_by: app.created_by,
+            created_at: timestamp(app.created_at),
+            updated_at: timestamp(app.updated_at),
+        })
+    }
+}
+
+fn release_pb(r: Release) -> pb::Release {
+    pb::Release {
+        waves: r.waves().into_iter().map(|services| pb::DeployWave { services }).collect(),
+        id: r.id.to_string(),
+        application_id: r.application_id.to_string(),
+        number: r.number as u32,
+        template_version_id: r.template_version_id.to_string(),
+        parameters_json: r.parameters.to_string(),
+        placement_json: r.placement.to_string(),
+        strategy_json: r.strategy.to_string(),
+        state: r.state,
+        wave: r.wave as u32,
+        message: r.message,
+        rollback_of: r.rollback_of.unwrap_or(0) as u32,
+        created_by: r.created_by,
+        approved_by: r.approved_by.unwrap_or_default(),
+        created_at: timestamp(r.created_at),
+        started_at: r.started_at.and_then(timestamp),
+        finished_at: r.finished_at.and_then(timestamp),
     }
 }
 
@@ -128,5 +173,110 @@ impl AppsService for Apps {
             objects_json: serde_json::Value::Array(objects).to_string(),
             waves: waves.into_iter().map(|services| pb::DeployWave { services }).collect(),
         }))
+    }
+
+    async fn deploy_application(&self, request: Request<pb::DeployApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let project = kernel::id::parse_optional_id("project_id", &r.project_id)?;
+        let blueprint = Blueprint {
+            template_version_id: parse_id("template_version_id", &r.template_version_id)?,
+            parameters: application::parse_parameters(&r.parameters_json)?,
+            placement: application::parse_placement(&r.placement_json)?,
+            strategy: Strategy::parse(&r.strategy_json)?,
+        };
+        let (app, _) = self.applications.deploy(&caller, tenant, project, &r.name, &r.environment, blueprint).await?;
+        Ok(Response::new(self.application_pb(app).await?))
+    }
+
+    async fn get_application(&self, request: Request<pb::GetApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let app = self.applications.get(&caller, id).await?;
+        Ok(Response::new(self.application_pb(app).await?))
+    }
+
+    async fn list_applications(&self, request: Request<pb::ListApplicationsRequest>) -> Result<Response<pb::ListApplicationsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let p = r.page.unwrap_or_default();
+        let (apps, next) = self.applications.list(&caller, tenant, Page::parse(p.limit, &p.cursor)?).await?;
+        let mut applications = Vec::with_capacity(apps.len());
+        for app in apps {
+            applications.push(self.application_pb(app).await?);
+        }
+        Ok(Response::new(pb::ListApplicationsResponse { applications, page: Some(pb::PageInfo { next_cursor: next }) }))
+    }
+
+    async fn delete_application(&self, request: Request<pb::DeleteApplicationRequest>) -> Result<Response<pb::DeleteApplicationResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.applications.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteApplicationResponse {}))
+    }
+
+    async fn create_release(&self, request: Request<pb::CreateReleaseRequest>) -> Result<Response<pb::Release>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let app = parse_id("application_id", &r.application_id)?;
+        let version = kernel::id::parse_optional_id("template_version_id", &r.template_version_id)?;
+        let parameters = r.parameters_json.as_deref().map(application::parse_parameters).transpose()?;
+        let placement = r.placement_json.as_deref().map(application::parse_placement).transpose()?;
+        let strategy = r.strategy_json.as_deref().map(Strategy::parse).transpose()?;
+        let release = self
+            .applications
+            .release(&caller, app, |mut b| {
+                if let Some(v) = version {
+                    b.template_version_id = v;
+                }
+                if let Some(p) = parameters {
+                    b.parameters = p;
+                }
+                if let Some(p) = placement {
+                    b.placement = p;
+                }
+                if let Some(s) = strategy {
+                    b.strategy = s;
+                }
+                Ok(b)
+            }, None)
+            .await?;
+        Ok(Response::new(release_pb(release)))
+    }
+
+    async fn rollback_application(&self, request: Request<pb::RollbackApplicationRequest>) -> Result<Response<pb::Release>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let app = parse_id("application_id", &r.application_id)?;
+        if r.to_release == 0 {
+            return Err(kernel::Error::invalid("to_release", "must name an earlier release").into());
+        }
+        let release = self.applications.release(&caller, app, Ok, Some(r.to_release as i32)).await?;
+        Ok(Response::new(release_pb(release)))
+    }
+
+    async fn approve_release(&self, request: Request<pb::ApproveReleaseRequest>) -> Result<Response<pb::Release>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(release_pb(self.applications.approve(&caller, id).await?)))
+    }
+
+    async fn list_releases(&self, request: Request<pb::ListReleasesRequest>) -> Result<Response<pb::ListReleasesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let app = parse_id("application_id", &r.application_id)?;
+        let p = r.page.unwrap_or_default();
+        let (releases, next) = self.applications.releases(&caller, app, Page::parse(p.limit, &p.cursor)?).await?;
+        Ok(Response::new(pb::ListReleasesResponse { releases: releases.into_iter().map(release_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+    }
+
+    async fn scale_application(&self, request: Request<pb::ScaleApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let app = parse_id("application_id", &r.application_id)?;
+        let app = self.applications.scale(&caller, app, &r.service, r.replicas).await?;
+        Ok(Response::new(self.application_pb(app).await?))
     }
 }

@@ -1,15 +1,19 @@
 //! The apps service: application templates, the catalog, applications, releases,
 //! release strategies and scaling (R4, R5). It owns the `apps` schema and
-//! announces every change as `apps.*` events through its outbox. Today it holds
-//! the template registry; rendering, releases and strategies come with their
-//! issue.
+//! announces every change as `apps.*` events through its outbox: templates and
+//! their versions, rendering, applications and their releases (driven by
+//! [`release::Driver`]), scaling and the NodePort pool.
 //!
 //! It does not own tenants (tenancy does) and never writes to member clusters
 //! itself: federation does.
 
+pub mod application;
 pub mod grpc;
+pub mod node_port;
+pub mod release;
 pub mod render;
 pub mod spec;
+pub mod strategy;
 pub mod template;
 pub mod version;
 
@@ -28,13 +32,57 @@ pub const HTTP_PORT: u16 = 7203;
 /// The service's schema migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/apps");
 
-/// Starts the service: schema, relay and gRPC API.
+/// Where federation is (`http://host:port`).
+pub const FEDERATION_URL: &str = "PAAS_FEDERATION_URL";
+/// How often a deploying release is looked at (default 500ms).
+pub const RELEASE_POLL: &str = "PAAS_APPS_RELEASE_POLL";
+/// How long a release may take to become Healthy (default 10m).
+pub const RELEASE_DEADLINE: &str = "PAAS_APPS_RELEASE_DEADLINE";
+
+/// The apps service's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Federation's gRPC URL.
+    pub federation_url: String,
+    /// How releases are paced.
+    pub pacing: release::Pacing,
+}
+
+impl Settings {
+    /// Reads [`FEDERATION_URL`], [`RELEASE_POLL`] and [`RELEASE_DEADLINE`].
+    ///
+    /// # Errors
+    /// A malformed value.
+    pub fn from_env(env: &kernel::settings::Env) -> Result<Self, kernel::settings::SettingError> {
+        let d = release::Pacing::default();
+        Ok(Self {
+            federation_url: env.or(FEDERATION_URL, "http://127.0.0.1:7102".to_string())?,
+            pacing: release::Pacing { poll: env.or(RELEASE_POLL, d.poll)?, deadline: env.or(RELEASE_DEADLINE, d.deadline)? },
+        })
+    }
+}
+
+/// Starts the service with settings from the environment.
+///
+/// # Errors
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
+pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let settings = Settings::from_env(&env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_with(platform, settings, addresses, shutdown).await
+}
+
+/// Starts the service: schema, relay, release driver and gRPC API.
 ///
 /// # Errors
 /// A dependency is unreachable or an address cannot be bound.
-pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
-    let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone()));
+    let federation = application::Federation::new(kernel::grpc::channel(&settings.federation_url)?, kernel::caller::CallerKey::new(platform.caller_key.clone()));
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let driver = release::Driver::new(base.pool.clone(), federation.clone(), wake.clone(), settings.pacing);
+    shutdown.spawn("release driver", driver.run(shutdown.token()));
+    let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), application::Applications::new(base.outbox.clone(), federation, wake)));
     base.serve(addresses, api, shutdown).await
 }

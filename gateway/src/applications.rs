@@ -1,0 +1,355 @@
+//! `/api/v1/tenants/{id}/applications`, `/applications/{id}`, `/releases/{id}`:
+//! deploying applications from published template versions, their numbered
+//! releases (upgrade, rollback, production approval) and scaling, forwarded
+//! to the apps service.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// The application routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tenants/{id}/applications", get(list).post(deploy))
+        .route("/applications/{id}", get(read).delete(delete))
+        .route("/applications/{id}/releases", get(list_releases).post(release))
+        .route("/applications/{id}/rollback", post(rollback))
+        .route("/applications/{id}/scale", post(scale))
+        .route("/releases/{id}/approve", post(approve))
+}
+
+/// A release: one numbered deploy of an application.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Release {
+    /// Its id.
+    pub id: String,
+    /// Its application.
+    pub application_id: String,
+    /// 1, 2, ... per application.
+    pub number: u32,
+    /// The template version it deploys.
+    pub template_version_id: String,
+    /// Its parameters.
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// Its placement.
+    #[schema(value_type = Object)]
+    pub placement: Value,
+    /// Its strategy.
+    #[schema(value_type = Object)]
+    pub strategy: Value,
+    /// awaiting-approval, deploying, succeeded, failed, superseded, cancelled.
+    pub state: String,
+    /// The services in deploy order.
+    pub waves: Vec<Vec<String>>,
+    /// The wave being deployed.
+    pub wave: u32,
+    /// What it waits for, or why it failed.
+    pub message: String,
+    /// The release it returned to, for a rollback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u32>,
+    /// Who made it.
+    pub created_by: String,
+    /// Who approved it (production).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// When it was made.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it started deploying.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+fn json_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+impl From<pb::Release> for Release {
+    fn from(r: pb::Release) -> Self {
+        Self {
+            parameters: json_text(&r.parameters_json),
+            placement: json_text(&r.placement_json),
+            strategy: json_text(&r.strategy_json),
+            waves: r.waves.into_iter().map(|w| w.services).collect(),
+            rollback_of: Some(r.rollback_of).filter(|n| *n != 0),
+            approved_by: Some(r.approved_by).filter(|a| !a.is_empty()),
+            id: r.id,
+            application_id: r.application_id,
+            number: r.number,
+            template_version_id: r.template_version_id,
+            state: r.state,
+            wave: r.wave,
+            message: r.message,
+            created_by: r.created_by,
+            created_at: time(r.created_at),
+            started_at: time(r.started_at),
+            finished_at: time(r.finished_at),
+        }
+    }
+}
+
+/// One service of an application as federation places it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServiceStatus {
+    /// The service.
+    pub name: String,
+    /// Its federation binding.
+    pub binding_id: String,
+    /// Healthy, Progressing, Degraded or Unknown.
+    pub health: String,
+    /// Why.
+    pub health_reason: String,
+    /// Per cluster: namespace, replicas, ready, available, health, last error.
+    #[schema(value_type = Vec<Object>)]
+    pub clusters: Value,
+}
+
+/// An application.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Application {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its project, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// DNS label, unique in the tenant.
+    pub name: String,
+    /// production or test.
+    pub environment: String,
+    /// awaiting-approval, deploying, running, failed.
+    pub state: String,
+    /// The last release that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_release: Option<u32>,
+    /// The newest release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_release: Option<Release>,
+    /// Replicas set by scaling, per service.
+    pub replicas: std::collections::BTreeMap<String, u32>,
+    /// Each service where federation placed it.
+    pub services: Vec<ServiceStatus>,
+    /// Who deployed it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::Application> for Application {
+    fn from(a: pb::Application) -> Self {
+        Self {
+            project_id: Some(a.project_id).filter(|p| !p.is_empty()),
+            current_release: Some(a.current_release).filter(|n| *n != 0),
+            latest_release: a.latest_release.map(Release::from),
+            replicas: a.replicas.into_iter().collect(),
+            services: a
+                .services
+                .into_iter()
+                .map(|s| ServiceStatus { clusters: json_text(&s.targets_json), name: s.name, binding_id: s.binding_id, health: s.health, health_reason: s.health_reason })
+                .collect(),
+            id: a.id,
+            tenant_id: a.tenant_id,
+            name: a.name,
+            environment: a.environment,
+            state: a.state,
+            created_by: a.created_by,
+            created_at: time(a.created_at),
+            updated_at: time(a.updated_at),
+        }
+    }
+}
+
+/// A page of applications.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApplicationPage {
+    /// The applications.
+    pub items: Vec<Application>,
+    /// Pass as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A page of releases, newest first.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReleasePage {
+    /// The releases.
+    pub items: Vec<Release>,
+    /// Pass as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Paging.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size.
+    #[serde(default)]
+    limit: u32,
+    /// From the previous page.
+    #[serde(default)]
+    cursor: String,
+}
+
+/// Body of a deploy.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// DNS label, unique in the tenant.
+    name: String,
+    /// Its project.
+    #[serde(default)]
+    project_id: String,
+    /// `production` (releases need a tenant administrator's approval) or `test`.
+    environment: String,
+    /// A published template version.
+    template_version_id: String,
+    /// Parameter values by name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    parameters: serde_json::Map<String, Value>,
+    /// `{"explicit": [{"cluster": "dc1-prod", "replicas": 2}]}` or `{"policy": {...}}`.
+    #[schema(value_type = Object)]
+    placement: Value,
+    /// `{"type": "rolling", "max_surge": "25%", "max_unavailable": 0}` or `{"type": "recreate"}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    strategy: Option<Value>,
+}
+
+/// Body of a new release: what changes (the rest stays as in the latest).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRelease {
+    /// Another published version.
+    #[serde(default)]
+    template_version_id: String,
+    /// New parameter values (replacing all of them).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<Value>,
+    /// A new placement.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    placement: Option<Value>,
+    /// A new strategy.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    strategy: Option<Value>,
+}
+
+/// Body of a rollback.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// The release to return to (one that succeeded).
+    to_release: u32,
+}
+
+/// Body of a scale.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    /// The service.
+    service: String,
+    /// Its replicas in all, divided over its clusters by the placement.
+    replicas: u32,
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant")), request_body = Deploy,
+    responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn deploy(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant): Path<String>, Body(b): Body<Deploy>) -> Result<(StatusCode, Json<Application>), ApiError> {
+    let request = pb::DeployApplicationRequest {
+        tenant_id: tenant,
+        project_id: b.project_id,
+        name: b.name,
+        environment: b.environment,
+        template_version_id: b.template_version_id,
+        parameters_json: Value::Object(b.parameters).to_string(),
+        placement_json: b.placement.to_string(),
+        strategy_json: b.strategy.map(|s| s.to_string()).unwrap_or_default(),
+    };
+    let app = s.upstream.apps(&s.key, &caller).deploy_application(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), PageQuery),
+    responses((status = 200, body = ApplicationPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ApplicationPage>, ApiError> {
+    let request = pb::ListApplicationsRequest { tenant_id: tenant, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
+    let r = s.upstream.apps(&s.key, &caller).list_applications(request).await?.into_inner();
+    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    Ok(Json(ApplicationPage { items: r.applications.into_iter().map(Application::from).collect(), next_cursor }))
+}
+
+#[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).get_application(pb::GetApplicationRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.upstream.apps(&s.key, &caller).delete_application(pb::DeleteApplicationRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = NewRelease,
+    responses((status = 201, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn release(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<NewRelease>) -> Result<(StatusCode, Json<Release>), ApiError> {
+    let request = pb::CreateReleaseRequest {
+        application_id: id,
+        template_version_id: b.template_version_id,
+        parameters_json: b.parameters.map(|p| p.to_string()),
+        placement_json: b.placement.map(|p| p.to_string()),
+        strategy_json: b.strategy.map(|p| p.to_string()),
+    };
+    let r = s.upstream.apps(&s.key, &caller).create_release(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(r.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
+    responses((status = 200, body = ReleasePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn list_releases(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ReleasePage>, ApiError> {
+    let request = pb::ListReleasesRequest { application_id: id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
+    let r = s.upstream.apps(&s.key, &caller).list_releases(request).await?.into_inner();
+    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    Ok(Json(ReleasePage { items: r.releases.into_iter().map(Release::from).collect(), next_cursor }))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{id}/rollback", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Rollback,
+    responses((status = 201, body = Release, description = "a new release returning to the named one"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn rollback(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Rollback>) -> Result<(StatusCode, Json<Release>), ApiError> {
+    let r = s.upstream.apps(&s.key, &caller).rollback_application(pb::RollbackApplicationRequest { application_id: id, to_release: b.to_release }).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(r.into())))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{id}/scale", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Scale,
+    responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn scale(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Scale>) -> Result<Json<Application>, ApiError> {
+    let request = pb::ScaleApplicationRequest { application_id: id, service: b.service, replicas: b.replicas };
+    Ok(Json(s.upstream.apps(&s.key, &caller).scale_application(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/releases/{id}/approve", tag = "applications", params(("id" = String, Path, description = "the release")),
+    responses((status = 200, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn approve(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).approve_release(pb::ApproveReleaseRequest { id }).await?.into_inner().into()))
+}

@@ -1,0 +1,547 @@
+//! Applications and their releases (R5). A deploy names a published template
+//! version, its parameters, a placement (federation's: explicit clusters or a
+//! policy) and a strategy; it creates the application and release 1. Every
+//! later change (upgrade, rollback) is a new numbered release, kept with who
+//! made it and when. A release into production waits for a tenant
+//! administrator's approval. What a release does in the clusters is driven
+//! by [`crate::release::Driver`].
+//!
+//! Each service of an application becomes one federation binding, named like
+//! the service's objects; federation reserves the binding's quota in tenancy
+//! before it applies anything.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Role};
+use kernel::event::EventType;
+use kernel::grpc::Outgoing;
+use kernel::name::DnsLabel;
+use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use paas_proto::v1::federation_service_client::FederationServiceClient;
+use serde_json::{Value, json};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::node_port;
+use crate::render::{Release as RenderRelease, SERVICE_LABEL, object_name, render};
+use crate::strategy::Strategy;
+use crate::version::Versions;
+
+/// `apps.application.deployed`
+pub const DEPLOYED: EventType = EventType::new("apps", "application", "deployed");
+/// `apps.application.deleted`
+pub const DELETED: EventType = EventType::new("apps", "application", "deleted");
+/// `apps.release.created`
+pub const RELEASE_CREATED: EventType = EventType::new("apps", "release", "created");
+/// `apps.application.scaled`
+pub const SCALED: EventType = EventType::new("apps", "application", "scaled");
+
+/// An application as stored.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Application {
+    /// Its id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// Its project, if any.
+    pub project_id: Option<Uuid>,
+    /// DNS label, unique in the tenant.
+    pub name: String,
+    /// `production` or `test`.
+    pub environment: String,
+    /// awaiting-approval, deploying, running, failed, stopped.
+    pub state: String,
+    /// The last release that succeeded.
+    pub current_release: Option<i32>,
+    /// service -> replicas set by scaling.
+    pub replicas: Value,
+    /// service -> federation binding id.
+    pub bindings: Value,
+    /// Who deployed it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A release as stored.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Release {
+    /// Its id.
+    pub id: Uuid,
+    /// Its application.
+    pub application_id: Uuid,
+    /// The application's tenant.
+    pub tenant_id: Uuid,
+    /// 1, 2, ... per application.
+    pub number: i32,
+    /// What it deploys.
+    pub template_version_id: Uuid,
+    /// With these parameters.
+    pub parameters: Value,
+    /// Where.
+    pub placement: Value,
+    /// How.
+    pub strategy: Value,
+    /// The rendered objects: service -> [object].
+    pub objects: Value,
+    /// Services in deploy order.
+    pub waves: Value,
+    /// awaiting-approval, deploying, succeeded, failed, superseded, cancelled.
+    pub state: String,
+    /// The wave being deployed.
+    pub wave: i32,
+    /// The last wave whose bindings were applied.
+    pub applied_wave: i32,
+    /// Why it failed, or what it is waiting for.
+    pub message: String,
+    /// The release it returns to, for a rollback.
+    pub rollback_of: Option<i32>,
+    /// Who made it.
+    pub created_by: String,
+    /// Who approved it (production).
+    pub approved_by: Option<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When the driver started it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Release {
+    /// The services in deploy order.
+    pub fn waves(&self) -> Vec<Vec<String>> {
+        serde_json::from_value(self.waves.clone()).unwrap_or_default()
+    }
+}
+
+macro_rules! app_columns {
+    () => {
+        "id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings, created_by, created_at, updated_at"
+    };
+}
+macro_rules! release_columns {
+    () => {
+        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at, finished_at"
+    };
+}
+pub(crate) use release_columns;
+
+/// What a deploy or a new release asks for.
+#[derive(Debug, Clone)]
+pub struct Blueprint {
+    /// A published template version.
+    pub template_version_id: Uuid,
+    /// Parameter values.
+    pub parameters: BTreeMap<String, Value>,
+    /// Federation's placement document.
+    pub placement: Value,
+    /// The strategy.
+    pub strategy: Strategy,
+}
+
+/// Parses a JSON object of parameter values.
+///
+/// # Errors
+/// Names `parameters`.
+pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, Value>> {
+    match text.trim() {
+        "" => Ok(BTreeMap::new()),
+        t => serde_json::from_str(t).map_err(|e| Error::invalid("parameters", format!("must be a JSON object of parameter values: {e}"))),
+    }
+}
+
+/// Parses a placement document far enough to know it is one; federation
+/// checks the rest when it places.
+///
+/// # Errors
+/// Names `placement`.
+pub fn parse_placement(text: &str) -> Result<Value> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::invalid("placement", format!("is not JSON: {e}")))?;
+    match value.as_object() {
+        Some(o) if o.len() == 1 && (o.contains_key("explicit") || o.contains_key("policy")) => Ok(value),
+        _ => Err(Error::invalid("placement", "must be {\"explicit\": [...]} or {\"policy\": {...}}")),
+    }
+}
+
+/// The federation client type.
+pub type FederationClient = FederationServiceClient<InterceptedService<Channel, Outgoing>>;
+
+/// Reaches federation as the apps service.
+#[derive(Clone)]
+pub struct Federation {
+    channel: Channel,
+    key: kernel::caller::CallerKey,
+}
+
+impl Federation {
+    /// Federation at `channel`, calls signed with `key`.
+    pub fn new(channel: Channel, key: kernel::caller::CallerKey) -> Self {
+        Self { channel, key }
+    }
+
+    /// A client acting as the apps service.
+    pub fn client(&self) -> FederationClient {
+        FederationServiceClient::with_interceptor(self.channel.clone(), Outgoing::new(&self.key, &Caller::service(crate::NAME)))
+    }
+}
+
+/// Applications in the apps schema.
+#[derive(Clone)]
+pub struct Applications {
+    outbox: Outbox,
+    versions: Versions,
+    federation: Federation,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+fn event(app: &Application) -> pb::ResourceChanged {
+    pb::ResourceChanged { id: app.id.to_string(), tenant_id: app.tenant_id.to_string(), name: app.name.clone() }
+}
+
+/// The role a change of an application needs: production is the tenant
+/// administrators' to change; developers and operators deploy elsewhere.
+fn writer_role(environment: &str) -> Role {
+    if environment == "production" { Role::TenantAdmin } else { Role::Developer }
+}
+
+impl Applications {
+    /// Applications stored in the outbox's schema; `wake` nudges the release driver.
+    pub fn new(outbox: Outbox, federation: Federation, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        Self { versions: Versions::new(outbox.clone()), outbox, federation, wake }
+    }
+
+    /// Renders a blueprint for `app`'s release `number`, with node ports
+    /// drawn for it: service -> objects (strategy written in), and waves.
+    async fn prepare(&self, caller: &Caller, tx: &mut sqlx::PgConnection, tenant: Uuid, app: &Application, number: i32, b: &Blueprint) -> Result<(Value, Vec<Vec<String>>)> {
+        let version = self.versions.get(caller, b.template_version_id).await?;
+        if version.tenant_id.is_some_and(|t| t != tenant) {
+            return Err(Error::not_found("template version", b.template_version_id));
+        }
+        if !version.published() {
+            return Err(Error::invalid("template_version_id", format!("version {} is a draft; publish it before deploying", version.version)));
+        }
+        let application = version.spec()?.resolve(&b.parameters)?;
+        let node_ports = node_port::claim(tx, tenant, app.id, &application).await?;
+        let objects = render(&application, &RenderRelease { app: app.name.clone(), number: number as u64, node_ports })?;
+        let mut by_service: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for mut object in objects {
+            b.strategy.apply_to(&mut object)?;
+            let service = object["metadata"]["labels"][SERVICE_LABEL].as_str().unwrap_or_default().to_string();
+            by_service.entry(service).or_default().push(object);
+        }
+        Ok((json!(by_service), application.deploy_order()?))
+    }
+
+    /// Deploys a new application: the application and its release 1.
+    ///
+    /// # Errors
+    /// A bad field (named), the version not visible or a draft, the name
+    /// taken, a node port held, not allowed.
+    pub async fn deploy(&self, caller: &Caller, tenant: Uuid, project: Option<Uuid>, name: &str, environment: &str, blueprint: Blueprint) -> Result<(Application, Release)> {
+        let name = DnsLabel::parse("name", name.trim())?;
+        if !matches!(environment, "production" | "test") {
+            return Err(Error::invalid("environment", "must be production or test"));
+        }
+        caller.require(tenant, writer_role("test"), "tenant", tenant)?;
+        let production = environment == "production";
+        let state = if production { "awaiting-approval" } else { "deploying" };
+        let mut tx = self.outbox.pool().begin().await?;
+        let app: Application = sqlx::query_as(concat!(
+            "INSERT INTO applications (id, tenant_id, project_id, name, environment, state, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING RETURNING ",
+            app_columns!()
+        ))
+        .bind(id::new_id())
+        .bind(tenant)
+        .bind(project)
+        .bind(name.as_str())
+        .bind(environment)
+        .bind(state)
+        .bind(&caller.subject)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::Conflict(format!("the tenant already has an application named {name}")))?;
+        object_name(&app.name, "x")?;
+        let release = self.insert_release(caller, &mut tx, &app, 1, &blueprint, None, production).await?;
+        outbox::record(&mut tx, DEPLOYED, Some(tenant), &event(&app)).await?;
+        self.outbox.commit(tx).await?;
+        self.wake.notify_one();
+        Ok((app, release))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_release(&self, caller: &Caller, tx: &mut sqlx::PgConnection, app: &Application, number: i32, b: &Blueprint, rollback_of: Option<i32>, needs_approval: bool) -> Result<Release> {
+        let (objects, waves) = self.prepare(caller, tx, app.tenant_id, app, number, b).await?;
+        let state = if needs_approval { "awaiting-approval" } else { "deploying" };
+        let message = if needs_approval { "a tenant administrator must approve this production release" } else { "" };
+        let release: Release = sqlx::query_as(concat!(
+            "INSERT INTO releases (id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, message, rollback_of, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ",
+            release_columns!()
+        ))
+        .bind(id::new_id())
+        .bind(app.id)
+        .bind(app.tenant_id)
+        .bind(number)
+        .bind(b.template_version_id)
+        .bind(json!(b.parameters))
+        .bind(&b.placement)
+        .bind(serde_json::to_value(&b.strategy).map_err(Error::internal)?)
+        .bind(objects)
+        .bind(json!(waves))
+        .bind(state)
+        .bind(message)
+        .bind(rollback_of)
+        .bind(&caller.subject)
+        .fetch_one(&mut *tx)
+        .await?;
+        let announced = pb::ResourceChanged { id: release.id.to_string(), tenant_id: app.tenant_id.to_string(), name: format!("{}#{}", app.name, number) };
+        outbox::record(tx, RELEASE_CREATED, Some(app.tenant_id), &announced).await?;
+        Ok(release)
+    }
+
+    /// An application the caller can see.
+    ///
+    /// # Errors
+    /// Not found or not visible (the same answer).
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Application> {
+        let found: Option<Application> = sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
+            .bind(id)
+            .bind(caller.visible_tenants())
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        found.ok_or_else(|| Error::not_found("application", id))
+    }
+
+    /// A page of a tenant's applications.
+    ///
+    /// # Errors
+    /// The tenant is not visible.
+    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page) -> Result<(Vec<Application>, String)> {
+        if !caller.can_see(tenant) {
+            return Err(Error::not_found("tenant", tenant));
+        }
+        let rows: Vec<Application> = sqlx::query_as(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM applications WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(tenant)
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows, |a| a.id))
+    }
+
+    /// The newest release of an application.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn latest_release(&self, app: &Application) -> Result<Option<Release>> {
+        Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"))
+            .bind(app.id)
+            .bind(app.tenant_id)
+            .fetch_optional(self.outbox.pool())
+            .await?)
+    }
+
+    /// A page of an application's releases, newest first.
+    ///
+    /// # Errors
+    /// The application is not visible.
+    pub async fn releases(&self, caller: &Caller, app: Uuid, page: Page) -> Result<(Vec<Release>, String)> {
+        let app = self.get(caller, app).await?;
+        let rows: Vec<Release> = sqlx::query_as(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE application_id = $1 AND tenant_id = $2 AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(app.id)
+        .bind(app.tenant_id)
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows, |r| r.id))
+    }
+
+    /// A new release of an application: another version, parameters,
+    /// placement or strategy (each defaulting to the latest release's).
+    ///
+    /// # Errors
+    /// A release still in progress (conflict), bad fields, not allowed.
+    pub async fn release(&self, caller: &Caller, app: Uuid, change: impl FnOnce(Blueprint) -> Result<Blueprint>, rollback_of: Option<i32>) -> Result<Release> {
+        let app = self.get(caller, app).await?;
+        caller.require(app.tenant_id, writer_role("test"), "application", app.id)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        // Serialises releases of one application.
+        let app: Application = sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1 AND tenant_id = $2 FOR UPDATE"))
+            .bind(app.id)
+            .bind(app.tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let latest: Release = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 ORDER BY number DESC LIMIT 1"))
+            .bind(app.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if matches!(latest.state.as_str(), "deploying" | "awaiting-approval") {
+            return Err(Error::FailedPrecondition(format!("release {} is still {}; wait for it or let it fail first", latest.number, latest.state)));
+        }
+        let base = match rollback_of {
+            Some(n) => sqlx::query_as::<_, Release>(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
+                .bind(app.id)
+                .bind(n)
+                .fetch_optional(&mut *tx)
+                .await?
+                .filter(|r| matches!(r.state.as_str(), "succeeded" | "superseded"))
+                .ok_or_else(|| Error::invalid("to_release", format!("release {n} of {} never succeeded; roll back to one that did", app.name)))?,
+            None => latest.clone(),
+        };
+        let blueprint = change(Blueprint {
+            template_version_id: base.template_version_id,
+            parameters: serde_json::from_value(base.parameters.clone()).unwrap_or_default(),
+            placement: base.placement.clone(),
+            strategy: serde_json::from_value(base.strategy.clone()).unwrap_or_default(),
+        })?;
+        let release = self.insert_release(caller, &mut tx, &app, latest.number + 1, &blueprint, rollback_of, app.environment == "production").await?;
+        sqlx::query("UPDATE applications SET state = CASE WHEN $2 THEN 'awaiting-approval' ELSE 'deploying' END, updated_at = now() WHERE id = $1")
+            .bind(app.id)
+            .bind(release.state == "awaiting-approval")
+            .execute(&mut *tx)
+            .await?;
+        self.outbox.commit(tx).await?;
+        self.wake.notify_one();
+        Ok(release)
+    }
+
+    /// Approves a production release awaiting it. Tenant administrators.
+    ///
+    /// # Errors
+    /// Not awaiting approval, not visible, not allowed.
+    pub async fn approve(&self, caller: &Caller, release: Uuid) -> Result<Release> {
+        let found: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
+            .bind(release)
+            .bind(caller.visible_tenants())
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        let found = found.ok_or_else(|| Error::not_found("release", release))?;
+        caller.require(found.tenant_id, Role::TenantAdmin, "release", release)?;
+        let approved: Option<Release> = sqlx::query_as(concat!(
+            "UPDATE releases SET state = 'deploying', approved_by = $2, message = '', next_check_at = now() WHERE id = $1 AND state = 'awaiting-approval' RETURNING ",
+            release_columns!()
+        ))
+        .bind(release)
+        .bind(&caller.subject)
+        .fetch_optional(self.outbox.pool())
+        .await?;
+        let approved = approved.ok_or_else(|| Error::FailedPrecondition(format!("release {} is {}, not awaiting approval", found.number, found.state)))?;
+        sqlx::query("UPDATE applications SET state = 'deploying', updated_at = now() WHERE id = $1").bind(approved.application_id).execute(self.outbox.pool()).await?;
+        self.wake.notify_one();
+        Ok(approved)
+    }
+
+    /// Sets one service's replicas (divided over its clusters by the
+    /// placement), at once and for every later release.
+    ///
+    /// # Errors
+    /// Unknown service (named), not running, not allowed.
+    pub async fn scale(&self, caller: &Caller, app: Uuid, service: &str, replicas: u32) -> Result<Application> {
+        let app = self.get(caller, app).await?;
+        caller.require(app.tenant_id, if app.environment == "production" { Role::Operator } else { Role::Developer }, "application", app.id)?;
+        if replicas > 1000 {
+            return Err(Error::invalid("replicas", "must be at most 1000"));
+        }
+        let Some(release) = self.latest_release(&app).await? else { return Err(Error::not_found("application", app.id)) };
+        if !matches!(release.state.as_str(), "succeeded") {
+            return Err(Error::FailedPrecondition(format!("release {} is {}; scale once it has succeeded", release.number, release.state)));
+        }
+        let objects = release.objects.get(service).cloned().ok_or_else(|| Error::invalid("service", format!("{service} is not a service of {}", app.name)))?;
+        if replicas == 0 {
+            return Err(Error::invalid("replicas", "must be at least 1"));
+        }
+        let mut federation = self.federation.client();
+        crate::release::apply_service(&mut federation, &app, &release, service, &objects, Some(replicas)).await?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let updated: Application = sqlx::query_as(concat!(
+            "UPDATE applications SET replicas = replicas || jsonb_build_object($2::text, $3::int), updated_at = now() WHERE id = $1 RETURNING ",
+            app_columns!()
+        ))
+        .bind(app.id)
+        .bind(service)
+        .bind(replicas as i32)
+        .fetch_one(&mut *tx)
+        .await?;
+        let from = app.replicas.get(service).and_then(Value::as_u64);
+        sqlx::query("INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, 'manual', $7)")
+            .bind(id::new_id())
+            .bind(app.id)
+            .bind(app.tenant_id)
+            .bind(service)
+            .bind(from.map(|f| f as i32))
+            .bind(replicas as i32)
+            .bind(&caller.subject)
+            .execute(&mut *tx)
+            .await?;
+        outbox::record(&mut tx, SCALED, Some(app.tenant_id), &event(&app)).await?;
+        self.outbox.commit(tx).await?;
+        Ok(updated)
+    }
+
+    /// Deletes an application: federation removes every object it placed
+    /// (and releases their quota); node ports return to the pool.
+    ///
+    /// # Errors
+    /// Federation unreachable (nothing is deleted then), not allowed.
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
+        let app = self.get(caller, id).await?;
+        caller.require(app.tenant_id, writer_role(&app.environment), "application", app.id)?;
+        let mut federation = self.federation.client();
+        for binding in app.bindings.as_object().map(|m| m.values().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>()).unwrap_or_default() {
+            match federation.delete_binding(pb::DeleteBindingRequest { id: binding }).await {
+                Ok(_) => {}
+                Err(s) if s.code() == tonic::Code::NotFound => {}
+                Err(s) => return Err(Error::Unavailable(format!("federation did not take the deletion: {}", s.message()))),
+            }
+        }
+        let mut tx = self.outbox.pool().begin().await?;
+        sqlx::query("DELETE FROM applications WHERE id = $1 AND tenant_id = $2").bind(app.id).bind(app.tenant_id).execute(&mut *tx).await?;
+        outbox::record(&mut tx, DELETED, Some(app.tenant_id), &event(&app)).await?;
+        self.outbox.commit(tx).await
+    }
+
+    /// Each service's binding as federation reports it (Unknown when
+    /// federation cannot be asked).
+    pub async fn services(&self, app: &Application) -> Vec<pb::ServiceStatus> {
+        let mut federation = self.federation.client();
+        let mut out = Vec::new();
+        for (service, binding) in app.bindings.as_object().into_iter().flatten() {
+            let binding = binding.as_str().unwrap_or_default().to_string();
+            let status = match federation.get_binding(pb::GetBindingRequest { id: binding.clone() }).await {
+                Ok(b) => {
+                    let b = b.into_inner();
+                    let targets: Vec<Value> = b
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            json!({"cluster": t.cluster, "namespace": t.namespace, "replicas": t.replicas, "health": t.health, "last_error": t.last_error,
+                                   "ready": t.workloads.iter().map(|w| w.ready).sum::<i32>(), "available": t.workloads.iter().map(|w| w.available).sum::<i32>()})
+                        })
+                        .collect();
+                    pb::ServiceStatus { name: service.clone(), binding_id: binding, health: b.health, health_reason: b.health_reason, targets_json: Value::Array(targets).to_string() }
+                }
+                Err(s) => pb::ServiceStatus { name: service.clone(), binding_id: binding, health: "Unknown".into(), health_reason: s.message().to_string(), targets_json: "[]".into() },
+            };
+            out.push(status);
+        }
+        out
+    }
+}
