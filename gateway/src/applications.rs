@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/applications/{id}/releases", get(list_releases).post(release))
         .route("/applications/{id}/rollback", post(rollback))
         .route("/applications/{id}/scale", post(scale))
+        .route("/applications/{id}/scale-events", get(scale_events))
         .route("/releases/{id}/approve", post(approve))
 }
 
@@ -352,4 +353,46 @@ pub(crate) async fn scale(State(s): State<AppState>, Authenticated(caller): Auth
     responses((status = 200, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub(crate) async fn approve(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(s.upstream.apps(&s.key, &caller).approve_release(pb::ApproveReleaseRequest { id }).await?.into_inner().into()))
+}
+
+/// A change of a service's replica count.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScaleEvent {
+    /// The service.
+    pub service: String,
+    /// The count before; absent when it was the spec's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_replicas: Option<u32>,
+    /// The count after.
+    pub to_replicas: u32,
+    /// Why (`manual`).
+    pub reason: String,
+    /// Who.
+    pub actor: String,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A page of scale events, newest first.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScaleEventPage {
+    /// The events.
+    pub items: Vec<ScaleEvent>,
+    /// Pass as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
+    responses((status = 200, body = ScaleEventPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn scale_events(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ScaleEventPage>, ApiError> {
+    let request = pb::ListScaleEventsRequest { application_id: id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
+    let r = s.upstream.apps(&s.key, &caller).list_scale_events(request).await?.into_inner();
+    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    let items = r
+        .events
+        .into_iter()
+        .map(|e| ScaleEvent { service: e.service, from_replicas: Some(e.from_replicas).filter(|n| *n != 0), to_replicas: e.to_replicas, reason: e.reason, actor: e.actor, at: time(e.at) })
+        .collect();
+    Ok(Json(ScaleEventPage { items, next_cursor }))
 }

@@ -87,6 +87,7 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/v1/applications/{id}/releases", Authenticated),
     ("POST", "/api/v1/applications/{id}/rollback", Permission::Role(Role::Developer)),
     ("POST", "/api/v1/applications/{id}/scale", Permission::Role(Role::Developer)),
+    ("GET", "/api/v1/applications/{id}/scale-events", Authenticated),
     ("POST", "/api/v1/releases/{id}/approve", Permission::Role(Role::TenantAdmin)),
     ("POST", "/api/v1/login/local", Permission::Public),
     ("POST", "/api/v1/login/ldap", Permission::Public),

@@ -134,6 +134,10 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
     let (status, scaled) = w.send(Method::POST, &format!("/api/v1/applications/{id}/scale"), Some(json!({"service": "web", "replicas": 3}))).await;
     assert_eq!((status, scaled["replicas"]["web"].as_u64()), (StatusCode::OK, Some(3)), "{scaled}");
     Platform::eventually(Duration::from_secs(20), "3 web replicas", || async { (w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?["spec"]["replicas"] == 3).then_some(()) }).await;
+    let (_, events) = w.send(Method::GET, &format!("/api/v1/applications/{id}/scale-events"), None).await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+    let event = &events["items"][0];
+    assert_eq!((event["service"].as_str(), event["to_replicas"].as_u64(), event["reason"].as_str(), event["actor"].as_str()), (Some("web"), Some(3), Some("manual"), Some("local:bootstrap-admin")));
     let (status, problem) = w.send(Method::POST, &format!("/api/v1/applications/{id}/scale"), Some(json!({"service": "db", "replicas": 3}))).await;
     assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("service")));
 

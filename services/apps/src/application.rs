@@ -134,6 +134,25 @@ macro_rules! release_columns {
 }
 pub(crate) use release_columns;
 
+/// A change of a service's replica count.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ScaleEvent {
+    /// Its id.
+    pub id: Uuid,
+    /// The service.
+    pub service: String,
+    /// The count before (`None`: the spec's).
+    pub from_replicas: Option<i32>,
+    /// The count after.
+    pub to_replicas: i32,
+    /// Why (`manual`).
+    pub reason: String,
+    /// Who.
+    pub actor: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// What a deploy or a new release asks for.
 #[derive(Debug, Clone)]
 pub struct Blueprint {
@@ -494,6 +513,25 @@ impl Applications {
         outbox::record(&mut tx, SCALED, Some(app.tenant_id), &event(&app)).await?;
         self.outbox.commit(tx).await?;
         Ok(updated)
+    }
+
+    /// A page of an application's scale events, newest first.
+    ///
+    /// # Errors
+    /// The application is not visible.
+    pub async fn scale_events(&self, caller: &Caller, app: Uuid, page: Page) -> Result<(Vec<ScaleEvent>, String)> {
+        let app = self.get(caller, app).await?;
+        let rows: Vec<ScaleEvent> = sqlx::query_as(
+            "SELECT id, service, from_replicas, to_replicas, reason, actor, at FROM scale_events
+              WHERE application_id = $1 AND tenant_id = $2 AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(app.id)
+        .bind(app.tenant_id)
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows, |e| e.id))
     }
 
     /// Deletes an application: federation removes every object it placed

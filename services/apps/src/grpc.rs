@@ -279,4 +279,24 @@ impl AppsService for Apps {
         let app = self.applications.scale(&caller, app, &r.service, r.replicas).await?;
         Ok(Response::new(self.application_pb(app).await?))
     }
+
+    async fn list_scale_events(&self, request: Request<pb::ListScaleEventsRequest>) -> Result<Response<pb::ListScaleEventsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let app = parse_id("application_id", &r.application_id)?;
+        let p = r.page.unwrap_or_default();
+        let (events, next) = self.applications.scale_events(&caller, app, Page::parse(p.limit, &p.cursor)?).await?;
+        let events = events
+            .into_iter()
+            .map(|e| pb::ScaleEvent {
+                service: e.service,
+                from_replicas: e.from_replicas.unwrap_or(0) as u32,
+                to_replicas: e.to_replicas as u32,
+                reason: e.reason,
+                actor: e.actor,
+                at: timestamp(e.at),
+            })
+            .collect();
+        Ok(Response::new(pb::ListScaleEventsResponse { events, page: Some(pb::PageInfo { next_cursor: next }) }))
+    }
 }
