@@ -52,6 +52,16 @@ async fn a_caller_of_tenant_b_gets_404_for_every_tenant_a_resource() {
     let (_, request) = send(&p, &admin, Method::POST, &format!("/api/v1/tenants/{}/requests", a.id), Some(form.clone())).await;
     let (a_token_id, _) = token(&p, &a.id, "viewer").await;
     let (_, b_admin) = token(&p, &b.id, "tenant-admin").await;
+    let (_, template) = send(&p, &admin, Method::POST, "/api/v1/templates", Some(json!({"tenant_id": a.id, "name": "billing"}))).await;
+    let tpl = template["id"].as_str().unwrap().to_string();
+    let app_spec = json!({"services": [{"name": "svc", "containers": [{"name": "c", "image": "nginx"}]}]});
+    let (_, version) = send(&p, &admin, Method::POST, &format!("/api/v1/templates/{tpl}/versions"), Some(json!({"version": "1.0.0", "spec": app_spec}))).await;
+    let ver = version["id"].as_str().unwrap().to_string();
+    send(&p, &admin, Method::POST, &format!("/api/v1/template-versions/{ver}/publish"), None).await;
+    let deploy = json!({"name": "billing", "environment": "production", "template_version_id": ver, "placement": {"explicit": [{"cluster": "c1"}]}});
+    let (status, app) = send(&p, &admin, Method::POST, &format!("/api/v1/tenants/{}/applications", a.id), Some(deploy.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let (app_id, release_id) = (app["id"].as_str().unwrap().to_string(), app["latest_release"]["id"].as_str().unwrap().to_string());
 
     let (r, m, q) = (reservation["id"].as_str().unwrap(), member["id"].as_str().unwrap(), request["id"].as_str().unwrap());
     let cases: Vec<(Method, String, Option<Value>)> = vec![
@@ -81,6 +91,25 @@ async fn a_caller_of_tenant_b_gets_404_for_every_tenant_a_resource() {
         (Method::GET, format!("/api/v1/tenants/{}/federation", a.id), None),
         (Method::DELETE, format!("/api/v1/tokens/{a_token_id}"), None),
         (Method::POST, "/api/v1/tokens".into(), Some(json!({"name": "x", "tenant_id": a.id, "role": "viewer"}))),
+        (Method::POST, "/api/v1/templates".into(), Some(json!({"tenant_id": a.id, "name": "mine"}))),
+        (Method::GET, format!("/api/v1/templates/{tpl}"), None),
+        (Method::DELETE, format!("/api/v1/templates/{tpl}"), None),
+        (Method::GET, format!("/api/v1/templates/{tpl}/versions"), None),
+        (Method::POST, format!("/api/v1/templates/{tpl}/versions"), Some(json!({"version": "2.0.0", "spec": app_spec}))),
+        (Method::GET, format!("/api/v1/template-versions/{ver}"), None),
+        (Method::PATCH, format!("/api/v1/template-versions/{ver}"), Some(json!({"note": "pwned"}))),
+        (Method::POST, format!("/api/v1/template-versions/{ver}/publish"), None),
+        (Method::POST, format!("/api/v1/template-versions/{ver}/render"), Some(json!({"app": "x"}))),
+        (Method::GET, format!("/api/v1/tenants/{}/applications", a.id), None),
+        (Method::POST, format!("/api/v1/tenants/{}/applications", a.id), Some(deploy)),
+        (Method::GET, format!("/api/v1/applications/{app_id}"), None),
+        (Method::DELETE, format!("/api/v1/applications/{app_id}"), None),
+        (Method::GET, format!("/api/v1/applications/{app_id}/releases"), None),
+        (Method::POST, format!("/api/v1/applications/{app_id}/releases"), Some(json!({}))),
+        (Method::POST, format!("/api/v1/applications/{app_id}/rollback"), Some(json!({"to_release": 1}))),
+        (Method::POST, format!("/api/v1/applications/{app_id}/scale"), Some(json!({"service": "svc", "replicas": 2}))),
+        (Method::GET, format!("/api/v1/applications/{app_id}/scale-events"), None),
+        (Method::POST, format!("/api/v1/releases/{release_id}/approve"), None),
     ];
     for (method, path, body) in cases {
         let (status, answer) = send(&p, &b_admin, method.clone(), &path, body).await;
@@ -98,6 +127,8 @@ async fn a_caller_of_tenant_b_gets_404_for_every_tenant_a_resource() {
     // The untouched tenant is untouched.
     let (_, still) = send(&p, &admin, Method::GET, &format!("/api/v1/tenants/{}", a.id), None).await;
     assert_eq!(still["display_name"], "alpha");
+    let (_, still) = send(&p, &admin, Method::GET, &format!("/api/v1/applications/{app_id}"), None).await;
+    assert_eq!(still["latest_release"]["state"], "awaiting-approval", "B's approval attempt did nothing");
 }
 
 #[tokio::test]
