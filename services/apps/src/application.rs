@@ -216,7 +216,6 @@ impl Federation {
 #[derive(Clone)]
 pub struct Applications {
     outbox: Outbox,
-    versions: Versions,
     federation: Federation,
     wake: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -234,13 +233,13 @@ fn writer_role(environment: &str) -> Role {
 impl Applications {
     /// Applications stored in the outbox's schema; `wake` nudges the release driver.
     pub fn new(outbox: Outbox, federation: Federation, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
-        Self { versions: Versions::new(outbox.clone()), outbox, federation, wake }
+        Self { outbox, federation, wake }
     }
 
     /// Renders a blueprint for `app`'s release `number`, with node ports
     /// drawn for it: service -> objects (strategy written in), and waves.
     async fn prepare(&self, caller: &Caller, tx: &mut sqlx::PgConnection, tenant: Uuid, app: &Application, number: i32, b: &Blueprint) -> Result<(Value, Vec<Vec<String>>)> {
-        let version = self.versions.get(caller, b.template_version_id).await?;
+        let version = Versions::get_in(&mut *tx, caller, b.template_version_id).await?;
         if version.tenant_id.is_some_and(|t| t != tenant) {
             return Err(Error::not_found("template version", b.template_version_id));
         }

@@ -130,8 +130,8 @@ impl Driver {
         ))
         .fetch_all(&self.pool)
         .await?;
-        let mut again = 0;
-        for release in due {
+        // Releases wait on federation, not on the CPU: step them together.
+        let steps = due.into_iter().map(|release| async move {
             let id = release.id;
             let step = match self.step(release).await {
                 Ok(step) => step,
@@ -144,12 +144,16 @@ impl Driver {
                 Step::Next => Duration::ZERO,
                 Step::Wait | Step::Finished => self.pacing.poll,
             };
-            again += usize::from(matches!(step, Step::Next));
             sqlx::query("UPDATE releases SET claimed_until = NULL, next_check_at = now() + make_interval(secs => $2) WHERE id = $1")
                 .bind(id)
                 .bind(delay.as_secs_f64())
                 .execute(&self.pool)
                 .await?;
+            Ok::<bool, Error>(matches!(step, Step::Next))
+        });
+        let mut again = 0;
+        for went_on in futures::future::join_all(steps).await {
+            again += usize::from(went_on?);
         }
         Ok(again)
     }

@@ -152,10 +152,21 @@ impl Versions {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Version> {
+        let mut conn = self.outbox.pool().acquire().await?;
+        Self::get_in(&mut conn, caller, id).await
+    }
+
+    /// [`Self::get`] on a connection the caller holds (inside its
+    /// transaction: a second connection per request would starve the pool
+    /// under load).
+    ///
+    /// # Errors
+    /// Not found or not visible (the same answer).
+    pub async fn get_in(conn: &mut sqlx::PgConnection, caller: &Caller, id: Uuid) -> Result<Version> {
         let found: Option<Version> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM template_versions WHERE id = $1 AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))"))
             .bind(id)
             .bind(caller.visible_tenants())
-            .fetch_optional(self.outbox.pool())
+            .fetch_optional(conn)
             .await?;
         found.ok_or_else(|| Error::not_found("template version", id))
     }
