@@ -19,6 +19,7 @@ pub mod local_admin;
 pub mod login;
 pub mod members;
 pub mod oidc;
+pub mod pods;
 pub mod openapi;
 pub mod problem;
 pub mod projects;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api_tokens::routes())
         .merge(templates::routes())
         .merge(applications::routes())
+        .merge(pods::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))

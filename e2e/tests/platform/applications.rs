@@ -141,6 +141,24 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
     let (status, problem) = w.send(Method::POST, &format!("/api/v1/applications/{id}/scale"), Some(json!({"service": "db", "replicas": 3}))).await;
     assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("service")));
 
+    // Pods per service and cluster, a container's log, a rolling restart.
+    let (status, pods) = w.send(Method::GET, &format!("/api/v1/applications/{id}/pods"), None).await;
+    assert_eq!(status, StatusCode::OK, "{pods}");
+    let items = pods["items"].as_array().unwrap();
+    let count = |service: &str| items.iter().filter(|p| p["service"] == service && p["cluster"] == "dc1-prod" && p["namespace"] == "acme-web").count();
+    assert_eq!((count("web"), count("api")), (3, 1), "{pods}");
+    let web_pod = items.iter().find(|p| p["service"] == "web").unwrap()["name"].as_str().unwrap().to_string();
+    let (status, log) = w.send(Method::GET, &format!("/api/v1/applications/{id}/logs?service=web&cluster=dc1-prod&pod={web_pod}&tail=3"), None).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(log["text"].as_str().unwrap().lines().count(), 3);
+    assert!(log["text"].as_str().unwrap().contains(&format!("{web_pod}/web")));
+    let (status, problem) = w.send(Method::GET, &format!("/api/v1/applications/{id}/logs?service=web&cluster=dc1-prod&pod=someone-else"), None).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("pod")), "only the application's own pods");
+    let (status, restarted) = w.send(Method::POST, &format!("/api/v1/applications/{id}/restart"), Some(json!({"service": "web"}))).await;
+    assert_eq!((status, restarted["restarted"]["web"].as_u64()), (StatusCode::OK, Some(1)), "{restarted}");
+    let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap();
+    assert!(web["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(), "{}", web["spec"]["template"]);
+
     // Delete: everything it created goes.
     let (status, _) = w.send(Method::DELETE, &format!("/api/v1/applications/{id}"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -555,6 +555,11 @@ impl Applications {
         self.outbox.commit(tx).await
     }
 
+    /// Reaches federation as the apps service.
+    pub(crate) fn federation(&self) -> &Federation {
+        &self.federation
+    }
+
     /// Each service's binding as federation reports it (Unknown when
     /// federation cannot be asked).
     pub async fn services(&self, app: &Application) -> Vec<pb::ServiceStatus> {

@@ -299,4 +299,25 @@ impl AppsService for Apps {
             .collect();
         Ok(Response::new(pb::ListScaleEventsResponse { events, page: Some(pb::PageInfo { next_cursor: next }) }))
     }
+
+    async fn list_application_pods(&self, request: Request<pb::ListApplicationPodsRequest>) -> Result<Response<pb::ListApplicationPodsResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("application_id", &request.get_ref().application_id)?;
+        Ok(Response::new(self.applications.pods(&caller, id).await?))
+    }
+
+    async fn get_application_logs(&self, request: Request<pb::GetApplicationLogsRequest>) -> Result<Response<pb::PodLogs>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("application_id", &r.application_id)?;
+        Ok(Response::new(pb::PodLogs { text: self.applications.logs(&caller, id, r).await? }))
+    }
+
+    async fn restart_application(&self, request: Request<pb::RestartApplicationRequest>) -> Result<Response<pb::RestartApplicationResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("application_id", &r.application_id)?;
+        let restarted = self.applications.restart(&caller, id, &r.service).await?;
+        Ok(Response::new(pb::RestartApplicationResponse { restarted: restarted.into_iter().collect() }))
+    }
 }

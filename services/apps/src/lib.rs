@@ -10,6 +10,7 @@
 pub mod application;
 pub mod grpc;
 pub mod node_port;
+pub mod pod;
 pub mod release;
 pub mod render;
 pub mod spec;

@@ -22,13 +22,15 @@ pub struct Federation {
     outbox: Outbox,
     key: SecretKey,
     admission: Arc<dyn Admission>,
+    clients: crate::credentials::Clients,
 }
 
 impl Federation {
     /// The API over the federation schema of `outbox`, sealing credentials
     /// with `key` and admitting bindings through `admission`.
     pub fn new(outbox: Outbox, key: SecretKey, admission: Arc<dyn Admission>) -> Self {
-        Self { outbox, key, admission }
+        let clients = crate::credentials::Clients::new(outbox.pool().clone(), key.clone());
+        Self { outbox, key, admission, clients }
     }
 
     fn bindings(&self) -> Bindings<'_> {
@@ -250,5 +252,48 @@ impl FederationService for Federation {
             learned_at: timestamp(t.learned_at),
             event_id: t.event_id.to_string(),
         }))
+    }
+
+    async fn list_binding_pods(&self, request: Request<pb::ListBindingPodsRequest>) -> Result<Response<pb::ListBindingPodsResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("binding_id", &request.get_ref().binding_id)?;
+        let (b, targets) = self.bindings().get(&caller, id).await?;
+        let mut answer = pb::ListBindingPodsResponse::default();
+        for (cluster, pods) in crate::pod::list(&self.clients, &b, &targets).await {
+            match pods {
+                Ok(pods) => answer.pods.extend(pods.into_iter().map(|p| pb::BindingPod {
+                    cluster: p.cluster,
+                    namespace: p.namespace,
+                    name: p.name,
+                    workload: p.workload,
+                    phase: p.phase,
+                    ready: p.ready,
+                    restarts: p.restarts,
+                    node: p.node,
+                    containers: p.containers,
+                })),
+                Err(e) => answer.unreachable.push(pb::ClusterError { cluster, message: e.to_string() }),
+            }
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn get_pod_logs(&self, request: Request<pb::GetPodLogsRequest>) -> Result<Response<pb::PodLogs>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("binding_id", &r.binding_id)?;
+        let (b, targets) = self.bindings().get(&caller, id).await?;
+        let tail = if r.tail_lines <= 0 { 100 } else { r.tail_lines };
+        let text = crate::pod::logs(&self.clients, &b, &targets, &r.cluster, &r.pod, &r.container, tail).await?;
+        Ok(Response::new(pb::PodLogs { text }))
+    }
+
+    async fn restart_binding(&self, request: Request<pb::RestartBindingRequest>) -> Result<Response<pb::RestartBindingResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("binding_id", &request.get_ref().binding_id)?;
+        let (b, targets) = self.bindings().get(&caller, id).await?;
+        caller.require(b.tenant_id, kernel::caller::Role::Operator, "binding", id)?;
+        let restarted = crate::pod::restart(&self.clients, &b, &targets).await?;
+        Ok(Response::new(pb::RestartBindingResponse { restarted: restarted.into_iter().map(|(c, n)| (c, n as u32)).collect() }))
     }
 }

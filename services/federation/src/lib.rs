@@ -13,6 +13,7 @@ pub mod known_tenant;
 pub mod lease;
 pub mod partition;
 pub mod placement;
+pub mod pod;
 pub mod propagation;
 pub mod settings;
 

@@ -1,0 +1,146 @@
+//! `/api/v1/applications/{id}/pods`, `/logs`, `/restart`: an application's
+//! pods in its clusters, a container's log, and a rolling restart, forwarded
+//! to the apps service (which asks federation, which asks the clusters).
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// The pod routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/applications/{id}/pods", get(list))
+        .route("/applications/{id}/logs", get(logs))
+        .route("/applications/{id}/restart", post(restart))
+}
+
+/// A pod of an application.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Pod {
+    /// The application's service.
+    pub service: String,
+    /// The cluster.
+    pub cluster: String,
+    /// The partition's namespace there.
+    pub namespace: String,
+    /// The pod.
+    pub name: String,
+    /// `Kind/name` of its workload.
+    pub workload: String,
+    /// Pending, Running, Succeeded, Failed, Unknown.
+    pub phase: String,
+    /// Every container ready.
+    pub ready: bool,
+    /// Container restarts.
+    pub restarts: i32,
+    /// Its node.
+    pub node: String,
+    /// Its containers.
+    pub containers: Vec<String>,
+}
+
+/// A cluster that could not be read.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Unreachable {
+    /// The cluster.
+    pub cluster: String,
+    /// Why.
+    pub message: String,
+}
+
+/// The pods of an application.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Pods {
+    /// Its pods, per service and cluster.
+    pub items: Vec<Pod>,
+    /// Clusters whose pods could not be read.
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// Which log.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// The service.
+    service: String,
+    /// The cluster.
+    cluster: String,
+    /// The pod.
+    pod: String,
+    /// The container (default: the first).
+    #[serde(default)]
+    container: String,
+    /// How many lines from the end (default 100, at most 10,000).
+    #[serde(default)]
+    tail: i64,
+}
+
+/// A container's log.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Log {
+    /// Its last lines.
+    pub text: String,
+}
+
+/// Body of a restart.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restart {
+    /// Only this service (default: all).
+    #[serde(default)]
+    service: String,
+}
+
+/// What a restart touched.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Restarted {
+    /// Service -> workloads restarted over its clusters.
+    pub restarted: std::collections::BTreeMap<String, u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/applications/{id}/pods", tag = "applications", params(("id" = String, Path, description = "the application")),
+    responses((status = 200, body = Pods), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Pods>, ApiError> {
+    let r = s.upstream.apps(&s.key, &caller).list_application_pods(pb::ListApplicationPodsRequest { application_id: id }).await?.into_inner();
+    let items = r
+        .pods
+        .into_iter()
+        .filter_map(|p| {
+            let pod = p.pod?;
+            Some(Pod {
+                service: p.service,
+                cluster: pod.cluster,
+                namespace: pod.namespace,
+                name: pod.name,
+                workload: pod.workload,
+                phase: pod.phase,
+                ready: pod.ready,
+                restarts: pod.restarts,
+                node: pod.node,
+                containers: pod.containers,
+            })
+        })
+        .collect();
+    Ok(Json(Pods { items, unreachable: r.unreachable.into_iter().map(|u| Unreachable { cluster: u.cluster, message: u.message }).collect() }))
+}
+
+#[utoipa::path(get, path = "/api/v1/applications/{id}/logs", tag = "applications", params(("id" = String, Path, description = "the application"), LogQuery),
+    responses((status = 200, body = Log), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn logs(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<LogQuery>) -> Result<Json<Log>, ApiError> {
+    let request = pb::GetApplicationLogsRequest { application_id: id, service: q.service, cluster: q.cluster, pod: q.pod, container: q.container, tail_lines: q.tail };
+    Ok(Json(Log { text: s.upstream.apps(&s.key, &caller).get_application_logs(request).await?.into_inner().text }))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{id}/restart", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Restart,
+    responses((status = 200, body = Restarted), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn restart(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Restart>) -> Result<Json<Restarted>, ApiError> {
+    let r = s.upstream.apps(&s.key, &caller).restart_application(pb::RestartApplicationRequest { application_id: id, service: b.service }).await?.into_inner();
+    Ok(Json(Restarted { restarted: r.restarted.into_iter().collect() }))
+}

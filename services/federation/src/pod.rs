@@ -1,0 +1,160 @@
+//! The pods of a binding in its member clusters: listed by the selectors of
+//! the binding's workloads in each target namespace, their container logs
+//! read from the cluster, and a rolling restart of the workloads. Reads go
+//! to the clusters live (they are what an operator looks at when something
+//! is wrong); an unreachable cluster is reported as such, not hidden.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kernel::{Error, Result};
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::binding::{Binding, Target};
+use crate::credentials::Clients;
+
+/// The workload kinds whose pods a binding has.
+const WORKLOADS: [(&str, &str); 3] = [("Deployment", "deployments"), ("StatefulSet", "statefulsets"), ("DaemonSet", "daemonsets")];
+
+/// One pod as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodView {
+    /// Its cluster.
+    pub cluster: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The workload it belongs to (`Deployment/web`).
+    pub workload: String,
+    /// Pending, Running, Succeeded, Failed, Unknown.
+    pub phase: String,
+    /// Every container ready.
+    pub ready: bool,
+    /// Restarts over its containers.
+    pub restarts: i32,
+    /// The node it runs on.
+    pub node: String,
+    /// Its containers.
+    pub containers: Vec<String>,
+}
+
+/// The pods of `binding`, per target; a cluster that cannot be read gives
+/// its error instead of pods.
+pub async fn list(clients: &Clients, binding: &Binding, targets: &[Target]) -> Vec<(String, Result<Vec<PodView>>)> {
+    let mut out = Vec::new();
+    for target in targets.iter().filter(|t| !t.removing) {
+        out.push((target.cluster.clone(), pods_in(clients, binding, target).await));
+    }
+    out
+}
+
+fn selectors(binding: &Binding) -> Vec<(String, String)> {
+    binding
+        .objects
+        .0
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| WORKLOADS.iter().any(|(kind, _)| o["kind"] == *kind))
+        .filter_map(|o| {
+            let labels = o["spec"]["selector"]["matchLabels"].as_object()?;
+            let selector = labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",");
+            Some((format!("{}/{}", o["kind"].as_str().unwrap_or_default(), o["metadata"]["name"].as_str().unwrap_or_default()), selector))
+        })
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+async fn pods_in(clients: &Clients, binding: &Binding, target: &Target) -> Result<Vec<PodView>> {
+    let client = clients.by_name(&target.cluster).await?;
+    let api: Api<Pod> = Api::namespaced(client, &target.namespace);
+    let mut pods = Vec::new();
+    for (workload, selector) in selectors(binding) {
+        let listed = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| Error::Unavailable(format!("cluster {}: {e}", target.cluster)))?;
+        for pod in listed.items {
+            let status = pod.status.clone().unwrap_or_default();
+            let statuses = status.container_statuses.clone().unwrap_or_default();
+            pods.push(PodView {
+                cluster: target.cluster.clone(),
+                namespace: target.namespace.clone(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                workload: workload.clone(),
+                phase: status.phase.clone().unwrap_or_else(|| "Unknown".into()),
+                ready: !statuses.is_empty() && statuses.iter().all(|c| c.ready),
+                restarts: statuses.iter().map(|c| c.restart_count).sum(),
+                node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+                containers: pod.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default(),
+            });
+        }
+    }
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(pods)
+}
+
+/// The last `tail` lines of a container's log; only pods of the binding.
+///
+/// # Errors
+/// The cluster, pod or container is not the binding's (named as the field),
+/// or the cluster is unreachable.
+pub async fn logs(clients: &Clients, binding: &Binding, targets: &[Target], cluster: &str, pod: &str, container: &str, tail: i64) -> Result<String> {
+    let target = targets.iter().find(|t| t.cluster == cluster && !t.removing).ok_or_else(|| Error::invalid("cluster", format!("{cluster} runs nothing of this binding")))?;
+    let pods = pods_in(clients, binding, target).await?;
+    let found = pods.iter().find(|p| p.name == pod).ok_or_else(|| Error::invalid("pod", format!("{pod} is not a pod of this binding in {cluster}")))?;
+    let container = match container {
+        "" => found.containers.first().cloned().unwrap_or_default(),
+        c if found.containers.iter().any(|x| x == c) => c.to_string(),
+        c => return Err(Error::invalid("container", format!("{c} is not a container of {pod}"))),
+    };
+    let client = clients.by_name(cluster).await?;
+    let api: Api<Pod> = Api::namespaced(client, &target.namespace);
+    let params = LogParams { container: Some(container), tail_lines: Some(tail.clamp(1, 10_000)), ..LogParams::default() };
+    api.logs(pod, &params).await.map_err(|e| Error::Unavailable(format!("cluster {cluster}: {e}")))
+}
+
+/// Restarts every workload of the binding in every cluster, rolling (the
+/// pod template is stamped, as `kubectl rollout restart` does). Stamped with
+/// a field manager of its own, so the propagator's applies keep it.
+///
+/// # Errors
+/// The first cluster that cannot be reached (the others are restarted).
+pub async fn restart(clients: &Clients, binding: &Binding, targets: &[Target]) -> Result<BTreeMap<String, usize>> {
+    let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let patch: Value = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}});
+    let mut restarted = BTreeMap::new();
+    let mut failure = None;
+    for target in targets.iter().filter(|t| !t.removing) {
+        let client = match clients.by_name(&target.cluster).await {
+            Ok(c) => c,
+            Err(e) => {
+                failure.get_or_insert(e);
+                continue;
+            }
+        };
+        let mut n = 0;
+        for object in binding.objects.0.as_array().into_iter().flatten() {
+            let Some((kind, plural)) = WORKLOADS.iter().find(|(k, _)| object["kind"] == *k) else { continue };
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let resource = kube::api::ApiResource {
+                group: "apps".into(),
+                version: "v1".into(),
+                api_version: "apps/v1".into(),
+                kind: (*kind).into(),
+                plural: (*plural).into(),
+            };
+            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &target.namespace, &resource);
+            match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    failure.get_or_insert(Error::Unavailable(format!("cluster {}: {e}", target.cluster)));
+                }
+            }
+        }
+        restarted.insert(target.cluster.clone(), n);
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(restarted),
+    }
+}
