@@ -1,5 +1,6 @@
-//! `/api/v1/applications/{id}/pods`, `/logs`, `/restart`: an application's
-//! pods in its clusters, a container's log, and a rolling restart, forwarded
+//! `/api/v1/applications/{id}/pods`, `/logs`, `/restart`, `/stop`, `/start`:
+//! an application's pods in its clusters, a container's log, a rolling
+//! restart, and stopping (scaled to zero, replicas remembered) and starting, forwarded
 //! to the apps service (which asks federation, which asks the clusters).
 
 use axum::extract::{Path, Query, State};
@@ -19,6 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/applications/{id}/pods", get(list))
         .route("/applications/{id}/logs", get(logs))
         .route("/applications/{id}/restart", post(restart))
+        .route("/applications/{id}/stop", post(stop))
+        .route("/applications/{id}/start", post(start))
 }
 
 /// A pod of an application.
@@ -143,4 +146,16 @@ pub(crate) async fn logs(State(s): State<AppState>, Authenticated(caller): Authe
 pub(crate) async fn restart(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Restart>) -> Result<Json<Restarted>, ApiError> {
     let r = s.upstream.apps(&s.key, &caller).restart_application(pb::RestartApplicationRequest { application_id: id, service: b.service }).await?.into_inner();
     Ok(Json(Restarted { restarted: r.restarted.into_iter().collect() }))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{id}/stop", tag = "applications", params(("id" = String, Path, description = "the application")),
+    responses((status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its replicas remembered"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn stop(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<crate::applications::Application>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).stop_application(pb::StopApplicationRequest { application_id: id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{id}/start", tag = "applications", params(("id" = String, Path, description = "the application")),
+    responses((status = 200, body = crate::applications::Application, description = "running again with the replicas it had"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn start(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<crate::applications::Application>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).start_application(pb::StartApplicationRequest { application_id: id }).await?.into_inner().into()))
 }

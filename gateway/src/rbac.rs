@@ -92,6 +92,8 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/v1/applications/{id}/pods", Authenticated),
     ("GET", "/api/v1/applications/{id}/logs", Authenticated),
     ("POST", "/api/v1/applications/{id}/restart", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/applications/{id}/stop", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/applications/{id}/start", Permission::Role(Role::Developer)),
     ("POST", "/api/v1/login/local", Permission::Public),
     ("POST", "/api/v1/login/ldap", Permission::Public),
     ("GET", "/api/v1/login/oidc", Permission::Public),

@@ -159,6 +159,30 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
     let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap();
     assert!(web["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(), "{}", web["spec"]["template"]);
 
+    // Stop: no pods, replicas remembered; no release meanwhile; start: back as it was.
+    let (status, stopped) = w.send(Method::POST, &format!("/api/v1/applications/{id}/stop"), None).await;
+    assert_eq!((status, stopped["state"].as_str()), (StatusCode::OK, Some("stopped")), "{stopped}");
+    Platform::eventually(Duration::from_secs(20), "no web or api replicas", || async {
+        let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?;
+        let api = w.kube(&format!("{DEPLOYMENTS}/shop-api")).await?;
+        (web["spec"]["replicas"] == 0 && api["spec"]["replicas"] == 0).then_some(())
+    })
+    .await;
+    let (status, _) = w.send(Method::POST, &format!("/api/v1/applications/{id}/releases"), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a stopped application is started before it is released");
+    let (status, started) = w.send(Method::POST, &format!("/api/v1/applications/{id}/start"), None).await;
+    assert_eq!((status, started["state"].as_str()), (StatusCode::OK, Some("running")), "{started}");
+    Platform::eventually(Duration::from_secs(20), "web back at 3, api at 1", || async {
+        let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?;
+        let api = w.kube(&format!("{DEPLOYMENTS}/shop-api")).await?;
+        (web["spec"]["replicas"] == 3 && api["spec"]["replicas"] == 1).then_some(())
+    })
+    .await;
+    let (_, events) = w.send(Method::GET, &format!("/api/v1/applications/{id}/scale-events"), None).await;
+    let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.iter().filter(|r| **r == "stop").count(), 2, "{events}");
+    assert_eq!(reasons.iter().filter(|r| **r == "start").count(), 2, "{events}");
+
     // Delete: everything it created goes.
     let (status, _) = w.send(Method::DELETE, &format!("/api/v1/applications/{id}"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -360,6 +360,30 @@ impl Applications {
         Ok(page.finish(rows, |a| a.id))
     }
 
+    /// An application and its newest release as of one moment (the release
+    /// driver changes both in one transaction; two separate reads could
+    /// show a succeeded release of a still deploying application).
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn snapshot(&self, app: &Application) -> Result<(Application, Option<Release>)> {
+        let mut tx = self.outbox.pool().begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let now: Application = sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1 AND tenant_id = $2"))
+            .bind(app.id)
+            .bind(app.tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("application", app.id))?;
+        let latest: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"))
+            .bind(app.id)
+            .bind(app.tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((now, latest))
+    }
+
     /// The newest release of an application.
     ///
     /// # Errors
@@ -411,6 +435,9 @@ impl Applications {
             .bind(app.id)
             .fetch_one(&mut *tx)
             .await?;
+        if app.state == "stopped" {
+            return Err(Error::FailedPrecondition(format!("{} is stopped; start it before releasing", app.name)));
+        }
         if matches!(latest.state.as_str(), "deploying" | "awaiting-approval") {
             return Err(Error::FailedPrecondition(format!("release {} is still {}; wait for it or let it fail first", latest.number, latest.state)));
         }
@@ -558,6 +585,11 @@ impl Applications {
     /// Reaches federation as the apps service.
     pub(crate) fn federation(&self) -> &Federation {
         &self.federation
+    }
+
+    /// The apps schema and its outbox.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Each service's binding as federation reports it (Unknown when

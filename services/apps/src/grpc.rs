@@ -27,7 +27,7 @@ impl Apps {
     }
 
     async fn application_pb(&self, app: Application) -> Result<pb::Application, Status> {
-        let latest = self.applications.latest_release(&app).await?;
+        let (app, latest) = self.applications.snapshot(&app).await?;
         let services = self.applications.services(&app).await;
         Ok(pb::Application {
             id: app.id.to_string(),
@@ -319,5 +319,19 @@ impl AppsService for Apps {
         let id = parse_id("application_id", &r.application_id)?;
         let restarted = self.applications.restart(&caller, id, &r.service).await?;
         Ok(Response::new(pb::RestartApplicationResponse { restarted: restarted.into_iter().collect() }))
+    }
+
+    async fn stop_application(&self, request: Request<pb::StopApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("application_id", &request.get_ref().application_id)?;
+        let app = self.applications.stop(&caller, id).await?;
+        Ok(Response::new(self.application_pb(app).await?))
+    }
+
+    async fn start_application(&self, request: Request<pb::StartApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("application_id", &request.get_ref().application_id)?;
+        let app = self.applications.start(&caller, id).await?;
+        Ok(Response::new(self.application_pb(app).await?))
     }
 }

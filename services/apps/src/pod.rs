@@ -1,15 +1,17 @@
-//! An application's pods, their logs and a rolling restart: each service's
-//! federation binding asked for them. Reads are for anyone who can see the
-//! application; a restart needs an operator (any developer outside
-//! production).
+//! An application's pods, their logs, a rolling restart, and stop/start
+//! (every service scaled to zero, its replica counts remembered, and back):
+//! each service's federation binding asked for them. Reads are for anyone
+//! who can see the application; changes need an operator (any developer
+//! outside production).
 
 use kernel::caller::{Caller, Role};
+use kernel::outbox;
 use kernel::{Error, Result};
 use paas_proto::v1 as pb;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::application::{Application, Applications};
+use crate::application::{Application, Applications, SCALED};
 
 fn binding_of(app: &Application, service: &str) -> Result<String> {
     app.bindings
@@ -75,5 +77,74 @@ impl Applications {
             restarted.push((service, r.restarted.values().sum()));
         }
         Ok(restarted)
+    }
+
+    /// Stops every service: its pods go (replicas 0 in every cluster) and
+    /// its replica count is remembered for [`Self::start`]. DaemonSets,
+    /// which run one pod per node, are left running.
+    ///
+    /// # Errors
+    /// Not running, not allowed, federation refuses or is unreachable.
+    pub async fn stop(&self, caller: &Caller, id: Uuid) -> Result<Application> {
+        self.power(caller, id, false).await
+    }
+
+    /// Starts a stopped application with the replica counts it had.
+    ///
+    /// # Errors
+    /// Not stopped, not allowed, federation refuses or is unreachable.
+    pub async fn start(&self, caller: &Caller, id: Uuid) -> Result<Application> {
+        self.power(caller, id, true).await
+    }
+
+    async fn power(&self, caller: &Caller, id: Uuid, on: bool) -> Result<Application> {
+        let app = self.get(caller, id).await?;
+        caller.require(app.tenant_id, if app.environment == "production" { Role::Operator } else { Role::Developer }, "application", app.id)?;
+        let wanted = if on { "stopped" } else { "running" };
+        if app.state != wanted {
+            return Err(Error::FailedPrecondition(format!("{} is {}; only a {wanted} application can be {}", app.name, app.state, if on { "started" } else { "stopped" })));
+        }
+        let Some(release) = self.latest_release(&app).await? else { return Err(Error::not_found("application", app.id)) };
+        let remembered: Option<Value> = sqlx::query_scalar("SELECT stopped_replicas FROM applications WHERE id = $1").bind(app.id).fetch_one(self.outbox().pool()).await?;
+        let remembered = remembered.unwrap_or(Value::Null);
+        let mut federation = self.federation().client();
+        let mut counts = serde_json::Map::new();
+        for (service, objects) in release.objects.as_object().into_iter().flatten() {
+            let spec_count = objects.as_array().into_iter().flatten().filter_map(|o| o["spec"]["replicas"].as_u64()).max();
+            let Some(spec_count) = spec_count else { continue };
+            let current = app.replicas.get(service).and_then(Value::as_u64).unwrap_or(spec_count);
+            counts.insert(service.clone(), current.into());
+            let replicas = if on { remembered.get(service).and_then(Value::as_u64).unwrap_or(current) } else { 0 };
+            crate::release::apply_service(&mut federation, &app, &release, service, objects, Some(replicas as u32)).await?;
+        }
+        let mut tx = self.outbox().pool().begin().await?;
+        let state = if on { "running" } else { "stopped" };
+        let remember = if on { Value::Null } else { Value::Object(counts.clone()) };
+        sqlx::query("UPDATE applications SET state = $2, stopped_replicas = $3, updated_at = now() WHERE id = $1 AND tenant_id = $4")
+            .bind(app.id)
+            .bind(state)
+            .bind(if on { None } else { Some(remember) })
+            .bind(app.tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        for (service, count) in &counts {
+            let count = count.as_u64().unwrap_or(0) as i32;
+            let (from, to) = if on { (0, remembered.get(service).and_then(Value::as_u64).map_or(count, |n| n as i32)) } else { (count, 0) };
+            sqlx::query("INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(kernel::id::new_id())
+                .bind(app.id)
+                .bind(app.tenant_id)
+                .bind(service)
+                .bind(from)
+                .bind(to)
+                .bind(if on { "start" } else { "stop" })
+                .bind(&caller.subject)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let announced = pb::ResourceChanged { id: app.id.to_string(), tenant_id: app.tenant_id.to_string(), name: app.name.clone() };
+        outbox::record(&mut tx, SCALED, Some(app.tenant_id), &announced).await?;
+        self.outbox().commit(tx).await?;
+        self.get(caller, id).await
     }
 }
