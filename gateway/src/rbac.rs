@@ -89,6 +89,11 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/v1/applications/{id}/scale", Permission::Role(Role::Developer)),
     ("GET", "/api/v1/applications/{id}/scale-events", Authenticated),
     ("POST", "/api/v1/releases/{id}/approve", Permission::Role(Role::TenantAdmin)),
+    // The apps service asks more in production (tenant administrators; operators may abort).
+    ("POST", "/api/v1/releases/{id}/confirm", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/releases/{id}/resume", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/releases/{id}/promote", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/releases/{id}/abort", Permission::Role(Role::Developer)),
     ("POST", "/api/v1/login/local", Permission::Public),
     ("POST", "/api/v1/login/ldap", Permission::Public),
     ("GET", "/api/v1/login/oidc", Permission::Public),
