@@ -594,3 +594,95 @@ impl Driver {
         Ok(Step::Finished)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(number: i32, slot: Option<&str>, strategy: Value, image: &str) -> Release {
+        let labels = json!({"paas.io/app": "shop", "paas.io/service": "web"});
+        let objects = json!({"web": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-web", "labels": labels}, "spec": {"selector": labels, "ports": [{"port": 80}]}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop-web", "labels": labels},
+             "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": image}]}}}}
+        ]});
+        let now = chrono::Utc::now();
+        Release {
+            id: uuid::Uuid::nil(),
+            application_id: uuid::Uuid::nil(),
+            tenant_id: uuid::Uuid::nil(),
+            number,
+            template_version_id: uuid::Uuid::nil(),
+            parameters: json!({}),
+            placement: json!({}),
+            strategy,
+            objects,
+            waves: json!([["web"]]),
+            state: "deploying".into(),
+            wave: 0,
+            applied_wave: -1,
+            message: String::new(),
+            rollback_of: None,
+            created_by: "test".into(),
+            approved_by: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            slot: slot.map(str::to_string),
+            replaces: None,
+            phase: "rollout".into(),
+            step: 0,
+            applied: String::new(),
+            traffic: 0,
+            hold_until: None,
+            phase_started_at: None,
+        }
+    }
+
+    fn summary(objects: Option<Value>) -> Vec<String> {
+        let mut out: Vec<String> = objects
+            .expect("objects")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let slot = o["spec"]["selector"]["paas.io/slot"].as_str().or(o["spec"]["selector"]["matchLabels"]["paas.io/slot"].as_str()).unwrap_or("-");
+                let weights: Vec<String> = o["spec"]["rules"][0]["backendRefs"].as_array().into_iter().flatten().map(|b| format!("{}={}", b["name"].as_str().unwrap(), b["weight"])).collect();
+                format!("{} {} {slot}{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap(), if weights.is_empty() { String::new() } else { format!(" {}", weights.join(",")) })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn each_phase_of_a_canary_holds_the_objects_it_promises() {
+        let gateway = GatewayRef::default();
+        let old = release(1, None, json!({"type": "rolling"}), "web:1");
+        let new = release(2, Some("green"), json!({"type": "canary", "steps": [10, 100]}), "web:2");
+        let view = |v| summary(service_objects(&new, Some(&old), "web", v, &gateway).unwrap());
+        assert_eq!(
+            view(View::Rollout),
+            ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-blue=100,shop-web-green=0", "Service shop-web blue", "Service shop-web-blue blue", "Service shop-web-green green"],
+            "an unslotted release replaced runs in blue; the new one waits at 0%"
+        );
+        assert!(view(View::Traffic(0)).contains(&"HTTPRoute shop-web - shop-web-blue=90,shop-web-green=10".to_string()));
+        assert_eq!(view(View::Final), ["Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-green=100", "Service shop-web green", "Service shop-web-green green"]);
+        assert_eq!(view(View::Back), ["Deployment shop-web-blue blue", "HTTPRoute shop-web - shop-web-blue=100", "Service shop-web blue", "Service shop-web-blue blue"]);
+        assert_eq!(traffic_at(&new.strategy(), 0), 10);
+    }
+
+    #[test]
+    fn blue_green_switches_the_service_and_an_unslotted_release_keeps_its_objects() {
+        let gateway = GatewayRef::default();
+        let old = release(1, Some("blue"), json!({"type": "blue-green"}), "web:1");
+        let new = release(2, Some("green"), json!({"type": "blue-green"}), "web:2");
+        let view = |v| summary(service_objects(&new, Some(&old), "web", v, &gateway).unwrap());
+        assert_eq!(view(View::Rollout), ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "Service shop-web blue"]);
+        assert_eq!(view(View::Traffic(0)), ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "Service shop-web green"]);
+        assert_eq!(view(View::Back), ["Deployment shop-web-blue blue", "Service shop-web blue"]);
+        assert_eq!(service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(), None, "a service the old release lacked has no binding on the way back");
+        let rolling = release(3, None, json!({"type": "rolling"}), "web:3");
+        assert_eq!(service_objects(&rolling, Some(&new), "web", View::Rollout, &gateway).unwrap().unwrap(), rolling.objects["web"], "unslotted releases apply what they rendered");
+    }
+}
