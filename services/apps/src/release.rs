@@ -22,7 +22,8 @@
 //!   Healthy the release has succeeded;
 //! - `aborting` (an abort, a rollback to the replaced release, or a step
 //!   not Healthy within the deadline): the old slot serves everything again
-//!   and the new slot is removed at once, without waiting for health.
+//!   and the new slot is removed, applied at once whatever state the new
+//!   slot is in; the release is `aborted` once every cluster has it.
 //!
 //! A step's objects are applied once (`applied` names the phase and step);
 //! phase changes are conditional on the phase read, so an abort that lands
@@ -538,21 +539,31 @@ impl Driver {
     }
 
     /// Returns to the replaced release at once: its slot serves everything
-    /// and the new slot goes; health is not awaited (the old slot was
-    /// running all along).
+    /// and the new slot goes, whatever state the new slot is in. The
+    /// release is `aborted` once every cluster has the switch back (the old
+    /// slot was running all along, so that is quick).
     async fn aborting(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
         let Some(old) = old else { return self.fail(&release, "aborted, but there is no earlier release to return to").await };
-        if let Err(message) = self.apply_view(&release, app, Some(old), View::Back, federation).await? {
-            return self.fail(&release, &format!("returning to release {} was refused: {message}", old.number)).await;
+        if release.applied != "aborting" {
+            if let Err(message) = self.apply_view(&release, app, Some(old), View::Back, federation).await? {
+                return self.fail(&release, &format!("returning to release {} was refused: {message}", old.number)).await;
+            }
+            sqlx::query("UPDATE releases SET applied = 'aborting', traffic = 0 WHERE id = $1 AND state = 'deploying' AND phase = 'aborting'").bind(release.id).execute(&self.pool).await?;
+            return Ok(Step::Wait);
+        }
+        let bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
+        let services: Vec<String> = release.objects.as_object().into_iter().flat_map(|m| m.keys()).filter(|s| old.objects.get(s.as_str()).is_some()).cloned().collect();
+        match self.observe(federation, &bindings, &services).await? {
+            Observed::Healthy => {}
+            Observed::Waiting(_) if !self.overdue(release.phase_started_at) => return Ok(Step::Wait),
+            Observed::Waiting(why) => return self.fail(&release, &format!("returning to release {} did not settle within {:?} ({why})", old.number, self.pacing.deadline)).await,
+            Observed::Gone(m) => return self.fail(&release, &m).await,
         }
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE releases SET state = 'aborted', phase = 'done', applied = 'aborting', traffic = 0, finished_at = now()
-             WHERE id = $1 AND state = 'deploying' AND phase = 'aborting'",
-        )
-        .bind(release.id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE releases SET state = 'aborted', phase = 'done', finished_at = now() WHERE id = $1 AND state = 'deploying' AND phase = 'aborting'")
+            .bind(release.id)
+            .execute(&mut *tx)
+            .await?;
         // An unslotted release returned to now runs in the first slot.
         sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1").bind(old.id).bind(traffic::FIRST_SLOT).execute(&mut *tx).await?;
         sqlx::query("UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
