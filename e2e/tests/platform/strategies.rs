@@ -299,3 +299,43 @@ async fn a_release_driver_stopped_mid_canary_is_resumed_by_its_successor() {
     second.cancel();
     resumed.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort() {
+    let w = world_with("4", &[]).await;
+    let (v1, v2) = w.two_versions("pay").await;
+    let body = json!({"name": "pay", "environment": "production", "template_version_id": v1, "placement": {"explicit": [{"cluster": "dc1-prod"}]}, "strategy": {"type": "blue-green"}});
+    let (status, app) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+    assert_eq!(w.act(&app["latest_release"], "approve").await.0, StatusCode::OK);
+    w.release_state(&app_id, 1, "succeeded").await;
+    let token = |role: &'static str| {
+        let w = &w;
+        async move {
+            let (_, t) = w.send(Method::POST, "/api/v1/tokens", Some(json!({"name": role, "tenant_id": w.tenant, "role": role}))).await;
+            t["secret"].as_str().unwrap_or_else(|| panic!("{t}")).to_string()
+        }
+    };
+    let (developer, operator) = (token("developer").await, token("operator").await);
+    let as_ = |secret: &str, release: &Value, action: &str| {
+        w.p.http.post(format!("{}/api/v1/releases/{}/{action}", w.p.url, release["id"].as_str().unwrap())).bearer_auth(secret.to_string()).send()
+    };
+
+    let r2 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
+    assert_eq!(w.act(&r2, "approve").await.0, StatusCode::OK);
+    w.phase(&app_id, 2, "waiting", 0).await;
+    assert_eq!(as_(&developer, &r2, "confirm").await.unwrap().status(), StatusCode::FORBIDDEN, "production is confirmed by a tenant administrator");
+    assert_eq!(as_(&developer, &r2, "abort").await.unwrap().status(), StatusCode::FORBIDDEN, "developers do not abort production either");
+    assert_eq!(as_(&operator, &r2, "abort").await.unwrap().status(), StatusCode::OK, "operators may abort production");
+    w.release_state(&app_id, 2, "aborted").await;
+    assert_eq!(w.serving_slot("pay-web").await, "blue");
+
+    let r3 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
+    assert_eq!(w.act(&r3, "approve").await.0, StatusCode::OK);
+    w.phase(&app_id, 3, "waiting", 0).await;
+    assert_eq!(w.act(&r3, "confirm").await.0, StatusCode::OK, "the bootstrap administrator confirms");
+    w.release_state(&app_id, 3, "succeeded").await;
+    w.gone(&format!("{DEPLOYMENTS}/pay-web-blue")).await;
+    assert_eq!(w.serving_slot("pay-web").await, "green");
+}
