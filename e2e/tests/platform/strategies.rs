@@ -125,8 +125,13 @@ async fn blue_green_switches_to_the_new_slot_and_keeps_the_old_until_confirmed_a
     // Abort: blue serves again at once, green goes, release 1 is current again.
     let (status, aborting) = w.act(&r2, "abort").await;
     assert_eq!((status, aborting["phase"].as_str()), (StatusCode::OK, Some("aborting")), "{aborting}");
-    let back = w.release_state(&app, 2, "aborted").await;
-    assert_eq!((back["state"].as_str(), back["current_release"].as_u64()), (Some("running"), Some(1)));
+    w.release_state(&app, 2, "aborted").await;
+    // (The application and its latest release are read one after the other.)
+    Platform::eventually(Duration::from_secs(5), "release 1 running again", || async {
+        let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
+        (a["state"] == "running" && a["current_release"] == 1).then_some(())
+    })
+    .await;
     assert_eq!(w.serving_slot("bg-web").await, "blue");
     w.gone(&format!("{DEPLOYMENTS}/bg-web-green")).await;
     assert_eq!(w.act(&r2, "confirm").await.0, StatusCode::CONFLICT, "an aborted release stays aborted");
