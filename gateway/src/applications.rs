@@ -28,6 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/applications/{id}/scale", post(scale))
         .route("/applications/{id}/scale-events", get(scale_events))
         .route("/releases/{id}/approve", post(approve))
+        .route("/releases/{id}/confirm", post(confirm))
+        .route("/releases/{id}/resume", post(resume))
+        .route("/releases/{id}/promote", post(promote))
+        .route("/releases/{id}/abort", post(abort))
 }
 
 /// A release: one numbered deploy of an application.
@@ -50,8 +54,20 @@ pub struct Release {
     /// Its strategy.
     #[schema(value_type = Object)]
     pub strategy: Value,
-    /// awaiting-approval, deploying, succeeded, failed, superseded, cancelled.
+    /// awaiting-approval, deploying, succeeded, failed, superseded, cancelled, aborted.
     pub state: String,
+    /// blue or green: the slot a blue-green, canary, A/B or shadow release runs in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// The release it replaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<u32>,
+    /// rollout, traffic, waiting (for confirm, resume or promote), finishing, aborting, done.
+    pub phase: String,
+    /// Canary: the step being applied (index into `strategy.steps`).
+    pub step: u32,
+    /// Percent of requests the new version serves.
+    pub traffic: u32,
     /// The services in deploy order.
     pub waves: Vec<Vec<String>>,
     /// The wave being deployed.
@@ -92,6 +108,11 @@ impl From<pb::Release> for Release {
             number: r.number,
             template_version_id: r.template_version_id,
             state: r.state,
+            slot: Some(r.slot).filter(|s| !s.is_empty()),
+            replaces: Some(r.replaces).filter(|n| *n != 0),
+            phase: r.phase,
+            step: r.step,
+            traffic: r.traffic,
             wave: r.wave,
             message: r.message,
             created_by: r.created_by,
@@ -228,7 +249,9 @@ pub struct Deploy {
     /// `{"explicit": [{"cluster": "dc1-prod", "replicas": 2}]}` or `{"policy": {...}}`.
     #[schema(value_type = Object)]
     placement: Value,
-    /// `{"type": "rolling", "max_surge": "25%", "max_unavailable": 0}` or `{"type": "recreate"}`.
+    /// `{"type": "rolling", "max_surge": "25%", "max_unavailable": 0}`, `{"type": "recreate"}`,
+    /// `{"type": "blue-green"}`, `{"type": "canary", "steps": [5, 25, 50, 100], "pause_seconds": 0, "pause": false}`,
+    /// `{"type": "ab", "match": {"header"|"cookie"|"query": {"name": "variant", "value": "b"}}}` or `{"type": "shadow"}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     strategy: Option<Value>,
@@ -353,6 +376,30 @@ pub(crate) async fn scale(State(s): State<AppState>, Authenticated(caller): Auth
     responses((status = 200, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub(crate) async fn approve(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(s.upstream.apps(&s.key, &caller).approve_release(pb::ApproveReleaseRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/releases/{id}/confirm", tag = "applications", params(("id" = String, Path, description = "the release")),
+    responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn confirm(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).confirm_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/releases/{id}/resume", tag = "applications", params(("id" = String, Path, description = "the release")),
+    responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn resume(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).resume_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/releases/{id}/promote", tag = "applications", params(("id" = String, Path, description = "the release")),
+    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn promote(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).promote_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/releases/{id}/abort", tag = "applications", params(("id" = String, Path, description = "the release")),
+    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn abort(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
+    Ok(Json(s.upstream.apps(&s.key, &caller).abort_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
 }
 
 /// A change of a service's replica count.

@@ -38,6 +38,7 @@ impl Modify for Bearer {
         applications::deploy, applications::list, applications::read, applications::delete, applications::release, applications::list_releases,
         applications::rollback, applications::scale, applications::scale_events, applications::approve,
         pods::list, pods::logs, pods::restart, pods::stop, pods::start,
+        applications::confirm, applications::resume, applications::promote, applications::abort,
         crate::audit::routes::read,
         crate::login::login_local, crate::login::login_ldap, crate::login::oidc_providers, crate::login::oidc_begin, crate::login::oidc_callback, crate::login::logout, crate::login::logout_everywhere, crate::login::current,
     ),

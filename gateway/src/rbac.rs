@@ -94,6 +94,11 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/v1/applications/{id}/restart", Permission::Role(Role::Developer)),
     ("POST", "/api/v1/applications/{id}/stop", Permission::Role(Role::Developer)),
     ("POST", "/api/v1/applications/{id}/start", Permission::Role(Role::Developer)),
+    // The apps service asks more in production (tenant administrators; operators may abort).
+    ("POST", "/api/v1/releases/{id}/confirm", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/releases/{id}/resume", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/releases/{id}/promote", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/releases/{id}/abort", Permission::Role(Role::Developer)),
     ("POST", "/api/v1/login/local", Permission::Public),
     ("POST", "/api/v1/login/ldap", Permission::Public),
     ("GET", "/api/v1/login/oidc", Permission::Public),

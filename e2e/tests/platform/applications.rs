@@ -9,15 +9,23 @@ use e2e::Platform;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-struct World {
-    p: Platform,
+pub(crate) struct World {
+    pub(crate) p: Platform,
     cluster: String,
-    tenant: String,
+    pub(crate) tenant: String,
     _clusters: Vec<kubesim::RunningCluster>,
 }
 
 async fn world(cpu: &str) -> World {
-    let p = Platform::start_with_env(&[("PAAS_FEDERATION_RECONCILE_POLL", "100ms"), ("PAAS_APPS_RELEASE_POLL", "100ms")], |_| {}).await;
+    world_with(cpu, &[]).await
+}
+
+/// A platform with one kubesim cluster and tenant `acme` (project `web`,
+/// partition on `dc1-prod`) with `cpu` of quota; `env` adds settings.
+pub(crate) async fn world_with(cpu: &str, env: &[(&str, &str)]) -> World {
+    let mut vars = vec![("PAAS_FEDERATION_RECONCILE_POLL", "100ms"), ("PAAS_APPS_RELEASE_POLL", "100ms")];
+    vars.extend_from_slice(env);
+    let p = Platform::start_with_env(&vars, |_| {}).await;
     let key = kernel::caller::CallerKey::new(p.settings.caller_key.clone());
     let clusters = paas::member_clusters::start(&key, p.stack.service("federation").unwrap()).await.unwrap();
     let cluster = clusters[0].url().trim_end_matches('/').to_string();
@@ -46,7 +54,7 @@ fn shop(tag: &str) -> Value {
 }
 
 impl World {
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut r = self.p.admin(method, path);
         if let Some(b) = body {
             r = r.json(&b);
@@ -55,7 +63,7 @@ impl World {
         (r.status(), r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn version(&self, template: &str, version: &str, spec: Value) -> String {
+    pub(crate) async fn version(&self, template: &str, version: &str, spec: Value) -> String {
         let (_, v) = self.send(Method::POST, &format!("/api/v1/templates/{template}/versions"), Some(json!({"version": version, "spec": spec}))).await;
         let id = v["id"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
         let (status, _) = self.send(Method::POST, &format!("/api/v1/template-versions/{id}/publish"), None).await;
@@ -63,7 +71,7 @@ impl World {
         id
     }
 
-    async fn kube(&self, path: &str) -> Option<Value> {
+    pub(crate) async fn kube(&self, path: &str) -> Option<Value> {
         let r = self.p.http.get(format!("{}{path}", self.cluster)).send().await.ok()?;
         if r.status() != StatusCode::OK {
             return None;
@@ -71,7 +79,7 @@ impl World {
         r.json().await.ok()
     }
 
-    async fn release_state(&self, app: &str, number: u64, state: &str) -> Value {
+    pub(crate) async fn release_state(&self, app: &str, number: u64, state: &str) -> Value {
         Platform::eventually(Duration::from_secs(40), &format!("release {number} {state}"), || async move {
             let (_, a) = self.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
             let latest = &a["latest_release"];

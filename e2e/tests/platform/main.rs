@@ -14,6 +14,7 @@ mod quotas;
 mod requests;
 mod sessions;
 mod services;
+mod strategies;
 mod templates;
 mod tenant_slice;
 mod tracing;

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::node_port;
 use crate::render::{Release as RenderRelease, SERVICE_LABEL, object_name, render};
 use crate::strategy::Strategy;
+use crate::traffic;
 use crate::version::Versions;
 
 /// `apps.application.deployed`
@@ -113,9 +114,30 @@ pub struct Release {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Its slot (`blue`, `green`) for a slotted strategy.
+    pub slot: Option<String>,
+    /// The release it replaces (the current one when it was made).
+    pub replaces: Option<i32>,
+    /// rollout, traffic, waiting, finishing, aborting, done.
+    pub phase: String,
+    /// Canary: the step being applied.
+    pub step: i32,
+    /// The last phase/step whose objects were applied.
+    pub applied: String,
+    /// Percent of requests the new version serves.
+    pub traffic: i32,
+    /// Canary: the current step holds until then.
+    pub hold_until: Option<DateTime<Utc>>,
+    /// When the current phase began.
+    pub phase_started_at: Option<DateTime<Utc>>,
 }
 
 impl Release {
+    /// The stored strategy.
+    pub fn strategy(&self) -> Strategy {
+        serde_json::from_value(self.strategy.clone()).unwrap_or_default()
+    }
+
     /// The services in deploy order.
     pub fn waves(&self) -> Vec<Vec<String>> {
         serde_json::from_value(self.waves.clone()).unwrap_or_default()
@@ -129,7 +151,7 @@ macro_rules! app_columns {
 }
 macro_rules! release_columns {
     () => {
-        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at, finished_at"
+        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic, hold_until, phase_started_at"
     };
 }
 pub(crate) use release_columns;
@@ -218,7 +240,36 @@ pub struct Applications {
     outbox: Outbox,
     federation: Federation,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    gateway: traffic::GatewayRef,
 }
+
+/// What a person does to a running slotted release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Blue-green: the new slot stays, the old one goes.
+    Confirm,
+    /// Canary paused at a step: go on to the next.
+    Resume,
+    /// Canary, A/B, shadow: the new version takes every request now.
+    Promote,
+    /// Any slotted release: the replaced release serves again at once and
+    /// the new slot goes.
+    Abort,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Confirm => "confirm",
+            Self::Resume => "resume",
+            Self::Promote => "promote",
+            Self::Abort => "abort",
+        }
+    }
+}
+
+/// `apps.release.acted` (confirm, resume, promote, abort)
+pub const RELEASE_ACTED: EventType = EventType::new("apps", "release", "acted");
 
 fn event(app: &Application) -> pb::ResourceChanged {
     pb::ResourceChanged { id: app.id.to_string(), tenant_id: app.tenant_id.to_string(), name: app.name.clone() }
@@ -232,8 +283,9 @@ fn writer_role(environment: &str) -> Role {
 
 impl Applications {
     /// Applications stored in the outbox's schema; `wake` nudges the release driver.
-    pub fn new(outbox: Outbox, federation: Federation, wake: std::sync::Arc<tokio::sync::Notify>) -> Self {
-        Self { outbox, federation, wake }
+    /// HTTPRoutes attach to `gateway`.
+    pub fn new(outbox: Outbox, federation: Federation, wake: std::sync::Arc<tokio::sync::Notify>, gateway: traffic::GatewayRef) -> Self {
+        Self { outbox, federation, wake, gateway }
     }
 
     /// Renders a blueprint for `app`'s release `number`, with node ports
@@ -300,9 +352,18 @@ impl Applications {
         let (objects, waves) = self.prepare(caller, tx, app.tenant_id, app, number, b).await?;
         let state = if needs_approval { "awaiting-approval" } else { "deploying" };
         let message = if needs_approval { "a tenant administrator must approve this production release" } else { "" };
+        // A slotted release takes the slot the current version does not run in.
+        let replaced_slot: Option<Option<String>> = match app.current_release {
+            Some(n) => Some(sqlx::query_scalar("SELECT slot FROM releases WHERE application_id = $1 AND number = $2").bind(app.id).bind(n).fetch_one(&mut *tx).await?),
+            None => None,
+        };
+        let slot = b.strategy.slotted().then(|| match &replaced_slot {
+            Some(old) => traffic::other_slot(old.as_deref().unwrap_or(traffic::FIRST_SLOT)),
+            None => traffic::FIRST_SLOT,
+        });
         let release: Release = sqlx::query_as(concat!(
-            "INSERT INTO releases (id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, message, rollback_of, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ",
+            "INSERT INTO releases (id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, message, rollback_of, created_by, slot, replaces)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING ",
             release_columns!()
         ))
         .bind(id::new_id())
@@ -319,6 +380,8 @@ impl Applications {
         .bind(message)
         .bind(rollback_of)
         .bind(&caller.subject)
+        .bind(slot)
+        .bind(app.current_release)
         .fetch_one(&mut *tx)
         .await?;
         let announced = pb::ResourceChanged { id: release.id.to_string(), tenant_id: app.tenant_id.to_string(), name: format!("{}#{}", app.name, number) };
@@ -424,6 +487,15 @@ impl Applications {
     pub async fn release(&self, caller: &Caller, app: Uuid, change: impl FnOnce(Blueprint) -> Result<Blueprint>, rollback_of: Option<i32>) -> Result<Release> {
         let app = self.get(caller, app).await?;
         caller.require(app.tenant_id, writer_role("test"), "application", app.id)?;
+        // Rolling back to the release a slotted release replaces, while it
+        // runs, is its abort: the old slot serves again at once.
+        if let (Some(n), Some(latest)) = (rollback_of, self.latest_release(&app).await?)
+            && latest.state == "deploying"
+            && latest.slot.is_some()
+            && latest.replaces == Some(n)
+        {
+            return self.act(caller, latest.id, Action::Abort).await;
+        }
         let mut tx = self.outbox.pool().begin().await?;
         // Serialises releases of one application.
         let app: Application = sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1 AND tenant_id = $2 FOR UPDATE"))
@@ -494,6 +566,105 @@ impl Applications {
         Ok(approved)
     }
 
+    /// Confirms, resumes, promotes or aborts a running slotted release.
+    /// Production releases are their tenant administrators' to confirm,
+    /// resume and promote; operators may abort them too.
+    ///
+    /// # Errors
+    /// The release's strategy or phase does not allow the action (the
+    /// message says what it waits for), not visible, not allowed.
+    pub async fn act(&self, caller: &Caller, release: Uuid, action: Action) -> Result<Release> {
+        let found: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
+            .bind(release)
+            .bind(caller.visible_tenants())
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        let found = found.ok_or_else(|| Error::not_found("release", release))?;
+        let app = self.get(caller, found.application_id).await?;
+        let role = match (action, app.environment.as_str()) {
+            (Action::Abort, "production") => Role::Operator,
+            (_, environment) => writer_role(environment),
+        };
+        caller.require(found.tenant_id, role, "release", release)?;
+        let strategy = found.strategy();
+        let refuse = |why: String| Err(Error::FailedPrecondition(format!("cannot {} release {}: {why}", action.verb(), found.number)));
+        if found.state != "deploying" {
+            return refuse(format!("it is {}", found.state));
+        }
+        if found.slot.is_none() || found.replaces.is_none() {
+            return refuse("only a blue-green, canary, A/B or shadow release that replaces another can be confirmed, resumed, promoted or aborted".into());
+        }
+        // (phases it may be in, phase it moves to, step it moves to, message)
+        let (from, to, step, message): (&[&str], &str, i32, String) = match (action, &strategy) {
+            (Action::Confirm, Strategy::BlueGreen) => (&["waiting"], "finishing", found.step, format!("confirmed by {}; removing the old slot", caller.subject)),
+            (Action::Resume, Strategy::Canary { .. }) => (&["waiting"], "traffic", found.step + 1, format!("resumed by {}", caller.subject)),
+            (Action::Promote, s) if s.routed() => (&["traffic", "waiting"], "finishing", found.step, format!("promoted by {}; the new version takes every request", caller.subject)),
+            (Action::Abort, _) => (&["rollout", "traffic", "waiting"], "aborting", found.step, format!("aborted by {}; returning to release {}", caller.subject, found.replaces.unwrap_or(0))),
+            (Action::Confirm, _) => return refuse("confirm applies to blue-green releases".into()),
+            (Action::Resume, _) => return refuse("resume applies to paused canary releases".into()),
+            (Action::Promote, _) => return refuse("promote applies to canary, A/B and shadow releases; a blue-green release is confirmed".into()),
+        };
+        let mut tx = self.outbox.pool().begin().await?;
+        let moved: Option<Release> = sqlx::query_as(concat!(
+            "UPDATE releases SET phase = $2, step = $3, message = $4, hold_until = NULL, phase_started_at = now(), next_check_at = now()
+             WHERE id = $1 AND state = 'deploying' AND phase = ANY($5) RETURNING ",
+            release_columns!()
+        ))
+        .bind(found.id)
+        .bind(to)
+        .bind(step)
+        .bind(&message)
+        .bind(from)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(moved) = moved else {
+            let why = match found.phase.as_str() {
+                "rollout" => "the new version is still rolling out".to_string(),
+                "traffic" => "a traffic step is being applied".to_string(),
+                "waiting" => format!("it waits: {}", found.message),
+                other => format!("it is {other}"),
+            };
+            return refuse(why);
+        };
+        let announced = pb::ResourceChanged { id: moved.id.to_string(), tenant_id: moved.tenant_id.to_string(), name: format!("{}#{} {}", app.name, moved.number, action.verb()) };
+        outbox::record(&mut tx, RELEASE_ACTED, Some(moved.tenant_id), &announced).await?;
+        self.outbox.commit(tx).await?;
+        self.wake.notify_one();
+        Ok(moved)
+    }
+
+    /// The release whose objects run now: the latest, or the one an abort
+    /// returned to.
+    ///
+    /// # Errors
+    /// It has not succeeded (nothing settled runs yet).
+    pub(crate) async fn serving(&self, app: &Application) -> Result<Release> {
+        let Some(mut release) = self.latest_release(app).await? else { return Err(Error::not_found("application", app.id)) };
+        if release.state == "aborted"
+            && let Some(n) = app.current_release
+        {
+            // The release an abort returned to runs.
+            release = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
+                .bind(app.id)
+                .bind(n)
+                .fetch_one(self.outbox.pool())
+                .await?;
+        }
+        if !matches!(release.state.as_str(), "succeeded") {
+            return Err(Error::FailedPrecondition(format!("release {} is {}; wait until it has succeeded", release.number, release.state)));
+        }
+        Ok(release)
+    }
+
+    /// What `service`'s binding holds once `release` has settled (a slotted
+    /// release: its slot only).
+    ///
+    /// # Errors
+    /// The release's objects do not make a layout (a bug).
+    pub(crate) fn final_objects(&self, release: &Release, service: &str) -> Result<Value> {
+        Ok(crate::release::service_objects(release, None, service, crate::release::View::Final, &self.gateway)?.unwrap_or(Value::Array(Vec::new())))
+    }
+
     /// Sets one service's replicas (divided over its clusters by the
     /// placement), at once and for every later release.
     ///
@@ -505,11 +676,11 @@ impl Applications {
         if replicas > 1000 {
             return Err(Error::invalid("replicas", "must be at most 1000"));
         }
-        let Some(release) = self.latest_release(&app).await? else { return Err(Error::not_found("application", app.id)) };
-        if !matches!(release.state.as_str(), "succeeded") {
-            return Err(Error::FailedPrecondition(format!("release {} is {}; scale once it has succeeded", release.number, release.state)));
+        let release = self.serving(&app).await?;
+        if release.objects.get(service).is_none() {
+            return Err(Error::invalid("service", format!("{service} is not a service of {}", app.name)));
         }
-        let objects = release.objects.get(service).cloned().ok_or_else(|| Error::invalid("service", format!("{service} is not a service of {}", app.name)))?;
+        let objects = self.final_objects(&release, service)?;
         if replicas == 0 {
             return Err(Error::invalid("replicas", "must be at least 1"));
         }

@@ -8,7 +8,7 @@ use paas_proto::v1 as pb;
 use paas_proto::v1::apps_service_server::AppsService;
 use tonic::{Request, Response, Status};
 
-use crate::application::{self, Application, Applications, Blueprint, Release};
+use crate::application::{self, Action, Application, Applications, Blueprint, Release};
 use crate::strategy::Strategy;
 use crate::template::{NewTemplate, Template, Templates};
 use crate::version::{Version, Versions};
@@ -24,6 +24,12 @@ impl Apps {
     /// The API over the apps schema of `outbox`.
     pub fn new(outbox: Outbox, applications: Applications) -> Self {
         Self { templates: Templates::new(outbox.clone()), versions: Versions::new(outbox), applications }
+    }
+
+    async fn act(&self, request: Request<pb::ReleaseActionRequest>, action: Action) -> Result<Response<pb::Release>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(release_pb(self.applications.act(&caller, id, action).await?)))
     }
 
     async fn application_pb(&self, app: Application) -> Result<pb::Application, Status> {
@@ -66,6 +72,11 @@ fn release_pb(r: Release) -> pb::Release {
         created_at: timestamp(r.created_at),
         started_at: r.started_at.and_then(timestamp),
         finished_at: r.finished_at.and_then(timestamp),
+        slot: r.slot.unwrap_or_default(),
+        replaces: r.replaces.unwrap_or(0) as u32,
+        phase: r.phase,
+        step: r.step as u32,
+        traffic: r.traffic as u32,
     }
 }
 
@@ -261,6 +272,22 @@ impl AppsService for Apps {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         Ok(Response::new(release_pb(self.applications.approve(&caller, id).await?)))
+    }
+
+    async fn confirm_release(&self, request: Request<pb::ReleaseActionRequest>) -> Result<Response<pb::Release>, Status> {
+        self.act(request, Action::Confirm).await
+    }
+
+    async fn resume_release(&self, request: Request<pb::ReleaseActionRequest>) -> Result<Response<pb::Release>, Status> {
+        self.act(request, Action::Resume).await
+    }
+
+    async fn promote_release(&self, request: Request<pb::ReleaseActionRequest>) -> Result<Response<pb::Release>, Status> {
+        self.act(request, Action::Promote).await
+    }
+
+    async fn abort_release(&self, request: Request<pb::ReleaseActionRequest>) -> Result<Response<pb::Release>, Status> {
+        self.act(request, Action::Abort).await
     }
 
     async fn list_releases(&self, request: Request<pb::ListReleasesRequest>) -> Result<Response<pb::ListReleasesResponse>, Status> {

@@ -16,6 +16,7 @@ pub mod render;
 pub mod spec;
 pub mod strategy;
 pub mod template;
+pub mod traffic;
 pub mod version;
 
 use kernel::service::{Addresses, Base, Running};
@@ -39,6 +40,14 @@ pub const FEDERATION_URL: &str = "PAAS_FEDERATION_URL";
 pub const RELEASE_POLL: &str = "PAAS_APPS_RELEASE_POLL";
 /// How long a release may take to become Healthy (default 10m).
 pub const RELEASE_DEADLINE: &str = "PAAS_APPS_RELEASE_DEADLINE";
+/// The Gateway (`namespace/name`) that canary, A/B and shadow HTTPRoutes
+/// attach to. Default `paas-system/paas-gateway`: the platform installs one
+/// shared Gateway there.
+pub const GATEWAY: &str = "PAAS_APPS_GATEWAY";
+/// Whether this process drives releases (default true). Several apps
+/// replicas may all drive (releases are claimed one at a time); `false`
+/// leaves it to another process.
+pub const RELEASE_DRIVER: &str = "PAAS_APPS_RELEASE_DRIVER";
 
 /// The apps service's settings.
 #[derive(Debug, Clone)]
@@ -47,10 +56,15 @@ pub struct Settings {
     pub federation_url: String,
     /// How releases are paced.
     pub pacing: release::Pacing,
+    /// Where HTTPRoutes attach.
+    pub gateway: traffic::GatewayRef,
+    /// Whether to run the release driver here.
+    pub drive_releases: bool,
 }
 
 impl Settings {
-    /// Reads [`FEDERATION_URL`], [`RELEASE_POLL`] and [`RELEASE_DEADLINE`].
+    /// Reads [`FEDERATION_URL`], [`RELEASE_POLL`], [`RELEASE_DEADLINE`],
+    /// [`GATEWAY`] and [`RELEASE_DRIVER`].
     ///
     /// # Errors
     /// A malformed value.
@@ -59,6 +73,15 @@ impl Settings {
         Ok(Self {
             federation_url: env.or(FEDERATION_URL, "http://127.0.0.1:7102".to_string())?,
             pacing: release::Pacing { poll: env.or(RELEASE_POLL, d.poll)?, deadline: env.or(RELEASE_DEADLINE, d.deadline)? },
+            gateway: match env.or(GATEWAY, String::new())? {
+                raw if raw.is_empty() => traffic::GatewayRef::default(),
+                raw => traffic::GatewayRef::parse(&raw).map_err(|_| kernel::settings::SettingError {
+                    variable: GATEWAY.into(),
+                    expected: "namespace/name of a Gateway".into(),
+                    found: Some(raw.clone()),
+                })?,
+            },
+            drive_releases: env.or(RELEASE_DRIVER, true)?,
         })
     }
 }
@@ -82,8 +105,10 @@ pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addr
     base.spawn_relay(shutdown);
     let federation = application::Federation::new(kernel::grpc::channel(&settings.federation_url)?, kernel::caller::CallerKey::new(platform.caller_key.clone()));
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-    let driver = release::Driver::new(base.pool.clone(), federation.clone(), wake.clone(), settings.pacing);
-    shutdown.spawn("release driver", driver.run(shutdown.token()));
-    let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), application::Applications::new(base.outbox.clone(), federation, wake)));
+    if settings.drive_releases {
+        let driver = release::Driver::new(base.pool.clone(), federation.clone(), wake.clone(), settings.pacing, settings.gateway.clone());
+        shutdown.spawn("release driver", driver.run(shutdown.token()));
+    }
+    let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), application::Applications::new(base.outbox.clone(), federation, wake, settings.gateway)));
     base.serve(addresses, api, shutdown).await
 }

@@ -104,18 +104,19 @@ impl Applications {
         if app.state != wanted {
             return Err(Error::FailedPrecondition(format!("{} is {}; only a {wanted} application can be {}", app.name, app.state, if on { "started" } else { "stopped" })));
         }
-        let Some(release) = self.latest_release(&app).await? else { return Err(Error::not_found("application", app.id)) };
+        let release = self.serving(&app).await?;
         let remembered: Option<Value> = sqlx::query_scalar("SELECT stopped_replicas FROM applications WHERE id = $1").bind(app.id).fetch_one(self.outbox().pool()).await?;
         let remembered = remembered.unwrap_or(Value::Null);
         let mut federation = self.federation().client();
         let mut counts = serde_json::Map::new();
-        for (service, objects) in release.objects.as_object().into_iter().flatten() {
+        for service in release.objects.as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect::<Vec<_>>() {
+            let objects = self.final_objects(&release, &service)?;
             let spec_count = objects.as_array().into_iter().flatten().filter_map(|o| o["spec"]["replicas"].as_u64()).max();
             let Some(spec_count) = spec_count else { continue };
-            let current = app.replicas.get(service).and_then(Value::as_u64).unwrap_or(spec_count);
+            let current = app.replicas.get(&service).and_then(Value::as_u64).unwrap_or(spec_count);
             counts.insert(service.clone(), current.into());
-            let replicas = if on { remembered.get(service).and_then(Value::as_u64).unwrap_or(current) } else { 0 };
-            crate::release::apply_service(&mut federation, &app, &release, service, objects, Some(replicas as u32)).await?;
+            let replicas = if on { remembered.get(&service).and_then(Value::as_u64).unwrap_or(current) } else { 0 };
+            crate::release::apply_service(&mut federation, &app, &release, &service, &objects, Some(replicas as u32)).await?;
         }
         let mut tx = self.outbox().pool().begin().await?;
         let state = if on { "running" } else { "stopped" };

@@ -5,6 +5,30 @@
 //! after the last wave the release has succeeded, the one before is
 //! superseded, and services the new release no longer has are removed.
 //!
+//! A slotted release (blue-green, canary, A/B, shadow; see
+//! [`crate::traffic`]) goes through phases after its waves, each written to
+//! its row before it acts:
+//!
+//! - `rollout`: the waves apply the new slot beside the old one, which keeps
+//!   serving (Service on the old slot, HTTPRoute 100/0);
+//! - `traffic`: the strategy's step is applied and the driver waits until
+//!   every service is Healthy: blue-green switches the Service to the new
+//!   slot; canary weights the HTTPRoute by `steps[step]`, holds
+//!   `pause_seconds` and goes on to the next step (or waits for a resume
+//!   when `pause`); A/B matches requests; shadow mirrors them;
+//! - `waiting`: for a confirm (blue-green), a resume (paused canary) or a
+//!   promote (canary, A/B, shadow); the driver does nothing meanwhile;
+//! - `finishing`: only the new slot remains and serves everything; once
+//!   Healthy the release has succeeded;
+//! - `aborting` (an abort, a rollback to the replaced release, or a step
+//!   not Healthy within the deadline): the old slot serves everything again
+//!   and the new slot is removed, applied at once whatever state the new
+//!   slot is in; the release is `aborted` once every cluster has it.
+//!
+//! A step's objects are applied once (`applied` names the phase and step);
+//! phase changes are conditional on the phase read, so an abort that lands
+//! while a step is being applied wins and the next tick switches back.
+//!
 //! Several apps replicas may run drivers: a release is claimed for a short
 //! while (`claimed_until`) with `FOR UPDATE SKIP LOCKED`, so each step runs
 //! once.
@@ -21,6 +45,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::application::{Application, Federation, FederationClient, Release, release_columns};
 use crate::render::object_name;
+use crate::strategy::Strategy;
+use crate::traffic::{self, GatewayRef, Layout, Route, Side};
 
 /// How the driver paces itself.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +69,67 @@ pub struct Driver {
     federation: Federation,
     wake: Arc<Notify>,
     pacing: Pacing,
+    gateway: GatewayRef,
+}
+
+/// Which objects of a slotted release a service's binding holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The new slot beside the old one, the old one serving.
+    Rollout,
+    /// The strategy's traffic step.
+    Traffic(usize),
+    /// Only the new slot, serving everything.
+    Final,
+    /// Only the old slot, serving everything (abort).
+    Back,
+}
+
+/// The objects `service`'s binding holds in `view` of `release` (which
+/// replaces `old`); `None`: the service has no binding then (a service the
+/// old release did not have, on the way back).
+///
+/// # Errors
+/// A layout that cannot be built (a stored release inconsistent with its strategy).
+pub fn service_objects(release: &Release, old: Option<&Release>, service: &str, view: View, gateway: &GatewayRef) -> Result<Option<Value>> {
+    let empty = Vec::new();
+    let new_objects = release.objects.get(service).and_then(Value::as_array).unwrap_or(&empty);
+    let Some(slot) = release.slot.as_deref() else { return Ok(Some(Value::Array(new_objects.clone()))) };
+    let strategy = release.strategy();
+    let routed = strategy.routed();
+    let new = Side { objects: new_objects, slot };
+    let old_slot = old.map(|o| o.slot.clone().unwrap_or_else(|| traffic::FIRST_SLOT.to_string()));
+    let old_side = match (old, &old_slot) {
+        (Some(o), Some(s)) => o.objects.get(service).and_then(Value::as_array).map(|objects| Side { objects, slot: s.as_str() }),
+        _ => None,
+    };
+    let only_new = Layout { old: None, new: Some(new), serving: slot, route: routed.then_some(Route::Serving), gateway };
+    let layout = match (view, old_side) {
+        (View::Back, None) => return Ok(None),
+        (View::Back, Some(o)) => Layout { old: Some(o), new: None, serving: o.slot, route: routed.then_some(Route::Serving), gateway },
+        (View::Final, _) | (_, None) => only_new,
+        (View::Rollout, Some(o)) => Layout { old: Some(o), new: Some(new), serving: o.slot, route: routed.then_some(Route::Weighted(0)), gateway },
+        (View::Traffic(step), Some(o)) => {
+            let (serving, route) = match &strategy {
+                Strategy::BlueGreen => (slot, None),
+                Strategy::Canary { steps, .. } => (o.slot, Some(Route::Weighted(steps.get(step).copied().unwrap_or(100)))),
+                Strategy::AB { matches } => (o.slot, Some(Route::Match(matches.clone()))),
+                Strategy::Shadow => (o.slot, Some(Route::Mirror)),
+                Strategy::Recreate | Strategy::Rolling { .. } => return Err(Error::internal("an unslotted strategy has no traffic steps")),
+            };
+            Layout { old: Some(o), new: Some(new), serving, route, gateway }
+        }
+    };
+    Ok(Some(Value::Array(traffic::layout(&layout)?)))
+}
+
+/// The percentage of requests the new version serves at `step` of `strategy`.
+fn traffic_at(strategy: &Strategy, step: usize) -> i32 {
+    match strategy {
+        Strategy::BlueGreen => 100,
+        Strategy::Canary { steps, .. } => steps.get(step).copied().unwrap_or(100) as i32,
+        _ => 0,
+    }
 }
 
 /// The workload kinds whose replicas a scale sets.
@@ -82,16 +169,29 @@ pub async fn apply_service(federation: &mut FederationClient, app: &Application,
 enum Step {
     /// Look again after the poll interval.
     Wait,
-    /// Look again at once (the next wave).
+    /// Look again at once (the next wave or phase).
     Next,
+    /// Nothing to do until someone acts on the release.
+    Idle,
     /// Done, one way or the other.
     Finished,
 }
 
+/// What the driver saw of a set of bindings.
+enum Observed {
+    Healthy,
+    Waiting(String),
+    Gone(String),
+}
+
+/// How long an idle release (waiting for a person) is left alone; an action
+/// on it makes it due at once.
+const IDLE: Duration = Duration::from_secs(3600);
+
 impl Driver {
-    /// A driver over the apps schema in `pool`.
-    pub fn new(pool: PgPool, federation: Federation, wake: Arc<Notify>, pacing: Pacing) -> Self {
-        Self { pool, federation, wake, pacing }
+    /// A driver over the apps schema in `pool`; HTTPRoutes attach to `gateway`.
+    pub fn new(pool: PgPool, federation: Federation, wake: Arc<Notify>, pacing: Pacing, gateway: GatewayRef) -> Self {
+        Self { pool, federation, wake, pacing, gateway }
     }
 
     /// Runs until `stop`.
@@ -122,7 +222,8 @@ impl Driver {
     /// Steps every due release once; returns how many went straight on.
     async fn tick(&self) -> Result<usize> {
         let due: Vec<Release> = sqlx::query_as(concat!(
-            "UPDATE releases SET claimed_until = now() + interval '30 seconds', started_at = coalesce(started_at, now())
+            "UPDATE releases SET claimed_until = now() + interval '30 seconds', started_at = coalesce(started_at, now()),
+                    phase_started_at = coalesce(phase_started_at, now())
              WHERE id IN (SELECT id FROM releases WHERE state = 'deploying' AND next_check_at <= now()
                           AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY next_check_at LIMIT 32 FOR UPDATE SKIP LOCKED)
              RETURNING ",
@@ -132,7 +233,7 @@ impl Driver {
         .await?;
         // Releases wait on federation, not on the CPU: step them together.
         let steps = due.into_iter().map(|release| async move {
-            let id = release.id;
+            let (id, phase, at) = (release.id, release.phase.clone(), release.step);
             let step = match self.step(release).await {
                 Ok(step) => step,
                 Err(e) => {
@@ -142,13 +243,22 @@ impl Driver {
             };
             let delay = match step {
                 Step::Next => Duration::ZERO,
+                Step::Idle => IDLE,
                 Step::Wait | Step::Finished => self.pacing.poll,
             };
-            sqlx::query("UPDATE releases SET claimed_until = NULL, next_check_at = now() + make_interval(secs => $2) WHERE id = $1")
-                .bind(id)
-                .bind(delay.as_secs_f64())
-                .execute(&self.pool)
-                .await?;
+            // A release whose phase moved meanwhile (by this step or by an
+            // action on it) is looked at again at once.
+            sqlx::query(
+                "UPDATE releases SET claimed_until = NULL,
+                        next_check_at = CASE WHEN phase = $3 AND step = $4 THEN now() + make_interval(secs => $2) ELSE now() END
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(delay.as_secs_f64())
+            .bind(phase)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
             Ok::<bool, Error>(matches!(step, Step::Next))
         });
         let mut again = 0;
@@ -169,6 +279,16 @@ impl Driver {
         .await?)
     }
 
+    /// The release a slotted `release` replaces, if any.
+    async fn replaced(&self, release: &Release) -> Result<Option<Release>> {
+        let (Some(_), Some(n)) = (&release.slot, release.replaces) else { return Ok(None) };
+        Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
+            .bind(release.application_id)
+            .bind(n)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     async fn fail(&self, release: &Release, message: &str) -> Result<Step> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE releases SET state = 'failed', message = $2, finished_at = now() WHERE id = $1 AND state = 'deploying'")
@@ -181,20 +301,59 @@ impl Driver {
         Ok(Step::Finished)
     }
 
+    fn overdue(&self, since: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+        since.is_some_and(|s| chrono::Utc::now() - s > chrono::Duration::from_std(self.pacing.deadline).unwrap_or_default())
+    }
+
+    /// Moves `release` from phase `from` to `to` (and `step`), with `message`;
+    /// false when something else (an abort) moved it first.
+    async fn enter(&self, release: &Release, from: &str, to: &str, step: i32, message: &str) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE releases SET phase = $3, step = $4, message = $5, hold_until = NULL, phase_started_at = now()
+             WHERE id = $1 AND phase = $2 AND step = $6 AND state = 'deploying'",
+        )
+        .bind(release.id)
+        .bind(from)
+        .bind(to)
+        .bind(step)
+        .bind(message)
+        .bind(release.step)
+        .execute(&self.pool)
+        .await?;
+        Ok(moved.rows_affected() == 1)
+    }
+
     async fn step(&self, release: Release) -> Result<Step> {
-        let waves = release.waves();
         let app = self.application(&release).await?;
         let mut federation = self.federation.client();
-        let Some(wave) = waves.get(release.wave as usize) else { return self.succeed(&release, &app, &mut federation).await };
-        if release.started_at.is_some_and(|s| chrono::Utc::now() - s > chrono::Duration::from_std(self.pacing.deadline).unwrap_or_default()) {
+        let old = self.replaced(&release).await?;
+        match release.phase.as_str() {
+            "rollout" => self.rollout(release, &app, old.as_ref(), &mut federation).await,
+            "traffic" => self.traffic(release, &app, old.as_ref(), &mut federation).await,
+            "finishing" => self.finishing(release, &app, old.as_ref(), &mut federation).await,
+            "aborting" => self.aborting(release, &app, old.as_ref(), &mut federation).await,
+            _ => Ok(Step::Idle),
+        }
+    }
+
+    async fn rollout(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
+        let waves = release.waves();
+        let Some(wave) = waves.get(release.wave as usize) else {
+            if old.is_some() {
+                let message = "every service runs in both slots; moving traffic";
+                return Ok(if self.enter(&release, "rollout", "traffic", 0, message).await? { Step::Next } else { Step::Wait });
+            }
+            return self.succeed(&release, app, federation).await;
+        };
+        if self.overdue(release.started_at) {
             return self.fail(&release, &format!("not every service was Healthy within {:?}", self.pacing.deadline)).await;
         }
         let mut bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
         if release.applied_wave < release.wave {
             for service in wave {
-                let objects = release.objects.get(service).cloned().unwrap_or(Value::Array(Vec::new()));
+                let objects = service_objects(&release, old, service, View::Rollout, &self.gateway)?.unwrap_or(Value::Array(Vec::new()));
                 let replicas = app.replicas.get(service).and_then(Value::as_u64).map(|n| n as u32);
-                let binding = match apply_service(&mut federation, &app, &release, service, &objects, replicas).await {
+                let binding = match apply_service(federation, app, &release, service, &objects, replicas).await {
                     Ok(b) => b,
                     Err(Error::Unavailable(m)) => return Err(Error::Unavailable(m)),
                     Err(e) => return self.fail(&release, &format!("{service}: {e}")).await,
@@ -203,26 +362,217 @@ impl Driver {
             }
             let mut tx = self.pool.begin().await?;
             sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1").bind(app.id).bind(Value::Object(bindings.clone())).execute(&mut *tx).await?;
-            sqlx::query("UPDATE releases SET applied_wave = wave, message = $2 WHERE id = $1")
+            sqlx::query("UPDATE releases SET applied_wave = wave, message = $2 WHERE id = $1 AND phase = 'rollout'")
                 .bind(release.id)
                 .bind(format!("waiting for {} to be Healthy", wave.join(", ")))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
         }
-        for service in wave {
-            let Some(id) = bindings.get(service).and_then(Value::as_str) else { return Ok(Step::Wait) };
+        match self.observe(federation, &bindings, wave).await? {
+            Observed::Healthy => {}
+            Observed::Waiting(_) => return Ok(Step::Wait),
+            Observed::Gone(m) => return self.fail(&release, &m).await,
+        }
+        sqlx::query("UPDATE releases SET wave = wave + 1 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'").bind(release.id).execute(&self.pool).await?;
+        Ok(Step::Next)
+    }
+
+    /// Whether each of `services`' bindings is Healthy.
+    async fn observe(&self, federation: &mut FederationClient, bindings: &serde_json::Map<String, Value>, services: &[String]) -> Result<Observed> {
+        for service in services {
+            let Some(id) = bindings.get(service).and_then(Value::as_str) else { return Ok(Observed::Waiting(format!("{service} has no binding yet"))) };
             let binding = match federation.get_binding(pb::GetBindingRequest { id: id.to_string() }).await {
                 Ok(b) => b.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => return self.fail(&release, &format!("{service}: its binding disappeared")).await,
+                Err(s) if s.code() == tonic::Code::NotFound => return Ok(Observed::Gone(format!("{service}: its binding disappeared"))),
                 Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
             };
             if binding.health != "Healthy" {
-                return Ok(Step::Wait);
+                return Ok(Observed::Waiting(format!("{service}: {}", binding.health_reason)));
             }
         }
-        sqlx::query("UPDATE releases SET wave = wave + 1 WHERE id = $1 AND state = 'deploying'").bind(release.id).execute(&self.pool).await?;
+        Ok(Observed::Healthy)
+    }
+
+    /// Applies `view` of `release` to each of its services' bindings; a
+    /// service without objects in the view loses its binding. `Err(message)`
+    /// when federation refuses.
+    async fn apply_view(&self, release: &Release, app: &Application, old: Option<&Release>, view: View, federation: &mut FederationClient) -> Result<std::result::Result<(), String>> {
+        let mut bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
+        let services: Vec<String> = release.objects.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        for service in services {
+            match service_objects(release, old, &service, view, &self.gateway)? {
+                Some(objects) => {
+                    let replicas = app.replicas.get(&service).and_then(Value::as_u64).map(|n| n as u32);
+                    match apply_service(federation, app, release, &service, &objects, replicas).await {
+                        Ok(b) => {
+                            bindings.insert(service.clone(), json!(b.id));
+                        }
+                        Err(Error::Unavailable(m)) => return Err(Error::Unavailable(m)),
+                        Err(e) => return Ok(Err(format!("{service}: {e}"))),
+                    }
+                }
+                None => {
+                    if let Some(id) = bindings.get(&service).and_then(Value::as_str) {
+                        match federation.delete_binding(pb::DeleteBindingRequest { id: id.to_string() }).await {
+                            Ok(_) => {}
+                            Err(s) if s.code() == tonic::Code::NotFound => {}
+                            Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
+                        }
+                    }
+                    bindings.remove(&service);
+                }
+            }
+        }
+        sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1").bind(app.id).bind(Value::Object(bindings)).execute(&self.pool).await?;
+        Ok(Ok(()))
+    }
+
+    /// Applies `view` once for `key` (phase and step); `Some(step)` when it
+    /// did something now (health is looked at on the next tick).
+    async fn apply_once(&self, release: &Release, app: &Application, old: Option<&Release>, view: View, key: &str, federation: &mut FederationClient) -> Result<Option<Step>> {
+        if release.applied == key {
+            return Ok(None);
+        }
+        let traffic = match view {
+            View::Traffic(step) => traffic_at(&release.strategy(), step),
+            View::Rollout | View::Back => 0,
+            View::Final => 100,
+        };
+        if let Err(message) = self.apply_view(release, app, old, view, federation).await? {
+            return Ok(Some(self.to_aborting(release, &format!("federation refused a step ({message}); returning to release {}", release.replaces.unwrap_or(0))).await?));
+        }
+        sqlx::query("UPDATE releases SET applied = $2, traffic = $3 WHERE id = $1 AND phase = $4 AND step = $5 AND state = 'deploying'")
+            .bind(release.id)
+            .bind(key)
+            .bind(traffic)
+            .bind(&release.phase)
+            .bind(release.step)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(Step::Wait))
+    }
+
+    async fn to_aborting(&self, release: &Release, message: &str) -> Result<Step> {
+        sqlx::query("UPDATE releases SET phase = 'aborting', message = $2, phase_started_at = now() WHERE id = $1 AND state = 'deploying' AND phase <> 'aborting'")
+            .bind(release.id)
+            .bind(message)
+            .execute(&self.pool)
+            .await?;
         Ok(Step::Next)
+    }
+
+    async fn all_healthy(&self, release: &Release, app: &Application, federation: &mut FederationClient) -> Result<Observed> {
+        let bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
+        let services: Vec<String> = release.objects.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        self.observe(federation, &bindings, &services).await
+    }
+
+    async fn traffic(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
+        let strategy = release.strategy();
+        let step = release.step as usize;
+        if let Strategy::Canary { steps, .. } = &strategy
+            && step >= steps.len()
+        {
+            return Ok(if self.enter(&release, "traffic", "finishing", release.step, "every step passed; the canary becomes the stable version").await? { Step::Next } else { Step::Wait });
+        }
+        let percent = traffic_at(&strategy, step);
+        if let Some(s) = self.apply_once(&release, app, old, View::Traffic(step), &format!("traffic-{step}"), federation).await? {
+            return Ok(s);
+        }
+        let back = release.replaces.unwrap_or(0);
+        match self.all_healthy(&release, app, federation).await? {
+            Observed::Healthy => {}
+            Observed::Waiting(why) => {
+                if self.overdue(release.phase_started_at) {
+                    return self.to_aborting(&release, &format!("not Healthy within {:?} ({why}); returning to release {back}", self.pacing.deadline)).await;
+                }
+                return Ok(Step::Wait);
+            }
+            Observed::Gone(m) => return self.to_aborting(&release, &format!("{m}; returning to release {back}")).await,
+        }
+        let slot = release.slot.clone().unwrap_or_default();
+        match &strategy {
+            Strategy::BlueGreen => self.wait_for_person(&release, &format!("{slot} serves; confirm to remove the old slot, or abort to switch back to release {back}")).await,
+            Strategy::AB { .. } => self.wait_for_person(&release, &format!("matching requests go to {slot}; promote it, or abort to return to release {back}")).await,
+            Strategy::Shadow => self.wait_for_person(&release, &format!("requests are mirrored to {slot}; promote it, or abort to return to release {back}")).await,
+            Strategy::Canary { steps, pause_seconds, pause } => {
+                if step + 1 >= steps.len() {
+                    let message = "every step passed; the canary becomes the stable version";
+                    return Ok(if self.enter(&release, "traffic", "finishing", release.step, message).await? { Step::Next } else { Step::Wait });
+                }
+                if *pause {
+                    return self.wait_for_person(&release, &format!("paused at {percent}% on {slot}; resume, promote or abort")).await;
+                }
+                if *pause_seconds > 0 {
+                    let Some(until) = release.hold_until else {
+                        sqlx::query("UPDATE releases SET hold_until = now() + make_interval(secs => $2), message = $3 WHERE id = $1 AND phase = 'traffic' AND step = $4")
+                            .bind(release.id)
+                            .bind(f64::from(*pause_seconds))
+                            .bind(format!("{percent}% on {slot}; holding {pause_seconds}s"))
+                            .bind(release.step)
+                            .execute(&self.pool)
+                            .await?;
+                        return Ok(Step::Wait);
+                    };
+                    if until > chrono::Utc::now() {
+                        return Ok(Step::Wait);
+                    }
+                }
+                let message = format!("{percent}% on {slot} was Healthy; next step");
+                Ok(if self.enter(&release, "traffic", "traffic", release.step + 1, &message).await? { Step::Next } else { Step::Wait })
+            }
+            Strategy::Recreate | Strategy::Rolling { .. } => self.fail(&release, "an unslotted release has no traffic phase").await,
+        }
+    }
+
+    async fn wait_for_person(&self, release: &Release, message: &str) -> Result<Step> {
+        Ok(if self.enter(release, "traffic", "waiting", release.step, message).await? { Step::Idle } else { Step::Wait })
+    }
+
+    async fn finishing(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
+        if let Some(s) = self.apply_once(&release, app, old, View::Final, "finishing", federation).await? {
+            return Ok(s);
+        }
+        match self.all_healthy(&release, app, federation).await? {
+            Observed::Healthy => self.succeed(&release, app, federation).await,
+            Observed::Waiting(_) if !self.overdue(release.phase_started_at) => Ok(Step::Wait),
+            Observed::Waiting(why) => self.fail(&release, &format!("not Healthy within {:?} after the old slot was removed ({why})", self.pacing.deadline)).await,
+            Observed::Gone(m) => self.fail(&release, &m).await,
+        }
+    }
+
+    /// Returns to the replaced release at once: its slot serves everything
+    /// and the new slot goes, whatever state the new slot is in. The
+    /// release is `aborted` once every cluster has the switch back (the old
+    /// slot was running all along, so that is quick).
+    async fn aborting(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
+        let Some(old) = old else { return self.fail(&release, "aborted, but there is no earlier release to return to").await };
+        if release.applied != "aborting" {
+            if let Err(message) = self.apply_view(&release, app, Some(old), View::Back, federation).await? {
+                return self.fail(&release, &format!("returning to release {} was refused: {message}", old.number)).await;
+            }
+            sqlx::query("UPDATE releases SET applied = 'aborting', traffic = 0 WHERE id = $1 AND state = 'deploying' AND phase = 'aborting'").bind(release.id).execute(&self.pool).await?;
+            return Ok(Step::Wait);
+        }
+        let bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
+        let services: Vec<String> = release.objects.as_object().into_iter().flat_map(|m| m.keys()).filter(|s| old.objects.get(s.as_str()).is_some()).cloned().collect();
+        match self.observe(federation, &bindings, &services).await? {
+            Observed::Healthy => {}
+            Observed::Waiting(_) if !self.overdue(release.phase_started_at) => return Ok(Step::Wait),
+            Observed::Waiting(why) => return self.fail(&release, &format!("returning to release {} did not settle within {:?} ({why})", old.number, self.pacing.deadline)).await,
+            Observed::Gone(m) => return self.fail(&release, &m).await,
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE releases SET state = 'aborted', phase = 'done', finished_at = now() WHERE id = $1 AND state = 'deploying' AND phase = 'aborting'")
+            .bind(release.id)
+            .execute(&mut *tx)
+            .await?;
+        // An unslotted release returned to now runs in the first slot.
+        sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1").bind(old.id).bind(traffic::FIRST_SLOT).execute(&mut *tx).await?;
+        sqlx::query("UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Step::Finished)
     }
 
     async fn succeed(&self, release: &Release, app: &Application, federation: &mut FederationClient) -> Result<Step> {
@@ -245,7 +595,10 @@ impl Driver {
             .bind(release.number)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE releases SET state = 'succeeded', message = '', finished_at = now() WHERE id = $1 AND state = 'deploying'").bind(release.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE releases SET state = 'succeeded', phase = 'done', traffic = 100, message = '', finished_at = now() WHERE id = $1 AND state = 'deploying'")
+            .bind(release.id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE applications SET state = 'running', current_release = $2, bindings = $3, updated_at = now() WHERE id = $1")
             .bind(app.id)
             .bind(release.number)
@@ -254,5 +607,97 @@ impl Driver {
             .await?;
         tx.commit().await?;
         Ok(Step::Finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(number: i32, slot: Option<&str>, strategy: Value, image: &str) -> Release {
+        let labels = json!({"paas.io/app": "shop", "paas.io/service": "web"});
+        let objects = json!({"web": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-web", "labels": labels}, "spec": {"selector": labels, "ports": [{"port": 80}]}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop-web", "labels": labels},
+             "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": image}]}}}}
+        ]});
+        let now = chrono::Utc::now();
+        Release {
+            id: uuid::Uuid::nil(),
+            application_id: uuid::Uuid::nil(),
+            tenant_id: uuid::Uuid::nil(),
+            number,
+            template_version_id: uuid::Uuid::nil(),
+            parameters: json!({}),
+            placement: json!({}),
+            strategy,
+            objects,
+            waves: json!([["web"]]),
+            state: "deploying".into(),
+            wave: 0,
+            applied_wave: -1,
+            message: String::new(),
+            rollback_of: None,
+            created_by: "test".into(),
+            approved_by: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            slot: slot.map(str::to_string),
+            replaces: None,
+            phase: "rollout".into(),
+            step: 0,
+            applied: String::new(),
+            traffic: 0,
+            hold_until: None,
+            phase_started_at: None,
+        }
+    }
+
+    fn summary(objects: Option<Value>) -> Vec<String> {
+        let mut out: Vec<String> = objects
+            .expect("objects")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let slot = o["spec"]["selector"]["paas.io/slot"].as_str().or(o["spec"]["selector"]["matchLabels"]["paas.io/slot"].as_str()).unwrap_or("-");
+                let weights: Vec<String> = o["spec"]["rules"][0]["backendRefs"].as_array().into_iter().flatten().map(|b| format!("{}={}", b["name"].as_str().unwrap(), b["weight"])).collect();
+                format!("{} {} {slot}{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap(), if weights.is_empty() { String::new() } else { format!(" {}", weights.join(",")) })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn each_phase_of_a_canary_holds_the_objects_it_promises() {
+        let gateway = GatewayRef::default();
+        let old = release(1, None, json!({"type": "rolling"}), "web:1");
+        let new = release(2, Some("green"), json!({"type": "canary", "steps": [10, 100]}), "web:2");
+        let view = |v| summary(service_objects(&new, Some(&old), "web", v, &gateway).unwrap());
+        assert_eq!(
+            view(View::Rollout),
+            ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-blue=100,shop-web-green=0", "Service shop-web blue", "Service shop-web-blue blue", "Service shop-web-green green"],
+            "an unslotted release replaced runs in blue; the new one waits at 0%"
+        );
+        assert!(view(View::Traffic(0)).contains(&"HTTPRoute shop-web - shop-web-blue=90,shop-web-green=10".to_string()));
+        assert_eq!(view(View::Final), ["Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-green=100", "Service shop-web green", "Service shop-web-green green"]);
+        assert_eq!(view(View::Back), ["Deployment shop-web-blue blue", "HTTPRoute shop-web - shop-web-blue=100", "Service shop-web blue", "Service shop-web-blue blue"]);
+        assert_eq!(traffic_at(&new.strategy(), 0), 10);
+    }
+
+    #[test]
+    fn blue_green_switches_the_service_and_an_unslotted_release_keeps_its_objects() {
+        let gateway = GatewayRef::default();
+        let old = release(1, Some("blue"), json!({"type": "blue-green"}), "web:1");
+        let new = release(2, Some("green"), json!({"type": "blue-green"}), "web:2");
+        let view = |v| summary(service_objects(&new, Some(&old), "web", v, &gateway).unwrap());
+        assert_eq!(view(View::Rollout), ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "Service shop-web blue"]);
+        assert_eq!(view(View::Traffic(0)), ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "Service shop-web green"]);
+        assert_eq!(view(View::Back), ["Deployment shop-web-blue blue", "Service shop-web blue"]);
+        assert_eq!(service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(), None, "a service the old release lacked has no binding on the way back");
+        let rolling = release(3, None, json!({"type": "rolling"}), "web:3");
+        assert_eq!(service_objects(&rolling, Some(&new), "web", View::Rollout, &gateway).unwrap().unwrap(), rolling.objects["web"], "unslotted releases apply what they rendered");
     }
 }

@@ -1,7 +1,12 @@
-//! How a release replaces the running version inside each cluster:
-//! `recreate` (every old pod stops before new ones start) or `rolling`
-//! (bounded by max surge / max unavailable). The strategy is written into the
-//! workloads themselves, so Kubernetes carries it out in every cluster.
+//! How a release replaces the running version inside each cluster.
+//!
+//! `recreate` (every old pod stops before new ones start) and `rolling`
+//! (bounded by max surge / max unavailable) are written into the workloads
+//! themselves, so Kubernetes carries them out in every cluster.
+//!
+//! `blue-green`, `canary`, `ab` and `shadow` run the new version in its own
+//! slot beside the old one (see [`crate::traffic`]) and move traffic step by
+//! step; the release driver carries them out ([`crate::release`]).
 
 use kernel::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -22,7 +27,66 @@ pub enum Strategy {
         #[serde(default = "quarter")]
         max_unavailable: IntOrPercent,
     },
+    /// The new version deploys in the other slot; once Available the Service
+    /// switches to it; the old slot stays until the release is confirmed.
+    #[serde(rename = "blue-green")]
+    BlueGreen,
+    /// An HTTPRoute sends a growing share of requests to the new version.
+    Canary {
+        /// Percentages of requests for the new version, ascending; the last
+        /// step (or a promote) makes it the stable version.
+        #[serde(default = "default_steps")]
+        steps: Vec<u32>,
+        /// Seconds to hold each step once the new version is Healthy.
+        #[serde(default)]
+        pause_seconds: u32,
+        /// Hold each step until the release is resumed.
+        #[serde(default)]
+        pause: bool,
+    },
+    /// An HTTPRoute sends requests matching a header, cookie or query
+    /// parameter to the new version, the rest to the stable one, until the
+    /// release is promoted or aborted.
+    #[serde(rename = "ab")]
+    AB {
+        /// Which requests go to the new version.
+        #[serde(rename = "match")]
+        matches: RequestMatch,
+    },
+    /// An HTTPRoute mirrors every request to the new version (its answers
+    /// are dropped) until the release is promoted or aborted.
+    Shadow,
 }
+
+/// Which requests an A/B release sends to the new version: a header with
+/// this value, a cookie with this value, or a query parameter with this value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum RequestMatch {
+    /// `{"header": {"name": "x-version", "value": "b"}}`
+    Header(NameValue),
+    /// `{"cookie": {"name": "variant", "value": "b"}}`
+    Cookie(NameValue),
+    /// `{"query": {"name": "variant", "value": "b"}}`
+    Query(NameValue),
+}
+
+/// A name and the value it must have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameValue {
+    /// Header, cookie or parameter name.
+    pub name: String,
+    /// The exact value.
+    pub value: String,
+}
+
+fn default_steps() -> Vec<u32> {
+    vec![5, 25, 50, 100]
+}
+
+/// Longest a canary step may hold by itself (a day); longer holds are pauses.
+const MAX_PAUSE_SECONDS: u32 = 86_400;
 
 impl Default for Strategy {
     fn default() -> Self {
@@ -77,14 +141,49 @@ impl Strategy {
             let path = e.path().to_string();
             Error::invalid(if path == "." { "strategy".to_string() } else { format!("strategy.{path}") }, e.into_inner().to_string())
         })?;
-        if let Self::Rolling { max_surge, max_unavailable } = &strategy {
-            max_surge.check("strategy.max_surge")?;
-            max_unavailable.check("strategy.max_unavailable")?;
-            if max_surge.is_zero() && max_unavailable.is_zero() {
-                return Err(Error::invalid("strategy.max_unavailable", "max_surge and max_unavailable cannot both be zero: the rollout could not move"));
+        match &strategy {
+            Self::Rolling { max_surge, max_unavailable } => {
+                max_surge.check("strategy.max_surge")?;
+                max_unavailable.check("strategy.max_unavailable")?;
+                if max_surge.is_zero() && max_unavailable.is_zero() {
+                    return Err(Error::invalid("strategy.max_unavailable", "max_surge and max_unavailable cannot both be zero: the rollout could not move"));
+                }
             }
+            Self::Canary { steps, pause_seconds, .. } => {
+                if steps.is_empty() || steps.iter().any(|s| !(1..=100).contains(s)) || steps.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(Error::invalid("strategy.steps", "must be ascending percentages between 1 and 100, such as [5, 25, 50, 100]"));
+                }
+                if *pause_seconds > MAX_PAUSE_SECONDS {
+                    return Err(Error::invalid("strategy.pause_seconds", format!("must be at most {MAX_PAUSE_SECONDS}; use \"pause\": true to hold until resumed")));
+                }
+            }
+            Self::AB { matches } => {
+                let (field, nv) = match matches {
+                    RequestMatch::Header(nv) => ("header", nv),
+                    RequestMatch::Cookie(nv) => ("cookie", nv),
+                    RequestMatch::Query(nv) => ("query", nv),
+                };
+                let token = |t: &str| !t.is_empty() && t.len() <= 256 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token(&nv.name) {
+                    return Err(Error::invalid(format!("strategy.match.{field}.name"), "must be a non-empty token (letters, digits, -_.)"));
+                }
+                if nv.value.is_empty() || nv.value.len() > 1024 || nv.value.chars().any(|c| c.is_control() || (field == "cookie" && matches!(c, ';' | ' ' | ','))) {
+                    return Err(Error::invalid(format!("strategy.match.{field}.value"), "must be a non-empty printable value (a cookie value without ; , or spaces)"));
+                }
+            }
+            Self::Recreate | Self::BlueGreen | Self::Shadow => {}
         }
         Ok(strategy)
+    }
+
+    /// Whether the new version runs in its own slot beside the old one.
+    pub fn slotted(&self) -> bool {
+        matches!(self, Self::BlueGreen | Self::Canary { .. } | Self::AB { .. } | Self::Shadow)
+    }
+
+    /// Whether the strategy steers requests with an HTTPRoute.
+    pub fn routed(&self) -> bool {
+        matches!(self, Self::Canary { .. } | Self::AB { .. } | Self::Shadow)
     }
 
     /// Writes the strategy into a workload object.
@@ -108,6 +207,9 @@ impl Strategy {
             (Self::Recreate, "StatefulSet" | "DaemonSet") => {
                 return Err(Error::invalid("strategy.type", format!("recreate applies to Deployments; {} {} updates by rolling", kind, object["metadata"]["name"])));
             }
+            (s, "StatefulSet" | "DaemonSet") if s.slotted() => {
+                return Err(Error::invalid("strategy.type", format!("blue-green, canary, ab and shadow run two Deployments side by side; {} {} updates by rolling", kind, object["metadata"]["name"])));
+            }
             _ => {}
         }
         Ok(())
@@ -127,6 +229,35 @@ mod tests {
         assert_eq!(Strategy::parse(r#"{"type": "rolling", "max_surge": "lots"}"#).unwrap_err().field(), Some("strategy.max_surge"));
         assert_eq!(Strategy::parse(r#"{"type": "rolling", "max_surge": 0, "max_unavailable": 0}"#).unwrap_err().field(), Some("strategy.max_unavailable"));
         assert_eq!(Strategy::parse(r#"{"type": "sideways"}"#).unwrap_err().field(), Some("strategy.type"));
+    }
+
+    #[test]
+    fn slotted_strategies_parse_with_defaults_and_name_bad_fields() {
+        assert_eq!(Strategy::parse(r#"{"type": "blue-green"}"#).unwrap(), Strategy::BlueGreen);
+        assert_eq!(Strategy::parse(r#"{"type": "canary"}"#).unwrap(), Strategy::Canary { steps: vec![5, 25, 50, 100], pause_seconds: 0, pause: false });
+        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [10, 100], "pause": true}"#).unwrap(), Strategy::Canary { steps: vec![10, 100], pause_seconds: 0, pause: true });
+        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [50, 20]}"#).unwrap_err().field(), Some("strategy.steps"));
+        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [0, 100]}"#).unwrap_err().field(), Some("strategy.steps"));
+        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [101]}"#).unwrap_err().field(), Some("strategy.steps"));
+        assert_eq!(Strategy::parse(r#"{"type": "canary", "pause_seconds": 100000}"#).unwrap_err().field(), Some("strategy.pause_seconds"));
+        let ab = Strategy::parse(r#"{"type": "ab", "match": {"cookie": {"name": "variant", "value": "b"}}}"#).unwrap();
+        assert_eq!(ab, Strategy::AB { matches: RequestMatch::Cookie(NameValue { name: "variant".into(), value: "b".into() }) });
+        assert_eq!(Strategy::parse(r#"{"type": "ab", "match": {"header": {"name": "x version", "value": "b"}}}"#).unwrap_err().field(), Some("strategy.match.header.name"));
+        assert_eq!(Strategy::parse(r#"{"type": "ab", "match": {"cookie": {"name": "v", "value": "a;b"}}}"#).unwrap_err().field(), Some("strategy.match.cookie.value"));
+        assert!(Strategy::parse(r#"{"type": "ab", "match": {"path": {"name": "v", "value": "b"}}}"#).unwrap_err().field().unwrap().starts_with("strategy"), "an unknown match kind is refused");
+        assert_eq!(Strategy::parse(r#"{"type": "shadow"}"#).unwrap(), Strategy::Shadow);
+        let round = Strategy::parse(&serde_json::to_string(&ab).unwrap()).unwrap();
+        assert_eq!(round, ab, "stored strategies read back");
+        assert!(Strategy::Shadow.routed() && !Strategy::BlueGreen.routed() && Strategy::BlueGreen.slotted() && !Strategy::Recreate.slotted());
+    }
+
+    #[test]
+    fn slotted_strategies_refuse_stateful_sets() {
+        let mut set = json!({"kind": "StatefulSet", "metadata": {"name": "db"}, "spec": {}});
+        assert_eq!(Strategy::BlueGreen.apply_to(&mut set).unwrap_err().field(), Some("strategy.type"));
+        let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {}});
+        Strategy::Shadow.apply_to(&mut deployment).unwrap();
+        assert_eq!(deployment["spec"].get("strategy"), None, "the slot's Deployment keeps Kubernetes' default");
     }
 
     #[test]

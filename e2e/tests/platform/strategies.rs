@@ -1,0 +1,346 @@
+//! Slotted release strategies through the gateway against a kubesim cluster:
+//! blue-green, canary, A/B and shadow, each taken to the end and aborted or
+//! rolled back mid-way, asserting on the Deployments, Services and
+//! HTTPRoutes written into the cluster; and a release driver stopped
+//! mid-canary whose successor resumes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e::Platform;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::applications::{World, world_with};
+
+const NS: &str = "/api/v1/namespaces/acme-web";
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/acme-web/deployments";
+const ROUTES: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/acme-web/httproutes";
+
+fn spec(tag: &str) -> Value {
+    json!({"services": [{"name": "web", "replicas": 1,
+        "containers": [{"name": "web", "image": format!("registry.example/web:{tag}"), "resources": {"cpu_request": "100m"}, "ports": [{"name": "http", "container_port": 8080}]}]}]})
+}
+
+fn image(d: &Value) -> String {
+    d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string()
+}
+
+/// Backend name -> weight of the route's only rule.
+fn weights(route: &Value) -> Vec<(String, u64)> {
+    route["spec"]["rules"][0]["backendRefs"].as_array().into_iter().flatten().map(|b| (b["name"].as_str().unwrap().to_string(), b["weight"].as_u64().unwrap())).collect()
+}
+
+fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+    list.iter().map(|(n, w)| ((*n).to_string(), *w)).collect()
+}
+
+impl World {
+    /// A template `name` with versions 1 and 2 of one service `web`.
+    async fn two_versions(&self, name: &str) -> (String, String) {
+        let (_, template) = self.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": self.tenant, "name": name}))).await;
+        let template = template["id"].as_str().unwrap().to_string();
+        (self.version(&template, "1.0.0", spec("1")).await, self.version(&template, "2.0.0", spec("2")).await)
+    }
+
+    async fn deploy(&self, name: &str, version: &str, strategy: Value) -> String {
+        let body = json!({"name": name, "environment": "test", "template_version_id": version, "placement": {"explicit": [{"cluster": "dc1-prod"}]}, "strategy": strategy});
+        let (status, app) = self.send(Method::POST, &format!("/api/v1/tenants/{}/applications", self.tenant), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{app}");
+        app["id"].as_str().unwrap().to_string()
+    }
+
+    async fn new_release(&self, app: &str, body: Value) -> Value {
+        let (status, r) = self.send(Method::POST, &format!("/api/v1/applications/{app}/releases"), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{r}");
+        r
+    }
+
+    async fn act(&self, release: &Value, action: &str) -> (StatusCode, Value) {
+        self.send(Method::POST, &format!("/api/v1/releases/{}/{action}", release["id"].as_str().unwrap()), None).await
+    }
+
+    /// The latest release once it is `number` in `phase` at `step`.
+    async fn phase(&self, app: &str, number: u64, phase: &str, step: u64) -> Value {
+        Platform::eventually(Duration::from_secs(40), &format!("release {number} {phase} at step {step}"), || async move {
+            let (_, a) = self.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
+            let latest = a["latest_release"].clone();
+            (latest["number"] == number && latest["phase"] == phase && latest["step"] == step).then_some(latest)
+        })
+        .await
+    }
+
+    async fn serving_slot(&self, service: &str) -> String {
+        let s = self.kube(&format!("{NS}/services/{service}")).await.unwrap_or_else(|| panic!("no Service {service}"));
+        s["spec"]["selector"]["paas.io/slot"].as_str().unwrap_or_default().to_string()
+    }
+
+    async fn route(&self, name: &str) -> Value {
+        self.kube(&format!("{ROUTES}/{name}")).await.unwrap_or_else(|| panic!("no HTTPRoute {name}"))
+    }
+
+    async fn eventually_route(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        Platform::eventually(Duration::from_secs(40), what, || async {
+            let r = self.kube(&format!("{ROUTES}/{name}")).await?;
+            check(&r).then_some(r)
+        })
+        .await
+    }
+
+    async fn gone(&self, path: &str) {
+        Platform::eventually(Duration::from_secs(20), &format!("{path} removed"), || async { self.kube(path).await.is_none().then_some(()) }).await;
+    }
+
+    async fn history(&self, app: &str) -> Vec<(u64, String)> {
+        let (_, history) = self.send(Method::GET, &format!("/api/v1/applications/{app}/releases"), None).await;
+        history["items"].as_array().unwrap().iter().map(|r| (r["number"].as_u64().unwrap(), r["state"].as_str().unwrap().to_string())).collect()
+    }
+}
+
+#[tokio::test]
+async fn blue_green_switches_to_the_new_slot_and_keeps_the_old_until_confirmed_aborted_or_rolled_back() {
+    let w = world_with("4", &[]).await;
+    let (v1, v2) = w.two_versions("bg").await;
+    let app = w.deploy("bg", &v1, json!({"type": "blue-green"})).await;
+    let first = w.release_state(&app, 1, "succeeded").await;
+    assert_eq!(first["latest_release"]["slot"], "blue");
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()), "registry.example/web:1");
+    assert_eq!(w.serving_slot("bg-web").await, "blue");
+    assert!(w.kube(&format!("{ROUTES}/bg-web")).await.is_none(), "blue-green switches the Service; it writes no HTTPRoute");
+
+    // Release 2: green deploys beside blue, then the Service switches to it; blue keeps running.
+    let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
+    assert_eq!((r2["slot"].as_str(), r2["replaces"].as_u64()), (Some("green"), Some(1)), "{r2}");
+    let (status, early) = w.act(&r2, "confirm").await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing to confirm before the switch: {early}");
+    let waiting = w.phase(&app, 2, "waiting", 0).await;
+    assert_eq!(waiting["traffic"], 100);
+    let green = w.kube(&format!("{DEPLOYMENTS}/bg-web-green")).await.unwrap();
+    assert_eq!((image(&green), green["status"]["availableReplicas"].as_u64()), ("registry.example/web:2".to_string(), Some(1)), "green was Available before the switch");
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()), "registry.example/web:1", "blue stays for an instant way back");
+    assert_eq!(w.serving_slot("bg-web").await, "green");
+    let (status, problem) = w.act(&r2, "promote").await;
+    assert_eq!(status, StatusCode::CONFLICT, "blue-green is confirmed, not promoted: {problem}");
+
+    // Abort: blue serves again at once, green goes, release 1 is current again.
+    let (status, aborting) = w.act(&r2, "abort").await;
+    assert_eq!((status, aborting["phase"].as_str()), (StatusCode::OK, Some("aborting")), "{aborting}");
+    w.release_state(&app, 2, "aborted").await;
+    // (The application and its latest release are read one after the other.)
+    Platform::eventually(Duration::from_secs(5), "release 1 running again", || async {
+        let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
+        (a["state"] == "running" && a["current_release"] == 1).then_some(())
+    })
+    .await;
+    assert_eq!(w.serving_slot("bg-web").await, "blue");
+    w.gone(&format!("{DEPLOYMENTS}/bg-web-green")).await;
+    assert_eq!(w.act(&r2, "confirm").await.0, StatusCode::CONFLICT, "an aborted release stays aborted");
+
+    // Release 3: green again, confirmed: blue goes.
+    let r3 = w.new_release(&app, json!({"template_version_id": v2})).await;
+    assert_eq!(r3["slot"], "green");
+    w.phase(&app, 3, "waiting", 0).await;
+    let (status, confirmed) = w.act(&r3, "confirm").await;
+    assert_eq!((status, confirmed["phase"].as_str()), (StatusCode::OK, Some("finishing")), "{confirmed}");
+    w.release_state(&app, 3, "succeeded").await;
+    w.gone(&format!("{DEPLOYMENTS}/bg-web-blue")).await;
+    assert_eq!(w.serving_slot("bg-web").await, "green");
+
+    // Release 4 returns to release 1's version in blue; a rollback to
+    // release 3 while it waits switches straight back to green.
+    let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
+    assert_eq!((status, r4["slot"].as_str(), r4["replaces"].as_u64()), (StatusCode::CREATED, Some("blue"), Some(3)), "{r4}");
+    w.phase(&app, 4, "waiting", 0).await;
+    assert_eq!(w.serving_slot("bg-web").await, "blue");
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()), "registry.example/web:1");
+    let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 3}))).await;
+    assert_eq!((status, rolled["number"].as_u64(), rolled["phase"].as_str()), (StatusCode::CREATED, Some(4), Some("aborting")), "{rolled}");
+    w.release_state(&app, 4, "aborted").await;
+    assert_eq!(w.serving_slot("bg-web").await, "green");
+    w.gone(&format!("{DEPLOYMENTS}/bg-web-blue")).await;
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-green")).await.unwrap()), "registry.example/web:2");
+    let states: Vec<(u64, String)> = w.history(&app).await;
+    assert_eq!(states, [(4, "aborted".into()), (3, "succeeded".into()), (2, "aborted".into()), (1, "superseded".into())]);
+}
+
+#[tokio::test]
+async fn canary_steps_through_weights_pauses_resumes_promotes_and_aborts_back_to_zero() {
+    let w = world_with("4", &[]).await;
+    let (v1, v2) = w.two_versions("cn").await;
+    let app = w.deploy("cn", &v1, json!({"type": "canary", "steps": [10, 50, 100], "pause": true})).await;
+    w.release_state(&app, 1, "succeeded").await;
+    let route = w.route("cn-web").await;
+    assert_eq!(route["spec"]["parentRefs"], json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "paas-system", "name": "paas-gateway"}]));
+    assert_eq!(weights(&route), pairs(&[("cn-web-blue", 100)]), "the first release takes every request");
+    assert_eq!(w.kube(&format!("{NS}/services/cn-web-blue")).await.unwrap()["spec"]["selector"]["paas.io/slot"], "blue");
+
+    // Release 2 pauses at each step until resumed.
+    let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
+    let paused = w.phase(&app, 2, "waiting", 0).await;
+    assert_eq!(paused["traffic"], 10);
+    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-blue", 90), ("cn-web-green", 10)]));
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/cn-web-green")).await.unwrap()), "registry.example/web:2");
+    assert_eq!(w.serving_slot("cn-web").await, "blue", "in-cluster clients stay on the stable version");
+    let (status, resumed) = w.act(&r2, "resume").await;
+    assert_eq!((status, resumed["step"].as_u64()), (StatusCode::OK, Some(1)), "{resumed}");
+    w.phase(&app, 2, "waiting", 1).await;
+    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-blue", 50), ("cn-web-green", 50)]));
+
+    // Abort: back to 0% at once; the canary's Deployment and Service go.
+    let (status, _) = w.act(&r2, "abort").await;
+    assert_eq!(status, StatusCode::OK);
+    w.release_state(&app, 2, "aborted").await;
+    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-blue", 100)]));
+    w.gone(&format!("{DEPLOYMENTS}/cn-web-green")).await;
+    w.gone(&format!("{NS}/services/cn-web-green")).await;
+
+    // Release 3 steps on its own, holding each step a second, and ends
+    // with the canary as the stable version.
+    w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "canary", "steps": [20, 100], "pause_seconds": 1}})).await;
+    w.eventually_route("cn-web", "the 20% step", |r| weights(r) == pairs(&[("cn-web-blue", 80), ("cn-web-green", 20)])).await;
+    w.release_state(&app, 3, "succeeded").await;
+    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-green", 100)]));
+    assert_eq!(w.serving_slot("cn-web").await, "green");
+    w.gone(&format!("{DEPLOYMENTS}/cn-web-blue")).await;
+
+    // Release 4 (default steps) is promoted at its first pause.
+    let r4 = w.new_release(&app, json!({"template_version_id": v1, "strategy": {"type": "canary", "pause": true}})).await;
+    w.phase(&app, 4, "waiting", 0).await;
+    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-green", 95), ("cn-web-blue", 5)]));
+    let (status, promoted) = w.act(&r4, "promote").await;
+    assert_eq!((status, promoted["phase"].as_str()), (StatusCode::OK, Some("finishing")), "{promoted}");
+    w.release_state(&app, 4, "succeeded").await;
+    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-blue", 100)]));
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/cn-web-blue")).await.unwrap()), "registry.example/web:1");
+    w.gone(&format!("{DEPLOYMENTS}/cn-web-green")).await;
+    assert_eq!(w.act(&r4, "abort").await.0, StatusCode::CONFLICT, "a finished release is not aborted; roll back instead");
+}
+
+#[tokio::test]
+async fn ab_matches_requests_and_shadow_mirrors_them_until_promoted_aborted_or_rolled_back() {
+    let w = world_with("4", &[]).await;
+    let (v1, v2) = w.two_versions("ab").await;
+    let app = w.deploy("ab", &v1, json!({"type": "ab", "match": {"header": {"name": "x-variant", "value": "b"}}})).await;
+    w.release_state(&app, 1, "succeeded").await;
+
+    // A/B on a header, promoted.
+    let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
+    w.phase(&app, 2, "waiting", 0).await;
+    let rules = w.route("ab-web").await["spec"]["rules"].clone();
+    assert_eq!(rules[0]["matches"], json!([{"headers": [{"type": "Exact", "name": "x-variant", "value": "b"}]}]));
+    assert_eq!(rules[0]["backendRefs"][0]["name"], "ab-web-green");
+    assert_eq!(rules[1]["backendRefs"], json!([{"group": "", "kind": "Service", "name": "ab-web-blue", "port": 8080, "weight": 100}]), "everyone else stays on blue");
+    let (status, _) = w.act(&r2, "promote").await;
+    assert_eq!(status, StatusCode::OK);
+    w.release_state(&app, 2, "succeeded").await;
+    assert_eq!(weights(&w.route("ab-web").await), pairs(&[("ab-web-green", 100)]));
+    assert_eq!(w.route("ab-web").await["spec"]["rules"].as_array().unwrap().len(), 1, "no match left");
+    w.gone(&format!("{DEPLOYMENTS}/ab-web-blue")).await;
+
+    // Shadow: every request mirrored to the new version, then aborted.
+    let r3 = w.new_release(&app, json!({"template_version_id": v1, "strategy": {"type": "shadow"}})).await;
+    w.phase(&app, 3, "waiting", 0).await;
+    let rules = w.route("ab-web").await["spec"]["rules"].clone();
+    assert_eq!(rules[0]["filters"], json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "ab-web-blue", "port": 8080}}}]));
+    assert_eq!(weights(&w.route("ab-web").await), pairs(&[("ab-web-green", 100)]), "answers still come from green");
+    let (status, _) = w.act(&r3, "abort").await;
+    assert_eq!(status, StatusCode::OK);
+    w.release_state(&app, 3, "aborted").await;
+    let route = w.route("ab-web").await;
+    assert_eq!((weights(&route), route["spec"]["rules"][0].get("filters")), (pairs(&[("ab-web-green", 100)]), None), "no mirror left: {route}");
+    w.gone(&format!("{DEPLOYMENTS}/ab-web-blue")).await;
+
+    // A/B on a cookie, rolled back to release 2 while it waits.
+    let r4 = w.new_release(&app, json!({"template_version_id": v1, "strategy": {"type": "ab", "match": {"cookie": {"name": "variant", "value": "b"}}}})).await;
+    assert_eq!((r4["slot"].as_str(), r4["replaces"].as_u64()), (Some("blue"), Some(2)), "{r4}");
+    w.phase(&app, 4, "waiting", 0).await;
+    let matched = &w.route("ab-web").await["spec"]["rules"][0]["matches"][0]["headers"][0];
+    assert_eq!((matched["name"].as_str(), matched["type"].as_str()), (Some("Cookie"), Some("RegularExpression")), "{matched}");
+    let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 2}))).await;
+    assert_eq!((status, rolled["number"].as_u64()), (StatusCode::CREATED, Some(4)), "{rolled}");
+    w.release_state(&app, 4, "aborted").await;
+    assert_eq!(weights(&w.route("ab-web").await), pairs(&[("ab-web-green", 100)]));
+    w.gone(&format!("{DEPLOYMENTS}/ab-web-blue")).await;
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/ab-web-green")).await.unwrap()), "registry.example/web:2");
+}
+
+#[tokio::test]
+async fn a_release_driver_stopped_mid_canary_is_resumed_by_its_successor() {
+    // The apps service drives nothing here: the test runs the drivers.
+    let w = world_with("4", &[("PAAS_APPS_RELEASE_DRIVER", "false")]).await;
+    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
+    let channel = kernel::grpc::channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)).unwrap();
+    let federation = apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
+    let start = |stop: tokio_util::sync::CancellationToken| {
+        let pacing = apps::release::Pacing { poll: Duration::from_millis(100), deadline: Duration::from_secs(60) };
+        let driver = apps::release::Driver::new(pool.clone(), federation.clone(), Arc::new(tokio::sync::Notify::new()), pacing, apps::traffic::GatewayRef::default());
+        tokio::spawn(driver.run(stop))
+    };
+    let first = tokio_util::sync::CancellationToken::new();
+    let running = start(first.clone());
+
+    let (v1, v2) = w.two_versions("rs").await;
+    let app = w.deploy("rs", &v1, json!({"type": "canary", "steps": [10, 50, 100], "pause_seconds": 2})).await;
+    w.release_state(&app, 1, "succeeded").await;
+    w.new_release(&app, json!({"template_version_id": v2})).await;
+    w.eventually_route("rs-web", "the 10% step", |r| weights(r) == pairs(&[("rs-web-blue", 90), ("rs-web-green", 10)])).await;
+
+    // The driver stops mid-canary; nothing moves, well past the step's hold.
+    first.cancel();
+    running.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(weights(&w.route("rs-web").await), pairs(&[("rs-web-blue", 90), ("rs-web-green", 10)]));
+    let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
+    assert_eq!((a["latest_release"]["phase"].as_str(), a["latest_release"]["step"].as_u64(), a["state"].as_str()), (Some("traffic"), Some(0), Some("deploying")), "{a}");
+
+    // A new driver resumes at that step and finishes.
+    let second = tokio_util::sync::CancellationToken::new();
+    let resumed = start(second.clone());
+    w.eventually_route("rs-web", "the 50% step", |r| weights(r) == pairs(&[("rs-web-blue", 50), ("rs-web-green", 50)])).await;
+    w.release_state(&app, 2, "succeeded").await;
+    assert_eq!(weights(&w.route("rs-web").await), pairs(&[("rs-web-green", 100)]));
+    w.gone(&format!("{DEPLOYMENTS}/rs-web-blue")).await;
+    assert_eq!(w.history(&app).await, [(2, "succeeded".to_string()), (1, "superseded".to_string())]);
+    second.cancel();
+    resumed.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort() {
+    let w = world_with("4", &[]).await;
+    let (v1, v2) = w.two_versions("pay").await;
+    let body = json!({"name": "pay", "environment": "production", "template_version_id": v1, "placement": {"explicit": [{"cluster": "dc1-prod"}]}, "strategy": {"type": "blue-green"}});
+    let (status, app) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+    assert_eq!(w.act(&app["latest_release"], "approve").await.0, StatusCode::OK);
+    w.release_state(&app_id, 1, "succeeded").await;
+    let token = |role: &'static str| {
+        let w = &w;
+        async move {
+            let (_, t) = w.send(Method::POST, "/api/v1/tokens", Some(json!({"name": role, "tenant_id": w.tenant, "role": role}))).await;
+            t["secret"].as_str().unwrap_or_else(|| panic!("{t}")).to_string()
+        }
+    };
+    let (developer, operator) = (token("developer").await, token("operator").await);
+    let as_ = |secret: &str, release: &Value, action: &str| {
+        w.p.http.post(format!("{}/api/v1/releases/{}/{action}", w.p.url, release["id"].as_str().unwrap())).bearer_auth(secret.to_string()).send()
+    };
+
+    let r2 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
+    assert_eq!(w.act(&r2, "approve").await.0, StatusCode::OK);
+    w.phase(&app_id, 2, "waiting", 0).await;
+    assert_eq!(as_(&developer, &r2, "confirm").await.unwrap().status(), StatusCode::FORBIDDEN, "production is confirmed by a tenant administrator");
+    assert_eq!(as_(&developer, &r2, "abort").await.unwrap().status(), StatusCode::FORBIDDEN, "developers do not abort production either");
+    assert_eq!(as_(&operator, &r2, "abort").await.unwrap().status(), StatusCode::OK, "operators may abort production");
+    w.release_state(&app_id, 2, "aborted").await;
+    assert_eq!(w.serving_slot("pay-web").await, "blue");
+
+    let r3 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
+    assert_eq!(w.act(&r3, "approve").await.0, StatusCode::OK);
+    w.phase(&app_id, 3, "waiting", 0).await;
+    assert_eq!(w.act(&r3, "confirm").await.0, StatusCode::OK, "the bootstrap administrator confirms");
+    w.release_state(&app_id, 3, "succeeded").await;
+    w.gone(&format!("{DEPLOYMENTS}/pay-web-blue")).await;
+    assert_eq!(w.serving_slot("pay-web").await, "green");
+}

@@ -1,0 +1,352 @@
+//! Slots and traffic: what one service's federation binding holds while a
+//! slotted release (blue-green, canary, A/B, shadow) runs.
+//!
+//! A slotted release runs its version in a slot (`blue` or `green`) beside
+//! the version it replaces, which keeps the other slot. A slot's Deployment
+//! (and HPA) is named `<name>-<slot>` and carries the label `paas.io/slot`
+//! on itself, its selector and its pods. The service's own Service (`<name>`)
+//! selects the slot that serves; routed strategies add a ClusterIP Service
+//! per slot (`<name>-<slot>`) and an HTTPRoute `<name>` attached to the
+//! platform's Gateway, whose rules weight, match or mirror requests between
+//! the slot Services. PVCs and Ingresses are shared by both slots.
+//!
+//! [`layout`] is pure: the release driver asks it for the objects of each
+//! step and applies them as the service's binding, so federation adds what
+//! is new and prunes what the step no longer has.
+
+use kernel::{Error, Result};
+use serde_json::{Value, json};
+
+use crate::strategy::RequestMatch;
+
+/// The label naming a workload's slot.
+pub const SLOT_LABEL: &str = "paas.io/slot";
+/// The slot of a first slotted release, and of an unslotted version that a
+/// slotted release replaces.
+pub const FIRST_SLOT: &str = "blue";
+
+/// The slot a release takes when the version it replaces has `slot`.
+pub fn other_slot(slot: &str) -> &'static str {
+    if slot == "blue" { "green" } else { "blue" }
+}
+
+/// The Gateway HTTPRoutes attach to (a platform setting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRef {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl GatewayRef {
+    /// Parses `namespace/name`.
+    ///
+    /// # Errors
+    /// Not two DNS labels separated by `/`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let valid = |s: &str| kernel::name::DnsLabel::parse("gateway", s).is_ok();
+        match text.split_once('/') {
+            Some((namespace, name)) if valid(namespace) && valid(name) => Ok(Self { namespace: namespace.into(), name: name.into() }),
+            _ => Err(Error::invalid("gateway", "must be namespace/name, such as paas-system/paas-gateway")),
+        }
+    }
+}
+
+impl Default for GatewayRef {
+    fn default() -> Self {
+        Self { namespace: "paas-system".into(), name: "paas-gateway".into() }
+    }
+}
+
+/// One version of a service: its rendered objects and the slot it runs in.
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    /// The release's rendered objects of this service.
+    pub objects: &'a [Value],
+    /// `blue` or `green`.
+    pub slot: &'a str,
+}
+
+/// How the HTTPRoute splits requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// This percentage to the new version, the rest to the old.
+    Weighted(u32),
+    /// Matching requests to the new version, the rest to the old.
+    Match(RequestMatch),
+    /// Every request to the old version and a mirror of it to the new.
+    Mirror,
+    /// Every request to the serving slot.
+    Serving,
+}
+
+/// What a service's binding holds at one step.
+#[derive(Debug, Clone)]
+pub struct Layout<'a> {
+    /// The version being replaced, while it still runs.
+    pub old: Option<Side<'a>>,
+    /// The new version, once it runs.
+    pub new: Option<Side<'a>>,
+    /// The slot the Service `<name>` selects.
+    pub serving: &'a str,
+    /// The HTTPRoute, for routed strategies.
+    pub route: Option<Route>,
+    /// Where HTTPRoutes attach.
+    pub gateway: &'a GatewayRef,
+}
+
+fn kind(o: &Value) -> &str {
+    o["kind"].as_str().unwrap_or_default()
+}
+
+fn name(o: &Value) -> String {
+    o["metadata"]["name"].as_str().unwrap_or_default().to_string()
+}
+
+/// The objects of one service at one step of a slotted release.
+///
+/// # Errors
+/// Neither side given, a weighted, matching or mirroring route without both
+/// sides, or a slot that is neither side's.
+pub fn layout(l: &Layout) -> Result<Vec<Value>> {
+    let Some(base) = l.new.or(l.old) else { return Err(Error::internal("a layout needs a version")) };
+    if !l.new.iter().chain(l.old.iter()).any(|s| s.slot == l.serving) {
+        return Err(Error::internal(format!("slot {} serves but does not run", l.serving)));
+    }
+    let main = base.objects.iter().find(|o| kind(o) == "Service" && !name(o).ends_with("-headless")).cloned();
+    let mut out = Vec::new();
+    if let Some(mut service) = main.clone() {
+        service["spec"]["selector"][SLOT_LABEL] = json!(l.serving);
+        out.push(service);
+    }
+    // Shared by both slots: claims, Ingresses (which point at the Service).
+    out.extend(base.objects.iter().filter(|o| !matches!(kind(o), "Service" | "Deployment" | "HorizontalPodAutoscaler")).cloned());
+    let routed = l.route.is_some() && main.is_some();
+    for side in l.old.iter().chain(l.new.iter()) {
+        out.extend(slot_objects(side, if routed { main.as_ref() } else { None }));
+    }
+    if let (Some(route), Some(service)) = (&l.route, &main) {
+        out.push(http_route(l, route, service)?);
+    }
+    Ok(out)
+}
+
+/// A side's Deployments and HPAs renamed into its slot, and its slot
+/// Service when `service` is given.
+fn slot_objects(side: &Side, service: Option<&Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(service) = service {
+        let mut s = service.clone();
+        s["metadata"]["name"] = json!(format!("{}-{}", name(service), side.slot));
+        s["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
+        s["spec"]["selector"][SLOT_LABEL] = json!(side.slot);
+        s["spec"]["type"] = json!("ClusterIP");
+        if let Some(ports) = s["spec"]["ports"].as_array_mut() {
+            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                p.remove("nodePort");
+            }
+        }
+        out.push(s);
+    }
+    for o in side.objects {
+        match kind(o) {
+            "Deployment" => {
+                let mut d = o.clone();
+                d["metadata"]["name"] = json!(format!("{}-{}", name(o), side.slot));
+                d["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
+                d["spec"]["selector"]["matchLabels"][SLOT_LABEL] = json!(side.slot);
+                d["spec"]["template"]["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
+                out.push(d);
+            }
+            "HorizontalPodAutoscaler" => {
+                let mut h = o.clone();
+                h["metadata"]["name"] = json!(format!("{}-{}", name(o), side.slot));
+                h["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
+                let target = h["spec"]["scaleTargetRef"]["name"].as_str().unwrap_or_default().to_string();
+                h["spec"]["scaleTargetRef"]["name"] = json!(format!("{target}-{}", side.slot));
+                out.push(h);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn http_route(l: &Layout, route: &Route, service: &Value) -> Result<Value> {
+    let base = name(service);
+    let port = service["spec"]["ports"][0]["port"].clone();
+    let backend = |slot: &str| json!({"group": "", "kind": "Service", "name": format!("{base}-{slot}"), "port": port});
+    let weighted = |slot: &str, weight: u32| {
+        let mut b = backend(slot);
+        b["weight"] = json!(weight);
+        b
+    };
+    let both = || match (l.old, l.new) {
+        (Some(old), Some(new)) => Ok((old.slot, new.slot)),
+        _ => Err(Error::internal("this route needs the old and the new version running")),
+    };
+    let rules = match route {
+        Route::Serving => json!([{"backendRefs": [weighted(l.serving, 100)]}]),
+        Route::Weighted(percent) => {
+            let (old, new) = both()?;
+            let percent = (*percent).min(100);
+            json!([{"backendRefs": [weighted(old, 100 - percent), weighted(new, percent)]}])
+        }
+        Route::Match(m) => {
+            let (old, new) = both()?;
+            let matched = match m {
+                RequestMatch::Header(nv) => json!({"headers": [{"type": "Exact", "name": nv.name, "value": nv.value}]}),
+                RequestMatch::Query(nv) => json!({"queryParams": [{"type": "Exact", "name": nv.name, "value": nv.value}]}),
+                RequestMatch::Cookie(nv) => json!({"headers": [{"type": "RegularExpression", "name": "Cookie", "value": cookie_pattern(&nv.name, &nv.value)}]}),
+            };
+            json!([{"matches": [matched], "backendRefs": [weighted(new, 100)]}, {"backendRefs": [weighted(old, 100)]}])
+        }
+        Route::Mirror => {
+            let (old, new) = both()?;
+            json!([{"filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": backend(new)}}], "backendRefs": [weighted(old, 100)]}])
+        }
+    };
+    let mut labels = service["metadata"]["labels"].clone();
+    if let Some(map) = labels.as_object_mut() {
+        map.remove(SLOT_LABEL);
+    }
+    Ok(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": base, "labels": labels, "annotations": service["metadata"]["annotations"]},
+        "spec": {
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": l.gateway.namespace, "name": l.gateway.name}],
+            "rules": rules,
+        }
+    }))
+}
+
+/// A regular expression matching a `Cookie` header that carries
+/// `name=value` as one of its cookies.
+fn cookie_pattern(name: &str, value: &str) -> String {
+    let escape = |s: &str| s.chars().fold(String::new(), |mut out, c| {
+        if !c.is_ascii_alphanumeric() && c != '_' && c != '-' {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    });
+    format!("(^|;\\s*){}={}(;|$)", escape(name), escape(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::NameValue;
+
+    fn version(image: &str) -> Vec<Value> {
+        let labels = json!({"paas.io/app": "shop", "paas.io/service": "web"});
+        vec![
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-web", "labels": labels, "annotations": {"paas.io/release": "1"}},
+                   "spec": {"type": "NodePort", "selector": labels, "ports": [{"name": "http", "port": 8080, "targetPort": 8080, "nodePort": 30000}]}}),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shop-web-data", "labels": labels}, "spec": {}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop-web", "labels": labels},
+                   "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": image}]}}}}),
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "shop-web", "labels": labels},
+                   "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop-web"}}}),
+        ]
+    }
+
+    fn find<'a>(objects: &'a [Value], kind_: &str, name_: &str) -> &'a Value {
+        objects.iter().find(|o| kind(o) == kind_ && name(o) == name_).unwrap_or_else(|| panic!("no {kind_} {name_} in {objects:#?}"))
+    }
+
+    fn names(objects: &[Value]) -> Vec<String> {
+        let mut n: Vec<String> = objects.iter().map(|o| format!("{}/{}", kind(o), name(o))).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn blue_green_runs_both_slots_and_the_service_selects_the_serving_one() {
+        let (old, new) = (version("web:1"), version("web:2"));
+        let gateway = GatewayRef::default();
+        let l = Layout { old: Some(Side { objects: &old, slot: "blue" }), new: Some(Side { objects: &new, slot: "green" }), serving: "blue", route: None, gateway: &gateway };
+        let objects = layout(&l).unwrap();
+        assert_eq!(
+            names(&objects),
+            ["Deployment/shop-web-blue", "Deployment/shop-web-green", "HorizontalPodAutoscaler/shop-web-blue", "HorizontalPodAutoscaler/shop-web-green", "PersistentVolumeClaim/shop-web-data", "Service/shop-web"]
+        );
+        assert_eq!(find(&objects, "Service", "shop-web")["spec"]["selector"][SLOT_LABEL], "blue");
+        assert_eq!(find(&objects, "Service", "shop-web")["spec"]["ports"][0]["nodePort"], 30000, "the Service keeps its node port");
+        let green = find(&objects, "Deployment", "shop-web-green");
+        assert_eq!(green["spec"]["selector"]["matchLabels"][SLOT_LABEL], "green");
+        assert_eq!(green["spec"]["template"]["metadata"]["labels"][SLOT_LABEL], "green");
+        assert_eq!(green["spec"]["template"]["spec"]["containers"][0]["image"], "web:2");
+        assert_eq!(find(&objects, "Deployment", "shop-web-blue")["spec"]["template"]["spec"]["containers"][0]["image"], "web:1");
+        assert_eq!(find(&objects, "HorizontalPodAutoscaler", "shop-web-green")["spec"]["scaleTargetRef"]["name"], "shop-web-green");
+
+        let switched = layout(&Layout { serving: "green", ..l.clone() }).unwrap();
+        assert_eq!(find(&switched, "Service", "shop-web")["spec"]["selector"][SLOT_LABEL], "green");
+        let confirmed = layout(&Layout { old: None, serving: "green", ..l.clone() }).unwrap();
+        assert!(!names(&confirmed).contains(&"Deployment/shop-web-blue".to_string()), "{:?}", names(&confirmed));
+        assert!(layout(&Layout { old: None, serving: "blue", ..l }).is_err(), "a slot that does not run cannot serve");
+    }
+
+    #[test]
+    fn canary_weights_requests_between_slot_services_behind_the_gateway() {
+        let (old, new) = (version("web:1"), version("web:2"));
+        let gateway = GatewayRef::parse("edge/public").unwrap();
+        let l = Layout { old: Some(Side { objects: &old, slot: "green" }), new: Some(Side { objects: &new, slot: "blue" }), serving: "green", route: Some(Route::Weighted(25)), gateway: &gateway };
+        let objects = layout(&l).unwrap();
+        let stable = find(&objects, "Service", "shop-web-green");
+        assert_eq!((stable["spec"]["type"].as_str(), stable["spec"]["selector"][SLOT_LABEL].as_str()), (Some("ClusterIP"), Some("green")));
+        assert_eq!(stable["spec"]["ports"][0].get("nodePort"), None, "node ports stay on the Service");
+        assert_eq!(find(&objects, "Service", "shop-web-blue")["spec"]["selector"][SLOT_LABEL], "blue");
+        let route = find(&objects, "HTTPRoute", "shop-web");
+        assert_eq!(route["spec"]["parentRefs"][0], json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "edge", "name": "public"}));
+        let backends = &route["spec"]["rules"][0]["backendRefs"];
+        assert_eq!(
+            *backends,
+            json!([{"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080, "weight": 75}, {"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 25}])
+        );
+        assert_eq!(route["metadata"]["labels"]["paas.io/app"], "shop");
+
+        let promoted = layout(&Layout { old: None, serving: "blue", route: Some(Route::Serving), ..l.clone() }).unwrap();
+        assert_eq!(find(&promoted, "HTTPRoute", "shop-web")["spec"]["rules"], json!([{"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}]));
+        assert!(!names(&promoted).iter().any(|n| n.ends_with("-green")), "{:?}", names(&promoted));
+        assert!(layout(&Layout { old: None, serving: "blue", route: Some(Route::Weighted(5)), ..l }).is_err(), "a weight needs both versions");
+    }
+
+    #[test]
+    fn ab_matches_headers_cookies_and_query_parameters_and_shadow_mirrors() {
+        let (old, new) = (version("web:1"), version("web:2"));
+        let gateway = GatewayRef::default();
+        let nv = NameValue { name: "variant".into(), value: "b".into() };
+        let l = |route| Layout { old: Some(Side { objects: &old, slot: "blue" }), new: Some(Side { objects: &new, slot: "green" }), serving: "blue", route: Some(route), gateway: &gateway };
+        let rules = |route| find(&layout(&l(route)).unwrap(), "HTTPRoute", "shop-web")["spec"]["rules"].clone();
+        let header = rules(Route::Match(RequestMatch::Header(nv.clone())));
+        assert_eq!(header[0]["matches"], json!([{"headers": [{"type": "Exact", "name": "variant", "value": "b"}]}]));
+        assert_eq!(header[0]["backendRefs"][0]["name"], "shop-web-green");
+        assert_eq!(header[1], json!({"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}), "the rest stays on the stable version");
+        let query = rules(Route::Match(RequestMatch::Query(nv.clone())));
+        assert_eq!(query[0]["matches"], json!([{"queryParams": [{"type": "Exact", "name": "variant", "value": "b"}]}]));
+        let cookie = rules(Route::Match(RequestMatch::Cookie(nv)));
+        assert_eq!(cookie[0]["matches"][0]["headers"][0]["name"], "Cookie");
+        assert_eq!(cookie[0]["matches"][0]["headers"][0]["type"], "RegularExpression");
+        let mirror = rules(Route::Mirror);
+        assert_eq!(mirror, json!([{"filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080}}}],
+                                   "backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}]));
+    }
+
+    #[test]
+    fn a_cookie_pattern_matches_the_cookie_among_others_only() {
+        assert_eq!(cookie_pattern("variant", "b"), "(^|;\\s*)variant=b(;|$)");
+        assert_eq!(cookie_pattern("a.b", "x+y"), "(^|;\\s*)a\\.b=x\\+y(;|$)");
+    }
+
+    #[test]
+    fn gateway_references_parse() {
+        assert_eq!(GatewayRef::parse("paas-system/paas-gateway").unwrap(), GatewayRef::default());
+        assert_eq!(GatewayRef::parse("paas-gateway").unwrap_err().field(), Some("gateway"));
+        assert_eq!(GatewayRef::parse("A/b").unwrap_err().field(), Some("gateway"));
+        assert_eq!(other_slot("blue"), "green");
+        assert_eq!(other_slot("green"), "blue");
+    }
+}
