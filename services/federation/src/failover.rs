@@ -713,7 +713,7 @@ pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> 
     open(pool, kernel::id::new_id(), binding, tenant, "failback", &cluster, &previous.0, None).await
 }
 
-/// A page of operations, newest id last: every one for a platform
+/// A page of operations in id order: every one for a platform
 /// administrator, else those of the caller's tenants' bindings.
 ///
 /// # Errors
