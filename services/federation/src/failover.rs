@@ -16,8 +16,9 @@
 //! An operation goes `pending` -> `placing` (the new assignment computed and
 //! stored) -> `applied` (quota reserved in tenancy for every target whose
 //! amounts change, as a failover reservation, then the targets written in one
-//! transaction with the lost cluster's target marked removing) -> `available`
-//! (every new target applied and every workload available) or `failed` (with
+//! transaction with the lost cluster's target marked removing; off a cluster
+//! still Ready, a planned move, only once the new targets are available) ->
+//! `available` (every new target applied and every workload available) or `failed` (with
 //! the reason; the binding shows Degraded with it). Each step is a
 //! conditional update of the row, and reservations use the operation's id in
 //! their idempotency key, so a restart (or a new leader) resumes where the
@@ -37,6 +38,9 @@
 //! the current one (each cluster keeps the larger replica count), and only
 //! when all of it is available are the failover-only replicas removed, so the
 //! binding never passes through zero ready replicas.
+//!
+//! Every state an operation enters is announced as `federation.failover.changed`
+//! in the same transaction (outbox).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,6 +59,9 @@ use uuid::Uuid;
 use crate::binding::{self, Admission, Bindings};
 use crate::lease::{self, Lease};
 use crate::placement::{self, Assignment, Demand, Placement, Resources};
+
+/// Every state an operation enters (opened as `pending`).
+pub const FAILOVER_CHANGED: kernel::event::EventType = kernel::event::EventType::new("federation", "failover", "changed");
 
 /// Names the failover reconciler's lease.
 pub const LEASE: &str = "binding-failover";
@@ -311,7 +318,8 @@ impl Reconciler {
     /// Opens a failover for every auto tier binding with a live target in a
     /// cluster out of Ready longer than the binding's toleration.
     async fn detect(&self) -> Result<()> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let opened: Vec<Uuid> = sqlx::query_scalar(
             "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, fault_detected_at)
              SELECT DISTINCT ON (b.id) gen_random_uuid(), b.id, b.tenant_id, 'failover', 'automatic', t.cluster, c.not_ready_since
              FROM bindings b JOIN binding_targets t ON t.binding_id = b.id AND NOT t.removing
@@ -322,11 +330,15 @@ impl Reconciler {
                AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.from_cluster = t.cluster AND f.kind = 'failover'
                                AND f.state = 'failed' AND f.finished_at > now() - make_interval(secs => $1))
              ORDER BY b.id, t.cluster
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(RETRY_FAILED_AFTER.as_secs_f64())
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        for id in opened {
+            announce(&mut tx, id).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -356,6 +368,7 @@ impl Reconciler {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 1 {
+            announce(&mut tx, op.id).await?;
             sqlx::query("UPDATE bindings SET failover_error = $2 WHERE id = $1")
                 .bind(op.binding_id)
                 .bind(format!("{} from {} failed: {reason}", op.kind, op.from_cluster))
@@ -424,7 +437,8 @@ impl Reconciler {
             }
         };
         let clusters: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
-        sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let placing = sqlx::query(
             "UPDATE failovers SET state = 'placing', previous = $2, to_targets = $3, to_clusters = $4, reason = '', updated_at = now()
              WHERE id = $1 AND state = 'pending'",
         )
@@ -432,8 +446,12 @@ impl Reconciler {
         .bind(sqlx::types::Json(&previous))
         .bind(sqlx::types::Json(&to))
         .bind(&clusters)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if placing.rows_affected() == 1 {
+            announce(&mut tx, op.id).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -495,11 +513,19 @@ impl Reconciler {
         if still.rows_affected() == 0 {
             return Ok(());
         }
+        announce(&mut tx, op.id).await?;
         let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
             .bind(b.id)
             .fetch_one(&mut *tx)
             .await?;
-        if op.kind == "failover" {
+        // Off a lost cluster the old copies go at once (they cannot be reached,
+        // and a singleton is fenced by now); off a reachable one (a planned
+        // move) only once the new ones are available, as in a failback.
+        let from_ready: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clusters WHERE name = $1 AND condition = 'Ready')")
+            .bind(&op.from_cluster)
+            .fetch_one(&mut *tx)
+            .await?;
+        if op.kind == "failover" && !from_ready {
             let keep: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
             remove_others(&mut tx, b.id, generation, &keep).await?;
         }
@@ -556,19 +582,35 @@ impl Reconciler {
         if done.rows_affected() == 0 {
             return Ok(());
         }
+        announce(&mut tx, op.id).await?;
+        let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
+            .bind(b.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let last = if op.kind == "failback" { &op.previous.0 } else { to };
+        let keep: Vec<String> = last.iter().map(|a| a.cluster.clone()).collect();
+        remove_others(&mut tx, b.id, generation, &keep).await?;
         if op.kind == "failback" {
-            let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
-                .bind(b.id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let keep: Vec<String> = op.previous.0.iter().map(|a| a.cluster.clone()).collect();
-            remove_others(&mut tx, b.id, generation, &keep).await?;
             write_targets(&mut tx, b.id, generation, &op.previous.0, &reserved).await?;
         }
         sqlx::query("UPDATE bindings SET failover_error = NULL WHERE id = $1").bind(b.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
+async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
+    type Row = (Uuid, Uuid, String, String, String, Vec<String>, String, String);
+    let row: Option<Row> =
+        sqlx::query_as("SELECT binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason FROM failovers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((binding, tenant, kind, trigger, from_cluster, to_clusters, state, reason)) = row else { return Ok(()) };
+    let event = paas_proto::v1::FailoverChanged { id: id.to_string(), binding_id: binding.to_string(), kind, trigger, from_cluster, to_clusters, state, reason };
+    kernel::outbox::record(tx, FAILOVER_CHANGED, Some(tenant), &event).await?;
+    Ok(())
 }
 
 fn as_assignment(t: &LiveTarget) -> Assignment {
@@ -647,7 +689,8 @@ async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(Uu
 
 #[allow(clippy::too_many_arguments)]
 async fn open(pool: &PgPool, id: Uuid, binding: Uuid, tenant: Uuid, kind: &str, from: &str, previous: &[Assignment], detected: Option<DateTime<Utc>>) -> Result<Operation> {
-    sqlx::query_as(
+    let mut tx = pool.begin().await?;
+    let op: Operation = sqlx::query_as(
         "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at)
          VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now())) ON CONFLICT DO NOTHING RETURNING id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason, fault_detected_at, created_at, replaced_at, available_at, finished_at",
     )
@@ -658,9 +701,12 @@ async fn open(pool: &PgPool, id: Uuid, binding: Uuid, tenant: Uuid, kind: &str, 
     .bind(from)
     .bind(sqlx::types::Json(previous))
     .bind(detected)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| Error::Conflict(format!("binding {binding} already has a failover or failback in progress")))
+    .ok_or_else(|| Error::Conflict(format!("binding {binding} already has a failover or failback in progress")))?;
+    announce(&mut tx, op.id).await?;
+    tx.commit().await?;
+    Ok(op)
 }
 
 /// An operator's failover of `binding` off `from` (default: its first

@@ -87,6 +87,9 @@ async fn an_auto_failover_binding_is_available_in_the_backup_dc_within_toleratio
     let (detected, replaced, available) = (op.fault_detected_at, op.replaced_at.unwrap(), op.available_at.unwrap());
     assert!(op.created_at - detected >= chrono::Duration::milliseconds(1000), "not before the toleration");
     assert!(detected <= replaced && replaced <= available);
+    let events: Vec<paas_proto::v1::FailoverChanged> = fed.events("federation.failover.changed").await;
+    let states: Vec<&str> = events.iter().filter(|e| e.id == op.id.to_string()).map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["pending", "placing", "applied", "available"]);
 
     clusters[0].faults().recover();
     fed.until_status("af1", "Ready").await;
@@ -245,4 +248,36 @@ async fn a_failover_interrupted_by_a_restart_is_finished_by_the_next_reconciler(
     let op = until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
     assert_eq!(ready_in(&clusters[1]), 2);
     assert_eq!(operations(&fed, b.id).await.len(), 1, "resumed, not started again: {op:?}");
+}
+
+#[tokio::test]
+async fn a_planned_failover_off_a_reachable_cluster_removes_the_old_copy_only_once_the_new_one_is_available() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["pf1", "pf2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("100m"), primary_then_backup(json!({})), 2))
+        .await
+        .unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = reconciler(&fed, admission.clone());
+    healthy(&fed, &admission, b.id).await;
+    // With every cluster Ready the operator must say which one.
+    assert!(matches!(failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, None).await, Err(kernel::Error::FailedPrecondition(_))));
+    failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, Some("pf1")).await.unwrap();
+    let done = async {
+        until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
+        eventually(Duration::from_secs(10), "the old copy removed from pf1", || async { (!present_in(&clusters[0])).then_some(()) }).await;
+    };
+    tokio::pin!(done);
+    let mut samples = Vec::new();
+    loop {
+        samples.push(ready_in(&clusters[0]) + ready_in(&clusters[1]));
+        tokio::select! {
+            _ = &mut done => break,
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+    assert!(samples.len() > 20 && samples.iter().all(|r| *r > 0), "a moment with no ready replica: {samples:?}");
+    assert_eq!(ready_in(&clusters[1]), 2);
 }
