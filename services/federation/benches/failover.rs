@@ -1,5 +1,5 @@
 //! Failover RTO: 1,000 auto-failover bindings over 10 kubesim clusters (100
-//! each, primary in one data centre, backup in the next); one cluster goes
+//! each, primary in one data centre, backups spread over the others); one cluster goes
 //! down. Prints the time from the fault to all its replicas Available
 //! elsewhere, split into detection (fault -> the monitor marks it NotReady),
 //! the bindings' toleration, and re-placement (toleration passed -> every
@@ -126,7 +126,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|i| {
             let (pool, admission) = (pool.clone(), admission.clone());
             async move {
-                let placement = json!({"policy": {"groups": [{"data_centres": [format!("dc{}", i % n)]}, {"data_centres": [format!("dc{}", (i + 1) % n)]}]},
+                // Backups of one cluster's bindings spread over all the others
+                // (kubesim nodes hold 110 pods, as real ones do by default).
+                let backup = (i % n + 1 + (i / n) % (n - 1)) % n;
+                let placement = json!({"policy": {"groups": [{"data_centres": [format!("dc{}", i % n)]}, {"data_centres": [format!("dc{backup}")]}]},
                                        "dr_tier": "auto-failover", "toleration_seconds": toleration.as_secs_f64()});
                 let request = ApplyRequest {
                     tenant,

@@ -360,6 +360,11 @@ impl Reconciler {
     }
 
     async fn fail(&self, op: &OpRow, reason: &str) -> Result<()> {
+        self.end(op, reason, true).await
+    }
+
+    /// Ends the operation as failed; with `degrade`, the binding shows the reason as Degraded.
+    async fn end(&self, op: &OpRow, reason: &str, degrade: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now() WHERE id = $1 AND state = $2")
             .bind(op.id)
@@ -369,6 +374,8 @@ impl Reconciler {
             .await?;
         if done.rows_affected() == 1 {
             announce(&mut tx, op.id).await?;
+        }
+        if done.rows_affected() == 1 && degrade {
             sqlx::query("UPDATE bindings SET failover_error = $2 WHERE id = $1")
                 .bind(op.binding_id)
                 .bind(format!("{} from {} failed: {reason}", op.kind, op.from_cluster))
@@ -379,15 +386,29 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Takes the operation as far as it can go now: a step that succeeds
+    /// is followed at once by the next (read back from its row), so a
+    /// failover is written within one round rather than one step per poll.
     async fn advance(&self, op: &OpRow) -> Result<()> {
         let Some(b) = self.binding(op.binding_id).await? else {
             return self.fail(op, "the binding was deleted").await;
         };
-        match op.state.as_str() {
-            "pending" => self.place(op, &b).await,
-            "placing" => self.apply(op, &b).await,
-            "applied" => self.settle(op, &b).await,
-            _ => Ok(()),
+        let mut op = op.clone();
+        loop {
+            match op.state.as_str() {
+                "pending" => self.place(&op, &b).await?,
+                "placing" => self.apply(&op, &b).await?,
+                "applied" => self.settle(&op, &b).await?,
+                _ => return Ok(()),
+            }
+            let next: Option<OpRow> = sqlx::query_as("SELECT id, binding_id, kind, from_cluster, state, previous, to_targets FROM failovers WHERE id = $1")
+                .bind(op.id)
+                .fetch_optional(&self.pool)
+                .await?;
+            match next {
+                Some(next) if next.state != op.state => op = next,
+                _ => return Ok(()),
+            }
         }
     }
 
@@ -408,15 +429,19 @@ impl Reconciler {
                 return self.fail(op, &format!("the binding has no replicas in {}", op.from_cluster)).await;
             }
             if resilience.singleton {
-                let (contact, fenced): (Option<DateTime<Utc>>, bool) = sqlx::query_as(
-                    "SELECT last_contact_at, condition <> 'Ready' AND (last_contact_at IS NULL OR last_contact_at <= now() - make_interval(secs => $2))
+                let (contact, reachable, fenced): (Option<DateTime<Utc>>, bool, bool) = sqlx::query_as(
+                    "SELECT last_contact_at, condition = 'Ready', condition <> 'Ready' AND (last_contact_at IS NULL OR last_contact_at <= now() - make_interval(secs => $2))
                      FROM clusters WHERE name = $1",
                 )
                 .bind(&op.from_cluster)
                 .bind(resilience.toleration.as_secs_f64())
                 .fetch_optional(&self.pool)
                 .await?
-                .unwrap_or((None, true));
+                .unwrap_or((None, false, true));
+                if reachable {
+                    // Nothing is wrong any more: ended without degrading the binding.
+                    return self.end(op, &format!("{} is reachable again; a singleton is not moved off a reachable cluster", op.from_cluster), false).await;
+                }
                 if !fenced {
                     let until = contact.map(|c| c + chrono::Duration::from_std(resilience.toleration).unwrap_or_default());
                     let reason = match until {
