@@ -49,8 +49,19 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "shop"}},
                  "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {"containers": [{"name": "shop", "image": "nginx", "resources": {"requests": {"cpu": "250m"}}}]}}}}]);
     let placement = json!({"policy": {"groups": [{"data_centres": ["dc1"]}, {"data_centres": ["dc2"]}]}, "dr_tier": "manual"});
-    let b: Value = p.admin(Method::POST, &format!("/api/v1/tenants/{tid}/bindings")).json(&json!({"name": "shop", "objects": objects, "placement": placement})).send().await.unwrap().json().await.unwrap();
+    // Placement takes Ready clusters only: wait for the monitor's first probes.
+    for name in ["dc1-prod", "dc2-dr"] {
+        Platform::eventually(Duration::from_secs(20), "the cluster Ready", || {
+            let r = p.admin(Method::GET, &format!("/api/v1/clusters/{name}"));
+            async move { r.send().await.ok()?.json::<Value>().await.ok().filter(|c| c["condition"]["status"] == "Ready") }
+        })
+        .await;
+    }
+    let created = p.admin(Method::POST, &format!("/api/v1/tenants/{tid}/bindings")).json(&json!({"name": "shop", "objects": objects, "placement": placement})).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let b: Value = created.json().await.unwrap();
     let id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(b["clusters"][0]["cluster"], "dc1-prod", "{b}");
     Platform::eventually(Duration::from_secs(20), "Healthy in dc1-prod", || {
         let r = p.admin(Method::GET, &format!("/api/v1/bindings/{id}"));
         async move { r.send().await.ok()?.json::<Value>().await.ok().filter(|b| b["health"] == "Healthy") }
