@@ -13,7 +13,7 @@
 //! and has built every client before a binding arrives;
 //! `FANOUT_COLD_CLIENTS=1` measures with a cold cache (each client built on
 //! first use inside the measurement: 350 ms vs 222 ms applied everywhere,
-//! 5.4x vs 2.9x the floor, in one run on the 2-core dev machine).
+//! 5.4x vs 2.9x the floor, in two consecutive runs on the 2-core dev machine).
 //!
 //! Quota admission is outside the measurement: the binding is admitted by a
 //! grant-all [`Admission`] so the figures are the propagator's alone.
