@@ -11,6 +11,7 @@ pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod bindings;
+pub mod failovers;
 pub mod clusters;
 pub mod directory;
 pub mod guard;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tenants::routes())
         .merge(clusters::routes())
         .merge(bindings::routes())
+        .merge(failovers::routes())
         .merge(projects::routes())
         .merge(quotas::routes())
         .merge(requests::routes())

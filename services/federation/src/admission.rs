@@ -50,22 +50,30 @@ fn map(s: tonic::Status) -> Error {
     }
 }
 
+impl TenancyAdmission {
+    async fn reserve_as(&self, partition: Uuid, amounts: &BTreeMap<String, String>, key: &str, failover: bool) -> Result<Uuid> {
+        let request = pb::ReserveRequest {
+            partition_id: partition.to_string(),
+            amounts: Some(pb::ResourceList { amounts: amounts.clone().into_iter().collect() }),
+            idempotency_key: key.into(),
+            ttl_seconds: RESERVATION_TTL_SECONDS,
+            failover,
+        };
+        let r = self.client().reserve(request).await.map_err(map)?.into_inner();
+        if r.state == "refused" {
+            return Err(Error::ResourceExhausted(format!("tenancy refused reservation {}", r.id)));
+        }
+        kernel::id::parse_id("reservation.id", &r.id)
+    }
+}
+
 impl Admission for TenancyAdmission {
     fn reserve<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
-        Box::pin(async move {
-            let request = pb::ReserveRequest {
-                partition_id: partition.to_string(),
-                amounts: Some(pb::ResourceList { amounts: amounts.clone().into_iter().collect() }),
-                idempotency_key: key.into(),
-                ttl_seconds: RESERVATION_TTL_SECONDS,
-                failover: false,
-            };
-            let r = self.client().reserve(request).await.map_err(map)?.into_inner();
-            if r.state == "refused" {
-                return Err(Error::ResourceExhausted(format!("tenancy refused reservation {}", r.id)));
-            }
-            kernel::id::parse_id("reservation.id", &r.id)
-        })
+        Box::pin(self.reserve_as(partition, amounts, key, false))
+    }
+
+    fn reserve_for_failover<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
+        Box::pin(self.reserve_as(partition, amounts, key, true))
     }
 
     fn commit(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {

@@ -21,6 +21,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::failover::Resilience;
 use crate::placement::{self, Assignment, Candidate, Demand, PartitionRef, Placement, Resources};
 
 /// A Kubernetes kind a binding may hold.
@@ -218,6 +219,14 @@ pub trait Admission: Send + Sync {
     ///
     /// # Errors
     /// Tenancy refuses or is unreachable.
+    /// Reserves as [`Self::reserve`] for a failover, which may draw on the
+    /// DR reserve; by default an ordinary reservation.
+    ///
+    /// # Errors
+    /// As [`Self::reserve`].
+    fn reserve_for_failover<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
+        self.reserve(partition, amounts, key)
+    }
     fn commit(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
     /// Releases a reservation (the work is undone or superseded).
     ///
@@ -264,6 +273,14 @@ pub struct Binding {
     pub generation: i64,
     /// Being deleted.
     pub deleted: bool,
+    /// Why the last failover failed, until one succeeds.
+    pub failover_error: Option<String>,
+    /// DR tier ([`crate::failover::DrTier`]).
+    pub dr_tier: String,
+    /// Failover toleration, milliseconds.
+    pub toleration_ms: i64,
+    /// Never runs two copies.
+    pub singleton: bool,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -376,6 +393,9 @@ pub fn overall(binding: &Binding, targets: &[Target]) -> (Health, String) {
     if binding.deleted {
         return (Health::Progressing, "being deleted".into());
     }
+    if let Some(e) = &binding.failover_error {
+        return (Health::Degraded, e.clone());
+    }
     let live: Vec<&Target> = targets.iter().filter(|t| !t.removing).collect();
     if live.is_empty() {
         return (Health::Unknown, "assigned to no cluster".into());
@@ -412,7 +432,7 @@ impl<'a> Bindings<'a> {
     /// What placement knows of every cluster for `tenant`: health, attributes,
     /// the tenant's partitions, and free capacity (allocatable minus the
     /// requests of everything federation has placed there, other than `except`).
-    async fn candidates(&self, tenant: Uuid, except: Option<Uuid>) -> Result<Vec<Candidate>> {
+    pub(crate) async fn candidates(&self, tenant: Uuid, except: Option<Uuid>) -> Result<Vec<Candidate>> {
         type Row = (String, String, String, String, String, String, sqlx::types::Json<BTreeMap<String, String>>, String, sqlx::types::Json<BTreeMap<String, String>>);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable FROM clusters ORDER BY name",
@@ -475,15 +495,20 @@ impl<'a> Bindings<'a> {
         caller.require(r.tenant, Role::Developer, "tenant", r.tenant)?;
         let objects = parse_objects(&r.objects_json)?;
         let placement_value: Value = serde_json::from_str(&r.placement_json).map_err(|e| Error::invalid("placement", format!("must be JSON: {e}")))?;
-        let placement: Placement = serde_json::from_value(placement_value.clone()).map_err(|e| Error::invalid("placement", e.to_string()))?;
+        let mut placement_only = placement_value.clone();
+        let resilience = Resilience::split(&mut placement_only)?;
+        let placement: Placement = serde_json::from_value(placement_only).map_err(|e| Error::invalid("placement", e.to_string()))?;
         let objects_value: Value = serde_json::from_str(&r.objects_json).map_err(|e| Error::invalid("objects", e.to_string()))?;
         let replicas = if r.replicas == 0 { default_replicas(&objects) } else { r.replicas };
         if replicas > 10_000 {
             return Err(Error::invalid("replicas", "must be at most 10000"));
         }
+        if resilience.singleton && replicas != 1 {
+            return Err(Error::invalid("placement.singleton", format!("a singleton runs exactly 1 replica, not {replicas}")));
+        }
         let (per, pods) = per_replica(&objects)?;
 
-        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
+        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
             .bind(r.tenant)
             .bind(r.name.as_str())
             .fetch_optional(self.pool)
@@ -536,7 +561,7 @@ impl<'a> Bindings<'a> {
                 }
             }
         }
-        match self.record(id, &r, &objects_value, &placement_value, replicas, per, generation, existing.is_some(), &assignment, &reserved).await {
+        match self.record(id, &r, &objects_value, &placement_value, replicas, per, resilience, generation, existing.is_some(), &assignment, &reserved).await {
             Ok(b) => {
                 let targets = self.targets(id).await?;
                 Ok((b, targets))
@@ -561,6 +586,7 @@ impl<'a> Bindings<'a> {
         placement: &Value,
         replicas: u32,
         per: Resources,
+        resilience: Resilience,
         generation: i64,
         exists: bool,
         assignment: &[Assignment],
@@ -570,9 +596,9 @@ impl<'a> Bindings<'a> {
         let binding: Binding = if exists {
             sqlx::query_as(
                 "UPDATE bindings SET project_id = $2, objects = $3, placement = $4, replicas = $5, replica_cpu_milli = $6, replica_memory_milli = $7,
-                        generation = $8, updated_at = now()
+                        generation = $8, updated_at = now(), dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL
                  WHERE id = $1 AND generation = $8 - 1 AND NOT deleted
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at",
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at",
             )
             .bind(id)
             .bind(r.project)
@@ -582,14 +608,17 @@ impl<'a> Bindings<'a> {
             .bind(per.cpu_milli)
             .bind(per.memory_milli)
             .bind(generation)
+            .bind(resilience.tier.as_str())
+            .bind(resilience.toleration.as_millis() as i64)
+            .bind(resilience.singleton)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::Conflict(format!("binding {} changed meanwhile; apply again", r.name.as_str())))?
         } else {
             sqlx::query_as(
-                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, name) DO NOTHING
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at",
+                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, name) DO NOTHING
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at",
             )
             .bind(id)
             .bind(r.tenant)
@@ -600,6 +629,9 @@ impl<'a> Bindings<'a> {
             .bind(replicas as i32)
             .bind(per.cpu_milli)
             .bind(per.memory_milli)
+            .bind(resilience.tier.as_str())
+            .bind(resilience.toleration.as_millis() as i64)
+            .bind(resilience.singleton)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::Conflict(format!("binding {} was created meanwhile; apply again", r.name.as_str())))?
@@ -658,7 +690,7 @@ impl<'a> Bindings<'a> {
     /// # Errors
     /// NotFound when absent or of a tenant the caller cannot see.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<(Binding, Vec<Target>)> {
-        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at FROM bindings WHERE id = $1")
+        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at FROM bindings WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool)
             .await?
@@ -677,7 +709,7 @@ impl<'a> Bindings<'a> {
             return Err(Error::not_found("tenant", tenant));
         }
         let rows: Vec<Binding> = sqlx::query_as(
-            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
         .bind(tenant)
         .bind(page.after)

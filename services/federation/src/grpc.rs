@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use std::sync::Arc;
 
 use crate::binding::{self, Admission, Bindings};
+use crate::failover;
 use crate::cluster::{self, Cluster, Environment, NetworkDomain, NewCluster};
 use crate::health::{self, Condition};
 use crate::known_tenant;
@@ -39,6 +40,25 @@ impl Federation {
 
     fn pool(&self) -> &PgPool {
         self.outbox.pool()
+    }
+}
+
+fn operation_pb(o: failover::Operation) -> pb::FailoverOperation {
+    pb::FailoverOperation {
+        id: o.id.to_string(),
+        binding_id: o.binding_id.to_string(),
+        tenant_id: o.tenant_id.to_string(),
+        kind: o.kind,
+        trigger: o.trigger,
+        from_cluster: o.from_cluster,
+        to_clusters: o.to_clusters,
+        state: o.state,
+        reason: o.reason,
+        fault_detected_at: timestamp(o.fault_detected_at),
+        created_at: timestamp(o.created_at),
+        replaced_at: o.replaced_at.and_then(timestamp),
+        available_at: o.available_at.and_then(timestamp),
+        finished_at: o.finished_at.and_then(timestamp),
     }
 }
 
@@ -181,6 +201,29 @@ impl FederationService for Federation {
         let id = parse_id("id", &request.get_ref().id)?;
         self.bindings().delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteBindingResponse {}))
+    }
+
+    async fn list_failovers(&self, request: Request<pb::ListFailoversRequest>) -> Result<Response<pb::ListFailoversResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let binding = if r.binding_id.is_empty() { None } else { Some(parse_id("binding_id", &r.binding_id)?) };
+        let p = r.page.unwrap_or_default();
+        let (rows, next) = failover::list(self.pool(), &caller, binding, Page::parse(p.limit, &p.cursor)?).await?;
+        Ok(Response::new(pb::ListFailoversResponse { operations: rows.into_iter().map(operation_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+    }
+
+    async fn trigger_failover(&self, request: Request<pb::TriggerFailoverRequest>) -> Result<Response<pb::FailoverOperation>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("binding_id", &r.binding_id)?;
+        let from = (!r.from_cluster.is_empty()).then_some(r.from_cluster.as_str());
+        Ok(Response::new(operation_pb(failover::trigger_failover(self.pool(), &caller, id, from).await?)))
+    }
+
+    async fn trigger_failback(&self, request: Request<pb::TriggerFailbackRequest>) -> Result<Response<pb::FailoverOperation>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("binding_id", &request.get_ref().binding_id)?;
+        Ok(Response::new(operation_pb(failover::trigger_failback(self.pool(), &caller, id).await?)))
     }
 
     async fn register_cluster(&self, request: Request<pb::RegisterClusterRequest>) -> Result<Response<pb::Cluster>, Status> {

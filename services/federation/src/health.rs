@@ -305,7 +305,8 @@ impl Monitor {
         let ids: Vec<Uuid> = targets.iter().map(|t| t.id).collect();
         let misses: Vec<i32> = targets.iter().zip(&outcomes).map(|(t, (o, _))| if o.is_ok() { 0 } else { t.misses.saturating_add(1) }).collect();
         sqlx::query(
-            "UPDATE clusters c SET last_probe_at = now(), misses = u.misses FROM UNNEST($1::uuid[], $2::int[]) AS u(id, misses)
+            "UPDATE clusters c SET last_probe_at = now(), misses = u.misses,
+                    last_contact_at = CASE WHEN u.misses = 0 THEN now() ELSE c.last_contact_at END FROM UNNEST($1::uuid[], $2::int[]) AS u(id, misses)
              WHERE c.id = u.id AND EXISTS (SELECT 1 FROM leases WHERE name = $3 AND holder = $4 AND expires_at > now())",
         )
         .bind(&ids)
@@ -343,7 +344,8 @@ impl Monitor {
     async fn transition(&self, t: &Target, from: Status, to: Status, reason: &str, message: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
-            "UPDATE clusters SET condition = $2, condition_reason = $3, condition_message = $4, last_transition_at = now()
+            "UPDATE clusters SET condition = $2, condition_reason = $3, condition_message = $4, last_transition_at = now(),
+                    not_ready_since = CASE WHEN $2 = 'Ready' THEN NULL WHEN condition = 'Ready' THEN now() ELSE not_ready_since END
              WHERE id = $1 AND EXISTS (SELECT 1 FROM leases WHERE name = $5 AND holder = $6 AND expires_at > now())",
         )
         .bind(t.id)

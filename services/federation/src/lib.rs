@@ -7,6 +7,7 @@ pub mod admission;
 pub mod binding;
 pub mod cluster;
 pub mod credentials;
+pub mod failover;
 pub mod grpc;
 pub mod health;
 pub mod known_tenant;
@@ -74,6 +75,8 @@ pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addr
     shutdown.spawn("partition reconciler", reconciler.run(shutdown.token()));
     let propagator = propagation::Propagator::new(base.pool.clone(), clients.clone(), propagation::PropagateSettings::from(&settings), admission.clone());
     shutdown.spawn("binding propagator", propagator.run(shutdown.token()));
+    let failovers = failover::Reconciler::new(base.pool.clone(), admission.clone(), failover::FailoverSettings::from(&settings));
+    shutdown.spawn("failover reconciler", failovers.run(shutdown.token()));
     let monitor = health::Monitor::new(base.outbox.clone(), clients, health::ProbeSettings::from(&settings));
     shutdown.spawn("health monitor", monitor.run(shutdown.token()));
     let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone(), settings.secret_key.clone(), admission));

@@ -26,9 +26,9 @@ use crate::helpers::{Fed, PROBES, Running, cluster, eventually};
 /// millicores over everything reserved and not released. (Tenancy's real
 /// reservations are exercised end to end in e2e/tests/platform/bindings.rs.)
 #[derive(Default)]
-struct CpuCap {
-    cap_milli: i64,
-    held: Mutex<BTreeMap<Uuid, i64>>,
+pub struct CpuCap {
+    pub cap_milli: i64,
+    pub held: Mutex<BTreeMap<Uuid, i64>>,
 }
 
 fn milli(q: &str) -> i64 {
@@ -60,10 +60,10 @@ impl Admission for CpuCap {
     }
 }
 
-const TENANT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+pub const TENANT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
 
 /// A partition of TENANT in `cluster` (namespace acme-web), recorded as tenancy's event would.
-async fn partition(fed: &Fed, cluster: &str) {
+pub async fn partition(fed: &Fed, cluster: &str) {
     let p = pb::PartitionChanged {
         partition_id: Uuid::now_v7().to_string(),
         tenant_id: TENANT.to_string(),
@@ -83,7 +83,7 @@ async fn partition(fed: &Fed, cluster: &str) {
         .unwrap();
 }
 
-fn app(cpu: &str) -> String {
+pub fn app(cpu: &str) -> String {
     json!([
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
          "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
@@ -94,7 +94,7 @@ fn app(cpu: &str) -> String {
     .to_string()
 }
 
-fn request(objects: String, placement: Value, replicas: u32) -> ApplyRequest {
+pub fn request(objects: String, placement: Value, replicas: u32) -> ApplyRequest {
     ApplyRequest {
         tenant: TENANT,
         project: None,
@@ -105,25 +105,25 @@ fn request(objects: String, placement: Value, replicas: u32) -> ApplyRequest {
     }
 }
 
-fn propagator(fed: &Fed, admission: Arc<CpuCap>, resync: Duration) -> Running {
+pub fn propagator(fed: &Fed, admission: Arc<CpuCap>, resync: Duration) -> Running {
     let settings = PropagateSettings { poll: Duration::from_millis(50), resync, lease_ttl: Duration::from_secs(2), parallelism: 8, timeout: Duration::from_secs(3) };
     let p = Propagator::new(fed.pool().clone(), fed.clients.clone(), settings, admission);
     let stop = tokio_util::sync::CancellationToken::new();
     Running { task: tokio::spawn(p.run(stop.clone())), stop }
 }
 
-async fn replicas(fed: &Fed, cluster: &str) -> Option<i32> {
+pub async fn replicas(fed: &Fed, cluster: &str) -> Option<i32> {
     let api: Api<Deployment> = Api::namespaced(fed.clients.by_name(cluster).await.ok()?, "acme-web");
     api.get_opt("web").await.ok()??.spec?.replicas
 }
 
-async fn health(fed: &Fed, admission: &CpuCap, id: Uuid) -> (Health, String) {
+pub async fn health(fed: &Fed, admission: &CpuCap, id: Uuid) -> (Health, String) {
     let (b, targets) = Bindings::new(fed.pool(), admission).get(&Caller::platform_admin("t"), id).await.unwrap();
     federation::binding::overall(&b, &targets)
 }
 
 /// Three Ready clusters with a partition each, the partition reconciler and monitor running.
-async fn fleet(fed: &Fed, names: &[&str]) -> (Vec<kubesim::RunningCluster>, Running, Running) {
+pub async fn fleet(fed: &Fed, names: &[&str]) -> (Vec<kubesim::RunningCluster>, Running, Running) {
     let mut clusters = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let c = cluster(n).await;

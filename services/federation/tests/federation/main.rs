@@ -4,5 +4,6 @@
 mod bindings;
 mod credentials;
 mod drift;
+mod failover;
 mod health;
 mod helpers;

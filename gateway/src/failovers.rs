@@ -1,0 +1,147 @@
+//! `/api/v1/failovers` and `/api/v1/bindings/{id}/failover|failback`: the
+//! persisted failover operations of bindings (R3) and an operator's trigger,
+//! forwarded to federation (which scopes the list by the caller's tenants
+//! and checks the operator role in the binding's tenant).
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// The failover routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/failovers", get(list))
+        .route("/bindings/{id}/failover", post(failover))
+        .route("/bindings/{id}/failback", post(failback))
+}
+
+/// A failover or failback of a binding.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FailoverOperation {
+    /// Its id.
+    pub id: String,
+    /// The binding.
+    pub binding_id: String,
+    /// The binding's tenant.
+    pub tenant_id: String,
+    /// `failover` or `failback`.
+    pub kind: String,
+    /// `automatic` or `operator`.
+    pub trigger: String,
+    /// Failover: the lost cluster; failback: the cluster the replicas return to.
+    pub from_cluster: String,
+    /// Clusters of the new assignment.
+    pub to_clusters: Vec<String>,
+    /// `pending`, `placing`, `applied`, `available` or `failed`.
+    pub state: String,
+    /// Why it failed, or what it waits for (singleton fencing).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub reason: String,
+    /// When the cluster left Ready (failover) or the failback was asked.
+    pub fault_detected_at: Option<DateTime<Utc>>,
+    /// When the operation began (the toleration passed, or the trigger).
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the new assignment was written.
+    pub replaced_at: Option<DateTime<Utc>>,
+    /// When every new target was available.
+    pub available_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::FailoverOperation> for FailoverOperation {
+    fn from(o: pb::FailoverOperation) -> Self {
+        Self {
+            id: o.id,
+            binding_id: o.binding_id,
+            tenant_id: o.tenant_id,
+            kind: o.kind,
+            trigger: o.trigger,
+            from_cluster: o.from_cluster,
+            to_clusters: o.to_clusters,
+            state: o.state,
+            reason: o.reason,
+            fault_detected_at: time(o.fault_detected_at),
+            created_at: time(o.created_at),
+            replaced_at: time(o.replaced_at),
+            available_at: time(o.available_at),
+            finished_at: time(o.finished_at),
+        }
+    }
+}
+
+/// Query of `GET /failovers`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this binding's operations.
+    #[serde(default)]
+    binding_id: String,
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    cursor: String,
+}
+
+/// A page of operations.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FailoverPage {
+    /// The operations, by id.
+    pub items: Vec<FailoverOperation>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /bindings/{id}/failover`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerFailover {
+    /// The cluster to move off; absent: the binding's first cluster out of Ready.
+    #[serde(default)]
+    from_cluster: String,
+}
+
+/// Body of `POST /bindings/{id}/failback` (nothing to say yet).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerFailback {}
+
+#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(ListQuery), responses((status = 200, body = FailoverPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<FailoverPage>, ApiError> {
+    let request = pb::ListFailoversRequest { binding_id: q.binding_id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
+    let r = s.upstream.federation(&s.key, &caller).list_failovers(request).await?.into_inner();
+    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    Ok(Json(FailoverPage { items: r.operations.into_iter().map(FailoverOperation::from).collect(), next_cursor: next }))
+}
+
+#[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn failover(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<TriggerFailover>,
+) -> Result<Json<FailoverOperation>, ApiError> {
+    let request = pb::TriggerFailoverRequest { binding_id: id, from_cluster: b.from_cluster };
+    Ok(Json(s.upstream.federation(&s.key, &caller).trigger_failover(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn failback(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(_nothing): Body<TriggerFailback>,
+) -> Result<Json<FailoverOperation>, ApiError> {
+    let request = pb::TriggerFailbackRequest { binding_id: id };
+    Ok(Json(s.upstream.federation(&s.key, &caller).trigger_failback(request).await?.into_inner().into()))
+}

@@ -1,0 +1,839 @@
+//! Failover (R3): moving a binding's replicas off a cluster that is lost, and
+//! back once it returns, as persisted operations (`failovers`).
+//!
+//! Each binding has a DR tier, set beside its placement
+//! (`{"policy": {...}, "dr_tier": "auto-failover", "toleration_seconds": 10, "singleton": true}`):
+//! - `manual` (the default, today's behaviour): nothing moves until an
+//!   operator triggers a failover ([`trigger_failover`]);
+//! - `auto-failover`: when a cluster of the binding has been out of Ready
+//!   (NotReady or Unknown, since `clusters.not_ready_since`) longer than the
+//!   binding's toleration, the binding is placed again by its own placement
+//!   with that cluster excluded (the next affinity group or the healthy
+//!   clusters within the policy);
+//! - `active-active`: the same trigger, but the lost replicas are divided
+//!   among the binding's surviving (Ready) clusters.
+//!
+//! An operation goes `pending` -> `placing` (the new assignment computed and
+//! stored) -> `applied` (quota reserved in tenancy for every target whose
+//! amounts change, as a failover reservation, then the targets written in one
+//! transaction with the lost cluster's target marked removing; off a cluster
+//! still Ready, a planned move, only once the new targets are available) ->
+//! `available` (every new target applied and every workload available) or `failed` (with
+//! the reason; the binding shows Degraded with it). Each step is a
+//! conditional update of the row, and reservations use the operation's id in
+//! their idempotency key, so a restart (or a new leader) resumes where the
+//! last one stopped. The stale copies in the lost cluster are deleted by the
+//! propagator when the cluster is reachable again.
+//!
+//! **Singleton fencing.** A binding marked `singleton` (one replica) must
+//! never run twice. Rule: its new copy is written only once the lost cluster
+//! has been out of contact (no successful probe, `clusters.last_contact_at`)
+//! for the binding's toleration. Pods in a cluster cut off from the control
+//! plane are assumed fenced (stopped by the cluster's own lease on the
+//! application) only after that time; a singleton is never moved off a
+//! cluster that is still reachable.
+//!
+//! **Failback** ([`trigger_failback`], by an operator once the original
+//! cluster is Ready): first the assignment before the failover is added to
+//! the current one (each cluster keeps the larger replica count), and only
+//! when all of it is available are the failover-only replicas removed, so the
+//! binding never passes through zero ready replicas.
+//!
+//! Every state an operation enters is announced as `federation.failover.changed`
+//! in the same transaction (outbox).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Role};
+use kernel::page::Page;
+use kernel::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::binding::{self, Admission, Bindings};
+use crate::lease::{self, Lease};
+use crate::placement::{self, Assignment, Demand, Placement, Resources};
+
+/// Every state an operation enters (opened as `pending`).
+pub const FAILOVER_CHANGED: kernel::event::EventType = kernel::event::EventType::new("federation", "failover", "changed");
+
+/// Names the failover reconciler's lease.
+pub const LEASE: &str = "binding-failover";
+/// The toleration when a binding does not set one: how long a cluster may
+/// be out of Ready before its replicas move (R3's default).
+pub const DEFAULT_TOLERATION: Duration = Duration::from_secs(10);
+/// How long after a failed automatic failover the next attempt for the same
+/// outage is made (quota may have been freed meanwhile).
+pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
+
+/// A binding's disaster-recovery tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrTier {
+    /// Replicas kept across clusters; lost ones re-placed on the survivors.
+    ActiveActive,
+    /// Moved by the placement to healthy clusters after the toleration.
+    AutoFailover,
+    /// Moved only when an operator triggers it.
+    #[default]
+    Manual,
+}
+
+impl DrTier {
+    /// The stored and API name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ActiveActive => "active-active",
+            Self::AutoFailover => "auto-failover",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// A binding's failover settings, given beside its placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resilience {
+    /// The tier.
+    pub tier: DrTier,
+    /// How long a cluster may be out of Ready before replicas move; for a
+    /// singleton also how long it must be out of contact (fencing).
+    pub toleration: Duration,
+    /// Never two copies at once.
+    pub singleton: bool,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Self { tier: DrTier::Manual, toleration: DEFAULT_TOLERATION, singleton: false }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResilienceJson {
+    #[serde(default)]
+    dr_tier: DrTier,
+    #[serde(default)]
+    toleration_seconds: Option<f64>,
+    #[serde(default)]
+    singleton: bool,
+}
+
+impl Resilience {
+    /// Takes `dr_tier`, `toleration_seconds` and `singleton` out of a
+    /// placement object, leaving the placement proper.
+    ///
+    /// # Errors
+    /// InvalidArgument naming the field.
+    pub fn split(placement: &mut Value) -> Result<Self> {
+        let Some(map) = placement.as_object_mut() else { return Ok(Self::default()) };
+        let mut taken = serde_json::Map::new();
+        for k in ["dr_tier", "toleration_seconds", "singleton"] {
+            if let Some(v) = map.remove(k) {
+                taken.insert(k.into(), v);
+            }
+        }
+        let j: ResilienceJson = serde_json::from_value(Value::Object(taken)).map_err(|e| Error::invalid("placement.dr_tier", e.to_string()))?;
+        let toleration = match j.toleration_seconds {
+            None => DEFAULT_TOLERATION,
+            Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
+            Some(_) => return Err(Error::invalid("placement.toleration_seconds", "must be between 0 and 86400")),
+        };
+        Ok(Self { tier: j.dr_tier, toleration, singleton: j.singleton })
+    }
+
+    /// Reads a stored tier.
+    pub fn from_stored(tier: &str, toleration_ms: i64, singleton: bool) -> Self {
+        let tier = match tier {
+            "active-active" => DrTier::ActiveActive,
+            "auto-failover" => DrTier::AutoFailover,
+            _ => DrTier::Manual,
+        };
+        Self { tier, toleration: Duration::from_millis(toleration_ms.max(0) as u64), singleton }
+    }
+}
+
+/// One persisted failover or failback.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Operation {
+    /// Its id.
+    pub id: Uuid,
+    /// The binding.
+    pub binding_id: Uuid,
+    /// The binding's tenant.
+    pub tenant_id: Uuid,
+    /// `failover` or `failback`.
+    pub kind: String,
+    /// `automatic` or `operator`.
+    pub trigger: String,
+    /// Failover: the lost cluster. Failback: the recovered cluster replicas return to.
+    pub from_cluster: String,
+    /// Clusters of the new assignment.
+    pub to_clusters: Vec<String>,
+    /// `pending`, `placing`, `applied`, `available` or `failed`.
+    pub state: String,
+    /// Why it failed or what it waits for.
+    pub reason: String,
+    /// When the cluster left Ready (failover) or the failback was asked.
+    pub fault_detected_at: DateTime<Utc>,
+    /// When the operation was created (the toleration passed).
+    pub created_at: DateTime<Utc>,
+    /// When the new assignment was written.
+    pub replaced_at: Option<DateTime<Utc>>,
+    /// When every new target was available.
+    pub available_at: Option<DateTime<Utc>>,
+    /// When it ended (available or failed).
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The failover reconciler's pace.
+#[derive(Debug, Clone, Copy)]
+pub struct FailoverSettings {
+    /// How often it looks for lost clusters and advances operations.
+    pub poll: Duration,
+    /// Leadership without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl From<&crate::Settings> for FailoverSettings {
+    fn from(s: &crate::Settings) -> Self {
+        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl }
+    }
+}
+
+/// Starts failovers of auto tiers and advances every open operation, on the
+/// holder of the [`LEASE`].
+#[derive(Clone)]
+pub struct Reconciler {
+    pool: PgPool,
+    admission: Arc<dyn Admission>,
+    settings: FailoverSettings,
+    lease: Lease,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct BindingRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    project_id: Option<Uuid>,
+    placement: sqlx::types::Json<Value>,
+    replicas: i32,
+    replica_cpu_milli: i64,
+    replica_memory_milli: i64,
+    objects: sqlx::types::Json<Value>,
+    dr_tier: String,
+    toleration_ms: i64,
+    singleton: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct LiveTarget {
+    cluster: String,
+    partition_id: Uuid,
+    namespace: String,
+    replicas: i32,
+    amounts: sqlx::types::Json<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct OpRow {
+    id: Uuid,
+    binding_id: Uuid,
+    kind: String,
+    from_cluster: String,
+    state: String,
+    previous: sqlx::types::Json<Vec<Assignment>>,
+    to_targets: sqlx::types::Json<Vec<Assignment>>,
+}
+
+impl Reconciler {
+    /// Over the federation schema in `pool`, reserving through `admission`.
+    pub fn new(pool: PgPool, admission: Arc<dyn Admission>, settings: FailoverSettings) -> Self {
+        let lease = Lease::new(pool.clone(), LEASE, lease::holder_id("failover"), settings.lease_ttl);
+        Self { pool, admission, settings, lease }
+    }
+
+    /// Runs while it holds the lease, until `stop`.
+    ///
+    /// # Errors
+    /// Never while running; returns `Ok` at shutdown.
+    pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let mut leading: bool;
+        loop {
+            match self.lease.acquire().await {
+                Ok(true) => {
+                    leading = true;
+                    if let Err(e) = self.round().await {
+                        tracing::warn!(error = %e, "failover round failed; retrying");
+                    }
+                }
+                Ok(false) => leading = false,
+                Err(e) => {
+                    leading = false;
+                    tracing::warn!(error = %e, "failover lease not renewed; standing by");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+        if leading && let Err(e) = self.lease.release().await {
+            tracing::warn!(error = %e, "failover lease not released; it will expire");
+        }
+        Ok(())
+    }
+
+    /// One pass: detect, then advance every open operation.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn round(&self) -> Result<()> {
+        self.detect().await?;
+        let open: Vec<OpRow> = sqlx::query_as(
+            "SELECT id, binding_id, kind, from_cluster, state, previous, to_targets FROM failovers WHERE state NOT IN ('available', 'failed') ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        // Operations of different bindings are independent: advance them together (bounded).
+        let results: Vec<(Uuid, Result<()>)> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+            futures::stream::iter(open.into_iter().map(|op| async move { (op.id, self.advance(&op).await) })),
+            64,
+        ))
+        .await;
+        for (id, r) in results {
+            if let Err(e) = r {
+                tracing::warn!(operation = %id, error = %e, "failover step failed; retrying");
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a failover for every auto tier binding with a live target in a
+    /// cluster out of Ready longer than the binding's toleration.
+    async fn detect(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let opened: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, fault_detected_at)
+             SELECT DISTINCT ON (b.id) gen_random_uuid(), b.id, b.tenant_id, 'failover', 'automatic', t.cluster, c.not_ready_since
+             FROM bindings b JOIN binding_targets t ON t.binding_id = b.id AND NOT t.removing
+                  JOIN clusters c ON c.name = t.cluster
+             WHERE NOT b.deleted AND b.dr_tier IN ('auto-failover', 'active-active')
+               AND c.condition <> 'Ready' AND c.not_ready_since <= now() - make_interval(secs => b.toleration_ms / 1000.0)
+               AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.state NOT IN ('available', 'failed'))
+               AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.from_cluster = t.cluster AND f.kind = 'failover'
+                               AND f.state = 'failed' AND f.finished_at > now() - make_interval(secs => $1))
+             ORDER BY b.id, t.cluster
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(RETRY_FAILED_AFTER.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in opened {
+            announce(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn binding(&self, id: Uuid) -> Result<Option<BindingRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, project_id, placement, replicas, replica_cpu_milli, replica_memory_milli, objects, dr_tier, toleration_ms, singleton
+             FROM bindings WHERE id = $1 AND NOT deleted",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn live_targets(&self, binding: Uuid) -> Result<Vec<LiveTarget>> {
+        Ok(sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, amounts FROM binding_targets WHERE binding_id = $1 AND NOT removing ORDER BY cluster")
+            .bind(binding)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn fail(&self, op: &OpRow, reason: &str) -> Result<()> {
+        self.end(op, reason, true).await
+    }
+
+    /// Ends the operation as failed; with `degrade`, the binding shows the reason as Degraded.
+    async fn end(&self, op: &OpRow, reason: &str, degrade: bool) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now() WHERE id = $1 AND state = $2")
+            .bind(op.id)
+            .bind(&op.state)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 1 {
+            announce(&mut tx, op.id).await?;
+        }
+        if done.rows_affected() == 1 && degrade {
+            sqlx::query("UPDATE bindings SET failover_error = $2 WHERE id = $1")
+                .bind(op.binding_id)
+                .bind(format!("{} from {} failed: {reason}", op.kind, op.from_cluster))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes the operation as far as it can go now: a step that succeeds
+    /// is followed at once by the next (read back from its row), so a
+    /// failover is written within one round rather than one step per poll.
+    async fn advance(&self, op: &OpRow) -> Result<()> {
+        let Some(b) = self.binding(op.binding_id).await? else {
+            return self.fail(op, "the binding was deleted").await;
+        };
+        let mut op = op.clone();
+        loop {
+            match op.state.as_str() {
+                "pending" => self.place(&op, &b).await?,
+                "placing" => self.apply(&op, &b).await?,
+                "applied" => self.settle(&op, &b).await?,
+                _ => return Ok(()),
+            }
+            let next: Option<OpRow> = sqlx::query_as("SELECT id, binding_id, kind, from_cluster, state, previous, to_targets FROM failovers WHERE id = $1")
+                .bind(op.id)
+                .fetch_optional(&self.pool)
+                .await?;
+            match next {
+                Some(next) if next.state != op.state => op = next,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// pending -> placing: computes (and stores) the new assignment, after
+    /// the fencing wait for a singleton.
+    async fn place(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
+        let resilience = Resilience::from_stored(&b.dr_tier, b.toleration_ms, b.singleton);
+        let live = self.live_targets(b.id).await?;
+        let current: Vec<Assignment> = live.iter().map(as_assignment).collect();
+        let (previous, to) = if op.kind == "failback" {
+            let (condition,): (String,) = sqlx::query_as("SELECT condition FROM clusters WHERE name = $1").bind(&op.from_cluster).fetch_optional(&self.pool).await?.unwrap_or(("Deregistered".into(),));
+            if condition != "Ready" {
+                return self.fail(op, &format!("cluster {} is {condition}", op.from_cluster)).await;
+            }
+            (op.previous.0.clone(), union(&current, &op.previous.0))
+        } else {
+            if !live.iter().any(|t| t.cluster == op.from_cluster) {
+                return self.fail(op, &format!("the binding has no replicas in {}", op.from_cluster)).await;
+            }
+            if resilience.singleton {
+                let (contact, reachable, fenced): (Option<DateTime<Utc>>, bool, bool) = sqlx::query_as(
+                    "SELECT last_contact_at, condition = 'Ready', condition <> 'Ready' AND (last_contact_at IS NULL OR last_contact_at <= now() - make_interval(secs => $2))
+                     FROM clusters WHERE name = $1",
+                )
+                .bind(&op.from_cluster)
+                .bind(resilience.toleration.as_secs_f64())
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or((None, false, true));
+                if reachable {
+                    // Nothing is wrong any more: ended without degrading the binding.
+                    return self.end(op, &format!("{} is reachable again; a singleton is not moved off a reachable cluster", op.from_cluster), false).await;
+                }
+                if !fenced {
+                    let until = contact.map(|c| c + chrono::Duration::from_std(resilience.toleration).unwrap_or_default());
+                    let reason = match until {
+                        Some(u) => format!("fencing: singleton waits until {} has been out of contact for the toleration (until {u})", op.from_cluster),
+                        None => format!("fencing: singleton waits until {} is out of contact", op.from_cluster),
+                    };
+                    sqlx::query("UPDATE failovers SET reason = $2, updated_at = now() WHERE id = $1 AND state = 'pending' AND reason <> $2")
+                        .bind(op.id)
+                        .bind(reason)
+                        .execute(&self.pool)
+                        .await?;
+                    return Ok(());
+                }
+            }
+            match self.replace(b, resilience.tier, &op.from_cluster, &live).await? {
+                Ok(to) => (current, to),
+                Err(reason) => return self.fail(op, &reason).await,
+            }
+        };
+        let clusters: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
+        let mut tx = self.pool.begin().await?;
+        let placing = sqlx::query(
+            "UPDATE failovers SET state = 'placing', previous = $2, to_targets = $3, to_clusters = $4, reason = '', updated_at = now()
+             WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(op.id)
+        .bind(sqlx::types::Json(&previous))
+        .bind(sqlx::types::Json(&to))
+        .bind(&clusters)
+        .execute(&mut *tx)
+        .await?;
+        if placing.rows_affected() == 1 {
+            announce(&mut tx, op.id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The assignment without `lost`: the binding's placement again with
+    /// `lost` excluded, or (active-active, or an explicit placement) the lost
+    /// replicas divided among the surviving Ready clusters. `Err` is why not.
+    async fn replace(&self, b: &BindingRow, tier: DrTier, lost: &str, live: &[LiveTarget]) -> Result<std::result::Result<Vec<Assignment>, String>> {
+        let mut placement_value = b.placement.0.clone();
+        Resilience::split(&mut placement_value)?;
+        let placement: Placement = serde_json::from_value(placement_value).map_err(|e| Error::invalid("placement", e.to_string()))?;
+        if tier == DrTier::ActiveActive || matches!(placement, Placement::Explicit(_)) {
+            let ready: Vec<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE condition = 'Ready'").fetch_all(&self.pool).await?;
+            let lost_replicas = live.iter().find(|t| t.cluster == lost).map_or(0, |t| t.replicas.max(0) as u32);
+            let survivors: Vec<Assignment> = live.iter().filter(|t| t.cluster != lost && ready.contains(&t.cluster)).map(as_assignment).collect();
+            return Ok(divide_among_survivors(survivors, lost_replicas).ok_or_else(|| format!("no surviving Ready cluster holds the binding besides {lost}")));
+        }
+        let candidates: Vec<placement::Candidate> = Bindings::new(&self.pool, &*self.admission).candidates(b.tenant_id, Some(b.id)).await?.into_iter().filter(|c| c.name != lost).collect();
+        let per = Resources { cpu_milli: b.replica_cpu_milli, memory_milli: b.replica_memory_milli };
+        let demand = Demand { replicas: b.replicas.max(0) as u32, per_replica: per, project: b.project_id };
+        Ok(placement::place(&placement, &demand, &candidates).map_err(|e| format!("no placement without {lost}: {e}")))
+    }
+
+    /// placing -> applied: reserves quota for each target whose amounts
+    /// change (refusal: failed, nothing written), then writes the targets.
+    async fn apply(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
+        let to = &op.to_targets.0;
+        let objects = binding::parse_objects(&b.objects.0.to_string())?;
+        let (per, pods) = binding::per_replica(&objects)?;
+        let live = self.live_targets(b.id).await?;
+        let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
+        for a in to {
+            let want = binding::amounts(per, pods, a.replicas);
+            let held = live.iter().find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id).map(|t| &t.amounts.0);
+            if want.is_empty() || held == Some(&want) {
+                continue;
+            }
+            let key = format!("{}:{}:{}", op.kind, op.id, a.cluster);
+            let r = if op.kind == "failover" { self.admission.reserve_for_failover(a.partition_id, &want, &key).await } else { self.admission.reserve(a.partition_id, &want, &key).await };
+            match r {
+                Ok(id) => reserved.push((a.cluster.clone(), id, want)),
+                Err(e) => {
+                    for (_, id, _) in &reserved {
+                        if let Err(e) = self.admission.release(*id).await {
+                            tracing::warn!(reservation = %id, error = %e, "reservation not released; it expires");
+                        }
+                    }
+                    return match e {
+                        Error::ResourceExhausted(m) => self.fail(op, &format!("quota refused in cluster {}: {m}", a.cluster)).await,
+                        other => Err(other),
+                    };
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let still = sqlx::query("UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now() WHERE id = $1 AND state = 'placing'")
+            .bind(op.id)
+            .execute(&mut *tx)
+            .await?;
+        if still.rows_affected() == 0 {
+            return Ok(());
+        }
+        announce(&mut tx, op.id).await?;
+        let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
+            .bind(b.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        // Off a lost cluster the old copies go at once (they cannot be reached,
+        // and a singleton is fenced by now); off a reachable one (a planned
+        // move) only once the new ones are available, as in a failback.
+        let from_ready: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clusters WHERE name = $1 AND condition = 'Ready')")
+            .bind(&op.from_cluster)
+            .fetch_one(&mut *tx)
+            .await?;
+        if op.kind == "failover" && !from_ready {
+            let keep: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
+            remove_others(&mut tx, b.id, generation, &keep).await?;
+        }
+        write_targets(&mut tx, b.id, generation, to, &reserved).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// applied -> available once every new target runs; a failback then
+    /// removes what only the failover had placed.
+    async fn settle(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
+        let to = &op.to_targets.0;
+        let clusters: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
+        let ready: bool = sqlx::query_scalar(
+            "SELECT COUNT(*) = cardinality($2::text[]) FROM binding_targets
+             WHERE binding_id = $1 AND cluster = ANY($2) AND NOT removing AND applied_generation >= generation AND settled",
+        )
+        .bind(b.id)
+        .bind(&clusters)
+        .fetch_one(&self.pool)
+        .await?;
+        if !ready {
+            return Ok(());
+        }
+        let mut reserved = Vec::new();
+        if op.kind == "failback" {
+            // Back to the assignment before the failover: lowered targets need their smaller amounts reserved.
+            let objects = binding::parse_objects(&b.objects.0.to_string())?;
+            let (per, pods) = binding::per_replica(&objects)?;
+            let live = self.live_targets(b.id).await?;
+            for a in &op.previous.0 {
+                let want = binding::amounts(per, pods, a.replicas);
+                let held = live.iter().find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id).map(|t| &t.amounts.0);
+                if want.is_empty() || held == Some(&want) {
+                    continue;
+                }
+                let key = format!("failback-final:{}:{}", op.id, a.cluster);
+                match self.admission.reserve(a.partition_id, &want, &key).await {
+                    Ok(id) => reserved.push((a.cluster.clone(), id, want)),
+                    Err(e) => {
+                        for (_, id, _) in &reserved {
+                            let _ = self.admission.release(*id).await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now() WHERE id = $1 AND state = 'applied'")
+            .bind(op.id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(());
+        }
+        announce(&mut tx, op.id).await?;
+        let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
+            .bind(b.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let last = if op.kind == "failback" { &op.previous.0 } else { to };
+        let keep: Vec<String> = last.iter().map(|a| a.cluster.clone()).collect();
+        remove_others(&mut tx, b.id, generation, &keep).await?;
+        if op.kind == "failback" {
+            write_targets(&mut tx, b.id, generation, &op.previous.0, &reserved).await?;
+        }
+        sqlx::query("UPDATE bindings SET failover_error = NULL WHERE id = $1").bind(b.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
+async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
+    type Row = (Uuid, Uuid, String, String, String, Vec<String>, String, String);
+    let row: Option<Row> =
+        sqlx::query_as("SELECT binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason FROM failovers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((binding, tenant, kind, trigger, from_cluster, to_clusters, state, reason)) = row else { return Ok(()) };
+    let event = paas_proto::v1::FailoverChanged { id: id.to_string(), binding_id: binding.to_string(), kind, trigger, from_cluster, to_clusters, state, reason };
+    kernel::outbox::record(tx, FAILOVER_CHANGED, Some(tenant), &event).await?;
+    Ok(())
+}
+
+fn as_assignment(t: &LiveTarget) -> Assignment {
+    Assignment { cluster: t.cluster.clone(), partition_id: t.partition_id, namespace: t.namespace.clone(), replicas: t.replicas.max(0) as u32 }
+}
+
+/// Adds `lost` replicas to `survivors` as evenly as possible (the first by
+/// name take the remainder); `None` when there is none.
+pub fn divide_among_survivors(mut survivors: Vec<Assignment>, lost: u32) -> Option<Vec<Assignment>> {
+    if survivors.is_empty() {
+        return None;
+    }
+    survivors.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    let n = survivors.len() as u32;
+    for (i, s) in survivors.iter_mut().enumerate() {
+        s.replicas += lost / n + u32::from((i as u32) < lost % n);
+    }
+    Some(survivors)
+}
+
+/// Both assignments at once: every cluster of either, with the larger
+/// replica count (the first phase of a failback).
+pub fn union(current: &[Assignment], previous: &[Assignment]) -> Vec<Assignment> {
+    let mut out: BTreeMap<String, Assignment> = current.iter().map(|a| (a.cluster.clone(), a.clone())).collect();
+    for p in previous {
+        out.entry(p.cluster.clone()).and_modify(|a| a.replicas = a.replicas.max(p.replicas)).or_insert_with(|| p.clone());
+    }
+    out.into_values().collect()
+}
+
+async fn remove_others(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i64, keep: &[String]) -> Result<()> {
+    sqlx::query(
+        "UPDATE binding_targets SET removing = true, generation = $2, next_attempt_at = now(), failures = 0
+         WHERE binding_id = $1 AND NOT removing AND NOT (cluster = ANY($3))",
+    )
+    .bind(binding)
+    .bind(generation)
+    .bind(keep)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_targets(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i64, to: &[Assignment], reserved: &[(String, Uuid, BTreeMap<String, String>)]) -> Result<()> {
+    for a in to {
+        let new = reserved.iter().find(|x| x.0 == a.cluster);
+        sqlx::query(
+            "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts, reservation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb), $8)
+             ON CONFLICT (binding_id, cluster) DO UPDATE SET
+                 removing = false, partition_id = EXCLUDED.partition_id, namespace = EXCLUDED.namespace, replicas = EXCLUDED.replicas,
+                 generation = EXCLUDED.generation, next_attempt_at = now(), failures = 0,
+                 amounts = CASE WHEN $8::uuid IS NULL THEN binding_targets.amounts ELSE EXCLUDED.amounts END,
+                 reservation_id = COALESCE($8, binding_targets.reservation_id)",
+        )
+        .bind(binding)
+        .bind(&a.cluster)
+        .bind(a.partition_id)
+        .bind(&a.namespace)
+        .bind(a.replicas as i32)
+        .bind(generation)
+        .bind(new.map(|x| sqlx::types::Json(x.2.clone())))
+        .bind(new.map(|x| x.1))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(Uuid, bool)> {
+    let row: Option<(Uuid, bool)> = sqlx::query_as("SELECT tenant_id, singleton FROM bindings WHERE id = $1 AND NOT deleted").bind(id).fetch_optional(pool).await?;
+    let row = row.filter(|r| caller.can_see(r.0)).ok_or_else(|| Error::not_found("binding", id))?;
+    caller.require(row.0, Role::Operator, "binding", id)?;
+    Ok(row)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn open(pool: &PgPool, id: Uuid, binding: Uuid, tenant: Uuid, kind: &str, from: &str, previous: &[Assignment], detected: Option<DateTime<Utc>>) -> Result<Operation> {
+    let mut tx = pool.begin().await?;
+    let op: Operation = sqlx::query_as(
+        "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at)
+         VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now())) ON CONFLICT DO NOTHING RETURNING id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason, fault_detected_at, created_at, replaced_at, available_at, finished_at",
+    )
+    .bind(id)
+    .bind(binding)
+    .bind(tenant)
+    .bind(kind)
+    .bind(from)
+    .bind(sqlx::types::Json(previous))
+    .bind(detected)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::Conflict(format!("binding {binding} already has a failover or failback in progress")))?;
+    announce(&mut tx, op.id).await?;
+    tx.commit().await?;
+    Ok(op)
+}
+
+/// An operator's failover of `binding` off `from` (default: its first
+/// cluster out of Ready). The reconciler carries it out.
+///
+/// # Errors
+/// NotFound (binding or cluster), PermissionDenied below operator,
+/// FailedPrecondition (a singleton off a reachable cluster, or nothing to
+/// move), Conflict (an operation is open).
+pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, from: Option<&str>) -> Result<Operation> {
+    let (tenant, singleton) = visible_binding(pool, caller, binding).await?;
+    let live: Vec<(String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered'), c.not_ready_since FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
+         WHERE t.binding_id = $1 AND NOT t.removing ORDER BY t.cluster",
+    )
+    .bind(binding)
+    .fetch_all(pool)
+    .await?;
+    let chosen = match from {
+        Some(name) => live.iter().find(|t| t.0 == name).ok_or_else(|| Error::invalid("from_cluster", format!("the binding has no replicas in {name}")))?,
+        None => live.iter().find(|t| t.1 != "Ready").ok_or_else(|| Error::FailedPrecondition("every cluster of the binding is Ready; name from_cluster".into()))?,
+    };
+    if singleton && chosen.1 == "Ready" {
+        return Err(Error::FailedPrecondition(format!("a singleton is not moved off {}, which is reachable: it would run twice", chosen.0)));
+    }
+    open(pool, kernel::id::new_id(), binding, tenant, "failover", &chosen.0, &[], chosen.2).await
+}
+
+/// An operator's failback of `binding` onto the cluster its last completed
+/// failover left, restoring the assignment before it (additions first).
+///
+/// # Errors
+/// NotFound, PermissionDenied below operator, FailedPrecondition (no
+/// completed failover, or the cluster is not Ready), Conflict (one is open).
+pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> Result<Operation> {
+    let (tenant, _) = visible_binding(pool, caller, binding).await?;
+    let last: Option<(String, String, sqlx::types::Json<Vec<Assignment>>)> =
+        sqlx::query_as("SELECT kind, from_cluster, previous FROM failovers WHERE binding_id = $1 AND state = 'available' ORDER BY created_at DESC LIMIT 1")
+            .bind(binding)
+            .fetch_optional(pool)
+            .await?;
+    let Some((kind, cluster, previous)) = last.filter(|l| l.0 == "failover") else {
+        return Err(Error::FailedPrecondition("the binding has no completed failover to undo".into()));
+    };
+    debug_assert_eq!(kind, "failover");
+    let condition: Option<String> = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1").bind(&cluster).fetch_optional(pool).await?;
+    if condition.as_deref() != Some("Ready") {
+        return Err(Error::FailedPrecondition(format!("cluster {cluster} is {}; fail back once it is Ready", condition.as_deref().unwrap_or("deregistered"))));
+    }
+    open(pool, kernel::id::new_id(), binding, tenant, "failback", &cluster, &previous.0, None).await
+}
+
+/// A page of operations in id order: every one for a platform
+/// administrator, else those of the caller's tenants' bindings.
+///
+/// # Errors
+/// The database fails.
+pub async fn list(pool: &PgPool, caller: &Caller, binding: Option<Uuid>, page: Page) -> Result<(Vec<Operation>, String)> {
+    let tenants = caller.visible_tenants();
+    let rows: Vec<Operation> = sqlx::query_as(
+        "SELECT id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason, fault_detected_at, created_at, replaced_at, available_at, finished_at FROM failovers WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
+           AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
+    )
+    .bind(tenants)
+    .bind(binding)
+    .bind(page.after)
+    .bind(page.fetch())
+    .fetch_all(pool)
+    .await?;
+    Ok(page.finish(rows, |o| o.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn a(cluster: &str, replicas: u32) -> Assignment {
+        Assignment { cluster: cluster.into(), partition_id: Uuid::nil(), namespace: "ns".into(), replicas }
+    }
+
+    #[test]
+    fn dr_settings_are_taken_out_of_the_placement_with_defaults() {
+        let mut p = json!({"policy": {}, "dr_tier": "auto-failover", "toleration_seconds": 2.5, "singleton": true});
+        let r = Resilience::split(&mut p).unwrap();
+        assert_eq!(r, Resilience { tier: DrTier::AutoFailover, toleration: Duration::from_millis(2500), singleton: true });
+        assert_eq!(p, json!({"policy": {}}));
+        let mut plain = json!({"explicit": []});
+        assert_eq!(Resilience::split(&mut plain).unwrap(), Resilience::default());
+        assert_eq!(Resilience::default().tier, DrTier::Manual);
+        let mut bad = json!({"policy": {}, "dr_tier": "sometimes"});
+        assert_eq!(Resilience::split(&mut bad).unwrap_err().field(), Some("placement.dr_tier"));
+        let mut negative = json!({"policy": {}, "toleration_seconds": -1});
+        assert_eq!(Resilience::split(&mut negative).unwrap_err().field(), Some("placement.toleration_seconds"));
+    }
+
+    #[test]
+    fn lost_replicas_are_spread_over_the_survivors_and_failback_adds_before_it_removes() {
+        let d = divide_among_survivors(vec![a("c", 1), a("b", 1)], 3).unwrap();
+        assert_eq!(d.iter().map(|x| (x.cluster.as_str(), x.replicas)).collect::<Vec<_>>(), vec![("b", 3), ("c", 2)]);
+        assert!(divide_among_survivors(vec![], 3).is_none());
+        let u = union(&[a("b", 4)], &[a("a", 2), a("b", 2)]);
+        assert_eq!(u.iter().map(|x| (x.cluster.as_str(), x.replicas)).collect::<Vec<_>>(), vec![("a", 2), ("b", 4)]);
+    }
+}

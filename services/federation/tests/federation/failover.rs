@@ -1,0 +1,283 @@
+//! Failover against kubesim clusters: automatic failover within the
+//! toleration plus detection, manual failover only when triggered, failback
+//! without a zero-ready moment, singleton fencing under a partition, a quota
+//! refusal reported on the binding, and a restart in the middle.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use federation::binding::{Bindings, Health};
+use federation::failover::{self, FailoverSettings, Operation, Reconciler};
+use kernel::caller::Caller;
+use kernel::page::Page;
+use kubesim::{Fault, RunningCluster};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::bindings::{CpuCap, app, fleet, health, propagator, replicas, request};
+use crate::helpers::{Fed, Running, eventually};
+
+const SETTINGS: FailoverSettings = FailoverSettings { poll: Duration::from_millis(50), lease_ttl: Duration::from_secs(2) };
+
+fn reconciler(fed: &Fed, admission: Arc<CpuCap>) -> Running {
+    let r = Reconciler::new(fed.pool().clone(), admission, SETTINGS);
+    let stop = tokio_util::sync::CancellationToken::new();
+    Running { task: tokio::spawn(r.run(stop.clone())), stop }
+}
+
+/// Primary group dc0 (the first cluster), backup dc1.
+fn primary_then_backup(extra: Value) -> Value {
+    let mut p = json!({"policy": {"groups": [{"data_centres": ["dc0"]}, {"data_centres": ["dc1"]}]}});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+async fn operations(fed: &Fed, binding: Uuid) -> Vec<Operation> {
+    failover::list(fed.pool(), &Caller::platform_admin("t"), Some(binding), Page { limit: 100, after: None }).await.unwrap().0
+}
+
+async fn until_state(fed: &Fed, binding: Uuid, state: &str, within: Duration) -> Operation {
+    eventually(within, &format!("an operation {state}"), || async {
+        operations(fed, binding).await.into_iter().rev().find(|o| o.state == state)
+    })
+    .await
+}
+
+/// Ready replicas of Deployment acme-web/web in the cluster's own store
+/// (readable whatever fault the cluster's API has).
+fn ready_in(c: &RunningCluster) -> i64 {
+    c.store().get(kubesim::resource::DEPLOYMENTS, "acme-web", "web").map_or(0, |d| d["status"]["readyReplicas"].as_i64().unwrap_or(0))
+}
+
+fn present_in(c: &RunningCluster) -> bool {
+    c.store().get(kubesim::resource::DEPLOYMENTS, "acme-web", "web").is_ok()
+}
+
+async fn healthy(fed: &Fed, admission: &CpuCap, id: Uuid) {
+    eventually(Duration::from_secs(10), "Healthy", || async { (health(fed, admission, id).await.0 == Health::Healthy).then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn an_auto_failover_binding_is_available_in_the_backup_dc_within_toleration_plus_detection_and_its_stale_copy_goes_on_return() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["af1", "af2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("100m"), primary_then_backup(json!({"dr_tier": "auto-failover", "toleration_seconds": 1})), 2))
+        .await
+        .unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = reconciler(&fed, admission.clone());
+    healthy(&fed, &admission, b.id).await;
+    assert_eq!((replicas(&fed, "af1").await, replicas(&fed, "af2").await), (Some(2), None));
+
+    let fault = Instant::now();
+    clusters[0].faults().set(Fault::Down);
+    let op = until_state(&fed, b.id, "available", Duration::from_secs(15)).await;
+    let rto = fault.elapsed();
+    assert_eq!((op.kind.as_str(), op.trigger.as_str(), op.from_cluster.as_str()), ("failover", "automatic", "af1"));
+    assert_eq!(op.to_clusters, vec!["af2".to_string()]);
+    assert!(ready_in(&clusters[1]) == 2, "2 ready replicas in af2");
+    // Detection: 3 misses of 100 ms (+150 ms timeout); toleration 1 s; then
+    // re-placement and a kubesim rollout (200 ms to ready) with 50 ms polls.
+    let detection = Duration::from_millis(3 * 100 + 150);
+    assert!(rto <= Duration::from_secs(1) + detection + Duration::from_millis(1500), "available after {rto:?}");
+    let (detected, replaced, available) = (op.fault_detected_at, op.replaced_at.unwrap(), op.available_at.unwrap());
+    assert!(op.created_at - detected >= chrono::Duration::milliseconds(1000), "not before the toleration");
+    assert!(detected <= replaced && replaced <= available);
+    let events: Vec<paas_proto::v1::FailoverChanged> = fed.events("federation.failover.changed").await;
+    let states: Vec<&str> = events.iter().filter(|e| e.id == op.id.to_string()).map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["pending", "placing", "applied", "available"]);
+
+    clusters[0].faults().recover();
+    fed.until_status("af1", "Ready").await;
+    eventually(Duration::from_secs(10), "the stale copy in af1 removed", || async { (!present_in(&clusters[0])).then_some(()) }).await;
+    healthy(&fed, &admission, b.id).await;
+}
+
+#[tokio::test]
+async fn a_manual_binding_stays_put_until_an_operator_triggers_failover_and_fails_back_without_a_zero_ready_moment() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["mf1", "mf2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("100m"), primary_then_backup(json!({"toleration_seconds": 0.5})), 3))
+        .await
+        .unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = reconciler(&fed, admission.clone());
+    healthy(&fed, &admission, b.id).await;
+
+    clusters[0].faults().set(Fault::Down);
+    fed.until_status("mf1", "NotReady").await;
+    // Three tolerations later, still nothing moved.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(operations(&fed, b.id).await.is_empty());
+    assert!(!present_in(&clusters[1]));
+
+    // Only an operator (or above) may trigger.
+    let viewer = Caller::user("v", vec![kernel::caller::Membership { tenant: crate::bindings::TENANT, role: kernel::caller::Role::Developer }]);
+    assert!(matches!(failover::trigger_failover(fed.pool(), &viewer, b.id, None).await, Err(kernel::Error::PermissionDenied(_))));
+    let op = failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, None).await.unwrap();
+    assert_eq!((op.trigger.as_str(), op.from_cluster.as_str()), ("operator", "mf1"));
+    until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
+    assert_eq!(ready_in(&clusters[1]), 3);
+
+    // Failback: refused while mf1 is down, then adds mf1 before removing mf2.
+    assert!(matches!(failover::trigger_failback(fed.pool(), &Caller::platform_admin("ops"), b.id).await, Err(kernel::Error::FailedPrecondition(_))));
+    clusters[0].faults().recover();
+    fed.until_status("mf1", "Ready").await;
+    eventually(Duration::from_secs(10), "stale copy removed from mf1", || async { (!present_in(&clusters[0])).then_some(()) }).await;
+
+    // Sample both clusters' Deployments (their own stores) while the failback runs.
+    let back = failover::trigger_failback(fed.pool(), &Caller::platform_admin("ops"), b.id).await.unwrap();
+    assert_eq!((back.kind.as_str(), back.from_cluster.as_str()), ("failback", "mf1"));
+    let done = async {
+        until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
+        eventually(Duration::from_secs(10), "the failover copy removed from mf2", || async { (!present_in(&clusters[1])).then_some(()) }).await;
+    };
+    tokio::pin!(done);
+    let mut samples = Vec::new();
+    loop {
+        samples.push(ready_in(&clusters[0]) + ready_in(&clusters[1]));
+        tokio::select! {
+            _ = &mut done => break,
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+    assert!(samples.len() > 20, "{} samples", samples.len());
+    assert!(samples.iter().all(|r| *r > 0), "a moment with no ready replica: {samples:?}");
+    assert!(samples.contains(&6), "both copies ran at once");
+    assert_eq!((ready_in(&clusters[0]), replicas(&fed, "mf1").await), (3, Some(3)));
+    healthy(&fed, &admission, b.id).await;
+}
+
+#[tokio::test]
+async fn a_singleton_cut_off_by_a_partition_gets_no_second_copy_before_its_cluster_has_been_out_of_contact_for_the_toleration() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["sf1", "sf2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let bindings = Bindings::new(fed.pool(), &*admission);
+    let placement = primary_then_backup(json!({"dr_tier": "auto-failover", "toleration_seconds": 2, "singleton": true}));
+    let two = bindings.apply(&Caller::platform_admin("t"), request(app("100m"), placement.clone(), 2)).await.unwrap_err();
+    assert_eq!(two.field(), Some("placement.singleton"));
+    let (b, _) = bindings.apply(&Caller::platform_admin("t"), request(app("100m"), placement, 1)).await.unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = reconciler(&fed, admission.clone());
+    healthy(&fed, &admission, b.id).await;
+    // Never moved off a reachable cluster, even by an operator.
+    assert!(matches!(failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, Some("sf1")).await, Err(kernel::Error::FailedPrecondition(_))));
+
+    clusters[0].faults().set(Fault::Partition);
+    fed.until_status("sf1", "NotReady").await;
+    // An operator in a hurry: the failover is accepted but waits for the fence.
+    failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, None).await.unwrap();
+    eventually(Duration::from_secs(2), "the fencing wait recorded", || async {
+        operations(&fed, b.id).await.into_iter().find(|o| o.state == "pending" && o.reason.starts_with("fencing"))
+    })
+    .await;
+    // Watch sf2 for the second copy; the first keeps running behind the partition.
+    // The last moment sf2 was seen without the copy bounds its creation from below.
+    let started = Instant::now();
+    let mut absent_at = chrono::Utc::now();
+    loop {
+        let now = chrono::Utc::now();
+        if present_in(&clusters[1]) {
+            break;
+        }
+        absent_at = now;
+        assert!(started.elapsed() < Duration::from_secs(10), "no copy in sf2");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(ready_in(&clusters[0]), 1, "the cut-off copy still runs in sf1");
+    let contact: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT last_contact_at FROM clusters WHERE name = 'sf1'").fetch_one(fed.pool()).await.unwrap();
+    assert!(absent_at - contact >= chrono::Duration::seconds(2), "second copy {:?} after the last contact", absent_at - contact);
+    until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
+    assert_eq!(ready_in(&clusters[1]), 1);
+}
+
+#[tokio::test]
+async fn a_failover_refused_by_quota_applies_nothing_and_leaves_the_binding_degraded_with_the_reason() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["qf1", "qf2"]).await;
+    // Room for the 2 x 500m running in qf1, not for a second copy while qf1's is held.
+    let admission = Arc::new(CpuCap { cap_milli: 1500, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("500m"), primary_then_backup(json!({"dr_tier": "auto-failover", "toleration_seconds": 0.5})), 2))
+        .await
+        .unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = reconciler(&fed, admission.clone());
+    healthy(&fed, &admission, b.id).await;
+
+    clusters[0].faults().set(Fault::Down);
+    let op = until_state(&fed, b.id, "failed", Duration::from_secs(10)).await;
+    assert!(op.reason.contains("quota refused in cluster qf2"), "{}", op.reason);
+    let (h, reason) = health(&fed, &admission, b.id).await;
+    assert_eq!(h, Health::Degraded);
+    assert!(reason.contains("quota refused"), "{reason}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!present_in(&clusters[1]), "nothing applied in qf2");
+    assert_eq!(admission.held.lock().unwrap().len(), 1, "only qf1's reservation held");
+}
+
+#[tokio::test]
+async fn a_failover_interrupted_by_a_restart_is_finished_by_the_next_reconciler() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["rf1", "rf2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("100m"), primary_then_backup(json!({"dr_tier": "auto-failover", "toleration_seconds": 0.5})), 2))
+        .await
+        .unwrap();
+    let prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    healthy(&fed, &admission, b.id).await;
+    // Without a propagator the failover cannot complete: it stops at applied.
+    prop.stop().await;
+    let first = reconciler(&fed, admission.clone());
+    clusters[0].faults().set(Fault::Down);
+    until_state(&fed, b.id, "applied", Duration::from_secs(10)).await;
+    first.stop().await;
+    assert!(!present_in(&clusters[1]));
+
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _second = reconciler(&fed, admission.clone());
+    let op = until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
+    assert_eq!(ready_in(&clusters[1]), 2);
+    assert_eq!(operations(&fed, b.id).await.len(), 1, "resumed, not started again: {op:?}");
+}
+
+#[tokio::test]
+async fn a_planned_failover_off_a_reachable_cluster_removes_the_old_copy_only_once_the_new_one_is_available() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["pf1", "pf2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("100m"), primary_then_backup(json!({})), 2))
+        .await
+        .unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = reconciler(&fed, admission.clone());
+    healthy(&fed, &admission, b.id).await;
+    // With every cluster Ready the operator must say which one.
+    assert!(matches!(failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, None).await, Err(kernel::Error::FailedPrecondition(_))));
+    failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, Some("pf1")).await.unwrap();
+    let done = async {
+        until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
+        eventually(Duration::from_secs(10), "the old copy removed from pf1", || async { (!present_in(&clusters[0])).then_some(()) }).await;
+    };
+    tokio::pin!(done);
+    let mut samples = Vec::new();
+    loop {
+        samples.push(ready_in(&clusters[0]) + ready_in(&clusters[1]));
+        tokio::select! {
+            _ = &mut done => break,
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+    assert!(samples.len() > 20 && samples.iter().all(|r| *r > 0), "a moment with no ready replica: {samples:?}");
+    assert_eq!(ready_in(&clusters[1]), 2);
+}
