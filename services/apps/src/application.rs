@@ -406,10 +406,14 @@ impl Applications {
     ///
     /// # Errors
     /// The tenant is not visible.
-    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page) -> Result<(Vec<Application>, String)> {
+    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page) -> Result<(Vec<(Application, Option<Release>)>, String)> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
+        // One snapshot for the page and its latest releases, read in two
+        // queries whatever the page's size.
+        let mut tx = self.outbox.pool().begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let rows: Vec<Application> = sqlx::query_as(concat!(
             "SELECT ",
             app_columns!(),
@@ -418,9 +422,22 @@ impl Applications {
         .bind(tenant)
         .bind(page.after)
         .bind(page.fetch())
-        .fetch_all(self.outbox.pool())
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(page.finish(rows, |a| a.id))
+        let ids: Vec<Uuid> = rows.iter().map(|a| a.id).collect();
+        let latest: Vec<Release> = sqlx::query_as(concat!(
+            "SELECT DISTINCT ON (application_id) ",
+            release_columns!(),
+            " FROM releases WHERE tenant_id = $1 AND application_id = ANY($2) ORDER BY application_id, number DESC"
+        ))
+        .bind(tenant)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut latest: std::collections::HashMap<Uuid, Release> = latest.into_iter().map(|r| (r.application_id, r)).collect();
+        let (rows, next) = page.finish(rows, |a| a.id);
+        Ok((rows.into_iter().map(|a| { let r = latest.remove(&a.id); (a, r) }).collect(), next))
     }
 
     /// An application and its newest release as of one moment (the release

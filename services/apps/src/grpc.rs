@@ -35,7 +35,13 @@ impl Apps {
     async fn application_pb(&self, app: Application) -> Result<pb::Application, Status> {
         let (app, latest) = self.applications.snapshot(&app).await?;
         let services = self.applications.services(&app).await;
-        Ok(pb::Application {
+        Ok(summary_pb(app, latest, services))
+    }
+}
+
+/// An application as listed (`services` empty) or read (each service's binding).
+fn summary_pb(app: Application, latest: Option<Release>, services: Vec<pb::ServiceStatus>) -> pb::Application {
+    pb::Application {
             id: app.id.to_string(),
             tenant_id: app.tenant_id.to_string(),
             project_id: app.project_id.map(|p| p.to_string()).unwrap_or_default(),
@@ -49,7 +55,6 @@ impl Apps {
             created_by: app.created_by,
             created_at: timestamp(app.created_at),
             updated_at: timestamp(app.updated_at),
-        })
     }
 }
 
@@ -214,10 +219,9 @@ impl AppsService for Apps {
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
         let p = r.page.unwrap_or_default();
         let (apps, next) = self.applications.list(&caller, tenant, Page::parse(p.limit, &p.cursor)?).await?;
-        let mut applications = Vec::with_capacity(apps.len());
-        for app in apps {
-            applications.push(self.application_pb(app).await?);
-        }
+        // Lists leave out the per-service placement: it is a call to
+        // federation per service; reading one application shows it.
+        let applications = apps.into_iter().map(|(app, latest)| summary_pb(app, latest, Vec::new())).collect();
         Ok(Response::new(pb::ListApplicationsResponse { applications, page: Some(pb::PageInfo { next_cursor: next }) }))
     }
 
