@@ -17,9 +17,11 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Probes every 100 ms with a 150 ms timeout; 3 misses make NotReady.
+/// Probes every 100 ms with a 400 ms timeout (a loaded CI machine must not
+/// turn a healthy answer into a timeout; Slow faults are 1 s); 3 misses make
+/// NotReady. The lease outlives a round that waits for a timeout.
 pub const PROBES: ProbeSettings =
-    ProbeSettings { period: Duration::from_millis(100), timeout: Duration::from_millis(150), misses: 3, lease_ttl: Duration::from_millis(600) };
+    ProbeSettings { period: Duration::from_millis(100), timeout: Duration::from_millis(400), misses: 3, lease_ttl: Duration::from_millis(1500) };
 
 pub struct Fed {
     pub outbox: Outbox,
