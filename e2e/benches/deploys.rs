@@ -39,7 +39,10 @@ fn time(v: &Value) -> Option<DateTime<Utc>> {
 #[tokio::main]
 async fn main() {
     let deploys: usize = std::env::var("DEPLOYS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let p = Platform::start_with_env(&[("PAAS_FEDERATION_RECONCILE_POLL", "100ms"), ("PAAS_APPS_RELEASE_POLL", "200ms")], |_| {}).await;
+    // The services' own default pool size (tests use 4 connections per service).
+    let pool = std::env::var("PAAS_DB_POOL_SIZE").unwrap_or_else(|_| "8".into());
+    let p = Platform::start_with_env(&[("PAAS_FEDERATION_RECONCILE_POLL", "100ms"), ("PAAS_APPS_RELEASE_POLL", "200ms"), ("PAAS_DB_POOL_SIZE", pool.as_str())], |_| {}).await;
+    println!("database pool: {pool} connections per service");
 
     // Two clusters with room for 2,000 pods each.
     let key = CallerKey::new(p.settings.caller_key.clone());

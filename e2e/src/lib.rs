@@ -54,6 +54,8 @@ impl Platform {
         for (k, v) in vars {
             t.env.set(*k, *v);
         }
+        // Platform-wide settings among them (e.g. the pool size) apply too.
+        t.settings = kernel::settings::Platform::from_env(&t.env).expect("valid platform settings");
         // Tracing as in production, so trace context really propagates; kept
         // for the process (dropping it would shut the tracer down).
         static TELEMETRY: std::sync::OnceLock<Option<kernel::telemetry::Telemetry>> = std::sync::OnceLock::new();
