@@ -647,29 +647,8 @@ impl<'a> Bindings<'a> {
         .bind(&clusters)
         .execute(&mut *tx)
         .await?;
-        for a in assignment {
-            let new = reserved.iter().find(|x| x.0 == a.cluster);
-            // A pending reservation this replaces was never committed: released by the propagator with it.
-            sqlx::query(
-                "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts, reservation_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb), $8)
-                 ON CONFLICT (binding_id, cluster) DO UPDATE SET
-                     removing = false, partition_id = EXCLUDED.partition_id, namespace = EXCLUDED.namespace, replicas = EXCLUDED.replicas,
-                     generation = EXCLUDED.generation, next_attempt_at = now(), failures = 0,
-                     amounts = CASE WHEN $8::uuid IS NULL THEN binding_targets.amounts ELSE EXCLUDED.amounts END,
-                     reservation_id = COALESCE($8, binding_targets.reservation_id)",
-            )
-            .bind(id)
-            .bind(&a.cluster)
-            .bind(a.partition_id)
-            .bind(&a.namespace)
-            .bind(a.replicas as i32)
-            .bind(generation)
-            .bind(new.map(|x| sqlx::types::Json(x.2.clone())))
-            .bind(new.map(|x| x.1))
-            .execute(&mut *tx)
-            .await?;
-        }
+        // A pending reservation this replaces was never committed: released by the propagator with it.
+        write_targets(&mut tx, id, generation, assignment, reserved).await?;
         tx.commit().await?;
         Ok(binding)
     }
@@ -747,6 +726,38 @@ impl<'a> Bindings<'a> {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records the targets `to` of generation `generation` (new ones, or
+/// reassigned ones brought back from removal), with the reservations made
+/// for them.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn write_targets(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i64, to: &[Assignment], reserved: &[(String, Uuid, BTreeMap<String, String>)]) -> Result<()> {
+    for a in to {
+        let new = reserved.iter().find(|x| x.0 == a.cluster);
+        sqlx::query(
+            "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts, reservation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb), $8)
+             ON CONFLICT (binding_id, cluster) DO UPDATE SET
+                 removing = false, partition_id = EXCLUDED.partition_id, namespace = EXCLUDED.namespace, replicas = EXCLUDED.replicas,
+                 generation = EXCLUDED.generation, next_attempt_at = now(), failures = 0,
+                 amounts = CASE WHEN $8::uuid IS NULL THEN binding_targets.amounts ELSE EXCLUDED.amounts END,
+                 reservation_id = COALESCE($8, binding_targets.reservation_id)",
+        )
+        .bind(binding)
+        .bind(&a.cluster)
+        .bind(a.partition_id)
+        .bind(&a.namespace)
+        .bind(a.replicas as i32)
+        .bind(generation)
+        .bind(new.map(|x| sqlx::types::Json(x.2.clone())))
+        .bind(new.map(|x| x.1))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -554,7 +554,7 @@ impl Reconciler {
             let keep: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
             remove_others(&mut tx, b.id, generation, &keep).await?;
         }
-        write_targets(&mut tx, b.id, generation, to, &reserved).await?;
+        binding::write_targets(&mut tx, b.id, generation, to, &reserved).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -616,7 +616,7 @@ impl Reconciler {
         let keep: Vec<String> = last.iter().map(|a| a.cluster.clone()).collect();
         remove_others(&mut tx, b.id, generation, &keep).await?;
         if op.kind == "failback" {
-            write_targets(&mut tx, b.id, generation, &op.previous.0, &reserved).await?;
+            binding::write_targets(&mut tx, b.id, generation, &op.previous.0, &reserved).await?;
         }
         sqlx::query("UPDATE bindings SET failover_error = NULL WHERE id = $1").bind(b.id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -676,32 +676,6 @@ async fn remove_others(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i
     .bind(keep)
     .execute(&mut *tx)
     .await?;
-    Ok(())
-}
-
-async fn write_targets(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i64, to: &[Assignment], reserved: &[(String, Uuid, BTreeMap<String, String>)]) -> Result<()> {
-    for a in to {
-        let new = reserved.iter().find(|x| x.0 == a.cluster);
-        sqlx::query(
-            "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts, reservation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb), $8)
-             ON CONFLICT (binding_id, cluster) DO UPDATE SET
-                 removing = false, partition_id = EXCLUDED.partition_id, namespace = EXCLUDED.namespace, replicas = EXCLUDED.replicas,
-                 generation = EXCLUDED.generation, next_attempt_at = now(), failures = 0,
-                 amounts = CASE WHEN $8::uuid IS NULL THEN binding_targets.amounts ELSE EXCLUDED.amounts END,
-                 reservation_id = COALESCE($8, binding_targets.reservation_id)",
-        )
-        .bind(binding)
-        .bind(&a.cluster)
-        .bind(a.partition_id)
-        .bind(&a.namespace)
-        .bind(a.replicas as i32)
-        .bind(generation)
-        .bind(new.map(|x| sqlx::types::Json(x.2.clone())))
-        .bind(new.map(|x| x.1))
-        .execute(&mut *tx)
-        .await?;
-    }
     Ok(())
 }
 
