@@ -188,6 +188,32 @@ pub struct Blueprint {
     pub strategy: Strategy,
 }
 
+/// The newest release of `app`, on the caller's connection.
+async fn latest_in(conn: &mut sqlx::PgConnection, app: &Application) -> Result<Option<Release>> {
+    Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"))
+        .bind(app.id)
+        .bind(app.tenant_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Records a change of a service's replica count (`from`: `None` when it
+/// was the spec's).
+pub(crate) async fn record_scale(tx: &mut sqlx::PgConnection, app: &Application, service: &str, from: Option<i32>, to: i32, reason: &str, actor: &str) -> Result<()> {
+    sqlx::query("INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(id::new_id())
+        .bind(app.id)
+        .bind(app.tenant_id)
+        .bind(service)
+        .bind(from)
+        .bind(to)
+        .bind(reason)
+        .bind(actor)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Parses a JSON object of parameter values.
 ///
 /// # Errors
@@ -455,11 +481,7 @@ impl Applications {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::not_found("application", app.id))?;
-        let latest: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"))
-            .bind(app.id)
-            .bind(app.tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let latest = latest_in(&mut tx, app).await?;
         tx.commit().await?;
         Ok((now, latest))
     }
@@ -469,11 +491,21 @@ impl Applications {
     /// # Errors
     /// The database fails.
     pub async fn latest_release(&self, app: &Application) -> Result<Option<Release>> {
-        Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"))
-            .bind(app.id)
-            .bind(app.tenant_id)
+        let mut conn = self.outbox.pool().acquire().await?;
+        latest_in(&mut conn, app).await
+    }
+
+    /// A release the caller can see.
+    ///
+    /// # Errors
+    /// Not found or not visible (the same answer).
+    async fn visible_release(&self, caller: &Caller, id: Uuid) -> Result<Release> {
+        let found: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
+            .bind(id)
+            .bind(caller.visible_tenants())
             .fetch_optional(self.outbox.pool())
-            .await?)
+            .await?;
+        found.ok_or_else(|| Error::not_found("release", id))
     }
 
     /// A page of an application's releases, newest first.
@@ -562,12 +594,7 @@ impl Applications {
     /// # Errors
     /// Not awaiting approval, not visible, not allowed.
     pub async fn approve(&self, caller: &Caller, release: Uuid) -> Result<Release> {
-        let found: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
-            .bind(release)
-            .bind(caller.visible_tenants())
-            .fetch_optional(self.outbox.pool())
-            .await?;
-        let found = found.ok_or_else(|| Error::not_found("release", release))?;
+        let found = self.visible_release(caller, release).await?;
         caller.require(found.tenant_id, Role::TenantAdmin, "release", release)?;
         let approved: Option<Release> = sqlx::query_as(concat!(
             "UPDATE releases SET state = 'deploying', approved_by = $2, message = '', next_check_at = now() WHERE id = $1 AND state = 'awaiting-approval' RETURNING ",
@@ -591,12 +618,7 @@ impl Applications {
     /// The release's strategy or phase does not allow the action (the
     /// message says what it waits for), not visible, not allowed.
     pub async fn act(&self, caller: &Caller, release: Uuid, action: Action) -> Result<Release> {
-        let found: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
-            .bind(release)
-            .bind(caller.visible_tenants())
-            .fetch_optional(self.outbox.pool())
-            .await?;
-        let found = found.ok_or_else(|| Error::not_found("release", release))?;
+        let found = self.visible_release(caller, release).await?;
         let app = self.get(caller, found.application_id).await?;
         let role = match (action, app.environment.as_str()) {
             (Action::Abort, "production") => Role::Operator,
@@ -714,16 +736,7 @@ impl Applications {
         .fetch_one(&mut *tx)
         .await?;
         let from = app.replicas.get(service).and_then(Value::as_u64);
-        sqlx::query("INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, 'manual', $7)")
-            .bind(id::new_id())
-            .bind(app.id)
-            .bind(app.tenant_id)
-            .bind(service)
-            .bind(from.map(|f| f as i32))
-            .bind(replicas as i32)
-            .bind(&caller.subject)
-            .execute(&mut *tx)
-            .await?;
+        record_scale(&mut tx, &app, service, from.map(|f| f as i32), replicas as i32, "manual", &caller.subject).await?;
         outbox::record(&mut tx, SCALED, Some(app.tenant_id), &event(&app)).await?;
         self.outbox.commit(tx).await?;
         Ok(updated)

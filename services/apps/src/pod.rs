@@ -131,17 +131,7 @@ impl Applications {
         for (service, count) in &counts {
             let count = count.as_u64().unwrap_or(0) as i32;
             let (from, to) = if on { (0, remembered.get(service).and_then(Value::as_u64).map_or(count, |n| n as i32)) } else { (count, 0) };
-            sqlx::query("INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                .bind(kernel::id::new_id())
-                .bind(app.id)
-                .bind(app.tenant_id)
-                .bind(service)
-                .bind(from)
-                .bind(to)
-                .bind(if on { "start" } else { "stop" })
-                .bind(&caller.subject)
-                .execute(&mut *tx)
-                .await?;
+            crate::application::record_scale(&mut tx, &app, service, Some(from), to, if on { "start" } else { "stop" }, &caller.subject).await?;
         }
         let announced = pb::ResourceChanged { id: app.id.to_string(), tenant_id: app.tenant_id.to_string(), name: app.name.clone() };
         outbox::record(&mut tx, SCALED, Some(app.tenant_id), &announced).await?;
