@@ -11,13 +11,15 @@
 //! - Nothing is over-committed, under any concurrency: see [`crate::quota`].
 //! - A repeated idempotency key returns the first answer, refusals included.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kernel::caller::{Caller, Role};
 use kernel::{Error, Result, id};
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::quota::{Level, lock_tenant};
@@ -275,106 +277,229 @@ fn to_limits(rows: Vec<(String, String, Option<i64>, i64)>) -> BTreeMap<(Level, 
         .collect()
 }
 
+/// Where a partition sits, as a reservation needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Place {
+    tenant_id: Uuid,
+    project_id: Uuid,
+    cluster: String,
+    data_centre: String,
+    namespace: String,
+    project_name: String,
+    tenant_name: String,
+}
+
+/// A request waiting in its tenant's admission line.
+struct Ask {
+    place: Place,
+    request: Request,
+}
+
+/// The stored row, or `None` when the idempotency key was taken.
+type Decision = Result<Option<Row>>;
+
+/// Per tenant, the requests waiting for this process's drainer of that
+/// tenant. A tenant is in the map exactly while a drainer runs for it, so a
+/// request that joins either finds one or starts one. Across processes the
+/// tenant's advisory lock still orders the drainers' transactions.
+#[derive(Clone, Default)]
+struct AdmissionLine(Arc<Mutex<HashMap<Uuid, Vec<(Ask, oneshot::Sender<Decision>)>>>>);
+
+/// The most requests decided in one transaction.
+const BATCH: usize = 128;
+
+impl AdmissionLine {
+    fn join(&self, pool: &PgPool, ask: Ask, answer: oneshot::Sender<Decision>) {
+        let tenant = ask.place.tenant_id;
+        let mut waiting = self.0.lock().expect("not poisoned");
+        match waiting.get_mut(&tenant) {
+            Some(queue) => queue.push((ask, answer)),
+            None => {
+                waiting.insert(tenant, vec![(ask, answer)]);
+                // A task of its own: a caller that goes away must not take
+                // the drainer (and everyone waiting on it) with it.
+                tokio::spawn(self.clone().drain(pool.clone(), tenant));
+            }
+        }
+    }
+
+    async fn drain(self, pool: PgPool, tenant: Uuid) {
+        let _closing = Closing { line: &self, tenant };
+        loop {
+            let batch: Vec<(Ask, oneshot::Sender<Decision>)> = {
+                let mut waiting = self.0.lock().expect("not poisoned");
+                let Some(queue) = waiting.get_mut(&tenant) else { return };
+                if queue.is_empty() {
+                    waiting.remove(&tenant);
+                    return;
+                }
+                let n = queue.len().min(BATCH);
+                queue.drain(..n).collect()
+            };
+            let (asks, answers): (Vec<Ask>, Vec<oneshot::Sender<Decision>>) = batch.into_iter().unzip();
+            match decide_all(&pool, tenant, &asks).await {
+                Ok(rows) => {
+                    for (answer, row) in answers.into_iter().zip(rows) {
+                        let _ = answer.send(Ok(row));
+                    }
+                }
+                // One request's failure must not fail the others: each alone.
+                Err(_) if asks.len() > 1 => {
+                    for (ask, answer) in asks.iter().zip(answers) {
+                        let alone = decide_all(&pool, tenant, std::slice::from_ref(ask)).await.map(|mut rows| rows.pop().flatten());
+                        let _ = answer.send(alone);
+                    }
+                }
+                Err(e) => {
+                    if let Some(answer) = answers.into_iter().next() {
+                        let _ = answer.send(Err(e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Ends a drainer that stops abnormally (a panic): its tenant leaves the
+/// map, so those waiting hear it stopped and the next request starts a new
+/// drainer. After a normal end the tenant has already left, and may belong
+/// to a newer drainer, so nothing is removed then.
+struct Closing<'a> {
+    line: &'a AdmissionLine,
+    tenant: Uuid,
+}
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut waiting) = self.line.0.lock() {
+                waiting.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+/// Decides `asks` in order, in one transaction under the tenant's lock.
+async fn decide_all(pool: &PgPool, tenant: Uuid, asks: &[Ask]) -> Result<Vec<Option<Row>>> {
+    let mut tx = pool.begin().await?;
+    lock_tenant(&mut tx, tenant).await?;
+    let mut rows = Vec::with_capacity(asks.len());
+    for ask in asks {
+        rows.push(decide(&mut tx, ask).await?);
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Holds or refuses one request; call under the tenant's lock.
+async fn decide(tx: &mut PgConnection, ask: &Ask) -> Result<Option<Row>> {
+    let (place, request) = (&ask.place, &ask.request);
+    let resources: Vec<&str> = request.amounts.0.keys().map(Resource::as_str).collect();
+    let limits_query = || {
+        sqlx::query_as::<_, (String, String, Option<i64>, i64)>(
+            "SELECT level, resource, hard, used FROM quotas WHERE tenant_id = $1 AND resource = ANY($2) AND (
+                (level IN ('tenant', 'dr_reserve') AND owner_id = $1)
+             OR (level = 'cluster' AND owner_id = $1 AND key = $3)
+             OR (level = 'data_centre' AND owner_id = $1 AND key = $4)
+             OR (level = 'project' AND owner_id = $5)
+             OR (level = 'partition' AND owner_id = $6))",
+        )
+        .bind(place.tenant_id)
+        .bind(resources.clone())
+        .bind(place.cluster.clone())
+        .bind(place.data_centre.clone())
+        .bind(place.project_id)
+        .bind(request.partition)
+    };
+    let names = BTreeMap::from([
+        (Level::Partition, format!("partition {} in {}", place.namespace, place.cluster)),
+        (Level::Project, format!("project {}", place.project_name)),
+        (Level::Cluster, format!("tenant {} in cluster {}", place.tenant_name, place.cluster)),
+        (Level::DataCentre, format!("tenant {} in data centre {}", place.tenant_name, place.data_centre)),
+        (Level::Tenant, format!("tenant {}", place.tenant_name)),
+    ]);
+    let mut refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
+    // Overdue reservations may hold the room asked for: give it back and
+    // look again. (The sweeper does this too; here it is never late.)
+    if refusal.is_some() && expire(tx, place.tenant_id).await? > 0 {
+        refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
+    }
+    let state = if refusal.is_some() { State::Refused } else { State::Reserved };
+    let expires_at = chrono::Utc::now() + chrono::Duration::from_std(request.ttl).expect("ttl fits");
+    // Insert and charge in one statement; a taken key inserts nothing and
+    // the earlier answer is returned instead.
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "WITH r AS (INSERT INTO reservations (id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key, purpose, amounts, state, refusal, expires_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING *),
+              c AS (INSERT INTO quotas (tenant_id, level, owner_id, key, resource, used)
+                    SELECT r.tenant_id, lv.l, lv.o, lv.k, a.key, a.value::bigint FROM r, ",
+        charged_levels!(),
+        "           WHERE r.state = 'reserved'
+                    ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET used = quotas.used + EXCLUDED.used RETURNING 1)
+         SELECT ",
+        columns!(),
+        " FROM r"
+    ))
+    .bind(id::new_id())
+    .bind(place.tenant_id)
+    .bind(place.project_id)
+    .bind(request.partition)
+    .bind(&place.cluster)
+    .bind(&place.data_centre)
+    .bind(&request.idempotency_key)
+    .bind(request.purpose.as_str())
+    .bind(sqlx::types::Json(request.amounts.to_milli()))
+    .bind(state.as_str())
+    .bind(&refusal)
+    .bind((state == State::Reserved).then_some(expires_at))
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row)
+}
+
 /// Reservations in the tenancy schema.
 #[derive(Clone)]
 pub struct Reservations {
     pool: PgPool,
+    line: AdmissionLine,
 }
 
 impl Reservations {
     /// Reservations stored in `pool`'s schema.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, line: AdmissionLine::default() }
     }
 
     /// Holds `request.amounts` in its partition, or refuses.
+    ///
+    /// The request waits in its tenant's admission line in this process,
+    /// not on a pooled connection: the line's drainer decides every waiting
+    /// request in one transaction under the tenant's lock (one commit for
+    /// many deploys), in arrival order, so each decision sees the ones
+    /// before it.
     ///
     /// # Errors
     /// [`Error::ResourceExhausted`] naming the level, resource, ask and what is
     /// left; not found or not allowed (operators and above); the key was used
     /// before for a different request.
     pub async fn reserve(&self, caller: &Caller, request: &Request) -> Result<Reservation> {
-        let mut tx = self.pool.begin().await?;
-        let place: Option<(Uuid, Uuid, String, String, String, String, String)> = sqlx::query_as(
-            "SELECT pa.tenant_id, pa.project_id, pa.cluster, pa.data_centre, pa.namespace, pr.name, t.name
+        let place: Option<Place> = sqlx::query_as(
+            "SELECT pa.tenant_id, pa.project_id, pa.cluster, pa.data_centre, pa.namespace, pr.name AS project_name, t.name AS tenant_name
              FROM partitions pa JOIN projects pr ON pr.id = pa.project_id JOIN tenants t ON t.id = pa.tenant_id WHERE pa.id = $1",
         )
         .bind(request.partition)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        let (tenant, project, cluster, data_centre, namespace, project_name, tenant_name) =
-            place.filter(|p| caller.can_see(p.0)).ok_or_else(|| Error::not_found("partition", request.partition))?;
-        caller.require(tenant, Role::Operator, "partition", request.partition)?;
-        lock_tenant(&mut tx, tenant).await?;
-
-        let resources: Vec<&str> = request.amounts.0.keys().map(Resource::as_str).collect();
-        let limits_query = || {
-            sqlx::query_as::<_, (String, String, Option<i64>, i64)>(
-                "SELECT level, resource, hard, used FROM quotas WHERE tenant_id = $1 AND resource = ANY($2) AND (
-                    (level IN ('tenant', 'dr_reserve') AND owner_id = $1)
-                 OR (level = 'cluster' AND owner_id = $1 AND key = $3)
-                 OR (level = 'data_centre' AND owner_id = $1 AND key = $4)
-                 OR (level = 'project' AND owner_id = $5)
-                 OR (level = 'partition' AND owner_id = $6))",
-            )
-            .bind(tenant)
-            .bind(resources.clone())
-            .bind(cluster.clone())
-            .bind(data_centre.clone())
-            .bind(project)
-            .bind(request.partition)
-        };
-        let names = BTreeMap::from([
-            (Level::Partition, format!("partition {namespace} in {cluster}")),
-            (Level::Project, format!("project {project_name}")),
-            (Level::Cluster, format!("tenant {tenant_name} in cluster {cluster}")),
-            (Level::DataCentre, format!("tenant {tenant_name} in data centre {data_centre}")),
-            (Level::Tenant, format!("tenant {tenant_name}")),
-        ]);
-        let mut refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
-        // Overdue reservations may hold the room asked for: give it back and
-        // look again. (The sweeper does this too; here it is never late.)
-        if refusal.is_some() && expire(&mut tx, tenant).await? > 0 {
-            refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
-        }
-        let state = if refusal.is_some() { State::Refused } else { State::Reserved };
-        let expires_at = chrono::Utc::now() + chrono::Duration::from_std(request.ttl).expect("ttl fits");
-        // Insert and charge in one statement; a taken key inserts nothing and
-        // the earlier answer is returned instead.
-        let row: Option<Row> = sqlx::query_as(concat!(
-            "WITH r AS (INSERT INTO reservations (id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key, purpose, amounts, state, refusal, expires_at)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                        ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING *),
-                  c AS (INSERT INTO quotas (tenant_id, level, owner_id, key, resource, used)
-                        SELECT r.tenant_id, lv.l, lv.o, lv.k, a.key, a.value::bigint FROM r, ",
-            charged_levels!(),
-            "           WHERE r.state = 'reserved'
-                        ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET used = quotas.used + EXCLUDED.used RETURNING 1)
-             SELECT ",
-            columns!(),
-            " FROM r"
-        ))
-        .bind(id::new_id())
-        .bind(tenant)
-        .bind(project)
-        .bind(request.partition)
-        .bind(&cluster)
-        .bind(&data_centre)
-        .bind(&request.idempotency_key)
-        .bind(request.purpose.as_str())
-        .bind(sqlx::types::Json(request.amounts.to_milli()))
-        .bind(state.as_str())
-        .bind(&refusal)
-        .bind((state == State::Reserved).then_some(expires_at))
-        .fetch_optional(&mut *tx)
-        .await?;
+        let place = place.filter(|p| caller.can_see(p.tenant_id)).ok_or_else(|| Error::not_found("partition", request.partition))?;
+        caller.require(place.tenant_id, Role::Operator, "partition", request.partition)?;
+        let tenant = place.tenant_id;
+        let (answer, decided) = tokio::sync::oneshot::channel();
+        self.line.join(&self.pool, Ask { place, request: request.clone() }, answer);
+        let row = decided.await.map_err(|_| Error::Unavailable("the admission line stopped".into()))??;
         let reservation = match row {
-            Some(row) => {
-                tx.commit().await?;
-                Reservation::from(row)
-            }
+            Some(row) => Reservation::from(row),
             None => {
-                drop(tx);
                 let earlier: Row = sqlx::query_as(concat!("SELECT ", columns!(), " FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"))
                     .bind(tenant)
                     .bind(&request.idempotency_key)

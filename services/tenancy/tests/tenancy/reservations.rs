@@ -36,6 +36,36 @@ async fn of_200_parallel_reservations_exactly_the_room_for_n_succeed() {
 }
 
 #[tokio::test]
+async fn waiting_reservations_hold_no_connection_and_are_decided_together() {
+    // Two connections for 100 callers of one tenant: waiting happens in the
+    // admission line, not on the pool, so other queries still get through.
+    let w = Arc::new(World::with_pool_size(2).await);
+    let t = w.tenant("acme", &[("requests.cpu", "60")]).await;
+    let p = w.project(&t, "web", &[]).await;
+    let part = w.partition(&p, "dc1-prod", &[]).await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let w = w.clone();
+            tokio::spawn(async move { w.reservations.reserve(&admin(), &ask(part.id, &[("requests.cpu", "500m")], &format!("k{i}"))).await })
+        })
+        .collect();
+    let probe: i32 = tokio::time::timeout(std::time::Duration::from_secs(20), sqlx::query_scalar("SELECT 1").fetch_one(&w.pool)).await.expect("a connection while reservations wait").unwrap();
+    assert_eq!(probe, 1);
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(w.used("tenant", t.id, "requests.cpu").await, 50_000);
+    // Rows written by one transaction share its xmin.
+    let (rows, transactions): (i64, i64) = sqlx::query_as("SELECT count(*), count(DISTINCT xmin::text) FROM reservations WHERE tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 100);
+    assert!(transactions < rows, "{rows} reservations in {transactions} transactions");
+}
+
+#[tokio::test]
 async fn under_mixed_commit_release_and_expiry_usage_always_equals_what_is_held() {
     let w = Arc::new(World::with_pool_size(32).await);
     let t = w.tenant("acme", &[("requests.cpu", "20"), ("pods", "20")]).await;
