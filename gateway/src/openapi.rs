@@ -34,7 +34,7 @@ impl Modify for Bearer {
         requests::publish_spec, requests::list_specs, requests::file, requests::list, requests::read, requests::step,
         members::add, members::list, members::remove,
         api_tokens::create, api_tokens::list, api_tokens::revoke,
-        templates::create, templates::list, templates::read, templates::delete, templates::create_version, templates::list_versions,
+        templates::create, templates::list, templates::read, templates::delete, templates::create_version, templates::import_chart, templates::list_versions,
         templates::read_version, templates::update_version, templates::publish_version, templates::render_version,
         applications::deploy, applications::list, applications::read, applications::delete, applications::release, applications::list_releases,
         applications::rollback, applications::scale, applications::scale_events, applications::approve,

@@ -77,6 +77,7 @@ pub const RULES: &[(&str, &str, Permission)] = &[
     ("GET", "/api/v1/templates/{id}", Authenticated),
     ("DELETE", "/api/v1/templates/{id}", Permission::Role(Role::Developer)),
     ("POST", "/api/v1/templates/{id}/versions", Permission::Role(Role::Developer)),
+    ("POST", "/api/v1/tenants/{id}/templates/import", Permission::Role(Role::Developer)),
     ("GET", "/api/v1/templates/{id}/versions", Authenticated),
     ("GET", "/api/v1/template-versions/{id}", Authenticated),
     ("PATCH", "/api/v1/template-versions/{id}", Permission::Role(Role::Developer)),

@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/templates", get(list).post(create))
         .route("/templates/{id}", get(read).delete(delete))
         .route("/templates/{id}/versions", get(list_versions).post(create_version))
+        .route("/tenants/{id}/templates/import", post(import_chart))
         .route("/template-versions/{id}", get(read_version).patch(update_version))
         .route("/template-versions/{id}/publish", post(publish_version))
         .route("/template-versions/{id}/render", post(render_version))
@@ -294,4 +295,62 @@ pub(crate) async fn render_version(
     let r = s.upstream.apps(&s.key, &caller).render_template_version(request).await?.into_inner();
     let objects: Vec<Value> = serde_json::from_str(&r.objects_json).map_err(kernel::Error::internal)?;
     Ok(Json(Rendered { objects, waves: r.waves.into_iter().map(|w| w.services).collect() }))
+}
+
+/// What importing a chart made: its template (new or existing) and the draft version.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportedChart {
+    /// The template named like the chart.
+    pub template: Template,
+    /// The chart as a draft version: version and note from `Chart.yaml`;
+    /// a deploy's `parameters` are values over the chart's `values.yaml`.
+    pub version: TemplateVersion,
+}
+
+/// Body of `POST /tenants/{id}/templates/import` as JSON: a chart directory.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChartFiles {
+    /// Path (from the chart's root, or one top folder) -> text.
+    files: std::collections::BTreeMap<String, String>,
+}
+
+/// A chart the apps service refuses is unprocessable content, not a
+/// malformed request: 422 naming the chart file that is wrong.
+fn chart_problem(status: tonic::Status) -> ApiError {
+    let mut e = ApiError::from(status);
+    if e.0.status == 400 {
+        e.0.status = 422;
+        e.0.kind = "urn:paas:problem:invalid-chart".into();
+        e.0.title = "Invalid chart".into();
+    }
+    e
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/templates/import", tag = "templates", params(("id" = String, Path, description = "the tenant's id")),
+    request_body(description = "a chart archive (helm package) as application/gzip, or a chart directory as JSON", content(
+        (Vec<u8> = "application/gzip"),
+        (ChartFiles = "application/json"))),
+    responses((status = 201, body = ImportedChart), (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the chart is invalid; field names the file"),
+              (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub(crate) async fn import_chart(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<ImportedChart>), ApiError> {
+    let kind = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut request = pb::ImportChartRequest { tenant_id: id, ..Default::default() };
+    if kind.starts_with("application/json") {
+        let chart: ChartFiles = serde_json::from_slice(&body).map_err(|e| ApiError::invalid("files", format!("must be a JSON object {{\"files\": {{path: text}}}}: {e}")))?;
+        request.files = chart.files.into_iter().collect();
+    } else if matches!(kind, "application/gzip" | "application/x-gzip" | "application/x-tar" | "application/octet-stream") {
+        request.archive = body.to_vec();
+    } else {
+        return Err(ApiError::invalid("Content-Type", "must be application/gzip (a chart archive) or application/json (a chart's files)"));
+    }
+    let r = s.upstream.apps(&s.key, &caller).import_chart(request).await.map_err(chart_problem)?.into_inner();
+    let (Some(template), Some(version)) = (r.template, r.version) else { return Err(kernel::Error::internal("the apps service answered an import without its template").into()) };
+    Ok((StatusCode::CREATED, Json(ImportedChart { template: template.into(), version: version.into() })))
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod applications;
+mod charts;
 mod bindings;
 mod clusters;
 mod errors;

@@ -324,6 +324,17 @@ impl Applications {
         if !version.published() {
             return Err(Error::invalid("template_version_id", format!("version {} is a draft; publish it before deploying", version.version)));
         }
+        if let Some(chart) = version.chart()? {
+            if b.strategy.slotted() {
+                return Err(Error::invalid("strategy.type", "a chart deploys by rolling or recreate (its objects are the chart's, not two slots of them)"));
+            }
+            let values = b.parameters.clone().into_iter().collect();
+            let (mut by_service, waves) = crate::chart::release_objects(&chart, &app.name, number as u64, &values)?;
+            for object in by_service.values_mut().flatten() {
+                b.strategy.apply_to(object)?;
+            }
+            return Ok((json!(by_service), waves));
+        }
         let application = version.spec()?.resolve(&b.parameters)?;
         let node_ports = node_port::claim(tx, tenant, app.id, &application).await?;
         let objects = render(&application, &RenderRelease { app: app.name.clone(), number: number as u64, node_ports })?;

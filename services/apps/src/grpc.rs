@@ -152,6 +152,18 @@ impl AppsService for Apps {
         Ok(Response::new(version_pb(self.versions.create(&caller, template, &r.version, &r.note, &r.spec_json).await?)))
     }
 
+    async fn import_chart(&self, request: Request<pb::ImportChartRequest>) -> Result<Response<pb::ImportChartResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let files = match (r.archive.is_empty(), r.files.is_empty()) {
+            (false, true) => crate::chart::unpack(&r.archive)?,
+            (true, false) => crate::chart::rooted(r.files.into_iter().collect())?,
+            _ => return Err(kernel::Error::invalid("chart", "give either a chart archive or a chart's files").into()),
+        };
+        let (template, version) = self.versions.import(&caller, &r.tenant_id, files).await?;
+        Ok(Response::new(pb::ImportChartResponse { template: Some(to_pb(template)), version: Some(version_pb(version)) }))
+    }
+
     async fn update_template_version(&self, request: Request<pb::UpdateTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();

@@ -8,6 +8,7 @@
 //! itself: federation does.
 
 pub mod application;
+pub mod chart;
 pub mod grpc;
 pub mod node_port;
 pub mod pod;

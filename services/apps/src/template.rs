@@ -63,6 +63,13 @@ impl NewTemplate {
     }
 }
 
+impl NewTemplate {
+    /// Its tenant (`None`: the catalog).
+    pub fn tenant(&self) -> Option<Uuid> {
+        self.tenant
+    }
+}
+
 macro_rules! columns {
     () => {
         "id, tenant_id, name, description, created_at"
@@ -116,6 +123,18 @@ impl Templates {
         outbox::record(&mut tx, CREATED, template.tenant_id, &event).await?;
         self.outbox.commit(tx).await?;
         Ok(template)
+    }
+
+    /// The template named `name` in `tenant` (`None`: the catalog), if any.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub(crate) async fn named(&self, tenant: Option<Uuid>, name: &str) -> Result<Option<Template>> {
+        Ok(sqlx::query_as(concat!("SELECT ", columns!(), " FROM templates WHERE tenant_id IS NOT DISTINCT FROM $1 AND name = $2"))
+            .bind(tenant)
+            .bind(name)
+            .fetch_optional(self.outbox.pool())
+            .await?)
     }
 
     /// A template the caller can see (its tenant's, or the catalog's).

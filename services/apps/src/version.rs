@@ -15,6 +15,7 @@ use paas_proto::v1 as pb;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::chart::{self, Chart};
 use crate::render::{Release, render};
 use crate::spec::Spec;
 use crate::template::{Templates, require_writer};
@@ -58,6 +59,16 @@ impl Version {
     /// Whether it can no longer change.
     pub fn published(&self) -> bool {
         self.state == "published"
+    }
+
+    /// Its chart, for a version imported from one.
+    ///
+    /// # Errors
+    /// The stored chart no longer loads (a bug).
+    pub fn chart(&self) -> Result<Option<Chart>> {
+        let Some(files) = self.spec.get("chart").and_then(|c| c.get("files")) else { return Ok(None) };
+        let files: BTreeMap<String, String> = serde_json::from_value(files.clone()).map_err(Error::internal)?;
+        Chart::stored(&files).map(Some).map_err(|e| Error::internal(format!("a stored chart does not load: {e}")))
     }
 
     /// Its spec, as checked when it was saved.
@@ -126,6 +137,37 @@ impl Versions {
         let template = self.templates.get(caller, template_id).await?;
         require_writer(caller, template.tenant_id, "template", template_id)?;
         let (version, note, spec) = (parse_version(version)?, parse_note(note)?, Spec::check(spec)?);
+        self.insert(caller, &template, &version, &note, spec.raw()).await
+    }
+
+    /// Imports a Helm chart (its files, rooted) as a draft version of the
+    /// template named like the chart in `tenant_id` (created when there is
+    /// none): version and note from `Chart.yaml`, parameters = its values.
+    ///
+    /// # Errors
+    /// The chart does not load or render with its own values (the error
+    /// names the file), not allowed, or the version exists.
+    pub async fn import(&self, caller: &Caller, tenant_id: &str, files: BTreeMap<String, String>) -> Result<(crate::template::Template, Version)> {
+        let chart = Chart::check(&files)?;
+        let new = crate::template::NewTemplate::parse(tenant_id, &chart.meta.name, &chart.meta.description)
+            .map_err(|e| Error::invalid("Chart.yaml", format!("the chart's name or description does not make a template: {e}")))?;
+        let tenant = new.tenant();
+        require_writer(caller, tenant, "tenant", tenant.unwrap_or_default())?;
+        let template = match self.templates.named(tenant, &chart.meta.name).await? {
+            Some(t) => t,
+            None => match self.templates.create(caller, new).await {
+                Ok(t) => t,
+                // Imported at the same moment by someone else.
+                Err(Error::Conflict(_)) => self.templates.named(tenant, &chart.meta.name).await?.ok_or_else(|| Error::Conflict("the template was deleted meanwhile".into()))?,
+                Err(e) => return Err(e),
+            },
+        };
+        let note = parse_note(&chart.meta.description)?;
+        let version = self.insert(caller, &template, &chart.meta.version, &note, &serde_json::json!({"chart": {"files": files}})).await?;
+        Ok((template, version))
+    }
+
+    async fn insert(&self, caller: &Caller, template: &crate::template::Template, version: &str, note: &str, spec: &Value) -> Result<Version> {
         let mut tx = self.outbox.pool().begin().await?;
         let created: Version = sqlx::query_as(concat!(
             "INSERT INTO template_versions (id, template_id, tenant_id, version, note, spec, created_by)
@@ -133,11 +175,11 @@ impl Versions {
             columns!()
         ))
         .bind(id::new_id())
-        .bind(template_id)
+        .bind(template.id)
         .bind(template.tenant_id)
-        .bind(&version)
-        .bind(&note)
-        .bind(spec.raw())
+        .bind(version)
+        .bind(note)
+        .bind(spec)
         .bind(&caller.subject)
         .fetch_optional(&mut *tx)
         .await?
@@ -252,6 +294,10 @@ impl Versions {
             text => serde_json::from_str(text).map_err(|e| Error::invalid("parameters", format!("must be a JSON object of parameter values: {e}")))?,
         };
         let version = self.get(caller, id).await?;
+        if let Some(chart) = version.chart()? {
+            let (objects, waves) = chart::release_objects(&chart, app.as_str(), 0, &values.into_iter().collect())?;
+            return Ok((objects.into_values().flatten().collect(), waves));
+        }
         let application = version.spec()?.resolve(&values)?;
         let objects = render(&application, &Release { app: app.as_str().to_string(), number: 0, node_ports: BTreeMap::new() })?;
         Ok((objects, application.deploy_order()?))

@@ -101,6 +101,7 @@ impl Object {
     /// replicas for workloads, and the ownership labels; no server-managed fields.
     pub fn for_cluster(&self, binding: Uuid, namespace: &str, replicas: u32) -> Value {
         let mut body = self.body.clone();
+        write_namespace(&mut body, namespace);
         let meta = body["metadata"].as_object_mut().expect("checked at parse");
         meta.insert("namespace".into(), Value::String(namespace.into()));
         for server_side in ["resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink"] {
@@ -170,6 +171,20 @@ pub fn parse_objects(json: &str) -> Result<Vec<Object>> {
         out.push(object);
     }
     Ok(out)
+}
+
+/// What stands for the target's namespace in an object's strings (a Helm
+/// chart's `.Release.Namespace`: the namespace is the partition's, known only
+/// per cluster).
+pub const NAMESPACE_MARKER: &str = "@@paas.namespace@@";
+
+fn write_namespace(value: &mut Value, namespace: &str) {
+    match value {
+        Value::String(s) if s.contains(NAMESPACE_MARKER) => *s = s.replace(NAMESPACE_MARKER, namespace),
+        Value::Array(items) => items.iter_mut().for_each(|v| write_namespace(v, namespace)),
+        Value::Object(map) => map.values_mut().for_each(|v| write_namespace(v, namespace)),
+        _ => {}
+    }
 }
 
 /// The replicas a binding runs when the caller does not say: the largest
@@ -804,5 +819,10 @@ mod tests {
         assert_eq!(body["metadata"]["labels"]["paas.io/binding"], id.to_string());
         assert_eq!(body["metadata"]["labels"]["app"], "web");
         assert!(body["metadata"].get("resourceVersion").is_none() && body.get("status").is_none());
+        let mut marked = deployment(3);
+        marked["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "NS", "value": format!("redis.{NAMESPACE_MARKER}.svc")}]);
+        let objects = parse_objects(&json!([marked]).to_string()).unwrap();
+        let body = objects[0].for_cluster(id, "acme-web", 2);
+        assert_eq!(body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "redis.acme-web.svc", "a chart's .Release.Namespace becomes the partition's");
     }
 }
