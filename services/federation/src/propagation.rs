@@ -23,7 +23,10 @@
 //! workloads change. Where no watch is live (the cluster just returned, the
 //! watch failing), status is polled as the fallback: after each apply,
 //! every poll while a workload is not yet available, and every resync
-//! period after, one GET per workload reads its replicas and conditions.
+//! period after, one GET per workload reads its replicas and conditions. A
+//! target rolling out in a watched cluster that has had no record for
+//! `watched_poll` is polled too (a watch whose request the client is still
+//! retrying looks live without delivering anything).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -57,6 +60,10 @@ pub struct PropagateSettings {
     pub resync: Duration,
     /// Leadership without renewal.
     pub lease_ttl: Duration,
+    /// How long a target still rolling out in a cluster whose watch is live
+    /// may go without a record before it is polled anyway: a watch can look
+    /// live while its request is still being retried by the client.
+    pub watched_poll: Duration,
     /// Targets worked on at once.
     pub parallelism: usize,
     /// The longest one target's work may take before it counts as failed.
@@ -65,7 +72,7 @@ pub struct PropagateSettings {
 
 impl From<&crate::Settings> for PropagateSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, resync: s.resync_period, lease_ttl: s.lease_ttl, parallelism: s.propagation_parallelism, timeout: s.propagation_timeout }
+        Self { poll: s.reconcile_poll, resync: s.resync_period, watched_poll: s.watched_status_poll, lease_ttl: s.lease_ttl, parallelism: s.propagation_parallelism, timeout: s.propagation_timeout }
     }
 }
 
@@ -164,7 +171,8 @@ impl Propagator {
              FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
              WHERE t.next_attempt_at <= now()
                AND (t.removing OR t.applied_generation < t.generation OR t.synced_at <= now() - make_interval(secs => $1)
-                    OR (NOT (t.cluster = ANY($2)) AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1))))
+                    OR (NOT (t.cluster = ANY($2)) AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1)))
+                    OR (NOT t.settled AND (t.observed_at IS NULL OR t.observed_at <= now() - make_interval(secs => $3))))
                -- A cluster out of contact would only cost timeouts; its recovery resyncs it.
                AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = t.cluster
                                AND (c.condition = 'NotReady' OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
@@ -172,6 +180,7 @@ impl Propagator {
         )
         .bind(self.settings.resync.as_secs_f64())
         .bind(self.watches.live_clusters())
+        .bind(self.settings.watched_poll.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         for d in due {
