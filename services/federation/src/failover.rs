@@ -33,8 +33,8 @@
 //! application) only after that time; a singleton is never moved off a
 //! cluster that is still reachable.
 //!
-//! **Failback** ([`trigger_failback`], by an operator once the original
-//! cluster is Ready): first the assignment before the failover is added to
+//! **Failback** ([`trigger_failback`] by an operator once the original
+//! cluster is Ready, or automatically per [`crate::failback`]): first the assignment before the failover is added to
 //! the current one (each cluster keeps the larger replica count), and only
 //! when all of it is available are the failover-only replicas removed, so the
 //! binding never passes through zero ready replicas.
@@ -225,11 +225,15 @@ pub struct FailoverSettings {
     pub poll: Duration,
     /// Leadership without renewal.
     pub lease_ttl: Duration,
+    /// How long a recovered cluster stays Ready before automatic failbacks onto it.
+    pub failback_stabilisation: Duration,
+    /// Automatic failbacks open at once.
+    pub failback_parallelism: usize,
 }
 
 impl From<&crate::Settings> for FailoverSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl }
+        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl, failback_stabilisation: s.failback_stabilisation, failback_parallelism: s.failback_parallelism }
     }
 }
 
@@ -342,7 +346,8 @@ impl Reconciler {
     }
 
     /// Opens a failover for every auto tier binding with a live target in a
-    /// cluster out of Ready longer than the binding's toleration.
+    /// cluster out of Ready longer than the binding's toleration, and the
+    /// automatic failbacks that are due ([`crate::failback`]).
     async fn detect(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let opened: Vec<Uuid> = sqlx::query_scalar(
@@ -361,7 +366,8 @@ impl Reconciler {
         .bind(RETRY_FAILED_AFTER.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
-        for id in opened {
+        let back = crate::failback::open_due(&mut tx, self.settings.failback_stabilisation, self.settings.failback_parallelism, RETRY_FAILED_AFTER).await?;
+        for id in opened.into_iter().chain(back) {
             announce(&mut tx, id).await?;
         }
         tx.commit().await?;

@@ -8,6 +8,7 @@ pub mod binding;
 pub mod cluster;
 pub mod credentials;
 
+pub mod failback;
 pub mod failover;
 pub mod grpc;
 pub mod health;
