@@ -59,6 +59,18 @@ async fn fault_layer(State(state): State<ApiState>, req: Request, next: Next) ->
     }
     match fault {
         Fault::Healthy | Fault::Slow { .. } => next.run(req).await,
+        Fault::NoWatch => {
+            let watching = req.uri().query().is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| matches!(kv, "watch=1" | "watch=true"))
+            });
+            if watching {
+                Error::Unavailable("the server is currently unable to handle the request (kubesim refuses watches)".into())
+                    .into_response()
+            } else {
+                next.run(req).await
+            }
+        }
         Fault::Flaky { share } => {
             let (fail, internal) = {
                 let mut rng = rand::rng();

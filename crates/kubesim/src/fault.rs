@@ -25,12 +25,21 @@ pub enum Fault {
     Flaky { share: f64 },
     /// Like `Down` for clients, but the simulation carries on.
     Partition,
+    /// Watch requests fail with 503 and open watches end; every other
+    /// request is served, as behind a proxy that does not pass long-lived
+    /// streams.
+    NoWatch,
 }
 
 impl Fault {
     /// Whether the listener is closed under this fault.
     pub fn refuses_connections(self) -> bool {
         matches!(self, Self::Down | Self::Partition)
+    }
+
+    /// Whether watches are refused (and open ones ended) under this fault.
+    pub fn refuses_watches(self) -> bool {
+        self.refuses_connections() || self == Self::NoWatch
     }
 
     pub(crate) fn delay(self) -> Option<Duration> {

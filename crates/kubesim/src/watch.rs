@@ -102,6 +102,8 @@ async fn run(
     tx: mpsc::Sender<Bytes>,
 ) -> Result<(), mpsc::error::SendError<Bytes>> {
     let rt = resource::get(req.resource);
+    // Before the first event, so a fault set while they are sent still ends the watch.
+    let mut fault_rx = faults.subscribe();
     let (mut live, mut last_rv) = match req.since.filter(|rv| *rv > 0) {
         None => {
             let (objects, rv, live) = store.watch_now(req.resource);
@@ -135,13 +137,12 @@ async fn run(
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(req.bookmark_interval);
     ticker.tick().await;
-    let mut fault_rx = faults.subscribe();
     loop {
         tokio::select! {
             _ = &mut deadline => return Ok(()),
             _ = tx.closed() => return Ok(()),
             changed = fault_rx.changed() => {
-                if changed.is_err() || fault_rx.borrow().refuses_connections() {
+                if changed.is_err() || fault_rx.borrow().refuses_watches() {
                     return Ok(());
                 }
             }

@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     println!("fan-out of one binding (Deployment x2 replicas + Service) to {n} kubesim clusters, parallelism {parallelism}");
 
     // Federation: apply the binding, then watch its targets converge.
-    let settings = PropagateSettings { poll: Duration::from_millis(10), resync: Duration::from_secs(3600), lease_ttl: Duration::from_secs(10), parallelism, timeout: Duration::from_secs(10) };
+    let settings = PropagateSettings { poll: Duration::from_millis(10), resync: Duration::from_secs(3600), watched_poll: Duration::from_secs(5), lease_ttl: Duration::from_secs(10), parallelism, timeout: Duration::from_secs(10) };
     let stop = tokio_util::sync::CancellationToken::new();
     let admission = Arc::new(GrantAll);
     let propagator = tokio::spawn(Propagator::new(pool.clone(), clients.clone(), settings, admission.clone()).run(stop.clone()));

@@ -611,7 +611,8 @@ impl<'a> Bindings<'a> {
         let binding: Binding = if exists {
             sqlx::query_as(
                 "UPDATE bindings SET project_id = $2, objects = $3, placement = $4, replicas = $5, replica_cpu_milli = $6, replica_memory_milli = $7,
-                        generation = $8, updated_at = now(), dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL
+                        generation = $8, updated_at = now(), dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL,
+                        failback = $12, priority = $13
                  WHERE id = $1 AND generation = $8 - 1 AND NOT deleted
                  RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at",
             )
@@ -626,13 +627,15 @@ impl<'a> Bindings<'a> {
             .bind(resilience.tier.as_str())
             .bind(resilience.toleration.as_millis() as i64)
             .bind(resilience.singleton)
+            .bind(resilience.failback.as_str())
+            .bind(resilience.priority)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::Conflict(format!("binding {} changed meanwhile; apply again", r.name.as_str())))?
         } else {
             sqlx::query_as(
-                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, name) DO NOTHING
+                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton, failback, priority)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, name) DO NOTHING
                  RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at",
             )
             .bind(id)
@@ -647,6 +650,8 @@ impl<'a> Bindings<'a> {
             .bind(resilience.tier.as_str())
             .bind(resilience.toleration.as_millis() as i64)
             .bind(resilience.singleton)
+            .bind(resilience.failback.as_str())
+            .bind(resilience.priority)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::Conflict(format!("binding {} was created meanwhile; apply again", r.name.as_str())))?

@@ -33,8 +33,8 @@
 //! application) only after that time; a singleton is never moved off a
 //! cluster that is still reachable.
 //!
-//! **Failback** ([`trigger_failback`], by an operator once the original
-//! cluster is Ready): first the assignment before the failover is added to
+//! **Failback** ([`trigger_failback`] by an operator once the original
+//! cluster is Ready, or automatically per [`crate::failback`]): first the assignment before the failover is added to
 //! the current one (each cluster keeps the larger replica count), and only
 //! when all of it is available are the failover-only replicas removed, so the
 //! binding never passes through zero ready replicas.
@@ -96,6 +96,34 @@ impl DrTier {
     }
 }
 
+/// Whether a binding's replicas return to their recovered cluster by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failback {
+    /// Once the cluster has been Ready for the stabilisation period.
+    Automatic,
+    /// Only when an operator triggers it ([`trigger_failback`]).
+    Manual,
+}
+
+impl Failback {
+    /// The stored and API name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Automatic => "automatic",
+            Self::Manual => "manual",
+        }
+    }
+
+    /// The tier's default: the tiers that fail over by themselves come back by themselves.
+    pub fn default_for(tier: DrTier) -> Self {
+        match tier {
+            DrTier::ActiveActive | DrTier::AutoFailover => Self::Automatic,
+            DrTier::Manual => Self::Manual,
+        }
+    }
+}
+
 /// A binding's failover settings, given beside its placement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resilience {
@@ -106,56 +134,54 @@ pub struct Resilience {
     pub toleration: Duration,
     /// Never two copies at once.
     pub singleton: bool,
+    /// Whether replicas come back by themselves after a failover.
+    pub failback: Failback,
+    /// Order of automatic failbacks: higher first (then by tier).
+    pub priority: i32,
 }
 
 impl Default for Resilience {
     fn default() -> Self {
-        Self { tier: DrTier::Manual, toleration: DEFAULT_TOLERATION, singleton: false }
+        Self { tier: DrTier::Manual, toleration: DEFAULT_TOLERATION, singleton: false, failback: Failback::Manual, priority: 0 }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResilienceJson {
-    #[serde(default)]
-    dr_tier: DrTier,
-    #[serde(default)]
-    toleration_seconds: Option<f64>,
-    #[serde(default)]
-    singleton: bool,
+/// Takes `key` out of `map` and reads it, naming `placement.<key>` when it is malformed.
+fn take<T: serde::de::DeserializeOwned>(map: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<T>> {
+    map.remove(key).map(|v| serde_json::from_value(v).map_err(|e| Error::invalid(format!("placement.{key}"), e.to_string()))).transpose()
 }
 
 impl Resilience {
-    /// Takes `dr_tier`, `toleration_seconds` and `singleton` out of a
-    /// placement object, leaving the placement proper.
+    /// Takes `dr_tier`, `toleration_seconds`, `singleton`, `failback` and
+    /// `priority` out of a placement object, leaving the placement proper.
     ///
     /// # Errors
     /// InvalidArgument naming the field.
     pub fn split(placement: &mut Value) -> Result<Self> {
         let Some(map) = placement.as_object_mut() else { return Ok(Self::default()) };
-        let mut taken = serde_json::Map::new();
-        for k in ["dr_tier", "toleration_seconds", "singleton"] {
-            if let Some(v) = map.remove(k) {
-                taken.insert(k.into(), v);
-            }
-        }
-        let j: ResilienceJson = serde_json::from_value(Value::Object(taken)).map_err(|e| Error::invalid("placement.dr_tier", e.to_string()))?;
-        let toleration = match j.toleration_seconds {
+        let tier: DrTier = take(map, "dr_tier")?.unwrap_or_default();
+        let toleration = match take::<f64>(map, "toleration_seconds")? {
             None => DEFAULT_TOLERATION,
             Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
             Some(_) => return Err(Error::invalid("placement.toleration_seconds", "must be between 0 and 86400")),
         };
-        Ok(Self { tier: j.dr_tier, toleration, singleton: j.singleton })
+        let singleton = take(map, "singleton")?.unwrap_or(false);
+        let failback = take(map, "failback")?.unwrap_or(Failback::default_for(tier));
+        let priority: i32 = take(map, "priority")?.unwrap_or(0);
+        if !(-1000..=1000).contains(&priority) {
+            return Err(Error::invalid("placement.priority", "must be between -1000 and 1000"));
+        }
+        Ok(Self { tier, toleration, singleton, failback, priority })
     }
 
-    /// Reads a stored tier.
+    /// Reads a stored tier (the failback settings are read where they are used).
     pub fn from_stored(tier: &str, toleration_ms: i64, singleton: bool) -> Self {
         let tier = match tier {
             "active-active" => DrTier::ActiveActive,
             "auto-failover" => DrTier::AutoFailover,
             _ => DrTier::Manual,
         };
-        Self { tier, toleration: Duration::from_millis(toleration_ms.max(0) as u64), singleton }
+        Self { tier, toleration: Duration::from_millis(toleration_ms.max(0) as u64), singleton, failback: Failback::default_for(tier), priority: 0 }
     }
 }
 
@@ -199,11 +225,15 @@ pub struct FailoverSettings {
     pub poll: Duration,
     /// Leadership without renewal.
     pub lease_ttl: Duration,
+    /// How long a recovered cluster stays Ready before automatic failbacks onto it.
+    pub failback_stabilisation: Duration,
+    /// Automatic failbacks open at once.
+    pub failback_parallelism: usize,
 }
 
 impl From<&crate::Settings> for FailoverSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl }
+        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl, failback_stabilisation: s.failback_stabilisation, failback_parallelism: s.failback_parallelism }
     }
 }
 
@@ -316,7 +346,8 @@ impl Reconciler {
     }
 
     /// Opens a failover for every auto tier binding with a live target in a
-    /// cluster out of Ready longer than the binding's toleration.
+    /// cluster out of Ready longer than the binding's toleration, and the
+    /// automatic failbacks that are due ([`crate::failback`]).
     async fn detect(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let opened: Vec<Uuid> = sqlx::query_scalar(
@@ -335,7 +366,8 @@ impl Reconciler {
         .bind(RETRY_FAILED_AFTER.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
-        for id in opened {
+        let back = crate::failback::open_due(&mut tx, self.settings.failback_stabilisation, self.settings.failback_parallelism, RETRY_FAILED_AFTER).await?;
+        for id in opened.into_iter().chain(back) {
             announce(&mut tx, id).await?;
         }
         tx.commit().await?;
@@ -791,7 +823,7 @@ mod tests {
     fn dr_settings_are_taken_out_of_the_placement_with_defaults() {
         let mut p = json!({"policy": {}, "dr_tier": "auto-failover", "toleration_seconds": 2.5, "singleton": true});
         let r = Resilience::split(&mut p).unwrap();
-        assert_eq!(r, Resilience { tier: DrTier::AutoFailover, toleration: Duration::from_millis(2500), singleton: true });
+        assert_eq!(r, Resilience { tier: DrTier::AutoFailover, toleration: Duration::from_millis(2500), singleton: true, failback: Failback::Automatic, priority: 0 });
         assert_eq!(p, json!({"policy": {}}));
         let mut plain = json!({"explicit": []});
         assert_eq!(Resilience::split(&mut plain).unwrap(), Resilience::default());
@@ -800,6 +832,16 @@ mod tests {
         assert_eq!(Resilience::split(&mut bad).unwrap_err().field(), Some("placement.dr_tier"));
         let mut negative = json!({"policy": {}, "toleration_seconds": -1});
         assert_eq!(Resilience::split(&mut negative).unwrap_err().field(), Some("placement.toleration_seconds"));
+        // Failback follows the tier unless given; priority orders automatic failbacks.
+        let mut manual_back = json!({"policy": {}, "dr_tier": "active-active", "failback": "manual", "priority": 7});
+        let r = Resilience::split(&mut manual_back).unwrap();
+        assert_eq!((r.failback, r.priority), (Failback::Manual, 7));
+        let mut manual_tier = json!({"policy": {}, "dr_tier": "manual"});
+        assert_eq!(Resilience::split(&mut manual_tier).unwrap().failback, Failback::Manual);
+        let mut bad_failback = json!({"policy": {}, "dr_tier": "auto-failover", "failback": "sometimes"});
+        assert_eq!(Resilience::split(&mut bad_failback).unwrap_err().field(), Some("placement.failback"));
+        let mut bad_priority = json!({"policy": {}, "priority": 5000});
+        assert_eq!(Resilience::split(&mut bad_priority).unwrap_err().field(), Some("placement.priority"));
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod admission;
 pub mod binding;
 pub mod cluster;
 pub mod credentials;
+
+pub mod failback;
 pub mod failover;
 pub mod grpc;
 pub mod health;
@@ -17,6 +19,8 @@ pub mod placement;
 pub mod pod;
 pub mod propagation;
 pub mod settings;
+pub mod status;
+pub mod watch;
 
 use kernel::inbox::Subscription;
 use kernel::service::{Addresses, Base, Running};

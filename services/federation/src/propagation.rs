@@ -18,11 +18,15 @@
 //! deleted and its reservations released, then is forgotten (and the
 //! binding with its last target, when deleted).
 //!
-//! Status is polled, not watched: after each apply, every poll while a
-//! workload is not yet available, and every resync period after, one GET per
-//! workload reads its replicas and conditions. (A watch per cluster would
-//! have to follow the lease from replica to replica; polling keeps the
-//! propagator stateless.)
+//! Status: while the propagator holds its lease it also runs one watch per
+//! Ready cluster ([`crate::watch`]) that records targets' status as their
+//! workloads change. Where no watch is live (the cluster just returned, the
+//! watch failing), status is polled as the fallback: after each apply,
+//! every poll while a workload is not yet available, and every resync
+//! period after, one GET per workload reads its replicas and conditions. A
+//! target rolling out in a watched cluster that has had no record for
+//! `watched_poll` is polled too (a watch whose request the client is still
+//! retrying looks live without delivering anything).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -37,10 +41,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::binding::{self, Admission, BINDING_LABEL, Kind, Object, WorkloadStatus};
+use crate::binding::{self, Admission, BINDING_LABEL, Kind, Object};
 use crate::credentials::Clients;
 use crate::lease::{self, Lease};
 use crate::partition::{FIELD_MANAGER, MAX_BACKOFF};
+use crate::status;
+use crate::watch::{Generations, Watches};
 
 /// Names the propagator's lease.
 pub const LEASE: &str = "binding-propagator";
@@ -54,6 +60,10 @@ pub struct PropagateSettings {
     pub resync: Duration,
     /// Leadership without renewal.
     pub lease_ttl: Duration,
+    /// How long a target still rolling out in a cluster whose watch is live
+    /// may go without a record before it is polled anyway: a watch can look
+    /// live while its request is still being retried by the client.
+    pub watched_poll: Duration,
     /// Targets worked on at once.
     pub parallelism: usize,
     /// The longest one target's work may take before it counts as failed.
@@ -62,7 +72,7 @@ pub struct PropagateSettings {
 
 impl From<&crate::Settings> for PropagateSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, resync: s.resync_period, lease_ttl: s.lease_ttl, parallelism: s.propagation_parallelism, timeout: s.propagation_timeout }
+        Self { poll: s.reconcile_poll, resync: s.resync_period, watched_poll: s.watched_status_poll, lease_ttl: s.lease_ttl, parallelism: s.propagation_parallelism, timeout: s.propagation_timeout }
     }
 }
 
@@ -97,6 +107,7 @@ pub struct Propagator {
     admission: Arc<dyn Admission>,
     in_flight: Arc<Mutex<HashSet<(Uuid, String)>>>,
     slots: Arc<Semaphore>,
+    watches: Watches,
 }
 
 impl Propagator {
@@ -105,10 +116,12 @@ impl Propagator {
     pub fn new(pool: PgPool, clients: Clients, settings: PropagateSettings, admission: Arc<dyn Admission>) -> Self {
         let lease = Lease::new(pool.clone(), LEASE, lease::holder_id("bindings"), settings.lease_ttl);
         let slots = Arc::new(Semaphore::new(settings.parallelism.max(1)));
-        Self { pool, clients, settings, lease, admission, in_flight: Arc::default(), slots }
+        let watches = Watches::new(pool.clone(), clients.clone());
+        Self { pool, clients, settings, lease, admission, in_flight: Arc::default(), slots, watches }
     }
 
-    /// Propagates while it holds the lease, until `stop`.
+    /// Propagates (and watches the Ready clusters' status) while it holds
+    /// the lease, until `stop`.
     ///
     /// # Errors
     /// Never while running; returns `Ok` at shutdown.
@@ -118,13 +131,20 @@ impl Propagator {
             match self.lease.acquire().await {
                 Ok(true) => {
                     leading = true;
+                    if let Err(e) = self.watches.follow(&stop).await {
+                        tracing::warn!(error = %e, "status watches not updated; retrying");
+                    }
                     if let Err(e) = self.start_due(&stop).await {
                         tracing::warn!(error = %e, "binding propagation failed; retrying");
                     }
                 }
-                Ok(false) => leading = false,
+                Ok(false) => {
+                    leading = false;
+                    self.watches.stop_all();
+                }
                 Err(e) => {
                     leading = false;
+                    self.watches.stop_all();
                     tracing::warn!(error = %e, "binding propagator lease not renewed; standing by");
                 }
             }
@@ -133,13 +153,16 @@ impl Propagator {
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
+        self.watches.stop_all();
         if leading && let Err(e) = self.lease.release().await {
             tracing::warn!(error = %e, "binding propagator lease not released; it will expire");
         }
         Ok(())
     }
 
-    /// Starts a task for every due target not already being worked on.
+    /// Starts a task for every due target not already being worked on; a
+    /// target due only for observation waits for nothing when its cluster's
+    /// watch is live (the watch records it).
     async fn start_due(&self, stop: &CancellationToken) -> Result<()> {
         let due: Vec<Due> = sqlx::query_as(
             "SELECT t.binding_id, t.cluster, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation, t.applied_kinds, t.failures,
@@ -148,13 +171,16 @@ impl Propagator {
              FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
              WHERE t.next_attempt_at <= now()
                AND (t.removing OR t.applied_generation < t.generation OR t.synced_at <= now() - make_interval(secs => $1)
-                    OR NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1))
+                    OR (NOT (t.cluster = ANY($2)) AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1)))
+                    OR (NOT t.settled AND (t.observed_at IS NULL OR t.observed_at <= now() - make_interval(secs => $3))))
                -- A cluster out of contact would only cost timeouts; its recovery resyncs it.
                AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = t.cluster
                                AND (c.condition = 'NotReady' OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
              ORDER BY t.next_attempt_at LIMIT 1000",
         )
         .bind(self.settings.resync.as_secs_f64())
+        .bind(self.watches.live_clusters())
+        .bind(self.settings.watched_poll.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         for d in due {
@@ -217,12 +243,16 @@ impl Propagator {
             tx.commit().await?;
             return Ok(());
         }
+        let mut generations = Generations::new();
         if d.needs_apply {
             let params = PatchParams::apply(FIELD_MANAGER).force();
             let replicas = u32::try_from(d.replicas).unwrap_or(0);
             for o in &objects {
                 let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &d.namespace, &o.kind.api_resource());
-                api.patch(&o.name, &params, &Patch::Apply(o.for_cluster(d.binding_id, &d.namespace, replicas))).await.map_err(fail)?;
+                let applied = api.patch(&o.name, &params, &Patch::Apply(o.for_cluster(d.binding_id, &d.namespace, replicas))).await.map_err(fail)?;
+                if let Some(g) = applied.metadata.generation.filter(|_| status::observed(o.kind)) {
+                    generations.insert((o.kind.kind.to_string(), o.name.clone()), g);
+                }
             }
             // Objects dropped from the binding since the last apply go (by label).
             let wanted: BTreeSet<(&str, &str)> = objects.iter().map(|o| (o.kind.kind, o.name.as_str())).collect();
@@ -261,21 +291,17 @@ impl Propagator {
             .execute(&self.pool)
             .await?;
         }
+        // A live watch records the target once it has seen this apply.
+        if d.needs_apply && self.watches.applied(&d.cluster, d.binding_id, generations) {
+            return Ok(());
+        }
         let mut workloads = Vec::new();
-        for o in objects.iter().filter(|o| o.kind.workload || o.kind.kind == "DaemonSet") {
+        for o in objects.iter().filter(|o| status::observed(o.kind)) {
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &d.namespace, &o.kind.api_resource());
             let found = api.get_opt(&o.name).await.map_err(fail)?;
-            workloads.push(observe(o, found.as_ref()));
+            workloads.push(status::observe(o, found.as_ref()));
         }
-        let settled = workloads.iter().all(|w| w.current && w.updated >= w.desired && w.available >= w.desired);
-        sqlx::query("UPDATE binding_targets SET workloads = $3, observed_at = now(), settled = $4 WHERE binding_id = $1 AND cluster = $2")
-            .bind(d.binding_id)
-            .bind(&d.cluster)
-            .bind(sqlx::types::Json(workloads))
-            .bind(settled)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        status::record(&self.pool, d.binding_id, &d.cluster, workloads).await
     }
 }
 
@@ -311,60 +337,4 @@ async fn prune(client: &kube::Client, namespace: &str, binding: Uuid, kinds: &BT
         }
     }
     Ok(())
-}
-
-/// A workload's rollout from the object read back (absent: nothing yet).
-fn observe(o: &Object, found: Option<&DynamicObject>) -> WorkloadStatus {
-    let mut w = WorkloadStatus { kind: o.kind.kind.into(), name: o.name.clone(), ..Default::default() };
-    let Some(found) = found else { return w };
-    let int = |v: &Value| v.as_i64().unwrap_or(0) as i32;
-    let status = &found.data["status"];
-    let (desired, updated, ready, available) = if o.kind.kind == "DaemonSet" {
-        (int(&status["desiredNumberScheduled"]), int(&status["updatedNumberScheduled"]), int(&status["numberReady"]), int(&status["numberAvailable"]))
-    } else {
-        let desired = found.data["spec"]["replicas"].as_i64().map_or(1, |r| r as i32);
-        let available = if o.kind.kind == "StatefulSet" && status.get("availableReplicas").is_none() { &status["readyReplicas"] } else { &status["availableReplicas"] };
-        (desired, int(&status["updatedReplicas"]), int(&status["readyReplicas"]), int(available))
-    };
-    w.desired = desired;
-    w.updated = updated;
-    w.ready = ready;
-    w.available = available;
-    w.current = match (found.metadata.generation, status["observedGeneration"].as_i64()) {
-        (Some(g), Some(seen)) => seen >= g,
-        (None, _) => true,
-        (Some(_), None) => false,
-    };
-    w.conditions = status["conditions"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-                    (s("type"), s("status"), s("reason"), s("message"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    w
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_deployment_rollout_is_read_from_its_status_and_generation() {
-        let o = &binding::parse_objects(&json!([{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}}]).to_string()).unwrap()[0];
-        let found: DynamicObject = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "generation": 2}, "spec": {"replicas": 3},
-            "status": {"observedGeneration": 1, "updatedReplicas": 3, "readyReplicas": 2, "availableReplicas": 2,
-                       "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "m"}]}}))
-        .unwrap();
-        let w = observe(o, Some(&found));
-        assert_eq!((w.desired, w.updated, w.ready, w.available, w.current), (3, 3, 2, 2, false));
-        assert_eq!(w.conditions[0].0, "Available");
-        assert_eq!(observe(o, None).available, 0);
-    }
 }

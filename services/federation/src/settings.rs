@@ -31,6 +31,13 @@ pub const RESYNC_PERIOD: &str = "PAAS_FEDERATION_RESYNC_PERIOD";
 /// Like kube-runtime controllers' periodic requeue: cheap (a few applies per
 /// partition) and bounds how long an edit in a member cluster survives.
 const RESYNC_PERIOD_DEFAULT: Duration = Duration::from_secs(30);
+/// How long a binding target rolling out in a watched cluster may go
+/// without a status record before it is polled anyway.
+pub const WATCHED_STATUS_POLL: &str = "PAAS_FEDERATION_WATCHED_STATUS_POLL";
+/// A rollout records on every pod that becomes ready, so 5 s of silence
+/// means a stuck rollout or a watch that is not delivering; one GET per such
+/// target every 5 s is cheap either way.
+const WATCHED_STATUS_POLL_DEFAULT: Duration = Duration::from_secs(5);
 /// How often the partition reconciler looks for due work.
 pub const RECONCILE_POLL: &str = "PAAS_FEDERATION_RECONCILE_POLL";
 /// New partitions reach their cluster within a second.
@@ -45,6 +52,18 @@ pub const PROPAGATION_TIMEOUT: &str = "PAAS_FEDERATION_PROPAGATION_TIMEOUT";
 /// Above kube-rs' 10 s read timeout for one request would be pointless; a
 /// target is a handful of requests, so a healthy cluster needs far less.
 const PROPAGATION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// How long a recovered cluster must stay Ready before automatic failbacks
+/// move replicas back onto it.
+pub const FAILBACK_STABILISATION: &str = "PAAS_FEDERATION_FAILBACK_STABILISATION";
+/// Ten health periods at the default probe rate: a cluster that flaps
+/// (Ready for a probe or two, then lost again) never gets replicas back.
+const FAILBACK_STABILISATION_DEFAULT: Duration = Duration::from_secs(30);
+/// How many automatic failbacks run at once; the next in priority order
+/// starts as one finishes.
+pub const FAILBACK_PARALLELISM: &str = "PAAS_FEDERATION_FAILBACK_PARALLELISM";
+/// A recovered data centre takes its most important bindings back first
+/// without a burst of every binding's rollout at once.
+const FAILBACK_PARALLELISM_DEFAULT: usize = 16;
 /// Where tenancy's gRPC API is, for usage reports (the variable the gateway reads too).
 pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
 /// Tenancy's port under `paas serve` on the same host.
@@ -93,10 +112,16 @@ pub struct Settings {
     pub resync_period: Duration,
     /// How often the partition reconciler looks for due work.
     pub reconcile_poll: Duration,
+    /// Status polling of rolling-out targets in watched clusters.
+    pub watched_status_poll: Duration,
     /// Binding targets worked on at once.
     pub propagation_parallelism: usize,
     /// One binding target's time limit.
     pub propagation_timeout: Duration,
+    /// How long a recovered cluster stays Ready before automatic failback.
+    pub failback_stabilisation: Duration,
+    /// Automatic failbacks open at once.
+    pub failback_parallelism: usize,
     /// Encrypts credentials at rest.
     pub secret_key: SecretKey,
     /// Tenancy's gRPC URL, for observed-usage reports.
@@ -113,8 +138,11 @@ impl Settings {
             lease_ttl: LEASE_TTL_DEFAULT,
             resync_period: RESYNC_PERIOD_DEFAULT,
             reconcile_poll: RECONCILE_POLL_DEFAULT,
+            watched_status_poll: WATCHED_STATUS_POLL_DEFAULT,
             propagation_parallelism: PROPAGATION_PARALLELISM_DEFAULT,
             propagation_timeout: PROPAGATION_TIMEOUT_DEFAULT,
+            failback_stabilisation: FAILBACK_STABILISATION_DEFAULT,
+            failback_parallelism: FAILBACK_PARALLELISM_DEFAULT,
             secret_key: SecretKey::derived_from(platform),
             tenancy_url: TENANCY_URL_DEFAULT.into(),
         }
@@ -142,6 +170,10 @@ impl Settings {
         if parallelism == 0 {
             return Err(SettingError { variable: PROPAGATION_PARALLELISM.into(), expected: "a whole number above zero".into(), found: Some("0".into()) });
         }
+        let failback_parallelism: usize = env.or(FAILBACK_PARALLELISM, d.failback_parallelism)?;
+        if failback_parallelism == 0 {
+            return Err(SettingError { variable: FAILBACK_PARALLELISM.into(), expected: "a whole number above zero".into(), found: Some("0".into()) });
+        }
         let secret_key = match env.raw(SECRET_KEY) {
             None => d.secret_key,
             Some(raw) => {
@@ -161,8 +193,11 @@ impl Settings {
             lease_ttl: positive(LEASE_TTL, d.lease_ttl)?,
             resync_period: positive(RESYNC_PERIOD, d.resync_period)?,
             reconcile_poll: positive(RECONCILE_POLL, d.reconcile_poll)?,
+            watched_status_poll: positive(WATCHED_STATUS_POLL, d.watched_status_poll)?,
             propagation_parallelism: parallelism,
             propagation_timeout: positive(PROPAGATION_TIMEOUT, d.propagation_timeout)?,
+            failback_stabilisation: positive(FAILBACK_STABILISATION, d.failback_stabilisation)?,
+            failback_parallelism,
             secret_key,
             tenancy_url: env.or(TENANCY_URL, d.tenancy_url)?,
         })
@@ -182,6 +217,7 @@ mod tests {
         let s = Settings::from_env(&Env::default(), &platform()).unwrap();
         assert_eq!(s.probe_period, Duration::from_secs(2));
         assert_eq!(s.probe_misses, 3);
+        assert_eq!((s.failback_stabilisation, s.failback_parallelism), (Duration::from_secs(30), 16));
         assert_eq!(s.secret_key, SecretKey::derived_from(&platform()));
     }
 

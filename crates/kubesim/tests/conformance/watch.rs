@@ -227,3 +227,62 @@ async fn objects_leaving_and_entering_a_selector_are_deleted_and_added() {
         .collect();
     assert_eq!(kinds, ["DELETED", "ADDED"]);
 }
+
+/// A cluster-wide watch with a label selector (`GET /api/v1/configmaps?watch=1&labelSelector=...`,
+/// as kube-runtime's `watcher` over `Api::all` makes it) lists and then
+/// streams the matching objects of every namespace and nothing else, as
+/// the API server does for namespaced kinds watched across namespaces.
+#[tokio::test]
+async fn a_cluster_wide_watcher_with_a_label_selector_sees_matching_objects_in_every_namespace() {
+    let t = spawn().await;
+    let all: Api<ConfigMap> = Api::all(t.client.clone());
+    let default: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let system: Api<ConfigMap> = Api::namespaced(t.client.clone(), "kube-system");
+    default.create(&PostParams::default(), &configmap("before", &[("owner", "fed")])).await.unwrap();
+    default.create(&PostParams::default(), &configmap("other", &[("owner", "else")])).await.unwrap();
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(all, watcher::Config::default().labels("owner=fed")))
+        .default_backoff()
+        .applied_objects();
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    system.create(&PostParams::default(), &configmap("after", &[("owner", "fed")])).await.unwrap();
+    system.create(&PostParams::default(), &configmap("unlabelled", &[])).await.unwrap();
+    eventually("both namespaces' labelled objects", Duration::from_secs(10), || async {
+        let mut seen: Vec<(String, String)> = reader
+            .state()
+            .iter()
+            .map(|c| (c.metadata.namespace.clone().unwrap_or_default(), c.metadata.name.clone().unwrap_or_default()))
+            .collect();
+        seen.sort();
+        (seen == [("default".to_string(), "before".to_string()), ("kube-system".to_string(), "after".to_string())]).then_some(())
+    })
+    .await;
+    task.abort();
+}
+
+/// Under the `NoWatch` fault (a proxy that does not pass long-lived
+/// streams) watches get 503 and open ones end, while lists and gets are
+/// served.
+#[tokio::test]
+async fn the_no_watch_fault_refuses_watches_and_serves_everything_else() {
+    let t = spawn().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("a", &[])).await.unwrap();
+    let mut open = cms.watch(&WatchParams::default(), "0").await.unwrap().boxed();
+    assert!(matches!(open.try_next().await, Ok(Some(WatchEvent::Added(_)))));
+    t.cluster.faults().set(Fault::NoWatch);
+    let ended = tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = open.try_next().await {} }).await;
+    assert!(ended.is_ok(), "the open watch ended");
+    // Without the client's retries of 503s, to see the answer itself.
+    let kc = kube::config::Kubeconfig::read_from(t.cluster.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    config.default_retry = false;
+    let once: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
+    match once.watch(&WatchParams::default(), "0").await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 503),
+        Ok(_) => panic!("a watch was served under NoWatch"),
+        Err(other) => panic!("expected a 503, got {other}"),
+    }
+    assert_eq!(cms.list(&Default::default()).await.unwrap().items.len(), 1);
+    assert!(cms.get("a").await.is_ok());
+}

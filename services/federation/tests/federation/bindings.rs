@@ -105,8 +105,13 @@ pub fn request(objects: String, placement: Value, replicas: u32) -> ApplyRequest
     }
 }
 
+/// A propagator polling every 50 ms; status of targets in watched clusters
+/// is polled only every `resync` (the watches record it).
 pub fn propagator(fed: &Fed, admission: Arc<CpuCap>, resync: Duration) -> Running {
-    let settings = PropagateSettings { poll: Duration::from_millis(50), resync, lease_ttl: Duration::from_secs(2), parallelism: 8, timeout: Duration::from_secs(3) };
+    propagator_with(fed, admission, PropagateSettings { poll: Duration::from_millis(50), resync, watched_poll: resync, lease_ttl: Duration::from_secs(2), parallelism: 8, timeout: Duration::from_secs(3) })
+}
+
+pub fn propagator_with(fed: &Fed, admission: Arc<CpuCap>, settings: PropagateSettings) -> Running {
     let p = Propagator::new(fed.pool().clone(), fed.clients.clone(), settings, admission);
     let stop = tokio_util::sync::CancellationToken::new();
     Running { task: tokio::spawn(p.run(stop.clone())), stop }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::bindings::{CpuCap, app, fleet, health, propagator, replicas, request};
 use crate::helpers::{Fed, Running, eventually};
 
-const SETTINGS: FailoverSettings = FailoverSettings { poll: Duration::from_millis(50), lease_ttl: Duration::from_secs(2) };
+const SETTINGS: FailoverSettings = FailoverSettings { poll: Duration::from_millis(50), lease_ttl: Duration::from_secs(2), failback_stabilisation: Duration::from_secs(3600), failback_parallelism: 16 };
 
 fn reconciler(fed: &Fed, admission: Arc<CpuCap>) -> Running {
     let r = Reconciler::new(fed.pool().clone(), admission, SETTINGS);
@@ -280,4 +280,67 @@ async fn a_planned_failover_off_a_reachable_cluster_removes_the_old_copy_only_on
     }
     assert!(samples.len() > 20 && samples.iter().all(|r| *r > 0), "a moment with no ready replica: {samples:?}");
     assert_eq!(ready_in(&clusters[1]), 2);
+}
+
+#[tokio::test]
+async fn automatic_failbacks_wait_for_the_stabilisation_period_and_go_by_priority_one_at_a_time() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["ab1", "ab2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let bindings = Bindings::new(fed.pool(), &*admission);
+    let named = |name: &str, extra: Value| {
+        // Objects of their own name, so the bindings share the namespace.
+        let mut r = request(app("100m").replace("\"web\"", &format!("\"{name}\"")), primary_then_backup(extra), 1);
+        r.name = kernel::name::DnsLabel::parse("name", name).unwrap();
+        r
+    };
+    let caller = Caller::platform_admin("t");
+    let (low, _) = bindings.apply(&caller, named("low", json!({"dr_tier": "auto-failover", "toleration_seconds": 0.5, "priority": 1}))).await.unwrap();
+    let (high, _) = bindings.apply(&caller, named("high", json!({"dr_tier": "auto-failover", "toleration_seconds": 0.5, "priority": 10}))).await.unwrap();
+    let (kept, _) = bindings.apply(&caller, named("kept", json!({"dr_tier": "auto-failover", "toleration_seconds": 0.5, "failback": "manual"}))).await.unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let settings = FailoverSettings { failback_stabilisation: Duration::from_secs(1), failback_parallelism: 1, ..SETTINGS };
+    let r = Reconciler::new(fed.pool().clone(), admission.clone(), settings);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _fail = Running { task: tokio::spawn(r.run(stop.clone())), stop };
+    for b in [&low, &high, &kept] {
+        healthy(&fed, &admission, b.id).await;
+    }
+
+    clusters[0].faults().set(Fault::Down);
+    for b in [&low, &high, &kept] {
+        until_state(&fed, b.id, "available", Duration::from_secs(15)).await;
+    }
+    clusters[0].faults().recover();
+    fed.until_status("ab1", "Ready").await;
+    let back = |id: Uuid| {
+        let fed = &fed;
+        async move {
+            eventually(Duration::from_secs(20), "an automatic failback available", || async {
+                operations(fed, id).await.into_iter().find(|o| o.kind == "failback" && o.state == "available")
+            })
+            .await
+        }
+    };
+    let (h, l) = (back(high.id).await, back(low.id).await);
+    assert_eq!((h.trigger.as_str(), h.from_cluster.as_str()), ("automatic", "ab1"));
+    let ready_since: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT last_transition_at FROM clusters WHERE name = 'ab1'").fetch_one(fed.pool()).await.unwrap();
+    assert!(h.created_at - ready_since >= chrono::Duration::seconds(1), "not before the stabilisation period");
+    // One at a time, the higher priority first.
+    assert!(l.created_at >= h.finished_at.unwrap(), "low opened {} before high finished {:?}", l.created_at, h.finished_at);
+    let ready = |c: &RunningCluster, name: &str| {
+        c.store().get(kubesim::resource::DEPLOYMENTS, "acme-web", name).map_or(0, |d| d["status"]["readyReplicas"].as_i64().unwrap_or(0))
+    };
+    let present = |c: &RunningCluster, name: &str| c.store().get(kubesim::resource::DEPLOYMENTS, "acme-web", name).is_ok();
+    eventually(Duration::from_secs(10), "both back in ab1 only", || async {
+        (ready(&clusters[0], "high") == 1 && ready(&clusters[0], "low") == 1 && !present(&clusters[1], "high") && !present(&clusters[1], "low")).then_some(())
+    })
+    .await;
+    // A binding whose failback is manual stays where the failover put it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(operations(&fed, kept.id).await.iter().all(|o| o.kind == "failover"));
+    let kept_targets: Vec<String> = sqlx::query_scalar("SELECT cluster FROM binding_targets WHERE binding_id = $1 AND NOT removing").bind(kept.id).fetch_all(fed.pool()).await.unwrap();
+    assert_eq!(kept_targets, ["ab2"]);
+    assert_eq!((ready(&clusters[1], "kept"), present(&clusters[0], "kept")), (1, false));
 }

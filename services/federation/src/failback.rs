@@ -1,0 +1,54 @@
+//! Automatic failback (R3): a binding whose failback is `automatic` (the
+//! default of the `auto-failover` and `active-active` tiers) goes back to
+//! the cluster its last completed failover left once that cluster has
+//! returned and stayed Ready for the stabilisation period, so a flapping
+//! cluster never gets replicas back. The operation is the operator's
+//! failback ([`crate::failover::trigger_failback`]) with trigger
+//! `automatic`: the earlier assignment is added first and the failover-only
+//! replicas removed once it is available (never zero ready replicas), and
+//! the stale copies are removed by the propagator.
+//!
+//! Only failovers off a cluster that was lost are undone: the cluster must
+//! have turned Ready after the failover was opened (a planned move off a
+//! Ready cluster stays where the operator put it). At most `parallelism`
+//! automatic failbacks are open at once; the next are opened by priority
+//! (higher first), then tier (active-active, auto-failover, manual), then
+//! by how long their cluster has been back. A failed one is tried again
+//! after [`crate::failover::RETRY_FAILED_AFTER`]. Everything is in the
+//! `failovers` table, so a restart or a new leader picks up where it was.
+
+use std::time::Duration;
+
+use kernel::Result;
+use uuid::Uuid;
+
+/// Opens the automatic failbacks that are due, in priority order, up to
+/// `parallelism` open at once; their ids, to be announced in `tx`.
+///
+/// # Errors
+/// The database fails.
+pub async fn open_due(tx: &mut sqlx::PgConnection, stabilisation: Duration, parallelism: usize, retry_failed_after: Duration) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "WITH last AS (
+             SELECT DISTINCT ON (binding_id) binding_id, kind, from_cluster, previous, created_at
+             FROM failovers WHERE state = 'available' ORDER BY binding_id, created_at DESC
+         )
+         INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at)
+         SELECT gen_random_uuid(), b.id, b.tenant_id, 'failback', 'automatic', l.from_cluster, l.previous, c.last_transition_at
+         FROM bindings b JOIN last l ON l.binding_id = b.id JOIN clusters c ON c.name = l.from_cluster
+         WHERE NOT b.deleted AND b.failback = 'automatic' AND l.kind = 'failover'
+           AND c.condition = 'Ready' AND c.last_transition_at > l.created_at
+           AND c.last_transition_at <= now() - make_interval(secs => $1)
+           AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.state NOT IN ('available', 'failed'))
+           AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.kind = 'failback' AND f.state = 'failed'
+                           AND f.finished_at > now() - make_interval(secs => $3))
+         ORDER BY b.priority DESC, CASE b.dr_tier WHEN 'active-active' THEN 0 WHEN 'auto-failover' THEN 1 ELSE 2 END, c.last_transition_at, b.id
+         LIMIT GREATEST($2 - (SELECT count(*) FROM failovers WHERE kind = 'failback' AND trigger = 'automatic' AND state NOT IN ('available', 'failed')), 0)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(stabilisation.as_secs_f64())
+    .bind(i64::try_from(parallelism).unwrap_or(i64::MAX))
+    .bind(retry_failed_after.as_secs_f64())
+    .fetch_all(&mut *tx)
+    .await?)
+}
