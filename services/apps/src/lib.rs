@@ -8,6 +8,7 @@
 //! itself: federation does.
 
 pub mod application;
+pub mod binding_status;
 pub mod chart;
 pub mod grpc;
 pub mod node_port;
@@ -104,11 +105,17 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
 pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
+    base.spawn_consumer(
+        shutdown,
+        kernel::inbox::Subscription { durable: "apps-bindings".into(), filter: binding_status::SUBJECTS.into() },
+        binding_status::BindingStatusEvents,
+    );
     let federation = application::Federation::new(kernel::grpc::channel(&settings.federation_url)?, kernel::caller::CallerKey::new(platform.caller_key.clone()));
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     if settings.drive_releases {
         let driver = release::Driver::new(base.pool.clone(), federation.clone(), wake.clone(), settings.pacing, settings.gateway.clone());
         shutdown.spawn("release driver", driver.run(shutdown.token()));
+        shutdown.spawn("due release listener", binding_status::follow(base.pool.clone(), wake.clone(), shutdown.token()));
     }
     let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), application::Applications::new(base.outbox.clone(), federation, wake, settings.gateway)));
     base.serve(addresses, api, shutdown).await

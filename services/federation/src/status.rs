@@ -8,6 +8,8 @@
 //! read, [`crate::binding::overall`]) follows whichever observed last.
 
 use kernel::Result;
+use kernel::event::EventType;
+use paas_proto::v1 as pb;
 use kube::core::DynamicObject;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -25,20 +27,37 @@ pub fn settled(workloads: &[WorkloadStatus]) -> bool {
     workloads.iter().all(|w| w.current && w.updated >= w.desired && w.available >= w.desired)
 }
 
+/// Announces that one cluster's copy of a binding settled or unsettled.
+pub const STATUS_CHANGED: EventType = EventType::new("federation", "binding", "status_changed");
+
 /// Records what was observed of `binding` in `cluster` (unless the target is
-/// being removed): the workloads, when, and whether they are settled.
+/// being removed): the workloads, when, and whether they are settled. When
+/// `settled` flips, [`STATUS_CHANGED`] goes out in the same transaction, so
+/// whoever waits on the binding (a release) need not poll for it.
 ///
 /// # Errors
 /// The database fails.
 pub async fn record(pool: &PgPool, binding: Uuid, cluster: &str, workloads: Vec<WorkloadStatus>) -> Result<()> {
     let settled = settled(&workloads);
-    sqlx::query("UPDATE binding_targets SET workloads = $3, observed_at = now(), settled = $4 WHERE binding_id = $1 AND cluster = $2 AND NOT removing")
-        .bind(binding)
-        .bind(cluster)
-        .bind(sqlx::types::Json(workloads))
-        .bind(settled)
-        .execute(pool)
-        .await?;
+    let mut tx = pool.begin().await?;
+    let flipped: Option<Uuid> = sqlx::query_scalar(
+        "WITH before AS (SELECT t.settled, b.tenant_id FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+                         WHERE t.binding_id = $1 AND t.cluster = $2 AND NOT t.removing FOR UPDATE OF t),
+              changed AS (UPDATE binding_targets SET workloads = $3, observed_at = now(), settled = $4
+                          WHERE binding_id = $1 AND cluster = $2 AND NOT removing RETURNING 1)
+         SELECT tenant_id FROM before WHERE settled <> $4",
+    )
+    .bind(binding)
+    .bind(cluster)
+    .bind(sqlx::types::Json(workloads))
+    .bind(settled)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(tenant) = flipped {
+        let event = pb::BindingStatusChanged { binding_id: binding.to_string(), tenant_id: tenant.to_string(), cluster: cluster.to_string(), settled };
+        kernel::outbox::record(&mut tx, STATUS_CHANGED, Some(tenant), &event).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -1,0 +1,89 @@
+//! Federation's word that a binding settled or unsettled in a cluster
+//! (`federation.binding.status_changed`): the releases waiting on that
+//! binding are looked at now instead of at their next poll, so a release
+//! finishes as soon as its services are Available and the poll can stay
+//! slow (it remains the fallback for a late or lost event).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kernel::Result;
+use kernel::event::Event;
+use kernel::inbox::Handler;
+use paas_proto::v1 as pb;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// The subject filter of the events handled here.
+pub const SUBJECTS: &str = "federation.binding.*";
+
+/// The notification channel on which releases made due are announced.
+pub const RELEASES_DUE: &str = "apps_releases_due";
+
+/// Makes the releases whose application owns the binding due now.
+pub struct BindingStatusEvents;
+
+impl Handler for BindingStatusEvents {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<()> {
+        if event.kind() != "federation.binding.status_changed" {
+            return Ok(());
+        }
+        let changed: pb::BindingStatusChanged = event.payload()?;
+        let tenant = kernel::id::parse_id("tenant_id", &changed.tenant_id)?;
+        let due = sqlx::query(
+            "UPDATE releases r SET next_check_at = now()
+             FROM applications a
+             WHERE a.id = r.application_id AND a.tenant_id = $1 AND r.tenant_id = $1 AND r.state = 'deploying' AND r.next_check_at > now()
+               AND EXISTS (SELECT 1 FROM jsonb_each_text(a.bindings) b WHERE b.value = $2)",
+        )
+        .bind(tenant)
+        .bind(&changed.binding_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if due > 0 {
+            // Delivered at commit, to every apps process's driver: waking
+            // this one now could beat the commit and find nothing due.
+            sqlx::query("SELECT pg_notify($1, '')").bind(RELEASES_DUE).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Wakes the release driver through `wake` whenever releases were made due
+/// ([`RELEASES_DUE`]), until `stop`.
+///
+/// # Errors
+/// Never: a lost connection is reopened (and the driver woken, since a
+/// notification may have been missed meanwhile).
+pub async fn follow(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) -> Result<()> {
+    while !stop.is_cancelled() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for due releases; retrying");
+                tokio::select! { () = stop.cancelled() => break, () = tokio::time::sleep(Duration::from_secs(1)) => continue }
+            }
+        };
+        if let Err(e) = listener.listen(RELEASES_DUE).await {
+            tracing::warn!(error = %e, "cannot listen for due releases; retrying");
+            continue;
+        }
+        wake.notify_one();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                n = listener.try_recv() => match n {
+                    Ok(Some(_)) => wake.notify_one(),
+                    Ok(None) | Err(_) => {
+                        wake.notify_one();
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    Ok(())
+}
