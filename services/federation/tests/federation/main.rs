@@ -7,3 +7,5 @@ mod drift;
 mod failover;
 mod health;
 mod helpers;
+mod pull_secrets;
+mod settings;
