@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use paas_proto::v1 as pb;
@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/clusters", get(list).post(register))
         .route("/clusters/{id}", get(read).delete(deregister))
+        .route("/clusters/{id}/settings", put(set_settings))
         .route("/tenants/{id}/federation", get(known_tenant))
         .route("/datacenters", get(data_centres))
 }
@@ -70,6 +71,75 @@ pub struct ClusterDiscovery {
     pub discovered_at: Option<DateTime<Utc>>,
 }
 
+/// A cluster's NodePort range, `first..=last` (ports 1-65535).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodePortRange {
+    /// The lowest port.
+    pub first: u32,
+    /// The highest port.
+    pub last: u32,
+}
+
+/// Per-cluster settings: the storage and ingress classes the cluster offers
+/// (an empty list: not managed by the platform) with the default of each,
+/// filled into claims and ingresses that name none, and the NodePort range
+/// node ports are drawn from (default 30000-32767).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Storage classes offered.
+    #[serde(default)]
+    pub storage_classes: Vec<String>,
+    /// One of `storage_classes`, or none.
+    #[serde(default)]
+    pub default_storage_class: Option<String>,
+    /// Ingress classes offered.
+    #[serde(default)]
+    pub ingress_classes: Vec<String>,
+    /// One of `ingress_classes`, or none.
+    #[serde(default)]
+    pub default_ingress_class: Option<String>,
+    /// Absent: Kubernetes' default 30000-32767.
+    #[serde(default)]
+    pub node_port_range: Option<NodePortRange>,
+}
+
+impl ClusterSettings {
+    /// The request message; `prefix` names where the settings sit in the body.
+    fn into_pb(self, prefix: &str) -> Result<pb::ClusterSettings, ApiError> {
+        let (first, last) = match self.node_port_range {
+            None => (0, 0),
+            // 0 means "the default" on the wire; here it can only be a mistake.
+            Some(r) if r.first == 0 => return Err(ApiError::invalid(format!("{prefix}node_port_range.first"), "0 is not a port (1-65535)")),
+            Some(r) if r.last == 0 => return Err(ApiError::invalid(format!("{prefix}node_port_range.last"), "0 is not a port (1-65535)")),
+            Some(r) => (r.first, r.last),
+        };
+        Ok(pb::ClusterSettings {
+            storage_classes: self.storage_classes,
+            default_storage_class: self.default_storage_class.unwrap_or_default(),
+            ingress_classes: self.ingress_classes,
+            default_ingress_class: self.default_ingress_class.unwrap_or_default(),
+            node_port_first: first,
+            node_port_last: last,
+        })
+    }
+}
+
+impl From<Option<pb::ClusterSettings>> for ClusterSettings {
+    fn from(s: Option<pb::ClusterSettings>) -> Self {
+        let s = s.unwrap_or_default();
+        let some = |v: String| (!v.is_empty()).then_some(v);
+        Self {
+            storage_classes: s.storage_classes,
+            default_storage_class: some(s.default_storage_class),
+            ingress_classes: s.ingress_classes,
+            default_ingress_class: some(s.default_ingress_class),
+            node_port_range: Some(NodePortRange { first: s.node_port_first, last: s.node_port_last }),
+        }
+    }
+}
+
 /// A member cluster as the API shows it.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cluster {
@@ -99,6 +169,8 @@ pub struct Cluster {
     pub discovery: ClusterDiscovery,
     /// Whether credentials are stored (they are never shown).
     pub has_credentials: bool,
+    /// Storage and ingress classes, NodePort range.
+    pub settings: ClusterSettings,
 }
 
 /// Body of `POST /clusters`: `api_endpoint` with optional `ca_pem` and
@@ -132,6 +204,8 @@ pub struct RegisterCluster {
     client_cert_pem: String,
     #[serde(default)]
     client_key_pem: String,
+    #[serde(default)]
+    settings: Option<ClusterSettings>,
 }
 
 /// Query of `GET /clusters`.
@@ -204,6 +278,7 @@ impl From<pb::Cluster> for Cluster {
                 }
             },
             has_credentials: c.has_credentials,
+            settings: c.settings.into(),
         }
     }
 }
@@ -271,6 +346,7 @@ async fn register(
         token: b.token,
         client_cert_pem: b.client_cert_pem,
         client_key_pem: b.client_key_pem,
+        settings: b.settings.map(|s| s.into_pb("settings.")).transpose()?,
     };
     let cluster = s.upstream.federation(&s.key, &caller).register_cluster(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(cluster.into())))
@@ -279,6 +355,17 @@ async fn register(
 #[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(s.upstream.federation(&s.key, &caller).get_cluster(pb::GetClusterRequest { id }).await?.into_inner().into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn set_settings(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<ClusterSettings>,
+) -> Result<Json<Cluster>, ApiError> {
+    let request = pb::SetClusterSettingsRequest { id, settings: Some(b.into_pb("")?) };
+    Ok(Json(s.upstream.federation(&s.key, &caller).set_cluster_settings(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]

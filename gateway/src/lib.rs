@@ -24,6 +24,7 @@ pub mod pods;
 pub mod openapi;
 pub mod problem;
 pub mod projects;
+pub mod pull_secrets;
 pub mod quotas;
 pub mod rbac;
 pub mod requests;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(bindings::routes())
         .merge(failovers::routes())
         .merge(projects::routes())
+        .merge(pull_secrets::routes())
         .merge(quotas::routes())
         .merge(requests::routes())
         .merge(members::routes())

@@ -7,7 +7,7 @@ use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api_tokens, applications, bindings, clusters, failovers, members, pods, projects, quotas, requests, templates, tenants};
+use crate::{api_tokens, applications, bindings, clusters, failovers, members, pods, projects, pull_secrets, quotas, requests, templates, tenants};
 
 struct Bearer;
 
@@ -24,11 +24,12 @@ impl Modify for Bearer {
     info(title = "paas public API", description = "Tenants, quotas, clusters and access. Errors are RFC 7807 problem+json."),
     paths(
         tenants::create, tenants::list, tenants::read, tenants::update, tenants::delete,
-        clusters::register, clusters::list, clusters::read, clusters::deregister, clusters::known_tenant, clusters::data_centres,
+        clusters::register, clusters::list, clusters::read, clusters::deregister, clusters::set_settings, clusters::known_tenant, clusters::data_centres,
         bindings::create, bindings::list, bindings::read, bindings::update, bindings::remove,
         failovers::list, failovers::failover, failovers::failback,
         projects::create_project, projects::list_projects, projects::read_project, projects::delete_project,
         projects::create_partition, projects::list_partitions, projects::read_partition, projects::delete_partition,
+        pull_secrets::put_secret, pull_secrets::list, pull_secrets::delete,
         quotas::set_tenant, quotas::set_project, quotas::set_partition, quotas::usage, quotas::history,
         quotas::reserve, quotas::read_reservation, quotas::commit, quotas::release,
         requests::publish_spec, requests::list_specs, requests::file, requests::list, requests::read, requests::step,

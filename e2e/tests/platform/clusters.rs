@@ -66,3 +66,74 @@ async fn a_cluster_registered_with_a_token_shows_its_health_and_discovery_but_ne
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("kubeconfig"));
 }
+
+#[tokio::test]
+async fn cluster_settings_round_trip_name_their_bad_fields_and_only_platform_admins_change_them() {
+    let p = Platform::start().await;
+    let cluster = kubesim::Cluster::start(kubesim::ClusterConfig::named("dc4-a")).await.unwrap();
+    let settings = serde_json::json!({"storage_classes": ["fast", "slow"], "default_storage_class": "fast", "node_port_range": {"first": 31000, "last": 31999}});
+    let body = serde_json::json!({"name": "dc4-a", "api_endpoint": cluster.url(), "data_centre": "dc4", "settings": settings});
+    let created = p.admin(Method::POST, "/api/v1/clusters").json(&body).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let expected = serde_json::json!({"storage_classes": ["fast", "slow"], "default_storage_class": "fast", "ingress_classes": [], "default_ingress_class": null,
+                                      "node_port_range": {"first": 31000, "last": 31999}});
+    assert_eq!(created["settings"], expected);
+    let read: Value = p.admin(Method::GET, "/api/v1/clusters/dc4-a").send().await.unwrap().json().await.unwrap();
+    assert_eq!(read["settings"], expected);
+
+    // Replaced: what is left out goes back to its default.
+    let replaced = p
+        .admin(Method::PUT, "/api/v1/clusters/dc4-a/settings")
+        .json(&serde_json::json!({"ingress_classes": ["nginx", "internal"], "default_ingress_class": "nginx"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status(), StatusCode::OK);
+    let replaced: Value = replaced.json().await.unwrap();
+    assert_eq!(replaced["settings"]["ingress_classes"], serde_json::json!(["nginx", "internal"]));
+    assert_eq!(replaced["settings"]["storage_classes"], serde_json::json!([]));
+    assert_eq!(replaced["settings"]["node_port_range"], serde_json::json!({"first": 30000, "last": 32767}));
+    let listed: Value = p.admin(Method::GET, "/api/v1/clusters").send().await.unwrap().json().await.unwrap();
+    let item = listed["items"].as_array().unwrap().iter().find(|c| c["name"] == "dc4-a").unwrap().clone();
+    assert_eq!(item["settings"], replaced["settings"]);
+
+    // Bad input: 400 naming the field, nothing changed.
+    for (body, field) in [
+        (serde_json::json!({"node_port_range": {"first": 32000, "last": 31000}}), "node_port_range.first"),
+        (serde_json::json!({"node_port_range": {"first": 30000, "last": 70000}}), "node_port_range.last"),
+        (serde_json::json!({"node_port_range": {"first": 0, "last": 100}}), "node_port_range.first"),
+        (serde_json::json!({"storage_classes": ["fast"], "default_storage_class": "gold"}), "default_storage_class"),
+        (serde_json::json!({"ingress_classes": ["nginx", "Not A Class"]}), "ingress_classes[1]"),
+    ] {
+        let r = p.admin(Method::PUT, "/api/v1/clusters/dc4-a/settings").json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    let bad_registration = serde_json::json!({"name": "dc4-b", "api_endpoint": cluster.url(), "data_centre": "dc4", "settings": {"storage_classes": ["a", "a"]}});
+    let r = p.admin(Method::POST, "/api/v1/clusters").json(&bad_registration).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["field"], "settings.storage_classes[1]");
+    let unchanged: Value = p.admin(Method::GET, "/api/v1/clusters/dc4-a").send().await.unwrap().json().await.unwrap();
+    assert_eq!(unchanged["settings"], replaced["settings"]);
+
+    // A tenant administrator may read clusters but not change their settings.
+    let t: Value = p.admin(Method::POST, "/api/v1/tenants").json(&serde_json::json!({"name": "acme"})).send().await.unwrap().json().await.unwrap();
+    let token: Value = p
+        .admin(Method::POST, "/api/v1/tokens")
+        .json(&serde_json::json!({"name": "ta", "tenant_id": t["id"], "role": "tenant-admin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = token["secret"].as_str().unwrap();
+    let denied = p.http.put(format!("{}/api/v1/clusters/dc4-a/settings", p.url)).bearer_auth(secret).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    let read = p.http.get(format!("{}/api/v1/clusters/dc4-a", p.url)).bearer_auth(secret).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let unchanged: Value = p.admin(Method::GET, "/api/v1/clusters/dc4-a").send().await.unwrap().json().await.unwrap();
+    assert_eq!(unchanged["settings"], replaced["settings"]);
+}

@@ -10,6 +10,7 @@ mod errors;
 mod failovers;
 mod isolation;
 mod ldap;
+mod node_ports;
 mod oidc;
 mod partitions;
 mod quotas;

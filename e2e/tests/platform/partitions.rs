@@ -115,3 +115,84 @@ async fn the_quota_usage_observed_in_the_cluster_reaches_tenancy_at_each_resync(
     assert_eq!(observed["pods"], "1");
     drop(clusters);
 }
+
+#[tokio::test]
+async fn pull_secrets_reach_the_partitions_namespace_and_their_passwords_are_never_returned() {
+    let vars = [
+        ("PAAS_FEDERATION_RECONCILE_POLL", "100ms"),
+        ("PAAS_FEDERATION_REGISTRY_SERVER", "registry.paas.example"),
+        ("PAAS_FEDERATION_REGISTRY_USERNAME", "platform"),
+        ("PAAS_FEDERATION_REGISTRY_PASSWORD", "platform-password-never-shown"),
+    ];
+    let p = Platform::start_with_env(&vars, |_| {}).await;
+    let key = kernel::caller::CallerKey::new(p.settings.caller_key.clone());
+    let clusters = paas::member_clusters::start(&key, p.stack.service("federation").unwrap()).await.unwrap();
+    let cluster = clusters[0].url().trim_end_matches('/').to_string();
+    let t: Value = p.admin(Method::POST, "/api/v1/tenants").json(&json!({"name": "acme"})).send().await.unwrap().json().await.unwrap();
+    let tid = t["id"].as_str().unwrap();
+    let project: Value = p.admin(Method::POST, &format!("/api/v1/tenants/{tid}/projects")).json(&json!({"name": "web"})).send().await.unwrap().json().await.unwrap();
+    let part: Value = p
+        .admin(Method::POST, &format!("/api/v1/projects/{}/partitions", project["id"].as_str().unwrap()))
+        .json(&json!({"cluster": "dc1-prod", "data_centre": "dc1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = part["id"].as_str().unwrap().to_string();
+    let password = "tenant-password-never-shown";
+    let path = format!("/api/v1/partitions/{pid}/pull-secrets/harbor");
+    let body = json!({"server": "harbor.acme.example", "username": "robot", "password": password});
+    // Federation learns of the partition from tenancy's event: until then it is not found.
+    let text = Platform::eventually(Duration::from_secs(20), "the pull secret accepted", || async {
+        let r = p.admin(Method::PUT, &path).json(&body).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(())?;
+        r.text().await.ok()
+    })
+    .await;
+    assert!(!text.contains(password), "{text}");
+    let put: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((put["name"].as_str(), put["secret_name"].as_str(), put["username"].as_str()), (Some("harbor"), Some("paas-pull-harbor"), Some("robot")));
+    let listed = p.admin(Method::GET, &format!("/api/v1/partitions/{pid}/pull-secrets")).send().await.unwrap().text().await.unwrap();
+    assert!(!listed.contains(password) && !listed.contains("platform-password"), "{listed}");
+    assert_eq!(serde_json::from_str::<Value>(&listed).unwrap()["items"][0]["server"], "harbor.acme.example");
+
+    // In the cluster: both Secrets, listed by the namespace's default ServiceAccount.
+    let get = |url: String| {
+        let http = p.http.clone();
+        async move {
+            let r = http.get(url).send().await.ok()?;
+            if r.status() == StatusCode::OK { r.json::<Value>().await.ok() } else { None }
+        }
+    };
+    let account = Platform::eventually(Duration::from_secs(20), "the default ServiceAccount listing both", || {
+        let url = format!("{cluster}/api/v1/namespaces/acme-web/serviceaccounts/default");
+        async move { get(url).await.filter(|a| a["imagePullSecrets"].as_array().is_some_and(|l| l.len() == 2)) }
+    })
+    .await;
+    assert_eq!(account["imagePullSecrets"], json!([{"name": "paas-registry"}, {"name": "paas-pull-harbor"}]));
+    let secret = get(format!("{cluster}/api/v1/namespaces/acme-web/secrets/paas-pull-harbor")).await.expect("the tenant's Secret");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    assert!(get(format!("{cluster}/api/v1/namespaces/acme-web/secrets/paas-registry")).await.is_some(), "the platform registry's Secret");
+
+    // Bad input names the field; a developer may not add credentials.
+    let bad = p.admin(Method::PUT, &path).json(&json!({"server": "has space", "username": "robot", "password": "x"})).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json::<Value>().await.unwrap()["field"], "server");
+    let dev: Value = p.admin(Method::POST, "/api/v1/tokens").json(&json!({"name": "dev", "tenant_id": tid, "role": "developer"})).send().await.unwrap().json().await.unwrap();
+    let by_developer = p.http.put(format!("{}{path}", p.url)).bearer_auth(dev["secret"].as_str().unwrap()).json(&body).send().await.unwrap();
+    assert_eq!(by_developer.status(), StatusCode::FORBIDDEN);
+
+    // Removed: its Secret leaves the cluster, the platform's stays.
+    assert_eq!(p.admin(Method::DELETE, &path).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    Platform::eventually(Duration::from_secs(20), "the removed Secret deleted", || {
+        let url = format!("{cluster}/api/v1/namespaces/acme-web/secrets/paas-pull-harbor");
+        let http = p.http.clone();
+        async move { (http.get(url).send().await.ok()?.status() == StatusCode::NOT_FOUND).then_some(()) }
+    })
+    .await;
+    assert!(get(format!("{cluster}/api/v1/namespaces/acme-web/secrets/paas-registry")).await.is_some());
+    assert_eq!(p.admin(Method::DELETE, &path).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    drop(clusters);
+}

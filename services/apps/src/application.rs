@@ -258,6 +258,56 @@ impl Federation {
     pub fn client(&self) -> FederationClient {
         FederationServiceClient::with_interceptor(self.channel.clone(), Outgoing::new(&self.key, &Caller::service(crate::NAME)))
     }
+
+    /// The NodePort ranges of the clusters `placement` may put the
+    /// application on: the named ones of an explicit placement, every
+    /// registered cluster for a policy (it may place, and fail over,
+    /// anywhere). Clusters federation does not know are left to its own
+    /// placement check.
+    ///
+    /// # Errors
+    /// Federation cannot be asked.
+    pub async fn node_port_ranges(&self, placement: &Value) -> Result<Vec<node_port::ClusterRange>> {
+        let unavailable = |s: tonic::Status| Error::Unavailable(format!("federation did not give the clusters' NodePort ranges: {}", s.message()));
+        let mut client = self.client();
+        let mut clusters = Vec::new();
+        if let Some(targets) = placement["explicit"].as_array() {
+            let mut names: Vec<&str> = targets.iter().filter_map(|t| t["cluster"].as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            for name in names {
+                match client.get_cluster(pb::GetClusterRequest { id: name.to_string() }).await {
+                    Ok(c) => clusters.push(c.into_inner()),
+                    Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {}
+                    Err(s) => return Err(unavailable(s)),
+                }
+            }
+        } else {
+            let mut cursor = String::new();
+            loop {
+                let page = client
+                    .list_clusters(pb::ListClustersRequest { page: Some(pb::PageRequest { limit: 500, cursor }), data_centre: String::new() })
+                    .await
+                    .map_err(unavailable)?
+                    .into_inner();
+                clusters.extend(page.clusters);
+                cursor = page.page.map(|p| p.next_cursor).unwrap_or_default();
+                if cursor.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(clusters
+            .into_iter()
+            .map(|c| {
+                let s = c.settings.unwrap_or_default();
+                let (first, last) = (u16::try_from(s.node_port_first).unwrap_or(0), u16::try_from(s.node_port_last).unwrap_or(0));
+                // A federation older than cluster settings sends none: Kubernetes' default.
+                let ports = if first == 0 || last == 0 { node_port::POOL } else { first..=last };
+                node_port::ClusterRange { cluster: c.name, ports }
+            })
+            .collect())
+    }
 }
 
 /// Applications in the apps schema.
@@ -336,7 +386,9 @@ impl Applications {
             return Ok((json!(by_service), waves));
         }
         let application = version.spec()?.resolve(&b.parameters)?;
-        let node_ports = node_port::claim(tx, tenant, app.id, &application).await?;
+        let wants_node_ports = application.services.iter().flat_map(|s| &s.containers).flat_map(|c| &c.ports).any(|p| p.node_port.is_some());
+        let ranges = if wants_node_ports { self.federation.node_port_ranges(&b.placement).await? } else { Vec::new() };
+        let node_ports = node_port::claim(tx, tenant, app.id, &application, &ranges).await?;
         let objects = render(&application, &RenderRelease { app: app.name.clone(), number: number as u64, node_ports })?;
         let mut by_service: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for mut object in objects {

@@ -15,6 +15,7 @@ use paas_proto::v1 as pb;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::cluster_settings::{self, ClusterSettings};
 use crate::credentials::{self, Credentials};
 use crate::health::{Condition, Discovery, Status};
 use crate::settings::SecretKey;
@@ -87,6 +88,8 @@ pub struct Cluster {
     pub discovery: Discovery,
     /// Whether credentials are stored (never their value).
     pub has_credentials: bool,
+    /// Storage and ingress classes, NodePort range.
+    pub settings: ClusterSettings,
 }
 
 /// A validated registration.
@@ -110,6 +113,8 @@ pub struct NewCluster {
     pub labels: BTreeMap<String, String>,
     /// Credentials, sealed before they are stored.
     pub credentials: Credentials,
+    /// Storage and ingress classes, NodePort range.
+    pub settings: ClusterSettings,
 }
 
 impl NewCluster {
@@ -160,6 +165,7 @@ impl NewCluster {
                 return Err(Error::invalid(format!("labels.{key}"), "keys must be 1-63 characters"));
             }
         }
+        let settings = ClusterSettings::parse("settings.", r.settings.take())?;
         Ok(Self {
             name: DnsLabel::parse("name", r.name.trim())?,
             api_endpoint,
@@ -170,6 +176,7 @@ impl NewCluster {
             environment,
             labels: r.labels.into_iter().collect(),
             credentials,
+            settings,
         })
     }
 }
@@ -197,6 +204,8 @@ struct Row {
     allocatable: sqlx::types::Json<BTreeMap<String, String>>,
     discovered_at: Option<DateTime<Utc>>,
     has_credentials: bool,
+    #[sqlx(flatten)]
+    settings: cluster_settings::Row,
 }
 
 impl From<Row> for Cluster {
@@ -227,6 +236,7 @@ impl From<Row> for Cluster {
                 discovered_at: r.discovered_at,
             },
             has_credentials: r.has_credentials,
+            settings: r.settings.into(),
         }
     }
 }
@@ -235,7 +245,8 @@ macro_rules! columns {
     () => {
         "id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, created_at, \
          condition, condition_reason, condition_message, last_probe_at, last_transition_at, \
-         kubernetes_version, node_count, capacity, allocatable, discovered_at, credentials IS NOT NULL AS has_credentials"
+         kubernetes_version, node_count, capacity, allocatable, discovered_at, credentials IS NOT NULL AS has_credentials, \
+         storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last"
     };
 }
 
@@ -248,8 +259,9 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
     let sealed = (!new.credentials.is_empty()).then(|| credentials::seal(key, new.name.as_str(), &new.credentials));
     let mut tx = outbox.pool().begin().await?;
     let row: Row = sqlx::query_as(concat!(
-        "INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, credentials)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING RETURNING ",
+        "INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, credentials,
+                               storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (name) DO NOTHING RETURNING ",
         columns!()
     ))
     .bind(id::new_id())
@@ -262,6 +274,12 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
     .bind(new.environment.as_str())
     .bind(sqlx::types::Json(&new.labels))
     .bind(sealed)
+    .bind(sqlx::types::Json(&new.settings.storage.offered))
+    .bind(new.settings.storage.default.as_deref().unwrap_or_default())
+    .bind(sqlx::types::Json(&new.settings.ingress.offered))
+    .bind(new.settings.ingress.default.as_deref().unwrap_or_default())
+    .bind(i32::from(new.settings.node_ports.first))
+    .bind(i32::from(new.settings.node_ports.last))
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::Conflict(format!("a cluster named {} already exists", new.name)))?;

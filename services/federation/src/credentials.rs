@@ -184,11 +184,28 @@ pub fn from_kubeconfig(text: &str) -> Result<(String, Credentials)> {
 /// so a record copied to another cluster's row does not open): a random
 /// nonce followed by the ciphertext.
 pub fn seal(key: &SecretKey, name: &str, credentials: &Credentials) -> Vec<u8> {
+    seal_bytes(key, name.as_bytes(), &serde_json::to_vec(credentials).expect("credentials serialise"))
+}
+
+/// Encrypts `plain` bound to `aad` (what it belongs to): a random nonce
+/// followed by the ciphertext. Every secret federation keeps at rest is
+/// sealed this way.
+pub fn seal_bytes(key: &SecretKey, aad: &[u8], plain: &[u8]) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
     let nonce: [u8; NONCE_LEN] = rand::random();
-    let plain = serde_json::to_vec(credentials).expect("credentials serialise");
-    let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad: name.as_bytes() }).expect("in-memory encryption does not fail");
+    let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad }).expect("in-memory encryption does not fail");
     [nonce.as_slice(), &sealed].concat()
+}
+
+/// Decrypts what [`seal_bytes`] produced for `aad`; `None` for another key,
+/// another owner's record or tampered bytes.
+pub fn open_bytes(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() <= NONCE_LEN {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
+    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad }).ok()
 }
 
 /// Decrypts what [`seal`] produced for `name`.
@@ -197,12 +214,7 @@ pub fn seal(key: &SecretKey, name: &str, credentials: &Credentials) -> Vec<u8> {
 /// Another key, another cluster's record, or tampered bytes.
 pub fn open(key: &SecretKey, name: &str, sealed: &[u8]) -> Result<Credentials> {
     let unreadable = || Error::FailedPrecondition(format!("the stored credentials of cluster {name} cannot be decrypted with the configured key"));
-    if sealed.len() <= NONCE_LEN {
-        return Err(unreadable());
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
-    let plain = cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: name.as_bytes() }).map_err(|_| unreadable())?;
+    let plain = open_bytes(key, name.as_bytes(), sealed).ok_or_else(unreadable)?;
     serde_json::from_slice(&plain).map_err(|_| unreadable())
 }
 

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use crate::binding::{self, Admission, Bindings};
 use crate::failover;
 use crate::cluster::{self, Cluster, Environment, NetworkDomain, NewCluster};
+use crate::cluster_settings::{self, ClusterSettings};
+use crate::pull_secret::{self, NewPullSecret, PullSecret};
 use crate::health::{self, Condition};
 use crate::known_tenant;
 use crate::settings::SecretKey;
@@ -72,6 +74,29 @@ fn condition_pb(c: Condition) -> pb::ClusterCondition {
     }
 }
 
+fn settings_pb(s: ClusterSettings) -> pb::ClusterSettings {
+    pb::ClusterSettings {
+        storage_classes: s.storage.offered,
+        default_storage_class: s.storage.default.unwrap_or_default(),
+        ingress_classes: s.ingress.offered,
+        default_ingress_class: s.ingress.default.unwrap_or_default(),
+        node_port_first: u32::from(s.node_ports.first),
+        node_port_last: u32::from(s.node_ports.last),
+    }
+}
+
+fn pull_secret_pb(p: PullSecret) -> pb::PullSecret {
+    pb::PullSecret {
+        partition_id: p.partition_id.to_string(),
+        secret_name: pull_secret::secret_name(&p.name),
+        name: p.name,
+        server: p.server,
+        username: p.username,
+        created_at: timestamp(p.created_at),
+        updated_at: timestamp(p.updated_at),
+    }
+}
+
 fn to_pb(c: Cluster) -> pb::Cluster {
     pb::Cluster {
         id: c.id.to_string(),
@@ -101,6 +126,7 @@ fn to_pb(c: Cluster) -> pb::Cluster {
             discovered_at: c.discovery.discovered_at.and_then(timestamp),
         }),
         has_credentials: c.has_credentials,
+        settings: Some(settings_pb(c.settings)),
     }
 }
 
@@ -230,6 +256,39 @@ impl FederationService for Federation {
         let caller = caller(&request)?;
         let new = NewCluster::parse(request.into_inner())?;
         Ok(Response::new(to_pb(cluster::register(&self.outbox, &self.key, &caller, new).await?)))
+    }
+
+    async fn set_cluster_settings(&self, request: Request<pb::SetClusterSettingsRequest>) -> Result<Response<pb::Cluster>, Status> {
+        let caller = caller(&request)?;
+        caller.require_platform_admin()?;
+        let r = request.into_inner();
+        let id = r.id.trim();
+        if id.is_empty() {
+            return Err(kernel::Error::invalid("id", "must be a cluster id or name").into());
+        }
+        let settings = ClusterSettings::parse("", r.settings)?;
+        Ok(Response::new(to_pb(cluster_settings::set(self.pool(), &caller, id, &settings).await?)))
+    }
+
+    async fn put_pull_secret(&self, request: Request<pb::PutPullSecretRequest>) -> Result<Response<pb::PullSecret>, Status> {
+        let caller = caller(&request)?;
+        let new = NewPullSecret::parse(request.into_inner())?;
+        Ok(Response::new(pull_secret_pb(pull_secret::put(self.pool(), &self.key, &caller, new).await?)))
+    }
+
+    async fn list_pull_secrets(&self, request: Request<pb::ListPullSecretsRequest>) -> Result<Response<pb::ListPullSecretsResponse>, Status> {
+        let caller = caller(&request)?;
+        let partition = parse_id("partition_id", &request.get_ref().partition_id)?;
+        let rows = pull_secret::list(self.pool(), &caller, partition).await?;
+        Ok(Response::new(pb::ListPullSecretsResponse { pull_secrets: rows.into_iter().map(pull_secret_pb).collect() }))
+    }
+
+    async fn delete_pull_secret(&self, request: Request<pb::DeletePullSecretRequest>) -> Result<Response<pb::DeletePullSecretResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let partition = parse_id("partition_id", &r.partition_id)?;
+        pull_secret::delete(self.pool(), &caller, partition, r.name.trim()).await?;
+        Ok(Response::new(pb::DeletePullSecretResponse {}))
     }
 
     async fn get_cluster(&self, request: Request<pb::GetClusterRequest>) -> Result<Response<pb::Cluster>, Status> {

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod binding;
 pub mod cluster;
+pub mod cluster_settings;
 pub mod credentials;
 
 pub mod failback;
@@ -18,6 +19,7 @@ pub mod partition;
 pub mod placement;
 pub mod pod;
 pub mod propagation;
+pub mod pull_secret;
 pub mod settings;
 pub mod status;
 pub mod watch;
@@ -74,8 +76,9 @@ pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addr
     let caller_key = kernel::caller::CallerKey::new(platform.caller_key.clone());
     let usage = partition::UsageReporter::new(tenancy.clone(), caller_key.clone());
     let admission: std::sync::Arc<dyn binding::Admission> = std::sync::Arc::new(admission::TenancyAdmission::new(tenancy, caller_key));
-    let reconciler =
-        partition::Reconciler::new(base.pool.clone(), clients.clone(), partition::ReconcileSettings::from(&settings)).reporting_usage(usage);
+    let reconciler = partition::Reconciler::new(base.pool.clone(), clients.clone(), partition::ReconcileSettings::from(&settings))
+        .reporting_usage(usage)
+        .with_platform_registry(settings.registry.clone());
     shutdown.spawn("partition reconciler", reconciler.run(shutdown.token()));
     let propagator = propagation::Propagator::new(base.pool.clone(), clients.clone(), propagation::PropagateSettings::from(&settings), admission.clone());
     shutdown.spawn("binding propagator", propagator.run(shutdown.token()));

@@ -2,8 +2,9 @@
 //! what a partition should be; [`PartitionEvents`] records that (in the inbox
 //! transaction, nothing external) and [`Reconciler`] brings each cluster to
 //! match: the namespace, its ResourceQuota, LimitRange and default
-//! NetworkPolicy, written with server-side apply as `paas-federation`, or the
-//! namespace deleted. It is level-triggered: whatever is behind is retried
+//! NetworkPolicy, its image pull secrets and the `default` ServiceAccount
+//! listing them ([`crate::pull_secret`]), written with server-side apply as
+//! `paas-federation`, or the namespace deleted. It is level-triggered: whatever is behind is retried
 //! with backoff until it converges, so a dead cluster delays only its own
 //! partitions and a restart loses nothing. Converged partitions are
 //! re-applied every resync period (and at once when their cluster comes back
@@ -198,13 +199,20 @@ pub struct Reconciler {
     settings: ReconcileSettings,
     lease: Lease,
     usage: Option<UsageReporter>,
+    registry: Option<crate::settings::Registry>,
 }
 
 impl Reconciler {
     /// A reconciler over the federation schema in `pool`.
     pub fn new(pool: PgPool, clients: Clients, settings: ReconcileSettings) -> Self {
         let lease = Lease::new(pool.clone(), lease::PARTITION_RECONCILER, lease::holder_id("partitions"), settings.lease_ttl);
-        Self { pool, clients, settings, lease, usage: None }
+        Self { pool, clients, settings, lease, usage: None, registry: None }
+    }
+
+    /// Also gives every partition a pull secret for the platform registry.
+    pub fn with_platform_registry(mut self, registry: Option<crate::settings::Registry>) -> Self {
+        self.registry = registry;
+        self
     }
 
     /// Also reports each partition's observed quota usage after every apply.
@@ -329,11 +337,44 @@ impl Reconciler {
                 }
             }
         }
+        self.apply_pull_secrets(&client, p, &desired).await?;
         if let (Some(reporter), Some(used)) = (&self.usage, used) {
             let used: BTreeMap<String, String> = used.into_iter().filter(|(r, _)| desired.hard.contains_key(r)).map(|(r, q)| (r, q.0)).collect();
             // The partition is applied either way; the next resync reports again.
             if let Err(e) = reporter.report(p.partition_id, used).await {
                 tracing::warn!(partition = %p.partition_id, error = %e, "observed usage not reported");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the partition's pull secrets and the `default` ServiceAccount
+    /// listing them, then deletes pull secrets federation wrote that are no
+    /// longer wanted (a removed credential, the platform registry unset).
+    async fn apply_pull_secrets(&self, client: &kube::Client, p: &Pending, desired: &pb::PartitionChanged) -> Result<()> {
+        use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+        use crate::pull_secret;
+        let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", p.cluster));
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let labels = json!({ OWNED_LABEL: "paas", "paas.io/tenant": desired.tenant_id, "paas.io/partition": desired.partition_id });
+        let wanted = pull_secret::wanted(&self.pool, self.clients.key(), p.partition_id, &p.namespace, &labels, self.registry.as_ref()).await?;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &p.namespace);
+        for (name, body) in &wanted {
+            secrets.patch(name, &params, &Patch::Apply(body)).await.map_err(fail)?;
+        }
+        let names: Vec<String> = wanted.into_iter().map(|(n, _)| n).collect();
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &p.namespace);
+        accounts.patch(pull_secret::SERVICE_ACCOUNT, &params, &Patch::Apply(pull_secret::service_account(&p.namespace, &names))).await.map_err(fail)?;
+        let written = secrets.list(&kube::api::ListParams::default().labels(&pull_secret::selector())).await.map_err(fail)?;
+        for s in written.items {
+            let name = s.metadata.name.unwrap_or_default();
+            if names.contains(&name) {
+                continue;
+            }
+            match secrets.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(fail(e)),
             }
         }
         Ok(())

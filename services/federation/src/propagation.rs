@@ -11,7 +11,9 @@
 //!
 //! For one target: server-side apply of every object (namespace = the
 //! partition's, replicas = the assignment's, labels `paas.io/managed-by=federation`
-//! and `paas.io/binding=<id>`, field manager `paas-federation`, forced), then
+//! and `paas.io/binding=<id>`, default storage / ingress classes of the
+//! cluster's settings filled in, field manager `paas-federation`, forced;
+//! a class the cluster does not offer refuses the target before any write), then
 //! objects of the binding's label that are no longer wanted are deleted;
 //! the target's quota reservation is committed and the one it replaces
 //! released. A target no longer assigned has every object with the label
@@ -247,9 +249,12 @@ impl Propagator {
         if d.needs_apply {
             let params = PatchParams::apply(FIELD_MANAGER).force();
             let replicas = u32::try_from(d.replicas).unwrap_or(0);
-            for o in &objects {
+            let bodies = objects.iter().map(|o| o.for_cluster(d.binding_id, &d.namespace, replicas)).collect();
+            // Default classes filled in, or the whole target refused before anything is written.
+            let bodies = crate::cluster_settings::fit_for(&self.pool, &d.cluster, bodies).await?;
+            for (o, body) in objects.iter().zip(&bodies) {
                 let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &d.namespace, &o.kind.api_resource());
-                let applied = api.patch(&o.name, &params, &Patch::Apply(o.for_cluster(d.binding_id, &d.namespace, replicas))).await.map_err(fail)?;
+                let applied = api.patch(&o.name, &params, &Patch::Apply(body)).await.map_err(fail)?;
                 if let Some(g) = applied.metadata.generation.filter(|_| status::observed(o.kind)) {
                     generations.insert((o.kind.kind.to_string(), o.name.clone()), g);
                 }

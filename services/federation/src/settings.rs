@@ -71,6 +71,26 @@ const TENANCY_URL_DEFAULT: &str = "http://127.0.0.1:7101";
 /// 32 bytes, base64, encrypting member-cluster credentials at rest.
 pub const SECRET_KEY: &str = "PAAS_FEDERATION_SECRET_KEY";
 
+/// The platform registry (host[:port]) whose pull secret every partition's
+/// namespace gets; unset: none (images come from registries that need no
+/// credentials, or from a tenant's own pull secrets).
+pub const REGISTRY_SERVER: &str = "PAAS_FEDERATION_REGISTRY_SERVER";
+/// The user of the platform registry's pull secret; required with the server.
+pub const REGISTRY_USERNAME: &str = "PAAS_FEDERATION_REGISTRY_USERNAME";
+/// Its password; required with the server, never printed.
+pub const REGISTRY_PASSWORD: &str = "PAAS_FEDERATION_REGISTRY_PASSWORD";
+
+/// Credentials of the platform's image registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// host[:port].
+    pub server: String,
+    /// User.
+    pub username: String,
+    /// Password (`Debug` hides it).
+    pub password: kernel::settings::Secret,
+}
+
 /// The key that encrypts stored credentials; never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey(pub(crate) [u8; 32]);
@@ -126,6 +146,8 @@ pub struct Settings {
     pub secret_key: SecretKey,
     /// Tenancy's gRPC URL, for observed-usage reports.
     pub tenancy_url: String,
+    /// The platform registry every partition gets a pull secret for, if any.
+    pub registry: Option<Registry>,
 }
 
 impl Settings {
@@ -145,6 +167,7 @@ impl Settings {
             failback_parallelism: FAILBACK_PARALLELISM_DEFAULT,
             secret_key: SecretKey::derived_from(platform),
             tenancy_url: TENANCY_URL_DEFAULT.into(),
+            registry: None,
         }
     }
 
@@ -186,6 +209,23 @@ impl Settings {
                 })?)
             }
         };
+        let registry = match env.raw(REGISTRY_SERVER) {
+            None => None,
+            Some(server) => {
+                let required = |name: &str| {
+                    env.raw(name).map(str::to_string).ok_or_else(|| SettingError {
+                        variable: name.into(),
+                        expected: format!("to be set with {REGISTRY_SERVER}"),
+                        found: None,
+                    })
+                };
+                Some(Registry {
+                    server: server.trim().to_string(),
+                    username: required(REGISTRY_USERNAME)?,
+                    password: kernel::settings::Secret::new(required(REGISTRY_PASSWORD)?),
+                })
+            }
+        };
         Ok(Self {
             probe_period: positive(PROBE_PERIOD, d.probe_period)?,
             probe_timeout: positive(PROBE_TIMEOUT, d.probe_timeout)?,
@@ -200,6 +240,7 @@ impl Settings {
             failback_parallelism,
             secret_key,
             tenancy_url: env.or(TENANCY_URL, d.tenancy_url)?,
+            registry,
         })
     }
 }
@@ -231,6 +272,21 @@ mod tests {
         let s = Settings::from_env(&Env::from_pairs([(SECRET_KEY, good)]), &platform()).unwrap();
         assert_eq!(s.secret_key, SecretKey([7u8; 32]));
         assert_eq!(format!("{:?}", s.secret_key), "SecretKey(***)");
+    }
+
+    #[test]
+    fn the_platform_registry_needs_its_user_and_password_and_hides_the_password() {
+        assert_eq!(Settings::from_env(&Env::default(), &platform()).unwrap().registry, None);
+        let e = Settings::from_env(&Env::from_pairs([(REGISTRY_SERVER, "registry.example:5000"), (REGISTRY_USERNAME, "robot")]), &platform()).unwrap_err();
+        assert_eq!(e.variable, REGISTRY_PASSWORD);
+        let s = Settings::from_env(
+            &Env::from_pairs([(REGISTRY_SERVER, "registry.example:5000"), (REGISTRY_USERNAME, "robot"), (REGISTRY_PASSWORD, "hunter2")]),
+            &platform(),
+        )
+        .unwrap();
+        let r = s.registry.unwrap();
+        assert_eq!((r.server.as_str(), r.username.as_str(), r.password.expose()), ("registry.example:5000", "robot", "hunter2"));
+        assert!(!format!("{r:?}").contains("hunter2"));
     }
 
     #[test]

@@ -7,4 +7,6 @@ mod drift;
 mod failover;
 mod health;
 mod helpers;
+mod pull_secrets;
+mod settings;
 mod status;

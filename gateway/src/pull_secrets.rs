@@ -1,0 +1,104 @@
+//! `/partitions/{id}/pull-secrets`: registry credentials a tenant
+//! administrator adds to a partition, forwarded to federation, which writes
+//! each as an image pull secret into the partition's namespace. Passwords
+//! go in and never come back out.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kernel::grpc::time;
+use paas_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::json::Body;
+use crate::problem::ApiError;
+
+/// The pull-secret routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/partitions/{id}/pull-secrets", get(list))
+        .route("/partitions/{id}/pull-secrets/{name}", put(put_secret).delete(delete))
+}
+
+/// Body of `PUT /partitions/{id}/pull-secrets/{name}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutPullSecret {
+    /// Registry host[:port].
+    server: String,
+    /// User.
+    username: String,
+    /// Password or token; stored encrypted, never returned.
+    password: String,
+}
+
+/// A partition's registry credential (never its password).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PullSecret {
+    /// The partition.
+    pub partition_id: String,
+    /// Its name in the partition.
+    pub name: String,
+    /// Registry host[:port].
+    pub server: String,
+    /// User.
+    pub username: String,
+    /// The Secret in the partition's namespace.
+    pub secret_name: String,
+    /// Added.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last replaced.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::PullSecret> for PullSecret {
+    fn from(p: pb::PullSecret) -> Self {
+        Self {
+            partition_id: p.partition_id,
+            name: p.name,
+            server: p.server,
+            username: p.username,
+            secret_name: p.secret_name,
+            created_at: time(p.created_at),
+            updated_at: time(p.updated_at),
+        }
+    }
+}
+
+/// A partition's credentials.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PullSecretList {
+    /// By name.
+    pub items: Vec<PullSecret>,
+}
+
+#[utoipa::path(put, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name (DNS label)")), request_body = PutPullSecret, responses((status = 200, body = PullSecret), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn put_secret(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((partition_id, name)): Path<(String, String)>,
+    Body(b): Body<PutPullSecret>,
+) -> Result<Json<PullSecret>, ApiError> {
+    let request = pb::PutPullSecretRequest { partition_id, name, server: b.server, username: b.username, password: b.password };
+    Ok(Json(s.upstream.federation(&s.key, &caller).put_pull_secret(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/partitions/{id}/pull-secrets", tag = "projects", params(("id" = String, Path, description = "the partition")), responses((status = 200, body = PullSecretList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(partition_id): Path<String>) -> Result<Json<PullSecretList>, ApiError> {
+    let r = s.upstream.federation(&s.key, &caller).list_pull_secrets(pb::ListPullSecretsRequest { partition_id }).await?.into_inner();
+    Ok(Json(PullSecretList { items: r.pull_secrets.into_iter().map(PullSecret::from).collect() }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name")), responses((status = 204, description = "done; its Secret leaves the cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn delete(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path((partition_id, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream.federation(&s.key, &caller).delete_pull_secret(pb::DeletePullSecretRequest { partition_id, name }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
