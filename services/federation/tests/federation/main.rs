@@ -7,3 +7,4 @@ mod drift;
 mod failover;
 mod health;
 mod helpers;
+mod pinning;
