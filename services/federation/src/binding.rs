@@ -355,6 +355,23 @@ pub struct WorkloadStatus {
     pub conditions: Vec<(String, String, String, String)>,
 }
 
+impl WorkloadStatus {
+    /// Whether the rollout is done: the controller has seen the latest spec,
+    /// every desired replica is updated and available, and (a Deployment)
+    /// the controller says the new ReplicaSet has progressed.
+    pub fn rolled_out(&self) -> bool {
+        self.current && self.updated >= self.desired && self.available >= self.desired && self.rollout_unfinished().is_none()
+    }
+
+    /// A Deployment's Progressing condition while its rollout is not done.
+    /// Old pods still serving make the counts look complete while the new
+    /// ones are not up; the controller's reason says otherwise (as
+    /// `kubectl rollout status` reads it).
+    fn rollout_unfinished(&self) -> Option<&(String, String, String, String)> {
+        self.conditions.iter().find(|c| self.kind == "Deployment" && c.0 == "Progressing" && c.2 != "NewReplicaSetAvailable")
+    }
+}
+
 /// Overall or per-cluster health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Health {
@@ -397,6 +414,9 @@ impl Target {
         for w in self.workloads.iter() {
             if !w.current || w.updated < w.desired || w.available < w.desired {
                 return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
+            }
+            if let Some((_, _, reason, message)) = w.rollout_unfinished() {
+                return (Health::Progressing, format!("{} {} in {c}: rolling out ({reason}: {message})", w.kind, w.name));
             }
         }
         if self.observed_at.is_none() {
@@ -945,5 +965,31 @@ mod tests {
         assert_eq!(pinned["new"], None, "runs nothing yet: nothing to keep");
         assert!(!pinned.contains_key("elsewhere"), "only assigned clusters are pinned");
         assert!(pins(&assignment, &BTreeSet::new(), &running, 3).values().all(Option::is_none), "no hold: every cluster on the newest");
+    }
+
+    #[test]
+    fn a_deployment_still_rolling_out_behind_old_pods_is_not_healthy() {
+        let mut w = WorkloadStatus { kind: "Deployment".into(), name: "web".into(), desired: 1, updated: 1, ready: 1, available: 1, current: true, conditions: vec![] };
+        let target = |w: &WorkloadStatus| Target {
+            cluster: "a".into(),
+            partition_id: Uuid::nil(),
+            namespace: "ns".into(),
+            replicas: 1,
+            removing: false,
+            generation: 2,
+            applied_generation: 2,
+            last_error: None,
+            workloads: sqlx::types::Json(vec![w.clone()]),
+            synced_at: None,
+            observed_at: Some(Utc::now()),
+            cluster_condition: Some("Ready".into()),
+            objects_revision: 1,
+        };
+        assert_eq!(target(&w).health().0, Health::Healthy);
+        let progressing = |reason: &str| ("Progressing".to_string(), "True".to_string(), reason.to_string(), "m".to_string());
+        w.conditions = vec![progressing("ReplicaSetUpdated")];
+        assert_eq!(target(&w).health().0, Health::Progressing, "the new pod is not up; the old one still counts as available");
+        w.conditions = vec![progressing("NewReplicaSetAvailable")];
+        assert_eq!(target(&w).health().0, Health::Healthy);
     }
 }

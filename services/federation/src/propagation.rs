@@ -268,7 +268,7 @@ impl Propagator {
             let found = api.get_opt(&o.name).await.map_err(fail)?;
             workloads.push(observe(o, found.as_ref()));
         }
-        let settled = workloads.iter().all(|w| w.current && w.updated >= w.desired && w.available >= w.desired);
+        let settled = workloads.iter().all(WorkloadStatus::rolled_out);
         sqlx::query("UPDATE binding_targets SET workloads = $3, observed_at = now(), settled = $4 WHERE binding_id = $1 AND cluster = $2")
             .bind(d.binding_id)
             .bind(&d.cluster)
