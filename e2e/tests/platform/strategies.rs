@@ -535,9 +535,13 @@ async fn gray_by_partition_goes_in_the_order_given_and_a_failed_health_gate_stop
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(w.image_in(B, "gp-web").await, "registry.example/web:2", "nothing goes on after a failed gate");
 
-    // A rollback to release 2 brings the first partition back (pausing a second between waves).
+    // A rollback to release 2 (with release 2's strategy: dc2-dr's partition
+    // first, then a promote) brings dc1-prod's partition back.
     let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 2}))).await;
-    assert_eq!(status, StatusCode::CREATED, "{r4}");
+    assert_eq!((status, r4["replaces"].as_u64()), (StatusCode::CREATED, Some(2)), "{r4}");
+    w.phase(&app, 4, "waiting", 0).await;
+    assert_eq!(w.image_in(A, "gp-web").await, "registry.example/web:3", "dc1-prod's partition waits for the promote");
+    assert_eq!(w.act(&r4, "promote").await.0, StatusCode::OK);
     w.release_state(&app, 4, "succeeded").await;
     w.runs(A, "gp-web", "2").await;
     w.runs(B, "gp-web", "2").await;
