@@ -567,7 +567,9 @@ impl<'a> Bindings<'a> {
         let assignment = placement::place(&placement, &Demand { replicas, per_replica: per, project: r.project }, &candidates)?;
 
         let id = existing.as_ref().map_or_else(kernel::id::new_id, |b| b.id);
-        let old: Vec<(String, Uuid, String, i32, bool, sqlx::types::Json<BTreeMap<String, String>>, Option<i64>)> =
+        // (cluster, partition, namespace, replicas, removing, amounts, held revision)
+        type Held = (String, Uuid, String, i32, bool, sqlx::types::Json<BTreeMap<String, String>>, Option<i64>);
+        let old: Vec<Held> =
             sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, removing, amounts, objects_revision FROM binding_targets WHERE binding_id = $1")
                 .bind(id)
                 .fetch_all(self.pool)
