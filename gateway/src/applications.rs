@@ -64,8 +64,14 @@ pub struct Release {
     pub replaces: Option<u32>,
     /// rollout, traffic, waiting (for confirm, resume or promote), finishing, aborting, done.
     pub phase: String,
-    /// Canary: the step being applied (index into `strategy.steps`).
+    /// Canary: the step being applied (index into `strategy.steps`); gray:
+    /// the wave going out (index into `gray_waves`).
     pub step: u32,
+    /// Gray: the waves, fixed when the rollout started (a cluster name or
+    /// partition id and the clusters it upgrades).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub gray_waves: Option<Value>,
     /// Percent of requests the new version serves.
     pub traffic: u32,
     /// The services in deploy order.
@@ -112,6 +118,7 @@ impl From<pb::Release> for Release {
             replaces: Some(r.replaces).filter(|n| *n != 0),
             phase: r.phase,
             step: r.step,
+            gray_waves: Some(json_text(&r.gray_waves_json)).filter(|w| !w.is_null()),
             traffic: r.traffic,
             wave: r.wave,
             message: r.message,
@@ -251,7 +258,8 @@ pub struct Deploy {
     placement: Value,
     /// `{"type": "rolling", "max_surge": "25%", "max_unavailable": 0}`, `{"type": "recreate"}`,
     /// `{"type": "blue-green"}`, `{"type": "canary", "steps": [5, 25, 50, 100], "pause_seconds": 0, "pause": false}`,
-    /// `{"type": "ab", "match": {"header"|"cookie"|"query": {"name": "variant", "value": "b"}}}` or `{"type": "shadow"}`.
+    /// `{"type": "ab", "match": {"header"|"cookie"|"query": {"name": "variant", "value": "b"}}}`, `{"type": "shadow"}` or
+    /// `{"type": "gray", "by": "cluster"|"partition", "order": ["dc2-dr", ...], "pause": 30|"manual", "deadline_seconds": 600}`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     strategy: Option<Value>,
@@ -391,13 +399,13 @@ pub(crate) async fn resume(State(s): State<AppState>, Authenticated(caller): Aut
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/promote", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub(crate) async fn promote(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(s.upstream.apps(&s.key, &caller).promote_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/abort", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub(crate) async fn abort(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(s.upstream.apps(&s.key, &caller).abort_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
 }

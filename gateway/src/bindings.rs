@@ -112,6 +112,9 @@ pub struct BindingTarget {
     pub removing: bool,
     /// The binding generation applied there.
     pub applied_generation: i64,
+    /// The revision of the objects this cluster is to run: the binding's
+    /// `revision` unless a gray release holds it at an earlier one.
+    pub objects_revision: i64,
     /// The last apply's error.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub last_error: String,
@@ -147,6 +150,8 @@ pub struct Binding {
     pub replicas: u32,
     /// Changes so far.
     pub generation: i64,
+    /// The newest revision of the objects.
+    pub revision: i64,
     /// Being deleted.
     pub deleting: bool,
     /// `Healthy`, `Progressing`, `Degraded` or `Unknown`: the worst cluster's.
@@ -172,6 +177,7 @@ impl From<pb::Binding> for Binding {
             name: b.name,
             replicas: b.replicas,
             generation: b.generation,
+            revision: b.revision,
             deleting: b.deleting,
             health: b.health,
             health_reason: b.health_reason,
@@ -187,6 +193,7 @@ impl From<pb::Binding> for Binding {
                     replicas: t.replicas,
                     removing: t.removing,
                     applied_generation: t.applied_generation,
+                    objects_revision: t.objects_revision,
                     last_error: t.last_error,
                     health: t.health,
                     health_reason: t.health_reason,
@@ -245,6 +252,7 @@ async fn create(
         objects_json: Value::Array(b.objects).to_string(),
         placement_json: b.placement.to_string(),
         replicas: b.replicas,
+        hold: Vec::new(),
     };
     Ok(Json(s.upstream.federation(&s.key, &caller).apply_binding(request).await?.into_inner().into()))
 }
@@ -283,6 +291,7 @@ async fn update(
         objects_json: Value::Array(b.objects).to_string(),
         placement_json: b.placement.to_string(),
         replicas: b.replicas,
+        hold: Vec::new(),
     };
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }

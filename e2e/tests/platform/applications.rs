@@ -13,7 +13,7 @@ pub(crate) struct World {
     pub(crate) p: Platform,
     cluster: String,
     pub(crate) tenant: String,
-    _clusters: Vec<kubesim::RunningCluster>,
+    pub(crate) clusters: Vec<kubesim::RunningCluster>,
 }
 
 async fn world(cpu: &str) -> World {
@@ -39,7 +39,7 @@ pub(crate) async fn world_with(cpu: &str, env: &[(&str, &str)]) -> World {
         async move { (http.get(url).send().await.ok()?.status() == StatusCode::OK).then_some(()) }
     })
     .await;
-    World { p, cluster, tenant, _clusters: clusters }
+    World { p, cluster, tenant, clusters }
 }
 
 fn shop(tag: &str) -> Value {

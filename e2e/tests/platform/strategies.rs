@@ -1,8 +1,11 @@
 //! Slotted release strategies through the gateway against a kubesim cluster:
 //! blue-green, canary, A/B and shadow, each taken to the end and aborted or
 //! rolled back mid-way, asserting on the Deployments, Services and
-//! HTTPRoutes written into the cluster; and a release driver stopped
-//! mid-canary whose successor resumes it.
+//! HTTPRoutes written into the cluster; a release driver stopped
+//! mid-canary whose successor resumes it; and gray releases over two
+//! clusters, by cluster and by partition: waves checked in each kubesim
+//! cluster, manual promote, abort and rollback mid-way, a failed health
+//! gate, and a driver restarted mid-rollout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,4 +346,243 @@ async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort
     w.release_state(&app_id, 3, "succeeded").await;
     w.gone(&format!("{DEPLOYMENTS}/pay-web-blue")).await;
     assert_eq!(w.serving_slot("pay-web").await, "green");
+}
+
+// Gray releases over both simulated clusters (dc1-prod, dc2-dr).
+
+const A: &str = "dc1-prod";
+const B: &str = "dc2-dr";
+
+fn gray_spec(tag: &str, cpu: &str) -> Value {
+    json!({"services": [{"name": "web", "replicas": 1,
+        "containers": [{"name": "web", "image": format!("registry.example/web:{tag}"), "resources": {"cpu_request": cpu}, "ports": [{"name": "http", "container_port": 8080}]}]}]})
+}
+
+/// A world whose tenant has a partition (project `web`) in both clusters,
+/// both Ready; `env` adds settings.
+async fn two_clusters(env: &[(&str, &str)]) -> World {
+    let world = world_with("40", env).await;
+    let w = &world;
+    let (_, projects) = w.send(Method::GET, &format!("/api/v1/tenants/{}/projects", w.tenant), None).await;
+    let project = projects["items"][0]["id"].as_str().unwrap_or_else(|| panic!("{projects}")).to_string();
+    let (status, p) = w.send(Method::POST, &format!("/api/v1/projects/{project}/partitions"), Some(json!({"cluster": B, "data_centre": "dc2"}))).await;
+    assert!(status.is_success(), "{p}");
+    for name in [A, B] {
+        Platform::eventually(Duration::from_secs(20), &format!("{name} Ready with the namespace"), || async move {
+            let (_, c) = w.send(Method::GET, &format!("/api/v1/clusters/{name}"), None).await;
+            (c["condition"]["status"] == "Ready" && w.kube_in(name, NS).await.is_some()).then_some(())
+        })
+        .await;
+    }
+    world
+}
+
+impl World {
+    fn member(&self, name: &str) -> String {
+        let i = if name == A { 0 } else { 1 };
+        self.clusters[i].url().trim_end_matches('/').to_string()
+    }
+
+    async fn kube_in(&self, cluster: &str, path: &str) -> Option<Value> {
+        let r = self.p.http.get(format!("{}{path}", self.member(cluster))).send().await.ok()?;
+        if r.status() != StatusCode::OK {
+            return None;
+        }
+        r.json().await.ok()
+    }
+
+    /// The image of Deployment `name` in `cluster` (empty when absent).
+    async fn image_in(&self, cluster: &str, name: &str) -> String {
+        self.kube_in(cluster, &format!("{DEPLOYMENTS}/{name}")).await.map(|d| image(&d)).unwrap_or_default()
+    }
+
+    /// Waits until Deployment `name` runs `tag` Available in `cluster`.
+    async fn runs(&self, cluster: &str, name: &str, tag: &str) {
+        let want = format!("registry.example/web:{tag}");
+        Platform::eventually(Duration::from_secs(40), &format!("{name} {tag} Available in {cluster}"), || {
+            let want = want.clone();
+            async move {
+                let d = self.kube_in(cluster, &format!("{DEPLOYMENTS}/{name}")).await?;
+                let s = &d["status"];
+                (image(&d) == want && s["updatedReplicas"] == 1 && s["availableReplicas"] == 1 && s["observedGeneration"] == d["metadata"]["generation"]).then_some(())
+            }
+        })
+        .await;
+    }
+
+    async fn gray_deploy(&self, name: &str, version: &str, strategy: Value) -> String {
+        let body = json!({"name": name, "environment": "test", "template_version_id": version,
+                          "placement": {"explicit": [{"cluster": A}, {"cluster": B}]}, "strategy": strategy});
+        let (status, app) = self.send(Method::POST, &format!("/api/v1/tenants/{}/applications", self.tenant), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{app}");
+        app["id"].as_str().unwrap().to_string()
+    }
+
+    /// Each cluster's revision of `service`'s binding as the application reports it.
+    async fn revisions(&self, app: &str) -> Vec<(String, i64)> {
+        let (_, a) = self.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
+        let mut out: Vec<(String, i64)> =
+            a["services"][0]["clusters"].as_array().into_iter().flatten().map(|c| (c["cluster"].as_str().unwrap().to_string(), c["revision"].as_i64().unwrap())).collect();
+        out.sort();
+        out
+    }
+
+    async fn gray_versions(&self, name: &str) -> (String, String) {
+        let (_, template) = self.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": self.tenant, "name": name}))).await;
+        let template = template["id"].as_str().unwrap().to_string();
+        (self.version(&template, "1.0.0", gray_spec("1", "100m")).await, self.version(&template, "2.0.0", gray_spec("2", "100m")).await)
+    }
+}
+
+#[tokio::test]
+async fn gray_by_cluster_upgrades_one_cluster_waits_for_promote_aborts_back_and_rolls_back() {
+    let w = two_clusters(&[]).await;
+    let (v1, v2) = w.gray_versions("gy").await;
+    let app = w.gray_deploy("gy", &v1, json!({"type": "gray", "by": "cluster", "pause": "manual"})).await;
+    // Nothing to replace: release 1 goes everywhere at once.
+    let first = w.release_state(&app, 1, "succeeded").await;
+    assert!(first["latest_release"].get("gray_waves").is_none(), "{first}");
+    w.runs(A, "gy-web", "1").await;
+    w.runs(B, "gy-web", "1").await;
+
+    // Release 2: wave 1 is dc1-prod (the placement's order); dc2-dr keeps release 1.
+    let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
+    assert_eq!((r2["slot"].as_str(), r2["replaces"].as_u64()), (None, Some(1)), "{r2}");
+    let waiting = w.phase(&app, 2, "waiting", 0).await;
+    assert_eq!(waiting["gray_waves"], json!([{"name": A, "clusters": [A]}, {"name": B, "clusters": [B]}]), "{waiting}");
+    assert!(waiting["message"].as_str().unwrap().contains("promote"), "{waiting}");
+    w.runs(A, "gy-web", "2").await;
+    assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:1", "the second wave has not started");
+    let held = w.revisions(&app).await;
+    assert!(held[0].1 > held[1].1, "dc1-prod runs a newer revision than dc2-dr: {held:?}");
+    assert_eq!(w.act(&r2, "confirm").await.0, StatusCode::CONFLICT, "a gray release is promoted, not confirmed");
+
+    // Abort: dc1-prod returns to release 1; dc2-dr never left it.
+    let (status, aborting) = w.act(&r2, "abort").await;
+    assert_eq!((status, aborting["phase"].as_str()), (StatusCode::OK, Some("aborting")), "{aborting}");
+    w.release_state(&app, 2, "aborted").await;
+    w.runs(A, "gy-web", "1").await;
+    assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:1");
+    let back = w.revisions(&app).await;
+    assert_eq!(back[0].1, back[1].1, "one revision everywhere again: {back:?}");
+    Platform::eventually(Duration::from_secs(5), "release 1 running again", || async {
+        let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
+        (a["state"] == "running" && a["current_release"] == 1).then_some(())
+    })
+    .await;
+
+    // Release 3, in the order given: dc2-dr first, promoted through.
+    let r3 = w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "gray", "order": [B], "pause": "manual"}})).await;
+    w.phase(&app, 3, "waiting", 0).await;
+    w.runs(B, "gy-web", "2").await;
+    assert_eq!(w.image_in(A, "gy-web").await, "registry.example/web:1");
+    let (status, promoted) = w.act(&r3, "promote").await;
+    assert_eq!((status, promoted["phase"].as_str(), promoted["step"].as_u64()), (StatusCode::OK, Some("rollout"), Some(1)), "{promoted}");
+    w.release_state(&app, 3, "succeeded").await;
+    w.runs(A, "gy-web", "2").await;
+    assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:2");
+    assert_eq!(w.act(&r3, "promote").await.0, StatusCode::CONFLICT, "a finished release is not promoted");
+
+    // A rollback to release 1 goes out the same way; rolling back to release
+    // 3 while it waits is its abort.
+    let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
+    assert_eq!((status, r4["replaces"].as_u64()), (StatusCode::CREATED, Some(3)), "{r4}");
+    w.phase(&app, 4, "waiting", 0).await;
+    w.runs(A, "gy-web", "1").await;
+    assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:2");
+    let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 3}))).await;
+    assert_eq!((status, rolled["number"].as_u64(), rolled["phase"].as_str()), (StatusCode::CREATED, Some(4), Some("aborting")), "{rolled}");
+    w.release_state(&app, 4, "aborted").await;
+    w.runs(A, "gy-web", "2").await;
+    assert_eq!(w.history(&app).await, [(4, "aborted".into()), (3, "succeeded".into()), (2, "aborted".into()), (1, "superseded".into())]);
+}
+
+#[tokio::test]
+async fn gray_by_partition_goes_in_the_order_given_and_a_failed_health_gate_stops_with_the_rest_on_the_old_version() {
+    let w = two_clusters(&[]).await;
+    let (_, template) = w.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": w.tenant, "name": "gp"}))).await;
+    let template = template["id"].as_str().unwrap().to_string();
+    let v1 = w.version(&template, "1.0.0", gray_spec("1", "100m")).await;
+    let v2 = w.version(&template, "2.0.0", gray_spec("2", "100m")).await;
+    // 5 cpu per pod: within the tenant's quota, but no 4-cpu node takes it.
+    let too_big = w.version(&template, "3.0.0", gray_spec("3", "5")).await;
+    let (_, projects) = w.send(Method::GET, &format!("/api/v1/tenants/{}/projects", w.tenant), None).await;
+    let (_, partitions) = w.send(Method::GET, &format!("/api/v1/projects/{}/partitions", projects["items"][0]["id"].as_str().unwrap()), None).await;
+    let partition_of = |cluster: &str| partitions["items"].as_array().unwrap().iter().find(|p| p["cluster"] == cluster).unwrap()["id"].as_str().unwrap().to_string();
+    let (pa, pb) = (partition_of(A), partition_of(B));
+
+    let app = w.gray_deploy("gp", &v1, json!({"type": "gray", "by": "partition", "order": [pb], "pause": "manual"})).await;
+    w.release_state(&app, 1, "succeeded").await;
+    let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
+    let waiting = w.phase(&app, 2, "waiting", 0).await;
+    assert_eq!(waiting["gray_waves"], json!([{"name": pb, "clusters": [B]}, {"name": pa, "clusters": [A]}]), "{waiting}");
+    w.runs(B, "gp-web", "2").await;
+    assert_eq!(w.image_in(A, "gp-web").await, "registry.example/web:1", "dc1-prod's partition waits for the promote");
+    assert_eq!(w.act(&r2, "promote").await.0, StatusCode::OK);
+    w.release_state(&app, 2, "succeeded").await;
+    w.runs(A, "gp-web", "2").await;
+
+    // A version that never becomes Available: the first wave's gate fails
+    // at the deadline; the release fails with the reason and the second
+    // partition keeps release 2.
+    w.new_release(&app, json!({"template_version_id": too_big, "strategy": {"type": "gray", "by": "partition", "order": [pa], "pause": 1, "deadline_seconds": 3}})).await;
+    let failed = w.release_state(&app, 3, "failed").await;
+    let message = failed["latest_release"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("wave 1 of 2 ({pa}) was not Available within 3s")) && message.contains(&format!("{B} keep release 2")), "{message}");
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(w.image_in(A, "gp-web").await, "registry.example/web:3", "the first wave was written");
+    assert_eq!(w.image_in(B, "gp-web").await, "registry.example/web:2", "the second wave stays on the old version");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(w.image_in(B, "gp-web").await, "registry.example/web:2", "nothing goes on after a failed gate");
+
+    // A rollback to release 2 (with release 2's strategy: dc2-dr's partition
+    // first, then a promote) brings dc1-prod's partition back.
+    let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 2}))).await;
+    assert_eq!((status, r4["replaces"].as_u64()), (StatusCode::CREATED, Some(2)), "{r4}");
+    w.phase(&app, 4, "waiting", 0).await;
+    assert_eq!(w.image_in(A, "gp-web").await, "registry.example/web:3", "dc1-prod's partition waits for the promote");
+    assert_eq!(w.act(&r4, "promote").await.0, StatusCode::OK);
+    w.release_state(&app, 4, "succeeded").await;
+    w.runs(A, "gp-web", "2").await;
+    w.runs(B, "gp-web", "2").await;
+}
+
+#[tokio::test]
+async fn a_release_driver_stopped_mid_gray_rollout_is_resumed_by_its_successor() {
+    // The apps service drives nothing here: the test runs the drivers.
+    let w = two_clusters(&[("PAAS_APPS_RELEASE_DRIVER", "false")]).await;
+    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
+    let channel = kernel::grpc::channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)).unwrap();
+    let federation = apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
+    let start = |stop: tokio_util::sync::CancellationToken| {
+        let pacing = apps::release::Pacing { poll: Duration::from_millis(100), deadline: Duration::from_secs(60) };
+        let driver = apps::release::Driver::new(pool.clone(), federation.clone(), Arc::new(tokio::sync::Notify::new()), pacing, apps::traffic::GatewayRef::default());
+        tokio::spawn(driver.run(stop))
+    };
+    let first = tokio_util::sync::CancellationToken::new();
+    let running = start(first.clone());
+
+    let (v1, v2) = w.gray_versions("gr").await;
+    let app = w.gray_deploy("gr", &v1, json!({"type": "gray", "pause": 2})).await;
+    w.release_state(&app, 1, "succeeded").await;
+    w.new_release(&app, json!({"template_version_id": v2})).await;
+    w.runs(A, "gr-web", "2").await;
+
+    // The driver stops during the first wave's pause; nothing moves, well past it.
+    first.cancel();
+    running.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(w.image_in(B, "gr-web").await, "registry.example/web:1");
+    let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
+    assert_eq!((a["latest_release"]["phase"].as_str(), a["latest_release"]["step"].as_u64(), a["state"].as_str()), (Some("rollout"), Some(0), Some("deploying")), "{a}");
+
+    // A new driver goes on with the second wave and finishes.
+    let second = tokio_util::sync::CancellationToken::new();
+    let resumed = start(second.clone());
+    w.release_state(&app, 2, "succeeded").await;
+    w.runs(B, "gr-web", "2").await;
+    assert_eq!(w.image_in(A, "gr-web").await, "registry.example/web:2");
+    assert_eq!(w.history(&app).await, [(2, "succeeded".to_string()), (1, "superseded".to_string())]);
+    second.cancel();
+    resumed.await.unwrap().unwrap();
 }

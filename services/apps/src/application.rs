@@ -130,6 +130,8 @@ pub struct Release {
     pub hold_until: Option<DateTime<Utc>>,
     /// When the current phase began.
     pub phase_started_at: Option<DateTime<Utc>>,
+    /// Gray: the waves, fixed when the rollout started.
+    pub gray_waves: Option<Value>,
 }
 
 impl Release {
@@ -142,6 +144,11 @@ impl Release {
     pub fn waves(&self) -> Vec<Vec<String>> {
         serde_json::from_value(self.waves.clone()).unwrap_or_default()
     }
+
+    /// Gray: the waves, once the rollout has fixed them.
+    pub fn gray_waves(&self) -> Option<Vec<crate::release::GrayWave>> {
+        self.gray_waves.as_ref().and_then(|w| serde_json::from_value(w.clone()).ok())
+    }
 }
 
 macro_rules! app_columns {
@@ -151,7 +158,7 @@ macro_rules! app_columns {
 }
 macro_rules! release_columns {
     () => {
-        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic, hold_until, phase_started_at"
+        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic, hold_until, phase_started_at, gray_waves"
     };
 }
 pub(crate) use release_columns;
@@ -326,10 +333,12 @@ pub enum Action {
     Confirm,
     /// Canary paused at a step: go on to the next.
     Resume,
-    /// Canary, A/B, shadow: the new version takes every request now.
+    /// Canary, A/B, shadow: the new version takes every request now;
+    /// gray waiting between waves: the next wave goes out.
     Promote,
     /// Any slotted release: the replaced release serves again at once and
-    /// the new slot goes.
+    /// the new slot goes; a gray release: every cluster returns to the
+    /// replaced release's objects in one step.
     Abort,
 }
 
@@ -599,11 +608,11 @@ impl Applications {
     pub async fn release(&self, caller: &Caller, app: Uuid, change: impl FnOnce(Blueprint) -> Result<Blueprint>, rollback_of: Option<i32>) -> Result<Release> {
         let app = self.get(caller, app).await?;
         caller.require(app.tenant_id, writer_role("test"), "application", app.id)?;
-        // Rolling back to the release a slotted release replaces, while it
-        // runs, is its abort: the old slot serves again at once.
+        // Rolling back to the release a slotted or gray release replaces,
+        // while it runs, is its abort: the old version serves again at once.
         if let (Some(n), Some(latest)) = (rollback_of, self.latest_release(&app).await?)
             && latest.state == "deploying"
-            && latest.slot.is_some()
+            && (latest.slot.is_some() || latest.strategy().gray())
             && latest.replaces == Some(n)
         {
             return self.act(caller, latest.id, Action::Abort).await;
@@ -693,18 +702,20 @@ impl Applications {
         if found.state != "deploying" {
             return refuse(format!("it is {}", found.state));
         }
-        if found.slot.is_none() || found.replaces.is_none() {
-            return refuse("only a blue-green, canary, A/B or shadow release that replaces another can be confirmed, resumed, promoted or aborted".into());
+        if (found.slot.is_none() && !strategy.gray()) || found.replaces.is_none() {
+            return refuse("only a blue-green, canary, A/B, shadow or gray release that replaces another can be confirmed, resumed, promoted or aborted".into());
         }
         // (phases it may be in, phase it moves to, step it moves to, message)
         let (from, to, step, message): (&[&str], &str, i32, String) = match (action, &strategy) {
             (Action::Confirm, Strategy::BlueGreen) => (&["waiting"], "finishing", found.step, format!("confirmed by {}; removing the old slot", caller.subject)),
             (Action::Resume, Strategy::Canary { .. }) => (&["waiting"], "traffic", found.step + 1, format!("resumed by {}", caller.subject)),
+            // A gray release waiting between waves goes on to the next wave.
+            (Action::Promote, Strategy::Gray { .. }) => (&["waiting"], "rollout", found.step + 1, format!("promoted by {}; the next wave goes out", caller.subject)),
             (Action::Promote, s) if s.routed() => (&["traffic", "waiting"], "finishing", found.step, format!("promoted by {}; the new version takes every request", caller.subject)),
             (Action::Abort, _) => (&["rollout", "traffic", "waiting"], "aborting", found.step, format!("aborted by {}; returning to release {}", caller.subject, found.replaces.unwrap_or(0))),
             (Action::Confirm, _) => return refuse("confirm applies to blue-green releases".into()),
             (Action::Resume, _) => return refuse("resume applies to paused canary releases".into()),
-            (Action::Promote, _) => return refuse("promote applies to canary, A/B and shadow releases; a blue-green release is confirmed".into()),
+            (Action::Promote, _) => return refuse("promote applies to canary, A/B, shadow and gray releases; a blue-green release is confirmed".into()),
         };
         let mut tx = self.outbox.pool().begin().await?;
         let moved: Option<Release> = sqlx::query_as(concat!(
@@ -871,7 +882,8 @@ impl Applications {
                         .iter()
                         .map(|t| {
                             json!({"cluster": t.cluster, "namespace": t.namespace, "replicas": t.replicas, "health": t.health, "last_error": t.last_error,
-                                   "ready": t.workloads.iter().map(|w| w.ready).sum::<i32>(), "available": t.workloads.iter().map(|w| w.available).sum::<i32>()})
+                                   "ready": t.workloads.iter().map(|w| w.ready).sum::<i32>(), "available": t.workloads.iter().map(|w| w.available).sum::<i32>(),
+                                   "revision": t.objects_revision})
                         })
                         .collect();
                     pb::ServiceStatus { name: service.clone(), binding_id: binding, health: b.health, health_reason: b.health_reason, targets_json: Value::Array(targets).to_string() }

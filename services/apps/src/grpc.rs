@@ -82,6 +82,7 @@ fn release_pb(r: Release) -> pb::Release {
         phase: r.phase,
         step: r.step as u32,
         traffic: r.traffic as u32,
+        gray_waves_json: r.gray_waves.map(|w| w.to_string()).unwrap_or_default(),
     }
 }
 

@@ -29,6 +29,17 @@
 //! phase changes are conditional on the phase read, so an abort that lands
 //! while a step is being applied wins and the next tick switches back.
 //!
+//! A gray release that replaces another (see [`crate::strategy`]) rolls out
+//! in place, wave by wave, in phase `rollout` with `step` = the wave: the
+//! waves are fixed first (`gray_waves`, from where the bindings run), then
+//! each wave is applied once (`applied` = `gray-<step>`; every service's
+//! binding gets the new objects with the later waves' clusters held), its
+//! clusters gated Healthy within the deadline (else the release fails and
+//! stops there), held `pause` seconds (`hold_until`) or moved to `waiting`
+//! for a promote; after the last wave the release has succeeded. An abort
+//! goes through `aborting` as above, applying the replaced release's
+//! objects everywhere.
+//!
 //! Several apps replicas may run drivers: a release is claimed for a short
 //! while (`claimed_until`) with `FOR UPDATE SKIP LOCKED`, so each step runs
 //! once.
@@ -45,7 +56,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::application::{Application, Federation, FederationClient, Release, release_columns};
 use crate::render::object_name;
-use crate::strategy::Strategy;
+use crate::strategy::{GrayBy, GrayPause, Strategy};
 use crate::traffic::{self, GatewayRef, Layout, Route, Side};
 
 /// How the driver paces itself.
@@ -94,6 +105,13 @@ pub enum View {
 pub fn service_objects(release: &Release, old: Option<&Release>, service: &str, view: View, gateway: &GatewayRef) -> Result<Option<Value>> {
     let empty = Vec::new();
     let new_objects = release.objects.get(service).and_then(Value::as_array).unwrap_or(&empty);
+    if release.strategy().gray() && view == View::Back {
+        // A gray release returns to what the replaced release ran.
+        return match old {
+            Some(o) if o.objects.get(service).is_some() => service_objects(o, None, service, View::Final, gateway),
+            _ => Ok(None),
+        };
+    }
     let Some(slot) = release.slot.as_deref() else { return Ok(Some(Value::Array(new_objects.clone()))) };
     let strategy = release.strategy();
     let routed = strategy.routed();
@@ -115,7 +133,7 @@ pub fn service_objects(release: &Release, old: Option<&Release>, service: &str, 
                 Strategy::Canary { steps, .. } => (o.slot, Some(Route::Weighted(steps.get(step).copied().unwrap_or(100)))),
                 Strategy::AB { matches } => (o.slot, Some(Route::Match(matches.clone()))),
                 Strategy::Shadow => (o.slot, Some(Route::Mirror)),
-                Strategy::Recreate | Strategy::Rolling { .. } => return Err(Error::internal("an unslotted strategy has no traffic steps")),
+                Strategy::Recreate | Strategy::Rolling { .. } | Strategy::Gray { .. } => return Err(Error::internal("an unslotted strategy has no traffic steps")),
             };
             Layout { old: Some(o), new: Some(new), serving, route, gateway }
         }
@@ -132,6 +150,48 @@ fn traffic_at(strategy: &Strategy, step: usize) -> i32 {
     }
 }
 
+/// One wave of a gray release: a cluster, or a partition's clusters.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GrayWave {
+    /// The cluster name or partition id the wave is named by.
+    pub name: String,
+    /// The clusters it upgrades.
+    pub clusters: Vec<String>,
+}
+
+/// The waves of a gray release: `targets` ((cluster, partition id) where
+/// the application's bindings run, each cluster once) grouped by cluster or
+/// partition, the ones `order` names first, in that order, then the rest in
+/// the placement's order (an explicit placement's list, then by name).
+///
+/// # Errors
+/// An `order` entry where nothing of the application runs (the message says which).
+pub fn gray_waves(by: GrayBy, order: &[String], placement: &Value, targets: &[(String, String)]) -> std::result::Result<Vec<GrayWave>, String> {
+    let listed: Vec<&str> = placement["explicit"].as_array().into_iter().flatten().filter_map(|t| t["cluster"].as_str()).collect();
+    let mut clusters: Vec<&(String, String)> = targets.iter().collect();
+    clusters.sort_by_key(|(c, _)| (listed.iter().position(|l| l == c).unwrap_or(usize::MAX), c.clone()));
+    let key = |t: &(String, String)| match by {
+        GrayBy::Cluster => t.0.clone(),
+        GrayBy::Partition => t.1.clone(),
+    };
+    let mut waves: Vec<GrayWave> = Vec::new();
+    for name in order {
+        if !clusters.iter().any(|t| key(t) == *name) {
+            let what = if by == GrayBy::Cluster { "cluster" } else { "partition" };
+            return Err(format!("strategy.order names {what} {name}, where the application runs nothing"));
+        }
+        waves.push(GrayWave { name: name.clone(), clusters: Vec::new() });
+    }
+    for t in clusters {
+        let name = key(t);
+        match waves.iter_mut().find(|w| w.name == name) {
+            Some(w) => w.clusters.push(t.0.clone()),
+            None => waves.push(GrayWave { name, clusters: vec![t.0.clone()] }),
+        }
+    }
+    Ok(waves)
+}
+
 /// The workload kinds whose replicas a scale sets.
 const WORKLOADS: [&str; 2] = ["Deployment", "StatefulSet"];
 
@@ -142,6 +202,23 @@ const WORKLOADS: [&str; 2] = ["Deployment", "StatefulSet"];
 /// # Errors
 /// Federation refuses (quota, placement: the message says why) or is unreachable.
 pub async fn apply_service(federation: &mut FederationClient, app: &Application, release: &Release, service: &str, objects: &Value, replicas: Option<u32>) -> Result<pb::Binding> {
+    apply_service_holding(federation, app, release, service, objects, replicas, &[]).await
+}
+
+/// As [`apply_service`], with the clusters in `hold` keeping the objects
+/// they run (a gray release's later waves).
+///
+/// # Errors
+/// As [`apply_service`].
+pub async fn apply_service_holding(
+    federation: &mut FederationClient,
+    app: &Application,
+    release: &Release,
+    service: &str,
+    objects: &Value,
+    replicas: Option<u32>,
+    hold: &[String],
+) -> Result<pb::Binding> {
     let mut objects = objects.clone();
     if let Some(n) = replicas
         && let Some(list) = objects.as_array_mut()
@@ -157,6 +234,7 @@ pub async fn apply_service(federation: &mut FederationClient, app: &Application,
         objects_json: objects.to_string(),
         placement_json: release.placement.to_string(),
         replicas: replicas.unwrap_or(0),
+        hold: hold.to_vec(),
     };
     federation.apply_binding(request).await.map(tonic::Response::into_inner).map_err(|s| match s.code() {
         tonic::Code::InvalidArgument => Error::invalid(format!("placement ({service})"), s.message()),
@@ -279,9 +357,9 @@ impl Driver {
         .await?)
     }
 
-    /// The release a slotted `release` replaces, if any.
+    /// The release a slotted or gray `release` replaces, if any.
     async fn replaced(&self, release: &Release) -> Result<Option<Release>> {
-        let (Some(_), Some(n)) = (&release.slot, release.replaces) else { return Ok(None) };
+        let (true, Some(n)) = (release.slot.is_some() || release.strategy().gray(), release.replaces) else { return Ok(None) };
         Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
             .bind(release.application_id)
             .bind(n)
@@ -328,7 +406,10 @@ impl Driver {
         let mut federation = self.federation.client();
         let old = self.replaced(&release).await?;
         match release.phase.as_str() {
-            "rollout" => self.rollout(release, &app, old.as_ref(), &mut federation).await,
+            "rollout" => match &old {
+                Some(old) if release.strategy().gray() => self.gray(release, &app, old, &mut federation).await,
+                _ => self.rollout(release, &app, old.as_ref(), &mut federation).await,
+            },
             "traffic" => self.traffic(release, &app, old.as_ref(), &mut federation).await,
             "finishing" => self.finishing(release, &app, old.as_ref(), &mut federation).await,
             "aborting" => self.aborting(release, &app, old.as_ref(), &mut federation).await,
@@ -522,8 +603,139 @@ impl Driver {
                 let message = format!("{percent}% on {slot} was Healthy; next step");
                 Ok(if self.enter(&release, "traffic", "traffic", release.step + 1, &message).await? { Step::Next } else { Step::Wait })
             }
-            Strategy::Recreate | Strategy::Rolling { .. } => self.fail(&release, "an unslotted release has no traffic phase").await,
+            Strategy::Recreate | Strategy::Rolling { .. } | Strategy::Gray { .. } => self.fail(&release, "an unslotted release has no traffic phase").await,
         }
+    }
+
+    /// Where the application's bindings run now: (cluster, partition id),
+    /// each cluster once, for the gray waves.
+    async fn placed_targets(&self, app: &Application, services: &[String], federation: &mut FederationClient) -> Result<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for service in services {
+            let Some(id) = app.bindings.get(service).and_then(Value::as_str) else { continue };
+            let binding = match federation.get_binding(pb::GetBindingRequest { id: id.to_string() }).await {
+                Ok(b) => b.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => continue,
+                Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
+            };
+            for t in binding.targets.into_iter().filter(|t| !t.removing) {
+                if !out.iter().any(|(c, _)| *c == t.cluster) {
+                    out.push((t.cluster, t.partition_id));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether every target of `services`' bindings in `clusters` is Healthy.
+    async fn observe_clusters(&self, federation: &mut FederationClient, bindings: &serde_json::Map<String, Value>, services: &[String], clusters: &[String]) -> Result<Observed> {
+        for service in services {
+            let Some(id) = bindings.get(service).and_then(Value::as_str) else { return Ok(Observed::Waiting(format!("{service} has no binding yet"))) };
+            let binding = match federation.get_binding(pb::GetBindingRequest { id: id.to_string() }).await {
+                Ok(b) => b.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => return Ok(Observed::Gone(format!("{service}: its binding disappeared"))),
+                Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
+            };
+            if let Some(t) = binding.targets.iter().find(|t| !t.removing && clusters.contains(&t.cluster) && t.health != "Healthy") {
+                return Ok(Observed::Waiting(format!("{service}: {}", t.health_reason)));
+            }
+        }
+        Ok(Observed::Healthy)
+    }
+
+    /// One tick of a gray release replacing `old`: fix the waves, apply the
+    /// current one (later waves held), gate it, pause, go on.
+    async fn gray(&self, release: Release, app: &Application, old: &Release, federation: &mut FederationClient) -> Result<Step> {
+        let Strategy::Gray { by, order, pause, deadline_seconds } = release.strategy() else { return self.fail(&release, "not a gray release").await };
+        let services: Vec<String> = release.waves().into_iter().flatten().collect();
+        let Some(waves) = release.gray_waves() else {
+            let mut known: Vec<String> = services.clone();
+            known.extend(old.objects.as_object().into_iter().flat_map(|m| m.keys().cloned()));
+            let targets = self.placed_targets(app, &known, federation).await?;
+            let waves = match gray_waves(by, &order, &release.placement, &targets) {
+                Ok(w) if w.is_empty() => return self.fail(&release, "the application runs in no cluster; nothing to roll out wave by wave").await,
+                Ok(w) => w,
+                Err(m) => return self.fail(&release, &m).await,
+            };
+            let names: Vec<&str> = waves.iter().map(|w| w.name.as_str()).collect();
+            sqlx::query("UPDATE releases SET gray_waves = $2, message = $3 WHERE id = $1 AND gray_waves IS NULL AND phase = 'rollout'")
+                .bind(release.id)
+                .bind(json!(waves))
+                .bind(format!("{} waves: {}", waves.len(), names.join(", ")))
+                .execute(&self.pool)
+                .await?;
+            return Ok(Step::Next);
+        };
+        let k = release.step as usize;
+        let Some(wave) = waves.get(k) else { return self.succeed(&release, app, federation).await };
+        let n = waves.len();
+        let later: Vec<String> = waves[k + 1..].iter().flat_map(|w| w.clusters.iter().cloned()).filter(|c| !wave.clusters.contains(c)).collect();
+        let mut bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
+        let key = format!("gray-{k}");
+        if release.applied != key {
+            for service in &services {
+                let objects = release.objects.get(service).cloned().unwrap_or(Value::Array(Vec::new()));
+                let replicas = app.replicas.get(service).and_then(Value::as_u64).map(|n| n as u32);
+                let binding = match apply_service_holding(federation, app, &release, service, &objects, replicas, &later).await {
+                    Ok(b) => b,
+                    Err(Error::Unavailable(m)) => return Err(Error::Unavailable(m)),
+                    Err(e) => return self.fail(&release, &format!("wave {} of {n} ({}): {service}: {e}", k + 1, wave.name)).await,
+                };
+                bindings.insert(service.clone(), json!(binding.id));
+            }
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1").bind(app.id).bind(Value::Object(bindings)).execute(&mut *tx).await?;
+            sqlx::query(
+                "UPDATE releases SET applied = $2, message = $3, phase_started_at = now(), hold_until = NULL
+                 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout' AND step = $4",
+            )
+            .bind(release.id)
+            .bind(&key)
+            .bind(format!("wave {} of {n} ({}): waiting for {} to be Available", k + 1, wave.name, wave.clusters.join(", ")))
+            .bind(release.step)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Step::Wait);
+        }
+        let deadline = deadline_seconds.map_or(self.pacing.deadline, |s| Duration::from_secs(u64::from(s)));
+        match self.observe_clusters(federation, &bindings, &services, &wave.clusters).await? {
+            Observed::Healthy => {}
+            Observed::Waiting(why) => {
+                let overdue = release.phase_started_at.is_some_and(|s| chrono::Utc::now() - s > chrono::Duration::from_std(deadline).unwrap_or_default());
+                if !overdue {
+                    return Ok(Step::Wait);
+                }
+                let kept = if later.is_empty() { String::new() } else { format!("; {} keep release {}", later.join(", "), old.number) };
+                return self.fail(&release, &format!("wave {} of {n} ({}) was not Available within {deadline:?} ({why}){kept}", k + 1, wave.name)).await;
+            }
+            Observed::Gone(m) => return self.fail(&release, &m).await,
+        }
+        let Some(next) = waves.get(k + 1) else { return self.succeed(&release, app, federation).await };
+        match pause {
+            GrayPause::Manual => {
+                let message = format!("wave {} of {n} ({}) runs release {}; promote to go on to {}, or abort to return to release {}", k + 1, wave.name, release.number, next.name, old.number);
+                return Ok(if self.enter(&release, "rollout", "waiting", release.step, &message).await? { Step::Idle } else { Step::Wait });
+            }
+            GrayPause::Seconds(seconds) if seconds > 0 => {
+                let Some(until) = release.hold_until else {
+                    sqlx::query("UPDATE releases SET hold_until = now() + make_interval(secs => $2), message = $3 WHERE id = $1 AND phase = 'rollout' AND step = $4")
+                        .bind(release.id)
+                        .bind(f64::from(seconds))
+                        .bind(format!("wave {} of {n} ({}) is Available; holding {seconds}s before {}", k + 1, wave.name, next.name))
+                        .bind(release.step)
+                        .execute(&self.pool)
+                        .await?;
+                    return Ok(Step::Wait);
+                };
+                if until > chrono::Utc::now() {
+                    return Ok(Step::Wait);
+                }
+            }
+            GrayPause::Seconds(_) => {}
+        }
+        let message = format!("wave {} of {n} ({}) was Available; next {}", k + 1, wave.name, next.name);
+        Ok(if self.enter(&release, "rollout", "rollout", release.step + 1, &message).await? { Step::Next } else { Step::Wait })
     }
 
     async fn wait_for_person(&self, release: &Release, message: &str) -> Result<Step> {
@@ -543,7 +755,8 @@ impl Driver {
     }
 
     /// Returns to the replaced release at once: its slot serves everything
-    /// and the new slot goes, whatever state the new slot is in. The
+    /// and the new slot goes, whatever state the new slot is in (a gray
+    /// release: every cluster gets the replaced release's objects, unheld). The
     /// release is `aborted` once every cluster has the switch back (the old
     /// slot was running all along, so that is quick).
     async fn aborting(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
@@ -568,8 +781,11 @@ impl Driver {
             .bind(release.id)
             .execute(&mut *tx)
             .await?;
-        // An unslotted release returned to now runs in the first slot.
-        sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1").bind(old.id).bind(traffic::FIRST_SLOT).execute(&mut *tx).await?;
+        // An unslotted release a slotted one returned to now runs in the first
+        // slot (a gray release returned to it as it ran).
+        if release.slot.is_some() {
+            sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1").bind(old.id).bind(traffic::FIRST_SLOT).execute(&mut *tx).await?;
+        }
         sqlx::query("UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Step::Finished)
@@ -651,6 +867,7 @@ mod tests {
             traffic: 0,
             hold_until: None,
             phase_started_at: None,
+            gray_waves: None,
         }
     }
 
@@ -699,5 +916,30 @@ mod tests {
         assert_eq!(service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(), None, "a service the old release lacked has no binding on the way back");
         let rolling = release(3, None, json!({"type": "rolling"}), "web:3");
         assert_eq!(service_objects(&rolling, Some(&new), "web", View::Rollout, &gateway).unwrap().unwrap(), rolling.objects["web"], "unslotted releases apply what they rendered");
+    }
+
+    #[test]
+    fn gray_waves_follow_the_order_given_then_the_placement() {
+        let targets = [("dc1".to_string(), "p1".to_string()), ("dc2".to_string(), "p2".to_string()), ("dc3".to_string(), "p1".to_string())];
+        let explicit = json!({"explicit": [{"cluster": "dc3"}, {"cluster": "dc1"}, {"cluster": "dc2"}]});
+        let names = |w: Vec<GrayWave>| w.into_iter().map(|w| format!("{}:{}", w.name, w.clusters.join("+"))).collect::<Vec<_>>();
+        assert_eq!(names(gray_waves(GrayBy::Cluster, &[], &explicit, &targets).unwrap()), ["dc3:dc3", "dc1:dc1", "dc2:dc2"], "an explicit placement's order");
+        assert_eq!(names(gray_waves(GrayBy::Cluster, &["dc2".into()], &json!({"policy": {}}), &targets).unwrap()), ["dc2:dc2", "dc1:dc1", "dc3:dc3"], "named first, the rest by name");
+        assert_eq!(names(gray_waves(GrayBy::Partition, &[], &explicit, &targets).unwrap()), ["p1:dc3+dc1", "p2:dc2"], "a partition's clusters go together");
+        assert_eq!(names(gray_waves(GrayBy::Partition, &["p2".into()], &explicit, &targets).unwrap()), ["p2:dc2", "p1:dc3+dc1"]);
+        let e = gray_waves(GrayBy::Cluster, &["dc9".into()], &explicit, &targets).unwrap_err();
+        assert!(e.contains("dc9"), "{e}");
+    }
+
+    #[test]
+    fn a_gray_release_applies_its_own_objects_and_returns_to_what_the_replaced_release_ran() {
+        let gateway = GatewayRef::default();
+        let old = release(1, Some("blue"), json!({"type": "blue-green"}), "web:1");
+        let new = release(2, None, json!({"type": "gray", "pause": "manual"}), "web:2");
+        assert_eq!(service_objects(&new, Some(&old), "web", View::Rollout, &gateway).unwrap().unwrap(), new.objects["web"]);
+        assert_eq!(summary(service_objects(&new, Some(&old), "web", View::Back, &gateway).unwrap()), ["Deployment shop-web-blue blue", "Service shop-web blue"], "back to the slot the old release served from");
+        assert_eq!(service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(), None);
+        let rolling = release(1, None, json!({"type": "rolling"}), "web:1");
+        assert_eq!(service_objects(&new, Some(&rolling), "web", View::Back, &gateway).unwrap().unwrap(), rolling.objects["web"]);
     }
 }

@@ -56,6 +56,77 @@ pub enum Strategy {
     /// An HTTPRoute mirrors every request to the new version (its answers
     /// are dropped) until the release is promoted or aborted.
     Shadow,
+    /// The new version goes out one cluster (or partition) at a time, each
+    /// wave Available before the next.
+    Gray {
+        /// What one wave is.
+        #[serde(default)]
+        by: GrayBy,
+        /// Waves first: cluster names (`by: cluster`) or partition ids
+        /// (`by: partition`); the rest follow in the placement's order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        order: Vec<String>,
+        /// After each Available wave but the last: seconds to hold, or
+        /// `"manual"` to wait for a promote.
+        #[serde(default)]
+        pause: GrayPause,
+        /// A wave not Available within this fails the release (default:
+        /// the release driver's deadline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline_seconds: Option<u32>,
+    },
+}
+
+/// What one wave of a gray release covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrayBy {
+    /// Every target in one cluster.
+    #[default]
+    Cluster,
+    /// Every target in one partition.
+    Partition,
+}
+
+/// What a gray release does between waves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrayPause {
+    /// Holds this many seconds (0: goes straight on).
+    Seconds(u32),
+    /// Waits for a promote.
+    Manual,
+}
+
+impl Default for GrayPause {
+    fn default() -> Self {
+        Self::Seconds(0)
+    }
+}
+
+impl Serialize for GrayPause {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::Seconds(n) => s.serialize_u32(*n),
+            Self::Manual => s.serialize_str("manual"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GrayPause {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u32),
+            Word(String),
+        }
+        let wrong = || serde::de::Error::custom("must be a number of seconds or \"manual\"");
+        match Raw::deserialize(d).map_err(|_| wrong())? {
+            Raw::Seconds(n) => Ok(Self::Seconds(n)),
+            Raw::Word(w) if w == "manual" => Ok(Self::Manual),
+            Raw::Word(_) => Err(wrong()),
+        }
+    }
 }
 
 /// Which requests an A/B release sends to the new version: a header with
@@ -137,6 +208,20 @@ impl Strategy {
             return Ok(Self::default());
         }
         let value: Value = serde_json::from_str(text).map_err(|e| Error::invalid("strategy", format!("is not JSON: {e}")))?;
+        if value["type"] == "gray" {
+            // Inside an internally tagged enum serde loses the path of a bad
+            // value; these fields are checked here to name them.
+            if let Some(by) = value.get("by")
+                && !matches!(by.as_str(), Some("cluster" | "partition"))
+            {
+                return Err(Error::invalid("strategy.by", "must be \"cluster\" or \"partition\""));
+            }
+            if let Some(pause) = value.get("pause")
+                && !(pause.as_u64().is_some_and(|n| n <= u64::from(MAX_PAUSE_SECONDS)) || pause == "manual")
+            {
+                return Err(Error::invalid("strategy.pause", format!("must be a number of seconds up to {MAX_PAUSE_SECONDS}, or \"manual\" to wait for a promote")));
+            }
+        }
         let strategy: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             Error::invalid(if path == "." { "strategy".to_string() } else { format!("strategy.{path}") }, e.into_inner().to_string())
@@ -171,6 +256,27 @@ impl Strategy {
                     return Err(Error::invalid(format!("strategy.match.{field}.value"), "must be a non-empty printable value (a cookie value without ; , or spaces)"));
                 }
             }
+            Self::Gray { by, order, pause, deadline_seconds } => {
+                let mut seen = std::collections::BTreeSet::new();
+                for (i, wave) in order.iter().enumerate() {
+                    let field = format!("strategy.order[{i}]");
+                    match by {
+                        GrayBy::Cluster => drop(kernel::name::DnsLabel::parse(&field, wave)?),
+                        GrayBy::Partition => drop(kernel::id::parse_id(&field, wave)?),
+                    }
+                    if !seen.insert(wave) {
+                        return Err(Error::invalid(field, format!("{wave} is named twice")));
+                    }
+                }
+                if let GrayPause::Seconds(n) = pause
+                    && *n > MAX_PAUSE_SECONDS
+                {
+                    return Err(Error::invalid("strategy.pause", format!("must be at most {MAX_PAUSE_SECONDS} seconds; use \"manual\" to wait for a promote")));
+                }
+                if deadline_seconds.is_some_and(|d| d == 0 || d > MAX_PAUSE_SECONDS) {
+                    return Err(Error::invalid("strategy.deadline_seconds", format!("must be between 1 and {MAX_PAUSE_SECONDS}")));
+                }
+            }
             Self::Recreate | Self::BlueGreen | Self::Shadow => {}
         }
         Ok(strategy)
@@ -186,11 +292,20 @@ impl Strategy {
         matches!(self, Self::Canary { .. } | Self::AB { .. } | Self::Shadow)
     }
 
+    /// Whether the release goes out cluster by cluster (or partition by partition).
+    pub fn gray(&self) -> bool {
+        matches!(self, Self::Gray { .. })
+    }
+
     /// Writes the strategy into a workload object.
     ///
     /// # Errors
     /// `recreate` asked of a StatefulSet or DaemonSet, which cannot do it.
     pub fn apply_to(&self, object: &mut Value) -> Result<()> {
+        if self.gray() {
+            // Inside one cluster a gray wave updates as a default rolling update.
+            return Self::default().apply_to(object);
+        }
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
         let rolling = |s: &IntOrPercent, u: &IntOrPercent| json!({"maxSurge": s, "maxUnavailable": u});
         match (self, kind.as_str()) {
@@ -249,6 +364,27 @@ mod tests {
         let round = Strategy::parse(&serde_json::to_string(&ab).unwrap()).unwrap();
         assert_eq!(round, ab, "stored strategies read back");
         assert!(Strategy::Shadow.routed() && !Strategy::BlueGreen.routed() && Strategy::BlueGreen.slotted() && !Strategy::Recreate.slotted());
+    }
+
+    #[test]
+    fn gray_strategies_parse_with_defaults_and_name_bad_fields() {
+        let gray = Strategy::parse(r#"{"type": "gray"}"#).unwrap();
+        assert_eq!(gray, Strategy::Gray { by: GrayBy::Cluster, order: vec![], pause: GrayPause::Seconds(0), deadline_seconds: None });
+        let manual = Strategy::parse(r#"{"type": "gray", "by": "cluster", "order": ["dc2-dr", "dc1-prod"], "pause": "manual", "deadline_seconds": 60}"#).unwrap();
+        assert_eq!(manual, Strategy::Gray { by: GrayBy::Cluster, order: vec!["dc2-dr".into(), "dc1-prod".into()], pause: GrayPause::Manual, deadline_seconds: Some(60) });
+        assert_eq!(Strategy::parse(&serde_json::to_string(&manual).unwrap()).unwrap(), manual, "stored strategies read back");
+        let by_partition = Strategy::parse(r#"{"type": "gray", "by": "partition", "order": ["0190e5a4-0000-7000-8000-000000000001"], "pause": 5}"#).unwrap();
+        assert!(matches!(by_partition, Strategy::Gray { by: GrayBy::Partition, pause: GrayPause::Seconds(5), .. }));
+        assert_eq!(Strategy::parse(r#"{"type": "gray", "pause": "later"}"#).unwrap_err().field(), Some("strategy.pause"));
+        assert_eq!(Strategy::parse(r#"{"type": "gray", "pause": 100000}"#).unwrap_err().field(), Some("strategy.pause"));
+        assert_eq!(Strategy::parse(r#"{"type": "gray", "by": "zone"}"#).unwrap_err().field(), Some("strategy.by"));
+        assert_eq!(Strategy::parse(r#"{"type": "gray", "by": "partition", "order": ["dc1"]}"#).unwrap_err().field(), Some("strategy.order[0]"));
+        assert_eq!(Strategy::parse(r#"{"type": "gray", "order": ["a", "a"]}"#).unwrap_err().field(), Some("strategy.order[1]"));
+        assert_eq!(Strategy::parse(r#"{"type": "gray", "deadline_seconds": 0}"#).unwrap_err().field(), Some("strategy.deadline_seconds"));
+        assert!(!gray.slotted() && !gray.routed() && gray.gray());
+        let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {}});
+        gray.apply_to(&mut deployment).unwrap();
+        assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate", "inside a cluster a wave rolls");
     }
 
     #[test]

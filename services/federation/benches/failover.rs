@@ -138,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
                     objects_json: objects(i),
                     placement_json: placement.to_string(),
                     replicas: 2,
+                    hold: Vec::new(),
                 };
                 Bindings::new(&pool, &*admission).apply(&Caller::platform_admin("bench"), request).await.map(|_| ())
             }

@@ -141,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         objects_json: objects().to_string(),
         placement_json: json!({"policy": {"division": "duplicated"}}).to_string(),
         replicas: 2,
+        hold: Vec::new(),
     };
     let (b, _) = Bindings::new(&pool, &*admission).apply(&Caller::platform_admin("bench"), request).await?;
     let admitted = started.elapsed();

@@ -5,6 +5,17 @@
 //! propagator ([`crate::propagation`]) writes it into the clusters and
 //! commits the reservations. Every read and write is scoped by tenant here:
 //! a binding of a tenant the caller cannot see is NotFound.
+//!
+//! Revisions and pinning: each apply that changes the objects makes a new
+//! numbered revision (`binding_revisions`; `bindings.objects` is the newest).
+//! An apply may `hold` clusters: those keep the revision they run while the
+//! others take the newest, so one binding runs two object sets at once (a
+//! gray release upgrades it cluster by cluster, see the apps service's
+//! `strategy` module). A target's `objects_revision` is NULL when it
+//! follows the newest; [`target_objects`] is what the propagator applies to
+//! it, and a held target's quota is reserved for its own revision's
+//! requests. An apply without `hold` puts every target on the newest again.
+//! A target placed anew (by an apply or a failover) runs the newest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -265,6 +276,8 @@ pub struct ApplyRequest {
     pub placement_json: String,
     /// 0: [`default_replicas`].
     pub replicas: u32,
+    /// Clusters that keep the revision they run (see [`pins`]).
+    pub hold: Vec<String>,
 }
 
 /// A binding as stored.
@@ -296,6 +309,8 @@ pub struct Binding {
     pub toleration_ms: i64,
     /// Never runs two copies.
     pub singleton: bool,
+    /// The newest revision of the objects (what `objects` holds).
+    pub revision: i64,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -329,6 +344,9 @@ pub struct Target {
     pub observed_at: Option<DateTime<Utc>>,
     /// The cluster's health condition now.
     pub cluster_condition: Option<String>,
+    /// The revision of the binding's objects this cluster is to run (the
+    /// newest unless held); it runs it once `applied_generation` reaches `generation`.
+    pub objects_revision: i64,
 }
 
 /// A workload's rollout as observed in a member cluster.
@@ -350,6 +368,23 @@ pub struct WorkloadStatus {
     pub current: bool,
     /// The workload's conditions: (type, status, reason, message).
     pub conditions: Vec<(String, String, String, String)>,
+}
+
+impl WorkloadStatus {
+    /// Whether the rollout is done: the controller has seen the latest spec,
+    /// every desired replica is updated and available, and (a Deployment)
+    /// the controller says the new ReplicaSet has progressed.
+    pub fn rolled_out(&self) -> bool {
+        self.current && self.updated >= self.desired && self.available >= self.desired && self.rollout_unfinished().is_none()
+    }
+
+    /// A Deployment's Progressing condition while its rollout is not done.
+    /// Old pods still serving make the counts look complete while the new
+    /// ones are not up; the controller's reason says otherwise (as
+    /// `kubectl rollout status` reads it).
+    fn rollout_unfinished(&self) -> Option<&(String, String, String, String)> {
+        self.conditions.iter().find(|c| self.kind == "Deployment" && c.0 == "Progressing" && c.2 != "NewReplicaSetAvailable")
+    }
 }
 
 /// Overall or per-cluster health.
@@ -394,6 +429,9 @@ impl Target {
         for w in self.workloads.iter() {
             if !w.current || w.updated < w.desired || w.available < w.desired {
                 return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
+            }
+            if let Some((_, _, reason, message)) = w.rollout_unfinished() {
+                return (Health::Progressing, format!("{} {} in {c}: rolling out ({reason}: {message})", w.kind, w.name));
             }
         }
         if self.observed_at.is_none() {
@@ -460,8 +498,11 @@ impl<'a> Bindings<'a> {
                 .fetch_all(self.pool)
                 .await?;
         let placed: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * b.replica_cpu_milli), 0)::BIGINT, COALESCE(SUM(t.replicas::BIGINT * b.replica_memory_milli), 0)::BIGINT
+            "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_cpu_milli, b.replica_cpu_milli)), 0)::BIGINT,
+                    COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_memory_milli, b.replica_memory_milli)), 0)::BIGINT
              FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+             -- A held target requests what its revision's objects request.
+             LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
              WHERE b.id IS DISTINCT FROM $1 GROUP BY t.cluster",
         )
         .bind(except)
@@ -522,8 +563,12 @@ impl<'a> Bindings<'a> {
             return Err(Error::invalid("placement.singleton", format!("a singleton runs exactly 1 replica, not {replicas}")));
         }
         let (per, pods) = per_replica(&objects)?;
+        let mut hold = BTreeSet::new();
+        for (i, cluster) in r.hold.iter().enumerate() {
+            hold.insert(DnsLabel::parse(&format!("hold[{i}]"), cluster)?.as_str().to_string());
+        }
 
-        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
+        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
             .bind(r.tenant)
             .bind(r.name.as_str())
             .fetch_optional(self.pool)
@@ -537,25 +582,49 @@ impl<'a> Bindings<'a> {
         let assignment = placement::place(&placement, &Demand { replicas, per_replica: per, project: r.project }, &candidates)?;
 
         let id = existing.as_ref().map_or_else(kernel::id::new_id, |b| b.id);
-        let old: Vec<(String, Uuid, String, i32, bool, sqlx::types::Json<BTreeMap<String, String>>)> =
-            sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, removing, amounts FROM binding_targets WHERE binding_id = $1")
+        // (cluster, partition, namespace, replicas, removing, amounts, held revision)
+        type Held = (String, Uuid, String, i32, bool, sqlx::types::Json<BTreeMap<String, String>>, Option<i64>);
+        let old: Vec<Held> =
+            sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, removing, amounts, objects_revision FROM binding_targets WHERE binding_id = $1")
                 .bind(id)
                 .fetch_all(self.pool)
                 .await?;
+        // Revisions: new objects are the next one; held clusters keep theirs.
+        let objects_changed = existing.as_ref().is_none_or(|b| b.objects.0 != objects_value);
+        let newest = match &existing {
+            Some(b) if objects_changed => b.revision + 1,
+            Some(b) => b.revision,
+            None => 1,
+        };
+        let running: BTreeMap<String, i64> =
+            old.iter().filter(|t| !t.4).map(|t| (t.0.clone(), t.6.unwrap_or_else(|| existing.as_ref().map_or(newest, |b| b.revision)))).collect();
+        let pinned = pins(&assignment, &hold, &running, newest);
         if let Some(b) = &existing {
             let same_targets = old.iter().filter(|t| !t.4).count() == assignment.len()
-                && assignment.iter().all(|a| old.iter().any(|t| !t.4 && t.0 == a.cluster && t.1 == a.partition_id && t.3 == a.replicas as i32));
+                && assignment.iter().all(|a| old.iter().any(|t| !t.4 && t.0 == a.cluster && t.1 == a.partition_id && t.3 == a.replicas as i32 && pinned.get(&a.cluster) == Some(&t.6)));
             if same_targets && b.objects.0 == objects_value && b.placement.0 == placement_value && b.replicas == replicas as i32 && b.project_id == r.project {
                 let targets = self.targets(id).await?;
                 return Ok((b.clone(), targets));
             }
         }
         let generation = existing.as_ref().map_or(1, |b| b.generation + 1);
+        // What one replica requests in each held revision: their quota is the held objects'.
+        let held_revisions: Vec<i64> = pinned.values().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let mut requests_of: BTreeMap<i64, (Resources, u32)> = BTreeMap::new();
+        for (revision, stored) in sqlx::query_as::<_, (i64, sqlx::types::Json<Value>)>("SELECT revision, objects FROM binding_revisions WHERE binding_id = $1 AND revision = ANY($2)")
+            .bind(id)
+            .bind(&held_revisions)
+            .fetch_all(self.pool)
+            .await?
+        {
+            requests_of.insert(revision, per_replica(&parse_objects(&stored.0.to_string())?)?);
+        }
 
         // Quota first: nothing is recorded (so nothing applied) unless every target is admitted.
         let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
         for a in &assignment {
-            let want = amounts(per, pods, a.replicas);
+            let (target_per, target_pods) = pinned.get(&a.cluster).copied().flatten().and_then(|rev| requests_of.get(&rev).copied()).unwrap_or((per, pods));
+            let want = amounts(target_per, target_pods, a.replicas);
             let held = old.iter().find(|t| t.0 == a.cluster && t.1 == a.partition_id && !t.4).map(|t| &t.5.0);
             if want.is_empty() || held == Some(&want) {
                 continue;
@@ -576,7 +645,8 @@ impl<'a> Bindings<'a> {
                 }
             }
         }
-        match self.record(id, &r, &objects_value, &placement_value, replicas, per, resilience, generation, existing.is_some(), &assignment, &reserved).await {
+        let revisions = Revisions { newest, objects_changed, pinned: &pinned };
+        match self.record(id, &r, &objects_value, &placement_value, replicas, per, resilience, generation, existing.is_some(), &assignment, &reserved, &revisions).await {
             Ok(b) => {
                 let targets = self.targets(id).await?;
                 Ok((b, targets))
@@ -606,15 +676,16 @@ impl<'a> Bindings<'a> {
         exists: bool,
         assignment: &[Assignment],
         reserved: &[(String, Uuid, BTreeMap<String, String>)],
+        revisions: &Revisions<'_>,
     ) -> Result<Binding> {
         let mut tx = self.pool.begin().await?;
         let binding: Binding = if exists {
             sqlx::query_as(
                 "UPDATE bindings SET project_id = $2, objects = $3, placement = $4, replicas = $5, replica_cpu_milli = $6, replica_memory_milli = $7,
                         generation = $8, updated_at = now(), dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL,
-                        failback = $12, priority = $13
+                        failback = $12, priority = $13, revision = $14
                  WHERE id = $1 AND generation = $8 - 1 AND NOT deleted
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at",
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at",
             )
             .bind(id)
             .bind(r.project)
@@ -629,6 +700,7 @@ impl<'a> Bindings<'a> {
             .bind(resilience.singleton)
             .bind(resilience.failback.as_str())
             .bind(resilience.priority)
+            .bind(revisions.newest)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::Conflict(format!("binding {} changed meanwhile; apply again", r.name.as_str())))?
@@ -636,7 +708,7 @@ impl<'a> Bindings<'a> {
             sqlx::query_as(
                 "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton, failback, priority)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, name) DO NOTHING
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at",
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at",
             )
             .bind(id)
             .bind(r.tenant)
@@ -669,6 +741,38 @@ impl<'a> Bindings<'a> {
         .await?;
         // A pending reservation this replaces was never committed: released by the propagator with it.
         write_targets(&mut tx, id, generation, assignment, reserved).await?;
+        if revisions.objects_changed {
+            sqlx::query(
+                "INSERT INTO binding_revisions (binding_id, revision, objects, replica_cpu_milli, replica_memory_milli) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (binding_id, revision) DO NOTHING",
+            )
+            .bind(id)
+            .bind(revisions.newest)
+            .bind(sqlx::types::Json(objects))
+            .bind(per.cpu_milli)
+            .bind(per.memory_milli)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (clusters, pins): (Vec<String>, Vec<Option<i64>>) = revisions.pinned.iter().map(|(c, p)| (c.clone(), *p)).unzip();
+        sqlx::query(
+            "UPDATE binding_targets t SET objects_revision = p.pin FROM unnest($2::text[], $3::bigint[]) AS p(cluster, pin)
+             WHERE t.binding_id = $1 AND t.cluster = p.cluster",
+        )
+        .bind(id)
+        .bind(&clusters)
+        .bind(&pins)
+        .execute(&mut *tx)
+        .await?;
+        // Revisions no target runs any more (removed targets keep theirs until they are gone).
+        sqlx::query(
+            "DELETE FROM binding_revisions r WHERE r.binding_id = $1 AND r.revision <> $2
+               AND NOT EXISTS (SELECT 1 FROM binding_targets t WHERE t.binding_id = r.binding_id AND t.objects_revision = r.revision)",
+        )
+        .bind(id)
+        .bind(revisions.newest)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(binding)
     }
@@ -676,8 +780,10 @@ impl<'a> Bindings<'a> {
     async fn targets(&self, id: Uuid) -> Result<Vec<Target>> {
         Ok(sqlx::query_as(
             "SELECT t.cluster, t.partition_id, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation, t.last_error, t.workloads,
-                    NULLIF(t.synced_at, '-infinity') AS synced_at, t.observed_at, c.condition AS cluster_condition
-             FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster WHERE t.binding_id = $1 ORDER BY t.cluster",
+                    NULLIF(t.synced_at, '-infinity') AS synced_at, t.observed_at, c.condition AS cluster_condition,
+                    COALESCE(t.objects_revision, b.revision) AS objects_revision
+             FROM binding_targets t JOIN bindings b ON b.id = t.binding_id LEFT JOIN clusters c ON c.name = t.cluster
+             WHERE t.binding_id = $1 ORDER BY t.cluster",
         )
         .bind(id)
         .fetch_all(self.pool)
@@ -689,7 +795,7 @@ impl<'a> Bindings<'a> {
     /// # Errors
     /// NotFound when absent or of a tenant the caller cannot see.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<(Binding, Vec<Target>)> {
-        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at FROM bindings WHERE id = $1")
+        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at FROM bindings WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool)
             .await?
@@ -708,7 +814,7 @@ impl<'a> Bindings<'a> {
             return Err(Error::not_found("tenant", tenant));
         }
         let rows: Vec<Binding> = sqlx::query_as(
-            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
         .bind(tenant)
         .bind(page.after)
@@ -746,6 +852,48 @@ impl<'a> Bindings<'a> {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The revisions an apply records: the newest, whether this apply made it,
+/// and each assigned cluster's pin ([`pins`]).
+struct Revisions<'a> {
+    newest: i64,
+    objects_changed: bool,
+    pinned: &'a BTreeMap<String, Option<i64>>,
+}
+
+/// Which revision each cluster of `assignment` is held at after an apply
+/// whose objects are revision `newest`: a cluster named in `hold` that runs
+/// an older revision (`running`: cluster -> revision, live targets only)
+/// keeps it; every other cluster follows the newest (`None`). A held cluster
+/// that runs nothing of the binding yet has nothing to keep and takes the
+/// newest too, as does a held cluster already at the newest.
+pub fn pins(assignment: &[Assignment], hold: &BTreeSet<String>, running: &BTreeMap<String, i64>, newest: i64) -> BTreeMap<String, Option<i64>> {
+    assignment
+        .iter()
+        .map(|a| {
+            let pin = if hold.contains(&a.cluster) { running.get(&a.cluster).copied().filter(|r| *r != newest) } else { None };
+            (a.cluster.clone(), pin)
+        })
+        .collect()
+}
+
+/// The objects the target (`binding`, `cluster`) is to run: those of the
+/// revision it is held at, or `newest` (the binding's objects) when it
+/// follows the newest. What the propagator applies to each cluster.
+///
+/// # Errors
+/// The database fails; stored objects no longer parse (a bug).
+pub async fn target_objects(pool: &PgPool, binding: Uuid, cluster: &str, newest: &Value) -> Result<Vec<Object>> {
+    let held: Option<sqlx::types::Json<Value>> = sqlx::query_scalar(
+        "SELECT r.objects FROM binding_targets t JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
+         WHERE t.binding_id = $1 AND t.cluster = $2",
+    )
+    .bind(binding)
+    .bind(cluster)
+    .fetch_optional(pool)
+    .await?;
+    parse_objects(&held.as_ref().map_or(newest, |h| &h.0).to_string())
 }
 
 /// Records the targets `to` of generation `generation` (new ones, or
@@ -829,5 +977,46 @@ mod tests {
         let objects = parse_objects(&json!([marked]).to_string()).unwrap();
         let body = objects[0].for_cluster(id, "acme-web", 2);
         assert_eq!(body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "redis.acme-web.svc", "a chart's .Release.Namespace becomes the partition's");
+    }
+
+    #[test]
+    fn held_clusters_keep_an_older_revision_and_everything_else_follows_the_newest() {
+        let at = |c: &str| Assignment { cluster: c.into(), partition_id: Uuid::nil(), namespace: "ns".into(), replicas: 1 };
+        let assignment = [at("a"), at("b"), at("c"), at("new")];
+        let running: BTreeMap<String, i64> = [("a".to_string(), 1), ("b".to_string(), 1), ("c".to_string(), 2)].into();
+        let hold: BTreeSet<String> = ["b", "c", "new", "elsewhere"].map(String::from).into();
+        let pinned = pins(&assignment, &hold, &running, 2);
+        assert_eq!(pinned["a"], None, "not held: takes the newest");
+        assert_eq!(pinned["b"], Some(1), "held: keeps what it runs");
+        assert_eq!(pinned["c"], None, "held at the newest already: nothing to pin");
+        assert_eq!(pinned["new"], None, "runs nothing yet: nothing to keep");
+        assert!(!pinned.contains_key("elsewhere"), "only assigned clusters are pinned");
+        assert!(pins(&assignment, &BTreeSet::new(), &running, 3).values().all(Option::is_none), "no hold: every cluster on the newest");
+    }
+
+    #[test]
+    fn a_deployment_still_rolling_out_behind_old_pods_is_not_healthy() {
+        let mut w = WorkloadStatus { kind: "Deployment".into(), name: "web".into(), desired: 1, updated: 1, ready: 1, available: 1, current: true, conditions: vec![] };
+        let target = |w: &WorkloadStatus| Target {
+            cluster: "a".into(),
+            partition_id: Uuid::nil(),
+            namespace: "ns".into(),
+            replicas: 1,
+            removing: false,
+            generation: 2,
+            applied_generation: 2,
+            last_error: None,
+            workloads: sqlx::types::Json(vec![w.clone()]),
+            synced_at: None,
+            observed_at: Some(Utc::now()),
+            cluster_condition: Some("Ready".into()),
+            objects_revision: 1,
+        };
+        assert_eq!(target(&w).health().0, Health::Healthy);
+        let progressing = |reason: &str| ("Progressing".to_string(), "True".to_string(), reason.to_string(), "m".to_string());
+        w.conditions = vec![progressing("ReplicaSetUpdated")];
+        assert_eq!(target(&w).health().0, Health::Progressing, "the new pod is not up; the old one still counts as available");
+        w.conditions = vec![progressing("NewReplicaSetAvailable")];
+        assert_eq!(target(&w).health().0, Health::Healthy);
     }
 }

@@ -141,6 +141,7 @@ fn binding_pb(b: binding::Binding, targets: Vec<binding::Target>) -> pb::Binding
         placement_json: b.placement.0.to_string(),
         replicas: u32::try_from(b.replicas).unwrap_or(0),
         generation: b.generation,
+        revision: b.revision,
         deleting: b.deleted,
         health: health.as_str().into(),
         health_reason: reason,
@@ -159,6 +160,7 @@ fn binding_pb(b: binding::Binding, targets: Vec<binding::Target>) -> pb::Binding
                     replicas: u32::try_from(t.replicas).unwrap_or(0),
                     removing: t.removing,
                     applied_generation: t.applied_generation,
+                    objects_revision: t.objects_revision,
                     last_error: t.last_error.unwrap_or_default(),
                     synced_at: t.synced_at.and_then(timestamp),
                     observed_at: t.observed_at.and_then(timestamp),
@@ -198,6 +200,7 @@ impl FederationService for Federation {
             objects_json: r.objects_json,
             placement_json: r.placement_json,
             replicas: r.replicas,
+            hold: r.hold,
         };
         let (b, targets) = self.bindings().apply(&caller, apply).await?;
         Ok(Response::new(binding_pb(b, targets)))

@@ -222,7 +222,8 @@ impl Propagator {
 
     async fn work(&self, d: &Due) -> Result<()> {
         let client = self.clients.by_name(&d.cluster).await?;
-        let objects: Vec<Object> = binding::parse_objects(&d.objects.0.to_string())?;
+        // A target held at an earlier revision runs that revision's objects.
+        let objects: Vec<Object> = binding::target_objects(&self.pool, d.binding_id, &d.cluster, &d.objects.0).await?;
         let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", d.cluster));
         if d.removing {
             let kinds: BTreeSet<&'static Kind> = objects.iter().map(|o| o.kind).chain(d.applied_kinds.iter().filter_map(|k| Kind::from_key(k))).collect();

@@ -22,9 +22,9 @@ pub fn observed(kind: &Kind) -> bool {
     kind.workload || kind.kind == "DaemonSet"
 }
 
-/// Whether every workload is at its latest spec with every replica updated and available.
+/// Whether every workload's rollout is done ([`WorkloadStatus::rolled_out`]).
 pub fn settled(workloads: &[WorkloadStatus]) -> bool {
-    workloads.iter().all(|w| w.current && w.updated >= w.desired && w.available >= w.desired)
+    workloads.iter().all(WorkloadStatus::rolled_out)
 }
 
 /// Announces that one cluster's copy of a binding settled or unsettled.

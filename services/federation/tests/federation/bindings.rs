@@ -102,6 +102,7 @@ pub fn request(objects: String, placement: Value, replicas: u32) -> ApplyRequest
         objects_json: objects,
         placement_json: placement.to_string(),
         replicas,
+        hold: Vec::new(),
     }
 }
 

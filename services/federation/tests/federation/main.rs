@@ -7,6 +7,7 @@ mod drift;
 mod failover;
 mod health;
 mod helpers;
+mod pinning;
 mod pull_secrets;
 mod settings;
 mod status;
