@@ -12,8 +12,8 @@
 //! others take the newest, so one binding runs two object sets at once (a
 //! gray release upgrades it cluster by cluster, see the apps service's
 //! `strategy` module). A target's `objects_revision` is NULL when it
-//! follows the newest; [`target_objects`] is what the propagator applies to
-//! it, and a held target's quota is reserved for its own revision's
+//! follows the newest; the propagator applies to each target the objects of
+//! its revision, and a held target's quota is reserved for its own revision's
 //! requests. An apply without `hold` puts every target on the newest again.
 //! A target placed anew (by an apply or a failover) runs the newest.
 
@@ -876,24 +876,6 @@ pub fn pins(assignment: &[Assignment], hold: &BTreeSet<String>, running: &BTreeM
             (a.cluster.clone(), pin)
         })
         .collect()
-}
-
-/// The objects the target (`binding`, `cluster`) is to run: those of the
-/// revision it is held at, or `newest` (the binding's objects) when it
-/// follows the newest. What the propagator applies to each cluster.
-///
-/// # Errors
-/// The database fails; stored objects no longer parse (a bug).
-pub async fn target_objects(pool: &PgPool, binding: Uuid, cluster: &str, newest: &Value) -> Result<Vec<Object>> {
-    let held: Option<sqlx::types::Json<Value>> = sqlx::query_scalar(
-        "SELECT r.objects FROM binding_targets t JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
-         WHERE t.binding_id = $1 AND t.cluster = $2",
-    )
-    .bind(binding)
-    .bind(cluster)
-    .fetch_optional(pool)
-    .await?;
-    parse_objects(&held.as_ref().map_or(newest, |h| &h.0).to_string())
 }
 
 /// Records the targets `to` of generation `generation` (new ones, or

@@ -244,18 +244,40 @@ pub async fn of_cluster(pool: &PgPool, name: &str) -> Result<ClusterSettings> {
     row.map(ClusterSettings::from).ok_or_else(|| Error::FailedPrecondition(format!("cluster {name} is not registered")))
 }
 
-/// Fits `bodies` for `cluster` with its current settings: the one place
-/// the propagator adjusts objects per cluster.
+/// The settings of the registered clusters among `names`, in one query
+/// (the propagator reads them once per round, not once per target).
 ///
 /// # Errors
-/// [`Error::FailedPrecondition`] with the reason when an object names a
-/// class the cluster does not offer (nothing is applied then).
-pub async fn fit_for(pool: &PgPool, cluster: &str, mut bodies: Vec<Value>) -> Result<Vec<Value>> {
-    let settings = of_cluster(pool, cluster).await?;
-    for body in &mut bodies {
-        settings.fit(cluster, body).map_err(Error::FailedPrecondition)?;
+/// The database fails.
+pub async fn of_clusters(pool: &PgPool, names: &[String]) -> Result<std::collections::HashMap<String, ClusterSettings>> {
+    let rows: Vec<(String, sqlx::types::Json<Vec<String>>, String, sqlx::types::Json<Vec<String>>, String, i32, i32)> = sqlx::query_as(
+        "SELECT name, storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last
+         FROM clusters WHERE name = ANY($1)",
+    )
+    .bind(names)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last)| {
+            (name, ClusterSettings::from(Row { storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last }))
+        })
+        .collect())
+}
+
+impl ClusterSettings {
+    /// Fits `bodies` for `cluster`: the one place the propagator adjusts
+    /// objects per cluster.
+    ///
+    /// # Errors
+    /// [`Error::FailedPrecondition`] with the reason when an object names a
+    /// class the cluster does not offer (nothing is applied then).
+    pub fn fit_all(&self, cluster: &str, mut bodies: Vec<Value>) -> Result<Vec<Value>> {
+        for body in &mut bodies {
+            self.fit(cluster, body).map_err(Error::FailedPrecondition)?;
+        }
+        Ok(bodies)
     }
-    Ok(bodies)
 }
 
 /// Replaces the settings of cluster `id_or_name`. Platform administrators

@@ -30,7 +30,7 @@
 //! `watched_poll` is polled too (a watch whose request the client is still
 //! retrying looks live without delivering anything).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::binding::{self, Admission, BINDING_LABEL, Kind, Object};
+use crate::cluster_settings::{self, ClusterSettings};
 use crate::credentials::Clients;
 use crate::lease::{self, Lease};
 use crate::partition::{FIELD_MANAGER, MAX_BACKOFF};
@@ -168,9 +169,12 @@ impl Propagator {
     async fn start_due(&self, stop: &CancellationToken) -> Result<()> {
         let due: Vec<Due> = sqlx::query_as(
             "SELECT t.binding_id, t.cluster, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation, t.applied_kinds, t.failures,
-                    t.reservation_id, t.held_reservation_id, b.objects,
+                    t.reservation_id, t.held_reservation_id,
+                    -- A target held at an earlier revision runs that revision's objects.
+                    COALESCE(r.objects, b.objects) AS objects,
                     (t.removing OR t.applied_generation < t.generation OR t.synced_at <= now() - make_interval(secs => $1)) AS needs_apply
              FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+                  LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
              WHERE t.next_attempt_at <= now()
                AND (t.removing OR t.applied_generation < t.generation OR t.synced_at <= now() - make_interval(secs => $1)
                     OR (NOT (t.cluster = ANY($2)) AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1)))
@@ -185,7 +189,11 @@ impl Propagator {
         .bind(self.settings.watched_poll.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
+        let clusters: Vec<String> = due.iter().map(|d| d.cluster.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let settings: HashMap<String, Arc<ClusterSettings>> =
+            cluster_settings::of_clusters(&self.pool, &clusters).await?.into_iter().map(|(name, s)| (name, Arc::new(s))).collect();
         for d in due {
+            let Some(cluster) = settings.get(&d.cluster).cloned() else { continue };
             let key = (d.binding_id, d.cluster.clone());
             if !self.in_flight.lock().expect("not poisoned").insert(key.clone()) {
                 continue;
@@ -196,7 +204,7 @@ impl Propagator {
                 let Ok(_slot) = this.slots.clone().acquire_owned().await else { return };
                 let outcome = tokio::select! {
                     _ = stop.cancelled() => None,
-                    r = tokio::time::timeout(this.settings.timeout, this.work(&d)) => Some(r.unwrap_or_else(|_| Err(Error::Unavailable(format!("cluster {}: no answer within {:?}", d.cluster, this.settings.timeout))))),
+                    r = tokio::time::timeout(this.settings.timeout, this.work(&d, &cluster)) => Some(r.unwrap_or_else(|_| Err(Error::Unavailable(format!("cluster {}: no answer within {:?}", d.cluster, this.settings.timeout))))),
                 };
                 if let Some(Err(e)) = outcome {
                     tracing::warn!(binding = %d.binding_id, cluster = %d.cluster, error = %e, "binding not propagated; will retry");
@@ -220,10 +228,9 @@ impl Propagator {
         Ok(())
     }
 
-    async fn work(&self, d: &Due) -> Result<()> {
+    async fn work(&self, d: &Due, cluster: &ClusterSettings) -> Result<()> {
         let client = self.clients.by_name(&d.cluster).await?;
-        // A target held at an earlier revision runs that revision's objects.
-        let objects: Vec<Object> = binding::target_objects(&self.pool, d.binding_id, &d.cluster, &d.objects.0).await?;
+        let objects: Vec<Object> = binding::parse_objects(&d.objects.0.to_string())?;
         let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", d.cluster));
         if d.removing {
             let kinds: BTreeSet<&'static Kind> = objects.iter().map(|o| o.kind).chain(d.applied_kinds.iter().filter_map(|k| Kind::from_key(k))).collect();
@@ -247,17 +254,22 @@ impl Propagator {
             return Ok(());
         }
         let mut generations = Generations::new();
+        let mut answered = Vec::new();
         if d.needs_apply {
             let params = PatchParams::apply(FIELD_MANAGER).force();
             let replicas = u32::try_from(d.replicas).unwrap_or(0);
             let bodies = objects.iter().map(|o| o.for_cluster(d.binding_id, &d.namespace, replicas)).collect();
             // Default classes filled in, or the whole target refused before anything is written.
-            let bodies = crate::cluster_settings::fit_for(&self.pool, &d.cluster, bodies).await?;
+            let bodies = cluster.fit_all(&d.cluster, bodies)?;
             for (o, body) in objects.iter().zip(&bodies) {
                 let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &d.namespace, &o.kind.api_resource());
                 let applied = api.patch(&o.name, &params, &Patch::Apply(body)).await.map_err(fail)?;
-                if let Some(g) = applied.metadata.generation.filter(|_| status::observed(o.kind)) {
-                    generations.insert((o.kind.kind.to_string(), o.name.clone()), g);
+                if status::observed(o.kind) {
+                    if let Some(g) = applied.metadata.generation {
+                        generations.insert((o.kind.kind.to_string(), o.name.clone()), g);
+                    }
+                    // What the apply answered is the first observation: no GET needed.
+                    answered.push(status::observe(o, Some(&applied)));
                 }
             }
             // Objects dropped from the binding since the last apply go (by label).
@@ -300,6 +312,9 @@ impl Propagator {
         // A live watch records the target once it has seen this apply.
         if d.needs_apply && self.watches.applied(&d.cluster, d.binding_id, generations) {
             return Ok(());
+        }
+        if d.needs_apply {
+            return status::record(&self.pool, d.binding_id, &d.cluster, answered).await;
         }
         let mut workloads = Vec::new();
         for o in objects.iter().filter(|o| status::observed(o.kind)) {
