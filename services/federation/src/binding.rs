@@ -73,6 +73,8 @@ pub const KINDS: &[Kind] = &[
     Kind { group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", workload: true },
     Kind { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", workload: false },
     Kind { group: "", version: "v1", kind: "Service", plural: "services", workload: false },
+    // A Service without a selector's addresses (external services).
+    Kind { group: "", version: "v1", kind: "Endpoints", plural: "endpoints", workload: false },
     Kind { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", workload: false },
     Kind { group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", workload: false },
     Kind { group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers", workload: false },
