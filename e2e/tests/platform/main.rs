@@ -6,6 +6,7 @@ mod applications;
 mod bindings;
 mod clusters;
 mod errors;
+mod external_services;
 mod failovers;
 mod isolation;
 mod ldap;
