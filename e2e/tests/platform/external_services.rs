@@ -170,4 +170,17 @@ async fn bad_external_services_are_refused_naming_the_field_and_other_tenants_se
     assert_eq!(own["items"], json!([]));
     let alias = w.kube_until(&format!("{NS}/services/crm"), "the crm alias", |s| s["spec"]["externalName"] == "crm.eu.saas.example.com").await;
     assert_eq!(alias["spec"]["type"], "ExternalName");
+
+    // Applications and external services share the tenant's namespaces: neither takes the other's name.
+    assert_eq!(w.send(Method::POST, &collection, Some(with(json!({"name": "billing-api"})))).await.0, StatusCode::CREATED);
+    let (_, template) = w.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": w.tenant, "name": "api"}))).await;
+    let spec = json!({"services": [{"name": "api", "containers": [{"name": "api", "image": "registry.example/api:1", "resources": {"cpu_request": "100m"}, "ports": [{"name": "http", "container_port": 8080}]}]}]});
+    let version = w.version(template["id"].as_str().unwrap(), "1.0.0", spec).await;
+    let deploy = |name: &str| json!({"name": name, "environment": "test", "template_version_id": version, "placement": placement()});
+    let (status, problem) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(deploy("billing"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "application billing's Service billing-api is an external service's name: {problem}");
+    let (status, app) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(deploy("shop"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let (status, problem) = w.send(Method::POST, &collection, Some(with(json!({"name": "shop-api"})))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "application shop holds shop-api: {problem}");
 }
