@@ -337,6 +337,19 @@ pub struct WorkloadStatus {
     pub current: bool,
     /// The workload's conditions: (type, status, reason, message).
     pub conditions: Vec<(String, String, String, String)>,
+    /// Pods still at an older template (`status.replicas - updatedReplicas`):
+    /// while a surge pod starts, the old pod keeps the count available.
+    #[serde(default)]
+    pub outdated: i32,
+}
+
+impl WorkloadStatus {
+    /// Whether the rollout is complete, as `kubectl rollout status` judges
+    /// it: the latest spec seen, every replica updated and available, and no
+    /// pod of an older template left.
+    pub fn rolled_out(&self) -> bool {
+        self.current && self.updated >= self.desired && self.available >= self.desired && self.outdated <= 0
+    }
 }
 
 /// Overall or per-cluster health.
@@ -379,8 +392,9 @@ impl Target {
             };
         }
         for w in self.workloads.iter() {
-            if !w.current || w.updated < w.desired || w.available < w.desired {
-                return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
+            if !w.rolled_out() {
+                let outdated = if w.outdated > 0 { format!(", {} outdated", w.outdated) } else { String::new() };
+                return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated{outdated}", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
             }
         }
         if self.observed_at.is_none() {
