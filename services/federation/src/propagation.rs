@@ -246,8 +246,11 @@ impl Propagator {
                     Err(e) => tracing::warn!(reservation = %r, error = %e, "reservation not committed; will retry"),
                 }
             }
+            // The workloads observed so far describe the generation before:
+            // until they are read again below, the target is not Healthy (a
+            // reader in between would take the old rollout for the new one).
             sqlx::query(
-                "UPDATE binding_targets SET applied_generation = $3, applied_kinds = $4, synced_at = now(), failures = 0, last_error = NULL,
+                "UPDATE binding_targets SET applied_generation = $3, applied_kinds = $4, synced_at = now(), failures = 0, last_error = NULL, observed_at = NULL,
                         reservation_id = CASE WHEN reservation_id = $7 THEN $5 ELSE reservation_id END, held_reservation_id = $6, settled = false
                  WHERE binding_id = $1 AND cluster = $2",
             )
