@@ -230,10 +230,10 @@ pub struct ReleasePage {
 pub struct PageQuery {
     /// Page size.
     #[serde(default)]
-    limit: u32,
+    pub(crate) limit: u32,
     /// From the previous page.
     #[serde(default)]
-    cursor: String,
+    pub(crate) cursor: String,
 }
 
 /// Body of a deploy.

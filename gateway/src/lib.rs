@@ -14,6 +14,7 @@ pub mod bindings;
 pub mod failovers;
 pub mod clusters;
 pub mod directory;
+pub mod external_services;
 pub mod guard;
 pub mod json;
 pub mod local_admin;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api_tokens::routes())
         .merge(templates::routes())
         .merge(applications::routes())
+        .merge(external_services::routes())
         .merge(pods::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())

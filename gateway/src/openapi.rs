@@ -7,7 +7,7 @@ use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api_tokens, applications, bindings, clusters, failovers, members, pods, projects, pull_secrets, quotas, requests, templates, tenants};
+use crate::{api_tokens, applications, bindings, clusters, external_services, failovers, members, pods, projects, pull_secrets, quotas, requests, templates, tenants};
 
 struct Bearer;
 
@@ -41,6 +41,7 @@ impl Modify for Bearer {
         applications::rollback, applications::scale, applications::scale_events, applications::approve,
         pods::list, pods::logs, pods::restart, pods::stop, pods::start,
         applications::confirm, applications::resume, applications::promote, applications::abort,
+        external_services::register, external_services::list, external_services::read, external_services::update, external_services::delete,
         crate::audit::routes::read,
         crate::login::login_local, crate::login::login_ldap, crate::login::oidc_providers, crate::login::oidc_begin, crate::login::oidc_callback, crate::login::logout, crate::login::logout_everywhere, crate::login::current,
     ),

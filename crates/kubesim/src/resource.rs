@@ -24,6 +24,7 @@ pub const NAMESPACES: ResourceId = 0;
 pub const NODES: ResourceId = 1;
 pub const PODS: ResourceId = 2;
 pub const SERVICES: ResourceId = 3;
+pub const ENDPOINTS: ResourceId = 4;
 pub const CONFIGMAPS: ResourceId = 5;
 pub const SECRETS: ResourceId = 6;
 pub const RESOURCEQUOTAS: ResourceId = 7;
@@ -354,6 +355,7 @@ mod tests {
         assert_eq!(get(NODES).plural, "nodes");
         assert_eq!(get(PODS).plural, "pods");
         assert_eq!(get(SERVICES).plural, "services");
+        assert_eq!(get(ENDPOINTS).plural, "endpoints");
         assert_eq!(get(CONFIGMAPS).plural, "configmaps");
         assert_eq!(get(SECRETS).plural, "secrets");
         assert_eq!(get(RESOURCEQUOTAS).plural, "resourcequotas");

@@ -135,7 +135,7 @@ pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
 const DNS1123_SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
-fn is_dns_label(s: &str) -> bool {
+pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()
@@ -737,7 +737,11 @@ impl Store {
         {
             new["metadata"]["managedFields"] = mf.clone();
         }
-        let problems = workload::validate(rid, &new);
+        workload::prepare_update(rid, old, &mut new);
+        let mut problems = workload::validate(rid, &new);
+        if opts.subresource == Subresource::Main {
+            problems.extend(workload::validate_update(rid, old, &new));
+        }
         if !problems.is_empty() {
             return Err(Error::invalid(rt, name, &problems));
         }

@@ -66,6 +66,12 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
             ));
         }
     }
+    if rid == resource::SERVICES {
+        problems.extend(service_problems(obj));
+    }
+    if rid == resource::ENDPOINTS {
+        problems.extend(endpoints_problems(obj));
+    }
     if rid == resource::PODS
         && obj["spec"]["containers"]
             .as_array()
@@ -74,6 +80,143 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
         problems.push(("spec.containers".into(), "Required value".into()));
     }
     problems
+}
+
+/// 422 problems of an update against the object it replaces: a workload's
+/// selector is immutable in `apps/v1` (the API server answers
+/// `spec.selector: Invalid value: ...: field is immutable`).
+pub(crate) fn validate_update(rid: ResourceId, old: &Value, new: &Value) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let workload = matches!(rid, resource::DEPLOYMENTS | resource::REPLICASETS | resource::STATEFULSETS | resource::DAEMONSETS);
+    if workload && old["spec"]["selector"] != new["spec"]["selector"] {
+        problems.push(("spec.selector".into(), format!("Invalid value: {}: field is immutable", new["spec"]["selector"])));
+    }
+    problems
+}
+
+/// What the API server drops before validating an update, as its Service
+/// strategy does (`dropTypeDependentFields`): a Service turning into an
+/// ExternalName loses the cluster IPs and node ports it was given, unless
+/// the update sets them anew.
+pub(crate) fn prepare_update(rid: ResourceId, old: &Value, new: &mut Value) {
+    if rid != resource::SERVICES || new["spec"]["type"] != "ExternalName" || old["spec"]["type"] == "ExternalName" {
+        return;
+    }
+    let spec = &mut new["spec"];
+    for field in ["clusterIP", "clusterIPs"] {
+        if spec.get(field).is_some() && spec[field] == old["spec"][field]
+            && let Some(m) = spec.as_object_mut()
+        {
+            m.remove(field);
+        }
+    }
+    if let Some(ports) = spec["ports"].as_array_mut() {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            p.remove("nodePort");
+        }
+    }
+}
+
+const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
+
+/// Port problems shared by Services and Endpoints: numbers 1-65535, a known
+/// protocol, DNS-1123 names, required and unique when there are several.
+fn port_problems(ports: &[Value], path: &str, number: &str) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let field = |f: &str| format!("{path}[{i}].{f}");
+        match p[number].as_i64() {
+            Some(n) if (1..=65535).contains(&n) => {}
+            Some(n) => problems.push((field(number), format!("Invalid value: {n}: must be between 1 and 65535, inclusive"))),
+            None => problems.push((field(number), "Required value".into())),
+        }
+        if let Some(protocol) = p["protocol"].as_str().filter(|p| !PROTOCOLS.contains(p)) {
+            problems.push((field("protocol"), format!("Unsupported value: \"{protocol}\": supported values: \"SCTP\", \"TCP\", \"UDP\"")));
+        }
+        let name = p["name"].as_str().unwrap_or_default();
+        if name.is_empty() {
+            if ports.len() > 1 {
+                problems.push((field("name"), "Required value".into()));
+            }
+        } else if !crate::store::is_dns_label(name) {
+            problems.push((field("name"), format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")));
+        } else if !names.insert(name.to_string()) {
+            problems.push((field("name"), format!("Duplicate value: \"{name}\"")));
+        }
+    }
+    problems
+}
+
+/// A Service: an ExternalName one needs a DNS name and has no cluster IP;
+/// every port is valid.
+fn service_problems(obj: &Value) -> Vec<(String, String)> {
+    let spec = &obj["spec"];
+    let mut problems = port_problems(spec["ports"].as_array().map_or(&[][..], Vec::as_slice), "spec.ports", "port");
+    if spec["type"] == "ExternalName" {
+        let name = spec["externalName"].as_str().unwrap_or_default();
+        let cname = name.strip_suffix('.').unwrap_or(name);
+        if cname.is_empty() {
+            problems.push(("spec.externalName".into(), "Required value".into()));
+        } else if !is_dns_subdomain(cname) {
+            problems.push(("spec.externalName".into(), format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")));
+        }
+        if spec.get("clusterIP").is_some_and(|ip| ip.as_str().is_some_and(|ip| !ip.is_empty())) || spec["clusterIPs"].as_array().is_some_and(|ips| !ips.is_empty()) {
+            problems.push(("spec.clusterIPs".into(), "Forbidden: may not be set for ExternalName services".into()));
+        }
+    }
+    problems
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(crate::store::is_dns_label)
+}
+
+/// Endpoints: every address a valid IP outside the ranges Kubernetes
+/// refuses for endpoints (unspecified, loopback, link-local and link-local
+/// multicast: `ValidateNonSpecialIP`), every port valid.
+fn endpoints_problems(obj: &Value) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (i, subset) in obj["subsets"].as_array().into_iter().flatten().enumerate() {
+        for list in ["addresses", "notReadyAddresses"] {
+            for (j, a) in subset[list].as_array().into_iter().flatten().enumerate() {
+                let field = format!("subsets[{i}].{list}[{j}].ip");
+                let raw = a["ip"].as_str().unwrap_or_default();
+                match raw.parse::<std::net::IpAddr>() {
+                    Err(_) => problems.push((field, format!("Invalid value: \"{raw}\": must be a valid IP address"))),
+                    Ok(ip) => {
+                        if let Some(why) = special_ip(ip) {
+                            problems.push((field, format!("Invalid value: \"{raw}\": {why}")));
+                        }
+                    }
+                }
+            }
+        }
+        problems.extend(port_problems(subset["ports"].as_array().map_or(&[][..], Vec::as_slice), &format!("subsets[{i}].ports"), "port"));
+    }
+    problems
+}
+
+/// Why Kubernetes refuses `ip` as an endpoint, if it does.
+pub(crate) fn special_ip(ip: std::net::IpAddr) -> Option<&'static str> {
+    use std::net::IpAddr;
+    if ip.is_unspecified() {
+        return Some("may not be unspecified (0.0.0.0)");
+    }
+    if ip.is_loopback() {
+        return Some("may not be in the loopback range (127.0.0.0/8, ::1/128)");
+    }
+    let (link_local, link_local_multicast) = match ip {
+        IpAddr::V4(v4) => (v4.is_link_local(), v4.octets()[..3] == [224, 0, 0]),
+        IpAddr::V6(v6) => ((v6.segments()[0] & 0xffc0) == 0xfe80, (v6.segments()[0] & 0xff0f) == 0xff02),
+    };
+    if link_local {
+        return Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)");
+    }
+    if link_local_multicast {
+        return Some("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)");
+    }
+    None
 }
 
 /// Defaults the API server fills in on write.
@@ -127,14 +270,33 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
             if obj["spec"].get("type").is_none() {
                 obj["spec"]["type"] = json!("ClusterIP");
             }
-            if obj["spec"].get("clusterIP").is_none() {
+            default_ports(&mut obj["spec"]["ports"], true);
+            // An ExternalName Service is a DNS CNAME: it gets no cluster IP.
+            if obj["spec"]["type"] != "ExternalName" && obj["spec"].get("clusterIP").is_none() {
                 let n = st.map(resource::SERVICES).len() + 1;
                 let ip = format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1);
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
         }
+        resource::ENDPOINTS => {
+            for subset in obj["subsets"].as_array_mut().into_iter().flatten() {
+                default_ports(&mut subset["ports"], false);
+            }
+        }
         _ => {}
+    }
+}
+
+/// Ports default to TCP; a Service's target port to its port.
+fn default_ports(ports: &mut Value, target: bool) {
+    for p in ports.as_array_mut().into_iter().flatten() {
+        if p.get("protocol").is_none() {
+            p["protocol"] = json!("TCP");
+        }
+        if target && p.get("targetPort").is_none() {
+            p["targetPort"] = p["port"].clone();
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod charts;
 mod bindings;
 mod clusters;
 mod errors;
+mod external_services;
 mod failovers;
 mod isolation;
 mod ldap;

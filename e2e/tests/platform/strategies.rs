@@ -586,3 +586,110 @@ async fn a_release_driver_stopped_mid_gray_rollout_is_resumed_by_its_successor()
     second.cancel();
     resumed.await.unwrap().unwrap();
 }
+
+/// What the cluster showed at one moment of a switch: the release being
+/// driven, the slot the Service `<name>` selects (empty: none), how many
+/// ready pods it selects, and how many ready pods run the old image.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: &'static str,
+    slot: String,
+    serving: usize,
+    old: usize,
+}
+
+fn ready(pod: &Value) -> bool {
+    pod["metadata"].get("deletionTimestamp").is_none()
+        && pod["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+impl World {
+    /// One look at Service `service` and the pods of the namespace.
+    async fn sample(&self, at: &'static str, service: &str, old_image: &str) -> Option<Sample> {
+        let s = self.kube(&format!("{NS}/services/{service}")).await?;
+        let pods = self.kube(&format!("{NS}/pods")).await?;
+        let selector = s["spec"]["selector"].as_object().cloned().unwrap_or_default();
+        let pods: Vec<&Value> = pods["items"].as_array()?.iter().filter(|p| ready(p)).collect();
+        let serving = pods.iter().filter(|p| !selector.is_empty() && selector.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v)).count();
+        let old = pods.iter().filter(|p| p["spec"]["containers"][0]["image"] == old_image).count();
+        Some(Sample { at, slot: s["spec"]["selector"]["paas.io/slot"].as_str().unwrap_or_default().to_string(), serving, old })
+    }
+}
+
+#[tokio::test]
+async fn switching_between_unslotted_and_slotted_strategies_never_leaves_the_service_without_ready_pods() {
+    let w = world_with("4", &[]).await;
+    let (v1, v2) = w.two_versions("sw").await;
+    let app = w.deploy("sw", &v1, json!({"type": "rolling"})).await;
+    w.release_state(&app, 1, "succeeded").await;
+    let first = w.kube(&format!("{DEPLOYMENTS}/sw-web")).await.expect("the rolling release runs Deployment sw-web");
+    let at = std::sync::Mutex::new("1 rolling");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let samples = std::sync::Mutex::new(Vec::<Sample>::new());
+
+    // Samples the cluster every few milliseconds while the releases run.
+    let sampler = async {
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let label = *at.lock().unwrap();
+            if let Some(s) = w.sample(label, "sw-web", "registry.example/web:1").await {
+                samples.lock().unwrap().push(s);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let releases = async {
+        let step = |label: &'static str| *at.lock().unwrap() = label;
+        // Rolling -> blue-green: the running Deployment becomes the blue slot.
+        step("2 blue-green rollout");
+        let r2 = w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "blue-green"}})).await;
+        assert_eq!((r2["slot"].as_str(), r2["replaces"].as_u64()), (Some("green"), Some(1)), "{r2}");
+        w.phase(&app, 2, "waiting", 0).await;
+        // Rolled back while it waits: an abort back to release 1.
+        step("2 aborted back to rolling");
+        let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
+        assert_eq!((status, rolled["phase"].as_str()), (StatusCode::CREATED, Some("aborting")), "{rolled}");
+        w.release_state(&app, 2, "aborted").await;
+        w.gone(&format!("{DEPLOYMENTS}/sw-web-green")).await;
+        let kept = w.kube(&format!("{DEPLOYMENTS}/sw-web")).await.expect("release 1's Deployment still runs");
+        assert_eq!(kept["metadata"]["uid"], first["metadata"]["uid"], "release 1's Deployment was never replaced");
+
+        // Blue-green again, confirmed.
+        step("3 blue-green");
+        let r3 = w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "blue-green"}})).await;
+        w.phase(&app, 3, "waiting", 0).await;
+        step("3 confirmed");
+        assert_eq!(w.act(&r3, "confirm").await.0, StatusCode::OK);
+        w.release_state(&app, 3, "succeeded").await;
+        w.gone(&format!("{DEPLOYMENTS}/sw-web")).await;
+
+        // Rolled back to the rolling release 1: a new unslotted release.
+        step("4 rolling after blue-green");
+        let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
+        assert_eq!((status, r4["slot"].as_str()), (StatusCode::CREATED, None), "{r4}");
+        w.release_state(&app, 4, "succeeded").await;
+        w.gone(&format!("{DEPLOYMENTS}/sw-web-green")).await;
+
+        // Rolling -> canary to the end.
+        step("5 canary");
+        w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "canary", "steps": [50, 100]}})).await;
+        w.release_state(&app, 5, "succeeded").await;
+        step("done");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    tokio::join!(sampler, releases);
+
+    let samples = samples.into_inner().unwrap();
+    assert!(samples.len() > 100, "the sampler kept up: {} samples", samples.len());
+    let empty: Vec<&Sample> = samples.iter().filter(|s| s.serving == 0).collect();
+    assert!(empty.is_empty(), "the Service selected no ready pod {} times, first: {:?}", empty.len(), empty.iter().take(5).collect::<Vec<_>>());
+    let old_gone: Vec<&Sample> = samples.iter().filter(|s| s.at.starts_with('2') && s.old == 0).collect();
+    assert!(old_gone.is_empty(), "release 1's pods stopped being ready before the switch back: {:?}", old_gone.iter().take(5).collect::<Vec<_>>());
+    assert!(samples.iter().any(|s| s.slot == "green") && samples.iter().any(|s| s.slot == "blue"), "the Service switched slots");
+
+    // Where it ended: a canary in green serving everything.
+    assert_eq!(w.serving_slot("sw-web").await, "green");
+    assert_eq!(weights(&w.route("sw-web").await), pairs(&[("sw-web-green", 100)]));
+    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/sw-web-green")).await.unwrap()), "registry.example/web:2");
+    w.gone(&format!("{DEPLOYMENTS}/sw-web")).await;
+}

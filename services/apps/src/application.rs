@@ -399,6 +399,9 @@ impl Applications {
         let ranges = if wants_node_ports { self.federation.node_port_ranges(&b.placement).await? } else { Vec::new() };
         let node_ports = node_port::claim(tx, tenant, app.id, &application, &ranges).await?;
         let objects = render(&application, &RenderRelease { app: app.name.clone(), number: number as u64, node_ports })?;
+        // Its objects (and their slots) share the tenant's namespaces with external services.
+        let names: Vec<String> = objects.iter().filter_map(|o| o["metadata"]["name"].as_str()).flat_map(|n| [n.to_string(), format!("{n}-blue"), format!("{n}-green")]).collect();
+        crate::external_service::refuse_taken(tx, tenant, &names).await?;
         let mut by_service: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for mut object in objects {
             b.strategy.apply_to(&mut object)?;

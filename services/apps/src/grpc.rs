@@ -9,6 +9,7 @@ use paas_proto::v1::apps_service_server::AppsService;
 use tonic::{Request, Response, Status};
 
 use crate::application::{self, Action, Application, Applications, Blueprint, Release};
+use crate::external_service::{self, Definition, ExternalService, ExternalServices, Placed, PortRequest};
 use crate::strategy::Strategy;
 use crate::template::{NewTemplate, Template, Templates};
 use crate::version::{Version, Versions};
@@ -18,12 +19,14 @@ pub struct Apps {
     templates: Templates,
     versions: Versions,
     applications: Applications,
+    external_services: ExternalServices,
 }
 
 impl Apps {
     /// The API over the apps schema of `outbox`.
     pub fn new(outbox: Outbox, applications: Applications) -> Self {
-        Self { templates: Templates::new(outbox.clone()), versions: Versions::new(outbox), applications }
+        let external_services = ExternalServices::new(outbox.clone(), applications.federation().clone());
+        Self { templates: Templates::new(outbox.clone()), versions: Versions::new(outbox), applications, external_services }
     }
 
     async fn act(&self, request: Request<pb::ReleaseActionRequest>, action: Action) -> Result<Response<pb::Release>, Status> {
@@ -55,6 +58,33 @@ fn summary_pb(app: Application, latest: Option<Release>, services: Vec<pb::Servi
             created_by: app.created_by,
             created_at: timestamp(app.created_at),
             updated_at: timestamp(app.updated_at),
+    }
+}
+
+fn ports_in(ports: &[pb::ExternalServicePort]) -> Vec<PortRequest> {
+    ports.iter().map(|p| PortRequest { name: p.name.clone(), port: p.port, protocol: p.protocol.clone() }).collect()
+}
+
+/// An external service as listed (`placed` none) or read.
+fn external_service_pb(s: ExternalService, placed: Option<Placed>) -> pb::ExternalService {
+    let placed = placed.unwrap_or(Placed { health: String::new(), reason: String::new(), clusters: serde_json::Value::Null });
+    pb::ExternalService {
+        id: s.id.to_string(),
+        tenant_id: s.tenant_id.to_string(),
+        project_id: s.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        name: s.name,
+        description: s.description,
+        dns_name: s.dns_name.unwrap_or_default(),
+        addresses: s.addresses,
+        ports: s.ports.0.into_iter().map(|p| pb::ExternalServicePort { name: p.name, port: u32::from(p.port), protocol: p.protocol }).collect(),
+        placement_json: s.placement.to_string(),
+        binding_id: s.binding_id.map(|b| b.to_string()).unwrap_or_default(),
+        health: placed.health,
+        health_reason: placed.reason,
+        clusters_json: if placed.clusters.is_null() { String::new() } else { placed.clusters.to_string() },
+        created_by: s.created_by,
+        created_at: timestamp(s.created_at),
+        updated_at: timestamp(s.updated_at),
     }
 }
 
@@ -377,5 +407,54 @@ impl AppsService for Apps {
         let id = parse_id("application_id", &request.get_ref().application_id)?;
         let app = self.applications.start(&caller, id).await?;
         Ok(Response::new(self.application_pb(app).await?))
+    }
+    async fn register_external_service(&self, request: Request<pb::RegisterExternalServiceRequest>) -> Result<Response<pb::ExternalService>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let project = kernel::id::parse_optional_id("project_id", &r.project_id)?;
+        external_service::parse_name(&r.name)?;
+        let definition = Definition::parse(&r.dns_name, &r.addresses, &ports_in(&r.ports), &r.placement_json, &r.description)?;
+        let registered = self.external_services.register(&caller, tenant, project, &r.name, definition).await?;
+        let placed = self.external_services.placed(&registered).await;
+        Ok(Response::new(external_service_pb(registered, Some(placed))))
+    }
+
+    async fn get_external_service(&self, request: Request<pb::GetExternalServiceRequest>) -> Result<Response<pb::ExternalService>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let found = self.external_services.get(&caller, id).await?;
+        let placed = self.external_services.placed(&found).await;
+        Ok(Response::new(external_service_pb(found, Some(placed))))
+    }
+
+    async fn list_external_services(&self, request: Request<pb::ListExternalServicesRequest>) -> Result<Response<pb::ListExternalServicesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let p = r.page.unwrap_or_default();
+        // Lists leave out where each is placed: a call to federation each.
+        let (found, next) = self.external_services.list(&caller, tenant, Page::parse(p.limit, &p.cursor)?).await?;
+        Ok(Response::new(pb::ListExternalServicesResponse {
+            external_services: found.into_iter().map(|s| external_service_pb(s, None)).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn update_external_service(&self, request: Request<pb::UpdateExternalServiceRequest>) -> Result<Response<pb::ExternalService>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id)?;
+        let definition = Definition::parse(&r.dns_name, &r.addresses, &ports_in(&r.ports), &r.placement_json, &r.description)?;
+        let updated = self.external_services.update(&caller, id, definition).await?;
+        let placed = self.external_services.placed(&updated).await;
+        Ok(Response::new(external_service_pb(updated, Some(placed))))
+    }
+
+    async fn delete_external_service(&self, request: Request<pb::DeleteExternalServiceRequest>) -> Result<Response<pb::DeleteExternalServiceResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.external_services.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteExternalServiceResponse {}))
     }
 }

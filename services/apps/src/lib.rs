@@ -2,7 +2,8 @@
 //! release strategies and scaling (R4, R5). It owns the `apps` schema and
 //! announces every change as `apps.*` events through its outbox: templates and
 //! their versions, rendering, applications and their releases (driven by
-//! [`release::Driver`]), scaling and the NodePort pool.
+//! [`release::Driver`]), scaling, the NodePort pool, and external services
+//! registered for apps to reach by a stable in-cluster name.
 //!
 //! It does not own tenants (tenancy does) and never writes to member clusters
 //! itself: federation does.
@@ -10,6 +11,7 @@
 pub mod application;
 pub mod binding_status;
 pub mod chart;
+pub mod external_service;
 pub mod grpc;
 pub mod node_port;
 pub mod pod;

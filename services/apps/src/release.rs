@@ -112,13 +112,28 @@ pub fn service_objects(release: &Release, old: Option<&Release>, service: &str, 
             _ => Ok(None),
         };
     }
-    let Some(slot) = release.slot.as_deref() else { return Ok(Some(Value::Array(new_objects.clone()))) };
+    let Some(slot) = release.slot.as_deref() else {
+        // An unslotted release rolls out beside the slot it replaces, then
+        // holds what it rendered.
+        // (A gray release runs its own objects wave by wave and returns to
+        // the old ones on abort: no handover.)
+        if let (View::Rollout, Some(o)) = (view, old)
+            && !release.strategy().gray()
+            && let Some(old_slot) = o.slot.as_deref().filter(|_| runs_in_slot(o))
+            && let Some(objects) = o.objects.get(service).and_then(Value::as_array)
+        {
+            let side = Side { objects, slot: old_slot, adopted: false };
+            return Ok(Some(Value::Array(traffic::handover(new_objects, &side, o.strategy().routed(), gateway)?)));
+        }
+        return Ok(Some(Value::Array(new_objects.clone())));
+    };
     let strategy = release.strategy();
     let routed = strategy.routed();
-    let new = Side { objects: new_objects, slot };
+    // An unslotted release returned to by an abort runs adopted in its slot.
+    let new = Side { objects: new_objects, slot, adopted: !strategy.slotted() };
     let old_slot = old.map(|o| o.slot.clone().unwrap_or_else(|| traffic::FIRST_SLOT.to_string()));
     let old_side = match (old, &old_slot) {
-        (Some(o), Some(s)) => o.objects.get(service).and_then(Value::as_array).map(|objects| Side { objects, slot: s.as_str() }),
+        (Some(o), Some(s)) => o.objects.get(service).and_then(Value::as_array).map(|objects| Side { objects, slot: s.as_str(), adopted: !o.strategy().slotted() }),
         _ => None,
     };
     let only_new = Layout { old: None, new: Some(new), serving: slot, route: routed.then_some(Route::Serving), gateway };
@@ -139,6 +154,12 @@ pub fn service_objects(release: &Release, old: Option<&Release>, service: &str, 
         }
     };
     Ok(Some(Value::Array(traffic::layout(&layout)?)))
+}
+
+/// Whether `release`'s workloads run renamed into its slot (`<name>-<slot>`):
+/// a slotted release's do; an unslotted one's keep their names, adopted or not.
+fn runs_in_slot(release: &Release) -> bool {
+    release.slot.is_some() && release.strategy().slotted()
 }
 
 /// The percentage of requests the new version serves at `step` of `strategy`.
@@ -357,9 +378,9 @@ impl Driver {
         .await?)
     }
 
-    /// The release a slotted or gray `release` replaces, if any.
+    /// The release `release` replaces, if any.
     async fn replaced(&self, release: &Release) -> Result<Option<Release>> {
-        let (true, Some(n)) = (release.slot.is_some() || release.strategy().gray(), release.replaces) else { return Ok(None) };
+        let Some(n) = release.replaces else { return Ok(None) };
         Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
             .bind(release.application_id)
             .bind(n)
@@ -419,10 +440,20 @@ impl Driver {
 
     async fn rollout(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
         let waves = release.waves();
+        if release.slot.is_some()
+            && release.applied_wave < 0
+            && let Some(o) = old.filter(|o| o.slot.is_none())
+            && let Some(step) = self.adopt(&release, app, o, federation).await?
+        {
+            return Ok(step);
+        }
         let Some(wave) = waves.get(release.wave as usize) else {
-            if old.is_some() {
+            if release.slot.is_some() && old.is_some() {
                 let message = "every service runs in both slots; moving traffic";
                 return Ok(if self.enter(&release, "rollout", "traffic", 0, message).await? { Step::Next } else { Step::Wait });
+            }
+            if let Some(o) = old.filter(|o| release.slot.is_none() && runs_in_slot(o)) {
+                return self.hand_over(&release, app, o, federation).await;
             }
             return self.succeed(&release, app, federation).await;
         };
@@ -457,6 +488,65 @@ impl Driver {
         }
         sqlx::query("UPDATE releases SET wave = wave + 1 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'").bind(release.id).execute(&self.pool).await?;
         Ok(Step::Next)
+    }
+
+    /// Before a slotted release first runs beside the unslotted `old`,
+    /// `old`'s Deployments are adopted as the first slot: their pods roll to
+    /// carry the slot label while the Service still selects them without
+    /// it, so the Service can then select the slot without a moment with no
+    /// ready pod (renaming them would prune the running pods). `None` once
+    /// every adopted service is Healthy.
+    async fn adopt(&self, release: &Release, app: &Application, old: &Release, federation: &mut FederationClient) -> Result<Option<Step>> {
+        let bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
+        let services: Vec<String> = release.objects.as_object().into_iter().flat_map(|m| m.keys()).filter(|s| old.objects.get(s.as_str()).is_some() && bindings.contains_key(s.as_str())).cloned().collect();
+        if self.overdue(release.started_at) {
+            return Ok(Some(self.fail(release, &format!("the running version's pods did not take slot {} within {:?}", traffic::FIRST_SLOT, self.pacing.deadline)).await?));
+        }
+        if release.applied != "adopt" {
+            for service in &services {
+                let objects = old.objects.get(service).and_then(Value::as_array).map(|o| traffic::adopt(o, traffic::FIRST_SLOT)).unwrap_or_default();
+                let replicas = app.replicas.get(service).and_then(Value::as_u64).map(|n| n as u32);
+                match apply_service(federation, app, old, service, &Value::Array(objects), replicas).await {
+                    Ok(_) => {}
+                    Err(Error::Unavailable(m)) => return Err(Error::Unavailable(m)),
+                    Err(e) => return Ok(Some(self.fail(release, &format!("{service}: {e}")).await?)),
+                }
+            }
+            sqlx::query("UPDATE releases SET applied = 'adopt', message = $2 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'")
+                .bind(release.id)
+                .bind(format!("release {}'s pods take slot {}", old.number, traffic::FIRST_SLOT))
+                .execute(&self.pool)
+                .await?;
+            return Ok(Some(Step::Wait));
+        }
+        match self.observe(federation, &bindings, &services).await? {
+            Observed::Healthy => Ok(None),
+            Observed::Waiting(_) => Ok(Some(Step::Wait)),
+            Observed::Gone(m) => Ok(Some(self.fail(release, &m).await?)),
+        }
+    }
+
+    /// An unslotted release whose every wave is Healthy beside the slot it
+    /// replaces: the slot goes (what the release rendered is applied), then
+    /// the release has succeeded.
+    async fn hand_over(&self, release: &Release, app: &Application, old: &Release, federation: &mut FederationClient) -> Result<Step> {
+        if release.applied != "handed-over" {
+            if let Err(message) = self.apply_view(release, app, Some(old), View::Final, federation).await? {
+                return self.fail(release, &format!("removing release {}'s slot was refused: {message}", old.number)).await;
+            }
+            sqlx::query("UPDATE releases SET applied = 'handed-over', message = $2 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'")
+                .bind(release.id)
+                .bind(format!("removing release {}'s slot", old.number))
+                .execute(&self.pool)
+                .await?;
+            return Ok(Step::Wait);
+        }
+        match self.all_healthy(release, app, federation).await? {
+            Observed::Healthy => self.succeed(release, app, federation).await,
+            Observed::Waiting(_) if !self.overdue(release.started_at) => Ok(Step::Wait),
+            Observed::Waiting(why) => self.fail(release, &format!("not Healthy within {:?} after release {}'s slot was removed ({why})", self.pacing.deadline, old.number)).await,
+            Observed::Gone(m) => self.fail(release, &m).await,
+        }
     }
 
     /// Whether each of `services`' bindings is Healthy.
@@ -761,7 +851,11 @@ impl Driver {
     /// slot was running all along, so that is quick).
     async fn aborting(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
         let Some(old) = old else { return self.fail(&release, "aborted, but there is no earlier release to return to").await };
-        if release.applied != "aborting" {
+        // Aborted before any of the new version was applied: the running
+        // version is as it was (at most its pods were taking their slot, its
+        // Service selecting them either way), so nothing is switched back.
+        let untouched = release.applied_wave < 0 && !release.applied.starts_with("gray");
+        if release.applied != "aborting" && !untouched {
             if let Err(message) = self.apply_view(&release, app, Some(old), View::Back, federation).await? {
                 return self.fail(&release, &format!("returning to release {} was refused: {message}", old.number)).await;
             }
@@ -781,9 +875,9 @@ impl Driver {
             .bind(release.id)
             .execute(&mut *tx)
             .await?;
-        // An unslotted release a slotted one returned to now runs in the first
-        // slot (a gray release returned to it as it ran).
-        if release.slot.is_some() {
+        // An unslotted release a slotted one returned to now runs (adopted)
+        // in the first slot; a gray release returned to it as it ran.
+        if release.slot.is_some() && !untouched {
             sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1").bind(old.id).bind(traffic::FIRST_SLOT).execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
@@ -878,7 +972,7 @@ mod tests {
             .unwrap()
             .iter()
             .map(|o| {
-                let slot = o["spec"]["selector"]["paas.io/slot"].as_str().or(o["spec"]["selector"]["matchLabels"]["paas.io/slot"].as_str()).unwrap_or("-");
+                let slot = o["spec"]["selector"]["paas.io/slot"].as_str().or(o["spec"]["template"]["metadata"]["labels"]["paas.io/slot"].as_str()).unwrap_or("-");
                 let weights: Vec<String> = o["spec"]["rules"][0]["backendRefs"].as_array().into_iter().flatten().map(|b| format!("{}={}", b["name"].as_str().unwrap(), b["weight"])).collect();
                 format!("{} {} {slot}{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap(), if weights.is_empty() { String::new() } else { format!(" {}", weights.join(",")) })
             })
@@ -895,12 +989,12 @@ mod tests {
         let view = |v| summary(service_objects(&new, Some(&old), "web", v, &gateway).unwrap());
         assert_eq!(
             view(View::Rollout),
-            ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-blue=100,shop-web-green=0", "Service shop-web blue", "Service shop-web-blue blue", "Service shop-web-green green"],
-            "an unslotted release replaced runs in blue; the new one waits at 0%"
+            ["Deployment shop-web blue", "Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-blue=100,shop-web-green=0", "Service shop-web blue", "Service shop-web-blue blue", "Service shop-web-green green"],
+            "an unslotted release replaced runs adopted in blue (its Deployment keeps its name); the new one waits at 0%"
         );
         assert!(view(View::Traffic(0)).contains(&"HTTPRoute shop-web - shop-web-blue=90,shop-web-green=10".to_string()));
         assert_eq!(view(View::Final), ["Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-green=100", "Service shop-web green", "Service shop-web-green green"]);
-        assert_eq!(view(View::Back), ["Deployment shop-web-blue blue", "HTTPRoute shop-web - shop-web-blue=100", "Service shop-web blue", "Service shop-web-blue blue"]);
+        assert_eq!(view(View::Back), ["Deployment shop-web blue", "HTTPRoute shop-web - shop-web-blue=100", "Service shop-web blue", "Service shop-web-blue blue"]);
         assert_eq!(traffic_at(&new.strategy(), 0), 10);
     }
 
@@ -915,7 +1009,14 @@ mod tests {
         assert_eq!(view(View::Back), ["Deployment shop-web-blue blue", "Service shop-web blue"]);
         assert_eq!(service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(), None, "a service the old release lacked has no binding on the way back");
         let rolling = release(3, None, json!({"type": "rolling"}), "web:3");
-        assert_eq!(service_objects(&rolling, Some(&new), "web", View::Rollout, &gateway).unwrap().unwrap(), rolling.objects["web"], "unslotted releases apply what they rendered");
+        assert_eq!(
+            summary(service_objects(&rolling, Some(&new), "web", View::Rollout, &gateway).unwrap()),
+            ["Deployment shop-web -", "Deployment shop-web-green green", "Service shop-web -"],
+            "an unslotted release rolls out beside the slot it replaces, its Service selecting both"
+        );
+        assert_eq!(service_objects(&rolling, Some(&new), "web", View::Final, &gateway).unwrap().unwrap(), rolling.objects["web"], "then it holds what it rendered");
+        let after_rolling = release(4, None, json!({"type": "recreate"}), "web:4");
+        assert_eq!(service_objects(&after_rolling, Some(&rolling), "web", View::Rollout, &gateway).unwrap().unwrap(), after_rolling.objects["web"], "one Deployment, rolled in place");
     }
 
     #[test]

@@ -10,6 +10,15 @@
 //! platform's Gateway, whose rules weight, match or mirror requests between
 //! the slot Services. PVCs and Ingresses are shared by both slots.
 //!
+//! An unslotted (rolling, recreate) release runs Deployment `<name>`. When a
+//! slotted release replaces it, that Deployment is adopted as the first slot
+//! rather than renamed (a rename would prune the running pods and start the
+//! slot from nothing): it keeps its name and its selector (immutable in
+//! Kubernetes) and only its pods gain the slot label, rolled in by [`adopt`]
+//! without losing a ready pod while the Service still selects them without
+//! it. The other way, an unslotted release replacing a slot keeps the slot's
+//! Deployment beside its own until its own is Available ([`handover`]).
+//!
 //! [`layout`] is pure: the release driver asks it for the objects of each
 //! step and applies them as the service's binding, so federation adds what
 //! is new and prunes what the step no longer has.
@@ -66,6 +75,9 @@ pub struct Side<'a> {
     pub objects: &'a [Value],
     /// `blue` or `green`.
     pub slot: &'a str,
+    /// An unslotted release's workloads adopted into the slot: they keep
+    /// their names and selectors; only their pods carry the slot label.
+    pub adopted: bool,
 }
 
 /// How the HTTPRoute splits requests.
@@ -151,6 +163,21 @@ fn slot_objects(side: &Side, service: Option<&Value>) -> Vec<Value> {
     }
     for o in side.objects {
         match kind(o) {
+            "Deployment" if side.adopted => {
+                let mut d = o.clone();
+                d["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
+                d["spec"]["template"]["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
+                // Its pods roll to gain the label one surge pod at a time,
+                // whatever the release's own strategy (recreate would stop
+                // them all).
+                d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}});
+                out.push(d);
+            }
+            "HorizontalPodAutoscaler" if side.adopted => {
+                let mut h = o.clone();
+                h["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
+                out.push(h);
+            }
             "Deployment" => {
                 let mut d = o.clone();
                 d["metadata"]["name"] = json!(format!("{}-{}", name(o), side.slot));
@@ -171,6 +198,34 @@ fn slot_objects(side: &Side, service: Option<&Value>) -> Vec<Value> {
         }
     }
     out
+}
+
+/// An unslotted release's objects with its Deployments adopted into `slot`:
+/// their pods roll to carry the slot label while its Service, unchanged,
+/// selects them with and without it.
+pub fn adopt(objects: &[Value], slot: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = objects.iter().filter(|o| !matches!(kind(o), "Deployment" | "HorizontalPodAutoscaler")).cloned().collect();
+    out.extend(slot_objects(&Side { objects, slot, adopted: true }, None));
+    out
+}
+
+/// An unslotted release's objects beside the slot `old` it replaces: the
+/// slot's workloads (and, for a routed strategy, its slot Service and an
+/// HTTPRoute that sends it every request) stay until the new Deployments
+/// are Available; the new Service, which selects no slot, selects both.
+///
+/// # Errors
+/// None in practice: the route has the slot it needs.
+pub fn handover(new: &[Value], old: &Side, routed: bool, gateway: &GatewayRef) -> Result<Vec<Value>> {
+    let mut out = new.to_vec();
+    let service = old.objects.iter().find(|o| kind(o) == "Service" && !name(o).ends_with("-headless"));
+    let route_to = if routed { service } else { None };
+    out.extend(slot_objects(old, route_to));
+    if let Some(service) = route_to {
+        let l = Layout { old: Some(*old), new: None, serving: old.slot, route: Some(Route::Serving), gateway };
+        out.push(http_route(&l, &Route::Serving, service)?);
+    }
+    Ok(out)
 }
 
 fn http_route(l: &Layout, route: &Route, service: &Value) -> Result<Value> {
@@ -267,7 +322,7 @@ mod tests {
     fn blue_green_runs_both_slots_and_the_service_selects_the_serving_one() {
         let (old, new) = (version("web:1"), version("web:2"));
         let gateway = GatewayRef::default();
-        let l = Layout { old: Some(Side { objects: &old, slot: "blue" }), new: Some(Side { objects: &new, slot: "green" }), serving: "blue", route: None, gateway: &gateway };
+        let l = Layout { old: Some(Side { objects: &old, slot: "blue", adopted: false }), new: Some(Side { objects: &new, slot: "green", adopted: false }), serving: "blue", route: None, gateway: &gateway };
         let objects = layout(&l).unwrap();
         assert_eq!(
             names(&objects),
@@ -293,7 +348,7 @@ mod tests {
     fn canary_weights_requests_between_slot_services_behind_the_gateway() {
         let (old, new) = (version("web:1"), version("web:2"));
         let gateway = GatewayRef::parse("edge/public").unwrap();
-        let l = Layout { old: Some(Side { objects: &old, slot: "green" }), new: Some(Side { objects: &new, slot: "blue" }), serving: "green", route: Some(Route::Weighted(25)), gateway: &gateway };
+        let l = Layout { old: Some(Side { objects: &old, slot: "green", adopted: false }), new: Some(Side { objects: &new, slot: "blue", adopted: false }), serving: "green", route: Some(Route::Weighted(25)), gateway: &gateway };
         let objects = layout(&l).unwrap();
         let stable = find(&objects, "Service", "shop-web-green");
         assert_eq!((stable["spec"]["type"].as_str(), stable["spec"]["selector"][SLOT_LABEL].as_str()), (Some("ClusterIP"), Some("green")));
@@ -319,7 +374,7 @@ mod tests {
         let (old, new) = (version("web:1"), version("web:2"));
         let gateway = GatewayRef::default();
         let nv = NameValue { name: "variant".into(), value: "b".into() };
-        let l = |route| Layout { old: Some(Side { objects: &old, slot: "blue" }), new: Some(Side { objects: &new, slot: "green" }), serving: "blue", route: Some(route), gateway: &gateway };
+        let l = |route| Layout { old: Some(Side { objects: &old, slot: "blue", adopted: false }), new: Some(Side { objects: &new, slot: "green", adopted: false }), serving: "blue", route: Some(route), gateway: &gateway };
         let rules = |route| find(&layout(&l(route)).unwrap(), "HTTPRoute", "shop-web")["spec"]["rules"].clone();
         let header = rules(Route::Match(RequestMatch::Header(nv.clone())));
         assert_eq!(header[0]["matches"], json!([{"headers": [{"type": "Exact", "name": "variant", "value": "b"}]}]));
@@ -333,6 +388,38 @@ mod tests {
         let mirror = rules(Route::Mirror);
         assert_eq!(mirror, json!([{"filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080}}}],
                                    "backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}]));
+    }
+
+    #[test]
+    fn an_adopted_deployment_keeps_its_name_and_selector_and_its_pods_gain_the_slot() {
+        let (old, new) = (version("web:1"), version("web:2"));
+        let adopted = adopt(&old, "blue");
+        assert_eq!(names(&adopted), names(&old), "nothing is renamed, nothing pruned");
+        let d = find(&adopted, "Deployment", "shop-web");
+        assert_eq!(d["spec"]["selector"], old[2]["spec"]["selector"], "a Deployment's selector is immutable");
+        assert_eq!(d["spec"]["template"]["metadata"]["labels"][SLOT_LABEL], "blue");
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0, "no ready pod is given up for the label");
+        assert_eq!(find(&adopted, "Service", "shop-web")["spec"]["selector"].get(SLOT_LABEL), None, "the Service selects the pods with and without the label");
+
+        let gateway = GatewayRef::default();
+        let l = Layout { old: Some(Side { objects: &old, slot: "blue", adopted: true }), new: Some(Side { objects: &new, slot: "green", adopted: false }), serving: "blue", route: None, gateway: &gateway };
+        let objects = layout(&l).unwrap();
+        assert_eq!(names(&objects), ["Deployment/shop-web", "Deployment/shop-web-green", "HorizontalPodAutoscaler/shop-web", "HorizontalPodAutoscaler/shop-web-green", "PersistentVolumeClaim/shop-web-data", "Service/shop-web"]);
+        assert_eq!(find(&objects, "Deployment", "shop-web"), d, "the adopted Deployment is the same object in every step");
+        assert_eq!(find(&objects, "HorizontalPodAutoscaler", "shop-web")["spec"]["scaleTargetRef"]["name"], "shop-web");
+    }
+
+    #[test]
+    fn a_handover_keeps_the_slot_running_beside_the_unslotted_version() {
+        let (old, new) = (version("web:1"), version("web:2"));
+        let gateway = GatewayRef::default();
+        let side = Side { objects: &old, slot: "green", adopted: false };
+        let plain = handover(&new, &side, false, &gateway).unwrap();
+        assert_eq!(names(&plain), ["Deployment/shop-web", "Deployment/shop-web-green", "HorizontalPodAutoscaler/shop-web", "HorizontalPodAutoscaler/shop-web-green", "PersistentVolumeClaim/shop-web-data", "Service/shop-web"]);
+        assert_eq!(find(&plain, "Service", "shop-web")["spec"]["selector"].get(SLOT_LABEL), None, "the Service selects both versions");
+        let routed = handover(&new, &side, true, &gateway).unwrap();
+        assert_eq!(find(&routed, "HTTPRoute", "shop-web")["spec"]["rules"], json!([{"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080, "weight": 100}]}]));
+        assert_eq!(find(&routed, "Service", "shop-web-green")["spec"]["selector"][SLOT_LABEL], "green");
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub const KINDS: &[Kind] = &[
     Kind { group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", workload: true },
     Kind { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", workload: false },
     Kind { group: "", version: "v1", kind: "Service", plural: "services", workload: false },
+    // A Service without a selector's addresses (external services).
+    Kind { group: "", version: "v1", kind: "Endpoints", plural: "endpoints", workload: false },
     Kind { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", workload: false },
     Kind { group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", workload: false },
     Kind { group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers", workload: false },
@@ -368,14 +370,19 @@ pub struct WorkloadStatus {
     pub current: bool,
     /// The workload's conditions: (type, status, reason, message).
     pub conditions: Vec<(String, String, String, String)>,
+    /// Pods still at an older template (`status.replicas - updatedReplicas`):
+    /// while a surge pod starts, the old pod keeps the count available.
+    #[serde(default)]
+    pub outdated: i32,
 }
 
 impl WorkloadStatus {
-    /// Whether the rollout is done: the controller has seen the latest spec,
-    /// every desired replica is updated and available, and (a Deployment)
-    /// the controller says the new ReplicaSet has progressed.
+    /// Whether the rollout is done, as `kubectl rollout status` judges it:
+    /// the controller has seen the latest spec, every desired replica is
+    /// updated and available, no pod of an older template is left, and (a
+    /// Deployment) the controller says the new ReplicaSet has progressed.
     pub fn rolled_out(&self) -> bool {
-        self.current && self.updated >= self.desired && self.available >= self.desired && self.rollout_unfinished().is_none()
+        self.current && self.updated >= self.desired && self.available >= self.desired && self.outdated <= 0 && self.rollout_unfinished().is_none()
     }
 
     /// A Deployment's Progressing condition while its rollout is not done.
@@ -427,8 +434,9 @@ impl Target {
             };
         }
         for w in self.workloads.iter() {
-            if !w.current || w.updated < w.desired || w.available < w.desired {
-                return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
+            if !w.rolled_out() {
+                let outdated = if w.outdated > 0 { format!(", {} outdated", w.outdated) } else { String::new() };
+                return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated{outdated}", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
             }
             if let Some((_, _, reason, message)) = w.rollout_unfinished() {
                 return (Health::Progressing, format!("{} {} in {c}: rolling out ({reason}: {message})", w.kind, w.name));
@@ -978,7 +986,7 @@ mod tests {
 
     #[test]
     fn a_deployment_still_rolling_out_behind_old_pods_is_not_healthy() {
-        let mut w = WorkloadStatus { kind: "Deployment".into(), name: "web".into(), desired: 1, updated: 1, ready: 1, available: 1, current: true, conditions: vec![] };
+        let mut w = WorkloadStatus { kind: "Deployment".into(), name: "web".into(), desired: 1, updated: 1, ready: 1, available: 1, current: true, conditions: vec![], outdated: 0 };
         let target = |w: &WorkloadStatus| Target {
             cluster: "a".into(),
             partition_id: Uuid::nil(),

@@ -178,7 +178,7 @@ impl Propagator {
              WHERE t.next_attempt_at <= now()
                AND (t.removing OR t.applied_generation < t.generation OR t.synced_at <= now() - make_interval(secs => $1)
                     OR (NOT (t.cluster = ANY($2)) AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1)))
-                    OR (NOT t.settled AND (t.observed_at IS NULL OR t.observed_at <= now() - make_interval(secs => $3))))
+                    OR (NOT t.settled AND coalesce(t.observed_at, t.synced_at) <= now() - make_interval(secs => $3)))
                -- A cluster out of contact would only cost timeouts; its recovery resyncs it.
                AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = t.cluster
                                AND (c.condition = 'NotReady' OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
@@ -294,8 +294,11 @@ impl Propagator {
                     Err(e) => tracing::warn!(reservation = %r, error = %e, "reservation not committed; will retry"),
                 }
             }
+            // The workloads observed so far describe the generation before:
+            // until they are read again below, the target is not Healthy (a
+            // reader in between would take the old rollout for the new one).
             sqlx::query(
-                "UPDATE binding_targets SET applied_generation = $3, applied_kinds = $4, synced_at = now(), failures = 0, last_error = NULL,
+                "UPDATE binding_targets SET applied_generation = $3, applied_kinds = $4, synced_at = now(), failures = 0, last_error = NULL, observed_at = NULL,
                         reservation_id = CASE WHEN reservation_id = $7 THEN $5 ELSE reservation_id END, held_reservation_id = $6, settled = false
                  WHERE binding_id = $1 AND cluster = $2",
             )

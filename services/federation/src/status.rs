@@ -74,6 +74,9 @@ pub fn observe(o: &Object, found: Option<&DynamicObject>) -> WorkloadStatus {
         let available = if o.kind.kind == "StatefulSet" && status.get("availableReplicas").is_none() { &status["readyReplicas"] } else { &status["availableReplicas"] };
         (desired, int(&status["updatedReplicas"]), int(&status["readyReplicas"]), int(available))
     };
+    if o.kind.kind == "Deployment" {
+        w.outdated = (int(&status["replicas"]) - int(&status["updatedReplicas"])).max(0);
+    }
     w.desired = desired;
     w.updated = updated;
     w.ready = ready;
@@ -115,5 +118,21 @@ mod tests {
         assert_eq!((w.desired, w.updated, w.ready, w.available, w.current), (3, 3, 2, 2, false));
         assert_eq!(w.conditions[0].0, "Available");
         assert_eq!(observe(o, None).available, 0);
+    }
+
+    /// A surge pod at the new template is counted as updated while the old
+    /// pod keeps the Deployment available: not rolled out until the old pod
+    /// is gone (`kubectl rollout status`: "old replicas are pending termination").
+    #[test]
+    fn a_rollout_with_an_old_pod_left_is_not_complete() {
+        let o = &binding::parse_objects(&json!([{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}}]).to_string()).unwrap()[0];
+        let status = |replicas: i64| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "generation": 2}, "spec": {"replicas": 1},
+                "status": {"observedGeneration": 2, "replicas": replicas, "updatedReplicas": 1, "readyReplicas": replicas, "availableReplicas": 1}}))
+            .unwrap()
+        };
+        let surging = observe(o, Some(&status(2)));
+        assert_eq!((surging.outdated, surging.rolled_out()), (1, false));
+        assert!(observe(o, Some(&status(1))).rolled_out());
     }
 }

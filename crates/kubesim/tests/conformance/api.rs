@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::Discovery;
 use serde_json::json;
 
@@ -525,4 +525,79 @@ async fn hpa_status_metrics_are_set_through_the_status_subresource() {
             .average_utilization,
         Some(85)
     );
+}
+
+/// A Deployment's selector is immutable in `apps/v1`: changing it (even
+/// with matching template labels) is 422 naming `spec.selector`, and the
+/// Deployment keeps running as it was.
+#[tokio::test]
+async fn a_deployment_selector_cannot_change() {
+    let t = spawn().await;
+    let deployments: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    deployments.create(&PostParams::default(), &deployment("web", 1, "web:1")).await.unwrap();
+    let change = json!({"spec": {"selector": {"matchLabels": {"app": "web", "slot": "blue"}}, "template": {"metadata": {"labels": {"app": "web", "slot": "blue"}}}}});
+    let err = status_of(deployments.patch("web", &PatchParams::default(), &Patch::Merge(&change)).await);
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"), "{}", err.message);
+    assert!(err.message.contains("field is immutable"), "{}", err.message);
+    assert_eq!(err.details.unwrap().causes[0].field, "spec.selector");
+    // Template labels may grow while the selector stays.
+    let grow = json!({"spec": {"template": {"metadata": {"labels": {"app": "web", "slot": "blue"}}}}});
+    let grown = deployments.patch("web", &PatchParams::default(), &Patch::Merge(&grow)).await.unwrap();
+    assert_eq!(grown.spec.unwrap().selector.match_labels.unwrap().len(), 1);
+}
+
+/// An ExternalName Service is a DNS alias: it needs `spec.externalName` (an
+/// RFC 1123 subdomain, a trailing dot allowed), gets no cluster IP and may
+/// not be given one; turning a ClusterIP Service into one drops the IP it
+/// was given, and turning it back gives it a new one.
+#[tokio::test]
+async fn an_external_name_service_is_a_dns_alias_without_a_cluster_ip() {
+    let t = spawn().await;
+    let services: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), "default", &ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()));
+    let service = |name: &str, spec: serde_json::Value| serde_json::from_value::<DynamicObject>(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})).unwrap();
+    let alias = services.create(&PostParams::default(), &service("db", json!({"type": "ExternalName", "externalName": "db.mainframe.example.com."}))).await.unwrap();
+    assert_eq!(alias.data["spec"].get("clusterIP"), None, "{:?}", alias.data);
+    for (spec, field) in [
+        (json!({"type": "ExternalName"}), "spec.externalName"),
+        (json!({"type": "ExternalName", "externalName": "Not_A_Name"}), "spec.externalName"),
+        (json!({"type": "ExternalName", "externalName": "db.example.com", "clusterIP": "10.96.0.50"}), "spec.clusterIPs"),
+        (json!({"ports": [{"port": 0}]}), "spec.ports[0].port"),
+        (json!({"ports": [{"port": 80}, {"port": 81}]}), "spec.ports[0].name"),
+        (json!({"ports": [{"name": "a", "port": 80, "protocol": "HTTP"}]}), "spec.ports[0].protocol"),
+    ] {
+        let err = status_of(services.create(&PostParams::default(), &service("bad", spec.clone())).await);
+        assert_eq!(err.code, 422, "{spec}: {}", err.message);
+        assert_eq!(err.details.unwrap().causes[0].field, field, "{spec}");
+    }
+    let params = PatchParams::apply("test").force();
+    let plain = services.patch("api", &params, &Patch::Apply(service("api", json!({"ports": [{"name": "http", "port": 80}]})))).await.unwrap();
+    assert!(plain.data["spec"]["clusterIP"].as_str().is_some_and(|ip| ip.starts_with("10.96.")), "{:?}", plain.data);
+    assert_eq!(plain.data["spec"]["ports"][0]["targetPort"], 80, "the target port defaults to the port");
+    let aliased = services.patch("api", &params, &Patch::Apply(service("api", json!({"type": "ExternalName", "externalName": "api.example.com", "ports": [{"name": "http", "port": 80}]})))).await.unwrap();
+    assert_eq!((aliased.data["spec"].get("clusterIP"), aliased.data["spec"].get("clusterIPs")), (None, None), "{:?}", aliased.data);
+    let back = services.patch("api", &params, &Patch::Apply(service("api", json!({"ports": [{"name": "http", "port": 80}]})))).await.unwrap();
+    assert_eq!((back.data["spec"]["type"].as_str(), back.data["spec"].get("externalName")), (Some("ClusterIP"), None), "{:?}", back.data);
+    assert!(back.data["spec"]["clusterIP"].is_string(), "{:?}", back.data);
+}
+
+/// Endpoints of a Service without a selector are the caller's: kubesim runs
+/// no endpoints controller, so nothing overwrites them. Their addresses are
+/// refused where Kubernetes refuses them (`ValidateNonSpecialIP`):
+/// unspecified, loopback, link-local, link-local multicast, or not an IP.
+#[tokio::test]
+async fn endpoints_refuse_special_addresses_and_keep_what_was_written() {
+    let t = spawn().await;
+    let endpoints: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), "default", &ApiResource::erase::<k8s_openapi::api::core::v1::Endpoints>(&()));
+    let body = |ip: &str| serde_json::from_value::<DynamicObject>(json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
+        "subsets": [{"addresses": [{"ip": "10.20.0.5"}, {"ip": ip}], "ports": [{"name": "sql", "port": 5432}]}]})).unwrap();
+    for (ip, why) in [("127.0.0.1", "loopback"), ("::1", "loopback"), ("169.254.1.1", "link-local"), ("fe80::1", "link-local"), ("224.0.0.5", "link-local multicast"), ("0.0.0.0", "unspecified"), ("10.0.0", "valid IP")] {
+        let err = status_of(endpoints.create(&PostParams::default(), &body(ip)).await);
+        assert_eq!(err.code, 422, "{ip}");
+        assert!(err.message.contains(why), "{ip}: {}", err.message);
+        assert_eq!(err.details.unwrap().causes[0].field, "subsets[0].addresses[1].ip", "{ip}");
+    }
+    let written = endpoints.create(&PostParams::default(), &body("2001:db8::7")).await.unwrap();
+    assert_eq!(written.data["subsets"][0]["ports"][0]["protocol"], "TCP", "the protocol defaults to TCP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(endpoints.get("db").await.unwrap().data["subsets"], written.data["subsets"]);
 }
