@@ -4,7 +4,7 @@
 //! uid, generation, optimistic concurrency, finalizers, owner-reference
 //! garbage collection, namespace cascade, managedFields).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::Rng;
@@ -103,6 +103,11 @@ pub type Subscription = broadcast::Receiver<Arc<Event>>;
 pub(crate) struct State {
     rv: u64,
     pub(crate) objects: Vec<BTreeMap<Key, Arc<Value>>>,
+    /// Controller owner uid -> the objects it controls, kept by [`State::put`]
+    /// and [`State::take`] (every write goes through them), so a controller
+    /// finds its ReplicaSets or pods without scanning the namespace, as a
+    /// real controller's informer index does.
+    controlled: HashMap<String, BTreeSet<(ResourceId, Key)>>,
     log: VecDeque<Arc<Event>>,
     window: usize,
     /// Events with a resourceVersion at or below this are no longer retained.
@@ -167,7 +172,48 @@ fn name_problems(rt: &ResourceType, name: &str) -> Vec<(String, String)> {
     }
 }
 
+/// The uid of the controller owning `obj`, if any.
+fn controller_uid(obj: &Value) -> Option<&str> {
+    obj["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"] == true)?["uid"].as_str()
+}
+
 impl State {
+    /// Stores `obj` under `k`; returns what it replaces.
+    fn put(&mut self, rid: ResourceId, k: Key, obj: Arc<Value>) -> Option<Arc<Value>> {
+        if let Some(uid) = controller_uid(&obj) {
+            self.controlled.entry(uid.to_string()).or_default().insert((rid, k.clone()));
+        }
+        let previous = self.objects[rid].insert(k.clone(), obj.clone());
+        if let Some(old) = previous.as_deref().and_then(controller_uid).filter(|old| Some(*old) != controller_uid(&obj)) {
+            self.forget_controlled(old.to_string(), rid, &k);
+        }
+        previous
+    }
+
+    /// Removes the object under `k`; returns it.
+    fn take(&mut self, rid: ResourceId, k: &Key) -> Option<Arc<Value>> {
+        let removed = self.objects[rid].remove(k);
+        if let Some(uid) = removed.as_deref().and_then(controller_uid) {
+            self.forget_controlled(uid.to_string(), rid, k);
+        }
+        removed
+    }
+
+    fn forget_controlled(&mut self, uid: String, rid: ResourceId, k: &Key) {
+        if let Some(set) = self.controlled.get_mut(&uid) {
+            set.remove(&(rid, k.clone()));
+            if set.is_empty() {
+                self.controlled.remove(&uid);
+            }
+        }
+    }
+
+    /// The objects of `rid` in `ns` whose controller is the object with `uid`, by name.
+    pub(crate) fn controlled_by(&self, uid: &str, rid: ResourceId, ns: &str) -> Vec<Arc<Value>> {
+        let Some(set) = self.controlled.get(uid) else { return Vec::new() };
+        set.iter().filter(|(r, (n, _))| *r == rid && n == ns).filter_map(|(r, k)| self.objects[*r].get(k).cloned()).collect()
+    }
+
     pub(crate) fn map(&self, rid: ResourceId) -> &BTreeMap<Key, Arc<Value>> {
         &self.objects[rid]
     }
@@ -234,6 +280,7 @@ impl Store {
                     .iter()
                     .map(|_| BTreeMap::new())
                     .collect(),
+                controlled: HashMap::new(),
                 log: VecDeque::new(),
                 window,
                 compacted: 0,
@@ -537,7 +584,7 @@ impl Store {
         let rv = st.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let obj = Arc::new(obj);
-        st.objects[rid].insert(k, obj.clone());
+        st.put(rid, k, obj.clone());
         self.record(st, rid, EventType::Added, obj.clone(), None);
         Ok(obj)
     }
@@ -775,11 +822,11 @@ impl Store {
         let k = key(rt, ns, name);
         let new = Arc::new(new);
         if finalized && rid != resource::NAMESPACES {
-            st.objects[rid].remove(&k);
+            st.take(rid, &k);
             self.record(st, rid, EventType::Deleted, new.clone(), None);
             self.collect_dependents(st, rid, &new);
         } else {
-            let previous = st.objects[rid].insert(k, new.clone());
+            let previous = st.put(rid, k, new.clone());
             self.record(st, rid, EventType::Modified, new.clone(), previous);
         }
         Ok(new)
@@ -852,11 +899,11 @@ impl Store {
             let rv = st.next_rv();
             marked["metadata"]["resourceVersion"] = json!(rv.to_string());
             let marked = Arc::new(marked);
-            let previous = st.objects[rid].insert(k, marked.clone());
+            let previous = st.put(rid, k, marked.clone());
             self.record(st, rid, EventType::Modified, marked.clone(), previous);
             return Ok(marked);
         }
-        st.objects[rid].remove(&k);
+        st.take(rid, &k);
         let rv = st.next_rv();
         let mut gone = (**old).clone();
         gone["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -881,7 +928,7 @@ impl Store {
         terminating["metadata"]["resourceVersion"] = json!(rv.to_string());
         let obj = Arc::new(terminating);
         if empty {
-            st.objects[resource::NAMESPACES].remove(&k);
+            st.take(resource::NAMESPACES, &k);
             self.record(
                 st,
                 resource::NAMESPACES,
@@ -894,7 +941,7 @@ impl Store {
             .map(|o| without_times(o))
             != Some(without_times(&obj))
         {
-            let previous = st.objects[resource::NAMESPACES].insert(k, obj.clone());
+            let previous = st.put(resource::NAMESPACES, k, obj.clone());
             self.record(
                 st,
                 resource::NAMESPACES,

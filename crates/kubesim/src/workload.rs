@@ -338,18 +338,7 @@ fn is_active(pod: &Value) -> bool {
 }
 
 fn owned(store: &Store, rid: ResourceId, ns: &str, uid: &str) -> Vec<Arc<Value>> {
-    let st = store.lock();
-    st.in_namespace(rid, ns)
-        .filter(|o| {
-            o["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| {
-                    refs.iter()
-                        .any(|r| r["uid"] == uid && r["controller"] == true)
-                })
-        })
-        .cloned()
-        .collect()
+    store.lock().controlled_by(uid, rid, ns)
 }
 
 fn owner_ref(owner: &Value) -> Value {

@@ -347,3 +347,32 @@ async fn statefulsets_get_ordinal_pods_daemonsets_one_per_node_and_logs_tail() {
     assert_eq!(logs.lines().count(), 3);
     assert!(logs.contains("db-0/db"));
 }
+
+/// A pod taken out of its ReplicaSet (relabelled out of the selector and
+/// its ownerReferences removed, the way a pod is pulled out for debugging)
+/// is no longer counted: the ReplicaSet starts a replacement and leaves the
+/// orphan running.
+#[tokio::test]
+async fn a_pod_released_by_its_replicaset_is_replaced_and_left_alone() {
+    let t = spawn().await;
+    let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    deploys.create(&PostParams::default(), &deployment("web", 2, "nginx:1")).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let running = eventually("two pods", Duration::from_secs(10), || async {
+        let l = pods.list(&ListParams::default()).await.unwrap();
+        (l.items.len() == 2).then_some(l.items)
+    })
+    .await;
+    let released = running[0].metadata.name.clone().unwrap();
+    pods.patch(&released, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"ownerReferences": null, "labels": {"app": "debug"}}})))
+        .await
+        .unwrap();
+    let owned = eventually("a replacement beside the orphan", Duration::from_secs(10), || async {
+        let l = pods.list(&ListParams::default()).await.unwrap();
+        let owned: Vec<Pod> = l.items.into_iter().filter(|p| p.metadata.owner_references.as_ref().is_some_and(|r| !r.is_empty())).collect();
+        (owned.len() == 2).then_some(owned)
+    })
+    .await;
+    assert!(owned.iter().all(|p| p.metadata.name.as_deref() != Some(released.as_str())));
+    assert!(pods.get(&released).await.is_ok(), "the orphan is not deleted");
+}
