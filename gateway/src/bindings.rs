@@ -41,7 +41,9 @@ pub struct CreateBinding {
     /// `{"policy": {"groups": [{"labels", "data_centres", "regions", "zones",
     /// "network_domains", "environments"}], "exclude": [..], "spread": {"by":
     /// "region"|"zone"|"data_centre", "min", "max"}, "division": "duplicated" |
-    /// "dynamic" | {"weighted": {"<cluster>": n}}}}`.
+    /// "dynamic" | {"weighted": {"<cluster>": n}}}}`, with the failover
+    /// settings beside it: `"dr_tier"`, `"toleration_seconds"`,
+    /// `"singleton"`, `"failback"` (`"automatic"` | `"manual"`), `"priority"`.
     placement: Value,
     /// Replicas in all; absent: the workloads' largest `spec.replicas`.
     #[serde(default)]
@@ -158,6 +160,12 @@ pub struct Binding {
     pub health: String,
     /// Why.
     pub health_reason: String,
+    /// `automatic` or `manual`: whether replicas return to a recovered
+    /// cluster by themselves after a failover (placement's `failback`;
+    /// default by DR tier).
+    pub failback: String,
+    /// Order of automatic failbacks, higher first (placement's `priority`).
+    pub priority: i32,
     /// The clusters.
     pub clusters: Vec<BindingTarget>,
     /// Created.
@@ -181,6 +189,8 @@ impl From<pb::Binding> for Binding {
             deleting: b.deleting,
             health: b.health,
             health_reason: b.health_reason,
+            failback: b.failback,
+            priority: b.priority,
             created_at: time(b.created_at),
             updated_at: time(b.updated_at),
             clusters: b

@@ -41,7 +41,7 @@ pub struct FailoverOperation {
     pub from_cluster: String,
     /// Clusters of the new assignment.
     pub to_clusters: Vec<String>,
-    /// `pending`, `placing`, `applied`, `available` or `failed`.
+    /// `pending`, `fencing` (a singleton's old copy being stopped), `placing`, `applied`, `available` or `failed`.
     pub state: String,
     /// Why it failed, or what it waits for (singleton fencing).
     #[serde(skip_serializing_if = "String::is_empty", default)]
@@ -56,6 +56,19 @@ pub struct FailoverOperation {
     pub available_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// What it did and when, oldest first.
+    pub steps: Vec<FailoverStep>,
+}
+
+/// One step of a failover or failback.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FailoverStep {
+    /// What happened: `opened ...`, `fencing: scaled to 0 in <cluster>`,
+    /// `fencing: confirmed stopped in <cluster> ...`, `placing: ...`,
+    /// `applied: ...`, `available in ...`, `failed: ...`.
+    pub name: String,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl From<pb::FailoverOperation> for FailoverOperation {
@@ -75,6 +88,7 @@ impl From<pb::FailoverOperation> for FailoverOperation {
             replaced_at: time(o.replaced_at),
             available_at: time(o.available_at),
             finished_at: time(o.finished_at),
+            steps: o.steps.into_iter().map(|s| FailoverStep { name: s.name, at: time(s.at) }).collect(),
         }
     }
 }

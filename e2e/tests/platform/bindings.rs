@@ -68,6 +68,18 @@ async fn a_binding_within_quota_is_applied_and_healthy_one_over_it_is_refused_wi
     assert_eq!(healthy["clusters"][0]["workloads"][0]["available"], 2);
     let deployed: Value = p.http.get(format!("{cluster}/apis/apps/v1/namespaces/acme-web/deployments/shop")).send().await.unwrap().json().await.unwrap();
     assert_eq!(deployed["metadata"]["labels"]["paas.io/binding"], id.as_str());
+    assert_eq!((healthy["failback"].as_str(), healthy["priority"].as_i64()), (Some("manual"), Some(0)), "the defaults of the manual tier");
+    // The failback settings go beside the placement and come back in effect.
+    let tiered = json!({"explicit": [{"cluster": "dc1-prod"}], "dr_tier": "auto-failover", "priority": 7});
+    let updated = p.admin(Method::PUT, &format!("/api/v1/bindings/{id}")).json(&json!({"objects": app(2), "placement": tiered})).send().await.unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let updated: Value = updated.json().await.unwrap();
+    assert_eq!((updated["failback"].as_str(), updated["priority"].as_i64()), (Some("automatic"), Some(7)), "auto-failover fails back by itself: {updated}");
+    let listed: Value = p.admin(Method::GET, &format!("/api/v1/tenants/{tid}/bindings")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((listed["items"][0]["failback"].as_str(), listed["items"][0]["priority"].as_i64()), (Some("automatic"), Some(7)), "{listed}");
+    let bad = p.admin(Method::PUT, &format!("/api/v1/bindings/{id}")).json(&json!({"objects": app(2), "placement": {"explicit": [{"cluster": "dc1-prod"}], "failback": "sometimes"}})).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json::<Value>().await.unwrap()["field"], "placement.failback");
     // Another tenant's administrator sees none of it.
     let other: Value = p.admin(Method::POST, "/api/v1/tenants").json(&json!({"name": "beta"})).send().await.unwrap().json().await.unwrap();
     let token: Value = p

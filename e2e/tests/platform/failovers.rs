@@ -1,7 +1,7 @@
 //! Failover through the gateway: an operator moves a manual-tier binding off
-//! a cluster that went down; the persisted operation is listed to the
-//! tenant's members and the platform administrator, not to another tenant;
-//! a viewer may not trigger one.
+//! a cluster that went down; the persisted operation is listed with its
+//! timed steps to the tenant's members and the platform administrator, not
+//! to another tenant; a viewer may not trigger one.
 
 use std::time::Duration;
 
@@ -62,6 +62,7 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
     let b: Value = created.json().await.unwrap();
     let id = b["id"].as_str().unwrap().to_string();
     assert_eq!(b["clusters"][0]["cluster"], "dc1-prod", "{b}");
+    assert_eq!((b["failback"].as_str(), b["priority"].as_i64()), (Some("manual"), Some(0)), "the manual tier's failback: {b}");
     Platform::eventually(Duration::from_secs(20), "Healthy in dc1-prod", || {
         let r = p.admin(Method::GET, &format!("/api/v1/bindings/{id}"));
         async move { r.send().await.ok()?.json::<Value>().await.ok().filter(|b| b["health"] == "Healthy") }
@@ -94,6 +95,11 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
     .await;
     assert_eq!(done["to_clusters"], json!(["dc2-dr"]));
     assert!(done["available_at"].is_string() && done["replaced_at"].is_string());
+    let steps: Vec<(&str, &str)> = done["steps"].as_array().unwrap().iter().map(|s| (s["name"].as_str().unwrap(), s["at"].as_str().unwrap())).collect();
+    let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
+    assert_eq!(names, ["opened by an operator: failover off dc1-prod", "placing: 2 in dc2-dr", "applied: quota reserved and the new targets written", "available in dc2-dr"]);
+    let times: Vec<chrono::DateTime<chrono::Utc>> = steps.iter().map(|s| s.1.parse().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
     let dr = format!("{}/apis/apps/v1/namespaces/acme-web/deployments/shop", clusters[1].url().trim_end_matches('/'));
     let deployed: Value = p.http.get(dr).send().await.unwrap().json().await.unwrap();
     assert_eq!(deployed["status"]["availableReplicas"], 2);

@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(Monitor::new(outbox.clone(), clients.clone(), probes).run(stop.clone())),
         tokio::spawn(partitions.run(stop.clone())),
         tokio::spawn(Propagator::new(pool.clone(), clients.clone(), PropagateSettings::from(&settings), admission.clone()).run(stop.clone())),
-        tokio::spawn(Reconciler::new(pool.clone(), admission.clone(), FailoverSettings::from(&settings)).run(stop.clone())),
+        tokio::spawn(Reconciler::new(pool.clone(), clients.clone(), admission.clone(), FailoverSettings::from(&settings)).run(stop.clone())),
     ];
     wait(Duration::from_secs(60), "every cluster Ready", || async {
         let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE condition = 'Ready'").fetch_one(&pool).await.ok()?;

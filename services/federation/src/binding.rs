@@ -313,6 +313,10 @@ pub struct Binding {
     pub singleton: bool,
     /// The newest revision of the objects (what `objects` holds).
     pub revision: i64,
+    /// `automatic` or `manual` ([`crate::failover::Failback`]).
+    pub failback: String,
+    /// Order of automatic failbacks, higher first.
+    pub priority: i32,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -570,13 +574,17 @@ impl<'a> Bindings<'a> {
         if resilience.singleton && replicas != 1 {
             return Err(Error::invalid("placement.singleton", format!("a singleton runs exactly 1 replica, not {replicas}")));
         }
+        // Fencing stops a singleton by scaling it to 0, which a DaemonSet (one pod per node) cannot be.
+        if resilience.singleton && let Some(d) = objects.iter().find(|o| o.kind.kind == "DaemonSet") {
+            return Err(Error::invalid("placement.singleton", format!("a singleton cannot hold DaemonSet {}: it runs a pod on every node and cannot be scaled to 0", d.name)));
+        }
         let (per, pods) = per_replica(&objects)?;
         let mut hold = BTreeSet::new();
         for (i, cluster) in r.hold.iter().enumerate() {
             hold.insert(DnsLabel::parse(&format!("hold[{i}]"), cluster)?.as_str().to_string());
         }
 
-        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
+        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
             .bind(r.tenant)
             .bind(r.name.as_str())
             .fetch_optional(self.pool)
@@ -693,7 +701,7 @@ impl<'a> Bindings<'a> {
                         generation = $8, updated_at = now(), dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL,
                         failback = $12, priority = $13, revision = $14
                  WHERE id = $1 AND generation = $8 - 1 AND NOT deleted
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at",
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at",
             )
             .bind(id)
             .bind(r.project)
@@ -716,7 +724,7 @@ impl<'a> Bindings<'a> {
             sqlx::query_as(
                 "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton, failback, priority)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, name) DO NOTHING
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at",
+                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at",
             )
             .bind(id)
             .bind(r.tenant)
@@ -803,7 +811,7 @@ impl<'a> Bindings<'a> {
     /// # Errors
     /// NotFound when absent or of a tenant the caller cannot see.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<(Binding, Vec<Target>)> {
-        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at FROM bindings WHERE id = $1")
+        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at FROM bindings WHERE id = $1")
             .bind(id)
             .fetch_optional(self.pool)
             .await?
@@ -822,7 +830,7 @@ impl<'a> Bindings<'a> {
             return Err(Error::not_found("tenant", tenant));
         }
         let rows: Vec<Binding> = sqlx::query_as(
-            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
         )
         .bind(tenant)
         .bind(page.after)

@@ -33,8 +33,9 @@ pub async fn open_due(tx: &mut sqlx::PgConnection, stabilisation: Duration, para
              SELECT DISTINCT ON (binding_id) binding_id, kind, from_cluster, previous, created_at
              FROM failovers WHERE state = 'available' ORDER BY binding_id, created_at DESC
          )
-         INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at)
-         SELECT gen_random_uuid(), b.id, b.tenant_id, 'failback', 'automatic', l.from_cluster, l.previous, c.last_transition_at
+         INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at, steps)
+         SELECT gen_random_uuid(), b.id, b.tenant_id, 'failback', 'automatic', l.from_cluster, l.previous, c.last_transition_at,
+                jsonb_build_array(jsonb_build_object('name', 'opened: ' || l.from_cluster || ' Ready for the stabilisation period', 'at', now()))
          FROM bindings b JOIN last l ON l.binding_id = b.id JOIN clusters c ON c.name = l.from_cluster
          WHERE NOT b.deleted AND b.failback = 'automatic' AND l.kind = 'failover'
            AND c.condition = 'Ready' AND c.last_transition_at > l.created_at

@@ -26,12 +26,29 @@
 //! propagator when the cluster is reachable again.
 //!
 //! **Singleton fencing.** A binding marked `singleton` (one replica) must
-//! never run twice. Rule: its new copy is written only once the lost cluster
-//! has been out of contact (no successful probe, `clusters.last_contact_at`)
-//! for the binding's toleration. Pods in a cluster cut off from the control
-//! plane are assumed fenced (stopped by the cluster's own lease on the
-//! application) only after that time; a singleton is never moved off a
-//! cluster that is still reachable.
+//! never run twice: its new copy is written only once the old one is known
+//! stopped or its lease has expired. A singleton's operation goes `pending`
+//! -> `fencing` -> `placing`: the old target is set to 0 replicas (the
+//! assignment before it kept as `previous`), and the reconciler applies
+//! that to the old cluster itself, since the propagator leaves NotReady
+//! clusters alone ([`crate::fencing`]); it then lists the binding's pods
+//! there and goes on only when none remain ("confirmed stopped"). This is
+//! how an operator moves a singleton off a reachable cluster, and how an
+//! automatic failover leaves a cluster that is NotReady but still answers.
+//! When the old cluster does not answer (or stops answering midway), the
+//! lease rule decides: the copy counts as stopped once the cluster has been
+//! out of Ready and out of contact (no successful probe,
+//! `clusters.last_contact_at`) for the binding's toleration; pods cut off
+//! from the control plane are assumed stopped by the cluster's own lease on
+//! the application only after that time. A singleton's failback fences the
+//! failover's copy the same way before the original assignment is written
+//! (a singleton never has both).
+//!
+//! **Steps.** Every transition appends to the operation's `steps`
+//! (`{name, at}`, oldest first): "opened", "fencing: ...", "placing: ...",
+//! "applied", "available" or "failed: ..."; the step and the state change
+//! are one conditional update, so a step is recorded once even when two
+//! reconcilers race or one restarts midway.
 //!
 //! **Failback** ([`trigger_failback`] by an operator once the original
 //! cluster is Ready, or automatically per [`crate::failback`]): first the assignment before the failover is added to
@@ -57,6 +74,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::binding::{self, Admission, Bindings};
+use crate::credentials::Clients;
 use crate::lease::{self, Lease};
 use crate::placement::{self, Assignment, Demand, Placement, Resources};
 
@@ -185,6 +203,36 @@ impl Resilience {
     }
 }
 
+/// One step of an operation and when it was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// What happened ("fencing: scaled to 0 in east", "placing: ...").
+    pub name: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// `names` as steps taken now, to append to `failovers.steps`.
+fn steps<I: IntoIterator<Item = String>>(names: I) -> sqlx::types::Json<Vec<Step>> {
+    let at = Utc::now();
+    sqlx::types::Json(names.into_iter().map(|name| Step { name, at }).collect())
+}
+
+/// How long the old cluster may take to answer one fencing call before the
+/// round moves on (a blackholed cluster must not hold up other operations;
+/// the next round asks again, and the lease rule ends the wait).
+pub const FENCING_ANSWER: Duration = Duration::from_secs(3);
+
+/// How the step that sets the old copy's target to 0 begins.
+const SET_TO_ZERO: &str = "fencing: the copy in";
+
+/// The columns of [`Operation`], in its order.
+macro_rules! columns {
+    () => {
+        "id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason, steps, fault_detected_at, created_at, replaced_at, available_at, finished_at"
+    };
+}
+
 /// One persisted failover or failback.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Operation {
@@ -202,10 +250,12 @@ pub struct Operation {
     pub from_cluster: String,
     /// Clusters of the new assignment.
     pub to_clusters: Vec<String>,
-    /// `pending`, `placing`, `applied`, `available` or `failed`.
+    /// `pending`, `fencing` (a singleton's old copy being stopped), `placing`, `applied`, `available` or `failed`.
     pub state: String,
     /// Why it failed or what it waits for.
     pub reason: String,
+    /// What it did, with when, oldest first.
+    pub steps: sqlx::types::Json<Vec<Step>>,
     /// When the cluster left Ready (failover) or the failback was asked.
     pub fault_detected_at: DateTime<Utc>,
     /// When the operation was created (the toleration passed).
@@ -229,11 +279,15 @@ pub struct FailoverSettings {
     pub failback_stabilisation: Duration,
     /// Automatic failbacks open at once.
     pub failback_parallelism: usize,
+    /// The propagator's limit on one target's apply: fencing confirms a
+    /// copy stopped no sooner than this after its target was set to 0, so
+    /// an apply of the old replicas already under way cannot start it again.
+    pub propagation_timeout: Duration,
 }
 
 impl From<&crate::Settings> for FailoverSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl, failback_stabilisation: s.failback_stabilisation, failback_parallelism: s.failback_parallelism }
+        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl, failback_stabilisation: s.failback_stabilisation, failback_parallelism: s.failback_parallelism, propagation_timeout: s.propagation_timeout }
     }
 }
 
@@ -242,6 +296,7 @@ impl From<&crate::Settings> for FailoverSettings {
 #[derive(Clone)]
 pub struct Reconciler {
     pool: PgPool,
+    clients: Clients,
     admission: Arc<dyn Admission>,
     settings: FailoverSettings,
     lease: Lease,
@@ -276,17 +331,20 @@ struct OpRow {
     id: Uuid,
     binding_id: Uuid,
     kind: String,
+    trigger: String,
     from_cluster: String,
     state: String,
     previous: sqlx::types::Json<Vec<Assignment>>,
     to_targets: sqlx::types::Json<Vec<Assignment>>,
+    steps: sqlx::types::Json<Vec<Step>>,
 }
 
 impl Reconciler {
-    /// Over the federation schema in `pool`, reserving through `admission`.
-    pub fn new(pool: PgPool, admission: Arc<dyn Admission>, settings: FailoverSettings) -> Self {
+    /// Over the federation schema in `pool`, reserving through `admission`,
+    /// fencing singletons through `clients`.
+    pub fn new(pool: PgPool, clients: Clients, admission: Arc<dyn Admission>, settings: FailoverSettings) -> Self {
         let lease = Lease::new(pool.clone(), LEASE, lease::holder_id("failover"), settings.lease_ttl);
-        Self { pool, admission, settings, lease }
+        Self { pool, clients, admission, settings, lease }
     }
 
     /// Runs while it holds the lease, until `stop`.
@@ -327,7 +385,7 @@ impl Reconciler {
     pub async fn round(&self) -> Result<()> {
         self.detect().await?;
         let open: Vec<OpRow> = sqlx::query_as(
-            "SELECT id, binding_id, kind, from_cluster, state, previous, to_targets FROM failovers WHERE state NOT IN ('available', 'failed') ORDER BY created_at",
+            "SELECT id, binding_id, kind, trigger, from_cluster, state, previous, to_targets, steps FROM failovers WHERE state NOT IN ('available', 'failed') ORDER BY created_at",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -351,8 +409,9 @@ impl Reconciler {
     async fn detect(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let opened: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, fault_detected_at)
-             SELECT DISTINCT ON (b.id) gen_random_uuid(), b.id, b.tenant_id, 'failover', 'automatic', t.cluster, c.not_ready_since
+            "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, fault_detected_at, steps)
+             SELECT DISTINCT ON (b.id) gen_random_uuid(), b.id, b.tenant_id, 'failover', 'automatic', t.cluster, c.not_ready_since,
+                    jsonb_build_array(jsonb_build_object('name', 'opened: ' || t.cluster || ' out of Ready longer than the toleration', 'at', now()))
              FROM bindings b JOIN binding_targets t ON t.binding_id = b.id AND NOT t.removing
                   JOIN clusters c ON c.name = t.cluster
              WHERE NOT b.deleted AND b.dr_tier IN ('auto-failover', 'active-active')
@@ -398,10 +457,13 @@ impl Reconciler {
     /// Ends the operation as failed; with `degrade`, the binding shows the reason as Degraded.
     async fn end(&self, op: &OpRow, reason: &str, degrade: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now() WHERE id = $1 AND state = $2")
-            .bind(op.id)
-            .bind(&op.state)
-            .bind(reason)
+        let done = sqlx::query(
+            "UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now(), steps = steps || $4 WHERE id = $1 AND state = $2",
+        )
+        .bind(op.id)
+        .bind(&op.state)
+        .bind(reason)
+        .bind(steps([format!("{}: {reason}", if degrade { "failed" } else { "ended" })]))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 1 {
@@ -429,11 +491,12 @@ impl Reconciler {
         loop {
             match op.state.as_str() {
                 "pending" => self.place(&op, &b).await?,
+                "fencing" => self.fence(&op, &b).await?,
                 "placing" => self.apply(&op, &b).await?,
                 "applied" => self.settle(&op, &b).await?,
                 _ => return Ok(()),
             }
-            let next: Option<OpRow> = sqlx::query_as("SELECT id, binding_id, kind, from_cluster, state, previous, to_targets FROM failovers WHERE id = $1")
+            let next: Option<OpRow> = sqlx::query_as("SELECT id, binding_id, kind, trigger, from_cluster, state, previous, to_targets, steps FROM failovers WHERE id = $1")
                 .bind(op.id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -444,65 +507,51 @@ impl Reconciler {
         }
     }
 
-    /// pending -> placing: computes (and stores) the new assignment, after
-    /// the fencing wait for a singleton.
+    /// pending -> placing: computes (and stores) the new assignment; for a
+    /// singleton pending -> fencing first ([`Self::begin_fencing`]).
     async fn place(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
         let resilience = Resilience::from_stored(&b.dr_tier, b.toleration_ms, b.singleton);
         let live = self.live_targets(b.id).await?;
         let current: Vec<Assignment> = live.iter().map(as_assignment).collect();
-        let (previous, to) = if op.kind == "failback" {
+        if op.kind == "failback" {
             let (condition,): (String,) = sqlx::query_as("SELECT condition FROM clusters WHERE name = $1").bind(&op.from_cluster).fetch_optional(&self.pool).await?.unwrap_or(("Deregistered".into(),));
             if condition != "Ready" {
                 return self.fail(op, &format!("cluster {} is {condition}", op.from_cluster)).await;
             }
-            (op.previous.0.clone(), union(&current, &op.previous.0))
-        } else {
-            if !live.iter().any(|t| t.cluster == op.from_cluster) {
-                return self.fail(op, &format!("the binding has no replicas in {}", op.from_cluster)).await;
-            }
             if resilience.singleton {
-                let (contact, reachable, fenced): (Option<DateTime<Utc>>, bool, bool) = sqlx::query_as(
-                    "SELECT last_contact_at, condition = 'Ready', condition <> 'Ready' AND (last_contact_at IS NULL OR last_contact_at <= now() - make_interval(secs => $2))
-                     FROM clusters WHERE name = $1",
-                )
-                .bind(&op.from_cluster)
-                .bind(resilience.toleration.as_secs_f64())
-                .fetch_optional(&self.pool)
-                .await?
-                .unwrap_or((None, false, true));
-                if reachable {
-                    // Nothing is wrong any more: ended without degrading the binding.
-                    return self.end(op, &format!("{} is reachable again; a singleton is not moved off a reachable cluster", op.from_cluster), false).await;
-                }
-                if !fenced {
-                    let until = contact.map(|c| c + chrono::Duration::from_std(resilience.toleration).unwrap_or_default());
-                    let reason = match until {
-                        Some(u) => format!("fencing: singleton waits until {} has been out of contact for the toleration (until {u})", op.from_cluster),
-                        None => format!("fencing: singleton waits until {} is out of contact", op.from_cluster),
-                    };
-                    sqlx::query("UPDATE failovers SET reason = $2, updated_at = now() WHERE id = $1 AND state = 'pending' AND reason <> $2")
-                        .bind(op.id)
-                        .bind(reason)
-                        .execute(&self.pool)
-                        .await?;
-                    return Ok(());
-                }
+                return self.begin_fencing(op, b, resilience, &live).await;
             }
-            match self.replace(b, resilience.tier, &op.from_cluster, &live).await? {
-                Ok(to) => (current, to),
-                Err(reason) => return self.fail(op, &reason).await,
-            }
-        };
+            return self.placing(op, &op.previous.0, &union(&current, &op.previous.0), Vec::new()).await;
+        }
+        if !live.iter().any(|t| t.cluster == op.from_cluster) {
+            return self.fail(op, &format!("the binding has no replicas in {}", op.from_cluster)).await;
+        }
+        if resilience.singleton {
+            return self.begin_fencing(op, b, resilience, &live).await;
+        }
+        match self.replace(b, resilience.tier, &op.from_cluster, &live).await? {
+            Ok(to) => self.placing(op, &current, &to, Vec::new()).await,
+            Err(reason) => self.fail(op, &reason).await,
+        }
+    }
+
+    /// Stores the new assignment `to` (and `previous`, what a failback
+    /// restores): the operation's state -> placing, with `done` and the
+    /// placing step recorded.
+    async fn placing(&self, op: &OpRow, previous: &[Assignment], to: &[Assignment], mut done: Vec<String>) -> Result<()> {
         let clusters: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
+        done.push(format!("placing: {}", to.iter().map(|a| format!("{} in {}", a.replicas, a.cluster)).collect::<Vec<_>>().join(", ")));
         let mut tx = self.pool.begin().await?;
         let placing = sqlx::query(
-            "UPDATE failovers SET state = 'placing', previous = $2, to_targets = $3, to_clusters = $4, reason = '', updated_at = now()
-             WHERE id = $1 AND state = 'pending'",
+            "UPDATE failovers SET state = 'placing', previous = $2, to_targets = $3, to_clusters = $4, reason = '', updated_at = now(), steps = steps || $6
+             WHERE id = $1 AND state = $5",
         )
         .bind(op.id)
-        .bind(sqlx::types::Json(&previous))
-        .bind(sqlx::types::Json(&to))
+        .bind(sqlx::types::Json(previous))
+        .bind(sqlx::types::Json(to))
         .bind(&clusters)
+        .bind(&op.state)
+        .bind(steps(done))
         .execute(&mut *tx)
         .await?;
         if placing.rows_affected() == 1 {
@@ -510,6 +559,178 @@ impl Reconciler {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The singleton's copy the operation stops before placing: a
+    /// failover's in the cluster it leaves (as it was before fencing), a
+    /// failback's where the failover put it.
+    fn copy_to_stop(op: &OpRow, live: &[LiveTarget]) -> Option<Assignment> {
+        if op.kind == "failback" {
+            let back: Vec<&str> = op.previous.0.iter().map(|a| a.cluster.as_str()).collect();
+            return live.iter().find(|t| !back.contains(&t.cluster.as_str())).map(as_assignment);
+        }
+        op.previous.0.iter().find(|a| a.cluster == op.from_cluster).cloned().or_else(|| live.iter().find(|t| t.cluster == op.from_cluster).map(as_assignment))
+    }
+
+    /// Whether `cluster` is Ready, and whether its copy counts as stopped by
+    /// the lease rule (out of Ready and out of contact for `toleration`; a
+    /// cluster no longer registered cannot run anything we placed), with
+    /// its last contact.
+    async fn lease_rule(&self, cluster: &str, toleration: Duration) -> Result<(bool, bool, Option<DateTime<Utc>>)> {
+        let (contact, ready, expired): (Option<DateTime<Utc>>, bool, bool) = sqlx::query_as(
+            "SELECT last_contact_at, condition = 'Ready', condition <> 'Ready' AND (last_contact_at IS NULL OR last_contact_at <= now() - make_interval(secs => $2))
+             FROM clusters WHERE name = $1",
+        )
+        .bind(cluster)
+        .bind(toleration.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or((None, false, true));
+        Ok((ready, expired, contact))
+    }
+
+    /// pending -> fencing for a singleton: the old copy's target set to 0
+    /// replicas (a new generation, so the propagator agrees when it gets
+    /// there) and the assignment before it kept as `previous`. An automatic
+    /// failover whose cluster is Ready again ends instead (nothing is
+    /// wrong any more); a copy whose lease has already expired needs no
+    /// stopping, so the operation places at once.
+    async fn begin_fencing(&self, op: &OpRow, b: &BindingRow, resilience: Resilience, live: &[LiveTarget]) -> Result<()> {
+        let Some(old) = Self::copy_to_stop(op, live) else {
+            // A failback with nothing outside the earlier assignment: nothing runs twice.
+            return self.placing(op, &op.previous.0, &op.previous.0, Vec::new()).await;
+        };
+        let (ready, expired, contact) = self.lease_rule(&old.cluster, resilience.toleration).await?;
+        if op.kind == "failover" && op.trigger == "automatic" && ready {
+            return self.end(op, &format!("{} is Ready again; an automatic failover of a singleton is not carried out", op.from_cluster), false).await;
+        }
+        if expired {
+            let lease = format!("fencing: {} out of contact since {}, longer than the toleration: its copy counts as stopped (lease expired)", old.cluster, since(contact));
+            return self.place_fenced(op, b, resilience, lease).await;
+        }
+        let previous = if op.kind == "failover" { live.iter().map(as_assignment).collect() } else { op.previous.0.clone() };
+        let mut tx = self.pool.begin().await?;
+        let fencing = sqlx::query("UPDATE failovers SET state = 'fencing', previous = $2, reason = '', updated_at = now(), steps = steps || $3 WHERE id = $1 AND state = 'pending'")
+            .bind(op.id)
+            .bind(sqlx::types::Json(&previous))
+            .bind(steps([format!("{SET_TO_ZERO} {} set to 0 replicas", old.cluster)]))
+            .execute(&mut *tx)
+            .await?;
+        if fencing.rows_affected() == 0 {
+            return Ok(());
+        }
+        announce(&mut tx, op.id).await?;
+        let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
+            .bind(b.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE binding_targets SET replicas = 0, generation = $3, next_attempt_at = now(), failures = 0 WHERE binding_id = $1 AND cluster = $2 AND NOT removing")
+            .bind(b.id)
+            .bind(&old.cluster)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// fencing -> placing once the old copy is known stopped: the old
+    /// cluster confirms no pod of the binding remains after it was scaled
+    /// to 0, or (it does not answer) the lease rule says so. Until then the
+    /// reason says what it waits for.
+    async fn fence(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
+        let resilience = Resilience::from_stored(&b.dr_tier, b.toleration_ms, b.singleton);
+        let live = self.live_targets(b.id).await?;
+        let Some(old) = Self::copy_to_stop(op, &live) else {
+            return self.place_fenced(op, b, resilience, "fencing: no copy left to stop".into()).await;
+        };
+        let (_, expired, contact) = self.lease_rule(&old.cluster, resilience.toleration).await?;
+        if expired {
+            let lease = format!("fencing: {} out of contact since {}, longer than the toleration: its copy counts as stopped (lease expired)", old.cluster, since(contact));
+            return self.place_fenced(op, b, resilience, lease).await;
+        }
+        let waiting_for_lease = |e: &dyn std::fmt::Display| {
+            format!(
+                "fencing: {} does not answer ({e}); waiting for it to confirm the copy stopped, or until it has been out of contact for {:?} (last contact {})",
+                old.cluster,
+                resilience.toleration,
+                since(contact)
+            )
+        };
+        let objects = binding::parse_objects(&b.objects.0.to_string())?;
+        let stopped = tokio::time::timeout(FENCING_ANSWER, async {
+            let client = self.clients.by_name(&old.cluster).await.map_err(|e| e.to_string())?;
+            crate::fencing::scale_to_zero(&client, b.id, &objects, &old.namespace).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(client)
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {FENCING_ANSWER:?}")));
+        let client = match stopped {
+            Ok(c) => c,
+            Err(e) => return self.waiting(op, &waiting_for_lease(&e)).await,
+        };
+        // Recorded once, the first time the old cluster accepted the 0.
+        sqlx::query(
+            "UPDATE failovers SET steps = steps || $3, updated_at = now() WHERE id = $1 AND state = 'fencing'
+               AND NOT jsonb_path_exists(steps, '$[*] ? (@.name == $n)', jsonb_build_object('n', $2::text))",
+        )
+        .bind(op.id)
+        .bind(format!("fencing: scaled to 0 in {}", old.cluster))
+        .bind(steps([format!("fencing: scaled to 0 in {}", old.cluster)]))
+        .execute(&self.pool)
+        .await?;
+        let left = tokio::time::timeout(FENCING_ANSWER, crate::fencing::pods_left(&client, &b.objects.0, &old.namespace))
+            .await
+            .map_err(|_| format!("no answer within {FENCING_ANSWER:?}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match left {
+            Err(e) => self.waiting(op, &waiting_for_lease(&e)).await,
+            Ok(0) if Utc::now() < self.confirmable_from(op) => {
+                let from = self.confirmable_from(op).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                self.waiting(op, &format!("fencing: no pod of the binding left in {}; confirmed at {from}, when no apply of the old replicas can still be under way", old.cluster)).await
+            }
+            Ok(0) => self.place_fenced(op, b, resilience, format!("fencing: confirmed stopped in {} (no pod of the binding left)", old.cluster)).await,
+            Ok(n) => self.waiting(op, &format!("fencing: waiting for {n} pod(s) of the binding in {} to stop", old.cluster)).await,
+        }
+    }
+
+    /// When the old copy may be confirmed stopped: the propagation timeout
+    /// after its target was set to 0 (an apply of the old target that
+    /// started before that is over by then).
+    fn confirmable_from(&self, op: &OpRow) -> DateTime<Utc> {
+        let set = op.steps.0.iter().rev().find(|s| s.name.starts_with(SET_TO_ZERO)).map_or_else(Utc::now, |s| s.at);
+        set + chrono::Duration::from_std(self.settings.propagation_timeout).unwrap_or_default()
+    }
+
+    /// Records what a waiting operation waits for (only when it changed).
+    async fn waiting(&self, op: &OpRow, reason: &str) -> Result<()> {
+        sqlx::query("UPDATE failovers SET reason = $3, updated_at = now() WHERE id = $1 AND state = $2 AND reason <> $3")
+            .bind(op.id)
+            .bind(&op.state)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The singleton's old copy is stopped (`why`): its new assignment, as
+    /// it would have been placed before fencing set the old target to 0.
+    async fn place_fenced(&self, op: &OpRow, b: &BindingRow, resilience: Resilience, why: String) -> Result<()> {
+        if op.kind == "failback" {
+            // Back to the earlier assignment alone: the failover's copy is stopped, not kept beside it.
+            return self.placing(op, &op.previous.0, &op.previous.0, vec![why]).await;
+        }
+        let mut live = self.live_targets(b.id).await?;
+        let previous: Vec<Assignment> = if op.state == "fencing" { op.previous.0.clone() } else { live.iter().map(as_assignment).collect() };
+        if let Some(before) = previous.iter().find(|a| a.cluster == op.from_cluster) {
+            for t in live.iter_mut().filter(|t| t.cluster == op.from_cluster) {
+                t.replicas = before.replicas as i32;
+            }
+        }
+        match self.replace(b, resilience.tier, &op.from_cluster, &live).await? {
+            Ok(to) => self.placing(op, &previous, &to, vec![why]).await,
+            Err(reason) => self.fail(op, &reason).await,
+        }
     }
 
     /// The assignment without `lost`: the binding's placement again with
@@ -563,8 +784,9 @@ impl Reconciler {
             }
         }
         let mut tx = self.pool.begin().await?;
-        let still = sqlx::query("UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now() WHERE id = $1 AND state = 'placing'")
+        let still = sqlx::query("UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'placing'")
             .bind(op.id)
+            .bind(steps(["applied: quota reserved and the new targets written".to_string()]))
             .execute(&mut *tx)
             .await?;
         if still.rows_affected() == 0 {
@@ -632,8 +854,11 @@ impl Reconciler {
             }
         }
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now() WHERE id = $1 AND state = 'applied'")
-            .bind(op.id)
+        let done = sqlx::query(
+            "UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'applied'",
+        )
+        .bind(op.id)
+        .bind(steps([format!("available in {}", clusters.join(", "))]))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -668,6 +893,11 @@ async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
     let event = paas_proto::v1::FailoverChanged { id: id.to_string(), binding_id: binding.to_string(), kind, trigger, from_cluster, to_clusters, state, reason };
     kernel::outbox::record(tx, FAILOVER_CHANGED, Some(tenant), &event).await?;
     Ok(())
+}
+
+/// A last contact as the reasons give it.
+fn since(contact: Option<DateTime<Utc>>) -> String {
+    contact.map_or_else(|| "never".to_string(), |c| c.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 fn as_assignment(t: &LiveTarget) -> Assignment {
@@ -722,8 +952,11 @@ async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(Uu
 async fn open(pool: &PgPool, id: Uuid, binding: Uuid, tenant: Uuid, kind: &str, from: &str, previous: &[Assignment], detected: Option<DateTime<Utc>>) -> Result<Operation> {
     let mut tx = pool.begin().await?;
     let op: Operation = sqlx::query_as(
-        "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at)
-         VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now())) ON CONFLICT DO NOTHING RETURNING id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason, fault_detected_at, created_at, replaced_at, available_at, finished_at",
+        concat!(
+            "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at, steps)
+             VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now()), $8) ON CONFLICT DO NOTHING RETURNING ",
+            columns!()
+        ),
     )
     .bind(id)
     .bind(binding)
@@ -732,6 +965,7 @@ async fn open(pool: &PgPool, id: Uuid, binding: Uuid, tenant: Uuid, kind: &str, 
     .bind(from)
     .bind(sqlx::types::Json(previous))
     .bind(detected)
+    .bind(steps([format!("opened by an operator: {kind} {} {from}", if kind == "failback" { "onto" } else { "off" })]))
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::Conflict(format!("binding {binding} already has a failover or failback in progress")))?;
@@ -741,14 +975,14 @@ async fn open(pool: &PgPool, id: Uuid, binding: Uuid, tenant: Uuid, kind: &str, 
 }
 
 /// An operator's failover of `binding` off `from` (default: its first
-/// cluster out of Ready). The reconciler carries it out.
+/// cluster out of Ready). The reconciler carries it out; a singleton's copy
+/// in `from` is stopped (or its lease expires) before the new one is written.
 ///
 /// # Errors
 /// NotFound (binding or cluster), PermissionDenied below operator,
-/// FailedPrecondition (a singleton off a reachable cluster, or nothing to
-/// move), Conflict (an operation is open).
+/// FailedPrecondition (nothing to move), Conflict (an operation is open).
 pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, from: Option<&str>) -> Result<Operation> {
-    let (tenant, singleton) = visible_binding(pool, caller, binding).await?;
+    let (tenant, _) = visible_binding(pool, caller, binding).await?;
     let live: Vec<(String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT t.cluster, COALESCE(c.condition, 'Deregistered'), c.not_ready_since FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
          WHERE t.binding_id = $1 AND NOT t.removing ORDER BY t.cluster",
@@ -760,9 +994,6 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
         Some(name) => live.iter().find(|t| t.0 == name).ok_or_else(|| Error::invalid("from_cluster", format!("the binding has no replicas in {name}")))?,
         None => live.iter().find(|t| t.1 != "Ready").ok_or_else(|| Error::FailedPrecondition("every cluster of the binding is Ready; name from_cluster".into()))?,
     };
-    if singleton && chosen.1 == "Ready" {
-        return Err(Error::FailedPrecondition(format!("a singleton is not moved off {}, which is reachable: it would run twice", chosen.0)));
-    }
     open(pool, kernel::id::new_id(), binding, tenant, "failover", &chosen.0, &[], chosen.2).await
 }
 
@@ -798,8 +1029,12 @@ pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> 
 pub async fn list(pool: &PgPool, caller: &Caller, binding: Option<Uuid>, page: Page) -> Result<(Vec<Operation>, String)> {
     let tenants = caller.visible_tenants();
     let rows: Vec<Operation> = sqlx::query_as(
-        "SELECT id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason, fault_detected_at, created_at, replaced_at, available_at, finished_at FROM failovers WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
-           AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4",
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM failovers WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
+               AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
+        ),
     )
     .bind(tenants)
     .bind(binding)

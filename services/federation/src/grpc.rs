@@ -61,6 +61,7 @@ fn operation_pb(o: failover::Operation) -> pb::FailoverOperation {
         replaced_at: o.replaced_at.and_then(timestamp),
         available_at: o.available_at.and_then(timestamp),
         finished_at: o.finished_at.and_then(timestamp),
+        steps: o.steps.0.into_iter().map(|s| pb::FailoverStep { name: s.name, at: timestamp(s.at) }).collect(),
     }
 }
 
@@ -147,6 +148,8 @@ fn binding_pb(b: binding::Binding, targets: Vec<binding::Target>) -> pb::Binding
         health_reason: reason,
         created_at: timestamp(b.created_at),
         updated_at: timestamp(b.updated_at),
+        failback: b.failback,
+        priority: b.priority,
         targets: targets
             .into_iter()
             .map(|t| {

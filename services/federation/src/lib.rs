@@ -11,6 +11,7 @@ pub mod credentials;
 
 pub mod failback;
 pub mod failover;
+pub mod fencing;
 pub mod grpc;
 pub mod health;
 pub mod known_tenant;
@@ -82,7 +83,7 @@ pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addr
     shutdown.spawn("partition reconciler", reconciler.run(shutdown.token()));
     let propagator = propagation::Propagator::new(base.pool.clone(), clients.clone(), propagation::PropagateSettings::from(&settings), admission.clone());
     shutdown.spawn("binding propagator", propagator.run(shutdown.token()));
-    let failovers = failover::Reconciler::new(base.pool.clone(), admission.clone(), failover::FailoverSettings::from(&settings));
+    let failovers = failover::Reconciler::new(base.pool.clone(), clients.clone(), admission.clone(), failover::FailoverSettings::from(&settings));
     shutdown.spawn("failover reconciler", failovers.run(shutdown.token()));
     let monitor = health::Monitor::new(base.outbox.clone(), clients, health::ProbeSettings::from(&settings));
     shutdown.spawn("health monitor", monitor.run(shutdown.token()));

@@ -50,10 +50,9 @@ pub async fn list(clients: &Clients, binding: &Binding, targets: &[Target]) -> V
     out
 }
 
-fn selectors(binding: &Binding) -> Vec<(String, String)> {
-    binding
-        .objects
-        .0
+/// Each workload of `objects` (`Kind/name`) with its pod selector (`k=v,...`).
+pub(crate) fn selectors(objects: &Value) -> Vec<(String, String)> {
+    objects
         .as_array()
         .into_iter()
         .flatten()
@@ -71,7 +70,7 @@ async fn pods_in(clients: &Clients, binding: &Binding, target: &Target) -> Resul
     let client = clients.by_name(&target.cluster).await?;
     let api: Api<Pod> = Api::namespaced(client, &target.namespace);
     let mut pods = Vec::new();
-    for (workload, selector) in selectors(binding) {
+    for (workload, selector) in selectors(&binding.objects.0) {
         let listed = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| Error::Unavailable(format!("cluster {}: {e}", target.cluster)))?;
         for pod in listed.items {
             let status = pod.status.clone().unwrap_or_default();

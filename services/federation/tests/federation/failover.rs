@@ -1,7 +1,9 @@
 //! Failover against kubesim clusters: automatic failover within the
 //! toleration plus detection, manual failover only when triggered, failback
-//! without a zero-ready moment, singleton fencing under a partition, a quota
-//! refusal reported on the binding, and a restart in the middle.
+//! without a zero-ready moment, singleton fencing (confirmed stopped in a
+//! reachable cluster, the lease under a partition, a restart between the
+//! two halves), a quota refusal reported on the binding, and a restart in
+//! the middle.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,10 +19,17 @@ use uuid::Uuid;
 use crate::bindings::{CpuCap, app, fleet, health, propagator, replicas, request};
 use crate::helpers::{Fed, Running, eventually};
 
-const SETTINGS: FailoverSettings = FailoverSettings { poll: Duration::from_millis(50), lease_ttl: Duration::from_secs(2), failback_stabilisation: Duration::from_secs(3600), failback_parallelism: 16 };
+/// The propagation timeout matches the test propagator's (3 s).
+const SETTINGS: FailoverSettings = FailoverSettings {
+    poll: Duration::from_millis(50),
+    lease_ttl: Duration::from_secs(2),
+    failback_stabilisation: Duration::from_secs(3600),
+    failback_parallelism: 16,
+    propagation_timeout: Duration::from_secs(3),
+};
 
 fn reconciler(fed: &Fed, admission: Arc<CpuCap>) -> Running {
-    let r = Reconciler::new(fed.pool().clone(), admission, SETTINGS);
+    let r = Reconciler::new(fed.pool().clone(), fed.clients.clone(), admission, SETTINGS);
     let stop = tokio_util::sync::CancellationToken::new();
     Running { task: tokio::spawn(r.run(stop.clone())), stop }
 }
@@ -167,15 +176,14 @@ async fn a_singleton_cut_off_by_a_partition_gets_no_second_copy_before_its_clust
     let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
     let _fail = reconciler(&fed, admission.clone());
     healthy(&fed, &admission, b.id).await;
-    // Never moved off a reachable cluster, even by an operator.
-    assert!(matches!(failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, Some("sf1")).await, Err(kernel::Error::FailedPrecondition(_))));
 
     clusters[0].faults().set(Fault::Partition);
     fed.until_status("sf1", "NotReady").await;
-    // An operator in a hurry: the failover is accepted but waits for the fence.
+    // An operator in a hurry: the failover is accepted; sf1 cannot be asked
+    // to stop the copy, so it waits for the lease.
     failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, None).await.unwrap();
-    eventually(Duration::from_secs(2), "the fencing wait recorded", || async {
-        operations(&fed, b.id).await.into_iter().find(|o| o.state == "pending" && o.reason.starts_with("fencing"))
+    eventually(Duration::from_secs(5), "the fencing wait recorded", || async {
+        operations(&fed, b.id).await.into_iter().find(|o| o.state == "fencing" && o.reason.starts_with("fencing: sf1 does not answer"))
     })
     .await;
     // Watch sf2 for the second copy; the first keeps running behind the partition.
@@ -195,8 +203,186 @@ async fn a_singleton_cut_off_by_a_partition_gets_no_second_copy_before_its_clust
     let contact: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT last_contact_at FROM clusters WHERE name = 'sf1'").fetch_one(fed.pool()).await.unwrap();
     assert!(absent_at - contact >= chrono::Duration::seconds(2), "second copy {:?} after the last contact", absent_at - contact);
-    until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
+    let op = until_state(&fed, b.id, "available", Duration::from_secs(10)).await;
     assert_eq!(ready_in(&clusters[1]), 1);
+    let names = step_names(&op);
+    assert!(!names.iter().any(|n| n.starts_with("fencing: scaled to 0")), "sf1 never answered: {names:?}");
+    assert_in_order(&op, &["opened by an operator", "fencing: the copy in sf1 set to 0 replicas", "fencing: sf1 out of contact since", "placing: 1 in sf2", "applied", "available in sf2"]);
+}
+
+fn step_names(op: &Operation) -> Vec<String> {
+    op.steps.0.iter().map(|s| s.name.clone()).collect()
+}
+
+/// The operation's steps are exactly `prefixes` (each step starts with
+/// its prefix), in that order, with times that never go back.
+fn assert_in_order(op: &Operation, prefixes: &[&str]) {
+    let names = step_names(op);
+    assert_eq!(names.len(), prefixes.len(), "{names:#?}");
+    for (n, p) in names.iter().zip(prefixes) {
+        assert!(n.starts_with(p), "step {n:?} where {p:?} was expected: {names:#?}");
+    }
+    assert!(op.steps.0.windows(2).all(|w| w[0].at <= w[1].at), "steps out of time order: {:#?}", op.steps.0);
+}
+
+/// Pods of Deployment web (selector app=web) in acme-web, in the
+/// cluster's own store: any phase, terminating ones included.
+fn pods_in(c: &RunningCluster) -> usize {
+    c.store()
+        .all(kubesim::resource::PODS)
+        .iter()
+        .filter(|p| p["metadata"]["namespace"] == "acme-web" && p["metadata"]["labels"]["app"] == "web")
+        .count()
+}
+
+/// Samples both clusters' pods every 5 ms until `done`; panics at the
+/// first moment with more than one pod of the binding across them.
+async fn never_two_copies<T>(a: &RunningCluster, b: &RunningCluster, done: impl std::future::Future<Output = T>) -> (T, usize) {
+    tokio::pin!(done);
+    let mut samples = 0;
+    loop {
+        let (in_a, in_b) = (pods_in(a), pods_in(b));
+        assert!(in_a + in_b <= 1, "two copies at once: {in_a} pod(s) in {}, {in_b} in {}", a.name(), b.name());
+        samples += 1;
+        tokio::select! {
+            out = &mut done => return (out, samples),
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_singleton_moved_off_a_reachable_cluster_is_stopped_there_before_it_starts_elsewhere_and_comes_back_the_same_way() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["sr1", "sr2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("100m"), primary_then_backup(json!({"singleton": true, "toleration_seconds": 2})), 1))
+        .await
+        .unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = reconciler(&fed, admission.clone());
+    healthy(&fed, &admission, b.id).await;
+    assert_eq!((pods_in(&clusters[0]), pods_in(&clusters[1])), (1, 0));
+
+    // sr1 is Ready: an operator's planned move of the singleton.
+    let asked = failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, Some("sr1")).await.unwrap();
+    assert_eq!(asked.state, "pending");
+    let (op, samples) = never_two_copies(&clusters[0], &clusters[1], async {
+        let op = until_state(&fed, b.id, "available", Duration::from_secs(20)).await;
+        eventually(Duration::from_secs(10), "the old copy's objects removed from sr1", || async { (!present_in(&clusters[0])).then_some(()) }).await;
+        op
+    })
+    .await;
+    assert!(samples > 20, "{samples} samples");
+    assert_eq!((ready_in(&clusters[1]), pods_in(&clusters[0])), (1, 0), "available in sr2 only");
+    assert_eq!(op.to_clusters, vec!["sr2".to_string()]);
+    assert_in_order(
+        &op,
+        &[
+            "opened by an operator: failover off sr1",
+            "fencing: the copy in sr1 set to 0 replicas",
+            "fencing: scaled to 0 in sr1",
+            "fencing: confirmed stopped in sr1",
+            "placing: 1 in sr2",
+            "applied",
+            "available in sr2",
+        ],
+    );
+    // Confirmed no sooner than an apply of the old replicas could still land.
+    let at = |p: &str| op.steps.0.iter().find(|s| s.name.starts_with(p)).unwrap().at;
+    assert!(at("fencing: confirmed") - at("fencing: the copy in") >= chrono::Duration::from_std(SETTINGS.propagation_timeout).unwrap());
+    let events: Vec<paas_proto::v1::FailoverChanged> = fed.events("federation.failover.changed").await;
+    let states: Vec<&str> = events.iter().filter(|e| e.id == op.id.to_string()).map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["pending", "fencing", "placing", "applied", "available"]);
+    healthy(&fed, &admission, b.id).await;
+
+    // The failback of a singleton fences the failover's copy the same way.
+    let back = failover::trigger_failback(fed.pool(), &Caller::platform_admin("ops"), b.id).await.unwrap();
+    let (back, _) = never_two_copies(&clusters[0], &clusters[1], async {
+        let back = eventually(Duration::from_secs(20), "the failback available", || async {
+            operations(&fed, b.id).await.into_iter().find(|o| o.id == back.id && o.state == "available")
+        })
+        .await;
+        eventually(Duration::from_secs(10), "the failover copy's objects removed from sr2", || async {
+            (!clusters[1].store().get(kubesim::resource::DEPLOYMENTS, "acme-web", "web").is_ok()).then_some(())
+        })
+        .await;
+        back
+    })
+    .await;
+    assert_in_order(
+        &back,
+        &[
+            "opened by an operator: failback onto sr1",
+            "fencing: the copy in sr2 set to 0 replicas",
+            "fencing: scaled to 0 in sr2",
+            "fencing: confirmed stopped in sr2",
+            "placing: 1 in sr1",
+            "applied",
+            "available in sr1",
+        ],
+    );
+    assert_eq!((ready_in(&clusters[0]), pods_in(&clusters[1])), (1, 0));
+}
+
+#[tokio::test]
+async fn a_reconciler_restarted_between_scaling_a_singleton_to_0_and_confirming_it_stopped_finishes_the_move_once() {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["sx1", "sx2"]).await;
+    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let (b, _) = Bindings::new(fed.pool(), &*admission)
+        .apply(&Caller::platform_admin("t"), request(app("100m"), primary_then_backup(json!({"singleton": true})), 1))
+        .await
+        .unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    healthy(&fed, &admission, b.id).await;
+    // A finalizer keeps the old pod terminating (still there) after the scale to 0.
+    let pod = clusters[0].store().all(kubesim::resource::PODS).iter().find(|p| p["metadata"]["namespace"] == "acme-web").unwrap()["metadata"]["name"].as_str().unwrap().to_string();
+    let finalizers = |list: Value| {
+        clusters[0]
+            .store()
+            .modify(kubesim::resource::PODS, "acme-web", &pod, &kubesim::WriteOptions::by("test"), |p| {
+                let mut p = p.clone();
+                p["metadata"]["finalizers"] = list.clone();
+                Ok(p)
+            })
+            .unwrap();
+    };
+    finalizers(json!(["test/hold"]));
+
+    let first = reconciler(&fed, admission.clone());
+    let op = failover::trigger_failover(fed.pool(), &Caller::platform_admin("ops"), b.id, Some("sx1")).await.unwrap();
+    eventually(Duration::from_secs(20), "scaled to 0 and waiting for the pod", || async {
+        operations(&fed, b.id).await.into_iter().find(|o| {
+            o.state == "fencing" && step_names(o).iter().any(|n| n == "fencing: scaled to 0 in sx1") && o.reason.contains("waiting for 1 pod(s)")
+        })
+    })
+    .await;
+    first.stop().await;
+    let terminating = clusters[0].store().get(kubesim::resource::PODS, "acme-web", &pod).unwrap();
+    assert!(terminating["metadata"]["deletionTimestamp"].is_string(), "the old pod is being stopped");
+    assert_eq!(pods_in(&clusters[1]), 0, "nothing started in sx2 before the confirmation");
+
+    // The pod goes while no reconciler runs; the next one confirms and finishes.
+    finalizers(json!([]));
+    let _second = reconciler(&fed, admission.clone());
+    let (done, _) = never_two_copies(&clusters[0], &clusters[1], until_state(&fed, b.id, "available", Duration::from_secs(20))).await;
+    assert_eq!(done.id, op.id);
+    assert_eq!(operations(&fed, b.id).await.len(), 1, "resumed, not started again");
+    assert_in_order(
+        &done,
+        &[
+            "opened by an operator: failover off sx1",
+            "fencing: the copy in sx1 set to 0 replicas",
+            "fencing: scaled to 0 in sx1",
+            "fencing: confirmed stopped in sx1",
+            "placing: 1 in sx2",
+            "applied",
+            "available in sx2",
+        ],
+    );
+    eventually(Duration::from_secs(10), "running in sx2", || async { (ready_in(&clusters[1]) == 1).then_some(()) }).await;
 }
 
 #[tokio::test]
@@ -300,7 +486,7 @@ async fn automatic_failbacks_wait_for_the_stabilisation_period_and_go_by_priorit
     let (kept, _) = bindings.apply(&caller, named("kept", json!({"dr_tier": "auto-failover", "toleration_seconds": 0.5, "failback": "manual"}))).await.unwrap();
     let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
     let settings = FailoverSettings { failback_stabilisation: Duration::from_secs(1), failback_parallelism: 1, ..SETTINGS };
-    let r = Reconciler::new(fed.pool().clone(), admission.clone(), settings);
+    let r = Reconciler::new(fed.pool().clone(), fed.clients.clone(), admission.clone(), settings);
     let stop = tokio_util::sync::CancellationToken::new();
     let _fail = Running { task: tokio::spawn(r.run(stop.clone())), stop };
     for b in [&low, &high, &kept] {
