@@ -40,7 +40,15 @@ pub struct TemplateSet {
 /// only the template it is named after).
 type Cache = Rc<RefCell<HashMap<String, Rc<Template>>>>;
 
+/// The deepest `include`/`tpl` nesting rendered: each level recurses on
+/// the thread's stack, and a template that includes itself must end in an
+/// error naming it, not in a stack overflow (Helm stops at 1,000; real
+/// charts nest a handful).
+pub const MAX_NESTING: usize = 32;
+
 thread_local! {
+    /// How deep in `include`/`tpl` the render on this thread is.
+    static NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// The set rendering on this thread.
     static RENDERING: RefCell<Option<(Rc<Vec<(String, String)>>, Cache)>> = const { RefCell::new(None) };
 }
@@ -123,7 +131,19 @@ fn include(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
     let name = text(arg(args, 0, "include")?);
     let data = args.get(1).cloned().unwrap_or(Gtmpl::Nil);
     let t = named(&name).map_err(FuncError::Generic)?;
-    t.render(&Context::from(data)).map(Gtmpl::String).map_err(|e| FuncError::Generic(e.to_string()))
+    nested(&format!("include \"{name}\""), || t.render(&Context::from(data)).map(Gtmpl::String).map_err(|e| FuncError::Generic(e.to_string())))
+}
+
+/// Runs `render` one `include`/`tpl` level deeper, refusing past [`MAX_NESTING`].
+fn nested(what: &str, render: impl FnOnce() -> std::result::Result<Gtmpl, FuncError>) -> std::result::Result<Gtmpl, FuncError> {
+    let depth = NESTING.with(|n| n.get());
+    if depth >= MAX_NESTING {
+        return Err(FuncError::Generic(format!("{what} nests deeper than {MAX_NESTING} levels (a template that includes itself?)")));
+    }
+    NESTING.with(|n| n.set(depth + 1));
+    let out = render();
+    NESTING.with(|n| n.set(depth));
+    out
 }
 
 /// `tpl "text" data`: renders text as a template of the chart.
@@ -134,7 +154,7 @@ fn tpl(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
     // Nested in a render: the sources stay installed for includes inside the text.
     let mut t = parse("tpl", &sources).map_err(|e| FuncError::Generic(e.to_string()))?;
     t.add_template("tpl", body).map_err(|e| FuncError::Generic(e.to_string()))?;
-    t.render(&Context::from(data)).map(Gtmpl::String).map_err(|e| FuncError::Generic(e.to_string()))
+    nested("tpl", || t.render(&Context::from(data)).map(Gtmpl::String).map_err(|e| FuncError::Generic(e.to_string())))
 }
 
 /// gtmpl's value as JSON (maps sorted, as Go's YAML and JSON write them).
@@ -309,6 +329,16 @@ mod tests {
 
     fn one(body: &str, data: Value) -> String {
         render(&[("c/templates/t.yaml", body)], "c/templates/t.yaml", data).unwrap()
+    }
+
+    #[test]
+    fn a_template_that_includes_itself_is_an_error_not_a_stack_overflow() {
+        let helpers = r#"{{- define "c.loop" -}}{{ include "c.loop" . }}{{- end }}"#;
+        let e = render(&[("c/templates/_helpers.tpl", helpers), ("c/templates/t.yaml", "x: {{ include \"c.loop\" . }}")], "c/templates/t.yaml", json!({})).unwrap_err();
+        assert!(e.to_string().contains("nests deeper than"), "{e}");
+        // The depth is back to zero for the next render.
+        let ok = render(&[("c/templates/_helpers.tpl", r#"{{- define "c.x" -}}1{{- end }}"#), ("c/templates/t.yaml", "x: {{ include \"c.x\" . }}")], "c/templates/t.yaml", json!({}));
+        assert_eq!(ok.unwrap(), "x: 1");
     }
 
     #[test]
