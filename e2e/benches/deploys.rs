@@ -192,10 +192,11 @@ async fn main() {
     for app in &done {
         let release = &app["latest_release"];
         let (Some(created), Some(finished)) = (time(&release["created_at"]), time(&release["finished_at"])) else { continue };
-        let name = app["name"].as_str().unwrap();
+        // The service's Deployment is `<app>-<service>`.
+        let name = format!("{}-svc", app["name"].as_str().unwrap());
         let slowest = seen
             .iter()
-            .filter_map(|s| s.lock().unwrap().get(name).and_then(|(made, ready)| ready.map(|r| (r - *made).as_secs_f64())))
+            .filter_map(|s| s.lock().unwrap().get(&name).and_then(|(made, ready)| ready.map(|r| (r - *made).as_secs_f64())))
             .fold(0.0f64, f64::max);
         let total = (finished - created).num_milliseconds() as f64 / 1000.0;
         in_kubesim.push(slowest);

@@ -35,8 +35,8 @@ impl Handler for BindingStatusEvents {
         let due = sqlx::query(
             "UPDATE releases r SET next_check_at = now()
              FROM applications a
-             WHERE a.id = r.application_id AND a.tenant_id = $1 AND r.tenant_id = $1 AND r.state = 'deploying' AND r.next_check_at > now()
-               AND EXISTS (SELECT 1 FROM jsonb_each_text(a.bindings) b WHERE b.value = $2)",
+             WHERE jsonb_path_query_array(a.bindings, '$.*') @> jsonb_build_array($2::text) AND a.tenant_id = $1
+               AND r.application_id = a.id AND r.tenant_id = $1 AND r.state = 'deploying' AND r.next_check_at > now()",
         )
         .bind(tenant)
         .bind(&changed.binding_id)

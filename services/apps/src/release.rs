@@ -286,6 +286,18 @@ enum Observed {
 /// How long an idle release (waiting for a person) is left alone; an action
 /// on it makes it due at once.
 const IDLE: Duration = Duration::from_secs(3600);
+/// Logs a step that could not be recorded (it is retried when its claim lapses).
+fn stepped(done: std::result::Result<Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "release step not recorded"),
+        Err(e) => tracing::warn!(error = %e, "release step stopped"),
+    }
+}
+
+/// Releases stepped at once by one driver: they wait on federation, not on
+/// the CPU.
+const IN_FLIGHT: usize = 64;
 
 impl Driver {
     /// A driver over the apps schema in `pool`; HTTPRoutes attach to `gateway`.
@@ -293,78 +305,101 @@ impl Driver {
         Self { pool, federation, wake, pacing, gateway }
     }
 
-    /// Runs until `stop`.
+    /// Runs until `stop`: releases are stepped as they fall due, up to
+    /// [`IN_FLIGHT`] at once, each on its own (a slow federation call
+    /// holds up only its release, not a batch).
     ///
     /// # Errors
     /// Never: failures are recorded on releases or retried.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let this = Arc::new(self);
+        let mut running = tokio::task::JoinSet::new();
         while !stop.is_cancelled() {
-            let busy = match self.tick().await {
-                Ok(n) => n > 0,
-                Err(e) => {
-                    tracing::warn!(error = %e, "release driver tick failed");
-                    false
+            let room = IN_FLIGHT - running.len();
+            let claimed = if room == 0 {
+                0
+            } else {
+                match this.claim(room).await {
+                    Ok(due) => {
+                        let n = due.len();
+                        for release in due {
+                            let driver = this.clone();
+                            running.spawn(async move { driver.advance(release).await });
+                        }
+                        n
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "releases not claimed; retrying");
+                        0
+                    }
                 }
             };
-            if busy {
+            // All the room taken: more may be due.
+            if claimed > 0 && claimed == room {
+                if let Some(done) = running.join_next().await {
+                    stepped(done);
+                }
                 continue;
             }
             tokio::select! {
                 () = stop.cancelled() => break,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(self.pacing.poll) => {}
+                Some(done) = running.join_next(), if !running.is_empty() => stepped(done),
+                () = this.wake.notified() => {}
+                () = tokio::time::sleep(this.pacing.poll) => {}
             }
         }
+        // Steps under way finish (each is a short federation call and an update).
+        while running.join_next().await.is_some() {}
         Ok(())
     }
 
-    /// Steps every due release once; returns how many went straight on.
-    async fn tick(&self) -> Result<usize> {
-        let due: Vec<Release> = sqlx::query_as(concat!(
+    /// Claims up to `n` due releases for a while.
+    async fn claim(&self, n: usize) -> Result<Vec<Release>> {
+        Ok(sqlx::query_as(concat!(
             "UPDATE releases SET claimed_until = now() + interval '30 seconds', started_at = coalesce(started_at, now()),
                     phase_started_at = coalesce(phase_started_at, now())
              WHERE id IN (SELECT id FROM releases WHERE state = 'deploying' AND next_check_at <= now()
-                          AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY next_check_at LIMIT 32 FOR UPDATE SKIP LOCKED)
+                          AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING ",
             release_columns!()
         ))
+        .bind(n as i64)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Steps a claimed release once and says when to look at it again.
+    async fn advance(&self, release: Release) -> Result<()> {
+        let (id, phase, at) = (release.id, release.phase.clone(), release.step);
+        let step = match self.step(release).await {
+            Ok(step) => step,
+            Err(e) => {
+                tracing::warn!(error = %e, release = %id, "release step failed; retrying");
+                Step::Wait
+            }
+        };
+        let delay = match step {
+            Step::Next => Duration::ZERO,
+            Step::Idle => IDLE,
+            Step::Wait | Step::Finished => self.pacing.poll,
+        };
+        // A release whose phase moved meanwhile (by this step or by an
+        // action on it) is looked at again at once.
+        sqlx::query(
+            "UPDATE releases SET claimed_until = NULL,
+                    next_check_at = CASE WHEN phase = $3 AND step = $4 THEN now() + make_interval(secs => $2) ELSE now() END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(delay.as_secs_f64())
+        .bind(phase)
+        .bind(at)
+        .execute(&self.pool)
         .await?;
-        // Releases wait on federation, not on the CPU: step them together.
-        let steps = due.into_iter().map(|release| async move {
-            let (id, phase, at) = (release.id, release.phase.clone(), release.step);
-            let step = match self.step(release).await {
-                Ok(step) => step,
-                Err(e) => {
-                    tracing::warn!(error = %e, release = %id, "release step failed; retrying");
-                    Step::Wait
-                }
-            };
-            let delay = match step {
-                Step::Next => Duration::ZERO,
-                Step::Idle => IDLE,
-                Step::Wait | Step::Finished => self.pacing.poll,
-            };
-            // A release whose phase moved meanwhile (by this step or by an
-            // action on it) is looked at again at once.
-            sqlx::query(
-                "UPDATE releases SET claimed_until = NULL,
-                        next_check_at = CASE WHEN phase = $3 AND step = $4 THEN now() + make_interval(secs => $2) ELSE now() END
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(delay.as_secs_f64())
-            .bind(phase)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-            Ok::<bool, Error>(matches!(step, Step::Next))
-        });
-        let mut again = 0;
-        for went_on in futures::future::join_all(steps).await {
-            again += usize::from(went_on?);
+        if matches!(step, Step::Next) {
+            self.wake.notify_one();
         }
-        Ok(again)
+        Ok(())
     }
 
     async fn application(&self, release: &Release) -> Result<Application> {
