@@ -498,6 +498,12 @@ impl<'a> Bindings<'a> {
     /// the tenant's partitions, and free capacity (allocatable minus the
     /// requests of everything federation has placed there, other than `except`).
     pub(crate) async fn candidates(&self, tenant: Uuid, except: Option<Uuid>) -> Result<Vec<Candidate>> {
+        self.candidates_weighing(tenant, except, true).await
+    }
+
+    /// The clusters as placement sees them; their free capacity only when
+    /// `capacity` (otherwise it reads as all of their allocatable).
+    async fn candidates_weighing(&self, tenant: Uuid, except: Option<Uuid>, capacity: bool) -> Result<Vec<Candidate>> {
         type Row = (String, String, String, String, String, String, sqlx::types::Json<BTreeMap<String, String>>, String, sqlx::types::Json<BTreeMap<String, String>>);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable FROM clusters ORDER BY name",
@@ -509,17 +515,21 @@ impl<'a> Bindings<'a> {
                 .bind(tenant)
                 .fetch_all(self.pool)
                 .await?;
-        let placed: Vec<(String, i64, i64)> = sqlx::query_as(
+        let placed: Vec<(String, i64, i64)> = if !capacity {
+            Vec::new()
+        } else {
+            sqlx::query_as(
             "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_cpu_milli, b.replica_cpu_milli)), 0)::BIGINT,
                     COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_memory_milli, b.replica_memory_milli)), 0)::BIGINT
              FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
              -- A held target requests what its revision's objects request.
              LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
              WHERE b.id IS DISTINCT FROM $1 GROUP BY t.cluster",
-        )
-        .bind(except)
-        .fetch_all(self.pool)
-        .await?;
+            )
+            .bind(except)
+            .fetch_all(self.pool)
+            .await?
+        };
         let mut out = Vec::with_capacity(rows.len());
         for (name, dc, region, zone, domain, env, labels, condition, allocatable) in rows {
             let quantity = |r: &str| allocatable.get(r).and_then(|q| Quantity::parse(r, q).ok()).map_or(0, |q| q.milli());
@@ -594,7 +604,7 @@ impl<'a> Bindings<'a> {
         {
             return Err(Error::Conflict(format!("binding {} is being deleted", b.name)));
         }
-        let candidates = self.candidates(r.tenant, existing.as_ref().map(|b| b.id)).await?;
+        let candidates = self.candidates_weighing(r.tenant, existing.as_ref().map(|b| b.id), placement.weighs_capacity()).await?;
         let assignment = placement::place(&placement, &Demand { replicas, per_replica: per, project: r.project }, &candidates)?;
 
         let id = existing.as_ref().map_or_else(kernel::id::new_id, |b| b.id);

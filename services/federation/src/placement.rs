@@ -30,6 +30,14 @@ pub enum Placement {
     Policy(Policy),
 }
 
+impl Placement {
+    /// Whether placing needs each cluster's free capacity (only dynamic
+    /// division weighs it), which costs a sum over every placed target.
+    pub fn weighs_capacity(&self) -> bool {
+        matches!(self, Self::Policy(Policy { division: Division::Dynamic, .. }))
+    }
+}
+
 /// One cluster of an explicit placement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
