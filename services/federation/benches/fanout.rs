@@ -130,8 +130,11 @@ async fn main() -> anyhow::Result<()> {
             clients.by_name(&format!("m{i:03}")).await?;
         }
     }
-    // Let it take the lease before the clock starts.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Let it take the lease, and open its status watch on every Ready
+    // cluster, before the clock starts: a running service has both long
+    // before a binding arrives (100 watches listing at once would
+    // otherwise share the two cores with the fan-out being measured).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let started_db: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&pool).await?;
     let started = Instant::now();
     let request = ApplyRequest {
