@@ -620,10 +620,7 @@ impl Reconciler {
             return Ok(());
         }
         announce(&mut tx, op.id).await?;
-        let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
-            .bind(b.id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let generation = next_generation(&mut tx, b.id).await?;
         sqlx::query("UPDATE binding_targets SET replicas = 0, generation = $3, next_attempt_at = now(), failures = 0 WHERE binding_id = $1 AND cluster = $2 AND NOT removing")
             .bind(b.id)
             .bind(&old.cluster)
@@ -793,10 +790,7 @@ impl Reconciler {
             return Ok(());
         }
         announce(&mut tx, op.id).await?;
-        let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
-            .bind(b.id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let generation = next_generation(&mut tx, b.id).await?;
         // Off a lost cluster the old copies go at once (they cannot be reached,
         // and a singleton is fenced by now); off a reachable one (a planned
         // move) only once the new ones are available, as in a failback.
@@ -865,10 +859,7 @@ impl Reconciler {
             return Ok(());
         }
         announce(&mut tx, op.id).await?;
-        let generation: i64 = sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
-            .bind(b.id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let generation = next_generation(&mut tx, b.id).await?;
         let last = if op.kind == "failback" { &op.previous.0 } else { to };
         let keep: Vec<String> = last.iter().map(|a| a.cluster.clone()).collect();
         remove_others(&mut tx, b.id, generation, &keep).await?;
@@ -879,6 +870,15 @@ impl Reconciler {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Moves binding `id` to its next generation (its targets are about to
+/// change) and returns it, in `tx`.
+async fn next_generation(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?)
 }
 
 /// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
