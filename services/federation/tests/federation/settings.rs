@@ -110,8 +110,12 @@ async fn a_class_the_cluster_does_not_offer_is_refused_before_any_write_and_conv
     set(&fed, "sc", classes(&["fast", "gold"], "fast", &["nginx"], "nginx")).await;
     let pvc = eventually(Duration::from_secs(10), "the claim written", || async { pvcs.get_opt("data").await.ok()? }).await;
     assert_eq!(pvc.spec.unwrap().storage_class_name.as_deref(), Some("gold"));
-    let (_, targets) = Bindings::new(fed.pool(), &*admission).get(&Caller::platform_admin("t"), b.id).await.unwrap();
-    assert_eq!(targets[0].last_error, None);
+    // The target is recorded as applied just after its last object is written.
+    eventually(Duration::from_secs(10), "the refusal cleared", || async {
+        let (_, targets) = Bindings::new(fed.pool(), &*admission).get(&Caller::platform_admin("t"), b.id).await.ok()?;
+        targets[0].last_error.is_none().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
