@@ -352,29 +352,7 @@ impl Reconciler {
     /// # Errors
     /// Never while running; returns `Ok` at shutdown.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
-        let mut leading: bool;
-        loop {
-            match self.lease.acquire().await {
-                Ok(true) => {
-                    leading = true;
-                    if let Err(e) = self.round().await {
-                        tracing::warn!(error = %e, "failover round failed; retrying");
-                    }
-                }
-                Ok(false) => leading = false,
-                Err(e) => {
-                    leading = false;
-                    tracing::warn!(error = %e, "failover lease not renewed; standing by");
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(self.settings.poll) => {}
-            }
-        }
-        if leading && let Err(e) = self.lease.release().await {
-            tracing::warn!(error = %e, "failover lease not released; it will expire");
-        }
+        self.lease.lead("failover round", self.settings.poll, &stop, || self.round(), || {}).await;
         Ok(())
     }
 

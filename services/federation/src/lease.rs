@@ -3,10 +3,12 @@
 //! has expired (or was released). Clocks are the database's (`now()`), so
 //! replicas' clocks never disagree about expiry.
 
+use std::future::Future;
 use std::time::Duration;
 
 use kernel::Result;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 /// Names the monitor's lease.
 pub const HEALTH_MONITOR: &str = "health-monitor";
@@ -69,6 +71,44 @@ impl Lease {
     pub async fn release(&self) -> Result<()> {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2").bind(self.name).bind(&self.holder).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Runs `round` every `poll` while this process holds the lease, until
+    /// `stop` (a round under way is dropped then: rounds are made of
+    /// conditional steps that the next leader resumes); `standby` runs
+    /// whenever it does not hold it, and at the end. The lease is released
+    /// at the end so a standby takes over at once. `what` names the work in
+    /// the log.
+    pub async fn lead<T, F: Future<Output = Result<T>>>(&self, what: &str, poll: Duration, stop: &CancellationToken, mut round: impl FnMut() -> F, mut standby: impl FnMut()) {
+        let mut leading;
+        loop {
+            match self.acquire().await {
+                Ok(true) => {
+                    leading = true;
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        r = round() => if let Err(e) = r { tracing::warn!(error = %e, "{what} failed; retrying") },
+                    }
+                }
+                Ok(false) => {
+                    leading = false;
+                    standby();
+                }
+                Err(e) => {
+                    leading = false;
+                    standby();
+                    tracing::warn!(error = %e, "{what} lease not renewed; standing by");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+        standby();
+        if leading && let Err(e) = self.release().await {
+            tracing::warn!(error = %e, "{what} lease not released; it will expire");
+        }
     }
 
     /// The current holder of lease `name`, if unexpired.

@@ -226,30 +226,7 @@ impl Reconciler {
     /// # Errors
     /// Never while running; returns `Ok` at shutdown.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
-        let mut leading: bool;
-        loop {
-            match self.lease.acquire().await {
-                Ok(true) => {
-                    leading = true;
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        r = self.reconcile_due() => if let Err(e) = r { tracing::warn!(error = %e, "partition reconciliation failed; retrying"); },
-                    }
-                }
-                Ok(false) => leading = false,
-                Err(e) => {
-                    leading = false;
-                    tracing::warn!(error = %e, "partition reconciler lease not renewed; standing by");
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(self.settings.poll) => {}
-            }
-        }
-        if leading && let Err(e) = self.lease.release().await {
-            tracing::warn!(error = %e, "partition reconciler lease not released; it will expire");
-        }
+        self.lease.lead("partition reconciliation", self.settings.poll, &stop, || self.reconcile_due(), || {}).await;
         Ok(())
     }
 

@@ -129,37 +129,13 @@ impl Propagator {
     /// # Errors
     /// Never while running; returns `Ok` at shutdown.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
-        let mut leading: bool;
-        loop {
-            match self.lease.acquire().await {
-                Ok(true) => {
-                    leading = true;
-                    if let Err(e) = self.watches.follow(&stop).await {
-                        tracing::warn!(error = %e, "status watches not updated; retrying");
-                    }
-                    if let Err(e) = self.start_due(&stop).await {
-                        tracing::warn!(error = %e, "binding propagation failed; retrying");
-                    }
-                }
-                Ok(false) => {
-                    leading = false;
-                    self.watches.stop_all();
-                }
-                Err(e) => {
-                    leading = false;
-                    self.watches.stop_all();
-                    tracing::warn!(error = %e, "binding propagator lease not renewed; standing by");
-                }
+        let round = || async {
+            if let Err(e) = self.watches.follow(&stop).await {
+                tracing::warn!(error = %e, "status watches not updated; retrying");
             }
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(self.settings.poll) => {}
-            }
-        }
-        self.watches.stop_all();
-        if leading && let Err(e) = self.lease.release().await {
-            tracing::warn!(error = %e, "binding propagator lease not released; it will expire");
-        }
+            self.start_due(&stop).await
+        };
+        self.lease.lead("binding propagation", self.settings.poll, &stop, round, || self.watches.stop_all()).await;
         Ok(())
     }
 
