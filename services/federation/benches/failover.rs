@@ -14,13 +14,13 @@
 //! (default the R3 default, 10 s) change the size. Quota admission is a
 //! grant-all [`Admission`], outside the measurement.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use federation::binding::{Admission, ApplyRequest, Bindings};
+use common::GrantAll;
+use federation::binding::{ApplyRequest, Bindings};
 use federation::credentials::Clients;
 use federation::failover::{FailoverSettings, Reconciler};
 use federation::health::{Monitor, ProbeSettings};
@@ -31,20 +31,6 @@ use kernel::caller::Caller;
 use kubesim::{Cluster, ClusterConfig, Fault};
 use serde_json::json;
 use uuid::Uuid;
-
-struct GrantAll;
-
-impl Admission for GrantAll {
-    fn reserve<'a>(&'a self, _p: Uuid, _a: &'a BTreeMap<String, String>, _k: &'a str) -> Pin<Box<dyn Future<Output = kernel::Result<Uuid>> + Send + 'a>> {
-        Box::pin(async { Ok(Uuid::now_v7()) })
-    }
-    fn commit(&self, _r: Uuid) -> Pin<Box<dyn Future<Output = kernel::Result<()>> + Send + '_>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn release(&self, _r: Uuid) -> Pin<Box<dyn Future<Output = kernel::Result<()>> + Send + '_>> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -87,22 +73,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..n {
         let name = format!("f{i:02}");
         let c = Cluster::start(ClusterConfig::named(&name)).await?;
-        let new = federation::cluster::NewCluster::parse(paas_proto::v1::RegisterClusterRequest {
-            name: name.clone(),
-            api_endpoint: c.url(),
-            data_centre: format!("dc{i}"),
-            ..Default::default()
-        })?;
-        federation::cluster::register(&outbox, &key, &Caller::platform_admin("bench"), new).await?;
-        let partition = paas_proto::v1::PartitionChanged { partition_id: Uuid::now_v7().to_string(), tenant_id: tenant.to_string(), cluster: name.clone(), namespace: "acme-web".into(), ..Default::default() };
-        sqlx::query("INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)")
-            .bind(Uuid::parse_str(&partition.partition_id)?)
-            .bind(tenant)
-            .bind(&name)
-            .bind("acme-web")
-            .bind(prost::Message::encode_to_vec(&partition))
-            .execute(&pool)
-            .await?;
+        common::register_member(&outbox, &key, tenant, &name, c.url(), format!("dc{i}")).await?;
         fleet.push(c);
     }
     let stop = tokio_util::sync::CancellationToken::new();

@@ -18,13 +18,13 @@
 //! Quota admission is outside the measurement: the binding is admitted by a
 //! grant-all [`Admission`] so the figures are the propagator's alone.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use federation::binding::{Admission, ApplyRequest, Bindings};
+use common::GrantAll;
+use federation::binding::{ApplyRequest, Bindings};
 use federation::credentials::{self, Clients, Credentials};
 use federation::propagation::{PropagateSettings, Propagator};
 use federation::settings::SecretKey;
@@ -36,20 +36,6 @@ use kube::core::DynamicObject;
 use kubesim::{Cluster, ClusterConfig};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-struct GrantAll;
-
-impl Admission for GrantAll {
-    fn reserve<'a>(&'a self, _p: Uuid, _a: &'a BTreeMap<String, String>, _k: &'a str) -> Pin<Box<dyn Future<Output = kernel::Result<Uuid>> + Send + 'a>> {
-        Box::pin(async { Ok(Uuid::now_v7()) })
-    }
-    fn commit(&self, _r: Uuid) -> Pin<Box<dyn Future<Output = kernel::Result<()>> + Send + '_>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn release(&self, _r: Uuid) -> Pin<Box<dyn Future<Output = kernel::Result<()>> + Send + '_>> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 fn objects() -> Value {
     json!([
@@ -91,22 +77,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..n {
         let name = format!("m{i:03}");
         let c = Cluster::start(ClusterConfig { nodes: 1, ..ClusterConfig::named(&name) }).await?;
-        let new = federation::cluster::NewCluster::parse(paas_proto::v1::RegisterClusterRequest {
-            name: name.clone(),
-            api_endpoint: c.url(),
-            data_centre: format!("dc{}", i % 4),
-            ..Default::default()
-        })?;
-        federation::cluster::register(&outbox, &key, &Caller::platform_admin("bench"), new).await?;
-        let partition = paas_proto::v1::PartitionChanged { partition_id: Uuid::now_v7().to_string(), tenant_id: tenant.to_string(), cluster: name.clone(), namespace: "acme-web".into(), ..Default::default() };
-        sqlx::query("INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)")
-            .bind(Uuid::parse_str(&partition.partition_id)?)
-            .bind(tenant)
-            .bind(&name)
-            .bind("acme-web")
-            .bind(prost::Message::encode_to_vec(&partition))
-            .execute(&pool)
-            .await?;
+        common::register_member(&outbox, &key, tenant, &name, c.url(), format!("dc{}", i % 4)).await?;
         let client = credentials::client(&name, &c.url(), &Credentials::default()).await?;
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
         for ns in ["acme-web", "floor"] {
