@@ -271,14 +271,7 @@ async fn ab_matches_requests_and_shadow_mirrors_them_until_promoted_aborted_or_r
 async fn a_release_driver_stopped_mid_canary_is_resumed_by_its_successor() {
     // The apps service drives nothing here: the test runs the drivers.
     let w = world_with("4", &[("PAAS_APPS_RELEASE_DRIVER", "false")]).await;
-    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
-    let channel = kernel::grpc::channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)).unwrap();
-    let federation = apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
-    let start = |stop: tokio_util::sync::CancellationToken| {
-        let pacing = apps::release::Pacing { poll: Duration::from_millis(100), deadline: Duration::from_secs(60) };
-        let driver = apps::release::Driver::new(pool.clone(), federation.clone(), Arc::new(tokio::sync::Notify::new()), pacing, apps::traffic::GatewayRef::default());
-        tokio::spawn(driver.run(stop))
-    };
+    let start = release_drivers(&w).await;
     let first = tokio_util::sync::CancellationToken::new();
     let running = start(first.clone());
 
@@ -360,6 +353,19 @@ fn gray_spec(tag: &str, cpu: &str) -> Value {
 
 /// A world whose tenant has a partition (project `web`) in both clusters,
 /// both Ready; `env` adds settings.
+/// Starts release drivers of the world's apps schema outside the apps
+/// service (which runs none here), each until its token is cancelled.
+async fn release_drivers(w: &World) -> impl Fn(tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<kernel::Result<()>> {
+    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
+    let channel = kernel::grpc::channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)).unwrap();
+    let federation = apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
+    move |stop| {
+        let pacing = apps::release::Pacing { poll: Duration::from_millis(100), deadline: Duration::from_secs(60) };
+        let driver = apps::release::Driver::new(pool.clone(), federation.clone(), Arc::new(tokio::sync::Notify::new()), pacing, apps::traffic::GatewayRef::default());
+        tokio::spawn(driver.run(stop))
+    }
+}
+
 async fn two_clusters(env: &[(&str, &str)]) -> World {
     let world = world_with("40", env).await;
     let w = &world;
@@ -551,14 +557,7 @@ async fn gray_by_partition_goes_in_the_order_given_and_a_failed_health_gate_stop
 async fn a_release_driver_stopped_mid_gray_rollout_is_resumed_by_its_successor() {
     // The apps service drives nothing here: the test runs the drivers.
     let w = two_clusters(&[("PAAS_APPS_RELEASE_DRIVER", "false")]).await;
-    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
-    let channel = kernel::grpc::channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)).unwrap();
-    let federation = apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
-    let start = |stop: tokio_util::sync::CancellationToken| {
-        let pacing = apps::release::Pacing { poll: Duration::from_millis(100), deadline: Duration::from_secs(60) };
-        let driver = apps::release::Driver::new(pool.clone(), federation.clone(), Arc::new(tokio::sync::Notify::new()), pacing, apps::traffic::GatewayRef::default());
-        tokio::spawn(driver.run(stop))
-    };
+    let start = release_drivers(&w).await;
     let first = tokio_util::sync::CancellationToken::new();
     let running = start(first.clone());
 
