@@ -248,6 +248,19 @@ pub fn parse_placement(text: &str) -> Result<Value> {
 /// The federation client type.
 pub type FederationClient = FederationServiceClient<InterceptedService<Channel, Outgoing>>;
 
+/// Deletes federation binding `id` (its objects leave every cluster); one
+/// already gone is done.
+///
+/// # Errors
+/// Federation did not take the deletion.
+pub async fn delete_binding(federation: &mut FederationClient, id: &str) -> Result<()> {
+    match federation.delete_binding(pb::DeleteBindingRequest { id: id.to_string() }).await {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+        Err(s) => Err(Error::Unavailable(format!("federation did not take the deletion: {}", s.message()))),
+    }
+}
+
 /// Reaches federation as the apps service.
 #[derive(Clone)]
 pub struct Federation {
@@ -848,11 +861,7 @@ impl Applications {
         caller.require(app.tenant_id, writer_role(&app.environment), "application", app.id)?;
         let mut federation = self.federation.client();
         for binding in app.bindings.as_object().map(|m| m.values().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>()).unwrap_or_default() {
-            match federation.delete_binding(pb::DeleteBindingRequest { id: binding }).await {
-                Ok(_) => {}
-                Err(s) if s.code() == tonic::Code::NotFound => {}
-                Err(s) => return Err(Error::Unavailable(format!("federation did not take the deletion: {}", s.message()))),
-            }
+            delete_binding(&mut federation, &binding).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
         sqlx::query("DELETE FROM applications WHERE id = $1 AND tenant_id = $2").bind(app.id).bind(app.tenant_id).execute(&mut *tx).await?;

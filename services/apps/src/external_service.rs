@@ -463,11 +463,7 @@ impl ExternalServices {
         let found = self.get(caller, id).await?;
         caller.require(found.tenant_id, Role::Developer, "external service", id)?;
         if let Some(binding) = found.binding_id {
-            match self.federation.client().delete_binding(pb::DeleteBindingRequest { id: binding.to_string() }).await {
-                Ok(_) => {}
-                Err(s) if s.code() == tonic::Code::NotFound => {}
-                Err(s) => return Err(Error::Unavailable(format!("federation did not take the deletion: {}", s.message()))),
-            }
+            crate::application::delete_binding(&mut self.federation.client(), &binding.to_string()).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
         sqlx::query("DELETE FROM external_services WHERE id = $1 AND tenant_id = $2").bind(found.id).bind(found.tenant_id).execute(&mut *tx).await?;

@@ -620,11 +620,7 @@ impl Driver {
                 }
                 None => {
                     if let Some(id) = bindings.get(&service).and_then(Value::as_str) {
-                        match federation.delete_binding(pb::DeleteBindingRequest { id: id.to_string() }).await {
-                            Ok(_) => {}
-                            Err(s) if s.code() == tonic::Code::NotFound => {}
-                            Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
-                        }
+                        crate::application::delete_binding(federation, id).await?;
                     }
                     bindings.remove(&service);
                 }
@@ -926,11 +922,7 @@ impl Driver {
         let gone: Vec<String> = bindings.keys().filter(|s| release.objects.get(s.as_str()).is_none()).cloned().collect();
         for service in gone {
             if let Some(id) = bindings.get(&service).and_then(Value::as_str) {
-                match federation.delete_binding(pb::DeleteBindingRequest { id: id.to_string() }).await {
-                    Ok(_) => {}
-                    Err(s) if s.code() == tonic::Code::NotFound => {}
-                    Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
-                }
+                crate::application::delete_binding(federation, id).await?;
             }
             bindings.remove(&service);
         }
