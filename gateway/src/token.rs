@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use kernel::caller::{Caller, Membership, Role};
+use kernel::db::Notice;
 use kernel::{Error, Result, id};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -145,33 +146,11 @@ impl Tokens {
     /// Never: a lost connection is reopened (forgetting every cached token,
     /// since revocations may have been missed meanwhile).
     pub async fn follow_revocations(self, stop: CancellationToken) -> Result<()> {
-        while !stop.is_cancelled() {
-            let mut listener = match sqlx::postgres::PgListener::connect_with(&self.pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for token revocations; retrying");
-                    tokio::select! { () = stop.cancelled() => break, () = tokio::time::sleep(Duration::from_secs(1)) => continue }
-                }
-            };
-            if let Err(e) = listener.listen(REVOKED).await {
-                tracing::warn!(error = %e, "cannot listen for token revocations; retrying");
-                continue;
-            }
-            self.forget(None);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    n = listener.try_recv() => match n {
-                        Ok(Some(n)) => self.forget(Some(Uuid::parse_str(n.payload()).unwrap_or_default()).filter(|id| !id.is_nil())),
-                        Ok(None) | Err(_) => {
-                            self.forget(None);
-                            break;
-                        }
-                    },
-                }
-            }
-        }
-        Ok(())
+        kernel::db::follow(&self.pool, REVOKED, &stop, |notice| match notice {
+            Notice::Payload(id) => self.forget(Some(Uuid::parse_str(&id).unwrap_or_default()).filter(|id| !id.is_nil())),
+            Notice::Missed => self.forget(None),
+        })
+        .await
     }
 
     /// Makes a token; returns it with its secret, which is never shown again.

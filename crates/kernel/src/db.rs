@@ -91,3 +91,49 @@ pub async fn migrate(pool: &PgPool, service: &Migrator) -> Result<()> {
     }
     Ok(())
 }
+
+/// What [`follow`] hands on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A notification's payload.
+    Payload(String),
+    /// Listening (re)started: notifications may have been missed before, so
+    /// whatever they keep current must be refreshed.
+    Missed,
+}
+
+/// Hands every notification on `channel` to `on`, until `stop`. A lost
+/// connection is reopened (after a second when it cannot be), and each
+/// (re)start is handed on as [`Notice::Missed`].
+///
+/// # Errors
+/// Never: returns `Ok` at shutdown.
+pub async fn follow(pool: &PgPool, channel: &str, stop: &tokio_util::sync::CancellationToken, mut on: impl FnMut(Notice)) -> Result<()> {
+    while !stop.is_cancelled() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "cannot listen; retrying");
+                tokio::select! { () = stop.cancelled() => break, () = tokio::time::sleep(Duration::from_secs(1)) => continue }
+            }
+        };
+        if let Err(e) = listener.listen(channel).await {
+            tracing::warn!(error = %e, channel, "cannot listen; retrying");
+            continue;
+        }
+        on(Notice::Missed);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                n = listener.try_recv() => match n {
+                    Ok(Some(n)) => on(Notice::Payload(n.payload().to_string())),
+                    Ok(None) | Err(_) => {
+                        on(Notice::Missed);
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    Ok(())
+}

@@ -5,13 +5,11 @@
 //! slow (it remains the fallback for a late or lost event).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kernel::Result;
 use kernel::event::Event;
 use kernel::inbox::Handler;
 use paas_proto::v1 as pb;
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -59,31 +57,5 @@ impl Handler for BindingStatusEvents {
 /// Never: a lost connection is reopened (and the driver woken, since a
 /// notification may have been missed meanwhile).
 pub async fn follow(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) -> Result<()> {
-    while !stop.is_cancelled() {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for due releases; retrying");
-                tokio::select! { () = stop.cancelled() => break, () = tokio::time::sleep(Duration::from_secs(1)) => continue }
-            }
-        };
-        if let Err(e) = listener.listen(RELEASES_DUE).await {
-            tracing::warn!(error = %e, "cannot listen for due releases; retrying");
-            continue;
-        }
-        wake.notify_one();
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                n = listener.try_recv() => match n {
-                    Ok(Some(_)) => wake.notify_one(),
-                    Ok(None) | Err(_) => {
-                        wake.notify_one();
-                        break;
-                    }
-                },
-            }
-        }
-    }
-    Ok(())
+    kernel::db::follow(&pool, RELEASES_DUE, &stop, |_| wake.notify_one()).await
 }
