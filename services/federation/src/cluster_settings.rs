@@ -230,39 +230,26 @@ impl From<Row> for ClusterSettings {
     }
 }
 
-/// The settings of registered cluster `name`.
-///
-/// # Errors
-/// Not registered.
-pub async fn of_cluster(pool: &PgPool, name: &str) -> Result<ClusterSettings> {
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last FROM clusters WHERE name = $1",
-    )
-    .bind(name)
-    .fetch_optional(pool)
-    .await?;
-    row.map(ClusterSettings::from).ok_or_else(|| Error::FailedPrecondition(format!("cluster {name} is not registered")))
-}
-
 /// The settings of the registered clusters among `names`, in one query
 /// (the propagator reads them once per round, not once per target).
 ///
 /// # Errors
 /// The database fails.
 pub async fn of_clusters(pool: &PgPool, names: &[String]) -> Result<std::collections::HashMap<String, ClusterSettings>> {
-    let rows: Vec<(String, sqlx::types::Json<Vec<String>>, String, sqlx::types::Json<Vec<String>>, String, i32, i32)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Named {
+        name: String,
+        #[sqlx(flatten)]
+        settings: Row,
+    }
+    let rows: Vec<Named> = sqlx::query_as(
         "SELECT name, storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last
          FROM clusters WHERE name = ANY($1)",
     )
     .bind(names)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last)| {
-            (name, ClusterSettings::from(Row { storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last }))
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.name, ClusterSettings::from(r.settings))).collect())
 }
 
 impl ClusterSettings {
