@@ -150,8 +150,12 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
     assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("service")));
 
     // Pods per service and cluster, a container's log, a rolling restart.
-    let (status, pods) = w.send(Method::GET, &format!("/api/v1/applications/{id}/pods"), None).await;
-    assert_eq!(status, StatusCode::OK, "{pods}");
+    // (The scaled-out pod must be running before its log can be read.)
+    let pods = Platform::eventually(Duration::from_secs(20), "every pod ready", || async {
+        let (status, pods) = w.send(Method::GET, &format!("/api/v1/applications/{id}/pods"), None).await;
+        (status == StatusCode::OK && pods["items"].as_array()?.iter().all(|p| p["ready"] == true)).then_some(pods)
+    })
+    .await;
     let items = pods["items"].as_array().unwrap();
     let count = |service: &str| items.iter().filter(|p| p["service"] == service && p["cluster"] == "dc1-prod" && p["namespace"] == "acme-web").count();
     assert_eq!((count("web"), count("api")), (3, 1), "{pods}");
