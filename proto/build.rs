@@ -1,7 +1,16 @@
 //! Compiles `paas/v1/*.proto` with the protoc shipped in `protoc-bin-vendored`,
 //! so a build needs nothing from the system's packages.
 
-const FILES: &[&str] = &["common", "tenancy", "federation", "apps", "configs", "images", "devops", "events"];
+const FILES: &[&str] = &[
+    "common",
+    "tenancy",
+    "federation",
+    "apps",
+    "configs",
+    "images",
+    "devops",
+    "events",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
