@@ -55,7 +55,11 @@ impl Tally {
     fn handled(&self, stamp: &str) {
         let sent: u64 = stamp.parse().unwrap_or(0);
         let now = self.base.elapsed().as_micros() as u64;
-        self.latencies.lock().unwrap().record(now.saturating_sub(sent).max(1)).unwrap();
+        self.latencies
+            .lock()
+            .unwrap()
+            .record(now.saturating_sub(sent).max(1))
+            .unwrap();
         let mut left = self.remaining.lock().unwrap();
         *left = left.saturating_sub(1);
         if *left == 0 {
@@ -80,16 +84,33 @@ impl Handler for Timed {
 async fn outbox_write(outbox: &Outbox, tally: &Tally) {
     let mut tx = outbox.pool().begin().await.unwrap();
     let id = kernel::id::new_id();
-    sqlx::query("INSERT INTO notes (id, text) VALUES ($1, 'bench')").bind(id).execute(&mut *tx).await.unwrap();
-    let payload = ResourceChanged { id: id.to_string(), tenant_id: String::new(), name: tally.stamp() };
+    sqlx::query("INSERT INTO notes (id, text) VALUES ($1, 'bench')")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let payload = ResourceChanged {
+        id: id.to_string(),
+        tenant_id: String::new(),
+        name: tally.stamp(),
+    };
     outbox::record(&mut tx, BENCH_EVENT, None, &payload).await.unwrap();
     outbox.commit(tx).await.unwrap();
 }
 
 async fn raw_publish(bus: &Bus, tally: &Tally) {
-    let payload = ResourceChanged { id: kernel::id::new_id().to_string(), tenant_id: String::new(), name: tally.stamp() };
+    let payload = ResourceChanged {
+        id: kernel::id::new_id().to_string(),
+        tenant_id: String::new(),
+        name: tally.stamp(),
+    };
     let body = prost::Message::encode_to_vec(&payload);
-    bus.jetstream.publish(bus.subject("raw.note.created"), body.into()).await.unwrap().await.unwrap();
+    bus.jetstream
+        .publish(bus.subject("raw.note.created"), body.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 }
 
 /// Closed loop: PRODUCERS tasks write `n` events as fast as they can.
@@ -112,7 +133,9 @@ where
     for t in tasks {
         t.await.unwrap();
     }
-    tokio::time::timeout(Duration::from_secs(120), tally.done.notified()).await.expect("all events handled");
+    tokio::time::timeout(Duration::from_secs(120), tally.done.notified())
+        .await
+        .expect("all events handled");
     n as f64 / start.elapsed().as_secs_f64()
 }
 
@@ -129,7 +152,9 @@ where
         tick.tick().await;
         tokio::spawn(write());
     }
-    tokio::time::timeout(Duration::from_secs(60), tally.done.notified()).await.expect("all paced events handled");
+    tokio::time::timeout(Duration::from_secs(60), tally.done.notified())
+        .await
+        .expect("all paced events handled");
 }
 
 fn spawn_raw_consumer(bus: Bus, durable: &str, tally: Tally, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
@@ -197,7 +222,11 @@ async fn run_raw(bus: &Bus, base: Instant) -> Figures {
     .await;
     stop.cancel();
     let _ = c.await;
-    Figures { saturated, p50: paced_tally.p(0.5), p99: paced_tally.p(0.99) }
+    Figures {
+        saturated,
+        p50: paced_tally.p(0.5),
+        p99: paced_tally.p(0.99),
+    }
 }
 
 async fn run_outbox(pool: &PgPool, bus: &Bus, base: Instant) -> Figures {
@@ -205,14 +234,24 @@ async fn run_outbox(pool: &PgPool, bus: &Bus, base: Instant) -> Figures {
     let outbox = Outbox::new(pool.clone());
     tokio::spawn(Relay::new(&outbox, bus.clone(), "bench").run(stop.clone()));
 
-    let mut figures = Figures { saturated: 0.0, p50: 0.0, p99: 0.0 };
-    for (phase, expected) in [("sat", SATURATION_EVENTS), ("paced", (PACED_RATE * PACED_SECONDS) as usize)] {
+    let mut figures = Figures {
+        saturated: 0.0,
+        p50: 0.0,
+        p99: 0.0,
+    };
+    for (phase, expected) in [
+        ("sat", SATURATION_EVENTS),
+        ("paced", (PACED_RATE * PACED_SECONDS) as usize),
+    ] {
         let tally = Tally::new(base, expected);
         let consumer_stop = stop.child_token();
         let consumer = Consumer::new(
             pool.clone(),
             bus.clone(),
-            Subscription { durable: format!("outbox-{phase}"), filter: "bench.note.*".into() },
+            Subscription {
+                durable: format!("outbox-{phase}"),
+                filter: "bench.note.*".into(),
+            },
             Timed(tally.clone()),
         );
         tokio::spawn(consumer.run(consumer_stop.clone()));
@@ -252,14 +291,28 @@ fn pgbench_ceiling(url: &str) -> Option<f64> {
     )
     .ok()?;
     let out = std::process::Command::new("pgbench")
-        .args(["-n", "-M", "prepared", "-c", &PRODUCERS.to_string(), "-j", "2", "-T", "8", "-f"])
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &PRODUCERS.to_string(),
+            "-j",
+            "2",
+            "-T",
+            "8",
+            "-f",
+        ])
         .arg(&script)
         .arg(url)
         .output()
         .ok()?;
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().find_map(|l| l.strip_prefix("tps = ")).and_then(|l| l.split_whitespace().next()).and_then(|v| v.parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::main]
@@ -272,17 +325,28 @@ async fn main() {
     let bus = Bus::connect(&settings).await.unwrap();
     let base = Instant::now();
 
-    println!("events benchmark: {PRODUCERS} producers, {SATURATION_EVENTS} events at saturation, then {PACED_RATE}/s for {PACED_SECONDS}s");
+    println!(
+        "events benchmark: {PRODUCERS} producers, {SATURATION_EVENTS} events at saturation, then {PACED_RATE}/s for {PACED_SECONDS}s"
+    );
     let raw = run_raw(&bus, base).await;
     bus.ensure_stream().await.unwrap().purge().await.unwrap();
     let ob = run_outbox(&pool, &bus, base).await;
 
     println!("{:<28} {:>12} {:>10} {:>10}", "path", "events/s", "p50 ms", "p99 ms");
-    println!("{:<28} {:>12.0} {:>10.2} {:>10.2}", "raw JetStream", raw.saturated, raw.p50, raw.p99);
-    println!("{:<28} {:>12.0} {:>10.2} {:>10.2}", "outbox -> relay -> inbox", ob.saturated, ob.p50, ob.p99);
+    println!(
+        "{:<28} {:>12.0} {:>10.2} {:>10.2}",
+        "raw JetStream", raw.saturated, raw.p50, raw.p99
+    );
+    println!(
+        "{:<28} {:>12.0} {:>10.2} {:>10.2}",
+        "outbox -> relay -> inbox", ob.saturated, ob.p50, ob.p99
+    );
     let ceiling = pgbench_ceiling(settings.database_url.expose());
     if let Some(tps) = ceiling {
-        println!("{:<28} {:>12.0}   (same transaction shape, {PRODUCERS} clients, no relay or consumer)", "pgbench commit ceiling", tps);
+        println!(
+            "{:<28} {:>12.0}   (same transaction shape, {PRODUCERS} clients, no relay or consumer)",
+            "pgbench commit ceiling", tps
+        );
     }
     println!(
         "ratio outbox/raw: throughput {:.2} (target >= 0.50); outbox p99 at {PACED_RATE}/s {:.2} ms (target <= 20 ms)",

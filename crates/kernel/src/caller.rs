@@ -59,7 +59,10 @@ impl Role {
             "developer" => Ok(Self::Developer),
             "operator" => Ok(Self::Operator),
             "tenant-admin" => Ok(Self::TenantAdmin),
-            _ => Err(Error::invalid(field, "must be viewer, developer, operator or tenant-admin")),
+            _ => Err(Error::invalid(
+                field,
+                "must be viewer, developer, operator or tenant-admin",
+            )),
         }
     }
 }
@@ -95,12 +98,21 @@ pub struct Caller {
 impl Caller {
     /// A person or robot with the given memberships.
     pub fn user(subject: impl Into<String>, memberships: Vec<Membership>) -> Self {
-        Self { subject: subject.into(), platform_admin: false, memberships, request_id: None, exp: 0 }
+        Self {
+            subject: subject.into(),
+            platform_admin: false,
+            memberships,
+            request_id: None,
+            exp: 0,
+        }
     }
 
     /// A platform administrator.
     pub fn platform_admin(subject: impl Into<String>) -> Self {
-        Self { platform_admin: true, ..Self::user(subject, vec![]) }
+        Self {
+            platform_admin: true,
+            ..Self::user(subject, vec![])
+        }
     }
 
     /// A platform service calling another on its own behalf (event handlers,
@@ -111,7 +123,11 @@ impl Caller {
 
     /// The caller's role in a tenant, if any.
     pub fn role_in(&self, tenant: Uuid) -> Option<Role> {
-        self.memberships.iter().filter(|m| m.tenant == tenant).map(|m| m.role).max()
+        self.memberships
+            .iter()
+            .filter(|m| m.tenant == tenant)
+            .map(|m| m.role)
+            .max()
     }
 
     /// Whether the caller may see the tenant's resources at all.
@@ -132,7 +148,9 @@ impl Caller {
         match self.role_in(tenant) {
             None => Err(Error::not_found(kind, id)),
             Some(r) if r >= role => Ok(()),
-            Some(r) => Err(Error::PermissionDenied(format!("{r:?} may not do this; it needs {role:?}"))),
+            Some(r) => Err(Error::PermissionDenied(format!(
+                "{r:?} may not do this; it needs {role:?}"
+            ))),
         }
     }
 
@@ -141,7 +159,11 @@ impl Caller {
     /// # Errors
     /// [`Error::PermissionDenied`] otherwise.
     pub fn require_platform_admin(&self) -> Result<()> {
-        if self.platform_admin { Ok(()) } else { Err(Error::PermissionDenied("platform administrators only".into())) }
+        if self.platform_admin {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied("platform administrators only".into()))
+        }
     }
 
     /// The tenants a list may show: `None` means every tenant (platform admin).
@@ -208,7 +230,13 @@ mod tests {
     #[test]
     fn a_signed_caller_verifies_with_the_same_key() {
         let t = Uuid::now_v7();
-        let caller = Caller::user("ldap:jdoe", vec![Membership { tenant: t, role: Role::Operator }]);
+        let caller = Caller::user(
+            "ldap:jdoe",
+            vec![Membership {
+                tenant: t,
+                role: Role::Operator,
+            }],
+        );
         let back = key("a").verify(&key("a").sign(&caller)).unwrap();
         assert_eq!(back.subject, "ldap:jdoe");
         assert_eq!(back.role_in(t), Some(Role::Operator));
@@ -251,9 +279,25 @@ mod tests {
     #[test]
     fn a_stranger_gets_not_found_and_a_low_role_gets_denied() {
         let t = Uuid::now_v7();
-        let viewer = Caller::user("v", vec![Membership { tenant: t, role: Role::Viewer }]);
-        assert!(matches!(viewer.require(t, Role::Operator, "tenant", t), Err(Error::PermissionDenied(_))));
-        assert!(matches!(viewer.require(Uuid::now_v7(), Role::Viewer, "tenant", t), Err(Error::NotFound { .. })));
-        assert!(Caller::platform_admin("p").require(t, Role::TenantAdmin, "tenant", t).is_ok());
+        let viewer = Caller::user(
+            "v",
+            vec![Membership {
+                tenant: t,
+                role: Role::Viewer,
+            }],
+        );
+        assert!(matches!(
+            viewer.require(t, Role::Operator, "tenant", t),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            viewer.require(Uuid::now_v7(), Role::Viewer, "tenant", t),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(
+            Caller::platform_admin("p")
+                .require(t, Role::TenantAdmin, "tenant", t)
+                .is_ok()
+        );
     }
 }

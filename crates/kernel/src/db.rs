@@ -23,7 +23,10 @@ pub static KERNEL_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/kernel
 pub async fn ensure_database(url: &DatabaseUrl) -> Result<()> {
     let name = url.database().to_string();
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(Error::invalid("PAAS_DATABASE_URL", "database name must be letters, digits and _"));
+        return Err(Error::invalid(
+            "PAAS_DATABASE_URL",
+            "database name must be letters, digits and _",
+        ));
     }
     let mut admin = connect_one(&url.with_database("postgres")).await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
@@ -33,7 +36,10 @@ pub async fn ensure_database(url: &DatabaseUrl) -> Result<()> {
     if !exists {
         // Two processes may race here; losing the race is fine.
         if let Err(e) = // The name was checked to be letters, digits and _ above.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut admin)
+                .await
+        {
             let raced = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04") || d.code().as_deref() == Some("23505"));
             if !raced {
                 return Err(e.into());
@@ -63,10 +69,14 @@ pub async fn connect(settings: &Platform, schema: &str) -> Result<PgPool> {
     ensure_database(&settings.database_url).await?;
     let mut one = connect_one(&settings.database_url).await?;
     // The schema was checked to be lower-case letters and _ above.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut one).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+        .execute(&mut one)
+        .await?;
     let _ = one.close().await;
     let opts: PgConnectOptions = settings.database_url.expose().parse().map_err(Error::internal)?;
-    let opts = opts.options([("search_path", schema)]).log_statements(tracing::log::LevelFilter::Trace);
+    let opts = opts
+        .options([("search_path", schema)])
+        .log_statements(tracing::log::LevelFilter::Trace);
     PgPoolOptions::new()
         .max_connections(settings.db_pool_size)
         .min_connections(0)
@@ -85,7 +95,10 @@ pub async fn connect(settings: &Platform, schema: &str) -> Result<PgPool> {
 /// A migration fails or an applied one was changed.
 pub async fn migrate(pool: &PgPool, service: &Migrator) -> Result<()> {
     for migrator in [&KERNEL_MIGRATIONS, service] {
-        let mut m = Migrator { migrations: migrator.migrations.clone(), ..Migrator::DEFAULT };
+        let mut m = Migrator {
+            migrations: migrator.migrations.clone(),
+            ..Migrator::DEFAULT
+        };
         m.set_ignore_missing(true);
         m.run(pool).await.map_err(Error::internal)?;
     }
@@ -108,7 +121,12 @@ pub enum Notice {
 ///
 /// # Errors
 /// Never: returns `Ok` at shutdown.
-pub async fn follow(pool: &PgPool, channel: &str, stop: &tokio_util::sync::CancellationToken, mut on: impl FnMut(Notice)) -> Result<()> {
+pub async fn follow(
+    pool: &PgPool,
+    channel: &str,
+    stop: &tokio_util::sync::CancellationToken,
+    mut on: impl FnMut(Notice),
+) -> Result<()> {
     while !stop.is_cancelled() {
         let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
             Ok(l) => l,

@@ -59,12 +59,18 @@ pub enum Error {
 impl Error {
     /// An input error on `field`.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { field: field.into(), reason: reason.into() }
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// A missing thing of `kind`.
     pub fn not_found(kind: &'static str, id: impl ToString) -> Self {
-        Self::NotFound { kind, id: id.to_string() }
+        Self::NotFound {
+            kind,
+            id: id.to_string(),
+        }
     }
 
     /// An unexpected failure, keeping its cause for the log.
@@ -164,7 +170,10 @@ impl Problem {
 
     /// An input error on `field` (HTTP 400).
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), ..Self::new(400, "invalid-argument", "Invalid argument", detail) }
+        Self {
+            field: Some(field.into()),
+            ..Self::new(400, "invalid-argument", "Invalid argument", detail)
+        }
     }
 
     /// Maps a gRPC status from a service to the problem the gateway answers.
@@ -179,12 +188,19 @@ impl Problem {
             Code::ResourceExhausted => Self::new(422, "quota-exceeded", "Quota or limit exceeded", detail),
             Code::Unauthenticated => Self::new(401, "unauthenticated", "Not authenticated", detail),
             Code::PermissionDenied => Self::new(403, "forbidden", "Forbidden", detail),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
-                Self::new(503, "unavailable", "Service unavailable", "a platform service is unavailable; retry later")
-            }
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::new(
+                503,
+                "unavailable",
+                "Service unavailable",
+                "a platform service is unavailable; retry later",
+            ),
             _ => Self::new(500, "internal", "Internal error", "internal error"),
         };
-        p.field = status.metadata().get(FIELD_METADATA).and_then(|v| v.to_str().ok()).map(str::to_string);
+        p.field = status
+            .metadata()
+            .get(FIELD_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         p
     }
 

@@ -120,8 +120,14 @@ impl Bus {
             .name("paas")
             .connect(settings.nats_url.as_str())
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to NATS at {}: {e}", settings.nats_url.as_str())))?;
-        let bus = Self { jetstream: jetstream::new(client.clone()), client, prefix: settings.event_prefix.clone() };
+            .map_err(|e| {
+                Error::Unavailable(format!("cannot connect to NATS at {}: {e}", settings.nats_url.as_str()))
+            })?;
+        let bus = Self {
+            jetstream: jetstream::new(client.clone()),
+            client,
+            prefix: settings.event_prefix.clone(),
+        };
         bus.ensure_stream().await?;
         Ok(bus)
     }

@@ -115,7 +115,10 @@ pub struct SpanFromHeaders;
 impl<B> MakeSpan<B> for SpanFromHeaders {
     fn make_span(&mut self, request: &http::Request<B>) -> tracing::Span {
         let headers = request.headers();
-        let request_id = headers.get(REQUEST_ID_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let request_id = headers
+            .get(REQUEST_ID_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id);
         telemetry::adopt_parent(&span, headers.get(telemetry::TRACEPARENT).and_then(|v| v.to_str().ok()));
         span
@@ -134,7 +137,10 @@ pub fn metadata_str<'a>(md: &'a MetadataMap, key: &str) -> Option<&'a str> {
 
 /// A time as a protobuf timestamp.
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+    Some(prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    })
 }
 
 /// A protobuf timestamp as a time (`None` when absent or out of range).

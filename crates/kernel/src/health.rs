@@ -58,7 +58,10 @@ async fn ready(State(r): State<Readiness>) -> impl IntoResponse {
 }
 
 async fn metrics() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render_metrics())
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render_metrics(),
+    )
 }
 
 /// Serves `router` on `listener` until `stop`.

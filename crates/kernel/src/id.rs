@@ -22,5 +22,9 @@ pub fn parse_id(field: &str, raw: &str) -> crate::Result<Uuid> {
 /// # Errors
 /// [`crate::Error::InvalidArgument`] when `raw` is neither empty nor a UUID.
 pub fn parse_optional_id(field: &str, raw: &str) -> crate::Result<Option<Uuid>> {
-    if raw.trim().is_empty() { Ok(None) } else { parse_id(field, raw).map(Some) }
+    if raw.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_id(field, raw).map(Some)
+    }
 }

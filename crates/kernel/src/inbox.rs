@@ -71,7 +71,13 @@ impl<H: Handler> Consumer<H> {
             "Events consumers received, by outcome (handled, duplicate, failed, poison).",
             &["consumer", "outcome"],
         );
-        Self { pool, bus, subscription, handler, handled }
+        Self {
+            pool,
+            bus,
+            subscription,
+            handler,
+            handled,
+        }
     }
 
     /// Consumes until `stop`, reconnecting with backoff when NATS is away.
@@ -184,7 +190,13 @@ impl<H: Handler> Consumer<H> {
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
-            if self.handler.handle(&mut tx, event).instrument(self.span(event)).await.is_err() {
+            if self
+                .handler
+                .handle(&mut tx, event)
+                .instrument(self.span(event))
+                .await
+                .is_err()
+            {
                 tx.rollback().await?;
                 return Ok(None);
             }
@@ -210,7 +222,10 @@ impl<H: Handler> Consumer<H> {
 
     fn span(&self, event: &Event) -> tracing::Span {
         let span = tracing::info_span!("event", consumer = %self.subscription.durable, event.id = %event.id(), event.type = %event.kind());
-        telemetry::adopt_parent(&span, Some(event.envelope.traceparent.as_str()).filter(|t| !t.is_empty()));
+        telemetry::adopt_parent(
+            &span,
+            Some(event.envelope.traceparent.as_str()).filter(|t| !t.is_empty()),
+        );
         span
     }
 

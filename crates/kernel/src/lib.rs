@@ -17,13 +17,13 @@ pub mod event;
 pub mod grpc;
 pub mod health;
 pub mod id;
-pub mod name;
 pub mod inbox;
+pub mod name;
 pub mod outbox;
 pub mod page;
 pub mod quantity;
-pub mod settings;
 pub mod service;
+pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

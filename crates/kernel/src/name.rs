@@ -21,7 +21,10 @@ impl DnsLabel {
         if raw.len() > 63 {
             return fail("must be at most 63 characters");
         }
-        if !raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
             return fail("must contain only lower-case letters, digits and '-'");
         }
         if raw.starts_with('-') || raw.ends_with('-') {

@@ -52,18 +52,21 @@ pub async fn record<M: Message + prost::Name>(
     let envelope = EventEnvelope {
         id: event_id.to_string(),
         r#type: kind.name(),
-        time: Some(prost_types::Timestamp { seconds: now.timestamp(), nanos: now.timestamp_subsec_nanos() as i32 }),
+        time: Some(prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: now.timestamp_subsec_nanos() as i32,
+        }),
         tenant_id: tenant.map(|t| t.to_string()).unwrap_or_default(),
         traceparent: telemetry::current_traceparent().unwrap_or_default(),
         payload_type: M::full_name(),
         payload: payload.encode_to_vec(),
     };
     sqlx::query("INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3)")
-    .bind(event_id)
-    .bind(kind.name())
-    .bind(envelope.encode_to_vec())
-    .execute(&mut *tx)
-    .await?;
+        .bind(event_id)
+        .bind(kind.name())
+        .bind(envelope.encode_to_vec())
+        .execute(&mut *tx)
+        .await?;
     Ok(event_id)
 }
 
@@ -88,14 +91,21 @@ impl Outbox {
     /// ends when the pool is closed.
     pub fn new(pool: PgPool) -> Self {
         let remote = Arc::new(Notify::new());
-        let outbox = Self { pool: pool.clone(), local: Arc::new(Notify::new()), remote: remote.clone() };
+        let outbox = Self {
+            pool: pool.clone(),
+            local: Arc::new(Notify::new()),
+            remote: remote.clone(),
+        };
         tokio::spawn(async move {
             loop {
                 remote.notified().await;
                 if pool.is_closed() {
                     return;
                 }
-                if let Err(e) = sqlx::query("SELECT pg_notify('paas_outbox_' || current_schema(), '')").execute(&pool).await {
+                if let Err(e) = sqlx::query("SELECT pg_notify('paas_outbox_' || current_schema(), '')")
+                    .execute(&pool)
+                    .await
+                {
                     tracing::debug!(error = %e, "outbox wake-up not sent; relays will poll");
                 }
             }
@@ -156,8 +166,12 @@ impl Claim {
     pub async fn publish(&self, bus: &Bus) -> Result<()> {
         let mut acks = Vec::with_capacity(self.rows.len());
         for row in &self.rows {
-            let traceparent = EventEnvelope::decode(row.envelope.as_slice()).map(|e| e.traceparent).unwrap_or_default();
-            let mut publish = Publish::build().payload(row.envelope.clone().into()).message_id(row.id.to_string());
+            let traceparent = EventEnvelope::decode(row.envelope.as_slice())
+                .map(|e| e.traceparent)
+                .unwrap_or_default();
+            let mut publish = Publish::build()
+                .payload(row.envelope.clone().into())
+                .message_id(row.id.to_string());
             if !traceparent.is_empty() {
                 publish = publish.header(telemetry::TRACEPARENT, traceparent.as_str());
             }
@@ -180,7 +194,10 @@ impl Claim {
     /// The database refuses; the rows will be published again (harmlessly).
     pub async fn mark_sent(mut self) -> Result<usize> {
         let seqs: Vec<i64> = self.rows.iter().map(|r| r.seq).collect();
-        sqlx::query("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)").bind(&seqs).execute(&mut *self.tx).await?;
+        sqlx::query("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)")
+            .bind(&seqs)
+            .execute(&mut *self.tx)
+            .await?;
         self.tx.commit().await?;
         Ok(seqs.len())
     }
@@ -205,7 +222,13 @@ impl Relay {
             &["service"],
         )
         .with_label_values(&[service]);
-        Self { pool: outbox.pool.clone(), wake: outbox.local.clone(), bus, service: service.to_string(), published }
+        Self {
+            pool: outbox.pool.clone(),
+            wake: outbox.local.clone(),
+            bus,
+            service: service.to_string(),
+            published,
+        }
     }
 
     /// Claims up to [`BATCH`] unsent rows in commit order. Returns an empty
@@ -215,9 +238,10 @@ impl Relay {
     /// The database refuses.
     pub async fn claim(&self) -> Result<Claim> {
         let mut tx = self.pool.begin().await?;
-        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
-            .fetch_one(&mut *tx)
-            .await?;
+        let leader: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
+                .fetch_one(&mut *tx)
+                .await?;
         let rows = if leader {
             sqlx::query_as::<_, Row>(
                 "SELECT seq, id, subject, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE",
@@ -298,12 +322,17 @@ impl Relay {
     }
 
     async fn schema(&self) -> Result<String> {
-        Ok(sqlx::query_scalar("SELECT current_schema()").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn prune(&self) -> Result<u64> {
         let keep = chrono::Duration::from_std(KEEP_SENT).expect("fits");
-        let r = sqlx::query("DELETE FROM outbox WHERE sent_at < $1").bind(chrono::Utc::now() - keep).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM outbox WHERE sent_at < $1")
+            .bind(chrono::Utc::now() - keep)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected())
     }
 
@@ -312,6 +341,8 @@ impl Relay {
     /// # Errors
     /// The database refuses.
     pub async fn backlog(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?)
     }
 }

@@ -30,9 +30,15 @@ impl Page {
         let after = if cursor.is_empty() {
             None
         } else {
-            Some(Uuid::parse_str(cursor).map_err(|_| crate::Error::invalid("cursor", "is not a cursor from a previous page"))?)
+            Some(
+                Uuid::parse_str(cursor)
+                    .map_err(|_| crate::Error::invalid("cursor", "is not a cursor from a previous page"))?,
+            )
         };
-        Ok(Self { limit: if limit == 0 { DEFAULT_LIMIT } else { limit }, after })
+        Ok(Self {
+            limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
+            after,
+        })
     }
 
     /// Rows to fetch: one more than the limit, to know whether a next page exists.

@@ -55,15 +55,31 @@ impl std::hash::Hash for Quantity {
 }
 
 const BINARY: [(&str, u32); 6] = [("Ki", 1), ("Mi", 2), ("Gi", 3), ("Ti", 4), ("Pi", 5), ("Ei", 6)];
-const DECIMAL: [(&str, i32); 9] = [("n", -9), ("u", -6), ("m", -3), ("k", 3), ("M", 6), ("G", 9), ("T", 12), ("P", 15), ("E", 18)];
+const DECIMAL: [(&str, i32); 9] = [
+    ("n", -9),
+    ("u", -6),
+    ("m", -3),
+    ("k", 3),
+    ("M", 6),
+    ("G", 9),
+    ("T", 12),
+    ("P", 15),
+    ("E", 18),
+];
 
 impl Quantity {
     /// Zero.
-    pub const ZERO: Self = Self { milli: 0, format: Format::DecimalSi };
+    pub const ZERO: Self = Self {
+        milli: 0,
+        format: Format::DecimalSi,
+    };
 
     /// From whole thousandths, printing in decimal form.
     pub const fn from_milli(milli: i64) -> Self {
-        Self { milli, format: Format::DecimalSi }
+        Self {
+            milli,
+            format: Format::DecimalSi,
+        }
     }
 
     /// From whole thousandths, printing in the given family.
@@ -93,13 +109,19 @@ impl Quantity {
     pub fn checked_add(self, other: Self, field: &str) -> Result<Self> {
         self.milli
             .checked_add(other.milli)
-            .map(|milli| Self { milli, format: self.format })
+            .map(|milli| Self {
+                milli,
+                format: self.format,
+            })
             .ok_or_else(|| Error::invalid(field, "the total is too large"))
     }
 
     /// The difference, keeping `self`'s format (may be negative).
     pub fn saturating_sub(self, other: Self) -> Self {
-        Self { milli: self.milli.saturating_sub(other.milli), format: self.format }
+        Self {
+            milli: self.milli.saturating_sub(other.milli),
+            format: self.format,
+        }
     }
 
     /// Parses a quantity; errors name `field`.
@@ -107,7 +129,12 @@ impl Quantity {
     /// # Errors
     /// [`Error::InvalidArgument`] when the text is not a quantity or is too large.
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
-        let bad = || Error::invalid(field, format!("{raw:?} is not a quantity (such as 500m, 2Gi, 1.5 or 1e3)"));
+        let bad = || {
+            Error::invalid(
+                field,
+                format!("{raw:?} is not a quantity (such as 500m, 2Gi, 1.5 or 1e3)"),
+            )
+        };
         let s = raw.trim();
         let (negative, s) = match s.as_bytes().first() {
             Some(b'-') => (true, &s[1..]),
@@ -140,16 +167,25 @@ impl Quantity {
             return Err(bad());
         };
         let denominator = denominator * 10_i128.pow(fraction.len() as u32);
-        let scaled = digits.checked_mul(numerator).ok_or_else(|| Error::invalid(field, "is too large"))?;
+        let scaled = digits
+            .checked_mul(numerator)
+            .ok_or_else(|| Error::invalid(field, "is too large"))?;
         // Round up to whole thousandths, as Kubernetes does.
         let milli = (scaled + denominator - 1) / denominator;
         let milli = i64::try_from(milli).map_err(|_| Error::invalid(field, "is too large"))?;
-        Ok(Self { milli: if negative { -milli } else { milli }, format })
+        Ok(Self {
+            milli: if negative { -milli } else { milli },
+            format,
+        })
     }
 }
 
 fn pow10_ratio(exp: i32) -> (i128, i128) {
-    if exp >= 0 { (10_i128.pow(exp as u32), 1) } else { (1, 10_i128.pow((-exp) as u32)) }
+    if exp >= 0 {
+        (10_i128.pow(exp as u32), 1)
+    } else {
+        (1, 10_i128.pow((-exp) as u32))
+    }
 }
 
 impl fmt::Display for Quantity {
@@ -252,7 +288,19 @@ mod tests {
 
     #[test]
     fn malformed_quantities_name_the_field() {
-        for bad in ["", "abc", "1.2.3", "1Xi", "1 Gi", "--1", "1e", "1e99", ".", "1e3m", "99999999999999999999999999999999"] {
+        for bad in [
+            "",
+            "abc",
+            "1.2.3",
+            "1Xi",
+            "1 Gi",
+            "--1",
+            "1e",
+            "1e99",
+            ".",
+            "1e3m",
+            "99999999999999999999999999999999",
+        ] {
             let err = Quantity::parse("quota.requests.cpu", bad).unwrap_err();
             assert_eq!(err.field(), Some("quota.requests.cpu"), "{bad:?}");
         }

@@ -46,8 +46,14 @@ impl Addresses {
     pub fn from_env(env: &Env, service: &str, grpc_port: u16, http_port: u16) -> Result<Self, SettingError> {
         let upper = service.to_ascii_uppercase();
         Ok(Self {
-            grpc: env.or(&format!("PAAS_{upper}_GRPC_ADDR"), SocketAddr::from(([127, 0, 0, 1], grpc_port)))?,
-            http: env.or(&format!("PAAS_{upper}_HTTP_ADDR"), SocketAddr::from(([127, 0, 0, 1], http_port)))?,
+            grpc: env.or(
+                &format!("PAAS_{upper}_GRPC_ADDR"),
+                SocketAddr::from(([127, 0, 0, 1], grpc_port)),
+            )?,
+            http: env.or(
+                &format!("PAAS_{upper}_HTTP_ADDR"),
+                SocketAddr::from(([127, 0, 0, 1], http_port)),
+            )?,
         })
     }
 }
@@ -76,7 +82,13 @@ impl Base {
         let pool = db::connect(platform, name).await?;
         db::migrate(&pool, migrations).await?;
         let bus = Bus::connect(platform).await?;
-        Ok(Self { name, outbox: Outbox::new(pool.clone()), pool, bus, key: CallerKey::new(platform.caller_key.clone()) })
+        Ok(Self {
+            name,
+            outbox: Outbox::new(pool.clone()),
+            pool,
+            bus,
+            key: CallerKey::new(platform.caller_key.clone()),
+        })
     }
 
     /// Starts the outbox relay for this service's schema.
@@ -98,8 +110,11 @@ impl Base {
     /// An address cannot be bound.
     pub async fn serve<S>(&self, addresses: Addresses, api: S, shutdown: &Shutdown) -> Result<Running>
     where
-        S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
-            + NamedService
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
             + Clone
             + Send
             + Sync
@@ -107,7 +122,9 @@ impl Base {
         S::Future: Send + 'static,
     {
         let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e}")))
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e}")))
         };
         let grpc_listener = bind(addresses.grpc).await?;
         let http_listener = bind(addresses.http).await?;
@@ -126,11 +143,20 @@ impl Base {
         let stop = shutdown.token();
         shutdown.spawn("grpc server", async move {
             router
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stop.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                    stop.cancelled_owned(),
+                )
                 .await
         });
-        let readiness = Readiness { database: Some(self.pool.clone()), nats: Some(self.bus.client.clone()) };
-        shutdown.spawn("http server", crate::health::serve_http(http_listener, crate::health::router(readiness), shutdown.token()));
+        let readiness = Readiness {
+            database: Some(self.pool.clone()),
+            nats: Some(self.bus.client.clone()),
+        };
+        shutdown.spawn(
+            "http server",
+            crate::health::serve_http(http_listener, crate::health::router(readiness), shutdown.token()),
+        );
         tracing::info!(service = self.name, grpc = %running.grpc, http = %running.http, "service listening");
         Ok(running)
     }

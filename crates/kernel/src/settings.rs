@@ -164,7 +164,9 @@ impl Env {
 
     /// An environment made of the given pairs only (tests, `paas up`).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self {
+            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
     }
 
     /// Sets one variable, replacing what was there.
@@ -202,7 +204,9 @@ impl Env {
     /// # Errors
     /// Set but malformed.
     pub fn optional<T: FromSetting>(&self, name: &str) -> Result<Option<T>, SettingError> {
-        self.raw(name).map(|raw| T::from_setting(raw).ok_or_else(|| malformed(name, T::EXPECTED, raw))).transpose()
+        self.raw(name)
+            .map(|raw| T::from_setting(raw).ok_or_else(|| malformed(name, T::EXPECTED, raw)))
+            .transpose()
     }
 
     /// A secret that must be set and at least `min_len` bytes; its value never
@@ -214,18 +218,30 @@ impl Env {
         let expected = format!("a secret of at least {min_len} bytes");
         let raw = self.raw(name).ok_or_else(|| missing(name, &expected))?;
         if raw.len() < min_len {
-            return Err(SettingError { variable: name.into(), expected, found: Some(format!("{} bytes", raw.len())) });
+            return Err(SettingError {
+                variable: name.into(),
+                expected,
+                found: Some(format!("{} bytes", raw.len())),
+            });
         }
         Ok(Secret::new(raw))
     }
 }
 
 fn missing(name: &str, expected: &str) -> SettingError {
-    SettingError { variable: name.into(), expected: expected.into(), found: None }
+    SettingError {
+        variable: name.into(),
+        expected: expected.into(),
+        found: None,
+    }
 }
 
 fn malformed(name: &str, expected: &str, raw: &str) -> SettingError {
-    SettingError { variable: name.into(), expected: expected.into(), found: Some(raw.into()) }
+    SettingError {
+        variable: name.into(),
+        expected: expected.into(),
+        found: Some(raw.into()),
+    }
 }
 
 fn parse_file(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -323,7 +339,9 @@ impl EventPrefix {
     pub fn parse(raw: &str) -> Option<Self> {
         let ok = !raw.is_empty()
             && raw.len() <= 32
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         ok.then(|| Self(raw.to_string()))
     }
     /// The prefix text.
@@ -367,10 +385,16 @@ impl Platform {
     /// The first missing or malformed variable.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
-            database_url: env.or(DATABASE_URL, DatabaseUrl::from_setting(DATABASE_URL_DEFAULT).expect("valid default"))?,
+            database_url: env.or(
+                DATABASE_URL,
+                DatabaseUrl::from_setting(DATABASE_URL_DEFAULT).expect("valid default"),
+            )?,
             nats_url: server_url(env, NATS_URL, NATS_URL_DEFAULT, &["nats", "tls"])?,
             redis_url: server_url(env, REDIS_URL, REDIS_URL_DEFAULT, &["redis", "rediss"])?,
-            event_prefix: env.or(EVENT_PREFIX, EventPrefix::parse(EVENT_PREFIX_DEFAULT).expect("valid default"))?,
+            event_prefix: env.or(
+                EVENT_PREFIX,
+                EventPrefix::parse(EVENT_PREFIX_DEFAULT).expect("valid default"),
+            )?,
             caller_key: env.secret(CALLER_KEY, 32)?,
             otlp_endpoint: env.optional(OTLP_ENDPOINT)?,
             log_format: env.or(LOG_FORMAT, LogFormat::Json)?,
@@ -419,7 +443,10 @@ mod tests {
     fn a_missing_caller_key_is_reported_without_a_value() {
         let err = Platform::from_env(&Env::default()).unwrap_err();
         assert_eq!(err.variable, CALLER_KEY);
-        assert_eq!(err.to_string(), "setting PAAS_CALLER_KEY: expected a secret of at least 32 bytes, but it is not set");
+        assert_eq!(
+            err.to_string(),
+            "setting PAAS_CALLER_KEY: expected a secret of at least 32 bytes, but it is not set"
+        );
     }
 
     #[test]

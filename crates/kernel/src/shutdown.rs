@@ -32,7 +32,10 @@ impl Shutdown {
     /// A child shutdown: stopping it stops only its own tasks, while stopping
     /// the parent stops it too (one service inside `paas up`, say).
     pub fn child(&self) -> Self {
-        Self { token: self.token.child_token(), tasks: TaskTracker::new() }
+        Self {
+            token: self.token.child_token(),
+            tasks: TaskTracker::new(),
+        }
     }
 
     /// Begins shutdown.
@@ -99,7 +102,10 @@ impl Shutdown {
         self.tasks.close();
         let done = tokio::time::timeout(grace, self.tasks.wait()).await.is_ok();
         if !done {
-            tracing::warn!(remaining = self.tasks.len(), "tasks still running after the grace period");
+            tracing::warn!(
+                remaining = self.tasks.len(),
+                "tasks still running after the grace period"
+            );
         }
         done
     }

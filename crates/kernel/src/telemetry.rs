@@ -44,24 +44,42 @@ impl Drop for Telemetry {
 /// The OTLP exporter cannot be built from the configured endpoint.
 pub fn init(process: &str, settings: &Platform) -> Result<Telemetry, opentelemetry_otlp::ExporterBuildError> {
     let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder().with_service_name(process.to_string()).build(),
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(process.to_string())
+            .build(),
     );
     if let Some(endpoint) = &settings.otlp_endpoint {
-        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()?;
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(process.to_string()));
-    let filter = || EnvFilter::try_from_env("PAAS_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn,tower=warn"));
+    let filter = || {
+        EnvFilter::try_from_env("PAAS_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn,tower=warn"))
+    };
     let fmt = match settings.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).with_filter(filter()).boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter()).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed(),
     };
     let installed = tracing_subscriber::registry().with(otel).with(fmt).try_init().is_ok();
     if installed {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         opentelemetry::global::set_tracer_provider(provider.clone());
-        Ok(Telemetry { provider: Some(provider) })
+        Ok(Telemetry {
+            provider: Some(provider),
+        })
     } else {
         Ok(Telemetry { provider: None })
     }
@@ -122,7 +140,9 @@ pub fn counter_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::IntCo
     let mut families = FAMILIES.get_or_init(Default::default).lock().expect("metrics lock");
     families
         .entry(name.to_string())
-        .or_insert_with(|| register(prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), labels).expect("valid metric")))
+        .or_insert_with(|| {
+            register(prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), labels).expect("valid metric"))
+        })
         .clone()
 }
 
@@ -133,8 +153,9 @@ pub fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::His
     families
         .entry(name.to_string())
         .or_insert_with(|| {
-            let opts = prometheus::HistogramOpts::new(name, help)
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]);
+            let opts = prometheus::HistogramOpts::new(name, help).buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]);
             register(prometheus::HistogramVec::new(opts, labels).expect("valid metric"))
         })
         .clone()

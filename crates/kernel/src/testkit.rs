@@ -31,7 +31,10 @@ pub struct TestPlatform {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl TestPlatform {
@@ -41,21 +44,38 @@ impl TestPlatform {
     /// When PostgreSQL is unreachable: no such test can run without it.
     pub async fn new() -> Self {
         let tag = format!("{}_{:08x}", now_secs(), rand::random::<u32>());
-        let base = std::env::var("PAAS_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let base = std::env::var("PAAS_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let base = settings::DatabaseUrl::from_url_text(&base).expect("PAAS_TEST_DATABASE_URL is a postgres:// URL");
         let nats = std::env::var("PAAS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
         let env = Env::from_pairs([
-            (settings::DATABASE_URL.to_string(), base.with_database(&format!("{DATABASE_PREFIX}{tag}")).expose().to_string()),
+            (
+                settings::DATABASE_URL.to_string(),
+                base.with_database(&format!("{DATABASE_PREFIX}{tag}"))
+                    .expose()
+                    .to_string(),
+            ),
             (settings::NATS_URL.to_string(), nats.clone()),
-            (settings::REDIS_URL.to_string(), std::env::var("PAAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())),
-            (settings::EVENT_PREFIX.to_string(), format!("{EVENT_PREFIX}{}", tag.replace('_', "-"))),
-            (settings::CALLER_KEY.to_string(), format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>())),
+            (
+                settings::REDIS_URL.to_string(),
+                std::env::var("PAAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            ),
+            (
+                settings::EVENT_PREFIX.to_string(),
+                format!("{EVENT_PREFIX}{}", tag.replace('_', "-")),
+            ),
+            (
+                settings::CALLER_KEY.to_string(),
+                format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()),
+            ),
             (settings::LOG_FORMAT.to_string(), "text".to_string()),
             (settings::DB_POOL_SIZE.to_string(), "4".to_string()),
         ]);
         let settings = Platform::from_env(&env).expect("test settings are valid");
         sweep_once(&base, &nats).await;
-        crate::db::ensure_database(&settings.database_url).await.expect("PostgreSQL is reachable for tests");
+        crate::db::ensure_database(&settings.database_url)
+            .await
+            .expect("PostgreSQL is reachable for tests");
         Self { settings, env }
     }
 }
@@ -72,13 +92,18 @@ async fn sweep_once(base: &settings::DatabaseUrl, nats: &str) {
         .get_or_init(|| async {
             let now = now_secs();
             if let Ok(mut admin) = <sqlx::PgConnection as sqlx::Connection>::connect(base.expose()).await {
-                let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'paas\\_t\\_%'")
-                    .fetch_all(&mut admin)
-                    .await
-                    .unwrap_or_default();
+                let names: Vec<String> =
+                    sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'paas\\_t\\_%'")
+                        .fetch_all(&mut admin)
+                        .await
+                        .unwrap_or_default();
                 for name in names.iter().filter(|n| is_stale(&n[DATABASE_PREFIX.len()..], now)) {
                     // Names come from pg_database and match our own pattern.
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut admin).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
                 }
             }
             if let Ok(client) = async_nats::connect(nats).await {
@@ -101,7 +126,6 @@ async fn sweep_once(base: &settings::DatabaseUrl, nats: &str) {
         })
         .await;
 }
-
 
 #[cfg(test)]
 mod tests {

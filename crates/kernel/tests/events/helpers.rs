@@ -31,15 +31,29 @@ impl Scratch {
         let pool = kernel::db::connect(&t.settings, "scratch").await.expect("database");
         kernel::db::migrate(&pool, &NOTES).await.expect("migrations");
         let bus = Bus::connect(&t.settings).await.expect("NATS with JetStream");
-        Self { outbox: outbox::Outbox::new(pool.clone()), pool, bus, stop: CancellationToken::new() }
+        Self {
+            outbox: outbox::Outbox::new(pool.clone()),
+            pool,
+            bus,
+            stop: CancellationToken::new(),
+        }
     }
 
     /// Writes a note and its event in one transaction; commits unless told not to.
     pub async fn write_note(&self, text: &str, commit: bool) -> Uuid {
         let mut tx = self.pool.begin().await.unwrap();
         let id = kernel::id::new_id();
-        sqlx::query("INSERT INTO notes (id, text) VALUES ($1, $2)").bind(id).bind(text).execute(&mut *tx).await.unwrap();
-        let payload = ResourceChanged { id: id.to_string(), tenant_id: String::new(), name: text.into() };
+        sqlx::query("INSERT INTO notes (id, text) VALUES ($1, $2)")
+            .bind(id)
+            .bind(text)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let payload = ResourceChanged {
+            id: id.to_string(),
+            tenant_id: String::new(),
+            name: text.into(),
+        };
         outbox::record(&mut tx, NOTE_CREATED, None, &payload).await.unwrap();
         if commit {
             self.outbox.commit(tx).await.unwrap();
@@ -65,15 +79,24 @@ impl Scratch {
         let consumer = Consumer::new(
             self.pool.clone(),
             self.bus.clone(),
-            Subscription { durable: durable.into(), filter: "test.note.*".into() },
-            Recorder { count: count.clone(), failures: Arc::default() },
+            Subscription {
+                durable: durable.into(),
+                filter: "test.note.*".into(),
+            },
+            Recorder {
+                count: count.clone(),
+                failures: Arc::default(),
+            },
         );
         tokio::spawn(consumer.run(stop.clone()));
         (count, stop)
     }
 
     pub async fn handled(&self) -> Vec<(Uuid, String)> {
-        sqlx::query_as("SELECT note_id, text FROM handled ORDER BY handled_at").fetch_all(&self.pool).await.unwrap()
+        sqlx::query_as("SELECT note_id, text FROM handled ORDER BY handled_at")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
     }
 
     /// Messages in the stream (after JetStream's deduplication).
@@ -90,7 +113,11 @@ impl Scratch {
             if handled.len() >= n {
                 return handled;
             }
-            assert!(tokio::time::Instant::now() < deadline, "only {} of {n} events handled within {within:?}", handled.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} events handled within {within:?}",
+                handled.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -119,12 +146,23 @@ impl Handler for Recorder {
             return Err(kernel::Error::invalid("name", "poison"));
         }
         // Write first, then fail: the rollback must undo the write.
-        sqlx::query("INSERT INTO handled (note_id, text) VALUES ($1, $2)").bind(id).bind(format!("{}-partial", note.name)).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO handled (note_id, text) VALUES ($1, $2)")
+            .bind(id)
+            .bind(format!("{}-partial", note.name))
+            .execute(&mut *tx)
+            .await?;
         if note.name == "fail-twice" && self.failures.fetch_add(1, Ordering::SeqCst) < 2 {
             return Err(kernel::Error::Unavailable("a passing outage".into()));
         }
-        sqlx::query("DELETE FROM handled WHERE note_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO handled (note_id, text) VALUES ($1, $2)").bind(id).bind(&note.name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM handled WHERE note_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO handled (note_id, text) VALUES ($1, $2)")
+            .bind(id)
+            .bind(&note.name)
+            .execute(&mut *tx)
+            .await?;
         self.count.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

@@ -61,7 +61,11 @@ async fn a_relay_killed_between_publish_and_mark_delivers_exactly_once_after_res
     want.sort();
     assert_eq!(got, want, "each event handled exactly once: {handled:?}");
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
-    assert_eq!(s.stream_messages().await, 2, "JetStream dropped the second publication by Nats-Msg-Id");
+    assert_eq!(
+        s.stream_messages().await,
+        2,
+        "JetStream dropped the second publication by Nats-Msg-Id"
+    );
     assert_eq!(relay.backlog().await.unwrap(), 0);
 }
 
@@ -86,7 +90,10 @@ async fn a_redelivered_event_is_absorbed_by_the_inbox() {
     let handled = s.until_handled(2, WITHIN).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(s.handled().await.len(), 2, "{handled:?}");
-    assert_eq!(handled.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![first, second]);
+    assert_eq!(
+        handled.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![first, second]
+    );
     use std::sync::atomic::Ordering::SeqCst;
     assert_eq!(count.load(SeqCst) + count2.load(SeqCst), 2);
 }
@@ -122,7 +129,11 @@ async fn a_failing_event_is_retried_alone_while_its_batch_commits_and_poison_is_
     let handled_now = s.handled().await;
     assert_eq!(handled_now.len(), 3, "no partial writes and no poison: {handled_now:?}");
     let texts: Vec<&str> = handled.iter().map(|(_, t)| t.as_str()).collect();
-    assert_eq!(texts, ["a", "b", "fail-twice"], "the failed event came back after the others committed");
+    assert_eq!(
+        texts,
+        ["a", "b", "fail-twice"],
+        "the failed event came back after the others committed"
+    );
     assert!(!handled_now.iter().any(|(id, _)| *id == ids[2]));
     // "a" also ran in the rolled-back batch; only its committed run counts.
     assert!(count.load(std::sync::atomic::Ordering::SeqCst) >= 3);
