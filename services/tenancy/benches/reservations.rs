@@ -49,10 +49,36 @@ impl Setup {
     /// A tenant with room for `room` CPUs, and its one partition.
     async fn partition(&self, name: &str, room: usize) -> (Uuid, Uuid) {
         let admin = Caller::platform_admin("bench");
-        let t = self.tenants.create(&admin, NewTenant::parse(name, "", "").unwrap()).await.unwrap();
-        self.quotas.set_tenant(&admin, t.id, &TenantQuota { hard: cpu(&room.to_string()), ..Default::default() }).await.unwrap();
-        let p = self.projects.create(&admin, t.id, NewProject::parse("web", "", "").unwrap()).await.unwrap();
-        let part = self.partitions.create(&admin, p.id, NewPartition::parse("dc1", "dc1", "", Default::default(), "").unwrap()).await.unwrap();
+        let t = self
+            .tenants
+            .create(&admin, NewTenant::parse(name, "", "").unwrap())
+            .await
+            .unwrap();
+        self.quotas
+            .set_tenant(
+                &admin,
+                t.id,
+                &TenantQuota {
+                    hard: cpu(&room.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let p = self
+            .projects
+            .create(&admin, t.id, NewProject::parse("web", "", "").unwrap())
+            .await
+            .unwrap();
+        let part = self
+            .partitions
+            .create(
+                &admin,
+                p.id,
+                NewPartition::parse("dc1", "dc1", "", Default::default(), "").unwrap(),
+            )
+            .await
+            .unwrap();
         (t.id, part.id)
     }
 }
@@ -117,16 +143,37 @@ async fn phase(setup: Arc<Setup>, partitions: Vec<Uuid>, release: bool) -> Figur
 }
 
 async fn over_committed(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM quotas WHERE hard IS NOT NULL AND used > hard").fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM quotas WHERE hard IS NOT NULL AND used > hard")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 fn pgbench_simple_update(url: &str) -> Result<f64, String> {
     let run = |args: &[&str]| {
-        let out = std::process::Command::new("pgbench").args(args).arg(url).output().map_err(|e| format!("pgbench: {e} (install postgresql-client)"))?;
-        if out.status.success() { Ok(String::from_utf8_lossy(&out.stdout).into_owned()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+        let out = std::process::Command::new("pgbench")
+            .args(args)
+            .arg(url)
+            .output()
+            .map_err(|e| format!("pgbench: {e} (install postgresql-client)"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     };
     run(&["-i", "-q", "-s", "10"])?;
-    let text = run(&["-n", "-b", "simple-update", "-c", &CLIENTS.to_string(), "-j", "2", "-T", &PHASE.as_secs().to_string()])?;
+    let text = run(&[
+        "-n",
+        "-b",
+        "simple-update",
+        "-c",
+        &CLIENTS.to_string(),
+        "-j",
+        "2",
+        "-T",
+        &PHASE.as_secs().to_string(),
+    ])?;
     text.lines()
         .find_map(|l| l.strip_prefix("tps = "))
         .and_then(|l| l.split_whitespace().next())
@@ -151,7 +198,10 @@ async fn main() {
         pool: pool.clone(),
     });
 
-    println!("reservations benchmark: {CLIENTS} clients, {}s per phase, reservations of 1 CPU", PHASE.as_secs());
+    println!(
+        "reservations benchmark: {CLIENTS} clients, {}s per phase, reservations of 1 CPU",
+        PHASE.as_secs()
+    );
     let (_, one) = setup.partition("contended", AMPLE).await;
     let contended = phase(setup.clone(), vec![one], false).await;
     let mut spread = Vec::new();
@@ -166,13 +216,19 @@ async fn main() {
     setup.pool.close().await;
     let baseline = pgbench_simple_update(settings.database_url.expose());
 
-    println!("{:<40} {:>12} {:>9} {:>9} {:>10} {:>10}", "case", "reserves/s", "p50 ms", "p99 ms", "granted", "refused");
+    println!(
+        "{:<40} {:>12} {:>9} {:>9} {:>10} {:>10}",
+        "case", "reserves/s", "p50 ms", "p99 ms", "granted", "refused"
+    );
     for (name, f) in [
         ("one tenant (contended)", &contended),
         ("64 tenants (uncontended)", &uncontended),
         ("one tenant, room for 40, reserve+release", &race),
     ] {
-        println!("{name:<40} {:>12.0} {:>9.2} {:>9.2} {:>10} {:>10}", f.per_second, f.p50, f.p99, f.granted, f.refused);
+        println!(
+            "{name:<40} {:>12.0} {:>9.2} {:>9.2} {:>10} {:>10}",
+            f.per_second, f.p50, f.p99, f.granted, f.refused
+        );
     }
     match baseline {
         Ok(tps) => {

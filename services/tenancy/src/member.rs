@@ -87,7 +87,11 @@ impl From<Row> for Binding {
             id: r.id,
             tenant_id: r.tenant_id,
             project_id: r.project_id,
-            kind: if r.subject_kind == "group" { Kind::Group } else { Kind::User },
+            kind: if r.subject_kind == "group" {
+                Kind::Group
+            } else {
+                Kind::User
+            },
             subject: r.subject,
             role: Role::parse("role", &r.role).unwrap_or(Role::Viewer),
             created_by: r.created_by,
@@ -158,7 +162,10 @@ impl Members {
         caller.require(grant.tenant, Role::TenantAdmin, "tenant", grant.tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
         if let Some(project) = grant.project {
-            let owner: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1").bind(project).fetch_optional(&mut *tx).await?;
+            let owner: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1")
+                .bind(project)
+                .fetch_optional(&mut *tx)
+                .await?;
             if owner != Some(grant.tenant) {
                 return Err(Error::invalid("project_id", "is not a project of this tenant"));
             }
@@ -179,7 +186,11 @@ impl Members {
         .await?
         .ok_or_else(|| Error::Conflict(format!("{} {} already holds a role there; remove it first", grant.kind.as_str(), grant.subject)))?;
         let binding = Binding::from(row);
-        let event = pb::ResourceChanged { id: binding.id.to_string(), tenant_id: binding.tenant_id.to_string(), name: format!("{}:{}={}", grant.kind.as_str(), binding.subject, binding.role.as_str()) };
+        let event = pb::ResourceChanged {
+            id: binding.id.to_string(),
+            tenant_id: binding.tenant_id.to_string(),
+            name: format!("{}:{}={}", grant.kind.as_str(), binding.subject, binding.role.as_str()),
+        };
         outbox::record(&mut tx, ADDED, Some(binding.tenant_id), &event).await?;
         self.outbox.commit(tx).await?;
         Ok(binding)
@@ -198,8 +209,15 @@ impl Members {
             .filter(|r| caller.can_see(r.tenant_id))
             .ok_or_else(|| Error::not_found("member", id))?;
         caller.require(row.tenant_id, Role::TenantAdmin, "member", id)?;
-        sqlx::query("DELETE FROM role_bindings WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        let event = pb::ResourceChanged { id: id.to_string(), tenant_id: row.tenant_id.to_string(), name: format!("{}:{}", row.subject_kind, row.subject) };
+        sqlx::query("DELETE FROM role_bindings WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let event = pb::ResourceChanged {
+            id: id.to_string(),
+            tenant_id: row.tenant_id.to_string(),
+            name: format!("{}:{}", row.subject_kind, row.subject),
+        };
         outbox::record(&mut tx, REMOVED, Some(row.tenant_id), &event).await?;
         self.outbox.commit(tx).await
     }
@@ -209,7 +227,14 @@ impl Members {
     ///
     /// # Errors
     /// The tenant is not visible to the caller.
-    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page, kind: Option<Kind>, project: Option<Uuid>) -> Result<(Vec<Binding>, String)> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        page: Page,
+        kind: Option<Kind>,
+        project: Option<Uuid>,
+    ) -> Result<(Vec<Binding>, String)> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
@@ -235,7 +260,14 @@ impl Members {
     ///
     /// # Errors
     /// Not a platform service or administrator.
-    pub async fn sync_user(&self, caller: &Caller, subject: &str, display_name: &str, email: &str, groups: &[String]) -> Result<()> {
+    pub async fn sync_user(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        display_name: &str,
+        email: &str,
+        groups: &[String],
+    ) -> Result<()> {
         caller.require_platform_admin()?;
         if subject.trim().is_empty() {
             return Err(Error::invalid("subject", "is required"));
@@ -250,12 +282,17 @@ impl Members {
         .bind(email)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM group_members WHERE subject = $1").bind(subject).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO group_members (group_name, subject) SELECT DISTINCT g, $1 FROM unnest($2::text[]) AS g")
+        sqlx::query("DELETE FROM group_members WHERE subject = $1")
             .bind(subject)
-            .bind(groups)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "INSERT INTO group_members (group_name, subject) SELECT DISTINCT g, $1 FROM unnest($2::text[]) AS g",
+        )
+        .bind(subject)
+        .bind(groups)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -268,7 +305,9 @@ impl Members {
     /// Not a platform service or administrator, or the user itself.
     pub async fn memberships(&self, caller: &Caller, subject: &str) -> Result<Vec<Membership>> {
         if !caller.platform_admin && caller.subject != subject {
-            return Err(Error::PermissionDenied("only the user itself or the platform may resolve memberships".into()));
+            return Err(Error::PermissionDenied(
+                "only the user itself or the platform may resolve memberships".into(),
+            ));
         }
         let rows: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
             "SELECT b.tenant_id, b.project_id, b.role FROM role_bindings b
@@ -280,11 +319,18 @@ impl Members {
         .await?;
         let mut best: std::collections::BTreeMap<Uuid, Role> = std::collections::BTreeMap::new();
         for (tenant, project, role) in rows {
-            let role = if project.is_some() { Role::Viewer } else { Role::parse("role", &role).unwrap_or(Role::Viewer) };
+            let role = if project.is_some() {
+                Role::Viewer
+            } else {
+                Role::parse("role", &role).unwrap_or(Role::Viewer)
+            };
             let entry = best.entry(tenant).or_insert(role);
             *entry = (*entry).max(role);
         }
-        Ok(best.into_iter().map(|(tenant, role)| Membership { tenant, role }).collect())
+        Ok(best
+            .into_iter()
+            .map(|(tenant, role)| Membership { tenant, role })
+            .collect())
     }
 }
 
@@ -296,10 +342,21 @@ mod tests {
     fn a_grant_names_each_bad_field() {
         let t = Uuid::now_v7().to_string();
         assert!(Grant::parse(&t, "", "group", "cn=ops,ou=groups", "operator").is_ok());
-        assert_eq!(Grant::parse(&t, "", "team", "x", "operator").unwrap_err().field(), Some("kind"));
-        assert_eq!(Grant::parse(&t, "", "user", "", "operator").unwrap_err().field(), Some("subject"));
-        assert_eq!(Grant::parse(&t, "", "user", "x", "owner").unwrap_err().field(), Some("role"));
-        assert_eq!(Grant::parse(&t, "nope", "user", "x", "viewer").unwrap_err().field(), Some("project_id"));
+        assert_eq!(
+            Grant::parse(&t, "", "team", "x", "operator").unwrap_err().field(),
+            Some("kind")
+        );
+        assert_eq!(
+            Grant::parse(&t, "", "user", "", "operator").unwrap_err().field(),
+            Some("subject")
+        );
+        assert_eq!(
+            Grant::parse(&t, "", "user", "x", "owner").unwrap_err().field(),
+            Some("role")
+        );
+        assert_eq!(
+            Grant::parse(&t, "nope", "user", "x", "viewer").unwrap_err().field(),
+            Some("project_id")
+        );
     }
-
 }

@@ -27,7 +27,13 @@ pub const UPDATED: EventType = EventType::new("tenancy", "partition", "updated")
 pub const DELETED: EventType = EventType::new("tenancy", "partition", "deleted");
 
 /// The five default network policies of R5, one chosen per partition.
-pub const NETWORK_POLICIES: [&str; 5] = ["deny-all-ingress", "allow-all-ingress", "deny-all-egress", "allow-all-egress", "deny-all"];
+pub const NETWORK_POLICIES: [&str; 5] = [
+    "deny-all-ingress",
+    "allow-all-ingress",
+    "deny-all-egress",
+    "allow-all-egress",
+    "deny-all",
+];
 
 /// Resources a LimitRange constrains.
 const LIMITED: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
@@ -70,7 +76,10 @@ impl LimitRange {
     /// # Errors
     /// Unknown resources, malformed or negative quantities, or bounds out of order.
     pub fn parse(raw: LimitRange) -> Result<Self> {
-        Ok(Self { container: item("container", raw.container, true)?, pod: item("pod", raw.pod, false)? })
+        Ok(Self {
+            container: item("container", raw.container, true)?,
+            pod: item("pod", raw.pod, false)?,
+        })
     }
 
     /// Whether nothing is constrained.
@@ -101,10 +110,18 @@ fn item(kind: &str, raw: LimitItem, defaults_allowed: bool) -> Result<LimitItem>
     let default_request = parse("defaultRequest", raw.default_request)?;
     let ratio = parse("maxLimitRequestRatio", raw.max_limit_request_ratio)?;
     if !(defaults_allowed || default.is_empty() && default_request.is_empty()) {
-        return Err(Error::invalid(format!("limit_range.{kind}.default"), "a Pod limit takes no defaults (Kubernetes applies them per container)"));
+        return Err(Error::invalid(
+            format!("limit_range.{kind}.default"),
+            "a Pod limit takes no defaults (Kubernetes applies them per container)",
+        ));
     }
     // min <= defaultRequest <= default <= max, for every resource named in two of them.
-    let chain = [("min", &min), ("defaultRequest", &default_request), ("default", &default), ("max", &max)];
+    let chain = [
+        ("min", &min),
+        ("defaultRequest", &default_request),
+        ("default", &default),
+        ("max", &max),
+    ];
     for (i, (lower_name, lower)) in chain.iter().enumerate() {
         for (upper_name, upper) in &chain[i + 1..] {
             for (resource, low) in lower.iter() {
@@ -121,7 +138,10 @@ fn item(kind: &str, raw: LimitItem, defaults_allowed: bool) -> Result<LimitItem>
     }
     for (resource, r) in &ratio {
         if r.milli() < 1000 {
-            return Err(Error::invalid(format!("limit_range.{kind}.maxLimitRequestRatio.{resource}"), "must be at least 1"));
+            return Err(Error::invalid(
+                format!("limit_range.{kind}.maxLimitRequestRatio.{resource}"),
+                "must be at least 1",
+            ));
         }
     }
     let print = |m: BTreeMap<String, Quantity>| m.into_iter().map(|(k, q)| (k, q.to_string())).collect();
@@ -212,16 +232,30 @@ impl NewPartition {
     ///
     /// # Errors
     /// A field is malformed.
-    pub fn parse(cluster: &str, data_centre: &str, namespace: &str, node_selector: BTreeMap<String, String>, network_policy: &str) -> Result<Self> {
+    pub fn parse(
+        cluster: &str,
+        data_centre: &str,
+        namespace: &str,
+        node_selector: BTreeMap<String, String>,
+        network_policy: &str,
+    ) -> Result<Self> {
         for (k, v) in &node_selector {
             if k.is_empty() || k.len() > 253 || v.len() > 63 {
-                return Err(Error::invalid(format!("node_selector.{k}"), "keys are 1-253 characters, values at most 63"));
+                return Err(Error::invalid(
+                    format!("node_selector.{k}"),
+                    "keys are 1-253 characters, values at most 63",
+                ));
             }
         }
         let network_policy = match network_policy.trim() {
             "" => NETWORK_POLICIES[0].to_string(),
             p if NETWORK_POLICIES.contains(&p) => p.to_string(),
-            _ => return Err(Error::invalid("network_policy", format!("must be one of {}", NETWORK_POLICIES.join(", ")))),
+            _ => {
+                return Err(Error::invalid(
+                    "network_policy",
+                    format!("must be one of {}", NETWORK_POLICIES.join(", ")),
+                ));
+            }
         };
         Ok(Self {
             cluster: DnsLabel::parse("cluster", cluster.trim())?,
@@ -262,7 +296,11 @@ pub(crate) async fn announce(tx: &mut PgConnection, kind: EventType, p: &Partiti
         namespace: p.namespace.clone(),
         node_selector: p.node_selector.clone().into_iter().collect(),
         network_policy: p.network_policy.clone(),
-        hard: hard.0.iter().map(|(r, q)| (r.kubernetes_name().to_string(), q.to_string())).collect(),
+        hard: hard
+            .0
+            .iter()
+            .map(|(r, q)| (r.kubernetes_name().to_string(), q.to_string()))
+            .collect(),
         limit_range_json: serde_json::to_string(&p.limit_range).map_err(Error::internal)?,
     };
     outbox::record(tx, kind, Some(p.tenant_id), &event).await?;
@@ -271,7 +309,13 @@ pub(crate) async fn announce(tx: &mut PgConnection, kind: EventType, p: &Partiti
 
 /// Inserts and announces a partition in the caller's transaction; `None`
 /// when the namespace is taken in the cluster.
-pub(crate) async fn insert(tx: &mut PgConnection, tenant: Uuid, project: Uuid, new: &NewPartition, namespace: &str) -> Result<Option<Partition>> {
+pub(crate) async fn insert(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    project: Uuid,
+    new: &NewPartition,
+    namespace: &str,
+) -> Result<Option<Partition>> {
     let row: Option<Row> = sqlx::query_as(concat!(
         "INSERT INTO partitions (id, tenant_id, project_id, cluster, data_centre, namespace, node_selector, network_policy)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cluster, namespace) DO NOTHING RETURNING ",
@@ -317,12 +361,19 @@ impl Partitions {
         .bind(project)
         .fetch_optional(&mut *tx)
         .await?;
-        let (tenant, tenant_name, project_name) = owner.filter(|(t, ..)| caller.can_see(*t)).ok_or_else(|| Error::not_found("project", project))?;
+        let (tenant, tenant_name, project_name) = owner
+            .filter(|(t, ..)| caller.can_see(*t))
+            .ok_or_else(|| Error::not_found("project", project))?;
         caller.require(tenant, Role::TenantAdmin, "project", project)?;
         let namespace = new.namespace_in(&tenant_name, &project_name)?;
         let partition = insert(&mut tx, tenant, project, &new, &namespace)
             .await?
-            .ok_or_else(|| Error::Conflict(format!("namespace {namespace} is already taken in cluster {}", new.cluster)))?;
+            .ok_or_else(|| {
+                Error::Conflict(format!(
+                    "namespace {namespace} is already taken in cluster {}",
+                    new.cluster
+                ))
+            })?;
         self.outbox.commit(tx).await?;
         Ok(partition)
     }
@@ -336,15 +387,26 @@ impl Partitions {
             .bind(id)
             .fetch_optional(self.outbox.pool())
             .await?;
-        row.map(Partition::from).filter(|p| caller.can_see(p.tenant_id)).ok_or_else(|| Error::not_found("partition", id))
+        row.map(Partition::from)
+            .filter(|p| caller.can_see(p.tenant_id))
+            .ok_or_else(|| Error::not_found("partition", id))
     }
 
     /// A page of a project's partitions, optionally in one cluster.
     ///
     /// # Errors
     /// The project is not visible to the caller.
-    pub async fn list(&self, caller: &Caller, project: Uuid, cluster: &str, page: Page) -> Result<(Vec<Partition>, String)> {
-        let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1").bind(project).fetch_optional(self.outbox.pool()).await?;
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        project: Uuid,
+        cluster: &str,
+        page: Page,
+    ) -> Result<(Vec<Partition>, String)> {
+        let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1")
+            .bind(project)
+            .fetch_optional(self.outbox.pool())
+            .await?;
         if !tenant.is_some_and(|t| caller.can_see(t)) {
             return Err(Error::not_found("project", project));
         }
@@ -371,15 +433,26 @@ impl Partitions {
         caller.require(partition.tenant_id, Role::TenantAdmin, "partition", id)?;
         let mut tx = self.outbox.pool().begin().await?;
         crate::quota::lock_tenant(&mut tx, partition.tenant_id).await?;
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE partition_id = $1 AND state IN ('reserved', 'committed')")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM reservations WHERE partition_id = $1 AND state IN ('reserved', 'committed')",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
         if held > 0 {
-            return Err(Error::FailedPrecondition(format!("partition {} still holds {held} reservation(s); release them first", partition.namespace)));
+            return Err(Error::FailedPrecondition(format!(
+                "partition {} still holds {held} reservation(s); release them first",
+                partition.namespace
+            )));
         }
-        sqlx::query("DELETE FROM quotas WHERE level = 'partition' AND owner_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM partitions WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM quotas WHERE level = 'partition' AND owner_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM partitions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         announce(&mut tx, DELETED, &partition, &ResourceList::default()).await?;
         self.outbox.commit(tx).await
     }
@@ -403,7 +476,10 @@ mod tests {
                 max: map(&[("cpu", "2")]),
                 ..Default::default()
             },
-            pod: LimitItem { max: map(&[("memory", "8Gi")]), ..Default::default() },
+            pod: LimitItem {
+                max: map(&[("memory", "8Gi")]),
+                ..Default::default()
+            },
         };
         let lr = LimitRange::parse(raw).unwrap();
         assert_eq!(lr.container.min["cpu"], "100m");
@@ -413,21 +489,61 @@ mod tests {
     #[test]
     fn bounds_out_of_order_name_the_lower_field() {
         let raw = LimitRange {
-            container: LimitItem { default_request: map(&[("cpu", "2")]), default: map(&[("cpu", "1")]), ..Default::default() },
+            container: LimitItem {
+                default_request: map(&[("cpu", "2")]),
+                default: map(&[("cpu", "1")]),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        assert_eq!(LimitRange::parse(raw).unwrap_err().field(), Some("limit_range.container.defaultRequest.cpu"));
-        let raw = LimitRange { pod: LimitItem { default: map(&[("cpu", "1")]), ..Default::default() }, ..Default::default() };
-        assert_eq!(LimitRange::parse(raw).unwrap_err().field(), Some("limit_range.pod.default"));
-        let raw = LimitRange { container: LimitItem { max: map(&[("gpu", "1")]), ..Default::default() }, ..Default::default() };
-        assert_eq!(LimitRange::parse(raw).unwrap_err().field(), Some("limit_range.container.max.gpu"));
+        assert_eq!(
+            LimitRange::parse(raw).unwrap_err().field(),
+            Some("limit_range.container.defaultRequest.cpu")
+        );
+        let raw = LimitRange {
+            pod: LimitItem {
+                default: map(&[("cpu", "1")]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            LimitRange::parse(raw).unwrap_err().field(),
+            Some("limit_range.pod.default")
+        );
+        let raw = LimitRange {
+            container: LimitItem {
+                max: map(&[("gpu", "1")]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            LimitRange::parse(raw).unwrap_err().field(),
+            Some("limit_range.container.max.gpu")
+        );
     }
 
     #[test]
     fn a_new_partition_checks_its_fields() {
         assert!(NewPartition::parse("dc1-prod", "dc1", "", BTreeMap::new(), "").is_ok());
-        assert_eq!(NewPartition::parse("DC1", "dc1", "", BTreeMap::new(), "").unwrap_err().field(), Some("cluster"));
-        assert_eq!(NewPartition::parse("c", "dc1", "", BTreeMap::new(), "open").unwrap_err().field(), Some("network_policy"));
-        assert_eq!(NewPartition::parse("c", "dc1", "A_B", BTreeMap::new(), "").unwrap_err().field(), Some("namespace"));
+        assert_eq!(
+            NewPartition::parse("DC1", "dc1", "", BTreeMap::new(), "")
+                .unwrap_err()
+                .field(),
+            Some("cluster")
+        );
+        assert_eq!(
+            NewPartition::parse("c", "dc1", "", BTreeMap::new(), "open")
+                .unwrap_err()
+                .field(),
+            Some("network_policy")
+        );
+        assert_eq!(
+            NewPartition::parse("c", "dc1", "A_B", BTreeMap::new(), "")
+                .unwrap_err()
+                .field(),
+            Some("namespace")
+        );
     }
 }

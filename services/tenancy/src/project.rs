@@ -51,13 +51,19 @@ impl NewProject {
         let name = DnsLabel::parse("name", name.trim())?;
         let display_name = match display_name.trim() {
             "" => name.to_string(),
-            d if d.chars().count() > 128 => return Err(Error::invalid("display_name", "must be at most 128 characters")),
+            d if d.chars().count() > 128 => {
+                return Err(Error::invalid("display_name", "must be at most 128 characters"));
+            }
             d => d.to_string(),
         };
         if description.chars().count() > 2048 {
             return Err(Error::invalid("description", "must be at most 2048 characters"));
         }
-        Ok(Self { name, display_name, description: description.trim().to_string() })
+        Ok(Self {
+            name,
+            display_name,
+            description: description.trim().to_string(),
+        })
     }
 }
 
@@ -83,7 +89,11 @@ pub(crate) async fn insert(tx: &mut PgConnection, tenant: Uuid, new: &NewProject
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(project) = &project {
-        let event = pb::ResourceChanged { id: project.id.to_string(), tenant_id: tenant.to_string(), name: project.name.clone() };
+        let event = pb::ResourceChanged {
+            id: project.id.to_string(),
+            tenant_id: tenant.to_string(),
+            name: project.name.clone(),
+        };
         outbox::record(tx, CREATED, Some(tenant), &event).await?;
     }
     Ok(project)
@@ -108,11 +118,16 @@ impl Projects {
     pub async fn create(&self, caller: &Caller, tenant: Uuid, new: NewProject) -> Result<Project> {
         caller.require(tenant, Role::TenantAdmin, "tenant", tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)").bind(tenant).fetch_one(&mut *tx).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
         if !exists {
             return Err(Error::not_found("tenant", tenant));
         }
-        let project = insert(&mut tx, tenant, &new).await?.ok_or_else(|| Error::Conflict(format!("the tenant already has a project named {}", new.name)))?;
+        let project = insert(&mut tx, tenant, &new)
+            .await?
+            .ok_or_else(|| Error::Conflict(format!("the tenant already has a project named {}", new.name)))?;
         self.outbox.commit(tx).await?;
         Ok(project)
     }
@@ -126,14 +141,22 @@ impl Projects {
             .bind(id)
             .fetch_optional(self.outbox.pool())
             .await?;
-        project.filter(|p| caller.can_see(p.tenant_id)).ok_or_else(|| Error::not_found("project", id))
+        project
+            .filter(|p| caller.can_see(p.tenant_id))
+            .ok_or_else(|| Error::not_found("project", id))
     }
 
     /// A page of a tenant's projects.
     ///
     /// # Errors
     /// The tenant is not visible to the caller.
-    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page, name_prefix: &str) -> Result<(Vec<Project>, String)> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        page: Page,
+        name_prefix: &str,
+    ) -> Result<(Vec<Project>, String)> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
@@ -160,13 +183,29 @@ impl Projects {
         caller.require(project.tenant_id, Role::TenantAdmin, "project", id)?;
         let mut tx = self.outbox.pool().begin().await?;
         crate::quota::lock_tenant(&mut tx, project.tenant_id).await?;
-        let partitions: i64 = sqlx::query_scalar("SELECT count(*) FROM partitions WHERE project_id = $1").bind(id).fetch_one(&mut *tx).await?;
+        let partitions: i64 = sqlx::query_scalar("SELECT count(*) FROM partitions WHERE project_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         if partitions > 0 {
-            return Err(Error::FailedPrecondition(format!("project {} still has {partitions} partition(s); delete them first", project.name)));
+            return Err(Error::FailedPrecondition(format!(
+                "project {} still has {partitions} partition(s); delete them first",
+                project.name
+            )));
         }
-        sqlx::query("DELETE FROM quotas WHERE level = 'project' AND owner_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        let event = pb::ResourceChanged { id: id.to_string(), tenant_id: project.tenant_id.to_string(), name: project.name };
+        sqlx::query("DELETE FROM quotas WHERE level = 'project' AND owner_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM projects WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let event = pb::ResourceChanged {
+            id: id.to_string(),
+            tenant_id: project.tenant_id.to_string(),
+            name: project.name,
+        };
         outbox::record(&mut tx, DELETED, Some(project.tenant_id), &event).await?;
         self.outbox.commit(tx).await
     }

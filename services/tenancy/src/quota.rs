@@ -36,7 +36,10 @@ pub async fn lock_tenant(tx: &mut PgConnection, tenant: Uuid) -> Result<()> {
     // The random half of the UUIDv7 keys the lock; a collision only makes two
     // tenants wait for each other.
     let key = i64::from_be_bytes(tenant.as_bytes()[8..16].try_into().expect("16-byte uuid"));
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -147,7 +150,10 @@ async fn limits(tx: &mut PgConnection, scope: &Scope) -> Result<BTreeMap<Resourc
     .bind(&scope.key)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows.into_iter().filter_map(|r| Some((Resource::parse(&r.resource)?, (r.hard, r.used)))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((Resource::parse(&r.resource)?, (r.hard, r.used))))
+        .collect())
 }
 
 /// Sum of the limits set by a level's other members (`projects` of a tenant,
@@ -160,7 +166,10 @@ async fn siblings_sum(tx: &mut PgConnection, level: Level, members: &[Uuid]) -> 
     .bind(members)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows.into_iter().filter_map(|(r, s)| Some((Resource::parse(&r)?, s.unwrap_or(0)))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(r, s)| Some((Resource::parse(&r)?, s.unwrap_or(0))))
+        .collect())
 }
 
 /// Replaces a scope's limits with `hard`, keeping what is used. Refuses to
@@ -170,7 +179,11 @@ async fn replace(tx: &mut PgConnection, tenant: Uuid, scope: &Scope, name: &str,
     for (resource, q) in &hard.0 {
         let used = current.get(resource).map(|(_, u)| *u).unwrap_or(0);
         if q.milli() < used {
-            return Err(Error::FailedPrecondition(format!("{name}: cannot set {} to {q}: {} is in use", resource.as_str(), resource.amount(used))));
+            return Err(Error::FailedPrecondition(format!(
+                "{name}: cannot set {} to {q}: {} is in use",
+                resource.as_str(),
+                resource.amount(used)
+            )));
         }
     }
     sqlx::query("UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND key = $3")
@@ -216,13 +229,27 @@ async fn replace(tx: &mut PgConnection, tenant: Uuid, scope: &Scope, name: &str,
 ///
 /// # Errors
 /// The database fails or a limit overflows.
-pub(crate) async fn raise(tx: &mut PgConnection, tenant: Uuid, level: Level, owner: Uuid, amounts: &ResourceList, limit_unlimited: bool) -> Result<()> {
-    let scope = Scope { level, owner, key: String::new() };
+pub(crate) async fn raise(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    level: Level,
+    owner: Uuid,
+    amounts: &ResourceList,
+    limit_unlimited: bool,
+) -> Result<()> {
+    let scope = Scope {
+        level,
+        owner,
+        key: String::new(),
+    };
     let current = limits(tx, &scope).await?;
     let mut raised = Vec::new();
     for (resource, q) in &amounts.0 {
         let new = match current.get(resource) {
-            Some((Some(hard), _)) => Some(hard.checked_add(q.milli()).ok_or_else(|| Error::invalid("count", "makes the quota too large"))?),
+            Some((Some(hard), _)) => Some(
+                hard.checked_add(q.milli())
+                    .ok_or_else(|| Error::invalid("count", "makes the quota too large"))?,
+            ),
             _ if limit_unlimited => Some(q.milli()),
             _ => None,
         };
@@ -243,7 +270,13 @@ pub(crate) async fn raise(tx: &mut PgConnection, tenant: Uuid, level: Level, own
     .bind(&values)
     .execute(&mut *tx)
     .await?;
-    let hard = ResourceList(limits(tx, &scope).await?.into_iter().filter_map(|(r, (h, _))| Some((r, r.amount(h?)))).collect());
+    let hard = ResourceList(
+        limits(tx, &scope)
+            .await?
+            .into_iter()
+            .filter_map(|(r, (h, _))| Some((r, r.amount(h?))))
+            .collect(),
+    );
     let event = pb::QuotaChanged {
         tenant_id: tenant.to_string(),
         level: level.as_str().into(),
@@ -256,7 +289,12 @@ pub(crate) async fn raise(tx: &mut PgConnection, tenant: Uuid, level: Level, own
 }
 
 /// Refuses when `children` (with the new limits) would exceed `parent`.
-fn carve(parent_name: &str, parent: &BTreeMap<Resource, (Option<i64>, i64)>, children: &BTreeMap<Resource, i64>, what: &str) -> Result<()> {
+fn carve(
+    parent_name: &str,
+    parent: &BTreeMap<Resource, (Option<i64>, i64)>,
+    children: &BTreeMap<Resource, i64>,
+    what: &str,
+) -> Result<()> {
     for (resource, sum) in children {
         if let Some((Some(hard), _)) = parent.get(resource)
             && sum > hard
@@ -307,25 +345,54 @@ impl Quotas {
             .ok_or_else(|| Error::not_found("tenant", tenant))?;
         lock_tenant(&mut tx, tenant).await?;
         let label = format!("tenant {name}");
-        let total: BTreeMap<Resource, (Option<i64>, i64)> = quota.hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
-        let projects: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1").bind(tenant).fetch_all(&mut *tx).await?;
-        carve(&label, &total, &siblings_sum(&mut tx, Level::Project, &projects).await?, "its projects")?;
+        let total: BTreeMap<Resource, (Option<i64>, i64)> =
+            quota.hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
+        let projects: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_all(&mut *tx)
+            .await?;
+        carve(
+            &label,
+            &total,
+            &siblings_sum(&mut tx, Level::Project, &projects).await?,
+            "its projects",
+        )?;
         for (what, list) in std::iter::once(("the DR reserve".to_string(), &quota.dr_reserve))
-            .chain(quota.clusters.iter().map(|(c, l)| (format!("the split for cluster {c}"), l)))
-            .chain(quota.data_centres.iter().map(|(d, l)| (format!("the split for data centre {d}"), l)))
+            .chain(
+                quota
+                    .clusters
+                    .iter()
+                    .map(|(c, l)| (format!("the split for cluster {c}"), l)),
+            )
+            .chain(
+                quota
+                    .data_centres
+                    .iter()
+                    .map(|(d, l)| (format!("the split for data centre {d}"), l)),
+            )
         {
             carve(&label, &total, &add(BTreeMap::new(), list), &what)?;
         }
         for resource in quota.dr_reserve.0.keys() {
             if !quota.hard.0.contains_key(resource) {
-                return Err(Error::invalid(format!("dr_reserve.{}", resource.as_str()), "a reserve needs a total for the same resource"));
+                return Err(Error::invalid(
+                    format!("dr_reserve.{}", resource.as_str()),
+                    "a reserve needs a total for the same resource",
+                ));
             }
         }
-        let scope = |level, key: &str| Scope { level, owner: tenant, key: key.to_string() };
+        let scope = |level, key: &str| Scope {
+            level,
+            owner: tenant,
+            key: key.to_string(),
+        };
         replace(&mut tx, tenant, &scope(Level::Tenant, ""), &label, &quota.hard).await?;
         replace(&mut tx, tenant, &scope(Level::DrReserve, ""), &label, &quota.dr_reserve).await?;
         // Splits no longer named are removed (their usage stays counted at the tenant).
-        for (level, splits) in [(Level::Cluster, &quota.clusters), (Level::DataCentre, &quota.data_centres)] {
+        for (level, splits) in [
+            (Level::Cluster, &quota.clusters),
+            (Level::DataCentre, &quota.data_centres),
+        ] {
             let keys: Vec<String> = splits.keys().cloned().collect();
             sqlx::query("UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND NOT (key = ANY($3))")
                 .bind(level.as_str())
@@ -347,24 +414,61 @@ impl Quotas {
     /// or the limit is below its partitions' limits or what is in use.
     pub async fn set_project(&self, caller: &Caller, project: Uuid, hard: &ResourceList) -> Result<()> {
         let mut tx = self.outbox.pool().begin().await?;
-        let (tenant, name, tenant_name) =
-            sqlx::query_as::<_, (Uuid, String, String)>("SELECT p.tenant_id, p.name, t.name FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1")
-                .bind(project)
-                .fetch_optional(&mut *tx)
-                .await?
-                .filter(|(t, ..)| caller.can_see(*t))
-                .ok_or_else(|| Error::not_found("project", project))?;
+        let (tenant, name, tenant_name) = sqlx::query_as::<_, (Uuid, String, String)>(
+            "SELECT p.tenant_id, p.name, t.name FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
+        )
+        .bind(project)
+        .fetch_optional(&mut *tx)
+        .await?
+        .filter(|(t, ..)| caller.can_see(*t))
+        .ok_or_else(|| Error::not_found("project", project))?;
         caller.require(tenant, Role::TenantAdmin, "project", project)?;
         lock_tenant(&mut tx, tenant).await?;
-        let others: Vec<Uuid> =
-            sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND id <> $2").bind(tenant).bind(project).fetch_all(&mut *tx).await?;
-        let tenant_limits = limits(&mut tx, &Scope { level: Level::Tenant, owner: tenant, key: String::new() }).await?;
+        let others: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND id <> $2")
+            .bind(tenant)
+            .bind(project)
+            .fetch_all(&mut *tx)
+            .await?;
+        let tenant_limits = limits(
+            &mut tx,
+            &Scope {
+                level: Level::Tenant,
+                owner: tenant,
+                key: String::new(),
+            },
+        )
+        .await?;
         let projects = add(siblings_sum(&mut tx, Level::Project, &others).await?, hard);
-        carve(&format!("tenant {tenant_name}"), &tenant_limits, &projects, "its projects")?;
-        let partitions: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partitions WHERE project_id = $1").bind(project).fetch_all(&mut *tx).await?;
-        let new: BTreeMap<Resource, (Option<i64>, i64)> = hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
-        carve(&format!("project {name}"), &new, &siblings_sum(&mut tx, Level::Partition, &partitions).await?, "its partitions")?;
-        replace(&mut tx, tenant, &Scope { level: Level::Project, owner: project, key: String::new() }, &format!("project {name}"), hard).await?;
+        carve(
+            &format!("tenant {tenant_name}"),
+            &tenant_limits,
+            &projects,
+            "its projects",
+        )?;
+        let partitions: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partitions WHERE project_id = $1")
+            .bind(project)
+            .fetch_all(&mut *tx)
+            .await?;
+        let new: BTreeMap<Resource, (Option<i64>, i64)> =
+            hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
+        carve(
+            &format!("project {name}"),
+            &new,
+            &siblings_sum(&mut tx, Level::Partition, &partitions).await?,
+            "its partitions",
+        )?;
+        replace(
+            &mut tx,
+            tenant,
+            &Scope {
+                level: Level::Project,
+                owner: project,
+                key: String::new(),
+            },
+            &format!("project {name}"),
+            hard,
+        )
+        .await?;
         self.outbox.commit(tx).await
     }
 
@@ -374,27 +478,63 @@ impl Quotas {
     /// # Errors
     /// Not allowed, no such partition, the partitions would exceed the
     /// project, or the limit is below what is in use.
-    pub async fn set_partition(&self, caller: &Caller, partition: &Partition, hard: &ResourceList, limit_range: LimitRange) -> Result<()> {
+    pub async fn set_partition(
+        &self,
+        caller: &Caller,
+        partition: &Partition,
+        hard: &ResourceList,
+        limit_range: LimitRange,
+    ) -> Result<()> {
         caller.require(partition.tenant_id, Role::TenantAdmin, "partition", partition.id)?;
         let mut tx = self.outbox.pool().begin().await?;
         lock_tenant(&mut tx, partition.tenant_id).await?;
-        let project_name: String = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1").bind(partition.project_id).fetch_one(&mut *tx).await?;
+        let project_name: String = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
+            .bind(partition.project_id)
+            .fetch_one(&mut *tx)
+            .await?;
         let others: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partitions WHERE project_id = $1 AND id <> $2")
             .bind(partition.project_id)
             .bind(partition.id)
             .fetch_all(&mut *tx)
             .await?;
-        let project_limits = limits(&mut tx, &Scope { level: Level::Project, owner: partition.project_id, key: String::new() }).await?;
+        let project_limits = limits(
+            &mut tx,
+            &Scope {
+                level: Level::Project,
+                owner: partition.project_id,
+                key: String::new(),
+            },
+        )
+        .await?;
         let sums = add(siblings_sum(&mut tx, Level::Partition, &others).await?, hard);
-        carve(&format!("project {project_name}"), &project_limits, &sums, "its partitions")?;
+        carve(
+            &format!("project {project_name}"),
+            &project_limits,
+            &sums,
+            "its partitions",
+        )?;
         let label = format!("partition {} in {}", partition.namespace, partition.cluster);
-        replace(&mut tx, partition.tenant_id, &Scope { level: Level::Partition, owner: partition.id, key: String::new() }, &label, hard).await?;
+        replace(
+            &mut tx,
+            partition.tenant_id,
+            &Scope {
+                level: Level::Partition,
+                owner: partition.id,
+                key: String::new(),
+            },
+            &label,
+            hard,
+        )
+        .await?;
         sqlx::query("UPDATE partitions SET limit_range = $2 WHERE id = $1")
             .bind(partition.id)
             .bind(sqlx::types::Json(&limit_range))
             .execute(&mut *tx)
             .await?;
-        let updated = Partition { limit_range, ..partition.clone() };
+        let updated = Partition {
+            limit_range,
+            ..partition.clone()
+        };
         partition::announce(&mut tx, partition::UPDATED, &updated, hard).await?;
         self.outbox.commit(tx).await
     }
@@ -415,12 +555,25 @@ impl Quotas {
         .await?;
         let mut usage: Vec<Usage> = Vec::new();
         for r in rows {
-            let scope = Scope { level: level_of(&r.level), owner: r.owner_id, key: r.key };
-            let Some(resource) = Resource::parse(&r.resource) else { continue };
-            let line = Line { resource, hard: r.hard.map(|h| resource.amount(h)), used: resource.amount(r.used) };
+            let scope = Scope {
+                level: level_of(&r.level),
+                owner: r.owner_id,
+                key: r.key,
+            };
+            let Some(resource) = Resource::parse(&r.resource) else {
+                continue;
+            };
+            let line = Line {
+                resource,
+                hard: r.hard.map(|h| resource.amount(h)),
+                used: resource.amount(r.used),
+            };
             match usage.last_mut() {
                 Some(u) if u.scope == scope => u.lines.push(line),
-                _ => usage.push(Usage { scope, lines: vec![line] }),
+                _ => usage.push(Usage {
+                    scope,
+                    lines: vec![line],
+                }),
             }
         }
         Ok(usage)

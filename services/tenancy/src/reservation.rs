@@ -109,7 +109,13 @@ impl Request {
     ///
     /// # Errors
     /// No amounts, a bad key or TTL.
-    pub fn parse(partition: Uuid, amounts: ResourceList, idempotency_key: &str, ttl_seconds: u64, failover: bool) -> Result<Self> {
+    pub fn parse(
+        partition: Uuid,
+        amounts: ResourceList,
+        idempotency_key: &str,
+        ttl_seconds: u64,
+        failover: bool,
+    ) -> Result<Self> {
         if amounts.is_empty() {
             return Err(Error::invalid("amounts", "must name at least one resource"));
         }
@@ -117,11 +123,24 @@ impl Request {
         if key.is_empty() || key.len() > 200 {
             return Err(Error::invalid("idempotency_key", "must be 1-200 characters"));
         }
-        let ttl = if ttl_seconds == 0 { DEFAULT_TTL } else { Duration::from_secs(ttl_seconds) };
+        let ttl = if ttl_seconds == 0 {
+            DEFAULT_TTL
+        } else {
+            Duration::from_secs(ttl_seconds)
+        };
         if ttl > MAX_TTL {
-            return Err(Error::invalid("ttl_seconds", format!("must be at most {}", MAX_TTL.as_secs())));
+            return Err(Error::invalid(
+                "ttl_seconds",
+                format!("must be at most {}", MAX_TTL.as_secs()),
+            ));
         }
-        Ok(Self { partition, amounts, idempotency_key: key.to_string(), ttl, purpose: if failover { Purpose::Failover } else { Purpose::Normal } })
+        Ok(Self {
+            partition,
+            amounts,
+            idempotency_key: key.to_string(),
+            ttl,
+            purpose: if failover { Purpose::Failover } else { Purpose::Normal },
+        })
     }
 }
 
@@ -237,16 +256,31 @@ fn first_shortfall(
     limits: &BTreeMap<(Level, Resource), (Option<i64>, i64)>,
     names: &BTreeMap<Level, String>,
 ) -> Option<String> {
-    for level in [Level::Partition, Level::Project, Level::Cluster, Level::DataCentre, Level::Tenant] {
+    for level in [
+        Level::Partition,
+        Level::Project,
+        Level::Cluster,
+        Level::DataCentre,
+        Level::Tenant,
+    ] {
         for (resource, q) in &ask.0 {
-            let Some((Some(hard), used)) = limits.get(&(level, *resource)) else { continue };
+            let Some((Some(hard), used)) = limits.get(&(level, *resource)) else {
+                continue;
+            };
             let reserve = match (level, purpose) {
-                (Level::Tenant, Purpose::Normal) => limits.get(&(Level::DrReserve, *resource)).and_then(|(h, _)| *h).unwrap_or(0),
+                (Level::Tenant, Purpose::Normal) => limits
+                    .get(&(Level::DrReserve, *resource))
+                    .and_then(|(h, _)| *h)
+                    .unwrap_or(0),
                 _ => 0,
             };
             let left = (hard - reserve - used).max(0);
             if q.milli() > left {
-                let kept = if reserve > 0 { format!(" ({} kept for failover)", resource.amount(reserve)) } else { String::new() };
+                let kept = if reserve > 0 {
+                    format!(" ({} kept for failover)", resource.amount(reserve))
+                } else {
+                    String::new()
+                };
                 return Some(format!(
                     "{} quota exceeded for {}: asked {}, {} left of {}{kept}",
                     names[&level],
@@ -346,7 +380,9 @@ impl AdmissionLine {
                 // One request's failure must not fail the others: each alone.
                 Err(_) if asks.len() > 1 => {
                     for (ask, answer) in asks.iter().zip(answers) {
-                        let alone = decide_all(&pool, tenant, std::slice::from_ref(ask)).await.map(|mut rows| rows.pop().flatten());
+                        let alone = decide_all(&pool, tenant, std::slice::from_ref(ask))
+                            .await
+                            .map(|mut rows| rows.pop().flatten());
                         let _ = answer.send(alone);
                     }
                 }
@@ -412,19 +448,42 @@ async fn decide(tx: &mut PgConnection, ask: &Ask) -> Result<Option<Row>> {
         .bind(request.partition)
     };
     let names = BTreeMap::from([
-        (Level::Partition, format!("partition {} in {}", place.namespace, place.cluster)),
+        (
+            Level::Partition,
+            format!("partition {} in {}", place.namespace, place.cluster),
+        ),
         (Level::Project, format!("project {}", place.project_name)),
-        (Level::Cluster, format!("tenant {} in cluster {}", place.tenant_name, place.cluster)),
-        (Level::DataCentre, format!("tenant {} in data centre {}", place.tenant_name, place.data_centre)),
+        (
+            Level::Cluster,
+            format!("tenant {} in cluster {}", place.tenant_name, place.cluster),
+        ),
+        (
+            Level::DataCentre,
+            format!("tenant {} in data centre {}", place.tenant_name, place.data_centre),
+        ),
         (Level::Tenant, format!("tenant {}", place.tenant_name)),
     ]);
-    let mut refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
+    let mut refusal = first_shortfall(
+        &request.amounts,
+        request.purpose,
+        &to_limits(limits_query().fetch_all(&mut *tx).await?),
+        &names,
+    );
     // Overdue reservations may hold the room asked for: give it back and
     // look again. (The sweeper does this too; here it is never late.)
     if refusal.is_some() && expire(tx, place.tenant_id).await? > 0 {
-        refusal = first_shortfall(&request.amounts, request.purpose, &to_limits(limits_query().fetch_all(&mut *tx).await?), &names);
+        refusal = first_shortfall(
+            &request.amounts,
+            request.purpose,
+            &to_limits(limits_query().fetch_all(&mut *tx).await?),
+            &names,
+        );
     }
-    let state = if refusal.is_some() { State::Refused } else { State::Reserved };
+    let state = if refusal.is_some() {
+        State::Refused
+    } else {
+        State::Reserved
+    };
     let expires_at = chrono::Utc::now() + chrono::Duration::from_std(request.ttl).expect("ttl fits");
     // Insert and charge in one statement; a taken key inserts nothing and
     // the earlier answer is returned instead.
@@ -468,7 +527,10 @@ pub struct Reservations {
 impl Reservations {
     /// Reservations stored in `pool`'s schema.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, line: AdmissionLine::default() }
+        Self {
+            pool,
+            line: AdmissionLine::default(),
+        }
     }
 
     /// Holds `request.amounts` in its partition, or refuses.
@@ -491,28 +553,50 @@ impl Reservations {
         .bind(request.partition)
         .fetch_optional(&self.pool)
         .await?;
-        let place = place.filter(|p| caller.can_see(p.tenant_id)).ok_or_else(|| Error::not_found("partition", request.partition))?;
+        let place = place
+            .filter(|p| caller.can_see(p.tenant_id))
+            .ok_or_else(|| Error::not_found("partition", request.partition))?;
         caller.require(place.tenant_id, Role::Operator, "partition", request.partition)?;
         let tenant = place.tenant_id;
         let (answer, decided) = tokio::sync::oneshot::channel();
-        self.line.join(&self.pool, Ask { place, request: request.clone() }, answer);
-        let row = decided.await.map_err(|_| Error::Unavailable("the admission line stopped".into()))??;
+        self.line.join(
+            &self.pool,
+            Ask {
+                place,
+                request: request.clone(),
+            },
+            answer,
+        );
+        let row = decided
+            .await
+            .map_err(|_| Error::Unavailable("the admission line stopped".into()))??;
         let reservation = match row {
             Some(row) => Reservation::from(row),
             None => {
-                let earlier: Row = sqlx::query_as(concat!("SELECT ", columns!(), " FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"))
-                    .bind(tenant)
-                    .bind(&request.idempotency_key)
-                    .fetch_one(&self.pool)
-                    .await?;
+                let earlier: Row = sqlx::query_as(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"
+                ))
+                .bind(tenant)
+                .bind(&request.idempotency_key)
+                .fetch_one(&self.pool)
+                .await?;
                 let earlier = Reservation::from(earlier);
                 if earlier.partition_id != request.partition || earlier.amounts != request.amounts {
-                    return Err(Error::Conflict(format!("idempotency key {} was used for a different reservation", request.idempotency_key)));
+                    return Err(Error::Conflict(format!(
+                        "idempotency key {} was used for a different reservation",
+                        request.idempotency_key
+                    )));
                 }
                 earlier
             }
         };
-        if reservation.state == State::Refused { Err(refused(&reservation)) } else { Ok(reservation) }
+        if reservation.state == State::Refused {
+            Err(refused(&reservation))
+        } else {
+            Ok(reservation)
+        }
     }
 
     /// A reservation the caller can see.
@@ -524,7 +608,9 @@ impl Reservations {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(Reservation::from).filter(|r| caller.can_see(r.tenant_id)).ok_or_else(|| Error::not_found("reservation", id))
+        row.map(Reservation::from)
+            .filter(|r| caller.can_see(r.tenant_id))
+            .ok_or_else(|| Error::not_found("reservation", id))
     }
 
     /// Holds a reservation for good. Committing twice is harmless. Needs no
@@ -551,7 +637,10 @@ impl Reservations {
         match current.state {
             State::Committed => Ok(current),
             State::Reserved | State::Expired => Err(Error::FailedPrecondition(format!("reservation {id} expired"))),
-            other => Err(Error::FailedPrecondition(format!("reservation {id} is {}, it cannot be committed", other.as_str()))),
+            other => Err(Error::FailedPrecondition(format!(
+                "reservation {id} is {}, it cannot be committed",
+                other.as_str()
+            ))),
         }
     }
 
@@ -583,7 +672,9 @@ impl Reservations {
         }
         let current = self.get(caller, id).await?;
         match current.state {
-            State::Refused => Err(Error::FailedPrecondition(format!("reservation {id} was refused; nothing is held"))),
+            State::Refused => Err(Error::FailedPrecondition(format!(
+                "reservation {id} was refused; nothing is held"
+            ))),
             _ => Ok(current),
         }
     }
@@ -593,9 +684,11 @@ impl Reservations {
     /// # Errors
     /// The database fails.
     pub async fn expire_due(&self) -> Result<u64> {
-        let tenants: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM reservations WHERE state = 'reserved' AND expires_at < now()")
-            .fetch_all(&self.pool)
-            .await?;
+        let tenants: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT tenant_id FROM reservations WHERE state = 'reserved' AND expires_at < now()",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut expired = 0;
         for tenant in tenants {
             let mut tx = self.pool.begin().await?;

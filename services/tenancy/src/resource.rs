@@ -55,7 +55,10 @@ const ALL: [(Resource, &str); 13] = [
 impl Resource {
     /// The API and stored name.
     pub fn as_str(&self) -> &'static str {
-        ALL.iter().find(|(r, _)| r == self).map(|(_, n)| *n).expect("every resource is listed")
+        ALL.iter()
+            .find(|(r, _)| r == self)
+            .map(|(_, n)| *n)
+            .expect("every resource is listed")
     }
 
     /// Parses a resource name.
@@ -65,14 +68,19 @@ impl Resource {
 
     /// Counted resources are whole numbers (pods, services ...).
     pub fn is_count(&self) -> bool {
-        !matches!(self, Self::RequestsCpu | Self::RequestsMemory | Self::LimitsCpu | Self::LimitsMemory | Self::RequestsStorage)
+        !matches!(
+            self,
+            Self::RequestsCpu | Self::RequestsMemory | Self::LimitsCpu | Self::LimitsMemory | Self::RequestsStorage
+        )
     }
 
     /// An amount of this resource from milli-units, printing as people write
     /// it: bytes in binary units (`4Gi`), the rest in decimal.
     pub fn amount(&self, milli: i64) -> Quantity {
         match self {
-            Self::RequestsMemory | Self::LimitsMemory | Self::RequestsStorage => Quantity::from_milli_as(milli, Format::BinarySi),
+            Self::RequestsMemory | Self::LimitsMemory | Self::RequestsStorage => {
+                Quantity::from_milli_as(milli, Format::BinarySi)
+            }
             _ => Quantity::from_milli(milli),
         }
     }
@@ -100,7 +108,13 @@ impl ResourceList {
         for (name, amount) in raw {
             let at = format!("{field}.{name}");
             let resource = Resource::parse(name).ok_or_else(|| {
-                Error::invalid(&at, format!("is not a resource; use one of {}", ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")))
+                Error::invalid(
+                    &at,
+                    format!(
+                        "is not a resource; use one of {}",
+                        ALL.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+                    ),
+                )
             })?;
             let q = Quantity::parse(&at, amount)?;
             if q.is_negative() {
@@ -116,20 +130,31 @@ impl ResourceList {
 
     /// From stored `(resource, milli)` pairs, skipping names no longer known.
     pub fn from_milli(pairs: impl IntoIterator<Item = (String, i64)>) -> Self {
-        Self(pairs.into_iter().filter_map(|(r, m)| {
-            let resource = Resource::parse(&r)?;
-            Some((resource, resource.amount(m)))
-        }).collect())
+        Self(
+            pairs
+                .into_iter()
+                .filter_map(|(r, m)| {
+                    let resource = Resource::parse(&r)?;
+                    Some((resource, resource.amount(m)))
+                })
+                .collect(),
+        )
     }
 
     /// `{name: canonical quantity}` for the API.
     pub fn to_strings(&self) -> BTreeMap<String, String> {
-        self.0.iter().map(|(r, q)| (r.as_str().to_string(), q.to_string())).collect()
+        self.0
+            .iter()
+            .map(|(r, q)| (r.as_str().to_string(), q.to_string()))
+            .collect()
     }
 
     /// `{name: milli}` for storage.
     pub fn to_milli(&self) -> BTreeMap<String, i64> {
-        self.0.iter().map(|(r, q)| (r.as_str().to_string(), q.milli())).collect()
+        self.0
+            .iter()
+            .map(|(r, q)| (r.as_str().to_string(), q.milli()))
+            .collect()
     }
 
     /// Whether nothing is listed.
@@ -156,15 +181,24 @@ mod tests {
         let list = parse(&[("requests.cpu", "1.5"), ("requests.memory", "2048Mi"), ("pods", "10")]).unwrap();
         assert_eq!(
             list.to_strings(),
-            [("pods", "10"), ("requests.cpu", "1500m"), ("requests.memory", "2Gi")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            [("pods", "10"), ("requests.cpu", "1500m"), ("requests.memory", "2Gi")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         );
     }
 
     #[test]
     fn bad_entries_name_the_resource_field() {
         assert_eq!(parse(&[("cpu", "1")]).unwrap_err().field(), Some("quota.cpu"));
-        assert_eq!(parse(&[("requests.cpu", "lots")]).unwrap_err().field(), Some("quota.requests.cpu"));
-        assert_eq!(parse(&[("requests.cpu", "-1")]).unwrap_err().field(), Some("quota.requests.cpu"));
+        assert_eq!(
+            parse(&[("requests.cpu", "lots")]).unwrap_err().field(),
+            Some("quota.requests.cpu")
+        );
+        assert_eq!(
+            parse(&[("requests.cpu", "-1")]).unwrap_err().field(),
+            Some("quota.requests.cpu")
+        );
         assert_eq!(parse(&[("pods", "1.5")]).unwrap_err().field(), Some("quota.pods"));
     }
 

@@ -52,7 +52,13 @@ struct SpecRow {
 
 impl From<SpecRow> for Spec {
     fn from(r: SpecRow) -> Self {
-        Self { id: r.id, name: r.name, display_name: r.display_name, amounts: ResourceList::from_milli(r.amounts.0), active: r.active }
+        Self {
+            id: r.id,
+            name: r.name,
+            display_name: r.display_name,
+            amounts: ResourceList::from_milli(r.amounts.0),
+            active: r.active,
+        }
     }
 }
 
@@ -118,7 +124,11 @@ impl Step {
             (Self::Approve, State::Submitted) => Ok((State::Approved, Who::PlatformAdmin)),
             (Self::Reject, State::Submitted) => Ok((State::Rejected, Who::PlatformAdmin)),
             (Self::Provision, State::Approved) => Ok((State::Provisioned, Who::PlatformAdmin)),
-            (step, from) => Err(Error::FailedPrecondition(format!("a {} request cannot be {}", from.as_str(), step.done()))),
+            (step, from) => Err(Error::FailedPrecondition(format!(
+                "a {} request cannot be {}",
+                from.as_str(),
+                step.done()
+            ))),
         }
     }
 
@@ -197,7 +207,10 @@ impl Form {
     /// A field is missing or malformed.
     pub fn parse(raw: &pb::ResourceRequestForm) -> Result<Self> {
         let email = text("email", &raw.email, 254, true)?;
-        if !email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) {
+        if !email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        {
             return Err(Error::invalid("email", "must be an e-mail address"));
         }
         let phone = text("phone", &raw.phone, 32, false)?;
@@ -205,7 +218,10 @@ impl Form {
             return Err(Error::invalid("phone", "may hold digits, spaces and + - ( )"));
         }
         if !SERVER_TYPES.contains(&raw.server_type.as_str()) {
-            return Err(Error::invalid("server_type", format!("must be one of {}", SERVER_TYPES.join(", "))));
+            return Err(Error::invalid(
+                "server_type",
+                format!("must be one of {}", SERVER_TYPES.join(", ")),
+            ));
         }
         let storage = text("storage", &raw.storage, 32, false)?;
         if !storage.is_empty() {
@@ -214,7 +230,11 @@ impl Form {
         if !(1..=10_000).contains(&raw.count) {
             return Err(Error::invalid("count", "must be from 1 to 10000"));
         }
-        let base_services = raw.base_services.iter().map(|s| text("base_services", s, 64, true)).collect::<Result<Vec<_>>>()?;
+        let base_services = raw
+            .base_services
+            .iter()
+            .map(|s| text("base_services", s, 64, true))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             project_name: DnsLabel::parse("project_name", raw.project_name.trim())?.to_string(),
             applicant: text("applicant", &raw.applicant, 128, true)?,
@@ -330,7 +350,14 @@ macro_rules! columns {
     };
 }
 
-async fn record_step(tx: &mut PgConnection, request: &Request, from: Option<State>, to: State, actor: &str, reason: &str) -> Result<()> {
+async fn record_step(
+    tx: &mut PgConnection,
+    request: &Request,
+    from: Option<State>,
+    to: State,
+    actor: &str,
+    reason: &str,
+) -> Result<()> {
     sqlx::query("INSERT INTO resource_request_steps (request_id, from_state, to_state, actor, reason) VALUES ($1, $2, $3, $4, $5)")
         .bind(request.id)
         .bind(from.map(|s| s.as_str()))
@@ -367,7 +394,13 @@ impl ResourceRequests {
     ///
     /// # Errors
     /// Not allowed, a bad name or no amounts, or the name is taken.
-    pub async fn publish_spec(&self, caller: &Caller, name: &str, display_name: &str, amounts: ResourceList) -> Result<Spec> {
+    pub async fn publish_spec(
+        &self,
+        caller: &Caller,
+        name: &str,
+        display_name: &str,
+        amounts: ResourceList,
+    ) -> Result<Spec> {
         caller.require_platform_admin()?;
         let name = DnsLabel::parse("name", name.trim())?;
         if amounts.is_empty() {
@@ -387,7 +420,13 @@ impl ResourceRequests {
         if inserted == 0 {
             return Err(Error::Conflict(format!("a spec named {name} already exists")));
         }
-        Ok(Spec { id, name: name.to_string(), display_name: display, amounts, active: true })
+        Ok(Spec {
+            id,
+            name: name.to_string(),
+            display_name: display,
+            amounts,
+            active: true,
+        })
     }
 
     /// A page of the specs on offer (every caller may read them).
@@ -409,8 +448,12 @@ impl ResourceRequests {
 
     async fn spec(&self, tx: &mut PgConnection, id: Uuid) -> Result<Spec> {
         let row: Option<SpecRow> =
-            sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-        row.map(Spec::from).ok_or_else(|| Error::invalid("spec_id", "is not a published spec"))
+            sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        row.map(Spec::from)
+            .ok_or_else(|| Error::invalid("spec_id", "is not a published spec"))
     }
 
     /// Files a draft request for a tenant. Its administrators.
@@ -423,7 +466,10 @@ impl ResourceRequests {
         if !self.spec(&mut tx, form.spec_id).await?.active {
             return Err(Error::invalid("spec_id", "is withdrawn"));
         }
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)").bind(tenant).fetch_one(&mut *tx).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
         if !exists {
             return Err(Error::not_found("tenant", tenant));
         }
@@ -468,7 +514,9 @@ impl ResourceRequests {
             .bind(id)
             .fetch_optional(self.outbox.pool())
             .await?;
-        let row = row.filter(|r| caller.can_see(r.tenant_id)).ok_or_else(|| Error::not_found("resource request", id))?;
+        let row = row
+            .filter(|r| caller.can_see(r.tenant_id))
+            .ok_or_else(|| Error::not_found("resource request", id))?;
         let steps: Vec<StepRecord> =
             sqlx::query_as("SELECT from_state, to_state, actor, reason, at FROM resource_request_steps WHERE request_id = $1 ORDER BY seq")
                 .bind(id)
@@ -481,7 +529,13 @@ impl ResourceRequests {
     ///
     /// # Errors
     /// The database fails.
-    pub async fn list(&self, caller: &Caller, page: Page, tenant: Option<Uuid>, state: Option<State>) -> Result<(Vec<Request>, String)> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        page: Page,
+        tenant: Option<Uuid>,
+        state: Option<State>,
+    ) -> Result<(Vec<Request>, String)> {
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -504,14 +558,29 @@ impl ResourceRequests {
     /// # Errors
     /// Not visible or not allowed, a step not allowed from the current state,
     /// a rejection without reason, or provisioning over a quota rule.
-    pub async fn step(&self, caller: &Caller, id: Uuid, step: Step, reason: &str, clusters: &[String]) -> Result<Request> {
+    pub async fn step(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        step: Step,
+        reason: &str,
+        clusters: &[String],
+    ) -> Result<Request> {
         let seen = self.get(caller, id).await?;
         let reason = text("reason", reason, 2048, step == Step::Reject)?;
-        let clusters = clusters.iter().map(|c| DnsLabel::parse("clusters", c)).collect::<Result<Vec<_>>>()?;
+        let clusters = clusters
+            .iter()
+            .map(|c| DnsLabel::parse("clusters", c))
+            .collect::<Result<Vec<_>>>()?;
         let mut tx = self.outbox.pool().begin().await?;
         lock_tenant(&mut tx, seen.tenant_id).await?;
         // Re-read under the lock: two administrators may act at once.
-        let current = State::parse(&sqlx::query_scalar::<_, String>("SELECT state FROM resource_requests WHERE id = $1 FOR UPDATE").bind(id).fetch_one(&mut *tx).await?);
+        let current = State::parse(
+            &sqlx::query_scalar::<_, String>("SELECT state FROM resource_requests WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?,
+        );
         let (next, who) = step.apply(current)?;
         match who {
             Who::TenantAdmin => caller.require(seen.tenant_id, Role::TenantAdmin, "resource request", id)?,
@@ -520,7 +589,11 @@ impl ResourceRequests {
         if step == Step::Provision {
             self.provision(&mut tx, &seen, &clusters).await?;
         }
-        sqlx::query("UPDATE resource_requests SET state = $2, updated_at = now() WHERE id = $1").bind(id).bind(next.as_str()).execute(&mut *tx).await?;
+        sqlx::query("UPDATE resource_requests SET state = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(next.as_str())
+            .execute(&mut *tx)
+            .await?;
         record_step(&mut tx, &seen, Some(current), next, &caller.subject, &reason).await?;
         self.outbox.commit(tx).await?;
         self.get(caller, id).await
@@ -534,12 +607,17 @@ impl ResourceRequests {
         let mut added = spec.amounts.clone();
         for q in added.0.values_mut() {
             *q = kernel::quantity::Quantity::from_milli_as(
-                q.milli().checked_mul(i64::from(request.form.count)).ok_or_else(|| Error::invalid("count", "makes the amounts too large"))?,
+                q.milli()
+                    .checked_mul(i64::from(request.form.count))
+                    .ok_or_else(|| Error::invalid("count", "makes the amounts too large"))?,
                 q.format(),
             );
         }
         let tenant = request.tenant_id;
-        let (tenant_name,): (String,) = sqlx::query_as("SELECT name FROM tenants WHERE id = $1").bind(tenant).fetch_one(&mut *tx).await?;
+        let (tenant_name,): (String,) = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
         let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND name = $2")
             .bind(tenant)
             .bind(&request.form.project_name)
@@ -549,7 +627,13 @@ impl ResourceRequests {
             Some(p) => (p, false),
             None => {
                 let new = NewProject::parse(&request.form.project_name, "", &request.form.application)?;
-                (crate::project::insert(tx, tenant, &new).await?.expect("checked absent under the lock").id, true)
+                (
+                    crate::project::insert(tx, tenant, &new)
+                        .await?
+                        .expect("checked absent under the lock")
+                        .id,
+                    true,
+                )
             }
         };
         quota::raise(tx, tenant, quota::Level::Tenant, tenant, &added, true).await?;
@@ -559,7 +643,9 @@ impl ResourceRequests {
             let namespace = new.namespace_in(&tenant_name, &request.form.project_name)?;
             crate::partition::insert(tx, tenant, project, &new, &namespace)
                 .await?
-                .ok_or_else(|| Error::Conflict(format!("namespace {namespace} is already taken in cluster {cluster}")))?;
+                .ok_or_else(|| {
+                    Error::Conflict(format!("namespace {namespace} is already taken in cluster {cluster}"))
+                })?;
         }
         Ok(())
     }
@@ -571,7 +657,10 @@ mod tests {
 
     #[test]
     fn the_workflow_allows_only_its_steps() {
-        assert_eq!(Step::Submit.apply(State::Draft).unwrap(), (State::Submitted, Who::TenantAdmin));
+        assert_eq!(
+            Step::Submit.apply(State::Draft).unwrap(),
+            (State::Submitted, Who::TenantAdmin)
+        );
         assert_eq!(Step::Approve.apply(State::Submitted).unwrap().0, State::Approved);
         assert_eq!(Step::Reject.apply(State::Submitted).unwrap().0, State::Rejected);
         assert_eq!(Step::Provision.apply(State::Approved).unwrap().0, State::Provisioned);
@@ -587,7 +676,10 @@ mod tests {
             let err = step.apply(from).unwrap_err();
             assert!(matches!(err, Error::FailedPrecondition(_)), "{step:?} from {from:?}");
         }
-        assert_eq!(Step::Approve.apply(State::Draft).unwrap_err().to_string(), "a draft request cannot be approved");
+        assert_eq!(
+            Step::Approve.apply(State::Draft).unwrap_err().to_string(),
+            "a draft request cannot be approved"
+        );
     }
 
     fn form() -> pb::ResourceRequestForm {
@@ -614,15 +706,63 @@ mod tests {
     fn a_form_names_each_bad_field() {
         assert!(Form::parse(&form()).is_ok());
         let cases: Vec<(pb::ResourceRequestForm, &str)> = vec![
-            (pb::ResourceRequestForm { email: "jane".into(), ..form() }, "email"),
-            (pb::ResourceRequestForm { phone: "call me".into(), ..form() }, "phone"),
-            (pb::ResourceRequestForm { server_type: "mainframe".into(), ..form() }, "server_type"),
-            (pb::ResourceRequestForm { storage: "lots".into(), ..form() }, "storage"),
+            (
+                pb::ResourceRequestForm {
+                    email: "jane".into(),
+                    ..form()
+                },
+                "email",
+            ),
+            (
+                pb::ResourceRequestForm {
+                    phone: "call me".into(),
+                    ..form()
+                },
+                "phone",
+            ),
+            (
+                pb::ResourceRequestForm {
+                    server_type: "mainframe".into(),
+                    ..form()
+                },
+                "server_type",
+            ),
+            (
+                pb::ResourceRequestForm {
+                    storage: "lots".into(),
+                    ..form()
+                },
+                "storage",
+            ),
             (pb::ResourceRequestForm { count: 0, ..form() }, "count"),
-            (pb::ResourceRequestForm { project_name: "Billing".into(), ..form() }, "project_name"),
-            (pb::ResourceRequestForm { applicant: " ".into(), ..form() }, "applicant"),
-            (pb::ResourceRequestForm { spec_id: "x".into(), ..form() }, "spec_id"),
-            (pb::ResourceRequestForm { data_centre: String::new(), ..form() }, "data_centre"),
+            (
+                pb::ResourceRequestForm {
+                    project_name: "Billing".into(),
+                    ..form()
+                },
+                "project_name",
+            ),
+            (
+                pb::ResourceRequestForm {
+                    applicant: " ".into(),
+                    ..form()
+                },
+                "applicant",
+            ),
+            (
+                pb::ResourceRequestForm {
+                    spec_id: "x".into(),
+                    ..form()
+                },
+                "spec_id",
+            ),
+            (
+                pb::ResourceRequestForm {
+                    data_centre: String::new(),
+                    ..form()
+                },
+                "data_centre",
+            ),
         ];
         for (raw, field) in cases {
             assert_eq!(Form::parse(&raw).unwrap_err().field(), Some(field));

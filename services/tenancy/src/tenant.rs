@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use kernel::caller::{Caller, Role};
 use kernel::event::EventType;
 use kernel::name::DnsLabel;
-use kernel::page::Page;
 use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
 use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use sqlx::PgPool;
@@ -39,7 +39,11 @@ impl Status {
     }
 
     fn parse(stored: &str) -> Self {
-        if stored == "suspended" { Self::Suspended } else { Self::Active }
+        if stored == "suspended" {
+            Self::Suspended
+        } else {
+            Self::Active
+        }
     }
 }
 
@@ -83,7 +87,11 @@ impl NewTenant {
     pub fn parse(name: &str, display_name: &str, contact: &str) -> Result<Self> {
         let name = DnsLabel::parse("name", name.trim())?;
         let display_name = display(display_name)?.unwrap_or_else(|| name.to_string());
-        Ok(Self { name, display_name, contact: contact_email(contact)? })
+        Ok(Self {
+            name,
+            display_name,
+            contact: contact_email(contact)?,
+        })
     }
 }
 
@@ -105,7 +113,12 @@ impl TenantChange {
     ///
     /// # Errors
     /// A field is malformed.
-    pub fn parse(display_name: Option<&str>, contact: Option<&str>, status: Option<Status>, expected_version: i64) -> Result<Self> {
+    pub fn parse(
+        display_name: Option<&str>,
+        contact: Option<&str>,
+        status: Option<Status>,
+        expected_version: i64,
+    ) -> Result<Self> {
         Ok(Self {
             display_name: match display_name {
                 Some(d) => Some(display(d)?.ok_or_else(|| Error::invalid("display_name", "must not be empty"))?),
@@ -132,9 +145,15 @@ fn contact_email(raw: &str) -> Result<String> {
         return Ok(String::new());
     }
     let valid = c.len() <= 254
-        && c.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && c.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
         && !c.chars().any(char::is_whitespace);
-    if valid { Ok(c.to_string()) } else { Err(Error::invalid("contact", "must be an e-mail address")) }
+    if valid {
+        Ok(c.to_string())
+    } else {
+        Err(Error::invalid("contact", "must be an e-mail address"))
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -194,8 +213,12 @@ impl Tenants {
     pub async fn create(&self, caller: &Caller, new: NewTenant) -> Result<Tenant> {
         caller.require_platform_admin()?;
         let mut tx = self.pool().begin().await?;
-        let row: Row = sqlx::query_as(concat!("INSERT INTO tenants (id, name, display_name, contact) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO NOTHING RETURNING ", columns!(), ""))
+        let row: Row = sqlx::query_as(concat!(
+            "INSERT INTO tenants (id, name, display_name, contact) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING RETURNING ",
+            columns!(),
+            ""
+        ))
         .bind(id::new_id())
         .bind(new.name.as_str())
         .bind(&new.display_name)
@@ -234,14 +257,24 @@ impl Tenants {
     ///
     /// # Errors
     /// The database fails.
-    pub async fn list(&self, caller: &Caller, page: Page, name_prefix: &str, status: Option<Status>) -> Result<(Vec<Tenant>, String)> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        page: Page,
+        name_prefix: &str,
+        status: Option<Status>,
+    ) -> Result<(Vec<Tenant>, String)> {
         let visible = caller.visible_tenants();
-        let rows: Vec<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tenants
              WHERE ($1::uuid IS NULL OR id > $1)
                AND ($2::uuid[] IS NULL OR id = ANY($2))
                AND name LIKE $3 || '%'
                AND ($4::text IS NULL OR status = $4)
-             ORDER BY id LIMIT $5"))
+             ORDER BY id LIMIT $5"
+        ))
         .bind(page.after)
         .bind(visible)
         .bind(like_escape(name_prefix))
@@ -271,11 +304,18 @@ impl Tenants {
         if let Some(expected) = change.expected_version
             && expected != current.version
         {
-            return Err(Error::Conflict(format!("tenant {id} is at version {}, not {expected}", current.version)));
+            return Err(Error::Conflict(format!(
+                "tenant {id} is at version {}, not {expected}",
+                current.version
+            )));
         }
-        let row: Row = sqlx::query_as(concat!("UPDATE tenants SET display_name = COALESCE($2, display_name), contact = COALESCE($3, contact),
+        let row: Row = sqlx::query_as(concat!(
+            "UPDATE tenants SET display_name = COALESCE($2, display_name), contact = COALESCE($3, contact),
                     status = COALESCE($4, status), version = version + 1, updated_at = now()
-             WHERE id = $1 RETURNING ", columns!(), ""))
+             WHERE id = $1 RETURNING ",
+            columns!(),
+            ""
+        ))
         .bind(id)
         .bind(&change.display_name)
         .bind(&change.contact)
@@ -300,11 +340,23 @@ impl Tenants {
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
         caller.require_platform_admin()?;
         let mut tx = self.pool().begin().await?;
-        let gone = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        let gone = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if gone == 0 {
             return Err(Error::not_found("tenant", id));
         }
-        outbox::record(&mut tx, DELETED, Some(id), &pb::TenantDeleted { tenant_id: id.to_string() }).await?;
+        outbox::record(
+            &mut tx,
+            DELETED,
+            Some(id),
+            &pb::TenantDeleted {
+                tenant_id: id.to_string(),
+            },
+        )
+        .await?;
         self.outbox.commit(tx).await?;
         Ok(())
     }
@@ -328,9 +380,18 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         assert_eq!(NewTenant::parse("Acme", "", "").unwrap_err().field(), Some("name"));
-        assert_eq!(NewTenant::parse("acme", &"x".repeat(129), "").unwrap_err().field(), Some("display_name"));
-        assert_eq!(NewTenant::parse("acme", "", "not-mail").unwrap_err().field(), Some("contact"));
-        assert_eq!(TenantChange::parse(Some(" "), None, None, 0).unwrap_err().field(), Some("display_name"));
+        assert_eq!(
+            NewTenant::parse("acme", &"x".repeat(129), "").unwrap_err().field(),
+            Some("display_name")
+        );
+        assert_eq!(
+            NewTenant::parse("acme", "", "not-mail").unwrap_err().field(),
+            Some("contact")
+        );
+        assert_eq!(
+            TenantChange::parse(Some(" "), None, None, 0).unwrap_err().field(),
+            Some("display_name")
+        );
     }
 
     #[test]

@@ -65,14 +65,21 @@ impl UsageHistory {
     ///
     /// # Errors
     /// Not a platform service, or no such partition.
-    pub async fn report(&self, caller: &Caller, partition: Uuid, observed: &ResourceList, at: DateTime<Utc>) -> Result<()> {
+    pub async fn report(
+        &self,
+        caller: &Caller,
+        partition: Uuid,
+        observed: &ResourceList,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         caller.require_platform_admin()?;
         let tenant: Uuid = sqlx::query_scalar("SELECT tenant_id FROM partitions WHERE id = $1")
             .bind(partition)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| Error::not_found("partition", partition))?;
-        let (resources, amounts): (Vec<&str>, Vec<i64>) = observed.0.iter().map(|(r, q)| (r.as_str(), q.milli())).unzip();
+        let (resources, amounts): (Vec<&str>, Vec<i64>) =
+            observed.0.iter().map(|(r, q)| (r.as_str(), q.milli())).unzip();
         let mut tx = self.pool.begin().await?;
         // A late report never overwrites a newer one.
         sqlx::query(
@@ -119,7 +126,11 @@ impl UsageHistory {
         let mut by_partition: BTreeMap<Uuid, ResourceList> = BTreeMap::new();
         for (partition, resource, observed) in rows {
             if let Some(r) = Resource::parse(&resource) {
-                by_partition.entry(partition).or_default().0.insert(r, r.amount(observed));
+                by_partition
+                    .entry(partition)
+                    .or_default()
+                    .0
+                    .insert(r, r.amount(observed));
             }
         }
         Ok(by_partition)
@@ -144,7 +155,14 @@ impl UsageHistory {
     ///
     /// # Errors
     /// The tenant is not visible to the caller, or the window is inverted.
-    pub async fn history(&self, caller: &Caller, tenant: Uuid, resource: Option<Resource>, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Point>> {
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        resource: Option<Resource>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<Point>> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
@@ -165,7 +183,16 @@ impl UsageHistory {
         Ok(rows
             .into_iter()
             .filter_map(|r| {
-                Some(Point { level: r.level, owner: r.owner_id, key: r.key, resource: Resource::parse(&r.resource)?, hard: r.hard, used: r.used, observed: r.observed, at: r.recorded_at })
+                Some(Point {
+                    level: r.level,
+                    owner: r.owner_id,
+                    key: r.key,
+                    resource: Resource::parse(&r.resource)?,
+                    hard: r.hard,
+                    used: r.used,
+                    observed: r.observed,
+                    at: r.recorded_at,
+                })
             })
             .collect())
     }

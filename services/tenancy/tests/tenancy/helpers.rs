@@ -58,13 +58,31 @@ impl World {
     }
 
     pub async fn tenant(&self, name: &str, hard: &[(&str, &str)]) -> Tenant {
-        let t = self.tenants.create(&admin(), NewTenant::parse(name, "", "").unwrap()).await.unwrap();
-        self.quotas.set_tenant(&admin(), t.id, &TenantQuota { hard: list(hard), ..Default::default() }).await.unwrap();
+        let t = self
+            .tenants
+            .create(&admin(), NewTenant::parse(name, "", "").unwrap())
+            .await
+            .unwrap();
+        self.quotas
+            .set_tenant(
+                &admin(),
+                t.id,
+                &TenantQuota {
+                    hard: list(hard),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         t
     }
 
     pub async fn project(&self, tenant: &Tenant, name: &str, hard: &[(&str, &str)]) -> Project {
-        let p = self.projects.create(&admin(), tenant.id, NewProject::parse(name, "", "").unwrap()).await.unwrap();
+        let p = self
+            .projects
+            .create(&admin(), tenant.id, NewProject::parse(name, "", "").unwrap())
+            .await
+            .unwrap();
         if !hard.is_empty() {
             self.quotas.set_project(&admin(), p.id, &list(hard)).await.unwrap();
         }
@@ -75,20 +93,25 @@ impl World {
         let new = NewPartition::parse(cluster, &format!("dc-{cluster}"), "", BTreeMap::new(), "").unwrap();
         let p = self.partitions.create(&admin(), project.id, new).await.unwrap();
         if !hard.is_empty() {
-            self.quotas.set_partition(&admin(), &p, &list(hard), LimitRange::default()).await.unwrap();
+            self.quotas
+                .set_partition(&admin(), &p, &list(hard), LimitRange::default())
+                .await
+                .unwrap();
         }
         p
     }
 
     /// Used at a level, in milli-units, for one resource.
     pub async fn used(&self, level: &str, owner: Uuid, resource: &str) -> i64 {
-        sqlx::query_scalar("SELECT coalesce(sum(used), 0)::bigint FROM quotas WHERE level = $1 AND owner_id = $2 AND resource = $3")
-            .bind(level)
-            .bind(owner)
-            .bind(resource)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT coalesce(sum(used), 0)::bigint FROM quotas WHERE level = $1 AND owner_id = $2 AND resource = $3",
+        )
+        .bind(level)
+        .bind(owner)
+        .bind(resource)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
     }
 
     /// What active reservations of a partition hold, recomputed from scratch.
