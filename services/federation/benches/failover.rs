@@ -59,7 +59,10 @@ fn between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -
 async fn main() -> anyhow::Result<()> {
     let bindings = env_or("FAILOVER_BINDINGS", 1000) as usize;
     let n = env_or("FAILOVER_CLUSTERS", 10) as usize;
-    let toleration = Duration::from_millis(env_or("FAILOVER_TOLERATION_MS", federation::failover::DEFAULT_TOLERATION.as_millis() as u64));
+    let toleration = Duration::from_millis(env_or(
+        "FAILOVER_TOLERATION_MS",
+        federation::failover::DEFAULT_TOLERATION.as_millis() as u64,
+    ));
     let t = kernel::testkit::TestPlatform::new().await;
     let pool = kernel::db::connect(&t.settings, federation::NAME).await?;
     kernel::db::migrate(&pool, &federation::MIGRATIONS).await?;
@@ -79,15 +82,38 @@ async fn main() -> anyhow::Result<()> {
     let stop = tokio_util::sync::CancellationToken::new();
     let admission = Arc::new(GrantAll);
     let probes = ProbeSettings::from(&settings);
-    let partitions = federation::partition::Reconciler::new(pool.clone(), clients.clone(), federation::partition::ReconcileSettings::from(&settings));
+    let partitions = federation::partition::Reconciler::new(
+        pool.clone(),
+        clients.clone(),
+        federation::partition::ReconcileSettings::from(&settings),
+    );
     let tasks = vec![
         tokio::spawn(Monitor::new(outbox.clone(), clients.clone(), probes).run(stop.clone())),
         tokio::spawn(partitions.run(stop.clone())),
-        tokio::spawn(Propagator::new(pool.clone(), clients.clone(), PropagateSettings::from(&settings), admission.clone()).run(stop.clone())),
-        tokio::spawn(Reconciler::new(pool.clone(), clients.clone(), admission.clone(), FailoverSettings::from(&settings)).run(stop.clone())),
+        tokio::spawn(
+            Propagator::new(
+                pool.clone(),
+                clients.clone(),
+                PropagateSettings::from(&settings),
+                admission.clone(),
+            )
+            .run(stop.clone()),
+        ),
+        tokio::spawn(
+            Reconciler::new(
+                pool.clone(),
+                clients.clone(),
+                admission.clone(),
+                FailoverSettings::from(&settings),
+            )
+            .run(stop.clone()),
+        ),
     ];
     wait(Duration::from_secs(60), "every cluster Ready", || async {
-        let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE condition = 'Ready'").fetch_one(&pool).await.ok()?;
+        let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE condition = 'Ready'")
+            .fetch_one(&pool)
+            .await
+            .ok()?;
         (ready as usize == n).then_some(())
     })
     .await;
@@ -119,7 +145,10 @@ async fn main() -> anyhow::Result<()> {
         .await;
     results.into_iter().collect::<kernel::Result<Vec<()>>>()?;
     wait(Duration::from_secs(300), "every binding Available", || async {
-        let settled: i64 = sqlx::query_scalar("SELECT count(*) FROM binding_targets WHERE settled AND NOT removing").fetch_one(&pool).await.ok()?;
+        let settled: i64 = sqlx::query_scalar("SELECT count(*) FROM binding_targets WHERE settled AND NOT removing")
+            .fetch_one(&pool)
+            .await
+            .ok()?;
         (settled as usize == bindings).then_some(())
     })
     .await;
@@ -133,25 +162,49 @@ async fn main() -> anyhow::Result<()> {
 
     // The fault.
     let lost = "f00";
-    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM binding_targets WHERE cluster = $1").bind(lost).fetch_one(&pool).await?;
+    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM binding_targets WHERE cluster = $1")
+        .bind(lost)
+        .fetch_one(&pool)
+        .await?;
     let fault_db: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&pool).await?;
     let fault = Instant::now();
     fleet[0].faults().set(Fault::Down);
     wait(Duration::from_secs(120), "every moved binding Available", || async {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM failovers WHERE state = 'available'").fetch_one(&pool).await.ok()?;
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM failovers WHERE state = 'available'")
+            .fetch_one(&pool)
+            .await
+            .ok()?;
         (done == moved).then_some(())
     })
     .await;
     let total = fault.elapsed();
-    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM failovers WHERE state = 'failed'").fetch_one(&pool).await?;
-    let not_ready: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT not_ready_since FROM clusters WHERE name = $1").bind(lost).fetch_one(&pool).await?;
-    type Times = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
+    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM failovers WHERE state = 'failed'")
+        .fetch_one(&pool)
+        .await?;
+    let not_ready: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT not_ready_since FROM clusters WHERE name = $1")
+            .bind(lost)
+            .fetch_one(&pool)
+            .await?;
+    type Times = (
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+    );
     let (first_opened, last_opened, last_replaced, last_available): Times =
-        sqlx::query_as("SELECT min(created_at), max(created_at), max(replaced_at), max(available_at) FROM failovers").fetch_one(&pool).await?;
+        sqlx::query_as("SELECT min(created_at), max(created_at), max(replaced_at), max(available_at) FROM failovers")
+            .fetch_one(&pool)
+            .await?;
     // Every moved binding's replicas really run in the backup cluster.
     let mut running = 0;
     for c in &fleet[1..] {
-        running += c.store().all(kubesim::resource::DEPLOYMENTS).iter().filter(|d| d["status"]["availableReplicas"].as_i64() == Some(2)).count();
+        running += c
+            .store()
+            .all(kubesim::resource::DEPLOYMENTS)
+            .iter()
+            .filter(|d| d["status"]["availableReplicas"].as_i64() == Some(2))
+            .count();
     }
     stop.cancel();
     for task in tasks {
@@ -161,16 +214,27 @@ async fn main() -> anyhow::Result<()> {
     let detection = between(fault_db, not_ready);
     let tolerated = between(not_ready, first_opened);
     let replacement = between(first_opened, last_available);
-    println!("moved {moved} bindings off {lost} ({failed} failed); {running} Deployments with 2 available replicas in the other clusters");
-    println!("fault -> all Available elsewhere: {} (wall clock {})", secs(between(fault_db, last_available)), secs(total));
+    println!(
+        "moved {moved} bindings off {lost} ({failed} failed); {running} Deployments with 2 available replicas in the other clusters"
+    );
+    println!(
+        "fault -> all Available elsewhere: {} (wall clock {})",
+        secs(between(fault_db, last_available)),
+        secs(total)
+    );
     println!("  detection (fault -> NotReady):                {}", secs(detection));
     println!("  toleration (NotReady -> first failover):      {}", secs(tolerated));
-    println!("  re-placement (first failover -> all Available): {}  [opened over {}, all written by +{}, Available by +{}]",
+    println!(
+        "  re-placement (first failover -> all Available): {}  [opened over {}, all written by +{}, Available by +{}]",
         secs(replacement),
         secs(between(first_opened, last_opened)),
         secs(between(first_opened, last_replaced)),
-        secs(replacement));
-    println!("  re-placement after detection, without the toleration: {} (target <= 5 s)", secs(between(not_ready, last_available).saturating_sub(toleration)));
+        secs(replacement)
+    );
+    println!(
+        "  re-placement after detection, without the toleration: {} (target <= 5 s)",
+        secs(between(not_ready, last_available).saturating_sub(toleration))
+    );
     drop(fleet);
     Ok(())
 }

@@ -56,7 +56,12 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn summary(h: &Histogram<u64>) -> String {
-    format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0, h.max() as f64 / 1000.0)
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    )
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -76,24 +81,46 @@ async fn main() -> anyhow::Result<()> {
     let mut bare = Vec::with_capacity(n);
     for i in 0..n {
         let name = format!("m{i:03}");
-        let c = Cluster::start(ClusterConfig { nodes: 1, ..ClusterConfig::named(&name) }).await?;
+        let c = Cluster::start(ClusterConfig {
+            nodes: 1,
+            ..ClusterConfig::named(&name)
+        })
+        .await?;
         common::register_member(&outbox, &key, tenant, &name, c.url(), format!("dc{}", i % 4)).await?;
         let client = credentials::client(&name, &c.url(), &Credentials::default()).await?;
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
         for ns in ["acme-web", "floor"] {
-            namespaces.patch(ns, &PatchParams::apply("bench").force(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))).await?;
+            namespaces
+                .patch(
+                    ns,
+                    &PatchParams::apply("bench").force(),
+                    &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})),
+                )
+                .await?;
         }
         bare.push(client);
         fleet.push(c);
     }
-    sqlx::query("UPDATE clusters SET condition = 'Ready', condition_reason = 'Probed'").execute(&pool).await?;
-    println!("fan-out of one binding (Deployment x2 replicas + Service) to {n} kubesim clusters, parallelism {parallelism}");
+    sqlx::query("UPDATE clusters SET condition = 'Ready', condition_reason = 'Probed'")
+        .execute(&pool)
+        .await?;
+    println!(
+        "fan-out of one binding (Deployment x2 replicas + Service) to {n} kubesim clusters, parallelism {parallelism}"
+    );
 
     // Federation: apply the binding, then watch its targets converge.
-    let settings = PropagateSettings { poll: Duration::from_millis(10), resync: Duration::from_secs(3600), watched_poll: Duration::from_secs(5), lease_ttl: Duration::from_secs(10), parallelism, timeout: Duration::from_secs(10) };
+    let settings = PropagateSettings {
+        poll: Duration::from_millis(10),
+        resync: Duration::from_secs(3600),
+        watched_poll: Duration::from_secs(5),
+        lease_ttl: Duration::from_secs(10),
+        parallelism,
+        timeout: Duration::from_secs(10),
+    };
     let stop = tokio_util::sync::CancellationToken::new();
     let admission = Arc::new(GrantAll);
-    let propagator = tokio::spawn(Propagator::new(pool.clone(), clients.clone(), settings, admission.clone()).run(stop.clone()));
+    let propagator =
+        tokio::spawn(Propagator::new(pool.clone(), clients.clone(), settings, admission.clone()).run(stop.clone()));
     // In the service the health monitor shares this client cache and has
     // built every cluster's client before any binding arrives; so here.
     if std::env::var("FANOUT_COLD_CLIENTS").is_err() {
@@ -117,7 +144,9 @@ async fn main() -> anyhow::Result<()> {
         replicas: 2,
         hold: Vec::new(),
     };
-    let (b, _) = Bindings::new(&pool, &*admission).apply(&Caller::platform_admin("bench"), request).await?;
+    let (b, _) = Bindings::new(&pool, &*admission)
+        .apply(&Caller::platform_admin("bench"), request)
+        .await?;
     let admitted = started.elapsed();
     let mut applied = None;
     let available;
@@ -133,11 +162,18 @@ async fn main() -> anyhow::Result<()> {
             available = started.elapsed();
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "not converged within 2 minutes: {done} applied, {settled} available");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not converged within 2 minutes: {done} applied, {settled} available"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let applied = applied.unwrap_or(available);
-    let synced: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar("SELECT synced_at FROM binding_targets WHERE binding_id = $1").bind(b.id).fetch_all(&pool).await?;
+    let synced: Vec<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT synced_at FROM binding_targets WHERE binding_id = $1")
+            .bind(b.id)
+            .fetch_all(&pool)
+            .await?;
     let mut fed_hist = Histogram::<u64>::new(3)?;
     for s in synced {
         fed_hist.record((s - started_db).num_microseconds().unwrap_or(0).max(1) as u64)?;
@@ -146,10 +182,11 @@ async fn main() -> anyhow::Result<()> {
     propagator.await??;
 
     // The floor: the same objects, the same clusters, the same parallelism, nothing else.
-    let bodies: Vec<(kube::core::ApiResource, String, Value)> = federation::binding::parse_objects(&objects().to_string())?
-        .iter()
-        .map(|o| (o.kind.api_resource(), o.name.clone(), o.for_cluster(b.id, "floor", 2)))
-        .collect();
+    let bodies: Vec<(kube::core::ApiResource, String, Value)> =
+        federation::binding::parse_objects(&objects().to_string())?
+            .iter()
+            .map(|o| (o.kind.api_resource(), o.name.clone(), o.for_cluster(b.id, "floor", 2)))
+            .collect();
     let bodies = Arc::new(bodies);
     let floor_started = Instant::now();
     let latencies: Vec<Duration> = futures::stream::iter(bare.iter().cloned())
@@ -159,7 +196,9 @@ async fn main() -> anyhow::Result<()> {
                 let params = PatchParams::apply("paas-federation").force();
                 for (ar, name, body) in bodies.iter() {
                     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "floor", ar);
-                    api.patch(name, &params, &Patch::Apply(body)).await.expect("the floor applies");
+                    api.patch(name, &params, &Patch::Apply(body))
+                        .await
+                        .expect("the floor applies");
                 }
                 floor_started.elapsed()
             }
@@ -174,9 +213,17 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!("federation: admitted (placed + recorded) in {:.1} ms", ms(admitted));
-    println!("federation: applied everywhere in {:.1} ms; per-cluster apply latency {}", ms(applied), summary(&fed_hist));
+    println!(
+        "federation: applied everywhere in {:.1} ms; per-cluster apply latency {}",
+        ms(applied),
+        summary(&fed_hist)
+    );
     println!("federation: Available everywhere (observed) in {:.1} ms", ms(available));
-    println!("floor (bare kube-rs loop): applied everywhere in {:.1} ms; per-cluster apply latency {}", ms(floor), summary(&floor_hist));
+    println!(
+        "floor (bare kube-rs loop): applied everywhere in {:.1} ms; per-cluster apply latency {}",
+        ms(floor),
+        summary(&floor_hist)
+    );
     println!(
         "ratio federation / floor: applied everywhere {:.2}x, p99 per-cluster {:.2}x",
         applied.as_secs_f64() / floor.as_secs_f64(),

@@ -36,14 +36,20 @@ impl TenancyAdmission {
 
     fn client(&self) -> TenancyServiceClient<tonic::service::interceptor::InterceptedService<Channel, Outgoing>> {
         // A fresh caller token per call: they are short-lived.
-        TenancyServiceClient::with_interceptor(self.channel.clone(), Outgoing::new(&self.key, &Caller::service(crate::NAME)))
+        TenancyServiceClient::with_interceptor(
+            self.channel.clone(),
+            Outgoing::new(&self.key, &Caller::service(crate::NAME)),
+        )
     }
 }
 
 fn map(s: tonic::Status) -> Error {
     match s.code() {
         Code::ResourceExhausted => Error::ResourceExhausted(s.message().to_string()),
-        Code::NotFound => Error::NotFound { kind: "reservation", id: s.message().to_string() },
+        Code::NotFound => Error::NotFound {
+            kind: "reservation",
+            id: s.message().to_string(),
+        },
         Code::FailedPrecondition => Error::FailedPrecondition(s.message().to_string()),
         Code::InvalidArgument => Error::invalid("quota", s.message()),
         _ => Error::Unavailable(format!("tenancy: {}", s.message())),
@@ -51,41 +57,72 @@ fn map(s: tonic::Status) -> Error {
 }
 
 impl TenancyAdmission {
-    async fn reserve_as(&self, partition: Uuid, amounts: &BTreeMap<String, String>, key: &str, failover: bool) -> Result<Uuid> {
+    async fn reserve_as(
+        &self,
+        partition: Uuid,
+        amounts: &BTreeMap<String, String>,
+        key: &str,
+        failover: bool,
+    ) -> Result<Uuid> {
         let request = pb::ReserveRequest {
             partition_id: partition.to_string(),
-            amounts: Some(pb::ResourceList { amounts: amounts.clone().into_iter().collect() }),
+            amounts: Some(pb::ResourceList {
+                amounts: amounts.clone().into_iter().collect(),
+            }),
             idempotency_key: key.into(),
             ttl_seconds: RESERVATION_TTL_SECONDS,
             failover,
         };
         let r = self.client().reserve(request).await.map_err(map)?.into_inner();
         if r.state == "refused" {
-            return Err(Error::ResourceExhausted(format!("tenancy refused reservation {}", r.id)));
+            return Err(Error::ResourceExhausted(format!(
+                "tenancy refused reservation {}",
+                r.id
+            )));
         }
         kernel::id::parse_id("reservation.id", &r.id)
     }
 }
 
 impl Admission for TenancyAdmission {
-    fn reserve<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
+    fn reserve<'a>(
+        &'a self,
+        partition: Uuid,
+        amounts: &'a BTreeMap<String, String>,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
         Box::pin(self.reserve_as(partition, amounts, key, false))
     }
 
-    fn reserve_for_failover<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
+    fn reserve_for_failover<'a>(
+        &'a self,
+        partition: Uuid,
+        amounts: &'a BTreeMap<String, String>,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
         Box::pin(self.reserve_as(partition, amounts, key, true))
     }
 
     fn commit(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
         Box::pin(async move {
-            self.client().commit_reservation(pb::ReservationRef { id: reservation.to_string() }).await.map_err(map)?;
+            self.client()
+                .commit_reservation(pb::ReservationRef {
+                    id: reservation.to_string(),
+                })
+                .await
+                .map_err(map)?;
             Ok(())
         })
     }
 
     fn release(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
         Box::pin(async move {
-            self.client().release_reservation(pb::ReservationRef { id: reservation.to_string() }).await.map_err(map)?;
+            self.client()
+                .release_reservation(pb::ReservationRef {
+                    id: reservation.to_string(),
+                })
+                .await
+                .map_err(map)?;
             Ok(())
         })
     }

@@ -53,7 +53,11 @@ pub struct Kind {
 impl Kind {
     /// `apiVersion` as objects carry it.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// kube-rs' description of the resource.
@@ -80,17 +84,77 @@ impl Kind {
 
 /// Every kind a binding may hold: what the apps service produces.
 pub const KINDS: &[Kind] = &[
-    Kind { group: "apps", version: "v1", kind: "Deployment", plural: "deployments", workload: true },
-    Kind { group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", workload: true },
-    Kind { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", workload: false },
-    Kind { group: "", version: "v1", kind: "Service", plural: "services", workload: false },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        workload: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "StatefulSet",
+        plural: "statefulsets",
+        workload: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        workload: false,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Service",
+        plural: "services",
+        workload: false,
+    },
     // A Service without a selector's addresses (external services).
-    Kind { group: "", version: "v1", kind: "Endpoints", plural: "endpoints", workload: false },
-    Kind { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", workload: false },
-    Kind { group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", workload: false },
-    Kind { group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers", workload: false },
-    Kind { group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", workload: false },
-    Kind { group: "gateway.networking.k8s.io", version: "v1", kind: "HTTPRoute", plural: "httproutes", workload: false },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Endpoints",
+        plural: "endpoints",
+        workload: false,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        workload: false,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "PersistentVolumeClaim",
+        plural: "persistentvolumeclaims",
+        workload: false,
+    },
+    Kind {
+        group: "autoscaling",
+        version: "v2",
+        kind: "HorizontalPodAutoscaler",
+        plural: "horizontalpodautoscalers",
+        workload: false,
+    },
+    Kind {
+        group: "networking.k8s.io",
+        version: "v1",
+        kind: "Ingress",
+        plural: "ingresses",
+        workload: false,
+    },
+    Kind {
+        group: "gateway.networking.k8s.io",
+        version: "v1",
+        kind: "HTTPRoute",
+        plural: "httproutes",
+        workload: false,
+    },
 ];
 
 /// Label naming the binding an object belongs to.
@@ -117,10 +181,19 @@ impl Object {
         write_namespace(&mut body, namespace);
         let meta = body["metadata"].as_object_mut().expect("checked at parse");
         meta.insert("namespace".into(), Value::String(namespace.into()));
-        for server_side in ["resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink"] {
+        for server_side in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+            "selfLink",
+        ] {
             meta.remove(server_side);
         }
-        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
         if let Some(labels) = labels.as_object_mut() {
             labels.insert(crate::partition::OWNED_LABEL.into(), Value::String(MANAGED_BY.into()));
             labels.insert(BINDING_LABEL.into(), Value::String(binding.to_string()));
@@ -140,13 +213,18 @@ impl Object {
             return Ok(Resources::default());
         }
         let mut total = Resources::default();
-        let containers = self.body["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
+        let containers = self.body["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for (i, c) in containers.iter().enumerate() {
             for (resource, slot) in [("cpu", &mut total.cpu_milli), ("memory", &mut total.memory_milli)] {
                 if let Some(raw) = c["resources"]["requests"][resource].as_str() {
                     let field = format!("objects.{}.containers[{i}].resources.requests.{resource}", self.name);
                     let q = Quantity::parse(&field, raw)?;
-                    *slot = slot.checked_add(q.milli()).ok_or_else(|| Error::invalid(field, "is too large"))?;
+                    *slot = slot
+                        .checked_add(q.milli())
+                        .ok_or_else(|| Error::invalid(field, "is too large"))?;
                 }
             }
         }
@@ -160,7 +238,8 @@ impl Object {
 /// # Errors
 /// [`Error::InvalidArgument`] naming the object and field.
 pub fn parse_objects(json: &str) -> Result<Vec<Object>> {
-    let items: Vec<Value> = serde_json::from_str(json).map_err(|e| Error::invalid("objects", format!("must be a JSON array of objects: {e}")))?;
+    let items: Vec<Value> = serde_json::from_str(json)
+        .map_err(|e| Error::invalid("objects", format!("must be a JSON array of objects: {e}")))?;
     if items.is_empty() {
         return Err(Error::invalid("objects", "must hold at least one object"));
     }
@@ -173,13 +252,27 @@ pub fn parse_objects(json: &str) -> Result<Vec<Object>> {
         let kind = KINDS
             .iter()
             .find(|k| k.api_version() == api_version && k.kind == kind_name)
-            .ok_or_else(|| Error::invalid(field("kind"), format!("{api_version} {kind_name} is not a kind bindings hold")))?;
-        let name = body["metadata"]["name"].as_str().ok_or_else(|| Error::invalid(field("metadata.name"), "is required"))?;
+            .ok_or_else(|| {
+                Error::invalid(
+                    field("kind"),
+                    format!("{api_version} {kind_name} is not a kind bindings hold"),
+                )
+            })?;
+        let name = body["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| Error::invalid(field("metadata.name"), "is required"))?;
         DnsLabel::parse(&field("metadata.name"), name)?;
         if !seen.insert((kind.kind, name.to_string())) {
-            return Err(Error::invalid(field("metadata.name"), format!("{} {name} appears twice", kind.kind)));
+            return Err(Error::invalid(
+                field("metadata.name"),
+                format!("{} {name} appears twice", kind.kind),
+            ));
         }
-        let object = Object { kind, name: name.to_string(), body };
+        let object = Object {
+            kind,
+            name: name.to_string(),
+            body,
+        };
         object.per_replica()?;
         out.push(object);
     }
@@ -203,7 +296,12 @@ fn write_namespace(value: &mut Value, namespace: &str) {
 /// The replicas a binding runs when the caller does not say: the largest
 /// `spec.replicas` of its workloads, or 1.
 pub fn default_replicas(objects: &[Object]) -> u32 {
-    objects.iter().filter(|o| o.kind.workload).filter_map(|o| o.body["spec"]["replicas"].as_u64()).max().map_or(1, |r| r as u32)
+    objects
+        .iter()
+        .filter(|o| o.kind.workload)
+        .filter_map(|o| o.body["spec"]["replicas"].as_u64())
+        .max()
+        .map_or(1, |r| r as u32)
 }
 
 /// What one replica of the binding requests, and how many pods it is.
@@ -224,10 +322,16 @@ pub fn amounts(per: Resources, pods_per_replica: u32, replicas: u32) -> BTreeMap
     let mut out = BTreeMap::new();
     let n = i64::from(replicas);
     if per.cpu_milli > 0 && n > 0 {
-        out.insert("requests.cpu".to_string(), Quantity::from_milli(per.cpu_milli.saturating_mul(n)).to_string());
+        out.insert(
+            "requests.cpu".to_string(),
+            Quantity::from_milli(per.cpu_milli.saturating_mul(n)).to_string(),
+        );
     }
     if per.memory_milli > 0 && n > 0 {
-        out.insert("requests.memory".to_string(), Quantity::from_milli(per.memory_milli.saturating_mul(n)).to_string());
+        out.insert(
+            "requests.memory".to_string(),
+            Quantity::from_milli(per.memory_milli.saturating_mul(n)).to_string(),
+        );
     }
     if pods_per_replica > 0 && n > 0 {
         out.insert("pods".to_string(), (i64::from(pods_per_replica) * n).to_string());
@@ -242,7 +346,12 @@ pub trait Admission: Send + Sync {
     ///
     /// # Errors
     /// [`Error::ResourceExhausted`] when refused; unavailable otherwise.
-    fn reserve<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>>;
+    fn reserve<'a>(
+        &'a self,
+        partition: Uuid,
+        amounts: &'a BTreeMap<String, String>,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>>;
     /// Commits a reservation (the work is applied).
     ///
     /// # Errors
@@ -252,7 +361,12 @@ pub trait Admission: Send + Sync {
     ///
     /// # Errors
     /// As [`Self::reserve`].
-    fn reserve_for_failover<'a>(&'a self, partition: Uuid, amounts: &'a BTreeMap<String, String>, key: &'a str) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
+    fn reserve_for_failover<'a>(
+        &'a self,
+        partition: Uuid,
+        amounts: &'a BTreeMap<String, String>,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
         self.reserve(partition, amounts, key)
     }
     fn commit(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
@@ -386,7 +500,11 @@ impl WorkloadStatus {
     /// updated and available, no pod of an older template is left, and (a
     /// Deployment) the controller says the new ReplicaSet has progressed.
     pub fn rolled_out(&self) -> bool {
-        self.current && self.updated >= self.desired && self.available >= self.desired && self.outdated <= 0 && self.rollout_unfinished().is_none()
+        self.current
+            && self.updated >= self.desired
+            && self.available >= self.desired
+            && self.outdated <= 0
+            && self.rollout_unfinished().is_none()
     }
 
     /// A Deployment's Progressing condition while its rollout is not done.
@@ -394,7 +512,9 @@ impl WorkloadStatus {
     /// ones are not up; the controller's reason says otherwise (as
     /// `kubectl rollout status` reads it).
     fn rollout_unfinished(&self) -> Option<&(String, String, String, String)> {
-        self.conditions.iter().find(|c| self.kind == "Deployment" && c.0 == "Progressing" && c.2 != "NewReplicaSetAvailable")
+        self.conditions
+            .iter()
+            .find(|c| self.kind == "Deployment" && c.0 == "Progressing" && c.2 != "NewReplicaSetAvailable")
     }
 }
 
@@ -429,21 +549,42 @@ impl Target {
         let c = &self.cluster;
         match self.cluster_condition.as_deref() {
             Some("Ready") => {}
-            other => return (Health::Unknown, format!("cluster {c} is {}", other.unwrap_or("deregistered"))),
+            other => {
+                return (
+                    Health::Unknown,
+                    format!("cluster {c} is {}", other.unwrap_or("deregistered")),
+                );
+            }
         }
         if self.applied_generation < self.generation {
             return match &self.last_error {
                 Some(e) => (Health::Degraded, format!("applying to {c} fails: {e}")),
-                None => (Health::Progressing, format!("applying generation {} to {c}", self.generation)),
+                None => (
+                    Health::Progressing,
+                    format!("applying generation {} to {c}", self.generation),
+                ),
             };
         }
         for w in self.workloads.iter() {
             if !w.rolled_out() {
-                let outdated = if w.outdated > 0 { format!(", {} outdated", w.outdated) } else { String::new() };
-                return (Health::Progressing, format!("{} {} in {c}: {}/{} available, {}/{} updated{outdated}", w.kind, w.name, w.available, w.desired, w.updated, w.desired));
+                let outdated = if w.outdated > 0 {
+                    format!(", {} outdated", w.outdated)
+                } else {
+                    String::new()
+                };
+                return (
+                    Health::Progressing,
+                    format!(
+                        "{} {} in {c}: {}/{} available, {}/{} updated{outdated}",
+                        w.kind, w.name, w.available, w.desired, w.updated, w.desired
+                    ),
+                );
             }
             if let Some((_, _, reason, message)) = w.rollout_unfinished() {
-                return (Health::Progressing, format!("{} {} in {c}: rolling out ({reason}: {message})", w.kind, w.name));
+                return (
+                    Health::Progressing,
+                    format!("{} {} in {c}: rolling out ({reason}: {message})", w.kind, w.name),
+                );
             }
         }
         if self.observed_at.is_none() {
@@ -504,17 +645,28 @@ impl<'a> Bindings<'a> {
     /// The clusters as placement sees them; their free capacity only when
     /// `capacity` (otherwise it reads as all of their allocatable).
     async fn candidates_weighing(&self, tenant: Uuid, except: Option<Uuid>, capacity: bool) -> Result<Vec<Candidate>> {
-        type Row = (String, String, String, String, String, String, sqlx::types::Json<BTreeMap<String, String>>, String, sqlx::types::Json<BTreeMap<String, String>>);
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            sqlx::types::Json<BTreeMap<String, String>>,
+            String,
+            sqlx::types::Json<BTreeMap<String, String>>,
+        );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable FROM clusters ORDER BY name",
         )
         .fetch_all(self.pool)
         .await?;
-        let partitions: Vec<(Uuid, String, String, Vec<u8>)> =
-            sqlx::query_as("SELECT partition_id, cluster, namespace, desired FROM partitions WHERE tenant_id = $1 AND NOT deleted")
-                .bind(tenant)
-                .fetch_all(self.pool)
-                .await?;
+        let partitions: Vec<(Uuid, String, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT partition_id, cluster, namespace, desired FROM partitions WHERE tenant_id = $1 AND NOT deleted",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool)
+        .await?;
         let placed: Vec<(String, i64, i64)> = if !capacity {
             Vec::new()
         } else {
@@ -532,7 +684,12 @@ impl<'a> Bindings<'a> {
         };
         let mut out = Vec::with_capacity(rows.len());
         for (name, dc, region, zone, domain, env, labels, condition, allocatable) in rows {
-            let quantity = |r: &str| allocatable.get(r).and_then(|q| Quantity::parse(r, q).ok()).map_or(0, |q| q.milli());
+            let quantity = |r: &str| {
+                allocatable
+                    .get(r)
+                    .and_then(|q| Quantity::parse(r, q).ok())
+                    .map_or(0, |q| q.milli())
+            };
             let (cpu, mem) = placed.iter().find(|p| p.0 == name).map_or((0, 0), |p| (p.1, p.2));
             let partitions = partitions
                 .iter()
@@ -541,11 +698,18 @@ impl<'a> Bindings<'a> {
                     let project = <paas_proto::v1::PartitionChanged as prost::Message>::decode(desired.as_slice())
                         .ok()
                         .and_then(|d| Uuid::parse_str(&d.project_id).ok());
-                    PartitionRef { id: *id, namespace: ns.clone(), project }
+                    PartitionRef {
+                        id: *id,
+                        namespace: ns.clone(),
+                        project,
+                    }
                 })
                 .collect();
             out.push(Candidate {
-                free: Resources { cpu_milli: quantity("cpu") - cpu, memory_milli: quantity("memory") - mem },
+                free: Resources {
+                    cpu_milli: quantity("cpu") - cpu,
+                    memory_milli: quantity("memory") - mem,
+                },
                 name,
                 data_centre: dc,
                 region,
@@ -572,21 +736,39 @@ impl<'a> Bindings<'a> {
     pub async fn apply(&self, caller: &Caller, r: ApplyRequest) -> Result<(Binding, Vec<Target>)> {
         caller.require(r.tenant, Role::Developer, "tenant", r.tenant)?;
         let objects = parse_objects(&r.objects_json)?;
-        let placement_value: Value = serde_json::from_str(&r.placement_json).map_err(|e| Error::invalid("placement", format!("must be JSON: {e}")))?;
+        let placement_value: Value = serde_json::from_str(&r.placement_json)
+            .map_err(|e| Error::invalid("placement", format!("must be JSON: {e}")))?;
         let mut placement_only = placement_value.clone();
         let resilience = Resilience::split(&mut placement_only)?;
-        let placement: Placement = serde_json::from_value(placement_only).map_err(|e| Error::invalid("placement", e.to_string()))?;
-        let objects_value: Value = serde_json::from_str(&r.objects_json).map_err(|e| Error::invalid("objects", e.to_string()))?;
-        let replicas = if r.replicas == 0 { default_replicas(&objects) } else { r.replicas };
+        let placement: Placement =
+            serde_json::from_value(placement_only).map_err(|e| Error::invalid("placement", e.to_string()))?;
+        let objects_value: Value =
+            serde_json::from_str(&r.objects_json).map_err(|e| Error::invalid("objects", e.to_string()))?;
+        let replicas = if r.replicas == 0 {
+            default_replicas(&objects)
+        } else {
+            r.replicas
+        };
         if replicas > 10_000 {
             return Err(Error::invalid("replicas", "must be at most 10000"));
         }
         if resilience.singleton && replicas != 1 {
-            return Err(Error::invalid("placement.singleton", format!("a singleton runs exactly 1 replica, not {replicas}")));
+            return Err(Error::invalid(
+                "placement.singleton",
+                format!("a singleton runs exactly 1 replica, not {replicas}"),
+            ));
         }
         // Fencing stops a singleton by scaling it to 0, which a DaemonSet (one pod per node) cannot be.
-        if resilience.singleton && let Some(d) = objects.iter().find(|o| o.kind.kind == "DaemonSet") {
-            return Err(Error::invalid("placement.singleton", format!("a singleton cannot hold DaemonSet {}: it runs a pod on every node and cannot be scaled to 0", d.name)));
+        if resilience.singleton
+            && let Some(d) = objects.iter().find(|o| o.kind.kind == "DaemonSet")
+        {
+            return Err(Error::invalid(
+                "placement.singleton",
+                format!(
+                    "a singleton cannot hold DaemonSet {}: it runs a pod on every node and cannot be scaled to 0",
+                    d.name
+                ),
+            ));
         }
         let (per, pods) = per_replica(&objects)?;
         let mut hold = BTreeSet::new();
@@ -604,12 +786,30 @@ impl<'a> Bindings<'a> {
         {
             return Err(Error::Conflict(format!("binding {} is being deleted", b.name)));
         }
-        let candidates = self.candidates_weighing(r.tenant, existing.as_ref().map(|b| b.id), placement.weighs_capacity()).await?;
-        let assignment = placement::place(&placement, &Demand { replicas, per_replica: per, project: r.project }, &candidates)?;
+        let candidates = self
+            .candidates_weighing(r.tenant, existing.as_ref().map(|b| b.id), placement.weighs_capacity())
+            .await?;
+        let assignment = placement::place(
+            &placement,
+            &Demand {
+                replicas,
+                per_replica: per,
+                project: r.project,
+            },
+            &candidates,
+        )?;
 
         let id = existing.as_ref().map_or_else(kernel::id::new_id, |b| b.id);
         // (cluster, partition, namespace, replicas, removing, amounts, held revision)
-        type Held = (String, Uuid, String, i32, bool, sqlx::types::Json<BTreeMap<String, String>>, Option<i64>);
+        type Held = (
+            String,
+            Uuid,
+            String,
+            i32,
+            bool,
+            sqlx::types::Json<BTreeMap<String, String>>,
+            Option<i64>,
+        );
         let old: Vec<Held> =
             sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, removing, amounts, objects_revision FROM binding_targets WHERE binding_id = $1")
                 .bind(id)
@@ -622,26 +822,54 @@ impl<'a> Bindings<'a> {
             Some(b) => b.revision,
             None => 1,
         };
-        let running: BTreeMap<String, i64> =
-            old.iter().filter(|t| !t.4).map(|t| (t.0.clone(), t.6.unwrap_or_else(|| existing.as_ref().map_or(newest, |b| b.revision)))).collect();
+        let running: BTreeMap<String, i64> = old
+            .iter()
+            .filter(|t| !t.4)
+            .map(|t| {
+                (
+                    t.0.clone(),
+                    t.6.unwrap_or_else(|| existing.as_ref().map_or(newest, |b| b.revision)),
+                )
+            })
+            .collect();
         let pinned = pins(&assignment, &hold, &running, newest);
         if let Some(b) = &existing {
             let same_targets = old.iter().filter(|t| !t.4).count() == assignment.len()
-                && assignment.iter().all(|a| old.iter().any(|t| !t.4 && t.0 == a.cluster && t.1 == a.partition_id && t.3 == a.replicas as i32 && pinned.get(&a.cluster) == Some(&t.6)));
-            if same_targets && b.objects.0 == objects_value && b.placement.0 == placement_value && b.replicas == replicas as i32 && b.project_id == r.project {
+                && assignment.iter().all(|a| {
+                    old.iter().any(|t| {
+                        !t.4 && t.0 == a.cluster
+                            && t.1 == a.partition_id
+                            && t.3 == a.replicas as i32
+                            && pinned.get(&a.cluster) == Some(&t.6)
+                    })
+                });
+            if same_targets
+                && b.objects.0 == objects_value
+                && b.placement.0 == placement_value
+                && b.replicas == replicas as i32
+                && b.project_id == r.project
+            {
                 let targets = self.targets(id).await?;
                 return Ok((b.clone(), targets));
             }
         }
         let generation = existing.as_ref().map_or(1, |b| b.generation + 1);
         // What one replica requests in each held revision: their quota is the held objects'.
-        let held_revisions: Vec<i64> = pinned.values().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let held_revisions: Vec<i64> = pinned
+            .values()
+            .flatten()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let mut requests_of: BTreeMap<i64, (Resources, u32)> = BTreeMap::new();
-        for (revision, stored) in sqlx::query_as::<_, (i64, sqlx::types::Json<Value>)>("SELECT revision, objects FROM binding_revisions WHERE binding_id = $1 AND revision = ANY($2)")
-            .bind(id)
-            .bind(&held_revisions)
-            .fetch_all(self.pool)
-            .await?
+        for (revision, stored) in sqlx::query_as::<_, (i64, sqlx::types::Json<Value>)>(
+            "SELECT revision, objects FROM binding_revisions WHERE binding_id = $1 AND revision = ANY($2)",
+        )
+        .bind(id)
+        .bind(&held_revisions)
+        .fetch_all(self.pool)
+        .await?
         {
             requests_of.insert(revision, per_replica(&parse_objects(&stored.0.to_string())?)?);
         }
@@ -649,9 +877,17 @@ impl<'a> Bindings<'a> {
         // Quota first: nothing is recorded (so nothing applied) unless every target is admitted.
         let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
         for a in &assignment {
-            let (target_per, target_pods) = pinned.get(&a.cluster).copied().flatten().and_then(|rev| requests_of.get(&rev).copied()).unwrap_or((per, pods));
+            let (target_per, target_pods) = pinned
+                .get(&a.cluster)
+                .copied()
+                .flatten()
+                .and_then(|rev| requests_of.get(&rev).copied())
+                .unwrap_or((per, pods));
             let want = amounts(target_per, target_pods, a.replicas);
-            let held = old.iter().find(|t| t.0 == a.cluster && t.1 == a.partition_id && !t.4).map(|t| &t.5.0);
+            let held = old
+                .iter()
+                .find(|t| t.0 == a.cluster && t.1 == a.partition_id && !t.4)
+                .map(|t| &t.5.0);
             if want.is_empty() || held == Some(&want) {
                 continue;
             }
@@ -665,14 +901,38 @@ impl<'a> Bindings<'a> {
                         }
                     }
                     return Err(match e {
-                        Error::ResourceExhausted(m) => Error::ResourceExhausted(format!("binding {} in cluster {}: {m}", r.name.as_str(), a.cluster)),
+                        Error::ResourceExhausted(m) => Error::ResourceExhausted(format!(
+                            "binding {} in cluster {}: {m}",
+                            r.name.as_str(),
+                            a.cluster
+                        )),
                         other => other,
                     });
                 }
             }
         }
-        let revisions = Revisions { newest, objects_changed, pinned: &pinned };
-        match self.record(id, &r, &objects_value, &placement_value, replicas, per, resilience, generation, existing.is_some(), &assignment, &reserved, &revisions).await {
+        let revisions = Revisions {
+            newest,
+            objects_changed,
+            pinned: &pinned,
+        };
+        match self
+            .record(
+                id,
+                &r,
+                &objects_value,
+                &placement_value,
+                replicas,
+                per,
+                resilience,
+                generation,
+                existing.is_some(),
+                &assignment,
+                &reserved,
+                &revisions,
+            )
+            .await
+        {
             Ok(b) => {
                 let targets = self.targets(id).await?;
                 Ok((b, targets))
@@ -780,7 +1040,8 @@ impl<'a> Bindings<'a> {
             .execute(&mut *tx)
             .await?;
         }
-        let (clusters, pins): (Vec<String>, Vec<Option<i64>>) = revisions.pinned.iter().map(|(c, p)| (c.clone(), *p)).unzip();
+        let (clusters, pins): (Vec<String>, Vec<Option<i64>>) =
+            revisions.pinned.iter().map(|(c, p)| (c.clone(), *p)).unzip();
         sqlx::query(
             "UPDATE binding_targets t SET objects_revision = p.pin FROM unnest($2::text[], $3::bigint[]) AS p(cluster, pin)
              WHERE t.binding_id = $1 AND t.cluster = p.cluster",
@@ -835,7 +1096,12 @@ impl<'a> Bindings<'a> {
     ///
     /// # Errors
     /// NotFound when the caller cannot see the tenant.
-    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page) -> Result<(Vec<(Binding, Vec<Target>)>, String)> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        page: Page,
+    ) -> Result<(Vec<(Binding, Vec<Target>)>, String)> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
@@ -865,7 +1131,12 @@ impl<'a> Bindings<'a> {
         let (b, _) = self.get(caller, id).await?;
         caller.require(b.tenant_id, Role::Developer, "binding", id)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE bindings SET deleted = true, generation = generation + 1, updated_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE bindings SET deleted = true, generation = generation + 1, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let targets = sqlx::query(
             "UPDATE binding_targets SET removing = true, generation = generation + 1, next_attempt_at = now(), failures = 0 WHERE binding_id = $1",
         )
@@ -873,7 +1144,10 @@ impl<'a> Bindings<'a> {
         .execute(&mut *tx)
         .await?;
         if targets.rows_affected() == 0 {
-            sqlx::query("DELETE FROM bindings WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM bindings WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -894,11 +1168,20 @@ struct Revisions<'a> {
 /// keeps it; every other cluster follows the newest (`None`). A held cluster
 /// that runs nothing of the binding yet has nothing to keep and takes the
 /// newest too, as does a held cluster already at the newest.
-pub fn pins(assignment: &[Assignment], hold: &BTreeSet<String>, running: &BTreeMap<String, i64>, newest: i64) -> BTreeMap<String, Option<i64>> {
+pub fn pins(
+    assignment: &[Assignment],
+    hold: &BTreeSet<String>,
+    running: &BTreeMap<String, i64>,
+    newest: i64,
+) -> BTreeMap<String, Option<i64>> {
     assignment
         .iter()
         .map(|a| {
-            let pin = if hold.contains(&a.cluster) { running.get(&a.cluster).copied().filter(|r| *r != newest) } else { None };
+            let pin = if hold.contains(&a.cluster) {
+                running.get(&a.cluster).copied().filter(|r| *r != newest)
+            } else {
+                None
+            };
             (a.cluster.clone(), pin)
         })
         .collect()
@@ -910,7 +1193,13 @@ pub fn pins(assignment: &[Assignment], hold: &BTreeSet<String>, running: &BTreeM
 ///
 /// # Errors
 /// The database fails.
-pub(crate) async fn write_targets(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i64, to: &[Assignment], reserved: &[(String, Uuid, BTreeMap<String, String>)]) -> Result<()> {
+pub(crate) async fn write_targets(
+    tx: &mut sqlx::PgConnection,
+    binding: Uuid,
+    generation: i64,
+    to: &[Assignment],
+    reserved: &[(String, Uuid, BTreeMap<String, String>)],
+) -> Result<()> {
     for a in to {
         let new = reserved.iter().find(|x| x.0 == a.cluster);
         sqlx::query(
@@ -938,8 +1227,9 @@ pub(crate) async fn write_targets(tx: &mut sqlx::PgConnection, binding: Uuid, ge
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn deployment(replicas: u64) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "9", "labels": {"app": "web"}},
@@ -952,11 +1242,15 @@ mod tests {
 
     #[test]
     fn objects_are_checked_by_kind_and_name() {
-        let ok = json!([deployment(3), {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}]).to_string();
+        let ok =
+            json!([deployment(3), {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}]).to_string();
         let objects = parse_objects(&ok).unwrap();
         assert_eq!(default_replicas(&objects), 3);
         let (per, pods) = per_replica(&objects).unwrap();
-        assert_eq!((per.cpu_milli, per.memory_milli, pods), (300, 64 * 1024 * 1024 * 1000, 1));
+        assert_eq!(
+            (per.cpu_milli, per.memory_milli, pods),
+            (300, 64 * 1024 * 1024 * 1000, 1)
+        );
         let amounts = amounts(per, pods, 4);
         assert_eq!(amounts["requests.cpu"], "1200m");
         assert_eq!(amounts["requests.memory"], (256u64 * 1024 * 1024).to_string());
@@ -965,7 +1259,10 @@ mod tests {
         let bad_kind = json!([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}]).to_string();
         assert_eq!(parse_objects(&bad_kind).unwrap_err().field(), Some("objects[0].kind"));
         let twice = json!([deployment(1), deployment(2)]).to_string();
-        assert_eq!(parse_objects(&twice).unwrap_err().field(), Some("objects[1].metadata.name"));
+        assert_eq!(
+            parse_objects(&twice).unwrap_err().field(),
+            Some("objects[1].metadata.name")
+        );
         assert_eq!(parse_objects("[]").unwrap_err().field(), Some("objects"));
     }
 
@@ -981,15 +1278,24 @@ mod tests {
         assert_eq!(body["metadata"]["labels"]["app"], "web");
         assert!(body["metadata"].get("resourceVersion").is_none() && body.get("status").is_none());
         let mut marked = deployment(3);
-        marked["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "NS", "value": format!("redis.{NAMESPACE_MARKER}.svc")}]);
+        marked["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "NS", "value": format!("redis.{NAMESPACE_MARKER}.svc")}]);
         let objects = parse_objects(&json!([marked]).to_string()).unwrap();
         let body = objects[0].for_cluster(id, "acme-web", 2);
-        assert_eq!(body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "redis.acme-web.svc", "a chart's .Release.Namespace becomes the partition's");
+        assert_eq!(
+            body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "redis.acme-web.svc",
+            "a chart's .Release.Namespace becomes the partition's"
+        );
     }
 
     #[test]
     fn held_clusters_keep_an_older_revision_and_everything_else_follows_the_newest() {
-        let at = |c: &str| Assignment { cluster: c.into(), partition_id: Uuid::nil(), namespace: "ns".into(), replicas: 1 };
+        let at = |c: &str| Assignment {
+            cluster: c.into(),
+            partition_id: Uuid::nil(),
+            namespace: "ns".into(),
+            replicas: 1,
+        };
         let assignment = [at("a"), at("b"), at("c"), at("new")];
         let running: BTreeMap<String, i64> = [("a".to_string(), 1), ("b".to_string(), 1), ("c".to_string(), 2)].into();
         let hold: BTreeSet<String> = ["b", "c", "new", "elsewhere"].map(String::from).into();
@@ -999,12 +1305,27 @@ mod tests {
         assert_eq!(pinned["c"], None, "held at the newest already: nothing to pin");
         assert_eq!(pinned["new"], None, "runs nothing yet: nothing to keep");
         assert!(!pinned.contains_key("elsewhere"), "only assigned clusters are pinned");
-        assert!(pins(&assignment, &BTreeSet::new(), &running, 3).values().all(Option::is_none), "no hold: every cluster on the newest");
+        assert!(
+            pins(&assignment, &BTreeSet::new(), &running, 3)
+                .values()
+                .all(Option::is_none),
+            "no hold: every cluster on the newest"
+        );
     }
 
     #[test]
     fn a_deployment_still_rolling_out_behind_old_pods_is_not_healthy() {
-        let mut w = WorkloadStatus { kind: "Deployment".into(), name: "web".into(), desired: 1, updated: 1, ready: 1, available: 1, current: true, conditions: vec![], outdated: 0 };
+        let mut w = WorkloadStatus {
+            kind: "Deployment".into(),
+            name: "web".into(),
+            desired: 1,
+            updated: 1,
+            ready: 1,
+            available: 1,
+            current: true,
+            conditions: vec![],
+            outdated: 0,
+        };
         let target = |w: &WorkloadStatus| Target {
             cluster: "a".into(),
             partition_id: Uuid::nil(),
@@ -1021,9 +1342,20 @@ mod tests {
             objects_revision: 1,
         };
         assert_eq!(target(&w).health().0, Health::Healthy);
-        let progressing = |reason: &str| ("Progressing".to_string(), "True".to_string(), reason.to_string(), "m".to_string());
+        let progressing = |reason: &str| {
+            (
+                "Progressing".to_string(),
+                "True".to_string(),
+                reason.to_string(),
+                "m".to_string(),
+            )
+        };
         w.conditions = vec![progressing("ReplicaSetUpdated")];
-        assert_eq!(target(&w).health().0, Health::Progressing, "the new pod is not up; the old one still counts as available");
+        assert_eq!(
+            target(&w).health().0,
+            Health::Progressing,
+            "the new pod is not up; the old one still counts as available"
+        );
         w.conditions = vec![progressing("NewReplicaSetAvailable")];
         assert_eq!(target(&w).health().0, Health::Healthy);
     }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use kernel::caller::Caller;
 use kernel::event::EventType;
 use kernel::name::DnsLabel;
-use kernel::page::Page;
 use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
 use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use sqlx::PgPool;
@@ -133,8 +133,15 @@ impl NewCluster {
             c.validate()?;
             c
         } else {
-            if !(r.ca_pem.is_empty() && r.token.is_empty() && r.client_cert_pem.is_empty() && r.client_key_pem.is_empty()) {
-                return Err(Error::invalid("kubeconfig", "give either a kubeconfig or ca_pem/token/client_cert_pem/client_key_pem, not both"));
+            if !(r.ca_pem.is_empty()
+                && r.token.is_empty()
+                && r.client_cert_pem.is_empty()
+                && r.client_key_pem.is_empty())
+            {
+                return Err(Error::invalid(
+                    "kubeconfig",
+                    "give either a kubeconfig or ca_pem/token/client_cert_pem/client_key_pem, not both",
+                ));
             }
             let (server, c) = credentials::from_kubeconfig(&r.kubeconfig)?;
             // An explicit endpoint wins (the kubeconfig may name a public
@@ -300,12 +307,17 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
 /// No such cluster.
 pub async fn get(pool: &PgPool, id_or_name: &str) -> Result<Cluster> {
     let id = Uuid::parse_str(id_or_name).ok();
-    let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM clusters WHERE id = $1 OR ($1 IS NULL AND name = $2)"))
-        .bind(id)
-        .bind(id_or_name)
-        .fetch_optional(pool)
-        .await?;
-    row.map(Cluster::from).ok_or_else(|| Error::not_found("cluster", id_or_name))
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM clusters WHERE id = $1 OR ($1 IS NULL AND name = $2)"
+    ))
+    .bind(id)
+    .bind(id_or_name)
+    .fetch_optional(pool)
+    .await?;
+    row.map(Cluster::from)
+        .ok_or_else(|| Error::not_found("cluster", id_or_name))
 }
 
 /// Every cluster, by data centre then name.
@@ -313,7 +325,13 @@ pub async fn get(pool: &PgPool, id_or_name: &str) -> Result<Cluster> {
 /// # Errors
 /// The database fails.
 pub async fn all(pool: &PgPool) -> Result<Vec<Cluster>> {
-    let rows: Vec<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM clusters ORDER BY data_centre, name")).fetch_all(pool).await?;
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM clusters ORDER BY data_centre, name"
+    ))
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().map(Cluster::from).collect())
 }
 
@@ -342,10 +360,24 @@ pub async fn list(pool: &PgPool, page: Page, data_centre: &str) -> Result<(Vec<C
 pub async fn deregister(outbox: &Outbox, caller: &Caller, id: Uuid) -> Result<()> {
     caller.require_platform_admin()?;
     let mut tx = outbox.pool().begin().await?;
-    if sqlx::query("DELETE FROM clusters WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+    if sqlx::query("DELETE FROM clusters WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 0
+    {
         return Err(Error::not_found("cluster", id));
     }
-    outbox::record(&mut tx, DEREGISTERED, None, &pb::ClusterDeregistered { cluster_id: id.to_string() }).await?;
+    outbox::record(
+        &mut tx,
+        DEREGISTERED,
+        None,
+        &pb::ClusterDeregistered {
+            cluster_id: id.to_string(),
+        },
+    )
+    .await?;
     outbox.commit(tx).await?;
     Ok(())
 }

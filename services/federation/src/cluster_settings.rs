@@ -22,7 +22,10 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 /// Kubernetes' default `--service-node-port-range`.
-pub const DEFAULT_NODE_PORTS: NodePortRange = NodePortRange { first: 30000, last: 32767 };
+pub const DEFAULT_NODE_PORTS: NodePortRange = NodePortRange {
+    first: 30000,
+    last: 32767,
+};
 
 /// A cluster's NodePort range, `first..=last`, inside 1-65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +47,19 @@ impl NodePortRange {
             return Ok(DEFAULT_NODE_PORTS);
         }
         let bound = |name: &str, v: u32| -> Result<u16> {
-            u16::try_from(v).ok().filter(|p| *p >= 1).ok_or_else(|| Error::invalid(format!("{prefix}node_port_range.{name}"), format!("{v} is not a port (1-65535)")))
+            u16::try_from(v).ok().filter(|p| *p >= 1).ok_or_else(|| {
+                Error::invalid(
+                    format!("{prefix}node_port_range.{name}"),
+                    format!("{v} is not a port (1-65535)"),
+                )
+            })
         };
         let (first, last) = (bound("first", first)?, bound("last", last)?);
         if first > last {
-            return Err(Error::invalid(format!("{prefix}node_port_range.first"), format!("{first} is above last ({last})")));
+            return Err(Error::invalid(
+                format!("{prefix}node_port_range.first"),
+                format!("{first} is above last ({last})"),
+            ));
         }
         Ok(Self { first, last })
     }
@@ -78,10 +89,19 @@ pub struct Classes {
 fn class_name(field: &str, raw: &str) -> Result<String> {
     let ok = !raw.is_empty()
         && raw.len() <= 253
-        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && raw.starts_with(|c: char| c.is_ascii_alphanumeric())
         && raw.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok { Ok(raw.to_string()) } else { Err(Error::invalid(field, format!("{raw:?} is not a class name (lower-case letters, digits, '-' and '.', at most 253)"))) }
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{raw:?} is not a class name (lower-case letters, digits, '-' and '.', at most 253)"),
+        ))
+    }
 }
 
 impl Classes {
@@ -102,15 +122,30 @@ impl Classes {
         let default = match default.trim() {
             "" => None,
             d if names.iter().any(|n| n == d) => Some(d.to_string()),
-            d => return Err(Error::invalid(format!("{prefix}{default_field}"), format!("{d} is not one of {list}"))),
+            d => {
+                return Err(Error::invalid(
+                    format!("{prefix}{default_field}"),
+                    format!("{d} is not one of {list}"),
+                ));
+            }
         };
-        Ok(Self { offered: names, default })
+        Ok(Self {
+            offered: names,
+            default,
+        })
     }
 
     /// Fits the class slot `field` of `object` (what the refusal names):
     /// absent -> the default (if any); present -> must be offered (when the
     /// list is managed). `""` is Kubernetes' explicit "no class" and passes.
-    fn fit(&self, cluster: &str, what: &str, object: &str, slot: &mut serde_json::Map<String, Value>, field: &str) -> Result<(), String> {
+    fn fit(
+        &self,
+        cluster: &str,
+        what: &str,
+        object: &str,
+        slot: &mut serde_json::Map<String, Value>,
+        field: &str,
+    ) -> Result<(), String> {
         match slot.get(field) {
             None | Some(Value::Null) => {
                 if let Some(d) = &self.default {
@@ -119,7 +154,10 @@ impl Classes {
                 Ok(())
             }
             Some(Value::String(c)) if c.is_empty() || self.offered.is_empty() || self.offered.contains(c) => Ok(()),
-            Some(Value::String(c)) => Err(format!("{object}: {what} class {c} is not offered by cluster {cluster} (it offers: {})", self.offered.join(", "))),
+            Some(Value::String(c)) => Err(format!(
+                "{object}: {what} class {c} is not offered by cluster {cluster} (it offers: {})",
+                self.offered.join(", ")
+            )),
             Some(_) => Err(format!("{object}: {field} must be a string")),
         }
     }
@@ -138,7 +176,11 @@ pub struct ClusterSettings {
 
 impl Default for ClusterSettings {
     fn default() -> Self {
-        Self { storage: Classes::default(), ingress: Classes::default(), node_ports: DEFAULT_NODE_PORTS }
+        Self {
+            storage: Classes::default(),
+            ingress: Classes::default(),
+            node_ports: DEFAULT_NODE_PORTS,
+        }
     }
 }
 
@@ -152,8 +194,20 @@ impl ClusterSettings {
     pub fn parse(prefix: &str, s: Option<pb::ClusterSettings>) -> Result<Self> {
         let Some(s) = s else { return Ok(Self::default()) };
         Ok(Self {
-            storage: Classes::parse(prefix, "storage_classes", "default_storage_class", s.storage_classes, s.default_storage_class)?,
-            ingress: Classes::parse(prefix, "ingress_classes", "default_ingress_class", s.ingress_classes, s.default_ingress_class)?,
+            storage: Classes::parse(
+                prefix,
+                "storage_classes",
+                "default_storage_class",
+                s.storage_classes,
+                s.default_storage_class,
+            )?,
+            ingress: Classes::parse(
+                prefix,
+                "ingress_classes",
+                "default_ingress_class",
+                s.ingress_classes,
+                s.default_ingress_class,
+            )?,
             node_ports: NodePortRange::parse(prefix, s.node_port_first, s.node_port_last)?,
         })
     }
@@ -178,7 +232,10 @@ impl ClusterSettings {
             "StatefulSet" => {
                 if let Some(templates) = body["spec"]["volumeClaimTemplates"].as_array_mut() {
                     for t in templates {
-                        let claim = format!("{name} volumeClaimTemplate {}", t["metadata"]["name"].as_str().unwrap_or_default());
+                        let claim = format!(
+                            "{name} volumeClaimTemplate {}",
+                            t["metadata"]["name"].as_str().unwrap_or_default()
+                        );
                         if let Some(spec) = spec_of(t) {
                             self.storage.fit(cluster, "storage", &claim, spec, "storageClassName")?;
                         }
@@ -186,11 +243,15 @@ impl ClusterSettings {
                 }
             }
             "Ingress" => {
-                let annotated = body["metadata"]["annotations"]["kubernetes.io/ingress.class"].as_str().map(str::to_string);
+                let annotated = body["metadata"]["annotations"]["kubernetes.io/ingress.class"]
+                    .as_str()
+                    .map(str::to_string);
                 if let Some(c) = annotated {
                     // The legacy annotation names the class; it is checked, not overridden.
                     let mut slot = serde_json::Map::from_iter([("ingressClassName".to_string(), Value::String(c))]);
-                    return self.ingress.fit(cluster, "ingress", &name, &mut slot, "ingressClassName");
+                    return self
+                        .ingress
+                        .fit(cluster, "ingress", &name, &mut slot, "ingressClassName");
                 }
                 if let Some(spec) = spec_of(body) {
                     self.ingress.fit(cluster, "ingress", &name, spec, "ingressClassName")?;
@@ -205,7 +266,9 @@ impl ClusterSettings {
 /// `spec` as an object, created when absent.
 fn spec_of(body: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
     let o = body.as_object_mut()?;
-    o.entry("spec").or_insert_with(|| Value::Object(Default::default())).as_object_mut()
+    o.entry("spec")
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
 }
 
 #[derive(sqlx::FromRow)]
@@ -222,10 +285,19 @@ impl From<Row> for ClusterSettings {
     fn from(r: Row) -> Self {
         let non_empty = |s: String| (!s.is_empty()).then_some(s);
         Self {
-            storage: Classes { offered: r.storage_classes.0, default: non_empty(r.default_storage_class) },
-            ingress: Classes { offered: r.ingress_classes.0, default: non_empty(r.default_ingress_class) },
+            storage: Classes {
+                offered: r.storage_classes.0,
+                default: non_empty(r.default_storage_class),
+            },
+            ingress: Classes {
+                offered: r.ingress_classes.0,
+                default: non_empty(r.default_ingress_class),
+            },
             // Checked by the table.
-            node_ports: NodePortRange { first: r.node_port_first as u16, last: r.node_port_last as u16 },
+            node_ports: NodePortRange {
+                first: r.node_port_first as u16,
+                last: r.node_port_last as u16,
+            },
         }
     }
 }
@@ -235,7 +307,10 @@ impl From<Row> for ClusterSettings {
 ///
 /// # Errors
 /// The database fails.
-pub async fn of_clusters(pool: &PgPool, names: &[String]) -> Result<std::collections::HashMap<String, ClusterSettings>> {
+pub async fn of_clusters(
+    pool: &PgPool,
+    names: &[String],
+) -> Result<std::collections::HashMap<String, ClusterSettings>> {
     #[derive(sqlx::FromRow)]
     struct Named {
         name: String,
@@ -249,7 +324,10 @@ pub async fn of_clusters(pool: &PgPool, names: &[String]) -> Result<std::collect
     .bind(names)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.name, ClusterSettings::from(r.settings))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.name, ClusterSettings::from(r.settings)))
+        .collect())
 }
 
 impl ClusterSettings {
@@ -274,7 +352,12 @@ impl ClusterSettings {
 ///
 /// # Errors
 /// Not an administrator, or no such cluster.
-pub async fn set(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &ClusterSettings) -> Result<crate::cluster::Cluster> {
+pub async fn set(
+    pool: &PgPool,
+    caller: &Caller,
+    id_or_name: &str,
+    s: &ClusterSettings,
+) -> Result<crate::cluster::Cluster> {
     caller.require_platform_admin()?;
     let id = uuid::Uuid::parse_str(id_or_name).ok();
     let mut tx = pool.begin().await?;
@@ -337,23 +420,59 @@ mod tests {
 
     #[test]
     fn a_node_port_range_must_be_ports_in_order_and_errors_name_the_bound() {
-        assert_eq!(NodePortRange::parse("", 31000, 31999).unwrap(), NodePortRange { first: 31000, last: 31999 });
-        assert_eq!(NodePortRange::parse("", 5, 5).unwrap(), NodePortRange { first: 5, last: 5 });
-        assert_eq!(field(NodePortRange::parse("settings.", 0, 100).unwrap_err()), "settings.node_port_range.first");
-        assert_eq!(field(NodePortRange::parse("", 100, 70000).unwrap_err()), "node_port_range.last");
-        assert_eq!(field(NodePortRange::parse("", 32000, 31000).unwrap_err()), "node_port_range.first");
+        assert_eq!(
+            NodePortRange::parse("", 31000, 31999).unwrap(),
+            NodePortRange {
+                first: 31000,
+                last: 31999
+            }
+        );
+        assert_eq!(
+            NodePortRange::parse("", 5, 5).unwrap(),
+            NodePortRange { first: 5, last: 5 }
+        );
+        assert_eq!(
+            field(NodePortRange::parse("settings.", 0, 100).unwrap_err()),
+            "settings.node_port_range.first"
+        );
+        assert_eq!(
+            field(NodePortRange::parse("", 100, 70000).unwrap_err()),
+            "node_port_range.last"
+        );
+        assert_eq!(
+            field(NodePortRange::parse("", 32000, 31000).unwrap_err()),
+            "node_port_range.first"
+        );
     }
 
     #[test]
     fn class_lists_refuse_bad_names_repeats_and_a_default_they_do_not_hold() {
         let parse = |list: &[&str], default: &str| {
-            Classes::parse("settings.", "storage_classes", "default_storage_class", list.iter().map(|s| s.to_string()).collect(), default.into())
+            Classes::parse(
+                "settings.",
+                "storage_classes",
+                "default_storage_class",
+                list.iter().map(|s| s.to_string()).collect(),
+                default.into(),
+            )
         };
-        assert_eq!(parse(&["fast", "standard.csi"], "fast").unwrap().default.as_deref(), Some("fast"));
+        assert_eq!(
+            parse(&["fast", "standard.csi"], "fast").unwrap().default.as_deref(),
+            Some("fast")
+        );
         assert_eq!(parse(&[], "").unwrap(), Classes::default());
-        assert_eq!(field(parse(&["fast", "Bad_Name"], "").unwrap_err()), "settings.storage_classes[1]");
-        assert_eq!(field(parse(&["fast", "fast"], "").unwrap_err()), "settings.storage_classes[1]");
-        assert_eq!(field(parse(&["fast"], "slow").unwrap_err()), "settings.default_storage_class");
+        assert_eq!(
+            field(parse(&["fast", "Bad_Name"], "").unwrap_err()),
+            "settings.storage_classes[1]"
+        );
+        assert_eq!(
+            field(parse(&["fast", "fast"], "").unwrap_err()),
+            "settings.storage_classes[1]"
+        );
+        assert_eq!(
+            field(parse(&["fast"], "slow").unwrap_err()),
+            "settings.default_storage_class"
+        );
         assert_eq!(field(parse(&[], "fast").unwrap_err()), "settings.default_storage_class");
     }
 
@@ -363,14 +482,21 @@ mod tests {
         let mut pvc = json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "data"}, "spec": {"resources": {}}});
         s.fit("east", &mut pvc).unwrap();
         assert_eq!(pvc["spec"]["storageClassName"], "fast");
-        let mut named = json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "d"}, "spec": {"storageClassName": "slow"}});
+        let mut named =
+            json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "d"}, "spec": {"storageClassName": "slow"}});
         s.fit("east", &mut named).unwrap();
         assert_eq!(named["spec"]["storageClassName"], "slow");
         let mut sts = json!({"kind": "StatefulSet", "metadata": {"name": "db"},
             "spec": {"volumeClaimTemplates": [{"metadata": {"name": "a"}, "spec": {}}, {"metadata": {"name": "b"}, "spec": {"storageClassName": "slow"}}]}});
         s.fit("east", &mut sts).unwrap();
-        assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"], "fast");
-        assert_eq!(sts["spec"]["volumeClaimTemplates"][1]["spec"]["storageClassName"], "slow");
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"],
+            "fast"
+        );
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][1]["spec"]["storageClassName"],
+            "slow"
+        );
     }
 
     #[test]
@@ -378,7 +504,13 @@ mod tests {
         let s = settings(&["fast"], "", &["nginx"], "nginx");
         let mut pvc = json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "data"}, "spec": {"storageClassName": "gold"}});
         let why = s.fit("east", &mut pvc).unwrap_err();
-        assert!(why.contains("PersistentVolumeClaim data") && why.contains("gold") && why.contains("cluster east") && why.contains("fast"), "{why}");
+        assert!(
+            why.contains("PersistentVolumeClaim data")
+                && why.contains("gold")
+                && why.contains("cluster east")
+                && why.contains("fast"),
+            "{why}"
+        );
         let mut sts = json!({"kind": "StatefulSet", "metadata": {"name": "db"}, "spec": {"volumeClaimTemplates": [{"metadata": {"name": "a"}, "spec": {"storageClassName": "gold"}}]}});
         assert!(s.fit("east", &mut sts).unwrap_err().contains("volumeClaimTemplate a"));
         let mut ing = json!({"kind": "Ingress", "metadata": {"name": "web"}, "spec": {"ingressClassName": "traefik"}});
@@ -395,7 +527,10 @@ mod tests {
         assert_eq!(ing["spec"]["ingressClassName"], "nginx");
         let mut legacy = json!({"kind": "Ingress", "metadata": {"name": "web", "annotations": {"kubernetes.io/ingress.class": "internal"}}, "spec": {}});
         s.fit("east", &mut legacy).unwrap();
-        assert!(legacy["spec"].get("ingressClassName").is_none(), "the annotation already names the class");
+        assert!(
+            legacy["spec"].get("ingressClassName").is_none(),
+            "the annotation already names the class"
+        );
         // Storage is not managed in this cluster: any class passes, none is added.
         let mut pvc = json!({"kind": "PersistentVolumeClaim", "metadata": {"name": "d"}, "spec": {"storageClassName": "anything"}});
         s.fit("east", &mut pvc).unwrap();
@@ -404,6 +539,9 @@ mod tests {
         assert!(bare["spec"].get("storageClassName").is_none());
         let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {}});
         s.fit("east", &mut deployment).unwrap();
-        assert_eq!(deployment, json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {}}));
+        assert_eq!(
+            deployment,
+            json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {}})
+        );
     }
 }

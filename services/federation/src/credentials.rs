@@ -57,13 +57,20 @@ impl Credentials {
     /// # Errors
     /// The first malformed field.
     pub fn validate(&self) -> Result<()> {
-        for (field, pem) in [("ca_pem", &self.ca_pem), ("client_cert_pem", &self.client_cert_pem), ("client_key_pem", &self.client_key_pem)] {
+        for (field, pem) in [
+            ("ca_pem", &self.ca_pem),
+            ("client_cert_pem", &self.client_cert_pem),
+            ("client_key_pem", &self.client_key_pem),
+        ] {
             if !pem.is_empty() && !pem.trim_start().starts_with("-----BEGIN ") {
                 return Err(Error::invalid(field, "must be a PEM document"));
             }
         }
         if self.client_cert_pem.is_empty() != self.client_key_pem.is_empty() {
-            return Err(Error::invalid("client_key_pem", "a client certificate needs its key, and a key its certificate"));
+            return Err(Error::invalid(
+                "client_key_pem",
+                "a client certificate needs its key, and a key its certificate",
+            ));
         }
         if self.token.chars().any(char::is_control) {
             return Err(Error::invalid("token", "must not contain control characters"));
@@ -129,7 +136,9 @@ struct UserEntry {
 }
 
 fn pem_from_data(field: &str, data: &str) -> Result<String> {
-    let bytes = B64.decode(data.trim()).map_err(|_| Error::invalid(field, "is not base64"))?;
+    let bytes = B64
+        .decode(data.trim())
+        .map_err(|_| Error::invalid(field, "is not base64"))?;
     String::from_utf8(bytes).map_err(|_| Error::invalid(field, "is not PEM text"))
 }
 
@@ -141,7 +150,8 @@ fn pem_from_data(field: &str, data: &str) -> Result<String> {
 /// Not a kubeconfig, no usable context, or credentials by reference.
 pub fn from_kubeconfig(text: &str) -> Result<(String, Credentials)> {
     const F: &str = "kubeconfig";
-    let kc: Kubeconfig = serde_saphyr::from_str(text).map_err(|e| Error::invalid(F, format!("is not a kubeconfig document: {e}")))?;
+    let kc: Kubeconfig =
+        serde_saphyr::from_str(text).map_err(|e| Error::invalid(F, format!("is not a kubeconfig document: {e}")))?;
     let context = if kc.current_context.is_empty() {
         match kc.contexts.as_slice() {
             [only] => only,
@@ -151,30 +161,68 @@ pub fn from_kubeconfig(text: &str) -> Result<(String, Credentials)> {
         kc.contexts
             .iter()
             .find(|c| c.name == kc.current_context)
-            .ok_or_else(|| Error::invalid(F, format!("current-context {} is not among its contexts", kc.current_context)))?
+            .ok_or_else(|| {
+                Error::invalid(
+                    F,
+                    format!("current-context {} is not among its contexts", kc.current_context),
+                )
+            })?
     };
     let cluster = kc
         .clusters
         .iter()
         .find(|c| c.name == context.context.cluster)
-        .ok_or_else(|| Error::invalid(F, format!("cluster {} of the current context is missing", context.context.cluster)))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                F,
+                format!("cluster {} of the current context is missing", context.context.cluster),
+            )
+        })?;
     if cluster.cluster.ca_file.is_some() {
-        return Err(Error::invalid(F, "certificate-authority must be inline (certificate-authority-data)"));
+        return Err(Error::invalid(
+            F,
+            "certificate-authority must be inline (certificate-authority-data)",
+        ));
     }
     let user = if context.context.user.is_empty() {
         UserEntry::default()
     } else {
         let u = kc.users.into_iter().find(|u| u.name == context.context.user);
-        u.ok_or_else(|| Error::invalid(F, format!("user {} of the current context is missing", context.context.user)))?.user
+        u.ok_or_else(|| {
+            Error::invalid(
+                F,
+                format!("user {} of the current context is missing", context.context.user),
+            )
+        })?
+        .user
     };
     if user.cert_file.is_some() || user.token_file.is_some() || user.exec.is_some() {
-        return Err(Error::invalid(F, "the user's credentials must be inline (token or client-certificate-data and client-key-data)"));
+        return Err(Error::invalid(
+            F,
+            "the user's credentials must be inline (token or client-certificate-data and client-key-data)",
+        ));
     }
     let credentials = Credentials {
-        ca_pem: cluster.cluster.ca_data.as_deref().map(|d| pem_from_data("kubeconfig.certificate-authority-data", d)).transpose()?.unwrap_or_default(),
+        ca_pem: cluster
+            .cluster
+            .ca_data
+            .as_deref()
+            .map(|d| pem_from_data("kubeconfig.certificate-authority-data", d))
+            .transpose()?
+            .unwrap_or_default(),
         token: user.token.unwrap_or_default(),
-        client_cert_pem: user.cert_data.as_deref().map(|d| pem_from_data("kubeconfig.client-certificate-data", d)).transpose()?.unwrap_or_default(),
-        client_key_pem: user.key_data.as_deref().map(|d| pem_from_data("kubeconfig.client-key-data", d)).transpose()?.unwrap_or_default(),
+        client_cert_pem: user
+            .cert_data
+            .as_deref()
+            .map(|d| pem_from_data("kubeconfig.client-certificate-data", d))
+            .transpose()?
+            .unwrap_or_default(),
+        client_key_pem: user
+            .key_data
+            .as_deref()
+            .map(|d| pem_from_data("kubeconfig.client-key-data", d))
+            .transpose()?
+            .unwrap_or_default(),
     };
     credentials.validate()?;
     Ok((cluster.cluster.server.clone(), credentials))
@@ -184,7 +232,11 @@ pub fn from_kubeconfig(text: &str) -> Result<(String, Credentials)> {
 /// so a record copied to another cluster's row does not open): a random
 /// nonce followed by the ciphertext.
 pub fn seal(key: &SecretKey, name: &str, credentials: &Credentials) -> Vec<u8> {
-    seal_bytes(key, name.as_bytes(), &serde_json::to_vec(credentials).expect("credentials serialise"))
+    seal_bytes(
+        key,
+        name.as_bytes(),
+        &serde_json::to_vec(credentials).expect("credentials serialise"),
+    )
 }
 
 /// Encrypts `plain` bound to `aad` (what it belongs to): a random nonce
@@ -193,7 +245,9 @@ pub fn seal(key: &SecretKey, name: &str, credentials: &Credentials) -> Vec<u8> {
 pub fn seal_bytes(key: &SecretKey, aad: &[u8], plain: &[u8]) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
     let nonce: [u8; NONCE_LEN] = rand::random();
-    let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad }).expect("in-memory encryption does not fail");
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .expect("in-memory encryption does not fail");
     [nonce.as_slice(), &sealed].concat()
 }
 
@@ -205,7 +259,9 @@ pub fn open_bytes(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>>
     }
     let (nonce, body) = sealed.split_at(NONCE_LEN);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.0));
-    cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad }).ok()
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad })
+        .ok()
 }
 
 /// Decrypts what [`seal`] produced for `name`.
@@ -213,7 +269,11 @@ pub fn open_bytes(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>>
 /// # Errors
 /// Another key, another cluster's record, or tampered bytes.
 pub fn open(key: &SecretKey, name: &str, sealed: &[u8]) -> Result<Credentials> {
-    let unreadable = || Error::FailedPrecondition(format!("the stored credentials of cluster {name} cannot be decrypted with the configured key"));
+    let unreadable = || {
+        Error::FailedPrecondition(format!(
+            "the stored credentials of cluster {name} cannot be decrypted with the configured key"
+        ))
+    };
     let plain = open_bytes(key, name.as_bytes(), sealed).ok_or_else(unreadable)?;
     serde_json::from_slice(&plain).map_err(|_| unreadable())
 }
@@ -242,9 +302,12 @@ pub async fn client(name: &str, endpoint: &str, credentials: &Credentials) -> Re
         "users": [{"name": name, "user": user}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
     });
-    let bad = |e: &dyn fmt::Display| Error::FailedPrecondition(format!("cluster {name}: unusable client configuration: {e}"));
+    let bad =
+        |e: &dyn fmt::Display| Error::FailedPrecondition(format!("cluster {name}: unusable client configuration: {e}"));
     let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(doc).map_err(|e| bad(&e))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await.map_err(|e| bad(&e))?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| bad(&e))?;
     config.connect_timeout = Some(Duration::from_secs(2));
     config.read_timeout = Some(Duration::from_secs(10));
     kube::Client::try_from(config).map_err(|e| bad(&e))
@@ -265,7 +328,11 @@ pub struct Clients {
 impl Clients {
     /// Clients for the clusters in `pool`'s registry, opened with `key`.
     pub fn new(pool: PgPool, key: SecretKey) -> Self {
-        Self { pool, key, cache: Arc::default() }
+        Self {
+            pool,
+            key,
+            cache: Arc::default(),
+        }
     }
 
     /// The key credentials are sealed with.
@@ -284,8 +351,12 @@ impl Clients {
     /// Not registered, or its credentials cannot be opened.
     pub async fn by_name(&self, name: &str) -> Result<kube::Client> {
         let row: Option<(String, Option<Vec<u8>>)> =
-            sqlx::query_as("SELECT api_endpoint, credentials FROM clusters WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
-        let (endpoint, sealed) = row.ok_or_else(|| Error::FailedPrecondition(format!("cluster {name} is not registered")))?;
+            sqlx::query_as("SELECT api_endpoint, credentials FROM clusters WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (endpoint, sealed) =
+            row.ok_or_else(|| Error::FailedPrecondition(format!("cluster {name} is not registered")))?;
         self.get(name, &endpoint, sealed.as_deref()).await
     }
 
@@ -304,9 +375,15 @@ impl Clients {
         {
             return Ok(c.clone());
         }
-        let credentials = sealed.map(|s| open(&self.key, name, s)).transpose()?.unwrap_or_default();
+        let credentials = sealed
+            .map(|s| open(&self.key, name, s))
+            .transpose()?
+            .unwrap_or_default();
         let client = client(name, endpoint, &credentials).await?;
-        self.cache.lock().expect("not poisoned").insert(name.to_string(), (fingerprint, client.clone()));
+        self.cache
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_string(), (fingerprint, client.clone()));
         Ok(client)
     }
 }
@@ -355,7 +432,11 @@ users:
 
     #[test]
     fn a_kubeconfig_gives_client_certificates() {
-        let user = format!("    client-certificate-data: {}\n    client-key-data: {}", B64.encode("-----BEGIN CERTIFICATE-----\nX\n"), B64.encode("-----BEGIN PRIVATE KEY-----\nY\n"));
+        let user = format!(
+            "    client-certificate-data: {}\n    client-key-data: {}",
+            B64.encode("-----BEGIN CERTIFICATE-----\nX\n"),
+            B64.encode("-----BEGIN PRIVATE KEY-----\nY\n")
+        );
         let (_, c) = from_kubeconfig(&kubeconfig(&user)).unwrap();
         assert!(c.client_cert_pem.starts_with("-----BEGIN CERTIFICATE"));
         assert!(c.client_key_pem.starts_with("-----BEGIN PRIVATE KEY"));
@@ -366,14 +447,20 @@ users:
         assert!(from_kubeconfig(&kubeconfig("    tokenFile: /var/run/token")).is_err());
         assert!(from_kubeconfig(&kubeconfig("    exec:\n      command: aws")).is_err());
         assert!(from_kubeconfig("not: [a, kubeconfig").is_err());
-        let e = from_kubeconfig(&kubeconfig("    token: x").replace("current-context: east-admin", "current-context: nope")).unwrap_err();
+        let e = from_kubeconfig(
+            &kubeconfig("    token: x").replace("current-context: east-admin", "current-context: nope"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("nope"));
     }
 
     #[test]
     fn sealed_credentials_open_only_with_the_same_key_and_cluster() {
         let key = SecretKey::new([1; 32]);
-        let c = Credentials { token: "s3cr3t-token".into(), ..Default::default() };
+        let c = Credentials {
+            token: "s3cr3t-token".into(),
+            ..Default::default()
+        };
         let sealed = seal(&key, "east", &c);
         assert!(!sealed.windows(c.token.len()).any(|w| w == c.token.as_bytes()));
         assert_ne!(seal(&key, "east", &c), sealed, "a fresh nonce each time");
@@ -388,8 +475,18 @@ users:
 
     #[test]
     fn a_certificate_needs_its_key() {
-        let c = Credentials { client_cert_pem: "-----BEGIN CERTIFICATE-----\n".into(), ..Default::default() };
+        let c = Credentials {
+            client_cert_pem: "-----BEGIN CERTIFICATE-----\n".into(),
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        assert!(Credentials { ca_pem: "nope".into(), ..Default::default() }.validate().is_err());
+        assert!(
+            Credentials {
+                ca_pem: "nope".into(),
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -27,7 +27,12 @@ use uuid::Uuid;
 ///
 /// # Errors
 /// The database fails.
-pub async fn open_due(tx: &mut sqlx::PgConnection, stabilisation: Duration, parallelism: usize, retry_failed_after: Duration) -> Result<Vec<Uuid>> {
+pub async fn open_due(
+    tx: &mut sqlx::PgConnection,
+    stabilisation: Duration,
+    parallelism: usize,
+    retry_failed_after: Duration,
+) -> Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
         "WITH last AS (
              SELECT DISTINCT ON (binding_id) binding_id, kind, from_cluster, previous, created_at

@@ -60,6 +60,7 @@
 //! in the same transaction (outbox).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -69,7 +70,6 @@ use kernel::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -79,7 +79,8 @@ use crate::lease::{self, Lease};
 use crate::placement::{self, Assignment, Demand, Placement, Resources};
 
 /// Every state an operation enters (opened as `pending`).
-pub const FAILOVER_CHANGED: kernel::event::EventType = kernel::event::EventType::new("federation", "failover", "changed");
+pub const FAILOVER_CHANGED: kernel::event::EventType =
+    kernel::event::EventType::new("federation", "failover", "changed");
 
 /// Names the failover reconciler's lease.
 pub const LEASE: &str = "binding-failover";
@@ -160,13 +161,21 @@ pub struct Resilience {
 
 impl Default for Resilience {
     fn default() -> Self {
-        Self { tier: DrTier::Manual, toleration: DEFAULT_TOLERATION, singleton: false, failback: Failback::Manual, priority: 0 }
+        Self {
+            tier: DrTier::Manual,
+            toleration: DEFAULT_TOLERATION,
+            singleton: false,
+            failback: Failback::Manual,
+            priority: 0,
+        }
     }
 }
 
 /// Takes `key` out of `map` and reads it, naming `placement.<key>` when it is malformed.
 fn take<T: serde::de::DeserializeOwned>(map: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<T>> {
-    map.remove(key).map(|v| serde_json::from_value(v).map_err(|e| Error::invalid(format!("placement.{key}"), e.to_string()))).transpose()
+    map.remove(key)
+        .map(|v| serde_json::from_value(v).map_err(|e| Error::invalid(format!("placement.{key}"), e.to_string())))
+        .transpose()
 }
 
 impl Resilience {
@@ -176,12 +185,19 @@ impl Resilience {
     /// # Errors
     /// InvalidArgument naming the field.
     pub fn split(placement: &mut Value) -> Result<Self> {
-        let Some(map) = placement.as_object_mut() else { return Ok(Self::default()) };
+        let Some(map) = placement.as_object_mut() else {
+            return Ok(Self::default());
+        };
         let tier: DrTier = take(map, "dr_tier")?.unwrap_or_default();
         let toleration = match take::<f64>(map, "toleration_seconds")? {
             None => DEFAULT_TOLERATION,
             Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
-            Some(_) => return Err(Error::invalid("placement.toleration_seconds", "must be between 0 and 86400")),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "placement.toleration_seconds",
+                    "must be between 0 and 86400",
+                ));
+            }
         };
         let singleton = take(map, "singleton")?.unwrap_or(false);
         let failback = take(map, "failback")?.unwrap_or(Failback::default_for(tier));
@@ -189,7 +205,13 @@ impl Resilience {
         if !(-1000..=1000).contains(&priority) {
             return Err(Error::invalid("placement.priority", "must be between -1000 and 1000"));
         }
-        Ok(Self { tier, toleration, singleton, failback, priority })
+        Ok(Self {
+            tier,
+            toleration,
+            singleton,
+            failback,
+            priority,
+        })
     }
 
     /// Reads a stored tier (the failback settings are read where they are used).
@@ -199,7 +221,13 @@ impl Resilience {
             "auto-failover" => DrTier::AutoFailover,
             _ => DrTier::Manual,
         };
-        Self { tier, toleration: Duration::from_millis(toleration_ms.max(0) as u64), singleton, failback: Failback::default_for(tier), priority: 0 }
+        Self {
+            tier,
+            toleration: Duration::from_millis(toleration_ms.max(0) as u64),
+            singleton,
+            failback: Failback::default_for(tier),
+            priority: 0,
+        }
     }
 }
 
@@ -287,7 +315,13 @@ pub struct FailoverSettings {
 
 impl From<&crate::Settings> for FailoverSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, lease_ttl: s.lease_ttl, failback_stabilisation: s.failback_stabilisation, failback_parallelism: s.failback_parallelism, propagation_timeout: s.propagation_timeout }
+        Self {
+            poll: s.reconcile_poll,
+            lease_ttl: s.lease_ttl,
+            failback_stabilisation: s.failback_stabilisation,
+            failback_parallelism: s.failback_parallelism,
+            propagation_timeout: s.propagation_timeout,
+        }
     }
 }
 
@@ -344,7 +378,13 @@ impl Reconciler {
     /// fencing singletons through `clients`.
     pub fn new(pool: PgPool, clients: Clients, admission: Arc<dyn Admission>, settings: FailoverSettings) -> Self {
         let lease = Lease::new(pool.clone(), LEASE, lease::holder_id("failover"), settings.lease_ttl);
-        Self { pool, clients, admission, settings, lease }
+        Self {
+            pool,
+            clients,
+            admission,
+            settings,
+            lease,
+        }
     }
 
     /// Runs while it holds the lease, until `stop`.
@@ -352,7 +392,9 @@ impl Reconciler {
     /// # Errors
     /// Never while running; returns `Ok` at shutdown.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
-        self.lease.lead("failover round", self.settings.poll, &stop, || self.round(), || {}).await;
+        self.lease
+            .lead("failover round", self.settings.poll, &stop, || self.round(), || {})
+            .await;
         Ok(())
     }
 
@@ -369,7 +411,10 @@ impl Reconciler {
         .await?;
         // Operations of different bindings are independent: advance them together (bounded).
         let results: Vec<(Uuid, Result<()>)> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
-            futures::stream::iter(open.into_iter().map(|op| async move { (op.id, self.advance(&op).await) })),
+            futures::stream::iter(
+                open.into_iter()
+                    .map(|op| async move { (op.id, self.advance(&op).await) }),
+            ),
             64,
         ))
         .await;
@@ -403,7 +448,13 @@ impl Reconciler {
         .bind(RETRY_FAILED_AFTER.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
-        let back = crate::failback::open_due(&mut tx, self.settings.failback_stabilisation, self.settings.failback_parallelism, RETRY_FAILED_AFTER).await?;
+        let back = crate::failback::open_due(
+            &mut tx,
+            self.settings.failback_stabilisation,
+            self.settings.failback_parallelism,
+            RETRY_FAILED_AFTER,
+        )
+        .await?;
         for id in opened.into_iter().chain(back) {
             announce(&mut tx, id).await?;
         }
@@ -492,17 +543,27 @@ impl Reconciler {
         let live = self.live_targets(b.id).await?;
         let current: Vec<Assignment> = live.iter().map(as_assignment).collect();
         if op.kind == "failback" {
-            let (condition,): (String,) = sqlx::query_as("SELECT condition FROM clusters WHERE name = $1").bind(&op.from_cluster).fetch_optional(&self.pool).await?.unwrap_or(("Deregistered".into(),));
+            let (condition,): (String,) = sqlx::query_as("SELECT condition FROM clusters WHERE name = $1")
+                .bind(&op.from_cluster)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(("Deregistered".into(),));
             if condition != "Ready" {
-                return self.fail(op, &format!("cluster {} is {condition}", op.from_cluster)).await;
+                return self
+                    .fail(op, &format!("cluster {} is {condition}", op.from_cluster))
+                    .await;
             }
             if resilience.singleton {
                 return self.begin_fencing(op, b, resilience, &live).await;
             }
-            return self.placing(op, &op.previous.0, &union(&current, &op.previous.0), Vec::new()).await;
+            return self
+                .placing(op, &op.previous.0, &union(&current, &op.previous.0), Vec::new())
+                .await;
         }
         if !live.iter().any(|t| t.cluster == op.from_cluster) {
-            return self.fail(op, &format!("the binding has no replicas in {}", op.from_cluster)).await;
+            return self
+                .fail(op, &format!("the binding has no replicas in {}", op.from_cluster))
+                .await;
         }
         if resilience.singleton {
             return self.begin_fencing(op, b, resilience, &live).await;
@@ -516,9 +577,21 @@ impl Reconciler {
     /// Stores the new assignment `to` (and `previous`, what a failback
     /// restores): the operation's state -> placing, with `done` and the
     /// placing step recorded.
-    async fn placing(&self, op: &OpRow, previous: &[Assignment], to: &[Assignment], mut done: Vec<String>) -> Result<()> {
+    async fn placing(
+        &self,
+        op: &OpRow,
+        previous: &[Assignment],
+        to: &[Assignment],
+        mut done: Vec<String>,
+    ) -> Result<()> {
         let clusters: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
-        done.push(format!("placing: {}", to.iter().map(|a| format!("{} in {}", a.replicas, a.cluster)).collect::<Vec<_>>().join(", ")));
+        done.push(format!(
+            "placing: {}",
+            to.iter()
+                .map(|a| format!("{} in {}", a.replicas, a.cluster))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         let mut tx = self.pool.begin().await?;
         let placing = sqlx::query(
             "UPDATE failovers SET state = 'placing', previous = $2, to_targets = $3, to_clusters = $4, reason = '', updated_at = now(), steps = steps || $6
@@ -545,9 +618,17 @@ impl Reconciler {
     fn copy_to_stop(op: &OpRow, live: &[LiveTarget]) -> Option<Assignment> {
         if op.kind == "failback" {
             let back: Vec<&str> = op.previous.0.iter().map(|a| a.cluster.as_str()).collect();
-            return live.iter().find(|t| !back.contains(&t.cluster.as_str())).map(as_assignment);
+            return live
+                .iter()
+                .find(|t| !back.contains(&t.cluster.as_str()))
+                .map(as_assignment);
         }
-        op.previous.0.iter().find(|a| a.cluster == op.from_cluster).cloned().or_else(|| live.iter().find(|t| t.cluster == op.from_cluster).map(as_assignment))
+        op.previous
+            .0
+            .iter()
+            .find(|a| a.cluster == op.from_cluster)
+            .cloned()
+            .or_else(|| live.iter().find(|t| t.cluster == op.from_cluster).map(as_assignment))
     }
 
     /// Whether `cluster` is Ready, and whether its copy counts as stopped by
@@ -573,20 +654,43 @@ impl Reconciler {
     /// failover whose cluster is Ready again ends instead (nothing is
     /// wrong any more); a copy whose lease has already expired needs no
     /// stopping, so the operation places at once.
-    async fn begin_fencing(&self, op: &OpRow, b: &BindingRow, resilience: Resilience, live: &[LiveTarget]) -> Result<()> {
+    async fn begin_fencing(
+        &self,
+        op: &OpRow,
+        b: &BindingRow,
+        resilience: Resilience,
+        live: &[LiveTarget],
+    ) -> Result<()> {
         let Some(old) = Self::copy_to_stop(op, live) else {
             // A failback with nothing outside the earlier assignment: nothing runs twice.
             return self.placing(op, &op.previous.0, &op.previous.0, Vec::new()).await;
         };
         let (ready, expired, contact) = self.lease_rule(&old.cluster, resilience.toleration).await?;
         if op.kind == "failover" && op.trigger == "automatic" && ready {
-            return self.end(op, &format!("{} is Ready again; an automatic failover of a singleton is not carried out", op.from_cluster), false).await;
+            return self
+                .end(
+                    op,
+                    &format!(
+                        "{} is Ready again; an automatic failover of a singleton is not carried out",
+                        op.from_cluster
+                    ),
+                    false,
+                )
+                .await;
         }
         if expired {
-            let lease = format!("fencing: {} out of contact since {}, longer than the toleration: its copy counts as stopped (lease expired)", old.cluster, since(contact));
+            let lease = format!(
+                "fencing: {} out of contact since {}, longer than the toleration: its copy counts as stopped (lease expired)",
+                old.cluster,
+                since(contact)
+            );
             return self.place_fenced(op, b, resilience, lease).await;
         }
-        let previous = if op.kind == "failover" { live.iter().map(as_assignment).collect() } else { op.previous.0.clone() };
+        let previous = if op.kind == "failover" {
+            live.iter().map(as_assignment).collect()
+        } else {
+            op.previous.0.clone()
+        };
         let mut tx = self.pool.begin().await?;
         let fencing = sqlx::query("UPDATE failovers SET state = 'fencing', previous = $2, reason = '', updated_at = now(), steps = steps || $3 WHERE id = $1 AND state = 'pending'")
             .bind(op.id)
@@ -617,11 +721,17 @@ impl Reconciler {
         let resilience = Resilience::from_stored(&b.dr_tier, b.toleration_ms, b.singleton);
         let live = self.live_targets(b.id).await?;
         let Some(old) = Self::copy_to_stop(op, &live) else {
-            return self.place_fenced(op, b, resilience, "fencing: no copy left to stop".into()).await;
+            return self
+                .place_fenced(op, b, resilience, "fencing: no copy left to stop".into())
+                .await;
         };
         let (_, expired, contact) = self.lease_rule(&old.cluster, resilience.toleration).await?;
         if expired {
-            let lease = format!("fencing: {} out of contact since {}, longer than the toleration: its copy counts as stopped (lease expired)", old.cluster, since(contact));
+            let lease = format!(
+                "fencing: {} out of contact since {}, longer than the toleration: its copy counts as stopped (lease expired)",
+                old.cluster,
+                since(contact)
+            );
             return self.place_fenced(op, b, resilience, lease).await;
         }
         let waiting_for_lease = |e: &dyn std::fmt::Display| {
@@ -635,7 +745,9 @@ impl Reconciler {
         let objects = binding::parse_objects(&b.objects.0.to_string())?;
         let stopped = tokio::time::timeout(FENCING_ANSWER, async {
             let client = self.clients.by_name(&old.cluster).await.map_err(|e| e.to_string())?;
-            crate::fencing::scale_to_zero(&client, b.id, &objects, &old.namespace).await.map_err(|e| e.to_string())?;
+            crate::fencing::scale_to_zero(&client, b.id, &objects, &old.namespace)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok::<_, String>(client)
         })
         .await
@@ -654,18 +766,43 @@ impl Reconciler {
         .bind(steps([format!("fencing: scaled to 0 in {}", old.cluster)]))
         .execute(&self.pool)
         .await?;
-        let left = tokio::time::timeout(FENCING_ANSWER, crate::fencing::pods_left(&client, &b.objects.0, &old.namespace))
-            .await
-            .map_err(|_| format!("no answer within {FENCING_ANSWER:?}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let left = tokio::time::timeout(
+            FENCING_ANSWER,
+            crate::fencing::pods_left(&client, &b.objects.0, &old.namespace),
+        )
+        .await
+        .map_err(|_| format!("no answer within {FENCING_ANSWER:?}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
         match left {
             Err(e) => self.waiting(op, &waiting_for_lease(&e)).await,
             Ok(0) if Utc::now() < self.confirmable_from(op) => {
-                let from = self.confirmable_from(op).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let from = self
+                    .confirmable_from(op)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
                 self.waiting(op, &format!("fencing: no pod of the binding left in {}; confirmed at {from}, when no apply of the old replicas can still be under way", old.cluster)).await
             }
-            Ok(0) => self.place_fenced(op, b, resilience, format!("fencing: confirmed stopped in {} (no pod of the binding left)", old.cluster)).await,
-            Ok(n) => self.waiting(op, &format!("fencing: waiting for {n} pod(s) of the binding in {} to stop", old.cluster)).await,
+            Ok(0) => {
+                self.place_fenced(
+                    op,
+                    b,
+                    resilience,
+                    format!(
+                        "fencing: confirmed stopped in {} (no pod of the binding left)",
+                        old.cluster
+                    ),
+                )
+                .await
+            }
+            Ok(n) => {
+                self.waiting(
+                    op,
+                    &format!(
+                        "fencing: waiting for {n} pod(s) of the binding in {} to stop",
+                        old.cluster
+                    ),
+                )
+                .await
+            }
         }
     }
 
@@ -673,18 +810,26 @@ impl Reconciler {
     /// after its target was set to 0 (an apply of the old target that
     /// started before that is over by then).
     fn confirmable_from(&self, op: &OpRow) -> DateTime<Utc> {
-        let set = op.steps.0.iter().rev().find(|s| s.name.starts_with(SET_TO_ZERO)).map_or_else(Utc::now, |s| s.at);
+        let set = op
+            .steps
+            .0
+            .iter()
+            .rev()
+            .find(|s| s.name.starts_with(SET_TO_ZERO))
+            .map_or_else(Utc::now, |s| s.at);
         set + chrono::Duration::from_std(self.settings.propagation_timeout).unwrap_or_default()
     }
 
     /// Records what a waiting operation waits for (only when it changed).
     async fn waiting(&self, op: &OpRow, reason: &str) -> Result<()> {
-        sqlx::query("UPDATE failovers SET reason = $3, updated_at = now() WHERE id = $1 AND state = $2 AND reason <> $3")
-            .bind(op.id)
-            .bind(&op.state)
-            .bind(reason)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE failovers SET reason = $3, updated_at = now() WHERE id = $1 AND state = $2 AND reason <> $3",
+        )
+        .bind(op.id)
+        .bind(&op.state)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -696,7 +841,11 @@ impl Reconciler {
             return self.placing(op, &op.previous.0, &op.previous.0, vec![why]).await;
         }
         let mut live = self.live_targets(b.id).await?;
-        let previous: Vec<Assignment> = if op.state == "fencing" { op.previous.0.clone() } else { live.iter().map(as_assignment).collect() };
+        let previous: Vec<Assignment> = if op.state == "fencing" {
+            op.previous.0.clone()
+        } else {
+            live.iter().map(as_assignment).collect()
+        };
         if let Some(before) = previous.iter().find(|a| a.cluster == op.from_cluster) {
             for t in live.iter_mut().filter(|t| t.cluster == op.from_cluster) {
                 t.replicas = before.replicas as i32;
@@ -711,19 +860,48 @@ impl Reconciler {
     /// The assignment without `lost`: the binding's placement again with
     /// `lost` excluded, or (active-active, or an explicit placement) the lost
     /// replicas divided among the surviving Ready clusters. `Err` is why not.
-    async fn replace(&self, b: &BindingRow, tier: DrTier, lost: &str, live: &[LiveTarget]) -> Result<std::result::Result<Vec<Assignment>, String>> {
+    async fn replace(
+        &self,
+        b: &BindingRow,
+        tier: DrTier,
+        lost: &str,
+        live: &[LiveTarget],
+    ) -> Result<std::result::Result<Vec<Assignment>, String>> {
         let mut placement_value = b.placement.0.clone();
         Resilience::split(&mut placement_value)?;
-        let placement: Placement = serde_json::from_value(placement_value).map_err(|e| Error::invalid("placement", e.to_string()))?;
+        let placement: Placement =
+            serde_json::from_value(placement_value).map_err(|e| Error::invalid("placement", e.to_string()))?;
         if tier == DrTier::ActiveActive || matches!(placement, Placement::Explicit(_)) {
-            let ready: Vec<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE condition = 'Ready'").fetch_all(&self.pool).await?;
-            let lost_replicas = live.iter().find(|t| t.cluster == lost).map_or(0, |t| t.replicas.max(0) as u32);
-            let survivors: Vec<Assignment> = live.iter().filter(|t| t.cluster != lost && ready.contains(&t.cluster)).map(as_assignment).collect();
-            return Ok(divide_among_survivors(survivors, lost_replicas).ok_or_else(|| format!("no surviving Ready cluster holds the binding besides {lost}")));
+            let ready: Vec<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE condition = 'Ready'")
+                .fetch_all(&self.pool)
+                .await?;
+            let lost_replicas = live
+                .iter()
+                .find(|t| t.cluster == lost)
+                .map_or(0, |t| t.replicas.max(0) as u32);
+            let survivors: Vec<Assignment> = live
+                .iter()
+                .filter(|t| t.cluster != lost && ready.contains(&t.cluster))
+                .map(as_assignment)
+                .collect();
+            return Ok(divide_among_survivors(survivors, lost_replicas)
+                .ok_or_else(|| format!("no surviving Ready cluster holds the binding besides {lost}")));
         }
-        let candidates: Vec<placement::Candidate> = Bindings::new(&self.pool, &*self.admission).candidates(b.tenant_id, Some(b.id)).await?.into_iter().filter(|c| c.name != lost).collect();
-        let per = Resources { cpu_milli: b.replica_cpu_milli, memory_milli: b.replica_memory_milli };
-        let demand = Demand { replicas: b.replicas.max(0) as u32, per_replica: per, project: b.project_id };
+        let candidates: Vec<placement::Candidate> = Bindings::new(&self.pool, &*self.admission)
+            .candidates(b.tenant_id, Some(b.id))
+            .await?
+            .into_iter()
+            .filter(|c| c.name != lost)
+            .collect();
+        let per = Resources {
+            cpu_milli: b.replica_cpu_milli,
+            memory_milli: b.replica_memory_milli,
+        };
+        let demand = Demand {
+            replicas: b.replicas.max(0) as u32,
+            per_replica: per,
+            project: b.project_id,
+        };
         Ok(placement::place(&placement, &demand, &candidates).map_err(|e| format!("no placement without {lost}: {e}")))
     }
 
@@ -737,12 +915,19 @@ impl Reconciler {
         let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
         for a in to {
             let want = binding::amounts(per, pods, a.replicas);
-            let held = live.iter().find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id).map(|t| &t.amounts.0);
+            let held = live
+                .iter()
+                .find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id)
+                .map(|t| &t.amounts.0);
             if want.is_empty() || held == Some(&want) {
                 continue;
             }
             let key = format!("{}:{}:{}", op.kind, op.id, a.cluster);
-            let r = if op.kind == "failover" { self.admission.reserve_for_failover(a.partition_id, &want, &key).await } else { self.admission.reserve(a.partition_id, &want, &key).await };
+            let r = if op.kind == "failover" {
+                self.admission.reserve_for_failover(a.partition_id, &want, &key).await
+            } else {
+                self.admission.reserve(a.partition_id, &want, &key).await
+            };
             match r {
                 Ok(id) => reserved.push((a.cluster.clone(), id, want)),
                 Err(e) => {
@@ -752,7 +937,10 @@ impl Reconciler {
                         }
                     }
                     return match e {
-                        Error::ResourceExhausted(m) => self.fail(op, &format!("quota refused in cluster {}: {m}", a.cluster)).await,
+                        Error::ResourceExhausted(m) => {
+                            self.fail(op, &format!("quota refused in cluster {}: {m}", a.cluster))
+                                .await
+                        }
                         other => Err(other),
                     };
                 }
@@ -772,10 +960,11 @@ impl Reconciler {
         // Off a lost cluster the old copies go at once (they cannot be reached,
         // and a singleton is fenced by now); off a reachable one (a planned
         // move) only once the new ones are available, as in a failback.
-        let from_ready: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clusters WHERE name = $1 AND condition = 'Ready')")
-            .bind(&op.from_cluster)
-            .fetch_one(&mut *tx)
-            .await?;
+        let from_ready: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clusters WHERE name = $1 AND condition = 'Ready')")
+                .bind(&op.from_cluster)
+                .fetch_one(&mut *tx)
+                .await?;
         if op.kind == "failover" && !from_ready {
             let keep: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
             remove_others(&mut tx, b.id, generation, &keep).await?;
@@ -809,7 +998,10 @@ impl Reconciler {
             let live = self.live_targets(b.id).await?;
             for a in &op.previous.0 {
                 let want = binding::amounts(per, pods, a.replicas);
-                let held = live.iter().find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id).map(|t| &t.amounts.0);
+                let held = live
+                    .iter()
+                    .find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id)
+                    .map(|t| &t.amounts.0);
                 if want.is_empty() || held == Some(&want) {
                     continue;
                 }
@@ -844,7 +1036,10 @@ impl Reconciler {
         if op.kind == "failback" {
             binding::write_targets(&mut tx, b.id, generation, &op.previous.0, &reserved).await?;
         }
-        sqlx::query("UPDATE bindings SET failover_error = NULL WHERE id = $1").bind(b.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE bindings SET failover_error = NULL WHERE id = $1")
+            .bind(b.id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -853,10 +1048,12 @@ impl Reconciler {
 /// Moves binding `id` to its next generation (its targets are about to
 /// change) and returns it, in `tx`.
 async fn next_generation(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar("UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?)
 }
 
 /// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
@@ -867,19 +1064,38 @@ async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-    let Some((binding, tenant, kind, trigger, from_cluster, to_clusters, state, reason)) = row else { return Ok(()) };
-    let event = paas_proto::v1::FailoverChanged { id: id.to_string(), binding_id: binding.to_string(), kind, trigger, from_cluster, to_clusters, state, reason };
+    let Some((binding, tenant, kind, trigger, from_cluster, to_clusters, state, reason)) = row else {
+        return Ok(());
+    };
+    let event = paas_proto::v1::FailoverChanged {
+        id: id.to_string(),
+        binding_id: binding.to_string(),
+        kind,
+        trigger,
+        from_cluster,
+        to_clusters,
+        state,
+        reason,
+    };
     kernel::outbox::record(tx, FAILOVER_CHANGED, Some(tenant), &event).await?;
     Ok(())
 }
 
 /// A last contact as the reasons give it.
 fn since(contact: Option<DateTime<Utc>>) -> String {
-    contact.map_or_else(|| "never".to_string(), |c| c.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    contact.map_or_else(
+        || "never".to_string(),
+        |c| c.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
 }
 
 fn as_assignment(t: &LiveTarget) -> Assignment {
-    Assignment { cluster: t.cluster.clone(), partition_id: t.partition_id, namespace: t.namespace.clone(), replicas: t.replicas.max(0) as u32 }
+    Assignment {
+        cluster: t.cluster.clone(),
+        partition_id: t.partition_id,
+        namespace: t.namespace.clone(),
+        replicas: t.replicas.max(0) as u32,
+    }
 }
 
 /// Adds `lost` replicas to `survivors` as evenly as possible (the first by
@@ -901,7 +1117,9 @@ pub fn divide_among_survivors(mut survivors: Vec<Assignment>, lost: u32) -> Opti
 pub fn union(current: &[Assignment], previous: &[Assignment]) -> Vec<Assignment> {
     let mut out: BTreeMap<String, Assignment> = current.iter().map(|a| (a.cluster.clone(), a.clone())).collect();
     for p in previous {
-        out.entry(p.cluster.clone()).and_modify(|a| a.replicas = a.replicas.max(p.replicas)).or_insert_with(|| p.clone());
+        out.entry(p.cluster.clone())
+            .and_modify(|a| a.replicas = a.replicas.max(p.replicas))
+            .or_insert_with(|| p.clone());
     }
     out.into_values().collect()
 }
@@ -920,14 +1138,29 @@ async fn remove_others(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i
 }
 
 async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(Uuid, bool)> {
-    let row: Option<(Uuid, bool)> = sqlx::query_as("SELECT tenant_id, singleton FROM bindings WHERE id = $1 AND NOT deleted").bind(id).fetch_optional(pool).await?;
-    let row = row.filter(|r| caller.can_see(r.0)).ok_or_else(|| Error::not_found("binding", id))?;
+    let row: Option<(Uuid, bool)> =
+        sqlx::query_as("SELECT tenant_id, singleton FROM bindings WHERE id = $1 AND NOT deleted")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let row = row
+        .filter(|r| caller.can_see(r.0))
+        .ok_or_else(|| Error::not_found("binding", id))?;
     caller.require(row.0, Role::Operator, "binding", id)?;
     Ok(row)
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn open(pool: &PgPool, id: Uuid, binding: Uuid, tenant: Uuid, kind: &str, from: &str, previous: &[Assignment], detected: Option<DateTime<Utc>>) -> Result<Operation> {
+async fn open(
+    pool: &PgPool,
+    id: Uuid,
+    binding: Uuid,
+    tenant: Uuid,
+    kind: &str,
+    from: &str,
+    previous: &[Assignment],
+    detected: Option<DateTime<Utc>>,
+) -> Result<Operation> {
     let mut tx = pool.begin().await?;
     let op: Operation = sqlx::query_as(
         concat!(
@@ -969,10 +1202,25 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
     .fetch_all(pool)
     .await?;
     let chosen = match from {
-        Some(name) => live.iter().find(|t| t.0 == name).ok_or_else(|| Error::invalid("from_cluster", format!("the binding has no replicas in {name}")))?,
-        None => live.iter().find(|t| t.1 != "Ready").ok_or_else(|| Error::FailedPrecondition("every cluster of the binding is Ready; name from_cluster".into()))?,
+        Some(name) => live
+            .iter()
+            .find(|t| t.0 == name)
+            .ok_or_else(|| Error::invalid("from_cluster", format!("the binding has no replicas in {name}")))?,
+        None => live.iter().find(|t| t.1 != "Ready").ok_or_else(|| {
+            Error::FailedPrecondition("every cluster of the binding is Ready; name from_cluster".into())
+        })?,
     };
-    open(pool, kernel::id::new_id(), binding, tenant, "failover", &chosen.0, &[], chosen.2).await
+    open(
+        pool,
+        kernel::id::new_id(),
+        binding,
+        tenant,
+        "failover",
+        &chosen.0,
+        &[],
+        chosen.2,
+    )
+    .await
 }
 
 /// An operator's failback of `binding` onto the cluster its last completed
@@ -989,14 +1237,32 @@ pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> 
             .fetch_optional(pool)
             .await?;
     let Some((kind, cluster, previous)) = last.filter(|l| l.0 == "failover") else {
-        return Err(Error::FailedPrecondition("the binding has no completed failover to undo".into()));
+        return Err(Error::FailedPrecondition(
+            "the binding has no completed failover to undo".into(),
+        ));
     };
     debug_assert_eq!(kind, "failover");
-    let condition: Option<String> = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1").bind(&cluster).fetch_optional(pool).await?;
+    let condition: Option<String> = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1")
+        .bind(&cluster)
+        .fetch_optional(pool)
+        .await?;
     if condition.as_deref() != Some("Ready") {
-        return Err(Error::FailedPrecondition(format!("cluster {cluster} is {}; fail back once it is Ready", condition.as_deref().unwrap_or("deregistered"))));
+        return Err(Error::FailedPrecondition(format!(
+            "cluster {cluster} is {}; fail back once it is Ready",
+            condition.as_deref().unwrap_or("deregistered")
+        )));
     }
-    open(pool, kernel::id::new_id(), binding, tenant, "failback", &cluster, &previous.0, None).await
+    open(
+        pool,
+        kernel::id::new_id(),
+        binding,
+        tenant,
+        "failback",
+        &cluster,
+        &previous.0,
+        None,
+    )
+    .await
 }
 
 /// A page of operations in id order: every one for a platform
@@ -1004,16 +1270,19 @@ pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> 
 ///
 /// # Errors
 /// The database fails.
-pub async fn list(pool: &PgPool, caller: &Caller, binding: Option<Uuid>, page: Page) -> Result<(Vec<Operation>, String)> {
+pub async fn list(
+    pool: &PgPool,
+    caller: &Caller,
+    binding: Option<Uuid>,
+    page: Page,
+) -> Result<(Vec<Operation>, String)> {
     let tenants = caller.visible_tenants();
-    let rows: Vec<Operation> = sqlx::query_as(
-        concat!(
-            "SELECT ",
-            columns!(),
-            " FROM failovers WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
+    let rows: Vec<Operation> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM failovers WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
                AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
-        ),
-    )
+    ))
     .bind(tenants)
     .bind(binding)
     .bind(page.after)
@@ -1025,26 +1294,47 @@ pub async fn list(pool: &PgPool, caller: &Caller, binding: Option<Uuid>, page: P
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
 
+    use super::*;
+
     fn a(cluster: &str, replicas: u32) -> Assignment {
-        Assignment { cluster: cluster.into(), partition_id: Uuid::nil(), namespace: "ns".into(), replicas }
+        Assignment {
+            cluster: cluster.into(),
+            partition_id: Uuid::nil(),
+            namespace: "ns".into(),
+            replicas,
+        }
     }
 
     #[test]
     fn dr_settings_are_taken_out_of_the_placement_with_defaults() {
         let mut p = json!({"policy": {}, "dr_tier": "auto-failover", "toleration_seconds": 2.5, "singleton": true});
         let r = Resilience::split(&mut p).unwrap();
-        assert_eq!(r, Resilience { tier: DrTier::AutoFailover, toleration: Duration::from_millis(2500), singleton: true, failback: Failback::Automatic, priority: 0 });
+        assert_eq!(
+            r,
+            Resilience {
+                tier: DrTier::AutoFailover,
+                toleration: Duration::from_millis(2500),
+                singleton: true,
+                failback: Failback::Automatic,
+                priority: 0
+            }
+        );
         assert_eq!(p, json!({"policy": {}}));
         let mut plain = json!({"explicit": []});
         assert_eq!(Resilience::split(&mut plain).unwrap(), Resilience::default());
         assert_eq!(Resilience::default().tier, DrTier::Manual);
         let mut bad = json!({"policy": {}, "dr_tier": "sometimes"});
-        assert_eq!(Resilience::split(&mut bad).unwrap_err().field(), Some("placement.dr_tier"));
+        assert_eq!(
+            Resilience::split(&mut bad).unwrap_err().field(),
+            Some("placement.dr_tier")
+        );
         let mut negative = json!({"policy": {}, "toleration_seconds": -1});
-        assert_eq!(Resilience::split(&mut negative).unwrap_err().field(), Some("placement.toleration_seconds"));
+        assert_eq!(
+            Resilience::split(&mut negative).unwrap_err().field(),
+            Some("placement.toleration_seconds")
+        );
         // Failback follows the tier unless given; priority orders automatic failbacks.
         let mut manual_back = json!({"policy": {}, "dr_tier": "active-active", "failback": "manual", "priority": 7});
         let r = Resilience::split(&mut manual_back).unwrap();
@@ -1052,17 +1342,29 @@ mod tests {
         let mut manual_tier = json!({"policy": {}, "dr_tier": "manual"});
         assert_eq!(Resilience::split(&mut manual_tier).unwrap().failback, Failback::Manual);
         let mut bad_failback = json!({"policy": {}, "dr_tier": "auto-failover", "failback": "sometimes"});
-        assert_eq!(Resilience::split(&mut bad_failback).unwrap_err().field(), Some("placement.failback"));
+        assert_eq!(
+            Resilience::split(&mut bad_failback).unwrap_err().field(),
+            Some("placement.failback")
+        );
         let mut bad_priority = json!({"policy": {}, "priority": 5000});
-        assert_eq!(Resilience::split(&mut bad_priority).unwrap_err().field(), Some("placement.priority"));
+        assert_eq!(
+            Resilience::split(&mut bad_priority).unwrap_err().field(),
+            Some("placement.priority")
+        );
     }
 
     #[test]
     fn lost_replicas_are_spread_over_the_survivors_and_failback_adds_before_it_removes() {
         let d = divide_among_survivors(vec![a("c", 1), a("b", 1)], 3).unwrap();
-        assert_eq!(d.iter().map(|x| (x.cluster.as_str(), x.replicas)).collect::<Vec<_>>(), vec![("b", 3), ("c", 2)]);
+        assert_eq!(
+            d.iter().map(|x| (x.cluster.as_str(), x.replicas)).collect::<Vec<_>>(),
+            vec![("b", 3), ("c", 2)]
+        );
         assert!(divide_among_survivors(vec![], 3).is_none());
         let u = union(&[a("b", 4)], &[a("a", 2), a("b", 2)]);
-        assert_eq!(u.iter().map(|x| (x.cluster.as_str(), x.replicas)).collect::<Vec<_>>(), vec![("a", 2), ("b", 4)]);
+        assert_eq!(
+            u.iter().map(|x| (x.cluster.as_str(), x.replicas)).collect::<Vec<_>>(),
+            vec![("a", 2), ("b", 4)]
+        );
     }
 }

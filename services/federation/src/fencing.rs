@@ -27,11 +27,17 @@ use crate::partition::FIELD_MANAGER;
 ///
 /// # Errors
 /// The cluster does not answer or refuses.
-pub async fn scale_to_zero(client: &kube::Client, binding: Uuid, objects: &[Object], namespace: &str) -> Result<(), kube::Error> {
+pub async fn scale_to_zero(
+    client: &kube::Client,
+    binding: Uuid,
+    objects: &[Object],
+    namespace: &str,
+) -> Result<(), kube::Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for o in objects.iter().filter(|o| o.kind.workload) {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &o.kind.api_resource());
-        api.patch(&o.name, &params, &Patch::Apply(o.for_cluster(binding, namespace, 0))).await?;
+        api.patch(&o.name, &params, &Patch::Apply(o.for_cluster(binding, namespace, 0)))
+            .await?;
     }
     Ok(())
 }

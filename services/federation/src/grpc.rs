@@ -1,23 +1,23 @@
 //! The federation gRPC API.
 
+use std::sync::Arc;
+
 use kernel::grpc::{caller, timestamp};
 use kernel::id::parse_id;
+use kernel::outbox::Outbox;
 use kernel::page::Page;
 use paas_proto::v1 as pb;
 use paas_proto::v1::federation_service_server::FederationService;
-use kernel::outbox::Outbox;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use std::sync::Arc;
-
 use crate::binding::{self, Admission, Bindings};
-use crate::failover;
 use crate::cluster::{self, Cluster, Environment, NetworkDomain, NewCluster};
 use crate::cluster_settings::{self, ClusterSettings};
-use crate::pull_secret::{self, NewPullSecret, PullSecret};
+use crate::failover;
 use crate::health::{self, Condition};
 use crate::known_tenant;
+use crate::pull_secret::{self, NewPullSecret, PullSecret};
 use crate::settings::SecretKey;
 
 /// The gRPC face of the federation service.
@@ -33,7 +33,12 @@ impl Federation {
     /// with `key` and admitting bindings through `admission`.
     pub fn new(outbox: Outbox, key: SecretKey, admission: Arc<dyn Admission>) -> Self {
         let clients = crate::credentials::Clients::new(outbox.pool().clone(), key.clone());
-        Self { outbox, key, admission, clients }
+        Self {
+            outbox,
+            key,
+            admission,
+            clients,
+        }
     }
 
     fn bindings(&self) -> Bindings<'_> {
@@ -61,7 +66,15 @@ fn operation_pb(o: failover::Operation) -> pb::FailoverOperation {
         replaced_at: o.replaced_at.and_then(timestamp),
         available_at: o.available_at.and_then(timestamp),
         finished_at: o.finished_at.and_then(timestamp),
-        steps: o.steps.0.into_iter().map(|s| pb::FailoverStep { name: s.name, at: timestamp(s.at) }).collect(),
+        steps: o
+            .steps
+            .0
+            .into_iter()
+            .map(|s| pb::FailoverStep {
+                name: s.name,
+                at: timestamp(s.at),
+            })
+            .collect(),
     }
 }
 
@@ -181,7 +194,12 @@ fn binding_pb(b: binding::Binding, targets: Vec<binding::Target>) -> pb::Binding
                             conditions: w
                                 .conditions
                                 .into_iter()
-                                .map(|(r#type, status, reason, message)| pb::WorkloadCondition { r#type, status, reason, message })
+                                .map(|(r#type, status, reason, message)| pb::WorkloadCondition {
+                                    r#type,
+                                    status,
+                                    reason,
+                                    message,
+                                })
                                 .collect(),
                         })
                         .collect(),
@@ -216,55 +234,92 @@ impl FederationService for Federation {
         Ok(Response::new(binding_pb(b, targets)))
     }
 
-    async fn list_bindings(&self, request: Request<pb::ListBindingsRequest>) -> Result<Response<pb::ListBindingsResponse>, Status> {
+    async fn list_bindings(
+        &self,
+        request: Request<pb::ListBindingsRequest>,
+    ) -> Result<Response<pb::ListBindingsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
         let p = r.page.unwrap_or_default();
-        let (rows, next) = self.bindings().list(&caller, tenant, Page::parse(p.limit, &p.cursor)?).await?;
+        let (rows, next) = self
+            .bindings()
+            .list(&caller, tenant, Page::parse(p.limit, &p.cursor)?)
+            .await?;
         Ok(Response::new(pb::ListBindingsResponse {
             bindings: rows.into_iter().map(|(b, t)| binding_pb(b, t)).collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
         }))
     }
 
-    async fn delete_binding(&self, request: Request<pb::DeleteBindingRequest>) -> Result<Response<pb::DeleteBindingResponse>, Status> {
+    async fn delete_binding(
+        &self,
+        request: Request<pb::DeleteBindingRequest>,
+    ) -> Result<Response<pb::DeleteBindingResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         self.bindings().delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteBindingResponse {}))
     }
 
-    async fn list_failovers(&self, request: Request<pb::ListFailoversRequest>) -> Result<Response<pb::ListFailoversResponse>, Status> {
+    async fn list_failovers(
+        &self,
+        request: Request<pb::ListFailoversRequest>,
+    ) -> Result<Response<pb::ListFailoversResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let binding = if r.binding_id.is_empty() { None } else { Some(parse_id("binding_id", &r.binding_id)?) };
+        let binding = if r.binding_id.is_empty() {
+            None
+        } else {
+            Some(parse_id("binding_id", &r.binding_id)?)
+        };
         let p = r.page.unwrap_or_default();
         let (rows, next) = failover::list(self.pool(), &caller, binding, Page::parse(p.limit, &p.cursor)?).await?;
-        Ok(Response::new(pb::ListFailoversResponse { operations: rows.into_iter().map(operation_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+        Ok(Response::new(pb::ListFailoversResponse {
+            operations: rows.into_iter().map(operation_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
     }
 
-    async fn trigger_failover(&self, request: Request<pb::TriggerFailoverRequest>) -> Result<Response<pb::FailoverOperation>, Status> {
+    async fn trigger_failover(
+        &self,
+        request: Request<pb::TriggerFailoverRequest>,
+    ) -> Result<Response<pb::FailoverOperation>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let id = parse_id("binding_id", &r.binding_id)?;
         let from = (!r.from_cluster.is_empty()).then_some(r.from_cluster.as_str());
-        Ok(Response::new(operation_pb(failover::trigger_failover(self.pool(), &caller, id, from).await?)))
+        Ok(Response::new(operation_pb(
+            failover::trigger_failover(self.pool(), &caller, id, from).await?,
+        )))
     }
 
-    async fn trigger_failback(&self, request: Request<pb::TriggerFailbackRequest>) -> Result<Response<pb::FailoverOperation>, Status> {
+    async fn trigger_failback(
+        &self,
+        request: Request<pb::TriggerFailbackRequest>,
+    ) -> Result<Response<pb::FailoverOperation>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("binding_id", &request.get_ref().binding_id)?;
-        Ok(Response::new(operation_pb(failover::trigger_failback(self.pool(), &caller, id).await?)))
+        Ok(Response::new(operation_pb(
+            failover::trigger_failback(self.pool(), &caller, id).await?,
+        )))
     }
 
-    async fn register_cluster(&self, request: Request<pb::RegisterClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
+    async fn register_cluster(
+        &self,
+        request: Request<pb::RegisterClusterRequest>,
+    ) -> Result<Response<pb::Cluster>, Status> {
         let caller = caller(&request)?;
         let new = NewCluster::parse(request.into_inner())?;
-        Ok(Response::new(to_pb(cluster::register(&self.outbox, &self.key, &caller, new).await?)))
+        Ok(Response::new(to_pb(
+            cluster::register(&self.outbox, &self.key, &caller, new).await?,
+        )))
     }
 
-    async fn set_cluster_settings(&self, request: Request<pb::SetClusterSettingsRequest>) -> Result<Response<pb::Cluster>, Status> {
+    async fn set_cluster_settings(
+        &self,
+        request: Request<pb::SetClusterSettingsRequest>,
+    ) -> Result<Response<pb::Cluster>, Status> {
         let caller = caller(&request)?;
         caller.require_platform_admin()?;
         let r = request.into_inner();
@@ -273,23 +328,38 @@ impl FederationService for Federation {
             return Err(kernel::Error::invalid("id", "must be a cluster id or name").into());
         }
         let settings = ClusterSettings::parse("", r.settings)?;
-        Ok(Response::new(to_pb(cluster_settings::set(self.pool(), &caller, id, &settings).await?)))
+        Ok(Response::new(to_pb(
+            cluster_settings::set(self.pool(), &caller, id, &settings).await?,
+        )))
     }
 
-    async fn put_pull_secret(&self, request: Request<pb::PutPullSecretRequest>) -> Result<Response<pb::PullSecret>, Status> {
+    async fn put_pull_secret(
+        &self,
+        request: Request<pb::PutPullSecretRequest>,
+    ) -> Result<Response<pb::PullSecret>, Status> {
         let caller = caller(&request)?;
         let new = NewPullSecret::parse(request.into_inner())?;
-        Ok(Response::new(pull_secret_pb(pull_secret::put(self.pool(), &self.key, &caller, new).await?)))
+        Ok(Response::new(pull_secret_pb(
+            pull_secret::put(self.pool(), &self.key, &caller, new).await?,
+        )))
     }
 
-    async fn list_pull_secrets(&self, request: Request<pb::ListPullSecretsRequest>) -> Result<Response<pb::ListPullSecretsResponse>, Status> {
+    async fn list_pull_secrets(
+        &self,
+        request: Request<pb::ListPullSecretsRequest>,
+    ) -> Result<Response<pb::ListPullSecretsResponse>, Status> {
         let caller = caller(&request)?;
         let partition = parse_id("partition_id", &request.get_ref().partition_id)?;
         let rows = pull_secret::list(self.pool(), &caller, partition).await?;
-        Ok(Response::new(pb::ListPullSecretsResponse { pull_secrets: rows.into_iter().map(pull_secret_pb).collect() }))
+        Ok(Response::new(pb::ListPullSecretsResponse {
+            pull_secrets: rows.into_iter().map(pull_secret_pb).collect(),
+        }))
     }
 
-    async fn delete_pull_secret(&self, request: Request<pb::DeletePullSecretRequest>) -> Result<Response<pb::DeletePullSecretResponse>, Status> {
+    async fn delete_pull_secret(
+        &self,
+        request: Request<pb::DeletePullSecretRequest>,
+    ) -> Result<Response<pb::DeletePullSecretResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let partition = parse_id("partition_id", &r.partition_id)?;
@@ -306,7 +376,10 @@ impl FederationService for Federation {
         Ok(Response::new(to_pb(cluster::get(self.pool(), id).await?)))
     }
 
-    async fn list_clusters(&self, request: Request<pb::ListClustersRequest>) -> Result<Response<pb::ListClustersResponse>, Status> {
+    async fn list_clusters(
+        &self,
+        request: Request<pb::ListClustersRequest>,
+    ) -> Result<Response<pb::ListClustersResponse>, Status> {
         caller(&request)?;
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
@@ -343,14 +416,21 @@ impl FederationService for Federation {
                     clusters: d
                         .clusters
                         .into_iter()
-                        .map(|(id, name, c)| pb::DataCentreCluster { id: id.to_string(), name, condition: Some(condition_pb(c)) })
+                        .map(|(id, name, c)| pb::DataCentreCluster {
+                            id: id.to_string(),
+                            name,
+                            condition: Some(condition_pb(c)),
+                        })
                         .collect(),
                 })
                 .collect(),
         }))
     }
 
-    async fn get_known_tenant(&self, request: Request<pb::GetKnownTenantRequest>) -> Result<Response<pb::KnownTenant>, Status> {
+    async fn get_known_tenant(
+        &self,
+        request: Request<pb::GetKnownTenantRequest>,
+    ) -> Result<Response<pb::KnownTenant>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("tenant_id", &request.get_ref().tenant_id)?;
         let t = known_tenant::get(self.pool(), &caller, id).await?;
@@ -362,7 +442,10 @@ impl FederationService for Federation {
         }))
     }
 
-    async fn list_binding_pods(&self, request: Request<pb::ListBindingPodsRequest>) -> Result<Response<pb::ListBindingPodsResponse>, Status> {
+    async fn list_binding_pods(
+        &self,
+        request: Request<pb::ListBindingPodsRequest>,
+    ) -> Result<Response<pb::ListBindingPodsResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("binding_id", &request.get_ref().binding_id)?;
         let (b, targets) = self.bindings().get(&caller, id).await?;
@@ -380,7 +463,10 @@ impl FederationService for Federation {
                     node: p.node,
                     containers: p.containers,
                 })),
-                Err(e) => answer.unreachable.push(pb::ClusterError { cluster, message: e.to_string() }),
+                Err(e) => answer.unreachable.push(pb::ClusterError {
+                    cluster,
+                    message: e.to_string(),
+                }),
             }
         }
         Ok(Response::new(answer))
@@ -396,12 +482,17 @@ impl FederationService for Federation {
         Ok(Response::new(pb::PodLogs { text }))
     }
 
-    async fn restart_binding(&self, request: Request<pb::RestartBindingRequest>) -> Result<Response<pb::RestartBindingResponse>, Status> {
+    async fn restart_binding(
+        &self,
+        request: Request<pb::RestartBindingRequest>,
+    ) -> Result<Response<pb::RestartBindingResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("binding_id", &request.get_ref().binding_id)?;
         let (b, targets) = self.bindings().get(&caller, id).await?;
         caller.require(b.tenant_id, kernel::caller::Role::Operator, "binding", id)?;
         let restarted = crate::pod::restart(&self.clients, &b, &targets).await?;
-        Ok(Response::new(pb::RestartBindingResponse { restarted: restarted.into_iter().map(|(c, n)| (c, n as u32)).collect() }))
+        Ok(Response::new(pb::RestartBindingResponse {
+            restarted: restarted.into_iter().map(|(c, n)| (c, n as u32)).collect(),
+        }))
     }
 }

@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Node;
+use kernel::Result;
 use kernel::event::EventType;
 use kernel::outbox::{self, Outbox};
 use kernel::quantity::Quantity;
-use kernel::Result;
 use kube::api::{Api, ListParams};
 use paas_proto::v1 as pb;
 use sqlx::PgPool;
@@ -130,10 +130,19 @@ pub struct ProbeFailure {
 pub async fn probe(client: &kube::Client, timeout: Duration) -> Result<(), ProbeFailure> {
     let request = http::Request::get("/readyz").body(Vec::new()).expect("a valid request");
     match tokio::time::timeout(timeout, client.request_text(request)).await {
-        Err(_) => Err(ProbeFailure { reason: "ProbeTimeout", message: format!("/readyz did not answer within {timeout:?}") }),
+        Err(_) => Err(ProbeFailure {
+            reason: "ProbeTimeout",
+            message: format!("/readyz did not answer within {timeout:?}"),
+        }),
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(kube::Error::Api(s))) => Err(ProbeFailure { reason: "ReadyzFailed", message: format!("/readyz answered {}: {}", s.code, s.message) }),
-        Ok(Err(e)) => Err(ProbeFailure { reason: "Unreachable", message: e.to_string() }),
+        Ok(Err(kube::Error::Api(s))) => Err(ProbeFailure {
+            reason: "ReadyzFailed",
+            message: format!("/readyz answered {}: {}", s.code, s.message),
+        }),
+        Ok(Err(e)) => Err(ProbeFailure {
+            reason: "Unreachable",
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -144,27 +153,33 @@ pub async fn probe(client: &kube::Client, timeout: Duration) -> Result<(), Probe
 pub async fn discover(client: &kube::Client) -> std::result::Result<Discovery, kube::Error> {
     let version = client.apiserver_version().await?;
     let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
-    let sum = |pick: fn(&Node) -> Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-        let mut total: BTreeMap<String, Quantity> = BTreeMap::new();
-        for node in &nodes.items {
-            for (resource, q) in pick(node).into_iter().flatten() {
-                // A quantity the platform cannot read (beyond its exact range) is left out.
-                let Ok(q) = Quantity::parse(resource, &q.0) else { continue };
-                // Starting from the first node's value keeps its format (48Gi, not bytes).
-                match total.get_mut(resource) {
-                    None => {
-                        total.insert(resource.clone(), q);
-                    }
-                    Some(sum) => {
-                        if let Ok(added) = sum.checked_add(q, resource) {
-                            *sum = added;
+    let sum =
+        |pick: fn(&Node) -> Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+            let mut total: BTreeMap<String, Quantity> = BTreeMap::new();
+            for node in &nodes.items {
+                for (resource, q) in pick(node).into_iter().flatten() {
+                    // A quantity the platform cannot read (beyond its exact range) is left out.
+                    let Ok(q) = Quantity::parse(resource, &q.0) else {
+                        continue;
+                    };
+                    // Starting from the first node's value keeps its format (48Gi, not bytes).
+                    match total.get_mut(resource) {
+                        None => {
+                            total.insert(resource.clone(), q);
+                        }
+                        Some(sum) => {
+                            if let Ok(added) = sum.checked_add(q, resource) {
+                                *sum = added;
+                            }
                         }
                     }
                 }
             }
-        }
-        total.into_iter().map(|(k, v)| (k, v.to_string())).collect::<BTreeMap<_, _>>()
-    };
+            total
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
     Ok(Discovery {
         kubernetes_version: version.git_version,
         nodes: nodes.items.len() as i32,
@@ -189,7 +204,12 @@ pub struct ProbeSettings {
 
 impl From<&crate::Settings> for ProbeSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { period: s.probe_period, timeout: s.probe_timeout, misses: s.probe_misses, lease_ttl: s.lease_ttl }
+        Self {
+            period: s.probe_period,
+            timeout: s.probe_timeout,
+            misses: s.probe_misses,
+            lease_ttl: s.lease_ttl,
+        }
     }
 }
 
@@ -218,8 +238,19 @@ pub struct Monitor {
 impl Monitor {
     /// A monitor over the registry in `outbox`'s schema.
     pub fn new(outbox: Outbox, clients: Clients, settings: ProbeSettings) -> Self {
-        let lease = Lease::new(outbox.pool().clone(), lease::HEALTH_MONITOR, lease::holder_id("health"), settings.lease_ttl);
-        Self { outbox, clients, settings, lease, probes: Arc::default() }
+        let lease = Lease::new(
+            outbox.pool().clone(),
+            lease::HEALTH_MONITOR,
+            lease::holder_id("health"),
+            settings.lease_ttl,
+        );
+        Self {
+            outbox,
+            clients,
+            settings,
+            lease,
+            probes: Arc::default(),
+        }
     }
 
     /// Counts the probes this monitor has sent (for tests and metrics).
@@ -264,7 +295,10 @@ impl Monitor {
                 }
                 Ok(false) => {
                     if leading {
-                        tracing::warn!(holder = self.lease.holder(), "health monitor lost its lease; standing by");
+                        tracing::warn!(
+                            holder = self.lease.holder(),
+                            "health monitor lost its lease; standing by"
+                        );
                     }
                     leading = false;
                 }
@@ -294,16 +328,32 @@ impl Monitor {
         self.clients.retain(|name| targets.iter().any(|t| t.name == name));
         let outcomes = futures::future::join_all(targets.iter().map(|t| async move {
             self.probes.fetch_add(1, Ordering::Relaxed);
-            let client = match self.clients.get(&t.name, &t.api_endpoint, t.credentials.as_deref()).await {
+            let client = match self
+                .clients
+                .get(&t.name, &t.api_endpoint, t.credentials.as_deref())
+                .await
+            {
                 Ok(c) => c,
-                Err(e) => return (Err(ProbeFailure { reason: "CredentialsUnusable", message: e.to_string() }), None),
+                Err(e) => {
+                    return (
+                        Err(ProbeFailure {
+                            reason: "CredentialsUnusable",
+                            message: e.to_string(),
+                        }),
+                        None,
+                    );
+                }
             };
             let outcome = probe(&client, self.settings.timeout).await;
             (outcome, Some(client))
         }))
         .await;
         let ids: Vec<Uuid> = targets.iter().map(|t| t.id).collect();
-        let misses: Vec<i32> = targets.iter().zip(&outcomes).map(|(t, (o, _))| if o.is_ok() { 0 } else { t.misses.saturating_add(1) }).collect();
+        let misses: Vec<i32> = targets
+            .iter()
+            .zip(&outcomes)
+            .map(|(t, (o, _))| if o.is_ok() { 0 } else { t.misses.saturating_add(1) })
+            .collect();
         sqlx::query(
             "UPDATE clusters c SET last_probe_at = now(), misses = u.misses,
                     last_contact_at = CASE WHEN u.misses = 0 THEN now() ELSE c.last_contact_at END FROM UNNEST($1::uuid[], $2::int[]) AS u(id, misses)
@@ -321,8 +371,14 @@ impl Monitor {
             if let Some(to) = transition {
                 let (reason, message) = match (&outcome, to) {
                     (Ok(()), _) => ("ProbeSucceeded".to_string(), String::new()),
-                    (Err(f), Status::Unknown) => ("NoContact".to_string(), format!("{misses} probes in a row failed; last: {}", f.message)),
-                    (Err(f), _) => (f.reason.to_string(), format!("{misses} probes in a row failed; last: {}", f.message)),
+                    (Err(f), Status::Unknown) => (
+                        "NoContact".to_string(),
+                        format!("{misses} probes in a row failed; last: {}", f.message),
+                    ),
+                    (Err(f), _) => (
+                        f.reason.to_string(),
+                        format!("{misses} probes in a row failed; last: {}", f.message),
+                    ),
                 };
                 self.transition(t, current, to, &reason, &message).await?;
             }
@@ -398,10 +454,16 @@ impl Monitor {
         .fetch_one(&mut *tx)
         .await?;
         let lost = lost.unwrap_or(false);
-        let was: Option<bool> = sqlx::query_scalar("SELECT lost FROM data_centres WHERE name = $1 FOR UPDATE").bind(name).fetch_optional(&mut *tx).await?;
+        let was: Option<bool> = sqlx::query_scalar("SELECT lost FROM data_centres WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
         if was.unwrap_or(false) == lost {
             if was.is_none() {
-                sqlx::query("INSERT INTO data_centres (name, lost) VALUES ($1, false) ON CONFLICT DO NOTHING").bind(name).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO data_centres (name, lost) VALUES ($1, false) ON CONFLICT DO NOTHING")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
             }
             return Ok(());
         }
@@ -415,7 +477,17 @@ impl Monitor {
         } else {
             tracing::info!(data_centre = name, "data centre back in contact");
         }
-        outbox::record(tx, DATA_CENTRE_HEALTH_CHANGED, None, &pb::DataCentreHealthChanged { data_centre: name.into(), lost, clusters }).await?;
+        outbox::record(
+            tx,
+            DATA_CENTRE_HEALTH_CHANGED,
+            None,
+            &pb::DataCentreHealthChanged {
+                data_centre: name.into(),
+                lost,
+                clusters,
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -453,12 +525,18 @@ pub struct DataCentre {
 /// The database fails.
 pub async fn data_centres(pool: &PgPool) -> Result<Vec<DataCentre>> {
     let clusters = crate::cluster::all(pool).await?;
-    let flags: Vec<(String, bool, DateTime<Utc>)> = sqlx::query_as("SELECT name, lost, changed_at FROM data_centres").fetch_all(pool).await?;
+    let flags: Vec<(String, bool, DateTime<Utc>)> = sqlx::query_as("SELECT name, lost, changed_at FROM data_centres")
+        .fetch_all(pool)
+        .await?;
     let names: BTreeSet<&str> = clusters.iter().map(|c| c.data_centre.as_str()).collect();
     Ok(names
         .into_iter()
         .map(|name| {
-            let members: Vec<_> = clusters.iter().filter(|c| c.data_centre == name).map(|c| (c.id, c.name.clone(), c.condition.clone())).collect();
+            let members: Vec<_> = clusters
+                .iter()
+                .filter(|c| c.data_centre == name)
+                .map(|c| (c.id, c.name.clone(), c.condition.clone()))
+                .collect();
             let flag = flags.iter().find(|f| f.0 == name);
             let ready = members.iter().filter(|m| m.2.status == Status::Ready).count();
             // The flag is as last announced; a cluster registered or
@@ -472,15 +550,21 @@ pub async fn data_centres(pool: &PgPool) -> Result<Vec<DataCentre>> {
             } else {
                 "Unknown"
             };
-            DataCentre { name: name.to_string(), state, state_since: flag.map(|f| f.2), clusters: members }
+            DataCentre {
+                name: name.to_string(),
+                state,
+                state_since: flag.map(|f| f.2),
+                clusters: members,
+            }
         })
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use Status::*;
+
+    use super::*;
 
     #[test]
     fn ready_after_one_success_notready_after_n_misses_unknown_after_twice_n() {

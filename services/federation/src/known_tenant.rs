@@ -61,7 +61,10 @@ impl Handler for TenantEvents {
             "tenancy.tenant.deleted" => {
                 let deleted: pb::TenantDeleted = event.payload()?;
                 let tenant = kernel::id::parse_id("tenant_id", &deleted.tenant_id)?;
-                sqlx::query("DELETE FROM known_tenants WHERE tenant_id = $1").bind(tenant).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM known_tenants WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .execute(&mut *tx)
+                    .await?;
             }
             _ => {}
         }

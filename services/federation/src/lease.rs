@@ -27,7 +27,12 @@ pub struct Lease {
 impl Lease {
     /// A contender named `holder` (unique per process and task).
     pub fn new(pool: PgPool, name: &'static str, holder: String, ttl: Duration) -> Self {
-        Self { pool, name, holder, ttl }
+        Self {
+            pool,
+            name,
+            holder,
+            ttl,
+        }
     }
 
     /// This contender's identity.
@@ -69,7 +74,11 @@ impl Lease {
     /// # Errors
     /// The database fails (the lease then simply expires).
     pub async fn release(&self) -> Result<()> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2").bind(self.name).bind(&self.holder).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(self.name)
+            .bind(&self.holder)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -79,7 +88,14 @@ impl Lease {
     /// whenever it does not hold it, and at the end. The lease is released
     /// at the end so a standby takes over at once. `what` names the work in
     /// the log.
-    pub async fn lead<T, F: Future<Output = Result<T>>>(&self, what: &str, poll: Duration, stop: &CancellationToken, mut round: impl FnMut() -> F, mut standby: impl FnMut()) {
+    pub async fn lead<T, F: Future<Output = Result<T>>>(
+        &self,
+        what: &str,
+        poll: Duration,
+        stop: &CancellationToken,
+        mut round: impl FnMut() -> F,
+        mut standby: impl FnMut(),
+    ) {
         let mut leading;
         loop {
             match self.acquire().await {
@@ -116,7 +132,12 @@ impl Lease {
     /// # Errors
     /// The database fails.
     pub async fn current(pool: &PgPool, name: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at > now()").bind(name).fetch_optional(pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at > now()")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?,
+        )
     }
 }
 

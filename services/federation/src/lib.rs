@@ -50,7 +50,8 @@ pub use settings::Settings;
 /// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
     let env = Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
-    let settings = Settings::from_env(&env, platform).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let settings =
+        Settings::from_env(&env, platform).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
     start_with(platform, settings, addresses, shutdown).await
 }
 
@@ -59,34 +60,64 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
 ///
 /// # Errors
 /// A dependency is unreachable or an address cannot be bound.
-pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+pub async fn start_with(
+    platform: &Platform,
+    settings: Settings,
+    addresses: Addresses,
+    shutdown: &Shutdown,
+) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
     base.spawn_consumer(
         shutdown,
-        Subscription { durable: "federation-tenants".into(), filter: "tenancy.tenant.*".into() },
+        Subscription {
+            durable: "federation-tenants".into(),
+            filter: "tenancy.tenant.*".into(),
+        },
         known_tenant::TenantEvents,
     );
     base.spawn_consumer(
         shutdown,
-        Subscription { durable: "federation-partitions".into(), filter: "tenancy.partition.*".into() },
+        Subscription {
+            durable: "federation-partitions".into(),
+            filter: "tenancy.partition.*".into(),
+        },
         partition::PartitionEvents,
     );
     let clients = credentials::Clients::new(base.pool.clone(), settings.secret_key.clone());
     let tenancy = kernel::grpc::channel(&settings.tenancy_url)?;
     let caller_key = kernel::caller::CallerKey::new(platform.caller_key.clone());
     let usage = partition::UsageReporter::new(tenancy.clone(), caller_key.clone());
-    let admission: std::sync::Arc<dyn binding::Admission> = std::sync::Arc::new(admission::TenancyAdmission::new(tenancy, caller_key));
-    let reconciler = partition::Reconciler::new(base.pool.clone(), clients.clone(), partition::ReconcileSettings::from(&settings))
-        .reporting_usage(usage)
-        .with_platform_registry(settings.registry.clone());
+    let admission: std::sync::Arc<dyn binding::Admission> =
+        std::sync::Arc::new(admission::TenancyAdmission::new(tenancy, caller_key));
+    let reconciler = partition::Reconciler::new(
+        base.pool.clone(),
+        clients.clone(),
+        partition::ReconcileSettings::from(&settings),
+    )
+    .reporting_usage(usage)
+    .with_platform_registry(settings.registry.clone());
     shutdown.spawn("partition reconciler", reconciler.run(shutdown.token()));
-    let propagator = propagation::Propagator::new(base.pool.clone(), clients.clone(), propagation::PropagateSettings::from(&settings), admission.clone());
+    let propagator = propagation::Propagator::new(
+        base.pool.clone(),
+        clients.clone(),
+        propagation::PropagateSettings::from(&settings),
+        admission.clone(),
+    );
     shutdown.spawn("binding propagator", propagator.run(shutdown.token()));
-    let failovers = failover::Reconciler::new(base.pool.clone(), clients.clone(), admission.clone(), failover::FailoverSettings::from(&settings));
+    let failovers = failover::Reconciler::new(
+        base.pool.clone(),
+        clients.clone(),
+        admission.clone(),
+        failover::FailoverSettings::from(&settings),
+    );
     shutdown.spawn("failover reconciler", failovers.run(shutdown.token()));
     let monitor = health::Monitor::new(base.outbox.clone(), clients, health::ProbeSettings::from(&settings));
     shutdown.spawn("health monitor", monitor.run(shutdown.token()));
-    let api = FederationServiceServer::new(grpc::Federation::new(base.outbox.clone(), settings.secret_key.clone(), admission));
+    let api = FederationServiceServer::new(grpc::Federation::new(
+        base.outbox.clone(),
+        settings.secret_key.clone(),
+        admission,
+    ));
     base.serve(addresses, api, shutdown).await
 }

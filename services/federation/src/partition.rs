@@ -14,9 +14,8 @@
 //! others no timeouts. Only the holder of the `partition-reconciler` lease
 //! reconciles.
 
-use std::time::Duration;
-
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use kernel::caller::{Caller, CallerKey};
 use kernel::event::Event;
@@ -26,11 +25,11 @@ use kernel::{Error, Result};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use paas_proto::v1 as pb;
 use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
-use tonic::transport::Channel;
 use prost::Message;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::credentials::Clients;
@@ -155,7 +154,11 @@ pub struct ReconcileSettings {
 
 impl From<&crate::Settings> for ReconcileSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, resync: s.resync_period, lease_ttl: s.lease_ttl }
+        Self {
+            poll: s.reconcile_poll,
+            resync: s.resync_period,
+            lease_ttl: s.lease_ttl,
+        }
     }
 }
 
@@ -183,10 +186,15 @@ impl UsageReporter {
         let mut client = TenancyServiceClient::with_interceptor(self.channel.clone(), outgoing);
         let request = pb::ReportUsageRequest {
             partition_id: partition.to_string(),
-            observed: Some(pb::ResourceList { amounts: used.into_iter().collect() }),
+            observed: Some(pb::ResourceList {
+                amounts: used.into_iter().collect(),
+            }),
             observed_at: kernel::grpc::timestamp(chrono::Utc::now()),
         };
-        client.report_usage(request).await.map_err(|s| Error::Unavailable(format!("tenancy: {}", s.message())))?;
+        client
+            .report_usage(request)
+            .await
+            .map_err(|s| Error::Unavailable(format!("tenancy: {}", s.message())))?;
         Ok(())
     }
 }
@@ -205,8 +213,20 @@ pub struct Reconciler {
 impl Reconciler {
     /// A reconciler over the federation schema in `pool`.
     pub fn new(pool: PgPool, clients: Clients, settings: ReconcileSettings) -> Self {
-        let lease = Lease::new(pool.clone(), lease::PARTITION_RECONCILER, lease::holder_id("partitions"), settings.lease_ttl);
-        Self { pool, clients, settings, lease, usage: None, registry: None }
+        let lease = Lease::new(
+            pool.clone(),
+            lease::PARTITION_RECONCILER,
+            lease::holder_id("partitions"),
+            settings.lease_ttl,
+        );
+        Self {
+            pool,
+            clients,
+            settings,
+            lease,
+            usage: None,
+            registry: None,
+        }
     }
 
     /// Also gives every partition a pull secret for the platform registry.
@@ -226,7 +246,15 @@ impl Reconciler {
     /// # Errors
     /// Never while running; returns `Ok` at shutdown.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
-        self.lease.lead("partition reconciliation", self.settings.poll, &stop, || self.reconcile_due(), || {}).await;
+        self.lease
+            .lead(
+                "partition reconciliation",
+                self.settings.poll,
+                &stop,
+                || self.reconcile_due(),
+                || {},
+            )
+            .await;
         Ok(())
     }
 
@@ -254,7 +282,11 @@ impl Reconciler {
                 Ok(()) => {
                     converged += 1;
                     if p.deleted {
-                        sqlx::query("DELETE FROM partitions WHERE partition_id = $1 AND generation = $2").bind(p.partition_id).bind(p.generation).execute(&self.pool).await?;
+                        sqlx::query("DELETE FROM partitions WHERE partition_id = $1 AND generation = $2")
+                            .bind(p.partition_id)
+                            .bind(p.generation)
+                            .execute(&self.pool)
+                            .await?;
                     } else {
                         sqlx::query("UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0, synced_at = now() WHERE partition_id = $1")
                             .bind(p.partition_id)
@@ -297,26 +329,36 @@ impl Reconciler {
             let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
             match kind {
                 "namespace" => {
-                    namespaces.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
+                    namespaces
+                        .patch(&name, &params, &Patch::Apply(&body))
+                        .await
+                        .map_err(fail)?;
                 }
                 "resourcequota" => {
-                    let api: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), &p.namespace);
+                    let api: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+                        Api::namespaced(client.clone(), &p.namespace);
                     let quota = api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
                     used = quota.status.and_then(|s| s.used);
                 }
                 "limitrange" => {
-                    let api: Api<k8s_openapi::api::core::v1::LimitRange> = Api::namespaced(client.clone(), &p.namespace);
+                    let api: Api<k8s_openapi::api::core::v1::LimitRange> =
+                        Api::namespaced(client.clone(), &p.namespace);
                     api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
                 }
                 _ => {
-                    let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = Api::namespaced(client.clone(), &p.namespace);
+                    let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+                        Api::namespaced(client.clone(), &p.namespace);
                     api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(fail)?;
                 }
             }
         }
         self.apply_pull_secrets(&client, p, &desired).await?;
         if let (Some(reporter), Some(used)) = (&self.usage, used) {
-            let used: BTreeMap<String, String> = used.into_iter().filter(|(r, _)| desired.hard.contains_key(r)).map(|(r, q)| (r, q.0)).collect();
+            let used: BTreeMap<String, String> = used
+                .into_iter()
+                .filter(|(r, _)| desired.hard.contains_key(r))
+                .map(|(r, q)| (r, q.0))
+                .collect();
             // The partition is applied either way; the next resync reports again.
             if let Err(e) = reporter.report(p.partition_id, used).await {
                 tracing::warn!(partition = %p.partition_id, error = %e, "observed usage not reported");
@@ -328,21 +370,45 @@ impl Reconciler {
     /// Writes the partition's pull secrets and the `default` ServiceAccount
     /// listing them, then deletes pull secrets federation wrote that are no
     /// longer wanted (a removed credential, the platform registry unset).
-    async fn apply_pull_secrets(&self, client: &kube::Client, p: &Pending, desired: &pb::PartitionChanged) -> Result<()> {
+    async fn apply_pull_secrets(
+        &self,
+        client: &kube::Client,
+        p: &Pending,
+        desired: &pb::PartitionChanged,
+    ) -> Result<()> {
         use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+
         use crate::pull_secret;
         let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", p.cluster));
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let labels = json!({ OWNED_LABEL: "paas", "paas.io/tenant": desired.tenant_id, "paas.io/partition": desired.partition_id });
-        let wanted = pull_secret::wanted(&self.pool, self.clients.key(), p.partition_id, &p.namespace, &labels, self.registry.as_ref()).await?;
+        let wanted = pull_secret::wanted(
+            &self.pool,
+            self.clients.key(),
+            p.partition_id,
+            &p.namespace,
+            &labels,
+            self.registry.as_ref(),
+        )
+        .await?;
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &p.namespace);
         for (name, body) in &wanted {
             secrets.patch(name, &params, &Patch::Apply(body)).await.map_err(fail)?;
         }
         let names: Vec<String> = wanted.into_iter().map(|(n, _)| n).collect();
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &p.namespace);
-        accounts.patch(pull_secret::SERVICE_ACCOUNT, &params, &Patch::Apply(pull_secret::service_account(&p.namespace, &names))).await.map_err(fail)?;
-        let written = secrets.list(&kube::api::ListParams::default().labels(&pull_secret::selector())).await.map_err(fail)?;
+        accounts
+            .patch(
+                pull_secret::SERVICE_ACCOUNT,
+                &params,
+                &Patch::Apply(pull_secret::service_account(&p.namespace, &names)),
+            )
+            .await
+            .map_err(fail)?;
+        let written = secrets
+            .list(&kube::api::ListParams::default().labels(&pull_secret::selector()))
+            .await
+            .map_err(fail)?;
         for s in written.items {
             let name = s.metadata.name.unwrap_or_default();
             if names.contains(&name) {
@@ -376,11 +442,18 @@ mod tests {
 
     #[test]
     fn a_partition_becomes_namespace_quota_limits_and_policy() {
-        let objs = objects(&partition("deny-all", &[("requests.cpu", "2")], r#"{"container":{"default":{"cpu":"500m"}},"pod":{}}"#));
+        let objs = objects(&partition(
+            "deny-all",
+            &[("requests.cpu", "2")],
+            r#"{"container":{"default":{"cpu":"500m"}},"pod":{}}"#,
+        ));
         let kinds: Vec<&str> = objs.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, ["namespace", "resourcequota", "limitrange", "networkpolicy"]);
         assert_eq!(objs[1].1["spec"]["hard"]["requests.cpu"], "2");
-        assert_eq!(objs[2].1["spec"]["limits"], json!([{"type": "Container", "default": {"cpu": "500m"}}]));
+        assert_eq!(
+            objs[2].1["spec"]["limits"],
+            json!([{"type": "Container", "default": {"cpu": "500m"}}])
+        );
         assert_eq!(objs[3].1["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
         assert_eq!(objs[0].1["metadata"]["labels"][OWNED_LABEL], "paas");
     }
@@ -395,7 +468,10 @@ mod tests {
     #[test]
     fn without_limits_only_the_namespace_and_policy_are_written() {
         let objs = objects(&partition("allow-all-ingress", &[], "{}"));
-        assert_eq!(objs.iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["namespace", "networkpolicy"]);
+        assert_eq!(
+            objs.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            ["namespace", "networkpolicy"]
+        );
         assert_eq!(objs[1].1["spec"]["ingress"], json!([{}]));
     }
 }

@@ -34,7 +34,13 @@ impl Placement {
     /// Whether placing needs each cluster's free capacity (only dynamic
     /// division weighs it), which costs a sum over every placed target.
     pub fn weighs_capacity(&self) -> bool {
-        matches!(self, Self::Policy(Policy { division: Division::Dynamic, .. }))
+        matches!(
+            self,
+            Self::Policy(Policy {
+                division: Division::Dynamic,
+                ..
+            })
+        )
     }
 }
 
@@ -145,7 +151,13 @@ pub struct Resources {
 impl Resources {
     /// How many times `per` fits in `self` (unbounded: `u64::MAX`).
     pub fn fits(&self, per: &Resources) -> u64 {
-        let one = |free: i64, need: i64| if need <= 0 { u64::MAX } else { (free.max(0) / need) as u64 };
+        let one = |free: i64, need: i64| {
+            if need <= 0 {
+                u64::MAX
+            } else {
+                (free.max(0) / need) as u64
+            }
+        };
         one(self.cpu_milli, per.cpu_milli).min(one(self.memory_milli, per.memory_milli))
     }
 }
@@ -240,17 +252,35 @@ impl From<PlacementError> for kernel::Error {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> PlacementError {
-    PlacementError::Invalid { field: field.into(), reason: reason.into() }
+    PlacementError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// The partition of `c` the binding uses: the one named, or the only one
 /// (of the project, if the demand names one).
-fn partition_of(c: &Candidate, wanted: Option<Uuid>, project: Option<Uuid>) -> Result<Option<&PartitionRef>, PlacementError> {
-    let mut mine: Vec<&PartitionRef> = c.partitions.iter().filter(|p| project.is_none() || p.project == project).collect();
+fn partition_of(
+    c: &Candidate,
+    wanted: Option<Uuid>,
+    project: Option<Uuid>,
+) -> Result<Option<&PartitionRef>, PlacementError> {
+    let mut mine: Vec<&PartitionRef> = c
+        .partitions
+        .iter()
+        .filter(|p| project.is_none() || p.project == project)
+        .collect();
     mine.sort_by_key(|p| p.id);
     match wanted {
         Some(id) => Ok(mine.into_iter().find(|p| p.id == id)),
-        None if mine.len() > 1 => Err(invalid("partition_id", format!("the tenant has {} partitions in cluster {}; name one", mine.len(), c.name))),
+        None if mine.len() > 1 => Err(invalid(
+            "partition_id",
+            format!(
+                "the tenant has {} partitions in cluster {}; name one",
+                mine.len(),
+                c.name
+            ),
+        )),
         None => Ok(mine.into_iter().next()),
     }
 }
@@ -285,7 +315,15 @@ pub fn divide(total: u32, weights: &[u64]) -> Vec<u32> {
     if sum == 0 {
         return vec![0; weights.len()];
     }
-    let exact: Vec<(u128, u128)> = weights.iter().map(|&w| (u128::from(total) * u128::from(w) / sum, u128::from(total) * u128::from(w) % sum)).collect();
+    let exact: Vec<(u128, u128)> = weights
+        .iter()
+        .map(|&w| {
+            (
+                u128::from(total) * u128::from(w) / sum,
+                u128::from(total) * u128::from(w) % sum,
+            )
+        })
+        .collect();
     let mut shares: Vec<u32> = exact.iter().map(|(q, _)| *q as u32).collect();
     let mut left = total - shares.iter().sum::<u32>();
     let mut order: Vec<usize> = (0..weights.len()).collect();
@@ -310,7 +348,11 @@ pub fn divide(total: u32, weights: &[u64]) -> Vec<u32> {
 /// partition; [`PlacementError::Unsatisfiable`] when no affinity group has
 /// eligible clusters within the spread; [`PlacementError::NoCapacity`] when a
 /// dynamic division does not fit.
-pub fn place(placement: &Placement, demand: &Demand, candidates: &[Candidate]) -> Result<Vec<Assignment>, PlacementError> {
+pub fn place(
+    placement: &Placement,
+    demand: &Demand,
+    candidates: &[Candidate],
+) -> Result<Vec<Assignment>, PlacementError> {
     let mut sorted: Vec<&Candidate> = candidates.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     match placement {
@@ -319,7 +361,11 @@ pub fn place(placement: &Placement, demand: &Demand, candidates: &[Candidate]) -
     }
 }
 
-fn explicit(targets: &[ExplicitTarget], demand: &Demand, sorted: &[&Candidate]) -> Result<Vec<Assignment>, PlacementError> {
+fn explicit(
+    targets: &[ExplicitTarget],
+    demand: &Demand,
+    sorted: &[&Candidate],
+) -> Result<Vec<Assignment>, PlacementError> {
     if targets.is_empty() {
         return Err(invalid("explicit", "must name at least one cluster"));
     }
@@ -328,12 +374,27 @@ fn explicit(targets: &[ExplicitTarget], demand: &Demand, sorted: &[&Candidate]) 
     for (i, t) in targets.iter().enumerate() {
         let field = format!("explicit[{i}]");
         if !seen.insert(t.cluster.as_str()) {
-            return Err(invalid(format!("{field}.cluster"), format!("cluster {} is named twice", t.cluster)));
+            return Err(invalid(
+                format!("{field}.cluster"),
+                format!("cluster {} is named twice", t.cluster),
+            ));
         }
-        let c = sorted.iter().find(|c| c.name == t.cluster).ok_or_else(|| invalid(format!("{field}.cluster"), format!("no cluster {}", t.cluster)))?;
-        let p = partition_of(c, t.partition_id, demand.project)?
-            .ok_or_else(|| invalid(format!("{field}.partition_id"), format!("the tenant has no such partition in cluster {}", c.name)))?;
-        out.push(Assignment { cluster: c.name.clone(), partition_id: p.id, namespace: p.namespace.clone(), replicas: t.replicas.unwrap_or(demand.replicas) });
+        let c = sorted
+            .iter()
+            .find(|c| c.name == t.cluster)
+            .ok_or_else(|| invalid(format!("{field}.cluster"), format!("no cluster {}", t.cluster)))?;
+        let p = partition_of(c, t.partition_id, demand.project)?.ok_or_else(|| {
+            invalid(
+                format!("{field}.partition_id"),
+                format!("the tenant has no such partition in cluster {}", c.name),
+            )
+        })?;
+        out.push(Assignment {
+            cluster: c.name.clone(),
+            partition_id: p.id,
+            namespace: p.namespace.clone(),
+            replicas: t.replicas.unwrap_or(demand.replicas),
+        });
     }
     out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     Ok(out)
@@ -352,7 +413,11 @@ fn by_policy(policy: &Policy, demand: &Demand, sorted: &[&Candidate]) -> Result<
         return Err(invalid("policy.division.weighted", "must weigh at least one cluster"));
     }
     let every = [Affinity::default()];
-    let groups: &[Affinity] = if policy.groups.is_empty() { &every } else { &policy.groups };
+    let groups: &[Affinity] = if policy.groups.is_empty() {
+        &every
+    } else {
+        &policy.groups
+    };
     let mut why = Vec::new();
     for (g, affinity) in groups.iter().enumerate() {
         let mut eligible: Vec<(&Candidate, &PartitionRef)> = Vec::new();
@@ -365,13 +430,20 @@ fn by_policy(policy: &Policy, demand: &Demand, sorted: &[&Candidate]) -> Result<
             }
         }
         if eligible.is_empty() {
-            why.push(format!("group {g}: no Ready cluster with a partition of the tenant matches"));
+            why.push(format!(
+                "group {g}: no Ready cluster with a partition of the tenant matches"
+            ));
             continue;
         }
         if let Some(spread) = policy.spread {
             let keys: BTreeSet<&str> = eligible.iter().map(|(c, _)| spread.by.key(c)).collect();
             if (keys.len() as u32) < spread.min {
-                why.push(format!("group {g}: {} distinct {:?} groups, spread needs {}", keys.len(), spread.by, spread.min));
+                why.push(format!(
+                    "group {g}: {} distinct {:?} groups, spread needs {}",
+                    keys.len(),
+                    spread.by,
+                    spread.min
+                ));
                 continue;
             }
             if spread.max != 0 && keys.len() as u32 > spread.max {
@@ -382,7 +454,10 @@ fn by_policy(policy: &Policy, demand: &Demand, sorted: &[&Candidate]) -> Result<
         let shares: Vec<u32> = match &policy.division {
             Division::Duplicated => vec![demand.replicas; eligible.len()],
             Division::Weighted(w) => {
-                let weights: Vec<u64> = eligible.iter().map(|(c, _)| u64::from(w.get(&c.name).copied().unwrap_or(0))).collect();
+                let weights: Vec<u64> = eligible
+                    .iter()
+                    .map(|(c, _)| u64::from(w.get(&c.name).copied().unwrap_or(0)))
+                    .collect();
                 if weights.iter().all(|&w| w == 0) {
                     why.push(format!("group {g}: no weighted cluster is eligible"));
                     continue;
@@ -390,11 +465,17 @@ fn by_policy(policy: &Policy, demand: &Demand, sorted: &[&Candidate]) -> Result<
                 divide(demand.replicas, &weights)
             }
             Division::Dynamic => {
-                let room: Vec<u64> = eligible.iter().map(|(c, _)| c.free.fits(&demand.per_replica).min(u64::from(demand.replicas))).collect();
+                let room: Vec<u64> = eligible
+                    .iter()
+                    .map(|(c, _)| c.free.fits(&demand.per_replica).min(u64::from(demand.replicas)))
+                    .collect();
                 let total: u128 = room.iter().map(|&r| u128::from(r)).sum();
                 if total < u128::from(demand.replicas) {
                     if g + 1 == groups.len() && why.is_empty() {
-                        return Err(PlacementError::NoCapacity(format!("room for {total} of {} replicas", demand.replicas)));
+                        return Err(PlacementError::NoCapacity(format!(
+                            "room for {total} of {} replicas",
+                            demand.replicas
+                        )));
                     }
                     why.push(format!("group {g}: room for {total} of {} replicas", demand.replicas));
                     continue;
@@ -407,12 +488,26 @@ fn by_policy(policy: &Policy, demand: &Demand, sorted: &[&Candidate]) -> Result<
             .iter()
             .zip(shares)
             .filter(|(_, n)| *n > 0 || keep_zero)
-            .map(|((c, p), n)| Assignment { cluster: c.name.clone(), partition_id: p.id, namespace: p.namespace.clone(), replicas: n })
+            .map(|((c, p), n)| Assignment {
+                cluster: c.name.clone(),
+                partition_id: p.id,
+                namespace: p.namespace.clone(),
+                replicas: n,
+            })
             .collect();
         if let Some(spread) = policy.spread {
-            let used: BTreeSet<&str> = out.iter().filter_map(|a| eligible.iter().find(|(c, _)| c.name == a.cluster)).map(|(c, _)| spread.by.key(c)).collect();
+            let used: BTreeSet<&str> = out
+                .iter()
+                .filter_map(|a| eligible.iter().find(|(c, _)| c.name == a.cluster))
+                .map(|(c, _)| spread.by.key(c))
+                .collect();
             if (used.len() as u32) < spread.min {
-                why.push(format!("group {g}: the division uses {} distinct {:?} groups, spread needs {}", used.len(), spread.by, spread.min));
+                why.push(format!(
+                    "group {g}: the division uses {} distinct {:?} groups, spread needs {}",
+                    used.len(),
+                    spread.by,
+                    spread.min
+                ));
                 continue;
             }
         }
@@ -423,8 +518,9 @@ fn by_policy(policy: &Policy, demand: &Demand, sorted: &[&Candidate]) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+
+    use super::*;
 
     fn cluster(name: &str, dc: &str, region: &str, free_cpu: i64) -> Candidate {
         Candidate {
@@ -436,17 +532,34 @@ mod tests {
             environment: "production".into(),
             labels: BTreeMap::from([("tier".to_string(), "gold".to_string())]),
             ready: true,
-            partitions: vec![PartitionRef { id: Uuid::from_u128(name.len() as u128 + 7), namespace: format!("acme-{name}"), project: None }],
-            free: Resources { cpu_milli: free_cpu, memory_milli: i64::MAX / 4 },
+            partitions: vec![PartitionRef {
+                id: Uuid::from_u128(name.len() as u128 + 7),
+                namespace: format!("acme-{name}"),
+                project: None,
+            }],
+            free: Resources {
+                cpu_milli: free_cpu,
+                memory_milli: i64::MAX / 4,
+            },
         }
     }
 
     fn demand(replicas: u32) -> Demand {
-        Demand { replicas, per_replica: Resources { cpu_milli: 500, memory_milli: 0 }, project: None }
+        Demand {
+            replicas,
+            per_replica: Resources {
+                cpu_milli: 500,
+                memory_milli: 0,
+            },
+            project: None,
+        }
     }
 
     fn policy(division: Division) -> Placement {
-        Placement::Policy(Policy { division, ..Default::default() })
+        Placement::Policy(Policy {
+            division,
+            ..Default::default()
+        })
     }
 
     fn shares(a: &[Assignment]) -> Vec<(&str, u32)> {
@@ -464,21 +577,48 @@ mod tests {
         assert_eq!(p.groups.len(), 2);
         assert_eq!(p.division, Division::Weighted(BTreeMap::from([("c1".to_string(), 2)])));
         let e: Placement = serde_json::from_str(r#"{"explicit": [{"cluster": "c1", "replicas": 3}]}"#).unwrap();
-        assert_eq!(e, Placement::Explicit(vec![ExplicitTarget { cluster: "c1".into(), partition_id: None, replicas: Some(3) }]));
-        assert!(serde_json::from_str::<Placement>(r#"{"policy": {"divison": "dynamic"}}"#).is_err(), "misspelt fields are refused");
-        assert_eq!(serde_json::from_str::<Division>(r#""dynamic""#).unwrap(), Division::Dynamic);
+        assert_eq!(
+            e,
+            Placement::Explicit(vec![ExplicitTarget {
+                cluster: "c1".into(),
+                partition_id: None,
+                replicas: Some(3)
+            }])
+        );
+        assert!(
+            serde_json::from_str::<Placement>(r#"{"policy": {"divison": "dynamic"}}"#).is_err(),
+            "misspelt fields are refused"
+        );
+        assert_eq!(
+            serde_json::from_str::<Division>(r#""dynamic""#).unwrap(),
+            Division::Dynamic
+        );
     }
 
     #[test]
     fn explicit_places_on_the_named_clusters_with_their_replicas() {
         let cs = [cluster("a", "dc1", "r1", 0), cluster("b", "dc2", "r2", 0)];
         let p = Placement::Explicit(vec![
-            ExplicitTarget { cluster: "b".into(), partition_id: None, replicas: Some(1) },
-            ExplicitTarget { cluster: "a".into(), partition_id: None, replicas: None },
+            ExplicitTarget {
+                cluster: "b".into(),
+                partition_id: None,
+                replicas: Some(1),
+            },
+            ExplicitTarget {
+                cluster: "a".into(),
+                partition_id: None,
+                replicas: None,
+            },
         ]);
         assert_eq!(shares(&place(&p, &demand(3), &cs).unwrap()), [("a", 3), ("b", 1)]);
-        let unknown = Placement::Explicit(vec![ExplicitTarget { cluster: "z".into(), partition_id: None, replicas: None }]);
-        assert!(matches!(place(&unknown, &demand(1), &cs), Err(PlacementError::Invalid { field, .. }) if field == "explicit[0].cluster"));
+        let unknown = Placement::Explicit(vec![ExplicitTarget {
+            cluster: "z".into(),
+            partition_id: None,
+            replicas: None,
+        }]);
+        assert!(
+            matches!(place(&unknown, &demand(1), &cs), Err(PlacementError::Invalid { field, .. }) if field == "explicit[0].cluster")
+        );
     }
 
     #[test]
@@ -488,7 +628,10 @@ mod tests {
         let mut bare = cluster("bare", "dc1", "r1", 0);
         bare.partitions.clear();
         let cs = [cluster("a", "dc1", "r1", 0), cluster("x", "dc1", "r1", 0), down, bare];
-        let p = Placement::Policy(Policy { exclude: vec!["x".into()], ..Default::default() });
+        let p = Placement::Policy(Policy {
+            exclude: vec!["x".into()],
+            ..Default::default()
+        });
         assert_eq!(shares(&place(&p, &demand(2), &cs).unwrap()), [("a", 2)]);
     }
 
@@ -497,30 +640,86 @@ mod tests {
         let mut dr = cluster("dr", "dc2", "r2", 0);
         dr.environment = "dr".into();
         let cs = [cluster("a", "dc1", "r1", 0), dr];
-        let groups = vec![Affinity { data_centres: vec!["dc9".into()], ..Default::default() }, Affinity { environments: vec!["dr".into()], ..Default::default() }];
-        let p = Placement::Policy(Policy { groups, ..Default::default() });
+        let groups = vec![
+            Affinity {
+                data_centres: vec!["dc9".into()],
+                ..Default::default()
+            },
+            Affinity {
+                environments: vec!["dr".into()],
+                ..Default::default()
+            },
+        ];
+        let p = Placement::Policy(Policy {
+            groups,
+            ..Default::default()
+        });
         assert_eq!(shares(&place(&p, &demand(2), &cs).unwrap()), [("dr", 2)]);
-        let labels = Placement::Policy(Policy { groups: vec![Affinity { labels: BTreeMap::from([("tier".into(), "silver".into())]), ..Default::default() }], ..Default::default() });
-        assert!(matches!(place(&labels, &demand(1), &cs), Err(PlacementError::Unsatisfiable(_))));
+        let labels = Placement::Policy(Policy {
+            groups: vec![Affinity {
+                labels: BTreeMap::from([("tier".into(), "silver".into())]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert!(matches!(
+            place(&labels, &demand(1), &cs),
+            Err(PlacementError::Unsatisfiable(_))
+        ));
     }
 
     #[test]
     fn weights_divide_exactly_and_dynamic_follows_free_capacity() {
-        let cs = [cluster("a", "dc1", "r1", 4000), cluster("b", "dc2", "r2", 1000), cluster("c", "dc3", "r3", 0)];
+        let cs = [
+            cluster("a", "dc1", "r1", 4000),
+            cluster("b", "dc2", "r2", 1000),
+            cluster("c", "dc3", "r3", 0),
+        ];
         let w = Division::Weighted(BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
-        assert_eq!(shares(&place(&policy(w), &demand(7), &cs).unwrap()), [("a", 5), ("b", 2)]);
+        assert_eq!(
+            shares(&place(&policy(w), &demand(7), &cs).unwrap()),
+            [("a", 5), ("b", 2)]
+        );
         // a has room for 8 replicas of 500m, b for 2, c for none.
-        assert_eq!(shares(&place(&policy(Division::Dynamic), &demand(5), &cs).unwrap()), [("a", 4), ("b", 1)]);
-        assert!(matches!(place(&policy(Division::Dynamic), &demand(11), &cs), Err(PlacementError::NoCapacity(_))));
+        assert_eq!(
+            shares(&place(&policy(Division::Dynamic), &demand(5), &cs).unwrap()),
+            [("a", 4), ("b", 1)]
+        );
+        assert!(matches!(
+            place(&policy(Division::Dynamic), &demand(11), &cs),
+            Err(PlacementError::NoCapacity(_))
+        ));
     }
 
     #[test]
     fn spread_bounds_the_number_of_groups() {
-        let cs = [cluster("a", "dc1", "r1", 0), cluster("b", "dc2", "r2", 0), cluster("c", "dc3", "r3", 0)];
-        let spread = |min, max| Placement::Policy(Policy { spread: Some(Spread { by: SpreadBy::DataCentre, min, max }), ..Default::default() });
-        assert_eq!(shares(&place(&spread(1, 2), &demand(1), &cs).unwrap()), [("a", 1), ("b", 1)]);
-        assert!(matches!(place(&spread(4, 0), &demand(1), &cs), Err(PlacementError::Unsatisfiable(_))));
-        assert!(matches!(place(&spread(3, 2), &demand(1), &cs), Err(PlacementError::Invalid { .. })));
+        let cs = [
+            cluster("a", "dc1", "r1", 0),
+            cluster("b", "dc2", "r2", 0),
+            cluster("c", "dc3", "r3", 0),
+        ];
+        let spread = |min, max| {
+            Placement::Policy(Policy {
+                spread: Some(Spread {
+                    by: SpreadBy::DataCentre,
+                    min,
+                    max,
+                }),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            shares(&place(&spread(1, 2), &demand(1), &cs).unwrap()),
+            [("a", 1), ("b", 1)]
+        );
+        assert!(matches!(
+            place(&spread(4, 0), &demand(1), &cs),
+            Err(PlacementError::Unsatisfiable(_))
+        ));
+        assert!(matches!(
+            place(&spread(3, 2), &demand(1), &cs),
+            Err(PlacementError::Invalid { .. })
+        ));
     }
 
     fn arb_candidates() -> impl Strategy<Value = Vec<Candidate>> {
@@ -543,7 +742,8 @@ mod tests {
         prop_oneof![
             Just(Division::Duplicated),
             Just(Division::Dynamic),
-            prop::collection::btree_map((0usize..12).prop_map(|i| format!("c{i:02}")), 0u32..10, 1..6).prop_map(Division::Weighted),
+            prop::collection::btree_map((0usize..12).prop_map(|i| format!("c{i:02}")), 0u32..10, 1..6)
+                .prop_map(Division::Weighted),
         ]
     }
 

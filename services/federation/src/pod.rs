@@ -15,7 +15,11 @@ use crate::binding::{Binding, Target};
 use crate::credentials::Clients;
 
 /// The workload kinds whose pods a binding has.
-const WORKLOADS: [(&str, &str); 3] = [("Deployment", "deployments"), ("StatefulSet", "statefulsets"), ("DaemonSet", "daemonsets")];
+const WORKLOADS: [(&str, &str); 3] = [
+    ("Deployment", "deployments"),
+    ("StatefulSet", "statefulsets"),
+    ("DaemonSet", "daemonsets"),
+];
 
 /// One pod as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +63,19 @@ pub(crate) fn selectors(objects: &Value) -> Vec<(String, String)> {
         .filter(|o| WORKLOADS.iter().any(|(kind, _)| o["kind"] == *kind))
         .filter_map(|o| {
             let labels = o["spec"]["selector"]["matchLabels"].as_object()?;
-            let selector = labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",");
-            Some((format!("{}/{}", o["kind"].as_str().unwrap_or_default(), o["metadata"]["name"].as_str().unwrap_or_default()), selector))
+            let selector = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",");
+            Some((
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or_default(),
+                    o["metadata"]["name"].as_str().unwrap_or_default()
+                ),
+                selector,
+            ))
         })
         .filter(|(_, s)| !s.is_empty())
         .collect()
@@ -71,7 +86,10 @@ async fn pods_in(clients: &Clients, binding: &Binding, target: &Target) -> Resul
     let api: Api<Pod> = Api::namespaced(client, &target.namespace);
     let mut pods = Vec::new();
     for (workload, selector) in selectors(&binding.objects.0) {
-        let listed = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| Error::Unavailable(format!("cluster {}: {e}", target.cluster)))?;
+        let listed = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| Error::Unavailable(format!("cluster {}: {e}", target.cluster)))?;
         for pod in listed.items {
             let status = pod.status.clone().unwrap_or_default();
             let statuses = status.container_statuses.clone().unwrap_or_default();
@@ -84,7 +102,11 @@ async fn pods_in(clients: &Clients, binding: &Binding, target: &Target) -> Resul
                 ready: !statuses.is_empty() && statuses.iter().all(|c| c.ready),
                 restarts: statuses.iter().map(|c| c.restart_count).sum(),
                 node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
-                containers: pod.spec.as_ref().map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default(),
+                containers: pod
+                    .spec
+                    .as_ref()
+                    .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default(),
             });
         }
     }
@@ -97,10 +119,24 @@ async fn pods_in(clients: &Clients, binding: &Binding, target: &Target) -> Resul
 /// # Errors
 /// The cluster, pod or container is not the binding's (named as the field),
 /// or the cluster is unreachable.
-pub async fn logs(clients: &Clients, binding: &Binding, targets: &[Target], cluster: &str, pod: &str, container: &str, tail: i64) -> Result<String> {
-    let target = targets.iter().find(|t| t.cluster == cluster && !t.removing).ok_or_else(|| Error::invalid("cluster", format!("{cluster} runs nothing of this binding")))?;
+pub async fn logs(
+    clients: &Clients,
+    binding: &Binding,
+    targets: &[Target],
+    cluster: &str,
+    pod: &str,
+    container: &str,
+    tail: i64,
+) -> Result<String> {
+    let target = targets
+        .iter()
+        .find(|t| t.cluster == cluster && !t.removing)
+        .ok_or_else(|| Error::invalid("cluster", format!("{cluster} runs nothing of this binding")))?;
     let pods = pods_in(clients, binding, target).await?;
-    let found = pods.iter().find(|p| p.name == pod).ok_or_else(|| Error::invalid("pod", format!("{pod} is not a pod of this binding in {cluster}")))?;
+    let found = pods
+        .iter()
+        .find(|p| p.name == pod)
+        .ok_or_else(|| Error::invalid("pod", format!("{pod} is not a pod of this binding in {cluster}")))?;
     let container = match container {
         "" => found.containers.first().cloned().unwrap_or_default(),
         c if found.containers.iter().any(|x| x == c) => c.to_string(),
@@ -108,8 +144,14 @@ pub async fn logs(clients: &Clients, binding: &Binding, targets: &[Target], clus
     };
     let client = clients.by_name(cluster).await?;
     let api: Api<Pod> = Api::namespaced(client, &target.namespace);
-    let params = LogParams { container: Some(container), tail_lines: Some(tail.clamp(1, 10_000)), ..LogParams::default() };
-    api.logs(pod, &params).await.map_err(|e| Error::Unavailable(format!("cluster {cluster}: {e}")))
+    let params = LogParams {
+        container: Some(container),
+        tail_lines: Some(tail.clamp(1, 10_000)),
+        ..LogParams::default()
+    };
+    api.logs(pod, &params)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cluster {cluster}: {e}")))
 }
 
 /// Restarts every workload of the binding in every cluster, rolling (the
@@ -120,7 +162,8 @@ pub async fn logs(clients: &Clients, binding: &Binding, targets: &[Target], clus
 /// The first cluster that cannot be reached (the others are restarted).
 pub async fn restart(clients: &Clients, binding: &Binding, targets: &[Target]) -> Result<BTreeMap<String, usize>> {
     let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let patch: Value = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}});
+    let patch: Value =
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}});
     let mut restarted = BTreeMap::new();
     let mut failure = None;
     for target in targets.iter().filter(|t| !t.removing) {
@@ -133,7 +176,9 @@ pub async fn restart(clients: &Clients, binding: &Binding, targets: &[Target]) -
         };
         let mut n = 0;
         for object in binding.objects.0.as_array().into_iter().flatten() {
-            let Some((kind, plural)) = WORKLOADS.iter().find(|(k, _)| object["kind"] == *k) else { continue };
+            let Some((kind, plural)) = WORKLOADS.iter().find(|(k, _)| object["kind"] == *k) else {
+                continue;
+            };
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
             let resource = kube::api::ApiResource {
                 group: "apps".into(),

@@ -75,7 +75,14 @@ pub struct PropagateSettings {
 
 impl From<&crate::Settings> for PropagateSettings {
     fn from(s: &crate::Settings) -> Self {
-        Self { poll: s.reconcile_poll, resync: s.resync_period, watched_poll: s.watched_status_poll, lease_ttl: s.lease_ttl, parallelism: s.propagation_parallelism, timeout: s.propagation_timeout }
+        Self {
+            poll: s.reconcile_poll,
+            resync: s.resync_period,
+            watched_poll: s.watched_status_poll,
+            lease_ttl: s.lease_ttl,
+            parallelism: s.propagation_parallelism,
+            timeout: s.propagation_timeout,
+        }
     }
 }
 
@@ -120,7 +127,16 @@ impl Propagator {
         let lease = Lease::new(pool.clone(), LEASE, lease::holder_id("bindings"), settings.lease_ttl);
         let slots = Arc::new(Semaphore::new(settings.parallelism.max(1)));
         let watches = Watches::new(pool.clone(), clients.clone());
-        Self { pool, clients, settings, lease, admission, in_flight: Arc::default(), slots, watches }
+        Self {
+            pool,
+            clients,
+            settings,
+            lease,
+            admission,
+            in_flight: Arc::default(),
+            slots,
+            watches,
+        }
     }
 
     /// Propagates (and watches the Ready clusters' status) while it holds
@@ -135,7 +151,11 @@ impl Propagator {
             }
             self.start_due(&stop).await
         };
-        self.lease.lead("binding propagation", self.settings.poll, &stop, round, || self.watches.stop_all()).await;
+        self.lease
+            .lead("binding propagation", self.settings.poll, &stop, round, || {
+                self.watches.stop_all()
+            })
+            .await;
         Ok(())
     }
 
@@ -165,11 +185,21 @@ impl Propagator {
         .bind(self.settings.watched_poll.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
-        let clusters: Vec<String> = due.iter().map(|d| d.cluster.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let settings: HashMap<String, Arc<ClusterSettings>> =
-            cluster_settings::of_clusters(&self.pool, &clusters).await?.into_iter().map(|(name, s)| (name, Arc::new(s))).collect();
+        let clusters: Vec<String> = due
+            .iter()
+            .map(|d| d.cluster.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let settings: HashMap<String, Arc<ClusterSettings>> = cluster_settings::of_clusters(&self.pool, &clusters)
+            .await?
+            .into_iter()
+            .map(|(name, s)| (name, Arc::new(s)))
+            .collect();
         for d in due {
-            let Some(cluster) = settings.get(&d.cluster).cloned() else { continue };
+            let Some(cluster) = settings.get(&d.cluster).cloned() else {
+                continue;
+            };
             let key = (d.binding_id, d.cluster.clone());
             if !self.in_flight.lock().expect("not poisoned").insert(key.clone()) {
                 continue;
@@ -177,7 +207,9 @@ impl Propagator {
             let this = self.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let Ok(_slot) = this.slots.clone().acquire_owned().await else { return };
+                let Ok(_slot) = this.slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let outcome = tokio::select! {
                     _ = stop.cancelled() => None,
                     r = tokio::time::timeout(this.settings.timeout, this.work(&d, &cluster)) => Some(r.unwrap_or_else(|_| Err(Error::Unavailable(format!("cluster {}: no answer within {:?}", d.cluster, this.settings.timeout))))),
@@ -209,19 +241,27 @@ impl Propagator {
         let objects: Vec<Object> = binding::parse_objects(&d.objects.0.to_string())?;
         let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", d.cluster));
         if d.removing {
-            let kinds: BTreeSet<&'static Kind> = objects.iter().map(|o| o.kind).chain(d.applied_kinds.iter().filter_map(|k| Kind::from_key(k))).collect();
-            prune(&client, &d.namespace, d.binding_id, &kinds, &BTreeSet::new()).await.map_err(fail)?;
+            let kinds: BTreeSet<&'static Kind> = objects
+                .iter()
+                .map(|o| o.kind)
+                .chain(d.applied_kinds.iter().filter_map(|k| Kind::from_key(k)))
+                .collect();
+            prune(&client, &d.namespace, d.binding_id, &kinds, &BTreeSet::new())
+                .await
+                .map_err(fail)?;
             for r in [d.reservation_id, d.held_reservation_id].into_iter().flatten() {
                 release(&*self.admission, r).await?;
             }
             let mut tx = self.pool.begin().await?;
             // Only if nothing reassigned it meanwhile.
-            sqlx::query("DELETE FROM binding_targets WHERE binding_id = $1 AND cluster = $2 AND removing AND generation = $3")
-                .bind(d.binding_id)
-                .bind(&d.cluster)
-                .bind(d.generation)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM binding_targets WHERE binding_id = $1 AND cluster = $2 AND removing AND generation = $3",
+            )
+            .bind(d.binding_id)
+            .bind(&d.cluster)
+            .bind(d.generation)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM bindings b WHERE id = $1 AND deleted AND NOT EXISTS (SELECT 1 FROM binding_targets t WHERE t.binding_id = b.id)")
                 .bind(d.binding_id)
                 .execute(&mut *tx)
@@ -234,11 +274,15 @@ impl Propagator {
         if d.needs_apply {
             let params = PatchParams::apply(FIELD_MANAGER).force();
             let replicas = u32::try_from(d.replicas).unwrap_or(0);
-            let bodies = objects.iter().map(|o| o.for_cluster(d.binding_id, &d.namespace, replicas)).collect();
+            let bodies = objects
+                .iter()
+                .map(|o| o.for_cluster(d.binding_id, &d.namespace, replicas))
+                .collect();
             // Default classes filled in, or the whole target refused before anything is written.
             let bodies = cluster.fit_all(&d.cluster, bodies)?;
             for (o, body) in objects.iter().zip(&bodies) {
-                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &d.namespace, &o.kind.api_resource());
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), &d.namespace, &o.kind.api_resource());
                 let applied = api.patch(&o.name, &params, &Patch::Apply(body)).await.map_err(fail)?;
                 if status::observed(o.kind) {
                     if let Some(g) = applied.metadata.generation {
@@ -252,9 +296,16 @@ impl Propagator {
             let wanted: BTreeSet<(&str, &str)> = objects.iter().map(|o| (o.kind.kind, o.name.as_str())).collect();
             if d.applied_generation > 0 && d.applied_generation < d.generation {
                 let kinds: BTreeSet<&'static Kind> = d.applied_kinds.iter().filter_map(|k| Kind::from_key(k)).collect();
-                prune(&client, &d.namespace, d.binding_id, &kinds, &wanted).await.map_err(fail)?;
+                prune(&client, &d.namespace, d.binding_id, &kinds, &wanted)
+                    .await
+                    .map_err(fail)?;
             }
-            let kinds: Vec<String> = objects.iter().map(|o| o.kind.key()).collect::<BTreeSet<_>>().into_iter().collect();
+            let kinds: Vec<String> = objects
+                .iter()
+                .map(|o| o.kind.key())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             let mut held = d.held_reservation_id;
             let mut pending = d.reservation_id;
             if let Some(r) = pending {
@@ -315,7 +366,13 @@ async fn release(admission: &dyn Admission, r: Uuid) -> Result<()> {
 
 /// Deletes the binding's objects (by label) of `kinds` in `namespace` other
 /// than `keep`; kinds the cluster does not serve have none.
-async fn prune(client: &kube::Client, namespace: &str, binding: Uuid, kinds: &BTreeSet<&'static Kind>, keep: &BTreeSet<(&str, &str)>) -> std::result::Result<(), kube::Error> {
+async fn prune(
+    client: &kube::Client,
+    namespace: &str,
+    binding: Uuid,
+    kinds: &BTreeSet<&'static Kind>,
+    keep: &BTreeSet<(&str, &str)>,
+) -> std::result::Result<(), kube::Error> {
     let selector = format!("{BINDING_LABEL}={binding}");
     for kind in kinds {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &kind.api_resource());

@@ -82,16 +82,31 @@ impl NewPullSecret {
         }
         let server = r.server.trim().to_string();
         if server.is_empty() || server.len() > 253 || server.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::invalid("server", "must be a registry host[:port], without spaces"));
+            return Err(Error::invalid(
+                "server",
+                "must be a registry host[:port], without spaces",
+            ));
         }
         let username = r.username.trim().to_string();
         if username.is_empty() || username.contains(':') || username.chars().any(char::is_control) {
-            return Err(Error::invalid("username", "is required and must not contain ':' or control characters"));
+            return Err(Error::invalid(
+                "username",
+                "is required and must not contain ':' or control characters",
+            ));
         }
         if r.password.is_empty() || r.password.chars().any(char::is_control) {
-            return Err(Error::invalid("password", "is required and must not contain control characters"));
+            return Err(Error::invalid(
+                "password",
+                "is required and must not contain control characters",
+            ));
         }
-        Ok(Self { partition, name, server, username, password: kernel::settings::Secret::new(r.password) })
+        Ok(Self {
+            partition,
+            name,
+            server,
+            username,
+            password: kernel::settings::Secret::new(r.password),
+        })
     }
 }
 
@@ -104,7 +119,10 @@ fn aad(partition: Uuid, name: &str) -> Vec<u8> {
 /// The tenant of a partition federation knows (and has not deleted).
 async fn tenant_of(pool: &PgPool, partition: Uuid) -> Result<Uuid> {
     let tenant: Option<Uuid> =
-        sqlx::query_scalar("SELECT tenant_id FROM partitions WHERE partition_id = $1 AND NOT deleted").bind(partition).fetch_optional(pool).await?;
+        sqlx::query_scalar("SELECT tenant_id FROM partitions WHERE partition_id = $1 AND NOT deleted")
+            .bind(partition)
+            .fetch_optional(pool)
+            .await?;
     tenant.ok_or_else(|| Error::not_found("partition", partition))
 }
 
@@ -124,7 +142,11 @@ async fn touch(tx: &mut sqlx::PgConnection, partition: Uuid) -> Result<()> {
 pub async fn put(pool: &PgPool, key: &SecretKey, caller: &Caller, new: NewPullSecret) -> Result<PullSecret> {
     let tenant = tenant_of(pool, new.partition).await?;
     caller.require(tenant, Role::TenantAdmin, "partition", new.partition)?;
-    let sealed = credentials::seal_bytes(key, &aad(new.partition, new.name.as_str()), new.password.expose().as_bytes());
+    let sealed = credentials::seal_bytes(
+        key,
+        &aad(new.partition, new.name.as_str()),
+        new.password.expose().as_bytes(),
+    );
     let mut tx = pool.begin().await?;
     let row: PullSecret = sqlx::query_as(
         "INSERT INTO pull_secrets (partition_id, tenant_id, name, server, username, password) VALUES ($1, $2, $3, $4, $5, $6)
@@ -183,7 +205,14 @@ pub async fn delete(pool: &PgPool, caller: &Caller, partition: Uuid, name: &str)
 }
 
 /// A `kubernetes.io/dockerconfigjson` Secret body for one registry login.
-pub fn secret_object(namespace: &str, secret: &str, labels: &Value, server: &str, username: &str, password: &str) -> Value {
+pub fn secret_object(
+    namespace: &str,
+    secret: &str,
+    labels: &Value,
+    server: &str,
+    username: &str,
+    password: &str,
+) -> Value {
     let auth = B64.encode(format!("{username}:{password}"));
     let config = json!({"auths": {server: {"username": username, "password": password, "auth": auth}}});
     let mut labels = labels.clone();
@@ -198,17 +227,42 @@ pub fn secret_object(namespace: &str, secret: &str, labels: &Value, server: &str
 ///
 /// # Errors
 /// The database fails, or a stored password does not open with `key`.
-pub async fn wanted(pool: &PgPool, key: &SecretKey, partition: Uuid, namespace: &str, labels: &Value, platform: Option<&Registry>) -> Result<Vec<(String, Value)>> {
+pub async fn wanted(
+    pool: &PgPool,
+    key: &SecretKey,
+    partition: Uuid,
+    namespace: &str,
+    labels: &Value,
+    platform: Option<&Registry>,
+) -> Result<Vec<(String, Value)>> {
     let mut secrets = Vec::new();
     if let Some(r) = platform {
-        secrets.push((PLATFORM_SECRET.to_string(), secret_object(namespace, PLATFORM_SECRET, labels, &r.server, &r.username, r.password.expose())));
+        secrets.push((
+            PLATFORM_SECRET.to_string(),
+            secret_object(
+                namespace,
+                PLATFORM_SECRET,
+                labels,
+                &r.server,
+                &r.username,
+                r.password.expose(),
+            ),
+        ));
     }
-    let rows: Vec<(String, String, String, Vec<u8>)> =
-        sqlx::query_as("SELECT name, server, username, password FROM pull_secrets WHERE partition_id = $1 ORDER BY name").bind(partition).fetch_all(pool).await?;
+    let rows: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT name, server, username, password FROM pull_secrets WHERE partition_id = $1 ORDER BY name",
+    )
+    .bind(partition)
+    .fetch_all(pool)
+    .await?;
     for (name, server, username, sealed) in rows {
         let password = credentials::open_bytes(key, &aad(partition, &name), &sealed)
             .and_then(|p| String::from_utf8(p).ok())
-            .ok_or_else(|| Error::FailedPrecondition(format!("the stored password of pull secret {name} cannot be decrypted with the configured key")))?;
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "the stored password of pull secret {name} cannot be decrypted with the configured key"
+                ))
+            })?;
         let secret = secret_name(&name);
         let body = secret_object(namespace, &secret, labels, &server, &username, &password);
         secrets.push((secret, body));
@@ -233,7 +287,13 @@ mod tests {
     use super::*;
 
     fn request(name: &str, server: &str, username: &str, password: &str) -> pb::PutPullSecretRequest {
-        pb::PutPullSecretRequest { partition_id: Uuid::now_v7().to_string(), name: name.into(), server: server.into(), username: username.into(), password: password.into() }
+        pb::PutPullSecretRequest {
+            partition_id: Uuid::now_v7().to_string(),
+            name: name.into(),
+            server: server.into(),
+            username: username.into(),
+            password: password.into(),
+        }
     }
 
     fn field(e: Error) -> String {
@@ -246,10 +306,22 @@ mod tests {
     #[test]
     fn a_credential_needs_a_label_name_a_server_a_user_and_a_password() {
         assert!(NewPullSecret::parse(request("harbor", "harbor.example:443", "robot", "s3cret")).is_ok());
-        assert_eq!(field(NewPullSecret::parse(request("Harbor", "h", "u", "p")).err().unwrap()), "name");
-        assert_eq!(field(NewPullSecret::parse(request("h", "has space", "u", "p")).err().unwrap()), "server");
-        assert_eq!(field(NewPullSecret::parse(request("h", "h", "a:b", "p")).err().unwrap()), "username");
-        assert_eq!(field(NewPullSecret::parse(request("h", "h", "u", "")).err().unwrap()), "password");
+        assert_eq!(
+            field(NewPullSecret::parse(request("Harbor", "h", "u", "p")).err().unwrap()),
+            "name"
+        );
+        assert_eq!(
+            field(NewPullSecret::parse(request("h", "has space", "u", "p")).err().unwrap()),
+            "server"
+        );
+        assert_eq!(
+            field(NewPullSecret::parse(request("h", "h", "a:b", "p")).err().unwrap()),
+            "username"
+        );
+        assert_eq!(
+            field(NewPullSecret::parse(request("h", "h", "u", "")).err().unwrap()),
+            "password"
+        );
         let mut r = request("h", "h", "u", "p");
         r.partition_id = "nope".into();
         assert_eq!(field(NewPullSecret::parse(r).err().unwrap()), "partition_id");
@@ -257,12 +329,23 @@ mod tests {
 
     #[test]
     fn the_secret_is_a_dockerconfigjson_for_its_registry() {
-        let s = secret_object("acme-web", "paas-pull-harbor", &json!({OWNED_LABEL: "paas"}), "harbor.example", "robot", "s3cret");
+        let s = secret_object(
+            "acme-web",
+            "paas-pull-harbor",
+            &json!({OWNED_LABEL: "paas"}),
+            "harbor.example",
+            "robot",
+            "s3cret",
+        );
         assert_eq!(s["type"], "kubernetes.io/dockerconfigjson");
         assert_eq!(s["metadata"]["labels"][PULL_SECRET_LABEL], "true");
-        let config: Value = serde_json::from_slice(&B64.decode(s["data"][".dockerconfigjson"].as_str().unwrap()).unwrap()).unwrap();
+        let config: Value =
+            serde_json::from_slice(&B64.decode(s["data"][".dockerconfigjson"].as_str().unwrap()).unwrap()).unwrap();
         let login = &config["auths"]["harbor.example"];
-        assert_eq!((login["username"].as_str(), login["password"].as_str()), (Some("robot"), Some("s3cret")));
+        assert_eq!(
+            (login["username"].as_str(), login["password"].as_str()),
+            (Some("robot"), Some("s3cret"))
+        );
         assert_eq!(B64.decode(login["auth"].as_str().unwrap()).unwrap(), b"robot:s3cret");
     }
 
@@ -271,7 +354,10 @@ mod tests {
         let key = SecretKey::new([3; 32]);
         let p = Uuid::now_v7();
         let sealed = credentials::seal_bytes(&key, &aad(p, "harbor"), b"s3cret");
-        assert_eq!(credentials::open_bytes(&key, &aad(p, "harbor"), &sealed).unwrap(), b"s3cret");
+        assert_eq!(
+            credentials::open_bytes(&key, &aad(p, "harbor"), &sealed).unwrap(),
+            b"s3cret"
+        );
         assert!(credentials::open_bytes(&key, &aad(p, "other"), &sealed).is_none());
         assert!(credentials::open_bytes(&key, &aad(Uuid::now_v7(), "harbor"), &sealed).is_none());
     }

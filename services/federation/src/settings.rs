@@ -181,26 +181,45 @@ impl Settings {
         let positive = |name: &str, default: Duration| -> Result<Duration, SettingError> {
             let v = env.or(name, default)?;
             if v.is_zero() {
-                return Err(SettingError { variable: name.into(), expected: "a duration above zero".into(), found: Some("0".into()) });
+                return Err(SettingError {
+                    variable: name.into(),
+                    expected: "a duration above zero".into(),
+                    found: Some("0".into()),
+                });
             }
             Ok(v)
         };
         let misses: u32 = env.or(PROBE_MISSES, d.probe_misses)?;
         if misses == 0 {
-            return Err(SettingError { variable: PROBE_MISSES.into(), expected: "a whole number above zero".into(), found: Some("0".into()) });
+            return Err(SettingError {
+                variable: PROBE_MISSES.into(),
+                expected: "a whole number above zero".into(),
+                found: Some("0".into()),
+            });
         }
         let parallelism: usize = env.or(PROPAGATION_PARALLELISM, d.propagation_parallelism)?;
         if parallelism == 0 {
-            return Err(SettingError { variable: PROPAGATION_PARALLELISM.into(), expected: "a whole number above zero".into(), found: Some("0".into()) });
+            return Err(SettingError {
+                variable: PROPAGATION_PARALLELISM.into(),
+                expected: "a whole number above zero".into(),
+                found: Some("0".into()),
+            });
         }
         let failback_parallelism: usize = env.or(FAILBACK_PARALLELISM, d.failback_parallelism)?;
         if failback_parallelism == 0 {
-            return Err(SettingError { variable: FAILBACK_PARALLELISM.into(), expected: "a whole number above zero".into(), found: Some("0".into()) });
+            return Err(SettingError {
+                variable: FAILBACK_PARALLELISM.into(),
+                expected: "a whole number above zero".into(),
+                found: Some("0".into()),
+            });
         }
         let secret_key = match env.raw(SECRET_KEY) {
             None => d.secret_key,
             Some(raw) => {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(raw.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(raw.trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
                 // The value itself is never shown.
                 SecretKey(bytes.ok_or_else(|| SettingError {
                     variable: SECRET_KEY.into(),
@@ -258,7 +277,10 @@ mod tests {
         let s = Settings::from_env(&Env::default(), &platform()).unwrap();
         assert_eq!(s.probe_period, Duration::from_secs(2));
         assert_eq!(s.probe_misses, 3);
-        assert_eq!((s.failback_stabilisation, s.failback_parallelism), (Duration::from_secs(30), 16));
+        assert_eq!(
+            (s.failback_stabilisation, s.failback_parallelism),
+            (Duration::from_secs(30), 16)
+        );
         assert_eq!(s.secret_key, SecretKey::derived_from(&platform()));
     }
 
@@ -277,15 +299,26 @@ mod tests {
     #[test]
     fn the_platform_registry_needs_its_user_and_password_and_hides_the_password() {
         assert_eq!(Settings::from_env(&Env::default(), &platform()).unwrap().registry, None);
-        let e = Settings::from_env(&Env::from_pairs([(REGISTRY_SERVER, "registry.example:5000"), (REGISTRY_USERNAME, "robot")]), &platform()).unwrap_err();
+        let e = Settings::from_env(
+            &Env::from_pairs([(REGISTRY_SERVER, "registry.example:5000"), (REGISTRY_USERNAME, "robot")]),
+            &platform(),
+        )
+        .unwrap_err();
         assert_eq!(e.variable, REGISTRY_PASSWORD);
         let s = Settings::from_env(
-            &Env::from_pairs([(REGISTRY_SERVER, "registry.example:5000"), (REGISTRY_USERNAME, "robot"), (REGISTRY_PASSWORD, "hunter2")]),
+            &Env::from_pairs([
+                (REGISTRY_SERVER, "registry.example:5000"),
+                (REGISTRY_USERNAME, "robot"),
+                (REGISTRY_PASSWORD, "hunter2"),
+            ]),
             &platform(),
         )
         .unwrap();
         let r = s.registry.unwrap();
-        assert_eq!((r.server.as_str(), r.username.as_str(), r.password.expose()), ("registry.example:5000", "robot", "hunter2"));
+        assert_eq!(
+            (r.server.as_str(), r.username.as_str(), r.password.expose()),
+            ("registry.example:5000", "robot", "hunter2")
+        );
         assert!(!format!("{r:?}").contains("hunter2"));
     }
 

@@ -9,8 +9,8 @@
 
 use kernel::Result;
 use kernel::event::EventType;
-use paas_proto::v1 as pb;
 use kube::core::DynamicObject;
+use paas_proto::v1 as pb;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -54,7 +54,12 @@ pub async fn record(pool: &PgPool, binding: Uuid, cluster: &str, workloads: Vec<
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(tenant) = flipped {
-        let event = pb::BindingStatusChanged { binding_id: binding.to_string(), tenant_id: tenant.to_string(), cluster: cluster.to_string(), settled };
+        let event = pb::BindingStatusChanged {
+            binding_id: binding.to_string(),
+            tenant_id: tenant.to_string(),
+            cluster: cluster.to_string(),
+            settled,
+        };
         kernel::outbox::record(&mut tx, STATUS_CHANGED, Some(tenant), &event).await?;
     }
     tx.commit().await?;
@@ -63,16 +68,34 @@ pub async fn record(pool: &PgPool, binding: Uuid, cluster: &str, workloads: Vec<
 
 /// A workload's rollout from the object read back (absent: nothing yet).
 pub fn observe(o: &Object, found: Option<&DynamicObject>) -> WorkloadStatus {
-    let mut w = WorkloadStatus { kind: o.kind.kind.into(), name: o.name.clone(), ..Default::default() };
+    let mut w = WorkloadStatus {
+        kind: o.kind.kind.into(),
+        name: o.name.clone(),
+        ..Default::default()
+    };
     let Some(found) = found else { return w };
     let int = |v: &Value| v.as_i64().unwrap_or(0) as i32;
     let status = &found.data["status"];
     let (desired, updated, ready, available) = if o.kind.kind == "DaemonSet" {
-        (int(&status["desiredNumberScheduled"]), int(&status["updatedNumberScheduled"]), int(&status["numberReady"]), int(&status["numberAvailable"]))
+        (
+            int(&status["desiredNumberScheduled"]),
+            int(&status["updatedNumberScheduled"]),
+            int(&status["numberReady"]),
+            int(&status["numberAvailable"]),
+        )
     } else {
         let desired = found.data["spec"]["replicas"].as_i64().map_or(1, |r| r as i32);
-        let available = if o.kind.kind == "StatefulSet" && status.get("availableReplicas").is_none() { &status["readyReplicas"] } else { &status["availableReplicas"] };
-        (desired, int(&status["updatedReplicas"]), int(&status["readyReplicas"]), int(available))
+        let available = if o.kind.kind == "StatefulSet" && status.get("availableReplicas").is_none() {
+            &status["readyReplicas"]
+        } else {
+            &status["availableReplicas"]
+        };
+        (
+            desired,
+            int(&status["updatedReplicas"]),
+            int(&status["readyReplicas"]),
+            int(available),
+        )
     };
     if o.kind.kind == "Deployment" {
         w.outdated = (int(&status["replicas"]) - int(&status["updatedReplicas"])).max(0);
@@ -102,9 +125,10 @@ pub fn observe(o: &Object, found: Option<&DynamicObject>) -> WorkloadStatus {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::binding;
-    use serde_json::json;
 
     #[test]
     fn a_deployment_rollout_is_read_from_its_status_and_generation() {
@@ -115,7 +139,10 @@ mod tests {
                        "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "m"}]}}))
         .unwrap();
         let w = observe(o, Some(&found));
-        assert_eq!((w.desired, w.updated, w.ready, w.available, w.current), (3, 3, 2, 2, false));
+        assert_eq!(
+            (w.desired, w.updated, w.ready, w.available, w.current),
+            (3, 3, 2, 2, false)
+        );
         assert_eq!(w.conditions[0].0, "Available");
         assert_eq!(observe(o, None).available, 0);
     }

@@ -72,7 +72,11 @@ pub struct Watches {
 impl Watches {
     /// None running yet.
     pub fn new(pool: PgPool, clients: Clients) -> Self {
-        Self { pool, clients, running: Arc::default() }
+        Self {
+            pool,
+            clients,
+            running: Arc::default(),
+        }
     }
 
     /// Starts a watch for every Ready cluster that has none and stops those
@@ -81,7 +85,11 @@ impl Watches {
     /// # Errors
     /// The database fails (nothing changes).
     pub async fn follow(&self, stop: &CancellationToken) -> Result<()> {
-        let ready: HashSet<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE condition = 'Ready'").fetch_all(&self.pool).await?.into_iter().collect();
+        let ready: HashSet<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE condition = 'Ready'")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .collect();
         let mut running = self.running.lock().expect("not poisoned");
         running.retain(|name, w| {
             let keep = ready.contains(name) && !w.stop.is_cancelled();
@@ -96,8 +104,17 @@ impl Watches {
                 continue;
             }
             let (tx, rx) = mpsc::unbounded_channel();
-            let w = Watch { stop: stop.child_token(), live: Arc::default(), applied: tx };
-            let task = ClusterWatch { pool: self.pool.clone(), clients: self.clients.clone(), cluster: name.clone(), live: w.live.clone() };
+            let w = Watch {
+                stop: stop.child_token(),
+                live: Arc::default(),
+                applied: tx,
+            };
+            let task = ClusterWatch {
+                pool: self.pool.clone(),
+                clients: self.clients.clone(),
+                cluster: name.clone(),
+                live: w.live.clone(),
+            };
             tokio::spawn(task.run(w.stop.clone(), rx));
             running.insert(name, w);
         }
@@ -117,12 +134,22 @@ impl Watches {
 
     /// Whether `cluster`'s watch is live (its status need not be polled).
     pub fn live(&self, cluster: &str) -> bool {
-        self.running.lock().expect("not poisoned").get(cluster).is_some_and(|w| w.live.load(Ordering::Acquire))
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .get(cluster)
+            .is_some_and(|w| w.live.load(Ordering::Acquire))
     }
 
     /// The clusters whose watch is live.
     pub fn live_clusters(&self) -> Vec<String> {
-        self.running.lock().expect("not poisoned").iter().filter(|(_, w)| w.live.load(Ordering::Acquire)).map(|(n, _)| n.clone()).collect()
+        self.running
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(_, w)| w.live.load(Ordering::Acquire))
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     /// Hands the watch of `cluster` the generations an apply of `binding`
@@ -168,7 +195,9 @@ impl ClusterWatch {
             }
             match outcome {
                 Ok(()) => break,
-                Err(e) => tracing::warn!(cluster = %self.cluster, error = %e, retry_in = ?backoff, "status watch failed; polling until it runs again"),
+                Err(e) => {
+                    tracing::warn!(cluster = %self.cluster, error = %e, retry_in = ?backoff, "status watch failed; polling until it runs again")
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -181,14 +210,20 @@ impl ClusterWatch {
 
     /// Lists and watches until an error; `Ok` only when the propagator
     /// dropped its side (nothing will ask again).
-    async fn session(&self, applied: &mut mpsc::UnboundedReceiver<(Uuid, Generations)>, generations: &mut HashMap<Uuid, Generations>) -> Result<()> {
+    async fn session(
+        &self,
+        applied: &mut mpsc::UnboundedReceiver<(Uuid, Generations)>,
+        generations: &mut HashMap<Uuid, Generations>,
+    ) -> Result<()> {
         let client = self.clients.by_name(&self.cluster).await?;
         let kinds = watched();
         let selector = format!("{OWNED_LABEL}={MANAGED_BY}");
         let mut stores = Stores(kinds.iter().map(|k| (k.kind, Writer::new(k.api_resource()))).collect());
         let streams = kinds.iter().map(|k| {
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &k.api_resource());
-            let config = watcher::Config::default().labels(&selector).timeout(WATCH_TIMEOUT_SECONDS);
+            let config = watcher::Config::default()
+                .labels(&selector)
+                .timeout(WATCH_TIMEOUT_SECONDS);
             watcher::watcher(api, config).map(move |e| (k.kind, e)).boxed()
         });
         let mut events = futures::stream::select_all(streams);
@@ -236,7 +271,10 @@ impl ClusterWatch {
     /// Records every (not removing) target in the cluster.
     async fn record_all(&self, stores: &Stores, generations: &mut HashMap<Uuid, Generations>) -> Result<()> {
         let bindings: Vec<Uuid> =
-            sqlx::query_scalar("SELECT binding_id FROM binding_targets WHERE cluster = $1 AND NOT removing").bind(&self.cluster).fetch_all(&self.pool).await?;
+            sqlx::query_scalar("SELECT binding_id FROM binding_targets WHERE cluster = $1 AND NOT removing")
+                .bind(&self.cluster)
+                .fetch_all(&self.pool)
+                .await?;
         generations.retain(|b, _| bindings.contains(b));
         for b in bindings {
             self.record(stores, generations, b).await?;
@@ -269,7 +307,10 @@ impl ClusterWatch {
                 let mut w = status::observe(o, found.as_deref());
                 let want = wanted.and_then(|g| g.get(&(o.kind.kind.to_string(), o.name.clone())));
                 if let Some(want) = want
-                    && found.as_ref().and_then(|f| f.metadata.generation).is_none_or(|g| g < *want)
+                    && found
+                        .as_ref()
+                        .and_then(|f| f.metadata.generation)
+                        .is_none_or(|g| g < *want)
                 {
                     // The apply's change has not reached this watch yet.
                     w.current = false;

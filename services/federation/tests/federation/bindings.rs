@@ -36,13 +36,21 @@ fn milli(q: &str) -> i64 {
 }
 
 impl Admission for CpuCap {
-    fn reserve<'a>(&'a self, _partition: Uuid, amounts: &'a BTreeMap<String, String>, _key: &'a str) -> Pin<Box<dyn Future<Output = kernel::Result<Uuid>> + Send + 'a>> {
+    fn reserve<'a>(
+        &'a self,
+        _partition: Uuid,
+        amounts: &'a BTreeMap<String, String>,
+        _key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = kernel::Result<Uuid>> + Send + 'a>> {
         Box::pin(async move {
             let want = amounts.get("requests.cpu").map_or(0, |q| milli(q));
             let mut held = self.held.lock().unwrap();
             let used: i64 = held.values().sum();
             if used + want > self.cap_milli {
-                return Err(kernel::Error::ResourceExhausted(format!("requests.cpu: asked {want}m, {}m left", self.cap_milli - used)));
+                return Err(kernel::Error::ResourceExhausted(format!(
+                    "requests.cpu: asked {want}m, {}m left",
+                    self.cap_milli - used
+                )));
             }
             let id = Uuid::now_v7();
             held.insert(id, want);
@@ -72,15 +80,17 @@ pub async fn partition(fed: &Fed, cluster: &str) {
         network_policy: "allow-all-ingress".into(),
         ..Default::default()
     };
-    sqlx::query("INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)")
-        .bind(Uuid::parse_str(&p.partition_id).unwrap())
-        .bind(TENANT)
-        .bind(cluster)
-        .bind(&p.namespace)
-        .bind(p.encode_to_vec())
-        .execute(fed.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(Uuid::parse_str(&p.partition_id).unwrap())
+    .bind(TENANT)
+    .bind(cluster)
+    .bind(&p.namespace)
+    .bind(p.encode_to_vec())
+    .execute(fed.pool())
+    .await
+    .unwrap();
 }
 
 pub fn app(cpu: &str) -> String {
@@ -109,13 +119,27 @@ pub fn request(objects: String, placement: Value, replicas: u32) -> ApplyRequest
 /// A propagator polling every 50 ms; status of targets in watched clusters
 /// is polled only every `resync` (the watches record it).
 pub fn propagator(fed: &Fed, admission: Arc<CpuCap>, resync: Duration) -> Running {
-    propagator_with(fed, admission, PropagateSettings { poll: Duration::from_millis(50), resync, watched_poll: resync, lease_ttl: Duration::from_secs(2), parallelism: 8, timeout: Duration::from_secs(3) })
+    propagator_with(
+        fed,
+        admission,
+        PropagateSettings {
+            poll: Duration::from_millis(50),
+            resync,
+            watched_poll: resync,
+            lease_ttl: Duration::from_secs(2),
+            parallelism: 8,
+            timeout: Duration::from_secs(3),
+        },
+    )
 }
 
 pub fn propagator_with(fed: &Fed, admission: Arc<CpuCap>, settings: PropagateSettings) -> Running {
     let p = Propagator::new(fed.pool().clone(), fed.clients.clone(), settings, admission);
     let stop = tokio_util::sync::CancellationToken::new();
-    Running { task: tokio::spawn(p.run(stop.clone())), stop }
+    Running {
+        task: tokio::spawn(p.run(stop.clone())),
+        stop,
+    }
 }
 
 pub async fn replicas(fed: &Fed, cluster: &str) -> Option<i32> {
@@ -124,7 +148,10 @@ pub async fn replicas(fed: &Fed, cluster: &str) -> Option<i32> {
 }
 
 pub async fn health(fed: &Fed, admission: &CpuCap, id: Uuid) -> (Health, String) {
-    let (b, targets) = Bindings::new(fed.pool(), admission).get(&Caller::platform_admin("t"), id).await.unwrap();
+    let (b, targets) = Bindings::new(fed.pool(), admission)
+        .get(&Caller::platform_admin("t"), id)
+        .await
+        .unwrap();
     federation::binding::overall(&b, &targets)
 }
 
@@ -149,43 +176,98 @@ pub async fn fleet(fed: &Fed, names: &[&str]) -> (Vec<kubesim::RunningCluster>, 
 async fn weighted_objects_reach_their_clusters_become_healthy_and_leave_clusters_no_longer_assigned() {
     let fed = Fed::start().await;
     let (_clusters, _m, _p) = fleet(&fed, &["wa", "wb", "wc"]).await;
-    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let admission = Arc::new(CpuCap {
+        cap_milli: 100_000,
+        ..Default::default()
+    });
     let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
     let bindings = Bindings::new(fed.pool(), &*admission);
     let weighted = json!({"policy": {"division": {"weighted": {"wa": 2, "wb": 1}}}});
-    let (b, targets) = bindings.apply(&Caller::platform_admin("t"), request(app("100m"), weighted.clone(), 3)).await.unwrap();
-    assert_eq!(targets.iter().map(|t| (t.cluster.as_str(), t.replicas)).collect::<Vec<_>>(), [("wa", 2), ("wb", 1)]);
+    let (b, targets) = bindings
+        .apply(&Caller::platform_admin("t"), request(app("100m"), weighted.clone(), 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        targets
+            .iter()
+            .map(|t| (t.cluster.as_str(), t.replicas))
+            .collect::<Vec<_>>(),
+        [("wa", 2), ("wb", 1)]
+    );
     // Applying the same again changes nothing.
-    let (again, _) = bindings.apply(&Caller::platform_admin("t"), request(app("100m"), weighted, 3)).await.unwrap();
+    let (again, _) = bindings
+        .apply(&Caller::platform_admin("t"), request(app("100m"), weighted, 3))
+        .await
+        .unwrap();
     assert_eq!((again.id, again.generation), (b.id, b.generation));
 
-    eventually(Duration::from_secs(10), "2 replicas in wa, 1 in wb", || async { (replicas(&fed, "wa").await == Some(2) && replicas(&fed, "wb").await == Some(1)).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "2 replicas in wa, 1 in wb", || async {
+        (replicas(&fed, "wa").await == Some(2) && replicas(&fed, "wb").await == Some(1)).then_some(())
+    })
+    .await;
     assert_eq!(replicas(&fed, "wc").await, None);
     let svc: Api<Service> = Api::namespaced(fed.clients.by_name("wa").await.unwrap(), "acme-web");
     let labels = svc.get("web").await.unwrap().metadata.labels.unwrap();
-    assert_eq!((labels["paas.io/managed-by"].as_str(), labels["paas.io/binding"].as_str()), ("federation", b.id.to_string().as_str()));
+    assert_eq!(
+        (
+            labels["paas.io/managed-by"].as_str(),
+            labels["paas.io/binding"].as_str()
+        ),
+        ("federation", b.id.to_string().as_str())
+    );
     let deploy: Api<Deployment> = Api::namespaced(fed.clients.by_name("wa").await.unwrap(), "acme-web");
-    let managers: Vec<String> = deploy.get("web").await.unwrap().metadata.managed_fields.unwrap().into_iter().filter_map(|m| m.manager).collect();
+    let managers: Vec<String> = deploy
+        .get("web")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
     assert!(managers.contains(&"paas-federation".to_string()), "{managers:?}");
-    eventually(Duration::from_secs(10), "Healthy", || async { (health(&fed, &admission, b.id).await.0 == Health::Healthy).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "Healthy", || async {
+        (health(&fed, &admission, b.id).await.0 == Health::Healthy).then_some(())
+    })
+    .await;
 
     // Re-placed on wc alone: wa and wb lose the objects, wc gets them.
     let explicit = json!({"explicit": [{"cluster": "wc", "replicas": 2}]});
-    bindings.apply(&Caller::platform_admin("t"), request(app("100m"), explicit, 3)).await.unwrap();
+    bindings
+        .apply(&Caller::platform_admin("t"), request(app("100m"), explicit, 3))
+        .await
+        .unwrap();
     eventually(Duration::from_secs(10), "moved to wc", || async {
         let svc_wa: Api<Service> = Api::namespaced(fed.clients.by_name("wa").await.ok()?, "acme-web");
-        (replicas(&fed, "wc").await == Some(2) && replicas(&fed, "wa").await.is_none() && replicas(&fed, "wb").await.is_none() && svc_wa.get_opt("web").await.ok()?.is_none()).then_some(())
+        (replicas(&fed, "wc").await == Some(2)
+            && replicas(&fed, "wa").await.is_none()
+            && replicas(&fed, "wb").await.is_none()
+            && svc_wa.get_opt("web").await.ok()?.is_none())
+        .then_some(())
     })
     .await;
-    eventually(Duration::from_secs(10), "Healthy again", || async { (health(&fed, &admission, b.id).await.0 == Health::Healthy).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "Healthy again", || async {
+        (health(&fed, &admission, b.id).await.0 == Health::Healthy).then_some(())
+    })
+    .await;
     // The quota of the clusters left behind is given back: only wc's 2 x 100m is held.
-    eventually(Duration::from_secs(5), "quota released", || async { (admission.held.lock().unwrap().values().sum::<i64>() == 200).then_some(()) }).await;
+    eventually(Duration::from_secs(5), "quota released", || async {
+        (admission.held.lock().unwrap().values().sum::<i64>() == 200).then_some(())
+    })
+    .await;
 
     // Deleted: gone everywhere, and forgotten.
     bindings.delete(&Caller::platform_admin("t"), b.id).await.unwrap();
-    eventually(Duration::from_secs(10), "deleted", || async { replicas(&fed, "wc").await.is_none().then_some(()) }).await;
+    eventually(Duration::from_secs(10), "deleted", || async {
+        replicas(&fed, "wc").await.is_none().then_some(())
+    })
+    .await;
     eventually(Duration::from_secs(5), "forgotten", || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bindings").fetch_one(fed.pool()).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bindings")
+            .fetch_one(fed.pool())
+            .await
+            .unwrap();
         (n == 0 && admission.held.lock().unwrap().is_empty()).then_some(())
     })
     .await;
@@ -194,8 +276,18 @@ async fn weighted_objects_reach_their_clusters_become_healthy_and_leave_clusters
 #[tokio::test]
 async fn dynamic_division_follows_free_capacity_and_duplicated_runs_everything_everywhere() {
     let fed = Fed::start().await;
-    let small = Cluster::start(ClusterConfig { nodes: 1, ..ClusterConfig::named("small") }).await.unwrap();
-    let large = Cluster::start(ClusterConfig { nodes: 3, ..ClusterConfig::named("large") }).await.unwrap();
+    let small = Cluster::start(ClusterConfig {
+        nodes: 1,
+        ..ClusterConfig::named("small")
+    })
+    .await
+    .unwrap();
+    let large = Cluster::start(ClusterConfig {
+        nodes: 3,
+        ..ClusterConfig::named("large")
+    })
+    .await
+    .unwrap();
     fed.register(&small, "dc1", "").await;
     fed.register(&large, "dc2", "").await;
     partition(&fed, "small").await;
@@ -205,49 +297,106 @@ async fn dynamic_division_follows_free_capacity_and_duplicated_runs_everything_e
     fed.until_status("small", "Ready").await;
     fed.until_status("large", "Ready").await;
     eventually(Duration::from_secs(10), "both discovered", || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE allocatable ? 'cpu'").fetch_one(fed.pool()).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE allocatable ? 'cpu'")
+            .fetch_one(fed.pool())
+            .await
+            .unwrap();
         (n == 2).then_some(())
     })
     .await;
-    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let admission = Arc::new(CpuCap {
+        cap_milli: 100_000,
+        ..Default::default()
+    });
     let bindings = Bindings::new(fed.pool(), &*admission);
     // 4 and 12 cpu free; 8 replicas of 1 cpu: room for 4 and 8, divided 8 x 4/12 and 8 x 8/12.
-    let (_, targets) = bindings.apply(&Caller::platform_admin("t"), request(app("1"), json!({"policy": {"division": "dynamic"}}), 8)).await.unwrap();
-    assert_eq!(targets.iter().map(|t| (t.cluster.as_str(), t.replicas)).collect::<Vec<_>>(), [("large", 5), ("small", 3)]);
+    let (_, targets) = bindings
+        .apply(
+            &Caller::platform_admin("t"),
+            request(app("1"), json!({"policy": {"division": "dynamic"}}), 8),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        targets
+            .iter()
+            .map(|t| (t.cluster.as_str(), t.replicas))
+            .collect::<Vec<_>>(),
+        [("large", 5), ("small", 3)]
+    );
     // What is placed counts: another 9 such replicas do not fit in the 8 cpu left.
     let mut other = request(app("1"), json!({"policy": {"division": "dynamic"}}), 9);
     other.name = kernel::name::DnsLabel::parse("name", "other").unwrap();
     let e = bindings.apply(&Caller::platform_admin("t"), other).await.unwrap_err();
     assert!(matches!(e, kernel::Error::ResourceExhausted(_)), "{e}");
 
-    let mut dup = request(app("100m"), json!({"policy": {"division": "duplicated", "groups": [{"data_centres": ["dc2"]}, {}]}}), 2);
+    let mut dup = request(
+        app("100m"),
+        json!({"policy": {"division": "duplicated", "groups": [{"data_centres": ["dc2"]}, {}]}}),
+        2,
+    );
     dup.name = kernel::name::DnsLabel::parse("name", "dup").unwrap();
     let (_, targets) = bindings.apply(&Caller::platform_admin("t"), dup).await.unwrap();
-    assert_eq!(targets.iter().map(|t| (t.cluster.as_str(), t.replicas)).collect::<Vec<_>>(), [("large", 2)], "the first affinity group wins");
+    assert_eq!(
+        targets
+            .iter()
+            .map(|t| (t.cluster.as_str(), t.replicas))
+            .collect::<Vec<_>>(),
+        [("large", 2)],
+        "the first affinity group wins"
+    );
 }
 
 #[tokio::test]
 async fn edits_and_deletions_in_a_member_cluster_are_repaired_and_a_refused_quota_applies_nothing() {
     let fed = Fed::start().await;
     let (_clusters, _m, _p) = fleet(&fed, &["da"]).await;
-    let admission = Arc::new(CpuCap { cap_milli: 1000, ..Default::default() });
+    let admission = Arc::new(CpuCap {
+        cap_milli: 1000,
+        ..Default::default()
+    });
     let _prop = propagator(&fed, admission.clone(), Duration::from_millis(300));
     let bindings = Bindings::new(fed.pool(), &*admission);
 
     // 4 x 500m against room for 1 cpu: refused, nothing recorded or applied.
-    let e = bindings.apply(&Caller::platform_admin("t"), request(app("500m"), json!({"explicit": [{"cluster": "da"}]}), 4)).await.unwrap_err();
+    let e = bindings
+        .apply(
+            &Caller::platform_admin("t"),
+            request(app("500m"), json!({"explicit": [{"cluster": "da"}]}), 4),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(e, kernel::Error::ResourceExhausted(_)), "{e}");
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bindings").fetch_one(fed.pool()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bindings")
+        .fetch_one(fed.pool())
+        .await
+        .unwrap();
     assert_eq!(n, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(replicas(&fed, "da").await, None);
 
-    bindings.apply(&Caller::platform_admin("t"), request(app("500m"), json!({"explicit": [{"cluster": "da"}]}), 2)).await.unwrap();
-    eventually(Duration::from_secs(10), "applied", || async { (replicas(&fed, "da").await == Some(2)).then_some(()) }).await;
+    bindings
+        .apply(
+            &Caller::platform_admin("t"),
+            request(app("500m"), json!({"explicit": [{"cluster": "da"}]}), 2),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "applied", || async {
+        (replicas(&fed, "da").await == Some(2)).then_some(())
+    })
+    .await;
     let client = fed.clients.by_name("da").await.unwrap();
     let deploy: Api<Deployment> = Api::namespaced(client.clone(), "acme-web");
     let svc: Api<Service> = Api::namespaced(client, "acme-web");
-    deploy.patch("web", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": 7}}))).await.unwrap();
+    deploy
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .unwrap();
     svc.delete("web", &DeleteParams::default()).await.unwrap();
     eventually(Duration::from_secs(10), "repaired", || async {
         (replicas(&fed, "da").await == Some(2) && svc.get_opt("web").await.ok()?.is_some()).then_some(())
@@ -259,20 +408,42 @@ async fn edits_and_deletions_in_a_member_cluster_are_repaired_and_a_refused_quot
 async fn a_dead_cluster_does_not_hold_up_the_others_and_converges_when_it_returns() {
     let fed = Fed::start().await;
     let (clusters, _m, _p) = fleet(&fed, &["xa", "xb"]).await;
-    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let admission = Arc::new(CpuCap {
+        cap_milli: 100_000,
+        ..Default::default()
+    });
     let bindings = Bindings::new(fed.pool(), &*admission);
     // A black hole the monitor has not yet noticed: requests to it hang.
     clusters[0].faults().set(Fault::Blackhole);
-    let (b, _) = bindings.apply(&Caller::platform_admin("t"), request(app("100m"), json!({"explicit": [{"cluster": "xa"}, {"cluster": "xb"}]}), 2)).await.unwrap();
+    let (b, _) = bindings
+        .apply(
+            &Caller::platform_admin("t"),
+            request(
+                app("100m"),
+                json!({"explicit": [{"cluster": "xa"}, {"cluster": "xb"}]}),
+                2,
+            ),
+        )
+        .await
+        .unwrap();
     let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
     // Well under the 3 s the stuck target may take.
-    eventually(Duration::from_secs(2), "xb applied meanwhile", || async { (replicas(&fed, "xb").await == Some(2)).then_some(()) }).await;
+    eventually(Duration::from_secs(2), "xb applied meanwhile", || async {
+        (replicas(&fed, "xb").await == Some(2)).then_some(())
+    })
+    .await;
     fed.until_status("xa", "NotReady").await;
     let (h, reason) = health(&fed, &admission, b.id).await;
     assert_eq!(h, Health::Unknown, "{reason}");
 
     clusters[0].faults().recover();
     fed.until_status("xa", "Ready").await;
-    eventually(Duration::from_secs(10), "xa converged", || async { (replicas(&fed, "xa").await == Some(2)).then_some(()) }).await;
-    eventually(Duration::from_secs(10), "Healthy", || async { (health(&fed, &admission, b.id).await.0 == Health::Healthy).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "xa converged", || async {
+        (replicas(&fed, "xa").await == Some(2)).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "Healthy", || async {
+        (health(&fed, &admission, b.id).await.0 == Health::Healthy).then_some(())
+    })
+    .await;
 }

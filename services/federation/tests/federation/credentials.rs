@@ -11,8 +11,14 @@ async fn credentials_are_stored_encrypted_and_the_cluster_is_reached_and_discove
     let registered = fed.register(&c, "dc1", token).await;
     assert!(registered.has_credentials);
 
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM clusters WHERE name = 'secretive'").fetch_one(fed.pool()).await.unwrap();
-    assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()), "the token is stored in clear");
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM clusters WHERE name = 'secretive'")
+        .fetch_one(fed.pool())
+        .await
+        .unwrap();
+    assert!(
+        !stored.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the token is stored in clear"
+    );
     let opened = federation::credentials::open(&fed.key, "secretive", &stored).unwrap();
     assert_eq!(opened.token, token);
 
@@ -30,7 +36,13 @@ async fn credentials_are_stored_encrypted_and_the_cluster_is_reached_and_discove
     assert_eq!(found.discovery.capacity["cpu"], "12");
     assert_eq!(found.discovery.capacity["memory"], "48Gi");
     assert_eq!(found.discovery.allocatable["pods"], "330");
-    assert_eq!(federation::cluster::get(fed.pool(), &registered.id.to_string()).await.unwrap().name, "secretive");
+    assert_eq!(
+        federation::cluster::get(fed.pool(), &registered.id.to_string())
+            .await
+            .unwrap()
+            .name,
+        "secretive"
+    );
 }
 
 #[tokio::test]
@@ -39,13 +51,29 @@ async fn a_cluster_registered_from_its_kubeconfig_gets_server_and_token_from_the
     let c = cluster("from-kubeconfig").await;
     let kubeconfig = std::fs::read_to_string(c.kubeconfig_path()).unwrap();
     let registered = fed
-        .register_request(pb::RegisterClusterRequest { name: "from-kubeconfig".into(), data_centre: "dc1".into(), kubeconfig, ..Default::default() })
+        .register_request(pb::RegisterClusterRequest {
+            name: "from-kubeconfig".into(),
+            data_centre: "dc1".into(),
+            kubeconfig,
+            ..Default::default()
+        })
         .await;
-    assert_eq!(registered.api_endpoint.trim_end_matches('/'), c.url().trim_end_matches('/'));
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM clusters WHERE name = 'from-kubeconfig'").fetch_one(fed.pool()).await.unwrap();
+    assert_eq!(
+        registered.api_endpoint.trim_end_matches('/'),
+        c.url().trim_end_matches('/')
+    );
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM clusters WHERE name = 'from-kubeconfig'")
+        .fetch_one(fed.pool())
+        .await
+        .unwrap();
     let token = "kubesim-from-kubeconfig";
     assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()));
-    assert_eq!(federation::credentials::open(&fed.key, "from-kubeconfig", &stored).unwrap().token, token);
+    assert_eq!(
+        federation::credentials::open(&fed.key, "from-kubeconfig", &stored)
+            .unwrap()
+            .token,
+        token
+    );
     let _monitor = Running::monitor(fed.monitor(PROBES));
     fed.until_status("from-kubeconfig", "Ready").await;
 }
@@ -55,7 +83,8 @@ async fn credentials_sealed_under_another_key_make_the_cluster_notready_not_a_cr
     let fed = Fed::start().await;
     let c = cluster("rekeyed").await;
     fed.register(&c, "dc1", "some-token").await;
-    let other = federation::credentials::Clients::new(fed.pool().clone(), federation::settings::SecretKey::new([9; 32]));
+    let other =
+        federation::credentials::Clients::new(fed.pool().clone(), federation::settings::SecretKey::new([9; 32]));
     let monitor = federation::health::Monitor::new(fed.outbox.clone(), other, PROBES);
     let _m = Running::monitor(monitor);
     assert_eq!(fed.until_status("rekeyed", "NotReady").await, "CredentialsUnusable");

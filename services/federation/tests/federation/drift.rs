@@ -20,15 +20,17 @@ async fn add_partition(fed: &Fed, cluster: &str) {
         hard: [("requests.cpu".to_string(), "2".to_string())].into(),
         ..Default::default()
     };
-    sqlx::query("INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)")
-        .bind(uuid::Uuid::parse_str(&p.partition_id).unwrap())
-        .bind(uuid::Uuid::parse_str(&p.tenant_id).unwrap())
-        .bind(cluster)
-        .bind(&p.namespace)
-        .bind(p.encode_to_vec())
-        .execute(fed.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(uuid::Uuid::parse_str(&p.partition_id).unwrap())
+    .bind(uuid::Uuid::parse_str(&p.tenant_id).unwrap())
+    .bind(cluster)
+    .bind(&p.namespace)
+    .bind(p.encode_to_vec())
+    .execute(fed.pool())
+    .await
+    .unwrap();
 }
 
 async fn hard_cpu(quotas: &Api<ResourceQuota>) -> Option<String> {
@@ -46,16 +48,31 @@ async fn an_edited_quota_and_a_deleted_network_policy_are_put_back_by_the_period
     let client = fed.clients.by_name("drifty").await.unwrap();
     let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "acme-web");
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "acme-web");
-    eventually(Duration::from_secs(10), "the quota applied", || async { (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "the quota applied", || async {
+        (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(())
+    })
+    .await;
 
     // Someone else raises the quota and removes the policy.
     let edit = json!({"spec": {"hard": {"requests.cpu": "64"}}});
-    quotas.patch("paas-quota", &PatchParams::default(), &Patch::Merge(&edit)).await.unwrap();
+    quotas
+        .patch("paas-quota", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
     assert_eq!(hard_cpu(&quotas).await.as_deref(), Some("64"));
-    policies.delete("paas-deny-all", &DeleteParams::default()).await.unwrap();
+    policies
+        .delete("paas-deny-all", &DeleteParams::default())
+        .await
+        .unwrap();
 
-    eventually(Duration::from_secs(10), "the quota repaired", || async { (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(()) }).await;
-    eventually(Duration::from_secs(10), "the policy recreated", || async { policies.get_opt("paas-deny-all").await.ok()?.map(|_| ()) }).await;
+    eventually(Duration::from_secs(10), "the quota repaired", || async {
+        (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the policy recreated", || async {
+        policies.get_opt("paas-deny-all").await.ok()?.map(|_| ())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -69,7 +86,10 @@ async fn a_cluster_back_from_notready_has_its_partitions_resynced_at_once() {
     let _monitor = Running::monitor(fed.monitor(PROBES));
     let client = fed.clients.by_name("returning").await.unwrap();
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "acme-web");
-    eventually(Duration::from_secs(10), "the policy applied", || async { policies.get_opt("paas-deny-all").await.ok()?.map(|_| ()) }).await;
+    eventually(Duration::from_secs(10), "the policy applied", || async {
+        policies.get_opt("paas-deny-all").await.ok()?.map(|_| ())
+    })
+    .await;
     fed.until_status("returning", "Ready").await;
 
     // Cut off; meanwhile the policy goes inside the cluster (its simulation carries on).
@@ -80,7 +100,10 @@ async fn a_cluster_back_from_notready_has_its_partitions_resynced_at_once() {
     c.faults().recover();
 
     fed.until_status("returning", "Ready").await;
-    eventually(Duration::from_secs(10), "the policy recreated on recovery", || async { policies.get_opt("paas-deny-all").await.ok()?.map(|_| ()) }).await;
+    eventually(Duration::from_secs(10), "the policy recreated on recovery", || async {
+        policies.get_opt("paas-deny-all").await.ok()?.map(|_| ())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -101,10 +124,16 @@ async fn a_cluster_out_of_contact_does_not_hold_up_the_partitions_of_others_and_
 
     let quotas: Api<ResourceQuota> = Api::namespaced(fed.clients.by_name("alive").await.unwrap(), "acme-web");
     // Well under the 2 s connect / 10 s read timeouts one request to the black hole would cost.
-    eventually(Duration::from_secs(4), "the live cluster's quota", || async { (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(()) }).await;
+    eventually(Duration::from_secs(4), "the live cluster's quota", || async {
+        (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(())
+    })
+    .await;
 
     dead.faults().recover();
     fed.until_status("dead", "Ready").await;
     let quotas: Api<ResourceQuota> = Api::namespaced(fed.clients.by_name("dead").await.unwrap(), "acme-web");
-    eventually(Duration::from_secs(10), "the returning cluster's quota", || async { (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "the returning cluster's quota", || async {
+        (hard_cpu(&quotas).await.as_deref() == Some("2")).then_some(())
+    })
+    .await;
 }

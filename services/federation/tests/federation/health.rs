@@ -39,17 +39,28 @@ async fn each_fault_makes_a_ready_cluster_notready_then_unknown_and_the_first_go
 
     let events: Vec<pb::ClusterHealthChanged> = fed.events("federation.cluster.health_changed").await;
     for (name, _, reason) in &cases {
-        let mine: Vec<(&str, &str, &str)> =
-            events.iter().filter(|e| e.name == *name).map(|e| (e.from.as_str(), e.to.as_str(), e.reason.as_str())).collect();
+        let mine: Vec<(&str, &str, &str)> = events
+            .iter()
+            .filter(|e| e.name == *name)
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.reason.as_str()))
+            .collect();
         assert_eq!(
             mine,
-            [("Unknown", "Ready", "ProbeSucceeded"), ("Ready", "NotReady", *reason), ("NotReady", "Unknown", "NoContact"), ("Unknown", "Ready", "ProbeSucceeded")],
+            [
+                ("Unknown", "Ready", "ProbeSucceeded"),
+                ("Ready", "NotReady", *reason),
+                ("NotReady", "Unknown", "NoContact"),
+                ("Unknown", "Ready", "ProbeSucceeded")
+            ],
             "{name}"
         );
     }
     // Times are stored with the condition.
     let (probed, changed): (Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("SELECT last_probe_at, last_transition_at FROM clusters WHERE name = 'down'").fetch_one(fed.pool()).await.unwrap();
+        sqlx::query_as("SELECT last_probe_at, last_transition_at FROM clusters WHERE name = 'down'")
+            .fetch_one(fed.pool())
+            .await
+            .unwrap();
     assert!(probed.unwrap() >= changed);
 }
 
@@ -63,7 +74,10 @@ async fn fewer_misses_than_the_threshold_leave_a_ready_cluster_ready() {
     fed.until_status("blip", "Ready").await;
     c.faults().set(Fault::Down);
     let misses = eventually(Duration::from_secs(10), "misses counted", || async {
-        let m: i32 = sqlx::query_scalar("SELECT misses FROM clusters WHERE name = 'blip'").fetch_one(fed.pool()).await.unwrap();
+        let m: i32 = sqlx::query_scalar("SELECT misses FROM clusters WHERE name = 'blip'")
+            .fetch_one(fed.pool())
+            .await
+            .unwrap();
         (m >= 3).then_some(m)
     })
     .await;
@@ -71,7 +85,10 @@ async fn fewer_misses_than_the_threshold_leave_a_ready_cluster_ready() {
     assert_eq!(fed.condition("blip").await.0, "Ready");
     c.faults().recover();
     eventually(Duration::from_secs(10), "misses reset", || async {
-        let m: i32 = sqlx::query_scalar("SELECT misses FROM clusters WHERE name = 'blip'").fetch_one(fed.pool()).await.unwrap();
+        let m: i32 = sqlx::query_scalar("SELECT misses FROM clusters WHERE name = 'blip'")
+            .fetch_one(fed.pool())
+            .await
+            .unwrap();
         (m == 0).then_some(())
     })
     .await;
@@ -95,14 +112,26 @@ async fn a_data_centre_losing_every_cluster_is_one_event_and_its_return_another(
     }
     let state = |name: &'static str| {
         let pool = fed.pool().clone();
-        async move { federation::health::data_centres(&pool).await.unwrap().into_iter().find(|d| d.name == name).unwrap().state }
+        async move {
+            federation::health::data_centres(&pool)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|d| d.name == name)
+                .unwrap()
+                .state
+        }
     };
     assert_eq!(state("dc1").await, "Ready");
 
     a.faults().set(Fault::Down);
     fed.until_status("dc1-a", "NotReady").await;
     assert_eq!(state("dc1").await, "Degraded");
-    assert!(fed.events::<pb::DataCentreHealthChanged>("federation.datacentre.health_changed").await.is_empty());
+    assert!(
+        fed.events::<pb::DataCentreHealthChanged>("federation.datacentre.health_changed")
+            .await
+            .is_empty()
+    );
 
     b.faults().set(Fault::Partition);
     fed.until_status("dc1-b", "NotReady").await;
@@ -129,11 +158,17 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
     let c = cluster("leased").await;
     fed.register(&c, "dc1", "").await;
     // A lease far longer than a renewal takes, even on a loaded machine.
-    let settings = federation::health::ProbeSettings { lease_ttl: Duration::from_secs(2), ..PROBES };
+    let settings = federation::health::ProbeSettings {
+        lease_ttl: Duration::from_secs(2),
+        ..PROBES
+    };
     let first = fed.monitor(settings);
     let (first_holder, first_probes) = (first.holder().to_string(), first.probes());
     let first = Running::monitor(first);
-    eventually(Duration::from_secs(10), "the first monitor probing", || async { (first_probes.load(Ordering::Relaxed) > 0).then_some(()) }).await;
+    eventually(Duration::from_secs(10), "the first monitor probing", || async {
+        (first_probes.load(Ordering::Relaxed) > 0).then_some(())
+    })
+    .await;
 
     let second = fed.monitor(settings);
     let (second_holder, second_probes) = (second.holder().to_string(), second.probes());
@@ -141,12 +176,27 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
     // Many periods and more than a lease duration: the first keeps renewing.
     tokio::time::sleep(settings.lease_ttl * 2).await;
     assert_eq!(second_probes.load(Ordering::Relaxed), 0, "the standby probed");
-    assert_eq!(Lease::current(fed.pool(), lease::HEALTH_MONITOR).await.unwrap().as_deref(), Some(first_holder.as_str()));
+    assert_eq!(
+        Lease::current(fed.pool(), lease::HEALTH_MONITOR)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(first_holder.as_str())
+    );
 
     first.stop().await;
     let before = first_probes.load(Ordering::Relaxed);
-    eventually(Duration::from_secs(10), "the standby taking over", || async { (second_probes.load(Ordering::Relaxed) > 0).then_some(()) }).await;
-    assert_eq!(Lease::current(fed.pool(), lease::HEALTH_MONITOR).await.unwrap().as_deref(), Some(second_holder.as_str()));
+    eventually(Duration::from_secs(10), "the standby taking over", || async {
+        (second_probes.load(Ordering::Relaxed) > 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        Lease::current(fed.pool(), lease::HEALTH_MONITOR)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(second_holder.as_str())
+    );
     tokio::time::sleep(PROBES.period * 3).await;
     assert_eq!(first_probes.load(Ordering::Relaxed), before, "a stopped monitor probed");
 
@@ -156,8 +206,15 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
     let third_probes = third.probes();
     let _third = Running::monitor(third);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(third_probes.load(Ordering::Relaxed), 0, "took a lease that had not expired");
-    eventually(Duration::from_secs(10), "a new leader after expiry", || async { (third_probes.load(Ordering::Relaxed) > 0).then_some(()) }).await;
+    assert_eq!(
+        third_probes.load(Ordering::Relaxed),
+        0,
+        "took a lease that had not expired"
+    );
+    eventually(Duration::from_secs(10), "a new leader after expiry", || async {
+        (third_probes.load(Ordering::Relaxed) > 0).then_some(())
+    })
+    .await;
     // The cluster stayed observed throughout.
     assert_eq!(fed.condition("leased").await.0, "Ready");
 }

@@ -20,8 +20,12 @@ use tokio_util::sync::CancellationToken;
 /// Probes every 100 ms with a 400 ms timeout (a loaded CI machine must not
 /// turn a healthy answer into a timeout; Slow faults are 1 s); 3 misses make
 /// NotReady. The lease outlives a round that waits for a timeout.
-pub const PROBES: ProbeSettings =
-    ProbeSettings { period: Duration::from_millis(100), timeout: Duration::from_millis(400), misses: 3, lease_ttl: Duration::from_millis(1500) };
+pub const PROBES: ProbeSettings = ProbeSettings {
+    period: Duration::from_millis(100),
+    timeout: Duration::from_millis(400),
+    misses: 3,
+    lease_ttl: Duration::from_millis(1500),
+};
 
 pub struct Fed {
     pub outbox: Outbox,
@@ -35,7 +39,11 @@ impl Fed {
         let pool = kernel::db::connect(&t.settings, federation::NAME).await.unwrap();
         kernel::db::migrate(&pool, &federation::MIGRATIONS).await.unwrap();
         let key = SecretKey::new(rand::random());
-        Self { outbox: Outbox::new(pool.clone()), clients: Clients::new(pool, key.clone()), key }
+        Self {
+            outbox: Outbox::new(pool.clone()),
+            clients: Clients::new(pool, key.clone()),
+            key,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -56,7 +64,9 @@ impl Fed {
 
     pub async fn register_request(&self, r: pb::RegisterClusterRequest) -> federation::cluster::Cluster {
         let new = federation::cluster::NewCluster::parse(r).unwrap();
-        federation::cluster::register(&self.outbox, &self.key, &Caller::platform_admin("test"), new).await.unwrap()
+        federation::cluster::register(&self.outbox, &self.key, &Caller::platform_admin("test"), new)
+            .await
+            .unwrap()
     }
 
     pub fn monitor(&self, settings: ProbeSettings) -> Monitor {
@@ -64,12 +74,24 @@ impl Fed {
     }
 
     pub fn reconciler(&self, resync: Duration) -> Reconciler {
-        Reconciler::new(self.pool().clone(), self.clients.clone(), ReconcileSettings { poll: Duration::from_millis(50), resync, lease_ttl: Duration::from_secs(2) })
+        Reconciler::new(
+            self.pool().clone(),
+            self.clients.clone(),
+            ReconcileSettings {
+                poll: Duration::from_millis(50),
+                resync,
+                lease_ttl: Duration::from_secs(2),
+            },
+        )
     }
 
     /// The condition (status, reason) of a cluster.
     pub async fn condition(&self, name: &str) -> (String, String) {
-        sqlx::query_as("SELECT condition, condition_reason FROM clusters WHERE name = $1").bind(name).fetch_one(self.pool()).await.unwrap()
+        sqlx::query_as("SELECT condition, condition_reason FROM clusters WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
     }
 
     /// Waits until cluster `name` has status `status`; returns its reason.
@@ -83,8 +105,11 @@ impl Fed {
 
     /// Events of `subject` in the outbox, decoded, oldest first.
     pub async fn events<M: prost::Message + Default>(&self, subject: &str) -> Vec<M> {
-        let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT envelope FROM outbox WHERE subject = $1 ORDER BY seq").bind(subject).fetch_all(self.pool()).await.unwrap();
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT envelope FROM outbox WHERE subject = $1 ORDER BY seq")
+            .bind(subject)
+            .fetch_all(self.pool())
+            .await
+            .unwrap();
         rows.iter()
             .map(|e| {
                 let envelope = <pb::EventEnvelope as prost::Message>::decode(e.as_slice()).unwrap();
@@ -108,12 +133,18 @@ pub struct Running {
 impl Running {
     pub fn monitor(m: Monitor) -> Self {
         let stop = CancellationToken::new();
-        Self { task: tokio::spawn(m.run(stop.clone())), stop }
+        Self {
+            task: tokio::spawn(m.run(stop.clone())),
+            stop,
+        }
     }
 
     pub fn reconciler(r: Reconciler) -> Self {
         let stop = CancellationToken::new();
-        Self { task: tokio::spawn(r.run(stop.clone())), stop }
+        Self {
+            task: tokio::spawn(r.run(stop.clone())),
+            stop,
+        }
     }
 
     /// Stops it as at shutdown and waits.
@@ -140,7 +171,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {within:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -29,15 +29,17 @@ async fn partition(fed: &Fed, cluster: &str) -> Uuid {
         network_policy: "allow-all-ingress".into(),
         ..Default::default()
     };
-    sqlx::query("INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(TENANT)
-        .bind(cluster)
-        .bind(&p.namespace)
-        .bind(p.encode_to_vec())
-        .execute(fed.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(TENANT)
+    .bind(cluster)
+    .bind(&p.namespace)
+    .bind(p.encode_to_vec())
+    .execute(fed.pool())
+    .await
+    .unwrap();
     id
 }
 
@@ -61,7 +63,13 @@ async fn password_in(secrets: &Api<Secret>, name: &str, server: &str) -> Option<
 
 async fn pull_secret_names(accounts: &Api<ServiceAccount>) -> Option<Vec<String>> {
     let sa = accounts.get_opt("default").await.ok()??;
-    Some(sa.image_pull_secrets.unwrap_or_default().into_iter().map(|r| r.name).collect())
+    Some(
+        sa.image_pull_secrets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.name)
+            .collect(),
+    )
 }
 
 #[tokio::test]
@@ -70,11 +78,25 @@ async fn pull_secrets_are_written_listed_by_the_default_account_repaired_and_rem
     let c = cluster("pulls").await;
     fed.register(&c, "dc1", "").await;
     let partition = partition(&fed, "pulls").await;
-    let registry = Registry { server: "registry.paas.example".into(), username: "platform".into(), password: kernel::settings::Secret::new("platform-pw") };
-    let reconciler = fed.reconciler(Duration::from_millis(300)).with_platform_registry(Some(registry));
+    let registry = Registry {
+        server: "registry.paas.example".into(),
+        username: "platform".into(),
+        password: kernel::settings::Secret::new("platform-pw"),
+    };
+    let reconciler = fed
+        .reconciler(Duration::from_millis(300))
+        .with_platform_registry(Some(registry));
     let _reconciler = Running::reconciler(reconciler);
-    let admin = Caller::user("admin", vec![Membership { tenant: TENANT, role: Role::TenantAdmin }]);
-    pull_secret::put(fed.pool(), &fed.key, &admin, credential(partition, "harbor", "s3cret")).await.unwrap();
+    let admin = Caller::user(
+        "admin",
+        vec![Membership {
+            tenant: TENANT,
+            role: Role::TenantAdmin,
+        }],
+    );
+    pull_secret::put(fed.pool(), &fed.key, &admin, credential(partition, "harbor", "s3cret"))
+        .await
+        .unwrap();
 
     let client = fed.clients.by_name("pulls").await.unwrap();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "acme-pull");
@@ -83,45 +105,116 @@ async fn pull_secrets_are_written_listed_by_the_default_account_repaired_and_rem
         (pull_secret_names(&accounts).await? == ["paas-registry", "paas-pull-harbor"]).then_some(())
     })
     .await;
-    assert_eq!(password_in(&secrets, "paas-registry", "registry.paas.example").await.as_deref(), Some("platform-pw"));
-    assert_eq!(password_in(&secrets, "paas-pull-harbor", "harbor.acme.example").await.as_deref(), Some("s3cret"));
-    assert_eq!(secrets.get("paas-pull-harbor").await.unwrap().type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
+    assert_eq!(
+        password_in(&secrets, "paas-registry", "registry.paas.example")
+            .await
+            .as_deref(),
+        Some("platform-pw")
+    );
+    assert_eq!(
+        password_in(&secrets, "paas-pull-harbor", "harbor.acme.example")
+            .await
+            .as_deref(),
+        Some("s3cret")
+    );
+    assert_eq!(
+        secrets.get("paas-pull-harbor").await.unwrap().type_.as_deref(),
+        Some("kubernetes.io/dockerconfigjson")
+    );
     // At rest the password is sealed.
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT password FROM pull_secrets WHERE partition_id = $1").bind(partition).fetch_one(fed.pool()).await.unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT password FROM pull_secrets WHERE partition_id = $1")
+        .bind(partition)
+        .fetch_one(fed.pool())
+        .await
+        .unwrap();
     assert!(!stored.windows(6).any(|w| w == b"s3cret"));
     // Listing never shows it (the type has no password at all) and a viewer may list.
-    let viewer = Caller::user("v", vec![Membership { tenant: TENANT, role: Role::Viewer }]);
+    let viewer = Caller::user(
+        "v",
+        vec![Membership {
+            tenant: TENANT,
+            role: Role::Viewer,
+        }],
+    );
     let listed = pull_secret::list(fed.pool(), &viewer, partition).await.unwrap();
-    assert_eq!(listed.iter().map(|p| (p.name.as_str(), p.username.as_str())).collect::<Vec<_>>(), [("harbor", "robot")]);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|p| (p.name.as_str(), p.username.as_str()))
+            .collect::<Vec<_>>(),
+        [("harbor", "robot")]
+    );
     assert!(!format!("{listed:?}").contains("s3cret"));
     // A viewer may not add, another tenant does not even see the partition.
-    assert!(matches!(pull_secret::put(fed.pool(), &fed.key, &viewer, credential(partition, "x", "y")).await, Err(kernel::Error::PermissionDenied(_))));
-    let stranger = Caller::user("s", vec![Membership { tenant: Uuid::now_v7(), role: Role::TenantAdmin }]);
-    assert!(matches!(pull_secret::list(fed.pool(), &stranger, partition).await, Err(kernel::Error::NotFound { .. })));
+    assert!(matches!(
+        pull_secret::put(fed.pool(), &fed.key, &viewer, credential(partition, "x", "y")).await,
+        Err(kernel::Error::PermissionDenied(_))
+    ));
+    let stranger = Caller::user(
+        "s",
+        vec![Membership {
+            tenant: Uuid::now_v7(),
+            role: Role::TenantAdmin,
+        }],
+    );
+    assert!(matches!(
+        pull_secret::list(fed.pool(), &stranger, partition).await,
+        Err(kernel::Error::NotFound { .. })
+    ));
 
     // Drift: the tenant secret is edited, the platform one deleted, the account's list emptied.
-    let tampered = json!({"data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(r#"{"auths":{}}"#)}});
-    secrets.patch("paas-pull-harbor", &PatchParams::default(), &Patch::Merge(&tampered)).await.unwrap();
+    let tampered =
+        json!({"data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(r#"{"auths":{}}"#)}});
+    secrets
+        .patch("paas-pull-harbor", &PatchParams::default(), &Patch::Merge(&tampered))
+        .await
+        .unwrap();
     secrets.delete("paas-registry", &DeleteParams::default()).await.unwrap();
-    accounts.patch("default", &PatchParams::default(), &Patch::Merge(&json!({"imagePullSecrets": []}))).await.unwrap();
+    accounts
+        .patch(
+            "default",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"imagePullSecrets": []})),
+        )
+        .await
+        .unwrap();
     eventually(Duration::from_secs(10), "the drift repaired", || async {
-        let repaired = password_in(&secrets, "paas-pull-harbor", "harbor.acme.example").await.as_deref() == Some("s3cret")
-            && password_in(&secrets, "paas-registry", "registry.paas.example").await.as_deref() == Some("platform-pw")
+        let repaired = password_in(&secrets, "paas-pull-harbor", "harbor.acme.example")
+            .await
+            .as_deref()
+            == Some("s3cret")
+            && password_in(&secrets, "paas-registry", "registry.paas.example")
+                .await
+                .as_deref()
+                == Some("platform-pw")
             && pull_secret_names(&accounts).await?.len() == 2;
         repaired.then_some(())
     })
     .await;
 
     // A changed password reaches the cluster; a removed credential's Secret goes.
-    pull_secret::put(fed.pool(), &fed.key, &admin, credential(partition, "harbor", "rotated")).await.unwrap();
+    pull_secret::put(fed.pool(), &fed.key, &admin, credential(partition, "harbor", "rotated"))
+        .await
+        .unwrap();
     eventually(Duration::from_secs(10), "the password rotated", || async {
-        (password_in(&secrets, "paas-pull-harbor", "harbor.acme.example").await.as_deref() == Some("rotated")).then_some(())
+        (password_in(&secrets, "paas-pull-harbor", "harbor.acme.example")
+            .await
+            .as_deref()
+            == Some("rotated"))
+        .then_some(())
     })
     .await;
-    pull_secret::delete(fed.pool(), &admin, partition, "harbor").await.unwrap();
+    pull_secret::delete(fed.pool(), &admin, partition, "harbor")
+        .await
+        .unwrap();
     eventually(Duration::from_secs(10), "the removed secret deleted", || async {
-        (secrets.get_opt("paas-pull-harbor").await.ok()?.is_none() && pull_secret_names(&accounts).await? == ["paas-registry"]).then_some(())
+        (secrets.get_opt("paas-pull-harbor").await.ok()?.is_none()
+            && pull_secret_names(&accounts).await? == ["paas-registry"])
+        .then_some(())
     })
     .await;
-    assert!(matches!(pull_secret::delete(fed.pool(), &admin, partition, "harbor").await, Err(kernel::Error::NotFound { .. })));
+    assert!(matches!(
+        pull_secret::delete(fed.pool(), &admin, partition, "harbor").await,
+        Err(kernel::Error::NotFound { .. })
+    ));
 }

@@ -32,7 +32,9 @@ fn classes(storage: &[&str], default_storage: &str, ingress: &[&str], default_in
 
 async fn set(fed: &Fed, cluster: &str, s: pb::ClusterSettings) {
     let parsed = ClusterSettings::parse("", Some(s)).unwrap();
-    cluster_settings::set(fed.pool(), &Caller::platform_admin("t"), cluster, &parsed).await.unwrap();
+    cluster_settings::set(fed.pool(), &Caller::platform_admin("t"), cluster, &parsed)
+        .await
+        .unwrap();
 }
 
 fn storage_objects(pvc_class: Option<&str>) -> String {
@@ -58,26 +60,55 @@ async fn objects_without_classes_get_each_clusters_own_defaults() {
     let fed = Fed::start().await;
     let (_clusters, _m, _p) = fleet(&fed, &["sa", "sb"]).await;
     set(&fed, "sa", classes(&["fast", "slow"], "fast", &["nginx"], "nginx")).await;
-    set(&fed, "sb", classes(&["ceph"], "ceph", &["traefik", "internal"], "traefik")).await;
+    set(
+        &fed,
+        "sb",
+        classes(&["ceph"], "ceph", &["traefik", "internal"], "traefik"),
+    )
+    .await;
     let cluster = federation::cluster::get(fed.pool(), "sa").await.unwrap();
     assert_eq!(cluster.settings.node_ports.to_string(), "31000-31999");
-    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let admission = Arc::new(CpuCap {
+        cap_milli: 100_000,
+        ..Default::default()
+    });
     let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
     let placement = json!({"explicit": [{"cluster": "sa", "replicas": 1}, {"cluster": "sb", "replicas": 1}]});
-    Bindings::new(fed.pool(), &*admission).apply(&Caller::platform_admin("t"), request(storage_objects(None), placement, 2)).await.unwrap();
+    Bindings::new(fed.pool(), &*admission)
+        .apply(
+            &Caller::platform_admin("t"),
+            request(storage_objects(None), placement, 2),
+        )
+        .await
+        .unwrap();
 
     for (cluster, storage, ingress) in [("sa", "fast", "nginx"), ("sb", "ceph", "traefik")] {
         let client = fed.clients.by_name(cluster).await.unwrap();
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "acme-web");
         let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "acme-web");
         let ingresses: Api<Ingress> = Api::namespaced(client.clone(), "acme-web");
-        let pvc = eventually(Duration::from_secs(10), &format!("the claim in {cluster}"), || async { pvcs.get_opt("data").await.ok()? }).await;
-        assert_eq!(pvc.spec.unwrap().storage_class_name.as_deref(), Some(storage), "{cluster}");
+        let pvc = eventually(Duration::from_secs(10), &format!("the claim in {cluster}"), || async {
+            pvcs.get_opt("data").await.ok()?
+        })
+        .await;
+        assert_eq!(
+            pvc.spec.unwrap().storage_class_name.as_deref(),
+            Some(storage),
+            "{cluster}"
+        );
         let sts = sets.get("db").await.unwrap();
         let template = &sts.spec.unwrap().volume_claim_templates.unwrap()[0];
-        assert_eq!(template.spec.as_ref().unwrap().storage_class_name.as_deref(), Some(storage), "{cluster}");
+        assert_eq!(
+            template.spec.as_ref().unwrap().storage_class_name.as_deref(),
+            Some(storage),
+            "{cluster}"
+        );
         let ing = ingresses.get("web").await.unwrap();
-        assert_eq!(ing.spec.unwrap().ingress_class_name.as_deref(), Some(ingress), "{cluster}");
+        assert_eq!(
+            ing.spec.unwrap().ingress_class_name.as_deref(),
+            Some(ingress),
+            "{cluster}"
+        );
     }
 }
 
@@ -86,19 +117,35 @@ async fn a_class_the_cluster_does_not_offer_is_refused_before_any_write_and_conv
     let fed = Fed::start().await;
     let (_clusters, _m, _p) = fleet(&fed, &["sc"]).await;
     set(&fed, "sc", classes(&["fast"], "fast", &["nginx"], "nginx")).await;
-    let admission = Arc::new(CpuCap { cap_milli: 100_000, ..Default::default() });
+    let admission = Arc::new(CpuCap {
+        cap_milli: 100_000,
+        ..Default::default()
+    });
     let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
     let (b, _) = Bindings::new(fed.pool(), &*admission)
-        .apply(&Caller::platform_admin("t"), request(storage_objects(Some("gold")), json!({"explicit": [{"cluster": "sc"}]}), 1))
+        .apply(
+            &Caller::platform_admin("t"),
+            request(
+                storage_objects(Some("gold")),
+                json!({"explicit": [{"cluster": "sc"}]}),
+                1,
+            ),
+        )
         .await
         .unwrap();
 
     let reason = eventually(Duration::from_secs(10), "the target refused", || async {
-        let (_, targets) = Bindings::new(fed.pool(), &*admission).get(&Caller::platform_admin("t"), b.id).await.ok()?;
+        let (_, targets) = Bindings::new(fed.pool(), &*admission)
+            .get(&Caller::platform_admin("t"), b.id)
+            .await
+            .ok()?;
         targets[0].last_error.clone()
     })
     .await;
-    assert!(reason.contains("PersistentVolumeClaim data") && reason.contains("gold") && reason.contains("cluster sc"), "{reason}");
+    assert!(
+        reason.contains("PersistentVolumeClaim data") && reason.contains("gold") && reason.contains("cluster sc"),
+        "{reason}"
+    );
     // Nothing of the binding was written, not even the objects before the claim.
     let client = fed.clients.by_name("sc").await.unwrap();
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "acme-web");
@@ -108,11 +155,17 @@ async fn a_class_the_cluster_does_not_offer_is_refused_before_any_write_and_conv
 
     // The administrator adds the class: the target converges without waiting for its backoff.
     set(&fed, "sc", classes(&["fast", "gold"], "fast", &["nginx"], "nginx")).await;
-    let pvc = eventually(Duration::from_secs(10), "the claim written", || async { pvcs.get_opt("data").await.ok()? }).await;
+    let pvc = eventually(Duration::from_secs(10), "the claim written", || async {
+        pvcs.get_opt("data").await.ok()?
+    })
+    .await;
     assert_eq!(pvc.spec.unwrap().storage_class_name.as_deref(), Some("gold"));
     // The target is recorded as applied just after its last object is written.
     eventually(Duration::from_secs(10), "the refusal cleared", || async {
-        let (_, targets) = Bindings::new(fed.pool(), &*admission).get(&Caller::platform_admin("t"), b.id).await.ok()?;
+        let (_, targets) = Bindings::new(fed.pool(), &*admission)
+            .get(&Caller::platform_admin("t"), b.id)
+            .await
+            .ok()?;
         targets[0].last_error.is_none().then_some(())
     })
     .await;
@@ -132,20 +185,41 @@ async fn settings_given_at_registration_are_stored_and_bad_ones_name_their_field
         })
         .await;
     assert_eq!(registered.settings.storage.default.as_deref(), Some("fast"));
-    assert_eq!(federation::cluster::get(fed.pool(), c.name()).await.unwrap().settings, registered.settings);
+    assert_eq!(
+        federation::cluster::get(fed.pool(), c.name()).await.unwrap().settings,
+        registered.settings
+    );
 
     let bad = federation::cluster::NewCluster::parse(pb::RegisterClusterRequest {
         name: "bad".into(),
         api_endpoint: "http://127.0.0.1:1".into(),
         data_centre: "dc1".into(),
-        settings: Some(pb::ClusterSettings { node_port_first: 32000, node_port_last: 100, ..Default::default() }),
+        settings: Some(pb::ClusterSettings {
+            node_port_first: 32000,
+            node_port_last: 100,
+            ..Default::default()
+        }),
         ..Default::default()
     })
     .unwrap_err();
-    assert!(matches!(bad, kernel::Error::InvalidArgument { ref field, .. } if field == "settings.node_port_range.first"), "{bad:?}");
+    assert!(
+        matches!(bad, kernel::Error::InvalidArgument { ref field, .. } if field == "settings.node_port_range.first"),
+        "{bad:?}"
+    );
     // Only platform administrators change settings.
-    let tenant_admin = Caller::user("u", vec![kernel::caller::Membership { tenant: crate::bindings::TENANT, role: kernel::caller::Role::TenantAdmin }]);
-    let denied = cluster_settings::set(fed.pool(), &tenant_admin, c.name(), &ClusterSettings::default()).await.unwrap_err();
+    let tenant_admin = Caller::user(
+        "u",
+        vec![kernel::caller::Membership {
+            tenant: crate::bindings::TENANT,
+            role: kernel::caller::Role::TenantAdmin,
+        }],
+    );
+    let denied = cluster_settings::set(fed.pool(), &tenant_admin, c.name(), &ClusterSettings::default())
+        .await
+        .unwrap_err();
     assert!(matches!(denied, kernel::Error::PermissionDenied(_)), "{denied:?}");
-    assert_eq!(federation::cluster::get(fed.pool(), c.name()).await.unwrap().settings, registered.settings);
+    assert_eq!(
+        federation::cluster::get(fed.pool(), c.name()).await.unwrap().settings,
+        registered.settings
+    );
 }
