@@ -78,8 +78,7 @@ async fn server_side_apply() -> anyhow::Result<()> {
                     return anyhow::Ok(());
                 }
                 let t = Instant::now();
-                api.patch(&name, &params, &Patch::Apply(deployment(&name, n)))
-                    .await?;
+                api.patch(&name, &params, &Patch::Apply(deployment(&name, n))).await?;
                 hist.lock().await.record(t.elapsed().as_micros() as u64)?;
             }
         }));
@@ -113,12 +112,7 @@ async fn many_clusters() -> anyhow::Result<()> {
                 "data": { "config.yaml": format!("key: value-{i}\nother: setting\n") },
             });
             c.store()
-                .create(
-                    resource::CONFIGMAPS,
-                    "default",
-                    cm,
-                    &WriteOptions::by("bench"),
-                )
+                .create(resource::CONFIGMAPS, "default", cm, &WriteOptions::by("bench"))
                 .context("seeding")?;
         }
     }
@@ -137,10 +131,7 @@ async fn many_clusters() -> anyhow::Result<()> {
         list.record(t.elapsed().as_micros() as u64)?;
         anyhow::ensure!(items.items.len() == OBJECTS, "listed {}", items.items.len());
         let rv = items.metadata.resource_version.unwrap_or_default();
-        let mut events = api
-            .watch(&WatchParams::default().timeout(10), &rv)
-            .await?
-            .boxed();
+        let mut events = api.watch(&WatchParams::default().timeout(10), &rv).await?.boxed();
         let t = Instant::now();
         api.create(
             &PostParams::default(),
@@ -149,9 +140,7 @@ async fn many_clusters() -> anyhow::Result<()> {
         .await?;
         loop {
             match events.try_next().await? {
-                Some(WatchEvent::Added(cm))
-                    if cm.metadata.name.as_deref() == Some(&format!("probe-{i}")) =>
-                {
+                Some(WatchEvent::Added(cm)) if cm.metadata.name.as_deref() == Some(&format!("probe-{i}")) => {
                     break;
                 }
                 Some(_) => {}

@@ -60,13 +60,15 @@ async fn fault_layer(State(state): State<ApiState>, req: Request, next: Next) ->
     match fault {
         Fault::Healthy | Fault::Slow { .. } => next.run(req).await,
         Fault::NoWatch => {
-            let watching = req.uri().query().is_some_and(|q| {
-                q.split('&')
-                    .any(|kv| matches!(kv, "watch=1" | "watch=true"))
-            });
+            let watching = req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| matches!(kv, "watch=1" | "watch=true")));
             if watching {
-                Error::Unavailable("the server is currently unable to handle the request (kubesim refuses watches)".into())
-                    .into_response()
+                Error::Unavailable(
+                    "the server is currently unable to handle the request (kubesim refuses watches)".into(),
+                )
+                .into_response()
             } else {
                 next.run(req).await
             }
@@ -79,14 +81,10 @@ async fn fault_layer(State(state): State<ApiState>, req: Request, next: Next) ->
             if !fail {
                 next.run(req).await
             } else if internal {
-                Error::Internal("Internal error occurred: kubesim injected a flaky failure".into())
-                    .into_response()
+                Error::Internal("Internal error occurred: kubesim injected a flaky failure".into()).into_response()
             } else {
-                Error::Unavailable(
-                    "the server is currently unable to handle the request (kubesim flaky fault)"
-                        .into(),
-                )
-                .into_response()
+                Error::Unavailable("the server is currently unable to handle the request (kubesim flaky fault)".into())
+                    .into_response()
             }
         }
         Fault::Blackhole => {
@@ -166,16 +164,20 @@ async fn openapi_group_version(uri: Uri) -> Response {
         } else {
             format!("{prefix}/{}/{{name}}", r.plural)
         };
-        let query = |name: &str| json!({ "name": name, "in": "query", "schema": { "type": "string", "uniqueItems": true } });
-        paths.insert(path, json!({
-            "patch": {
-                "operationId": format!("patch{}", r.kind),
-                "parameters": [query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")],
-                "responses": { "200": { "description": "OK" } },
-                "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": { "group": r.group, "version": r.version, "kind": r.kind },
-            },
-        }));
+        let query =
+            |name: &str| json!({ "name": name, "in": "query", "schema": { "type": "string", "uniqueItems": true } });
+        paths.insert(
+            path,
+            json!({
+                "patch": {
+                    "operationId": format!("patch{}", r.kind),
+                    "parameters": [query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")],
+                    "responses": { "200": { "description": "OK" } },
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": { "group": r.group, "version": r.version, "kind": r.kind },
+                },
+            }),
+        );
     }
     if paths.is_empty() {
         return not_found().await;
@@ -222,10 +224,7 @@ fn group_json(group: &str, version: &str) -> Value {
 }
 
 async fn group_list() -> Json<Value> {
-    let groups: Vec<Value> = resource::groups()
-        .into_iter()
-        .map(|(g, v)| group_json(g, v))
-        .collect();
+    let groups: Vec<Value> = resource::groups().into_iter().map(|(g, v)| group_json(g, v)).collect();
     Json(json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups }))
 }
 
@@ -266,9 +265,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
     } else {
         format!("{group}/{version}")
     };
-    Some(
-        json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }),
-    )
+    Some(json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources }))
 }
 
 /// A request addressed to a resource.
@@ -317,11 +314,7 @@ async fn core(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri
-        .path()
-        .trim_start_matches("/api/")
-        .trim_end_matches('/')
-        .to_string();
+    let path = uri.path().trim_start_matches("/api/").trim_end_matches('/').to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let Some((version, rest)) = segs.split_first() else {
         return not_found().await;
@@ -353,9 +346,7 @@ async fn grouped(
             }
             None => not_found().await,
         },
-        [group, version, rest @ ..] => {
-            dispatch(state, method, group, version, rest, params, headers, body).await
-        }
+        [group, version, rest @ ..] => dispatch(state, method, group, version, rest, params, headers, body).await,
         _ => not_found().await,
     }
 }
@@ -419,28 +410,18 @@ fn default_manager(headers: &HeaderMap) -> String {
         .get(header::USER_AGENT)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("unknown");
-    agent
-        .split('/')
-        .next()
-        .unwrap_or("unknown")
-        .chars()
-        .take(128)
-        .collect()
+    agent.split('/').next().unwrap_or("unknown").chars().take(128).collect()
 }
 
 fn decode_body(body: &Bytes, yaml_ok: bool) -> Result<Value> {
     match serde_json::from_slice(body) {
         Ok(v) => Ok(v),
         Err(json_err) if yaml_ok => {
-            let text = std::str::from_utf8(body)
-                .map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|e| {
-                Error::BadRequest(format!("error decoding YAML: {e} (as JSON: {json_err})"))
-            })
+            let text = std::str::from_utf8(body).map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
+            serde_saphyr::from_str::<Value>(text)
+                .map_err(|e| Error::BadRequest(format!("error decoding YAML: {e} (as JSON: {json_err})")))
         }
-        Err(e) => Err(Error::BadRequest(format!(
-            "error decoding the request body: {e}"
-        ))),
+        Err(e) => Err(Error::BadRequest(format!("error decoding the request body: {e}"))),
     }
 }
 
@@ -478,20 +459,14 @@ fn handle(
     let ok_arc = |v: Arc<Value>| Ok(Reply::Object(StatusCode::OK, Arc::unwrap_or_clone(v)));
     match (&t.name, t.sub.as_deref(), method.clone()) {
         (None, None, Method::GET) => {
-            let labels =
-                LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))?;
-            let fields =
-                FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))?;
+            let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))?;
             let namespace = t.namespace.clone();
             if flag(params, "watch") {
-                let since = params
-                    .get("resourceVersion")
-                    .filter(|v| !v.is_empty())
-                    .map(|v| {
-                        v.parse::<u64>().map_err(|_| {
-                            Error::BadRequest(format!("invalid resource version: {v}"))
-                        })
-                    });
+                let since = params.get("resourceVersion").filter(|v| !v.is_empty()).map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| Error::BadRequest(format!("invalid resource version: {v}")))
+                });
                 let since = since.transpose()?;
                 let timeout = params
                     .get("timeoutSeconds")
@@ -535,8 +510,7 @@ fn handle(
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut out, &**item)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                serde_json::to_writer(&mut out, &**item).map_err(|e| Error::Internal(e.to_string()))?;
             }
             out.extend_from_slice(b"]}");
             Ok(Reply::Raw(StatusCode::OK, "application/json", out))
@@ -547,10 +521,8 @@ fn handle(
             Ok(Reply::Object(StatusCode::CREATED, (*created).clone()))
         }
         (None, None, Method::DELETE) => {
-            let labels =
-                LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))?;
-            let fields =
-                FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))?;
+            let labels = LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))?;
             let page = store.list(
                 t.rid,
                 t.namespace.as_deref(),
@@ -593,24 +565,13 @@ fn handle(
                 let manager = params
                     .get("fieldManager")
                     .filter(|m| !m.is_empty())
-                    .ok_or_else(|| {
-                        Error::BadRequest(
-                            "PATCH, fieldManager is required for apply requests".into(),
-                        )
-                    })?;
+                    .ok_or_else(|| Error::BadRequest("PATCH, fieldManager is required for apply requests".into()))?;
                 opts.manager = manager.clone();
-                let (obj, created) =
-                    store.apply(t.rid, &ns, name, &body, flag(params, "force"), &opts)?;
-                let code = if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
+                let (obj, created) = store.apply(t.rid, &ns, name, &body, flag(params, "force"), &opts)?;
+                let code = if created { StatusCode::CREATED } else { StatusCode::OK };
                 return Ok(Reply::Object(code, (*obj).clone()));
             }
-            ok_arc(store.modify(t.rid, &ns, name, &opts, |cur| {
-                patch::patch(cur, kind, &body)
-            })?)
+            ok_arc(store.modify(t.rid, &ns, name, &opts, |cur| patch::patch(cur, kind, &body))?)
         }
         (Some(name), None, Method::DELETE) => {
             let options = if body.is_empty() {
@@ -629,15 +590,11 @@ fn handle(
                     .is_some_and(|d| d.iter().any(|v| v == "All"));
             ok_arc(store.delete(t.rid, &ns, name, policy == "Orphan", dry_run)?)
         }
-        (Some(name), Some("scale"), m) if rt.scale => {
-            scale(store, t.rid, &ns, name, &m, headers, body, &opts)
-        }
-        (Some(name), Some("log"), Method::GET) if t.rid == resource::PODS => {
-            logs(store, &ns, name, params)
-        }
-        (_, Some(_), _) | (None, None, _) | (Some(_), None, _) => Err(Error::MethodNotAllowed(
-            format!("the server does not allow this method on the requested resource: {method}"),
-        )),
+        (Some(name), Some("scale"), m) if rt.scale => scale(store, t.rid, &ns, name, &m, headers, body, &opts),
+        (Some(name), Some("log"), Method::GET) if t.rid == resource::PODS => logs(store, &ns, name, params),
+        (_, Some(_), _) | (None, None, _) | (Some(_), None, _) => Err(Error::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource: {method}"
+        ))),
     }
 }
 
@@ -698,9 +655,7 @@ fn scale(
         }
     };
     let replicas = wanted["spec"]["replicas"].as_i64().unwrap_or(0);
-    let precondition = wanted["metadata"]["resourceVersion"]
-        .as_str()
-        .map(String::from);
+    let precondition = wanted["metadata"]["resourceVersion"].as_str().map(String::from);
     let updated = store.modify(
         rid,
         ns,
@@ -732,9 +687,7 @@ fn logs(store: &Store, ns: &str, name: &str, params: &HashMap<String, String>) -
     let container = match params.get("container") {
         Some(c) if containers.contains(c) => c.clone(),
         Some(c) => {
-            return Err(Error::BadRequest(format!(
-                "container {c} is not valid for pod {name}"
-            )));
+            return Err(Error::BadRequest(format!("container {c} is not valid for pod {name}")));
         }
         None if containers.len() == 1 => containers[0].clone(),
         None => {
@@ -753,18 +706,11 @@ fn logs(store: &Store, ns: &str, name: &str, params: &HashMap<String, String>) -
     let mut lines: Vec<String> = (1..=20)
         .map(|i| format!("{started} INFO {name}/{container}: simulated log line {i}\n"))
         .collect();
-    if let Some(tail) = params
-        .get("tailLines")
-        .and_then(|t| t.parse::<usize>().ok())
-    {
+    if let Some(tail) = params.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
         let skip = lines.len().saturating_sub(tail);
         lines.drain(..skip);
     }
-    Ok(Reply::Raw(
-        StatusCode::OK,
-        "text/plain",
-        lines.concat().into_bytes(),
-    ))
+    Ok(Reply::Raw(StatusCode::OK, "text/plain", lines.concat().into_bytes()))
 }
 
 #[cfg(test)]
@@ -780,9 +726,7 @@ mod tests {
             (t.rid, t.namespace.as_deref(), t.name.as_deref()),
             (resource::CONFIGMAPS, Some("dev"), Some("a"))
         );
-        let t = parse_target("", "v1", &["namespaces", "dev"])
-            .unwrap()
-            .unwrap();
+        let t = parse_target("", "v1", &["namespaces", "dev"]).unwrap().unwrap();
         assert_eq!(
             (t.rid, t.namespace, t.name.as_deref()),
             (resource::NAMESPACES, None, Some("dev"))
@@ -790,10 +734,7 @@ mod tests {
         let t = parse_target("", "v1", &["namespaces", "dev", "status"])
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (t.rid, t.sub.as_deref()),
-            (resource::NAMESPACES, Some("status"))
-        );
+        assert_eq!((t.rid, t.sub.as_deref()), (resource::NAMESPACES, Some("status")));
         assert!(parse_target("", "v1", &["widgets"]).is_err());
     }
 }

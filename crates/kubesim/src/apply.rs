@@ -38,10 +38,7 @@ const SERVER_METADATA: &[&str] = &[
 
 /// Whether a list is merged by item `name` rather than replaced whole.
 pub(crate) fn associative(items: &[Value]) -> bool {
-    !items.is_empty()
-        && items
-            .iter()
-            .all(|i| i.get("name").is_some_and(Value::is_string))
+    !items.is_empty() && items.iter().all(|i| i.get("name").is_some_and(Value::is_string))
 }
 
 fn item_key(item: &Value) -> String {
@@ -166,9 +163,7 @@ fn step<'a>(v: &'a Value, seg: &str) -> Option<&'a Value> {
         v.get(field)
     } else if let Some(key) = seg.strip_prefix("k:") {
         let key: Value = serde_json::from_str(key).ok()?;
-        v.as_array()?
-            .iter()
-            .find(|i| i.get("name") == key.get("name"))
+        v.as_array()?.iter().find(|i| i.get("name") == key.get("name"))
     } else {
         Some(v)
     }
@@ -179,9 +174,7 @@ fn step_mut<'a>(v: &'a mut Value, seg: &str) -> Option<&'a mut Value> {
         v.get_mut(field)
     } else if let Some(key) = seg.strip_prefix("k:") {
         let key: Value = serde_json::from_str(key).ok()?;
-        v.as_array_mut()?
-            .iter_mut()
-            .find(|i| i.get("name") == key.get("name"))
+        v.as_array_mut()?.iter_mut().find(|i| i.get("name") == key.get("name"))
     } else {
         Some(v)
     }
@@ -202,9 +195,7 @@ fn remove_at(obj: &mut Value, path: &[String]) {
             }
         }
         [key, dot] if dot == "." && key.starts_with("k:") => {
-            if let (Ok(k), Some(items)) =
-                (serde_json::from_str::<Value>(&key[2..]), obj.as_array_mut())
-            {
+            if let (Ok(k), Some(items)) = (serde_json::from_str::<Value>(&key[2..]), obj.as_array_mut()) {
                 items.retain(|i| i.get("name") != k.get("name"));
             }
         }
@@ -225,9 +216,7 @@ pub(crate) fn merge_into(dst: &mut Value, src: &Value) {
                     Some(dv) if (dv.is_object() && sv.is_object()) => merge_into(dv, sv),
                     Some(dv @ Value::Array(_))
                         if sv.as_array().is_some_and(|a| associative(a))
-                            && dv
-                                .as_array()
-                                .is_some_and(|a| a.is_empty() || associative(a)) =>
+                            && dv.as_array().is_some_and(|a| a.is_empty() || associative(a)) =>
                     {
                         merge_into(dv, sv);
                     }
@@ -330,10 +319,7 @@ pub(crate) fn display_path(path: &[String]) -> String {
             out.push_str(f);
         } else if let Some(k) = seg.strip_prefix("k:") {
             let key: Value = serde_json::from_str(k).unwrap_or_default();
-            out.push_str(&format!(
-                "[name=\"{}\"]",
-                key["name"].as_str().unwrap_or_default()
-            ));
+            out.push_str(&format!("[name=\"{}\"]", key["name"].as_str().unwrap_or_default()));
         }
     }
     out
@@ -493,11 +479,7 @@ pub(crate) fn conflict_message(conflicts: &[Conflict]) -> String {
         }
     };
     if let [only] = conflicts {
-        return format!(
-            "Apply failed with 1 conflict: {}: {}",
-            describe(only),
-            only.path
-        );
+        return format!("Apply failed with 1 conflict: {}: {}", describe(only), only.path);
     }
     let mut msg = format!("Apply failed with {} conflicts: ", conflicts.len());
     let lines: Vec<String> = conflicts
@@ -586,10 +568,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(forced["spec"]["replicas"], 3);
-        let a = read_entries(&forced)
-            .into_iter()
-            .find(|e| e.manager == "a")
-            .unwrap();
+        let a = read_entries(&forced).into_iter().find(|e| e.manager == "a").unwrap();
         assert!(!contains(&a.tree, &["f:spec".into(), "f:replicas".into()]));
     }
 
@@ -644,15 +623,9 @@ mod tests {
             true,
         );
         let entries = read_entries(&edited);
-        let edit = entries
-            .iter()
-            .find(|e| e.manager == "kubectl-edit")
-            .unwrap();
+        let edit = entries.iter().find(|e| e.manager == "kubectl-edit").unwrap();
         assert_eq!(edit.operation, "Update");
-        assert!(contains(
-            &edit.tree,
-            &["f:spec".into(), "f:replicas".into()]
-        ));
+        assert!(contains(&edit.tree, &["f:spec".into(), "f:replicas".into()]));
         let a = entries.iter().find(|e| e.manager == "a").unwrap();
         assert!(!contains(&a.tree, &["f:spec".into(), "f:replicas".into()]));
     }

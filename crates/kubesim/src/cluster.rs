@@ -103,12 +103,7 @@ impl Cluster {
         let store = Arc::new(Store::new(config.event_window));
         let setup = WriteOptions::by("kube-apiserver");
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            store.create(
-                resource::NAMESPACES,
-                "",
-                json!({ "metadata": { "name": ns } }),
-                &setup,
-            )?;
+            store.create(resource::NAMESPACES, "", json!({ "metadata": { "name": ns } }), &setup)?;
         }
         for node in scheduler::node_objects(
             &config.name,
@@ -121,12 +116,10 @@ impl Cluster {
         }
         let faults = FaultHandle::default();
         let bind = |what: &'static str| async move {
-            TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|source| Error::Io {
-                    context: format!("binding the {what} port"),
-                    source,
-                })
+            TcpListener::bind("127.0.0.1:0").await.map_err(|source| Error::Io {
+                context: format!("binding the {what} port"),
+                source,
+            })
         };
         let listener = bind("API").await?;
         let admin = bind("admin").await?;

@@ -52,16 +52,12 @@ pub fn patch(current: &Value, kind: PatchType, body: &Value) -> Result<Value> {
             let ops: json_patch::Patch = serde_json::from_value(body.clone())
                 .map_err(|e| Error::BadRequest(format!("error decoding patch: {e}")))?;
             json_patch::patch(&mut doc, &ops).map_err(|e| Error::Invalid {
-                message: format!(
-                    "the server rejected our request due to an error in our request: {e}"
-                ),
+                message: format!("the server rejected our request due to an error in our request: {e}"),
                 details: Details::default(),
             })?;
         }
         PatchType::Apply => {
-            return Err(Error::BadRequest(
-                "apply patches are not merged here".into(),
-            ));
+            return Err(Error::BadRequest("apply patches are not merged here".into()));
         }
     }
     Ok(doc)
@@ -91,14 +87,9 @@ fn strategic(doc: &mut Value, patch: &Value) {
                         .and_then(Value::as_array)
                         .is_some_and(|a| a.is_empty() || associative(a)) =>
             {
-                let target = d
-                    .get_mut(k)
-                    .and_then(Value::as_array_mut)
-                    .expect("checked above");
+                let target = d.get_mut(k).and_then(Value::as_array_mut).expect("checked above");
                 for item in items {
-                    let pos = target
-                        .iter()
-                        .position(|t| t.get("name") == item.get("name"));
+                    let pos = target.iter().position(|t| t.get("name") == item.get("name"));
                     let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
                     match (pos, delete) {
                         (Some(i), true) => {
@@ -123,18 +114,14 @@ fn strategic(doc: &mut Value, patch: &Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn merge_patch_replaces_lists_and_null_deletes() {
         let cur = json!({"a": 1, "b": {"c": 2}, "l": [1, 2]});
-        let out = patch(
-            &cur,
-            PatchType::Merge,
-            &json!({"a": null, "b": {"d": 3}, "l": [3]}),
-        )
-        .unwrap();
+        let out = patch(&cur, PatchType::Merge, &json!({"a": null, "b": {"d": 3}, "l": [3]})).unwrap();
         assert_eq!(out, json!({"b": {"c": 2, "d": 3}, "l": [3]}));
     }
 

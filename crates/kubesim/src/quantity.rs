@@ -59,9 +59,7 @@ impl Quantity {
     /// Canonical text in the style of `like`: binary suffixes if `like` uses
     /// them, `m` for fractions, plain integers otherwise.
     pub fn format_like(self, like: &str) -> String {
-        let binary = ["Ki", "Mi", "Gi", "Ti", "Pi"]
-            .iter()
-            .any(|s| like.ends_with(s));
+        let binary = ["Ki", "Mi", "Gi", "Ti", "Pi"].iter().any(|s| like.ends_with(s));
         if binary && self.0 % 1000 == 0 {
             let units = self.0 / 1000;
             for (suffix, shift) in [("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)] {
@@ -136,10 +134,7 @@ mod tests {
         assert_eq!(Quantity::parse("2").unwrap().milli(), 2000);
         assert_eq!(Quantity::parse("1.5").unwrap().milli(), 1500);
         assert_eq!(Quantity::parse("1e3").unwrap().milli(), 1_000_000);
-        assert_eq!(
-            Quantity::parse("2Gi").unwrap().milli(),
-            2 * (1i128 << 30) * 1000
-        );
+        assert_eq!(Quantity::parse("2Gi").unwrap().milli(), 2 * (1i128 << 30) * 1000);
         assert_eq!(Quantity::parse("128M").unwrap().milli(), 128_000_000_000);
         assert!(Quantity::parse("abc").is_none());
         assert!(Quantity::parse("1Zi").is_none());

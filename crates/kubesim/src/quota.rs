@@ -90,10 +90,7 @@ const COUNTED: [ResourceId; 5] = [
 fn counts(rid: ResourceId, obj: &Value) -> bool {
     rid != resource::PODS
         || (obj["metadata"].get("deletionTimestamp").is_none()
-            && !matches!(
-                obj["status"]["phase"].as_str(),
-                Some("Succeeded" | "Failed")
-            ))
+            && !matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed")))
 }
 
 /// Current usage in a namespace for every quota resource name.
@@ -116,10 +113,7 @@ fn hard_of(quota: &Value) -> BTreeMap<String, (Quantity, String)> {
         .into_iter()
         .flatten()
         .filter_map(|(k, v)| {
-            let text = v
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| v.to_string());
+            let text = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
             Quantity::parse(&text).map(|q| (k.clone(), (q, text)))
         })
         .collect()
@@ -137,8 +131,7 @@ pub(crate) fn admit(st: &State, rid: ResourceId, ns: &str, name: &str, obj: &Val
     if !COUNTED.contains(&rid) {
         return Ok(());
     }
-    let quotas: Vec<&std::sync::Arc<Value>> =
-        st.in_namespace(resource::RESOURCEQUOTAS, ns).collect();
+    let quotas: Vec<&std::sync::Arc<Value>> = st.in_namespace(resource::RESOURCEQUOTAS, ns).collect();
     if quotas.is_empty() {
         return Ok(());
     }
@@ -174,8 +167,7 @@ pub(crate) fn admit(st: &State, rid: ResourceId, ns: &str, name: &str, obj: &Val
             .iter()
             .filter(|(k, (limit, _))| {
                 requested.get(*k).is_some_and(|r| {
-                    r.milli() > 0
-                        && used.get(*k).copied().unwrap_or_default().checked_add(*r) > *limit
+                    r.milli() > 0 && used.get(*k).copied().unwrap_or_default().checked_add(*r) > *limit
                 })
             })
             .map(|(k, _)| k)
@@ -191,11 +183,7 @@ pub(crate) fn admit(st: &State, rid: ResourceId, ns: &str, name: &str, obj: &Val
             let message = format!(
                 "exceeded quota: {qname}, requested: {}, used: {}, limited: {}",
                 list(&|k| requested[k].format_like(&hard[k].1)),
-                list(&|k| used
-                    .get(k)
-                    .copied()
-                    .unwrap_or_default()
-                    .format_like(&hard[k].1)),
+                list(&|k| used.get(k).copied().unwrap_or_default().format_like(&hard[k].1)),
                 list(&|k| hard[k].1.clone()),
             );
             return Err(Error::forbidden(rt, name, &message));

@@ -15,13 +15,7 @@ use crate::resource;
 use crate::store::{self, Store, WriteOptions, meta_str};
 
 /// The node objects a cluster starts with.
-pub(crate) fn node_objects(
-    cluster: &str,
-    count: usize,
-    cpu: &str,
-    memory: &str,
-    pods: u32,
-) -> Vec<Value> {
+pub(crate) fn node_objects(cluster: &str, count: usize, cpu: &str, memory: &str, pods: u32) -> Vec<Value> {
     (0..count)
         .map(|i| {
             let name = format!("{cluster}-node-{i}");
@@ -65,16 +59,11 @@ fn amount(v: &Value) -> Quantity {
 }
 
 fn bound(pod: &Value) -> bool {
-    pod["spec"]["nodeName"]
-        .as_str()
-        .is_some_and(|n| !n.is_empty())
+    pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())
 }
 
 fn terminal(pod: &Value) -> bool {
-    matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded" | "Failed")
-    )
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
 fn requests(pod: &Value) -> (Quantity, Quantity) {
@@ -109,12 +98,7 @@ pub(crate) fn schedule(store: &Store) {
     for pod in pods.iter().filter(|p| bound(p) && !terminal(p)) {
         let (cpu, mem) = requests(pod);
         let e = used
-            .entry(
-                pod["spec"]["nodeName"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
+            .entry(pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string())
             .or_default();
         *e = (e.0.checked_add(cpu), e.1.checked_add(mem), e.2 + 1);
     }
@@ -134,11 +118,7 @@ pub(crate) fn schedule(store: &Store) {
             let (ucpu, umem, count) = used.get(name).copied().unwrap_or_default();
             let cpu_ok = ucpu.checked_add(cpu) <= amount(&alloc["cpu"]);
             let mem_ok = umem.checked_add(mem) <= amount(&alloc["memory"]);
-            let pods_ok = count
-                < alloc["pods"]
-                    .as_str()
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(110);
+            let pods_ok = count < alloc["pods"].as_str().and_then(|p| p.parse().ok()).unwrap_or(110);
             insufficient_cpu += usize::from(!cpu_ok);
             insufficient_mem += usize::from(!mem_ok);
             if cpu_ok && mem_ok && pods_ok && chosen.is_none() {
@@ -162,7 +142,8 @@ pub(crate) fn schedule(store: &Store) {
                 );
                 if let Ok(p) = bound_pod {
                     let mut status = p["status"].clone();
-                    status["conditions"] = json!([{ "type": "PodScheduled", "status": "True", "lastTransitionTime": store::now() }]);
+                    status["conditions"] =
+                        json!([{ "type": "PodScheduled", "status": "True", "lastTransitionTime": store::now() }]);
                     write_pod_status(store, &p, status);
                 }
             }
@@ -184,10 +165,7 @@ pub(crate) fn schedule(store: &Store) {
                     nodes.len(),
                     nodes.len()
                 );
-                let previous = pod["status"]["conditions"]
-                    .as_array()
-                    .and_then(|c| c.first())
-                    .cloned();
+                let previous = pod["status"]["conditions"].as_array().and_then(|c| c.first()).cloned();
                 let transition = previous
                     .filter(|c| c["reason"] == "Unschedulable")
                     .map(|c| c["lastTransitionTime"].clone())
@@ -250,8 +228,7 @@ pub(crate) fn run_kubelets(
                 "state": { "running": { "startedAt": started } },
             }))
             .collect();
-        let condition =
-            |kind: &str| json!({ "type": kind, "status": "True", "lastTransitionTime": started });
+        let condition = |kind: &str| json!({ "type": kind, "status": "True", "lastTransitionTime": started });
         let status = json!({
             "phase": "Running",
             "conditions": [condition("PodReadyToStartContainers"), condition("Initialized"), condition("Ready"), condition("ContainersReady"), condition("PodScheduled")],

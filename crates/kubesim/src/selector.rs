@@ -40,11 +40,7 @@ fn split_top(s: &str) -> Vec<&str> {
         }
     }
     parts.push(&s[start..]);
-    parts
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 
 fn set_values(rest: &str, whole: &str) -> Result<Vec<String>> {
@@ -80,15 +76,10 @@ impl LabelSelector {
                 reqs.push(Requirement::NotIn(k.trim().into(), set_values(rest, part)?));
             } else if let Some((k, rest)) = part.split_once(" in ") {
                 reqs.push(Requirement::In(k.trim().into(), set_values(rest, part)?));
-            } else if part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            {
+            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
                 reqs.push(Requirement::Exists(part.to_string()));
             } else {
-                return Err(Error::BadRequest(format!(
-                    "unable to parse requirement: {part}"
-                )));
+                return Err(Error::BadRequest(format!("unable to parse requirement: {part}")));
             }
         }
         Ok(Self(reqs))
@@ -99,10 +90,7 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
-                reqs.push(Requirement::Equals(
-                    k.clone(),
-                    v.as_str().unwrap_or_default().into(),
-                ));
+                reqs.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or_default().into()));
             }
         }
         for expr in sel
@@ -190,8 +178,9 @@ impl FieldSelector {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn obj(labels: Value) -> Value {
         json!({ "metadata": { "name": "a", "namespace": "ns", "labels": labels } })
@@ -211,11 +200,7 @@ mod tests {
             ("!missing", true),
             ("app=web,tier=back", false),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&o),
-                want,
-                "{sel}"
-            );
+            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
         }
     }
 
@@ -223,11 +208,7 @@ mod tests {
     fn field_selector_reads_dotted_paths() {
         let o = obj(json!({}));
         assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&o));
-        assert!(
-            !FieldSelector::parse("metadata.namespace!=ns")
-                .unwrap()
-                .matches(&o)
-        );
+        assert!(!FieldSelector::parse("metadata.namespace!=ns").unwrap().matches(&o));
         assert!(FieldSelector::parse("nonsense").is_err());
     }
 }

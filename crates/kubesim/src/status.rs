@@ -183,9 +183,7 @@ impl Error {
                 obj["causes"] = d
                     .causes
                     .iter()
-                    .map(|(reason, field, message)| {
-                        json!({ "reason": reason, "message": message, "field": field })
-                    })
+                    .map(|(reason, field, message)| json!({ "reason": reason, "message": message, "field": field }))
                     .collect();
             }
             status["details"] = obj;

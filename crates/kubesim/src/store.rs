@@ -160,31 +160,35 @@ fn name_problems(rt: &ResourceType, name: &str) -> Vec<(String, String)> {
     if ok {
         Vec::new()
     } else {
-        let rule = if label_only {
-            DNS1123_LABEL
-        } else {
-            DNS1123_SUBDOMAIN
-        };
-        vec![(
-            "metadata.name".into(),
-            format!("Invalid value: \"{name}\": {rule}"),
-        )]
+        let rule = if label_only { DNS1123_LABEL } else { DNS1123_SUBDOMAIN };
+        vec![("metadata.name".into(), format!("Invalid value: \"{name}\": {rule}"))]
     }
 }
 
 /// The uid of the controller owning `obj`, if any.
 fn controller_uid(obj: &Value) -> Option<&str> {
-    obj["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"] == true)?["uid"].as_str()
+    obj["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == true)?["uid"]
+        .as_str()
 }
 
 impl State {
     /// Stores `obj` under `k`; returns what it replaces.
     fn put(&mut self, rid: ResourceId, k: Key, obj: Arc<Value>) -> Option<Arc<Value>> {
         if let Some(uid) = controller_uid(&obj) {
-            self.controlled.entry(uid.to_string()).or_default().insert((rid, k.clone()));
+            self.controlled
+                .entry(uid.to_string())
+                .or_default()
+                .insert((rid, k.clone()));
         }
         let previous = self.objects[rid].insert(k.clone(), obj.clone());
-        if let Some(old) = previous.as_deref().and_then(controller_uid).filter(|old| Some(*old) != controller_uid(&obj)) {
+        if let Some(old) = previous
+            .as_deref()
+            .and_then(controller_uid)
+            .filter(|old| Some(*old) != controller_uid(&obj))
+        {
             self.forget_controlled(old.to_string(), rid, &k);
         }
         previous
@@ -210,8 +214,13 @@ impl State {
 
     /// The objects of `rid` in `ns` whose controller is the object with `uid`, by name.
     pub(crate) fn controlled_by(&self, uid: &str, rid: ResourceId, ns: &str) -> Vec<Arc<Value>> {
-        let Some(set) = self.controlled.get(uid) else { return Vec::new() };
-        set.iter().filter(|(r, (n, _))| *r == rid && n == ns).filter_map(|(r, k)| self.objects[*r].get(k).cloned()).collect()
+        let Some(set) = self.controlled.get(uid) else {
+            return Vec::new();
+        };
+        set.iter()
+            .filter(|(r, (n, _))| *r == rid && n == ns)
+            .filter_map(|(r, k)| self.objects[*r].get(k).cloned())
+            .collect()
     }
 
     pub(crate) fn map(&self, rid: ResourceId) -> &BTreeMap<Key, Arc<Value>> {
@@ -237,11 +246,7 @@ impl State {
 
 fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {
     (
-        if rt.namespaced {
-            ns.to_string()
-        } else {
-            String::new()
-        },
+        if rt.namespaced { ns.to_string() } else { String::new() },
         name.to_string(),
     )
 }
@@ -254,11 +259,7 @@ fn encode_token(rv: u64, ns: &str, name: &str) -> String {
 fn decode_token(token: &str) -> Option<(u64, String, String)> {
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
-        .map(|i| {
-            token
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
+        .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
         .collect();
     let text = String::from_utf8(bytes?).ok()?;
     let mut parts = text.splitn(3, '\n');
@@ -276,10 +277,7 @@ impl Store {
         Self {
             state: Mutex::new(State {
                 rv: 1,
-                objects: resource::RESOURCES
-                    .iter()
-                    .map(|_| BTreeMap::new())
-                    .collect(),
+                objects: resource::RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
                 controlled: HashMap::new(),
                 log: VecDeque::new(),
                 window,
@@ -291,9 +289,7 @@ impl Store {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Resolves when any object changed (for the simulation loop).
@@ -380,8 +376,8 @@ impl Store {
         let st = self.lock();
         let (list_rv, start) = match &q.continue_token {
             Some(token) => {
-                let (rv, tns, tname) = decode_token(token)
-                    .ok_or_else(|| Error::BadRequest("continue key is not valid".into()))?;
+                let (rv, tns, tname) =
+                    decode_token(token).ok_or_else(|| Error::BadRequest("continue key is not valid".into()))?;
                 if rv < st.compacted {
                     return Err(Error::Expired(
                         "The provided continue parameter is too old to display a consistent list result. \
@@ -449,10 +445,7 @@ impl Store {
 
     /// A consistent snapshot for `watch` without a resourceVersion: the
     /// current objects (sent as ADDED) and the receiver for what follows.
-    pub fn watch_now(
-        &self,
-        rid: ResourceId,
-    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
+    pub fn watch_now(&self, rid: ResourceId) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Event>>) {
         let st = self.lock();
         (
             st.objects[rid].values().cloned().collect(),
@@ -466,13 +459,7 @@ impl Store {
     /// # Errors
     /// 409 if it exists, 422 if invalid, 404/403 for a missing or terminating
     /// namespace, 403 if a ResourceQuota refuses it.
-    pub fn create(
-        &self,
-        rid: ResourceId,
-        ns: &str,
-        obj: Value,
-        opts: &WriteOptions,
-    ) -> Result<Arc<Value>> {
+    pub fn create(&self, rid: ResourceId, ns: &str, obj: Value, opts: &WriteOptions) -> Result<Arc<Value>> {
         let mut st = self.lock();
         self.create_locked(&mut st, rid, ns, obj, opts, true)
     }
@@ -538,9 +525,7 @@ impl Store {
                 return Err(Error::forbidden(
                     rt,
                     &name,
-                    &format!(
-                        "unable to create new content in namespace {ns} because it is being terminated"
-                    ),
+                    &format!("unable to create new content in namespace {ns} because it is being terminated"),
                 ));
             }
         } else if let Some(meta) = obj["metadata"].as_object_mut() {
@@ -700,10 +685,7 @@ impl Store {
                 if opts.subresource == Subresource::Status {
                     return Err(Error::not_found(rt, name));
                 }
-                Ok((
-                    self.create_locked(&mut st, rid, ns, merged, opts, false)?,
-                    true,
-                ))
+                Ok((self.create_locked(&mut st, rid, ns, merged, opts, false)?, true))
             }
         }
     }
@@ -814,9 +796,7 @@ impl Store {
             return Ok(Arc::new(new));
         }
         let finalized = new["metadata"].get("deletionTimestamp").is_some()
-            && new["metadata"]["finalizers"]
-                .as_array()
-                .is_none_or(Vec::is_empty);
+            && new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
         let rv = st.next_rv();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         let k = key(rt, ns, name);
@@ -838,14 +818,7 @@ impl Store {
     ///
     /// # Errors
     /// 404 if absent.
-    pub fn delete(
-        &self,
-        rid: ResourceId,
-        ns: &str,
-        name: &str,
-        orphan: bool,
-        dry_run: bool,
-    ) -> Result<Arc<Value>> {
+    pub fn delete(&self, rid: ResourceId, ns: &str, name: &str, orphan: bool, dry_run: bool) -> Result<Arc<Value>> {
         let mut st = self.lock();
         let rt = resource::get(rid);
         let old = st.objects[rid]
@@ -858,20 +831,12 @@ impl Store {
         self.delete_locked(&mut st, rid, &old, orphan)
     }
 
-    fn delete_locked(
-        &self,
-        st: &mut State,
-        rid: ResourceId,
-        old: &Arc<Value>,
-        orphan: bool,
-    ) -> Result<Arc<Value>> {
+    fn delete_locked(&self, st: &mut State, rid: ResourceId, old: &Arc<Value>, orphan: bool) -> Result<Arc<Value>> {
         let rt = resource::get(rid);
         let ns = meta_str(old, "namespace").to_string();
         let name = meta_str(old, "name").to_string();
         let k = key(rt, &ns, &name);
-        let has_finalizers = old["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| !f.is_empty());
+        let has_finalizers = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
         if rid == resource::NAMESPACES {
             let mut terminating = (**old).clone();
             if terminating["metadata"].get("deletionTimestamp").is_none() {
@@ -929,26 +894,10 @@ impl Store {
         let obj = Arc::new(terminating);
         if empty {
             st.take(resource::NAMESPACES, &k);
-            self.record(
-                st,
-                resource::NAMESPACES,
-                EventType::Deleted,
-                obj.clone(),
-                None,
-            );
-        } else if st.objects[resource::NAMESPACES]
-            .get(&k)
-            .map(|o| without_times(o))
-            != Some(without_times(&obj))
-        {
+            self.record(st, resource::NAMESPACES, EventType::Deleted, obj.clone(), None);
+        } else if st.objects[resource::NAMESPACES].get(&k).map(|o| without_times(o)) != Some(without_times(&obj)) {
             let previous = st.put(resource::NAMESPACES, k, obj.clone());
-            self.record(
-                st,
-                resource::NAMESPACES,
-                EventType::Modified,
-                obj.clone(),
-                previous,
-            );
+            self.record(st, resource::NAMESPACES, EventType::Modified, obj.clone(), previous);
         } else {
             st.rv -= 1;
         }
@@ -1080,13 +1029,7 @@ mod tests {
         let mut changed = (*cm).clone();
         changed["data"]["k"] = json!("w");
         let next = store
-            .replace(
-                resource::CONFIGMAPS,
-                "default",
-                "a",
-                changed,
-                &WriteOptions::by("t"),
-            )
+            .replace(resource::CONFIGMAPS, "default", "a", changed, &WriteOptions::by("t"))
             .unwrap();
         assert!(resource_version(&next) > resource_version(&cm));
     }

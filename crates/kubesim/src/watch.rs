@@ -41,9 +41,10 @@ pub struct WatchRequest {
 
 impl WatchRequest {
     fn selects(&self, obj: &Value) -> bool {
-        self.namespace.as_deref().is_none_or(|ns| {
-            !resource::get(self.resource).namespaced || meta_str(obj, "namespace") == ns
-        }) && self.labels.matches(obj)
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| !resource::get(self.resource).namespaced || meta_str(obj, "namespace") == ns)
+            && self.labels.matches(obj)
             && self.fields.matches(obj)
     }
 
@@ -89,10 +90,7 @@ pub(crate) fn stream(
     tokio::spawn(async move {
         let _ = run(store, req, faults, tx).await;
     });
-    futures::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
-    )
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) })
 }
 
 async fn run(

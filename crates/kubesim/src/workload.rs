@@ -24,10 +24,7 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     let workload = matches!(
         rid,
-        resource::DEPLOYMENTS
-            | resource::REPLICASETS
-            | resource::STATEFULSETS
-            | resource::DAEMONSETS
+        resource::DEPLOYMENTS | resource::REPLICASETS | resource::STATEFULSETS | resource::DAEMONSETS
     );
     if workload {
         let spec = &obj["spec"];
@@ -60,10 +57,7 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
             .as_array()
             .is_none_or(Vec::is_empty)
         {
-            problems.push((
-                "spec.template.spec.containers".into(),
-                "Required value".into(),
-            ));
+            problems.push(("spec.template.spec.containers".into(), "Required value".into()));
         }
     }
     if rid == resource::SERVICES {
@@ -72,11 +66,7 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
     if rid == resource::ENDPOINTS {
         problems.extend(endpoints_problems(obj));
     }
-    if rid == resource::PODS
-        && obj["spec"]["containers"]
-            .as_array()
-            .is_none_or(Vec::is_empty)
-    {
+    if rid == resource::PODS && obj["spec"]["containers"].as_array().is_none_or(Vec::is_empty) {
         problems.push(("spec.containers".into(), "Required value".into()));
     }
     problems
@@ -87,9 +77,15 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
 /// `spec.selector: Invalid value: ...: field is immutable`).
 pub(crate) fn validate_update(rid: ResourceId, old: &Value, new: &Value) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    let workload = matches!(rid, resource::DEPLOYMENTS | resource::REPLICASETS | resource::STATEFULSETS | resource::DAEMONSETS);
+    let workload = matches!(
+        rid,
+        resource::DEPLOYMENTS | resource::REPLICASETS | resource::STATEFULSETS | resource::DAEMONSETS
+    );
     if workload && old["spec"]["selector"] != new["spec"]["selector"] {
-        problems.push(("spec.selector".into(), format!("Invalid value: {}: field is immutable", new["spec"]["selector"])));
+        problems.push((
+            "spec.selector".into(),
+            format!("Invalid value: {}: field is immutable", new["spec"]["selector"]),
+        ));
     }
     problems
 }
@@ -104,7 +100,8 @@ pub(crate) fn prepare_update(rid: ResourceId, old: &Value, new: &mut Value) {
     }
     let spec = &mut new["spec"];
     for field in ["clusterIP", "clusterIPs"] {
-        if spec.get(field).is_some() && spec[field] == old["spec"][field]
+        if spec.get(field).is_some()
+            && spec[field] == old["spec"][field]
             && let Some(m) = spec.as_object_mut()
         {
             m.remove(field);
@@ -128,11 +125,17 @@ fn port_problems(ports: &[Value], path: &str, number: &str) -> Vec<(String, Stri
         let field = |f: &str| format!("{path}[{i}].{f}");
         match p[number].as_i64() {
             Some(n) if (1..=65535).contains(&n) => {}
-            Some(n) => problems.push((field(number), format!("Invalid value: {n}: must be between 1 and 65535, inclusive"))),
+            Some(n) => problems.push((
+                field(number),
+                format!("Invalid value: {n}: must be between 1 and 65535, inclusive"),
+            )),
             None => problems.push((field(number), "Required value".into())),
         }
         if let Some(protocol) = p["protocol"].as_str().filter(|p| !PROTOCOLS.contains(p)) {
-            problems.push((field("protocol"), format!("Unsupported value: \"{protocol}\": supported values: \"SCTP\", \"TCP\", \"UDP\"")));
+            problems.push((
+                field("protocol"),
+                format!("Unsupported value: \"{protocol}\": supported values: \"SCTP\", \"TCP\", \"UDP\""),
+            ));
         }
         let name = p["name"].as_str().unwrap_or_default();
         if name.is_empty() {
@@ -152,7 +155,11 @@ fn port_problems(ports: &[Value], path: &str, number: &str) -> Vec<(String, Stri
 /// every port is valid.
 fn service_problems(obj: &Value) -> Vec<(String, String)> {
     let spec = &obj["spec"];
-    let mut problems = port_problems(spec["ports"].as_array().map_or(&[][..], Vec::as_slice), "spec.ports", "port");
+    let mut problems = port_problems(
+        spec["ports"].as_array().map_or(&[][..], Vec::as_slice),
+        "spec.ports",
+        "port",
+    );
     if spec["type"] == "ExternalName" {
         let name = spec["externalName"].as_str().unwrap_or_default();
         let cname = name.strip_suffix('.').unwrap_or(name);
@@ -161,8 +168,15 @@ fn service_problems(obj: &Value) -> Vec<(String, String)> {
         } else if !is_dns_subdomain(cname) {
             problems.push(("spec.externalName".into(), format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")));
         }
-        if spec.get("clusterIP").is_some_and(|ip| ip.as_str().is_some_and(|ip| !ip.is_empty())) || spec["clusterIPs"].as_array().is_some_and(|ips| !ips.is_empty()) {
-            problems.push(("spec.clusterIPs".into(), "Forbidden: may not be set for ExternalName services".into()));
+        if spec
+            .get("clusterIP")
+            .is_some_and(|ip| ip.as_str().is_some_and(|ip| !ip.is_empty()))
+            || spec["clusterIPs"].as_array().is_some_and(|ips| !ips.is_empty())
+        {
+            problems.push((
+                "spec.clusterIPs".into(),
+                "Forbidden: may not be set for ExternalName services".into(),
+            ));
         }
     }
     problems
@@ -192,7 +206,11 @@ fn endpoints_problems(obj: &Value) -> Vec<(String, String)> {
                 }
             }
         }
-        problems.extend(port_problems(subset["ports"].as_array().map_or(&[][..], Vec::as_slice), &format!("subsets[{i}].ports"), "port"));
+        problems.extend(port_problems(
+            subset["ports"].as_array().map_or(&[][..], Vec::as_slice),
+            &format!("subsets[{i}].ports"),
+            "port",
+        ));
     }
     problems
 }
@@ -208,7 +226,10 @@ pub(crate) fn special_ip(ip: std::net::IpAddr) -> Option<&'static str> {
     }
     let (link_local, link_local_multicast) = match ip {
         IpAddr::V4(v4) => (v4.is_link_local(), v4.octets()[..3] == [224, 0, 0]),
-        IpAddr::V6(v6) => ((v6.segments()[0] & 0xffc0) == 0xfe80, (v6.segments()[0] & 0xff0f) == 0xff02),
+        IpAddr::V6(v6) => (
+            (v6.segments()[0] & 0xffc0) == 0xfe80,
+            (v6.segments()[0] & 0xff0f) == 0xff02,
+        ),
     };
     if link_local {
         return Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)");
@@ -248,10 +269,7 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
                     ru["maxUnavailable"] = json!("25%");
                 }
             }
-            for (field, value) in [
-                ("revisionHistoryLimit", 10),
-                ("progressDeadlineSeconds", 600),
-            ] {
+            for (field, value) in [("revisionHistoryLimit", 10), ("progressDeadlineSeconds", 600)] {
                 if spec.get(field).is_none() {
                     spec[field] = json!(value);
                 }
@@ -307,34 +325,23 @@ fn default_replicas(obj: &mut Value) {
 }
 
 fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
     let any = containers.iter().any(|c| {
-        c["resources"]["requests"]
-            .as_object()
-            .is_some_and(|m| !m.is_empty())
-            || c["resources"]["limits"]
-                .as_object()
-                .is_some_and(|m| !m.is_empty())
+        c["resources"]["requests"].as_object().is_some_and(|m| !m.is_empty())
+            || c["resources"]["limits"].as_object().is_some_and(|m| !m.is_empty())
     });
     if any { "Burstable" } else { "BestEffort" }
 }
 
 pub(crate) fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn is_active(pod: &Value) -> bool {
     pod["metadata"].get("deletionTimestamp").is_none()
-        && !matches!(
-            pod["status"]["phase"].as_str(),
-            Some("Succeeded" | "Failed")
-        )
+        && !matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
 fn owned(store: &Store, rid: ResourceId, ns: &str, uid: &str) -> Vec<Arc<Value>> {
@@ -451,11 +458,7 @@ pub(crate) fn reconcile_replicasets(store: &Store) {
         if deleting(&rs) {
             continue;
         }
-        let (ns, name, uid) = (
-            meta_str(&rs, "namespace"),
-            meta_str(&rs, "name"),
-            meta_str(&rs, "uid"),
-        );
+        let (ns, name, uid) = (meta_str(&rs, "namespace"), meta_str(&rs, "name"), meta_str(&rs, "uid"));
         let desired = usize::try_from(replicas(&rs)).unwrap_or(0);
         let mut pods: Vec<Arc<Value>> = owned(store, resource::PODS, ns, uid)
             .into_iter()
@@ -475,9 +478,9 @@ pub(crate) fn reconcile_replicasets(store: &Store) {
         }
         if pods.len() > desired {
             pods.sort_by(|a, b| {
-                is_ready(a).cmp(&is_ready(b)).then_with(|| {
-                    meta_str(b, "creationTimestamp").cmp(meta_str(a, "creationTimestamp"))
-                })
+                is_ready(a)
+                    .cmp(&is_ready(b))
+                    .then_with(|| meta_str(b, "creationTimestamp").cmp(meta_str(a, "creationTimestamp")))
             });
             let extra = pods.len() - desired;
             for pod in pods.drain(..extra) {
@@ -524,11 +527,7 @@ pub(crate) fn reconcile_deployments(store: &Store) {
         if deleting(&d) {
             continue;
         }
-        let (ns, name, uid) = (
-            meta_str(&d, "namespace"),
-            meta_str(&d, "name"),
-            meta_str(&d, "uid"),
-        );
+        let (ns, name, uid) = (meta_str(&d, "namespace"), meta_str(&d, "name"), meta_str(&d, "uid"));
         let desired = replicas(&d);
         let hash = template_hash(&d["spec"]["template"]);
         let mut sets = owned(store, resource::REPLICASETS, ns, uid);
@@ -573,9 +572,7 @@ pub(crate) fn reconcile_deployments(store: &Store) {
                 },
                 "spec": { "replicas": 0, "selector": selector, "template": template },
             });
-            if let Ok(created) =
-                store.create(resource::REPLICASETS, ns, rs, &WriteOptions::by(MANAGER))
-            {
+            if let Ok(created) = store.create(resource::REPLICASETS, ns, rs, &WriteOptions::by(MANAGER)) {
                 sets.push(created);
             }
         }
@@ -619,11 +616,7 @@ pub(crate) fn reconcile_deployments(store: &Store) {
         let new_rs = sets.iter().find(|rs| is_new(rs));
         let sum = |f: &str| sets.iter().map(|rs| status_i64(rs, f)).sum::<i64>();
         let spec_total: i64 = sets.iter().map(|rs| replicas(rs)).sum();
-        let (replicas_now, ready, available) = (
-            sum("replicas"),
-            sum("readyReplicas"),
-            sum("availableReplicas"),
-        );
+        let (replicas_now, ready, available) = (sum("replicas"), sum("readyReplicas"), sum("availableReplicas"));
         let updated = new_rs.map(|rs| status_i64(rs, "replicas")).unwrap_or(0);
         let new_name = format!("{name}-{hash}");
         let complete = updated == desired && replicas_now == desired && available == desired;
@@ -740,14 +733,10 @@ pub(crate) fn reconcile_statefulsets(store: &Store) {
             .into_iter()
             .filter(|p| ordinal(p) < desired)
             .collect();
-        let outdated =
-            |p: &Value| p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str();
+        let outdated = |p: &Value| p["metadata"]["labels"]["controller-revision-hash"] != revision.as_str();
         if pods.len() == desired
             && pods.iter().all(|p| is_ready(p))
-            && let Some(victim) = pods
-                .iter()
-                .filter(|p| outdated(p))
-                .max_by_key(|p| ordinal(p))
+            && let Some(victim) = pods.iter().filter(|p| outdated(p)).max_by_key(|p| ordinal(p))
         {
             let _ = store.delete(resource::PODS, ns, meta_str(victim, "name"), false, false);
         }
@@ -796,11 +785,7 @@ pub(crate) fn reconcile_daemonsets(store: &Store) {
         if deleting(&ds) {
             continue;
         }
-        let (ns, name, uid) = (
-            meta_str(&ds, "namespace"),
-            meta_str(&ds, "name"),
-            meta_str(&ds, "uid"),
-        );
+        let (ns, name, uid) = (meta_str(&ds, "namespace"), meta_str(&ds, "name"), meta_str(&ds, "uid"));
         let hash = template_hash(&ds["spec"]["template"]);
         let pods: Vec<Arc<Value>> = owned(store, resource::PODS, ns, uid)
             .into_iter()
@@ -818,8 +803,7 @@ pub(crate) fn reconcile_daemonsets(store: &Store) {
                 let _ = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER));
             }
         }
-        let outdated =
-            |p: &Value| p["metadata"]["labels"]["controller-revision-hash"] != hash.as_str();
+        let outdated = |p: &Value| p["metadata"]["labels"]["controller-revision-hash"] != hash.as_str();
         if pods.len() == nodes.len()
             && pods.iter().all(|p| is_ready(p))
             && let Some(victim) = pods.iter().find(|p| outdated(p))

@@ -17,14 +17,8 @@ async fn discovery_lists_the_served_groups_and_kinds() {
     assert_eq!(version.major, "1");
     let discovery = Discovery::new(t.client.clone()).run().await.unwrap();
     let apps = discovery.get("apps").expect("apps group");
-    assert!(
-        apps.recommended_resources()
-            .iter()
-            .any(|(r, _)| r.kind == "Deployment")
-    );
-    let gateway = discovery
-        .get("gateway.networking.k8s.io")
-        .expect("gateway api group");
+    assert!(apps.recommended_resources().iter().any(|(r, _)| r.kind == "Deployment"));
+    let gateway = discovery.get("gateway.networking.k8s.io").expect("gateway api group");
     assert!(
         gateway
             .recommended_resources()
@@ -39,17 +33,11 @@ async fn discovery_lists_the_served_groups_and_kinds() {
 async fn create_then_create_again_is_already_exists_and_missing_is_not_found() {
     let t = spawn().await;
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
-    let created = cms
-        .create(&PostParams::default(), &configmap("a", &[]))
-        .await
-        .unwrap();
+    let created = cms.create(&PostParams::default(), &configmap("a", &[])).await.unwrap();
     assert!(created.metadata.uid.is_some());
     assert!(created.metadata.resource_version.is_some());
     assert!(created.metadata.creation_timestamp.is_some());
-    let again = status_of(
-        cms.create(&PostParams::default(), &configmap("a", &[]))
-            .await,
-    );
+    let again = status_of(cms.create(&PostParams::default(), &configmap("a", &[])).await);
     assert_eq!((again.code, again.reason.as_str()), (409, "AlreadyExists"));
     assert_eq!(again.message, "configmaps \"a\" already exists");
     let missing = status_of(cms.get("nope").await);
@@ -167,10 +155,7 @@ async fn a_continue_token_from_before_compaction_is_gone() {
         .unwrap();
     t.cluster.store().compact();
     let token = page.metadata.continue_.unwrap();
-    let gone = status_of(
-        cms.list(&ListParams::default().limit(1).continue_token(&token))
-            .await,
-    );
+    let gone = status_of(cms.list(&ListParams::default().limit(1).continue_token(&token)).await);
     assert_eq!((gone.code, gone.reason.as_str()), (410, "Expired"));
 }
 
@@ -193,10 +178,7 @@ async fn update_with_a_stale_resource_version_is_a_conflict() {
     .await;
     let mut labelled = latest.clone();
     labelled.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
-    let labelled = deploys
-        .replace("web", &PostParams::default(), &labelled)
-        .await
-        .unwrap();
+    let labelled = deploys.replace("web", &PostParams::default(), &labelled).await.unwrap();
     assert_eq!(
         labelled.metadata.generation,
         Some(1),
@@ -204,20 +186,9 @@ async fn update_with_a_stale_resource_version_is_a_conflict() {
     );
     let mut scaled = labelled.clone();
     scaled.spec.as_mut().unwrap().replicas = Some(2);
-    let scaled = deploys
-        .replace("web", &PostParams::default(), &scaled)
-        .await
-        .unwrap();
-    assert_eq!(
-        scaled.metadata.generation,
-        Some(2),
-        "spec changes bump the generation"
-    );
-    let stale = status_of(
-        deploys
-            .replace("web", &PostParams::default(), &created)
-            .await,
-    );
+    let scaled = deploys.replace("web", &PostParams::default(), &scaled).await.unwrap();
+    assert_eq!(scaled.metadata.generation, Some(2), "spec changes bump the generation");
+    let stale = status_of(deploys.replace("web", &PostParams::default(), &created).await);
     assert_eq!((stale.code, stale.reason.as_str()), (409, "Conflict"));
     assert!(
         stale.message.contains("the object has been modified"),
@@ -254,35 +225,18 @@ async fn delete_with_finalizers_waits_for_them_to_be_removed() {
 async fn deleting_a_namespace_deletes_its_objects() {
     let t = spawn().await;
     let namespaces: Api<Namespace> = Api::all(t.client.clone());
-    let ns: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": "team-a" } })).unwrap();
-    let created = namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let ns: Namespace = serde_json::from_value(json!({ "metadata": { "name": "team-a" } })).unwrap();
+    let created = namespaces.create(&PostParams::default(), &ns).await.unwrap();
     assert_eq!(created.status.unwrap().phase.as_deref(), Some("Active"));
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "team-a");
-    cms.create(&PostParams::default(), &configmap("x", &[]))
-        .await
-        .unwrap();
-    namespaces
-        .delete("team-a", &DeleteParams::default())
-        .await
-        .unwrap();
+    cms.create(&PostParams::default(), &configmap("x", &[])).await.unwrap();
+    namespaces.delete("team-a", &DeleteParams::default()).await.unwrap();
     eventually("namespace gone", Duration::from_secs(5), || async {
-        namespaces
-            .get_opt("team-a")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
+        namespaces.get_opt("team-a").await.unwrap().is_none().then_some(())
     })
     .await;
     assert_eq!(status_of(cms.get("x").await).code, 404);
-    let missing = status_of(
-        cms.create(&PostParams::default(), &configmap("y", &[]))
-            .await,
-    );
+    let missing = status_of(cms.create(&PostParams::default(), &configmap("y", &[])).await);
     assert_eq!(missing.code, 404);
 }
 
@@ -292,9 +246,7 @@ async fn deleting_a_namespace_deletes_its_objects() {
 async fn merge_and_json_patches_apply() {
     let t = spawn().await;
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
-    cms.create(&PostParams::default(), &configmap("p", &[]))
-        .await
-        .unwrap();
+    cms.create(&PostParams::default(), &configmap("p", &[])).await.unwrap();
     let merged = cms
         .patch(
             "p",
@@ -307,16 +259,14 @@ async fn merge_and_json_patches_apply() {
     assert_eq!(data.get("extra").map(String::as_str), Some("1"));
     assert!(!data.contains_key("key"));
     let ops: json_patch_ops::Patch =
-        serde_json::from_value(json!([{ "op": "replace", "path": "/data/extra", "value": "2" }]))
-            .unwrap();
+        serde_json::from_value(json!([{ "op": "replace", "path": "/data/extra", "value": "2" }])).unwrap();
     let patched = cms
         .patch("p", &PatchParams::default(), &Patch::<()>::Json(ops))
         .await
         .unwrap();
     assert_eq!(patched.data.unwrap()["extra"], "2");
     let failing: json_patch_ops::Patch =
-        serde_json::from_value(json!([{ "op": "test", "path": "/data/extra", "value": "9" }]))
-            .unwrap();
+        serde_json::from_value(json!([{ "op": "test", "path": "/data/extra", "value": "9" }])).unwrap();
     let err = status_of(
         cms.patch("p", &PatchParams::default(), &Patch::<()>::Json(failing))
             .await,
@@ -345,10 +295,7 @@ async fn server_side_apply_conflicts_name_the_other_manager_and_force_takes_owne
     assert_eq!(fields[0].operation.as_deref(), Some("Apply"));
     let owned = &fields[0].fields_v1.as_ref().unwrap().0;
     assert!(owned["f:spec"]["f:replicas"].is_object(), "{owned}");
-    assert!(
-        owned["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"]
-            .is_object()
-    );
+    assert!(owned["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["f:image"].is_object());
 
     let conflict = status_of(
         deploys
@@ -367,11 +314,7 @@ async fn server_side_apply_conflicts_name_the_other_manager_and_force_takes_owne
         "{}",
         conflict.message
     );
-    assert!(
-        conflict.message.ends_with(".spec.replicas"),
-        "{}",
-        conflict.message
-    );
+    assert!(conflict.message.ends_with(".spec.replicas"), "{}", conflict.message);
 
     let forced = deploys
         .patch(
@@ -383,10 +326,7 @@ async fn server_side_apply_conflicts_name_the_other_manager_and_force_takes_owne
         .unwrap();
     assert_eq!(forced.spec.unwrap().replicas, Some(3));
     let fields = forced.metadata.managed_fields.unwrap();
-    let first_entry = fields
-        .iter()
-        .find(|f| f.manager.as_deref() == Some("first"))
-        .unwrap();
+    let first_entry = fields.iter().find(|f| f.manager.as_deref() == Some("first")).unwrap();
     assert!(
         first_entry.fields_v1.as_ref().unwrap().0["f:spec"]
             .get("f:replicas")
@@ -398,13 +338,10 @@ async fn server_side_apply_conflicts_name_the_other_manager_and_force_takes_owne
 #[tokio::test]
 async fn apply_without_a_field_manager_is_a_bad_request() {
     let t = spawn().await;
-    let request = http::Request::patch(format!(
-        "{}/api/v1/namespaces/default/configmaps/x",
-        t.cluster.url()
-    ))
-    .header("content-type", "application/apply-patch+yaml")
-    .body(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n".to_vec())
-    .unwrap();
+    let request = http::Request::patch(format!("{}/api/v1/namespaces/default/configmaps/x", t.cluster.url()))
+        .header("content-type", "application/apply-patch+yaml")
+        .body(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n".to_vec())
+        .unwrap();
     let err = status_of(t.client.request::<ConfigMap>(request).await);
     assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
 }
@@ -429,10 +366,7 @@ async fn apply_accepts_a_yaml_body() {
 async fn an_invalid_name_is_unprocessable() {
     let t = spawn().await;
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
-    let err = status_of(
-        cms.create(&PostParams::default(), &configmap("Bad_Name", &[]))
-            .await,
-    );
+    let err = status_of(cms.create(&PostParams::default(), &configmap("Bad_Name", &[])).await);
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     assert!(
         err.message
@@ -464,10 +398,7 @@ async fn status_and_scale_subresources_touch_only_their_part() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        deploys.get("web").await.unwrap().spec.unwrap().replicas,
-        Some(2)
-    );
+    assert_eq!(deploys.get("web").await.unwrap().spec.unwrap().replicas, Some(2));
     let ignored = deploys
         .patch(
             "web",
@@ -517,12 +448,7 @@ async fn hpa_status_metrics_are_set_through_the_status_subresource() {
     assert_eq!(read.spec.unwrap().max_replicas, 5);
     let metrics = read.status.unwrap().current_metrics.unwrap();
     assert_eq!(
-        metrics[0]
-            .resource
-            .as_ref()
-            .unwrap()
-            .current
-            .average_utilization,
+        metrics[0].resource.as_ref().unwrap().current.average_utilization,
         Some(85)
     );
 }
@@ -534,15 +460,25 @@ async fn hpa_status_metrics_are_set_through_the_status_subresource() {
 async fn a_deployment_selector_cannot_change() {
     let t = spawn().await;
     let deployments: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
-    deployments.create(&PostParams::default(), &deployment("web", 1, "web:1")).await.unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment("web", 1, "web:1"))
+        .await
+        .unwrap();
     let change = json!({"spec": {"selector": {"matchLabels": {"app": "web", "slot": "blue"}}, "template": {"metadata": {"labels": {"app": "web", "slot": "blue"}}}}});
-    let err = status_of(deployments.patch("web", &PatchParams::default(), &Patch::Merge(&change)).await);
+    let err = status_of(
+        deployments
+            .patch("web", &PatchParams::default(), &Patch::Merge(&change))
+            .await,
+    );
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"), "{}", err.message);
     assert!(err.message.contains("field is immutable"), "{}", err.message);
     assert_eq!(err.details.unwrap().causes[0].field, "spec.selector");
     // Template labels may grow while the selector stays.
     let grow = json!({"spec": {"template": {"metadata": {"labels": {"app": "web", "slot": "blue"}}}}});
-    let grown = deployments.patch("web", &PatchParams::default(), &Patch::Merge(&grow)).await.unwrap();
+    let grown = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&grow))
+        .await
+        .unwrap();
     assert_eq!(grown.spec.unwrap().selector.match_labels.unwrap().len(), 1);
 }
 
@@ -553,30 +489,100 @@ async fn a_deployment_selector_cannot_change() {
 #[tokio::test]
 async fn an_external_name_service_is_a_dns_alias_without_a_cluster_ip() {
     let t = spawn().await;
-    let services: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), "default", &ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()));
-    let service = |name: &str, spec: serde_json::Value| serde_json::from_value::<DynamicObject>(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})).unwrap();
-    let alias = services.create(&PostParams::default(), &service("db", json!({"type": "ExternalName", "externalName": "db.mainframe.example.com."}))).await.unwrap();
+    let services: Api<DynamicObject> = Api::namespaced_with(
+        t.client.clone(),
+        "default",
+        &ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+    );
+    let service = |name: &str, spec: serde_json::Value| {
+        serde_json::from_value::<DynamicObject>(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}),
+        )
+        .unwrap()
+    };
+    let alias = services
+        .create(
+            &PostParams::default(),
+            &service(
+                "db",
+                json!({"type": "ExternalName", "externalName": "db.mainframe.example.com."}),
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(alias.data["spec"].get("clusterIP"), None, "{:?}", alias.data);
     for (spec, field) in [
         (json!({"type": "ExternalName"}), "spec.externalName"),
-        (json!({"type": "ExternalName", "externalName": "Not_A_Name"}), "spec.externalName"),
-        (json!({"type": "ExternalName", "externalName": "db.example.com", "clusterIP": "10.96.0.50"}), "spec.clusterIPs"),
+        (
+            json!({"type": "ExternalName", "externalName": "Not_A_Name"}),
+            "spec.externalName",
+        ),
+        (
+            json!({"type": "ExternalName", "externalName": "db.example.com", "clusterIP": "10.96.0.50"}),
+            "spec.clusterIPs",
+        ),
         (json!({"ports": [{"port": 0}]}), "spec.ports[0].port"),
         (json!({"ports": [{"port": 80}, {"port": 81}]}), "spec.ports[0].name"),
-        (json!({"ports": [{"name": "a", "port": 80, "protocol": "HTTP"}]}), "spec.ports[0].protocol"),
+        (
+            json!({"ports": [{"name": "a", "port": 80, "protocol": "HTTP"}]}),
+            "spec.ports[0].protocol",
+        ),
     ] {
-        let err = status_of(services.create(&PostParams::default(), &service("bad", spec.clone())).await);
+        let err = status_of(
+            services
+                .create(&PostParams::default(), &service("bad", spec.clone()))
+                .await,
+        );
         assert_eq!(err.code, 422, "{spec}: {}", err.message);
         assert_eq!(err.details.unwrap().causes[0].field, field, "{spec}");
     }
     let params = PatchParams::apply("test").force();
-    let plain = services.patch("api", &params, &Patch::Apply(service("api", json!({"ports": [{"name": "http", "port": 80}]})))).await.unwrap();
-    assert!(plain.data["spec"]["clusterIP"].as_str().is_some_and(|ip| ip.starts_with("10.96.")), "{:?}", plain.data);
-    assert_eq!(plain.data["spec"]["ports"][0]["targetPort"], 80, "the target port defaults to the port");
+    let plain = services
+        .patch(
+            "api",
+            &params,
+            &Patch::Apply(service("api", json!({"ports": [{"name": "http", "port": 80}]}))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        plain.data["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{:?}",
+        plain.data
+    );
+    assert_eq!(
+        plain.data["spec"]["ports"][0]["targetPort"], 80,
+        "the target port defaults to the port"
+    );
     let aliased = services.patch("api", &params, &Patch::Apply(service("api", json!({"type": "ExternalName", "externalName": "api.example.com", "ports": [{"name": "http", "port": 80}]})))).await.unwrap();
-    assert_eq!((aliased.data["spec"].get("clusterIP"), aliased.data["spec"].get("clusterIPs")), (None, None), "{:?}", aliased.data);
-    let back = services.patch("api", &params, &Patch::Apply(service("api", json!({"ports": [{"name": "http", "port": 80}]})))).await.unwrap();
-    assert_eq!((back.data["spec"]["type"].as_str(), back.data["spec"].get("externalName")), (Some("ClusterIP"), None), "{:?}", back.data);
+    assert_eq!(
+        (
+            aliased.data["spec"].get("clusterIP"),
+            aliased.data["spec"].get("clusterIPs")
+        ),
+        (None, None),
+        "{:?}",
+        aliased.data
+    );
+    let back = services
+        .patch(
+            "api",
+            &params,
+            &Patch::Apply(service("api", json!({"ports": [{"name": "http", "port": 80}]}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            back.data["spec"]["type"].as_str(),
+            back.data["spec"].get("externalName")
+        ),
+        (Some("ClusterIP"), None),
+        "{:?}",
+        back.data
+    );
     assert!(back.data["spec"]["clusterIP"].is_string(), "{:?}", back.data);
 }
 
@@ -587,17 +593,47 @@ async fn an_external_name_service_is_a_dns_alias_without_a_cluster_ip() {
 #[tokio::test]
 async fn endpoints_refuse_special_addresses_and_keep_what_was_written() {
     let t = spawn().await;
-    let endpoints: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), "default", &ApiResource::erase::<k8s_openapi::api::core::v1::Endpoints>(&()));
-    let body = |ip: &str| serde_json::from_value::<DynamicObject>(json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
-        "subsets": [{"addresses": [{"ip": "10.20.0.5"}, {"ip": ip}], "ports": [{"name": "sql", "port": 5432}]}]})).unwrap();
-    for (ip, why) in [("127.0.0.1", "loopback"), ("::1", "loopback"), ("169.254.1.1", "link-local"), ("fe80::1", "link-local"), ("224.0.0.5", "link-local multicast"), ("0.0.0.0", "unspecified"), ("10.0.0", "valid IP")] {
+    let endpoints: Api<DynamicObject> = Api::namespaced_with(
+        t.client.clone(),
+        "default",
+        &ApiResource::erase::<k8s_openapi::api::core::v1::Endpoints>(&()),
+    );
+    let body = |ip: &str| {
+        serde_json::from_value::<DynamicObject>(
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
+        "subsets": [{"addresses": [{"ip": "10.20.0.5"}, {"ip": ip}], "ports": [{"name": "sql", "port": 5432}]}]}),
+        )
+        .unwrap()
+    };
+    for (ip, why) in [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.1.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.5", "link-local multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("10.0.0", "valid IP"),
+    ] {
         let err = status_of(endpoints.create(&PostParams::default(), &body(ip)).await);
         assert_eq!(err.code, 422, "{ip}");
         assert!(err.message.contains(why), "{ip}: {}", err.message);
-        assert_eq!(err.details.unwrap().causes[0].field, "subsets[0].addresses[1].ip", "{ip}");
+        assert_eq!(
+            err.details.unwrap().causes[0].field,
+            "subsets[0].addresses[1].ip",
+            "{ip}"
+        );
     }
-    let written = endpoints.create(&PostParams::default(), &body("2001:db8::7")).await.unwrap();
-    assert_eq!(written.data["subsets"][0]["ports"][0]["protocol"], "TCP", "the protocol defaults to TCP");
+    let written = endpoints
+        .create(&PostParams::default(), &body("2001:db8::7"))
+        .await
+        .unwrap();
+    assert_eq!(
+        written.data["subsets"][0]["ports"][0]["protocol"], "TCP",
+        "the protocol defaults to TCP"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(endpoints.get("db").await.unwrap().data["subsets"], written.data["subsets"]);
+    assert_eq!(
+        endpoints.get("db").await.unwrap().data["subsets"],
+        written.data["subsets"]
+    );
 }

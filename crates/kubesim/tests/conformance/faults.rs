@@ -50,11 +50,7 @@ async fn a_down_cluster_refuses_connections_until_it_recovers() {
 async fn a_blackholed_cluster_makes_clients_time_out() {
     let t = spawn().await;
     t.cluster.faults().set(Fault::Blackhole);
-    let client = client_for(
-        t.cluster.kubeconfig_path(),
-        Some(Duration::from_millis(300)),
-    )
-    .await;
+    let client = client_for(t.cluster.kubeconfig_path(), Some(Duration::from_millis(300))).await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     let start = Instant::now();
     let err = cms.list(&Default::default()).await.unwrap_err();
@@ -105,7 +101,8 @@ async fn a_partitioned_cluster_keeps_simulating() {
     let t = spawn().await;
     t.cluster.faults().set(Fault::Partition);
     refuses(t.cluster.addr()).await;
-    let pod = serde_json::json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "image": "x" }] } });
+    let pod =
+        serde_json::json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "c", "image": "x" }] } });
     t.cluster
         .store()
         .create(
@@ -117,11 +114,7 @@ async fn a_partitioned_cluster_keeps_simulating() {
         .unwrap();
     let start = Instant::now();
     loop {
-        let p = t
-            .cluster
-            .store()
-            .get(kubesim::resource::PODS, "default", "p")
-            .unwrap();
+        let p = t.cluster.store().get(kubesim::resource::PODS, "default", "p").unwrap();
         if p["status"]["phase"] == "Running" {
             break;
         }
@@ -145,10 +138,8 @@ async fn a_fleet_keeps_its_clusters_apart() {
         panic!("two clusters")
     };
     assert_ne!(a.url(), b.url());
-    let ca: Api<ConfigMap> =
-        Api::namespaced(client_for(a.kubeconfig_path(), None).await, "default");
-    let cb: Api<ConfigMap> =
-        Api::namespaced(client_for(b.kubeconfig_path(), None).await, "default");
+    let ca: Api<ConfigMap> = Api::namespaced(client_for(a.kubeconfig_path(), None).await, "default");
+    let cb: Api<ConfigMap> = Api::namespaced(client_for(b.kubeconfig_path(), None).await, "default");
     ca.create(&PostParams::default(), &configmap("only-a", &[]))
         .await
         .unwrap();

@@ -45,10 +45,8 @@ pub async fn client_for(kubeconfig: &Path, read_timeout: Option<Duration>) -> Cl
 }
 
 pub fn configmap(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
-    let labels: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
+    let labels: serde_json::Map<String, serde_json::Value> =
+        labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     serde_json::from_value(json!({
         "metadata": { "name": name, "labels": labels },
         "data": { "key": "value" },
@@ -103,12 +101,7 @@ pub fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> kube::co
 }
 
 /// Runs kubectl against a cluster; fails clearly if kubectl is missing.
-pub fn kubectl(
-    cluster: &RunningCluster,
-    cache: &Path,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Output {
+pub fn kubectl(cluster: &RunningCluster, cache: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write;
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig")
@@ -123,12 +116,7 @@ pub fn kubectl(
         panic!("kubectl is required for this test and could not be started ({e}); install kubectl on PATH")
     });
     if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()

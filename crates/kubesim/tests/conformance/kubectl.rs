@@ -38,8 +38,7 @@ fn text(out: &std::process::Output) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_a_simulated_cluster() {
     let t = spawn().await;
-    let cache_dir =
-        std::env::temp_dir().join(format!("kubesim-kubectl-cache-{}", t.cluster.addr().port()));
+    let cache_dir = std::env::temp_dir().join(format!("kubesim-kubectl-cache-{}", t.cluster.addr().port()));
     let cache = cache_dir.as_path();
     let run = |args: &[&str], stdin: Option<&str>| kubectl(&t.cluster, cache, args, stdin);
 
@@ -51,15 +50,9 @@ async fn kubectl_drives_a_simulated_cluster() {
     let out = run(&["apply", "--server-side", "-f", "-"], Some(DEPLOYMENT));
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "apply: {stderr}");
-    assert!(
-        stdout.contains("deployment.apps/web serverside-applied"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("deployment.apps/web serverside-applied"), "{stdout}");
 
-    let out = run(
-        &["rollout", "status", "deployment/web", "--timeout=30s"],
-        None,
-    );
+    let out = run(&["rollout", "status", "deployment/web", "--timeout=30s"], None);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "rollout status: {stdout} {stderr}");
     assert!(stdout.contains("successfully rolled out"), "{stdout}");
@@ -67,10 +60,7 @@ async fn kubectl_drives_a_simulated_cluster() {
     let out = run(&["describe", "deployment", "web"], None);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "describe: {stderr}");
-    assert!(
-        stdout.contains("Replicas:") && stdout.contains("nginx:1"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("Replicas:") && stdout.contains("nginx:1"), "{stdout}");
 
     let conflicting = DEPLOYMENT.replace("replicas: 2", "replicas: 5");
     let out = run(
@@ -97,10 +87,7 @@ async fn kubectl_drives_a_simulated_cluster() {
             .lines()
             .any(|l| l.starts_with(sign) && l.contains(&format!("image: {image}")))
     };
-    assert!(
-        changed_line('-', "nginx:1") && changed_line('+', "nginx:2"),
-        "{stdout}"
-    );
+    assert!(changed_line('-', "nginx:1") && changed_line('+', "nginx:2"), "{stdout}");
 
     let out = run(&["scale", "deployment/web", "--replicas=3"], None);
     let (stdout, stderr) = text(&out);
@@ -108,10 +95,7 @@ async fn kubectl_drives_a_simulated_cluster() {
     assert!(stdout.contains("scaled"), "{stdout}");
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     let pod = eventually("3 pods", Duration::from_secs(10), || async {
-        let list = pods
-            .list(&ListParams::default().labels("app=web"))
-            .await
-            .unwrap();
+        let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
         (list.items.len() == 3).then(|| list.items[0].metadata.name.clone().unwrap())
     })
     .await;
@@ -141,22 +125,14 @@ async fn kubectl_drives_a_simulated_cluster() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let pid = child.id();
-    let _ = std::process::Command::new("kill")
-        .arg(pid.to_string())
-        .status();
+    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
     let watched = child.wait_with_output().unwrap();
     let (stdout, stderr) = text(&watched);
-    assert!(
-        stdout.contains("watched"),
-        "get -w output: {stdout} {stderr}"
-    );
+    assert!(stdout.contains("watched"), "get -w output: {stdout} {stderr}");
 
     let out = run(&["delete", "deployment", "web"], None);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "delete: {stderr}");
-    assert!(
-        stdout.contains("deployment.apps \"web\" deleted"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("deployment.apps \"web\" deleted"), "{stdout}");
     let _ = std::fs::remove_dir_all(cache);
 }

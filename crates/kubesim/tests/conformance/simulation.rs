@@ -37,8 +37,7 @@ async fn a_deployment_becomes_available_with_ready_replicas() {
         .unwrap();
     let done = eventually("deployment available", Duration::from_secs(10), || async {
         let d = deploys.get("web").await.unwrap();
-        (condition(&d, "Progressing") == Some(("True".into(), "NewReplicaSetAvailable".into())))
-            .then_some(d)
+        (condition(&d, "Progressing") == Some(("True".into(), "NewReplicaSetAvailable".into()))).then_some(d)
     })
     .await;
     let status = done.status.unwrap();
@@ -53,9 +52,7 @@ async fn a_deployment_becomes_available_with_ready_replicas() {
     );
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(
-        condition(&deploys.get("web").await.unwrap(), "Available")
-            .unwrap()
-            .0,
+        condition(&deploys.get("web").await.unwrap(), "Available").unwrap().0,
         "True"
     );
     let sets: Api<ReplicaSet> = Api::namespaced(t.client.clone(), "default");
@@ -66,10 +63,7 @@ async fn a_deployment_becomes_available_with_ready_replicas() {
         .items
         .remove(0);
     let hash = rs.metadata.labels.as_ref().unwrap()["pod-template-hash"].clone();
-    assert_eq!(
-        rs.metadata.name.as_deref(),
-        Some(format!("web-{hash}").as_str())
-    );
+    assert_eq!(rs.metadata.name.as_deref(), Some(format!("web-{hash}").as_str()));
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     let list = pods
         .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
@@ -85,24 +79,9 @@ async fn a_deployment_becomes_available_with_ready_replicas() {
         assert!(p.spec.as_ref().unwrap().node_name.is_some());
     }
     // Garbage collection: deleting the deployment removes its replicasets and pods.
-    deploys
-        .delete("web", &DeleteParams::default())
-        .await
-        .unwrap();
-    assert!(
-        sets.list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    assert!(
-        pods.list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    deploys.delete("web", &DeleteParams::default()).await.unwrap();
+    assert!(sets.list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(pods.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
 
 /// A pod whose requests fit no node stays Pending with
@@ -116,15 +95,7 @@ async fn a_pod_too_big_for_every_node_stays_pending_unschedulable() {
     })
     .await;
     let nodes: Api<Node> = Api::all(t.client.clone());
-    assert_eq!(
-        nodes
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        2
-    );
+    assert_eq!(nodes.list(&ListParams::default()).await.unwrap().items.len(), 2);
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": { "name": "huge" },
@@ -132,19 +103,12 @@ async fn a_pod_too_big_for_every_node_stays_pending_unschedulable() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let pending = eventually(
-        "unschedulable condition",
-        Duration::from_secs(5),
-        || async {
-            let p = pods.get("huge").await.unwrap();
-            let status = p.status.clone()?;
-            let c = status
-                .conditions?
-                .into_iter()
-                .find(|c| c.type_ == "PodScheduled")?;
-            (c.status == "False").then_some((status.phase, c))
-        },
-    )
+    let pending = eventually("unschedulable condition", Duration::from_secs(5), || async {
+        let p = pods.get("huge").await.unwrap();
+        let status = p.status.clone()?;
+        let c = status.conditions?.into_iter().find(|c| c.type_ == "PodScheduled")?;
+        (c.status == "False").then_some((status.phase, c))
+    })
     .await;
     assert_eq!(pending.0.as_deref(), Some("Pending"));
     assert_eq!(pending.1.reason.as_deref(), Some("Unschedulable"));
@@ -175,17 +139,10 @@ async fn a_quota_refuses_pods_beyond_its_hard_limits() {
         .create(&PostParams::default(), &deployment("web", 3, "nginx:1"))
         .await
         .unwrap();
-    let failure = eventually(
-        "ReplicaFailure on the deployment",
-        Duration::from_secs(10),
-        || async {
-            let d = deploys.get("web").await.unwrap();
-            d.status?
-                .conditions?
-                .into_iter()
-                .find(|c| c.type_ == "ReplicaFailure")
-        },
-    )
+    let failure = eventually("ReplicaFailure on the deployment", Duration::from_secs(10), || async {
+        let d = deploys.get("web").await.unwrap();
+        d.status?.conditions?.into_iter().find(|c| c.type_ == "ReplicaFailure")
+    })
     .await;
     assert_eq!(failure.reason.as_deref(), Some("FailedCreate"));
     let message = failure.message.unwrap();
@@ -193,7 +150,10 @@ async fn a_quota_refuses_pods_beyond_its_hard_limits() {
         message.starts_with("pods \"web-"),
         "refusals name the generateName prefix: {message}"
     );
-    assert!(message.contains("is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"), "{message}");
+    assert!(
+        message.contains("is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{message}"
+    );
     let used = eventually("quota usage", Duration::from_secs(5), || async {
         let q = quotas.get("compute").await.unwrap();
         let used = q.status?.used?;
@@ -292,8 +252,7 @@ async fn statefulsets_get_ordinal_pods_daemonsets_one_per_node_and_logs_tail() {
     let mut sts_spec = template.clone();
     sts_spec["replicas"] = json!(3);
     sts_spec["serviceName"] = json!("db");
-    let sts: StatefulSet =
-        serde_json::from_value(json!({ "metadata": { "name": "db" }, "spec": sts_spec })).unwrap();
+    let sts: StatefulSet = serde_json::from_value(json!({ "metadata": { "name": "db" }, "spec": sts_spec })).unwrap();
     Api::<StatefulSet>::namespaced(t.client.clone(), "default")
         .create(&PostParams::default(), &sts)
         .await
@@ -301,32 +260,23 @@ async fn statefulsets_get_ordinal_pods_daemonsets_one_per_node_and_logs_tail() {
     let mut ds_spec = template.clone();
     ds_spec["selector"]["matchLabels"]["app"] = json!("agent");
     ds_spec["template"]["metadata"]["labels"]["app"] = json!("agent");
-    let ds: DaemonSet =
-        serde_json::from_value(json!({ "metadata": { "name": "agent" }, "spec": ds_spec }))
-            .unwrap();
+    let ds: DaemonSet = serde_json::from_value(json!({ "metadata": { "name": "agent" }, "spec": ds_spec })).unwrap();
     let daemonsets: Api<DaemonSet> = Api::namespaced(t.client.clone(), "default");
-    daemonsets
-        .create(&PostParams::default(), &ds)
-        .await
-        .unwrap();
+    daemonsets.create(&PostParams::default(), &ds).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
-    eventually(
-        "statefulset pods ready",
-        Duration::from_secs(10),
-        || async {
-            let mut names: Vec<String> = pods
-                .list(&ListParams::default().labels("app=db"))
-                .await
-                .unwrap()
-                .items
-                .into_iter()
-                .filter(ready)
-                .filter_map(|p| p.metadata.name)
-                .collect();
-            names.sort();
-            (names == ["db-0", "db-1", "db-2"]).then_some(())
-        },
-    )
+    eventually("statefulset pods ready", Duration::from_secs(10), || async {
+        let mut names: Vec<String> = pods
+            .list(&ListParams::default().labels("app=db"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(ready)
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        (names == ["db-0", "db-1", "db-2"]).then_some(())
+    })
     .await;
     let status = eventually("daemonset ready", Duration::from_secs(10), || async {
         let s = daemonsets.get("agent").await.unwrap().status?;
@@ -356,7 +306,10 @@ async fn statefulsets_get_ordinal_pods_daemonsets_one_per_node_and_logs_tail() {
 async fn a_pod_released_by_its_replicaset_is_replaced_and_left_alone() {
     let t = spawn().await;
     let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
-    deploys.create(&PostParams::default(), &deployment("web", 2, "nginx:1")).await.unwrap();
+    deploys
+        .create(&PostParams::default(), &deployment("web", 2, "nginx:1"))
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     let running = eventually("two pods", Duration::from_secs(10), || async {
         let l = pods.list(&ListParams::default()).await.unwrap();
@@ -364,15 +317,27 @@ async fn a_pod_released_by_its_replicaset_is_replaced_and_left_alone() {
     })
     .await;
     let released = running[0].metadata.name.clone().unwrap();
-    pods.patch(&released, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"ownerReferences": null, "labels": {"app": "debug"}}})))
-        .await
-        .unwrap();
+    pods.patch(
+        &released,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"ownerReferences": null, "labels": {"app": "debug"}}})),
+    )
+    .await
+    .unwrap();
     let owned = eventually("a replacement beside the orphan", Duration::from_secs(10), || async {
         let l = pods.list(&ListParams::default()).await.unwrap();
-        let owned: Vec<Pod> = l.items.into_iter().filter(|p| p.metadata.owner_references.as_ref().is_some_and(|r| !r.is_empty())).collect();
+        let owned: Vec<Pod> = l
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.owner_references.as_ref().is_some_and(|r| !r.is_empty()))
+            .collect();
         (owned.len() == 2).then_some(owned)
     })
     .await;
-    assert!(owned.iter().all(|p| p.metadata.name.as_deref() != Some(released.as_str())));
+    assert!(
+        owned
+            .iter()
+            .all(|p| p.metadata.name.as_deref() != Some(released.as_str()))
+    );
     assert!(pods.get(&released).await.is_ok(), "the orphan is not deleted");
 }

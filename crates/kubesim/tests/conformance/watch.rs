@@ -10,11 +10,7 @@ use serde_json::json;
 use crate::helpers::{configmap, eventually, spawn};
 
 fn names(store: &reflector::Store<ConfigMap>) -> Vec<String> {
-    let mut names: Vec<String> = store
-        .state()
-        .iter()
-        .filter_map(|c| c.metadata.name.clone())
-        .collect();
+    let mut names: Vec<String> = store.state().iter().filter_map(|c| c.metadata.name.clone()).collect();
     names.sort();
     names
 }
@@ -28,12 +24,9 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
     let t = spawn().await;
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
     let (reader, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(cms.clone(), watcher::Config::default().page_size(2)),
-    )
-    .default_backoff()
-    .applied_objects();
+    let stream = reflector(writer, watcher(cms.clone(), watcher::Config::default().page_size(2)))
+        .default_backoff()
+        .applied_objects();
     let task = tokio::spawn(stream.for_each(|_| async {}));
 
     for i in 0..3 {
@@ -45,15 +38,11 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
         let reader = reader.clone();
         let want: Vec<String> = want.into_iter().map(String::from).collect();
         async move {
-            eventually(
-                &format!("reflector holds {want:?}"),
-                Duration::from_secs(10),
-                || {
-                    let reader = reader.clone();
-                    let want = want.clone();
-                    async move { (names(&reader) == want).then_some(()) }
-                },
-            )
+            eventually(&format!("reflector holds {want:?}"), Duration::from_secs(10), || {
+                let reader = reader.clone();
+                let want = want.clone();
+                async move { (names(&reader) == want).then_some(()) }
+            })
             .await
         }
     };
@@ -104,20 +93,11 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
 async fn watching_from_a_compacted_resource_version_gets_an_expired_error_event() {
     let t = spawn().await;
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
-    let first = cms
-        .create(&PostParams::default(), &configmap("a", &[]))
-        .await
-        .unwrap();
-    cms.create(&PostParams::default(), &configmap("b", &[]))
-        .await
-        .unwrap();
+    let first = cms.create(&PostParams::default(), &configmap("a", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &configmap("b", &[])).await.unwrap();
     t.cluster.store().compact();
     let rv = first.metadata.resource_version.unwrap();
-    let mut events = cms
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let mut events = cms.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
     match events.try_next().await {
         Ok(Some(WatchEvent::Error(status))) => {
             assert_eq!((status.code, status.reason.as_str()), (410, "Expired"))
@@ -153,13 +133,7 @@ async fn watch_from_a_resource_version_replays_changes_then_bookmarks_and_times_
     .unwrap();
     cms.delete("w", &DeleteParams::default()).await.unwrap();
     let params = WatchParams::default().labels("app=x").timeout(2);
-    let events: Vec<_> = cms
-        .watch(&params, &start)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let events: Vec<_> = cms.watch(&params, &start).await.unwrap().try_collect().await.unwrap();
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| match e {
@@ -205,17 +179,8 @@ async fn objects_leaving_and_entering_a_selector_are_deleted_and_added() {
     )
     .await
     .unwrap();
-    let params = WatchParams::default()
-        .labels("app=x")
-        .timeout(1)
-        .disable_bookmarks();
-    let events: Vec<_> = cms
-        .watch(&params, &start)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let params = WatchParams::default().labels("app=x").timeout(1).disable_bookmarks();
+    let events: Vec<_> = cms.watch(&params, &start).await.unwrap().try_collect().await.unwrap();
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| match e {
@@ -238,23 +203,45 @@ async fn a_cluster_wide_watcher_with_a_label_selector_sees_matching_objects_in_e
     let all: Api<ConfigMap> = Api::all(t.client.clone());
     let default: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
     let system: Api<ConfigMap> = Api::namespaced(t.client.clone(), "kube-system");
-    default.create(&PostParams::default(), &configmap("before", &[("owner", "fed")])).await.unwrap();
-    default.create(&PostParams::default(), &configmap("other", &[("owner", "else")])).await.unwrap();
+    default
+        .create(&PostParams::default(), &configmap("before", &[("owner", "fed")]))
+        .await
+        .unwrap();
+    default
+        .create(&PostParams::default(), &configmap("other", &[("owner", "else")]))
+        .await
+        .unwrap();
     let (reader, writer) = reflector::store();
     let stream = reflector(writer, watcher(all, watcher::Config::default().labels("owner=fed")))
         .default_backoff()
         .applied_objects();
     let task = tokio::spawn(stream.for_each(|_| async {}));
-    system.create(&PostParams::default(), &configmap("after", &[("owner", "fed")])).await.unwrap();
-    system.create(&PostParams::default(), &configmap("unlabelled", &[])).await.unwrap();
+    system
+        .create(&PostParams::default(), &configmap("after", &[("owner", "fed")]))
+        .await
+        .unwrap();
+    system
+        .create(&PostParams::default(), &configmap("unlabelled", &[]))
+        .await
+        .unwrap();
     eventually("both namespaces' labelled objects", Duration::from_secs(10), || async {
         let mut seen: Vec<(String, String)> = reader
             .state()
             .iter()
-            .map(|c| (c.metadata.namespace.clone().unwrap_or_default(), c.metadata.name.clone().unwrap_or_default()))
+            .map(|c| {
+                (
+                    c.metadata.namespace.clone().unwrap_or_default(),
+                    c.metadata.name.clone().unwrap_or_default(),
+                )
+            })
             .collect();
         seen.sort();
-        (seen == [("default".to_string(), "before".to_string()), ("kube-system".to_string(), "after".to_string())]).then_some(())
+        (seen
+            == [
+                ("default".to_string(), "before".to_string()),
+                ("kube-system".to_string(), "after".to_string()),
+            ])
+        .then_some(())
     })
     .await;
     task.abort();
@@ -271,11 +258,16 @@ async fn the_no_watch_fault_refuses_watches_and_serves_everything_else() {
     let mut open = cms.watch(&WatchParams::default(), "0").await.unwrap().boxed();
     assert!(matches!(open.try_next().await, Ok(Some(WatchEvent::Added(_)))));
     t.cluster.faults().set(Fault::NoWatch);
-    let ended = tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = open.try_next().await {} }).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = open.try_next().await {}
+    })
+    .await;
     assert!(ended.is_ok(), "the open watch ended");
     // Without the client's retries of 503s, to see the answer itself.
     let kc = kube::config::Kubeconfig::read_from(t.cluster.kubeconfig_path()).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     config.default_retry = false;
     let once: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
     match once.watch(&WatchParams::default(), "0").await {
