@@ -15,7 +15,9 @@ use crate::token::{NewToken, Token};
 
 /// The token routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/tokens", get(list).post(create)).route("/tokens/{id}", delete(revoke))
+    Router::new()
+        .route("/tokens", get(list).post(create))
+        .route("/tokens/{id}", delete(revoke))
 }
 
 /// A token as listed.
@@ -93,20 +95,45 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = Created), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn create(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<CreateToken>) -> Result<(StatusCode, Json<Created>), ApiError> {
+async fn create(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Body(b): Body<CreateToken>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
     let new = NewToken::parse(&b.name, &b.tenant_id, &b.project_id, &b.role, b.expires_in_days)?;
     let (token, secret) = s.tokens.create(&caller, new).await?;
-    Ok((StatusCode::CREATED, Json(Created { token: token.into(), secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            token: token.into(),
+            secret,
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(ListQuery), responses((status = 200, body = Vec<TokenView>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<Vec<TokenView>>, ApiError> {
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
     let tenant = q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?;
-    Ok(Json(s.tokens.list(&caller, tenant).await?.into_iter().map(TokenView::from).collect()))
+    Ok(Json(
+        s.tokens
+            .list(&caller, tenant)
+            .await?
+            .into_iter()
+            .map(TokenView::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn revoke(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn revoke(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     s.tokens.revoke(&caller, kernel::id::parse_id("id", &id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -190,7 +190,13 @@ impl From<pb::Application> for Application {
             services: a
                 .services
                 .into_iter()
-                .map(|s| ServiceStatus { clusters: json_text(&s.targets_json), name: s.name, binding_id: s.binding_id, health: s.health, health_reason: s.health_reason })
+                .map(|s| ServiceStatus {
+                    clusters: json_text(&s.targets_json),
+                    name: s.name,
+                    binding_id: s.binding_id,
+                    health: s.health,
+                    health_reason: s.health_reason,
+                })
                 .collect(),
             id: a.id,
             tenant_id: a.tenant_id,
@@ -306,7 +312,12 @@ pub struct Scale {
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant")), request_body = Deploy,
     responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn deploy(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant): Path<String>, Body(b): Body<Deploy>) -> Result<(StatusCode, Json<Application>), ApiError> {
+pub(crate) async fn deploy(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant): Path<String>,
+    Body(b): Body<Deploy>,
+) -> Result<(StatusCode, Json<Application>), ApiError> {
     let request = pb::DeployApplicationRequest {
         tenant_id: tenant,
         project_id: b.project_id,
@@ -317,35 +328,82 @@ pub(crate) async fn deploy(State(s): State<AppState>, Authenticated(caller): Aut
         placement_json: b.placement.to_string(),
         strategy_json: b.strategy.map(|s| s.to_string()).unwrap_or_default(),
     };
-    let app = s.upstream.apps(&s.key, &caller).deploy_application(request).await?.into_inner();
+    let app = s
+        .upstream
+        .apps(&s.key, &caller)
+        .deploy_application(request)
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), PageQuery),
     responses((status = 200, body = ApplicationPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ApplicationPage>, ApiError> {
-    let request = pb::ListApplicationsRequest { tenant_id: tenant, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
-    let r = s.upstream.apps(&s.key, &caller).list_applications(request).await?.into_inner();
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ApplicationPage>, ApiError> {
+    let request = pb::ListApplicationsRequest {
+        tenant_id: tenant,
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+    };
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .list_applications(request)
+        .await?
+        .into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ApplicationPage { items: r.applications.into_iter().map(Application::from).collect(), next_cursor }))
+    Ok(Json(ApplicationPage {
+        items: r.applications.into_iter().map(Application::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).get_application(pb::GetApplicationRequest { id }).await?.into_inner().into()))
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Application>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .get_application(pb::GetApplicationRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.apps(&s.key, &caller).delete_application(pb::DeleteApplicationRequest { id }).await?;
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .apps(&s.key, &caller)
+        .delete_application(pb::DeleteApplicationRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = NewRelease,
     responses((status = 201, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn release(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<NewRelease>) -> Result<(StatusCode, Json<Release>), ApiError> {
+pub(crate) async fn release(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<NewRelease>,
+) -> Result<(StatusCode, Json<Release>), ApiError> {
     let request = pb::CreateReleaseRequest {
         application_id: id,
         template_version_id: b.template_version_id,
@@ -353,61 +411,169 @@ pub(crate) async fn release(State(s): State<AppState>, Authenticated(caller): Au
         placement_json: b.placement.map(|p| p.to_string()),
         strategy_json: b.strategy.map(|p| p.to_string()),
     };
-    let r = s.upstream.apps(&s.key, &caller).create_release(request).await?.into_inner();
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .create_release(request)
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
     responses((status = 200, body = ReleasePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn list_releases(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ReleasePage>, ApiError> {
-    let request = pb::ListReleasesRequest { application_id: id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
-    let r = s.upstream.apps(&s.key, &caller).list_releases(request).await?.into_inner();
+pub(crate) async fn list_releases(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ReleasePage>, ApiError> {
+    let request = pb::ListReleasesRequest {
+        application_id: id,
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+    };
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .list_releases(request)
+        .await?
+        .into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ReleasePage { items: r.releases.into_iter().map(Release::from).collect(), next_cursor }))
+    Ok(Json(ReleasePage {
+        items: r.releases.into_iter().map(Release::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/rollback", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Rollback,
     responses((status = 201, body = Release, description = "a new release returning to the named one"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn rollback(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Rollback>) -> Result<(StatusCode, Json<Release>), ApiError> {
-    let r = s.upstream.apps(&s.key, &caller).rollback_application(pb::RollbackApplicationRequest { application_id: id, to_release: b.to_release }).await?.into_inner();
+pub(crate) async fn rollback(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<Rollback>,
+) -> Result<(StatusCode, Json<Release>), ApiError> {
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .rollback_application(pb::RollbackApplicationRequest {
+            application_id: id,
+            to_release: b.to_release,
+        })
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/scale", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Scale,
     responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn scale(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Scale>) -> Result<Json<Application>, ApiError> {
-    let request = pb::ScaleApplicationRequest { application_id: id, service: b.service, replicas: b.replicas };
-    Ok(Json(s.upstream.apps(&s.key, &caller).scale_application(request).await?.into_inner().into()))
+pub(crate) async fn scale(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<Scale>,
+) -> Result<Json<Application>, ApiError> {
+    let request = pb::ScaleApplicationRequest {
+        application_id: id,
+        service: b.service,
+        replicas: b.replicas,
+    };
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .scale_application(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/approve", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn approve(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).approve_release(pb::ApproveReleaseRequest { id }).await?.into_inner().into()))
+pub(crate) async fn approve(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Release>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .approve_release(pb::ApproveReleaseRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/confirm", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn confirm(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).confirm_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
+pub(crate) async fn confirm(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Release>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .confirm_release(pb::ReleaseActionRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/resume", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn resume(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).resume_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
+pub(crate) async fn resume(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Release>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .resume_release(pb::ReleaseActionRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/promote", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn promote(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).promote_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
+pub(crate) async fn promote(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Release>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .promote_release(pb::ReleaseActionRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/abort", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn abort(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).abort_release(pb::ReleaseActionRequest { id }).await?.into_inner().into()))
+pub(crate) async fn abort(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Release>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .abort_release(pb::ReleaseActionRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 /// A change of a service's replica count.
@@ -440,14 +606,37 @@ pub struct ScaleEventPage {
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
     responses((status = 200, body = ScaleEventPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn scale_events(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ScaleEventPage>, ApiError> {
-    let request = pb::ListScaleEventsRequest { application_id: id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
-    let r = s.upstream.apps(&s.key, &caller).list_scale_events(request).await?.into_inner();
+pub(crate) async fn scale_events(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ScaleEventPage>, ApiError> {
+    let request = pb::ListScaleEventsRequest {
+        application_id: id,
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+    };
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .list_scale_events(request)
+        .await?
+        .into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     let items = r
         .events
         .into_iter()
-        .map(|e| ScaleEvent { service: e.service, from_replicas: Some(e.from_replicas).filter(|n| *n != 0), to_replicas: e.to_replicas, reason: e.reason, actor: e.actor, at: time(e.at) })
+        .map(|e| ScaleEvent {
+            service: e.service,
+            from_replicas: Some(e.from_replicas).filter(|n| *n != 0),
+            to_replicas: e.to_replicas,
+            reason: e.reason,
+            actor: e.actor,
+            at: time(e.at),
+        })
         .collect();
     Ok(Json(ScaleEventPage { items, next_cursor }))
 }

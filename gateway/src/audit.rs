@@ -120,7 +120,11 @@ impl AuditLog {
     /// # Errors
     /// The database fails (the record stays `pending`).
     pub async fn finish(&self, id: Uuid, result: &str) -> Result<()> {
-        sqlx::query("UPDATE audit SET result = $2, finished_at = now() WHERE id = $1").bind(id).bind(result).execute(&self.pool).await?;
+        sqlx::query("UPDATE audit SET result = $2, finished_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(result)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -132,9 +136,16 @@ impl AuditLog {
         let administered: Option<Vec<Uuid>> = if caller.platform_admin {
             None
         } else {
-            let tenants: Vec<Uuid> = caller.memberships.iter().filter(|m| m.role == Role::TenantAdmin).map(|m| m.tenant).collect();
+            let tenants: Vec<Uuid> = caller
+                .memberships
+                .iter()
+                .filter(|m| m.role == Role::TenantAdmin)
+                .map(|m| m.tenant)
+                .collect();
             if tenants.is_empty() {
-                return Err(Error::PermissionDenied("the audit log is for platform and tenant administrators".into()));
+                return Err(Error::PermissionDenied(
+                    "the audit log is for platform and tenant administrators".into(),
+                ));
             }
             Some(tenants)
         };
@@ -159,9 +170,14 @@ impl AuditLog {
 /// Records as CSV (RFC 4180 quoting), with a header row.
 pub fn to_csv(records: &[Record]) -> String {
     fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
     }
-    let mut out = String::from("id,at,actor,tenant_id,action,target,request_id,source_ip,user_agent,result,finished_at\n");
+    let mut out =
+        String::from("id,at,actor,tenant_id,action,target,request_id,source_ip,user_agent,result,finished_at\n");
     for r in records {
         let cells = [
             r.id.to_string(),
@@ -244,7 +260,11 @@ pub mod routes {
     }
 
     #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = Vec<super::Record>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-    pub(crate) async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<AuditQuery>) -> Result<Response, ApiError> {
+    pub(crate) async fn read(
+        State(s): State<AppState>,
+        Authenticated(caller): Authenticated,
+        Query(q): Query<AuditQuery>,
+    ) -> Result<Response, ApiError> {
         let filter = Filter {
             actor: q.actor,
             tenant: q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?,
@@ -254,7 +274,14 @@ pub mod routes {
         };
         let records = s.audit.read(&caller, &filter).await?;
         Ok(match q.format.as_str() {
-            "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\"")], to_csv(&records)).into_response(),
+            "csv" => (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
+                ],
+                to_csv(&records),
+            )
+                .into_response(),
             "" | "json" => Json(records).into_response(),
             _ => return Err(ApiError::invalid("format", "must be json or csv")),
         })

@@ -11,8 +11,8 @@ use kernel::settings::Secret;
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
-use crate::token::Tokens;
 use crate::problem::ApiError;
+use crate::token::Tokens;
 
 /// Turns credentials into callers.
 #[derive(Clone)]
@@ -60,7 +60,10 @@ pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
 /// 401 without credentials or with invalid, expired or revoked ones; 403 for
 /// a cookie-authenticated write without the right CSRF token.
 pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap, write: bool) -> Result<Caller, ApiError> {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     let mut caller = match (bearer, cookie(headers, crate::session::COOKIE)) {
         (Some(bearer), _) => state
             .auth
@@ -69,16 +72,36 @@ pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap, wri
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked"))?,
         (None, Some(id)) => {
-            let session = state.sessions.find(&id).await.map_err(ApiError::from)?.ok_or_else(|| ApiError::unauthenticated("the session has ended; log in again"))?;
-            let csrf = headers.get(crate::session::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let session = state
+                .sessions
+                .find(&id)
+                .await
+                .map_err(ApiError::from)?
+                .ok_or_else(|| ApiError::unauthenticated("the session has ended; log in again"))?;
+            let csrf = headers
+                .get(crate::session::CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             if write && !bool::from(csrf.as_bytes().ct_eq(session.csrf.as_bytes())) {
-                return Err(ApiError(Box::new(kernel::error::Problem::new(403, "csrf", "Forbidden", "a write with the session cookie needs its X-CSRF-Token"))));
+                return Err(ApiError(Box::new(kernel::error::Problem::new(
+                    403,
+                    "csrf",
+                    "Forbidden",
+                    "a write with the session cookie needs its X-CSRF-Token",
+                ))));
             }
             session.caller
         }
-        (None, None) => return Err(ApiError::unauthenticated("send Authorization: Bearer <token>, or log in")),
+        (None, None) => {
+            return Err(ApiError::unauthenticated(
+                "send Authorization: Bearer <token>, or log in",
+            ));
+        }
     };
-    caller.request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    caller.request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     Ok(caller)
 }
 

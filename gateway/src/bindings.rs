@@ -219,7 +219,16 @@ impl From<pb::Binding> for Binding {
                             updated: w.updated,
                             ready: w.ready,
                             available: w.available,
-                            conditions: w.conditions.into_iter().map(|c| WorkloadCondition { kind: c.r#type, status: c.status, reason: c.reason, message: c.message }).collect(),
+                            conditions: w
+                                .conditions
+                                .into_iter()
+                                .map(|c| WorkloadCondition {
+                                    kind: c.r#type,
+                                    status: c.status,
+                                    reason: c.reason,
+                                    message: c.message,
+                                })
+                                .collect(),
                         })
                         .collect(),
                 })
@@ -264,7 +273,14 @@ async fn create(
         replicas: b.replicas,
         hold: Vec::new(),
     };
-    Ok(Json(s.upstream.federation(&s.key, &caller).apply_binding(request).await?.into_inner().into()))
+    Ok(Json(
+        s.upstream
+            .federation(&s.key, &caller)
+            .apply_binding(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = BindingPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -274,15 +290,40 @@ async fn list(
     Path(tenant_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<BindingPage>, ApiError> {
-    let request = pb::ListBindingsRequest { tenant_id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
-    let r = s.upstream.federation(&s.key, &caller).list_bindings(request).await?.into_inner();
+    let request = pb::ListBindingsRequest {
+        tenant_id,
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+    };
+    let r = s
+        .upstream
+        .federation(&s.key, &caller)
+        .list_bindings(request)
+        .await?
+        .into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(BindingPage { items: r.bindings.into_iter().map(Binding::from).collect(), next_cursor: next }))
+    Ok(Json(BindingPage {
+        items: r.bindings.into_iter().map(Binding::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Binding>, ApiError> {
-    Ok(Json(s.upstream.federation(&s.key, &caller).get_binding(pb::GetBindingRequest { id }).await?.into_inner().into()))
+async fn read(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Binding>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .federation(&s.key, &caller)
+            .get_binding(pb::GetBindingRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -307,7 +348,14 @@ async fn update(
 }
 
 #[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn remove(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.federation(&s.key, &caller).delete_binding(pb::DeleteBindingRequest { id }).await?;
+async fn remove(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .federation(&s.key, &caller)
+        .delete_binding(pb::DeleteBindingRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,10 +8,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
-
-use kernel::grpc::time;
 
 use crate::AppState;
 use crate::auth::Authenticated;
@@ -111,8 +110,18 @@ impl ClusterSettings {
         let (first, last) = match self.node_port_range {
             None => (0, 0),
             // 0 means "the default" on the wire; here it can only be a mistake.
-            Some(r) if r.first == 0 => return Err(ApiError::invalid(format!("{prefix}node_port_range.first"), "0 is not a port (1-65535)")),
-            Some(r) if r.last == 0 => return Err(ApiError::invalid(format!("{prefix}node_port_range.last"), "0 is not a port (1-65535)")),
+            Some(r) if r.first == 0 => {
+                return Err(ApiError::invalid(
+                    format!("{prefix}node_port_range.first"),
+                    "0 is not a port (1-65535)",
+                ));
+            }
+            Some(r) if r.last == 0 => {
+                return Err(ApiError::invalid(
+                    format!("{prefix}node_port_range.last"),
+                    "0 is not a port (1-65535)",
+                ));
+            }
             Some(r) => (r.first, r.last),
         };
         Ok(pb::ClusterSettings {
@@ -135,7 +144,10 @@ impl From<Option<pb::ClusterSettings>> for ClusterSettings {
             default_storage_class: some(s.default_storage_class),
             ingress_classes: s.ingress_classes,
             default_ingress_class: some(s.default_ingress_class),
-            node_port_range: Some(NodePortRange { first: s.node_port_first, last: s.node_port_last }),
+            node_port_range: Some(NodePortRange {
+                first: s.node_port_first,
+                last: s.node_port_last,
+            }),
         }
     }
 }
@@ -348,13 +360,29 @@ async fn register(
         client_key_pem: b.client_key_pem,
         settings: b.settings.map(|s| s.into_pb("settings.")).transpose()?,
     };
-    let cluster = s.upstream.federation(&s.key, &caller).register_cluster(request).await?.into_inner();
+    let cluster = s
+        .upstream
+        .federation(&s.key, &caller)
+        .register_cluster(request)
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(cluster.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
-    Ok(Json(s.upstream.federation(&s.key, &caller).get_cluster(pb::GetClusterRequest { id }).await?.into_inner().into()))
+async fn read(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Cluster>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .federation(&s.key, &caller)
+            .get_cluster(pb::GetClusterRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -364,8 +392,18 @@ async fn set_settings(
     Path(id): Path<String>,
     Body(b): Body<ClusterSettings>,
 ) -> Result<Json<Cluster>, ApiError> {
-    let request = pb::SetClusterSettingsRequest { id, settings: Some(b.into_pb("")?) };
-    Ok(Json(s.upstream.federation(&s.key, &caller).set_cluster_settings(request).await?.into_inner().into()))
+    let request = pb::SetClusterSettingsRequest {
+        id,
+        settings: Some(b.into_pb("")?),
+    };
+    Ok(Json(
+        s.upstream
+            .federation(&s.key, &caller)
+            .set_cluster_settings(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -374,15 +412,36 @@ async fn list(
     Authenticated(caller): Authenticated,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ClusterPage>, ApiError> {
-    let request = pb::ListClustersRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), data_centre: q.data_centre };
-    let r = s.upstream.federation(&s.key, &caller).list_clusters(request).await?.into_inner();
+    let request = pb::ListClustersRequest {
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+        data_centre: q.data_centre,
+    };
+    let r = s
+        .upstream
+        .federation(&s.key, &caller)
+        .list_clusters(request)
+        .await?
+        .into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ClusterPage { items: r.clusters.into_iter().map(Cluster::from).collect(), next_cursor: next }))
+    Ok(Json(ClusterPage {
+        items: r.clusters.into_iter().map(Cluster::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn deregister(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.federation(&s.key, &caller).deregister_cluster(pb::DeregisterClusterRequest { id }).await?;
+async fn deregister(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .federation(&s.key, &caller)
+        .deregister_cluster(pb::DeregisterClusterRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -392,13 +451,31 @@ async fn known_tenant(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<KnownTenant>, ApiError> {
-    let t = s.upstream.federation(&s.key, &caller).get_known_tenant(pb::GetKnownTenantRequest { tenant_id: id }).await?.into_inner();
-    Ok(Json(KnownTenant { tenant_id: t.tenant_id, name: t.name, learned_at: time(t.learned_at), event_id: t.event_id }))
+    let t = s
+        .upstream
+        .federation(&s.key, &caller)
+        .get_known_tenant(pb::GetKnownTenantRequest { tenant_id: id })
+        .await?
+        .into_inner();
+    Ok(Json(KnownTenant {
+        tenant_id: t.tenant_id,
+        name: t.name,
+        learned_at: time(t.learned_at),
+        event_id: t.event_id,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn data_centres(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<DataCentreList>, ApiError> {
-    let r = s.upstream.federation(&s.key, &caller).list_data_centres(pb::ListDataCentresRequest {}).await?.into_inner();
+async fn data_centres(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<DataCentreList>, ApiError> {
+    let r = s
+        .upstream
+        .federation(&s.key, &caller)
+        .list_data_centres(pb::ListDataCentresRequest {})
+        .await?
+        .into_inner();
     let items = r
         .data_centres
         .into_iter()
@@ -406,7 +483,15 @@ async fn data_centres(State(s): State<AppState>, Authenticated(caller): Authenti
             name: d.name,
             state: d.state,
             state_since: time(d.state_since),
-            clusters: d.clusters.into_iter().map(|c| DataCentreCluster { id: c.id, name: c.name, condition: c.condition.into() }).collect(),
+            clusters: d
+                .clusters
+                .into_iter()
+                .map(|c| DataCentreCluster {
+                    id: c.id,
+                    name: c.name,
+                    condition: c.condition.into(),
+                })
+                .collect(),
         })
         .collect();
     Ok(Json(DataCentreList { items }))

@@ -54,13 +54,19 @@ impl DirectorySettings {
     pub fn from_env(env: &Env) -> Result<Option<Self>, SettingError> {
         let Some(url) = env.raw(URL) else { return Ok(None) };
         if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
-            return Err(SettingError { variable: URL.into(), expected: "an ldap:// or ldaps:// URL".into(), found: Some(url.into()) });
+            return Err(SettingError {
+                variable: URL.into(),
+                expected: "an ldap:// or ldaps:// URL".into(),
+                found: Some(url.into()),
+            });
         }
         let text = |name: &str, default: &str| env.or(name, default.to_string());
         Ok(Some(Self {
             url: url.to_string(),
             starttls: env.or("PAAS_LDAP_STARTTLS", false)?,
-            ca_file: env.optional::<String>("PAAS_LDAP_CA_FILE")?.map(std::path::PathBuf::from),
+            ca_file: env
+                .optional::<String>("PAAS_LDAP_CA_FILE")?
+                .map(std::path::PathBuf::from),
             bind_dn: env.required("PAAS_LDAP_BIND_DN")?,
             bind_password: env.secret("PAAS_LDAP_BIND_PASSWORD", 1)?,
             user_base: env.required("PAAS_LDAP_USER_BASE")?,
@@ -71,7 +77,12 @@ impl DirectorySettings {
             disabled_filter: env.optional("PAAS_LDAP_DISABLED_FILTER")?,
             admin_groups: env
                 .optional::<String>("PAAS_LDAP_ADMIN_GROUPS")?
-                .map(|g| g.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .map(|g| {
+                    g.split(';')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
         }))
     }
@@ -109,17 +120,22 @@ fn tls_trusting(ca_file: &std::path::Path) -> Result<std::sync::Arc<rustls::Clie
     use rustls::pki_types::pem::PemObject;
     let bad = |detail: String| Error::invalid("PAAS_LDAP_CA_FILE", detail);
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(format!("cannot read {}: {e}", ca_file.display())))? {
-        roots.add(cert.map_err(|e| bad(format!("{}: {e}", ca_file.display())))?).map_err(|e| bad(format!("{}: {e}", ca_file.display())))?;
+    for cert in
+        CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(format!("cannot read {}: {e}", ca_file.display())))?
+    {
+        roots
+            .add(cert.map_err(|e| bad(format!("{}: {e}", ca_file.display())))?)
+            .map_err(|e| bad(format!("{}: {e}", ca_file.display())))?;
     }
     if roots.is_empty() {
         return Err(bad(format!("{} holds no certificate", ca_file.display())));
     }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(Error::internal)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(Error::internal)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     Ok(std::sync::Arc::new(config))
 }
 
@@ -135,15 +151,22 @@ impl Directory {
 
     /// Whether a person's groups make them a platform administrator.
     pub fn is_admin(&self, person: &Person) -> bool {
-        person.groups.iter().any(|g| self.settings.admin_groups.iter().any(|a| a.eq_ignore_ascii_case(g)))
+        person
+            .groups
+            .iter()
+            .any(|g| self.settings.admin_groups.iter().any(|a| a.eq_ignore_ascii_case(g)))
     }
 
     async fn connect(&self) -> Result<ldap3::Ldap> {
-        let mut settings = LdapConnSettings::new().set_starttls(self.settings.starttls).set_conn_timeout(Duration::from_secs(5));
+        let mut settings = LdapConnSettings::new()
+            .set_starttls(self.settings.starttls)
+            .set_conn_timeout(Duration::from_secs(5));
         if let Some(tls) = &self.tls {
             settings = settings.set_config(tls.clone());
         }
-        let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.settings.url).await.map_err(unavailable)?;
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.settings.url)
+            .await
+            .map_err(unavailable)?;
         ldap3::drive!(conn);
         Ok(ldap)
     }
@@ -162,10 +185,19 @@ impl Directory {
         }
         let s = &self.settings;
         let mut ldap = self.connect().await?;
-        ldap.simple_bind(&s.bind_dn, s.bind_password.expose()).await.map_err(unavailable)?.success().map_err(unavailable)?;
+        ldap.simple_bind(&s.bind_dn, s.bind_password.expose())
+            .await
+            .map_err(unavailable)?
+            .success()
+            .map_err(unavailable)?;
         let filter = s.user_filter.replace("{login}", &ldap_escape(login));
         let (entries, _) = ldap
-            .search(&s.user_base, Scope::Subtree, &filter, vec![s.name_attribute.as_str(), s.mail_attribute.as_str()])
+            .search(
+                &s.user_base,
+                Scope::Subtree,
+                &filter,
+                vec![s.name_attribute.as_str(), s.mail_attribute.as_str()],
+            )
             .await
             .map_err(unavailable)?
             .success()
@@ -176,7 +208,12 @@ impl Directory {
         };
         let entry = SearchEntry::construct(entry.clone());
         if let Some(disabled) = &s.disabled_filter {
-            let (hits, _) = ldap.search(&entry.dn, Scope::Base, disabled, vec!["1.1"]).await.map_err(unavailable)?.success().map_err(unavailable)?;
+            let (hits, _) = ldap
+                .search(&entry.dn, Scope::Base, disabled, vec!["1.1"])
+                .await
+                .map_err(unavailable)?
+                .success()
+                .map_err(unavailable)?;
             if !hits.is_empty() {
                 let _ = ldap.unbind().await;
                 return Ok(None);
@@ -187,8 +224,12 @@ impl Directory {
             ldap_escape(&entry.dn),
             ldap_escape(login)
         );
-        let (groups, _) =
-            ldap.search(&s.group_base, Scope::Subtree, &groups_filter, vec!["1.1"]).await.map_err(unavailable)?.success().map_err(unavailable)?;
+        let (groups, _) = ldap
+            .search(&s.group_base, Scope::Subtree, &groups_filter, vec!["1.1"])
+            .await
+            .map_err(unavailable)?
+            .success()
+            .map_err(unavailable)?;
         let _ = ldap.unbind().await;
 
         // The password is checked by binding as the user, on its own connection.
@@ -198,7 +239,14 @@ impl Directory {
         if verdict.rc != 0 {
             return Ok(None);
         }
-        let first = |attr: &str| entry.attrs.get(attr).and_then(|v| v.first()).cloned().unwrap_or_default();
+        let first = |attr: &str| {
+            entry
+                .attrs
+                .get(attr)
+                .and_then(|v| v.first())
+                .cloned()
+                .unwrap_or_default()
+        };
         Ok(Some(Person {
             login: login.to_string(),
             name: first(&s.name_attribute),

@@ -41,7 +41,14 @@ pub struct Port {
 }
 
 fn ports_pb(ports: Vec<Port>) -> Vec<pb::ExternalServicePort> {
-    ports.into_iter().map(|p| pb::ExternalServicePort { name: p.name, port: p.port, protocol: p.protocol }).collect()
+    ports
+        .into_iter()
+        .map(|p| pb::ExternalServicePort {
+            name: p.name,
+            port: p.port,
+            protocol: p.protocol,
+        })
+        .collect()
 }
 
 /// An external service.
@@ -95,7 +102,15 @@ impl From<pb::ExternalService> for ExternalService {
         Self {
             project_id: Some(s.project_id).filter(|p| !p.is_empty()),
             dns_name: Some(s.dns_name).filter(|d| !d.is_empty()),
-            ports: s.ports.into_iter().map(|p| Port { name: p.name, port: p.port, protocol: p.protocol }).collect(),
+            ports: s
+                .ports
+                .into_iter()
+                .map(|p| Port {
+                    name: p.name,
+                    port: p.port,
+                    protocol: p.protocol,
+                })
+                .collect(),
             placement: serde_json::from_str(&s.placement_json).unwrap_or(Value::Null),
             binding_id: Some(s.binding_id).filter(|b| !b.is_empty()),
             health: Some(s.health).filter(|h| !h.is_empty()),
@@ -174,7 +189,12 @@ pub struct Update {
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant")), request_body = Register,
     responses((status = 201, body = ExternalService, description = "registered and being written into its partitions"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn register(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant): Path<String>, Body(b): Body<Register>) -> Result<(StatusCode, Json<ExternalService>), ApiError> {
+pub(crate) async fn register(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant): Path<String>,
+    Body(b): Body<Register>,
+) -> Result<(StatusCode, Json<ExternalService>), ApiError> {
     let request = pb::RegisterExternalServiceRequest {
         tenant_id: tenant,
         project_id: b.project_id,
@@ -185,28 +205,68 @@ pub(crate) async fn register(State(s): State<AppState>, Authenticated(caller): A
         ports: ports_pb(b.ports),
         placement_json: b.placement.to_string(),
     };
-    let registered = s.upstream.apps(&s.key, &caller).register_external_service(request).await?.into_inner();
+    let registered = s
+        .upstream
+        .apps(&s.key, &caller)
+        .register_external_service(request)
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(registered.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), PageQuery),
     responses((status = 200, body = ExternalServicePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ExternalServicePage>, ApiError> {
-    let request = pb::ListExternalServicesRequest { tenant_id: tenant, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
-    let r = s.upstream.apps(&s.key, &caller).list_external_services(request).await?.into_inner();
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ExternalServicePage>, ApiError> {
+    let request = pb::ListExternalServicesRequest {
+        tenant_id: tenant,
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+    };
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .list_external_services(request)
+        .await?
+        .into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ExternalServicePage { items: r.external_services.into_iter().map(ExternalService::from).collect(), next_cursor }))
+    Ok(Json(ExternalServicePage {
+        items: r.external_services.into_iter().map(ExternalService::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = ExternalService), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<ExternalService>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).get_external_service(pb::GetExternalServiceRequest { id }).await?.into_inner().into()))
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<ExternalService>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .get_external_service(pb::GetExternalServiceRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(put, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")), request_body = Update,
     responses((status = 200, body = ExternalService, description = "changed in place in every partition"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn update(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Update>) -> Result<Json<ExternalService>, ApiError> {
+pub(crate) async fn update(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<Update>,
+) -> Result<Json<ExternalService>, ApiError> {
     let request = pb::UpdateExternalServiceRequest {
         id,
         description: b.description,
@@ -215,12 +275,26 @@ pub(crate) async fn update(State(s): State<AppState>, Authenticated(caller): Aut
         ports: ports_pb(b.ports),
         placement_json: b.placement.to_string(),
     };
-    Ok(Json(s.upstream.apps(&s.key, &caller).update_external_service(request).await?.into_inner().into()))
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .update_external_service(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleted: federation removes its objects from every cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.apps(&s.key, &caller).delete_external_service(pb::DeleteExternalServiceRequest { id }).await?;
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .apps(&s.key, &caller)
+        .delete_external_service(pb::DeleteExternalServiceRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

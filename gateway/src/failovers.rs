@@ -88,7 +88,14 @@ impl From<pb::FailoverOperation> for FailoverOperation {
             replaced_at: time(o.replaced_at),
             available_at: time(o.available_at),
             finished_at: time(o.finished_at),
-            steps: o.steps.into_iter().map(|s| FailoverStep { name: s.name, at: time(s.at) }).collect(),
+            steps: o
+                .steps
+                .into_iter()
+                .map(|s| FailoverStep {
+                    name: s.name,
+                    at: time(s.at),
+                })
+                .collect(),
         }
     }
 }
@@ -131,11 +138,29 @@ pub struct TriggerFailover {
 pub struct TriggerFailback {}
 
 #[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(ListQuery), responses((status = 200, body = FailoverPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<FailoverPage>, ApiError> {
-    let request = pb::ListFailoversRequest { binding_id: q.binding_id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }) };
-    let r = s.upstream.federation(&s.key, &caller).list_failovers(request).await?.into_inner();
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<FailoverPage>, ApiError> {
+    let request = pb::ListFailoversRequest {
+        binding_id: q.binding_id,
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+    };
+    let r = s
+        .upstream
+        .federation(&s.key, &caller)
+        .list_failovers(request)
+        .await?
+        .into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(FailoverPage { items: r.operations.into_iter().map(FailoverOperation::from).collect(), next_cursor: next }))
+    Ok(Json(FailoverPage {
+        items: r.operations.into_iter().map(FailoverOperation::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -145,8 +170,18 @@ async fn failover(
     Path(id): Path<String>,
     Body(b): Body<TriggerFailover>,
 ) -> Result<Json<FailoverOperation>, ApiError> {
-    let request = pb::TriggerFailoverRequest { binding_id: id, from_cluster: b.from_cluster };
-    Ok(Json(s.upstream.federation(&s.key, &caller).trigger_failover(request).await?.into_inner().into()))
+    let request = pb::TriggerFailoverRequest {
+        binding_id: id,
+        from_cluster: b.from_cluster,
+    };
+    Ok(Json(
+        s.upstream
+            .federation(&s.key, &caller)
+            .trigger_failover(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -157,5 +192,12 @@ async fn failback(
     Body(_nothing): Body<TriggerFailback>,
 ) -> Result<Json<FailoverOperation>, ApiError> {
     let request = pb::TriggerFailbackRequest { binding_id: id };
-    Ok(Json(s.upstream.federation(&s.key, &caller).trigger_failback(request).await?.into_inner().into()))
+    Ok(Json(
+        s.upstream
+            .federation(&s.key, &caller)
+            .trigger_failback(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }

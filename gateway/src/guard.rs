@@ -20,9 +20,17 @@ use crate::rbac::{self, Permission};
 
 /// The guard itself; mounted with `route_layer` so the matched route is known.
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     // Nested routers see the path without its prefix; the route has it.
-    let path = request.extensions().get::<OriginalUri>().map(|u| u.0.path().to_string()).unwrap_or_else(|| request.uri().path().to_string());
+    let path = request
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| request.uri().path().to_string());
     let method = request.method().clone();
     let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let authenticated = crate::auth::authenticate(&state, request.headers(), write).await;
@@ -34,7 +42,11 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             action: format!("{method} {route}"),
             target: path_values(&route, &path),
             request_id: header_text(&request, "x-request-id"),
-            source_ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default(),
+            source_ip: request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_default(),
             user_agent: header_text(&request, header::USER_AGENT.as_str()),
         };
         match state.audit.begin(&attempt).await {
@@ -77,11 +89,23 @@ async fn finish(state: &AppState, id: Uuid, status: u16) {
 }
 
 fn forbidden(detail: &str) -> ApiError {
-    ApiError(Box::new(kernel::error::Problem::new(403, "forbidden", "Forbidden", detail)))
+    ApiError(Box::new(kernel::error::Problem::new(
+        403,
+        "forbidden",
+        "Forbidden",
+        detail,
+    )))
 }
 
 fn header_text(request: &Request, name: &str) -> String {
-    request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().chars().take(512).collect()
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(512)
+        .collect()
 }
 
 /// `id=...,step=...` from a route template and the actual path.
@@ -89,7 +113,11 @@ fn path_values(route: &str, path: &str) -> String {
     route
         .split('/')
         .zip(path.split('/'))
-        .filter_map(|(t, v)| t.strip_prefix('{').and_then(|t| t.strip_suffix('}')).map(|name| format!("{name}={v}")))
+        .filter_map(|(t, v)| {
+            t.strip_prefix('{')
+                .and_then(|t| t.strip_suffix('}'))
+                .map(|name| format!("{name}={v}"))
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -112,16 +140,42 @@ mod tests {
 
     #[test]
     fn path_values_pair_template_names_with_values() {
-        assert_eq!(path_values("/api/v1/requests/{id}/{step}", "/api/v1/requests/abc/approve"), "id=abc,step=approve");
+        assert_eq!(
+            path_values("/api/v1/requests/{id}/{step}", "/api/v1/requests/abc/approve"),
+            "id=abc,step=approve"
+        );
         assert_eq!(path_values("/api/v1/tenants", "/api/v1/tenants"), "");
     }
 
     #[test]
     fn the_tenant_comes_from_the_path_or_a_single_membership() {
         let t = Uuid::now_v7();
-        assert_eq!(tenant_of("/api/v1/tenants/{id}/projects", &format!("/api/v1/tenants/{t}/projects"), None), Some(t));
-        let robot = Caller::user("token:x", vec![kernel::caller::Membership { tenant: t, role: kernel::caller::Role::Operator }]);
-        assert_eq!(tenant_of("/api/v1/reservations", "/api/v1/reservations", Some(&robot)), Some(t));
-        assert_eq!(tenant_of("/api/v1/reservations", "/api/v1/reservations", Some(&Caller::platform_admin("p"))), None);
+        assert_eq!(
+            tenant_of(
+                "/api/v1/tenants/{id}/projects",
+                &format!("/api/v1/tenants/{t}/projects"),
+                None
+            ),
+            Some(t)
+        );
+        let robot = Caller::user(
+            "token:x",
+            vec![kernel::caller::Membership {
+                tenant: t,
+                role: kernel::caller::Role::Operator,
+            }],
+        );
+        assert_eq!(
+            tenant_of("/api/v1/reservations", "/api/v1/reservations", Some(&robot)),
+            Some(t)
+        );
+        assert_eq!(
+            tenant_of(
+                "/api/v1/reservations",
+                "/api/v1/reservations",
+                Some(&Caller::platform_admin("p"))
+            ),
+            None
+        );
     }
 }

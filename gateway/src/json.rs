@@ -21,7 +21,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
         if !is_json {
-            return Err(ApiError::invalid("body", "must be JSON with Content-Type: application/json"));
+            return Err(ApiError::invalid(
+                "body",
+                "must be JSON with Content-Type: application/json",
+            ));
         }
         let bytes = bytes::Bytes::from_request(req, state)
             .await
@@ -30,7 +33,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let field = if path == "." || path.is_empty() { missing_field(&inner.to_string()).unwrap_or("body".into()) } else { path };
+            let field = if path == "." || path.is_empty() {
+                missing_field(&inner.to_string()).unwrap_or("body".into())
+            } else {
+                path
+            };
             ApiError::invalid(field, inner.to_string())
         })
     }
@@ -48,7 +55,15 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
         let empty = req.headers().get(header::CONTENT_TYPE).is_none()
-            && req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_none_or(|l| l == "0");
-        if empty { Ok(None) } else { <Self as FromRequest<S>>::from_request(req, state).await.map(Some) }
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|l| l == "0");
+        if empty {
+            Ok(None)
+        } else {
+            <Self as FromRequest<S>>::from_request(req, state).await.map(Some)
+        }
     }
 }

@@ -11,18 +11,18 @@ pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod bindings;
-pub mod failovers;
 pub mod clusters;
 pub mod directory;
 pub mod external_services;
+pub mod failovers;
 pub mod guard;
 pub mod json;
 pub mod local_admin;
 pub mod login;
 pub mod members;
 pub mod oidc;
-pub mod pods;
 pub mod openapi;
+pub mod pods;
 pub mod problem;
 pub mod projects;
 pub mod pull_secrets;
@@ -44,13 +44,12 @@ use axum::http::{HeaderName, HeaderValue, header};
 use kernel::caller::CallerKey;
 use kernel::health::Readiness;
 use kernel::shutdown::Shutdown;
+pub use settings::Settings;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-
-pub use settings::Settings;
 
 /// Largest request body accepted; the API takes small JSON documents.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -117,25 +116,44 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { problem::ApiError::not_found_route() })
         .layer(axum::middleware::from_fn(problem::render))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(kernel::grpc::SpanFromHeaders))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 /// Binds the gateway and serves it until shutdown; returns the bound address.
 ///
 /// # Errors
 /// The address cannot be bound.
-pub async fn start(platform: &kernel::settings::Platform, settings: Settings, shutdown: &Shutdown) -> kernel::Result<SocketAddr> {
+pub async fn start(
+    platform: &kernel::settings::Platform,
+    settings: Settings,
+    shutdown: &Shutdown,
+) -> kernel::Result<SocketAddr> {
     let listener = TcpListener::bind(settings.addr)
         .await
         .map_err(|e| kernel::Error::Unavailable(format!("cannot listen on {}: {e}", settings.addr)))?;
@@ -145,8 +163,15 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
     let tokens = token::Tokens::new(pool.clone());
     shutdown.spawn("token-revocations", tokens.clone().follow_revocations(shutdown.token()));
     let local_admin = local_admin::LocalAdmin::new(pool.clone());
-    local_admin.ensure(settings.local_admin_password.as_ref(), settings.local_admin_disabled).await?;
-    let sessions = session::Sessions::connect(platform.redis_url.as_str(), platform.event_prefix.as_str(), settings.sessions).await?;
+    local_admin
+        .ensure(settings.local_admin_password.as_ref(), settings.local_admin_disabled)
+        .await?;
+    let sessions = session::Sessions::connect(
+        platform.redis_url.as_str(),
+        platform.event_prefix.as_str(),
+        settings.sessions,
+    )
+    .await?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let state = AppState {
         key: CallerKey::new(platform.caller_key.clone()),
@@ -159,7 +184,10 @@ pub async fn start(platform: &kernel::settings::Platform, settings: Settings, sh
         directory: settings.directory.clone().map(directory::Directory::new).transpose()?,
         oidc: oidc::Providers::new(&settings.oidc, &public_url)?,
     };
-    shutdown.spawn("gateway", kernel::health::serve_http(listener, router(state), shutdown.token()));
+    shutdown.spawn(
+        "gateway",
+        kernel::health::serve_http(listener, router(state), shutdown.token()),
+    );
     tracing::info!(%addr, "gateway listening");
     Ok(addr)
 }
@@ -177,7 +205,12 @@ pub fn route_table() -> Vec<(String, String)> {
             ("PATCH", item.patch.is_some()),
             ("DELETE", item.delete.is_some()),
         ];
-        routes.extend(methods.into_iter().filter(|(_, present)| *present).map(|(m, _)| (m.to_string(), path.clone())));
+        routes.extend(
+            methods
+                .into_iter()
+                .filter(|(_, present)| *present)
+                .map(|(m, _)| (m.to_string(), path.clone())),
+        );
     }
     routes
 }

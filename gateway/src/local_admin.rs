@@ -2,8 +2,8 @@
 //! OIDC providers are not, created from a setting at first start with an
 //! argon2id-hashed password, and able to be disabled.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use kernel::settings::Secret;
 use kernel::{Error, Result};
 use sqlx::PgPool;
@@ -32,13 +32,19 @@ impl LocalAdmin {
     pub async fn ensure(&self, password: Option<&Secret>, disabled: bool) -> Result<()> {
         if let Some(password) = password {
             let hash = hash(password.expose())?;
-            sqlx::query("INSERT INTO local_users (username, password_hash) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING")
-                .bind(USERNAME)
-                .bind(hash)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO local_users (username, password_hash) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
+            )
+            .bind(USERNAME)
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
         }
-        sqlx::query("UPDATE local_users SET disabled = $2 WHERE username = $1").bind(USERNAME).bind(disabled).execute(&self.pool).await?;
+        sqlx::query("UPDATE local_users SET disabled = $2 WHERE username = $1")
+            .bind(USERNAME)
+            .bind(disabled)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -49,11 +55,17 @@ impl LocalAdmin {
     /// # Errors
     /// The database fails.
     pub async fn verify(&self, username: &str, password: &str) -> Result<bool> {
-        let row: Option<(String, bool)> = sqlx::query_as("SELECT password_hash, disabled FROM local_users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        let (stored, disabled) = row.unwrap_or_else(|| (DECOY.get_or_init(|| hash("decoy").expect("hashing works")).clone(), true));
+        let row: Option<(String, bool)> =
+            sqlx::query_as("SELECT password_hash, disabled FROM local_users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (stored, disabled) = row.unwrap_or_else(|| {
+            (
+                DECOY.get_or_init(|| hash("decoy").expect("hashing works")).clone(),
+                true,
+            )
+        });
         let parsed = PasswordHash::new(&stored).map_err(|e| Error::internal(e.to_string()))?;
         let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(matches && !disabled)
@@ -64,7 +76,10 @@ static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn hash(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| Error::internal(e.to_string()))?.to_string())
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| Error::internal(e.to_string()))?
+        .to_string())
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use crate::AppState;
 use crate::audit::Attempt;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
 use crate::oidc::{FLOW_COOKIE, FLOW_TTL};
+use crate::problem::ApiError;
 use crate::session::{COOKIE, Origin};
 
 /// Failed logins per user before it is locked for the rest of the window.
@@ -45,7 +45,10 @@ pub fn public_routes() -> Router<AppState> {
 
 /// The routes that need a caller.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/logout", post(logout)).route("/logout/everywhere", post(logout_everywhere)).route("/session", get(current))
+    Router::new()
+        .route("/logout", post(logout))
+        .route("/logout/everywhere", post(logout_everywhere))
+        .route("/session", get(current))
 }
 
 /// Body of `POST /login/local`.
@@ -108,19 +111,30 @@ pub struct Begin {
 }
 
 fn locked(seconds: i64) -> ApiError {
-    let mut problem = kernel::error::Problem::new(429, "locked-out", "Too many failed logins", format!("try again in {seconds} s"));
+    let mut problem = kernel::error::Problem::new(
+        429,
+        "locked-out",
+        "Too many failed logins",
+        format!("try again in {seconds} s"),
+    );
     problem.retry_after = Some(seconds.max(1) as u64);
     ApiError(Box::new(problem))
 }
 
 fn session_cookie(id: &str, max_age: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}")).expect("cookie text is ASCII")
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .expect("cookie text is ASCII")
 }
 
 /// Binds a started OIDC login to this browser. Lax, not Strict: the
 /// provider's redirect back is a cross-site navigation.
 fn flow_cookie(state: &str, max_age: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("{FLOW_COOKIE}={state}; Path=/api/v1/login/oidc; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}")).expect("cookie text is ASCII")
+    HeaderValue::from_str(&format!(
+        "{FLOW_COOKIE}={state}; Path=/api/v1/login/oidc; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}"
+    ))
+    .expect("cookie text is ASCII")
 }
 
 /// Who a login attempt is from, for the audit log and the lockout counters.
@@ -142,12 +156,26 @@ struct Started {
 /// Runs one login attempt through the lockout checks and the audit log, and
 /// starts a session when `verify` vouches for a caller. `verify` answers
 /// `Ok(Err(why))` to refuse the user (counted as a failure, 401).
-async fn attempt_login<F, Fut>(s: &AppState, address: String, headers: &HeaderMap, who: Claimant<'_>, verify: F) -> Result<Started, ApiError>
+async fn attempt_login<F, Fut>(
+    s: &AppState,
+    address: String,
+    headers: &HeaderMap,
+    who: Claimant<'_>,
+    verify: F,
+) -> Result<Started, ApiError>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Result<(Caller, Option<Origin>), String>, ApiError>>,
 {
-    let header_text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or_default().chars().take(512).collect::<String>();
+    let header_text = |h: &str| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(512)
+            .collect::<String>()
+    };
     let attempt = Attempt {
         actor: Some(who.actor),
         tenant: None,
@@ -197,8 +225,15 @@ where
 
 /// The answer to a typed login: the session cookie and its CSRF token.
 fn logged_in(s: &AppState, started: Started) -> Response {
-    let mut response = Json(LoggedIn { subject: started.subject, csrf_token: started.csrf }).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()));
+    let mut response = Json(LoggedIn {
+        subject: started.subject,
+        csrf_token: started.csrf,
+    })
+    .into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()),
+    );
     response
 }
 
@@ -216,10 +251,18 @@ pub(crate) async fn login_local(
     headers: HeaderMap,
     Body(b): Body<LocalLogin>,
 ) -> Result<Response, ApiError> {
-    let who = Claimant { action: "POST /api/v1/login/local", actor: format!("local:{}", b.username.chars().take(128).collect::<String>()), user_key: Some(format!("user:{}", b.username)) };
+    let who = Claimant {
+        action: "POST /api/v1/login/local",
+        actor: format!("local:{}", b.username.chars().take(128).collect::<String>()),
+        user_key: Some(format!("user:{}", b.username)),
+    };
     let started = attempt_login(&s, address(connect), &headers, who, || async {
         let verified = s.local_admin.verify(&b.username, &b.password).await?;
-        Ok(if verified { Ok((Caller::platform_admin(format!("local:{}", b.username)), None)) } else { Err(WRONG_PASSWORD.to_string()) })
+        Ok(if verified {
+            Ok((Caller::platform_admin(format!("local:{}", b.username)), None))
+        } else {
+            Err(WRONG_PASSWORD.to_string())
+        })
     })
     .await?;
     Ok(logged_in(&s, started))
@@ -234,12 +277,31 @@ pub(crate) async fn login_ldap(
     Body(b): Body<LocalLogin>,
 ) -> Result<Response, ApiError> {
     let Some(directory) = s.directory.clone() else {
-        return Err(ApiError(Box::new(kernel::error::Problem::new(404, "not-found", "Not found", "LDAP login is not configured"))));
+        return Err(ApiError(Box::new(kernel::error::Problem::new(
+            404,
+            "not-found",
+            "Not found",
+            "LDAP login is not configured",
+        ))));
     };
-    let who = Claimant { action: "POST /api/v1/login/ldap", actor: format!("ldap:{}", b.username.chars().take(128).collect::<String>()), user_key: Some(format!("user:{}", b.username)) };
+    let who = Claimant {
+        action: "POST /api/v1/login/ldap",
+        actor: format!("ldap:{}", b.username.chars().take(128).collect::<String>()),
+        user_key: Some(format!("user:{}", b.username)),
+    };
     let started = attempt_login(&s, address(connect), &headers, who, || async {
-        let Some(person) = directory.authenticate(&b.username, &b.password).await? else { return Ok(Err(WRONG_PASSWORD.to_string())) };
-        let caller = directory_caller(&s, format!("ldap:{}", person.login), &person.name, &person.mail, &person.groups, directory.is_admin(&person)).await?;
+        let Some(person) = directory.authenticate(&b.username, &b.password).await? else {
+            return Ok(Err(WRONG_PASSWORD.to_string()));
+        };
+        let caller = directory_caller(
+            &s,
+            format!("ldap:{}", person.login),
+            &person.name,
+            &person.mail,
+            &person.groups,
+            directory.is_admin(&person),
+        )
+        .await?;
         Ok(Ok((caller, None)))
     })
     .await?;
@@ -249,12 +311,29 @@ pub(crate) async fn login_ldap(
 /// The caller a directory login (LDAP or OIDC) makes: the user recorded with
 /// its current groups (so memberships follow the directory), and its roles
 /// resolved.
-async fn directory_caller(s: &AppState, subject: String, name: &str, mail: &str, groups: &[String], platform_admin: bool) -> Result<Caller, ApiError> {
+async fn directory_caller(
+    s: &AppState,
+    subject: String,
+    name: &str,
+    mail: &str,
+    groups: &[String],
+    platform_admin: bool,
+) -> Result<Caller, ApiError> {
     let mut tenancy = s.upstream.tenancy(&s.key, &Caller::service("gateway"));
     tenancy
-        .sync_user(paas_proto::v1::SyncUserRequest { subject: subject.clone(), display_name: name.to_string(), email: mail.to_string(), groups: groups.to_vec() })
+        .sync_user(paas_proto::v1::SyncUserRequest {
+            subject: subject.clone(),
+            display_name: name.to_string(),
+            email: mail.to_string(),
+            groups: groups.to_vec(),
+        })
         .await?;
-    let resolved = tenancy.resolve_memberships(paas_proto::v1::ResolveMembershipsRequest { subject: subject.clone() }).await?.into_inner();
+    let resolved = tenancy
+        .resolve_memberships(paas_proto::v1::ResolveMembershipsRequest {
+            subject: subject.clone(),
+        })
+        .await?
+        .into_inner();
     let memberships = resolved
         .memberships
         .into_iter()
@@ -264,7 +343,13 @@ async fn directory_caller(s: &AppState, subject: String, name: &str, mail: &str,
             Some(kernel::caller::Membership { tenant, role })
         })
         .collect();
-    Ok(Caller { subject, platform_admin, memberships, request_id: None, exp: 0 })
+    Ok(Caller {
+        subject,
+        platform_admin,
+        memberships,
+        request_id: None,
+        exp: 0,
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "login",
@@ -273,7 +358,12 @@ pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Res
     let mut end_session_url = None;
     if let Some(id) = crate::auth::cookie(&headers, COOKIE) {
         if let Some(origin) = s.sessions.find(&id).await?.and_then(|session| session.origin) {
-            end_session_url = s.oidc.end_session_url(&origin.provider, &origin.id_token).await.ok().flatten();
+            end_session_url = s
+                .oidc
+                .end_session_url(&origin.provider, &origin.id_token)
+                .await
+                .ok()
+                .flatten();
         }
         s.sessions.end(&id).await?;
     }
@@ -287,7 +377,10 @@ pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Res
 
 #[utoipa::path(post, path = "/api/v1/logout/everywhere", tag = "login",
     responses((status = 204, description = "every session of the caller ended"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn logout_everywhere(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Response, ApiError> {
+pub(crate) async fn logout_everywhere(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, ApiError> {
     s.sessions.end_all(&caller.subject).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
@@ -296,7 +389,11 @@ pub(crate) async fn logout_everywhere(State(s): State<AppState>, Authenticated(c
 
 #[utoipa::path(get, path = "/api/v1/session", tag = "login",
     responses((status = 200, body = Whoami), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn current(State(s): State<AppState>, headers: HeaderMap, Authenticated(caller): Authenticated) -> Result<Json<Whoami>, ApiError> {
+pub(crate) async fn current(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Whoami>, ApiError> {
     let bearer = headers.contains_key(header::AUTHORIZATION);
     let csrf_token = match crate::auth::cookie(&headers, COOKIE) {
         Some(id) if !bearer => s.sessions.find(&id).await?.map(|session| session.csrf),
@@ -305,7 +402,11 @@ pub(crate) async fn current(State(s): State<AppState>, headers: HeaderMap, Authe
     Ok(Json(Whoami {
         subject: caller.subject,
         platform_admin: caller.platform_admin,
-        memberships: caller.memberships.into_iter().map(|m| (m.tenant.to_string(), m.role.as_str().to_string())).collect(),
+        memberships: caller
+            .memberships
+            .into_iter()
+            .map(|m| (m.tenant.to_string(), m.role.as_str().to_string()))
+            .collect(),
         csrf_token,
     }))
 }
@@ -318,11 +419,26 @@ pub(crate) async fn oidc_providers(State(s): State<AppState>) -> Json<Vec<crate:
 
 #[utoipa::path(get, path = "/api/v1/login/oidc/{provider}", tag = "login", params(("provider" = String, Path, description = "the provider's name"), Begin),
     responses((status = 303, description = "to the provider's login page"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json"), (status = 503, body = kernel::error::Problem, content_type = "application/problem+json")))]
-pub(crate) async fn oidc_begin(State(s): State<AppState>, Path(provider): Path<String>, Query(begin): Query<Begin>) -> Result<Response, ApiError> {
-    let (url, state, flow) = s.oidc.begin(&provider, crate::oidc::safe_return_to(begin.return_to.as_deref())).await?;
-    s.sessions.stash(&format!("oidc-flow:{state}"), &serde_json::to_string(&flow).map_err(kernel::Error::internal)?, FLOW_TTL).await?;
+pub(crate) async fn oidc_begin(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    Query(begin): Query<Begin>,
+) -> Result<Response, ApiError> {
+    let (url, state, flow) = s
+        .oidc
+        .begin(&provider, crate::oidc::safe_return_to(begin.return_to.as_deref()))
+        .await?;
+    s.sessions
+        .stash(
+            &format!("oidc-flow:{state}"),
+            &serde_json::to_string(&flow).map_err(kernel::Error::internal)?,
+            FLOW_TTL,
+        )
+        .await?;
     let mut response = Redirect::to(&url).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, flow_cookie(&state, FLOW_TTL.as_secs()));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, flow_cookie(&state, FLOW_TTL.as_secs()));
     Ok(response)
 }
 
@@ -342,34 +458,77 @@ pub(crate) async fn oidc_callback(
             Ok(found) => found,
             Err(why) => return Ok(Err(why)),
         };
-        let caller = directory_caller(&s, identity.subject.clone(), &identity.name, &identity.email, &identity.groups, identity.platform_admin).await?;
-        Ok(Ok((caller, Origin { provider: provider.clone(), id_token: identity.id_token }, return_to)))
+        let caller = directory_caller(
+            &s,
+            identity.subject.clone(),
+            &identity.name,
+            &identity.email,
+            &identity.groups,
+            identity.platform_admin,
+        )
+        .await?;
+        Ok(Ok((
+            caller,
+            Origin {
+                provider: provider.clone(),
+                id_token: identity.id_token,
+            },
+            return_to,
+        )))
     }
     .await;
     let (actor, return_to) = match &verdict {
         Ok(Ok((caller, _, return_to))) => (caller.subject.clone(), return_to.clone()),
-        _ => (format!("oidc:{}", provider.chars().take(64).collect::<String>()), "/".to_string()),
+        _ => (
+            format!("oidc:{}", provider.chars().take(64).collect::<String>()),
+            "/".to_string(),
+        ),
     };
-    let who = Claimant { action, actor, user_key: None };
-    let started = attempt_login(&s, address(connect), &headers, who, move || async move { verdict.map(|v| v.map(|(caller, origin, _)| (caller, Some(origin)))) }).await?;
+    let who = Claimant {
+        action,
+        actor,
+        user_key: None,
+    };
+    let started = attempt_login(&s, address(connect), &headers, who, move || async move {
+        verdict.map(|v| v.map(|(caller, origin, _)| (caller, Some(origin))))
+    })
+    .await?;
     let mut response = Redirect::to(&return_to).into_response();
-    response.headers_mut().append(header::SET_COOKIE, session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()),
+    );
     response.headers_mut().append(header::SET_COOKIE, flow_cookie("", 0));
     Ok(response)
 }
 
 /// Checks an OIDC callback: the flow it belongs to (taken once, bound to
 /// this browser's cookie), then the code and the ID token at the provider.
-async fn oidc_verify(s: &AppState, provider: &str, headers: &HeaderMap, callback: Callback) -> Result<Result<(crate::oidc::Identity, String), String>, ApiError> {
+async fn oidc_verify(
+    s: &AppState,
+    provider: &str,
+    headers: &HeaderMap,
+    callback: Callback,
+) -> Result<Result<(crate::oidc::Identity, String), String>, ApiError> {
     if let Some(error) = callback.error {
-        return Ok(Err(format!("the provider refused the login: {error} {}", callback.error_description.unwrap_or_default()).trim_end().to_string()));
+        return Ok(Err(format!(
+            "the provider refused the login: {error} {}",
+            callback.error_description.unwrap_or_default()
+        )
+        .trim_end()
+        .to_string()));
     }
     let (Some(code), Some(state)) = (callback.code, callback.state) else {
-        return Err(ApiError(Box::new(kernel::error::Problem::invalid("code", "the callback needs code and state"))));
+        return Err(ApiError(Box::new(kernel::error::Problem::invalid(
+            "code",
+            "the callback needs code and state",
+        ))));
     };
     let cookie = crate::auth::cookie(headers, FLOW_COOKIE).unwrap_or_default();
     if cookie.is_empty() || !bool::from(cookie.as_bytes().ct_eq(state.as_bytes())) {
-        return Ok(Err("the login was not started in this browser, or its state was changed".into()));
+        return Ok(Err(
+            "the login was not started in this browser, or its state was changed".into(),
+        ));
     }
     let Some(flow) = s.sessions.take(&format!("oidc-flow:{state}")).await? else {
         return Ok(Err("the login's state is unknown, used or expired; start again".into()));

@@ -18,7 +18,9 @@ use crate::projects::Page;
 
 /// The member routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/tenants/{id}/members", get(list).post(add)).route("/members/{id}", delete(remove))
+    Router::new()
+        .route("/tenants/{id}/members", get(list).post(add))
+        .route("/members/{id}", delete(remove))
 }
 
 /// A role binding as the API shows it.
@@ -70,9 +72,30 @@ pub struct AddMember {
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn add(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>, Body(b): Body<AddMember>) -> Result<(StatusCode, Json<Member>), ApiError> {
-    let request = pb::AddMemberRequest { tenant_id, project_id: b.project_id, kind: b.kind, subject: b.subject, role: b.role };
-    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).add_member(request).await?.into_inner().into())))
+async fn add(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Body(b): Body<AddMember>,
+) -> Result<(StatusCode, Json<Member>), ApiError> {
+    let request = pb::AddMemberRequest {
+        tenant_id,
+        project_id: b.project_id,
+        kind: b.kind,
+        subject: b.subject,
+        role: b.role,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.upstream
+                .tenancy(&s.key, &caller)
+                .add_member(request)
+                .await?
+                .into_inner()
+                .into(),
+        ),
+    ))
 }
 
 /// Paging and filters of `GET /tenants/{id}/members`.
@@ -96,13 +119,36 @@ async fn list(
     Path(tenant_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Member>>, ApiError> {
-    let request = pb::ListMembersRequest { tenant_id, page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), kind: q.kind, project_id: q.project_id };
-    let r = s.upstream.tenancy(&s.key, &caller).list_members(request).await?.into_inner();
-    Ok(Json(Page::new(r.members.into_iter().map(Member::from).collect(), r.page)))
+    let request = pb::ListMembersRequest {
+        tenant_id,
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+        kind: q.kind,
+        project_id: q.project_id,
+    };
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .list_members(request)
+        .await?
+        .into_inner();
+    Ok(Json(Page::new(
+        r.members.into_iter().map(Member::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn remove(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.tenancy(&s.key, &caller).remove_member(pb::RemoveMemberRequest { id }).await?;
+async fn remove(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .tenancy(&s.key, &caller)
+        .remove_member(pb::RemoveMemberRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

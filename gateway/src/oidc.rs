@@ -19,10 +19,13 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use kernel::settings::{Env, Secret, SettingError};
 use kernel::{Error, Result};
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IssuerUrl, LogoutRequest,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IdToken, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
@@ -65,7 +68,11 @@ pub struct ProviderSettings {
 }
 
 fn list(text: &str) -> Vec<String> {
-    text.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    text.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl ProviderSettings {
@@ -76,16 +83,33 @@ impl ProviderSettings {
     /// # Errors
     /// A malformed name, a missing issuer or client id, a non-HTTP issuer.
     pub fn from_env(env: &Env) -> Result<Vec<Self>, SettingError> {
-        let Some(names) = env.raw(PROVIDERS) else { return Ok(Vec::new()) };
+        let Some(names) = env.raw(PROVIDERS) else {
+            return Ok(Vec::new());
+        };
         let mut providers: Vec<Self> = Vec::new();
         for name in list(names) {
-            if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') || providers.iter().any(|p| p.name == name) {
-                return Err(SettingError { variable: PROVIDERS.into(), expected: "distinct names of lowercase letters, digits and '-'".into(), found: Some(names.into()) });
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                || providers.iter().any(|p| p.name == name)
+            {
+                return Err(SettingError {
+                    variable: PROVIDERS.into(),
+                    expected: "distinct names of lowercase letters, digits and '-'".into(),
+                    found: Some(names.into()),
+                });
             }
             let var = |suffix: &str| format!("PAAS_OIDC_{}_{suffix}", name.to_uppercase().replace('-', "_"));
             let issuer: String = env.required(&var("ISSUER"))?;
-            if url::Url::parse(&issuer).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
-                return Err(SettingError { variable: var("ISSUER"), expected: "an http(s) URL".into(), found: Some(issuer) });
+            if url::Url::parse(&issuer)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                return Err(SettingError {
+                    variable: var("ISSUER"),
+                    expected: "an http(s) URL".into(),
+                    found: Some(issuer),
+                });
             }
             providers.push(Self {
                 display_name: env.or(&var("DISPLAY_NAME"), name.clone())?,
@@ -106,8 +130,10 @@ impl ProviderSettings {
     }
 }
 
-type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
-type CoreIdToken = IdToken<EmptyAdditionalClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type Client =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type CoreIdToken =
+    IdToken<EmptyAdditionalClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
 struct Discovered {
     client: Client,
@@ -184,14 +210,38 @@ impl Providers {
         let base = public_url.trim_end_matches('/');
         let mut by_name = HashMap::new();
         for p in settings {
-            let redirect = RedirectUrl::new(format!("{base}/api/v1/login/oidc/{}/callback", p.name)).map_err(|e| Error::invalid("PAAS_PUBLIC_URL", e.to_string()))?;
-            let post_logout = PostLogoutRedirectUrl::new(p.post_logout_url.clone().unwrap_or_else(|| format!("{base}/")))
-                .map_err(|e| Error::invalid(format!("PAAS_OIDC_{}_POST_LOGOUT_URL", p.name.to_uppercase()), e.to_string()))?;
-            by_name.insert(p.name.clone(), Provider { settings: p.clone(), redirect, post_logout, discovered: RwLock::new(None) });
+            let redirect = RedirectUrl::new(format!("{base}/api/v1/login/oidc/{}/callback", p.name))
+                .map_err(|e| Error::invalid("PAAS_PUBLIC_URL", e.to_string()))?;
+            let post_logout = PostLogoutRedirectUrl::new(
+                p.post_logout_url.clone().unwrap_or_else(|| format!("{base}/")),
+            )
+            .map_err(|e| {
+                Error::invalid(
+                    format!("PAAS_OIDC_{}_POST_LOGOUT_URL", p.name.to_uppercase()),
+                    e.to_string(),
+                )
+            })?;
+            by_name.insert(
+                p.name.clone(),
+                Provider {
+                    settings: p.clone(),
+                    redirect,
+                    post_logout,
+                    discovered: RwLock::new(None),
+                },
+            );
         }
         // The provider's endpoints must not redirect the gateway elsewhere.
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().map_err(Error::internal)?;
-        Ok(Self { by_name: Arc::new(by_name), order: Arc::new(settings.iter().map(|p| p.name.clone()).collect()), http })
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(Self {
+            by_name: Arc::new(by_name),
+            order: Arc::new(settings.iter().map(|p| p.name.clone()).collect()),
+            http,
+        })
     }
 
     /// The providers, in configured order.
@@ -199,16 +249,28 @@ impl Providers {
         self.order
             .iter()
             .filter_map(|n| self.by_name.get(n))
-            .map(|p| ProviderSummary { name: p.settings.name.clone(), display_name: p.settings.display_name.clone(), login_url: format!("/api/v1/login/oidc/{}", p.settings.name) })
+            .map(|p| ProviderSummary {
+                name: p.settings.name.clone(),
+                display_name: p.settings.display_name.clone(),
+                login_url: format!("/api/v1/login/oidc/{}", p.settings.name),
+            })
             .collect()
     }
 
     fn provider(&self, name: &str) -> Result<&Provider> {
-        self.by_name.get(name).ok_or_else(|| Error::not_found("OIDC provider", name))
+        self.by_name
+            .get(name)
+            .ok_or_else(|| Error::not_found("OIDC provider", name))
     }
 
     async fn discovered(&self, p: &Provider) -> Result<Arc<Discovered>> {
-        if let Some(d) = p.discovered.read().await.as_ref().filter(|d| d.at.elapsed() < REDISCOVER_AFTER) {
+        if let Some(d) = p
+            .discovered
+            .read()
+            .await
+            .as_ref()
+            .filter(|d| d.at.elapsed() < REDISCOVER_AFTER)
+        {
             return Ok(d.clone());
         }
         let mut slot = p.discovered.write().await;
@@ -218,11 +280,27 @@ impl Providers {
         let issuer = IssuerUrl::new(p.settings.issuer.clone()).map_err(|e| Error::invalid("issuer", e.to_string()))?;
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
-            .map_err(|e| Error::Unavailable(format!("the identity provider {} cannot be discovered: {e}", p.settings.name)))?;
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "the identity provider {} cannot be discovered: {e}",
+                    p.settings.name
+                ))
+            })?;
         let end_session = metadata.additional_metadata().end_session_endpoint.clone();
-        let client = CoreClient::from_provider_metadata(metadata, ClientId::new(p.settings.client_id.clone()), p.settings.client_secret.as_ref().map(|s| ClientSecret::new(s.expose().to_string())))
-            .set_redirect_uri(p.redirect.clone());
-        let d = Arc::new(Discovered { client, end_session, at: Instant::now() });
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(p.settings.client_id.clone()),
+            p.settings
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose().to_string())),
+        )
+        .set_redirect_uri(p.redirect.clone());
+        let d = Arc::new(Discovered {
+            client,
+            end_session,
+            at: Instant::now(),
+        });
         *slot = Some(d.clone());
         Ok(d)
     }
@@ -236,12 +314,21 @@ impl Providers {
         let p = self.provider(provider)?;
         let d = self.discovered(p).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request = d.client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
+        let mut request = d.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
         for scope in p.settings.scopes.iter().filter(|s| s.as_str() != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
-        let flow = Flow { provider: provider.to_string(), verifier: verifier.secret().clone(), nonce: nonce.secret().clone(), return_to };
+        let flow = Flow {
+            provider: provider.to_string(),
+            verifier: verifier.secret().clone(),
+            nonce: nonce.secret().clone(),
+            return_to,
+        };
         Ok((url.to_string(), state.secret().clone(), flow))
     }
 
@@ -250,20 +337,40 @@ impl Providers {
     ///
     /// # Errors
     /// The provider is unreachable.
-    pub async fn finish(&self, provider: &str, flow: Flow, code: &str) -> Result<std::result::Result<Identity, Refusal>> {
+    pub async fn finish(
+        &self,
+        provider: &str,
+        flow: Flow,
+        code: &str,
+    ) -> Result<std::result::Result<Identity, Refusal>> {
         let refuse = |why: String| Ok(Err(Refusal(why)));
         if flow.provider != provider {
             return refuse("the login was started at another provider".into());
         }
         let p = self.provider(provider)?;
         let d = self.discovered(p).await?;
-        let request = d.client.exchange_code(AuthorizationCode::new(code.to_string())).map_err(|e| Error::Unavailable(format!("the provider has no token endpoint: {e}")))?;
-        let tokens = match request.set_pkce_verifier(PkceCodeVerifier::new(flow.verifier)).request_async(&self.http).await {
+        let request = d
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| Error::Unavailable(format!("the provider has no token endpoint: {e}")))?;
+        let tokens = match request
+            .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier))
+            .request_async(&self.http)
+            .await
+        {
             Ok(t) => t,
-            Err(openidconnect::RequestTokenError::ServerResponse(e)) => return refuse(format!("the provider refused the code: {e}")),
-            Err(e) => return Err(Error::Unavailable(format!("the identity provider {provider} did not answer the token request: {e}"))),
+            Err(openidconnect::RequestTokenError::ServerResponse(e)) => {
+                return refuse(format!("the provider refused the code: {e}"));
+            }
+            Err(e) => {
+                return Err(Error::Unavailable(format!(
+                    "the identity provider {provider} did not answer the token request: {e}"
+                )));
+            }
         };
-        let Some(id_token) = tokens.id_token() else { return refuse("the provider sent no ID token".into()) };
+        let Some(id_token) = tokens.id_token() else {
+            return refuse("the provider sent no ID token".into());
+        };
         let verifier = d.client.id_token_verifier();
         let claims = match id_token.claims(&verifier, &Nonce::new(flow.nonce)) {
             Ok(c) => c,
@@ -283,16 +390,36 @@ impl Providers {
         if groups.is_none()
             && let Some(userinfo) = d.client.user_info_url()
         {
-            let answer = self.http.get(userinfo.url().clone()).bearer_auth(tokens.access_token().secret()).send().await;
+            let answer = self
+                .http
+                .get(userinfo.url().clone())
+                .bearer_auth(tokens.access_token().secret())
+                .send()
+                .await;
             if let Ok(answer) = answer.and_then(reqwest::Response::error_for_status) {
-                groups = answer.json::<serde_json::Value>().await.ok().and_then(|v| claim_strings(&v, &p.settings.groups_claim));
+                groups = answer
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| claim_strings(&v, &p.settings.groups_claim));
             }
         }
         let groups = groups.unwrap_or_default();
         let platform_admin = groups.iter().any(|g| p.settings.admin_groups.contains(g));
-        let name = claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_string()).unwrap_or_default();
+        let name = claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
         let email = claims.email().map(|e| e.as_str().to_string()).unwrap_or_default();
-        Ok(Ok(Identity { subject: format!("oidc:{provider}:{}", claims.subject().as_str()), name, email, groups, platform_admin, id_token: id_token.to_string() }))
+        Ok(Ok(Identity {
+            subject: format!("oidc:{provider}:{}", claims.subject().as_str()),
+            name,
+            email,
+            groups,
+            platform_admin,
+            id_token: id_token.to_string(),
+        }))
     }
 
     /// Where to send the browser to end its session at the provider too,
@@ -303,8 +430,12 @@ impl Providers {
     pub async fn end_session_url(&self, provider: &str, id_token: &str) -> Result<Option<String>> {
         let p = self.provider(provider)?;
         let d = self.discovered(p).await?;
-        let Some(endpoint) = d.end_session.clone() else { return Ok(None) };
-        let mut request = LogoutRequest::from(endpoint).set_client_id(ClientId::new(p.settings.client_id.clone())).set_post_logout_redirect_uri(p.post_logout.clone());
+        let Some(endpoint) = d.end_session.clone() else {
+            return Ok(None);
+        };
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(ClientId::new(p.settings.client_id.clone()))
+            .set_post_logout_redirect_uri(p.post_logout.clone());
         if let Ok(token) = id_token.parse::<CoreIdToken>() {
             request = request.set_id_token_hint(&token);
         }
@@ -319,7 +450,11 @@ fn payload(token: &CoreIdToken) -> serde_json::Value {
         .to_string()
         .split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }
@@ -337,7 +472,14 @@ fn claim_strings(claims: &serde_json::Value, name: &str) -> Option<Vec<String>> 
 /// `//host`, a scheme) becomes `/`, so the login cannot be an open redirect.
 pub fn safe_return_to(requested: Option<&str>) -> String {
     match requested {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') && !path.chars().any(char::is_control) => path.to_string(),
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -349,7 +491,13 @@ mod tests {
     #[test]
     fn only_local_paths_are_returned_to() {
         assert_eq!(safe_return_to(Some("/portal/apps?x=1")), "/portal/apps?x=1");
-        for bad in ["https://evil.example/", "//evil.example", "/\\evil.example", "javascript:alert(1)", "/a\nb"] {
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/a\nb",
+        ] {
             assert_eq!(safe_return_to(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_return_to(None), "/");
@@ -358,7 +506,10 @@ mod tests {
     #[test]
     fn groups_are_read_from_a_list_or_a_single_string() {
         let claims = serde_json::json!({"groups": ["a", "b", 3], "role": "ops"});
-        assert_eq!(claim_strings(&claims, "groups"), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            claim_strings(&claims, "groups"),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
         assert_eq!(claim_strings(&claims, "role"), Some(vec!["ops".to_string()]));
         assert_eq!(claim_strings(&claims, "missing"), None);
     }
@@ -375,11 +526,17 @@ mod tests {
             ("PAAS_OIDC_PARTNER_GROUPS_CLAIM", "roles"),
         ]);
         let providers = ProviderSettings::from_env(&env).unwrap();
-        assert_eq!(providers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["corp", "partner"]);
+        assert_eq!(
+            providers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["corp", "partner"]
+        );
         assert_eq!(providers[0].admin_groups, ["paas-admins", "root"]);
         assert_eq!(providers[1].groups_claim, "roles");
         let missing = Env::from_pairs([(PROVIDERS, "corp")]);
-        assert_eq!(ProviderSettings::from_env(&missing).unwrap_err().variable, "PAAS_OIDC_CORP_ISSUER");
+        assert_eq!(
+            ProviderSettings::from_env(&missing).unwrap_err().variable,
+            "PAAS_OIDC_CORP_ISSUER"
+        );
         let bad = Env::from_pairs([(PROVIDERS, "Corp")]);
         assert_eq!(ProviderSettings::from_env(&bad).unwrap_err().variable, PROVIDERS);
     }

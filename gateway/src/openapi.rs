@@ -7,14 +7,20 @@ use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api_tokens, applications, bindings, clusters, external_services, failovers, members, pods, projects, pull_secrets, quotas, requests, templates, tenants};
+use crate::{
+    api_tokens, applications, bindings, clusters, external_services, failovers, members, pods, projects, pull_secrets,
+    quotas, requests, templates, tenants,
+};
 
 struct Bearer;
 
 impl Modify for Bearer {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 

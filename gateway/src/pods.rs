@@ -110,8 +110,17 @@ pub struct Restarted {
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/pods", tag = "applications", params(("id" = String, Path, description = "the application")),
     responses((status = 200, body = Pods), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Pods>, ApiError> {
-    let r = s.upstream.apps(&s.key, &caller).list_application_pods(pb::ListApplicationPodsRequest { application_id: id }).await?.into_inner();
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Pods>, ApiError> {
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .list_application_pods(pb::ListApplicationPodsRequest { application_id: id })
+        .await?
+        .into_inner();
     let items = r
         .pods
         .into_iter()
@@ -131,31 +140,98 @@ pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authe
             })
         })
         .collect();
-    Ok(Json(Pods { items, unreachable: r.unreachable.into_iter().map(|u| Unreachable { cluster: u.cluster, message: u.message }).collect() }))
+    Ok(Json(Pods {
+        items,
+        unreachable: r
+            .unreachable
+            .into_iter()
+            .map(|u| Unreachable {
+                cluster: u.cluster,
+                message: u.message,
+            })
+            .collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/logs", tag = "applications", params(("id" = String, Path, description = "the application"), LogQuery),
     responses((status = 200, body = Log), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn logs(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<LogQuery>) -> Result<Json<Log>, ApiError> {
-    let request = pb::GetApplicationLogsRequest { application_id: id, service: q.service, cluster: q.cluster, pod: q.pod, container: q.container, tail_lines: q.tail };
-    Ok(Json(Log { text: s.upstream.apps(&s.key, &caller).get_application_logs(request).await?.into_inner().text }))
+pub(crate) async fn logs(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Log>, ApiError> {
+    let request = pb::GetApplicationLogsRequest {
+        application_id: id,
+        service: q.service,
+        cluster: q.cluster,
+        pod: q.pod,
+        container: q.container,
+        tail_lines: q.tail,
+    };
+    Ok(Json(Log {
+        text: s
+            .upstream
+            .apps(&s.key, &caller)
+            .get_application_logs(request)
+            .await?
+            .into_inner()
+            .text,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/restart", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Restart,
     responses((status = 200, body = Restarted), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn restart(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Body(b): Body<Restart>) -> Result<Json<Restarted>, ApiError> {
-    let r = s.upstream.apps(&s.key, &caller).restart_application(pb::RestartApplicationRequest { application_id: id, service: b.service }).await?.into_inner();
-    Ok(Json(Restarted { restarted: r.restarted.into_iter().collect() }))
+pub(crate) async fn restart(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Body(b): Body<Restart>,
+) -> Result<Json<Restarted>, ApiError> {
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .restart_application(pb::RestartApplicationRequest {
+            application_id: id,
+            service: b.service,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(Restarted {
+        restarted: r.restarted.into_iter().collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/stop", tag = "applications", params(("id" = String, Path, description = "the application")),
     responses((status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its replicas remembered"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn stop(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<crate::applications::Application>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).stop_application(pb::StopApplicationRequest { application_id: id }).await?.into_inner().into()))
+pub(crate) async fn stop(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<crate::applications::Application>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .stop_application(pb::StopApplicationRequest { application_id: id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/start", tag = "applications", params(("id" = String, Path, description = "the application")),
     responses((status = 200, body = crate::applications::Application, description = "running again with the replicas it had"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn start(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<crate::applications::Application>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).start_application(pb::StartApplicationRequest { application_id: id }).await?.into_inner().into()))
+pub(crate) async fn start(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<crate::applications::Application>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .start_application(pb::StartApplicationRequest { application_id: id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }

@@ -20,12 +20,22 @@ impl ApiError {
 
     /// 401.
     pub fn unauthenticated(detail: &str) -> Self {
-        Self(Box::new(Problem::new(401, "unauthenticated", "Not authenticated", detail)))
+        Self(Box::new(Problem::new(
+            401,
+            "unauthenticated",
+            "Not authenticated",
+            detail,
+        )))
     }
 
     /// 404 for a path no route serves.
     pub fn not_found_route() -> Self {
-        Self(Box::new(Problem::new(404, "not-found", "Not found", "no such API route")))
+        Self(Box::new(Problem::new(
+            404,
+            "not-found",
+            "Not found",
+            "no such API route",
+        )))
     }
 
     /// Attaches the request id.
@@ -36,7 +46,8 @@ impl ApiError {
 
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        let request_id = kernel::grpc::metadata_str(status.metadata(), kernel::grpc::REQUEST_ID_METADATA).map(str::to_string);
+        let request_id =
+            kernel::grpc::metadata_str(status.metadata(), kernel::grpc::REQUEST_ID_METADATA).map(str::to_string);
         Self(Box::new(Problem::from_status(&status).with_request_id(request_id)))
     }
 }
@@ -62,11 +73,19 @@ impl IntoResponse for ApiError {
 
 /// Middleware writing pending problems as problem+json with the request id.
 pub async fn render(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let mut response = next.run(request).await;
     match response.extensions_mut().remove::<Pending>() {
         Some(Pending(problem)) => {
-            let problem = if problem.request_id.is_none() { problem.with_request_id(request_id) } else { *problem };
+            let problem = if problem.request_id.is_none() {
+                problem.with_request_id(request_id)
+            } else {
+                *problem
+            };
             write(problem)
         }
         None => response,
@@ -78,11 +97,18 @@ fn write(problem: Problem) -> Response {
     let retry_after = problem.retry_after;
     let mut response = (status, Json(problem)).into_response();
     if let Some(seconds) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }

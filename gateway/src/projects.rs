@@ -45,7 +45,14 @@ pub struct Project {
 
 impl From<pb::Project> for Project {
     fn from(p: pb::Project) -> Self {
-        Self { id: p.id, tenant_id: p.tenant_id, name: p.name, display_name: p.display_name, description: p.description, created_at: time(p.created_at) }
+        Self {
+            id: p.id,
+            tenant_id: p.tenant_id,
+            name: p.name,
+            display_name: p.display_name,
+            description: p.description,
+            created_at: time(p.created_at),
+        }
     }
 }
 
@@ -79,7 +86,13 @@ impl LimitItem {
     fn from_pb(i: Option<pb::LimitItem>) -> Self {
         let i = i.unwrap_or_default();
         let m = |m: std::collections::HashMap<String, String>| m.into_iter().collect();
-        Self { min: m(i.min), max: m(i.max), default: m(i.default), default_request: m(i.default_request), max_limit_request_ratio: m(i.max_limit_request_ratio) }
+        Self {
+            min: m(i.min),
+            max: m(i.max),
+            default: m(i.default),
+            default_request: m(i.default_request),
+            max_limit_request_ratio: m(i.max_limit_request_ratio),
+        }
     }
     fn into_pb(self) -> pb::LimitItem {
         let m = |m: BTreeMap<String, String>| m.into_iter().collect();
@@ -96,7 +109,10 @@ impl LimitItem {
 impl LimitRange {
     /// As the tenancy API takes it.
     pub fn into_pb(self) -> pb::LimitRange {
-        pb::LimitRange { container: Some(self.container.into_pb()), pod: Some(self.pod.into_pb()) }
+        pb::LimitRange {
+            container: Some(self.container.into_pb()),
+            pod: Some(self.pod.into_pb()),
+        }
     }
 }
 
@@ -137,7 +153,10 @@ impl From<pb::Partition> for Partition {
             namespace: p.namespace,
             node_selector: p.node_selector.into_iter().collect(),
             network_policy: p.network_policy,
-            limit_range: LimitRange { container: LimitItem::from_pb(lr.container), pod: LimitItem::from_pb(lr.pod) },
+            limit_range: LimitRange {
+                container: LimitItem::from_pb(lr.container),
+                pod: LimitItem::from_pb(lr.pod),
+            },
             created_at: time(p.created_at),
         }
     }
@@ -156,7 +175,10 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// A page from items and a service's page info.
     pub fn new(items: Vec<T>, info: Option<pb::PageInfo>) -> Self {
-        Self { items, next_cursor: info.map(|p| p.next_cursor).filter(|c| !c.is_empty()) }
+        Self {
+            items,
+            next_cursor: info.map(|p| p.next_cursor).filter(|c| !c.is_empty()),
+        }
     }
 }
 
@@ -176,7 +198,10 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn page(&self) -> Option<pb::PageRequest> {
-        Some(pb::PageRequest { limit: self.limit, cursor: self.cursor.clone() })
+        Some(pb::PageRequest {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        })
     }
 }
 
@@ -212,8 +237,23 @@ async fn create_project(
     Path(tenant_id): Path<String>,
     Body(b): Body<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
-    let request = pb::CreateProjectRequest { tenant_id, name: b.name, display_name: b.display_name, description: b.description };
-    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).create_project(request).await?.into_inner().into())))
+    let request = pb::CreateProjectRequest {
+        tenant_id,
+        name: b.name,
+        display_name: b.display_name,
+        description: b.description,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.upstream
+                .tenancy(&s.key, &caller)
+                .create_project(request)
+                .await?
+                .into_inner()
+                .into(),
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Project>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -223,19 +263,49 @@ async fn list_projects(
     Path(tenant_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Project>>, ApiError> {
-    let request = pb::ListProjectsRequest { tenant_id, page: q.page(), name_prefix: q.name_prefix };
-    let r = s.upstream.tenancy(&s.key, &caller).list_projects(request).await?.into_inner();
-    Ok(Json(Page::new(r.projects.into_iter().map(Project::from).collect(), r.page)))
+    let request = pb::ListProjectsRequest {
+        tenant_id,
+        page: q.page(),
+        name_prefix: q.name_prefix,
+    };
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .list_projects(request)
+        .await?
+        .into_inner();
+    Ok(Json(Page::new(
+        r.projects.into_iter().map(Project::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Project>, ApiError> {
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_project(pb::GetProjectRequest { id }).await?.into_inner().into()))
+async fn read_project(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Project>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .get_project(pb::GetProjectRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn delete_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.tenancy(&s.key, &caller).delete_project(pb::DeleteProjectRequest { id }).await?;
+async fn delete_project(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .tenancy(&s.key, &caller)
+        .delete_project(pb::DeleteProjectRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -254,7 +324,17 @@ async fn create_partition(
         node_selector: b.node_selector.into_iter().collect(),
         network_policy: b.network_policy,
     };
-    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).create_partition(request).await?.into_inner().into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.upstream
+                .tenancy(&s.key, &caller)
+                .create_partition(request)
+                .await?
+                .into_inner()
+                .into(),
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Partition>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -264,18 +344,48 @@ async fn list_partitions(
     Path(project_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Partition>>, ApiError> {
-    let request = pb::ListPartitionsRequest { project_id, page: q.page(), cluster: q.cluster };
-    let r = s.upstream.tenancy(&s.key, &caller).list_partitions(request).await?.into_inner();
-    Ok(Json(Page::new(r.partitions.into_iter().map(Partition::from).collect(), r.page)))
+    let request = pb::ListPartitionsRequest {
+        project_id,
+        page: q.page(),
+        cluster: q.cluster,
+    };
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .list_partitions(request)
+        .await?
+        .into_inner();
+    Ok(Json(Page::new(
+        r.partitions.into_iter().map(Partition::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read_partition(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Partition>, ApiError> {
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_partition(pb::GetPartitionRequest { id }).await?.into_inner().into()))
+async fn read_partition(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Partition>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .get_partition(pb::GetPartitionRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn delete_partition(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.tenancy(&s.key, &caller).delete_partition(pb::DeletePartitionRequest { id }).await?;
+async fn delete_partition(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .tenancy(&s.key, &caller)
+        .delete_partition(pb::DeletePartitionRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -83,14 +83,38 @@ async fn put_secret(
     Path((partition_id, name)): Path<(String, String)>,
     Body(b): Body<PutPullSecret>,
 ) -> Result<Json<PullSecret>, ApiError> {
-    let request = pb::PutPullSecretRequest { partition_id, name, server: b.server, username: b.username, password: b.password };
-    Ok(Json(s.upstream.federation(&s.key, &caller).put_pull_secret(request).await?.into_inner().into()))
+    let request = pb::PutPullSecretRequest {
+        partition_id,
+        name,
+        server: b.server,
+        username: b.username,
+        password: b.password,
+    };
+    Ok(Json(
+        s.upstream
+            .federation(&s.key, &caller)
+            .put_pull_secret(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/partitions/{id}/pull-secrets", tag = "projects", params(("id" = String, Path, description = "the partition")), responses((status = 200, body = PullSecretList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(partition_id): Path<String>) -> Result<Json<PullSecretList>, ApiError> {
-    let r = s.upstream.federation(&s.key, &caller).list_pull_secrets(pb::ListPullSecretsRequest { partition_id }).await?.into_inner();
-    Ok(Json(PullSecretList { items: r.pull_secrets.into_iter().map(PullSecret::from).collect() }))
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(partition_id): Path<String>,
+) -> Result<Json<PullSecretList>, ApiError> {
+    let r = s
+        .upstream
+        .federation(&s.key, &caller)
+        .list_pull_secrets(pb::ListPullSecretsRequest { partition_id })
+        .await?
+        .into_inner();
+    Ok(Json(PullSecretList {
+        items: r.pull_secrets.into_iter().map(PullSecret::from).collect(),
+    }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name")), responses((status = 204, description = "done; its Secret leaves the cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -99,6 +123,9 @@ async fn delete(
     Authenticated(caller): Authenticated,
     Path((partition_id, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.upstream.federation(&s.key, &caller).delete_pull_secret(pb::DeletePullSecretRequest { partition_id, name }).await?;
+    s.upstream
+        .federation(&s.key, &caller)
+        .delete_pull_secret(pb::DeletePullSecretRequest { partition_id, name })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

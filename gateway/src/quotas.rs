@@ -36,7 +36,9 @@ pub fn routes() -> Router<AppState> {
 pub type Amounts = BTreeMap<String, String>;
 
 fn list(a: Amounts) -> Option<pb::ResourceList> {
-    Some(pb::ResourceList { amounts: a.into_iter().collect() })
+    Some(pb::ResourceList {
+        amounts: a.into_iter().collect(),
+    })
 }
 
 /// Body of `PUT /tenants/{id}/quota`.
@@ -194,8 +196,24 @@ impl From<pb::Reservation> for Reservation {
 }
 
 #[utoipa::path(put, path = "/api/v1/tenants/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = TenantQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn set_tenant(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>, Body(b): Body<TenantQuota>) -> Result<StatusCode, ApiError> {
-    let splits = |m: BTreeMap<String, Amounts>| m.into_iter().map(|(k, a)| (k, pb::ResourceList { amounts: a.into_iter().collect() })).collect();
+async fn set_tenant(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+    Body(b): Body<TenantQuota>,
+) -> Result<StatusCode, ApiError> {
+    let splits = |m: BTreeMap<String, Amounts>| {
+        m.into_iter()
+            .map(|(k, a)| {
+                (
+                    k,
+                    pb::ResourceList {
+                        amounts: a.into_iter().collect(),
+                    },
+                )
+            })
+            .collect()
+    };
     let request = pb::SetTenantQuotaRequest {
         tenant_id,
         hard: list(b.hard),
@@ -208,8 +226,19 @@ async fn set_tenant(State(s): State<AppState>, Authenticated(caller): Authentica
 }
 
 #[utoipa::path(put, path = "/api/v1/projects/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = ProjectQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn set_project(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(project_id): Path<String>, Body(b): Body<ProjectQuota>) -> Result<StatusCode, ApiError> {
-    s.upstream.tenancy(&s.key, &caller).set_project_quota(pb::SetProjectQuotaRequest { project_id, hard: list(b.hard) }).await?;
+async fn set_project(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(project_id): Path<String>,
+    Body(b): Body<ProjectQuota>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .tenancy(&s.key, &caller)
+        .set_project_quota(pb::SetProjectQuotaRequest {
+            project_id,
+            hard: list(b.hard),
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,14 +249,27 @@ async fn set_partition(
     Path(partition_id): Path<String>,
     Body(b): Body<PartitionQuota>,
 ) -> Result<StatusCode, ApiError> {
-    let request = pb::SetPartitionQuotaRequest { partition_id, hard: list(b.hard), limit_range: Some(b.limit_range.into_pb()) };
+    let request = pb::SetPartitionQuotaRequest {
+        partition_id,
+        hard: list(b.hard),
+        limit_range: Some(b.limit_range.into_pb()),
+    };
     s.upstream.tenancy(&s.key, &caller).set_partition_quota(request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "quotas", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Usage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn usage(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(tenant_id): Path<String>) -> Result<Json<Usage>, ApiError> {
-    let r = s.upstream.tenancy(&s.key, &caller).get_usage(pb::GetUsageRequest { tenant_id }).await?.into_inner();
+async fn usage(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<Usage>, ApiError> {
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .get_usage(pb::GetUsageRequest { tenant_id })
+        .await?
+        .into_inner();
     let scopes = r
         .scopes
         .into_iter()
@@ -235,10 +277,22 @@ async fn usage(State(s): State<AppState>, Authenticated(caller): Authenticated, 
             level: u.level,
             owner_id: u.owner_id,
             key: u.key,
-            lines: u.lines.into_iter().map(|l| UsageLine { resource: l.resource, hard: Some(l.hard).filter(|h| !h.is_empty()), used: l.used }).collect(),
+            lines: u
+                .lines
+                .into_iter()
+                .map(|l| UsageLine {
+                    resource: l.resource,
+                    hard: Some(l.hard).filter(|h| !h.is_empty()),
+                    used: l.used,
+                })
+                .collect(),
         })
         .collect();
-    let observed = r.observed.into_iter().map(|(p, l)| (p, l.amounts.into_iter().collect())).collect();
+    let observed = r
+        .observed
+        .into_iter()
+        .map(|(p, l)| (p, l.amounts.into_iter().collect()))
+        .collect();
     Ok(Json(Usage { scopes, observed }))
 }
 
@@ -250,18 +304,41 @@ async fn history(
     axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
 ) -> Result<Json<Vec<UsagePoint>>, ApiError> {
     let stamp = |t: DateTime<Utc>| kernel::grpc::timestamp(t);
-    let request = pb::GetUsageHistoryRequest { tenant_id, resource: q.resource, since: q.since.and_then(stamp), until: q.until.and_then(stamp) };
-    let r = s.upstream.tenancy(&s.key, &caller).get_usage_history(request).await?.into_inner();
+    let request = pb::GetUsageHistoryRequest {
+        tenant_id,
+        resource: q.resource,
+        since: q.since.and_then(stamp),
+        until: q.until.and_then(stamp),
+    };
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .get_usage_history(request)
+        .await?
+        .into_inner();
     Ok(Json(
         r.points
             .into_iter()
-            .map(|p| UsagePoint { level: p.level, owner_id: p.owner_id, key: p.key, resource: p.resource, hard: p.hard, used: p.used, observed: p.observed, at: time(p.at) })
+            .map(|p| UsagePoint {
+                level: p.level,
+                owner_id: p.owner_id,
+                key: p.key,
+                resource: p.resource,
+                hard: p.hard,
+                used: p.used,
+                observed: p.observed,
+                at: time(p.at),
+            })
             .collect(),
     ))
 }
 
 #[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = Reserve, responses((status = 201, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn reserve(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<Reserve>) -> Result<(StatusCode, Json<Reservation>), ApiError> {
+async fn reserve(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Body(b): Body<Reserve>,
+) -> Result<(StatusCode, Json<Reservation>), ApiError> {
     let request = pb::ReserveRequest {
         partition_id: b.partition_id,
         amounts: list(b.amounts),
@@ -269,20 +346,63 @@ async fn reserve(State(s): State<AppState>, Authenticated(caller): Authenticated
         ttl_seconds: b.ttl_seconds,
         failover: b.failover,
     };
-    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).reserve(request).await?.into_inner().into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.upstream
+                .tenancy(&s.key, &caller)
+                .reserve(request)
+                .await?
+                .into_inner()
+                .into(),
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read_reservation(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
+async fn read_reservation(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Reservation>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .get_reservation(pb::ReservationRef { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn commit(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).commit_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
+async fn commit(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Reservation>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .commit_reservation(pb::ReservationRef { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/reservations/{id}/release", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn release(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).release_reservation(pb::ReservationRef { id }).await?.into_inner().into()))
+async fn release(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Reservation>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .release_reservation(pb::ReservationRef { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }

@@ -2,6 +2,7 @@
 //! `/requests/{id}`, `/requests/{id}/{step}`, forwarded to tenancy.
 
 use std::collections::BTreeMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -44,7 +45,13 @@ pub struct Spec {
 
 impl From<pb::Spec> for Spec {
     fn from(s: pb::Spec) -> Self {
-        Self { id: s.id, name: s.name, display_name: s.display_name, amounts: s.amounts.unwrap_or_default().amounts.into_iter().collect(), active: s.active }
+        Self {
+            id: s.id,
+            name: s.name,
+            display_name: s.display_name,
+            amounts: s.amounts.unwrap_or_default().amounts.into_iter().collect(),
+            active: s.active,
+        }
     }
 }
 
@@ -175,7 +182,17 @@ impl From<pb::ResourceRequest> for ResourceRequest {
             state: r.state,
             created_by: r.created_by,
             created_at: time(r.created_at),
-            steps: r.steps.into_iter().map(|s| Step { from: s.from_state, to: s.to_state, actor: s.actor, reason: s.reason, at: time(s.at) }).collect(),
+            steps: r
+                .steps
+                .into_iter()
+                .map(|s| Step {
+                    from: s.from_state,
+                    to: s.to_state,
+                    actor: s.actor,
+                    reason: s.reason,
+                    at: time(s.at),
+                })
+                .collect(),
         }
     }
 }
@@ -205,9 +222,29 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn publish_spec(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<PublishSpec>) -> Result<(StatusCode, Json<Spec>), ApiError> {
-    let request = pb::PublishSpecRequest { name: b.name, display_name: b.display_name, amounts: Some(pb::ResourceList { amounts: b.amounts.into_iter().collect() }) };
-    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).publish_spec(request).await?.into_inner().into())))
+async fn publish_spec(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Body(b): Body<PublishSpec>,
+) -> Result<(StatusCode, Json<Spec>), ApiError> {
+    let request = pb::PublishSpecRequest {
+        name: b.name,
+        display_name: b.display_name,
+        amounts: Some(pb::ResourceList {
+            amounts: b.amounts.into_iter().collect(),
+        }),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.upstream
+                .tenancy(&s.key, &caller)
+                .publish_spec(request)
+                .await?
+                .into_inner()
+                .into(),
+        ),
+    ))
 }
 
 /// Paging and filter of `GET /specs`.
@@ -223,9 +260,24 @@ pub struct SpecQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(SpecQuery), responses((status = 200, body = Page<Spec>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn list_specs(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<SpecQuery>) -> Result<Json<Page<Spec>>, ApiError> {
-    let request = pb::ListSpecsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), active_only: q.active_only };
-    let r = s.upstream.tenancy(&s.key, &caller).list_specs(request).await?.into_inner();
+async fn list_specs(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<SpecQuery>,
+) -> Result<Json<Page<Spec>>, ApiError> {
+    let request = pb::ListSpecsRequest {
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+        active_only: q.active_only,
+    };
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .list_specs(request)
+        .await?
+        .into_inner();
     Ok(Json(Page::new(r.specs.into_iter().map(Spec::from).collect(), r.page)))
 }
 
@@ -236,20 +288,63 @@ async fn file(
     Path(tenant_id): Path<String>,
     Body(form): Body<Form>,
 ) -> Result<(StatusCode, Json<ResourceRequest>), ApiError> {
-    let request = pb::FileResourceRequestRequest { tenant_id, form: Some(form.into()) };
-    Ok((StatusCode::CREATED, Json(s.upstream.tenancy(&s.key, &caller).file_resource_request(request).await?.into_inner().into())))
+    let request = pb::FileResourceRequestRequest {
+        tenant_id,
+        form: Some(form.into()),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.upstream
+                .tenancy(&s.key, &caller)
+                .file_resource_request(request)
+                .await?
+                .into_inner()
+                .into(),
+        ),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery), responses((status = 200, body = Page<ResourceRequest>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<Page<ResourceRequest>>, ApiError> {
-    let request = pb::ListResourceRequestsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), tenant_id: q.tenant_id, state: q.state };
-    let r = s.upstream.tenancy(&s.key, &caller).list_resource_requests(request).await?.into_inner();
-    Ok(Json(Page::new(r.requests.into_iter().map(ResourceRequest::from).collect(), r.page)))
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<ResourceRequest>>, ApiError> {
+    let request = pb::ListResourceRequestsRequest {
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+        tenant_id: q.tenant_id,
+        state: q.state,
+    };
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .list_resource_requests(request)
+        .await?
+        .into_inner();
+    Ok(Json(Page::new(
+        r.requests.into_iter().map(ResourceRequest::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<ResourceRequest>, ApiError> {
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).get_resource_request(pb::GetResourceRequestRequest { id }).await?.into_inner().into()))
+async fn read(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<ResourceRequest>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .get_resource_request(pb::GetResourceRequestRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -260,6 +355,18 @@ async fn step(
     body: Option<Body<StepBody>>,
 ) -> Result<Json<ResourceRequest>, ApiError> {
     let b = body.map(|Body(b)| b).unwrap_or_default();
-    let request = pb::StepResourceRequestRequest { id, step, reason: b.reason, clusters: b.clusters };
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).step_resource_request(request).await?.into_inner().into()))
+    let request = pb::StepResourceRequestRequest {
+        id,
+        step,
+        reason: b.reason,
+        clusters: b.clusters,
+    };
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .step_resource_request(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }

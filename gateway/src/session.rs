@@ -58,7 +58,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { idle: IDLE, absolute: ABSOLUTE }
+        Self {
+            idle: IDLE,
+            absolute: ABSOLUTE,
+        }
     }
 }
 
@@ -87,7 +90,11 @@ impl Sessions {
     pub async fn connect(url: &str, prefix: &str, timeouts: Timeouts) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| Error::invalid("PAAS_REDIS_URL", e.to_string()))?;
         let redis = ConnectionManager::new(client).await.map_err(unavailable)?;
-        Ok(Self { redis, prefix: prefix.to_string(), timeouts })
+        Ok(Self {
+            redis,
+            prefix: prefix.to_string(),
+            timeouts,
+        })
     }
 
     /// How long sessions live.
@@ -109,12 +116,29 @@ impl Sessions {
     /// Redis fails.
     pub async fn start(&self, caller: Caller, origin: Option<Origin>) -> Result<(String, String)> {
         let id = random_token();
-        let session = Session { csrf: random_token(), created_at: chrono::Utc::now().timestamp(), caller, origin };
+        let session = Session {
+            csrf: random_token(),
+            created_at: chrono::Utc::now().timestamp(),
+            caller,
+            origin,
+        };
         let json = serde_json::to_string(&session).map_err(Error::internal)?;
         let mut redis = self.redis.clone();
-        let _: () = redis.set_ex(self.key(&id), json, self.timeouts.idle.as_secs()).await.map_err(unavailable)?;
-        let _: () = redis.sadd(self.index(&session.caller.subject), &id).await.map_err(unavailable)?;
-        let _: () = redis.expire(self.index(&session.caller.subject), self.timeouts.absolute.as_secs() as i64).await.map_err(unavailable)?;
+        let _: () = redis
+            .set_ex(self.key(&id), json, self.timeouts.idle.as_secs())
+            .await
+            .map_err(unavailable)?;
+        let _: () = redis
+            .sadd(self.index(&session.caller.subject), &id)
+            .await
+            .map_err(unavailable)?;
+        let _: () = redis
+            .expire(
+                self.index(&session.caller.subject),
+                self.timeouts.absolute.as_secs() as i64,
+            )
+            .await
+            .map_err(unavailable)?;
         Ok((id, session.csrf))
     }
 
@@ -128,8 +152,13 @@ impl Sessions {
         }
         let mut redis = self.redis.clone();
         // Read and refresh the idle timeout in one round trip.
-        let json: Option<String> = redis.get_ex(self.key(id), redis::Expiry::EX(self.timeouts.idle.as_secs())).await.map_err(unavailable)?;
-        let Some(session) = json.and_then(|j| serde_json::from_str::<Session>(&j).ok()) else { return Ok(None) };
+        let json: Option<String> = redis
+            .get_ex(self.key(id), redis::Expiry::EX(self.timeouts.idle.as_secs()))
+            .await
+            .map_err(unavailable)?;
+        let Some(session) = json.and_then(|j| serde_json::from_str::<Session>(&j).ok()) else {
+            return Ok(None);
+        };
         if chrono::Utc::now().timestamp() - session.created_at >= self.timeouts.absolute.as_secs() as i64 {
             self.end(id).await?;
             return Ok(None);
@@ -194,7 +223,10 @@ impl Sessions {
     /// Redis fails.
     pub async fn clear_failures(&self, who: &str) -> Result<()> {
         let mut redis = self.redis.clone();
-        let _: () = redis.del(format!("{}:login-failures:{who}", self.prefix)).await.map_err(unavailable)?;
+        let _: () = redis
+            .del(format!("{}:login-failures:{who}", self.prefix))
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -205,7 +237,10 @@ impl Sessions {
     /// Redis fails.
     pub async fn stash(&self, key: &str, value: &str, ttl: Duration) -> Result<()> {
         let mut redis = self.redis.clone();
-        let _: () = redis.set_ex(format!("{}:stash:{key}", self.prefix), value, ttl.as_secs()).await.map_err(unavailable)?;
+        let _: () = redis
+            .set_ex(format!("{}:stash:{key}", self.prefix), value, ttl.as_secs())
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -219,6 +254,9 @@ impl Sessions {
             return Ok(None);
         }
         let mut redis = self.redis.clone();
-        redis.get_del(format!("{}:stash:{key}", self.prefix)).await.map_err(unavailable)
+        redis
+            .get_del(format!("{}:stash:{key}", self.prefix))
+            .await
+            .map_err(unavailable)
     }
 }

@@ -45,7 +45,11 @@ impl Upstreams {
     /// Never today; kept fallible like every settings reader.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         let url = |name: &str, port: u16| env.or(&format!("PAAS_{name}_URL"), format!("http://127.0.0.1:{port}"));
-        Ok(Self { tenancy: url("TENANCY", 7101)?, federation: url("FEDERATION", 7102)?, apps: url("APPS", 7103)? })
+        Ok(Self {
+            tenancy: url("TENANCY", 7101)?,
+            federation: url("FEDERATION", 7102)?,
+            apps: url("APPS", 7103)?,
+        })
     }
 }
 

@@ -47,7 +47,13 @@ pub struct Template {
 
 impl From<pb::Template> for Template {
     fn from(t: pb::Template) -> Self {
-        Self { id: t.id, tenant_id: Some(t.tenant_id).filter(|t| !t.is_empty()), name: t.name, description: t.description, created_at: time(t.created_at) }
+        Self {
+            id: t.id,
+            tenant_id: Some(t.tenant_id).filter(|t| !t.is_empty()),
+            name: t.name,
+            description: t.description,
+            created_at: time(t.created_at),
+        }
     }
 }
 
@@ -209,31 +215,80 @@ pub struct Rendered {
 
 #[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = CreateTemplate,
     responses((status = 201, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn create(State(s): State<AppState>, Authenticated(caller): Authenticated, Body(b): Body<CreateTemplate>) -> Result<(StatusCode, Json<Template>), ApiError> {
-    let request = pb::CreateTemplateRequest { tenant_id: b.tenant_id, name: b.name, description: b.description };
-    let t = s.upstream.apps(&s.key, &caller).create_template(request).await?.into_inner();
+pub(crate) async fn create(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Body(b): Body<CreateTemplate>,
+) -> Result<(StatusCode, Json<Template>), ApiError> {
+    let request = pb::CreateTemplateRequest {
+        tenant_id: b.tenant_id,
+        name: b.name,
+        description: b.description,
+    };
+    let t = s
+        .upstream
+        .apps(&s.key, &caller)
+        .create_template(request)
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery),
     responses((status = 200, body = TemplatePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated, Query(q): Query<ListQuery>) -> Result<Json<TemplatePage>, ApiError> {
-    let request = pb::ListTemplatesRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), tenant_id: q.tenant_id };
-    let r = s.upstream.apps(&s.key, &caller).list_templates(request).await?.into_inner();
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<TemplatePage>, ApiError> {
+    let request = pb::ListTemplatesRequest {
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+        tenant_id: q.tenant_id,
+    };
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .list_templates(request)
+        .await?
+        .into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(TemplatePage { items: r.templates.into_iter().map(Template::from).collect(), next_cursor }))
+    Ok(Json(TemplatePage {
+        items: r.templates.into_iter().map(Template::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Template>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).get_template(pb::GetTemplateRequest { id }).await?.into_inner().into()))
+pub(crate) async fn read(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Template>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .get_template(pb::GetTemplateRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleted with its versions"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.apps(&s.key, &caller).delete_template(pb::DeleteTemplateRequest { id }).await?;
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .apps(&s.key, &caller)
+        .delete_template(pb::DeleteTemplateRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -245,24 +300,64 @@ pub(crate) async fn create_version(
     Path(id): Path<String>,
     Body(b): Body<CreateVersion>,
 ) -> Result<(StatusCode, Json<TemplateVersion>), ApiError> {
-    let request = pb::CreateTemplateVersionRequest { template_id: id, version: b.version, note: b.note, spec_json: b.spec.to_string() };
-    let v = s.upstream.apps(&s.key, &caller).create_template_version(request).await?.into_inner();
+    let request = pb::CreateTemplateVersionRequest {
+        template_id: id,
+        version: b.version,
+        note: b.note,
+        spec_json: b.spec.to_string(),
+    };
+    let v = s
+        .upstream
+        .apps(&s.key, &caller)
+        .create_template_version(request)
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(v.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), PageQuery),
     responses((status = 200, body = VersionPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn list_versions(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<VersionPage>, ApiError> {
-    let request = pb::ListTemplateVersionsRequest { page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }), template_id: id };
-    let r = s.upstream.apps(&s.key, &caller).list_template_versions(request).await?.into_inner();
+pub(crate) async fn list_versions(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<VersionPage>, ApiError> {
+    let request = pb::ListTemplateVersionsRequest {
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
+        template_id: id,
+    };
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .list_template_versions(request)
+        .await?
+        .into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(VersionPage { items: r.versions.into_iter().map(TemplateVersion::from).collect(), next_cursor }))
+    Ok(Json(VersionPage {
+        items: r.versions.into_iter().map(TemplateVersion::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")),
     responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn read_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<TemplateVersion>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).get_template_version(pb::GetTemplateVersionRequest { id }).await?.into_inner().into()))
+pub(crate) async fn read_version(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<TemplateVersion>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .get_template_version(pb::GetTemplateVersionRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = UpdateVersion,
@@ -273,14 +368,36 @@ pub(crate) async fn update_version(
     Path(id): Path<String>,
     Body(b): Body<UpdateVersion>,
 ) -> Result<Json<TemplateVersion>, ApiError> {
-    let request = pb::UpdateTemplateVersionRequest { id, note: b.note, spec_json: b.spec.map(|spec| spec.to_string()) };
-    Ok(Json(s.upstream.apps(&s.key, &caller).update_template_version(request).await?.into_inner().into()))
+    let request = pb::UpdateTemplateVersionRequest {
+        id,
+        note: b.note,
+        spec_json: b.spec.map(|spec| spec.to_string()),
+    };
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .update_template_version(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/publish", tag = "templates", params(("id" = String, Path, description = "the version's id")),
     responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn publish_version(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<TemplateVersion>, ApiError> {
-    Ok(Json(s.upstream.apps(&s.key, &caller).publish_template_version(pb::PublishTemplateVersionRequest { id }).await?.into_inner().into()))
+pub(crate) async fn publish_version(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<TemplateVersion>, ApiError> {
+    Ok(Json(
+        s.upstream
+            .apps(&s.key, &caller)
+            .publish_template_version(pb::PublishTemplateVersionRequest { id })
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/render", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = RenderRequest,
@@ -291,10 +408,22 @@ pub(crate) async fn render_version(
     Path(id): Path<String>,
     Body(b): Body<RenderRequest>,
 ) -> Result<Json<Rendered>, ApiError> {
-    let request = pb::RenderTemplateVersionRequest { id, app: b.app, parameters_json: Value::Object(b.parameters).to_string() };
-    let r = s.upstream.apps(&s.key, &caller).render_template_version(request).await?.into_inner();
+    let request = pb::RenderTemplateVersionRequest {
+        id,
+        app: b.app,
+        parameters_json: Value::Object(b.parameters).to_string(),
+    };
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .render_template_version(request)
+        .await?
+        .into_inner();
     let objects: Vec<Value> = serde_json::from_str(&r.objects_json).map_err(kernel::Error::internal)?;
-    Ok(Json(Rendered { objects, waves: r.waves.into_iter().map(|w| w.services).collect() }))
+    Ok(Json(Rendered {
+        objects,
+        waves: r.waves.into_iter().map(|w| w.services).collect(),
+    }))
 }
 
 /// What importing a chart made: its template (new or existing) and the draft version.
@@ -340,17 +469,48 @@ pub(crate) async fn import_chart(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ImportedChart>), ApiError> {
-    let kind = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let mut request = pb::ImportChartRequest { tenant_id: id, ..Default::default() };
+    let kind = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut request = pb::ImportChartRequest {
+        tenant_id: id,
+        ..Default::default()
+    };
     if kind.starts_with("application/json") {
-        let chart: ChartFiles = serde_json::from_slice(&body).map_err(|e| ApiError::invalid("files", format!("must be a JSON object {{\"files\": {{path: text}}}}: {e}")))?;
+        let chart: ChartFiles = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::invalid(
+                "files",
+                format!("must be a JSON object {{\"files\": {{path: text}}}}: {e}"),
+            )
+        })?;
         request.files = chart.files.into_iter().collect();
-    } else if matches!(kind, "application/gzip" | "application/x-gzip" | "application/x-tar" | "application/octet-stream") {
+    } else if matches!(
+        kind,
+        "application/gzip" | "application/x-gzip" | "application/x-tar" | "application/octet-stream"
+    ) {
         request.archive = body.to_vec();
     } else {
-        return Err(ApiError::invalid("Content-Type", "must be application/gzip (a chart archive) or application/json (a chart's files)"));
+        return Err(ApiError::invalid(
+            "Content-Type",
+            "must be application/gzip (a chart archive) or application/json (a chart's files)",
+        ));
     }
-    let r = s.upstream.apps(&s.key, &caller).import_chart(request).await.map_err(chart_problem)?.into_inner();
-    let (Some(template), Some(version)) = (r.template, r.version) else { return Err(kernel::Error::internal("the apps service answered an import without its template").into()) };
-    Ok((StatusCode::CREATED, Json(ImportedChart { template: template.into(), version: version.into() })))
+    let r = s
+        .upstream
+        .apps(&s.key, &caller)
+        .import_chart(request)
+        .await
+        .map_err(chart_problem)?
+        .into_inner();
+    let (Some(template), Some(version)) = (r.template, r.version) else {
+        return Err(kernel::Error::internal("the apps service answered an import without its template").into());
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(ImportedChart {
+            template: template.into(),
+            version: version.into(),
+        }),
+    ))
 }

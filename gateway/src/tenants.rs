@@ -5,10 +5,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
-
-use kernel::grpc::time;
 
 use crate::AppState;
 use crate::auth::Authenticated;
@@ -89,7 +88,6 @@ pub struct ListQuery {
     status: Option<String>,
 }
 
-
 fn status_name(raw: i32) -> String {
     match pb::TenantStatus::try_from(raw) {
         Ok(pb::TenantStatus::Suspended) => "suspended",
@@ -128,14 +126,32 @@ async fn create(
     Authenticated(caller): Authenticated,
     Body(body): Body<CreateTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
-    let request = pb::CreateTenantRequest { name: body.name, display_name: body.display_name, contact: body.contact };
-    let tenant = s.upstream.tenancy(&s.key, &caller).create_tenant(request).await?.into_inner();
+    let request = pb::CreateTenantRequest {
+        name: body.name,
+        display_name: body.display_name,
+        contact: body.contact,
+    };
+    let tenant = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .create_tenant(request)
+        .await?
+        .into_inner();
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
-    let tenant = s.upstream.tenancy(&s.key, &caller).get_tenant(pb::GetTenantRequest { id }).await?.into_inner();
+async fn read(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Tenant>, ApiError> {
+    let tenant = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .get_tenant(pb::GetTenantRequest { id })
+        .await?
+        .into_inner();
     Ok(Json(tenant.into()))
 }
 
@@ -146,13 +162,24 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<TenantPage>, ApiError> {
     let request = pb::ListTenantsRequest {
-        page: Some(pb::PageRequest { limit: q.limit, cursor: q.cursor }),
+        page: Some(pb::PageRequest {
+            limit: q.limit,
+            cursor: q.cursor,
+        }),
         name_prefix: q.name_prefix,
         status: status_value("status", q.status.as_deref())?,
     };
-    let r = s.upstream.tenancy(&s.key, &caller).list_tenants(request).await?.into_inner();
+    let r = s
+        .upstream
+        .tenancy(&s.key, &caller)
+        .list_tenants(request)
+        .await?
+        .into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(TenantPage { items: r.tenants.into_iter().map(Tenant::from).collect(), next_cursor: next }))
+    Ok(Json(TenantPage {
+        items: r.tenants.into_iter().map(Tenant::from).collect(),
+        next_cursor: next,
+    }))
 }
 
 #[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -169,11 +196,25 @@ async fn update(
         status: status_value("status", body.status.as_deref())?,
         expected_version: body.expected_version,
     };
-    Ok(Json(s.upstream.tenancy(&s.key, &caller).update_tenant(request).await?.into_inner().into()))
+    Ok(Json(
+        s.upstream
+            .tenancy(&s.key, &caller)
+            .update_tenant(request)
+            .await?
+            .into_inner()
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    s.upstream.tenancy(&s.key, &caller).delete_tenant(pb::DeleteTenantRequest { id }).await?;
+async fn delete(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.upstream
+        .tenancy(&s.key, &caller)
+        .delete_tenant(pb::DeleteTenantRequest { id })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

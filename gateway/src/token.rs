@@ -90,7 +90,10 @@ impl NewToken {
         }
         let days = days.unwrap_or(DEFAULT_DAYS);
         if !(1..=MAX_DAYS).contains(&days) {
-            return Err(Error::invalid("expires_in_days", format!("must be from 1 to {MAX_DAYS}")));
+            return Err(Error::invalid(
+                "expires_in_days",
+                format!("must be from 1 to {MAX_DAYS}"),
+            ));
         }
         Ok(Self {
             name: name.to_string(),
@@ -125,7 +128,10 @@ pub struct Tokens {
 impl Tokens {
     /// Tokens stored in `pool`'s schema.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, cache: Arc::default() }
+        Self {
+            pool,
+            cache: Arc::default(),
+        }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Cached>> {
@@ -147,7 +153,9 @@ impl Tokens {
     /// since revocations may have been missed meanwhile).
     pub async fn follow_revocations(self, stop: CancellationToken) -> Result<()> {
         kernel::db::follow(&self.pool, REVOKED, &stop, |notice| match notice {
-            Notice::Payload(id) => self.forget(Some(Uuid::parse_str(&id).unwrap_or_default()).filter(|id| !id.is_nil())),
+            Notice::Payload(id) => {
+                self.forget(Some(Uuid::parse_str(&id).unwrap_or_default()).filter(|id| !id.is_nil()))
+            }
             Notice::Missed => self.forget(None),
         })
         .await
@@ -160,10 +168,15 @@ impl Tokens {
     pub async fn create(&self, caller: &Caller, new: NewToken) -> Result<(Token, String)> {
         caller.require(new.tenant, Role::TenantAdmin, "tenant", new.tenant)?;
         if !caller.platform_admin && caller.role_in(new.tenant).is_none_or(|own| new.role > own) {
-            return Err(Error::PermissionDenied("a token cannot hold a role above its creator's".into()));
+            return Err(Error::PermissionDenied(
+                "a token cannot hold a role above its creator's".into(),
+            ));
         }
         let bytes: [u8; 32] = rand::random();
-        let secret = format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+        let secret = format!(
+            "{PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        );
         let token: Token = sqlx::query_as(
             "INSERT INTO api_tokens (id, name, hash, prefix, tenant_id, project_id, role, created_by, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(days => $9))
@@ -188,8 +201,14 @@ impl Tokens {
     /// # Errors
     /// The database fails.
     pub async fn list(&self, caller: &Caller, tenant: Option<Uuid>) -> Result<Vec<Token>> {
-        let administered: Option<Vec<Uuid>> =
-            (!caller.platform_admin).then(|| caller.memberships.iter().filter(|m| m.role == Role::TenantAdmin).map(|m| m.tenant).collect());
+        let administered: Option<Vec<Uuid>> = (!caller.platform_admin).then(|| {
+            caller
+                .memberships
+                .iter()
+                .filter(|m| m.role == Role::TenantAdmin)
+                .map(|m| m.tenant)
+                .collect()
+        });
         Ok(sqlx::query_as(
             "SELECT id, name, prefix, tenant_id, project_id, role, created_by, created_at, expires_at, revoked_at, last_used_at
              FROM api_tokens WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR tenant_id = $2) ORDER BY id",
@@ -205,12 +224,23 @@ impl Tokens {
     /// # Errors
     /// Not found for this caller.
     pub async fn revoke(&self, caller: &Caller, id: Uuid) -> Result<()> {
-        let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM api_tokens WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
-        let tenant = tenant.filter(|t| caller.can_see(*t)).ok_or_else(|| Error::not_found("token", id))?;
+        let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM api_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let tenant = tenant
+            .filter(|t| caller.can_see(*t))
+            .ok_or_else(|| Error::not_found("token", id))?;
         caller.require(tenant, Role::TenantAdmin, "token", id)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("SELECT pg_notify('gateway_token_revoked', $1)").bind(id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_notify('gateway_token_revoked', $1)")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.forget(Some(id));
         Ok(())
@@ -228,7 +258,11 @@ impl Tokens {
         let key = digest(secret);
         let now = Utc::now();
         let mut record_use = None;
-        if let Some(hit) = self.cache().get_mut(&key).filter(|c| c.read_at.elapsed() < CACHE_FOR && c.expires_at > now) {
+        if let Some(hit) = self
+            .cache()
+            .get_mut(&key)
+            .filter(|c| c.read_at.elapsed() < CACHE_FOR && c.expires_at > now)
+        {
             if hit.use_recorded_at.is_none_or(|at| at.elapsed() >= USE_RECORDED_EVERY) {
                 hit.use_recorded_at = Some(Instant::now());
                 record_use = Some(hit.id);
@@ -246,20 +280,35 @@ impl Tokens {
         .bind(&key)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((id, tenant, project, role, expires_at, stale_use)) = row else { return Ok(None) };
+        let Some((id, tenant, project, role, expires_at, stale_use)) = row else {
+            return Ok(None);
+        };
         if stale_use {
             self.record_use(id);
         }
         // A project-scoped token sees its tenant as a viewer only: its role
         // would otherwise reach every project (services do not yet check
         // project roles).
-        let role = if project.is_some() { Role::Viewer } else { Role::parse("role", &role).unwrap_or(Role::Viewer) };
+        let role = if project.is_some() {
+            Role::Viewer
+        } else {
+            Role::parse("role", &role).unwrap_or(Role::Viewer)
+        };
         let caller = Caller::user(format!("token:{id}"), vec![Membership { tenant, role }]);
         let mut cache = self.cache();
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(key, Cached { id, caller: caller.clone(), expires_at, read_at: Instant::now(), use_recorded_at: stale_use.then(Instant::now) });
+        cache.insert(
+            key,
+            Cached {
+                id,
+                caller: caller.clone(),
+                expires_at,
+                read_at: Instant::now(),
+                use_recorded_at: stale_use.then(Instant::now),
+            },
+        );
         Ok(Some(caller))
     }
 
@@ -268,7 +317,10 @@ impl Tokens {
     fn record_use(&self, id: Uuid) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            let _ = sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1").bind(id).execute(&pool).await;
+            let _ = sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await;
         });
     }
 }
@@ -281,10 +333,25 @@ mod tests {
     fn a_token_request_names_each_bad_field() {
         let t = Uuid::now_v7().to_string();
         assert!(NewToken::parse("ci", &t, "", "operator", None).is_ok());
-        assert_eq!(NewToken::parse(" ", &t, "", "operator", None).unwrap_err().field(), Some("name"));
-        assert_eq!(NewToken::parse("ci", "x", "", "operator", None).unwrap_err().field(), Some("tenant_id"));
-        assert_eq!(NewToken::parse("ci", &t, "", "root", None).unwrap_err().field(), Some("role"));
-        assert_eq!(NewToken::parse("ci", &t, "", "viewer", Some(0)).unwrap_err().field(), Some("expires_in_days"));
-        assert_eq!(NewToken::parse("ci", &t, "", "viewer", Some(366)).unwrap_err().field(), Some("expires_in_days"));
+        assert_eq!(
+            NewToken::parse(" ", &t, "", "operator", None).unwrap_err().field(),
+            Some("name")
+        );
+        assert_eq!(
+            NewToken::parse("ci", "x", "", "operator", None).unwrap_err().field(),
+            Some("tenant_id")
+        );
+        assert_eq!(
+            NewToken::parse("ci", &t, "", "root", None).unwrap_err().field(),
+            Some("role")
+        );
+        assert_eq!(
+            NewToken::parse("ci", &t, "", "viewer", Some(0)).unwrap_err().field(),
+            Some("expires_in_days")
+        );
+        assert_eq!(
+            NewToken::parse("ci", &t, "", "viewer", Some(366)).unwrap_err().field(),
+            Some("expires_in_days")
+        );
     }
 }

@@ -11,7 +11,6 @@ use tonic::transport::Channel;
 
 use crate::settings::Upstreams;
 
-
 /// Lazily connected channels to each service.
 #[derive(Clone)]
 pub struct Upstream {
@@ -26,16 +25,28 @@ impl Upstream {
     /// # Errors
     /// An address is not a valid URI.
     pub fn connect(addresses: &Upstreams) -> kernel::Result<Self> {
-        Ok(Self { tenancy: channel(&addresses.tenancy)?, federation: channel(&addresses.federation)?, apps: channel(&addresses.apps)? })
+        Ok(Self {
+            tenancy: channel(&addresses.tenancy)?,
+            federation: channel(&addresses.federation)?,
+            apps: channel(&addresses.apps)?,
+        })
     }
 
     /// Tenancy, called as `caller`.
-    pub fn tenancy(&self, key: &CallerKey, caller: &Caller) -> TenancyServiceClient<InterceptedService<Channel, Outgoing>> {
+    pub fn tenancy(
+        &self,
+        key: &CallerKey,
+        caller: &Caller,
+    ) -> TenancyServiceClient<InterceptedService<Channel, Outgoing>> {
         TenancyServiceClient::with_interceptor(self.tenancy.clone(), Outgoing::new(key, caller))
     }
 
     /// Federation, called as `caller`.
-    pub fn federation(&self, key: &CallerKey, caller: &Caller) -> FederationServiceClient<InterceptedService<Channel, Outgoing>> {
+    pub fn federation(
+        &self,
+        key: &CallerKey,
+        caller: &Caller,
+    ) -> FederationServiceClient<InterceptedService<Channel, Outgoing>> {
         FederationServiceClient::with_interceptor(self.federation.clone(), Outgoing::new(key, caller))
     }
 

@@ -18,8 +18,20 @@ async fn a_token_revoked_in_one_gateway_is_refused_by_another_that_cached_it() {
 
     let admin = Caller::platform_admin("local:admin");
     let tenant = uuid::Uuid::now_v7();
-    let (token, secret) = here.create(&admin, NewToken::parse("robot", &tenant.to_string(), "", "operator", None).unwrap()).await.unwrap();
-    let (_, other_secret) = here.create(&admin, NewToken::parse("other", &tenant.to_string(), "", "viewer", None).unwrap()).await.unwrap();
+    let (token, secret) = here
+        .create(
+            &admin,
+            NewToken::parse("robot", &tenant.to_string(), "", "operator", None).unwrap(),
+        )
+        .await
+        .unwrap();
+    let (_, other_secret) = here
+        .create(
+            &admin,
+            NewToken::parse("other", &tenant.to_string(), "", "viewer", None).unwrap(),
+        )
+        .await
+        .unwrap();
     // Let the listener start listening before the revocation is announced.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for tokens in [&here, &there] {
@@ -28,12 +40,21 @@ async fn a_token_revoked_in_one_gateway_is_refused_by_another_that_cached_it() {
     }
 
     here.revoke(&admin, token.id).await.unwrap();
-    assert!(here.authenticate(&secret).await.unwrap().is_none(), "refused at once where it was revoked");
+    assert!(
+        here.authenticate(&secret).await.unwrap().is_none(),
+        "refused at once where it was revoked"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while there.authenticate(&secret).await.unwrap().is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "the other gateway still accepts the revoked token");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other gateway still accepts the revoked token"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(there.authenticate(&other_secret).await.unwrap().is_some(), "only the revoked token is forgotten");
+    assert!(
+        there.authenticate(&other_secret).await.unwrap().is_some(),
+        "only the revoked token is forgotten"
+    );
     stop.cancel();
 }
