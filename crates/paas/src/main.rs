@@ -42,7 +42,10 @@ const BAD_SETTINGS: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up => up().await,
@@ -50,7 +53,9 @@ fn main() -> ExitCode {
             Command::Migrate => migrate().await,
             Command::Kubesim { clusters } => {
                 // A stand-in for Kubernetes: it needs no platform settings.
-                kubesim::run_standalone(clusters, kubesim::ClusterConfig::named("kubesim")).await.map_err(|e| Failure::Run(anyhow::anyhow!("{e}")))
+                kubesim::run_standalone(clusters, kubesim::ClusterConfig::named("kubesim"))
+                    .await
+                    .map_err(|e| Failure::Run(anyhow::anyhow!("{e}")))
             }
         }
     });
@@ -115,11 +120,17 @@ async fn up() -> Result<(), Failure> {
     }
     let (platform, _telemetry, shutdown) = platform(&env)?;
     let gw = gateway::Settings::from_env(&env)?;
-    let token = gw.admin_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
+    let token = gw
+        .admin_token
+        .as_ref()
+        .map(|t| t.expose().to_string())
+        .unwrap_or_default();
     let stack = paas::stack::start_in(&platform, &env, gw, &shutdown).await?;
     let federation = stack.service("federation").expect("started by the stack");
     let key = kernel::caller::CallerKey::new(platform.caller_key.clone());
-    let clusters = paas::member_clusters::start(&key, federation).await.map_err(Failure::Run)?;
+    let clusters = paas::member_clusters::start(&key, federation)
+        .await
+        .map_err(Failure::Run)?;
     let url = stack.url();
     println!("paas is up: gateway {url}");
     if generated_token {
@@ -133,7 +144,12 @@ async fn up() -> Result<(), Failure> {
         println!("  {:<10} grpc {}  health http://{}/healthz", s.name, s.grpc, s.http);
     }
     for c in &clusters {
-        println!("  cluster {:<9} {}  kubectl --kubeconfig {} get nodes", c.name(), c.url(), c.kubeconfig_path().display());
+        println!(
+            "  cluster {:<9} {}  kubectl --kubeconfig {} get nodes",
+            c.name(),
+            c.url(),
+            c.kubeconfig_path().display()
+        );
     }
     wait(&shutdown).await;
     // The clusters live exactly as long as the platform.
@@ -149,7 +165,10 @@ async fn serve(service: &str) -> Result<(), Failure> {
         println!("gateway listening on http://{addr}");
     } else {
         let (grpc, http) = paas::stack::default_ports(service).ok_or_else(|| {
-            Failure::Run(anyhow::anyhow!("unknown service {service:?}; one of {} or gateway", paas::stack::SERVICES.join(", ")))
+            Failure::Run(anyhow::anyhow!(
+                "unknown service {service:?}; one of {} or gateway",
+                paas::stack::SERVICES.join(", ")
+            ))
         })?;
         let addresses = Addresses::from_env(&env, service, grpc, http)?;
         let running = paas::stack::start_service(service, &platform, addresses, &shutdown).await?;

@@ -10,7 +10,10 @@ use paas_proto::v1 as pb;
 use paas_proto::v1::federation_service_client::FederationServiceClient;
 
 /// The clusters of `paas up`: (name, data centre, environment).
-pub const DEFAULT: &[(&str, &str, pb::Environment)] = &[("dc1-prod", "dc1", pb::Environment::Production), ("dc2-dr", "dc2", pb::Environment::Dr)];
+pub const DEFAULT: &[(&str, &str, pb::Environment)] = &[
+    ("dc1-prod", "dc1", pb::Environment::Production),
+    ("dc2-dr", "dc2", pb::Environment::Dr),
+];
 
 /// Starts the clusters and registers them with federation, replacing an
 /// earlier registration of the same name (its endpoint changed: kubesim
@@ -21,13 +24,27 @@ pub const DEFAULT: &[(&str, &str, pb::Environment)] = &[("dc1-prod", "dc1", pb::
 /// A cluster cannot start or federation refuses the registration.
 pub async fn start(key: &CallerKey, federation: &Running) -> anyhow::Result<Vec<RunningCluster>> {
     let caller = Caller::service("paas-up");
-    let mut client = FederationServiceClient::with_interceptor(channel(&uri(federation.grpc))?, Outgoing::new(key, &caller));
-    let registered = client.list_clusters(pb::ListClustersRequest { page: Some(pb::PageRequest { limit: 500, cursor: String::new() }), data_centre: String::new() }).await?.into_inner();
+    let mut client =
+        FederationServiceClient::with_interceptor(channel(&uri(federation.grpc))?, Outgoing::new(key, &caller));
+    let registered = client
+        .list_clusters(pb::ListClustersRequest {
+            page: Some(pb::PageRequest {
+                limit: 500,
+                cursor: String::new(),
+            }),
+            data_centre: String::new(),
+        })
+        .await?
+        .into_inner();
     let mut clusters = Vec::new();
     for (name, data_centre, environment) in DEFAULT {
-        let cluster = Cluster::start(ClusterConfig::named(name)).await.map_err(|e| anyhow::anyhow!("kubesim cluster {name}: {e}"))?;
+        let cluster = Cluster::start(ClusterConfig::named(name))
+            .await
+            .map_err(|e| anyhow::anyhow!("kubesim cluster {name}: {e}"))?;
         if let Some(old) = registered.clusters.iter().find(|c| c.name == *name) {
-            client.deregister_cluster(pb::DeregisterClusterRequest { id: old.id.clone() }).await?;
+            client
+                .deregister_cluster(pb::DeregisterClusterRequest { id: old.id.clone() })
+                .await?;
         }
         client
             .register_cluster(pb::RegisterClusterRequest {

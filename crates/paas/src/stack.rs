@@ -44,7 +44,12 @@ pub const SERVICES: &[&str] = &[
 ///
 /// # Errors
 /// Unknown name, or the service fails to start.
-pub async fn start_service(name: &str, platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+pub async fn start_service(
+    name: &str,
+    platform: &Platform,
+    addresses: Addresses,
+    shutdown: &Shutdown,
+) -> kernel::Result<Running> {
     match name {
         tenancy::NAME => tenancy::start(platform, addresses, shutdown).await,
         federation::NAME => federation::start(platform, addresses, shutdown).await,
@@ -52,7 +57,10 @@ pub async fn start_service(name: &str, platform: &Platform, addresses: Addresses
         configs::NAME => configs::start(platform, addresses, shutdown).await,
         images::NAME => images::start(platform, addresses, shutdown).await,
         devops::NAME => devops::start(platform, addresses, shutdown).await,
-        other => Err(kernel::Error::invalid("service", format!("{other} is not one of {}", SERVICES.join(", ")))),
+        other => Err(kernel::Error::invalid(
+            "service",
+            format!("{other} is not one of {}", SERVICES.join(", ")),
+        )),
     }
 }
 
@@ -84,17 +92,24 @@ pub async fn start(platform: &Platform, gateway: gateway::Settings, shutdown: &S
 ///
 /// # Errors
 /// A setting is malformed, or a service or the gateway fails to start.
-pub async fn start_in(platform: &Platform, env: &Env, mut gateway: gateway::Settings, shutdown: &Shutdown) -> kernel::Result<Stack> {
+pub async fn start_in(
+    platform: &Platform,
+    env: &Env,
+    mut gateway: gateway::Settings,
+    shutdown: &Shutdown,
+) -> kernel::Result<Stack> {
     let mut services: Vec<Running> = Vec::with_capacity(SERVICES.len());
     for name in SERVICES {
         let running = if *name == federation::NAME {
-            let mut settings = federation::Settings::from_env(env, platform).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            let mut settings = federation::Settings::from_env(env, platform)
+                .map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
             if let Some(tenancy) = services.iter().find(|s| s.name == tenancy::NAME) {
                 settings.tenancy_url = uri(tenancy.grpc);
             }
             federation::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else if *name == apps::NAME {
-            let mut settings = apps::Settings::from_env(env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            let mut settings =
+                apps::Settings::from_env(env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
             if let Some(federation) = services.iter().find(|s| s.name == federation::NAME) {
                 settings.federation_url = uri(federation.grpc);
             }
@@ -104,7 +119,13 @@ pub async fn start_in(platform: &Platform, env: &Env, mut gateway: gateway::Sett
         };
         services.push(running);
     }
-    let find = |name: &str| services.iter().find(|s| s.name == name).map(|s| uri(s.grpc)).expect("started above");
+    let find = |name: &str| {
+        services
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| uri(s.grpc))
+            .expect("started above")
+    };
     gateway.upstream.tenancy = find(tenancy::NAME);
     gateway.upstream.federation = find(federation::NAME);
     gateway.upstream.apps = find(apps::NAME);
