@@ -147,7 +147,9 @@ impl Release {
 
     /// Gray: the waves, once the rollout has fixed them.
     pub fn gray_waves(&self) -> Option<Vec<crate::release::GrayWave>> {
-        self.gray_waves.as_ref().and_then(|w| serde_json::from_value(w.clone()).ok())
+        self.gray_waves
+            .as_ref()
+            .and_then(|w| serde_json::from_value(w.clone()).ok())
     }
 }
 
@@ -197,16 +199,28 @@ pub struct Blueprint {
 
 /// The newest release of `app`, on the caller's connection.
 async fn latest_in(conn: &mut sqlx::PgConnection, app: &Application) -> Result<Option<Release>> {
-    Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"))
-        .bind(app.id)
-        .bind(app.tenant_id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        release_columns!(),
+        " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"
+    ))
+    .bind(app.id)
+    .bind(app.tenant_id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Records a change of a service's replica count (`from`: `None` when it
 /// was the spec's).
-pub(crate) async fn record_scale(tx: &mut sqlx::PgConnection, app: &Application, service: &str, from: Option<i32>, to: i32, reason: &str, actor: &str) -> Result<()> {
+pub(crate) async fn record_scale(
+    tx: &mut sqlx::PgConnection,
+    app: &Application,
+    service: &str,
+    from: Option<i32>,
+    to: i32,
+    reason: &str,
+    actor: &str,
+) -> Result<()> {
     sqlx::query("INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(id::new_id())
         .bind(app.id)
@@ -228,7 +242,8 @@ pub(crate) async fn record_scale(tx: &mut sqlx::PgConnection, app: &Application,
 pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, Value>> {
     match text.trim() {
         "" => Ok(BTreeMap::new()),
-        t => serde_json::from_str(t).map_err(|e| Error::invalid("parameters", format!("must be a JSON object of parameter values: {e}"))),
+        t => serde_json::from_str(t)
+            .map_err(|e| Error::invalid("parameters", format!("must be a JSON object of parameter values: {e}"))),
     }
 }
 
@@ -238,10 +253,14 @@ pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, Value>> {
 /// # Errors
 /// Names `placement`.
 pub fn parse_placement(text: &str) -> Result<Value> {
-    let value: Value = serde_json::from_str(text).map_err(|e| Error::invalid("placement", format!("is not JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| Error::invalid("placement", format!("is not JSON: {e}")))?;
     match value.as_object() {
         Some(o) if o.len() == 1 && (o.contains_key("explicit") || o.contains_key("policy")) => Ok(value),
-        _ => Err(Error::invalid("placement", "must be {\"explicit\": [...]} or {\"policy\": {...}}")),
+        _ => Err(Error::invalid(
+            "placement",
+            "must be {\"explicit\": [...]} or {\"policy\": {...}}",
+        )),
     }
 }
 
@@ -254,10 +273,16 @@ pub type FederationClient = FederationServiceClient<InterceptedService<Channel, 
 /// # Errors
 /// Federation did not take the deletion.
 pub async fn delete_binding(federation: &mut FederationClient, id: &str) -> Result<()> {
-    match federation.delete_binding(pb::DeleteBindingRequest { id: id.to_string() }).await {
+    match federation
+        .delete_binding(pb::DeleteBindingRequest { id: id.to_string() })
+        .await
+    {
         Ok(_) => Ok(()),
         Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-        Err(s) => Err(Error::Unavailable(format!("federation did not take the deletion: {}", s.message()))),
+        Err(s) => Err(Error::Unavailable(format!(
+            "federation did not take the deletion: {}",
+            s.message()
+        ))),
     }
 }
 
@@ -276,7 +301,10 @@ impl Federation {
 
     /// A client acting as the apps service.
     pub fn client(&self) -> FederationClient {
-        FederationServiceClient::with_interceptor(self.channel.clone(), Outgoing::new(&self.key, &Caller::service(crate::NAME)))
+        FederationServiceClient::with_interceptor(
+            self.channel.clone(),
+            Outgoing::new(&self.key, &Caller::service(crate::NAME)),
+        )
     }
 
     /// The NodePort ranges of the clusters `placement` may put the
@@ -288,7 +316,12 @@ impl Federation {
     /// # Errors
     /// Federation cannot be asked.
     pub async fn node_port_ranges(&self, placement: &Value) -> Result<Vec<node_port::ClusterRange>> {
-        let unavailable = |s: tonic::Status| Error::Unavailable(format!("federation did not give the clusters' NodePort ranges: {}", s.message()));
+        let unavailable = |s: tonic::Status| {
+            Error::Unavailable(format!(
+                "federation did not give the clusters' NodePort ranges: {}",
+                s.message()
+            ))
+        };
         let mut client = self.client();
         let mut clusters = Vec::new();
         if let Some(targets) = placement["explicit"].as_array() {
@@ -306,7 +339,10 @@ impl Federation {
             let mut cursor = String::new();
             loop {
                 let page = client
-                    .list_clusters(pb::ListClustersRequest { page: Some(pb::PageRequest { limit: 500, cursor }), data_centre: String::new() })
+                    .list_clusters(pb::ListClustersRequest {
+                        page: Some(pb::PageRequest { limit: 500, cursor }),
+                        data_centre: String::new(),
+                    })
                     .await
                     .map_err(unavailable)?
                     .into_inner();
@@ -321,9 +357,16 @@ impl Federation {
             .into_iter()
             .map(|c| {
                 let s = c.settings.unwrap_or_default();
-                let (first, last) = (u16::try_from(s.node_port_first).unwrap_or(0), u16::try_from(s.node_port_last).unwrap_or(0));
+                let (first, last) = (
+                    u16::try_from(s.node_port_first).unwrap_or(0),
+                    u16::try_from(s.node_port_last).unwrap_or(0),
+                );
                 // A federation older than cluster settings sends none: Kubernetes' default.
-                let ports = if first == 0 || last == 0 { node_port::POOL } else { first..=last };
+                let ports = if first == 0 || last == 0 {
+                    node_port::POOL
+                } else {
+                    first..=last
+                };
                 node_port::ClusterRange { cluster: c.name, ports }
             })
             .collect())
@@ -370,35 +413,67 @@ impl Action {
 pub const RELEASE_ACTED: EventType = EventType::new("apps", "release", "acted");
 
 fn event(app: &Application) -> pb::ResourceChanged {
-    pb::ResourceChanged { id: app.id.to_string(), tenant_id: app.tenant_id.to_string(), name: app.name.clone() }
+    pb::ResourceChanged {
+        id: app.id.to_string(),
+        tenant_id: app.tenant_id.to_string(),
+        name: app.name.clone(),
+    }
 }
 
 /// The role a change of an application needs: production is the tenant
 /// administrators' to change; developers and operators deploy elsewhere.
 fn writer_role(environment: &str) -> Role {
-    if environment == "production" { Role::TenantAdmin } else { Role::Developer }
+    if environment == "production" {
+        Role::TenantAdmin
+    } else {
+        Role::Developer
+    }
 }
 
 impl Applications {
     /// Applications stored in the outbox's schema; `wake` nudges the release driver.
     /// HTTPRoutes attach to `gateway`.
-    pub fn new(outbox: Outbox, federation: Federation, wake: std::sync::Arc<tokio::sync::Notify>, gateway: traffic::GatewayRef) -> Self {
-        Self { outbox, federation, wake, gateway }
+    pub fn new(
+        outbox: Outbox,
+        federation: Federation,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        gateway: traffic::GatewayRef,
+    ) -> Self {
+        Self {
+            outbox,
+            federation,
+            wake,
+            gateway,
+        }
     }
 
     /// Renders a blueprint for `app`'s release `number`, with node ports
     /// drawn for it: service -> objects (strategy written in), and waves.
-    async fn prepare(&self, caller: &Caller, tx: &mut sqlx::PgConnection, tenant: Uuid, app: &Application, number: i32, b: &Blueprint) -> Result<(Value, Vec<Vec<String>>)> {
+    async fn prepare(
+        &self,
+        caller: &Caller,
+        tx: &mut sqlx::PgConnection,
+        tenant: Uuid,
+        app: &Application,
+        number: i32,
+        b: &Blueprint,
+    ) -> Result<(Value, Vec<Vec<String>>)> {
         let version = Versions::get_in(&mut *tx, caller, b.template_version_id).await?;
         if version.tenant_id.is_some_and(|t| t != tenant) {
             return Err(Error::not_found("template version", b.template_version_id));
         }
         if !version.published() {
-            return Err(Error::invalid("template_version_id", format!("version {} is a draft; publish it before deploying", version.version)));
+            return Err(Error::invalid(
+                "template_version_id",
+                format!("version {} is a draft; publish it before deploying", version.version),
+            ));
         }
         if let Some(chart) = version.chart()? {
             if b.strategy.slotted() {
-                return Err(Error::invalid("strategy.type", "a chart deploys by rolling or recreate (its objects are the chart's, not two slots of them)"));
+                return Err(Error::invalid(
+                    "strategy.type",
+                    "a chart deploys by rolling or recreate (its objects are the chart's, not two slots of them)",
+                ));
             }
             let values = b.parameters.clone().into_iter().collect();
             let (mut by_service, waves) = crate::chart::release_objects(&chart, &app.name, number as u64, &values)?;
@@ -408,17 +483,40 @@ impl Applications {
             return Ok((json!(by_service), waves));
         }
         let application = version.spec()?.resolve(&b.parameters)?;
-        let wants_node_ports = application.services.iter().flat_map(|s| &s.containers).flat_map(|c| &c.ports).any(|p| p.node_port.is_some());
-        let ranges = if wants_node_ports { self.federation.node_port_ranges(&b.placement).await? } else { Vec::new() };
+        let wants_node_ports = application
+            .services
+            .iter()
+            .flat_map(|s| &s.containers)
+            .flat_map(|c| &c.ports)
+            .any(|p| p.node_port.is_some());
+        let ranges = if wants_node_ports {
+            self.federation.node_port_ranges(&b.placement).await?
+        } else {
+            Vec::new()
+        };
         let node_ports = node_port::claim(tx, tenant, app.id, &application, &ranges).await?;
-        let objects = render(&application, &RenderRelease { app: app.name.clone(), number: number as u64, node_ports })?;
+        let objects = render(
+            &application,
+            &RenderRelease {
+                app: app.name.clone(),
+                number: number as u64,
+                node_ports,
+            },
+        )?;
         // Its objects (and their slots) share the tenant's namespaces with external services.
-        let names: Vec<String> = objects.iter().filter_map(|o| o["metadata"]["name"].as_str()).flat_map(|n| [n.to_string(), format!("{n}-blue"), format!("{n}-green")]).collect();
+        let names: Vec<String> = objects
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .flat_map(|n| [n.to_string(), format!("{n}-blue"), format!("{n}-green")])
+            .collect();
         crate::external_service::refuse_taken(tx, tenant, &names).await?;
         let mut by_service: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for mut object in objects {
             b.strategy.apply_to(&mut object)?;
-            let service = object["metadata"]["labels"][SERVICE_LABEL].as_str().unwrap_or_default().to_string();
+            let service = object["metadata"]["labels"][SERVICE_LABEL]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             by_service.entry(service).or_default().push(object);
         }
         Ok((json!(by_service), application.deploy_order()?))
@@ -429,7 +527,15 @@ impl Applications {
     /// # Errors
     /// A bad field (named), the version not visible or a draft, the name
     /// taken, a node port held, not allowed.
-    pub async fn deploy(&self, caller: &Caller, tenant: Uuid, project: Option<Uuid>, name: &str, environment: &str, blueprint: Blueprint) -> Result<(Application, Release)> {
+    pub async fn deploy(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        project: Option<Uuid>,
+        name: &str,
+        environment: &str,
+        blueprint: Blueprint,
+    ) -> Result<(Application, Release)> {
         let name = DnsLabel::parse("name", name.trim())?;
         if !matches!(environment, "production" | "test") {
             return Err(Error::invalid("environment", "must be production or test"));
@@ -454,7 +560,9 @@ impl Applications {
         .await?
         .ok_or_else(|| Error::Conflict(format!("the tenant already has an application named {name}")))?;
         object_name(&app.name, "x")?;
-        let release = self.insert_release(caller, &mut tx, &app, 1, &blueprint, None, production).await?;
+        let release = self
+            .insert_release(caller, &mut tx, &app, 1, &blueprint, None, production)
+            .await?;
         outbox::record(&mut tx, DEPLOYED, Some(tenant), &event(&app)).await?;
         self.outbox.commit(tx).await?;
         self.wake.notify_one();
@@ -462,13 +570,36 @@ impl Applications {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn insert_release(&self, caller: &Caller, tx: &mut sqlx::PgConnection, app: &Application, number: i32, b: &Blueprint, rollback_of: Option<i32>, needs_approval: bool) -> Result<Release> {
+    async fn insert_release(
+        &self,
+        caller: &Caller,
+        tx: &mut sqlx::PgConnection,
+        app: &Application,
+        number: i32,
+        b: &Blueprint,
+        rollback_of: Option<i32>,
+        needs_approval: bool,
+    ) -> Result<Release> {
         let (objects, waves) = self.prepare(caller, tx, app.tenant_id, app, number, b).await?;
-        let state = if needs_approval { "awaiting-approval" } else { "deploying" };
-        let message = if needs_approval { "a tenant administrator must approve this production release" } else { "" };
+        let state = if needs_approval {
+            "awaiting-approval"
+        } else {
+            "deploying"
+        };
+        let message = if needs_approval {
+            "a tenant administrator must approve this production release"
+        } else {
+            ""
+        };
         // A slotted release takes the slot the current version does not run in.
         let replaced_slot: Option<Option<String>> = match app.current_release {
-            Some(n) => Some(sqlx::query_scalar("SELECT slot FROM releases WHERE application_id = $1 AND number = $2").bind(app.id).bind(n).fetch_one(&mut *tx).await?),
+            Some(n) => Some(
+                sqlx::query_scalar("SELECT slot FROM releases WHERE application_id = $1 AND number = $2")
+                    .bind(app.id)
+                    .bind(n)
+                    .fetch_one(&mut *tx)
+                    .await?,
+            ),
             None => None,
         };
         let slot = b.strategy.slotted().then(|| match &replaced_slot {
@@ -498,7 +629,11 @@ impl Applications {
         .bind(app.current_release)
         .fetch_one(&mut *tx)
         .await?;
-        let announced = pb::ResourceChanged { id: release.id.to_string(), tenant_id: app.tenant_id.to_string(), name: format!("{}#{}", app.name, number) };
+        let announced = pb::ResourceChanged {
+            id: release.id.to_string(),
+            tenant_id: app.tenant_id.to_string(),
+            name: format!("{}#{}", app.name, number),
+        };
         outbox::record(tx, RELEASE_CREATED, Some(app.tenant_id), &announced).await?;
         Ok(release)
     }
@@ -508,11 +643,15 @@ impl Applications {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Application> {
-        let found: Option<Application> = sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
-            .bind(id)
-            .bind(caller.visible_tenants())
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let found: Option<Application> = sqlx::query_as(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM applications WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"
+        ))
+        .bind(id)
+        .bind(caller.visible_tenants())
+        .fetch_optional(self.outbox.pool())
+        .await?;
         found.ok_or_else(|| Error::not_found("application", id))
     }
 
@@ -520,14 +659,21 @@ impl Applications {
     ///
     /// # Errors
     /// The tenant is not visible.
-    pub async fn list(&self, caller: &Caller, tenant: Uuid, page: Page) -> Result<(Vec<(Application, Option<Release>)>, String)> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        page: Page,
+    ) -> Result<(Vec<(Application, Option<Release>)>, String)> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
         // One snapshot for the page and its latest releases, read in two
         // queries whatever the page's size.
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
         let rows: Vec<Application> = sqlx::query_as(concat!(
             "SELECT ",
             app_columns!(),
@@ -549,9 +695,18 @@ impl Applications {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut latest: std::collections::HashMap<Uuid, Release> = latest.into_iter().map(|r| (r.application_id, r)).collect();
+        let mut latest: std::collections::HashMap<Uuid, Release> =
+            latest.into_iter().map(|r| (r.application_id, r)).collect();
         let (rows, next) = page.finish(rows, |a| a.id);
-        Ok((rows.into_iter().map(|a| { let r = latest.remove(&a.id); (a, r) }).collect(), next))
+        Ok((
+            rows.into_iter()
+                .map(|a| {
+                    let r = latest.remove(&a.id);
+                    (a, r)
+                })
+                .collect(),
+            next,
+        ))
     }
 
     /// An application and its newest release as of one moment (the release
@@ -562,13 +717,19 @@ impl Applications {
     /// The database fails.
     pub async fn snapshot(&self, app: &Application) -> Result<(Application, Option<Release>)> {
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let now: Application = sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1 AND tenant_id = $2"))
-            .bind(app.id)
-            .bind(app.tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::not_found("application", app.id))?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let now: Application = sqlx::query_as(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM applications WHERE id = $1 AND tenant_id = $2"
+        ))
+        .bind(app.id)
+        .bind(app.tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("application", app.id))?;
         let latest = latest_in(&mut tx, app).await?;
         tx.commit().await?;
         Ok((now, latest))
@@ -588,11 +749,15 @@ impl Applications {
     /// # Errors
     /// Not found or not visible (the same answer).
     async fn visible_release(&self, caller: &Caller, id: Uuid) -> Result<Release> {
-        let found: Option<Release> = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
-            .bind(id)
-            .bind(caller.visible_tenants())
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let found: Option<Release> = sqlx::query_as(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"
+        ))
+        .bind(id)
+        .bind(caller.visible_tenants())
+        .fetch_optional(self.outbox.pool())
+        .await?;
         found.ok_or_else(|| Error::not_found("release", id))
     }
 
@@ -621,7 +786,13 @@ impl Applications {
     ///
     /// # Errors
     /// A release still in progress (conflict), bad fields, not allowed.
-    pub async fn release(&self, caller: &Caller, app: Uuid, change: impl FnOnce(Blueprint) -> Result<Blueprint>, rollback_of: Option<i32>) -> Result<Release> {
+    pub async fn release(
+        &self,
+        caller: &Caller,
+        app: Uuid,
+        change: impl FnOnce(Blueprint) -> Result<Blueprint>,
+        rollback_of: Option<i32>,
+    ) -> Result<Release> {
         let app = self.get(caller, app).await?;
         caller.require(app.tenant_id, writer_role("test"), "application", app.id)?;
         // Rolling back to the release a slotted or gray release replaces,
@@ -635,29 +806,52 @@ impl Applications {
         }
         let mut tx = self.outbox.pool().begin().await?;
         // Serialises releases of one application.
-        let app: Application = sqlx::query_as(concat!("SELECT ", app_columns!(), " FROM applications WHERE id = $1 AND tenant_id = $2 FOR UPDATE"))
-            .bind(app.id)
-            .bind(app.tenant_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let latest: Release = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 ORDER BY number DESC LIMIT 1"))
-            .bind(app.id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let app: Application = sqlx::query_as(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM applications WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
+        ))
+        .bind(app.id)
+        .bind(app.tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let latest: Release = sqlx::query_as(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE application_id = $1 ORDER BY number DESC LIMIT 1"
+        ))
+        .bind(app.id)
+        .fetch_one(&mut *tx)
+        .await?;
         if app.state == "stopped" {
-            return Err(Error::FailedPrecondition(format!("{} is stopped; start it before releasing", app.name)));
+            return Err(Error::FailedPrecondition(format!(
+                "{} is stopped; start it before releasing",
+                app.name
+            )));
         }
         if matches!(latest.state.as_str(), "deploying" | "awaiting-approval") {
-            return Err(Error::FailedPrecondition(format!("release {} is still {}; wait for it or let it fail first", latest.number, latest.state)));
+            return Err(Error::FailedPrecondition(format!(
+                "release {} is still {}; wait for it or let it fail first",
+                latest.number, latest.state
+            )));
         }
         let base = match rollback_of {
-            Some(n) => sqlx::query_as::<_, Release>(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
-                .bind(app.id)
-                .bind(n)
-                .fetch_optional(&mut *tx)
-                .await?
-                .filter(|r| matches!(r.state.as_str(), "succeeded" | "superseded"))
-                .ok_or_else(|| Error::invalid("to_release", format!("release {n} of {} never succeeded; roll back to one that did", app.name)))?,
+            Some(n) => sqlx::query_as::<_, Release>(concat!(
+                "SELECT ",
+                release_columns!(),
+                " FROM releases WHERE application_id = $1 AND number = $2"
+            ))
+            .bind(app.id)
+            .bind(n)
+            .fetch_optional(&mut *tx)
+            .await?
+            .filter(|r| matches!(r.state.as_str(), "succeeded" | "superseded"))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "to_release",
+                    format!("release {n} of {} never succeeded; roll back to one that did", app.name),
+                )
+            })?,
             None => latest.clone(),
         };
         let blueprint = change(Blueprint {
@@ -666,7 +860,17 @@ impl Applications {
             placement: base.placement.clone(),
             strategy: serde_json::from_value(base.strategy.clone()).unwrap_or_default(),
         })?;
-        let release = self.insert_release(caller, &mut tx, &app, latest.number + 1, &blueprint, rollback_of, app.environment == "production").await?;
+        let release = self
+            .insert_release(
+                caller,
+                &mut tx,
+                &app,
+                latest.number + 1,
+                &blueprint,
+                rollback_of,
+                app.environment == "production",
+            )
+            .await?;
         sqlx::query("UPDATE applications SET state = CASE WHEN $2 THEN 'awaiting-approval' ELSE 'deploying' END, updated_at = now() WHERE id = $1")
             .bind(app.id)
             .bind(release.state == "awaiting-approval")
@@ -692,8 +896,16 @@ impl Applications {
         .bind(&caller.subject)
         .fetch_optional(self.outbox.pool())
         .await?;
-        let approved = approved.ok_or_else(|| Error::FailedPrecondition(format!("release {} is {}, not awaiting approval", found.number, found.state)))?;
-        sqlx::query("UPDATE applications SET state = 'deploying', updated_at = now() WHERE id = $1").bind(approved.application_id).execute(self.outbox.pool()).await?;
+        let approved = approved.ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "release {} is {}, not awaiting approval",
+                found.number, found.state
+            ))
+        })?;
+        sqlx::query("UPDATE applications SET state = 'deploying', updated_at = now() WHERE id = $1")
+            .bind(approved.application_id)
+            .execute(self.outbox.pool())
+            .await?;
         self.wake.notify_one();
         Ok(approved)
     }
@@ -714,7 +926,13 @@ impl Applications {
         };
         caller.require(found.tenant_id, role, "release", release)?;
         let strategy = found.strategy();
-        let refuse = |why: String| Err(Error::FailedPrecondition(format!("cannot {} release {}: {why}", action.verb(), found.number)));
+        let refuse = |why: String| {
+            Err(Error::FailedPrecondition(format!(
+                "cannot {} release {}: {why}",
+                action.verb(),
+                found.number
+            )))
+        };
         if found.state != "deploying" {
             return refuse(format!("it is {}", found.state));
         }
@@ -723,15 +941,49 @@ impl Applications {
         }
         // (phases it may be in, phase it moves to, step it moves to, message)
         let (from, to, step, message): (&[&str], &str, i32, String) = match (action, &strategy) {
-            (Action::Confirm, Strategy::BlueGreen) => (&["waiting"], "finishing", found.step, format!("confirmed by {}; removing the old slot", caller.subject)),
-            (Action::Resume, Strategy::Canary { .. }) => (&["waiting"], "traffic", found.step + 1, format!("resumed by {}", caller.subject)),
+            (Action::Confirm, Strategy::BlueGreen) => (
+                &["waiting"],
+                "finishing",
+                found.step,
+                format!("confirmed by {}; removing the old slot", caller.subject),
+            ),
+            (Action::Resume, Strategy::Canary { .. }) => (
+                &["waiting"],
+                "traffic",
+                found.step + 1,
+                format!("resumed by {}", caller.subject),
+            ),
             // A gray release waiting between waves goes on to the next wave.
-            (Action::Promote, Strategy::Gray { .. }) => (&["waiting"], "rollout", found.step + 1, format!("promoted by {}; the next wave goes out", caller.subject)),
-            (Action::Promote, s) if s.routed() => (&["traffic", "waiting"], "finishing", found.step, format!("promoted by {}; the new version takes every request", caller.subject)),
-            (Action::Abort, _) => (&["rollout", "traffic", "waiting"], "aborting", found.step, format!("aborted by {}; returning to release {}", caller.subject, found.replaces.unwrap_or(0))),
+            (Action::Promote, Strategy::Gray { .. }) => (
+                &["waiting"],
+                "rollout",
+                found.step + 1,
+                format!("promoted by {}; the next wave goes out", caller.subject),
+            ),
+            (Action::Promote, s) if s.routed() => (
+                &["traffic", "waiting"],
+                "finishing",
+                found.step,
+                format!("promoted by {}; the new version takes every request", caller.subject),
+            ),
+            (Action::Abort, _) => (
+                &["rollout", "traffic", "waiting"],
+                "aborting",
+                found.step,
+                format!(
+                    "aborted by {}; returning to release {}",
+                    caller.subject,
+                    found.replaces.unwrap_or(0)
+                ),
+            ),
             (Action::Confirm, _) => return refuse("confirm applies to blue-green releases".into()),
             (Action::Resume, _) => return refuse("resume applies to paused canary releases".into()),
-            (Action::Promote, _) => return refuse("promote applies to canary, A/B, shadow and gray releases; a blue-green release is confirmed".into()),
+            (Action::Promote, _) => {
+                return refuse(
+                    "promote applies to canary, A/B, shadow and gray releases; a blue-green release is confirmed"
+                        .into(),
+                );
+            }
         };
         let mut tx = self.outbox.pool().begin().await?;
         let moved: Option<Release> = sqlx::query_as(concat!(
@@ -755,7 +1007,11 @@ impl Applications {
             };
             return refuse(why);
         };
-        let announced = pb::ResourceChanged { id: moved.id.to_string(), tenant_id: moved.tenant_id.to_string(), name: format!("{}#{} {}", app.name, moved.number, action.verb()) };
+        let announced = pb::ResourceChanged {
+            id: moved.id.to_string(),
+            tenant_id: moved.tenant_id.to_string(),
+            name: format!("{}#{} {}", app.name, moved.number, action.verb()),
+        };
         outbox::record(&mut tx, RELEASE_ACTED, Some(moved.tenant_id), &announced).await?;
         self.outbox.commit(tx).await?;
         self.wake.notify_one();
@@ -768,19 +1024,28 @@ impl Applications {
     /// # Errors
     /// It has not succeeded (nothing settled runs yet).
     pub(crate) async fn serving(&self, app: &Application) -> Result<Release> {
-        let Some(mut release) = self.latest_release(app).await? else { return Err(Error::not_found("application", app.id)) };
+        let Some(mut release) = self.latest_release(app).await? else {
+            return Err(Error::not_found("application", app.id));
+        };
         if release.state == "aborted"
             && let Some(n) = app.current_release
         {
             // The release an abort returned to runs.
-            release = sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
-                .bind(app.id)
-                .bind(n)
-                .fetch_one(self.outbox.pool())
-                .await?;
+            release = sqlx::query_as(concat!(
+                "SELECT ",
+                release_columns!(),
+                " FROM releases WHERE application_id = $1 AND number = $2"
+            ))
+            .bind(app.id)
+            .bind(n)
+            .fetch_one(self.outbox.pool())
+            .await?;
         }
         if !matches!(release.state.as_str(), "succeeded") {
-            return Err(Error::FailedPrecondition(format!("release {} is {}; wait until it has succeeded", release.number, release.state)));
+            return Err(Error::FailedPrecondition(format!(
+                "release {} is {}; wait until it has succeeded",
+                release.number, release.state
+            )));
         }
         Ok(release)
     }
@@ -791,7 +1056,10 @@ impl Applications {
     /// # Errors
     /// The release's objects do not make a layout (a bug).
     pub(crate) fn final_objects(&self, release: &Release, service: &str) -> Result<Value> {
-        Ok(crate::release::service_objects(release, None, service, crate::release::View::Final, &self.gateway)?.unwrap_or(Value::Array(Vec::new())))
+        Ok(
+            crate::release::service_objects(release, None, service, crate::release::View::Final, &self.gateway)?
+                .unwrap_or(Value::Array(Vec::new())),
+        )
     }
 
     /// Sets one service's replicas (divided over its clusters by the
@@ -801,13 +1069,25 @@ impl Applications {
     /// Unknown service (named), not running, not allowed.
     pub async fn scale(&self, caller: &Caller, app: Uuid, service: &str, replicas: u32) -> Result<Application> {
         let app = self.get(caller, app).await?;
-        caller.require(app.tenant_id, if app.environment == "production" { Role::Operator } else { Role::Developer }, "application", app.id)?;
+        caller.require(
+            app.tenant_id,
+            if app.environment == "production" {
+                Role::Operator
+            } else {
+                Role::Developer
+            },
+            "application",
+            app.id,
+        )?;
         if replicas > 1000 {
             return Err(Error::invalid("replicas", "must be at most 1000"));
         }
         let release = self.serving(&app).await?;
         if release.objects.get(service).is_none() {
-            return Err(Error::invalid("service", format!("{service} is not a service of {}", app.name)));
+            return Err(Error::invalid(
+                "service",
+                format!("{service} is not a service of {}", app.name),
+            ));
         }
         let objects = self.final_objects(&release, service)?;
         if replicas == 0 {
@@ -826,7 +1106,16 @@ impl Applications {
         .fetch_one(&mut *tx)
         .await?;
         let from = app.replicas.get(service).and_then(Value::as_u64);
-        record_scale(&mut tx, &app, service, from.map(|f| f as i32), replicas as i32, "manual", &caller.subject).await?;
+        record_scale(
+            &mut tx,
+            &app,
+            service,
+            from.map(|f| f as i32),
+            replicas as i32,
+            "manual",
+            &caller.subject,
+        )
+        .await?;
         outbox::record(&mut tx, SCALED, Some(app.tenant_id), &event(&app)).await?;
         self.outbox.commit(tx).await?;
         Ok(updated)
@@ -860,11 +1149,25 @@ impl Applications {
         let app = self.get(caller, id).await?;
         caller.require(app.tenant_id, writer_role(&app.environment), "application", app.id)?;
         let mut federation = self.federation.client();
-        for binding in app.bindings.as_object().map(|m| m.values().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>()).unwrap_or_default() {
+        for binding in app
+            .bindings
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+        {
             delete_binding(&mut federation, &binding).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("DELETE FROM applications WHERE id = $1 AND tenant_id = $2").bind(app.id).bind(app.tenant_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM applications WHERE id = $1 AND tenant_id = $2")
+            .bind(app.id)
+            .bind(app.tenant_id)
+            .execute(&mut *tx)
+            .await?;
         outbox::record(&mut tx, DELETED, Some(app.tenant_id), &event(&app)).await?;
         self.outbox.commit(tx).await
     }
@@ -886,7 +1189,10 @@ impl Applications {
         let mut out = Vec::new();
         for (service, binding) in app.bindings.as_object().into_iter().flatten() {
             let binding = binding.as_str().unwrap_or_default().to_string();
-            let status = match federation.get_binding(pb::GetBindingRequest { id: binding.clone() }).await {
+            let status = match federation
+                .get_binding(pb::GetBindingRequest { id: binding.clone() })
+                .await
+            {
                 Ok(b) => {
                     let b = b.into_inner();
                     let targets: Vec<Value> = b
@@ -898,9 +1204,21 @@ impl Applications {
                                    "revision": t.objects_revision})
                         })
                         .collect();
-                    pb::ServiceStatus { name: service.clone(), binding_id: binding, health: b.health, health_reason: b.health_reason, targets_json: Value::Array(targets).to_string() }
+                    pb::ServiceStatus {
+                        name: service.clone(),
+                        binding_id: binding,
+                        health: b.health,
+                        health_reason: b.health_reason,
+                        targets_json: Value::Array(targets).to_string(),
+                    }
                 }
-                Err(s) => pb::ServiceStatus { name: service.clone(), binding_id: binding, health: "Unknown".into(), health_reason: s.message().to_string(), targets_json: "[]".into() },
+                Err(s) => pb::ServiceStatus {
+                    name: service.clone(),
+                    binding_id: binding,
+                    health: "Unknown".into(),
+                    health_reason: s.message().to_string(),
+                    targets_json: "[]".into(),
+                },
             };
             out.push(status);
         }

@@ -44,7 +44,10 @@ impl Handler for BindingStatusEvents {
         if due > 0 {
             // Delivered at commit, to every apps process's driver: waking
             // this one now could beat the commit and find nothing due.
-            sqlx::query("SELECT pg_notify($1, '')").bind(RELEASES_DUE).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(RELEASES_DUE)
+                .execute(&mut *tx)
+                .await?;
         }
         Ok(())
     }

@@ -102,7 +102,10 @@ fn refused(ip: IpAddr) -> Option<&'static str> {
     }
     let (link_local, link_local_multicast) = match ip {
         IpAddr::V4(v4) => (v4.is_link_local(), v4.octets()[..3] == [224, 0, 0]),
-        IpAddr::V6(v6) => ((v6.segments()[0] & 0xffc0) == 0xfe80, (v6.segments()[0] & 0xff0f) == 0xff02),
+        IpAddr::V6(v6) => (
+            (v6.segments()[0] & 0xffc0) == 0xfe80,
+            (v6.segments()[0] & 0xff0f) == 0xff02,
+        ),
     };
     if link_local {
         return Some("is a link-local address (169.254.0.0/16, fe80::/10), which is not routed beyond the node");
@@ -121,7 +124,10 @@ fn refused(ip: IpAddr) -> Option<&'static str> {
 pub fn parse_name(raw: &str) -> Result<DnsLabel> {
     let name = DnsLabel::parse("name", raw.trim())?;
     if !name.as_str().starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(Error::invalid("name", "must start with a letter (Service names are RFC 1035 labels)"));
+        return Err(Error::invalid(
+            "name",
+            "must start with a letter (Service names are RFC 1035 labels)",
+        ));
     }
     Ok(name)
 }
@@ -129,10 +135,16 @@ pub fn parse_name(raw: &str) -> Result<DnsLabel> {
 fn parse_dns_name(raw: &str) -> Result<String> {
     let name = raw.trim().trim_end_matches('.').to_ascii_lowercase();
     if name.parse::<IpAddr>().is_ok() {
-        return Err(Error::invalid("dns_name", "is an IP address; register it under addresses (an ExternalName is a DNS alias)"));
+        return Err(Error::invalid(
+            "dns_name",
+            "is an IP address; register it under addresses (an ExternalName is a DNS alias)",
+        ));
     }
     if name.is_empty() || name.len() > 253 {
-        return Err(Error::invalid("dns_name", "must be a DNS name of 1-253 characters, such as db.mainframe.example.com"));
+        return Err(Error::invalid(
+            "dns_name",
+            "must be a DNS name of 1-253 characters, such as db.mainframe.example.com",
+        ));
     }
     for label in name.split('.') {
         DnsLabel::parse("dns_name", label).map_err(|_| Error::invalid("dns_name", format!("label {label:?} must be 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit")))?;
@@ -142,15 +154,24 @@ fn parse_dns_name(raw: &str) -> Result<String> {
 
 fn parse_addresses(raw: &[String]) -> Result<Vec<IpAddr>> {
     if raw.len() > MAX_ADDRESSES {
-        return Err(Error::invalid("addresses", format!("must list at most {MAX_ADDRESSES} addresses")));
+        return Err(Error::invalid(
+            "addresses",
+            format!("must list at most {MAX_ADDRESSES} addresses"),
+        ));
     }
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, text) in raw.iter().enumerate() {
         let field = format!("addresses[{i}]");
-        let ip: IpAddr = text.trim().parse().map_err(|_| Error::invalid(field.clone(), format!("{text:?} is not an IPv4 or IPv6 address")))?;
+        let ip: IpAddr = text
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid(field.clone(), format!("{text:?} is not an IPv4 or IPv6 address")))?;
         if let Some(why) = refused(ip) {
-            return Err(Error::invalid(field, format!("{ip} {why}; Kubernetes refuses it as an endpoint")));
+            return Err(Error::invalid(
+                field,
+                format!("{ip} {why}; Kubernetes refuses it as an endpoint"),
+            ));
         }
         if !seen.insert(ip) {
             return Err(Error::invalid(field, format!("{ip} is listed twice")));
@@ -165,17 +186,28 @@ fn parse_ports(raw: &[PortRequest]) -> Result<Vec<Port>> {
     let mut out = Vec::with_capacity(raw.len());
     for (i, p) in raw.iter().enumerate() {
         let field = |f: &str| format!("ports[{i}].{f}");
-        let port = u16::try_from(p.port).ok().filter(|n| *n >= 1).ok_or_else(|| Error::invalid(field("port"), format!("must be between 1 and 65535, not {}", p.port)))?;
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| Error::invalid(field("port"), format!("must be between 1 and 65535, not {}", p.port)))?;
         let protocol = match p.protocol.trim().to_ascii_uppercase().as_str() {
             "" | "TCP" => "TCP",
             "UDP" => "UDP",
             "SCTP" => "SCTP",
-            _ => return Err(Error::invalid(field("protocol"), format!("must be TCP, UDP or SCTP, not {:?}", p.protocol))),
+            _ => {
+                return Err(Error::invalid(
+                    field("protocol"),
+                    format!("must be TCP, UDP or SCTP, not {:?}", p.protocol),
+                ));
+            }
         };
         let name = p.name.trim().to_string();
         if name.is_empty() {
             if raw.len() > 1 {
-                return Err(Error::invalid(field("name"), "is required when there are several ports"));
+                return Err(Error::invalid(
+                    field("name"),
+                    "is required when there are several ports",
+                ));
             }
         } else {
             DnsLabel::parse(&field("name"), &name)?;
@@ -183,7 +215,11 @@ fn parse_ports(raw: &[PortRequest]) -> Result<Vec<Port>> {
                 return Err(Error::invalid(field("name"), format!("{name} names two ports")));
             }
         }
-        out.push(Port { name, port, protocol: protocol.to_string() });
+        out.push(Port {
+            name,
+            port,
+            protocol: protocol.to_string(),
+        });
     }
     Ok(out)
 }
@@ -194,10 +230,26 @@ impl Definition {
     ///
     /// # Errors
     /// Names the failing field (`dns_name`, `addresses[2]`, `ports[0].port`, `placement`...).
-    pub fn parse(dns_name: &str, addresses: &[String], ports: &[PortRequest], placement: &str, description: &str) -> Result<Self> {
+    pub fn parse(
+        dns_name: &str,
+        addresses: &[String],
+        ports: &[PortRequest],
+        placement: &str,
+        description: &str,
+    ) -> Result<Self> {
         let target = match (dns_name.trim().is_empty(), addresses.is_empty()) {
-            (true, true) => return Err(Error::invalid("dns_name", "give the service's DNS name, or its addresses")),
-            (false, false) => return Err(Error::invalid("addresses", "give either a DNS name or addresses, not both")),
+            (true, true) => {
+                return Err(Error::invalid(
+                    "dns_name",
+                    "give the service's DNS name, or its addresses",
+                ));
+            }
+            (false, false) => {
+                return Err(Error::invalid(
+                    "addresses",
+                    "give either a DNS name or addresses, not both",
+                ));
+            }
             (false, true) => Target::Dns(parse_dns_name(dns_name)?),
             (true, false) => Target::Addresses(parse_addresses(addresses)?),
         };
@@ -206,9 +258,17 @@ impl Definition {
             return Err(Error::invalid("ports", "addresses need at least one port"));
         }
         if description.len() > MAX_DESCRIPTION {
-            return Err(Error::invalid("description", format!("must be at most {MAX_DESCRIPTION} characters")));
+            return Err(Error::invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            ));
         }
-        Ok(Self { target, ports, placement: crate::application::parse_placement(placement)?, description: description.to_string() })
+        Ok(Self {
+            target,
+            ports,
+            placement: crate::application::parse_placement(placement)?,
+            description: description.to_string(),
+        })
     }
 
     /// The objects written into each partition, named `name`: an
@@ -294,7 +354,11 @@ macro_rules! columns {
 }
 
 fn event(s: &ExternalService) -> pb::ResourceChanged {
-    pb::ResourceChanged { id: s.id.to_string(), tenant_id: s.tenant_id.to_string(), name: s.name.clone() }
+    pb::ResourceChanged {
+        id: s.id.to_string(),
+        tenant_id: s.tenant_id.to_string(),
+        name: s.name.clone(),
+    }
 }
 
 /// External services in the apps schema.
@@ -322,13 +386,20 @@ impl ExternalServices {
             replicas: 0,
             hold: Vec::new(),
         };
-        let binding = self.federation.client().apply_binding(request).await.map_err(|s| match s.code() {
-            tonic::Code::InvalidArgument => Error::invalid("placement", s.message()),
-            tonic::Code::ResourceExhausted => Error::ResourceExhausted(s.message().to_string()),
-            tonic::Code::FailedPrecondition | tonic::Code::NotFound | tonic::Code::PermissionDenied => Error::FailedPrecondition(s.message().to_string()),
-            tonic::Code::AlreadyExists => Error::Conflict(s.message().to_string()),
-            _ => Error::Unavailable(format!("federation: {}", s.message())),
-        })?;
+        let binding = self
+            .federation
+            .client()
+            .apply_binding(request)
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::InvalidArgument => Error::invalid("placement", s.message()),
+                tonic::Code::ResourceExhausted => Error::ResourceExhausted(s.message().to_string()),
+                tonic::Code::FailedPrecondition | tonic::Code::NotFound | tonic::Code::PermissionDenied => {
+                    Error::FailedPrecondition(s.message().to_string())
+                }
+                tonic::Code::AlreadyExists => Error::Conflict(s.message().to_string()),
+                _ => Error::Unavailable(format!("federation: {}", s.message())),
+            })?;
         parse_binding_id(&binding.into_inner().id)
     }
 
@@ -339,7 +410,14 @@ impl ExternalServices {
     /// A bad name (named), the name taken by another external service or by
     /// an application's objects (conflict), federation refusing the
     /// placement, not allowed. Nothing is recorded unless federation took it.
-    pub async fn register(&self, caller: &Caller, tenant: Uuid, project: Option<Uuid>, name: &str, definition: Definition) -> Result<ExternalService> {
+    pub async fn register(
+        &self,
+        caller: &Caller,
+        tenant: Uuid,
+        project: Option<Uuid>,
+        name: &str,
+        definition: Definition,
+    ) -> Result<ExternalService> {
         let name = parse_name(name)?;
         caller.require(tenant, Role::Developer, "tenant", tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
@@ -355,7 +433,9 @@ impl ExternalServices {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(app) = held_by {
-            return Err(Error::Conflict(format!("application {app} has objects named {name}; choose another name")));
+            return Err(Error::Conflict(format!(
+                "application {app} has objects named {name}; choose another name"
+            )));
         }
         let row: ExternalService = sqlx::query_as(concat!(
             "INSERT INTO external_services (id, tenant_id, project_id, name, description, dns_name, addresses, ports, placement, created_by)
@@ -376,11 +456,14 @@ impl ExternalServices {
         .await?
         .ok_or_else(|| Error::Conflict(format!("the tenant already has an external service named {name}")))?;
         let binding = self.apply(tenant, project, name.as_str(), &definition).await?;
-        let row: ExternalService = sqlx::query_as(concat!("UPDATE external_services SET binding_id = $2 WHERE id = $1 RETURNING ", columns!()))
-            .bind(row.id)
-            .bind(binding)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row: ExternalService = sqlx::query_as(concat!(
+            "UPDATE external_services SET binding_id = $2 WHERE id = $1 RETURNING ",
+            columns!()
+        ))
+        .bind(row.id)
+        .bind(binding)
+        .fetch_one(&mut *tx)
+        .await?;
         outbox::record(&mut tx, REGISTERED, Some(tenant), &event(&row)).await?;
         self.outbox.commit(tx).await?;
         Ok(row)
@@ -391,11 +474,15 @@ impl ExternalServices {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ExternalService> {
-        let found: Option<ExternalService> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM external_services WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"))
-            .bind(id)
-            .bind(caller.visible_tenants())
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let found: Option<ExternalService> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM external_services WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"
+        ))
+        .bind(id)
+        .bind(caller.visible_tenants())
+        .fetch_optional(self.outbox.pool())
+        .await?;
         found.ok_or_else(|| Error::not_found("external service", id))
     }
 
@@ -407,12 +494,16 @@ impl ExternalServices {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<ExternalService> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM external_services WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"))
-            .bind(tenant)
-            .bind(page.after)
-            .bind(page.fetch())
-            .fetch_all(self.outbox.pool())
-            .await?;
+        let rows: Vec<ExternalService> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM external_services WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(tenant)
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
         Ok(page.finish(rows, |s| s.id))
     }
 
@@ -427,13 +518,19 @@ impl ExternalServices {
         caller.require(found.tenant_id, Role::Developer, "external service", id)?;
         let mut tx = self.outbox.pool().begin().await?;
         // Serialises changes of one service, so the binding ends as the row says.
-        let current: ExternalService = sqlx::query_as(concat!("SELECT ", columns!(), " FROM external_services WHERE id = $1 AND tenant_id = $2 FOR UPDATE"))
-            .bind(found.id)
-            .bind(found.tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::not_found("external service", id))?;
-        let binding = self.apply(current.tenant_id, current.project_id, &current.name, &definition).await?;
+        let current: ExternalService = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM external_services WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
+        ))
+        .bind(found.id)
+        .bind(found.tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("external service", id))?;
+        let binding = self
+            .apply(current.tenant_id, current.project_id, &current.name, &definition)
+            .await?;
         let row: ExternalService = sqlx::query_as(concat!(
             "UPDATE external_services SET description = $3, dns_name = $4, addresses = $5, ports = $6, placement = $7, binding_id = $8, updated_at = now()
              WHERE id = $1 AND tenant_id = $2 RETURNING ",
@@ -466,7 +563,11 @@ impl ExternalServices {
             crate::application::delete_binding(&mut self.federation.client(), &binding.to_string()).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("DELETE FROM external_services WHERE id = $1 AND tenant_id = $2").bind(found.id).bind(found.tenant_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM external_services WHERE id = $1 AND tenant_id = $2")
+            .bind(found.id)
+            .bind(found.tenant_id)
+            .execute(&mut *tx)
+            .await?;
         outbox::record(&mut tx, DELETED, Some(found.tenant_id), &event(&found)).await?;
         self.outbox.commit(tx).await
     }
@@ -474,15 +575,34 @@ impl ExternalServices {
     /// Where federation placed the service (Unknown when federation cannot be asked).
     pub async fn placed(&self, service: &ExternalService) -> Placed {
         let Some(binding) = service.binding_id else {
-            return Placed { health: "Unknown".into(), reason: "not placed".into(), clusters: json!([]) };
+            return Placed {
+                health: "Unknown".into(),
+                reason: "not placed".into(),
+                clusters: json!([]),
+            };
         };
-        match self.federation.client().get_binding(pb::GetBindingRequest { id: binding.to_string() }).await {
+        match self
+            .federation
+            .client()
+            .get_binding(pb::GetBindingRequest {
+                id: binding.to_string(),
+            })
+            .await
+        {
             Ok(b) => {
                 let b = b.into_inner();
                 let clusters = b.targets.iter().map(|t| json!({"cluster": t.cluster, "namespace": t.namespace, "health": t.health, "last_error": t.last_error})).collect();
-                Placed { health: b.health, reason: b.health_reason, clusters: Value::Array(clusters) }
+                Placed {
+                    health: b.health,
+                    reason: b.health_reason,
+                    clusters: Value::Array(clusters),
+                }
             }
-            Err(s) => Placed { health: "Unknown".into(), reason: s.message().to_string(), clusters: json!([]) },
+            Err(s) => Placed {
+                health: "Unknown".into(),
+                reason: s.message().to_string(),
+                clusters: json!([]),
+            },
         }
     }
 }
@@ -493,15 +613,23 @@ impl ExternalServices {
 /// # Errors
 /// The conflict, naming the external service.
 pub(crate) async fn refuse_taken(tx: &mut sqlx::PgConnection, tenant: Uuid, names: &[String]) -> Result<()> {
-    let taken: Option<String> = sqlx::query_scalar("SELECT name FROM external_services WHERE tenant_id = $1 AND name = ANY($2) LIMIT 1").bind(tenant).bind(names).fetch_optional(tx).await?;
+    let taken: Option<String> =
+        sqlx::query_scalar("SELECT name FROM external_services WHERE tenant_id = $1 AND name = ANY($2) LIMIT 1")
+            .bind(tenant)
+            .bind(names)
+            .fetch_optional(tx)
+            .await?;
     match taken {
-        Some(name) => Err(Error::Conflict(format!("external service {name} holds that name in the tenant's namespaces; rename the application or the service"))),
+        Some(name) => Err(Error::Conflict(format!(
+            "external service {name} holds that name in the tenant's namespaces; rename the application or the service"
+        ))),
         None => Ok(()),
     }
 }
 
 fn parse_binding_id(raw: &str) -> Result<Uuid> {
-    raw.parse().map_err(|_| Error::internal(format!("federation answered a binding id that is not a UUID: {raw}")))
+    raw.parse()
+        .map_err(|_| Error::internal(format!("federation answered a binding id that is not a UUID: {raw}")))
 }
 
 fn dns_of(d: &Definition) -> Option<&str> {
@@ -525,7 +653,11 @@ mod tests {
     const PLACEMENT: &str = r#"{"explicit": [{"cluster": "dc1-prod"}]}"#;
 
     fn port(name: &str, port: u32, protocol: &str) -> PortRequest {
-        PortRequest { name: name.into(), port, protocol: protocol.into() }
+        PortRequest {
+            name: name.into(),
+            port,
+            protocol: protocol.into(),
+        }
     }
 
     fn field(r: Result<Definition>) -> String {
@@ -534,7 +666,14 @@ mod tests {
 
     #[test]
     fn a_dns_name_becomes_an_external_name_service() {
-        let d = Definition::parse("DB.Mainframe.example.com.", &[], &[port("sql", 5432, "")], PLACEMENT, "the ledger").unwrap();
+        let d = Definition::parse(
+            "DB.Mainframe.example.com.",
+            &[],
+            &[port("sql", 5432, "")],
+            PLACEMENT,
+            "the ledger",
+        )
+        .unwrap();
         assert_eq!(d.target, Target::Dns("db.mainframe.example.com".into()));
         let objects = d.objects("ledger");
         assert_eq!(objects.len(), 1);
@@ -548,13 +687,33 @@ mod tests {
     #[test]
     fn addresses_become_a_service_without_selector_and_its_endpoints() {
         let addresses = vec!["10.20.0.5".to_string(), "2001:db8::7".to_string()];
-        let d = Definition::parse("", &addresses, &[port("sql", 5432, "tcp"), port("metrics", 9100, "UDP")], PLACEMENT, "").unwrap();
+        let d = Definition::parse(
+            "",
+            &addresses,
+            &[port("sql", 5432, "tcp"), port("metrics", 9100, "UDP")],
+            PLACEMENT,
+            "",
+        )
+        .unwrap();
         let objects = d.objects("ledger");
-        assert_eq!(objects[0]["spec"].get("selector"), None, "no controller may write its Endpoints");
-        assert_eq!(objects[0]["spec"]["ports"], json!([{"name": "sql", "port": 5432, "protocol": "TCP", "targetPort": 5432}, {"name": "metrics", "port": 9100, "protocol": "UDP", "targetPort": 9100}]));
+        assert_eq!(
+            objects[0]["spec"].get("selector"),
+            None,
+            "no controller may write its Endpoints"
+        );
+        assert_eq!(
+            objects[0]["spec"]["ports"],
+            json!([{"name": "sql", "port": 5432, "protocol": "TCP", "targetPort": 5432}, {"name": "metrics", "port": 9100, "protocol": "UDP", "targetPort": 9100}])
+        );
         assert_eq!(objects[1]["kind"], "Endpoints");
-        assert_eq!(objects[1]["metadata"]["name"], "ledger", "Endpoints belong to the Service of their name");
-        assert_eq!(objects[1]["subsets"], json!([{"addresses": [{"ip": "10.20.0.5"}, {"ip": "2001:db8::7"}], "ports": [{"name": "sql", "port": 5432, "protocol": "TCP"}, {"name": "metrics", "port": 9100, "protocol": "UDP"}]}]));
+        assert_eq!(
+            objects[1]["metadata"]["name"], "ledger",
+            "Endpoints belong to the Service of their name"
+        );
+        assert_eq!(
+            objects[1]["subsets"],
+            json!([{"addresses": [{"ip": "10.20.0.5"}, {"ip": "2001:db8::7"}], "ports": [{"name": "sql", "port": 5432, "protocol": "TCP"}, {"name": "metrics", "port": 9100, "protocol": "UDP"}]}])
+        );
     }
 
     #[test]
@@ -562,25 +721,132 @@ mod tests {
         let one = [port("", 5432, "")];
         let ips = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
         assert_eq!(field(Definition::parse("", &[], &one, PLACEMENT, "")), "dns_name");
-        assert_eq!(field(Definition::parse("db.example.com", &ips(&["10.0.0.1"]), &one, PLACEMENT, "")), "addresses");
-        assert_eq!(field(Definition::parse("db_1.example.com", &[], &one, PLACEMENT, "")), "dns_name");
-        assert_eq!(field(Definition::parse("10.1.2.3", &[], &one, PLACEMENT, "")), "dns_name", "an IP is not an alias");
-        assert_eq!(field(Definition::parse(&"a.".repeat(130), &[], &one, PLACEMENT, "")), "dns_name");
-        for bad in ["10.0.0", "127.0.0.1", "::1", "169.254.169.254", "fe80::1", "224.0.0.251", "0.0.0.0"] {
-            assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1", bad]), &one, PLACEMENT, "")), "addresses[1]", "{bad}");
+        assert_eq!(
+            field(Definition::parse(
+                "db.example.com",
+                &ips(&["10.0.0.1"]),
+                &one,
+                PLACEMENT,
+                ""
+            )),
+            "addresses"
+        );
+        assert_eq!(
+            field(Definition::parse("db_1.example.com", &[], &one, PLACEMENT, "")),
+            "dns_name"
+        );
+        assert_eq!(
+            field(Definition::parse("10.1.2.3", &[], &one, PLACEMENT, "")),
+            "dns_name",
+            "an IP is not an alias"
+        );
+        assert_eq!(
+            field(Definition::parse(&"a.".repeat(130), &[], &one, PLACEMENT, "")),
+            "dns_name"
+        );
+        for bad in [
+            "10.0.0",
+            "127.0.0.1",
+            "::1",
+            "169.254.169.254",
+            "fe80::1",
+            "224.0.0.251",
+            "0.0.0.0",
+        ] {
+            assert_eq!(
+                field(Definition::parse("", &ips(&["10.0.0.1", bad]), &one, PLACEMENT, "")),
+                "addresses[1]",
+                "{bad}"
+            );
         }
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1", "10.0.0.1"]), &one, PLACEMENT, "")), "addresses[1]");
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1"]), &[], PLACEMENT, "")), "ports");
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1"]), &[port("", 0, "")], PLACEMENT, "")), "ports[0].port");
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1"]), &[port("", 65536, "")], PLACEMENT, "")), "ports[0].port");
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1"]), &[port("", 80, "http")], PLACEMENT, "")), "ports[0].protocol");
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1"]), &[port("a", 80, ""), port("", 81, "")], PLACEMENT, "")), "ports[1].name");
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1"]), &[port("a", 80, ""), port("a", 81, "")], PLACEMENT, "")), "ports[1].name");
-        assert_eq!(field(Definition::parse("", &ips(&["10.0.0.1"]), &[port("Web", 80, "")], PLACEMENT, "")), "ports[0].name");
-        assert_eq!(field(Definition::parse("db.example.com", &[], &[], "{}", "")), "placement");
-        assert_eq!(parse_name("1db").unwrap_err().field(), Some("name"), "Service names start with a letter");
+        assert_eq!(
+            field(Definition::parse(
+                "",
+                &ips(&["10.0.0.1", "10.0.0.1"]),
+                &one,
+                PLACEMENT,
+                ""
+            )),
+            "addresses[1]"
+        );
+        assert_eq!(
+            field(Definition::parse("", &ips(&["10.0.0.1"]), &[], PLACEMENT, "")),
+            "ports"
+        );
+        assert_eq!(
+            field(Definition::parse(
+                "",
+                &ips(&["10.0.0.1"]),
+                &[port("", 0, "")],
+                PLACEMENT,
+                ""
+            )),
+            "ports[0].port"
+        );
+        assert_eq!(
+            field(Definition::parse(
+                "",
+                &ips(&["10.0.0.1"]),
+                &[port("", 65536, "")],
+                PLACEMENT,
+                ""
+            )),
+            "ports[0].port"
+        );
+        assert_eq!(
+            field(Definition::parse(
+                "",
+                &ips(&["10.0.0.1"]),
+                &[port("", 80, "http")],
+                PLACEMENT,
+                ""
+            )),
+            "ports[0].protocol"
+        );
+        assert_eq!(
+            field(Definition::parse(
+                "",
+                &ips(&["10.0.0.1"]),
+                &[port("a", 80, ""), port("", 81, "")],
+                PLACEMENT,
+                ""
+            )),
+            "ports[1].name"
+        );
+        assert_eq!(
+            field(Definition::parse(
+                "",
+                &ips(&["10.0.0.1"]),
+                &[port("a", 80, ""), port("a", 81, "")],
+                PLACEMENT,
+                ""
+            )),
+            "ports[1].name"
+        );
+        assert_eq!(
+            field(Definition::parse(
+                "",
+                &ips(&["10.0.0.1"]),
+                &[port("Web", 80, "")],
+                PLACEMENT,
+                ""
+            )),
+            "ports[0].name"
+        );
+        assert_eq!(
+            field(Definition::parse("db.example.com", &[], &[], "{}", "")),
+            "placement"
+        );
+        assert_eq!(
+            parse_name("1db").unwrap_err().field(),
+            Some("name"),
+            "Service names start with a letter"
+        );
         assert_eq!(parse_name("Db").unwrap_err().field(), Some("name"));
         assert_eq!(parse_name("ledger-db").unwrap().as_str(), "ledger-db");
-        assert!(Definition::parse("db.example.com", &[], &[], PLACEMENT, "").is_ok(), "an alias needs no ports");
+        assert!(
+            Definition::parse("db.example.com", &[], &[], PLACEMENT, "").is_ok(),
+            "an alias needs no ports"
+        );
     }
 }

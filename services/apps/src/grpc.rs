@@ -26,13 +26,24 @@ impl Apps {
     /// The API over the apps schema of `outbox`.
     pub fn new(outbox: Outbox, applications: Applications) -> Self {
         let external_services = ExternalServices::new(outbox.clone(), applications.federation().clone());
-        Self { templates: Templates::new(outbox.clone()), versions: Versions::new(outbox), applications, external_services }
+        Self {
+            templates: Templates::new(outbox.clone()),
+            versions: Versions::new(outbox),
+            applications,
+            external_services,
+        }
     }
 
-    async fn act(&self, request: Request<pb::ReleaseActionRequest>, action: Action) -> Result<Response<pb::Release>, Status> {
+    async fn act(
+        &self,
+        request: Request<pb::ReleaseActionRequest>,
+        action: Action,
+    ) -> Result<Response<pb::Release>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        Ok(Response::new(release_pb(self.applications.act(&caller, id, action).await?)))
+        Ok(Response::new(release_pb(
+            self.applications.act(&caller, id, action).await?,
+        )))
     }
 
     async fn application_pb(&self, app: Application) -> Result<pb::Application, Status> {
@@ -45,29 +56,46 @@ impl Apps {
 /// An application as listed (`services` empty) or read (each service's binding).
 fn summary_pb(app: Application, latest: Option<Release>, services: Vec<pb::ServiceStatus>) -> pb::Application {
     pb::Application {
-            id: app.id.to_string(),
-            tenant_id: app.tenant_id.to_string(),
-            project_id: app.project_id.map(|p| p.to_string()).unwrap_or_default(),
-            name: app.name,
-            environment: app.environment,
-            state: app.state,
-            current_release: app.current_release.unwrap_or(0) as u32,
-            latest_release: latest.map(release_pb),
-            replicas: app.replicas.as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_u64()? as u32))).collect(),
-            services,
-            created_by: app.created_by,
-            created_at: timestamp(app.created_at),
-            updated_at: timestamp(app.updated_at),
+        id: app.id.to_string(),
+        tenant_id: app.tenant_id.to_string(),
+        project_id: app.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        name: app.name,
+        environment: app.environment,
+        state: app.state,
+        current_release: app.current_release.unwrap_or(0) as u32,
+        latest_release: latest.map(release_pb),
+        replicas: app
+            .replicas
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_u64()? as u32)))
+            .collect(),
+        services,
+        created_by: app.created_by,
+        created_at: timestamp(app.created_at),
+        updated_at: timestamp(app.updated_at),
     }
 }
 
 fn ports_in(ports: &[pb::ExternalServicePort]) -> Vec<PortRequest> {
-    ports.iter().map(|p| PortRequest { name: p.name.clone(), port: p.port, protocol: p.protocol.clone() }).collect()
+    ports
+        .iter()
+        .map(|p| PortRequest {
+            name: p.name.clone(),
+            port: p.port,
+            protocol: p.protocol.clone(),
+        })
+        .collect()
 }
 
 /// An external service as listed (`placed` none) or read.
 fn external_service_pb(s: ExternalService, placed: Option<Placed>) -> pb::ExternalService {
-    let placed = placed.unwrap_or(Placed { health: String::new(), reason: String::new(), clusters: serde_json::Value::Null });
+    let placed = placed.unwrap_or(Placed {
+        health: String::new(),
+        reason: String::new(),
+        clusters: serde_json::Value::Null,
+    });
     pb::ExternalService {
         id: s.id.to_string(),
         tenant_id: s.tenant_id.to_string(),
@@ -76,12 +104,25 @@ fn external_service_pb(s: ExternalService, placed: Option<Placed>) -> pb::Extern
         description: s.description,
         dns_name: s.dns_name.unwrap_or_default(),
         addresses: s.addresses,
-        ports: s.ports.0.into_iter().map(|p| pb::ExternalServicePort { name: p.name, port: u32::from(p.port), protocol: p.protocol }).collect(),
+        ports: s
+            .ports
+            .0
+            .into_iter()
+            .map(|p| pb::ExternalServicePort {
+                name: p.name,
+                port: u32::from(p.port),
+                protocol: p.protocol,
+            })
+            .collect(),
         placement_json: s.placement.to_string(),
         binding_id: s.binding_id.map(|b| b.to_string()).unwrap_or_default(),
         health: placed.health,
         health_reason: placed.reason,
-        clusters_json: if placed.clusters.is_null() { String::new() } else { placed.clusters.to_string() },
+        clusters_json: if placed.clusters.is_null() {
+            String::new()
+        } else {
+            placed.clusters.to_string()
+        },
         created_by: s.created_by,
         created_at: timestamp(s.created_at),
         updated_at: timestamp(s.updated_at),
@@ -90,7 +131,11 @@ fn external_service_pb(s: ExternalService, placed: Option<Placed>) -> pb::Extern
 
 fn release_pb(r: Release) -> pb::Release {
     pb::Release {
-        waves: r.waves().into_iter().map(|services| pb::DeployWave { services }).collect(),
+        waves: r
+            .waves()
+            .into_iter()
+            .map(|services| pb::DeployWave { services })
+            .collect(),
         id: r.id.to_string(),
         application_id: r.application_id.to_string(),
         number: r.number as u32,
@@ -144,7 +189,10 @@ fn to_pb(t: Template) -> pb::Template {
 
 #[tonic::async_trait]
 impl AppsService for Apps {
-    async fn create_template(&self, request: Request<pb::CreateTemplateRequest>) -> Result<Response<pb::Template>, Status> {
+    async fn create_template(
+        &self,
+        request: Request<pb::CreateTemplateRequest>,
+    ) -> Result<Response<pb::Template>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let new = NewTemplate::parse(&r.tenant_id, &r.name, &r.description)?;
@@ -157,33 +205,52 @@ impl AppsService for Apps {
         Ok(Response::new(to_pb(self.templates.get(&caller, id).await?)))
     }
 
-    async fn list_templates(&self, request: Request<pb::ListTemplatesRequest>) -> Result<Response<pb::ListTemplatesResponse>, Status> {
+    async fn list_templates(
+        &self,
+        request: Request<pb::ListTemplatesRequest>,
+    ) -> Result<Response<pb::ListTemplatesResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
         let tenant = kernel::id::parse_optional_id("tenant_id", &r.tenant_id)?;
-        let (templates, next) = self.templates.list(&caller, Page::parse(p.limit, &p.cursor)?, tenant).await?;
+        let (templates, next) = self
+            .templates
+            .list(&caller, Page::parse(p.limit, &p.cursor)?, tenant)
+            .await?;
         Ok(Response::new(pb::ListTemplatesResponse {
             templates: templates.into_iter().map(to_pb).collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
         }))
     }
 
-    async fn delete_template(&self, request: Request<pb::DeleteTemplateRequest>) -> Result<Response<pb::DeleteTemplateResponse>, Status> {
+    async fn delete_template(
+        &self,
+        request: Request<pb::DeleteTemplateRequest>,
+    ) -> Result<Response<pb::DeleteTemplateResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         self.templates.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteTemplateResponse {}))
     }
 
-    async fn create_template_version(&self, request: Request<pb::CreateTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+    async fn create_template_version(
+        &self,
+        request: Request<pb::CreateTemplateVersionRequest>,
+    ) -> Result<Response<pb::TemplateVersion>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let template = parse_id("template_id", &r.template_id)?;
-        Ok(Response::new(version_pb(self.versions.create(&caller, template, &r.version, &r.note, &r.spec_json).await?)))
+        Ok(Response::new(version_pb(
+            self.versions
+                .create(&caller, template, &r.version, &r.note, &r.spec_json)
+                .await?,
+        )))
     }
 
-    async fn import_chart(&self, request: Request<pb::ImportChartRequest>) -> Result<Response<pb::ImportChartResponse>, Status> {
+    async fn import_chart(
+        &self,
+        request: Request<pb::ImportChartRequest>,
+    ) -> Result<Response<pb::ImportChartResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let files = match (r.archive.is_empty(), r.files.is_empty()) {
@@ -192,38 +259,66 @@ impl AppsService for Apps {
             _ => return Err(kernel::Error::invalid("chart", "give either a chart archive or a chart's files").into()),
         };
         let (template, version) = self.versions.import(&caller, &r.tenant_id, files).await?;
-        Ok(Response::new(pb::ImportChartResponse { template: Some(to_pb(template)), version: Some(version_pb(version)) }))
+        Ok(Response::new(pb::ImportChartResponse {
+            template: Some(to_pb(template)),
+            version: Some(version_pb(version)),
+        }))
     }
 
-    async fn update_template_version(&self, request: Request<pb::UpdateTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+    async fn update_template_version(
+        &self,
+        request: Request<pb::UpdateTemplateVersionRequest>,
+    ) -> Result<Response<pb::TemplateVersion>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let id = parse_id("id", &r.id)?;
-        Ok(Response::new(version_pb(self.versions.update(&caller, id, r.note.as_deref(), r.spec_json.as_deref()).await?)))
+        Ok(Response::new(version_pb(
+            self.versions
+                .update(&caller, id, r.note.as_deref(), r.spec_json.as_deref())
+                .await?,
+        )))
     }
 
-    async fn publish_template_version(&self, request: Request<pb::PublishTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+    async fn publish_template_version(
+        &self,
+        request: Request<pb::PublishTemplateVersionRequest>,
+    ) -> Result<Response<pb::TemplateVersion>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         Ok(Response::new(version_pb(self.versions.publish(&caller, id).await?)))
     }
 
-    async fn get_template_version(&self, request: Request<pb::GetTemplateVersionRequest>) -> Result<Response<pb::TemplateVersion>, Status> {
+    async fn get_template_version(
+        &self,
+        request: Request<pb::GetTemplateVersionRequest>,
+    ) -> Result<Response<pb::TemplateVersion>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         Ok(Response::new(version_pb(self.versions.get(&caller, id).await?)))
     }
 
-    async fn list_template_versions(&self, request: Request<pb::ListTemplateVersionsRequest>) -> Result<Response<pb::ListTemplateVersionsResponse>, Status> {
+    async fn list_template_versions(
+        &self,
+        request: Request<pb::ListTemplateVersionsRequest>,
+    ) -> Result<Response<pb::ListTemplateVersionsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
         let template = parse_id("template_id", &r.template_id)?;
-        let (versions, next) = self.versions.list(&caller, template, Page::parse(p.limit, &p.cursor)?).await?;
-        Ok(Response::new(pb::ListTemplateVersionsResponse { versions: versions.into_iter().map(version_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+        let (versions, next) = self
+            .versions
+            .list(&caller, template, Page::parse(p.limit, &p.cursor)?)
+            .await?;
+        Ok(Response::new(pb::ListTemplateVersionsResponse {
+            versions: versions.into_iter().map(version_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
     }
 
-    async fn render_template_version(&self, request: Request<pb::RenderTemplateVersionRequest>) -> Result<Response<pb::RenderTemplateVersionResponse>, Status> {
+    async fn render_template_version(
+        &self,
+        request: Request<pb::RenderTemplateVersionRequest>,
+    ) -> Result<Response<pb::RenderTemplateVersionResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let id = parse_id("id", &r.id)?;
@@ -234,7 +329,10 @@ impl AppsService for Apps {
         }))
     }
 
-    async fn deploy_application(&self, request: Request<pb::DeployApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+    async fn deploy_application(
+        &self,
+        request: Request<pb::DeployApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
@@ -245,91 +343,146 @@ impl AppsService for Apps {
             placement: application::parse_placement(&r.placement_json)?,
             strategy: Strategy::parse(&r.strategy_json)?,
         };
-        let (app, _) = self.applications.deploy(&caller, tenant, project, &r.name, &r.environment, blueprint).await?;
+        let (app, _) = self
+            .applications
+            .deploy(&caller, tenant, project, &r.name, &r.environment, blueprint)
+            .await?;
         Ok(Response::new(self.application_pb(app).await?))
     }
 
-    async fn get_application(&self, request: Request<pb::GetApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+    async fn get_application(
+        &self,
+        request: Request<pb::GetApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let app = self.applications.get(&caller, id).await?;
         Ok(Response::new(self.application_pb(app).await?))
     }
 
-    async fn list_applications(&self, request: Request<pb::ListApplicationsRequest>) -> Result<Response<pb::ListApplicationsResponse>, Status> {
+    async fn list_applications(
+        &self,
+        request: Request<pb::ListApplicationsRequest>,
+    ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
         let p = r.page.unwrap_or_default();
-        let (apps, next) = self.applications.list(&caller, tenant, Page::parse(p.limit, &p.cursor)?).await?;
+        let (apps, next) = self
+            .applications
+            .list(&caller, tenant, Page::parse(p.limit, &p.cursor)?)
+            .await?;
         // Lists leave out the per-service placement: it is a call to
         // federation per service; reading one application shows it.
-        let applications = apps.into_iter().map(|(app, latest)| summary_pb(app, latest, Vec::new())).collect();
-        Ok(Response::new(pb::ListApplicationsResponse { applications, page: Some(pb::PageInfo { next_cursor: next }) }))
+        let applications = apps
+            .into_iter()
+            .map(|(app, latest)| summary_pb(app, latest, Vec::new()))
+            .collect();
+        Ok(Response::new(pb::ListApplicationsResponse {
+            applications,
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
     }
 
-    async fn delete_application(&self, request: Request<pb::DeleteApplicationRequest>) -> Result<Response<pb::DeleteApplicationResponse>, Status> {
+    async fn delete_application(
+        &self,
+        request: Request<pb::DeleteApplicationRequest>,
+    ) -> Result<Response<pb::DeleteApplicationResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         self.applications.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteApplicationResponse {}))
     }
 
-    async fn create_release(&self, request: Request<pb::CreateReleaseRequest>) -> Result<Response<pb::Release>, Status> {
+    async fn create_release(
+        &self,
+        request: Request<pb::CreateReleaseRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let app = parse_id("application_id", &r.application_id)?;
         let version = kernel::id::parse_optional_id("template_version_id", &r.template_version_id)?;
-        let parameters = r.parameters_json.as_deref().map(application::parse_parameters).transpose()?;
-        let placement = r.placement_json.as_deref().map(application::parse_placement).transpose()?;
+        let parameters = r
+            .parameters_json
+            .as_deref()
+            .map(application::parse_parameters)
+            .transpose()?;
+        let placement = r
+            .placement_json
+            .as_deref()
+            .map(application::parse_placement)
+            .transpose()?;
         let strategy = r.strategy_json.as_deref().map(Strategy::parse).transpose()?;
         let release = self
             .applications
-            .release(&caller, app, |mut b| {
-                if let Some(v) = version {
-                    b.template_version_id = v;
-                }
-                if let Some(p) = parameters {
-                    b.parameters = p;
-                }
-                if let Some(p) = placement {
-                    b.placement = p;
-                }
-                if let Some(s) = strategy {
-                    b.strategy = s;
-                }
-                Ok(b)
-            }, None)
+            .release(
+                &caller,
+                app,
+                |mut b| {
+                    if let Some(v) = version {
+                        b.template_version_id = v;
+                    }
+                    if let Some(p) = parameters {
+                        b.parameters = p;
+                    }
+                    if let Some(p) = placement {
+                        b.placement = p;
+                    }
+                    if let Some(s) = strategy {
+                        b.strategy = s;
+                    }
+                    Ok(b)
+                },
+                None,
+            )
             .await?;
         Ok(Response::new(release_pb(release)))
     }
 
-    async fn rollback_application(&self, request: Request<pb::RollbackApplicationRequest>) -> Result<Response<pb::Release>, Status> {
+    async fn rollback_application(
+        &self,
+        request: Request<pb::RollbackApplicationRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let app = parse_id("application_id", &r.application_id)?;
         if r.to_release == 0 {
             return Err(kernel::Error::invalid("to_release", "must name an earlier release").into());
         }
-        let release = self.applications.release(&caller, app, Ok, Some(r.to_release as i32)).await?;
+        let release = self
+            .applications
+            .release(&caller, app, Ok, Some(r.to_release as i32))
+            .await?;
         Ok(Response::new(release_pb(release)))
     }
 
-    async fn approve_release(&self, request: Request<pb::ApproveReleaseRequest>) -> Result<Response<pb::Release>, Status> {
+    async fn approve_release(
+        &self,
+        request: Request<pb::ApproveReleaseRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         Ok(Response::new(release_pb(self.applications.approve(&caller, id).await?)))
     }
 
-    async fn confirm_release(&self, request: Request<pb::ReleaseActionRequest>) -> Result<Response<pb::Release>, Status> {
+    async fn confirm_release(
+        &self,
+        request: Request<pb::ReleaseActionRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
         self.act(request, Action::Confirm).await
     }
 
-    async fn resume_release(&self, request: Request<pb::ReleaseActionRequest>) -> Result<Response<pb::Release>, Status> {
+    async fn resume_release(
+        &self,
+        request: Request<pb::ReleaseActionRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
         self.act(request, Action::Resume).await
     }
 
-    async fn promote_release(&self, request: Request<pb::ReleaseActionRequest>) -> Result<Response<pb::Release>, Status> {
+    async fn promote_release(
+        &self,
+        request: Request<pb::ReleaseActionRequest>,
+    ) -> Result<Response<pb::Release>, Status> {
         self.act(request, Action::Promote).await
     }
 
@@ -337,16 +490,28 @@ impl AppsService for Apps {
         self.act(request, Action::Abort).await
     }
 
-    async fn list_releases(&self, request: Request<pb::ListReleasesRequest>) -> Result<Response<pb::ListReleasesResponse>, Status> {
+    async fn list_releases(
+        &self,
+        request: Request<pb::ListReleasesRequest>,
+    ) -> Result<Response<pb::ListReleasesResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let app = parse_id("application_id", &r.application_id)?;
         let p = r.page.unwrap_or_default();
-        let (releases, next) = self.applications.releases(&caller, app, Page::parse(p.limit, &p.cursor)?).await?;
-        Ok(Response::new(pb::ListReleasesResponse { releases: releases.into_iter().map(release_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+        let (releases, next) = self
+            .applications
+            .releases(&caller, app, Page::parse(p.limit, &p.cursor)?)
+            .await?;
+        Ok(Response::new(pb::ListReleasesResponse {
+            releases: releases.into_iter().map(release_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
     }
 
-    async fn scale_application(&self, request: Request<pb::ScaleApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+    async fn scale_application(
+        &self,
+        request: Request<pb::ScaleApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let app = parse_id("application_id", &r.application_id)?;
@@ -354,12 +519,18 @@ impl AppsService for Apps {
         Ok(Response::new(self.application_pb(app).await?))
     }
 
-    async fn list_scale_events(&self, request: Request<pb::ListScaleEventsRequest>) -> Result<Response<pb::ListScaleEventsResponse>, Status> {
+    async fn list_scale_events(
+        &self,
+        request: Request<pb::ListScaleEventsRequest>,
+    ) -> Result<Response<pb::ListScaleEventsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let app = parse_id("application_id", &r.application_id)?;
         let p = r.page.unwrap_or_default();
-        let (events, next) = self.applications.scale_events(&caller, app, Page::parse(p.limit, &p.cursor)?).await?;
+        let (events, next) = self
+            .applications
+            .scale_events(&caller, app, Page::parse(p.limit, &p.cursor)?)
+            .await?;
         let events = events
             .into_iter()
             .map(|e| pb::ScaleEvent {
@@ -371,56 +542,93 @@ impl AppsService for Apps {
                 at: timestamp(e.at),
             })
             .collect();
-        Ok(Response::new(pb::ListScaleEventsResponse { events, page: Some(pb::PageInfo { next_cursor: next }) }))
+        Ok(Response::new(pb::ListScaleEventsResponse {
+            events,
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
     }
 
-    async fn list_application_pods(&self, request: Request<pb::ListApplicationPodsRequest>) -> Result<Response<pb::ListApplicationPodsResponse>, Status> {
+    async fn list_application_pods(
+        &self,
+        request: Request<pb::ListApplicationPodsRequest>,
+    ) -> Result<Response<pb::ListApplicationPodsResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("application_id", &request.get_ref().application_id)?;
         Ok(Response::new(self.applications.pods(&caller, id).await?))
     }
 
-    async fn get_application_logs(&self, request: Request<pb::GetApplicationLogsRequest>) -> Result<Response<pb::PodLogs>, Status> {
+    async fn get_application_logs(
+        &self,
+        request: Request<pb::GetApplicationLogsRequest>,
+    ) -> Result<Response<pb::PodLogs>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let id = parse_id("application_id", &r.application_id)?;
-        Ok(Response::new(pb::PodLogs { text: self.applications.logs(&caller, id, r).await? }))
+        Ok(Response::new(pb::PodLogs {
+            text: self.applications.logs(&caller, id, r).await?,
+        }))
     }
 
-    async fn restart_application(&self, request: Request<pb::RestartApplicationRequest>) -> Result<Response<pb::RestartApplicationResponse>, Status> {
+    async fn restart_application(
+        &self,
+        request: Request<pb::RestartApplicationRequest>,
+    ) -> Result<Response<pb::RestartApplicationResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let id = parse_id("application_id", &r.application_id)?;
         let restarted = self.applications.restart(&caller, id, &r.service).await?;
-        Ok(Response::new(pb::RestartApplicationResponse { restarted: restarted.into_iter().collect() }))
+        Ok(Response::new(pb::RestartApplicationResponse {
+            restarted: restarted.into_iter().collect(),
+        }))
     }
 
-    async fn stop_application(&self, request: Request<pb::StopApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+    async fn stop_application(
+        &self,
+        request: Request<pb::StopApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("application_id", &request.get_ref().application_id)?;
         let app = self.applications.stop(&caller, id).await?;
         Ok(Response::new(self.application_pb(app).await?))
     }
 
-    async fn start_application(&self, request: Request<pb::StartApplicationRequest>) -> Result<Response<pb::Application>, Status> {
+    async fn start_application(
+        &self,
+        request: Request<pb::StartApplicationRequest>,
+    ) -> Result<Response<pb::Application>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("application_id", &request.get_ref().application_id)?;
         let app = self.applications.start(&caller, id).await?;
         Ok(Response::new(self.application_pb(app).await?))
     }
-    async fn register_external_service(&self, request: Request<pb::RegisterExternalServiceRequest>) -> Result<Response<pb::ExternalService>, Status> {
+    async fn register_external_service(
+        &self,
+        request: Request<pb::RegisterExternalServiceRequest>,
+    ) -> Result<Response<pb::ExternalService>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
         let project = kernel::id::parse_optional_id("project_id", &r.project_id)?;
         external_service::parse_name(&r.name)?;
-        let definition = Definition::parse(&r.dns_name, &r.addresses, &ports_in(&r.ports), &r.placement_json, &r.description)?;
-        let registered = self.external_services.register(&caller, tenant, project, &r.name, definition).await?;
+        let definition = Definition::parse(
+            &r.dns_name,
+            &r.addresses,
+            &ports_in(&r.ports),
+            &r.placement_json,
+            &r.description,
+        )?;
+        let registered = self
+            .external_services
+            .register(&caller, tenant, project, &r.name, definition)
+            .await?;
         let placed = self.external_services.placed(&registered).await;
         Ok(Response::new(external_service_pb(registered, Some(placed))))
     }
 
-    async fn get_external_service(&self, request: Request<pb::GetExternalServiceRequest>) -> Result<Response<pb::ExternalService>, Status> {
+    async fn get_external_service(
+        &self,
+        request: Request<pb::GetExternalServiceRequest>,
+    ) -> Result<Response<pb::ExternalService>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let found = self.external_services.get(&caller, id).await?;
@@ -428,30 +636,48 @@ impl AppsService for Apps {
         Ok(Response::new(external_service_pb(found, Some(placed))))
     }
 
-    async fn list_external_services(&self, request: Request<pb::ListExternalServicesRequest>) -> Result<Response<pb::ListExternalServicesResponse>, Status> {
+    async fn list_external_services(
+        &self,
+        request: Request<pb::ListExternalServicesRequest>,
+    ) -> Result<Response<pb::ListExternalServicesResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
         let p = r.page.unwrap_or_default();
         // Lists leave out where each is placed: a call to federation each.
-        let (found, next) = self.external_services.list(&caller, tenant, Page::parse(p.limit, &p.cursor)?).await?;
+        let (found, next) = self
+            .external_services
+            .list(&caller, tenant, Page::parse(p.limit, &p.cursor)?)
+            .await?;
         Ok(Response::new(pb::ListExternalServicesResponse {
             external_services: found.into_iter().map(|s| external_service_pb(s, None)).collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
         }))
     }
 
-    async fn update_external_service(&self, request: Request<pb::UpdateExternalServiceRequest>) -> Result<Response<pb::ExternalService>, Status> {
+    async fn update_external_service(
+        &self,
+        request: Request<pb::UpdateExternalServiceRequest>,
+    ) -> Result<Response<pb::ExternalService>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let id = parse_id("id", &r.id)?;
-        let definition = Definition::parse(&r.dns_name, &r.addresses, &ports_in(&r.ports), &r.placement_json, &r.description)?;
+        let definition = Definition::parse(
+            &r.dns_name,
+            &r.addresses,
+            &ports_in(&r.ports),
+            &r.placement_json,
+            &r.description,
+        )?;
         let updated = self.external_services.update(&caller, id, definition).await?;
         let placed = self.external_services.placed(&updated).await;
         Ok(Response::new(external_service_pb(updated, Some(placed))))
     }
 
-    async fn delete_external_service(&self, request: Request<pb::DeleteExternalServiceRequest>) -> Result<Response<pb::DeleteExternalServiceResponse>, Status> {
+    async fn delete_external_service(
+        &self,
+        request: Request<pb::DeleteExternalServiceRequest>,
+    ) -> Result<Response<pb::DeleteExternalServiceResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         self.external_services.delete(&caller, id).await?;

@@ -76,7 +76,10 @@ impl Settings {
         let d = release::Pacing::default();
         Ok(Self {
             federation_url: env.or(FEDERATION_URL, "http://127.0.0.1:7102".to_string())?,
-            pacing: release::Pacing { poll: env.or(RELEASE_POLL, d.poll)?, deadline: env.or(RELEASE_DEADLINE, d.deadline)? },
+            pacing: release::Pacing {
+                poll: env.or(RELEASE_POLL, d.poll)?,
+                deadline: env.or(RELEASE_DEADLINE, d.deadline)?,
+            },
             gateway: match env.or(GATEWAY, String::new())? {
                 raw if raw.is_empty() => traffic::GatewayRef::default(),
                 raw => traffic::GatewayRef::parse(&raw).map_err(|_| kernel::settings::SettingError {
@@ -104,21 +107,44 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
 ///
 /// # Errors
 /// A dependency is unreachable or an address cannot be bound.
-pub async fn start_with(platform: &Platform, settings: Settings, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+pub async fn start_with(
+    platform: &Platform,
+    settings: Settings,
+    addresses: Addresses,
+    shutdown: &Shutdown,
+) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
     base.spawn_consumer(
         shutdown,
-        kernel::inbox::Subscription { durable: "apps-bindings".into(), filter: binding_status::SUBJECTS.into() },
+        kernel::inbox::Subscription {
+            durable: "apps-bindings".into(),
+            filter: binding_status::SUBJECTS.into(),
+        },
         binding_status::BindingStatusEvents,
     );
-    let federation = application::Federation::new(kernel::grpc::channel(&settings.federation_url)?, kernel::caller::CallerKey::new(platform.caller_key.clone()));
+    let federation = application::Federation::new(
+        kernel::grpc::channel(&settings.federation_url)?,
+        kernel::caller::CallerKey::new(platform.caller_key.clone()),
+    );
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     if settings.drive_releases {
-        let driver = release::Driver::new(base.pool.clone(), federation.clone(), wake.clone(), settings.pacing, settings.gateway.clone());
+        let driver = release::Driver::new(
+            base.pool.clone(),
+            federation.clone(),
+            wake.clone(),
+            settings.pacing,
+            settings.gateway.clone(),
+        );
         shutdown.spawn("release driver", driver.run(shutdown.token()));
-        shutdown.spawn("due release listener", binding_status::follow(base.pool.clone(), wake.clone(), shutdown.token()));
+        shutdown.spawn(
+            "due release listener",
+            binding_status::follow(base.pool.clone(), wake.clone(), shutdown.token()),
+        );
     }
-    let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), application::Applications::new(base.outbox.clone(), federation, wake, settings.gateway)));
+    let api = AppsServiceServer::new(grpc::Apps::new(
+        base.outbox.clone(),
+        application::Applications::new(base.outbox.clone(), federation, wake, settings.gateway),
+    ));
     base.serve(addresses, api, shutdown).await
 }

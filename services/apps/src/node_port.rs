@@ -40,7 +40,15 @@ pub fn common(ranges: &[ClusterRange]) -> std::ops::RangeInclusive<u16> {
 /// Names `field` and the first cluster whose range does not hold `port`.
 pub fn check(field: &str, port: u16, ranges: &[ClusterRange]) -> Result<()> {
     match ranges.iter().find(|r| !r.ports.contains(&port)) {
-        Some(r) => Err(Error::invalid(field, format!("node port {port} is outside the NodePort range {}-{} of cluster {}", r.ports.start(), r.ports.end(), r.cluster))),
+        Some(r) => Err(Error::invalid(
+            field,
+            format!(
+                "node port {port} is outside the NodePort range {}-{} of cluster {}",
+                r.ports.start(),
+                r.ports.end(),
+                r.cluster
+            ),
+        )),
         None => Ok(()),
     }
 }
@@ -55,7 +63,13 @@ pub fn check(field: &str, port: u16, ranges: &[ClusterRange]) -> Result<()> {
 /// and the cluster), a fixed port held by another application (conflict,
 /// naming the holder when it is in the same tenant), ranges that do not
 /// overlap, or the pool exhausted.
-pub async fn claim(tx: &mut sqlx::PgConnection, tenant: Uuid, app_id: Uuid, app: &Application, ranges: &[ClusterRange]) -> Result<BTreeMap<(String, u16), u16>> {
+pub async fn claim(
+    tx: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    app_id: Uuid,
+    app: &Application,
+    ranges: &[ClusterRange],
+) -> Result<BTreeMap<(String, u16), u16>> {
     let mut drawn = BTreeMap::new();
     let pool = common(ranges);
     // Collected before the first await: a lazy iterator of closures is not Send across it.
@@ -63,7 +77,11 @@ pub async fn claim(tx: &mut sqlx::PgConnection, tenant: Uuid, app_id: Uuid, app:
     for (i, service) in app.services.iter().enumerate() {
         for (j, c) in service.containers.iter().enumerate() {
             for (k, port) in c.ports.iter().enumerate() {
-                ports.push((format!("spec.services[{i}].containers[{j}].ports[{k}].node_port"), service, port));
+                ports.push((
+                    format!("spec.services[{i}].containers[{j}].ports[{k}].node_port"),
+                    service,
+                    port,
+                ));
             }
         }
     }
@@ -72,15 +90,26 @@ pub async fn claim(tx: &mut sqlx::PgConnection, tenant: Uuid, app_id: Uuid, app:
         if wanted != 0 {
             check(&field, wanted, ranges)?;
         } else if pool.is_empty() {
-            let each: Vec<String> = ranges.iter().map(|r| format!("{} {}-{}", r.cluster, r.ports.start(), r.ports.end())).collect();
-            return Err(Error::invalid(field, format!("no port is inside the NodePort range of every target cluster ({})", each.join(", "))));
+            let each: Vec<String> = ranges
+                .iter()
+                .map(|r| format!("{} {}-{}", r.cluster, r.ports.start(), r.ports.end()))
+                .collect();
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "no port is inside the NodePort range of every target cluster ({})",
+                    each.join(", ")
+                ),
+            ));
         }
-        let held: Option<i32> = sqlx::query_scalar("SELECT port FROM node_ports WHERE application_id = $1 AND service = $2 AND container_port = $3")
-            .bind(app_id)
-            .bind(&service.name)
-            .bind(i32::from(port.container_port))
-            .fetch_optional(&mut *tx)
-            .await?;
+        let held: Option<i32> = sqlx::query_scalar(
+            "SELECT port FROM node_ports WHERE application_id = $1 AND service = $2 AND container_port = $3",
+        )
+        .bind(app_id)
+        .bind(&service.name)
+        .bind(i32::from(port.container_port))
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(held) = held {
             let held_fits = u16::try_from(held).is_ok_and(|h| pool.contains(&h));
             if (wanted == 0 && held_fits) || held == i32::from(wanted) {
@@ -90,7 +119,10 @@ pub async fn claim(tx: &mut sqlx::PgConnection, tenant: Uuid, app_id: Uuid, app:
                 continue;
             }
             // The fixed port changed, or the drawn one is outside a target's range now: give the old one back.
-            sqlx::query("DELETE FROM node_ports WHERE port = $1").bind(held).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM node_ports WHERE port = $1")
+                .bind(held)
+                .execute(&mut *tx)
+                .await?;
         }
         if wanted != 0 {
             let claimed = sqlx::query("INSERT INTO node_ports (port, application_id, tenant_id, service, container_port) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
@@ -128,7 +160,8 @@ pub async fn claim(tx: &mut sqlx::PgConnection, tenant: Uuid, app_id: Uuid, app:
                 break;
             }
         }
-        let got: i32 = got.ok_or_else(|| Error::ResourceExhausted(format!("no free node port in {}-{}", pool.start(), pool.end())))?;
+        let got: i32 = got
+            .ok_or_else(|| Error::ResourceExhausted(format!("no free node port in {}-{}", pool.start(), pool.end())))?;
         drawn.insert((service.name.clone(), port.container_port), got as u16);
     }
     Ok(drawn)
@@ -144,7 +177,9 @@ async fn holder(tx: &mut sqlx::PgConnection, tenant: Uuid, port: u16) -> Error {
     .ok()
     .flatten();
     match row {
-        Some((t, app, service)) if t == tenant => Error::Conflict(format!("node port {port} is held by application {app} (service {service})")),
+        Some((t, app, service)) if t == tenant => Error::Conflict(format!(
+            "node port {port} is held by application {app} (service {service})"
+        )),
         Some(_) => Error::Conflict(format!("node port {port} is held by another tenant's application")),
         None => Error::Conflict(format!("node port {port} was just taken; try again")),
     }
@@ -155,13 +190,19 @@ mod tests {
     use super::*;
 
     fn range(cluster: &str, ports: std::ops::RangeInclusive<u16>) -> ClusterRange {
-        ClusterRange { cluster: cluster.into(), ports }
+        ClusterRange {
+            cluster: cluster.into(),
+            ports,
+        }
     }
 
     #[test]
     fn the_common_range_is_the_overlap_of_every_targets_range() {
         assert_eq!(common(&[]), POOL);
-        assert_eq!(common(&[range("a", 30000..=32767), range("b", 31000..=40000)]), 31000..=32767);
+        assert_eq!(
+            common(&[range("a", 30000..=32767), range("b", 31000..=40000)]),
+            31000..=32767
+        );
         assert!(common(&[range("a", 30000..=30999), range("b", 31000..=31999)]).is_empty());
     }
 
@@ -172,7 +213,10 @@ mod tests {
         match check("spec.services[0].containers[0].ports[0].node_port", 30500, &ranges).unwrap_err() {
             Error::InvalidArgument { field, reason } => {
                 assert_eq!(field, "spec.services[0].containers[0].ports[0].node_port");
-                assert!(reason.contains("west") && reason.contains("31000-31099") && !reason.contains("east"), "{reason}");
+                assert!(
+                    reason.contains("west") && reason.contains("31000-31099") && !reason.contains("east"),
+                    "{reason}"
+                );
             }
             e => panic!("{e}"),
         }

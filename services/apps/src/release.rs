@@ -70,7 +70,10 @@ pub struct Pacing {
 
 impl Default for Pacing {
     fn default() -> Self {
-        Self { poll: Duration::from_millis(500), deadline: Duration::from_secs(600) }
+        Self {
+            poll: Duration::from_millis(500),
+            deadline: Duration::from_secs(600),
+        }
     }
 }
 
@@ -102,7 +105,13 @@ pub enum View {
 ///
 /// # Errors
 /// A layout that cannot be built (a stored release inconsistent with its strategy).
-pub fn service_objects(release: &Release, old: Option<&Release>, service: &str, view: View, gateway: &GatewayRef) -> Result<Option<Value>> {
+pub fn service_objects(
+    release: &Release,
+    old: Option<&Release>,
+    service: &str,
+    view: View,
+    gateway: &GatewayRef,
+) -> Result<Option<Value>> {
     let empty = Vec::new();
     let new_objects = release.objects.get(service).and_then(Value::as_array).unwrap_or(&empty);
     if release.strategy().gray() && view == View::Back {
@@ -122,35 +131,80 @@ pub fn service_objects(release: &Release, old: Option<&Release>, service: &str, 
             && let Some(old_slot) = o.slot.as_deref().filter(|_| runs_in_slot(o))
             && let Some(objects) = o.objects.get(service).and_then(Value::as_array)
         {
-            let side = Side { objects, slot: old_slot, adopted: false };
-            return Ok(Some(Value::Array(traffic::handover(new_objects, &side, o.strategy().routed(), gateway)?)));
+            let side = Side {
+                objects,
+                slot: old_slot,
+                adopted: false,
+            };
+            return Ok(Some(Value::Array(traffic::handover(
+                new_objects,
+                &side,
+                o.strategy().routed(),
+                gateway,
+            )?)));
         }
         return Ok(Some(Value::Array(new_objects.clone())));
     };
     let strategy = release.strategy();
     let routed = strategy.routed();
     // An unslotted release returned to by an abort runs adopted in its slot.
-    let new = Side { objects: new_objects, slot, adopted: !strategy.slotted() };
+    let new = Side {
+        objects: new_objects,
+        slot,
+        adopted: !strategy.slotted(),
+    };
     let old_slot = old.map(|o| o.slot.clone().unwrap_or_else(|| traffic::FIRST_SLOT.to_string()));
     let old_side = match (old, &old_slot) {
-        (Some(o), Some(s)) => o.objects.get(service).and_then(Value::as_array).map(|objects| Side { objects, slot: s.as_str(), adopted: !o.strategy().slotted() }),
+        (Some(o), Some(s)) => o.objects.get(service).and_then(Value::as_array).map(|objects| Side {
+            objects,
+            slot: s.as_str(),
+            adopted: !o.strategy().slotted(),
+        }),
         _ => None,
     };
-    let only_new = Layout { old: None, new: Some(new), serving: slot, route: routed.then_some(Route::Serving), gateway };
+    let only_new = Layout {
+        old: None,
+        new: Some(new),
+        serving: slot,
+        route: routed.then_some(Route::Serving),
+        gateway,
+    };
     let layout = match (view, old_side) {
         (View::Back, None) => return Ok(None),
-        (View::Back, Some(o)) => Layout { old: Some(o), new: None, serving: o.slot, route: routed.then_some(Route::Serving), gateway },
+        (View::Back, Some(o)) => Layout {
+            old: Some(o),
+            new: None,
+            serving: o.slot,
+            route: routed.then_some(Route::Serving),
+            gateway,
+        },
         (View::Final, _) | (_, None) => only_new,
-        (View::Rollout, Some(o)) => Layout { old: Some(o), new: Some(new), serving: o.slot, route: routed.then_some(Route::Weighted(0)), gateway },
+        (View::Rollout, Some(o)) => Layout {
+            old: Some(o),
+            new: Some(new),
+            serving: o.slot,
+            route: routed.then_some(Route::Weighted(0)),
+            gateway,
+        },
         (View::Traffic(step), Some(o)) => {
             let (serving, route) = match &strategy {
                 Strategy::BlueGreen => (slot, None),
-                Strategy::Canary { steps, .. } => (o.slot, Some(Route::Weighted(steps.get(step).copied().unwrap_or(100)))),
+                Strategy::Canary { steps, .. } => {
+                    (o.slot, Some(Route::Weighted(steps.get(step).copied().unwrap_or(100))))
+                }
                 Strategy::AB { matches } => (o.slot, Some(Route::Match(matches.clone()))),
                 Strategy::Shadow => (o.slot, Some(Route::Mirror)),
-                Strategy::Recreate | Strategy::Rolling { .. } | Strategy::Gray { .. } => return Err(Error::internal("an unslotted strategy has no traffic steps")),
+                Strategy::Recreate | Strategy::Rolling { .. } | Strategy::Gray { .. } => {
+                    return Err(Error::internal("an unslotted strategy has no traffic steps"));
+                }
             };
-            Layout { old: Some(o), new: Some(new), serving, route, gateway }
+            Layout {
+                old: Some(o),
+                new: Some(new),
+                serving,
+                route,
+                gateway,
+            }
         }
     };
     Ok(Some(Value::Array(traffic::layout(&layout)?)))
@@ -187,8 +241,18 @@ pub struct GrayWave {
 ///
 /// # Errors
 /// An `order` entry where nothing of the application runs (the message says which).
-pub fn gray_waves(by: GrayBy, order: &[String], placement: &Value, targets: &[(String, String)]) -> std::result::Result<Vec<GrayWave>, String> {
-    let listed: Vec<&str> = placement["explicit"].as_array().into_iter().flatten().filter_map(|t| t["cluster"].as_str()).collect();
+pub fn gray_waves(
+    by: GrayBy,
+    order: &[String],
+    placement: &Value,
+    targets: &[(String, String)],
+) -> std::result::Result<Vec<GrayWave>, String> {
+    let listed: Vec<&str> = placement["explicit"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["cluster"].as_str())
+        .collect();
     let mut clusters: Vec<&(String, String)> = targets.iter().collect();
     clusters.sort_by_key(|(c, _)| (listed.iter().position(|l| l == c).unwrap_or(usize::MAX), c.clone()));
     let key = |t: &(String, String)| match by {
@@ -199,15 +263,23 @@ pub fn gray_waves(by: GrayBy, order: &[String], placement: &Value, targets: &[(S
     for name in order {
         if !clusters.iter().any(|t| key(t) == *name) {
             let what = if by == GrayBy::Cluster { "cluster" } else { "partition" };
-            return Err(format!("strategy.order names {what} {name}, where the application runs nothing"));
+            return Err(format!(
+                "strategy.order names {what} {name}, where the application runs nothing"
+            ));
         }
-        waves.push(GrayWave { name: name.clone(), clusters: Vec::new() });
+        waves.push(GrayWave {
+            name: name.clone(),
+            clusters: Vec::new(),
+        });
     }
     for t in clusters {
         let name = key(t);
         match waves.iter_mut().find(|w| w.name == name) {
             Some(w) => w.clusters.push(t.0.clone()),
-            None => waves.push(GrayWave { name, clusters: vec![t.0.clone()] }),
+            None => waves.push(GrayWave {
+                name,
+                clusters: vec![t.0.clone()],
+            }),
         }
     }
     Ok(waves)
@@ -222,7 +294,14 @@ const WORKLOADS: [&str; 2] = ["Deployment", "StatefulSet"];
 ///
 /// # Errors
 /// Federation refuses (quota, placement: the message says why) or is unreachable.
-pub async fn apply_service(federation: &mut FederationClient, app: &Application, release: &Release, service: &str, objects: &Value, replicas: Option<u32>) -> Result<pb::Binding> {
+pub async fn apply_service(
+    federation: &mut FederationClient,
+    app: &Application,
+    release: &Release,
+    service: &str,
+    objects: &Value,
+    replicas: Option<u32>,
+) -> Result<pb::Binding> {
     apply_service_holding(federation, app, release, service, objects, replicas, &[]).await
 }
 
@@ -244,7 +323,9 @@ pub async fn apply_service_holding(
     if let Some(n) = replicas
         && let Some(list) = objects.as_array_mut()
     {
-        for o in list.iter_mut().filter(|o| WORKLOADS.contains(&o["kind"].as_str().unwrap_or_default()) && o["spec"].get("replicas").is_some()) {
+        for o in list.iter_mut().filter(|o| {
+            WORKLOADS.contains(&o["kind"].as_str().unwrap_or_default()) && o["spec"].get("replicas").is_some()
+        }) {
             o["spec"]["replicas"] = json!(n);
         }
     }
@@ -257,12 +338,18 @@ pub async fn apply_service_holding(
         replicas: replicas.unwrap_or(0),
         hold: hold.to_vec(),
     };
-    federation.apply_binding(request).await.map(tonic::Response::into_inner).map_err(|s| match s.code() {
-        tonic::Code::InvalidArgument => Error::invalid(format!("placement ({service})"), s.message()),
-        tonic::Code::ResourceExhausted => Error::ResourceExhausted(s.message().to_string()),
-        tonic::Code::FailedPrecondition | tonic::Code::NotFound | tonic::Code::PermissionDenied => Error::FailedPrecondition(s.message().to_string()),
-        _ => Error::Unavailable(format!("federation: {}", s.message())),
-    })
+    federation
+        .apply_binding(request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| match s.code() {
+            tonic::Code::InvalidArgument => Error::invalid(format!("placement ({service})"), s.message()),
+            tonic::Code::ResourceExhausted => Error::ResourceExhausted(s.message().to_string()),
+            tonic::Code::FailedPrecondition | tonic::Code::NotFound | tonic::Code::PermissionDenied => {
+                Error::FailedPrecondition(s.message().to_string())
+            }
+            _ => Error::Unavailable(format!("federation: {}", s.message())),
+        })
 }
 
 enum Step {
@@ -302,7 +389,13 @@ const IN_FLIGHT: usize = 64;
 impl Driver {
     /// A driver over the apps schema in `pool`; HTTPRoutes attach to `gateway`.
     pub fn new(pool: PgPool, federation: Federation, wake: Arc<Notify>, pacing: Pacing, gateway: GatewayRef) -> Self {
-        Self { pool, federation, wake, pacing, gateway }
+        Self {
+            pool,
+            federation,
+            wake,
+            pacing,
+            gateway,
+        }
     }
 
     /// Runs until `stop`: releases are stepped as they fall due, up to
@@ -416,11 +509,15 @@ impl Driver {
     /// The release `release` replaces, if any.
     async fn replaced(&self, release: &Release) -> Result<Option<Release>> {
         let Some(n) = release.replaces else { return Ok(None) };
-        Ok(sqlx::query_as(concat!("SELECT ", release_columns!(), " FROM releases WHERE application_id = $1 AND number = $2"))
-            .bind(release.application_id)
-            .bind(n)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            release_columns!(),
+            " FROM releases WHERE application_id = $1 AND number = $2"
+        ))
+        .bind(release.application_id)
+        .bind(n)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn fail(&self, release: &Release, message: &str) -> Result<Step> {
@@ -430,13 +527,18 @@ impl Driver {
             .bind(message)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE applications SET state = 'failed', updated_at = now() WHERE id = $1").bind(release.application_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE applications SET state = 'failed', updated_at = now() WHERE id = $1")
+            .bind(release.application_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Step::Finished)
     }
 
     fn overdue(&self, since: Option<chrono::DateTime<chrono::Utc>>) -> bool {
-        since.is_some_and(|s| chrono::Utc::now() - s > chrono::Duration::from_std(self.pacing.deadline).unwrap_or_default())
+        since.is_some_and(|s| {
+            chrono::Utc::now() - s > chrono::Duration::from_std(self.pacing.deadline).unwrap_or_default()
+        })
     }
 
     /// Moves `release` from phase `from` to `to` (and `step`), with `message`;
@@ -473,7 +575,13 @@ impl Driver {
         }
     }
 
-    async fn rollout(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
+    async fn rollout(
+        &self,
+        release: Release,
+        app: &Application,
+        old: Option<&Release>,
+        federation: &mut FederationClient,
+    ) -> Result<Step> {
         let waves = release.waves();
         if release.slot.is_some()
             && release.applied_wave < 0
@@ -485,7 +593,11 @@ impl Driver {
         let Some(wave) = waves.get(release.wave as usize) else {
             if release.slot.is_some() && old.is_some() {
                 let message = "every service runs in both slots; moving traffic";
-                return Ok(if self.enter(&release, "rollout", "traffic", 0, message).await? { Step::Next } else { Step::Wait });
+                return Ok(if self.enter(&release, "rollout", "traffic", 0, message).await? {
+                    Step::Next
+                } else {
+                    Step::Wait
+                });
             }
             if let Some(o) = old.filter(|o| release.slot.is_none() && runs_in_slot(o)) {
                 return self.hand_over(&release, app, o, federation).await;
@@ -493,12 +605,18 @@ impl Driver {
             return self.succeed(&release, app, federation).await;
         };
         if self.overdue(release.started_at) {
-            return self.fail(&release, &format!("not every service was Healthy within {:?}", self.pacing.deadline)).await;
+            return self
+                .fail(
+                    &release,
+                    &format!("not every service was Healthy within {:?}", self.pacing.deadline),
+                )
+                .await;
         }
         let mut bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
         if release.applied_wave < release.wave {
             for service in wave {
-                let objects = service_objects(&release, old, service, View::Rollout, &self.gateway)?.unwrap_or(Value::Array(Vec::new()));
+                let objects = service_objects(&release, old, service, View::Rollout, &self.gateway)?
+                    .unwrap_or(Value::Array(Vec::new()));
                 let replicas = app.replicas.get(service).and_then(Value::as_u64).map(|n| n as u32);
                 let binding = match apply_service(federation, app, &release, service, &objects, replicas).await {
                     Ok(b) => b,
@@ -508,7 +626,11 @@ impl Driver {
                 bindings.insert(service.clone(), json!(binding.id));
             }
             let mut tx = self.pool.begin().await?;
-            sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1").bind(app.id).bind(Value::Object(bindings.clone())).execute(&mut *tx).await?;
+            sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1")
+                .bind(app.id)
+                .bind(Value::Object(bindings.clone()))
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE releases SET applied_wave = wave, message = $2 WHERE id = $1 AND phase = 'rollout'")
                 .bind(release.id)
                 .bind(format!("waiting for {} to be Healthy", wave.join(", ")))
@@ -521,7 +643,10 @@ impl Driver {
             Observed::Waiting(_) => return Ok(Step::Wait),
             Observed::Gone(m) => return self.fail(&release, &m).await,
         }
-        sqlx::query("UPDATE releases SET wave = wave + 1 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'").bind(release.id).execute(&self.pool).await?;
+        sqlx::query("UPDATE releases SET wave = wave + 1 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'")
+            .bind(release.id)
+            .execute(&self.pool)
+            .await?;
         Ok(Step::Next)
     }
 
@@ -531,15 +656,43 @@ impl Driver {
     /// it, so the Service can then select the slot without a moment with no
     /// ready pod (renaming them would prune the running pods). `None` once
     /// every adopted service is Healthy.
-    async fn adopt(&self, release: &Release, app: &Application, old: &Release, federation: &mut FederationClient) -> Result<Option<Step>> {
+    async fn adopt(
+        &self,
+        release: &Release,
+        app: &Application,
+        old: &Release,
+        federation: &mut FederationClient,
+    ) -> Result<Option<Step>> {
         let bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
-        let services: Vec<String> = release.objects.as_object().into_iter().flat_map(|m| m.keys()).filter(|s| old.objects.get(s.as_str()).is_some() && bindings.contains_key(s.as_str())).cloned().collect();
+        let services: Vec<String> = release
+            .objects
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .filter(|s| old.objects.get(s.as_str()).is_some() && bindings.contains_key(s.as_str()))
+            .cloned()
+            .collect();
         if self.overdue(release.started_at) {
-            return Ok(Some(self.fail(release, &format!("the running version's pods did not take slot {} within {:?}", traffic::FIRST_SLOT, self.pacing.deadline)).await?));
+            return Ok(Some(
+                self.fail(
+                    release,
+                    &format!(
+                        "the running version's pods did not take slot {} within {:?}",
+                        traffic::FIRST_SLOT,
+                        self.pacing.deadline
+                    ),
+                )
+                .await?,
+            ));
         }
         if release.applied != "adopt" {
             for service in &services {
-                let objects = old.objects.get(service).and_then(Value::as_array).map(|o| traffic::adopt(o, traffic::FIRST_SLOT)).unwrap_or_default();
+                let objects = old
+                    .objects
+                    .get(service)
+                    .and_then(Value::as_array)
+                    .map(|o| traffic::adopt(o, traffic::FIRST_SLOT))
+                    .unwrap_or_default();
                 let replicas = app.replicas.get(service).and_then(Value::as_u64).map(|n| n as u32);
                 match apply_service(federation, app, old, service, &Value::Array(objects), replicas).await {
                     Ok(_) => {}
@@ -564,10 +717,24 @@ impl Driver {
     /// An unslotted release whose every wave is Healthy beside the slot it
     /// replaces: the slot goes (what the release rendered is applied), then
     /// the release has succeeded.
-    async fn hand_over(&self, release: &Release, app: &Application, old: &Release, federation: &mut FederationClient) -> Result<Step> {
+    async fn hand_over(
+        &self,
+        release: &Release,
+        app: &Application,
+        old: &Release,
+        federation: &mut FederationClient,
+    ) -> Result<Step> {
         if release.applied != "handed-over" {
-            if let Err(message) = self.apply_view(release, app, Some(old), View::Final, federation).await? {
-                return self.fail(release, &format!("removing release {}'s slot was refused: {message}", old.number)).await;
+            if let Err(message) = self
+                .apply_view(release, app, Some(old), View::Final, federation)
+                .await?
+            {
+                return self
+                    .fail(
+                        release,
+                        &format!("removing release {}'s slot was refused: {message}", old.number),
+                    )
+                    .await;
             }
             sqlx::query("UPDATE releases SET applied = 'handed-over', message = $2 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'")
                 .bind(release.id)
@@ -579,18 +746,39 @@ impl Driver {
         match self.all_healthy(release, app, federation).await? {
             Observed::Healthy => self.succeed(release, app, federation).await,
             Observed::Waiting(_) if !self.overdue(release.started_at) => Ok(Step::Wait),
-            Observed::Waiting(why) => self.fail(release, &format!("not Healthy within {:?} after release {}'s slot was removed ({why})", self.pacing.deadline, old.number)).await,
+            Observed::Waiting(why) => {
+                self.fail(
+                    release,
+                    &format!(
+                        "not Healthy within {:?} after release {}'s slot was removed ({why})",
+                        self.pacing.deadline, old.number
+                    ),
+                )
+                .await
+            }
             Observed::Gone(m) => self.fail(release, &m).await,
         }
     }
 
     /// Whether each of `services`' bindings is Healthy.
-    async fn observe(&self, federation: &mut FederationClient, bindings: &serde_json::Map<String, Value>, services: &[String]) -> Result<Observed> {
+    async fn observe(
+        &self,
+        federation: &mut FederationClient,
+        bindings: &serde_json::Map<String, Value>,
+        services: &[String],
+    ) -> Result<Observed> {
         for service in services {
-            let Some(id) = bindings.get(service).and_then(Value::as_str) else { return Ok(Observed::Waiting(format!("{service} has no binding yet"))) };
-            let binding = match federation.get_binding(pb::GetBindingRequest { id: id.to_string() }).await {
+            let Some(id) = bindings.get(service).and_then(Value::as_str) else {
+                return Ok(Observed::Waiting(format!("{service} has no binding yet")));
+            };
+            let binding = match federation
+                .get_binding(pb::GetBindingRequest { id: id.to_string() })
+                .await
+            {
                 Ok(b) => b.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => return Ok(Observed::Gone(format!("{service}: its binding disappeared"))),
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    return Ok(Observed::Gone(format!("{service}: its binding disappeared")));
+                }
                 Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
             };
             if binding.health != "Healthy" {
@@ -603,9 +791,20 @@ impl Driver {
     /// Applies `view` of `release` to each of its services' bindings; a
     /// service without objects in the view loses its binding. `Err(message)`
     /// when federation refuses.
-    async fn apply_view(&self, release: &Release, app: &Application, old: Option<&Release>, view: View, federation: &mut FederationClient) -> Result<std::result::Result<(), String>> {
+    async fn apply_view(
+        &self,
+        release: &Release,
+        app: &Application,
+        old: Option<&Release>,
+        view: View,
+        federation: &mut FederationClient,
+    ) -> Result<std::result::Result<(), String>> {
         let mut bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
-        let services: Vec<String> = release.objects.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let services: Vec<String> = release
+            .objects
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         for service in services {
             match service_objects(release, old, &service, view, &self.gateway)? {
                 Some(objects) => {
@@ -626,13 +825,25 @@ impl Driver {
                 }
             }
         }
-        sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1").bind(app.id).bind(Value::Object(bindings)).execute(&self.pool).await?;
+        sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1")
+            .bind(app.id)
+            .bind(Value::Object(bindings))
+            .execute(&self.pool)
+            .await?;
         Ok(Ok(()))
     }
 
     /// Applies `view` once for `key` (phase and step); `Some(step)` when it
     /// did something now (health is looked at on the next tick).
-    async fn apply_once(&self, release: &Release, app: &Application, old: Option<&Release>, view: View, key: &str, federation: &mut FederationClient) -> Result<Option<Step>> {
+    async fn apply_once(
+        &self,
+        release: &Release,
+        app: &Application,
+        old: Option<&Release>,
+        view: View,
+        key: &str,
+        federation: &mut FederationClient,
+    ) -> Result<Option<Step>> {
         if release.applied == key {
             return Ok(None);
         }
@@ -642,7 +853,16 @@ impl Driver {
             View::Final => 100,
         };
         if let Err(message) = self.apply_view(release, app, old, view, federation).await? {
-            return Ok(Some(self.to_aborting(release, &format!("federation refused a step ({message}); returning to release {}", release.replaces.unwrap_or(0))).await?));
+            return Ok(Some(
+                self.to_aborting(
+                    release,
+                    &format!(
+                        "federation refused a step ({message}); returning to release {}",
+                        release.replaces.unwrap_or(0)
+                    ),
+                )
+                .await?,
+            ));
         }
         sqlx::query("UPDATE releases SET applied = $2, traffic = $3 WHERE id = $1 AND phase = $4 AND step = $5 AND state = 'deploying'")
             .bind(release.id)
@@ -664,22 +884,62 @@ impl Driver {
         Ok(Step::Next)
     }
 
-    async fn all_healthy(&self, release: &Release, app: &Application, federation: &mut FederationClient) -> Result<Observed> {
+    async fn all_healthy(
+        &self,
+        release: &Release,
+        app: &Application,
+        federation: &mut FederationClient,
+    ) -> Result<Observed> {
         let bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
-        let services: Vec<String> = release.objects.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let services: Vec<String> = release
+            .objects
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         self.observe(federation, &bindings, &services).await
     }
 
-    async fn traffic(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
+    async fn traffic(
+        &self,
+        release: Release,
+        app: &Application,
+        old: Option<&Release>,
+        federation: &mut FederationClient,
+    ) -> Result<Step> {
         let strategy = release.strategy();
         let step = release.step as usize;
         if let Strategy::Canary { steps, .. } = &strategy
             && step >= steps.len()
         {
-            return Ok(if self.enter(&release, "traffic", "finishing", release.step, "every step passed; the canary becomes the stable version").await? { Step::Next } else { Step::Wait });
+            return Ok(
+                if self
+                    .enter(
+                        &release,
+                        "traffic",
+                        "finishing",
+                        release.step,
+                        "every step passed; the canary becomes the stable version",
+                    )
+                    .await?
+                {
+                    Step::Next
+                } else {
+                    Step::Wait
+                },
+            );
         }
         let percent = traffic_at(&strategy, step);
-        if let Some(s) = self.apply_once(&release, app, old, View::Traffic(step), &format!("traffic-{step}"), federation).await? {
+        if let Some(s) = self
+            .apply_once(
+                &release,
+                app,
+                old,
+                View::Traffic(step),
+                &format!("traffic-{step}"),
+                federation,
+            )
+            .await?
+        {
             return Ok(s);
         }
         let back = release.replaces.unwrap_or(0);
@@ -687,24 +947,74 @@ impl Driver {
             Observed::Healthy => {}
             Observed::Waiting(why) => {
                 if self.overdue(release.phase_started_at) {
-                    return self.to_aborting(&release, &format!("not Healthy within {:?} ({why}); returning to release {back}", self.pacing.deadline)).await;
+                    return self
+                        .to_aborting(
+                            &release,
+                            &format!(
+                                "not Healthy within {:?} ({why}); returning to release {back}",
+                                self.pacing.deadline
+                            ),
+                        )
+                        .await;
                 }
                 return Ok(Step::Wait);
             }
-            Observed::Gone(m) => return self.to_aborting(&release, &format!("{m}; returning to release {back}")).await,
+            Observed::Gone(m) => {
+                return self
+                    .to_aborting(&release, &format!("{m}; returning to release {back}"))
+                    .await;
+            }
         }
         let slot = release.slot.clone().unwrap_or_default();
         match &strategy {
-            Strategy::BlueGreen => self.wait_for_person(&release, &format!("{slot} serves; confirm to remove the old slot, or abort to switch back to release {back}")).await,
-            Strategy::AB { .. } => self.wait_for_person(&release, &format!("matching requests go to {slot}; promote it, or abort to return to release {back}")).await,
-            Strategy::Shadow => self.wait_for_person(&release, &format!("requests are mirrored to {slot}; promote it, or abort to return to release {back}")).await,
-            Strategy::Canary { steps, pause_seconds, pause } => {
+            Strategy::BlueGreen => {
+                self.wait_for_person(
+                    &release,
+                    &format!(
+                        "{slot} serves; confirm to remove the old slot, or abort to switch back to release {back}"
+                    ),
+                )
+                .await
+            }
+            Strategy::AB { .. } => {
+                self.wait_for_person(
+                    &release,
+                    &format!("matching requests go to {slot}; promote it, or abort to return to release {back}"),
+                )
+                .await
+            }
+            Strategy::Shadow => {
+                self.wait_for_person(
+                    &release,
+                    &format!("requests are mirrored to {slot}; promote it, or abort to return to release {back}"),
+                )
+                .await
+            }
+            Strategy::Canary {
+                steps,
+                pause_seconds,
+                pause,
+            } => {
                 if step + 1 >= steps.len() {
                     let message = "every step passed; the canary becomes the stable version";
-                    return Ok(if self.enter(&release, "traffic", "finishing", release.step, message).await? { Step::Next } else { Step::Wait });
+                    return Ok(
+                        if self
+                            .enter(&release, "traffic", "finishing", release.step, message)
+                            .await?
+                        {
+                            Step::Next
+                        } else {
+                            Step::Wait
+                        },
+                    );
                 }
                 if *pause {
-                    return self.wait_for_person(&release, &format!("paused at {percent}% on {slot}; resume, promote or abort")).await;
+                    return self
+                        .wait_for_person(
+                            &release,
+                            &format!("paused at {percent}% on {slot}; resume, promote or abort"),
+                        )
+                        .await;
                 }
                 if *pause_seconds > 0 {
                     let Some(until) = release.hold_until else {
@@ -722,19 +1032,40 @@ impl Driver {
                     }
                 }
                 let message = format!("{percent}% on {slot} was Healthy; next step");
-                Ok(if self.enter(&release, "traffic", "traffic", release.step + 1, &message).await? { Step::Next } else { Step::Wait })
+                Ok(
+                    if self
+                        .enter(&release, "traffic", "traffic", release.step + 1, &message)
+                        .await?
+                    {
+                        Step::Next
+                    } else {
+                        Step::Wait
+                    },
+                )
             }
-            Strategy::Recreate | Strategy::Rolling { .. } | Strategy::Gray { .. } => self.fail(&release, "an unslotted release has no traffic phase").await,
+            Strategy::Recreate | Strategy::Rolling { .. } | Strategy::Gray { .. } => {
+                self.fail(&release, "an unslotted release has no traffic phase").await
+            }
         }
     }
 
     /// Where the application's bindings run now: (cluster, partition id),
     /// each cluster once, for the gray waves.
-    async fn placed_targets(&self, app: &Application, services: &[String], federation: &mut FederationClient) -> Result<Vec<(String, String)>> {
+    async fn placed_targets(
+        &self,
+        app: &Application,
+        services: &[String],
+        federation: &mut FederationClient,
+    ) -> Result<Vec<(String, String)>> {
         let mut out: Vec<(String, String)> = Vec::new();
         for service in services {
-            let Some(id) = app.bindings.get(service).and_then(Value::as_str) else { continue };
-            let binding = match federation.get_binding(pb::GetBindingRequest { id: id.to_string() }).await {
+            let Some(id) = app.bindings.get(service).and_then(Value::as_str) else {
+                continue;
+            };
+            let binding = match federation
+                .get_binding(pb::GetBindingRequest { id: id.to_string() })
+                .await
+            {
                 Ok(b) => b.into_inner(),
                 Err(s) if s.code() == tonic::Code::NotFound => continue,
                 Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
@@ -749,15 +1080,32 @@ impl Driver {
     }
 
     /// Whether every target of `services`' bindings in `clusters` is Healthy.
-    async fn observe_clusters(&self, federation: &mut FederationClient, bindings: &serde_json::Map<String, Value>, services: &[String], clusters: &[String]) -> Result<Observed> {
+    async fn observe_clusters(
+        &self,
+        federation: &mut FederationClient,
+        bindings: &serde_json::Map<String, Value>,
+        services: &[String],
+        clusters: &[String],
+    ) -> Result<Observed> {
         for service in services {
-            let Some(id) = bindings.get(service).and_then(Value::as_str) else { return Ok(Observed::Waiting(format!("{service} has no binding yet"))) };
-            let binding = match federation.get_binding(pb::GetBindingRequest { id: id.to_string() }).await {
+            let Some(id) = bindings.get(service).and_then(Value::as_str) else {
+                return Ok(Observed::Waiting(format!("{service} has no binding yet")));
+            };
+            let binding = match federation
+                .get_binding(pb::GetBindingRequest { id: id.to_string() })
+                .await
+            {
                 Ok(b) => b.into_inner(),
-                Err(s) if s.code() == tonic::Code::NotFound => return Ok(Observed::Gone(format!("{service}: its binding disappeared"))),
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    return Ok(Observed::Gone(format!("{service}: its binding disappeared")));
+                }
                 Err(s) => return Err(Error::Unavailable(format!("federation: {}", s.message()))),
             };
-            if let Some(t) = binding.targets.iter().find(|t| !t.removing && clusters.contains(&t.cluster) && t.health != "Healthy") {
+            if let Some(t) = binding
+                .targets
+                .iter()
+                .find(|t| !t.removing && clusters.contains(&t.cluster) && t.health != "Healthy")
+            {
                 return Ok(Observed::Waiting(format!("{service}: {}", t.health_reason)));
             }
         }
@@ -766,15 +1114,36 @@ impl Driver {
 
     /// One tick of a gray release replacing `old`: fix the waves, apply the
     /// current one (later waves held), gate it, pause, go on.
-    async fn gray(&self, release: Release, app: &Application, old: &Release, federation: &mut FederationClient) -> Result<Step> {
-        let Strategy::Gray { by, order, pause, deadline_seconds } = release.strategy() else { return self.fail(&release, "not a gray release").await };
+    async fn gray(
+        &self,
+        release: Release,
+        app: &Application,
+        old: &Release,
+        federation: &mut FederationClient,
+    ) -> Result<Step> {
+        let Strategy::Gray {
+            by,
+            order,
+            pause,
+            deadline_seconds,
+        } = release.strategy()
+        else {
+            return self.fail(&release, "not a gray release").await;
+        };
         let services: Vec<String> = release.waves().into_iter().flatten().collect();
         let Some(waves) = release.gray_waves() else {
             let mut known: Vec<String> = services.clone();
             known.extend(old.objects.as_object().into_iter().flat_map(|m| m.keys().cloned()));
             let targets = self.placed_targets(app, &known, federation).await?;
             let waves = match gray_waves(by, &order, &release.placement, &targets) {
-                Ok(w) if w.is_empty() => return self.fail(&release, "the application runs in no cluster; nothing to roll out wave by wave").await,
+                Ok(w) if w.is_empty() => {
+                    return self
+                        .fail(
+                            &release,
+                            "the application runs in no cluster; nothing to roll out wave by wave",
+                        )
+                        .await;
+                }
                 Ok(w) => w,
                 Err(m) => return self.fail(&release, &m).await,
             };
@@ -788,31 +1157,58 @@ impl Driver {
             return Ok(Step::Next);
         };
         let k = release.step as usize;
-        let Some(wave) = waves.get(k) else { return self.succeed(&release, app, federation).await };
+        let Some(wave) = waves.get(k) else {
+            return self.succeed(&release, app, federation).await;
+        };
         let n = waves.len();
-        let later: Vec<String> = waves[k + 1..].iter().flat_map(|w| w.clusters.iter().cloned()).filter(|c| !wave.clusters.contains(c)).collect();
+        let later: Vec<String> = waves[k + 1..]
+            .iter()
+            .flat_map(|w| w.clusters.iter().cloned())
+            .filter(|c| !wave.clusters.contains(c))
+            .collect();
         let mut bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
         let key = format!("gray-{k}");
         if release.applied != key {
             for service in &services {
-                let objects = release.objects.get(service).cloned().unwrap_or(Value::Array(Vec::new()));
+                let objects = release
+                    .objects
+                    .get(service)
+                    .cloned()
+                    .unwrap_or(Value::Array(Vec::new()));
                 let replicas = app.replicas.get(service).and_then(Value::as_u64).map(|n| n as u32);
-                let binding = match apply_service_holding(federation, app, &release, service, &objects, replicas, &later).await {
-                    Ok(b) => b,
-                    Err(Error::Unavailable(m)) => return Err(Error::Unavailable(m)),
-                    Err(e) => return self.fail(&release, &format!("wave {} of {n} ({}): {service}: {e}", k + 1, wave.name)).await,
-                };
+                let binding =
+                    match apply_service_holding(federation, app, &release, service, &objects, replicas, &later).await {
+                        Ok(b) => b,
+                        Err(Error::Unavailable(m)) => return Err(Error::Unavailable(m)),
+                        Err(e) => {
+                            return self
+                                .fail(
+                                    &release,
+                                    &format!("wave {} of {n} ({}): {service}: {e}", k + 1, wave.name),
+                                )
+                                .await;
+                        }
+                    };
                 bindings.insert(service.clone(), json!(binding.id));
             }
             let mut tx = self.pool.begin().await?;
-            sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1").bind(app.id).bind(Value::Object(bindings)).execute(&mut *tx).await?;
+            sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1")
+                .bind(app.id)
+                .bind(Value::Object(bindings))
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "UPDATE releases SET applied = $2, message = $3, phase_started_at = now(), hold_until = NULL
                  WHERE id = $1 AND state = 'deploying' AND phase = 'rollout' AND step = $4",
             )
             .bind(release.id)
             .bind(&key)
-            .bind(format!("wave {} of {n} ({}): waiting for {} to be Available", k + 1, wave.name, wave.clusters.join(", ")))
+            .bind(format!(
+                "wave {} of {n} ({}): waiting for {} to be Available",
+                k + 1,
+                wave.name,
+                wave.clusters.join(", ")
+            ))
             .bind(release.step)
             .execute(&mut *tx)
             .await?;
@@ -820,23 +1216,59 @@ impl Driver {
             return Ok(Step::Wait);
         }
         let deadline = deadline_seconds.map_or(self.pacing.deadline, |s| Duration::from_secs(u64::from(s)));
-        match self.observe_clusters(federation, &bindings, &services, &wave.clusters).await? {
+        match self
+            .observe_clusters(federation, &bindings, &services, &wave.clusters)
+            .await?
+        {
             Observed::Healthy => {}
             Observed::Waiting(why) => {
-                let overdue = release.phase_started_at.is_some_and(|s| chrono::Utc::now() - s > chrono::Duration::from_std(deadline).unwrap_or_default());
+                let overdue = release
+                    .phase_started_at
+                    .is_some_and(|s| chrono::Utc::now() - s > chrono::Duration::from_std(deadline).unwrap_or_default());
                 if !overdue {
                     return Ok(Step::Wait);
                 }
-                let kept = if later.is_empty() { String::new() } else { format!("; {} keep release {}", later.join(", "), old.number) };
-                return self.fail(&release, &format!("wave {} of {n} ({}) was not Available within {deadline:?} ({why}){kept}", k + 1, wave.name)).await;
+                let kept = if later.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} keep release {}", later.join(", "), old.number)
+                };
+                return self
+                    .fail(
+                        &release,
+                        &format!(
+                            "wave {} of {n} ({}) was not Available within {deadline:?} ({why}){kept}",
+                            k + 1,
+                            wave.name
+                        ),
+                    )
+                    .await;
             }
             Observed::Gone(m) => return self.fail(&release, &m).await,
         }
-        let Some(next) = waves.get(k + 1) else { return self.succeed(&release, app, federation).await };
+        let Some(next) = waves.get(k + 1) else {
+            return self.succeed(&release, app, federation).await;
+        };
         match pause {
             GrayPause::Manual => {
-                let message = format!("wave {} of {n} ({}) runs release {}; promote to go on to {}, or abort to return to release {}", k + 1, wave.name, release.number, next.name, old.number);
-                return Ok(if self.enter(&release, "rollout", "waiting", release.step, &message).await? { Step::Idle } else { Step::Wait });
+                let message = format!(
+                    "wave {} of {n} ({}) runs release {}; promote to go on to {}, or abort to return to release {}",
+                    k + 1,
+                    wave.name,
+                    release.number,
+                    next.name,
+                    old.number
+                );
+                return Ok(
+                    if self
+                        .enter(&release, "rollout", "waiting", release.step, &message)
+                        .await?
+                    {
+                        Step::Idle
+                    } else {
+                        Step::Wait
+                    },
+                );
             }
             GrayPause::Seconds(seconds) if seconds > 0 => {
                 let Some(until) = release.hold_until else {
@@ -855,22 +1287,60 @@ impl Driver {
             }
             GrayPause::Seconds(_) => {}
         }
-        let message = format!("wave {} of {n} ({}) was Available; next {}", k + 1, wave.name, next.name);
-        Ok(if self.enter(&release, "rollout", "rollout", release.step + 1, &message).await? { Step::Next } else { Step::Wait })
+        let message = format!(
+            "wave {} of {n} ({}) was Available; next {}",
+            k + 1,
+            wave.name,
+            next.name
+        );
+        Ok(
+            if self
+                .enter(&release, "rollout", "rollout", release.step + 1, &message)
+                .await?
+            {
+                Step::Next
+            } else {
+                Step::Wait
+            },
+        )
     }
 
     async fn wait_for_person(&self, release: &Release, message: &str) -> Result<Step> {
-        Ok(if self.enter(release, "traffic", "waiting", release.step, message).await? { Step::Idle } else { Step::Wait })
+        Ok(
+            if self.enter(release, "traffic", "waiting", release.step, message).await? {
+                Step::Idle
+            } else {
+                Step::Wait
+            },
+        )
     }
 
-    async fn finishing(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
-        if let Some(s) = self.apply_once(&release, app, old, View::Final, "finishing", federation).await? {
+    async fn finishing(
+        &self,
+        release: Release,
+        app: &Application,
+        old: Option<&Release>,
+        federation: &mut FederationClient,
+    ) -> Result<Step> {
+        if let Some(s) = self
+            .apply_once(&release, app, old, View::Final, "finishing", federation)
+            .await?
+        {
             return Ok(s);
         }
         match self.all_healthy(&release, app, federation).await? {
             Observed::Healthy => self.succeed(&release, app, federation).await,
             Observed::Waiting(_) if !self.overdue(release.phase_started_at) => Ok(Step::Wait),
-            Observed::Waiting(why) => self.fail(&release, &format!("not Healthy within {:?} after the old slot was removed ({why})", self.pacing.deadline)).await,
+            Observed::Waiting(why) => {
+                self.fail(
+                    &release,
+                    &format!(
+                        "not Healthy within {:?} after the old slot was removed ({why})",
+                        self.pacing.deadline
+                    ),
+                )
+                .await
+            }
             Observed::Gone(m) => self.fail(&release, &m).await,
         }
     }
@@ -880,25 +1350,60 @@ impl Driver {
     /// release: every cluster gets the replaced release's objects, unheld). The
     /// release is `aborted` once every cluster has the switch back (the old
     /// slot was running all along, so that is quick).
-    async fn aborting(&self, release: Release, app: &Application, old: Option<&Release>, federation: &mut FederationClient) -> Result<Step> {
-        let Some(old) = old else { return self.fail(&release, "aborted, but there is no earlier release to return to").await };
+    async fn aborting(
+        &self,
+        release: Release,
+        app: &Application,
+        old: Option<&Release>,
+        federation: &mut FederationClient,
+    ) -> Result<Step> {
+        let Some(old) = old else {
+            return self
+                .fail(&release, "aborted, but there is no earlier release to return to")
+                .await;
+        };
         // Aborted before any of the new version was applied: the running
         // version is as it was (at most its pods were taking their slot, its
         // Service selecting them either way), so nothing is switched back.
         let untouched = release.applied_wave < 0 && !release.applied.starts_with("gray");
         if release.applied != "aborting" && !untouched {
-            if let Err(message) = self.apply_view(&release, app, Some(old), View::Back, federation).await? {
-                return self.fail(&release, &format!("returning to release {} was refused: {message}", old.number)).await;
+            if let Err(message) = self
+                .apply_view(&release, app, Some(old), View::Back, federation)
+                .await?
+            {
+                return self
+                    .fail(
+                        &release,
+                        &format!("returning to release {} was refused: {message}", old.number),
+                    )
+                    .await;
             }
             sqlx::query("UPDATE releases SET applied = 'aborting', traffic = 0 WHERE id = $1 AND state = 'deploying' AND phase = 'aborting'").bind(release.id).execute(&self.pool).await?;
             return Ok(Step::Wait);
         }
         let bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
-        let services: Vec<String> = release.objects.as_object().into_iter().flat_map(|m| m.keys()).filter(|s| old.objects.get(s.as_str()).is_some()).cloned().collect();
+        let services: Vec<String> = release
+            .objects
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .filter(|s| old.objects.get(s.as_str()).is_some())
+            .cloned()
+            .collect();
         match self.observe(federation, &bindings, &services).await? {
             Observed::Healthy => {}
             Observed::Waiting(_) if !self.overdue(release.phase_started_at) => return Ok(Step::Wait),
-            Observed::Waiting(why) => return self.fail(&release, &format!("returning to release {} did not settle within {:?} ({why})", old.number, self.pacing.deadline)).await,
+            Observed::Waiting(why) => {
+                return self
+                    .fail(
+                        &release,
+                        &format!(
+                            "returning to release {} did not settle within {:?} ({why})",
+                            old.number, self.pacing.deadline
+                        ),
+                    )
+                    .await;
+            }
             Observed::Gone(m) => return self.fail(&release, &m).await,
         }
         let mut tx = self.pool.begin().await?;
@@ -909,9 +1414,16 @@ impl Driver {
         // An unslotted release a slotted one returned to now runs (adopted)
         // in the first slot; a gray release returned to it as it ran.
         if release.slot.is_some() && !untouched {
-            sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1").bind(old.id).bind(traffic::FIRST_SLOT).execute(&mut *tx).await?;
+            sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1")
+                .bind(old.id)
+                .bind(traffic::FIRST_SLOT)
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1")
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Step::Finished)
     }
@@ -919,7 +1431,11 @@ impl Driver {
     async fn succeed(&self, release: &Release, app: &Application, federation: &mut FederationClient) -> Result<Step> {
         // Services an earlier release had and this one has not are removed.
         let mut bindings: serde_json::Map<String, Value> = app.bindings.as_object().cloned().unwrap_or_default();
-        let gone: Vec<String> = bindings.keys().filter(|s| release.objects.get(s.as_str()).is_none()).cloned().collect();
+        let gone: Vec<String> = bindings
+            .keys()
+            .filter(|s| release.objects.get(s.as_str()).is_none())
+            .cloned()
+            .collect();
         for service in gone {
             if let Some(id) = bindings.get(&service).and_then(Value::as_str) {
                 crate::application::delete_binding(federation, id).await?;
@@ -999,9 +1515,26 @@ mod tests {
             .unwrap()
             .iter()
             .map(|o| {
-                let slot = o["spec"]["selector"]["paas.io/slot"].as_str().or(o["spec"]["template"]["metadata"]["labels"]["paas.io/slot"].as_str()).unwrap_or("-");
-                let weights: Vec<String> = o["spec"]["rules"][0]["backendRefs"].as_array().into_iter().flatten().map(|b| format!("{}={}", b["name"].as_str().unwrap(), b["weight"])).collect();
-                format!("{} {} {slot}{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap(), if weights.is_empty() { String::new() } else { format!(" {}", weights.join(",")) })
+                let slot = o["spec"]["selector"]["paas.io/slot"]
+                    .as_str()
+                    .or(o["spec"]["template"]["metadata"]["labels"]["paas.io/slot"].as_str())
+                    .unwrap_or("-");
+                let weights: Vec<String> = o["spec"]["rules"][0]["backendRefs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|b| format!("{}={}", b["name"].as_str().unwrap(), b["weight"]))
+                    .collect();
+                format!(
+                    "{} {} {slot}{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap(),
+                    if weights.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", weights.join(","))
+                    }
+                )
             })
             .collect();
         out.sort();
@@ -1016,12 +1549,37 @@ mod tests {
         let view = |v| summary(service_objects(&new, Some(&old), "web", v, &gateway).unwrap());
         assert_eq!(
             view(View::Rollout),
-            ["Deployment shop-web blue", "Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-blue=100,shop-web-green=0", "Service shop-web blue", "Service shop-web-blue blue", "Service shop-web-green green"],
+            [
+                "Deployment shop-web blue",
+                "Deployment shop-web-green green",
+                "HTTPRoute shop-web - shop-web-blue=100,shop-web-green=0",
+                "Service shop-web blue",
+                "Service shop-web-blue blue",
+                "Service shop-web-green green"
+            ],
             "an unslotted release replaced runs adopted in blue (its Deployment keeps its name); the new one waits at 0%"
         );
-        assert!(view(View::Traffic(0)).contains(&"HTTPRoute shop-web - shop-web-blue=90,shop-web-green=10".to_string()));
-        assert_eq!(view(View::Final), ["Deployment shop-web-green green", "HTTPRoute shop-web - shop-web-green=100", "Service shop-web green", "Service shop-web-green green"]);
-        assert_eq!(view(View::Back), ["Deployment shop-web blue", "HTTPRoute shop-web - shop-web-blue=100", "Service shop-web blue", "Service shop-web-blue blue"]);
+        assert!(
+            view(View::Traffic(0)).contains(&"HTTPRoute shop-web - shop-web-blue=90,shop-web-green=10".to_string())
+        );
+        assert_eq!(
+            view(View::Final),
+            [
+                "Deployment shop-web-green green",
+                "HTTPRoute shop-web - shop-web-green=100",
+                "Service shop-web green",
+                "Service shop-web-green green"
+            ]
+        );
+        assert_eq!(
+            view(View::Back),
+            [
+                "Deployment shop-web blue",
+                "HTTPRoute shop-web - shop-web-blue=100",
+                "Service shop-web blue",
+                "Service shop-web-blue blue"
+            ]
+        );
         assert_eq!(traffic_at(&new.strategy(), 0), 10);
     }
 
@@ -1031,30 +1589,90 @@ mod tests {
         let old = release(1, Some("blue"), json!({"type": "blue-green"}), "web:1");
         let new = release(2, Some("green"), json!({"type": "blue-green"}), "web:2");
         let view = |v| summary(service_objects(&new, Some(&old), "web", v, &gateway).unwrap());
-        assert_eq!(view(View::Rollout), ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "Service shop-web blue"]);
-        assert_eq!(view(View::Traffic(0)), ["Deployment shop-web-blue blue", "Deployment shop-web-green green", "Service shop-web green"]);
-        assert_eq!(view(View::Back), ["Deployment shop-web-blue blue", "Service shop-web blue"]);
-        assert_eq!(service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(), None, "a service the old release lacked has no binding on the way back");
+        assert_eq!(
+            view(View::Rollout),
+            [
+                "Deployment shop-web-blue blue",
+                "Deployment shop-web-green green",
+                "Service shop-web blue"
+            ]
+        );
+        assert_eq!(
+            view(View::Traffic(0)),
+            [
+                "Deployment shop-web-blue blue",
+                "Deployment shop-web-green green",
+                "Service shop-web green"
+            ]
+        );
+        assert_eq!(
+            view(View::Back),
+            ["Deployment shop-web-blue blue", "Service shop-web blue"]
+        );
+        assert_eq!(
+            service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(),
+            None,
+            "a service the old release lacked has no binding on the way back"
+        );
         let rolling = release(3, None, json!({"type": "rolling"}), "web:3");
         assert_eq!(
             summary(service_objects(&rolling, Some(&new), "web", View::Rollout, &gateway).unwrap()),
-            ["Deployment shop-web -", "Deployment shop-web-green green", "Service shop-web -"],
+            [
+                "Deployment shop-web -",
+                "Deployment shop-web-green green",
+                "Service shop-web -"
+            ],
             "an unslotted release rolls out beside the slot it replaces, its Service selecting both"
         );
-        assert_eq!(service_objects(&rolling, Some(&new), "web", View::Final, &gateway).unwrap().unwrap(), rolling.objects["web"], "then it holds what it rendered");
+        assert_eq!(
+            service_objects(&rolling, Some(&new), "web", View::Final, &gateway)
+                .unwrap()
+                .unwrap(),
+            rolling.objects["web"],
+            "then it holds what it rendered"
+        );
         let after_rolling = release(4, None, json!({"type": "recreate"}), "web:4");
-        assert_eq!(service_objects(&after_rolling, Some(&rolling), "web", View::Rollout, &gateway).unwrap().unwrap(), after_rolling.objects["web"], "one Deployment, rolled in place");
+        assert_eq!(
+            service_objects(&after_rolling, Some(&rolling), "web", View::Rollout, &gateway)
+                .unwrap()
+                .unwrap(),
+            after_rolling.objects["web"],
+            "one Deployment, rolled in place"
+        );
     }
 
     #[test]
     fn gray_waves_follow_the_order_given_then_the_placement() {
-        let targets = [("dc1".to_string(), "p1".to_string()), ("dc2".to_string(), "p2".to_string()), ("dc3".to_string(), "p1".to_string())];
+        let targets = [
+            ("dc1".to_string(), "p1".to_string()),
+            ("dc2".to_string(), "p2".to_string()),
+            ("dc3".to_string(), "p1".to_string()),
+        ];
         let explicit = json!({"explicit": [{"cluster": "dc3"}, {"cluster": "dc1"}, {"cluster": "dc2"}]});
-        let names = |w: Vec<GrayWave>| w.into_iter().map(|w| format!("{}:{}", w.name, w.clusters.join("+"))).collect::<Vec<_>>();
-        assert_eq!(names(gray_waves(GrayBy::Cluster, &[], &explicit, &targets).unwrap()), ["dc3:dc3", "dc1:dc1", "dc2:dc2"], "an explicit placement's order");
-        assert_eq!(names(gray_waves(GrayBy::Cluster, &["dc2".into()], &json!({"policy": {}}), &targets).unwrap()), ["dc2:dc2", "dc1:dc1", "dc3:dc3"], "named first, the rest by name");
-        assert_eq!(names(gray_waves(GrayBy::Partition, &[], &explicit, &targets).unwrap()), ["p1:dc3+dc1", "p2:dc2"], "a partition's clusters go together");
-        assert_eq!(names(gray_waves(GrayBy::Partition, &["p2".into()], &explicit, &targets).unwrap()), ["p2:dc2", "p1:dc3+dc1"]);
+        let names = |w: Vec<GrayWave>| {
+            w.into_iter()
+                .map(|w| format!("{}:{}", w.name, w.clusters.join("+")))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(gray_waves(GrayBy::Cluster, &[], &explicit, &targets).unwrap()),
+            ["dc3:dc3", "dc1:dc1", "dc2:dc2"],
+            "an explicit placement's order"
+        );
+        assert_eq!(
+            names(gray_waves(GrayBy::Cluster, &["dc2".into()], &json!({"policy": {}}), &targets).unwrap()),
+            ["dc2:dc2", "dc1:dc1", "dc3:dc3"],
+            "named first, the rest by name"
+        );
+        assert_eq!(
+            names(gray_waves(GrayBy::Partition, &[], &explicit, &targets).unwrap()),
+            ["p1:dc3+dc1", "p2:dc2"],
+            "a partition's clusters go together"
+        );
+        assert_eq!(
+            names(gray_waves(GrayBy::Partition, &["p2".into()], &explicit, &targets).unwrap()),
+            ["p2:dc2", "p1:dc3+dc1"]
+        );
         let e = gray_waves(GrayBy::Cluster, &["dc9".into()], &explicit, &targets).unwrap_err();
         assert!(e.contains("dc9"), "{e}");
     }
@@ -1064,10 +1682,27 @@ mod tests {
         let gateway = GatewayRef::default();
         let old = release(1, Some("blue"), json!({"type": "blue-green"}), "web:1");
         let new = release(2, None, json!({"type": "gray", "pause": "manual"}), "web:2");
-        assert_eq!(service_objects(&new, Some(&old), "web", View::Rollout, &gateway).unwrap().unwrap(), new.objects["web"]);
-        assert_eq!(summary(service_objects(&new, Some(&old), "web", View::Back, &gateway).unwrap()), ["Deployment shop-web-blue blue", "Service shop-web blue"], "back to the slot the old release served from");
-        assert_eq!(service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(), None);
+        assert_eq!(
+            service_objects(&new, Some(&old), "web", View::Rollout, &gateway)
+                .unwrap()
+                .unwrap(),
+            new.objects["web"]
+        );
+        assert_eq!(
+            summary(service_objects(&new, Some(&old), "web", View::Back, &gateway).unwrap()),
+            ["Deployment shop-web-blue blue", "Service shop-web blue"],
+            "back to the slot the old release served from"
+        );
+        assert_eq!(
+            service_objects(&new, Some(&old), "cache", View::Back, &gateway).unwrap(),
+            None
+        );
         let rolling = release(1, None, json!({"type": "rolling"}), "web:1");
-        assert_eq!(service_objects(&new, Some(&rolling), "web", View::Back, &gateway).unwrap().unwrap(), rolling.objects["web"]);
+        assert_eq!(
+            service_objects(&new, Some(&rolling), "web", View::Back, &gateway)
+                .unwrap()
+                .unwrap(),
+            rolling.objects["web"]
+        );
     }
 }

@@ -55,7 +55,11 @@ pub fn render(app: &Application, release: &Release) -> Result<Vec<Value>> {
             }));
         }
         if !ports.is_empty() {
-            let node_port = service.containers.iter().flat_map(|c| &c.ports).any(|p| p.node_port.is_some());
+            let node_port = service
+                .containers
+                .iter()
+                .flat_map(|c| &c.ports)
+                .any(|p| p.node_port.is_some());
             objects.push(json!({
                 "apiVersion": "v1", "kind": "Service", "metadata": meta(&name),
                 "spec": {
@@ -66,7 +70,11 @@ pub fn render(app: &Application, release: &Release) -> Result<Vec<Value>> {
                 }
             }));
         }
-        let claims: Vec<(&str, &crate::spec::Claim)> = service.volumes.iter().filter_map(|v| v.pvc.as_ref().map(|c| (v.name.as_str(), c))).collect();
+        let claims: Vec<(&str, &crate::spec::Claim)> = service
+            .volumes
+            .iter()
+            .filter_map(|v| v.pvc.as_ref().map(|c| (v.name.as_str(), c)))
+            .collect();
         if service.controller != Controller::StatefulSet {
             for (volume, claim) in &claims {
                 objects.push(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(&format!("{name}-{volume}")), "spec": claim_spec(claim)?}));
@@ -88,10 +96,17 @@ pub fn render(app: &Application, release: &Release) -> Result<Vec<Value>> {
 /// # Errors
 /// Longer than a DNS label allows.
 pub fn object_name(app: &str, service: &str) -> Result<String> {
-    let name = if app == service { app.to_string() } else { format!("{app}-{service}") };
+    let name = if app == service {
+        app.to_string()
+    } else {
+        format!("{app}-{service}")
+    };
     // Room for the longest suffix added (`-headless`).
     if name.len() + "-headless".len() > 63 {
-        return Err(Error::invalid("app", format!("{name} is too long for Kubernetes names; use a shorter application or service name")));
+        return Err(Error::invalid(
+            "app",
+            format!("{name} is too long for Kubernetes names; use a shorter application or service name"),
+        ));
     }
     Ok(name)
 }
@@ -146,7 +161,14 @@ fn claim_spec(claim: &crate::spec::Claim) -> Result<Value> {
     Ok(spec)
 }
 
-fn workload(service: &Service, name: &str, selector: &Value, meta: Value, labels: &Map<String, Value>, claims: &[(&str, &crate::spec::Claim)]) -> Result<Value> {
+fn workload(
+    service: &Service,
+    name: &str,
+    selector: &Value,
+    meta: Value,
+    labels: &Map<String, Value>,
+    claims: &[(&str, &crate::spec::Claim)],
+) -> Result<Value> {
     let kind = match service.controller {
         Controller::Deployment => "Deployment",
         Controller::StatefulSet => "StatefulSet",
@@ -169,10 +191,20 @@ fn workload(service: &Service, name: &str, selector: &Value, meta: Value, labels
             volumes.push(json!({"name": v.name, "persistentVolumeClaim": {"claimName": format!("{name}-{}", v.name)}}));
         }
     }
-    let mut configs: Vec<&str> = service.containers.iter().flat_map(|c| &c.config_refs).filter(|r| r.mount_path.is_some()).map(|r| r.config.as_str()).collect();
+    let mut configs: Vec<&str> = service
+        .containers
+        .iter()
+        .flat_map(|c| &c.config_refs)
+        .filter(|r| r.mount_path.is_some())
+        .map(|r| r.config.as_str())
+        .collect();
     configs.sort_unstable();
     configs.dedup();
-    volumes.extend(configs.iter().map(|c| json!({"name": format!("config-{c}"), "configMap": {"name": c}})));
+    volumes.extend(
+        configs
+            .iter()
+            .map(|c| json!({"name": format!("config-{c}"), "configMap": {"name": c}})),
+    );
     let containers = service.containers.iter().map(container).collect::<Result<Vec<_>>>()?;
     let mut pod = json!({"containers": containers});
     if !volumes.is_empty() {
@@ -182,7 +214,8 @@ fn workload(service: &Service, name: &str, selector: &Value, meta: Value, labels
         pod["hostNetwork"] = json!(true);
         pod["dnsPolicy"] = json!("ClusterFirstWithHostNet");
     }
-    let mut spec = json!({"selector": {"matchLabels": selector}, "template": {"metadata": {"labels": labels}, "spec": pod}});
+    let mut spec =
+        json!({"selector": {"matchLabels": selector}, "template": {"metadata": {"labels": labels}, "spec": pod}});
     // An autoscaler owns the replica count; writing it here would fight it
     // at every apply.
     if service.controller != Controller::DaemonSet && service.autoscaling.is_none() {
@@ -206,19 +239,32 @@ fn container(c: &Container) -> Result<Value> {
     if !c.command.is_empty() {
         out["command"] = json!(c.command);
     }
-    let mut env: Vec<Value> = c.env.iter().map(|e| json!({"name": e.name, "value": e.value})).collect();
-    env.extend(c.config_refs.iter().filter_map(|r| r.env.as_ref().map(|var| json!({"name": var, "valueFrom": {"configMapKeyRef": {"name": r.config, "key": r.item}}}))));
+    let mut env: Vec<Value> = c
+        .env
+        .iter()
+        .map(|e| json!({"name": e.name, "value": e.value}))
+        .collect();
+    env.extend(c.config_refs.iter().filter_map(|r| {
+        r.env
+            .as_ref()
+            .map(|var| json!({"name": var, "valueFrom": {"configMapKeyRef": {"name": r.config, "key": r.item}}}))
+    }));
     if !env.is_empty() {
         out["env"] = json!(env);
     }
     if !c.ports.is_empty() {
-        out["ports"] = json!(c.ports.iter().map(|p| {
-            let mut port = json!({"containerPort": p.container_port, "protocol": protocol(p.protocol)});
-            if let Some(name) = &p.name {
-                port["name"] = json!(name);
-            }
-            port
-        }).collect::<Vec<_>>());
+        out["ports"] = json!(
+            c.ports
+                .iter()
+                .map(|p| {
+                    let mut port = json!({"containerPort": p.container_port, "protocol": protocol(p.protocol)});
+                    if let Some(name) = &p.name {
+                        port["name"] = json!(name);
+                    }
+                    port
+                })
+                .collect::<Vec<_>>()
+        );
     }
     let r = &c.resources;
     let amounts = |pairs: [(&str, &Option<String>); 2]| -> Result<Map<String, Value>> {
@@ -242,7 +288,11 @@ fn container(c: &Container) -> Result<Value> {
     if !resources.is_empty() {
         out["resources"] = Value::Object(resources);
     }
-    let mut mounts: Vec<Value> = c.volume_mounts.iter().map(|m| json!({"name": m.volume, "mountPath": m.path, "readOnly": m.read_only})).collect();
+    let mut mounts: Vec<Value> = c
+        .volume_mounts
+        .iter()
+        .map(|m| json!({"name": m.volume, "mountPath": m.path, "readOnly": m.read_only}))
+        .collect();
     mounts.extend(c.config_refs.iter().filter_map(|r| {
         r.mount_path.as_ref().map(|path| json!({"name": format!("config-{}", r.config), "mountPath": path, "subPath": r.item, "readOnly": true}))
     }));
@@ -280,9 +330,15 @@ fn probe(p: &Probe) -> Value {
 }
 
 fn autoscaler(a: &Autoscaling, controller: Controller, name: &str) -> Result<Value> {
-    let kind = if controller == Controller::StatefulSet { "StatefulSet" } else { "Deployment" };
+    let kind = if controller == Controller::StatefulSet {
+        "StatefulSet"
+    } else {
+        "Deployment"
+    };
     let metric = match (&a.cpu_utilization, &a.metric) {
-        (Some(cpu), _) => json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}),
+        (Some(cpu), _) => {
+            json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}})
+        }
         (None, Some(m)) => json!({
             "type": "Pods",
             "pods": {"metric": {"name": m.name}, "target": {"type": "AverageValue", "averageValue": canonical("autoscaling.metric.target_average_value", &m.target_average_value)?}}

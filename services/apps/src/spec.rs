@@ -454,9 +454,14 @@ impl Spec {
             return Err(invalid("spec", format!("must be at most {MAX_SPEC_BYTES} bytes")));
         }
         let raw: Value = serde_json::from_str(text).map_err(|e| invalid("spec", format!("is not JSON: {e}")))?;
-        let Value::Object(top) = &raw else { return Err(invalid("spec", "must be a JSON object")) };
+        let Value::Object(top) = &raw else {
+            return Err(invalid("spec", "must be a JSON object"));
+        };
         if let Some(key) = top.keys().find(|k| !matches!(k.as_str(), "parameters" | "services")) {
-            return Err(invalid(format!("spec.{key}"), "is not a field of a spec (parameters, services)"));
+            return Err(invalid(
+                format!("spec.{key}"),
+                "is not a field of a spec (parameters, services)",
+            ));
         }
         let parameters: Vec<Parameter> = match top.get("parameters") {
             None => Vec::new(),
@@ -465,18 +470,28 @@ impl Spec {
         let mut names = BTreeSet::new();
         for (i, p) in parameters.iter().enumerate() {
             let field = format!("spec.parameters[{i}]");
-            if p.name.is_empty() || p.name.len() > 63 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if p.name.is_empty() || p.name.len() > 63 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
                 return Err(invalid(format!("{field}.name"), "must be 1-63 letters, digits or _"));
             }
             if !names.insert(p.name.clone()) {
-                return Err(invalid(format!("{field}.name"), format!("{} is declared twice", p.name)));
+                return Err(invalid(
+                    format!("{field}.name"),
+                    format!("{} is declared twice", p.name),
+                ));
             }
             if let Some(default) = &p.default {
-                p.admit(default).map_err(|why| invalid(format!("{field}.default"), why))?;
+                p.admit(default)
+                    .map_err(|why| invalid(format!("{field}.default"), why))?;
             }
         }
         let spec = Self { raw, parameters };
-        let samples = spec.parameters.iter().filter(|p| p.default.is_none()).map(|p| (p.name.clone(), p.sample())).collect();
+        let samples = spec
+            .parameters
+            .iter()
+            .filter(|p| p.default.is_none())
+            .map(|p| (p.name.clone(), p.sample()))
+            .collect();
         spec.resolve(&samples)?;
         Ok(spec)
     }
@@ -507,7 +522,10 @@ impl Spec {
     /// invalid application (`spec.<path>`).
     pub fn resolve(&self, values: &BTreeMap<String, Value>) -> Result<Application> {
         if let Some(unknown) = values.keys().find(|k| !self.parameters.iter().any(|p| &p.name == *k)) {
-            return Err(invalid(format!("parameters.{unknown}"), "is not a parameter of this template"));
+            return Err(invalid(
+                format!("parameters.{unknown}"),
+                "is not a parameter of this template",
+            ));
         }
         let mut resolved = BTreeMap::new();
         for p in &self.parameters {
@@ -516,7 +534,8 @@ impl Spec {
                 None if p.required => return Err(invalid(format!("parameters.{}", p.name), "is required")),
                 None => p.empty(),
             };
-            p.admit(&value).map_err(|why| invalid(format!("parameters.{}", p.name), why))?;
+            p.admit(&value)
+                .map_err(|why| invalid(format!("parameters.{}", p.name), why))?;
             resolved.insert(p.name.clone(), value);
         }
         let mut body = self.raw.clone();
@@ -535,7 +554,11 @@ impl Spec {
 fn typed<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { prefix.to_string() } else { format!("{prefix}.{path}") };
+        let field = if path == "." {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{path}")
+        };
         invalid(field, e.into_inner().to_string())
     })
 }
@@ -544,8 +567,15 @@ fn typed<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T
 fn substitute(value: Value, params: &BTreeMap<String, Value>, field: &str) -> Result<Value> {
     Ok(match value {
         Value::String(s) => {
-            if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')).filter(|n| !n.contains("${") && !n.contains('}')) {
-                return params.get(name).cloned().ok_or_else(|| invalid(field, format!("names ${{{name}}}, which is not a parameter")));
+            if let Some(name) = s
+                .strip_prefix("${")
+                .and_then(|r| r.strip_suffix('}'))
+                .filter(|n| !n.contains("${") && !n.contains('}'))
+            {
+                return params
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| invalid(field, format!("names ${{{name}}}, which is not a parameter")));
             }
             let mut out = String::new();
             let mut rest = s.as_str();
@@ -564,8 +594,18 @@ fn substitute(value: Value, params: &BTreeMap<String, Value>, field: &str) -> Re
             out.push_str(rest);
             Value::String(out)
         }
-        Value::Array(items) => Value::Array(items.into_iter().enumerate().map(|(i, v)| substitute(v, params, &format!("{field}[{i}]"))).collect::<Result<_>>()?),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| Ok((k.clone(), substitute(v, params, &format!("{field}.{k}"))?))).collect::<Result<_>>()?),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| substitute(v, params, &format!("{field}[{i}]")))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| Ok((k.clone(), substitute(v, params, &format!("{field}.{k}"))?)))
+                .collect::<Result<_>>()?,
+        ),
         other => other,
     })
 }
@@ -576,19 +616,27 @@ impl Parameter {
         let number = match (self.kind, value) {
             (ParameterKind::String, Value::String(s)) => {
                 if self.max_length.is_some_and(|max| s.chars().count() > max) {
-                    return Err(format!("must be at most {} characters", self.max_length.unwrap_or_default()));
+                    return Err(format!(
+                        "must be at most {} characters",
+                        self.max_length.unwrap_or_default()
+                    ));
                 }
                 None
             }
             (ParameterKind::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => n.as_f64(),
             (ParameterKind::Number, Value::Number(n)) => n.as_f64(),
             (ParameterKind::Boolean, Value::Bool(_)) => None,
-            (kind, _) => return Err(format!("must be {}", match kind {
-                ParameterKind::String => "a string",
-                ParameterKind::Integer => "a whole number",
-                ParameterKind::Number => "a number",
-                ParameterKind::Boolean => "true or false",
-            })),
+            (kind, _) => {
+                return Err(format!(
+                    "must be {}",
+                    match kind {
+                        ParameterKind::String => "a string",
+                        ParameterKind::Integer => "a whole number",
+                        ParameterKind::Number => "a number",
+                        ParameterKind::Boolean => "true or false",
+                    }
+                ));
+            }
         };
         if let Some(n) = number {
             if self.minimum.is_some_and(|min| n < min) {
@@ -611,7 +659,9 @@ impl Parameter {
         }
         match self.kind {
             ParameterKind::String => Value::String("sample".into()),
-            ParameterKind::Integer | ParameterKind::Number => serde_json::json!(self.minimum.map_or(1, |m| m.ceil().max(1.0) as i64)),
+            ParameterKind::Integer | ParameterKind::Number => {
+                serde_json::json!(self.minimum.map_or(1, |m| m.ceil().max(1.0) as i64))
+            }
             ParameterKind::Boolean => Value::Bool(false),
         }
     }
@@ -620,7 +670,9 @@ impl Parameter {
     fn empty(&self) -> Value {
         match self.kind {
             ParameterKind::String => Value::String(String::new()),
-            ParameterKind::Integer | ParameterKind::Number => serde_json::json!(self.minimum.map_or(0, |m| m.ceil() as i64)),
+            ParameterKind::Integer | ParameterKind::Number => {
+                serde_json::json!(self.minimum.map_or(0, |m| m.ceil() as i64))
+            }
             ParameterKind::Boolean => Value::Bool(false),
         }
     }
@@ -656,11 +708,17 @@ impl Application {
             let f = format!("spec.services[{i}]");
             label(&format!("{f}.name"), &s.name)?;
             if self.services.iter().filter(|o| o.name == s.name).count() > 1 {
-                return Err(invalid(format!("{f}.name"), format!("{} is used by two services", s.name)));
+                return Err(invalid(
+                    format!("{f}.name"),
+                    format!("{} is used by two services", s.name),
+                ));
             }
             for (j, d) in s.depends_on.iter().enumerate() {
                 if !names.contains(d.as_str()) || d == &s.name {
-                    return Err(invalid(format!("{f}.depends_on[{j}]"), format!("{d} is not another service of this application")));
+                    return Err(invalid(
+                        format!("{f}.depends_on[{j}]"),
+                        format!("{d} is not another service of this application"),
+                    ));
                 }
             }
             s.validate(&f)?;
@@ -680,12 +738,22 @@ impl Application {
             let wave: Vec<&str> = self
                 .services
                 .iter()
-                .filter(|s| !placed.contains(s.name.as_str()) && s.depends_on.iter().all(|d| placed.contains(d.as_str())))
+                .filter(|s| {
+                    !placed.contains(s.name.as_str()) && s.depends_on.iter().all(|d| placed.contains(d.as_str()))
+                })
                 .map(|s| s.name.as_str())
                 .collect();
             if wave.is_empty() {
-                let stuck: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).filter(|n| !placed.contains(n)).collect();
-                return Err(invalid("spec.services", format!("the dependencies of {} form a cycle", stuck.join(", "))));
+                let stuck: Vec<&str> = self
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .filter(|n| !placed.contains(n))
+                    .collect();
+                return Err(invalid(
+                    "spec.services",
+                    format!("the dependencies of {} form a cycle", stuck.join(", ")),
+                ));
             }
             placed.extend(wave.iter().copied());
             waves.push(wave.into_iter().map(str::to_string).collect());
@@ -700,14 +768,25 @@ impl Service {
             return Err(invalid(format!("{f}.containers"), "must have at least one container"));
         }
         if self.controller == Controller::DaemonSet && self.autoscaling.is_some() {
-            return Err(invalid(format!("{f}.autoscaling"), "a DaemonSet runs one pod per node and cannot autoscale"));
+            return Err(invalid(
+                format!("{f}.autoscaling"),
+                "a DaemonSet runs one pod per node and cannot autoscale",
+            ));
         }
         if self.replicas > 1000 {
             return Err(invalid(format!("{f}.replicas"), "must be at most 1000"));
         }
         for (k, v) in &self.labels {
-            if k.is_empty() || k.len() > 253 || v.len() > 63 || k.starts_with("paas.io/") || k.starts_with("app.kubernetes.io/") {
-                return Err(invalid(format!("{f}.labels.{k}"), "must be a Kubernetes label not reserved by the platform (paas.io/, app.kubernetes.io/)"));
+            if k.is_empty()
+                || k.len() > 253
+                || v.len() > 63
+                || k.starts_with("paas.io/")
+                || k.starts_with("app.kubernetes.io/")
+            {
+                return Err(invalid(
+                    format!("{f}.labels.{k}"),
+                    "must be a Kubernetes label not reserved by the platform (paas.io/, app.kubernetes.io/)",
+                ));
             }
         }
         let mut volumes = BTreeSet::new();
@@ -715,9 +794,15 @@ impl Service {
             let vf = format!("{f}.volumes[{i}]");
             label(&format!("{vf}.name"), &v.name)?;
             if !volumes.insert(v.name.as_str()) {
-                return Err(invalid(format!("{vf}.name"), format!("{} is used by two volumes", v.name)));
+                return Err(invalid(
+                    format!("{vf}.name"),
+                    format!("{} is used by two volumes", v.name),
+                ));
             }
-            let sources = [v.empty_dir.is_some(), v.host_path.is_some(), v.pvc.is_some()].into_iter().filter(|b| *b).count();
+            let sources = [v.empty_dir.is_some(), v.host_path.is_some(), v.pvc.is_some()]
+                .into_iter()
+                .filter(|b| *b)
+                .count();
             if sources != 1 {
                 return Err(invalid(vf, "must have exactly one of empty_dir, host_path, pvc"));
             }
@@ -729,8 +814,14 @@ impl Service {
             }
             if let Some(c) = &v.pvc {
                 quantity(&format!("{vf}.pvc.size"), Some(&c.size))?;
-                if !matches!(c.access_mode.as_str(), "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod") {
-                    return Err(invalid(format!("{vf}.pvc.access_mode"), "must be ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"));
+                if !matches!(
+                    c.access_mode.as_str(),
+                    "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod"
+                ) {
+                    return Err(invalid(
+                        format!("{vf}.pvc.access_mode"),
+                        "must be ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod",
+                    ));
                 }
             }
         }
@@ -740,21 +831,35 @@ impl Service {
             let cf = format!("{f}.containers[{i}]");
             label(&format!("{cf}.name"), &c.name)?;
             if !container_names.insert(c.name.as_str()) {
-                return Err(invalid(format!("{cf}.name"), format!("{} is used by two containers", c.name)));
+                return Err(invalid(
+                    format!("{cf}.name"),
+                    format!("{} is used by two containers", c.name),
+                ));
             }
             c.validate(&cf, &volumes, &mut ports)?;
         }
         if let Some(a) = &self.autoscaling {
             let af = format!("{f}.autoscaling");
             if a.min_replicas == 0 || a.min_replicas > a.max_replicas {
-                return Err(invalid(format!("{af}.min_replicas"), "must be at least 1 and at most max_replicas"));
+                return Err(invalid(
+                    format!("{af}.min_replicas"),
+                    "must be at least 1 and at most max_replicas",
+                ));
             }
             match (a.cpu_utilization, &a.metric) {
                 (Some(cpu), None) => {
                     if !(1..=100).contains(&cpu) {
-                        return Err(invalid(format!("{af}.cpu_utilization"), "must be 1-100 (percent of the CPU request)"));
+                        return Err(invalid(
+                            format!("{af}.cpu_utilization"),
+                            "must be 1-100 (percent of the CPU request)",
+                        ));
                     }
-                    if let Some((i, _)) = self.containers.iter().enumerate().find(|(_, c)| c.resources.cpu_request.is_none()) {
+                    if let Some((i, _)) = self
+                        .containers
+                        .iter()
+                        .enumerate()
+                        .find(|(_, c)| c.resources.cpu_request.is_none())
+                    {
                         return Err(invalid(
                             format!("{f}.containers[{i}].resources.cpu_request"),
                             "autoscaling on CPU needs a CPU request on every container",
@@ -765,7 +870,10 @@ impl Service {
                     if m.name.is_empty() {
                         return Err(invalid(format!("{af}.metric.name"), "must name a metric"));
                     }
-                    quantity(&format!("{af}.metric.target_average_value"), Some(&m.target_average_value))?;
+                    quantity(
+                        &format!("{af}.metric.target_average_value"),
+                        Some(&m.target_average_value),
+                    )?;
                 }
                 _ => return Err(invalid(af, "must have exactly one of cpu_utilization, metric")),
             }
@@ -773,7 +881,10 @@ impl Service {
         for (i, rule) in self.ingress.iter().enumerate() {
             let rf = format!("{f}.ingress[{i}]");
             if !ports.contains(&rule.port) {
-                return Err(invalid(format!("{rf}.port"), format!("{} is not a port of the service's containers", rule.port)));
+                return Err(invalid(
+                    format!("{rf}.port"),
+                    format!("{} is not a port of the service's containers", rule.port),
+                ));
             }
             if let Some(host) = &rule.host {
                 let bare = host.strip_prefix("*.").unwrap_or(host);
@@ -796,8 +907,14 @@ impl Container {
         }
         let r = &self.resources;
         let rf = format!("{cf}.resources");
-        let cpu = (quantity(&format!("{rf}.cpu_request"), r.cpu_request.as_ref())?, quantity(&format!("{rf}.cpu_limit"), r.cpu_limit.as_ref())?);
-        let memory = (quantity(&format!("{rf}.memory_request"), r.memory_request.as_ref())?, quantity(&format!("{rf}.memory_limit"), r.memory_limit.as_ref())?);
+        let cpu = (
+            quantity(&format!("{rf}.cpu_request"), r.cpu_request.as_ref())?,
+            quantity(&format!("{rf}.cpu_limit"), r.cpu_limit.as_ref())?,
+        );
+        let memory = (
+            quantity(&format!("{rf}.memory_request"), r.memory_request.as_ref())?,
+            quantity(&format!("{rf}.memory_limit"), r.memory_limit.as_ref())?,
+        );
         if let (Some(request), Some(limit)) = cpu
             && request > limit
         {
@@ -814,18 +931,27 @@ impl Container {
                 return Err(invalid(format!("{pf}.container_port"), "must be 1-65535"));
             }
             if !ports.insert(p.container_port) {
-                return Err(invalid(format!("{pf}.container_port"), format!("{} is used twice in the service", p.container_port)));
+                return Err(invalid(
+                    format!("{pf}.container_port"),
+                    format!("{} is used twice in the service", p.container_port),
+                ));
             }
             if let Some(name) = &p.name
                 && (name.len() > 15 || DnsLabel::parse("name", name).is_err())
             {
-                return Err(invalid(format!("{pf}.name"), "must be a DNS label of at most 15 characters"));
+                return Err(invalid(
+                    format!("{pf}.name"),
+                    "must be a DNS label of at most 15 characters",
+                ));
             }
             if let Some(n) = p.node_port
                 && n != 0
                 && !(1024..=65535).contains(&n)
             {
-                return Err(invalid(format!("{pf}.node_port"), "must be 0 (drawn from the pool) or a port of the cluster's NodePort range"));
+                return Err(invalid(
+                    format!("{pf}.node_port"),
+                    "must be 0 (drawn from the pool) or a port of the cluster's NodePort range",
+                ));
             }
         }
         let mut names = BTreeSet::new();
@@ -836,8 +962,17 @@ impl Container {
         for (i, c) in self.config_refs.iter().enumerate() {
             let cr = format!("{cf}.config_refs[{i}]");
             label(&format!("{cr}.config"), &c.config)?;
-            if c.item.is_empty() || c.item.len() > 253 || !c.item.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.')) {
-                return Err(invalid(format!("{cr}.item"), "must be a ConfigMap key (letters, digits, -, _, .)"));
+            if c.item.is_empty()
+                || c.item.len() > 253
+                || !c
+                    .item
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+            {
+                return Err(invalid(
+                    format!("{cr}.item"),
+                    "must be a ConfigMap key (letters, digits, -, _, .)",
+                ));
             }
             match (&c.mount_path, &c.env) {
                 (Some(path), None) => absolute_path(&format!("{cr}.mount_path"), path)?,
@@ -853,14 +988,20 @@ impl Container {
         for (i, m) in self.volume_mounts.iter().enumerate() {
             let mf = format!("{cf}.volume_mounts[{i}]");
             if !volumes.contains(m.volume.as_str()) {
-                return Err(invalid(format!("{mf}.volume"), format!("{} is not a volume of the service", m.volume)));
+                return Err(invalid(
+                    format!("{mf}.volume"),
+                    format!("{} is not a volume of the service", m.volume),
+                ));
             }
             absolute_path(&format!("{mf}.path"), &m.path)?;
         }
         for (probe, name) in [(&self.liveness, "liveness"), (&self.readiness, "readiness")] {
             let Some(p) = probe else { continue };
             let pf = format!("{cf}.{name}");
-            let kinds = [p.http_get.is_some(), p.tcp.is_some(), p.exec.is_some()].into_iter().filter(|b| *b).count();
+            let kinds = [p.http_get.is_some(), p.tcp.is_some(), p.exec.is_some()]
+                .into_iter()
+                .filter(|b| *b)
+                .count();
             if kinds != 1 {
                 return Err(invalid(pf, "must have exactly one of http_get, tcp, exec"));
             }
@@ -877,7 +1018,10 @@ impl Container {
                 return Err(invalid(pf, "timeout, period and thresholds must be at least 1"));
             }
             if name == "liveness" && p.success_threshold != 1 {
-                return Err(invalid(format!("{pf}.success_threshold"), "must be 1 for a liveness probe"));
+                return Err(invalid(
+                    format!("{pf}.success_threshold"),
+                    "must be 1 for a liveness probe",
+                ));
             }
         }
         Ok(())
@@ -885,8 +1029,16 @@ impl Container {
 }
 
 fn env_name(field: &str, name: &str) -> Result<()> {
-    let ok = !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok { Ok(()) } else { Err(invalid(field, "must be an environment variable name")) }
+    let ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, "must be an environment variable name"))
+    }
 }
 
 #[cfg(test)]
@@ -919,7 +1071,12 @@ mod tests {
     #[test]
     fn parameters_fill_placeholders_with_their_types() {
         let spec = Spec::check(&web().to_string()).unwrap();
-        let app = spec.resolve(&BTreeMap::from([("tag".to_string(), json!("1.4.2")), ("replicas".to_string(), json!(3))])).unwrap();
+        let app = spec
+            .resolve(&BTreeMap::from([
+                ("tag".to_string(), json!("1.4.2")),
+                ("replicas".to_string(), json!(3)),
+            ]))
+            .unwrap();
         assert_eq!(app.services[0].replicas, 3);
         assert_eq!(app.services[0].containers[0].image, "registry.example/web:1.4.2");
         assert_eq!(app.services[0].labels["tier"], "front", "the default");
@@ -928,14 +1085,37 @@ mod tests {
     #[test]
     fn parameters_are_checked_against_their_schema_and_name_the_parameter() {
         let spec = Spec::check(&web().to_string()).unwrap();
-        let with = |pairs: &[(&str, Value)]| spec.resolve(&pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()).unwrap_err();
+        let with = |pairs: &[(&str, Value)]| {
+            spec.resolve(&pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+                .unwrap_err()
+        };
         assert_eq!(field(with(&[])), "parameters.tag", "required");
         assert_eq!(field(with(&[("tag", json!(1))])), "parameters.tag", "a string");
-        assert_eq!(field(with(&[("tag", json!("x".repeat(21)))])), "parameters.tag", "too long");
-        assert_eq!(field(with(&[("tag", json!("a")), ("replicas", json!(21))])), "parameters.replicas", "above maximum");
-        assert_eq!(field(with(&[("tag", json!("a")), ("replicas", json!(2.5))])), "parameters.replicas", "whole");
-        assert_eq!(field(with(&[("tag", json!("a")), ("tier", json!("middle"))])), "parameters.tier", "enum");
-        assert_eq!(field(with(&[("tag", json!("a")), ("colour", json!("red"))])), "parameters.colour", "unknown");
+        assert_eq!(
+            field(with(&[("tag", json!("x".repeat(21)))])),
+            "parameters.tag",
+            "too long"
+        );
+        assert_eq!(
+            field(with(&[("tag", json!("a")), ("replicas", json!(21))])),
+            "parameters.replicas",
+            "above maximum"
+        );
+        assert_eq!(
+            field(with(&[("tag", json!("a")), ("replicas", json!(2.5))])),
+            "parameters.replicas",
+            "whole"
+        );
+        assert_eq!(
+            field(with(&[("tag", json!("a")), ("tier", json!("middle"))])),
+            "parameters.tier",
+            "enum"
+        );
+        assert_eq!(
+            field(with(&[("tag", json!("a")), ("colour", json!("red"))])),
+            "parameters.colour",
+            "unknown"
+        );
     }
 
     #[test]
@@ -945,16 +1125,47 @@ mod tests {
             f(&mut spec);
             field(Spec::check(&spec.to_string()).unwrap_err())
         };
-        assert_eq!(bad(&|s| s["services"][0]["containers"][0]["resources"]["cpu_request"] = json!("lots")), "spec.services[0].containers[0].resources.cpu_request");
-        assert_eq!(bad(&|s| s["services"][0]["containers"][0]["resources"] = json!({})), "spec.services[0].containers[0].resources.cpu_request", "HPA on CPU needs a CPU request");
-        assert_eq!(bad(&|s| s["services"][0]["controller"] = json!("ReplicaSet")), "spec.services[0].controller");
-        assert_eq!(bad(&|s| s["services"][0]["replicas"] = json!("${nope}")), "spec.services[0].replicas");
-        assert_eq!(bad(&|s| s["services"][0]["containers"][0]["colour"] = json!("red")), "spec.services[0].containers[0].colour");
-        assert_eq!(bad(&|s| s["services"][0]["containers"][0]["volume_mounts"] = json!([{"volume": "data", "path": "/d"}])), "spec.services[0].containers[0].volume_mounts[0].volume");
-        assert_eq!(bad(&|s| s["services"][0]["ingress"] = json!([{"host": "web.example.com", "port": 9090}])), "spec.services[0].ingress[0].port");
-        assert_eq!(bad(&|s| s["services"][0]["depends_on"] = json!(["web"])), "spec.services[0].depends_on[0]");
-        assert_eq!(bad(&|s| s["parameters"][0]["default"] = json!(0)), "spec.parameters[0].default");
-        assert_eq!(bad(&|s| s["services"][0]["name"] = json!("Web")), "spec.services[0].name");
+        assert_eq!(
+            bad(&|s| s["services"][0]["containers"][0]["resources"]["cpu_request"] = json!("lots")),
+            "spec.services[0].containers[0].resources.cpu_request"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["containers"][0]["resources"] = json!({})),
+            "spec.services[0].containers[0].resources.cpu_request",
+            "HPA on CPU needs a CPU request"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["controller"] = json!("ReplicaSet")),
+            "spec.services[0].controller"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["replicas"] = json!("${nope}")),
+            "spec.services[0].replicas"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["containers"][0]["colour"] = json!("red")),
+            "spec.services[0].containers[0].colour"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["containers"][0]["volume_mounts"] = json!([{"volume": "data", "path": "/d"}])),
+            "spec.services[0].containers[0].volume_mounts[0].volume"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["ingress"] = json!([{"host": "web.example.com", "port": 9090}])),
+            "spec.services[0].ingress[0].port"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["depends_on"] = json!(["web"])),
+            "spec.services[0].depends_on[0]"
+        );
+        assert_eq!(
+            bad(&|s| s["parameters"][0]["default"] = json!(0)),
+            "spec.parameters[0].default"
+        );
+        assert_eq!(
+            bad(&|s| s["services"][0]["name"] = json!("Web")),
+            "spec.services[0].name"
+        );
         assert_eq!(bad(&|s| s["extra"] = json!(1)), "spec.extra");
     }
 
@@ -962,8 +1173,18 @@ mod tests {
     fn dependencies_give_deploy_waves_and_cycles_are_refused() {
         let service = |name: &str, deps: &[&str]| json!({"name": name, "depends_on": deps, "containers": [{"name": "c", "image": "i"}]});
         let spec = json!({"services": [service("web", &["api"]), service("api", &["db", "cache"]), service("db", &[]), service("cache", &[])]});
-        let app = Spec::check(&spec.to_string()).unwrap().resolve(&BTreeMap::new()).unwrap();
-        assert_eq!(app.deploy_order().unwrap(), vec![vec!["db".to_string(), "cache".to_string()], vec!["api".to_string()], vec!["web".to_string()]]);
+        let app = Spec::check(&spec.to_string())
+            .unwrap()
+            .resolve(&BTreeMap::new())
+            .unwrap();
+        assert_eq!(
+            app.deploy_order().unwrap(),
+            vec![
+                vec!["db".to_string(), "cache".to_string()],
+                vec!["api".to_string()],
+                vec!["web".to_string()]
+            ]
+        );
         let cycle = json!({"services": [service("a", &["b"]), service("b", &["a"])]});
         let e = Spec::check(&cycle.to_string()).unwrap_err();
         assert_eq!(field(e), "spec.services");

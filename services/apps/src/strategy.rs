@@ -161,7 +161,10 @@ const MAX_PAUSE_SECONDS: u32 = 86_400;
 
 impl Default for Strategy {
     fn default() -> Self {
-        Self::Rolling { max_surge: quarter(), max_unavailable: quarter() }
+        Self::Rolling {
+            max_surge: quarter(),
+            max_unavailable: quarter(),
+        }
     }
 }
 
@@ -207,7 +210,8 @@ impl Strategy {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::invalid("strategy", format!("is not JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::invalid("strategy", format!("is not JSON: {e}")))?;
         if value["type"] == "gray" {
             // Inside an internally tagged enum serde loses the path of a bad
             // value; these fields are checked here to name them.
@@ -219,27 +223,56 @@ impl Strategy {
             if let Some(pause) = value.get("pause")
                 && !(pause.as_u64().is_some_and(|n| n <= u64::from(MAX_PAUSE_SECONDS)) || pause == "manual")
             {
-                return Err(Error::invalid("strategy.pause", format!("must be a number of seconds up to {MAX_PAUSE_SECONDS}, or \"manual\" to wait for a promote")));
+                return Err(Error::invalid(
+                    "strategy.pause",
+                    format!(
+                        "must be a number of seconds up to {MAX_PAUSE_SECONDS}, or \"manual\" to wait for a promote"
+                    ),
+                ));
             }
         }
         let strategy: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            Error::invalid(if path == "." { "strategy".to_string() } else { format!("strategy.{path}") }, e.into_inner().to_string())
+            Error::invalid(
+                if path == "." {
+                    "strategy".to_string()
+                } else {
+                    format!("strategy.{path}")
+                },
+                e.into_inner().to_string(),
+            )
         })?;
         match &strategy {
-            Self::Rolling { max_surge, max_unavailable } => {
+            Self::Rolling {
+                max_surge,
+                max_unavailable,
+            } => {
                 max_surge.check("strategy.max_surge")?;
                 max_unavailable.check("strategy.max_unavailable")?;
                 if max_surge.is_zero() && max_unavailable.is_zero() {
-                    return Err(Error::invalid("strategy.max_unavailable", "max_surge and max_unavailable cannot both be zero: the rollout could not move"));
+                    return Err(Error::invalid(
+                        "strategy.max_unavailable",
+                        "max_surge and max_unavailable cannot both be zero: the rollout could not move",
+                    ));
                 }
             }
-            Self::Canary { steps, pause_seconds, .. } => {
-                if steps.is_empty() || steps.iter().any(|s| !(1..=100).contains(s)) || steps.windows(2).any(|w| w[0] >= w[1]) {
-                    return Err(Error::invalid("strategy.steps", "must be ascending percentages between 1 and 100, such as [5, 25, 50, 100]"));
+            Self::Canary {
+                steps, pause_seconds, ..
+            } => {
+                if steps.is_empty()
+                    || steps.iter().any(|s| !(1..=100).contains(s))
+                    || steps.windows(2).any(|w| w[0] >= w[1])
+                {
+                    return Err(Error::invalid(
+                        "strategy.steps",
+                        "must be ascending percentages between 1 and 100, such as [5, 25, 50, 100]",
+                    ));
                 }
                 if *pause_seconds > MAX_PAUSE_SECONDS {
-                    return Err(Error::invalid("strategy.pause_seconds", format!("must be at most {MAX_PAUSE_SECONDS}; use \"pause\": true to hold until resumed")));
+                    return Err(Error::invalid(
+                        "strategy.pause_seconds",
+                        format!("must be at most {MAX_PAUSE_SECONDS}; use \"pause\": true to hold until resumed"),
+                    ));
                 }
             }
             Self::AB { matches } => {
@@ -248,15 +281,37 @@ impl Strategy {
                     RequestMatch::Cookie(nv) => ("cookie", nv),
                     RequestMatch::Query(nv) => ("query", nv),
                 };
-                let token = |t: &str| !t.is_empty() && t.len() <= 256 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let token = |t: &str| {
+                    !t.is_empty()
+                        && t.len() <= 256
+                        && t.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                };
                 if !token(&nv.name) {
-                    return Err(Error::invalid(format!("strategy.match.{field}.name"), "must be a non-empty token (letters, digits, -_.)"));
+                    return Err(Error::invalid(
+                        format!("strategy.match.{field}.name"),
+                        "must be a non-empty token (letters, digits, -_.)",
+                    ));
                 }
-                if nv.value.is_empty() || nv.value.len() > 1024 || nv.value.chars().any(|c| c.is_control() || (field == "cookie" && matches!(c, ';' | ' ' | ','))) {
-                    return Err(Error::invalid(format!("strategy.match.{field}.value"), "must be a non-empty printable value (a cookie value without ; , or spaces)"));
+                if nv.value.is_empty()
+                    || nv.value.len() > 1024
+                    || nv
+                        .value
+                        .chars()
+                        .any(|c| c.is_control() || (field == "cookie" && matches!(c, ';' | ' ' | ',')))
+                {
+                    return Err(Error::invalid(
+                        format!("strategy.match.{field}.value"),
+                        "must be a non-empty printable value (a cookie value without ; , or spaces)",
+                    ));
                 }
             }
-            Self::Gray { by, order, pause, deadline_seconds } => {
+            Self::Gray {
+                by,
+                order,
+                pause,
+                deadline_seconds,
+            } => {
                 let mut seen = std::collections::BTreeSet::new();
                 for (i, wave) in order.iter().enumerate() {
                     let field = format!("strategy.order[{i}]");
@@ -271,10 +326,16 @@ impl Strategy {
                 if let GrayPause::Seconds(n) = pause
                     && *n > MAX_PAUSE_SECONDS
                 {
-                    return Err(Error::invalid("strategy.pause", format!("must be at most {MAX_PAUSE_SECONDS} seconds; use \"manual\" to wait for a promote")));
+                    return Err(Error::invalid(
+                        "strategy.pause",
+                        format!("must be at most {MAX_PAUSE_SECONDS} seconds; use \"manual\" to wait for a promote"),
+                    ));
                 }
                 if deadline_seconds.is_some_and(|d| d == 0 || d > MAX_PAUSE_SECONDS) {
-                    return Err(Error::invalid("strategy.deadline_seconds", format!("must be between 1 and {MAX_PAUSE_SECONDS}")));
+                    return Err(Error::invalid(
+                        "strategy.deadline_seconds",
+                        format!("must be between 1 and {MAX_PAUSE_SECONDS}"),
+                    ));
                 }
             }
             Self::Recreate | Self::BlueGreen | Self::Shadow => {}
@@ -284,7 +345,10 @@ impl Strategy {
 
     /// Whether the new version runs in its own slot beside the old one.
     pub fn slotted(&self) -> bool {
-        matches!(self, Self::BlueGreen | Self::Canary { .. } | Self::AB { .. } | Self::Shadow)
+        matches!(
+            self,
+            Self::BlueGreen | Self::Canary { .. } | Self::AB { .. } | Self::Shadow
+        )
     }
 
     /// Whether the strategy steers requests with an HTTPRoute.
@@ -310,20 +374,47 @@ impl Strategy {
         let rolling = |s: &IntOrPercent, u: &IntOrPercent| json!({"maxSurge": s, "maxUnavailable": u});
         match (self, kind.as_str()) {
             (Self::Recreate, "Deployment") => object["spec"]["strategy"] = json!({"type": "Recreate"}),
-            (Self::Rolling { max_surge, max_unavailable }, "Deployment") => {
-                object["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": rolling(max_surge, max_unavailable)});
+            (
+                Self::Rolling {
+                    max_surge,
+                    max_unavailable,
+                },
+                "Deployment",
+            ) => {
+                object["spec"]["strategy"] =
+                    json!({"type": "RollingUpdate", "rollingUpdate": rolling(max_surge, max_unavailable)});
             }
             (Self::Rolling { max_unavailable, .. }, "StatefulSet") => {
-                object["spec"]["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": max_unavailable}});
+                object["spec"]["updateStrategy"] =
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": max_unavailable}});
             }
-            (Self::Rolling { max_surge, max_unavailable }, "DaemonSet") => {
-                object["spec"]["updateStrategy"] = json!({"type": "RollingUpdate", "rollingUpdate": rolling(max_surge, max_unavailable)});
+            (
+                Self::Rolling {
+                    max_surge,
+                    max_unavailable,
+                },
+                "DaemonSet",
+            ) => {
+                object["spec"]["updateStrategy"] =
+                    json!({"type": "RollingUpdate", "rollingUpdate": rolling(max_surge, max_unavailable)});
             }
             (Self::Recreate, "StatefulSet" | "DaemonSet") => {
-                return Err(Error::invalid("strategy.type", format!("recreate applies to Deployments; {} {} updates by rolling", kind, object["metadata"]["name"])));
+                return Err(Error::invalid(
+                    "strategy.type",
+                    format!(
+                        "recreate applies to Deployments; {} {} updates by rolling",
+                        kind, object["metadata"]["name"]
+                    ),
+                ));
             }
             (s, "StatefulSet" | "DaemonSet") if s.slotted() => {
-                return Err(Error::invalid("strategy.type", format!("blue-green, canary, ab and shadow run two Deployments side by side; {} {} updates by rolling", kind, object["metadata"]["name"])));
+                return Err(Error::invalid(
+                    "strategy.type",
+                    format!(
+                        "blue-green, canary, ab and shadow run two Deployments side by side; {} {} updates by rolling",
+                        kind, object["metadata"]["name"]
+                    ),
+                ));
             }
             _ => {}
         }
@@ -340,70 +431,235 @@ mod tests {
         assert_eq!(Strategy::parse("").unwrap(), Strategy::default());
         assert_eq!(Strategy::parse(r#"{"type": "recreate"}"#).unwrap(), Strategy::Recreate);
         let rolling = Strategy::parse(r#"{"type": "rolling", "max_surge": 1, "max_unavailable": "0%"}"#).unwrap();
-        assert_eq!(rolling, Strategy::Rolling { max_surge: IntOrPercent::Count(1), max_unavailable: IntOrPercent::Percent("0%".into()) });
-        assert_eq!(Strategy::parse(r#"{"type": "rolling", "max_surge": "lots"}"#).unwrap_err().field(), Some("strategy.max_surge"));
-        assert_eq!(Strategy::parse(r#"{"type": "rolling", "max_surge": 0, "max_unavailable": 0}"#).unwrap_err().field(), Some("strategy.max_unavailable"));
-        assert_eq!(Strategy::parse(r#"{"type": "sideways"}"#).unwrap_err().field(), Some("strategy.type"));
+        assert_eq!(
+            rolling,
+            Strategy::Rolling {
+                max_surge: IntOrPercent::Count(1),
+                max_unavailable: IntOrPercent::Percent("0%".into())
+            }
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "rolling", "max_surge": "lots"}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.max_surge")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "rolling", "max_surge": 0, "max_unavailable": 0}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.max_unavailable")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "sideways"}"#).unwrap_err().field(),
+            Some("strategy.type")
+        );
     }
 
     #[test]
     fn slotted_strategies_parse_with_defaults_and_name_bad_fields() {
-        assert_eq!(Strategy::parse(r#"{"type": "blue-green"}"#).unwrap(), Strategy::BlueGreen);
-        assert_eq!(Strategy::parse(r#"{"type": "canary"}"#).unwrap(), Strategy::Canary { steps: vec![5, 25, 50, 100], pause_seconds: 0, pause: false });
-        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [10, 100], "pause": true}"#).unwrap(), Strategy::Canary { steps: vec![10, 100], pause_seconds: 0, pause: true });
-        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [50, 20]}"#).unwrap_err().field(), Some("strategy.steps"));
-        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [0, 100]}"#).unwrap_err().field(), Some("strategy.steps"));
-        assert_eq!(Strategy::parse(r#"{"type": "canary", "steps": [101]}"#).unwrap_err().field(), Some("strategy.steps"));
-        assert_eq!(Strategy::parse(r#"{"type": "canary", "pause_seconds": 100000}"#).unwrap_err().field(), Some("strategy.pause_seconds"));
+        assert_eq!(
+            Strategy::parse(r#"{"type": "blue-green"}"#).unwrap(),
+            Strategy::BlueGreen
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "canary"}"#).unwrap(),
+            Strategy::Canary {
+                steps: vec![5, 25, 50, 100],
+                pause_seconds: 0,
+                pause: false
+            }
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "canary", "steps": [10, 100], "pause": true}"#).unwrap(),
+            Strategy::Canary {
+                steps: vec![10, 100],
+                pause_seconds: 0,
+                pause: true
+            }
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "canary", "steps": [50, 20]}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.steps")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "canary", "steps": [0, 100]}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.steps")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "canary", "steps": [101]}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.steps")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "canary", "pause_seconds": 100000}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.pause_seconds")
+        );
         let ab = Strategy::parse(r#"{"type": "ab", "match": {"cookie": {"name": "variant", "value": "b"}}}"#).unwrap();
-        assert_eq!(ab, Strategy::AB { matches: RequestMatch::Cookie(NameValue { name: "variant".into(), value: "b".into() }) });
-        assert_eq!(Strategy::parse(r#"{"type": "ab", "match": {"header": {"name": "x version", "value": "b"}}}"#).unwrap_err().field(), Some("strategy.match.header.name"));
-        assert_eq!(Strategy::parse(r#"{"type": "ab", "match": {"cookie": {"name": "v", "value": "a;b"}}}"#).unwrap_err().field(), Some("strategy.match.cookie.value"));
-        assert!(Strategy::parse(r#"{"type": "ab", "match": {"path": {"name": "v", "value": "b"}}}"#).unwrap_err().field().unwrap().starts_with("strategy"), "an unknown match kind is refused");
+        assert_eq!(
+            ab,
+            Strategy::AB {
+                matches: RequestMatch::Cookie(NameValue {
+                    name: "variant".into(),
+                    value: "b".into()
+                })
+            }
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "ab", "match": {"header": {"name": "x version", "value": "b"}}}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.match.header.name")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "ab", "match": {"cookie": {"name": "v", "value": "a;b"}}}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.match.cookie.value")
+        );
+        assert!(
+            Strategy::parse(r#"{"type": "ab", "match": {"path": {"name": "v", "value": "b"}}}"#)
+                .unwrap_err()
+                .field()
+                .unwrap()
+                .starts_with("strategy"),
+            "an unknown match kind is refused"
+        );
         assert_eq!(Strategy::parse(r#"{"type": "shadow"}"#).unwrap(), Strategy::Shadow);
         let round = Strategy::parse(&serde_json::to_string(&ab).unwrap()).unwrap();
         assert_eq!(round, ab, "stored strategies read back");
-        assert!(Strategy::Shadow.routed() && !Strategy::BlueGreen.routed() && Strategy::BlueGreen.slotted() && !Strategy::Recreate.slotted());
+        assert!(
+            Strategy::Shadow.routed()
+                && !Strategy::BlueGreen.routed()
+                && Strategy::BlueGreen.slotted()
+                && !Strategy::Recreate.slotted()
+        );
     }
 
     #[test]
     fn gray_strategies_parse_with_defaults_and_name_bad_fields() {
         let gray = Strategy::parse(r#"{"type": "gray"}"#).unwrap();
-        assert_eq!(gray, Strategy::Gray { by: GrayBy::Cluster, order: vec![], pause: GrayPause::Seconds(0), deadline_seconds: None });
+        assert_eq!(
+            gray,
+            Strategy::Gray {
+                by: GrayBy::Cluster,
+                order: vec![],
+                pause: GrayPause::Seconds(0),
+                deadline_seconds: None
+            }
+        );
         let manual = Strategy::parse(r#"{"type": "gray", "by": "cluster", "order": ["dc2-dr", "dc1-prod"], "pause": "manual", "deadline_seconds": 60}"#).unwrap();
-        assert_eq!(manual, Strategy::Gray { by: GrayBy::Cluster, order: vec!["dc2-dr".into(), "dc1-prod".into()], pause: GrayPause::Manual, deadline_seconds: Some(60) });
-        assert_eq!(Strategy::parse(&serde_json::to_string(&manual).unwrap()).unwrap(), manual, "stored strategies read back");
-        let by_partition = Strategy::parse(r#"{"type": "gray", "by": "partition", "order": ["0190e5a4-0000-7000-8000-000000000001"], "pause": 5}"#).unwrap();
-        assert!(matches!(by_partition, Strategy::Gray { by: GrayBy::Partition, pause: GrayPause::Seconds(5), .. }));
-        assert_eq!(Strategy::parse(r#"{"type": "gray", "pause": "later"}"#).unwrap_err().field(), Some("strategy.pause"));
-        assert_eq!(Strategy::parse(r#"{"type": "gray", "pause": 100000}"#).unwrap_err().field(), Some("strategy.pause"));
-        assert_eq!(Strategy::parse(r#"{"type": "gray", "by": "zone"}"#).unwrap_err().field(), Some("strategy.by"));
-        assert_eq!(Strategy::parse(r#"{"type": "gray", "by": "partition", "order": ["dc1"]}"#).unwrap_err().field(), Some("strategy.order[0]"));
-        assert_eq!(Strategy::parse(r#"{"type": "gray", "order": ["a", "a"]}"#).unwrap_err().field(), Some("strategy.order[1]"));
-        assert_eq!(Strategy::parse(r#"{"type": "gray", "deadline_seconds": 0}"#).unwrap_err().field(), Some("strategy.deadline_seconds"));
+        assert_eq!(
+            manual,
+            Strategy::Gray {
+                by: GrayBy::Cluster,
+                order: vec!["dc2-dr".into(), "dc1-prod".into()],
+                pause: GrayPause::Manual,
+                deadline_seconds: Some(60)
+            }
+        );
+        assert_eq!(
+            Strategy::parse(&serde_json::to_string(&manual).unwrap()).unwrap(),
+            manual,
+            "stored strategies read back"
+        );
+        let by_partition = Strategy::parse(
+            r#"{"type": "gray", "by": "partition", "order": ["0190e5a4-0000-7000-8000-000000000001"], "pause": 5}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            by_partition,
+            Strategy::Gray {
+                by: GrayBy::Partition,
+                pause: GrayPause::Seconds(5),
+                ..
+            }
+        ));
+        assert_eq!(
+            Strategy::parse(r#"{"type": "gray", "pause": "later"}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.pause")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "gray", "pause": 100000}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.pause")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "gray", "by": "zone"}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.by")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "gray", "by": "partition", "order": ["dc1"]}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.order[0]")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "gray", "order": ["a", "a"]}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.order[1]")
+        );
+        assert_eq!(
+            Strategy::parse(r#"{"type": "gray", "deadline_seconds": 0}"#)
+                .unwrap_err()
+                .field(),
+            Some("strategy.deadline_seconds")
+        );
         assert!(!gray.slotted() && !gray.routed() && gray.gray());
         let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {}});
         gray.apply_to(&mut deployment).unwrap();
-        assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate", "inside a cluster a wave rolls");
+        assert_eq!(
+            deployment["spec"]["strategy"]["type"], "RollingUpdate",
+            "inside a cluster a wave rolls"
+        );
     }
 
     #[test]
     fn slotted_strategies_refuse_stateful_sets() {
         let mut set = json!({"kind": "StatefulSet", "metadata": {"name": "db"}, "spec": {}});
-        assert_eq!(Strategy::BlueGreen.apply_to(&mut set).unwrap_err().field(), Some("strategy.type"));
+        assert_eq!(
+            Strategy::BlueGreen.apply_to(&mut set).unwrap_err().field(),
+            Some("strategy.type")
+        );
         let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {}});
         Strategy::Shadow.apply_to(&mut deployment).unwrap();
-        assert_eq!(deployment["spec"].get("strategy"), None, "the slot's Deployment keeps Kubernetes' default");
+        assert_eq!(
+            deployment["spec"].get("strategy"),
+            None,
+            "the slot's Deployment keeps Kubernetes' default"
+        );
     }
 
     #[test]
     fn the_strategy_is_written_into_the_workload() {
         let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {}});
-        Strategy::parse(r#"{"type": "rolling", "max_surge": 2, "max_unavailable": "10%"}"#).unwrap().apply_to(&mut deployment).unwrap();
-        assert_eq!(deployment["spec"]["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2, "maxUnavailable": "10%"}}));
+        Strategy::parse(r#"{"type": "rolling", "max_surge": 2, "max_unavailable": "10%"}"#)
+            .unwrap()
+            .apply_to(&mut deployment)
+            .unwrap();
+        assert_eq!(
+            deployment["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2, "maxUnavailable": "10%"}})
+        );
         Strategy::Recreate.apply_to(&mut deployment).unwrap();
         assert_eq!(deployment["spec"]["strategy"], json!({"type": "Recreate"}));
         let mut set = json!({"kind": "StatefulSet", "metadata": {"name": "db"}, "spec": {}});
-        assert_eq!(Strategy::Recreate.apply_to(&mut set).unwrap_err().field(), Some("strategy.type"));
+        assert_eq!(
+            Strategy::Recreate.apply_to(&mut set).unwrap_err().field(),
+            Some("strategy.type")
+        );
     }
 }

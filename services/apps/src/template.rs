@@ -57,9 +57,16 @@ impl NewTemplate {
         };
         let description = description.trim();
         if description.chars().count() > MAX_DESCRIPTION {
-            return Err(Error::invalid("description", format!("must be at most {MAX_DESCRIPTION} characters")));
+            return Err(Error::invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            ));
         }
-        Ok(Self { tenant, name: DnsLabel::parse("name", name.trim())?, description: description.to_string() })
+        Ok(Self {
+            tenant,
+            name: DnsLabel::parse("name", name.trim())?,
+            description: description.to_string(),
+        })
     }
 }
 
@@ -78,7 +85,12 @@ macro_rules! columns {
 
 /// Who may write a template: developers of its tenant, or platform
 /// administrators for the catalog.
-pub(crate) fn require_writer(caller: &Caller, tenant: Option<Uuid>, kind: &'static str, id: impl ToString) -> Result<()> {
+pub(crate) fn require_writer(
+    caller: &Caller,
+    tenant: Option<Uuid>,
+    kind: &'static str,
+    id: impl ToString,
+) -> Result<()> {
     match tenant {
         Some(t) => caller.require(t, Role::Developer, kind, id),
         None => caller.require_platform_admin(),
@@ -130,11 +142,15 @@ impl Templates {
     /// # Errors
     /// The database fails.
     pub(crate) async fn named(&self, tenant: Option<Uuid>, name: &str) -> Result<Option<Template>> {
-        Ok(sqlx::query_as(concat!("SELECT ", columns!(), " FROM templates WHERE tenant_id IS NOT DISTINCT FROM $1 AND name = $2"))
-            .bind(tenant)
-            .bind(name)
-            .fetch_optional(self.outbox.pool())
-            .await?)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM templates WHERE tenant_id IS NOT DISTINCT FROM $1 AND name = $2"
+        ))
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(self.outbox.pool())
+        .await?)
     }
 
     /// A template the caller can see (its tenant's, or the catalog's).
@@ -142,11 +158,14 @@ impl Templates {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Template> {
-        let template: Option<Template> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM templates WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.outbox.pool())
-            .await?;
-        template.filter(|t| t.tenant_id.is_none_or(|tenant| caller.can_see(tenant))).ok_or_else(|| Error::not_found("template", id))
+        let template: Option<Template> =
+            sqlx::query_as(concat!("SELECT ", columns!(), " FROM templates WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.outbox.pool())
+                .await?;
+        template
+            .filter(|t| t.tenant_id.is_none_or(|tenant| caller.can_see(tenant)))
+            .ok_or_else(|| Error::not_found("template", id))
     }
 
     /// A page of the templates the caller can see: the catalog and its
@@ -181,7 +200,13 @@ impl Templates {
         let template = self.get(caller, id).await?;
         require_writer(caller, template.tenant_id, "template", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        if sqlx::query("DELETE FROM templates WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+        if sqlx::query("DELETE FROM templates WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 0
+        {
             return Err(Error::not_found("template", id));
         }
         let event = pb::ResourceChanged {
@@ -201,21 +226,41 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         assert!(NewTemplate::parse("", "mysql", "").is_ok());
-        assert_eq!(NewTemplate::parse("x", "mysql", "").unwrap_err().field(), Some("tenant_id"));
+        assert_eq!(
+            NewTemplate::parse("x", "mysql", "").unwrap_err().field(),
+            Some("tenant_id")
+        );
         assert_eq!(NewTemplate::parse("", "My SQL", "").unwrap_err().field(), Some("name"));
         assert_eq!(NewTemplate::parse("", "", "").unwrap_err().field(), Some("name"));
-        assert_eq!(NewTemplate::parse("", "mysql", &"d".repeat(MAX_DESCRIPTION + 1)).unwrap_err().field(), Some("description"));
+        assert_eq!(
+            NewTemplate::parse("", "mysql", &"d".repeat(MAX_DESCRIPTION + 1))
+                .unwrap_err()
+                .field(),
+            Some("description")
+        );
         assert!(NewTemplate::parse("", "mysql", &format!(" {} ", "d".repeat(MAX_DESCRIPTION))).is_ok());
     }
 
     #[test]
     fn only_platform_admins_write_the_catalog() {
         let t = Uuid::now_v7();
-        let dev = Caller::user("d", vec![kernel::caller::Membership { tenant: t, role: Role::Developer }]);
+        let dev = Caller::user(
+            "d",
+            vec![kernel::caller::Membership {
+                tenant: t,
+                role: Role::Developer,
+            }],
+        );
         assert!(require_writer(&dev, Some(t), "template", "x").is_ok());
         assert!(require_writer(&dev, None, "template", "x").is_err());
         assert!(require_writer(&Caller::platform_admin("p"), None, "template", "x").is_ok());
-        let viewer = Caller::user("v", vec![kernel::caller::Membership { tenant: t, role: Role::Viewer }]);
+        let viewer = Caller::user(
+            "v",
+            vec![kernel::caller::Membership {
+                tenant: t,
+                role: Role::Viewer,
+            }],
+        );
         assert!(require_writer(&viewer, Some(t), "template", "x").is_err());
     }
 }

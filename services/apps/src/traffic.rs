@@ -56,15 +56,24 @@ impl GatewayRef {
     pub fn parse(text: &str) -> Result<Self> {
         let valid = |s: &str| kernel::name::DnsLabel::parse("gateway", s).is_ok();
         match text.split_once('/') {
-            Some((namespace, name)) if valid(namespace) && valid(name) => Ok(Self { namespace: namespace.into(), name: name.into() }),
-            _ => Err(Error::invalid("gateway", "must be namespace/name, such as paas-system/paas-gateway")),
+            Some((namespace, name)) if valid(namespace) && valid(name) => Ok(Self {
+                namespace: namespace.into(),
+                name: name.into(),
+            }),
+            _ => Err(Error::invalid(
+                "gateway",
+                "must be namespace/name, such as paas-system/paas-gateway",
+            )),
         }
     }
 }
 
 impl Default for GatewayRef {
     fn default() -> Self {
-        Self { namespace: "paas-system".into(), name: "paas-gateway".into() }
+        Self {
+            namespace: "paas-system".into(),
+            name: "paas-gateway".into(),
+        }
     }
 }
 
@@ -122,18 +131,29 @@ fn name(o: &Value) -> String {
 /// Neither side given, a weighted, matching or mirroring route without both
 /// sides, or a slot that is neither side's.
 pub fn layout(l: &Layout) -> Result<Vec<Value>> {
-    let Some(base) = l.new.or(l.old) else { return Err(Error::internal("a layout needs a version")) };
+    let Some(base) = l.new.or(l.old) else {
+        return Err(Error::internal("a layout needs a version"));
+    };
     if !l.new.iter().chain(l.old.iter()).any(|s| s.slot == l.serving) {
         return Err(Error::internal(format!("slot {} serves but does not run", l.serving)));
     }
-    let main = base.objects.iter().find(|o| kind(o) == "Service" && !name(o).ends_with("-headless")).cloned();
+    let main = base
+        .objects
+        .iter()
+        .find(|o| kind(o) == "Service" && !name(o).ends_with("-headless"))
+        .cloned();
     let mut out = Vec::new();
     if let Some(mut service) = main.clone() {
         service["spec"]["selector"][SLOT_LABEL] = json!(l.serving);
         out.push(service);
     }
     // Shared by both slots: claims, Ingresses (which point at the Service).
-    out.extend(base.objects.iter().filter(|o| !matches!(kind(o), "Service" | "Deployment" | "HorizontalPodAutoscaler")).cloned());
+    out.extend(
+        base.objects
+            .iter()
+            .filter(|o| !matches!(kind(o), "Service" | "Deployment" | "HorizontalPodAutoscaler"))
+            .cloned(),
+    );
     let routed = l.route.is_some() && main.is_some();
     for side in l.old.iter().chain(l.new.iter()) {
         out.extend(slot_objects(side, if routed { main.as_ref() } else { None }));
@@ -170,7 +190,8 @@ fn slot_objects(side: &Side, service: Option<&Value>) -> Vec<Value> {
                 // Its pods roll to gain the label one surge pod at a time,
                 // whatever the release's own strategy (recreate would stop
                 // them all).
-                d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}});
+                d["spec"]["strategy"] =
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}});
                 out.push(d);
             }
             "HorizontalPodAutoscaler" if side.adopted => {
@@ -190,7 +211,10 @@ fn slot_objects(side: &Side, service: Option<&Value>) -> Vec<Value> {
                 let mut h = o.clone();
                 h["metadata"]["name"] = json!(format!("{}-{}", name(o), side.slot));
                 h["metadata"]["labels"][SLOT_LABEL] = json!(side.slot);
-                let target = h["spec"]["scaleTargetRef"]["name"].as_str().unwrap_or_default().to_string();
+                let target = h["spec"]["scaleTargetRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 h["spec"]["scaleTargetRef"]["name"] = json!(format!("{target}-{}", side.slot));
                 out.push(h);
             }
@@ -204,8 +228,19 @@ fn slot_objects(side: &Side, service: Option<&Value>) -> Vec<Value> {
 /// their pods roll to carry the slot label while its Service, unchanged,
 /// selects them with and without it.
 pub fn adopt(objects: &[Value], slot: &str) -> Vec<Value> {
-    let mut out: Vec<Value> = objects.iter().filter(|o| !matches!(kind(o), "Deployment" | "HorizontalPodAutoscaler")).cloned().collect();
-    out.extend(slot_objects(&Side { objects, slot, adopted: true }, None));
+    let mut out: Vec<Value> = objects
+        .iter()
+        .filter(|o| !matches!(kind(o), "Deployment" | "HorizontalPodAutoscaler"))
+        .cloned()
+        .collect();
+    out.extend(slot_objects(
+        &Side {
+            objects,
+            slot,
+            adopted: true,
+        },
+        None,
+    ));
     out
 }
 
@@ -218,11 +253,20 @@ pub fn adopt(objects: &[Value], slot: &str) -> Vec<Value> {
 /// None in practice: the route has the slot it needs.
 pub fn handover(new: &[Value], old: &Side, routed: bool, gateway: &GatewayRef) -> Result<Vec<Value>> {
     let mut out = new.to_vec();
-    let service = old.objects.iter().find(|o| kind(o) == "Service" && !name(o).ends_with("-headless"));
+    let service = old
+        .objects
+        .iter()
+        .find(|o| kind(o) == "Service" && !name(o).ends_with("-headless"));
     let route_to = if routed { service } else { None };
     out.extend(slot_objects(old, route_to));
     if let Some(service) = route_to {
-        let l = Layout { old: Some(*old), new: None, serving: old.slot, route: Some(Route::Serving), gateway };
+        let l = Layout {
+            old: Some(*old),
+            new: None,
+            serving: old.slot,
+            route: Some(Route::Serving),
+            gateway,
+        };
         out.push(http_route(&l, &Route::Serving, service)?);
     }
     Ok(out)
@@ -252,8 +296,12 @@ fn http_route(l: &Layout, route: &Route, service: &Value) -> Result<Value> {
             let (old, new) = both()?;
             let matched = match m {
                 RequestMatch::Header(nv) => json!({"headers": [{"type": "Exact", "name": nv.name, "value": nv.value}]}),
-                RequestMatch::Query(nv) => json!({"queryParams": [{"type": "Exact", "name": nv.name, "value": nv.value}]}),
-                RequestMatch::Cookie(nv) => json!({"headers": [{"type": "RegularExpression", "name": "Cookie", "value": cookie_pattern(&nv.name, &nv.value)}]}),
+                RequestMatch::Query(nv) => {
+                    json!({"queryParams": [{"type": "Exact", "name": nv.name, "value": nv.value}]})
+                }
+                RequestMatch::Cookie(nv) => {
+                    json!({"headers": [{"type": "RegularExpression", "name": "Cookie", "value": cookie_pattern(&nv.name, &nv.value)}]})
+                }
             };
             json!([{"matches": [matched], "backendRefs": [weighted(new, 100)]}, {"backendRefs": [weighted(old, 100)]}])
         }
@@ -280,13 +328,15 @@ fn http_route(l: &Layout, route: &Route, service: &Value) -> Result<Value> {
 /// A regular expression matching a `Cookie` header that carries
 /// `name=value` as one of its cookies.
 fn cookie_pattern(name: &str, value: &str) -> String {
-    let escape = |s: &str| s.chars().fold(String::new(), |mut out, c| {
-        if !c.is_ascii_alphanumeric() && c != '_' && c != '-' {
-            out.push('\\');
-        }
-        out.push(c);
-        out
-    });
+    let escape = |s: &str| {
+        s.chars().fold(String::new(), |mut out, c| {
+            if !c.is_ascii_alphanumeric() && c != '_' && c != '-' {
+                out.push('\\');
+            }
+            out.push(c);
+            out
+        })
+    };
     format!("(^|;\\s*){}={}(;|$)", escape(name), escape(value))
 }
 
@@ -309,7 +359,10 @@ mod tests {
     }
 
     fn find<'a>(objects: &'a [Value], kind_: &str, name_: &str) -> &'a Value {
-        objects.iter().find(|o| kind(o) == kind_ && name(o) == name_).unwrap_or_else(|| panic!("no {kind_} {name_} in {objects:#?}"))
+        objects
+            .iter()
+            .find(|o| kind(o) == kind_ && name(o) == name_)
+            .unwrap_or_else(|| panic!("no {kind_} {name_} in {objects:#?}"))
     }
 
     fn names(objects: &[Value]) -> Vec<String> {
@@ -322,40 +375,128 @@ mod tests {
     fn blue_green_runs_both_slots_and_the_service_selects_the_serving_one() {
         let (old, new) = (version("web:1"), version("web:2"));
         let gateway = GatewayRef::default();
-        let l = Layout { old: Some(Side { objects: &old, slot: "blue", adopted: false }), new: Some(Side { objects: &new, slot: "green", adopted: false }), serving: "blue", route: None, gateway: &gateway };
+        let l = Layout {
+            old: Some(Side {
+                objects: &old,
+                slot: "blue",
+                adopted: false,
+            }),
+            new: Some(Side {
+                objects: &new,
+                slot: "green",
+                adopted: false,
+            }),
+            serving: "blue",
+            route: None,
+            gateway: &gateway,
+        };
         let objects = layout(&l).unwrap();
         assert_eq!(
             names(&objects),
-            ["Deployment/shop-web-blue", "Deployment/shop-web-green", "HorizontalPodAutoscaler/shop-web-blue", "HorizontalPodAutoscaler/shop-web-green", "PersistentVolumeClaim/shop-web-data", "Service/shop-web"]
+            [
+                "Deployment/shop-web-blue",
+                "Deployment/shop-web-green",
+                "HorizontalPodAutoscaler/shop-web-blue",
+                "HorizontalPodAutoscaler/shop-web-green",
+                "PersistentVolumeClaim/shop-web-data",
+                "Service/shop-web"
+            ]
         );
-        assert_eq!(find(&objects, "Service", "shop-web")["spec"]["selector"][SLOT_LABEL], "blue");
-        assert_eq!(find(&objects, "Service", "shop-web")["spec"]["ports"][0]["nodePort"], 30000, "the Service keeps its node port");
+        assert_eq!(
+            find(&objects, "Service", "shop-web")["spec"]["selector"][SLOT_LABEL],
+            "blue"
+        );
+        assert_eq!(
+            find(&objects, "Service", "shop-web")["spec"]["ports"][0]["nodePort"],
+            30000,
+            "the Service keeps its node port"
+        );
         let green = find(&objects, "Deployment", "shop-web-green");
         assert_eq!(green["spec"]["selector"]["matchLabels"][SLOT_LABEL], "green");
         assert_eq!(green["spec"]["template"]["metadata"]["labels"][SLOT_LABEL], "green");
         assert_eq!(green["spec"]["template"]["spec"]["containers"][0]["image"], "web:2");
-        assert_eq!(find(&objects, "Deployment", "shop-web-blue")["spec"]["template"]["spec"]["containers"][0]["image"], "web:1");
-        assert_eq!(find(&objects, "HorizontalPodAutoscaler", "shop-web-green")["spec"]["scaleTargetRef"]["name"], "shop-web-green");
+        assert_eq!(
+            find(&objects, "Deployment", "shop-web-blue")["spec"]["template"]["spec"]["containers"][0]["image"],
+            "web:1"
+        );
+        assert_eq!(
+            find(&objects, "HorizontalPodAutoscaler", "shop-web-green")["spec"]["scaleTargetRef"]["name"],
+            "shop-web-green"
+        );
 
-        let switched = layout(&Layout { serving: "green", ..l.clone() }).unwrap();
-        assert_eq!(find(&switched, "Service", "shop-web")["spec"]["selector"][SLOT_LABEL], "green");
-        let confirmed = layout(&Layout { old: None, serving: "green", ..l.clone() }).unwrap();
-        assert!(!names(&confirmed).contains(&"Deployment/shop-web-blue".to_string()), "{:?}", names(&confirmed));
-        assert!(layout(&Layout { old: None, serving: "blue", ..l }).is_err(), "a slot that does not run cannot serve");
+        let switched = layout(&Layout {
+            serving: "green",
+            ..l.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            find(&switched, "Service", "shop-web")["spec"]["selector"][SLOT_LABEL],
+            "green"
+        );
+        let confirmed = layout(&Layout {
+            old: None,
+            serving: "green",
+            ..l.clone()
+        })
+        .unwrap();
+        assert!(
+            !names(&confirmed).contains(&"Deployment/shop-web-blue".to_string()),
+            "{:?}",
+            names(&confirmed)
+        );
+        assert!(
+            layout(&Layout {
+                old: None,
+                serving: "blue",
+                ..l
+            })
+            .is_err(),
+            "a slot that does not run cannot serve"
+        );
     }
 
     #[test]
     fn canary_weights_requests_between_slot_services_behind_the_gateway() {
         let (old, new) = (version("web:1"), version("web:2"));
         let gateway = GatewayRef::parse("edge/public").unwrap();
-        let l = Layout { old: Some(Side { objects: &old, slot: "green", adopted: false }), new: Some(Side { objects: &new, slot: "blue", adopted: false }), serving: "green", route: Some(Route::Weighted(25)), gateway: &gateway };
+        let l = Layout {
+            old: Some(Side {
+                objects: &old,
+                slot: "green",
+                adopted: false,
+            }),
+            new: Some(Side {
+                objects: &new,
+                slot: "blue",
+                adopted: false,
+            }),
+            serving: "green",
+            route: Some(Route::Weighted(25)),
+            gateway: &gateway,
+        };
         let objects = layout(&l).unwrap();
         let stable = find(&objects, "Service", "shop-web-green");
-        assert_eq!((stable["spec"]["type"].as_str(), stable["spec"]["selector"][SLOT_LABEL].as_str()), (Some("ClusterIP"), Some("green")));
-        assert_eq!(stable["spec"]["ports"][0].get("nodePort"), None, "node ports stay on the Service");
-        assert_eq!(find(&objects, "Service", "shop-web-blue")["spec"]["selector"][SLOT_LABEL], "blue");
+        assert_eq!(
+            (
+                stable["spec"]["type"].as_str(),
+                stable["spec"]["selector"][SLOT_LABEL].as_str()
+            ),
+            (Some("ClusterIP"), Some("green"))
+        );
+        assert_eq!(
+            stable["spec"]["ports"][0].get("nodePort"),
+            None,
+            "node ports stay on the Service"
+        );
+        assert_eq!(
+            find(&objects, "Service", "shop-web-blue")["spec"]["selector"][SLOT_LABEL],
+            "blue"
+        );
         let route = find(&objects, "HTTPRoute", "shop-web");
-        assert_eq!(route["spec"]["parentRefs"][0], json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "edge", "name": "public"}));
+        assert_eq!(
+            route["spec"]["parentRefs"][0],
+            json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "edge", "name": "public"})
+        );
         let backends = &route["spec"]["rules"][0]["backendRefs"];
         assert_eq!(
             *backends,
@@ -363,31 +504,83 @@ mod tests {
         );
         assert_eq!(route["metadata"]["labels"]["paas.io/app"], "shop");
 
-        let promoted = layout(&Layout { old: None, serving: "blue", route: Some(Route::Serving), ..l.clone() }).unwrap();
-        assert_eq!(find(&promoted, "HTTPRoute", "shop-web")["spec"]["rules"], json!([{"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}]));
-        assert!(!names(&promoted).iter().any(|n| n.ends_with("-green")), "{:?}", names(&promoted));
-        assert!(layout(&Layout { old: None, serving: "blue", route: Some(Route::Weighted(5)), ..l }).is_err(), "a weight needs both versions");
+        let promoted = layout(&Layout {
+            old: None,
+            serving: "blue",
+            route: Some(Route::Serving),
+            ..l.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            find(&promoted, "HTTPRoute", "shop-web")["spec"]["rules"],
+            json!([{"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}])
+        );
+        assert!(
+            !names(&promoted).iter().any(|n| n.ends_with("-green")),
+            "{:?}",
+            names(&promoted)
+        );
+        assert!(
+            layout(&Layout {
+                old: None,
+                serving: "blue",
+                route: Some(Route::Weighted(5)),
+                ..l
+            })
+            .is_err(),
+            "a weight needs both versions"
+        );
     }
 
     #[test]
     fn ab_matches_headers_cookies_and_query_parameters_and_shadow_mirrors() {
         let (old, new) = (version("web:1"), version("web:2"));
         let gateway = GatewayRef::default();
-        let nv = NameValue { name: "variant".into(), value: "b".into() };
-        let l = |route| Layout { old: Some(Side { objects: &old, slot: "blue", adopted: false }), new: Some(Side { objects: &new, slot: "green", adopted: false }), serving: "blue", route: Some(route), gateway: &gateway };
+        let nv = NameValue {
+            name: "variant".into(),
+            value: "b".into(),
+        };
+        let l = |route| Layout {
+            old: Some(Side {
+                objects: &old,
+                slot: "blue",
+                adopted: false,
+            }),
+            new: Some(Side {
+                objects: &new,
+                slot: "green",
+                adopted: false,
+            }),
+            serving: "blue",
+            route: Some(route),
+            gateway: &gateway,
+        };
         let rules = |route| find(&layout(&l(route)).unwrap(), "HTTPRoute", "shop-web")["spec"]["rules"].clone();
         let header = rules(Route::Match(RequestMatch::Header(nv.clone())));
-        assert_eq!(header[0]["matches"], json!([{"headers": [{"type": "Exact", "name": "variant", "value": "b"}]}]));
+        assert_eq!(
+            header[0]["matches"],
+            json!([{"headers": [{"type": "Exact", "name": "variant", "value": "b"}]}])
+        );
         assert_eq!(header[0]["backendRefs"][0]["name"], "shop-web-green");
-        assert_eq!(header[1], json!({"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}), "the rest stays on the stable version");
+        assert_eq!(
+            header[1],
+            json!({"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}),
+            "the rest stays on the stable version"
+        );
         let query = rules(Route::Match(RequestMatch::Query(nv.clone())));
-        assert_eq!(query[0]["matches"], json!([{"queryParams": [{"type": "Exact", "name": "variant", "value": "b"}]}]));
+        assert_eq!(
+            query[0]["matches"],
+            json!([{"queryParams": [{"type": "Exact", "name": "variant", "value": "b"}]}])
+        );
         let cookie = rules(Route::Match(RequestMatch::Cookie(nv)));
         assert_eq!(cookie[0]["matches"][0]["headers"][0]["name"], "Cookie");
         assert_eq!(cookie[0]["matches"][0]["headers"][0]["type"], "RegularExpression");
         let mirror = rules(Route::Mirror);
-        assert_eq!(mirror, json!([{"filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080}}}],
-                                   "backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}]));
+        assert_eq!(
+            mirror,
+            json!([{"filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080}}}],
+                                   "backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-blue", "port": 8080, "weight": 100}]}])
+        );
     }
 
     #[test]
@@ -396,30 +589,95 @@ mod tests {
         let adopted = adopt(&old, "blue");
         assert_eq!(names(&adopted), names(&old), "nothing is renamed, nothing pruned");
         let d = find(&adopted, "Deployment", "shop-web");
-        assert_eq!(d["spec"]["selector"], old[2]["spec"]["selector"], "a Deployment's selector is immutable");
+        assert_eq!(
+            d["spec"]["selector"], old[2]["spec"]["selector"],
+            "a Deployment's selector is immutable"
+        );
         assert_eq!(d["spec"]["template"]["metadata"]["labels"][SLOT_LABEL], "blue");
-        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0, "no ready pod is given up for the label");
-        assert_eq!(find(&adopted, "Service", "shop-web")["spec"]["selector"].get(SLOT_LABEL), None, "the Service selects the pods with and without the label");
+        assert_eq!(
+            d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
+            "no ready pod is given up for the label"
+        );
+        assert_eq!(
+            find(&adopted, "Service", "shop-web")["spec"]["selector"].get(SLOT_LABEL),
+            None,
+            "the Service selects the pods with and without the label"
+        );
 
         let gateway = GatewayRef::default();
-        let l = Layout { old: Some(Side { objects: &old, slot: "blue", adopted: true }), new: Some(Side { objects: &new, slot: "green", adopted: false }), serving: "blue", route: None, gateway: &gateway };
+        let l = Layout {
+            old: Some(Side {
+                objects: &old,
+                slot: "blue",
+                adopted: true,
+            }),
+            new: Some(Side {
+                objects: &new,
+                slot: "green",
+                adopted: false,
+            }),
+            serving: "blue",
+            route: None,
+            gateway: &gateway,
+        };
         let objects = layout(&l).unwrap();
-        assert_eq!(names(&objects), ["Deployment/shop-web", "Deployment/shop-web-green", "HorizontalPodAutoscaler/shop-web", "HorizontalPodAutoscaler/shop-web-green", "PersistentVolumeClaim/shop-web-data", "Service/shop-web"]);
-        assert_eq!(find(&objects, "Deployment", "shop-web"), d, "the adopted Deployment is the same object in every step");
-        assert_eq!(find(&objects, "HorizontalPodAutoscaler", "shop-web")["spec"]["scaleTargetRef"]["name"], "shop-web");
+        assert_eq!(
+            names(&objects),
+            [
+                "Deployment/shop-web",
+                "Deployment/shop-web-green",
+                "HorizontalPodAutoscaler/shop-web",
+                "HorizontalPodAutoscaler/shop-web-green",
+                "PersistentVolumeClaim/shop-web-data",
+                "Service/shop-web"
+            ]
+        );
+        assert_eq!(
+            find(&objects, "Deployment", "shop-web"),
+            d,
+            "the adopted Deployment is the same object in every step"
+        );
+        assert_eq!(
+            find(&objects, "HorizontalPodAutoscaler", "shop-web")["spec"]["scaleTargetRef"]["name"],
+            "shop-web"
+        );
     }
 
     #[test]
     fn a_handover_keeps_the_slot_running_beside_the_unslotted_version() {
         let (old, new) = (version("web:1"), version("web:2"));
         let gateway = GatewayRef::default();
-        let side = Side { objects: &old, slot: "green", adopted: false };
+        let side = Side {
+            objects: &old,
+            slot: "green",
+            adopted: false,
+        };
         let plain = handover(&new, &side, false, &gateway).unwrap();
-        assert_eq!(names(&plain), ["Deployment/shop-web", "Deployment/shop-web-green", "HorizontalPodAutoscaler/shop-web", "HorizontalPodAutoscaler/shop-web-green", "PersistentVolumeClaim/shop-web-data", "Service/shop-web"]);
-        assert_eq!(find(&plain, "Service", "shop-web")["spec"]["selector"].get(SLOT_LABEL), None, "the Service selects both versions");
+        assert_eq!(
+            names(&plain),
+            [
+                "Deployment/shop-web",
+                "Deployment/shop-web-green",
+                "HorizontalPodAutoscaler/shop-web",
+                "HorizontalPodAutoscaler/shop-web-green",
+                "PersistentVolumeClaim/shop-web-data",
+                "Service/shop-web"
+            ]
+        );
+        assert_eq!(
+            find(&plain, "Service", "shop-web")["spec"]["selector"].get(SLOT_LABEL),
+            None,
+            "the Service selects both versions"
+        );
         let routed = handover(&new, &side, true, &gateway).unwrap();
-        assert_eq!(find(&routed, "HTTPRoute", "shop-web")["spec"]["rules"], json!([{"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080, "weight": 100}]}]));
-        assert_eq!(find(&routed, "Service", "shop-web-green")["spec"]["selector"][SLOT_LABEL], "green");
+        assert_eq!(
+            find(&routed, "HTTPRoute", "shop-web")["spec"]["rules"],
+            json!([{"backendRefs": [{"group": "", "kind": "Service", "name": "shop-web-green", "port": 8080, "weight": 100}]}])
+        );
+        assert_eq!(
+            find(&routed, "Service", "shop-web-green")["spec"]["selector"][SLOT_LABEL],
+            "green"
+        );
     }
 
     #[test]
@@ -430,7 +688,10 @@ mod tests {
 
     #[test]
     fn gateway_references_parse() {
-        assert_eq!(GatewayRef::parse("paas-system/paas-gateway").unwrap(), GatewayRef::default());
+        assert_eq!(
+            GatewayRef::parse("paas-system/paas-gateway").unwrap(),
+            GatewayRef::default()
+        );
         assert_eq!(GatewayRef::parse("paas-gateway").unwrap_err().field(), Some("gateway"));
         assert_eq!(GatewayRef::parse("A/b").unwrap_err().field(), Some("gateway"));
         assert_eq!(other_slot("blue"), "green");

@@ -66,9 +66,13 @@ impl Version {
     /// # Errors
     /// The stored chart no longer loads (a bug).
     pub fn chart(&self) -> Result<Option<Chart>> {
-        let Some(files) = self.spec.get("chart").and_then(|c| c.get("files")) else { return Ok(None) };
+        let Some(files) = self.spec.get("chart").and_then(|c| c.get("files")) else {
+            return Ok(None);
+        };
         let files: BTreeMap<String, String> = serde_json::from_value(files.clone()).map_err(Error::internal)?;
-        Chart::stored(&files).map(Some).map_err(|e| Error::internal(format!("a stored chart does not load: {e}")))
+        Chart::stored(&files)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("a stored chart does not load: {e}")))
     }
 
     /// Its spec, as checked when it was saved.
@@ -95,10 +99,21 @@ pub fn parse_version(raw: &str) -> Result<String> {
     let raw = raw.trim();
     let (core, pre) = raw.split_once('-').map_or((raw, None), |(c, p)| (c, Some(p)));
     let numbers: Vec<&str> = core.split('.').collect();
-    let numeric = numbers.len() == 3 && numbers.iter().all(|n| !n.is_empty() && n.len() <= 9 && n.chars().all(|c| c.is_ascii_digit()) && (n.len() == 1 || !n.starts_with('0')));
-    let pre_ok = pre.is_none_or(|p| !p.is_empty() && p.len() <= 40 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'));
+    let numeric = numbers.len() == 3
+        && numbers.iter().all(|n| {
+            !n.is_empty()
+                && n.len() <= 9
+                && n.chars().all(|c| c.is_ascii_digit())
+                && (n.len() == 1 || !n.starts_with('0'))
+        });
+    let pre_ok = pre.is_none_or(|p| {
+        !p.is_empty() && p.len() <= 40 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    });
     if !numeric || !pre_ok {
-        return Err(Error::invalid("version", "must be MAJOR.MINOR.PATCH, optionally with -prerelease (e.g. 1.4.0, 2.0.0-rc.1)"));
+        return Err(Error::invalid(
+            "version",
+            "must be MAJOR.MINOR.PATCH, optionally with -prerelease (e.g. 1.4.0, 2.0.0-rc.1)",
+        ));
     }
     Ok(raw.to_string())
 }
@@ -119,13 +134,20 @@ pub struct Versions {
 }
 
 fn announce(v: &Version) -> pb::ResourceChanged {
-    pb::ResourceChanged { id: v.id.to_string(), tenant_id: v.tenant_id.map(|t| t.to_string()).unwrap_or_default(), name: v.version.clone() }
+    pb::ResourceChanged {
+        id: v.id.to_string(),
+        tenant_id: v.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+        name: v.version.clone(),
+    }
 }
 
 impl Versions {
     /// Versions stored in the outbox's schema.
     pub fn new(outbox: Outbox) -> Self {
-        Self { templates: Templates::new(outbox.clone()), outbox }
+        Self {
+            templates: Templates::new(outbox.clone()),
+            outbox,
+        }
     }
 
     /// Creates a draft version of a template the caller may write.
@@ -133,7 +155,14 @@ impl Versions {
     /// # Errors
     /// A bad field (named), the template not visible, not allowed, or the
     /// version taken.
-    pub async fn create(&self, caller: &Caller, template_id: Uuid, version: &str, note: &str, spec: &str) -> Result<Version> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        template_id: Uuid,
+        version: &str,
+        note: &str,
+        spec: &str,
+    ) -> Result<Version> {
         let template = self.templates.get(caller, template_id).await?;
         require_writer(caller, template.tenant_id, "template", template_id)?;
         let (version, note, spec) = (parse_version(version)?, parse_note(note)?, Spec::check(spec)?);
@@ -147,10 +176,20 @@ impl Versions {
     /// # Errors
     /// The chart does not load or render with its own values (the error
     /// names the file), not allowed, or the version exists.
-    pub async fn import(&self, caller: &Caller, tenant_id: &str, files: BTreeMap<String, String>) -> Result<(crate::template::Template, Version)> {
+    pub async fn import(
+        &self,
+        caller: &Caller,
+        tenant_id: &str,
+        files: BTreeMap<String, String>,
+    ) -> Result<(crate::template::Template, Version)> {
         let chart = Chart::check(&files)?;
-        let new = crate::template::NewTemplate::parse(tenant_id, &chart.meta.name, &chart.meta.description)
-            .map_err(|e| Error::invalid("Chart.yaml", format!("the chart's name or description does not make a template: {e}")))?;
+        let new =
+            crate::template::NewTemplate::parse(tenant_id, &chart.meta.name, &chart.meta.description).map_err(|e| {
+                Error::invalid(
+                    "Chart.yaml",
+                    format!("the chart's name or description does not make a template: {e}"),
+                )
+            })?;
         let tenant = new.tenant();
         require_writer(caller, tenant, "tenant", tenant.unwrap_or_default())?;
         let template = match self.templates.named(tenant, &chart.meta.name).await? {
@@ -158,16 +197,35 @@ impl Versions {
             None => match self.templates.create(caller, new).await {
                 Ok(t) => t,
                 // Imported at the same moment by someone else.
-                Err(Error::Conflict(_)) => self.templates.named(tenant, &chart.meta.name).await?.ok_or_else(|| Error::Conflict("the template was deleted meanwhile".into()))?,
+                Err(Error::Conflict(_)) => self
+                    .templates
+                    .named(tenant, &chart.meta.name)
+                    .await?
+                    .ok_or_else(|| Error::Conflict("the template was deleted meanwhile".into()))?,
                 Err(e) => return Err(e),
             },
         };
         let note = parse_note(&chart.meta.description)?;
-        let version = self.insert(caller, &template, &chart.meta.version, &note, &serde_json::json!({"chart": {"files": files}})).await?;
+        let version = self
+            .insert(
+                caller,
+                &template,
+                &chart.meta.version,
+                &note,
+                &serde_json::json!({"chart": {"files": files}}),
+            )
+            .await?;
         Ok((template, version))
     }
 
-    async fn insert(&self, caller: &Caller, template: &crate::template::Template, version: &str, note: &str, spec: &Value) -> Result<Version> {
+    async fn insert(
+        &self,
+        caller: &Caller,
+        template: &crate::template::Template,
+        version: &str,
+        note: &str,
+        spec: &Value,
+    ) -> Result<Version> {
         let mut tx = self.outbox.pool().begin().await?;
         let created: Version = sqlx::query_as(concat!(
             "INSERT INTO template_versions (id, template_id, tenant_id, version, note, spec, created_by)
@@ -205,11 +263,15 @@ impl Versions {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get_in(conn: &mut sqlx::PgConnection, caller: &Caller, id: Uuid) -> Result<Version> {
-        let found: Option<Version> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM template_versions WHERE id = $1 AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))"))
-            .bind(id)
-            .bind(caller.visible_tenants())
-            .fetch_optional(conn)
-            .await?;
+        let found: Option<Version> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM template_versions WHERE id = $1 AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))"
+        ))
+        .bind(id)
+        .bind(caller.visible_tenants())
+        .fetch_optional(conn)
+        .await?;
         found.ok_or_else(|| Error::not_found("template version", id))
     }
 
@@ -221,7 +283,10 @@ impl Versions {
         let current = self.get(caller, id).await?;
         require_writer(caller, current.tenant_id, "template version", id)?;
         if current.published() {
-            return Err(Error::FailedPrecondition(format!("version {} is published and cannot change; create a new version", current.version)));
+            return Err(Error::FailedPrecondition(format!(
+                "version {} is published and cannot change; create a new version",
+                current.version
+            )));
         }
         let note = note.map(parse_note).transpose()?;
         let spec = spec.map(Spec::check).transpose()?;
@@ -287,11 +352,18 @@ impl Versions {
     ///
     /// # Errors
     /// Bad parameters or app name (named), not visible.
-    pub async fn render(&self, caller: &Caller, id: Uuid, app: &str, parameters: &str) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
+    pub async fn render(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        app: &str,
+        parameters: &str,
+    ) -> Result<(Vec<Value>, Vec<Vec<String>>)> {
         let app = kernel::name::DnsLabel::parse("app", app.trim())?;
         let values: BTreeMap<String, Value> = match parameters.trim() {
             "" => BTreeMap::new(),
-            text => serde_json::from_str(text).map_err(|e| Error::invalid("parameters", format!("must be a JSON object of parameter values: {e}")))?,
+            text => serde_json::from_str(text)
+                .map_err(|e| Error::invalid("parameters", format!("must be a JSON object of parameter values: {e}")))?,
         };
         let version = self.get(caller, id).await?;
         if let Some(chart) = version.chart()? {
@@ -299,7 +371,14 @@ impl Versions {
             return Ok((objects.into_values().flatten().collect(), waves));
         }
         let application = version.spec()?.resolve(&values)?;
-        let objects = render(&application, &Release { app: app.as_str().to_string(), number: 0, node_ports: BTreeMap::new() })?;
+        let objects = render(
+            &application,
+            &Release {
+                app: app.as_str().to_string(),
+                number: 0,
+                node_ports: BTreeMap::new(),
+            },
+        )?;
         Ok((objects, application.deploy_order()?))
     }
 }

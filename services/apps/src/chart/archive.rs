@@ -24,16 +24,27 @@ pub fn unpack(archive: &[u8]) -> Result<BTreeMap<String, String>> {
 pub(super) fn expand(files: BTreeMap<String, Vec<u8>>) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (path, bytes) in files {
-        let nested = path.rsplit_once("charts/").filter(|(_, name)| !name.contains('/') && (name.ends_with(".tgz") || name.ends_with(".tar.gz")));
+        let nested = path
+            .rsplit_once("charts/")
+            .filter(|(_, name)| !name.contains('/') && (name.ends_with(".tgz") || name.ends_with(".tar.gz")));
         if let Some((parent, _)) = nested {
-            let inner = super::rooted(expand(read(&bytes, &path)?)?).map_err(|_| Error::invalid(path.clone(), "holds no Chart.yaml"))?;
-            let name = super::yaml(&path, &inner["Chart.yaml"])?["name"].as_str().map(str::to_string).ok_or_else(|| Error::invalid(path.clone(), "its Chart.yaml has no name"))?;
+            let inner = super::rooted(expand(read(&bytes, &path)?)?)
+                .map_err(|_| Error::invalid(path.clone(), "holds no Chart.yaml"))?;
+            let name = super::yaml(&path, &inner["Chart.yaml"])?["name"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::invalid(path.clone(), "its Chart.yaml has no name"))?;
             for (p, t) in inner {
                 out.insert(format!("{parent}charts/{name}/{p}"), t);
             }
             continue;
         }
-        let text = String::from_utf8(bytes).map_err(|_| Error::invalid(path.clone(), "is not UTF-8 text (charts are templates, values and schemas)"))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::invalid(
+                path.clone(),
+                "is not UTF-8 text (charts are templates, values and schemas)",
+            )
+        })?;
         out.insert(path, text);
     }
     if out.len() > MAX_FILES {
@@ -52,15 +63,27 @@ fn read(archive: &[u8], field: &str) -> Result<BTreeMap<String, Vec<u8>>> {
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path().map_err(bad)?.to_string_lossy().trim_start_matches("./").to_string();
+        let path = entry
+            .path()
+            .map_err(bad)?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         if path.split('/').any(|p| p == "..") {
             return Err(Error::invalid(field, format!("{path} leaves the chart")));
         }
         let mut bytes = Vec::new();
-        entry.by_ref().take((super::MAX_CHART_BYTES + 1) as u64).read_to_end(&mut bytes).map_err(bad)?;
+        entry
+            .by_ref()
+            .take((super::MAX_CHART_BYTES + 1) as u64)
+            .read_to_end(&mut bytes)
+            .map_err(bad)?;
         total += bytes.len();
         if total > super::MAX_CHART_BYTES {
-            return Err(Error::invalid(field, format!("unpacks to more than {} bytes", super::MAX_CHART_BYTES)));
+            return Err(Error::invalid(
+                field,
+                format!("unpacks to more than {} bytes", super::MAX_CHART_BYTES),
+            ));
         }
         files.insert(path, bytes);
     }

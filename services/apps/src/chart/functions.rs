@@ -58,7 +58,8 @@ fn parse(name: &str, sources: &[(String, String)]) -> Result<Template> {
     t.add_funcs(HELM_FUNCTIONS);
     t.add_funcs(&EXTRA);
     for (file, text) in sources {
-        t.add_template(file.as_str(), text.as_str()).map_err(|e| located(file, &e.to_string()))?;
+        t.add_template(file.as_str(), text.as_str())
+            .map_err(|e| located(file, &e.to_string()))?;
     }
     Ok(t)
 }
@@ -81,7 +82,11 @@ impl TemplateSet {
     /// A template does not parse (names its file).
     pub fn new(sources: Vec<(String, String)>) -> Result<Self> {
         let parsed = parse("", &sources)?;
-        Ok(Self { sources: Rc::new(sources), parsed, cache: Rc::default() })
+        Ok(Self {
+            sources: Rc::new(sources),
+            parsed,
+            cache: Rc::default(),
+        })
     }
 
     /// Renders the template `file` with `data` as dot.
@@ -99,13 +104,17 @@ impl TemplateSet {
         let _clear = Clear;
         // The set renders the template it is named after.
         self.parsed.name = file.to_string();
-        self.parsed.render(&Context::from(to_gtmpl(data))).map_err(|e| located(file, &e.to_string()))
+        self.parsed
+            .render(&Context::from(to_gtmpl(data)))
+            .map_err(|e| located(file, &e.to_string()))
     }
 }
 
 /// The set parsed under `name`, from this thread's cache.
 fn named(name: &str) -> std::result::Result<Rc<Template>, String> {
-    let (sources, cache) = RENDERING.with(|r| r.borrow().clone()).ok_or("include and tpl work only while a chart renders")?;
+    let (sources, cache) = RENDERING
+        .with(|r| r.borrow().clone())
+        .ok_or("include and tpl work only while a chart renders")?;
     if let Some(t) = cache.borrow().get(name) {
         return Ok(t.clone());
     }
@@ -115,7 +124,8 @@ fn named(name: &str) -> std::result::Result<Rc<Template>, String> {
 }
 
 fn arg<'a>(args: &'a [Gtmpl], i: usize, name: &str) -> std::result::Result<&'a Gtmpl, FuncError> {
-    args.get(i).ok_or_else(|| FuncError::Generic(format!("{name} needs {} arguments", i + 1)))
+    args.get(i)
+        .ok_or_else(|| FuncError::Generic(format!("{name} needs {} arguments", i + 1)))
 }
 
 fn text(v: &Gtmpl) -> String {
@@ -131,14 +141,23 @@ fn include(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
     let name = text(arg(args, 0, "include")?);
     let data = args.get(1).cloned().unwrap_or(Gtmpl::Nil);
     let t = named(&name).map_err(FuncError::Generic)?;
-    nested(&format!("include \"{name}\""), || t.render(&Context::from(data)).map(Gtmpl::String).map_err(|e| FuncError::Generic(e.to_string())))
+    nested(&format!("include \"{name}\""), || {
+        t.render(&Context::from(data))
+            .map(Gtmpl::String)
+            .map_err(|e| FuncError::Generic(e.to_string()))
+    })
 }
 
 /// Runs `render` one `include`/`tpl` level deeper, refusing past [`MAX_NESTING`].
-fn nested(what: &str, render: impl FnOnce() -> std::result::Result<Gtmpl, FuncError>) -> std::result::Result<Gtmpl, FuncError> {
+fn nested(
+    what: &str,
+    render: impl FnOnce() -> std::result::Result<Gtmpl, FuncError>,
+) -> std::result::Result<Gtmpl, FuncError> {
     let depth = NESTING.with(|n| n.get());
     if depth >= MAX_NESTING {
-        return Err(FuncError::Generic(format!("{what} nests deeper than {MAX_NESTING} levels (a template that includes itself?)")));
+        return Err(FuncError::Generic(format!(
+            "{what} nests deeper than {MAX_NESTING} levels (a template that includes itself?)"
+        )));
     }
     NESTING.with(|n| n.set(depth + 1));
     let out = render();
@@ -150,11 +169,18 @@ fn nested(what: &str, render: impl FnOnce() -> std::result::Result<Gtmpl, FuncEr
 fn tpl(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
     let body = text(arg(args, 0, "tpl")?);
     let data = args.get(1).cloned().unwrap_or(Gtmpl::Nil);
-    let sources = RENDERING.with(|r| r.borrow().as_ref().map(|(s, _)| s.clone())).ok_or_else(|| FuncError::Generic("tpl works only while a chart renders".into()))?;
+    let sources = RENDERING
+        .with(|r| r.borrow().as_ref().map(|(s, _)| s.clone()))
+        .ok_or_else(|| FuncError::Generic("tpl works only while a chart renders".into()))?;
     // Nested in a render: the sources stay installed for includes inside the text.
     let mut t = parse("tpl", &sources).map_err(|e| FuncError::Generic(e.to_string()))?;
-    t.add_template("tpl", body).map_err(|e| FuncError::Generic(e.to_string()))?;
-    nested("tpl", || t.render(&Context::from(data)).map(Gtmpl::String).map_err(|e| FuncError::Generic(e.to_string())))
+    t.add_template("tpl", body)
+        .map_err(|e| FuncError::Generic(e.to_string()))?;
+    nested("tpl", || {
+        t.render(&Context::from(data))
+            .map(Gtmpl::String)
+            .map_err(|e| FuncError::Generic(e.to_string()))
+    })
 }
 
 /// gtmpl's value as JSON (maps sorted, as Go's YAML and JSON write them).
@@ -171,7 +197,9 @@ pub fn to_json(v: &Gtmpl) -> Value {
             } else if let Some(u) = n.as_u64() {
                 Value::from(u)
             } else {
-                n.as_f64().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::Null, Value::Number)
             }
         }
     }
@@ -227,10 +255,15 @@ fn merge(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
 
 /// `nindent n s`: a newline, then `s` with every line indented by `n` spaces.
 fn nindent(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
-    let n = to_json(arg(args, 0, "nindent")?).as_u64().ok_or_else(|| FuncError::Generic("nindent: the width must be a whole number".into()))? as usize;
+    let n = to_json(arg(args, 0, "nindent")?)
+        .as_u64()
+        .ok_or_else(|| FuncError::Generic("nindent: the width must be a whole number".into()))? as usize;
     let pad = " ".repeat(n);
     let s = text(arg(args, 1, "nindent")?);
-    Ok(Gtmpl::String(format!("\n{pad}{}", s.replace('\n', &format!("\n{pad}")))))
+    Ok(Gtmpl::String(format!(
+        "\n{pad}{}",
+        s.replace('\n', &format!("\n{pad}"))
+    )))
 }
 
 /// `join sep list`.
@@ -247,7 +280,9 @@ fn join(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
 fn split_list(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
     let sep = text(arg(args, 0, "splitList")?);
     let s = text(arg(args, 1, "splitList")?);
-    Ok(Gtmpl::Array(s.split(sep.as_str()).map(|p| Gtmpl::String(p.to_string())).collect()))
+    Ok(Gtmpl::Array(
+        s.split(sep.as_str()).map(|p| Gtmpl::String(p.to_string())).collect(),
+    ))
 }
 
 /// `sortAlpha list`.
@@ -274,9 +309,20 @@ fn semver(raw: &str) -> Option<(u64, u64, u64, bool)> {
         None => (raw, false),
     };
     let core = core.split('+').next()?;
-    let mut parts = core.split('.').map(|p| if p == "x" || p == "*" { Some(0) } else { p.parse::<u64>().ok() });
+    let mut parts = core.split('.').map(|p| {
+        if p == "x" || p == "*" {
+            Some(0)
+        } else {
+            p.parse::<u64>().ok()
+        }
+    });
     let major = parts.next()??;
-    Some((major, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0), pre))
+    Some((
+        major,
+        parts.next().flatten().unwrap_or(0),
+        parts.next().flatten().unwrap_or(0),
+        pre,
+    ))
 }
 
 /// Whether `version` meets `constraint`: comparisons (`>=1.19-0`, `<2`,
@@ -289,7 +335,10 @@ pub fn satisfies(constraint: &str, version: &str) -> Option<bool> {
     for alternative in constraint.split("||") {
         let mut all = true;
         for c in alternative.split([',', ' ']).map(str::trim).filter(|c| !c.is_empty()) {
-            let (op, rest) = ["<=", ">=", "!=", "=", "<", ">", "^", "~"].iter().find_map(|op| c.strip_prefix(op).map(|r| (*op, r))).unwrap_or(("=", c));
+            let (op, rest) = ["<=", ">=", "!=", "=", "<", ">", "^", "~"]
+                .iter()
+                .find_map(|op| c.strip_prefix(op).map(|r| (*op, r)))
+                .unwrap_or(("=", c));
             let (a, b, p, allows_pre) = semver(rest)?;
             let w = (a, b, p);
             let ok = (!pre || allows_pre)
@@ -314,13 +363,16 @@ pub fn satisfies(constraint: &str, version: &str) -> Option<bool> {
 fn semver_compare(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
     let constraint = text(arg(args, 0, "semverCompare")?);
     let version = text(arg(args, 1, "semverCompare")?);
-    satisfies(&constraint, &version).map(Gtmpl::Bool).ok_or_else(|| FuncError::Generic(format!("semverCompare: cannot compare {version} with {constraint}")))
+    satisfies(&constraint, &version)
+        .map(Gtmpl::Bool)
+        .ok_or_else(|| FuncError::Generic(format!("semverCompare: cannot compare {version} with {constraint}")))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     fn render(sources: &[(&str, &str)], file: &str, data: Value) -> Result<String> {
         let mut set = TemplateSet::new(sources.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())?;
@@ -334,10 +386,25 @@ mod tests {
     #[test]
     fn a_template_that_includes_itself_is_an_error_not_a_stack_overflow() {
         let helpers = r#"{{- define "c.loop" -}}{{ include "c.loop" . }}{{- end }}"#;
-        let e = render(&[("c/templates/_helpers.tpl", helpers), ("c/templates/t.yaml", "x: {{ include \"c.loop\" . }}")], "c/templates/t.yaml", json!({})).unwrap_err();
+        let e = render(
+            &[
+                ("c/templates/_helpers.tpl", helpers),
+                ("c/templates/t.yaml", "x: {{ include \"c.loop\" . }}"),
+            ],
+            "c/templates/t.yaml",
+            json!({}),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("nests deeper than"), "{e}");
         // The depth is back to zero for the next render.
-        let ok = render(&[("c/templates/_helpers.tpl", r#"{{- define "c.x" -}}1{{- end }}"#), ("c/templates/t.yaml", "x: {{ include \"c.x\" . }}")], "c/templates/t.yaml", json!({}));
+        let ok = render(
+            &[
+                ("c/templates/_helpers.tpl", r#"{{- define "c.x" -}}1{{- end }}"#),
+                ("c/templates/t.yaml", "x: {{ include \"c.x\" . }}"),
+            ],
+            "c/templates/t.yaml",
+            json!({}),
+        );
         assert_eq!(ok.unwrap(), "x: 1");
     }
 
@@ -347,45 +414,109 @@ mod tests {
 app: {{ .name }}
 tier: web
 {{- end }}"#;
-        let out = render(&[("c/templates/_helpers.tpl", helpers), ("c/templates/t.yaml", "labels:{{ include \"c.labels\" . | nindent 2 }}")], "c/templates/t.yaml", json!({"name": "x"})).unwrap();
+        let out = render(
+            &[
+                ("c/templates/_helpers.tpl", helpers),
+                ("c/templates/t.yaml", "labels:{{ include \"c.labels\" . | nindent 2 }}"),
+            ],
+            "c/templates/t.yaml",
+            json!({"name": "x"}),
+        )
+        .unwrap();
         assert_eq!(out, "labels:\n  app: x\n  tier: web");
     }
 
     #[test]
     fn an_unknown_include_fails_naming_it() {
-        let err = render(&[("c/templates/t.yaml", "{{ include \"nope\" . }}")], "c/templates/t.yaml", json!({})).unwrap_err();
+        let err = render(
+            &[("c/templates/t.yaml", "{{ include \"nope\" . }}")],
+            "c/templates/t.yaml",
+            json!({}),
+        )
+        .unwrap_err();
         assert_eq!(err.field(), Some("c/templates/t.yaml"));
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
     #[test]
     fn to_yaml_is_sorted_without_a_trailing_newline() {
-        assert_eq!(one("{{ toYaml .v }}", json!({"v": {"b": [1, 2], "a": "x"}})), "a: x\nb:\n- 1\n- 2");
-        assert_eq!(one("x:{{ toYaml .v | nindent 2 }}", json!({"v": {"k": "v"}})), "x:\n  k: v");
+        assert_eq!(
+            one("{{ toYaml .v }}", json!({"v": {"b": [1, 2], "a": "x"}})),
+            "a: x\nb:\n- 1\n- 2"
+        );
+        assert_eq!(
+            one("x:{{ toYaml .v | nindent 2 }}", json!({"v": {"k": "v"}})),
+            "x:\n  k: v"
+        );
     }
 
     #[test]
     fn tpl_renders_a_value_as_a_template() {
-        assert_eq!(one("{{ tpl .t . }}", json!({"t": "host-{{ .name }}", "name": "a"})), "host-a");
+        assert_eq!(
+            one("{{ tpl .t . }}", json!({"t": "host-{{ .name }}", "name": "a"})),
+            "host-a"
+        );
     }
 
     #[test]
     fn helm_string_and_logic_functions_behave_like_helm() {
         let data = json!({"name": "a-very-long-name-", "n": 3, "m": {"k": 1}, "e": ""});
         assert_eq!(one("{{ .name | trunc 6 | trimSuffix \"-\" }}", data.clone()), "a-very");
-        assert_eq!(one("{{ .missing | default \"d\" }} {{ quote .n }} {{ squote \"s\" }}", data.clone()), "d \"3\" 's'");
-        assert_eq!(one("{{ printf \"%s-%d\" \"x\" .n }} {{ upper \"a\" }}{{ lower \"B\" }} {{ replace \"-\" \"_\" \"a-b\" }}", data.clone()), "x-3 Ab a_b");
-        assert_eq!(one("{{ b64enc \"hi\" }} {{ toJson .m }} {{ hasKey .m \"k\" }} {{ empty .e }} {{ ternary \"y\" \"n\" false }}", data.clone()), "aGk= {\"k\":1} true true n");
-        assert_eq!(one("{{ $d := dict \"a\" 1 }}{{ $l := list 1 2 3 }}{{ len $l }} {{ $d.a }} {{ join \",\" (list \"a\" \"b\") }}", data.clone()), "3 1 a,b");
-        assert_eq!(one("{{ $m := merge (dict \"a\" 1) (dict \"a\" 2 \"b\" 3) }}{{ $m.a }}{{ $m.b }}", data.clone()), "13");
+        assert_eq!(
+            one(
+                "{{ .missing | default \"d\" }} {{ quote .n }} {{ squote \"s\" }}",
+                data.clone()
+            ),
+            "d \"3\" 's'"
+        );
+        assert_eq!(
+            one(
+                "{{ printf \"%s-%d\" \"x\" .n }} {{ upper \"a\" }}{{ lower \"B\" }} {{ replace \"-\" \"_\" \"a-b\" }}",
+                data.clone()
+            ),
+            "x-3 Ab a_b"
+        );
+        assert_eq!(
+            one(
+                "{{ b64enc \"hi\" }} {{ toJson .m }} {{ hasKey .m \"k\" }} {{ empty .e }} {{ ternary \"y\" \"n\" false }}",
+                data.clone()
+            ),
+            "aGk= {\"k\":1} true true n"
+        );
+        assert_eq!(
+            one(
+                "{{ $d := dict \"a\" 1 }}{{ $l := list 1 2 3 }}{{ len $l }} {{ $d.a }} {{ join \",\" (list \"a\" \"b\") }}",
+                data.clone()
+            ),
+            "3 1 a,b"
+        );
+        assert_eq!(
+            one(
+                "{{ $m := merge (dict \"a\" 1) (dict \"a\" 2 \"b\" 3) }}{{ $m.a }}{{ $m.b }}",
+                data.clone()
+            ),
+            "13"
+        );
         assert_eq!(one("{{ indent 2 \"a\\nb\" }}", data.clone()), "  a\n  b");
-        assert!(render(&[("c/templates/t.yaml", "x\n{{ required \"need x\" .x }}")], "c/templates/t.yaml", json!({})).unwrap_err().to_string().contains("need x"));
+        assert!(
+            render(
+                &[("c/templates/t.yaml", "x\n{{ required \"need x\" .x }}")],
+                "c/templates/t.yaml",
+                json!({})
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("need x")
+        );
     }
 
     #[test]
     fn control_flow_and_whitespace_trimming_follow_go() {
         let body = "a:\n{{- range $k, $v := .m }}\n  {{ $k }}: {{ $v }}\n{{- end }}\n{{- with .w }}\nw: {{ . }}\n{{- end }}\n{{- if .none }}\nnone\n{{- end }}";
-        assert_eq!(one(body, json!({"m": {"y": 2, "x": 1}, "w": "yes"})), "a:\n  x: 1\n  y: 2\nw: yes");
+        assert_eq!(
+            one(body, json!({"m": {"y": 2, "x": 1}, "w": "yes"})),
+            "a:\n  x: 1\n  y: 2\nw: yes"
+        );
     }
 
     #[test]
@@ -395,7 +526,14 @@ tier: web
         assert_eq!(satisfies(">=1.2, <2.0", "1.9.9"), Some(true));
         assert_eq!(satisfies("^1.2", "2.0.0"), Some(false));
         assert_eq!(satisfies("~1.2.0 || >=3", "3.1.0"), Some(true));
-        assert_eq!(satisfies(">=1.0", "1.1.0-rc.1"), Some(false), "pre-releases only when the constraint admits them");
-        assert_eq!(one("{{ semverCompare \">=1.19-0\" .v }}", json!({"v": "v1.35.0"})), "true");
+        assert_eq!(
+            satisfies(">=1.0", "1.1.0-rc.1"),
+            Some(false),
+            "pre-releases only when the constraint admits them"
+        );
+        assert_eq!(
+            one("{{ semverCompare \">=1.19-0\" .v }}", json!({"v": "v1.35.0"})),
+            "true"
+        );
     }
 }

@@ -18,11 +18,10 @@ pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use archive::unpack;
 use kernel::{Error, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-
-pub use archive::unpack;
 
 /// The largest chart accepted, in bytes of all its files.
 pub const MAX_CHART_BYTES: usize = 2 * 1024 * 1024;
@@ -38,15 +37,57 @@ pub const KUBE_VERSION: (u32, u32) = (1, 35);
 
 /// The kinds federation places; a chart rendering anything else is refused
 /// when it is imported rather than when it is deployed.
-pub const PLACEABLE: [&str; 9] = ["Deployment", "StatefulSet", "DaemonSet", "Service", "ConfigMap", "PersistentVolumeClaim", "HorizontalPodAutoscaler", "Ingress", "HTTPRoute"];
+pub const PLACEABLE: [&str; 9] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Service",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "HorizontalPodAutoscaler",
+    "Ingress",
+    "HTTPRoute",
+];
 
 /// Helm's install order (`releaseutil.InstallOrder`); kinds not listed go last.
 const INSTALL_ORDER: [&str; 37] = [
-    "PriorityClass", "Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodSecurityPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret",
-    "SecretList", "ConfigMap", "StorageClass", "PersistentVolume", "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole", "ClusterRoleList",
-    "ClusterRoleBinding", "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod",
-    "ReplicationController", "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress",
-    "APIService", "HTTPRoute",
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "HTTPRoute",
 ];
 
 /// `Chart.yaml`.
@@ -144,9 +185,15 @@ pub fn rooted(files: BTreeMap<String, String>) -> Result<BTreeMap<String, String
     match tops.iter().find(|t| files.contains_key(&format!("{t}/Chart.yaml"))) {
         Some(top) if tops.len() == 1 => {
             let prefix = format!("{top}/");
-            Ok(files.into_iter().filter_map(|(p, t)| p.strip_prefix(&prefix).map(|p| (p.to_string(), t))).collect())
+            Ok(files
+                .into_iter()
+                .filter_map(|(p, t)| p.strip_prefix(&prefix).map(|p| (p.to_string(), t)))
+                .collect())
         }
-        _ => Err(invalid("Chart.yaml", "is missing: a chart has Chart.yaml at its root (or in its one top folder)")),
+        _ => Err(invalid(
+            "Chart.yaml",
+            "is missing: a chart has Chart.yaml at its root (or in its one top folder)",
+        )),
     }
 }
 
@@ -161,13 +208,25 @@ impl Chart {
     pub fn check(files: &BTreeMap<String, String>) -> Result<Self> {
         let size: usize = files.iter().map(|(p, t)| p.len() + t.len()).sum();
         if size > MAX_CHART_BYTES {
-            return Err(invalid("chart", format!("must be at most {MAX_CHART_BYTES} bytes of files")));
+            return Err(invalid(
+                "chart",
+                format!("must be at most {MAX_CHART_BYTES} bytes of files"),
+            ));
         }
         let chart = Self::load(files, None)?;
         if chart.meta.kind.as_deref() == Some("library") {
-            return Err(invalid("Chart.yaml", "type library: a library chart renders nothing; import the chart that uses it"));
+            return Err(invalid(
+                "Chart.yaml",
+                "type library: a library chart renders nothing; import the chart that uses it",
+            ));
         }
-        chart.render(&Release { name: "release-name".into(), revision: 1 }, &Map::new())?;
+        chart.render(
+            &Release {
+                name: "release-name".into(),
+                revision: 1,
+            },
+            &Map::new(),
+        )?;
         Ok(chart)
     }
 
@@ -181,17 +240,39 @@ impl Chart {
 
     fn load(files: &BTreeMap<String, String>, parent: Option<&str>) -> Result<Self> {
         let place = |name: &str| parent.map_or(name.to_string(), |p| format!("{p}/charts/{name}"));
-        let raw = files.get("Chart.yaml").ok_or_else(|| invalid(format!("{}Chart.yaml", parent.map(|p| format!("{p}/charts/.../")).unwrap_or_default()), "is missing"))?;
-        let meta: Meta = serde_json::from_value(yaml("Chart.yaml", raw)?).map_err(|e| invalid(format!("{}/Chart.yaml", parent.unwrap_or(".")), e.to_string()))?;
+        let raw = files.get("Chart.yaml").ok_or_else(|| {
+            invalid(
+                format!(
+                    "{}Chart.yaml",
+                    parent.map(|p| format!("{p}/charts/.../")).unwrap_or_default()
+                ),
+                "is missing",
+            )
+        })?;
+        let meta: Meta = serde_json::from_value(yaml("Chart.yaml", raw)?)
+            .map_err(|e| invalid(format!("{}/Chart.yaml", parent.unwrap_or(".")), e.to_string()))?;
         let path = place(&meta.name);
         let file = |f: &str| format!("{path}/{f}");
         if !matches!(meta.api_version.as_str(), "v1" | "v2") {
-            return Err(invalid(file("Chart.yaml"), format!("apiVersion {} is not v2 (or v1)", meta.api_version)));
+            return Err(invalid(
+                file("Chart.yaml"),
+                format!("apiVersion {} is not v2 (or v1)", meta.api_version),
+            ));
         }
-        if meta.name.is_empty() || !meta.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
+        if meta.name.is_empty()
+            || !meta
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
             return Err(invalid(file("Chart.yaml"), "name must be letters, digits, -, _ or ."));
         }
-        crate::version::parse_version(&meta.version).map_err(|_| invalid(file("Chart.yaml"), format!("version {} is not SemVer (MAJOR.MINOR.PATCH)", meta.version)))?;
+        crate::version::parse_version(&meta.version).map_err(|_| {
+            invalid(
+                file("Chart.yaml"),
+                format!("version {} is not SemVer (MAJOR.MINOR.PATCH)", meta.version),
+            )
+        })?;
         let values = match files.get("values.yaml") {
             None => json!({}),
             Some(text) => match yaml(&file("values.yaml"), text)? {
@@ -202,9 +283,18 @@ impl Chart {
         };
         let schema = match files.get("values.schema.json") {
             None => None,
-            Some(text) => Some(serde_json::from_str(text).map_err(|e| invalid(file("values.schema.json"), format!("is not JSON: {e}")))?),
+            Some(text) => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| invalid(file("values.schema.json"), format!("is not JSON: {e}")))?,
+            ),
         };
-        let templates = files.iter().filter_map(|(p, t)| p.strip_prefix("templates/").map(|rest| (file(&format!("templates/{rest}")), t.clone()))).collect();
+        let templates = files
+            .iter()
+            .filter_map(|(p, t)| {
+                p.strip_prefix("templates/")
+                    .map(|rest| (file(&format!("templates/{rest}")), t.clone()))
+            })
+            .collect();
         // Each folder under charts/ is one sub-chart (archives were unpacked there).
         let mut folders: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
         for (p, t) in files {
@@ -212,7 +302,10 @@ impl Chart {
                 folders.entry(folder).or_default().insert(rest.to_string(), t.clone());
             }
         }
-        let mut loaded: Vec<Chart> = folders.values().map(|f| Self::load(f, Some(&path))).collect::<Result<_>>()?;
+        let mut loaded: Vec<Chart> = folders
+            .values()
+            .map(|f| Self::load(f, Some(&path)))
+            .collect::<Result<_>>()?;
         let mut subcharts = Vec::new();
         for (i, d) in meta.dependencies.iter().enumerate() {
             let at = loaded.iter().position(|c| c.meta.name == d.name).ok_or_else(|| {
@@ -227,13 +320,23 @@ impl Chart {
         }
         // Helm also renders sub-charts that Chart.yaml does not list.
         subcharts.extend(loaded.into_iter().map(|c| (c.meta.name.clone(), None, c)));
-        Ok(Self { meta, path, values, schema, templates, subcharts })
+        Ok(Self {
+            meta,
+            path,
+            values,
+            schema,
+            templates,
+            subcharts,
+        })
     }
 
     /// An aliased sub-chart's templates go by its alias.
     fn rename(&mut self, path: &str) {
         let old = std::mem::replace(&mut self.path, path.to_string());
-        self.templates = std::mem::take(&mut self.templates).into_iter().map(|(p, t)| (format!("{path}{}", &p[old.len()..]), t)).collect();
+        self.templates = std::mem::take(&mut self.templates)
+            .into_iter()
+            .map(|(p, t)| (format!("{path}{}", &p[old.len()..]), t))
+            .collect();
         for (key, _, sub) in &mut self.subcharts {
             let p = format!("{path}/charts/{key}");
             sub.rename(&p);
@@ -255,7 +358,10 @@ impl Chart {
         let top = coalesce(&self.values, &Value::Object(values.clone()));
         let mut jobs = Vec::new();
         self.plan(top, 0, &mut jobs)?;
-        let sources: Vec<(String, String)> = jobs.iter().flat_map(|(chart, _, _)| chart.templates.iter().map(|(p, t)| (p.clone(), t.clone()))).collect();
+        let sources: Vec<(String, String)> = jobs
+            .iter()
+            .flat_map(|(chart, _, _)| chart.templates.iter().map(|(p, t)| (p.clone(), t.clone())))
+            .collect();
         let mut set = functions::TemplateSet::new(sources)?;
         // Helm renders deeper charts first, then by file name.
         let mut files: Vec<(usize, &String, &Chart, &Value)> = Vec::new();
@@ -270,14 +376,20 @@ impl Chart {
         files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         let mut out = Vec::new();
         for (depth, file, chart, values) in files {
-            let text = set.render(file, &chart.context(release, values, file))?.replace("<no value>", "");
+            let text = set
+                .render(file, &chart.context(release, values, file))?
+                .replace("<no value>", "");
             for document in documents(&text) {
                 let object = yaml(file, document)?;
                 if object.is_null() {
                     continue;
                 }
                 check_object(file, &object)?;
-                out.push(Rendered { file: file.clone(), depth, object });
+                out.push(Rendered {
+                    file: file.clone(),
+                    depth,
+                    object,
+                });
             }
         }
         out.sort_by_key(|r| kind_rank(r.object["kind"].as_str().unwrap_or_default()));
@@ -292,7 +404,10 @@ impl Chart {
             if condition.as_deref().is_some_and(|c| !enabled_by(c, &values)) {
                 continue;
             }
-            let mut mine = coalesce(&sub.values, values.get(key).filter(|v| v.is_object()).unwrap_or(&json!({})));
+            let mut mine = coalesce(
+                &sub.values,
+                values.get(key).filter(|v| v.is_object()).unwrap_or(&json!({})),
+            );
             let sub_global = coalesce(mine.get("global").unwrap_or(&json!({})), &global);
             mine["global"] = sub_global;
             // The parent sees its sub-chart's final values, as in Helm.
@@ -301,7 +416,9 @@ impl Chart {
         }
         if let Some(schema) = &self.schema {
             schema::validate(schema, &values, "values").map_err(|e| match e {
-                Error::InvalidArgument { field, reason } => invalid(field, format!("{reason} ({}/values.schema.json)", self.path)),
+                Error::InvalidArgument { field, reason } => {
+                    invalid(field, format!("{reason} ({}/values.schema.json)", self.path))
+                }
                 other => other,
             })?;
         }
@@ -332,7 +449,11 @@ fn enabled_by(condition: &str, values: &Value) -> bool {
     condition
         .split(',')
         .map(str::trim)
-        .find_map(|path| path.split('.').try_fold(values, |v, k| v.get(k)).and_then(Value::as_bool))
+        .find_map(|path| {
+            path.split('.')
+                .try_fold(values, |v, k| v.get(k))
+                .and_then(Value::as_bool)
+        })
         .unwrap_or(true)
 }
 
@@ -361,7 +482,12 @@ pub fn coalesce(base: &Value, over: &Value) -> Value {
 
 fn strip_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -384,18 +510,29 @@ fn documents(text: &str) -> Vec<&str> {
 }
 
 fn check_object(file: &str, object: &Value) -> Result<()> {
-    let kind = object["kind"].as_str().ok_or_else(|| invalid(file, "renders a document without kind"))?;
+    let kind = object["kind"]
+        .as_str()
+        .ok_or_else(|| invalid(file, "renders a document without kind"))?;
     if object["apiVersion"].as_str().is_none() || object["metadata"]["name"].as_str().is_none_or(str::is_empty) {
-        return Err(invalid(file, format!("renders a {kind} without apiVersion or metadata.name")));
+        return Err(invalid(
+            file,
+            format!("renders a {kind} without apiVersion or metadata.name"),
+        ));
     }
     if !PLACEABLE.contains(&kind) {
-        return Err(invalid(file, format!("renders a {kind}; the platform places only {}", PLACEABLE.join(", "))));
+        return Err(invalid(
+            file,
+            format!("renders a {kind}; the platform places only {}", PLACEABLE.join(", ")),
+        ));
     }
     Ok(())
 }
 
 fn kind_rank(kind: &str) -> usize {
-    INSTALL_ORDER.iter().position(|k| *k == kind).unwrap_or(INSTALL_ORDER.len())
+    INSTALL_ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(INSTALL_ORDER.len())
 }
 
 const WORKLOADS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
@@ -410,42 +547,92 @@ const WORKLOADS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 /// # Errors
 /// The chart renders no workload.
 pub fn services(rendered: &[Rendered]) -> Result<(BTreeMap<String, Vec<Value>>, Vec<Vec<String>>)> {
-    let workloads: Vec<&Rendered> = rendered.iter().filter(|r| WORKLOADS.contains(&r.object["kind"].as_str().unwrap_or_default())).collect();
-    let first = workloads.first().ok_or_else(|| invalid("chart", "renders no Deployment, StatefulSet or DaemonSet: nothing to run"))?;
+    let workloads: Vec<&Rendered> = rendered
+        .iter()
+        .filter(|r| WORKLOADS.contains(&r.object["kind"].as_str().unwrap_or_default()))
+        .collect();
+    let first = workloads.first().ok_or_else(|| {
+        invalid(
+            "chart",
+            "renders no Deployment, StatefulSet or DaemonSet: nothing to run",
+        )
+    })?;
     let name = |r: &Rendered| r.object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let chart_of = |r: &Rendered| r.file.rsplit_once("/templates/").map(|(c, _)| c.to_string()).unwrap_or_default();
+    let chart_of = |r: &Rendered| {
+        r.file
+            .rsplit_once("/templates/")
+            .map(|(c, _)| c.to_string())
+            .unwrap_or_default()
+    };
     let mut owner: Vec<Option<String>> = vec![None; rendered.len()];
     for (i, r) in rendered.iter().enumerate() {
         let kind = r.object["kind"].as_str().unwrap_or_default();
         owner[i] = match kind {
             k if WORKLOADS.contains(&k) => Some(name(r)),
-            "Service" => r.object["spec"]["selector"].as_object().filter(|s| !s.is_empty()).and_then(|selector| {
-                workloads.iter().find(|w| selector.iter().all(|(k, v)| &w.object["spec"]["template"]["metadata"]["labels"][k] == v)).map(|w| name(w))
-            }),
-            "HorizontalPodAutoscaler" => r.object["spec"]["scaleTargetRef"]["name"].as_str().filter(|n| workloads.iter().any(|w| name(w) == *n)).map(str::to_string),
+            "Service" => r.object["spec"]["selector"]
+                .as_object()
+                .filter(|s| !s.is_empty())
+                .and_then(|selector| {
+                    workloads
+                        .iter()
+                        .find(|w| {
+                            selector
+                                .iter()
+                                .all(|(k, v)| &w.object["spec"]["template"]["metadata"]["labels"][k] == v)
+                        })
+                        .map(|w| name(w))
+                }),
+            "HorizontalPodAutoscaler" => r.object["spec"]["scaleTargetRef"]["name"]
+                .as_str()
+                .filter(|n| workloads.iter().any(|w| name(w) == *n))
+                .map(str::to_string),
             _ => {
                 let me = name(r);
-                workloads.iter().find(|w| mentions(&w.object["spec"]["template"]["spec"], &me)).map(|w| name(w))
+                workloads
+                    .iter()
+                    .find(|w| mentions(&w.object["spec"]["template"]["spec"], &me))
+                    .map(|w| name(w))
             }
         };
     }
     // Ingresses and HTTPRoutes follow the Service they send to.
     for (i, r) in rendered.iter().enumerate() {
         if matches!(r.object["kind"].as_str(), Some("Ingress" | "HTTPRoute")) {
-            owner[i] = rendered.iter().enumerate().find(|(j, s)| s.object["kind"] == "Service" && owner[*j].is_some() && mentions(&r.object["spec"], &name(s))).and_then(|(j, _)| owner[j].clone());
+            owner[i] = rendered
+                .iter()
+                .enumerate()
+                .find(|(j, s)| {
+                    s.object["kind"] == "Service" && owner[*j].is_some() && mentions(&r.object["spec"], &name(s))
+                })
+                .and_then(|(j, _)| owner[j].clone());
         }
     }
     let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut depth: BTreeMap<String, usize> = BTreeMap::new();
     for (i, r) in rendered.iter().enumerate() {
-        let service = owner[i].clone().unwrap_or_else(|| workloads.iter().find(|w| chart_of(w) == chart_of(r)).map_or_else(|| name(first), |w| name(w)));
+        let service = owner[i].clone().unwrap_or_else(|| {
+            workloads
+                .iter()
+                .find(|w| chart_of(w) == chart_of(r))
+                .map_or_else(|| name(first), |w| name(w))
+        });
         if WORKLOADS.contains(&r.object["kind"].as_str().unwrap_or_default()) {
             depth.insert(service.clone(), r.depth);
         }
         groups.entry(service).or_default().push(r.object.clone());
     }
     let deepest = depth.values().copied().max().unwrap_or(0);
-    let waves = (0..=deepest).rev().map(|d| depth.iter().filter(|(_, x)| **x == d).map(|(s, _)| s.clone()).collect::<Vec<_>>()).filter(|w| !w.is_empty()).collect();
+    let waves = (0..=deepest)
+        .rev()
+        .map(|d| {
+            depth
+                .iter()
+                .filter(|(_, x)| **x == d)
+                .map(|(s, _)| s.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
     Ok((groups, waves))
 }
 
@@ -456,18 +643,36 @@ pub fn services(rendered: &[Rendered]) -> Result<(BTreeMap<String, Vec<Value>>, 
 ///
 /// # Errors
 /// As [`Chart::render`] and [`services`].
-pub fn release_objects(chart: &Chart, app: &str, number: u64, values: &Map<String, Value>) -> Result<(BTreeMap<String, Vec<Value>>, Vec<Vec<String>>)> {
+pub fn release_objects(
+    chart: &Chart,
+    app: &str,
+    number: u64,
+    values: &Map<String, Value>,
+) -> Result<(BTreeMap<String, Vec<Value>>, Vec<Vec<String>>)> {
     use crate::render::{APP_LABEL, RELEASE_ANNOTATION, SERVICE_LABEL};
-    let rendered = chart.render(&Release { name: app.to_string(), revision: number.max(1) }, values)?;
+    let rendered = chart.render(
+        &Release {
+            name: app.to_string(),
+            revision: number.max(1),
+        },
+        values,
+    )?;
     let (groups, waves) = services(&rendered)?;
     let prefix = format!("{app}-");
-    let short = |s: &str| s.strip_prefix(&prefix).filter(|rest| !rest.is_empty()).unwrap_or(s).to_string();
+    let short = |s: &str| {
+        s.strip_prefix(&prefix)
+            .filter(|rest| !rest.is_empty())
+            .unwrap_or(s)
+            .to_string()
+    };
     let mut out = BTreeMap::new();
     for (service, mut objects) in groups {
         let service = short(&service);
         crate::render::object_name(app, &service)?;
         for o in &mut objects {
-            let meta = o["metadata"].as_object_mut().ok_or_else(|| invalid("chart", "an object without metadata"))?;
+            let meta = o["metadata"]
+                .as_object_mut()
+                .ok_or_else(|| invalid("chart", "an object without metadata"))?;
             meta.remove("namespace");
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
             if !labels.is_object() {
@@ -483,7 +688,10 @@ pub fn release_objects(chart: &Chart, app: &str, number: u64, values: &Map<Strin
         }
         out.insert(service, objects);
     }
-    let waves = waves.into_iter().map(|w| w.iter().map(|s| short(s)).collect()).collect();
+    let waves = waves
+        .into_iter()
+        .map(|w| w.iter().map(|s| short(s)).collect())
+        .collect();
     Ok((out, waves))
 }
 
@@ -505,13 +713,23 @@ mod tests {
     fn values_merge_deeply_the_deploy_wins_and_null_deletes() {
         let base = json!({"image": {"repository": "nginx", "tag": "1.0"}, "replicas": 1, "extra": {"a": 1}});
         let over = json!({"image": {"tag": "2.0"}, "replicas": 3, "extra": null});
-        assert_eq!(coalesce(&base, &over), json!({"image": {"repository": "nginx", "tag": "2.0"}, "replicas": 3}));
-        assert_eq!(coalesce(&json!({"a": [1, 2]}), &json!({"a": [3]})), json!({"a": [3]}), "lists are replaced, not merged");
+        assert_eq!(
+            coalesce(&base, &over),
+            json!({"image": {"repository": "nginx", "tag": "2.0"}, "replicas": 3})
+        );
+        assert_eq!(
+            coalesce(&json!({"a": [1, 2]}), &json!({"a": [3]})),
+            json!({"a": [3]}),
+            "lists are replaced, not merged"
+        );
     }
 
     #[test]
     fn documents_split_at_dashes_and_empty_ones_go() {
-        assert_eq!(documents("a: 1\n---\n\n---\nb: 2\n--- # c\nc: 3"), vec!["a: 1\n", "b: 2\n", "c: 3"]);
+        assert_eq!(
+            documents("a: 1\n---\n\n---\nb: 2\n--- # c\nc: 3"),
+            vec!["a: 1\n", "b: 2\n", "c: 3"]
+        );
         assert_eq!(documents("a: '---x'\n"), vec!["a: '---x'\n"]);
     }
 
@@ -525,14 +743,35 @@ mod tests {
 
     #[test]
     fn kinds_go_in_helm_install_order() {
-        let mut kinds = vec!["Ingress", "Deployment", "Service", "ConfigMap", "StatefulSet", "Unknown"];
+        let mut kinds = vec![
+            "Ingress",
+            "Deployment",
+            "Service",
+            "ConfigMap",
+            "StatefulSet",
+            "Unknown",
+        ];
         kinds.sort_by_key(|k| kind_rank(k));
-        assert_eq!(kinds, vec!["ConfigMap", "Service", "Deployment", "StatefulSet", "Ingress", "Unknown"]);
+        assert_eq!(
+            kinds,
+            vec![
+                "ConfigMap",
+                "Service",
+                "Deployment",
+                "StatefulSet",
+                "Ingress",
+                "Unknown"
+            ]
+        );
     }
 
     #[test]
     fn a_chart_in_one_top_folder_is_rooted_and_one_without_chart_yaml_is_refused() {
-        let files: BTreeMap<String, String> = [("web/Chart.yaml".to_string(), "x".to_string()), ("web/values.yaml".into(), "y".into())].into();
+        let files: BTreeMap<String, String> = [
+            ("web/Chart.yaml".to_string(), "x".to_string()),
+            ("web/values.yaml".into(), "y".into()),
+        ]
+        .into();
         assert!(rooted(files).unwrap().contains_key("Chart.yaml"));
         let none: BTreeMap<String, String> = [("web/values.yaml".to_string(), "y".to_string())].into();
         assert_eq!(rooted(none).unwrap_err().field(), Some("Chart.yaml"));

@@ -35,7 +35,11 @@ pub fn validate(schema: &Value, value: &Value, at: &str) -> Result<()> {
             Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
-        if !allowed.is_empty() && !allowed.iter().any(|a| *a == actual || (*a == "number" && actual == "integer")) {
+        if !allowed.is_empty()
+            && !allowed
+                .iter()
+                .any(|a| *a == actual || (*a == "number" && actual == "integer"))
+        {
             return fail(format!("must be of type {}, not {actual}", allowed.join(" or ")));
         }
     }
@@ -73,17 +77,26 @@ pub fn validate(schema: &Value, value: &Value, at: &str) -> Result<()> {
             return fail(format!("must be at most {m} characters"));
         }
         if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-            let re = regex::Regex::new(p).map_err(|e| Error::invalid(at, format!("the schema's pattern {p} does not compile: {e}")))?;
+            let re = regex::Regex::new(p)
+                .map_err(|e| Error::invalid(at, format!("the schema's pattern {p} does not compile: {e}")))?;
             if !re.is_match(text) {
                 return fail(format!("must match {p}"));
             }
         }
     }
     if let Value::Array(items) = value {
-        if let Some(m) = s.get("minItems").and_then(Value::as_u64).filter(|m| (items.len() as u64) < *m) {
+        if let Some(m) = s
+            .get("minItems")
+            .and_then(Value::as_u64)
+            .filter(|m| (items.len() as u64) < *m)
+        {
             return fail(format!("must have at least {m} items"));
         }
-        if let Some(m) = s.get("maxItems").and_then(Value::as_u64).filter(|m| (items.len() as u64) > *m) {
+        if let Some(m) = s
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .filter(|m| (items.len() as u64) > *m)
+        {
             return fail(format!("must have at most {m} items"));
         }
         if let Some(item) = s.get("items") {
@@ -93,7 +106,13 @@ pub fn validate(schema: &Value, value: &Value, at: &str) -> Result<()> {
         }
     }
     if let Value::Object(map) = value {
-        for name in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for name in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             if !map.contains_key(name) {
                 return Err(Error::invalid(format!("{at}.{name}"), "is required"));
             }
@@ -130,8 +149,9 @@ pub fn validate(schema: &Value, value: &Value, at: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn each_refusal_names_the_value() {
@@ -139,15 +159,37 @@ mod tests {
             "replicaCount": {"type": "integer", "minimum": 1, "maximum": 10},
             "image": {"type": "object", "additionalProperties": false, "properties": {"tag": {"type": "string", "pattern": "^[a-z0-9.]+$"}}},
             "mode": {"enum": ["a", "b"]}, "ports": {"type": "array", "items": {"type": "integer"}}}});
-        assert!(validate(&schema, &json!({"image": {"tag": "1.25"}, "replicaCount": 3, "ports": [80]}), "values").is_ok());
+        assert!(
+            validate(
+                &schema,
+                &json!({"image": {"tag": "1.25"}, "replicaCount": 3, "ports": [80]}),
+                "values"
+            )
+            .is_ok()
+        );
         let field = |v: Value| validate(&schema, &v, "values").unwrap_err().field().map(str::to_string);
         assert_eq!(field(json!({})), Some("values.image".into()));
-        assert_eq!(field(json!({"image": {}, "replicaCount": 0})), Some("values.replicaCount".into()));
-        assert_eq!(field(json!({"image": {}, "replicaCount": "3"})), Some("values.replicaCount".into()));
-        assert_eq!(field(json!({"image": {"tag": "Bad!"}})), Some("values.image.tag".into()));
+        assert_eq!(
+            field(json!({"image": {}, "replicaCount": 0})),
+            Some("values.replicaCount".into())
+        );
+        assert_eq!(
+            field(json!({"image": {}, "replicaCount": "3"})),
+            Some("values.replicaCount".into())
+        );
+        assert_eq!(
+            field(json!({"image": {"tag": "Bad!"}})),
+            Some("values.image.tag".into())
+        );
         assert_eq!(field(json!({"image": {"x": 1}})), Some("values.image.x".into()));
         assert_eq!(field(json!({"image": {}, "mode": "c"})), Some("values.mode".into()));
-        assert_eq!(field(json!({"image": {}, "ports": [80, "x"]})), Some("values.ports[1]".into()));
-        assert!(validate(&json!({"type": "number"}), &json!(3), "v").is_ok(), "an integer is a number");
+        assert_eq!(
+            field(json!({"image": {}, "ports": [80, "x"]})),
+            Some("values.ports[1]".into())
+        );
+        assert!(
+            validate(&json!({"type": "number"}), &json!(3), "v").is_ok(),
+            "an integer is a number"
+        );
     }
 }
