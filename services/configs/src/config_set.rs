@@ -89,7 +89,11 @@ impl ConfigSets {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("{} already has a config set in {}", new.application, new.environment)))?;
-        let event = pb::ResourceChanged { id: set.id.to_string(), tenant_id: set.tenant_id.to_string(), name: format!("{}/{}", set.application, set.environment) };
+        let event = pb::ResourceChanged {
+            id: set.id.to_string(),
+            tenant_id: set.tenant_id.to_string(),
+            name: format!("{}/{}", set.application, set.environment),
+        };
         outbox::record(&mut tx, CREATED, Some(set.tenant_id), &event).await?;
         self.outbox.commit(tx).await?;
         Ok(set)
@@ -104,7 +108,8 @@ impl ConfigSets {
             .bind(id)
             .fetch_optional(self.outbox.pool())
             .await?;
-        set.filter(|s| caller.can_see(s.tenant_id)).ok_or_else(|| Error::not_found("config set", id))
+        set.filter(|s| caller.can_see(s.tenant_id))
+            .ok_or_else(|| Error::not_found("config set", id))
     }
 
     /// A page of the config sets the caller can see, optionally of one tenant.
@@ -135,10 +140,20 @@ impl ConfigSets {
         let set = self.get(caller, id).await?;
         caller.require(set.tenant_id, Role::Operator, "config set", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        if sqlx::query("DELETE FROM config_sets WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+        if sqlx::query("DELETE FROM config_sets WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 0
+        {
             return Err(Error::not_found("config set", id));
         }
-        let event = pb::ResourceChanged { id: id.to_string(), tenant_id: set.tenant_id.to_string(), name: format!("{}/{}", set.application, set.environment) };
+        let event = pb::ResourceChanged {
+            id: id.to_string(),
+            tenant_id: set.tenant_id.to_string(),
+            name: format!("{}/{}", set.application, set.environment),
+        };
         outbox::record(&mut tx, DELETED, Some(set.tenant_id), &event).await?;
         self.outbox.commit(tx).await
     }
@@ -152,9 +167,21 @@ mod tests {
     fn each_bad_field_is_named() {
         let t = Uuid::now_v7().to_string();
         assert!(NewConfigSet::parse(&t, "shop", "qa").is_ok());
-        assert_eq!(NewConfigSet::parse("", "shop", "qa").unwrap_err().field(), Some("tenant_id"));
-        assert_eq!(NewConfigSet::parse(&t, "Shop", "qa").unwrap_err().field(), Some("application"));
-        assert_eq!(NewConfigSet::parse(&t, "shop", "").unwrap_err().field(), Some("environment"));
-        assert_eq!(NewConfigSet::parse(&t, "shop", "prod_eu").unwrap_err().field(), Some("environment"));
+        assert_eq!(
+            NewConfigSet::parse("", "shop", "qa").unwrap_err().field(),
+            Some("tenant_id")
+        );
+        assert_eq!(
+            NewConfigSet::parse(&t, "Shop", "qa").unwrap_err().field(),
+            Some("application")
+        );
+        assert_eq!(
+            NewConfigSet::parse(&t, "shop", "").unwrap_err().field(),
+            Some("environment")
+        );
+        assert_eq!(
+            NewConfigSet::parse(&t, "shop", "prod_eu").unwrap_err().field(),
+            Some("environment")
+        );
     }
 }

@@ -18,7 +18,9 @@ pub struct Configs {
 impl Configs {
     /// The API over the configs schema of `outbox`.
     pub fn new(outbox: Outbox) -> Self {
-        Self { sets: ConfigSets::new(outbox) }
+        Self {
+            sets: ConfigSets::new(outbox),
+        }
     }
 }
 
@@ -34,29 +36,47 @@ fn to_pb(s: ConfigSet) -> pb::ConfigSet {
 
 #[tonic::async_trait]
 impl ConfigsService for Configs {
-    async fn create_config_set(&self, request: Request<pb::CreateConfigSetRequest>) -> Result<Response<pb::ConfigSet>, Status> {
+    async fn create_config_set(
+        &self,
+        request: Request<pb::CreateConfigSetRequest>,
+    ) -> Result<Response<pb::ConfigSet>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let new = NewConfigSet::parse(&r.tenant_id, &r.application, &r.environment)?;
         Ok(Response::new(to_pb(self.sets.create(&caller, new).await?)))
     }
 
-    async fn get_config_set(&self, request: Request<pb::GetConfigSetRequest>) -> Result<Response<pb::ConfigSet>, Status> {
+    async fn get_config_set(
+        &self,
+        request: Request<pb::GetConfigSetRequest>,
+    ) -> Result<Response<pb::ConfigSet>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         Ok(Response::new(to_pb(self.sets.get(&caller, id).await?)))
     }
 
-    async fn list_config_sets(&self, request: Request<pb::ListConfigSetsRequest>) -> Result<Response<pb::ListConfigSetsResponse>, Status> {
+    async fn list_config_sets(
+        &self,
+        request: Request<pb::ListConfigSetsRequest>,
+    ) -> Result<Response<pb::ListConfigSetsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
         let tenant = kernel::id::parse_optional_id("tenant_id", &r.tenant_id)?;
-        let (sets, next) = self.sets.list(&caller, Page::parse(p.limit, &p.cursor)?, tenant).await?;
-        Ok(Response::new(pb::ListConfigSetsResponse { config_sets: sets.into_iter().map(to_pb).collect(), page: Some(pb::PageInfo { next_cursor: next }) }))
+        let (sets, next) = self
+            .sets
+            .list(&caller, Page::parse(p.limit, &p.cursor)?, tenant)
+            .await?;
+        Ok(Response::new(pb::ListConfigSetsResponse {
+            config_sets: sets.into_iter().map(to_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
     }
 
-    async fn delete_config_set(&self, request: Request<pb::DeleteConfigSetRequest>) -> Result<Response<pb::DeleteConfigSetResponse>, Status> {
+    async fn delete_config_set(
+        &self,
+        request: Request<pb::DeleteConfigSetRequest>,
+    ) -> Result<Response<pb::DeleteConfigSetResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         self.sets.delete(&caller, id).await?;
