@@ -41,11 +41,19 @@ fn git_remote(raw: &str) -> Result<String> {
         if url.password().is_some() {
             return Err(Error::invalid("repository", "must not carry a password"));
         }
-        return if matches!(url.scheme(), "http" | "https" | "ssh") && url.host().is_some() && url.path().len() > 1 { Ok(r.to_string()) } else { Err(bad()) };
+        return if matches!(url.scheme(), "http" | "https" | "ssh") && url.host().is_some() && url.path().len() > 1 {
+            Ok(r.to_string())
+        } else {
+            Err(bad())
+        };
     }
     let (user_host, path) = r.split_once(':').ok_or_else(bad)?;
     let (user, host) = user_host.split_once('@').ok_or_else(bad)?;
-    let ok = !user.is_empty() && !host.is_empty() && !path.is_empty() && !r.contains(char::is_whitespace) && !host.contains('/');
+    let ok = !user.is_empty()
+        && !host.is_empty()
+        && !path.is_empty()
+        && !r.contains(char::is_whitespace)
+        && !host.contains('/');
     if ok { Ok(r.to_string()) } else { Err(bad()) }
 }
 
@@ -63,7 +71,11 @@ impl NewPipeline {
     /// # Errors
     /// A field is malformed.
     pub fn parse(tenant_id: &str, name: &str, repository: &str) -> Result<Self> {
-        Ok(Self { tenant: id::parse_id("tenant_id", tenant_id)?, name: DnsLabel::parse("name", name.trim())?, repository: git_remote(repository)? })
+        Ok(Self {
+            tenant: id::parse_id("tenant_id", tenant_id)?,
+            name: DnsLabel::parse("name", name.trim())?,
+            repository: git_remote(repository)?,
+        })
     }
 }
 
@@ -103,7 +115,11 @@ impl Pipelines {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("the tenant already has a pipeline named {}", new.name)))?;
-        let event = pb::ResourceChanged { id: pipeline.id.to_string(), tenant_id: pipeline.tenant_id.to_string(), name: pipeline.name.clone() };
+        let event = pb::ResourceChanged {
+            id: pipeline.id.to_string(),
+            tenant_id: pipeline.tenant_id.to_string(),
+            name: pipeline.name.clone(),
+        };
         outbox::record(&mut tx, CREATED, Some(pipeline.tenant_id), &event).await?;
         self.outbox.commit(tx).await?;
         Ok(pipeline)
@@ -114,11 +130,14 @@ impl Pipelines {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Pipeline> {
-        let pipeline: Option<Pipeline> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM pipelines WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.outbox.pool())
-            .await?;
-        pipeline.filter(|p| caller.can_see(p.tenant_id)).ok_or_else(|| Error::not_found("pipeline", id))
+        let pipeline: Option<Pipeline> =
+            sqlx::query_as(concat!("SELECT ", columns!(), " FROM pipelines WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.outbox.pool())
+                .await?;
+        pipeline
+            .filter(|p| caller.can_see(p.tenant_id))
+            .ok_or_else(|| Error::not_found("pipeline", id))
     }
 
     /// A page of the pipelines the caller can see, optionally of one tenant.
@@ -149,10 +168,20 @@ impl Pipelines {
         let pipeline = self.get(caller, id).await?;
         caller.require(pipeline.tenant_id, Role::Developer, "pipeline", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        if sqlx::query("DELETE FROM pipelines WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+        if sqlx::query("DELETE FROM pipelines WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 0
+        {
             return Err(Error::not_found("pipeline", id));
         }
-        let event = pb::ResourceChanged { id: id.to_string(), tenant_id: pipeline.tenant_id.to_string(), name: pipeline.name };
+        let event = pb::ResourceChanged {
+            id: id.to_string(),
+            tenant_id: pipeline.tenant_id.to_string(),
+            name: pipeline.name,
+        };
         outbox::record(&mut tx, DELETED, Some(pipeline.tenant_id), &event).await?;
         self.outbox.commit(tx).await
     }
@@ -164,10 +193,24 @@ mod tests {
 
     #[test]
     fn git_remotes_of_every_usual_form_are_accepted() {
-        for ok in ["https://git.example.com/acme/shop.git", "ssh://git@git.example.com/acme/shop.git", "git@git.example.com:acme/shop.git"] {
+        for ok in [
+            "https://git.example.com/acme/shop.git",
+            "ssh://git@git.example.com/acme/shop.git",
+            "git@git.example.com:acme/shop.git",
+        ] {
             assert_eq!(git_remote(ok).unwrap(), ok);
         }
-        for bad in ["", "shop", "ftp://x/y", "git://host/a.git", "https://host", "https://u:secret@host/a.git", "git@:path", "@host:path", "git@host/x:y z"] {
+        for bad in [
+            "",
+            "shop",
+            "ftp://x/y",
+            "git://host/a.git",
+            "https://host",
+            "https://u:secret@host/a.git",
+            "git@:path",
+            "@host:path",
+            "git@host/x:y z",
+        ] {
             assert_eq!(git_remote(bad).unwrap_err().field(), Some("repository"), "{bad}");
         }
     }
@@ -176,8 +219,17 @@ mod tests {
     fn each_bad_field_is_named() {
         let t = Uuid::now_v7().to_string();
         assert!(NewPipeline::parse(&t, "shop-ci", "git@h:a/b").is_ok());
-        assert_eq!(NewPipeline::parse("x", "shop-ci", "git@h:a/b").unwrap_err().field(), Some("tenant_id"));
-        assert_eq!(NewPipeline::parse(&t, "Shop CI", "git@h:a/b").unwrap_err().field(), Some("name"));
-        assert_eq!(NewPipeline::parse(&t, "shop-ci", "h:a/b").unwrap_err().field(), Some("repository"));
+        assert_eq!(
+            NewPipeline::parse("x", "shop-ci", "git@h:a/b").unwrap_err().field(),
+            Some("tenant_id")
+        );
+        assert_eq!(
+            NewPipeline::parse(&t, "Shop CI", "git@h:a/b").unwrap_err().field(),
+            Some("name")
+        );
+        assert_eq!(
+            NewPipeline::parse(&t, "shop-ci", "h:a/b").unwrap_err().field(),
+            Some("repository")
+        );
     }
 }
