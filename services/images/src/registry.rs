@@ -53,7 +53,11 @@ impl NewRegistry {
         if url.password().is_some() {
             return Err(Error::invalid("url", "must not carry a password"));
         }
-        Ok(Self { name: DnsLabel::parse("name", name.trim())?, url, master })
+        Ok(Self {
+            name: DnsLabel::parse("name", name.trim())?,
+            url,
+            master,
+        })
     }
 }
 
@@ -97,7 +101,11 @@ impl Registries {
         let Some(registry) = inserted else {
             return Err(self.conflict(&new).await?);
         };
-        let event = pb::ResourceChanged { id: registry.id.to_string(), tenant_id: String::new(), name: registry.name.clone() };
+        let event = pb::ResourceChanged {
+            id: registry.id.to_string(),
+            tenant_id: String::new(),
+            name: registry.name.clone(),
+        };
         outbox::record(&mut tx, CREATED, None, &event).await?;
         self.outbox.commit(tx).await?;
         Ok(registry)
@@ -105,11 +113,13 @@ impl Registries {
 
     /// Why `new` conflicts: its name is taken, or it would be a second master.
     async fn conflict(&self, new: &NewRegistry) -> Result<Error> {
-        let master: Option<String> = sqlx::query_scalar("SELECT name FROM registries WHERE master").fetch_optional(self.outbox.pool()).await?;
+        let master: Option<String> = sqlx::query_scalar("SELECT name FROM registries WHERE master")
+            .fetch_optional(self.outbox.pool())
+            .await?;
         Ok(match master {
-            Some(existing) if new.master && existing != new.name.as_str() => {
-                Error::Conflict(format!("{existing} is already the master registry; there can be only one"))
-            }
+            Some(existing) if new.master && existing != new.name.as_str() => Error::Conflict(format!(
+                "{existing} is already the master registry; there can be only one"
+            )),
             _ => Error::Conflict(format!("a registry named {} already exists", new.name)),
         })
     }
@@ -119,10 +129,11 @@ impl Registries {
     /// # Errors
     /// No such registry.
     pub async fn get(&self, id: Uuid) -> Result<Registry> {
-        let registry: Option<Registry> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM registries WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let registry: Option<Registry> =
+            sqlx::query_as(concat!("SELECT ", columns!(), " FROM registries WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.outbox.pool())
+                .await?;
         registry.ok_or_else(|| Error::not_found("registry", id))
     }
 
@@ -131,11 +142,15 @@ impl Registries {
     /// # Errors
     /// The database fails.
     pub async fn list(&self, page: Page) -> Result<(Vec<Registry>, String)> {
-        let rows: Vec<Registry> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM registries WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"))
-            .bind(page.after)
-            .bind(page.fetch())
-            .fetch_all(self.outbox.pool())
-            .await?;
+        let rows: Vec<Registry> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM registries WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        ))
+        .bind(page.after)
+        .bind(page.fetch())
+        .fetch_all(self.outbox.pool())
+        .await?;
         Ok(page.finish(rows, |r| r.id))
     }
 
@@ -151,7 +166,17 @@ impl Registries {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::not_found("registry", id))?;
-        outbox::record(&mut tx, DELETED, None, &pb::ResourceChanged { id: id.to_string(), tenant_id: String::new(), name }).await?;
+        outbox::record(
+            &mut tx,
+            DELETED,
+            None,
+            &pb::ResourceChanged {
+                id: id.to_string(),
+                tenant_id: String::new(),
+                name,
+            },
+        )
+        .await?;
         self.outbox.commit(tx).await
     }
 }
@@ -163,10 +188,29 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         assert!(NewRegistry::parse("harbor", "https://harbor.example.com", true).is_ok());
-        assert_eq!(NewRegistry::parse("Harbor", "https://h", false).unwrap_err().field(), Some("name"));
-        assert_eq!(NewRegistry::parse("harbor", "harbor.example.com", false).unwrap_err().field(), Some("url"));
-        assert_eq!(NewRegistry::parse("harbor", "ftp://h", false).unwrap_err().field(), Some("url"));
-        assert_eq!(NewRegistry::parse("harbor", "https://admin:secret@h", false).unwrap_err().field(), Some("url"));
-        assert_eq!(NewRegistry::parse("", "https://h", false).unwrap_err().field(), Some("name"));
+        assert_eq!(
+            NewRegistry::parse("Harbor", "https://h", false).unwrap_err().field(),
+            Some("name")
+        );
+        assert_eq!(
+            NewRegistry::parse("harbor", "harbor.example.com", false)
+                .unwrap_err()
+                .field(),
+            Some("url")
+        );
+        assert_eq!(
+            NewRegistry::parse("harbor", "ftp://h", false).unwrap_err().field(),
+            Some("url")
+        );
+        assert_eq!(
+            NewRegistry::parse("harbor", "https://admin:secret@h", false)
+                .unwrap_err()
+                .field(),
+            Some("url")
+        );
+        assert_eq!(
+            NewRegistry::parse("", "https://h", false).unwrap_err().field(),
+            Some("name")
+        );
     }
 }
