@@ -74,14 +74,21 @@ async fn paced(client: &reqwest::Client, t: &Target) -> (f64, f64) {
         tasks.push(tokio::spawn(async move {
             let start = Instant::now();
             assert!(once(&client, &t).await, "request failed");
-            latencies.lock().await.record(start.elapsed().as_micros().max(1) as u64).unwrap();
+            latencies
+                .lock()
+                .await
+                .record(start.elapsed().as_micros().max(1) as u64)
+                .unwrap();
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
     let h = latencies.lock().await;
-    (h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0)
+    (
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+    )
 }
 
 /// Closed loop straight to tenancy's gRPC API, as a platform administrator.
@@ -93,12 +100,18 @@ async fn saturate_grpc(p: &Platform, id: &str) -> f64 {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {
-        let mut client = paas_proto::v1::tenancy_service_client::TenancyServiceClient::with_interceptor(channel.clone(), kernel::grpc::Outgoing::new(&key, &caller));
+        let mut client = paas_proto::v1::tenancy_service_client::TenancyServiceClient::with_interceptor(
+            channel.clone(),
+            kernel::grpc::Outgoing::new(&key, &caller),
+        );
         let id = id.to_string();
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while start.elapsed() < SATURATION {
-                client.get_tenant(paas_proto::v1::GetTenantRequest { id: id.clone() }).await.expect("tenancy answers");
+                client
+                    .get_tenant(paas_proto::v1::GetTenantRequest { id: id.clone() })
+                    .await
+                    .expect("tenancy answers");
                 n += 1;
             }
             n
@@ -114,21 +127,72 @@ async fn saturate_grpc(p: &Platform, id: &str) -> f64 {
 #[tokio::main]
 async fn main() {
     let p = Platform::start().await;
-    let tenant: Value = p.admin(Method::POST, "/api/v1/tenants").json(&json!({"name": "bench"})).send().await.unwrap().json().await.unwrap();
+    let tenant: Value = p
+        .admin(Method::POST, "/api/v1/tenants")
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = tenant["id"].as_str().unwrap();
-    let token: Value =
-        p.admin(Method::POST, "/api/v1/tokens").json(&json!({"name": "bench", "tenant_id": id, "role": "viewer"})).send().await.unwrap().json().await.unwrap();
-    let login = p.anonymous(Method::POST, "/api/v1/login/local").json(&json!({"username": "admin", "password": LOCAL_ADMIN_PASSWORD})).send().await.unwrap();
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let token: Value = p
+        .admin(Method::POST, "/api/v1/tokens")
+        .json(&json!({"name": "bench", "tenant_id": id, "role": "viewer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let login = p
+        .anonymous(Method::POST, "/api/v1/login/local")
+        .json(&json!({"username": "admin", "password": LOCAL_ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
 
     let resource = format!("{}/api/v1/tenants/{id}", p.url);
     let targets = [
-        ("/healthz (no auth)", Target { url: format!("{}/healthz", p.url), headers: vec![] }),
-        ("GET tenant, API token", Target { url: resource.clone(), headers: vec![("authorization", format!("Bearer {}", token["secret"].as_str().unwrap()))] }),
-        ("GET tenant, session cookie", Target { url: resource, headers: vec![("cookie", cookie)] }),
+        (
+            "/healthz (no auth)",
+            Target {
+                url: format!("{}/healthz", p.url),
+                headers: vec![],
+            },
+        ),
+        (
+            "GET tenant, API token",
+            Target {
+                url: resource.clone(),
+                headers: vec![("authorization", format!("Bearer {}", token["secret"].as_str().unwrap()))],
+            },
+        ),
+        (
+            "GET tenant, session cookie",
+            Target {
+                url: resource,
+                headers: vec![("cookie", cookie)],
+            },
+        ),
     ];
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY * 2).build().unwrap();
-    println!("gateway benchmark: {CONCURRENCY} concurrent clients for {}s, then {PACED_RATE}/s for {}s", SATURATION.as_secs(), PACED.as_secs());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .build()
+        .unwrap();
+    println!(
+        "gateway benchmark: {CONCURRENCY} concurrent clients for {}s, then {PACED_RATE}/s for {}s",
+        SATURATION.as_secs(),
+        PACED.as_secs()
+    );
     println!("{:<30} {:>12} {:>10} {:>10}", "path", "requests/s", "p50 ms", "p99 ms");
     let mut figures = Vec::new();
     for (name, target) in &targets {

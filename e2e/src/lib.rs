@@ -74,20 +74,27 @@ impl Platform {
         };
         configure(&mut gateway);
         let shutdown = Shutdown::new();
-        let stack = paas::stack::start_in(&t.settings, &t.env, gateway, &shutdown).await.expect("the platform starts");
+        let stack = paas::stack::start_in(&t.settings, &t.env, gateway, &shutdown)
+            .await
+            .expect("the platform starts");
         Self {
             url: stack.url(),
             admin_token,
             stack,
             settings: t.settings,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
             shutdown,
         }
     }
 
     /// `GET`/`POST`/... on an API path (`/api/v1/...`) as the administrator.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.admin_token)
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token)
     }
 
     /// The same without credentials.
@@ -106,7 +113,10 @@ impl Platform {
             if let Some(v) = probe().await {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {within:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} did not happen within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -139,25 +149,86 @@ pub struct Slapd {
 }
 
 fn run(program: &str, args: &[&str], dir: &std::path::Path) {
-    let out = std::process::Command::new(program).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with
 /// openssl in `dir`: `ca.pem`, `server.pem`, `server.key`.
 fn test_certificates(dir: &std::path::Path) {
-    run("openssl", &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=paas test CA"], dir);
-    run("openssl", &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"], dir);
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=paas test CA",
+        ],
+        dir,
+    );
+    run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        dir,
+    );
     std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").unwrap();
     run(
         "openssl",
-        &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
         dir,
     );
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Slapd {
@@ -198,10 +269,19 @@ impl Slapd {
         } else {
             String::new()
         };
-        let conf = std::fs::read_to_string(fixtures.join("slapd.conf.template")).unwrap().replace("@DIR@", dir.to_str().unwrap()).replace("@TLS@\n", &tls_directives);
+        let conf = std::fs::read_to_string(fixtures.join("slapd.conf.template"))
+            .unwrap()
+            .replace("@DIR@", dir.to_str().unwrap())
+            .replace("@TLS@\n", &tls_directives);
         std::fs::write(dir.join("slapd.conf"), conf).unwrap();
-        let slapd = ["/usr/sbin/slapd", "slapd"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("slapd");
-        let slapadd = ["/usr/sbin/slapadd", "slapadd"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap_or("slapadd");
+        let slapd = ["/usr/sbin/slapd", "slapd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("slapd");
+        let slapadd = ["/usr/sbin/slapadd", "slapadd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("slapadd");
         let seeded = std::process::Command::new(slapadd)
             .arg("-f")
             .arg(dir.join("slapd.conf"))
@@ -209,7 +289,11 @@ impl Slapd {
             .arg(fixtures.join("seed.ldif"))
             .output()
             .expect("slapadd is installed (scripts/deps installs slapd)");
-        assert!(seeded.status.success(), "slapadd: {}", String::from_utf8_lossy(&seeded.stderr));
+        assert!(
+            seeded.status.success(),
+            "slapadd: {}",
+            String::from_utf8_lossy(&seeded.stderr)
+        );
         let port = free_port();
         let url = format!("ldap://127.0.0.1:{port}");
         let ldaps = tls.then(|| (free_port(), ()));
@@ -230,9 +314,18 @@ impl Slapd {
             .expect("slapd starts");
         let ports: Vec<u16> = std::iter::once(port).chain(ldaps.map(|(p, ())| p)).collect();
         for _ in 0..100 {
-            if ports.iter().all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok()) {
+            if ports
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+            {
                 let ca_file = tls.then(|| dir.join("ca.pem"));
-                return Self { url, ldaps_url, ca_file, child, dir };
+                return Self {
+                    url,
+                    ldaps_url,
+                    ca_file,
+                    child,
+                    dir,
+                };
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -317,7 +410,11 @@ impl OidcProvider {
     /// gateway's settings need it before the provider (which needs the
     /// gateway's address for its clients) can start.
     pub fn reserve_issuer() -> String {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         format!("http://127.0.0.1:{port}")
     }
 
@@ -347,7 +444,11 @@ impl OidcProvider {
             fixtures.join("node_modules/oidc-provider").exists(),
             "the OIDC provider's packages are missing: run scripts/deps (npm ci in e2e/fixtures/oidc)"
         );
-        let port: u16 = issuer.rsplit(':').next().and_then(|p| p.parse().ok()).expect("issuer from reserve_issuer");
+        let port: u16 = issuer
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("issuer from reserve_issuer");
         let dir = std::env::temp_dir().join(format!("paas-oidc-{}-{:x}", std::process::id(), rand_u128() as u64));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(fixtures.join("accounts.json"), dir.join("accounts.json")).unwrap();
@@ -363,10 +464,17 @@ impl OidcProvider {
             .expect("node starts (scripts/deps installs Node.js)");
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { issuer: issuer.into(), child, dir };
+                return Self {
+                    issuer: issuer.into(),
+                    child,
+                    dir,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("the OIDC provider exited ({status}): {}", std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default());
+                panic!(
+                    "the OIDC provider exited ({status}): {}",
+                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -23,23 +23,60 @@ async fn world(cpu: &str) -> World {
 /// A platform with one kubesim cluster and tenant `acme` (project `web`,
 /// partition on `dc1-prod`) with `cpu` of quota; `env` adds settings.
 pub(crate) async fn world_with(cpu: &str, env: &[(&str, &str)]) -> World {
-    let mut vars = vec![("PAAS_FEDERATION_RECONCILE_POLL", "100ms"), ("PAAS_APPS_RELEASE_POLL", "100ms")];
+    let mut vars = vec![
+        ("PAAS_FEDERATION_RECONCILE_POLL", "100ms"),
+        ("PAAS_APPS_RELEASE_POLL", "100ms"),
+    ];
     vars.extend_from_slice(env);
     let p = Platform::start_with_env(&vars, |_| {}).await;
     let key = kernel::caller::CallerKey::new(p.settings.caller_key.clone());
-    let clusters = paas::member_clusters::start(&key, p.stack.service("federation").unwrap()).await.unwrap();
+    let clusters = paas::member_clusters::start(&key, p.stack.service("federation").unwrap())
+        .await
+        .unwrap();
     let cluster = clusters[0].url().trim_end_matches('/').to_string();
-    let t: Value = p.admin(Method::POST, "/api/v1/tenants").json(&json!({"name": "acme"})).send().await.unwrap().json().await.unwrap();
+    let t: Value = p
+        .admin(Method::POST, "/api/v1/tenants")
+        .json(&json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let tenant = t["id"].as_str().unwrap().to_string();
-    p.admin(Method::PUT, &format!("/api/v1/tenants/{tenant}/quota")).json(&json!({"hard": {"requests.cpu": cpu}})).send().await.unwrap();
-    let project: Value = p.admin(Method::POST, &format!("/api/v1/tenants/{tenant}/projects")).json(&json!({"name": "web"})).send().await.unwrap().json().await.unwrap();
-    p.admin(Method::POST, &format!("/api/v1/projects/{}/partitions", project["id"].as_str().unwrap())).json(&json!({"cluster": "dc1-prod", "data_centre": "dc1"})).send().await.unwrap();
+    p.admin(Method::PUT, &format!("/api/v1/tenants/{tenant}/quota"))
+        .json(&json!({"hard": {"requests.cpu": cpu}}))
+        .send()
+        .await
+        .unwrap();
+    let project: Value = p
+        .admin(Method::POST, &format!("/api/v1/tenants/{tenant}/projects"))
+        .json(&json!({"name": "web"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    p.admin(
+        Method::POST,
+        &format!("/api/v1/projects/{}/partitions", project["id"].as_str().unwrap()),
+    )
+    .json(&json!({"cluster": "dc1-prod", "data_centre": "dc1"}))
+    .send()
+    .await
+    .unwrap();
     Platform::eventually(Duration::from_secs(20), "the namespace", || {
         let (http, url) = (p.http.clone(), format!("{cluster}/api/v1/namespaces/acme-web"));
         async move { (http.get(url).send().await.ok()?.status() == StatusCode::OK).then_some(()) }
     })
     .await;
-    World { p, cluster, tenant, clusters }
+    World {
+        p,
+        cluster,
+        tenant,
+        clusters,
+    }
 }
 
 fn shop(tag: &str) -> Value {
@@ -64,9 +101,17 @@ impl World {
     }
 
     pub(crate) async fn version(&self, template: &str, version: &str, spec: Value) -> String {
-        let (_, v) = self.send(Method::POST, &format!("/api/v1/templates/{template}/versions"), Some(json!({"version": version, "spec": spec}))).await;
+        let (_, v) = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/templates/{template}/versions"),
+                Some(json!({"version": version, "spec": spec})),
+            )
+            .await;
         let id = v["id"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
-        let (status, _) = self.send(Method::POST, &format!("/api/v1/template-versions/{id}/publish"), None).await;
+        let (status, _) = self
+            .send(Method::POST, &format!("/api/v1/template-versions/{id}/publish"), None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         id
     }
@@ -80,11 +125,17 @@ impl World {
     }
 
     pub(crate) async fn release_state(&self, app: &str, number: u64, state: &str) -> Value {
-        Platform::eventually(Duration::from_secs(40), &format!("release {number} {state}"), || async move {
-            let (_, a) = self.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
-            let latest = &a["latest_release"];
-            (latest["number"] == number && latest["state"] == state).then_some(a)
-        })
+        Platform::eventually(
+            Duration::from_secs(40),
+            &format!("release {number} {state}"),
+            || async move {
+                let (_, a) = self
+                    .send(Method::GET, &format!("/api/v1/applications/{app}"), None)
+                    .await;
+                let latest = &a["latest_release"];
+                (latest["number"] == number && latest["state"] == state).then_some(a)
+            },
+        )
         .await
     }
 }
@@ -94,14 +145,26 @@ const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/acme-web/deployments";
 #[tokio::test]
 async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and_is_deleted() {
     let w = world("4").await;
-    let (_, template) = w.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": w.tenant, "name": "shop"}))).await;
+    let (_, template) = w
+        .send(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({"tenant_id": w.tenant, "name": "shop"})),
+        )
+        .await;
     let template = template["id"].as_str().unwrap().to_string();
     let v1 = w.version(&template, "1.0.0", shop("1")).await;
     let v2 = w.version(&template, "1.1.0", shop("2")).await;
 
     let deploy = json!({"name": "shop", "environment": "test", "template_version_id": v1, "placement": {"explicit": [{"cluster": "dc1-prod"}]},
                         "strategy": {"type": "rolling", "max_surge": 1, "max_unavailable": 0}});
-    let (status, app) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(deploy)).await;
+    let (status, app) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(deploy),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{app}");
     assert_eq!(app["latest_release"]["waves"], json!([["api"], ["web"]]));
     let id = app["id"].as_str().unwrap().to_string();
@@ -113,90 +176,253 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
     })
     .await
     .expect("api exists before web");
-    assert!(api_when_web_appeared["status"]["availableReplicas"].as_i64().unwrap_or(0) >= 1, "api was Available first: {}", api_when_web_appeared["status"]);
+    assert!(
+        api_when_web_appeared["status"]["availableReplicas"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1,
+        "api was Available first: {}",
+        api_when_web_appeared["status"]
+    );
     let running = w.release_state(&id, 1, "succeeded").await;
-    assert_eq!((running["state"].as_str(), running["current_release"].as_u64()), (Some("running"), Some(1)));
-    assert!(running["services"].as_array().unwrap().iter().all(|s| s["health"] == "Healthy"), "{running}");
+    assert_eq!(
+        (running["state"].as_str(), running["current_release"].as_u64()),
+        (Some("running"), Some(1))
+    );
+    assert!(
+        running["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["health"] == "Healthy"),
+        "{running}"
+    );
     let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap();
-    assert_eq!(web["spec"]["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}));
+    assert_eq!(
+        web["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+    );
     let service = w.kube("/api/v1/namespaces/acme-web/services/shop-web").await.unwrap();
     assert_eq!(service["spec"]["ports"][0]["nodePort"], 30000, "drawn from the pool");
 
     // Upgrade to 1.1.0, then roll back to release 1.
-    let (status, r2) = w.send(Method::POST, &format!("/api/v1/applications/{id}/releases"), Some(json!({"template_version_id": v2}))).await;
+    let (status, r2) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{id}/releases"),
+            Some(json!({"template_version_id": v2})),
+        )
+        .await;
     assert_eq!((status, r2["number"].as_u64()), (StatusCode::CREATED, Some(2)), "{r2}");
-    let (status, _) = w.send(Method::POST, &format!("/api/v1/applications/{id}/releases"), Some(json!({}))).await;
+    let (status, _) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{id}/releases"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "one release at a time");
     w.release_state(&id, 2, "succeeded").await;
-    let image = |d: &Value| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap().to_string();
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap()), "registry.example/web:2");
-    let (status, r3) = w.send(Method::POST, &format!("/api/v1/applications/{id}/rollback"), Some(json!({"to_release": 1}))).await;
-    assert_eq!((status, r3["rollback_of"].as_u64()), (StatusCode::CREATED, Some(1)), "{r3}");
+    let image = |d: &Value| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap()),
+        "registry.example/web:2"
+    );
+    let (status, r3) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{id}/rollback"),
+            Some(json!({"to_release": 1})),
+        )
+        .await;
+    assert_eq!(
+        (status, r3["rollback_of"].as_u64()),
+        (StatusCode::CREATED, Some(1)),
+        "{r3}"
+    );
     w.release_state(&id, 3, "succeeded").await;
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap()), "registry.example/web:1");
-    let (_, history) = w.send(Method::GET, &format!("/api/v1/applications/{id}/releases"), None).await;
-    let states: Vec<(u64, &str)> = history["items"].as_array().unwrap().iter().map(|r| (r["number"].as_u64().unwrap(), r["state"].as_str().unwrap())).collect();
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap()),
+        "registry.example/web:1"
+    );
+    let (_, history) = w
+        .send(Method::GET, &format!("/api/v1/applications/{id}/releases"), None)
+        .await;
+    let states: Vec<(u64, &str)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["number"].as_u64().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
     assert_eq!(states, [(3, "succeeded"), (2, "superseded"), (1, "superseded")]);
 
     // Scale web; the next release keeps the scale.
-    let (status, scaled) = w.send(Method::POST, &format!("/api/v1/applications/{id}/scale"), Some(json!({"service": "web", "replicas": 3}))).await;
-    assert_eq!((status, scaled["replicas"]["web"].as_u64()), (StatusCode::OK, Some(3)), "{scaled}");
-    Platform::eventually(Duration::from_secs(20), "3 web replicas", || async { (w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?["spec"]["replicas"] == 3).then_some(()) }).await;
-    let (_, events) = w.send(Method::GET, &format!("/api/v1/applications/{id}/scale-events"), None).await;
+    let (status, scaled) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{id}/scale"),
+            Some(json!({"service": "web", "replicas": 3})),
+        )
+        .await;
+    assert_eq!(
+        (status, scaled["replicas"]["web"].as_u64()),
+        (StatusCode::OK, Some(3)),
+        "{scaled}"
+    );
+    Platform::eventually(Duration::from_secs(20), "3 web replicas", || async {
+        (w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?["spec"]["replicas"] == 3).then_some(())
+    })
+    .await;
+    let (_, events) = w
+        .send(Method::GET, &format!("/api/v1/applications/{id}/scale-events"), None)
+        .await;
     assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
     let event = &events["items"][0];
-    assert_eq!((event["service"].as_str(), event["to_replicas"].as_u64(), event["reason"].as_str(), event["actor"].as_str()), (Some("web"), Some(3), Some("manual"), Some("local:bootstrap-admin")));
-    let (status, problem) = w.send(Method::POST, &format!("/api/v1/applications/{id}/scale"), Some(json!({"service": "db", "replicas": 3}))).await;
-    assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("service")));
+    assert_eq!(
+        (
+            event["service"].as_str(),
+            event["to_replicas"].as_u64(),
+            event["reason"].as_str(),
+            event["actor"].as_str()
+        ),
+        (Some("web"), Some(3), Some("manual"), Some("local:bootstrap-admin"))
+    );
+    let (status, problem) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{id}/scale"),
+            Some(json!({"service": "db", "replicas": 3})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("service"))
+    );
 
     // Pods per service and cluster, a container's log, a rolling restart.
     // (The scaled-out pod must be running before its log can be read.)
     let pods = Platform::eventually(Duration::from_secs(20), "every pod ready", || async {
-        let (status, pods) = w.send(Method::GET, &format!("/api/v1/applications/{id}/pods"), None).await;
+        let (status, pods) = w
+            .send(Method::GET, &format!("/api/v1/applications/{id}/pods"), None)
+            .await;
         (status == StatusCode::OK && pods["items"].as_array()?.iter().all(|p| p["ready"] == true)).then_some(pods)
     })
     .await;
     let items = pods["items"].as_array().unwrap();
-    let count = |service: &str| items.iter().filter(|p| p["service"] == service && p["cluster"] == "dc1-prod" && p["namespace"] == "acme-web").count();
+    let count = |service: &str| {
+        items
+            .iter()
+            .filter(|p| p["service"] == service && p["cluster"] == "dc1-prod" && p["namespace"] == "acme-web")
+            .count()
+    };
     assert_eq!((count("web"), count("api")), (3, 1), "{pods}");
-    let web_pod = items.iter().find(|p| p["service"] == "web").unwrap()["name"].as_str().unwrap().to_string();
-    let (status, log) = w.send(Method::GET, &format!("/api/v1/applications/{id}/logs?service=web&cluster=dc1-prod&pod={web_pod}&tail=3"), None).await;
+    let web_pod = items.iter().find(|p| p["service"] == "web").unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, log) = w
+        .send(
+            Method::GET,
+            &format!("/api/v1/applications/{id}/logs?service=web&cluster=dc1-prod&pod={web_pod}&tail=3"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{log}");
     assert_eq!(log["text"].as_str().unwrap().lines().count(), 3);
     assert!(log["text"].as_str().unwrap().contains(&format!("{web_pod}/web")));
-    let (status, problem) = w.send(Method::GET, &format!("/api/v1/applications/{id}/logs?service=web&cluster=dc1-prod&pod=someone-else"), None).await;
-    assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("pod")), "only the application's own pods");
-    let (status, restarted) = w.send(Method::POST, &format!("/api/v1/applications/{id}/restart"), Some(json!({"service": "web"}))).await;
-    assert_eq!((status, restarted["restarted"]["web"].as_u64()), (StatusCode::OK, Some(1)), "{restarted}");
+    let (status, problem) = w
+        .send(
+            Method::GET,
+            &format!("/api/v1/applications/{id}/logs?service=web&cluster=dc1-prod&pod=someone-else"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("pod")),
+        "only the application's own pods"
+    );
+    let (status, restarted) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{id}/restart"),
+            Some(json!({"service": "web"})),
+        )
+        .await;
+    assert_eq!(
+        (status, restarted["restarted"]["web"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{restarted}"
+    );
     let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await.unwrap();
-    assert!(web["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(), "{}", web["spec"]["template"]);
+    assert!(
+        web["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "{}",
+        web["spec"]["template"]
+    );
 
     // Stop: no pods, replicas remembered; no release meanwhile; start: back as it was.
-    let (status, stopped) = w.send(Method::POST, &format!("/api/v1/applications/{id}/stop"), None).await;
-    assert_eq!((status, stopped["state"].as_str()), (StatusCode::OK, Some("stopped")), "{stopped}");
+    let (status, stopped) = w
+        .send(Method::POST, &format!("/api/v1/applications/{id}/stop"), None)
+        .await;
+    assert_eq!(
+        (status, stopped["state"].as_str()),
+        (StatusCode::OK, Some("stopped")),
+        "{stopped}"
+    );
     Platform::eventually(Duration::from_secs(20), "no web or api replicas", || async {
         let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?;
         let api = w.kube(&format!("{DEPLOYMENTS}/shop-api")).await?;
         (web["spec"]["replicas"] == 0 && api["spec"]["replicas"] == 0).then_some(())
     })
     .await;
-    let (status, _) = w.send(Method::POST, &format!("/api/v1/applications/{id}/releases"), Some(json!({}))).await;
-    assert_eq!(status, StatusCode::CONFLICT, "a stopped application is started before it is released");
-    let (status, started) = w.send(Method::POST, &format!("/api/v1/applications/{id}/start"), None).await;
-    assert_eq!((status, started["state"].as_str()), (StatusCode::OK, Some("running")), "{started}");
+    let (status, _) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{id}/releases"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a stopped application is started before it is released"
+    );
+    let (status, started) = w
+        .send(Method::POST, &format!("/api/v1/applications/{id}/start"), None)
+        .await;
+    assert_eq!(
+        (status, started["state"].as_str()),
+        (StatusCode::OK, Some("running")),
+        "{started}"
+    );
     Platform::eventually(Duration::from_secs(20), "web back at 3, api at 1", || async {
         let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?;
         let api = w.kube(&format!("{DEPLOYMENTS}/shop-api")).await?;
         (web["spec"]["replicas"] == 3 && api["spec"]["replicas"] == 1).then_some(())
     })
     .await;
-    let (_, events) = w.send(Method::GET, &format!("/api/v1/applications/{id}/scale-events"), None).await;
-    let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    let (_, events) = w
+        .send(Method::GET, &format!("/api/v1/applications/{id}/scale-events"), None)
+        .await;
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
     assert_eq!(reasons.iter().filter(|r| **r == "stop").count(), 2, "{events}");
     assert_eq!(reasons.iter().filter(|r| **r == "start").count(), 2, "{events}");
 
     // Delete: everything it created goes.
-    let (status, _) = w.send(Method::DELETE, &format!("/api/v1/applications/{id}"), None).await;
+    let (status, _) = w
+        .send(Method::DELETE, &format!("/api/v1/applications/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     Platform::eventually(Duration::from_secs(20), "the deployments removed", || async {
         let list = w.kube(DEPLOYMENTS).await?;
@@ -210,7 +436,13 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
 #[tokio::test]
 async fn production_waits_for_approval_and_quota_or_port_conflicts_leave_nothing_behind() {
     let w = world("1").await;
-    let (_, template) = w.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": w.tenant, "name": "svc"}))).await;
+    let (_, template) = w
+        .send(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({"tenant_id": w.tenant, "name": "svc"})),
+        )
+        .await;
     let template = template["id"].as_str().unwrap().to_string();
     let spec = |node_port: u16| {
         json!({"parameters": [{"name": "replicas", "type": "integer", "default": 1}],
@@ -219,44 +451,119 @@ async fn production_waits_for_approval_and_quota_or_port_conflicts_leave_nothing
     };
     let fixed = w.version(&template, "1.0.0", spec(31000)).await;
     let placement = json!({"explicit": [{"cluster": "dc1-prod"}]});
-    let deploy = |name: &str, environment: &str, version: &str, parameters: Value| {
-        json!({"name": name, "environment": environment, "template_version_id": version, "parameters": parameters, "placement": placement})
-    };
+    let deploy = |name: &str, environment: &str, version: &str, parameters: Value| json!({"name": name, "environment": environment, "template_version_id": version, "parameters": parameters, "placement": placement});
 
     // Production: nothing happens until a tenant administrator approves.
-    let (status, app) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(deploy("billing", "production", &fixed, json!({})))).await;
+    let (status, app) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(deploy("billing", "production", &fixed, json!({}))),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{app}");
-    assert_eq!((app["state"].as_str(), app["latest_release"]["state"].as_str()), (Some("awaiting-approval"), Some("awaiting-approval")));
+    assert_eq!(
+        (app["state"].as_str(), app["latest_release"]["state"].as_str()),
+        (Some("awaiting-approval"), Some("awaiting-approval"))
+    );
     let release = app["latest_release"]["id"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(w.kube(&format!("{DEPLOYMENTS}/billing")).await.is_none(), "not applied before approval");
-    let (_, dev) = w.send(Method::POST, "/api/v1/tokens", Some(json!({"name": "dev", "tenant_id": w.tenant, "role": "developer"}))).await;
-    let by_developer = w.p.http.post(format!("{}/api/v1/releases/{release}/approve", w.p.url)).bearer_auth(dev["secret"].as_str().unwrap()).send().await.unwrap();
-    assert_eq!(by_developer.status(), StatusCode::FORBIDDEN, "developers do not approve production");
-    let (status, approved) = w.send(Method::POST, &format!("/api/v1/releases/{release}/approve"), None).await;
-    assert_eq!((status, approved["approved_by"].as_str()), (StatusCode::OK, Some("local:bootstrap-admin")), "{approved}");
+    assert!(
+        w.kube(&format!("{DEPLOYMENTS}/billing")).await.is_none(),
+        "not applied before approval"
+    );
+    let (_, dev) = w
+        .send(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "dev", "tenant_id": w.tenant, "role": "developer"})),
+        )
+        .await;
+    let by_developer =
+        w.p.http
+            .post(format!("{}/api/v1/releases/{release}/approve", w.p.url))
+            .bearer_auth(dev["secret"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(
+        by_developer.status(),
+        StatusCode::FORBIDDEN,
+        "developers do not approve production"
+    );
+    let (status, approved) = w
+        .send(Method::POST, &format!("/api/v1/releases/{release}/approve"), None)
+        .await;
+    assert_eq!(
+        (status, approved["approved_by"].as_str()),
+        (StatusCode::OK, Some("local:bootstrap-admin")),
+        "{approved}"
+    );
     w.release_state(app["id"].as_str().unwrap(), 1, "succeeded").await;
 
     // The fixed node port is held: a second application is refused naming the holder.
-    let (status, problem) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(deploy("copy", "test", &fixed, json!({})))).await;
+    let (status, problem) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(deploy("copy", "test", &fixed, json!({}))),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("billing"), "{problem}");
-    let (_, apps) = w.send(Method::GET, &format!("/api/v1/tenants/{}/applications", w.tenant), None).await;
-    assert_eq!(apps["items"].as_array().unwrap().len(), 1, "the refused deploy left no application");
+    let (_, apps) = w
+        .send(Method::GET, &format!("/api/v1/tenants/{}/applications", w.tenant), None)
+        .await;
+    assert_eq!(
+        apps["items"].as_array().unwrap().len(),
+        1,
+        "the refused deploy left no application"
+    );
 
     // Over the tenant's 1 cpu (200m already used): the release fails with
     // tenancy's reason and nothing reaches the cluster.
     let drawn = w.version(&template, "2.0.0", spec(0)).await;
-    let (status, big) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(deploy("big", "test", &drawn, json!({"replicas": 8})))).await;
+    let (status, big) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(deploy("big", "test", &drawn, json!({"replicas": 8}))),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{big}");
     let failed = w.release_state(big["id"].as_str().unwrap(), 1, "failed").await;
-    assert!(failed["latest_release"]["message"].as_str().unwrap().contains("requests.cpu"), "{failed}");
+    assert!(
+        failed["latest_release"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requests.cpu"),
+        "{failed}"
+    );
     let big_id = big["id"].as_str().unwrap().to_string();
-    Platform::eventually(Duration::from_secs(5), "the application failed", || async { (w.send(Method::GET, &format!("/api/v1/applications/{big_id}"), None).await.1["state"] == "failed").then_some(()) }).await;
+    Platform::eventually(Duration::from_secs(5), "the application failed", || async {
+        (w.send(Method::GET, &format!("/api/v1/applications/{big_id}"), None)
+            .await
+            .1["state"]
+            == "failed")
+            .then_some(())
+    })
+    .await;
     assert!(w.kube(&format!("{DEPLOYMENTS}/big")).await.is_none());
 
     // Autoscaling on CPU without a CPU request is refused when the version is saved.
     let no_request = json!({"services": [{"name": "svc", "containers": [{"name": "svc", "image": "nginx"}], "autoscaling": {"min_replicas": 1, "max_replicas": 3, "cpu_utilization": 60}}]});
-    let (status, problem) = w.send(Method::POST, &format!("/api/v1/templates/{template}/versions"), Some(json!({"version": "3.0.0", "spec": no_request}))).await;
-    assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("spec.services[0].containers[0].resources.cpu_request")));
+    let (status, problem) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/templates/{template}/versions"),
+            Some(json!({"version": "3.0.0", "spec": no_request})),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            Some("spec.services[0].containers[0].resources.cpu_request")
+        )
+    );
 }

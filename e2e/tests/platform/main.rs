@@ -3,8 +3,8 @@
 
 mod access;
 mod applications;
-mod charts;
 mod bindings;
+mod charts;
 mod clusters;
 mod errors;
 mod external_services;
@@ -16,8 +16,8 @@ mod oidc;
 mod partitions;
 mod quotas;
 mod requests;
-mod sessions;
 mod services;
+mod sessions;
 mod strategies;
 mod templates;
 mod tenant_slice;

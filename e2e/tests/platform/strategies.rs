@@ -26,12 +26,20 @@ fn spec(tag: &str) -> Value {
 }
 
 fn image(d: &Value) -> String {
-    d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string()
+    d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Backend name -> weight of the route's only rule.
 fn weights(route: &Value) -> Vec<(String, u64)> {
-    route["spec"]["rules"][0]["backendRefs"].as_array().into_iter().flatten().map(|b| (b["name"].as_str().unwrap().to_string(), b["weight"].as_u64().unwrap())).collect()
+    route["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| (b["name"].as_str().unwrap().to_string(), b["weight"].as_u64().unwrap()))
+        .collect()
 }
 
 fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
@@ -41,45 +49,85 @@ fn pairs(list: &[(&str, u64)]) -> Vec<(String, u64)> {
 impl World {
     /// A template `name` with versions 1 and 2 of one service `web`.
     async fn two_versions(&self, name: &str) -> (String, String) {
-        let (_, template) = self.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": self.tenant, "name": name}))).await;
+        let (_, template) = self
+            .send(
+                Method::POST,
+                "/api/v1/templates",
+                Some(json!({"tenant_id": self.tenant, "name": name})),
+            )
+            .await;
         let template = template["id"].as_str().unwrap().to_string();
-        (self.version(&template, "1.0.0", spec("1")).await, self.version(&template, "2.0.0", spec("2")).await)
+        (
+            self.version(&template, "1.0.0", spec("1")).await,
+            self.version(&template, "2.0.0", spec("2")).await,
+        )
     }
 
     async fn deploy(&self, name: &str, version: &str, strategy: Value) -> String {
         let body = json!({"name": name, "environment": "test", "template_version_id": version, "placement": {"explicit": [{"cluster": "dc1-prod"}]}, "strategy": strategy});
-        let (status, app) = self.send(Method::POST, &format!("/api/v1/tenants/{}/applications", self.tenant), Some(body)).await;
+        let (status, app) = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/applications", self.tenant),
+                Some(body),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{app}");
         app["id"].as_str().unwrap().to_string()
     }
 
     async fn new_release(&self, app: &str, body: Value) -> Value {
-        let (status, r) = self.send(Method::POST, &format!("/api/v1/applications/{app}/releases"), Some(body)).await;
+        let (status, r) = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/applications/{app}/releases"),
+                Some(body),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{r}");
         r
     }
 
     async fn act(&self, release: &Value, action: &str) -> (StatusCode, Value) {
-        self.send(Method::POST, &format!("/api/v1/releases/{}/{action}", release["id"].as_str().unwrap()), None).await
+        self.send(
+            Method::POST,
+            &format!("/api/v1/releases/{}/{action}", release["id"].as_str().unwrap()),
+            None,
+        )
+        .await
     }
 
     /// The latest release once it is `number` in `phase` at `step`.
     async fn phase(&self, app: &str, number: u64, phase: &str, step: u64) -> Value {
-        Platform::eventually(Duration::from_secs(40), &format!("release {number} {phase} at step {step}"), || async move {
-            let (_, a) = self.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
-            let latest = a["latest_release"].clone();
-            (latest["number"] == number && latest["phase"] == phase && latest["step"] == step).then_some(latest)
-        })
+        Platform::eventually(
+            Duration::from_secs(40),
+            &format!("release {number} {phase} at step {step}"),
+            || async move {
+                let (_, a) = self
+                    .send(Method::GET, &format!("/api/v1/applications/{app}"), None)
+                    .await;
+                let latest = a["latest_release"].clone();
+                (latest["number"] == number && latest["phase"] == phase && latest["step"] == step).then_some(latest)
+            },
+        )
         .await
     }
 
     async fn serving_slot(&self, service: &str) -> String {
-        let s = self.kube(&format!("{NS}/services/{service}")).await.unwrap_or_else(|| panic!("no Service {service}"));
-        s["spec"]["selector"]["paas.io/slot"].as_str().unwrap_or_default().to_string()
+        let s = self
+            .kube(&format!("{NS}/services/{service}"))
+            .await
+            .unwrap_or_else(|| panic!("no Service {service}"));
+        s["spec"]["selector"]["paas.io/slot"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn route(&self, name: &str) -> Value {
-        self.kube(&format!("{ROUTES}/{name}")).await.unwrap_or_else(|| panic!("no HTTPRoute {name}"))
+        self.kube(&format!("{ROUTES}/{name}"))
+            .await
+            .unwrap_or_else(|| panic!("no HTTPRoute {name}"))
     }
 
     async fn eventually_route(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
@@ -91,12 +139,22 @@ impl World {
     }
 
     async fn gone(&self, path: &str) {
-        Platform::eventually(Duration::from_secs(20), &format!("{path} removed"), || async { self.kube(path).await.is_none().then_some(()) }).await;
+        Platform::eventually(Duration::from_secs(20), &format!("{path} removed"), || async {
+            self.kube(path).await.is_none().then_some(())
+        })
+        .await;
     }
 
     async fn history(&self, app: &str) -> Vec<(u64, String)> {
-        let (_, history) = self.send(Method::GET, &format!("/api/v1/applications/{app}/releases"), None).await;
-        history["items"].as_array().unwrap().iter().map(|r| (r["number"].as_u64().unwrap(), r["state"].as_str().unwrap().to_string())).collect()
+        let (_, history) = self
+            .send(Method::GET, &format!("/api/v1/applications/{app}/releases"), None)
+            .await;
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["number"].as_u64().unwrap(), r["state"].as_str().unwrap().to_string()))
+            .collect()
     }
 }
 
@@ -107,27 +165,57 @@ async fn blue_green_switches_to_the_new_slot_and_keeps_the_old_until_confirmed_a
     let app = w.deploy("bg", &v1, json!({"type": "blue-green"})).await;
     let first = w.release_state(&app, 1, "succeeded").await;
     assert_eq!(first["latest_release"]["slot"], "blue");
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()), "registry.example/web:1");
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()),
+        "registry.example/web:1"
+    );
     assert_eq!(w.serving_slot("bg-web").await, "blue");
-    assert!(w.kube(&format!("{ROUTES}/bg-web")).await.is_none(), "blue-green switches the Service; it writes no HTTPRoute");
+    assert!(
+        w.kube(&format!("{ROUTES}/bg-web")).await.is_none(),
+        "blue-green switches the Service; it writes no HTTPRoute"
+    );
 
     // Release 2: green deploys beside blue, then the Service switches to it; blue keeps running.
     let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
-    assert_eq!((r2["slot"].as_str(), r2["replaces"].as_u64()), (Some("green"), Some(1)), "{r2}");
+    assert_eq!(
+        (r2["slot"].as_str(), r2["replaces"].as_u64()),
+        (Some("green"), Some(1)),
+        "{r2}"
+    );
     let (status, early) = w.act(&r2, "confirm").await;
-    assert_eq!(status, StatusCode::CONFLICT, "nothing to confirm before the switch: {early}");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "nothing to confirm before the switch: {early}"
+    );
     let waiting = w.phase(&app, 2, "waiting", 0).await;
     assert_eq!(waiting["traffic"], 100);
     let green = w.kube(&format!("{DEPLOYMENTS}/bg-web-green")).await.unwrap();
-    assert_eq!((image(&green), green["status"]["availableReplicas"].as_u64()), ("registry.example/web:2".to_string(), Some(1)), "green was Available before the switch");
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()), "registry.example/web:1", "blue stays for an instant way back");
+    assert_eq!(
+        (image(&green), green["status"]["availableReplicas"].as_u64()),
+        ("registry.example/web:2".to_string(), Some(1)),
+        "green was Available before the switch"
+    );
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()),
+        "registry.example/web:1",
+        "blue stays for an instant way back"
+    );
     assert_eq!(w.serving_slot("bg-web").await, "green");
     let (status, problem) = w.act(&r2, "promote").await;
-    assert_eq!(status, StatusCode::CONFLICT, "blue-green is confirmed, not promoted: {problem}");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "blue-green is confirmed, not promoted: {problem}"
+    );
 
     // Abort: blue serves again at once, green goes, release 1 is current again.
     let (status, aborting) = w.act(&r2, "abort").await;
-    assert_eq!((status, aborting["phase"].as_str()), (StatusCode::OK, Some("aborting")), "{aborting}");
+    assert_eq!(
+        (status, aborting["phase"].as_str()),
+        (StatusCode::OK, Some("aborting")),
+        "{aborting}"
+    );
     w.release_state(&app, 2, "aborted").await;
     // (The application and its latest release are read one after the other.)
     Platform::eventually(Duration::from_secs(5), "release 1 running again", || async {
@@ -137,57 +225,132 @@ async fn blue_green_switches_to_the_new_slot_and_keeps_the_old_until_confirmed_a
     .await;
     assert_eq!(w.serving_slot("bg-web").await, "blue");
     w.gone(&format!("{DEPLOYMENTS}/bg-web-green")).await;
-    assert_eq!(w.act(&r2, "confirm").await.0, StatusCode::CONFLICT, "an aborted release stays aborted");
+    assert_eq!(
+        w.act(&r2, "confirm").await.0,
+        StatusCode::CONFLICT,
+        "an aborted release stays aborted"
+    );
 
     // Release 3: green again, confirmed: blue goes.
     let r3 = w.new_release(&app, json!({"template_version_id": v2})).await;
     assert_eq!(r3["slot"], "green");
     w.phase(&app, 3, "waiting", 0).await;
     let (status, confirmed) = w.act(&r3, "confirm").await;
-    assert_eq!((status, confirmed["phase"].as_str()), (StatusCode::OK, Some("finishing")), "{confirmed}");
+    assert_eq!(
+        (status, confirmed["phase"].as_str()),
+        (StatusCode::OK, Some("finishing")),
+        "{confirmed}"
+    );
     w.release_state(&app, 3, "succeeded").await;
     w.gone(&format!("{DEPLOYMENTS}/bg-web-blue")).await;
     assert_eq!(w.serving_slot("bg-web").await, "green");
 
     // Release 4 returns to release 1's version in blue; a rollback to
     // release 3 while it waits switches straight back to green.
-    let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
-    assert_eq!((status, r4["slot"].as_str(), r4["replaces"].as_u64()), (StatusCode::CREATED, Some("blue"), Some(3)), "{r4}");
+    let (status, r4) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{app}/rollback"),
+            Some(json!({"to_release": 1})),
+        )
+        .await;
+    assert_eq!(
+        (status, r4["slot"].as_str(), r4["replaces"].as_u64()),
+        (StatusCode::CREATED, Some("blue"), Some(3)),
+        "{r4}"
+    );
     w.phase(&app, 4, "waiting", 0).await;
     assert_eq!(w.serving_slot("bg-web").await, "blue");
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()), "registry.example/web:1");
-    let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 3}))).await;
-    assert_eq!((status, rolled["number"].as_u64(), rolled["phase"].as_str()), (StatusCode::CREATED, Some(4), Some("aborting")), "{rolled}");
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-blue")).await.unwrap()),
+        "registry.example/web:1"
+    );
+    let (status, rolled) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{app}/rollback"),
+            Some(json!({"to_release": 3})),
+        )
+        .await;
+    assert_eq!(
+        (status, rolled["number"].as_u64(), rolled["phase"].as_str()),
+        (StatusCode::CREATED, Some(4), Some("aborting")),
+        "{rolled}"
+    );
     w.release_state(&app, 4, "aborted").await;
     assert_eq!(w.serving_slot("bg-web").await, "green");
     w.gone(&format!("{DEPLOYMENTS}/bg-web-blue")).await;
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-green")).await.unwrap()), "registry.example/web:2");
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/bg-web-green")).await.unwrap()),
+        "registry.example/web:2"
+    );
     let states: Vec<(u64, String)> = w.history(&app).await;
-    assert_eq!(states, [(4, "aborted".into()), (3, "succeeded".into()), (2, "aborted".into()), (1, "superseded".into())]);
+    assert_eq!(
+        states,
+        [
+            (4, "aborted".into()),
+            (3, "succeeded".into()),
+            (2, "aborted".into()),
+            (1, "superseded".into())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn canary_steps_through_weights_pauses_resumes_promotes_and_aborts_back_to_zero() {
     let w = world_with("4", &[]).await;
     let (v1, v2) = w.two_versions("cn").await;
-    let app = w.deploy("cn", &v1, json!({"type": "canary", "steps": [10, 50, 100], "pause": true})).await;
+    let app = w
+        .deploy(
+            "cn",
+            &v1,
+            json!({"type": "canary", "steps": [10, 50, 100], "pause": true}),
+        )
+        .await;
     w.release_state(&app, 1, "succeeded").await;
     let route = w.route("cn-web").await;
-    assert_eq!(route["spec"]["parentRefs"], json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "paas-system", "name": "paas-gateway"}]));
-    assert_eq!(weights(&route), pairs(&[("cn-web-blue", 100)]), "the first release takes every request");
-    assert_eq!(w.kube(&format!("{NS}/services/cn-web-blue")).await.unwrap()["spec"]["selector"]["paas.io/slot"], "blue");
+    assert_eq!(
+        route["spec"]["parentRefs"],
+        json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "paas-system", "name": "paas-gateway"}])
+    );
+    assert_eq!(
+        weights(&route),
+        pairs(&[("cn-web-blue", 100)]),
+        "the first release takes every request"
+    );
+    assert_eq!(
+        w.kube(&format!("{NS}/services/cn-web-blue")).await.unwrap()["spec"]["selector"]["paas.io/slot"],
+        "blue"
+    );
 
     // Release 2 pauses at each step until resumed.
     let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
     let paused = w.phase(&app, 2, "waiting", 0).await;
     assert_eq!(paused["traffic"], 10);
-    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-blue", 90), ("cn-web-green", 10)]));
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/cn-web-green")).await.unwrap()), "registry.example/web:2");
-    assert_eq!(w.serving_slot("cn-web").await, "blue", "in-cluster clients stay on the stable version");
+    assert_eq!(
+        weights(&w.route("cn-web").await),
+        pairs(&[("cn-web-blue", 90), ("cn-web-green", 10)])
+    );
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/cn-web-green")).await.unwrap()),
+        "registry.example/web:2"
+    );
+    assert_eq!(
+        w.serving_slot("cn-web").await,
+        "blue",
+        "in-cluster clients stay on the stable version"
+    );
     let (status, resumed) = w.act(&r2, "resume").await;
-    assert_eq!((status, resumed["step"].as_u64()), (StatusCode::OK, Some(1)), "{resumed}");
+    assert_eq!(
+        (status, resumed["step"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{resumed}"
+    );
     w.phase(&app, 2, "waiting", 1).await;
-    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-blue", 50), ("cn-web-green", 50)]));
+    assert_eq!(
+        weights(&w.route("cn-web").await),
+        pairs(&[("cn-web-blue", 50), ("cn-web-green", 50)])
+    );
 
     // Abort: back to 0% at once; the canary's Deployment and Service go.
     let (status, _) = w.act(&r2, "abort").await;
@@ -199,72 +362,149 @@ async fn canary_steps_through_weights_pauses_resumes_promotes_and_aborts_back_to
 
     // Release 3 steps on its own, holding each step a second, and ends
     // with the canary as the stable version.
-    w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "canary", "steps": [20, 100], "pause_seconds": 1}})).await;
-    w.eventually_route("cn-web", "the 20% step", |r| weights(r) == pairs(&[("cn-web-blue", 80), ("cn-web-green", 20)])).await;
+    w.new_release(
+        &app,
+        json!({"template_version_id": v2, "strategy": {"type": "canary", "steps": [20, 100], "pause_seconds": 1}}),
+    )
+    .await;
+    w.eventually_route("cn-web", "the 20% step", |r| {
+        weights(r) == pairs(&[("cn-web-blue", 80), ("cn-web-green", 20)])
+    })
+    .await;
     w.release_state(&app, 3, "succeeded").await;
     assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-green", 100)]));
     assert_eq!(w.serving_slot("cn-web").await, "green");
     w.gone(&format!("{DEPLOYMENTS}/cn-web-blue")).await;
 
     // Release 4 (default steps) is promoted at its first pause.
-    let r4 = w.new_release(&app, json!({"template_version_id": v1, "strategy": {"type": "canary", "pause": true}})).await;
+    let r4 = w
+        .new_release(
+            &app,
+            json!({"template_version_id": v1, "strategy": {"type": "canary", "pause": true}}),
+        )
+        .await;
     w.phase(&app, 4, "waiting", 0).await;
-    assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-green", 95), ("cn-web-blue", 5)]));
+    assert_eq!(
+        weights(&w.route("cn-web").await),
+        pairs(&[("cn-web-green", 95), ("cn-web-blue", 5)])
+    );
     let (status, promoted) = w.act(&r4, "promote").await;
-    assert_eq!((status, promoted["phase"].as_str()), (StatusCode::OK, Some("finishing")), "{promoted}");
+    assert_eq!(
+        (status, promoted["phase"].as_str()),
+        (StatusCode::OK, Some("finishing")),
+        "{promoted}"
+    );
     w.release_state(&app, 4, "succeeded").await;
     assert_eq!(weights(&w.route("cn-web").await), pairs(&[("cn-web-blue", 100)]));
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/cn-web-blue")).await.unwrap()), "registry.example/web:1");
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/cn-web-blue")).await.unwrap()),
+        "registry.example/web:1"
+    );
     w.gone(&format!("{DEPLOYMENTS}/cn-web-green")).await;
-    assert_eq!(w.act(&r4, "abort").await.0, StatusCode::CONFLICT, "a finished release is not aborted; roll back instead");
+    assert_eq!(
+        w.act(&r4, "abort").await.0,
+        StatusCode::CONFLICT,
+        "a finished release is not aborted; roll back instead"
+    );
 }
 
 #[tokio::test]
 async fn ab_matches_requests_and_shadow_mirrors_them_until_promoted_aborted_or_rolled_back() {
     let w = world_with("4", &[]).await;
     let (v1, v2) = w.two_versions("ab").await;
-    let app = w.deploy("ab", &v1, json!({"type": "ab", "match": {"header": {"name": "x-variant", "value": "b"}}})).await;
+    let app = w
+        .deploy(
+            "ab",
+            &v1,
+            json!({"type": "ab", "match": {"header": {"name": "x-variant", "value": "b"}}}),
+        )
+        .await;
     w.release_state(&app, 1, "succeeded").await;
 
     // A/B on a header, promoted.
     let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
     w.phase(&app, 2, "waiting", 0).await;
     let rules = w.route("ab-web").await["spec"]["rules"].clone();
-    assert_eq!(rules[0]["matches"], json!([{"headers": [{"type": "Exact", "name": "x-variant", "value": "b"}]}]));
+    assert_eq!(
+        rules[0]["matches"],
+        json!([{"headers": [{"type": "Exact", "name": "x-variant", "value": "b"}]}])
+    );
     assert_eq!(rules[0]["backendRefs"][0]["name"], "ab-web-green");
-    assert_eq!(rules[1]["backendRefs"], json!([{"group": "", "kind": "Service", "name": "ab-web-blue", "port": 8080, "weight": 100}]), "everyone else stays on blue");
+    assert_eq!(
+        rules[1]["backendRefs"],
+        json!([{"group": "", "kind": "Service", "name": "ab-web-blue", "port": 8080, "weight": 100}]),
+        "everyone else stays on blue"
+    );
     let (status, _) = w.act(&r2, "promote").await;
     assert_eq!(status, StatusCode::OK);
     w.release_state(&app, 2, "succeeded").await;
     assert_eq!(weights(&w.route("ab-web").await), pairs(&[("ab-web-green", 100)]));
-    assert_eq!(w.route("ab-web").await["spec"]["rules"].as_array().unwrap().len(), 1, "no match left");
+    assert_eq!(
+        w.route("ab-web").await["spec"]["rules"].as_array().unwrap().len(),
+        1,
+        "no match left"
+    );
     w.gone(&format!("{DEPLOYMENTS}/ab-web-blue")).await;
 
     // Shadow: every request mirrored to the new version, then aborted.
-    let r3 = w.new_release(&app, json!({"template_version_id": v1, "strategy": {"type": "shadow"}})).await;
+    let r3 = w
+        .new_release(&app, json!({"template_version_id": v1, "strategy": {"type": "shadow"}}))
+        .await;
     w.phase(&app, 3, "waiting", 0).await;
     let rules = w.route("ab-web").await["spec"]["rules"].clone();
-    assert_eq!(rules[0]["filters"], json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "ab-web-blue", "port": 8080}}}]));
-    assert_eq!(weights(&w.route("ab-web").await), pairs(&[("ab-web-green", 100)]), "answers still come from green");
+    assert_eq!(
+        rules[0]["filters"],
+        json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": "ab-web-blue", "port": 8080}}}])
+    );
+    assert_eq!(
+        weights(&w.route("ab-web").await),
+        pairs(&[("ab-web-green", 100)]),
+        "answers still come from green"
+    );
     let (status, _) = w.act(&r3, "abort").await;
     assert_eq!(status, StatusCode::OK);
     w.release_state(&app, 3, "aborted").await;
     let route = w.route("ab-web").await;
-    assert_eq!((weights(&route), route["spec"]["rules"][0].get("filters")), (pairs(&[("ab-web-green", 100)]), None), "no mirror left: {route}");
+    assert_eq!(
+        (weights(&route), route["spec"]["rules"][0].get("filters")),
+        (pairs(&[("ab-web-green", 100)]), None),
+        "no mirror left: {route}"
+    );
     w.gone(&format!("{DEPLOYMENTS}/ab-web-blue")).await;
 
     // A/B on a cookie, rolled back to release 2 while it waits.
     let r4 = w.new_release(&app, json!({"template_version_id": v1, "strategy": {"type": "ab", "match": {"cookie": {"name": "variant", "value": "b"}}}})).await;
-    assert_eq!((r4["slot"].as_str(), r4["replaces"].as_u64()), (Some("blue"), Some(2)), "{r4}");
+    assert_eq!(
+        (r4["slot"].as_str(), r4["replaces"].as_u64()),
+        (Some("blue"), Some(2)),
+        "{r4}"
+    );
     w.phase(&app, 4, "waiting", 0).await;
     let matched = &w.route("ab-web").await["spec"]["rules"][0]["matches"][0]["headers"][0];
-    assert_eq!((matched["name"].as_str(), matched["type"].as_str()), (Some("Cookie"), Some("RegularExpression")), "{matched}");
-    let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 2}))).await;
-    assert_eq!((status, rolled["number"].as_u64()), (StatusCode::CREATED, Some(4)), "{rolled}");
+    assert_eq!(
+        (matched["name"].as_str(), matched["type"].as_str()),
+        (Some("Cookie"), Some("RegularExpression")),
+        "{matched}"
+    );
+    let (status, rolled) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{app}/rollback"),
+            Some(json!({"to_release": 2})),
+        )
+        .await;
+    assert_eq!(
+        (status, rolled["number"].as_u64()),
+        (StatusCode::CREATED, Some(4)),
+        "{rolled}"
+    );
     w.release_state(&app, 4, "aborted").await;
     assert_eq!(weights(&w.route("ab-web").await), pairs(&[("ab-web-green", 100)]));
     w.gone(&format!("{DEPLOYMENTS}/ab-web-blue")).await;
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/ab-web-green")).await.unwrap()), "registry.example/web:2");
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/ab-web-green")).await.unwrap()),
+        "registry.example/web:2"
+    );
 }
 
 #[tokio::test]
@@ -276,27 +516,53 @@ async fn a_release_driver_stopped_mid_canary_is_resumed_by_its_successor() {
     let running = start(first.clone());
 
     let (v1, v2) = w.two_versions("rs").await;
-    let app = w.deploy("rs", &v1, json!({"type": "canary", "steps": [10, 50, 100], "pause_seconds": 2})).await;
+    let app = w
+        .deploy(
+            "rs",
+            &v1,
+            json!({"type": "canary", "steps": [10, 50, 100], "pause_seconds": 2}),
+        )
+        .await;
     w.release_state(&app, 1, "succeeded").await;
     w.new_release(&app, json!({"template_version_id": v2})).await;
-    w.eventually_route("rs-web", "the 10% step", |r| weights(r) == pairs(&[("rs-web-blue", 90), ("rs-web-green", 10)])).await;
+    w.eventually_route("rs-web", "the 10% step", |r| {
+        weights(r) == pairs(&[("rs-web-blue", 90), ("rs-web-green", 10)])
+    })
+    .await;
 
     // The driver stops mid-canary; nothing moves, well past the step's hold.
     first.cancel();
     running.await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(weights(&w.route("rs-web").await), pairs(&[("rs-web-blue", 90), ("rs-web-green", 10)]));
+    assert_eq!(
+        weights(&w.route("rs-web").await),
+        pairs(&[("rs-web-blue", 90), ("rs-web-green", 10)])
+    );
     let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
-    assert_eq!((a["latest_release"]["phase"].as_str(), a["latest_release"]["step"].as_u64(), a["state"].as_str()), (Some("traffic"), Some(0), Some("deploying")), "{a}");
+    assert_eq!(
+        (
+            a["latest_release"]["phase"].as_str(),
+            a["latest_release"]["step"].as_u64(),
+            a["state"].as_str()
+        ),
+        (Some("traffic"), Some(0), Some("deploying")),
+        "{a}"
+    );
 
     // A new driver resumes at that step and finishes.
     let second = tokio_util::sync::CancellationToken::new();
     let resumed = start(second.clone());
-    w.eventually_route("rs-web", "the 50% step", |r| weights(r) == pairs(&[("rs-web-blue", 50), ("rs-web-green", 50)])).await;
+    w.eventually_route("rs-web", "the 50% step", |r| {
+        weights(r) == pairs(&[("rs-web-blue", 50), ("rs-web-green", 50)])
+    })
+    .await;
     w.release_state(&app, 2, "succeeded").await;
     assert_eq!(weights(&w.route("rs-web").await), pairs(&[("rs-web-green", 100)]));
     w.gone(&format!("{DEPLOYMENTS}/rs-web-blue")).await;
-    assert_eq!(w.history(&app).await, [(2, "succeeded".to_string()), (1, "superseded".to_string())]);
+    assert_eq!(
+        w.history(&app).await,
+        [(2, "succeeded".to_string()), (1, "superseded".to_string())]
+    );
     second.cancel();
     resumed.await.unwrap().unwrap();
 }
@@ -306,7 +572,13 @@ async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort
     let w = world_with("4", &[]).await;
     let (v1, v2) = w.two_versions("pay").await;
     let body = json!({"name": "pay", "environment": "production", "template_version_id": v1, "placement": {"explicit": [{"cluster": "dc1-prod"}]}, "strategy": {"type": "blue-green"}});
-    let (status, app) = w.send(Method::POST, &format!("/api/v1/tenants/{}/applications", w.tenant), Some(body)).await;
+    let (status, app) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(body),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{app}");
     let app_id = app["id"].as_str().unwrap().to_string();
     assert_eq!(w.act(&app["latest_release"], "approve").await.0, StatusCode::OK);
@@ -314,28 +586,57 @@ async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort
     let token = |role: &'static str| {
         let w = &w;
         async move {
-            let (_, t) = w.send(Method::POST, "/api/v1/tokens", Some(json!({"name": role, "tenant_id": w.tenant, "role": role}))).await;
+            let (_, t) = w
+                .send(
+                    Method::POST,
+                    "/api/v1/tokens",
+                    Some(json!({"name": role, "tenant_id": w.tenant, "role": role})),
+                )
+                .await;
             t["secret"].as_str().unwrap_or_else(|| panic!("{t}")).to_string()
         }
     };
     let (developer, operator) = (token("developer").await, token("operator").await);
     let as_ = |secret: &str, release: &Value, action: &str| {
-        w.p.http.post(format!("{}/api/v1/releases/{}/{action}", w.p.url, release["id"].as_str().unwrap())).bearer_auth(secret.to_string()).send()
+        w.p.http
+            .post(format!(
+                "{}/api/v1/releases/{}/{action}",
+                w.p.url,
+                release["id"].as_str().unwrap()
+            ))
+            .bearer_auth(secret.to_string())
+            .send()
     };
 
     let r2 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
     assert_eq!(w.act(&r2, "approve").await.0, StatusCode::OK);
     w.phase(&app_id, 2, "waiting", 0).await;
-    assert_eq!(as_(&developer, &r2, "confirm").await.unwrap().status(), StatusCode::FORBIDDEN, "production is confirmed by a tenant administrator");
-    assert_eq!(as_(&developer, &r2, "abort").await.unwrap().status(), StatusCode::FORBIDDEN, "developers do not abort production either");
-    assert_eq!(as_(&operator, &r2, "abort").await.unwrap().status(), StatusCode::OK, "operators may abort production");
+    assert_eq!(
+        as_(&developer, &r2, "confirm").await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "production is confirmed by a tenant administrator"
+    );
+    assert_eq!(
+        as_(&developer, &r2, "abort").await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "developers do not abort production either"
+    );
+    assert_eq!(
+        as_(&operator, &r2, "abort").await.unwrap().status(),
+        StatusCode::OK,
+        "operators may abort production"
+    );
     w.release_state(&app_id, 2, "aborted").await;
     assert_eq!(w.serving_slot("pay-web").await, "blue");
 
     let r3 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
     assert_eq!(w.act(&r3, "approve").await.0, StatusCode::OK);
     w.phase(&app_id, 3, "waiting", 0).await;
-    assert_eq!(w.act(&r3, "confirm").await.0, StatusCode::OK, "the bootstrap administrator confirms");
+    assert_eq!(
+        w.act(&r3, "confirm").await.0,
+        StatusCode::OK,
+        "the bootstrap administrator confirms"
+    );
     w.release_state(&app_id, 3, "succeeded").await;
     w.gone(&format!("{DEPLOYMENTS}/pay-web-blue")).await;
     assert_eq!(w.serving_slot("pay-web").await, "green");
@@ -355,13 +656,25 @@ fn gray_spec(tag: &str, cpu: &str) -> Value {
 /// both Ready; `env` adds settings.
 /// Starts release drivers of the world's apps schema outside the apps
 /// service (which runs none here), each until its token is cancelled.
-async fn release_drivers(w: &World) -> impl Fn(tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<kernel::Result<()>> {
+async fn release_drivers(
+    w: &World,
+) -> impl Fn(tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<kernel::Result<()>> {
     let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
     let channel = kernel::grpc::channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)).unwrap();
-    let federation = apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
+    let federation =
+        apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
     move |stop| {
-        let pacing = apps::release::Pacing { poll: Duration::from_millis(100), deadline: Duration::from_secs(60) };
-        let driver = apps::release::Driver::new(pool.clone(), federation.clone(), Arc::new(tokio::sync::Notify::new()), pacing, apps::traffic::GatewayRef::default());
+        let pacing = apps::release::Pacing {
+            poll: Duration::from_millis(100),
+            deadline: Duration::from_secs(60),
+        };
+        let driver = apps::release::Driver::new(
+            pool.clone(),
+            federation.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+            pacing,
+            apps::traffic::GatewayRef::default(),
+        );
         tokio::spawn(driver.run(stop))
     }
 }
@@ -369,15 +682,30 @@ async fn release_drivers(w: &World) -> impl Fn(tokio_util::sync::CancellationTok
 async fn two_clusters(env: &[(&str, &str)]) -> World {
     let world = world_with("40", env).await;
     let w = &world;
-    let (_, projects) = w.send(Method::GET, &format!("/api/v1/tenants/{}/projects", w.tenant), None).await;
-    let project = projects["items"][0]["id"].as_str().unwrap_or_else(|| panic!("{projects}")).to_string();
-    let (status, p) = w.send(Method::POST, &format!("/api/v1/projects/{project}/partitions"), Some(json!({"cluster": B, "data_centre": "dc2"}))).await;
+    let (_, projects) = w
+        .send(Method::GET, &format!("/api/v1/tenants/{}/projects", w.tenant), None)
+        .await;
+    let project = projects["items"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{projects}"))
+        .to_string();
+    let (status, p) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/projects/{project}/partitions"),
+            Some(json!({"cluster": B, "data_centre": "dc2"})),
+        )
+        .await;
     assert!(status.is_success(), "{p}");
     for name in [A, B] {
-        Platform::eventually(Duration::from_secs(20), &format!("{name} Ready with the namespace"), || async move {
-            let (_, c) = w.send(Method::GET, &format!("/api/v1/clusters/{name}"), None).await;
-            (c["condition"]["status"] == "Ready" && w.kube_in(name, NS).await.is_some()).then_some(())
-        })
+        Platform::eventually(
+            Duration::from_secs(20),
+            &format!("{name} Ready with the namespace"),
+            || async move {
+                let (_, c) = w.send(Method::GET, &format!("/api/v1/clusters/{name}"), None).await;
+                (c["condition"]["status"] == "Ready" && w.kube_in(name, NS).await.is_some()).then_some(())
+            },
+        )
         .await;
     }
     world
@@ -390,7 +718,13 @@ impl World {
     }
 
     async fn kube_in(&self, cluster: &str, path: &str) -> Option<Value> {
-        let r = self.p.http.get(format!("{}{path}", self.member(cluster))).send().await.ok()?;
+        let r = self
+            .p
+            .http
+            .get(format!("{}{path}", self.member(cluster)))
+            .send()
+            .await
+            .ok()?;
         if r.status() != StatusCode::OK {
             return None;
         }
@@ -399,44 +733,81 @@ impl World {
 
     /// The image of Deployment `name` in `cluster` (empty when absent).
     async fn image_in(&self, cluster: &str, name: &str) -> String {
-        self.kube_in(cluster, &format!("{DEPLOYMENTS}/{name}")).await.map(|d| image(&d)).unwrap_or_default()
+        self.kube_in(cluster, &format!("{DEPLOYMENTS}/{name}"))
+            .await
+            .map(|d| image(&d))
+            .unwrap_or_default()
     }
 
     /// Waits until Deployment `name` runs `tag` Available in `cluster`.
     async fn runs(&self, cluster: &str, name: &str, tag: &str) {
         let want = format!("registry.example/web:{tag}");
-        Platform::eventually(Duration::from_secs(40), &format!("{name} {tag} Available in {cluster}"), || {
-            let want = want.clone();
-            async move {
-                let d = self.kube_in(cluster, &format!("{DEPLOYMENTS}/{name}")).await?;
-                let s = &d["status"];
-                (image(&d) == want && s["updatedReplicas"] == 1 && s["availableReplicas"] == 1 && s["observedGeneration"] == d["metadata"]["generation"]).then_some(())
-            }
-        })
+        Platform::eventually(
+            Duration::from_secs(40),
+            &format!("{name} {tag} Available in {cluster}"),
+            || {
+                let want = want.clone();
+                async move {
+                    let d = self.kube_in(cluster, &format!("{DEPLOYMENTS}/{name}")).await?;
+                    let s = &d["status"];
+                    (image(&d) == want
+                        && s["updatedReplicas"] == 1
+                        && s["availableReplicas"] == 1
+                        && s["observedGeneration"] == d["metadata"]["generation"])
+                        .then_some(())
+                }
+            },
+        )
         .await;
     }
 
     async fn gray_deploy(&self, name: &str, version: &str, strategy: Value) -> String {
         let body = json!({"name": name, "environment": "test", "template_version_id": version,
                           "placement": {"explicit": [{"cluster": A}, {"cluster": B}]}, "strategy": strategy});
-        let (status, app) = self.send(Method::POST, &format!("/api/v1/tenants/{}/applications", self.tenant), Some(body)).await;
+        let (status, app) = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/tenants/{}/applications", self.tenant),
+                Some(body),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{app}");
         app["id"].as_str().unwrap().to_string()
     }
 
     /// Each cluster's revision of `service`'s binding as the application reports it.
     async fn revisions(&self, app: &str) -> Vec<(String, i64)> {
-        let (_, a) = self.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
-        let mut out: Vec<(String, i64)> =
-            a["services"][0]["clusters"].as_array().into_iter().flatten().map(|c| (c["cluster"].as_str().unwrap().to_string(), c["revision"].as_i64().unwrap())).collect();
+        let (_, a) = self
+            .send(Method::GET, &format!("/api/v1/applications/{app}"), None)
+            .await;
+        let mut out: Vec<(String, i64)> = a["services"][0]["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["cluster"].as_str().unwrap().to_string(),
+                    c["revision"].as_i64().unwrap(),
+                )
+            })
+            .collect();
         out.sort();
         out
     }
 
     async fn gray_versions(&self, name: &str) -> (String, String) {
-        let (_, template) = self.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": self.tenant, "name": name}))).await;
+        let (_, template) = self
+            .send(
+                Method::POST,
+                "/api/v1/templates",
+                Some(json!({"tenant_id": self.tenant, "name": name})),
+            )
+            .await;
         let template = template["id"].as_str().unwrap().to_string();
-        (self.version(&template, "1.0.0", gray_spec("1", "100m")).await, self.version(&template, "2.0.0", gray_spec("2", "100m")).await)
+        (
+            self.version(&template, "1.0.0", gray_spec("1", "100m")).await,
+            self.version(&template, "2.0.0", gray_spec("2", "100m")).await,
+        )
     }
 }
 
@@ -444,7 +815,9 @@ impl World {
 async fn gray_by_cluster_upgrades_one_cluster_waits_for_promote_aborts_back_and_rolls_back() {
     let w = two_clusters(&[]).await;
     let (v1, v2) = w.gray_versions("gy").await;
-    let app = w.gray_deploy("gy", &v1, json!({"type": "gray", "by": "cluster", "pause": "manual"})).await;
+    let app = w
+        .gray_deploy("gy", &v1, json!({"type": "gray", "by": "cluster", "pause": "manual"}))
+        .await;
     // Nothing to replace: release 1 goes everywhere at once.
     let first = w.release_state(&app, 1, "succeeded").await;
     assert!(first["latest_release"].get("gray_waves").is_none(), "{first}");
@@ -455,17 +828,36 @@ async fn gray_by_cluster_upgrades_one_cluster_waits_for_promote_aborts_back_and_
     let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
     assert_eq!((r2["slot"].as_str(), r2["replaces"].as_u64()), (None, Some(1)), "{r2}");
     let waiting = w.phase(&app, 2, "waiting", 0).await;
-    assert_eq!(waiting["gray_waves"], json!([{"name": A, "clusters": [A]}, {"name": B, "clusters": [B]}]), "{waiting}");
+    assert_eq!(
+        waiting["gray_waves"],
+        json!([{"name": A, "clusters": [A]}, {"name": B, "clusters": [B]}]),
+        "{waiting}"
+    );
     assert!(waiting["message"].as_str().unwrap().contains("promote"), "{waiting}");
     w.runs(A, "gy-web", "2").await;
-    assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:1", "the second wave has not started");
+    assert_eq!(
+        w.image_in(B, "gy-web").await,
+        "registry.example/web:1",
+        "the second wave has not started"
+    );
     let held = w.revisions(&app).await;
-    assert!(held[0].1 > held[1].1, "dc1-prod runs a newer revision than dc2-dr: {held:?}");
-    assert_eq!(w.act(&r2, "confirm").await.0, StatusCode::CONFLICT, "a gray release is promoted, not confirmed");
+    assert!(
+        held[0].1 > held[1].1,
+        "dc1-prod runs a newer revision than dc2-dr: {held:?}"
+    );
+    assert_eq!(
+        w.act(&r2, "confirm").await.0,
+        StatusCode::CONFLICT,
+        "a gray release is promoted, not confirmed"
+    );
 
     // Abort: dc1-prod returns to release 1; dc2-dr never left it.
     let (status, aborting) = w.act(&r2, "abort").await;
-    assert_eq!((status, aborting["phase"].as_str()), (StatusCode::OK, Some("aborting")), "{aborting}");
+    assert_eq!(
+        (status, aborting["phase"].as_str()),
+        (StatusCode::OK, Some("aborting")),
+        "{aborting}"
+    );
     w.release_state(&app, 2, "aborted").await;
     w.runs(A, "gy-web", "1").await;
     assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:1");
@@ -478,52 +870,134 @@ async fn gray_by_cluster_upgrades_one_cluster_waits_for_promote_aborts_back_and_
     .await;
 
     // Release 3, in the order given: dc2-dr first, promoted through.
-    let r3 = w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "gray", "order": [B], "pause": "manual"}})).await;
+    let r3 = w
+        .new_release(
+            &app,
+            json!({"template_version_id": v2, "strategy": {"type": "gray", "order": [B], "pause": "manual"}}),
+        )
+        .await;
     w.phase(&app, 3, "waiting", 0).await;
     w.runs(B, "gy-web", "2").await;
     assert_eq!(w.image_in(A, "gy-web").await, "registry.example/web:1");
     let (status, promoted) = w.act(&r3, "promote").await;
-    assert_eq!((status, promoted["phase"].as_str(), promoted["step"].as_u64()), (StatusCode::OK, Some("rollout"), Some(1)), "{promoted}");
+    assert_eq!(
+        (status, promoted["phase"].as_str(), promoted["step"].as_u64()),
+        (StatusCode::OK, Some("rollout"), Some(1)),
+        "{promoted}"
+    );
     w.release_state(&app, 3, "succeeded").await;
     w.runs(A, "gy-web", "2").await;
     assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:2");
-    assert_eq!(w.act(&r3, "promote").await.0, StatusCode::CONFLICT, "a finished release is not promoted");
+    assert_eq!(
+        w.act(&r3, "promote").await.0,
+        StatusCode::CONFLICT,
+        "a finished release is not promoted"
+    );
 
     // A rollback to release 1 goes out the same way; rolling back to release
     // 3 while it waits is its abort.
-    let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
-    assert_eq!((status, r4["replaces"].as_u64()), (StatusCode::CREATED, Some(3)), "{r4}");
+    let (status, r4) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{app}/rollback"),
+            Some(json!({"to_release": 1})),
+        )
+        .await;
+    assert_eq!(
+        (status, r4["replaces"].as_u64()),
+        (StatusCode::CREATED, Some(3)),
+        "{r4}"
+    );
     w.phase(&app, 4, "waiting", 0).await;
     w.runs(A, "gy-web", "1").await;
     assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:2");
-    let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 3}))).await;
-    assert_eq!((status, rolled["number"].as_u64(), rolled["phase"].as_str()), (StatusCode::CREATED, Some(4), Some("aborting")), "{rolled}");
+    let (status, rolled) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{app}/rollback"),
+            Some(json!({"to_release": 3})),
+        )
+        .await;
+    assert_eq!(
+        (status, rolled["number"].as_u64(), rolled["phase"].as_str()),
+        (StatusCode::CREATED, Some(4), Some("aborting")),
+        "{rolled}"
+    );
     w.release_state(&app, 4, "aborted").await;
     w.runs(A, "gy-web", "2").await;
-    assert_eq!(w.history(&app).await, [(4, "aborted".into()), (3, "succeeded".into()), (2, "aborted".into()), (1, "superseded".into())]);
+    assert_eq!(
+        w.history(&app).await,
+        [
+            (4, "aborted".into()),
+            (3, "succeeded".into()),
+            (2, "aborted".into()),
+            (1, "superseded".into())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn gray_by_partition_goes_in_the_order_given_and_a_failed_health_gate_stops_with_the_rest_on_the_old_version() {
     let w = two_clusters(&[]).await;
-    let (_, template) = w.send(Method::POST, "/api/v1/templates", Some(json!({"tenant_id": w.tenant, "name": "gp"}))).await;
+    let (_, template) = w
+        .send(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({"tenant_id": w.tenant, "name": "gp"})),
+        )
+        .await;
     let template = template["id"].as_str().unwrap().to_string();
     let v1 = w.version(&template, "1.0.0", gray_spec("1", "100m")).await;
     let v2 = w.version(&template, "2.0.0", gray_spec("2", "100m")).await;
     // 5 cpu per pod: within the tenant's quota, but no 4-cpu node takes it.
     let too_big = w.version(&template, "3.0.0", gray_spec("3", "5")).await;
-    let (_, projects) = w.send(Method::GET, &format!("/api/v1/tenants/{}/projects", w.tenant), None).await;
-    let (_, partitions) = w.send(Method::GET, &format!("/api/v1/projects/{}/partitions", projects["items"][0]["id"].as_str().unwrap()), None).await;
-    let partition_of = |cluster: &str| partitions["items"].as_array().unwrap().iter().find(|p| p["cluster"] == cluster).unwrap()["id"].as_str().unwrap().to_string();
+    let (_, projects) = w
+        .send(Method::GET, &format!("/api/v1/tenants/{}/projects", w.tenant), None)
+        .await;
+    let (_, partitions) = w
+        .send(
+            Method::GET,
+            &format!(
+                "/api/v1/projects/{}/partitions",
+                projects["items"][0]["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let partition_of = |cluster: &str| {
+        partitions["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["cluster"] == cluster)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let (pa, pb) = (partition_of(A), partition_of(B));
 
-    let app = w.gray_deploy("gp", &v1, json!({"type": "gray", "by": "partition", "order": [pb], "pause": "manual"})).await;
+    let app = w
+        .gray_deploy(
+            "gp",
+            &v1,
+            json!({"type": "gray", "by": "partition", "order": [pb], "pause": "manual"}),
+        )
+        .await;
     w.release_state(&app, 1, "succeeded").await;
     let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
     let waiting = w.phase(&app, 2, "waiting", 0).await;
-    assert_eq!(waiting["gray_waves"], json!([{"name": pb, "clusters": [B]}, {"name": pa, "clusters": [A]}]), "{waiting}");
+    assert_eq!(
+        waiting["gray_waves"],
+        json!([{"name": pb, "clusters": [B]}, {"name": pa, "clusters": [A]}]),
+        "{waiting}"
+    );
     w.runs(B, "gp-web", "2").await;
-    assert_eq!(w.image_in(A, "gp-web").await, "registry.example/web:1", "dc1-prod's partition waits for the promote");
+    assert_eq!(
+        w.image_in(A, "gp-web").await,
+        "registry.example/web:1",
+        "dc1-prod's partition waits for the promote"
+    );
     assert_eq!(w.act(&r2, "promote").await.0, StatusCode::OK);
     w.release_state(&app, 2, "succeeded").await;
     w.runs(A, "gp-web", "2").await;
@@ -534,19 +1008,49 @@ async fn gray_by_partition_goes_in_the_order_given_and_a_failed_health_gate_stop
     w.new_release(&app, json!({"template_version_id": too_big, "strategy": {"type": "gray", "by": "partition", "order": [pa], "pause": 1, "deadline_seconds": 3}})).await;
     let failed = w.release_state(&app, 3, "failed").await;
     let message = failed["latest_release"]["message"].as_str().unwrap();
-    assert!(message.contains(&format!("wave 1 of 2 ({pa}) was not Available within 3s")) && message.contains(&format!("{B} keep release 2")), "{message}");
+    assert!(
+        message.contains(&format!("wave 1 of 2 ({pa}) was not Available within 3s"))
+            && message.contains(&format!("{B} keep release 2")),
+        "{message}"
+    );
     assert_eq!(failed["state"], "failed");
-    assert_eq!(w.image_in(A, "gp-web").await, "registry.example/web:3", "the first wave was written");
-    assert_eq!(w.image_in(B, "gp-web").await, "registry.example/web:2", "the second wave stays on the old version");
+    assert_eq!(
+        w.image_in(A, "gp-web").await,
+        "registry.example/web:3",
+        "the first wave was written"
+    );
+    assert_eq!(
+        w.image_in(B, "gp-web").await,
+        "registry.example/web:2",
+        "the second wave stays on the old version"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.image_in(B, "gp-web").await, "registry.example/web:2", "nothing goes on after a failed gate");
+    assert_eq!(
+        w.image_in(B, "gp-web").await,
+        "registry.example/web:2",
+        "nothing goes on after a failed gate"
+    );
 
     // A rollback to release 2 (with release 2's strategy: dc2-dr's partition
     // first, then a promote) brings dc1-prod's partition back.
-    let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 2}))).await;
-    assert_eq!((status, r4["replaces"].as_u64()), (StatusCode::CREATED, Some(2)), "{r4}");
+    let (status, r4) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{app}/rollback"),
+            Some(json!({"to_release": 2})),
+        )
+        .await;
+    assert_eq!(
+        (status, r4["replaces"].as_u64()),
+        (StatusCode::CREATED, Some(2)),
+        "{r4}"
+    );
     w.phase(&app, 4, "waiting", 0).await;
-    assert_eq!(w.image_in(A, "gp-web").await, "registry.example/web:3", "dc1-prod's partition waits for the promote");
+    assert_eq!(
+        w.image_in(A, "gp-web").await,
+        "registry.example/web:3",
+        "dc1-prod's partition waits for the promote"
+    );
     assert_eq!(w.act(&r4, "promote").await.0, StatusCode::OK);
     w.release_state(&app, 4, "succeeded").await;
     w.runs(A, "gp-web", "2").await;
@@ -573,7 +1077,15 @@ async fn a_release_driver_stopped_mid_gray_rollout_is_resumed_by_its_successor()
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(w.image_in(B, "gr-web").await, "registry.example/web:1");
     let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
-    assert_eq!((a["latest_release"]["phase"].as_str(), a["latest_release"]["step"].as_u64(), a["state"].as_str()), (Some("rollout"), Some(0), Some("deploying")), "{a}");
+    assert_eq!(
+        (
+            a["latest_release"]["phase"].as_str(),
+            a["latest_release"]["step"].as_u64(),
+            a["state"].as_str()
+        ),
+        (Some("rollout"), Some(0), Some("deploying")),
+        "{a}"
+    );
 
     // A new driver goes on with the second wave and finishes.
     let second = tokio_util::sync::CancellationToken::new();
@@ -581,7 +1093,10 @@ async fn a_release_driver_stopped_mid_gray_rollout_is_resumed_by_its_successor()
     w.release_state(&app, 2, "succeeded").await;
     w.runs(B, "gr-web", "2").await;
     assert_eq!(w.image_in(A, "gr-web").await, "registry.example/web:2");
-    assert_eq!(w.history(&app).await, [(2, "succeeded".to_string()), (1, "superseded".to_string())]);
+    assert_eq!(
+        w.history(&app).await,
+        [(2, "succeeded".to_string()), (1, "superseded".to_string())]
+    );
     second.cancel();
     resumed.await.unwrap().unwrap();
 }
@@ -599,7 +1114,9 @@ struct Sample {
 
 fn ready(pod: &Value) -> bool {
     pod["metadata"].get("deletionTimestamp").is_none()
-        && pod["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 impl World {
@@ -609,9 +1126,23 @@ impl World {
         let pods = self.kube(&format!("{NS}/pods")).await?;
         let selector = s["spec"]["selector"].as_object().cloned().unwrap_or_default();
         let pods: Vec<&Value> = pods["items"].as_array()?.iter().filter(|p| ready(p)).collect();
-        let serving = pods.iter().filter(|p| !selector.is_empty() && selector.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v)).count();
-        let old = pods.iter().filter(|p| p["spec"]["containers"][0]["image"] == old_image).count();
-        Some(Sample { at, slot: s["spec"]["selector"]["paas.io/slot"].as_str().unwrap_or_default().to_string(), serving, old })
+        let serving = pods
+            .iter()
+            .filter(|p| !selector.is_empty() && selector.iter().all(|(k, v)| p["metadata"]["labels"][k] == *v))
+            .count();
+        let old = pods
+            .iter()
+            .filter(|p| p["spec"]["containers"][0]["image"] == old_image)
+            .count();
+        Some(Sample {
+            at,
+            slot: s["spec"]["selector"]["paas.io/slot"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            serving,
+            old,
+        })
     }
 }
 
@@ -621,7 +1152,10 @@ async fn switching_between_unslotted_and_slotted_strategies_never_leaves_the_ser
     let (v1, v2) = w.two_versions("sw").await;
     let app = w.deploy("sw", &v1, json!({"type": "rolling"})).await;
     w.release_state(&app, 1, "succeeded").await;
-    let first = w.kube(&format!("{DEPLOYMENTS}/sw-web")).await.expect("the rolling release runs Deployment sw-web");
+    let first = w
+        .kube(&format!("{DEPLOYMENTS}/sw-web"))
+        .await
+        .expect("the rolling release runs Deployment sw-web");
     let at = std::sync::Mutex::new("1 rolling");
     let done = std::sync::atomic::AtomicBool::new(false);
     let samples = std::sync::Mutex::new(Vec::<Sample>::new());
@@ -640,21 +1174,51 @@ async fn switching_between_unslotted_and_slotted_strategies_never_leaves_the_ser
         let step = |label: &'static str| *at.lock().unwrap() = label;
         // Rolling -> blue-green: the running Deployment becomes the blue slot.
         step("2 blue-green rollout");
-        let r2 = w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "blue-green"}})).await;
-        assert_eq!((r2["slot"].as_str(), r2["replaces"].as_u64()), (Some("green"), Some(1)), "{r2}");
+        let r2 = w
+            .new_release(
+                &app,
+                json!({"template_version_id": v2, "strategy": {"type": "blue-green"}}),
+            )
+            .await;
+        assert_eq!(
+            (r2["slot"].as_str(), r2["replaces"].as_u64()),
+            (Some("green"), Some(1)),
+            "{r2}"
+        );
         w.phase(&app, 2, "waiting", 0).await;
         // Rolled back while it waits: an abort back to release 1.
         step("2 aborted back to rolling");
-        let (status, rolled) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
-        assert_eq!((status, rolled["phase"].as_str()), (StatusCode::CREATED, Some("aborting")), "{rolled}");
+        let (status, rolled) = w
+            .send(
+                Method::POST,
+                &format!("/api/v1/applications/{app}/rollback"),
+                Some(json!({"to_release": 1})),
+            )
+            .await;
+        assert_eq!(
+            (status, rolled["phase"].as_str()),
+            (StatusCode::CREATED, Some("aborting")),
+            "{rolled}"
+        );
         w.release_state(&app, 2, "aborted").await;
         w.gone(&format!("{DEPLOYMENTS}/sw-web-green")).await;
-        let kept = w.kube(&format!("{DEPLOYMENTS}/sw-web")).await.expect("release 1's Deployment still runs");
-        assert_eq!(kept["metadata"]["uid"], first["metadata"]["uid"], "release 1's Deployment was never replaced");
+        let kept = w
+            .kube(&format!("{DEPLOYMENTS}/sw-web"))
+            .await
+            .expect("release 1's Deployment still runs");
+        assert_eq!(
+            kept["metadata"]["uid"], first["metadata"]["uid"],
+            "release 1's Deployment was never replaced"
+        );
 
         // Blue-green again, confirmed.
         step("3 blue-green");
-        let r3 = w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "blue-green"}})).await;
+        let r3 = w
+            .new_release(
+                &app,
+                json!({"template_version_id": v2, "strategy": {"type": "blue-green"}}),
+            )
+            .await;
         w.phase(&app, 3, "waiting", 0).await;
         step("3 confirmed");
         assert_eq!(w.act(&r3, "confirm").await.0, StatusCode::OK);
@@ -663,14 +1227,24 @@ async fn switching_between_unslotted_and_slotted_strategies_never_leaves_the_ser
 
         // Rolled back to the rolling release 1: a new unslotted release.
         step("4 rolling after blue-green");
-        let (status, r4) = w.send(Method::POST, &format!("/api/v1/applications/{app}/rollback"), Some(json!({"to_release": 1}))).await;
+        let (status, r4) = w
+            .send(
+                Method::POST,
+                &format!("/api/v1/applications/{app}/rollback"),
+                Some(json!({"to_release": 1})),
+            )
+            .await;
         assert_eq!((status, r4["slot"].as_str()), (StatusCode::CREATED, None), "{r4}");
         w.release_state(&app, 4, "succeeded").await;
         w.gone(&format!("{DEPLOYMENTS}/sw-web-green")).await;
 
         // Rolling -> canary to the end.
         step("5 canary");
-        w.new_release(&app, json!({"template_version_id": v2, "strategy": {"type": "canary", "steps": [50, 100]}})).await;
+        w.new_release(
+            &app,
+            json!({"template_version_id": v2, "strategy": {"type": "canary", "steps": [50, 100]}}),
+        )
+        .await;
         w.release_state(&app, 5, "succeeded").await;
         step("done");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -681,14 +1255,29 @@ async fn switching_between_unslotted_and_slotted_strategies_never_leaves_the_ser
     let samples = samples.into_inner().unwrap();
     assert!(samples.len() > 100, "the sampler kept up: {} samples", samples.len());
     let empty: Vec<&Sample> = samples.iter().filter(|s| s.serving == 0).collect();
-    assert!(empty.is_empty(), "the Service selected no ready pod {} times, first: {:?}", empty.len(), empty.iter().take(5).collect::<Vec<_>>());
+    assert!(
+        empty.is_empty(),
+        "the Service selected no ready pod {} times, first: {:?}",
+        empty.len(),
+        empty.iter().take(5).collect::<Vec<_>>()
+    );
     let old_gone: Vec<&Sample> = samples.iter().filter(|s| s.at.starts_with('2') && s.old == 0).collect();
-    assert!(old_gone.is_empty(), "release 1's pods stopped being ready before the switch back: {:?}", old_gone.iter().take(5).collect::<Vec<_>>());
-    assert!(samples.iter().any(|s| s.slot == "green") && samples.iter().any(|s| s.slot == "blue"), "the Service switched slots");
+    assert!(
+        old_gone.is_empty(),
+        "release 1's pods stopped being ready before the switch back: {:?}",
+        old_gone.iter().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        samples.iter().any(|s| s.slot == "green") && samples.iter().any(|s| s.slot == "blue"),
+        "the Service switched slots"
+    );
 
     // Where it ended: a canary in green serving everything.
     assert_eq!(w.serving_slot("sw-web").await, "green");
     assert_eq!(weights(&w.route("sw-web").await), pairs(&[("sw-web-green", 100)]));
-    assert_eq!(image(&w.kube(&format!("{DEPLOYMENTS}/sw-web-green")).await.unwrap()), "registry.example/web:2");
+    assert_eq!(
+        image(&w.kube(&format!("{DEPLOYMENTS}/sw-web-green")).await.unwrap()),
+        "registry.example/web:2"
+    );
     w.gone(&format!("{DEPLOYMENTS}/sw-web")).await;
 }

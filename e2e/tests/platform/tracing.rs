@@ -20,9 +20,11 @@ async fn the_callers_trace_flows_from_the_gateway_through_grpc_into_the_event() 
     let bus = kernel::event::Bus::connect(&p.settings).await.unwrap();
     let stream = bus.ensure_stream().await.unwrap();
     let subject = bus.subject("tenancy.tenant.created");
-    let message = Platform::eventually(std::time::Duration::from_secs(15), "the event reaching JetStream", || async {
-        stream.get_last_raw_message_by_subject(&subject).await.ok()
-    })
+    let message = Platform::eventually(
+        std::time::Duration::from_secs(15),
+        "the event reaching JetStream",
+        || async { stream.get_last_raw_message_by_subject(&subject).await.ok() },
+    )
     .await;
     let envelope = paas_proto::v1::EventEnvelope::decode(message.payload.as_ref()).unwrap();
     assert_eq!(envelope.tenant_id, tenant["id"].as_str().unwrap());
@@ -31,6 +33,13 @@ async fn the_callers_trace_flows_from_the_gateway_through_grpc_into_the_event() 
         "the event carries the caller's trace: {}",
         envelope.traceparent
     );
-    let header = message.headers.get("traceparent").map(|v| v.to_string()).unwrap_or_default();
-    assert!(header.starts_with(&format!("00-{trace_id}-")), "and so does its header: {header}");
+    let header = message
+        .headers
+        .get("traceparent")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    assert!(
+        header.starts_with(&format!("00-{trace_id}-")),
+        "and so does its header: {header}"
+    );
 }
