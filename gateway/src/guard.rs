@@ -29,8 +29,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let path = request
         .extensions()
         .get::<OriginalUri>()
-        .map(|u| u.0.path().to_string())
-        .unwrap_or_else(|| request.uri().path().to_string());
+        .map_or_else(|| request.uri().path().to_string(), |u| u.0.path().to_string());
     let method = request.method().clone();
     let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let authenticated = crate::auth::authenticate(&state, request.headers(), write).await;

@@ -6,6 +6,8 @@
 //! Callers are the bootstrap administrator's token, API tokens, and browser
 //! sessions started by a local, LDAP or OIDC login.
 
+#![warn(missing_docs)]
+
 pub mod api_tokens;
 pub mod applications;
 pub mod audit;

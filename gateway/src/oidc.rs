@@ -101,10 +101,7 @@ impl ProviderSettings {
             }
             let var = |suffix: &str| format!("PAAS_OIDC_{}_{suffix}", name.to_uppercase().replace('-', "_"));
             let issuer: String = env.required(&var("ISSUER"))?;
-            if url::Url::parse(&issuer)
-                .map(|u| !matches!(u.scheme(), "http" | "https"))
-                .unwrap_or(true)
-            {
+            if url::Url::parse(&issuer).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
                 return Err(SettingError {
                     variable: var("ISSUER"),
                     expected: "an http(s) URL".into(),

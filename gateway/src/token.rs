@@ -109,6 +109,18 @@ fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// A token that authenticates now, as read for a request.
+#[derive(sqlx::FromRow)]
+struct LiveToken {
+    id: Uuid,
+    tenant_id: Uuid,
+    project_id: Option<Uuid>,
+    role: String,
+    expires_at: DateTime<Utc>,
+    /// Its last use was recorded over a minute ago (or never).
+    stale_use: bool,
+}
+
 /// A live token as last read.
 struct Cached {
     id: Uuid,
@@ -154,7 +166,7 @@ impl Tokens {
     pub async fn follow_revocations(self, stop: CancellationToken) -> Result<()> {
         kernel::db::follow(&self.pool, REVOKED, &stop, |notice| match notice {
             Notice::Payload(id) => {
-                self.forget(Some(Uuid::parse_str(&id).unwrap_or_default()).filter(|id| !id.is_nil()))
+                self.forget(Some(Uuid::parse_str(&id).unwrap_or_default()).filter(|id| !id.is_nil()));
             }
             Notice::Missed => self.forget(None),
         })
@@ -273,14 +285,23 @@ impl Tokens {
             }
             return Ok(Some(caller));
         }
-        let row: Option<(Uuid, Uuid, Option<Uuid>, String, DateTime<Utc>, bool)> = sqlx::query_as(
-            "SELECT id, tenant_id, project_id, role, expires_at, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
+        let row: Option<LiveToken> = sqlx::query_as(
+            "SELECT id, tenant_id, project_id, role, expires_at,
+                    last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale_use
              FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL AND expires_at > now()",
         )
         .bind(&key)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((id, tenant, project, role, expires_at, stale_use)) = row else {
+        let Some(LiveToken {
+            id,
+            tenant_id: tenant,
+            project_id: project,
+            role,
+            expires_at,
+            stale_use,
+        }) = row
+        else {
             return Ok(None);
         };
         if stale_use {

@@ -50,7 +50,7 @@ impl Ord for Quantity {
 }
 impl std::hash::Hash for Quantity {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.milli.hash(state)
+        self.milli.hash(state);
     }
 }
 
@@ -219,7 +219,7 @@ impl fmt::Display for Quantity {
                     (_, 0) => write!(f, "{v}"),
                     (Format::DecimalExponent, e) => write!(f, "{v}e{e}"),
                     (_, e) => {
-                        let suffix = DECIMAL.iter().find(|(_, x)| *x == e).map(|(s, _)| *s).unwrap_or("");
+                        let suffix = DECIMAL.iter().find(|(_, x)| *x == e).map_or("", |(s, _)| *s);
                         write!(f, "{v}{suffix}")
                     }
                 }

@@ -63,7 +63,7 @@ impl fmt::Debug for Secret {
 /// A setting that is missing or malformed. Its `Display` is the one line the
 /// process prints before it stops.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("setting {variable}: expected {expected}{}", found.as_ref().map(|v| format!(", got {v:?}")).unwrap_or_else(|| ", but it is not set".into()))]
+#[error("setting {variable}: expected {expected}{}", found.as_ref().map_or_else(|| ", but it is not set".into(), |v| format!(", got {v:?}")))]
 pub struct SettingError {
     /// The variable's name.
     pub variable: String,

@@ -50,7 +50,7 @@ impl Shutdown {
 
     /// Resolves when shutdown begins.
     pub async fn triggered(&self) {
-        self.token.cancelled().await
+        self.token.cancelled().await;
     }
 
     /// Runs a named task that shutdown waits for; logs when it ends and why.

@@ -299,8 +299,8 @@ fn parse_target(group: &str, version: &str, rest: &[&str]) -> Result<Option<Targ
     Ok(Some(Target {
         rid,
         namespace,
-        name: rest.get(1).map(|s| s.to_string()),
-        sub: rest.get(2).map(|s| s.to_string()),
+        name: rest.get(1).map(std::string::ToString::to_string),
+        sub: rest.get(2).map(std::string::ToString::to_string),
     }))
 }
 
@@ -592,7 +592,7 @@ fn handle(
         }
         (Some(name), Some("scale"), m) if rt.scale => scale(store, t.rid, &ns, name, &m, headers, body, &opts),
         (Some(name), Some("log"), Method::GET) if t.rid == resource::PODS => logs(store, &ns, name, params),
-        (_, Some(_), _) | (None, None, _) | (Some(_), None, _) => Err(Error::MethodNotAllowed(format!(
+        (_, Some(_), _) | (None | Some(_), None, _) => Err(Error::MethodNotAllowed(format!(
             "the server does not allow this method on the requested resource: {method}"
         ))),
     }

@@ -268,6 +268,7 @@ async fn simulate(store: Arc<Store>, faults: FaultHandle, ready_delay: Duration)
 }
 
 impl RunningCluster {
+    /// The cluster's name, as in its kubeconfig's context.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -277,6 +278,7 @@ impl RunningCluster {
         format!("http://{}", self.addr)
     }
 
+    /// The API server's bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -286,6 +288,7 @@ impl RunningCluster {
         format!("http://{}", self.admin_addr)
     }
 
+    /// The kubeconfig written for this cluster (for kubectl and kube-rs).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
@@ -330,10 +333,12 @@ impl Fleet {
         Ok(Self { clusters })
     }
 
+    /// Every running cluster, in the order they were started.
     pub fn clusters(&self) -> &[RunningCluster] {
         &self.clusters
     }
 
+    /// The running cluster with this name.
     pub fn get(&self, name: &str) -> Option<&RunningCluster> {
         self.clusters.iter().find(|c| c.name == name)
     }

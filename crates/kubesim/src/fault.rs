@@ -20,9 +20,15 @@ pub enum Fault {
     /// Connections are accepted and requests never answered.
     Blackhole,
     /// Every request is answered `ms` milliseconds late.
-    Slow { ms: u64 },
+    Slow {
+        /// The delay added to every answer.
+        ms: u64,
+    },
     /// This share (0..=1) of requests fail with 503 or 500.
-    Flaky { share: f64 },
+    Flaky {
+        /// The share of requests that fail.
+        share: f64,
+    },
     /// Like `Down` for clients, but the simulation carries on.
     Partition,
     /// Watch requests fail with 503 and open watches end; every other

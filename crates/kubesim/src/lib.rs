@@ -25,6 +25,8 @@
 //! `fieldValidation` parameter so kubectl leaves validation to the server, but
 //! unknown fields are not rejected; `/openapi/v2` is 404), or real containers.
 
+#![warn(missing_docs)]
+
 mod api;
 mod apply;
 mod cluster;

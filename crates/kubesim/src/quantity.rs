@@ -8,6 +8,7 @@ use std::fmt;
 pub struct Quantity(i128);
 
 impl Quantity {
+    /// Nothing.
     pub const ZERO: Self = Self(0);
 
     /// Parses a Kubernetes quantity string; `None` if it is not one.
@@ -48,10 +49,12 @@ impl Quantity {
         Self(i128::from(units) * 1000)
     }
 
+    /// The quantity in thousandths (millicores for CPU).
     pub fn milli(self) -> i128 {
         self.0
     }
 
+    /// The sum, saturating rather than overflowing.
     pub fn checked_add(self, other: Self) -> Self {
         Self(self.0.saturating_add(other.0))
     }

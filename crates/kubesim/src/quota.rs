@@ -113,7 +113,7 @@ fn hard_of(quota: &Value) -> BTreeMap<String, (Quantity, String)> {
         .into_iter()
         .flatten()
         .filter_map(|(k, v)| {
-            let text = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            let text = v.as_str().map_or_else(|| v.to_string(), String::from);
             Quantity::parse(&text).map(|q| (k.clone(), (q, text)))
         })
         .collect()

@@ -4,12 +4,19 @@
 /// One served resource kind.
 #[derive(Debug)]
 pub struct ResourceType {
+    /// API group; empty for the core group.
     pub group: &'static str,
+    /// API version within the group (`v1`).
     pub version: &'static str,
+    /// The plural name used in URLs (`deployments`).
     pub plural: &'static str,
+    /// The singular name discovery reports (`deployment`).
     pub singular: &'static str,
+    /// The object kind (`Deployment`).
     pub kind: &'static str,
+    /// Objects live in a namespace (false for cluster-scoped kinds).
     pub namespaced: bool,
+    /// Short names kubectl accepts (`deploy`).
     pub short_names: &'static [&'static str],
     /// Has a `status` subresource (the main endpoint ignores status changes).
     pub status: bool,
@@ -20,18 +27,32 @@ pub struct ResourceType {
 /// Index of a resource kind in [`RESOURCES`].
 pub type ResourceId = usize;
 
+// The kinds the simulation's controllers name, by their index in RESOURCES.
+/// `v1` Namespace.
 pub const NAMESPACES: ResourceId = 0;
+/// `v1` Node.
 pub const NODES: ResourceId = 1;
+/// `v1` Pod.
 pub const PODS: ResourceId = 2;
+/// `v1` Service.
 pub const SERVICES: ResourceId = 3;
+/// `v1` Endpoints.
 pub const ENDPOINTS: ResourceId = 4;
+/// `v1` ConfigMap.
 pub const CONFIGMAPS: ResourceId = 5;
+/// `v1` Secret.
 pub const SECRETS: ResourceId = 6;
+/// `v1` ResourceQuota.
 pub const RESOURCEQUOTAS: ResourceId = 7;
+/// `v1` PersistentVolumeClaim.
 pub const PERSISTENTVOLUMECLAIMS: ResourceId = 10;
+/// `apps/v1` Deployment.
 pub const DEPLOYMENTS: ResourceId = 12;
+/// `apps/v1` StatefulSet.
 pub const STATEFULSETS: ResourceId = 13;
+/// `apps/v1` DaemonSet.
 pub const DAEMONSETS: ResourceId = 14;
+/// `apps/v1` ReplicaSet.
 pub const REPLICASETS: ResourceId = 15;
 
 #[allow(clippy::too_many_arguments)]

@@ -168,8 +168,7 @@ pub(crate) fn schedule(store: &Store) {
                 let previous = pod["status"]["conditions"].as_array().and_then(|c| c.first()).cloned();
                 let transition = previous
                     .filter(|c| c["reason"] == "Unschedulable")
-                    .map(|c| c["lastTransitionTime"].clone())
-                    .unwrap_or_else(|| json!(store::now()));
+                    .map_or_else(|| json!(store::now()), |c| c["lastTransitionTime"].clone());
                 let mut status = pod["status"].clone();
                 status["phase"] = json!("Pending");
                 status["conditions"] = json!([{
@@ -194,8 +193,7 @@ pub(crate) fn run_kubelets(
         nodes
             .iter()
             .position(|n| meta_str(n, "name") == name)
-            .map(|i| (format!("10.0.0.{}", i + 10), i))
-            .unwrap_or_else(|| ("10.0.0.1".into(), 0))
+            .map_or_else(|| ("10.0.0.1".into(), 0), |i| (format!("10.0.0.{}", i + 10), i))
     };
     let now = Instant::now();
     let mut next: Option<Duration> = None;

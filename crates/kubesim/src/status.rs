@@ -26,22 +26,47 @@ pub struct Details {
 pub enum Error {
     /// 404 `NotFound`.
     #[error("{message}")]
-    NotFound { message: String, details: Details },
+    NotFound {
+        /// The Status message.
+        message: String,
+        /// The Status details (kind, name, causes).
+        details: Details,
+    },
     /// 409 `AlreadyExists`.
     #[error("{message}")]
-    AlreadyExists { message: String, details: Details },
+    AlreadyExists {
+        /// The Status message.
+        message: String,
+        /// The Status details (kind, name, causes).
+        details: Details,
+    },
     /// 409 `Conflict`: stale resourceVersion or a server-side apply conflict.
     #[error("{message}")]
-    Conflict { message: String, details: Details },
+    Conflict {
+        /// The Status message.
+        message: String,
+        /// The Status details (kind, name, causes).
+        details: Details,
+    },
     /// 422 `Invalid`: the object fails validation.
     #[error("{message}")]
-    Invalid { message: String, details: Details },
+    Invalid {
+        /// The Status message.
+        message: String,
+        /// The Status details (kind, name, causes).
+        details: Details,
+    },
     /// 400 `BadRequest`.
     #[error("{0}")]
     BadRequest(String),
     /// 403 `Forbidden`, e.g. a quota refusal.
     #[error("{message}")]
-    Forbidden { message: String, details: Details },
+    Forbidden {
+        /// The Status message.
+        message: String,
+        /// The Status details (kind, name, causes).
+        details: Details,
+    },
     /// 405 `MethodNotAllowed`.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -60,7 +85,9 @@ pub enum Error {
     /// A listener could not be bound or a kubeconfig could not be written.
     #[error("kubesim I/O: {context}")]
     Io {
+        /// What kubesim was doing.
         context: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

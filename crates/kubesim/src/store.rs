@@ -52,13 +52,16 @@ pub struct Event {
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
     /// The field manager recorded in managedFields.
+    /// The field manager (`fieldManager`, or the client's user agent).
     pub manager: String,
     /// `dryRun=All`: validate and compute, but do not persist.
     pub dry_run: bool,
+    /// The subresource written (main, status or scale).
     pub subresource: Subresource,
 }
 
 impl WriteOptions {
+    /// A write to the main resource by this field manager.
     pub fn by(manager: &str) -> Self {
         Self {
             manager: manager.to_string(),
@@ -67,6 +70,7 @@ impl WriteOptions {
         }
     }
 
+    /// The same write, to the `status` subresource.
     pub fn status(mut self) -> Self {
         self.subresource = Subresource::Status;
         self
@@ -76,9 +80,13 @@ impl WriteOptions {
 /// A list request.
 #[derive(Debug, Default, Clone)]
 pub struct ListQuery {
+    /// `labelSelector`.
     pub labels: LabelSelector,
+    /// `fieldSelector`.
     pub fields: FieldSelector,
+    /// `limit`: at most this many items on the page.
     pub limit: Option<usize>,
+    /// `continue`: the token of the previous page.
     pub continue_token: Option<String>,
 }
 

@@ -34,9 +34,7 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
                 format!("Invalid value: {r}: must be greater than or equal to 0"),
             ));
         }
-        if !spec["selector"].is_object() {
-            problems.push(("spec.selector".into(), "Required value".into()));
-        } else {
+        if spec["selector"].is_object() {
             let selector = LabelSelector::from_object(&spec["selector"]);
             if selector.is_empty() {
                 problems.push((
@@ -52,6 +50,8 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
                     ),
                 ));
             }
+        } else {
+            problems.push(("spec.selector".into(), "Required value".into()));
         }
         if spec["template"]["spec"]["containers"]
             .as_array()
@@ -617,7 +617,7 @@ pub(crate) fn reconcile_deployments(store: &Store) {
         let sum = |f: &str| sets.iter().map(|rs| status_i64(rs, f)).sum::<i64>();
         let spec_total: i64 = sets.iter().map(|rs| replicas(rs)).sum();
         let (replicas_now, ready, available) = (sum("replicas"), sum("readyReplicas"), sum("availableReplicas"));
-        let updated = new_rs.map(|rs| status_i64(rs, "replicas")).unwrap_or(0);
+        let updated = new_rs.map_or(0, |rs| status_i64(rs, "replicas"));
         let new_name = format!("{name}-{hash}");
         let complete = updated == desired && replicas_now == desired && available == desired;
         let mut conditions = vec![

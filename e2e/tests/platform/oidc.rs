@@ -183,7 +183,7 @@ async fn platform_with_provider() -> (Platform, OidcProvider) {
         g.oidc = vec![
             OidcProvider::settings(&issuer, "corp"),
             OidcProvider::settings(&issuer, "stale"),
-        ]
+        ];
     })
     .await;
     let corp = OidcClient::for_gateway(&p.url, "corp");

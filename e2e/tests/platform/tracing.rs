@@ -36,7 +36,7 @@ async fn the_callers_trace_flows_from_the_gateway_through_grpc_into_the_event() 
     let header = message
         .headers
         .get("traceparent")
-        .map(|v| v.to_string())
+        .map(std::string::ToString::to_string)
         .unwrap_or_default();
     assert!(
         header.starts_with(&format!("00-{trace_id}-")),

@@ -8,6 +8,8 @@
 //! It does not own tenants (tenancy does) and never writes to member clusters
 //! itself: federation does.
 
+#![warn(missing_docs)]
+
 pub mod application;
 pub mod binding_status;
 pub mod chart;

@@ -6,6 +6,8 @@
 //! It does not own tenants (tenancy does) nor deliver configuration into
 //! member clusters (federation does).
 
+#![warn(missing_docs)]
+
 pub mod config_set;
 pub mod grpc;
 

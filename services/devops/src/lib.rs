@@ -6,6 +6,8 @@
 //! It does not host Git repositories nor build images itself, and it never
 //! deploys: apps releases what a pipeline produces.
 
+#![warn(missing_docs)]
+
 pub mod grpc;
 pub mod pipeline;
 

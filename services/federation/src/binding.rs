@@ -369,6 +369,7 @@ pub trait Admission: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<Uuid>> + Send + 'a>> {
         self.reserve(partition, amounts, key)
     }
+    /// Commits a reservation (the work it was made for is recorded).
     fn commit(&self, reservation: Uuid) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
     /// Releases a reservation (the work is undone or superseded).
     ///
@@ -667,9 +668,7 @@ impl<'a> Bindings<'a> {
         .bind(tenant)
         .fetch_all(self.pool)
         .await?;
-        let placed: Vec<(String, i64, i64)> = if !capacity {
-            Vec::new()
-        } else {
+        let placed: Vec<(String, i64, i64)> = if capacity {
             sqlx::query_as(
             "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_cpu_milli, b.replica_cpu_milli)), 0)::BIGINT,
                     COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_memory_milli, b.replica_memory_milli)), 0)::BIGINT
@@ -681,6 +680,8 @@ impl<'a> Bindings<'a> {
             .bind(except)
             .fetch_all(self.pool)
             .await?
+        } else {
+            Vec::new()
         };
         let mut out = Vec::with_capacity(rows.len());
         for (name, dc, region, zone, domain, env, labels, condition, allocatable) in rows {

@@ -389,7 +389,7 @@ mod tests {
     use super::*;
 
     fn settings(storage: &[&str], default_storage: &str, ingress: &[&str], default_ingress: &str) -> ClusterSettings {
-        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        let list = |l: &[&str]| l.iter().map(std::string::ToString::to_string).collect();
         ClusterSettings::parse(
             "",
             Some(pb::ClusterSettings {
@@ -452,7 +452,7 @@ mod tests {
                 "settings.",
                 "storage_classes",
                 "default_storage_class",
-                list.iter().map(|s| s.to_string()).collect(),
+                list.iter().map(std::string::ToString::to_string).collect(),
                 default.into(),
             )
         };

@@ -3,6 +3,8 @@
 //! It owns the `federation` schema; it learns of tenants from tenancy's events
 //! and never reads tenancy's tables.
 
+#![warn(missing_docs)]
+
 pub mod admission;
 pub mod binding;
 pub mod cluster;

@@ -153,7 +153,7 @@ impl Propagator {
         };
         self.lease
             .lead("binding propagation", self.settings.poll, &stop, round, || {
-                self.watches.stop_all()
+                self.watches.stop_all();
             })
             .await;
         Ok(())

@@ -196,7 +196,7 @@ impl ClusterWatch {
             match outcome {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!(cluster = %self.cluster, error = %e, retry_in = ?backoff, "status watch failed; polling until it runs again")
+                    tracing::warn!(cluster = %self.cluster, error = %e, retry_in = ?backoff, "status watch failed; polling until it runs again");
                 }
             }
             tokio::select! {

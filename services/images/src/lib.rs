@@ -6,6 +6,8 @@
 //! It does not store images (the registries do) nor configure pull secrets in
 //! member clusters (federation does).
 
+#![warn(missing_docs)]
+
 pub mod grpc;
 pub mod registry;
 

@@ -5,6 +5,8 @@
 //! It does not touch member clusters: federation turns its events into
 //! namespaces and quotas there.
 
+#![warn(missing_docs)]
+
 pub mod grpc;
 pub mod member;
 pub mod partition;

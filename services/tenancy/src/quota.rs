@@ -177,7 +177,7 @@ async fn siblings_sum(tx: &mut PgConnection, level: Level, members: &[Uuid]) -> 
 async fn replace(tx: &mut PgConnection, tenant: Uuid, scope: &Scope, name: &str, hard: &ResourceList) -> Result<()> {
     let current = limits(tx, scope).await?;
     for (resource, q) in &hard.0 {
-        let used = current.get(resource).map(|(_, u)| *u).unwrap_or(0);
+        let used = current.get(resource).map_or(0, |(_, u)| *u);
         if q.milli() < used {
             return Err(Error::FailedPrecondition(format!(
                 "{name}: cannot set {} to {q}: {} is in use",

@@ -337,7 +337,10 @@ type Decision = Result<Option<Row>>;
 /// request that joins either finds one or starts one. Across processes the
 /// tenant's advisory lock still orders the drainers' transactions.
 #[derive(Clone, Default)]
-struct AdmissionLine(Arc<Mutex<HashMap<Uuid, Vec<(Ask, oneshot::Sender<Decision>)>>>>);
+struct AdmissionLine(Arc<Mutex<HashMap<Uuid, Vec<Waiting>>>>);
+
+/// A request in the line, with where its decision goes.
+type Waiting = (Ask, oneshot::Sender<Decision>);
 
 /// The most requests decided in one transaction.
 const BATCH: usize = 128;
@@ -360,7 +363,7 @@ impl AdmissionLine {
     async fn drain(self, pool: PgPool, tenant: Uuid) {
         let _closing = Closing { line: &self, tenant };
         loop {
-            let batch: Vec<(Ask, oneshot::Sender<Decision>)> = {
+            let batch: Vec<Waiting> = {
                 let mut waiting = self.0.lock().expect("not poisoned");
                 let Some(queue) = waiting.get_mut(&tenant) else { return };
                 if queue.is_empty() {
@@ -407,10 +410,10 @@ struct Closing<'a> {
 
 impl Drop for Closing<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Ok(mut waiting) = self.line.0.lock() {
-                waiting.remove(&self.tenant);
-            }
+        if std::thread::panicking()
+            && let Ok(mut waiting) = self.line.0.lock()
+        {
+            waiting.remove(&self.tenant);
         }
     }
 }

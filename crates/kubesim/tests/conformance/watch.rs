@@ -43,7 +43,7 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
                 let want = want.clone();
                 async move { (names(&reader) == want).then_some(()) }
             })
-            .await
+            .await;
         }
     };
     expect(vec!["cm-0", "cm-1", "cm-2"]).await;
@@ -100,7 +100,7 @@ async fn watching_from_a_compacted_resource_version_gets_an_expired_error_event(
     let mut events = cms.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
     match events.try_next().await {
         Ok(Some(WatchEvent::Error(status))) => {
-            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"))
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
         }
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 410),
         other => panic!("expected a 410 error event, got {other:?}"),

@@ -31,7 +31,7 @@ pub const EXTRA: [(&str, Func); 10] = [
 /// Every template of a chart tree, parsed once; `include` and `tpl` render
 /// from it.
 pub struct TemplateSet {
-    sources: Rc<Vec<(String, String)>>,
+    sources: Sources,
     parsed: Template,
     cache: Cache,
 }
@@ -50,8 +50,11 @@ thread_local! {
     /// How deep in `include`/`tpl` the render on this thread is.
     static NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// The set rendering on this thread.
-    static RENDERING: RefCell<Option<(Rc<Vec<(String, String)>>, Cache)>> = const { RefCell::new(None) };
+    static RENDERING: RefCell<Option<(Sources, Cache)>> = const { RefCell::new(None) };
 }
+
+/// A chart's template files, (name, text), shared by the nested renders.
+type Sources = Rc<Vec<(String, String)>>;
 
 fn parse(name: &str, sources: &[(String, String)]) -> Result<Template> {
     let mut t = Template::with_name(name);
@@ -153,7 +156,7 @@ fn nested(
     what: &str,
     render: impl FnOnce() -> std::result::Result<Gtmpl, FuncError>,
 ) -> std::result::Result<Gtmpl, FuncError> {
-    let depth = NESTING.with(|n| n.get());
+    let depth = NESTING.with(std::cell::Cell::get);
     if depth >= MAX_NESTING {
         return Err(FuncError::Generic(format!(
             "{what} nests deeper than {MAX_NESTING} levels (a template that includes itself?)"

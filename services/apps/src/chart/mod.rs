@@ -537,6 +537,10 @@ fn kind_rank(kind: &str) -> usize {
 
 const WORKLOADS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 
+/// A chart's objects by service name, and the order services deploy in
+/// (waves of service names: sub-charts first, deepest first).
+pub type ServiceObjects = (BTreeMap<String, Vec<Value>>, Vec<Vec<String>>);
+
 /// Groups a rendered chart into the application's services: one per
 /// workload (federation gives every workload of a binding the same
 /// replicas), each with the objects that belong to it (the Services that
@@ -546,7 +550,7 @@ const WORKLOADS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 ///
 /// # Errors
 /// The chart renders no workload.
-pub fn services(rendered: &[Rendered]) -> Result<(BTreeMap<String, Vec<Value>>, Vec<Vec<String>>)> {
+pub fn services(rendered: &[Rendered]) -> Result<ServiceObjects> {
     let workloads: Vec<&Rendered> = rendered
         .iter()
         .filter(|r| WORKLOADS.contains(&r.object["kind"].as_str().unwrap_or_default()))
@@ -643,12 +647,7 @@ pub fn services(rendered: &[Rendered]) -> Result<(BTreeMap<String, Vec<Value>>, 
 ///
 /// # Errors
 /// As [`Chart::render`] and [`services`].
-pub fn release_objects(
-    chart: &Chart,
-    app: &str,
-    number: u64,
-    values: &Map<String, Value>,
-) -> Result<(BTreeMap<String, Vec<Value>>, Vec<Vec<String>>)> {
+pub fn release_objects(chart: &Chart, app: &str, number: u64, values: &Map<String, Value>) -> Result<ServiceObjects> {
     use crate::render::{APP_LABEL, RELEASE_ANNOTATION, SERVICE_LABEL};
     let rendered = chart.render(
         &Release {

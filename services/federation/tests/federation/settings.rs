@@ -19,7 +19,7 @@ use crate::bindings::{CpuCap, fleet, propagator, request};
 use crate::helpers::{Fed, eventually};
 
 fn classes(storage: &[&str], default_storage: &str, ingress: &[&str], default_ingress: &str) -> pb::ClusterSettings {
-    let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+    let list = |l: &[&str]| l.iter().map(std::string::ToString::to_string).collect();
     pb::ClusterSettings {
         storage_classes: list(storage),
         default_storage_class: default_storage.into(),
