@@ -3,35 +3,41 @@
 //! releases (upgrade, rollback, production approval) and scaling, forwarded
 //! to the apps service.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The application routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/applications", get(list).post(deploy))
-        .route("/applications/{id}", get(read).delete(delete))
-        .route("/applications/{id}/releases", get(list_releases).post(release))
-        .route("/applications/{id}/rollback", post(rollback))
-        .route("/applications/{id}/scale", post(scale))
-        .route("/applications/{id}/scale-events", get(scale_events))
-        .route("/releases/{id}/approve", post(approve))
-        .route("/releases/{id}/confirm", post(confirm))
-        .route("/releases/{id}/resume", post(resume))
-        .route("/releases/{id}/promote", post(promote))
-        .route("/releases/{id}/abort", post(abort))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(deploy))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(delete))
+        .route(Permission::Role(Role::Developer), routes!(release))
+        .route(Permission::Authenticated, routes!(list_releases))
+        .route(Permission::Role(Role::Developer), routes!(rollback))
+        .route(Permission::Role(Role::Developer), routes!(scale))
+        .route(Permission::Role(Role::TenantAdmin), routes!(approve))
+        .route(Permission::Role(Role::Developer), routes!(confirm))
+        .route(Permission::Role(Role::Developer), routes!(resume))
+        .route(Permission::Role(Role::Developer), routes!(promote))
+        .route(Permission::Role(Role::Developer), routes!(abort))
+        .route(Permission::Authenticated, routes!(scale_events))
 }
 
 /// A release: one numbered deploy of an application.
@@ -311,7 +317,7 @@ pub struct Scale {
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant")), request_body = Deploy,
-    responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), Problems), security(("bearer" = [])))]
 pub(crate) async fn deploy(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -338,7 +344,7 @@ pub(crate) async fn deploy(
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), PageQuery),
-    responses((status = 200, body = ApplicationPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ApplicationPage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -366,7 +372,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -383,7 +389,7 @@ pub(crate) async fn read(
 }
 
 #[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), Problems), security(("bearer" = [])))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -397,7 +403,7 @@ pub(crate) async fn delete(
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = NewRelease,
-    responses((status = 201, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Release), Problems), security(("bearer" = [])))]
 pub(crate) async fn release(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -421,7 +427,7 @@ pub(crate) async fn release(
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
-    responses((status = 200, body = ReleasePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ReleasePage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_releases(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -449,7 +455,7 @@ pub(crate) async fn list_releases(
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/rollback", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Rollback,
-    responses((status = 201, body = Release, description = "a new release returning to the named one"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Release, description = "a new release returning to the named one"), Problems), security(("bearer" = [])))]
 pub(crate) async fn rollback(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -469,7 +475,7 @@ pub(crate) async fn rollback(
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/scale", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Scale,
-    responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -492,7 +498,7 @@ pub(crate) async fn scale(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/approve", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Release), Problems), security(("bearer" = [])))]
 pub(crate) async fn approve(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -509,7 +515,7 @@ pub(crate) async fn approve(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/confirm", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), Problems), security(("bearer" = [])))]
 pub(crate) async fn confirm(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -526,7 +532,7 @@ pub(crate) async fn confirm(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/resume", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), Problems), security(("bearer" = [])))]
 pub(crate) async fn resume(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -543,7 +549,7 @@ pub(crate) async fn resume(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/promote", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), Problems), security(("bearer" = [])))]
 pub(crate) async fn promote(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -560,7 +566,7 @@ pub(crate) async fn promote(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/abort", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), Problems), security(("bearer" = [])))]
 pub(crate) async fn abort(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -605,7 +611,7 @@ pub struct ScaleEventPage {
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
-    responses((status = 200, body = ScaleEventPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ScaleEventPage), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale_events(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -2,26 +2,32 @@
 //! clusters, with per-cluster status, forwarded to federation (which checks
 //! the caller's role in the tenant and scopes every query by it).
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The binding routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/bindings", get(list).post(create))
-        .route("/bindings/{id}", get(read).put(update).delete(remove))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(create))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(update))
+        .route(Permission::Role(Role::Developer), routes!(remove))
 }
 
 /// Body of `POST /tenants/{id}/bindings`.
@@ -257,7 +263,7 @@ pub struct BindingPage {
     pub next_cursor: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -283,7 +289,7 @@ async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = BindingPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = BindingPage), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -310,7 +316,7 @@ async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn read(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -326,7 +332,7 @@ async fn read(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -347,7 +353,7 @@ async fn update(
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), Problems), security(("bearer" = [])))]
 async fn remove(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -3,28 +3,32 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The cluster routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/clusters", get(list).post(register))
-        .route("/clusters/{id}", get(read).delete(deregister))
-        .route("/clusters/{id}/settings", put(set_settings))
-        .route("/tenants/{id}/federation", get(known_tenant))
-        .route("/datacenters", get(data_centres))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(register))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::PlatformAdmin, routes!(set_settings))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::PlatformAdmin, routes!(deregister))
+        .route(Permission::Authenticated, routes!(known_tenant))
+        .route(Permission::PlatformAdmin, routes!(data_centres))
 }
 
 /// A cluster's health condition.
@@ -326,7 +330,7 @@ pub struct DataCentreList {
     pub items: Vec<DataCentre>,
 }
 
-#[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), Problems), security(("bearer" = [])))]
 async fn register(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -369,7 +373,7 @@ async fn register(
     Ok((StatusCode::CREATED, Json(cluster.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
 async fn read(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -385,7 +389,7 @@ async fn read(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
 async fn set_settings(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -406,7 +410,7 @@ async fn set_settings(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -432,7 +436,7 @@ async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn deregister(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -445,7 +449,7 @@ async fn deregister(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/federation", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = KnownTenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/federation", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = KnownTenant), Problems), security(("bearer" = [])))]
 async fn known_tenant(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -465,7 +469,7 @@ async fn known_tenant(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), Problems), security(("bearer" = [])))]
 async fn data_centres(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -3,27 +3,33 @@
 //! apps in a tenant's partitions reach by a stable in-cluster name,
 //! forwarded to the apps service.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::applications::PageQuery;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The external service routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/external-services", get(list).post(register))
-        .route("/external-services/{id}", get(read).put(update).delete(delete))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(register))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(update))
+        .route(Permission::Role(Role::Developer), routes!(delete))
 }
 
 /// A port of an external service.
@@ -188,7 +194,7 @@ pub struct Update {
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant")), request_body = Register,
-    responses((status = 201, body = ExternalService, description = "registered and being written into its partitions"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = ExternalService, description = "registered and being written into its partitions"), Problems), security(("bearer" = [])))]
 pub(crate) async fn register(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -215,7 +221,7 @@ pub(crate) async fn register(
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), PageQuery),
-    responses((status = 200, body = ExternalServicePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ExternalServicePage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -243,7 +249,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = ExternalService), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ExternalService), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -260,7 +266,7 @@ pub(crate) async fn read(
 }
 
 #[utoipa::path(put, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")), request_body = Update,
-    responses((status = 200, body = ExternalService, description = "changed in place in every partition"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ExternalService, description = "changed in place in every partition"), Problems), security(("bearer" = [])))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -286,7 +292,7 @@ pub(crate) async fn update(
 }
 
 #[utoipa::path(delete, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted: federation removes its objects from every cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 204, description = "deleted: federation removes its objects from every cluster"), Problems), security(("bearer" = [])))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -3,25 +3,28 @@
 //! forwarded to federation (which scopes the list by the caller's tenants
 //! and checks the operator role in the binding's tenant).
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The failover routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/failovers", get(list))
-        .route("/bindings/{id}/failover", post(failover))
-        .route("/bindings/{id}/failback", post(failback))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::Operator), routes!(failover))
+        .route(Permission::Role(Role::Operator), routes!(failback))
 }
 
 /// A failover or failback of a binding.
@@ -137,7 +140,7 @@ pub struct TriggerFailover {
 #[serde(deny_unknown_fields)]
 pub struct TriggerFailback {}
 
-#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(ListQuery), responses((status = 200, body = FailoverPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(ListQuery), responses((status = 200, body = FailoverPage), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -163,7 +166,7 @@ async fn list(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
 async fn failover(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -184,7 +187,7 @@ async fn failover(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
 async fn failback(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

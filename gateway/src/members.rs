@@ -1,26 +1,30 @@
 //! `/api/v1/tenants/{id}/members` and `/api/v1/members/{id}`: who holds which
 //! role in a tenant or one of its projects, forwarded to tenancy.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
 use crate::projects::Page;
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The member routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/members", get(list).post(add))
-        .route("/members/{id}", delete(remove))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::TenantAdmin), routes!(add))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::TenantAdmin), routes!(remove))
 }
 
 /// A role binding as the API shows it.
@@ -71,7 +75,7 @@ pub struct AddMember {
     role: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), Problems), security(("bearer" = [])))]
 async fn add(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -112,7 +116,7 @@ pub struct ListQuery {
     project_id: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Member>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Member>), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -140,7 +144,7 @@ async fn list(
     )))
 }
 
-#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn remove(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

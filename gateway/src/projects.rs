@@ -3,27 +3,34 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The project and partition routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/projects", get(list_projects).post(create_project))
-        .route("/projects/{id}", get(read_project).delete(delete_project))
-        .route("/projects/{id}/partitions", get(list_partitions).post(create_partition))
-        .route("/partitions/{id}", get(read_partition).delete(delete_partition))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::TenantAdmin), routes!(create_project))
+        .route(Permission::Authenticated, routes!(list_projects))
+        .route(Permission::Authenticated, routes!(read_project))
+        .route(Permission::Role(Role::TenantAdmin), routes!(delete_project))
+        .route(Permission::Role(Role::TenantAdmin), routes!(create_partition))
+        .route(Permission::Authenticated, routes!(list_partitions))
+        .route(Permission::Authenticated, routes!(read_partition))
+        .route(Permission::Role(Role::TenantAdmin), routes!(delete_partition))
 }
 
 /// A project as the API shows it.
@@ -230,7 +237,7 @@ pub struct CreatePartition {
     network_policy: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id")), request_body = CreateProject, responses((status = 201, body = Project), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id")), request_body = CreateProject, responses((status = 201, body = Project), Problems), security(("bearer" = [])))]
 async fn create_project(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -256,7 +263,7 @@ async fn create_project(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Project>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Project>), Problems), security(("bearer" = [])))]
 async fn list_projects(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -280,7 +287,7 @@ async fn list_projects(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), Problems), security(("bearer" = [])))]
 async fn read_project(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -296,7 +303,7 @@ async fn read_project(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn delete_project(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -309,7 +316,7 @@ async fn delete_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id")), request_body = CreatePartition, responses((status = 201, body = Partition), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id")), request_body = CreatePartition, responses((status = 201, body = Partition), Problems), security(("bearer" = [])))]
 async fn create_partition(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -337,7 +344,7 @@ async fn create_partition(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Partition>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Partition>), Problems), security(("bearer" = [])))]
 async fn list_partitions(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -361,7 +368,7 @@ async fn list_partitions(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), Problems), security(("bearer" = [])))]
 async fn read_partition(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -377,7 +384,7 @@ async fn read_partition(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn delete_partition(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

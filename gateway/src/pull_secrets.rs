@@ -3,25 +3,29 @@
 //! each as an image pull secret into the partition's namespace. Passwords
 //! go in and never come back out.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The pull-secret routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/partitions/{id}/pull-secrets", get(list))
-        .route("/partitions/{id}/pull-secrets/{name}", put(put_secret).delete(delete))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::TenantAdmin), routes!(put_secret))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::TenantAdmin), routes!(delete))
 }
 
 /// Body of `PUT /partitions/{id}/pull-secrets/{name}`.
@@ -76,7 +80,7 @@ pub struct PullSecretList {
     pub items: Vec<PullSecret>,
 }
 
-#[utoipa::path(put, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name (DNS label)")), request_body = PutPullSecret, responses((status = 200, body = PullSecret), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name (DNS label)")), request_body = PutPullSecret, responses((status = 200, body = PullSecret), Problems), security(("bearer" = [])))]
 async fn put_secret(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -100,7 +104,7 @@ async fn put_secret(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/partitions/{id}/pull-secrets", tag = "projects", params(("id" = String, Path, description = "the partition")), responses((status = 200, body = PullSecretList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/partitions/{id}/pull-secrets", tag = "projects", params(("id" = String, Path, description = "the partition")), responses((status = 200, body = PullSecretList), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -117,7 +121,7 @@ async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name")), responses((status = 204, description = "done; its Secret leaves the cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name")), responses((status = 204, description = "done; its Secret leaves the cluster"), Problems), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

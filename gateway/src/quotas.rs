@@ -3,33 +3,36 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
 use crate::projects::LimitRange;
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The quota, usage and reservation routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/quota", put(set_tenant))
-        .route("/projects/{id}/quota", put(set_project))
-        .route("/partitions/{id}/quota", put(set_partition))
-        .route("/tenants/{id}/usage", get(usage))
-        .route("/tenants/{id}/usage/history", get(history))
-        .route("/reservations", post(reserve))
-        .route("/reservations/{id}", get(read_reservation))
-        .route("/reservations/{id}/commit", post(commit))
-        .route("/reservations/{id}/release", post(release))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(set_tenant))
+        .route(Permission::Role(Role::TenantAdmin), routes!(set_project))
+        .route(Permission::Role(Role::TenantAdmin), routes!(set_partition))
+        .route(Permission::Authenticated, routes!(usage))
+        .route(Permission::Authenticated, routes!(history))
+        .route(Permission::Role(Role::Operator), routes!(reserve))
+        .route(Permission::Authenticated, routes!(read_reservation))
+        .route(Permission::Role(Role::Operator), routes!(commit))
+        .route(Permission::Role(Role::Operator), routes!(release))
 }
 
 /// Amounts by resource name, as Kubernetes quantities.
@@ -195,7 +198,7 @@ impl From<pb::Reservation> for Reservation {
     }
 }
 
-#[utoipa::path(put, path = "/api/v1/tenants/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = TenantQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = TenantQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn set_tenant(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -225,7 +228,7 @@ async fn set_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = ProjectQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/projects/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = ProjectQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn set_project(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -242,7 +245,7 @@ async fn set_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/partitions/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = PartitionQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/partitions/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = PartitionQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn set_partition(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -258,7 +261,7 @@ async fn set_partition(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "quotas", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Usage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "quotas", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Usage), Problems), security(("bearer" = [])))]
 async fn usage(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -296,7 +299,7 @@ async fn usage(
     Ok(Json(Usage { scopes, observed }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage/history", tag = "quotas", params(("id" = String, Path, description = "the id"), HistoryQuery), responses((status = 200, body = Vec<UsagePoint>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage/history", tag = "quotas", params(("id" = String, Path, description = "the id"), HistoryQuery), responses((status = 200, body = Vec<UsagePoint>), Problems), security(("bearer" = [])))]
 async fn history(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -333,7 +336,7 @@ async fn history(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = Reserve, responses((status = 201, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = Reserve, responses((status = 201, body = Reservation), Problems), security(("bearer" = [])))]
 async fn reserve(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -359,7 +362,7 @@ async fn reserve(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
 async fn read_reservation(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -375,7 +378,7 @@ async fn read_reservation(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
 async fn commit(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -391,7 +394,7 @@ async fn commit(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations/{id}/release", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/release", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
 async fn release(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

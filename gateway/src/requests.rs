@@ -3,29 +3,33 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
 use crate::projects::Page;
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The spec and request routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/specs", get(list_specs).post(publish_spec))
-        .route("/tenants/{id}/requests", post(file))
-        .route("/requests", get(list))
-        .route("/requests/{id}", get(read))
-        .route("/requests/{id}/{step}", post(step))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(publish_spec))
+        .route(Permission::Authenticated, routes!(list_specs))
+        .route(Permission::Role(Role::TenantAdmin), routes!(file))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::TenantAdmin), routes!(step))
 }
 
 /// A product on offer.
@@ -221,7 +225,7 @@ pub struct ListQuery {
     state: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), Problems), security(("bearer" = [])))]
 async fn publish_spec(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -259,7 +263,7 @@ pub struct SpecQuery {
     active_only: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(SpecQuery), responses((status = 200, body = Page<Spec>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(SpecQuery), responses((status = 200, body = Page<Spec>), Problems), security(("bearer" = [])))]
 async fn list_specs(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -281,7 +285,7 @@ async fn list_specs(
     Ok(Json(Page::new(r.specs.into_iter().map(Spec::from).collect(), r.page)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/requests", tag = "requests", params(("id" = String, Path, description = "the id")), request_body = Form, responses((status = 201, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/requests", tag = "requests", params(("id" = String, Path, description = "the id")), request_body = Form, responses((status = 201, body = ResourceRequest), Problems), security(("bearer" = [])))]
 async fn file(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -305,7 +309,7 @@ async fn file(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery), responses((status = 200, body = Page<ResourceRequest>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery), responses((status = 200, body = Page<ResourceRequest>), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -331,7 +335,7 @@ async fn list(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
 async fn read(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -347,7 +351,7 @@ async fn read(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
 async fn step(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

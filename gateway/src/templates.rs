@@ -2,31 +2,38 @@
 //! the catalog (templates without a tenant) and their versions, forwarded to
 //! the apps service.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The template routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/templates", get(list).post(create))
-        .route("/templates/{id}", get(read).delete(delete))
-        .route("/templates/{id}/versions", get(list_versions).post(create_version))
-        .route("/tenants/{id}/templates/import", post(import_chart))
-        .route("/template-versions/{id}", get(read_version).patch(update_version))
-        .route("/template-versions/{id}/publish", post(publish_version))
-        .route("/template-versions/{id}/render", post(render_version))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(create))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(delete))
+        .route(Permission::Role(Role::Developer), routes!(create_version))
+        .route(Permission::Authenticated, routes!(list_versions))
+        .route(Permission::Authenticated, routes!(read_version))
+        .route(Permission::Role(Role::Developer), routes!(update_version))
+        .route(Permission::Role(Role::Developer), routes!(publish_version))
+        .route(Permission::Authenticated, routes!(render_version))
+        .route(Permission::Role(Role::Developer), routes!(import_chart))
 }
 
 /// A template as the API shows it.
@@ -214,7 +221,7 @@ pub struct Rendered {
 }
 
 #[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = CreateTemplate,
-    responses((status = 201, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Template), Problems), security(("bearer" = [])))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -235,7 +242,7 @@ pub(crate) async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery),
-    responses((status = 200, body = TemplatePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = TemplatePage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -262,7 +269,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Template), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -279,7 +286,7 @@ pub(crate) async fn read(
 }
 
 #[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted with its versions"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 204, description = "deleted with its versions"), Problems), security(("bearer" = [])))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -293,7 +300,7 @@ pub(crate) async fn delete(
 }
 
 #[utoipa::path(post, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id")), request_body = CreateVersion,
-    responses((status = 201, body = TemplateVersion, description = "a draft"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = TemplateVersion, description = "a draft"), Problems), security(("bearer" = [])))]
 pub(crate) async fn create_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -316,7 +323,7 @@ pub(crate) async fn create_version(
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), PageQuery),
-    responses((status = 200, body = VersionPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = VersionPage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_versions(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -344,7 +351,7 @@ pub(crate) async fn list_versions(
 }
 
 #[utoipa::path(get, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")),
-    responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn read_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -361,7 +368,7 @@ pub(crate) async fn read_version(
 }
 
 #[utoipa::path(patch, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = UpdateVersion,
-    responses((status = 200, body = TemplateVersion), (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"), Problems), security(("bearer" = [])))]
 pub(crate) async fn update_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -384,7 +391,7 @@ pub(crate) async fn update_version(
 }
 
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/publish", tag = "templates", params(("id" = String, Path, description = "the version's id")),
-    responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn publish_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -401,7 +408,7 @@ pub(crate) async fn publish_version(
 }
 
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/render", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = RenderRequest,
-    responses((status = 200, body = Rendered), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Rendered), Problems), security(("bearer" = [])))]
 pub(crate) async fn render_version(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -461,7 +468,7 @@ fn chart_problem(status: tonic::Status) -> ApiError {
         (Vec<u8> = "application/gzip"),
         (ChartFiles = "application/json"))),
     responses((status = 201, body = ImportedChart), (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the chart is invalid; field names the file"),
-              (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+              Problems), security(("bearer" = [])))]
 pub(crate) async fn import_chart(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -1,24 +1,30 @@
 //! `/api/v1/tenants`: the tenant slice of the public API, forwarded to tenancy.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 
-/// The tenant routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants", get(list).post(create))
-        .route("/tenants/{id}", get(read).patch(update).delete(delete))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(create))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::TenantAdmin), routes!(update))
+        .route(Permission::PlatformAdmin, routes!(delete))
 }
 
 /// A tenant as the API shows it.
@@ -120,7 +126,7 @@ impl From<pb::Tenant> for Tenant {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), Problems), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -140,7 +146,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
 async fn read(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -155,7 +161,7 @@ async fn read(
     Ok(Json(tenant.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery), responses((status = 200, body = TenantPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery), responses((status = 200, body = TenantPage), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -182,7 +188,7 @@ async fn list(
     }))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
 async fn update(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -206,7 +212,7 @@ async fn update(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn delete(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
