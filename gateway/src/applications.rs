@@ -15,11 +15,11 @@ use serde_json::Value;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Apps, Signed};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -319,8 +319,8 @@ pub struct Scale {
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant")), request_body = Deploy,
     responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), Problems), security(("bearer" = [])))]
 pub(crate) async fn deploy(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    State(_s): State<AppState>,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
     Body(b): Body<Deploy>,
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
@@ -334,20 +334,14 @@ pub(crate) async fn deploy(
         placement_json: b.placement.to_string(),
         strategy_json: b.strategy.map(|s| s.to_string()).unwrap_or_default(),
     };
-    let app = s
-        .upstream
-        .apps(&s.key, &caller)
-        .deploy_application(request)
-        .await?
-        .into_inner();
+    let app = apps.deploy_application(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), PageQuery),
     responses((status = 200, body = ApplicationPage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ApplicationPage>, ApiError> {
@@ -358,12 +352,7 @@ pub(crate) async fn list(
             cursor: q.cursor,
         }),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_applications(request)
-        .await?
-        .into_inner();
+    let r = apps.list_applications(request).await?.into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(ApplicationPage {
         items: r.applications.into_iter().map(Application::from).collect(),
@@ -374,14 +363,11 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<Application>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_application(pb::GetApplicationRequest { id })
+        apps.get_application(pb::GetApplicationRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -390,23 +376,15 @@ pub(crate) async fn read(
 
 #[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), Problems), security(("bearer" = [])))]
-pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .apps(&s.key, &caller)
-        .delete_application(pb::DeleteApplicationRequest { id })
-        .await?;
+pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    apps.delete_application(pb::DeleteApplicationRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = NewRelease,
     responses((status = 201, body = Release), Problems), security(("bearer" = [])))]
 pub(crate) async fn release(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<NewRelease>,
 ) -> Result<(StatusCode, Json<Release>), ApiError> {
@@ -417,20 +395,14 @@ pub(crate) async fn release(
         placement_json: b.placement.map(|p| p.to_string()),
         strategy_json: b.strategy.map(|p| p.to_string()),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .create_release(request)
-        .await?
-        .into_inner();
+    let r = apps.create_release(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
     responses((status = 200, body = ReleasePage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_releases(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ReleasePage>, ApiError> {
@@ -441,12 +413,7 @@ pub(crate) async fn list_releases(
             cursor: q.cursor,
         }),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_releases(request)
-        .await?
-        .into_inner();
+    let r = apps.list_releases(request).await?.into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(ReleasePage {
         items: r.releases.into_iter().map(Release::from).collect(),
@@ -457,14 +424,11 @@ pub(crate) async fn list_releases(
 #[utoipa::path(post, path = "/api/v1/applications/{id}/rollback", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Rollback,
     responses((status = 201, body = Release, description = "a new release returning to the named one"), Problems), security(("bearer" = [])))]
 pub(crate) async fn rollback(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<Rollback>,
 ) -> Result<(StatusCode, Json<Release>), ApiError> {
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
+    let r = apps
         .rollback_application(pb::RollbackApplicationRequest {
             application_id: id,
             to_release: b.to_release,
@@ -477,8 +441,7 @@ pub(crate) async fn rollback(
 #[utoipa::path(post, path = "/api/v1/applications/{id}/scale", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Scale,
     responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<Scale>,
 ) -> Result<Json<Application>, ApiError> {
@@ -487,27 +450,14 @@ pub(crate) async fn scale(
         service: b.service,
         replicas: b.replicas,
     };
-    Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .scale_application(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(apps.scale_application(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/approve", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release), Problems), security(("bearer" = [])))]
-pub(crate) async fn approve(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+pub(crate) async fn approve(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .approve_release(pb::ApproveReleaseRequest { id })
+        apps.approve_release(pb::ApproveReleaseRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -516,15 +466,9 @@ pub(crate) async fn approve(
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/confirm", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), Problems), security(("bearer" = [])))]
-pub(crate) async fn confirm(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+pub(crate) async fn confirm(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .confirm_release(pb::ReleaseActionRequest { id })
+        apps.confirm_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -533,15 +477,9 @@ pub(crate) async fn confirm(
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/resume", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), Problems), security(("bearer" = [])))]
-pub(crate) async fn resume(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+pub(crate) async fn resume(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .resume_release(pb::ReleaseActionRequest { id })
+        apps.resume_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -550,15 +488,9 @@ pub(crate) async fn resume(
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/promote", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), Problems), security(("bearer" = [])))]
-pub(crate) async fn promote(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+pub(crate) async fn promote(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .promote_release(pb::ReleaseActionRequest { id })
+        apps.promote_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -567,15 +499,9 @@ pub(crate) async fn promote(
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/abort", tag = "applications", params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), Problems), security(("bearer" = [])))]
-pub(crate) async fn abort(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+pub(crate) async fn abort(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .abort_release(pb::ReleaseActionRequest { id })
+        apps.abort_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -613,8 +539,7 @@ pub struct ScaleEventPage {
 #[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
     responses((status = 200, body = ScaleEventPage), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale_events(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ScaleEventPage>, ApiError> {
@@ -625,12 +550,7 @@ pub(crate) async fn scale_events(
             cursor: q.cursor,
         }),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_scale_events(request)
-        .await?
-        .into_inner();
+    let r = apps.list_scale_events(request).await?.into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     let items = r
         .events

@@ -3,7 +3,7 @@
 //! the caller's role in the tenant and scopes every query by it).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -13,12 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Federation, Signed};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -265,8 +264,7 @@ pub struct BindingPage {
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn create(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
     Body(b): Body<CreateBinding>,
 ) -> Result<Json<Binding>, ApiError> {
@@ -279,20 +277,12 @@ async fn create(
         replicas: b.replicas,
         hold: Vec::new(),
     };
-    Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .apply_binding(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = BindingPage), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<BindingPage>, ApiError> {
@@ -303,12 +293,7 @@ async fn list(
             cursor: q.cursor,
         }),
     };
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
-        .list_bindings(request)
-        .await?
-        .into_inner();
+    let r = federation.list_bindings(request).await?.into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(BindingPage {
         items: r.bindings.into_iter().map(Binding::from).collect(),
@@ -317,14 +302,9 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Binding>, ApiError> {
+async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Binding>, ApiError> {
     Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
+        federation
             .get_binding(pb::GetBindingRequest { id })
             .await?
             .into_inner()
@@ -334,12 +314,10 @@ async fn read(
 
 #[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn update(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(b): Body<UpdateBinding>,
 ) -> Result<Json<Binding>, ApiError> {
-    let mut federation = s.upstream.federation(&s.key, &caller);
     let current = federation.get_binding(pb::GetBindingRequest { id }).await?.into_inner();
     let request = pb::ApplyBindingRequest {
         tenant_id: current.tenant_id,
@@ -354,14 +332,7 @@ async fn update(
 }
 
 #[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), Problems), security(("bearer" = [])))]
-async fn remove(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .federation(&s.key, &caller)
-        .delete_binding(pb::DeleteBindingRequest { id })
-        .await?;
+async fn remove(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    federation.delete_binding(pb::DeleteBindingRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

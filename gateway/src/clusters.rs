@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Federation, Signed};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -332,8 +332,8 @@ pub struct DataCentreList {
 
 #[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), Problems), security(("bearer" = [])))]
 async fn register(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    State(_s): State<AppState>,
+    Signed(mut federation): Signed<Federation>,
     Body(b): Body<RegisterCluster>,
 ) -> Result<(StatusCode, Json<Cluster>), ApiError> {
     let network_domain = match b.network_domain.as_deref() {
@@ -364,24 +364,14 @@ async fn register(
         client_key_pem: b.client_key_pem,
         settings: b.settings.map(|s| s.into_pb("settings.")).transpose()?,
     };
-    let cluster = s
-        .upstream
-        .federation(&s.key, &caller)
-        .register_cluster(request)
-        .await?
-        .into_inner();
+    let cluster = federation.register_cluster(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(cluster.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Cluster>, ApiError> {
+async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
+        federation
             .get_cluster(pb::GetClusterRequest { id })
             .await?
             .into_inner()
@@ -391,8 +381,7 @@ async fn read(
 
 #[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
 async fn set_settings(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(b): Body<ClusterSettings>,
 ) -> Result<Json<Cluster>, ApiError> {
@@ -401,19 +390,13 @@ async fn set_settings(
         settings: Some(b.into_pb("")?),
     };
     Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .set_cluster_settings(request)
-            .await?
-            .into_inner()
-            .into(),
+        federation.set_cluster_settings(request).await?.into_inner().into(),
     ))
 }
 
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ClusterPage>, ApiError> {
     let request = pb::ListClustersRequest {
@@ -423,12 +406,7 @@ async fn list(
         }),
         data_centre: q.data_centre,
     };
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
-        .list_clusters(request)
-        .await?
-        .into_inner();
+    let r = federation.list_clusters(request).await?.into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(ClusterPage {
         items: r.clusters.into_iter().map(Cluster::from).collect(),
@@ -438,12 +416,10 @@ async fn list(
 
 #[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn deregister(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .federation(&s.key, &caller)
+    federation
         .deregister_cluster(pb::DeregisterClusterRequest { id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -451,13 +427,10 @@ async fn deregister(
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/federation", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = KnownTenant), Problems), security(("bearer" = [])))]
 async fn known_tenant(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
 ) -> Result<Json<KnownTenant>, ApiError> {
-    let t = s
-        .upstream
-        .federation(&s.key, &caller)
+    let t = federation
         .get_known_tenant(pb::GetKnownTenantRequest { tenant_id: id })
         .await?
         .into_inner();
@@ -470,13 +443,8 @@ async fn known_tenant(
 }
 
 #[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), Problems), security(("bearer" = [])))]
-async fn data_centres(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<DataCentreList>, ApiError> {
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
+async fn data_centres(Signed(mut federation): Signed<Federation>) -> Result<Json<DataCentreList>, ApiError> {
+    let r = federation
         .list_data_centres(pb::ListDataCentresRequest {})
         .await?
         .into_inner();

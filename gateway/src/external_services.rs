@@ -4,7 +4,7 @@
 //! forwarded to the apps service.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -14,13 +14,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::routes;
 
-use crate::AppState;
 use crate::applications::PageQuery;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Apps, Signed};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -196,8 +195,7 @@ pub struct Update {
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant")), request_body = Register,
     responses((status = 201, body = ExternalService, description = "registered and being written into its partitions"), Problems), security(("bearer" = [])))]
 pub(crate) async fn register(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
     Body(b): Body<Register>,
 ) -> Result<(StatusCode, Json<ExternalService>), ApiError> {
@@ -211,20 +209,14 @@ pub(crate) async fn register(
         ports: ports_pb(b.ports),
         placement_json: b.placement.to_string(),
     };
-    let registered = s
-        .upstream
-        .apps(&s.key, &caller)
-        .register_external_service(request)
-        .await?
-        .into_inner();
+    let registered = apps.register_external_service(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(registered.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), PageQuery),
     responses((status = 200, body = ExternalServicePage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ExternalServicePage>, ApiError> {
@@ -235,12 +227,7 @@ pub(crate) async fn list(
             cursor: q.cursor,
         }),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_external_services(request)
-        .await?
-        .into_inner();
+    let r = apps.list_external_services(request).await?.into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(ExternalServicePage {
         items: r.external_services.into_iter().map(ExternalService::from).collect(),
@@ -251,14 +238,11 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = ExternalService), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<ExternalService>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_external_service(pb::GetExternalServiceRequest { id })
+        apps.get_external_service(pb::GetExternalServiceRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -268,8 +252,7 @@ pub(crate) async fn read(
 #[utoipa::path(put, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")), request_body = Update,
     responses((status = 200, body = ExternalService, description = "changed in place in every partition"), Problems), security(("bearer" = [])))]
 pub(crate) async fn update(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<Update>,
 ) -> Result<Json<ExternalService>, ApiError> {
@@ -281,26 +264,13 @@ pub(crate) async fn update(
         ports: ports_pb(b.ports),
         placement_json: b.placement.to_string(),
     };
-    Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .update_external_service(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(apps.update_external_service(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleted: federation removes its objects from every cluster"), Problems), security(("bearer" = [])))]
-pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .apps(&s.key, &caller)
-        .delete_external_service(pb::DeleteExternalServiceRequest { id })
+pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    apps.delete_external_service(pb::DeleteExternalServiceRequest { id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

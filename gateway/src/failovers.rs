@@ -4,7 +4,7 @@
 //! and checks the operator role in the binding's tenant).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
 use kernel::grpc::time;
@@ -12,12 +12,11 @@ use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Federation, Signed};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -142,8 +141,7 @@ pub struct TriggerFailback {}
 
 #[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(ListQuery), responses((status = 200, body = FailoverPage), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<FailoverPage>, ApiError> {
     let request = pb::ListFailoversRequest {
@@ -153,12 +151,7 @@ async fn list(
             cursor: q.cursor,
         }),
     };
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
-        .list_failovers(request)
-        .await?
-        .into_inner();
+    let r = federation.list_failovers(request).await?.into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(FailoverPage {
         items: r.operations.into_iter().map(FailoverOperation::from).collect(),
@@ -168,8 +161,7 @@ async fn list(
 
 #[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
 async fn failover(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(b): Body<TriggerFailover>,
 ) -> Result<Json<FailoverOperation>, ApiError> {
@@ -177,30 +169,15 @@ async fn failover(
         binding_id: id,
         from_cluster: b.from_cluster,
     };
-    Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .trigger_failover(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(federation.trigger_failover(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
 async fn failback(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(_nothing): Body<TriggerFailback>,
 ) -> Result<Json<FailoverOperation>, ApiError> {
     let request = pb::TriggerFailbackRequest { binding_id: id };
-    Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .trigger_failback(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(federation.trigger_failback(request).await?.into_inner().into()))
 }

@@ -2,7 +2,7 @@
 //! role in a tenant or one of its projects, forwarded to tenancy.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -11,13 +11,12 @@ use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::projects::Page;
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -77,8 +76,7 @@ pub struct AddMember {
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), Problems), security(("bearer" = [])))]
 async fn add(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Body(b): Body<AddMember>,
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
@@ -91,14 +89,7 @@ async fn add(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .add_member(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.add_member(request).await?.into_inner().into()),
     ))
 }
 
@@ -118,8 +109,7 @@ pub struct ListQuery {
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Member>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Member>>, ApiError> {
@@ -132,12 +122,7 @@ async fn list(
         kind: q.kind,
         project_id: q.project_id,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_members(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_members(request).await?.into_inner();
     Ok(Json(Page::new(
         r.members.into_iter().map(Member::from).collect(),
         r.page,
@@ -145,14 +130,7 @@ async fn list(
 }
 
 #[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
-async fn remove(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .remove_member(pb::RemoveMemberRequest { id })
-        .await?;
+async fn remove(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy.remove_member(pb::RemoveMemberRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -13,12 +13,11 @@ use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -239,8 +238,7 @@ pub struct CreatePartition {
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id")), request_body = CreateProject, responses((status = 201, body = Project), Problems), security(("bearer" = [])))]
 async fn create_project(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Body(b): Body<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
@@ -252,21 +250,13 @@ async fn create_project(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .create_project(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.create_project(request).await?.into_inner().into()),
     ))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Project>), Problems), security(("bearer" = [])))]
 async fn list_projects(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Project>>, ApiError> {
@@ -275,12 +265,7 @@ async fn list_projects(
         page: q.page(),
         name_prefix: q.name_prefix,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_projects(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_projects(request).await?.into_inner();
     Ok(Json(Page::new(
         r.projects.into_iter().map(Project::from).collect(),
         r.page,
@@ -288,14 +273,9 @@ async fn list_projects(
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), Problems), security(("bearer" = [])))]
-async fn read_project(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Project>, ApiError> {
+async fn read_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Project>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .get_project(pb::GetProjectRequest { id })
             .await?
             .into_inner()
@@ -304,22 +284,14 @@ async fn read_project(
 }
 
 #[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
-async fn delete_project(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .delete_project(pb::DeleteProjectRequest { id })
-        .await?;
+async fn delete_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy.delete_project(pb::DeleteProjectRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id")), request_body = CreatePartition, responses((status = 201, body = Partition), Problems), security(("bearer" = [])))]
 async fn create_partition(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
     Body(b): Body<CreatePartition>,
 ) -> Result<(StatusCode, Json<Partition>), ApiError> {
@@ -333,21 +305,13 @@ async fn create_partition(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .create_partition(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.create_partition(request).await?.into_inner().into()),
     ))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Partition>), Problems), security(("bearer" = [])))]
 async fn list_partitions(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Partition>>, ApiError> {
@@ -356,12 +320,7 @@ async fn list_partitions(
         page: q.page(),
         cluster: q.cluster,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_partitions(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_partitions(request).await?.into_inner();
     Ok(Json(Page::new(
         r.partitions.into_iter().map(Partition::from).collect(),
         r.page,
@@ -370,13 +329,11 @@ async fn list_partitions(
 
 #[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), Problems), security(("bearer" = [])))]
 async fn read_partition(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
 ) -> Result<Json<Partition>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .get_partition(pb::GetPartitionRequest { id })
             .await?
             .into_inner()
@@ -386,13 +343,9 @@ async fn read_partition(
 
 #[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn delete_partition(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .delete_partition(pb::DeletePartitionRequest { id })
-        .await?;
+    tenancy.delete_partition(pb::DeletePartitionRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

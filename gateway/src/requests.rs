@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -13,13 +13,12 @@ use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::projects::Page;
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -227,8 +226,7 @@ pub struct ListQuery {
 
 #[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), Problems), security(("bearer" = [])))]
 async fn publish_spec(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<PublishSpec>,
 ) -> Result<(StatusCode, Json<Spec>), ApiError> {
     let request = pb::PublishSpecRequest {
@@ -240,14 +238,7 @@ async fn publish_spec(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .publish_spec(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.publish_spec(request).await?.into_inner().into()),
     ))
 }
 
@@ -265,8 +256,7 @@ pub struct SpecQuery {
 
 #[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(SpecQuery), responses((status = 200, body = Page<Spec>), Problems), security(("bearer" = [])))]
 async fn list_specs(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Query(q): Query<SpecQuery>,
 ) -> Result<Json<Page<Spec>>, ApiError> {
     let request = pb::ListSpecsRequest {
@@ -276,19 +266,13 @@ async fn list_specs(
         }),
         active_only: q.active_only,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_specs(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_specs(request).await?.into_inner();
     Ok(Json(Page::new(r.specs.into_iter().map(Spec::from).collect(), r.page)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/requests", tag = "requests", params(("id" = String, Path, description = "the id")), request_body = Form, responses((status = 201, body = ResourceRequest), Problems), security(("bearer" = [])))]
 async fn file(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Body(form): Body<Form>,
 ) -> Result<(StatusCode, Json<ResourceRequest>), ApiError> {
@@ -298,21 +282,13 @@ async fn file(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .file_resource_request(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.file_resource_request(request).await?.into_inner().into()),
     ))
 }
 
 #[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery), responses((status = 200, body = Page<ResourceRequest>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<ResourceRequest>>, ApiError> {
     let request = pb::ListResourceRequestsRequest {
@@ -323,12 +299,7 @@ async fn list(
         tenant_id: q.tenant_id,
         state: q.state,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_resource_requests(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_resource_requests(request).await?.into_inner();
     Ok(Json(Page::new(
         r.requests.into_iter().map(ResourceRequest::from).collect(),
         r.page,
@@ -336,14 +307,9 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<ResourceRequest>, ApiError> {
+async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<ResourceRequest>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .get_resource_request(pb::GetResourceRequestRequest { id })
             .await?
             .into_inner()
@@ -353,8 +319,7 @@ async fn read(
 
 #[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
 async fn step(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path((id, step)): Path<(String, String)>,
     body: Option<Body<StepBody>>,
 ) -> Result<Json<ResourceRequest>, ApiError> {
@@ -365,12 +330,5 @@ async fn step(
         reason: b.reason,
         clusters: b.clusters,
     };
-    Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
-            .step_resource_request(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(tenancy.step_resource_request(request).await?.into_inner().into()))
 }

@@ -14,11 +14,11 @@ use serde_json::Value;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Apps, Signed};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -223,8 +223,7 @@ pub struct Rendered {
 #[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = CreateTemplate,
     responses((status = 201, body = Template), Problems), security(("bearer" = [])))]
 pub(crate) async fn create(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Body(b): Body<CreateTemplate>,
 ) -> Result<(StatusCode, Json<Template>), ApiError> {
     let request = pb::CreateTemplateRequest {
@@ -232,20 +231,14 @@ pub(crate) async fn create(
         name: b.name,
         description: b.description,
     };
-    let t = s
-        .upstream
-        .apps(&s.key, &caller)
-        .create_template(request)
-        .await?
-        .into_inner();
+    let t = apps.create_template(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery),
     responses((status = 200, body = TemplatePage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<TemplatePage>, ApiError> {
     let request = pb::ListTemplatesRequest {
@@ -255,12 +248,7 @@ pub(crate) async fn list(
         }),
         tenant_id: q.tenant_id,
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_templates(request)
-        .await?
-        .into_inner();
+    let r = apps.list_templates(request).await?.into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(TemplatePage {
         items: r.templates.into_iter().map(Template::from).collect(),
@@ -270,15 +258,9 @@ pub(crate) async fn list(
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Template), Problems), security(("bearer" = [])))]
-pub(crate) async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Template>, ApiError> {
+pub(crate) async fn read(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Template>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_template(pb::GetTemplateRequest { id })
+        apps.get_template(pb::GetTemplateRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -287,23 +269,15 @@ pub(crate) async fn read(
 
 #[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleted with its versions"), Problems), security(("bearer" = [])))]
-pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .apps(&s.key, &caller)
-        .delete_template(pb::DeleteTemplateRequest { id })
-        .await?;
+pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    apps.delete_template(pb::DeleteTemplateRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id")), request_body = CreateVersion,
     responses((status = 201, body = TemplateVersion, description = "a draft"), Problems), security(("bearer" = [])))]
 pub(crate) async fn create_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<CreateVersion>,
 ) -> Result<(StatusCode, Json<TemplateVersion>), ApiError> {
@@ -313,20 +287,14 @@ pub(crate) async fn create_version(
         note: b.note,
         spec_json: b.spec.to_string(),
     };
-    let v = s
-        .upstream
-        .apps(&s.key, &caller)
-        .create_template_version(request)
-        .await?
-        .into_inner();
+    let v = apps.create_template_version(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(v.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), PageQuery),
     responses((status = 200, body = VersionPage), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_versions(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<VersionPage>, ApiError> {
@@ -337,12 +305,7 @@ pub(crate) async fn list_versions(
         }),
         template_id: id,
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_template_versions(request)
-        .await?
-        .into_inner();
+    let r = apps.list_template_versions(request).await?.into_inner();
     let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(VersionPage {
         items: r.versions.into_iter().map(TemplateVersion::from).collect(),
@@ -353,14 +316,11 @@ pub(crate) async fn list_versions(
 #[utoipa::path(get, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")),
     responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn read_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<TemplateVersion>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_template_version(pb::GetTemplateVersionRequest { id })
+        apps.get_template_version(pb::GetTemplateVersionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -370,8 +330,7 @@ pub(crate) async fn read_version(
 #[utoipa::path(patch, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = UpdateVersion,
     responses((status = 200, body = TemplateVersion), (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"), Problems), security(("bearer" = [])))]
 pub(crate) async fn update_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<UpdateVersion>,
 ) -> Result<Json<TemplateVersion>, ApiError> {
@@ -380,27 +339,17 @@ pub(crate) async fn update_version(
         note: b.note,
         spec_json: b.spec.map(|spec| spec.to_string()),
     };
-    Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .update_template_version(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(apps.update_template_version(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/publish", tag = "templates", params(("id" = String, Path, description = "the version's id")),
     responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn publish_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<TemplateVersion>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .publish_template_version(pb::PublishTemplateVersionRequest { id })
+        apps.publish_template_version(pb::PublishTemplateVersionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -410,8 +359,7 @@ pub(crate) async fn publish_version(
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/render", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = RenderRequest,
     responses((status = 200, body = Rendered), Problems), security(("bearer" = [])))]
 pub(crate) async fn render_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<RenderRequest>,
 ) -> Result<Json<Rendered>, ApiError> {
@@ -420,12 +368,7 @@ pub(crate) async fn render_version(
         app: b.app,
         parameters_json: Value::Object(b.parameters).to_string(),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .render_template_version(request)
-        .await?
-        .into_inner();
+    let r = apps.render_template_version(request).await?.into_inner();
     let objects: Vec<Value> = serde_json::from_str(&r.objects_json).map_err(kernel::Error::internal)?;
     Ok(Json(Rendered {
         objects,
@@ -470,8 +413,8 @@ fn chart_problem(status: tonic::Status) -> ApiError {
     responses((status = 201, body = ImportedChart), (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the chart is invalid; field names the file"),
               Problems), security(("bearer" = [])))]
 pub(crate) async fn import_chart(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    State(_s): State<AppState>,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
@@ -503,13 +446,7 @@ pub(crate) async fn import_chart(
             "must be application/gzip (a chart archive) or application/json (a chart's files)",
         ));
     }
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .import_chart(request)
-        .await
-        .map_err(chart_problem)?
-        .into_inner();
+    let r = apps.import_chart(request).await.map_err(chart_problem)?.into_inner();
     let (Some(template), Some(version)) = (r.template, r.version) else {
         return Err(kernel::Error::internal("the apps service answered an import without its template").into());
     };

@@ -1,7 +1,7 @@
 //! `/api/v1/tenants`: the tenant slice of the public API, forwarded to tenancy.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -10,12 +10,11 @@ use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -128,8 +127,7 @@ impl From<pb::Tenant> for Tenant {
 
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), Problems), security(("bearer" = [])))]
 async fn create(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Body(body): Body<CreateTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     let request = pb::CreateTenantRequest {
@@ -137,36 +135,18 @@ async fn create(
         display_name: body.display_name,
         contact: body.contact,
     };
-    let tenant = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .create_tenant(request)
-        .await?
-        .into_inner();
+    let tenant = tenancy.create_tenant(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Tenant>, ApiError> {
-    let tenant = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .get_tenant(pb::GetTenantRequest { id })
-        .await?
-        .into_inner();
+async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
+    let tenant = tenancy.get_tenant(pb::GetTenantRequest { id }).await?.into_inner();
     Ok(Json(tenant.into()))
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery), responses((status = 200, body = TenantPage), Problems), security(("bearer" = [])))]
-async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<TenantPage>, ApiError> {
+async fn list(Signed(mut tenancy): Signed<Tenancy>, Query(q): Query<ListQuery>) -> Result<Json<TenantPage>, ApiError> {
     let request = pb::ListTenantsRequest {
         page: Some(pb::PageRequest {
             limit: q.limit,
@@ -175,12 +155,7 @@ async fn list(
         name_prefix: q.name_prefix,
         status: status_value("status", q.status.as_deref())?,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_tenants(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_tenants(request).await?.into_inner();
     let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     Ok(Json(TenantPage {
         items: r.tenants.into_iter().map(Tenant::from).collect(),
@@ -190,8 +165,7 @@ async fn list(
 
 #[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
 async fn update(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
     Body(body): Body<UpdateTenant>,
 ) -> Result<Json<Tenant>, ApiError> {
@@ -202,25 +176,11 @@ async fn update(
         status: status_value("status", body.status.as_deref())?,
         expected_version: body.expected_version,
     };
-    Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
-            .update_tenant(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(tenancy.update_tenant(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
-async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .delete_tenant(pb::DeleteTenantRequest { id })
-        .await?;
+async fn delete(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy.delete_tenant(pb::DeleteTenantRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
