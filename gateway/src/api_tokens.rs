@@ -94,7 +94,7 @@ pub struct CreateToken {
 /// Filter of `GET /tokens`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct Filter {
     tenant_id: Option<String>,
 }
 
@@ -115,11 +115,11 @@ async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(ListQuery), responses((status = 200, body = Vec<TokenView>), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(Filter), responses((status = 200, body = Vec<TokenView>), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let tenant = q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?;
     Ok(Json(

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -216,38 +217,6 @@ impl From<pb::Application> for Application {
     }
 }
 
-/// A page of applications.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ApplicationPage {
-    /// The applications.
-    pub items: Vec<Application>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// A page of releases, newest first.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ReleasePage {
-    /// The releases.
-    pub items: Vec<Release>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// Paging.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size.
-    #[serde(default)]
-    pub(crate) limit: u32,
-    /// From the previous page.
-    #[serde(default)]
-    pub(crate) cursor: String,
-}
-
 /// Body of a deploy.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -338,26 +307,22 @@ pub(crate) async fn deploy(
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), PageQuery),
-    responses((status = 200, body = ApplicationPage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), ListQuery),
+    responses((status = 200, body = Page<Application>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ApplicationPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Application>>, ApiError> {
     let request = pb::ListApplicationsRequest {
         tenant_id: tenant,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
     let r = apps.list_applications(request).await?.into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ApplicationPage {
-        items: r.applications.into_iter().map(Application::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Page::new(
+        r.applications.into_iter().map(Application::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
@@ -399,26 +364,22 @@ pub(crate) async fn release(
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
-    responses((status = 200, body = ReleasePage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), ListQuery),
+    responses((status = 200, body = Page<Release>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_releases(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ReleasePage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Release>>, ApiError> {
     let request = pb::ListReleasesRequest {
         application_id: id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
     let r = apps.list_releases(request).await?.into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ReleasePage {
-        items: r.releases.into_iter().map(Release::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Page::new(
+        r.releases.into_iter().map(Release::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/rollback", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Rollback,
@@ -526,32 +487,18 @@ pub struct ScaleEvent {
     pub at: Option<DateTime<Utc>>,
 }
 
-/// A page of scale events, newest first.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ScaleEventPage {
-    /// The events.
-    pub items: Vec<ScaleEvent>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
-    responses((status = 200, body = ScaleEventPage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), ListQuery),
+    responses((status = 200, body = Page<ScaleEvent>), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale_events(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ScaleEventPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<ScaleEvent>>, ApiError> {
     let request = pb::ListScaleEventsRequest {
         application_id: id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
     let r = apps.list_scale_events(request).await?.into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
     let items = r
         .events
         .into_iter()
@@ -564,5 +511,5 @@ pub(crate) async fn scale_events(
             at: time(e.at),
         })
         .collect();
-    Ok(Json(ScaleEventPage { items, next_cursor }))
+    Ok(Json(Page::new(items, r.page)))
 }

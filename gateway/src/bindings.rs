@@ -14,6 +14,7 @@ use serde_json::Value;
 use utoipa_axum::routes;
 
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -242,26 +243,6 @@ impl From<pb::Binding> for Binding {
     }
 }
 
-/// Query of `GET /tenants/{id}/bindings`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
-}
-
-/// A page of bindings.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct BindingPage {
-    /// The bindings.
-    pub items: Vec<Binding>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn create(
     Signed(mut federation): Signed<Federation>,
@@ -280,25 +261,21 @@ async fn create(
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = BindingPage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = Page<Binding>), Problems), security(("bearer" = [])))]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<BindingPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Binding>>, ApiError> {
     let request = pb::ListBindingsRequest {
         tenant_id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
     let r = federation.list_bindings(request).await?.into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(BindingPage {
-        items: r.bindings.into_iter().map(Binding::from).collect(),
-        next_cursor: next,
-    }))
+    Ok(Json(Page::new(
+        r.bindings.into_iter().map(Binding::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -227,23 +228,9 @@ pub struct RegisterCluster {
 /// Query of `GET /clusters`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     data_centre: String,
-}
-
-/// A page of clusters.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ClusterPage {
-    /// The clusters.
-    pub items: Vec<Cluster>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 /// What federation knows of a tenant.
@@ -394,24 +381,21 @@ async fn set_settings(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery, Filter), responses((status = 200, body = Page<Cluster>), Problems), security(("bearer" = [])))]
 async fn list(
     Signed(mut federation): Signed<Federation>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<ClusterPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<Cluster>>, ApiError> {
     let request = pb::ListClustersRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         data_centre: q.data_centre,
     };
     let r = federation.list_clusters(request).await?.into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ClusterPage {
-        items: r.clusters.into_iter().map(Cluster::from).collect(),
-        next_cursor: next,
-    }))
+    Ok(Json(Page::new(
+        r.clusters.into_iter().map(Cluster::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::routes;
 
-use crate::applications::PageQuery;
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -133,16 +133,6 @@ impl From<pb::ExternalService> for ExternalService {
     }
 }
 
-/// A page of external services.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ExternalServicePage {
-    /// The services.
-    pub items: Vec<ExternalService>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// Body of a registration: a DNS name or addresses (with ports).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -213,26 +203,22 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, Json(registered.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), PageQuery),
-    responses((status = 200, body = ExternalServicePage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), ListQuery),
+    responses((status = 200, body = Page<ExternalService>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ExternalServicePage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<ExternalService>>, ApiError> {
     let request = pb::ListExternalServicesRequest {
         tenant_id: tenant,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
     let r = apps.list_external_services(request).await?.into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ExternalServicePage {
-        items: r.external_services.into_iter().map(ExternalService::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Page::new(
+        r.external_services.into_iter().map(ExternalService::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),

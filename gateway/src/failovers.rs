@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -105,24 +106,10 @@ impl From<pb::FailoverOperation> for FailoverOperation {
 /// Query of `GET /failovers`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct Filter {
     /// Only this binding's operations.
     #[serde(default)]
     binding_id: String,
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
-}
-
-/// A page of operations.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FailoverPage {
-    /// The operations, by id.
-    pub items: Vec<FailoverOperation>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 /// Body of `POST /bindings/{id}/failover`.
@@ -139,24 +126,21 @@ pub struct TriggerFailover {
 #[serde(deny_unknown_fields)]
 pub struct TriggerFailback {}
 
-#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(ListQuery), responses((status = 200, body = FailoverPage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(Filter, ListQuery), responses((status = 200, body = Page<FailoverOperation>), Problems), security(("bearer" = [])))]
 async fn list(
     Signed(mut federation): Signed<Federation>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<FailoverPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<FailoverOperation>>, ApiError> {
     let request = pb::ListFailoversRequest {
         binding_id: q.binding_id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
     let r = federation.list_failovers(request).await?.into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(FailoverPage {
-        items: r.operations.into_iter().map(FailoverOperation::from).collect(),
-        next_cursor: next,
-    }))
+    Ok(Json(Page::new(
+        r.operations.into_iter().map(FailoverOperation::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]

@@ -22,6 +22,7 @@ pub mod login;
 pub mod members;
 pub mod oidc;
 pub mod openapi;
+pub mod page;
 pub mod pods;
 pub mod problem;
 pub mod projects;

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
-use crate::projects::Page;
 use crate::rbac::Permission;
 use crate::route::Routes;
 use crate::upstream::{Signed, Tenancy};
@@ -96,29 +96,23 @@ async fn add(
 /// Paging and filters of `GET /tenants/{id}/members`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     kind: String,
     #[serde(default)]
     project_id: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Member>), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Member>), Problems), security(("bearer" = [])))]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<Member>>, ApiError> {
     let request = pb::ListMembersRequest {
         tenant_id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         kind: q.kind,
         project_id: q.project_id,
     };

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -168,47 +169,14 @@ impl From<pb::Partition> for Partition {
     }
 }
 
-/// A page of items.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-impl<T> Page<T> {
-    /// A page from items and a service's page info.
-    pub fn new(items: Vec<T>, info: Option<pb::PageInfo>) -> Self {
-        Self {
-            items,
-            next_cursor: info.map(|p| p.next_cursor).filter(|c| !c.is_empty()),
-        }
-    }
-}
-
 /// Paging and filters of list routes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     name_prefix: String,
     #[serde(default)]
     cluster: String,
-}
-
-impl ListQuery {
-    fn page(&self) -> Option<pb::PageRequest> {
-        Some(pb::PageRequest {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        })
-    }
 }
 
 /// Body of `POST /tenants/{id}/projects`.
@@ -254,15 +222,16 @@ async fn create_project(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Project>), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Project>), Problems), security(("bearer" = [])))]
 async fn list_projects(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<Project>>, ApiError> {
     let request = pb::ListProjectsRequest {
         tenant_id,
-        page: q.page(),
+        page: page.request(),
         name_prefix: q.name_prefix,
     };
     let r = tenancy.list_projects(request).await?.into_inner();
@@ -309,15 +278,16 @@ async fn create_partition(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Partition>), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Partition>), Problems), security(("bearer" = [])))]
 async fn list_partitions(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<Partition>>, ApiError> {
     let request = pb::ListPartitionsRequest {
         project_id,
-        page: q.page(),
+        page: page.request(),
         cluster: q.cluster,
     };
     let r = tenancy.list_partitions(request).await?.into_inner();

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
-use crate::projects::Page;
 use crate::rbac::Permission;
 use crate::route::Routes;
 use crate::upstream::{Signed, Tenancy};
@@ -213,11 +213,7 @@ pub struct StepBody {
 /// Filters of `GET /requests`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     tenant_id: String,
     #[serde(default)]
@@ -245,25 +241,19 @@ async fn publish_spec(
 /// Paging and filter of `GET /specs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SpecQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct SpecFilter {
     #[serde(default)]
     active_only: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(SpecQuery), responses((status = 200, body = Page<Spec>), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(ListQuery, SpecFilter), responses((status = 200, body = Page<Spec>), Problems), security(("bearer" = [])))]
 async fn list_specs(
     Signed(mut tenancy): Signed<Tenancy>,
-    Query(q): Query<SpecQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<SpecFilter>,
 ) -> Result<Json<Page<Spec>>, ApiError> {
     let request = pb::ListSpecsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         active_only: q.active_only,
     };
     let r = tenancy.list_specs(request).await?.into_inner();
@@ -286,16 +276,14 @@ async fn file(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery), responses((status = 200, body = Page<ResourceRequest>), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery, Filter), responses((status = 200, body = Page<ResourceRequest>), Problems), security(("bearer" = [])))]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<ResourceRequest>>, ApiError> {
     let request = pb::ListResourceRequestsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         tenant_id: q.tenant_id,
         state: q.state,
     };

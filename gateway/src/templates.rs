@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -64,16 +65,6 @@ impl From<pb::Template> for Template {
     }
 }
 
-/// A page of templates.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TemplatePage {
-    /// The templates.
-    pub items: Vec<Template>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// Body of `POST /templates`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -91,28 +82,10 @@ pub struct CreateTemplate {
 /// Filters of `GET /templates`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Page size (default 50, at most 500).
-    #[serde(default)]
-    limit: u32,
-    /// From the previous page.
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     /// Only this tenant's templates (the catalog is always listed).
     #[serde(default)]
     tenant_id: String,
-}
-
-/// Paging of `GET /templates/{id}/versions`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size.
-    #[serde(default)]
-    limit: u32,
-    /// From the previous page.
-    #[serde(default)]
-    cursor: String,
 }
 
 /// A template version.
@@ -161,16 +134,6 @@ impl From<pb::TemplateVersion> for TemplateVersion {
             published_at: time(v.published_at),
         }
     }
-}
-
-/// A page of versions.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct VersionPage {
-    /// The versions, oldest first.
-    pub items: Vec<TemplateVersion>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 /// Body of `POST /templates/{id}/versions`.
@@ -235,25 +198,22 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery),
-    responses((status = 200, body = TemplatePage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery, Filter),
+    responses((status = 200, body = Page<Template>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<TemplatePage>, ApiError> {
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<Template>>, ApiError> {
     let request = pb::ListTemplatesRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         tenant_id: q.tenant_id,
     };
     let r = apps.list_templates(request).await?.into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(TemplatePage {
-        items: r.templates.into_iter().map(Template::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Page::new(
+        r.templates.into_iter().map(Template::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
@@ -291,26 +251,22 @@ pub(crate) async fn create_version(
     Ok((StatusCode::CREATED, Json(v.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), PageQuery),
-    responses((status = 200, body = VersionPage), Problems), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), ListQuery),
+    responses((status = 200, body = Page<TemplateVersion>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_versions(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<VersionPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<TemplateVersion>>, ApiError> {
     let request = pb::ListTemplateVersionsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         template_id: id,
     };
     let r = apps.list_template_versions(request).await?.into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(VersionPage {
-        items: r.versions.into_iter().map(TemplateVersion::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(Page::new(
+        r.versions.into_iter().map(TemplateVersion::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")),

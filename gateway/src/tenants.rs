@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use crate::json::Body;
+use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
@@ -47,16 +48,6 @@ pub struct Tenant {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// A page of tenants.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TenantPage {
-    /// The tenants.
-    pub items: Vec<Tenant>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// Body of `POST /tenants`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,11 +73,7 @@ pub struct UpdateTenant {
 /// Query of `GET /tenants`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     name_prefix: String,
     #[serde(default)]
@@ -145,22 +132,22 @@ async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> R
     Ok(Json(tenant.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery), responses((status = 200, body = TenantPage), Problems), security(("bearer" = [])))]
-async fn list(Signed(mut tenancy): Signed<Tenancy>, Query(q): Query<ListQuery>) -> Result<Json<TenantPage>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery, Filter), responses((status = 200, body = Page<Tenant>), Problems), security(("bearer" = [])))]
+async fn list(
+    Signed(mut tenancy): Signed<Tenancy>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<Tenant>>, ApiError> {
     let request = pb::ListTenantsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         name_prefix: q.name_prefix,
         status: status_value("status", q.status.as_deref())?,
     };
     let r = tenancy.list_tenants(request).await?.into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(TenantPage {
-        items: r.tenants.into_iter().map(Tenant::from).collect(),
-        next_cursor: next,
-    }))
+    Ok(Json(Page::new(
+        r.tenants.into_iter().map(Tenant::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
