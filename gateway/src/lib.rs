@@ -248,17 +248,15 @@ mod tests {
         }
     }
 
+    /// The router and the document are both built from the `routes!`
+    /// declarations ([`route::Routes`] takes routes no other way), so a path
+    /// cannot be served undocumented; this checks the methods at each path.
     #[tokio::test]
     async fn the_router_serves_exactly_the_routes_the_document_lists() {
         let t = TestPlatform::new().await;
         let (guarded, public) = api().into_routers();
         let app: Router = guarded.merge(public).with_state(state(&t).await);
         let documented = route_table();
-        assert_eq!(
-            documented.len(),
-            96,
-            "every route documented before is still documented"
-        );
         let paths: BTreeSet<&str> = documented.iter().map(|(_, path)| path.as_str()).collect();
         for path in paths {
             // No route answers OPTIONS: the router's 405 lists what it serves
