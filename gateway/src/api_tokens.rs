@@ -1,23 +1,27 @@
 //! `/api/v1/tokens`: make, list and revoke API tokens.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 use crate::token::{NewToken, Token};
 
-/// The token routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tokens", get(list).post(create))
-        .route("/tokens/{id}", delete(revoke))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::TenantAdmin), routes!(create))
+        .route(Permission::Role(Role::TenantAdmin), routes!(list))
+        .route(Permission::Role(Role::TenantAdmin), routes!(revoke))
 }
 
 /// A token as listed.
@@ -90,11 +94,11 @@ pub struct CreateToken {
 /// Filter of `GET /tokens`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct Filter {
     tenant_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = Created), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = Created), Problems), security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -111,11 +115,11 @@ async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(ListQuery), responses((status = 200, body = Vec<TokenView>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(Filter), responses((status = 200, body = Vec<TokenView>), Problems), security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let tenant = q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?;
     Ok(Json(
@@ -128,7 +132,7 @@ async fn list(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn revoke(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

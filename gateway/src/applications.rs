@@ -3,35 +3,42 @@
 //! releases (upgrade, rollback, production approval) and scaling, forwarded
 //! to the apps service.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Apps, Signed};
 
-/// The application routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/applications", get(list).post(deploy))
-        .route("/applications/{id}", get(read).delete(delete))
-        .route("/applications/{id}/releases", get(list_releases).post(release))
-        .route("/applications/{id}/rollback", post(rollback))
-        .route("/applications/{id}/scale", post(scale))
-        .route("/applications/{id}/scale-events", get(scale_events))
-        .route("/releases/{id}/approve", post(approve))
-        .route("/releases/{id}/confirm", post(confirm))
-        .route("/releases/{id}/resume", post(resume))
-        .route("/releases/{id}/promote", post(promote))
-        .route("/releases/{id}/abort", post(abort))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(deploy))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(delete))
+        .route(Permission::Role(Role::Developer), routes!(release))
+        .route(Permission::Authenticated, routes!(list_releases))
+        .route(Permission::Role(Role::Developer), routes!(rollback))
+        .route(Permission::Role(Role::Developer), routes!(scale))
+        .route(Permission::Role(Role::TenantAdmin), routes!(approve))
+        .route(Permission::Role(Role::Developer), routes!(confirm))
+        .route(Permission::Role(Role::Developer), routes!(resume))
+        .route(Permission::Role(Role::Developer), routes!(promote))
+        .route(Permission::Role(Role::Developer), routes!(abort))
+        .route(Permission::Authenticated, routes!(scale_events))
 }
 
 /// A release: one numbered deploy of an application.
@@ -210,38 +217,6 @@ impl From<pb::Application> for Application {
     }
 }
 
-/// A page of applications.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ApplicationPage {
-    /// The applications.
-    pub items: Vec<Application>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// A page of releases, newest first.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ReleasePage {
-    /// The releases.
-    pub items: Vec<Release>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// Paging.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size.
-    #[serde(default)]
-    pub(crate) limit: u32,
-    /// From the previous page.
-    #[serde(default)]
-    pub(crate) cursor: String,
-}
-
 /// Body of a deploy.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -311,10 +286,10 @@ pub struct Scale {
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant")), request_body = Deploy,
-    responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), Problems), security(("bearer" = [])))]
 pub(crate) async fn deploy(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    State(_s): State<AppState>,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
     Body(b): Body<Deploy>,
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
@@ -328,54 +303,36 @@ pub(crate) async fn deploy(
         placement_json: b.placement.to_string(),
         strategy_json: b.strategy.map(|s| s.to_string()).unwrap_or_default(),
     };
-    let app = s
-        .upstream
-        .apps(&s.key, &caller)
-        .deploy_application(request)
-        .await?
-        .into_inner();
+    let app = apps.deploy_application(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), PageQuery),
-    responses((status = 200, body = ApplicationPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), ListQuery),
+    responses((status = 200, body = Page<Application>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ApplicationPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Application>>, ApiError> {
     let request = pb::ListApplicationsRequest {
         tenant_id: tenant,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_applications(request)
-        .await?
-        .into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ApplicationPage {
-        items: r.applications.into_iter().map(Application::from).collect(),
-        next_cursor,
-    }))
+    let r = apps.list_applications(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.applications.into_iter().map(Application::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<Application>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_application(pb::GetApplicationRequest { id })
+        apps.get_application(pb::GetApplicationRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -383,24 +340,16 @@ pub(crate) async fn read(
 }
 
 #[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .apps(&s.key, &caller)
-        .delete_application(pb::DeleteApplicationRequest { id })
-        .await?;
+    responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), Problems), security(("bearer" = [])))]
+pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    apps.delete_application(pb::DeleteApplicationRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = NewRelease,
-    responses((status = 201, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Release), Problems), security(("bearer" = [])))]
 pub(crate) async fn release(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<NewRelease>,
 ) -> Result<(StatusCode, Json<Release>), ApiError> {
@@ -411,54 +360,36 @@ pub(crate) async fn release(
         placement_json: b.placement.map(|p| p.to_string()),
         strategy_json: b.strategy.map(|p| p.to_string()),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .create_release(request)
-        .await?
-        .into_inner();
+    let r = apps.create_release(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
-    responses((status = 200, body = ReleasePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), ListQuery),
+    responses((status = 200, body = Page<Release>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_releases(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ReleasePage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Release>>, ApiError> {
     let request = pb::ListReleasesRequest {
         application_id: id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_releases(request)
-        .await?
-        .into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ReleasePage {
-        items: r.releases.into_iter().map(Release::from).collect(),
-        next_cursor,
-    }))
+    let r = apps.list_releases(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.releases.into_iter().map(Release::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/rollback", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Rollback,
-    responses((status = 201, body = Release, description = "a new release returning to the named one"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Release, description = "a new release returning to the named one"), Problems), security(("bearer" = [])))]
 pub(crate) async fn rollback(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<Rollback>,
 ) -> Result<(StatusCode, Json<Release>), ApiError> {
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
+    let r = apps
         .rollback_application(pb::RollbackApplicationRequest {
             application_id: id,
             to_release: b.to_release,
@@ -469,10 +400,9 @@ pub(crate) async fn rollback(
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/scale", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Scale,
-    responses((status = 200, body = Application), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<Scale>,
 ) -> Result<Json<Application>, ApiError> {
@@ -481,27 +411,14 @@ pub(crate) async fn scale(
         service: b.service,
         replicas: b.replicas,
     };
-    Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .scale_application(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(apps.scale_application(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/approve", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn approve(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+    responses((status = 200, body = Release), Problems), security(("bearer" = [])))]
+pub(crate) async fn approve(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .approve_release(pb::ApproveReleaseRequest { id })
+        apps.approve_release(pb::ApproveReleaseRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -509,16 +426,10 @@ pub(crate) async fn approve(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/confirm", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn confirm(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+    responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), Problems), security(("bearer" = [])))]
+pub(crate) async fn confirm(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .confirm_release(pb::ReleaseActionRequest { id })
+        apps.confirm_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -526,16 +437,10 @@ pub(crate) async fn confirm(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/resume", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn resume(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+    responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), Problems), security(("bearer" = [])))]
+pub(crate) async fn resume(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .resume_release(pb::ReleaseActionRequest { id })
+        apps.resume_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -543,16 +448,10 @@ pub(crate) async fn resume(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/promote", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn promote(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), Problems), security(("bearer" = [])))]
+pub(crate) async fn promote(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .promote_release(pb::ReleaseActionRequest { id })
+        apps.promote_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -560,16 +459,10 @@ pub(crate) async fn promote(
 }
 
 #[utoipa::path(post, path = "/api/v1/releases/{id}/abort", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn abort(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Release>, ApiError> {
+    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), Problems), security(("bearer" = [])))]
+pub(crate) async fn abort(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .abort_release(pb::ReleaseActionRequest { id })
+        apps.abort_release(pb::ReleaseActionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -594,38 +487,18 @@ pub struct ScaleEvent {
     pub at: Option<DateTime<Utc>>,
 }
 
-/// A page of scale events, newest first.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ScaleEventPage {
-    /// The events.
-    pub items: Vec<ScaleEvent>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), PageQuery),
-    responses((status = 200, body = ScaleEventPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), ListQuery),
+    responses((status = 200, body = Page<ScaleEvent>), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale_events(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ScaleEventPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<ScaleEvent>>, ApiError> {
     let request = pb::ListScaleEventsRequest {
         application_id: id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_scale_events(request)
-        .await?
-        .into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
+    let r = apps.list_scale_events(request).await?.into_inner();
     let items = r
         .events
         .into_iter()
@@ -638,5 +511,5 @@ pub(crate) async fn scale_events(
             at: time(e.at),
         })
         .collect();
-    Ok(Json(ScaleEventPage { items, next_cursor }))
+    Ok(Json(Page::new(items, r.page)))
 }

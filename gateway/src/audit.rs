@@ -228,22 +228,25 @@ mod tests {
 /// `GET /api/v1/audit`: filters `actor`, `tenant_id`, `action` (prefix),
 /// `since`, `until`; `format=csv` for a CSV export.
 pub mod routes {
+    use axum::Json;
     use axum::extract::{Query, State};
     use axum::http::header;
     use axum::response::{IntoResponse, Response};
-    use axum::routing::get;
-    use axum::{Json, Router};
     use chrono::{DateTime, Utc};
+    use kernel::caller::Role;
     use serde::Deserialize;
+    use utoipa_axum::routes;
 
     use super::{Filter, to_csv};
     use crate::AppState;
     use crate::auth::Authenticated;
-    use crate::problem::ApiError;
+    use crate::problem::{ApiError, Problems};
+    use crate::rbac::Permission;
+    use crate::route::Routes;
 
-    /// The audit route.
-    pub fn routes() -> Router<AppState> {
-        Router::new().route("/audit", get(read))
+    /// The routes, each with who may call it.
+    pub fn routes() -> Routes {
+        Routes::new().route(Permission::Role(Role::TenantAdmin), routes!(read))
     }
 
     /// Query of `GET /audit`.
@@ -259,7 +262,7 @@ pub mod routes {
         format: String,
     }
 
-    #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = Vec<super::Record>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = Vec<super::Record>), Problems), security(("bearer" = [])))]
     pub(crate) async fn read(
         State(s): State<AppState>,
         Authenticated(caller): Authenticated,

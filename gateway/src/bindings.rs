@@ -2,26 +2,32 @@
 //! clusters, with per-cluster status, forwarded to federation (which checks
 //! the caller's role in the tenant and scopes every query by it).
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Federation, Signed};
 
-/// The binding routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/bindings", get(list).post(create))
-        .route("/bindings/{id}", get(read).put(update).delete(remove))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(create))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(update))
+        .route(Permission::Role(Role::Developer), routes!(remove))
 }
 
 /// Body of `POST /tenants/{id}/bindings`.
@@ -237,30 +243,9 @@ impl From<pb::Binding> for Binding {
     }
 }
 
-/// Query of `GET /tenants/{id}/bindings`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
-}
-
-/// A page of bindings.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct BindingPage {
-    /// The bindings.
-    pub items: Vec<Binding>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn create(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
     Body(b): Body<CreateBinding>,
 ) -> Result<Json<Binding>, ApiError> {
@@ -273,52 +258,30 @@ async fn create(
         replicas: b.replicas,
         hold: Vec::new(),
     };
-    Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .apply_binding(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = BindingPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = Page<Binding>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<BindingPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Binding>>, ApiError> {
     let request = pb::ListBindingsRequest {
         tenant_id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
-        .list_bindings(request)
-        .await?
-        .into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(BindingPage {
-        items: r.bindings.into_iter().map(Binding::from).collect(),
-        next_cursor: next,
-    }))
+    let r = federation.list_bindings(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.bindings.into_iter().map(Binding::from).collect(),
+        r.page,
+    )))
 }
 
-#[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Binding>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
+async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Binding>, ApiError> {
     Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
+        federation
             .get_binding(pb::GetBindingRequest { id })
             .await?
             .into_inner()
@@ -326,14 +289,12 @@ async fn read(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
 async fn update(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(b): Body<UpdateBinding>,
 ) -> Result<Json<Binding>, ApiError> {
-    let mut federation = s.upstream.federation(&s.key, &caller);
     let current = federation.get_binding(pb::GetBindingRequest { id }).await?.into_inner();
     let request = pb::ApplyBindingRequest {
         tenant_id: current.tenant_id,
@@ -347,15 +308,8 @@ async fn update(
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn remove(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .federation(&s.key, &caller)
-        .delete_binding(pb::DeleteBindingRequest { id })
-        .await?;
+#[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), Problems), security(("bearer" = [])))]
+async fn remove(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    federation.delete_binding(pb::DeleteBindingRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,28 +3,33 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Federation, Signed};
 
-/// The cluster routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/clusters", get(list).post(register))
-        .route("/clusters/{id}", get(read).delete(deregister))
-        .route("/clusters/{id}/settings", put(set_settings))
-        .route("/tenants/{id}/federation", get(known_tenant))
-        .route("/datacenters", get(data_centres))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(register))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::PlatformAdmin, routes!(set_settings))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::PlatformAdmin, routes!(deregister))
+        .route(Permission::Authenticated, routes!(known_tenant))
+        .route(Permission::PlatformAdmin, routes!(data_centres))
 }
 
 /// A cluster's health condition.
@@ -223,23 +228,9 @@ pub struct RegisterCluster {
 /// Query of `GET /clusters`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     data_centre: String,
-}
-
-/// A page of clusters.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ClusterPage {
-    /// The clusters.
-    pub items: Vec<Cluster>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 /// What federation knows of a tenant.
@@ -326,10 +317,10 @@ pub struct DataCentreList {
     pub items: Vec<DataCentre>,
 }
 
-#[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), Problems), security(("bearer" = [])))]
 async fn register(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    State(_s): State<AppState>,
+    Signed(mut federation): Signed<Federation>,
     Body(b): Body<RegisterCluster>,
 ) -> Result<(StatusCode, Json<Cluster>), ApiError> {
     let network_domain = match b.network_domain.as_deref() {
@@ -360,24 +351,14 @@ async fn register(
         client_key_pem: b.client_key_pem,
         settings: b.settings.map(|s| s.into_pb("settings.")).transpose()?,
     };
-    let cluster = s
-        .upstream
-        .federation(&s.key, &caller)
-        .register_cluster(request)
-        .await?
-        .into_inner();
+    let cluster = federation.register_cluster(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(cluster.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Cluster>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
+async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
+        federation
             .get_cluster(pb::GetClusterRequest { id })
             .await?
             .into_inner()
@@ -385,10 +366,9 @@ async fn read(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
 async fn set_settings(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(b): Body<ClusterSettings>,
 ) -> Result<Json<Cluster>, ApiError> {
@@ -397,63 +377,44 @@ async fn set_settings(
         settings: Some(b.into_pb("")?),
     };
     Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .set_cluster_settings(request)
-            .await?
-            .into_inner()
-            .into(),
+        federation.set_cluster_settings(request).await?.into_inner().into(),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery), responses((status = 200, body = ClusterPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery, Filter), responses((status = 200, body = Page<Cluster>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<ClusterPage>, ApiError> {
+    Signed(mut federation): Signed<Federation>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<Cluster>>, ApiError> {
     let request = pb::ListClustersRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         data_centre: q.data_centre,
     };
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
-        .list_clusters(request)
-        .await?
-        .into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ClusterPage {
-        items: r.clusters.into_iter().map(Cluster::from).collect(),
-        next_cursor: next,
-    }))
+    let r = federation.list_clusters(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.clusters.into_iter().map(Cluster::from).collect(),
+        r.page,
+    )))
 }
 
-#[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn deregister(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .federation(&s.key, &caller)
+    federation
         .deregister_cluster(pb::DeregisterClusterRequest { id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/federation", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = KnownTenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/federation", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = KnownTenant), Problems), security(("bearer" = [])))]
 async fn known_tenant(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
 ) -> Result<Json<KnownTenant>, ApiError> {
-    let t = s
-        .upstream
-        .federation(&s.key, &caller)
+    let t = federation
         .get_known_tenant(pb::GetKnownTenantRequest { tenant_id: id })
         .await?
         .into_inner();
@@ -465,14 +426,9 @@ async fn known_tenant(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn data_centres(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<DataCentreList>, ApiError> {
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
+#[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), Problems), security(("bearer" = [])))]
+async fn data_centres(Signed(mut federation): Signed<Federation>) -> Result<Json<DataCentreList>, ApiError> {
+    let r = federation
         .list_data_centres(pb::ListDataCentresRequest {})
         .await?
         .into_inner();

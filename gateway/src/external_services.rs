@@ -3,27 +3,32 @@
 //! apps in a tenant's partitions reach by a stable in-cluster name,
 //! forwarded to the apps service.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::applications::PageQuery;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Apps, Signed};
 
-/// The external service routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/external-services", get(list).post(register))
-        .route("/external-services/{id}", get(read).put(update).delete(delete))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(register))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(update))
+        .route(Permission::Role(Role::Developer), routes!(delete))
 }
 
 /// A port of an external service.
@@ -128,16 +133,6 @@ impl From<pb::ExternalService> for ExternalService {
     }
 }
 
-/// A page of external services.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ExternalServicePage {
-    /// The services.
-    pub items: Vec<ExternalService>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// Body of a registration: a DNS name or addresses (with ports).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -188,10 +183,9 @@ pub struct Update {
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant")), request_body = Register,
-    responses((status = 201, body = ExternalService, description = "registered and being written into its partitions"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = ExternalService, description = "registered and being written into its partitions"), Problems), security(("bearer" = [])))]
 pub(crate) async fn register(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
     Body(b): Body<Register>,
 ) -> Result<(StatusCode, Json<ExternalService>), ApiError> {
@@ -205,54 +199,36 @@ pub(crate) async fn register(
         ports: ports_pb(b.ports),
         placement_json: b.placement.to_string(),
     };
-    let registered = s
-        .upstream
-        .apps(&s.key, &caller)
-        .register_external_service(request)
-        .await?
-        .into_inner();
+    let registered = apps.register_external_service(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(registered.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), PageQuery),
-    responses((status = 200, body = ExternalServicePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), ListQuery),
+    responses((status = 200, body = Page<ExternalService>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<ExternalServicePage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<ExternalService>>, ApiError> {
     let request = pb::ListExternalServicesRequest {
         tenant_id: tenant,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_external_services(request)
-        .await?
-        .into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(ExternalServicePage {
-        items: r.external_services.into_iter().map(ExternalService::from).collect(),
-        next_cursor,
-    }))
+    let r = apps.list_external_services(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.external_services.into_iter().map(ExternalService::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = ExternalService), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ExternalService), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<ExternalService>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_external_service(pb::GetExternalServiceRequest { id })
+        apps.get_external_service(pb::GetExternalServiceRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -260,10 +236,9 @@ pub(crate) async fn read(
 }
 
 #[utoipa::path(put, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")), request_body = Update,
-    responses((status = 200, body = ExternalService, description = "changed in place in every partition"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = ExternalService, description = "changed in place in every partition"), Problems), security(("bearer" = [])))]
 pub(crate) async fn update(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<Update>,
 ) -> Result<Json<ExternalService>, ApiError> {
@@ -275,26 +250,13 @@ pub(crate) async fn update(
         ports: ports_pb(b.ports),
         placement_json: b.placement.to_string(),
     };
-    Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .update_external_service(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(apps.update_external_service(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted: federation removes its objects from every cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .apps(&s.key, &caller)
-        .delete_external_service(pb::DeleteExternalServiceRequest { id })
+    responses((status = 204, description = "deleted: federation removes its objects from every cluster"), Problems), security(("bearer" = [])))]
+pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    apps.delete_external_service(pb::DeleteExternalServiceRequest { id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,25 +3,28 @@
 //! forwarded to federation (which scopes the list by the caller's tenants
 //! and checks the operator role in the binding's tenant).
 
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::{Path, Query};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Federation, Signed};
 
-/// The failover routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/failovers", get(list))
-        .route("/bindings/{id}/failover", post(failover))
-        .route("/bindings/{id}/failback", post(failback))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::Operator), routes!(failover))
+        .route(Permission::Role(Role::Operator), routes!(failback))
 }
 
 /// A failover or failback of a binding.
@@ -103,24 +106,10 @@ impl From<pb::FailoverOperation> for FailoverOperation {
 /// Query of `GET /failovers`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub struct Filter {
     /// Only this binding's operations.
     #[serde(default)]
     binding_id: String,
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
-}
-
-/// A page of operations.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FailoverPage {
-    /// The operations, by id.
-    pub items: Vec<FailoverOperation>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 /// Body of `POST /bindings/{id}/failover`.
@@ -137,36 +126,26 @@ pub struct TriggerFailover {
 #[serde(deny_unknown_fields)]
 pub struct TriggerFailback {}
 
-#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(ListQuery), responses((status = 200, body = FailoverPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(Filter, ListQuery), responses((status = 200, body = Page<FailoverOperation>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<FailoverPage>, ApiError> {
+    Signed(mut federation): Signed<Federation>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<FailoverOperation>>, ApiError> {
     let request = pb::ListFailoversRequest {
         binding_id: q.binding_id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
     };
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
-        .list_failovers(request)
-        .await?
-        .into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(FailoverPage {
-        items: r.operations.into_iter().map(FailoverOperation::from).collect(),
-        next_cursor: next,
-    }))
+    let r = federation.list_failovers(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.operations.into_iter().map(FailoverOperation::from).collect(),
+        r.page,
+    )))
 }
 
-#[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
 async fn failover(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(b): Body<TriggerFailover>,
 ) -> Result<Json<FailoverOperation>, ApiError> {
@@ -174,30 +153,15 @@ async fn failover(
         binding_id: id,
         from_cluster: b.from_cluster,
     };
-    Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .trigger_failover(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(federation.trigger_failover(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
 async fn failback(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
     Body(_nothing): Body<TriggerFailback>,
 ) -> Result<Json<FailoverOperation>, ApiError> {
     let request = pb::TriggerFailbackRequest { binding_id: id };
-    Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .trigger_failback(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(federation.trigger_failback(request).await?.into_inner().into()))
 }

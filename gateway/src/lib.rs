@@ -24,6 +24,7 @@ pub mod login;
 pub mod members;
 pub mod oidc;
 pub mod openapi;
+pub mod page;
 pub mod pods;
 pub mod problem;
 pub mod projects;
@@ -31,6 +32,7 @@ pub mod pull_secrets;
 pub mod quotas;
 pub mod rbac;
 pub mod requests;
+pub mod route;
 pub mod session;
 pub mod settings;
 pub mod templates;
@@ -87,9 +89,10 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/g
 /// The gateway's schema.
 pub const SCHEMA: &str = "gateway";
 
-/// The gateway's routes, for the server and for tests that call it directly.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+/// Every API route with its documentation and access rule; each module
+/// declares its own.
+pub fn api() -> route::Routes {
+    route::Routes::new()
         .merge(tenants::routes())
         .merge(clusters::routes())
         .merge(bindings::routes())
@@ -106,13 +109,17 @@ pub fn router(state: AppState) -> Router {
         .merge(pods::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
+}
+
+/// The gateway's routes, for the server and for tests that call it directly.
+pub fn router(state: AppState) -> Router {
+    let (guarded, public) = api().into_routers();
+    let api = guarded
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
-        .merge(login::public_routes())
+        .merge(public)
         .with_state(state);
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/api/openapi.json", axum::routing::get(openapi::document))
+    api.route("/api/openapi.json", axum::routing::get(openapi::serve))
         .route("/api/docs", axum::routing::get(openapi::reference))
         .merge(kernel::health::router(Readiness::default()))
         .fallback(|| async { problem::ApiError::not_found_route() })
@@ -194,25 +201,92 @@ pub async fn start(
     Ok(addr)
 }
 
-/// The API's routes as (method, path template), from the OpenAPI document:
-/// the access rules ([`rbac::RULES`]) are checked against this list.
+/// The API's routes as (method, path template), from the OpenAPI document.
 pub fn route_table() -> Vec<(String, String)> {
-    let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
-    let mut routes = Vec::new();
-    for (path, item) in doc.paths.paths {
-        let methods = [
-            ("GET", item.get.is_some()),
-            ("POST", item.post.is_some()),
-            ("PUT", item.put.is_some()),
-            ("PATCH", item.patch.is_some()),
-            ("DELETE", item.delete.is_some()),
-        ];
-        routes.extend(
-            methods
-                .into_iter()
-                .filter(|(_, present)| *present)
-                .map(|(m, _)| (m.to_string(), path.clone())),
-        );
+    openapi::document()
+        .paths
+        .paths
+        .iter()
+        .flat_map(|(path, item)| route::methods(item).map(|method| (method.to_string(), path.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use kernel::testkit::TestPlatform;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A state with real stores, which the probe below never reaches.
+    async fn state(t: &TestPlatform) -> AppState {
+        let pool = kernel::db::connect(&t.settings, SCHEMA).await.unwrap();
+        let tokens = token::Tokens::new(pool.clone());
+        let upstream = settings::Upstreams {
+            tenancy: "http://127.0.0.1:1".into(),
+            federation: "http://127.0.0.1:1".into(),
+            apps: "http://127.0.0.1:1".into(),
+        };
+        AppState {
+            key: CallerKey::new(t.settings.caller_key.clone()),
+            upstream: upstream::Upstream::connect(&upstream).unwrap(),
+            auth: auth::Authenticator::new(None, tokens.clone()),
+            tokens,
+            audit: audit::AuditLog::new(pool.clone()),
+            sessions: session::Sessions::connect(
+                t.settings.redis_url.as_str(),
+                t.settings.event_prefix.as_str(),
+                session::Timeouts::default(),
+            )
+            .await
+            .unwrap(),
+            local_admin: local_admin::LocalAdmin::new(pool),
+            directory: None,
+            oidc: oidc::Providers::new(&[], "http://127.0.0.1").unwrap(),
+        }
     }
-    routes
+
+    /// The router and the document are both built from the `routes!`
+    /// declarations ([`route::Routes`] takes routes no other way), so a path
+    /// cannot be served undocumented; this checks the methods at each path.
+    #[tokio::test]
+    async fn the_router_serves_exactly_the_routes_the_document_lists() {
+        let t = TestPlatform::new().await;
+        let (guarded, public) = api().into_routers();
+        let app: Router = guarded.merge(public).with_state(state(&t).await);
+        let documented = route_table();
+        let paths: BTreeSet<&str> = documented.iter().map(|(_, path)| path.as_str()).collect();
+        for path in paths {
+            // No route answers OPTIONS: the router's 405 lists what it serves
+            // at the path without running a handler.
+            let request = Request::builder()
+                .method("OPTIONS")
+                .uri(path.replace('{', "x").replace('}', ""))
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{path} is not served"
+            );
+            let served: BTreeSet<&str> = response.headers()[http::header::ALLOW]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(str::trim)
+                .filter(|method| *method != "HEAD")
+                .collect();
+            let listed: BTreeSet<&str> = documented
+                .iter()
+                .filter(|(_, p)| p == path)
+                .map(|(method, _)| method.as_str())
+                .collect();
+            assert_eq!(served, listed, "{path}: the methods served and documented differ");
+        }
+    }
 }

@@ -9,21 +9,23 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use kernel::caller::Caller;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::audit::Attempt;
 use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::oidc::{FLOW_COOKIE, FLOW_TTL};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
 use crate::session::{COOKIE, Origin};
 
 /// Failed logins per user before it is locked for the rest of the window.
@@ -33,22 +35,17 @@ pub const MAX_ADDRESS_FAILURES: u64 = 20;
 /// The window failures are counted in, and so the lockout's length.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// The routes that need no caller (the guard does not cover them).
-pub fn public_routes() -> Router<AppState> {
-    Router::new()
-        .route("/login/local", post(login_local))
-        .route("/login/ldap", post(login_ldap))
-        .route("/login/oidc", get(oidc_providers))
-        .route("/login/oidc/{provider}", get(oidc_begin))
-        .route("/login/oidc/{provider}/callback", get(oidc_callback))
-}
-
-/// The routes that need a caller.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/logout", post(logout))
-        .route("/logout/everywhere", post(logout_everywhere))
-        .route("/session", get(current))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Public, routes!(login_local))
+        .route(Permission::Public, routes!(login_ldap))
+        .route(Permission::Authenticated, routes!(logout))
+        .route(Permission::Authenticated, routes!(logout_everywhere))
+        .route(Permission::Authenticated, routes!(current))
+        .route(Permission::Public, routes!(oidc_providers))
+        .route(Permission::Public, routes!(oidc_begin))
+        .route(Permission::Public, routes!(oidc_callback))
 }
 
 /// Body of `POST /login/local`.
@@ -244,7 +241,7 @@ fn address(connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>) -> String 
 }
 
 #[utoipa::path(post, path = "/api/v1/login/local", tag = "login", request_body = LocalLogin,
-    responses((status = 200, body = LoggedIn), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LoggedIn), Problems))]
 pub(crate) async fn login_local(
     State(s): State<AppState>,
     connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -269,7 +266,7 @@ pub(crate) async fn login_local(
 }
 
 #[utoipa::path(post, path = "/api/v1/login/ldap", tag = "login", request_body = LocalLogin,
-    responses((status = 200, body = LoggedIn), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = LoggedIn), Problems))]
 pub(crate) async fn login_ldap(
     State(s): State<AppState>,
     connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -353,7 +350,7 @@ async fn directory_caller(
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "login",
-    responses((status = 204, description = "the session ended"), (status = 200, body = LoggedOut, description = "the session ended; the OIDC provider that started it offers logout too"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 204, description = "the session ended"), (status = 200, body = LoggedOut, description = "the session ended; the OIDC provider that started it offers logout too"), Problems), security(("bearer" = [])))]
 pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let mut end_session_url = None;
     if let Some(id) = crate::auth::cookie(&headers, COOKIE) {
@@ -376,7 +373,7 @@ pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Res
 }
 
 #[utoipa::path(post, path = "/api/v1/logout/everywhere", tag = "login",
-    responses((status = 204, description = "every session of the caller ended"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 204, description = "every session of the caller ended"), Problems), security(("bearer" = [])))]
 pub(crate) async fn logout_everywhere(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -388,7 +385,7 @@ pub(crate) async fn logout_everywhere(
 }
 
 #[utoipa::path(get, path = "/api/v1/session", tag = "login",
-    responses((status = 200, body = Whoami), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Whoami), Problems), security(("bearer" = [])))]
 pub(crate) async fn current(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -418,7 +415,7 @@ pub(crate) async fn oidc_providers(State(s): State<AppState>) -> Json<Vec<crate:
 }
 
 #[utoipa::path(get, path = "/api/v1/login/oidc/{provider}", tag = "login", params(("provider" = String, Path, description = "the provider's name"), Begin),
-    responses((status = 303, description = "to the provider's login page"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json"), (status = 503, body = kernel::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 303, description = "to the provider's login page"), Problems, (status = 503, body = kernel::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn oidc_begin(
     State(s): State<AppState>,
     Path(provider): Path<String>,
@@ -443,7 +440,7 @@ pub(crate) async fn oidc_begin(
 }
 
 #[utoipa::path(get, path = "/api/v1/login/oidc/{provider}/callback", tag = "login", params(("provider" = String, Path, description = "the provider's name"), Callback),
-    responses((status = 303, description = "logged in: the session cookie is set and the browser goes where the login started"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 303, description = "logged in: the session cookie is set and the browser goes where the login started"), Problems))]
 pub(crate) async fn oidc_callback(
     State(s): State<AppState>,
     Path(provider): Path<String>,

@@ -1,26 +1,29 @@
 //! `/api/v1/tenants/{id}/members` and `/api/v1/members/{id}`: who holds which
 //! role in a tenant or one of its projects, forwarded to tenancy.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
-use crate::projects::Page;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
-/// The member routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/members", get(list).post(add))
-        .route("/members/{id}", delete(remove))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::TenantAdmin), routes!(add))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::TenantAdmin), routes!(remove))
 }
 
 /// A role binding as the API shows it.
@@ -71,10 +74,9 @@ pub struct AddMember {
     role: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), Problems), security(("bearer" = [])))]
 async fn add(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Body(b): Body<AddMember>,
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
@@ -87,68 +89,42 @@ async fn add(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .add_member(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.add_member(request).await?.into_inner().into()),
     ))
 }
 
 /// Paging and filters of `GET /tenants/{id}/members`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     kind: String,
     #[serde(default)]
     project_id: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Member>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Member>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<Member>>, ApiError> {
     let request = pb::ListMembersRequest {
         tenant_id,
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         kind: q.kind,
         project_id: q.project_id,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_members(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_members(request).await?.into_inner();
     Ok(Json(Page::new(
         r.members.into_iter().map(Member::from).collect(),
         r.page,
     )))
 }
 
-#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn remove(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .remove_member(pb::RemoveMemberRequest { id })
-        .await?;
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+async fn remove(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy.remove_member(pb::RemoveMemberRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

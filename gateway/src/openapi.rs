@@ -2,15 +2,12 @@
 //! (`/api/openapi.json`), and a reference page that renders it
 //! (`/api/docs`), self-contained so it works without internet access.
 
+use std::sync::LazyLock;
+
 use axum::Json;
 use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
-use crate::{
-    api_tokens, applications, bindings, clusters, external_services, failovers, members, pods, projects, pull_secrets,
-    quotas, requests, templates, tenants,
-};
 
 struct Bearer;
 
@@ -24,41 +21,26 @@ impl Modify for Bearer {
     }
 }
 
-/// The document.
+/// What the document says besides its routes: title, the problem schema
+/// every error uses and the bearer scheme. The routes add their operations
+/// ([`crate::route`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "paas public API", description = "Tenants, quotas, clusters and access. Errors are RFC 7807 problem+json."),
-    paths(
-        tenants::create, tenants::list, tenants::read, tenants::update, tenants::delete,
-        clusters::register, clusters::list, clusters::read, clusters::deregister, clusters::set_settings, clusters::known_tenant, clusters::data_centres,
-        bindings::create, bindings::list, bindings::read, bindings::update, bindings::remove,
-        failovers::list, failovers::failover, failovers::failback,
-        projects::create_project, projects::list_projects, projects::read_project, projects::delete_project,
-        projects::create_partition, projects::list_partitions, projects::read_partition, projects::delete_partition,
-        pull_secrets::put_secret, pull_secrets::list, pull_secrets::delete,
-        quotas::set_tenant, quotas::set_project, quotas::set_partition, quotas::usage, quotas::history,
-        quotas::reserve, quotas::read_reservation, quotas::commit, quotas::release,
-        requests::publish_spec, requests::list_specs, requests::file, requests::list, requests::read, requests::step,
-        members::add, members::list, members::remove,
-        api_tokens::create, api_tokens::list, api_tokens::revoke,
-        templates::create, templates::list, templates::read, templates::delete, templates::create_version, templates::import_chart, templates::list_versions,
-        templates::read_version, templates::update_version, templates::publish_version, templates::render_version,
-        applications::deploy, applications::list, applications::read, applications::delete, applications::release, applications::list_releases,
-        applications::rollback, applications::scale, applications::scale_events, applications::approve,
-        pods::list, pods::logs, pods::restart, pods::stop, pods::start,
-        applications::confirm, applications::resume, applications::promote, applications::abort,
-        external_services::register, external_services::list, external_services::read, external_services::update, external_services::delete,
-        crate::audit::routes::read,
-        crate::login::login_local, crate::login::login_ldap, crate::login::oidc_providers, crate::login::oidc_begin, crate::login::oidc_callback, crate::login::logout, crate::login::logout_everywhere, crate::login::current,
-    ),
     components(schemas(kernel::error::Problem)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;
 
+/// The document: [`ApiDoc`] with every route's operation.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| crate::api().document(ApiDoc::openapi()));
+    &DOCUMENT
+}
+
 /// `GET /api/openapi.json`
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(document())
 }
 
 /// `GET /api/docs`: the reference, rendered in the browser from the document.

@@ -3,25 +3,27 @@
 //! restart, and stopping (scaled to zero, replicas remembered) and starting, forwarded
 //! to the apps service (which asks federation, which asks the clusters).
 
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::{Path, Query};
+use kernel::caller::Role;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Apps, Signed};
 
-/// The pod routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/applications/{id}/pods", get(list))
-        .route("/applications/{id}/logs", get(logs))
-        .route("/applications/{id}/restart", post(restart))
-        .route("/applications/{id}/stop", post(stop))
-        .route("/applications/{id}/start", post(start))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(logs))
+        .route(Permission::Role(Role::Developer), routes!(restart))
+        .route(Permission::Role(Role::Developer), routes!(stop))
+        .route(Permission::Role(Role::Developer), routes!(start))
 }
 
 /// A pod of an application.
@@ -109,15 +111,9 @@ pub struct Restarted {
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/pods", tag = "applications", params(("id" = String, Path, description = "the application")),
-    responses((status = 200, body = Pods), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Pods>, ApiError> {
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
+    responses((status = 200, body = Pods), Problems), security(("bearer" = [])))]
+pub(crate) async fn list(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Pods>, ApiError> {
+    let r = apps
         .list_application_pods(pb::ListApplicationPodsRequest { application_id: id })
         .await?
         .into_inner();
@@ -154,10 +150,9 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/logs", tag = "applications", params(("id" = String, Path, description = "the application"), LogQuery),
-    responses((status = 200, body = Log), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Log), Problems), security(("bearer" = [])))]
 pub(crate) async fn logs(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<Log>, ApiError> {
@@ -170,27 +165,18 @@ pub(crate) async fn logs(
         tail_lines: q.tail,
     };
     Ok(Json(Log {
-        text: s
-            .upstream
-            .apps(&s.key, &caller)
-            .get_application_logs(request)
-            .await?
-            .into_inner()
-            .text,
+        text: apps.get_application_logs(request).await?.into_inner().text,
     }))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/restart", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Restart,
-    responses((status = 200, body = Restarted), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Restarted), Problems), security(("bearer" = [])))]
 pub(crate) async fn restart(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<Restart>,
 ) -> Result<Json<Restarted>, ApiError> {
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
+    let r = apps
         .restart_application(pb::RestartApplicationRequest {
             application_id: id,
             service: b.service,
@@ -203,16 +189,13 @@ pub(crate) async fn restart(
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/stop", tag = "applications", params(("id" = String, Path, description = "the application")),
-    responses((status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its replicas remembered"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its replicas remembered"), Problems), security(("bearer" = [])))]
 pub(crate) async fn stop(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::applications::Application>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .stop_application(pb::StopApplicationRequest { application_id: id })
+        apps.stop_application(pb::StopApplicationRequest { application_id: id })
             .await?
             .into_inner()
             .into(),
@@ -220,16 +203,13 @@ pub(crate) async fn stop(
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/start", tag = "applications", params(("id" = String, Path, description = "the application")),
-    responses((status = 200, body = crate::applications::Application, description = "running again with the replicas it had"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = crate::applications::Application, description = "running again with the replicas it had"), Problems), security(("bearer" = [])))]
 pub(crate) async fn start(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::applications::Application>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .start_application(pb::StartApplicationRequest { application_id: id })
+        apps.start_application(pb::StartApplicationRequest { application_id: id })
             .await?
             .into_inner()
             .into(),

@@ -3,10 +3,15 @@
 //! extractors return an [`ApiError`]; the [`render`] middleware writes it out
 //! with the request id, so every problem carries one whoever raised it.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kernel::error::Problem;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::{Ref, RefOr};
 
 /// An error answered as problem+json (boxed: errors are rare, results common).
 #[derive(Debug)]
@@ -111,4 +116,21 @@ fn write(problem: Problem) -> Response {
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
+}
+
+/// The problem+json answer any route may give with a 4xx status, documented
+/// once: a route lists it as `responses(..., Problems)`.
+pub struct Problems;
+
+impl utoipa::IntoResponses for Problems {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        let problem = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("")
+            .content("application/problem+json", problem)
+            .build();
+        BTreeMap::from([("4XX".to_string(), response.into())])
+    }
 }

@@ -3,27 +3,34 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
-/// The project and partition routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/projects", get(list_projects).post(create_project))
-        .route("/projects/{id}", get(read_project).delete(delete_project))
-        .route("/projects/{id}/partitions", get(list_partitions).post(create_partition))
-        .route("/partitions/{id}", get(read_partition).delete(delete_partition))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::TenantAdmin), routes!(create_project))
+        .route(Permission::Authenticated, routes!(list_projects))
+        .route(Permission::Authenticated, routes!(read_project))
+        .route(Permission::Role(Role::TenantAdmin), routes!(delete_project))
+        .route(Permission::Role(Role::TenantAdmin), routes!(create_partition))
+        .route(Permission::Authenticated, routes!(list_partitions))
+        .route(Permission::Authenticated, routes!(read_partition))
+        .route(Permission::Role(Role::TenantAdmin), routes!(delete_partition))
 }
 
 /// A project as the API shows it.
@@ -162,47 +169,14 @@ impl From<pb::Partition> for Partition {
     }
 }
 
-/// A page of items.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-impl<T> Page<T> {
-    /// A page from items and a service's page info.
-    pub fn new(items: Vec<T>, info: Option<pb::PageInfo>) -> Self {
-        Self {
-            items,
-            next_cursor: info.map(|p| p.next_cursor).filter(|c| !c.is_empty()),
-        }
-    }
-}
-
 /// Paging and filters of list routes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     name_prefix: String,
     #[serde(default)]
     cluster: String,
-}
-
-impl ListQuery {
-    fn page(&self) -> Option<pb::PageRequest> {
-        Some(pb::PageRequest {
-            limit: self.limit,
-            cursor: self.cursor.clone(),
-        })
-    }
 }
 
 /// Body of `POST /tenants/{id}/projects`.
@@ -230,10 +204,9 @@ pub struct CreatePartition {
     network_policy: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id")), request_body = CreateProject, responses((status = 201, body = Project), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id")), request_body = CreateProject, responses((status = 201, body = Project), Problems), security(("bearer" = [])))]
 async fn create_project(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Body(b): Body<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
@@ -245,50 +218,33 @@ async fn create_project(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .create_project(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.create_project(request).await?.into_inner().into()),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Project>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Project>), Problems), security(("bearer" = [])))]
 async fn list_projects(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<Project>>, ApiError> {
     let request = pb::ListProjectsRequest {
         tenant_id,
-        page: q.page(),
+        page: page.request(),
         name_prefix: q.name_prefix,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_projects(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_projects(request).await?.into_inner();
     Ok(Json(Page::new(
         r.projects.into_iter().map(Project::from).collect(),
         r.page,
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read_project(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Project>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), Problems), security(("bearer" = [])))]
+async fn read_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Project>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .get_project(pb::GetProjectRequest { id })
             .await?
             .into_inner()
@@ -296,23 +252,15 @@ async fn read_project(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn delete_project(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .delete_project(pb::DeleteProjectRequest { id })
-        .await?;
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+async fn delete_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy.delete_project(pb::DeleteProjectRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id")), request_body = CreatePartition, responses((status = 201, body = Partition), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id")), request_body = CreatePartition, responses((status = 201, body = Partition), Problems), security(("bearer" = [])))]
 async fn create_partition(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
     Body(b): Body<CreatePartition>,
 ) -> Result<(StatusCode, Json<Partition>), ApiError> {
@@ -326,50 +274,36 @@ async fn create_partition(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .create_partition(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.create_partition(request).await?.into_inner().into()),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery), responses((status = 200, body = Page<Partition>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Partition>), Problems), security(("bearer" = [])))]
 async fn list_partitions(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<Partition>>, ApiError> {
     let request = pb::ListPartitionsRequest {
         project_id,
-        page: q.page(),
+        page: page.request(),
         cluster: q.cluster,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_partitions(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_partitions(request).await?.into_inner();
     Ok(Json(Page::new(
         r.partitions.into_iter().map(Partition::from).collect(),
         r.page,
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), Problems), security(("bearer" = [])))]
 async fn read_partition(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
 ) -> Result<Json<Partition>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .get_partition(pb::GetPartitionRequest { id })
             .await?
             .into_inner()
@@ -377,15 +311,11 @@ async fn read_partition(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn delete_partition(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .delete_partition(pb::DeletePartitionRequest { id })
-        .await?;
+    tenancy.delete_partition(pb::DeletePartitionRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

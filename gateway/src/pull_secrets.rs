@@ -3,25 +3,28 @@
 //! each as an image pull secret into the partition's namespace. Passwords
 //! go in and never come back out.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Federation, Signed};
 
-/// The pull-secret routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/partitions/{id}/pull-secrets", get(list))
-        .route("/partitions/{id}/pull-secrets/{name}", put(put_secret).delete(delete))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::TenantAdmin), routes!(put_secret))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::TenantAdmin), routes!(delete))
 }
 
 /// Body of `PUT /partitions/{id}/pull-secrets/{name}`.
@@ -76,10 +79,9 @@ pub struct PullSecretList {
     pub items: Vec<PullSecret>,
 }
 
-#[utoipa::path(put, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name (DNS label)")), request_body = PutPullSecret, responses((status = 200, body = PullSecret), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name (DNS label)")), request_body = PutPullSecret, responses((status = 200, body = PullSecret), Problems), security(("bearer" = [])))]
 async fn put_secret(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path((partition_id, name)): Path<(String, String)>,
     Body(b): Body<PutPullSecret>,
 ) -> Result<Json<PullSecret>, ApiError> {
@@ -90,25 +92,15 @@ async fn put_secret(
         username: b.username,
         password: b.password,
     };
-    Ok(Json(
-        s.upstream
-            .federation(&s.key, &caller)
-            .put_pull_secret(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(federation.put_pull_secret(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/partitions/{id}/pull-secrets", tag = "projects", params(("id" = String, Path, description = "the partition")), responses((status = 200, body = PullSecretList), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/partitions/{id}/pull-secrets", tag = "projects", params(("id" = String, Path, description = "the partition")), responses((status = 200, body = PullSecretList), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path(partition_id): Path<String>,
 ) -> Result<Json<PullSecretList>, ApiError> {
-    let r = s
-        .upstream
-        .federation(&s.key, &caller)
+    let r = federation
         .list_pull_secrets(pb::ListPullSecretsRequest { partition_id })
         .await?
         .into_inner();
@@ -117,14 +109,12 @@ async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name")), responses((status = 204, description = "done; its Secret leaves the cluster"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name")), responses((status = 204, description = "done; its Secret leaves the cluster"), Problems), security(("bearer" = [])))]
 async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut federation): Signed<Federation>,
     Path((partition_id, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .federation(&s.key, &caller)
+    federation
         .delete_pull_secret(pb::DeletePullSecretRequest { partition_id, name })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -3,33 +3,35 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problems};
 use crate::projects::LimitRange;
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
-/// The quota, usage and reservation routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants/{id}/quota", put(set_tenant))
-        .route("/projects/{id}/quota", put(set_project))
-        .route("/partitions/{id}/quota", put(set_partition))
-        .route("/tenants/{id}/usage", get(usage))
-        .route("/tenants/{id}/usage/history", get(history))
-        .route("/reservations", post(reserve))
-        .route("/reservations/{id}", get(read_reservation))
-        .route("/reservations/{id}/commit", post(commit))
-        .route("/reservations/{id}/release", post(release))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(set_tenant))
+        .route(Permission::Role(Role::TenantAdmin), routes!(set_project))
+        .route(Permission::Role(Role::TenantAdmin), routes!(set_partition))
+        .route(Permission::Authenticated, routes!(usage))
+        .route(Permission::Authenticated, routes!(history))
+        .route(Permission::Role(Role::Operator), routes!(reserve))
+        .route(Permission::Authenticated, routes!(read_reservation))
+        .route(Permission::Role(Role::Operator), routes!(commit))
+        .route(Permission::Role(Role::Operator), routes!(release))
 }
 
 /// Amounts by resource name, as Kubernetes quantities.
@@ -195,10 +197,9 @@ impl From<pb::Reservation> for Reservation {
     }
 }
 
-#[utoipa::path(put, path = "/api/v1/tenants/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = TenantQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = TenantQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn set_tenant(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Body(b): Body<TenantQuota>,
 ) -> Result<StatusCode, ApiError> {
@@ -221,19 +222,17 @@ async fn set_tenant(
         data_centres: splits(b.data_centres),
         dr_reserve: list(b.dr_reserve),
     };
-    s.upstream.tenancy(&s.key, &caller).set_tenant_quota(request).await?;
+    tenancy.set_tenant_quota(request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = ProjectQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/projects/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = ProjectQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn set_project(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
     Body(b): Body<ProjectQuota>,
 ) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
+    tenancy
         .set_project_quota(pb::SetProjectQuotaRequest {
             project_id,
             hard: list(b.hard),
@@ -242,10 +241,9 @@ async fn set_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/partitions/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = PartitionQuota, responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/partitions/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = PartitionQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
 async fn set_partition(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(partition_id): Path<String>,
     Body(b): Body<PartitionQuota>,
 ) -> Result<StatusCode, ApiError> {
@@ -254,22 +252,13 @@ async fn set_partition(
         hard: list(b.hard),
         limit_range: Some(b.limit_range.into_pb()),
     };
-    s.upstream.tenancy(&s.key, &caller).set_partition_quota(request).await?;
+    tenancy.set_partition_quota(request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "quotas", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Usage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn usage(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(tenant_id): Path<String>,
-) -> Result<Json<Usage>, ApiError> {
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .get_usage(pb::GetUsageRequest { tenant_id })
-        .await?
-        .into_inner();
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "quotas", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Usage), Problems), security(("bearer" = [])))]
+async fn usage(Signed(mut tenancy): Signed<Tenancy>, Path(tenant_id): Path<String>) -> Result<Json<Usage>, ApiError> {
+    let r = tenancy.get_usage(pb::GetUsageRequest { tenant_id }).await?.into_inner();
     let scopes = r
         .scopes
         .into_iter()
@@ -296,10 +285,9 @@ async fn usage(
     Ok(Json(Usage { scopes, observed }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage/history", tag = "quotas", params(("id" = String, Path, description = "the id"), HistoryQuery), responses((status = 200, body = Vec<UsagePoint>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage/history", tag = "quotas", params(("id" = String, Path, description = "the id"), HistoryQuery), responses((status = 200, body = Vec<UsagePoint>), Problems), security(("bearer" = [])))]
 async fn history(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
 ) -> Result<Json<Vec<UsagePoint>>, ApiError> {
@@ -310,12 +298,7 @@ async fn history(
         since: q.since.and_then(stamp),
         until: q.until.and_then(stamp),
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .get_usage_history(request)
-        .await?
-        .into_inner();
+    let r = tenancy.get_usage_history(request).await?.into_inner();
     Ok(Json(
         r.points
             .into_iter()
@@ -333,10 +316,9 @@ async fn history(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = Reserve, responses((status = 201, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = Reserve, responses((status = 201, body = Reservation), Problems), security(("bearer" = [])))]
 async fn reserve(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<Reserve>,
 ) -> Result<(StatusCode, Json<Reservation>), ApiError> {
     let request = pb::ReserveRequest {
@@ -348,26 +330,17 @@ async fn reserve(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .reserve(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.reserve(request).await?.into_inner().into()),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
 async fn read_reservation(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
 ) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .get_reservation(pb::ReservationRef { id })
             .await?
             .into_inner()
@@ -375,15 +348,10 @@ async fn read_reservation(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn commit(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Reservation>, ApiError> {
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
+async fn commit(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .commit_reservation(pb::ReservationRef { id })
             .await?
             .into_inner()
@@ -391,15 +359,10 @@ async fn commit(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations/{id}/release", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn release(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Reservation>, ApiError> {
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/release", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
+async fn release(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .release_reservation(pb::ReservationRef { id })
             .await?
             .into_inner()

@@ -3,29 +3,32 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
-use crate::projects::Page;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
-/// The spec and request routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/specs", get(list_specs).post(publish_spec))
-        .route("/tenants/{id}/requests", post(file))
-        .route("/requests", get(list))
-        .route("/requests/{id}", get(read))
-        .route("/requests/{id}/{step}", post(step))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(publish_spec))
+        .route(Permission::Authenticated, routes!(list_specs))
+        .route(Permission::Role(Role::TenantAdmin), routes!(file))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::TenantAdmin), routes!(step))
 }
 
 /// A product on offer.
@@ -210,21 +213,16 @@ pub struct StepBody {
 /// Filters of `GET /requests`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     tenant_id: String,
     #[serde(default)]
     state: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), Problems), security(("bearer" = [])))]
 async fn publish_spec(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<PublishSpec>,
 ) -> Result<(StatusCode, Json<Spec>), ApiError> {
     let request = pb::PublishSpecRequest {
@@ -236,55 +234,35 @@ async fn publish_spec(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .publish_spec(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.publish_spec(request).await?.into_inner().into()),
     ))
 }
 
 /// Paging and filter of `GET /specs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SpecQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct SpecFilter {
     #[serde(default)]
     active_only: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(SpecQuery), responses((status = 200, body = Page<Spec>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(ListQuery, SpecFilter), responses((status = 200, body = Page<Spec>), Problems), security(("bearer" = [])))]
 async fn list_specs(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<SpecQuery>,
+    Signed(mut tenancy): Signed<Tenancy>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<SpecFilter>,
 ) -> Result<Json<Page<Spec>>, ApiError> {
     let request = pb::ListSpecsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         active_only: q.active_only,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_specs(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_specs(request).await?.into_inner();
     Ok(Json(Page::new(r.specs.into_iter().map(Spec::from).collect(), r.page)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/requests", tag = "requests", params(("id" = String, Path, description = "the id")), request_body = Form, responses((status = 201, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/requests", tag = "requests", params(("id" = String, Path, description = "the id")), request_body = Form, responses((status = 201, body = ResourceRequest), Problems), security(("bearer" = [])))]
 async fn file(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
     Body(form): Body<Form>,
 ) -> Result<(StatusCode, Json<ResourceRequest>), ApiError> {
@@ -294,52 +272,32 @@ async fn file(
     };
     Ok((
         StatusCode::CREATED,
-        Json(
-            s.upstream
-                .tenancy(&s.key, &caller)
-                .file_resource_request(request)
-                .await?
-                .into_inner()
-                .into(),
-        ),
+        Json(tenancy.file_resource_request(request).await?.into_inner().into()),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery), responses((status = 200, body = Page<ResourceRequest>), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery, Filter), responses((status = 200, body = Page<ResourceRequest>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
+    Signed(mut tenancy): Signed<Tenancy>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
 ) -> Result<Json<Page<ResourceRequest>>, ApiError> {
     let request = pb::ListResourceRequestsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         tenant_id: q.tenant_id,
         state: q.state,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_resource_requests(request)
-        .await?
-        .into_inner();
+    let r = tenancy.list_resource_requests(request).await?.into_inner();
     Ok(Json(Page::new(
         r.requests.into_iter().map(ResourceRequest::from).collect(),
         r.page,
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<ResourceRequest>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
+async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<ResourceRequest>, ApiError> {
     Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
+        tenancy
             .get_resource_request(pb::GetResourceRequestRequest { id })
             .await?
             .into_inner()
@@ -347,10 +305,9 @@ async fn read(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
 async fn step(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path((id, step)): Path<(String, String)>,
     body: Option<Body<StepBody>>,
 ) -> Result<Json<ResourceRequest>, ApiError> {
@@ -361,12 +318,5 @@ async fn step(
         reason: b.reason,
         clusters: b.clusters,
     };
-    Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
-            .step_resource_request(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(tenancy.step_resource_request(request).await?.into_inner().into()))
 }

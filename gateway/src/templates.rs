@@ -2,31 +2,39 @@
 //! the catalog (templates without a tenant) and their versions, forwarded to
 //! the apps service.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Apps, Signed};
 
-/// The template routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/templates", get(list).post(create))
-        .route("/templates/{id}", get(read).delete(delete))
-        .route("/templates/{id}/versions", get(list_versions).post(create_version))
-        .route("/tenants/{id}/templates/import", post(import_chart))
-        .route("/template-versions/{id}", get(read_version).patch(update_version))
-        .route("/template-versions/{id}/publish", post(publish_version))
-        .route("/template-versions/{id}/render", post(render_version))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Role(Role::Developer), routes!(create))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Role(Role::Developer), routes!(delete))
+        .route(Permission::Role(Role::Developer), routes!(create_version))
+        .route(Permission::Authenticated, routes!(list_versions))
+        .route(Permission::Authenticated, routes!(read_version))
+        .route(Permission::Role(Role::Developer), routes!(update_version))
+        .route(Permission::Role(Role::Developer), routes!(publish_version))
+        .route(Permission::Authenticated, routes!(render_version))
+        .route(Permission::Role(Role::Developer), routes!(import_chart))
 }
 
 /// A template as the API shows it.
@@ -57,16 +65,6 @@ impl From<pb::Template> for Template {
     }
 }
 
-/// A page of templates.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TemplatePage {
-    /// The templates.
-    pub items: Vec<Template>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// Body of `POST /templates`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,28 +82,10 @@ pub struct CreateTemplate {
 /// Filters of `GET /templates`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Page size (default 50, at most 500).
-    #[serde(default)]
-    limit: u32,
-    /// From the previous page.
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     /// Only this tenant's templates (the catalog is always listed).
     #[serde(default)]
     tenant_id: String,
-}
-
-/// Paging of `GET /templates/{id}/versions`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size.
-    #[serde(default)]
-    limit: u32,
-    /// From the previous page.
-    #[serde(default)]
-    cursor: String,
 }
 
 /// A template version.
@@ -156,16 +136,6 @@ impl From<pb::TemplateVersion> for TemplateVersion {
     }
 }
 
-/// A page of versions.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct VersionPage {
-    /// The versions, oldest first.
-    pub items: Vec<TemplateVersion>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// Body of `POST /templates/{id}/versions`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -214,10 +184,9 @@ pub struct Rendered {
 }
 
 #[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = CreateTemplate,
-    responses((status = 201, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = Template), Problems), security(("bearer" = [])))]
 pub(crate) async fn create(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Body(b): Body<CreateTemplate>,
 ) -> Result<(StatusCode, Json<Template>), ApiError> {
     let request = pb::CreateTemplateRequest {
@@ -225,53 +194,33 @@ pub(crate) async fn create(
         name: b.name,
         description: b.description,
     };
-    let t = s
-        .upstream
-        .apps(&s.key, &caller)
-        .create_template(request)
-        .await?
-        .into_inner();
+    let t = apps.create_template(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery),
-    responses((status = 200, body = TemplatePage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery, Filter),
+    responses((status = 200, body = Page<Template>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<TemplatePage>, ApiError> {
+    Signed(mut apps): Signed<Apps>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<Template>>, ApiError> {
     let request = pb::ListTemplatesRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         tenant_id: q.tenant_id,
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_templates(request)
-        .await?
-        .into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(TemplatePage {
-        items: r.templates.into_iter().map(Template::from).collect(),
-        next_cursor,
-    }))
+    let r = apps.list_templates(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.templates.into_iter().map(Template::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = Template), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Template>, ApiError> {
+    responses((status = 200, body = Template), Problems), security(("bearer" = [])))]
+pub(crate) async fn read(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Template>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_template(pb::GetTemplateRequest { id })
+        apps.get_template(pb::GetTemplateRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -279,24 +228,16 @@ pub(crate) async fn read(
 }
 
 #[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted with its versions"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-pub(crate) async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .apps(&s.key, &caller)
-        .delete_template(pb::DeleteTemplateRequest { id })
-        .await?;
+    responses((status = 204, description = "deleted with its versions"), Problems), security(("bearer" = [])))]
+pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    apps.delete_template(pb::DeleteTemplateRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id")), request_body = CreateVersion,
-    responses((status = 201, body = TemplateVersion, description = "a draft"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 201, body = TemplateVersion, description = "a draft"), Problems), security(("bearer" = [])))]
 pub(crate) async fn create_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<CreateVersion>,
 ) -> Result<(StatusCode, Json<TemplateVersion>), ApiError> {
@@ -306,54 +247,36 @@ pub(crate) async fn create_version(
         note: b.note,
         spec_json: b.spec.to_string(),
     };
-    let v = s
-        .upstream
-        .apps(&s.key, &caller)
-        .create_template_version(request)
-        .await?
-        .into_inner();
+    let v = apps.create_template_version(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(v.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), PageQuery),
-    responses((status = 200, body = VersionPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), ListQuery),
+    responses((status = 200, body = Page<TemplateVersion>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_versions(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<VersionPage>, ApiError> {
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<TemplateVersion>>, ApiError> {
     let request = pb::ListTemplateVersionsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         template_id: id,
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .list_template_versions(request)
-        .await?
-        .into_inner();
-    let next_cursor = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(VersionPage {
-        items: r.versions.into_iter().map(TemplateVersion::from).collect(),
-        next_cursor,
-    }))
+    let r = apps.list_template_versions(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.versions.into_iter().map(TemplateVersion::from).collect(),
+        r.page,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")),
-    responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn read_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<TemplateVersion>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .get_template_version(pb::GetTemplateVersionRequest { id })
+        apps.get_template_version(pb::GetTemplateVersionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -361,10 +284,9 @@ pub(crate) async fn read_version(
 }
 
 #[utoipa::path(patch, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = UpdateVersion,
-    responses((status = 200, body = TemplateVersion), (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"), Problems), security(("bearer" = [])))]
 pub(crate) async fn update_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<UpdateVersion>,
 ) -> Result<Json<TemplateVersion>, ApiError> {
@@ -373,27 +295,17 @@ pub(crate) async fn update_version(
         note: b.note,
         spec_json: b.spec.map(|spec| spec.to_string()),
     };
-    Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .update_template_version(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(apps.update_template_version(request).await?.into_inner().into()))
 }
 
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/publish", tag = "templates", params(("id" = String, Path, description = "the version's id")),
-    responses((status = 200, body = TemplateVersion), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn publish_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
 ) -> Result<Json<TemplateVersion>, ApiError> {
     Ok(Json(
-        s.upstream
-            .apps(&s.key, &caller)
-            .publish_template_version(pb::PublishTemplateVersionRequest { id })
+        apps.publish_template_version(pb::PublishTemplateVersionRequest { id })
             .await?
             .into_inner()
             .into(),
@@ -401,10 +313,9 @@ pub(crate) async fn publish_version(
 }
 
 #[utoipa::path(post, path = "/api/v1/template-versions/{id}/render", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = RenderRequest,
-    responses((status = 200, body = Rendered), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+    responses((status = 200, body = Rendered), Problems), security(("bearer" = [])))]
 pub(crate) async fn render_version(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Body(b): Body<RenderRequest>,
 ) -> Result<Json<Rendered>, ApiError> {
@@ -413,12 +324,7 @@ pub(crate) async fn render_version(
         app: b.app,
         parameters_json: Value::Object(b.parameters).to_string(),
     };
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .render_template_version(request)
-        .await?
-        .into_inner();
+    let r = apps.render_template_version(request).await?.into_inner();
     let objects: Vec<Value> = serde_json::from_str(&r.objects_json).map_err(kernel::Error::internal)?;
     Ok(Json(Rendered {
         objects,
@@ -461,10 +367,10 @@ fn chart_problem(status: tonic::Status) -> ApiError {
         (Vec<u8> = "application/gzip"),
         (ChartFiles = "application/json"))),
     responses((status = 201, body = ImportedChart), (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the chart is invalid; field names the file"),
-              (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+              Problems), security(("bearer" = [])))]
 pub(crate) async fn import_chart(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    State(_s): State<AppState>,
+    Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
@@ -496,13 +402,7 @@ pub(crate) async fn import_chart(
             "must be application/gzip (a chart archive) or application/json (a chart's files)",
         ));
     }
-    let r = s
-        .upstream
-        .apps(&s.key, &caller)
-        .import_chart(request)
-        .await
-        .map_err(chart_problem)?
-        .into_inner();
+    let r = apps.import_chart(request).await.map_err(chart_problem)?.into_inner();
     let (Some(template), Some(version)) = (r.template, r.version) else {
         return Err(kernel::Error::internal("the apps service answered an import without its template").into());
     };

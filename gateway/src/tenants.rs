@@ -1,24 +1,30 @@
 //! `/api/v1/tenants`: the tenant slice of the public API, forwarded to tenancy.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use kernel::caller::Role;
 use kernel::grpc::time;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Authenticated;
 use crate::json::Body;
-use crate::problem::ApiError;
+use crate::page::{ListQuery, Page};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::route::Routes;
+use crate::upstream::{Signed, Tenancy};
 
-/// The tenant routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tenants", get(list).post(create))
-        .route("/tenants/{id}", get(read).patch(update).delete(delete))
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::PlatformAdmin, routes!(create))
+        .route(Permission::Authenticated, routes!(read))
+        .route(Permission::Authenticated, routes!(list))
+        .route(Permission::Role(Role::TenantAdmin), routes!(update))
+        .route(Permission::PlatformAdmin, routes!(delete))
 }
 
 /// A tenant as the API shows it.
@@ -40,16 +46,6 @@ pub struct Tenant {
     pub created_at: Option<DateTime<Utc>>,
     /// When it last changed.
     pub updated_at: Option<DateTime<Utc>>,
-}
-
-/// A page of tenants.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TenantPage {
-    /// The tenants.
-    pub items: Vec<Tenant>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
 }
 
 /// Body of `POST /tenants`.
@@ -77,11 +73,7 @@ pub struct UpdateTenant {
 /// Query of `GET /tenants`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    #[serde(default)]
-    limit: u32,
-    #[serde(default)]
-    cursor: String,
+pub struct Filter {
     #[serde(default)]
     name_prefix: String,
     #[serde(default)]
@@ -120,10 +112,9 @@ impl From<pb::Tenant> for Tenant {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), Problems), security(("bearer" = [])))]
 async fn create(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Body(body): Body<CreateTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     let request = pb::CreateTenantRequest {
@@ -131,61 +122,37 @@ async fn create(
         display_name: body.display_name,
         contact: body.contact,
     };
-    let tenant = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .create_tenant(request)
-        .await?
-        .into_inner();
+    let tenant = tenancy.create_tenant(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn read(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Tenant>, ApiError> {
-    let tenant = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .get_tenant(pb::GetTenantRequest { id })
-        .await?
-        .into_inner();
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
+async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
+    let tenant = tenancy.get_tenant(pb::GetTenantRequest { id }).await?.into_inner();
     Ok(Json(tenant.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery), responses((status = 200, body = TenantPage), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery, Filter), responses((status = 200, body = Page<Tenant>), Problems), security(("bearer" = [])))]
 async fn list(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<TenantPage>, ApiError> {
+    Signed(mut tenancy): Signed<Tenancy>,
+    Query(page): Query<ListQuery>,
+    Query(q): Query<Filter>,
+) -> Result<Json<Page<Tenant>>, ApiError> {
     let request = pb::ListTenantsRequest {
-        page: Some(pb::PageRequest {
-            limit: q.limit,
-            cursor: q.cursor,
-        }),
+        page: page.request(),
         name_prefix: q.name_prefix,
         status: status_value("status", q.status.as_deref())?,
     };
-    let r = s
-        .upstream
-        .tenancy(&s.key, &caller)
-        .list_tenants(request)
-        .await?
-        .into_inner();
-    let next = r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty());
-    Ok(Json(TenantPage {
-        items: r.tenants.into_iter().map(Tenant::from).collect(),
-        next_cursor: next,
-    }))
+    let r = tenancy.list_tenants(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.tenants.into_iter().map(Tenant::from).collect(),
+        r.page,
+    )))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
 async fn update(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
     Body(body): Body<UpdateTenant>,
 ) -> Result<Json<Tenant>, ApiError> {
@@ -196,25 +163,11 @@ async fn update(
         status: status_value("status", body.status.as_deref())?,
         expected_version: body.expected_version,
     };
-    Ok(Json(
-        s.upstream
-            .tenancy(&s.key, &caller)
-            .update_tenant(request)
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(tenancy.update_tenant(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), (status = "4XX", body = kernel::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn delete(
-    State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    s.upstream
-        .tenancy(&s.key, &caller)
-        .delete_tenant(pb::DeleteTenantRequest { id })
-        .await?;
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+async fn delete(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    tenancy.delete_tenant(pb::DeleteTenantRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
