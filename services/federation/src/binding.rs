@@ -32,8 +32,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::failover::Resilience;
 use crate::placement::{self, Assignment, Candidate, Demand, PartitionRef, Placement, Resources};
+use crate::resilience::Resilience;
 
 /// A Kubernetes kind a binding may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -419,7 +419,7 @@ pub struct Binding {
     pub deleted: bool,
     /// Why the last failover failed, until one succeeds.
     pub failover_error: Option<String>,
-    /// DR tier ([`crate::failover::DrTier`]).
+    /// DR tier ([`crate::resilience::DrTier`]).
     pub dr_tier: String,
     /// Failover toleration, milliseconds.
     pub toleration_ms: i64,
@@ -427,7 +427,7 @@ pub struct Binding {
     pub singleton: bool,
     /// The newest revision of the objects (what `objects` holds).
     pub revision: i64,
-    /// `automatic` or `manual` ([`crate::failover::Failback`]).
+    /// `automatic` or `manual` ([`crate::resilience::Failback`]).
     pub failback: String,
     /// Order of automatic failbacks, higher first.
     pub priority: i32,

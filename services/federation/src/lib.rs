@@ -21,6 +21,7 @@ pub mod placement;
 pub mod pod;
 pub mod propagation;
 pub mod pull_secret;
+pub mod resilience;
 pub mod settings;
 pub mod status;
 pub mod watch;
