@@ -73,6 +73,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::binding::plan::Quota;
+use crate::binding::reservation::Reservations;
 use crate::binding::{self, Admission, Bindings};
 use crate::credentials::Clients;
 use crate::lease::{self, Lease};
@@ -768,42 +770,37 @@ impl Reconciler {
     async fn apply(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
         let to = &op.to_targets.0;
         let objects = binding::parse_objects(&b.objects.0.to_string())?;
-        let (per, pods) = binding::per_replica(&objects)?;
+        let requests = binding::per_replica(&objects)?;
         let live = self.live_targets(b.id).await?;
-        let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
+        let mut reservations = Reservations::new(&*self.admission);
         for a in to {
-            let want = binding::amounts(per, pods, a.replicas);
             let held = live
                 .iter()
                 .find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id)
                 .map(|t| &t.amounts.0);
-            if want.is_empty() || held == Some(&want) {
-                continue;
-            }
             let key = format!("{}:{}:{}", op.kind, op.id, a.cluster);
-            let r = if op.kind == "failover" {
-                self.admission.reserve_for_failover(a.partition_id, &want, &key).await
-            } else {
-                self.admission.reserve(a.partition_id, &want, &key).await
+            let Some(quota) = Quota::needed(a, requests, held, key) else {
+                continue;
             };
-            match r {
-                Ok(id) => reserved.push((a.cluster.clone(), id, want)),
-                Err(e) => {
-                    for (_, id, _) in &reserved {
-                        if let Err(e) = self.admission.release(*id).await {
-                            tracing::warn!(reservation = %id, error = %e, "reservation not released; it expires");
-                        }
+            let reserved = if op.kind == "failover" {
+                reservations.reserve_for_failover(&quota).await
+            } else {
+                reservations.reserve(&quota).await
+            };
+            if let Err(e) = reserved {
+                reservations.release().await;
+                return match e {
+                    Error::ResourceExhausted(m) => {
+                        self.fail(op, &format!("quota refused in cluster {}: {m}", a.cluster))
+                            .await
                     }
-                    return match e {
-                        Error::ResourceExhausted(m) => {
-                            self.fail(op, &format!("quota refused in cluster {}: {m}", a.cluster))
-                                .await
-                        }
-                        other => Err(other),
-                    };
-                }
+                    other => Err(other),
+                };
             }
         }
+        // Kept from here on, even if writing the targets fails: a retry reserves
+        // under the same keys, which tenancy answers with the same reservations.
+        let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
         let still = sqlx::query("UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'placing'")
             .bind(op.id)
@@ -848,33 +845,30 @@ impl Reconciler {
         if !ready {
             return Ok(());
         }
-        let mut reserved = Vec::new();
+        let mut reservations = Reservations::new(&*self.admission);
         if op.kind == "failback" {
             // Back to the assignment before the failover: lowered targets need their smaller amounts reserved.
             let objects = binding::parse_objects(&b.objects.0.to_string())?;
-            let (per, pods) = binding::per_replica(&objects)?;
+            let requests = binding::per_replica(&objects)?;
             let live = self.live_targets(b.id).await?;
             for a in &op.previous.0 {
-                let want = binding::amounts(per, pods, a.replicas);
                 let held = live
                     .iter()
                     .find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id)
                     .map(|t| &t.amounts.0);
-                if want.is_empty() || held == Some(&want) {
-                    continue;
-                }
                 let key = format!("failback-final:{}:{}", op.id, a.cluster);
-                match self.admission.reserve(a.partition_id, &want, &key).await {
-                    Ok(id) => reserved.push((a.cluster.clone(), id, want)),
-                    Err(e) => {
-                        for (_, id, _) in &reserved {
-                            let _ = self.admission.release(*id).await;
-                        }
-                        return Err(e);
-                    }
+                let Some(quota) = Quota::needed(a, requests, held, key) else {
+                    continue;
+                };
+                if let Err(e) = reservations.reserve(&quota).await {
+                    reservations.release().await;
+                    return Err(e);
                 }
             }
         }
+        // Kept from here on, even if writing the targets fails: a retry reserves
+        // under the same keys, which tenancy answers with the same reservations.
+        let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'applied'",
