@@ -403,11 +403,11 @@ impl Reconciler {
         let live = self.live_targets(b.id).await?;
         let current: Vec<Assignment> = live.iter().map(as_assignment).collect();
         if op.kind == "failback" {
-            let (condition,): (String,) = sqlx::query_as("SELECT condition FROM clusters WHERE name = $1")
+            let condition: String = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1")
                 .bind(&op.from_cluster)
                 .fetch_optional(&self.pool)
                 .await?
-                .unwrap_or(("Deregistered".into(),));
+                .unwrap_or_else(|| "Deregistered".into());
             if condition != "Ready" {
                 return self
                     .fail(op, &format!("cluster {} is {condition}", op.from_cluster))
@@ -910,26 +910,24 @@ async fn next_generation(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
 
 /// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
 async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
-    type Row = (Uuid, Uuid, String, String, String, Vec<String>, String, String);
-    let row: Option<Row> =
-        sqlx::query_as("SELECT binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason FROM failovers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((binding, tenant, kind, trigger, from_cluster, to_clusters, state, reason)) = row else {
+    let op: Option<Operation> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM failovers WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(op) = op else {
         return Ok(());
     };
     let event = paas_proto::v1::FailoverChanged {
         id: id.to_string(),
-        binding_id: binding.to_string(),
-        kind,
-        trigger,
-        from_cluster,
-        to_clusters,
-        state,
-        reason,
+        binding_id: op.binding_id.to_string(),
+        kind: op.kind,
+        trigger: op.trigger,
+        from_cluster: op.from_cluster,
+        to_clusters: op.to_clusters,
+        state: op.state,
+        reason: op.reason,
     };
-    kernel::outbox::record(tx, FAILOVER_CHANGED, Some(tenant), &event).await?;
+    kernel::outbox::record(tx, FAILOVER_CHANGED, Some(op.tenant_id), &event).await?;
     Ok(())
 }
 
@@ -989,17 +987,17 @@ async fn remove_others(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i
     Ok(())
 }
 
-async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(Uuid, bool)> {
-    let row: Option<(Uuid, bool)> =
-        sqlx::query_as("SELECT tenant_id, singleton FROM bindings WHERE id = $1 AND NOT deleted")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let row = row
-        .filter(|r| caller.can_see(r.0))
+/// The tenant of binding `id`, which the caller may fail over.
+async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<Uuid> {
+    let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM bindings WHERE id = $1 AND NOT deleted")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    let tenant = tenant
+        .filter(|t| caller.can_see(*t))
         .ok_or_else(|| Error::not_found("binding", id))?;
-    caller.require(row.0, Role::Operator, "binding", id)?;
-    Ok(row)
+    caller.require(tenant, Role::Operator, "binding", id)?;
+    Ok(tenant)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1037,6 +1035,23 @@ async fn open(
     Ok(op)
 }
 
+/// A live target's cluster and its condition.
+#[derive(sqlx::FromRow)]
+struct TargetCluster {
+    cluster: String,
+    /// `Deregistered` when the cluster is gone.
+    condition: String,
+    not_ready_since: Option<DateTime<Utc>>,
+}
+
+/// The last operation that ended available.
+#[derive(sqlx::FromRow)]
+struct Finished {
+    kind: String,
+    from_cluster: String,
+    previous: sqlx::types::Json<Vec<Assignment>>,
+}
+
 /// An operator's failover of `binding` off `from` (default: its first
 /// cluster out of Ready). The reconciler carries it out; a singleton's copy
 /// in `from` is stopped (or its lease expires) before the new one is written.
@@ -1045,9 +1060,9 @@ async fn open(
 /// NotFound (binding or cluster), PermissionDenied below operator,
 /// FailedPrecondition (nothing to move), Conflict (an operation is open).
 pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, from: Option<&str>) -> Result<Operation> {
-    let (tenant, _) = visible_binding(pool, caller, binding).await?;
-    let live: Vec<(String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered'), c.not_ready_since FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
+    let tenant = visible_binding(pool, caller, binding).await?;
+    let live: Vec<TargetCluster> = sqlx::query_as(
+        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered') AS condition, c.not_ready_since FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
          WHERE t.binding_id = $1 AND NOT t.removing ORDER BY t.cluster",
     )
     .bind(binding)
@@ -1056,9 +1071,9 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
     let chosen = match from {
         Some(name) => live
             .iter()
-            .find(|t| t.0 == name)
+            .find(|t| t.cluster == name)
             .ok_or_else(|| Error::invalid("from_cluster", format!("the binding has no replicas in {name}")))?,
-        None => live.iter().find(|t| t.1 != "Ready").ok_or_else(|| {
+        None => live.iter().find(|t| t.condition != "Ready").ok_or_else(|| {
             Error::FailedPrecondition("every cluster of the binding is Ready; name from_cluster".into())
         })?,
     };
@@ -1068,9 +1083,9 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
         binding,
         tenant,
         "failover",
-        &chosen.0,
+        &chosen.cluster,
         &[],
-        chosen.2,
+        chosen.not_ready_since,
     )
     .await
 }
@@ -1082,18 +1097,22 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
 /// NotFound, PermissionDenied below operator, FailedPrecondition (no
 /// completed failover, or the cluster is not Ready), Conflict (one is open).
 pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> Result<Operation> {
-    let (tenant, _) = visible_binding(pool, caller, binding).await?;
-    let last: Option<(String, String, sqlx::types::Json<Vec<Assignment>>)> =
+    let tenant = visible_binding(pool, caller, binding).await?;
+    let last: Option<Finished> =
         sqlx::query_as("SELECT kind, from_cluster, previous FROM failovers WHERE binding_id = $1 AND state = 'available' ORDER BY created_at DESC LIMIT 1")
             .bind(binding)
             .fetch_optional(pool)
             .await?;
-    let Some((kind, cluster, previous)) = last.filter(|l| l.0 == "failover") else {
+    let Some(Finished {
+        from_cluster: cluster,
+        previous,
+        ..
+    }) = last.filter(|l| l.kind == "failover")
+    else {
         return Err(Error::FailedPrecondition(
             "the binding has no completed failover to undo".into(),
         ));
     };
-    debug_assert_eq!(kind, "failover");
     let condition: Option<String> = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1")
         .bind(&cluster)
         .fetch_optional(pool)

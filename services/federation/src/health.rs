@@ -519,13 +519,21 @@ pub struct DataCentre {
     pub clusters: Vec<(Uuid, String, Condition)>,
 }
 
+/// A data centre's loss as last announced.
+#[derive(sqlx::FromRow)]
+struct DataCentreFlag {
+    name: String,
+    lost: bool,
+    changed_at: DateTime<Utc>,
+}
+
 /// Every data centre with an aggregate state.
 ///
 /// # Errors
 /// The database fails.
 pub async fn data_centres(pool: &PgPool) -> Result<Vec<DataCentre>> {
     let clusters = crate::cluster::all(pool).await?;
-    let flags: Vec<(String, bool, DateTime<Utc>)> = sqlx::query_as("SELECT name, lost, changed_at FROM data_centres")
+    let flags: Vec<DataCentreFlag> = sqlx::query_as("SELECT name, lost, changed_at FROM data_centres")
         .fetch_all(pool)
         .await?;
     let names: BTreeSet<&str> = clusters.iter().map(|c| c.data_centre.as_str()).collect();
@@ -537,13 +545,13 @@ pub async fn data_centres(pool: &PgPool) -> Result<Vec<DataCentre>> {
                 .filter(|c| c.data_centre == name)
                 .map(|c| (c.id, c.name.clone(), c.condition.clone()))
                 .collect();
-            let flag = flags.iter().find(|f| f.0 == name);
+            let flag = flags.iter().find(|f| f.name == name);
             let ready = members.iter().filter(|m| m.2.status == Status::Ready).count();
             // The flag is as last announced; a cluster registered or
             // deregistered since is counted as it is now.
             let state = if ready == members.len() {
                 "Ready"
-            } else if ready == 0 && flag.is_some_and(|f| f.1) {
+            } else if ready == 0 && flag.is_some_and(|f| f.lost) {
                 "Lost"
             } else if ready > 0 {
                 "Degraded"
@@ -553,7 +561,7 @@ pub async fn data_centres(pool: &PgPool) -> Result<Vec<DataCentre>> {
             DataCentre {
                 name: name.to_string(),
                 state,
-                state_since: flag.map(|f| f.2),
+                state_since: flag.map(|f| f.changed_at),
                 clusters: members,
             }
         })
