@@ -8,6 +8,7 @@ pub mod binding;
 pub mod cluster;
 pub mod cluster_settings;
 pub mod credentials;
+pub mod data_centre;
 
 pub mod failback;
 pub mod failover;
