@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let n = env_or("FAILOVER_CLUSTERS", 10) as usize;
     let toleration = Duration::from_millis(env_or(
         "FAILOVER_TOLERATION_MS",
-        federation::failover::DEFAULT_TOLERATION.as_millis() as u64,
+        federation::resilience::DEFAULT_TOLERATION.as_millis() as u64,
     ));
     let t = kernel::testkit::TestPlatform::new().await;
     let pool = kernel::db::connect(&t.settings, federation::NAME).await?;

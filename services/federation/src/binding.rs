@@ -4,7 +4,10 @@
 //! every target whose amounts change, and only then records it; the
 //! propagator ([`crate::propagation`]) writes it into the clusters and
 //! commits the reservations. Every read and write is scoped by tenant here:
-//! a binding of a tenant the caller cannot see is NotFound.
+//! a binding of a tenant the caller cannot see is NotFound. What an apply
+//! changes is decided by a pure function ([`plan`]), so it is unit-tested
+//! without a database or a cluster; the reservations it makes are given back
+//! whichever later step fails ([`reservation`]).
 //!
 //! Revisions and pinning: each apply that changes the objects makes a new
 //! numbered revision (`binding_revisions`; `bindings.objects` is the newest).
@@ -16,6 +19,9 @@
 //! its revision, and a held target's quota is reserved for its own revision's
 //! requests. An apply without `hold` puts every target on the newest again.
 //! A target placed anew (by an apply or a failover) runs the newest.
+
+pub mod plan;
+pub mod reservation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -32,8 +38,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::failover::Resilience;
-use crate::placement::{self, Assignment, Candidate, Demand, PartitionRef, Placement, Resources};
+use self::plan::{Change, Desired, Plan, Stored};
+use self::reservation::{Reservation, Reservations};
+use crate::placement::{Assignment, Candidate, PartitionRef, Resources};
 
 /// A Kubernetes kind a binding may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -393,8 +400,15 @@ pub struct ApplyRequest {
     pub placement_json: String,
     /// 0: [`default_replicas`].
     pub replicas: u32,
-    /// Clusters that keep the revision they run (see [`pins`]).
+    /// Clusters that keep the revision they run (see [`plan::pins`]).
     pub hold: Vec<String>,
+}
+
+/// The columns of [`Binding`], in its order.
+macro_rules! binding_columns {
+    () => {
+        "id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at"
+    };
 }
 
 /// A binding as stored.
@@ -420,7 +434,7 @@ pub struct Binding {
     pub deleted: bool,
     /// Why the last failover failed, until one succeeds.
     pub failover_error: Option<String>,
-    /// DR tier ([`crate::failover::DrTier`]).
+    /// DR tier ([`crate::resilience::DrTier`]).
     pub dr_tier: String,
     /// Failover toleration, milliseconds.
     pub toleration_ms: i64,
@@ -428,7 +442,7 @@ pub struct Binding {
     pub singleton: bool,
     /// The newest revision of the objects (what `objects` holds).
     pub revision: i64,
-    /// `automatic` or `manual` ([`crate::failover::Failback`]).
+    /// `automatic` or `manual` ([`crate::resilience::Failback`]).
     pub failback: String,
     /// Order of automatic failbacks, higher first.
     pub priority: i32,
@@ -624,6 +638,37 @@ pub fn overall(binding: &Binding, targets: &[Target]) -> (Health, String) {
     worst
 }
 
+/// A cluster as placement reads it.
+#[derive(sqlx::FromRow)]
+struct ClusterRow {
+    name: String,
+    data_centre: String,
+    region: String,
+    zone: String,
+    network_domain: String,
+    environment: String,
+    labels: sqlx::types::Json<BTreeMap<String, String>>,
+    condition: String,
+    allocatable: sqlx::types::Json<BTreeMap<String, String>>,
+}
+
+/// One of the tenant's partitions, with tenancy's description of it (which names its project).
+#[derive(sqlx::FromRow)]
+struct PartitionRow {
+    partition_id: Uuid,
+    cluster: String,
+    namespace: String,
+    desired: Vec<u8>,
+}
+
+/// What federation has placed in a cluster, in thousandths.
+#[derive(sqlx::FromRow)]
+struct Placed {
+    cluster: String,
+    cpu_milli: i64,
+    memory_milli: i64,
+}
+
 /// The binding API's domain side.
 pub struct Bindings<'a> {
     pool: &'a PgPool,
@@ -646,36 +691,25 @@ impl<'a> Bindings<'a> {
     /// The clusters as placement sees them; their free capacity only when
     /// `capacity` (otherwise it reads as all of their allocatable).
     async fn candidates_weighing(&self, tenant: Uuid, except: Option<Uuid>, capacity: bool) -> Result<Vec<Candidate>> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            sqlx::types::Json<BTreeMap<String, String>>,
-            String,
-            sqlx::types::Json<BTreeMap<String, String>>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<ClusterRow> = sqlx::query_as(
             "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable FROM clusters ORDER BY name",
         )
         .fetch_all(self.pool)
         .await?;
-        let partitions: Vec<(Uuid, String, String, Vec<u8>)> = sqlx::query_as(
+        let partitions: Vec<PartitionRow> = sqlx::query_as(
             "SELECT partition_id, cluster, namespace, desired FROM partitions WHERE tenant_id = $1 AND NOT deleted",
         )
         .bind(tenant)
         .fetch_all(self.pool)
         .await?;
-        let placed: Vec<(String, i64, i64)> = if capacity {
+        let placed: Vec<Placed> = if capacity {
             sqlx::query_as(
-            "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_cpu_milli, b.replica_cpu_milli)), 0)::BIGINT,
-                    COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_memory_milli, b.replica_memory_milli)), 0)::BIGINT
-             FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
-             -- A held target requests what its revision's objects request.
-             LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
-             WHERE b.id IS DISTINCT FROM $1 GROUP BY t.cluster",
+                "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_cpu_milli, b.replica_cpu_milli)), 0)::BIGINT AS cpu_milli,
+                        COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_memory_milli, b.replica_memory_milli)), 0)::BIGINT AS memory_milli
+                 FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+                 -- A held target requests what its revision's objects request.
+                 LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
+                 WHERE b.id IS DISTINCT FROM $1 GROUP BY t.cluster",
             )
             .bind(except)
             .fetch_all(self.pool)
@@ -684,41 +718,47 @@ impl<'a> Bindings<'a> {
             Vec::new()
         };
         let mut out = Vec::with_capacity(rows.len());
-        for (name, dc, region, zone, domain, env, labels, condition, allocatable) in rows {
+        for c in rows {
             let quantity = |r: &str| {
-                allocatable
+                c.allocatable
                     .get(r)
                     .and_then(|q| Quantity::parse(r, q).ok())
                     .map_or(0, |q| q.milli())
             };
-            let (cpu, mem) = placed.iter().find(|p| p.0 == name).map_or((0, 0), |p| (p.1, p.2));
+            let used = placed
+                .iter()
+                .find(|p| p.cluster == c.name)
+                .map_or_else(Resources::default, |p| Resources {
+                    cpu_milli: p.cpu_milli,
+                    memory_milli: p.memory_milli,
+                });
             let partitions = partitions
                 .iter()
-                .filter(|p| p.1 == name)
-                .map(|(id, _, ns, desired)| {
-                    let project = <paas_proto::v1::PartitionChanged as prost::Message>::decode(desired.as_slice())
+                .filter(|p| p.cluster == c.name)
+                .map(|p| {
+                    let project = <paas_proto::v1::PartitionChanged as prost::Message>::decode(p.desired.as_slice())
                         .ok()
                         .and_then(|d| Uuid::parse_str(&d.project_id).ok());
                     PartitionRef {
-                        id: *id,
-                        namespace: ns.clone(),
+                        id: p.partition_id,
+                        namespace: p.namespace.clone(),
                         project,
                     }
                 })
                 .collect();
             out.push(Candidate {
                 free: Resources {
-                    cpu_milli: quantity("cpu") - cpu,
-                    memory_milli: quantity("memory") - mem,
+                    cpu_milli: quantity("cpu") - used.cpu_milli,
+                    memory_milli: quantity("memory") - used.memory_milli,
                 },
-                name,
-                data_centre: dc,
-                region,
-                zone,
-                network_domain: domain,
-                environment: env,
-                labels: labels.0,
-                ready: condition == "Ready",
+                name: c.name,
+                data_centre: c.data_centre,
+                region: c.region,
+                zone: c.zone,
+                network_domain: c.network_domain,
+                environment: c.environment,
+                labels: c.labels.0,
+                ready: c.condition == "Ready",
                 partitions,
             });
         }
@@ -728,7 +768,8 @@ impl<'a> Bindings<'a> {
     /// Creates or updates the binding `request.name` of the tenant: places it,
     /// reserves quota for every target whose amounts change (releasing them
     /// all if any is refused), then records it for the propagator. The same
-    /// request again changes nothing.
+    /// request again changes nothing. What changes is decided by
+    /// [`plan::plan`]; this loads its inputs and carries it out.
     ///
     /// # Errors
     /// Bad input (field named); NotFound when the caller cannot see the
@@ -736,249 +777,133 @@ impl<'a> Bindings<'a> {
     /// placement is possible; ResourceExhausted when quota or capacity refuse.
     pub async fn apply(&self, caller: &Caller, r: ApplyRequest) -> Result<(Binding, Vec<Target>)> {
         caller.require(r.tenant, Role::Developer, "tenant", r.tenant)?;
-        let objects = parse_objects(&r.objects_json)?;
-        let placement_value: Value = serde_json::from_str(&r.placement_json)
-            .map_err(|e| Error::invalid("placement", format!("must be JSON: {e}")))?;
-        let mut placement_only = placement_value.clone();
-        let resilience = Resilience::split(&mut placement_only)?;
-        let placement: Placement =
-            serde_json::from_value(placement_only).map_err(|e| Error::invalid("placement", e.to_string()))?;
-        let objects_value: Value =
-            serde_json::from_str(&r.objects_json).map_err(|e| Error::invalid("objects", e.to_string()))?;
-        let replicas = if r.replicas == 0 {
-            default_replicas(&objects)
-        } else {
-            r.replicas
-        };
-        if replicas > 10_000 {
-            return Err(Error::invalid("replicas", "must be at most 10000"));
-        }
-        if resilience.singleton && replicas != 1 {
-            return Err(Error::invalid(
-                "placement.singleton",
-                format!("a singleton runs exactly 1 replica, not {replicas}"),
-            ));
-        }
-        // Fencing stops a singleton by scaling it to 0, which a DaemonSet (one pod per node) cannot be.
-        if resilience.singleton
-            && let Some(d) = objects.iter().find(|o| o.kind.kind == "DaemonSet")
-        {
-            return Err(Error::invalid(
-                "placement.singleton",
-                format!(
-                    "a singleton cannot hold DaemonSet {}: it runs a pod on every node and cannot be scaled to 0",
-                    d.name
-                ),
-            ));
-        }
-        let (per, pods) = per_replica(&objects)?;
-        let mut hold = BTreeSet::new();
-        for (i, cluster) in r.hold.iter().enumerate() {
-            hold.insert(DnsLabel::parse(&format!("hold[{i}]"), cluster)?.as_str().to_string());
-        }
-
-        let existing: Option<Binding> = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND name = $2")
-            .bind(r.tenant)
-            .bind(r.name.as_str())
-            .fetch_optional(self.pool)
-            .await?;
-        if let Some(b) = &existing
-            && b.deleted
-        {
-            return Err(Error::Conflict(format!("binding {} is being deleted", b.name)));
-        }
-        let candidates = self
-            .candidates_weighing(r.tenant, existing.as_ref().map(|b| b.id), placement.weighs_capacity())
-            .await?;
-        let assignment = placement::place(
-            &placement,
-            &Demand {
-                replicas,
-                per_replica: per,
-                project: r.project,
-            },
-            &candidates,
-        )?;
-
-        let id = existing.as_ref().map_or_else(kernel::id::new_id, |b| b.id);
-        // (cluster, partition, namespace, replicas, removing, amounts, held revision)
-        type Held = (
-            String,
-            Uuid,
-            String,
-            i32,
-            bool,
-            sqlx::types::Json<BTreeMap<String, String>>,
-            Option<i64>,
-        );
-        let old: Vec<Held> =
-            sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, removing, amounts, objects_revision FROM binding_targets WHERE binding_id = $1")
-                .bind(id)
-                .fetch_all(self.pool)
-                .await?;
-        // Revisions: new objects are the next one; held clusters keep theirs.
-        let objects_changed = existing.as_ref().is_none_or(|b| b.objects.0 != objects_value);
-        let newest = match &existing {
-            Some(b) if objects_changed => b.revision + 1,
-            Some(b) => b.revision,
-            None => 1,
-        };
-        let running: BTreeMap<String, i64> = old
-            .iter()
-            .filter(|t| !t.4)
-            .map(|t| {
-                (
-                    t.0.clone(),
-                    t.6.unwrap_or_else(|| existing.as_ref().map_or(newest, |b| b.revision)),
-                )
-            })
-            .collect();
-        let pinned = pins(&assignment, &hold, &running, newest);
-        if let Some(b) = &existing {
-            let same_targets = old.iter().filter(|t| !t.4).count() == assignment.len()
-                && assignment.iter().all(|a| {
-                    old.iter().any(|t| {
-                        !t.4 && t.0 == a.cluster
-                            && t.1 == a.partition_id
-                            && t.3 == a.replicas as i32
-                            && pinned.get(&a.cluster) == Some(&t.6)
-                    })
-                });
-            if same_targets
-                && b.objects.0 == objects_value
-                && b.placement.0 == placement_value
-                && b.replicas == replicas as i32
-                && b.project_id == r.project
-            {
-                let targets = self.targets(id).await?;
-                return Ok((b.clone(), targets));
-            }
-        }
-        let generation = existing.as_ref().map_or(1, |b| b.generation + 1);
-        // What one replica requests in each held revision: their quota is the held objects'.
-        let held_revisions: Vec<i64> = pinned
-            .values()
-            .flatten()
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut requests_of: BTreeMap<i64, (Resources, u32)> = BTreeMap::new();
-        for (revision, stored) in sqlx::query_as::<_, (i64, sqlx::types::Json<Value>)>(
-            "SELECT revision, objects FROM binding_revisions WHERE binding_id = $1 AND revision = ANY($2)",
-        )
-        .bind(id)
-        .bind(&held_revisions)
-        .fetch_all(self.pool)
-        .await?
-        {
-            requests_of.insert(revision, per_replica(&parse_objects(&stored.0.to_string())?)?);
-        }
-
-        // Quota first: nothing is recorded (so nothing applied) unless every target is admitted.
-        let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
-        for a in &assignment {
-            let (target_per, target_pods) = pinned
-                .get(&a.cluster)
-                .copied()
-                .flatten()
-                .and_then(|rev| requests_of.get(&rev).copied())
-                .unwrap_or((per, pods));
-            let want = amounts(target_per, target_pods, a.replicas);
-            let held = old
-                .iter()
-                .find(|t| t.0 == a.cluster && t.1 == a.partition_id && !t.4)
-                .map(|t| &t.5.0);
-            if want.is_empty() || held == Some(&want) {
-                continue;
-            }
-            let key = format!("binding:{id}:{generation}:{}", a.cluster);
-            match self.admission.reserve(a.partition_id, &want, &key).await {
-                Ok(reservation) => reserved.push((a.cluster.clone(), reservation, want)),
-                Err(e) => {
-                    for (_, reservation, _) in &reserved {
-                        if let Err(e) = self.admission.release(*reservation).await {
-                            tracing::warn!(reservation = %reservation, error = %e, "reservation not released; it expires");
-                        }
-                    }
-                    return Err(match e {
-                        Error::ResourceExhausted(m) => Error::ResourceExhausted(format!(
-                            "binding {} in cluster {}: {m}",
-                            r.name.as_str(),
-                            a.cluster
-                        )),
-                        other => other,
-                    });
-                }
-            }
-        }
-        let revisions = Revisions {
-            newest,
-            objects_changed,
-            pinned: &pinned,
-        };
-        match self
-            .record(
-                id,
-                &r,
-                &objects_value,
-                &placement_value,
-                replicas,
-                per,
-                resilience,
-                generation,
-                existing.is_some(),
-                &assignment,
-                &reserved,
-                &revisions,
+        let desired = Desired::parse(&r)?;
+        let stored = self.stored(&desired).await?;
+        let clusters = self
+            .candidates_weighing(
+                desired.tenant,
+                stored.binding.as_ref().map(|b| b.id),
+                desired.placement.weighs_capacity(),
             )
-            .await
-        {
-            Ok(b) => {
-                let targets = self.targets(id).await?;
-                Ok((b, targets))
-            }
-            Err(e) => {
-                for (_, reservation, _) in &reserved {
-                    if let Err(e) = self.admission.release(*reservation).await {
-                        tracing::warn!(reservation = %reservation, error = %e, "reservation not released; it expires");
-                    }
-                }
-                Err(e)
-            }
-        }
+            .await?;
+        let change = match plan::plan(&desired, &stored, &clusters, kernel::id::new_id())? {
+            Plan::Unchanged(b) => return Ok((b.clone(), self.targets(b.id).await?)),
+            Plan::Change(change) => change,
+        };
+        // Quota first: nothing is recorded (so nothing applied) unless every target is admitted.
+        let mut reservations = Reservations::new(self.admission);
+        let recorded = self.reserve_and_record(&desired, &change, &mut reservations).await;
+        let binding = reservations.settle(recorded).await?;
+        let targets = self.targets(change.id).await?;
+        Ok((binding, targets))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record(
+    /// The binding of `desired`'s name as stored, with its targets and
+    /// (when the apply holds clusters) its revisions.
+    async fn stored(&self, desired: &Desired) -> Result<Stored> {
+        let binding: Option<Binding> = sqlx::query_as(concat!(
+            "SELECT ",
+            binding_columns!(),
+            " FROM bindings WHERE tenant_id = $1 AND name = $2"
+        ))
+        .bind(desired.tenant)
+        .bind(desired.name.as_str())
+        .fetch_optional(self.pool)
+        .await?;
+        let Some(id) = binding.as_ref().map(|b| b.id) else {
+            return Ok(Stored::default());
+        };
+        let targets = sqlx::query_as(
+            "SELECT cluster, partition_id, replicas, removing, amounts, objects_revision FROM binding_targets WHERE binding_id = $1",
+        )
+        .bind(id)
+        .fetch_all(self.pool)
+        .await?;
+        // Only a held cluster runs anything but the newest revision.
+        let revisions = if desired.hold.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as("SELECT revision, objects FROM binding_revisions WHERE binding_id = $1")
+                .bind(id)
+                .fetch_all(self.pool)
+                .await?
+        };
+        Ok(Stored {
+            binding,
+            targets,
+            revisions,
+        })
+    }
+
+    /// Reserves the change's quota, then records it; the reservations made
+    /// are in `reservations`, for the caller to keep or release.
+    async fn reserve_and_record(
         &self,
-        id: Uuid,
-        r: &ApplyRequest,
-        objects: &Value,
-        placement: &Value,
-        replicas: u32,
-        per: Resources,
-        resilience: Resilience,
-        generation: i64,
-        exists: bool,
-        assignment: &[Assignment],
-        reserved: &[(String, Uuid, BTreeMap<String, String>)],
-        revisions: &Revisions<'_>,
+        desired: &Desired,
+        change: &Change,
+        reservations: &mut Reservations<'_>,
     ) -> Result<Binding> {
+        for quota in &change.quota {
+            reservations.reserve(quota).await.map_err(|e| match e {
+                Error::ResourceExhausted(m) => Error::ResourceExhausted(format!(
+                    "binding {} in cluster {}: {m}",
+                    desired.name.as_str(),
+                    quota.cluster
+                )),
+                other => other,
+            })?;
+        }
+        self.record(desired, change, reservations.held()).await
+    }
+
+    /// Records the change in one transaction: the binding, its targets (with
+    /// the reservations made for them), its new revision and pins, and
+    /// forgets the revisions no target runs any more.
+    async fn record(&self, desired: &Desired, change: &Change, reserved: &[Reservation]) -> Result<Binding> {
+        let id = change.id;
+        let generation = change.generation;
+        let resilience = desired.resilience;
+        let per = desired.per_replica;
+        let name = desired.name.as_str();
         let mut tx = self.pool.begin().await?;
-        let binding: Binding = if exists {
-            sqlx::query_as(
+        let binding: Binding = if change.create {
+            sqlx::query_as(concat!(
+                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton, failback, priority)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, name) DO NOTHING
+                 RETURNING ",
+                binding_columns!()
+            ))
+            .bind(id)
+            .bind(desired.tenant)
+            .bind(desired.project)
+            .bind(name)
+            .bind(sqlx::types::Json(&desired.objects))
+            .bind(sqlx::types::Json(&desired.placement_as_given))
+            .bind(desired.replicas as i32)
+            .bind(per.cpu_milli)
+            .bind(per.memory_milli)
+            .bind(resilience.tier.as_str())
+            .bind(resilience.toleration.as_millis() as i64)
+            .bind(resilience.singleton)
+            .bind(resilience.failback.as_str())
+            .bind(resilience.priority)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::Conflict(format!("binding {name} was created meanwhile; apply again")))?
+        } else {
+            sqlx::query_as(concat!(
                 "UPDATE bindings SET project_id = $2, objects = $3, placement = $4, replicas = $5, replica_cpu_milli = $6, replica_memory_milli = $7,
                         generation = $8, updated_at = now(), dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL,
                         failback = $12, priority = $13, revision = $14
                  WHERE id = $1 AND generation = $8 - 1 AND NOT deleted
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at",
-            )
+                 RETURNING ",
+                binding_columns!()
+            ))
             .bind(id)
-            .bind(r.project)
-            .bind(sqlx::types::Json(objects))
-            .bind(sqlx::types::Json(placement))
-            .bind(replicas as i32)
+            .bind(desired.project)
+            .bind(sqlx::types::Json(&desired.objects))
+            .bind(sqlx::types::Json(&desired.placement_as_given))
+            .bind(desired.replicas as i32)
             .bind(per.cpu_milli)
             .bind(per.memory_milli)
             .bind(generation)
@@ -987,36 +912,13 @@ impl<'a> Bindings<'a> {
             .bind(resilience.singleton)
             .bind(resilience.failback.as_str())
             .bind(resilience.priority)
-            .bind(revisions.newest)
+            .bind(change.revision)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| Error::Conflict(format!("binding {} changed meanwhile; apply again", r.name.as_str())))?
-        } else {
-            sqlx::query_as(
-                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton, failback, priority)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, name) DO NOTHING
-                 RETURNING id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at",
-            )
-            .bind(id)
-            .bind(r.tenant)
-            .bind(r.project)
-            .bind(r.name.as_str())
-            .bind(sqlx::types::Json(objects))
-            .bind(sqlx::types::Json(placement))
-            .bind(replicas as i32)
-            .bind(per.cpu_milli)
-            .bind(per.memory_milli)
-            .bind(resilience.tier.as_str())
-            .bind(resilience.toleration.as_millis() as i64)
-            .bind(resilience.singleton)
-            .bind(resilience.failback.as_str())
-            .bind(resilience.priority)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::Conflict(format!("binding {} was created meanwhile; apply again", r.name.as_str())))?
+            .ok_or_else(|| Error::Conflict(format!("binding {name} changed meanwhile; apply again")))?
         };
         // Clusters no longer assigned, or assigned another partition: their objects go.
-        let clusters: Vec<String> = assignment.iter().map(|a| a.cluster.clone()).collect();
+        let clusters: Vec<String> = change.targets.iter().map(|a| a.cluster.clone()).collect();
         sqlx::query(
             "UPDATE binding_targets SET removing = true, generation = $2, next_attempt_at = now(), failures = 0
              WHERE binding_id = $1 AND NOT (cluster = ANY($3))",
@@ -1027,22 +929,22 @@ impl<'a> Bindings<'a> {
         .execute(&mut *tx)
         .await?;
         // A pending reservation this replaces was never committed: released by the propagator with it.
-        write_targets(&mut tx, id, generation, assignment, reserved).await?;
-        if revisions.objects_changed {
+        write_targets(&mut tx, id, generation, &change.targets, reserved).await?;
+        if change.new_revision {
             sqlx::query(
                 "INSERT INTO binding_revisions (binding_id, revision, objects, replica_cpu_milli, replica_memory_milli) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (binding_id, revision) DO NOTHING",
             )
             .bind(id)
-            .bind(revisions.newest)
-            .bind(sqlx::types::Json(objects))
+            .bind(change.revision)
+            .bind(sqlx::types::Json(&desired.objects))
             .bind(per.cpu_milli)
             .bind(per.memory_milli)
             .execute(&mut *tx)
             .await?;
         }
         let (clusters, pins): (Vec<String>, Vec<Option<i64>>) =
-            revisions.pinned.iter().map(|(c, p)| (c.clone(), *p)).unzip();
+            change.pins.iter().map(|(c, p)| (c.clone(), *p)).unzip();
         sqlx::query(
             "UPDATE binding_targets t SET objects_revision = p.pin FROM unnest($2::text[], $3::bigint[]) AS p(cluster, pin)
              WHERE t.binding_id = $1 AND t.cluster = p.cluster",
@@ -1058,7 +960,7 @@ impl<'a> Bindings<'a> {
                AND NOT EXISTS (SELECT 1 FROM binding_targets t WHERE t.binding_id = r.binding_id AND t.objects_revision = r.revision)",
         )
         .bind(id)
-        .bind(revisions.newest)
+        .bind(change.revision)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1083,7 +985,7 @@ impl<'a> Bindings<'a> {
     /// # Errors
     /// NotFound when absent or of a tenant the caller cannot see.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<(Binding, Vec<Target>)> {
-        let b: Binding = sqlx::query_as("SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at FROM bindings WHERE id = $1")
+        let b: Binding = sqlx::query_as(concat!("SELECT ", binding_columns!(), " FROM bindings WHERE id = $1"))
             .bind(id)
             .fetch_optional(self.pool)
             .await?
@@ -1106,9 +1008,11 @@ impl<'a> Bindings<'a> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<Binding> = sqlx::query_as(
-            "SELECT id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
-        )
+        let rows: Vec<Binding> = sqlx::query_as(concat!(
+            "SELECT ",
+            binding_columns!(),
+            " FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        ))
         .bind(tenant)
         .bind(page.after)
         .bind(page.fetch())
@@ -1155,39 +1059,6 @@ impl<'a> Bindings<'a> {
     }
 }
 
-/// The revisions an apply records: the newest, whether this apply made it,
-/// and each assigned cluster's pin ([`pins`]).
-struct Revisions<'a> {
-    newest: i64,
-    objects_changed: bool,
-    pinned: &'a BTreeMap<String, Option<i64>>,
-}
-
-/// Which revision each cluster of `assignment` is held at after an apply
-/// whose objects are revision `newest`: a cluster named in `hold` that runs
-/// an older revision (`running`: cluster -> revision, live targets only)
-/// keeps it; every other cluster follows the newest (`None`). A held cluster
-/// that runs nothing of the binding yet has nothing to keep and takes the
-/// newest too, as does a held cluster already at the newest.
-pub fn pins(
-    assignment: &[Assignment],
-    hold: &BTreeSet<String>,
-    running: &BTreeMap<String, i64>,
-    newest: i64,
-) -> BTreeMap<String, Option<i64>> {
-    assignment
-        .iter()
-        .map(|a| {
-            let pin = if hold.contains(&a.cluster) {
-                running.get(&a.cluster).copied().filter(|r| *r != newest)
-            } else {
-                None
-            };
-            (a.cluster.clone(), pin)
-        })
-        .collect()
-}
-
 /// Records the targets `to` of generation `generation` (new ones, or
 /// reassigned ones brought back from removal), with the reservations made
 /// for them.
@@ -1199,10 +1070,10 @@ pub(crate) async fn write_targets(
     binding: Uuid,
     generation: i64,
     to: &[Assignment],
-    reserved: &[(String, Uuid, BTreeMap<String, String>)],
+    reserved: &[Reservation],
 ) -> Result<()> {
     for a in to {
-        let new = reserved.iter().find(|x| x.0 == a.cluster);
+        let new = reserved.iter().find(|r| r.cluster == a.cluster);
         sqlx::query(
             "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts, reservation_id)
              VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb), $8)
@@ -1218,8 +1089,8 @@ pub(crate) async fn write_targets(
         .bind(&a.namespace)
         .bind(a.replicas as i32)
         .bind(generation)
-        .bind(new.map(|x| sqlx::types::Json(x.2.clone())))
-        .bind(new.map(|x| x.1))
+        .bind(new.map(|r| sqlx::types::Json(&r.amounts)))
+        .bind(new.map(|r| r.id))
         .execute(&mut *tx)
         .await?;
     }
@@ -1286,31 +1157,6 @@ mod tests {
         assert_eq!(
             body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "redis.acme-web.svc",
             "a chart's .Release.Namespace becomes the partition's"
-        );
-    }
-
-    #[test]
-    fn held_clusters_keep_an_older_revision_and_everything_else_follows_the_newest() {
-        let at = |c: &str| Assignment {
-            cluster: c.into(),
-            partition_id: Uuid::nil(),
-            namespace: "ns".into(),
-            replicas: 1,
-        };
-        let assignment = [at("a"), at("b"), at("c"), at("new")];
-        let running: BTreeMap<String, i64> = [("a".to_string(), 1), ("b".to_string(), 1), ("c".to_string(), 2)].into();
-        let hold: BTreeSet<String> = ["b", "c", "new", "elsewhere"].map(String::from).into();
-        let pinned = pins(&assignment, &hold, &running, 2);
-        assert_eq!(pinned["a"], None, "not held: takes the newest");
-        assert_eq!(pinned["b"], Some(1), "held: keeps what it runs");
-        assert_eq!(pinned["c"], None, "held at the newest already: nothing to pin");
-        assert_eq!(pinned["new"], None, "runs nothing yet: nothing to keep");
-        assert!(!pinned.contains_key("elsewhere"), "only assigned clusters are pinned");
-        assert!(
-            pins(&assignment, &BTreeSet::new(), &running, 3)
-                .values()
-                .all(Option::is_none),
-            "no hold: every cluster on the newest"
         );
     }
 

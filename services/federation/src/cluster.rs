@@ -353,6 +353,38 @@ pub async fn list(pool: &PgPool, page: Page, data_centre: &str) -> Result<(Vec<C
     Ok(page.finish(rows.into_iter().map(Cluster::from).collect(), |c| c.id))
 }
 
+/// Replaces the settings of cluster `id_or_name`. Platform administrators
+/// only. Every binding target in the cluster is re-applied soon after, so
+/// new defaults reach existing objects and targets refused for a class the
+/// cluster now offers converge without waiting for their backoff.
+///
+/// # Errors
+/// Not an administrator, or no such cluster.
+pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &ClusterSettings) -> Result<Cluster> {
+    caller.require_platform_admin()?;
+    let id = Uuid::parse_str(id_or_name).ok();
+    let mut tx = pool.begin().await?;
+    let name: Option<String> = sqlx::query_scalar(
+        "UPDATE clusters SET storage_classes = $3, default_storage_class = $4, ingress_classes = $5, default_ingress_class = $6,
+                node_port_first = $7, node_port_last = $8
+         WHERE id = $1 OR ($1 IS NULL AND name = $2) RETURNING name",
+    )
+    .bind(id)
+    .bind(id_or_name)
+    .bind(sqlx::types::Json(&s.storage.offered))
+    .bind(s.storage.default.as_deref().unwrap_or_default())
+    .bind(sqlx::types::Json(&s.ingress.offered))
+    .bind(s.ingress.default.as_deref().unwrap_or_default())
+    .bind(i32::from(s.node_ports.first))
+    .bind(i32::from(s.node_ports.last))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let name = name.ok_or_else(|| Error::not_found("cluster", id_or_name))?;
+    sqlx::query("UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now() WHERE cluster = $1 AND NOT removing").bind(&name).execute(&mut *tx).await?;
+    tx.commit().await?;
+    get(pool, &name).await
+}
+
 /// Removes a cluster from the registry. Platform administrators only.
 ///
 /// # Errors

@@ -1,7 +1,7 @@
 //! Failover (R3): moving a binding's replicas off a cluster that is lost, and
 //! back once it returns, as persisted operations (`failovers`).
 //!
-//! Each binding has a DR tier, set beside its placement
+//! Each binding has a DR tier, set beside its placement ([`crate::resilience`])
 //! (`{"policy": {...}, "dr_tier": "auto-failover", "toleration_seconds": 10, "singleton": true}`):
 //! - `manual` (the default, today's behaviour): nothing moves until an
 //!   operator triggers a failover ([`trigger_failover`]);
@@ -73,10 +73,13 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::binding::plan::Quota;
+use crate::binding::reservation::Reservations;
 use crate::binding::{self, Admission, Bindings};
 use crate::credentials::Clients;
 use crate::lease::{self, Lease};
 use crate::placement::{self, Assignment, Demand, Placement, Resources};
+use crate::resilience::{DrTier, Resilience};
 
 /// Every state an operation enters (opened as `pending`).
 pub const FAILOVER_CHANGED: kernel::event::EventType =
@@ -84,152 +87,9 @@ pub const FAILOVER_CHANGED: kernel::event::EventType =
 
 /// Names the failover reconciler's lease.
 pub const LEASE: &str = "binding-failover";
-/// The toleration when a binding does not set one: how long a cluster may
-/// be out of Ready before its replicas move (R3's default).
-pub const DEFAULT_TOLERATION: Duration = Duration::from_secs(10);
 /// How long after a failed automatic failover the next attempt for the same
 /// outage is made (quota may have been freed meanwhile).
 pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
-
-/// A binding's disaster-recovery tier.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DrTier {
-    /// Replicas kept across clusters; lost ones re-placed on the survivors.
-    ActiveActive,
-    /// Moved by the placement to healthy clusters after the toleration.
-    AutoFailover,
-    /// Moved only when an operator triggers it.
-    #[default]
-    Manual,
-}
-
-impl DrTier {
-    /// The stored and API name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::ActiveActive => "active-active",
-            Self::AutoFailover => "auto-failover",
-            Self::Manual => "manual",
-        }
-    }
-}
-
-/// Whether a binding's replicas return to their recovered cluster by themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Failback {
-    /// Once the cluster has been Ready for the stabilisation period.
-    Automatic,
-    /// Only when an operator triggers it ([`trigger_failback`]).
-    Manual,
-}
-
-impl Failback {
-    /// The stored and API name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Automatic => "automatic",
-            Self::Manual => "manual",
-        }
-    }
-
-    /// The tier's default: the tiers that fail over by themselves come back by themselves.
-    pub fn default_for(tier: DrTier) -> Self {
-        match tier {
-            DrTier::ActiveActive | DrTier::AutoFailover => Self::Automatic,
-            DrTier::Manual => Self::Manual,
-        }
-    }
-}
-
-/// A binding's failover settings, given beside its placement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resilience {
-    /// The tier.
-    pub tier: DrTier,
-    /// How long a cluster may be out of Ready before replicas move; for a
-    /// singleton also how long it must be out of contact (fencing).
-    pub toleration: Duration,
-    /// Never two copies at once.
-    pub singleton: bool,
-    /// Whether replicas come back by themselves after a failover.
-    pub failback: Failback,
-    /// Order of automatic failbacks: higher first (then by tier).
-    pub priority: i32,
-}
-
-impl Default for Resilience {
-    fn default() -> Self {
-        Self {
-            tier: DrTier::Manual,
-            toleration: DEFAULT_TOLERATION,
-            singleton: false,
-            failback: Failback::Manual,
-            priority: 0,
-        }
-    }
-}
-
-/// Takes `key` out of `map` and reads it, naming `placement.<key>` when it is malformed.
-fn take<T: serde::de::DeserializeOwned>(map: &mut serde_json::Map<String, Value>, key: &str) -> Result<Option<T>> {
-    map.remove(key)
-        .map(|v| serde_json::from_value(v).map_err(|e| Error::invalid(format!("placement.{key}"), e.to_string())))
-        .transpose()
-}
-
-impl Resilience {
-    /// Takes `dr_tier`, `toleration_seconds`, `singleton`, `failback` and
-    /// `priority` out of a placement object, leaving the placement proper.
-    ///
-    /// # Errors
-    /// InvalidArgument naming the field.
-    pub fn split(placement: &mut Value) -> Result<Self> {
-        let Some(map) = placement.as_object_mut() else {
-            return Ok(Self::default());
-        };
-        let tier: DrTier = take(map, "dr_tier")?.unwrap_or_default();
-        let toleration = match take::<f64>(map, "toleration_seconds")? {
-            None => DEFAULT_TOLERATION,
-            Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
-            Some(_) => {
-                return Err(Error::invalid(
-                    "placement.toleration_seconds",
-                    "must be between 0 and 86400",
-                ));
-            }
-        };
-        let singleton = take(map, "singleton")?.unwrap_or(false);
-        let failback = take(map, "failback")?.unwrap_or(Failback::default_for(tier));
-        let priority: i32 = take(map, "priority")?.unwrap_or(0);
-        if !(-1000..=1000).contains(&priority) {
-            return Err(Error::invalid("placement.priority", "must be between -1000 and 1000"));
-        }
-        Ok(Self {
-            tier,
-            toleration,
-            singleton,
-            failback,
-            priority,
-        })
-    }
-
-    /// Reads a stored tier (the failback settings are read where they are used).
-    pub fn from_stored(tier: &str, toleration_ms: i64, singleton: bool) -> Self {
-        let tier = match tier {
-            "active-active" => DrTier::ActiveActive,
-            "auto-failover" => DrTier::AutoFailover,
-            _ => DrTier::Manual,
-        };
-        Self {
-            tier,
-            toleration: Duration::from_millis(toleration_ms.max(0) as u64),
-            singleton,
-            failback: Failback::default_for(tier),
-            priority: 0,
-        }
-    }
-}
 
 /// One step of an operation and when it was taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -543,11 +403,11 @@ impl Reconciler {
         let live = self.live_targets(b.id).await?;
         let current: Vec<Assignment> = live.iter().map(as_assignment).collect();
         if op.kind == "failback" {
-            let (condition,): (String,) = sqlx::query_as("SELECT condition FROM clusters WHERE name = $1")
+            let condition: String = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1")
                 .bind(&op.from_cluster)
                 .fetch_optional(&self.pool)
                 .await?
-                .unwrap_or(("Deregistered".into(),));
+                .unwrap_or_else(|| "Deregistered".into());
             if condition != "Ready" {
                 return self
                     .fail(op, &format!("cluster {} is {condition}", op.from_cluster))
@@ -910,42 +770,37 @@ impl Reconciler {
     async fn apply(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
         let to = &op.to_targets.0;
         let objects = binding::parse_objects(&b.objects.0.to_string())?;
-        let (per, pods) = binding::per_replica(&objects)?;
+        let requests = binding::per_replica(&objects)?;
         let live = self.live_targets(b.id).await?;
-        let mut reserved: Vec<(String, Uuid, BTreeMap<String, String>)> = Vec::new();
+        let mut reservations = Reservations::new(&*self.admission);
         for a in to {
-            let want = binding::amounts(per, pods, a.replicas);
             let held = live
                 .iter()
                 .find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id)
                 .map(|t| &t.amounts.0);
-            if want.is_empty() || held == Some(&want) {
-                continue;
-            }
             let key = format!("{}:{}:{}", op.kind, op.id, a.cluster);
-            let r = if op.kind == "failover" {
-                self.admission.reserve_for_failover(a.partition_id, &want, &key).await
-            } else {
-                self.admission.reserve(a.partition_id, &want, &key).await
+            let Some(quota) = Quota::needed(a, requests, held, key) else {
+                continue;
             };
-            match r {
-                Ok(id) => reserved.push((a.cluster.clone(), id, want)),
-                Err(e) => {
-                    for (_, id, _) in &reserved {
-                        if let Err(e) = self.admission.release(*id).await {
-                            tracing::warn!(reservation = %id, error = %e, "reservation not released; it expires");
-                        }
+            let reserved = if op.kind == "failover" {
+                reservations.reserve_for_failover(&quota).await
+            } else {
+                reservations.reserve(&quota).await
+            };
+            if let Err(e) = reserved {
+                reservations.release().await;
+                return match e {
+                    Error::ResourceExhausted(m) => {
+                        self.fail(op, &format!("quota refused in cluster {}: {m}", a.cluster))
+                            .await
                     }
-                    return match e {
-                        Error::ResourceExhausted(m) => {
-                            self.fail(op, &format!("quota refused in cluster {}: {m}", a.cluster))
-                                .await
-                        }
-                        other => Err(other),
-                    };
-                }
+                    other => Err(other),
+                };
             }
         }
+        // Kept from here on, even if writing the targets fails: a retry reserves
+        // under the same keys, which tenancy answers with the same reservations.
+        let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
         let still = sqlx::query("UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'placing'")
             .bind(op.id)
@@ -990,33 +845,30 @@ impl Reconciler {
         if !ready {
             return Ok(());
         }
-        let mut reserved = Vec::new();
+        let mut reservations = Reservations::new(&*self.admission);
         if op.kind == "failback" {
             // Back to the assignment before the failover: lowered targets need their smaller amounts reserved.
             let objects = binding::parse_objects(&b.objects.0.to_string())?;
-            let (per, pods) = binding::per_replica(&objects)?;
+            let requests = binding::per_replica(&objects)?;
             let live = self.live_targets(b.id).await?;
             for a in &op.previous.0 {
-                let want = binding::amounts(per, pods, a.replicas);
                 let held = live
                     .iter()
                     .find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id)
                     .map(|t| &t.amounts.0);
-                if want.is_empty() || held == Some(&want) {
-                    continue;
-                }
                 let key = format!("failback-final:{}:{}", op.id, a.cluster);
-                match self.admission.reserve(a.partition_id, &want, &key).await {
-                    Ok(id) => reserved.push((a.cluster.clone(), id, want)),
-                    Err(e) => {
-                        for (_, id, _) in &reserved {
-                            let _ = self.admission.release(*id).await;
-                        }
-                        return Err(e);
-                    }
+                let Some(quota) = Quota::needed(a, requests, held, key) else {
+                    continue;
+                };
+                if let Err(e) = reservations.reserve(&quota).await {
+                    reservations.release().await;
+                    return Err(e);
                 }
             }
         }
+        // Kept from here on, even if writing the targets fails: a retry reserves
+        // under the same keys, which tenancy answers with the same reservations.
+        let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'applied'",
@@ -1058,26 +910,24 @@ async fn next_generation(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
 
 /// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
 async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
-    type Row = (Uuid, Uuid, String, String, String, Vec<String>, String, String);
-    let row: Option<Row> =
-        sqlx::query_as("SELECT binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason FROM failovers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((binding, tenant, kind, trigger, from_cluster, to_clusters, state, reason)) = row else {
+    let op: Option<Operation> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM failovers WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(op) = op else {
         return Ok(());
     };
     let event = paas_proto::v1::FailoverChanged {
         id: id.to_string(),
-        binding_id: binding.to_string(),
-        kind,
-        trigger,
-        from_cluster,
-        to_clusters,
-        state,
-        reason,
+        binding_id: op.binding_id.to_string(),
+        kind: op.kind,
+        trigger: op.trigger,
+        from_cluster: op.from_cluster,
+        to_clusters: op.to_clusters,
+        state: op.state,
+        reason: op.reason,
     };
-    kernel::outbox::record(tx, FAILOVER_CHANGED, Some(tenant), &event).await?;
+    kernel::outbox::record(tx, FAILOVER_CHANGED, Some(op.tenant_id), &event).await?;
     Ok(())
 }
 
@@ -1137,17 +987,17 @@ async fn remove_others(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i
     Ok(())
 }
 
-async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<(Uuid, bool)> {
-    let row: Option<(Uuid, bool)> =
-        sqlx::query_as("SELECT tenant_id, singleton FROM bindings WHERE id = $1 AND NOT deleted")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let row = row
-        .filter(|r| caller.can_see(r.0))
+/// The tenant of binding `id`, which the caller may fail over.
+async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<Uuid> {
+    let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM bindings WHERE id = $1 AND NOT deleted")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    let tenant = tenant
+        .filter(|t| caller.can_see(*t))
         .ok_or_else(|| Error::not_found("binding", id))?;
-    caller.require(row.0, Role::Operator, "binding", id)?;
-    Ok(row)
+    caller.require(tenant, Role::Operator, "binding", id)?;
+    Ok(tenant)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1185,6 +1035,23 @@ async fn open(
     Ok(op)
 }
 
+/// A live target's cluster and its condition.
+#[derive(sqlx::FromRow)]
+struct TargetCluster {
+    cluster: String,
+    /// `Deregistered` when the cluster is gone.
+    condition: String,
+    not_ready_since: Option<DateTime<Utc>>,
+}
+
+/// The last operation that ended available.
+#[derive(sqlx::FromRow)]
+struct Finished {
+    kind: String,
+    from_cluster: String,
+    previous: sqlx::types::Json<Vec<Assignment>>,
+}
+
 /// An operator's failover of `binding` off `from` (default: its first
 /// cluster out of Ready). The reconciler carries it out; a singleton's copy
 /// in `from` is stopped (or its lease expires) before the new one is written.
@@ -1193,9 +1060,9 @@ async fn open(
 /// NotFound (binding or cluster), PermissionDenied below operator,
 /// FailedPrecondition (nothing to move), Conflict (an operation is open).
 pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, from: Option<&str>) -> Result<Operation> {
-    let (tenant, _) = visible_binding(pool, caller, binding).await?;
-    let live: Vec<(String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered'), c.not_ready_since FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
+    let tenant = visible_binding(pool, caller, binding).await?;
+    let live: Vec<TargetCluster> = sqlx::query_as(
+        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered') AS condition, c.not_ready_since FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
          WHERE t.binding_id = $1 AND NOT t.removing ORDER BY t.cluster",
     )
     .bind(binding)
@@ -1204,9 +1071,9 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
     let chosen = match from {
         Some(name) => live
             .iter()
-            .find(|t| t.0 == name)
+            .find(|t| t.cluster == name)
             .ok_or_else(|| Error::invalid("from_cluster", format!("the binding has no replicas in {name}")))?,
-        None => live.iter().find(|t| t.1 != "Ready").ok_or_else(|| {
+        None => live.iter().find(|t| t.condition != "Ready").ok_or_else(|| {
             Error::FailedPrecondition("every cluster of the binding is Ready; name from_cluster".into())
         })?,
     };
@@ -1216,9 +1083,9 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
         binding,
         tenant,
         "failover",
-        &chosen.0,
+        &chosen.cluster,
         &[],
-        chosen.2,
+        chosen.not_ready_since,
     )
     .await
 }
@@ -1230,18 +1097,22 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
 /// NotFound, PermissionDenied below operator, FailedPrecondition (no
 /// completed failover, or the cluster is not Ready), Conflict (one is open).
 pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> Result<Operation> {
-    let (tenant, _) = visible_binding(pool, caller, binding).await?;
-    let last: Option<(String, String, sqlx::types::Json<Vec<Assignment>>)> =
+    let tenant = visible_binding(pool, caller, binding).await?;
+    let last: Option<Finished> =
         sqlx::query_as("SELECT kind, from_cluster, previous FROM failovers WHERE binding_id = $1 AND state = 'available' ORDER BY created_at DESC LIMIT 1")
             .bind(binding)
             .fetch_optional(pool)
             .await?;
-    let Some((kind, cluster, previous)) = last.filter(|l| l.0 == "failover") else {
+    let Some(Finished {
+        from_cluster: cluster,
+        previous,
+        ..
+    }) = last.filter(|l| l.kind == "failover")
+    else {
         return Err(Error::FailedPrecondition(
             "the binding has no completed failover to undo".into(),
         ));
     };
-    debug_assert_eq!(kind, "failover");
     let condition: Option<String> = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1")
         .bind(&cluster)
         .fetch_optional(pool)
@@ -1294,8 +1165,6 @@ pub async fn list(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     fn a(cluster: &str, replicas: u32) -> Assignment {
@@ -1305,52 +1174,6 @@ mod tests {
             namespace: "ns".into(),
             replicas,
         }
-    }
-
-    #[test]
-    fn dr_settings_are_taken_out_of_the_placement_with_defaults() {
-        let mut p = json!({"policy": {}, "dr_tier": "auto-failover", "toleration_seconds": 2.5, "singleton": true});
-        let r = Resilience::split(&mut p).unwrap();
-        assert_eq!(
-            r,
-            Resilience {
-                tier: DrTier::AutoFailover,
-                toleration: Duration::from_millis(2500),
-                singleton: true,
-                failback: Failback::Automatic,
-                priority: 0
-            }
-        );
-        assert_eq!(p, json!({"policy": {}}));
-        let mut plain = json!({"explicit": []});
-        assert_eq!(Resilience::split(&mut plain).unwrap(), Resilience::default());
-        assert_eq!(Resilience::default().tier, DrTier::Manual);
-        let mut bad = json!({"policy": {}, "dr_tier": "sometimes"});
-        assert_eq!(
-            Resilience::split(&mut bad).unwrap_err().field(),
-            Some("placement.dr_tier")
-        );
-        let mut negative = json!({"policy": {}, "toleration_seconds": -1});
-        assert_eq!(
-            Resilience::split(&mut negative).unwrap_err().field(),
-            Some("placement.toleration_seconds")
-        );
-        // Failback follows the tier unless given; priority orders automatic failbacks.
-        let mut manual_back = json!({"policy": {}, "dr_tier": "active-active", "failback": "manual", "priority": 7});
-        let r = Resilience::split(&mut manual_back).unwrap();
-        assert_eq!((r.failback, r.priority), (Failback::Manual, 7));
-        let mut manual_tier = json!({"policy": {}, "dr_tier": "manual"});
-        assert_eq!(Resilience::split(&mut manual_tier).unwrap().failback, Failback::Manual);
-        let mut bad_failback = json!({"policy": {}, "dr_tier": "auto-failover", "failback": "sometimes"});
-        assert_eq!(
-            Resilience::split(&mut bad_failback).unwrap_err().field(),
-            Some("placement.failback")
-        );
-        let mut bad_priority = json!({"policy": {}, "priority": 5000});
-        assert_eq!(
-            Resilience::split(&mut bad_priority).unwrap_err().field(),
-            Some("placement.priority")
-        );
     }
 
     #[test]

@@ -13,9 +13,10 @@ use tonic::{Request, Response, Status};
 
 use crate::binding::{self, Admission, Bindings};
 use crate::cluster::{self, Cluster, Environment, NetworkDomain, NewCluster};
-use crate::cluster_settings::{self, ClusterSettings};
+use crate::cluster_settings::ClusterSettings;
+use crate::data_centre;
 use crate::failover;
-use crate::health::{self, Condition};
+use crate::health::Condition;
 use crate::known_tenant;
 use crate::pull_secret::{self, NewPullSecret, PullSecret};
 use crate::settings::SecretKey;
@@ -329,7 +330,7 @@ impl FederationService for Federation {
         }
         let settings = ClusterSettings::parse("", r.settings)?;
         Ok(Response::new(to_pb(
-            cluster_settings::set(self.pool(), &caller, id, &settings).await?,
+            cluster::set_settings(self.pool(), &caller, id, &settings).await?,
         )))
     }
 
@@ -405,7 +406,7 @@ impl FederationService for Federation {
         request: Request<pb::ListDataCentresRequest>,
     ) -> Result<Response<pb::ListDataCentresResponse>, Status> {
         caller(&request)?.require_platform_admin()?;
-        let dcs = health::data_centres(self.pool()).await?;
+        let dcs = data_centre::data_centres(self.pool()).await?;
         Ok(Response::new(pb::ListDataCentresResponse {
             data_centres: dcs
                 .into_iter()

@@ -10,6 +10,7 @@ pub mod binding;
 pub mod cluster;
 pub mod cluster_settings;
 pub mod credentials;
+pub mod data_centre;
 
 pub mod failback;
 pub mod failover;
@@ -23,6 +24,7 @@ pub mod placement;
 pub mod pod;
 pub mod propagation;
 pub mod pull_secret;
+pub mod resilience;
 pub mod settings;
 pub mod status;
 pub mod watch;

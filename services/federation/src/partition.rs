@@ -405,8 +405,10 @@ impl Reconciler {
             )
             .await
             .map_err(fail)?;
+        // Every pull secret written here before, some perhaps no longer wanted.
+        let selector = format!("{}=true,{OWNED_LABEL}=paas", pull_secret::PULL_SECRET_LABEL);
         let written = secrets
-            .list(&kube::api::ListParams::default().labels(&pull_secret::selector()))
+            .list(&kube::api::ListParams::default().labels(&selector))
             .await
             .map_err(fail)?;
         for s in written.items {

@@ -21,7 +21,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::credentials;
-use crate::partition::OWNED_LABEL;
 use crate::settings::{Registry, SecretKey};
 
 /// Label on every pull secret federation writes, so removed ones are found.
@@ -277,11 +276,6 @@ pub fn service_account(namespace: &str, secrets: &[String]) -> Value {
     json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace}, "imagePullSecrets": names})
 }
 
-/// The selector of the Secrets federation wrote as pull secrets.
-pub fn selector() -> String {
-    format!("{PULL_SECRET_LABEL}=true,{OWNED_LABEL}=paas")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +326,7 @@ mod tests {
         let s = secret_object(
             "acme-web",
             "paas-pull-harbor",
-            &json!({OWNED_LABEL: "paas"}),
+            &json!({"paas.io/managed-by": "paas"}),
             "harbor.example",
             "robot",
             "s3cret",

@@ -113,7 +113,7 @@ async fn a_data_centre_losing_every_cluster_is_one_event_and_its_return_another(
     let state = |name: &'static str| {
         let pool = fed.pool().clone();
         async move {
-            federation::health::data_centres(&pool)
+            federation::data_centre::data_centres(&pool)
                 .await
                 .unwrap()
                 .into_iter()

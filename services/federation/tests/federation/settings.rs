@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use federation::binding::Bindings;
-use federation::cluster_settings::{self, ClusterSettings};
+use federation::cluster_settings::ClusterSettings;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -32,7 +32,7 @@ fn classes(storage: &[&str], default_storage: &str, ingress: &[&str], default_in
 
 async fn set(fed: &Fed, cluster: &str, s: pb::ClusterSettings) {
     let parsed = ClusterSettings::parse("", Some(s)).unwrap();
-    cluster_settings::set(fed.pool(), &Caller::platform_admin("t"), cluster, &parsed)
+    federation::cluster::set_settings(fed.pool(), &Caller::platform_admin("t"), cluster, &parsed)
         .await
         .unwrap();
 }
@@ -214,7 +214,7 @@ async fn settings_given_at_registration_are_stored_and_bad_ones_name_their_field
             role: kernel::caller::Role::TenantAdmin,
         }],
     );
-    let denied = cluster_settings::set(fed.pool(), &tenant_admin, c.name(), &ClusterSettings::default())
+    let denied = federation::cluster::set_settings(fed.pool(), &tenant_admin, c.name(), &ClusterSettings::default())
         .await
         .unwrap_err();
     assert!(matches!(denied, kernel::Error::PermissionDenied(_)), "{denied:?}");
