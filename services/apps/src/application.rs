@@ -4,7 +4,7 @@
 //! later change (upgrade, rollback) is a new numbered release, kept with who
 //! made it and when. A release into production waits for a tenant
 //! administrator's approval. What a release does in the clusters is driven
-//! by [`crate::release::Driver`].
+//! by [`crate::driver::Driver`].
 //!
 //! Each service of an application becomes one federation binding, named like
 //! the service's objects; federation reserves the binding's quota in tenancy

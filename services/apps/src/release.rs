@@ -87,7 +87,7 @@ impl Release {
     }
 
     /// Gray: the waves, once the rollout has fixed them.
-    pub fn gray_waves(&self) -> Option<Vec<crate::release::GrayWave>> {
+    pub fn gray_waves(&self) -> Option<Vec<GrayWave>> {
         self.gray_waves
             .as_ref()
             .and_then(|w| serde_json::from_value(w.clone()).ok())
