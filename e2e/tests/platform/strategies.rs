@@ -662,13 +662,13 @@ async fn release_drivers(
     let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
     let channel = kernel::grpc::channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)).unwrap();
     let federation =
-        apps::application::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
+        apps::federation::Federation::new(channel, kernel::caller::CallerKey::new(w.p.settings.caller_key.clone()));
     move |stop| {
-        let pacing = apps::release::Pacing {
+        let pacing = apps::driver::Pacing {
             poll: Duration::from_millis(100),
             deadline: Duration::from_secs(60),
         };
-        let driver = apps::release::Driver::new(
+        let driver = apps::driver::Driver::new(
             pool.clone(),
             federation.clone(),
             Arc::new(tokio::sync::Notify::new()),

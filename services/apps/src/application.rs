@@ -4,7 +4,7 @@
 //! later change (upgrade, rollback) is a new numbered release, kept with who
 //! made it and when. A release into production waits for a tenant
 //! administrator's approval. What a release does in the clusters is driven
-//! by [`crate::release::Driver`].
+//! by [`crate::driver::Driver`].
 //!
 //! Each service of an application becomes one federation binding, named like
 //! the service's objects; federation reserves the binding's quota in tenancy
@@ -15,19 +15,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use kernel::caller::{Caller, Role};
 use kernel::event::EventType;
-use kernel::grpc::Outgoing;
 use kernel::name::DnsLabel;
 use kernel::outbox::{self, Outbox};
 use kernel::page::Page;
 use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
-use paas_proto::v1::federation_service_client::FederationServiceClient;
 use serde_json::{Value, json};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
+use crate::federation::{self, Federation, FederationClient};
 use crate::node_port;
+use crate::release::{Release, View, release_columns, service_objects};
 use crate::render::{Release as RenderRelease, SERVICE_LABEL, object_name, render};
 use crate::strategy::Strategy;
 use crate::traffic;
@@ -71,99 +69,11 @@ pub struct Application {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A release as stored.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct Release {
-    /// Its id.
-    pub id: Uuid,
-    /// Its application.
-    pub application_id: Uuid,
-    /// The application's tenant.
-    pub tenant_id: Uuid,
-    /// 1, 2, ... per application.
-    pub number: i32,
-    /// What it deploys.
-    pub template_version_id: Uuid,
-    /// With these parameters.
-    pub parameters: Value,
-    /// Where.
-    pub placement: Value,
-    /// How.
-    pub strategy: Value,
-    /// The rendered objects: service -> [object].
-    pub objects: Value,
-    /// Services in deploy order.
-    pub waves: Value,
-    /// awaiting-approval, deploying, succeeded, failed, superseded, cancelled.
-    pub state: String,
-    /// The wave being deployed.
-    pub wave: i32,
-    /// The last wave whose bindings were applied.
-    pub applied_wave: i32,
-    /// Why it failed, or what it is waiting for.
-    pub message: String,
-    /// The release it returns to, for a rollback.
-    pub rollback_of: Option<i32>,
-    /// Who made it.
-    pub created_by: String,
-    /// Who approved it (production).
-    pub approved_by: Option<String>,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-    /// When the driver started it.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When it ended.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Its slot (`blue`, `green`) for a slotted strategy.
-    pub slot: Option<String>,
-    /// The release it replaces (the current one when it was made).
-    pub replaces: Option<i32>,
-    /// rollout, traffic, waiting, finishing, aborting, done.
-    pub phase: String,
-    /// Canary: the step being applied.
-    pub step: i32,
-    /// The last phase/step whose objects were applied.
-    pub applied: String,
-    /// Percent of requests the new version serves.
-    pub traffic: i32,
-    /// Canary: the current step holds until then.
-    pub hold_until: Option<DateTime<Utc>>,
-    /// When the current phase began.
-    pub phase_started_at: Option<DateTime<Utc>>,
-    /// Gray: the waves, fixed when the rollout started.
-    pub gray_waves: Option<Value>,
-}
-
-impl Release {
-    /// The stored strategy.
-    pub fn strategy(&self) -> Strategy {
-        serde_json::from_value(self.strategy.clone()).unwrap_or_default()
-    }
-
-    /// The services in deploy order.
-    pub fn waves(&self) -> Vec<Vec<String>> {
-        serde_json::from_value(self.waves.clone()).unwrap_or_default()
-    }
-
-    /// Gray: the waves, once the rollout has fixed them.
-    pub fn gray_waves(&self) -> Option<Vec<crate::release::GrayWave>> {
-        self.gray_waves
-            .as_ref()
-            .and_then(|w| serde_json::from_value(w.clone()).ok())
-    }
-}
-
 macro_rules! app_columns {
     () => {
         "id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings, created_by, created_at, updated_at"
     };
 }
-macro_rules! release_columns {
-    () => {
-        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic, hold_until, phase_started_at, gray_waves"
-    };
-}
-pub(crate) use release_columns;
 
 /// A change of a service's replica count.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -247,130 +157,45 @@ pub fn parse_parameters(text: &str) -> Result<BTreeMap<String, Value>> {
     }
 }
 
-/// Parses a placement document far enough to know it is one; federation
-/// checks the rest when it places.
+/// The workload kinds whose replicas a scale sets.
+const WORKLOADS: [&str; 2] = ["Deployment", "StatefulSet"];
+
+/// Applies one service of `app` as its federation binding, placed as
+/// `release` is; `replicas` overrides the spec's (scaling); the clusters in
+/// `hold` keep the objects they run (a gray release's later waves).
 ///
 /// # Errors
-/// Names `placement`.
-pub fn parse_placement(text: &str) -> Result<Value> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Error::invalid("placement", format!("is not JSON: {e}")))?;
-    match value.as_object() {
-        Some(o) if o.len() == 1 && (o.contains_key("explicit") || o.contains_key("policy")) => Ok(value),
-        _ => Err(Error::invalid(
-            "placement",
-            "must be {\"explicit\": [...]} or {\"policy\": {...}}",
-        )),
-    }
-}
-
-/// The federation client type.
-pub type FederationClient = FederationServiceClient<InterceptedService<Channel, Outgoing>>;
-
-/// Deletes federation binding `id` (its objects leave every cluster); one
-/// already gone is done.
-///
-/// # Errors
-/// Federation did not take the deletion.
-pub async fn delete_binding(federation: &mut FederationClient, id: &str) -> Result<()> {
-    match federation
-        .delete_binding(pb::DeleteBindingRequest { id: id.to_string() })
-        .await
+/// Federation refuses (quota, placement: the message says why) or is
+/// unreachable ([`Error::Unavailable`]).
+pub async fn apply_service(
+    federation: &mut FederationClient,
+    app: &Application,
+    release: &Release,
+    service: &str,
+    objects: &Value,
+    replicas: Option<u32>,
+    hold: &[String],
+) -> Result<pb::Binding> {
+    let mut objects = objects.clone();
+    if let Some(n) = replicas
+        && let Some(list) = objects.as_array_mut()
     {
-        Ok(_) => Ok(()),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-        Err(s) => Err(Error::Unavailable(format!(
-            "federation did not take the deletion: {}",
-            s.message()
-        ))),
-    }
-}
-
-/// Reaches federation as the apps service.
-#[derive(Clone)]
-pub struct Federation {
-    channel: Channel,
-    key: kernel::caller::CallerKey,
-}
-
-impl Federation {
-    /// Federation at `channel`, calls signed with `key`.
-    pub fn new(channel: Channel, key: kernel::caller::CallerKey) -> Self {
-        Self { channel, key }
-    }
-
-    /// A client acting as the apps service.
-    pub fn client(&self) -> FederationClient {
-        FederationServiceClient::with_interceptor(
-            self.channel.clone(),
-            Outgoing::new(&self.key, &Caller::service(crate::NAME)),
-        )
-    }
-
-    /// The NodePort ranges of the clusters `placement` may put the
-    /// application on: the named ones of an explicit placement, every
-    /// registered cluster for a policy (it may place, and fail over,
-    /// anywhere). Clusters federation does not know are left to its own
-    /// placement check.
-    ///
-    /// # Errors
-    /// Federation cannot be asked.
-    pub async fn node_port_ranges(&self, placement: &Value) -> Result<Vec<node_port::ClusterRange>> {
-        let unavailable = |s: tonic::Status| {
-            Error::Unavailable(format!(
-                "federation did not give the clusters' NodePort ranges: {}",
-                s.message()
-            ))
-        };
-        let mut client = self.client();
-        let mut clusters = Vec::new();
-        if let Some(targets) = placement["explicit"].as_array() {
-            let mut names: Vec<&str> = targets.iter().filter_map(|t| t["cluster"].as_str()).collect();
-            names.sort_unstable();
-            names.dedup();
-            for name in names {
-                match client.get_cluster(pb::GetClusterRequest { id: name.to_string() }).await {
-                    Ok(c) => clusters.push(c.into_inner()),
-                    Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {}
-                    Err(s) => return Err(unavailable(s)),
-                }
-            }
-        } else {
-            let mut cursor = String::new();
-            loop {
-                let page = client
-                    .list_clusters(pb::ListClustersRequest {
-                        page: Some(pb::PageRequest { limit: 500, cursor }),
-                        data_centre: String::new(),
-                    })
-                    .await
-                    .map_err(unavailable)?
-                    .into_inner();
-                clusters.extend(page.clusters);
-                cursor = page.page.map(|p| p.next_cursor).unwrap_or_default();
-                if cursor.is_empty() {
-                    break;
-                }
-            }
+        for o in list.iter_mut().filter(|o| {
+            WORKLOADS.contains(&o["kind"].as_str().unwrap_or_default()) && o["spec"].get("replicas").is_some()
+        }) {
+            o["spec"]["replicas"] = json!(n);
         }
-        Ok(clusters
-            .into_iter()
-            .map(|c| {
-                let s = c.settings.unwrap_or_default();
-                let (first, last) = (
-                    u16::try_from(s.node_port_first).unwrap_or(0),
-                    u16::try_from(s.node_port_last).unwrap_or(0),
-                );
-                // A federation older than cluster settings sends none: Kubernetes' default.
-                let ports = if first == 0 || last == 0 {
-                    node_port::POOL
-                } else {
-                    first..=last
-                };
-                node_port::ClusterRange { cluster: c.name, ports }
-            })
-            .collect())
     }
+    let request = pb::ApplyBindingRequest {
+        tenant_id: app.tenant_id.to_string(),
+        project_id: app.project_id.map(|p| p.to_string()).unwrap_or_default(),
+        name: object_name(&app.name, service)?,
+        objects_json: objects.to_string(),
+        placement_json: release.placement.to_string(),
+        replicas: replicas.unwrap_or(0),
+        hold: hold.to_vec(),
+    };
+    federation::apply_binding(federation, request, service).await
 }
 
 /// Applications in the apps schema.
@@ -1056,10 +881,7 @@ impl Applications {
     /// # Errors
     /// The release's objects do not make a layout (a bug).
     pub(crate) fn final_objects(&self, release: &Release, service: &str) -> Result<Value> {
-        Ok(
-            crate::release::service_objects(release, None, service, crate::release::View::Final, &self.gateway)?
-                .unwrap_or(Value::Array(Vec::new())),
-        )
+        Ok(service_objects(release, None, service, View::Final, &self.gateway)?.unwrap_or(Value::Array(Vec::new())))
     }
 
     /// Sets one service's replicas (divided over its clusters by the
@@ -1094,7 +916,7 @@ impl Applications {
             return Err(Error::invalid("replicas", "must be at least 1"));
         }
         let mut federation = self.federation.client();
-        crate::release::apply_service(&mut federation, &app, &release, service, &objects, Some(replicas)).await?;
+        apply_service(&mut federation, &app, &release, service, &objects, Some(replicas), &[]).await?;
         let mut tx = self.outbox.pool().begin().await?;
         let updated: Application = sqlx::query_as(concat!(
             "UPDATE applications SET replicas = replicas || jsonb_build_object($2::text, $3::int), updated_at = now() WHERE id = $1 RETURNING ",
@@ -1160,7 +982,7 @@ impl Applications {
             })
             .unwrap_or_default()
         {
-            delete_binding(&mut federation, &binding).await?;
+            federation::delete_binding(&mut federation, &binding).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
         sqlx::query("DELETE FROM applications WHERE id = $1 AND tenant_id = $2")

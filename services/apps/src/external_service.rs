@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::application::Federation;
+use crate::federation::{self, Federation};
 
 /// `apps.external_service.registered`
 pub const REGISTERED: EventType = EventType::new("apps", "external_service", "registered");
@@ -266,7 +266,7 @@ impl Definition {
         Ok(Self {
             target,
             ports,
-            placement: crate::application::parse_placement(placement)?,
+            placement: federation::parse_placement(placement)?,
             description: description.to_string(),
         })
     }
@@ -560,7 +560,7 @@ impl ExternalServices {
         let found = self.get(caller, id).await?;
         caller.require(found.tenant_id, Role::Developer, "external service", id)?;
         if let Some(binding) = found.binding_id {
-            crate::application::delete_binding(&mut self.federation.client(), &binding.to_string()).await?;
+            federation::delete_binding(&mut self.federation.client(), &binding.to_string()).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
         sqlx::query("DELETE FROM external_services WHERE id = $1 AND tenant_id = $2")

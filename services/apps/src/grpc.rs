@@ -8,8 +8,10 @@ use paas_proto::v1 as pb;
 use paas_proto::v1::apps_service_server::AppsService;
 use tonic::{Request, Response, Status};
 
-use crate::application::{self, Action, Application, Applications, Blueprint, Release};
+use crate::application::{self, Action, Application, Applications, Blueprint};
 use crate::external_service::{self, Definition, ExternalService, ExternalServices, Placed, PortRequest};
+use crate::federation;
+use crate::release::Release;
 use crate::strategy::Strategy;
 use crate::template::{NewTemplate, Template, Templates};
 use crate::version::{Version, Versions};
@@ -340,7 +342,7 @@ impl AppsService for Apps {
         let blueprint = Blueprint {
             template_version_id: parse_id("template_version_id", &r.template_version_id)?,
             parameters: application::parse_parameters(&r.parameters_json)?,
-            placement: application::parse_placement(&r.placement_json)?,
+            placement: federation::parse_placement(&r.placement_json)?,
             strategy: Strategy::parse(&r.strategy_json)?,
         };
         let (app, _) = self
@@ -410,7 +412,7 @@ impl AppsService for Apps {
         let placement = r
             .placement_json
             .as_deref()
-            .map(application::parse_placement)
+            .map(federation::parse_placement)
             .transpose()?;
         let strategy = r.strategy_json.as_deref().map(Strategy::parse).transpose()?;
         let release = self

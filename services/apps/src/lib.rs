@@ -2,7 +2,7 @@
 //! release strategies and scaling (R4, R5). It owns the `apps` schema and
 //! announces every change as `apps.*` events through its outbox: templates and
 //! their versions, rendering, applications and their releases (driven by
-//! [`release::Driver`]), scaling, the NodePort pool, and external services
+//! [`driver::Driver`]), scaling, the NodePort pool, and external services
 //! registered for apps to reach by a stable in-cluster name.
 //!
 //! It does not own tenants (tenancy does) and never writes to member clusters
@@ -13,12 +13,15 @@
 pub mod application;
 pub mod binding_status;
 pub mod chart;
+pub mod driver;
 pub mod external_service;
+pub mod federation;
 pub mod grpc;
 pub mod node_port;
 pub mod pod;
 pub mod release;
 pub mod render;
+pub mod rollout;
 pub mod spec;
 pub mod strategy;
 pub mod template;
@@ -61,7 +64,7 @@ pub struct Settings {
     /// Federation's gRPC URL.
     pub federation_url: String,
     /// How releases are paced.
-    pub pacing: release::Pacing,
+    pub pacing: driver::Pacing,
     /// Where HTTPRoutes attach.
     pub gateway: traffic::GatewayRef,
     /// Whether to run the release driver here.
@@ -75,10 +78,10 @@ impl Settings {
     /// # Errors
     /// A malformed value.
     pub fn from_env(env: &kernel::settings::Env) -> Result<Self, kernel::settings::SettingError> {
-        let d = release::Pacing::default();
+        let d = driver::Pacing::default();
         Ok(Self {
             federation_url: env.or(FEDERATION_URL, "http://127.0.0.1:7102".to_string())?,
-            pacing: release::Pacing {
+            pacing: driver::Pacing {
                 poll: env.or(RELEASE_POLL, d.poll)?,
                 deadline: env.or(RELEASE_DEADLINE, d.deadline)?,
             },
@@ -125,13 +128,13 @@ pub async fn start_with(
         },
         binding_status::BindingStatusEvents,
     );
-    let federation = application::Federation::new(
+    let federation = federation::Federation::new(
         kernel::grpc::channel(&settings.federation_url)?,
         kernel::caller::CallerKey::new(platform.caller_key.clone()),
     );
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     if settings.drive_releases {
-        let driver = release::Driver::new(
+        let driver = driver::Driver::new(
             base.pool.clone(),
             federation.clone(),
             wake.clone(),

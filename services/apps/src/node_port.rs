@@ -167,9 +167,17 @@ pub async fn claim(
     Ok(drawn)
 }
 
+/// Who holds a node port.
+#[derive(sqlx::FromRow)]
+struct Holder {
+    tenant_id: Uuid,
+    application: String,
+    service: String,
+}
+
 async fn holder(tx: &mut sqlx::PgConnection, tenant: Uuid, port: u16) -> Error {
-    let row: Option<(Uuid, String, String)> = sqlx::query_as(
-        "SELECT n.tenant_id, a.name, n.service FROM node_ports n JOIN applications a ON a.id = n.application_id WHERE n.port = $1",
+    let row: Option<Holder> = sqlx::query_as(
+        "SELECT n.tenant_id, a.name AS application, n.service FROM node_ports n JOIN applications a ON a.id = n.application_id WHERE n.port = $1",
     )
     .bind(i32::from(port))
     .fetch_optional(&mut *tx)
@@ -177,8 +185,9 @@ async fn holder(tx: &mut sqlx::PgConnection, tenant: Uuid, port: u16) -> Error {
     .ok()
     .flatten();
     match row {
-        Some((t, app, service)) if t == tenant => Error::Conflict(format!(
-            "node port {port} is held by application {app} (service {service})"
+        Some(h) if h.tenant_id == tenant => Error::Conflict(format!(
+            "node port {port} is held by application {} (service {})",
+            h.application, h.service
         )),
         Some(_) => Error::Conflict(format!("node port {port} is held by another tenant's application")),
         None => Error::Conflict(format!("node port {port} was just taken; try again")),

@@ -200,13 +200,14 @@ impl Applications {
             } else {
                 0
             };
-            crate::release::apply_service(
+            crate::application::apply_service(
                 &mut federation,
                 &app,
                 &release,
                 &service,
                 &objects,
                 Some(replicas as u32),
+                &[],
             )
             .await?;
         }

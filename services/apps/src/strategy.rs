@@ -6,7 +6,7 @@
 //!
 //! `blue-green`, `canary`, `ab` and `shadow` run the new version in its own
 //! slot beside the old one (see [`crate::traffic`]) and move traffic step by
-//! step; the release driver carries them out ([`crate::release`]).
+//! step; [`crate::rollout`] decides each step and [`crate::driver`] carries it out.
 
 use kernel::{Error, Result};
 use serde::{Deserialize, Serialize};
