@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// One attempt, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Record {
     /// Its id.
     pub id: Uuid,
@@ -98,18 +98,18 @@ impl AuditLog {
         // Whatever a client sent must be storable (PostgreSQL text takes no
         // NUL) and readable: control characters become U+FFFD.
         let clean = |s: &str| -> String { s.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect() };
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO audit (id, actor, tenant_id, action, target, request_id, source_ip, user_agent, result)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')",
+            id,
+            clean(a.actor.as_deref().unwrap_or("anonymous")),
+            a.tenant,
+            clean(&a.action),
+            clean(&a.target),
+            clean(&a.request_id),
+            clean(&a.source_ip),
+            clean(&a.user_agent),
         )
-        .bind(id)
-        .bind(clean(a.actor.as_deref().unwrap_or("anonymous")))
-        .bind(a.tenant)
-        .bind(clean(&a.action))
-        .bind(clean(&a.target))
-        .bind(clean(&a.request_id))
-        .bind(clean(&a.source_ip))
-        .bind(clean(&a.user_agent))
         .execute(&self.pool)
         .await?;
         Ok(id)
@@ -120,11 +120,13 @@ impl AuditLog {
     /// # Errors
     /// The database fails (the record stays `pending`).
     pub async fn finish(&self, id: Uuid, result: &str) -> Result<()> {
-        sqlx::query("UPDATE audit SET result = $2, finished_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(result)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE audit SET result = $2, finished_at = now() WHERE id = $1",
+            id,
+            result
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -149,19 +151,22 @@ impl AuditLog {
             }
             Some(tenants)
         };
-        Ok(sqlx::query_as(
-            "SELECT id, at, actor, tenant_id, action, target, request_id, source_ip, user_agent, result, finished_at FROM audit
-             WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::text IS NULL OR actor = $2) AND ($3::uuid IS NULL OR tenant_id = $3)
-               AND ($4::text IS NULL OR starts_with(action, $4)) AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at <= $6)
+        Ok(sqlx::query_as!(
+            Record,
+            "SELECT id, at, actor, tenant_id, action, target, request_id, source_ip, user_agent, result, finished_at
+             FROM audit
+             WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::text IS NULL OR actor = $2)
+               AND ($3::uuid IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR starts_with(action, $4))
+               AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at <= $6)
              ORDER BY at DESC LIMIT $7",
+            administered.as_deref(),
+            filter.actor,
+            filter.tenant,
+            filter.action_prefix,
+            filter.since,
+            filter.until,
+            MAX_ROWS,
         )
-        .bind(administered)
-        .bind(&filter.actor)
-        .bind(filter.tenant)
-        .bind(&filter.action_prefix)
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(MAX_ROWS)
         .fetch_all(&self.pool)
         .await?)
     }

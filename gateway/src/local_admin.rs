@@ -32,19 +32,21 @@ impl LocalAdmin {
     pub async fn ensure(&self, password: Option<&Secret>, disabled: bool) -> Result<()> {
         if let Some(password) = password {
             let hash = hash(password.expose())?;
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO local_users (username, password_hash) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
+                USERNAME,
+                hash,
             )
-            .bind(USERNAME)
-            .bind(hash)
             .execute(&self.pool)
             .await?;
         }
-        sqlx::query("UPDATE local_users SET disabled = $2 WHERE username = $1")
-            .bind(USERNAME)
-            .bind(disabled)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE local_users SET disabled = $2 WHERE username = $1",
+            USERNAME,
+            disabled
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -55,17 +57,19 @@ impl LocalAdmin {
     /// # Errors
     /// The database fails.
     pub async fn verify(&self, username: &str, password: &str) -> Result<bool> {
-        let row: Option<(String, bool)> =
-            sqlx::query_as("SELECT password_hash, disabled FROM local_users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?;
-        let (stored, disabled) = row.unwrap_or_else(|| {
-            (
+        let row = sqlx::query!(
+            "SELECT password_hash, disabled FROM local_users WHERE username = $1",
+            username
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let (stored, disabled) = match row {
+            Some(r) => (r.password_hash, r.disabled),
+            None => (
                 DECOY.get_or_init(|| hash("decoy").expect("hashing works")).clone(),
                 true,
-            )
-        });
+            ),
+        };
         let parsed = PasswordHash::new(&stored).map_err(|e| Error::internal(e.to_string()))?;
         let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(matches && !disabled)

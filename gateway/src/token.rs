@@ -42,7 +42,7 @@ const REVOKED: &str = "gateway_token_revoked";
 const CACHE_LIMIT: usize = 100_000;
 
 /// A token as listed (never with its secret).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     /// Its id.
     pub id: Uuid,
@@ -107,18 +107,6 @@ impl NewToken {
 
 fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
-}
-
-/// A token that authenticates now, as read for a request.
-#[derive(sqlx::FromRow)]
-struct LiveToken {
-    id: Uuid,
-    tenant_id: Uuid,
-    project_id: Option<Uuid>,
-    role: String,
-    expires_at: DateTime<Utc>,
-    /// Its last use was recorded over a minute ago (or never).
-    stale_use: bool,
 }
 
 /// A live token as last read.
@@ -189,20 +177,22 @@ impl Tokens {
             "{PREFIX}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         );
-        let token: Token = sqlx::query_as(
+        let token = sqlx::query_as!(
+            Token,
             "INSERT INTO api_tokens (id, name, hash, prefix, tenant_id, project_id, role, created_by, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(days => $9))
-             RETURNING id, name, prefix, tenant_id, project_id, role, created_by, created_at, expires_at, revoked_at, last_used_at",
+             RETURNING id, name, prefix, tenant_id, project_id, role, created_by, created_at, expires_at, revoked_at,
+                       last_used_at",
+            id::new_id(),
+            new.name,
+            digest(&secret),
+            &secret[..PREFIX.len() + 6],
+            new.tenant,
+            new.project,
+            new.role.as_str(),
+            caller.subject,
+            new.days as i32,
         )
-        .bind(id::new_id())
-        .bind(&new.name)
-        .bind(digest(&secret))
-        .bind(&secret[..PREFIX.len() + 6])
-        .bind(new.tenant)
-        .bind(new.project)
-        .bind(new.role.as_str())
-        .bind(&caller.subject)
-        .bind(new.days as i32)
         .fetch_one(&self.pool)
         .await?;
         Ok((token, secret))
@@ -221,12 +211,15 @@ impl Tokens {
                 .map(|m| m.tenant)
                 .collect()
         });
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as!(
+            Token,
             "SELECT id, name, prefix, tenant_id, project_id, role, created_by, created_at, expires_at, revoked_at, last_used_at
-             FROM api_tokens WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR tenant_id = $2) ORDER BY id",
+             FROM api_tokens
+             WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR tenant_id = $2)
+             ORDER BY id",
+            administered.as_deref(),
+            tenant,
         )
-        .bind(administered)
-        .bind(tenant)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -236,8 +229,7 @@ impl Tokens {
     /// # Errors
     /// Not found for this caller.
     pub async fn revoke(&self, caller: &Caller, id: Uuid) -> Result<()> {
-        let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM api_tokens WHERE id = $1")
-            .bind(id)
+        let tenant = sqlx::query_scalar!("SELECT tenant_id FROM api_tokens WHERE id = $1", id)
             .fetch_optional(&self.pool)
             .await?;
         let tenant = tenant
@@ -245,12 +237,13 @@ impl Tokens {
             .ok_or_else(|| Error::not_found("token", id))?;
         caller.require(tenant, Role::TenantAdmin, "token", id)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT pg_notify('gateway_token_revoked', $1)")
-            .bind(id.to_string())
+        sqlx::query!(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!("SELECT pg_notify('gateway_token_revoked', $1)", id.to_string())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -285,37 +278,35 @@ impl Tokens {
             }
             return Ok(Some(caller));
         }
-        let row: Option<LiveToken> = sqlx::query_as(
-            "SELECT id, tenant_id, project_id, role, expires_at,
-                    last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS stale_use
-             FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL AND expires_at > now()",
+        let row = sqlx::query!(
+            r#"SELECT id, tenant_id, project_id, role, expires_at,
+                      last_used_at IS NULL OR last_used_at < now() - interval '1 minute' AS "stale_use!"
+               FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL AND expires_at > now()"#,
+            key,
         )
-        .bind(&key)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(LiveToken {
-            id,
-            tenant_id: tenant,
-            project_id: project,
-            role,
-            expires_at,
-            stale_use,
-        }) = row
-        else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        if stale_use {
-            self.record_use(id);
+        if row.stale_use {
+            self.record_use(row.id);
         }
         // A project-scoped token sees its tenant as a viewer only: its role
         // would otherwise reach every project (services do not yet check
         // project roles).
-        let role = if project.is_some() {
+        let role = if row.project_id.is_some() {
             Role::Viewer
         } else {
-            Role::parse("role", &role).unwrap_or(Role::Viewer)
+            Role::parse("role", &row.role).unwrap_or(Role::Viewer)
         };
-        let caller = Caller::user(format!("token:{id}"), vec![Membership { tenant, role }]);
+        let caller = Caller::user(
+            format!("token:{}", row.id),
+            vec![Membership {
+                tenant: row.tenant_id,
+                role,
+            }],
+        );
         let mut cache = self.cache();
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
@@ -323,11 +314,11 @@ impl Tokens {
         cache.insert(
             key,
             Cached {
-                id,
+                id: row.id,
                 caller: caller.clone(),
-                expires_at,
+                expires_at: row.expires_at,
                 read_at: Instant::now(),
-                use_recorded_at: stale_use.then(Instant::now),
+                use_recorded_at: row.stale_use.then(Instant::now),
             },
         );
         Ok(Some(caller))
@@ -338,8 +329,7 @@ impl Tokens {
     fn record_use(&self, id: Uuid) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            let _ = sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
-                .bind(id)
+            let _ = sqlx::query!("UPDATE api_tokens SET last_used_at = now() WHERE id = $1", id)
                 .execute(&pool)
                 .await;
         });

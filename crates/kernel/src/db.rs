@@ -29,10 +29,12 @@ pub async fn ensure_database(url: &DatabaseUrl) -> Result<()> {
         ));
     }
     let mut admin = connect_one(&url.with_database("postgres")).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        name,
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if !exists {
         // Two processes may race here; losing the race is fine.
         if let Err(e) = // The name was checked to be letters, digits and _ above.

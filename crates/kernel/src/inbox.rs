@@ -169,11 +169,11 @@ impl<H: Handler> Consumer<H> {
     async fn handle_all(&self, events: &[Option<Event>]) -> Result<Option<Vec<Outcome>>> {
         let ids: Vec<uuid::Uuid> = events.iter().flatten().map(Event::id).collect();
         let mut tx = self.pool.begin().await?;
-        let fresh: std::collections::HashSet<uuid::Uuid> = sqlx::query_scalar(
+        let fresh: std::collections::HashSet<uuid::Uuid> = sqlx::query_scalar!(
             "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+            self.subscription.durable,
+            &ids,
         )
-        .bind(&self.subscription.durable)
-        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
@@ -231,12 +231,14 @@ impl<H: Handler> Consumer<H> {
 
     async fn handle_one(&self, tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, event: &Event) -> Result<Outcome> {
         let mut savepoint = tx.begin().await?;
-        let fresh = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&self.subscription.durable)
-            .bind(event.id())
-            .execute(&mut *savepoint)
-            .await?
-            .rows_affected()
+        let fresh = sqlx::query!(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            self.subscription.durable,
+            event.id(),
+        )
+        .execute(&mut *savepoint)
+        .await?
+        .rows_affected()
             == 1;
         if !fresh {
             savepoint.commit().await?;

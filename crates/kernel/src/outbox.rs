@@ -61,12 +61,14 @@ pub async fn record<M: Message + prost::Name>(
         payload_type: M::full_name(),
         payload: payload.encode_to_vec(),
     };
-    sqlx::query("INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3)")
-        .bind(event_id)
-        .bind(kind.name())
-        .bind(envelope.encode_to_vec())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO outbox (id, subject, envelope) VALUES ($1, $2, $3)",
+        event_id,
+        kind.name(),
+        envelope.encode_to_vec(),
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(event_id)
 }
 
@@ -102,7 +104,7 @@ impl Outbox {
                 if pool.is_closed() {
                     return;
                 }
-                if let Err(e) = sqlx::query("SELECT pg_notify('paas_outbox_' || current_schema(), '')")
+                if let Err(e) = sqlx::query!("SELECT pg_notify('paas_outbox_' || current_schema(), '')")
                     .execute(&pool)
                     .await
                 {
@@ -133,7 +135,7 @@ impl Outbox {
 }
 
 /// One row claimed for publication.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct Row {
     seq: i64,
     id: Uuid,
@@ -194,8 +196,7 @@ impl Claim {
     /// The database refuses; the rows will be published again (harmlessly).
     pub async fn mark_sent(mut self) -> Result<usize> {
         let seqs: Vec<i64> = self.rows.iter().map(|r| r.seq).collect();
-        sqlx::query("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)")
-            .bind(&seqs)
+        sqlx::query!("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)", &seqs)
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
@@ -238,15 +239,17 @@ impl Relay {
     /// The database refuses.
     pub async fn claim(&self) -> Result<Claim> {
         let mut tx = self.pool.begin().await?;
-        let leader: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
-                .fetch_one(&mut *tx)
-                .await?;
+        let leader = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox')) AS "leader!""#
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         let rows = if leader {
-            sqlx::query_as::<_, Row>(
+            sqlx::query_as!(
+                Row,
                 "SELECT seq, id, subject, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE",
+                BATCH,
             )
-            .bind(BATCH)
             .fetch_all(&mut *tx)
             .await?
         } else {
@@ -322,15 +325,14 @@ impl Relay {
     }
 
     async fn schema(&self) -> Result<String> {
-        Ok(sqlx::query_scalar("SELECT current_schema()")
+        Ok(sqlx::query_scalar!(r#"SELECT current_schema() AS "schema!""#)
             .fetch_one(&self.pool)
             .await?)
     }
 
     async fn prune(&self) -> Result<u64> {
         let keep = chrono::Duration::from_std(KEEP_SENT).expect("fits");
-        let r = sqlx::query("DELETE FROM outbox WHERE sent_at < $1")
-            .bind(chrono::Utc::now() - keep)
+        let r = sqlx::query!("DELETE FROM outbox WHERE sent_at < $1", chrono::Utc::now() - keep)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
@@ -341,8 +343,10 @@ impl Relay {
     /// # Errors
     /// The database refuses.
     pub async fn backlog(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox WHERE sent_at IS NULL"#)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

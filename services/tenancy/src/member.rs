@@ -69,7 +69,6 @@ pub struct Binding {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     tenant_id: Uuid,
@@ -136,12 +135,6 @@ impl Grant {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, tenant_id, project_id, subject_kind, subject, role, created_by, created_at"
-    };
-}
-
 /// Members in the tenancy schema.
 #[derive(Clone)]
 pub struct Members {
@@ -162,29 +155,36 @@ impl Members {
         caller.require(grant.tenant, Role::TenantAdmin, "tenant", grant.tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
         if let Some(project) = grant.project {
-            let owner: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1")
-                .bind(project)
+            let owner = sqlx::query_scalar!("SELECT tenant_id FROM projects WHERE id = $1", project)
                 .fetch_optional(&mut *tx)
                 .await?;
             if owner != Some(grant.tenant) {
                 return Err(Error::invalid("project_id", "is not a project of this tenant"));
             }
         }
-        let row: Row = sqlx::query_as(concat!(
-            "INSERT INTO role_bindings (id, tenant_id, project_id, subject_kind, subject, role, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(grant.tenant)
-        .bind(grant.project)
-        .bind(grant.kind.as_str())
-        .bind(&grant.subject)
-        .bind(grant.role.as_str())
-        .bind(&caller.subject)
+        let row = sqlx::query_as!(
+            Row,
+            "INSERT INTO role_bindings (id, tenant_id, project_id, subject_kind, subject, role, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING
+             RETURNING id, tenant_id, project_id, subject_kind, subject, role, created_by, created_at",
+            id::new_id(),
+            grant.tenant,
+            grant.project,
+            grant.kind.as_str(),
+            grant.subject,
+            grant.role.as_str(),
+            caller.subject,
+        )
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| Error::Conflict(format!("{} {} already holds a role there; remove it first", grant.kind.as_str(), grant.subject)))?;
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "{} {} already holds a role there; remove it first",
+                grant.kind.as_str(),
+                grant.subject
+            ))
+        })?;
         let binding = Binding::from(row);
         let event = pb::ResourceChanged {
             id: binding.id.to_string(),
@@ -202,15 +202,18 @@ impl Members {
     /// Not visible or not allowed.
     pub async fn remove(&self, caller: &Caller, id: Uuid) -> Result<()> {
         let mut tx = self.outbox.pool().begin().await?;
-        let row = sqlx::query_as::<_, Row>(concat!("SELECT ", columns!(), " FROM role_bindings WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .filter(|r| caller.can_see(r.tenant_id))
-            .ok_or_else(|| Error::not_found("member", id))?;
+        let row = sqlx::query_as!(
+            Row,
+            "SELECT id, tenant_id, project_id, subject_kind, subject, role, created_by, created_at
+             FROM role_bindings WHERE id = $1",
+            id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .filter(|r| caller.can_see(r.tenant_id))
+        .ok_or_else(|| Error::not_found("member", id))?;
         caller.require(row.tenant_id, Role::TenantAdmin, "member", id)?;
-        sqlx::query("DELETE FROM role_bindings WHERE id = $1")
-            .bind(id)
+        sqlx::query!("DELETE FROM role_bindings WHERE id = $1", id)
             .execute(&mut *tx)
             .await?;
         let event = pb::ResourceChanged {
@@ -238,17 +241,19 @@ impl Members {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<Row> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM role_bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) AND ($3::text IS NULL OR subject_kind = $3)
-              AND ($4::uuid IS NULL OR project_id = $4) ORDER BY id LIMIT $5"
-        ))
-        .bind(tenant)
-        .bind(page.after)
-        .bind(kind.map(|k| k.as_str()))
-        .bind(project)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT id, tenant_id, project_id, subject_kind, subject, role, created_by, created_at
+             FROM role_bindings
+             WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) AND ($3::text IS NULL OR subject_kind = $3)
+               AND ($4::uuid IS NULL OR project_id = $4)
+             ORDER BY id LIMIT $5",
+            tenant,
+            page.after,
+            kind.map(|k| k.as_str()),
+            project,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows.into_iter().map(Binding::from).collect(), |b| b.id))
@@ -273,24 +278,24 @@ impl Members {
             return Err(Error::invalid("subject", "is required"));
         }
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO users (subject, display_name, email, last_login_at) VALUES ($1, $2, $3, now())
-             ON CONFLICT (subject) DO UPDATE SET display_name = EXCLUDED.display_name, email = EXCLUDED.email, last_login_at = now()",
+             ON CONFLICT (subject) DO UPDATE
+             SET display_name = EXCLUDED.display_name, email = EXCLUDED.email, last_login_at = now()",
+            subject,
+            display_name,
+            email,
         )
-        .bind(subject)
-        .bind(display_name)
-        .bind(email)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM group_members WHERE subject = $1")
-            .bind(subject)
+        sqlx::query!("DELETE FROM group_members WHERE subject = $1", subject)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO group_members (group_name, subject) SELECT DISTINCT g, $1 FROM unnest($2::text[]) AS g",
+            subject,
+            groups,
         )
-        .bind(subject)
-        .bind(groups)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -309,22 +314,22 @@ impl Members {
                 "only the user itself or the platform may resolve memberships".into(),
             ));
         }
-        let rows: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT b.tenant_id, b.project_id, b.role FROM role_bindings b
              WHERE (b.subject_kind = 'user' AND b.subject = $1)
                 OR (b.subject_kind = 'group' AND b.subject IN (SELECT group_name FROM group_members WHERE subject = $1))",
+            subject,
         )
-        .bind(subject)
         .fetch_all(self.outbox.pool())
         .await?;
         let mut best: std::collections::BTreeMap<Uuid, Role> = std::collections::BTreeMap::new();
-        for (tenant, project, role) in rows {
-            let role = if project.is_some() {
+        for row in rows {
+            let role = if row.project_id.is_some() {
                 Role::Viewer
             } else {
-                Role::parse("role", &role).unwrap_or(Role::Viewer)
+                Role::parse("role", &row.role).unwrap_or(Role::Viewer)
             };
-            let entry = best.entry(tenant).or_insert(role);
+            let entry = best.entry(row.tenant_id).or_insert(role);
             *entry = (*entry).max(role);
         }
         Ok(best

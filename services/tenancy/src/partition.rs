@@ -179,7 +179,6 @@ pub struct Partition {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     tenant_id: Uuid,
@@ -208,12 +207,6 @@ impl From<Row> for Partition {
             created_at: r.created_at,
         }
     }
-}
-
-macro_rules! columns {
-    () => {
-        "id, tenant_id, project_id, cluster, data_centre, namespace, node_selector, network_policy, limit_range, created_at"
-    };
 }
 
 /// A validated new partition.
@@ -316,19 +309,21 @@ pub(crate) async fn insert(
     new: &NewPartition,
     namespace: &str,
 ) -> Result<Option<Partition>> {
-    let row: Option<Row> = sqlx::query_as(concat!(
-        "INSERT INTO partitions (id, tenant_id, project_id, cluster, data_centre, namespace, node_selector, network_policy)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cluster, namespace) DO NOTHING RETURNING ",
-        columns!()
-    ))
-    .bind(id::new_id())
-    .bind(tenant)
-    .bind(project)
-    .bind(new.cluster.as_str())
-    .bind(new.data_centre.as_str())
-    .bind(namespace)
-    .bind(sqlx::types::Json(&new.node_selector))
-    .bind(&new.network_policy)
+    let row = sqlx::query_as!(
+        Row,
+        r#"INSERT INTO partitions (id, tenant_id, project_id, cluster, data_centre, namespace, node_selector, network_policy)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cluster, namespace) DO NOTHING
+           RETURNING id, tenant_id, project_id, cluster, data_centre, namespace,
+                     node_selector AS "node_selector: _", network_policy, limit_range AS "limit_range: _", created_at"#,
+        id::new_id(),
+        tenant,
+        project,
+        new.cluster.as_str(),
+        new.data_centre.as_str(),
+        namespace,
+        sqlx::types::Json(&new.node_selector) as _,
+        new.network_policy,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -355,18 +350,18 @@ impl Partitions {
     /// Not allowed, no such project, or the namespace is taken in the cluster.
     pub async fn create(&self, caller: &Caller, project: Uuid, new: NewPartition) -> Result<Partition> {
         let mut tx = self.outbox.pool().begin().await?;
-        let owner: Option<(Uuid, String, String)> = sqlx::query_as(
-            "SELECT p.tenant_id, t.name, p.name FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
+        let owner = sqlx::query!(
+            "SELECT p.tenant_id, t.name AS tenant_name, p.name AS project_name
+             FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
+            project,
         )
-        .bind(project)
         .fetch_optional(&mut *tx)
-        .await?;
-        let (tenant, tenant_name, project_name) = owner
-            .filter(|(t, ..)| caller.can_see(*t))
-            .ok_or_else(|| Error::not_found("project", project))?;
-        caller.require(tenant, Role::TenantAdmin, "project", project)?;
-        let namespace = new.namespace_in(&tenant_name, &project_name)?;
-        let partition = insert(&mut tx, tenant, project, &new, &namespace)
+        .await?
+        .filter(|o| caller.can_see(o.tenant_id))
+        .ok_or_else(|| Error::not_found("project", project))?;
+        caller.require(owner.tenant_id, Role::TenantAdmin, "project", project)?;
+        let namespace = new.namespace_in(&owner.tenant_name, &owner.project_name)?;
+        let partition = insert(&mut tx, owner.tenant_id, project, &new, &namespace)
             .await?
             .ok_or_else(|| {
                 Error::Conflict(format!(
@@ -383,10 +378,15 @@ impl Partitions {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Partition> {
-        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM partitions WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let row = sqlx::query_as!(
+            Row,
+            r#"SELECT id, tenant_id, project_id, cluster, data_centre, namespace, node_selector AS "node_selector: _",
+                      network_policy, limit_range AS "limit_range: _", created_at
+               FROM partitions WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
         row.map(Partition::from)
             .filter(|p| caller.can_see(p.tenant_id))
             .ok_or_else(|| Error::not_found("partition", id))
@@ -403,22 +403,24 @@ impl Partitions {
         cluster: &str,
         page: Page,
     ) -> Result<(Vec<Partition>, String)> {
-        let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1")
-            .bind(project)
+        let tenant = sqlx::query_scalar!("SELECT tenant_id FROM projects WHERE id = $1", project)
             .fetch_optional(self.outbox.pool())
             .await?;
         if !tenant.is_some_and(|t| caller.can_see(t)) {
             return Err(Error::not_found("project", project));
         }
-        let rows: Vec<Row> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM partitions WHERE project_id = $1 AND ($2 = '' OR cluster = $2) AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
-        ))
-        .bind(project)
-        .bind(cluster)
-        .bind(page.after)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Row,
+            r#"SELECT id, tenant_id, project_id, cluster, data_centre, namespace, node_selector AS "node_selector: _",
+                      network_policy, limit_range AS "limit_range: _", created_at
+               FROM partitions
+               WHERE project_id = $1 AND ($2 = '' OR cluster = $2) AND ($3::uuid IS NULL OR id > $3)
+               ORDER BY id LIMIT $4"#,
+            project,
+            cluster,
+            page.after,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows.into_iter().map(Partition::from).collect(), |p| p.id))
@@ -433,10 +435,10 @@ impl Partitions {
         caller.require(partition.tenant_id, Role::TenantAdmin, "partition", id)?;
         let mut tx = self.outbox.pool().begin().await?;
         crate::quota::lock_tenant(&mut tx, partition.tenant_id).await?;
-        let held: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM reservations WHERE partition_id = $1 AND state IN ('reserved', 'committed')",
+        let held = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM reservations WHERE partition_id = $1 AND state IN ('reserved', 'committed')"#,
+            id,
         )
-        .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         if held > 0 {
@@ -445,12 +447,10 @@ impl Partitions {
                 partition.namespace
             )));
         }
-        sqlx::query("DELETE FROM quotas WHERE level = 'partition' AND owner_id = $1")
-            .bind(id)
+        sqlx::query!("DELETE FROM quotas WHERE level = 'partition' AND owner_id = $1", id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM partitions WHERE id = $1")
-            .bind(id)
+        sqlx::query!("DELETE FROM partitions WHERE id = $1", id)
             .execute(&mut *tx)
             .await?;
         announce(&mut tx, DELETED, &partition, &ResourceList::default()).await?;

@@ -18,7 +18,7 @@ pub const CREATED: EventType = EventType::new("tenancy", "project", "created");
 pub const DELETED: EventType = EventType::new("tenancy", "project", "deleted");
 
 /// A project as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
     /// Its id.
     pub id: Uuid,
@@ -67,25 +67,20 @@ impl NewProject {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, tenant_id, name, display_name, description, created_at"
-    };
-}
-
 /// Inserts and announces a project in the caller's transaction; `None` when
 /// the tenant already has one of that name.
 pub(crate) async fn insert(tx: &mut PgConnection, tenant: Uuid, new: &NewProject) -> Result<Option<Project>> {
-    let project: Option<Project> = sqlx::query_as(concat!(
+    let project = sqlx::query_as!(
+        Project,
         "INSERT INTO projects (id, tenant_id, name, display_name, description) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (tenant_id, name) DO NOTHING RETURNING ",
-        columns!()
-    ))
-    .bind(id::new_id())
-    .bind(tenant)
-    .bind(new.name.as_str())
-    .bind(&new.display_name)
-    .bind(&new.description)
+         ON CONFLICT (tenant_id, name) DO NOTHING
+         RETURNING id, tenant_id, name, display_name, description, created_at",
+        id::new_id(),
+        tenant,
+        new.name.as_str(),
+        new.display_name,
+        new.description,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(project) = &project {
@@ -118,10 +113,12 @@ impl Projects {
     pub async fn create(&self, caller: &Caller, tenant: Uuid, new: NewProject) -> Result<Project> {
         caller.require(tenant, Role::TenantAdmin, "tenant", tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
-            .bind(tenant)
-            .fetch_one(&mut *tx)
-            .await?;
+        let exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS "exists!""#,
+            tenant
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         if !exists {
             return Err(Error::not_found("tenant", tenant));
         }
@@ -137,10 +134,13 @@ impl Projects {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Project> {
-        let project: Option<Project> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM projects WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let project = sqlx::query_as!(
+            Project,
+            "SELECT id, tenant_id, name, display_name, description, created_at FROM projects WHERE id = $1",
+            id,
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
         project
             .filter(|p| caller.can_see(p.tenant_id))
             .ok_or_else(|| Error::not_found("project", id))
@@ -160,15 +160,16 @@ impl Projects {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<Project> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM projects WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) AND starts_with(name, $3) ORDER BY id LIMIT $4"
-        ))
-        .bind(tenant)
-        .bind(page.after)
-        .bind(name_prefix)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Project,
+            "SELECT id, tenant_id, name, display_name, description, created_at FROM projects
+             WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) AND starts_with(name, $3)
+             ORDER BY id LIMIT $4",
+            tenant,
+            page.after,
+            name_prefix,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |p| p.id))
@@ -183,22 +184,22 @@ impl Projects {
         caller.require(project.tenant_id, Role::TenantAdmin, "project", id)?;
         let mut tx = self.outbox.pool().begin().await?;
         crate::quota::lock_tenant(&mut tx, project.tenant_id).await?;
-        let partitions: i64 = sqlx::query_scalar("SELECT count(*) FROM partitions WHERE project_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let partitions = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM partitions WHERE project_id = $1"#,
+            id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         if partitions > 0 {
             return Err(Error::FailedPrecondition(format!(
                 "project {} still has {partitions} partition(s); delete them first",
                 project.name
             )));
         }
-        sqlx::query("DELETE FROM quotas WHERE level = 'project' AND owner_id = $1")
-            .bind(id)
+        sqlx::query!("DELETE FROM quotas WHERE level = 'project' AND owner_id = $1", id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM projects WHERE id = $1")
-            .bind(id)
+        sqlx::query!("DELETE FROM projects WHERE id = $1", id)
             .execute(&mut *tx)
             .await?;
         let event = pb::ResourceChanged {

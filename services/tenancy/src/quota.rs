@@ -36,8 +36,7 @@ pub async fn lock_tenant(tx: &mut PgConnection, tenant: Uuid) -> Result<()> {
     // The random half of the UUIDv7 keys the lock; a collision only makes two
     // tenants wait for each other.
     let key = i64::from_be_bytes(tenant.as_bytes()[8..16].try_into().expect("16-byte uuid"));
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(key)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", key)
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -119,7 +118,6 @@ pub struct Usage {
     pub lines: Vec<Line>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     level: String,
     owner_id: Uuid,
@@ -142,12 +140,13 @@ fn level_of(stored: &str) -> Level {
 
 /// The limits at one scope, as `resource -> (hard, used)` in milli-units.
 async fn limits(tx: &mut PgConnection, scope: &Scope) -> Result<BTreeMap<Resource, (Option<i64>, i64)>> {
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        Row,
         "SELECT level, owner_id, key, resource, hard, used FROM quotas WHERE level = $1 AND owner_id = $2 AND key = $3",
+        scope.level.as_str(),
+        scope.owner,
+        scope.key,
     )
-    .bind(scope.level.as_str())
-    .bind(scope.owner)
-    .bind(&scope.key)
     .fetch_all(&mut *tx)
     .await?;
     Ok(rows
@@ -159,16 +158,17 @@ async fn limits(tx: &mut PgConnection, scope: &Scope) -> Result<BTreeMap<Resourc
 /// Sum of the limits set by a level's other members (`projects` of a tenant,
 /// `partitions` of a project), per resource.
 async fn siblings_sum(tx: &mut PgConnection, level: Level, members: &[Uuid]) -> Result<BTreeMap<Resource, i64>> {
-    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT resource, sum(hard)::bigint FROM quotas WHERE level = $1 AND owner_id = ANY($2) AND hard IS NOT NULL GROUP BY resource",
+    let rows = sqlx::query!(
+        "SELECT resource, sum(hard)::bigint AS sum FROM quotas
+         WHERE level = $1 AND owner_id = ANY($2) AND hard IS NOT NULL GROUP BY resource",
+        level.as_str(),
+        members,
     )
-    .bind(level.as_str())
-    .bind(members)
     .fetch_all(&mut *tx)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(r, s)| Some((Resource::parse(&r)?, s.unwrap_or(0))))
+        .filter_map(|r| Some((Resource::parse(&r.resource)?, r.sum.unwrap_or(0))))
         .collect())
 }
 
@@ -186,32 +186,36 @@ async fn replace(tx: &mut PgConnection, tenant: Uuid, scope: &Scope, name: &str,
             )));
         }
     }
-    sqlx::query("UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND key = $3")
-        .bind(scope.level.as_str())
-        .bind(scope.owner)
-        .bind(&scope.key)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND key = $3",
+        scope.level.as_str(),
+        scope.owner,
+        scope.key,
+    )
+    .execute(&mut *tx)
+    .await?;
     let (resources, amounts): (Vec<&str>, Vec<i64>) = hard.0.iter().map(|(r, q)| (r.as_str(), q.milli())).unzip();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO quotas (tenant_id, level, owner_id, key, resource, hard)
          SELECT $1, $2, $3, $4, r, h FROM unnest($5::text[], $6::bigint[]) AS t(r, h)
          ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET hard = EXCLUDED.hard",
+        tenant,
+        scope.level.as_str(),
+        scope.owner,
+        scope.key,
+        &resources as &[&str],
+        &amounts,
     )
-    .bind(tenant)
-    .bind(scope.level.as_str())
-    .bind(scope.owner)
-    .bind(&scope.key)
-    .bind(&resources)
-    .bind(&amounts)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM quotas WHERE level = $1 AND owner_id = $2 AND key = $3 AND hard IS NULL AND used = 0")
-        .bind(scope.level.as_str())
-        .bind(scope.owner)
-        .bind(&scope.key)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM quotas WHERE level = $1 AND owner_id = $2 AND key = $3 AND hard IS NULL AND used = 0",
+        scope.level.as_str(),
+        scope.owner,
+        scope.key,
+    )
+    .execute(&mut *tx)
+    .await?;
     let event = pb::QuotaChanged {
         tenant_id: tenant.to_string(),
         level: scope.level.as_str().into(),
@@ -258,16 +262,16 @@ pub(crate) async fn raise(
         }
     }
     let (resources, values): (Vec<&str>, Vec<i64>) = raised.into_iter().unzip();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO quotas (tenant_id, level, owner_id, key, resource, hard)
          SELECT $1, $2, $3, '', r, h FROM unnest($4::text[], $5::bigint[]) AS t(r, h)
          ON CONFLICT (level, owner_id, key, resource) DO UPDATE SET hard = EXCLUDED.hard",
+        tenant,
+        level.as_str(),
+        owner,
+        &resources as &[&str],
+        &values,
     )
-    .bind(tenant)
-    .bind(level.as_str())
-    .bind(owner)
-    .bind(&resources)
-    .bind(&values)
     .execute(&mut *tx)
     .await?;
     let hard = ResourceList(
@@ -338,8 +342,7 @@ impl Quotas {
     pub async fn set_tenant(&self, caller: &Caller, tenant: Uuid, quota: &TenantQuota) -> Result<()> {
         caller.require_platform_admin()?;
         let mut tx = self.outbox.pool().begin().await?;
-        let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
-            .bind(tenant)
+        let name = sqlx::query_scalar!("SELECT name FROM tenants WHERE id = $1", tenant)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::not_found("tenant", tenant))?;
@@ -347,8 +350,7 @@ impl Quotas {
         let label = format!("tenant {name}");
         let total: BTreeMap<Resource, (Option<i64>, i64)> =
             quota.hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
-        let projects: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1")
-            .bind(tenant)
+        let projects = sqlx::query_scalar!("SELECT id FROM projects WHERE tenant_id = $1", tenant)
             .fetch_all(&mut *tx)
             .await?;
         carve(
@@ -394,12 +396,14 @@ impl Quotas {
             (Level::DataCentre, &quota.data_centres),
         ] {
             let keys: Vec<String> = splits.keys().cloned().collect();
-            sqlx::query("UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND NOT (key = ANY($3))")
-                .bind(level.as_str())
-                .bind(tenant)
-                .bind(&keys)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE quotas SET hard = NULL WHERE level = $1 AND owner_id = $2 AND NOT (key = ANY($3))",
+                level.as_str(),
+                tenant,
+                &keys,
+            )
+            .execute(&mut *tx)
+            .await?;
             for (key, list) in splits {
                 replace(&mut tx, tenant, &scope(level, key), &format!("{label} in {key}"), list).await?;
             }
@@ -414,21 +418,25 @@ impl Quotas {
     /// or the limit is below its partitions' limits or what is in use.
     pub async fn set_project(&self, caller: &Caller, project: Uuid, hard: &ResourceList) -> Result<()> {
         let mut tx = self.outbox.pool().begin().await?;
-        let (tenant, name, tenant_name) = sqlx::query_as::<_, (Uuid, String, String)>(
-            "SELECT p.tenant_id, p.name, t.name FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
+        let owner = sqlx::query!(
+            "SELECT p.tenant_id, p.name, t.name AS tenant_name
+             FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1",
+            project,
         )
-        .bind(project)
         .fetch_optional(&mut *tx)
         .await?
-        .filter(|(t, ..)| caller.can_see(*t))
+        .filter(|o| caller.can_see(o.tenant_id))
         .ok_or_else(|| Error::not_found("project", project))?;
+        let (tenant, name, tenant_name) = (owner.tenant_id, owner.name, owner.tenant_name);
         caller.require(tenant, Role::TenantAdmin, "project", project)?;
         lock_tenant(&mut tx, tenant).await?;
-        let others: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND id <> $2")
-            .bind(tenant)
-            .bind(project)
-            .fetch_all(&mut *tx)
-            .await?;
+        let others = sqlx::query_scalar!(
+            "SELECT id FROM projects WHERE tenant_id = $1 AND id <> $2",
+            tenant,
+            project
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let tenant_limits = limits(
             &mut tx,
             &Scope {
@@ -445,8 +453,7 @@ impl Quotas {
             &projects,
             "its projects",
         )?;
-        let partitions: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partitions WHERE project_id = $1")
-            .bind(project)
+        let partitions = sqlx::query_scalar!("SELECT id FROM partitions WHERE project_id = $1", project)
             .fetch_all(&mut *tx)
             .await?;
         let new: BTreeMap<Resource, (Option<i64>, i64)> =
@@ -488,15 +495,16 @@ impl Quotas {
         caller.require(partition.tenant_id, Role::TenantAdmin, "partition", partition.id)?;
         let mut tx = self.outbox.pool().begin().await?;
         lock_tenant(&mut tx, partition.tenant_id).await?;
-        let project_name: String = sqlx::query_scalar("SELECT name FROM projects WHERE id = $1")
-            .bind(partition.project_id)
+        let project_name = sqlx::query_scalar!("SELECT name FROM projects WHERE id = $1", partition.project_id)
             .fetch_one(&mut *tx)
             .await?;
-        let others: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM partitions WHERE project_id = $1 AND id <> $2")
-            .bind(partition.project_id)
-            .bind(partition.id)
-            .fetch_all(&mut *tx)
-            .await?;
+        let others = sqlx::query_scalar!(
+            "SELECT id FROM partitions WHERE project_id = $1 AND id <> $2",
+            partition.project_id,
+            partition.id,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let project_limits = limits(
             &mut tx,
             &Scope {
@@ -526,11 +534,13 @@ impl Quotas {
             hard,
         )
         .await?;
-        sqlx::query("UPDATE partitions SET limit_range = $2 WHERE id = $1")
-            .bind(partition.id)
-            .bind(sqlx::types::Json(&limit_range))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE partitions SET limit_range = $2 WHERE id = $1",
+            partition.id,
+            sqlx::types::Json(&limit_range) as _,
+        )
+        .execute(&mut *tx)
+        .await?;
         let updated = Partition {
             limit_range,
             ..partition.clone()
@@ -547,10 +557,12 @@ impl Quotas {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT level, owner_id, key, resource, hard, used FROM quotas WHERE tenant_id = $1 ORDER BY level, owner_id, key, resource",
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT level, owner_id, key, resource, hard, used FROM quotas
+             WHERE tenant_id = $1 ORDER BY level, owner_id, key, resource",
+            tenant,
         )
-        .bind(tenant)
         .fetch_all(self.outbox.pool())
         .await?;
         let mut usage: Vec<Usage> = Vec::new();

@@ -208,6 +208,9 @@ impl From<Row> for Reservation {
     }
 }
 
+/// The columns of [`Row`], as a literal for `concat!` in the statements
+/// that charge or give back quota: they share [`charged_levels!`], so they
+/// are built with `concat!` and checked at run time, not by `query_as!`.
 macro_rules! columns {
     () => {
         "id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key, amounts, state, refusal, expires_at, created_at"
@@ -295,10 +298,18 @@ fn first_shortfall(
     None
 }
 
-fn to_limits(rows: Vec<(String, String, Option<i64>, i64)>) -> BTreeMap<(Level, Resource), (Option<i64>, i64)> {
+/// One limit a reservation is checked against.
+struct Limit {
+    level: String,
+    resource: String,
+    hard: Option<i64>,
+    used: i64,
+}
+
+fn to_limits(rows: Vec<Limit>) -> BTreeMap<(Level, Resource), (Option<i64>, i64)> {
     rows.into_iter()
-        .filter_map(|(l, r, h, u)| {
-            let level = match l.as_str() {
+        .filter_map(|l| {
+            let level = match l.level.as_str() {
                 "tenant" => Level::Tenant,
                 "dr_reserve" => Level::DrReserve,
                 "cluster" => Level::Cluster,
@@ -306,13 +317,13 @@ fn to_limits(rows: Vec<(String, String, Option<i64>, i64)>) -> BTreeMap<(Level, 
                 "project" => Level::Project,
                 _ => Level::Partition,
             };
-            Some(((level, Resource::parse(&r)?), (h, u)))
+            Some(((level, Resource::parse(&l.resource)?), (l.hard, l.used)))
         })
         .collect()
 }
 
 /// Where a partition sits, as a reservation needs it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct Place {
     tenant_id: Uuid,
     project_id: Uuid,
@@ -435,20 +446,21 @@ async fn decide(tx: &mut PgConnection, ask: &Ask) -> Result<Option<Row>> {
     let (place, request) = (&ask.place, &ask.request);
     let resources: Vec<&str> = request.amounts.0.keys().map(Resource::as_str).collect();
     let limits_query = || {
-        sqlx::query_as::<_, (String, String, Option<i64>, i64)>(
+        sqlx::query_as!(
+            Limit,
             "SELECT level, resource, hard, used FROM quotas WHERE tenant_id = $1 AND resource = ANY($2) AND (
                 (level IN ('tenant', 'dr_reserve') AND owner_id = $1)
              OR (level = 'cluster' AND owner_id = $1 AND key = $3)
              OR (level = 'data_centre' AND owner_id = $1 AND key = $4)
              OR (level = 'project' AND owner_id = $5)
              OR (level = 'partition' AND owner_id = $6))",
+            place.tenant_id,
+            &resources as &[&str],
+            place.cluster,
+            place.data_centre,
+            place.project_id,
+            request.partition,
         )
-        .bind(place.tenant_id)
-        .bind(resources.clone())
-        .bind(place.cluster.clone())
-        .bind(place.data_centre.clone())
-        .bind(place.project_id)
-        .bind(request.partition)
     };
     let names = BTreeMap::from([
         (
@@ -549,11 +561,14 @@ impl Reservations {
     /// left; not found or not allowed (operators and above); the key was used
     /// before for a different request.
     pub async fn reserve(&self, caller: &Caller, request: &Request) -> Result<Reservation> {
-        let place: Option<Place> = sqlx::query_as(
-            "SELECT pa.tenant_id, pa.project_id, pa.cluster, pa.data_centre, pa.namespace, pr.name AS project_name, t.name AS tenant_name
-             FROM partitions pa JOIN projects pr ON pr.id = pa.project_id JOIN tenants t ON t.id = pa.tenant_id WHERE pa.id = $1",
+        let place = sqlx::query_as!(
+            Place,
+            "SELECT pa.tenant_id, pa.project_id, pa.cluster, pa.data_centre, pa.namespace,
+                    pr.name AS project_name, t.name AS tenant_name
+             FROM partitions pa JOIN projects pr ON pr.id = pa.project_id JOIN tenants t ON t.id = pa.tenant_id
+             WHERE pa.id = $1",
+            request.partition,
         )
-        .bind(request.partition)
         .fetch_optional(&self.pool)
         .await?;
         let place = place
@@ -576,13 +591,14 @@ impl Reservations {
         let reservation = match row {
             Some(row) => Reservation::from(row),
             None => {
-                let earlier: Row = sqlx::query_as(concat!(
-                    "SELECT ",
-                    columns!(),
-                    " FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"
-                ))
-                .bind(tenant)
-                .bind(&request.idempotency_key)
+                let earlier = sqlx::query_as!(
+                    Row,
+                    r#"SELECT id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key,
+                              amounts AS "amounts: _", state, refusal, expires_at, created_at
+                       FROM reservations WHERE tenant_id = $1 AND idempotency_key = $2"#,
+                    tenant,
+                    request.idempotency_key,
+                )
                 .fetch_one(&self.pool)
                 .await?;
                 let earlier = Reservation::from(earlier);
@@ -607,10 +623,15 @@ impl Reservations {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Reservation> {
-        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM reservations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query_as!(
+            Row,
+            r#"SELECT id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key,
+                      amounts AS "amounts: _", state, refusal, expires_at, created_at
+               FROM reservations WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(Reservation::from)
             .filter(|r| caller.can_see(r.tenant_id))
             .ok_or_else(|| Error::not_found("reservation", id))
@@ -625,12 +646,14 @@ impl Reservations {
     pub async fn commit(&self, caller: &Caller, id: Uuid) -> Result<Reservation> {
         let seen = self.get(caller, id).await?;
         caller.require(seen.tenant_id, Role::Operator, "reservation", id)?;
-        let row: Option<Row> = sqlx::query_as(concat!(
-            "UPDATE reservations SET state = 'committed', expires_at = NULL, updated_at = now()
-             WHERE id = $1 AND state = 'reserved' AND expires_at >= now() RETURNING ",
-            columns!()
-        ))
-        .bind(id)
+        let row = sqlx::query_as!(
+            Row,
+            r#"UPDATE reservations SET state = 'committed', expires_at = NULL, updated_at = now()
+               WHERE id = $1 AND state = 'reserved' AND expires_at >= now()
+               RETURNING id, tenant_id, project_id, partition_id, cluster, data_centre, idempotency_key,
+                         amounts AS "amounts: _", state, refusal, expires_at, created_at"#,
+            id,
+        )
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = row {
@@ -687,8 +710,8 @@ impl Reservations {
     /// # Errors
     /// The database fails.
     pub async fn expire_due(&self) -> Result<u64> {
-        let tenants: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT DISTINCT tenant_id FROM reservations WHERE state = 'reserved' AND expires_at < now()",
+        let tenants = sqlx::query_scalar!(
+            "SELECT DISTINCT tenant_id FROM reservations WHERE state = 'reserved' AND expires_at < now()"
         )
         .fetch_all(&self.pool)
         .await?;

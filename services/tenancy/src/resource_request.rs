@@ -41,7 +41,6 @@ pub struct Spec {
     pub active: bool,
 }
 
-#[derive(sqlx::FromRow)]
 struct SpecRow {
     id: Uuid,
     name: String,
@@ -275,7 +274,7 @@ pub struct Request {
 }
 
 /// One recorded step.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRecord {
     /// From (none for the creation).
     pub from_state: Option<String>,
@@ -289,7 +288,6 @@ pub struct StepRecord {
     pub at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     tenant_id: Uuid,
@@ -343,13 +341,6 @@ impl Row {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose, server_type, oracle_needed,
-         storage, bandwidth, data_centre, spec_id, count, remarks, state, created_by, created_at"
-    };
-}
-
 async fn record_step(
     tx: &mut PgConnection,
     request: &Request,
@@ -358,14 +349,16 @@ async fn record_step(
     actor: &str,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO resource_request_steps (request_id, from_state, to_state, actor, reason) VALUES ($1, $2, $3, $4, $5)")
-        .bind(request.id)
-        .bind(from.map(|s| s.as_str()))
-        .bind(to.as_str())
-        .bind(actor)
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO resource_request_steps (request_id, from_state, to_state, actor, reason) VALUES ($1, $2, $3, $4, $5)",
+        request.id,
+        from.map(|s| s.as_str()),
+        to.as_str(),
+        actor,
+        reason,
+    )
+    .execute(&mut *tx)
+    .await?;
     let event = pb::ResourceRequestChanged {
         request_id: request.id.to_string(),
         tenant_id: request.tenant_id.to_string(),
@@ -409,14 +402,17 @@ impl ResourceRequests {
         let display = text("display_name", display_name, 128, false)?;
         let display = if display.is_empty() { name.to_string() } else { display };
         let id = id::new_id();
-        let inserted = sqlx::query("INSERT INTO resource_specs (id, name, display_name, amounts) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
-            .bind(id)
-            .bind(name.as_str())
-            .bind(&display)
-            .bind(sqlx::types::Json(amounts.to_milli()))
-            .execute(self.outbox.pool())
-            .await?
-            .rows_affected();
+        let inserted = sqlx::query!(
+            "INSERT INTO resource_specs (id, name, display_name, amounts) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING",
+            id,
+            name.as_str(),
+            display,
+            sqlx::types::Json(amounts.to_milli()) as _,
+        )
+        .execute(self.outbox.pool())
+        .await?
+        .rows_affected();
         if inserted == 0 {
             return Err(Error::Conflict(format!("a spec named {name} already exists")));
         }
@@ -434,24 +430,27 @@ impl ResourceRequests {
     /// # Errors
     /// The database fails.
     pub async fn specs(&self, page: Page, active_only: bool) -> Result<(Vec<Spec>, String)> {
-        let rows: Vec<SpecRow> = sqlx::query_as(
-            "SELECT id, name, display_name, amounts, active FROM resource_specs
-             WHERE ($1::uuid IS NULL OR id > $1) AND (active OR NOT $2) ORDER BY id LIMIT $3",
+        let rows = sqlx::query_as!(
+            SpecRow,
+            r#"SELECT id, name, display_name, amounts AS "amounts: _", active FROM resource_specs
+               WHERE ($1::uuid IS NULL OR id > $1) AND (active OR NOT $2) ORDER BY id LIMIT $3"#,
+            page.after,
+            active_only,
+            page.fetch(),
         )
-        .bind(page.after)
-        .bind(active_only)
-        .bind(page.fetch())
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows.into_iter().map(Spec::from).collect(), |s| s.id))
     }
 
     async fn spec(&self, tx: &mut PgConnection, id: Uuid) -> Result<Spec> {
-        let row: Option<SpecRow> =
-            sqlx::query_as("SELECT id, name, display_name, amounts, active FROM resource_specs WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row = sqlx::query_as!(
+            SpecRow,
+            r#"SELECT id, name, display_name, amounts AS "amounts: _", active FROM resource_specs WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         row.map(Spec::from)
             .ok_or_else(|| Error::invalid("spec_id", "is not a published spec"))
     }
@@ -466,37 +465,42 @@ impl ResourceRequests {
         if !self.spec(&mut tx, form.spec_id).await?.active {
             return Err(Error::invalid("spec_id", "is withdrawn"));
         }
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
-            .bind(tenant)
-            .fetch_one(&mut *tx)
-            .await?;
+        let exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS "exists!""#,
+            tenant
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         if !exists {
             return Err(Error::not_found("tenant", tenant));
         }
-        let row: Row = sqlx::query_as(concat!(
-            "INSERT INTO resource_requests (id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
-                 server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'draft', $18) RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(tenant)
-        .bind(&form.project_name)
-        .bind(&form.applicant)
-        .bind(&form.phone)
-        .bind(&form.email)
-        .bind(&form.application)
-        .bind(&form.base_services)
-        .bind(&form.purpose)
-        .bind(&form.server_type)
-        .bind(form.oracle_needed)
-        .bind(&form.storage)
-        .bind(&form.bandwidth)
-        .bind(&form.data_centre)
-        .bind(form.spec_id)
-        .bind(form.count)
-        .bind(&form.remarks)
-        .bind(&caller.subject)
+        let row = sqlx::query_as!(
+            Row,
+            "INSERT INTO resource_requests (id, tenant_id, project_name, applicant, phone, email, application, base_services,
+                 purpose, server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'draft', $18)
+             RETURNING id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
+                       server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state,
+                       created_by, created_at",
+            id::new_id(),
+            tenant,
+            form.project_name,
+            form.applicant,
+            form.phone,
+            form.email,
+            form.application,
+            &form.base_services,
+            form.purpose,
+            form.server_type,
+            form.oracle_needed,
+            form.storage,
+            form.bandwidth,
+            form.data_centre,
+            form.spec_id,
+            form.count,
+            form.remarks,
+            caller.subject,
+        )
         .fetch_one(&mut *tx)
         .await?;
         let request = row.into_request(vec![]);
@@ -510,18 +514,26 @@ impl ResourceRequests {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Request> {
-        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM resource_requests WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let row = sqlx::query_as!(
+            Row,
+            "SELECT id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
+                    server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state,
+                    created_by, created_at
+             FROM resource_requests WHERE id = $1",
+            id,
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
         let row = row
             .filter(|r| caller.can_see(r.tenant_id))
             .ok_or_else(|| Error::not_found("resource request", id))?;
-        let steps: Vec<StepRecord> =
-            sqlx::query_as("SELECT from_state, to_state, actor, reason, at FROM resource_request_steps WHERE request_id = $1 ORDER BY seq")
-                .bind(id)
-                .fetch_all(self.outbox.pool())
-                .await?;
+        let steps = sqlx::query_as!(
+            StepRecord,
+            "SELECT from_state, to_state, actor, reason, at FROM resource_request_steps WHERE request_id = $1 ORDER BY seq",
+            id,
+        )
+        .fetch_all(self.outbox.pool())
+        .await?;
         Ok(row.into_request(steps))
     }
 
@@ -536,17 +548,22 @@ impl ResourceRequests {
         tenant: Option<Uuid>,
         state: Option<State>,
     ) -> Result<(Vec<Request>, String)> {
-        let rows: Vec<Row> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM resource_requests WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
-              AND ($3::uuid IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR state = $4) ORDER BY id LIMIT $5"
-        ))
-        .bind(page.after)
-        .bind(caller.visible_tenants())
-        .bind(tenant)
-        .bind(state.map(|s| s.as_str()))
-        .bind(page.fetch())
+        let visible = caller.visible_tenants();
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
+                    server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state,
+                    created_by, created_at
+             FROM resource_requests
+             WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
+               AND ($3::uuid IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR state = $4)
+             ORDER BY id LIMIT $5",
+            page.after,
+            visible.as_deref(),
+            tenant,
+            state.map(|s| s.as_str()),
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows.into_iter().map(|r| r.into_request(vec![])).collect(), |r| r.id))
@@ -576,8 +593,7 @@ impl ResourceRequests {
         lock_tenant(&mut tx, seen.tenant_id).await?;
         // Re-read under the lock: two administrators may act at once.
         let current = State::parse(
-            &sqlx::query_scalar::<_, String>("SELECT state FROM resource_requests WHERE id = $1 FOR UPDATE")
-                .bind(id)
+            &sqlx::query_scalar!("SELECT state FROM resource_requests WHERE id = $1 FOR UPDATE", id)
                 .fetch_one(&mut *tx)
                 .await?,
         );
@@ -589,11 +605,13 @@ impl ResourceRequests {
         if step == Step::Provision {
             self.provision(&mut tx, &seen, &clusters).await?;
         }
-        sqlx::query("UPDATE resource_requests SET state = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(next.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE resource_requests SET state = $2, updated_at = now() WHERE id = $1",
+            id,
+            next.as_str(),
+        )
+        .execute(&mut *tx)
+        .await?;
         record_step(&mut tx, &seen, Some(current), next, &caller.subject, &reason).await?;
         self.outbox.commit(tx).await?;
         self.get(caller, id).await
@@ -614,15 +632,16 @@ impl ResourceRequests {
             );
         }
         let tenant = request.tenant_id;
-        let (tenant_name,): (String,) = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")
-            .bind(tenant)
+        let tenant_name = sqlx::query_scalar!("SELECT name FROM tenants WHERE id = $1", tenant)
             .fetch_one(&mut *tx)
             .await?;
-        let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND name = $2")
-            .bind(tenant)
-            .bind(&request.form.project_name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing = sqlx::query_scalar!(
+            "SELECT id FROM projects WHERE tenant_id = $1 AND name = $2",
+            tenant,
+            request.form.project_name,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         let (project, new_project) = match existing {
             Some(p) => (p, false),
             None => {

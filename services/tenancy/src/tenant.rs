@@ -156,7 +156,6 @@ fn contact_email(raw: &str) -> Result<String> {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     name: String,
@@ -183,13 +182,6 @@ impl From<Row> for Tenant {
     }
 }
 
-/// The columns every tenant query returns, as a literal for `concat!`.
-macro_rules! columns {
-    () => {
-        "id, name, display_name, contact, status, version, created_at, updated_at"
-    };
-}
-
 /// Tenants in the `tenancy` schema.
 #[derive(Clone)]
 pub struct Tenants {
@@ -213,16 +205,16 @@ impl Tenants {
     pub async fn create(&self, caller: &Caller, new: NewTenant) -> Result<Tenant> {
         caller.require_platform_admin()?;
         let mut tx = self.pool().begin().await?;
-        let row: Row = sqlx::query_as(concat!(
+        let row = sqlx::query_as!(
+            Row,
             "INSERT INTO tenants (id, name, display_name, contact) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO NOTHING RETURNING ",
-            columns!(),
-            ""
-        ))
-        .bind(id::new_id())
-        .bind(new.name.as_str())
-        .bind(&new.display_name)
-        .bind(&new.contact)
+             ON CONFLICT (name) DO NOTHING
+             RETURNING id, name, display_name, contact, status, version, created_at, updated_at",
+            id::new_id(),
+            new.name.as_str(),
+            new.display_name,
+            new.contact,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("a tenant named {} already exists", new.name)))?;
@@ -246,10 +238,14 @@ impl Tenants {
         if !caller.can_see(id) {
             return Err(Error::not_found("tenant", id));
         }
-        let row: Option<Row> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query_as!(
+            Row,
+            "SELECT id, name, display_name, contact, status, version, created_at, updated_at
+             FROM tenants WHERE id = $1",
+            id,
+        )
+        .fetch_optional(self.pool())
+        .await?;
         row.map(Tenant::from).ok_or_else(|| Error::not_found("tenant", id))
     }
 
@@ -265,21 +261,21 @@ impl Tenants {
         status: Option<Status>,
     ) -> Result<(Vec<Tenant>, String)> {
         let visible = caller.visible_tenants();
-        let rows: Vec<Row> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM tenants
+        let rows = sqlx::query_as!(
+            Row,
+            "SELECT id, name, display_name, contact, status, version, created_at, updated_at
+             FROM tenants
              WHERE ($1::uuid IS NULL OR id > $1)
                AND ($2::uuid[] IS NULL OR id = ANY($2))
                AND name LIKE $3 || '%'
                AND ($4::text IS NULL OR status = $4)
-             ORDER BY id LIMIT $5"
-        ))
-        .bind(page.after)
-        .bind(visible)
-        .bind(like_escape(name_prefix))
-        .bind(status.map(|s| s.as_str()))
-        .bind(page.fetch())
+             ORDER BY id LIMIT $5",
+            page.after,
+            visible.as_deref(),
+            like_escape(name_prefix),
+            status.map(|s| s.as_str()),
+            page.fetch(),
+        )
         .fetch_all(self.pool())
         .await?;
         Ok(page.finish(rows.into_iter().map(Tenant::from).collect(), |t| t.id))
@@ -296,11 +292,15 @@ impl Tenants {
             caller.require_platform_admin()?;
         }
         let mut tx = self.pool().begin().await?;
-        let current: Row = sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1 FOR UPDATE"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::not_found("tenant", id))?;
+        let current = sqlx::query_as!(
+            Row,
+            "SELECT id, name, display_name, contact, status, version, created_at, updated_at
+             FROM tenants WHERE id = $1 FOR UPDATE",
+            id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("tenant", id))?;
         if let Some(expected) = change.expected_version
             && expected != current.version
         {
@@ -309,17 +309,17 @@ impl Tenants {
                 current.version
             )));
         }
-        let row: Row = sqlx::query_as(concat!(
+        let row = sqlx::query_as!(
+            Row,
             "UPDATE tenants SET display_name = COALESCE($2, display_name), contact = COALESCE($3, contact),
                     status = COALESCE($4, status), version = version + 1, updated_at = now()
-             WHERE id = $1 RETURNING ",
-            columns!(),
-            ""
-        ))
-        .bind(id)
-        .bind(&change.display_name)
-        .bind(&change.contact)
-        .bind(change.status.map(|s| s.as_str()))
+             WHERE id = $1
+             RETURNING id, name, display_name, contact, status, version, created_at, updated_at",
+            id,
+            change.display_name,
+            change.contact,
+            change.status.map(|s| s.as_str()),
+        )
         .fetch_one(&mut *tx)
         .await?;
         let tenant = Tenant::from(row);
@@ -340,8 +340,7 @@ impl Tenants {
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
         caller.require_platform_admin()?;
         let mut tx = self.pool().begin().await?;
-        let gone = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(id)
+        let gone = sqlx::query!("DELETE FROM tenants WHERE id = $1", id)
             .execute(&mut *tx)
             .await?
             .rows_affected();

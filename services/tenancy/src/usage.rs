@@ -36,7 +36,6 @@ pub struct Point {
     pub at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct HistoryRow {
     level: String,
     owner_id: Uuid,
@@ -73,8 +72,7 @@ impl UsageHistory {
         at: DateTime<Utc>,
     ) -> Result<()> {
         caller.require_platform_admin()?;
-        let tenant: Uuid = sqlx::query_scalar("SELECT tenant_id FROM partitions WHERE id = $1")
-            .bind(partition)
+        let tenant = sqlx::query_scalar!("SELECT tenant_id FROM partitions WHERE id = $1", partition)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| Error::not_found("partition", partition))?;
@@ -82,27 +80,28 @@ impl UsageHistory {
             observed.0.iter().map(|(r, q)| (r.as_str(), q.milli())).unzip();
         let mut tx = self.pool.begin().await?;
         // A late report never overwrites a newer one.
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO observed_usage (partition_id, resource, observed, reported_at)
              SELECT $1, r, o, $4 FROM unnest($2::text[], $3::bigint[]) AS t(r, o)
-             ON CONFLICT (partition_id, resource) DO UPDATE SET observed = EXCLUDED.observed, reported_at = EXCLUDED.reported_at
+             ON CONFLICT (partition_id, resource) DO UPDATE
+             SET observed = EXCLUDED.observed, reported_at = EXCLUDED.reported_at
              WHERE observed_usage.reported_at <= EXCLUDED.reported_at",
+            partition,
+            &resources as &[&str],
+            &amounts,
+            at,
         )
-        .bind(partition)
-        .bind(&resources)
-        .bind(&amounts)
-        .bind(at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO usage_history (tenant_id, level, owner_id, resource, observed, recorded_at)
              SELECT $1, 'partition', $2, r, o, $5 FROM unnest($3::text[], $4::bigint[]) AS t(r, o)",
+            tenant,
+            partition,
+            &resources as &[&str],
+            &amounts,
+            at,
         )
-        .bind(tenant)
-        .bind(partition)
-        .bind(&resources)
-        .bind(&amounts)
-        .bind(at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -117,20 +116,21 @@ impl UsageHistory {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
-            "SELECT o.partition_id, o.resource, o.observed FROM observed_usage o JOIN partitions p ON p.id = o.partition_id WHERE p.tenant_id = $1",
+        let rows = sqlx::query!(
+            "SELECT o.partition_id, o.resource, o.observed
+             FROM observed_usage o JOIN partitions p ON p.id = o.partition_id WHERE p.tenant_id = $1",
+            tenant,
         )
-        .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
         let mut by_partition: BTreeMap<Uuid, ResourceList> = BTreeMap::new();
-        for (partition, resource, observed) in rows {
-            if let Some(r) = Resource::parse(&resource) {
+        for row in rows {
+            if let Some(r) = Resource::parse(&row.resource) {
                 by_partition
-                    .entry(partition)
+                    .entry(row.partition_id)
                     .or_default()
                     .0
-                    .insert(r, r.amount(observed));
+                    .insert(r, r.amount(row.observed));
             }
         }
         Ok(by_partition)
@@ -141,9 +141,9 @@ impl UsageHistory {
     /// # Errors
     /// The database fails.
     pub async fn snapshot(&self) -> Result<u64> {
-        let written = sqlx::query(
+        let written = sqlx::query!(
             "INSERT INTO usage_history (tenant_id, level, owner_id, key, resource, hard, used)
-             SELECT tenant_id, level, owner_id, key, resource, hard, used FROM quotas WHERE level <> 'dr_reserve'",
+             SELECT tenant_id, level, owner_id, key, resource, hard, used FROM quotas WHERE level <> 'dr_reserve'"
         )
         .execute(&self.pool)
         .await?
@@ -169,15 +169,16 @@ impl UsageHistory {
         if since > until {
             return Err(Error::invalid("since", "must not be after until"));
         }
-        let rows: Vec<HistoryRow> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            HistoryRow,
             "SELECT level, owner_id, key, resource, hard, used, observed, recorded_at FROM usage_history
              WHERE tenant_id = $1 AND recorded_at BETWEEN $2 AND $3 AND ($4::text IS NULL OR resource = $4)
              ORDER BY recorded_at, level, owner_id, resource LIMIT 10000",
+            tenant,
+            since,
+            until,
+            resource.map(|r| r.as_str()),
         )
-        .bind(tenant)
-        .bind(since)
-        .bind(until)
-        .bind(resource.map(|r| r.as_str()))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
