@@ -2,10 +2,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use federation::lease::{self, Lease};
+use kernel::testkit::eventually;
 use kubesim::Fault;
 use paas_proto::v1 as pb;
 
-use crate::helpers::{Fed, PROBES, Running, cluster, eventually};
+use crate::helpers::{Fed, PROBES, Running, cluster};
 
 #[tokio::test]
 async fn each_fault_makes_a_ready_cluster_notready_then_unknown_and_the_first_good_probe_makes_it_ready() {
