@@ -632,7 +632,18 @@ async fn endpoints_refuse_special_addresses_and_keep_what_was_written() {
         written.data["subsets"][0]["ports"][0]["protocol"], "TCP",
         "the protocol defaults to TCP"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A simulation round that started after the write: any controller that
+    // would overwrite the endpoints has had its turn.
+    let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    deploys
+        .create(&PostParams::default(), &deployment("tick", 1, "nginx"))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "a simulation round", || async {
+        let d = deploys.get("tick").await.unwrap();
+        (d.status.as_ref().and_then(|s| s.observed_generation) == Some(1)).then_some(())
+    })
+    .await;
     assert_eq!(
         endpoints.get("db").await.unwrap().data["subsets"],
         written.data["subsets"]

@@ -44,7 +44,7 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
                 let want = want.clone();
                 async move { (names(&reader) == want).then_some(()) }
             })
-            .await
+            .await;
         }
     };
     expect(vec!["cm-0", "cm-1", "cm-2"]).await;
@@ -68,7 +68,11 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
     // Cut the watch, change things behind its back, compact: the resumed
     // watch gets 410 and the watcher must relist.
     t.cluster.faults().set(Fault::Partition);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = t.cluster.addr();
+    eventually(Duration::from_secs(2), "the partition cutting the port", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err().then_some(())
+    })
+    .await;
     t.cluster
         .store()
         .create(
