@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use e2e::Platform;
 use kernel::caller::{Caller, CallerKey};
 use kernel::grpc::{Outgoing, channel, uri};
+use kernel::testkit::eventually;
 use kubesim::{Cluster, ClusterConfig};
 use paas_proto::v1 as pb;
 use paas_proto::v1::federation_service_client::FederationServiceClient;
@@ -178,7 +179,7 @@ async fn main() {
         .unwrap();
     }
     for c in &clusters {
-        Platform::eventually(Duration::from_secs(30), "the partition namespace", || {
+        eventually(Duration::from_secs(30), "the partition namespace", || {
             let url = format!("{}/api/v1/namespaces/bench-apps", c.url().trim_end_matches('/'));
             let http = p.http.clone();
             async move { (http.get(url).send().await.ok()?.status() == StatusCode::OK).then_some(()) }

@@ -101,25 +101,6 @@ impl Platform {
     pub fn anonymous(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}{path}", self.url))
     }
-
-    /// Polls `probe` until it returns `Some`, or panics after `within`.
-    pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(v) = probe().await {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what} did not happen within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
 }
 
 impl Drop for Platform {

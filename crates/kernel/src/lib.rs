@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod caller;
 pub mod db;
 pub mod error;

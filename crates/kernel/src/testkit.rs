@@ -79,6 +79,38 @@ impl TestPlatform {
     }
 }
 
+/// How often [`eventually`] asks again: short enough that a test waits about
+/// as long as the work takes, long enough not to busy-spin two shared cores.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Waits for a positive signal: polls `probe` every [`POLL`] until it returns
+/// `Some`, and returns that value.
+///
+/// Tests use it instead of a fixed sleep, both to wait for work to happen and,
+/// before checking that something did *not* happen, to wait for the evidence
+/// that the work which could have done it has run.
+///
+/// # Panics
+/// When `probe` has not returned `Some` within `within`; the message names
+/// `what` was awaited.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Whether a test resource name (after its prefix) is older than [`STALE_AFTER`].
 fn is_stale(rest: &str, now: u64) -> bool {
     let secs = rest.split(['_', '-']).next().and_then(|s| s.parse::<u64>().ok());
@@ -129,6 +161,24 @@ async fn sweep_once(base: &settings::DatabaseUrl, nats: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn eventually_returns_the_first_value_the_probe_finds() {
+        let mut calls = 0;
+        let found = eventually(Duration::from_secs(5), "the third call", || {
+            calls += 1;
+            let now = calls;
+            async move { (now == 3).then_some(now) }
+        })
+        .await;
+        assert_eq!(found, 3);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "nothing did not happen within")]
+    async fn eventually_panics_naming_what_it_waited_for() {
+        eventually(Duration::from_millis(50), "nothing", || async { None::<()> }).await;
+    }
 
     #[test]
     fn only_names_older_than_an_hour_are_stale() {

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -66,7 +67,7 @@ pub(crate) async fn world_with(cpu: &str, env: &[(&str, &str)]) -> World {
     .send()
     .await
     .unwrap();
-    Platform::eventually(Duration::from_secs(20), "the namespace", || {
+    eventually(Duration::from_secs(20), "the namespace", || {
         let (http, url) = (p.http.clone(), format!("{cluster}/api/v1/namespaces/acme-web"));
         async move { (http.get(url).send().await.ok()?.status() == StatusCode::OK).then_some(()) }
     })
@@ -125,7 +126,7 @@ impl World {
     }
 
     pub(crate) async fn release_state(&self, app: &str, number: u64, state: &str) -> Value {
-        Platform::eventually(
+        eventually(
             Duration::from_secs(40),
             &format!("release {number} {state}"),
             || async move {
@@ -170,7 +171,7 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
     let id = app["id"].as_str().unwrap().to_string();
 
     // web depends on api: when web first appears, api is already available.
-    let api_when_web_appeared = Platform::eventually(Duration::from_secs(40), "web's Deployment", || async {
+    let api_when_web_appeared = eventually(Duration::from_secs(40), "web's Deployment", || async {
         w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?;
         Some(w.kube(&format!("{DEPLOYMENTS}/shop-api")).await)
     })
@@ -274,7 +275,7 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
         (StatusCode::OK, Some(3)),
         "{scaled}"
     );
-    Platform::eventually(Duration::from_secs(20), "3 web replicas", || async {
+    eventually(Duration::from_secs(20), "3 web replicas", || async {
         (w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?["spec"]["replicas"] == 3).then_some(())
     })
     .await;
@@ -306,7 +307,7 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
 
     // Pods per service and cluster, a container's log, a rolling restart.
     // (The scaled-out pod must be running before its log can be read.)
-    let pods = Platform::eventually(Duration::from_secs(20), "every pod ready", || async {
+    let pods = eventually(Duration::from_secs(20), "every pod ready", || async {
         let (status, pods) = w
             .send(Method::GET, &format!("/api/v1/applications/{id}/pods"), None)
             .await;
@@ -375,7 +376,7 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
         (StatusCode::OK, Some("stopped")),
         "{stopped}"
     );
-    Platform::eventually(Duration::from_secs(20), "no web or api replicas", || async {
+    eventually(Duration::from_secs(20), "no web or api replicas", || async {
         let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?;
         let api = w.kube(&format!("{DEPLOYMENTS}/shop-api")).await?;
         (web["spec"]["replicas"] == 0 && api["spec"]["replicas"] == 0).then_some(())
@@ -401,7 +402,7 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
         (StatusCode::OK, Some("running")),
         "{started}"
     );
-    Platform::eventually(Duration::from_secs(20), "web back at 3, api at 1", || async {
+    eventually(Duration::from_secs(20), "web back at 3, api at 1", || async {
         let web = w.kube(&format!("{DEPLOYMENTS}/shop-web")).await?;
         let api = w.kube(&format!("{DEPLOYMENTS}/shop-api")).await?;
         (web["spec"]["replicas"] == 3 && api["spec"]["replicas"] == 1).then_some(())
@@ -424,7 +425,7 @@ async fn a_composite_application_deploys_in_order_upgrades_rolls_back_scales_and
         .send(Method::DELETE, &format!("/api/v1/applications/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    Platform::eventually(Duration::from_secs(20), "the deployments removed", || async {
+    eventually(Duration::from_secs(20), "the deployments removed", || async {
         let list = w.kube(DEPLOYMENTS).await?;
         list["items"].as_array()?.is_empty().then_some(())
     })
@@ -540,7 +541,7 @@ async fn production_waits_for_approval_and_quota_or_port_conflicts_leave_nothing
         "{failed}"
     );
     let big_id = big["id"].as_str().unwrap().to_string();
-    Platform::eventually(Duration::from_secs(5), "the application failed", || async {
+    eventually(Duration::from_secs(5), "the application failed", || async {
         (w.send(Method::GET, &format!("/api/v1/applications/{big_id}"), None)
             .await
             .1["state"]

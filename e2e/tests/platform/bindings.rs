@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -61,7 +62,7 @@ async fn a_binding_within_quota_is_applied_and_healthy_one_over_it_is_refused_wi
     .await
     .unwrap();
     // Federation learns of the partition from tenancy's event and makes the namespace.
-    Platform::eventually(Duration::from_secs(20), "the namespace", || {
+    eventually(Duration::from_secs(20), "the namespace", || {
         let http = p.http.clone();
         let url = format!("{cluster}/api/v1/namespaces/acme-web");
         async move { (http.get(url).send().await.ok()?.status() == StatusCode::OK).then_some(()) }
@@ -110,7 +111,7 @@ async fn a_binding_within_quota_is_applied_and_healthy_one_over_it_is_refused_wi
     let b: Value = created.json().await.unwrap();
     let id = b["id"].as_str().unwrap().to_string();
     assert_eq!(b["clusters"][0]["namespace"], "acme-web");
-    let healthy = Platform::eventually(Duration::from_secs(20), "Healthy", || {
+    let healthy = eventually(Duration::from_secs(20), "Healthy", || {
         let r = p.admin(Method::GET, &format!("/api/v1/bindings/{id}"));
         async move {
             r.send()
@@ -231,7 +232,7 @@ async fn a_binding_within_quota_is_applied_and_healthy_one_over_it_is_refused_wi
             .status(),
         StatusCode::NO_CONTENT
     );
-    Platform::eventually(Duration::from_secs(20), "the deployment gone", || {
+    eventually(Duration::from_secs(20), "the deployment gone", || {
         let http = p.http.clone();
         let url = format!("{cluster}/apis/apps/v1/namespaces/acme-web/deployments/shop");
         async move {

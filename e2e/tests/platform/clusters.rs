@@ -1,4 +1,5 @@
 use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -61,7 +62,7 @@ async fn a_cluster_registered_with_a_token_shows_its_health_and_discovery_but_ne
     assert_eq!(created["has_credentials"], true);
 
     // Readable by name; Ready and discovered once the monitor has probed it.
-    let shown = Platform::eventually(
+    let shown = eventually(
         std::time::Duration::from_secs(20),
         "the cluster Ready and discovered",
         || async {

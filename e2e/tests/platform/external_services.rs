@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ fn placement() -> Value {
 impl World {
     /// The cluster's object at `path` once `check` holds.
     async fn kube_until(&self, path: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        Platform::eventually(Duration::from_secs(30), what, || async {
+        eventually(Duration::from_secs(30), what, || async {
             let o = self.kube(path).await?;
             check(&o).then_some(o)
         })
@@ -30,7 +30,7 @@ impl World {
     }
 
     async fn kube_gone(&self, path: &str) {
-        Platform::eventually(Duration::from_secs(30), &format!("{path} removed"), || async {
+        eventually(Duration::from_secs(30), &format!("{path} removed"), || async {
             self.kube(path).await.is_none().then_some(())
         })
         .await;
@@ -102,7 +102,7 @@ async fn an_external_service_is_written_into_the_partition_changed_in_place_and_
         endpoints["subsets"],
         json!([{"addresses": [{"ip": "10.20.0.5"}, {"ip": "10.20.0.6"}], "ports": [{"name": "sql", "port": 5432, "protocol": "TCP"}, {"name": "admin", "port": 9000, "protocol": "UDP"}]}])
     );
-    let read = Platform::eventually(Duration::from_secs(30), "the ledger Healthy", || async {
+    let read = eventually(Duration::from_secs(30), "the ledger Healthy", || async {
         let (_, s) = w
             .send(Method::GET, &format!("/api/v1/external-services/{id}"), None)
             .await;

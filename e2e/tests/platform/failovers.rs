@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -80,7 +81,7 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
     }
     for c in &clusters {
         let url = format!("{}/api/v1/namespaces/acme-web", c.url().trim_end_matches('/'));
-        Platform::eventually(Duration::from_secs(20), "the namespaces", || {
+        eventually(Duration::from_secs(20), "the namespaces", || {
             let (http, url) = (p.http.clone(), url.clone());
             async move { (http.get(url).send().await.ok()?.status() == StatusCode::OK).then_some(()) }
         })
@@ -93,7 +94,7 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
         json!({"policy": {"groups": [{"data_centres": ["dc1"]}, {"data_centres": ["dc2"]}]}, "dr_tier": "manual"});
     // Placement takes Ready clusters only: wait for the monitor's first probes.
     for name in ["dc1-prod", "dc2-dr"] {
-        Platform::eventually(Duration::from_secs(20), "the cluster Ready", || {
+        eventually(Duration::from_secs(20), "the cluster Ready", || {
             let r = p.admin(Method::GET, &format!("/api/v1/clusters/{name}"));
             async move {
                 r.send()
@@ -122,7 +123,7 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
         (Some("manual"), Some(0)),
         "the manual tier's failback: {b}"
     );
-    Platform::eventually(Duration::from_secs(20), "Healthy in dc1-prod", || {
+    eventually(Duration::from_secs(20), "Healthy in dc1-prod", || {
         let r = p.admin(Method::GET, &format!("/api/v1/bindings/{id}"));
         async move {
             r.send()
@@ -148,7 +149,7 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
         .unwrap();
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     // Accepted once the monitor has seen dc1-prod go (before, every cluster is Ready: 400-class).
-    let op: Value = Platform::eventually(Duration::from_secs(20), "the failover accepted", || {
+    let op: Value = eventually(Duration::from_secs(20), "the failover accepted", || {
         let r = p
             .anonymous(Method::POST, &format!("/api/v1/bindings/{id}/failover"))
             .bearer_auth(&operator)
@@ -167,7 +168,7 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
         (op["kind"].as_str(), op["trigger"].as_str(), op["from_cluster"].as_str()),
         (Some("failover"), Some("operator"), Some("dc1-prod"))
     );
-    let done: Value = Platform::eventually(Duration::from_secs(20), "the failover available", || {
+    let done: Value = eventually(Duration::from_secs(20), "the failover available", || {
         let r = p
             .anonymous(Method::GET, &format!("/api/v1/failovers?binding_id={id}"))
             .bearer_auth(&viewer);

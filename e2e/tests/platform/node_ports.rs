@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -72,7 +73,7 @@ async fn a_node_port_outside_a_target_clusters_range_is_refused_and_drawn_ports_
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{app}");
-    let service = e2e::Platform::eventually(Duration::from_secs(40), "the Service", || async {
+    let service = eventually(Duration::from_secs(40), "the Service", || async {
         w.kube("/api/v1/namespaces/acme-web/services/drawn-svc").await
     })
     .await;

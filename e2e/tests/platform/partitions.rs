@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -73,7 +74,7 @@ async fn a_partition_becomes_a_namespace_with_quota_limits_and_policy_in_its_clu
             }
         }
     };
-    let quota = Platform::eventually(Duration::from_secs(20), "the ResourceQuota in the cluster", || {
+    let quota = eventually(Duration::from_secs(20), "the ResourceQuota in the cluster", || {
         let url = format!("{cluster}/api/v1/namespaces/acme-web/resourcequotas/paas-quota");
         async move { get(url).await.filter(|q| q["spec"]["hard"]["requests.cpu"] == "2") }
     })
@@ -103,7 +104,7 @@ async fn a_partition_becomes_a_namespace_with_quota_limits_and_policy_in_its_clu
             .status(),
         StatusCode::NO_CONTENT
     );
-    Platform::eventually(Duration::from_secs(20), "the namespace to go", || {
+    eventually(Duration::from_secs(20), "the namespace to go", || {
         let url = format!("{cluster}/api/v1/namespaces/acme-web");
         let http = p.http.clone();
         async move {
@@ -178,7 +179,7 @@ async fn the_quota_usage_observed_in_the_cluster_reaches_tenancy_at_each_resync(
         .await
         .unwrap();
     assert_eq!(set.status(), StatusCode::NO_CONTENT);
-    Platform::eventually(Duration::from_secs(20), "the ResourceQuota in the cluster", || {
+    eventually(Duration::from_secs(20), "the ResourceQuota in the cluster", || {
         let http = p.http.clone();
         let url = format!("{cluster}/api/v1/namespaces/acme-web/resourcequotas/paas-quota");
         async move {
@@ -206,7 +207,7 @@ async fn the_quota_usage_observed_in_the_cluster_reaches_tenancy_at_each_resync(
         .unwrap();
     assert!(created.status().is_success(), "{}", created.text().await.unwrap());
 
-    let observed = Platform::eventually(Duration::from_secs(20), "the observed usage in tenancy", || {
+    let observed = eventually(Duration::from_secs(20), "the observed usage in tenancy", || {
         let (p, tid, pid) = (&p, tid.clone(), pid.clone());
         async move {
             let usage: Value = p
@@ -276,7 +277,7 @@ async fn pull_secrets_reach_the_partitions_namespace_and_their_passwords_are_nev
     let path = format!("/api/v1/partitions/{pid}/pull-secrets/harbor");
     let body = json!({"server": "harbor.acme.example", "username": "robot", "password": password});
     // Federation learns of the partition from tenancy's event: until then it is not found.
-    let text = Platform::eventually(Duration::from_secs(20), "the pull secret accepted", || async {
+    let text = eventually(Duration::from_secs(20), "the pull secret accepted", || async {
         let r = p.admin(Method::PUT, &path).json(&body).send().await.ok()?;
         (r.status() == StatusCode::OK).then_some(())?;
         r.text().await.ok()
@@ -321,7 +322,7 @@ async fn pull_secrets_reach_the_partitions_namespace_and_their_passwords_are_nev
             }
         }
     };
-    let account = Platform::eventually(
+    let account = eventually(
         Duration::from_secs(20),
         "the default ServiceAccount listing both",
         || {
@@ -382,7 +383,7 @@ async fn pull_secrets_reach_the_partitions_namespace_and_their_passwords_are_nev
         p.admin(Method::DELETE, &path).send().await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
-    Platform::eventually(Duration::from_secs(20), "the removed Secret deleted", || {
+    eventually(Duration::from_secs(20), "the removed Secret deleted", || {
         let url = format!("{cluster}/api/v1/namespaces/acme-web/secrets/paas-pull-harbor");
         let http = p.http.clone();
         async move { (http.get(url).send().await.ok()?.status() == StatusCode::NOT_FOUND).then_some(()) }

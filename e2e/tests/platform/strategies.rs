@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -99,7 +99,7 @@ impl World {
 
     /// The latest release once it is `number` in `phase` at `step`.
     async fn phase(&self, app: &str, number: u64, phase: &str, step: u64) -> Value {
-        Platform::eventually(
+        eventually(
             Duration::from_secs(40),
             &format!("release {number} {phase} at step {step}"),
             || async move {
@@ -131,7 +131,7 @@ impl World {
     }
 
     async fn eventually_route(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        Platform::eventually(Duration::from_secs(40), what, || async {
+        eventually(Duration::from_secs(40), what, || async {
             let r = self.kube(&format!("{ROUTES}/{name}")).await?;
             check(&r).then_some(r)
         })
@@ -139,7 +139,7 @@ impl World {
     }
 
     async fn gone(&self, path: &str) {
-        Platform::eventually(Duration::from_secs(20), &format!("{path} removed"), || async {
+        eventually(Duration::from_secs(20), &format!("{path} removed"), || async {
             self.kube(path).await.is_none().then_some(())
         })
         .await;
@@ -218,7 +218,7 @@ async fn blue_green_switches_to_the_new_slot_and_keeps_the_old_until_confirmed_a
     );
     w.release_state(&app, 2, "aborted").await;
     // (The application and its latest release are read one after the other.)
-    Platform::eventually(Duration::from_secs(5), "release 1 running again", || async {
+    eventually(Duration::from_secs(5), "release 1 running again", || async {
         let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
         (a["state"] == "running" && a["current_release"] == 1).then_some(())
     })
@@ -698,7 +698,7 @@ async fn two_clusters(env: &[(&str, &str)]) -> World {
         .await;
     assert!(status.is_success(), "{p}");
     for name in [A, B] {
-        Platform::eventually(
+        eventually(
             Duration::from_secs(20),
             &format!("{name} Ready with the namespace"),
             || async move {
@@ -742,7 +742,7 @@ impl World {
     /// Waits until Deployment `name` runs `tag` Available in `cluster`.
     async fn runs(&self, cluster: &str, name: &str, tag: &str) {
         let want = format!("registry.example/web:{tag}");
-        Platform::eventually(
+        eventually(
             Duration::from_secs(40),
             &format!("{name} {tag} Available in {cluster}"),
             || {
@@ -863,7 +863,7 @@ async fn gray_by_cluster_upgrades_one_cluster_waits_for_promote_aborts_back_and_
     assert_eq!(w.image_in(B, "gy-web").await, "registry.example/web:1");
     let back = w.revisions(&app).await;
     assert_eq!(back[0].1, back[1].1, "one revision everywhere again: {back:?}");
-    Platform::eventually(Duration::from_secs(5), "release 1 running again", || async {
+    eventually(Duration::from_secs(5), "release 1 running again", || async {
         let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
         (a["state"] == "running" && a["current_release"] == 1).then_some(())
     })

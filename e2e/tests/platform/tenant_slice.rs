@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use e2e::Platform;
+use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -30,7 +31,7 @@ async fn a_tenant_created_at_the_gateway_is_stored_read_back_and_learned_by_fede
     assert_eq!(read, tenant);
 
     // tenancy -> outbox -> relay -> JetStream -> federation's inbox.
-    let known: Value = Platform::eventually(Duration::from_secs(15), "federation learning of the tenant", || async {
+    let known: Value = eventually(Duration::from_secs(15), "federation learning of the tenant", || async {
         let r = p
             .admin(Method::GET, &format!("/api/v1/tenants/{id}/federation"))
             .send()

@@ -1,4 +1,5 @@
 use e2e::Platform;
+use kernel::testkit::eventually;
 use prost::Message;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -20,7 +21,7 @@ async fn the_callers_trace_flows_from_the_gateway_through_grpc_into_the_event() 
     let bus = kernel::event::Bus::connect(&p.settings).await.unwrap();
     let stream = bus.ensure_stream().await.unwrap();
     let subject = bus.subject("tenancy.tenant.created");
-    let message = Platform::eventually(
+    let message = eventually(
         std::time::Duration::from_secs(15),
         "the event reaching JetStream",
         || async { stream.get_last_raw_message_by_subject(&subject).await.ok() },

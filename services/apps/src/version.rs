@@ -90,32 +90,72 @@ macro_rules! columns {
     };
 }
 
-/// Checks a version number: `MAJOR.MINOR.PATCH` with an optional
-/// `-prerelease` of letters, digits, `.` and `-`.
+/// A template or chart version number: SemVer `MAJOR.MINOR.PATCH`, an
+/// optional `-prerelease` and an optional `+build` (each part at most 9
+/// digits, no leading zeros). It orders as SemVer says: by precedence, with
+/// build metadata ignored (`1.0.0+a` equals `1.0.0+b`).
+#[derive(Debug, Clone)]
+pub struct VersionNumber(semver::Version);
+
+impl VersionNumber {
+    /// Reads a version number.
+    ///
+    /// # Errors
+    /// Names `version`.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let raw = raw.trim();
+        let invalid = || {
+            Error::invalid(
+                "version",
+                "must be MAJOR.MINOR.PATCH, optionally with -prerelease and +build (e.g. 1.4.0, 2.0.0-rc.1, 1.0.0+1)",
+            )
+        };
+        let v = semver::Version::parse(raw).map_err(|_| invalid())?;
+        let small = [v.major, v.minor, v.patch].iter().all(|n| *n < 1_000_000_000);
+        if !small || v.pre.len() > 40 || v.build.len() > 40 {
+            return Err(invalid());
+        }
+        Ok(Self(v))
+    }
+
+    /// The version as SemVer.
+    pub fn semver(&self) -> &semver::Version {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for VersionNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for VersionNumber {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for VersionNumber {}
+
+impl PartialOrd for VersionNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for VersionNumber {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp_precedence(&other.0)
+    }
+}
+
+/// Checks a version number (see [`VersionNumber`]) and returns it as written.
 ///
 /// # Errors
 /// Names `version`.
 pub fn parse_version(raw: &str) -> Result<String> {
-    let raw = raw.trim();
-    let (core, pre) = raw.split_once('-').map_or((raw, None), |(c, p)| (c, Some(p)));
-    let numbers: Vec<&str> = core.split('.').collect();
-    let numeric = numbers.len() == 3
-        && numbers.iter().all(|n| {
-            !n.is_empty()
-                && n.len() <= 9
-                && n.chars().all(|c| c.is_ascii_digit())
-                && (n.len() == 1 || !n.starts_with('0'))
-        });
-    let pre_ok = pre.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 40 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-    });
-    if !numeric || !pre_ok {
-        return Err(Error::invalid(
-            "version",
-            "must be MAJOR.MINOR.PATCH, optionally with -prerelease (e.g. 1.4.0, 2.0.0-rc.1)",
-        ));
-    }
-    Ok(raw.to_string())
+    VersionNumber::parse(raw).map(|v| v.to_string())
 }
 
 fn parse_note(note: &str) -> Result<String> {
@@ -395,5 +435,27 @@ mod tests {
         for bad in ["1.0", "1.0.0.0", "v1.0.0", "01.0.0", "1.0.0-", "1.0.0-ä", "", "1..0"] {
             assert_eq!(parse_version(bad).unwrap_err().field(), Some("version"), "{bad}");
         }
+    }
+
+    #[test]
+    fn versions_may_carry_build_metadata() {
+        for good in ["1.0.0+1", "1.2.3-rc.1+build.5", "2.0.0+20260101.sha-abc"] {
+            assert_eq!(parse_version(good).unwrap(), good);
+        }
+        for bad in ["1.0.0+", "1.0.0+ä", "1.0.0+a..b", "1000000000.0.0"] {
+            assert_eq!(parse_version(bad).unwrap_err().field(), Some("version"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_order_by_precedence_ignoring_build_metadata() {
+        let v = |s: &str| VersionNumber::parse(s).unwrap();
+        assert_eq!(v("1.0.0+a"), v("1.0.0+b"));
+        assert_eq!(v("1.0.0+a"), v("1.0.0"));
+        assert!(v("1.0.0-rc.1+z") < v("1.0.0+a"));
+        assert!(v("1.0.0-alpha") < v("1.0.0-alpha.1"));
+        assert!(v("1.0.0-beta.2") < v("1.0.0-beta.11"));
+        assert!(v("1.9.0") < v("1.10.0+0"));
+        assert_eq!(v(" 1.2.3+x ").to_string(), "1.2.3+x");
     }
 }

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kernel::backoff::Backoff;
 use kernel::caller::{Caller, CallerKey};
 use kernel::event::Event;
 use kernel::grpc::Outgoing;
@@ -136,9 +137,14 @@ struct Pending {
     failures: i32,
 }
 
-/// Wait after the `failures`-th failure in a row: 1 s doubling, at most [`MAX_BACKOFF`].
-fn backoff(failures: i32) -> Duration {
-    Duration::from_secs(1u64 << failures.clamp(0, 5)).min(MAX_BACKOFF)
+/// Retrying a cluster that failed: 1 s doubling, at most [`MAX_BACKOFF`],
+/// jittered so clusters that failed together do not retry together. The
+/// propagator uses it too.
+pub(crate) const RETRY: Backoff = Backoff::new(Duration::from_secs(1), MAX_BACKOFF);
+
+/// Wait after the `failures`-th failure in a row (a count read from the database).
+pub(crate) fn retry_delay(failures: i32) -> Duration {
+    RETRY.delay(u32::try_from(failures).unwrap_or(0))
 }
 
 /// How the reconciler paces itself.
@@ -302,7 +308,7 @@ impl Reconciler {
                     )
                     .bind(p.partition_id)
                     .bind(e.to_string())
-                    .bind(backoff(p.failures).as_secs_f64())
+                    .bind(retry_delay(p.failures).as_secs_f64())
                         .execute(&self.pool)
                         .await?;
                 }
@@ -462,9 +468,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
-        assert_eq!(backoff(0), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(50), MAX_BACKOFF);
+        assert_eq!(RETRY.ceiling(0), Duration::from_secs(1));
+        assert_eq!(RETRY.ceiling(3), Duration::from_secs(8));
+        assert_eq!(RETRY.ceiling(50), MAX_BACKOFF);
+        assert!(retry_delay(3) <= Duration::from_secs(8) && retry_delay(3) >= Duration::from_secs(4));
+        assert!(retry_delay(-1) <= Duration::from_secs(1));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! (converged longer ago than the resync period) or still rolling out, and
 //! works on each in its own task (at most `parallelism` at once, each
 //! bounded by a timeout), so a slow or dead cluster never holds up the
-//! others; a failing target is retried with backoff (1 s doubling to 30 s).
+//! others; a failing target is retried with jittered backoff (1 s doubling to 30 s).
 //! Targets in clusters the health monitor has lost contact with wait; the
 //! monitor resyncs them at once when the cluster returns.
 //!
@@ -47,7 +47,7 @@ use crate::binding::{self, Admission, BINDING_LABEL, Kind, Object};
 use crate::cluster_settings::{self, ClusterSettings};
 use crate::credentials::Clients;
 use crate::lease::{self, Lease};
-use crate::partition::{FIELD_MANAGER, MAX_BACKOFF};
+use crate::partition::{FIELD_MANAGER, retry_delay};
 use crate::status;
 use crate::watch::{Generations, Watches};
 
@@ -84,10 +84,6 @@ impl From<&crate::Settings> for PropagateSettings {
             timeout: s.propagation_timeout,
         }
     }
-}
-
-fn backoff(failures: i32) -> Duration {
-    Duration::from_secs(1u64 << failures.clamp(0, 5)).min(MAX_BACKOFF)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -223,7 +219,7 @@ impl Propagator {
                     .bind(d.binding_id)
                     .bind(&d.cluster)
                     .bind(e.to_string())
-                    .bind(backoff(d.failures).as_secs_f64())
+                    .bind(retry_delay(d.failures).as_secs_f64())
                     .execute(&this.pool)
                     .await;
                     if let Err(e) = failed {

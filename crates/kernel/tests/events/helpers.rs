@@ -105,6 +105,24 @@ impl Scratch {
         stream.info().await.unwrap().state.messages
     }
 
+    /// Waits until the relay has published every committed event and the
+    /// durable `consumer` has acknowledged (or terminated) every message in
+    /// the stream: the positive signal after which "nothing more was handled"
+    /// can be checked.
+    pub async fn until_settled(&self, consumer: &str, within: Duration) {
+        let relay = self.relay();
+        kernel::testkit::eventually(within, "the consumer settling the whole stream", || async {
+            if relay.backlog().await.unwrap() != 0 {
+                return None;
+            }
+            let mut stream = self.bus.ensure_stream().await.unwrap();
+            let last = stream.info().await.unwrap().state.last_sequence;
+            let info = stream.consumer_info(consumer).await.ok()?;
+            (info.ack_floor.stream_sequence >= last && info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until `n` notes were handled, or panics after `within`.
     pub async fn until_handled(&self, n: usize, within: Duration) -> Vec<(Uuid, String)> {
         let deadline = tokio::time::Instant::now() + within;

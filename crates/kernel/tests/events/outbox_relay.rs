@@ -14,8 +14,8 @@ async fn a_committed_change_is_delivered_once_and_a_rolled_back_one_never() {
     s.write_note("rolled back", false).await;
 
     let handled = s.until_handled(1, WITHIN).await;
-    // Give a wrongly published second event time to arrive before judging.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Everything published has been handled before judging.
+    s.until_settled("once", WITHIN).await;
     assert_eq!(handled, vec![(kept, "kept".to_string())]);
     assert_eq!(s.handled().await.len(), 1);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -26,7 +26,12 @@ async fn an_event_committed_while_the_relay_is_down_is_delivered_when_it_returns
     let s = Scratch::new().await;
     let (_, _) = s.spawn_consumer("late-relay");
     let id = s.write_note("waiting", true).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The consumer is up and pulling before judging that it got nothing.
+    kernel::testkit::eventually(WITHIN, "the durable consumer", || async {
+        let stream = s.bus.ensure_stream().await.unwrap();
+        stream.consumer_info("late-relay").await.ok().map(|_| ())
+    })
+    .await;
     assert!(s.handled().await.is_empty(), "nothing can be delivered without a relay");
     assert_eq!(s.relay().backlog().await.unwrap(), 1);
 
@@ -53,7 +58,7 @@ async fn a_relay_killed_between_publish_and_mark_delivers_exactly_once_after_res
     // A new relay publishes the same rows again.
     s.spawn_relay();
     let handled = s.until_handled(2, WITHIN).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.until_settled("killed-relay", WITHIN).await;
 
     let mut got: Vec<_> = s.handled().await.into_iter().map(|(id, _)| id).collect();
     got.sort();
@@ -88,7 +93,7 @@ async fn a_redelivered_event_is_absorbed_by_the_inbox() {
     let second = s.write_note("second", true).await;
 
     let handled = s.until_handled(2, WITHIN).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.until_settled("restarted-consumer", WITHIN).await;
     assert_eq!(s.handled().await.len(), 2, "{handled:?}");
     assert_eq!(
         handled.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
@@ -125,7 +130,8 @@ async fn a_failing_event_is_retried_alone_while_its_batch_commits_and_poison_is_
     s.spawn_relay();
 
     let handled = s.until_handled(3, WITHIN).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The retried event and the poison are settled (acked or terminated).
+    s.until_settled("failing", WITHIN).await;
     let handled_now = s.handled().await;
     assert_eq!(handled_now.len(), 3, "no partial writes and no poison: {handled_now:?}");
     let texts: Vec<&str> = handled.iter().map(|(_, t)| t.as_str()).collect();

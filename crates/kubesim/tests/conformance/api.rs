@@ -2,11 +2,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kernel::testkit::eventually;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::Discovery;
 use serde_json::json;
 
-use crate::helpers::{configmap, deployment, eventually, spawn, status_of};
+use crate::helpers::{configmap, deployment, spawn, status_of};
 
 /// Discovery: `/version`, `/api` and `/apis` list the served groups and
 /// kinds, which is how clients find `apps/v1` Deployments.
@@ -171,7 +172,7 @@ async fn update_with_a_stale_resource_version_is_a_conflict() {
         .unwrap();
     assert_eq!(created.metadata.generation, Some(1));
     // The controller writes status first; updates must carry the latest resourceVersion.
-    let latest = eventually("status observed", Duration::from_secs(5), || async {
+    let latest = eventually(Duration::from_secs(5), "status observed", || async {
         let d = deploys.get("web").await.unwrap();
         (d.status.as_ref().and_then(|s| s.observed_generation) == Some(1)).then_some(d)
     })
@@ -231,7 +232,7 @@ async fn deleting_a_namespace_deletes_its_objects() {
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "team-a");
     cms.create(&PostParams::default(), &configmap("x", &[])).await.unwrap();
     namespaces.delete("team-a", &DeleteParams::default()).await.unwrap();
-    eventually("namespace gone", Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "namespace gone", || async {
         namespaces.get_opt("team-a").await.unwrap().is_none().then_some(())
     })
     .await;
@@ -631,7 +632,18 @@ async fn endpoints_refuse_special_addresses_and_keep_what_was_written() {
         written.data["subsets"][0]["ports"][0]["protocol"], "TCP",
         "the protocol defaults to TCP"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A simulation round that started after the write: any controller that
+    // would overwrite the endpoints has had its turn.
+    let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    deploys
+        .create(&PostParams::default(), &deployment("tick", 1, "nginx"))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "a simulation round", || async {
+        let d = deploys.get("tick").await.unwrap();
+        (d.status.as_ref().and_then(|s| s.observed_generation) == Some(1)).then_some(())
+    })
+    .await;
     assert_eq!(
         endpoints.get("db").await.unwrap().data["subsets"],
         written.data["subsets"]

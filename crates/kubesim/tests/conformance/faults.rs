@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
+use kernel::testkit::eventually;
 use kube::api::{Api, PostParams};
 use kubesim::{ClusterConfig, Fault, Fleet};
 
@@ -8,14 +9,18 @@ use crate::helpers::{client_for, configmap, spawn};
 
 /// Waits (briefly: the listener closes asynchronously) until `addr` refuses connections.
 async fn refuses(addr: std::net::SocketAddr) {
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "the port must refuse connections"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(2), "the port refusing connections", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err().then_some(())
+    })
+    .await;
+}
+
+/// Waits until `addr` accepts connections again (the listener reopens asynchronously).
+async fn accepts(addr: std::net::SocketAddr) {
+    eventually(Duration::from_secs(5), "the port accepting connections", || async {
+        tokio::net::TcpStream::connect(addr).await.is_ok().then_some(())
+    })
+    .await;
 }
 
 fn is_transport_error(err: &kube::Error) -> bool {
@@ -38,7 +43,7 @@ async fn a_down_cluster_refuses_connections_until_it_recovers() {
     let err = fresh.list(&Default::default()).await.unwrap_err();
     assert!(is_transport_error(&err), "{err:?}");
     t.cluster.faults().recover();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    accepts(t.cluster.addr()).await;
     cms.create(&PostParams::default(), &configmap("back", &[]))
         .await
         .unwrap();
@@ -112,18 +117,11 @@ async fn a_partitioned_cluster_keeps_simulating() {
             &kubesim::WriteOptions::by("test"),
         )
         .unwrap();
-    let start = Instant::now();
-    loop {
+    eventually(Duration::from_secs(5), "the pod running while partitioned", || async {
         let p = t.cluster.store().get(kubesim::resource::PODS, "default", "p").unwrap();
-        if p["status"]["phase"] == "Running" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "pod never started while partitioned"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (p["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
     t.cluster.faults().recover();
 }
 

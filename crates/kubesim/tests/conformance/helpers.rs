@@ -1,10 +1,9 @@
 //! Spawns real kubesim clusters on loopback port 0 and connects kube-rs to
 //! them through their kubeconfig, as the platform connects to real clusters.
 
-use std::future::Future;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -71,25 +70,6 @@ pub fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
         },
     }))
     .unwrap()
-}
-
-/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The Status of a failed kube-rs call.

@@ -1,9 +1,10 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kernel::testkit::eventually;
 use kube::api::{Api, ListParams, PostParams};
 
-use crate::helpers::{configmap, eventually, kubectl, spawn};
+use crate::helpers::{configmap, kubectl, spawn};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -94,13 +95,13 @@ async fn kubectl_drives_a_simulated_cluster() {
     assert!(out.status.success(), "scale: {stderr}");
     assert!(stdout.contains("scaled"), "{stdout}");
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
-    let pod = eventually("3 pods", Duration::from_secs(10), || async {
+    let pod = eventually(Duration::from_secs(10), "3 pods", || async {
         let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
         (list.items.len() == 3).then(|| list.items[0].metadata.name.clone().unwrap())
     })
     .await;
 
-    let out = eventually("logs", Duration::from_secs(10), || async {
+    let out = eventually(Duration::from_secs(10), "logs", || async {
         let out = run(&["logs", &pod, "--tail=2"], None);
         out.status.success().then_some(out)
     })

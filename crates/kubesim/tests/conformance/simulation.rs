@@ -2,10 +2,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, ResourceQuota};
+use kernel::testkit::eventually;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::helpers::{deployment, eventually, spawn, spawn_with, status_of};
+use crate::helpers::{deployment, spawn, spawn_with, status_of};
 
 fn condition(d: &Deployment, kind: &str) -> Option<(String, String)> {
     d.status
@@ -35,7 +36,7 @@ async fn a_deployment_becomes_available_with_ready_replicas() {
         .create(&PostParams::default(), &deployment("web", 3, "nginx:1"))
         .await
         .unwrap();
-    let done = eventually("deployment available", Duration::from_secs(10), || async {
+    let done = eventually(Duration::from_secs(10), "deployment available", || async {
         let d = deploys.get("web").await.unwrap();
         (condition(&d, "Progressing") == Some(("True".into(), "NewReplicaSetAvailable".into()))).then_some(d)
     })
@@ -103,7 +104,7 @@ async fn a_pod_too_big_for_every_node_stays_pending_unschedulable() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let pending = eventually("unschedulable condition", Duration::from_secs(5), || async {
+    let pending = eventually(Duration::from_secs(5), "unschedulable condition", || async {
         let p = pods.get("huge").await.unwrap();
         let status = p.status.clone()?;
         let c = status.conditions?.into_iter().find(|c| c.type_ == "PodScheduled")?;
@@ -139,7 +140,7 @@ async fn a_quota_refuses_pods_beyond_its_hard_limits() {
         .create(&PostParams::default(), &deployment("web", 3, "nginx:1"))
         .await
         .unwrap();
-    let failure = eventually("ReplicaFailure on the deployment", Duration::from_secs(10), || async {
+    let failure = eventually(Duration::from_secs(10), "ReplicaFailure on the deployment", || async {
         let d = deploys.get("web").await.unwrap();
         d.status?.conditions?.into_iter().find(|c| c.type_ == "ReplicaFailure")
     })
@@ -154,7 +155,7 @@ async fn a_quota_refuses_pods_beyond_its_hard_limits() {
         message.contains("is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"),
         "{message}"
     );
-    let used = eventually("quota usage", Duration::from_secs(5), || async {
+    let used = eventually(Duration::from_secs(5), "quota usage", || async {
         let q = quotas.get("compute").await.unwrap();
         let used = q.status?.used?;
         (used.get("pods").map(|q| q.0.as_str()) == Some("2")).then_some(used)
@@ -197,7 +198,7 @@ async fn a_rolling_update_respects_max_surge_and_max_unavailable() {
     );
     deploys.create(&PostParams::default(), &d).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
-    eventually("4 ready", Duration::from_secs(10), || async {
+    eventually(Duration::from_secs(10), "4 ready", || async {
         let list = pods.list(&ListParams::default()).await.unwrap();
         (list.items.iter().filter(|p| ready(p)).count() == 4).then_some(())
     })
@@ -264,7 +265,7 @@ async fn statefulsets_get_ordinal_pods_daemonsets_one_per_node_and_logs_tail() {
     let daemonsets: Api<DaemonSet> = Api::namespaced(t.client.clone(), "default");
     daemonsets.create(&PostParams::default(), &ds).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
-    eventually("statefulset pods ready", Duration::from_secs(10), || async {
+    eventually(Duration::from_secs(10), "statefulset pods ready", || async {
         let mut names: Vec<String> = pods
             .list(&ListParams::default().labels("app=db"))
             .await
@@ -278,7 +279,7 @@ async fn statefulsets_get_ordinal_pods_daemonsets_one_per_node_and_logs_tail() {
         (names == ["db-0", "db-1", "db-2"]).then_some(())
     })
     .await;
-    let status = eventually("daemonset ready", Duration::from_secs(10), || async {
+    let status = eventually(Duration::from_secs(10), "daemonset ready", || async {
         let s = daemonsets.get("agent").await.unwrap().status?;
         (s.number_ready == 3).then_some(s)
     })
@@ -311,7 +312,7 @@ async fn a_pod_released_by_its_replicaset_is_replaced_and_left_alone() {
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
-    let running = eventually("two pods", Duration::from_secs(10), || async {
+    let running = eventually(Duration::from_secs(10), "two pods", || async {
         let l = pods.list(&ListParams::default()).await.unwrap();
         (l.items.len() == 2).then_some(l.items)
     })
@@ -324,7 +325,7 @@ async fn a_pod_released_by_its_replicaset_is_replaced_and_left_alone() {
     )
     .await
     .unwrap();
-    let owned = eventually("a replacement beside the orphan", Duration::from_secs(10), || async {
+    let owned = eventually(Duration::from_secs(10), "a replacement beside the orphan", || async {
         let l = pods.list(&ListParams::default()).await.unwrap();
         let owned: Vec<Pod> = l
             .items

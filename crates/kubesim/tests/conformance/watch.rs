@@ -2,12 +2,13 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kernel::testkit::eventually;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kubesim::{Fault, WriteOptions, resource};
 use serde_json::json;
 
-use crate::helpers::{configmap, eventually, spawn};
+use crate::helpers::{configmap, spawn};
 
 fn names(store: &reflector::Store<ConfigMap>) -> Vec<String> {
     let mut names: Vec<String> = store.state().iter().filter_map(|c| c.metadata.name.clone()).collect();
@@ -38,7 +39,7 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
         let reader = reader.clone();
         let want: Vec<String> = want.into_iter().map(String::from).collect();
         async move {
-            eventually(&format!("reflector holds {want:?}"), Duration::from_secs(10), || {
+            eventually(Duration::from_secs(10), &format!("reflector holds {want:?}"), || {
                 let reader = reader.clone();
                 let want = want.clone();
                 async move { (names(&reader) == want).then_some(()) }
@@ -54,7 +55,7 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
     )
     .await
     .unwrap();
-    eventually("update seen", Duration::from_secs(10), || async {
+    eventually(Duration::from_secs(10), "update seen", || async {
         reader
             .get(&reflector::ObjectRef::new("cm-1").within("default"))
             .filter(|c| c.data.as_ref().is_some_and(|d| d["key"] == "changed"))
@@ -67,7 +68,11 @@ async fn a_reflector_stays_in_sync_through_changes_and_a_forced_410() {
     // Cut the watch, change things behind its back, compact: the resumed
     // watch gets 410 and the watcher must relist.
     t.cluster.faults().set(Fault::Partition);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = t.cluster.addr();
+    eventually(Duration::from_secs(2), "the partition cutting the port", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err().then_some(())
+    })
+    .await;
     t.cluster
         .store()
         .create(
@@ -224,7 +229,7 @@ async fn a_cluster_wide_watcher_with_a_label_selector_sees_matching_objects_in_e
         .create(&PostParams::default(), &configmap("unlabelled", &[]))
         .await
         .unwrap();
-    eventually("both namespaces' labelled objects", Duration::from_secs(10), || async {
+    eventually(Duration::from_secs(10), "both namespaces' labelled objects", || async {
         let mut seen: Vec<(String, String)> = reader
             .state()
             .iter()

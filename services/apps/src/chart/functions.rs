@@ -14,6 +14,8 @@ use gtmpl_ng::{Context, Func, FuncError, Template, Value as Gtmpl};
 use kernel::{Error, Result};
 use serde_json::Value;
 
+use super::constraint::satisfies;
+
 /// The functions added to (or replacing) `gtmpl-ng`'s Helm set.
 pub const EXTRA: [(&str, Func); 10] = [
     ("merge", merge as Func),
@@ -301,65 +303,6 @@ fn sort_alpha(args: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
 /// `lookup ...`: like `helm template`, nothing is looked up in a cluster.
 fn lookup(_: &[Gtmpl]) -> std::result::Result<Gtmpl, FuncError> {
     Ok(Gtmpl::Map(HashMap::new()))
-}
-
-/// `MAJOR.MINOR.PATCH` of a version (`v` and pre-release/build ignored,
-/// missing parts 0).
-fn semver(raw: &str) -> Option<(u64, u64, u64, bool)> {
-    let raw = raw.trim().trim_start_matches('v');
-    let (core, pre) = match raw.split_once('-') {
-        Some((c, p)) => (c, !p.is_empty()),
-        None => (raw, false),
-    };
-    let core = core.split('+').next()?;
-    let mut parts = core.split('.').map(|p| {
-        if p == "x" || p == "*" {
-            Some(0)
-        } else {
-            p.parse::<u64>().ok()
-        }
-    });
-    let major = parts.next()??;
-    Some((
-        major,
-        parts.next().flatten().unwrap_or(0),
-        parts.next().flatten().unwrap_or(0),
-        pre,
-    ))
-}
-
-/// Whether `version` meets `constraint`: comparisons (`>=1.19-0`, `<2`,
-/// `=1.2.3`, `!=`), `^` and `~` ranges, joined by `,` or spaces (and) and
-/// `||` (or). A constraint with a pre-release (`-0`) admits pre-releases.
-pub fn satisfies(constraint: &str, version: &str) -> Option<bool> {
-    let (maj, min, pat, pre) = semver(version)?;
-    let v = (maj, min, pat);
-    let mut any = false;
-    for alternative in constraint.split("||") {
-        let mut all = true;
-        for c in alternative.split([',', ' ']).map(str::trim).filter(|c| !c.is_empty()) {
-            let (op, rest) = ["<=", ">=", "!=", "=", "<", ">", "^", "~"]
-                .iter()
-                .find_map(|op| c.strip_prefix(op).map(|r| (*op, r)))
-                .unwrap_or(("=", c));
-            let (a, b, p, allows_pre) = semver(rest)?;
-            let w = (a, b, p);
-            let ok = (!pre || allows_pre)
-                && match op {
-                    "<=" => v <= w,
-                    ">=" => v >= w,
-                    "<" => v < w,
-                    ">" => v > w,
-                    "!=" => v != w,
-                    "^" => v >= w && if a > 0 { maj == a } else { (maj, min) == (0, b) },
-                    "~" => v >= w && (maj, min) == (a, b),
-                    _ => v == w,
-                };
-            all &= ok;
-        }
-        any |= all;
-    }
-    Some(any)
 }
 
 /// `semverCompare constraint version`.

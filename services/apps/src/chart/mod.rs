@@ -13,6 +13,7 @@
 //! Every error names the chart file it comes from (`web/templates/x.yaml`).
 
 mod archive;
+pub mod constraint;
 pub mod functions;
 pub mod schema;
 

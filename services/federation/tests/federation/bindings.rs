@@ -13,6 +13,7 @@ use federation::propagation::{PropagateSettings, Propagator};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kernel::caller::Caller;
+use kernel::testkit::eventually;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kubesim::{Cluster, ClusterConfig, Fault};
 use paas_proto::v1 as pb;
@@ -20,7 +21,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Fed, PROBES, Running, cluster, eventually};
+use crate::helpers::{Fed, PROBES, Running, cluster};
 
 /// Tenancy's admission as these tests need it: a cap on `requests.cpu` in
 /// millicores over everything reserved and not released. (Tenancy's real

@@ -24,7 +24,7 @@ async fn credentials_are_stored_encrypted_and_the_cluster_is_reached_and_discove
 
     let _monitor = Running::monitor(fed.monitor(PROBES));
     fed.until_status("secretive", "Ready").await;
-    let found = crate::helpers::eventually(std::time::Duration::from_secs(10), "discovery", || async {
+    let found = kernel::testkit::eventually(std::time::Duration::from_secs(10), "discovery", || async {
         let c = federation::cluster::get(fed.pool(), "secretive").await.unwrap();
         c.discovery.discovered_at.is_some().then_some(c)
     })

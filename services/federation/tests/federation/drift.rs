@@ -2,13 +2,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kernel::testkit::eventually;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kubesim::Fault;
 use paas_proto::v1 as pb;
 use prost::Message;
 use serde_json::json;
 
-use crate::helpers::{Fed, PROBES, Running, cluster, eventually};
+use crate::helpers::{Fed, PROBES, Running, cluster};
 
 async fn add_partition(fed: &Fed, cluster: &str) {
     let p = pb::PartitionChanged {

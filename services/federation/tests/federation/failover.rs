@@ -12,12 +12,13 @@ use federation::binding::{Bindings, Health};
 use federation::failover::{self, FailoverSettings, Operation, Reconciler};
 use kernel::caller::Caller;
 use kernel::page::Page;
+use kernel::testkit::eventually;
 use kubesim::{Fault, RunningCluster};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::bindings::{CpuCap, app, fleet, health, propagator, replicas, request};
-use crate::helpers::{Fed, Running, eventually};
+use crate::helpers::{Fed, Running};
 
 /// The propagation timeout matches the test propagator's (3 s).
 const SETTINGS: FailoverSettings = FailoverSettings {

@@ -2,10 +2,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use federation::lease::{self, Lease};
+use kernel::testkit::eventually;
 use kubesim::Fault;
 use paas_proto::v1 as pb;
 
-use crate::helpers::{Fed, PROBES, Running, cluster, eventually};
+use crate::helpers::{Fed, PROBES, Running, cluster};
 
 #[tokio::test]
 async fn each_fault_makes_a_ready_cluster_notready_then_unknown_and_the_first_good_probe_makes_it_ready() {
@@ -197,7 +198,12 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
             .as_deref(),
         Some(second_holder.as_str())
     );
-    tokio::time::sleep(PROBES.period * 3).await;
+    // Three rounds of the new leader: time in which the stopped one would have probed too.
+    let now = second_probes.load(Ordering::Relaxed);
+    eventually(Duration::from_secs(10), "three rounds of the new leader", || async {
+        (second_probes.load(Ordering::Relaxed) >= now + 3).then_some(())
+    })
+    .await;
     assert_eq!(first_probes.load(Ordering::Relaxed), before, "a stopped monitor probed");
 
     // A leader that dies without releasing: the next one waits for expiry.

@@ -1,7 +1,6 @@
 //! A federation schema in a fresh database, kubesim clusters registered in
 //! it, and settings with periods short enough for tests.
 
-use std::future::Future;
 use std::time::Duration;
 
 use federation::credentials::Clients;
@@ -10,7 +9,7 @@ use federation::partition::{ReconcileSettings, Reconciler};
 use federation::settings::SecretKey;
 use kernel::caller::Caller;
 use kernel::outbox::Outbox;
-use kernel::testkit::TestPlatform;
+use kernel::testkit::{TestPlatform, eventually};
 use kubesim::{Cluster, ClusterConfig, RunningCluster};
 use paas_proto::v1 as pb;
 use sqlx::PgPool;
@@ -157,24 +156,5 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-/// Polls `probe` until `Some`, or panics after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} did not happen within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 use federation::binding::{Bindings, Target};
 use k8s_openapi::api::apps::v1::Deployment;
 use kernel::caller::Caller;
+use kernel::testkit::eventually;
 use kube::api::Api;
 use serde_json::json;
 
 use crate::bindings::{CpuCap, fleet, propagator, request};
-use crate::helpers::{Fed, eventually};
+use crate::helpers::Fed;
 
 /// A Deployment `web` running `image` with `cpu` requested per replica.
 fn version(image: &str, cpu: &str) -> String {

@@ -9,13 +9,14 @@ use federation::pull_secret::{self, NewPullSecret};
 use federation::settings::Registry;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kernel::caller::{Caller, Membership, Role};
+use kernel::testkit::eventually;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use paas_proto::v1 as pb;
 use prost::Message;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Fed, Running, cluster, eventually};
+use crate::helpers::{Fed, Running, cluster};
 
 const TENANT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042);
 

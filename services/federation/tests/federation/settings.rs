@@ -11,12 +11,13 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::networking::v1::Ingress;
 use kernel::caller::Caller;
+use kernel::testkit::eventually;
 use kube::api::Api;
 use paas_proto::v1 as pb;
 use serde_json::json;
 
 use crate::bindings::{CpuCap, fleet, propagator, request};
-use crate::helpers::{Fed, eventually};
+use crate::helpers::Fed;
 
 fn classes(storage: &[&str], default_storage: &str, ingress: &[&str], default_ingress: &str) -> pb::ClusterSettings {
     let list = |l: &[&str]| l.iter().map(std::string::ToString::to_string).collect();

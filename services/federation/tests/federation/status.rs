@@ -8,12 +8,13 @@ use std::time::Duration;
 use federation::binding::{Bindings, Health};
 use federation::propagation::PropagateSettings;
 use kernel::caller::Caller;
+use kernel::testkit::eventually;
 use kubesim::Fault;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::bindings::{CpuCap, app, fleet, health, propagator, propagator_with, request};
-use crate::helpers::{Fed, eventually};
+use crate::helpers::Fed;
 
 /// The target's observed (ready, available) replicas of Deployment web.
 async fn observed(fed: &Fed, binding: Uuid, cluster: &str) -> Option<(i32, i32)> {
