@@ -98,7 +98,13 @@ pub struct Filter {
     tenant_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = Created), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    request_body = CreateToken,
+    responses((status = 201, body = Created), Problems),
+    security(("bearer" = [])))]
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -115,7 +121,13 @@ async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(Filter), responses((status = 200, body = Vec<TokenView>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    params(Filter),
+    responses((status = 200, body = Vec<TokenView>), Problems),
+    security(("bearer" = [])))]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -132,7 +144,13 @@ async fn list(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn revoke(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -285,8 +285,16 @@ pub struct Scale {
     replicas: u32,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant")), request_body = Deploy,
-    responses((status = 201, body = Application, description = "deploying, or awaiting approval in production"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/applications",
+    tag = "applications",
+    params(("id" = String, Path, description = "the tenant")),
+    request_body = Deploy,
+        responses(
+            (status = 201, body = Application, description = "deploying, or awaiting approval in production"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn deploy(
     State(_s): State<AppState>,
     Signed(mut apps): Signed<Apps>,
@@ -307,7 +315,11 @@ pub(crate) async fn deploy(
     Ok((StatusCode::CREATED, Json(app.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/applications", tag = "applications", params(("id" = String, Path, description = "the tenant"), ListQuery),
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/applications",
+    tag = "applications",
+    params(("id" = String, Path, description = "the tenant"), ListQuery),
     responses((status = 200, body = Page<Application>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
@@ -325,7 +337,11 @@ pub(crate) async fn list(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}",
+    tag = "applications",
+    params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
     Signed(mut apps): Signed<Apps>,
@@ -339,14 +355,26 @@ pub(crate) async fn read(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/applications/{id}",
+    tag = "applications",
+    params(("id" = String, Path, description = "the id")),
+        responses(
+            (status = 204, description = "deleted: federation removes its objects and releases its quota"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     apps.delete_application(pb::DeleteApplicationRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = NewRelease,
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/releases",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application")),
+    request_body = NewRelease,
     responses((status = 201, body = Release), Problems), security(("bearer" = [])))]
 pub(crate) async fn release(
     Signed(mut apps): Signed<Apps>,
@@ -364,7 +392,11 @@ pub(crate) async fn release(
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{id}/releases", tag = "applications", params(("id" = String, Path, description = "the application"), ListQuery),
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/releases",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application"), ListQuery),
     responses((status = 200, body = Page<Release>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_releases(
     Signed(mut apps): Signed<Apps>,
@@ -382,8 +414,14 @@ pub(crate) async fn list_releases(
     )))
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{id}/rollback", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Rollback,
-    responses((status = 201, body = Release, description = "a new release returning to the named one"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/rollback",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application")),
+    request_body = Rollback,
+        responses((status = 201, body = Release, description = "a new release returning to the named one"), Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn rollback(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -399,7 +437,12 @@ pub(crate) async fn rollback(
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{id}/scale", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Scale,
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/scale",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application")),
+    request_body = Scale,
     responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale(
     Signed(mut apps): Signed<Apps>,
@@ -414,7 +457,11 @@ pub(crate) async fn scale(
     Ok(Json(apps.scale_application(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/releases/{id}/approve", tag = "applications", params(("id" = String, Path, description = "the release")),
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/approve",
+    tag = "applications",
+    params(("id" = String, Path, description = "the release")),
     responses((status = 200, body = Release), Problems), security(("bearer" = [])))]
 pub(crate) async fn approve(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
@@ -425,8 +472,15 @@ pub(crate) async fn approve(Signed(mut apps): Signed<Apps>, Path(id): Path<Strin
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/releases/{id}/confirm", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/confirm",
+    tag = "applications",
+    params(("id" = String, Path, description = "the release")),
+        responses(
+            (status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn confirm(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.confirm_release(pb::ReleaseActionRequest { id })
@@ -436,8 +490,13 @@ pub(crate) async fn confirm(Signed(mut apps): Signed<Apps>, Path(id): Path<Strin
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/releases/{id}/resume", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/resume",
+    tag = "applications",
+    params(("id" = String, Path, description = "the release")),
+        responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn resume(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.resume_release(pb::ReleaseActionRequest { id })
@@ -447,8 +506,15 @@ pub(crate) async fn resume(Signed(mut apps): Signed<Apps>, Path(id): Path<String
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/releases/{id}/promote", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/promote",
+    tag = "applications",
+    params(("id" = String, Path, description = "the release")),
+        responses(
+            (status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn promote(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.promote_release(pb::ReleaseActionRequest { id })
@@ -458,8 +524,15 @@ pub(crate) async fn promote(Signed(mut apps): Signed<Apps>, Path(id): Path<Strin
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/releases/{id}/abort", tag = "applications", params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/abort",
+    tag = "applications",
+    params(("id" = String, Path, description = "the release")),
+        responses(
+            (status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn abort(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.abort_release(pb::ReleaseActionRequest { id })
@@ -487,7 +560,11 @@ pub struct ScaleEvent {
     pub at: Option<DateTime<Utc>>,
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{id}/scale-events", tag = "applications", params(("id" = String, Path, description = "the application"), ListQuery),
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/scale-events",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application"), ListQuery),
     responses((status = 200, body = Page<ScaleEvent>), Problems), security(("bearer" = [])))]
 pub(crate) async fn scale_events(
     Signed(mut apps): Signed<Apps>,

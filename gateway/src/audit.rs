@@ -267,7 +267,13 @@ pub mod routes {
         format: String,
     }
 
-    #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = Vec<super::Record>), Problems), security(("bearer" = [])))]
+    #[utoipa::path(
+        get,
+        path = "/api/v1/audit",
+        tag = "audit",
+        params(AuditQuery),
+        responses((status = 200, body = Vec<super::Record>), Problems),
+        security(("bearer" = [])))]
     pub(crate) async fn read(
         State(s): State<AppState>,
         Authenticated(caller): Authenticated,

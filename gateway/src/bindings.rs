@@ -243,7 +243,14 @@ impl From<pb::Binding> for Binding {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant")), request_body = CreateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/bindings",
+    tag = "bindings",
+    params(("id" = String, Path, description = "the tenant")),
+    request_body = CreateBinding,
+    responses((status = 200, body = Binding), Problems),
+    security(("bearer" = [])))]
 async fn create(
     Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
@@ -261,7 +268,13 @@ async fn create(
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/bindings", tag = "bindings", params(("id" = String, Path, description = "the tenant"), ListQuery), responses((status = 200, body = Page<Binding>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/bindings",
+    tag = "bindings",
+    params(("id" = String, Path, description = "the tenant"), ListQuery),
+    responses((status = 200, body = Page<Binding>), Problems),
+    security(("bearer" = [])))]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
@@ -278,7 +291,13 @@ async fn list(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/bindings/{id}",
+    tag = "bindings",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Binding), Problems),
+    security(("bearer" = [])))]
 async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Binding>, ApiError> {
     Ok(Json(
         federation
@@ -289,7 +308,14 @@ async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), request_body = UpdateBinding, responses((status = 200, body = Binding), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/bindings/{id}",
+    tag = "bindings",
+    params(("id" = String, Path, description = "the id")),
+    request_body = UpdateBinding,
+    responses((status = 200, body = Binding), Problems),
+    security(("bearer" = [])))]
 async fn update(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -308,7 +334,13 @@ async fn update(
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/bindings/{id}", tag = "bindings", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "deleting: objects are removed from every cluster"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/bindings/{id}",
+    tag = "bindings",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "deleting: objects are removed from every cluster"), Problems),
+    security(("bearer" = [])))]
 async fn remove(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     federation.delete_binding(pb::DeleteBindingRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

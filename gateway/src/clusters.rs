@@ -317,7 +317,13 @@ pub struct DataCentreList {
     pub items: Vec<DataCentre>,
 }
 
-#[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters", request_body = RegisterCluster, responses((status = 201, body = Cluster), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/clusters",
+    tag = "clusters",
+    request_body = RegisterCluster,
+    responses((status = 201, body = Cluster), Problems),
+    security(("bearer" = [])))]
 async fn register(
     State(_s): State<AppState>,
     Signed(mut federation): Signed<Federation>,
@@ -355,7 +361,13 @@ async fn register(
     Ok((StatusCode::CREATED, Json(cluster.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters/{id}",
+    tag = "clusters",
+    params(("id" = String, Path, description = "the id or the name")),
+    responses((status = 200, body = Cluster), Problems),
+    security(("bearer" = [])))]
 async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(
         federation
@@ -366,7 +378,14 @@ async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/clusters/{id}/settings", tag = "clusters", params(("id" = String, Path, description = "the id or the name")), request_body = ClusterSettings, responses((status = 200, body = Cluster), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/clusters/{id}/settings",
+    tag = "clusters",
+    params(("id" = String, Path, description = "the id or the name")),
+    request_body = ClusterSettings,
+    responses((status = 200, body = Cluster), Problems),
+    security(("bearer" = [])))]
 async fn set_settings(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -381,7 +400,13 @@ async fn set_settings(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters", params(ListQuery, Filter), responses((status = 200, body = Page<Cluster>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/clusters",
+    tag = "clusters",
+    params(ListQuery, Filter),
+    responses((status = 200, body = Page<Cluster>), Problems),
+    security(("bearer" = [])))]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Query(page): Query<ListQuery>,
@@ -398,7 +423,13 @@ async fn list(
     )))
 }
 
-#[utoipa::path(delete, path = "/api/v1/clusters/{id}", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/clusters/{id}",
+    tag = "clusters",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn deregister(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -409,7 +440,13 @@ async fn deregister(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/federation", tag = "clusters", params(("id" = String, Path, description = "the id")), responses((status = 200, body = KnownTenant), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/federation",
+    tag = "clusters",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = KnownTenant), Problems),
+    security(("bearer" = [])))]
 async fn known_tenant(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -426,7 +463,12 @@ async fn known_tenant(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/datacenters", tag = "clusters", responses((status = 200, body = DataCentreList), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/datacenters",
+    tag = "clusters",
+    responses((status = 200, body = DataCentreList), Problems),
+    security(("bearer" = [])))]
 async fn data_centres(Signed(mut federation): Signed<Federation>) -> Result<Json<DataCentreList>, ApiError> {
     let r = federation
         .list_data_centres(pb::ListDataCentresRequest {})

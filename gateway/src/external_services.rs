@@ -182,8 +182,16 @@ pub struct Update {
     placement: Value,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant")), request_body = Register,
-    responses((status = 201, body = ExternalService, description = "registered and being written into its partitions"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/external-services",
+    tag = "external services",
+    params(("id" = String, Path, description = "the tenant")),
+    request_body = Register,
+        responses(
+            (status = 201, body = ExternalService, description = "registered and being written into its partitions"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn register(
     Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
@@ -203,7 +211,11 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, Json(registered.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/external-services", tag = "external services", params(("id" = String, Path, description = "the tenant"), ListQuery),
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/external-services",
+    tag = "external services",
+    params(("id" = String, Path, description = "the tenant"), ListQuery),
     responses((status = 200, body = Page<ExternalService>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
@@ -221,7 +233,11 @@ pub(crate) async fn list(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
+#[utoipa::path(
+    get,
+    path = "/api/v1/external-services/{id}",
+    tag = "external services",
+    params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = ExternalService), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(
     Signed(mut apps): Signed<Apps>,
@@ -235,8 +251,16 @@ pub(crate) async fn read(
     ))
 }
 
-#[utoipa::path(put, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")), request_body = Update,
-    responses((status = 200, body = ExternalService, description = "changed in place in every partition"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/external-services/{id}",
+    tag = "external services",
+    params(("id" = String, Path, description = "the id")),
+    request_body = Update,
+        responses(
+            (status = 200, body = ExternalService, description = "changed in place in every partition"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn update(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -253,8 +277,13 @@ pub(crate) async fn update(
     Ok(Json(apps.update_external_service(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/external-services/{id}", tag = "external services", params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted: federation removes its objects from every cluster"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/external-services/{id}",
+    tag = "external services",
+    params(("id" = String, Path, description = "the id")),
+        responses((status = 204, description = "deleted: federation removes its objects from every cluster"), Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     apps.delete_external_service(pb::DeleteExternalServiceRequest { id })
         .await?;

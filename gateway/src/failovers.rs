@@ -126,7 +126,13 @@ pub struct TriggerFailover {
 #[serde(deny_unknown_fields)]
 pub struct TriggerFailback {}
 
-#[utoipa::path(get, path = "/api/v1/failovers", tag = "failovers", params(Filter, ListQuery), responses((status = 200, body = Page<FailoverOperation>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/failovers",
+    tag = "failovers",
+    params(Filter, ListQuery),
+    responses((status = 200, body = Page<FailoverOperation>), Problems),
+    security(("bearer" = [])))]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Query(page): Query<ListQuery>,
@@ -143,7 +149,14 @@ async fn list(
     )))
 }
 
-#[utoipa::path(post, path = "/api/v1/bindings/{id}/failover", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailover, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/bindings/{id}/failover",
+    tag = "failovers",
+    params(("id" = String, Path, description = "the binding")),
+    request_body = TriggerFailover,
+    responses((status = 200, body = FailoverOperation), Problems),
+    security(("bearer" = [])))]
 async fn failover(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -156,7 +169,14 @@ async fn failover(
     Ok(Json(federation.trigger_failover(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/bindings/{id}/failback", tag = "failovers", params(("id" = String, Path, description = "the binding")), request_body = TriggerFailback, responses((status = 200, body = FailoverOperation), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/bindings/{id}/failback",
+    tag = "failovers",
+    params(("id" = String, Path, description = "the binding")),
+    request_body = TriggerFailback,
+    responses((status = 200, body = FailoverOperation), Problems),
+    security(("bearer" = [])))]
 async fn failback(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,

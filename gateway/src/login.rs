@@ -350,7 +350,11 @@ async fn directory_caller(
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "login",
-    responses((status = 204, description = "the session ended"), (status = 200, body = LoggedOut, description = "the session ended; the OIDC provider that started it offers logout too"), Problems), security(("bearer" = [])))]
+        responses(
+            (status = 204, description = "the session ended"),
+            (status = 200, body = LoggedOut, description = "the session ended; the OIDC provider that started it offers logout too"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let mut end_session_url = None;
     if let Some(id) = crate::auth::cookie(&headers, COOKIE) {
@@ -409,13 +413,21 @@ pub(crate) async fn current(
 }
 
 #[utoipa::path(get, path = "/api/v1/login/oidc", tag = "login",
-    responses((status = 200, body = Vec<crate::oidc::ProviderSummary>, description = "the OIDC providers one can log in with")))]
+        responses(
+            (status = 200, body = Vec<crate::oidc::ProviderSummary>, description = "the OIDC providers one can log in with")))]
 pub(crate) async fn oidc_providers(State(s): State<AppState>) -> Json<Vec<crate::oidc::ProviderSummary>> {
     Json(s.oidc.summaries())
 }
 
-#[utoipa::path(get, path = "/api/v1/login/oidc/{provider}", tag = "login", params(("provider" = String, Path, description = "the provider's name"), Begin),
-    responses((status = 303, description = "to the provider's login page"), Problems, (status = 503, body = kernel::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/login/oidc/{provider}",
+    tag = "login",
+    params(("provider" = String, Path, description = "the provider's name"), Begin),
+        responses(
+            (status = 303, description = "to the provider's login page"),
+            Problems,
+            (status = 503, body = kernel::error::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn oidc_begin(
     State(s): State<AppState>,
     Path(provider): Path<String>,
@@ -439,8 +451,14 @@ pub(crate) async fn oidc_begin(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/api/v1/login/oidc/{provider}/callback", tag = "login", params(("provider" = String, Path, description = "the provider's name"), Callback),
-    responses((status = 303, description = "logged in: the session cookie is set and the browser goes where the login started"), Problems))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/login/oidc/{provider}/callback",
+    tag = "login",
+    params(("provider" = String, Path, description = "the provider's name"), Callback),
+        responses(
+            (status = 303, description = "logged in: the session cookie is set and the browser goes where the login started"),
+            Problems))]
 pub(crate) async fn oidc_callback(
     State(s): State<AppState>,
     Path(provider): Path<String>,

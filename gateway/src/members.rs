@@ -74,7 +74,14 @@ pub struct AddMember {
     role: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id")), request_body = AddMember, responses((status = 201, body = Member), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/members",
+    tag = "members",
+    params(("id" = String, Path, description = "the id")),
+    request_body = AddMember,
+    responses((status = 201, body = Member), Problems),
+    security(("bearer" = [])))]
 async fn add(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -103,7 +110,13 @@ pub struct Filter {
     project_id: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/members", tag = "members", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Member>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/members",
+    tag = "members",
+    params(("id" = String, Path, description = "the id"), ListQuery, Filter),
+    responses((status = 200, body = Page<Member>), Problems),
+    security(("bearer" = [])))]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -123,7 +136,13 @@ async fn list(
     )))
 }
 
-#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/members/{id}",
+    tag = "members",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn remove(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     tenancy.remove_member(pb::RemoveMemberRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -110,7 +110,11 @@ pub struct Restarted {
     pub restarted: std::collections::BTreeMap<String, u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{id}/pods", tag = "applications", params(("id" = String, Path, description = "the application")),
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/pods",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application")),
     responses((status = 200, body = Pods), Problems), security(("bearer" = [])))]
 pub(crate) async fn list(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Pods>, ApiError> {
     let r = apps
@@ -149,7 +153,11 @@ pub(crate) async fn list(Signed(mut apps): Signed<Apps>, Path(id): Path<String>)
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{id}/logs", tag = "applications", params(("id" = String, Path, description = "the application"), LogQuery),
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/logs",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application"), LogQuery),
     responses((status = 200, body = Log), Problems), security(("bearer" = [])))]
 pub(crate) async fn logs(
     Signed(mut apps): Signed<Apps>,
@@ -169,7 +177,12 @@ pub(crate) async fn logs(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{id}/restart", tag = "applications", params(("id" = String, Path, description = "the application")), request_body = Restart,
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/restart",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application")),
+    request_body = Restart,
     responses((status = 200, body = Restarted), Problems), security(("bearer" = [])))]
 pub(crate) async fn restart(
     Signed(mut apps): Signed<Apps>,
@@ -188,8 +201,15 @@ pub(crate) async fn restart(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{id}/stop", tag = "applications", params(("id" = String, Path, description = "the application")),
-    responses((status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its replicas remembered"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/stop",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application")),
+        responses(
+            (status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its replicas remembered"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn stop(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -202,8 +222,15 @@ pub(crate) async fn stop(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{id}/start", tag = "applications", params(("id" = String, Path, description = "the application")),
-    responses((status = 200, body = crate::applications::Application, description = "running again with the replicas it had"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/start",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application")),
+        responses(
+            (status = 200, body = crate::applications::Application, description = "running again with the replicas it had"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn start(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,

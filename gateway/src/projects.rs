@@ -204,7 +204,14 @@ pub struct CreatePartition {
     network_policy: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id")), request_body = CreateProject, responses((status = 201, body = Project), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/projects",
+    tag = "projects",
+    params(("id" = String, Path, description = "the id")),
+    request_body = CreateProject,
+    responses((status = 201, body = Project), Problems),
+    security(("bearer" = [])))]
 async fn create_project(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -222,7 +229,13 @@ async fn create_project(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/projects", tag = "projects", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Project>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/projects",
+    tag = "projects",
+    params(("id" = String, Path, description = "the id"), ListQuery, Filter),
+    responses((status = 200, body = Page<Project>), Problems),
+    security(("bearer" = [])))]
 async fn list_projects(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -241,7 +254,13 @@ async fn list_projects(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Project), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}",
+    tag = "projects",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Project), Problems),
+    security(("bearer" = [])))]
 async fn read_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Project>, ApiError> {
     Ok(Json(
         tenancy
@@ -252,13 +271,26 @@ async fn read_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<Strin
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{id}",
+    tag = "projects",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn delete_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     tenancy.delete_project(pb::DeleteProjectRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id")), request_body = CreatePartition, responses((status = 201, body = Partition), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/partitions",
+    tag = "partitions",
+    params(("id" = String, Path, description = "the id")),
+    request_body = CreatePartition,
+    responses((status = 201, body = Partition), Problems),
+    security(("bearer" = [])))]
 async fn create_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
@@ -278,7 +310,13 @@ async fn create_partition(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{id}/partitions", tag = "partitions", params(("id" = String, Path, description = "the id"), ListQuery, Filter), responses((status = 200, body = Page<Partition>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/partitions",
+    tag = "partitions",
+    params(("id" = String, Path, description = "the id"), ListQuery, Filter),
+    responses((status = 200, body = Page<Partition>), Problems),
+    security(("bearer" = [])))]
 async fn list_partitions(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
@@ -297,7 +335,13 @@ async fn list_partitions(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Partition), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/partitions/{id}",
+    tag = "partitions",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Partition), Problems),
+    security(("bearer" = [])))]
 async fn read_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
@@ -311,7 +355,13 @@ async fn read_partition(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/partitions/{id}", tag = "partitions", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/partitions/{id}",
+    tag = "partitions",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn delete_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,

@@ -79,7 +79,16 @@ pub struct PullSecretList {
     pub items: Vec<PullSecret>,
 }
 
-#[utoipa::path(put, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name (DNS label)")), request_body = PutPullSecret, responses((status = 200, body = PullSecret), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/partitions/{id}/pull-secrets/{name}",
+    tag = "projects",
+    params(
+        ("id" = String, Path, description = "the partition"),
+        ("name" = String, Path, description = "the credential's name (DNS label)")),
+    request_body = PutPullSecret,
+    responses((status = 200, body = PullSecret), Problems),
+    security(("bearer" = [])))]
 async fn put_secret(
     Signed(mut federation): Signed<Federation>,
     Path((partition_id, name)): Path<(String, String)>,
@@ -95,7 +104,13 @@ async fn put_secret(
     Ok(Json(federation.put_pull_secret(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/partitions/{id}/pull-secrets", tag = "projects", params(("id" = String, Path, description = "the partition")), responses((status = 200, body = PullSecretList), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/partitions/{id}/pull-secrets",
+    tag = "projects",
+    params(("id" = String, Path, description = "the partition")),
+    responses((status = 200, body = PullSecretList), Problems),
+    security(("bearer" = [])))]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Path(partition_id): Path<String>,
@@ -109,7 +124,15 @@ async fn list(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/partitions/{id}/pull-secrets/{name}", tag = "projects", params(("id" = String, Path, description = "the partition"), ("name" = String, Path, description = "the credential's name")), responses((status = 204, description = "done; its Secret leaves the cluster"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/partitions/{id}/pull-secrets/{name}",
+    tag = "projects",
+    params(
+        ("id" = String, Path, description = "the partition"),
+        ("name" = String, Path, description = "the credential's name")),
+    responses((status = 204, description = "done; its Secret leaves the cluster"), Problems),
+    security(("bearer" = [])))]
 async fn delete(
     Signed(mut federation): Signed<Federation>,
     Path((partition_id, name)): Path<(String, String)>,

@@ -197,7 +197,14 @@ impl From<pb::Reservation> for Reservation {
     }
 }
 
-#[utoipa::path(put, path = "/api/v1/tenants/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = TenantQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{id}/quota",
+    tag = "quotas",
+    params(("id" = String, Path, description = "the id")),
+    request_body = TenantQuota,
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn set_tenant(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -226,7 +233,14 @@ async fn set_tenant(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/projects/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = ProjectQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{id}/quota",
+    tag = "quotas",
+    params(("id" = String, Path, description = "the id")),
+    request_body = ProjectQuota,
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn set_project(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
@@ -241,7 +255,14 @@ async fn set_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/partitions/{id}/quota", tag = "quotas", params(("id" = String, Path, description = "the id")), request_body = PartitionQuota, responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/api/v1/partitions/{id}/quota",
+    tag = "quotas",
+    params(("id" = String, Path, description = "the id")),
+    request_body = PartitionQuota,
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn set_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(partition_id): Path<String>,
@@ -256,7 +277,13 @@ async fn set_partition(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage", tag = "quotas", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Usage), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/usage",
+    tag = "quotas",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Usage), Problems),
+    security(("bearer" = [])))]
 async fn usage(Signed(mut tenancy): Signed<Tenancy>, Path(tenant_id): Path<String>) -> Result<Json<Usage>, ApiError> {
     let r = tenancy.get_usage(pb::GetUsageRequest { tenant_id }).await?.into_inner();
     let scopes = r
@@ -285,7 +312,13 @@ async fn usage(Signed(mut tenancy): Signed<Tenancy>, Path(tenant_id): Path<Strin
     Ok(Json(Usage { scopes, observed }))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}/usage/history", tag = "quotas", params(("id" = String, Path, description = "the id"), HistoryQuery), responses((status = 200, body = Vec<UsagePoint>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/usage/history",
+    tag = "quotas",
+    params(("id" = String, Path, description = "the id"), HistoryQuery),
+    responses((status = 200, body = Vec<UsagePoint>), Problems),
+    security(("bearer" = [])))]
 async fn history(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -316,7 +349,13 @@ async fn history(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = Reserve, responses((status = 201, body = Reservation), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/reservations",
+    tag = "reservations",
+    request_body = Reserve,
+    responses((status = 201, body = Reservation), Problems),
+    security(("bearer" = [])))]
 async fn reserve(
     Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<Reserve>,
@@ -334,7 +373,13 @@ async fn reserve(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/reservations/{id}",
+    tag = "reservations",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Reservation), Problems),
+    security(("bearer" = [])))]
 async fn read_reservation(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
@@ -348,7 +393,13 @@ async fn read_reservation(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/reservations/{id}/commit",
+    tag = "reservations",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Reservation), Problems),
+    security(("bearer" = [])))]
 async fn commit(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(
         tenancy
@@ -359,7 +410,13 @@ async fn commit(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) ->
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/reservations/{id}/release", tag = "reservations", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Reservation), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/reservations/{id}/release",
+    tag = "reservations",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Reservation), Problems),
+    security(("bearer" = [])))]
 async fn release(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(
         tenancy

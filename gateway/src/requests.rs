@@ -220,7 +220,13 @@ pub struct Filter {
     state: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/specs", tag = "requests", request_body = PublishSpec, responses((status = 201, body = Spec), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/specs",
+    tag = "requests",
+    request_body = PublishSpec,
+    responses((status = 201, body = Spec), Problems),
+    security(("bearer" = [])))]
 async fn publish_spec(
     Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<PublishSpec>,
@@ -246,7 +252,13 @@ pub struct SpecFilter {
     active_only: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/specs", tag = "requests", params(ListQuery, SpecFilter), responses((status = 200, body = Page<Spec>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/specs",
+    tag = "requests",
+    params(ListQuery, SpecFilter),
+    responses((status = 200, body = Page<Spec>), Problems),
+    security(("bearer" = [])))]
 async fn list_specs(
     Signed(mut tenancy): Signed<Tenancy>,
     Query(page): Query<ListQuery>,
@@ -260,7 +272,14 @@ async fn list_specs(
     Ok(Json(Page::new(r.specs.into_iter().map(Spec::from).collect(), r.page)))
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/requests", tag = "requests", params(("id" = String, Path, description = "the id")), request_body = Form, responses((status = 201, body = ResourceRequest), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/requests",
+    tag = "requests",
+    params(("id" = String, Path, description = "the id")),
+    request_body = Form,
+    responses((status = 201, body = ResourceRequest), Problems),
+    security(("bearer" = [])))]
 async fn file(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -276,7 +295,13 @@ async fn file(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(ListQuery, Filter), responses((status = 200, body = Page<ResourceRequest>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/requests",
+    tag = "requests",
+    params(ListQuery, Filter),
+    responses((status = 200, body = Page<ResourceRequest>), Problems),
+    security(("bearer" = [])))]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
     Query(page): Query<ListQuery>,
@@ -294,7 +319,13 @@ async fn list(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path, description = "the id")), responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/requests/{id}",
+    tag = "requests",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = ResourceRequest), Problems),
+    security(("bearer" = [])))]
 async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<ResourceRequest>, ApiError> {
     Ok(Json(
         tenancy
@@ -305,7 +336,16 @@ async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> R
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/requests/{id}/{step}", tag = "requests", params(("id" = String, Path, description = "the id"), ("step" = String, Path, description = "submit, approve, reject or provision")), request_body = StepBody, responses((status = 200, body = ResourceRequest), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/requests/{id}/{step}",
+    tag = "requests",
+    params(
+        ("id" = String, Path, description = "the id"),
+        ("step" = String, Path, description = "submit, approve, reject or provision")),
+    request_body = StepBody,
+    responses((status = 200, body = ResourceRequest), Problems),
+    security(("bearer" = [])))]
 async fn step(
     Signed(mut tenancy): Signed<Tenancy>,
     Path((id, step)): Path<(String, String)>,

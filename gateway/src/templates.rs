@@ -216,7 +216,11 @@ pub(crate) async fn list(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{id}",
+    tag = "templates",
+    params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Template), Problems), security(("bearer" = [])))]
 pub(crate) async fn read(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Template>, ApiError> {
     Ok(Json(
@@ -227,14 +231,23 @@ pub(crate) async fn read(Signed(mut apps): Signed<Apps>, Path(id): Path<String>)
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = String, Path, description = "the id")),
+#[utoipa::path(
+    delete,
+    path = "/api/v1/templates/{id}",
+    tag = "templates",
+    params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleted with its versions"), Problems), security(("bearer" = [])))]
 pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     apps.delete_template(pb::DeleteTemplateRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id")), request_body = CreateVersion,
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates/{id}/versions",
+    tag = "templates",
+    params(("id" = String, Path, description = "the template's id")),
+    request_body = CreateVersion,
     responses((status = 201, body = TemplateVersion, description = "a draft"), Problems), security(("bearer" = [])))]
 pub(crate) async fn create_version(
     Signed(mut apps): Signed<Apps>,
@@ -251,7 +264,11 @@ pub(crate) async fn create_version(
     Ok((StatusCode::CREATED, Json(v.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates/{id}/versions", tag = "templates", params(("id" = String, Path, description = "the template's id"), ListQuery),
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{id}/versions",
+    tag = "templates",
+    params(("id" = String, Path, description = "the template's id"), ListQuery),
     responses((status = 200, body = Page<TemplateVersion>), Problems), security(("bearer" = [])))]
 pub(crate) async fn list_versions(
     Signed(mut apps): Signed<Apps>,
@@ -269,7 +286,11 @@ pub(crate) async fn list_versions(
     )))
 }
 
-#[utoipa::path(get, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")),
+#[utoipa::path(
+    get,
+    path = "/api/v1/template-versions/{id}",
+    tag = "templates",
+    params(("id" = String, Path, description = "the version's id")),
     responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn read_version(
     Signed(mut apps): Signed<Apps>,
@@ -283,8 +304,17 @@ pub(crate) async fn read_version(
     ))
 }
 
-#[utoipa::path(patch, path = "/api/v1/template-versions/{id}", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = UpdateVersion,
-    responses((status = 200, body = TemplateVersion), (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/template-versions/{id}",
+    tag = "templates",
+    params(("id" = String, Path, description = "the version's id")),
+    request_body = UpdateVersion,
+        responses(
+            (status = 200, body = TemplateVersion),
+            (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"),
+            Problems),
+        security(("bearer" = [])))]
 pub(crate) async fn update_version(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -298,7 +328,11 @@ pub(crate) async fn update_version(
     Ok(Json(apps.update_template_version(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(post, path = "/api/v1/template-versions/{id}/publish", tag = "templates", params(("id" = String, Path, description = "the version's id")),
+#[utoipa::path(
+    post,
+    path = "/api/v1/template-versions/{id}/publish",
+    tag = "templates",
+    params(("id" = String, Path, description = "the version's id")),
     responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
 pub(crate) async fn publish_version(
     Signed(mut apps): Signed<Apps>,
@@ -312,7 +346,12 @@ pub(crate) async fn publish_version(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/template-versions/{id}/render", tag = "templates", params(("id" = String, Path, description = "the version's id")), request_body = RenderRequest,
+#[utoipa::path(
+    post,
+    path = "/api/v1/template-versions/{id}/render",
+    tag = "templates",
+    params(("id" = String, Path, description = "the version's id")),
+    request_body = RenderRequest,
     responses((status = 200, body = Rendered), Problems), security(("bearer" = [])))]
 pub(crate) async fn render_version(
     Signed(mut apps): Signed<Apps>,
@@ -362,11 +401,17 @@ fn chart_problem(status: tonic::Status) -> ApiError {
     e
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants/{id}/templates/import", tag = "templates", params(("id" = String, Path, description = "the tenant's id")),
-    request_body(description = "a chart archive (helm package) as application/gzip, or a chart directory as JSON", content(
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/templates/import",
+    tag = "templates",
+    params(("id" = String, Path, description = "the tenant's id")),
+        request_body(description = "a chart archive (helm package) as application/gzip, or a chart directory as JSON", content(
         (Vec<u8> = "application/gzip"),
         (ChartFiles = "application/json"))),
-    responses((status = 201, body = ImportedChart), (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the chart is invalid; field names the file"),
+        responses(
+            (status = 201, body = ImportedChart),
+            (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the chart is invalid; field names the file"),
               Problems), security(("bearer" = [])))]
 pub(crate) async fn import_chart(
     State(_s): State<AppState>,

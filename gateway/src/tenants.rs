@@ -112,7 +112,13 @@ impl From<pb::Tenant> for Tenant {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    request_body = CreateTenant,
+    responses((status = 201, body = Tenant), Problems),
+    security(("bearer" = [])))]
 async fn create(
     Signed(mut tenancy): Signed<Tenancy>,
     Body(body): Body<CreateTenant>,
@@ -126,13 +132,25 @@ async fn create(
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 200, body = Tenant), Problems),
+    security(("bearer" = [])))]
 async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
     let tenant = tenancy.get_tenant(pb::GetTenantRequest { id }).await?.into_inner();
     Ok(Json(tenant.into()))
 }
 
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(ListQuery, Filter), responses((status = 200, body = Page<Tenant>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    params(ListQuery, Filter),
+    responses((status = 200, body = Page<Tenant>), Problems),
+    security(("bearer" = [])))]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
     Query(page): Query<ListQuery>,
@@ -150,7 +168,14 @@ async fn list(
     )))
 }
 
-#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), request_body = UpdateTenant, responses((status = 200, body = Tenant), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the id")),
+    request_body = UpdateTenant,
+    responses((status = 200, body = Tenant), Problems),
+    security(("bearer" = [])))]
 async fn update(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
@@ -166,7 +191,13 @@ async fn update(
     Ok(Json(tenancy.update_tenant(request).await?.into_inner().into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "the id")), responses((status = 204, description = "done"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the id")),
+    responses((status = 204, description = "done"), Problems),
+    security(("bearer" = [])))]
 async fn delete(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     tenancy.delete_tenant(pb::DeleteTenantRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -131,17 +131,20 @@ pub(crate) async fn record_scale(
     reason: &str,
     actor: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(id::new_id())
-        .bind(app.id)
-        .bind(app.tenant_id)
-        .bind(service)
-        .bind(from)
-        .bind(to)
-        .bind(reason)
-        .bind(actor)
-        .execute(tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas,
+                 reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id::new_id())
+    .bind(app.id)
+    .bind(app.tenant_id)
+    .bind(service)
+    .bind(from)
+    .bind(to)
+    .bind(reason)
+    .bind(actor)
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -696,11 +699,14 @@ impl Applications {
                 app.environment == "production",
             )
             .await?;
-        sqlx::query("UPDATE applications SET state = CASE WHEN $2 THEN 'awaiting-approval' ELSE 'deploying' END, updated_at = now() WHERE id = $1")
-            .bind(app.id)
-            .bind(release.state == "awaiting-approval")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE applications SET state = CASE WHEN $2 THEN 'awaiting-approval' ELSE 'deploying' END,
+                     updated_at = now() WHERE id = $1",
+        )
+        .bind(app.id)
+        .bind(release.state == "awaiting-approval")
+        .execute(&mut *tx)
+        .await?;
         self.outbox.commit(tx).await?;
         self.wake.notify_one();
         Ok(release)
@@ -714,7 +720,8 @@ impl Applications {
         let found = self.visible_release(caller, release).await?;
         caller.require(found.tenant_id, Role::TenantAdmin, "release", release)?;
         let approved: Option<Release> = sqlx::query_as(concat!(
-            "UPDATE releases SET state = 'deploying', approved_by = $2, message = '', next_check_at = now() WHERE id = $1 AND state = 'awaiting-approval' RETURNING ",
+            "UPDATE releases SET state = 'deploying', approved_by = $2, message = '', next_check_at = now()
+             WHERE id = $1 AND state = 'awaiting-approval' RETURNING ",
             release_columns!()
         ))
         .bind(release)
@@ -919,7 +926,8 @@ impl Applications {
         apply_service(&mut federation, &app, &release, service, &objects, Some(replicas), &[]).await?;
         let mut tx = self.outbox.pool().begin().await?;
         let updated: Application = sqlx::query_as(concat!(
-            "UPDATE applications SET replicas = replicas || jsonb_build_object($2::text, $3::int), updated_at = now() WHERE id = $1 RETURNING ",
+            "UPDATE applications SET replicas = replicas || jsonb_build_object($2::text, $3::int), updated_at = now()
+             WHERE id = $1 RETURNING ",
             app_columns!()
         ))
         .bind(app.id)

@@ -473,7 +473,8 @@ impl Driver {
             .bind(message)
             .bind(release.step),
             Record::Hold { seconds, message } => sqlx::query(
-                "UPDATE releases SET hold_until = now() + make_interval(secs => $2), message = $3 WHERE id = $1 AND phase = $4 AND step = $5",
+                "UPDATE releases SET hold_until = now() + make_interval(secs => $2), message = $3 WHERE id = $1
+                 AND phase = $4 AND step = $5",
             )
             .bind(release.id)
             .bind(f64::from(*seconds))
@@ -481,7 +482,8 @@ impl Driver {
             .bind(&release.phase)
             .bind(release.step),
             Record::Waves { waves, message } => sqlx::query(
-                "UPDATE releases SET gray_waves = $2, message = $3 WHERE id = $1 AND gray_waves IS NULL AND phase = 'rollout'",
+                "UPDATE releases SET gray_waves = $2, message = $3 WHERE id = $1 AND gray_waves IS NULL
+                 AND phase = 'rollout'",
             )
             .bind(release.id)
             .bind(json!(waves))
@@ -511,21 +513,27 @@ impl Driver {
     }
 
     async fn abort(&self, release: &Release, message: &str) -> Result<()> {
-        sqlx::query("UPDATE releases SET phase = 'aborting', message = $2, phase_started_at = now() WHERE id = $1 AND state = 'deploying' AND phase <> 'aborting'")
-            .bind(release.id)
-            .bind(message)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE releases SET phase = 'aborting', message = $2, phase_started_at = now() WHERE id = $1
+                     AND state = 'deploying' AND phase <> 'aborting'",
+        )
+        .bind(release.id)
+        .bind(message)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     async fn fail(&self, release: &Release, message: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE releases SET state = 'failed', message = $2, finished_at = now() WHERE id = $1 AND state = 'deploying'")
-            .bind(release.id)
-            .bind(message)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE releases SET state = 'failed', message = $2, finished_at = now() WHERE id = $1
+                     AND state = 'deploying'",
+        )
+        .bind(release.id)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE applications SET state = 'failed', updated_at = now() WHERE id = $1")
             .bind(release.application_id)
             .execute(&mut *tx)
@@ -537,10 +545,13 @@ impl Driver {
     /// The release is back on the one it replaces.
     async fn aborted(&self, run: &mut Run<'_>, adopted: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE releases SET state = 'aborted', phase = 'done', finished_at = now() WHERE id = $1 AND state = 'deploying' AND phase = 'aborting'")
-            .bind(run.release.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE releases SET state = 'aborted', phase = 'done', finished_at = now() WHERE id = $1
+                     AND state = 'deploying' AND phase = 'aborting'",
+        )
+        .bind(run.release.id)
+        .execute(&mut *tx)
+        .await?;
         // An unslotted release a slotted one returned to now runs (adopted)
         // in the first slot; a gray release returned to it as it ran.
         if adopted && let Some(old) = run.old {
@@ -567,21 +578,30 @@ impl Driver {
             run.bindings.remove(service);
         }
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE releases SET state = 'superseded' WHERE application_id = $1 AND state = 'succeeded' AND number < $2")
-            .bind(run.app.id)
-            .bind(run.release.number)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE releases SET state = 'succeeded', phase = 'done', traffic = 100, message = '', finished_at = now() WHERE id = $1 AND state = 'deploying'")
-            .bind(run.release.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE applications SET state = 'running', current_release = $2, bindings = $3, updated_at = now() WHERE id = $1")
-            .bind(run.app.id)
-            .bind(run.release.number)
-            .bind(Value::Object(run.bindings.clone()))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE releases SET state = 'superseded' WHERE application_id = $1 AND state = 'succeeded'
+                     AND number < $2",
+        )
+        .bind(run.app.id)
+        .bind(run.release.number)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE releases SET state = 'succeeded', phase = 'done', traffic = 100, message = '',
+                     finished_at = now() WHERE id = $1 AND state = 'deploying'",
+        )
+        .bind(run.release.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE applications SET state = 'running', current_release = $2, bindings = $3, updated_at =
+                     now() WHERE id = $1",
+        )
+        .bind(run.app.id)
+        .bind(run.release.number)
+        .bind(Value::Object(run.bindings.clone()))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         run.saved();
         Ok(())

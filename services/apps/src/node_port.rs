@@ -125,15 +125,18 @@ pub async fn claim(
                 .await?;
         }
         if wanted != 0 {
-            let claimed = sqlx::query("INSERT INTO node_ports (port, application_id, tenant_id, service, container_port) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
-                .bind(i32::from(wanted))
-                .bind(app_id)
-                .bind(tenant)
-                .bind(&service.name)
-                .bind(i32::from(port.container_port))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let claimed = sqlx::query(
+                "INSERT INTO node_ports (port, application_id, tenant_id, service,
+                                       container_port) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(i32::from(wanted))
+            .bind(app_id)
+            .bind(tenant)
+            .bind(&service.name)
+            .bind(i32::from(port.container_port))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if claimed == 0 {
                 return Err(holder(tx, tenant, wanted).await);
             }
@@ -177,7 +180,8 @@ struct Holder {
 
 async fn holder(tx: &mut sqlx::PgConnection, tenant: Uuid, port: u16) -> Error {
     let row: Option<Holder> = sqlx::query_as(
-        "SELECT n.tenant_id, a.name AS application, n.service FROM node_ports n JOIN applications a ON a.id = n.application_id WHERE n.port = $1",
+        "SELECT n.tenant_id, a.name AS application, n.service FROM node_ports n JOIN applications a
+         ON a.id = n.application_id WHERE n.port = $1",
     )
     .bind(i32::from(port))
     .fetch_optional(&mut *tx)

@@ -214,13 +214,16 @@ impl Applications {
         let mut tx = self.outbox().pool().begin().await?;
         let state = if on { "running" } else { "stopped" };
         let remember = if on { Value::Null } else { Value::Object(counts.clone()) };
-        sqlx::query("UPDATE applications SET state = $2, stopped_replicas = $3, updated_at = now() WHERE id = $1 AND tenant_id = $4")
-            .bind(app.id)
-            .bind(state)
-            .bind(if on { None } else { Some(remember) })
-            .bind(app.tenant_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE applications SET state = $2, stopped_replicas = $3, updated_at = now() WHERE id = $1
+                     AND tenant_id = $4",
+        )
+        .bind(app.id)
+        .bind(state)
+        .bind(if on { None } else { Some(remember) })
+        .bind(app.tenant_id)
+        .execute(&mut *tx)
+        .await?;
         for (service, count) in &counts {
             let count = count.as_u64().unwrap_or(0) as i32;
             let (from, to) = if on {

@@ -117,7 +117,8 @@ impl Templates {
         require_writer(caller, new.tenant, "tenant", new.tenant.unwrap_or_default())?;
         let mut tx = self.outbox.pool().begin().await?;
         let template: Template = sqlx::query_as(concat!(
-            "INSERT INTO templates (id, tenant_id, name, description) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
+            "INSERT INTO templates (id, tenant_id, name, description) VALUES ($1, $2, $3, $4) ON CONFLICT
+             DO NOTHING RETURNING ",
             columns!()
         ))
         .bind(id::new_id())

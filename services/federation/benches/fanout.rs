@@ -151,10 +151,14 @@ async fn main() -> anyhow::Result<()> {
     let mut applied = None;
     let available;
     loop {
-        let (done, settled): (i64, i64) = sqlx::query_as("SELECT count(*) FILTER (WHERE applied_generation >= generation), count(*) FILTER (WHERE settled) FROM binding_targets WHERE binding_id = $1")
-            .bind(b.id)
-            .fetch_one(&pool)
-            .await?;
+        let (done, settled): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE applied_generation >=
+                                                          generation), count(*) FILTER (WHERE settled)
+                                                          FROM binding_targets WHERE binding_id = $1",
+        )
+        .bind(b.id)
+        .fetch_one(&pool)
+        .await?;
         if applied.is_none() && done as usize == n {
             applied = Some(started.elapsed());
         }

@@ -692,7 +692,8 @@ impl<'a> Bindings<'a> {
     /// `capacity` (otherwise it reads as all of their allocatable).
     async fn candidates_weighing(&self, tenant: Uuid, except: Option<Uuid>, capacity: bool) -> Result<Vec<Candidate>> {
         let rows: Vec<ClusterRow> = sqlx::query_as(
-            "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable FROM clusters ORDER BY name",
+            "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable
+             FROM clusters ORDER BY name",
         )
         .fetch_all(self.pool)
         .await?;
@@ -814,7 +815,8 @@ impl<'a> Bindings<'a> {
             return Ok(Stored::default());
         };
         let targets = sqlx::query_as(
-            "SELECT cluster, partition_id, replicas, removing, amounts, objects_revision FROM binding_targets WHERE binding_id = $1",
+            "SELECT cluster, partition_id, replicas, removing, amounts, objects_revision FROM binding_targets
+             WHERE binding_id = $1",
         )
         .bind(id)
         .fetch_all(self.pool)
@@ -1043,7 +1045,8 @@ impl<'a> Bindings<'a> {
         .execute(&mut *tx)
         .await?;
         let targets = sqlx::query(
-            "UPDATE binding_targets SET removing = true, generation = generation + 1, next_attempt_at = now(), failures = 0 WHERE binding_id = $1",
+            "UPDATE binding_targets SET removing = true, generation = generation + 1, next_attempt_at = now(),
+             failures = 0 WHERE binding_id = $1",
         )
         .bind(id)
         .execute(&mut *tx)

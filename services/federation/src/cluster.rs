@@ -380,7 +380,13 @@ pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &
     .fetch_optional(&mut *tx)
     .await?;
     let name = name.ok_or_else(|| Error::not_found("cluster", id_or_name))?;
-    sqlx::query("UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now() WHERE cluster = $1 AND NOT removing").bind(&name).execute(&mut *tx).await?;
+    sqlx::query(
+        "UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now() WHERE cluster = $1
+                 AND NOT removing",
+    )
+    .bind(&name)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     get(pool, &name).await
 }

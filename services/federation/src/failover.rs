@@ -265,7 +265,8 @@ impl Reconciler {
     pub async fn round(&self) -> Result<()> {
         self.detect().await?;
         let open: Vec<OpRow> = sqlx::query_as(
-            "SELECT id, binding_id, kind, trigger, from_cluster, state, previous, to_targets, steps FROM failovers WHERE state NOT IN ('available', 'failed') ORDER BY created_at",
+            "SELECT id, binding_id, kind, trigger, from_cluster, state, previous, to_targets, steps
+             FROM failovers WHERE state NOT IN ('available', 'failed') ORDER BY created_at",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -333,10 +334,13 @@ impl Reconciler {
     }
 
     async fn live_targets(&self, binding: Uuid) -> Result<Vec<LiveTarget>> {
-        Ok(sqlx::query_as("SELECT cluster, partition_id, namespace, replicas, amounts FROM binding_targets WHERE binding_id = $1 AND NOT removing ORDER BY cluster")
-            .bind(binding)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT cluster, partition_id, namespace, replicas, amounts FROM binding_targets
+                           WHERE binding_id = $1 AND NOT removing ORDER BY cluster",
+        )
+        .bind(binding)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn fail(&self, op: &OpRow, reason: &str) -> Result<()> {
@@ -347,14 +351,18 @@ impl Reconciler {
     async fn end(&self, op: &OpRow, reason: &str, degrade: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now(), steps = steps || $4 WHERE id = $1 AND state = $2",
+            "UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now(), steps =
+             steps || $4 WHERE id = $1 AND state = $2",
         )
         .bind(op.id)
         .bind(&op.state)
         .bind(reason)
-        .bind(steps([format!("{}: {reason}", if degrade { "failed" } else { "ended" })]))
-            .execute(&mut *tx)
-            .await?;
+        .bind(steps([format!(
+            "{}: {reason}",
+            if degrade { "failed" } else { "ended" }
+        )]))
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 1 {
             announce(&mut tx, op.id).await?;
         }
@@ -385,10 +393,13 @@ impl Reconciler {
                 "applied" => self.settle(&op, &b).await?,
                 _ => return Ok(()),
             }
-            let next: Option<OpRow> = sqlx::query_as("SELECT id, binding_id, kind, trigger, from_cluster, state, previous, to_targets, steps FROM failovers WHERE id = $1")
-                .bind(op.id)
-                .fetch_optional(&self.pool)
-                .await?;
+            let next: Option<OpRow> = sqlx::query_as(
+                "SELECT id, binding_id, kind, trigger, from_cluster, state,
+                                                      previous, to_targets, steps FROM failovers WHERE id = $1",
+            )
+            .bind(op.id)
+            .fetch_optional(&self.pool)
+            .await?;
             match next {
                 Some(next) if next.state != op.state => op = next,
                 _ => return Ok(()),
@@ -552,23 +563,29 @@ impl Reconciler {
             op.previous.0.clone()
         };
         let mut tx = self.pool.begin().await?;
-        let fencing = sqlx::query("UPDATE failovers SET state = 'fencing', previous = $2, reason = '', updated_at = now(), steps = steps || $3 WHERE id = $1 AND state = 'pending'")
-            .bind(op.id)
-            .bind(sqlx::types::Json(&previous))
-            .bind(steps([format!("{SET_TO_ZERO} {} set to 0 replicas", old.cluster)]))
-            .execute(&mut *tx)
-            .await?;
+        let fencing = sqlx::query(
+            "UPDATE failovers SET state = 'fencing', previous = $2, reason = '', updated_at =
+                                   now(), steps = steps || $3 WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(op.id)
+        .bind(sqlx::types::Json(&previous))
+        .bind(steps([format!("{SET_TO_ZERO} {} set to 0 replicas", old.cluster)]))
+        .execute(&mut *tx)
+        .await?;
         if fencing.rows_affected() == 0 {
             return Ok(());
         }
         announce(&mut tx, op.id).await?;
         let generation = next_generation(&mut tx, b.id).await?;
-        sqlx::query("UPDATE binding_targets SET replicas = 0, generation = $3, next_attempt_at = now(), failures = 0 WHERE binding_id = $1 AND cluster = $2 AND NOT removing")
-            .bind(b.id)
-            .bind(&old.cluster)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE binding_targets SET replicas = 0, generation = $3, next_attempt_at = now(), failures = 0
+                     WHERE binding_id = $1 AND cluster = $2 AND NOT removing",
+        )
+        .bind(b.id)
+        .bind(&old.cluster)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -802,11 +819,16 @@ impl Reconciler {
         // under the same keys, which tenancy answers with the same reservations.
         let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
-        let still = sqlx::query("UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'placing'")
-            .bind(op.id)
-            .bind(steps(["applied: quota reserved and the new targets written".to_string()]))
-            .execute(&mut *tx)
-            .await?;
+        let still = sqlx::query(
+            "UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now(),
+                                 steps = steps || $2 WHERE id = $1 AND state = 'placing'",
+        )
+        .bind(op.id)
+        .bind(steps([
+            "applied: quota reserved and the new targets written".to_string()
+        ]))
+        .execute(&mut *tx)
+        .await?;
         if still.rows_affected() == 0 {
             return Ok(());
         }
@@ -871,12 +893,13 @@ impl Reconciler {
         let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now(), steps = steps || $2 WHERE id = $1 AND state = 'applied'",
+            "UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now(),
+             steps = steps || $2 WHERE id = $1 AND state = 'applied'",
         )
         .bind(op.id)
         .bind(steps([format!("available in {}", clusters.join(", "))]))
-            .execute(&mut *tx)
-            .await?;
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Ok(());
         }
@@ -1098,11 +1121,13 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
 /// completed failover, or the cluster is not Ready), Conflict (one is open).
 pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> Result<Operation> {
     let tenant = visible_binding(pool, caller, binding).await?;
-    let last: Option<Finished> =
-        sqlx::query_as("SELECT kind, from_cluster, previous FROM failovers WHERE binding_id = $1 AND state = 'available' ORDER BY created_at DESC LIMIT 1")
-            .bind(binding)
-            .fetch_optional(pool)
-            .await?;
+    let last: Option<Finished> = sqlx::query_as(
+        "SELECT kind, from_cluster, previous FROM failovers WHERE binding_id = $1
+                        AND state = 'available' ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(binding)
+    .fetch_optional(pool)
+    .await?;
     let Some(Finished {
         from_cluster: cluster,
         previous,

@@ -430,14 +430,20 @@ impl Monitor {
         outbox::record(&mut tx, HEALTH_CHANGED, None, &event).await?;
         if to == Status::Ready {
             // Whatever was written while it was away, or edited meanwhile, is put back now.
-            sqlx::query("UPDATE partitions SET synced_at = '-infinity', next_attempt_at = now(), failures = 0 WHERE cluster = $1")
-                .bind(&t.name)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now(), failures = 0 WHERE cluster = $1")
-                .bind(&t.name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE partitions SET synced_at = '-infinity', next_attempt_at = now(), failures = 0
+                         WHERE cluster = $1",
+            )
+            .bind(&t.name)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now(), failures = 0
+                         WHERE cluster = $1",
+            )
+            .bind(&t.name)
+            .execute(&mut *tx)
+            .await?;
         }
         self.data_centre(&mut tx, &t.data_centre).await?;
         self.outbox.commit(tx).await
@@ -447,7 +453,8 @@ impl Monitor {
     /// or its return, when that changes.
     async fn data_centre(&self, tx: &mut sqlx::PgConnection, name: &str) -> Result<()> {
         let (lost, clusters): (Option<bool>, Vec<String>) = sqlx::query_as(
-            "SELECT bool_and(condition <> 'Ready' AND misses >= $2), coalesce(array_agg(name ORDER BY name), '{}') FROM clusters WHERE data_centre = $1",
+            "SELECT bool_and(condition <> 'Ready' AND misses >= $2), coalesce(array_agg(name
+             ORDER BY name), '{}') FROM clusters WHERE data_centre = $1",
         )
         .bind(name)
         .bind(self.settings.misses as i32)
@@ -467,11 +474,14 @@ impl Monitor {
             }
             return Ok(());
         }
-        sqlx::query("INSERT INTO data_centres (name, lost) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET lost = $2, changed_at = now()")
-            .bind(name)
-            .bind(lost)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO data_centres (name, lost) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE
+                     SET lost = $2, changed_at = now()",
+        )
+        .bind(name)
+        .bind(lost)
+        .execute(&mut *tx)
+        .await?;
         if lost {
             tracing::warn!(data_centre = name, "data centre lost contact with every cluster");
         } else {
@@ -493,7 +503,8 @@ impl Monitor {
 
     async fn store_discovery(&self, id: Uuid, d: &Discovery) -> Result<()> {
         sqlx::query(
-            "UPDATE clusters SET kubernetes_version = $2, node_count = $3, capacity = $4, allocatable = $5, discovered_at = now() WHERE id = $1",
+            "UPDATE clusters SET kubernetes_version = $2, node_count = $3, capacity = $4, allocatable = $5,
+             discovered_at = now() WHERE id = $1",
         )
         .bind(id)
         .bind(&d.kubernetes_version)

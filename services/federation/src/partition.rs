@@ -294,23 +294,27 @@ impl Reconciler {
                             .execute(&self.pool)
                             .await?;
                     } else {
-                        sqlx::query("UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0, synced_at = now() WHERE partition_id = $1")
-                            .bind(p.partition_id)
-                            .bind(p.generation)
-                            .execute(&self.pool)
-                            .await?;
+                        sqlx::query(
+                            "UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0,
+                                     synced_at = now() WHERE partition_id = $1",
+                        )
+                        .bind(p.partition_id)
+                        .bind(p.generation)
+                        .execute(&self.pool)
+                        .await?;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(partition = %p.partition_id, cluster = %p.cluster, error = %e, "partition not applied; will retry");
                     sqlx::query(
-                        "UPDATE partitions SET last_error = $2, failures = failures + 1, next_attempt_at = now() + make_interval(secs => $3) WHERE partition_id = $1",
+                        "UPDATE partitions SET last_error = $2, failures = failures + 1, next_attempt_at = now() +
+                         make_interval(secs => $3) WHERE partition_id = $1",
                     )
                     .bind(p.partition_id)
                     .bind(e.to_string())
                     .bind(retry_delay(p.failures).as_secs_f64())
-                        .execute(&self.pool)
-                        .await?;
+                    .execute(&self.pool)
+                    .await?;
                 }
             }
         }

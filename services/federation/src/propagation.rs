@@ -258,10 +258,13 @@ impl Propagator {
             .bind(d.generation)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM bindings b WHERE id = $1 AND deleted AND NOT EXISTS (SELECT 1 FROM binding_targets t WHERE t.binding_id = b.id)")
-                .bind(d.binding_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM bindings b WHERE id = $1 AND deleted AND NOT EXISTS (SELECT 1
+                         FROM binding_targets t WHERE t.binding_id = b.id)",
+            )
+            .bind(d.binding_id)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             return Ok(());
         }

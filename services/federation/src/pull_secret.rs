@@ -127,10 +127,13 @@ async fn tenant_of(pool: &PgPool, partition: Uuid) -> Result<Uuid> {
 
 /// Marks the partition behind so the reconciler writes its pull secrets soon.
 async fn touch(tx: &mut sqlx::PgConnection, partition: Uuid) -> Result<()> {
-    sqlx::query("UPDATE partitions SET generation = generation + 1, next_attempt_at = now(), updated_at = now() WHERE partition_id = $1")
-        .bind(partition)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE partitions SET generation = generation + 1, next_attempt_at = now(), updated_at = now()
+                 WHERE partition_id = $1",
+    )
+    .bind(partition)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -172,11 +175,14 @@ pub async fn put(pool: &PgPool, key: &SecretKey, caller: &Caller, new: NewPullSe
 pub async fn list(pool: &PgPool, caller: &Caller, partition: Uuid) -> Result<Vec<PullSecret>> {
     let tenant = tenant_of(pool, partition).await?;
     caller.require(tenant, Role::Viewer, "partition", partition)?;
-    Ok(sqlx::query_as("SELECT partition_id, name, server, username, created_at, updated_at FROM pull_secrets WHERE partition_id = $1 AND tenant_id = $2 ORDER BY name")
-        .bind(partition)
-        .bind(tenant)
-        .fetch_all(pool)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT partition_id, name, server, username, created_at, updated_at FROM pull_secrets
+                       WHERE partition_id = $1 AND tenant_id = $2 ORDER BY name",
+    )
+    .bind(partition)
+    .bind(tenant)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Removes a credential; the reconciler deletes its Secret from the cluster.

@@ -285,7 +285,8 @@ impl ClusterWatch {
     /// Records `binding`'s target from the stores, if it has one here.
     async fn record(&self, stores: &Stores, generations: &mut HashMap<Uuid, Generations>, binding: Uuid) -> Result<()> {
         let target: Option<(sqlx::types::Json<serde_json::Value>, String)> = sqlx::query_as(
-            "SELECT b.objects, t.namespace FROM binding_targets t JOIN bindings b ON b.id = t.binding_id WHERE t.binding_id = $1 AND t.cluster = $2 AND NOT t.removing",
+            "SELECT b.objects, t.namespace FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+             WHERE t.binding_id = $1 AND t.cluster = $2 AND NOT t.removing",
         )
         .bind(binding)
         .bind(&self.cluster)
