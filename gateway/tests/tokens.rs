@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gateway::token::{NewToken, Tokens};
 use kernel::caller::Caller;
-use kernel::testkit::TestPlatform;
+use kernel::testkit::{TestPlatform, eventually};
 
 #[tokio::test]
 async fn a_token_revoked_in_one_gateway_is_refused_by_another_that_cached_it() {
@@ -32,8 +32,22 @@ async fn a_token_revoked_in_one_gateway_is_refused_by_another_that_cached_it() {
         )
         .await
         .unwrap();
-    // Let the listener start listening before the revocation is announced.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The other gateway is listening (its LISTEN has run) before the revocation is announced.
+    eventually(
+        Duration::from_secs(10),
+        "the other gateway listening for revocations",
+        || async {
+            let listening: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+             AND state = 'idle' AND query ILIKE 'LISTEN %gateway_token_revoked%'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            (listening > 0).then_some(())
+        },
+    )
+    .await;
     for tokens in [&here, &there] {
         assert!(tokens.authenticate(&secret).await.unwrap().is_some());
         assert!(tokens.authenticate(&other_secret).await.unwrap().is_some());
