@@ -104,7 +104,8 @@ pub struct Filter {
     tag = "tokens",
     request_body = CreateToken,
     responses((status = 201, body = Created), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -127,7 +128,8 @@ async fn create(
     tag = "tokens",
     params(Filter),
     responses((status = 200, body = Vec<TokenView>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -150,7 +152,8 @@ async fn list(
     tag = "tokens",
     params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn revoke(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -291,10 +291,12 @@ pub struct Scale {
     tag = "applications",
     params(("id" = String, Path, description = "the tenant")),
     request_body = Deploy,
-        responses(
-            (status = 201, body = Application, description = "deploying, or awaiting approval in production"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 201, body = Application, description = "deploying, or awaiting approval in production"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn deploy(
     State(_s): State<AppState>,
     Signed(mut apps): Signed<Apps>,
@@ -320,7 +322,9 @@ pub(crate) async fn deploy(
     path = "/api/v1/tenants/{id}/applications",
     tag = "applications",
     params(("id" = String, Path, description = "the tenant"), ListQuery),
-    responses((status = 200, body = Page<Application>), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Page<Application>), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
@@ -342,7 +346,9 @@ pub(crate) async fn list(
     path = "/api/v1/applications/{id}",
     tag = "applications",
     params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Application), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn read(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -360,10 +366,9 @@ pub(crate) async fn read(
     path = "/api/v1/applications/{id}",
     tag = "applications",
     params(("id" = String, Path, description = "the id")),
-        responses(
-            (status = 204, description = "deleted: federation removes its objects and releases its quota"),
-            Problems),
-        security(("bearer" = [])))]
+    responses((status = 204, description = "deleted: federation removes its objects and releases its quota"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     apps.delete_application(pb::DeleteApplicationRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -375,7 +380,9 @@ pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String
     tag = "applications",
     params(("id" = String, Path, description = "the application")),
     request_body = NewRelease,
-    responses((status = 201, body = Release), Problems), security(("bearer" = [])))]
+    responses((status = 201, body = Release), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn release(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -397,7 +404,9 @@ pub(crate) async fn release(
     path = "/api/v1/applications/{id}/releases",
     tag = "applications",
     params(("id" = String, Path, description = "the application"), ListQuery),
-    responses((status = 200, body = Page<Release>), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Page<Release>), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_releases(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -420,8 +429,9 @@ pub(crate) async fn list_releases(
     tag = "applications",
     params(("id" = String, Path, description = "the application")),
     request_body = Rollback,
-        responses((status = 201, body = Release, description = "a new release returning to the named one"), Problems),
-        security(("bearer" = [])))]
+    responses((status = 201, body = Release, description = "a new release returning to the named one"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn rollback(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -443,7 +453,9 @@ pub(crate) async fn rollback(
     tag = "applications",
     params(("id" = String, Path, description = "the application")),
     request_body = Scale,
-    responses((status = 200, body = Application), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Application), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn scale(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -462,7 +474,9 @@ pub(crate) async fn scale(
     path = "/api/v1/releases/{id}/approve",
     tag = "applications",
     params(("id" = String, Path, description = "the release")),
-    responses((status = 200, body = Release), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Release), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn approve(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.approve_release(pb::ApproveReleaseRequest { id })
@@ -477,10 +491,12 @@ pub(crate) async fn approve(Signed(mut apps): Signed<Apps>, Path(id): Path<Strin
     path = "/api/v1/releases/{id}/confirm",
     tag = "applications",
     params(("id" = String, Path, description = "the release")),
-        responses(
-            (status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 200, body = Release, description = "a blue-green release keeps its new slot; the old one is removed"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn confirm(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.confirm_release(pb::ReleaseActionRequest { id })
@@ -495,8 +511,9 @@ pub(crate) async fn confirm(Signed(mut apps): Signed<Apps>, Path(id): Path<Strin
     path = "/api/v1/releases/{id}/resume",
     tag = "applications",
     params(("id" = String, Path, description = "the release")),
-        responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), Problems),
-        security(("bearer" = [])))]
+    responses((status = 200, body = Release, description = "a paused canary goes on to its next step"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn resume(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.resume_release(pb::ReleaseActionRequest { id })
@@ -511,10 +528,13 @@ pub(crate) async fn resume(Signed(mut apps): Signed<Apps>, Path(id): Path<String
     path = "/api/v1/releases/{id}/promote",
     tag = "applications",
     params(("id" = String, Path, description = "the release")),
-        responses(
-            (status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes the stable version; a gray release waiting between waves goes on to the next"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 200, body = Release, description = "a canary, A/B or shadow release takes every request and becomes \
+            the stable version; a gray release waiting between waves goes on to the next"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn promote(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.promote_release(pb::ReleaseActionRequest { id })
@@ -529,10 +549,13 @@ pub(crate) async fn promote(Signed(mut apps): Signed<Apps>, Path(id): Path<Strin
     path = "/api/v1/releases/{id}/abort",
     tag = "applications",
     params(("id" = String, Path, description = "the release")),
-        responses(
-            (status = 200, body = Release, description = "the replaced release serves every request again at once; the new slot is removed (a gray release: every cluster returns to the replaced release's objects)"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 200, body = Release, description = "the replaced release serves every request again at once; the new \
+            slot is removed (a gray release: every cluster returns to the replaced release's objects)"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn abort(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Release>, ApiError> {
     Ok(Json(
         apps.abort_release(pb::ReleaseActionRequest { id })
@@ -565,7 +588,9 @@ pub struct ScaleEvent {
     path = "/api/v1/applications/{id}/scale-events",
     tag = "applications",
     params(("id" = String, Path, description = "the application"), ListQuery),
-    responses((status = 200, body = Page<ScaleEvent>), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Page<ScaleEvent>), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn scale_events(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,

@@ -250,7 +250,8 @@ impl From<pb::Binding> for Binding {
     params(("id" = String, Path, description = "the tenant")),
     request_body = CreateBinding,
     responses((status = 200, body = Binding), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn create(
     Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
@@ -274,7 +275,8 @@ async fn create(
     tag = "bindings",
     params(("id" = String, Path, description = "the tenant"), ListQuery),
     responses((status = 200, body = Page<Binding>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Path(tenant_id): Path<String>,
@@ -297,7 +299,8 @@ async fn list(
     tag = "bindings",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Binding), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Binding>, ApiError> {
     Ok(Json(
         federation
@@ -315,7 +318,8 @@ async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>
     params(("id" = String, Path, description = "the id")),
     request_body = UpdateBinding,
     responses((status = 200, body = Binding), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn update(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -340,7 +344,8 @@ async fn update(
     tag = "bindings",
     params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "deleting: objects are removed from every cluster"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn remove(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     federation.delete_binding(pb::DeleteBindingRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

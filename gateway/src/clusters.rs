@@ -323,7 +323,8 @@ pub struct DataCentreList {
     tag = "clusters",
     request_body = RegisterCluster,
     responses((status = 201, body = Cluster), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn register(
     State(_s): State<AppState>,
     Signed(mut federation): Signed<Federation>,
@@ -367,7 +368,8 @@ async fn register(
     tag = "clusters",
     params(("id" = String, Path, description = "the id or the name")),
     responses((status = 200, body = Cluster), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(
         federation
@@ -385,7 +387,8 @@ async fn read(Signed(mut federation): Signed<Federation>, Path(id): Path<String>
     params(("id" = String, Path, description = "the id or the name")),
     request_body = ClusterSettings,
     responses((status = 200, body = Cluster), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn set_settings(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -406,7 +409,8 @@ async fn set_settings(
     tag = "clusters",
     params(ListQuery, Filter),
     responses((status = 200, body = Page<Cluster>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Query(page): Query<ListQuery>,
@@ -429,7 +433,8 @@ async fn list(
     tag = "clusters",
     params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn deregister(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -446,7 +451,8 @@ async fn deregister(
     tag = "clusters",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = KnownTenant), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn known_tenant(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -468,7 +474,8 @@ async fn known_tenant(
     path = "/api/v1/datacenters",
     tag = "clusters",
     responses((status = 200, body = DataCentreList), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn data_centres(Signed(mut federation): Signed<Federation>) -> Result<Json<DataCentreList>, ApiError> {
     let r = federation
         .list_data_centres(pb::ListDataCentresRequest {})

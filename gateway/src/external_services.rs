@@ -188,10 +188,12 @@ pub struct Update {
     tag = "external services",
     params(("id" = String, Path, description = "the tenant")),
     request_body = Register,
-        responses(
-            (status = 201, body = ExternalService, description = "registered and being written into its partitions"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 201, body = ExternalService, description = "registered and being written into its partitions"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn register(
     Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
@@ -216,7 +218,9 @@ pub(crate) async fn register(
     path = "/api/v1/tenants/{id}/external-services",
     tag = "external services",
     params(("id" = String, Path, description = "the tenant"), ListQuery),
-    responses((status = 200, body = Page<ExternalService>), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Page<ExternalService>), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
     Path(tenant): Path<String>,
@@ -238,7 +242,9 @@ pub(crate) async fn list(
     path = "/api/v1/external-services/{id}",
     tag = "external services",
     params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = ExternalService), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = ExternalService), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn read(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -257,10 +263,9 @@ pub(crate) async fn read(
     tag = "external services",
     params(("id" = String, Path, description = "the id")),
     request_body = Update,
-        responses(
-            (status = 200, body = ExternalService, description = "changed in place in every partition"),
-            Problems),
-        security(("bearer" = [])))]
+    responses((status = 200, body = ExternalService, description = "changed in place in every partition"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn update(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -282,8 +287,9 @@ pub(crate) async fn update(
     path = "/api/v1/external-services/{id}",
     tag = "external services",
     params(("id" = String, Path, description = "the id")),
-        responses((status = 204, description = "deleted: federation removes its objects from every cluster"), Problems),
-        security(("bearer" = [])))]
+    responses((status = 204, description = "deleted: federation removes its objects from every cluster"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     apps.delete_external_service(pb::DeleteExternalServiceRequest { id })
         .await?;

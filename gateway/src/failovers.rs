@@ -132,7 +132,8 @@ pub struct TriggerFailback {}
     tag = "failovers",
     params(Filter, ListQuery),
     responses((status = 200, body = Page<FailoverOperation>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Query(page): Query<ListQuery>,
@@ -156,7 +157,8 @@ async fn list(
     params(("id" = String, Path, description = "the binding")),
     request_body = TriggerFailover,
     responses((status = 200, body = FailoverOperation), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn failover(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,
@@ -176,7 +178,8 @@ async fn failover(
     params(("id" = String, Path, description = "the binding")),
     request_body = TriggerFailback,
     responses((status = 200, body = FailoverOperation), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn failback(
     Signed(mut federation): Signed<Federation>,
     Path(id): Path<String>,

@@ -240,8 +240,13 @@ fn address(connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>) -> String 
     connect.map(|c| c.0.0.ip().to_string()).unwrap_or_default()
 }
 
-#[utoipa::path(post, path = "/api/v1/login/local", tag = "login", request_body = LocalLogin,
-    responses((status = 200, body = LoggedIn), Problems))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/login/local",
+    tag = "login",
+    request_body = LocalLogin,
+    responses((status = 200, body = LoggedIn), Problems)
+)]
 pub(crate) async fn login_local(
     State(s): State<AppState>,
     connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -265,8 +270,13 @@ pub(crate) async fn login_local(
     Ok(logged_in(&s, started))
 }
 
-#[utoipa::path(post, path = "/api/v1/login/ldap", tag = "login", request_body = LocalLogin,
-    responses((status = 200, body = LoggedIn), Problems))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/login/ldap",
+    tag = "login",
+    request_body = LocalLogin,
+    responses((status = 200, body = LoggedIn), Problems)
+)]
 pub(crate) async fn login_ldap(
     State(s): State<AppState>,
     connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
@@ -349,12 +359,18 @@ async fn directory_caller(
     })
 }
 
-#[utoipa::path(post, path = "/api/v1/logout", tag = "login",
-        responses(
-            (status = 204, description = "the session ended"),
-            (status = 200, body = LoggedOut, description = "the session ended; the OIDC provider that started it offers logout too"),
-            Problems),
-        security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "login",
+    responses(
+        (status = 204, description = "the session ended"),
+        (status = 200, body = LoggedOut, description = "the session ended; the OIDC provider that started it offers \
+            logout too"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let mut end_session_url = None;
     if let Some(id) = crate::auth::cookie(&headers, COOKIE) {
@@ -376,8 +392,13 @@ pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Res
     Ok(response)
 }
 
-#[utoipa::path(post, path = "/api/v1/logout/everywhere", tag = "login",
-    responses((status = 204, description = "every session of the caller ended"), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout/everywhere",
+    tag = "login",
+    responses((status = 204, description = "every session of the caller ended"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn logout_everywhere(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -388,8 +409,13 @@ pub(crate) async fn logout_everywhere(
     Ok(response)
 }
 
-#[utoipa::path(get, path = "/api/v1/session", tag = "login",
-    responses((status = 200, body = Whoami), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "login",
+    responses((status = 200, body = Whoami), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn current(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -412,9 +438,14 @@ pub(crate) async fn current(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/login/oidc", tag = "login",
-        responses(
-            (status = 200, body = Vec<crate::oidc::ProviderSummary>, description = "the OIDC providers one can log in with")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/login/oidc",
+    tag = "login",
+    responses(
+        (status = 200, body = Vec<crate::oidc::ProviderSummary>, description = "the OIDC providers one can log in with"),
+    )
+)]
 pub(crate) async fn oidc_providers(State(s): State<AppState>) -> Json<Vec<crate::oidc::ProviderSummary>> {
     Json(s.oidc.summaries())
 }
@@ -424,10 +455,12 @@ pub(crate) async fn oidc_providers(State(s): State<AppState>) -> Json<Vec<crate:
     path = "/api/v1/login/oidc/{provider}",
     tag = "login",
     params(("provider" = String, Path, description = "the provider's name"), Begin),
-        responses(
-            (status = 303, description = "to the provider's login page"),
-            Problems,
-            (status = 503, body = kernel::error::Problem, content_type = "application/problem+json")))]
+    responses(
+        (status = 303, description = "to the provider's login page"),
+        Problems,
+        (status = 503, body = kernel::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn oidc_begin(
     State(s): State<AppState>,
     Path(provider): Path<String>,
@@ -456,9 +489,11 @@ pub(crate) async fn oidc_begin(
     path = "/api/v1/login/oidc/{provider}/callback",
     tag = "login",
     params(("provider" = String, Path, description = "the provider's name"), Callback),
-        responses(
-            (status = 303, description = "logged in: the session cookie is set and the browser goes where the login started"),
-            Problems))]
+    responses(
+        (status = 303, description = "logged in: the session cookie is set and the browser goes where the login started"),
+        Problems,
+    )
+)]
 pub(crate) async fn oidc_callback(
     State(s): State<AppState>,
     Path(provider): Path<String>,

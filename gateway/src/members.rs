@@ -81,7 +81,8 @@ pub struct AddMember {
     params(("id" = String, Path, description = "the id")),
     request_body = AddMember,
     responses((status = 201, body = Member), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn add(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -116,7 +117,8 @@ pub struct Filter {
     tag = "members",
     params(("id" = String, Path, description = "the id"), ListQuery, Filter),
     responses((status = 200, body = Page<Member>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -142,7 +144,8 @@ async fn list(
     tag = "members",
     params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn remove(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     tenancy.remove_member(pb::RemoveMemberRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

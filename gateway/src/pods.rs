@@ -115,7 +115,9 @@ pub struct Restarted {
     path = "/api/v1/applications/{id}/pods",
     tag = "applications",
     params(("id" = String, Path, description = "the application")),
-    responses((status = 200, body = Pods), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Pods), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Pods>, ApiError> {
     let r = apps
         .list_application_pods(pb::ListApplicationPodsRequest { application_id: id })
@@ -158,7 +160,9 @@ pub(crate) async fn list(Signed(mut apps): Signed<Apps>, Path(id): Path<String>)
     path = "/api/v1/applications/{id}/logs",
     tag = "applications",
     params(("id" = String, Path, description = "the application"), LogQuery),
-    responses((status = 200, body = Log), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Log), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn logs(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -183,7 +187,9 @@ pub(crate) async fn logs(
     tag = "applications",
     params(("id" = String, Path, description = "the application")),
     request_body = Restart,
-    responses((status = 200, body = Restarted), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Restarted), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn restart(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -206,10 +212,13 @@ pub(crate) async fn restart(
     path = "/api/v1/applications/{id}/stop",
     tag = "applications",
     params(("id" = String, Path, description = "the application")),
-        responses(
-            (status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its replicas remembered"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 200, body = crate::applications::Application, description = "stopped: every service at zero, its \
+            replicas remembered"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn stop(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -227,10 +236,12 @@ pub(crate) async fn stop(
     path = "/api/v1/applications/{id}/start",
     tag = "applications",
     params(("id" = String, Path, description = "the application")),
-        responses(
-            (status = 200, body = crate::applications::Application, description = "running again with the replicas it had"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 200, body = crate::applications::Application, description = "running again with the replicas it had"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn start(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,

@@ -211,7 +211,8 @@ pub struct CreatePartition {
     params(("id" = String, Path, description = "the id")),
     request_body = CreateProject,
     responses((status = 201, body = Project), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn create_project(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -235,7 +236,8 @@ async fn create_project(
     tag = "projects",
     params(("id" = String, Path, description = "the id"), ListQuery, Filter),
     responses((status = 200, body = Page<Project>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list_projects(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -260,7 +262,8 @@ async fn list_projects(
     tag = "projects",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Project), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn read_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Project>, ApiError> {
     Ok(Json(
         tenancy
@@ -277,7 +280,8 @@ async fn read_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<Strin
     tag = "projects",
     params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn delete_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     tenancy.delete_project(pb::DeleteProjectRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -290,7 +294,8 @@ async fn delete_project(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<Str
     params(("id" = String, Path, description = "the id")),
     request_body = CreatePartition,
     responses((status = 201, body = Partition), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn create_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
@@ -316,7 +321,8 @@ async fn create_partition(
     tag = "partitions",
     params(("id" = String, Path, description = "the id"), ListQuery, Filter),
     responses((status = 200, body = Page<Partition>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list_partitions(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
@@ -341,7 +347,8 @@ async fn list_partitions(
     tag = "partitions",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Partition), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn read_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
@@ -361,7 +368,8 @@ async fn read_partition(
     tag = "partitions",
     params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn delete_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,

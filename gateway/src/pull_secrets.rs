@@ -85,10 +85,12 @@ pub struct PullSecretList {
     tag = "projects",
     params(
         ("id" = String, Path, description = "the partition"),
-        ("name" = String, Path, description = "the credential's name (DNS label)")),
+        ("name" = String, Path, description = "the credential's name (DNS label)"),
+    ),
     request_body = PutPullSecret,
     responses((status = 200, body = PullSecret), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn put_secret(
     Signed(mut federation): Signed<Federation>,
     Path((partition_id, name)): Path<(String, String)>,
@@ -110,7 +112,8 @@ async fn put_secret(
     tag = "projects",
     params(("id" = String, Path, description = "the partition")),
     responses((status = 200, body = PullSecretList), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     Signed(mut federation): Signed<Federation>,
     Path(partition_id): Path<String>,
@@ -130,9 +133,11 @@ async fn list(
     tag = "projects",
     params(
         ("id" = String, Path, description = "the partition"),
-        ("name" = String, Path, description = "the credential's name")),
+        ("name" = String, Path, description = "the credential's name"),
+    ),
     responses((status = 204, description = "done; its Secret leaves the cluster"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn delete(
     Signed(mut federation): Signed<Federation>,
     Path((partition_id, name)): Path<(String, String)>,

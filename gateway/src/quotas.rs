@@ -204,7 +204,8 @@ impl From<pb::Reservation> for Reservation {
     params(("id" = String, Path, description = "the id")),
     request_body = TenantQuota,
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn set_tenant(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -240,7 +241,8 @@ async fn set_tenant(
     params(("id" = String, Path, description = "the id")),
     request_body = ProjectQuota,
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn set_project(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(project_id): Path<String>,
@@ -262,7 +264,8 @@ async fn set_project(
     params(("id" = String, Path, description = "the id")),
     request_body = PartitionQuota,
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn set_partition(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(partition_id): Path<String>,
@@ -283,7 +286,8 @@ async fn set_partition(
     tag = "quotas",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Usage), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn usage(Signed(mut tenancy): Signed<Tenancy>, Path(tenant_id): Path<String>) -> Result<Json<Usage>, ApiError> {
     let r = tenancy.get_usage(pb::GetUsageRequest { tenant_id }).await?.into_inner();
     let scopes = r
@@ -318,7 +322,8 @@ async fn usage(Signed(mut tenancy): Signed<Tenancy>, Path(tenant_id): Path<Strin
     tag = "quotas",
     params(("id" = String, Path, description = "the id"), HistoryQuery),
     responses((status = 200, body = Vec<UsagePoint>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn history(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -355,7 +360,8 @@ async fn history(
     tag = "reservations",
     request_body = Reserve,
     responses((status = 201, body = Reservation), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn reserve(
     Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<Reserve>,
@@ -379,7 +385,8 @@ async fn reserve(
     tag = "reservations",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Reservation), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn read_reservation(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
@@ -399,7 +406,8 @@ async fn read_reservation(
     tag = "reservations",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Reservation), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn commit(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(
         tenancy
@@ -416,7 +424,8 @@ async fn commit(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) ->
     tag = "reservations",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Reservation), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn release(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Reservation>, ApiError> {
     Ok(Json(
         tenancy

@@ -226,7 +226,8 @@ pub struct Filter {
     tag = "requests",
     request_body = PublishSpec,
     responses((status = 201, body = Spec), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn publish_spec(
     Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<PublishSpec>,
@@ -258,7 +259,8 @@ pub struct SpecFilter {
     tag = "requests",
     params(ListQuery, SpecFilter),
     responses((status = 200, body = Page<Spec>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list_specs(
     Signed(mut tenancy): Signed<Tenancy>,
     Query(page): Query<ListQuery>,
@@ -279,7 +281,8 @@ async fn list_specs(
     params(("id" = String, Path, description = "the id")),
     request_body = Form,
     responses((status = 201, body = ResourceRequest), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn file(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
@@ -301,7 +304,8 @@ async fn file(
     tag = "requests",
     params(ListQuery, Filter),
     responses((status = 200, body = Page<ResourceRequest>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
     Query(page): Query<ListQuery>,
@@ -325,7 +329,8 @@ async fn list(
     tag = "requests",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = ResourceRequest), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<ResourceRequest>, ApiError> {
     Ok(Json(
         tenancy
@@ -342,10 +347,12 @@ async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> R
     tag = "requests",
     params(
         ("id" = String, Path, description = "the id"),
-        ("step" = String, Path, description = "submit, approve, reject or provision")),
+        ("step" = String, Path, description = "submit, approve, reject or provision"),
+    ),
     request_body = StepBody,
     responses((status = 200, body = ResourceRequest), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn step(
     Signed(mut tenancy): Signed<Tenancy>,
     Path((id, step)): Path<(String, String)>,

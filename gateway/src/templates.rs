@@ -183,8 +183,14 @@ pub struct Rendered {
     pub waves: Vec<Vec<String>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = CreateTemplate,
-    responses((status = 201, body = Template), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates",
+    tag = "templates",
+    request_body = CreateTemplate,
+    responses((status = 201, body = Template), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create(
     Signed(mut apps): Signed<Apps>,
     Body(b): Body<CreateTemplate>,
@@ -198,8 +204,14 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(ListQuery, Filter),
-    responses((status = 200, body = Page<Template>), Problems), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates",
+    tag = "templates",
+    params(ListQuery, Filter),
+    responses((status = 200, body = Page<Template>), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list(
     Signed(mut apps): Signed<Apps>,
     Query(page): Query<ListQuery>,
@@ -221,7 +233,9 @@ pub(crate) async fn list(
     path = "/api/v1/templates/{id}",
     tag = "templates",
     params(("id" = String, Path, description = "the id")),
-    responses((status = 200, body = Template), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Template), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn read(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<Json<Template>, ApiError> {
     Ok(Json(
         apps.get_template(pb::GetTemplateRequest { id })
@@ -236,7 +250,9 @@ pub(crate) async fn read(Signed(mut apps): Signed<Apps>, Path(id): Path<String>)
     path = "/api/v1/templates/{id}",
     tag = "templates",
     params(("id" = String, Path, description = "the id")),
-    responses((status = 204, description = "deleted with its versions"), Problems), security(("bearer" = [])))]
+    responses((status = 204, description = "deleted with its versions"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     apps.delete_template(pb::DeleteTemplateRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -248,7 +264,9 @@ pub(crate) async fn delete(Signed(mut apps): Signed<Apps>, Path(id): Path<String
     tag = "templates",
     params(("id" = String, Path, description = "the template's id")),
     request_body = CreateVersion,
-    responses((status = 201, body = TemplateVersion, description = "a draft"), Problems), security(("bearer" = [])))]
+    responses((status = 201, body = TemplateVersion, description = "a draft"), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create_version(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -269,7 +287,9 @@ pub(crate) async fn create_version(
     path = "/api/v1/templates/{id}/versions",
     tag = "templates",
     params(("id" = String, Path, description = "the template's id"), ListQuery),
-    responses((status = 200, body = Page<TemplateVersion>), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Page<TemplateVersion>), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_versions(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -291,7 +311,9 @@ pub(crate) async fn list_versions(
     path = "/api/v1/template-versions/{id}",
     tag = "templates",
     params(("id" = String, Path, description = "the version's id")),
-    responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn read_version(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -310,11 +332,14 @@ pub(crate) async fn read_version(
     tag = "templates",
     params(("id" = String, Path, description = "the version's id")),
     request_body = UpdateVersion,
-        responses(
-            (status = 200, body = TemplateVersion),
-            (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the version is published"),
-            Problems),
-        security(("bearer" = [])))]
+    responses(
+        (status = 200, body = TemplateVersion),
+        (status = 409, body = kernel::error::Problem, content_type = "application/problem+json", description = "the \
+            version is published"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn update_version(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -333,7 +358,9 @@ pub(crate) async fn update_version(
     path = "/api/v1/template-versions/{id}/publish",
     tag = "templates",
     params(("id" = String, Path, description = "the version's id")),
-    responses((status = 200, body = TemplateVersion), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = TemplateVersion), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn publish_version(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -352,7 +379,9 @@ pub(crate) async fn publish_version(
     tag = "templates",
     params(("id" = String, Path, description = "the version's id")),
     request_body = RenderRequest,
-    responses((status = 200, body = Rendered), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = Rendered), Problems),
+    security(("bearer" = []))
+)]
 pub(crate) async fn render_version(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
@@ -406,13 +435,18 @@ fn chart_problem(status: tonic::Status) -> ApiError {
     path = "/api/v1/tenants/{id}/templates/import",
     tag = "templates",
     params(("id" = String, Path, description = "the tenant's id")),
-        request_body(description = "a chart archive (helm package) as application/gzip, or a chart directory as JSON", content(
-        (Vec<u8> = "application/gzip"),
-        (ChartFiles = "application/json"))),
-        responses(
-            (status = 201, body = ImportedChart),
-            (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the chart is invalid; field names the file"),
-              Problems), security(("bearer" = [])))]
+    request_body(
+        description = "a chart archive (helm package) as application/gzip, or a chart directory as JSON",
+        content((Vec<u8> = "application/gzip"), (ChartFiles = "application/json")),
+    ),
+    responses(
+        (status = 201, body = ImportedChart),
+        (status = 422, body = kernel::error::Problem, content_type = "application/problem+json", description = "the \
+            chart is invalid; field names the file"),
+        Problems,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn import_chart(
     State(_s): State<AppState>,
     Signed(mut apps): Signed<Apps>,

@@ -118,7 +118,8 @@ impl From<pb::Tenant> for Tenant {
     tag = "tenants",
     request_body = CreateTenant,
     responses((status = 201, body = Tenant), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn create(
     Signed(mut tenancy): Signed<Tenancy>,
     Body(body): Body<CreateTenant>,
@@ -138,7 +139,8 @@ async fn create(
     tag = "tenants",
     params(("id" = String, Path, description = "the id")),
     responses((status = 200, body = Tenant), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<Json<Tenant>, ApiError> {
     let tenant = tenancy.get_tenant(pb::GetTenantRequest { id }).await?.into_inner();
     Ok(Json(tenant.into()))
@@ -150,7 +152,8 @@ async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> R
     tag = "tenants",
     params(ListQuery, Filter),
     responses((status = 200, body = Page<Tenant>), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn list(
     Signed(mut tenancy): Signed<Tenancy>,
     Query(page): Query<ListQuery>,
@@ -175,7 +178,8 @@ async fn list(
     params(("id" = String, Path, description = "the id")),
     request_body = UpdateTenant,
     responses((status = 200, body = Tenant), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn update(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
@@ -197,7 +201,8 @@ async fn update(
     tag = "tenants",
     params(("id" = String, Path, description = "the id")),
     responses((status = 204, description = "done"), Problems),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 async fn delete(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     tenancy.delete_tenant(pb::DeleteTenantRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)

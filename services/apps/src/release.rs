@@ -96,7 +96,9 @@ impl Release {
 
 macro_rules! release_columns {
     () => {
-        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic, hold_until, phase_started_at, gray_waves"
+        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects,
+         waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at,
+         finished_at, slot, replaces, phase, step, applied, traffic, hold_until, phase_started_at, gray_waves"
     };
 }
 pub(crate) use release_columns;

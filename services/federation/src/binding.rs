@@ -407,7 +407,8 @@ pub struct ApplyRequest {
 /// The columns of [`Binding`], in its order.
 macro_rules! binding_columns {
     () => {
-        "id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at"
+        "id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error,
+         dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at"
     };
 }
 
@@ -870,7 +871,9 @@ impl<'a> Bindings<'a> {
         let mut tx = self.pool.begin().await?;
         let binding: Binding = if change.create {
             sqlx::query_as(concat!(
-                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas, replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton, failback, priority)
+                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas,
+                                       replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton,
+                                       failback, priority)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, name) DO NOTHING
                  RETURNING ",
                 binding_columns!()

@@ -1085,7 +1085,8 @@ struct Finished {
 pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, from: Option<&str>) -> Result<Operation> {
     let tenant = visible_binding(pool, caller, binding).await?;
     let live: Vec<TargetCluster> = sqlx::query_as(
-        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered') AS condition, c.not_ready_since FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
+        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered') AS condition, c.not_ready_since
+         FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
          WHERE t.binding_id = $1 AND NOT t.removing ORDER BY t.cluster",
     )
     .bind(binding)
