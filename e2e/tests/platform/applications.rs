@@ -468,7 +468,22 @@ async fn production_waits_for_approval_and_quota_or_port_conflicts_leave_nothing
         (Some("awaiting-approval"), Some("awaiting-approval"))
     );
     let release = app["latest_release"]["id"].as_str().unwrap().to_string();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Work reaches a cluster only through a federation binding, which a
+    // release makes only once claimed by a driver, which only claims
+    // deploying releases: no binding and an unstarted release mean nothing is
+    // on its way.
+    let (_, bindings) = w
+        .send(Method::GET, &format!("/api/v1/tenants/{}/bindings", w.tenant), None)
+        .await;
+    assert_eq!(bindings["items"], json!([]), "no binding before approval");
+    let (_, awaiting) = w
+        .send(Method::GET, &format!("/api/v1/applications/{}", app["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(
+        (awaiting["latest_release"]["state"].as_str(), &awaiting["latest_release"]["started_at"]),
+        (Some("awaiting-approval"), &Value::Null),
+        "{awaiting}"
+    );
     assert!(
         w.kube(&format!("{DEPLOYMENTS}/billing")).await.is_none(),
         "not applied before approval"

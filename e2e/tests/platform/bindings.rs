@@ -83,7 +83,9 @@ async fn a_binding_within_quota_is_applied_and_healthy_one_over_it_is_refused_wi
         problem["detail"].as_str().unwrap().contains("requests.cpu"),
         "{problem}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Refused at admission, so nothing was stored to propagate (the list below
+    // is empty); the Deployment's generation after the admitted binding
+    // proves no earlier version ever reached the cluster.
     let absent = p
         .http
         .get(format!("{cluster}/apis/apps/v1/namespaces/acme-web/deployments/shop"))
@@ -135,6 +137,11 @@ async fn a_binding_within_quota_is_applied_and_healthy_one_over_it_is_refused_wi
         .await
         .unwrap();
     assert_eq!(deployed["metadata"]["labels"]["paas.io/binding"], id.as_str());
+    assert_eq!(
+        (deployed["metadata"]["generation"].as_i64(), deployed["spec"]["replicas"].as_i64()),
+        (Some(1), Some(2)),
+        "the refused 5 replicas were never applied"
+    );
     assert_eq!(
         (healthy["failback"].as_str(), healthy["priority"].as_i64()),
         (Some("manual"), Some(0)),

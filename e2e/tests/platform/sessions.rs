@@ -202,6 +202,8 @@ async fn sessions_end_after_their_idle_timeout_and_their_absolute_timeout() {
     // Unused for longer than the idle timeout: ended.
     let idle = login(&p, LOCAL_ADMIN_PASSWORD).await.unwrap();
     assert_eq!(status(&idle).await.unwrap().status(), StatusCode::OK);
+    // The one wait on the clock that stays: what is tested is time passing
+    // with no use, so nothing may be polled meanwhile (a poll is a use).
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     assert_eq!(
         status(&idle).await.unwrap().status(),
@@ -219,6 +221,7 @@ async fn sessions_end_after_their_idle_timeout_and_their_absolute_timeout() {
             break;
         }
         last_ok = started.elapsed();
+        // The pace of use, not a wait for work.
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }
     assert!(

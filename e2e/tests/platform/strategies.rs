@@ -530,10 +530,11 @@ async fn a_release_driver_stopped_mid_canary_is_resumed_by_its_successor() {
     })
     .await;
 
-    // The driver stops mid-canary; nothing moves, well past the step's hold.
+    // The driver stops mid-canary; nothing moves, although the step's hold
+    // is over and the release is due (a running driver would move it).
     first.cancel();
     running.await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    due_past_hold(&w, &app, 2, Duration::from_secs(2)).await;
     assert_eq!(
         weights(&w.route("rs-web").await),
         pairs(&[("rs-web-blue", 90), ("rs-web-green", 10)])
@@ -677,6 +678,54 @@ async fn release_drivers(
         );
         tokio::spawn(driver.run(stop))
     }
+}
+
+/// Waits until release `number` of `app` is unclaimed, due, and its current
+/// phase began more than `hold` ago, by the database's clock: the moment a
+/// running driver would move it on.
+async fn due_past_hold(w: &World, app: &str, number: i32, hold: Duration) {
+    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
+    let app: uuid::Uuid = app.parse().unwrap();
+    eventually(Duration::from_secs(20), "the release due past its hold", || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT claimed_until IS NULL AND next_check_at <= now()
+                        AND phase_started_at + make_interval(secs => $3) <= now()
+                 FROM releases WHERE application_id = $1 AND number = $2",
+            )
+            .bind(app)
+            .bind(number)
+            .bind(hold.as_secs_f64())
+            .fetch_one(&pool)
+            .await
+            .ok()?
+            .then_some(())
+        }
+    })
+    .await;
+}
+
+/// Waits until no driver holds release `number` of `app`.
+async fn unclaimed(w: &World, app: &str, number: i32) {
+    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
+    let app: uuid::Uuid = app.parse().unwrap();
+    eventually(Duration::from_secs(20), "the release let go", || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT claimed_until IS NULL OR claimed_until < now() FROM releases
+                 WHERE application_id = $1 AND number = $2",
+            )
+            .bind(app)
+            .bind(number)
+            .fetch_one(&pool)
+            .await
+            .ok()?
+            .then_some(())
+        }
+    })
+    .await;
 }
 
 async fn two_clusters(env: &[(&str, &str)]) -> World {
@@ -1024,7 +1073,9 @@ async fn gray_by_partition_goes_in_the_order_given_and_a_failed_health_gate_stop
         "registry.example/web:2",
         "the second wave stays on the old version"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The step that failed the release has let go of it, and a failed
+    // release is never claimed again: nothing can go on from here.
+    unclaimed(&w, &app, 3).await;
     assert_eq!(
         w.image_in(B, "gp-web").await,
         "registry.example/web:2",
@@ -1071,10 +1122,11 @@ async fn a_release_driver_stopped_mid_gray_rollout_is_resumed_by_its_successor()
     w.new_release(&app, json!({"template_version_id": v2})).await;
     w.runs(A, "gr-web", "2").await;
 
-    // The driver stops during the first wave's pause; nothing moves, well past it.
+    // The driver stops during the first wave's pause; nothing moves, although
+    // the pause is over and the release is due.
     first.cancel();
     running.await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    due_past_hold(&w, &app, 2, Duration::from_secs(2)).await;
     assert_eq!(w.image_in(B, "gr-web").await, "registry.example/web:1");
     let (_, a) = w.send(Method::GET, &format!("/api/v1/applications/{app}"), None).await;
     assert_eq!(
@@ -1247,7 +1299,12 @@ async fn switching_between_unslotted_and_slotted_strategies_never_leaves_the_ser
         .await;
         w.release_state(&app, 5, "succeeded").await;
         step("done");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // A few samples of the settled state before the sampler stops.
+        let settled = samples.lock().unwrap().len() + 10;
+        eventually(Duration::from_secs(10), "samples after the last release", || async {
+            (samples.lock().unwrap().len() >= settled).then_some(())
+        })
+        .await;
         done.store(true, std::sync::atomic::Ordering::SeqCst);
     };
     tokio::join!(sampler, releases);
