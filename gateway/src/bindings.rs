@@ -28,6 +28,8 @@ pub fn routes() -> Routes {
         .route(Permission::Authenticated, routes!(read))
         .route(Permission::Role(Role::Developer), routes!(update))
         .route(Permission::Role(Role::Developer), routes!(remove))
+        .route(Permission::PlatformAdmin, routes!(break_glass_update))
+        .route(Permission::PlatformAdmin, routes!(break_glass_remove))
 }
 
 /// Body of `POST /tenants/{id}/bindings`.
@@ -70,6 +72,44 @@ pub struct UpdateBinding {
     /// As in [`CreateBinding`].
     #[serde(default)]
     replicas: u32,
+}
+
+/// Body of `PUT /bindings/{id}/break-glass`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassUpdate {
+    /// Why the application's own routes will not do (an incident id, say);
+    /// logged with the caller, and the audit log records the route.
+    reason: String,
+    /// As in [`CreateBinding`].
+    #[serde(default)]
+    project_id: String,
+    /// As in [`CreateBinding`].
+    objects: Vec<Value>,
+    /// As in [`CreateBinding`].
+    placement: Value,
+    /// As in [`CreateBinding`].
+    #[serde(default)]
+    replicas: u32,
+}
+
+/// Query of `DELETE /bindings/{id}/break-glass`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassReason {
+    /// Why the application's own routes will not do.
+    reason: String,
+}
+
+/// A non-blank break-glass reason, or a 400 naming `reason`.
+fn reason(text: String) -> Result<String, ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "reason",
+            "must say why the application's own routes will not do",
+        ));
+    }
+    Ok(text)
 }
 
 /// A workload's rollout in one cluster.
@@ -265,6 +305,7 @@ async fn create(
         placement_json: b.placement.to_string(),
         replicas: b.replicas,
         hold: Vec::new(),
+        break_glass: String::new(),
     };
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
@@ -334,6 +375,7 @@ async fn update(
         placement_json: b.placement.to_string(),
         replicas: b.replicas,
         hold: Vec::new(),
+        break_glass: String::new(),
     };
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
@@ -347,6 +389,67 @@ async fn update(
     security(("bearer" = []))
 )]
 async fn remove(Signed(mut federation): Signed<Federation>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    federation.delete_binding(pb::DeleteBindingRequest { id }).await?;
+    federation
+        .delete_binding(pb::DeleteBindingRequest {
+            id,
+            break_glass: String::new(),
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/bindings/{id}/break-glass",
+    tag = "bindings",
+    description = "Changes a binding an application owns, bypassing the application's releases and \
+        approvals: platform administrators only, with a reason. Every other change to such a binding \
+        is refused with 409 naming the application.",
+    params(("id" = String, Path, description = "the id")),
+    request_body = BreakGlassUpdate,
+    responses((status = 200, body = Binding), Problems),
+    security(("bearer" = []))
+)]
+async fn break_glass_update(
+    Signed(mut federation): Signed<Federation>,
+    Path(id): Path<String>,
+    Body(b): Body<BreakGlassUpdate>,
+) -> Result<Json<Binding>, ApiError> {
+    let reason = reason(b.reason)?;
+    let current = federation.get_binding(pb::GetBindingRequest { id }).await?.into_inner();
+    let request = pb::ApplyBindingRequest {
+        tenant_id: current.tenant_id,
+        project_id: b.project_id,
+        name: current.name,
+        objects_json: Value::Array(b.objects).to_string(),
+        placement_json: b.placement.to_string(),
+        replicas: b.replicas,
+        hold: Vec::new(),
+        break_glass: reason,
+    };
+    Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/bindings/{id}/break-glass",
+    tag = "bindings",
+    description = "Deletes a binding an application owns, bypassing the application: platform \
+        administrators only, with a reason.",
+    params(("id" = String, Path, description = "the id"), BreakGlassReason),
+    responses((status = 204, description = "deleting: objects are removed from every cluster"), Problems),
+    security(("bearer" = []))
+)]
+async fn break_glass_remove(
+    Signed(mut federation): Signed<Federation>,
+    Path(id): Path<String>,
+    Query(q): Query<BreakGlassReason>,
+) -> Result<StatusCode, ApiError> {
+    federation
+        .delete_binding(pb::DeleteBindingRequest {
+            id,
+            break_glass: reason(q.reason)?,
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

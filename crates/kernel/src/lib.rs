@@ -23,6 +23,7 @@ pub mod name;
 pub mod outbox;
 pub mod page;
 pub mod quantity;
+pub mod resilience;
 pub mod service;
 pub mod settings;
 pub mod shutdown;

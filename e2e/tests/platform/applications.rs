@@ -477,10 +477,17 @@ async fn production_waits_for_approval_and_quota_or_port_conflicts_leave_nothing
         .await;
     assert_eq!(bindings["items"], json!([]), "no binding before approval");
     let (_, awaiting) = w
-        .send(Method::GET, &format!("/api/v1/applications/{}", app["id"].as_str().unwrap()), None)
+        .send(
+            Method::GET,
+            &format!("/api/v1/applications/{}", app["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(
-        (awaiting["latest_release"]["state"].as_str(), &awaiting["latest_release"]["started_at"]),
+        (
+            awaiting["latest_release"]["state"].as_str(),
+            &awaiting["latest_release"]["started_at"]
+        ),
         (Some("awaiting-approval"), &Value::Null),
         "{awaiting}"
     );

@@ -138,7 +138,10 @@ async fn a_binding_within_quota_is_applied_and_healthy_one_over_it_is_refused_wi
         .unwrap();
     assert_eq!(deployed["metadata"]["labels"]["paas.io/binding"], id.as_str());
     assert_eq!(
-        (deployed["metadata"]["generation"].as_i64(), deployed["spec"]["replicas"].as_i64()),
+        (
+            deployed["metadata"]["generation"].as_i64(),
+            deployed["spec"]["replicas"].as_i64()
+        ),
         (Some(1), Some(2)),
         "the refused 5 replicas were never applied"
     );

@@ -76,7 +76,7 @@ impl World {
         app["id"].as_str().unwrap().to_string()
     }
 
-    async fn new_release(&self, app: &str, body: Value) -> Value {
+    pub(crate) async fn new_release(&self, app: &str, body: Value) -> Value {
         let (status, r) = self
             .send(
                 Method::POST,
@@ -645,8 +645,8 @@ async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort
 
 // Gray releases over both simulated clusters (dc1-prod, dc2-dr).
 
-const A: &str = "dc1-prod";
-const B: &str = "dc2-dr";
+pub(crate) const A: &str = "dc1-prod";
+pub(crate) const B: &str = "dc2-dr";
 
 fn gray_spec(tag: &str, cpu: &str) -> Value {
     json!({"services": [{"name": "web", "replicas": 1,
@@ -728,7 +728,7 @@ async fn unclaimed(w: &World, app: &str, number: i32) {
     .await;
 }
 
-async fn two_clusters(env: &[(&str, &str)]) -> World {
+pub(crate) async fn two_clusters(env: &[(&str, &str)]) -> World {
     let world = world_with("40", env).await;
     let w = &world;
     let (_, projects) = w
@@ -844,7 +844,7 @@ impl World {
         out
     }
 
-    async fn gray_versions(&self, name: &str) -> (String, String) {
+    pub(crate) async fn gray_versions(&self, name: &str) -> (String, String) {
         let (_, template) = self
             .send(
                 Method::POST,

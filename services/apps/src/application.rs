@@ -194,9 +194,10 @@ pub async fn apply_service(
         project_id: app.project_id.map(|p| p.to_string()).unwrap_or_default(),
         name: object_name(&app.name, service)?,
         objects_json: objects.to_string(),
-        placement_json: release.placement.to_string(),
+        placement_json: crate::placement::for_service(&release.placement, service).to_string(),
         replicas: replicas.unwrap_or(0),
         hold: hold.to_vec(),
+        break_glass: String::new(),
     };
     federation::apply_binding(federation, request, service).await
 }
@@ -308,6 +309,7 @@ impl Applications {
             for object in by_service.values_mut().flatten() {
                 b.strategy.apply_to(object)?;
             }
+            crate::placement::check_services(&b.placement, by_service.keys())?;
             return Ok((json!(by_service), waves));
         }
         let application = version.spec()?.resolve(&b.parameters)?;
@@ -318,7 +320,9 @@ impl Applications {
             .flat_map(|c| &c.ports)
             .any(|p| p.node_port.is_some());
         let ranges = if wants_node_ports {
-            self.federation.node_port_ranges(&b.placement).await?
+            self.federation
+                .node_port_ranges(&crate::placement::reach(&b.placement))
+                .await?
         } else {
             Vec::new()
         };
@@ -347,6 +351,7 @@ impl Applications {
                 .to_string();
             by_service.entry(service).or_default().push(object);
         }
+        crate::placement::check_services(&b.placement, by_service.keys())?;
         Ok((json!(by_service), application.deploy_order()?))
     }
 

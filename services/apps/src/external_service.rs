@@ -385,6 +385,7 @@ impl ExternalServices {
             placement_json: definition.placement.to_string(),
             replicas: 0,
             hold: Vec::new(),
+            break_glass: String::new(),
         };
         let binding = self
             .federation

@@ -40,7 +40,10 @@ pub type FederationClient = FederationServiceClient<InterceptedService<Channel, 
 /// Federation did not take the deletion.
 pub async fn delete_binding(federation: &mut FederationClient, id: &str) -> Result<()> {
     match federation
-        .delete_binding(pb::DeleteBindingRequest { id: id.to_string() })
+        .delete_binding(pb::DeleteBindingRequest {
+            id: id.to_string(),
+            break_glass: String::new(),
+        })
         .await
     {
         Ok(_) => Ok(()),

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::application::{self, Action, Application, Applications, Blueprint};
 use crate::external_service::{self, Definition, ExternalService, ExternalServices, Placed, PortRequest};
-use crate::federation;
+use crate::placement;
 use crate::release::Release;
 use crate::strategy::Strategy;
 use crate::template::{NewTemplate, Template, Templates};
@@ -342,7 +342,7 @@ impl AppsService for Apps {
         let blueprint = Blueprint {
             template_version_id: parse_id("template_version_id", &r.template_version_id)?,
             parameters: application::parse_parameters(&r.parameters_json)?,
-            placement: federation::parse_placement(&r.placement_json)?,
+            placement: placement::parse(&r.placement_json)?,
             strategy: Strategy::parse(&r.strategy_json)?,
         };
         let (app, _) = self
@@ -409,11 +409,7 @@ impl AppsService for Apps {
             .as_deref()
             .map(application::parse_parameters)
             .transpose()?;
-        let placement = r
-            .placement_json
-            .as_deref()
-            .map(federation::parse_placement)
-            .transpose()?;
+        let placement = r.placement_json.as_deref().map(placement::parse).transpose()?;
         let strategy = r.strategy_json.as_deref().map(Strategy::parse).transpose()?;
         let release = self
             .applications

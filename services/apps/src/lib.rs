@@ -18,6 +18,7 @@ pub mod external_service;
 pub mod federation;
 pub mod grpc;
 pub mod node_port;
+pub mod placement;
 pub mod pod;
 pub mod release;
 pub mod render;

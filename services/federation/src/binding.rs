@@ -20,6 +20,7 @@
 //! requests. An apply without `hold` puts every target on the newest again.
 //! A target placed anew (by an apply or a failover) runs the newest.
 
+pub mod ownership;
 pub mod plan;
 pub mod reservation;
 

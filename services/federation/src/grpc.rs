@@ -215,8 +215,10 @@ impl FederationService for Federation {
     async fn apply_binding(&self, request: Request<pb::ApplyBindingRequest>) -> Result<Response<pb::Binding>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        binding::ownership::check_apply(self.pool(), &caller, tenant, &r.name, &r.break_glass).await?;
         let apply = binding::ApplyRequest {
-            tenant: parse_id("tenant_id", &r.tenant_id)?,
+            tenant,
             project: kernel::id::parse_optional_id("project_id", &r.project_id)?,
             name: kernel::name::DnsLabel::parse("name", &r.name)?,
             objects_json: r.objects_json,
@@ -259,6 +261,9 @@ impl FederationService for Federation {
     ) -> Result<Response<pb::DeleteBindingResponse>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
+        let (b, _) = self.bindings().get(&caller, id).await?;
+        caller.require(b.tenant_id, kernel::caller::Role::Developer, "binding", id)?;
+        binding::ownership::check(&caller, &b.name, &b.objects, &request.get_ref().break_glass)?;
         self.bindings().delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteBindingResponse {}))
     }
