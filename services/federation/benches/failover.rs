@@ -186,16 +186,19 @@ async fn main() -> anyhow::Result<()> {
             .bind(lost)
             .fetch_one(&pool)
             .await?;
-    type Times = (
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
+    let times = sqlx::query!(
+        r#"SELECT min(created_at) AS "first_opened!", max(created_at) AS "last_opened!",
+                  max(replaced_at) AS "last_replaced!", max(available_at) AS "last_available!"
+           FROM failovers"#
+    )
+    .fetch_one(&pool)
+    .await?;
+    let (first_opened, last_opened, last_replaced, last_available) = (
+        times.first_opened,
+        times.last_opened,
+        times.last_replaced,
+        times.last_available,
     );
-    let (first_opened, last_opened, last_replaced, last_available): Times =
-        sqlx::query_as("SELECT min(created_at), max(created_at), max(replaced_at), max(available_at) FROM failovers")
-            .fetch_one(&pool)
-            .await?;
     // Every moved binding's replicas really run in the backup cluster.
     let mut running = 0;
     for c in &fleet[1..] {

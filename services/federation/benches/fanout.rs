@@ -151,14 +151,15 @@ async fn main() -> anyhow::Result<()> {
     let mut applied = None;
     let available;
     loop {
-        let (done, settled): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE applied_generation >=
-                                                          generation), count(*) FILTER (WHERE settled)
-                                                          FROM binding_targets WHERE binding_id = $1",
+        let counts = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE applied_generation >= generation) AS "done!",
+                      count(*) FILTER (WHERE settled) AS "settled!"
+               FROM binding_targets WHERE binding_id = $1"#,
+            b.id,
         )
-        .bind(b.id)
         .fetch_one(&pool)
         .await?;
+        let (done, settled) = (counts.done, counts.settled);
         if applied.is_none() && done as usize == n {
             applied = Some(started.elapsed());
         }

@@ -61,6 +61,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -238,6 +239,12 @@ impl Reconciler {
             settings,
             lease,
         }
+    }
+
+    /// Counts the reconciler's completed turns ([`Lease::turns`]): one that
+    /// started after a change has had the chance to act on it.
+    pub fn turns(&self) -> Arc<AtomicU64> {
+        self.lease.turns()
     }
 
     /// Runs while it holds the lease, until `stop`.

@@ -258,6 +258,12 @@ impl Monitor {
         self.probes.clone()
     }
 
+    /// Counts the monitor's completed periods, standing by or probing
+    /// ([`Lease::turns`]).
+    pub fn turns(&self) -> Arc<AtomicU64> {
+        self.lease.turns()
+    }
+
     /// This monitor's lease identity.
     pub fn holder(&self) -> &str {
         self.lease.holder()
@@ -307,6 +313,7 @@ impl Monitor {
                     leading = false;
                 }
             }
+            self.lease.turned();
         }
         if leading && let Err(e) = self.lease.release().await {
             tracing::warn!(error = %e, "health monitor lease not released; it will expire");

@@ -249,6 +249,11 @@ impl Reconciler {
         self
     }
 
+    /// Counts the reconciler's completed turns ([`Lease::turns`]).
+    pub fn turns(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.lease.turns()
+    }
+
     /// Reconciles while it holds the lease, until `stop`.
     ///
     /// # Errors

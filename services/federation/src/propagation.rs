@@ -31,6 +31,7 @@
 //! retrying looks live without delivering anything).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -134,6 +135,12 @@ impl Propagator {
             slots,
             watches,
         }
+    }
+
+    /// Counts the propagator's completed turns ([`Lease::turns`]): one that
+    /// started after a change has started the work it makes due.
+    pub fn turns(&self) -> Arc<AtomicU64> {
+        self.lease.turns()
     }
 
     /// Propagates (and watches the Ready clusters' status) while it holds

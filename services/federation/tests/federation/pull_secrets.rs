@@ -30,14 +30,14 @@ async fn partition(fed: &Fed, cluster: &str) -> Uuid {
         network_policy: "allow-all-ingress".into(),
         ..Default::default()
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+        id,
+        TENANT,
+        cluster,
+        &p.namespace,
+        p.encode_to_vec(),
     )
-    .bind(id)
-    .bind(TENANT)
-    .bind(cluster)
-    .bind(&p.namespace)
-    .bind(p.encode_to_vec())
     .execute(fed.pool())
     .await
     .unwrap();
