@@ -266,7 +266,7 @@ async fn weighted_objects_reach_their_clusters_become_healthy_and_leave_clusters
     })
     .await;
     eventually(Duration::from_secs(5), "forgotten", || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bindings")
+        let n: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM bindings"#)
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -299,7 +299,7 @@ async fn dynamic_division_follows_free_capacity_and_duplicated_runs_everything_e
     fed.until_status("small", "Ready").await;
     fed.until_status("large", "Ready").await;
     eventually(Duration::from_secs(10), "both discovered", || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE allocatable ? 'cpu'")
+        let n: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM clusters WHERE allocatable ? 'cpu'"#)
             .fetch_one(fed.pool())
             .await
             .unwrap();

@@ -320,7 +320,7 @@ async fn a_singleton_cut_off_by_a_partition_gets_no_second_copy_before_its_clust
     }
     assert_eq!(ready_in(&clusters[0]), 1, "the cut-off copy still runs in sf1");
     let contact: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT last_contact_at FROM clusters WHERE name = 'sf1'")
+        sqlx::query_scalar!(r#"SELECT last_contact_at AS "last_contact_at!" FROM clusters WHERE name = 'sf1'"#)
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -845,7 +845,7 @@ async fn automatic_failbacks_wait_for_the_stabilisation_period_and_go_by_priorit
     let (h, l) = (back(high.id).await, back(low.id).await);
     assert_eq!((h.trigger.as_str(), h.from_cluster.as_str()), ("automatic", "ab1"));
     let ready_since: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT last_transition_at FROM clusters WHERE name = 'ab1'")
+        sqlx::query_scalar!("SELECT last_transition_at FROM clusters WHERE name = 'ab1'")
             .fetch_one(fed.pool())
             .await
             .unwrap();

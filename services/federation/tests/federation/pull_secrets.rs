@@ -123,8 +123,7 @@ async fn pull_secrets_are_written_listed_by_the_default_account_repaired_and_rem
         Some("kubernetes.io/dockerconfigjson")
     );
     // At rest the password is sealed.
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT password FROM pull_secrets WHERE partition_id = $1")
-        .bind(partition)
+    let stored: Vec<u8> = sqlx::query_scalar!("SELECT password FROM pull_secrets WHERE partition_id = $1", partition)
         .fetch_one(fed.pool())
         .await
         .unwrap();
