@@ -434,6 +434,14 @@ impl Store {
         })
     }
 
+    /// How many watches are open: the streams being served and in-process
+    /// subscribers of [`Self::watch_now`] or [`Self::watch_from`]. A test
+    /// waits on it to know a fault has ended the watches before it changes
+    /// what they would have seen.
+    pub fn open_watches(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Subscribes to changes after `since`: the retained events to replay and
     /// the live receiver.
     ///
