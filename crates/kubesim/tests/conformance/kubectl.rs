@@ -108,28 +108,49 @@ async fn kubectl_drives_a_simulated_cluster() {
     .await;
     assert_eq!(text(&out).0.lines().count(), 2);
 
-    let mut cmd = std::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig")
+    // `get -w` lists, then watches from the list's resourceVersion: once the
+    // listed "before" is printed, "watched" created afterwards must arrive.
+    let cms = Api::<ConfigMap>::namespaced(t.client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("before", &[])).await.unwrap();
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
         .arg(t.cluster.kubeconfig_path())
         .arg("--cache-dir")
         .arg(cache)
-        .args(["get", "configmaps", "-w"]);
-    let child = cmd
+        .args(["get", "configmaps", "-w"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("kubectl is required for this test");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    Api::<ConfigMap>::namespaced(t.client.clone(), "default")
-        .create(&PostParams::default(), &configmap("watched", &[]))
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = async |name: &str, seen: &mut Vec<String>| {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines_rx.recv().await {
+                let found = line.split_whitespace().next() == Some(name);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+        })
         .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let pid = child.id();
-    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
-    let watched = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&watched);
-    assert!(stdout.contains("watched"), "get -w output: {stdout} {stderr}");
+        .unwrap_or_else(|_| panic!("kubectl get -w did not print {name}: {seen:?}"));
+    };
+    wait_for("before", &mut seen).await;
+    cms.create(&PostParams::default(), &configmap("watched", &[])).await.unwrap();
+    wait_for("watched", &mut seen).await;
+    let _ = child.kill();
+    let _ = child.wait();
 
     let out = run(&["delete", "deployment", "web"], None);
     let (stdout, stderr) = text(&out);
