@@ -59,8 +59,8 @@ pub(crate) fn handle(method: &Method, rest: &[&str], body: &[u8]) -> Result<(Sta
             "the server does not allow this method on the requested resource: {method}"
         )));
     }
-    let mut review: Value = serde_json::from_slice(body)
-        .map_err(|e| Error::BadRequest(format!("error decoding the request body: {e}")))?;
+    let mut review: Value =
+        serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("error decoding the request body: {e}")))?;
     if !review.is_object() {
         return Err(Error::BadRequest(format!("the body of a {kind} must be an object")));
     }
@@ -85,7 +85,11 @@ pub(crate) fn handle(method: &Method, rest: &[&str], body: &[u8]) -> Result<(Sta
             && spec["user"].as_str().unwrap_or_default().is_empty()
             && spec["groups"].as_array().is_none_or(Vec::is_empty)
         {
-            return Err(invalid(kind, "spec.user", "at least one of user or group must be specified"));
+            return Err(invalid(
+                kind,
+                "spec.user",
+                "at least one of user or group must be specified",
+            ));
         }
         review["status"] = json!({ "allowed": true, "reason": REASON });
     }
@@ -127,7 +131,9 @@ mod tests {
         assert_eq!(err.code(), 422);
         let body = br#"{"spec":{"resourceAttributes":{"verb":"get","resource":"pods"}}}"#;
         assert_eq!(
-            handle(&Method::GET, &["selfsubjectaccessreviews"], body).unwrap_err().code(),
+            handle(&Method::GET, &["selfsubjectaccessreviews"], body)
+                .unwrap_err()
+                .code(),
             405
         );
     }

@@ -395,7 +395,9 @@ fn request_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes> {
         return Ok(body);
     }
     let obj = protobuf::decode(&body)?;
-    Ok(Bytes::from(serde_json::to_vec(&obj).map_err(|e| Error::Internal(e.to_string()))?))
+    Ok(Bytes::from(
+        serde_json::to_vec(&obj).map_err(|e| Error::Internal(e.to_string()))?,
+    ))
 }
 
 fn decode_body(body: &Bytes, yaml_ok: bool) -> Result<Value> {

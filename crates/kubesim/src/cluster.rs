@@ -367,12 +367,11 @@ pub async fn run_standalone(clusters: usize, template: ClusterConfig) -> Result<
         );
     }
     // Returning drops the fleet, which removes the temporary kubeconfig folders.
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|source| {
-        Error::Io {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|source| Error::Io {
             context: "installing the SIGTERM handler".into(),
             source,
-        }
-    })?;
+        })?;
     tokio::select! {
         interrupted = tokio::signal::ctrl_c() => interrupted.map_err(|source| Error::Io {
             context: "waiting for Ctrl-C".into(),

@@ -119,7 +119,10 @@ fn json(code: StatusCode, body: &Value) -> Response {
 fn metadata_of(body: &Value, version: &str) -> Value {
     let api_version = format!("meta.k8s.io/{version}");
     let partial = |obj: &Value| {
-        json!({ "kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": obj["metadata"] })
+        json!({
+            "kind": "PartialObjectMetadata", "apiVersion": api_version,
+            "metadata": obj["metadata"],
+        })
     };
     match body["items"].as_array() {
         Some(items) => json!({
@@ -166,7 +169,10 @@ mod tests {
         let a = accept("application/vnd.kubernetes.protobuf;q=0.5,application/json", false);
         assert_eq!(a.first(), Some(&Representation::Json));
         // Protobuf watch streams are not produced: JSON is next.
-        let a = accept("application/vnd.kubernetes.protobuf;stream=watch,application/json", true);
+        let a = accept(
+            "application/vnd.kubernetes.protobuf;stream=watch,application/json",
+            true,
+        );
         assert_eq!(a.0, vec![Representation::Json]);
         let refused = accept("text/html", false).respond(StatusCode::OK, &json!({}), true);
         assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);

@@ -287,15 +287,13 @@ impl Schema {
                     generic.get("intVal").cloned().unwrap_or(json!(0))
                 }
             }
-            FIELDS_V1 | RAW_EXTENSION => {
-                match generic["raw"].as_str() {
-                    Some(b64) => {
-                        let bytes = BASE64.decode(b64).map_err(|e| malformed(&e.to_string()))?;
-                        serde_json::from_slice(&bytes).map_err(|e| malformed(&format!("embedded JSON: {e}")))?
-                    }
-                    None => Value::Null,
+            FIELDS_V1 | RAW_EXTENSION => match generic["raw"].as_str() {
+                Some(b64) => {
+                    let bytes = BASE64.decode(b64).map_err(|e| malformed(&e.to_string()))?;
+                    serde_json::from_slice(&bytes).map_err(|e| malformed(&format!("embedded JSON: {e}")))?
                 }
-            }
+                None => Value::Null,
+            },
             m if is_string_list(m) => generic.get("items").cloned().unwrap_or(json!([])),
             _ => generic,
         })
@@ -364,7 +362,9 @@ impl Schema {
             Ty::Bytes => json!(BASE64.encode(bytes)),
             Ty::Message(m) => self.decode_message(m, bytes)?,
             Ty::Double => {
-                let fixed: [u8; 8] = bytes.try_into().map_err(|_| malformed(&format!("double field {field}")))?;
+                let fixed: [u8; 8] = bytes
+                    .try_into()
+                    .map_err(|_| malformed(&format!("double field {field}")))?;
                 json!(f64::from_le_bytes(fixed))
             }
             Ty::Bool | Ty::Int32 | Ty::Int64 => {
@@ -583,7 +583,9 @@ fn parse_go_duration(s: &str) -> Option<i64> {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let number: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -607,7 +609,10 @@ mod tests {
 
     #[test]
     fn the_schema_knows_every_served_builtin_kind() {
-        for r in crate::resource::RESOURCES.iter().filter(|r| !r.group.contains("gateway")) {
+        for r in crate::resource::RESOURCES
+            .iter()
+            .filter(|r| !r.group.contains("gateway"))
+        {
             assert!(
                 SCHEMA.message_of(&r.api_version(), r.kind).is_some(),
                 "{} has no protobuf message",
@@ -668,7 +673,12 @@ mod tests {
 
     #[test]
     fn durations_read_and_write_like_go() {
-        for (ns, text) in [(0, "0s"), (1_500_000_000, "1.5s"), (3_600_000_000_000, "1h0m0s"), (150_000_000, "150ms")] {
+        for (ns, text) in [
+            (0, "0s"),
+            (1_500_000_000, "1.5s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (150_000_000, "150ms"),
+        ] {
             assert_eq!(go_duration(ns), text);
             assert_eq!(parse_go_duration(text), Some(ns));
         }

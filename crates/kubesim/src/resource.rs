@@ -316,8 +316,16 @@ impl ResourceType {
     /// `kubectl get all` lists, as on a real API server.
     pub fn categories(&self) -> &'static [&'static str] {
         match self.plural {
-            "pods" | "services" | "deployments" | "replicasets" | "statefulsets" | "daemonsets" | "jobs"
-            | "cronjobs" | "horizontalpodautoscalers" | "replicationcontrollers" => &["all"],
+            "pods"
+            | "services"
+            | "deployments"
+            | "replicasets"
+            | "statefulsets"
+            | "daemonsets"
+            | "jobs"
+            | "cronjobs"
+            | "horizontalpodautoscalers"
+            | "replicationcontrollers" => &["all"],
             _ => &[],
         }
     }

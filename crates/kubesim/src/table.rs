@@ -68,9 +68,15 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
         "Pod" => (
             vec![
                 NAME,
-                col("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+                col(
+                    "Ready",
+                    "The aggregate readiness state of this pod for accepting traffic.",
+                ),
                 col("Status", "The aggregate status of the containers in this pod."),
-                col("Restarts", "The number of times the containers in this pod have been restarted."),
+                col(
+                    "Restarts",
+                    "The number of times the containers in this pod have been restarted.",
+                ),
                 AGE,
                 wide("IP", "IP address allocated to the pod."),
                 wide("Node", "Name of the node the pod is assigned to."),
@@ -83,8 +89,15 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
             vec![
                 NAME,
                 col("Ready", "Number of the pod with ready state."),
-                int("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-                int("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+                int(
+                    "Up-to-date",
+                    "Total number of non-terminated pods targeted by this deployment that have the desired template \
+                     spec.",
+                ),
+                int(
+                    "Available",
+                    "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                ),
                 AGE,
                 CONTAINERS,
                 IMAGES,
@@ -145,12 +158,29 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
         "DaemonSet" => (
             vec![
                 NAME,
-                int("Desired", "The total number of nodes that should be running the daemon pod."),
+                int(
+                    "Desired",
+                    "The total number of nodes that should be running the daemon pod.",
+                ),
                 int("Current", "The number of nodes that are running at least 1 daemon pod."),
-                int("Ready", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
-                int("Up-to-date", "The total number of nodes that are running updated daemon pod."),
-                int("Available", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
-                col("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node."),
+                int(
+                    "Ready",
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon \
+                     pod running and ready.",
+                ),
+                int(
+                    "Up-to-date",
+                    "The total number of nodes that are running updated daemon pod.",
+                ),
+                int(
+                    "Available",
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon \
+                     pod running and available.",
+                ),
+                col(
+                    "Node Selector",
+                    "NodeSelector is a selector which must be true for the pod to fit on a node.",
+                ),
                 AGE,
                 CONTAINERS,
                 IMAGES,
@@ -179,7 +209,10 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
                 col("External-IP", "The external IPs of the service."),
                 col("Port(s)", "The ports of the service."),
                 AGE,
-                wide("Selector", "Route service traffic to pods with label keys and values matching this selector."),
+                wide(
+                    "Selector",
+                    "Route service traffic to pods with label keys and values matching this selector.",
+                ),
             ],
             service,
         ),
@@ -192,9 +225,19 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
                 col("Version", "Kubelet Version reported by the node."),
                 wide("Internal-IP", "List of internal IPs for the node."),
                 wide("External-IP", "List of external IPs for the node."),
-                wide("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-                wide("Kernel-Version", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-                wide("Container-Runtime", "Container runtime version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+                wide(
+                    "OS-Image",
+                    "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+                ),
+                wide(
+                    "Kernel-Version",
+                    "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+                ),
+                wide(
+                    "Container-Runtime",
+                    "Container runtime version reported by the node through runtime remote API (e.g. \
+                     containerd://1.4.2).",
+                ),
             ],
             node,
         ),
@@ -202,22 +245,24 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
             vec![NAME, col("Status", "The status of the namespace"), AGE],
             |o, age| vec![json!(text(&o["status"]["phase"], "Active")), json!(age)],
         ),
-        "ConfigMap" => (
-            vec![NAME, int("Data", "Number of data in configmap"), AGE],
-            |o, age| vec![json!(count(&o["data"]) + count(&o["binaryData"])), json!(age)],
-        ),
+        "ConfigMap" => (vec![NAME, int("Data", "Number of data in configmap"), AGE], |o, age| {
+            vec![json!(count(&o["data"]) + count(&o["binaryData"])), json!(age)]
+        }),
         "Secret" => (
-            vec![NAME, col("Type", "The type of the secret"), int("Data", "The number of data in the secret"), AGE],
-            |o, age| {
-                vec![
-                    json!(text(&o["type"], "Opaque")),
-                    json!(count(&o["data"])),
-                    json!(age),
-                ]
-            },
+            vec![
+                NAME,
+                col("Type", "The type of the secret"),
+                int("Data", "The number of data in the secret"),
+                AGE,
+            ],
+            |o, age| vec![json!(text(&o["type"], "Opaque")), json!(count(&o["data"])), json!(age)],
         ),
         "ServiceAccount" => (
-            vec![NAME, int("Secrets", "The number of secrets in the service account"), AGE],
+            vec![
+                NAME,
+                int("Secrets", "The number of secrets in the service account"),
+                AGE,
+            ],
             |o, age| vec![json!(o["secrets"].as_array().map_or(0, Vec::len)), json!(age)],
         ),
         "Endpoints" => (
@@ -258,7 +303,11 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
                 let mut cells = vec![
                     json!(text(&spec["schedule"], "")),
                     json!(text(&spec["timeZone"], "<none>")),
-                    json!(if spec["suspend"].as_bool() == Some(true) { "True" } else { "False" }),
+                    json!(if spec["suspend"].as_bool() == Some(true) {
+                        "True"
+                    } else {
+                        "False"
+                    }),
                     json!(o["status"]["active"].as_array().map_or(0, Vec::len)),
                     json!(last),
                     json!(age),
@@ -271,10 +320,20 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
         "Event" => (
             vec![
                 col("Last Seen", "Time when last this event was seen."),
-                col("Type", "Type of this event (Normal, Warning), new types could be added in the future."),
-                col("Reason", "This should be a short, machine understandable string that gives the reason for this event being generated."),
+                col(
+                    "Type",
+                    "Type of this event (Normal, Warning), new types could be added in the future.",
+                ),
+                col(
+                    "Reason",
+                    "This should be a short, machine understandable string that gives the reason for this event \
+                     being generated.",
+                ),
                 col("Object", "The object that this event is about."),
-                col("Message", "A human-readable description of the status of this operation."),
+                col(
+                    "Message",
+                    "A human-readable description of the status of this operation.",
+                ),
                 wide("Subobject", "The subobject of the object that this event is about."),
                 wide("Source", "The component reporting this event."),
                 wide("First Seen", "Time when this event was first seen."),
@@ -323,10 +382,16 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
             vec![
                 NAME,
                 col("Reference", "Reference to the target resource."),
-                col("Targets", "Current and target values of the metrics the autoscaler scales on."),
+                col(
+                    "Targets",
+                    "Current and target values of the metrics the autoscaler scales on.",
+                ),
                 col("MinPods", "Lower limit for the number of pods."),
                 int("MaxPods", "Upper limit for the number of pods."),
-                int("Replicas", "Current number of replicas of pods managed by this autoscaler."),
+                int(
+                    "Replicas",
+                    "Current number of replicas of pods managed by this autoscaler.",
+                ),
                 AGE,
             ],
             hpa,
@@ -335,31 +400,48 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
             vec![
                 NAME,
                 col("Class", "The name of the IngressClass resource that should be used."),
-                col("Hosts", "Hosts that incoming requests are matched against before the ingress rule"),
-                col("Address", "Address is a list containing ingress points for the load-balancer"),
+                col(
+                    "Hosts",
+                    "Hosts that incoming requests are matched against before the ingress rule",
+                ),
+                col(
+                    "Address",
+                    "Address is a list containing ingress points for the load-balancer",
+                ),
                 col("Ports", "Ports of TLS configurations that open"),
                 AGE,
             ],
             ingress,
         ),
-        "HTTPRoute" => (
-            vec![NAME, col("Hostnames", ""), AGE],
-            |o, age| {
-                let hosts: Vec<&str> = o["spec"]["hostnames"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                vec![json!(if hosts.is_empty() { String::new() } else { format!("[\"{}\"]", hosts.join("\",\"")) }), json!(age)]
-            },
-        ),
+        "HTTPRoute" => (vec![NAME, col("Hostnames", ""), AGE], |o, age| {
+            let hosts: Vec<&str> = o["spec"]["hostnames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                json!(if hosts.is_empty() {
+                    String::new()
+                } else {
+                    format!("[\"{}\"]", hosts.join("\",\""))
+                }),
+                json!(age),
+            ]
+        }),
         "ResourceQuota" => (
             vec![
                 NAME,
                 AGE,
-                col("Request", "Request represents a minimum amount of cpu/memory that a container may consume."),
-                col("Limit", "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+                col(
+                    "Request",
+                    "Request represents a minimum amount of cpu/memory that a container may consume.",
+                ),
+                col(
+                    "Limit",
+                    "Limits control the maximum amount of cpu/memory that a container may use independent of \
+                     contention on the node.",
+                ),
             ],
             |o, age| {
                 let (requests, limits) = quota(o);
@@ -367,13 +449,19 @@ fn columns(kind: &str) -> (Vec<Column>, Cells) {
             },
         ),
         "NetworkPolicy" => (
-            vec![NAME, col("Pod-Selector", "Selects the pods to which this NetworkPolicy object applies."), AGE],
+            vec![
+                NAME,
+                col(
+                    "Pod-Selector",
+                    "Selects the pods to which this NetworkPolicy object applies.",
+                ),
+                AGE,
+            ],
             |o, age| vec![json!(selector(&o["spec"]["podSelector"])), json!(age)],
         ),
-        "Lease" => (
-            vec![NAME, col("Holder", "The holder of the lease."), AGE],
-            |o, age| vec![json!(text(&o["spec"]["holderIdentity"], "")), json!(age)],
-        ),
+        "Lease" => (vec![NAME, col("Holder", "The holder of the lease."), AGE], |o, age| {
+            vec![json!(text(&o["spec"]["holderIdentity"], "")), json!(age)]
+        }),
         _ => (vec![NAME, AGE], |_, age| vec![json!(age)]),
     }
 }
@@ -571,7 +659,11 @@ fn pod(o: &Value, age: &str) -> Vec<Value> {
         json!(text(&o["status"]["podIP"], "<none>")),
         json!(text(&o["spec"]["nodeName"], "<none>")),
         json!(text(&o["status"]["nominatedNodeName"], "<none>")),
-        json!(if gates == 0 { "<none>".to_string() } else { format!("0/{gates}") }),
+        json!(if gates == 0 {
+            "<none>".to_string()
+        } else {
+            format!("0/{gates}")
+        }),
     ]
 }
 
@@ -619,7 +711,11 @@ fn service(o: &Value, age: &str) -> Vec<Value> {
         json!(kind),
         json!(text(&spec["clusterIP"], "<none>")),
         json!(external),
-        json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
+        json!(if ports.is_empty() {
+            "<none>".to_string()
+        } else {
+            ports.join(",")
+        }),
         json!(age),
         json!(pairs(&spec["selector"], "<none>")),
     ]
@@ -664,7 +760,11 @@ fn node(o: &Value, age: &str) -> Vec<Value> {
     let info = &o["status"]["nodeInfo"];
     vec![
         json!(status),
-        json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+        json!(if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        }),
         json!(age),
         json!(text(&info["kubeletVersion"], "")),
         json!(address("InternalIP")),
@@ -827,7 +927,11 @@ fn hpa(o: &Value, age: &str) -> Vec<Value> {
         .collect();
     vec![
         json!(reference),
-        json!(if targets.is_empty() { "<none>".to_string() } else { targets.join(", ") }),
+        json!(if targets.is_empty() {
+            "<none>".to_string()
+        } else {
+            targets.join(", ")
+        }),
         json!(o["spec"]["minReplicas"].as_i64().unwrap_or(1).to_string()),
         json!(num(&o["spec"]["maxReplicas"])),
         json!(num(&o["status"]["currentReplicas"])),
@@ -856,7 +960,11 @@ fn ingress(o: &Value, age: &str) -> Vec<Value> {
     };
     vec![
         json!(text(&spec["ingressClassName"], "<none>")),
-        json!(if hosts.is_empty() { "*".to_string() } else { hosts.join(",") }),
+        json!(if hosts.is_empty() {
+            "*".to_string()
+        } else {
+            hosts.join(",")
+        }),
         json!(address.join(",")),
         json!(ports),
         json!(age),
@@ -865,7 +973,9 @@ fn ingress(o: &Value, age: &str) -> Vec<Value> {
 
 /// The Request and Limit cells of a ResourceQuota: `used/hard` per resource.
 fn quota(o: &Value) -> (String, String) {
-    let hard = o["status"]["hard"].as_object().or_else(|| o["spec"]["hard"].as_object());
+    let hard = o["status"]["hard"]
+        .as_object()
+        .or_else(|| o["spec"]["hard"].as_object());
     let mut requests = Vec::new();
     let mut limits = Vec::new();
     let mut names: Vec<&String> = hard.into_iter().flat_map(|h| h.keys()).collect();
@@ -958,7 +1068,13 @@ mod tests {
 
     #[test]
     fn ages_read_like_kubectl() {
-        for (s, text) in [(5, "5s"), (150, "2m30s"), (900, "15m"), (4 * 3600 + 60, "4h1m"), (3 * 86400, "3d")] {
+        for (s, text) in [
+            (5, "5s"),
+            (150, "2m30s"),
+            (900, "15m"),
+            (4 * 3600 + 60, "4h1m"),
+            (3 * 86400, "3d"),
+        ] {
             assert_eq!(human(s), text);
         }
     }
@@ -979,7 +1095,10 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(&names[..7], ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"]);
+        assert_eq!(
+            &names[..7],
+            ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node"]
+        );
         let cells = &table["rows"][0]["cells"];
         assert_eq!(cells[0], "web-1");
         assert_eq!(cells[1], "1/2");

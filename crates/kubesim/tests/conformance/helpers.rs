@@ -97,13 +97,14 @@ pub fn kubectl_version(minor: &str) -> PathBuf {
             .and_then(|k| std::fs::canonicalize(k).ok())
             .and_then(|k| k.parent().map(Path::to_path_buf))
     });
-    let binary = dir
-        .map(|d| d.join(format!("kubectl.{minor}")))
+    dir.map(|d| d.join(format!("kubectl.{minor}")))
         .filter(|b| b.exists())
         .unwrap_or_else(|| {
-            panic!("kubectl {minor} is required for this test: install kubectl.{minor} beside kubectl, or set KUBESIM_KUBECTL_DIR")
-        });
-    binary
+            panic!(
+                "kubectl {minor} is required for this test: install kubectl.{minor} beside kubectl, \
+                 or set KUBESIM_KUBECTL_DIR"
+            )
+        })
 }
 
 /// Runs the kubectl binary `program` against a cluster.
@@ -145,7 +146,10 @@ pub async fn raw_http(
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(cluster.addr()).await.expect("connects");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", cluster.addr());
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        cluster.addr()
+    );
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -154,7 +158,10 @@ pub async fn raw_http(
     stream.write_all(body).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
     let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let mut lines = head.lines();
     let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();

@@ -111,7 +111,9 @@ async fn kubectl_drives_a_simulated_cluster() {
     // `get -w` lists, then watches from the list's resourceVersion: once the
     // listed "before" is printed, "watched" created afterwards must arrive.
     let cms = Api::<ConfigMap>::namespaced(t.client.clone(), "default");
-    cms.create(&PostParams::default(), &configmap("before", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &configmap("before", &[]))
+        .await
+        .unwrap();
     let mut child = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(t.cluster.kubeconfig_path())
@@ -147,7 +149,9 @@ async fn kubectl_drives_a_simulated_cluster() {
         .unwrap_or_else(|_| panic!("kubectl get -w did not print {name}: {seen:?}"));
     };
     wait_for("before", &mut seen).await;
-    cms.create(&PostParams::default(), &configmap("watched", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &configmap("watched", &[]))
+        .await
+        .unwrap();
     wait_for("watched", &mut seen).await;
     let _ = child.kill();
     let _ = child.wait();

@@ -36,7 +36,11 @@ fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
 }
 
 fn open_envelope(bytes: &[u8]) -> Unknown {
-    assert!(bytes.starts_with(b"k8s\0"), "no protobuf magic: {:?}", String::from_utf8_lossy(bytes));
+    assert!(
+        bytes.starts_with(b"k8s\0"),
+        "no protobuf magic: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
     Unknown::decode(&bytes[4..]).expect("a runtime.Unknown")
 }
 
@@ -53,10 +57,26 @@ async fn kubectl_create_works_with_json_and_protobuf_clients() {
         let creates: Vec<Vec<&str>> = vec![
             vec!["create", "namespace", &ns],
             vec!["create", "configmap", "cm", "--from-literal=greeting=hello", "-n", &ns],
-            vec!["create", "secret", "generic", "pw", "--from-literal=password=hunter2", "-n", &ns],
+            vec![
+                "create",
+                "secret",
+                "generic",
+                "pw",
+                "--from-literal=password=hunter2",
+                "-n",
+                &ns,
+            ],
             vec!["create", "serviceaccount", "robot", "-n", &ns],
             vec!["create", "service", "clusterip", "web", "--tcp=80:8080", "-n", &ns],
-            vec!["create", "deployment", "web", "--image=nginx:1", "--replicas=2", "-n", &ns],
+            vec![
+                "create",
+                "deployment",
+                "web",
+                "--image=nginx:1",
+                "--replicas=2",
+                "-n",
+                &ns,
+            ],
             vec!["create", "ingress", "web", "--rule=example.com/=web:80", "-n", &ns],
             vec!["create", "quota", "q", "--hard=pods=10,requests.cpu=2", "-n", &ns],
         ];
@@ -79,10 +99,16 @@ async fn kubectl_create_works_with_json_and_protobuf_clients() {
         assert_eq!(cm.data.unwrap()["greeting"], "hello");
         let secret = Api::<Secret>::namespaced(c.clone(), &ns).get("pw").await.unwrap();
         assert_eq!(secret.data.unwrap()["password"], ByteString(b"hunter2".to_vec()));
-        Api::<ServiceAccount>::namespaced(c.clone(), &ns).get("robot").await.unwrap();
+        Api::<ServiceAccount>::namespaced(c.clone(), &ns)
+            .get("robot")
+            .await
+            .unwrap();
         let svc = Api::<Service>::namespaced(c.clone(), &ns).get("web").await.unwrap();
         let port = &svc.spec.unwrap().ports.unwrap()[0];
-        assert_eq!((port.port, port.target_port.clone()), (80, Some(IntOrString::Int(8080))));
+        assert_eq!(
+            (port.port, port.target_port.clone()),
+            (80, Some(IntOrString::Int(8080)))
+        );
         let deploy = Api::<Deployment>::namespaced(c.clone(), &ns).get("web").await.unwrap();
         let spec = deploy.spec.unwrap();
         assert_eq!(spec.replicas, Some(2));
@@ -141,7 +167,10 @@ async fn protobuf_bodies_and_answers_match_the_upstream_messages() {
         &t.cluster,
         "POST",
         "/apis/apps/v1/namespaces/default/deployments",
-        &[("Content-Type", PROTOBUF), ("Accept", &format!("{PROTOBUF}, application/json"))],
+        &[
+            ("Content-Type", PROTOBUF),
+            ("Accept", &format!("{PROTOBUF}, application/json")),
+        ],
         &body,
     )
     .await;
@@ -166,7 +195,10 @@ async fn protobuf_bodies_and_answers_match_the_upstream_messages() {
     );
 
     // kube-rs reads the same object as JSON.
-    let json = Api::<Deployment>::default_namespaced(t.client.clone()).get("pb").await.unwrap();
+    let json = Api::<Deployment>::default_namespaced(t.client.clone())
+        .get("pb")
+        .await
+        .unwrap();
     assert_eq!(json.spec.unwrap().replicas, Some(0));
 
     // A list asked for in protobuf is a DeploymentList.

@@ -39,7 +39,11 @@ async fn stops_cleanly_on(signal: &str) {
     .await;
     assert!(status.success(), "exit after {signal}: {status:?}");
     for k in &kubeconfigs {
-        assert!(!k.parent().unwrap().exists(), "{} is removed after {signal}", k.display());
+        assert!(
+            !k.parent().unwrap().exists(),
+            "{} is removed after {signal}",
+            k.display()
+        );
     }
 }
 

