@@ -46,6 +46,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthy))
         .route("/readyz", get(healthy))
         .route("/livez", get(healthy))
+        .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::root))
         .route("/openapi/v3/{*gv}", get(openapi::group_version))
         .route("/api", get(core_versions))

@@ -9,11 +9,12 @@
 //! implementations carry the upstream names, descriptions and types), so they
 //! cover the built-in kinds of the Kubernetes version kubesim reports.
 //! Custom resources (HTTPRoute) have no schema, and the documents' paths list
-//! only the patch operation of each kind.
+//! only the patch operation of each kind. `/openapi/v2` is an empty Swagger
+//! document, there because kubectl up to 1.28 loads it before applying.
 
 use std::sync::LazyLock;
 
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::{apps, authorization, autoscaling, batch, coordination, core, events, networking, storage};
 use k8s_openapi::schemars::JsonSchema;
@@ -94,6 +95,37 @@ pub(crate) async fn root() -> Response {
         );
     }
     axum::Json(json!({ "paths": paths })).into_response()
+}
+
+/// The media type kubectl asks `/openapi/v2` for: gnostic's protobuf
+/// `openapi_v2.Document`.
+const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+/// `/openapi/v2`: a Swagger 2.0 document without paths or definitions.
+/// kubectl up to 1.28 loads it before `apply` and `diff` (and fails on a
+/// 404); `kubectl explain` reads v3. In protobuf, `swagger` is field 1 and
+/// `info` (`title` 1, `version` 2) field 2 of the document.
+pub(crate) async fn v2(headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if accept.contains(V2_PROTOBUF) {
+        let mut info = vec![0x0a, 10];
+        info.extend_from_slice(b"Kubernetes");
+        info.extend_from_slice(&[0x12, 7]);
+        info.extend_from_slice(b"v1.35.0");
+        let mut doc = vec![0x0a, 3];
+        doc.extend_from_slice(b"2.0");
+        doc.extend_from_slice(&[0x12, u8::try_from(info.len()).unwrap_or(0)]);
+        doc.extend_from_slice(&info);
+        // Answered without the `@`, which Go's media type parser refuses.
+        let content_type = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+        return (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], doc).into_response();
+    }
+    axum::Json(json!({
+        "swagger": "2.0",
+        "info": { "title": "Kubernetes", "version": "v1.35.0" },
+        "paths": {},
+    }))
+    .into_response()
 }
 
 /// The document of one group version (`/openapi/v3/apis/apps/v1`).

@@ -1,10 +1,11 @@
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kernel::testkit::eventually;
 use kube::api::{Api, ListParams, PostParams};
 
-use crate::helpers::{configmap, kubectl, spawn};
+use crate::helpers::{configmap, kubectl_at, kubectl_version, spawn};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -38,10 +39,35 @@ fn text(out: &std::process::Output) -> (String, String) {
 /// status, scale, logs, get -w and delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_a_simulated_cluster() {
+    drive(Path::new("kubectl")).await;
+}
+
+/// The same scenario with every kubectl minor version installed side by
+/// side: 1.27 to 1.31 send JSON, 1.32 and later protobuf.
+macro_rules! drives_with {
+    ($($name:ident => $minor:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            drive(&kubectl_version($minor)).await;
+        }
+    )*};
+}
+
+drives_with! {
+    kubectl_1_27_drives_a_simulated_cluster => "1.27",
+    kubectl_1_28_drives_a_simulated_cluster => "1.28",
+    kubectl_1_29_drives_a_simulated_cluster => "1.29",
+    kubectl_1_30_drives_a_simulated_cluster => "1.30",
+    kubectl_1_31_drives_a_simulated_cluster => "1.31",
+    kubectl_1_32_drives_a_simulated_cluster => "1.32",
+    kubectl_1_33_drives_a_simulated_cluster => "1.33",
+}
+
+async fn drive(program: &Path) {
     let t = spawn().await;
     let cache_dir = std::env::temp_dir().join(format!("kubesim-kubectl-cache-{}", t.cluster.addr().port()));
     let cache = cache_dir.as_path();
-    let run = |args: &[&str], stdin: Option<&str>| kubectl(&t.cluster, cache, args, stdin);
+    let run = |args: &[&str], stdin: Option<&str>| kubectl_at(program, &t.cluster, cache, args, stdin);
 
     let out = run(&["get", "nodes"], None);
     let (stdout, stderr) = text(&out);
@@ -114,7 +140,7 @@ async fn kubectl_drives_a_simulated_cluster() {
     cms.create(&PostParams::default(), &configmap("before", &[]))
         .await
         .unwrap();
-    let mut child = std::process::Command::new("kubectl")
+    let mut child = std::process::Command::new(program)
         .arg("--kubeconfig")
         .arg(t.cluster.kubeconfig_path())
         .arg("--cache-dir")

@@ -45,12 +45,12 @@ fn open_envelope(bytes: &[u8]) -> Unknown {
 }
 
 /// `kubectl create namespace|configmap|secret|serviceaccount|service|
-/// deployment|ingress|quota` works with kubectl 1.31 (JSON bodies) and 1.32+
-/// (protobuf bodies), and the objects carry what was asked for.
+/// deployment|ingress|quota` works with kubectl 1.27-1.31 (JSON bodies) and
+/// 1.32+ (protobuf bodies), and the objects carry what was asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_create_works_with_json_and_protobuf_clients() {
     let t = spawn().await;
-    for minor in ["1.31", "1.32", "1.33"] {
+    for minor in ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"] {
         let kubectl = kubectl_version(minor);
         let cache = std::env::temp_dir().join(format!("kubesim-pb-cache-{}-{minor}", t.cluster.addr().port()));
         let ns = format!("create-{}", minor.replace('.', "-"));
@@ -90,8 +90,8 @@ async fn kubectl_create_works_with_json_and_protobuf_clients() {
             sent_protobuf |= stderr.contains(&format!("Content-Type: {PROTOBUF}"));
         }
         let _ = std::fs::remove_dir_all(&cache);
-        // The premise: 1.32 and later send protobuf bodies, 1.31 JSON.
-        assert_eq!(sent_protobuf, minor != "1.31", "kubectl {minor} request encoding");
+        // The premise: 1.32 and later send protobuf bodies, earlier ones JSON.
+        assert_eq!(sent_protobuf, minor >= "1.32", "kubectl {minor} request encoding");
 
         let c = t.client.clone();
         Api::<Namespace>::all(c.clone()).get(&ns).await.unwrap();
