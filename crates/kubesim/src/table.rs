@@ -844,37 +844,64 @@ fn job(o: &Value, age: &str) -> Vec<Value> {
     cells
 }
 
+/// A core/v1 Event row; events.k8s.io/v1 Events name the same things
+/// `regarding`, `note`, `series` and `deprecated*`.
 fn event(o: &Value, _age: &str) -> Vec<Value> {
-    let last = o["lastTimestamp"]
-        .as_str()
-        .or_else(|| o["eventTime"].as_str())
-        .or_else(|| o["metadata"]["creationTimestamp"].as_str())
-        .map_or_else(|| "<unknown>".to_string(), since);
-    let first = o["firstTimestamp"]
-        .as_str()
-        .or_else(|| o["eventTime"].as_str())
-        .map_or_else(|| "<unknown>".to_string(), since);
-    let involved = &o["involvedObject"];
+    let at = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| {
+                let v = k.split('.').fold(o, |v, part| &v[part]);
+                v.as_str().filter(|s| !s.is_empty())
+            })
+            .map_or_else(|| "<unknown>".to_string(), since)
+    };
+    let mut last = at(&[
+        "series.lastObservedTime",
+        "lastTimestamp",
+        "deprecatedLastTimestamp",
+        "eventTime",
+        "metadata.creationTimestamp",
+    ]);
+    let first = at(&[
+        "firstTimestamp",
+        "deprecatedFirstTimestamp",
+        "eventTime",
+        "metadata.creationTimestamp",
+    ]);
+    let count = o["series"]["count"]
+        .as_i64()
+        .or_else(|| o["count"].as_i64())
+        .or_else(|| o["deprecatedCount"].as_i64())
+        .unwrap_or(1);
+    if count > 1 {
+        last = format!("{last} (x{count} over {first})");
+    }
+    let involved = if o["involvedObject"].is_object() {
+        &o["involvedObject"]
+    } else {
+        &o["regarding"]
+    };
     let object = format!(
         "{}/{}",
         involved["kind"].as_str().unwrap_or_default().to_lowercase(),
         involved["name"].as_str().unwrap_or_default()
     );
     let source = match (o["source"]["component"].as_str(), o["source"]["host"].as_str()) {
-        (Some(c), Some(h)) => format!("{c}, {h}"),
-        (Some(c), None) => c.to_string(),
-        _ => text(&o["reportingComponent"], ""),
+        (Some(c), Some(h)) if !h.is_empty() => format!("{c}, {h}"),
+        (Some(c), _) => c.to_string(),
+        _ => text(&o["reportingController"], &text(&o["reportingComponent"], "")),
     };
+    let message = o["message"].as_str().or_else(|| o["note"].as_str()).unwrap_or_default();
     vec![
         json!(last),
         json!(text(&o["type"], "")),
         json!(text(&o["reason"], "")),
         json!(object),
-        json!(o["message"].as_str().unwrap_or_default().trim()),
+        json!(message.trim()),
         json!(text(&involved["fieldPath"], "")),
         json!(source),
         json!(first),
-        json!(o["count"].as_i64().unwrap_or(1)),
+        json!(count),
     ]
 }
 
@@ -1107,6 +1134,20 @@ mod tests {
         assert_eq!(cells[5], "10.0.0.5");
         assert_eq!(cells[6], "node-0");
         assert_eq!(table["columnDefinitions"][5]["priority"], 1);
+    }
+
+    #[test]
+    fn repeated_events_say_how_often_and_since_when() {
+        let event = json!({
+            "kind": "Event", "metadata": { "name": "web.1" },
+            "involvedObject": { "kind": "Pod", "name": "web" }, "type": "Warning", "reason": "BackOff",
+            "message": "Back-off restarting failed container", "count": 3,
+            "firstTimestamp": "2020-01-01T00:00:00Z", "lastTimestamp": "2020-01-01T00:00:00Z",
+        });
+        let cells = &of(&event, "v1")["rows"][0]["cells"];
+        assert!(cells[0].as_str().unwrap().contains("(x3 over "), "{cells}");
+        assert_eq!(cells[3], "pod/web");
+        assert_eq!(cells[9], "web.1");
     }
 
     #[test]
