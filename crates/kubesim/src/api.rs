@@ -346,16 +346,24 @@ async fn dispatch(
             (code, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
         }
         Ok(Reply::Watch(req)) => {
+            let rt = resource::get(req.resource);
+            let protobuf_form = protobuf::has_form(&rt.api_version(), rt.kind);
             let stream = watch::stream(state.store.clone(), req, state.faults.clone());
-            let body = match accept.first() {
-                Some(Representation::Table(version)) => Body::from_stream(table::watch(stream, version.clone())),
-                Some(Representation::Json) => Body::from_stream(stream),
+            let (content_type, body) = match accept.for_watch(protobuf_form) {
+                Some(Representation::Table(version)) => (
+                    "application/json",
+                    Body::from_stream(table::watch(stream, version.clone())),
+                ),
+                Some(Representation::Json) => ("application/json", Body::from_stream(stream)),
+                Some(Representation::Protobuf) => {
+                    (protobuf::WATCH_MEDIA_TYPE, Body::from_stream(protobuf::watch(stream)))
+                }
                 _ => return accept.respond(StatusCode::OK, &Value::Null, false),
             };
             (
                 StatusCode::OK,
                 [
-                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CONTENT_TYPE, content_type),
                     (header::CACHE_CONTROL, "no-cache, private"),
                 ],
                 body,

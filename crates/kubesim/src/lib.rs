@@ -20,7 +20,8 @@
 //! [`RunningCluster::kubeconfig_path`].
 //!
 //! Requests and answers may be JSON or, for the built-in kinds, protobuf
-//! (`application/vnd.kubernetes.protobuf`, as kubectl 1.32+ sends); reads
+//! (`application/vnd.kubernetes.protobuf`, as kubectl 1.32+ sends; watches
+//! too); reads
 //! answer `meta.k8s.io` Tables with each kind's printer columns when asked
 //! (`kubectl get`); discovery carries categories (`kubectl get all`) and
 //! `/openapi/v3` the schemas of the built-in kinds (`kubectl explain`).

@@ -53,7 +53,7 @@ impl Accept {
             let json_like = matches!(media.as_str(), "application/json" | "application/*" | "*/*");
             let representation = match params.get("as").map(String::as_str) {
                 None if json_like => Representation::Json,
-                None if protobuf::is_protobuf(&media) && !watch => Representation::Protobuf,
+                None if protobuf::is_protobuf(&media) => Representation::Protobuf,
                 Some("Table") if json_like && params.get("g").is_some_and(|g| g == "meta.k8s.io") => {
                     match params.get("v").map(String::as_str) {
                         Some(v @ ("v1" | "v1beta1")) => Representation::Table(v.to_string()),
@@ -80,6 +80,16 @@ impl Accept {
     /// The most preferred representation, if any is acceptable.
     pub(crate) fn first(&self) -> Option<&Representation> {
         self.0.first()
+    }
+
+    /// The representation of a watch's events: JSON, Tables, or protobuf
+    /// frames if the kind has a protobuf form.
+    pub(crate) fn for_watch(&self, protobuf_form: bool) -> Option<&Representation> {
+        self.0.iter().find(|r| match r {
+            Representation::Protobuf => protobuf_form,
+            Representation::Json | Representation::Table(_) => true,
+            Representation::Metadata(_) => false,
+        })
     }
 
     /// The answer to a read (`get`/`list`, `transform` true) or a write of
@@ -168,12 +178,13 @@ mod tests {
         assert_eq!(a.first(), Some(&Representation::Protobuf));
         let a = accept("application/vnd.kubernetes.protobuf;q=0.5,application/json", false);
         assert_eq!(a.first(), Some(&Representation::Json));
-        // Protobuf watch streams are not produced: JSON is next.
+        // Watches of kinds without a protobuf form (custom resources) fall back to JSON.
         let a = accept(
             "application/vnd.kubernetes.protobuf;stream=watch,application/json",
             true,
         );
-        assert_eq!(a.0, vec![Representation::Json]);
+        assert_eq!(a.for_watch(true), Some(&Representation::Protobuf));
+        assert_eq!(a.for_watch(false), Some(&Representation::Json));
         let refused = accept("text/html", false).respond(StatusCode::OK, &json!({}), true);
         assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
     }

@@ -15,17 +15,23 @@
 //! on a real API server.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::LazyLock;
 
+use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat};
+use futures::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 
 use crate::status::{Error, Result};
 
 /// The media type of the protobuf encoding.
 pub(crate) const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
+
+/// The media type of a protobuf watch stream (length-prefixed frames).
+pub(crate) const WATCH_MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf;stream=watch";
 
 /// The 4 bytes every protobuf-encoded object starts with.
 const MAGIC: &[u8; 4] = b"k8s\0";
@@ -205,6 +211,47 @@ pub(crate) fn encode(obj: &Value) -> Option<Vec<u8>> {
     });
     let mut out = MAGIC.to_vec();
     schema.encode_message(UNKNOWN, &envelope, &mut out).ok()?;
+    Some(out)
+}
+
+/// Whether objects of this kind have a protobuf form.
+pub(crate) fn has_form(api_version: &str, kind: &str) -> bool {
+    SCHEMA.message_of(api_version, kind).is_some()
+}
+
+/// A JSON watch stream (one `{"type","object"}` line per event) as protobuf
+/// frames: each a 4-byte big-endian length, then a `WatchEvent` in the
+/// envelope whose `object.raw` is the object's own protobuf encoding.
+pub(crate) fn watch(
+    events: impl Stream<Item = std::result::Result<Bytes, Infallible>>,
+) -> impl Stream<Item = std::result::Result<Bytes, Infallible>> {
+    events.filter_map(|line| async move {
+        let line = line.ok()?;
+        let event: Value = serde_json::from_slice(&line).ok()?;
+        watch_frame(&event).map(|frame| Ok(Bytes::from(frame)))
+    })
+}
+
+fn watch_frame(event: &Value) -> Option<Vec<u8>> {
+    let object = encode(&event["object"])?;
+    let mut raw_extension = Vec::new();
+    put_key(&mut raw_extension, 1, 2);
+    put_bytes(&mut raw_extension, &object);
+    let mut watch_event = Vec::new();
+    put_key(&mut watch_event, 1, 2);
+    put_bytes(&mut watch_event, event["type"].as_str().unwrap_or_default().as_bytes());
+    put_key(&mut watch_event, 2, 2);
+    put_bytes(&mut watch_event, &raw_extension);
+    let envelope = json!({
+        "typeMeta": { "apiVersion": "v1", "kind": "WatchEvent" },
+        "raw": BASE64.encode(&watch_event),
+        "contentEncoding": "",
+        "contentType": "",
+    });
+    let mut frame = MAGIC.to_vec();
+    SCHEMA.encode_message(UNKNOWN, &envelope, &mut frame).ok()?;
+    let mut out = u32::try_from(frame.len()).ok()?.to_be_bytes().to_vec();
+    out.extend(frame);
     Some(out)
 }
 

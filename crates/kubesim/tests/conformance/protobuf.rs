@@ -240,3 +240,54 @@ async fn custom_resources_refuse_protobuf() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// A watch asked for in protobuf streams length-prefixed frames, each a
+/// WatchEvent whose object is itself protobuf, as k8s-pb decodes them.
+#[tokio::test]
+async fn a_protobuf_watch_streams_framed_watch_events() {
+    let t = spawn().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(t.client.clone());
+    for name in ["one", "two"] {
+        cms.create(&Default::default(), &crate::helpers::configmap(name, &[]))
+            .await
+            .unwrap();
+    }
+    let (status, headers, body) = raw_http(
+        &t.cluster,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1",
+        &[(
+            "Accept",
+            "application/vnd.kubernetes.protobuf;stream=watch, application/json",
+        )],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/vnd.kubernetes.protobuf;stream=watch")
+    );
+    let mut rest = body.as_slice();
+    let mut seen = Vec::new();
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let frame = &rest[4..4 + len];
+        rest = &rest[4 + len..];
+        let unknown = open_envelope(frame);
+        assert_eq!(unknown.type_meta.unwrap().kind.as_deref(), Some("WatchEvent"));
+        let event = pb_meta::WatchEvent::decode(unknown.raw.unwrap().as_slice()).unwrap();
+        let object = open_envelope(&event.object.unwrap().raw.unwrap());
+        assert_eq!(object.type_meta.unwrap().kind.as_deref(), Some("ConfigMap"));
+        let cm = pb_core::ConfigMap::decode(object.raw.unwrap().as_slice()).unwrap();
+        seen.push((event.r#type.unwrap(), cm.metadata.unwrap().name.unwrap()));
+    }
+    assert!(rest.is_empty(), "a partial frame is left: {rest:?}");
+    assert_eq!(
+        seen,
+        [
+            ("ADDED".to_string(), "one".to_string()),
+            ("ADDED".to_string(), "two".to_string())
+        ]
+    );
+}
