@@ -52,7 +52,10 @@ async fn kubectl_create_works_with_json_and_protobuf_clients() {
     let t = spawn().await;
     for minor in ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"] {
         let kubectl = kubectl_version(minor);
-        let cache = std::env::temp_dir().join(format!("kubesim-pb-cache-{}-{minor}", t.cluster.addr().port()));
+        let cache = t
+            .cluster
+            .kubeconfig_path()
+            .with_file_name(format!("kubectl-cache-{minor}"));
         let ns = format!("create-{}", minor.replace('.', "-"));
         let creates: Vec<Vec<&str>> = vec![
             vec!["create", "namespace", &ns],
@@ -89,7 +92,6 @@ async fn kubectl_create_works_with_json_and_protobuf_clients() {
             assert!(out.status.success(), "kubectl {minor} {args:?}: {stderr}");
             sent_protobuf |= stderr.contains(&format!("Content-Type: {PROTOBUF}"));
         }
-        let _ = std::fs::remove_dir_all(&cache);
         // The premise: 1.32 and later send protobuf bodies, earlier ones JSON.
         assert_eq!(sent_protobuf, minor >= "1.32", "kubectl {minor} request encoding");
 

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use crate::helpers::{TestCluster, deployment, kubectl, raw_http, spawn};
 
 fn run(t: &TestCluster, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let cache = std::env::temp_dir().join(format!("kubesim-views-cache-{}", t.cluster.addr().port()));
+    // Beside the kubeconfig, in the folder the cluster removes when it stops.
+    let cache = t.cluster.kubeconfig_path().with_file_name("kubectl-cache");
     let out = kubectl(&t.cluster, &cache, args, stdin);
     (
         out.status.success(),
