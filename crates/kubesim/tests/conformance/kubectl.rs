@@ -65,7 +65,8 @@ drives_with! {
 
 async fn drive(program: &Path) {
     let t = spawn().await;
-    let cache_dir = std::env::temp_dir().join(format!("kubesim-kubectl-cache-{}", t.cluster.addr().port()));
+    // Beside the kubeconfig, in the folder the cluster removes when it stops.
+    let cache_dir = t.cluster.kubeconfig_path().with_file_name("kubectl-cache");
     let cache = cache_dir.as_path();
     let run = |args: &[&str], stdin: Option<&str>| kubectl_at(program, &t.cluster, cache, args, stdin);
 
@@ -186,5 +187,4 @@ async fn drive(program: &Path) {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "delete: {stderr}");
     assert!(stdout.contains("deployment.apps \"web\" deleted"), "{stdout}");
-    let _ = std::fs::remove_dir_all(cache);
 }
