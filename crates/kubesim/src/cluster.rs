@@ -213,7 +213,7 @@ struct AdminState {
 }
 
 /// `GET/POST /_kubesim/fault` (`{"fault":"down"}`, `{"fault":"slow","ms":200}`,
-/// `{"fault":"flaky","share":0.5}`, `{"fault":"recover"}`, ...) and
+/// `{"fault":"flaky","share":0.5}`, `{"fault":"notready"}`, `{"fault":"recover"}`, ...) and
 /// `POST /_kubesim/compact`.
 fn admin_router(store: Arc<Store>, faults: FaultHandle) -> Router {
     async fn get_fault(State(s): State<AdminState>) -> Json<Fault> {
@@ -346,7 +346,8 @@ impl Fleet {
 
 /// The `paas kubesim --clusters N` entry point: starts `clusters` clusters
 /// named `<prefix>-0..N` from `template` (its name is the prefix), prints each
-/// one's name, URL, admin URL and kubeconfig path, and serves until Ctrl-C.
+/// one's name, URL, admin URL and kubeconfig path, and serves until SIGINT
+/// (Ctrl-C) or SIGTERM, then removes the kubeconfig folders it created.
 ///
 /// # Errors
 /// As [`Cluster::start`], or if the Ctrl-C handler cannot be installed.
@@ -365,9 +366,19 @@ pub async fn run_standalone(clusters: usize, template: ClusterConfig) -> Result<
             c.kubeconfig_path().display()
         );
     }
-    tokio::signal::ctrl_c().await.map_err(|source| Error::Io {
-        context: "waiting for Ctrl-C".into(),
-        source,
-    })?;
+    // Returning drops the fleet, which removes the temporary kubeconfig folders.
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|source| Error::Io {
+            context: "installing the SIGTERM handler".into(),
+            source,
+        })?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.map_err(|source| Error::Io {
+            context: "waiting for Ctrl-C".into(),
+            source,
+        })?,
+        _ = terminate.recv() => {}
+    }
+    drop(fleet);
     Ok(())
 }

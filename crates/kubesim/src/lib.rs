@@ -19,20 +19,31 @@
 //! Tests start clusters with [`Cluster::start`] and connect through
 //! [`RunningCluster::kubeconfig_path`].
 //!
+//! Requests and answers may be JSON or, for the built-in kinds, protobuf
+//! (`application/vnd.kubernetes.protobuf`, as kubectl 1.32+ sends; watches
+//! too); reads
+//! answer `meta.k8s.io` Tables with each kind's printer columns when asked
+//! (`kubectl get`); discovery carries categories (`kubectl get all`) and
+//! `/openapi/v3` the schemas of the built-in kinds (`kubectl explain`).
+//! `CONFORMANCE.md` records every served behaviour, the test that pins it,
+//! and the known differences from Kubernetes.
+//!
 //! It does not own authentication or authorization (every request is
-//! allowed), admission webhooks, CRDs, protobuf, TLS, persistent storage,
-//! OpenAPI schemas (`/openapi/v3` lists each kind's patch operation with its
-//! `fieldValidation` parameter so kubectl leaves validation to the server, but
-//! unknown fields are not rejected; `/openapi/v2` is 404), or real containers.
+//! allowed, and access reviews say so), admission webhooks, CRDs, TLS,
+//! persistent storage, or real containers.
 
 #![warn(missing_docs)]
 
+mod access_review;
 mod api;
 mod apply;
 mod cluster;
 mod fault;
 mod kubeconfig;
+mod negotiation;
+mod openapi;
 mod patch;
+mod protobuf;
 mod quantity;
 mod quota;
 pub mod resource;
@@ -40,6 +51,7 @@ mod scheduler;
 mod selector;
 mod status;
 mod store;
+mod table;
 mod watch;
 mod workload;
 

@@ -263,6 +263,19 @@ pub static RESOURCES: &[ResourceType] = &[
         false,
         false,
     ),
+    // Served so `kubectl apply --prune`'s default allow-list resolves; no
+    // controller manages its pods.
+    rt(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "replicationcontroller",
+        "ReplicationController",
+        true,
+        &["rc"],
+        true,
+        true,
+    ),
 ];
 
 /// The resource kind with this index.
@@ -296,6 +309,24 @@ impl ResourceType {
             self.plural.to_string()
         } else {
             format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The discovery categories of this kind: `all` for the workload kinds
+    /// `kubectl get all` lists, as on a real API server.
+    pub fn categories(&self) -> &'static [&'static str] {
+        match self.plural {
+            "pods"
+            | "services"
+            | "deployments"
+            | "replicasets"
+            | "statefulsets"
+            | "daemonsets"
+            | "jobs"
+            | "cronjobs"
+            | "horizontalpodautoscalers"
+            | "replicationcontrollers" => &["all"],
+            _ => &[],
         }
     }
 

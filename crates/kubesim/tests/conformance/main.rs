@@ -7,5 +7,8 @@ mod helpers;
 mod api;
 mod faults;
 mod kubectl;
+mod protobuf;
 mod simulation;
+mod standalone;
+mod views;
 mod watch;
