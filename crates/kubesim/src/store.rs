@@ -127,6 +127,7 @@ pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Event>>,
     changed: Notify,
+    event_limiter: crate::event::Limiter,
 }
 
 pub(crate) fn now() -> String {
@@ -293,7 +294,13 @@ impl Store {
             }),
             events,
             changed: Notify::new(),
+            event_limiter: crate::event::Limiter::default(),
         }
+    }
+
+    /// The rate limiter of the cluster's event sources.
+    pub(crate) fn event_limiter(&self) -> &crate::event::Limiter {
+        &self.event_limiter
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -318,6 +325,17 @@ impl Store {
         st.compacted = st.rv;
     }
 
+    /// Drops the retained watch events up to `rv`, as the API server's
+    /// periodic etcd compaction does: watches from before it get 410 Gone.
+    pub fn compact_to(&self, rv: u64) {
+        let mut st = self.lock();
+        let rv = rv.min(st.rv);
+        while st.log.front().is_some_and(|e| e.rv <= rv) {
+            st.log.pop_front();
+        }
+        st.compacted = st.compacted.max(rv);
+    }
+
     /// Changes how many watch events are retained.
     pub fn set_window(&self, window: usize) {
         let mut st = self.lock();
@@ -330,6 +348,43 @@ impl Store {
     }
 
     fn record(
+        &self,
+        st: &mut State,
+        rid: ResourceId,
+        kind: EventType,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) {
+        let mirrored = crate::event::mirror(rid, &object);
+        self.record_one(st, rid, kind, object, previous);
+        // The two Event schemas are views of one stored event: a write to
+        // either shows in both.
+        if let Some((other, mut converted)) = mirrored {
+            let rt = resource::get(other);
+            let k = key(rt, meta_str(&converted, "namespace"), meta_str(&converted, "name"));
+            let rv = st.next_rv();
+            converted["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let converted = Arc::new(converted);
+            match kind {
+                EventType::Deleted => {
+                    if st.take(other, &k).is_some() {
+                        self.record_one(st, other, kind, converted, None);
+                    }
+                }
+                _ => {
+                    let before = st.put(other, k, converted.clone());
+                    let kind = if before.is_some() {
+                        EventType::Modified
+                    } else {
+                        EventType::Added
+                    };
+                    self.record_one(st, other, kind, converted, before);
+                }
+            }
+        }
+    }
+
+    fn record_one(
         &self,
         st: &mut State,
         rid: ResourceId,
@@ -543,11 +598,10 @@ impl Store {
         if st.objects[rid].contains_key(&k) {
             return Err(Error::already_exists(rt, &name));
         }
-        if rt.status
-            && rid != resource::NODES
-            && let Some(m) = obj.as_object_mut()
-        {
-            m.remove("status");
+        // The API server ignores a status sent on create, and answers with an
+        // empty one for the controllers to fill in.
+        if rt.status && rid != resource::NODES && rid != resource::PERSISTENTVOLUMES {
+            obj["status"] = json!({});
         }
         if let Some(meta) = obj["metadata"].as_object_mut() {
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -555,7 +609,7 @@ impl Store {
             meta.remove("deletionTimestamp");
             meta.remove("resourceVersion");
             meta.remove("selfLink");
-            if rt.status {
+            if rt.status && rid != resource::NAMESPACES {
                 meta.insert("generation".into(), json!(1));
             }
         }
@@ -783,7 +837,7 @@ impl Store {
             return Err(Error::invalid(rt, name, &problems));
         }
         workload::default_object(rid, &mut new, st);
-        if rt.status && spec_of(&new) != spec_of(old) {
+        if rt.status && rid != resource::NAMESPACES && spec_of(&new) != spec_of(old) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);
         }

@@ -5,7 +5,12 @@
 mod helpers;
 
 mod api;
+mod compaction;
+mod defaults;
+mod events;
 mod faults;
+mod jobs;
 mod kubectl;
+mod rollout;
 mod simulation;
 mod watch;
