@@ -592,7 +592,11 @@ fn handle(
                 || options["dryRun"]
                     .as_array()
                     .is_some_and(|d| d.iter().any(|v| v == "All"));
-            ok_arc(store.delete(t.rid, &ns, name, policy == "Orphan", dry_run)?)
+            let grace = params
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse::<i64>().ok())
+                .or_else(|| options["gracePeriodSeconds"].as_i64());
+            ok_arc(store.delete_with_grace(t.rid, &ns, name, policy == "Orphan", dry_run, grace)?)
         }
         (Some(name), Some("scale"), m) if rt.scale => scale(store, t.rid, &ns, name, &m, headers, body, &opts),
         (Some(name), Some("log"), Method::GET) if t.rid == resource::PODS => logs(store, &ns, name, params),

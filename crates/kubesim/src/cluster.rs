@@ -306,6 +306,7 @@ const EVENT_SWEEP: Duration = Duration::from_secs(1);
 async fn simulate(store: Arc<Store>, faults: FaultHandle, timing: Timing) {
     let mut seen = HashMap::new();
     let mut running = HashMap::new();
+    let mut stopping = HashMap::new();
     let mut announced = HashMap::new();
     let mut swept = std::time::Instant::now();
     loop {
@@ -315,6 +316,7 @@ async fn simulate(store: Arc<Store>, faults: FaultHandle, timing: Timing) {
             let due = [
                 scheduler::run_kubelets(&store, timing.ready_delay, &mut seen),
                 container::finish(&store, &mut running),
+                container::terminate(&store, &mut stopping),
                 job::reconcile(&store, timing.job_backoff),
             ];
             for next in due.into_iter().flatten() {

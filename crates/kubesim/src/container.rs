@@ -254,6 +254,82 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
     next
 }
 
+/// How long a container's preStop hook runs: a `sleep` action's seconds,
+/// or the `sleep N` statements of an `exec` command; 0 for HTTP and TCP hooks.
+fn pre_stop(container: &Value) -> Duration {
+    let hook = &container["lifecycle"]["preStop"];
+    if let Some(s) = hook["sleep"]["seconds"].as_f64() {
+        return Duration::from_secs_f64(s.max(0.0));
+    }
+    let command: Vec<String> = hook["exec"]["command"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    let hooked = serde_json::json!({ "command": command });
+    let pod = serde_json::json!({ "metadata": { "annotations": {} } });
+    let o = outcome(&pod, &hooked);
+    // `outcome` counts a default second when nothing sleeps; a hook without `sleep` is instant.
+    let sleeps = command.iter().any(|a| a.contains("sleep"));
+    if sleeps { o.run_for } else { Duration::ZERO }
+}
+
+/// The kubelets' part in graceful termination: for a pod marked for
+/// deletion, `Killing` per container ("Stopping container c"), its preStop
+/// hooks run, and then (at once, as the simulated processes exit on
+/// SIGTERM, but no later than `deletionGracePeriodSeconds`) the pod is
+/// removed. `stopping` remembers when each pod's termination began.
+/// Returns when the next pod is due.
+pub(crate) fn terminate(store: &Store, stopping: &mut HashMap<String, Instant>) -> Option<Duration> {
+    let now = Instant::now();
+    let mut next: Option<Duration> = None;
+    let mut alive = HashSet::new();
+    for pod in store.all(resource::PODS) {
+        let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0);
+        if pod["metadata"].get("deletionTimestamp").is_none() || grace <= 0 {
+            continue;
+        }
+        let uid = meta_str(&pod, "uid").to_string();
+        alive.insert(uid.clone());
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+        let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+        let since = *stopping.entry(uid).or_insert_with(|| {
+            for c in &containers {
+                let name = c["name"].as_str().unwrap_or_default();
+                event::record_container(
+                    store,
+                    &pod,
+                    name,
+                    Type::Normal,
+                    "Killing",
+                    &format!("Stopping container {name}"),
+                    Source::kubelet(node),
+                );
+            }
+            now
+        });
+        let hooks = containers.iter().map(pre_stop).max().unwrap_or_default();
+        let stop_after = hooks.min(Duration::from_secs(u64::try_from(grace).unwrap_or(0)));
+        let elapsed = now.duration_since(since);
+        if elapsed >= stop_after {
+            let _ = store.delete_with_grace(
+                resource::PODS,
+                meta_str(&pod, "namespace"),
+                meta_str(&pod, "name"),
+                false,
+                false,
+                Some(0),
+            );
+        } else {
+            let wait = stop_after - elapsed;
+            next = Some(next.map_or(wait, |n: Duration| n.min(wait)));
+        }
+    }
+    stopping.retain(|uid, _| alive.contains(uid));
+    next
+}
+
 /// The log of a container that has started: what its command echoes, or
 /// for a server 20 `simulated log line`s, and one more per second of
 /// `elapsed` (how long the log has been followed).

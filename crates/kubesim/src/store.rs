@@ -811,6 +811,7 @@ impl Store {
             "uid",
             "creationTimestamp",
             "deletionTimestamp",
+            "deletionGracePeriodSeconds",
             "generation",
             "resourceVersion",
         ] {
@@ -857,8 +858,11 @@ impl Store {
         if opts.dry_run {
             return Ok(Arc::new(new));
         }
+        // A pod in its termination grace period is not removed by an update:
+        // its kubelet removes it (a delete with grace period 0).
         let finalized = new["metadata"].get("deletionTimestamp").is_some()
-            && new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+            && new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+            && old["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
         let rv = st.next_rv();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         let k = key(rt, ns, name);
@@ -881,6 +885,26 @@ impl Store {
     /// # Errors
     /// 404 if absent.
     pub fn delete(&self, rid: ResourceId, ns: &str, name: &str, orphan: bool, dry_run: bool) -> Result<Arc<Value>> {
+        self.delete_with_grace(rid, ns, name, orphan, dry_run, None)
+    }
+
+    /// [`Store::delete`] with the DeleteOptions' `gracePeriodSeconds`: a
+    /// pod bound to a node and not finished is only marked (deletionTimestamp
+    /// `grace` seconds ahead, `deletionGracePeriodSeconds`), by default its
+    /// `terminationGracePeriodSeconds` (30); its kubelet stops the containers
+    /// and removes it with grace 0.
+    ///
+    /// # Errors
+    /// 404 if absent.
+    pub fn delete_with_grace(
+        &self,
+        rid: ResourceId,
+        ns: &str,
+        name: &str,
+        orphan: bool,
+        dry_run: bool,
+        grace: Option<i64>,
+    ) -> Result<Arc<Value>> {
         let mut st = self.lock();
         let rt = resource::get(rid);
         let old = st.objects[rid]
@@ -890,10 +914,17 @@ impl Store {
         if dry_run {
             return Ok(old);
         }
-        self.delete_locked(&mut st, rid, &old, orphan)
+        self.delete_locked(&mut st, rid, &old, orphan, grace)
     }
 
-    fn delete_locked(&self, st: &mut State, rid: ResourceId, old: &Arc<Value>, orphan: bool) -> Result<Arc<Value>> {
+    fn delete_locked(
+        &self,
+        st: &mut State,
+        rid: ResourceId,
+        old: &Arc<Value>,
+        orphan: bool,
+        grace: Option<i64>,
+    ) -> Result<Arc<Value>> {
         let rt = resource::get(rid);
         let ns = meta_str(old, "namespace").to_string();
         let name = meta_str(old, "name").to_string();
@@ -911,13 +942,46 @@ impl Store {
                 }
                 let inside: Vec<Arc<Value>> = st.in_namespace(other, &name).cloned().collect();
                 for obj in inside {
-                    self.delete_locked(st, other, &obj, true)?;
+                    self.delete_locked(st, other, &obj, true, None)?;
                 }
             }
             return Ok(self.finish_namespace(st, terminating));
         }
+        let terminating = old["metadata"].get("deletionTimestamp").is_some();
+        let forced = grace == Some(0);
+        let grace = if rid == resource::PODS {
+            pod_grace(old, grace)
+        } else {
+            0
+        };
+        if grace > 0 || (terminating && rid == resource::PODS && grace_left(old) && !forced) {
+            if terminating {
+                return Ok(old.clone());
+            }
+            let mut marked = (**old).clone();
+            let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+            marked["metadata"]["deletionTimestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            let rv = st.next_rv();
+            marked["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let marked = Arc::new(marked);
+            let previous = st.put(rid, k, marked.clone());
+            self.record(st, rid, EventType::Modified, marked.clone(), previous);
+            return Ok(marked);
+        }
         if has_finalizers {
-            if old["metadata"].get("deletionTimestamp").is_some() {
+            if terminating {
+                if rid == resource::PODS && grace_left(old) {
+                    // The kubelet is done: only the finalizers hold the pod now.
+                    let mut done = (**old).clone();
+                    done["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                    let rv = st.next_rv();
+                    done["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    let done = Arc::new(done);
+                    let previous = st.put(rid, k, done.clone());
+                    self.record(st, rid, EventType::Modified, done.clone(), previous);
+                    return Ok(done);
+                }
                 return Ok(old.clone());
             }
             let mut marked = (**old).clone();
@@ -1005,11 +1069,30 @@ impl Store {
                     .as_array()
                     .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()));
                 if owned {
-                    let _ = self.delete_locked(st, rid, &dep, false);
+                    let _ = self.delete_locked(st, rid, &dep, false, None);
                 }
             }
         }
     }
+}
+
+/// The termination grace period a pod's deletion gets: none for a pod no
+/// kubelet runs (unbound, or finished) or when 0 is asked for, else the
+/// requested period or the pod's `terminationGracePeriodSeconds` (30).
+fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
+    let bound = pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    let finished = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    if !bound || finished || pod["metadata"].get("deletionTimestamp").is_some() && requested.is_none() {
+        return 0;
+    }
+    requested
+        .unwrap_or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30))
+        .max(0)
+}
+
+/// A terminating pod whose kubelet has not finished with it yet.
+fn grace_left(pod: &Value) -> bool {
+    pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0
 }
 
 fn spec_of(obj: &Value) -> Value {

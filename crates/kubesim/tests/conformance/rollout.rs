@@ -1,15 +1,16 @@
 //! What release strategies rely on: paused Deployments,
-//! `progressDeadlineSeconds`, `minReadySeconds`, and `logs -f` following a
-//! container as it writes.
+//! `progressDeadlineSeconds`, `minReadySeconds`, graceful termination with
+//! preStop hooks, and `logs -f` following a container as it writes.
 
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::core::v1::Pod;
 use kernel::testkit::eventually;
-use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::helpers::{deployment, kubectl, spawn};
@@ -217,4 +218,86 @@ async fn following_a_log_streams_new_lines_until_the_container_ends() {
     }
     assert!(seen[0].ends_with("simulated log line 20"), "{seen:?}");
     assert!(seen[2].ends_with("simulated log line 22"), "{seen:?}");
+}
+
+/// A deleted running pod is marked (deletionTimestamp, its
+/// terminationGracePeriodSeconds) and stays while its preStop hook runs;
+/// the kubelet reports Killing and then removes it. A preStop longer than
+/// the grace period is cut short by it; grace period 0 removes at once.
+#[tokio::test]
+async fn pods_terminate_gracefully_after_their_pre_stop_hook() {
+    let t = spawn().await;
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let pod = |name: &str, grace: i64, hook_seconds: i64| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": {
+                "terminationGracePeriodSeconds": grace,
+                "containers": [{
+                    "name": "app", "image": "nginx:1",
+                    "lifecycle": { "preStop": { "exec": { "command": ["sh", "-c", format!("sleep {hook_seconds}")] } } },
+                }],
+            },
+        }))
+        .unwrap()
+    };
+    for p in [pod("drains", 30, 1), pod("capped", 1, 60), pod("forced", 30, 60)] {
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    for name in ["drains", "capped", "forced"] {
+        eventually(Duration::from_secs(10), "running", || async {
+            let p = pods.get(name).await.unwrap();
+            (p.status?.phase.as_deref() == Some("Running")).then_some(())
+        })
+        .await;
+    }
+    let started = std::time::Instant::now();
+    let marked = pods
+        .delete("drains", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .expect("marked, not gone");
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(30));
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    pods.delete("capped", &DeleteParams::default()).await.unwrap();
+    let forced = pods
+        .delete(
+            "forced",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        forced.is_right() || pods.get_opt("forced").await.unwrap().is_none(),
+        "grace 0 deletes at once"
+    );
+
+    let killing = eventually(Duration::from_secs(5), "Killing", || async {
+        Api::<Event>::namespaced(t.client.clone(), "default")
+            .list(&ListParams::default().fields("involvedObject.name=drains,reason=Killing"))
+            .await
+            .unwrap()
+            .items
+            .pop()
+    })
+    .await;
+    assert_eq!(killing.message.as_deref(), Some("Stopping container app"));
+    assert!(
+        pods.get_opt("drains").await.unwrap().is_some(),
+        "still terminating during preStop"
+    );
+    for name in ["drains", "capped"] {
+        eventually(Duration::from_secs(10), "removed", || async {
+            pods.get_opt(name).await.unwrap().is_none().then_some(())
+        })
+        .await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the hook and the grace period were waited for"
+    );
 }
