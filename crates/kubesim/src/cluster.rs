@@ -22,7 +22,7 @@ use crate::resource;
 use crate::scheduler;
 use crate::status::{Error, Result};
 use crate::store::{Store, WriteOptions};
-use crate::{container, cron_job, event, job, kubeconfig, quota, storage, workload};
+use crate::{autoscaler, container, cron_job, event, job, kubeconfig, quota, storage, workload};
 
 /// How a simulated cluster looks and behaves.
 #[derive(Debug, Clone)]
@@ -327,6 +327,7 @@ async fn simulate(store: Arc<Store>, faults: FaultHandle, timing: Timing) {
             workload::reconcile_statefulsets(&store);
             workload::reconcile_daemonsets(&store);
             cron_job::reconcile(&store, &mut announced);
+            autoscaler::reconcile(&store);
             storage::reconcile(&store);
             quota::reconcile(&store);
             store.finish_terminating_namespaces();

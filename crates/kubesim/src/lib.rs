@@ -33,6 +33,7 @@
 
 mod api;
 mod apply;
+mod autoscaler;
 mod cluster;
 mod container;
 mod cron_job;

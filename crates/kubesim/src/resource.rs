@@ -56,6 +56,8 @@ pub const DAEMONSETS: ResourceId = 14;
 pub const REPLICASETS: ResourceId = 15;
 /// `v1` Event.
 pub const EVENTS: ResourceId = 9;
+/// `autoscaling/v2` HorizontalPodAutoscaler.
+pub const HORIZONTALPODAUTOSCALERS: ResourceId = 18;
 /// `batch/v1` Job.
 pub const JOBS: ResourceId = 21;
 /// `batch/v1` CronJob.
@@ -405,6 +407,7 @@ mod tests {
         assert_eq!(get(EVENTS).api_version(), "v1");
         assert_eq!(get(EVENTS).plural, "events");
         assert_eq!(get(JOBS).qualified(), "jobs.batch");
+        assert_eq!(get(HORIZONTALPODAUTOSCALERS).plural, "horizontalpodautoscalers");
         assert_eq!(get(CRONJOBS).qualified(), "cronjobs.batch");
         assert_eq!(get(EVENTS_V1).qualified(), "events.events.k8s.io");
         assert_eq!(get(STORAGECLASSES).qualified(), "storageclasses.storage.k8s.io");

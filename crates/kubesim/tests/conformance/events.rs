@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Pod, ResourceQuota};
 use k8s_openapi::api::events::v1::Event as EventV1;
 use kernel::testkit::eventually;
@@ -264,4 +265,55 @@ async fn kubectl_describe_and_get_events_show_them() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("event/described."));
     let _ = std::fs::remove_dir_all(cache);
+}
+
+/// An HPA whose target runs fewer replicas than `minReplicas` scales it up
+/// with SuccessfulRescale; without a metrics API it reports
+/// ScalingActive=False/FailedGetResourceMetric, as on a cluster without
+/// metrics-server.
+#[tokio::test]
+async fn an_autoscaler_enforces_its_minimum_and_reports_the_rescale() {
+    let t = spawn().await;
+    let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    deploys
+        .create(&PostParams::default(), &deployment("scaled", 1, "nginx:1"))
+        .await
+        .unwrap();
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": { "name": "scaled" },
+        "spec": {
+            "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled" },
+            "minReplicas": 3, "maxReplicas": 5,
+            "metrics": [{
+                "type": "Resource",
+                "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": 80 } },
+            }],
+        },
+    }))
+    .unwrap();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(t.client.clone(), "default");
+    hpas.create(&PostParams::default(), &hpa).await.unwrap();
+    let rescale = event_with(&t, "involvedObject.kind=HorizontalPodAutoscaler", "SuccessfulRescale").await;
+    assert_eq!(
+        rescale.message.as_deref(),
+        Some("New size: 3; reason: Current number of replicas below Spec.MinReplicas")
+    );
+    assert_eq!(deploys.get("scaled").await.unwrap().spec.unwrap().replicas, Some(3));
+    let status = eventually(Duration::from_secs(10), "hpa status", || async {
+        let s = hpas.get("scaled").await.unwrap().status?;
+        (s.current_replicas == Some(3)).then_some(s)
+    })
+    .await;
+    assert_eq!(status.desired_replicas, 3);
+    assert!(status.last_scale_time.is_some());
+    let active = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "ScalingActive")
+        .unwrap();
+    assert_eq!(
+        (active.status.as_str(), active.reason.as_deref()),
+        ("False", Some("FailedGetResourceMetric"))
+    );
 }

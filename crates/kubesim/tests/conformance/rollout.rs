@@ -235,7 +235,9 @@ async fn pods_terminate_gracefully_after_their_pre_stop_hook() {
                 "terminationGracePeriodSeconds": grace,
                 "containers": [{
                     "name": "app", "image": "nginx:1",
-                    "lifecycle": { "preStop": { "exec": { "command": ["sh", "-c", format!("sleep {hook_seconds}")] } } },
+                    "lifecycle": { "preStop": { "exec": {
+                        "command": ["sh", "-c", format!("sleep {hook_seconds}")],
+                    } } },
                 }],
             },
         }))
