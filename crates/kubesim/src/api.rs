@@ -345,6 +345,9 @@ async fn dispatch(
         Ok(Reply::Raw(code, content_type, bytes)) => {
             (code, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
         }
+        Ok(Reply::Stream(content_type, body)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         Ok(Reply::Watch(req)) => {
             let rt = resource::get(req.resource);
             let protobuf_form = protobuf::has_form(&rt.api_version(), rt.kind);
@@ -377,6 +380,7 @@ async fn dispatch(
 enum Reply {
     Object(StatusCode, Value),
     Raw(StatusCode, &'static str, Vec<u8>),
+    Stream(&'static str, Body),
     Watch(WatchRequest),
 }
 
@@ -584,7 +588,11 @@ fn handle(
                 || options["dryRun"]
                     .as_array()
                     .is_some_and(|d| d.iter().any(|v| v == "All"));
-            ok_arc(store.delete(t.rid, &ns, name, policy == "Orphan", dry_run)?)
+            let grace = params
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse::<i64>().ok())
+                .or_else(|| options["gracePeriodSeconds"].as_i64());
+            ok_arc(store.delete_with_grace(t.rid, &ns, name, policy == "Orphan", dry_run, grace)?)
         }
         (Some(name), Some("scale"), m) if rt.scale => scale(store, t.rid, &ns, name, &m, headers, body, &opts),
         (Some(name), Some("log"), Method::GET) if t.rid == resource::PODS => logs(store, &ns, name, params),
@@ -672,7 +680,7 @@ fn scale(
     Ok(Reply::Object(StatusCode::OK, scale_of(&updated)))
 }
 
-fn logs(store: &Store, ns: &str, name: &str, params: &HashMap<String, String>) -> Result<Reply> {
+fn logs(store: &Arc<Store>, ns: &str, name: &str, params: &HashMap<String, String>) -> Result<Reply> {
     let pod = store.get(resource::PODS, ns, name)?;
     let containers: Vec<String> = pod["spec"]["containers"]
         .as_array()
@@ -693,14 +701,27 @@ fn logs(store: &Store, ns: &str, name: &str, params: &HashMap<String, String>) -
             )));
         }
     };
-    if pod["status"]["phase"] != "Running" {
+    if !matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Running" | "Succeeded" | "Failed")
+    ) {
         return Err(Error::BadRequest(format!(
             "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
         )));
     }
-    let started = pod["status"]["startTime"].as_str().unwrap_or_default();
-    let mut lines: Vec<String> = (1..=20)
-        .map(|i| format!("{started} INFO {name}/{container}: simulated log line {i}\n"))
+    let spec = pod["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    if flag(params, "follow") {
+        let tail = params.get("tailLines").and_then(|t| t.parse::<usize>().ok());
+        let stream = crate::container::follow(store.clone(), ns.to_string(), name.to_string(), container, tail);
+        return Ok(Reply::Stream("text/plain", Body::from_stream(stream)));
+    }
+    let mut lines: Vec<String> = crate::container::log_lines(&pod, &spec, Duration::ZERO)
+        .into_iter()
+        .map(|l| l + "\n")
         .collect();
     if let Some(tail) = params.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
         let skip = lines.len().saturating_sub(tail);

@@ -9,7 +9,11 @@
 //! and conflicts; errors as `Status` objects. It simulates what a cluster
 //! reports back: nodes, scheduling by requests, pods becoming ready after a
 //! delay, Deployment/ReplicaSet/StatefulSet/DaemonSet controllers and rollout
-//! status, ResourceQuota usage and refusals. Many clusters run in one process
+//! status, ResourceQuota usage and refusals, Jobs and CronJobs (pods whose
+//! outcome, duration and log follow a documented rule, see
+//! [`EXIT_CODE_ANNOTATION`]), Events with the real reasons, StorageClasses
+//! and PersistentVolumeClaims binding, and a watch history compacted like
+//! etcd's. Many clusters run in one process
 //! ([`Fleet`]), each with a kubeconfig and per-cluster fault injection
 //! ([`Fault`]).
 //!
@@ -37,8 +41,14 @@
 mod access_review;
 mod api;
 mod apply;
+mod autoscaler;
 mod cluster;
+mod container;
+mod cron_job;
+mod defaults;
+mod event;
 mod fault;
+mod job;
 mod kubeconfig;
 mod negotiation;
 mod openapi;
@@ -50,6 +60,7 @@ pub mod resource;
 mod scheduler;
 mod selector;
 mod status;
+mod storage;
 mod store;
 mod table;
 mod watch;
@@ -57,6 +68,7 @@ mod workload;
 
 pub use apply::Subresource;
 pub use cluster::{Cluster, ClusterConfig, Fleet, RunningCluster, run_standalone};
+pub use container::{EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION};
 pub use fault::{Fault, FaultHandle};
 pub use quantity::Quantity;
 pub use status::{Error, Result};
