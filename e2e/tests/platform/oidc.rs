@@ -228,7 +228,7 @@ async fn a_code_and_pkce_round_trip_logs_in_maps_groups_at_every_login_and_logs_
         .await
         .unwrap();
     let tid = tenant["id"].as_str().unwrap();
-    let grant = json!({"kind": "group", "subject": "acme-developers", "role": "developer"});
+    let grant = json!({"kind": "group", "subject": "oidc:corp:acme-developers", "role": "developer"});
     assert_eq!(
         p.admin(Method::POST, &format!("/api/v1/tenants/{tid}/members"))
             .json(&grant)
@@ -503,4 +503,58 @@ async fn tampered_state_replayed_codes_wrong_nonces_and_expired_id_tokens_are_re
             .any(|r| r["result"] == "200" && r["actor"] == "oidc:corp:alice"),
         "{audit}"
     );
+}
+
+#[tokio::test]
+async fn a_group_of_one_provider_grants_nothing_to_a_same_named_group_of_another() {
+    // Two providers, each its own instance of the fixture with the same
+    // accounts (so both say alice is in acme-developers).
+    let corp_issuer = OidcProvider::reserve_issuer();
+    let partner_issuer = OidcProvider::reserve_issuer();
+    let p = Platform::start_with(|g| {
+        g.oidc = vec![
+            OidcProvider::settings(&corp_issuer, "corp"),
+            OidcProvider::settings(&partner_issuer, "partner"),
+        ];
+    })
+    .await;
+    let _corp = OidcProvider::start(&corp_issuer, &[OidcClient::for_gateway(&p.url, "corp")]);
+    let _partner = OidcProvider::start(&partner_issuer, &[OidcClient::for_gateway(&p.url, "partner")]);
+    let tenant: Value = p
+        .admin(Method::POST, "/api/v1/tenants")
+        .json(&json!({"name": "acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tid = tenant["id"].as_str().unwrap();
+    let path = format!("/api/v1/tenants/{tid}/members");
+    let unqualified = p
+        .admin(Method::POST, &path)
+        .json(&json!({"kind": "group", "subject": "acme-developers", "role": "developer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unqualified.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = unqualified.json().await.unwrap();
+    assert_eq!(problem["field"], "subject", "{problem}");
+    let r = p
+        .admin(Method::POST, &path)
+        .json(&json!({"kind": "group", "subject": "oidc:corp:acme-developers", "role": "developer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let landing = Browser::new(&p).login("partner", "alice", "alice-password").await;
+    assert_eq!(landing.status, StatusCode::SEE_OTHER, "{}", landing.body);
+    let me = whoami(&p, &landing.session_cookie.unwrap()).await;
+    assert!(me["subject"].as_str().unwrap().starts_with("oidc:partner:"), "{me}");
+    assert_eq!(me["memberships"], json!([]), "partner's acme-developers is not corp's");
+
+    let landing = Browser::new(&p).login("corp", "alice", "alice-password").await;
+    let me = whoami(&p, &landing.session_cookie.unwrap()).await;
+    assert_eq!(me["memberships"], json!([[tid, "developer"]]));
 }
