@@ -22,6 +22,7 @@ pub mod json;
 pub mod local_admin;
 pub mod login;
 pub mod members;
+pub mod membership;
 pub mod oidc;
 pub mod openapi;
 pub mod page;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub directory: Option<directory::Directory>,
     /// The OIDC providers (possibly none).
     pub oidc: oidc::Providers,
+    /// Session users' current memberships.
+    pub memberships: membership::Memberships,
 }
 
 /// The gateway's schema migrations (API tokens, audit).
@@ -182,9 +185,17 @@ pub async fn start(
     )
     .await?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let key = CallerKey::new(platform.caller_key.clone());
+    let upstream = upstream::Upstream::connect(&settings.upstream)?;
+    let memberships = membership::Memberships::new(upstream.clone(), key.clone());
+    shutdown.spawn(
+        "membership-changes",
+        memberships.clone().follow_changes(platform.clone(), shutdown.token()),
+    );
     let state = AppState {
-        key: CallerKey::new(platform.caller_key.clone()),
-        upstream: upstream::Upstream::connect(&settings.upstream)?,
+        key,
+        upstream,
+        memberships,
         auth: auth::Authenticator::new(settings.admin_token.clone(), tokens.clone()),
         tokens,
         audit: audit::AuditLog::new(pool),
@@ -231,9 +242,12 @@ mod tests {
             federation: "http://127.0.0.1:1".into(),
             apps: "http://127.0.0.1:1".into(),
         };
+        let key = CallerKey::new(t.settings.caller_key.clone());
+        let upstream = upstream::Upstream::connect(&upstream).unwrap();
         AppState {
-            key: CallerKey::new(t.settings.caller_key.clone()),
-            upstream: upstream::Upstream::connect(&upstream).unwrap(),
+            memberships: membership::Memberships::new(upstream.clone(), key.clone()),
+            key,
+            upstream,
             auth: auth::Authenticator::new(None, tokens.clone()),
             tokens,
             audit: audit::AuditLog::new(pool.clone()),

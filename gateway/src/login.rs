@@ -407,21 +407,9 @@ async fn directory_caller(
             groups: groups.to_vec(),
         })
         .await?;
-    let resolved = tenancy
-        .resolve_memberships(paas_proto::v1::ResolveMembershipsRequest {
-            subject: subject.clone(),
-        })
-        .await?
-        .into_inner();
-    let memberships = resolved
-        .memberships
-        .into_iter()
-        .filter_map(|m| {
-            let tenant = uuid::Uuid::parse_str(&m.tenant_id).ok()?;
-            let role = kernel::caller::Role::parse("role", &m.role).ok()?;
-            Some(kernel::caller::Membership { tenant, role })
-        })
-        .collect();
+    // Its groups may have changed: what was cached for it is stale.
+    s.memberships.forget(Some(&subject));
+    let memberships = s.memberships.of(&subject).await?;
     Ok(Caller {
         subject,
         platform_admin,

@@ -360,3 +360,56 @@ async fn group_dns_match_however_the_binding_and_the_directory_spell_them() {
     let (_, _, cookie) = ldap_login(&p, "asmith", "asmith-password").await;
     assert_eq!(whoami(&p, &cookie.unwrap()).await["platform_admin"], true);
 }
+
+#[tokio::test]
+async fn removing_a_member_or_its_tenant_reaches_live_sessions_within_seconds() {
+    let slapd = Slapd::start();
+    let p = Platform::start_with(|g| g.directory = Some(slapd.settings())).await;
+    let kept = grant_group(&p, "kept", "ldap:cn=acme-ops,ou=groups,dc=acme,dc=example").await;
+    let deleted = grant_group(&p, "deleted", "ldap:cn=acme-ops,ou=groups,dc=acme,dc=example").await;
+    let members: Value = p
+        .admin(Method::GET, &format!("/api/v1/tenants/{kept}/members"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let member = members["items"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, cookie) = ldap_login(&p, "jdoe", "jdoe-password").await;
+    let cookie = cookie.unwrap();
+    let mut held = whoami(&p, &cookie).await["memberships"].as_array().unwrap().clone();
+    held.sort_by_key(|m| m[0].as_str().unwrap().to_string());
+    let mut expected = vec![json!([kept, "operator"]), json!([deleted, "operator"])];
+    expected.sort_by_key(|m| m[0].as_str().unwrap().to_string());
+    assert_eq!(held, expected);
+
+    let r = p
+        .admin(Method::DELETE, &format!("/api/v1/tenants/{deleted}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    kernel::testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the deleted tenant's role gone",
+        || async { (whoami(&p, &cookie).await["memberships"] == json!([[kept, "operator"]])).then_some(()) },
+    )
+    .await;
+
+    let r = p
+        .admin(Method::DELETE, &format!("/api/v1/members/{member}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    kernel::testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the removed member's role gone",
+        || async { (whoami(&p, &cookie).await["memberships"] == json!([])).then_some(()) },
+    )
+    .await;
+    // The session itself lives on.
+    let me = whoami(&p, &cookie).await;
+    assert_eq!(me["subject"], "ldap:jdoe");
+}
