@@ -495,6 +495,20 @@ impl OidcProvider {
         panic!("the OIDC provider did not listen on {issuer}");
     }
 
+    /// Makes the provider sign with a new key (a new `kid`) and stop
+    /// publishing the old one, as a key rotation does.
+    ///
+    /// # Panics
+    /// When the provider does not answer.
+    pub async fn rotate_keys(&self) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/test/rotate-keys", self.issuer))
+            .send()
+            .await
+            .expect("the provider answers");
+        assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
+    }
+
     /// Replaces a test account's groups (read by the provider at every login).
     pub fn set_groups(&self, login: &str, groups: &[&str]) {
         let path = self.dir.join("accounts.json");

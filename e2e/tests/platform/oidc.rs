@@ -506,6 +506,54 @@ async fn tampered_state_replayed_codes_wrong_nonces_and_expired_id_tokens_are_re
 }
 
 #[tokio::test]
+async fn a_rotated_signing_key_is_fetched_at_its_first_use() {
+    let (p, provider) = platform_with_provider().await;
+    let landing = Browser::new(&p).login("corp", "alice", "alice-password").await;
+    assert_eq!(landing.status, StatusCode::SEE_OTHER, "{}", landing.body);
+    // The gateway now holds the provider's keys; the provider replaces them.
+    provider.rotate_keys().await;
+    let landing = Browser::new(&p).login("corp", "alice", "alice-password").await;
+    assert_eq!(
+        landing.status,
+        StatusCode::SEE_OTHER,
+        "the ID token signed with the new key: {}",
+        landing.body
+    );
+    assert!(landing.session_cookie.is_some());
+    // A second rotation at once is not fetched again (the refetch is rate
+    // limited), so a login signed with a key still unknown is refused.
+    provider.rotate_keys().await;
+    let landing = Browser::new(&p).login("corp", "alice", "alice-password").await;
+    assert_eq!(landing.status, StatusCode::UNAUTHORIZED, "{}", landing.body);
+    assert!(
+        landing.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ID token is not valid"),
+        "{}",
+        landing.body
+    );
+}
+
+#[tokio::test]
+async fn the_profile_comes_from_userinfo_when_the_id_token_lacks_it() {
+    // node-oidc-provider puts profile claims in the ID token only for
+    // implicit flows: with the code flow, name and e-mail are in userinfo.
+    let (p, _provider) = platform_with_provider().await;
+    let landing = Browser::new(&p).login("corp", "alice", "alice-password").await;
+    assert_eq!(landing.status, StatusCode::SEE_OTHER, "{}", landing.body);
+    let me = whoami(&p, &landing.session_cookie.unwrap()).await;
+    let pool = sqlx::PgPool::connect(p.settings.database_url.expose()).await.unwrap();
+    let (name, email): (String, String) =
+        sqlx::query_as("SELECT display_name, email FROM tenancy.users WHERE subject = $1")
+            .bind(me["subject"].as_str().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((name.as_str(), email.as_str()), ("Alice Example", "alice@acme.example"));
+}
+
+#[tokio::test]
 async fn a_group_of_one_provider_grants_nothing_to_a_same_named_group_of_another() {
     // Two providers, each its own instance of the fixture with the same
     // accounts (so both say alice is in acme-developers).
