@@ -84,6 +84,8 @@ pub struct AppState {
     pub oidc: oidc::Providers,
     /// Session users' current memberships.
     pub memberships: membership::Memberships,
+    /// Whether cookies are `Secure` (browsers reach the gateway over https).
+    pub secure_cookies: bool,
 }
 
 /// The gateway's schema migrations (API tokens, audit).
@@ -185,6 +187,14 @@ pub async fn start(
     )
     .await?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let secure_cookies = settings::over_https(&public_url);
+    if !secure_cookies && !settings::on_loopback(&public_url) {
+        tracing::warn!(
+            %public_url,
+            "browsers reach the gateway over plain http on a non-loopback address: session cookies are not Secure \
+             and travel unencrypted; set PAAS_PUBLIC_URL to its https:// address"
+        );
+    }
     let key = CallerKey::new(platform.caller_key.clone());
     let upstream = upstream::Upstream::connect(&settings.upstream)?;
     let memberships = membership::Memberships::new(upstream.clone(), key.clone());
@@ -203,6 +213,7 @@ pub async fn start(
         local_admin,
         directory: settings.directory.clone().map(directory::Directory::new).transpose()?,
         oidc: oidc::Providers::new(&settings.oidc, &public_url)?,
+        secure_cookies,
     };
     shutdown.spawn(
         "gateway",
@@ -261,6 +272,7 @@ mod tests {
             local_admin: local_admin::LocalAdmin::new(pool),
             directory: None,
             oidc: oidc::Providers::new(&[], "http://127.0.0.1").unwrap(),
+            secure_cookies: false,
         }
     }
 

@@ -118,18 +118,27 @@ fn locked(seconds: i64) -> ApiError {
     ApiError(Box::new(problem))
 }
 
-fn session_cookie(id: &str, max_age: u64) -> HeaderValue {
+/// `; Secure` when browsers reach the gateway over https: a browser drops a
+/// Secure cookie set over plain http (except on localhost), and the login
+/// could not finish.
+fn secure(secure: bool) -> &'static str {
+    if secure { "; Secure" } else { "" }
+}
+
+fn session_cookie(s: &AppState, id: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
+        "{COOKIE}={id}; Path=/; HttpOnly{}; SameSite=Strict; Max-Age={max_age}",
+        secure(s.secure_cookies)
     ))
     .expect("cookie text is ASCII")
 }
 
 /// Binds a started OIDC login to this browser. Lax, not Strict: the
 /// provider's redirect back is a cross-site navigation.
-fn flow_cookie(state: &str, max_age: u64) -> HeaderValue {
+fn flow_cookie(s: &AppState, state: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{FLOW_COOKIE}={state}; Path=/api/v1/login/oidc; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}"
+        "{FLOW_COOKIE}={state}; Path=/api/v1/login/oidc; HttpOnly{}; SameSite=Lax; Max-Age={max_age}",
+        secure(s.secure_cookies)
     ))
     .expect("cookie text is ASCII")
 }
@@ -279,7 +288,7 @@ fn logged_in(s: &AppState, started: Started) -> Response {
     .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()),
+        session_cookie(s, &started.id, s.sessions.timeouts().absolute.as_secs()),
     );
     response
 }
@@ -448,7 +457,9 @@ pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Res
         Some(end_session_url) => Json(LoggedOut { end_session_url }).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&s, "", 0));
     Ok(response)
 }
 
@@ -465,7 +476,9 @@ pub(crate) async fn logout_everywhere(
 ) -> Result<Response, ApiError> {
     s.sessions.end_all(&caller.subject).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&s, "", 0));
     Ok(response)
 }
 
@@ -540,7 +553,7 @@ pub(crate) async fn oidc_begin(
     let mut response = Redirect::to(&url).into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, flow_cookie(&state, FLOW_TTL.as_secs()));
+        .insert(header::SET_COOKIE, flow_cookie(&s, &state, FLOW_TTL.as_secs()));
     Ok(response)
 }
 
@@ -606,9 +619,11 @@ pub(crate) async fn oidc_callback(
     let mut response = Redirect::to(&return_to).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()),
+        session_cookie(&s, &started.id, s.sessions.timeouts().absolute.as_secs()),
     );
-    response.headers_mut().append(header::SET_COOKIE, flow_cookie("", 0));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, flow_cookie(&s, "", 0));
     Ok(response)
 }
 

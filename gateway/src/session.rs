@@ -1,5 +1,6 @@
 //! Browser sessions in Redis. A session id is 32 random bytes, new at every
-//! login (no fixation), carried in an HttpOnly, Secure, SameSite=Strict cookie.
+//! login (no fixation), carried in an HttpOnly, SameSite=Strict cookie,
+//! Secure when browsers reach the gateway over https (`PAAS_PUBLIC_URL`).
 //! A session ends after its idle timeout without use or its absolute timeout
 //! after login (defaults [`IDLE`] and [`ABSOLUTE`]), whichever comes first; "log out everywhere" ends all of a subject's
 //! sessions. Writes made with the cookie must carry the session's CSRF token

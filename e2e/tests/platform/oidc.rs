@@ -6,8 +6,7 @@ use e2e::{OidcClient, OidcProvider, Platform};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
-/// A browser: provider cookies in a jar, the gateway's (Secure) cookies kept
-/// by hand, since the test talks plain HTTP on loopback.
+/// A browser: provider cookies in a jar, the gateway's cookies kept by hand.
 struct Browser {
     http: reqwest::Client,
     gateway: String,
@@ -49,7 +48,7 @@ impl Browser {
             .unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
         let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/api/v1/login/oidc"] {
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/api/v1/login/oidc"] {
             assert!(cookie.contains(attribute), "{cookie}");
         }
         self.flow_cookie = Some(cookie.split(';').next().unwrap().to_string());
