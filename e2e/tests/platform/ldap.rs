@@ -291,9 +291,18 @@ async fn the_lockout_holds_under_concurrent_attempts() {
     assert_eq!(count(&statuses, StatusCode::UNAUTHORIZED), 20, "{statuses:?}");
     assert_eq!(count(&statuses, StatusCode::TOO_MANY_REQUESTS), 10, "{statuses:?}");
 
-    // A success from another address is not held against it.
-    let statuses = concurrent_logins(&p, [127, 0, 0, 4], vec![("asmith".to_string(), "asmith-password"); 25]).await;
-    assert_eq!(count(&statuses, StatusCode::OK), 25, "{statuses:?}");
+    // Successes are not held against the user or the address: more logins
+    // than either limit, one after the other, all succeed.
+    let client = client_from([127, 0, 0, 4]);
+    for n in 0..25 {
+        let r = client
+            .post(format!("{}/api/v1/login/ldap", p.url))
+            .json(&json!({"username": "asmith", "password": "asmith-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login {n}");
+    }
 }
 
 #[tokio::test]
