@@ -288,8 +288,10 @@ async fn usage_is_reported_per_cluster_and_per_data_centre() {
     // What the clusters report: 1 pod running in dc1, 2 in dc2.
     for (cluster, pods) in clusters.iter().zip([1, 2]) {
         for i in 0..pods {
-            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("worker-{i}"), "namespace": "acme-billing"},
-                             "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "500m"}}}]}});
+            let half_cpu = json!({"requests": {"cpu": "500m"}, "limits": {"cpu": "500m"}});
+            let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                             "metadata": {"name": format!("worker-{i}"), "namespace": "acme-billing"},
+                             "spec": {"containers": [{"name": "c", "image": "busybox", "resources": half_cpu}]}});
             let url = format!(
                 "{}/api/v1/namespaces/acme-billing/pods",
                 cluster.url().trim_end_matches('/')
