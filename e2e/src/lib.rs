@@ -326,12 +326,43 @@ impl Slapd {
             bind_password: Secret::new("reader-secret"),
             user_base: "ou=people,dc=acme,dc=example".into(),
             user_filter: "(&(objectClass=inetOrgPerson)(uid={login}))".into(),
+            login_attribute: "uid".into(),
             group_base: "ou=groups,dc=acme,dc=example".into(),
             name_attribute: "cn".into(),
             mail_attribute: "mail".into(),
             disabled_filter: Some("(employeeType=disabled)".into()),
             admin_groups: vec!["cn=platform-admins,ou=groups,dc=acme,dc=example".into()],
+            timeout: gateway::directory::TIMEOUT,
         }
+    }
+}
+
+/// A stopped directory (see [`Slapd::pause`]); it runs again when dropped.
+pub struct Paused<'a>(&'a Slapd);
+
+impl Slapd {
+    /// Stops the server with SIGSTOP: it keeps its port, so connections are
+    /// accepted by the kernel, but nothing answers (a hung directory).
+    ///
+    /// # Panics
+    /// When the signal cannot be sent.
+    pub fn pause(&self) -> Paused<'_> {
+        self.signal("-STOP");
+        Paused(self)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} slapd");
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.signal("-CONT");
     }
 }
 
@@ -462,6 +493,20 @@ impl OidcProvider {
         let _ = child.kill();
         let _ = child.wait();
         panic!("the OIDC provider did not listen on {issuer}");
+    }
+
+    /// Makes the provider sign with a new key (a new `kid`) and stop
+    /// publishing the old one, as a key rotation does.
+    ///
+    /// # Panics
+    /// When the provider does not answer.
+    pub async fn rotate_keys(&self) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/test/rotate-keys", self.issuer))
+            .send()
+            .await
+            .expect("the provider answers");
+        assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
     }
 
     /// Replaces a test account's groups (read by the provider at every login).

@@ -1,7 +1,8 @@
 //! Who is calling. An [`Authenticated`] extractor turns the request's
 //! credentials into a [`Caller`] or answers 401. Credentials today: the
-//! bootstrap administrator's bearer token (compared in constant time) and API
-//! tokens ([`crate::token`]).
+//! bootstrap administrator's bearer token (compared in constant time), API
+//! tokens ([`crate::token`]) and browser sessions ([`crate::session`]), whose
+//! memberships are the user's current ones ([`crate::membership`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -90,7 +91,10 @@ pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap, wri
                     "a write with the session cookie needs its X-CSRF-Token",
                 ))));
             }
-            session.caller
+            // Roles as they are now, not as they were at login.
+            let mut caller = session.caller;
+            caller.memberships = state.memberships.of(&caller.subject).await?;
+            caller
         }
         (None, None) => {
             return Err(ApiError::unauthenticated(

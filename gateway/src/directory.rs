@@ -1,7 +1,11 @@
 //! LDAP login: bind with the service account, find the user with a
 //! configurable filter (the login is escaped, so it cannot widen the search),
 //! refuse disabled accounts, bind as the user to check the password, and read
-//! its groups (groupOfNames by member DN, posixGroup by memberUid).
+//! its groups (groupOfNames by member DN, posixGroup by memberUid). The
+//! person is who the directory says: their subject is the entry's login
+//! attribute (`uid`, or `sAMAccountName` in Active Directory), however the
+//! login was typed. Every exchange with the directory has a deadline
+//! ([`DirectorySettings::timeout`]), so a hung directory fails the login fast.
 //! StartTLS or ldaps:// are used when configured, trusting the system's
 //! certificate authorities or only the company CA named by
 //! `PAAS_LDAP_CA_FILE`.
@@ -33,6 +37,10 @@ pub struct DirectorySettings {
     pub user_base: String,
     /// Finds one user; `{login}` is replaced by the escaped login.
     pub user_filter: String,
+    /// The attribute holding the login the directory knows a person by
+    /// (`uid`; `sAMAccountName` in Active Directory): their subject, and
+    /// what posixGroup `memberUid` lists.
+    pub login_attribute: String,
     /// Where groups are.
     pub group_base: String,
     /// The attribute holding a person's name.
@@ -44,7 +52,13 @@ pub struct DirectorySettings {
     pub disabled_filter: Option<String>,
     /// Group DNs whose members are platform administrators.
     pub admin_groups: Vec<String>,
+    /// The longest any one exchange with the directory (connect, bind,
+    /// search) may take before the login fails as unavailable.
+    pub timeout: Duration,
 }
+
+/// By default an exchange with the directory fails after this long.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 impl DirectorySettings {
     /// Reads `PAAS_LDAP_*`; `None` when [`URL`] is unset.
@@ -71,6 +85,7 @@ impl DirectorySettings {
             bind_password: env.secret("PAAS_LDAP_BIND_PASSWORD", 1)?,
             user_base: env.required("PAAS_LDAP_USER_BASE")?,
             user_filter: text("PAAS_LDAP_USER_FILTER", "(uid={login})")?,
+            login_attribute: text("PAAS_LDAP_LOGIN_ATTRIBUTE", "uid")?,
             group_base: env.required("PAAS_LDAP_GROUP_BASE")?,
             name_attribute: text("PAAS_LDAP_NAME_ATTRIBUTE", "cn")?,
             mail_attribute: text("PAAS_LDAP_MAIL_ATTRIBUTE", "mail")?,
@@ -84,14 +99,15 @@ impl DirectorySettings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            timeout: env.or("PAAS_LDAP_TIMEOUT", TIMEOUT)?,
         }))
     }
 }
 
-/// A person the directory vouched for.
+/// A directory entry found for a login, before its password is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
-    /// The login as typed.
+    /// The login the directory knows them by (the entry's login attribute).
     pub login: String,
     /// Their entry's DN.
     pub dn: String,
@@ -99,7 +115,8 @@ pub struct Person {
     pub name: String,
     /// Their e-mail.
     pub mail: String,
-    /// DNs of their groups.
+    /// DNs of their groups, normalized ([`kernel::dn::normalize`]) so they
+    /// match bindings however either is spelled.
     pub groups: Vec<String>,
 }
 
@@ -154,52 +171,65 @@ impl Directory {
         person
             .groups
             .iter()
-            .any(|g| self.settings.admin_groups.iter().any(|a| a.eq_ignore_ascii_case(g)))
+            .any(|g| self.settings.admin_groups.iter().any(|a| kernel::dn::same(a, g)))
+    }
+
+    /// Runs one exchange with the directory within the timeout.
+    async fn answer<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        exchange: impl std::future::Future<Output = std::result::Result<T, E>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.settings.timeout, exchange).await {
+            Ok(answer) => answer.map_err(unavailable),
+            Err(_) => Err(Error::Unavailable(format!(
+                "the directory did not answer within {} s ({what})",
+                self.settings.timeout.as_secs_f32()
+            ))),
+        }
     }
 
     async fn connect(&self) -> Result<ldap3::Ldap> {
         let mut settings = LdapConnSettings::new()
             .set_starttls(self.settings.starttls)
-            .set_conn_timeout(Duration::from_secs(5));
+            .set_conn_timeout(self.settings.timeout);
         if let Some(tls) = &self.tls {
             settings = settings.set_config(tls.clone());
         }
-        let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.settings.url)
-            .await
-            .map_err(unavailable)?;
+        let (conn, ldap) = self
+            .answer("connect", LdapConnAsync::with_settings(settings, &self.settings.url))
+            .await?;
         ldap3::drive!(conn);
         Ok(ldap)
     }
 
-    /// The person behind `login` and `password`, or `None` when the
-    /// directory does not vouch for them (unknown, wrong password,
-    /// disabled, ambiguous).
+    /// The person the directory knows by `login` (trimmed, and matched as
+    /// the directory matches it, so `J.Doe` finds `j.doe`), or `None` when
+    /// it knows nobody by it (unknown, disabled, ambiguous).
     ///
     /// # Errors
-    /// The directory is unreachable or the service account is refused.
-    pub async fn authenticate(&self, login: &str, password: &str) -> Result<Option<Person>> {
-        // An empty password would be an unauthenticated bind, which LDAP
-        // servers accept as anonymous: never let it through.
-        if login.is_empty() || password.is_empty() || login.len() > 256 || login.chars().any(char::is_control) {
+    /// The directory is unreachable, does not answer in time, or refuses the
+    /// service account.
+    pub async fn find(&self, login: &str) -> Result<Option<Person>> {
+        let login = login.trim();
+        if login.is_empty() || login.len() > 256 || login.chars().any(char::is_control) {
             return Ok(None);
         }
         let s = &self.settings;
         let mut ldap = self.connect().await?;
-        ldap.simple_bind(&s.bind_dn, s.bind_password.expose())
-            .await
-            .map_err(unavailable)?
+        self.answer("bind", ldap.simple_bind(&s.bind_dn, s.bind_password.expose()))
+            .await?
             .success()
             .map_err(unavailable)?;
         let filter = s.user_filter.replace("{login}", &ldap_escape(login));
-        let (entries, _) = ldap
-            .search(
-                &s.user_base,
-                Scope::Subtree,
-                &filter,
-                vec![s.name_attribute.as_str(), s.mail_attribute.as_str()],
-            )
-            .await
-            .map_err(unavailable)?
+        let attributes = vec![
+            s.login_attribute.as_str(),
+            s.name_attribute.as_str(),
+            s.mail_attribute.as_str(),
+        ];
+        let (entries, _) = self
+            .answer("search", ldap.search(&s.user_base, Scope::Subtree, &filter, attributes))
+            .await?
             .success()
             .map_err(unavailable)?;
         let [entry] = entries.as_slice() else {
@@ -207,11 +237,25 @@ impl Directory {
             return Ok(None);
         };
         let entry = SearchEntry::construct(entry.clone());
+        let first = |attr: &str| {
+            entry
+                .attrs
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(attr))
+                .and_then(|(_, v)| v.first())
+                .cloned()
+                .unwrap_or_default()
+        };
+        // Without its login attribute an entry has no subject to log in as.
+        let uid = first(&s.login_attribute);
+        if uid.is_empty() {
+            let _ = ldap.unbind().await;
+            return Ok(None);
+        }
         if let Some(disabled) = &s.disabled_filter {
-            let (hits, _) = ldap
-                .search(&entry.dn, Scope::Base, disabled, vec!["1.1"])
-                .await
-                .map_err(unavailable)?
+            let (hits, _) = self
+                .answer("search", ldap.search(&entry.dn, Scope::Base, disabled, vec!["1.1"]))
+                .await?
                 .success()
                 .map_err(unavailable)?;
             if !hits.is_empty() {
@@ -222,37 +266,46 @@ impl Directory {
         let groups_filter = format!(
             "(|(&(objectClass=groupOfNames)(member={}))(&(objectClass=posixGroup)(memberUid={})))",
             ldap_escape(&entry.dn),
-            ldap_escape(login)
+            ldap_escape(&uid)
         );
-        let (groups, _) = ldap
-            .search(&s.group_base, Scope::Subtree, &groups_filter, vec!["1.1"])
-            .await
-            .map_err(unavailable)?
+        let (groups, _) = self
+            .answer(
+                "search",
+                ldap.search(&s.group_base, Scope::Subtree, &groups_filter, vec!["1.1"]),
+            )
+            .await?
             .success()
             .map_err(unavailable)?;
         let _ = ldap.unbind().await;
-
-        // The password is checked by binding as the user, on its own connection.
-        let mut user = self.connect().await?;
-        let verdict = user.simple_bind(&entry.dn, password).await.map_err(unavailable)?;
-        let _ = user.unbind().await;
-        if verdict.rc != 0 {
-            return Ok(None);
-        }
-        let first = |attr: &str| {
-            entry
-                .attrs
-                .get(attr)
-                .and_then(|v| v.first())
-                .cloned()
-                .unwrap_or_default()
-        };
         Ok(Some(Person {
-            login: login.to_string(),
             name: first(&s.name_attribute),
             mail: first(&s.mail_attribute),
-            groups: groups.into_iter().map(|g| SearchEntry::construct(g).dn).collect(),
+            login: uid,
+            groups: groups
+                .into_iter()
+                .map(|g| {
+                    let dn = SearchEntry::construct(g).dn;
+                    kernel::dn::normalize(&dn).unwrap_or(dn)
+                })
+                .collect(),
             dn: entry.dn,
         }))
+    }
+
+    /// Whether `password` is the person's, checked by binding as them on a
+    /// connection of its own.
+    ///
+    /// # Errors
+    /// The directory is unreachable or does not answer in time.
+    pub async fn check_password(&self, person: &Person, password: &str) -> Result<bool> {
+        // An empty password would be an unauthenticated bind, which LDAP
+        // servers accept as anonymous: never let it through.
+        if password.is_empty() {
+            return Ok(false);
+        }
+        let mut user = self.connect().await?;
+        let verdict = self.answer("bind", user.simple_bind(&person.dn, password)).await?;
+        let _ = user.unbind().await;
+        Ok(verdict.rc == 0)
     }
 }

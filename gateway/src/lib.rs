@@ -22,6 +22,7 @@ pub mod json;
 pub mod local_admin;
 pub mod login;
 pub mod members;
+pub mod membership;
 pub mod oidc;
 pub mod openapi;
 pub mod page;
@@ -81,6 +82,10 @@ pub struct AppState {
     pub directory: Option<directory::Directory>,
     /// The OIDC providers (possibly none).
     pub oidc: oidc::Providers,
+    /// Session users' current memberships.
+    pub memberships: membership::Memberships,
+    /// Whether cookies are `Secure` (browsers reach the gateway over https).
+    pub secure_cookies: bool,
 }
 
 /// The gateway's schema migrations (API tokens, audit).
@@ -182,9 +187,25 @@ pub async fn start(
     )
     .await?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let secure_cookies = settings::over_https(&public_url);
+    if !secure_cookies && !settings::on_loopback(&public_url) {
+        tracing::warn!(
+            %public_url,
+            "browsers reach the gateway over plain http on a non-loopback address: session cookies are not Secure \
+             and travel unencrypted; set PAAS_PUBLIC_URL to its https:// address"
+        );
+    }
+    let key = CallerKey::new(platform.caller_key.clone());
+    let upstream = upstream::Upstream::connect(&settings.upstream)?;
+    let memberships = membership::Memberships::new(upstream.clone(), key.clone());
+    shutdown.spawn(
+        "membership-changes",
+        memberships.clone().follow_changes(platform.clone(), shutdown.token()),
+    );
     let state = AppState {
-        key: CallerKey::new(platform.caller_key.clone()),
-        upstream: upstream::Upstream::connect(&settings.upstream)?,
+        key,
+        upstream,
+        memberships,
         auth: auth::Authenticator::new(settings.admin_token.clone(), tokens.clone()),
         tokens,
         audit: audit::AuditLog::new(pool),
@@ -192,6 +213,7 @@ pub async fn start(
         local_admin,
         directory: settings.directory.clone().map(directory::Directory::new).transpose()?,
         oidc: oidc::Providers::new(&settings.oidc, &public_url)?,
+        secure_cookies,
     };
     shutdown.spawn(
         "gateway",
@@ -231,9 +253,12 @@ mod tests {
             federation: "http://127.0.0.1:1".into(),
             apps: "http://127.0.0.1:1".into(),
         };
+        let key = CallerKey::new(t.settings.caller_key.clone());
+        let upstream = upstream::Upstream::connect(&upstream).unwrap();
         AppState {
-            key: CallerKey::new(t.settings.caller_key.clone()),
-            upstream: upstream::Upstream::connect(&upstream).unwrap(),
+            memberships: membership::Memberships::new(upstream.clone(), key.clone()),
+            key,
+            upstream,
             auth: auth::Authenticator::new(None, tokens.clone()),
             tokens,
             audit: audit::AuditLog::new(pool.clone()),
@@ -247,6 +272,7 @@ mod tests {
             local_admin: local_admin::LocalAdmin::new(pool),
             directory: None,
             oidc: oidc::Providers::new(&[], "http://127.0.0.1").unwrap(),
+            secure_cookies: false,
         }
     }
 

@@ -118,29 +118,29 @@ fn locked(seconds: i64) -> ApiError {
     ApiError(Box::new(problem))
 }
 
-fn session_cookie(id: &str, max_age: u64) -> HeaderValue {
+/// `; Secure` when browsers reach the gateway over https: a browser drops a
+/// Secure cookie set over plain http (except on localhost), and the login
+/// could not finish.
+fn secure(secure: bool) -> &'static str {
+    if secure { "; Secure" } else { "" }
+}
+
+fn session_cookie(s: &AppState, id: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
+        "{COOKIE}={id}; Path=/; HttpOnly{}; SameSite=Strict; Max-Age={max_age}",
+        secure(s.secure_cookies)
     ))
     .expect("cookie text is ASCII")
 }
 
 /// Binds a started OIDC login to this browser. Lax, not Strict: the
 /// provider's redirect back is a cross-site navigation.
-fn flow_cookie(state: &str, max_age: u64) -> HeaderValue {
+fn flow_cookie(s: &AppState, state: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{FLOW_COOKIE}={state}; Path=/api/v1/login/oidc; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}"
+        "{FLOW_COOKIE}={state}; Path=/api/v1/login/oidc; HttpOnly{}; SameSite=Lax; Max-Age={max_age}",
+        secure(s.secure_cookies)
     ))
     .expect("cookie text is ASCII")
-}
-
-/// Who a login attempt is from, for the audit log and the lockout counters.
-struct Claimant<'a> {
-    action: &'a str,
-    actor: String,
-    /// The lockout counter of the user, when the user is known before the
-    /// check (a typed login, not an OIDC callback).
-    user_key: Option<String>,
 }
 
 /// A started session.
@@ -150,74 +150,133 @@ struct Started {
     csrf: String,
 }
 
-/// Runs one login attempt through the lockout checks and the audit log, and
-/// starts a session when `verify` vouches for a caller. `verify` answers
-/// `Ok(Err(why))` to refuse the user (counted as a failure, 401).
-async fn attempt_login<F, Fut>(
-    s: &AppState,
-    address: String,
-    headers: &HeaderMap,
-    who: Claimant<'_>,
-    verify: F,
-) -> Result<Started, ApiError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Result<(Caller, Option<Origin>), String>, ApiError>>,
-{
-    let header_text = |h: &str| {
-        headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(512)
-            .collect::<String>()
-    };
-    let attempt = Attempt {
-        actor: Some(who.actor),
-        tenant: None,
-        action: who.action.into(),
-        target: String::new(),
-        request_id: header_text("x-request-id"),
-        source_ip: address.clone(),
-        user_agent: header_text(header::USER_AGENT.as_str()),
-    };
-    let audit = s.audit.begin(&attempt).await?;
-    let address_key = format!("address:{address}");
-    let (mut user_failures, mut user_ttl) = (0, 0);
-    if let Some(key) = &who.user_key {
-        (user_failures, user_ttl) = s.sessions.failures(key).await?;
-    }
-    let (address_failures, address_ttl) = s.sessions.failures(&address_key).await?;
-    if user_failures >= MAX_USER_FAILURES || address_failures >= MAX_ADDRESS_FAILURES {
-        s.audit.finish(audit, "429").await?;
-        return Err(locked(user_ttl.max(address_ttl)));
-    }
-    let verdict = match verify().await {
-        Ok(v) => v,
-        Err(e) => {
-            s.audit.finish(audit, &e.0.status.to_string()).await?;
-            return Err(e);
+/// What checking a login's credentials came to: a caller (and where an OIDC
+/// session came from), or why the user is refused (401, counted as a
+/// failure).
+type Verdict = Result<(Caller, Option<Origin>), String>;
+
+/// One login attempt, audited from its start and counted against the
+/// lockout limits before any credential is checked: an attempt is counted
+/// when it begins ([`Self::begin`] per source address, [`Self::admit`] per
+/// user), so concurrent attempts cannot all slip under the limit, and taken
+/// back when it succeeds or could not be checked.
+struct LoginAttempt<'a> {
+    s: &'a AppState,
+    audit: uuid::Uuid,
+    address_key: String,
+    user_key: Option<String>,
+}
+
+impl<'a> LoginAttempt<'a> {
+    /// Records the attempt and counts it against its source address; 429
+    /// when the address is over its limit.
+    async fn begin(
+        s: &'a AppState,
+        address: String,
+        headers: &HeaderMap,
+        action: &str,
+        actor: String,
+    ) -> Result<Self, ApiError> {
+        let header_text = |h: &str| {
+            headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .chars()
+                .take(512)
+                .collect::<String>()
+        };
+        let attempt = Attempt {
+            actor: Some(actor),
+            tenant: None,
+            action: action.into(),
+            target: String::new(),
+            request_id: header_text("x-request-id"),
+            source_ip: address.clone(),
+            user_agent: header_text(header::USER_AGENT.as_str()),
+        };
+        let audit = s.audit.begin(&attempt).await?;
+        let this = Self {
+            s,
+            audit,
+            address_key: format!("address:{address}"),
+            user_key: None,
+        };
+        let (attempts, ttl) = match s.sessions.count_attempt(&this.address_key, FAILURE_WINDOW).await {
+            Ok(counted) => counted,
+            Err(e) => return Err(this.unsettled(e.into()).await),
+        };
+        if attempts > MAX_ADDRESS_FAILURES {
+            s.audit.finish(audit, "429").await?;
+            return Err(locked(ttl));
         }
-    };
-    let (caller, origin) = match verdict {
-        Ok(found) => found,
-        Err(why) => {
-            if let Some(key) = &who.user_key {
-                s.sessions.count_failure(key, FAILURE_WINDOW).await?;
+        Ok(this)
+    }
+
+    /// Counts the attempt against the user `key` names (once it is known,
+    /// before the password is checked); 429 when the user is locked out.
+    async fn admit(&mut self, key: String) -> Result<(), ApiError> {
+        let (attempts, ttl) = self.s.sessions.count_attempt(&key, FAILURE_WINDOW).await?;
+        self.user_key = Some(key);
+        if attempts > MAX_USER_FAILURES {
+            return Err(locked(ttl));
+        }
+        Ok(())
+    }
+
+    /// The check could not be made (the directory or a service failed):
+    /// the attempt is not held against anyone, the audit row gets the
+    /// answer's status and the log says why.
+    async fn unsettled(&self, e: ApiError) -> ApiError {
+        if e.0.status != 429 {
+            if e.0.status >= 500 {
+                tracing::warn!(status = e.0.status, detail = %e.0.detail, "a login could not be checked");
             }
-            s.sessions.count_failure(&address_key, FAILURE_WINDOW).await?;
-            s.audit.finish(audit, "401").await?;
-            return Err(ApiError::unauthenticated(&why));
+            let _ = self.s.sessions.uncount_attempt(&self.address_key).await;
+            if let Some(key) = &self.user_key {
+                let _ = self.s.sessions.uncount_attempt(key).await;
+            }
         }
-    };
-    if let Some(key) = &who.user_key {
-        s.sessions.clear_failures(key).await?;
+        match self.s.audit.finish(self.audit, &e.0.status.to_string()).await {
+            Ok(()) => e,
+            Err(audit) => audit.into(),
+        }
     }
-    let subject = caller.subject.clone();
-    let (id, csrf) = s.sessions.start(caller, origin).await?;
-    s.audit.finish(audit, "200").await?;
-    Ok(Started { subject, id, csrf })
+
+    /// Ends the attempt with its verdict: a session for a caller, 401
+    /// (the attempt stays counted) for a refusal.
+    async fn settle(self, verdict: Result<Verdict, ApiError>) -> Result<Started, ApiError> {
+        let (caller, origin) = match verdict {
+            Ok(Ok(found)) => found,
+            Ok(Err(why)) => {
+                self.s.audit.finish(self.audit, "401").await?;
+                return Err(ApiError::unauthenticated(&why));
+            }
+            Err(e) => return Err(self.unsettled(e).await),
+        };
+        if let Some(key) = &self.user_key {
+            self.s.sessions.clear_failures(key).await?;
+        }
+        self.s.sessions.uncount_attempt(&self.address_key).await?;
+        let subject = caller.subject.clone();
+        let (id, csrf) = self.s.sessions.start(caller, origin).await?;
+        self.s.audit.finish(self.audit, "200").await?;
+        Ok(Started { subject, id, csrf })
+    }
+}
+
+/// A directory failure as the caller sees it: 503 saying what did not
+/// answer (a generic message would hide that the directory is the cause).
+fn directory_error(e: kernel::Error) -> ApiError {
+    match e {
+        kernel::Error::Unavailable(detail) => ApiError(Box::new(kernel::error::Problem::new(
+            503,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        ))),
+        other => other.into(),
+    }
 }
 
 /// The answer to a typed login: the session cookie and its CSRF token.
@@ -229,7 +288,7 @@ fn logged_in(s: &AppState, started: Started) -> Response {
     .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()),
+        session_cookie(s, &started.id, s.sessions.timeouts().absolute.as_secs()),
     );
     response
 }
@@ -253,20 +312,25 @@ pub(crate) async fn login_local(
     headers: HeaderMap,
     Body(b): Body<LocalLogin>,
 ) -> Result<Response, ApiError> {
-    let who = Claimant {
-        action: "POST /api/v1/login/local",
-        actor: format!("local:{}", b.username.chars().take(128).collect::<String>()),
-        user_key: Some(format!("user:{}", b.username)),
-    };
-    let started = attempt_login(&s, address(connect), &headers, who, || async {
+    let mut attempt = LoginAttempt::begin(
+        &s,
+        address(connect),
+        &headers,
+        "POST /api/v1/login/local",
+        format!("local:{}", b.username.chars().take(128).collect::<String>()),
+    )
+    .await?;
+    let verdict: Result<Verdict, ApiError> = async {
+        attempt.admit(format!("user:{}", b.username)).await?;
         let verified = s.local_admin.verify(&b.username, &b.password).await?;
         Ok(if verified {
             Ok((Caller::platform_admin(format!("local:{}", b.username)), None))
         } else {
             Err(WRONG_PASSWORD.to_string())
         })
-    })
-    .await?;
+    }
+    .await;
+    let started = attempt.settle(verdict).await?;
     Ok(logged_in(&s, started))
 }
 
@@ -291,33 +355,50 @@ pub(crate) async fn login_ldap(
             "LDAP login is not configured",
         ))));
     };
-    let who = Claimant {
-        action: "POST /api/v1/login/ldap",
-        actor: format!("ldap:{}", b.username.chars().take(128).collect::<String>()),
-        user_key: Some(format!("user:{}", b.username)),
-    };
-    let started = attempt_login(&s, address(connect), &headers, who, || async {
-        let Some(person) = directory.authenticate(&b.username, &b.password).await? else {
+    let mut attempt = LoginAttempt::begin(
+        &s,
+        address(connect),
+        &headers,
+        "POST /api/v1/login/ldap",
+        format!("ldap:{}", b.username.trim().chars().take(128).collect::<String>()),
+    )
+    .await?;
+    let verdict: Result<Verdict, ApiError> = async {
+        let Some(person) = directory.find(&b.username).await.map_err(directory_error)? else {
             return Ok(Err(WRONG_PASSWORD.to_string()));
         };
+        // The entry's DN, not the login as typed, so `J.Doe` and ` j.doe`
+        // share j.doe's lockout.
+        let entry = kernel::dn::normalize(&person.dn).unwrap_or_else(|| person.dn.clone());
+        attempt.admit(format!("ldap-user:{entry}")).await?;
+        if !directory
+            .check_password(&person, &b.password)
+            .await
+            .map_err(directory_error)?
+        {
+            return Ok(Err(WRONG_PASSWORD.to_string()));
+        }
+        let groups: Vec<String> = person.groups.iter().map(|dn| format!("ldap:{dn}")).collect();
         let caller = directory_caller(
             &s,
             format!("ldap:{}", person.login),
             &person.name,
             &person.mail,
-            &person.groups,
+            &groups,
             directory.is_admin(&person),
         )
         .await?;
         Ok(Ok((caller, None)))
-    })
-    .await?;
+    }
+    .await;
+    let started = attempt.settle(verdict).await?;
     Ok(logged_in(&s, started))
 }
 
 /// The caller a directory login (LDAP or OIDC) makes: the user recorded with
-/// its current groups (so memberships follow the directory), and its roles
-/// resolved.
+/// its current groups, each named with its source (`ldap:<DN>`,
+/// `oidc:<provider>:<group>`) so memberships follow the directory and one
+/// provider's group never stands for another's, and its roles resolved.
 async fn directory_caller(
     s: &AppState,
     subject: String,
@@ -335,21 +416,9 @@ async fn directory_caller(
             groups: groups.to_vec(),
         })
         .await?;
-    let resolved = tenancy
-        .resolve_memberships(paas_proto::v1::ResolveMembershipsRequest {
-            subject: subject.clone(),
-        })
-        .await?
-        .into_inner();
-    let memberships = resolved
-        .memberships
-        .into_iter()
-        .filter_map(|m| {
-            let tenant = uuid::Uuid::parse_str(&m.tenant_id).ok()?;
-            let role = kernel::caller::Role::parse("role", &m.role).ok()?;
-            Some(kernel::caller::Membership { tenant, role })
-        })
-        .collect();
+    // Its groups may have changed: what was cached for it is stale.
+    s.memberships.forget(Some(&subject));
+    let memberships = s.memberships.of(&subject).await?;
     Ok(Caller {
         subject,
         platform_admin,
@@ -388,7 +457,9 @@ pub(crate) async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Res
         Some(end_session_url) => Json(LoggedOut { end_session_url }).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&s, "", 0));
     Ok(response)
 }
 
@@ -405,7 +476,9 @@ pub(crate) async fn logout_everywhere(
 ) -> Result<Response, ApiError> {
     s.sessions.end_all(&caller.subject).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0));
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&s, "", 0));
     Ok(response)
 }
 
@@ -480,7 +553,7 @@ pub(crate) async fn oidc_begin(
     let mut response = Redirect::to(&url).into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, flow_cookie(&state, FLOW_TTL.as_secs()));
+        .insert(header::SET_COOKIE, flow_cookie(&s, &state, FLOW_TTL.as_secs()));
     Ok(response)
 }
 
@@ -508,12 +581,17 @@ pub(crate) async fn oidc_callback(
             Ok(found) => found,
             Err(why) => return Ok(Err(why)),
         };
+        let groups: Vec<String> = identity
+            .groups
+            .iter()
+            .map(|group| format!("oidc:{provider}:{group}"))
+            .collect();
         let caller = directory_caller(
             &s,
             identity.subject.clone(),
             &identity.name,
             &identity.email,
-            &identity.groups,
+            &groups,
             identity.platform_admin,
         )
         .await?;
@@ -534,21 +612,18 @@ pub(crate) async fn oidc_callback(
             "/".to_string(),
         ),
     };
-    let who = Claimant {
-        action,
-        actor,
-        user_key: None,
-    };
-    let started = attempt_login(&s, address(connect), &headers, who, move || async move {
-        verdict.map(|v| v.map(|(caller, origin, _)| (caller, Some(origin))))
-    })
-    .await?;
+    let attempt = LoginAttempt::begin(&s, address(connect), &headers, action, actor).await?;
+    let started = attempt
+        .settle(verdict.map(|v| v.map(|(caller, origin, _)| (caller, Some(origin)))))
+        .await?;
     let mut response = Redirect::to(&return_to).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
-        session_cookie(&started.id, s.sessions.timeouts().absolute.as_secs()),
+        session_cookie(&s, &started.id, s.sessions.timeouts().absolute.as_secs()),
     );
-    response.headers_mut().append(header::SET_COOKIE, flow_cookie("", 0));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, flow_cookie(&s, "", 0));
     Ok(response)
 }
 

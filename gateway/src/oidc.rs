@@ -1,10 +1,12 @@
 //! OpenID Connect login: the authorization code flow with PKCE against any
 //! number of providers configured side by side. The provider is discovered
-//! from its issuer (and rediscovered every [`REDISCOVER_AFTER`], so rotated
-//! signing keys are picked up); the ID token's signature, issuer, audience,
-//! expiry and nonce are checked, and the user's groups come from a
-//! configurable claim of the ID token (or of the userinfo answer when the ID
-//! token does not carry it).
+//! from its issuer (and rediscovered every [`REDISCOVER_AFTER`]; an ID token
+//! signed with a key it does not know yet makes it fetch the keys again at
+//! once, at most every [`REFRESH_KEYS_EVERY`], so a rotated signing key works
+//! from its first use); the ID token's signature, issuer, audience, expiry and
+//! nonce are checked. The user's name, e-mail and groups (under a
+//! configurable claim) come from the ID token, or from the userinfo answer
+//! when the ID token does not carry them.
 //!
 //! What a started login must remember (PKCE verifier, nonce, where to return)
 //! is kept in Redis under its `state` and taken exactly once; the browser
@@ -23,9 +25,10 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IdToken, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IssuerUrl, LogoutRequest, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
@@ -39,6 +42,11 @@ pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// How long a discovered configuration (and its signing keys) is trusted.
 pub const REDISCOVER_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// An ID token signed with an unknown key refetches the provider's keys at
+/// most this often (a stream of forged tokens cannot make the gateway hammer
+/// the provider).
+pub const REFRESH_KEYS_EVERY: Duration = Duration::from_secs(30);
 
 /// The cookie binding a started login to the browser that started it.
 pub const FLOW_COOKIE: &str = "paas_oidc_state";
@@ -143,6 +151,8 @@ struct Provider {
     redirect: RedirectUrl,
     post_logout: PostLogoutRedirectUrl,
     discovered: RwLock<Option<Arc<Discovered>>>,
+    /// When an unknown signing key last made the keys be fetched again.
+    keys_refreshed: std::sync::Mutex<Option<Instant>>,
 }
 
 /// What a started login remembers until its callback.
@@ -160,9 +170,9 @@ pub struct Flow {
 pub struct Identity {
     /// `oidc:<provider>:<sub>`.
     pub subject: String,
-    /// The `name` claim.
+    /// The `name` claim (of the ID token, else of userinfo).
     pub name: String,
-    /// The `email` claim.
+    /// The `email` claim (of the ID token, else of userinfo).
     pub email: String,
     /// The groups claim.
     pub groups: Vec<String>,
@@ -225,6 +235,7 @@ impl Providers {
                     redirect,
                     post_logout,
                     discovered: RwLock::new(None),
+                    keys_refreshed: std::sync::Mutex::new(None),
                 },
             );
         }
@@ -274,6 +285,37 @@ impl Providers {
         if let Some(d) = slot.as_ref().filter(|d| d.at.elapsed() < REDISCOVER_AFTER) {
             return Ok(d.clone());
         }
+        let d = self.discover(p).await?;
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// The provider discovered again when `stale` does not know the key an
+    /// ID token was signed with (the provider rotated its keys); `None` when
+    /// the keys were fetched again too recently to try.
+    async fn with_fresh_keys(&self, p: &Provider, stale: &Discovered) -> Result<Option<Arc<Discovered>>> {
+        let mut slot = p.discovered.write().await;
+        // Another login may have fetched them while this one waited.
+        if let Some(d) = slot.as_ref().filter(|d| d.at > stale.at) {
+            return Ok(Some(d.clone()));
+        }
+        {
+            let mut refreshed = p
+                .keys_refreshed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if refreshed.is_some_and(|at| at.elapsed() < REFRESH_KEYS_EVERY) {
+                return Ok(None);
+            }
+            *refreshed = Some(Instant::now());
+        }
+        tracing::info!(provider = %p.settings.name, "an ID token is signed with an unknown key: fetching the keys again");
+        let d = self.discover(p).await?;
+        *slot = Some(d.clone());
+        Ok(Some(d))
+    }
+
+    async fn discover(&self, p: &Provider) -> Result<Arc<Discovered>> {
         let issuer = IssuerUrl::new(p.settings.issuer.clone()).map_err(|e| Error::invalid("issuer", e.to_string()))?;
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
@@ -293,13 +335,11 @@ impl Providers {
                 .map(|s| ClientSecret::new(s.expose().to_string())),
         )
         .set_redirect_uri(p.redirect.clone());
-        let d = Arc::new(Discovered {
+        Ok(Arc::new(Discovered {
             client,
             end_session,
             at: Instant::now(),
-        });
-        *slot = Some(d.clone());
-        Ok(d)
+        }))
     }
 
     /// Starts a login at `provider`: the URL to send the browser to, the
@@ -368,11 +408,20 @@ impl Providers {
         let Some(id_token) = tokens.id_token() else {
             return refuse("the provider sent no ID token".into());
         };
-        let verifier = d.client.id_token_verifier();
-        let claims = match id_token.claims(&verifier, &Nonce::new(flow.nonce)) {
+        let nonce = Nonce::new(flow.nonce);
+        let mut d = d;
+        let mut verified = id_token.claims(&d.client.id_token_verifier(), &nonce);
+        if let Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) = verified
+            && let Some(fresh) = self.with_fresh_keys(p, &d).await?
+        {
+            d = fresh;
+            verified = id_token.claims(&d.client.id_token_verifier(), &nonce);
+        }
+        let claims = match verified {
             Ok(c) => c,
             Err(e) => return refuse(format!("the ID token is not valid: {e}")),
         };
+        let verifier = d.client.id_token_verifier();
         if let Some(expected) = claims.access_token_hash() {
             let actual = id_token
                 .signing_alg()
@@ -383,8 +432,17 @@ impl Providers {
                 return refuse("the access token does not belong to the ID token".into());
             }
         }
-        let mut groups = claim_strings(&payload(id_token), &p.settings.groups_claim);
-        if groups.is_none()
+        let id_claims = payload(id_token);
+        let mut groups = claim_strings(&id_claims, &p.settings.groups_claim);
+        let mut name = claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
+        let mut email = claims.email().map(|e| e.as_str().to_string()).unwrap_or_default();
+        // Many providers put profile claims (and groups) only in userinfo
+        // when the code flow is used.
+        if (groups.is_none() || name.is_empty() || email.is_empty())
             && let Some(userinfo) = d.client.user_info_url()
         {
             let answer = self
@@ -393,22 +451,28 @@ impl Providers {
                 .bearer_auth(tokens.access_token().secret())
                 .send()
                 .await;
-            if let Ok(answer) = answer.and_then(reqwest::Response::error_for_status) {
-                groups = answer
-                    .json::<serde_json::Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| claim_strings(&v, &p.settings.groups_claim));
+            let info = match answer.and_then(reqwest::Response::error_for_status) {
+                Ok(answer) => answer.json::<serde_json::Value>().await.ok(),
+                Err(_) => None,
+            };
+            // Userinfo speaks for the ID token's subject only.
+            if let Some(info) =
+                info.filter(|i| i.get("sub").and_then(|s| s.as_str()) == Some(claims.subject().as_str()))
+            {
+                if groups.is_none() {
+                    groups = claim_strings(&info, &p.settings.groups_claim);
+                }
+                let text = |claim: &str| info.get(claim).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                if name.is_empty() {
+                    name = text("name");
+                }
+                if email.is_empty() {
+                    email = text("email");
+                }
             }
         }
         let groups = groups.unwrap_or_default();
         let platform_admin = groups.iter().any(|g| p.settings.admin_groups.contains(g));
-        let name = claims
-            .name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_default();
-        let email = claims.email().map(|e| e.as_str().to_string()).unwrap_or_default();
         Ok(Ok(Identity {
             subject: format!("oidc:{provider}:{}", claims.subject().as_str()),
             name,

@@ -105,6 +105,10 @@ pub struct Usage {
     pub scopes: Vec<ScopeUsage>,
     /// Partition id -> what its cluster reports it uses.
     pub observed: BTreeMap<String, BTreeMap<String, String>>,
+    /// Cluster -> what it reports the tenant's partitions there use.
+    pub observed_by_cluster: BTreeMap<String, BTreeMap<String, String>>,
+    /// Data centre -> the same, summed over its clusters.
+    pub observed_by_data_centre: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One point of usage history.
@@ -308,12 +312,17 @@ async fn usage(Signed(mut tenancy): Signed<Tenancy>, Path(tenant_id): Path<Strin
                 .collect(),
         })
         .collect();
-    let observed = r
-        .observed
-        .into_iter()
-        .map(|(p, l)| (p, l.amounts.into_iter().collect()))
-        .collect();
-    Ok(Json(Usage { scopes, observed }))
+    let amounts = |m: std::collections::HashMap<String, pb::ResourceList>| {
+        m.into_iter()
+            .map(|(k, l)| (k, l.amounts.into_iter().collect()))
+            .collect()
+    };
+    Ok(Json(Usage {
+        scopes,
+        observed: amounts(r.observed),
+        observed_by_cluster: amounts(r.observed_clusters),
+        observed_by_data_centre: amounts(r.observed_data_centres),
+    }))
 }
 
 #[utoipa::path(

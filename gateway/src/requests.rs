@@ -18,7 +18,7 @@ use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
-use crate::upstream::{Signed, Tenancy};
+use crate::upstream::{Federation, Signed, Tenancy};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -94,6 +94,10 @@ pub struct Form {
     count: i32,
     #[serde(default)]
     remarks: String,
+    /// Also keep spec x count for failover in each other data centre
+    /// provisioned into (the tenant's DR reserve).
+    #[serde(default)]
+    dr_reserve: bool,
 }
 
 impl From<Form> for pb::ResourceRequestForm {
@@ -114,6 +118,7 @@ impl From<Form> for pb::ResourceRequestForm {
             spec_id: f.spec_id,
             count: f.count,
             remarks: f.remarks,
+            dr_reserve: f.dr_reserve,
         }
     }
 }
@@ -136,6 +141,7 @@ impl From<pb::ResourceRequestForm> for Form {
             spec_id: f.spec_id,
             count: f.count,
             remarks: f.remarks,
+            dr_reserve: f.dr_reserve,
         }
     }
 }
@@ -355,15 +361,35 @@ async fn read(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> R
 )]
 async fn step(
     Signed(mut tenancy): Signed<Tenancy>,
+    Signed(mut federation): Signed<Federation>,
     Path((id, step)): Path<(String, String)>,
     body: Option<Body<StepBody>>,
 ) -> Result<Json<ResourceRequest>, ApiError> {
     let b = body.map(|Body(b)| b).unwrap_or_default();
+    // Each partition is in its cluster's data centre: take it from the
+    // cluster's registration, never from the form.
+    let mut data_centres = std::collections::HashMap::new();
+    for cluster in &b.clusters {
+        let found = federation
+            .get_cluster(pb::GetClusterRequest { id: cluster.clone() })
+            .await;
+        match found {
+            Ok(c) => data_centres.insert(cluster.clone(), c.into_inner().data_centre),
+            Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::InvalidArgument => {
+                return Err(ApiError::invalid(
+                    "clusters",
+                    format!("{cluster} is not a registered cluster"),
+                ));
+            }
+            Err(s) => return Err(s.into()),
+        };
+    }
     let request = pb::StepResourceRequestRequest {
         id,
         step,
         reason: b.reason,
         clusters: b.clusters,
+        data_centres,
     };
     Ok(Json(tenancy.step_resource_request(request).await?.into_inner().into()))
 }

@@ -1,5 +1,6 @@
 //! Browser sessions in Redis. A session id is 32 random bytes, new at every
-//! login (no fixation), carried in an HttpOnly, Secure, SameSite=Strict cookie.
+//! login (no fixation), carried in an HttpOnly, SameSite=Strict cookie,
+//! Secure when browsers reach the gateway over https (`PAAS_PUBLIC_URL`).
 //! A session ends after its idle timeout without use or its absolute timeout
 //! after login (defaults [`IDLE`] and [`ABSOLUTE`]), whichever comes first; "log out everywhere" ends all of a subject's
 //! sessions. Writes made with the cookie must carry the session's CSRF token
@@ -190,31 +191,46 @@ impl Sessions {
         Ok(ids.len())
     }
 
-    /// Counts a failed login for `who` (a user or an address) and returns the
-    /// failures in the current window.
+    /// Counts a login attempt for `who` (a user or an address) before its
+    /// credentials are checked, and returns the attempts in the current
+    /// window and the seconds until it ends. The increment and the window's
+    /// start are one script, so concurrent attempts each see their own count
+    /// and none escapes the limit.
     ///
     /// # Errors
     /// Redis fails.
-    pub async fn count_failure(&self, who: &str, window: Duration) -> Result<u64> {
-        let key = format!("{}:login-failures:{who}", self.prefix);
+    pub async fn count_attempt(&self, who: &str, window: Duration) -> Result<(u64, i64)> {
+        let script = redis::Script::new(
+            r"local n = redis.call('INCR', KEYS[1])
+              if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+              return {n, redis.call('TTL', KEYS[1])}",
+        );
         let mut redis = self.redis.clone();
-        let n: u64 = redis.incr(&key, 1).await.map_err(unavailable)?;
-        if n == 1 {
-            let _: () = redis.expire(&key, window.as_secs() as i64).await.map_err(unavailable)?;
-        }
-        Ok(n)
+        let (n, ttl): (u64, i64) = script
+            .key(format!("{}:login-failures:{who}", self.prefix))
+            .arg(window.as_secs())
+            .invoke_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        Ok((n, ttl.max(0)))
     }
 
-    /// Failed logins for `who` in the current window, and seconds until it ends.
+    /// Takes back one attempt [`Self::count_attempt`] counted for `who`
+    /// (it succeeded, or the check could not be made), never below zero.
     ///
     /// # Errors
     /// Redis fails.
-    pub async fn failures(&self, who: &str) -> Result<(u64, i64)> {
-        let key = format!("{}:login-failures:{who}", self.prefix);
+    pub async fn uncount_attempt(&self, who: &str) -> Result<()> {
+        let script = redis::Script::new(
+            r"if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end",
+        );
         let mut redis = self.redis.clone();
-        let n: Option<u64> = redis.get(&key).await.map_err(unavailable)?;
-        let ttl: i64 = redis.ttl(&key).await.map_err(unavailable)?;
-        Ok((n.unwrap_or(0), ttl.max(0)))
+        let _: () = script
+            .key(format!("{}:login-failures:{who}", self.prefix))
+            .invoke_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// Forgets the failures of `who` (after a successful login).

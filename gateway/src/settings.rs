@@ -19,7 +19,8 @@ pub const LOCAL_ADMIN_PASSWORD: &str = "PAAS_LOCAL_ADMIN_PASSWORD";
 pub const LOCAL_ADMIN_DISABLED: &str = "PAAS_LOCAL_ADMIN_DISABLED";
 
 /// The gateway's address as browsers reach it (scheme, host, port), used
-/// for OIDC redirect URIs. Default `http://` + the bound address.
+/// for OIDC redirect URIs; its scheme decides whether cookies are `Secure`
+/// ([`over_https`]). Default `http://` + the bound address.
 pub const PUBLIC_URL: &str = "PAAS_PUBLIC_URL";
 /// A browser session ends after this long unused (default 30m).
 pub const SESSION_IDLE: &str = "PAAS_SESSION_IDLE";
@@ -103,5 +104,57 @@ impl Settings {
                 absolute: env.or(SESSION_ABSOLUTE, crate::session::ABSOLUTE)?,
             },
         })
+    }
+}
+
+/// Whether browsers reach the gateway at `public_url` over https (so its
+/// cookies are `Secure`).
+pub fn over_https(public_url: &str) -> bool {
+    public_url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+/// Whether `public_url`'s host is this machine (`localhost` or a loopback
+/// address), where plain http does not cross a network.
+pub fn on_loopback(public_url: &str) -> bool {
+    let Some(host) = public_url
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(str::to_string))
+    else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_secure_over_https_and_plain_http_off_loopback_is_told() {
+        assert!(over_https("https://paas.corp.example"));
+        assert!(over_https("HTTPS://paas.corp.example:8443"));
+        assert!(!over_https("http://paas.corp.example"));
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+            "http://app.localhost",
+        ] {
+            assert!(on_loopback(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.5:8080",
+            "http://paas.corp.example",
+            "http://0.0.0.0:8080",
+            "not a url",
+        ] {
+            assert!(!on_loopback(remote), "{remote}");
+        }
     }
 }

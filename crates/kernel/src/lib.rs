@@ -13,6 +13,7 @@
 pub mod backoff;
 pub mod caller;
 pub mod db;
+pub mod dn;
 pub mod error;
 pub mod event;
 pub mod grpc;

@@ -17,13 +17,18 @@ use axum::{Json, Router};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::access_review;
 use crate::apply::Subresource;
 use crate::fault::{Fault, FaultHandle};
+use crate::negotiation::{Accept, Representation};
+use crate::openapi;
 use crate::patch::{self, PatchType};
+use crate::protobuf;
 use crate::resource::{self, ResourceId, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{Error, Result};
 use crate::store::{ListQuery, Store, WriteOptions, meta_str};
+use crate::table;
 use crate::watch::{self, WatchRequest};
 
 /// What the HTTP handlers share.
@@ -41,8 +46,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthy))
         .route("/readyz", get(healthy))
         .route("/livez", get(healthy))
-        .route("/openapi/v3", get(openapi_root))
-        .route("/openapi/v3/{*gv}", get(openapi_group_version))
+        .route("/openapi/v2", get(openapi::v2))
+        .route("/openapi/v3", get(openapi::root))
+        .route("/openapi/v3/{*gv}", get(openapi::group_version))
         .route("/api", get(core_versions))
         .route("/apis", get(group_list))
         .route("/api/{*rest}", any(core))
@@ -59,6 +65,12 @@ async fn fault_layer(State(state): State<ApiState>, req: Request, next: Next) ->
     }
     match fault {
         Fault::Healthy | Fault::Slow { .. } => next.run(req).await,
+        Fault::NotReady if req.uri().path() == "/readyz" => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n",
+        )
+            .into_response(),
+        Fault::NotReady => next.run(req).await,
         Fault::NoWatch => {
             let watching = req
                 .uri()
@@ -119,80 +131,6 @@ async fn not_found() -> Response {
     .into_response()
 }
 
-/// The OpenAPI v3 index: one document per group version.
-async fn openapi_root() -> Json<Value> {
-    let mut paths = serde_json::Map::new();
-    let mut gvs = vec![("", "v1")];
-    gvs.extend(resource::groups());
-    for (g, v) in gvs {
-        let key = if g.is_empty() {
-            format!("api/{v}")
-        } else {
-            format!("apis/{g}/{v}")
-        };
-        paths.insert(
-            key.clone(),
-            json!({ "serverRelativeURL": format!("/openapi/v3/{key}?hash=kubesim") }),
-        );
-    }
-    Json(json!({ "paths": paths }))
-}
-
-/// A minimal OpenAPI v3 document for a group version: the patch operation
-/// of each kind with its `fieldValidation` parameter, which is what kubectl
-/// reads to decide that the server validates fields itself. Schemas are not
-/// published, so clients cannot validate objects against them.
-async fn openapi_group_version(uri: Uri) -> Response {
-    let gv = uri.path().trim_start_matches("/openapi/v3/");
-    let (group, version) = match gv.split('/').collect::<Vec<_>>().as_slice() {
-        ["api", v] => (String::new(), v.to_string()),
-        ["apis", g, v] => (g.to_string(), v.to_string()),
-        _ => return not_found().await,
-    };
-    let mut paths = serde_json::Map::new();
-    for r in resource::RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
-        let prefix = if r.group.is_empty() {
-            format!("/api/{}", r.version)
-        } else {
-            format!("/apis/{}/{}", r.group, r.version)
-        };
-        let path = if r.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{prefix}/{}/{{name}}", r.plural)
-        };
-        let query =
-            |name: &str| json!({ "name": name, "in": "query", "schema": { "type": "string", "uniqueItems": true } });
-        paths.insert(
-            path,
-            json!({
-                "patch": {
-                    "operationId": format!("patch{}", r.kind),
-                    "parameters": [query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")],
-                    "responses": { "200": { "description": "OK" } },
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": { "group": r.group, "version": r.version, "kind": r.kind },
-                },
-            }),
-        );
-    }
-    if paths.is_empty() {
-        return not_found().await;
-    }
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "openapi": "3.0.0",
-            "info": { "title": "Kubernetes", "version": "v1.35.0" },
-            "paths": paths,
-            "components": { "schemas": {} },
-        }),
-    )
-}
-
 async fn healthy() -> &'static str {
     "ok"
 }
@@ -224,7 +162,8 @@ fn group_json(group: &str, version: &str) -> Value {
 }
 
 async fn group_list() -> Json<Value> {
-    let groups: Vec<Value> = resource::groups().into_iter().map(|(g, v)| group_json(g, v)).collect();
+    let mut groups: Vec<Value> = resource::groups().into_iter().map(|(g, v)| group_json(g, v)).collect();
+    groups.push(group_json(access_review::GROUP, access_review::VERSION));
     Json(json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups }))
 }
 
@@ -241,7 +180,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
         resources.push(json!({
             "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
             "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-            "shortNames": r.short_names,
+            "shortNames": r.short_names, "categories": r.categories(),
         }));
         for sub in r.subresources() {
             let mut entry = json!({
@@ -337,7 +276,12 @@ async fn grouped(
         .to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
-        [group] => match resource::groups().into_iter().find(|(g, _)| g == group) {
+        [access_review::GROUP, access_review::VERSION, rest @ ..] => review(&method, rest, &headers, body),
+        [group] => match resource::groups()
+            .into_iter()
+            .chain([(access_review::GROUP, access_review::VERSION)])
+            .find(|(g, _)| g == group)
+        {
             Some((g, v)) => {
                 let mut body = group_json(g, v);
                 body["kind"] = json!("APIGroup");
@@ -348,6 +292,18 @@ async fn grouped(
         },
         [group, version, rest @ ..] => dispatch(state, method, group, version, rest, params, headers, body).await,
         _ => not_found().await,
+    }
+}
+
+/// An access review (`kubectl auth can-i`), in JSON or protobuf.
+fn review(method: &Method, rest: &[&str], headers: &HeaderMap, body: Bytes) -> Response {
+    if rest.is_empty() {
+        return json_response(StatusCode::OK, &access_review::resource_list());
+    }
+    let answer = request_body(headers, body).and_then(|b| access_review::handle(method, rest, &b));
+    match answer {
+        Ok((code, review)) => Accept::parse(headers, false).respond(code, &review, false),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -372,20 +328,48 @@ async fn dispatch(
         }
         Err(e) => return e.into_response(),
     };
+    let accept = Accept::parse(&headers, flag(&params, "watch"));
+    let body = match request_body(&headers, body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let read = method == Method::GET;
     match handle(&state, &method, &target, &params, &headers, &body) {
-        Ok(Reply::Object(code, v)) => json_response(code, &v),
+        Ok(Reply::Object(code, v)) => accept.respond(code, &v, read),
+        Ok(Reply::Raw(code, "application/json", bytes)) if accept.first() != Some(&Representation::Json) => {
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => accept.respond(code, &v, read),
+                Err(e) => Error::Internal(e.to_string()).into_response(),
+            }
+        }
         Ok(Reply::Raw(code, content_type, bytes)) => {
             (code, [(header::CONTENT_TYPE, content_type)], bytes).into_response()
         }
+        Ok(Reply::Stream(content_type, body)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         Ok(Reply::Watch(req)) => {
+            let rt = resource::get(req.resource);
+            let protobuf_form = protobuf::has_form(&rt.api_version(), rt.kind);
             let stream = watch::stream(state.store.clone(), req, state.faults.clone());
+            let (content_type, body) = match accept.for_watch(protobuf_form) {
+                Some(Representation::Table(version)) => (
+                    "application/json",
+                    Body::from_stream(table::watch(stream, version.clone())),
+                ),
+                Some(Representation::Json) => ("application/json", Body::from_stream(stream)),
+                Some(Representation::Protobuf) => {
+                    (protobuf::WATCH_MEDIA_TYPE, Body::from_stream(protobuf::watch(stream)))
+                }
+                _ => return accept.respond(StatusCode::OK, &Value::Null, false),
+            };
             (
                 StatusCode::OK,
                 [
-                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CONTENT_TYPE, content_type),
                     (header::CACHE_CONTROL, "no-cache, private"),
                 ],
-                Body::from_stream(stream),
+                body,
             )
                 .into_response()
         }
@@ -396,6 +380,7 @@ async fn dispatch(
 enum Reply {
     Object(StatusCode, Value),
     Raw(StatusCode, &'static str, Vec<u8>),
+    Stream(&'static str, Body),
     Watch(WatchRequest),
 }
 
@@ -411,6 +396,21 @@ fn default_manager(headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("unknown");
     agent.split('/').next().unwrap_or("unknown").chars().take(128).collect()
+}
+
+/// A protobuf request body as the JSON the handlers read; other bodies as sent.
+fn request_body(headers: &HeaderMap, body: Bytes) -> Result<Bytes> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !protobuf::is_protobuf(content_type) {
+        return Ok(body);
+    }
+    let obj = protobuf::decode(&body)?;
+    Ok(Bytes::from(
+        serde_json::to_vec(&obj).map_err(|e| Error::Internal(e.to_string()))?,
+    ))
 }
 
 fn decode_body(body: &Bytes, yaml_ok: bool) -> Result<Value> {
@@ -588,7 +588,11 @@ fn handle(
                 || options["dryRun"]
                     .as_array()
                     .is_some_and(|d| d.iter().any(|v| v == "All"));
-            ok_arc(store.delete(t.rid, &ns, name, policy == "Orphan", dry_run)?)
+            let grace = params
+                .get("gracePeriodSeconds")
+                .and_then(|g| g.parse::<i64>().ok())
+                .or_else(|| options["gracePeriodSeconds"].as_i64());
+            ok_arc(store.delete_with_grace(t.rid, &ns, name, policy == "Orphan", dry_run, grace)?)
         }
         (Some(name), Some("scale"), m) if rt.scale => scale(store, t.rid, &ns, name, &m, headers, body, &opts),
         (Some(name), Some("log"), Method::GET) if t.rid == resource::PODS => logs(store, &ns, name, params),
@@ -676,7 +680,7 @@ fn scale(
     Ok(Reply::Object(StatusCode::OK, scale_of(&updated)))
 }
 
-fn logs(store: &Store, ns: &str, name: &str, params: &HashMap<String, String>) -> Result<Reply> {
+fn logs(store: &Arc<Store>, ns: &str, name: &str, params: &HashMap<String, String>) -> Result<Reply> {
     let pod = store.get(resource::PODS, ns, name)?;
     let containers: Vec<String> = pod["spec"]["containers"]
         .as_array()
@@ -697,14 +701,27 @@ fn logs(store: &Store, ns: &str, name: &str, params: &HashMap<String, String>) -
             )));
         }
     };
-    if pod["status"]["phase"] != "Running" {
+    if !matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Running" | "Succeeded" | "Failed")
+    ) {
         return Err(Error::BadRequest(format!(
             "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
         )));
     }
-    let started = pod["status"]["startTime"].as_str().unwrap_or_default();
-    let mut lines: Vec<String> = (1..=20)
-        .map(|i| format!("{started} INFO {name}/{container}: simulated log line {i}\n"))
+    let spec = pod["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    if flag(params, "follow") {
+        let tail = params.get("tailLines").and_then(|t| t.parse::<usize>().ok());
+        let stream = crate::container::follow(store.clone(), ns.to_string(), name.to_string(), container, tail);
+        return Ok(Reply::Stream("text/plain", Body::from_stream(stream)));
+    }
+    let mut lines: Vec<String> = crate::container::log_lines(&pod, &spec, Duration::ZERO)
+        .into_iter()
+        .map(|l| l + "\n")
         .collect();
     if let Some(tail) = params.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
         let skip = lines.len().saturating_sub(tail);

@@ -22,7 +22,7 @@ use crate::resource;
 use crate::scheduler;
 use crate::status::{Error, Result};
 use crate::store::{Store, WriteOptions};
-use crate::{kubeconfig, quota, workload};
+use crate::{autoscaler, container, cron_job, event, job, kubeconfig, quota, storage, workload};
 
 /// How a simulated cluster looks and behaves.
 #[derive(Debug, Clone)]
@@ -45,6 +45,17 @@ pub struct ClusterConfig {
     pub bookmark_interval: Duration,
     /// Where the kubeconfig is written; a fresh temporary directory if `None`.
     pub kubeconfig_dir: Option<PathBuf>,
+    /// How long an Event lives after it was last seen (the API server's `--event-ttl`).
+    pub event_ttl: Duration,
+    /// How often the watch history is compacted: each time, events older than
+    /// the previous compaction's resourceVersion go, so a watch from before
+    /// then gets 410 Gone (the API server's `--etcd-compaction-interval`).
+    /// Start-up is compacted once as well. `None` keeps the history (up to
+    /// `event_window` events).
+    pub compaction_interval: Option<Duration>,
+    /// The back-off before a Job replaces a failed pod, doubled per failure
+    /// (the real Job controller's is 10 s).
+    pub job_backoff: Duration,
 }
 
 /// Three nodes of 4 cpu / 16Gi, so a demo fleet fits typical test workloads.
@@ -55,6 +66,12 @@ const DEFAULT_READY_DELAY: Duration = Duration::from_millis(200);
 const DEFAULT_EVENT_WINDOW: usize = 10_000;
 /// Much shorter than the real minute so reflectors advance quickly in tests.
 const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(1);
+/// The API server's default `--event-ttl`.
+const DEFAULT_EVENT_TTL: Duration = Duration::from_secs(3600);
+/// The API server's default `--etcd-compaction-interval`.
+const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+/// The Job controller's default back-off.
+const DEFAULT_JOB_BACKOFF: Duration = Duration::from_secs(10);
 
 impl ClusterConfig {
     /// Defaults for a cluster called `name`.
@@ -69,6 +86,9 @@ impl ClusterConfig {
             event_window: DEFAULT_EVENT_WINDOW,
             bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
             kubeconfig_dir: None,
+            event_ttl: DEFAULT_EVENT_TTL,
+            compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
+            job_backoff: DEFAULT_JOB_BACKOFF,
         }
     }
 }
@@ -114,6 +134,12 @@ impl Cluster {
         ) {
             store.create(resource::NODES, "", node, &WriteOptions::by("kubelet"))?;
         }
+        store.create(resource::STORAGECLASSES, "", storage::default_class(), &setup)?;
+        if config.compaction_interval.is_some() {
+            // Like a real cluster's, the history starts after start-up: a
+            // watch from an older resourceVersion gets 410 Gone.
+            store.compact();
+        }
         let faults = FaultHandle::default();
         let bind = |what: &'static str| async move {
             TcpListener::bind("127.0.0.1:0").await.map_err(|source| Error::Io {
@@ -156,8 +182,12 @@ impl Cluster {
         let tasks = vec![
             tokio::spawn(serve_api(listener, addr, app, faults.clone())),
             tokio::spawn(serve_admin(admin, store.clone(), faults.clone())),
-            tokio::spawn(simulate(store.clone(), faults.clone(), config.ready_delay)),
+            tokio::spawn(simulate(store.clone(), faults.clone(), Timing::of(&config))),
         ];
+        let mut tasks = tasks;
+        if let Some(every) = config.compaction_interval {
+            tasks.push(tokio::spawn(compact_periodically(store.clone(), every)));
+        }
         Ok(RunningCluster {
             name: config.name,
             addr,
@@ -213,7 +243,7 @@ struct AdminState {
 }
 
 /// `GET/POST /_kubesim/fault` (`{"fault":"down"}`, `{"fault":"slow","ms":200}`,
-/// `{"fault":"flaky","share":0.5}`, `{"fault":"recover"}`, ...) and
+/// `{"fault":"flaky","share":0.5}`, `{"fault":"notready"}`, `{"fault":"recover"}`, ...) and
 /// `POST /_kubesim/compact`.
 fn admin_router(store: Arc<Store>, faults: FaultHandle) -> Router {
     async fn get_fault(State(s): State<AdminState>) -> Json<Fault> {
@@ -239,23 +269,72 @@ async fn serve_admin(listener: TcpListener, store: Arc<Store>, faults: FaultHand
     }
 }
 
+/// Compacts the watch history every `every`, up to where it stood at the
+/// previous compaction, so a watch can always resume from the last interval.
+async fn compact_periodically(store: Arc<Store>, every: Duration) {
+    let mut mark = store.resource_version();
+    loop {
+        tokio::time::sleep(every).await;
+        store.compact_to(mark);
+        mark = store.resource_version();
+    }
+}
+
+/// The simulation's clocks, from the cluster's configuration.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    ready_delay: Duration,
+    event_ttl: Duration,
+    job_backoff: Duration,
+}
+
+impl Timing {
+    fn of(config: &ClusterConfig) -> Self {
+        Self {
+            ready_delay: config.ready_delay,
+            event_ttl: config.event_ttl,
+            job_backoff: config.job_backoff,
+        }
+    }
+}
+
+/// How often expired Events are looked for.
+const EVENT_SWEEP: Duration = Duration::from_secs(1);
+
 /// The controllers, scheduler and kubelets, level-triggered: a pass after
 /// every change, when a pod is due to start, and at least twice a second.
-async fn simulate(store: Arc<Store>, faults: FaultHandle, ready_delay: Duration) {
+async fn simulate(store: Arc<Store>, faults: FaultHandle, timing: Timing) {
     let mut seen = HashMap::new();
+    let mut running = HashMap::new();
+    let mut stopping = HashMap::new();
+    let mut announced = HashMap::new();
+    let mut swept = std::time::Instant::now();
     loop {
         let mut wake = Duration::from_millis(500);
         if faults.get() != Fault::Down {
             scheduler::schedule(&store);
-            if let Some(next) = scheduler::run_kubelets(&store, ready_delay, &mut seen) {
+            let due = [
+                scheduler::run_kubelets(&store, timing.ready_delay, &mut seen),
+                container::finish(&store, &mut running),
+                container::terminate(&store, &mut stopping),
+                job::reconcile(&store, timing.job_backoff),
+            ];
+            for next in due.into_iter().flatten() {
                 wake = wake.min(next);
             }
             workload::reconcile_deployments(&store);
             workload::reconcile_replicasets(&store);
             workload::reconcile_statefulsets(&store);
             workload::reconcile_daemonsets(&store);
+            cron_job::reconcile(&store, &mut announced);
+            autoscaler::reconcile(&store);
+            storage::reconcile(&store);
             quota::reconcile(&store);
             store.finish_terminating_namespaces();
+            if swept.elapsed() >= EVENT_SWEEP {
+                event::expire(&store, timing.event_ttl);
+                swept = std::time::Instant::now();
+            }
         }
         tokio::select! {
             () = store.changed().notified() => {
@@ -346,7 +425,8 @@ impl Fleet {
 
 /// The `paas kubesim --clusters N` entry point: starts `clusters` clusters
 /// named `<prefix>-0..N` from `template` (its name is the prefix), prints each
-/// one's name, URL, admin URL and kubeconfig path, and serves until Ctrl-C.
+/// one's name, URL, admin URL and kubeconfig path, and serves until SIGINT
+/// (Ctrl-C) or SIGTERM, then removes the kubeconfig folders it created.
 ///
 /// # Errors
 /// As [`Cluster::start`], or if the Ctrl-C handler cannot be installed.
@@ -365,9 +445,19 @@ pub async fn run_standalone(clusters: usize, template: ClusterConfig) -> Result<
             c.kubeconfig_path().display()
         );
     }
-    tokio::signal::ctrl_c().await.map_err(|source| Error::Io {
-        context: "waiting for Ctrl-C".into(),
-        source,
-    })?;
+    // Returning drops the fleet, which removes the temporary kubeconfig folders.
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|source| Error::Io {
+            context: "installing the SIGTERM handler".into(),
+            source,
+        })?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.map_err(|source| Error::Io {
+            context: "waiting for Ctrl-C".into(),
+            source,
+        })?,
+        _ = terminate.recv() => {}
+    }
+    drop(fleet);
     Ok(())
 }

@@ -35,6 +35,11 @@ pub enum Fault {
     /// request is served, as behind a proxy that does not pass long-lived
     /// streams.
     NoWatch,
+    /// `/readyz` fails (500, as when a readiness check such as etcd fails)
+    /// while `/livez`, `/healthz` and the API answer normally: a cluster
+    /// that is reachable but NotReady.
+    #[serde(rename = "notready")]
+    NotReady,
 }
 
 impl Fault {
@@ -105,5 +110,7 @@ mod tests {
         assert_eq!(f, Fault::Healthy);
         let f: Fault = serde_json::from_str(r#"{"fault":"flaky","share":0.5}"#).unwrap();
         assert_eq!(f, Fault::Flaky { share: 0.5 });
+        let f: Fault = serde_json::from_str(r#"{"fault":"notready"}"#).unwrap();
+        assert_eq!(f, Fault::NotReady);
     }
 }

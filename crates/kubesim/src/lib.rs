@@ -9,7 +9,11 @@
 //! and conflicts; errors as `Status` objects. It simulates what a cluster
 //! reports back: nodes, scheduling by requests, pods becoming ready after a
 //! delay, Deployment/ReplicaSet/StatefulSet/DaemonSet controllers and rollout
-//! status, ResourceQuota usage and refusals. Many clusters run in one process
+//! status, ResourceQuota usage and refusals, Jobs and CronJobs (pods whose
+//! outcome, duration and log follow a documented rule, see
+//! [`EXIT_CODE_ANNOTATION`]), Events with the real reasons, StorageClasses
+//! and PersistentVolumeClaims binding, and a watch history compacted like
+//! etcd's. Many clusters run in one process
 //! ([`Fleet`]), each with a kubeconfig and per-cluster fault injection
 //! ([`Fault`]).
 //!
@@ -19,32 +23,52 @@
 //! Tests start clusters with [`Cluster::start`] and connect through
 //! [`RunningCluster::kubeconfig_path`].
 //!
+//! Requests and answers may be JSON or, for the built-in kinds, protobuf
+//! (`application/vnd.kubernetes.protobuf`, as kubectl 1.32+ sends; watches
+//! too); reads
+//! answer `meta.k8s.io` Tables with each kind's printer columns when asked
+//! (`kubectl get`); discovery carries categories (`kubectl get all`) and
+//! `/openapi/v3` the schemas of the built-in kinds (`kubectl explain`).
+//! `CONFORMANCE.md` records every served behaviour, the test that pins it,
+//! and the known differences from Kubernetes.
+//!
 //! It does not own authentication or authorization (every request is
-//! allowed), admission webhooks, CRDs, protobuf, TLS, persistent storage,
-//! OpenAPI schemas (`/openapi/v3` lists each kind's patch operation with its
-//! `fieldValidation` parameter so kubectl leaves validation to the server, but
-//! unknown fields are not rejected; `/openapi/v2` is 404), or real containers.
+//! allowed, and access reviews say so), admission webhooks, CRDs, TLS,
+//! persistent storage, or real containers.
 
 #![warn(missing_docs)]
 
+mod access_review;
 mod api;
 mod apply;
+mod autoscaler;
 mod cluster;
+mod container;
+mod cron_job;
+mod defaults;
+mod event;
 mod fault;
+mod job;
 mod kubeconfig;
+mod negotiation;
+mod openapi;
 mod patch;
+mod protobuf;
 mod quantity;
 mod quota;
 pub mod resource;
 mod scheduler;
 mod selector;
 mod status;
+mod storage;
 mod store;
+mod table;
 mod watch;
 mod workload;
 
 pub use apply::Subresource;
 pub use cluster::{Cluster, ClusterConfig, Fleet, RunningCluster, run_standalone};
+pub use container::{EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION};
 pub use fault::{Fault, FaultHandle};
 pub use quantity::Quantity;
 pub use status::{Error, Result};

@@ -54,6 +54,20 @@ pub const STATEFULSETS: ResourceId = 13;
 pub const DAEMONSETS: ResourceId = 14;
 /// `apps/v1` ReplicaSet.
 pub const REPLICASETS: ResourceId = 15;
+/// `v1` Event.
+pub const EVENTS: ResourceId = 9;
+/// `autoscaling/v2` HorizontalPodAutoscaler.
+pub const HORIZONTALPODAUTOSCALERS: ResourceId = 18;
+/// `batch/v1` Job.
+pub const JOBS: ResourceId = 21;
+/// `batch/v1` CronJob.
+pub const CRONJOBS: ResourceId = 22;
+/// `events.k8s.io/v1` Event: the same events as [`EVENTS`] in the newer schema.
+pub const EVENTS_V1: ResourceId = 23;
+/// `storage.k8s.io/v1` StorageClass.
+pub const STORAGECLASSES: ResourceId = 24;
+/// `v1` PersistentVolume.
+pub const PERSISTENTVOLUMES: ResourceId = 25;
 
 #[allow(clippy::too_many_arguments)]
 const fn rt(
@@ -263,6 +277,64 @@ pub static RESOURCES: &[ResourceType] = &[
         false,
         false,
     ),
+    rt("batch", "v1", "jobs", "job", "Job", true, &[], true, false),
+    rt(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        &["cj"],
+        true,
+        false,
+    ),
+    rt(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "event",
+        "Event",
+        true,
+        &[],
+        false,
+        false,
+    ),
+    rt(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "storageclass",
+        "StorageClass",
+        false,
+        &["sc"],
+        false,
+        false,
+    ),
+    rt(
+        "",
+        "v1",
+        "persistentvolumes",
+        "persistentvolume",
+        "PersistentVolume",
+        false,
+        &["pv"],
+        true,
+        false,
+    ),
+    // Served so `kubectl apply --prune`'s default allow-list resolves; no
+    // controller manages its pods.
+    rt(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "replicationcontroller",
+        "ReplicationController",
+        true,
+        &["rc"],
+        true,
+        true,
+    ),
 ];
 
 /// The resource kind with this index.
@@ -296,6 +368,24 @@ impl ResourceType {
             self.plural.to_string()
         } else {
             format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The discovery categories of this kind: `all` for the workload kinds
+    /// `kubectl get all` lists, as on a real API server.
+    pub fn categories(&self) -> &'static [&'static str] {
+        match self.plural {
+            "pods"
+            | "services"
+            | "deployments"
+            | "replicasets"
+            | "statefulsets"
+            | "daemonsets"
+            | "jobs"
+            | "cronjobs"
+            | "horizontalpodautoscalers"
+            | "replicationcontrollers" => &["all"],
+            _ => &[],
         }
     }
 
@@ -345,5 +435,13 @@ mod tests {
         assert_eq!(get(STATEFULSETS).plural, "statefulsets");
         assert_eq!(get(DAEMONSETS).plural, "daemonsets");
         assert_eq!(get(REPLICASETS).plural, "replicasets");
+        assert_eq!(get(EVENTS).api_version(), "v1");
+        assert_eq!(get(EVENTS).plural, "events");
+        assert_eq!(get(JOBS).qualified(), "jobs.batch");
+        assert_eq!(get(HORIZONTALPODAUTOSCALERS).plural, "horizontalpodautoscalers");
+        assert_eq!(get(CRONJOBS).qualified(), "cronjobs.batch");
+        assert_eq!(get(EVENTS_V1).qualified(), "events.events.k8s.io");
+        assert_eq!(get(STORAGECLASSES).qualified(), "storageclasses.storage.k8s.io");
+        assert_eq!(get(PERSISTENTVOLUMES).plural, "persistentvolumes");
     }
 }

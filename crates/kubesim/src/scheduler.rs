@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::event::{self, Source, Type};
 use crate::quantity::Quantity;
 use crate::quota::pod_amount;
 use crate::resource;
@@ -73,22 +74,27 @@ fn requests(pod: &Value) -> (Quantity, Quantity) {
     )
 }
 
-fn write_pod_status(store: &Store, pod: &Value, status: Value) {
+fn write_pod_status(store: &Store, pod: &Value, status: Value) -> Option<std::sync::Arc<Value>> {
     if pod.get("status") == Some(&status) {
-        return;
+        return None;
     }
-    let _ = store.modify(
-        resource::PODS,
-        meta_str(pod, "namespace"),
-        meta_str(pod, "name"),
-        &WriteOptions::by("kubelet").status(),
-        |cur| {
-            let mut c = cur.clone();
-            c["status"] = status;
-            Ok(c)
-        },
-    );
+    store
+        .modify(
+            resource::PODS,
+            meta_str(pod, "namespace"),
+            meta_str(pod, "name"),
+            &WriteOptions::by("kubelet").status(),
+            |cur| {
+                let mut c = cur.clone();
+                c["status"] = status;
+                Ok(c)
+            },
+        )
+        .ok()
 }
+
+/// The scheduler's name in events.
+const SCHEDULER: &str = "default-scheduler";
 
 /// Binds pending pods to nodes that fit them.
 pub(crate) fn schedule(store: &Store) {
@@ -144,7 +150,20 @@ pub(crate) fn schedule(store: &Store) {
                     let mut status = p["status"].clone();
                     status["conditions"] =
                         json!([{ "type": "PodScheduled", "status": "True", "lastTransitionTime": store::now() }]);
-                    write_pod_status(store, &p, status);
+                    let p = write_pod_status(store, &p, status).unwrap_or(p);
+                    let message = format!(
+                        "Successfully assigned {}/{} to {node}",
+                        meta_str(&p, "namespace"),
+                        meta_str(&p, "name")
+                    );
+                    event::record(
+                        store,
+                        &p,
+                        Type::Normal,
+                        "Scheduled",
+                        &message,
+                        Source::controller(SCHEDULER),
+                    );
                 }
             }
             None => {
@@ -175,7 +194,17 @@ pub(crate) fn schedule(store: &Store) {
                     "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": message, "lastTransitionTime": transition,
                 }]);
-                write_pod_status(store, pod, status);
+                // Reported when the scheduler's verdict changes, not on every pass.
+                if let Some(p) = write_pod_status(store, pod, status) {
+                    event::record(
+                        store,
+                        &p,
+                        Type::Warning,
+                        "FailedScheduling",
+                        &message,
+                        Source::controller(SCHEDULER),
+                    );
+                }
             }
         }
     }
@@ -198,7 +227,8 @@ pub(crate) fn run_kubelets(
     let now = Instant::now();
     let mut next: Option<Duration> = None;
     let mut alive = std::collections::HashSet::new();
-    for pod in store.all(resource::PODS) {
+    let all = store.all(resource::PODS);
+    for pod in all.iter().cloned() {
         let uid = meta_str(&pod, "uid").to_string();
         alive.insert(uid.clone());
         if !bound(&pod) || pod["status"]["phase"] != "Pending" {
@@ -238,8 +268,75 @@ pub(crate) fn run_kubelets(
             "containerStatuses": containers,
             "qosClass": pod["status"]["qosClass"],
         });
-        write_pod_status(store, &pod, status);
+        if let Some(p) = write_pod_status(store, &pod, status) {
+            let present = |image: &str| {
+                pods_on_node(&all, node).any(|other| {
+                    other["status"]["phase"] != "Pending"
+                        && other["metadata"]["uid"] != p["metadata"]["uid"]
+                        && uses_image(other, image)
+                })
+            };
+            container_start_events(store, &p, node, ready_delay, &present);
+        }
     }
     seen.retain(|uid, _| alive.contains(uid));
     next
+}
+
+fn pods_on_node<'a>(pods: &'a [std::sync::Arc<Value>], node: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    pods.iter().map(|p| &**p).filter(move |p| p["spec"]["nodeName"] == node)
+}
+
+fn uses_image(pod: &Value, image: &str) -> bool {
+    pod["spec"]["containers"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["image"] == image))
+}
+
+/// A duration as Go prints it (`200ms`, `1.5s`), as the kubelet's messages show it.
+fn go_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// The kubelet's events for starting a pod's containers: the image pulled
+/// (or already present on the node, unless `imagePullPolicy: Always`), the
+/// container created and started.
+fn container_start_events(store: &Store, pod: &Value, node: &str, pull_time: Duration, present: &dyn Fn(&str) -> bool) {
+    let source = Source::kubelet(node);
+    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or_default();
+        let image = c["image"].as_str().unwrap_or_default();
+        let always = c["imagePullPolicy"] == "Always"
+            || (c["imagePullPolicy"].is_null() && (image.ends_with(":latest") || !image.contains(':')));
+        let record = |reason: &str, message: &str| {
+            event::record_container(store, pod, name, Type::Normal, reason, message, source);
+        };
+        if always || !present(image) {
+            record("Pulling", &format!("Pulling image \"{image}\""));
+            let size = 10_000_000
+                + image
+                    .bytes()
+                    .fold(0_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                    % 90_000_000;
+            let took = go_duration(pull_time);
+            record(
+                "Pulled",
+                &format!(
+                    "Successfully pulled image \"{image}\" in {took} ({took} including waiting). \
+                     Image size: {size} bytes."
+                ),
+            );
+        } else {
+            record(
+                "Pulled",
+                &format!("Container image \"{image}\" already present on machine"),
+            );
+        }
+        record("Created", &format!("Created container: {name}"));
+        record("Started", &format!("Started container {name}"));
+    }
 }

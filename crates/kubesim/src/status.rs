@@ -73,6 +73,9 @@ pub enum Error {
     /// 410 `Expired`: a resourceVersion or continue token older than the retained window.
     #[error("{0}")]
     Expired(String),
+    /// 406 `NotAcceptable`: no representation the `Accept` header allows.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// 415 `UnsupportedMediaType`.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -160,6 +163,7 @@ impl Error {
             Self::Forbidden { .. } => 403,
             Self::MethodNotAllowed(_) => 405,
             Self::Expired(_) => 410,
+            Self::NotAcceptable(_) => 406,
             Self::UnsupportedMediaType(_) => 415,
             Self::Unavailable(_) => 503,
             Self::Internal(_) | Self::Io { .. } => 500,
@@ -176,6 +180,7 @@ impl Error {
             Self::Forbidden { .. } => "Forbidden",
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::Expired(_) => "Expired",
+            Self::NotAcceptable(_) => "NotAcceptable",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) | Self::Io { .. } => "InternalError",

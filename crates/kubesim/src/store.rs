@@ -127,6 +127,7 @@ pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Event>>,
     changed: Notify,
+    event_limiter: crate::event::Limiter,
 }
 
 pub(crate) fn now() -> String {
@@ -293,7 +294,13 @@ impl Store {
             }),
             events,
             changed: Notify::new(),
+            event_limiter: crate::event::Limiter::default(),
         }
+    }
+
+    /// The rate limiter of the cluster's event sources.
+    pub(crate) fn event_limiter(&self) -> &crate::event::Limiter {
+        &self.event_limiter
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -318,6 +325,17 @@ impl Store {
         st.compacted = st.rv;
     }
 
+    /// Drops the retained watch events up to `rv`, as the API server's
+    /// periodic etcd compaction does: watches from before it get 410 Gone.
+    pub fn compact_to(&self, rv: u64) {
+        let mut st = self.lock();
+        let rv = rv.min(st.rv);
+        while st.log.front().is_some_and(|e| e.rv <= rv) {
+            st.log.pop_front();
+        }
+        st.compacted = st.compacted.max(rv);
+    }
+
     /// Changes how many watch events are retained.
     pub fn set_window(&self, window: usize) {
         let mut st = self.lock();
@@ -330,6 +348,43 @@ impl Store {
     }
 
     fn record(
+        &self,
+        st: &mut State,
+        rid: ResourceId,
+        kind: EventType,
+        object: Arc<Value>,
+        previous: Option<Arc<Value>>,
+    ) {
+        let mirrored = crate::event::mirror(rid, &object);
+        self.record_one(st, rid, kind, object, previous);
+        // The two Event schemas are views of one stored event: a write to
+        // either shows in both.
+        if let Some((other, mut converted)) = mirrored {
+            let rt = resource::get(other);
+            let k = key(rt, meta_str(&converted, "namespace"), meta_str(&converted, "name"));
+            let rv = st.next_rv();
+            converted["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let converted = Arc::new(converted);
+            match kind {
+                EventType::Deleted => {
+                    if st.take(other, &k).is_some() {
+                        self.record_one(st, other, kind, converted, None);
+                    }
+                }
+                _ => {
+                    let before = st.put(other, k, converted.clone());
+                    let kind = if before.is_some() {
+                        EventType::Modified
+                    } else {
+                        EventType::Added
+                    };
+                    self.record_one(st, other, kind, converted, before);
+                }
+            }
+        }
+    }
+
+    fn record_one(
         &self,
         st: &mut State,
         rid: ResourceId,
@@ -432,6 +487,14 @@ impl Store {
             continue_token,
             remaining,
         })
+    }
+
+    /// How many watches are open: the streams being served and in-process
+    /// subscribers of [`Self::watch_now`] or [`Self::watch_from`]. A test
+    /// waits on it to know a fault has ended the watches before it changes
+    /// what they would have seen.
+    pub fn open_watches(&self) -> usize {
+        self.events.receiver_count()
     }
 
     /// Subscribes to changes after `since`: the retained events to replay and
@@ -543,11 +606,10 @@ impl Store {
         if st.objects[rid].contains_key(&k) {
             return Err(Error::already_exists(rt, &name));
         }
-        if rt.status
-            && rid != resource::NODES
-            && let Some(m) = obj.as_object_mut()
-        {
-            m.remove("status");
+        // The API server ignores a status sent on create, and answers with an
+        // empty one for the controllers to fill in.
+        if rt.status && rid != resource::NODES && rid != resource::PERSISTENTVOLUMES {
+            obj["status"] = json!({});
         }
         if let Some(meta) = obj["metadata"].as_object_mut() {
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -555,7 +617,7 @@ impl Store {
             meta.remove("deletionTimestamp");
             meta.remove("resourceVersion");
             meta.remove("selfLink");
-            if rt.status {
+            if rt.status && rid != resource::NAMESPACES {
                 meta.insert("generation".into(), json!(1));
             }
         }
@@ -757,6 +819,7 @@ impl Store {
             "uid",
             "creationTimestamp",
             "deletionTimestamp",
+            "deletionGracePeriodSeconds",
             "generation",
             "resourceVersion",
         ] {
@@ -783,7 +846,7 @@ impl Store {
             return Err(Error::invalid(rt, name, &problems));
         }
         workload::default_object(rid, &mut new, st);
-        if rt.status && spec_of(&new) != spec_of(old) {
+        if rt.status && rid != resource::NAMESPACES && spec_of(&new) != spec_of(old) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             new["metadata"]["generation"] = json!(generation);
         }
@@ -803,8 +866,11 @@ impl Store {
         if opts.dry_run {
             return Ok(Arc::new(new));
         }
+        // A pod in its termination grace period is not removed by an update:
+        // its kubelet removes it (a delete with grace period 0).
         let finalized = new["metadata"].get("deletionTimestamp").is_some()
-            && new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+            && new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+            && old["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
         let rv = st.next_rv();
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         let k = key(rt, ns, name);
@@ -827,6 +893,26 @@ impl Store {
     /// # Errors
     /// 404 if absent.
     pub fn delete(&self, rid: ResourceId, ns: &str, name: &str, orphan: bool, dry_run: bool) -> Result<Arc<Value>> {
+        self.delete_with_grace(rid, ns, name, orphan, dry_run, None)
+    }
+
+    /// [`Store::delete`] with the DeleteOptions' `gracePeriodSeconds`: a
+    /// pod bound to a node and not finished is only marked (deletionTimestamp
+    /// `grace` seconds ahead, `deletionGracePeriodSeconds`), by default its
+    /// `terminationGracePeriodSeconds` (30); its kubelet stops the containers
+    /// and removes it with grace 0.
+    ///
+    /// # Errors
+    /// 404 if absent.
+    pub fn delete_with_grace(
+        &self,
+        rid: ResourceId,
+        ns: &str,
+        name: &str,
+        orphan: bool,
+        dry_run: bool,
+        grace: Option<i64>,
+    ) -> Result<Arc<Value>> {
         let mut st = self.lock();
         let rt = resource::get(rid);
         let old = st.objects[rid]
@@ -836,10 +922,17 @@ impl Store {
         if dry_run {
             return Ok(old);
         }
-        self.delete_locked(&mut st, rid, &old, orphan)
+        self.delete_locked(&mut st, rid, &old, orphan, grace)
     }
 
-    fn delete_locked(&self, st: &mut State, rid: ResourceId, old: &Arc<Value>, orphan: bool) -> Result<Arc<Value>> {
+    fn delete_locked(
+        &self,
+        st: &mut State,
+        rid: ResourceId,
+        old: &Arc<Value>,
+        orphan: bool,
+        grace: Option<i64>,
+    ) -> Result<Arc<Value>> {
         let rt = resource::get(rid);
         let ns = meta_str(old, "namespace").to_string();
         let name = meta_str(old, "name").to_string();
@@ -857,13 +950,46 @@ impl Store {
                 }
                 let inside: Vec<Arc<Value>> = st.in_namespace(other, &name).cloned().collect();
                 for obj in inside {
-                    self.delete_locked(st, other, &obj, true)?;
+                    self.delete_locked(st, other, &obj, true, None)?;
                 }
             }
             return Ok(self.finish_namespace(st, terminating));
         }
+        let terminating = old["metadata"].get("deletionTimestamp").is_some();
+        let forced = grace == Some(0);
+        let grace = if rid == resource::PODS {
+            pod_grace(old, grace)
+        } else {
+            0
+        };
+        if grace > 0 || (terminating && rid == resource::PODS && grace_left(old) && !forced) {
+            if terminating {
+                return Ok(old.clone());
+            }
+            let mut marked = (**old).clone();
+            let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+            marked["metadata"]["deletionTimestamp"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            let rv = st.next_rv();
+            marked["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let marked = Arc::new(marked);
+            let previous = st.put(rid, k, marked.clone());
+            self.record(st, rid, EventType::Modified, marked.clone(), previous);
+            return Ok(marked);
+        }
         if has_finalizers {
-            if old["metadata"].get("deletionTimestamp").is_some() {
+            if terminating {
+                if rid == resource::PODS && grace_left(old) {
+                    // The kubelet is done: only the finalizers hold the pod now.
+                    let mut done = (**old).clone();
+                    done["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                    let rv = st.next_rv();
+                    done["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    let done = Arc::new(done);
+                    let previous = st.put(rid, k, done.clone());
+                    self.record(st, rid, EventType::Modified, done.clone(), previous);
+                    return Ok(done);
+                }
                 return Ok(old.clone());
             }
             let mut marked = (**old).clone();
@@ -951,11 +1077,30 @@ impl Store {
                     .as_array()
                     .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()));
                 if owned {
-                    let _ = self.delete_locked(st, rid, &dep, false);
+                    let _ = self.delete_locked(st, rid, &dep, false, None);
                 }
             }
         }
     }
+}
+
+/// The termination grace period a pod's deletion gets: none for a pod no
+/// kubelet runs (unbound, or finished) or when 0 is asked for, else the
+/// requested period or the pod's `terminationGracePeriodSeconds` (30).
+fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
+    let bound = pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    let finished = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    if !bound || finished || pod["metadata"].get("deletionTimestamp").is_some() && requested.is_none() {
+        return 0;
+    }
+    requested
+        .unwrap_or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30))
+        .max(0)
+}
+
+/// A terminating pod whose kubelet has not finished with it yet.
+fn grace_left(pod: &Value) -> bool {
+    pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0
 }
 
 fn spec_of(obj: &Value) -> Value {

@@ -4,14 +4,20 @@
 //! Pods `<name>-<ordinal>`, DaemonSet -> one Pod per node; their status and
 //! conditions; plus per-kind validation and defaulting on write.
 //!
-//! Not simulated: minReadySeconds, paused deployments, progress deadlines,
-//! revision history cleanup, StatefulSet OrderedReady ordering (pods are
-//! created in parallel), volume claim templates.
+//! Deployments honour `paused` (no rollout; Progressing Unknown
+//! `DeploymentPaused`), `minReadySeconds` (a pod is available once Ready
+//! that long) and `progressDeadlineSeconds` (Progressing False
+//! `ProgressDeadlineExceeded` after that long without progress).
+//!
+//! Not simulated: proportional scaling of a paused Deployment, revision
+//! history cleanup, StatefulSet OrderedReady ordering (pods are created in
+//! parallel), volume claim templates.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::event::{self, Source, Type};
 use crate::resource::{self, ResourceId};
 use crate::selector::LabelSelector;
 use crate::store::{self, State, Store, WriteOptions, meta_str};
@@ -69,6 +75,7 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
     if rid == resource::PODS && obj["spec"]["containers"].as_array().is_none_or(Vec::is_empty) {
         problems.push(("spec.containers".into(), "Required value".into()));
     }
+    problems.extend(crate::defaults::validate(rid, obj));
     problems
 }
 
@@ -280,7 +287,7 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
             if obj["spec"].get("restartPolicy").is_none() {
                 obj["spec"]["restartPolicy"] = json!("Always");
             }
-            if !obj["status"].is_object() {
+            if obj["status"]["phase"].is_null() {
                 obj["status"] = json!({ "phase": "Pending", "qosClass": qos_class(obj) });
             }
         }
@@ -304,6 +311,7 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
         }
         _ => {}
     }
+    crate::defaults::default_object(rid, obj, st);
 }
 
 /// Ports default to TCP; a Service's target port to its port.
@@ -339,16 +347,32 @@ pub(crate) fn is_ready(pod: &Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-fn is_active(pod: &Value) -> bool {
+/// Ready for at least `min_ready_seconds` (the pod's Ready transition time
+/// has second precision, so availability may come up to a second early).
+fn is_available(pod: &Value, min_ready_seconds: i64) -> bool {
+    if min_ready_seconds <= 0 {
+        return is_ready(pod);
+    }
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["type"] == "Ready"
+                && c["status"] == "True"
+                && crate::job::time(&c["lastTransitionTime"])
+                    .is_some_and(|t| chrono::Utc::now() - t >= chrono::Duration::seconds(min_ready_seconds))
+        })
+    })
+}
+
+pub(crate) fn is_active(pod: &Value) -> bool {
     pod["metadata"].get("deletionTimestamp").is_none()
         && !matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
-fn owned(store: &Store, rid: ResourceId, ns: &str, uid: &str) -> Vec<Arc<Value>> {
+pub(crate) fn owned(store: &Store, rid: ResourceId, ns: &str, uid: &str) -> Vec<Arc<Value>> {
     store.lock().controlled_by(uid, rid, ns)
 }
 
-fn owner_ref(owner: &Value) -> Value {
+pub(crate) fn owner_ref(owner: &Value) -> Value {
     json!([{
         "apiVersion": owner["apiVersion"],
         "kind": owner["kind"],
@@ -363,11 +387,11 @@ fn replicas(obj: &Value) -> i64 {
     obj["spec"]["replicas"].as_i64().unwrap_or(1)
 }
 
-fn status_i64(obj: &Value, field: &str) -> i64 {
+pub(crate) fn status_i64(obj: &Value, field: &str) -> i64 {
     obj["status"][field].as_i64().unwrap_or(0)
 }
 
-fn deleting(obj: &Value) -> bool {
+pub(crate) fn deleting(obj: &Value) -> bool {
     obj["metadata"].get("deletionTimestamp").is_some()
 }
 
@@ -387,7 +411,7 @@ pub(crate) fn template_hash(template: &Value) -> String {
 }
 
 /// A condition keeping its transition time while its status is unchanged.
-fn condition(previous: &Value, kind: &str, status: bool, reason: &str, message: &str) -> Value {
+pub(crate) fn condition(previous: &Value, kind: &str, status: bool, reason: &str, message: &str) -> Value {
     let status = if status { "True" } else { "False" };
     let prev = previous["conditions"]
         .as_array()
@@ -412,7 +436,7 @@ fn condition(previous: &Value, kind: &str, status: bool, reason: &str, message: 
     })
 }
 
-fn write_status(store: &Store, rid: ResourceId, obj: &Value, status: Value) {
+pub(crate) fn write_status(store: &Store, rid: ResourceId, obj: &Value, status: Value) {
     if obj.get("status") == Some(&status) {
         return;
     }
@@ -424,19 +448,50 @@ fn write_status(store: &Store, rid: ResourceId, obj: &Value, status: Value) {
     });
 }
 
+/// Scales a Deployment's ReplicaSet, reporting `ScalingReplicaSet` on the Deployment.
 fn write_replicas(store: &Store, rid: ResourceId, obj: &Value, n: i64) {
-    if replicas(obj) == n {
+    let from = replicas(obj);
+    if from == n {
         return;
     }
     let (ns, name) = (meta_str(obj, "namespace"), meta_str(obj, "name"));
-    let _ = store.modify(rid, ns, name, &WriteOptions::by(MANAGER), |cur| {
+    let scaled = store.modify(rid, ns, name, &WriteOptions::by(MANAGER), |cur| {
         let mut c = cur.clone();
         c["spec"]["replicas"] = json!(n);
         Ok(c)
     });
+    let owner = obj["metadata"]["ownerReferences"][0]["name"]
+        .as_str()
+        .unwrap_or_default();
+    if scaled.is_ok()
+        && let Ok(d) = store.get(resource::DEPLOYMENTS, ns, owner)
+    {
+        let direction = if n > from { "up" } else { "down" };
+        event::record(
+            store,
+            &d,
+            Type::Normal,
+            "ScalingReplicaSet",
+            &format!("Scaled {direction} replica set {name} from {from} to {n}"),
+            Source::controller("deployment-controller"),
+        );
+    }
 }
 
-fn pod_from_template(owner: &Value, template: &Value, extra_labels: &[(&str, String)]) -> Value {
+/// Reports a pod created (`SuccessfulCreate`) or refused (`FailedCreate`) on its controller.
+fn report_create(store: &Store, owner: &Value, controller: &str, result: &crate::status::Result<Arc<Value>>) {
+    let (kind, reason, message) = match result {
+        Ok(p) => (
+            Type::Normal,
+            "SuccessfulCreate",
+            format!("Created pod: {}", meta_str(p, "name")),
+        ),
+        Err(e) => (Type::Warning, "FailedCreate", format!("Error creating: {e}")),
+    };
+    event::record(store, owner, kind, reason, &message, Source::controller(controller));
+}
+
+pub(crate) fn pod_from_template(owner: &Value, template: &Value, extra_labels: &[(&str, String)]) -> Value {
     let mut pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
@@ -468,7 +523,9 @@ pub(crate) fn reconcile_replicasets(store: &Store) {
         while pods.len() < desired {
             let mut pod = pod_from_template(&rs, &rs["spec"]["template"], &[]);
             pod["metadata"]["generateName"] = json!(format!("{name}-"));
-            match store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER)) {
+            let created = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER));
+            report_create(store, &rs, "replicaset-controller", &created);
+            match created {
                 Ok(p) => pods.push(p),
                 Err(e) => {
                     failure = Some(e.to_string());
@@ -484,15 +541,29 @@ pub(crate) fn reconcile_replicasets(store: &Store) {
             });
             let extra = pods.len() - desired;
             for pod in pods.drain(..extra) {
-                let _ = store.delete(resource::PODS, ns, meta_str(&pod, "name"), false, false);
+                if store
+                    .delete(resource::PODS, ns, meta_str(&pod, "name"), false, false)
+                    .is_ok()
+                {
+                    event::record(
+                        store,
+                        &rs,
+                        Type::Normal,
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {}", meta_str(&pod, "name")),
+                        Source::controller("replicaset-controller"),
+                    );
+                }
             }
         }
         let ready = pods.iter().filter(|p| is_ready(p)).count();
+        let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+        let available = pods.iter().filter(|p| is_available(p, min_ready)).count();
         let mut status = json!({
             "replicas": pods.len(),
             "fullyLabeledReplicas": pods.len(),
             "readyReplicas": ready,
-            "availableReplicas": ready,
+            "availableReplicas": available,
             "observedGeneration": rs["metadata"]["generation"],
         });
         if let Some(message) = failure {
@@ -534,6 +605,8 @@ pub(crate) fn reconcile_deployments(store: &Store) {
         sets.sort_by(|a, b| meta_str(a, "creationTimestamp").cmp(meta_str(b, "creationTimestamp")));
         let is_new = |rs: &Value| rs["metadata"]["labels"]["pod-template-hash"] == hash.as_str();
         let recreate = d["spec"]["strategy"]["type"] == "Recreate";
+        // A paused Deployment starts no rollout and scales nothing.
+        let paused = d["spec"]["paused"] == true;
         let (surge, unavailable) = if recreate {
             (0, desired)
         } else {
@@ -543,7 +616,7 @@ pub(crate) fn reconcile_deployments(store: &Store) {
             (s, if s == 0 && u == 0 { 1 } else { u })
         };
 
-        if !sets.iter().any(|rs| is_new(rs)) {
+        if !paused && !sets.iter().any(|rs| is_new(rs)) {
             let revision = sets
                 .iter()
                 .filter_map(|rs| {
@@ -570,45 +643,47 @@ pub(crate) fn reconcile_deployments(store: &Store) {
                     },
                     "ownerReferences": owner_ref(&d),
                 },
-                "spec": { "replicas": 0, "selector": selector, "template": template },
+                "spec": {
+                    "replicas": 0, "selector": selector, "template": template,
+                    "minReadySeconds": d["spec"]["minReadySeconds"].as_i64().unwrap_or(0),
+                },
             });
             if let Ok(created) = store.create(resource::REPLICASETS, ns, rs, &WriteOptions::by(MANAGER)) {
                 sets.push(created);
             }
         }
-        let Some(new_rs) = sets.iter().find(|rs| is_new(rs)).cloned() else {
-            continue;
-        };
-        let old: Vec<&Arc<Value>> = sets.iter().filter(|rs| !is_new(rs)).collect();
+        if let Some(new_rs) = sets.iter().find(|rs| is_new(rs)).cloned().filter(|_| !paused) {
+            let old: Vec<&Arc<Value>> = sets.iter().filter(|rs| !is_new(rs)).collect();
 
-        if recreate {
-            let old_running: i64 = old.iter().map(|rs| status_i64(rs, "replicas")).sum();
-            for rs in &old {
-                write_replicas(store, resource::REPLICASETS, rs, 0);
-            }
-            if old_running == 0 {
-                write_replicas(store, resource::REPLICASETS, &new_rs, desired);
-            }
-        } else {
-            let total: i64 = sets.iter().map(|rs| replicas(rs)).sum();
-            let new_now = replicas(&new_rs);
-            let new_target = if new_now >= desired {
-                desired
+            if recreate {
+                let old_running: i64 = old.iter().map(|rs| status_i64(rs, "replicas")).sum();
+                for rs in &old {
+                    write_replicas(store, resource::REPLICASETS, rs, 0);
+                }
+                if old_running == 0 {
+                    write_replicas(store, resource::REPLICASETS, &new_rs, desired);
+                }
             } else {
-                let room = (desired + surge - total).max(0);
-                (new_now + room).min(desired)
-            };
-            write_replicas(store, resource::REPLICASETS, &new_rs, new_target);
-            let all_after: i64 = total - new_now + new_target;
-            let new_unavailable = (new_target - status_i64(&new_rs, "availableReplicas")).max(0);
-            let mut can_remove = all_after - (desired - unavailable) - new_unavailable;
-            for rs in &old {
-                let current = replicas(rs);
-                // Old pods that are not available can always go.
-                let unhealthy = (current - status_i64(rs, "availableReplicas")).max(0);
-                let remove = (unhealthy + can_remove.max(0)).min(current);
-                can_remove -= (remove - unhealthy).max(0);
-                write_replicas(store, resource::REPLICASETS, rs, current - remove);
+                let total: i64 = sets.iter().map(|rs| replicas(rs)).sum();
+                let new_now = replicas(&new_rs);
+                let new_target = if new_now >= desired {
+                    desired
+                } else {
+                    let room = (desired + surge - total).max(0);
+                    (new_now + room).min(desired)
+                };
+                write_replicas(store, resource::REPLICASETS, &new_rs, new_target);
+                let all_after: i64 = total - new_now + new_target;
+                let new_unavailable = (new_target - status_i64(&new_rs, "availableReplicas")).max(0);
+                let mut can_remove = all_after - (desired - unavailable) - new_unavailable;
+                for rs in &old {
+                    let current = replicas(rs);
+                    // Old pods that are not available can always go.
+                    let unhealthy = (current - status_i64(rs, "availableReplicas")).max(0);
+                    let remove = (unhealthy + can_remove.max(0)).min(current);
+                    can_remove -= (remove - unhealthy).max(0);
+                    write_replicas(store, resource::REPLICASETS, rs, current - remove);
+                }
             }
         }
 
@@ -638,23 +713,13 @@ pub(crate) fn reconcile_deployments(store: &Store) {
                     "Deployment does not have minimum availability.",
                 )
             },
-            if complete {
-                condition(
-                    &d["status"],
-                    "Progressing",
-                    true,
-                    "NewReplicaSetAvailable",
-                    &format!("ReplicaSet \"{new_name}\" has successfully progressed."),
-                )
-            } else {
-                condition(
-                    &d["status"],
-                    "Progressing",
-                    true,
-                    "ReplicaSetUpdated",
-                    &format!("ReplicaSet \"{new_name}\" is progressing."),
-                )
-            },
+            progressing(
+                &d,
+                &new_name,
+                complete,
+                paused,
+                [replicas_now, updated, ready, available],
+            ),
         ];
         let failure = sets.iter().find_map(|rs| {
             rs["status"]["conditions"]
@@ -683,6 +748,92 @@ pub(crate) fn reconcile_deployments(store: &Store) {
         });
         write_status(store, resource::DEPLOYMENTS, &d, status);
     }
+}
+
+/// The Progressing condition, as the Deployment controller keeps it: True
+/// with `NewReplicaSetAvailable` once complete; `Unknown`/`DeploymentPaused`
+/// while paused; True with `ReplicaSetUpdated`, its `lastUpdateTime` moved
+/// on by every change in the rollout's counts; False with
+/// `ProgressDeadlineExceeded` once `progressDeadlineSeconds` pass without one.
+fn progressing(d: &Value, new_name: &str, complete: bool, paused: bool, counts: [i64; 4]) -> Value {
+    let previous = &d["status"];
+    let before = previous["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"))
+        .cloned();
+    let now = store::now();
+    let keep_or = |status: &str, reason: &str, message: String| {
+        if let Some(c) = before
+            .as_ref()
+            .filter(|c| c["status"] == status && c["reason"] == reason)
+        {
+            return c.clone();
+        }
+        json!({
+            "type": "Progressing", "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": before
+                .as_ref()
+                .filter(|c| c["status"] == status)
+                .map_or_else(|| json!(now), |c| c["lastTransitionTime"].clone()),
+            "lastUpdateTime": now,
+        })
+    };
+    if paused {
+        return keep_or("Unknown", "DeploymentPaused", "Deployment is paused".into());
+    }
+    if complete {
+        return condition(
+            previous,
+            "Progressing",
+            true,
+            "NewReplicaSetAvailable",
+            &format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+        );
+    }
+    let was = |f: &str| previous[f].as_i64().unwrap_or(0);
+    let moved = counts
+        != [
+            was("replicas"),
+            was("updatedReplicas"),
+            was("readyReplicas"),
+            was("availableReplicas"),
+        ]
+        || previous["observedGeneration"] != d["metadata"]["generation"];
+    let resumed = before.as_ref().is_some_and(|c| c["reason"] == "DeploymentPaused");
+    if moved || resumed || before.is_none() {
+        let (reason, message) = if resumed {
+            ("DeploymentResumed", "Deployment is resumed".to_string())
+        } else {
+            (
+                "ReplicaSetUpdated",
+                format!("ReplicaSet \"{new_name}\" is progressing."),
+            )
+        };
+        let mut c = keep_or("True", reason, message);
+        c["lastUpdateTime"] = json!(now);
+        return c;
+    }
+    let last = before
+        .as_ref()
+        .and_then(|c| crate::job::time(&c["lastUpdateTime"]))
+        .unwrap_or_else(chrono::Utc::now);
+    let deadline = d["spec"]["progressDeadlineSeconds"].as_i64().unwrap_or(600);
+    if chrono::Utc::now() - last > chrono::Duration::seconds(deadline) {
+        return keep_or(
+            "False",
+            "ProgressDeadlineExceeded",
+            format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+        );
+    }
+    before.unwrap_or_else(|| {
+        condition(
+            previous,
+            "Progressing",
+            true,
+            "ReplicaSetUpdated",
+            &format!("ReplicaSet \"{new_name}\" is progressing."),
+        )
+    })
 }
 
 /// One pass of the StatefulSet controller.
@@ -721,7 +872,28 @@ pub(crate) fn reconcile_statefulsets(store: &Store) {
             );
             pod["metadata"]["name"] = json!(pod_name);
             pod["spec"]["hostname"] = json!(pod_name);
-            if let Err(e) = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER)) {
+            let created = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER));
+            let (kind, reason, message) = match &created {
+                Ok(_) => (
+                    Type::Normal,
+                    "SuccessfulCreate",
+                    format!("create Pod {pod_name} in StatefulSet {name} successful"),
+                ),
+                Err(e) => (
+                    Type::Warning,
+                    "FailedCreate",
+                    format!("create Pod {pod_name} in StatefulSet {name} failed error: {e}"),
+                ),
+            };
+            event::record(
+                store,
+                &sts,
+                kind,
+                reason,
+                &message,
+                Source::controller("statefulset-controller"),
+            );
+            if let Err(e) = created {
                 failure = Some(e.to_string());
                 break;
             }
@@ -800,7 +972,8 @@ pub(crate) fn reconcile_daemonsets(store: &Store) {
                 );
                 pod["metadata"]["generateName"] = json!(format!("{name}-"));
                 pod["spec"]["nodeName"] = json!(node);
-                let _ = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER));
+                let created = store.create(resource::PODS, ns, pod, &WriteOptions::by(MANAGER));
+                report_create(store, &ds, "daemonset-controller", &created);
             }
         }
         let outdated = |p: &Value| p["metadata"]["labels"]["controller-revision-hash"] != hash.as_str();

@@ -151,6 +151,16 @@ async fn up() -> Result<(), Failure> {
             c.kubeconfig_path().display()
         );
     }
+    // A DR drill needs these: a fault takes a cluster (its data centre) off
+    // the network and `recover` brings it back.
+    let faults = paas::member_clusters::fault_urls(&clusters);
+    for (c, fault) in clusters.iter().zip(&faults) {
+        println!("  cluster {:<9} fault injection {fault}", c.name());
+    }
+    if let Some(first) = faults.first() {
+        println!("  DR drill: curl -X POST -H 'Content-Type: application/json' -d '{{\"fault\":\"down\"}}' {first}");
+        println!("            then -d '{{\"fault\":\"recover\"}}' to bring it back (README: \"A DR drill\")");
+    }
     wait(&shutdown).await;
     // The clusters live exactly as long as the platform.
     drop(clusters);

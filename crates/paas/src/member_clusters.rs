@@ -60,3 +60,13 @@ pub async fn start(key: &CallerKey, federation: &Running) -> anyhow::Result<Vec<
     }
     Ok(clusters)
 }
+
+/// Each cluster's fault-injection endpoint (`GET` shows the current fault,
+/// `POST {"fault":"down"|"partition"|"blackhole"|"recover"|...}` sets it), in
+/// the clusters' order. See `kubesim::Fault` for every fault.
+pub fn fault_urls(clusters: &[RunningCluster]) -> Vec<String> {
+    clusters
+        .iter()
+        .map(|c| format!("{}/_kubesim/fault", c.admin_url()))
+        .collect()
+}

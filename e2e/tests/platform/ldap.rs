@@ -44,7 +44,8 @@ async fn directory_users_log_in_and_groups_map_to_roles_at_every_login() {
         .await
         .unwrap();
     let tid = tenant["id"].as_str().unwrap();
-    let grant = json!({"kind": "group", "subject": "cn=acme-ops,ou=groups,dc=acme,dc=example", "role": "operator"});
+    let grant =
+        json!({"kind": "group", "subject": "ldap:cn=acme-ops,ou=groups,dc=acme,dc=example", "role": "operator"});
     assert_eq!(
         p.admin(Method::POST, &format!("/api/v1/tenants/{tid}/members"))
             .json(&grant)
@@ -174,4 +175,250 @@ async fn starttls_and_ldaps_trust_the_company_ca_and_nothing_else() {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{url}: {body}");
         assert!(cookie.is_none());
     }
+}
+
+/// Grants `group` the operator role in a new tenant; returns the tenant's id.
+async fn grant_group(p: &Platform, tenant: &str, group: &str) -> String {
+    let tenant: Value = p
+        .admin(Method::POST, "/api/v1/tenants")
+        .json(&json!({"name": tenant}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tid = tenant["id"].as_str().unwrap().to_string();
+    let grant = json!({"kind": "group", "subject": group, "role": "operator"});
+    let r = p
+        .admin(Method::POST, &format!("/api/v1/tenants/{tid}/members"))
+        .json(&grant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    tid
+}
+
+#[tokio::test]
+async fn the_subject_lockout_and_posix_groups_follow_the_directory_entry_not_the_typed_login() {
+    let slapd = Slapd::start();
+    let p = Platform::start_with(|g| g.directory = Some(slapd.settings())).await;
+    // jdoe is in the posixGroup developers by memberUid.
+    let tid = grant_group(&p, "devs", "ldap:cn=developers,ou=groups,dc=acme,dc=example").await;
+    for typed in ["JDOE", " jdoe", "JDoe "] {
+        let (status, body, cookie) = ldap_login(&p, typed, "jdoe-password").await;
+        assert_eq!(status, StatusCode::OK, "{typed:?}: {body}");
+        assert_eq!(body["subject"], "ldap:jdoe", "{typed:?}");
+        let me = whoami(&p, &cookie.unwrap()).await;
+        assert_eq!(me["subject"], "ldap:jdoe");
+        assert_eq!(
+            me["memberships"],
+            json!([[tid, "operator"]]),
+            "{typed:?}: memberUid is matched against the entry's uid"
+        );
+    }
+    // One lockout for every spelling of the login.
+    for n in 0..5 {
+        let (status, body, _) = ldap_login(&p, if n % 2 == 0 { "jdoe" } else { "Jdoe" }, "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    for typed in ["JDOE", "jdoe", " jdoe "] {
+        let (status, body, cookie) = ldap_login(&p, typed, "jdoe-password").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{typed:?}: {body}");
+        assert!(cookie.is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_active_directory_layout_logs_in_by_its_login_attribute() {
+    let slapd = Slapd::start();
+    // As in Active Directory, the login is not the RDN's attribute: here the
+    // entry's `cn` ("Anna Smith") is not the login, `uid` (asmith) is; a
+    // directory where the login attribute is another one (employeeNumber
+    // standing in for sAMAccountName) gives that attribute's value.
+    let settings = gateway::directory::DirectorySettings {
+        user_filter: "(&(objectClass=inetOrgPerson)(employeeNumber={login}))".into(),
+        login_attribute: "employeeNumber".into(),
+        ..slapd.settings()
+    };
+    let p = Platform::start_with(|g| g.directory = Some(settings)).await;
+    let (status, body, cookie) = ldap_login(&p, "e1002", "asmith-password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["subject"], "ldap:E1002",
+        "the directory's spelling, not the typed one"
+    );
+    let me = whoami(&p, &cookie.unwrap()).await;
+    assert_eq!(me["platform_admin"], true);
+}
+
+/// A client whose requests come from `address` (a loopback address of its
+/// own, so its lockout counters are its own).
+fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(address))
+        .build()
+        .unwrap()
+}
+
+async fn concurrent_logins(p: &Platform, from: [u8; 4], logins: Vec<(String, &'static str)>) -> Vec<StatusCode> {
+    let client = client_from(from);
+    let mut attempts = tokio::task::JoinSet::new();
+    for (user, password) in logins {
+        let request = client
+            .post(format!("{}/api/v1/login/ldap", p.url))
+            .json(&json!({"username": user, "password": password}));
+        attempts.spawn(async move { request.send().await.unwrap().status() });
+    }
+    attempts.join_all().await
+}
+
+#[tokio::test]
+async fn the_lockout_holds_under_concurrent_attempts() {
+    let slapd = Slapd::start();
+    let p = Platform::start_with(|g| g.directory = Some(slapd.settings())).await;
+    let count = |statuses: &[StatusCode], status| statuses.iter().filter(|s| **s == status).count();
+
+    // 30 wrong passwords for one user at once: only 5 reach the directory.
+    let statuses = concurrent_logins(&p, [127, 0, 0, 2], vec![("jdoe".to_string(), "wrong"); 30]).await;
+    assert_eq!(count(&statuses, StatusCode::UNAUTHORIZED), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, StatusCode::TOO_MANY_REQUESTS), 25, "{statuses:?}");
+
+    // 30 wrong passwords for 30 users from one address at once: 20 are checked.
+    let users = (0..30).map(|n| (format!("nobody{n}"), "wrong")).collect();
+    let statuses = concurrent_logins(&p, [127, 0, 0, 3], users).await;
+    assert_eq!(count(&statuses, StatusCode::UNAUTHORIZED), 20, "{statuses:?}");
+    assert_eq!(count(&statuses, StatusCode::TOO_MANY_REQUESTS), 10, "{statuses:?}");
+
+    // Successes are not held against the user or the address: more logins
+    // than either limit, one after the other, all succeed.
+    let client = client_from([127, 0, 0, 4]);
+    for n in 0..25 {
+        let r = client
+            .post(format!("{}/api/v1/login/ldap", p.url))
+            .json(&json!({"username": "asmith", "password": "asmith-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login {n}");
+    }
+}
+
+#[tokio::test]
+async fn a_hung_directory_fails_the_login_fast_and_says_so() {
+    let slapd = Slapd::start();
+    let settings = gateway::directory::DirectorySettings {
+        timeout: std::time::Duration::from_secs(1),
+        ..slapd.settings()
+    };
+    let p = Platform::start_with(|g| g.directory = Some(settings)).await;
+    let paused = slapd.pause();
+    let started = std::time::Instant::now();
+    let r = p
+        .anonymous(Method::POST, "/api/v1/login/ldap")
+        .json(&json!({"username": "jdoe", "password": "jdoe-password"}))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let problem: Value = r.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the directory did not answer"),
+        "{problem}"
+    );
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    let audit: Value = p
+        .admin(Method::GET, "/api/v1/audit?action=POST%20/api/v1/login/ldap")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit[0]["result"], "503", "{audit}");
+    // Once it answers again, so does the login.
+    drop(paused);
+    let (status, body, _) = ldap_login(&p, "jdoe", "jdoe-password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn group_dns_match_however_the_binding_and_the_directory_spell_them() {
+    let slapd = Slapd::start();
+    let settings = gateway::directory::DirectorySettings {
+        admin_groups: vec!["CN=Platform-Admins, OU=Groups, DC=acme, DC=example".into()],
+        ..slapd.settings()
+    };
+    let p = Platform::start_with(|g| g.directory = Some(settings)).await;
+    let tid = grant_group(&p, "acme", "ldap:CN=Acme-Ops, OU=Groups,DC=acme,DC=example").await;
+    let (status, body, cookie) = ldap_login(&p, "jdoe", "jdoe-password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        whoami(&p, &cookie.unwrap()).await["memberships"],
+        json!([[tid, "operator"]])
+    );
+    let (_, _, cookie) = ldap_login(&p, "asmith", "asmith-password").await;
+    assert_eq!(whoami(&p, &cookie.unwrap()).await["platform_admin"], true);
+}
+
+#[tokio::test]
+async fn removing_a_member_or_its_tenant_reaches_live_sessions_within_seconds() {
+    let slapd = Slapd::start();
+    let p = Platform::start_with(|g| g.directory = Some(slapd.settings())).await;
+    let kept = grant_group(&p, "kept", "ldap:cn=acme-ops,ou=groups,dc=acme,dc=example").await;
+    let deleted = grant_group(&p, "deleted", "ldap:cn=acme-ops,ou=groups,dc=acme,dc=example").await;
+    let members: Value = p
+        .admin(Method::GET, &format!("/api/v1/tenants/{kept}/members"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let member = members["items"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, cookie) = ldap_login(&p, "jdoe", "jdoe-password").await;
+    let cookie = cookie.unwrap();
+    let mut held = whoami(&p, &cookie).await["memberships"].as_array().unwrap().clone();
+    held.sort_by_key(|m| m[0].as_str().unwrap().to_string());
+    let mut expected = vec![json!([kept, "operator"]), json!([deleted, "operator"])];
+    expected.sort_by_key(|m| m[0].as_str().unwrap().to_string());
+    assert_eq!(held, expected);
+
+    let r = p
+        .admin(Method::DELETE, &format!("/api/v1/tenants/{deleted}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    kernel::testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the deleted tenant's role gone",
+        || async { (whoami(&p, &cookie).await["memberships"] == json!([[kept, "operator"]])).then_some(()) },
+    )
+    .await;
+
+    let r = p
+        .admin(Method::DELETE, &format!("/api/v1/members/{member}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    kernel::testkit::eventually(
+        std::time::Duration::from_secs(10),
+        "the removed member's role gone",
+        || async { (whoami(&p, &cookie).await["memberships"] == json!([])).then_some(()) },
+    )
+    .await;
+    // The session itself lives on.
+    let me = whoami(&p, &cookie).await;
+    assert_eq!(me["subject"], "ldap:jdoe");
 }

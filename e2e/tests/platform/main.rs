@@ -15,6 +15,7 @@ mod ldap;
 mod node_ports;
 mod oidc;
 mod partitions;
+mod provisioning;
 mod quotas;
 mod requests;
 mod services;

@@ -23,6 +23,10 @@ async fn send(p: &Platform, method: Method, path: &str, body: Option<Value>) -> 
 #[tokio::test]
 async fn a_resource_request_is_filed_reviewed_and_provisioned_over_rest() {
     let p = Platform::start().await;
+    let key = kernel::caller::CallerKey::new(p.settings.caller_key.clone());
+    let clusters = paas::member_clusters::start(&key, p.stack.service("federation").unwrap())
+        .await
+        .unwrap();
     let (_, tenant) = send(&p, Method::POST, "/api/v1/tenants", Some(json!({"name": "acme"}))).await;
     let tid = tenant["id"].as_str().unwrap();
     let (status, spec) = send(&p, Method::POST, "/api/v1/specs", Some(json!({"name": "medium", "display_name": "4 CPU / 32 GiB", "amounts": {"requests.cpu": "4", "requests.memory": "32Gi"}}))).await;
@@ -99,4 +103,5 @@ async fn a_resource_request_is_filed_reviewed_and_provisioned_over_rest() {
     );
     let (_, listed) = send(&p, Method::GET, "/api/v1/requests?state=provisioned", None).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    drop(clusters);
 }

@@ -196,7 +196,7 @@ async fn members_are_granted_listed_and_removed() {
     let path = format!("/api/v1/tenants/{}/members", t["id"].as_str().unwrap());
     let r = p
         .admin(Method::POST, &path)
-        .json(&json!({"kind": "group", "subject": "cn=acme-ops,ou=groups,dc=acme", "role": "operator"}))
+        .json(&json!({"kind": "group", "subject": "ldap:cn=acme-ops,ou=groups,dc=acme", "role": "operator"}))
         .send()
         .await
         .unwrap();

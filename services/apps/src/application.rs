@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::federation::{self, Federation, FederationClient};
 use crate::node_port;
-use crate::release::{Release, View, release_columns, service_objects};
+use crate::release::{Release, View, service_objects};
 use crate::render::{Release as RenderRelease, SERVICE_LABEL, object_name, render};
 use crate::strategy::Strategy;
 use crate::traffic;
@@ -69,12 +69,6 @@ pub struct Application {
     pub updated_at: DateTime<Utc>,
 }
 
-macro_rules! app_columns {
-    () => {
-        "id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings, created_by, created_at, updated_at"
-    };
-}
-
 /// A change of a service's replica count.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ScaleEvent {
@@ -109,13 +103,16 @@ pub struct Blueprint {
 
 /// The newest release of `app`, on the caller's connection.
 async fn latest_in(conn: &mut sqlx::PgConnection, app: &Application) -> Result<Option<Release>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        release_columns!(),
-        " FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1"
-    ))
-    .bind(app.id)
-    .bind(app.tenant_id)
+    Ok(sqlx::query_as!(
+        Release,
+        "SELECT id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                hold_until, phase_started_at, gray_waves
+         FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1",
+        app.id,
+        app.tenant_id,
+    )
     .fetch_optional(conn)
     .await?)
 }
@@ -131,18 +128,18 @@ pub(crate) async fn record_scale(
     reason: &str,
     actor: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO scale_events (id, application_id, tenant_id, service, from_replicas, to_replicas,
                  reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        id::new_id(),
+        app.id,
+        app.tenant_id,
+        service,
+        from,
+        to,
+        reason,
+        actor,
     )
-    .bind(id::new_id())
-    .bind(app.id)
-    .bind(app.tenant_id)
-    .bind(service)
-    .bind(from)
-    .bind(to)
-    .bind(reason)
-    .bind(actor)
     .execute(tx)
     .await?;
     Ok(())
@@ -377,18 +374,21 @@ impl Applications {
         let production = environment == "production";
         let state = if production { "awaiting-approval" } else { "deploying" };
         let mut tx = self.outbox.pool().begin().await?;
-        let app: Application = sqlx::query_as(concat!(
-            "INSERT INTO applications (id, tenant_id, project_id, name, environment, state, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT DO NOTHING RETURNING ",
-            app_columns!()
-        ))
-        .bind(id::new_id())
-        .bind(tenant)
-        .bind(project)
-        .bind(name.as_str())
-        .bind(environment)
-        .bind(state)
-        .bind(&caller.subject)
+        let app = sqlx::query_as!(
+            Application,
+            "INSERT INTO applications (id, tenant_id, project_id, name, environment, state, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING
+             RETURNING id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at",
+            id::new_id(),
+            tenant,
+            project,
+            name.as_str(),
+            environment,
+            state,
+            caller.subject,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("the tenant already has an application named {name}")))?;
@@ -427,11 +427,14 @@ impl Applications {
         // A slotted release takes the slot the current version does not run in.
         let replaced_slot: Option<Option<String>> = match app.current_release {
             Some(n) => Some(
-                sqlx::query_scalar("SELECT slot FROM releases WHERE application_id = $1 AND number = $2")
-                    .bind(app.id)
-                    .bind(n)
-                    .fetch_one(&mut *tx)
-                    .await?,
+                sqlx::query_scalar!(
+                    "SELECT slot FROM releases WHERE application_id = $1 AND tenant_id = $2 AND number = $3",
+                    app.id,
+                    app.tenant_id,
+                    n,
+                )
+                .fetch_one(&mut *tx)
+                .await?,
             ),
             None => None,
         };
@@ -439,27 +442,33 @@ impl Applications {
             Some(old) => traffic::other_slot(old.as_deref().unwrap_or(traffic::FIRST_SLOT)),
             None => traffic::FIRST_SLOT,
         });
-        let release: Release = sqlx::query_as(concat!(
-            "INSERT INTO releases (id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects, waves, state, message, rollback_of, created_by, slot, replaces)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING ",
-            release_columns!()
-        ))
-        .bind(id::new_id())
-        .bind(app.id)
-        .bind(app.tenant_id)
-        .bind(number)
-        .bind(b.template_version_id)
-        .bind(json!(b.parameters))
-        .bind(&b.placement)
-        .bind(serde_json::to_value(&b.strategy).map_err(Error::internal)?)
-        .bind(objects)
-        .bind(json!(waves))
-        .bind(state)
-        .bind(message)
-        .bind(rollback_of)
-        .bind(&caller.subject)
-        .bind(slot)
-        .bind(app.current_release)
+        let strategy = serde_json::to_value(&b.strategy).map_err(Error::internal)?;
+        let release = sqlx::query_as!(
+            Release,
+            "INSERT INTO releases (id, application_id, tenant_id, number, template_version_id, parameters, placement,
+                                   strategy, objects, waves, state, message, rollback_of, created_by, slot, replaces)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             RETURNING id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves",
+            id::new_id(),
+            app.id,
+            app.tenant_id,
+            number,
+            b.template_version_id,
+            json!(b.parameters),
+            b.placement,
+            strategy,
+            objects,
+            json!(waves),
+            state,
+            message,
+            rollback_of,
+            caller.subject,
+            slot,
+            app.current_release,
+        )
         .fetch_one(&mut *tx)
         .await?;
         let announced = pb::ResourceChanged {
@@ -476,13 +485,15 @@ impl Applications {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Application> {
-        let found: Option<Application> = sqlx::query_as(concat!(
-            "SELECT ",
-            app_columns!(),
-            " FROM applications WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"
-        ))
-        .bind(id)
-        .bind(caller.visible_tenants())
+        let visible = caller.visible_tenants();
+        let found = sqlx::query_as!(
+            Application,
+            "SELECT id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at
+             FROM applications WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))",
+            id,
+            visible.as_deref(),
+        )
         .fetch_optional(self.outbox.pool())
         .await?;
         found.ok_or_else(|| Error::not_found("application", id))
@@ -504,27 +515,32 @@ impl Applications {
         // One snapshot for the page and its latest releases, read in two
         // queries whatever the page's size.
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let rows: Vec<Application> = sqlx::query_as(concat!(
-            "SELECT ",
-            app_columns!(),
-            " FROM applications WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
-        ))
-        .bind(tenant)
-        .bind(page.after)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Application,
+            "SELECT id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at
+             FROM applications WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+            tenant,
+            page.after,
+            page.fetch(),
+        )
         .fetch_all(&mut *tx)
         .await?;
         let ids: Vec<Uuid> = rows.iter().map(|a| a.id).collect();
-        let latest: Vec<Release> = sqlx::query_as(concat!(
-            "SELECT DISTINCT ON (application_id) ",
-            release_columns!(),
-            " FROM releases WHERE tenant_id = $1 AND application_id = ANY($2) ORDER BY application_id, number DESC"
-        ))
-        .bind(tenant)
-        .bind(&ids)
+        let latest = sqlx::query_as!(
+            Release,
+            "SELECT DISTINCT ON (application_id)
+                    id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves
+             FROM releases WHERE tenant_id = $1 AND application_id = ANY($2) ORDER BY application_id, number DESC",
+            tenant,
+            &ids,
+        )
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -550,16 +566,17 @@ impl Applications {
     /// The database fails.
     pub async fn snapshot(&self, app: &Application) -> Result<(Application, Option<Release>)> {
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let now: Application = sqlx::query_as(concat!(
-            "SELECT ",
-            app_columns!(),
-            " FROM applications WHERE id = $1 AND tenant_id = $2"
-        ))
-        .bind(app.id)
-        .bind(app.tenant_id)
+        let now = sqlx::query_as!(
+            Application,
+            "SELECT id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at
+             FROM applications WHERE id = $1 AND tenant_id = $2",
+            app.id,
+            app.tenant_id,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("application", app.id))?;
@@ -582,13 +599,17 @@ impl Applications {
     /// # Errors
     /// Not found or not visible (the same answer).
     async fn visible_release(&self, caller: &Caller, id: Uuid) -> Result<Release> {
-        let found: Option<Release> = sqlx::query_as(concat!(
-            "SELECT ",
-            release_columns!(),
-            " FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"
-        ))
-        .bind(id)
-        .bind(caller.visible_tenants())
+        let visible = caller.visible_tenants();
+        let found = sqlx::query_as!(
+            Release,
+            "SELECT id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves
+             FROM releases WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))",
+            id,
+            visible.as_deref(),
+        )
         .fetch_optional(self.outbox.pool())
         .await?;
         found.ok_or_else(|| Error::not_found("release", id))
@@ -600,15 +621,19 @@ impl Applications {
     /// The application is not visible.
     pub async fn releases(&self, caller: &Caller, app: Uuid, page: Page) -> Result<(Vec<Release>, String)> {
         let app = self.get(caller, app).await?;
-        let rows: Vec<Release> = sqlx::query_as(concat!(
-            "SELECT ",
-            release_columns!(),
-            " FROM releases WHERE application_id = $1 AND tenant_id = $2 AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
-        ))
-        .bind(app.id)
-        .bind(app.tenant_id)
-        .bind(page.after)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Release,
+            "SELECT id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves
+             FROM releases WHERE application_id = $1 AND tenant_id = $2 AND ($3::uuid IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+            app.id,
+            app.tenant_id,
+            page.after,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |r| r.id))
@@ -639,21 +664,26 @@ impl Applications {
         }
         let mut tx = self.outbox.pool().begin().await?;
         // Serialises releases of one application.
-        let app: Application = sqlx::query_as(concat!(
-            "SELECT ",
-            app_columns!(),
-            " FROM applications WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
-        ))
-        .bind(app.id)
-        .bind(app.tenant_id)
+        let app = sqlx::query_as!(
+            Application,
+            "SELECT id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at
+             FROM applications WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+            app.id,
+            app.tenant_id,
+        )
         .fetch_one(&mut *tx)
         .await?;
-        let latest: Release = sqlx::query_as(concat!(
-            "SELECT ",
-            release_columns!(),
-            " FROM releases WHERE application_id = $1 ORDER BY number DESC LIMIT 1"
-        ))
-        .bind(app.id)
+        let latest = sqlx::query_as!(
+            Release,
+            "SELECT id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves
+             FROM releases WHERE application_id = $1 AND tenant_id = $2 ORDER BY number DESC LIMIT 1",
+            app.id,
+            app.tenant_id,
+        )
         .fetch_one(&mut *tx)
         .await?;
         if app.state == "stopped" {
@@ -669,13 +699,17 @@ impl Applications {
             )));
         }
         let base = match rollback_of {
-            Some(n) => sqlx::query_as::<_, Release>(concat!(
-                "SELECT ",
-                release_columns!(),
-                " FROM releases WHERE application_id = $1 AND number = $2"
-            ))
-            .bind(app.id)
-            .bind(n)
+            Some(n) => sqlx::query_as!(
+                Release,
+                "SELECT id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                        objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                        created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                        hold_until, phase_started_at, gray_waves
+                 FROM releases WHERE application_id = $1 AND tenant_id = $2 AND number = $3",
+                app.id,
+                app.tenant_id,
+                n,
+            )
             .fetch_optional(&mut *tx)
             .await?
             .filter(|r| matches!(r.state.as_str(), "succeeded" | "superseded"))
@@ -704,12 +738,13 @@ impl Applications {
                 app.environment == "production",
             )
             .await?;
-        sqlx::query(
-            "UPDATE applications SET state = CASE WHEN $2 THEN 'awaiting-approval' ELSE 'deploying' END,
-                     updated_at = now() WHERE id = $1",
+        sqlx::query!(
+            "UPDATE applications SET state = CASE WHEN $3 THEN 'awaiting-approval' ELSE 'deploying' END,
+                     updated_at = now() WHERE id = $1 AND tenant_id = $2",
+            app.id,
+            app.tenant_id,
+            release.state == "awaiting-approval",
         )
-        .bind(app.id)
-        .bind(release.state == "awaiting-approval")
         .execute(&mut *tx)
         .await?;
         self.outbox.commit(tx).await?;
@@ -724,13 +759,18 @@ impl Applications {
     pub async fn approve(&self, caller: &Caller, release: Uuid) -> Result<Release> {
         let found = self.visible_release(caller, release).await?;
         caller.require(found.tenant_id, Role::TenantAdmin, "release", release)?;
-        let approved: Option<Release> = sqlx::query_as(concat!(
-            "UPDATE releases SET state = 'deploying', approved_by = $2, message = '', next_check_at = now()
-             WHERE id = $1 AND state = 'awaiting-approval' RETURNING ",
-            release_columns!()
-        ))
-        .bind(release)
-        .bind(&caller.subject)
+        let approved = sqlx::query_as!(
+            Release,
+            "UPDATE releases SET state = 'deploying', approved_by = $3, message = '', next_check_at = now()
+             WHERE id = $1 AND tenant_id = $2 AND state = 'awaiting-approval'
+             RETURNING id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves",
+            release,
+            found.tenant_id,
+            caller.subject,
+        )
         .fetch_optional(self.outbox.pool())
         .await?;
         let approved = approved.ok_or_else(|| {
@@ -739,10 +779,13 @@ impl Applications {
                 found.number, found.state
             ))
         })?;
-        sqlx::query("UPDATE applications SET state = 'deploying', updated_at = now() WHERE id = $1")
-            .bind(approved.application_id)
-            .execute(self.outbox.pool())
-            .await?;
+        sqlx::query!(
+            "UPDATE applications SET state = 'deploying', updated_at = now() WHERE id = $1 AND tenant_id = $2",
+            approved.application_id,
+            approved.tenant_id,
+        )
+        .execute(self.outbox.pool())
+        .await?;
         self.wake.notify_one();
         Ok(approved)
     }
@@ -823,16 +866,22 @@ impl Applications {
             }
         };
         let mut tx = self.outbox.pool().begin().await?;
-        let moved: Option<Release> = sqlx::query_as(concat!(
-            "UPDATE releases SET phase = $2, step = $3, message = $4, hold_until = NULL, phase_started_at = now(), next_check_at = now()
-             WHERE id = $1 AND state = 'deploying' AND phase = ANY($5) RETURNING ",
-            release_columns!()
-        ))
-        .bind(found.id)
-        .bind(to)
-        .bind(step)
-        .bind(&message)
-        .bind(from)
+        let moved = sqlx::query_as!(
+            Release,
+            "UPDATE releases SET phase = $3, step = $4, message = $5, hold_until = NULL, phase_started_at = now(),
+                    next_check_at = now()
+             WHERE id = $1 AND tenant_id = $2 AND state = 'deploying' AND phase = ANY($6)
+             RETURNING id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves",
+            found.id,
+            found.tenant_id,
+            to,
+            step,
+            message,
+            &from.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        )
         .fetch_optional(&mut *tx)
         .await?;
         let Some(moved) = moved else {
@@ -868,13 +917,17 @@ impl Applications {
             && let Some(n) = app.current_release
         {
             // The release an abort returned to runs.
-            release = sqlx::query_as(concat!(
-                "SELECT ",
-                release_columns!(),
-                " FROM releases WHERE application_id = $1 AND number = $2"
-            ))
-            .bind(app.id)
-            .bind(n)
+            release = sqlx::query_as!(
+                Release,
+                "SELECT id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                        objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                        created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                        hold_until, phase_started_at, gray_waves
+                 FROM releases WHERE application_id = $1 AND tenant_id = $2 AND number = $3",
+                app.id,
+                app.tenant_id,
+                n,
+            )
             .fetch_one(self.outbox.pool())
             .await?;
         }
@@ -930,14 +983,17 @@ impl Applications {
         let mut federation = self.federation.client();
         apply_service(&mut federation, &app, &release, service, &objects, Some(replicas), &[]).await?;
         let mut tx = self.outbox.pool().begin().await?;
-        let updated: Application = sqlx::query_as(concat!(
-            "UPDATE applications SET replicas = replicas || jsonb_build_object($2::text, $3::int), updated_at = now()
-             WHERE id = $1 RETURNING ",
-            app_columns!()
-        ))
-        .bind(app.id)
-        .bind(service)
-        .bind(replicas as i32)
+        let updated = sqlx::query_as!(
+            Application,
+            "UPDATE applications SET replicas = replicas || jsonb_build_object($3::text, $4::int), updated_at = now()
+             WHERE id = $1 AND tenant_id = $2
+             RETURNING id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at",
+            app.id,
+            app.tenant_id,
+            service,
+            replicas as i32,
+        )
         .fetch_one(&mut *tx)
         .await?;
         let from = app.replicas.get(service).and_then(Value::as_u64);
@@ -962,14 +1018,15 @@ impl Applications {
     /// The application is not visible.
     pub async fn scale_events(&self, caller: &Caller, app: Uuid, page: Page) -> Result<(Vec<ScaleEvent>, String)> {
         let app = self.get(caller, app).await?;
-        let rows: Vec<ScaleEvent> = sqlx::query_as(
+        let rows = sqlx::query_as!(
+            ScaleEvent,
             "SELECT id, service, from_replicas, to_replicas, reason, actor, at FROM scale_events
               WHERE application_id = $1 AND tenant_id = $2 AND ($3::uuid IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+            app.id,
+            app.tenant_id,
+            page.after,
+            page.fetch(),
         )
-        .bind(app.id)
-        .bind(app.tenant_id)
-        .bind(page.after)
-        .bind(page.fetch())
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |e| e.id))
@@ -998,11 +1055,13 @@ impl Applications {
             federation::delete_binding(&mut federation, &binding).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("DELETE FROM applications WHERE id = $1 AND tenant_id = $2")
-            .bind(app.id)
-            .bind(app.tenant_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM applications WHERE id = $1 AND tenant_id = $2",
+            app.id,
+            app.tenant_id,
+        )
+        .execute(&mut *tx)
+        .await?;
         outbox::record(&mut tx, DELETED, Some(app.tenant_id), &event(&app)).await?;
         self.outbox.commit(tx).await
     }

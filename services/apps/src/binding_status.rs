@@ -30,22 +30,21 @@ impl Handler for BindingStatusEvents {
         }
         let changed: pb::BindingStatusChanged = event.payload()?;
         let tenant = kernel::id::parse_id("tenant_id", &changed.tenant_id)?;
-        let due = sqlx::query(
+        let due = sqlx::query!(
             "UPDATE releases r SET next_check_at = now()
              FROM applications a
              WHERE jsonb_path_query_array(a.bindings, '$.*') @> jsonb_build_array($2::text) AND a.tenant_id = $1
                AND r.application_id = a.id AND r.tenant_id = $1 AND r.state = 'deploying' AND r.next_check_at > now()",
+            tenant,
+            changed.binding_id,
         )
-        .bind(tenant)
-        .bind(&changed.binding_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if due > 0 {
             // Delivered at commit, to every apps process's driver: waking
             // this one now could beat the commit and find nothing due.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(RELEASES_DUE)
+            sqlx::query!("SELECT pg_notify($1, '')", RELEASES_DUE)
                 .execute(&mut *tx)
                 .await?;
         }

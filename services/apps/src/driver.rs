@@ -62,7 +62,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::application::{Application, apply_service};
 use crate::federation::{self, Federation, FederationClient};
-use crate::release::{Release, View, release_columns, service_objects};
+use crate::release::{Release, View, service_objects};
 use crate::rollout::{self, Effect, Found, Look, Moment, Observed, Phase, Record, Then};
 use crate::traffic::{self, GatewayRef};
 
@@ -185,15 +185,19 @@ impl Driver {
 
     /// Claims up to `n` due releases for a while.
     async fn claim(&self, n: usize) -> Result<Vec<Release>> {
-        Ok(sqlx::query_as(concat!(
+        Ok(sqlx::query_as!(
+            Release,
             "UPDATE releases SET claimed_until = now() + interval '30 seconds', started_at = coalesce(started_at, now()),
                     phase_started_at = coalesce(phase_started_at, now())
              WHERE id IN (SELECT id FROM releases WHERE state = 'deploying' AND next_check_at <= now()
-                          AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-             RETURNING ",
-            release_columns!()
-        ))
-        .bind(n as i64)
+                          AND (claimed_until IS NULL OR claimed_until < now())
+                          ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves",
+            n as i64,
+        )
         .fetch_all(&self.pool)
         .await?)
     }
@@ -215,15 +219,15 @@ impl Driver {
         };
         // A release whose phase moved meanwhile (by this step or by an
         // action on it) is looked at again at once.
-        sqlx::query(
+        sqlx::query!(
             "UPDATE releases SET claimed_until = NULL,
                     next_check_at = CASE WHEN phase = $3 AND step = $4 THEN now() + make_interval(secs => $2) ELSE now() END
              WHERE id = $1",
+            id,
+            delay.as_secs_f64(),
+            phase,
+            at,
         )
-        .bind(id)
-        .bind(delay.as_secs_f64())
-        .bind(phase)
-        .bind(at)
         .execute(&self.pool)
         .await?;
         if matches!(step, Step::Next) {
@@ -233,12 +237,14 @@ impl Driver {
     }
 
     async fn application(&self, release: &Release) -> Result<Application> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings, created_by, created_at, updated_at
+        Ok(sqlx::query_as!(
+            Application,
+            "SELECT id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at
              FROM applications WHERE id = $1 AND tenant_id = $2",
+            release.application_id,
+            release.tenant_id,
         )
-        .bind(release.application_id)
-        .bind(release.tenant_id)
         .fetch_one(&self.pool)
         .await?)
     }
@@ -246,13 +252,17 @@ impl Driver {
     /// The release `release` replaces, if any.
     async fn replaced(&self, release: &Release) -> Result<Option<Release>> {
         let Some(n) = release.replaces else { return Ok(None) };
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            release_columns!(),
-            " FROM releases WHERE application_id = $1 AND number = $2"
-        ))
-        .bind(release.application_id)
-        .bind(n)
+        Ok(sqlx::query_as!(
+            Release,
+            "SELECT id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy,
+                    objects, waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by,
+                    created_at, started_at, finished_at, slot, replaces, phase, step, applied, traffic,
+                    hold_until, phase_started_at, gray_waves
+             FROM releases WHERE application_id = $1 AND tenant_id = $2 AND number = $3",
+            release.application_id,
+            release.tenant_id,
+            n,
+        )
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -428,11 +438,14 @@ impl Driver {
     }
 
     async fn save_bindings<'e>(&self, db: impl sqlx::PgExecutor<'e>, run: &Run<'_>) -> Result<()> {
-        sqlx::query("UPDATE applications SET bindings = $2, updated_at = now() WHERE id = $1")
-            .bind(run.app.id)
-            .bind(Value::Object(run.bindings.clone()))
-            .execute(db)
-            .await?;
+        sqlx::query!(
+            "UPDATE applications SET bindings = $3, updated_at = now() WHERE id = $1 AND tenant_id = $2",
+            run.app.id,
+            run.app.tenant_id,
+            Value::Object(run.bindings.clone()),
+        )
+        .execute(db)
+        .await?;
         Ok(())
     }
 
@@ -444,52 +457,76 @@ impl Driver {
             run.saved();
         }
         let release = &*run.release;
-        let change = match record {
+        // Each arm is its own checked statement (and its own type), so each executes itself.
+        match record {
             Record::WaveApplied { message } => {
-                sqlx::query("UPDATE releases SET applied_wave = wave, message = $2 WHERE id = $1 AND phase = 'rollout'")
-                    .bind(release.id)
-                    .bind(message)
+                sqlx::query!(
+                    "UPDATE releases SET applied_wave = wave, message = $2 WHERE id = $1 AND phase = 'rollout'",
+                    release.id,
+                    message,
+                )
+                .execute(&mut *tx)
+                .await?
             }
-            Record::WaveHealthy => sqlx::query(
-                "UPDATE releases SET wave = wave + 1 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'",
-            )
-            .bind(release.id),
-            Record::Applied { key, traffic, message } => sqlx::query(
-                "UPDATE releases SET applied = $2, traffic = coalesce($3, traffic), message = coalesce($4, message)
+            Record::WaveHealthy => {
+                sqlx::query!(
+                    "UPDATE releases SET wave = wave + 1 WHERE id = $1 AND state = 'deploying' AND phase = 'rollout'",
+                    release.id,
+                )
+                .execute(&mut *tx)
+                .await?
+            }
+            Record::Applied { key, traffic, message } => {
+                sqlx::query!(
+                    "UPDATE releases SET applied = $2, traffic = coalesce($3, traffic), message = coalesce($4, message)
                  WHERE id = $1 AND phase = $5 AND step = $6 AND state = 'deploying'",
-            )
-            .bind(release.id)
-            .bind(key)
-            .bind(traffic)
-            .bind(message)
-            .bind(&release.phase)
-            .bind(release.step),
-            Record::WaveOut { key, message } => sqlx::query(
-                "UPDATE releases SET applied = $2, message = $3, phase_started_at = now(), hold_until = NULL
+                    release.id,
+                    key,
+                    *traffic,
+                    message.as_deref(),
+                    release.phase,
+                    release.step,
+                )
+                .execute(&mut *tx)
+                .await?
+            }
+            Record::WaveOut { key, message } => {
+                sqlx::query!(
+                    "UPDATE releases SET applied = $2, message = $3, phase_started_at = now(), hold_until = NULL
                  WHERE id = $1 AND state = 'deploying' AND phase = 'rollout' AND step = $4",
-            )
-            .bind(release.id)
-            .bind(key)
-            .bind(message)
-            .bind(release.step),
-            Record::Hold { seconds, message } => sqlx::query(
-                "UPDATE releases SET hold_until = now() + make_interval(secs => $2), message = $3 WHERE id = $1
+                    release.id,
+                    key,
+                    message,
+                    release.step,
+                )
+                .execute(&mut *tx)
+                .await?
+            }
+            Record::Hold { seconds, message } => {
+                sqlx::query!(
+                    "UPDATE releases SET hold_until = now() + make_interval(secs => $2), message = $3 WHERE id = $1
                  AND phase = $4 AND step = $5",
-            )
-            .bind(release.id)
-            .bind(f64::from(*seconds))
-            .bind(message)
-            .bind(&release.phase)
-            .bind(release.step),
-            Record::Waves { waves, message } => sqlx::query(
-                "UPDATE releases SET gray_waves = $2, message = $3 WHERE id = $1 AND gray_waves IS NULL
+                    release.id,
+                    f64::from(*seconds),
+                    message,
+                    release.phase,
+                    release.step,
+                )
+                .execute(&mut *tx)
+                .await?
+            }
+            Record::Waves { waves, message } => {
+                sqlx::query!(
+                    "UPDATE releases SET gray_waves = $2, message = $3 WHERE id = $1 AND gray_waves IS NULL
                  AND phase = 'rollout'",
-            )
-            .bind(release.id)
-            .bind(json!(waves))
-            .bind(message),
+                    release.id,
+                    json!(waves),
+                    message,
+                )
+                .execute(&mut *tx)
+                .await?
+            }
         };
-        change.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -497,28 +534,28 @@ impl Driver {
     /// Moves `release` from the phase and step read to `to` at `step`, with
     /// `message`; false when something else (an abort) moved it first.
     async fn enter(&self, release: &Release, to: Phase, step: i32, message: &str) -> Result<bool> {
-        let moved = sqlx::query(
+        let moved = sqlx::query!(
             "UPDATE releases SET phase = $3, step = $4, message = $5, hold_until = NULL, phase_started_at = now()
              WHERE id = $1 AND phase = $2 AND step = $6 AND state = 'deploying'",
+            release.id,
+            release.phase,
+            to.as_str(),
+            step,
+            message,
+            release.step,
         )
-        .bind(release.id)
-        .bind(&release.phase)
-        .bind(to.as_str())
-        .bind(step)
-        .bind(message)
-        .bind(release.step)
         .execute(&self.pool)
         .await?;
         Ok(moved.rows_affected() == 1)
     }
 
     async fn abort(&self, release: &Release, message: &str) -> Result<()> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE releases SET phase = 'aborting', message = $2, phase_started_at = now() WHERE id = $1
                      AND state = 'deploying' AND phase <> 'aborting'",
+            release.id,
+            message,
         )
-        .bind(release.id)
-        .bind(message)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -526,18 +563,21 @@ impl Driver {
 
     async fn fail(&self, release: &Release, message: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE releases SET state = 'failed', message = $2, finished_at = now() WHERE id = $1
                      AND state = 'deploying'",
+            release.id,
+            message,
         )
-        .bind(release.id)
-        .bind(message)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE applications SET state = 'failed', updated_at = now() WHERE id = $1")
-            .bind(release.application_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE applications SET state = 'failed', updated_at = now() WHERE id = $1 AND tenant_id = $2",
+            release.application_id,
+            release.tenant_id,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -545,26 +585,31 @@ impl Driver {
     /// The release is back on the one it replaces.
     async fn aborted(&self, run: &mut Run<'_>, adopted: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE releases SET state = 'aborted', phase = 'done', finished_at = now() WHERE id = $1
                      AND state = 'deploying' AND phase = 'aborting'",
+            run.release.id,
         )
-        .bind(run.release.id)
         .execute(&mut *tx)
         .await?;
         // An unslotted release a slotted one returned to now runs (adopted)
         // in the first slot; a gray release returned to it as it ran.
         if adopted && let Some(old) = run.old {
-            sqlx::query("UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1")
-                .bind(old.id)
-                .bind(traffic::FIRST_SLOT)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1")
-            .bind(run.app.id)
+            sqlx::query!(
+                "UPDATE releases SET slot = coalesce(slot, $2) WHERE id = $1",
+                old.id,
+                traffic::FIRST_SLOT,
+            )
             .execute(&mut *tx)
             .await?;
+        }
+        sqlx::query!(
+            "UPDATE applications SET state = 'running', updated_at = now() WHERE id = $1 AND tenant_id = $2",
+            run.app.id,
+            run.app.tenant_id,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -578,28 +623,30 @@ impl Driver {
             run.bindings.remove(service);
         }
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE releases SET state = 'superseded' WHERE application_id = $1 AND state = 'succeeded'
-                     AND number < $2",
+        sqlx::query!(
+            "UPDATE releases SET state = 'superseded' WHERE application_id = $1 AND tenant_id = $2
+                     AND state = 'succeeded' AND number < $3",
+            run.app.id,
+            run.app.tenant_id,
+            run.release.number,
         )
-        .bind(run.app.id)
-        .bind(run.release.number)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE releases SET state = 'succeeded', phase = 'done', traffic = 100, message = '',
                      finished_at = now() WHERE id = $1 AND state = 'deploying'",
+            run.release.id,
         )
-        .bind(run.release.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE applications SET state = 'running', current_release = $2, bindings = $3, updated_at =
-                     now() WHERE id = $1",
+        sqlx::query!(
+            "UPDATE applications SET state = 'running', current_release = $3, bindings = $4, updated_at = now()
+             WHERE id = $1 AND tenant_id = $2",
+            run.app.id,
+            run.app.tenant_id,
+            run.release.number,
+            Value::Object(run.bindings.clone()),
         )
-        .bind(run.app.id)
-        .bind(run.release.number)
-        .bind(Value::Object(run.bindings.clone()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -26,6 +26,7 @@ use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::federation::{self, Federation};
@@ -323,7 +324,7 @@ pub struct ExternalService {
     /// Its addresses, when registered by them.
     pub addresses: Vec<String>,
     /// Its ports.
-    pub ports: sqlx::types::Json<Vec<Port>>,
+    pub ports: Json<Vec<Port>>,
     /// Federation's placement document.
     pub placement: Value,
     /// Federation's binding.
@@ -345,12 +346,6 @@ pub struct Placed {
     pub reason: String,
     /// Per cluster: cluster, namespace, health, last error.
     pub clusters: Value,
-}
-
-macro_rules! columns {
-    () => {
-        "id, tenant_id, project_id, name, description, dns_name, addresses, ports, placement, binding_id, created_by, created_at, updated_at"
-    };
 }
 
 fn event(s: &ExternalService) -> pb::ResourceChanged {
@@ -422,15 +417,16 @@ impl ExternalServices {
         let name = parse_name(name)?;
         caller.require(tenant, Role::Developer, "tenant", tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
-        let held_by: Option<String> = sqlx::query_scalar(
+        let held_by = sqlx::query_scalar!(
             "SELECT a.name FROM applications a JOIN releases r ON r.application_id = a.id
               WHERE a.tenant_id = $1 AND r.tenant_id = $1
                 AND EXISTS (SELECT 1 FROM jsonb_each(r.objects) s, jsonb_array_elements(s.value) o
-                             WHERE $2 IN (o->'metadata'->>'name', (o->'metadata'->>'name') || '-blue', (o->'metadata'->>'name') || '-green'))
+                             WHERE $2 IN (o->'metadata'->>'name', (o->'metadata'->>'name') || '-blue',
+                                          (o->'metadata'->>'name') || '-green'))
               LIMIT 1",
+            tenant,
+            name.as_str(),
         )
-        .bind(tenant)
-        .bind(name.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(app) = held_by {
@@ -438,31 +434,37 @@ impl ExternalServices {
                 "application {app} has objects named {name}; choose another name"
             )));
         }
-        let row: ExternalService = sqlx::query_as(concat!(
-            "INSERT INTO external_services (id, tenant_id, project_id, name, description, dns_name, addresses, ports, placement, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(tenant)
-        .bind(project)
-        .bind(name.as_str())
-        .bind(&definition.description)
-        .bind(dns_of(&definition))
-        .bind(addresses_of(&definition))
-        .bind(sqlx::types::Json(&definition.ports))
-        .bind(&definition.placement)
-        .bind(&caller.subject)
+        let row = sqlx::query_as!(
+            ExternalService,
+            r#"INSERT INTO external_services (id, tenant_id, project_id, name, description, dns_name, addresses, ports,
+                                            placement, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING
+             RETURNING id, tenant_id, project_id, name, description, dns_name, addresses,
+                    ports AS "ports: Json<Vec<Port>>", placement, binding_id, created_by, created_at, updated_at"#,
+            id::new_id(),
+            tenant,
+            project,
+            name.as_str(),
+            definition.description,
+            dns_of(&definition),
+            &addresses_of(&definition),
+            Json(&definition.ports) as _,
+            definition.placement,
+            caller.subject,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("the tenant already has an external service named {name}")))?;
         let binding = self.apply(tenant, project, name.as_str(), &definition).await?;
-        let row: ExternalService = sqlx::query_as(concat!(
-            "UPDATE external_services SET binding_id = $2 WHERE id = $1 RETURNING ",
-            columns!()
-        ))
-        .bind(row.id)
-        .bind(binding)
+        let row = sqlx::query_as!(
+            ExternalService,
+            r#"UPDATE external_services SET binding_id = $2 WHERE id = $1 AND tenant_id = $3
+             RETURNING id, tenant_id, project_id, name, description, dns_name, addresses,
+                    ports AS "ports: Json<Vec<Port>>", placement, binding_id, created_by, created_at, updated_at"#,
+            row.id,
+            binding,
+            tenant,
+        )
         .fetch_one(&mut *tx)
         .await?;
         outbox::record(&mut tx, REGISTERED, Some(tenant), &event(&row)).await?;
@@ -475,13 +477,15 @@ impl ExternalServices {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ExternalService> {
-        let found: Option<ExternalService> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM external_services WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"
-        ))
-        .bind(id)
-        .bind(caller.visible_tenants())
+        let visible = caller.visible_tenants();
+        let found = sqlx::query_as!(
+            ExternalService,
+            r#"SELECT id, tenant_id, project_id, name, description, dns_name, addresses,
+                    ports AS "ports: Json<Vec<Port>>", placement, binding_id, created_by, created_at, updated_at
+             FROM external_services WHERE id = $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))"#,
+            id,
+            visible.as_deref(),
+        )
         .fetch_optional(self.outbox.pool())
         .await?;
         found.ok_or_else(|| Error::not_found("external service", id))
@@ -495,14 +499,15 @@ impl ExternalServices {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<ExternalService> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM external_services WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
-        ))
-        .bind(tenant)
-        .bind(page.after)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            ExternalService,
+            r#"SELECT id, tenant_id, project_id, name, description, dns_name, addresses,
+                    ports AS "ports: Json<Vec<Port>>", placement, binding_id, created_by, created_at, updated_at
+             FROM external_services WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"#,
+            tenant,
+            page.after,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |s| s.id))
@@ -519,32 +524,36 @@ impl ExternalServices {
         caller.require(found.tenant_id, Role::Developer, "external service", id)?;
         let mut tx = self.outbox.pool().begin().await?;
         // Serialises changes of one service, so the binding ends as the row says.
-        let current: ExternalService = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM external_services WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
-        ))
-        .bind(found.id)
-        .bind(found.tenant_id)
+        let current = sqlx::query_as!(
+            ExternalService,
+            r#"SELECT id, tenant_id, project_id, name, description, dns_name, addresses,
+                    ports AS "ports: Json<Vec<Port>>", placement, binding_id, created_by, created_at, updated_at
+             FROM external_services WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
+            found.id,
+            found.tenant_id,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::not_found("external service", id))?;
         let binding = self
             .apply(current.tenant_id, current.project_id, &current.name, &definition)
             .await?;
-        let row: ExternalService = sqlx::query_as(concat!(
-            "UPDATE external_services SET description = $3, dns_name = $4, addresses = $5, ports = $6, placement = $7, binding_id = $8, updated_at = now()
-             WHERE id = $1 AND tenant_id = $2 RETURNING ",
-            columns!()
-        ))
-        .bind(current.id)
-        .bind(current.tenant_id)
-        .bind(&definition.description)
-        .bind(dns_of(&definition))
-        .bind(addresses_of(&definition))
-        .bind(sqlx::types::Json(&definition.ports))
-        .bind(&definition.placement)
-        .bind(binding)
+        let row = sqlx::query_as!(
+            ExternalService,
+            r#"UPDATE external_services SET description = $3, dns_name = $4, addresses = $5, ports = $6, placement = $7,
+                    binding_id = $8, updated_at = now()
+             WHERE id = $1 AND tenant_id = $2
+             RETURNING id, tenant_id, project_id, name, description, dns_name, addresses,
+                    ports AS "ports: Json<Vec<Port>>", placement, binding_id, created_by, created_at, updated_at"#,
+            current.id,
+            current.tenant_id,
+            definition.description,
+            dns_of(&definition),
+            &addresses_of(&definition),
+            Json(&definition.ports) as _,
+            definition.placement,
+            binding,
+        )
         .fetch_one(&mut *tx)
         .await?;
         outbox::record(&mut tx, UPDATED, Some(row.tenant_id), &event(&row)).await?;
@@ -564,11 +573,13 @@ impl ExternalServices {
             federation::delete_binding(&mut self.federation.client(), &binding.to_string()).await?;
         }
         let mut tx = self.outbox.pool().begin().await?;
-        sqlx::query("DELETE FROM external_services WHERE id = $1 AND tenant_id = $2")
-            .bind(found.id)
-            .bind(found.tenant_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM external_services WHERE id = $1 AND tenant_id = $2",
+            found.id,
+            found.tenant_id,
+        )
+        .execute(&mut *tx)
+        .await?;
         outbox::record(&mut tx, DELETED, Some(found.tenant_id), &event(&found)).await?;
         self.outbox.commit(tx).await
     }
@@ -614,12 +625,13 @@ impl ExternalServices {
 /// # Errors
 /// The conflict, naming the external service.
 pub(crate) async fn refuse_taken(tx: &mut sqlx::PgConnection, tenant: Uuid, names: &[String]) -> Result<()> {
-    let taken: Option<String> =
-        sqlx::query_scalar("SELECT name FROM external_services WHERE tenant_id = $1 AND name = ANY($2) LIMIT 1")
-            .bind(tenant)
-            .bind(names)
-            .fetch_optional(tx)
-            .await?;
+    let taken = sqlx::query_scalar!(
+        "SELECT name FROM external_services WHERE tenant_id = $1 AND name = ANY($2) LIMIT 1",
+        tenant,
+        names,
+    )
+    .fetch_optional(tx)
+    .await?;
     match taken {
         Some(name) => Err(Error::Conflict(format!(
             "external service {name} holds that name in the tenant's namespaces; rename the application or the service"

@@ -102,12 +102,12 @@ pub async fn claim(
                 ),
             ));
         }
-        let held: Option<i32> = sqlx::query_scalar(
+        let held = sqlx::query_scalar!(
             "SELECT port FROM node_ports WHERE application_id = $1 AND service = $2 AND container_port = $3",
+            app_id,
+            service.name,
+            i32::from(port.container_port),
         )
-        .bind(app_id)
-        .bind(&service.name)
-        .bind(i32::from(port.container_port))
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(held) = held {
@@ -119,21 +119,20 @@ pub async fn claim(
                 continue;
             }
             // The fixed port changed, or the drawn one is outside a target's range now: give the old one back.
-            sqlx::query("DELETE FROM node_ports WHERE port = $1")
-                .bind(held)
+            sqlx::query!("DELETE FROM node_ports WHERE port = $1", held)
                 .execute(&mut *tx)
                 .await?;
         }
         if wanted != 0 {
-            let claimed = sqlx::query(
-                "INSERT INTO node_ports (port, application_id, tenant_id, service,
-                                       container_port) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            let claimed = sqlx::query!(
+                "INSERT INTO node_ports (port, application_id, tenant_id, service, container_port)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                i32::from(wanted),
+                app_id,
+                tenant,
+                service.name,
+                i32::from(port.container_port),
             )
-            .bind(i32::from(wanted))
-            .bind(app_id)
-            .bind(tenant)
-            .bind(&service.name)
-            .bind(i32::from(port.container_port))
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -145,18 +144,18 @@ pub async fn claim(
         let mut got = None;
         // Concurrent deploys may pick the same free port; the loser tries the next.
         for _ in 0..8 {
-            got = sqlx::query_scalar(
+            got = sqlx::query_scalar!(
                 "INSERT INTO node_ports (port, application_id, tenant_id, service, container_port)
                  SELECT s, $1, $2, $3, $4 FROM generate_series($5::int, $6::int) s
                   WHERE NOT EXISTS (SELECT 1 FROM node_ports WHERE port = s) ORDER BY s LIMIT 1
                  ON CONFLICT DO NOTHING RETURNING port",
+                app_id,
+                tenant,
+                service.name,
+                i32::from(port.container_port),
+                i32::from(*pool.start()),
+                i32::from(*pool.end()),
             )
-            .bind(app_id)
-            .bind(tenant)
-            .bind(&service.name)
-            .bind(i32::from(port.container_port))
-            .bind(i32::from(*pool.start()))
-            .bind(i32::from(*pool.end()))
             .fetch_optional(&mut *tx)
             .await?;
             if got.is_some() {
@@ -171,7 +170,6 @@ pub async fn claim(
 }
 
 /// Who holds a node port.
-#[derive(sqlx::FromRow)]
 struct Holder {
     tenant_id: Uuid,
     application: String,
@@ -179,11 +177,12 @@ struct Holder {
 }
 
 async fn holder(tx: &mut sqlx::PgConnection, tenant: Uuid, port: u16) -> Error {
-    let row: Option<Holder> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        Holder,
         "SELECT n.tenant_id, a.name AS application, n.service FROM node_ports n JOIN applications a
          ON a.id = n.application_id WHERE n.port = $1",
+        i32::from(port),
     )
-    .bind(i32::from(port))
     .fetch_optional(&mut *tx)
     .await
     .ok()

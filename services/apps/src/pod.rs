@@ -170,10 +170,13 @@ impl Applications {
             )));
         }
         let release = self.serving(&app).await?;
-        let remembered: Option<Value> = sqlx::query_scalar("SELECT stopped_replicas FROM applications WHERE id = $1")
-            .bind(app.id)
-            .fetch_one(self.outbox().pool())
-            .await?;
+        let remembered = sqlx::query_scalar!(
+            "SELECT stopped_replicas FROM applications WHERE id = $1 AND tenant_id = $2",
+            app.id,
+            app.tenant_id,
+        )
+        .fetch_one(self.outbox().pool())
+        .await?;
         let remembered = remembered.unwrap_or(Value::Null);
         let mut federation = self.federation().client();
         let mut counts = serde_json::Map::new();
@@ -214,14 +217,14 @@ impl Applications {
         let mut tx = self.outbox().pool().begin().await?;
         let state = if on { "running" } else { "stopped" };
         let remember = if on { Value::Null } else { Value::Object(counts.clone()) };
-        sqlx::query(
-            "UPDATE applications SET state = $2, stopped_replicas = $3, updated_at = now() WHERE id = $1
-                     AND tenant_id = $4",
+        sqlx::query!(
+            "UPDATE applications SET state = $2, stopped_replicas = $3, updated_at = now()
+             WHERE id = $1 AND tenant_id = $4",
+            app.id,
+            state,
+            if on { None } else { Some(remember) },
+            app.tenant_id,
         )
-        .bind(app.id)
-        .bind(state)
-        .bind(if on { None } else { Some(remember) })
-        .bind(app.tenant_id)
         .execute(&mut *tx)
         .await?;
         for (service, count) in &counts {

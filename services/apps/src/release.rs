@@ -94,15 +94,6 @@ impl Release {
     }
 }
 
-macro_rules! release_columns {
-    () => {
-        "id, application_id, tenant_id, number, template_version_id, parameters, placement, strategy, objects,
-         waves, state, wave, applied_wave, message, rollback_of, created_by, approved_by, created_at, started_at,
-         finished_at, slot, replaces, phase, step, applied, traffic, hold_until, phase_started_at, gray_waves"
-    };
-}
-pub(crate) use release_columns;
-
 /// Which objects of a slotted release a service's binding holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -272,9 +263,9 @@ pub fn gray_waves(
         .collect();
     let mut clusters: Vec<&(String, String)> = targets.iter().collect();
     clusters.sort_by_key(|(c, _)| (listed.iter().position(|l| l == c).unwrap_or(usize::MAX), c.clone()));
-    let key = |t: &(String, String)| match by {
-        GrayBy::Cluster => t.0.clone(),
-        GrayBy::Partition => t.1.clone(),
+    let key = |(cluster, partition): &(String, String)| match by {
+        GrayBy::Cluster => cluster.clone(),
+        GrayBy::Partition => partition.clone(),
     };
     let mut waves: Vec<GrayWave> = Vec::new();
     for name in order {
@@ -289,13 +280,14 @@ pub fn gray_waves(
             clusters: Vec::new(),
         });
     }
-    for t in clusters {
-        let name = key(t);
+    for target in clusters {
+        let name = key(target);
+        let (cluster, _) = target;
         match waves.iter_mut().find(|w| w.name == name) {
-            Some(w) => w.clusters.push(t.0.clone()),
+            Some(w) => w.clusters.push(cluster.clone()),
             None => waves.push(GrayWave {
                 name,
-                clusters: vec![t.0.clone()],
+                clusters: vec![cluster.clone()],
             }),
         }
     }

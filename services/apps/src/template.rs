@@ -77,12 +77,6 @@ impl NewTemplate {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, tenant_id, name, description, created_at"
-    };
-}
-
 /// Who may write a template: developers of its tenant, or platform
 /// administrators for the catalog.
 pub(crate) fn require_writer(
@@ -116,15 +110,15 @@ impl Templates {
     pub async fn create(&self, caller: &Caller, new: NewTemplate) -> Result<Template> {
         require_writer(caller, new.tenant, "tenant", new.tenant.unwrap_or_default())?;
         let mut tx = self.outbox.pool().begin().await?;
-        let template: Template = sqlx::query_as(concat!(
+        let template = sqlx::query_as!(
+            Template,
             "INSERT INTO templates (id, tenant_id, name, description) VALUES ($1, $2, $3, $4) ON CONFLICT
-             DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(new.tenant)
-        .bind(new.name.as_str())
-        .bind(&new.description)
+             DO NOTHING RETURNING id, tenant_id, name, description, created_at",
+            id::new_id(),
+            new.tenant,
+            new.name.as_str(),
+            new.description,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("a template named {} already exists there", new.name)))?;
@@ -143,13 +137,13 @@ impl Templates {
     /// # Errors
     /// The database fails.
     pub(crate) async fn named(&self, tenant: Option<Uuid>, name: &str) -> Result<Option<Template>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM templates WHERE tenant_id IS NOT DISTINCT FROM $1 AND name = $2"
-        ))
-        .bind(tenant)
-        .bind(name)
+        Ok(sqlx::query_as!(
+            Template,
+            "SELECT id, tenant_id, name, description, created_at
+             FROM templates WHERE tenant_id IS NOT DISTINCT FROM $1 AND name = $2",
+            tenant,
+            name,
+        )
         .fetch_optional(self.outbox.pool())
         .await?)
     }
@@ -159,11 +153,13 @@ impl Templates {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Template> {
-        let template: Option<Template> =
-            sqlx::query_as(concat!("SELECT ", columns!(), " FROM templates WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(self.outbox.pool())
-                .await?;
+        let template = sqlx::query_as!(
+            Template,
+            "SELECT id, tenant_id, name, description, created_at FROM templates WHERE id = $1",
+            id,
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
         template
             .filter(|t| t.tenant_id.is_none_or(|tenant| caller.can_see(tenant)))
             .ok_or_else(|| Error::not_found("template", id))
@@ -175,19 +171,20 @@ impl Templates {
     /// # Errors
     /// The tenant filter is malformed.
     pub async fn list(&self, caller: &Caller, page: Page, tenant: Option<Uuid>) -> Result<(Vec<Template>, String)> {
-        let rows: Vec<Template> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM templates
-              WHERE ($1::uuid IS NULL OR id > $1)
-                AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))
-                AND ($3::uuid IS NULL OR tenant_id = $3)
-              ORDER BY id LIMIT $4"
-        ))
-        .bind(page.after)
-        .bind(caller.visible_tenants())
-        .bind(tenant)
-        .bind(page.fetch())
+        let visible = caller.visible_tenants();
+        let rows = sqlx::query_as!(
+            Template,
+            "SELECT id, tenant_id, name, description, created_at
+             FROM templates
+             WHERE ($1::uuid IS NULL OR id > $1)
+               AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))
+               AND ($3::uuid IS NULL OR tenant_id = $3)
+             ORDER BY id LIMIT $4",
+            page.after,
+            visible.as_deref(),
+            tenant,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |t| t.id))
@@ -201,8 +198,7 @@ impl Templates {
         let template = self.get(caller, id).await?;
         require_writer(caller, template.tenant_id, "template", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        if sqlx::query("DELETE FROM templates WHERE id = $1")
-            .bind(id)
+        if sqlx::query!("DELETE FROM templates WHERE id = $1", id)
             .execute(&mut *tx)
             .await?
             .rows_affected()

@@ -84,12 +84,6 @@ impl Version {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, template_id, tenant_id, version, note, spec, state, created_by, created_at, updated_at, published_at"
-    };
-}
-
 /// A template or chart version number: SemVer `MAJOR.MINOR.PATCH`, an
 /// optional `-prerelease` and an optional `+build` (each part at most 9
 /// digits, no leading zeros). It orders as SemVer says: by precedence, with
@@ -267,18 +261,20 @@ impl Versions {
         spec: &Value,
     ) -> Result<Version> {
         let mut tx = self.outbox.pool().begin().await?;
-        let created: Version = sqlx::query_as(concat!(
+        let created = sqlx::query_as!(
+            Version,
             "INSERT INTO template_versions (id, template_id, tenant_id, version, note, spec, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(template.id)
-        .bind(template.tenant_id)
-        .bind(version)
-        .bind(note)
-        .bind(spec)
-        .bind(&caller.subject)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
+             RETURNING id, template_id, tenant_id, version, note, spec, state, created_by, created_at,
+            updated_at, published_at",
+            id::new_id(),
+            template.id,
+            template.tenant_id,
+            version,
+            note,
+            spec,
+            caller.subject,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("{} already has a version {version}", template.name)))?;
@@ -303,13 +299,15 @@ impl Versions {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get_in(conn: &mut sqlx::PgConnection, caller: &Caller, id: Uuid) -> Result<Version> {
-        let found: Option<Version> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM template_versions WHERE id = $1 AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))"
-        ))
-        .bind(id)
-        .bind(caller.visible_tenants())
+        let visible = caller.visible_tenants();
+        let found = sqlx::query_as!(
+            Version,
+            "SELECT id, template_id, tenant_id, version, note, spec, state, created_by, created_at,
+             updated_at, published_at
+             FROM template_versions WHERE id = $1 AND (tenant_id IS NULL OR $2::uuid[] IS NULL OR tenant_id = ANY($2))",
+            id,
+            visible.as_deref(),
+        )
         .fetch_optional(conn)
         .await?;
         found.ok_or_else(|| Error::not_found("template version", id))
@@ -330,14 +328,16 @@ impl Versions {
         }
         let note = note.map(parse_note).transpose()?;
         let spec = spec.map(Spec::check).transpose()?;
-        let updated: Option<Version> = sqlx::query_as(concat!(
+        let updated = sqlx::query_as!(
+            Version,
             "UPDATE template_versions SET note = coalesce($2, note), spec = coalesce($3, spec), updated_at = now()
-             WHERE id = $1 AND state = 'draft' RETURNING ",
-            columns!()
-        ))
-        .bind(id)
-        .bind(note)
-        .bind(spec.as_ref().map(Spec::raw))
+             WHERE id = $1 AND state = 'draft'
+             RETURNING id, template_id, tenant_id, version, note, spec, state, created_by, created_at,
+            updated_at, published_at",
+            id,
+            note,
+            spec.as_ref().map(Spec::raw),
+        )
         .fetch_optional(self.outbox.pool())
         .await?;
         updated.ok_or_else(|| Error::FailedPrecondition(format!("version {} was published meanwhile", current.version)))
@@ -351,12 +351,14 @@ impl Versions {
         let current = self.get(caller, id).await?;
         require_writer(caller, current.tenant_id, "template version", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        let published: Version = sqlx::query_as(concat!(
+        let published = sqlx::query_as!(
+            Version,
             "UPDATE template_versions SET state = 'published', published_at = now(), updated_at = now()
-             WHERE id = $1 AND state = 'draft' RETURNING ",
-            columns!()
-        ))
-        .bind(id)
+             WHERE id = $1 AND state = 'draft'
+             RETURNING id, template_id, tenant_id, version, note, spec, state, created_by, created_at,
+            updated_at, published_at",
+            id,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::FailedPrecondition(format!("version {} is already published", current.version)))?;
@@ -371,17 +373,18 @@ impl Versions {
     /// The template is not visible.
     pub async fn list(&self, caller: &Caller, template_id: Uuid, page: Page) -> Result<(Vec<Version>, String)> {
         let template = self.templates.get(caller, template_id).await?;
-        let rows: Vec<Version> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM template_versions
-              WHERE template_id = $1 AND tenant_id IS NOT DISTINCT FROM $2 AND ($3::uuid IS NULL OR id > $3)
-              ORDER BY id LIMIT $4"
-        ))
-        .bind(template_id)
-        .bind(template.tenant_id)
-        .bind(page.after)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Version,
+            "SELECT id, template_id, tenant_id, version, note, spec, state, created_by, created_at,
+             updated_at, published_at
+             FROM template_versions
+             WHERE template_id = $1 AND tenant_id IS NOT DISTINCT FROM $2 AND ($3::uuid IS NULL OR id > $3)
+             ORDER BY id LIMIT $4",
+            template_id,
+            template.tenant_id,
+            page.after,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |v| v.id))

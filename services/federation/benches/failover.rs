@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     ];
     wait(Duration::from_secs(60), "every cluster Ready", || async {
-        let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE condition = 'Ready'")
+        let ready: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM clusters WHERE condition = 'Ready'"#)
             .fetch_one(&pool)
             .await
             .ok()?;
@@ -145,10 +145,11 @@ async fn main() -> anyhow::Result<()> {
         .await;
     results.into_iter().collect::<kernel::Result<Vec<()>>>()?;
     wait(Duration::from_secs(300), "every binding Available", || async {
-        let settled: i64 = sqlx::query_scalar("SELECT count(*) FROM binding_targets WHERE settled AND NOT removing")
-            .fetch_one(&pool)
-            .await
-            .ok()?;
+        let settled: i64 =
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM binding_targets WHERE settled AND NOT removing"#)
+                .fetch_one(&pool)
+                .await
+                .ok()?;
         (settled as usize == bindings).then_some(())
     })
     .await;
@@ -162,15 +163,19 @@ async fn main() -> anyhow::Result<()> {
 
     // The fault.
     let lost = "f00";
-    let moved: i64 = sqlx::query_scalar("SELECT count(*) FROM binding_targets WHERE cluster = $1")
-        .bind(lost)
+    let moved: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM binding_targets WHERE cluster = $1"#,
+        lost
+    )
+    .fetch_one(&pool)
+    .await?;
+    let fault_db: chrono::DateTime<chrono::Utc> = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
         .fetch_one(&pool)
         .await?;
-    let fault_db: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&pool).await?;
     let fault = Instant::now();
     fleet[0].faults().set(Fault::Down);
     wait(Duration::from_secs(120), "every moved binding Available", || async {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM failovers WHERE state = 'available'")
+        let done: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM failovers WHERE state = 'available'"#)
             .fetch_one(&pool)
             .await
             .ok()?;
@@ -178,24 +183,28 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     let total = fault.elapsed();
-    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM failovers WHERE state = 'failed'")
+    let failed: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM failovers WHERE state = 'failed'"#)
         .fetch_one(&pool)
         .await?;
-    let not_ready: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT not_ready_since FROM clusters WHERE name = $1")
-            .bind(lost)
-            .fetch_one(&pool)
-            .await?;
-    type Times = (
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
-        chrono::DateTime<chrono::Utc>,
+    let not_ready: chrono::DateTime<chrono::Utc> = sqlx::query_scalar!(
+        r#"SELECT not_ready_since AS "not_ready_since!" FROM clusters WHERE name = $1"#,
+        lost
+    )
+    .fetch_one(&pool)
+    .await?;
+    let times = sqlx::query!(
+        r#"SELECT min(created_at) AS "first_opened!", max(created_at) AS "last_opened!",
+                  max(replaced_at) AS "last_replaced!", max(available_at) AS "last_available!"
+           FROM failovers"#
+    )
+    .fetch_one(&pool)
+    .await?;
+    let (first_opened, last_opened, last_replaced, last_available) = (
+        times.first_opened,
+        times.last_opened,
+        times.last_replaced,
+        times.last_available,
     );
-    let (first_opened, last_opened, last_replaced, last_available): Times =
-        sqlx::query_as("SELECT min(created_at), max(created_at), max(replaced_at), max(available_at) FROM failovers")
-            .fetch_one(&pool)
-            .await?;
     // Every moved binding's replicas really run in the backup cluster.
     let mut running = 0;
     for c in &fleet[1..] {

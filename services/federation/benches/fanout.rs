@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         bare.push(client);
         fleet.push(c);
     }
-    sqlx::query("UPDATE clusters SET condition = 'Ready', condition_reason = 'Probed'")
+    sqlx::query!("UPDATE clusters SET condition = 'Ready', condition_reason = 'Probed'")
         .execute(&pool)
         .await?;
     println!(
@@ -133,7 +133,9 @@ async fn main() -> anyhow::Result<()> {
     // before a binding arrives (100 watches listing at once would
     // otherwise share the two cores with the fan-out being measured).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let started_db: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(&pool).await?;
+    let started_db: chrono::DateTime<chrono::Utc> = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
+        .fetch_one(&pool)
+        .await?;
     let started = Instant::now();
     let request = ApplyRequest {
         tenant,
@@ -151,14 +153,15 @@ async fn main() -> anyhow::Result<()> {
     let mut applied = None;
     let available;
     loop {
-        let (done, settled): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE applied_generation >=
-                                                          generation), count(*) FILTER (WHERE settled)
-                                                          FROM binding_targets WHERE binding_id = $1",
+        let counts = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE applied_generation >= generation) AS "done!",
+                      count(*) FILTER (WHERE settled) AS "settled!"
+               FROM binding_targets WHERE binding_id = $1"#,
+            b.id,
         )
-        .bind(b.id)
         .fetch_one(&pool)
         .await?;
+        let (done, settled) = (counts.done, counts.settled);
         if applied.is_none() && done as usize == n {
             applied = Some(started.elapsed());
         }
@@ -174,8 +177,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let applied = applied.unwrap_or(available);
     let synced: Vec<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("SELECT synced_at FROM binding_targets WHERE binding_id = $1")
-            .bind(b.id)
+        sqlx::query_scalar!("SELECT synced_at FROM binding_targets WHERE binding_id = $1", b.id)
             .fetch_all(&pool)
             .await?;
     let mut fed_hist = Histogram::<u64>::new(3)?;

@@ -39,7 +39,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use self::plan::{Change, Desired, Plan, Stored};
+use self::plan::{Change, Desired, Plan, Stored, StoredRevision, StoredTarget};
 use self::reservation::{Reservation, Reservations};
 use crate::placement::{Assignment, Candidate, PartitionRef, Resources};
 
@@ -405,14 +405,6 @@ pub struct ApplyRequest {
     pub hold: Vec<String>,
 }
 
-/// The columns of [`Binding`], in its order.
-macro_rules! binding_columns {
-    () => {
-        "id, tenant_id, project_id, name, objects, placement, replicas, generation, deleted, failover_error,
-         dr_tier, toleration_ms, singleton, revision, failback, priority, created_at, updated_at"
-    };
-}
-
 /// A binding as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Binding {
@@ -693,28 +685,37 @@ impl<'a> Bindings<'a> {
     /// The clusters as placement sees them; their free capacity only when
     /// `capacity` (otherwise it reads as all of their allocatable).
     async fn candidates_weighing(&self, tenant: Uuid, except: Option<Uuid>, capacity: bool) -> Result<Vec<Candidate>> {
-        let rows: Vec<ClusterRow> = sqlx::query_as(
-            "SELECT name, data_centre, region, zone, network_domain, environment, labels, condition, allocatable
-             FROM clusters ORDER BY name",
+        let rows = sqlx::query_as!(
+            ClusterRow,
+            r#"SELECT name, data_centre, region, zone, network_domain, environment, labels AS "labels: _", condition,
+                      allocatable AS "allocatable: _"
+               FROM clusters ORDER BY name"#,
         )
         .fetch_all(self.pool)
         .await?;
-        let partitions: Vec<PartitionRow> = sqlx::query_as(
+        let partitions = sqlx::query_as!(
+            PartitionRow,
             "SELECT partition_id, cluster, namespace, desired FROM partitions WHERE tenant_id = $1 AND NOT deleted",
+            tenant,
         )
-        .bind(tenant)
         .fetch_all(self.pool)
         .await?;
-        let placed: Vec<Placed> = if capacity {
-            sqlx::query_as(
-                "SELECT t.cluster, COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_cpu_milli, b.replica_cpu_milli)), 0)::BIGINT AS cpu_milli,
-                        COALESCE(SUM(t.replicas::BIGINT * COALESCE(r.replica_memory_milli, b.replica_memory_milli)), 0)::BIGINT AS memory_milli
-                 FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
-                 -- A held target requests what its revision's objects request.
-                 LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
-                 WHERE b.id IS DISTINCT FROM $1 GROUP BY t.cluster",
+        let placed = if capacity {
+            sqlx::query_as!(
+                Placed,
+                r#"SELECT t.cluster,
+                          COALESCE(SUM(t.replicas::BIGINT
+                                       * COALESCE(r.replica_cpu_milli, b.replica_cpu_milli)), 0)::BIGINT
+                              AS "cpu_milli!",
+                          COALESCE(SUM(t.replicas::BIGINT
+                                       * COALESCE(r.replica_memory_milli, b.replica_memory_milli)), 0)::BIGINT
+                              AS "memory_milli!"
+                   FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+                   -- A held target requests what its revision's objects request.
+                   LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
+                   WHERE b.id IS DISTINCT FROM $1 GROUP BY t.cluster"#,
+                except,
             )
-            .bind(except)
             .fetch_all(self.pool)
             .await?
         } else {
@@ -804,33 +805,39 @@ impl<'a> Bindings<'a> {
     /// The binding of `desired`'s name as stored, with its targets and
     /// (when the apply holds clusters) its revisions.
     async fn stored(&self, desired: &Desired) -> Result<Stored> {
-        let binding: Option<Binding> = sqlx::query_as(concat!(
-            "SELECT ",
-            binding_columns!(),
-            " FROM bindings WHERE tenant_id = $1 AND name = $2"
-        ))
-        .bind(desired.tenant)
-        .bind(desired.name.as_str())
+        let binding = sqlx::query_as!(
+            Binding,
+            r#"SELECT id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _", replicas,
+                    generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback,
+                    priority, created_at, updated_at
+               FROM bindings WHERE tenant_id = $1 AND name = $2"#,
+            desired.tenant,
+            desired.name.as_str(),
+        )
         .fetch_optional(self.pool)
         .await?;
         let Some(id) = binding.as_ref().map(|b| b.id) else {
             return Ok(Stored::default());
         };
-        let targets = sqlx::query_as(
-            "SELECT cluster, partition_id, replicas, removing, amounts, objects_revision FROM binding_targets
-             WHERE binding_id = $1",
+        let targets = sqlx::query_as!(
+            StoredTarget,
+            r#"SELECT cluster, partition_id, replicas, removing, amounts AS "amounts: _", objects_revision
+               FROM binding_targets WHERE binding_id = $1"#,
+            id,
         )
-        .bind(id)
         .fetch_all(self.pool)
         .await?;
         // Only a held cluster runs anything but the newest revision.
         let revisions = if desired.hold.is_empty() {
             Vec::new()
         } else {
-            sqlx::query_as("SELECT revision, objects FROM binding_revisions WHERE binding_id = $1")
-                .bind(id)
-                .fetch_all(self.pool)
-                .await?
+            sqlx::query_as!(
+                StoredRevision,
+                r#"SELECT revision, objects AS "objects: _" FROM binding_revisions WHERE binding_id = $1"#,
+                id,
+            )
+            .fetch_all(self.pool)
+            .await?
         };
         Ok(Stored {
             binding,
@@ -869,104 +876,117 @@ impl<'a> Bindings<'a> {
         let resilience = desired.resilience;
         let per = desired.per_replica;
         let name = desired.name.as_str();
+        let replicas = desired.replicas as i32;
+        let toleration_ms = resilience.toleration.as_millis() as i64;
         let mut tx = self.pool.begin().await?;
-        let binding: Binding = if change.create {
-            sqlx::query_as(concat!(
-                "INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas,
-                                       replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton,
-                                       failback, priority)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, name) DO NOTHING
-                 RETURNING ",
-                binding_columns!()
-            ))
-            .bind(id)
-            .bind(desired.tenant)
-            .bind(desired.project)
-            .bind(name)
-            .bind(sqlx::types::Json(&desired.objects))
-            .bind(sqlx::types::Json(&desired.placement_as_given))
-            .bind(desired.replicas as i32)
-            .bind(per.cpu_milli)
-            .bind(per.memory_milli)
-            .bind(resilience.tier.as_str())
-            .bind(resilience.toleration.as_millis() as i64)
-            .bind(resilience.singleton)
-            .bind(resilience.failback.as_str())
-            .bind(resilience.priority)
+        let binding = if change.create {
+            sqlx::query_as!(
+                Binding,
+                r#"INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas,
+                                        replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton,
+                                        failback, priority)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                   ON CONFLICT (tenant_id, name) DO NOTHING
+                   RETURNING id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _",
+                           replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision,
+                           failback, priority, created_at, updated_at"#,
+                id,
+                desired.tenant,
+                desired.project,
+                name,
+                sqlx::types::Json(&desired.objects) as _,
+                sqlx::types::Json(&desired.placement_as_given) as _,
+                replicas,
+                per.cpu_milli,
+                per.memory_milli,
+                resilience.tier.as_str(),
+                toleration_ms,
+                resilience.singleton,
+                resilience.failback.as_str(),
+                resilience.priority,
+            )
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::Conflict(format!("binding {name} was created meanwhile; apply again")))?
         } else {
-            sqlx::query_as(concat!(
-                "UPDATE bindings SET project_id = $2, objects = $3, placement = $4, replicas = $5, replica_cpu_milli = $6, replica_memory_milli = $7,
-                        generation = $8, updated_at = now(), dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL,
-                        failback = $12, priority = $13, revision = $14
-                 WHERE id = $1 AND generation = $8 - 1 AND NOT deleted
-                 RETURNING ",
-                binding_columns!()
-            ))
-            .bind(id)
-            .bind(desired.project)
-            .bind(sqlx::types::Json(&desired.objects))
-            .bind(sqlx::types::Json(&desired.placement_as_given))
-            .bind(desired.replicas as i32)
-            .bind(per.cpu_milli)
-            .bind(per.memory_milli)
-            .bind(generation)
-            .bind(resilience.tier.as_str())
-            .bind(resilience.toleration.as_millis() as i64)
-            .bind(resilience.singleton)
-            .bind(resilience.failback.as_str())
-            .bind(resilience.priority)
-            .bind(change.revision)
+            sqlx::query_as!(
+                Binding,
+                r#"UPDATE bindings SET project_id = $2, objects = $3, placement = $4, replicas = $5,
+                          replica_cpu_milli = $6, replica_memory_milli = $7, generation = $8::bigint,
+                          updated_at = now(),
+                          dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL,
+                          failback = $12, priority = $13, revision = $14
+                   WHERE id = $1 AND generation = $8::bigint - 1 AND NOT deleted
+                   RETURNING id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _",
+                           replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision,
+                           failback, priority, created_at, updated_at"#,
+                id,
+                desired.project,
+                sqlx::types::Json(&desired.objects) as _,
+                sqlx::types::Json(&desired.placement_as_given) as _,
+                replicas,
+                per.cpu_milli,
+                per.memory_milli,
+                generation,
+                resilience.tier.as_str(),
+                toleration_ms,
+                resilience.singleton,
+                resilience.failback.as_str(),
+                resilience.priority,
+                change.revision,
+            )
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::Conflict(format!("binding {name} changed meanwhile; apply again")))?
         };
         // Clusters no longer assigned, or assigned another partition: their objects go.
         let clusters: Vec<String> = change.targets.iter().map(|a| a.cluster.clone()).collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE binding_targets SET removing = true, generation = $2, next_attempt_at = now(), failures = 0
              WHERE binding_id = $1 AND NOT (cluster = ANY($3))",
+            id,
+            generation,
+            &clusters,
         )
-        .bind(id)
-        .bind(generation)
-        .bind(&clusters)
         .execute(&mut *tx)
         .await?;
         // A pending reservation this replaces was never committed: released by the propagator with it.
         write_targets(&mut tx, id, generation, &change.targets, reserved).await?;
         if change.new_revision {
-            sqlx::query(
-                "INSERT INTO binding_revisions (binding_id, revision, objects, replica_cpu_milli, replica_memory_milli) VALUES ($1, $2, $3, $4, $5)
+            sqlx::query!(
+                "INSERT INTO binding_revisions (binding_id, revision, objects, replica_cpu_milli, replica_memory_milli)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (binding_id, revision) DO NOTHING",
+                id,
+                change.revision,
+                sqlx::types::Json(&desired.objects) as _,
+                per.cpu_milli,
+                per.memory_milli,
             )
-            .bind(id)
-            .bind(change.revision)
-            .bind(sqlx::types::Json(&desired.objects))
-            .bind(per.cpu_milli)
-            .bind(per.memory_milli)
             .execute(&mut *tx)
             .await?;
         }
         let (clusters, pins): (Vec<String>, Vec<Option<i64>>) =
             change.pins.iter().map(|(c, p)| (c.clone(), *p)).unzip();
-        sqlx::query(
-            "UPDATE binding_targets t SET objects_revision = p.pin FROM unnest($2::text[], $3::bigint[]) AS p(cluster, pin)
+        sqlx::query!(
+            "UPDATE binding_targets t SET objects_revision = p.pin
+             FROM unnest($2::text[], $3::bigint[]) AS p(cluster, pin)
              WHERE t.binding_id = $1 AND t.cluster = p.cluster",
+            id,
+            &clusters,
+            // A NULL pin follows the newest revision.
+            &pins as _,
         )
-        .bind(id)
-        .bind(&clusters)
-        .bind(&pins)
         .execute(&mut *tx)
         .await?;
         // Revisions no target runs any more (removed targets keep theirs until they are gone).
-        sqlx::query(
+        sqlx::query!(
             "DELETE FROM binding_revisions r WHERE r.binding_id = $1 AND r.revision <> $2
-               AND NOT EXISTS (SELECT 1 FROM binding_targets t WHERE t.binding_id = r.binding_id AND t.objects_revision = r.revision)",
+               AND NOT EXISTS (SELECT 1 FROM binding_targets t
+                               WHERE t.binding_id = r.binding_id AND t.objects_revision = r.revision)",
+            id,
+            change.revision,
         )
-        .bind(id)
-        .bind(change.revision)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -974,14 +994,17 @@ impl<'a> Bindings<'a> {
     }
 
     async fn targets(&self, id: Uuid) -> Result<Vec<Target>> {
-        Ok(sqlx::query_as(
-            "SELECT t.cluster, t.partition_id, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation, t.last_error, t.workloads,
-                    NULLIF(t.synced_at, '-infinity') AS synced_at, t.observed_at, c.condition AS cluster_condition,
-                    COALESCE(t.objects_revision, b.revision) AS objects_revision
-             FROM binding_targets t JOIN bindings b ON b.id = t.binding_id LEFT JOIN clusters c ON c.name = t.cluster
-             WHERE t.binding_id = $1 ORDER BY t.cluster",
+        Ok(sqlx::query_as!(
+            Target,
+            r#"SELECT t.cluster, t.partition_id, t.namespace, t.replicas, t.removing, t.generation,
+                      t.applied_generation, t.last_error, t.workloads AS "workloads: _",
+                      NULLIF(t.synced_at, '-infinity') AS "synced_at?",
+                      t.observed_at, c.condition AS "cluster_condition?",
+                      COALESCE(t.objects_revision, b.revision) AS "objects_revision!"
+               FROM binding_targets t JOIN bindings b ON b.id = t.binding_id LEFT JOIN clusters c ON c.name = t.cluster
+               WHERE t.binding_id = $1 ORDER BY t.cluster"#,
+            id,
         )
-        .bind(id)
         .fetch_all(self.pool)
         .await?)
     }
@@ -991,12 +1014,18 @@ impl<'a> Bindings<'a> {
     /// # Errors
     /// NotFound when absent or of a tenant the caller cannot see.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<(Binding, Vec<Target>)> {
-        let b: Binding = sqlx::query_as(concat!("SELECT ", binding_columns!(), " FROM bindings WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool)
-            .await?
-            .filter(|b: &Binding| caller.can_see(b.tenant_id))
-            .ok_or_else(|| Error::not_found("binding", id))?;
+        let b = sqlx::query_as!(
+            Binding,
+            r#"SELECT id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _", replicas,
+                      generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback,
+                      priority, created_at, updated_at
+               FROM bindings WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(self.pool)
+        .await?
+        .filter(|b| caller.can_see(b.tenant_id))
+        .ok_or_else(|| Error::not_found("binding", id))?;
         let targets = self.targets(id).await?;
         Ok((b, targets))
     }
@@ -1014,14 +1043,16 @@ impl<'a> Bindings<'a> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
-        let rows: Vec<Binding> = sqlx::query_as(concat!(
-            "SELECT ",
-            binding_columns!(),
-            " FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
-        ))
-        .bind(tenant)
-        .bind(page.after)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Binding,
+            r#"SELECT id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _", replicas,
+                      generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision, failback,
+                      priority, created_at, updated_at
+               FROM bindings WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"#,
+            tenant,
+            page.after,
+            page.fetch(),
+        )
         .fetch_all(self.pool)
         .await?;
         let (rows, next) = page.finish(rows, |b| b.id);
@@ -1042,22 +1073,21 @@ impl<'a> Bindings<'a> {
         let (b, _) = self.get(caller, id).await?;
         caller.require(b.tenant_id, Role::Developer, "binding", id)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE bindings SET deleted = true, generation = generation + 1, updated_at = now() WHERE id = $1",
+            id,
         )
-        .bind(id)
         .execute(&mut *tx)
         .await?;
-        let targets = sqlx::query(
+        let targets = sqlx::query!(
             "UPDATE binding_targets SET removing = true, generation = generation + 1, next_attempt_at = now(),
              failures = 0 WHERE binding_id = $1",
+            id,
         )
-        .bind(id)
         .execute(&mut *tx)
         .await?;
         if targets.rows_affected() == 0 {
-            sqlx::query("DELETE FROM bindings WHERE id = $1")
-                .bind(id)
+            sqlx::query!("DELETE FROM bindings WHERE id = $1", id)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -1081,23 +1111,25 @@ pub(crate) async fn write_targets(
 ) -> Result<()> {
     for a in to {
         let new = reserved.iter().find(|r| r.cluster == a.cluster);
-        sqlx::query(
-            "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts, reservation_id)
+        let replicas = a.replicas as i32;
+        sqlx::query!(
+            "INSERT INTO binding_targets (binding_id, cluster, partition_id, namespace, replicas, generation, amounts,
+                                         reservation_id)
              VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb), $8)
              ON CONFLICT (binding_id, cluster) DO UPDATE SET
-                 removing = false, partition_id = EXCLUDED.partition_id, namespace = EXCLUDED.namespace, replicas = EXCLUDED.replicas,
-                 generation = EXCLUDED.generation, next_attempt_at = now(), failures = 0,
+                 removing = false, partition_id = EXCLUDED.partition_id, namespace = EXCLUDED.namespace,
+                 replicas = EXCLUDED.replicas, generation = EXCLUDED.generation, next_attempt_at = now(), failures = 0,
                  amounts = CASE WHEN $8::uuid IS NULL THEN binding_targets.amounts ELSE EXCLUDED.amounts END,
                  reservation_id = COALESCE($8, binding_targets.reservation_id)",
+            binding,
+            &a.cluster,
+            a.partition_id,
+            &a.namespace,
+            replicas,
+            generation,
+            new.map(|r| sqlx::types::Json(&r.amounts)) as _,
+            new.map(|r| r.id),
         )
-        .bind(binding)
-        .bind(&a.cluster)
-        .bind(a.partition_id)
-        .bind(&a.namespace)
-        .bind(a.replicas as i32)
-        .bind(generation)
-        .bind(new.map(|r| sqlx::types::Json(&r.amounts)))
-        .bind(new.map(|r| r.id))
         .execute(&mut *tx)
         .await?;
     }

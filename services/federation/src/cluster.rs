@@ -188,7 +188,7 @@ impl NewCluster {
     }
 }
 
-#[derive(sqlx::FromRow)]
+/// A cluster as stored (the columns every query below selects).
 struct Row {
     id: Uuid,
     name: String,
@@ -211,8 +211,12 @@ struct Row {
     allocatable: sqlx::types::Json<BTreeMap<String, String>>,
     discovered_at: Option<DateTime<Utc>>,
     has_credentials: bool,
-    #[sqlx(flatten)]
-    settings: cluster_settings::Row,
+    storage_classes: sqlx::types::Json<Vec<String>>,
+    default_storage_class: String,
+    ingress_classes: sqlx::types::Json<Vec<String>>,
+    default_ingress_class: String,
+    node_port_first: i32,
+    node_port_last: i32,
 }
 
 impl From<Row> for Cluster {
@@ -243,18 +247,17 @@ impl From<Row> for Cluster {
                 discovered_at: r.discovered_at,
             },
             has_credentials: r.has_credentials,
-            settings: r.settings.into(),
+            settings: cluster_settings::Row {
+                storage_classes: r.storage_classes,
+                default_storage_class: r.default_storage_class,
+                ingress_classes: r.ingress_classes,
+                default_ingress_class: r.default_ingress_class,
+                node_port_first: r.node_port_first,
+                node_port_last: r.node_port_last,
+            }
+            .into(),
         }
     }
-}
-
-macro_rules! columns {
-    () => {
-        "id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, created_at, \
-         condition, condition_reason, condition_message, last_probe_at, last_transition_at, \
-         kubernetes_version, node_count, capacity, allocatable, discovered_at, credentials IS NOT NULL AS has_credentials, \
-         storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last"
-    };
 }
 
 /// Registers a cluster and announces it. Platform administrators only.
@@ -265,28 +268,37 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
     caller.require_platform_admin()?;
     let sealed = (!new.credentials.is_empty()).then(|| credentials::seal(key, new.name.as_str(), &new.credentials));
     let mut tx = outbox.pool().begin().await?;
-    let row: Row = sqlx::query_as(concat!(
-        "INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels, credentials,
-                               storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (name) DO NOTHING RETURNING ",
-        columns!()
-    ))
-    .bind(id::new_id())
-    .bind(new.name.as_str())
-    .bind(new.api_endpoint.as_str())
-    .bind(new.data_centre.as_str())
-    .bind(&new.region)
-    .bind(&new.zone)
-    .bind(new.network_domain.as_str())
-    .bind(new.environment.as_str())
-    .bind(sqlx::types::Json(&new.labels))
-    .bind(sealed)
-    .bind(sqlx::types::Json(&new.settings.storage.offered))
-    .bind(new.settings.storage.default.as_deref().unwrap_or_default())
-    .bind(sqlx::types::Json(&new.settings.ingress.offered))
-    .bind(new.settings.ingress.default.as_deref().unwrap_or_default())
-    .bind(i32::from(new.settings.node_ports.first))
-    .bind(i32::from(new.settings.node_ports.last))
+    let row = sqlx::query_as!(
+        Row,
+        r#"INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels,
+                                credentials, storage_classes, default_storage_class, ingress_classes,
+                                default_ingress_class, node_port_first, node_port_last)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+           ON CONFLICT (name) DO NOTHING
+           RETURNING id, name, api_endpoint, data_centre, region, zone, network_domain, environment,
+                  labels AS "labels: _",
+                  created_at, condition, condition_reason, condition_message, last_probe_at, last_transition_at,
+                  kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
+                  discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
+                  default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
+                  node_port_first, node_port_last"#,
+        id::new_id(),
+        new.name.as_str(),
+        new.api_endpoint.as_str(),
+        new.data_centre.as_str(),
+        &new.region,
+        &new.zone,
+        new.network_domain.as_str(),
+        new.environment.as_str(),
+        sqlx::types::Json(&new.labels) as _,
+        sealed,
+        sqlx::types::Json(&new.settings.storage.offered) as _,
+        new.settings.storage.default.as_deref().unwrap_or_default(),
+        sqlx::types::Json(&new.settings.ingress.offered) as _,
+        new.settings.ingress.default.as_deref().unwrap_or_default(),
+        i32::from(new.settings.node_ports.first),
+        i32::from(new.settings.node_ports.last),
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::Conflict(format!("a cluster named {} already exists", new.name)))?;
@@ -307,13 +319,18 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
 /// No such cluster.
 pub async fn get(pool: &PgPool, id_or_name: &str) -> Result<Cluster> {
     let id = Uuid::parse_str(id_or_name).ok();
-    let row: Option<Row> = sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM clusters WHERE id = $1 OR ($1 IS NULL AND name = $2)"
-    ))
-    .bind(id)
-    .bind(id_or_name)
+    let row = sqlx::query_as!(
+        Row,
+        r#"SELECT id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels AS "labels: _",
+                  created_at, condition, condition_reason, condition_message, last_probe_at, last_transition_at,
+                  kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
+                  discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
+                  default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
+                  node_port_first, node_port_last
+           FROM clusters WHERE id = $1 OR ($1 IS NULL AND name = $2)"#,
+        id,
+        id_or_name,
+    )
     .fetch_optional(pool)
     .await?;
     row.map(Cluster::from)
@@ -325,11 +342,16 @@ pub async fn get(pool: &PgPool, id_or_name: &str) -> Result<Cluster> {
 /// # Errors
 /// The database fails.
 pub async fn all(pool: &PgPool) -> Result<Vec<Cluster>> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM clusters ORDER BY data_centre, name"
-    ))
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels AS "labels: _",
+                  created_at, condition, condition_reason, condition_message, last_probe_at, last_transition_at,
+                  kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
+                  discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
+                  default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
+                  node_port_first, node_port_last
+           FROM clusters ORDER BY data_centre, name"#,
+    )
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(Cluster::from).collect())
@@ -340,14 +362,19 @@ pub async fn all(pool: &PgPool) -> Result<Vec<Cluster>> {
 /// # Errors
 /// The database fails.
 pub async fn list(pool: &PgPool, page: Page, data_centre: &str) -> Result<(Vec<Cluster>, String)> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM clusters WHERE ($1::uuid IS NULL OR id > $1) AND ($2 = '' OR data_centre = $2) ORDER BY id LIMIT $3"
-    ))
-    .bind(page.after)
-    .bind(data_centre)
-    .bind(page.fetch())
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels AS "labels: _",
+                  created_at, condition, condition_reason, condition_message, last_probe_at, last_transition_at,
+                  kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
+                  discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
+                  default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
+                  node_port_first, node_port_last
+           FROM clusters WHERE ($1::uuid IS NULL OR id > $1) AND ($2 = '' OR data_centre = $2) ORDER BY id LIMIT $3"#,
+        page.after,
+        data_centre,
+        page.fetch(),
+    )
     .fetch_all(pool)
     .await?;
     Ok(page.finish(rows.into_iter().map(Cluster::from).collect(), |c| c.id))
@@ -364,27 +391,27 @@ pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &
     caller.require_platform_admin()?;
     let id = Uuid::parse_str(id_or_name).ok();
     let mut tx = pool.begin().await?;
-    let name: Option<String> = sqlx::query_scalar(
-        "UPDATE clusters SET storage_classes = $3, default_storage_class = $4, ingress_classes = $5, default_ingress_class = $6,
-                node_port_first = $7, node_port_last = $8
+    let name = sqlx::query_scalar!(
+        "UPDATE clusters SET storage_classes = $3, default_storage_class = $4, ingress_classes = $5,
+                default_ingress_class = $6, node_port_first = $7, node_port_last = $8
          WHERE id = $1 OR ($1 IS NULL AND name = $2) RETURNING name",
+        id,
+        id_or_name,
+        sqlx::types::Json(&s.storage.offered) as _,
+        s.storage.default.as_deref().unwrap_or_default(),
+        sqlx::types::Json(&s.ingress.offered) as _,
+        s.ingress.default.as_deref().unwrap_or_default(),
+        i32::from(s.node_ports.first),
+        i32::from(s.node_ports.last),
     )
-    .bind(id)
-    .bind(id_or_name)
-    .bind(sqlx::types::Json(&s.storage.offered))
-    .bind(s.storage.default.as_deref().unwrap_or_default())
-    .bind(sqlx::types::Json(&s.ingress.offered))
-    .bind(s.ingress.default.as_deref().unwrap_or_default())
-    .bind(i32::from(s.node_ports.first))
-    .bind(i32::from(s.node_ports.last))
     .fetch_optional(&mut *tx)
     .await?;
     let name = name.ok_or_else(|| Error::not_found("cluster", id_or_name))?;
-    sqlx::query(
-        "UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now() WHERE cluster = $1
-                 AND NOT removing",
+    sqlx::query!(
+        "UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now()
+         WHERE cluster = $1 AND NOT removing",
+        &name,
     )
-    .bind(&name)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -398,8 +425,7 @@ pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &
 pub async fn deregister(outbox: &Outbox, caller: &Caller, id: Uuid) -> Result<()> {
     caller.require_platform_admin()?;
     let mut tx = outbox.pool().begin().await?;
-    if sqlx::query("DELETE FROM clusters WHERE id = $1")
-        .bind(id)
+    if sqlx::query!("DELETE FROM clusters WHERE id = $1", id)
         .execute(&mut *tx)
         .await?
         .rows_affected()

@@ -271,14 +271,14 @@ fn spec_of(body: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
         .as_object_mut()
 }
 
-#[derive(sqlx::FromRow)]
+/// The settings columns of a cluster as stored.
 pub(crate) struct Row {
-    storage_classes: sqlx::types::Json<Vec<String>>,
-    default_storage_class: String,
-    ingress_classes: sqlx::types::Json<Vec<String>>,
-    default_ingress_class: String,
-    node_port_first: i32,
-    node_port_last: i32,
+    pub(crate) storage_classes: sqlx::types::Json<Vec<String>>,
+    pub(crate) default_storage_class: String,
+    pub(crate) ingress_classes: sqlx::types::Json<Vec<String>>,
+    pub(crate) default_ingress_class: String,
+    pub(crate) node_port_first: i32,
+    pub(crate) node_port_last: i32,
 }
 
 impl From<Row> for ClusterSettings {
@@ -311,22 +311,28 @@ pub async fn of_clusters(
     pool: &PgPool,
     names: &[String],
 ) -> Result<std::collections::HashMap<String, ClusterSettings>> {
-    #[derive(sqlx::FromRow)]
-    struct Named {
-        name: String,
-        #[sqlx(flatten)]
-        settings: Row,
-    }
-    let rows: Vec<Named> = sqlx::query_as(
-        "SELECT name, storage_classes, default_storage_class, ingress_classes, default_ingress_class, node_port_first, node_port_last
-         FROM clusters WHERE name = ANY($1)",
+    let rows = sqlx::query!(
+        r#"SELECT name, storage_classes AS "storage_classes: sqlx::types::Json<Vec<String>>", default_storage_class,
+                  ingress_classes AS "ingress_classes: sqlx::types::Json<Vec<String>>", default_ingress_class,
+                  node_port_first, node_port_last
+           FROM clusters WHERE name = ANY($1)"#,
+        names,
     )
-    .bind(names)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.name, ClusterSettings::from(r.settings)))
+        .map(|r| {
+            let settings = Row {
+                storage_classes: r.storage_classes,
+                default_storage_class: r.default_storage_class,
+                ingress_classes: r.ingress_classes,
+                default_ingress_class: r.default_ingress_class,
+                node_port_first: r.node_port_first,
+                node_port_last: r.node_port_last,
+            };
+            (r.name, ClusterSettings::from(settings))
+        })
         .collect())
 }
 

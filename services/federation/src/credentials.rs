@@ -350,14 +350,11 @@ impl Clients {
     /// # Errors
     /// Not registered, or its credentials cannot be opened.
     pub async fn by_name(&self, name: &str) -> Result<kube::Client> {
-        let row: Option<(String, Option<Vec<u8>>)> =
-            sqlx::query_as("SELECT api_endpoint, credentials FROM clusters WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        let (endpoint, sealed) =
-            row.ok_or_else(|| Error::FailedPrecondition(format!("cluster {name} is not registered")))?;
-        self.get(name, &endpoint, sealed.as_deref()).await
+        let row = sqlx::query!("SELECT api_endpoint, credentials FROM clusters WHERE name = $1", name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::FailedPrecondition(format!("cluster {name} is not registered")))?;
+        self.get(name, &row.api_endpoint, row.credentials.as_deref()).await
     }
 
     /// The client for `name` at `endpoint` with `sealed` credentials.

@@ -25,7 +25,6 @@ pub struct DataCentre {
 }
 
 /// A data centre's loss as last announced.
-#[derive(sqlx::FromRow)]
 struct DataCentreFlag {
     name: String,
     lost: bool,
@@ -38,7 +37,7 @@ struct DataCentreFlag {
 /// The database fails.
 pub async fn data_centres(pool: &PgPool) -> Result<Vec<DataCentre>> {
     let clusters = crate::cluster::all(pool).await?;
-    let flags: Vec<DataCentreFlag> = sqlx::query_as("SELECT name, lost, changed_at FROM data_centres")
+    let flags = sqlx::query_as!(DataCentreFlag, "SELECT name, lost, changed_at FROM data_centres")
         .fetch_all(pool)
         .await?;
     let names: BTreeSet<&str> = clusters.iter().map(|c| c.data_centre.as_str()).collect();

@@ -33,28 +33,37 @@ pub async fn open_due(
     parallelism: usize,
     retry_failed_after: Duration,
 ) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "WITH last AS (
              SELECT DISTINCT ON (binding_id) binding_id, kind, from_cluster, previous, created_at
              FROM failovers WHERE state = 'available' ORDER BY binding_id, created_at DESC
          )
-         INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at, steps)
-         SELECT gen_random_uuid(), b.id, b.tenant_id, 'failback', 'automatic', l.from_cluster, l.previous, c.last_transition_at,
-                jsonb_build_array(jsonb_build_object('name', 'opened: ' || l.from_cluster || ' Ready for the stabilisation period', 'at', now()))
+         INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at,
+                                steps)
+         SELECT gen_random_uuid(), b.id, b.tenant_id, 'failback', 'automatic', l.from_cluster, l.previous,
+                c.last_transition_at,
+                jsonb_build_array(jsonb_build_object(
+                    'name', 'opened: ' || l.from_cluster || ' Ready for the stabilisation period', 'at', now()))
          FROM bindings b JOIN last l ON l.binding_id = b.id JOIN clusters c ON c.name = l.from_cluster
          WHERE NOT b.deleted AND b.failback = 'automatic' AND l.kind = 'failover'
            AND c.condition = 'Ready' AND c.last_transition_at > l.created_at
            AND c.last_transition_at <= now() - make_interval(secs => $1)
-           AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.state NOT IN ('available', 'failed'))
-           AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.kind = 'failback' AND f.state = 'failed'
-                           AND f.finished_at > now() - make_interval(secs => $3))
-         ORDER BY b.priority DESC, CASE b.dr_tier WHEN 'active-active' THEN 0 WHEN 'auto-failover' THEN 1 ELSE 2 END, c.last_transition_at, b.id
-         LIMIT GREATEST($2 - (SELECT count(*) FROM failovers WHERE kind = 'failback' AND trigger = 'automatic' AND state NOT IN ('available', 'failed')), 0)
+           AND NOT EXISTS (SELECT 1 FROM failovers f
+                           WHERE f.binding_id = b.id AND f.state NOT IN ('available', 'failed'))
+           AND NOT EXISTS (SELECT 1 FROM failovers f
+                           WHERE f.binding_id = b.id AND f.kind = 'failback' AND f.state = 'failed'
+                             AND f.finished_at > now() - make_interval(secs => $3))
+         ORDER BY b.priority DESC,
+                  CASE b.dr_tier WHEN 'active-active' THEN 0 WHEN 'auto-failover' THEN 1 ELSE 2 END,
+                  c.last_transition_at, b.id
+         LIMIT GREATEST($2 - (SELECT count(*) FROM failovers
+                              WHERE kind = 'failback' AND trigger = 'automatic'
+                                AND state NOT IN ('available', 'failed')), 0)
          ON CONFLICT DO NOTHING RETURNING id",
+        stabilisation.as_secs_f64(),
+        i64::try_from(parallelism).unwrap_or(i64::MAX),
+        retry_failed_after.as_secs_f64(),
     )
-    .bind(stabilisation.as_secs_f64())
-    .bind(i64::try_from(parallelism).unwrap_or(i64::MAX))
-    .bind(retry_failed_after.as_secs_f64())
     .fetch_all(&mut *tx)
     .await?)
 }

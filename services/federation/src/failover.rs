@@ -61,6 +61,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -113,13 +114,6 @@ pub const FENCING_ANSWER: Duration = Duration::from_secs(3);
 
 /// How the step that sets the old copy's target to 0 begins.
 const SET_TO_ZERO: &str = "fencing: the copy in";
-
-/// The columns of [`Operation`], in its order.
-macro_rules! columns {
-    () => {
-        "id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason, steps, fault_detected_at, created_at, replaced_at, available_at, finished_at"
-    };
-}
 
 /// One persisted failover or failback.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -247,6 +241,12 @@ impl Reconciler {
         }
     }
 
+    /// Counts the reconciler's completed turns ([`Lease::turns`]): one that
+    /// started after a change has had the chance to act on it.
+    pub fn turns(&self) -> Arc<AtomicU64> {
+        self.lease.turns()
+    }
+
     /// Runs while it holds the lease, until `stop`.
     ///
     /// # Errors
@@ -264,9 +264,11 @@ impl Reconciler {
     /// The database fails.
     pub async fn round(&self) -> Result<()> {
         self.detect().await?;
-        let open: Vec<OpRow> = sqlx::query_as(
-            "SELECT id, binding_id, kind, trigger, from_cluster, state, previous, to_targets, steps
-             FROM failovers WHERE state NOT IN ('available', 'failed') ORDER BY created_at",
+        let open = sqlx::query_as!(
+            OpRow,
+            r#"SELECT id, binding_id, kind, trigger, from_cluster, state, previous AS "previous: _",
+                      to_targets AS "to_targets: _", steps AS "steps: _"
+               FROM failovers WHERE state NOT IN ('available', 'failed') ORDER BY created_at"#,
         )
         .fetch_all(&self.pool)
         .await?;
@@ -292,21 +294,26 @@ impl Reconciler {
     /// automatic failbacks that are due ([`crate::failback`]).
     async fn detect(&self) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let opened: Vec<Uuid> = sqlx::query_scalar(
+        let opened = sqlx::query_scalar!(
             "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, fault_detected_at, steps)
-             SELECT DISTINCT ON (b.id) gen_random_uuid(), b.id, b.tenant_id, 'failover', 'automatic', t.cluster, c.not_ready_since,
-                    jsonb_build_array(jsonb_build_object('name', 'opened: ' || t.cluster || ' out of Ready longer than the toleration', 'at', now()))
+             SELECT DISTINCT ON (b.id) gen_random_uuid(), b.id, b.tenant_id, 'failover', 'automatic', t.cluster,
+                    c.not_ready_since,
+                    jsonb_build_array(jsonb_build_object(
+                        'name', 'opened: ' || t.cluster || ' out of Ready longer than the toleration', 'at', now()))
              FROM bindings b JOIN binding_targets t ON t.binding_id = b.id AND NOT t.removing
                   JOIN clusters c ON c.name = t.cluster
              WHERE NOT b.deleted AND b.dr_tier IN ('auto-failover', 'active-active')
-               AND c.condition <> 'Ready' AND c.not_ready_since <= now() - make_interval(secs => b.toleration_ms / 1000.0)
-               AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.state NOT IN ('available', 'failed'))
-               AND NOT EXISTS (SELECT 1 FROM failovers f WHERE f.binding_id = b.id AND f.from_cluster = t.cluster AND f.kind = 'failover'
-                               AND f.state = 'failed' AND f.finished_at > now() - make_interval(secs => $1))
+               AND c.condition <> 'Ready'
+               AND c.not_ready_since <= now() - make_interval(secs => b.toleration_ms / 1000.0)
+               AND NOT EXISTS (SELECT 1 FROM failovers f
+                               WHERE f.binding_id = b.id AND f.state NOT IN ('available', 'failed'))
+               AND NOT EXISTS (SELECT 1 FROM failovers f
+                               WHERE f.binding_id = b.id AND f.from_cluster = t.cluster AND f.kind = 'failover'
+                                 AND f.state = 'failed' AND f.finished_at > now() - make_interval(secs => $1))
              ORDER BY b.id, t.cluster
              ON CONFLICT DO NOTHING RETURNING id",
+            RETRY_FAILED_AFTER.as_secs_f64(),
         )
-        .bind(RETRY_FAILED_AFTER.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
         let back = crate::failback::open_due(
@@ -324,21 +331,24 @@ impl Reconciler {
     }
 
     async fn binding(&self, id: Uuid) -> Result<Option<BindingRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, project_id, placement, replicas, replica_cpu_milli, replica_memory_milli, objects, dr_tier, toleration_ms, singleton
-             FROM bindings WHERE id = $1 AND NOT deleted",
+        Ok(sqlx::query_as!(
+            BindingRow,
+            r#"SELECT id, tenant_id, project_id, placement AS "placement: _", replicas, replica_cpu_milli,
+                      replica_memory_milli, objects AS "objects: _", dr_tier, toleration_ms, singleton
+               FROM bindings WHERE id = $1 AND NOT deleted"#,
+            id,
         )
-        .bind(id)
         .fetch_optional(&self.pool)
         .await?)
     }
 
     async fn live_targets(&self, binding: Uuid) -> Result<Vec<LiveTarget>> {
-        Ok(sqlx::query_as(
-            "SELECT cluster, partition_id, namespace, replicas, amounts FROM binding_targets
-                           WHERE binding_id = $1 AND NOT removing ORDER BY cluster",
+        Ok(sqlx::query_as!(
+            LiveTarget,
+            r#"SELECT cluster, partition_id, namespace, replicas, amounts AS "amounts: _" FROM binding_targets
+               WHERE binding_id = $1 AND NOT removing ORDER BY cluster"#,
+            binding,
         )
-        .bind(binding)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -350,28 +360,28 @@ impl Reconciler {
     /// Ends the operation as failed; with `degrade`, the binding shows the reason as Degraded.
     async fn end(&self, op: &OpRow, reason: &str, degrade: bool) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now(), steps =
-             steps || $4 WHERE id = $1 AND state = $2",
+        let step = steps([format!("{}: {reason}", if degrade { "failed" } else { "ended" })]);
+        let done = sqlx::query!(
+            "UPDATE failovers SET state = 'failed', reason = $3, finished_at = now(), updated_at = now(),
+             steps = steps || $4 WHERE id = $1 AND state = $2",
+            op.id,
+            &op.state,
+            reason,
+            step as _,
         )
-        .bind(op.id)
-        .bind(&op.state)
-        .bind(reason)
-        .bind(steps([format!(
-            "{}: {reason}",
-            if degrade { "failed" } else { "ended" }
-        )]))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {
             announce(&mut tx, op.id).await?;
         }
         if done.rows_affected() == 1 && degrade {
-            sqlx::query("UPDATE bindings SET failover_error = $2 WHERE id = $1")
-                .bind(op.binding_id)
-                .bind(format!("{} from {} failed: {reason}", op.kind, op.from_cluster))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE bindings SET failover_error = $2 WHERE id = $1",
+                op.binding_id,
+                format!("{} from {} failed: {reason}", op.kind, op.from_cluster),
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -393,11 +403,13 @@ impl Reconciler {
                 "applied" => self.settle(&op, &b).await?,
                 _ => return Ok(()),
             }
-            let next: Option<OpRow> = sqlx::query_as(
-                "SELECT id, binding_id, kind, trigger, from_cluster, state,
-                                                      previous, to_targets, steps FROM failovers WHERE id = $1",
+            let next = sqlx::query_as!(
+                OpRow,
+                r#"SELECT id, binding_id, kind, trigger, from_cluster, state, previous AS "previous: _",
+                          to_targets AS "to_targets: _", steps AS "steps: _"
+                   FROM failovers WHERE id = $1"#,
+                op.id,
             )
-            .bind(op.id)
             .fetch_optional(&self.pool)
             .await?;
             match next {
@@ -414,8 +426,7 @@ impl Reconciler {
         let live = self.live_targets(b.id).await?;
         let current: Vec<Assignment> = live.iter().map(as_assignment).collect();
         if op.kind == "failback" {
-            let condition: String = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1")
-                .bind(&op.from_cluster)
+            let condition = sqlx::query_scalar!("SELECT condition FROM clusters WHERE name = $1", &op.from_cluster)
                 .fetch_optional(&self.pool)
                 .await?
                 .unwrap_or_else(|| "Deregistered".into());
@@ -464,16 +475,17 @@ impl Reconciler {
                 .join(", ")
         ));
         let mut tx = self.pool.begin().await?;
-        let placing = sqlx::query(
-            "UPDATE failovers SET state = 'placing', previous = $2, to_targets = $3, to_clusters = $4, reason = '', updated_at = now(), steps = steps || $6
+        let placing = sqlx::query!(
+            "UPDATE failovers SET state = 'placing', previous = $2, to_targets = $3, to_clusters = $4, reason = '',
+                    updated_at = now(), steps = steps || $6
              WHERE id = $1 AND state = $5",
+            op.id,
+            sqlx::types::Json(previous) as _,
+            sqlx::types::Json(to) as _,
+            &clusters,
+            &op.state,
+            steps(done) as _,
         )
-        .bind(op.id)
-        .bind(sqlx::types::Json(previous))
-        .bind(sqlx::types::Json(to))
-        .bind(&clusters)
-        .bind(&op.state)
-        .bind(steps(done))
         .execute(&mut *tx)
         .await?;
         if placing.rows_affected() == 1 {
@@ -507,16 +519,19 @@ impl Reconciler {
     /// cluster no longer registered cannot run anything we placed), with
     /// its last contact.
     async fn lease_rule(&self, cluster: &str, toleration: Duration) -> Result<(bool, bool, Option<DateTime<Utc>>)> {
-        let (contact, ready, expired): (Option<DateTime<Utc>>, bool, bool) = sqlx::query_as(
-            "SELECT last_contact_at, condition = 'Ready', condition <> 'Ready' AND (last_contact_at IS NULL OR last_contact_at <= now() - make_interval(secs => $2))
-             FROM clusters WHERE name = $1",
+        let row = sqlx::query!(
+            r#"SELECT last_contact_at, condition = 'Ready' AS "ready!",
+                      condition <> 'Ready'
+                        AND (last_contact_at IS NULL OR last_contact_at <= now() - make_interval(secs => $2))
+                        AS "expired!"
+               FROM clusters WHERE name = $1"#,
+            cluster,
+            toleration.as_secs_f64(),
         )
-        .bind(cluster)
-        .bind(toleration.as_secs_f64())
         .fetch_optional(&self.pool)
-        .await?
-        .unwrap_or((None, false, true));
-        Ok((ready, expired, contact))
+        .await?;
+        // A cluster no longer registered: not Ready, its lease long expired, never in contact.
+        Ok(row.map_or((false, true, None), |r| (r.ready, r.expired, r.last_contact_at)))
     }
 
     /// pending -> fencing for a singleton: the old copy's target set to 0
@@ -563,13 +578,14 @@ impl Reconciler {
             op.previous.0.clone()
         };
         let mut tx = self.pool.begin().await?;
-        let fencing = sqlx::query(
-            "UPDATE failovers SET state = 'fencing', previous = $2, reason = '', updated_at =
-                                   now(), steps = steps || $3 WHERE id = $1 AND state = 'pending'",
+        let fencing = sqlx::query!(
+            "UPDATE failovers SET state = 'fencing', previous = $2, reason = '', updated_at = now(),
+                    steps = steps || $3
+             WHERE id = $1 AND state = 'pending'",
+            op.id,
+            sqlx::types::Json(&previous) as _,
+            steps([format!("{SET_TO_ZERO} {} set to 0 replicas", old.cluster)]) as _,
         )
-        .bind(op.id)
-        .bind(sqlx::types::Json(&previous))
-        .bind(steps([format!("{SET_TO_ZERO} {} set to 0 replicas", old.cluster)]))
         .execute(&mut *tx)
         .await?;
         if fencing.rows_affected() == 0 {
@@ -577,13 +593,13 @@ impl Reconciler {
         }
         announce(&mut tx, op.id).await?;
         let generation = next_generation(&mut tx, b.id).await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE binding_targets SET replicas = 0, generation = $3, next_attempt_at = now(), failures = 0
-                     WHERE binding_id = $1 AND cluster = $2 AND NOT removing",
+             WHERE binding_id = $1 AND cluster = $2 AND NOT removing",
+            b.id,
+            &old.cluster,
+            generation,
         )
-        .bind(b.id)
-        .bind(&old.cluster)
-        .bind(generation)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -634,13 +650,14 @@ impl Reconciler {
             Err(e) => return self.waiting(op, &waiting_for_lease(&e)).await,
         };
         // Recorded once, the first time the old cluster accepted the 0.
-        sqlx::query(
+        let scaled = format!("fencing: scaled to 0 in {}", old.cluster);
+        sqlx::query!(
             "UPDATE failovers SET steps = steps || $3, updated_at = now() WHERE id = $1 AND state = 'fencing'
                AND NOT jsonb_path_exists(steps, '$[*] ? (@.name == $n)', jsonb_build_object('n', $2::text))",
+            op.id,
+            &scaled,
+            steps([scaled.clone()]) as _,
         )
-        .bind(op.id)
-        .bind(format!("fencing: scaled to 0 in {}", old.cluster))
-        .bind(steps([format!("fencing: scaled to 0 in {}", old.cluster)]))
         .execute(&self.pool)
         .await?;
         let left = tokio::time::timeout(
@@ -699,12 +716,12 @@ impl Reconciler {
 
     /// Records what a waiting operation waits for (only when it changed).
     async fn waiting(&self, op: &OpRow, reason: &str) -> Result<()> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE failovers SET reason = $3, updated_at = now() WHERE id = $1 AND state = $2 AND reason <> $3",
+            op.id,
+            &op.state,
+            reason,
         )
-        .bind(op.id)
-        .bind(&op.state)
-        .bind(reason)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -749,7 +766,7 @@ impl Reconciler {
         let placement: Placement =
             serde_json::from_value(placement_value).map_err(|e| Error::invalid("placement", e.to_string()))?;
         if tier == DrTier::ActiveActive || matches!(placement, Placement::Explicit(_)) {
-            let ready: Vec<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE condition = 'Ready'")
+            let ready = sqlx::query_scalar!("SELECT name FROM clusters WHERE condition = 'Ready'")
                 .fetch_all(&self.pool)
                 .await?;
             let lost_replicas = live
@@ -819,14 +836,12 @@ impl Reconciler {
         // under the same keys, which tenancy answers with the same reservations.
         let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
-        let still = sqlx::query(
-            "UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now(),
-                                 steps = steps || $2 WHERE id = $1 AND state = 'placing'",
+        let still = sqlx::query!(
+            "UPDATE failovers SET state = 'applied', replaced_at = now(), updated_at = now(), steps = steps || $2
+             WHERE id = $1 AND state = 'placing'",
+            op.id,
+            steps(["applied: quota reserved and the new targets written".to_string()]) as _,
         )
-        .bind(op.id)
-        .bind(steps([
-            "applied: quota reserved and the new targets written".to_string()
-        ]))
         .execute(&mut *tx)
         .await?;
         if still.rows_affected() == 0 {
@@ -837,11 +852,12 @@ impl Reconciler {
         // Off a lost cluster the old copies go at once (they cannot be reached,
         // and a singleton is fenced by now); off a reachable one (a planned
         // move) only once the new ones are available, as in a failback.
-        let from_ready: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clusters WHERE name = $1 AND condition = 'Ready')")
-                .bind(&op.from_cluster)
-                .fetch_one(&mut *tx)
-                .await?;
+        let from_ready = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM clusters WHERE name = $1 AND condition = 'Ready') AS "ready!""#,
+            &op.from_cluster,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         if op.kind == "failover" && !from_ready {
             let keep: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
             remove_others(&mut tx, b.id, generation, &keep).await?;
@@ -856,12 +872,13 @@ impl Reconciler {
     async fn settle(&self, op: &OpRow, b: &BindingRow) -> Result<()> {
         let to = &op.to_targets.0;
         let clusters: Vec<String> = to.iter().map(|a| a.cluster.clone()).collect();
-        let ready: bool = sqlx::query_scalar(
-            "SELECT COUNT(*) = cardinality($2::text[]) FROM binding_targets
-             WHERE binding_id = $1 AND cluster = ANY($2) AND NOT removing AND applied_generation >= generation AND settled",
+        let ready = sqlx::query_scalar!(
+            r#"SELECT COUNT(*) = cardinality($2::text[]) AS "ready!" FROM binding_targets
+               WHERE binding_id = $1 AND cluster = ANY($2) AND NOT removing AND applied_generation >= generation
+                 AND settled"#,
+            b.id,
+            &clusters,
         )
-        .bind(b.id)
-        .bind(&clusters)
         .fetch_one(&self.pool)
         .await?;
         if !ready {
@@ -892,12 +909,12 @@ impl Reconciler {
         // under the same keys, which tenancy answers with the same reservations.
         let reserved = reservations.keep();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "UPDATE failovers SET state = 'available', available_at = now(), finished_at = now(), updated_at = now(),
              steps = steps || $2 WHERE id = $1 AND state = 'applied'",
+            op.id,
+            steps([format!("available in {}", clusters.join(", "))]) as _,
         )
-        .bind(op.id)
-        .bind(steps([format!("available in {}", clusters.join(", "))]))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -911,8 +928,7 @@ impl Reconciler {
         if op.kind == "failback" {
             binding::write_targets(&mut tx, b.id, generation, &op.previous.0, &reserved).await?;
         }
-        sqlx::query("UPDATE bindings SET failover_error = NULL WHERE id = $1")
-            .bind(b.id)
+        sqlx::query!("UPDATE bindings SET failover_error = NULL WHERE id = $1", b.id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -923,20 +939,25 @@ impl Reconciler {
 /// Moves binding `id` to its next generation (its targets are about to
 /// change) and returns it, in `tx`.
 async fn next_generation(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "UPDATE bindings SET generation = generation + 1, updated_at = now() WHERE id = $1 RETURNING generation",
+        id,
     )
-    .bind(id)
     .fetch_one(&mut *tx)
     .await?)
 }
 
 /// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
 async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
-    let op: Option<Operation> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM failovers WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let op = sqlx::query_as!(
+        Operation,
+        r#"SELECT id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
+                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at
+           FROM failovers WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(op) = op else {
         return Ok(());
     };
@@ -998,13 +1019,13 @@ pub fn union(current: &[Assignment], previous: &[Assignment]) -> Vec<Assignment>
 }
 
 async fn remove_others(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i64, keep: &[String]) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE binding_targets SET removing = true, generation = $2, next_attempt_at = now(), failures = 0
          WHERE binding_id = $1 AND NOT removing AND NOT (cluster = ANY($3))",
+        binding,
+        generation,
+        keep,
     )
-    .bind(binding)
-    .bind(generation)
-    .bind(keep)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -1012,8 +1033,7 @@ async fn remove_others(tx: &mut sqlx::PgConnection, binding: Uuid, generation: i
 
 /// The tenant of binding `id`, which the caller may fail over.
 async fn visible_binding(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<Uuid> {
-    let tenant: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM bindings WHERE id = $1 AND NOT deleted")
-        .bind(id)
+    let tenant = sqlx::query_scalar!("SELECT tenant_id FROM bindings WHERE id = $1 AND NOT deleted", id)
         .fetch_optional(pool)
         .await?;
     let tenant = tenant
@@ -1035,24 +1055,30 @@ async fn open(
     detected: Option<DateTime<Utc>>,
 ) -> Result<Operation> {
     let mut tx = pool.begin().await?;
-    let op: Operation = sqlx::query_as(
-        concat!(
-            "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at, steps)
-             VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now()), $8) ON CONFLICT DO NOTHING RETURNING ",
-            columns!()
-        ),
+    let direction = if kind == "failback" { "onto" } else { "off" };
+    let op = sqlx::query_as!(
+        Operation,
+        r#"INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at,
+                                 steps)
+           VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now()), $8) ON CONFLICT DO NOTHING
+           RETURNING id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
+                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at"#,
+        id,
+        binding,
+        tenant,
+        kind,
+        from,
+        sqlx::types::Json(previous) as _,
+        detected,
+        steps([format!("opened by an operator: {kind} {direction} {from}")]) as _,
     )
-    .bind(id)
-    .bind(binding)
-    .bind(tenant)
-    .bind(kind)
-    .bind(from)
-    .bind(sqlx::types::Json(previous))
-    .bind(detected)
-    .bind(steps([format!("opened by an operator: {kind} {} {from}", if kind == "failback" { "onto" } else { "off" })]))
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| Error::Conflict(format!("binding {binding} already has a failover or failback in progress")))?;
+    .ok_or_else(|| {
+        Error::Conflict(format!(
+            "binding {binding} already has a failover or failback in progress"
+        ))
+    })?;
     announce(&mut tx, op.id).await?;
     tx.commit().await?;
     Ok(op)
@@ -1084,12 +1110,14 @@ struct Finished {
 /// FailedPrecondition (nothing to move), Conflict (an operation is open).
 pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, from: Option<&str>) -> Result<Operation> {
     let tenant = visible_binding(pool, caller, binding).await?;
-    let live: Vec<TargetCluster> = sqlx::query_as(
-        "SELECT t.cluster, COALESCE(c.condition, 'Deregistered') AS condition, c.not_ready_since
-         FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
-         WHERE t.binding_id = $1 AND NOT t.removing ORDER BY t.cluster",
+    let live = sqlx::query_as!(
+        TargetCluster,
+        r#"SELECT t.cluster, COALESCE(c.condition, 'Deregistered') AS "condition!",
+                  c.not_ready_since AS "not_ready_since?"
+           FROM binding_targets t LEFT JOIN clusters c ON c.name = t.cluster
+           WHERE t.binding_id = $1 AND NOT t.removing ORDER BY t.cluster"#,
+        binding,
     )
-    .bind(binding)
     .fetch_all(pool)
     .await?;
     let chosen = match from {
@@ -1122,11 +1150,12 @@ pub async fn trigger_failover(pool: &PgPool, caller: &Caller, binding: Uuid, fro
 /// completed failover, or the cluster is not Ready), Conflict (one is open).
 pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> Result<Operation> {
     let tenant = visible_binding(pool, caller, binding).await?;
-    let last: Option<Finished> = sqlx::query_as(
-        "SELECT kind, from_cluster, previous FROM failovers WHERE binding_id = $1
-                        AND state = 'available' ORDER BY created_at DESC LIMIT 1",
+    let last = sqlx::query_as!(
+        Finished,
+        r#"SELECT kind, from_cluster, previous AS "previous: _" FROM failovers
+           WHERE binding_id = $1 AND state = 'available' ORDER BY created_at DESC LIMIT 1"#,
+        binding,
     )
-    .bind(binding)
     .fetch_optional(pool)
     .await?;
     let Some(Finished {
@@ -1139,8 +1168,7 @@ pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> 
             "the binding has no completed failover to undo".into(),
         ));
     };
-    let condition: Option<String> = sqlx::query_scalar("SELECT condition FROM clusters WHERE name = $1")
-        .bind(&cluster)
+    let condition = sqlx::query_scalar!("SELECT condition FROM clusters WHERE name = $1", &cluster)
         .fetch_optional(pool)
         .await?;
     if condition.as_deref() != Some("Ready") {
@@ -1174,16 +1202,19 @@ pub async fn list(
     page: Page,
 ) -> Result<(Vec<Operation>, String)> {
     let tenants = caller.visible_tenants();
-    let rows: Vec<Operation> = sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM failovers WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
-               AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
-    ))
-    .bind(tenants)
-    .bind(binding)
-    .bind(page.after)
-    .bind(page.fetch())
+    let rows = sqlx::query_as!(
+        Operation,
+        r#"SELECT id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
+                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at
+           FROM failovers
+           WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
+             AND ($3::uuid IS NULL OR id > $3)
+           ORDER BY id LIMIT $4"#,
+        tenants.as_deref(),
+        binding,
+        page.after,
+        page.fetch(),
+    )
     .fetch_all(pool)
     .await?;
     Ok(page.finish(rows, |o| o.id))

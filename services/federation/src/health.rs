@@ -213,7 +213,7 @@ impl From<&crate::Settings> for ProbeSettings {
     }
 }
 
-#[derive(sqlx::FromRow)]
+/// A cluster as a probe round reads it.
 struct Target {
     id: Uuid,
     name: String,
@@ -256,6 +256,12 @@ impl Monitor {
     /// Counts the probes this monitor has sent (for tests and metrics).
     pub fn probes(&self) -> Arc<AtomicU64> {
         self.probes.clone()
+    }
+
+    /// Counts the monitor's completed periods, standing by or probing
+    /// ([`Lease::turns`]).
+    pub fn turns(&self) -> Arc<AtomicU64> {
+        self.lease.turns()
     }
 
     /// This monitor's lease identity.
@@ -307,6 +313,7 @@ impl Monitor {
                     leading = false;
                 }
             }
+            self.lease.turned();
         }
         if leading && let Err(e) = self.lease.release().await {
             tracing::warn!(error = %e, "health monitor lease not released; it will expire");
@@ -319,9 +326,11 @@ impl Monitor {
     /// # Errors
     /// The database fails.
     pub async fn probe_all(&self) -> Result<()> {
-        let targets: Vec<Target> = sqlx::query_as(
-            "SELECT id, name, api_endpoint, data_centre, credentials, condition, misses,
-                    (discovered_at IS NULL AND condition = 'Ready') AS needs_discovery FROM clusters",
+        let targets = sqlx::query_as!(
+            Target,
+            r#"SELECT id, name, api_endpoint, data_centre, credentials, condition, misses,
+                      (discovered_at IS NULL AND condition = 'Ready') AS "needs_discovery!"
+               FROM clusters"#,
         )
         .fetch_all(self.pool())
         .await?;
@@ -354,15 +363,17 @@ impl Monitor {
             .zip(&outcomes)
             .map(|(t, (o, _))| if o.is_ok() { 0 } else { t.misses.saturating_add(1) })
             .collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE clusters c SET last_probe_at = now(), misses = u.misses,
-                    last_contact_at = CASE WHEN u.misses = 0 THEN now() ELSE c.last_contact_at END FROM UNNEST($1::uuid[], $2::int[]) AS u(id, misses)
-             WHERE c.id = u.id AND EXISTS (SELECT 1 FROM leases WHERE name = $3 AND holder = $4 AND expires_at > now())",
+                    last_contact_at = CASE WHEN u.misses = 0 THEN now() ELSE c.last_contact_at END
+             FROM UNNEST($1::uuid[], $2::int[]) AS u(id, misses)
+             WHERE c.id = u.id
+               AND EXISTS (SELECT 1 FROM leases WHERE name = $3 AND holder = $4 AND expires_at > now())",
+            &ids,
+            &misses,
+            self.lease.name(),
+            self.lease.holder(),
         )
-        .bind(&ids)
-        .bind(&misses)
-        .bind(self.lease.name())
-        .bind(self.lease.holder())
         .execute(self.pool())
         .await?;
         for ((t, (outcome, client)), misses) in targets.iter().zip(outcomes).zip(misses) {
@@ -399,17 +410,20 @@ impl Monitor {
 
     async fn transition(&self, t: &Target, from: Status, to: Status, reason: &str, message: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE clusters SET condition = $2, condition_reason = $3, condition_message = $4, last_transition_at = now(),
-                    not_ready_since = CASE WHEN $2 = 'Ready' THEN NULL WHEN condition = 'Ready' THEN now() ELSE not_ready_since END
-             WHERE id = $1 AND EXISTS (SELECT 1 FROM leases WHERE name = $5 AND holder = $6 AND expires_at > now())",
+        let updated = sqlx::query!(
+            "UPDATE clusters SET condition = $2, condition_reason = $3, condition_message = $4,
+                    last_transition_at = now(),
+                    not_ready_since = CASE WHEN $2 = 'Ready' THEN NULL WHEN condition = 'Ready' THEN now()
+                                           ELSE not_ready_since END
+             WHERE id = $1
+               AND EXISTS (SELECT 1 FROM leases WHERE name = $5 AND holder = $6 AND expires_at > now())",
+            t.id,
+            to.as_str(),
+            reason,
+            message,
+            self.lease.name(),
+            self.lease.holder(),
         )
-        .bind(t.id)
-        .bind(to.as_str())
-        .bind(reason)
-        .bind(message)
-        .bind(self.lease.name())
-        .bind(self.lease.holder())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -430,18 +444,18 @@ impl Monitor {
         outbox::record(&mut tx, HEALTH_CHANGED, None, &event).await?;
         if to == Status::Ready {
             // Whatever was written while it was away, or edited meanwhile, is put back now.
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE partitions SET synced_at = '-infinity', next_attempt_at = now(), failures = 0
-                         WHERE cluster = $1",
+                 WHERE cluster = $1",
+                &t.name,
             )
-            .bind(&t.name)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now(), failures = 0
-                         WHERE cluster = $1",
+                 WHERE cluster = $1",
+                &t.name,
             )
-            .bind(&t.name)
             .execute(&mut *tx)
             .await?;
         }
@@ -452,34 +466,39 @@ impl Monitor {
     /// Announces a data centre's loss of contact with all of its clusters,
     /// or its return, when that changes.
     async fn data_centre(&self, tx: &mut sqlx::PgConnection, name: &str) -> Result<()> {
-        let (lost, clusters): (Option<bool>, Vec<String>) = sqlx::query_as(
-            "SELECT bool_and(condition <> 'Ready' AND misses >= $2), coalesce(array_agg(name
-             ORDER BY name), '{}') FROM clusters WHERE data_centre = $1",
+        let misses = self.settings.misses as i32;
+        let now = sqlx::query!(
+            r#"SELECT bool_and(condition <> 'Ready' AND misses >= $2) AS lost,
+                      coalesce(array_agg(name ORDER BY name), '{}') AS "clusters!"
+               FROM clusters WHERE data_centre = $1"#,
+            name,
+            misses,
         )
-        .bind(name)
-        .bind(self.settings.misses as i32)
         .fetch_one(&mut *tx)
         .await?;
-        let lost = lost.unwrap_or(false);
-        let was: Option<bool> = sqlx::query_scalar("SELECT lost FROM data_centres WHERE name = $1 FOR UPDATE")
-            .bind(name)
+        // No cluster in it (any more): not lost.
+        let lost = now.lost.unwrap_or(false);
+        let clusters = now.clusters;
+        let was = sqlx::query_scalar!("SELECT lost FROM data_centres WHERE name = $1 FOR UPDATE", name)
             .fetch_optional(&mut *tx)
             .await?;
         if was.unwrap_or(false) == lost {
             if was.is_none() {
-                sqlx::query("INSERT INTO data_centres (name, lost) VALUES ($1, false) ON CONFLICT DO NOTHING")
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query!(
+                    "INSERT INTO data_centres (name, lost) VALUES ($1, false) ON CONFLICT DO NOTHING",
+                    name,
+                )
+                .execute(&mut *tx)
+                .await?;
             }
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO data_centres (name, lost) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE
-                     SET lost = $2, changed_at = now()",
+        sqlx::query!(
+            "INSERT INTO data_centres (name, lost) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET lost = $2, changed_at = now()",
+            name,
+            lost,
         )
-        .bind(name)
-        .bind(lost)
         .execute(&mut *tx)
         .await?;
         if lost {
@@ -502,15 +521,16 @@ impl Monitor {
     }
 
     async fn store_discovery(&self, id: Uuid, d: &Discovery) -> Result<()> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE clusters SET kubernetes_version = $2, node_count = $3, capacity = $4, allocatable = $5,
-             discovered_at = now() WHERE id = $1",
+                    discovered_at = now()
+             WHERE id = $1",
+            id,
+            &d.kubernetes_version,
+            d.nodes,
+            sqlx::types::Json(&d.capacity) as _,
+            sqlx::types::Json(&d.allocatable) as _,
         )
-        .bind(id)
-        .bind(&d.kubernetes_version)
-        .bind(d.nodes)
-        .bind(sqlx::types::Json(&d.capacity))
-        .bind(sqlx::types::Json(&d.allocatable))
         .execute(self.pool())
         .await?;
         Ok(())

@@ -31,11 +31,14 @@ pub async fn get(pool: &PgPool, caller: &Caller, tenant: Uuid) -> Result<KnownTe
     if !caller.can_see(tenant) {
         return Err(Error::not_found("tenant", tenant));
     }
-    sqlx::query_as("SELECT tenant_id, name, learned_at, event_id FROM known_tenants WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| Error::not_found("tenant", tenant))
+    sqlx::query_as!(
+        KnownTenant,
+        "SELECT tenant_id, name, learned_at, event_id FROM known_tenants WHERE tenant_id = $1",
+        tenant,
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| Error::not_found("tenant", tenant))
 }
 
 /// Handles `tenancy.tenant.created` and `tenancy.tenant.deleted`.
@@ -47,13 +50,13 @@ impl Handler for TenantEvents {
             "tenancy.tenant.created" => {
                 let created: pb::TenantCreated = event.payload()?;
                 let tenant = kernel::id::parse_id("tenant_id", &created.tenant_id)?;
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO known_tenants (tenant_id, name, event_id) VALUES ($1, $2, $3)
                      ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name",
+                    tenant,
+                    &created.name,
+                    event.id(),
                 )
-                .bind(tenant)
-                .bind(&created.name)
-                .bind(event.id())
                 .execute(&mut *tx)
                 .await?;
                 tracing::info!(tenant = %tenant, "tenant known to federation");
@@ -61,8 +64,7 @@ impl Handler for TenantEvents {
             "tenancy.tenant.deleted" => {
                 let deleted: pb::TenantDeleted = event.payload()?;
                 let tenant = kernel::id::parse_id("tenant_id", &deleted.tenant_id)?;
-                sqlx::query("DELETE FROM known_tenants WHERE tenant_id = $1")
-                    .bind(tenant)
+                sqlx::query!("DELETE FROM known_tenants WHERE tenant_id = $1", tenant)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -4,6 +4,8 @@
 //! replicas' clocks never disagree about expiry.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kernel::Result;
@@ -22,6 +24,7 @@ pub struct Lease {
     name: &'static str,
     holder: String,
     ttl: Duration,
+    turns: Arc<AtomicU64>,
 }
 
 impl Lease {
@@ -32,7 +35,22 @@ impl Lease {
             name,
             holder,
             ttl,
+            turns: Arc::default(),
         }
+    }
+
+    /// Counts this contender's completed turns: each an attempt at the
+    /// lease and, when it held it, the round that followed. A turn that
+    /// started after a change has looked at it, so a test waits for one
+    /// before checking that the change led to nothing (also a liveness
+    /// figure for metrics).
+    pub fn turns(&self) -> Arc<AtomicU64> {
+        self.turns.clone()
+    }
+
+    /// Records that a turn is complete (for a loop that does not use [`Self::lead`]).
+    pub fn turned(&self) {
+        self.turns.fetch_add(1, Ordering::Release);
     }
 
     /// This contender's identity.
@@ -55,15 +73,15 @@ impl Lease {
     /// # Errors
     /// The database fails (treat as not holding it).
     pub async fn acquire(&self) -> Result<bool> {
-        let held: Option<String> = sqlx::query_scalar(
+        let held = sqlx::query_scalar!(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
              ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
                  WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < now()
              RETURNING holder",
+            self.name,
+            &self.holder,
+            self.ttl.as_secs_f64(),
         )
-        .bind(self.name)
-        .bind(&self.holder)
-        .bind(self.ttl.as_secs_f64())
         .fetch_optional(&self.pool)
         .await?;
         Ok(held.is_some())
@@ -74,11 +92,13 @@ impl Lease {
     /// # Errors
     /// The database fails (the lease then simply expires).
     pub async fn release(&self) -> Result<()> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-            .bind(self.name)
-            .bind(&self.holder)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM leases WHERE name = $1 AND holder = $2",
+            self.name,
+            &self.holder
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -116,6 +136,7 @@ impl Lease {
                     tracing::warn!(error = %e, "{what} lease not renewed; standing by");
                 }
             }
+            self.turned();
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(poll) => {}
@@ -133,8 +154,7 @@ impl Lease {
     /// The database fails.
     pub async fn current(pool: &PgPool, name: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1 AND expires_at > now()")
-                .bind(name)
+            sqlx::query_scalar!("SELECT holder FROM leases WHERE name = $1 AND expires_at > now()", name)
                 .fetch_optional(pool)
                 .await?,
         )

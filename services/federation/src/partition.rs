@@ -56,17 +56,19 @@ impl Handler for PartitionEvents {
         let p: pb::PartitionChanged = event.payload()?;
         let id = kernel::id::parse_id("partition_id", &p.partition_id)?;
         let tenant = kernel::id::parse_id("tenant_id", &p.tenant_id)?;
-        sqlx::query(
-            "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired, deleted) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (partition_id) DO UPDATE SET desired = EXCLUDED.desired, deleted = partitions.deleted OR EXCLUDED.deleted,
+        sqlx::query!(
+            "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired, deleted)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (partition_id) DO UPDATE SET
+                 desired = EXCLUDED.desired, deleted = partitions.deleted OR EXCLUDED.deleted,
                  generation = partitions.generation + 1, next_attempt_at = now(), updated_at = now()",
+            id,
+            tenant,
+            &p.cluster,
+            &p.namespace,
+            p.encode_to_vec(),
+            deleted,
         )
-        .bind(id)
-        .bind(tenant)
-        .bind(&p.cluster)
-        .bind(&p.namespace)
-        .bind(p.encode_to_vec())
-        .bind(deleted)
         .execute(&mut *tx)
         .await?;
         Ok(())
@@ -126,7 +128,7 @@ pub fn objects(p: &pb::PartitionChanged) -> Vec<(&'static str, Value)> {
     objects
 }
 
-#[derive(sqlx::FromRow)]
+/// A partition the reconciler is to apply.
 struct Pending {
     partition_id: Uuid,
     cluster: String,
@@ -247,6 +249,11 @@ impl Reconciler {
         self
     }
 
+    /// Counts the reconciler's completed turns ([`Lease::turns`]).
+    pub fn turns(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.lease.turns()
+    }
+
     /// Reconciles while it holds the lease, until `stop`.
     ///
     /// # Errors
@@ -270,16 +277,19 @@ impl Reconciler {
     /// # Errors
     /// The database fails.
     pub async fn reconcile_due(&self) -> Result<usize> {
-        let due: Vec<Pending> = sqlx::query_as(
+        let due = sqlx::query_as!(
+            Pending,
             "SELECT partition_id, cluster, namespace, desired, deleted, generation, failures FROM partitions
-             WHERE (applied_generation < generation OR synced_at <= now() - make_interval(secs => $1)) AND next_attempt_at <= now()
+             WHERE (applied_generation < generation OR synced_at <= now() - make_interval(secs => $1))
+               AND next_attempt_at <= now()
                -- A cluster the monitor has lost contact with would only make
                -- everyone behind it wait for timeouts; its recovery resyncs it.
                AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = partitions.cluster
-                               AND (c.condition = 'NotReady' OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
+                               AND (c.condition = 'NotReady'
+                                    OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
              ORDER BY next_attempt_at LIMIT 100",
+            self.settings.resync.as_secs_f64(),
         )
-        .bind(self.settings.resync.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         let mut converged = 0;
@@ -288,31 +298,35 @@ impl Reconciler {
                 Ok(()) => {
                     converged += 1;
                     if p.deleted {
-                        sqlx::query("DELETE FROM partitions WHERE partition_id = $1 AND generation = $2")
-                            .bind(p.partition_id)
-                            .bind(p.generation)
-                            .execute(&self.pool)
-                            .await?;
-                    } else {
-                        sqlx::query(
-                            "UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0,
-                                     synced_at = now() WHERE partition_id = $1",
+                        sqlx::query!(
+                            "DELETE FROM partitions WHERE partition_id = $1 AND generation = $2",
+                            p.partition_id,
+                            p.generation,
                         )
-                        .bind(p.partition_id)
-                        .bind(p.generation)
+                        .execute(&self.pool)
+                        .await?;
+                    } else {
+                        sqlx::query!(
+                            "UPDATE partitions SET applied_generation = $2, last_error = NULL, failures = 0,
+                                    synced_at = now()
+                             WHERE partition_id = $1",
+                            p.partition_id,
+                            p.generation,
+                        )
                         .execute(&self.pool)
                         .await?;
                     }
                 }
                 Err(e) => {
                     tracing::warn!(partition = %p.partition_id, cluster = %p.cluster, error = %e, "partition not applied; will retry");
-                    sqlx::query(
-                        "UPDATE partitions SET last_error = $2, failures = failures + 1, next_attempt_at = now() +
-                         make_interval(secs => $3) WHERE partition_id = $1",
+                    sqlx::query!(
+                        "UPDATE partitions SET last_error = $2, failures = failures + 1,
+                                next_attempt_at = now() + make_interval(secs => $3)
+                         WHERE partition_id = $1",
+                        p.partition_id,
+                        e.to_string(),
+                        retry_delay(p.failures).as_secs_f64(),
                     )
-                    .bind(p.partition_id)
-                    .bind(e.to_string())
-                    .bind(retry_delay(p.failures).as_secs_f64())
                     .execute(&self.pool)
                     .await?;
                 }

@@ -31,6 +31,7 @@
 //! retrying looks live without delivering anything).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,7 +87,8 @@ impl From<&crate::Settings> for PropagateSettings {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A target the propagator is to apply, remove or observe.
+#[derive(Debug, Clone)]
 struct Due {
     binding_id: Uuid,
     cluster: String,
@@ -135,6 +137,12 @@ impl Propagator {
         }
     }
 
+    /// Counts the propagator's completed turns ([`Lease::turns`]): one that
+    /// started after a change has started the work it makes due.
+    pub fn turns(&self) -> Arc<AtomicU64> {
+        self.lease.turns()
+    }
+
     /// Propagates (and watches the Ready clusters' status) while it holds
     /// the lease, until `stop`.
     ///
@@ -159,26 +167,31 @@ impl Propagator {
     /// target due only for observation waits for nothing when its cluster's
     /// watch is live (the watch records it).
     async fn start_due(&self, stop: &CancellationToken) -> Result<()> {
-        let due: Vec<Due> = sqlx::query_as(
-            "SELECT t.binding_id, t.cluster, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation, t.applied_kinds, t.failures,
-                    t.reservation_id, t.held_reservation_id,
-                    -- A target held at an earlier revision runs that revision's objects.
-                    COALESCE(r.objects, b.objects) AS objects,
-                    (t.removing OR t.applied_generation < t.generation OR t.synced_at <= now() - make_interval(secs => $1)) AS needs_apply
-             FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
-                  LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
-             WHERE t.next_attempt_at <= now()
-               AND (t.removing OR t.applied_generation < t.generation OR t.synced_at <= now() - make_interval(secs => $1)
-                    OR (NOT (t.cluster = ANY($2)) AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1)))
-                    OR (NOT t.settled AND coalesce(t.observed_at, t.synced_at) <= now() - make_interval(secs => $3)))
-               -- A cluster out of contact would only cost timeouts; its recovery resyncs it.
-               AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = t.cluster
-                               AND (c.condition = 'NotReady' OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
-             ORDER BY t.next_attempt_at LIMIT 1000",
+        let due = sqlx::query_as!(
+            Due,
+            r#"SELECT t.binding_id, t.cluster, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation,
+                      t.applied_kinds AS "applied_kinds: _", t.failures, t.reservation_id, t.held_reservation_id,
+                      -- A target held at an earlier revision runs that revision's objects.
+                      COALESCE(r.objects, b.objects) AS "objects!: _",
+                      (t.removing OR t.applied_generation < t.generation
+                       OR t.synced_at <= now() - make_interval(secs => $1)) AS "needs_apply!"
+               FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+                    LEFT JOIN binding_revisions r ON r.binding_id = t.binding_id AND r.revision = t.objects_revision
+               WHERE t.next_attempt_at <= now()
+                 AND (t.removing OR t.applied_generation < t.generation
+                      OR t.synced_at <= now() - make_interval(secs => $1)
+                      OR (NOT (t.cluster = ANY($2))
+                          AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1)))
+                      OR (NOT t.settled AND coalesce(t.observed_at, t.synced_at) <= now() - make_interval(secs => $3)))
+                 -- A cluster out of contact would only cost timeouts; its recovery resyncs it.
+                 AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = t.cluster
+                                 AND (c.condition = 'NotReady'
+                                      OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
+               ORDER BY t.next_attempt_at LIMIT 1000"#,
+            self.settings.resync.as_secs_f64(),
+            &self.watches.live_clusters(),
+            self.settings.watched_poll.as_secs_f64(),
         )
-        .bind(self.settings.resync.as_secs_f64())
-        .bind(self.watches.live_clusters())
-        .bind(self.settings.watched_poll.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
         let clusters: Vec<String> = due
@@ -212,14 +225,15 @@ impl Propagator {
                 };
                 if let Some(Err(e)) = outcome {
                     tracing::warn!(binding = %d.binding_id, cluster = %d.cluster, error = %e, "binding not propagated; will retry");
-                    let failed = sqlx::query(
-                        "UPDATE binding_targets SET last_error = $3, failures = failures + 1, next_attempt_at = now() + make_interval(secs => $4)
+                    let failed = sqlx::query!(
+                        "UPDATE binding_targets SET last_error = $3, failures = failures + 1,
+                                next_attempt_at = now() + make_interval(secs => $4)
                          WHERE binding_id = $1 AND cluster = $2",
+                        d.binding_id,
+                        &d.cluster,
+                        e.to_string(),
+                        retry_delay(d.failures).as_secs_f64(),
                     )
-                    .bind(d.binding_id)
-                    .bind(&d.cluster)
-                    .bind(e.to_string())
-                    .bind(retry_delay(d.failures).as_secs_f64())
                     .execute(&this.pool)
                     .await;
                     if let Err(e) = failed {
@@ -250,19 +264,19 @@ impl Propagator {
             }
             let mut tx = self.pool.begin().await?;
             // Only if nothing reassigned it meanwhile.
-            sqlx::query(
+            sqlx::query!(
                 "DELETE FROM binding_targets WHERE binding_id = $1 AND cluster = $2 AND removing AND generation = $3",
+                d.binding_id,
+                &d.cluster,
+                d.generation,
             )
-            .bind(d.binding_id)
-            .bind(&d.cluster)
-            .bind(d.generation)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "DELETE FROM bindings b WHERE id = $1 AND deleted AND NOT EXISTS (SELECT 1
-                         FROM binding_targets t WHERE t.binding_id = b.id)",
+            sqlx::query!(
+                "DELETE FROM bindings b WHERE id = $1 AND deleted
+                   AND NOT EXISTS (SELECT 1 FROM binding_targets t WHERE t.binding_id = b.id)",
+                d.binding_id,
             )
-            .bind(d.binding_id)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -323,18 +337,20 @@ impl Propagator {
             // The workloads observed so far describe the generation before:
             // until they are read again below, the target is not Healthy (a
             // reader in between would take the old rollout for the new one).
-            sqlx::query(
-                "UPDATE binding_targets SET applied_generation = $3, applied_kinds = $4, synced_at = now(), failures = 0, last_error = NULL, observed_at = NULL,
-                        reservation_id = CASE WHEN reservation_id = $7 THEN $5 ELSE reservation_id END, held_reservation_id = $6, settled = false
+            sqlx::query!(
+                "UPDATE binding_targets SET applied_generation = $3, applied_kinds = $4, synced_at = now(),
+                        failures = 0, last_error = NULL, observed_at = NULL,
+                        reservation_id = CASE WHEN reservation_id = $7 THEN $5 ELSE reservation_id END,
+                        held_reservation_id = $6, settled = false
                  WHERE binding_id = $1 AND cluster = $2",
+                d.binding_id,
+                &d.cluster,
+                d.generation,
+                sqlx::types::Json(kinds) as _,
+                pending,
+                held,
+                d.reservation_id,
             )
-            .bind(d.binding_id)
-            .bind(&d.cluster)
-            .bind(d.generation)
-            .bind(sqlx::types::Json(kinds))
-            .bind(pending)
-            .bind(held)
-            .bind(d.reservation_id)
             .execute(&self.pool)
             .await?;
         }

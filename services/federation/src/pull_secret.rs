@@ -117,21 +117,22 @@ fn aad(partition: Uuid, name: &str) -> Vec<u8> {
 
 /// The tenant of a partition federation knows (and has not deleted).
 async fn tenant_of(pool: &PgPool, partition: Uuid) -> Result<Uuid> {
-    let tenant: Option<Uuid> =
-        sqlx::query_scalar("SELECT tenant_id FROM partitions WHERE partition_id = $1 AND NOT deleted")
-            .bind(partition)
-            .fetch_optional(pool)
-            .await?;
+    let tenant = sqlx::query_scalar!(
+        "SELECT tenant_id FROM partitions WHERE partition_id = $1 AND NOT deleted",
+        partition,
+    )
+    .fetch_optional(pool)
+    .await?;
     tenant.ok_or_else(|| Error::not_found("partition", partition))
 }
 
 /// Marks the partition behind so the reconciler writes its pull secrets soon.
 async fn touch(tx: &mut sqlx::PgConnection, partition: Uuid) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE partitions SET generation = generation + 1, next_attempt_at = now(), updated_at = now()
-                 WHERE partition_id = $1",
+         WHERE partition_id = $1",
+        partition,
     )
-    .bind(partition)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -150,17 +151,20 @@ pub async fn put(pool: &PgPool, key: &SecretKey, caller: &Caller, new: NewPullSe
         new.password.expose().as_bytes(),
     );
     let mut tx = pool.begin().await?;
-    let row: PullSecret = sqlx::query_as(
-        "INSERT INTO pull_secrets (partition_id, tenant_id, name, server, username, password) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (partition_id, name) DO UPDATE SET server = EXCLUDED.server, username = EXCLUDED.username, password = EXCLUDED.password, updated_at = now()
+    let row = sqlx::query_as!(
+        PullSecret,
+        "INSERT INTO pull_secrets (partition_id, tenant_id, name, server, username, password)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (partition_id, name) DO UPDATE SET
+             server = EXCLUDED.server, username = EXCLUDED.username, password = EXCLUDED.password, updated_at = now()
          RETURNING partition_id, name, server, username, created_at, updated_at",
+        new.partition,
+        tenant,
+        new.name.as_str(),
+        &new.server,
+        &new.username,
+        sealed,
     )
-    .bind(new.partition)
-    .bind(tenant)
-    .bind(new.name.as_str())
-    .bind(&new.server)
-    .bind(&new.username)
-    .bind(sealed)
     .fetch_one(&mut *tx)
     .await?;
     touch(&mut tx, new.partition).await?;
@@ -175,12 +179,13 @@ pub async fn put(pool: &PgPool, key: &SecretKey, caller: &Caller, new: NewPullSe
 pub async fn list(pool: &PgPool, caller: &Caller, partition: Uuid) -> Result<Vec<PullSecret>> {
     let tenant = tenant_of(pool, partition).await?;
     caller.require(tenant, Role::Viewer, "partition", partition)?;
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        PullSecret,
         "SELECT partition_id, name, server, username, created_at, updated_at FROM pull_secrets
-                       WHERE partition_id = $1 AND tenant_id = $2 ORDER BY name",
+         WHERE partition_id = $1 AND tenant_id = $2 ORDER BY name",
+        partition,
+        tenant,
     )
-    .bind(partition)
-    .bind(tenant)
     .fetch_all(pool)
     .await?)
 }
@@ -194,13 +199,15 @@ pub async fn delete(pool: &PgPool, caller: &Caller, partition: Uuid, name: &str)
     let tenant = tenant_of(pool, partition).await?;
     caller.require(tenant, Role::TenantAdmin, "partition", partition)?;
     let mut tx = pool.begin().await?;
-    let gone = sqlx::query("DELETE FROM pull_secrets WHERE partition_id = $1 AND tenant_id = $2 AND name = $3")
-        .bind(partition)
-        .bind(tenant)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let gone = sqlx::query!(
+        "DELETE FROM pull_secrets WHERE partition_id = $1 AND tenant_id = $2 AND name = $3",
+        partition,
+        tenant,
+        name,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if gone == 0 {
         return Err(Error::not_found("pull secret", name));
     }
@@ -254,14 +261,15 @@ pub async fn wanted(
             ),
         ));
     }
-    let rows: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT name, server, username, password FROM pull_secrets WHERE partition_id = $1 ORDER BY name",
+        partition,
     )
-    .bind(partition)
     .fetch_all(pool)
     .await?;
-    for (name, server, username, sealed) in rows {
-        let password = credentials::open_bytes(key, &aad(partition, &name), &sealed)
+    for r in rows {
+        let (name, server, username) = (r.name, r.server, r.username);
+        let password = credentials::open_bytes(key, &aad(partition, &name), &r.password)
             .and_then(|p| String::from_utf8(p).ok())
             .ok_or_else(|| {
                 Error::FailedPrecondition(format!(

@@ -40,17 +40,17 @@ pub const STATUS_CHANGED: EventType = EventType::new("federation", "binding", "s
 pub async fn record(pool: &PgPool, binding: Uuid, cluster: &str, workloads: Vec<WorkloadStatus>) -> Result<()> {
     let settled = settled(&workloads);
     let mut tx = pool.begin().await?;
-    let flipped: Option<Uuid> = sqlx::query_scalar(
-        "WITH before AS (SELECT t.settled, b.tenant_id FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
-                         WHERE t.binding_id = $1 AND t.cluster = $2 AND NOT t.removing FOR UPDATE OF t),
-              changed AS (UPDATE binding_targets SET workloads = $3, observed_at = now(), settled = $4
-                          WHERE binding_id = $1 AND cluster = $2 AND NOT removing RETURNING 1)
-         SELECT tenant_id FROM before WHERE settled <> $4",
+    let flipped = sqlx::query_scalar!(
+        r#"WITH before AS (SELECT t.settled, b.tenant_id FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
+                           WHERE t.binding_id = $1 AND t.cluster = $2 AND NOT t.removing FOR UPDATE OF t),
+                changed AS (UPDATE binding_targets SET workloads = $3, observed_at = now(), settled = $4
+                            WHERE binding_id = $1 AND cluster = $2 AND NOT removing RETURNING 1)
+           SELECT tenant_id AS "tenant_id!" FROM before WHERE settled <> $4"#,
+        binding,
+        cluster,
+        sqlx::types::Json(workloads) as _,
+        settled,
     )
-    .bind(binding)
-    .bind(cluster)
-    .bind(sqlx::types::Json(workloads))
-    .bind(settled)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(tenant) = flipped {

@@ -85,7 +85,7 @@ impl Watches {
     /// # Errors
     /// The database fails (nothing changes).
     pub async fn follow(&self, stop: &CancellationToken) -> Result<()> {
-        let ready: HashSet<String> = sqlx::query_scalar("SELECT name FROM clusters WHERE condition = 'Ready'")
+        let ready: HashSet<String> = sqlx::query_scalar!("SELECT name FROM clusters WHERE condition = 'Ready'")
             .fetch_all(&self.pool)
             .await?
             .into_iter()
@@ -270,11 +270,12 @@ impl ClusterWatch {
 
     /// Records every (not removing) target in the cluster.
     async fn record_all(&self, stores: &Stores, generations: &mut HashMap<Uuid, Generations>) -> Result<()> {
-        let bindings: Vec<Uuid> =
-            sqlx::query_scalar("SELECT binding_id FROM binding_targets WHERE cluster = $1 AND NOT removing")
-                .bind(&self.cluster)
-                .fetch_all(&self.pool)
-                .await?;
+        let bindings = sqlx::query_scalar!(
+            "SELECT binding_id FROM binding_targets WHERE cluster = $1 AND NOT removing",
+            &self.cluster,
+        )
+        .fetch_all(&self.pool)
+        .await?;
         generations.retain(|b, _| bindings.contains(b));
         for b in bindings {
             self.record(stores, generations, b).await?;
@@ -284,19 +285,20 @@ impl ClusterWatch {
 
     /// Records `binding`'s target from the stores, if it has one here.
     async fn record(&self, stores: &Stores, generations: &mut HashMap<Uuid, Generations>, binding: Uuid) -> Result<()> {
-        let target: Option<(sqlx::types::Json<serde_json::Value>, String)> = sqlx::query_as(
+        let target = sqlx::query!(
             "SELECT b.objects, t.namespace FROM binding_targets t JOIN bindings b ON b.id = t.binding_id
              WHERE t.binding_id = $1 AND t.cluster = $2 AND NOT t.removing",
+            binding,
+            &self.cluster,
         )
-        .bind(binding)
-        .bind(&self.cluster)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((objects, namespace)) = target else {
+        let Some(target) = target else {
             generations.remove(&binding);
             return Ok(());
         };
-        let objects = binding::parse_objects(&objects.0.to_string())?;
+        let namespace = target.namespace;
+        let objects = binding::parse_objects(&target.objects.to_string())?;
         let wanted = generations.get(&binding);
         let mut seen_all = true;
         let workloads = objects

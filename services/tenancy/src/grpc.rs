@@ -163,6 +163,7 @@ fn request_to_pb(r: resource_request::Request) -> pb::ResourceRequest {
             spec_id: f.spec_id.to_string(),
             count: f.count,
             remarks: f.remarks,
+            dr_reserve: f.dr_reserve,
         }),
         state: r.state.as_str().into(),
         created_by: r.created_by,
@@ -466,14 +467,20 @@ impl TenancyService for Tenancy {
                     .collect(),
             })
             .collect();
-        let observed = self
-            .usage
-            .observed(&caller, tenant)
-            .await?
-            .into_iter()
-            .map(|(p, l)| (p.to_string(), list_to_pb(&l)))
-            .collect();
-        Ok(Response::new(pb::GetUsageResponse { scopes, observed }))
+        let observed = self.usage.observed(&caller, tenant).await?;
+        let by_name = |sums: std::collections::BTreeMap<String, ResourceList>| {
+            sums.into_iter().map(|(k, l)| (k, list_to_pb(&l))).collect()
+        };
+        Ok(Response::new(pb::GetUsageResponse {
+            scopes,
+            observed: observed
+                .partitions
+                .into_iter()
+                .map(|(p, l)| (p.to_string(), list_to_pb(&l)))
+                .collect(),
+            observed_clusters: by_name(observed.clusters),
+            observed_data_centres: by_name(observed.data_centres),
+        }))
     }
 
     async fn reserve(&self, request: Request<pb::ReserveRequest>) -> Result<Response<pb::Reservation>, Status> {
@@ -610,8 +617,19 @@ impl TenancyService for Tenancy {
             "provision" => Step::Provision,
             _ => return Err(kernel::Error::invalid("step", "must be submit, approve, reject or provision").into()),
         };
+        let clusters = r
+            .clusters
+            .into_iter()
+            .map(|c| match r.data_centres.get(&c) {
+                Some(dc) => Ok((c, dc.clone())),
+                None => Err(kernel::Error::invalid(
+                    format!("data_centres.{c}"),
+                    "is required for every cluster provisioned into",
+                )),
+            })
+            .collect::<kernel::Result<Vec<_>>>()?;
         Ok(Response::new(request_to_pb(
-            self.requests.step(&caller, id, step, &r.reason, &r.clusters).await?,
+            self.requests.step(&caller, id, step, &r.reason, &clusters).await?,
         )))
     }
 

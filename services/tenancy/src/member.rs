@@ -3,6 +3,11 @@
 //! claims at every login ([`Members::sync_user`]), so access follows the
 //! directory; [`Members::memberships`] resolves a user's roles (direct and
 //! through groups, the highest per tenant) for the gateway to sign.
+//!
+//! A group is named with its source ([`group_subject`]): `ldap:<group DN>`
+//! for the company directory, `oidc:<provider>:<group>` for an OpenID
+//! Connect provider, so a group of one provider never grants the role of a
+//! same-named group of another.
 
 use chrono::{DateTime, Utc};
 use kernel::caller::{Caller, Membership, Role};
@@ -125,14 +130,53 @@ impl Grant {
         if subject.is_empty() || subject.len() > 512 || subject.chars().any(char::is_control) {
             return Err(Error::invalid("subject", "must be 1-512 printable characters"));
         }
+        let subject = match kind {
+            Kind::Group => group_subject(subject)?,
+            Kind::User => subject.to_string(),
+        };
         Ok(Self {
             tenant: id::parse_id("tenant_id", tenant)?,
             project: id::parse_optional_id("project_id", project)?,
             kind,
-            subject: subject.to_string(),
+            subject,
             role: Role::parse("role", role)?,
         })
     }
+}
+
+/// A group's subject, qualified by its source: `ldap:<group DN>` (the DN
+/// normalized, [`kernel::dn::normalize`], so spellings of one DN such as
+/// `OU=Groups, ...` bind the same group) or `oidc:<provider>:<group>`.
+///
+/// # Errors
+/// An unqualified group, a malformed DN, a malformed provider name.
+pub fn group_subject(raw: &str) -> Result<String> {
+    let raw = raw.trim();
+    if let Some(dn) = raw.strip_prefix("ldap:") {
+        return kernel::dn::normalize(dn)
+            .map(|dn| format!("ldap:{dn}"))
+            .ok_or_else(|| Error::invalid("subject", "ldap: must be followed by the group's DN"));
+    }
+    if let Some((provider, group)) = raw.strip_prefix("oidc:").and_then(|rest| rest.split_once(':')) {
+        let named = !provider.is_empty()
+            && provider
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !named {
+            return Err(Error::invalid(
+                "subject",
+                "oidc:<provider>:<group> needs the provider's name (lower-case letters, digits, -)",
+            ));
+        }
+        if group.is_empty() {
+            return Err(Error::invalid("subject", "oidc:<provider>:<group> needs the group"));
+        }
+        return Ok(raw.to_string());
+    }
+    Err(Error::invalid(
+        "subject",
+        "a group names its source: ldap:<group DN> or oidc:<provider>:<group>",
+    ))
 }
 
 /// Members in the tenancy schema.
@@ -277,6 +321,9 @@ impl Members {
         if subject.trim().is_empty() {
             return Err(Error::invalid("subject", "is required"));
         }
+        // Groups as bindings store them ([`group_subject`]); one the login
+        // sent unqualified could never match a binding.
+        let groups: Vec<String> = groups.iter().filter_map(|g| group_subject(g).ok()).collect();
         let mut tx = self.outbox.pool().begin().await?;
         sqlx::query!(
             "INSERT INTO users (subject, display_name, email, last_login_at) VALUES ($1, $2, $3, now())
@@ -294,7 +341,7 @@ impl Members {
         sqlx::query!(
             "INSERT INTO group_members (group_name, subject) SELECT DISTINCT g, $1 FROM unnest($2::text[]) AS g",
             subject,
-            groups,
+            &groups,
         )
         .execute(&mut *tx)
         .await?;
@@ -314,10 +361,16 @@ impl Members {
                 "only the user itself or the platform may resolve memberships".into(),
             ));
         }
+        // `oidc:*:<group>`: a binding made before groups named their
+        // provider, kept as it was (any provider's group of that name).
         let rows = sqlx::query!(
             "SELECT b.tenant_id, b.project_id, b.role FROM role_bindings b
              WHERE (b.subject_kind = 'user' AND b.subject = $1)
-                OR (b.subject_kind = 'group' AND b.subject IN (SELECT group_name FROM group_members WHERE subject = $1))",
+                OR (b.subject_kind = 'group' AND b.subject IN (
+                    SELECT group_name FROM group_members WHERE subject = $1
+                    UNION ALL
+                    SELECT regexp_replace(group_name, '^oidc:[^:]*:', 'oidc:*:') FROM group_members
+                    WHERE subject = $1 AND group_name LIKE 'oidc:%'))",
             subject,
         )
         .fetch_all(self.outbox.pool())
@@ -346,7 +399,31 @@ mod tests {
     #[test]
     fn a_grant_names_each_bad_field() {
         let t = Uuid::now_v7().to_string();
-        assert!(Grant::parse(&t, "", "group", "cn=ops,ou=groups", "operator").is_ok());
+        assert!(Grant::parse(&t, "", "group", "ldap:cn=ops,ou=groups", "operator").is_ok());
+        assert!(Grant::parse(&t, "", "group", "oidc:corp:ops", "operator").is_ok());
+        for unqualified in [
+            "cn=ops,ou=groups",
+            "ops",
+            "oidc:ops",
+            "oidc::ops",
+            "oidc:*:ops",
+            "ldap:ops",
+            "oidc:corp:",
+        ] {
+            assert_eq!(
+                Grant::parse(&t, "", "group", unqualified, "operator")
+                    .unwrap_err()
+                    .field(),
+                Some("subject"),
+                "{unqualified}"
+            );
+        }
+        assert_eq!(
+            Grant::parse(&t, "", "group", "ldap:CN=Ops, OU=Groups", "operator")
+                .unwrap()
+                .subject,
+            "ldap:cn=ops,ou=groups"
+        );
         assert_eq!(
             Grant::parse(&t, "", "team", "x", "operator").unwrap_err().field(),
             Some("kind")

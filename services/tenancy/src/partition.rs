@@ -300,19 +300,25 @@ pub(crate) async fn announce(tx: &mut PgConnection, kind: EventType, p: &Partiti
     Ok(())
 }
 
-/// Inserts and announces a partition in the caller's transaction; `None`
-/// when the namespace is taken in the cluster.
+/// Inserts and announces a partition in the caller's transaction, with its
+/// LimitRange and, when `hard` names anything, its quota (carved by the
+/// caller, under the tenant's lock); `None` when the namespace is taken in
+/// the cluster. The announcement carries both, so the namespace has its
+/// ResourceQuota and LimitRange from the start.
 pub(crate) async fn insert(
     tx: &mut PgConnection,
     tenant: Uuid,
     project: Uuid,
     new: &NewPartition,
     namespace: &str,
+    hard: &ResourceList,
+    limit_range: &LimitRange,
 ) -> Result<Option<Partition>> {
     let row = sqlx::query_as!(
         Row,
-        r#"INSERT INTO partitions (id, tenant_id, project_id, cluster, data_centre, namespace, node_selector, network_policy)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cluster, namespace) DO NOTHING
+        r#"INSERT INTO partitions (id, tenant_id, project_id, cluster, data_centre, namespace, node_selector,
+                                  network_policy, limit_range)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (cluster, namespace) DO NOTHING
            RETURNING id, tenant_id, project_id, cluster, data_centre, namespace,
                      node_selector AS "node_selector: _", network_policy, limit_range AS "limit_range: _", created_at"#,
         id::new_id(),
@@ -323,13 +329,77 @@ pub(crate) async fn insert(
         namespace,
         sqlx::types::Json(&new.node_selector) as _,
         new.network_policy,
+        sqlx::types::Json(limit_range) as _,
     )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let partition = Partition::from(row);
-    announce(tx, CREATED, &partition, &ResourceList::default()).await?;
+    if !hard.is_empty() {
+        crate::quota::raise(tx, tenant, crate::quota::Level::Partition, partition.id, hard, true).await?;
+    }
+    announce(tx, CREATED, &partition, hard).await?;
     Ok(Some(partition))
+}
+
+/// Gives a project `hard` more in a cluster (provisioning): creates its
+/// partition there with that quota and `limit_range`, or raises the quota of
+/// the one it has (which keeps a LimitRange it already has, and takes the
+/// cluster's data centre as given). Call under the tenant's lock.
+///
+/// # Errors
+/// The namespace belongs to another project in that cluster, or the
+/// database fails.
+pub(crate) async fn provision(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    project: Uuid,
+    new: &NewPartition,
+    namespace: &str,
+    hard: &ResourceList,
+    limit_range: &LimitRange,
+) -> Result<Partition> {
+    let taken = || {
+        Error::Conflict(format!(
+            "namespace {namespace} is already taken in cluster {}",
+            new.cluster
+        ))
+    };
+    let existing = sqlx::query_as!(
+        Row,
+        r#"SELECT id, tenant_id, project_id, cluster, data_centre, namespace, node_selector AS "node_selector: _",
+                  network_policy, limit_range AS "limit_range: _", created_at
+           FROM partitions WHERE cluster = $1 AND namespace = $2 FOR UPDATE"#,
+        new.cluster.as_str(),
+        namespace,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(existing) = existing else {
+        return insert(tx, tenant, project, new, namespace, hard, limit_range)
+            .await?
+            .ok_or_else(taken);
+    };
+    if existing.project_id != project {
+        return Err(taken());
+    }
+    let mut partition = Partition::from(existing);
+    crate::quota::raise(tx, tenant, crate::quota::Level::Partition, partition.id, hard, true).await?;
+    if partition.limit_range.is_empty() {
+        partition.limit_range = limit_range.clone();
+    }
+    partition.data_centre = new.data_centre.to_string();
+    sqlx::query!(
+        "UPDATE partitions SET limit_range = $2, data_centre = $3 WHERE id = $1",
+        partition.id,
+        sqlx::types::Json(&partition.limit_range) as _,
+        partition.data_centre,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let raised = crate::quota::hard(tx, crate::quota::Level::Partition, partition.id).await?;
+    announce(tx, UPDATED, &partition, &raised).await?;
+    Ok(partition)
 }
 
 /// Partitions in the tenancy schema.
@@ -361,14 +431,23 @@ impl Partitions {
         .ok_or_else(|| Error::not_found("project", project))?;
         caller.require(owner.tenant_id, Role::TenantAdmin, "project", project)?;
         let namespace = new.namespace_in(&owner.tenant_name, &owner.project_name)?;
-        let partition = insert(&mut tx, owner.tenant_id, project, &new, &namespace)
-            .await?
-            .ok_or_else(|| {
-                Error::Conflict(format!(
-                    "namespace {namespace} is already taken in cluster {}",
-                    new.cluster
-                ))
-            })?;
+        let none = ResourceList::default();
+        let partition = insert(
+            &mut tx,
+            owner.tenant_id,
+            project,
+            &new,
+            &namespace,
+            &none,
+            &LimitRange::default(),
+        )
+        .await?
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "namespace {namespace} is already taken in cluster {}",
+                new.cluster
+            ))
+        })?;
         self.outbox.commit(tx).await?;
         Ok(partition)
     }

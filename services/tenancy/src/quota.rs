@@ -228,8 +228,11 @@ async fn replace(tx: &mut PgConnection, tenant: Uuid, scope: &Scope, name: &str,
 }
 
 /// Adds `amounts` to a scope's limits (provisioning). Where the scope sets no
-/// limit for a resource, `limit_unlimited` decides whether it gets one equal
-/// to the amount or stays unlimited. Call under the tenant's lock.
+/// limit for a resource, `limit_unlimited` decides whether it stays unlimited
+/// or gets one: the amount on top of what is already committed there (what
+/// is in use, or what its projects or partitions already hold if more), so
+/// the amount is really new room and nothing below ends up over its parent.
+/// Call under the tenant's lock.
 ///
 /// # Errors
 /// The database fails or a limit overflows.
@@ -247,14 +250,31 @@ pub(crate) async fn raise(
         key: String::new(),
     };
     let current = limits(tx, &scope).await?;
+    let children = match level {
+        Level::Tenant => {
+            let projects = sqlx::query_scalar!("SELECT id FROM projects WHERE tenant_id = $1", tenant)
+                .fetch_all(&mut *tx)
+                .await?;
+            siblings_sum(tx, Level::Project, &projects).await?
+        }
+        Level::Project => {
+            let partitions = sqlx::query_scalar!("SELECT id FROM partitions WHERE project_id = $1", owner)
+                .fetch_all(&mut *tx)
+                .await?;
+            siblings_sum(tx, Level::Partition, &partitions).await?
+        }
+        _ => BTreeMap::new(),
+    };
+    let too_large = || Error::invalid("count", "makes the quota too large");
     let mut raised = Vec::new();
     for (resource, q) in &amounts.0 {
         let new = match current.get(resource) {
-            Some((Some(hard), _)) => Some(
-                hard.checked_add(q.milli())
-                    .ok_or_else(|| Error::invalid("count", "makes the quota too large"))?,
-            ),
-            _ if limit_unlimited => Some(q.milli()),
+            Some((Some(hard), _)) => Some(hard.checked_add(q.milli()).ok_or_else(too_large)?),
+            _ if limit_unlimited => {
+                let used = current.get(resource).map_or(0, |(_, u)| *u);
+                let committed = used.max(children.get(resource).copied().unwrap_or(0));
+                Some(committed.checked_add(q.milli()).ok_or_else(too_large)?)
+            }
             _ => None,
         };
         if let Some(new) = new {
@@ -274,13 +294,7 @@ pub(crate) async fn raise(
     )
     .execute(&mut *tx)
     .await?;
-    let hard = ResourceList(
-        limits(tx, &scope)
-            .await?
-            .into_iter()
-            .filter_map(|(r, (h, _))| Some((r, r.amount(h?))))
-            .collect(),
-    );
+    let hard = hard(tx, level, owner).await?;
     let event = pb::QuotaChanged {
         tenant_id: tenant.to_string(),
         level: level.as_str().into(),
@@ -290,6 +304,103 @@ pub(crate) async fn raise(
     };
     outbox::record(tx, CHANGED, Some(tenant), &event).await?;
     Ok(())
+}
+
+/// Checks a tenant's quota holds together after provisioning changed it:
+/// at every scope nothing is used beyond its limit, the DR reserve is within
+/// the total, the projects' limits within the tenant's and each project's
+/// partitions' within the project's. Call under the tenant's lock, before
+/// committing.
+///
+/// # Errors
+/// [`Error::FailedPrecondition`] naming the first level that would be
+/// over-committed.
+pub(crate) async fn verify(tx: &mut PgConnection, tenant: Uuid) -> Result<()> {
+    let rows = sqlx::query!(
+        r#"SELECT q.level, q.owner_id, q.resource, q.hard, q.used, pa.project_id AS "project_id?"
+           FROM quotas q LEFT JOIN partitions pa ON q.level = 'partition' AND pa.id = q.owner_id
+           WHERE q.tenant_id = $1 AND q.key = ''"#,
+        tenant,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    // (level, owner, resource) -> hard; children's sums per (parent, resource).
+    let mut hard: BTreeMap<(Level, Uuid, Resource), i64> = BTreeMap::new();
+    let mut children: BTreeMap<(Level, Uuid, Resource), i64> = BTreeMap::new();
+    for r in &rows {
+        let (level, Some(resource)) = (level_of(&r.level), Resource::parse(&r.resource)) else {
+            continue;
+        };
+        let Some(h) = r.hard else { continue };
+        if r.used > h {
+            return Err(Error::FailedPrecondition(format!(
+                "{} {}: {} would be limited to {} while {} is in use",
+                level.as_str(),
+                r.owner_id,
+                resource.as_str(),
+                resource.amount(h),
+                resource.amount(r.used)
+            )));
+        }
+        hard.insert((level, r.owner_id, resource), h);
+        let parent = match (level, r.project_id) {
+            (Level::Project | Level::DrReserve, _) => Some((Level::Tenant, tenant)),
+            (Level::Partition, Some(project)) => Some((Level::Project, project)),
+            _ => None,
+        };
+        if let Some((parent_level, parent)) = parent {
+            // The reserve is a part of the total, not a child beside the projects.
+            let key = if level == Level::DrReserve {
+                (Level::DrReserve, parent, resource)
+            } else {
+                (parent_level, parent, resource)
+            };
+            *children.entry(key).or_default() += h;
+        }
+    }
+    for ((level, owner, resource), sum) in children {
+        let parent_level = if level == Level::DrReserve {
+            Level::Tenant
+        } else {
+            level
+        };
+        if let Some(limit) = hard.get(&(parent_level, owner, resource))
+            && sum > *limit
+        {
+            let what = match level {
+                Level::DrReserve => "the DR reserve",
+                Level::Tenant => "its projects",
+                _ => "its partitions",
+            };
+            return Err(Error::FailedPrecondition(format!(
+                "{} {owner} has {} of {}; {what} would hold {}",
+                parent_level.as_str(),
+                resource.amount(*limit),
+                resource.as_str(),
+                resource.amount(sum)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The limits a tenant, project or partition sets (not a split's).
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn hard(tx: &mut PgConnection, level: Level, owner: Uuid) -> Result<ResourceList> {
+    let scope = Scope {
+        level,
+        owner,
+        key: String::new(),
+    };
+    Ok(ResourceList(
+        limits(tx, &scope)
+            .await?
+            .into_iter()
+            .filter_map(|(r, (h, _))| Some((r, r.amount(h?))))
+            .collect(),
+    ))
 }
 
 /// Refuses when `children` (with the new limits) would exceed `parent`.

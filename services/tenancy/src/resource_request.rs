@@ -13,15 +13,16 @@ use kernel::event::EventType;
 use kernel::name::DnsLabel;
 use kernel::outbox::{self, Outbox};
 use kernel::page::Page;
+use kernel::quantity::Quantity;
 use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::partition::NewPartition;
+use crate::partition::{LimitItem, LimitRange, NewPartition};
 use crate::project::NewProject;
 use crate::quota::{self, lock_tenant};
-use crate::resource::ResourceList;
+use crate::resource::{Resource, ResourceList};
 
 /// `tenancy.resource_request.changed`
 pub const CHANGED: EventType = EventType::new("tenancy", "resource_request", "changed");
@@ -183,6 +184,9 @@ pub struct Form {
     pub count: i32,
     /// Anything else.
     pub remarks: String,
+    /// Whether spec x count is also kept for failover in each other data
+    /// centre provisioned into (see [`Carving`]).
+    pub dr_reserve: bool,
 }
 
 /// Server types a request can ask for.
@@ -250,6 +254,7 @@ impl Form {
             spec_id: id::parse_id("spec_id", &raw.spec_id)?,
             count: raw.count,
             remarks: text("remarks", &raw.remarks, 2048, false)?,
+            dr_reserve: raw.dr_reserve,
         })
     }
 }
@@ -306,6 +311,7 @@ struct Row {
     spec_id: Uuid,
     count: i32,
     remarks: String,
+    dr_reserve: bool,
     state: String,
     created_by: String,
     created_at: DateTime<Utc>,
@@ -332,6 +338,7 @@ impl Row {
                 spec_id: self.spec_id,
                 count: self.count,
                 remarks: self.remarks,
+                dr_reserve: self.dr_reserve,
             },
             state: State::parse(&self.state),
             created_by: self.created_by,
@@ -477,11 +484,12 @@ impl ResourceRequests {
         let row = sqlx::query_as!(
             Row,
             "INSERT INTO resource_requests (id, tenant_id, project_name, applicant, phone, email, application, base_services,
-                 purpose, server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 'draft', $18)
+                 purpose, server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, dr_reserve,
+                 state, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 'draft', $19)
              RETURNING id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
-                       server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state,
-                       created_by, created_at",
+                       server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, dr_reserve,
+                       state, created_by, created_at",
             id::new_id(),
             tenant,
             form.project_name,
@@ -499,6 +507,7 @@ impl ResourceRequests {
             form.spec_id,
             form.count,
             form.remarks,
+            form.dr_reserve,
             caller.subject,
         )
         .fetch_one(&mut *tx)
@@ -517,8 +526,8 @@ impl ResourceRequests {
         let row = sqlx::query_as!(
             Row,
             "SELECT id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
-                    server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state,
-                    created_by, created_at
+                    server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, dr_reserve,
+                    state, created_by, created_at
              FROM resource_requests WHERE id = $1",
             id,
         )
@@ -552,8 +561,8 @@ impl ResourceRequests {
         let rows = sqlx::query_as!(
             Row,
             "SELECT id, tenant_id, project_name, applicant, phone, email, application, base_services, purpose,
-                    server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, state,
-                    created_by, created_at
+                    server_type, oracle_needed, storage, bandwidth, data_centre, spec_id, count, remarks, dr_reserve,
+                    state, created_by, created_at
              FROM resource_requests
              WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
                AND ($3::uuid IS NULL OR tenant_id = $3) AND ($4::text IS NULL OR state = $4)
@@ -570,24 +579,31 @@ impl ResourceRequests {
     }
 
     /// Takes a step of the workflow. Rejections need a reason; provisioning
-    /// takes the clusters to create the project's partitions in.
+    /// takes the clusters to create the project's partitions in, each with
+    /// its data centre (as federation registered it).
     ///
     /// # Errors
     /// Not visible or not allowed, a step not allowed from the current state,
-    /// a rejection without reason, or provisioning over a quota rule.
+    /// a rejection without reason, clusters the request cannot be carved
+    /// into (see [`Carving`]), or provisioning over a quota rule.
     pub async fn step(
         &self,
         caller: &Caller,
         id: Uuid,
         step: Step,
         reason: &str,
-        clusters: &[String],
+        clusters: &[(String, String)],
     ) -> Result<Request> {
         let seen = self.get(caller, id).await?;
         let reason = text("reason", reason, 2048, step == Step::Reject)?;
         let clusters = clusters
             .iter()
-            .map(|c| DnsLabel::parse("clusters", c))
+            .map(|(c, dc)| {
+                Ok((
+                    DnsLabel::parse("clusters", c)?,
+                    DnsLabel::parse(&format!("data_centres.{c}"), dc)?,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut tx = self.outbox.pool().begin().await?;
         lock_tenant(&mut tx, seen.tenant_id).await?;
@@ -617,20 +633,19 @@ impl ResourceRequests {
         self.get(caller, id).await
     }
 
-    /// Raises the tenant's quota by spec x count, and the project's where it
-    /// sets limits (a new project gets exactly that); creates the project if
-    /// new and a partition in each cluster. Runs under the tenant's lock.
-    async fn provision(&self, tx: &mut PgConnection, request: &Request, clusters: &[DnsLabel]) -> Result<()> {
+    /// Carves spec x count (see [`Carving`]) into the tenant, the project
+    /// (created if new) and a partition per cluster, each partition with its
+    /// ResourceQuota and the default LimitRange from the start; sets the DR
+    /// reserve asked for. Runs under the tenant's lock and refuses anything
+    /// that would over-commit a level.
+    async fn provision(
+        &self,
+        tx: &mut PgConnection,
+        request: &Request,
+        clusters: &[(DnsLabel, DnsLabel)],
+    ) -> Result<()> {
         let spec = self.spec(tx, request.form.spec_id).await?;
-        let mut added = spec.amounts.clone();
-        for q in added.0.values_mut() {
-            *q = kernel::quantity::Quantity::from_milli_as(
-                q.milli()
-                    .checked_mul(i64::from(request.form.count))
-                    .ok_or_else(|| Error::invalid("count", "makes the amounts too large"))?,
-                q.format(),
-            );
-        }
+        let carving = Carving::new(&request.form, clusters)?;
         let tenant = request.tenant_id;
         let tenant_name = sqlx::query_scalar!("SELECT name FROM tenants WHERE id = $1", tenant)
             .fetch_one(&mut *tx)
@@ -655,18 +670,196 @@ impl ResourceRequests {
                 )
             }
         };
-        quota::raise(tx, tenant, quota::Level::Tenant, tenant, &added, true).await?;
-        quota::raise(tx, tenant, quota::Level::Project, project, &added, new_project).await?;
-        for cluster in clusters {
-            let new = NewPartition::parse(cluster.as_str(), &request.form.data_centre, "", BTreeMap::new(), "")?;
-            let namespace = new.namespace_in(&tenant_name, &request.form.project_name)?;
-            crate::partition::insert(tx, tenant, project, &new, &namespace)
-                .await?
-                .ok_or_else(|| {
-                    Error::Conflict(format!("namespace {namespace} is already taken in cluster {cluster}"))
-                })?;
+        let total = units_of(&spec.amounts, carving.total_units)?;
+        quota::raise(tx, tenant, quota::Level::Tenant, tenant, &total, true).await?;
+        if carving.reserve_units > 0 {
+            let reserve = units_of(&spec.amounts, carving.reserve_units)?;
+            quota::raise(tx, tenant, quota::Level::DrReserve, tenant, &reserve, true).await?;
         }
-        Ok(())
+        quota::raise(tx, tenant, quota::Level::Project, project, &total, new_project).await?;
+        let limit_range = default_limit_range(&spec.amounts)?;
+        for share in &carving.shares {
+            let hard = units_of(&spec.amounts, share.units)?;
+            let new = NewPartition::parse(
+                share.cluster.as_str(),
+                share.data_centre.as_str(),
+                "",
+                BTreeMap::new(),
+                "",
+            )?;
+            let namespace = new.namespace_in(&tenant_name, &request.form.project_name)?;
+            crate::partition::provision(tx, tenant, project, &new, &namespace, &hard, &limit_range).await?;
+        }
+        quota::verify(tx, tenant).await
+    }
+}
+
+/// Amounts of `units` units of a spec.
+fn units_of(per_unit: &ResourceList, units: i64) -> Result<ResourceList> {
+    let mut list = per_unit.clone();
+    for (resource, q) in &mut list.0 {
+        *q = resource.amount(
+            q.milli()
+                .checked_mul(units)
+                .ok_or_else(|| Error::invalid("count", "makes the amounts too large"))?,
+        );
+    }
+    Ok(list)
+}
+
+/// Per container when a pod names none: requests 100m CPU and 128Mi, limits
+/// 500m and 512Mi, so pods without resources still fit a namespace whose
+/// ResourceQuota limits CPU and memory.
+const DEFAULT_REQUEST: [(&str, &str); 2] = [("cpu", "100m"), ("memory", "128Mi")];
+/// See [`DEFAULT_REQUEST`].
+const DEFAULT_LIMIT: [(&str, &str); 2] = [("cpu", "500m"), ("memory", "512Mi")];
+
+/// The LimitRange a provisioned partition starts with: the container
+/// defaults above, and no container larger than one unit of the spec (its
+/// limits, or its requests where it sets no limit); a default above that
+/// bound is lowered to it.
+fn default_limit_range(per_unit: &ResourceList) -> Result<LimitRange> {
+    let bound =
+        |limit: Resource, request: Resource| per_unit.0.get(&limit).or_else(|| per_unit.0.get(&request)).copied();
+    let max: BTreeMap<&str, Quantity> = [
+        ("cpu", bound(Resource::LimitsCpu, Resource::RequestsCpu)),
+        ("memory", bound(Resource::LimitsMemory, Resource::RequestsMemory)),
+    ]
+    .into_iter()
+    .filter_map(|(r, q)| Some((r, q?)))
+    .collect();
+    let capped = |defaults: [(&str, &str); 2]| -> Result<BTreeMap<String, String>> {
+        defaults
+            .into_iter()
+            .map(|(r, d)| {
+                let d = Quantity::parse(r, d)?;
+                let q = max.get(r).map_or(d, |m| d.min(*m));
+                Ok((r.to_string(), q.to_string()))
+            })
+            .collect()
+    };
+    LimitRange::parse(LimitRange {
+        container: LimitItem {
+            max: max.iter().map(|(r, q)| (r.to_string(), q.to_string())).collect(),
+            default: capped(DEFAULT_LIMIT)?,
+            default_request: capped(DEFAULT_REQUEST)?,
+            ..LimitItem::default()
+        },
+        pod: LimitItem::default(),
+    })
+}
+
+/// Clusters that together divide the whole count: named by their data
+/// centre when the request keeps a DR reserve.
+type Group<'a> = (Option<String>, Vec<&'a (DnsLabel, DnsLabel)>);
+
+/// One partition's share of a provisioned request, in spec units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// The cluster.
+    pub cluster: DnsLabel,
+    /// Its data centre.
+    pub data_centre: DnsLabel,
+    /// Units of the spec its ResourceQuota holds.
+    pub units: i64,
+}
+
+/// How provisioning divides spec x count, in whole units of the spec (a
+/// unit is never split: "2 CPU / 4 GiB" stays one server's worth):
+///
+/// - Without a DR reserve, the count is divided evenly over the clusters;
+///   the first clusters (in the order given) take one more unit each when
+///   it does not divide. Tenant and project grow by the count.
+/// - With a DR reserve, the clusters in the request's data centre divide
+///   the count as above, and so do the clusters of each other data centre,
+///   each data centre holding a full copy so that everything can fail over
+///   to it. Tenant and project grow by count x (1 + other data centres), and
+///   the tenant's DR reserve by count x (other data centres), so normal
+///   deploys still get exactly the count and failover gets the rest.
+/// - Every cluster gets at least one unit; without clusters only the tenant
+///   and the project grow (and a DR reserve cannot be placed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carving {
+    /// Per cluster, in the order given.
+    pub shares: Vec<Share>,
+    /// Units the tenant and the project grow by.
+    pub total_units: i64,
+    /// Units the tenant's DR reserve grows by.
+    pub reserve_units: i64,
+}
+
+impl Carving {
+    /// Divides `form`'s count over `clusters` (name, data centre).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `clusters`: a cluster named twice, more
+    /// clusters in a data centre than units, or a DR reserve without a
+    /// cluster in the request's data centre and one outside it.
+    pub fn new(form: &Form, clusters: &[(DnsLabel, DnsLabel)]) -> Result<Self> {
+        for (i, (c, _)) in clusters.iter().enumerate() {
+            if clusters[..i].iter().any(|(earlier, _)| earlier == c) {
+                return Err(Error::invalid("clusters", format!("names cluster {c} twice")));
+            }
+        }
+        let count = i64::from(form.count);
+        // One group, or one per data centre with a DR reserve.
+        let mut groups: Vec<Group<'_>> = Vec::new();
+        if form.dr_reserve {
+            for cluster in clusters {
+                let dc = cluster.1.to_string();
+                match groups.iter_mut().find(|(d, _)| d.as_ref() == Some(&dc)) {
+                    Some((_, members)) => members.push(cluster),
+                    None => groups.push((Some(dc), vec![cluster])),
+                }
+            }
+            if !groups.iter().any(|(dc, _)| dc.as_ref() == Some(&form.data_centre)) {
+                return Err(Error::invalid(
+                    "clusters",
+                    format!(
+                        "a DR reserve needs a cluster in the request's data centre {}",
+                        form.data_centre
+                    ),
+                ));
+            }
+            if groups.len() < 2 {
+                return Err(Error::invalid(
+                    "clusters",
+                    format!("a DR reserve needs a cluster outside data centre {}", form.data_centre),
+                ));
+            }
+        } else if !clusters.is_empty() {
+            groups.push((None, clusters.iter().collect()));
+        }
+        let mut shares = Vec::new();
+        for (dc, members) in &groups {
+            let n = i64::try_from(members.len()).expect("few clusters");
+            if n > count {
+                return Err(Error::invalid(
+                    "clusters",
+                    format!(
+                        "{count} unit(s) of the spec cannot give each of the {n} clusters{} a whole unit",
+                        dc.as_ref().map(|d| format!(" in {d}")).unwrap_or_default()
+                    ),
+                ));
+            }
+            for (i, (cluster, data_centre)) in members.iter().enumerate() {
+                let extra = i64::from(i64::try_from(i).expect("few clusters") < count % n);
+                shares.push(Share {
+                    cluster: cluster.clone(),
+                    data_centre: data_centre.clone(),
+                    units: count / n + extra,
+                });
+            }
+        }
+        let others = i64::try_from(groups.len().saturating_sub(1)).expect("few data centres");
+        let reserve_units = if form.dr_reserve { count * others } else { 0 };
+        // Shares keep the order the clusters were given in.
+        shares.sort_by_key(|s| clusters.iter().position(|(c, _)| *c == s.cluster));
+        Ok(Self {
+            shares,
+            total_units: count + reserve_units,
+            reserve_units,
+        })
     }
 }
 
@@ -718,6 +911,7 @@ mod tests {
             spec_id: Uuid::now_v7().to_string(),
             count: 4,
             remarks: String::new(),
+            dr_reserve: false,
         }
     }
 
@@ -786,5 +980,76 @@ mod tests {
         for (raw, field) in cases {
             assert_eq!(Form::parse(&raw).unwrap_err().field(), Some(field));
         }
+    }
+
+    fn clusters(pairs: &[(&str, &str)]) -> Vec<(DnsLabel, DnsLabel)> {
+        pairs
+            .iter()
+            .map(|(c, d)| (DnsLabel::parse("c", c).unwrap(), DnsLabel::parse("d", d).unwrap()))
+            .collect()
+    }
+
+    fn units(c: &Carving) -> Vec<(&str, &str, i64)> {
+        c.shares
+            .iter()
+            .map(|s| (s.cluster.as_str(), s.data_centre.as_str(), s.units))
+            .collect()
+    }
+
+    #[test]
+    fn without_a_dr_reserve_the_count_is_divided_over_the_clusters_in_whole_units() {
+        let f = Form::parse(&pb::ResourceRequestForm { count: 5, ..form() }).unwrap();
+        let c = Carving::new(&f, &clusters(&[("dc1-prod", "dc1"), ("dc2-dr", "dc2")])).unwrap();
+        assert_eq!(units(&c), [("dc1-prod", "dc1", 3), ("dc2-dr", "dc2", 2)]);
+        assert_eq!((c.total_units, c.reserve_units), (5, 0));
+        let none = Carving::new(&f, &[]).unwrap();
+        assert_eq!((none.shares.len(), none.total_units), (0, 5));
+        let one = Form::parse(&pb::ResourceRequestForm { count: 1, ..form() }).unwrap();
+        let err = Carving::new(&one, &clusters(&[("a", "dc1"), ("b", "dc1")])).unwrap_err();
+        assert_eq!(err.field(), Some("clusters"));
+        let twice = Carving::new(&f, &clusters(&[("a", "dc1"), ("a", "dc1")])).unwrap_err();
+        assert_eq!(twice.to_string(), "clusters: names cluster a twice");
+    }
+
+    #[test]
+    fn a_dr_reserve_gives_each_other_data_centre_a_full_copy_kept_for_failover() {
+        let f = Form::parse(&pb::ResourceRequestForm {
+            count: 4,
+            dr_reserve: true,
+            ..form()
+        })
+        .unwrap();
+        let c = Carving::new(&f, &clusters(&[("dc2-dr", "dc2"), ("dc1-a", "dc1"), ("dc1-b", "dc1")])).unwrap();
+        assert_eq!(
+            units(&c),
+            [("dc2-dr", "dc2", 4), ("dc1-a", "dc1", 2), ("dc1-b", "dc1", 2)]
+        );
+        assert_eq!((c.total_units, c.reserve_units), (8, 4));
+        for only in [&[("dc1-a", "dc1")][..], &[("dc2-dr", "dc2")][..], &[][..]] {
+            let err = Carving::new(&f, &clusters(only)).unwrap_err();
+            assert_eq!(err.field(), Some("clusters"), "{only:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_limit_range_fits_within_one_unit() {
+        let unit = |pairs: &[(&str, &str)]| {
+            let owned: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            ResourceList::parse("amounts", owned.iter().map(|(a, b)| (a, b))).unwrap()
+        };
+        let big = default_limit_range(&unit(&[
+            ("requests.cpu", "2"),
+            ("limits.cpu", "4"),
+            ("requests.memory", "4Gi"),
+        ]))
+        .unwrap();
+        assert_eq!(big.container.max["cpu"], "4");
+        assert_eq!(big.container.max["memory"], "4Gi");
+        assert_eq!(big.container.default["cpu"], "500m");
+        assert_eq!(big.container.default_request["memory"], "128Mi");
+        let tiny = default_limit_range(&unit(&[("requests.cpu", "200m"), ("pods", "1")])).unwrap();
+        assert_eq!(tiny.container.default["cpu"], "200m");
+        assert_eq!(tiny.container.default_request["cpu"], "100m");
+        assert!(!tiny.container.max.contains_key("memory"));
     }
 }

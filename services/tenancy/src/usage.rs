@@ -36,6 +36,17 @@ pub struct Point {
     pub at: DateTime<Utc>,
 }
 
+/// What member clusters report a tenant's namespaces use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Per partition.
+    pub partitions: BTreeMap<Uuid, ResourceList>,
+    /// Summed per cluster name.
+    pub clusters: BTreeMap<String, ResourceList>,
+    /// Summed per data centre name.
+    pub data_centres: BTreeMap<String, ResourceList>,
+}
+
 struct HistoryRow {
     level: String,
     owner_id: Uuid,
@@ -108,32 +119,43 @@ impl UsageHistory {
         Ok(())
     }
 
-    /// What each of a tenant's partitions reports it uses.
+    /// What the member clusters report a tenant's namespaces use: per
+    /// partition, and summed per cluster and per data centre (each
+    /// partition counted where it is).
     ///
     /// # Errors
     /// The tenant is not visible to the caller.
-    pub async fn observed(&self, caller: &Caller, tenant: Uuid) -> Result<BTreeMap<Uuid, ResourceList>> {
+    pub async fn observed(&self, caller: &Caller, tenant: Uuid) -> Result<Observed> {
         if !caller.can_see(tenant) {
             return Err(Error::not_found("tenant", tenant));
         }
         let rows = sqlx::query!(
-            "SELECT o.partition_id, o.resource, o.observed
+            "SELECT o.partition_id, p.cluster, p.data_centre, o.resource, o.observed
              FROM observed_usage o JOIN partitions p ON p.id = o.partition_id WHERE p.tenant_id = $1",
             tenant,
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut by_partition: BTreeMap<Uuid, ResourceList> = BTreeMap::new();
+        let mut partitions: BTreeMap<Uuid, BTreeMap<Resource, i64>> = BTreeMap::new();
+        let mut clusters: BTreeMap<String, BTreeMap<Resource, i64>> = BTreeMap::new();
+        let mut data_centres: BTreeMap<String, BTreeMap<Resource, i64>> = BTreeMap::new();
         for row in rows {
             if let Some(r) = Resource::parse(&row.resource) {
-                by_partition
-                    .entry(row.partition_id)
-                    .or_default()
-                    .0
-                    .insert(r, r.amount(row.observed));
+                *partitions.entry(row.partition_id).or_default().entry(r).or_default() += row.observed;
+                *clusters.entry(row.cluster).or_default().entry(r).or_default() += row.observed;
+                *data_centres.entry(row.data_centre).or_default().entry(r).or_default() += row.observed;
             }
         }
-        Ok(by_partition)
+        fn lists<K: Ord>(sums: BTreeMap<K, BTreeMap<Resource, i64>>) -> BTreeMap<K, ResourceList> {
+            sums.into_iter()
+                .map(|(k, m)| (k, ResourceList(m.into_iter().map(|(r, v)| (r, r.amount(v))).collect())))
+                .collect()
+        }
+        Ok(Observed {
+            partitions: lists(partitions),
+            clusters: lists(clusters),
+            data_centres: lists(data_centres),
+        })
     }
 
     /// Writes every level's hard and used to the history (the periodic snapshot).

@@ -5,7 +5,7 @@ use kernel::testkit::eventually;
 use kube::api::{Api, PostParams};
 use kubesim::{ClusterConfig, Fault, Fleet};
 
-use crate::helpers::{client_for, configmap, spawn};
+use crate::helpers::{client_for, configmap, raw_http, spawn};
 
 /// Waits (briefly: the listener closes asynchronously) until `addr` refuses connections.
 async fn refuses(addr: std::net::SocketAddr) {
@@ -166,4 +166,30 @@ async fn post_json(url: &str, body: &str) -> String {
     })
     .await
     .unwrap()
+}
+
+/// A NotReady cluster fails `/readyz` (500) while `/livez` and the API
+/// answer, so a client can tell "reachable but not ready" from "down"; the
+/// fault is set and cleared through the admin API like the others.
+#[tokio::test]
+async fn a_not_ready_cluster_fails_readyz_and_still_serves_the_api() {
+    let t = spawn().await;
+    let admin = format!("{}/_kubesim/fault", t.cluster.admin_url());
+    let (status, _, _) = raw_http(&t.cluster, "GET", "/readyz", &[], &[]).await;
+    assert_eq!(status, 200);
+    let response = post_json(&admin, r#"{"fault":"notready"}"#).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(t.cluster.faults().get(), Fault::NotReady);
+    let (status, _, body) = raw_http(&t.cluster, "GET", "/readyz", &[], &[]).await;
+    assert_eq!(status, 500);
+    assert!(String::from_utf8_lossy(&body).contains("readyz check failed"));
+    let (status, _, _) = raw_http(&t.cluster, "GET", "/livez", &[], &[]).await;
+    assert_eq!(status, 200);
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("still-served", &[]))
+        .await
+        .unwrap();
+    post_json(&admin, r#"{"fault":"recover"}"#).await;
+    let (status, _, _) = raw_http(&t.cluster, "GET", "/readyz", &[], &[]).await;
+    assert_eq!(status, 200);
 }

@@ -1,7 +1,7 @@
 //! Spawns real kubesim clusters on loopback port 0 and connects kube-rs to
 //! them through their kubeconfig, as the platform connects to real clusters.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -82,8 +82,41 @@ pub fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> kube::co
 
 /// Runs kubectl against a cluster; fails clearly if kubectl is missing.
 pub fn kubectl(cluster: &RunningCluster, cache: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    kubectl_at(Path::new("kubectl"), cluster, cache, args, stdin)
+}
+
+/// The kubectl binary of one minor version (`1.31`): `kubectl.1.31` beside
+/// the `kubectl` on PATH (the versions are installed side by side), or in
+/// `$KUBESIM_KUBECTL_DIR`.
+pub fn kubectl_version(minor: &str) -> PathBuf {
+    let dir = std::env::var_os("KUBESIM_KUBECTL_DIR").map(PathBuf::from).or_else(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|d| d.join("kubectl"))
+            .find(|k| k.exists())
+            .and_then(|k| std::fs::canonicalize(k).ok())
+            .and_then(|k| k.parent().map(Path::to_path_buf))
+    });
+    dir.map(|d| d.join(format!("kubectl.{minor}")))
+        .filter(|b| b.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "kubectl {minor} is required for this test: install kubectl.{minor} beside kubectl, \
+                 or set KUBESIM_KUBECTL_DIR"
+            )
+        })
+}
+
+/// Runs the kubectl binary `program` against a cluster.
+pub fn kubectl_at(
+    program: &Path,
+    cluster: &RunningCluster,
+    cache: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     use std::io::Write;
-    let mut cmd = Command::new("kubectl");
+    let mut cmd = Command::new(program);
     cmd.arg("--kubeconfig")
         .arg(cluster.kubeconfig_path())
         .arg("--cache-dir")
@@ -100,4 +133,65 @@ pub fn kubectl(cluster: &RunningCluster, cache: &Path, args: &[&str], stdin: Opt
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
+}
+
+/// A raw HTTP/1.1 exchange with the API server, for what kube-rs does not
+/// send (protobuf bodies, chosen `Accept` headers): status, headers, body.
+pub async fn raw_http(
+    cluster: &RunningCluster,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(cluster.addr()).await.expect("connects");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        cluster.addr()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = response[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked") {
+        body = unchunk(&body);
+    }
+    (status, headers, body)
+}
+
+fn unchunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[end + 2..end + 2 + size]);
+        body = &body[end + 2 + size + 2..];
+    }
+}
+
+/// The value of a response header.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }

@@ -1,10 +1,11 @@
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kernel::testkit::eventually;
 use kube::api::{Api, ListParams, PostParams};
 
-use crate::helpers::{configmap, kubectl, spawn};
+use crate::helpers::{configmap, kubectl_at, kubectl_version, spawn};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -38,10 +39,36 @@ fn text(out: &std::process::Output) -> (String, String) {
 /// status, scale, logs, get -w and delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_a_simulated_cluster() {
+    drive(Path::new("kubectl")).await;
+}
+
+/// The same scenario with every kubectl minor version installed side by
+/// side: 1.27 to 1.31 send JSON, 1.32 and later protobuf.
+macro_rules! drives_with {
+    ($($name:ident => $minor:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            drive(&kubectl_version($minor)).await;
+        }
+    )*};
+}
+
+drives_with! {
+    kubectl_1_27_drives_a_simulated_cluster => "1.27",
+    kubectl_1_28_drives_a_simulated_cluster => "1.28",
+    kubectl_1_29_drives_a_simulated_cluster => "1.29",
+    kubectl_1_30_drives_a_simulated_cluster => "1.30",
+    kubectl_1_31_drives_a_simulated_cluster => "1.31",
+    kubectl_1_32_drives_a_simulated_cluster => "1.32",
+    kubectl_1_33_drives_a_simulated_cluster => "1.33",
+}
+
+async fn drive(program: &Path) {
     let t = spawn().await;
-    let cache_dir = std::env::temp_dir().join(format!("kubesim-kubectl-cache-{}", t.cluster.addr().port()));
+    // Beside the kubeconfig, in the folder the cluster removes when it stops.
+    let cache_dir = t.cluster.kubeconfig_path().with_file_name("kubectl-cache");
     let cache = cache_dir.as_path();
-    let run = |args: &[&str], stdin: Option<&str>| kubectl(&t.cluster, cache, args, stdin);
+    let run = |args: &[&str], stdin: Option<&str>| kubectl_at(program, &t.cluster, cache, args, stdin);
 
     let out = run(&["get", "nodes"], None);
     let (stdout, stderr) = text(&out);
@@ -108,32 +135,56 @@ async fn kubectl_drives_a_simulated_cluster() {
     .await;
     assert_eq!(text(&out).0.lines().count(), 2);
 
-    let mut cmd = std::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig")
+    // `get -w` lists, then watches from the list's resourceVersion: once the
+    // listed "before" is printed, "watched" created afterwards must arrive.
+    let cms = Api::<ConfigMap>::namespaced(t.client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("before", &[]))
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(program)
+        .arg("--kubeconfig")
         .arg(t.cluster.kubeconfig_path())
         .arg("--cache-dir")
         .arg(cache)
-        .args(["get", "configmaps", "-w"]);
-    let child = cmd
+        .args(["get", "configmaps", "-w"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("kubectl is required for this test");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    Api::<ConfigMap>::namespaced(t.client.clone(), "default")
-        .create(&PostParams::default(), &configmap("watched", &[]))
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = async |name: &str, seen: &mut Vec<String>| {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines_rx.recv().await {
+                let found = line.split_whitespace().next() == Some(name);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("kubectl get -w did not print {name}: {seen:?}"));
+    };
+    wait_for("before", &mut seen).await;
+    cms.create(&PostParams::default(), &configmap("watched", &[]))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let pid = child.id();
-    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
-    let watched = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&watched);
-    assert!(stdout.contains("watched"), "get -w output: {stdout} {stderr}");
+    wait_for("watched", &mut seen).await;
+    let _ = child.kill();
+    let _ = child.wait();
 
     let out = run(&["delete", "deployment", "web"], None);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "delete: {stderr}");
     assert!(stdout.contains("deployment.apps \"web\" deleted"), "{stdout}");
-    let _ = std::fs::remove_dir_all(cache);
 }

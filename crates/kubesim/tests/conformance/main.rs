@@ -5,7 +5,15 @@
 mod helpers;
 
 mod api;
+mod compaction;
+mod defaults;
+mod events;
 mod faults;
+mod jobs;
 mod kubectl;
+mod protobuf;
+mod rollout;
 mod simulation;
+mod standalone;
+mod views;
 mod watch;

@@ -79,10 +79,19 @@ async fn a_deployment_becomes_available_with_ready_replicas() {
         );
         assert!(p.spec.as_ref().unwrap().node_name.is_some());
     }
-    // Garbage collection: deleting the deployment removes its replicasets and pods.
+    // Garbage collection: deleting the deployment removes its replicasets,
+    // and its pods once their kubelets have stopped them (graceful termination).
     deploys.delete("web", &DeleteParams::default()).await.unwrap();
     assert!(sets.list(&ListParams::default()).await.unwrap().items.is_empty());
-    assert!(pods.list(&ListParams::default()).await.unwrap().items.is_empty());
+    eventually(Duration::from_secs(5), "the pods terminated", || async {
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
 }
 
 /// A pod whose requests fit no node stays Pending with

@@ -57,14 +57,14 @@ pub async fn register_member(
         namespace: "acme-web".into(),
         ..Default::default()
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+        Uuid::parse_str(&partition.partition_id)?,
+        tenant,
+        name,
+        "acme-web",
+        prost::Message::encode_to_vec(&partition)
     )
-    .bind(Uuid::parse_str(&partition.partition_id)?)
-    .bind(tenant)
-    .bind(name)
-    .bind("acme-web")
-    .bind(prost::Message::encode_to_vec(&partition))
     .execute(outbox.pool())
     .await?;
     Ok(())

@@ -81,14 +81,14 @@ pub async fn partition(fed: &Fed, cluster: &str) {
         network_policy: "allow-all-ingress".into(),
         ..Default::default()
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+        Uuid::parse_str(&p.partition_id).unwrap(),
+        TENANT,
+        cluster,
+        &p.namespace,
+        p.encode_to_vec(),
     )
-    .bind(Uuid::parse_str(&p.partition_id).unwrap())
-    .bind(TENANT)
-    .bind(cluster)
-    .bind(&p.namespace)
-    .bind(p.encode_to_vec())
     .execute(fed.pool())
     .await
     .unwrap();
@@ -120,27 +120,28 @@ pub fn request(objects: String, placement: Value, replicas: u32) -> ApplyRequest
 /// A propagator polling every 50 ms; status of targets in watched clusters
 /// is polled only every `resync` (the watches record it).
 pub fn propagator(fed: &Fed, admission: Arc<CpuCap>, resync: Duration) -> Running {
-    propagator_with(
-        fed,
-        admission,
-        PropagateSettings {
-            poll: Duration::from_millis(50),
-            resync,
-            watched_poll: resync,
-            lease_ttl: Duration::from_secs(2),
-            parallelism: 8,
-            timeout: Duration::from_secs(3),
-        },
-    )
+    propagator_with(fed, admission, settings(resync))
+}
+
+/// A test propagator's settings: quick turns, status polled every `resync`.
+pub fn settings(resync: Duration) -> PropagateSettings {
+    PropagateSettings {
+        poll: Duration::from_millis(50),
+        resync,
+        watched_poll: resync,
+        lease_ttl: Duration::from_secs(2),
+        parallelism: 8,
+        timeout: Duration::from_secs(3),
+    }
 }
 
 pub fn propagator_with(fed: &Fed, admission: Arc<CpuCap>, settings: PropagateSettings) -> Running {
-    let p = Propagator::new(fed.pool().clone(), fed.clients.clone(), settings, admission);
-    let stop = tokio_util::sync::CancellationToken::new();
-    Running {
-        task: tokio::spawn(p.run(stop.clone())),
-        stop,
-    }
+    Running::propagator(Propagator::new(
+        fed.pool().clone(),
+        fed.clients.clone(),
+        settings,
+        admission,
+    ))
 }
 
 pub async fn replicas(fed: &Fed, cluster: &str) -> Option<i32> {
@@ -265,7 +266,7 @@ async fn weighted_objects_reach_their_clusters_become_healthy_and_leave_clusters
     })
     .await;
     eventually(Duration::from_secs(5), "forgotten", || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bindings")
+        let n: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM bindings"#)
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -298,7 +299,7 @@ async fn dynamic_division_follows_free_capacity_and_duplicated_runs_everything_e
     fed.until_status("small", "Ready").await;
     fed.until_status("large", "Ready").await;
     eventually(Duration::from_secs(10), "both discovered", || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM clusters WHERE allocatable ? 'cpu'")
+        let n: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM clusters WHERE allocatable ? 'cpu'"#)
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -356,7 +357,7 @@ async fn edits_and_deletions_in_a_member_cluster_are_repaired_and_a_refused_quot
         cap_milli: 1000,
         ..Default::default()
     });
-    let _prop = propagator(&fed, admission.clone(), Duration::from_millis(300));
+    let prop = propagator(&fed, admission.clone(), Duration::from_millis(300));
     let bindings = Bindings::new(fed.pool(), &*admission);
 
     // 4 x 500m against room for 1 cpu: refused, nothing recorded or applied.
@@ -368,12 +369,12 @@ async fn edits_and_deletions_in_a_member_cluster_are_repaired_and_a_refused_quot
         .await
         .unwrap_err();
     assert!(matches!(e, kernel::Error::ResourceExhausted(_)), "{e}");
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bindings")
+    let n = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM bindings"#)
         .fetch_one(fed.pool())
         .await
         .unwrap();
     assert_eq!(n, 0);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    prop.looked("a propagation turn after the refusal").await;
     assert_eq!(replicas(&fed, "da").await, None);
 
     bindings

@@ -11,10 +11,11 @@ async fn credentials_are_stored_encrypted_and_the_cluster_is_reached_and_discove
     let registered = fed.register(&c, "dc1", token).await;
     assert!(registered.has_credentials);
 
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM clusters WHERE name = 'secretive'")
-        .fetch_one(fed.pool())
-        .await
-        .unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar!(r#"SELECT credentials AS "credentials!" FROM clusters WHERE name = 'secretive'"#)
+            .fetch_one(fed.pool())
+            .await
+            .unwrap();
     assert!(
         !stored.windows(token.len()).any(|w| w == token.as_bytes()),
         "the token is stored in clear"
@@ -62,10 +63,11 @@ async fn a_cluster_registered_from_its_kubeconfig_gets_server_and_token_from_the
         registered.api_endpoint.trim_end_matches('/'),
         c.url().trim_end_matches('/')
     );
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT credentials FROM clusters WHERE name = 'from-kubeconfig'")
-        .fetch_one(fed.pool())
-        .await
-        .unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar!(r#"SELECT credentials AS "credentials!" FROM clusters WHERE name = 'from-kubeconfig'"#)
+            .fetch_one(fed.pool())
+            .await
+            .unwrap();
     let token = "kubesim-from-kubeconfig";
     assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()));
     assert_eq!(

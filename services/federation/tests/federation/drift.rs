@@ -21,14 +21,14 @@ async fn add_partition(fed: &Fed, cluster: &str) {
         hard: [("requests.cpu".to_string(), "2".to_string())].into(),
         ..Default::default()
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+        uuid::Uuid::parse_str(&p.partition_id).unwrap(),
+        uuid::Uuid::parse_str(&p.tenant_id).unwrap(),
+        cluster,
+        &p.namespace,
+        p.encode_to_vec(),
     )
-    .bind(uuid::Uuid::parse_str(&p.partition_id).unwrap())
-    .bind(uuid::Uuid::parse_str(&p.tenant_id).unwrap())
-    .bind(cluster)
-    .bind(&p.namespace)
-    .bind(p.encode_to_vec())
     .execute(fed.pool())
     .await
     .unwrap();

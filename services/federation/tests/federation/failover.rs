@@ -30,12 +30,12 @@ const SETTINGS: FailoverSettings = FailoverSettings {
 };
 
 fn reconciler(fed: &Fed, admission: Arc<CpuCap>) -> Running {
-    let r = Reconciler::new(fed.pool().clone(), fed.clients.clone(), admission, SETTINGS);
-    let stop = tokio_util::sync::CancellationToken::new();
-    Running {
-        task: tokio::spawn(r.run(stop.clone())),
-        stop,
-    }
+    Running::failover(Reconciler::new(
+        fed.pool().clone(),
+        fed.clients.clone(),
+        admission,
+        SETTINGS,
+    ))
 }
 
 /// Primary group dc0 (the first cluster), backup dc1.
@@ -176,13 +176,29 @@ async fn a_manual_binding_stays_put_until_an_operator_triggers_failover_and_fail
         .await
         .unwrap();
     let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
-    let _fail = reconciler(&fed, admission.clone());
+    let fail = reconciler(&fed, admission.clone());
     healthy(&fed, &admission, b.id).await;
 
     clusters[0].faults().set(Fault::Down);
     fed.until_status("mf1", "NotReady").await;
-    // Three tolerations later, still nothing moved.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Out of Ready for three tolerations (by the database's clock, which the
+    // reconciler reads), and a whole reconciler turn since: an auto tier
+    // would have failed over by now; this one has not moved.
+    eventually(
+        Duration::from_secs(10),
+        "mf1 out of Ready for three tolerations",
+        || async {
+            sqlx::query_scalar!(
+                r#"SELECT now() - not_ready_since >= interval '1.5 s' AS "past!" FROM clusters WHERE name = 'mf1'"#
+            )
+            .fetch_one(fed.pool())
+            .await
+            .unwrap()
+            .then_some(())
+        },
+    )
+    .await;
+    fail.looked("a failover turn after the toleration").await;
     assert!(operations(&fed, b.id).await.is_empty());
     assert!(!present_in(&clusters[1]));
 
@@ -304,7 +320,7 @@ async fn a_singleton_cut_off_by_a_partition_gets_no_second_copy_before_its_clust
     }
     assert_eq!(ready_in(&clusters[0]), 1, "the cut-off copy still runs in sf1");
     let contact: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT last_contact_at FROM clusters WHERE name = 'sf1'")
+        sqlx::query_scalar!(r#"SELECT last_contact_at AS "last_contact_at!" FROM clusters WHERE name = 'sf1'"#)
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -632,7 +648,7 @@ async fn a_failover_refused_by_quota_applies_nothing_and_leaves_the_binding_degr
         )
         .await
         .unwrap();
-    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
     let _fail = reconciler(&fed, admission.clone());
     healthy(&fed, &admission, b.id).await;
 
@@ -642,7 +658,13 @@ async fn a_failover_refused_by_quota_applies_nothing_and_leaves_the_binding_degr
     let (h, reason) = health(&fed, &admission, b.id).await;
     assert_eq!(h, Health::Degraded);
     assert!(reason.contains("quota refused"), "{reason}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing written for qf2, and the propagator has looked since.
+    let targets = sqlx::query_scalar!("SELECT cluster FROM binding_targets WHERE binding_id = $1", b.id)
+        .fetch_all(fed.pool())
+        .await
+        .unwrap();
+    assert_eq!(targets, ["qf1"]);
+    prop.looked("a propagation turn after the refusal").await;
     assert!(!present_in(&clusters[1]), "nothing applied in qf2");
     assert_eq!(admission.held.lock().unwrap().len(), 1, "only qf1's reservation held");
 }
@@ -792,12 +814,12 @@ async fn automatic_failbacks_wait_for_the_stabilisation_period_and_go_by_priorit
         failback_parallelism: 1,
         ..SETTINGS
     };
-    let r = Reconciler::new(fed.pool().clone(), fed.clients.clone(), admission.clone(), settings);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let _fail = Running {
-        task: tokio::spawn(r.run(stop.clone())),
-        stop,
-    };
+    let fail = Running::failover(Reconciler::new(
+        fed.pool().clone(),
+        fed.clients.clone(),
+        admission.clone(),
+        settings,
+    ));
     for b in [&low, &high, &kept] {
         healthy(&fed, &admission, b.id).await;
     }
@@ -823,7 +845,7 @@ async fn automatic_failbacks_wait_for_the_stabilisation_period_and_go_by_priorit
     let (h, l) = (back(high.id).await, back(low.id).await);
     assert_eq!((h.trigger.as_str(), h.from_cluster.as_str()), ("automatic", "ab1"));
     let ready_since: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT last_transition_at FROM clusters WHERE name = 'ab1'")
+        sqlx::query_scalar!("SELECT last_transition_at FROM clusters WHERE name = 'ab1'")
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -853,15 +875,18 @@ async fn automatic_failbacks_wait_for_the_stabilisation_period_and_go_by_priorit
         .then_some(())
     })
     .await;
-    // A binding whose failback is manual stays where the failover put it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A binding whose failback is manual stays where the failover put it:
+    // a turn after the others' failbacks ended (none open to wait behind)
+    // would have opened its own were it automatic.
+    fail.looked("a failover turn after both failbacks").await;
     assert!(operations(&fed, kept.id).await.iter().all(|o| o.kind == "failover"));
-    let kept_targets: Vec<String> =
-        sqlx::query_scalar("SELECT cluster FROM binding_targets WHERE binding_id = $1 AND NOT removing")
-            .bind(kept.id)
-            .fetch_all(fed.pool())
-            .await
-            .unwrap();
+    let kept_targets = sqlx::query_scalar!(
+        "SELECT cluster FROM binding_targets WHERE binding_id = $1 AND NOT removing",
+        kept.id
+    )
+    .fetch_all(fed.pool())
+    .await
+    .unwrap();
     assert_eq!(kept_targets, ["ab2"]);
     assert_eq!((ready(&clusters[1], "kept"), present(&clusters[0], "kept")), (1, false));
 }

@@ -57,12 +57,11 @@ async fn each_fault_makes_a_ready_cluster_notready_then_unknown_and_the_first_go
         );
     }
     // Times are stored with the condition.
-    let (probed, changed): (Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("SELECT last_probe_at, last_transition_at FROM clusters WHERE name = 'down'")
-            .fetch_one(fed.pool())
-            .await
-            .unwrap();
-    assert!(probed.unwrap() >= changed);
+    let times = sqlx::query!("SELECT last_probe_at, last_transition_at FROM clusters WHERE name = 'down'")
+        .fetch_one(fed.pool())
+        .await
+        .unwrap();
+    assert!(times.last_probe_at.unwrap() >= times.last_transition_at);
 }
 
 #[tokio::test]
@@ -75,7 +74,7 @@ async fn fewer_misses_than_the_threshold_leave_a_ready_cluster_ready() {
     fed.until_status("blip", "Ready").await;
     c.faults().set(Fault::Down);
     let misses = eventually(Duration::from_secs(10), "misses counted", || async {
-        let m: i32 = sqlx::query_scalar("SELECT misses FROM clusters WHERE name = 'blip'")
+        let m = sqlx::query_scalar!("SELECT misses FROM clusters WHERE name = 'blip'")
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -86,7 +85,7 @@ async fn fewer_misses_than_the_threshold_leave_a_ready_cluster_ready() {
     assert_eq!(fed.condition("blip").await.0, "Ready");
     c.faults().recover();
     eventually(Duration::from_secs(10), "misses reset", || async {
-        let m: i32 = sqlx::query_scalar("SELECT misses FROM clusters WHERE name = 'blip'")
+        let m = sqlx::query_scalar!("SELECT misses FROM clusters WHERE name = 'blip'")
             .fetch_one(fed.pool())
             .await
             .unwrap();
@@ -174,8 +173,21 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
     let second = fed.monitor(settings);
     let (second_holder, second_probes) = (second.holder().to_string(), second.probes());
     let second = Running::monitor(second);
-    // Many periods and more than a lease duration: the first keeps renewing.
-    tokio::time::sleep(settings.lease_ttl * 2).await;
+    // The standby asks again after the lease it first found would have
+    // expired: the first has kept renewing it.
+    let expires = sqlx::query_scalar!("SELECT expires_at FROM leases WHERE name = $1", lease::HEALTH_MONITOR)
+        .fetch_one(fed.pool())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "the first lease term over", || async {
+        sqlx::query_scalar!(r#"SELECT now() > $1 AS "past!""#, expires)
+            .fetch_one(fed.pool())
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+    second.looked("a standby turn after the first lease term").await;
     assert_eq!(second_probes.load(Ordering::Relaxed), 0, "the standby probed");
     assert_eq!(
         Lease::current(fed.pool(), lease::HEALTH_MONITOR)
@@ -210,8 +222,12 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
     second.task.abort();
     let third = fed.monitor(settings);
     let third_probes = third.probes();
-    let _third = Running::monitor(third);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = Running::monitor(third);
+    // Its first turn found the dead leader's lease unexpired and stood by.
+    eventually(Duration::from_secs(10), "the third monitor's first turn", || async {
+        (third.turns.load(Ordering::Acquire) > 0).then_some(())
+    })
+    .await;
     assert_eq!(
         third_probes.load(Ordering::Relaxed),
         0,

@@ -1,11 +1,14 @@
 //! A federation schema in a fresh database, kubesim clusters registered in
 //! it, and settings with periods short enough for tests.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use federation::credentials::Clients;
 use federation::health::{Monitor, ProbeSettings};
 use federation::partition::{ReconcileSettings, Reconciler};
+use federation::propagation::Propagator;
 use federation::settings::SecretKey;
 use kernel::caller::Caller;
 use kernel::outbox::Outbox;
@@ -86,11 +89,11 @@ impl Fed {
 
     /// The condition (status, reason) of a cluster.
     pub async fn condition(&self, name: &str) -> (String, String) {
-        sqlx::query_as("SELECT condition, condition_reason FROM clusters WHERE name = $1")
-            .bind(name)
+        let c = sqlx::query!("SELECT condition, condition_reason FROM clusters WHERE name = $1", name)
             .fetch_one(self.pool())
             .await
-            .unwrap()
+            .unwrap();
+        (c.condition, c.condition_reason)
     }
 
     /// Waits until cluster `name` has status `status`; returns its reason.
@@ -104,8 +107,7 @@ impl Fed {
 
     /// Events of `subject` in the outbox, decoded, oldest first.
     pub async fn events<M: prost::Message + Default>(&self, subject: &str) -> Vec<M> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT envelope FROM outbox WHERE subject = $1 ORDER BY seq")
-            .bind(subject)
+        let rows = sqlx::query_scalar!("SELECT envelope FROM outbox WHERE subject = $1 ORDER BY seq", subject)
             .fetch_all(self.pool())
             .await
             .unwrap();
@@ -123,16 +125,19 @@ pub async fn cluster(name: &str) -> RunningCluster {
     Cluster::start(ClusterConfig::named(name)).await.unwrap()
 }
 
-/// A task running until its token is cancelled (or the handle aborted).
+/// A task running until its token is cancelled (or the handle aborted),
+/// with the count of the turns it has completed.
 pub struct Running {
     pub stop: CancellationToken,
     pub task: JoinHandle<kernel::Result<()>>,
+    pub turns: Arc<AtomicU64>,
 }
 
 impl Running {
     pub fn monitor(m: Monitor) -> Self {
         let stop = CancellationToken::new();
         Self {
+            turns: m.turns(),
             task: tokio::spawn(m.run(stop.clone())),
             stop,
         }
@@ -141,9 +146,39 @@ impl Running {
     pub fn reconciler(r: Reconciler) -> Self {
         let stop = CancellationToken::new();
         Self {
+            turns: r.turns(),
             task: tokio::spawn(r.run(stop.clone())),
             stop,
         }
+    }
+
+    pub fn failover(r: federation::failover::Reconciler) -> Self {
+        let stop = CancellationToken::new();
+        Self {
+            turns: r.turns(),
+            task: tokio::spawn(r.run(stop.clone())),
+            stop,
+        }
+    }
+
+    pub fn propagator(p: Propagator) -> Self {
+        let stop = CancellationToken::new();
+        Self {
+            turns: p.turns(),
+            task: tokio::spawn(p.run(stop.clone())),
+            stop,
+        }
+    }
+
+    /// Waits until it has completed two more turns than now: the second
+    /// started after this call, so it has looked at everything changed
+    /// before it (what is checked next is then not a race).
+    pub async fn looked(&self, what: &str) {
+        let from = self.turns.load(Ordering::Acquire);
+        eventually(Duration::from_secs(15), what, || async {
+            (self.turns.load(Ordering::Acquire) >= from + 2).then_some(())
+        })
+        .await;
     }
 
     /// Stops it as at shutdown and waits.

@@ -119,12 +119,13 @@ async fn new_objects_reach_one_cluster_while_the_held_one_keeps_its_revision_unt
         pb_before,
         "an update does not touch the held cluster"
     );
-    let kept: Vec<i64> =
-        sqlx::query_scalar("SELECT revision FROM binding_revisions WHERE binding_id = $1 ORDER BY revision")
-            .bind(b.id)
-            .fetch_all(fed.pool())
-            .await
-            .unwrap();
+    let kept: Vec<i64> = sqlx::query_scalar!(
+        "SELECT revision FROM binding_revisions WHERE binding_id = $1 ORDER BY revision",
+        b.id
+    )
+    .fetch_all(fed.pool())
+    .await
+    .unwrap();
     assert_eq!(kept, [1, 3], "only revisions some cluster runs are kept");
     // The same request again changes nothing, the pin included.
     let mut again = request(version("web:3", "200m"), both.clone(), 1);
@@ -150,8 +151,7 @@ async fn new_objects_reach_one_cluster_while_the_held_one_keeps_its_revision_unt
         (held_cpu() == 400).then_some(())
     })
     .await;
-    let kept: Vec<i64> = sqlx::query_scalar("SELECT revision FROM binding_revisions WHERE binding_id = $1")
-        .bind(b.id)
+    let kept: Vec<i64> = sqlx::query_scalar!("SELECT revision FROM binding_revisions WHERE binding_id = $1", b.id)
         .fetch_all(fed.pool())
         .await
         .unwrap();

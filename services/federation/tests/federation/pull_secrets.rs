@@ -30,14 +30,14 @@ async fn partition(fed: &Fed, cluster: &str) -> Uuid {
         network_policy: "allow-all-ingress".into(),
         ..Default::default()
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partitions (partition_id, tenant_id, cluster, namespace, desired) VALUES ($1, $2, $3, $4, $5)",
+        id,
+        TENANT,
+        cluster,
+        &p.namespace,
+        p.encode_to_vec(),
     )
-    .bind(id)
-    .bind(TENANT)
-    .bind(cluster)
-    .bind(&p.namespace)
-    .bind(p.encode_to_vec())
     .execute(fed.pool())
     .await
     .unwrap();
@@ -123,8 +123,7 @@ async fn pull_secrets_are_written_listed_by_the_default_account_repaired_and_rem
         Some("kubernetes.io/dockerconfigjson")
     );
     // At rest the password is sealed.
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT password FROM pull_secrets WHERE partition_id = $1")
-        .bind(partition)
+    let stored: Vec<u8> = sqlx::query_scalar!("SELECT password FROM pull_secrets WHERE partition_id = $1", partition)
         .fetch_one(fed.pool())
         .await
         .unwrap();

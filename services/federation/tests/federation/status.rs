@@ -82,7 +82,10 @@ async fn a_status_change_in_a_member_cluster_reaches_the_binding_through_the_wat
     // A watch restarted from scratch (the cluster briefly refuses watches)
     // records what changed meanwhile from its fresh list.
     clusters[0].faults().set(Fault::NoWatch);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(Duration::from_secs(10), "the open watches ended", || async {
+        (clusters[0].store().open_watches() == 0).then_some(())
+    })
+    .await;
     api.patch(
         "web",
         &kube::api::PatchParams::default(),

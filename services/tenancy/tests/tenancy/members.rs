@@ -20,7 +20,7 @@ async fn roles_come_from_direct_and_group_bindings_and_follow_the_directory() {
     members
         .add(
             &admin(),
-            Grant::parse(&tid(&a), "", "group", "cn=alpha-ops", "operator").unwrap(),
+            Grant::parse(&tid(&a), "", "group", "ldap:cn=alpha-ops", "operator").unwrap(),
         )
         .await
         .unwrap();
@@ -45,7 +45,7 @@ async fn roles_come_from_direct_and_group_bindings_and_follow_the_directory() {
             "ldap:jdoe",
             "John Doe",
             "jdoe@acme.example",
-            &["cn=alpha-ops".into()],
+            &["ldap:cn=alpha-ops".into()],
         )
         .await
         .unwrap();
@@ -152,7 +152,7 @@ async fn members_list_in_pages_and_filter_by_kind() {
     let w = World::new().await;
     let members = Members::new(kernel::outbox::Outbox::new(w.pool.clone()));
     let a = w.tenant("alpha", &[]).await;
-    for (kind, who) in [("user", "u1"), ("group", "g1"), ("user", "u2")] {
+    for (kind, who) in [("user", "u1"), ("group", "oidc:corp:g1"), ("user", "u2")] {
         members
             .add(
                 &admin(),
@@ -175,5 +175,62 @@ async fn members_list_in_pages_and_filter_by_kind() {
         .list(&admin(), a.id, page(), Some(tenancy::member::Kind::Group), None)
         .await
         .unwrap();
-    assert_eq!(groups.iter().map(|b| b.subject.as_str()).collect::<Vec<_>>(), ["g1"]);
+    assert_eq!(
+        groups.iter().map(|b| b.subject.as_str()).collect::<Vec<_>>(),
+        ["oidc:corp:g1"]
+    );
+}
+
+#[tokio::test]
+async fn a_group_grants_its_role_only_to_members_from_its_own_source() {
+    let w = World::new().await;
+    let members = Members::new(kernel::outbox::Outbox::new(w.pool.clone()));
+    let a = w.tenant("alpha", &[]).await;
+    let b = w.tenant("beta", &[]).await;
+    members
+        .add(
+            &admin(),
+            Grant::parse(&a.id.to_string(), "", "group", "oidc:corp:team-pay-dev", "developer").unwrap(),
+        )
+        .await
+        .unwrap();
+    // A binding from before groups named their source, as the migration
+    // left it: any provider's group of that name.
+    sqlx::query(
+        "INSERT INTO role_bindings (id, tenant_id, subject_kind, subject, role, created_by)
+         VALUES ($1, $2, 'group', 'oidc:*:old-team', 'viewer', 'test')",
+    )
+    .bind(kernel::id::new_id())
+    .bind(b.id)
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    let roles = |subject: &'static str, groups: Vec<String>| {
+        let members = members.clone();
+        async move {
+            members.sync_user(&service(), subject, "", "", &groups).await.unwrap();
+            members.memberships(&service(), subject).await.unwrap()
+        }
+    };
+    let partner = roles("oidc:partner:u1", vec!["oidc:partner:team-pay-dev".into()]).await;
+    assert_eq!(partner, [], "partner's team-pay-dev is not corp's");
+    let corp = roles("oidc:corp:u2", vec!["oidc:corp:team-pay-dev".into()]).await;
+    assert_eq!(
+        corp,
+        [Membership {
+            tenant: a.id,
+            role: Role::Developer
+        }]
+    );
+    let legacy = roles("oidc:partner:u3", vec!["oidc:partner:old-team".into()]).await;
+    assert_eq!(
+        legacy,
+        [Membership {
+            tenant: b.id,
+            role: Role::Viewer
+        }]
+    );
+    // An unqualified group from a login matches nothing.
+    let unqualified = roles("oidc:corp:u4", vec!["team-pay-dev".into()]).await;
+    assert_eq!(unqualified, []);
 }

@@ -23,6 +23,7 @@ fn form(spec: &str, project: &str, count: i32) -> Form {
         spec_id: spec.into(),
         count,
         remarks: String::new(),
+        dr_reserve: false,
     })
     .unwrap()
 }
@@ -76,7 +77,7 @@ async fn a_request_goes_from_draft_to_provisioned_raising_quota_and_creating_par
             r.id,
             Step::Provision,
             "",
-            &["dc1-prod".into(), "dc1-dr".into()],
+            &[("dc1-prod".into(), "dc1".into()), ("dc1-dr".into(), "dc1".into())],
         )
         .await
         .unwrap();
@@ -127,6 +128,24 @@ async fn a_request_goes_from_draft_to_provisioned_raising_quota_and_creating_par
     clusters.sort();
     assert_eq!(clusters, ["dc1-dr", "dc1-prod"]);
     assert!(partitions.iter().all(|p| p.namespace == "acme-billing"));
+    // 3 units over 2 clusters: the first named takes the odd one.
+    let partition_cpu = |cluster: &str| {
+        let id = partitions.iter().find(|p| p.cluster == cluster).unwrap().id;
+        usage
+            .iter()
+            .find(|u| u.scope.level == Level::Partition && u.scope.owner == id)
+            .and_then(|u| u.lines.iter().find(|l| l.resource.as_str() == "requests.cpu"))
+            .and_then(|l| l.hard)
+            .map(|h| h.to_string())
+    };
+    assert_eq!(partition_cpu("dc1-prod").as_deref(), Some("4"));
+    assert_eq!(partition_cpu("dc1-dr").as_deref(), Some("2"));
+    assert!(
+        partitions
+            .iter()
+            .all(|p| p.limit_range.container.default.get("cpu").map(String::as_str) == Some("500m")),
+        "the default LimitRange"
+    );
 
     let events: i64 =
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject = 'tenancy.resource_request.changed'")

@@ -41,9 +41,14 @@ async fn reported_usage_is_kept_newest_first_and_history_records_levels_and_repo
         .unwrap();
     let observed = usage.observed(&admin(), t.id).await.unwrap();
     assert_eq!(
-        observed[&part.id].to_strings().get("requests.cpu").map(String::as_str),
+        observed.partitions[&part.id]
+            .to_strings()
+            .get("requests.cpu")
+            .map(String::as_str),
         Some("1500m")
     );
+    assert_eq!(observed.clusters[&part.cluster], observed.partitions[&part.id]);
+    assert_eq!(observed.data_centres[&part.data_centre], observed.partitions[&part.id]);
 
     assert!(usage.snapshot().await.unwrap() > 0);
     let points = usage
