@@ -62,12 +62,13 @@ pub fn check(caller: &Caller, name: &str, objects: &Value, break_glass: &str) ->
 pub async fn check_apply(pool: &PgPool, caller: &Caller, tenant: Uuid, name: &str, break_glass: &str) -> Result<()> {
     caller.require(tenant, Role::Developer, "tenant", tenant)?;
     // Bindings are looked up by tenant as every query here is.
-    let objects: Option<Value> =
-        sqlx::query_scalar("SELECT objects FROM bindings WHERE tenant_id = $1 AND name = $2 AND NOT deleted")
-            .bind(tenant)
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
+    let objects = sqlx::query_scalar!(
+        "SELECT objects FROM bindings WHERE tenant_id = $1 AND name = $2 AND NOT deleted",
+        tenant,
+        name
+    )
+    .fetch_optional(pool)
+    .await?;
     objects.map_or(Ok(()), |objects| check(caller, name, &objects, break_glass))
 }
 
