@@ -63,11 +63,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                 tracing::error!(%method, %route, "route has no access rule; refused");
                 forbidden("this route has no access rule").into_response()
             }
-            Some(permission) if !permission.allows(&caller) => forbidden(match permission {
-                Permission::PlatformAdmin => "platform administrators only",
-                _ => "your role does not allow this",
-            })
-            .into_response(),
+            Some(permission) if !permission.allows(&caller) => forbidden(&refusal(permission, &caller)).into_response(),
             Some(_) => {
                 request.extensions_mut().insert(caller);
                 next.run(request).await
@@ -84,6 +80,32 @@ async fn finish(state: &AppState, id: Uuid, status: u16) {
     if let Err(e) = state.audit.finish(id, &status.to_string()).await {
         // The record stays `pending`: the attempt is still on file.
         tracing::warn!(audit = %id, error = %e, "audit result not recorded");
+    }
+}
+
+/// Why `caller` may not call a route guarded by `permission`: the role it
+/// needs and the roles the caller has, so the refusal tells whom to ask.
+fn refusal(permission: Permission, caller: &Caller) -> String {
+    match permission {
+        Permission::Role(needed) => {
+            let held: Vec<String> = caller
+                .memberships
+                .iter()
+                .map(|m| format!("{} in tenant {}", m.role.as_str(), m.tenant))
+                .collect();
+            format!(
+                "this needs the {} role (or higher) in the tenant concerned; the caller is {}",
+                needed.as_str(),
+                if held.is_empty() {
+                    "a member of no tenant".to_string()
+                } else {
+                    held.join(", ")
+                }
+            )
+        }
+        Permission::PlatformAdmin | Permission::Public | Permission::Authenticated => {
+            "platform administrators only".to_string()
+        }
     }
 }
 

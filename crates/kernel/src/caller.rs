@@ -149,7 +149,9 @@ impl Caller {
             None => Err(Error::not_found(kind, id)),
             Some(r) if r >= role => Ok(()),
             Some(r) => Err(Error::PermissionDenied(format!(
-                "{r:?} may not do this; it needs {role:?}"
+                "this needs the {} role (or higher) in tenant {tenant}; the caller is {} there",
+                role.as_str(),
+                r.as_str()
             ))),
         }
     }

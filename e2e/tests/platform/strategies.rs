@@ -582,7 +582,12 @@ async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort
         .await;
     assert_eq!(status, StatusCode::CREATED, "{app}");
     let app_id = app["id"].as_str().unwrap().to_string();
-    assert_eq!(w.act(&app["latest_release"], "approve").await.0, StatusCode::OK);
+    assert_eq!(
+        w.approve_as_another(app["latest_release"]["id"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
     w.release_state(&app_id, 1, "succeeded").await;
     let token = |role: &'static str| {
         let w = &w;
@@ -610,7 +615,7 @@ async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort
     };
 
     let r2 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
-    assert_eq!(w.act(&r2, "approve").await.0, StatusCode::OK);
+    assert_eq!(w.approve_as_another(r2["id"].as_str().unwrap()).await.0, StatusCode::OK);
     w.phase(&app_id, 2, "waiting", 0).await;
     assert_eq!(
         as_(&developer, &r2, "confirm").await.unwrap().status(),
@@ -631,7 +636,7 @@ async fn in_production_a_tenant_administrator_confirms_and_an_operator_may_abort
     assert_eq!(w.serving_slot("pay-web").await, "blue");
 
     let r3 = w.new_release(&app_id, json!({"template_version_id": v2})).await;
-    assert_eq!(w.act(&r3, "approve").await.0, StatusCode::OK);
+    assert_eq!(w.approve_as_another(r3["id"].as_str().unwrap()).await.0, StatusCode::OK);
     w.phase(&app_id, 3, "waiting", 0).await;
     assert_eq!(
         w.act(&r3, "confirm").await.0,

@@ -759,6 +759,14 @@ impl Applications {
     pub async fn approve(&self, caller: &Caller, release: Uuid) -> Result<Release> {
         let found = self.visible_release(caller, release).await?;
         caller.require(found.tenant_id, Role::TenantAdmin, "release", release)?;
+        // Four eyes: only production releases wait for approval, and there
+        // the one who made the change may not also let it through.
+        if found.created_by == caller.subject {
+            return Err(Error::PermissionDenied(format!(
+                "four-eyes rule: release {} was made by {}, so another tenant-admin of tenant {} approves it",
+                found.number, found.created_by, found.tenant_id
+            )));
+        }
         let approved = sqlx::query_as!(
             Release,
             "UPDATE releases SET state = 'deploying', approved_by = $3, message = '', next_check_at = now()
