@@ -1,6 +1,7 @@
-//! An application's DR tier: given on its placement (for the whole
-//! application, and per service), carried to each service's federation
-//! binding, and kept by every later release, scale and rollback.
+//! An application's placement as its services' bindings get it: the DR tier
+//! (for the whole application, and per service) kept by every later release,
+//! scale and rollback; the bindings changed only through the application; a
+//! scale that a fixed per-cluster placement cannot take refused.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -239,4 +240,43 @@ async fn an_applications_binding_changes_only_through_the_application_or_by_brea
         }),
         "{audit}"
     );
+}
+
+#[tokio::test]
+async fn a_scale_that_per_cluster_replicas_leave_nothing_to_divide_is_refused_with_the_reason() {
+    let w = two_clusters(&[]).await;
+    let (v1, _) = w.gray_versions("fx").await;
+    let placement = json!({"explicit": [{"cluster": A, "replicas": 2}, {"cluster": B, "replicas": 1}]});
+    let (status, app) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(json!({"name": "fx", "environment": "test", "template_version_id": v1, "placement": placement})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app = app["id"].as_str().unwrap().to_string();
+    w.release_state(&app, 1, "succeeded").await;
+    let before = web_binding(&w, &app).await;
+
+    let (status, problem) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/applications/{app}/scale"),
+            Some(json!({"service": "web", "replicas": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("dc1-prod: 2, dc2-dr: 1"), "{detail}");
+    let after = web_binding(&w, &app).await;
+    assert_eq!(
+        (after["generation"].clone(), after["replicas"].clone()),
+        (before["generation"].clone(), before["replicas"].clone()),
+        "nothing changed"
+    );
+    let (_, events) = w
+        .send(Method::GET, &format!("/api/v1/applications/{app}/scale-events"), None)
+        .await;
+    assert_eq!(events["items"], json!([]), "no scale recorded");
 }

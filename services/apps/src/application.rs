@@ -984,6 +984,16 @@ impl Applications {
                 format!("{service} is not a service of {}", app.name),
             ));
         }
+        // Federation keeps the counts an explicit placement gives per
+        // cluster, so a total would be recorded and change nothing.
+        if let Some(fixed) =
+            crate::placement::fixed_replicas(&crate::placement::for_service(&release.placement, service))
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "{service}'s placement fixes its replicas per cluster ({fixed}); \
+                 change them with a release that gives a new placement"
+            )));
+        }
         let objects = self.final_objects(&release, service)?;
         if replicas == 0 {
             return Err(Error::invalid("replicas", "must be at least 1"));

@@ -140,6 +140,18 @@ pub fn for_service(placement: &Value, service: &str) -> Value {
     Value::Object(out)
 }
 
+/// The per-cluster replicas an explicit placement fixes (`dc1-prod: 2,
+/// dc2-dr: 1`), if it fixes any: such a placement leaves no total to divide,
+/// so a scale would change nothing.
+pub fn fixed_replicas(placement: &Value) -> Option<String> {
+    let fixed: Vec<String> = placement["explicit"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| Some(format!("{}: {}", t["cluster"].as_str()?, t.get("replicas")?)))
+        .collect();
+    (!fixed.is_empty()).then(|| fixed.join(", "))
+}
+
 /// Every cluster any service may be placed on, as one placement: a policy
 /// when any service places by policy (it may go anywhere), else the union
 /// of the explicit lists. NodePorts are drawn for all of them.
@@ -187,6 +199,9 @@ mod tests {
         let p = parse(&json!({"policy": {}, "services": {"db": {"singleton": true}}}).to_string()).unwrap();
         assert_eq!(for_service(&p, "db"), json!({"policy": {}, "singleton": true}));
         assert_eq!(reach(&p), json!({"policy": {}}));
+        assert_eq!(fixed_replicas(&p), None);
+        let fixed = json!({"explicit": [{"cluster": "a", "replicas": 2}, {"cluster": "b", "replicas": 1}]});
+        assert_eq!(fixed_replicas(&fixed).as_deref(), Some("a: 2, b: 1"));
     }
 
     #[test]
