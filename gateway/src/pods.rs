@@ -75,9 +75,12 @@ pub struct Pods {
 pub struct LogQuery {
     /// The service.
     service: String,
-    /// The cluster.
+    /// The cluster (default: every cluster the service runs in).
+    #[serde(default)]
     cluster: String,
-    /// The pod.
+    /// The pod (default: every pod of the service; each line is then
+    /// prefixed with `cluster/pod`, as `kubectl logs -l` does).
+    #[serde(default)]
     pod: String,
     /// The container (default: the first).
     #[serde(default)]

@@ -1,7 +1,8 @@
 //! An application's placement as its services' bindings get it: the DR tier
 //! (for the whole application, and per service) kept by every later release,
 //! scale and rollback; the bindings changed only through the application; a
-//! scale that a fixed per-cluster placement cannot take refused.
+//! scale that a fixed per-cluster placement cannot take refused; logs read
+//! across every cluster the application runs in.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -279,4 +280,68 @@ async fn a_scale_that_per_cluster_replicas_leave_nothing_to_divide_is_refused_wi
         .send(Method::GET, &format!("/api/v1/applications/{app}/scale-events"), None)
         .await;
     assert_eq!(events["items"], json!([]), "no scale recorded");
+}
+
+#[tokio::test]
+async fn logs_without_a_cluster_or_pod_come_from_every_pod_in_every_cluster_each_line_prefixed() {
+    let w = two_clusters(&[]).await;
+    let (v1, _) = w.gray_versions("lg").await;
+    let placement = json!({"explicit": [{"cluster": A, "replicas": 2}, {"cluster": B, "replicas": 1}]});
+    let (status, app) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(json!({"name": "lg", "environment": "test", "template_version_id": v1, "placement": placement})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app = app["id"].as_str().unwrap().to_string();
+    w.release_state(&app, 1, "succeeded").await;
+
+    let (status, log) = w
+        .send(
+            Method::GET,
+            &format!("/api/v1/applications/{app}/logs?service=web&tail=2"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let text = log["text"].as_str().unwrap();
+    let mut sources: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+    sources.dedup();
+    assert_eq!(sources.len(), 3, "three pods, two lines each:\n{text}");
+    assert_eq!(
+        (
+            sources.iter().filter(|s| s.starts_with("dc1-prod/lg-web-")).count(),
+            sources.iter().filter(|s| s.starts_with("dc2-dr/lg-web-")).count()
+        ),
+        (2, 1),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 6, "{text}");
+
+    // One cluster only.
+    let (_, log) = w
+        .send(
+            Method::GET,
+            &format!("/api/v1/applications/{app}/logs?service=web&cluster={B}&tail=2"),
+            None,
+        )
+        .await;
+    let text = log["text"].as_str().unwrap();
+    assert!(
+        text.lines().count() == 2 && text.lines().all(|l| l.starts_with("dc2-dr/")),
+        "{text}"
+    );
+    let (status, problem) = w
+        .send(
+            Method::GET,
+            &format!("/api/v1/applications/{app}/logs?service=web&cluster=elsewhere"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("cluster"))
+    );
 }

@@ -114,12 +114,67 @@ async fn pods_in(clients: &Clients, binding: &Binding, target: &Target) -> Resul
     Ok(pods)
 }
 
-/// The last `tail` lines of a container's log; only pods of the binding.
+/// The tail of one container's log (`cluster` and `pod` given), or, with
+/// either left empty, the latest lines of every matching pod of the binding
+/// across its clusters, each line prefixed with `cluster/pod` as `kubectl logs
+/// -l` does (an unreachable cluster or an unreadable log is one line saying so).
 ///
 /// # Errors
 /// The cluster, pod or container is not the binding's (named as the field),
-/// or the cluster is unreachable.
+/// or the one cluster asked for is unreachable.
 pub async fn logs(
+    clients: &Clients,
+    binding: &Binding,
+    targets: &[Target],
+    cluster: &str,
+    pod: &str,
+    container: &str,
+    tail: i64,
+) -> Result<String> {
+    if !cluster.is_empty() && !pod.is_empty() {
+        return one_log(clients, binding, targets, cluster, pod, container, tail).await;
+    }
+    let chosen: Vec<&Target> = targets
+        .iter()
+        .filter(|t| !t.removing && (cluster.is_empty() || t.cluster == cluster))
+        .collect();
+    if chosen.is_empty() && !cluster.is_empty() {
+        return Err(Error::invalid(
+            "cluster",
+            format!("{cluster} runs nothing of this binding"),
+        ));
+    }
+    let mut text = String::new();
+    let mut matched = 0;
+    for target in chosen {
+        let pods = match pods_in(clients, binding, target).await {
+            Ok(pods) => pods,
+            Err(e) => {
+                text.push_str(&format!("{}: {e}\n", target.cluster));
+                continue;
+            }
+        };
+        for found in pods.iter().filter(|p| pod.is_empty() || p.name == pod) {
+            matched += 1;
+            let prefix = format!("{}/{}", target.cluster, found.name);
+            match tail_of(clients, found, container, tail).await {
+                Ok(log) => {
+                    for line in log.lines() {
+                        text.push_str(&format!("{prefix} {line}\n"));
+                    }
+                }
+                Err(e) => text.push_str(&format!("{prefix}: log not available: {e}\n")),
+            }
+        }
+    }
+    if matched == 0 && !pod.is_empty() {
+        return Err(Error::invalid("pod", format!("{pod} is not a pod of this binding")));
+    }
+    Ok(text)
+}
+
+/// The tail of `pod`'s `container` log (the first container when empty) in `cluster`.
+async fn one_log(
     clients: &Clients,
     binding: &Binding,
     targets: &[Target],
@@ -137,21 +192,31 @@ pub async fn logs(
         .iter()
         .find(|p| p.name == pod)
         .ok_or_else(|| Error::invalid("pod", format!("{pod} is not a pod of this binding in {cluster}")))?;
+    tail_of(clients, found, container, tail).await
+}
+
+/// The tail of `found`'s `container` log (the first container when empty).
+async fn tail_of(clients: &Clients, found: &PodView, container: &str, tail: i64) -> Result<String> {
     let container = match container {
         "" => found.containers.first().cloned().unwrap_or_default(),
         c if found.containers.iter().any(|x| x == c) => c.to_string(),
-        c => return Err(Error::invalid("container", format!("{c} is not a container of {pod}"))),
+        c => {
+            return Err(Error::invalid(
+                "container",
+                format!("{c} is not a container of {}", found.name),
+            ));
+        }
     };
-    let client = clients.by_name(cluster).await?;
-    let api: Api<Pod> = Api::namespaced(client, &target.namespace);
+    let client = clients.by_name(&found.cluster).await?;
+    let api: Api<Pod> = Api::namespaced(client, &found.namespace);
     let params = LogParams {
         container: Some(container),
         tail_lines: Some(tail.clamp(1, 10_000)),
         ..LogParams::default()
     };
-    api.logs(pod, &params)
+    api.logs(&found.name, &params)
         .await
-        .map_err(|e| Error::Unavailable(format!("cluster {cluster}: {e}")))
+        .map_err(|e| Error::Unavailable(format!("cluster {}: {e}", found.cluster)))
 }
 
 /// Restarts every workload of the binding in every cluster, rolling (the
