@@ -128,6 +128,15 @@ async fn an_applications_dr_tier_reaches_its_bindings_and_survives_scale_release
     w.release_state(&app, 3, "succeeded").await;
     assert_eq!(tier(&web_binding(&w, &app).await), want, "the rollback");
 
+    // Stopped and started again: the same tier.
+    for (action, state) in [("stop", "stopped"), ("start", "running")] {
+        let (status, a) = w
+            .send(Method::POST, &format!("/api/v1/applications/{app}/{action}"), None)
+            .await;
+        assert_eq!((status, a["state"].as_str()), (StatusCode::OK, Some(state)), "{a}");
+        assert_eq!(tier(&web_binding(&w, &app).await), want, "after {action}");
+    }
+
     // A release that changes the placement changes the tier.
     w.new_release(
         &app,

@@ -73,6 +73,11 @@ async fn a_rollout_reports_the_events_of_each_component() {
         pod.metadata.uid.unwrap()
     );
     let scheduled = event_with(&t, &on_pod, "Scheduled").await;
+    // Read again once scheduled: the first read may come before the node is set.
+    let pod = Api::<Pod>::namespaced(t.client.clone(), "default")
+        .get(&pod_name)
+        .await
+        .unwrap();
     assert_eq!(
         (scheduled.type_.as_deref(), scheduled.message.as_deref()),
         (
