@@ -53,12 +53,6 @@ impl NewConfigSet {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, tenant_id, application, environment, created_at"
-    };
-}
-
 /// Config sets in the configs schema.
 #[derive(Clone)]
 pub struct ConfigSets {
@@ -78,17 +72,23 @@ impl ConfigSets {
     pub async fn create(&self, caller: &Caller, new: NewConfigSet) -> Result<ConfigSet> {
         caller.require(new.tenant, Role::Operator, "tenant", new.tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
-        let set: ConfigSet = sqlx::query_as(concat!(
-            "INSERT INTO config_sets (id, tenant_id, application, environment) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(new.tenant)
-        .bind(new.application.as_str())
-        .bind(new.environment.as_str())
+        let set = sqlx::query_as!(
+            ConfigSet,
+            "INSERT INTO config_sets (id, tenant_id, application, environment) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING id, tenant_id, application, environment, created_at",
+            id::new_id(),
+            new.tenant,
+            new.application.as_str(),
+            new.environment.as_str(),
+        )
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| Error::Conflict(format!("{} already has a config set in {}", new.application, new.environment)))?;
+        .ok_or_else(|| {
+            Error::Conflict(format!(
+                "{} already has a config set in {}",
+                new.application, new.environment
+            ))
+        })?;
         let event = pb::ResourceChanged {
             id: set.id.to_string(),
             tenant_id: set.tenant_id.to_string(),
@@ -104,10 +104,13 @@ impl ConfigSets {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ConfigSet> {
-        let set: Option<ConfigSet> = sqlx::query_as(concat!("SELECT ", columns!(), " FROM config_sets WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.outbox.pool())
-            .await?;
+        let set = sqlx::query_as!(
+            ConfigSet,
+            "SELECT id, tenant_id, application, environment, created_at FROM config_sets WHERE id = $1",
+            id
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
         set.filter(|s| caller.can_see(s.tenant_id))
             .ok_or_else(|| Error::not_found("config set", id))
     }
@@ -117,16 +120,17 @@ impl ConfigSets {
     /// # Errors
     /// The database fails.
     pub async fn list(&self, caller: &Caller, page: Page, tenant: Option<Uuid>) -> Result<(Vec<ConfigSet>, String)> {
-        let rows: Vec<ConfigSet> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM config_sets WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
-              AND ($3::uuid IS NULL OR tenant_id = $3) ORDER BY id LIMIT $4"
-        ))
-        .bind(page.after)
-        .bind(caller.visible_tenants())
-        .bind(tenant)
-        .bind(page.fetch())
+        let visible = caller.visible_tenants();
+        let rows = sqlx::query_as!(
+            ConfigSet,
+            "SELECT id, tenant_id, application, environment, created_at FROM config_sets
+             WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
+               AND ($3::uuid IS NULL OR tenant_id = $3) ORDER BY id LIMIT $4",
+            page.after,
+            visible.as_deref(),
+            tenant,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |s| s.id))
@@ -140,11 +144,14 @@ impl ConfigSets {
         let set = self.get(caller, id).await?;
         caller.require(set.tenant_id, Role::Operator, "config set", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        if sqlx::query("DELETE FROM config_sets WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        if sqlx::query!(
+            "DELETE FROM config_sets WHERE id = $1 AND tenant_id = $2",
+            id,
+            set.tenant_id
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             == 0
         {
             return Err(Error::not_found("config set", id));

@@ -79,12 +79,6 @@ impl NewPipeline {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, tenant_id, name, repository, created_at"
-    };
-}
-
 /// Pipelines in the devops schema.
 #[derive(Clone)]
 pub struct Pipelines {
@@ -104,14 +98,15 @@ impl Pipelines {
     pub async fn create(&self, caller: &Caller, new: NewPipeline) -> Result<Pipeline> {
         caller.require(new.tenant, Role::Developer, "tenant", new.tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
-        let pipeline: Pipeline = sqlx::query_as(concat!(
-            "INSERT INTO pipelines (id, tenant_id, name, repository) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(new.tenant)
-        .bind(new.name.as_str())
-        .bind(&new.repository)
+        let pipeline = sqlx::query_as!(
+            Pipeline,
+            "INSERT INTO pipelines (id, tenant_id, name, repository) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING id, tenant_id, name, repository, created_at",
+            id::new_id(),
+            new.tenant,
+            new.name.as_str(),
+            &new.repository,
+        )
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::Conflict(format!("the tenant already has a pipeline named {}", new.name)))?;
@@ -130,11 +125,13 @@ impl Pipelines {
     /// # Errors
     /// Not found or not visible (the same answer).
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Pipeline> {
-        let pipeline: Option<Pipeline> =
-            sqlx::query_as(concat!("SELECT ", columns!(), " FROM pipelines WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(self.outbox.pool())
-                .await?;
+        let pipeline: Option<Pipeline> = sqlx::query_as!(
+            Pipeline,
+            "SELECT id, tenant_id, name, repository, created_at FROM pipelines WHERE id = $1",
+            id
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
         pipeline
             .filter(|p| caller.can_see(p.tenant_id))
             .ok_or_else(|| Error::not_found("pipeline", id))
@@ -145,16 +142,17 @@ impl Pipelines {
     /// # Errors
     /// The database fails.
     pub async fn list(&self, caller: &Caller, page: Page, tenant: Option<Uuid>) -> Result<(Vec<Pipeline>, String)> {
-        let rows: Vec<Pipeline> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM pipelines WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
-              AND ($3::uuid IS NULL OR tenant_id = $3) ORDER BY id LIMIT $4"
-        ))
-        .bind(page.after)
-        .bind(caller.visible_tenants())
-        .bind(tenant)
-        .bind(page.fetch())
+        let visible = caller.visible_tenants();
+        let rows = sqlx::query_as!(
+            Pipeline,
+            "SELECT id, tenant_id, name, repository, created_at FROM pipelines
+             WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
+               AND ($3::uuid IS NULL OR tenant_id = $3) ORDER BY id LIMIT $4",
+            page.after,
+            visible.as_deref(),
+            tenant,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |p| p.id))
@@ -168,11 +166,14 @@ impl Pipelines {
         let pipeline = self.get(caller, id).await?;
         caller.require(pipeline.tenant_id, Role::Developer, "pipeline", id)?;
         let mut tx = self.outbox.pool().begin().await?;
-        if sqlx::query("DELETE FROM pipelines WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        if sqlx::query!(
+            "DELETE FROM pipelines WHERE id = $1 AND tenant_id = $2",
+            id,
+            pipeline.tenant_id
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             == 0
         {
             return Err(Error::not_found("pipeline", id));

@@ -61,12 +61,6 @@ impl NewRegistry {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, name, url, master, created_at"
-    };
-}
-
 /// Registries in the images schema.
 #[derive(Clone)]
 pub struct Registries {
@@ -88,14 +82,15 @@ impl Registries {
         let mut tx = self.outbox.pool().begin().await?;
         // Both unique indexes (name, one master) answer here: a concurrent
         // master insert cannot slip between a check and the insert.
-        let inserted: Option<Registry> = sqlx::query_as(concat!(
-            "INSERT INTO registries (id, name, url, master) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING ",
-            columns!()
-        ))
-        .bind(id::new_id())
-        .bind(new.name.as_str())
-        .bind(new.url.as_str())
-        .bind(new.master)
+        let inserted = sqlx::query_as!(
+            Registry,
+            "INSERT INTO registries (id, name, url, master) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING id, name, url, master, created_at",
+            id::new_id(),
+            new.name.as_str(),
+            new.url.as_str(),
+            new.master,
+        )
         .fetch_optional(&mut *tx)
         .await?;
         let Some(registry) = inserted else {
@@ -113,7 +108,7 @@ impl Registries {
 
     /// Why `new` conflicts: its name is taken, or it would be a second master.
     async fn conflict(&self, new: &NewRegistry) -> Result<Error> {
-        let master: Option<String> = sqlx::query_scalar("SELECT name FROM registries WHERE master")
+        let master = sqlx::query_scalar!("SELECT name FROM registries WHERE master")
             .fetch_optional(self.outbox.pool())
             .await?;
         Ok(match master {
@@ -129,11 +124,13 @@ impl Registries {
     /// # Errors
     /// No such registry.
     pub async fn get(&self, id: Uuid) -> Result<Registry> {
-        let registry: Option<Registry> =
-            sqlx::query_as(concat!("SELECT ", columns!(), " FROM registries WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(self.outbox.pool())
-                .await?;
+        let registry: Option<Registry> = sqlx::query_as!(
+            Registry,
+            "SELECT id, name, url, master, created_at FROM registries WHERE id = $1",
+            id
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
         registry.ok_or_else(|| Error::not_found("registry", id))
     }
 
@@ -142,13 +139,13 @@ impl Registries {
     /// # Errors
     /// The database fails.
     pub async fn list(&self, page: Page) -> Result<(Vec<Registry>, String)> {
-        let rows: Vec<Registry> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM registries WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
-        ))
-        .bind(page.after)
-        .bind(page.fetch())
+        let rows = sqlx::query_as!(
+            Registry,
+            "SELECT id, name, url, master, created_at FROM registries
+             WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+            page.after,
+            page.fetch(),
+        )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |r| r.id))
@@ -161,8 +158,7 @@ impl Registries {
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<()> {
         caller.require_platform_admin()?;
         let mut tx = self.outbox.pool().begin().await?;
-        let name: String = sqlx::query_scalar("DELETE FROM registries WHERE id = $1 RETURNING name")
-            .bind(id)
+        let name = sqlx::query_scalar!("DELETE FROM registries WHERE id = $1 RETURNING name", id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| Error::not_found("registry", id))?;
