@@ -431,6 +431,17 @@ impl Fleet {
 /// # Errors
 /// As [`Cluster::start`], or if the Ctrl-C handler cannot be installed.
 pub async fn run_standalone(clusters: usize, template: ClusterConfig) -> Result<()> {
+    // The handlers go in before the clusters are announced: a signal sent as
+    // soon as a caller reads the addresses must already be caught, or its
+    // default action would end the process with the folders still there.
+    let listen = |kind: tokio::signal::unix::SignalKind, what: &str| {
+        tokio::signal::unix::signal(kind).map_err(|source| Error::Io {
+            context: format!("installing the {what} handler"),
+            source,
+        })
+    };
+    let mut terminate = listen(tokio::signal::unix::SignalKind::terminate(), "SIGTERM")?;
+    let mut interrupt = listen(tokio::signal::unix::SignalKind::interrupt(), "SIGINT")?;
     let fleet = Fleet::start(clusters, |i| ClusterConfig {
         name: format!("{}-{i}", template.name),
         ..template.clone()
@@ -446,16 +457,8 @@ pub async fn run_standalone(clusters: usize, template: ClusterConfig) -> Result<
         );
     }
     // Returning drops the fleet, which removes the temporary kubeconfig folders.
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|source| Error::Io {
-            context: "installing the SIGTERM handler".into(),
-            source,
-        })?;
     tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.map_err(|source| Error::Io {
-            context: "waiting for Ctrl-C".into(),
-            source,
-        })?,
+        _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
     drop(fleet);
