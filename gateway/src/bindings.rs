@@ -366,6 +366,17 @@ async fn update(
     Path(id): Path<String>,
     Body(b): Body<UpdateBinding>,
 ) -> Result<Json<Binding>, ApiError> {
+    reapply(&mut federation, id, b, String::new()).await
+}
+
+/// Applies `b` to binding `id` under its stored tenant and name;
+/// `break_glass` is the platform administrator's reason, or empty.
+async fn reapply(
+    federation: &mut Federation,
+    id: String,
+    b: UpdateBinding,
+    break_glass: String,
+) -> Result<Json<Binding>, ApiError> {
     let current = federation.get_binding(pb::GetBindingRequest { id }).await?.into_inner();
     let request = pb::ApplyBindingRequest {
         tenant_id: current.tenant_id,
@@ -375,7 +386,7 @@ async fn update(
         placement_json: b.placement.to_string(),
         replicas: b.replicas,
         hold: Vec::new(),
-        break_glass: String::new(),
+        break_glass,
     };
     Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
 }
@@ -416,18 +427,13 @@ async fn break_glass_update(
     Body(b): Body<BreakGlassUpdate>,
 ) -> Result<Json<Binding>, ApiError> {
     let reason = reason(b.reason)?;
-    let current = federation.get_binding(pb::GetBindingRequest { id }).await?.into_inner();
-    let request = pb::ApplyBindingRequest {
-        tenant_id: current.tenant_id,
+    let change = UpdateBinding {
         project_id: b.project_id,
-        name: current.name,
-        objects_json: Value::Array(b.objects).to_string(),
-        placement_json: b.placement.to_string(),
+        objects: b.objects,
+        placement: b.placement,
         replicas: b.replicas,
-        hold: Vec::new(),
-        break_glass: reason,
     };
-    Ok(Json(federation.apply_binding(request).await?.into_inner().into()))
+    reapply(&mut federation, id, change, reason).await
 }
 
 #[utoipa::path(
