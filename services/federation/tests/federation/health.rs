@@ -1,6 +1,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use federation::health::ProbeSettings;
 use federation::lease::{self, Lease};
 use kernel::testkit::eventually;
 use kubesim::Fault;
@@ -14,7 +15,7 @@ async fn each_fault_makes_a_ready_cluster_notready_then_unknown_and_the_first_go
     let cases = [
         ("down", Fault::Down, "Unreachable"),
         ("blackhole", Fault::Blackhole, "ProbeTimeout"),
-        ("slow", Fault::Slow { ms: 1000 }, "ProbeTimeout"),
+        ("slow", Fault::Slow { ms: 4000 }, "ProbeTimeout"),
         ("flaky", Fault::Flaky { share: 1.0 }, "ReadyzFailed"),
         ("partition", Fault::Partition, "Unreachable"),
     ];
@@ -25,7 +26,15 @@ async fn each_fault_makes_a_ready_cluster_notready_then_unknown_and_the_first_go
         fed.register(&c, &format!("dc-{name}"), "").await;
         clusters.push(c);
     }
-    let monitor = Running::monitor(fed.monitor(PROBES));
+    // The reason of a fast failure is checked, so a loaded machine must not
+    // turn a quick "not ready" answer into a timeout: a longer timeout than
+    // the other tests need, and a Slow fault well beyond it.
+    let probes = ProbeSettings {
+        timeout: Duration::from_millis(1500),
+        lease_ttl: Duration::from_millis(4000),
+        ..PROBES
+    };
+    let monitor = Running::monitor(fed.monitor(probes));
     for (name, _, _) in &cases {
         assert_eq!(fed.until_status(name, "Ready").await, "ProbeSucceeded");
     }
@@ -70,7 +79,7 @@ async fn fewer_misses_than_the_threshold_leave_a_ready_cluster_ready() {
     let c = cluster("blip").await;
     fed.register(&c, "dc1", "").await;
     // Threshold far above what a short outage costs.
-    let monitor = Running::monitor(fed.monitor(federation::health::ProbeSettings { misses: 1000, ..PROBES }));
+    let monitor = Running::monitor(fed.monitor(ProbeSettings { misses: 1000, ..PROBES }));
     fed.until_status("blip", "Ready").await;
     c.faults().set(Fault::Down);
     let misses = eventually(Duration::from_secs(10), "misses counted", || async {
@@ -158,7 +167,7 @@ async fn a_second_monitor_stands_by_while_the_first_holds_the_lease_and_takes_ov
     let c = cluster("leased").await;
     fed.register(&c, "dc1", "").await;
     // A lease far longer than a renewal takes, even on a loaded machine.
-    let settings = federation::health::ProbeSettings {
+    let settings = ProbeSettings {
         lease_ttl: Duration::from_secs(2),
         ..PROBES
     };
