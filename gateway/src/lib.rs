@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod bindings;
 pub mod clusters;
+pub mod configs;
 pub mod directory;
 pub mod external_services;
 pub mod failovers;
@@ -54,7 +55,6 @@ use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 
 /// Largest request body accepted; the API takes small JSON documents.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -112,6 +112,7 @@ pub fn api() -> route::Routes {
         .merge(applications::routes())
         .merge(external_services::routes())
         .merge(pods::routes())
+        .merge(configs::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
 }
@@ -130,10 +131,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { problem::ApiError::not_found_route() })
         .layer(axum::middleware::from_fn(problem::render))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(axum::middleware::from_fn(deadline))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(kernel::grpc::SpanFromHeaders))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
@@ -157,6 +155,19 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+}
+
+/// Answers 408 to a request that takes longer than [`REQUEST_TIMEOUT`],
+/// except config watches, which hold by design (a long poll bounds itself,
+/// an event stream lasts as long as its client).
+async fn deadline(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if configs::holds_open(request.uri().path()) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(http::StatusCode::REQUEST_TIMEOUT),
+    }
 }
 
 /// Binds the gateway and serves it until shutdown; returns the bound address.
@@ -252,6 +263,7 @@ mod tests {
             tenancy: "http://127.0.0.1:1".into(),
             federation: "http://127.0.0.1:1".into(),
             apps: "http://127.0.0.1:1".into(),
+            configs: "http://127.0.0.1:1".into(),
         };
         let key = CallerKey::new(t.settings.caller_key.clone());
         let upstream = upstream::Upstream::connect(&upstream).unwrap();

@@ -24,6 +24,12 @@ pub enum Permission {
     PlatformAdmin,
 }
 
+/// Editing config drafts (R6): developers and above.
+pub const CONFIG_EDIT: Permission = Permission::Role(Role::Developer);
+/// Publishing and rolling back config releases: a right apart from editing,
+/// operators and above (with four eyes where the environment asks for them).
+pub const CONFIG_PUBLISH: Permission = Permission::Role(Role::Operator);
+
 /// Every API route's rule, as the route declares it ([`crate::route`]).
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| crate::api().rules().to_vec());
 

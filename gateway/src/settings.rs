@@ -36,6 +36,8 @@ pub struct Upstreams {
     pub federation: String,
     /// `http://host:port` of apps.
     pub apps: String,
+    /// `http://host:port` of configs.
+    pub configs: String,
 }
 
 impl Upstreams {
@@ -50,6 +52,7 @@ impl Upstreams {
             tenancy: url("TENANCY", 7101)?,
             federation: url("FEDERATION", 7102)?,
             apps: url("APPS", 7103)?,
+            configs: url("CONFIGS", 7104)?,
         })
     }
 }

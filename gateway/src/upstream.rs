@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use kernel::caller::{Caller, CallerKey};
 use kernel::grpc::{Outgoing, channel};
 use paas_proto::v1::apps_service_client::AppsServiceClient;
+use paas_proto::v1::configs_service_client::ConfigsServiceClient;
 use paas_proto::v1::federation_service_client::FederationServiceClient;
 use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -24,6 +25,8 @@ pub type Tenancy = TenancyServiceClient<InterceptedService<Channel, Outgoing>>;
 pub type Federation = FederationServiceClient<InterceptedService<Channel, Outgoing>>;
 /// Apps' client, with a caller's token.
 pub type Apps = AppsServiceClient<InterceptedService<Channel, Outgoing>>;
+/// Configs' client, with a caller's token.
+pub type Configs = ConfigsServiceClient<InterceptedService<Channel, Outgoing>>;
 
 /// Lazily connected channels to each service.
 #[derive(Clone)]
@@ -31,6 +34,7 @@ pub struct Upstream {
     tenancy: Channel,
     federation: Channel,
     apps: Channel,
+    configs: Channel,
 }
 
 impl Upstream {
@@ -43,6 +47,7 @@ impl Upstream {
             tenancy: channel(&addresses.tenancy)?,
             federation: channel(&addresses.federation)?,
             apps: channel(&addresses.apps)?,
+            configs: channel(&addresses.configs)?,
         })
     }
 
@@ -59,6 +64,11 @@ impl Upstream {
     /// Apps, called as `caller`.
     pub fn apps(&self, key: &CallerKey, caller: &Caller) -> Apps {
         AppsServiceClient::with_interceptor(self.apps.clone(), Outgoing::new(key, caller))
+    }
+
+    /// Configs, called as `caller`.
+    pub fn configs(&self, key: &CallerKey, caller: &Caller) -> Configs {
+        ConfigsServiceClient::with_interceptor(self.configs.clone(), Outgoing::new(key, caller))
     }
 }
 
@@ -86,6 +96,12 @@ impl Service for Federation {
 impl Service for Apps {
     fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
         upstream.apps(key, caller)
+    }
+}
+
+impl Service for Configs {
+    fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
+        upstream.configs(key, caller)
     }
 }
 

@@ -114,6 +114,10 @@ pub async fn start_in(
                 settings.federation_url = uri(federation.grpc);
             }
             apps::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
+        } else if *name == configs::NAME {
+            let settings = configs::Settings::from_env(env, platform)
+                .map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            configs::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else {
             start_service(name, platform, Addresses::ephemeral(), shutdown).await?
         };
@@ -129,6 +133,7 @@ pub async fn start_in(
     gateway.upstream.tenancy = find(tenancy::NAME);
     gateway.upstream.federation = find(federation::NAME);
     gateway.upstream.apps = find(apps::NAME);
+    gateway.upstream.configs = find(configs::NAME);
     let gateway = gateway::start(platform, gateway, shutdown).await?;
     Ok(Stack { gateway, services })
 }

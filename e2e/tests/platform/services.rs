@@ -114,6 +114,7 @@ async fn tenant_scoped_services_serve_their_members_and_hide_from_strangers() {
         tenant_id: tenant.to_string(),
         application: "shop".into(),
         environment: "qa".into(),
+        ..Default::default()
     };
     let set = configs.create_config_set(request.clone()).await.unwrap().into_inner();
     assert_eq!(

@@ -1,20 +1,35 @@
-//! The configs service: the config center (R6), config sets addressed by tenant,
-//! application and environment. It owns the `configs` schema and announces
-//! every change as `configs.*` events through its outbox. Items, releases,
-//! gray release and delivery come with their issue.
+//! The configs service: the config center (R6). Config sets addressed by
+//! tenant, application (or a shared set's name), environment and cluster;
+//! drafts edited with a version check; immutable numbered releases with
+//! diffs, history and rollback; the effective configuration of an
+//! application with the origin of each key; secrets sealed with per-tenant
+//! data keys; four-eyes publishing per environment; and a watch that streams
+//! each new release to clients. It owns the `configs` schema and announces
+//! releases as `configs.release.*` events through its outbox.
 //!
 //! It does not own tenants (tenancy does) nor deliver configuration into
-//! member clusters (federation does).
+//! member clusters (federation will, from these releases).
 
 #![warn(missing_docs)]
 
 pub mod config_set;
+pub mod draft;
+pub mod effective;
+pub mod environment;
+pub mod format;
 pub mod grpc;
+pub mod item;
+pub mod link;
+pub mod release;
+pub mod secret;
+pub mod settings;
+pub mod watch;
 
 use kernel::service::{Addresses, Base, Running};
 use kernel::settings::Platform;
 use kernel::shutdown::Shutdown;
 use paas_proto::v1::configs_service_server::ConfigsServiceServer;
+pub use settings::Settings;
 
 /// The service's name and schema.
 pub const NAME: &str = "configs";
@@ -26,13 +41,36 @@ pub const HTTP_PORT: u16 = 7204;
 /// The service's schema migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/configs");
 
-/// Starts the service: schema, relay and gRPC API.
+/// Starts the service with settings from the environment.
 ///
 /// # Errors
-/// A dependency is unreachable or an address cannot be bound.
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let settings =
+        Settings::from_env(&env, platform).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_with(platform, settings, addresses, shutdown).await
+}
+
+/// Starts the service: schema, relay, data keys re-sealed under the current
+/// master key, the release listener and the gRPC API.
+///
+/// # Errors
+/// A dependency is unreachable, a data key's master key is not configured,
+/// or an address cannot be bound.
+pub async fn start_with(
+    platform: &Platform,
+    settings: Settings,
+    addresses: Addresses,
+    shutdown: &Shutdown,
+) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
-    let api = ConfigsServiceServer::new(grpc::Configs::new(base.outbox.clone()));
-    base.serve(addresses, api, shutdown).await
+    let api = grpc::Configs::new(base.outbox.clone(), settings.keyring, shutdown.token());
+    let rewrapped = api.sealer().rewrap().await?;
+    if rewrapped > 0 {
+        tracing::info!(rewrapped, "tenant data keys re-sealed under the current master key");
+    }
+    shutdown.spawn("config release listener", api.watchers().listen(base.pool.clone()));
+    base.serve(addresses, ConfigsServiceServer::new(api), shutdown).await
 }

@@ -1,0 +1,533 @@
+//! Releases: immutable, numbered snapshots of a config set's draft. Operators
+//! of the tenant publish (edit and publish are separate rights); where the
+//! environment asks for four eyes, the publisher must not be the draft's last
+//! editor. A rollback is itself a new release holding an earlier one's items.
+//! Each release is announced twice in its transaction: as an outbox event
+//! (`configs.release.published` / `configs.release.rolled_back`) for other
+//! services, and as a PostgreSQL notification that wakes watchers
+//! ([`crate::watch`]) on every instance of this service.
+
+use chrono::{DateTime, Utc};
+use kernel::caller::{Caller, Role};
+use kernel::event::EventType;
+use kernel::name::DnsLabel;
+use kernel::outbox::{self, Outbox};
+use kernel::page::Page;
+use kernel::{Error, Result, id};
+use paas_proto::v1 as pb;
+use uuid::Uuid;
+
+use crate::config_set::{ConfigSet, ConfigSets};
+use crate::draft::lock_version;
+use crate::effective::{self, Entry, ItemChange, Layer};
+use crate::environment::EnvironmentPolicies;
+use crate::item::{ItemView, StoredItem, open_all, view_all};
+use crate::link::Links;
+use crate::secret::{Sealer, mask};
+
+/// `configs.release.published`
+pub const PUBLISHED: EventType = EventType::new("configs", "release", "published");
+/// `configs.release.rolled_back`
+pub const ROLLED_BACK: EventType = EventType::new("configs", "release", "rolled_back");
+
+/// The PostgreSQL notification channel a new release is announced on; the
+/// payload is the config set's id.
+pub const NOTIFY_CHANNEL: &str = "paas_configs_releases";
+
+/// Longest release message accepted.
+const MAX_MESSAGE: usize = 2000;
+
+/// A release as stored (its items apart).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Release {
+    /// Its id.
+    pub id: Uuid,
+    /// Its config set.
+    pub config_set_id: Uuid,
+    /// The set's tenant.
+    pub tenant_id: Uuid,
+    /// Its number in the set, from 1.
+    pub number: i64,
+    /// Why it was made.
+    pub message: String,
+    /// Who made it.
+    pub author: String,
+    /// `publish` or `rollback`.
+    pub kind: String,
+    /// For a rollback, the release it restores; else 0.
+    pub restores: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A release with its items, secret ones masked.
+#[derive(Debug, Clone)]
+pub struct ReleaseWithItems {
+    /// The release.
+    pub release: Release,
+    /// Its items.
+    pub items: Vec<ItemView>,
+}
+
+/// The difference between two releases of a set.
+#[derive(Debug, Clone)]
+pub struct Diff {
+    /// The earlier release (0: nothing).
+    pub from: i64,
+    /// The later release.
+    pub to: i64,
+    /// What changed, secret values masked.
+    pub items: Vec<ItemChange>,
+}
+
+/// A release a watcher is told about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The config set.
+    pub config_set_id: Uuid,
+    /// The release number.
+    pub number: i64,
+    /// The release id.
+    pub release_id: Uuid,
+    /// `publish` or `rollback`.
+    pub kind: String,
+}
+
+fn message(raw: &str, field: &str) -> Result<String> {
+    let raw = raw.trim();
+    if raw.chars().count() > MAX_MESSAGE {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_MESSAGE} characters"),
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// Releases in the configs schema.
+#[derive(Clone)]
+pub struct Releases {
+    outbox: Outbox,
+    sets: ConfigSets,
+    sealer: Sealer,
+    policies: EnvironmentPolicies,
+    links: Links,
+}
+
+impl Releases {
+    /// Releases of `sets`.
+    pub fn new(outbox: Outbox, sets: ConfigSets, sealer: Sealer, policies: EnvironmentPolicies, links: Links) -> Self {
+        Self {
+            outbox,
+            sets,
+            sealer,
+            policies,
+            links,
+        }
+    }
+
+    async fn four_eyes(&self, set: &ConfigSet) -> Result<bool> {
+        if set.environment.is_empty() {
+            self.policies.four_eyes_for_base(set.tenant_id, &set.application).await
+        } else {
+            self.policies.four_eyes(set.tenant_id, &set.environment).await
+        }
+    }
+
+    /// Publishes the draft as the next release. Operators of the tenant; with
+    /// four eyes, not the draft's last editor. `version` (when not 0) is the
+    /// draft version the publisher reviewed.
+    ///
+    /// # Errors
+    /// Not allowed, nothing to publish, or the draft changed since `version`.
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        set_id: Uuid,
+        message_text: &str,
+        version: i64,
+    ) -> Result<ReleaseWithItems> {
+        let message_text = message(message_text, "message")?;
+        if message_text.is_empty() {
+            return Err(Error::invalid("message", "say what this release changes"));
+        }
+        let set = self.sets.get(caller, set_id).await?;
+        caller.require(set.tenant_id, Role::Operator, "config set", set_id)?;
+        let four_eyes = self.four_eyes(&set).await?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let current = lock_version(&mut tx, set.tenant_id, set_id).await?;
+        if version != 0 && version != current {
+            return Err(Error::Conflict(format!(
+                "the draft changed since it was reviewed (it is at version {current}, the publish names {version}): review it again"
+            )));
+        }
+        let head = sqlx::query!(
+            "SELECT last_editor, latest_release FROM config_sets WHERE id = $1",
+            set_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(last_editor) = head.last_editor else {
+            return Err(Error::FailedPrecondition(if head.latest_release == 0 {
+                "nothing to publish: the draft has no edits".to_string()
+            } else {
+                format!(
+                    "nothing to publish: the draft is release {} unchanged",
+                    head.latest_release
+                )
+            }));
+        };
+        if four_eyes && last_editor == caller.subject {
+            return Err(Error::PermissionDenied(format!(
+                "four-eyes publishing is on for {}: the draft was last edited by {last_editor}, so someone else must publish it",
+                if set.environment.is_empty() {
+                    "this base set's environments"
+                } else {
+                    set.environment.as_str()
+                }
+            )));
+        }
+        let release = self
+            .insert(&mut tx, &set, head.latest_release + 1, &message_text, caller, 0)
+            .await?;
+        sqlx::query!(
+            "INSERT INTO config_release_items (release_id, name, format, secret, content, sealed)
+             SELECT $1, name, format, secret, content, sealed FROM config_draft_items WHERE config_set_id = $2",
+            release.id,
+            set_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        self.announce(&mut tx, &set, &release, PUBLISHED).await?;
+        self.outbox.commit(tx).await?;
+        self.with_items(release).await
+    }
+
+    /// Makes a new release holding release `to`'s items, and resets the draft
+    /// to them. Operators of the tenant.
+    ///
+    /// # Errors
+    /// Not allowed, or `to` is not an earlier release of the set.
+    pub async fn rollback(
+        &self,
+        caller: &Caller,
+        set_id: Uuid,
+        to: i64,
+        message_text: &str,
+    ) -> Result<ReleaseWithItems> {
+        let message_text = message(message_text, "message")?;
+        let set = self.sets.get(caller, set_id).await?;
+        caller.require(set.tenant_id, Role::Operator, "config set", set_id)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        lock_version(&mut tx, set.tenant_id, set_id).await?;
+        let latest = sqlx::query_scalar!("SELECT latest_release FROM config_sets WHERE id = $1", set_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if to < 1 || to >= latest {
+            return Err(Error::invalid(
+                "to",
+                format!("must be an earlier release of the set (1 to {})", latest - 1),
+            ));
+        }
+        let source = sqlx::query_scalar!(
+            "SELECT id FROM config_releases WHERE config_set_id = $1 AND number = $2",
+            set_id,
+            to
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let message_text = if message_text.is_empty() {
+            format!("rollback to release {to}")
+        } else {
+            message_text
+        };
+        let release = self
+            .insert(&mut tx, &set, latest + 1, &message_text, caller, to)
+            .await?;
+        sqlx::query!(
+            "INSERT INTO config_release_items (release_id, name, format, secret, content, sealed)
+             SELECT $1, name, format, secret, content, sealed FROM config_release_items WHERE release_id = $2",
+            release.id,
+            source
+        )
+        .execute(&mut *tx)
+        .await?;
+        // The draft follows, so the next publish does not bring back what was rolled back.
+        sqlx::query!("DELETE FROM config_draft_items WHERE config_set_id = $1", set_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query!(
+            "INSERT INTO config_draft_items (config_set_id, name, format, secret, content, sealed)
+             SELECT $1, name, format, secret, content, sealed FROM config_release_items WHERE release_id = $2",
+            set_id,
+            source
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE config_sets SET draft_version = draft_version + 1 WHERE id = $1",
+            set_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        self.announce(&mut tx, &set, &release, ROLLED_BACK).await?;
+        self.outbox.commit(tx).await?;
+        self.with_items(release).await
+    }
+
+    async fn insert(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        set: &ConfigSet,
+        number: i64,
+        message_text: &str,
+        caller: &Caller,
+        restores: i64,
+    ) -> Result<Release> {
+        let release = sqlx::query_as!(
+            Release,
+            "INSERT INTO config_releases (id, config_set_id, tenant_id, number, message, author, kind, restores)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             RETURNING id, config_set_id, tenant_id, number, message, author, kind, restores, created_at",
+            id::new_id(),
+            set.id,
+            set.tenant_id,
+            number,
+            message_text,
+            caller.subject,
+            if restores == 0 { "publish" } else { "rollback" },
+            restores,
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE config_sets SET latest_release = $2, last_editor = NULL WHERE id = $1",
+            set.id,
+            number
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(release)
+    }
+
+    async fn announce(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        set: &ConfigSet,
+        release: &Release,
+        kind: EventType,
+    ) -> Result<()> {
+        let event = pb::ConfigReleased {
+            release_id: release.id.to_string(),
+            config_set_id: set.id.to_string(),
+            tenant_id: set.tenant_id.to_string(),
+            application: set.application.clone(),
+            environment: set.environment.clone(),
+            cluster: set.cluster.clone(),
+            number: u64::try_from(release.number).unwrap_or_default(),
+            restores: u64::try_from(release.restores).unwrap_or_default(),
+            author: release.author.clone(),
+        };
+        outbox::record(tx, kind, Some(set.tenant_id), &event).await?;
+        // Delivered at commit, to every listening instance.
+        sqlx::query!("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, set.id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn items_of(&self, release: Uuid) -> Result<Vec<StoredItem>> {
+        Ok(sqlx::query_as!(
+            StoredItem,
+            "SELECT name, format, secret, content, sealed FROM config_release_items WHERE release_id = $1 ORDER BY name",
+            release
+        )
+        .fetch_all(self.outbox.pool())
+        .await?)
+    }
+
+    async fn with_items(&self, release: Release) -> Result<ReleaseWithItems> {
+        let items = self.items_of(release.id).await?;
+        let items = view_all(&self.sealer, release.tenant_id, &items).await?;
+        Ok(ReleaseWithItems { release, items })
+    }
+
+    async fn find(&self, set: &ConfigSet, number: i64) -> Result<Release> {
+        sqlx::query_as!(
+            Release,
+            "SELECT id, config_set_id, tenant_id, number, message, author, kind, restores, created_at
+             FROM config_releases WHERE config_set_id = $1 AND tenant_id = $2 AND number = $3",
+            set.id,
+            set.tenant_id,
+            number
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?
+        .ok_or_else(|| Error::not_found("release", format!("{} of config set {}", number, set.id)))
+    }
+
+    /// One release with its items. Members of the tenant.
+    ///
+    /// # Errors
+    /// The set or release is not visible.
+    pub async fn get(&self, caller: &Caller, set_id: Uuid, number: i64) -> Result<ReleaseWithItems> {
+        let set = self.sets.get(caller, set_id).await?;
+        let release = self.find(&set, number).await?;
+        self.with_items(release).await
+    }
+
+    /// A page of a set's history, oldest first. Members of the tenant.
+    ///
+    /// # Errors
+    /// The set is not visible.
+    pub async fn list(&self, caller: &Caller, set_id: Uuid, page: Page) -> Result<(Vec<Release>, String)> {
+        let set = self.sets.get(caller, set_id).await?;
+        let rows = sqlx::query_as!(
+            Release,
+            "SELECT id, config_set_id, tenant_id, number, message, author, kind, restores, created_at
+             FROM config_releases
+             WHERE config_set_id = $1 AND tenant_id = $2 AND ($3::uuid IS NULL OR id > $3)
+             ORDER BY id LIMIT $4",
+            set.id,
+            set.tenant_id,
+            page.after,
+            page.fetch()
+        )
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(page.finish(rows, |r| r.id))
+    }
+
+    /// What changed from release `from` (0: the empty set) to release `to`,
+    /// per item and per key; secret values masked. Members of the tenant.
+    ///
+    /// # Errors
+    /// The set or a release is not visible.
+    pub async fn diff(&self, caller: &Caller, set_id: Uuid, from: i64, to: i64) -> Result<Diff> {
+        let set = self.sets.get(caller, set_id).await?;
+        let plain = |number: i64| {
+            let set = &set;
+            async move {
+                if number == 0 {
+                    return Ok(Vec::new());
+                }
+                let release = self.find(set, number).await?;
+                open_all(&self.sealer, set.tenant_id, &self.items_of(release.id).await?).await
+            }
+        };
+        let before = plain(from).await?;
+        let after = plain(to).await?;
+        let mut items = effective::diff(&before, &after);
+        for change in items.iter_mut().filter(|c| c.secret) {
+            change.before = masked_if_set(&change.before);
+            change.after = masked_if_set(&change.after);
+            for key in &mut change.keys {
+                key.before = masked_if_set(&key.before);
+                key.after = masked_if_set(&key.after);
+            }
+        }
+        Ok(Diff { from, to, items })
+    }
+
+    /// The effective configuration of `application` in `environment` and
+    /// `cluster` (both may be empty): every key and file with its origin,
+    /// from the latest releases; secret values masked. Members of the tenant.
+    ///
+    /// # Errors
+    /// Malformed input, or the tenant is not visible.
+    pub async fn effective(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        application: &str,
+        environment: &str,
+        cluster: &str,
+    ) -> Result<Vec<Entry>> {
+        let tenant = id::parse_id("tenant_id", tenant)?;
+        let application = DnsLabel::parse("application", application.trim())?;
+        let optional = |field: &str, raw: &str| -> Result<String> {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                Ok(String::new())
+            } else {
+                Ok(DnsLabel::parse(field, raw)?.to_string())
+            }
+        };
+        let environment = optional("environment", environment)?;
+        let cluster = optional("cluster", cluster)?;
+        if environment.is_empty() && !cluster.is_empty() {
+            return Err(Error::invalid("cluster", "needs an environment"));
+        }
+        caller.require(tenant, Role::Viewer, "tenant", tenant)?;
+        let mut names = self.links.of(tenant, application.as_str()).await?;
+        names.push(application.to_string());
+        let mut levels = vec![(String::new(), String::new())];
+        if !environment.is_empty() {
+            levels.push((environment.clone(), String::new()));
+            if !cluster.is_empty() {
+                levels.push((environment.clone(), cluster.clone()));
+            }
+        }
+        let mut layers = Vec::new();
+        for name in &names {
+            for (env, cl) in &levels {
+                let set = sqlx::query_as!(
+                    ConfigSet,
+                    "SELECT id, tenant_id, application, environment, created_at, cluster, shared, latest_release
+                     FROM config_sets
+                     WHERE tenant_id = $1 AND application = $2 AND environment = $3 AND cluster = $4
+                       AND latest_release > 0",
+                    tenant,
+                    name,
+                    env,
+                    cl
+                )
+                .fetch_optional(self.outbox.pool())
+                .await?;
+                let Some(set) = set else { continue };
+                let release = self.find(&set, set.latest_release).await?;
+                let items = open_all(&self.sealer, tenant, &self.items_of(release.id).await?).await?;
+                layers.push(Layer {
+                    set_id: set.id,
+                    origin: set.address(),
+                    release: u64::try_from(set.latest_release).unwrap_or_default(),
+                    items,
+                });
+            }
+        }
+        let mut entries = effective::merge(&layers);
+        for entry in entries.iter_mut().filter(|e| e.secret) {
+            entry.value = mask(&entry.value);
+        }
+        Ok(entries)
+    }
+
+    /// The releases of a set after `after`, in order (at most 100), for a
+    /// watcher whose caller was checked when it started.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn since(&self, set_id: Uuid, after: i64) -> Result<Vec<Notice>> {
+        let rows = sqlx::query!(
+            "SELECT id, number, kind FROM config_releases WHERE config_set_id = $1 AND number > $2
+             ORDER BY number LIMIT 100",
+            set_id,
+            after
+        )
+        .fetch_all(self.outbox.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Notice {
+                config_set_id: set_id,
+                number: r.number,
+                release_id: r.id,
+                kind: r.kind,
+            })
+            .collect())
+    }
+}
+
+fn masked_if_set(value: &str) -> String {
+    if value.is_empty() { String::new() } else { mask(value) }
+}
