@@ -133,6 +133,14 @@ fn external_service_pb(s: ExternalService, placed: Option<Placed>) -> pb::Extern
 
 fn release_pb(r: Release) -> pb::Release {
     pb::Release {
+        services: crate::release::plan(&r)
+            .into_iter()
+            .map(|p| pb::ReleaseService {
+                service: p.service,
+                strategy: p.strategy,
+                note: p.note,
+            })
+            .collect(),
         waves: r
             .waves()
             .into_iter()
