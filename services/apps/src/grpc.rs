@@ -575,6 +575,21 @@ impl AppsService for Apps {
         }))
     }
 
+    type FollowApplicationLogsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::PodLogLine, Status>> + Send>>;
+
+    async fn follow_application_logs(
+        &self,
+        request: Request<pb::GetApplicationLogsRequest>,
+    ) -> Result<Response<Self::FollowApplicationLogsStream>, Status> {
+        use futures::StreamExt;
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("application_id", &r.application_id)?;
+        let lines = self.applications.follow_logs(&caller, id, r).await?;
+        Ok(Response::new(Box::pin(lines.map(|l| l.map_err(Status::from)))))
+    }
+
     async fn restart_application(
         &self,
         request: Request<pb::RestartApplicationRequest>,
