@@ -83,6 +83,9 @@ pub struct Release {
     pub traffic: u32,
     /// The services in deploy order.
     pub waves: Vec<Vec<String>>,
+    /// How each service is replaced: strategies are per service (a
+    /// StatefulSet rolls while the Deployments are canaried).
+    pub services: Vec<ReleaseService>,
     /// The wave being deployed.
     pub wave: u32,
     /// What it waits for, or why it failed.
@@ -103,6 +106,20 @@ pub struct Release {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// How one service of a release is replaced.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReleaseService {
+    /// The service.
+    pub service: String,
+    /// The strategy type it follows: the release's, or `rolling` for a
+    /// StatefulSet or DaemonSet under blue-green, canary, A/B or shadow.
+    pub strategy: String,
+    /// Why it differs from the release's strategy (a StatefulSet rolls in
+    /// place; a service without an HTTP port gets no HTTPRoute).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
 fn json_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
@@ -114,6 +131,15 @@ impl From<pb::Release> for Release {
             placement: json_text(&r.placement_json),
             strategy: json_text(&r.strategy_json),
             waves: r.waves.into_iter().map(|w| w.services).collect(),
+            services: r
+                .services
+                .into_iter()
+                .map(|s| ReleaseService {
+                    service: s.service,
+                    strategy: s.strategy,
+                    note: s.note,
+                })
+                .collect(),
             rollback_of: Some(r.rollback_of).filter(|n| *n != 0),
             approved_by: Some(r.approved_by).filter(|a| !a.is_empty()),
             id: r.id,

@@ -1,10 +1,16 @@
 //! `/api/v1/applications/{id}/pods`, `/logs`, `/restart`, `/stop`, `/start`:
-//! an application's pods in its clusters, a container's log, a rolling
+//! an application's pods in its clusters, a container's log (or every pod's,
+//! followed as Server-Sent Events with `follow=true`), a rolling
 //! restart, and stopping (scaled to zero, replicas remembered) and starting, forwarded
 //! to the apps service (which asks federation, which asks the clusters).
 
+use std::convert::Infallible;
+
 use axum::Json;
 use axum::extract::{Path, Query};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use kernel::caller::Role;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -88,6 +94,11 @@ pub struct LogQuery {
     /// How many lines from the end (default 100, at most 10,000).
     #[serde(default)]
     tail: i64,
+    /// Keep the answer open and stream each new line as a Server-Sent
+    /// Event (`text/event-stream`; `data:` is `cluster/pod line`) until
+    /// every log ends or the client goes away.
+    #[serde(default)]
+    follow: bool,
 }
 
 /// A container's log.
@@ -163,14 +174,18 @@ pub(crate) async fn list(Signed(mut apps): Signed<Apps>, Path(id): Path<String>)
     path = "/api/v1/applications/{id}/logs",
     tag = "applications",
     params(("id" = String, Path, description = "the application"), LogQuery),
-    responses((status = 200, body = Log), Problems),
+    responses(
+        (status = 200, description = "the latest lines; with `follow=true`, a stream of Server-Sent Events, one per line (`data: cluster/pod line`), ending when every log ends",
+         content((Log = "application/json"), (String = "text/event-stream"))),
+        Problems
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn logs(
     Signed(mut apps): Signed<Apps>,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
-) -> Result<Json<Log>, ApiError> {
+) -> Result<Response, ApiError> {
     let request = pb::GetApplicationLogsRequest {
         application_id: id,
         service: q.service,
@@ -179,10 +194,31 @@ pub(crate) async fn logs(
         container: q.container,
         tail_lines: q.tail,
     };
-    Ok(Json(Log {
-        text: apps.get_application_logs(request).await?.into_inner().text,
-    }))
+    if !q.follow {
+        let text = apps.get_application_logs(request).await?.into_inner().text;
+        return Ok(Json(Log { text }).into_response());
+    }
+    // Errors before the first line (unknown service, pod, not visible) are
+    // answered as problems; the stream starts only once the logs are open.
+    let lines = apps.follow_application_logs(request).await?.into_inner();
+    let events = lines.map(|line| {
+        Ok::<_, Infallible>(match line {
+            Ok(l) if l.pod.is_empty() => Event::default().data(format!("{} {}", l.cluster, l.line)),
+            Ok(l) => Event::default().data(format!("{}/{} {}", l.cluster, l.pod, l.line)),
+            Err(status) => Event::default().event("error").data(status.message()),
+        })
+    });
+    // Dropping the response body (the client went away) drops the call to
+    // the apps service and, through it, the reads of the clusters' logs;
+    // the keep-alive comments find a silent client gone.
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(FOLLOW_KEEP_ALIVE))
+        .into_response())
 }
+
+/// How often a followed log with nothing new sends a comment, so a client
+/// that went away is noticed and its follow ended.
+const FOLLOW_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[utoipa::path(
     post,

@@ -13,6 +13,7 @@ mod external_services;
 mod failovers;
 mod isolation;
 mod ldap;
+mod logs;
 mod node_ports;
 mod oidc;
 mod partitions;

@@ -46,10 +46,11 @@ async fn quota_flows_from_tenant_to_partition_and_admission_refuses_with_a_named
         json!({"hard": {"requests.cpu": "9"}}),
     )
     .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "hard.requests.cpu");
     assert_eq!(
         body["detail"],
-        "tenant acme has 8 of requests.cpu; its projects would hold 9"
+        "hard.requests.cpu: tenant acme has 8 of requests.cpu; its projects would hold 9"
     );
     send(
         &p,
@@ -199,4 +200,68 @@ async fn malformed_quotas_are_400s_naming_the_resource() {
         (status, problem["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("limit_range.container.default.cpu"))
     );
+}
+
+#[tokio::test]
+async fn a_partition_under_a_project_without_a_limit_is_carved_from_the_tenant() {
+    let p = Platform::start().await;
+    let (_, tenant) = send(&p, Method::POST, "/api/v1/tenants", json!({"name": "acme"})).await;
+    let tid = tenant["id"].as_str().unwrap();
+    let (status, _) = send(
+        &p,
+        Method::PUT,
+        &format!("/api/v1/tenants/{tid}/quota"),
+        json!({"hard": {"pods": "40"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, project) = send(
+        &p,
+        Method::POST,
+        &format!("/api/v1/tenants/{tid}/projects"),
+        json!({"name": "web"}),
+    )
+    .await;
+    let pid = project["id"].as_str().unwrap();
+    let (status, partition) = send(
+        &p,
+        Method::POST,
+        &format!("/api/v1/projects/{pid}/partitions"),
+        json!({"cluster": "dc1-prod", "data_centre": "dc1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{partition}");
+    let part = partition["id"].as_str().unwrap();
+    let quota = |pods: &str| json!({"hard": {"pods": pods}, "limit_range": {}});
+    let (status, body) = send(
+        &p,
+        Method::PUT,
+        &format!("/api/v1/partitions/{part}/quota"),
+        quota("1000"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "hard.pods");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("tenant acme has 40 of pods") && detail.contains("project web sets no pods limit"),
+        "{detail}"
+    );
+    let (status, body) = send(
+        &p,
+        Method::PUT,
+        &format!("/api/v1/partitions/{part}/quota"),
+        quota("40"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, usage) = send(&p, Method::GET, &format!("/api/v1/tenants/{tid}/usage"), Value::Null).await;
+    let partition_pods = usage["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["level"] == "partition")
+        .and_then(|u| u["lines"].as_array()?.iter().find(|l| l["resource"] == "pods").cloned())
+        .unwrap_or_else(|| panic!("{usage}"));
+    assert_eq!(partition_pods["hard"], "40", "the stored limits hold together");
 }

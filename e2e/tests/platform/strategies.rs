@@ -5,7 +5,9 @@
 //! mid-canary whose successor resumes it; and gray releases over two
 //! clusters, by cluster and by partition: waves checked in each kubesim
 //! cluster, manual promote, abort and rollback mid-way, a failed health
-//! gate, and a driver restarted mid-rollout.
+//! gate, and a driver restarted mid-rollout; strategies per service (a
+//! StatefulSet rolls while the Deployments are canaried; only a service with
+//! an HTTP port gets an HTTPRoute).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -566,6 +568,115 @@ async fn a_release_driver_stopped_mid_canary_is_resumed_by_its_successor() {
     );
     second.cancel();
     resumed.await.unwrap().unwrap();
+}
+
+/// A web Deployment with an HTTP port in front of a db StatefulSet with a
+/// TCP port, both at `tag`.
+fn web_and_db(tag: &str) -> Value {
+    json!({"services": [
+        {"name": "db", "controller": "StatefulSet", "replicas": 1,
+         "containers": [{"name": "db", "image": format!("registry.example/db:{tag}"), "resources": {"cpu_request": "100m"}, "ports": [{"name": "postgres", "container_port": 5432}]}]},
+        {"name": "web", "replicas": 1, "depends_on": ["db"],
+         "containers": [{"name": "web", "image": format!("registry.example/web:{tag}"), "resources": {"cpu_request": "100m"}, "ports": [{"name": "http", "container_port": 8080}]}]}
+    ]})
+}
+
+/// Service -> (strategy, note) of a release as the API reports it.
+fn plan(release: &Value) -> Vec<(String, String, String)> {
+    release["services"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no services in {release}"))
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_string(),
+                s["strategy"].as_str().unwrap().to_string(),
+                s["note"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_canary_rolls_the_stateful_set_in_place_and_routes_only_the_service_with_an_http_port() {
+    const SETS: &str = "/apis/apps/v1/namespaces/acme-web/statefulsets";
+    let w = world_with("4", &[]).await;
+    let (_, template) = w
+        .send(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({"tenant_id": w.tenant, "name": "mx"})),
+        )
+        .await;
+    let template = template["id"].as_str().unwrap().to_string();
+    let v1 = w.version(&template, "1.0.0", web_and_db("1")).await;
+    let v2 = w.version(&template, "2.0.0", web_and_db("2")).await;
+    let app = w
+        .deploy("mx", &v1, json!({"type": "canary", "steps": [50, 100], "pause": true}))
+        .await;
+    let first = w.release_state(&app, 1, "succeeded").await;
+    let rolled = plan(&first["latest_release"]);
+    assert_eq!(
+        rolled
+            .iter()
+            .map(|(s, t, _)| (s.as_str(), t.as_str()))
+            .collect::<Vec<_>>(),
+        [("db", "rolling"), ("web", "canary")],
+        "{rolled:?}"
+    );
+    assert!(rolled[0].2.contains("StatefulSet mx-db"), "{rolled:?}");
+    let set = w
+        .kube(&format!("{SETS}/mx-db"))
+        .await
+        .expect("the StatefulSet, unslotted");
+    assert_eq!(set["spec"]["updateStrategy"]["type"], "RollingUpdate");
+    assert_eq!(set["spec"]["template"]["metadata"]["labels"].get("paas.io/slot"), None);
+    assert_eq!(w.serving_slot("mx-db").await, "", "the db Service selects no slot");
+    assert!(
+        w.kube(&format!("{ROUTES}/mx-db")).await.is_none(),
+        "a TCP service gets no HTTPRoute"
+    );
+    assert_eq!(weights(&w.route("mx-web").await), pairs(&[("mx-web-blue", 100)]));
+
+    // Release 2: db rolls to 2 in place while web is canaried at 50%.
+    let r2 = w.new_release(&app, json!({"template_version_id": v2})).await;
+    let paused = w.phase(&app, 2, "waiting", 0).await;
+    assert_eq!(paused["traffic"], 50);
+    assert_eq!(
+        weights(&w.route("mx-web").await),
+        pairs(&[("mx-web-blue", 50), ("mx-web-green", 50)])
+    );
+    let set = w.kube(&format!("{SETS}/mx-db")).await.unwrap();
+    assert_eq!(image(&set), "registry.example/db:2", "the StatefulSet rolled");
+    assert_eq!(set["status"]["readyReplicas"], 1, "{set}");
+    for name in ["mx-db-blue", "mx-db-green"] {
+        assert!(
+            w.kube(&format!("{NS}/services/{name}")).await.is_none(),
+            "no slot Service {name}"
+        );
+    }
+    assert!(w.kube(&format!("{ROUTES}/mx-db")).await.is_none());
+    let (_, history) = w
+        .send(Method::GET, &format!("/api/v1/applications/{app}/releases"), None)
+        .await;
+    let listed = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["number"] == 2)
+        .unwrap()
+        .clone();
+    assert_eq!(plan(&listed)[0].1, "rolling", "{listed}");
+
+    // Abort: web back on blue at once, db rolled back to 1.
+    assert_eq!(w.act(&r2, "abort").await.0, StatusCode::OK);
+    w.release_state(&app, 2, "aborted").await;
+    assert_eq!(weights(&w.route("mx-web").await), pairs(&[("mx-web-blue", 100)]));
+    eventually(Duration::from_secs(40), "db back on 1", || async {
+        let set = w.kube(&format!("{SETS}/mx-db")).await?;
+        (image(&set) == "registry.example/db:1").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

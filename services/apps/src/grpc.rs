@@ -133,6 +133,14 @@ fn external_service_pb(s: ExternalService, placed: Option<Placed>) -> pb::Extern
 
 fn release_pb(r: Release) -> pb::Release {
     pb::Release {
+        services: crate::release::plan(&r)
+            .into_iter()
+            .map(|p| pb::ReleaseService {
+                service: p.service,
+                strategy: p.strategy,
+                note: p.note,
+            })
+            .collect(),
         waves: r
             .waves()
             .into_iter()
@@ -565,6 +573,21 @@ impl AppsService for Apps {
         Ok(Response::new(pb::PodLogs {
             text: self.applications.logs(&caller, id, r).await?,
         }))
+    }
+
+    type FollowApplicationLogsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::PodLogLine, Status>> + Send>>;
+
+    async fn follow_application_logs(
+        &self,
+        request: Request<pb::GetApplicationLogsRequest>,
+    ) -> Result<Response<Self::FollowApplicationLogsStream>, Status> {
+        use futures::StreamExt;
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("application_id", &r.application_id)?;
+        let lines = self.applications.follow_logs(&caller, id, r).await?;
+        Ok(Response::new(Box::pin(lines.map(|l| l.map_err(Status::from)))))
     }
 
     async fn restart_application(

@@ -92,6 +92,39 @@ impl Applications {
             .text)
     }
 
+    /// Follows one service's logs: every pod of it across its clusters (or
+    /// the cluster and pod named), each line with its cluster and pod,
+    /// until every log ends. Dropping the stream (the caller went away)
+    /// drops the federation call, which stops reading the clusters.
+    ///
+    /// # Errors
+    /// An unknown service, cluster, pod or container (named); not visible.
+    pub async fn follow_logs(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        r: pb::GetApplicationLogsRequest,
+    ) -> Result<futures::stream::BoxStream<'static, Result<pb::PodLogLine>>> {
+        use futures::StreamExt;
+        let app = self.get(caller, id).await?;
+        let binding_id = binding_of(&app, &r.service)?;
+        let request = pb::GetPodLogsRequest {
+            binding_id,
+            cluster: r.cluster,
+            pod: r.pod,
+            container: r.container,
+            tail_lines: r.tail_lines,
+        };
+        let lines = self
+            .federation()
+            .client()
+            .follow_pod_logs(request)
+            .await
+            .map_err(federation_error)?
+            .into_inner();
+        Ok(lines.map(|l| l.map_err(federation_error)).boxed())
+    }
+
     /// Restarts one service (or all), rolling, in every cluster.
     ///
     /// # Errors

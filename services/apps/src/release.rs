@@ -137,7 +137,11 @@ pub fn service_objects(
         if let (View::Rollout, Some(o)) = (view, old)
             && !release.strategy().gray()
             && let Some(old_slot) = o.slot.as_deref().filter(|_| runs_in_slot(o))
-            && let Some(objects) = o.objects.get(service).and_then(Value::as_array)
+            && let Some(objects) = o
+                .objects
+                .get(service)
+                .and_then(Value::as_array)
+                .filter(|objects| traffic::slottable(objects))
         {
             let side = Side {
                 objects,
@@ -153,6 +157,18 @@ pub fn service_objects(
         }
         return Ok(Some(Value::Array(new_objects.clone())));
     };
+    // A service that cannot run in two slots (a StatefulSet, a DaemonSet)
+    // rolls in place: its new objects on the way forward, the replaced
+    // release's on the way back.
+    let old_objects = old.and_then(|o| o.objects.get(service)).and_then(Value::as_array);
+    match (view, old_objects) {
+        (View::Back, Some(objects)) if !traffic::slottable(objects) => return Ok(Some(Value::Array(objects.clone()))),
+        (View::Back, _) => {}
+        _ if !new_objects.is_empty() && !traffic::slottable(new_objects) => {
+            return Ok(Some(Value::Array(new_objects.clone())));
+        }
+        _ => {}
+    }
     let strategy = release.strategy();
     let routed = strategy.routed();
     // An unslotted release returned to by an abort runs adopted in its slot.
@@ -163,11 +179,16 @@ pub fn service_objects(
     };
     let old_slot = old.map(|o| o.slot.clone().unwrap_or_else(|| traffic::FIRST_SLOT.to_string()));
     let old_side = match (old, &old_slot) {
-        (Some(o), Some(s)) => o.objects.get(service).and_then(Value::as_array).map(|objects| Side {
-            objects,
-            slot: s.as_str(),
-            adopted: !o.strategy().slotted(),
-        }),
+        (Some(o), Some(s)) => o
+            .objects
+            .get(service)
+            .and_then(Value::as_array)
+            .filter(|objects| traffic::slottable(objects))
+            .map(|objects| Side {
+                objects,
+                slot: s.as_str(),
+                adopted: !o.strategy().slotted(),
+            }),
         _ => None,
     };
     let only_new = Layout {
@@ -216,6 +237,72 @@ pub fn service_objects(
         }
     };
     Ok(Some(Value::Array(traffic::layout(&layout)?)))
+}
+
+/// How one service of a release is replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePlan {
+    /// The service.
+    pub service: String,
+    /// The strategy it follows: the release's, or `rolling` for a service
+    /// that cannot run in two slots.
+    pub strategy: String,
+    /// Why it differs from the release's strategy (empty when it does not).
+    pub note: String,
+}
+
+/// How each service of `release` is replaced. Strategies are per service:
+/// under a slotted strategy a StatefulSet or DaemonSet rolls in place while
+/// the Deployments run in slots, and under a routed one (canary, A/B,
+/// shadow) a service without an HTTP port gets no HTTPRoute and switches to
+/// the new slot when the release finishes.
+pub fn plan(release: &Release) -> Vec<ServicePlan> {
+    let strategy = release.strategy();
+    let name = serde_json::to_value(&strategy)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (service, objects) in release.objects.as_object().into_iter().flatten() {
+        let objects = objects.as_array().map(Vec::as_slice).unwrap_or_default();
+        let workload = objects
+            .iter()
+            .find(|o| matches!(o["kind"].as_str(), Some("Deployment" | "StatefulSet" | "DaemonSet")));
+        let described = |w: &Value| {
+            format!(
+                "{} {}",
+                w["kind"].as_str().unwrap_or_default(),
+                w["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        };
+        let (strategy, note) = match workload {
+            Some(w) if strategy.slotted() && !traffic::slottable(objects) => (
+                "rolling".to_string(),
+                format!(
+                    "{} updates by rolling in place (only a Deployment runs in two slots); the other services follow {name}",
+                    described(w)
+                ),
+            ),
+            _ if strategy.routed()
+                && !objects
+                    .iter()
+                    .any(|o| o["kind"] == "Service" && traffic::http_port(o).is_some()) =>
+            {
+                (
+                    name.clone(),
+                    "no HTTP port: no HTTPRoute; its Service switches to the new version when the release finishes"
+                        .to_string(),
+                )
+            }
+            _ => (name.clone(), String::new()),
+        };
+        out.push(ServicePlan {
+            service: service.clone(),
+            strategy,
+            note,
+        });
+    }
+    out
 }
 
 /// Whether `release`'s workloads run renamed into its slot (`<name>-<slot>`):
@@ -301,7 +388,7 @@ impl Release {
     pub(crate) fn test(number: i32, slot: Option<&str>, strategy: Value, image: &str) -> Self {
         let labels = serde_json::json!({"paas.io/app": "shop", "paas.io/service": "web"});
         let objects = serde_json::json!({"web": [
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-web", "labels": labels}, "spec": {"selector": labels, "ports": [{"port": 80}]}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-web", "labels": labels}, "spec": {"selector": labels, "ports": [{"name": "http", "port": 80}]}},
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop-web", "labels": labels},
              "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": image}]}}}}
         ]});
@@ -419,6 +506,67 @@ mod tests {
             ]
         );
         assert_eq!(traffic_at(&new.strategy(), 0), 10);
+    }
+
+    /// `release` with a second service, `db`: a StatefulSet behind a TCP port.
+    fn with_db(mut release: Release, image: &str) -> Release {
+        let labels = json!({"paas.io/app": "shop", "paas.io/service": "db"});
+        release.objects["db"] = json!([
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-db-headless", "labels": labels}, "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "tcp-5432", "port": 5432}]}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-db", "labels": labels}, "spec": {"selector": labels, "ports": [{"name": "tcp-5432", "port": 5432}]}},
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "shop-db", "labels": labels},
+             "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "db", "image": image}]}}}}
+        ]);
+        release.waves = json!([["db"], ["web"]]);
+        release
+    }
+
+    #[test]
+    fn under_a_canary_a_stateful_set_rolls_in_place_while_the_deployment_is_canaried() {
+        let gateway = GatewayRef::default();
+        let old = with_db(Release::test(1, None, json!({"type": "rolling"}), "web:1"), "db:1");
+        let new = with_db(
+            Release::test(2, Some("green"), json!({"type": "canary", "steps": [10, 100]}), "web:2"),
+            "db:2",
+        );
+        for view in [View::Rollout, View::Traffic(0), View::Final] {
+            assert_eq!(
+                service_objects(&new, Some(&old), "db", view, &gateway)
+                    .unwrap()
+                    .unwrap(),
+                new.objects["db"],
+                "{view:?}: the StatefulSet as rendered, no slot, no HTTPRoute"
+            );
+        }
+        assert_eq!(
+            service_objects(&new, Some(&old), "db", View::Back, &gateway)
+                .unwrap()
+                .unwrap(),
+            old.objects["db"],
+            "an abort rolls it back"
+        );
+        assert!(
+            summary(service_objects(&new, Some(&old), "web", View::Traffic(0), &gateway).unwrap())
+                .contains(&"HTTPRoute shop-web - shop-web-blue=90,shop-web-green=10".to_string()),
+            "web is canaried beside it"
+        );
+        let plan = plan(&new);
+        assert_eq!(
+            plan.iter()
+                .map(|p| (p.service.as_str(), p.strategy.as_str()))
+                .collect::<Vec<_>>(),
+            [("db", "rolling"), ("web", "canary")]
+        );
+        assert!(plan[0].note.contains("StatefulSet shop-db"), "{}", plan[0].note);
+        assert_eq!(plan[1].note, "");
+        let rolling = with_db(Release::test(3, None, json!({"type": "rolling"}), "web:3"), "db:3");
+        assert_eq!(
+            service_objects(&rolling, Some(&new), "db", View::Rollout, &gateway)
+                .unwrap()
+                .unwrap(),
+            rolling.objects["db"],
+            "no handover for a service that never ran in a slot"
+        );
     }
 
     #[test]

@@ -374,6 +374,41 @@ impl Moment<'_> {
             .unwrap_or_default()
     }
 
+    /// The services whose workloads cannot run in two slots: they roll in
+    /// place under a slotted strategy.
+    fn rolled(&self) -> Vec<String> {
+        self.release
+            .objects
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, o)| !traffic::slottable(o.as_array().map(Vec::as_slice).unwrap_or_default()))
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    /// What a slotted release says once its waves are out.
+    fn both_slots(&self) -> String {
+        let rolled = self.rolled();
+        if rolled.is_empty() {
+            return "every service runs in both slots; moving traffic".into();
+        }
+        let slotted: Vec<String> = self.services().into_iter().filter(|s| !rolled.contains(s)).collect();
+        format!(
+            "{} in both slots; {} rolled in place (a StatefulSet or DaemonSet does not run in two slots); moving traffic",
+            if slotted.is_empty() {
+                "nothing runs".to_string()
+            } else {
+                format!(
+                    "{} {}",
+                    slotted.join(", "),
+                    if slotted.len() == 1 { "runs" } else { "run" }
+                )
+            },
+            rolled.join(", ")
+        )
+    }
+
     fn succeed(&self) -> Transition {
         let unbind = self
             .bound
@@ -419,7 +454,7 @@ fn rollout(m: &Moment, seen: &Observed) -> Transition {
     let waves = r.waves();
     let Some(wave) = usize::try_from(r.wave).ok().and_then(|w| waves.get(w)) else {
         if r.slot.is_some() && m.old.is_some() {
-            return Transition::enter(Phase::Traffic, 0, "every service runs in both slots; moving traffic");
+            return Transition::enter(Phase::Traffic, 0, m.both_slots());
         }
         if let Some(o) = m.old.filter(|o| r.slot.is_none() && runs_in_slot(o)) {
             return hand_over(m, o, seen);
@@ -460,10 +495,17 @@ fn rollout(m: &Moment, seen: &Observed) -> Transition {
 /// running pods). `None` once every adopted service is Healthy.
 fn adopt(m: &Moment, old: &Release, seen: &Observed) -> Option<Transition> {
     let r = m.release;
+    // A StatefulSet or DaemonSet is not adopted: it rolls in place.
     let services: Vec<String> = m
         .services()
         .into_iter()
-        .filter(|s| old.objects.get(s.as_str()).is_some() && m.bound.contains(s))
+        .filter(|s| {
+            old.objects
+                .get(s.as_str())
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|o| traffic::slottable(o))
+                && m.bound.contains(s)
+        })
         .collect();
     if m.overdue(r.started_at) {
         return Some(Transition::fail(format!(
@@ -1190,6 +1232,58 @@ mod tests {
                     Some(blue_old()),
                     Observed::new(),
                     wave,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_stateful_set_is_not_adopted_into_a_slot_and_the_release_says_it_rolled() {
+        let now = Utc::now();
+        let db = |mut r: Release| {
+            r.objects["db"] = json!([{"kind": "StatefulSet", "metadata": {"name": "shop-db"}}]);
+            r
+        };
+        let fresh = with(
+            db(replacing(json!({"type": "canary"}), Some("blue"), "rollout", 0, "")),
+            |r| {
+                r.applied_wave = -1;
+                r.wave = 0;
+            },
+        );
+        let out = with(
+            db(replacing(json!({"type": "canary"}), Some("green"), "rollout", 0, "")),
+            |r| r.wave = 2,
+        );
+        check(
+            now,
+            vec![
+                Case {
+                    bound: names(&["db", "web"]),
+                    ..case(
+                        "only the Deployment's pods take slot blue",
+                        fresh,
+                        Some(db(rolling_old())),
+                        Observed::new(),
+                        Transition::new(
+                            vec![
+                                Effect::Adopt(web()),
+                                Effect::Record(applied("adopt", None, Some("release 1's pods take slot blue"))),
+                            ],
+                            Then::Poll,
+                        ),
+                    )
+                },
+                case(
+                    "traffic moves, saying which service rolled in place",
+                    out,
+                    Some(db(blue_old())),
+                    Observed::new(),
+                    enter(
+                        Phase::Traffic,
+                        0,
+                        "web runs in both slots; db rolled in place (a StatefulSet or DaemonSet does not run in two slots); moving traffic",
+                    ),
                 ),
             ],
         );

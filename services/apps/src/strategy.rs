@@ -361,16 +361,19 @@ impl Strategy {
         matches!(self, Self::Gray { .. })
     }
 
-    /// Writes the strategy into a workload object.
+    /// Writes the strategy into a workload object. Strategies are per
+    /// service: a slotted one asked of a StatefulSet or DaemonSet (which
+    /// cannot run in two slots) makes that service roll in place while the
+    /// application's Deployments run in slots.
     ///
     /// # Errors
     /// `recreate` asked of a StatefulSet or DaemonSet, which cannot do it.
     pub fn apply_to(&self, object: &mut Value) -> Result<()> {
-        if self.gray() {
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        if self.gray() || (self.slotted() && matches!(kind.as_str(), "StatefulSet" | "DaemonSet")) {
             // Inside one cluster a gray wave updates as a default rolling update.
             return Self::default().apply_to(object);
         }
-        let kind = object["kind"].as_str().unwrap_or_default().to_string();
         let rolling = |s: &IntOrPercent, u: &IntOrPercent| json!({"maxSurge": s, "maxUnavailable": u});
         match (self, kind.as_str()) {
             (Self::Recreate, "Deployment") => object["spec"]["strategy"] = json!({"type": "Recreate"}),
@@ -403,15 +406,6 @@ impl Strategy {
                     "strategy.type",
                     format!(
                         "recreate applies to Deployments; {} {} updates by rolling",
-                        kind, object["metadata"]["name"]
-                    ),
-                ));
-            }
-            (s, "StatefulSet" | "DaemonSet") if s.slotted() => {
-                return Err(Error::invalid(
-                    "strategy.type",
-                    format!(
-                        "blue-green, canary, ab and shadow run two Deployments side by side; {} {} updates by rolling",
                         kind, object["metadata"]["name"]
                     ),
                 ));
@@ -628,12 +622,14 @@ mod tests {
     }
 
     #[test]
-    fn slotted_strategies_refuse_stateful_sets() {
-        let mut set = json!({"kind": "StatefulSet", "metadata": {"name": "db"}, "spec": {}});
-        assert_eq!(
-            Strategy::BlueGreen.apply_to(&mut set).unwrap_err().field(),
-            Some("strategy.type")
-        );
+    fn under_a_slotted_strategy_a_stateful_set_or_daemon_set_rolls() {
+        for kind in ["StatefulSet", "DaemonSet"] {
+            for strategy in [Strategy::BlueGreen, Strategy::parse(r#"{"type": "canary"}"#).unwrap()] {
+                let mut set = json!({"kind": kind, "metadata": {"name": "db"}, "spec": {}});
+                strategy.apply_to(&mut set).unwrap();
+                assert_eq!(set["spec"]["updateStrategy"]["type"], "RollingUpdate", "{kind}");
+            }
+        }
         let mut deployment = json!({"kind": "Deployment", "metadata": {"name": "web"}, "spec": {}});
         Strategy::Shadow.apply_to(&mut deployment).unwrap();
         assert_eq!(

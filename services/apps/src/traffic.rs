@@ -121,6 +121,46 @@ fn kind(o: &Value) -> &str {
     o["kind"].as_str().unwrap_or_default()
 }
 
+/// Whether a service's objects can run in two slots side by side: only a
+/// Deployment can. A StatefulSet's pods own their identity and volumes and a
+/// DaemonSet runs one pod per node, so such a service rolls in place while
+/// a slotted release moves the others.
+pub fn slottable(objects: &[Value]) -> bool {
+    objects.iter().any(|o| kind(o) == "Deployment")
+}
+
+/// Port names that say HTTP, by the convention service meshes and Gateway
+/// implementations read (`http`, `http-web`, `grpc-api`, ...).
+const HTTP_NAMES: [&str; 5] = ["http", "https", "http2", "grpc", "h2c"];
+/// `appProtocol` values that say HTTP (IANA names and Kubernetes' own).
+const HTTP_APP_PROTOCOLS: [&str; 7] = [
+    "http",
+    "https",
+    "h2c",
+    "grpc",
+    "kubernetes.io/h2c",
+    "kubernetes.io/ws",
+    "kubernetes.io/wss",
+];
+
+/// The first HTTP port of a Service: a TCP port whose `appProtocol`, or
+/// else whose name, says HTTP. An HTTPRoute can only steer requests to such
+/// a port; a database's TCP port gets none.
+pub fn http_port(service: &Value) -> Option<&Value> {
+    service["spec"]["ports"].as_array()?.iter().find(|p| {
+        let tcp = p["protocol"].as_str().is_none_or(|t| t == "TCP");
+        let said = match p["appProtocol"].as_str() {
+            Some(app) => HTTP_APP_PROTOCOLS.contains(&app.to_ascii_lowercase().as_str()),
+            None => p["name"].as_str().is_some_and(|name| {
+                HTTP_NAMES
+                    .iter()
+                    .any(|h| name == *h || name.strip_prefix(h).is_some_and(|rest| rest.starts_with('-')))
+            }),
+        };
+        tcp && said
+    })
+}
+
 fn name(o: &Value) -> String {
     o["metadata"]["name"].as_str().unwrap_or_default().to_string()
 }
@@ -154,11 +194,14 @@ pub fn layout(l: &Layout) -> Result<Vec<Value>> {
             .filter(|o| !matches!(kind(o), "Service" | "Deployment" | "HorizontalPodAutoscaler"))
             .cloned(),
     );
-    let routed = l.route.is_some() && main.is_some();
+    // Only a Service with an HTTP port is steered by an HTTPRoute; without
+    // one the service switches with the Service `<name>` (to the new slot
+    // when the release finishes), as blue-green does.
+    let routed = main.as_ref().filter(|s| http_port(s).is_some());
     for side in l.old.iter().chain(l.new.iter()) {
-        out.extend(slot_objects(side, if routed { main.as_ref() } else { None }));
+        out.extend(slot_objects(side, routed.filter(|_| l.route.is_some())));
     }
-    if let (Some(route), Some(service)) = (&l.route, &main) {
+    if let (Some(route), Some(service)) = (&l.route, routed) {
         out.push(http_route(l, route, service)?);
     }
     Ok(out)
@@ -256,7 +299,8 @@ pub fn handover(new: &[Value], old: &Side, routed: bool, gateway: &GatewayRef) -
     let service = old
         .objects
         .iter()
-        .find(|o| kind(o) == "Service" && !name(o).ends_with("-headless"));
+        .find(|o| kind(o) == "Service" && !name(o).ends_with("-headless"))
+        .filter(|s| http_port(s).is_some());
     let route_to = if routed { service } else { None };
     out.extend(slot_objects(old, route_to));
     if let Some(service) = route_to {
@@ -274,7 +318,7 @@ pub fn handover(new: &[Value], old: &Side, routed: bool, gateway: &GatewayRef) -
 
 fn http_route(l: &Layout, route: &Route, service: &Value) -> Result<Value> {
     let base = name(service);
-    let port = service["spec"]["ports"][0]["port"].clone();
+    let port = http_port(service).map_or(Value::Null, |p| p["port"].clone());
     let backend = |slot: &str| json!({"group": "", "kind": "Service", "name": format!("{base}-{slot}"), "port": port});
     let weighted = |slot: &str, weight: u32| {
         let mut b = backend(slot);
@@ -678,6 +722,100 @@ mod tests {
             find(&routed, "Service", "shop-web-green")["spec"]["selector"][SLOT_LABEL],
             "green"
         );
+    }
+
+    #[test]
+    fn a_service_without_an_http_port_gets_no_http_route_and_switches_with_its_service() {
+        let tcp = |image: &str| {
+            let mut objects = version(image);
+            objects[0]["spec"]["ports"] =
+                json!([{"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"}]);
+            objects
+        };
+        let (old, new) = (tcp("db:1"), tcp("db:2"));
+        let gateway = GatewayRef::default();
+        let objects = layout(&Layout {
+            old: Some(Side {
+                objects: &old,
+                slot: "blue",
+                adopted: false,
+            }),
+            new: Some(Side {
+                objects: &new,
+                slot: "green",
+                adopted: false,
+            }),
+            serving: "blue",
+            route: Some(Route::Weighted(25)),
+            gateway: &gateway,
+        })
+        .unwrap();
+        assert_eq!(
+            names(&objects),
+            [
+                "Deployment/shop-web-blue",
+                "Deployment/shop-web-green",
+                "HorizontalPodAutoscaler/shop-web-blue",
+                "HorizontalPodAutoscaler/shop-web-green",
+                "PersistentVolumeClaim/shop-web-data",
+                "Service/shop-web"
+            ],
+            "no HTTPRoute and no slot Services for a TCP port"
+        );
+        assert_eq!(
+            find(&objects, "Service", "shop-web")["spec"]["selector"][SLOT_LABEL],
+            "blue"
+        );
+        let side = Side {
+            objects: &old,
+            slot: "green",
+            adopted: false,
+        };
+        assert!(
+            !names(&handover(&new, &side, true, &gateway).unwrap())
+                .iter()
+                .any(|n| n.starts_with("HTTPRoute")),
+            "nor on the way back to an unslotted release"
+        );
+    }
+
+    #[test]
+    fn http_ports_are_named_or_declared_as_http() {
+        let service = |ports: Value| json!({"spec": {"ports": ports}});
+        let port = |s: &Value| http_port(s).map(|p| p["port"].as_u64().unwrap());
+        assert_eq!(
+            port(&service(
+                json!([{"name": "tcp-5432", "port": 5432}, {"name": "http-api", "port": 8080}])
+            )),
+            Some(8080),
+            "the HTTP port, not the first"
+        );
+        for name in ["http", "https", "grpc", "h2c", "http2-web"] {
+            assert!(port(&service(json!([{"name": name, "port": 1}]))).is_some(), "{name}");
+        }
+        for name in ["tcp-80", "postgres", "httpd", "redis"] {
+            assert!(port(&service(json!([{"name": name, "port": 1}]))).is_none(), "{name}");
+        }
+        assert_eq!(
+            port(&service(
+                json!([{"name": "web", "appProtocol": "kubernetes.io/h2c", "port": 9}])
+            )),
+            Some(9)
+        );
+        assert_eq!(
+            port(&service(json!([{"name": "http", "appProtocol": "mysql", "port": 9}]))),
+            None,
+            "appProtocol wins over the name"
+        );
+        assert_eq!(
+            port(&service(json!([{"name": "http", "protocol": "UDP", "port": 9}]))),
+            None
+        );
+        assert!(slottable(&version("web:1")));
+        assert!(!slottable(&[
+            json!({"kind": "StatefulSet"}),
+            json!({"kind": "Service"})
+        ]));
     }
 
     #[test]

@@ -488,6 +488,34 @@ impl FederationService for Federation {
         Ok(Response::new(pb::PodLogs { text }))
     }
 
+    type FollowPodLogsStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::PodLogLine, Status>> + Send>>;
+
+    async fn follow_pod_logs(
+        &self,
+        request: Request<pb::GetPodLogsRequest>,
+    ) -> Result<Response<Self::FollowPodLogsStream>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("binding_id", &r.binding_id)?;
+        let (b, targets) = self.bindings().get(&caller, id).await?;
+        let tail = if r.tail_lines <= 0 { 100 } else { r.tail_lines };
+        let lines = crate::pod::follow(&self.clients, &b, &targets, &r.cluster, &r.pod, &r.container, tail).await?;
+        // Dropping the stream (the caller went away) drops the receiver,
+        // which ends every log reader.
+        let stream = futures::stream::unfold(lines, |mut lines| async move {
+            let l = lines.recv().await?;
+            Some((
+                Ok::<_, Status>(pb::PodLogLine {
+                    cluster: l.cluster,
+                    pod: l.pod,
+                    line: l.line,
+                }),
+                lines,
+            ))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn restart_binding(
         &self,
         request: Request<pb::RestartBindingRequest>,

@@ -173,6 +173,164 @@ pub async fn logs(
     Ok(text)
 }
 
+/// One line of a followed log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The pod's cluster.
+    pub cluster: String,
+    /// The pod (empty for a line about a cluster that could not be read).
+    pub pod: String,
+    /// The line, without its newline.
+    pub line: String,
+}
+
+/// How many lines of followed logs wait for a slow reader before the logs
+/// are read no further (back-pressure down to the clusters).
+const FOLLOW_BUFFER: usize = 256;
+
+/// Follows the logs (`kubectl logs -f`) of the pods [`logs`] would read
+/// (every pod of the binding in every cluster, or the cluster and pod
+/// named): each pod's last `tail` lines, then each new line as it is
+/// written, tagged with its cluster and pod. The pods are the ones running
+/// when it starts, as `kubectl logs -f -l` follows them.
+///
+/// # Guarantees
+/// Every log is read by a task of its own that ends when the log ends or
+/// as soon as the receiver is dropped (the caller went away), even while
+/// its log is silent. A log or cluster that cannot be read gives one line
+/// saying so.
+///
+/// # Errors
+/// The cluster, pod or container is not the binding's (named as the
+/// field), or the one cluster asked for is unreachable; nothing is followed then.
+pub async fn follow(
+    clients: &Clients,
+    binding: &Binding,
+    targets: &[Target],
+    cluster: &str,
+    pod: &str,
+    container: &str,
+    tail: i64,
+) -> Result<tokio::sync::mpsc::Receiver<LogLine>> {
+    let chosen: Vec<&Target> = targets
+        .iter()
+        .filter(|t| !t.removing && (cluster.is_empty() || t.cluster == cluster))
+        .collect();
+    if chosen.is_empty() && !cluster.is_empty() {
+        return Err(Error::invalid(
+            "cluster",
+            format!("{cluster} runs nothing of this binding"),
+        ));
+    }
+    let mut followed = Vec::new();
+    let mut unreadable = Vec::new();
+    for target in chosen {
+        match pods_in(clients, binding, target).await {
+            Ok(pods) => followed.extend(pods.into_iter().filter(|p| pod.is_empty() || p.name == pod)),
+            Err(e) if !cluster.is_empty() => return Err(e),
+            Err(e) => unreadable.push(LogLine {
+                cluster: target.cluster.clone(),
+                pod: String::new(),
+                line: e.to_string(),
+            }),
+        }
+    }
+    if followed.is_empty() && !pod.is_empty() {
+        return Err(Error::invalid("pod", format!("{pod} is not a pod of this binding")));
+    }
+    let mut readers = Vec::new();
+    for found in followed {
+        let container = container_of(&found, container)?;
+        let client = clients.by_name(&found.cluster).await?;
+        readers.push((Api::<Pod>::namespaced(client, &found.namespace), found, container));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(FOLLOW_BUFFER.max(unreadable.len()));
+    for line in unreadable {
+        // The channel is empty and has room for them.
+        let _ = tx.try_send(line);
+    }
+    for (api, found, container) in readers {
+        let params = LogParams {
+            container: Some(container),
+            follow: true,
+            tail_lines: Some(tail.clamp(1, 10_000)),
+            ..LogParams::default()
+        };
+        tokio::spawn(follow_one(api, found, params, tx.clone()));
+    }
+    Ok(rx)
+}
+
+/// Counts followed logs as they start and end (`event`: `started`,
+/// `ended`): the difference is the logs being read now, so a follow left
+/// running after its caller went away shows.
+fn follows(event: &str) {
+    kernel::telemetry::counter_vec(
+        "paas_federation_log_follows_total",
+        "Pod logs followed for callers, by event (started, ended)",
+        &["event"],
+    )
+    .with_label_values(&[event])
+    .inc();
+}
+
+/// Counts a followed log's end however its reader returns.
+struct Following;
+
+impl Following {
+    fn start() -> Self {
+        follows("started");
+        Self
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        follows("ended");
+    }
+}
+
+/// Reads one followed log into `out` until it ends or `out` is closed.
+async fn follow_one(api: Api<Pod>, found: PodView, params: LogParams, out: tokio::sync::mpsc::Sender<LogLine>) {
+    use futures::{AsyncBufReadExt, StreamExt};
+    let _following = Following::start();
+    let line = |line: String| LogLine {
+        cluster: found.cluster.clone(),
+        pod: found.name.clone(),
+        line,
+    };
+    let reader = tokio::select! {
+        () = out.closed() => return,
+        r = api.log_stream(&found.name, &params) => r,
+    };
+    let mut lines = match reader {
+        Ok(reader) => Box::pin(reader).lines(),
+        Err(e) => {
+            let _ = out
+                .send(line(format!("log not available: cluster {}: {e}", found.cluster)))
+                .await;
+            return;
+        }
+    };
+    loop {
+        let next = tokio::select! {
+            () = out.closed() => return,
+            next = lines.next() => next,
+        };
+        let sent = match next {
+            Some(Ok(text)) => out.send(line(text)).await,
+            Some(Err(e)) => {
+                let _ = out.send(line(format!("log interrupted: {e}"))).await;
+                return;
+            }
+            None => return,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
 /// The tail of `pod`'s `container` log (the first container when empty) in `cluster`.
 async fn one_log(
     clients: &Clients,
@@ -197,16 +355,7 @@ async fn one_log(
 
 /// The tail of `found`'s `container` log (the first container when empty).
 async fn tail_of(clients: &Clients, found: &PodView, container: &str, tail: i64) -> Result<String> {
-    let container = match container {
-        "" => found.containers.first().cloned().unwrap_or_default(),
-        c if found.containers.iter().any(|x| x == c) => c.to_string(),
-        c => {
-            return Err(Error::invalid(
-                "container",
-                format!("{c} is not a container of {}", found.name),
-            ));
-        }
-    };
+    let container = container_of(found, container)?;
     let client = clients.by_name(&found.cluster).await?;
     let api: Api<Pod> = Api::namespaced(client, &found.namespace);
     let params = LogParams {
@@ -217,6 +366,18 @@ async fn tail_of(clients: &Clients, found: &PodView, container: &str, tail: i64)
     api.logs(&found.name, &params)
         .await
         .map_err(|e| Error::Unavailable(format!("cluster {}: {e}", found.cluster)))
+}
+
+/// The container of `found` named (the first when empty).
+fn container_of(found: &PodView, container: &str) -> Result<String> {
+    match container {
+        "" => Ok(found.containers.first().cloned().unwrap_or_default()),
+        c if found.containers.iter().any(|x| x == c) => Ok(c.to_string()),
+        c => Err(Error::invalid(
+            "container",
+            format!("{c} is not a container of {}", found.name),
+        )),
+    }
 }
 
 /// Restarts every workload of the binding in every cluster, rolling (the

@@ -7,7 +7,10 @@
 //! tenant's admission lock ([`lock_tenant`]), so the checks here and in
 //! [`crate::reservation`] see a consistent tenant and nothing is ever
 //! over-committed: at every level, `used <= hard`, and the projects' limits sum
-//! to at most the tenant's, the partitions' to at most their project's.
+//! to at most the tenant's, the partitions' to at most their project's. A
+//! limit is carved from the nearest ancestor that sets one for the resource:
+//! the partitions of a project without a `pods` limit count against the
+//! tenant's `pods`, beside the projects that set one.
 
 use std::collections::BTreeMap;
 
@@ -251,12 +254,9 @@ pub(crate) async fn raise(
     };
     let current = limits(tx, &scope).await?;
     let children = match level {
-        Level::Tenant => {
-            let projects = sqlx::query_scalar!("SELECT id FROM projects WHERE tenant_id = $1", tenant)
-                .fetch_all(&mut *tx)
-                .await?;
-            siblings_sum(tx, Level::Project, &projects).await?
-        }
+        // What is carved from the tenant: its projects' limits, and its
+        // partitions' under projects that set none.
+        Level::Tenant => Tree::load(tx, tenant).await?.charged_to_tenant(),
         Level::Project => {
             let partitions = sqlx::query_scalar!("SELECT id FROM partitions WHERE project_id = $1", owner)
                 .fetch_all(&mut *tx)
@@ -306,6 +306,133 @@ pub(crate) async fn raise(
     Ok(())
 }
 
+/// The limits a tenant's projects and partitions set, in milli-units: what
+/// carving through a level that sets no limit needs to see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Tree {
+    /// Project -> resource -> hard.
+    projects: BTreeMap<Uuid, BTreeMap<Resource, i64>>,
+    /// Partition -> (its project, resource -> hard).
+    partitions: BTreeMap<Uuid, (Uuid, BTreeMap<Resource, i64>)>,
+}
+
+impl Tree {
+    /// Each tenant-level row (`key = ''`) of the tenant's quotas: level,
+    /// owner, resource, hard, used and, for a partition, its project.
+    async fn rows(tx: &mut PgConnection, tenant: Uuid) -> Result<Vec<TreeRow>> {
+        Ok(sqlx::query_as!(
+            TreeRow,
+            r#"SELECT q.level, q.owner_id, q.resource, q.hard, q.used, pa.project_id AS "project_id?"
+           FROM quotas q LEFT JOIN partitions pa ON q.level = 'partition' AND pa.id = q.owner_id
+           WHERE q.tenant_id = $1 AND q.key = ''"#,
+            tenant,
+        )
+        .fetch_all(&mut *tx)
+        .await?)
+    }
+
+    fn of(rows: &[TreeRow]) -> Self {
+        let mut tree = Self::default();
+        for r in rows {
+            let (Some(resource), Some(hard)) = (Resource::parse(&r.resource), r.hard) else {
+                continue;
+            };
+            match (level_of(&r.level), r.project_id) {
+                (Level::Project, _) => {
+                    tree.projects.entry(r.owner_id).or_default().insert(resource, hard);
+                }
+                (Level::Partition, Some(project)) => {
+                    tree.partitions
+                        .entry(r.owner_id)
+                        .or_insert_with(|| (project, BTreeMap::new()))
+                        .1
+                        .insert(resource, hard);
+                }
+                _ => {}
+            }
+        }
+        tree
+    }
+
+    async fn load(tx: &mut PgConnection, tenant: Uuid) -> Result<Self> {
+        Ok(Self::of(&Self::rows(tx, tenant).await?))
+    }
+
+    /// Whether `project` sets a limit for `resource`.
+    fn limits(&self, project: Uuid, resource: Resource) -> bool {
+        self.projects.get(&project).is_some_and(|l| l.contains_key(&resource))
+    }
+
+    /// What the tenant's limit of each resource is carved into: each
+    /// project's own limit, and for a project that sets none, what its
+    /// partitions set (carved from the tenant through it). A child's limit
+    /// counts against the nearest ancestor that sets one.
+    fn charged_to_tenant(&self) -> BTreeMap<Resource, i64> {
+        let mut sums: BTreeMap<Resource, i64> = BTreeMap::new();
+        for limits in self.projects.values() {
+            for (r, h) in limits {
+                *sums.entry(*r).or_default() += h;
+            }
+        }
+        for (project, limits) in self.partitions.values() {
+            for (r, h) in limits.iter().filter(|(r, _)| !self.limits(*project, **r)) {
+                *sums.entry(*r).or_default() += h;
+            }
+        }
+        sums
+    }
+
+    /// What `project`'s partitions set, per resource.
+    fn partitions_of(&self, project: Uuid) -> BTreeMap<Resource, i64> {
+        let mut sums: BTreeMap<Resource, i64> = BTreeMap::new();
+        for (_, limits) in self.partitions.values().filter(|(p, _)| *p == project) {
+            for (r, h) in limits {
+                *sums.entry(*r).or_default() += h;
+            }
+        }
+        sums
+    }
+}
+
+struct TreeRow {
+    level: String,
+    owner_id: Uuid,
+    resource: String,
+    hard: Option<i64>,
+    used: i64,
+    project_id: Option<Uuid>,
+}
+
+fn milli_map(list: &ResourceList) -> BTreeMap<Resource, i64> {
+    list.0.iter().map(|(r, q)| (*r, q.milli())).collect()
+}
+
+/// A child's limit over its nearest limiting ancestor: bad input on the
+/// field `hard.<resource>`, naming the ancestor.
+/// `children` names what the ancestor is carved into when it is the parent;
+/// `through` the level in between that sets no limit, when it is not.
+fn over(resource: Resource, ancestor: &str, children: &str, limit: i64, sum: i64, through: Option<&str>) -> Error {
+    let (what, through) = match through {
+        None => (children, String::new()),
+        Some(p) => (
+            "what is carved from it",
+            format!(
+                " ({p} sets no {} limit, so the nearest level above that does is {ancestor})",
+                resource.as_str()
+            ),
+        ),
+    };
+    Error::invalid(
+        format!("hard.{}", resource.as_str()),
+        format!(
+            "{ancestor} has {} of {}; {what} would hold {}{through}",
+            resource.amount(limit),
+            resource.as_str(),
+            resource.amount(sum)
+        ),
+    )
+}
+
 /// Checks a tenant's quota holds together after provisioning changed it:
 /// at every scope nothing is used beyond its limit, the DR reserve is within
 /// the total, the projects' limits within the tenant's and each project's
@@ -316,14 +443,10 @@ pub(crate) async fn raise(
 /// [`Error::FailedPrecondition`] naming the first level that would be
 /// over-committed.
 pub(crate) async fn verify(tx: &mut PgConnection, tenant: Uuid) -> Result<()> {
-    let rows = sqlx::query!(
-        r#"SELECT q.level, q.owner_id, q.resource, q.hard, q.used, pa.project_id AS "project_id?"
-           FROM quotas q LEFT JOIN partitions pa ON q.level = 'partition' AND pa.id = q.owner_id
-           WHERE q.tenant_id = $1 AND q.key = ''"#,
-        tenant,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = Tree::rows(tx, tenant).await?;
+    // Partitions under a project that sets no limit for a resource are
+    // carved from the tenant through it.
+    let tree = Tree::of(&rows);
     // (level, owner, resource) -> hard; children's sums per (parent, resource).
     let mut hard: BTreeMap<(Level, Uuid, Resource), i64> = BTreeMap::new();
     let mut children: BTreeMap<(Level, Uuid, Resource), i64> = BTreeMap::new();
@@ -343,9 +466,11 @@ pub(crate) async fn verify(tx: &mut PgConnection, tenant: Uuid) -> Result<()> {
             )));
         }
         hard.insert((level, r.owner_id, resource), h);
+        // The tenant's children are summed by the tree below (projects, and
+        // partitions of projects that set no limit).
         let parent = match (level, r.project_id) {
-            (Level::Project | Level::DrReserve, _) => Some((Level::Tenant, tenant)),
-            (Level::Partition, Some(project)) => Some((Level::Project, project)),
+            (Level::DrReserve, _) => Some((Level::Tenant, tenant)),
+            (Level::Partition, Some(project)) if tree.limits(project, resource) => Some((Level::Project, project)),
             _ => None,
         };
         if let Some((parent_level, parent)) = parent {
@@ -357,6 +482,9 @@ pub(crate) async fn verify(tx: &mut PgConnection, tenant: Uuid) -> Result<()> {
             };
             *children.entry(key).or_default() += h;
         }
+    }
+    for (resource, sum) in tree.charged_to_tenant() {
+        children.insert((Level::Tenant, tenant, resource), sum);
     }
     for ((level, owner, resource), sum) in children {
         let parent_level = if level == Level::DrReserve {
@@ -461,13 +589,10 @@ impl Quotas {
         let label = format!("tenant {name}");
         let total: BTreeMap<Resource, (Option<i64>, i64)> =
             quota.hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
-        let projects = sqlx::query_scalar!("SELECT id FROM projects WHERE tenant_id = $1", tenant)
-            .fetch_all(&mut *tx)
-            .await?;
         carve(
             &label,
             &total,
-            &siblings_sum(&mut tx, Level::Project, &projects).await?,
+            &Tree::load(&mut tx, tenant).await?.charged_to_tenant(),
             "its projects",
         )?;
         for (what, list) in std::iter::once(("the DR reserve".to_string(), &quota.dr_reserve))
@@ -541,13 +666,6 @@ impl Quotas {
         let (tenant, name, tenant_name) = (owner.tenant_id, owner.name, owner.tenant_name);
         caller.require(tenant, Role::TenantAdmin, "project", project)?;
         lock_tenant(&mut tx, tenant).await?;
-        let others = sqlx::query_scalar!(
-            "SELECT id FROM projects WHERE tenant_id = $1 AND id <> $2",
-            tenant,
-            project
-        )
-        .fetch_all(&mut *tx)
-        .await?;
         let tenant_limits = limits(
             &mut tx,
             &Scope {
@@ -557,24 +675,35 @@ impl Quotas {
             },
         )
         .await?;
-        let projects = add(siblings_sum(&mut tx, Level::Project, &others).await?, hard);
-        carve(
-            &format!("tenant {tenant_name}"),
-            &tenant_limits,
-            &projects,
-            "its projects",
-        )?;
-        let partitions = sqlx::query_scalar!("SELECT id FROM partitions WHERE project_id = $1", project)
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut tree = Tree::load(&mut tx, tenant).await?;
+        let partitions = tree.partitions_of(project);
+        let before = tree.projects.insert(project, milli_map(hard)).unwrap_or_default();
+        let charged = tree.charged_to_tenant();
+        let ancestor = format!("tenant {tenant_name}");
+        for (resource, (limit, _)) in &tenant_limits {
+            let (Some(limit), Some(sum)) = (*limit, charged.get(resource).copied()) else {
+                continue;
+            };
+            // Only what this change moves is judged: the project's own
+            // limit, or (when it stops setting one) its partitions' limits,
+            // which are then carved from the tenant through it.
+            let moved =
+                hard.0.contains_key(resource) || (before.contains_key(resource) && partitions.contains_key(resource));
+            if moved && sum > limit {
+                let through = (!hard.0.contains_key(resource)).then(|| format!("project {name}"));
+                return Err(over(
+                    *resource,
+                    &ancestor,
+                    "its projects",
+                    limit,
+                    sum,
+                    through.as_deref(),
+                ));
+            }
+        }
         let new: BTreeMap<Resource, (Option<i64>, i64)> =
             hard.0.iter().map(|(r, q)| (*r, (Some(q.milli()), 0))).collect();
-        carve(
-            &format!("project {name}"),
-            &new,
-            &siblings_sum(&mut tx, Level::Partition, &partitions).await?,
-            "its partitions",
-        )?;
+        carve(&format!("project {name}"), &new, &partitions, "its partitions")?;
         replace(
             &mut tx,
             tenant,
@@ -609,13 +738,9 @@ impl Quotas {
         let project_name = sqlx::query_scalar!("SELECT name FROM projects WHERE id = $1", partition.project_id)
             .fetch_one(&mut *tx)
             .await?;
-        let others = sqlx::query_scalar!(
-            "SELECT id FROM partitions WHERE project_id = $1 AND id <> $2",
-            partition.project_id,
-            partition.id,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let tenant_name = sqlx::query_scalar!("SELECT name FROM tenants WHERE id = $1", partition.tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
         let project_limits = limits(
             &mut tx,
             &Scope {
@@ -625,13 +750,49 @@ impl Quotas {
             },
         )
         .await?;
-        let sums = add(siblings_sum(&mut tx, Level::Partition, &others).await?, hard);
-        carve(
-            &format!("project {project_name}"),
-            &project_limits,
-            &sums,
-            "its partitions",
-        )?;
+        let tenant_limits = limits(
+            &mut tx,
+            &Scope {
+                level: Level::Tenant,
+                owner: partition.tenant_id,
+                key: String::new(),
+            },
+        )
+        .await?;
+        let mut tree = Tree::load(&mut tx, partition.tenant_id).await?;
+        tree.partitions
+            .insert(partition.id, (partition.project_id, milli_map(hard)));
+        let in_project = tree.partitions_of(partition.project_id);
+        let charged = tree.charged_to_tenant();
+        // Each limit is checked against the nearest level above that sets
+        // one: the project, else the tenant.
+        for resource in hard.0.keys() {
+            let (ancestor, limit, sum, through) = match (project_limits.get(resource), tenant_limits.get(resource)) {
+                (Some((Some(limit), _)), _) => (
+                    format!("project {project_name}"),
+                    *limit,
+                    in_project.get(resource).copied().unwrap_or(0),
+                    None,
+                ),
+                (_, Some((Some(limit), _))) => (
+                    format!("tenant {tenant_name}"),
+                    *limit,
+                    charged.get(resource).copied().unwrap_or(0),
+                    Some(format!("project {project_name}")),
+                ),
+                _ => continue,
+            };
+            if sum > limit {
+                return Err(over(
+                    *resource,
+                    &ancestor,
+                    "its partitions",
+                    limit,
+                    sum,
+                    through.as_deref(),
+                ));
+            }
+        }
         let label = format!("partition {} in {}", partition.namespace, partition.cluster);
         replace(
             &mut tx,
@@ -731,6 +892,31 @@ mod tests {
             let fits = resources.iter().zip(&parent).all(|(r, p)| sums.get(r).copied().unwrap_or(0) <= *p);
             prop_assert_eq!(carve("tenant t", &parent_limits, &sums, "its projects").is_ok(), fits);
         }
+    }
+
+    #[test]
+    fn partitions_of_a_project_without_a_limit_are_charged_to_the_tenant() {
+        let (web, api) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut tree = Tree::default();
+        tree.projects
+            .insert(web, BTreeMap::from([(Resource::RequestsCpu, 4000)]));
+        tree.projects.insert(api, BTreeMap::from([(Resource::Pods, 30_000)]));
+        tree.partitions.insert(
+            Uuid::from_u128(3),
+            (
+                web,
+                BTreeMap::from([(Resource::Pods, 1_000_000), (Resource::RequestsCpu, 3000)]),
+            ),
+        );
+        tree.partitions
+            .insert(Uuid::from_u128(4), (api, BTreeMap::from([(Resource::Pods, 20_000)])));
+        assert_eq!(
+            tree.charged_to_tenant(),
+            BTreeMap::from([(Resource::Pods, 1_030_000), (Resource::RequestsCpu, 4000)]),
+            "web's partition's pods count against the tenant; its cpu and api's pods against their project"
+        );
+        assert_eq!(tree.partitions_of(api), BTreeMap::from([(Resource::Pods, 20_000)]));
+        assert!(tree.limits(api, Resource::Pods) && !tree.limits(web, Resource::Pods));
     }
 
     #[test]

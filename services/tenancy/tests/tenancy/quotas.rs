@@ -17,7 +17,7 @@ async fn projects_are_carved_from_the_tenant_and_partitions_from_the_project() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "tenant acme has 10 of requests.cpu; its projects would hold 11"
+        "hard.requests.cpu: tenant acme has 10 of requests.cpu; its projects would hold 11"
     );
     w.quotas
         .set_project(&admin(), api.id, &list(&[("requests.cpu", "4")]))
@@ -33,7 +33,7 @@ async fn projects_are_carved_from_the_tenant_and_partitions_from_the_project() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "project web has 6 of requests.cpu; its partitions would hold 7"
+        "hard.requests.cpu: project web has 6 of requests.cpu; its partitions would hold 7"
     );
 
     // A project cannot shrink below its partitions, a tenant below its projects.
@@ -65,6 +65,86 @@ async fn projects_are_carved_from_the_tenant_and_partitions_from_the_project() {
     assert_eq!(
         err.to_string(),
         "partition acme-web in dc1-prod: cannot set requests.cpu to 2: 3 is in use"
+    );
+}
+
+#[tokio::test]
+async fn a_limit_is_carved_from_the_nearest_ancestor_that_sets_it() {
+    let w = World::new().await;
+    let t = w.tenant("acme", &[("pods", "40"), ("requests.cpu", "10")]).await;
+    // web limits cpu but not pods: its partitions' pods come from the tenant.
+    let web = w.project(&t, "web", &[("requests.cpu", "4")]).await;
+    let api = w.project(&t, "api", &[("pods", "30")]).await;
+    let part = w.partition(&web, "dc1-prod", &[]).await;
+    let err = w
+        .quotas
+        .set_partition(&admin(), &part, &list(&[("pods", "1000")]), LimitRange::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("hard.pods"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "hard.pods: tenant acme has 40 of pods; what is carved from it would hold 1030 \
+         (project web sets no pods limit, so the nearest level above that does is tenant acme)"
+    );
+    w.quotas
+        .set_partition(&admin(), &part, &list(&[("pods", "10")]), LimitRange::default())
+        .await
+        .unwrap();
+    let other = w.partition(&web, "dc2-dr", &[]).await;
+    assert_eq!(
+        w.quotas
+            .set_partition(&admin(), &other, &list(&[("pods", "1")]), LimitRange::default())
+            .await
+            .unwrap_err()
+            .field(),
+        Some("hard.pods"),
+        "30 + 10 + 1 > 40"
+    );
+
+    // The partitions carved through web count when a project or the tenant changes.
+    assert_eq!(
+        w.quotas
+            .set_project(&admin(), api.id, &list(&[("pods", "31")]))
+            .await
+            .unwrap_err()
+            .field(),
+        Some("hard.pods")
+    );
+    let shrink = TenantQuota {
+        hard: list(&[("pods", "39"), ("requests.cpu", "10")]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        w.quotas.set_tenant(&admin(), t.id, &shrink).await,
+        Err(Error::FailedPrecondition(_))
+    ));
+    // web may take over its partitions' pods within what the tenant has left.
+    assert_eq!(
+        w.quotas
+            .set_project(&admin(), web.id, &list(&[("requests.cpu", "4"), ("pods", "11")]))
+            .await
+            .unwrap_err()
+            .field(),
+        Some("hard.pods")
+    );
+    w.quotas
+        .set_project(&admin(), web.id, &list(&[("requests.cpu", "4"), ("pods", "10")]))
+        .await
+        .unwrap();
+
+    // A project that stops limiting hands its partitions to the tenant.
+    let api_part = w.partition(&api, "dc1-prod", &[("pods", "25")]).await;
+    w.quotas.set_project(&admin(), api.id, &list(&[])).await.unwrap();
+    let err = w
+        .quotas
+        .set_partition(&admin(), &api_part, &list(&[("pods", "31")]), LimitRange::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "hard.pods: tenant acme has 40 of pods; what is carved from it would hold 41 \
+         (project api sets no pods limit, so the nearest level above that does is tenant acme)"
     );
 }
 
