@@ -42,7 +42,10 @@ pub(crate) struct ApiState {
 /// The Kubernetes API router of one cluster.
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
+        // Clients ask for `/version/`, `/api/` and `/apis/` too (the Python
+        // client's generated paths); the API server serves both spellings.
         .route("/version", get(version))
+        .route("/version/", get(version))
         .route("/healthz", get(healthy))
         .route("/readyz", get(healthy))
         .route("/livez", get(healthy))
@@ -50,7 +53,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/openapi/v3", get(openapi::root))
         .route("/openapi/v3/{*gv}", get(openapi::group_version))
         .route("/api", get(core_versions))
+        .route("/api/", get(core_versions))
         .route("/apis", get(group_list))
+        .route("/apis/", get(group_list))
         .route("/api/{*rest}", any(core))
         .route("/apis/{*rest}", any(grouped))
         .fallback(not_found)

@@ -23,6 +23,7 @@ fn set_if_absent(obj: &mut Value, field: &str, value: Value) {
 
 /// Fills in what the API server defaults for `rid`.
 pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
+    status_zero_values(rid, obj);
     match rid {
         resource::SECRETS => default_secret(obj),
         resource::STATEFULSETS => {
@@ -82,6 +83,32 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
             }
         }
         _ => {}
+    }
+}
+
+/// The status fields the API server always serializes, zero until a
+/// controller sets them: Go's JSON encoding writes non-`omitempty` integers
+/// and nested structs even when empty, and clients whose models require
+/// them (the Python client's `StatefulSetStatus.replicas`) fail without.
+fn status_zero_values(rid: ResourceId, obj: &mut Value) {
+    let fields: &[(&str, Value)] = match rid {
+        resource::STATEFULSETS => &[("replicas", json!(0)), ("availableReplicas", json!(0))],
+        resource::REPLICASETS | resource::REPLICATIONCONTROLLERS => &[("replicas", json!(0))],
+        resource::DAEMONSETS => &[
+            ("currentNumberScheduled", json!(0)),
+            ("desiredNumberScheduled", json!(0)),
+            ("numberMisscheduled", json!(0)),
+            ("numberReady", json!(0)),
+        ],
+        resource::HORIZONTALPODAUTOSCALERS => &[("desiredReplicas", json!(0))],
+        resource::SERVICES | resource::INGRESSES => &[("loadBalancer", json!({}))],
+        _ => return,
+    };
+    if !obj["status"].is_object() {
+        obj["status"] = json!({});
+    }
+    for (field, zero) in fields {
+        set_if_absent(&mut obj["status"], field, zero.clone());
     }
 }
 

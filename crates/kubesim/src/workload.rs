@@ -102,7 +102,23 @@ pub(crate) fn validate_update(rid: ResourceId, old: &Value, new: &Value) -> Vec<
 /// ExternalName loses the cluster IPs and node ports it was given, unless
 /// the update sets them anew.
 pub(crate) fn prepare_update(rid: ResourceId, old: &Value, new: &mut Value) {
-    if rid != resource::SERVICES || new["spec"]["type"] != "ExternalName" || old["spec"]["type"] == "ExternalName" {
+    if rid != resource::SERVICES {
+        return;
+    }
+    let had_node_ports = matches!(old["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"));
+    if new["spec"]["type"] == "ClusterIP" && had_node_ports {
+        // A Service turning into a ClusterIP one gives its node ports back.
+        for p in new["spec"]["ports"].as_array_mut().into_iter().flatten() {
+            if let Some(m) = p.as_object_mut() {
+                m.remove("nodePort");
+            }
+        }
+        if let Some(m) = new["spec"].as_object_mut() {
+            m.remove("externalTrafficPolicy");
+            m.remove("allocateLoadBalancerNodePorts");
+        }
+    }
+    if new["spec"]["type"] != "ExternalName" || old["spec"]["type"] == "ExternalName" {
         return;
     }
     let spec = &mut new["spec"];
@@ -303,6 +319,8 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
+            default_service_policies(&mut obj["spec"]);
+            allocate_node_ports(obj, st);
         }
         resource::ENDPOINTS => {
             for subset in obj["subsets"].as_array_mut().into_iter().flatten() {
@@ -312,6 +330,83 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
         _ => {}
     }
     crate::defaults::default_object(rid, obj, st);
+}
+
+/// The policies the API server defaults on a Service: session affinity,
+/// the IP family of its cluster IP, and the traffic policies.
+fn default_service_policies(spec: &mut Value) {
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
+    if spec.get("sessionAffinity").is_none_or(Value::is_null) {
+        spec["sessionAffinity"] = json!("None");
+    }
+    if kind == "ExternalName" {
+        return;
+    }
+    for (field, value) in [
+        ("ipFamilies", json!(["IPv4"])),
+        ("ipFamilyPolicy", json!("SingleStack")),
+        ("internalTrafficPolicy", json!("Cluster")),
+    ] {
+        if spec.get(field).is_none_or(Value::is_null) {
+            spec[field] = value;
+        }
+    }
+    if matches!(kind.as_str(), "NodePort" | "LoadBalancer")
+        && spec.get("externalTrafficPolicy").is_none_or(Value::is_null)
+    {
+        spec["externalTrafficPolicy"] = json!("Cluster");
+    }
+    if kind == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").is_none_or(Value::is_null) {
+        spec["allocateLoadBalancerNodePorts"] = json!(true);
+    }
+}
+
+/// The API server's node port range (`--service-node-port-range`).
+const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// Gives each port of a NodePort (or LoadBalancer) Service that has none a
+/// free node port from the range, as the API server's allocator does.
+fn allocate_node_ports(obj: &mut Value, st: &State) {
+    let kind = obj["spec"]["type"].as_str().unwrap_or_default();
+    let wanted =
+        kind == "NodePort" || (kind == "LoadBalancer" && obj["spec"]["allocateLoadBalancerNodePorts"] != false);
+    if !wanted {
+        return;
+    }
+    let me = (
+        meta_str(obj, "namespace").to_string(),
+        meta_str(obj, "name").to_string(),
+    );
+    let mut used: std::collections::BTreeSet<i64> = st
+        .map(resource::SERVICES)
+        .values()
+        .filter(|s| (meta_str(s, "namespace"), meta_str(s, "name")) != (me.0.as_str(), me.1.as_str()))
+        .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["nodePort"].as_i64())
+        .collect();
+    used.extend(
+        obj["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["nodePort"].as_i64()),
+    );
+    // Start from a name-derived port, so allocations spread over the range
+    // as the real allocator's random picks do, but stay reproducible.
+    let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+    let seed = me.1.bytes().fold(0_i64, |h, b| (h * 31 + i64::from(b)) % span);
+    for p in obj["spec"]["ports"].as_array_mut().into_iter().flatten() {
+        if p["nodePort"].as_i64().is_some_and(|n| n > 0) {
+            continue;
+        }
+        if let Some(port) = (0..span)
+            .map(|i| NODE_PORTS.start() + (seed + i) % span)
+            .find(|n| !used.contains(n))
+        {
+            p["nodePort"] = json!(port);
+            used.insert(port);
+        }
+    }
 }
 
 /// Ports default to TCP; a Service's target port to its port.
@@ -446,6 +541,57 @@ pub(crate) fn write_status(store: &Store, rid: ResourceId, obj: &Value, status: 
         c["status"] = status;
         Ok(c)
     });
+}
+
+/// The annotation carrying a rollout's revision, on the Deployment and its ReplicaSets.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+fn revision_of(obj: &Value) -> i64 {
+    obj["metadata"]["annotations"][REVISION]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Keeps the revision annotations as the Deployment controller does: the
+/// current ReplicaSet carries the newest revision (a rollback to an older
+/// template gives its ReplicaSet the next one), and the Deployment the
+/// revision of its current ReplicaSet (`kubectl rollout history` reads both).
+fn sync_revision(store: &Store, d: &Value, new_rs: &Value, sets: &[Arc<Value>]) {
+    let newest_other = sets
+        .iter()
+        .filter(|rs| meta_str(rs, "name") != meta_str(new_rs, "name"))
+        .map(|rs| revision_of(rs))
+        .max()
+        .unwrap_or(0);
+    let mut revision = revision_of(new_rs);
+    if revision <= newest_other {
+        revision = newest_other + 1;
+        let _ = store.modify(
+            resource::REPLICASETS,
+            meta_str(new_rs, "namespace"),
+            meta_str(new_rs, "name"),
+            &WriteOptions::by(MANAGER),
+            |cur| {
+                let mut c = cur.clone();
+                c["metadata"]["annotations"][REVISION] = json!(revision.to_string());
+                Ok(c)
+            },
+        );
+    }
+    if revision_of(d) != revision {
+        let _ = store.modify(
+            resource::DEPLOYMENTS,
+            meta_str(d, "namespace"),
+            meta_str(d, "name"),
+            &WriteOptions::by(MANAGER),
+            |cur| {
+                let mut c = cur.clone();
+                c["metadata"]["annotations"][REVISION] = json!(revision.to_string());
+                Ok(c)
+            },
+        );
+    }
 }
 
 /// Scales a Deployment's ReplicaSet, reporting `ScalingReplicaSet` on the Deployment.
@@ -687,6 +833,9 @@ pub(crate) fn reconcile_deployments(store: &Store) {
             }
         }
 
+        if !paused && let Some(new_rs) = sets.iter().find(|rs| is_new(rs)) {
+            sync_revision(store, &d, new_rs, &sets);
+        }
         let sets = owned(store, resource::REPLICASETS, ns, uid);
         let new_rs = sets.iter().find(|rs| is_new(rs));
         let sum = |f: &str| sets.iter().map(|rs| status_i64(rs, f)).sum::<i64>();
