@@ -76,4 +76,5 @@ python_scenarios! {
     python_client_workload_scenarios => "test_workloads.py",
     python_client_batch_scenarios => "test_batch.py",
     python_client_machinery_scenarios => "test_machinery.py",
+    python_client_kind_scenarios => "test_kinds.py",
 }
