@@ -9,8 +9,8 @@
 //! that long) and `progressDeadlineSeconds` (Progressing False
 //! `ProgressDeadlineExceeded` after that long without progress).
 //!
-//! Not simulated: proportional scaling of a paused Deployment, revision
-//! history cleanup, StatefulSet OrderedReady ordering (pods are created in
+//! A paused Deployment, or one scaled mid-rollout, is scaled proportionally
+//! across its active ReplicaSets. Not simulated: revision history cleanup, StatefulSet OrderedReady ordering (pods are created in
 //! parallel), volume claim templates.
 
 use std::sync::Arc;
@@ -543,6 +543,135 @@ pub(crate) fn write_status(store: &Store, rid: ResourceId, obj: &Value, status: 
     });
 }
 
+/// The Deployment's replicas when a ReplicaSet was last sized by it.
+const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+/// The Deployment's replicas plus maxSurge at that time.
+const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+
+fn annotated(obj: &Value, key: &str) -> Option<i64> {
+    obj["metadata"]["annotations"][key].as_str()?.parse().ok()
+}
+
+/// The Deployment controller's `scale`: a single active ReplicaSet (or,
+/// with none, the new or newest one) takes the Deployment's replicas; a
+/// saturated new ReplicaSet leaves the old ones at zero; otherwise a
+/// rolling Deployment's replicas (plus maxSurge) are shared among the
+/// active ReplicaSets in proportion to their sizes, by the
+/// `max-replicas` annotation each carries, the rounding leftover going to
+/// the largest (newest when scaling up, oldest when scaling down).
+#[allow(clippy::too_many_arguments)]
+fn scale_proportionally(
+    store: &Store,
+    d: &Value,
+    new_rs: Option<&Arc<Value>>,
+    sets: &[Arc<Value>],
+    desired: i64,
+    surge: i64,
+    recreate: bool,
+) {
+    let mut active: Vec<&Arc<Value>> = sets.iter().filter(|rs| replicas(rs) > 0).collect();
+    let lone = match active.as_slice() {
+        [one] => Some(*one),
+        [] => new_rs.or_else(|| sets.iter().max_by(|a, b| created(a).cmp(created(b)))),
+        _ => None,
+    };
+    if let Some(rs) = lone {
+        resize(store, d, rs, desired, surge);
+        return;
+    }
+    if let Some(new_rs) = new_rs
+        && replicas(new_rs) == desired
+        && status_i64(new_rs, "availableReplicas") == desired
+    {
+        for rs in active
+            .iter()
+            .filter(|rs| meta_str(rs, "name") != meta_str(new_rs, "name"))
+        {
+            resize(store, d, rs, 0, surge);
+        }
+        return;
+    }
+    if recreate {
+        return;
+    }
+    let total: i64 = active.iter().map(|rs| replicas(rs)).sum();
+    let allowed = if desired > 0 { desired + surge } else { 0 };
+    let to_add = allowed - total;
+    // Larger first; among equals the newer when scaling up, the older when down.
+    active.sort_by(|a, b| {
+        let by_age = if to_add > 0 {
+            created(b).cmp(created(a))
+        } else {
+            created(a).cmp(created(b))
+        };
+        replicas(b).cmp(&replicas(a)).then(by_age)
+    });
+    let mut added = 0;
+    let mut sizes: Vec<i64> = Vec::with_capacity(active.len());
+    for rs in &active {
+        let proportion = if to_add == 0 || to_add == added {
+            0
+        } else {
+            let fraction = if desired == 0 {
+                -replicas(rs)
+            } else {
+                let before = annotated(rs, MAX_REPLICAS)
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| status_i64(d, "replicas"));
+                if before == 0 {
+                    0
+                } else {
+                    #[expect(clippy::cast_precision_loss, reason = "replica counts are far below 2^52")]
+                    #[expect(clippy::cast_possible_truncation, reason = "the result is a replica count")]
+                    let scaled = ((replicas(rs) * (desired + surge)) as f64 / before as f64).round() as i64;
+                    scaled - replicas(rs)
+                }
+            };
+            let room = to_add - added;
+            if to_add > 0 {
+                fraction.min(room)
+            } else {
+                fraction.max(room)
+            }
+        };
+        sizes.push(replicas(rs) + proportion);
+        added += proportion;
+    }
+    if let Some(first) = sizes.first_mut()
+        && to_add != 0
+    {
+        *first = (*first + to_add - added).max(0);
+    }
+    for (rs, size) in active.iter().zip(sizes) {
+        resize(store, d, rs, size, surge);
+    }
+}
+
+fn created(obj: &Value) -> &str {
+    meta_str(obj, "creationTimestamp")
+}
+
+/// Sizes a ReplicaSet for its Deployment, recording the Deployment's
+/// replicas and maximum in its annotations as the controller does.
+fn resize(store: &Store, d: &Value, rs: &Value, n: i64, surge: i64) {
+    let desired = replicas(d);
+    if annotated(rs, DESIRED_REPLICAS) != Some(desired) || annotated(rs, MAX_REPLICAS) != Some(desired + surge) {
+        let _ = store.modify(
+            resource::REPLICASETS,
+            meta_str(rs, "namespace"),
+            meta_str(rs, "name"),
+            &WriteOptions::by(MANAGER),
+            |cur| {
+                let mut c = cur.clone();
+                c["metadata"]["annotations"][DESIRED_REPLICAS] = json!(desired.to_string());
+                c["metadata"]["annotations"][MAX_REPLICAS] = json!((desired + surge).to_string());
+                Ok(c)
+            },
+        );
+    }
+    write_replicas(store, resource::REPLICASETS, rs, n);
+}
+
 /// The annotation carrying a rollout's revision, on the Deployment and its ReplicaSets.
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
@@ -762,7 +891,16 @@ pub(crate) fn reconcile_deployments(store: &Store) {
             (s, if s == 0 && u == 0 { 1 } else { u })
         };
 
-        if !paused && !sets.iter().any(|rs| is_new(rs)) {
+        // A paused Deployment, and one whose replicas changed under its
+        // ReplicaSets (a scaling event), is scaled rather than rolled out.
+        let scaling_event = sets
+            .iter()
+            .any(|rs| replicas(rs) > 0 && annotated(rs, DESIRED_REPLICAS).is_some_and(|n| n != desired));
+        if paused || scaling_event {
+            let new_rs = sets.iter().find(|rs| is_new(rs));
+            scale_proportionally(store, &d, new_rs, &sets, desired, surge, recreate);
+        }
+        if !paused && !scaling_event && !sets.iter().any(|rs| is_new(rs)) {
             let revision = sets
                 .iter()
                 .filter_map(|rs| {
@@ -798,7 +936,12 @@ pub(crate) fn reconcile_deployments(store: &Store) {
                 sets.push(created);
             }
         }
-        if let Some(new_rs) = sets.iter().find(|rs| is_new(rs)).cloned().filter(|_| !paused) {
+        if let Some(new_rs) = sets
+            .iter()
+            .find(|rs| is_new(rs))
+            .cloned()
+            .filter(|_| !paused && !scaling_event)
+        {
             let old: Vec<&Arc<Value>> = sets.iter().filter(|rs| !is_new(rs)).collect();
 
             if recreate {
