@@ -192,6 +192,11 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
                     }
                 }
             }
+            if let Some(zone) = spec["timeZone"].as_str()
+                && let Err(why) = crate::cron_job::parse_time_zone(zone)
+            {
+                problems.push(("spec.timeZone".into(), format!("Invalid value: \"{zone}\": {why}")));
+            }
             if let Some(p) = spec["concurrencyPolicy"]
                 .as_str()
                 .filter(|p| !["Allow", "Forbid", "Replace"].contains(p))

@@ -347,6 +347,18 @@ async fn invalid_jobs_and_cron_jobs_are_refused_naming_the_field() {
         "{}",
         status.message
     );
+    let mars = cron_job("mars", "0 9 * * *", "Allow", json!({ "timeZone": "Mars/Olympus_Mons" }));
+    let status = status_of(cron.create(&PostParams::default(), &mars).await);
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("spec.timeZone: Invalid value: \"Mars/Olympus_Mons\": unknown time zone Mars/Olympus_Mons"),
+        "{}",
+        status.message
+    );
+    let tokyo = cron_job("tokyo", "0 9 * * *", "Allow", json!({ "timeZone": "Asia/Tokyo" }));
+    cron.create(&PostParams::default(), &tokyo).await.unwrap();
 }
 
 fn cron_job(name: &str, schedule: &str, policy: &str, extra: Value) -> CronJob {
