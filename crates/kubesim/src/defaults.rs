@@ -239,6 +239,30 @@ fn job_spec_problems(spec: &Value, path: &str, problems: &mut Vec<(String, Strin
             format!("Unsupported value: \"{policy}\": supported values: \"OnFailure\", \"Never\""),
         ));
     }
+    if spec["podFailurePolicy"].is_object() {
+        if policy != "Never" {
+            problems.push((
+                format!("{path}.template.spec.restartPolicy"),
+                format!("Invalid value: \"{policy}\": only \"Never\" is supported when podFailurePolicy is specified"),
+            ));
+        }
+        for (i, rule) in spec["podFailurePolicy"]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let action = rule["action"].as_str().unwrap_or_default();
+            if !matches!(action, "FailJob" | "Ignore" | "Count" | "FailIndex") {
+                problems.push((
+                    format!("{path}.podFailurePolicy.rules[{i}].action"),
+                    format!(
+                        "Unsupported value: \"{action}\": supported values: \"Count\", \"FailIndex\", \"FailJob\", \"Ignore\""
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

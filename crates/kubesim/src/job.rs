@@ -8,7 +8,10 @@
 //! `FailureTarget`/`Failed` (`BackoffLimitExceeded`, `DeadlineExceeded`),
 //! with their events.
 //!
-//! Not simulated: Indexed completion mode, podFailurePolicy, successPolicy,
+//! `podFailurePolicy` rules (`FailJob`, `Ignore`, `Count` on exit codes and
+//! pod conditions) decide what a failed pod means.
+//!
+//! Not simulated: Indexed completion mode, successPolicy, the `FailIndex` action,
 //! backoffLimitPerIndex, and pod tracking finalizers (succeeded and failed
 //! are counted from the pods that still exist).
 
@@ -186,7 +189,21 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
         let terminating = pods.iter().filter(|p| deleting(p)).count();
         let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
         let on_failure = spec["template"]["spec"]["restartPolicy"] == "OnFailure";
-        let failed_pods = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
+        // podFailurePolicy: the first rule matching a failed pod decides
+        // whether it fails the Job, is ignored (not counted) or counts.
+        let verdicts: Vec<(&Arc<Value>, Option<Verdict>)> = pods
+            .iter()
+            .filter(|p| phase(p) == "Failed")
+            .map(|p| (p, failure_policy_verdict(&spec["podFailurePolicy"], p)))
+            .collect();
+        let fail_job = verdicts.iter().find_map(|(_, v)| match v {
+            Some(Verdict::FailJob(message)) => Some(message.clone()),
+            _ => None,
+        });
+        let failed_pods = verdicts
+            .iter()
+            .filter(|(_, v)| !matches!(v, Some(Verdict::Ignore)))
+            .count() as i64;
         let failed = failed_pods
             + if on_failure {
                 pods.iter().map(|p| restarts(p)).sum()
@@ -249,7 +266,9 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
 
         let backoff_limit = spec["backoffLimit"].as_i64().unwrap_or(6);
         let deadline = spec["activeDeadlineSeconds"].as_i64().map(|s| start + seconds(s));
-        let failure = if failed > backoff_limit {
+        let failure = if let Some(message) = &fail_job {
+            Some(("PodFailurePolicy", message.as_str()))
+        } else if failed > backoff_limit {
             Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"))
         } else if deadline.is_some_and(|d| d <= now) {
             Some(("DeadlineExceeded", "Job was active longer than specified deadline"))
@@ -379,6 +398,86 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
         write_status(store, &job, status);
     }
     next.and_then(|d| d.to_std().ok())
+}
+
+/// What a `podFailurePolicy` rule makes of a failed pod.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// The Job fails at once, with this message.
+    FailJob(String),
+    /// The failure is not counted (towards `backoffLimit` nor `failed`).
+    Ignore,
+    /// The failure counts as without a policy.
+    Count,
+}
+
+/// The verdict of the first rule of `policy` matching the failed `pod`:
+/// `onExitCodes` (`In`/`NotIn` over the non-zero exit codes of its
+/// containers, or of the named one) or `onPodConditions` (a condition of
+/// that type and status). `None` when no rule matches.
+fn failure_policy_verdict(policy: &Value, pod: &Value) -> Option<Verdict> {
+    let terminated: Vec<(String, i64)> = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let code = c["state"]["terminated"]["exitCode"].as_i64()?;
+            Some((c["name"].as_str().unwrap_or_default().to_string(), code))
+        })
+        .filter(|(_, code)| *code != 0)
+        .collect();
+    for (index, rule) in policy["rules"].as_array().into_iter().flatten().enumerate() {
+        let action = rule["action"].as_str().unwrap_or_default();
+        let by_exit = &rule["onExitCodes"];
+        let matched_exit = by_exit.is_object().then(|| {
+            let values: Vec<i64> = by_exit["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .collect();
+            let wanted_in = by_exit["operator"] == "In";
+            terminated.iter().find(|(name, code)| {
+                by_exit["containerName"].as_str().is_none_or(|c| c == name) && values.contains(code) == wanted_in
+            })
+        });
+        let matched = match matched_exit {
+            Some(found) => found.map(|(c, code)| {
+                format!(
+                    "Container {c} for pod {}/{} failed with exit code {code} matching {action} rule at index {index}",
+                    meta_str(pod, "namespace"),
+                    meta_str(pod, "name"),
+                )
+            }),
+            None => rule["onPodConditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|want| {
+                    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c["type"] == want["type"] && c["status"] == want["status"].as_str().unwrap_or("True")
+                        })
+                    })
+                })
+                .map(|want| {
+                    format!(
+                        "Pod {}/{} has condition {} matching {action} rule at index {index}",
+                        meta_str(pod, "namespace"),
+                        meta_str(pod, "name"),
+                        want["type"].as_str().unwrap_or_default(),
+                    )
+                }),
+        };
+        if let Some(message) = matched {
+            return Some(match action {
+                "FailJob" => Verdict::FailJob(message),
+                "Ignore" => Verdict::Ignore,
+                _ => Verdict::Count,
+            });
+        }
+    }
+    None
 }
 
 fn suspended(status: &Value) -> bool {

@@ -587,3 +587,73 @@ spec:
     );
     let _ = std::fs::remove_dir_all(cache);
 }
+
+/// `podFailurePolicy`: a pod failing with an exit code of a `FailJob` rule
+/// fails the Job at once (reason PodFailurePolicy, no retries despite the
+/// backoffLimit); one matching an `Ignore` rule is replaced without being
+/// counted, even with a backoffLimit of 0.
+#[tokio::test]
+async fn a_pod_failure_policy_fails_the_job_or_ignores_the_failure() {
+    let t = spawn().await;
+    let jobs: Api<Job> = Api::namespaced(t.client.clone(), "default");
+    let policy = |action: &str, code: i64| json!({ "rules": [{ "action": action, "onExitCodes": { "operator": "In", "values": [code] } }] });
+    let fatal = job(
+        "fatal",
+        json!({ "kubesim.io/exit-code": "42", "kubesim.io/run-seconds": "0.1" }),
+        json!({ "backoffLimit": 6, "podFailurePolicy": policy("FailJob", 42) }),
+        json!(["sh", "-c", "exit 42"]),
+    );
+    jobs.create(&PostParams::default(), &fatal).await.unwrap();
+    let (j, (reason, message)) = wait_condition(&jobs, "fatal", "Failed").await;
+    assert_eq!(reason, "PodFailurePolicy");
+    let pod = pods_of(&t, "fatal").await[0].metadata.name.clone().unwrap();
+    assert_eq!(
+        message,
+        format!("Container step for pod default/{pod} failed with exit code 42 matching FailJob rule at index 0")
+    );
+    assert_eq!(j.status.unwrap().failed, Some(1), "no retries");
+
+    let ignored = job(
+        "ignored",
+        json!({ "kubesim.io/exit-code": "3", "kubesim.io/run-seconds": "0.2" }),
+        json!({ "backoffLimit": 0, "podFailurePolicy": policy("Ignore", 3) }),
+        json!(["sh", "-c", "exit 3"]),
+    );
+    jobs.create(&PostParams::default(), &ignored).await.unwrap();
+    eventually(Duration::from_secs(10), "two ignored failures", || async {
+        let failed = pods_of(&t, "ignored")
+            .await
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+            .count();
+        (failed >= 2).then_some(())
+    })
+    .await;
+    let j = jobs.get("ignored").await.unwrap();
+    assert!(
+        condition(&j, "Failed").is_none(),
+        "ignored failures do not fail the job"
+    );
+    assert_eq!(j.status.unwrap().failed, None);
+
+    let mut on_failure = fatal.clone();
+    on_failure.metadata.name = Some("onfailure".into());
+    on_failure
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .restart_policy = Some("OnFailure".into());
+    let status = status_of(jobs.create(&PostParams::default(), &on_failure).await);
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("only \"Never\" is supported when podFailurePolicy is specified"),
+        "{}",
+        status.message
+    );
+}
