@@ -228,6 +228,12 @@ fn job_spec_problems(spec: &Value, path: &str, problems: &mut Vec<(String, Strin
             ));
         }
     }
+    if spec["completionMode"] == "Indexed" && spec["completions"].as_i64().is_none() {
+        problems.push((
+            format!("{path}.completions"),
+            "Required value: when completion mode is Indexed".into(),
+        ));
+    }
     let pod = &spec["template"]["spec"];
     if pod["containers"].as_array().is_none_or(Vec::is_empty) {
         problems.push((format!("{path}.template.spec.containers"), "Required value".into()));

@@ -11,7 +11,11 @@
 //! `podFailurePolicy` rules (`FailJob`, `Ignore`, `Count` on exit codes and
 //! pod conditions) decide what a failed pod means.
 //!
-//! Not simulated: Indexed completion mode, successPolicy, the `FailIndex` action,
+//! Indexed Jobs give each pod its completion index (annotation, label,
+//! `JOB_COMPLETION_INDEX`, hostname) and complete once every index has
+//! succeeded (`completedIndexes`).
+//!
+//! Not simulated: successPolicy, the `FailIndex` action,
 //! backoffLimitPerIndex, and pod tracking finalizers (succeeded and failed
 //! are counted from the pods that still exist).
 
@@ -187,7 +191,18 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
             .filter(|p| !deleting(p) && !matches!(phase(p), "Succeeded" | "Failed"))
             .collect();
         let terminating = pods.iter().filter(|p| deleting(p)).count();
-        let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
+        let indexed = spec["completionMode"] == "Indexed";
+        // Indexed: one completion per index, whatever the number of its pods.
+        let done_indexes: std::collections::BTreeSet<i64> = pods
+            .iter()
+            .filter(|p| phase(p) == "Succeeded")
+            .filter_map(|p| completion_index(p))
+            .collect();
+        let succeeded = if indexed {
+            done_indexes.len() as i64
+        } else {
+            pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64
+        };
         let on_failure = spec["template"]["spec"]["restartPolicy"] == "OnFailure";
         // podFailurePolicy: the first rule matching a failed pod decides
         // whether it fails the Job, is ignored (not counted) or counts.
@@ -218,6 +233,9 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
         }
         if failed > 0 {
             status["failed"] = json!(failed);
+        }
+        if indexed && !done_indexes.is_empty() {
+            status["completedIndexes"] = json!(index_ranges(&done_indexes));
         }
         let mut conditions: Vec<Value> = Vec::new();
 
@@ -356,9 +374,17 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
                 l + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
             });
             if failed_pods == 0 || due <= now {
+                let running: std::collections::BTreeSet<i64> =
+                    active.iter().filter_map(|p| completion_index(p)).collect();
+                let mut free =
+                    (0..completions.unwrap_or(0)).filter(|i| !done_indexes.contains(i) && !running.contains(i));
                 for _ in have..wanted {
                     let mut pod = pod_from_template(&job, &spec["template"], &[]);
                     pod["metadata"]["generateName"] = json!(format!("{name}-"));
+                    if indexed {
+                        let Some(index) = free.next() else { break };
+                        index_pod(&mut pod, name, index);
+                    }
                     match store.create(resource::PODS, ns, pod, &WriteOptions::by(workload::MANAGER)) {
                         Ok(p) => {
                             created += 1;
@@ -398,6 +424,50 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
         write_status(store, &job, status);
     }
     next.and_then(|d| d.to_std().ok())
+}
+
+/// The label and annotation carrying an Indexed Job pod's index.
+const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+
+fn completion_index(pod: &Value) -> Option<i64> {
+    pod["metadata"]["annotations"][COMPLETION_INDEX].as_str()?.parse().ok()
+}
+
+/// What the Job controller adds to an Indexed Job's pod for `index`: the
+/// index as annotation, label and `JOB_COMPLETION_INDEX` in every
+/// container's environment, the name `<job>-<index>-` and the hostname
+/// `<job>-<index>`.
+fn index_pod(pod: &mut Value, job: &str, index: i64) {
+    pod["metadata"]["generateName"] = json!(format!("{job}-{index}-"));
+    pod["metadata"]["annotations"][COMPLETION_INDEX] = json!(index.to_string());
+    pod["metadata"]["labels"][COMPLETION_INDEX] = json!(index.to_string());
+    if pod["spec"]["hostname"].as_str().is_none_or(str::is_empty) {
+        pod["spec"]["hostname"] = json!(format!("{job}-{index}"));
+    }
+    for c in pod["spec"]["containers"].as_array_mut().into_iter().flatten() {
+        if !c["env"].is_array() {
+            c["env"] = json!([]);
+        }
+        if let Some(env) = c["env"].as_array_mut() {
+            env.insert(0, json!({ "name": "JOB_COMPLETION_INDEX", "value": index.to_string() }));
+        }
+    }
+}
+
+/// Indexes as the status writes them: `0-2,4,6-7`.
+fn index_ranges(indexes: &std::collections::BTreeSet<i64>) -> String {
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &i in indexes {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => ranges.push((i, i)),
+        }
+    }
+    ranges
+        .iter()
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What a `podFailurePolicy` rule makes of a failed pod.

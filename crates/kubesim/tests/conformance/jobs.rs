@@ -657,3 +657,60 @@ async fn a_pod_failure_policy_fails_the_job_or_ignores_the_failure() {
         status.message
     );
 }
+
+/// An Indexed Job gives each pod its completion index (annotation, label,
+/// `JOB_COMPLETION_INDEX`, hostname `<job>-<index>`) and completes once
+/// every index succeeded, reporting `completedIndexes`.
+#[tokio::test]
+async fn an_indexed_job_runs_one_completion_per_index() {
+    let t = spawn().await;
+    let jobs: Api<Job> = Api::namespaced(t.client.clone(), "default");
+    let indexed = job(
+        "shards",
+        json!({ "kubesim.io/run-seconds": "0.2" }),
+        json!({ "completionMode": "Indexed", "completions": 3, "parallelism": 2 }),
+        json!(["sh", "-c", "echo shard $JOB_COMPLETION_INDEX"]),
+    );
+    jobs.create(&PostParams::default(), &indexed).await.unwrap();
+    let (j, (reason, _)) = wait_condition(&jobs, "shards", "Complete").await;
+    assert_eq!(reason, "CompletionsReached");
+    let status = j.status.unwrap();
+    assert_eq!(status.completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!(status.succeeded, Some(3));
+    let pods = pods_of(&t, "shards").await;
+    assert_eq!(pods.len(), 3);
+    let api = Api::<Pod>::namespaced(t.client.clone(), "default");
+    let mut seen = Vec::new();
+    for p in pods {
+        let index = p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"].clone();
+        assert_eq!(
+            p.metadata.labels.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"],
+            index
+        );
+        let name = p.metadata.name.clone().unwrap();
+        assert!(name.starts_with(&format!("shards-{index}-")), "{name}");
+        assert_eq!(
+            p.spec.as_ref().unwrap().hostname.as_deref(),
+            Some(format!("shards-{index}").as_str())
+        );
+        let log = api.logs(&name, &LogParams::default()).await.unwrap();
+        assert_eq!(log, format!("shard {index}\n"));
+        seen.push(index);
+    }
+    seen.sort();
+    assert_eq!(seen, ["0", "1", "2"]);
+
+    let mut open_ended = indexed.clone();
+    open_ended.metadata.name = Some("open".into());
+    let spec = open_ended.spec.as_mut().unwrap();
+    spec.completions = None;
+    let status = status_of(jobs.create(&PostParams::default(), &open_ended).await);
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("spec.completions: Required value: when completion mode is Indexed"),
+        "{}",
+        status.message
+    );
+}
