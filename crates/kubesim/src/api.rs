@@ -42,7 +42,10 @@ pub(crate) struct ApiState {
 /// The Kubernetes API router of one cluster.
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
+        // Clients ask for `/version/`, `/api/` and `/apis/` too (the Python
+        // client's generated paths); the API server serves both spellings.
         .route("/version", get(version))
+        .route("/version/", get(version))
         .route("/healthz", get(healthy))
         .route("/readyz", get(healthy))
         .route("/livez", get(healthy))
@@ -50,10 +53,13 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/openapi/v3", get(openapi::root))
         .route("/openapi/v3/{*gv}", get(openapi::group_version))
         .route("/api", get(core_versions))
+        .route("/api/", get(core_versions))
         .route("/apis", get(group_list))
+        .route("/apis/", get(group_list))
         .route("/api/{*rest}", any(core))
         .route("/apis/{*rest}", any(grouped))
         .fallback(not_found)
+        .layer(middleware::from_fn(negotiate_errors))
         .layer(middleware::from_fn_with_state(state.clone(), fault_layer))
         .with_state(state)
 }
@@ -108,6 +114,46 @@ async fn fault_layer(State(state): State<ApiState>, req: Request, next: Next) ->
         Fault::Down | Fault::Partition => closing(Error::Unavailable(
             "the server is currently unable to handle the request".into(),
         )),
+    }
+}
+
+/// The largest error body re-encoded as protobuf (a `Status` is small).
+const ERROR_BODY_LIMIT: usize = 1 << 20;
+
+/// Errors are `Status` objects in the representation the client negotiated,
+/// as the API server writes them: protobuf when `Accept` prefers protobuf.
+/// 406 and 415 stay JSON, since they say the negotiation itself failed (for
+/// a custom resource, protobuf is not on offer at all).
+async fn negotiate_errors(req: Request, next: Next) -> Response {
+    let wants_protobuf = Accept::parse(req.headers(), false).first() == Some(&Representation::Protobuf);
+    let resp = next.run(req).await;
+    let code = resp.status();
+    let json_error = (code.is_client_error() || code.is_server_error())
+        && !matches!(code, StatusCode::NOT_ACCEPTABLE | StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !wants_protobuf || !json_error {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await else {
+        return Error::Internal("the error body could not be read".into()).into_response();
+    };
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(|status| status["kind"] == "Status")
+        .and_then(|status| protobuf::encode(&status));
+    match encoded {
+        Some(pb) => {
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(protobuf::MEDIA_TYPE));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(pb))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
     }
 }
 

@@ -15,7 +15,8 @@
 //!   `sleep N` statements, else 1 second, and exits with the pod's
 //!   `kubesim.io/exit-code` annotation, else the script's `exit N` (or 1
 //!   after a final `false`), else 0. With `restartPolicy: Always` it runs
-//!   until deleted.
+//!   until deleted, unless that rule says it fails: then it crash-loops
+//!   (terminated, `CrashLoopBackOff` for 10 s doubling to 5 min, restarted).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -150,7 +151,7 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
     let mut alive = HashSet::new();
     for pod in store.all(resource::PODS) {
         if pod["status"]["phase"] != "Running"
-            || !runs_to_completion(&pod)
+            || !(runs_to_completion(&pod) || crash_loops(&pod))
             || pod["metadata"].get("deletionTimestamp").is_some()
         {
             continue;
@@ -160,9 +161,12 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
         let since = *started.entry(uid.clone()).or_insert(now);
         let elapsed = now.duration_since(since);
         let on_failure = pod["spec"]["restartPolicy"] == "OnFailure";
+        let always = !runs_to_completion(&pod);
         let mut status = pod["status"].clone();
         let mut changed = false;
         let mut restarted = Vec::new();
+        let mut backing_off = Vec::new();
+        let mut rerun = false;
         let specs = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
         let Some(statuses) = status["containerStatuses"].as_array_mut() else {
             continue;
@@ -175,6 +179,27 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
                 continue;
             };
             let o = outcome(&pod, spec);
+            if always && o.exit_code == 0 {
+                // Under `Always` only a failing container stops (and restarts).
+                continue;
+            }
+            if cs["state"]["waiting"]["reason"] == "CrashLoopBackOff" {
+                let restarts = cs["restartCount"].as_i64().unwrap_or(0);
+                let finished =
+                    crate::job::time(&cs["lastState"]["terminated"]["finishedAt"]).unwrap_or_else(chrono::Utc::now);
+                let due = finished + chrono::Duration::from_std(crash_back_off(restarts)).unwrap_or_default();
+                let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+                if wait.is_zero() {
+                    changed = true;
+                    rerun = true;
+                    cs["state"] = json!({ "running": { "startedAt": store::now() } });
+                    cs["ready"] = json!(true);
+                    cs["started"] = json!(true);
+                } else {
+                    next = Some(next.map_or(wait, |n: Duration| n.min(wait)));
+                }
+                continue;
+            }
             if elapsed < o.run_for {
                 let wait = o.run_for - elapsed;
                 next = Some(next.map_or(wait, |n: Duration| n.min(wait)));
@@ -193,6 +218,25 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
                 cs["lastState"] = json!({ "terminated": terminated });
                 cs["state"] = json!({ "running": { "startedAt": store::now() } });
                 restarted.push(cs["name"].as_str().unwrap_or_default().to_string());
+            } else if always {
+                // The kubelet restarts it after a back-off that doubles per
+                // restart (10 s up to 5 min), waiting in CrashLoopBackOff.
+                let restarts = cs["restartCount"].as_i64().unwrap_or(0) + 1;
+                let name = cs["name"].as_str().unwrap_or_default().to_string();
+                cs["restartCount"] = json!(restarts);
+                cs["lastState"] = json!({ "terminated": terminated });
+                cs["state"] = json!({ "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": format!(
+                        "back-off {} restarting failed container={name} pod={}_{}({uid})",
+                        go_seconds(crash_back_off(restarts)),
+                        meta_str(&pod, "name"),
+                        meta_str(&pod, "namespace"),
+                    ),
+                } });
+                cs["ready"] = json!(false);
+                cs["started"] = json!(false);
+                backing_off.push(name);
             } else {
                 cs["state"] = json!({ "terminated": terminated });
                 cs["ready"] = json!(false);
@@ -202,8 +246,8 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
         if !changed {
             continue;
         }
-        if !restarted.is_empty() {
-            started.insert(uid, now);
+        if !restarted.is_empty() || rerun {
+            started.insert(uid.clone(), now);
         }
         let done: Vec<i64> = statuses
             .iter()
@@ -221,6 +265,9 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
                 }
             }
         }
+        if always {
+            set_ready(&mut status);
+        }
         let written = store.modify(
             resource::PODS,
             meta_str(&pod, "namespace"),
@@ -234,6 +281,22 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
         );
         if let Ok(p) = written {
             let node = p["spec"]["nodeName"].as_str().unwrap_or_default();
+            for name in &backing_off {
+                event::record_container(
+                    store,
+                    &p,
+                    name,
+                    Type::Warning,
+                    "BackOff",
+                    &format!(
+                        "Back-off restarting failed container {name} in pod {}_{}({})",
+                        meta_str(&p, "name"),
+                        meta_str(&p, "namespace"),
+                        meta_str(&p, "uid"),
+                    ),
+                    Source::kubelet(node),
+                );
+            }
             for name in &restarted {
                 event::record_container(
                     store,
@@ -252,6 +315,58 @@ pub(crate) fn finish(store: &Store, started: &mut HashMap<String, Instant>) -> O
     }
     started.retain(|uid, _| alive.contains(uid));
     next
+}
+
+/// Whether a `restartPolicy: Always` pod has a container whose simulated
+/// run ends in failure (the `kubesim.io/exit-code` annotation, or the
+/// script's `exit N` or final `false`): it crash-loops, as such a container
+/// does on a real node. Other containers of such pods run until deleted.
+fn crash_loops(pod: &Value) -> bool {
+    pod["spec"]["restartPolicy"] == "Always"
+        && pod["spec"]["containers"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| outcome(pod, c).exit_code != 0))
+}
+
+/// The kubelet's restart back-off after the `restarts`-th restart: 10 s,
+/// doubled per restart, at most 5 minutes.
+fn crash_back_off(restarts: i64) -> Duration {
+    let doublings = u32::try_from(restarts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    Duration::from_secs(10u64.saturating_mul(1 << doublings)).min(Duration::from_secs(300))
+}
+
+/// Seconds as Go prints a whole-second duration (`10s`, `2m40s`, `5m0s`).
+fn go_seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
+/// The pod's Ready and ContainersReady conditions from its containers'
+/// readiness, as the kubelet reports a crashing container.
+fn set_ready(status: &mut Value) {
+    let ready = status["containerStatuses"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().all(|c| c["ready"] == true));
+    for c in status["conditions"].as_array_mut().into_iter().flatten() {
+        if matches!(c["type"].as_str(), Some("Ready" | "ContainersReady")) {
+            let want = if ready { "True" } else { "False" };
+            if c["status"] != want {
+                c["status"] = json!(want);
+                c["lastTransitionTime"] = json!(store::now());
+                if ready {
+                    if let Some(m) = c.as_object_mut() {
+                        m.remove("reason");
+                    }
+                } else {
+                    c["reason"] = json!("ContainersNotReady");
+                }
+            }
+        }
+    }
 }
 
 /// How long a container's preStop hook runs: a `sleep` action's seconds,

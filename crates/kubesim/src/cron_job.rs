@@ -1,5 +1,6 @@
 //! The CronJob controller: standard five-field schedules (and `@hourly`,
-//! `@daily`, ... nicknames) evaluated in UTC with the `croner` crate; at the
+//! `@daily`, ... nicknames) evaluated with the `croner` crate in UTC or in
+//! the IANA `timeZone` (the system's zoneinfo, through `jiff`); at the
 //! most recent scheduled time since `lastScheduleTime` (or creation) it
 //! creates the Job `<name>-<minutes since the epoch>` from `jobTemplate`,
 //! unless `suspend`ed or past `startingDeadlineSeconds`; `concurrencyPolicy`
@@ -8,8 +9,10 @@
 //! `successfulJobsHistoryLimit` / `failedJobsHistoryLimit` are deleted,
 //! oldest first; status `active`, `lastScheduleTime`, `lastSuccessfulTime`.
 //!
-//! Differences: `timeZone` is not applied (schedules run in UTC), `@every`
-//! is not accepted, and a missed-run storm raises no `TooManyMissedTimes`.
+//! Differences: a `timeZone`'s offset is the one in force at evaluation, so
+//! a run due across a daylight-saving change may be off by the change;
+//! `@every` is not accepted, and a missed-run storm raises no
+//! `TooManyMissedTimes`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,9 +50,35 @@ pub(crate) fn parse_schedule(schedule: &str) -> Result<Cron, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The most recent scheduled time in `(after, now]`, if any.
-fn due_time(cron: &Cron, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_previous_occurrence(&now, true).ok().filter(|t| *t > after)
+/// Checks a CronJob's `timeZone` as the API server does: an IANA name
+/// known to the time zone database, not `Local`.
+///
+/// # Errors
+/// Why the name is not a time zone.
+pub(crate) fn parse_time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    if name.eq_ignore_ascii_case("local") || name.contains('\\') || name.starts_with('/') {
+        return Err(format!("unknown time zone {name}"));
+    }
+    jiff::tz::TimeZone::get(name).map_err(|_| format!("unknown time zone {name}"))
+}
+
+/// The most recent scheduled time in `(after, now]`, if any, with the
+/// schedule read in `zone` (UTC without one).
+fn due_time(
+    cron: &Cron,
+    zone: Option<&jiff::tz::TimeZone>,
+    after: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let Some(zone) = zone else {
+        return cron.find_previous_occurrence(&now, true).ok().filter(|t| *t > after);
+    };
+    let instant = jiff::Timestamp::from_second(now.timestamp()).ok()?;
+    let offset = chrono::FixedOffset::east_opt(zone.to_offset(instant).seconds())?;
+    cron.find_previous_occurrence(&now.with_timezone(&offset), true)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+        .filter(|t| *t > after)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -152,9 +181,10 @@ pub(crate) fn reconcile(store: &Store, announced: &mut HashMap<String, i64>) {
             let earliest = last_schedule
                 .or_else(|| time(&cj["metadata"]["creationTimestamp"]))
                 .unwrap_or(now);
+            let zone = spec["timeZone"].as_str().and_then(|z| parse_time_zone(z).ok());
             parse_schedule(spec["schedule"].as_str().unwrap_or_default())
                 .ok()
-                .and_then(|cron| due_time(&cron, earliest, now))
+                .and_then(|cron| due_time(&cron, zone.as_ref(), earliest, now))
                 .filter(|t| {
                     spec["startingDeadlineSeconds"]
                         .as_i64()
@@ -296,13 +326,46 @@ mod tests {
         let cron = parse_schedule("*/5 * * * *").unwrap();
         let now = at("2026-01-01T10:12:30Z");
         assert_eq!(
-            due_time(&cron, at("2026-01-01T09:00:00Z"), now),
+            due_time(&cron, None, at("2026-01-01T09:00:00Z"), now),
             Some(at("2026-01-01T10:10:00Z"))
         );
-        assert_eq!(due_time(&cron, at("2026-01-01T10:10:00Z"), now), None);
+        assert_eq!(due_time(&cron, None, at("2026-01-01T10:10:00Z"), now), None);
         assert_eq!(
-            due_time(&cron, at("2026-01-01T10:10:00Z"), at("2026-01-01T10:15:00Z")),
+            due_time(&cron, None, at("2026-01-01T10:10:00Z"), at("2026-01-01T10:15:00Z")),
             Some(at("2026-01-01T10:15:00Z"))
         );
+    }
+
+    #[test]
+    fn a_time_zone_moves_the_schedule_to_its_wall_clock() {
+        let daily = parse_schedule("0 9 * * *").unwrap();
+        let tokyo = parse_time_zone("Asia/Tokyo").unwrap();
+        // 09:00 in Tokyo (UTC+9) is 00:00 UTC.
+        assert_eq!(
+            due_time(
+                &daily,
+                Some(&tokyo),
+                at("2026-01-01T00:00:00Z"),
+                at("2026-01-02T01:00:00Z")
+            ),
+            Some(at("2026-01-02T00:00:00Z"))
+        );
+        // Berlin in summer is UTC+2: 09:00 is 07:00 UTC.
+        let berlin = parse_time_zone("Europe/Berlin").unwrap();
+        assert_eq!(
+            due_time(
+                &daily,
+                Some(&berlin),
+                at("2026-07-01T00:00:00Z"),
+                at("2026-07-01T08:00:00Z")
+            ),
+            Some(at("2026-07-01T07:00:00Z"))
+        );
+        assert_eq!(
+            due_time(&daily, None, at("2026-07-01T00:00:00Z"), at("2026-07-01T08:00:00Z")),
+            None
+        );
+        assert!(parse_time_zone("Mars/Olympus_Mons").is_err());
+        assert!(parse_time_zone("Local").is_err());
     }
 }

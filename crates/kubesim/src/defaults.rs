@@ -23,6 +23,7 @@ fn set_if_absent(obj: &mut Value, field: &str, value: Value) {
 
 /// Fills in what the API server defaults for `rid`.
 pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
+    status_zero_values(rid, obj);
     match rid {
         resource::SECRETS => default_secret(obj),
         resource::STATEFULSETS => {
@@ -82,6 +83,32 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
             }
         }
         _ => {}
+    }
+}
+
+/// The status fields the API server always serializes, zero until a
+/// controller sets them: Go's JSON encoding writes non-`omitempty` integers
+/// and nested structs even when empty, and clients whose models require
+/// them (the Python client's `StatefulSetStatus.replicas`) fail without.
+fn status_zero_values(rid: ResourceId, obj: &mut Value) {
+    let fields: &[(&str, Value)] = match rid {
+        resource::STATEFULSETS => &[("replicas", json!(0)), ("availableReplicas", json!(0))],
+        resource::REPLICASETS | resource::REPLICATIONCONTROLLERS => &[("replicas", json!(0))],
+        resource::DAEMONSETS => &[
+            ("currentNumberScheduled", json!(0)),
+            ("desiredNumberScheduled", json!(0)),
+            ("numberMisscheduled", json!(0)),
+            ("numberReady", json!(0)),
+        ],
+        resource::HORIZONTALPODAUTOSCALERS => &[("desiredReplicas", json!(0))],
+        resource::SERVICES | resource::INGRESSES => &[("loadBalancer", json!({}))],
+        _ => return,
+    };
+    if !obj["status"].is_object() {
+        obj["status"] = json!({});
+    }
+    for (field, zero) in fields {
+        set_if_absent(&mut obj["status"], field, zero.clone());
     }
 }
 
@@ -165,6 +192,11 @@ pub(crate) fn validate(rid: ResourceId, obj: &Value) -> Vec<(String, String)> {
                     }
                 }
             }
+            if let Some(zone) = spec["timeZone"].as_str()
+                && let Err(why) = crate::cron_job::parse_time_zone(zone)
+            {
+                problems.push(("spec.timeZone".into(), format!("Invalid value: \"{zone}\": {why}")));
+            }
             if let Some(p) = spec["concurrencyPolicy"]
                 .as_str()
                 .filter(|p| !["Allow", "Forbid", "Replace"].contains(p))
@@ -196,6 +228,12 @@ fn job_spec_problems(spec: &Value, path: &str, problems: &mut Vec<(String, Strin
             ));
         }
     }
+    if spec["completionMode"] == "Indexed" && spec["completions"].as_i64().is_none() {
+        problems.push((
+            format!("{path}.completions"),
+            "Required value: when completion mode is Indexed".into(),
+        ));
+    }
     let pod = &spec["template"]["spec"];
     if pod["containers"].as_array().is_none_or(Vec::is_empty) {
         problems.push((format!("{path}.template.spec.containers"), "Required value".into()));
@@ -206,6 +244,30 @@ fn job_spec_problems(spec: &Value, path: &str, problems: &mut Vec<(String, Strin
             format!("{path}.template.spec.restartPolicy"),
             format!("Unsupported value: \"{policy}\": supported values: \"OnFailure\", \"Never\""),
         ));
+    }
+    if spec["podFailurePolicy"].is_object() {
+        if policy != "Never" {
+            problems.push((
+                format!("{path}.template.spec.restartPolicy"),
+                format!("Invalid value: \"{policy}\": only \"Never\" is supported when podFailurePolicy is specified"),
+            ));
+        }
+        for (i, rule) in spec["podFailurePolicy"]["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let action = rule["action"].as_str().unwrap_or_default();
+            if !matches!(action, "FailJob" | "Ignore" | "Count" | "FailIndex") {
+                problems.push((
+                    format!("{path}.podFailurePolicy.rules[{i}].action"),
+                    format!(
+                        "Unsupported value: \"{action}\": supported values: \"Count\", \"FailIndex\", \"FailJob\", \"Ignore\""
+                    ),
+                ));
+            }
+        }
     }
 }
 

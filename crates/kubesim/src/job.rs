@@ -8,7 +8,14 @@
 //! `FailureTarget`/`Failed` (`BackoffLimitExceeded`, `DeadlineExceeded`),
 //! with their events.
 //!
-//! Not simulated: Indexed completion mode, podFailurePolicy, successPolicy,
+//! `podFailurePolicy` rules (`FailJob`, `Ignore`, `Count` on exit codes and
+//! pod conditions) decide what a failed pod means.
+//!
+//! Indexed Jobs give each pod its completion index (annotation, label,
+//! `JOB_COMPLETION_INDEX`, hostname) and complete once every index has
+//! succeeded (`completedIndexes`).
+//!
+//! Not simulated: successPolicy, the `FailIndex` action,
 //! backoffLimitPerIndex, and pod tracking finalizers (succeeded and failed
 //! are counted from the pods that still exist).
 
@@ -184,9 +191,34 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
             .filter(|p| !deleting(p) && !matches!(phase(p), "Succeeded" | "Failed"))
             .collect();
         let terminating = pods.iter().filter(|p| deleting(p)).count();
-        let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
+        let indexed = spec["completionMode"] == "Indexed";
+        // Indexed: one completion per index, whatever the number of its pods.
+        let done_indexes: std::collections::BTreeSet<i64> = pods
+            .iter()
+            .filter(|p| phase(p) == "Succeeded")
+            .filter_map(|p| completion_index(p))
+            .collect();
+        let succeeded = if indexed {
+            done_indexes.len() as i64
+        } else {
+            pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64
+        };
         let on_failure = spec["template"]["spec"]["restartPolicy"] == "OnFailure";
-        let failed_pods = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
+        // podFailurePolicy: the first rule matching a failed pod decides
+        // whether it fails the Job, is ignored (not counted) or counts.
+        let verdicts: Vec<(&Arc<Value>, Option<Verdict>)> = pods
+            .iter()
+            .filter(|p| phase(p) == "Failed")
+            .map(|p| (p, failure_policy_verdict(&spec["podFailurePolicy"], p)))
+            .collect();
+        let fail_job = verdicts.iter().find_map(|(_, v)| match v {
+            Some(Verdict::FailJob(message)) => Some(message.clone()),
+            _ => None,
+        });
+        let failed_pods = verdicts
+            .iter()
+            .filter(|(_, v)| !matches!(v, Some(Verdict::Ignore)))
+            .count() as i64;
         let failed = failed_pods
             + if on_failure {
                 pods.iter().map(|p| restarts(p)).sum()
@@ -201,6 +233,9 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
         }
         if failed > 0 {
             status["failed"] = json!(failed);
+        }
+        if indexed && !done_indexes.is_empty() {
+            status["completedIndexes"] = json!(index_ranges(&done_indexes));
         }
         let mut conditions: Vec<Value> = Vec::new();
 
@@ -249,7 +284,9 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
 
         let backoff_limit = spec["backoffLimit"].as_i64().unwrap_or(6);
         let deadline = spec["activeDeadlineSeconds"].as_i64().map(|s| start + seconds(s));
-        let failure = if failed > backoff_limit {
+        let failure = if let Some(message) = &fail_job {
+            Some(("PodFailurePolicy", message.as_str()))
+        } else if failed > backoff_limit {
             Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"))
         } else if deadline.is_some_and(|d| d <= now) {
             Some(("DeadlineExceeded", "Job was active longer than specified deadline"))
@@ -337,9 +374,17 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
                 l + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
             });
             if failed_pods == 0 || due <= now {
+                let running: std::collections::BTreeSet<i64> =
+                    active.iter().filter_map(|p| completion_index(p)).collect();
+                let mut free =
+                    (0..completions.unwrap_or(0)).filter(|i| !done_indexes.contains(i) && !running.contains(i));
                 for _ in have..wanted {
                     let mut pod = pod_from_template(&job, &spec["template"], &[]);
                     pod["metadata"]["generateName"] = json!(format!("{name}-"));
+                    if indexed {
+                        let Some(index) = free.next() else { break };
+                        index_pod(&mut pod, name, index);
+                    }
                     match store.create(resource::PODS, ns, pod, &WriteOptions::by(workload::MANAGER)) {
                         Ok(p) => {
                             created += 1;
@@ -379,6 +424,130 @@ pub(crate) fn reconcile(store: &Store, backoff: Duration) -> Option<Duration> {
         write_status(store, &job, status);
     }
     next.and_then(|d| d.to_std().ok())
+}
+
+/// The label and annotation carrying an Indexed Job pod's index.
+const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+
+fn completion_index(pod: &Value) -> Option<i64> {
+    pod["metadata"]["annotations"][COMPLETION_INDEX].as_str()?.parse().ok()
+}
+
+/// What the Job controller adds to an Indexed Job's pod for `index`: the
+/// index as annotation, label and `JOB_COMPLETION_INDEX` in every
+/// container's environment, the name `<job>-<index>-` and the hostname
+/// `<job>-<index>`.
+fn index_pod(pod: &mut Value, job: &str, index: i64) {
+    pod["metadata"]["generateName"] = json!(format!("{job}-{index}-"));
+    pod["metadata"]["annotations"][COMPLETION_INDEX] = json!(index.to_string());
+    pod["metadata"]["labels"][COMPLETION_INDEX] = json!(index.to_string());
+    if pod["spec"]["hostname"].as_str().is_none_or(str::is_empty) {
+        pod["spec"]["hostname"] = json!(format!("{job}-{index}"));
+    }
+    for c in pod["spec"]["containers"].as_array_mut().into_iter().flatten() {
+        if !c["env"].is_array() {
+            c["env"] = json!([]);
+        }
+        if let Some(env) = c["env"].as_array_mut() {
+            env.insert(0, json!({ "name": "JOB_COMPLETION_INDEX", "value": index.to_string() }));
+        }
+    }
+}
+
+/// Indexes as the status writes them: `0-2,4,6-7`.
+fn index_ranges(indexes: &std::collections::BTreeSet<i64>) -> String {
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &i in indexes {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => ranges.push((i, i)),
+        }
+    }
+    ranges
+        .iter()
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What a `podFailurePolicy` rule makes of a failed pod.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// The Job fails at once, with this message.
+    FailJob(String),
+    /// The failure is not counted (towards `backoffLimit` nor `failed`).
+    Ignore,
+    /// The failure counts as without a policy.
+    Count,
+}
+
+/// The verdict of the first rule of `policy` matching the failed `pod`:
+/// `onExitCodes` (`In`/`NotIn` over the non-zero exit codes of its
+/// containers, or of the named one) or `onPodConditions` (a condition of
+/// that type and status). `None` when no rule matches.
+fn failure_policy_verdict(policy: &Value, pod: &Value) -> Option<Verdict> {
+    let terminated: Vec<(String, i64)> = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let code = c["state"]["terminated"]["exitCode"].as_i64()?;
+            Some((c["name"].as_str().unwrap_or_default().to_string(), code))
+        })
+        .filter(|(_, code)| *code != 0)
+        .collect();
+    for (index, rule) in policy["rules"].as_array().into_iter().flatten().enumerate() {
+        let action = rule["action"].as_str().unwrap_or_default();
+        let by_exit = &rule["onExitCodes"];
+        let matched_exit = by_exit.is_object().then(|| {
+            let values: Vec<i64> = by_exit["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .collect();
+            let wanted_in = by_exit["operator"] == "In";
+            terminated.iter().find(|(name, code)| {
+                by_exit["containerName"].as_str().is_none_or(|c| c == name) && values.contains(code) == wanted_in
+            })
+        });
+        let matched = match matched_exit {
+            Some(found) => found.map(|(c, code)| {
+                format!(
+                    "Container {c} for pod {}/{} failed with exit code {code} matching {action} rule at index {index}",
+                    meta_str(pod, "namespace"),
+                    meta_str(pod, "name"),
+                )
+            }),
+            None => rule["onPodConditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|want| {
+                    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c["type"] == want["type"] && c["status"] == want["status"].as_str().unwrap_or("True")
+                        })
+                    })
+                })
+                .map(|want| {
+                    format!(
+                        "Pod {}/{} has condition {} matching {action} rule at index {index}",
+                        meta_str(pod, "namespace"),
+                        meta_str(pod, "name"),
+                        want["type"].as_str().unwrap_or_default(),
+                    )
+                }),
+        };
+        if let Some(message) = matched {
+            return Some(match action {
+                "FailJob" => Verdict::FailJob(message),
+                "Ignore" => Verdict::Ignore,
+                _ => Verdict::Count,
+            });
+        }
+    }
+    None
 }
 
 fn suspended(status: &Value) -> bool {

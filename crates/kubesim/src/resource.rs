@@ -68,6 +68,10 @@ pub const EVENTS_V1: ResourceId = 23;
 pub const STORAGECLASSES: ResourceId = 24;
 /// `v1` PersistentVolume.
 pub const PERSISTENTVOLUMES: ResourceId = 25;
+/// `networking.k8s.io/v1` Ingress.
+pub const INGRESSES: ResourceId = 17;
+/// `v1` ReplicationController.
+pub const REPLICATIONCONTROLLERS: ResourceId = 26;
 
 #[allow(clippy::too_many_arguments)]
 const fn rt(
@@ -443,5 +447,7 @@ mod tests {
         assert_eq!(get(EVENTS_V1).qualified(), "events.events.k8s.io");
         assert_eq!(get(STORAGECLASSES).qualified(), "storageclasses.storage.k8s.io");
         assert_eq!(get(PERSISTENTVOLUMES).plural, "persistentvolumes");
+        assert_eq!(get(INGRESSES).qualified(), "ingresses.networking.k8s.io");
+        assert_eq!(get(REPLICATIONCONTROLLERS).plural, "replicationcontrollers");
     }
 }

@@ -9,8 +9,8 @@
 //! that long) and `progressDeadlineSeconds` (Progressing False
 //! `ProgressDeadlineExceeded` after that long without progress).
 //!
-//! Not simulated: proportional scaling of a paused Deployment, revision
-//! history cleanup, StatefulSet OrderedReady ordering (pods are created in
+//! A paused Deployment, or one scaled mid-rollout, is scaled proportionally
+//! across its active ReplicaSets. Not simulated: revision history cleanup, StatefulSet OrderedReady ordering (pods are created in
 //! parallel), volume claim templates.
 
 use std::sync::Arc;
@@ -102,7 +102,23 @@ pub(crate) fn validate_update(rid: ResourceId, old: &Value, new: &Value) -> Vec<
 /// ExternalName loses the cluster IPs and node ports it was given, unless
 /// the update sets them anew.
 pub(crate) fn prepare_update(rid: ResourceId, old: &Value, new: &mut Value) {
-    if rid != resource::SERVICES || new["spec"]["type"] != "ExternalName" || old["spec"]["type"] == "ExternalName" {
+    if rid != resource::SERVICES {
+        return;
+    }
+    let had_node_ports = matches!(old["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"));
+    if new["spec"]["type"] == "ClusterIP" && had_node_ports {
+        // A Service turning into a ClusterIP one gives its node ports back.
+        for p in new["spec"]["ports"].as_array_mut().into_iter().flatten() {
+            if let Some(m) = p.as_object_mut() {
+                m.remove("nodePort");
+            }
+        }
+        if let Some(m) = new["spec"].as_object_mut() {
+            m.remove("externalTrafficPolicy");
+            m.remove("allocateLoadBalancerNodePorts");
+        }
+    }
+    if new["spec"]["type"] != "ExternalName" || old["spec"]["type"] == "ExternalName" {
         return;
     }
     let spec = &mut new["spec"];
@@ -303,6 +319,8 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
+            default_service_policies(&mut obj["spec"]);
+            allocate_node_ports(obj, st);
         }
         resource::ENDPOINTS => {
             for subset in obj["subsets"].as_array_mut().into_iter().flatten() {
@@ -312,6 +330,83 @@ pub(crate) fn default_object(rid: ResourceId, obj: &mut Value, st: &State) {
         _ => {}
     }
     crate::defaults::default_object(rid, obj, st);
+}
+
+/// The policies the API server defaults on a Service: session affinity,
+/// the IP family of its cluster IP, and the traffic policies.
+fn default_service_policies(spec: &mut Value) {
+    let kind = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
+    if spec.get("sessionAffinity").is_none_or(Value::is_null) {
+        spec["sessionAffinity"] = json!("None");
+    }
+    if kind == "ExternalName" {
+        return;
+    }
+    for (field, value) in [
+        ("ipFamilies", json!(["IPv4"])),
+        ("ipFamilyPolicy", json!("SingleStack")),
+        ("internalTrafficPolicy", json!("Cluster")),
+    ] {
+        if spec.get(field).is_none_or(Value::is_null) {
+            spec[field] = value;
+        }
+    }
+    if matches!(kind.as_str(), "NodePort" | "LoadBalancer")
+        && spec.get("externalTrafficPolicy").is_none_or(Value::is_null)
+    {
+        spec["externalTrafficPolicy"] = json!("Cluster");
+    }
+    if kind == "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts").is_none_or(Value::is_null) {
+        spec["allocateLoadBalancerNodePorts"] = json!(true);
+    }
+}
+
+/// The API server's node port range (`--service-node-port-range`).
+const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// Gives each port of a NodePort (or LoadBalancer) Service that has none a
+/// free node port from the range, as the API server's allocator does.
+fn allocate_node_ports(obj: &mut Value, st: &State) {
+    let kind = obj["spec"]["type"].as_str().unwrap_or_default();
+    let wanted =
+        kind == "NodePort" || (kind == "LoadBalancer" && obj["spec"]["allocateLoadBalancerNodePorts"] != false);
+    if !wanted {
+        return;
+    }
+    let me = (
+        meta_str(obj, "namespace").to_string(),
+        meta_str(obj, "name").to_string(),
+    );
+    let mut used: std::collections::BTreeSet<i64> = st
+        .map(resource::SERVICES)
+        .values()
+        .filter(|s| (meta_str(s, "namespace"), meta_str(s, "name")) != (me.0.as_str(), me.1.as_str()))
+        .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["nodePort"].as_i64())
+        .collect();
+    used.extend(
+        obj["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["nodePort"].as_i64()),
+    );
+    // Start from a name-derived port, so allocations spread over the range
+    // as the real allocator's random picks do, but stay reproducible.
+    let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+    let seed = me.1.bytes().fold(0_i64, |h, b| (h * 31 + i64::from(b)) % span);
+    for p in obj["spec"]["ports"].as_array_mut().into_iter().flatten() {
+        if p["nodePort"].as_i64().is_some_and(|n| n > 0) {
+            continue;
+        }
+        if let Some(port) = (0..span)
+            .map(|i| NODE_PORTS.start() + (seed + i) % span)
+            .find(|n| !used.contains(n))
+        {
+            p["nodePort"] = json!(port);
+            used.insert(port);
+        }
+    }
 }
 
 /// Ports default to TCP; a Service's target port to its port.
@@ -446,6 +541,186 @@ pub(crate) fn write_status(store: &Store, rid: ResourceId, obj: &Value, status: 
         c["status"] = status;
         Ok(c)
     });
+}
+
+/// The Deployment's replicas when a ReplicaSet was last sized by it.
+const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+/// The Deployment's replicas plus maxSurge at that time.
+const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+
+fn annotated(obj: &Value, key: &str) -> Option<i64> {
+    obj["metadata"]["annotations"][key].as_str()?.parse().ok()
+}
+
+/// The Deployment controller's `scale`: a single active ReplicaSet (or,
+/// with none, the new or newest one) takes the Deployment's replicas; a
+/// saturated new ReplicaSet leaves the old ones at zero; otherwise a
+/// rolling Deployment's replicas (plus maxSurge) are shared among the
+/// active ReplicaSets in proportion to their sizes, by the
+/// `max-replicas` annotation each carries, the rounding leftover going to
+/// the largest (newest when scaling up, oldest when scaling down).
+#[allow(clippy::too_many_arguments)]
+fn scale_proportionally(
+    store: &Store,
+    d: &Value,
+    new_rs: Option<&Arc<Value>>,
+    sets: &[Arc<Value>],
+    desired: i64,
+    surge: i64,
+    recreate: bool,
+) {
+    let mut active: Vec<&Arc<Value>> = sets.iter().filter(|rs| replicas(rs) > 0).collect();
+    let lone = match active.as_slice() {
+        [one] => Some(*one),
+        [] => new_rs.or_else(|| sets.iter().max_by(|a, b| created(a).cmp(created(b)))),
+        _ => None,
+    };
+    if let Some(rs) = lone {
+        resize(store, d, rs, desired, surge);
+        return;
+    }
+    if let Some(new_rs) = new_rs
+        && replicas(new_rs) == desired
+        && status_i64(new_rs, "availableReplicas") == desired
+    {
+        for rs in active
+            .iter()
+            .filter(|rs| meta_str(rs, "name") != meta_str(new_rs, "name"))
+        {
+            resize(store, d, rs, 0, surge);
+        }
+        return;
+    }
+    if recreate {
+        return;
+    }
+    let total: i64 = active.iter().map(|rs| replicas(rs)).sum();
+    let allowed = if desired > 0 { desired + surge } else { 0 };
+    let to_add = allowed - total;
+    // Larger first; among equals the newer when scaling up, the older when down.
+    active.sort_by(|a, b| {
+        let by_age = if to_add > 0 {
+            created(b).cmp(created(a))
+        } else {
+            created(a).cmp(created(b))
+        };
+        replicas(b).cmp(&replicas(a)).then(by_age)
+    });
+    let mut added = 0;
+    let mut sizes: Vec<i64> = Vec::with_capacity(active.len());
+    for rs in &active {
+        let proportion = if to_add == 0 || to_add == added {
+            0
+        } else {
+            let fraction = if desired == 0 {
+                -replicas(rs)
+            } else {
+                let before = annotated(rs, MAX_REPLICAS)
+                    .filter(|n| *n > 0)
+                    .unwrap_or_else(|| status_i64(d, "replicas"));
+                if before == 0 {
+                    0
+                } else {
+                    #[expect(clippy::cast_precision_loss, reason = "replica counts are far below 2^52")]
+                    #[expect(clippy::cast_possible_truncation, reason = "the result is a replica count")]
+                    let scaled = ((replicas(rs) * (desired + surge)) as f64 / before as f64).round() as i64;
+                    scaled - replicas(rs)
+                }
+            };
+            let room = to_add - added;
+            if to_add > 0 {
+                fraction.min(room)
+            } else {
+                fraction.max(room)
+            }
+        };
+        sizes.push(replicas(rs) + proportion);
+        added += proportion;
+    }
+    if let Some(first) = sizes.first_mut()
+        && to_add != 0
+    {
+        *first = (*first + to_add - added).max(0);
+    }
+    for (rs, size) in active.iter().zip(sizes) {
+        resize(store, d, rs, size, surge);
+    }
+}
+
+fn created(obj: &Value) -> &str {
+    meta_str(obj, "creationTimestamp")
+}
+
+/// Sizes a ReplicaSet for its Deployment, recording the Deployment's
+/// replicas and maximum in its annotations as the controller does.
+fn resize(store: &Store, d: &Value, rs: &Value, n: i64, surge: i64) {
+    let desired = replicas(d);
+    if annotated(rs, DESIRED_REPLICAS) != Some(desired) || annotated(rs, MAX_REPLICAS) != Some(desired + surge) {
+        let _ = store.modify(
+            resource::REPLICASETS,
+            meta_str(rs, "namespace"),
+            meta_str(rs, "name"),
+            &WriteOptions::by(MANAGER),
+            |cur| {
+                let mut c = cur.clone();
+                c["metadata"]["annotations"][DESIRED_REPLICAS] = json!(desired.to_string());
+                c["metadata"]["annotations"][MAX_REPLICAS] = json!((desired + surge).to_string());
+                Ok(c)
+            },
+        );
+    }
+    write_replicas(store, resource::REPLICASETS, rs, n);
+}
+
+/// The annotation carrying a rollout's revision, on the Deployment and its ReplicaSets.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+fn revision_of(obj: &Value) -> i64 {
+    obj["metadata"]["annotations"][REVISION]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Keeps the revision annotations as the Deployment controller does: the
+/// current ReplicaSet carries the newest revision (a rollback to an older
+/// template gives its ReplicaSet the next one), and the Deployment the
+/// revision of its current ReplicaSet (`kubectl rollout history` reads both).
+fn sync_revision(store: &Store, d: &Value, new_rs: &Value, sets: &[Arc<Value>]) {
+    let newest_other = sets
+        .iter()
+        .filter(|rs| meta_str(rs, "name") != meta_str(new_rs, "name"))
+        .map(|rs| revision_of(rs))
+        .max()
+        .unwrap_or(0);
+    let mut revision = revision_of(new_rs);
+    if revision <= newest_other {
+        revision = newest_other + 1;
+        let _ = store.modify(
+            resource::REPLICASETS,
+            meta_str(new_rs, "namespace"),
+            meta_str(new_rs, "name"),
+            &WriteOptions::by(MANAGER),
+            |cur| {
+                let mut c = cur.clone();
+                c["metadata"]["annotations"][REVISION] = json!(revision.to_string());
+                Ok(c)
+            },
+        );
+    }
+    if revision_of(d) != revision {
+        let _ = store.modify(
+            resource::DEPLOYMENTS,
+            meta_str(d, "namespace"),
+            meta_str(d, "name"),
+            &WriteOptions::by(MANAGER),
+            |cur| {
+                let mut c = cur.clone();
+                c["metadata"]["annotations"][REVISION] = json!(revision.to_string());
+                Ok(c)
+            },
+        );
+    }
 }
 
 /// Scales a Deployment's ReplicaSet, reporting `ScalingReplicaSet` on the Deployment.
@@ -616,7 +891,16 @@ pub(crate) fn reconcile_deployments(store: &Store) {
             (s, if s == 0 && u == 0 { 1 } else { u })
         };
 
-        if !paused && !sets.iter().any(|rs| is_new(rs)) {
+        // A paused Deployment, and one whose replicas changed under its
+        // ReplicaSets (a scaling event), is scaled rather than rolled out.
+        let scaling_event = sets
+            .iter()
+            .any(|rs| replicas(rs) > 0 && annotated(rs, DESIRED_REPLICAS).is_some_and(|n| n != desired));
+        if paused || scaling_event {
+            let new_rs = sets.iter().find(|rs| is_new(rs));
+            scale_proportionally(store, &d, new_rs, &sets, desired, surge, recreate);
+        }
+        if !paused && !scaling_event && !sets.iter().any(|rs| is_new(rs)) {
             let revision = sets
                 .iter()
                 .filter_map(|rs| {
@@ -652,7 +936,12 @@ pub(crate) fn reconcile_deployments(store: &Store) {
                 sets.push(created);
             }
         }
-        if let Some(new_rs) = sets.iter().find(|rs| is_new(rs)).cloned().filter(|_| !paused) {
+        if let Some(new_rs) = sets
+            .iter()
+            .find(|rs| is_new(rs))
+            .cloned()
+            .filter(|_| !paused && !scaling_event)
+        {
             let old: Vec<&Arc<Value>> = sets.iter().filter(|rs| !is_new(rs)).collect();
 
             if recreate {
@@ -687,6 +976,9 @@ pub(crate) fn reconcile_deployments(store: &Store) {
             }
         }
 
+        if !paused && let Some(new_rs) = sets.iter().find(|rs| is_new(rs)) {
+            sync_revision(store, &d, new_rs, &sets);
+        }
         let sets = owned(store, resource::REPLICASETS, ns, uid);
         let new_rs = sets.iter().find(|rs| is_new(rs));
         let sum = |f: &str| sets.iter().map(|rs| status_i64(rs, f)).sum::<i64>();

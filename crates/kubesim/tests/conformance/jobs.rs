@@ -347,6 +347,18 @@ async fn invalid_jobs_and_cron_jobs_are_refused_naming_the_field() {
         "{}",
         status.message
     );
+    let mars = cron_job("mars", "0 9 * * *", "Allow", json!({ "timeZone": "Mars/Olympus_Mons" }));
+    let status = status_of(cron.create(&PostParams::default(), &mars).await);
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("spec.timeZone: Invalid value: \"Mars/Olympus_Mons\": unknown time zone Mars/Olympus_Mons"),
+        "{}",
+        status.message
+    );
+    let tokyo = cron_job("tokyo", "0 9 * * *", "Allow", json!({ "timeZone": "Asia/Tokyo" }));
+    cron.create(&PostParams::default(), &tokyo).await.unwrap();
 }
 
 fn cron_job(name: &str, schedule: &str, policy: &str, extra: Value) -> CronJob {
@@ -574,4 +586,131 @@ spec:
         "{text}"
     );
     let _ = std::fs::remove_dir_all(cache);
+}
+
+/// `podFailurePolicy`: a pod failing with an exit code of a `FailJob` rule
+/// fails the Job at once (reason PodFailurePolicy, no retries despite the
+/// backoffLimit); one matching an `Ignore` rule is replaced without being
+/// counted, even with a backoffLimit of 0.
+#[tokio::test]
+async fn a_pod_failure_policy_fails_the_job_or_ignores_the_failure() {
+    let t = spawn().await;
+    let jobs: Api<Job> = Api::namespaced(t.client.clone(), "default");
+    let policy = |action: &str, code: i64| json!({ "rules": [{ "action": action, "onExitCodes": { "operator": "In", "values": [code] } }] });
+    let fatal = job(
+        "fatal",
+        json!({ "kubesim.io/exit-code": "42", "kubesim.io/run-seconds": "0.1" }),
+        json!({ "backoffLimit": 6, "podFailurePolicy": policy("FailJob", 42) }),
+        json!(["sh", "-c", "exit 42"]),
+    );
+    jobs.create(&PostParams::default(), &fatal).await.unwrap();
+    let (j, (reason, message)) = wait_condition(&jobs, "fatal", "Failed").await;
+    assert_eq!(reason, "PodFailurePolicy");
+    let pod = pods_of(&t, "fatal").await[0].metadata.name.clone().unwrap();
+    assert_eq!(
+        message,
+        format!("Container step for pod default/{pod} failed with exit code 42 matching FailJob rule at index 0")
+    );
+    assert_eq!(j.status.unwrap().failed, Some(1), "no retries");
+
+    let ignored = job(
+        "ignored",
+        json!({ "kubesim.io/exit-code": "3", "kubesim.io/run-seconds": "0.2" }),
+        json!({ "backoffLimit": 0, "podFailurePolicy": policy("Ignore", 3) }),
+        json!(["sh", "-c", "exit 3"]),
+    );
+    jobs.create(&PostParams::default(), &ignored).await.unwrap();
+    eventually(Duration::from_secs(10), "two ignored failures", || async {
+        let failed = pods_of(&t, "ignored")
+            .await
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+            .count();
+        (failed >= 2).then_some(())
+    })
+    .await;
+    let j = jobs.get("ignored").await.unwrap();
+    assert!(
+        condition(&j, "Failed").is_none(),
+        "ignored failures do not fail the job"
+    );
+    assert_eq!(j.status.unwrap().failed, None);
+
+    let mut on_failure = fatal.clone();
+    on_failure.metadata.name = Some("onfailure".into());
+    on_failure
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .restart_policy = Some("OnFailure".into());
+    let status = status_of(jobs.create(&PostParams::default(), &on_failure).await);
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("only \"Never\" is supported when podFailurePolicy is specified"),
+        "{}",
+        status.message
+    );
+}
+
+/// An Indexed Job gives each pod its completion index (annotation, label,
+/// `JOB_COMPLETION_INDEX`, hostname `<job>-<index>`) and completes once
+/// every index succeeded, reporting `completedIndexes`.
+#[tokio::test]
+async fn an_indexed_job_runs_one_completion_per_index() {
+    let t = spawn().await;
+    let jobs: Api<Job> = Api::namespaced(t.client.clone(), "default");
+    let indexed = job(
+        "shards",
+        json!({ "kubesim.io/run-seconds": "0.2" }),
+        json!({ "completionMode": "Indexed", "completions": 3, "parallelism": 2 }),
+        json!(["sh", "-c", "echo shard $JOB_COMPLETION_INDEX"]),
+    );
+    jobs.create(&PostParams::default(), &indexed).await.unwrap();
+    let (j, (reason, _)) = wait_condition(&jobs, "shards", "Complete").await;
+    assert_eq!(reason, "CompletionsReached");
+    let status = j.status.unwrap();
+    assert_eq!(status.completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!(status.succeeded, Some(3));
+    let pods = pods_of(&t, "shards").await;
+    assert_eq!(pods.len(), 3);
+    let api = Api::<Pod>::namespaced(t.client.clone(), "default");
+    let mut seen = Vec::new();
+    for p in pods {
+        let index = p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"].clone();
+        assert_eq!(
+            p.metadata.labels.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"],
+            index
+        );
+        let name = p.metadata.name.clone().unwrap();
+        assert!(name.starts_with(&format!("shards-{index}-")), "{name}");
+        assert_eq!(
+            p.spec.as_ref().unwrap().hostname.as_deref(),
+            Some(format!("shards-{index}").as_str())
+        );
+        let log = api.logs(&name, &LogParams::default()).await.unwrap();
+        assert_eq!(log, format!("shard {index}\n"));
+        seen.push(index);
+    }
+    seen.sort();
+    assert_eq!(seen, ["0", "1", "2"]);
+
+    let mut open_ended = indexed.clone();
+    open_ended.metadata.name = Some("open".into());
+    let spec = open_ended.spec.as_mut().unwrap();
+    spec.completions = None;
+    let status = status_of(jobs.create(&PostParams::default(), &open_ended).await);
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("spec.completions: Required value: when completion mode is Indexed"),
+        "{}",
+        status.message
+    );
 }

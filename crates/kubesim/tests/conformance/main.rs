@@ -12,6 +12,7 @@ mod faults;
 mod jobs;
 mod kubectl;
 mod protobuf;
+mod python_client;
 mod rollout;
 mod simulation;
 mod standalone;

@@ -293,3 +293,89 @@ async fn a_protobuf_watch_streams_framed_watch_events() {
         ]
     );
 }
+
+/// Errors come in the representation the client negotiated, as the API
+/// server writes them: a protobuf `Status` when `Accept` prefers protobuf
+/// (kubectl 1.32+ decodes it to "Error from server (AlreadyExists)"), JSON
+/// otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_protobuf_status_objects_when_the_client_prefers_protobuf() {
+    let t = spawn().await;
+    let path = "/api/v1/namespaces/default/configmaps/absent";
+    let (status, headers, answer) = raw_http(
+        &t.cluster,
+        "GET",
+        path,
+        &[("Accept", &format!("{PROTOBUF}, application/json"))],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(header(&headers, "content-type"), Some(PROTOBUF));
+    let unknown = open_envelope(&answer);
+    let type_meta = unknown.type_meta.unwrap();
+    assert_eq!(
+        (type_meta.api_version.as_deref(), type_meta.kind.as_deref()),
+        (Some("v1"), Some("Status"))
+    );
+    let not_found = pb_meta::Status::decode(unknown.raw.unwrap().as_slice()).unwrap();
+    assert_eq!(not_found.code, Some(404));
+    assert_eq!(not_found.reason.as_deref(), Some("NotFound"));
+    assert_eq!(not_found.status.as_deref(), Some("Failure"));
+    assert_eq!(not_found.message.as_deref(), Some("configmaps \"absent\" not found"));
+    let details = not_found.details.unwrap();
+    assert_eq!(
+        (details.name.as_deref(), details.kind.as_deref()),
+        (Some("absent"), Some("configmaps"))
+    );
+
+    // An invalid object: the causes name the fields.
+    let bad = pb_core::ConfigMap {
+        metadata: Some(pb_meta::ObjectMeta {
+            name: Some("Not_Valid".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (status, headers, answer) = raw_http(
+        &t.cluster,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[("Content-Type", PROTOBUF), ("Accept", PROTOBUF)],
+        &envelope("v1", "ConfigMap", bad.encode_to_vec()),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(header(&headers, "content-type"), Some(PROTOBUF));
+    let invalid = pb_meta::Status::decode(open_envelope(&answer).raw.unwrap().as_slice()).unwrap();
+    assert_eq!(invalid.reason.as_deref(), Some("Invalid"));
+    let causes = invalid.details.unwrap().causes;
+    assert_eq!(causes[0].field.as_deref(), Some("metadata.name"), "{causes:?}");
+
+    // A client preferring JSON gets JSON.
+    let (status, headers, answer) = raw_http(
+        &t.cluster,
+        "GET",
+        path,
+        &[("Accept", &format!("application/json, {PROTOBUF}"))],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(json["reason"], "NotFound");
+
+    // kubectl 1.33 creates with protobuf and reads the protobuf error.
+    let kubectl = kubectl_version("1.33");
+    let cache = t.cluster.kubeconfig_path().with_file_name("kubectl-cache-errors");
+    let create = ["create", "configmap", "twice", "--from-literal=a=b"];
+    let first = kubectl_at(&kubectl, &t.cluster, &cache, &create, None);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let again = kubectl_at(&kubectl, &t.cluster, &cache, &create, None);
+    assert!(!again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        "error: failed to create configmap: configmaps \"twice\" already exists"
+    );
+}

@@ -123,6 +123,84 @@ async fn a_paused_deployment_rolls_out_only_once_resumed() {
     .await;
 }
 
+/// A paused Deployment caught mid-rollout and then scaled shares the new
+/// replicas (plus maxSurge) among its ReplicaSets in proportion to their
+/// sizes, as the Deployment controller does: 3 old + 2 new of a 4-replica
+/// Deployment (max 5) become 6 + 4 when it is scaled to 8 (max 10).
+#[tokio::test]
+async fn a_paused_deployment_scales_its_replica_sets_proportionally() {
+    let t = spawn().await;
+    let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    let sets: Api<ReplicaSet> = Api::namespaced(t.client.clone(), "default");
+    deploys
+        .create(&PostParams::default(), &deployment("web", 4, "nginx:1"))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "rolled out", || async {
+        progressing(&deploys.get("web").await.unwrap()).filter(|c| c.1 == "NewReplicaSetAvailable")
+    })
+    .await;
+    // A new template whose pods never schedule: the rollout stalls at 3 old
+    // (maxUnavailable 1) and 2 new (maxSurge 1) pods.
+    let stuck = json!({ "spec": { "template": { "spec": { "containers": [{
+        "name": "app", "image": "nginx:2", "resources": { "requests": { "cpu": "64" } },
+    }] } } } });
+    deploys
+        .patch("web", &PatchParams::default(), &Patch::Strategic(stuck))
+        .await
+        .unwrap();
+    let sizes = || async {
+        let mut by_image: Vec<(String, i32)> = sets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|rs| {
+                let spec = rs.spec.unwrap();
+                let image = spec.template.unwrap().spec.unwrap().containers[0]
+                    .image
+                    .clone()
+                    .unwrap();
+                (image, spec.replicas.unwrap_or(0))
+            })
+            .collect();
+        by_image.sort();
+        by_image
+    };
+    let stalled = vec![("nginx:1".to_string(), 3), ("nginx:2".to_string(), 2)];
+    eventually(Duration::from_secs(10), "the rollout stalls at 3 + 2", || async {
+        (sizes().await == stalled).then_some(())
+    })
+    .await;
+    deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "paused": true } })),
+        )
+        .await
+        .unwrap();
+    deploys
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": 8 } })),
+        )
+        .await
+        .unwrap();
+    let scaled = vec![("nginx:1".to_string(), 6), ("nginx:2".to_string(), 4)];
+    eventually(Duration::from_secs(10), "scaled proportionally to 6 + 4", || async {
+        (sizes().await == scaled).then_some(())
+    })
+    .await;
+    for rs in sets.list(&ListParams::default()).await.unwrap().items {
+        let annotations = rs.metadata.annotations.unwrap();
+        assert_eq!(annotations["deployment.kubernetes.io/desired-replicas"], "8");
+        assert_eq!(annotations["deployment.kubernetes.io/max-replicas"], "10");
+    }
+}
+
 /// With `minReadySeconds` a ready pod only counts as available after that long.
 #[tokio::test]
 async fn min_ready_seconds_delays_availability() {

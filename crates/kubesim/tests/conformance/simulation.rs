@@ -351,3 +351,68 @@ async fn a_pod_released_by_its_replicaset_is_replaced_and_left_alone() {
     );
     assert!(pods.get(&released).await.is_ok(), "the orphan is not deleted");
 }
+
+/// A `restartPolicy: Always` container whose simulated run fails
+/// (`kubesim.io/exit-code`) crash-loops as on a real node: terminated with
+/// its exit code, waiting in CrashLoopBackOff (pod not Ready, a BackOff
+/// warning, `kubectl get` shows the reason), restarted after 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_container_under_restart_policy_always_crash_loops() {
+    let t = spawn().await;
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "crashy", "annotations": {
+            "kubesim.io/exit-code": "2", "kubesim.io/run-seconds": "0.2",
+        } },
+        "spec": { "containers": [{ "name": "app", "image": "busybox:1.36" }] },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let container = |p: &Pod| p.status.as_ref()?.container_statuses.as_ref()?.first().cloned();
+    let crashed = eventually(Duration::from_secs(10), "CrashLoopBackOff", || async {
+        let p = pods.get("crashy").await.unwrap();
+        let cs = container(&p)?;
+        let waiting = cs.state.as_ref()?.waiting.as_ref()?;
+        (waiting.reason.as_deref() == Some("CrashLoopBackOff")).then_some((p, cs))
+    })
+    .await;
+    let (p, cs) = crashed;
+    assert_eq!(cs.restart_count, 1);
+    assert!(!cs.ready);
+    let last = cs.last_state.unwrap().terminated.unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
+    let message = cs.state.unwrap().waiting.unwrap().message.unwrap();
+    assert!(
+        message.starts_with("back-off 10s restarting failed container=app pod=crashy_default("),
+        "{message}"
+    );
+    assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+    assert!(!ready(&p), "a crash-looping pod is not Ready");
+
+    let cache = t.cluster.kubeconfig_path().with_file_name("kubectl-cache");
+    let out = crate::helpers::kubectl(&t.cluster, &cache, &["get", "pod", "crashy"], None);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("CrashLoopBackOff"), "{table}");
+
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(t.client.clone(), "default")
+        .list(&ListParams::default().fields("involvedObject.name=crashy,reason=BackOff"))
+        .await
+        .unwrap();
+    assert_eq!(events.items[0].type_.as_deref(), Some("Warning"));
+    assert!(
+        events.items[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .starts_with("Back-off restarting failed container app in pod crashy_default("),
+        "{:?}",
+        events.items[0].message
+    );
+
+    // After the 10 s back-off it runs again, and fails again.
+    eventually(Duration::from_secs(20), "the second crash", || async {
+        let cs = container(&pods.get("crashy").await.unwrap())?;
+        (cs.restart_count == 2).then_some(())
+    })
+    .await;
+}

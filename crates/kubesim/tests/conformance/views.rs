@@ -11,7 +11,7 @@ use kernel::testkit::eventually;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestCluster, deployment, kubectl, raw_http, spawn};
+use crate::helpers::{TestCluster, deployment, kubectl, kubectl_at, kubectl_version, raw_http, spawn};
 
 fn run(t: &TestCluster, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     // Beside the kubeconfig, in the folder the cluster removes when it stops.
@@ -200,6 +200,53 @@ async fn kubectl_get_all_and_explain_use_discovery_and_schemas() {
     assert!(out.contains("KIND:") && out.contains("Deployment"), "{out}");
     assert!(out.contains("replicas") && out.contains("<integer>"), "{out}");
     assert!(out.contains("Number of desired pods"), "{out}");
+}
+
+/// `/openapi/v2` carries the Swagger 2.0 definitions (in gnostic's protobuf,
+/// as kubectl asks): `kubectl explain --output=plaintext-openapiv2` walks
+/// them through references, with kubectl 1.27 and 1.33.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_reads_the_openapi_v2_definitions() {
+    let t = spawn().await;
+    for minor in ["1.27", "1.33"] {
+        let cache = t
+            .cluster
+            .kubeconfig_path()
+            .with_file_name(format!("kubectl-cache-v2-{minor}"));
+        let explain = |path: &str| {
+            let out = kubectl_at(
+                &kubectl_version(minor),
+                &t.cluster,
+                &cache,
+                &["explain", path, "--output=plaintext-openapiv2"],
+                None,
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{minor}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text
+        };
+        let replicas = explain("deployment.spec.replicas");
+        assert!(replicas.contains("VERSION:  apps/v1"), "{minor}: {replicas}");
+        assert!(replicas.contains("FIELD:    replicas <integer>"), "{minor}: {replicas}");
+        assert!(replicas.contains("Number of desired pods"), "{minor}: {replicas}");
+        let ports = explain("pods.spec.containers.ports");
+        assert!(ports.contains("ports <[]Object>"), "{minor}: {ports}");
+        assert!(ports.contains("containerPort"), "{minor}: {ports}");
+        let schedule = explain("cronjobs.spec.schedule");
+        assert!(schedule.contains("schedule <string>"), "{minor}: {schedule}");
+    }
+    let (status, _, body) = raw_http(&t.cluster, "GET", "/openapi/v2", &[("Accept", "application/json")], &[]).await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let spec = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"]["properties"]["spec"];
+    assert_eq!(
+        spec["$ref"], "#/definitions/io.k8s.api.apps.v1.DeploymentSpec",
+        "{spec}"
+    );
 }
 
 /// `kubectl auth can-i` is answered yes (kubesim has no RBAC) by a
