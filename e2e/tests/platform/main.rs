@@ -22,5 +22,6 @@ mod services;
 mod sessions;
 mod strategies;
 mod templates;
+mod tenant_lifecycle;
 mod tenant_slice;
 mod tracing;
