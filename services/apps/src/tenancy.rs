@@ -45,11 +45,16 @@ impl Tenancy {
     }
 
     /// [`Tenancy::require`] for a tenant named in a request's field: a
-    /// missing one is that field's error.
+    /// missing one is that field's error. A tenant the caller cannot see
+    /// stays a 404, as for any other of another tenant's things.
     ///
     /// # Errors
-    /// Names `field` when the tenant is not found; tenancy did not answer.
+    /// Not visible; names `field` when the tenant is not found; tenancy did
+    /// not answer.
     pub async fn require_field(&self, caller: &Caller, field: &str, tenant: Uuid) -> Result<()> {
+        if !caller.can_see(tenant) {
+            return Err(Error::not_found("tenant", tenant));
+        }
         match self.require(caller, tenant).await {
             Err(Error::NotFound { .. }) => Err(Error::invalid(field, "no such tenant")),
             other => other,
