@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
+use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
@@ -15,6 +16,7 @@ use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
 use crate::route::Routes;
 use crate::token::{NewToken, Token};
+use crate::upstream::{Signed, Tenancy};
 
 /// The routes, each with who may call it.
 pub fn routes() -> Routes {
@@ -109,9 +111,13 @@ pub struct Filter {
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Body(b): Body<CreateToken>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let new = NewToken::parse(&b.name, &b.tenant_id, &b.project_id, &b.role, b.expires_in_days)?;
+    if caller.can_see(new.tenant()) {
+        check_scope(&mut tenancy, &new).await?;
+    }
     let (token, secret) = s.tokens.create(&caller, new).await?;
     Ok((
         StatusCode::CREATED,
@@ -120,6 +126,33 @@ async fn create(
             secret,
         }),
     ))
+}
+
+/// The tenant a new token names exists, and so does its project, in that
+/// tenant: the token would otherwise be made for nothing (or cross tenants).
+async fn check_scope(tenancy: &mut Tenancy, new: &NewToken) -> Result<(), ApiError> {
+    let tenant = new.tenant().to_string();
+    match tenancy.get_tenant(pb::GetTenantRequest { id: tenant.clone() }).await {
+        Ok(_) => {}
+        Err(s) if s.code() == tonic::Code::NotFound => {
+            return Err(ApiError::invalid("tenant_id", "no such tenant"));
+        }
+        Err(s) => return Err(s.into()),
+    }
+    let Some(project) = new.project() else {
+        return Ok(());
+    };
+    match tenancy
+        .get_project(pb::GetProjectRequest {
+            id: project.to_string(),
+        })
+        .await
+    {
+        Ok(p) if p.get_ref().tenant_id == tenant => Ok(()),
+        Ok(_) => Err(ApiError::invalid("project_id", "is a project of another tenant")),
+        Err(s) if s.code() == tonic::Code::NotFound => Err(ApiError::invalid("project_id", "no such project")),
+        Err(s) => Err(s.into()),
+    }
 }
 
 #[utoipa::path(
@@ -133,9 +166,16 @@ async fn create(
 async fn list(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
+    Signed(mut tenancy): Signed<Tenancy>,
     Query(q): Query<Filter>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let tenant = q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?;
+    if let Some(tenant) = tenant {
+        // The tokens of a tenant that does not exist are not an empty list.
+        tenancy
+            .get_tenant(pb::GetTenantRequest { id: tenant.to_string() })
+            .await?;
+    }
     Ok(Json(
         s.tokens
             .list(&caller, tenant)

@@ -66,12 +66,23 @@ pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap, wri
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let mut caller = match (bearer, cookie(headers, crate::session::COOKIE)) {
-        (Some(bearer), _) => state
-            .auth
-            .caller(bearer.trim())
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked"))?,
+        (Some(bearer), _) => {
+            let mut caller = state
+                .auth
+                .caller(bearer.trim())
+                .await
+                .map_err(ApiError::from)?
+                .ok_or_else(|| ApiError::unauthenticated("the token is not valid, expired or revoked"))?;
+            if !caller.platform_admin {
+                // An API token's tenant as it is now: deleted, the token is
+                // dead even before its revocation reaches this gateway.
+                caller.memberships = state.memberships.live(caller.memberships).await?;
+                if caller.memberships.is_empty() {
+                    return Err(ApiError::unauthenticated("the token's tenant has been deleted"));
+                }
+            }
+            caller
+        }
         (None, Some(id)) => {
             let session = state
                 .sessions

@@ -7,6 +7,10 @@
 //! them at once in every gateway, and a login forgets its user's (its groups
 //! may have changed). A gateway that loses its NATS connection forgets every
 //! cached entry, in case it missed a change.
+//!
+//! API tokens belong to one tenant, so their role is checked against the
+//! tenant's state the same way ([`Memberships::live`]): a deleted tenant's
+//! token stands for nothing, a suspended tenant's reads only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use kernel::caller::{Caller, CallerKey, Membership, Role};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::problem::ApiError;
 use crate::upstream::Upstream;
@@ -29,12 +34,24 @@ const CHANGES: [&str; 2] = ["tenancy.member.>", "tenancy.tenant.>"];
 /// A subject's memberships and when they were resolved.
 type Resolved = (Vec<Membership>, Instant);
 
+/// A tenant's state as tenancy last said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantState {
+    /// Its members act with their roles.
+    Active,
+    /// Read-only: its members act as viewers.
+    Suspended,
+    /// Deleted (or never was): membership in it grants nothing.
+    Gone,
+}
+
 /// Subjects' memberships, as tenancy resolves them.
 #[derive(Clone)]
 pub struct Memberships {
     upstream: Upstream,
     key: CallerKey,
     cache: Arc<Mutex<HashMap<String, Resolved>>>,
+    tenants: Arc<Mutex<HashMap<Uuid, (TenantState, Instant)>>>,
 }
 
 impl Memberships {
@@ -44,6 +61,7 @@ impl Memberships {
             upstream,
             key,
             cache: Arc::default(),
+            tenants: Arc::default(),
         }
     }
 
@@ -89,13 +107,73 @@ impl Memberships {
         Ok(memberships)
     }
 
-    /// Forgets what is cached for `subject` (every subject with `None`).
+    /// `memberships` (an API token's) as they stand now: none in a deleted
+    /// tenant, viewer in a suspended one.
+    ///
+    /// # Errors
+    /// Tenancy is unavailable.
+    pub async fn live(&self, memberships: Vec<Membership>) -> Result<Vec<Membership>, ApiError> {
+        let mut live = Vec::with_capacity(memberships.len());
+        for m in memberships {
+            match self.tenant_state(m.tenant).await? {
+                TenantState::Active => live.push(m),
+                TenantState::Suspended => live.push(Membership {
+                    role: Role::Viewer,
+                    ..m
+                }),
+                TenantState::Gone => {}
+            }
+        }
+        Ok(live)
+    }
+
+    /// Whether `tenant` is active, suspended or gone.
+    ///
+    /// # Errors
+    /// Tenancy is unavailable.
+    pub async fn tenant_state(&self, tenant: Uuid) -> Result<TenantState, ApiError> {
+        if let Some((state, _)) = self
+            .tenants()
+            .get(&tenant)
+            .filter(|(_, read_at)| read_at.elapsed() < CACHE_FOR)
+        {
+            return Ok(*state);
+        }
+        let state = match self
+            .upstream
+            .tenancy(&self.key, &Caller::service("gateway"))
+            .get_tenant(paas_proto::v1::GetTenantRequest { id: tenant.to_string() })
+            .await
+        {
+            Ok(t) if t.get_ref().status == paas_proto::v1::TenantStatus::Suspended as i32 => TenantState::Suspended,
+            Ok(_) => TenantState::Active,
+            Err(s) if s.code() == tonic::Code::NotFound => TenantState::Gone,
+            Err(s) => return Err(s.into()),
+        };
+        let mut tenants = self.tenants();
+        if tenants.len() >= CACHE_LIMIT {
+            tenants.clear();
+        }
+        tenants.insert(tenant, (state, Instant::now()));
+        Ok(state)
+    }
+
+    fn tenants(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (TenantState, Instant)>> {
+        // A panic while holding the lock leaves a map that is still valid.
+        self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets what is cached for `subject` (every subject, and every
+    /// tenant's state, with `None`).
     pub fn forget(&self, subject: Option<&str>) {
         match subject {
             Some(subject) => {
                 self.cache().remove(subject);
             }
-            None => self.cache().clear(),
+            None => {
+                self.cache().clear();
+                self.tenants().clear();
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! `/api/v1/tenants`: the tenant slice of the public API, forwarded to tenancy.
 
 use axum::Json;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -10,6 +10,7 @@ use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
+use crate::AppState;
 use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
@@ -181,6 +182,7 @@ async fn list(
     security(("bearer" = []))
 )]
 async fn update(
+    State(s): State<AppState>,
     Signed(mut tenancy): Signed<Tenancy>,
     Path(id): Path<String>,
     Body(body): Body<UpdateTenant>,
@@ -192,7 +194,13 @@ async fn update(
         status: status_value("status", body.status.as_deref())?,
         expected_version: body.expected_version,
     };
-    Ok(Json(tenancy.update_tenant(request).await?.into_inner().into()))
+    let suspension = request.status != 0;
+    let tenant = tenancy.update_tenant(request).await?.into_inner();
+    if suspension {
+        // Suspended or reactivated: its members' roles change here at once.
+        s.memberships.forget(None);
+    }
+    Ok(Json(tenant.into()))
 }
 
 #[utoipa::path(
@@ -203,7 +211,17 @@ async fn update(
     responses((status = 204, description = "done"), Problems),
     security(("bearer" = []))
 )]
-async fn delete(Signed(mut tenancy): Signed<Tenancy>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete(
+    State(s): State<AppState>,
+    Signed(mut tenancy): Signed<Tenancy>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let tenant = kernel::id::parse_id("id", &id)?;
     tenancy.delete_tenant(pb::DeleteTenantRequest { id }).await?;
+    // Its tokens and its members' roles die with it here and now; other
+    // gateways see the tenant gone when tenancy's event reaches them.
+    let revoked = s.tokens.revoke_tenant(tenant).await?;
+    s.memberships.forget(None);
+    tracing::info!(%tenant, revoked, "tenant deleted; its API tokens revoked");
     Ok(StatusCode::NO_CONTENT)
 }

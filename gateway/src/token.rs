@@ -105,6 +105,18 @@ impl NewToken {
     }
 }
 
+impl NewToken {
+    /// The tenant the token acts in.
+    pub fn tenant(&self) -> Uuid {
+        self.tenant
+    }
+
+    /// The project it is limited to, if any.
+    pub fn project(&self) -> Option<Uuid> {
+        self.project
+    }
+}
+
 fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
@@ -112,6 +124,7 @@ fn digest(secret: &str) -> Vec<u8> {
 /// A live token as last read.
 struct Cached {
     id: Uuid,
+    tenant: Uuid,
     caller: Caller,
     expires_at: DateTime<Utc>,
     read_at: Instant,
@@ -139,9 +152,11 @@ impl Tokens {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Forgets the cached token `id`, or every cached token of tenant `id`
+    /// (every token with `None`).
     fn forget(&self, id: Option<Uuid>) {
         match id {
-            Some(id) => self.cache().retain(|_, c| c.id != id),
+            Some(id) => self.cache().retain(|_, c| c.id != id && c.tenant != id),
             None => self.cache().clear(),
         }
     }
@@ -152,6 +167,7 @@ impl Tokens {
     /// Never: a lost connection is reopened (forgetting every cached token,
     /// since revocations may have been missed meanwhile).
     pub async fn follow_revocations(self, stop: CancellationToken) -> Result<()> {
+        // The payload is a token's id, or a deleted tenant's.
         kernel::db::follow(&self.pool, REVOKED, &stop, |notice| match notice {
             Notice::Payload(id) => {
                 self.forget(Some(Uuid::parse_str(&id).unwrap_or_default()).filter(|id| !id.is_nil()));
@@ -251,6 +267,28 @@ impl Tokens {
         Ok(())
     }
 
+    /// Revokes every live token of `tenant` at once (the tenant is being
+    /// deleted); returns how many.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn revoke_tenant(&self, tenant: Uuid) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = sqlx::query!(
+            "UPDATE api_tokens SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL",
+            tenant
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query!("SELECT pg_notify('gateway_token_revoked', $1)", tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.forget(Some(tenant));
+        Ok(revoked)
+    }
+
     /// The caller a presented secret stands for, if it is a live token.
     /// Records the use (at most once a minute per token).
     ///
@@ -315,6 +353,7 @@ impl Tokens {
             key,
             Cached {
                 id: row.id,
+                tenant: row.tenant_id,
                 caller: caller.clone(),
                 expires_at: row.expires_at,
                 read_at: Instant::now(),

@@ -113,6 +113,9 @@ pub async fn start_in(
             if let Some(federation) = services.iter().find(|s| s.name == federation::NAME) {
                 settings.federation_url = uri(federation.grpc);
             }
+            if let Some(tenancy) = services.iter().find(|s| s.name == tenancy::NAME) {
+                settings.tenancy_url = uri(tenancy.grpc);
+            }
             apps::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else if *name == configs::NAME {
             let settings = configs::Settings::from_env(env, platform)

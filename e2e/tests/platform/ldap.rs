@@ -422,3 +422,35 @@ async fn removing_a_member_or_its_tenant_reaches_live_sessions_within_seconds() 
     let me = whoami(&p, &cookie).await;
     assert_eq!(me["subject"], "ldap:jdoe");
 }
+
+#[tokio::test]
+async fn a_suspended_tenant_makes_its_members_sessions_viewers_at_once() {
+    let slapd = Slapd::start();
+    let p = Platform::start_with(|g| g.directory = Some(slapd.settings())).await;
+    let paused = grant_group(&p, "paused", "ldap:cn=acme-ops,ou=groups,dc=acme,dc=example").await;
+    let (_, login, cookie) = ldap_login(&p, "jdoe", "jdoe-password").await;
+    let cookie = cookie.unwrap();
+    let csrf = login["csrf_token"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&p, &cookie).await["memberships"], json!([[paused, "operator"]]));
+    let status = |status: &'static str| {
+        p.admin(Method::PATCH, &format!("/api/v1/tenants/{paused}"))
+            .json(&json!({"status": status}))
+            .send()
+    };
+
+    assert_eq!(status("suspended").await.unwrap().status(), StatusCode::OK);
+    // At once in the gateway that suspended it: no waiting for the event.
+    assert_eq!(whoami(&p, &cookie).await["memberships"], json!([[paused, "viewer"]]));
+    let write = p
+        .anonymous(Method::POST, &format!("/api/v1/tenants/{paused}/external-services"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "db", "dns_name": "db.example.com", "placement": {"explicit": [{"cluster": "c1"}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), StatusCode::FORBIDDEN, "{}", write.text().await.unwrap());
+
+    assert_eq!(status("active").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(whoami(&p, &cookie).await["memberships"], json!([[paused, "operator"]]));
+}

@@ -24,5 +24,6 @@ mod services;
 mod sessions;
 mod strategies;
 mod templates;
+mod tenant_lifecycle;
 mod tenant_slice;
 mod tracing;

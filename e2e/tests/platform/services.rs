@@ -18,7 +18,17 @@ fn as_caller(p: &Platform, service: &str, caller: &Caller) -> InterceptedService
 #[tokio::test]
 async fn tenant_scoped_services_serve_their_members_and_hide_from_strangers() {
     let p = Platform::start().await;
-    let tenant = uuid_v7();
+    // A tenant tenancy knows: apps makes nothing under one it does not.
+    let created: serde_json::Value = p
+        .admin(reqwest::Method::POST, "/api/v1/tenants")
+        .json(&serde_json::json!({"name": "shop"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant = uuid::Uuid::parse_str(created["id"].as_str().unwrap()).unwrap();
     let developer = Caller::user(
         "u:dev",
         vec![Membership {

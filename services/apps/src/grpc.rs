@@ -14,6 +14,7 @@ use crate::placement;
 use crate::release::Release;
 use crate::strategy::Strategy;
 use crate::template::{NewTemplate, Template, Templates};
+use crate::tenancy::Tenancy;
 use crate::version::{Version, Versions};
 
 /// The gRPC face of the apps service.
@@ -22,17 +23,19 @@ pub struct Apps {
     versions: Versions,
     applications: Applications,
     external_services: ExternalServices,
+    tenancy: Tenancy,
 }
 
 impl Apps {
     /// The API over the apps schema of `outbox`.
-    pub fn new(outbox: Outbox, applications: Applications) -> Self {
+    pub fn new(outbox: Outbox, tenancy: Tenancy, applications: Applications) -> Self {
         let external_services = ExternalServices::new(outbox.clone(), applications.federation().clone());
         Self {
             templates: Templates::new(outbox.clone()),
             versions: Versions::new(outbox),
             applications,
             external_services,
+            tenancy,
         }
     }
 
@@ -206,6 +209,9 @@ impl AppsService for Apps {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let new = NewTemplate::parse(&r.tenant_id, &r.name, &r.description)?;
+        if let Some(tenant) = new.tenant() {
+            self.tenancy.require_field(&caller, "tenant_id", tenant).await?;
+        }
         Ok(Response::new(to_pb(self.templates.create(&caller, new).await?)))
     }
 
@@ -223,6 +229,9 @@ impl AppsService for Apps {
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
         let tenant = kernel::id::parse_optional_id("tenant_id", &r.tenant_id)?;
+        if let Some(tenant) = tenant {
+            self.tenancy.require(&caller, tenant).await?;
+        }
         let (templates, next) = self
             .templates
             .list(&caller, Page::parse(p.limit, &p.cursor)?, tenant)
@@ -268,6 +277,9 @@ impl AppsService for Apps {
             (true, false) => crate::chart::rooted(r.files.into_iter().collect())?,
             _ => return Err(kernel::Error::invalid("chart", "give either a chart archive or a chart's files").into()),
         };
+        if let Some(tenant) = kernel::id::parse_optional_id("tenant_id", &r.tenant_id)? {
+            self.tenancy.require(&caller, tenant).await?;
+        }
         let (template, version) = self.versions.import(&caller, &r.tenant_id, files).await?;
         Ok(Response::new(pb::ImportChartResponse {
             template: Some(to_pb(template)),
@@ -346,6 +358,7 @@ impl AppsService for Apps {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        self.tenancy.require(&caller, tenant).await?;
         let project = kernel::id::parse_optional_id("project_id", &r.project_id)?;
         let blueprint = Blueprint {
             template_version_id: parse_id("template_version_id", &r.template_version_id)?,
@@ -377,6 +390,7 @@ impl AppsService for Apps {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        self.tenancy.require(&caller, tenant).await?;
         let p = r.page.unwrap_or_default();
         let (apps, next) = self
             .applications
@@ -629,6 +643,7 @@ impl AppsService for Apps {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        self.tenancy.require(&caller, tenant).await?;
         let project = kernel::id::parse_optional_id("project_id", &r.project_id)?;
         external_service::parse_name(&r.name)?;
         let definition = Definition::parse(
@@ -664,6 +679,7 @@ impl AppsService for Apps {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        self.tenancy.require(&caller, tenant).await?;
         let p = r.page.unwrap_or_default();
         // Lists leave out where each is placed: a call to federation each.
         let (found, next) = self

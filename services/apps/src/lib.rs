@@ -26,6 +26,7 @@ pub mod rollout;
 pub mod spec;
 pub mod strategy;
 pub mod template;
+pub mod tenancy;
 pub mod traffic;
 pub mod version;
 
@@ -46,6 +47,8 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migration
 
 /// Where federation is (`http://host:port`).
 pub const FEDERATION_URL: &str = "PAAS_FEDERATION_URL";
+/// Where tenancy is (`http://host:port`), asked whether tenants exist.
+pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
 /// How often a deploying release is looked at (default 500ms).
 pub const RELEASE_POLL: &str = "PAAS_APPS_RELEASE_POLL";
 /// How long a release may take to become Healthy (default 10m).
@@ -64,6 +67,8 @@ pub const RELEASE_DRIVER: &str = "PAAS_APPS_RELEASE_DRIVER";
 pub struct Settings {
     /// Federation's gRPC URL.
     pub federation_url: String,
+    /// Tenancy's gRPC URL.
+    pub tenancy_url: String,
     /// How releases are paced.
     pub pacing: driver::Pacing,
     /// Where HTTPRoutes attach.
@@ -73,7 +78,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads [`FEDERATION_URL`], [`RELEASE_POLL`], [`RELEASE_DEADLINE`],
+    /// Reads [`FEDERATION_URL`], [`TENANCY_URL`], [`RELEASE_POLL`], [`RELEASE_DEADLINE`],
     /// [`GATEWAY`] and [`RELEASE_DRIVER`].
     ///
     /// # Errors
@@ -82,6 +87,7 @@ impl Settings {
         let d = driver::Pacing::default();
         Ok(Self {
             federation_url: env.or(FEDERATION_URL, "http://127.0.0.1:7102".to_string())?,
+            tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
             pacing: driver::Pacing {
                 poll: env.or(RELEASE_POLL, d.poll)?,
                 deadline: env.or(RELEASE_DEADLINE, d.deadline)?,
@@ -148,8 +154,13 @@ pub async fn start_with(
             binding_status::follow(base.pool.clone(), wake.clone(), shutdown.token()),
         );
     }
+    let tenancy = tenancy::Tenancy::new(
+        kernel::grpc::channel(&settings.tenancy_url)?,
+        kernel::caller::CallerKey::new(platform.caller_key.clone()),
+    );
     let api = AppsServiceServer::new(grpc::Apps::new(
         base.outbox.clone(),
+        tenancy,
         application::Applications::new(base.outbox.clone(), federation, wake, settings.gateway),
     ));
     base.serve(addresses, api, shutdown).await

@@ -781,6 +781,9 @@ impl<'a> Bindings<'a> {
     /// placement is possible; ResourceExhausted when quota or capacity refuse.
     pub async fn apply(&self, caller: &Caller, r: ApplyRequest) -> Result<(Binding, Vec<Target>)> {
         caller.require(r.tenant, Role::Developer, "tenant", r.tenant)?;
+        // Nothing is placed for a tenant federation does not know (deleted,
+        // or never created).
+        crate::known_tenant::get(self.pool, caller, r.tenant).await?;
         let desired = Desired::parse(&r)?;
         let stored = self.stored(&desired).await?;
         let clusters = self
@@ -1040,9 +1043,7 @@ impl<'a> Bindings<'a> {
         tenant: Uuid,
         page: Page,
     ) -> Result<(Vec<(Binding, Vec<Target>)>, String)> {
-        if !caller.can_see(tenant) {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::known_tenant::get(self.pool, caller, tenant).await?;
         let rows = sqlx::query_as!(
             Binding,
             r#"SELECT id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _", replicas,

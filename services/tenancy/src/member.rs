@@ -198,6 +198,7 @@ impl Members {
     pub async fn add(&self, caller: &Caller, grant: Grant) -> Result<Binding> {
         caller.require(grant.tenant, Role::TenantAdmin, "tenant", grant.tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
+        crate::tenant::require_exists(&mut *tx, grant.tenant).await?;
         if let Some(project) = grant.project {
             let owner = sqlx::query_scalar!("SELECT tenant_id FROM projects WHERE id = $1", project)
                 .fetch_optional(&mut *tx)
@@ -282,9 +283,7 @@ impl Members {
         kind: Option<Kind>,
         project: Option<Uuid>,
     ) -> Result<(Vec<Binding>, String)> {
-        if !caller.can_see(tenant) {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::tenant::require_visible(self.outbox.pool(), caller, tenant).await?;
         let rows = sqlx::query_as!(
             Row,
             "SELECT id, tenant_id, project_id, subject_kind, subject, role, created_by, created_at
@@ -351,7 +350,8 @@ impl Members {
 
     /// The tenants a user belongs to and its highest role in each, directly
     /// or through its groups. A project-scoped role makes the user a viewer
-    /// of the tenant (it can see the tenant its project is in).
+    /// of the tenant (it can see the tenant its project is in), and so does
+    /// any role in a suspended tenant (read-only until it is reactivated).
     ///
     /// # Errors
     /// Not a platform service or administrator, or the user itself.
@@ -364,7 +364,8 @@ impl Members {
         // `oidc:*:<group>`: a binding made before groups named their
         // provider, kept as it was (any provider's group of that name).
         let rows = sqlx::query!(
-            "SELECT b.tenant_id, b.project_id, b.role FROM role_bindings b
+            "SELECT b.tenant_id, b.project_id, b.role, t.status FROM role_bindings b
+             JOIN tenants t ON t.id = b.tenant_id
              WHERE (b.subject_kind = 'user' AND b.subject = $1)
                 OR (b.subject_kind = 'group' AND b.subject IN (
                     SELECT group_name FROM group_members WHERE subject = $1
@@ -377,7 +378,8 @@ impl Members {
         .await?;
         let mut best: std::collections::BTreeMap<Uuid, Role> = std::collections::BTreeMap::new();
         for row in rows {
-            let role = if row.project_id.is_some() {
+            // A suspended tenant is read-only for its members.
+            let role = if row.project_id.is_some() || row.status == "suspended" {
                 Role::Viewer
             } else {
                 Role::parse("role", &row.role).unwrap_or(Role::Viewer)

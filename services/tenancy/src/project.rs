@@ -113,15 +113,7 @@ impl Projects {
     pub async fn create(&self, caller: &Caller, tenant: Uuid, new: NewProject) -> Result<Project> {
         caller.require(tenant, Role::TenantAdmin, "tenant", tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
-        let exists = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS "exists!""#,
-            tenant
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !exists {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::tenant::require_exists(&mut *tx, tenant).await?;
         let project = insert(&mut tx, tenant, &new)
             .await?
             .ok_or_else(|| Error::Conflict(format!("the tenant already has a project named {}", new.name)))?;
@@ -157,9 +149,7 @@ impl Projects {
         page: Page,
         name_prefix: &str,
     ) -> Result<(Vec<Project>, String)> {
-        if !caller.can_see(tenant) {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::tenant::require_visible(self.outbox.pool(), caller, tenant).await?;
         let rows = sqlx::query_as!(
             Project,
             "SELECT id, tenant_id, name, display_name, description, created_at FROM projects

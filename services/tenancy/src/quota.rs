@@ -826,9 +826,7 @@ impl Quotas {
     /// # Errors
     /// The tenant is not visible to the caller.
     pub async fn usage(&self, caller: &Caller, tenant: Uuid) -> Result<Vec<Usage>> {
-        if !caller.can_see(tenant) {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::tenant::require_visible(self.outbox.pool(), caller, tenant).await?;
         let rows = sqlx::query_as!(
             Row,
             "SELECT level, owner_id, key, resource, hard, used FROM quotas

@@ -472,15 +472,7 @@ impl ResourceRequests {
         if !self.spec(&mut tx, form.spec_id).await?.active {
             return Err(Error::invalid("spec_id", "is withdrawn"));
         }
-        let exists = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS "exists!""#,
-            tenant
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !exists {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::tenant::require_exists(&mut *tx, tenant).await?;
         let row = sqlx::query_as!(
             Row,
             "INSERT INTO resource_requests (id, tenant_id, project_name, applicant, phone, email, application, base_services,
@@ -557,6 +549,9 @@ impl ResourceRequests {
         tenant: Option<Uuid>,
         state: Option<State>,
     ) -> Result<(Vec<Request>, String)> {
+        if let Some(tenant) = tenant {
+            crate::tenant::require_visible(self.outbox.pool(), caller, tenant).await?;
+        }
         let visible = caller.visible_tenants();
         let rows = sqlx::query_as!(
             Row,

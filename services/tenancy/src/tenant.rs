@@ -361,6 +361,37 @@ impl Tenants {
     }
 }
 
+/// Fails unless tenant `id` exists: nothing is made under a tenant that
+/// does not exist, and the children of one are a 404, not an empty list.
+///
+/// # Errors
+/// No such tenant, or the database fails.
+pub async fn require_exists(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> Result<()> {
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS "exists!""#,
+        id
+    )
+    .fetch_one(db)
+    .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(Error::not_found("tenant", id))
+    }
+}
+
+/// Fails unless tenant `id` exists and the caller can see it (the same
+/// 404 either way).
+///
+/// # Errors
+/// Not visible, no such tenant, or the database fails.
+pub async fn require_visible(db: impl sqlx::PgExecutor<'_>, caller: &Caller, id: Uuid) -> Result<()> {
+    if !caller.can_see(id) {
+        return Err(Error::not_found("tenant", id));
+    }
+    require_exists(db, id).await
+}
+
 /// Escapes LIKE wildcards so a filter matches text literally.
 fn like_escape(raw: &str) -> String {
     raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")

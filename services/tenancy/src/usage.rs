@@ -126,9 +126,7 @@ impl UsageHistory {
     /// # Errors
     /// The tenant is not visible to the caller.
     pub async fn observed(&self, caller: &Caller, tenant: Uuid) -> Result<Observed> {
-        if !caller.can_see(tenant) {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::tenant::require_visible(&self.pool, caller, tenant).await?;
         let rows = sqlx::query!(
             "SELECT o.partition_id, p.cluster, p.data_centre, o.resource, o.observed
              FROM observed_usage o JOIN partitions p ON p.id = o.partition_id WHERE p.tenant_id = $1",
@@ -185,9 +183,7 @@ impl UsageHistory {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<Point>> {
-        if !caller.can_see(tenant) {
-            return Err(Error::not_found("tenant", tenant));
-        }
+        crate::tenant::require_visible(&self.pool, caller, tenant).await?;
         if since > until {
             return Err(Error::invalid("since", "must not be after until"));
         }

@@ -71,7 +71,7 @@ impl Admission for CpuCap {
 
 pub const TENANT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
 
-/// A partition of TENANT in `cluster` (namespace acme-web), recorded as tenancy's event would.
+/// A partition of TENANT in `cluster` (namespace acme-web), and TENANT, recorded as tenancy's events would.
 pub async fn partition(fed: &Fed, cluster: &str) {
     let p = pb::PartitionChanged {
         partition_id: Uuid::now_v7().to_string(),
@@ -88,6 +88,15 @@ pub async fn partition(fed: &Fed, cluster: &str) {
         cluster,
         &p.namespace,
         p.encode_to_vec(),
+    )
+    .execute(fed.pool())
+    .await
+    .unwrap();
+    // Federation places nothing for a tenant it has not learned of.
+    sqlx::query!(
+        "INSERT INTO known_tenants (tenant_id, name, event_id) VALUES ($1, 'acme', $2) ON CONFLICT DO NOTHING",
+        TENANT,
+        Uuid::now_v7(),
     )
     .execute(fed.pool())
     .await
