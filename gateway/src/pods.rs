@@ -4,7 +4,6 @@
 //! to the apps service (which asks federation, which asks the clusters).
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use kernel::caller::Role;
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -13,6 +12,7 @@ use utoipa_axum::routes;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Apps, Signed};
 

@@ -194,10 +194,21 @@ impl Members {
     /// Grants a role. Tenant admins of the tenant.
     ///
     /// # Errors
-    /// Not allowed, the project is not the tenant's, or the binding exists.
+    /// Not allowed, no such tenant, the project is not the tenant's, or the binding exists.
     pub async fn add(&self, caller: &Caller, grant: Grant) -> Result<Binding> {
         caller.require(grant.tenant, Role::TenantAdmin, "tenant", grant.tenant)?;
         let mut tx = self.outbox.pool().begin().await?;
+        // A platform administrator passes the role check for any id; the
+        // binding's foreign key would then fail as an internal error.
+        let exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS "exists!""#,
+            grant.tenant
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            return Err(Error::not_found("tenant", grant.tenant));
+        }
         if let Some(project) = grant.project {
             let owner = sqlx::query_scalar!("SELECT tenant_id FROM projects WHERE id = $1", project)
                 .fetch_optional(&mut *tx)
