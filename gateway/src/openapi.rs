@@ -63,6 +63,26 @@ fn exact(doc: &mut Value) {
     link_created_to_reads(doc);
     closed_values(doc);
     bounded_strings(doc);
+    tuples_as_prefix_items(doc);
+}
+
+/// utoipa writes a tuple (`Vec<(String, String)>`) as `items: [a, b]`,
+/// which OpenAPI 3.1 (JSON Schema 2020-12) spells `prefixItems`.
+fn tuples_as_prefix_items(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            if let Some(Value::Array(tuple)) = fields.get("items") {
+                let (tuple, len) = (tuple.clone(), tuple.len());
+                fields.insert("prefixItems".into(), Value::Array(tuple));
+                fields.insert("items".into(), Value::Bool(false));
+                fields.insert("minItems".into(), json!(len));
+                fields.insert("maxItems".into(), json!(len));
+            }
+            fields.values_mut().for_each(tuples_as_prefix_items);
+        }
+        Value::Array(items) => items.iter_mut().for_each(tuples_as_prefix_items),
+        _ => {}
+    }
 }
 
 /// Every string has a documented maximum length: the gateway's own bounds
@@ -354,6 +374,13 @@ mod tests {
         doc["components"]["schemas"].as_object_mut().unwrap().remove("Problem");
         strings_without_bound(&doc, "", &mut found);
         assert!(found.is_empty(), "strings without maxLength: {found:?}");
+    }
+
+    #[test]
+    fn tuples_are_prefix_items() {
+        let session = &served()["components"]["schemas"]["Whoami"]["properties"]["memberships"]["items"];
+        assert_eq!(session["items"], false, "{session}");
+        assert_eq!(session["prefixItems"].as_array().map(Vec::len), Some(2), "{session}");
     }
 
     #[test]
