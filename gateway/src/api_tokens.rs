@@ -1,7 +1,7 @@
 //! `/api/v1/tokens`: make, list and revoke API tokens.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -14,6 +14,7 @@ use crate::auth::Authenticated;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::token::{NewToken, Token};
 use crate::upstream::{Signed, Tenancy};

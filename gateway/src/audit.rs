@@ -234,7 +234,7 @@ mod tests {
 /// `since`, `until`; `format=csv` for a CSV export.
 pub mod routes {
     use axum::Json;
-    use axum::extract::{Query, State};
+    use axum::extract::State;
     use axum::http::header;
     use axum::response::{IntoResponse, Response};
     use chrono::{DateTime, Utc};
@@ -247,6 +247,7 @@ pub mod routes {
     use crate::auth::Authenticated;
     use crate::problem::{ApiError, Problems};
     use crate::rbac::Permission;
+    use crate::request::Query;
     use crate::route::Routes;
 
     /// The routes, each with who may call it.
@@ -259,12 +260,22 @@ pub mod routes {
     #[into_params(parameter_in = Query)]
     pub struct AuditQuery {
         actor: Option<String>,
-        tenant_id: Option<String>,
+        tenant_id: Option<uuid::Uuid>,
         action: Option<String>,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-        #[serde(default)]
-        format: String,
+        #[param(inline)]
+        format: Option<Format>,
+    }
+
+    /// How the records are answered.
+    #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Format {
+        /// A JSON array (the default).
+        Json,
+        /// A CSV file, one record a line, for a spreadsheet.
+        Csv,
     }
 
     #[utoipa::path(
@@ -272,7 +283,13 @@ pub mod routes {
         path = "/api/v1/audit",
         tag = "audit",
         params(AuditQuery),
-        responses((status = 200, body = Vec<super::Record>), Problems),
+        responses(
+            (status = 200, description = "the records: JSON, or CSV with `format=csv`", content(
+                (Vec<super::Record> = "application/json"),
+                (String = "text/csv", example = "id,at,actor,tenant_id,action,target,request_id,source_ip,user_agent,result,finished_at"),
+            )),
+            Problems,
+        ),
         security(("bearer" = [])))]
     pub(crate) async fn read(
         State(s): State<AppState>,
@@ -281,14 +298,14 @@ pub mod routes {
     ) -> Result<Response, ApiError> {
         let filter = Filter {
             actor: q.actor,
-            tenant: q.tenant_id.map(|t| kernel::id::parse_id("tenant_id", &t)).transpose()?,
+            tenant: q.tenant_id,
             action_prefix: q.action,
             since: q.since,
             until: q.until,
         };
         let records = s.audit.read(&caller, &filter).await?;
-        Ok(match q.format.as_str() {
-            "csv" => (
+        Ok(match q.format.unwrap_or(Format::Json) {
+            Format::Csv => (
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
                     (header::CONTENT_DISPOSITION, "attachment; filename=\"audit.csv\""),
@@ -296,8 +313,7 @@ pub mod routes {
                 to_csv(&records),
             )
                 .into_response(),
-            "" | "json" => Json(records).into_response(),
-            _ => return Err(ApiError::invalid("format", "must be json or csv")),
+            Format::Json => Json(records).into_response(),
         })
     }
 }

@@ -54,6 +54,13 @@ pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// The token of a `Bearer` credential; the scheme's name is
+/// case-insensitive (RFC 7235 section 2.1), so `bearer` and `BEARER` count.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 /// Authenticates a request: a bearer token if one is sent, else the session
 /// cookie, whose writes must carry the session's CSRF token.
 ///
@@ -64,7 +71,7 @@ pub async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap, wri
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     let mut caller = match (bearer, cookie(headers, crate::session::COOKIE)) {
         (Some(bearer), _) => {
             let mut caller = state
@@ -131,5 +138,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .cloned()
             .map(Self)
             .ok_or_else(|| ApiError::unauthenticated("no caller on this request"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR t0k"] {
+            assert_eq!(bearer_token(header), Some("t0k"), "{header}");
+        }
+        for header in ["Basic dXNlcjpwdw==", "Bearert0k", "t0k", "Bearer"] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! the caller's role in the tenant and scopes every query by it).
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -17,6 +16,7 @@ use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Federation, Signed};
 

@@ -4,7 +4,6 @@
 //! and checks the operator role in the binding's tenant).
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
 use kernel::grpc::time;
@@ -16,6 +15,7 @@ use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Federation, Signed};
 

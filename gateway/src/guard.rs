@@ -31,6 +31,12 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         .get::<OriginalUri>()
         .map_or_else(|| request.uri().path().to_string(), |u| u.0.path().to_string());
     let method = request.method().clone();
+    // HEAD is GET without the body, as the router serves it.
+    let ruled = if method == Method::HEAD { "GET" } else { method.as_str() };
+    let served = rbac::methods(&route);
+    if !served.is_empty() && !served.contains(&ruled) {
+        return method_not_allowed(&method, &served);
+    }
     let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let authenticated = crate::auth::authenticate(&state, request.headers(), write).await;
 
@@ -58,7 +64,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
 
     let response = match authenticated {
         Err(e) => e.into_response(),
-        Ok(caller) => match rbac::rule(method.as_str(), &route) {
+        Ok(caller) => match rbac::rule(ruled, &route) {
             None => {
                 tracing::error!(%method, %route, "route has no access rule; refused");
                 forbidden("this route has no access rule").into_response()
@@ -107,6 +113,26 @@ fn refusal(permission: Permission, caller: &Caller) -> String {
             "platform administrators only".to_string()
         }
     }
+}
+
+/// 405 with `Allow` listing what the path serves: a method the route does
+/// not have is not a question of access.
+fn method_not_allowed(method: &Method, served: &[&str]) -> Response {
+    let mut allow: Vec<&str> = served.to_vec();
+    if served.contains(&"GET") {
+        allow.push("HEAD");
+    }
+    let mut response = ApiError(Box::new(kernel::error::Problem::new(
+        405,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{method} is not served here; {} is", allow.join(", ")),
+    )))
+    .into_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allow.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 fn forbidden(detail: &str) -> ApiError {

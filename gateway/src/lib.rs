@@ -33,6 +33,7 @@ pub mod projects;
 pub mod pull_secrets;
 pub mod quotas;
 pub mod rbac;
+pub mod request;
 pub mod requests;
 pub mod route;
 pub mod session;
@@ -129,9 +130,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", axum::routing::get(openapi::reference))
         .merge(kernel::health::router(Readiness::default()))
         .fallback(|| async { problem::ApiError::not_found_route() })
-        .layer(axum::middleware::from_fn(problem::render))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(axum::middleware::from_fn(deadline))
+        .layer(axum::middleware::from_fn(request::bounded_headers))
+        // Outside the limits, so their 408 and 413 are problem+json too.
+        .layer(axum::middleware::from_fn(problem::render))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(kernel::grpc::SpanFromHeaders))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))

@@ -2,7 +2,6 @@
 //! role in a tenant or one of its projects, forwarded to tenancy.
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -15,6 +14,7 @@ use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Signed, Tenancy};
 

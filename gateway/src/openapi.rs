@@ -2,10 +2,12 @@
 //! (`/api/openapi.json`), and a reference page that renders it
 //! (`/api/docs`), self-contained so it works without internet access.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use axum::Json;
 use axum::response::Html;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -38,9 +40,262 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     &DOCUMENT
 }
 
+/// The document as served: [`document`] made [`exact`]. Amended as JSON,
+/// not through utoipa's types, which would write a link's `operationId` as
+/// `operation_id`.
+pub fn served() -> &'static Value {
+    static SERVED: LazyLock<Value> = LazyLock::new(|| {
+        let mut json = serde_json::to_value(document()).expect("the document serialises");
+        exact(&mut json);
+        json
+    });
+    &SERVED
+}
+
+/// What the attributes cannot say, said once for every route: operation ids
+/// unique across the document (utoipa takes the handler's name, and many
+/// modules have a `create` or a `list`), ids in paths as UUIDs, and links
+/// from each create to the get and delete of what it created, so that a
+/// client (or a stateful fuzzer) can follow them.
+fn exact(doc: &mut Value) {
+    unique_operation_ids(doc);
+    uuid_path_ids(doc);
+    link_created_to_reads(doc);
+    closed_values(doc);
+    bounded_strings(doc);
+    uniform_tuples(doc);
+}
+
+/// A tuple of one type (`Vec<(String, String)>`, the session's memberships)
+/// as an array of that type with its length, rather than `prefixItems`:
+/// the same values, in the form every OpenAPI tool reads (Schemathesis
+/// refuses the `prefixItems` form).
+fn uniform_tuples(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            let same = match fields.get("prefixItems") {
+                Some(Value::Array(tuple)) if !tuple.is_empty() && tuple.iter().all(|t| *t == tuple[0]) => {
+                    Some((tuple[0].clone(), tuple.len()))
+                }
+                _ => None,
+            };
+            if let Some((item, len)) = same {
+                fields.remove("prefixItems");
+                fields.insert("items".into(), item);
+                fields.insert("minItems".into(), json!(len));
+                fields.insert("maxItems".into(), json!(len));
+            }
+            fields.values_mut().for_each(uniform_tuples);
+        }
+        Value::Array(items) => items.iter_mut().for_each(uniform_tuples),
+        _ => {}
+    }
+}
+
+/// Every string has a documented maximum length: the gateway's own bounds
+/// ([`crate::request::MAX_TEXT`] in bodies, [`crate::request::MAX_PARAMETER`]
+/// in paths and query strings) where a field says no shorter one.
+fn bounded_strings(doc: &mut Value) {
+    fn bound(schema: &mut Value, max: usize) {
+        match schema {
+            Value::Object(fields) => {
+                let is_string = match fields.get("type") {
+                    Some(Value::String(t)) => t == "string",
+                    Some(Value::Array(ts)) => ts.iter().any(|t| t == "string"),
+                    _ => false,
+                };
+                let free = !fields.contains_key("maxLength")
+                    && !fields.contains_key("enum")
+                    && !matches!(
+                        fields.get("format").and_then(Value::as_str),
+                        Some("uuid" | "date-time" | "binary")
+                    );
+                if is_string && free {
+                    fields.insert("maxLength".into(), json!(max));
+                }
+                for (key, value) in fields.iter_mut() {
+                    if !matches!(key.as_str(), "example" | "examples" | "default" | "enum") {
+                        bound(value, max);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|item| bound(item, max)),
+            _ => {}
+        }
+    }
+    for (_, _, op) in operations(doc) {
+        if let Some(params) = op.get_mut("parameters") {
+            bound(params, crate::request::MAX_PARAMETER);
+        }
+        if let Some(body) = op.get_mut("requestBody") {
+            bound(body, crate::request::MAX_TEXT);
+        }
+    }
+    if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
+        for (name, schema) in schemas.iter_mut() {
+            // A problem is only ever answered; it quotes what it refuses.
+            if name != "Problem" {
+                bound(schema, crate::request::MAX_TEXT);
+            }
+        }
+    }
+}
+
+/// Properties whose values are a closed set the services enforce, by schema
+/// and property (`*` for every schema having it).
+const CLOSED: &[(&str, &str, &[&str])] = &[
+    ("*", "role", &["viewer", "developer", "operator", "tenant-admin"]),
+    ("Tenant", "status", &["active", "suspended"]),
+    ("Member", "kind", &["user", "group"]),
+    ("AddMember", "kind", &["user", "group"]),
+];
+
+/// The [`CLOSED`] sets as `enum`s.
+fn closed_values(doc: &mut Value) {
+    let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
+        return;
+    };
+    for (name, schema) in schemas.iter_mut() {
+        for (owner, property, values) in CLOSED {
+            let target = schema.get_mut("properties").and_then(|p| p.get_mut(*property));
+            if let Some(target) = target
+                && (*owner == "*" || *owner == name.as_str())
+                && target["type"] == "string"
+            {
+                target["enum"] = json!(values);
+            }
+        }
+    }
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Every operation as (path, method, operation).
+fn operations(doc: &mut Value) -> Vec<(String, &'static str, &mut Value)> {
+    let mut found = Vec::new();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            if let Some(item) = item.as_object_mut() {
+                for (method, op) in item.iter_mut() {
+                    if let Some(m) = METHODS.iter().find(|m| **m == method.as_str()) {
+                        found.push((path.clone(), *m, op));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A handler's name is kept where no other operation has it; else it is
+/// qualified by the resource its path names (`create` of
+/// `/api/v1/tenants/{id}/projects` is `create_projects`), then by the method
+/// and every static segment of the path.
+fn unique_operation_ids(doc: &mut Value) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, _, op) in operations(doc) {
+        *count
+            .entry(op["operationId"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let mut qualified: BTreeMap<String, usize> = BTreeMap::new();
+    let mut renames = Vec::new();
+    for (path, method, op) in operations(doc) {
+        let id = op["operationId"].as_str().unwrap_or_default().to_string();
+        if count[&id] > 1 {
+            let resource = static_segments(&path).last().cloned().unwrap_or_default();
+            let new_id = format!("{id}_{resource}");
+            *qualified.entry(new_id.clone()).or_default() += 1;
+            renames.push((path, method, new_id));
+        }
+    }
+    for (path, method, op) in operations(doc) {
+        if let Some((_, _, new_id)) = renames.iter().find(|(p, m, _)| *p == path && *m == method) {
+            let new_id = if qualified[new_id] > 1 {
+                format!("{method}_{}", static_segments(&path).join("_"))
+            } else {
+                new_id.clone()
+            };
+            op["operationId"] = Value::String(new_id);
+        }
+    }
+}
+
+/// The path's literal segments after `/api/v1`, as identifier words.
+fn static_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .skip(3)
+        .filter(|s| !s.is_empty() && !s.starts_with('{'))
+        .map(|s| s.replace('-', "_"))
+        .collect()
+}
+
+/// Every `{id}` in a path is a UUID (tenants, clusters, releases... all are).
+fn uuid_path_ids(doc: &mut Value) {
+    for (_, _, op) in operations(doc) {
+        if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+            for param in params {
+                if param["in"] == "path" && param["name"] == "id" {
+                    param["schema"] = json!({"type": "string", "format": "uuid"});
+                }
+            }
+        }
+    }
+}
+
+/// Links from a `POST` answering 201 with a schema that has an `id` to the
+/// `GET`, `PATCH`, `PUT` and `DELETE` of `.../{id}` paths whose `GET`
+/// answers the same schema.
+fn link_created_to_reads(doc: &mut Value) {
+    let schema_of = |op: &Value, status: &str| -> Option<String> {
+        op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .map(str::to_string)
+    };
+    // (schema, path, method, operationId) of each single-resource operation.
+    let mut by_schema: Vec<(String, String, &'static str, String)> = Vec::new();
+    let mut reads: BTreeMap<String, String> = BTreeMap::new();
+    for (path, method, op) in operations(doc) {
+        if method == "get"
+            && path.ends_with("/{id}")
+            && let Some(schema) = schema_of(op, "200")
+        {
+            reads.insert(path.clone(), schema);
+        }
+    }
+    for (path, method, op) in operations(doc) {
+        if let Some(schema) = reads.get(&path)
+            && method != "post"
+        {
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            by_schema.push((schema.clone(), path.clone(), method, id));
+        }
+    }
+    for (_, method, op) in operations(doc) {
+        if method != "post" {
+            continue;
+        }
+        let Some(created) = schema_of(&*op, "201") else {
+            continue;
+        };
+        let mut links = serde_json::Map::new();
+        for (schema, _, target_method, target_id) in &by_schema {
+            if *schema == created {
+                links.insert(
+                    format!("{target_method}_{target_id}"),
+                    json!({"operationId": target_id, "parameters": {"id": "$response.body#/id"}}),
+                );
+            }
+        }
+        if !links.is_empty() {
+            op["responses"]["201"]["links"] = Value::Object(links);
+        }
+    }
+}
+
 /// `GET /api/openapi.json`
-pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
-    Json(document())
+pub async fn serve() -> Json<&'static Value> {
+    Json(served())
 }
 
 /// `GET /api/docs`: the reference, rendered in the browser from the document.
@@ -74,3 +329,100 @@ fetch('/api/openapi.json').then(r => r.json()).then(doc => {
   }
 });
 </script></body></html>"#;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_operation_has_its_own_id() {
+        let mut doc = served().clone();
+        let mut seen = BTreeSet::new();
+        for (path, method, op) in operations(&mut doc) {
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(seen.insert(id.clone()), "{method} {path}: operationId {id} is taken");
+        }
+    }
+
+    #[test]
+    fn every_string_has_a_maximum_length() {
+        fn strings_without_bound(value: &Value, at: &str, found: &mut Vec<String>) {
+            match value {
+                Value::Object(fields) => {
+                    if fields.get("type") == Some(&json!("string"))
+                        && !fields.contains_key("maxLength")
+                        && !fields.contains_key("enum")
+                        && fields.get("format").is_none()
+                    {
+                        found.push(at.to_string());
+                    }
+                    for (key, v) in fields {
+                        // Answers are the server's (the audit's CSV is one
+                        // long string); requests and schemas are what is bounded.
+                        if !matches!(key.as_str(), "example" | "examples" | "default" | "enum" | "responses") {
+                            strings_without_bound(v, &format!("{at}/{key}"), found);
+                        }
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        strings_without_bound(v, &format!("{at}/{i}"), found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        let mut doc = served().clone();
+        // Only ever answered: it quotes what it refuses.
+        doc["components"]["schemas"].as_object_mut().unwrap().remove("Problem");
+        strings_without_bound(&doc, "", &mut found);
+        assert!(found.is_empty(), "strings without maxLength: {found:?}");
+    }
+
+    #[test]
+    fn a_tuple_of_one_type_is_an_array_of_its_length() {
+        let pair = &served()["components"]["schemas"]["Whoami"]["properties"]["memberships"]["items"];
+        assert_eq!(pair["items"]["type"], "string", "{pair}");
+        assert_eq!(
+            (pair["minItems"].as_u64(), pair["maxItems"].as_u64()),
+            (Some(2), Some(2)),
+            "{pair}"
+        );
+        assert!(pair.get("prefixItems").is_none(), "{pair}");
+    }
+
+    #[test]
+    fn ids_in_paths_are_uuids() {
+        let mut doc = served().clone();
+        for (path, method, op) in operations(&mut doc) {
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                if param["in"] == "path" && param["name"] == "id" {
+                    assert_eq!(param["schema"]["format"], "uuid", "{method} {path}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_created_tenant_links_to_its_read_and_delete() {
+        let doc = served();
+        let links = &doc["paths"]["/api/v1/tenants"]["post"]["responses"]["201"]["links"];
+        let targets: BTreeSet<&str> = links
+            .as_object()
+            .expect("the create of a tenant has links")
+            .values()
+            .map(|l| l["operationId"].as_str().unwrap())
+            .collect();
+        let of = |method: &str| {
+            doc["paths"]["/api/v1/tenants/{id}"][method]["operationId"]
+                .as_str()
+                .unwrap()
+        };
+        assert!(targets.contains(of("get")), "{links}");
+        assert!(targets.contains(of("delete")), "{links}");
+    }
+}

@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -19,6 +18,7 @@ use utoipa_axum::routes;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Apps, Signed};
 

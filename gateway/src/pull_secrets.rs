@@ -4,7 +4,6 @@
 //! go in and never come back out.
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -16,6 +15,7 @@ use utoipa_axum::routes;
 use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::Path;
 use crate::route::Routes;
 use crate::upstream::{Federation, Signed};
 

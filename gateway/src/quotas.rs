@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -17,6 +16,7 @@ use crate::json::Body;
 use crate::problem::{ApiError, Problems};
 use crate::projects::LimitRange;
 use crate::rbac::Permission;
+use crate::request::Path;
 use crate::route::Routes;
 use crate::upstream::{Signed, Tenancy};
 
@@ -336,7 +336,7 @@ async fn usage(Signed(mut tenancy): Signed<Tenancy>, Path(tenant_id): Path<Strin
 async fn history(
     Signed(mut tenancy): Signed<Tenancy>,
     Path(tenant_id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+    crate::request::Query(q): crate::request::Query<HistoryQuery>,
 ) -> Result<Json<Vec<UsagePoint>>, ApiError> {
     let stamp = |t: DateTime<Utc>| kernel::grpc::timestamp(t);
     let request = pb::GetUsageHistoryRequest {

@@ -41,6 +41,11 @@ pub fn rule(method: &str, path: &str) -> Option<Permission> {
         .map(|r| r.permission)
 }
 
+/// The methods a route path is served with (empty for no such path).
+pub fn methods(path: &str) -> Vec<&'static str> {
+    RULES.iter().filter(|r| r.path == path).map(|r| r.method).collect()
+}
+
 impl Permission {
     /// Whether `caller` meets it.
     pub fn allows(&self, caller: &Caller) -> bool {

@@ -3,7 +3,7 @@
 //! the apps service.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -18,6 +18,7 @@ use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Apps, Signed};
 
@@ -418,6 +419,12 @@ pub struct ChartFiles {
     files: std::collections::BTreeMap<String, String>,
 }
 
+/// Body of `POST /tenants/{id}/templates/import` as `application/gzip`: the
+/// bytes of a chart archive as `helm package` writes it.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ChartArchive(#[allow(dead_code, reason = "documents the body only")] Vec<u8>);
+
 /// A chart the apps service refuses is unprocessable content, not a
 /// malformed request: 422 naming the chart file that is wrong.
 fn chart_problem(status: tonic::Status) -> ApiError {
@@ -437,7 +444,7 @@ fn chart_problem(status: tonic::Status) -> ApiError {
     params(("id" = String, Path, description = "the tenant's id")),
     request_body(
         description = "a chart archive (helm package) as application/gzip, or a chart directory as JSON",
-        content((Vec<u8> = "application/gzip"), (ChartFiles = "application/json")),
+        content((ChartArchive = "application/gzip"), (ChartFiles = "application/json")),
     ),
     responses(
         (status = 201, body = ImportedChart),
@@ -462,7 +469,7 @@ pub(crate) async fn import_chart(
         tenant_id: id,
         ..Default::default()
     };
-    if kind.starts_with("application/json") {
+    if crate::json::is_json(kind) {
         let chart: ChartFiles = serde_json::from_slice(&body).map_err(|e| {
             ApiError::invalid(
                 "files",

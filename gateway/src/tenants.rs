@@ -1,7 +1,7 @@
 //! `/api/v1/tenants`: the tenant slice of the public API, forwarded to tenancy.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kernel::caller::Role;
@@ -15,6 +15,7 @@ use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::Permission;
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Signed, Tenancy};
 

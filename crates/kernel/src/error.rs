@@ -10,6 +10,9 @@ use tonic::metadata::MetadataValue;
 
 /// Metadata key carrying the failing field of an invalid-argument status.
 pub const FIELD_METADATA: &str = "paas-field";
+/// The same, for a field that is not ASCII (a label key in another script):
+/// gRPC carries such text only in binary metadata.
+pub const FIELD_METADATA_BIN: &str = "paas-field-bin";
 
 /// Result with the kernel error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -98,6 +101,11 @@ impl From<sqlx::Error> for Error {
             }
             // A CHECK constraint or a trigger refusing a change of state.
             sqlx::Error::Database(db) if db.is_check_violation() => Self::FailedPrecondition(db.message().to_string()),
+            // Text PostgreSQL cannot store (a NUL): the gateway refuses it
+            // naming the field; this keeps any other way in from being a 500.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                Self::invalid("input", "contains a character that cannot be stored (NUL)")
+            }
             _ => Self::internal(e),
         }
     }
@@ -121,10 +129,19 @@ impl From<Error> for tonic::Status {
             }
         };
         let mut status = tonic::Status::new(code, message);
-        if let Some(field) = e.field()
-            && let Ok(v) = MetadataValue::try_from(field)
-        {
-            status.metadata_mut().insert(FIELD_METADATA, v);
+        // An ASCII metadata value takes bytes over 0x7f but cannot be read
+        // back as text, so anything but ASCII goes as binary.
+        if let Some(field) = e.field() {
+            match MetadataValue::try_from(field) {
+                Ok(v) if field.is_ascii() => {
+                    status.metadata_mut().insert(FIELD_METADATA, v);
+                }
+                _ => {
+                    status
+                        .metadata_mut()
+                        .insert_bin(FIELD_METADATA_BIN, MetadataValue::from_bytes(field.as_bytes()));
+                }
+            }
         }
         status
     }
@@ -200,7 +217,11 @@ impl Problem {
             .metadata()
             .get(FIELD_METADATA)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .map(str::to_string)
+            .or_else(|| {
+                let bytes = status.metadata().get_bin(FIELD_METADATA_BIN)?.to_bytes().ok()?;
+                String::from_utf8(bytes.to_vec()).ok()
+            });
         p
     }
 
@@ -232,6 +253,13 @@ mod tests {
         let p = Problem::from_status(&status);
         assert_eq!(p.status, 500);
         assert!(!p.detail.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_input_error_keeps_a_non_ascii_field() {
+        let status = tonic::Status::from(Error::invalid("labels.équipe", "is not a label key"));
+        let p = Problem::from_status(&status);
+        assert_eq!((p.status, p.field.as_deref()), (400, Some("labels.équipe")));
     }
 
     #[test]

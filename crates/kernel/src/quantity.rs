@@ -135,7 +135,9 @@ impl Quantity {
                 format!("{raw:?} is not a quantity (such as 500m, 2Gi, 1.5 or 1e3)"),
             )
         };
-        let s = raw.trim();
+        // Kubernetes refuses surrounding spaces (" 1"); so do we, rather
+        // than store a limit the member cluster would reject.
+        let s = raw;
         let (negative, s) = match s.as_bytes().first() {
             Some(b'-') => (true, &s[1..]),
             Some(b'+') => (false, &s[1..]),
@@ -294,6 +296,9 @@ mod tests {
             "1.2.3",
             "1Xi",
             "1 Gi",
+            " 1",
+            "1 ",
+            "\t2Gi",
             "--1",
             "1e",
             "1e99",

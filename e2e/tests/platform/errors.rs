@@ -170,3 +170,39 @@ async fn every_service_and_the_gateway_answer_health_and_metrics() {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert!(r.headers().contains_key("x-request-id"));
 }
+
+/// Issue 14 item 10: these were 500s, with a viewer's token for the first.
+#[tokio::test]
+async fn nul_characters_and_a_missing_tenant_are_problems_naming_the_field_not_500s() {
+    let p = Platform::start().await;
+    let missing = "018f0000-0000-7000-8000-000000000000";
+    let (status, body) = problem(
+        p.admin(Method::POST, &format!("/api/v1/tenants/{missing}/members"))
+            .json(&json!({"kind": "user", "subject": "alice", "role": "viewer"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("tenant"), "{body}");
+
+    for (method, path, body, field) in [
+        (Method::GET, "/api/v1/tenants?name_prefix=a%00b", None, "name_prefix"),
+        (Method::GET, "/api/v1/clusters/%00", None, "id"),
+        (
+            Method::POST,
+            "/api/v1/tenants",
+            Some(json!({"name": "acme", "display_name": "Ac\u{0}me"})),
+            "display_name",
+        ),
+    ] {
+        let mut request = p.admin(method.clone(), path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let (status, problem) = problem(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {problem}");
+        assert_eq!(problem["field"], field, "{method} {path}: {problem}");
+    }
+}

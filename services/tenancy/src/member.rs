@@ -194,7 +194,7 @@ impl Members {
     /// Grants a role. Tenant admins of the tenant.
     ///
     /// # Errors
-    /// Not allowed, the project is not the tenant's, or the binding exists.
+    /// Not allowed, no such tenant, the project is not the tenant's, or the binding exists.
     pub async fn add(&self, caller: &Caller, grant: Grant) -> Result<Binding> {
         caller.require(grant.tenant, Role::TenantAdmin, "tenant", grant.tenant)?;
         let mut tx = self.outbox.pool().begin().await?;

@@ -1,0 +1,30 @@
+# Schemathesis checks of our own, loaded by scripts/fuzz-api through
+# SCHEMATHESIS_HOOKS: every error the gateway answers is RFC 7807
+# problem+json (docs/api.md), whatever raised it.
+import json
+
+import schemathesis
+
+
+@schemathesis.check
+def problem_json(ctx, response, case):
+    """An error (4xx, 5xx) is application/problem+json with type, title,
+    status (the response's own) and detail."""
+    if response.status_code < 400:
+        return None
+    content_type = (response.headers.get("content-type") or [""])[0]
+    if content_type != "application/problem+json":
+        raise AssertionError(
+            f"{response.status_code} answered as {content_type or 'no content type'!r}, "
+            "not application/problem+json"
+        )
+    try:
+        problem = json.loads(response.content)
+    except ValueError as e:
+        raise AssertionError(f"{response.status_code} problem body is not JSON: {e}") from None
+    missing = [key for key in ("type", "title", "status", "detail") if key not in problem]
+    if missing:
+        raise AssertionError(f"{response.status_code} problem lacks {', '.join(missing)}")
+    if problem["status"] != response.status_code:
+        raise AssertionError(f"problem status {problem['status']} on a {response.status_code} response")
+    return None
