@@ -6,6 +6,7 @@ mod applications;
 mod bindings;
 mod charts;
 mod clusters;
+mod dr_journey;
 mod dr_tiers;
 mod errors;
 mod external_services;

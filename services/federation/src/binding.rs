@@ -473,6 +473,8 @@ pub struct Target {
     pub observed_at: Option<DateTime<Utc>>,
     /// The cluster's health condition now.
     pub cluster_condition: Option<String>,
+    /// The cluster's last successful probe (what "last seen" says while it is out of Ready).
+    pub cluster_last_contact: Option<DateTime<Utc>>,
     /// The revision of the binding's objects this cluster is to run (the
     /// newest unless held); it runs it once `applied_generation` reaches `generation`.
     pub objects_revision: i64,
@@ -561,7 +563,11 @@ impl Target {
             other => {
                 return (
                     Health::Unknown,
-                    format!("cluster {c} is {}", other.unwrap_or("deregistered")),
+                    format!(
+                        "cluster {c} is {}, last seen {}",
+                        other.unwrap_or("deregistered"),
+                        last_seen(self.cluster_last_contact, Utc::now())
+                    ),
                 );
             }
         }
@@ -603,6 +609,19 @@ impl Target {
     }
 }
 
+/// How long ago `contact` was, as "12s ago" (or "never").
+pub fn last_seen(contact: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(c) = contact else {
+        return "never".into();
+    };
+    let secs = (now - c).num_seconds().max(0);
+    match secs {
+        0..=119 => format!("{secs}s ago"),
+        120..=7199 => format!("{}m ago", secs / 60),
+        _ => format!("{}h ago", secs / 3600),
+    }
+}
+
 /// A binding's health: the worst of its clusters'.
 pub fn overall(binding: &Binding, targets: &[Target]) -> (Health, String) {
     if binding.deleted {
@@ -616,11 +635,57 @@ pub fn overall(binding: &Binding, targets: &[Target]) -> (Health, String) {
         return (Health::Unknown, "assigned to no cluster".into());
     }
     let mut worst = (Health::Healthy, String::new());
-    for t in live {
+    for t in &live {
         let h = t.health();
         if h.0 > worst.0 {
             worst = h;
         }
+    }
+    // A policy divides the binding's replicas among its clusters: fewer in
+    // all than asked (a scale not yet placed everywhere) is not Healthy even
+    // when every cluster runs what it was given. (An explicit placement may
+    // give each cluster its own count.)
+    let placed: i64 = live.iter().map(|t| i64::from(t.replicas.max(0))).sum();
+    if worst.0 == Health::Healthy
+        && binding.placement.0.get("explicit").is_none()
+        && placed < i64::from(binding.replicas)
+    {
+        worst = (
+            Health::Progressing,
+            format!("{placed} of {} replicas placed", binding.replicas),
+        );
+    }
+    // Copies left behind in a cluster out of Ready (a failover's lost
+    // cluster) cannot be removed until it returns: the binding runs in its
+    // live clusters only, which is Degraded, not a removal in progress.
+    let stranded: Vec<&Target> = targets
+        .iter()
+        .filter(|t| t.removing && t.cluster_condition.as_deref().is_some_and(|c| c != "Ready"))
+        .collect();
+    if worst.0 <= Health::Progressing && !stranded.is_empty() {
+        let mut running: Vec<&str> = live.iter().map(|t| t.cluster.as_str()).collect();
+        running.dedup();
+        let away = stranded
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} is {} (last seen {}); its copies are removed when it returns",
+                    t.cluster,
+                    t.cluster_condition.as_deref().unwrap_or("Unknown"),
+                    last_seen(t.cluster_last_contact, Utc::now())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let also = if worst.0 == Health::Healthy {
+            String::new()
+        } else {
+            format!("; {}", worst.1)
+        };
+        return (
+            Health::Degraded,
+            format!("running in {} only: {away}{also}", running.join(", ")),
+        );
     }
     if worst.0 == Health::Healthy {
         worst = if targets.iter().any(|t| t.removing) {
@@ -1000,6 +1065,7 @@ impl<'a> Bindings<'a> {
                       t.applied_generation, t.last_error, t.workloads AS "workloads: _",
                       NULLIF(t.synced_at, '-infinity') AS "synced_at?",
                       t.observed_at, c.condition AS "cluster_condition?",
+                      c.last_contact_at AS "cluster_last_contact?",
                       COALESCE(t.objects_revision, b.revision) AS "objects_revision!"
                FROM binding_targets t JOIN bindings b ON b.id = t.binding_id LEFT JOIN clusters c ON c.name = t.cluster
                WHERE t.binding_id = $1 ORDER BY t.cluster"#,
@@ -1225,6 +1291,7 @@ mod tests {
             synced_at: None,
             observed_at: Some(Utc::now()),
             cluster_condition: Some("Ready".into()),
+            cluster_last_contact: Some(Utc::now()),
             objects_revision: 1,
         };
         assert_eq!(target(&w).health().0, Health::Healthy);
