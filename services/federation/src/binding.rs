@@ -1312,4 +1312,84 @@ mod tests {
         w.conditions = vec![progressing("NewReplicaSetAvailable")];
         assert_eq!(target(&w).health().0, Health::Healthy);
     }
+
+    #[test]
+    fn fewer_replicas_placed_than_asked_is_not_healthy_and_copies_left_in_a_lost_cluster_are_degraded() {
+        let web = |n: i32| WorkloadStatus {
+            kind: "Deployment".into(),
+            name: "web".into(),
+            desired: n,
+            updated: n,
+            ready: n,
+            available: n,
+            current: true,
+            conditions: vec![],
+            outdated: 0,
+        };
+        let target = |cluster: &str, replicas: i32, removing: bool, condition: &str| Target {
+            cluster: cluster.into(),
+            partition_id: Uuid::nil(),
+            namespace: "ns".into(),
+            replicas,
+            removing,
+            generation: 2,
+            applied_generation: 2,
+            last_error: None,
+            workloads: sqlx::types::Json(vec![web(replicas)]),
+            synced_at: None,
+            observed_at: Some(Utc::now()),
+            cluster_condition: Some(condition.into()),
+            cluster_last_contact: Some(Utc::now() - chrono::Duration::seconds(42)),
+            objects_revision: 1,
+        };
+        let binding = |replicas: i32, placement: Value| Binding {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            project_id: None,
+            name: "web".into(),
+            objects: sqlx::types::Json(json!([])),
+            placement: sqlx::types::Json(placement),
+            replicas,
+            generation: 2,
+            deleted: false,
+            failover_error: None,
+            dr_tier: "auto-failover".into(),
+            toleration_ms: 1000,
+            singleton: false,
+            revision: 1,
+            failback: "automatic".into(),
+            priority: 0,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let policy = json!({"policy": {}});
+        // The failback that once settled on 4 + 2 while 7 were asked for.
+        let six = [target("dc1", 4, false, "Ready"), target("dc2", 2, false, "Ready")];
+        let (h, why) = overall(&binding(7, policy.clone()), &six);
+        assert_eq!((h, why.as_str()), (Health::Progressing, "6 of 7 replicas placed"));
+        assert_eq!(overall(&binding(6, policy.clone()), &six).0, Health::Healthy);
+        // An explicit placement gives each cluster its own count.
+        assert_eq!(
+            overall(
+                &binding(4, json!({"explicit": [{"cluster": "dc1"}, {"cluster": "dc2"}]})),
+                &six
+            )
+            .0,
+            Health::Healthy
+        );
+        // After a failover: running in dc2 only, dc1's copy Unknown, not a removal in progress.
+        let after = [target("dc1", 2, true, "Unknown"), target("dc2", 2, false, "Ready")];
+        let (h, why) = overall(&binding(2, policy), &after);
+        assert_eq!(h, Health::Degraded, "{why}");
+        assert!(
+            why.starts_with("running in dc2 only: dc1 is Unknown (last seen 42s ago)"),
+            "{why}"
+        );
+        assert_eq!(after[0].health().0, Health::Unknown);
+        assert!(
+            after[0].health().1.contains("last seen 42s ago"),
+            "{}",
+            after[0].health().1
+        );
+    }
 }
