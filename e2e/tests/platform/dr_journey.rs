@@ -337,6 +337,14 @@ async fn a_lost_data_centre_moves_the_application_shows_it_degraded_fences_the_s
         waiting["reason"].as_str().unwrap().contains("expected gap"),
         "{waiting}"
     );
+    let id = waiting["id"].as_str().unwrap();
+    assert!(
+        waiting["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/api/v1/failovers/{id}/confirm")),
+        "the reason names the route to confirm it: {waiting}"
+    );
     assert_eq!(pods(w.cluster(B), "shop", "db").1, 1, "db stays in dc2 until confirmed");
     let viewer = w.token(&w.tenant, "viewer").await;
     let operator = w.token(&w.tenant, "operator").await;

@@ -49,13 +49,11 @@ pub async fn open_due(
                     COALESCE(EXTRACT(EPOCH FROM available_at - replaced_at), 0)::float8 AS start_secs
              FROM failovers WHERE state = 'available' ORDER BY binding_id, created_at DESC
          ), due AS (
-             SELECT b.id, b.tenant_id, b.singleton, l.from_cluster, l.previous, c.last_transition_at,
-                    format('awaiting confirmation: a singleton''s failback onto %s stops its copy in %s before it starts there; expected gap about %ss (fencing waits %ss, then the copy starts, which took %ss at the failover); confirm with POST /api/v1/failovers/{id}/confirm',
-                           l.from_cluster,
-                           COALESCE((SELECT string_agg(t.cluster, ', ' ORDER BY t.cluster) FROM binding_targets t
-                                     WHERE t.binding_id = b.id AND NOT t.removing), 'its cluster'),
-                           round(($4 + l.start_secs)::numeric, 1), round($4::numeric, 1),
-                           round(l.start_secs::numeric, 1)) AS waiting
+             -- The id is made here (a volatile CTE is evaluated once), so the reason can name it.
+             SELECT gen_random_uuid() AS op_id, b.id, b.tenant_id, b.singleton, l.from_cluster, l.previous,
+                    c.last_transition_at, l.start_secs,
+                    COALESCE((SELECT string_agg(t.cluster, ', ' ORDER BY t.cluster) FROM binding_targets t
+                              WHERE t.binding_id = b.id AND NOT t.removing), 'its cluster') AS now_in
              FROM bindings b JOIN last l ON l.binding_id = b.id JOIN clusters c ON c.name = l.from_cluster
              WHERE NOT b.deleted AND b.failback = 'automatic' AND l.kind = 'failover'
                AND c.condition = 'Ready' AND c.last_transition_at > l.created_at
@@ -71,10 +69,16 @@ pub async fn open_due(
              LIMIT GREATEST($2 - (SELECT count(*) FROM failovers
                                   WHERE kind = 'failback' AND trigger = 'automatic'
                                     AND state NOT IN ('available', 'failed', 'awaiting-confirmation')), 0)
+         ), texts AS (
+             SELECT d.*,
+                    format('awaiting confirmation: a singleton''s failback onto %s stops its copy in %s before it starts there; expected gap about %ss (fencing waits %ss, then the copy starts, which took %ss at the failover); confirm with POST /api/v1/failovers/%s/confirm',
+                           d.from_cluster, d.now_in, round(($4 + d.start_secs)::numeric, 1), round($4::numeric, 1),
+                           round(d.start_secs::numeric, 1), d.op_id) AS waiting
+             FROM due d
          )
          INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at,
                                 state, reason, steps)
-         SELECT gen_random_uuid(), d.id, d.tenant_id, 'failback', 'automatic', d.from_cluster, d.previous,
+         SELECT d.op_id, d.id, d.tenant_id, 'failback', 'automatic', d.from_cluster, d.previous,
                 d.last_transition_at,
                 CASE WHEN d.singleton THEN 'awaiting-confirmation' ELSE 'pending' END,
                 CASE WHEN d.singleton THEN d.waiting ELSE '' END,
@@ -82,7 +86,7 @@ pub async fn open_due(
                     'name', 'opened: ' || d.from_cluster || ' Ready for the stabilisation period', 'at', now()))
                 || CASE WHEN d.singleton THEN jsonb_build_array(jsonb_build_object('name', d.waiting, 'at', now()))
                         ELSE '[]'::jsonb END
-         FROM due d
+         FROM texts d
          ON CONFLICT DO NOTHING RETURNING id",
         stabilisation.as_secs_f64(),
         i64::try_from(parallelism).unwrap_or(i64::MAX),
