@@ -40,6 +40,7 @@ pub fn routes() -> Routes {
         .route(Permission::Role(Role::Developer), routes!(promote))
         .route(Permission::Role(Role::Developer), routes!(abort))
         .route(Permission::Authenticated, routes!(scale_events))
+        .route(Permission::Authenticated, routes!(activity))
 }
 
 /// A release: one numbered deploy of an application.
@@ -206,6 +207,13 @@ pub struct Application {
     pub replicas: std::collections::BTreeMap<String, u32>,
     /// Each service where federation placed it.
     pub services: Vec<ServiceStatus>,
+    /// The worst of its services' health (read, not listed): Healthy,
+    /// Progressing, Unknown or Degraded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub health: String,
+    /// Why, per service in that state ("web: running in dc2-dr only: ...").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub health_reason: String,
     /// Who deployed it.
     pub created_by: String,
     /// When.
@@ -232,6 +240,8 @@ impl From<pb::Application> for Application {
                     health_reason: s.health_reason,
                 })
                 .collect(),
+            health: a.health,
+            health_reason: a.health_reason,
             id: a.id,
             tenant_id: a.tenant_id,
             name: a.name,
@@ -638,6 +648,87 @@ pub(crate) async fn scale_events(
             reason: e.reason,
             actor: e.actor,
             at: time(e.at),
+        })
+        .collect();
+    Ok(Json(Page::new(items, r.page)))
+}
+
+/// One step of a failover or failback.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActivityStep {
+    /// What happened ("placing: 3 in dc2-dr").
+    pub name: String,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A failover or failback of one of the application's services.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Activity {
+    /// Its id.
+    pub id: String,
+    /// The service whose replicas moved.
+    pub service: String,
+    /// `failover` or `failback`.
+    pub kind: String,
+    /// The operation (`GET /api/v1/failovers?binding_id=...`).
+    pub operation_id: String,
+    /// `automatic` or `operator`.
+    pub trigger: String,
+    /// Failover: the cluster left. Failback: the cluster returned to.
+    pub from_cluster: String,
+    /// Where the replicas went.
+    pub to_clusters: Vec<String>,
+    /// `available`, `failed`, or the step it is at.
+    pub state: String,
+    /// Why it failed or what it waits for.
+    pub reason: String,
+    /// Its timed steps, oldest first.
+    pub steps: Vec<ActivityStep>,
+    /// Its first step.
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/activity",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application"), ListQuery),
+    responses((status = 200, body = Page<Activity>), Problems),
+    security(("bearer" = []))
+)]
+pub(crate) async fn activity(
+    Signed(mut apps): Signed<Apps>,
+    Path(id): Path<String>,
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Activity>>, ApiError> {
+    let request = pb::ListActivityRequest {
+        application_id: id,
+        page: page.request(),
+    };
+    let r = apps.list_activity(request).await?.into_inner();
+    let items = r
+        .items
+        .into_iter()
+        .map(|a| Activity {
+            id: a.id,
+            service: a.service,
+            kind: a.kind,
+            operation_id: a.operation_id,
+            trigger: a.trigger,
+            from_cluster: a.from_cluster,
+            to_clusters: a.to_clusters,
+            state: a.state,
+            reason: a.reason,
+            steps: a
+                .steps
+                .into_iter()
+                .map(|s| ActivityStep {
+                    name: s.name,
+                    at: time(s.at),
+                })
+                .collect(),
+            at: time(a.at),
         })
         .collect();
     Ok(Json(Page::new(items, r.page)))

@@ -25,6 +25,7 @@ pub fn routes() -> Routes {
         .route(Permission::Authenticated, routes!(list))
         .route(Permission::Role(Role::Operator), routes!(failover))
         .route(Permission::Role(Role::Operator), routes!(failback))
+        .route(Permission::Role(Role::Operator), routes!(confirm))
 }
 
 /// A failover or failback of a binding.
@@ -44,6 +45,7 @@ pub struct FailoverOperation {
     pub from_cluster: String,
     /// Clusters of the new assignment.
     pub to_clusters: Vec<String>,
+    /// `awaiting-confirmation` (a singleton's automatic failback, with the expected gap in `reason`),
     /// `pending`, `fencing` (a singleton's old copy being stopped), `placing`, `applied`, `available` or `failed`.
     pub state: String,
     /// Why it failed, or what it waits for (singleton fencing).
@@ -187,4 +189,27 @@ async fn failback(
 ) -> Result<Json<FailoverOperation>, ApiError> {
     let request = pb::TriggerFailbackRequest { binding_id: id };
     Ok(Json(federation.trigger_failback(request).await?.into_inner().into()))
+}
+
+/// Body of `POST /failovers/{id}/confirm` (nothing to say yet).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmFailover {}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/failovers/{id}/confirm",
+    tag = "failovers",
+    params(("id" = String, Path, description = "the operation awaiting confirmation")),
+    request_body = ConfirmFailover,
+    responses((status = 200, body = FailoverOperation), Problems),
+    security(("bearer" = []))
+)]
+async fn confirm(
+    Signed(mut federation): Signed<Federation>,
+    Path(id): Path<String>,
+    Body(_nothing): Body<ConfirmFailover>,
+) -> Result<Json<FailoverOperation>, ApiError> {
+    let request = pb::ConfirmFailoverRequest { id };
+    Ok(Json(federation.confirm_failover(request).await?.into_inner().into()))
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 pub(crate) struct World {
     pub(crate) p: Platform,
-    cluster: String,
+    pub(crate) cluster: String,
     pub(crate) tenant: String,
     pub(crate) clusters: Vec<kubesim::RunningCluster>,
 }

@@ -49,7 +49,7 @@ impl World {
         (r.status(), r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn token(&self, tenant: &str, role: &str) -> String {
+    pub(crate) async fn token(&self, tenant: &str, role: &str) -> String {
         let (_, t) = self
             .send(
                 Method::POST,

@@ -7,6 +7,7 @@ mod bindings;
 mod charts;
 mod clusters;
 mod configs;
+mod dr_journey;
 mod dr_tiers;
 mod errors;
 mod external_services;

@@ -1111,8 +1111,13 @@ impl Applications {
                         .targets
                         .iter()
                         .map(|t| {
-                            json!({"cluster": t.cluster, "namespace": t.namespace, "replicas": t.replicas, "health": t.health, "last_error": t.last_error,
-                                   "ready": t.workloads.iter().map(|w| w.ready).sum::<i32>(), "available": t.workloads.iter().map(|w| w.available).sum::<i32>(),
+                            // What a cluster out of contact last reported is no longer known: not shown as available.
+                            let known = t.health != "Unknown";
+                            let count = |n: i32| if known { json!(n) } else { Value::Null };
+                            json!({"cluster": t.cluster, "namespace": t.namespace, "replicas": t.replicas, "health": t.health,
+                                   "health_reason": t.health_reason, "removing": t.removing, "last_error": t.last_error,
+                                   "ready": count(t.workloads.iter().map(|w| w.ready).sum::<i32>()),
+                                   "available": count(t.workloads.iter().map(|w| w.available).sum::<i32>()),
                                    "revision": t.objects_revision})
                         })
                         .collect();
@@ -1136,4 +1141,26 @@ impl Applications {
         }
         out
     }
+}
+
+/// An application's health: the worst of its services' (Healthy,
+/// Progressing, Unknown, Degraded in that order), with the reasons of the
+/// services in that state; empty without services.
+pub fn overall_health(services: &[pb::ServiceStatus]) -> (String, String) {
+    let rank = |h: &str| match h {
+        "Healthy" => 0,
+        "Progressing" => 1,
+        "Unknown" => 2,
+        _ => 3,
+    };
+    let Some(worst) = services.iter().map(|s| s.health.as_str()).max_by_key(|h| rank(h)) else {
+        return (String::new(), String::new());
+    };
+    let reason = services
+        .iter()
+        .filter(|s| rank(&s.health) == rank(worst))
+        .map(|s| format!("{}: {}", s.name, s.health_reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (worst.to_string(), reason)
 }

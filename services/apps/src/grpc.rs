@@ -54,7 +54,12 @@ impl Apps {
     async fn application_pb(&self, app: Application) -> Result<pb::Application, Status> {
         let (app, latest) = self.applications.snapshot(&app).await?;
         let services = self.applications.services(&app).await;
-        Ok(summary_pb(app, latest, services))
+        let (health, health_reason) = crate::application::overall_health(&services);
+        Ok(pb::Application {
+            health,
+            health_reason,
+            ..summary_pb(app, latest, services)
+        })
     }
 }
 
@@ -80,6 +85,8 @@ fn summary_pb(app: Application, latest: Option<Release>, services: Vec<pb::Servi
         created_by: app.created_by,
         created_at: timestamp(app.created_at),
         updated_at: timestamp(app.updated_at),
+        health: String::new(),
+        health_reason: String::new(),
     }
 }
 
@@ -564,6 +571,52 @@ impl AppsService for Apps {
             .collect();
         Ok(Response::new(pb::ListScaleEventsResponse {
             events,
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn list_activity(
+        &self,
+        request: Request<pb::ListActivityRequest>,
+    ) -> Result<Response<pb::ListActivityResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let app = parse_id("application_id", &r.application_id)?;
+        let app = self.applications.get(&caller, app).await?;
+        let p = r.page.unwrap_or_default();
+        let (entries, next) = crate::activity::list(
+            self.applications.outbox().pool(),
+            app.tenant_id,
+            app.id,
+            Page::parse(p.limit, &p.cursor)?,
+        )
+        .await?;
+        let items = entries
+            .into_iter()
+            .map(|e| pb::Activity {
+                id: e.id.to_string(),
+                service: e.service,
+                kind: e.kind,
+                operation_id: e.operation_id.to_string(),
+                trigger: e.trigger,
+                from_cluster: e.from_cluster,
+                to_clusters: e.to_clusters,
+                state: e.state,
+                reason: e.reason,
+                steps: e
+                    .steps
+                    .0
+                    .into_iter()
+                    .map(|s| pb::ActivityStep {
+                        name: s.name,
+                        at: timestamp(s.at),
+                    })
+                    .collect(),
+                at: timestamp(e.at),
+            })
+            .collect();
+        Ok(Response::new(pb::ListActivityResponse {
+            items,
             page: Some(pb::PageInfo { next_cursor: next }),
         }))
     }

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod application;
 pub mod binding_status;
 pub mod chart;
@@ -134,6 +135,14 @@ pub async fn start_with(
             filter: binding_status::SUBJECTS.into(),
         },
         binding_status::BindingStatusEvents,
+    );
+    base.spawn_consumer(
+        shutdown,
+        kernel::inbox::Subscription {
+            durable: "apps-failovers".into(),
+            filter: activity::SUBJECTS.into(),
+        },
+        activity::FailoverEvents,
     );
     let federation = federation::Federation::new(
         kernel::grpc::channel(&settings.federation_url)?,

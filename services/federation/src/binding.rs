@@ -473,6 +473,8 @@ pub struct Target {
     pub observed_at: Option<DateTime<Utc>>,
     /// The cluster's health condition now.
     pub cluster_condition: Option<String>,
+    /// The cluster's last successful probe (what "last seen" says while it is out of Ready).
+    pub cluster_last_contact: Option<DateTime<Utc>>,
     /// The revision of the binding's objects this cluster is to run (the
     /// newest unless held); it runs it once `applied_generation` reaches `generation`.
     pub objects_revision: i64,
@@ -561,7 +563,11 @@ impl Target {
             other => {
                 return (
                     Health::Unknown,
-                    format!("cluster {c} is {}", other.unwrap_or("deregistered")),
+                    format!(
+                        "cluster {c} is {}, last seen {}",
+                        other.unwrap_or("deregistered"),
+                        last_seen(self.cluster_last_contact, Utc::now())
+                    ),
                 );
             }
         }
@@ -603,6 +609,19 @@ impl Target {
     }
 }
 
+/// How long ago `contact` was, as "12s ago" (or "never").
+pub fn last_seen(contact: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(c) = contact else {
+        return "never".into();
+    };
+    let secs = (now - c).num_seconds().max(0);
+    match secs {
+        0..=119 => format!("{secs}s ago"),
+        120..=7199 => format!("{}m ago", secs / 60),
+        _ => format!("{}h ago", secs / 3600),
+    }
+}
+
 /// A binding's health: the worst of its clusters'.
 pub fn overall(binding: &Binding, targets: &[Target]) -> (Health, String) {
     if binding.deleted {
@@ -616,11 +635,57 @@ pub fn overall(binding: &Binding, targets: &[Target]) -> (Health, String) {
         return (Health::Unknown, "assigned to no cluster".into());
     }
     let mut worst = (Health::Healthy, String::new());
-    for t in live {
+    for t in &live {
         let h = t.health();
         if h.0 > worst.0 {
             worst = h;
         }
+    }
+    // A policy divides the binding's replicas among its clusters: fewer in
+    // all than asked (a scale not yet placed everywhere) is not Healthy even
+    // when every cluster runs what it was given. (An explicit placement may
+    // give each cluster its own count.)
+    let placed: i64 = live.iter().map(|t| i64::from(t.replicas.max(0))).sum();
+    if worst.0 == Health::Healthy
+        && binding.placement.0.get("explicit").is_none()
+        && placed < i64::from(binding.replicas)
+    {
+        worst = (
+            Health::Progressing,
+            format!("{placed} of {} replicas placed", binding.replicas),
+        );
+    }
+    // Copies left behind in a cluster out of Ready (a failover's lost
+    // cluster) cannot be removed until it returns: the binding runs in its
+    // live clusters only, which is Degraded, not a removal in progress.
+    let stranded: Vec<&Target> = targets
+        .iter()
+        .filter(|t| t.removing && t.cluster_condition.as_deref().is_some_and(|c| c != "Ready"))
+        .collect();
+    if worst.0 <= Health::Progressing && !stranded.is_empty() {
+        let mut running: Vec<&str> = live.iter().map(|t| t.cluster.as_str()).collect();
+        running.dedup();
+        let away = stranded
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} is {} (last seen {}); its copies are removed when it returns",
+                    t.cluster,
+                    t.cluster_condition.as_deref().unwrap_or("Unknown"),
+                    last_seen(t.cluster_last_contact, Utc::now())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let also = if worst.0 == Health::Healthy {
+            String::new()
+        } else {
+            format!("; {}", worst.1)
+        };
+        return (
+            Health::Degraded,
+            format!("running in {} only: {away}{also}", running.join(", ")),
+        );
     }
     if worst.0 == Health::Healthy {
         worst = if targets.iter().any(|t| t.removing) {
@@ -1003,6 +1068,7 @@ impl<'a> Bindings<'a> {
                       t.applied_generation, t.last_error, t.workloads AS "workloads: _",
                       NULLIF(t.synced_at, '-infinity') AS "synced_at?",
                       t.observed_at, c.condition AS "cluster_condition?",
+                      c.last_contact_at AS "cluster_last_contact?",
                       COALESCE(t.objects_revision, b.revision) AS "objects_revision!"
                FROM binding_targets t JOIN bindings b ON b.id = t.binding_id LEFT JOIN clusters c ON c.name = t.cluster
                WHERE t.binding_id = $1 ORDER BY t.cluster"#,
@@ -1226,6 +1292,7 @@ mod tests {
             synced_at: None,
             observed_at: Some(Utc::now()),
             cluster_condition: Some("Ready".into()),
+            cluster_last_contact: Some(Utc::now()),
             objects_revision: 1,
         };
         assert_eq!(target(&w).health().0, Health::Healthy);
@@ -1245,5 +1312,85 @@ mod tests {
         );
         w.conditions = vec![progressing("NewReplicaSetAvailable")];
         assert_eq!(target(&w).health().0, Health::Healthy);
+    }
+
+    #[test]
+    fn fewer_replicas_placed_than_asked_is_not_healthy_and_copies_left_in_a_lost_cluster_are_degraded() {
+        let web = |n: i32| WorkloadStatus {
+            kind: "Deployment".into(),
+            name: "web".into(),
+            desired: n,
+            updated: n,
+            ready: n,
+            available: n,
+            current: true,
+            conditions: vec![],
+            outdated: 0,
+        };
+        let target = |cluster: &str, replicas: i32, removing: bool, condition: &str| Target {
+            cluster: cluster.into(),
+            partition_id: Uuid::nil(),
+            namespace: "ns".into(),
+            replicas,
+            removing,
+            generation: 2,
+            applied_generation: 2,
+            last_error: None,
+            workloads: sqlx::types::Json(vec![web(replicas)]),
+            synced_at: None,
+            observed_at: Some(Utc::now()),
+            cluster_condition: Some(condition.into()),
+            cluster_last_contact: Some(Utc::now() - chrono::Duration::seconds(42)),
+            objects_revision: 1,
+        };
+        let binding = |replicas: i32, placement: Value| Binding {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            project_id: None,
+            name: "web".into(),
+            objects: sqlx::types::Json(json!([])),
+            placement: sqlx::types::Json(placement),
+            replicas,
+            generation: 2,
+            deleted: false,
+            failover_error: None,
+            dr_tier: "auto-failover".into(),
+            toleration_ms: 1000,
+            singleton: false,
+            revision: 1,
+            failback: "automatic".into(),
+            priority: 0,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let policy = json!({"policy": {}});
+        // The failback that once settled on 4 + 2 while 7 were asked for.
+        let six = [target("dc1", 4, false, "Ready"), target("dc2", 2, false, "Ready")];
+        let (h, why) = overall(&binding(7, policy.clone()), &six);
+        assert_eq!((h, why.as_str()), (Health::Progressing, "6 of 7 replicas placed"));
+        assert_eq!(overall(&binding(6, policy.clone()), &six).0, Health::Healthy);
+        // An explicit placement gives each cluster its own count.
+        assert_eq!(
+            overall(
+                &binding(4, json!({"explicit": [{"cluster": "dc1"}, {"cluster": "dc2"}]})),
+                &six
+            )
+            .0,
+            Health::Healthy
+        );
+        // After a failover: running in dc2 only, dc1's copy Unknown, not a removal in progress.
+        let after = [target("dc1", 2, true, "Unknown"), target("dc2", 2, false, "Ready")];
+        let (h, why) = overall(&binding(2, policy), &after);
+        assert_eq!(h, Health::Degraded, "{why}");
+        assert!(
+            why.starts_with("running in dc2 only: dc1 is Unknown (last seen 42s ago)"),
+            "{why}"
+        );
+        assert_eq!(after[0].health().0, Health::Unknown);
+        assert!(
+            after[0].health().1.contains("last seen 42s ago"),
+            "{}",
+            after[0].health().1
+        );
     }
 }

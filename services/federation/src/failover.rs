@@ -132,7 +132,8 @@ pub struct Operation {
     pub from_cluster: String,
     /// Clusters of the new assignment.
     pub to_clusters: Vec<String>,
-    /// `pending`, `fencing` (a singleton's old copy being stopped), `placing`, `applied`, `available` or `failed`.
+    /// `awaiting-confirmation` (a singleton's automatic failback), `pending`, `fencing` (a singleton's old
+    /// copy being stopped), `placing`, `applied`, `available` or `failed`.
     pub state: String,
     /// Why it failed or what it waits for.
     pub reason: String,
@@ -321,6 +322,7 @@ impl Reconciler {
             self.settings.failback_stabilisation,
             self.settings.failback_parallelism,
             RETRY_FAILED_AFTER,
+            self.settings.propagation_timeout,
         )
         .await?;
         for id in opened.into_iter().chain(back) {
@@ -438,9 +440,16 @@ impl Reconciler {
             if resilience.singleton {
                 return self.begin_fencing(op, b, resilience, &live).await;
             }
-            return self
-                .placing(op, &op.previous.0, &union(&current, &op.previous.0), Vec::new())
-                .await;
+            // As many replicas as run now, not as before the failover: a
+            // scale during the outage is kept ([`resize`]). Stored as the
+            // operation's `previous`, the assignment it settles on.
+            let running: u32 = current.iter().map(|a| a.replicas).sum();
+            let back = if running == 0 {
+                op.previous.0.clone()
+            } else {
+                resize(&op.previous.0, running)
+            };
+            return self.placing(op, &back, &union(&current, &back), Vec::new()).await;
         }
         if !live.iter().any(|t| t.cluster == op.from_cluster) {
             return self
@@ -885,12 +894,15 @@ impl Reconciler {
             return Ok(());
         }
         let mut reservations = Reservations::new(&*self.admission);
+        // A failback's final assignment: the one before the failover at the
+        // replicas running when it was placed ([`resize`]).
+        let back = &op.previous.0;
         if op.kind == "failback" {
             // Back to the assignment before the failover: lowered targets need their smaller amounts reserved.
             let objects = binding::parse_objects(&b.objects.0.to_string())?;
             let requests = binding::per_replica(&objects)?;
             let live = self.live_targets(b.id).await?;
-            for a in &op.previous.0 {
+            for a in back {
                 let held = live
                     .iter()
                     .find(|t| t.cluster == a.cluster && t.partition_id == a.partition_id)
@@ -922,11 +934,11 @@ impl Reconciler {
         }
         announce(&mut tx, op.id).await?;
         let generation = next_generation(&mut tx, b.id).await?;
-        let last = if op.kind == "failback" { &op.previous.0 } else { to };
+        let last = if op.kind == "failback" { back } else { to };
         let keep: Vec<String> = last.iter().map(|a| a.cluster.clone()).collect();
         remove_others(&mut tx, b.id, generation, &keep).await?;
         if op.kind == "failback" {
-            binding::write_targets(&mut tx, b.id, generation, &op.previous.0, &reserved).await?;
+            binding::write_targets(&mut tx, b.id, generation, back, &reserved).await?;
         }
         sqlx::query!("UPDATE bindings SET failover_error = NULL WHERE id = $1", b.id)
             .execute(&mut *tx)
@@ -970,6 +982,15 @@ async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
         to_clusters: op.to_clusters,
         state: op.state,
         reason: op.reason,
+        steps: op
+            .steps
+            .0
+            .iter()
+            .map(|s| paas_proto::v1::failover_changed::Step {
+                name: s.name.clone(),
+                at: kernel::grpc::timestamp(s.at),
+            })
+            .collect(),
     };
     kernel::outbox::record(tx, FAILOVER_CHANGED, Some(op.tenant_id), &event).await?;
     Ok(())
@@ -1004,6 +1025,48 @@ pub fn divide_among_survivors(mut survivors: Vec<Assignment>, lost: u32) -> Opti
         s.replicas += lost / n + u32::from((i as u32) < lost % n);
     }
     Some(survivors)
+}
+
+/// `assignment` with its replicas brought to `total` in proportion (the
+/// largest remainders, then the first by name, take the rest): what a
+/// failback restores when the binding was scaled after the failover.
+/// Unchanged when it already sums to `total` or is empty.
+pub fn resize(assignment: &[Assignment], total: u32) -> Vec<Assignment> {
+    let sum: u32 = assignment.iter().map(|a| a.replicas).sum();
+    if sum == total || assignment.is_empty() {
+        return assignment.to_vec();
+    }
+    let mut out: Vec<Assignment> = assignment.to_vec();
+    out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    if sum == 0 {
+        // No proportion to keep: every cluster of the assignment gets its share.
+        return divide_among_survivors(
+            out.into_iter().map(|a| Assignment { replicas: 0, ..a }).collect(),
+            total,
+        )
+        .unwrap_or_default();
+    }
+    let shares: Vec<(u64, u64)> = out
+        .iter()
+        .map(|a| {
+            let exact = u64::from(a.replicas) * u64::from(total);
+            (exact / u64::from(sum), exact % u64::from(sum))
+        })
+        .collect();
+    let mut left = u64::from(total) - shares.iter().map(|s| s.0).sum::<u64>();
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|&i, &j| shares[j].1.cmp(&shares[i].1).then(i.cmp(&j)));
+    for (i, a) in out.iter_mut().enumerate() {
+        a.replicas = u32::try_from(shares[i].0).unwrap_or(u32::MAX);
+    }
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        out[i].replicas += 1;
+        left -= 1;
+    }
+    out
 }
 
 /// Both assignments at once: every cluster of either, with the larger
@@ -1190,6 +1253,36 @@ pub async fn trigger_failback(pool: &PgPool, caller: &Caller, binding: Uuid) -> 
     .await
 }
 
+/// An operator's confirmation of a failback awaiting it (a singleton's,
+/// [`crate::failback`]): it goes on from `pending`.
+///
+/// # Errors
+/// NotFound, PermissionDenied below operator, Conflict (not awaiting confirmation).
+pub async fn confirm(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<Operation> {
+    let tenant = sqlx::query_scalar!("SELECT tenant_id FROM failovers WHERE id = $1", id)
+        .fetch_optional(pool)
+        .await?
+        .filter(|t| caller.can_see(*t))
+        .ok_or_else(|| Error::not_found("failover", id))?;
+    caller.require(tenant, Role::Operator, "failover", id)?;
+    let mut tx = pool.begin().await?;
+    let op = sqlx::query_as!(
+        Operation,
+        r#"UPDATE failovers SET state = 'pending', reason = '', updated_at = now(), steps = steps || $2
+           WHERE id = $1 AND state = 'awaiting-confirmation'
+           RETURNING id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
+                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at"#,
+        id,
+        steps([format!("confirmed by {}", caller.subject)]) as _,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::Conflict(format!("failover {id} is not awaiting confirmation")))?;
+    announce(&mut tx, op.id).await?;
+    tx.commit().await?;
+    Ok(op)
+}
+
 /// A page of operations in id order: every one for a platform
 /// administrator, else those of the caller's tenants' bindings.
 ///
@@ -1242,6 +1335,23 @@ mod tests {
         );
         assert!(divide_among_survivors(vec![], 3).is_none());
         let u = union(&[a("b", 4)], &[a("a", 2), a("b", 2)]);
+        let r = |v: &[Assignment], n| {
+            resize(v, n)
+                .iter()
+                .map(|x| (x.cluster.clone(), x.replicas))
+                .collect::<Vec<_>>()
+        };
+        // Scaled from 6 to 7 while dc1 was lost: failback restores 7, not 6.
+        assert_eq!(
+            r(&[a("dc1", 4), a("dc2", 2)], 7),
+            vec![("dc1".into(), 5), ("dc2".into(), 2)]
+        );
+        assert_eq!(
+            r(&[a("dc1", 4), a("dc2", 2)], 3),
+            vec![("dc1".into(), 2), ("dc2".into(), 1)]
+        );
+        assert_eq!(r(&[a("dc1", 1)], 1), vec![("dc1".into(), 1)]);
+        assert_eq!(r(&[a("a", 0), a("b", 0)], 3), vec![("a".into(), 2), ("b".into(), 1)]);
         assert_eq!(
             u.iter().map(|x| (x.cluster.as_str(), x.replicas)).collect::<Vec<_>>(),
             vec![("a", 2), ("b", 4)]

@@ -311,6 +311,17 @@ impl FederationService for Federation {
         )))
     }
 
+    async fn confirm_failover(
+        &self,
+        request: Request<pb::ConfirmFailoverRequest>,
+    ) -> Result<Response<pb::FailoverOperation>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(operation_pb(
+            failover::confirm(self.pool(), &caller, id).await?,
+        )))
+    }
+
     async fn register_cluster(
         &self,
         request: Request<pb::RegisterClusterRequest>,

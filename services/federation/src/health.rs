@@ -31,12 +31,17 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::credentials::Clients;
+use crate::fencing;
 use crate::lease::{self, Lease};
 
 /// `federation.cluster.health_changed`
 pub const HEALTH_CHANGED: EventType = EventType::new("federation", "cluster", "health_changed");
 /// `federation.datacentre.health_changed`
 pub const DATA_CENTRE_HEALTH_CHANGED: EventType = EventType::new("federation", "datacentre", "health_changed");
+
+/// How long one fencing call to a returning cluster may take at least
+/// (the probe timeout is tuned for `/readyz`, a write may take longer).
+const FENCING_CALL: Duration = Duration::from_secs(2);
 
 /// A cluster's health status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,10 +383,19 @@ impl Monitor {
         .await?;
         for ((t, (outcome, client)), misses) in targets.iter().zip(outcomes).zip(misses) {
             let current = Status::from_stored(&t.condition);
-            let transition = next_status(current, misses as u32, self.settings.misses);
+            let mut transition = next_status(current, misses as u32, self.settings.misses);
+            let mut fenced = String::new();
+            if let (Some(Status::Ready), Some(client)) = (transition, &client) {
+                // The first successful contact after an absence: a singleton
+                // copy moved away meanwhile is stopped before Ready.
+                match self.fence_returning(t, client).await? {
+                    Some(message) => fenced = message,
+                    None => transition = None,
+                }
+            }
             if let Some(to) = transition {
                 let (reason, message) = match (&outcome, to) {
-                    (Ok(()), _) => ("ProbeSucceeded".to_string(), String::new()),
+                    (Ok(()), _) => ("ProbeSucceeded".to_string(), fenced),
                     (Err(f), Status::Unknown) => (
                         "NoContact".to_string(),
                         format!("{misses} probes in a row failed; last: {}", f.message),
@@ -406,6 +420,50 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+
+    /// Fences the stale singleton copies of a cluster that answers again
+    /// ([`crate::fencing`]): `Some` (what was stopped, for the Ready
+    /// condition's message) once none of their pods remain, `None` while
+    /// some do or the cluster does not answer the fencing calls; then it
+    /// stays out of Ready with the reason [`fencing::FENCING_REASON`].
+    async fn fence_returning(&self, t: &Target, client: &kube::Client) -> Result<Option<String>> {
+        let copies = fencing::stale_copies(self.pool(), &t.name).await?;
+        if copies.is_empty() {
+            return Ok(Some(String::new()));
+        }
+        let outcome = fencing::stop_stale(client, &copies, self.settings.timeout.max(FENCING_CALL)).await;
+        let waiting = match outcome {
+            Ok(r) if r.confirmed() => {
+                tracing::info!(cluster = %t.name, copies = copies.len(), "stale singleton copies stopped before Ready");
+                return Ok(Some(format!(
+                    "{} stale singleton cop{} stopped before Ready",
+                    copies.len(),
+                    if copies.len() == 1 { "y" } else { "ies" }
+                )));
+            }
+            Ok(r) => format!(
+                "answers again; waiting for {} pod(s) of {} stale singleton cop{} to stop before Ready",
+                r.pods_left,
+                copies.len(),
+                if copies.len() == 1 { "y" } else { "ies" }
+            ),
+            Err(e) => format!("answers again; stopping its stale singleton copies failed: {e}"),
+        };
+        tracing::info!(cluster = %t.name, message = %waiting, "cluster fenced before Ready");
+        sqlx::query!(
+            "UPDATE clusters SET condition_reason = $2, condition_message = $3
+             WHERE id = $1 AND condition <> 'Ready'
+               AND EXISTS (SELECT 1 FROM leases WHERE name = $4 AND holder = $5 AND expires_at > now())",
+            t.id,
+            fencing::FENCING_REASON,
+            &waiting,
+            self.lease.name(),
+            self.lease.holder(),
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(None)
     }
 
     async fn transition(&self, t: &Target, from: Status, to: Status, reason: &str, message: &str) -> Result<()> {

@@ -184,9 +184,11 @@ impl Propagator {
                           AND (NOT t.settled OR t.observed_at <= now() - make_interval(secs => $1)))
                       OR (NOT t.settled AND coalesce(t.observed_at, t.synced_at) <= now() - make_interval(secs => $3)))
                  -- A cluster out of contact would only cost timeouts; its recovery resyncs it.
+                 -- One that answers again is left to fencing until it is Ready (crate::fencing).
                  AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.name = t.cluster
                                  AND (c.condition = 'NotReady'
-                                      OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')))
+                                      OR (c.condition = 'Unknown' AND c.condition_reason = 'NoContact')
+                                      OR (c.condition <> 'Ready' AND c.condition_reason = 'FencingStaleCopies')))
                ORDER BY t.next_attempt_at LIMIT 1000"#,
             self.settings.resync.as_secs_f64(),
             &self.watches.live_clusters(),
