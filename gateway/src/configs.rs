@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +25,7 @@ use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
 use crate::rbac::{CONFIG_EDIT, CONFIG_PUBLISH, Permission};
+use crate::request::{Path, Query};
 use crate::route::Routes;
 use crate::upstream::{Configs, Signed};
 

@@ -32,6 +32,7 @@ impl Gateway {
             tenancy: "http://127.0.0.1:1".into(),
             federation: "http://127.0.0.1:1".into(),
             apps: "http://127.0.0.1:1".into(),
+            configs: "http://127.0.0.1:1".into(),
         };
         let key = CallerKey::new(t.settings.caller_key.clone());
         let upstream = gateway::upstream::Upstream::connect(&nowhere).unwrap();
