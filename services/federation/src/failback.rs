@@ -84,7 +84,7 @@ pub async fn open_due(
                                 ELSE 'planned move (no confirmation outside production)' END,
                            d.from_cluster, d.now_in, round(($4 + d.start_secs)::numeric, 1), round($4::numeric, 1),
                            round(d.start_secs::numeric, 1),
-                           CASE WHEN d.confirm THEN '; confirm with POST /api/v1/failovers/' || d.op_id ELSE '' END)
+                           CASE WHEN d.confirm THEN '; confirm with POST /api/v1/failovers/' || d.op_id || '/confirm' ELSE '' END)
                         AS waiting
              FROM due d
          )
