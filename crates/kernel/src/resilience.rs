@@ -71,6 +71,30 @@ impl Failback {
     }
 }
 
+/// Whether a singleton's automatic failback (a planned move with a gap)
+/// waits for an operator's confirmation. Apps sets it from the
+/// application's environment (production requires it); a binding that does
+/// not say requires it, the safe side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailbackConfirmation {
+    /// Waits for `POST /failovers/{id}/confirm` (or a maintenance window).
+    #[default]
+    Required,
+    /// Goes on by itself, still reporting the expected gap.
+    None,
+}
+
+impl FailbackConfirmation {
+    /// The stored and API name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::None => "none",
+        }
+    }
+}
+
 /// A binding's failover settings, given beside its placement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resilience {
@@ -85,6 +109,8 @@ pub struct Resilience {
     pub failback: Failback,
     /// Order of automatic failbacks: higher first (then by tier).
     pub priority: i32,
+    /// Whether a singleton's automatic failback waits for confirmation.
+    pub failback_confirmation: FailbackConfirmation,
 }
 
 impl Default for Resilience {
@@ -95,12 +121,20 @@ impl Default for Resilience {
             singleton: false,
             failback: Failback::Manual,
             priority: 0,
+            failback_confirmation: FailbackConfirmation::Required,
         }
     }
 }
 
 /// The keys [`Resilience::split`] takes out of a placement.
-pub const KEYS: [&str; 5] = ["dr_tier", "toleration_seconds", "singleton", "failback", "priority"];
+pub const KEYS: [&str; 6] = [
+    "dr_tier",
+    "toleration_seconds",
+    "singleton",
+    "failback",
+    "priority",
+    "failback_confirmation",
+];
 
 /// Takes `key` out of `map` and reads it, naming `<at>.<key>` when it is malformed.
 fn take<T: serde::de::DeserializeOwned>(
@@ -152,12 +186,14 @@ impl Resilience {
                 "must be between -1000 and 1000",
             ));
         }
+        let failback_confirmation = take(map, at, "failback_confirmation")?.unwrap_or_default();
         Ok(Self {
             tier,
             toleration,
             singleton,
             failback,
             priority,
+            failback_confirmation,
         })
     }
 
@@ -174,6 +210,7 @@ impl Resilience {
             singleton,
             failback: Failback::default_for(tier),
             priority: 0,
+            failback_confirmation: FailbackConfirmation::Required,
         }
     }
 }
@@ -195,7 +232,8 @@ mod tests {
                 toleration: Duration::from_millis(2500),
                 singleton: true,
                 failback: Failback::Automatic,
-                priority: 0
+                priority: 0,
+                failback_confirmation: FailbackConfirmation::Required,
             }
         );
         assert_eq!(p, json!({"policy": {}}));
@@ -222,6 +260,16 @@ mod tests {
         assert_eq!(
             Resilience::split(&mut bad_failback).unwrap_err().field(),
             Some("placement.failback")
+        );
+        let mut unconfirmed = json!({"policy": {}, "singleton": true, "failback_confirmation": "none"});
+        assert_eq!(
+            Resilience::split(&mut unconfirmed).unwrap().failback_confirmation,
+            FailbackConfirmation::None
+        );
+        let mut bad_confirmation = json!({"policy": {}, "failback_confirmation": "maybe"});
+        assert_eq!(
+            Resilience::split(&mut bad_confirmation).unwrap_err().field(),
+            Some("placement.failback_confirmation")
         );
         let mut bad_priority = json!({"policy": {}, "priority": 5000});
         assert_eq!(

@@ -50,6 +50,7 @@ mod event;
 mod fault;
 mod job;
 mod kubeconfig;
+mod limit_range;
 mod negotiation;
 mod openapi;
 mod patch;

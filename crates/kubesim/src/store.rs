@@ -621,6 +621,11 @@ impl Store {
                 meta.insert("generation".into(), json!(1));
             }
         }
+        // LimitRanger (on create only: a pod's resources never change) before
+        // the QoS class is worked out and before the quota's admission.
+        if rid == resource::PODS {
+            crate::limit_range::default_pod(st, ns, &mut obj);
+        }
         workload::default_object(rid, &mut obj, st);
         quota::admit(st, rid, ns, &requested_name, &obj)?;
         if record_fields {

@@ -5,7 +5,8 @@
 //! the outage survives the failback, the singleton's stale copy is stopped
 //! on the first contact with dc1 before dc1 counts as Ready, and the
 //! singleton's failback waits for an operator's confirmation with its
-//! expected gap. Then the DR drill: the whole journey from the request form,
+//! expected gap (in production, or when the placement asks; elsewhere it
+//! fails back by itself, still reporting the gap). Then the DR drill: the whole journey from the request form,
 //! with its timings printed.
 
 use std::time::{Duration, Instant};
@@ -191,11 +192,15 @@ async fn a_lost_data_centre_moves_the_application_shows_it_degraded_fences_the_s
     let v1 = w
         .version(template["id"].as_str().unwrap(), "1.0.0", spec("1", "1"))
         .await;
+    // Outside production a singleton's failback needs no confirmation unless
+    // the placement asks for it, as this one does (production always does).
+    let mut confirmed = placement();
+    confirmed["services"]["db"]["failback_confirmation"] = json!("required");
     let (status, app) = w
         .send(
             Method::POST,
             &format!("/api/v1/tenants/{}/applications", w.tenant),
-            Some(json!({"name": "shop", "environment": "test", "template_version_id": v1, "placement": placement()})),
+            Some(json!({"name": "shop", "environment": "test", "template_version_id": v1, "placement": confirmed})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{app}");
@@ -401,6 +406,69 @@ async fn a_lost_data_centre_moves_the_application_shows_it_degraded_fences_the_s
     assert_eq!(a["replicas"]["web"], 3, "{a}");
 }
 
+#[tokio::test]
+async fn a_singleton_outside_production_fails_back_by_itself_reporting_its_expected_gap() {
+    let w = two_clusters(FAST).await;
+    let (_, template) = w
+        .send(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({"tenant_id": w.tenant, "name": "lab"})),
+        )
+        .await;
+    let v1 = w
+        .version(template["id"].as_str().unwrap(), "1.0.0", spec("1", "1"))
+        .await;
+    let (status, app) = w
+        .send(
+            Method::POST,
+            &format!("/api/v1/tenants/{}/applications", w.tenant),
+            Some(json!({"name": "lab", "environment": "test", "template_version_id": v1, "placement": placement()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let app = app["id"].as_str().unwrap().to_string();
+    w.release_state(&app, 1, "succeeded").await;
+    let db = w.binding(&app, "db").await;
+    let (_, binding) = w.send(Method::GET, &format!("/api/v1/bindings/{db}"), None).await;
+    assert_eq!(
+        binding["placement"]["failback_confirmation"], "none",
+        "apps tells federation a test application's singleton needs no confirmation: {binding}"
+    );
+    eventually(Duration::from_secs(30), "db 1/1 in dc1", || async {
+        (pods(w.cluster(A), "lab", "db").1 == 1).then_some(())
+    })
+    .await;
+
+    w.cluster(A).faults().set(Fault::Down);
+    w.operation(&db, "failover", "available", Duration::from_secs(60)).await;
+    w.cluster(A).faults().set(Fault::Healthy);
+    // No one confirms: the failback completes by itself.
+    let back = w.operation(&db, "failback", "available", Duration::from_secs(60)).await;
+    let steps: Vec<&str> = back["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    let planned = steps
+        .iter()
+        .find(|s| s.contains("expected gap about"))
+        .unwrap_or_else(|| panic!("the expected gap is reported: {back}"));
+    assert!(planned.starts_with("planned move (no confirmation"), "{planned}");
+    assert!(
+        !steps
+            .iter()
+            .any(|s| s.starts_with("awaiting confirmation") || s.starts_with("confirmed by")),
+        "{back}"
+    );
+    eventually(Duration::from_secs(30), "db 1/1 back in dc1 only", || async {
+        (pods(w.cluster(A), "lab", "db").1 == 1 && pods(w.cluster(B), "lab", "db").0 == 0).then_some(())
+    })
+    .await;
+    println!("lab db failback without confirmation: {planned}");
+}
+
 /// Waits for release `number` of `app` to succeed, showing the application
 /// as it last was when it does not.
 async fn succeeded(w: &World, app: &str, number: u64) {
@@ -482,13 +550,26 @@ fn ms(d: chrono::Duration) -> i64 {
     d.num_milliseconds()
 }
 
+/// The whole journey, with fast probes, polls and a 2 s toleration so it
+/// takes seconds. With `PAAS_DR_DRILL_DEFAULTS=1` it runs with the
+/// platform's default settings instead (no setting overridden, the default
+/// toleration), so the printed timings are what a real platform would show:
+/// `PAAS_DR_DRILL_DEFAULTS=1 cargo nextest run -p paas-e2e dr_drill --no-capture`.
 #[tokio::test]
 async fn dr_drill_from_the_request_form_to_failback_prints_its_timings_and_never_runs_the_singleton_twice() {
-    let mut vars = vec![
-        ("PAAS_FEDERATION_RECONCILE_POLL", "100ms"),
-        ("PAAS_APPS_RELEASE_POLL", "100ms"),
-    ];
-    vars.extend_from_slice(FAST);
+    let defaults = std::env::var("PAAS_DR_DRILL_DEFAULTS").is_ok_and(|v| v == "1");
+    let mut vars = Vec::new();
+    if !defaults {
+        vars.extend_from_slice(&[
+            ("PAAS_FEDERATION_RECONCILE_POLL", "100ms"),
+            ("PAAS_APPS_RELEASE_POLL", "100ms"),
+        ]);
+        vars.extend_from_slice(FAST);
+    }
+    println!(
+        "DR drill with {} settings",
+        if defaults { "the platform's default" } else { "fast" }
+    );
     let p = e2e::Platform::start_with_env(&vars, |_| {}).await;
     let key = kernel::caller::CallerKey::new(p.settings.caller_key.clone());
     let clusters = paas::member_clusters::start(&key, p.stack.service("federation").unwrap())
@@ -583,10 +664,12 @@ async fn dr_drill_from_the_request_form_to_failback_prints_its_timings_and_never
     let template = template["id"].as_str().unwrap().to_string();
     let v1 = w.version(&template, "1.0.0", spec("1", "1")).await;
     let v2 = w.version(&template, "1.1.0", spec("2", "1")).await;
-    let placement = json!({"explicit": [{"cluster": A}, {"cluster": B}], "dr_tier": "active-active",
-        "toleration_seconds": 2,
+    let mut placement = json!({"explicit": [{"cluster": A}, {"cluster": B}], "dr_tier": "active-active",
         "services": {"db": {"policy": {"groups": [{"data_centres": ["dc1"]}, {"data_centres": ["dc2"]}]},
                             "dr_tier": "auto-failover", "singleton": true}}});
+    if !defaults {
+        placement["toleration_seconds"] = json!(2);
+    }
     let (status, app) = w
         .send(
             Method::POST,
@@ -780,8 +863,13 @@ async fn dr_drill_from_the_request_form_to_failback_prints_its_timings_and_never
         ms(at(&db_over["available_at"]) - fault)
     );
     println!(
-        "  everything Available in dc2:           +{} ms (target <= 60000 ms with the default settings; these are fast probes)",
-        ms(available_elsewhere - fault)
+        "  everything Available in dc2:           +{} ms (target <= 60000 ms with the default settings; {})",
+        ms(available_elsewhere - fault),
+        if defaults {
+            "these are the defaults"
+        } else {
+            "these are fast probes"
+        }
     );
     println!(
         "  dc1 recovered at +{} ms, Ready again after {} ms (stale singleton fenced first)",

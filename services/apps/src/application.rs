@@ -191,7 +191,7 @@ pub async fn apply_service(
         project_id: app.project_id.map(|p| p.to_string()).unwrap_or_default(),
         name: object_name(&app.name, service)?,
         objects_json: objects.to_string(),
-        placement_json: crate::placement::for_service(&release.placement, service).to_string(),
+        placement_json: crate::placement::for_binding(&release.placement, service, &app.environment).to_string(),
         replicas: replicas.unwrap_or(0),
         hold: hold.to_vec(),
         break_glass: String::new(),

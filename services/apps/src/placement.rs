@@ -140,6 +140,25 @@ pub fn for_service(placement: &Value, service: &str) -> Value {
     Value::Object(out)
 }
 
+/// The placement federation gets for `service`'s binding in an application
+/// of `environment`: [`for_service`], with the singleton failback
+/// confirmation the environment asks for. Production always requires an
+/// operator's confirmation (or the maintenance window) before a singleton's
+/// failback, a planned move with a gap; elsewhere it fails back by itself
+/// unless the placement asks for confirmation.
+pub fn for_binding(placement: &Value, service: &str, environment: &str) -> Value {
+    let mut out = for_service(placement, service);
+    if let Some(map) = out.as_object_mut() {
+        if environment == "production" {
+            map.insert("failback_confirmation".into(), Value::from("required"));
+        } else {
+            map.entry("failback_confirmation")
+                .or_insert_with(|| Value::from("none"));
+        }
+    }
+    out
+}
+
 /// The per-cluster replicas an explicit placement fixes (`dc1-prod: 2,
 /// dc2-dr: 1`), if it fixes any: such a placement leaves no total to divide,
 /// so a scale would change nothing.
@@ -198,6 +217,16 @@ mod tests {
         // A service may keep the application's clusters and change only its tier.
         let p = parse(&json!({"policy": {}, "services": {"db": {"singleton": true}}}).to_string()).unwrap();
         assert_eq!(for_service(&p, "db"), json!({"policy": {}, "singleton": true}));
+        // Production always confirms a singleton's failback; elsewhere only when asked.
+        assert_eq!(for_binding(&p, "db", "production")["failback_confirmation"], "required");
+        assert_eq!(for_binding(&p, "db", "test")["failback_confirmation"], "none");
+        let asked = json!({"policy": {}, "failback_confirmation": "none"});
+        assert_eq!(
+            for_binding(&asked, "db", "production")["failback_confirmation"],
+            "required"
+        );
+        let asked = json!({"policy": {}, "failback_confirmation": "required"});
+        assert_eq!(for_binding(&asked, "db", "test")["failback_confirmation"], "required");
         assert_eq!(reach(&p), json!({"policy": {}}));
         assert_eq!(fixed_replicas(&p), None);
         let fixed = json!({"explicit": [{"cluster": "a", "replicas": 2}, {"cluster": "b", "replicas": 1}]});

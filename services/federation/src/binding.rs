@@ -952,8 +952,8 @@ impl<'a> Bindings<'a> {
                 Binding,
                 r#"INSERT INTO bindings (id, tenant_id, project_id, name, objects, placement, replicas,
                                         replica_cpu_milli, replica_memory_milli, dr_tier, toleration_ms, singleton,
-                                        failback, priority)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                        failback, priority, failback_confirmation)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                    ON CONFLICT (tenant_id, name) DO NOTHING
                    RETURNING id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _",
                            replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision,
@@ -972,6 +972,7 @@ impl<'a> Bindings<'a> {
                 resilience.singleton,
                 resilience.failback.as_str(),
                 resilience.priority,
+                resilience.failback_confirmation.as_str(),
             )
             .fetch_optional(&mut *tx)
             .await?
@@ -983,7 +984,7 @@ impl<'a> Bindings<'a> {
                           replica_cpu_milli = $6, replica_memory_milli = $7, generation = $8::bigint,
                           updated_at = now(),
                           dr_tier = $9, toleration_ms = $10, singleton = $11, failover_error = NULL,
-                          failback = $12, priority = $13, revision = $14
+                          failback = $12, priority = $13, revision = $14, failback_confirmation = $15
                    WHERE id = $1 AND generation = $8::bigint - 1 AND NOT deleted
                    RETURNING id, tenant_id, project_id, name, objects AS "objects: _", placement AS "placement: _",
                            replicas, generation, deleted, failover_error, dr_tier, toleration_ms, singleton, revision,
@@ -1002,6 +1003,7 @@ impl<'a> Bindings<'a> {
                 resilience.failback.as_str(),
                 resilience.priority,
                 change.revision,
+                resilience.failback_confirmation.as_str(),
             )
             .fetch_optional(&mut *tx)
             .await?

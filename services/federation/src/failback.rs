@@ -24,7 +24,11 @@
 //! waits, plus as long as the failover's copy took to become available),
 //! and goes on only when an operator confirms it
 //! ([`crate::failover::confirm`], `POST /failovers/{id}/confirm`). It does not
-//! hold one of the `parallelism` places while it waits.
+//! hold one of the `parallelism` places while it waits. The confirmation is
+//! the binding's `failback_confirmation` (apps requires it in production
+//! only); one that needs none, or one opened inside the maintenance window
+//! ([`crate::maintenance`]), goes on at once, with the expected gap still in
+//! its steps.
 
 use std::time::Duration;
 
@@ -42,6 +46,7 @@ pub async fn open_due(
     parallelism: usize,
     retry_failed_after: Duration,
     propagation_timeout: Duration,
+    in_maintenance_window: bool,
 ) -> Result<Vec<Uuid>> {
     Ok(sqlx::query_scalar!(
         "WITH last AS (
@@ -50,7 +55,9 @@ pub async fn open_due(
              FROM failovers WHERE state = 'available' ORDER BY binding_id, created_at DESC
          ), due AS (
              -- The id is made here (a volatile CTE is evaluated once), so the reason can name it.
-             SELECT gen_random_uuid() AS op_id, b.id, b.tenant_id, b.singleton, l.from_cluster, l.previous,
+             SELECT gen_random_uuid() AS op_id, b.id, b.tenant_id, b.singleton,
+                    b.failback_confirmation,
+                    b.singleton AND b.failback_confirmation = 'required' AND NOT $5 AS confirm, l.from_cluster, l.previous,
                     c.last_transition_at, l.start_secs,
                     COALESCE((SELECT string_agg(t.cluster, ', ' ORDER BY t.cluster) FROM binding_targets t
                               WHERE t.binding_id = b.id AND NOT t.removing), 'its cluster') AS now_in
@@ -71,16 +78,21 @@ pub async fn open_due(
                                     AND state NOT IN ('available', 'failed', 'awaiting-confirmation')), 0)
          ), texts AS (
              SELECT d.*,
-                    format('awaiting confirmation: a singleton''s failback onto %s stops its copy in %s before it starts there; expected gap about %ss (fencing waits %ss, then the copy starts, which took %ss at the failover); confirm with POST /api/v1/failovers/%s/confirm',
+                    format('%s: a singleton''s failback onto %s stops its copy in %s before it starts there; expected gap about %ss (fencing waits %ss, then the copy starts, which took %ss at the failover)%s',
+                           CASE WHEN d.confirm THEN 'awaiting confirmation'
+                                WHEN d.failback_confirmation = 'required' THEN 'planned move inside the maintenance window'
+                                ELSE 'planned move (no confirmation outside production)' END,
                            d.from_cluster, d.now_in, round(($4 + d.start_secs)::numeric, 1), round($4::numeric, 1),
-                           round(d.start_secs::numeric, 1), d.op_id) AS waiting
+                           round(d.start_secs::numeric, 1),
+                           CASE WHEN d.confirm THEN '; confirm with POST /api/v1/failovers/' || d.op_id || '/confirm' ELSE '' END)
+                        AS waiting
              FROM due d
          )
          INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at,
                                 state, reason, steps)
          SELECT d.op_id, d.id, d.tenant_id, 'failback', 'automatic', d.from_cluster, d.previous,
                 d.last_transition_at,
-                CASE WHEN d.singleton THEN 'awaiting-confirmation' ELSE 'pending' END,
+                CASE WHEN d.confirm THEN 'awaiting-confirmation' ELSE 'pending' END,
                 CASE WHEN d.singleton THEN d.waiting ELSE '' END,
                 jsonb_build_array(jsonb_build_object(
                     'name', 'opened: ' || d.from_cluster || ' Ready for the stabilisation period', 'at', now()))
@@ -92,6 +104,7 @@ pub async fn open_due(
         i64::try_from(parallelism).unwrap_or(i64::MAX),
         retry_failed_after.as_secs_f64(),
         propagation_timeout.as_secs_f64(),
+        in_maintenance_window,
     )
     .fetch_all(&mut *tx)
     .await?)

@@ -166,6 +166,8 @@ pub struct FailoverSettings {
     /// copy stopped no sooner than this after its target was set to 0, so
     /// an apply of the old replicas already under way cannot start it again.
     pub propagation_timeout: Duration,
+    /// When a singleton's failback needing confirmation goes on without it.
+    pub failback_window: Option<crate::maintenance::MaintenanceWindow>,
 }
 
 impl From<&crate::Settings> for FailoverSettings {
@@ -176,6 +178,7 @@ impl From<&crate::Settings> for FailoverSettings {
             failback_stabilisation: s.failback_stabilisation,
             failback_parallelism: s.failback_parallelism,
             propagation_timeout: s.propagation_timeout,
+            failback_window: s.failback_window,
         }
     }
 }
@@ -323,6 +326,10 @@ impl Reconciler {
             self.settings.failback_parallelism,
             RETRY_FAILED_AFTER,
             self.settings.propagation_timeout,
+            self.settings
+                .failback_window
+                .as_ref()
+                .is_some_and(|w| w.contains(chrono::Utc::now())),
         )
         .await?;
         for id in opened.into_iter().chain(back) {

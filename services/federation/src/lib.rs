@@ -19,6 +19,7 @@ pub mod grpc;
 pub mod health;
 pub mod known_tenant;
 pub mod lease;
+pub mod maintenance;
 pub mod partition;
 pub mod placement;
 pub mod pod;

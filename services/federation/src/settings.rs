@@ -64,6 +64,9 @@ pub const FAILBACK_PARALLELISM: &str = "PAAS_FEDERATION_FAILBACK_PARALLELISM";
 /// A recovered data centre takes its most important bindings back first
 /// without a burst of every binding's rollout at once.
 const FAILBACK_PARALLELISM_DEFAULT: usize = 16;
+/// When a singleton's automatic failback needing confirmation goes on
+/// without it (`Sun 02:00-04:00 UTC`, [`crate::maintenance`]); unset: never.
+pub const FAILBACK_WINDOW: &str = "PAAS_FEDERATION_FAILBACK_WINDOW";
 /// Where tenancy's gRPC API is, for usage reports (the variable the gateway reads too).
 pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
 /// Tenancy's port under `paas serve` on the same host.
@@ -142,6 +145,8 @@ pub struct Settings {
     pub failback_stabilisation: Duration,
     /// Automatic failbacks open at once.
     pub failback_parallelism: usize,
+    /// When a singleton's failback needs no confirmation, if ever.
+    pub failback_window: Option<crate::maintenance::MaintenanceWindow>,
     /// Encrypts credentials at rest.
     pub secret_key: SecretKey,
     /// Tenancy's gRPC URL, for observed-usage reports.
@@ -165,6 +170,7 @@ impl Settings {
             propagation_timeout: PROPAGATION_TIMEOUT_DEFAULT,
             failback_stabilisation: FAILBACK_STABILISATION_DEFAULT,
             failback_parallelism: FAILBACK_PARALLELISM_DEFAULT,
+            failback_window: None,
             secret_key: SecretKey::derived_from(platform),
             tenancy_url: TENANCY_URL_DEFAULT.into(),
             registry: None,
@@ -213,6 +219,16 @@ impl Settings {
                 found: Some("0".into()),
             });
         }
+        let failback_window = env
+            .raw(FAILBACK_WINDOW)
+            .map(|raw| {
+                crate::maintenance::MaintenanceWindow::parse(raw).map_err(|expected| SettingError {
+                    variable: FAILBACK_WINDOW.into(),
+                    expected,
+                    found: Some(raw.to_string()),
+                })
+            })
+            .transpose()?;
         let secret_key = match env.raw(SECRET_KEY) {
             None => d.secret_key,
             Some(raw) => {
@@ -257,6 +273,7 @@ impl Settings {
             propagation_timeout: positive(PROPAGATION_TIMEOUT, d.propagation_timeout)?,
             failback_stabilisation: positive(FAILBACK_STABILISATION, d.failback_stabilisation)?,
             failback_parallelism,
+            failback_window,
             secret_key,
             tenancy_url: env.or(TENANCY_URL, d.tenancy_url)?,
             registry,

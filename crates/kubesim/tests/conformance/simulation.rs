@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{LimitRange, Node, Pod, ResourceQuota};
 use kernel::testkit::eventually;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -129,6 +129,79 @@ async fn a_pod_too_big_for_every_node_stays_pending_unschedulable() {
             .unwrap()
             .starts_with("0/2 nodes are available: 2 Insufficient cpu")
     );
+}
+
+/// LimitRanger: a pod (or a Deployment's pod) that sets no memory gets the
+/// namespace's LimitRange defaults before the quota's admission, so a
+/// quota on `requests.memory` admits it instead of refusing it with
+/// `must specify requests.memory`; a container's own values are kept.
+#[tokio::test]
+async fn limit_range_defaults_are_applied_to_a_pod_before_quota_admission() {
+    let t = spawn().await;
+    let ranges: Api<LimitRange> = Api::namespaced(t.client.clone(), "default");
+    let range: LimitRange = serde_json::from_value(json!({
+        "metadata": { "name": "defaults" },
+        "spec": { "limits": [{ "type": "Container",
+            "default": { "cpu": "500m", "memory": "256Mi" },
+            "defaultRequest": { "cpu": "100m", "memory": "128Mi" } }] },
+    }))
+    .unwrap();
+    ranges.create(&PostParams::default(), &range).await.unwrap();
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), "default");
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": { "name": "memory" },
+        "spec": { "hard": { "requests.memory": "1Gi", "limits.memory": "2Gi" } },
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let bare: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "bare" },
+        "spec": { "containers": [
+            { "name": "app", "image": "nginx:1" },
+            { "name": "own", "image": "nginx:1", "resources": { "limits": { "memory": "64Mi" } } },
+        ] },
+    }))
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &bare).await.unwrap();
+    let value = serde_json::to_value(&created).unwrap();
+    let app = &value["spec"]["containers"][0]["resources"];
+    assert_eq!(app["requests"]["memory"], "128Mi", "{value}");
+    assert_eq!(app["limits"]["memory"], "256Mi", "{value}");
+    assert_eq!(app["requests"]["cpu"], "100m", "{value}");
+    // Its own limit stays, and its request follows that limit (not the default request).
+    let own = &value["spec"]["containers"][1]["resources"];
+    assert_eq!(own["limits"]["memory"], "64Mi", "{value}");
+    assert_eq!(own["requests"]["memory"], "64Mi", "{value}");
+    assert_eq!(value["status"]["qosClass"], "Burstable", "{value}");
+    assert!(
+        value["metadata"]["annotations"]["kubernetes.io/limit-ranger"]
+            .as_str()
+            .unwrap()
+            .starts_with("LimitRanger plugin set: "),
+        "{value}"
+    );
+    // A controller's pods are admitted the same way.
+    let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    let mut d = deployment("lean", 1, "nginx:1");
+    d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].resources = None;
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    let pod = eventually(Duration::from_secs(10), "the lean pod", || async {
+        pods.list(&ListParams::default().labels("app=lean"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    let requests = pod.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .requests
+        .unwrap();
+    assert_eq!(requests["memory"].0, "128Mi");
 }
 
 /// ResourceQuota: status.used tracks usage; a pod that would exceed

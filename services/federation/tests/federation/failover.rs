@@ -27,6 +27,7 @@ const SETTINGS: FailoverSettings = FailoverSettings {
     failback_stabilisation: Duration::from_secs(3600),
     failback_parallelism: 16,
     propagation_timeout: Duration::from_secs(3),
+    failback_window: None,
 };
 
 fn reconciler(fed: &Fed, admission: Arc<CpuCap>) -> Running {
@@ -886,4 +887,120 @@ async fn automatic_failbacks_wait_for_the_stabilisation_period_and_go_by_priorit
     .unwrap();
     assert_eq!(kept_targets, ["ab2"]);
     assert_eq!((ready(&clusters[1], "kept"), present(&clusters[0], "kept")), (1, false));
+}
+
+/// Fails two singletons over (one whose failback needs confirmation, the
+/// default, one whose needs none) and lets their cluster return, with the
+/// reconciler's maintenance window `window`; their failbacks as opened.
+async fn singleton_failbacks(window: Option<federation::maintenance::MaintenanceWindow>) -> (Operation, Operation) {
+    let fed = Fed::start().await;
+    let (clusters, _m, _p) = fleet(&fed, &["sw1", "sw2"]).await;
+    let admission = Arc::new(CpuCap {
+        cap_milli: 100_000,
+        ..Default::default()
+    });
+    let bindings = Bindings::new(fed.pool(), &*admission);
+    let named = |name: &str, extra: Value| {
+        let mut r = request(
+            app("100m").replace("\"web\"", &format!("\"{name}\"")),
+            primary_then_backup(extra),
+            1,
+        );
+        r.name = kernel::name::DnsLabel::parse("name", name).unwrap();
+        r
+    };
+    let caller = Caller::platform_admin("t");
+    let singleton = json!({"dr_tier": "auto-failover", "toleration_seconds": 0.5, "singleton": true});
+    let (confirmed, _) = bindings
+        .apply(&caller, named("confirmed", singleton.clone()))
+        .await
+        .unwrap();
+    let mut free = singleton;
+    free["failback_confirmation"] = json!("none");
+    let (free, _) = bindings.apply(&caller, named("free", free)).await.unwrap();
+    let _prop = propagator(&fed, admission.clone(), Duration::from_secs(3600));
+    let _fail = Running::failover(Reconciler::new(
+        fed.pool().clone(),
+        fed.clients.clone(),
+        admission.clone(),
+        FailoverSettings {
+            failback_stabilisation: Duration::from_secs(1),
+            failback_window: window,
+            ..SETTINGS
+        },
+    ));
+    for b in [&confirmed, &free] {
+        healthy(&fed, &admission, b.id).await;
+    }
+    clusters[0].faults().set(Fault::Down);
+    for b in [&confirmed, &free] {
+        until_state(&fed, b.id, "available", Duration::from_secs(20)).await;
+    }
+    clusters[0].faults().recover();
+    fed.until_status("sw1", "Ready").await;
+    let failback = |id: Uuid| {
+        let fed = &fed;
+        async move {
+            eventually(Duration::from_secs(20), "an automatic failback", || async {
+                operations(fed, id).await.into_iter().find(|o| o.kind == "failback")
+            })
+            .await
+        }
+    };
+    let (c, f) = (failback(confirmed.id).await, failback(free.id).await);
+    // The one that needs no confirmation completes (the gap is planned, not waited on).
+    until_state(&fed, free.id, "available", Duration::from_secs(20)).await;
+    (c, f)
+}
+
+/// The step of a singleton's failback that reports its expected gap.
+fn planned_step(op: &Operation) -> String {
+    op.steps
+        .iter()
+        .map(|s| s.name.clone())
+        .find(|n| n.contains("expected gap"))
+        .unwrap_or_else(|| panic!("no expected gap in {:?}", op.steps))
+}
+
+#[tokio::test]
+async fn a_singleton_failback_waits_for_confirmation_only_when_its_binding_requires_it() {
+    let (confirmed, free) = singleton_failbacks(None).await;
+    assert_eq!(confirmed.state, "awaiting-confirmation");
+    assert!(
+        confirmed.reason.starts_with("awaiting confirmation"),
+        "{}",
+        confirmed.reason
+    );
+    assert!(confirmed.reason.contains("expected gap about"), "{}", confirmed.reason);
+    assert_ne!(free.state, "awaiting-confirmation");
+    // The reason is cleared as the move goes on; the step keeps the expected gap.
+    let planned = planned_step(&free);
+    assert!(planned.starts_with("planned move (no confirmation"), "{planned}");
+    assert!(
+        planned.contains("expected gap about"),
+        "the gap is still reported: {planned}"
+    );
+    assert!(!planned.contains("/confirm"), "{planned}");
+}
+
+#[tokio::test]
+async fn a_singleton_failback_needing_confirmation_goes_on_inside_the_maintenance_window() {
+    // A daily window from an hour ago to an hour from now (past midnight if it must).
+    let now = chrono::Utc::now();
+    let hm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    let window = federation::maintenance::MaintenanceWindow::parse(&format!(
+        "daily {}-{} UTC",
+        hm(now - chrono::Duration::hours(1)),
+        hm(now + chrono::Duration::hours(1))
+    ))
+    .unwrap();
+    assert!(window.contains(now));
+    let (confirmed, _) = singleton_failbacks(Some(window)).await;
+    assert_ne!(confirmed.state, "awaiting-confirmation");
+    let planned = planned_step(&confirmed);
+    assert!(
+        planned.starts_with("planned move inside the maintenance window"),
+        "{planned}"
+    );
+    assert!(planned.contains("expected gap about"), "{planned}");
 }
