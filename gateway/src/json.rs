@@ -116,6 +116,15 @@ fn refuse_bad_text(value: &serde_json::Value, path: &mut String) -> Result<(), A
         }
         Value::Object(members) => {
             for (key, item) in members {
+                // A key is a name (a label, a resource, an item): bounded like
+                // a parameter, so no error naming it outgrows what a service's
+                // answer can carry back.
+                if key.chars().count() > crate::request::MAX_PARAMETER {
+                    return Err(ApiError::invalid(
+                        field(path.as_str()),
+                        format!("a key is longer than {} characters", crate::request::MAX_PARAMETER),
+                    ));
+                }
                 let len = path.len();
                 if !path.is_empty() {
                     path.push('.');
