@@ -149,6 +149,8 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
     ("Tenant", "status", &["active", "suspended"]),
     ("Member", "kind", &["user", "group"]),
     ("AddMember", "kind", &["user", "group"]),
+    ("RegisterCluster", "network_domain", &["core", "dmz", "internet"]),
+    ("RegisterCluster", "environment", &["production", "test", "dr"]),
 ];
 
 /// Parameters whose values are a closed set, by the path of the list
@@ -216,6 +218,10 @@ const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 /// [`crate::request::refusal`]), as the pattern of a string that may hold
 /// anything else.
 const ACCEPTED_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+
+/// [`ACCEPTED_TEXT`] with at least one character that is not white space:
+/// a required text is trimmed before it is taken.
+const NON_BLANK_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
 
 /// The input rules the services apply to every request, stated where a
 /// client can read them: a `cursor` and every `*_id` are UUIDs (a cursor is
@@ -295,6 +301,9 @@ fn input_rules(doc: &mut Value) {
                     && property.get("minLength").is_none()
                 {
                     property["minLength"] = json!(1);
+                    if property.get("pattern").is_none() {
+                        property["pattern"] = json!(NON_BLANK_TEXT);
+                    }
                 }
             }
         }
@@ -331,6 +340,9 @@ fn input_rules(doc: &mut Value) {
                     as_label(&name, schema);
                 } else if is_string(schema) && required && schema.get("minLength").is_none() {
                     schema["minLength"] = json!(1);
+                    if schema.get("pattern").is_none() {
+                        schema["pattern"] = json!(NON_BLANK_TEXT);
+                    }
                 }
                 text(schema);
             }
