@@ -151,6 +151,50 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
     ("AddMember", "kind", &["user", "group"]),
     ("RegisterCluster", "network_domain", &["core", "dmz", "internet"]),
     ("RegisterCluster", "environment", &["production", "test", "dr"]),
+    // States, as the services' tables constrain them.
+    (
+        "Release",
+        "state",
+        &[
+            "awaiting-approval",
+            "deploying",
+            "succeeded",
+            "failed",
+            "superseded",
+            "cancelled",
+            "aborted",
+        ],
+    ),
+    (
+        "Application",
+        "state",
+        &["awaiting-approval", "deploying", "running", "failed", "stopped"],
+    ),
+    (
+        "Reservation",
+        "state",
+        &["reserved", "committed", "released", "expired", "refused"],
+    ),
+    ("TemplateVersion", "state", &["draft", "published"]),
+    (
+        "FailoverOperation",
+        "state",
+        &[
+            "awaiting-confirmation",
+            "pending",
+            "fencing",
+            "placing",
+            "applied",
+            "available",
+            "failed",
+        ],
+    ),
+    (
+        "ResourceRequest",
+        "state",
+        &["draft", "submitted", "approved", "rejected", "provisioned"],
+    ),
+    ("DataCentre", "state", &["Ready", "Degraded", "Lost", "Unknown"]),
 ];
 
 /// Parameters whose values are a closed set, by the path of the list
