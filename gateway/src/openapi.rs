@@ -151,6 +151,7 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
     ("AddMember", "kind", &["user", "group"]),
     ("RegisterCluster", "network_domain", &["core", "dmz", "internet"]),
     ("RegisterCluster", "environment", &["production", "test", "dr"]),
+    ("ConfigItem", "format", &["properties", "yaml", "json", "xml", "text"]),
     // States, as the services' tables constrain them.
     (
         "Release",
