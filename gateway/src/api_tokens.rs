@@ -91,6 +91,7 @@ pub struct CreateToken {
     #[serde(default)]
     project_id: String,
     role: String,
+    #[schema(minimum = 1, maximum = 365)]
     expires_in_days: Option<u32>,
 }
 

@@ -213,6 +213,7 @@ pub struct PutItem {
 #[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     /// The draft version this edit is based on.
+    #[param(required = true, pattern = "^[0-9]{1,19}$")]
     version: Option<String>,
 }
 
@@ -287,8 +288,10 @@ pub struct ConfigRollback {
 #[into_params(parameter_in = Query)]
 pub struct DiffQuery {
     /// The earlier release (0 or absent: nothing).
+    #[param(pattern = "^[0-9]{0,19}$")]
     from: Option<String>,
     /// The later release.
+    #[param(pattern = "^[0-9]{0,19}$")]
     to: Option<String>,
 }
 
@@ -336,8 +339,10 @@ pub struct ConfigDiff {
 #[into_params(parameter_in = Query)]
 pub struct WatchQuery {
     /// The last release number the watcher has (0 or absent: none).
+    #[param(pattern = "^[0-9]{0,19}$")]
     after: Option<String>,
     /// Seconds to hold at most (default and maximum 60).
+    #[param(pattern = "^([0-9]|[1-5][0-9]|60)$")]
     timeout: Option<String>,
 }
 

@@ -47,11 +47,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         // would be a broken or smuggled body), and no string or key holding
         // text that no name or value may: checked on the document, which
         // still says where each string was.
-        let document: serde_json::Value = serde_json::from_slice(&bytes)
+        let mut document: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::invalid("body", format!("is not one JSON document: {e}")))?;
         refuse_bad_text(&document, &mut String::new())?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        whole_numbers(&mut document);
+        let value = serde_path_to_error::deserialize(document).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let field = if path == "." || path.is_empty() {
@@ -62,6 +62,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             ApiError::invalid(field, inner.to_string())
         })?;
         Ok(Body(value))
+    }
+}
+
+/// A number written with a zero fraction (`3.0`, `1e3`) as the integer it
+/// is: JSON Schema's `integer`, which the document uses, counts it as one,
+/// and serde would refuse it where the field is an integer type.
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // Within ±2^53 a float holds the integer exactly.
+                if f.abs() <= 9_007_199_254_740_992.0 {
+                    #[allow(clippy::cast_possible_truncation)]
+                    let whole = f as i64;
+                    *n = whole.into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 
@@ -164,5 +186,22 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
         } else {
             <Self as FromRequest<S>>::from_request(req, state).await.map(Some)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// What the document calls an integer, the body takes: `3812.0` into a
+    /// `u32`, while `1.5` stays a fraction that an integer field refuses.
+    #[test]
+    fn a_number_with_a_zero_fraction_is_an_integer() {
+        let mut body = json!({"replicas": 3812.0, "nested": [1e3, 1.5, -2.0]});
+        whole_numbers(&mut body);
+        assert_eq!(body, json!({"replicas": 3812, "nested": [1000, 1.5, -2]}));
+        assert_eq!(serde_json::from_value::<u32>(body["replicas"].clone()).unwrap(), 3812);
     }
 }

@@ -2,7 +2,7 @@
 //! (`/api/openapi.json`), and a reference page that renders it
 //! (`/api/docs`), self-contained so it works without internet access.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
 use axum::Json;
@@ -62,6 +62,7 @@ fn exact(doc: &mut Value) {
     uuid_path_ids(doc);
     link_created_to_reads(doc);
     closed_values(doc);
+    input_rules(doc);
     bounded_strings(doc);
     uniform_tuples(doc);
 }
@@ -148,10 +149,88 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
     ("Tenant", "status", &["active", "suspended"]),
     ("Member", "kind", &["user", "group"]),
     ("AddMember", "kind", &["user", "group"]),
+    ("RegisterCluster", "network_domain", &["core", "dmz", "internet"]),
+    ("RegisterCluster", "environment", &["production", "test", "dr"]),
+    ("ConfigItem", "format", &["properties", "yaml", "json", "xml", "text"]),
+    // States, as the services' tables constrain them.
+    (
+        "Release",
+        "state",
+        &[
+            "awaiting-approval",
+            "deploying",
+            "succeeded",
+            "failed",
+            "superseded",
+            "cancelled",
+            "aborted",
+        ],
+    ),
+    (
+        "Application",
+        "state",
+        &["awaiting-approval", "deploying", "running", "failed", "stopped"],
+    ),
+    (
+        "Reservation",
+        "state",
+        &["reserved", "committed", "released", "expired", "refused"],
+    ),
+    ("TemplateVersion", "state", &["draft", "published"]),
+    (
+        "FailoverOperation",
+        "state",
+        &[
+            "awaiting-confirmation",
+            "pending",
+            "fencing",
+            "placing",
+            "applied",
+            "available",
+            "failed",
+        ],
+    ),
+    (
+        "ResourceRequest",
+        "state",
+        &["draft", "submitted", "approved", "rejected", "provisioned"],
+    ),
+    ("DataCentre", "state", &["Ready", "Degraded", "Lost", "Unknown"]),
 ];
 
-/// The [`CLOSED`] sets as `enum`s.
+/// Parameters whose values are a closed set, by the path of the list
+/// they filter and the parameter (an empty value, the default, is no filter).
+const CLOSED_PARAMETERS: &[(&str, &str, &[&str])] = &[
+    ("/api/v1/tenants", "status", &["active", "suspended"]),
+    ("/api/v1/tenants/{id}/members", "kind", &["user", "group"]),
+    (
+        "/api/v1/requests",
+        "state",
+        &["draft", "submitted", "approved", "rejected", "provisioned"],
+    ),
+    (
+        "/api/v1/requests/{id}/{step}",
+        "step",
+        &["submit", "approve", "reject", "provision"],
+    ),
+];
+
+/// The [`CLOSED`] and [`CLOSED_PARAMETERS`] sets as `enum`s.
 fn closed_values(doc: &mut Value) {
+    for (path, _, op) in operations(doc) {
+        for param in op
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            for (at, name, values) in CLOSED_PARAMETERS {
+                if path == *at && param["name"] == *name {
+                    param["schema"]["enum"] = json!(values);
+                }
+            }
+        }
+    }
     let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
         return;
     };
@@ -164,6 +243,177 @@ fn closed_values(doc: &mut Value) {
             {
                 target["enum"] = json!(values);
             }
+        }
+    }
+}
+
+/// Names ending in `_id` that are not one of the platform's UUIDs.
+const NOT_UUIDS: &[&str] = &["client_id", "request_id"];
+
+/// Names the services take as DNS labels (`kernel::name::DnsLabel`) where
+/// the field documents no rule of its own (a token's name is up to 128
+/// characters of anything, a config item's a file name).
+const DNS_LABELS: &[&str] = &["name", "app", "application", "environment", "namespace", "project_name"];
+
+/// A DNS label (RFC 1123), as `kernel::name::DnsLabel` parses it.
+const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
+/// What the gateway and the services refuse in any text (NUL, bidirectional
+/// overrides and isolates, zero-width characters, the byte-order mark: see
+/// [`crate::request::refusal`]), as the pattern of a string that may hold
+/// anything else.
+const ACCEPTED_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+
+/// [`ACCEPTED_TEXT`] with at least one character that is not white space:
+/// a required text is trimmed before it is taken.
+const NON_BLANK_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+
+/// The input rules the services apply to every request, stated where a
+/// client can read them: a `cursor` and every `*_id` are UUIDs (a cursor is
+/// the last id of the previous page, `kernel::page::Page`), a required text
+/// is not empty, and no text holds what [`crate::request::refusal`] refuses.
+/// Only parameters and the schemas request bodies name are amended: an
+/// answer may quote what it was given.
+fn input_rules(doc: &mut Value) {
+    fn is_string(schema: &Value) -> bool {
+        string_type(schema.get("type"))
+    }
+    fn string_type(t: Option<&Value>) -> bool {
+        match t.unwrap_or(&Value::Null) {
+            Value::String(t) => t == "string",
+            Value::Array(ts) => ts.iter().any(|t| t == "string"),
+            _ => false,
+        }
+    }
+    fn is_id(name: &str) -> bool {
+        (name == "cursor" || name == "id" || name.ends_with("_id")) && !NOT_UUIDS.contains(&name)
+    }
+    fn as_label(name: &str, schema: &mut Value) {
+        if DNS_LABELS.contains(&name)
+            && string_type(schema.get("type"))
+            && ["enum", "pattern", "format", "maxLength"]
+                .iter()
+                .all(|k| schema.get(*k).is_none())
+        {
+            schema["pattern"] = json!(DNS_LABEL);
+            schema["maxLength"] = json!(63);
+        }
+    }
+    fn as_uuid(schema: &mut Value) {
+        if let Some(fields) = schema.as_object_mut() {
+            fields.remove("maxLength");
+            fields.remove("minLength");
+            fields.insert("format".into(), json!("uuid"));
+        }
+    }
+    fn text(schema: &mut Value) {
+        match schema {
+            Value::Object(fields) => {
+                let plain = string_type(fields.get("type"))
+                    && !fields.contains_key("enum")
+                    && !fields.contains_key("pattern")
+                    && !fields.contains_key("format");
+                if plain {
+                    fields.insert("pattern".into(), json!(ACCEPTED_TEXT));
+                }
+                for (key, value) in fields.iter_mut() {
+                    if !matches!(key.as_str(), "example" | "examples" | "default" | "enum") {
+                        text(value);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(text),
+            _ => {}
+        }
+    }
+    fn object(schema: &mut Value) {
+        let required: Vec<String> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default();
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for (name, property) in properties.iter_mut() {
+                if is_string(property) && is_id(name) && property.get("enum").is_none() {
+                    as_uuid(property);
+                } else if name.ends_with("_ids") && is_string(&property["items"]) {
+                    as_uuid(&mut property["items"]);
+                } else if DNS_LABELS.contains(&name.as_str()) {
+                    as_label(name, property);
+                } else if is_string(property)
+                    && required.contains(name)
+                    && property.get("enum").is_none()
+                    && property.get("format").is_none()
+                    && property.get("minLength").is_none()
+                {
+                    property["minLength"] = json!(1);
+                    if property.get("pattern").is_none() {
+                        property["pattern"] = json!(NON_BLANK_TEXT);
+                    }
+                }
+            }
+        }
+        text(schema);
+    }
+    // The schemas request bodies name, and those they name in turn.
+    fn refs(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(fields) => {
+                if let Some(Value::String(r)) = fields.get("$ref")
+                    && let Some(name) = r.strip_prefix("#/components/schemas/")
+                {
+                    found.push(name.to_string());
+                }
+                fields.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+    let mut pending = Vec::new();
+    for (_, _, op) in operations(doc) {
+        if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+            for param in params {
+                let name = param["name"].as_str().unwrap_or_default().to_string();
+                let required = param["required"] == true;
+                let in_query = param["in"] == "query";
+                let schema = &mut param["schema"];
+                if is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
+                    as_uuid(schema);
+                } else if name == "limit" && in_query {
+                    schema["maximum"] = json!(kernel::page::MAX_LIMIT);
+                } else if DNS_LABELS.contains(&name.as_str()) {
+                    as_label(&name, schema);
+                } else if is_string(schema) && required && schema.get("minLength").is_none() {
+                    schema["minLength"] = json!(1);
+                    if schema.get("pattern").is_none() {
+                        schema["pattern"] = json!(NON_BLANK_TEXT);
+                    }
+                }
+                text(schema);
+            }
+        }
+        if let Some(body) = op.get_mut("requestBody") {
+            refs(body, &mut pending);
+            for content in body["content"].as_object_mut().into_iter().flat_map(|c| c.values_mut()) {
+                if content["schema"].get("properties").is_some() {
+                    object(&mut content["schema"]);
+                } else {
+                    text(&mut content["schema"]);
+                }
+            }
+        }
+    }
+    let mut named = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if named.insert(name.clone())
+            && let Some(schema) = doc.pointer(&format!("/components/schemas/{name}"))
+        {
+            refs(schema, &mut pending);
+        }
+    }
+    for name in named {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            object(schema);
         }
     }
 }
@@ -424,5 +674,36 @@ mod tests {
         };
         assert!(targets.contains(of("get")), "{links}");
         assert!(targets.contains(of("delete")), "{links}");
+    }
+
+    /// The rules every request meets are in the document: what a fuzzer
+    /// generates from it, the services take.
+    #[test]
+    fn ids_and_cursors_are_uuids_and_text_excludes_what_is_refused() {
+        let doc = served();
+        let params = doc["paths"]["/api/v1/tenants"]["get"]["parameters"].as_array().unwrap();
+        let cursor = params.iter().find(|p| p["name"] == "cursor").unwrap();
+        assert_eq!(cursor["schema"]["format"], "uuid");
+        let create = &doc["components"]["schemas"]["CreateToken"]["properties"];
+        assert_eq!(create["tenant_id"]["format"], "uuid");
+        let tenant = &doc["components"]["schemas"]["CreateTenant"]["properties"];
+        let label = regex::Regex::new(tenant["name"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(label.is_match("team-a") && !label.is_match("Team_A") && !label.is_match("-a"));
+        let text = regex::Regex::new(tenant["display_name"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(text.is_match("Team A, Zürich"));
+        for refused in ["a\0b", "a\u{202E}b", "a\u{200B}b", "\u{FEFF}a"] {
+            assert!(!text.is_match(refused), "{refused:?}");
+            assert!(crate::request::refusal(refused).is_some(), "{refused:?}");
+        }
+        let params = doc["paths"]["/api/v1/requests"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let state = params.iter().find(|p| p["name"] == "state").unwrap();
+        assert!(
+            state["schema"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("provisioned"))
+        );
     }
 }
