@@ -469,34 +469,6 @@ async fn a_singleton_outside_production_fails_back_by_itself_reporting_its_expec
     println!("lab db failback without confirmation: {planned}");
 }
 
-/// Waits for release `number` of `app` to succeed, showing the application
-/// as it last was when it does not.
-async fn succeeded(w: &World, app: &str, number: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let a = w.app(app).await;
-        let latest = &a["latest_release"];
-        if latest["number"] == number && latest["state"] == "succeeded" {
-            return;
-        }
-        if Instant::now() > deadline {
-            let url = format!(
-                "{}/api/v1/namespaces/acme-web/events",
-                w.cluster(A).url().trim_end_matches('/')
-            );
-            let events: Value = w.p.http.get(url).send().await.unwrap().json().await.unwrap();
-            let seen: Vec<&Value> = events["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| &e["message"])
-                .collect();
-            panic!("release {number} did not succeed: {a}; events in {A}: {seen:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Approves the application's latest release as a second tenant
 /// administrator, after its author's own approval is refused (four eyes).
 async fn approve(w: &World, app: Value) {
@@ -683,7 +655,7 @@ async fn dr_drill_from_the_request_form_to_failback_prints_its_timings_and_never
     assert_eq!(status, StatusCode::CREATED, "{app}");
     let app = app["id"].as_str().unwrap().to_string();
     approve(w, w.release_state(&app, 1, "awaiting-approval").await).await;
-    succeeded(w, &app, 1).await;
+    w.release_state(&app, 1, "succeeded").await;
 
     // A canary of web 2 (db unchanged), approved by a second administrator.
     let (status, r2) = w
@@ -695,7 +667,7 @@ async fn dr_drill_from_the_request_form_to_failback_prints_its_timings_and_never
         .await;
     assert_eq!(status, StatusCode::CREATED, "{r2}");
     approve(w, w.release_state(&app, 2, "awaiting-approval").await).await;
-    succeeded(w, &app, 2).await;
+    w.release_state(&app, 2, "succeeded").await;
     let (web, db) = (w.binding(&app, "web").await, w.binding(&app, "db").await);
     eventually(
         Duration::from_secs(30),
