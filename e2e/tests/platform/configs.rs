@@ -7,23 +7,7 @@ use e2e::Platform;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn send(p: &Platform, bearer: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut r = p.anonymous(method, path).bearer_auth(bearer);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        },
-    )
-}
+use crate::isolation::send;
 
 /// A tenant and tokens of two operators, a developer and a viewer in it.
 struct Tenant {

@@ -5,7 +5,15 @@ use e2e::Platform;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn send(p: &Platform, bearer: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+/// Calls the gateway with a bearer token; the answer as JSON (a string when
+/// it is not JSON, null when empty).
+pub(crate) async fn send(
+    p: &Platform,
+    bearer: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut r = p.anonymous(method, path).bearer_auth(bearer);
     if let Some(b) = body {
         r = r.json(&b);
