@@ -149,9 +149,54 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
     ("Tenant", "status", &["active", "suspended"]),
     ("Member", "kind", &["user", "group"]),
     ("AddMember", "kind", &["user", "group"]),
-    ("RegisterCluster", "network_domain", &["core", "dmz", "internet"]),
+    ("*", "network_domain", &["core", "dmz", "internet"]),
     ("RegisterCluster", "environment", &["production", "test", "dr"]),
+    ("Cluster", "environment", &["production", "test", "dr"]),
+    ("Application", "environment", &["production", "test"]),
+    ("Deploy", "environment", &["production", "test"]),
     ("ConfigItem", "format", &["properties", "yaml", "json", "xml", "text"]),
+    // What a config item's format is parsed from (`configs::format`):
+    // aliases, and empty (or absent) for "from the item's name".
+    (
+        "PutItem",
+        "format",
+        &["properties", "yaml", "yml", "json", "xml", "text", "txt", ""],
+    ),
+    ("ConfigRelease", "kind", &["publish", "rollback"]),
+    ("ReleaseNotice", "kind", &["publish", "rollback"]),
+    ("UpdateTenant", "status", &["active", "suspended"]),
+    ("Form", "server_type", &["application-host", "mpp", "hadoop"]),
+    (
+        "*",
+        "level",
+        &["tenant", "cluster", "data_centre", "dr_reserve", "project", "partition"],
+    ),
+    // Health as federation derives it, for a binding, a cluster target,
+    // a service and an application.
+    ("*", "health", &["Healthy", "Progressing", "Degraded", "Unknown"]),
+    ("*", "trigger", &["automatic", "operator"]),
+    ("*", "failback", &["automatic", "manual"]),
+    ("ClusterCondition", "status", &["Ready", "NotReady", "Unknown"]),
+    ("WorkloadStatus", "kind", &["Deployment", "StatefulSet", "DaemonSet"]),
+    ("WorkloadCondition", "status", &["True", "False", "Unknown"]),
+    (
+        "Pod",
+        "phase",
+        &["Pending", "Running", "Succeeded", "Failed", "Unknown"],
+    ),
+    ("FailoverOperation", "kind", &["failover", "failback"]),
+    ("Activity", "kind", &["failover", "failback"]),
+    ("Release", "slot", &["blue", "green"]),
+    (
+        "Release",
+        "phase",
+        &["rollout", "traffic", "waiting", "finishing", "aborting", "done"],
+    ),
+    (
+        "ReleaseService",
+        "strategy",
+        &["recreate", "rolling", "blue-green", "canary", "ab", "shadow", "gray"],
+    ),
     // States, as the services' tables constrain them.
     (
         "Release",
@@ -191,8 +236,31 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "Activity",
+        "state",
+        &[
+            "awaiting-confirmation",
+            "pending",
+            "fencing",
+            "placing",
+            "applied",
+            "available",
+            "failed",
+        ],
+    ),
+    (
         "ResourceRequest",
         "state",
+        &["draft", "submitted", "approved", "rejected", "provisioned"],
+    ),
+    (
+        "Step",
+        "from",
+        &["draft", "submitted", "approved", "rejected", "provisioned"],
+    ),
+    (
+        "Step",
+        "to",
         &["draft", "submitted", "approved", "rejected", "provisioned"],
     ),
     ("DataCentre", "state", &["Ready", "Degraded", "Lost", "Unknown"]),
@@ -215,6 +283,39 @@ const CLOSED_PARAMETERS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// Whether a schema's `type` is `string` or a union holding it
+/// (`["string", "null"]`, an `Option<String>`).
+fn string_type(t: Option<&Value>) -> bool {
+    match t.unwrap_or(&Value::Null) {
+        Value::String(t) => t == "string",
+        Value::Array(ts) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    }
+}
+
+/// `values` as the `enum` of a string schema; an optional one (type
+/// `["string", "null"]`) keeps `null` among them, since leaving it out is
+/// what the services take as "the default".
+fn close(schema: &mut Value, values: &[&str]) {
+    let nullable = schema["type"]
+        .as_array()
+        .is_some_and(|ts| ts.iter().any(|t| t == "null"));
+    if !string_type(schema.get("type")) {
+        return;
+    }
+    let mut closed = json!(values);
+    if nullable {
+        closed.as_array_mut().expect("an array").push(Value::Null);
+    }
+    if let Some(fields) = schema.as_object_mut() {
+        // An enum says all a pattern or length would.
+        fields.remove("pattern");
+        fields.remove("minLength");
+        fields.remove("maxLength");
+        fields.insert("enum".into(), closed);
+    }
+}
+
 /// The [`CLOSED`] and [`CLOSED_PARAMETERS`] sets as `enum`s.
 fn closed_values(doc: &mut Value) {
     for (path, _, op) in operations(doc) {
@@ -226,7 +327,7 @@ fn closed_values(doc: &mut Value) {
         {
             for (at, name, values) in CLOSED_PARAMETERS {
                 if path == *at && param["name"] == *name {
-                    param["schema"]["enum"] = json!(values);
+                    close(&mut param["schema"], values);
                 }
             }
         }
@@ -239,9 +340,8 @@ fn closed_values(doc: &mut Value) {
             let target = schema.get_mut("properties").and_then(|p| p.get_mut(*property));
             if let Some(target) = target
                 && (*owner == "*" || *owner == name.as_str())
-                && target["type"] == "string"
             {
-                target["enum"] = json!(values);
+                close(target, values);
             }
         }
     }
@@ -277,13 +377,6 @@ const NON_BLANK_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\
 fn input_rules(doc: &mut Value) {
     fn is_string(schema: &Value) -> bool {
         string_type(schema.get("type"))
-    }
-    fn string_type(t: Option<&Value>) -> bool {
-        match t.unwrap_or(&Value::Null) {
-            Value::String(t) => t == "string",
-            Value::Array(ts) => ts.iter().any(|t| t == "string"),
-            _ => false,
-        }
     }
     fn is_id(name: &str) -> bool {
         (name == "cursor" || name == "id" || name.ends_with("_id")) && !NOT_UUIDS.contains(&name)
@@ -631,6 +724,55 @@ mod tests {
         doc["components"]["schemas"].as_object_mut().unwrap().remove("Problem");
         strings_without_bound(&doc, "", &mut found);
         assert!(found.is_empty(), "strings without maxLength: {found:?}");
+    }
+
+    /// Properties with these names hold one of a closed set of values
+    /// wherever they appear: a route added later is held to it too.
+    #[test]
+    fn every_state_status_phase_and_kind_is_an_enum() {
+        const CLOSED_NAMES: &[&str] = &[
+            "state",
+            "status",
+            "phase",
+            "health",
+            "kind",
+            "trigger",
+            "failback",
+            "slot",
+            "strategy",
+            "level",
+            "role",
+            "network_domain",
+            "server_type",
+        ];
+        let doc = served();
+        let mut open = Vec::new();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            for (property, value) in schema["properties"].as_object().into_iter().flatten() {
+                if CLOSED_NAMES.contains(&property.as_str())
+                    && string_type(value.get("type"))
+                    && value.get("enum").is_none()
+                {
+                    open.push(format!("{name}.{property}"));
+                }
+            }
+        }
+        assert!(open.is_empty(), "closed sets documented as any string: {open:?}");
+        let states = |schema: &str, property: &str| -> Vec<String> {
+            doc["components"]["schemas"][schema]["properties"][property]["enum"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{schema}.{property} has no enum"))
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        };
+        assert!(states("Release", "phase").contains(&"waiting".to_string()));
+        assert!(states("FailoverOperation", "state").contains(&"awaiting-confirmation".to_string()));
+        assert!(states("ClusterCondition", "status").contains(&"NotReady".to_string()));
+        assert!(states("Binding", "health").contains(&"Degraded".to_string()));
+        // An optional request field keeps null, its "leave as it is".
+        let status = &doc["components"]["schemas"]["UpdateTenant"]["properties"]["status"];
+        assert!(status["enum"].as_array().unwrap().contains(&Value::Null), "{status}");
     }
 
     #[test]
