@@ -358,6 +358,10 @@ const DNS_LABELS: &[&str] = &["name", "app", "application", "environment", "name
 /// A DNS label (RFC 1123), as `kernel::name::DnsLabel` parses it.
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 
+/// A cursor: the `next_cursor` of the previous page (a UUID), or empty
+/// for the first page.
+const CURSOR: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
+
 /// What the gateway and the services refuse in any text (NUL, bidirectional
 /// overrides and isolates, zero-width characters, the byte-order mark: see
 /// [`crate::request::refusal`]), as the pattern of a string that may hold
@@ -470,7 +474,15 @@ fn input_rules(doc: &mut Value) {
                 let required = param["required"] == true;
                 let in_query = param["in"] == "query";
                 let schema = &mut param["schema"];
-                if is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
+                if name == "cursor" && in_query {
+                    // `kernel::page::Page` takes an empty cursor as the
+                    // first page, as clients that always send it expect.
+                    if let Some(fields) = schema.as_object_mut() {
+                        fields.remove("minLength");
+                        fields.insert("maxLength".into(), json!(36));
+                        fields.insert("pattern".into(), json!(CURSOR));
+                    }
+                } else if is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
                     as_uuid(schema);
                 } else if name == "limit" && in_query {
                     schema["maximum"] = json!(kernel::page::MAX_LIMIT);
@@ -588,7 +600,10 @@ fn uuid_path_ids(doc: &mut Value) {
 
 /// Links from a `POST` answering 201 with a schema that has an `id` to the
 /// `GET`, `PATCH`, `PUT` and `DELETE` of `.../{id}` paths whose `GET`
-/// answers the same schema.
+/// answers the same schema, and from a create of a noun
+/// (`POST .../members`, `POST /tokens`) to the operations on
+/// `/api/v1/<noun>/{id}` and below it that take no other path parameter
+/// (`DELETE /members/{id}`, `POST /releases/{id}/approve`).
 fn link_created_to_reads(doc: &mut Value) {
     let schema_of = |op: &Value, status: &str| -> Option<String> {
         op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
@@ -614,21 +629,39 @@ fn link_created_to_reads(doc: &mut Value) {
             by_schema.push((schema.clone(), path.clone(), method, id));
         }
     }
-    for (_, method, op) in operations(doc) {
+    // (noun, method, operationId) of each operation on `/api/v1/<noun>/{id}...`.
+    let mut by_noun: Vec<(String, &'static str, String)> = Vec::new();
+    for (path, method, op) in operations(doc) {
+        let mut segments = path.split('/').skip(3);
+        if let (Some(noun), Some("{id}")) = (segments.next(), segments.next())
+            && segments.all(|s| !s.starts_with('{'))
+        {
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            by_noun.push((noun.to_string(), method, id));
+        }
+    }
+    for (path, method, op) in operations(doc) {
         if method != "post" {
             continue;
         }
         let Some(created) = schema_of(&*op, "201") else {
             continue;
         };
+        let created_noun = path.rsplit('/').next().unwrap_or_default().to_string();
         let mut links = serde_json::Map::new();
-        for (schema, _, target_method, target_id) in &by_schema {
-            if *schema == created {
-                links.insert(
-                    format!("{target_method}_{target_id}"),
-                    json!({"operationId": target_id, "parameters": {"id": "$response.body#/id"}}),
-                );
-            }
+        let same_schema = by_schema
+            .iter()
+            .filter(|(schema, ..)| *schema == created)
+            .map(|(_, _, m, id)| (*m, id));
+        let same_noun = by_noun
+            .iter()
+            .filter(|(noun, ..)| *noun == created_noun)
+            .map(|(_, m, id)| (*m, id));
+        for (target_method, target_id) in same_schema.chain(same_noun) {
+            links.insert(
+                format!("{target_method}_{target_id}"),
+                json!({"operationId": target_id, "parameters": {"id": "$response.body#/id"}}),
+            );
         }
         if !links.is_empty() {
             op["responses"]["201"]["links"] = Value::Object(links);
@@ -818,6 +851,43 @@ mod tests {
         assert!(targets.contains(of("delete")), "{links}");
     }
 
+    #[test]
+    fn a_created_member_links_to_its_delete_and_a_release_to_its_actions() {
+        let doc = served();
+        let targets = |path: &str| -> BTreeSet<String> {
+            doc["paths"][path]["post"]["responses"]["201"]["links"]
+                .as_object()
+                .unwrap_or_else(|| panic!("POST {path} has no links"))
+                .values()
+                .map(|l| l["operationId"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let id = |path: &str, method: &str| doc["paths"][path][method]["operationId"].as_str().unwrap().to_string();
+        assert!(targets("/api/v1/tenants/{id}/members").contains(&id("/api/v1/members/{id}", "delete")));
+        assert!(targets("/api/v1/tokens").contains(&id("/api/v1/tokens/{id}", "delete")));
+        let release = targets("/api/v1/applications/{id}/releases");
+        assert!(
+            release.contains(&id("/api/v1/releases/{id}/approve", "post")),
+            "{release:?}"
+        );
+        // Every link names an operation the document has.
+        let mut all = doc.clone();
+        let known: BTreeSet<String> = operations(&mut all)
+            .into_iter()
+            .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_string())
+            .collect();
+        for (path, _, op) in operations(&mut all) {
+            for link in op["responses"]["201"]["links"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, l)| l)
+            {
+                assert!(known.contains(link["operationId"].as_str().unwrap()), "{path}: {link}");
+            }
+        }
+    }
+
     /// The rules every request meets are in the document: what a fuzzer
     /// generates from it, the services take.
     #[test]
@@ -825,7 +895,10 @@ mod tests {
         let doc = served();
         let params = doc["paths"]["/api/v1/tenants"]["get"]["parameters"].as_array().unwrap();
         let cursor = params.iter().find(|p| p["name"] == "cursor").unwrap();
-        assert_eq!(cursor["schema"]["format"], "uuid");
+        let cursor = regex::Regex::new(cursor["schema"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(cursor.is_match("018f0000-0000-7000-8000-000000000000") && cursor.is_match(""));
+        assert!(!cursor.is_match("zzz") && kernel::page::Page::parse(0, "zzz").is_err());
+        assert!(kernel::page::Page::parse(0, "").is_ok());
         let create = &doc["components"]["schemas"]["CreateToken"]["properties"];
         assert_eq!(create["tenant_id"]["format"], "uuid");
         let tenant = &doc["components"]["schemas"]["CreateTenant"]["properties"];
