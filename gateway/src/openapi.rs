@@ -434,7 +434,7 @@ fn input_rules(doc: &mut Value) {
                     as_uuid(property);
                 } else if name.ends_with("_ids") && is_string(&property["items"]) {
                     as_uuid(&mut property["items"]);
-                } else if DNS_LABELS.contains(&name.as_str()) {
+                } else if DNS_LABELS.contains(&name.as_str()) && property.get("maxLength").is_none() {
                     as_label(name, property);
                 } else if is_string(property)
                     && required.contains(name)
@@ -886,6 +886,27 @@ mod tests {
                 assert!(known.contains(link["operationId"].as_str().unwrap()), "{path}: {link}");
             }
         }
+    }
+
+    /// A request form's bounds are tenancy's: what the document allows is taken.
+    #[test]
+    fn a_request_form_states_tenancys_bounds() {
+        let form = &served()["components"]["schemas"]["Form"]["properties"];
+        assert_eq!(form["application"]["maxLength"], 128, "{}", form["application"]);
+        assert_eq!(form["application"]["minLength"], 1, "{}", form["application"]);
+        assert_eq!(form["purpose"]["maxLength"], 2048);
+        assert_eq!(
+            (form["count"]["minimum"].as_u64(), form["count"]["maximum"].as_u64()),
+            (Some(1), Some(10000))
+        );
+        let storage = regex::Regex::new(form["storage"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(storage.is_match("500Gi") && storage.is_match("") && !storage.is_match("lots"));
+        let email = regex::Regex::new(form["email"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(email.is_match("li.na@example.com") && !email.is_match("li.na") && !email.is_match("@a.b"));
+        assert_eq!(
+            form["server_type"]["enum"],
+            json!(["application-host", "mpp", "hadoop"])
+        );
     }
 
     /// The rules every request meets are in the document: what a fuzzer
