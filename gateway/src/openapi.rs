@@ -358,9 +358,8 @@ const DNS_LABELS: &[&str] = &["name", "app", "application", "environment", "name
 /// A DNS label (RFC 1123), as `kernel::name::DnsLabel` parses it.
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
 
-/// A cursor: the `next_cursor` of the previous page (a UUID), or empty
-/// for the first page.
-const CURSOR: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
+/// An optional id: a UUID, or empty for none (a cursor: the first page).
+const UUID_OR_EMPTY: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
 
 /// What the gateway and the services refuse in any text (NUL, bidirectional
 /// overrides and isolates, zero-width characters, the byte-order mark: see
@@ -394,6 +393,14 @@ fn input_rules(doc: &mut Value) {
         {
             schema["pattern"] = json!(DNS_LABEL);
             schema["maxLength"] = json!(63);
+        }
+    }
+    fn uuid_or_empty(schema: &mut Value) {
+        if let Some(fields) = schema.as_object_mut() {
+            fields.remove("minLength");
+            fields.remove("format");
+            fields.insert("maxLength".into(), json!(36));
+            fields.insert("pattern".into(), json!(UUID_OR_EMPTY));
         }
     }
     fn as_uuid(schema: &mut Value) {
@@ -431,7 +438,13 @@ fn input_rules(doc: &mut Value) {
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             for (name, property) in properties.iter_mut() {
                 if is_string(property) && is_id(name) && property.get("enum").is_none() {
-                    as_uuid(property);
+                    // An optional id left empty is no id (a token without
+                    // a project, a template of the whole platform).
+                    if required.contains(name) {
+                        as_uuid(property);
+                    } else {
+                        uuid_or_empty(property);
+                    }
                 } else if name.ends_with("_ids") && is_string(&property["items"]) {
                     as_uuid(&mut property["items"]);
                 } else if DNS_LABELS.contains(&name.as_str()) && property.get("maxLength").is_none() {
@@ -474,14 +487,11 @@ fn input_rules(doc: &mut Value) {
                 let required = param["required"] == true;
                 let in_query = param["in"] == "query";
                 let schema = &mut param["schema"];
-                if name == "cursor" && in_query {
+                if in_query && !required && is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
                     // `kernel::page::Page` takes an empty cursor as the
-                    // first page, as clients that always send it expect.
-                    if let Some(fields) = schema.as_object_mut() {
-                        fields.remove("minLength");
-                        fields.insert("maxLength".into(), json!(36));
-                        fields.insert("pattern".into(), json!(CURSOR));
-                    }
+                    // first page, and a filter left empty filters nothing,
+                    // as clients that always send them expect.
+                    uuid_or_empty(schema);
                 } else if is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
                     as_uuid(schema);
                 } else if name == "limit" && in_query {
@@ -922,6 +932,13 @@ mod tests {
         assert!(kernel::page::Page::parse(0, "").is_ok());
         let create = &doc["components"]["schemas"]["CreateToken"]["properties"];
         assert_eq!(create["tenant_id"]["format"], "uuid");
+        // Optional: empty is no project.
+        let project = regex::Regex::new(create["project_id"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(
+            project.is_match("") && !project.is_match("x"),
+            "{}",
+            create["project_id"]
+        );
         let tenant = &doc["components"]["schemas"]["CreateTenant"]["properties"];
         let label = regex::Regex::new(tenant["name"]["pattern"].as_str().unwrap()).unwrap();
         assert!(label.is_match("team-a") && !label.is_match("Team_A") && !label.is_match("-a"));
