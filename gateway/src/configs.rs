@@ -341,8 +341,8 @@ pub struct WatchQuery {
     /// The last release number the watcher has (0 or absent: none).
     #[param(pattern = "^[0-9]{0,19}$")]
     after: Option<String>,
-    /// Seconds to hold at most (default and maximum 60).
-    #[param(pattern = "^([0-9]|[1-5][0-9]|60)$")]
+    /// Seconds to hold at most (default and maximum 60; empty: the default).
+    #[param(pattern = "^([0-9]|[1-5][0-9]|60)?$")]
     timeout: Option<String>,
 }
 

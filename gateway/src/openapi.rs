@@ -149,9 +149,54 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
     ("Tenant", "status", &["active", "suspended"]),
     ("Member", "kind", &["user", "group"]),
     ("AddMember", "kind", &["user", "group"]),
-    ("RegisterCluster", "network_domain", &["core", "dmz", "internet"]),
+    ("*", "network_domain", &["core", "dmz", "internet"]),
     ("RegisterCluster", "environment", &["production", "test", "dr"]),
+    ("Cluster", "environment", &["production", "test", "dr"]),
+    ("Application", "environment", &["production", "test"]),
+    ("Deploy", "environment", &["production", "test"]),
     ("ConfigItem", "format", &["properties", "yaml", "json", "xml", "text"]),
+    // What a config item's format is parsed from (`configs::format`):
+    // aliases, and empty (or absent) for "from the item's name".
+    (
+        "PutItem",
+        "format",
+        &["properties", "yaml", "yml", "json", "xml", "text", "txt", ""],
+    ),
+    ("ConfigRelease", "kind", &["publish", "rollback"]),
+    ("ReleaseNotice", "kind", &["publish", "rollback"]),
+    ("UpdateTenant", "status", &["active", "suspended"]),
+    ("Form", "server_type", &["application-host", "mpp", "hadoop"]),
+    (
+        "*",
+        "level",
+        &["tenant", "cluster", "data_centre", "dr_reserve", "project", "partition"],
+    ),
+    // Health as federation derives it, for a binding, a cluster target,
+    // a service and an application.
+    ("*", "health", &["Healthy", "Progressing", "Degraded", "Unknown"]),
+    ("*", "trigger", &["automatic", "operator"]),
+    ("*", "failback", &["automatic", "manual"]),
+    ("ClusterCondition", "status", &["Ready", "NotReady", "Unknown"]),
+    ("WorkloadStatus", "kind", &["Deployment", "StatefulSet", "DaemonSet"]),
+    ("WorkloadCondition", "status", &["True", "False", "Unknown"]),
+    (
+        "Pod",
+        "phase",
+        &["Pending", "Running", "Succeeded", "Failed", "Unknown"],
+    ),
+    ("FailoverOperation", "kind", &["failover", "failback"]),
+    ("Activity", "kind", &["failover", "failback"]),
+    ("Release", "slot", &["blue", "green"]),
+    (
+        "Release",
+        "phase",
+        &["rollout", "traffic", "waiting", "finishing", "aborting", "done"],
+    ),
+    (
+        "ReleaseService",
+        "strategy",
+        &["recreate", "rolling", "blue-green", "canary", "ab", "shadow", "gray"],
+    ),
     // States, as the services' tables constrain them.
     (
         "Release",
@@ -191,8 +236,31 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "Activity",
+        "state",
+        &[
+            "awaiting-confirmation",
+            "pending",
+            "fencing",
+            "placing",
+            "applied",
+            "available",
+            "failed",
+        ],
+    ),
+    (
         "ResourceRequest",
         "state",
+        &["draft", "submitted", "approved", "rejected", "provisioned"],
+    ),
+    (
+        "Step",
+        "from",
+        &["draft", "submitted", "approved", "rejected", "provisioned"],
+    ),
+    (
+        "Step",
+        "to",
         &["draft", "submitted", "approved", "rejected", "provisioned"],
     ),
     ("DataCentre", "state", &["Ready", "Degraded", "Lost", "Unknown"]),
@@ -215,6 +283,39 @@ const CLOSED_PARAMETERS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// Whether a schema's `type` is `string` or a union holding it
+/// (`["string", "null"]`, an `Option<String>`).
+fn string_type(t: Option<&Value>) -> bool {
+    match t.unwrap_or(&Value::Null) {
+        Value::String(t) => t == "string",
+        Value::Array(ts) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    }
+}
+
+/// `values` as the `enum` of a string schema; an optional one (type
+/// `["string", "null"]`) keeps `null` among them, since leaving it out is
+/// what the services take as "the default".
+fn close(schema: &mut Value, values: &[&str]) {
+    let nullable = schema["type"]
+        .as_array()
+        .is_some_and(|ts| ts.iter().any(|t| t == "null"));
+    if !string_type(schema.get("type")) {
+        return;
+    }
+    let mut closed = json!(values);
+    if nullable {
+        closed.as_array_mut().expect("an array").push(Value::Null);
+    }
+    if let Some(fields) = schema.as_object_mut() {
+        // An enum says all a pattern or length would.
+        fields.remove("pattern");
+        fields.remove("minLength");
+        fields.remove("maxLength");
+        fields.insert("enum".into(), closed);
+    }
+}
+
 /// The [`CLOSED`] and [`CLOSED_PARAMETERS`] sets as `enum`s.
 fn closed_values(doc: &mut Value) {
     for (path, _, op) in operations(doc) {
@@ -226,7 +327,7 @@ fn closed_values(doc: &mut Value) {
         {
             for (at, name, values) in CLOSED_PARAMETERS {
                 if path == *at && param["name"] == *name {
-                    param["schema"]["enum"] = json!(values);
+                    close(&mut param["schema"], values);
                 }
             }
         }
@@ -239,9 +340,8 @@ fn closed_values(doc: &mut Value) {
             let target = schema.get_mut("properties").and_then(|p| p.get_mut(*property));
             if let Some(target) = target
                 && (*owner == "*" || *owner == name.as_str())
-                && target["type"] == "string"
             {
-                target["enum"] = json!(values);
+                close(target, values);
             }
         }
     }
@@ -257,6 +357,9 @@ const DNS_LABELS: &[&str] = &["name", "app", "application", "environment", "name
 
 /// A DNS label (RFC 1123), as `kernel::name::DnsLabel` parses it.
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
+/// An optional id: a UUID, or empty for none (a cursor: the first page).
+const UUID_OR_EMPTY: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
 
 /// What the gateway and the services refuse in any text (NUL, bidirectional
 /// overrides and isolates, zero-width characters, the byte-order mark: see
@@ -278,13 +381,6 @@ fn input_rules(doc: &mut Value) {
     fn is_string(schema: &Value) -> bool {
         string_type(schema.get("type"))
     }
-    fn string_type(t: Option<&Value>) -> bool {
-        match t.unwrap_or(&Value::Null) {
-            Value::String(t) => t == "string",
-            Value::Array(ts) => ts.iter().any(|t| t == "string"),
-            _ => false,
-        }
-    }
     fn is_id(name: &str) -> bool {
         (name == "cursor" || name == "id" || name.ends_with("_id")) && !NOT_UUIDS.contains(&name)
     }
@@ -297,6 +393,14 @@ fn input_rules(doc: &mut Value) {
         {
             schema["pattern"] = json!(DNS_LABEL);
             schema["maxLength"] = json!(63);
+        }
+    }
+    fn uuid_or_empty(schema: &mut Value) {
+        if let Some(fields) = schema.as_object_mut() {
+            fields.remove("minLength");
+            fields.remove("format");
+            fields.insert("maxLength".into(), json!(36));
+            fields.insert("pattern".into(), json!(UUID_OR_EMPTY));
         }
     }
     fn as_uuid(schema: &mut Value) {
@@ -334,10 +438,16 @@ fn input_rules(doc: &mut Value) {
         if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
             for (name, property) in properties.iter_mut() {
                 if is_string(property) && is_id(name) && property.get("enum").is_none() {
-                    as_uuid(property);
+                    // An optional id left empty is no id (a token without
+                    // a project, a template of the whole platform).
+                    if required.contains(name) {
+                        as_uuid(property);
+                    } else {
+                        uuid_or_empty(property);
+                    }
                 } else if name.ends_with("_ids") && is_string(&property["items"]) {
                     as_uuid(&mut property["items"]);
-                } else if DNS_LABELS.contains(&name.as_str()) {
+                } else if DNS_LABELS.contains(&name.as_str()) && property.get("maxLength").is_none() {
                     as_label(name, property);
                 } else if is_string(property)
                     && required.contains(name)
@@ -377,7 +487,12 @@ fn input_rules(doc: &mut Value) {
                 let required = param["required"] == true;
                 let in_query = param["in"] == "query";
                 let schema = &mut param["schema"];
-                if is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
+                if in_query && !required && is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
+                    // `kernel::page::Page` takes an empty cursor as the
+                    // first page, and a filter left empty filters nothing,
+                    // as clients that always send them expect.
+                    uuid_or_empty(schema);
+                } else if is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
                     as_uuid(schema);
                 } else if name == "limit" && in_query {
                     schema["maximum"] = json!(kernel::page::MAX_LIMIT);
@@ -495,7 +610,10 @@ fn uuid_path_ids(doc: &mut Value) {
 
 /// Links from a `POST` answering 201 with a schema that has an `id` to the
 /// `GET`, `PATCH`, `PUT` and `DELETE` of `.../{id}` paths whose `GET`
-/// answers the same schema.
+/// answers the same schema, and from a create of a noun
+/// (`POST .../members`, `POST /tokens`) to the operations on
+/// `/api/v1/<noun>/{id}` and below it that take no other path parameter
+/// (`DELETE /members/{id}`, `POST /releases/{id}/approve`).
 fn link_created_to_reads(doc: &mut Value) {
     let schema_of = |op: &Value, status: &str| -> Option<String> {
         op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
@@ -521,21 +639,39 @@ fn link_created_to_reads(doc: &mut Value) {
             by_schema.push((schema.clone(), path.clone(), method, id));
         }
     }
-    for (_, method, op) in operations(doc) {
+    // (noun, method, operationId) of each operation on `/api/v1/<noun>/{id}...`.
+    let mut by_noun: Vec<(String, &'static str, String)> = Vec::new();
+    for (path, method, op) in operations(doc) {
+        let mut segments = path.split('/').skip(3);
+        if let (Some(noun), Some("{id}")) = (segments.next(), segments.next())
+            && segments.all(|s| !s.starts_with('{'))
+        {
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            by_noun.push((noun.to_string(), method, id));
+        }
+    }
+    for (path, method, op) in operations(doc) {
         if method != "post" {
             continue;
         }
         let Some(created) = schema_of(&*op, "201") else {
             continue;
         };
+        let created_noun = path.rsplit('/').next().unwrap_or_default().to_string();
         let mut links = serde_json::Map::new();
-        for (schema, _, target_method, target_id) in &by_schema {
-            if *schema == created {
-                links.insert(
-                    format!("{target_method}_{target_id}"),
-                    json!({"operationId": target_id, "parameters": {"id": "$response.body#/id"}}),
-                );
-            }
+        let same_schema = by_schema
+            .iter()
+            .filter(|(schema, ..)| *schema == created)
+            .map(|(_, _, m, id)| (*m, id));
+        let same_noun = by_noun
+            .iter()
+            .filter(|(noun, ..)| *noun == created_noun)
+            .map(|(_, m, id)| (*m, id));
+        for (target_method, target_id) in same_schema.chain(same_noun) {
+            links.insert(
+                format!("{target_method}_{target_id}"),
+                json!({"operationId": target_id, "parameters": {"id": "$response.body#/id"}}),
+            );
         }
         if !links.is_empty() {
             op["responses"]["201"]["links"] = Value::Object(links);
@@ -633,6 +769,55 @@ mod tests {
         assert!(found.is_empty(), "strings without maxLength: {found:?}");
     }
 
+    /// Properties with these names hold one of a closed set of values
+    /// wherever they appear: a route added later is held to it too.
+    #[test]
+    fn every_state_status_phase_and_kind_is_an_enum() {
+        const CLOSED_NAMES: &[&str] = &[
+            "state",
+            "status",
+            "phase",
+            "health",
+            "kind",
+            "trigger",
+            "failback",
+            "slot",
+            "strategy",
+            "level",
+            "role",
+            "network_domain",
+            "server_type",
+        ];
+        let doc = served();
+        let mut open = Vec::new();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            for (property, value) in schema["properties"].as_object().into_iter().flatten() {
+                if CLOSED_NAMES.contains(&property.as_str())
+                    && string_type(value.get("type"))
+                    && value.get("enum").is_none()
+                {
+                    open.push(format!("{name}.{property}"));
+                }
+            }
+        }
+        assert!(open.is_empty(), "closed sets documented as any string: {open:?}");
+        let states = |schema: &str, property: &str| -> Vec<String> {
+            doc["components"]["schemas"][schema]["properties"][property]["enum"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{schema}.{property} has no enum"))
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        };
+        assert!(states("Release", "phase").contains(&"waiting".to_string()));
+        assert!(states("FailoverOperation", "state").contains(&"awaiting-confirmation".to_string()));
+        assert!(states("ClusterCondition", "status").contains(&"NotReady".to_string()));
+        assert!(states("Binding", "health").contains(&"Degraded".to_string()));
+        // An optional request field keeps null, its "leave as it is".
+        let status = &doc["components"]["schemas"]["UpdateTenant"]["properties"]["status"];
+        assert!(status["enum"].as_array().unwrap().contains(&Value::Null), "{status}");
+    }
+
     #[test]
     fn a_tuple_of_one_type_is_an_array_of_its_length() {
         let pair = &served()["components"]["schemas"]["Whoami"]["properties"]["memberships"]["items"];
@@ -676,6 +861,64 @@ mod tests {
         assert!(targets.contains(of("delete")), "{links}");
     }
 
+    #[test]
+    fn a_created_member_links_to_its_delete_and_a_release_to_its_actions() {
+        let doc = served();
+        let targets = |path: &str| -> BTreeSet<String> {
+            doc["paths"][path]["post"]["responses"]["201"]["links"]
+                .as_object()
+                .unwrap_or_else(|| panic!("POST {path} has no links"))
+                .values()
+                .map(|l| l["operationId"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let id = |path: &str, method: &str| doc["paths"][path][method]["operationId"].as_str().unwrap().to_string();
+        assert!(targets("/api/v1/tenants/{id}/members").contains(&id("/api/v1/members/{id}", "delete")));
+        assert!(targets("/api/v1/tokens").contains(&id("/api/v1/tokens/{id}", "delete")));
+        let release = targets("/api/v1/applications/{id}/releases");
+        assert!(
+            release.contains(&id("/api/v1/releases/{id}/approve", "post")),
+            "{release:?}"
+        );
+        // Every link names an operation the document has.
+        let mut all = doc.clone();
+        let known: BTreeSet<String> = operations(&mut all)
+            .into_iter()
+            .map(|(_, _, op)| op["operationId"].as_str().unwrap().to_string())
+            .collect();
+        for (path, _, op) in operations(&mut all) {
+            for link in op["responses"]["201"]["links"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, l)| l)
+            {
+                assert!(known.contains(link["operationId"].as_str().unwrap()), "{path}: {link}");
+            }
+        }
+    }
+
+    /// A request form's bounds are tenancy's: what the document allows is taken.
+    #[test]
+    fn a_request_form_states_tenancys_bounds() {
+        let form = &served()["components"]["schemas"]["Form"]["properties"];
+        assert_eq!(form["application"]["maxLength"], 128, "{}", form["application"]);
+        assert_eq!(form["application"]["minLength"], 1, "{}", form["application"]);
+        assert_eq!(form["purpose"]["maxLength"], 2048);
+        assert_eq!(
+            (form["count"]["minimum"].as_u64(), form["count"]["maximum"].as_u64()),
+            (Some(1), Some(10000))
+        );
+        let storage = regex::Regex::new(form["storage"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(storage.is_match("500Gi") && storage.is_match("") && !storage.is_match("lots"));
+        let email = regex::Regex::new(form["email"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(email.is_match("li.na@example.com") && !email.is_match("li.na") && !email.is_match("@a.b"));
+        assert_eq!(
+            form["server_type"]["enum"],
+            json!(["application-host", "mpp", "hadoop"])
+        );
+    }
+
     /// The rules every request meets are in the document: what a fuzzer
     /// generates from it, the services take.
     #[test]
@@ -683,9 +926,19 @@ mod tests {
         let doc = served();
         let params = doc["paths"]["/api/v1/tenants"]["get"]["parameters"].as_array().unwrap();
         let cursor = params.iter().find(|p| p["name"] == "cursor").unwrap();
-        assert_eq!(cursor["schema"]["format"], "uuid");
+        let cursor = regex::Regex::new(cursor["schema"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(cursor.is_match("018f0000-0000-7000-8000-000000000000") && cursor.is_match(""));
+        assert!(!cursor.is_match("zzz") && kernel::page::Page::parse(0, "zzz").is_err());
+        assert!(kernel::page::Page::parse(0, "").is_ok());
         let create = &doc["components"]["schemas"]["CreateToken"]["properties"];
         assert_eq!(create["tenant_id"]["format"], "uuid");
+        // Optional: empty is no project.
+        let project = regex::Regex::new(create["project_id"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(
+            project.is_match("") && !project.is_match("x"),
+            "{}",
+            create["project_id"]
+        );
         let tenant = &doc["components"]["schemas"]["CreateTenant"]["properties"];
         let label = regex::Regex::new(tenant["name"]["pattern"].as_str().unwrap()).unwrap();
         assert!(label.is_match("team-a") && !label.is_match("Team_A") && !label.is_match("-a"));

@@ -71,28 +71,48 @@ pub struct PublishSpec {
 /// The R1 request form.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+// The bounds are tenancy's (`resource_request::Form::parse`), stated here
+// so that the document says what is refused.
 pub struct Form {
     project_name: String,
+    #[schema(max_length = 128)]
     applicant: String,
+    /// Digits, spaces and `+ - ( )`.
     #[serde(default)]
+    #[schema(max_length = 32, pattern = r"^[0-9 +()\-]*$")]
     phone: String,
+    /// An e-mail address.
+    #[schema(max_length = 254, pattern = r"^\s*[^@\s][^@]*@[^\u0000]*\.[^\u0000]*$")]
     email: String,
+    /// The application, as its owners call it.
+    #[schema(max_length = 128)]
     application: String,
     #[serde(default)]
     base_services: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 2048)]
     purpose: String,
     server_type: String,
     #[serde(default)]
     oracle_needed: bool,
+    /// A quantity (`500Gi`), or empty.
     #[serde(default)]
+    #[schema(
+        max_length = 32,
+        pattern = r"^([+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE])?)?$"
+    )]
     storage: String,
     #[serde(default)]
+    #[schema(max_length = 32)]
     bandwidth: String,
+    /// A DNS label.
+    #[schema(max_length = 63, pattern = r"^\s*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\s*$")]
     data_centre: String,
     spec_id: String,
+    #[schema(minimum = 1, maximum = 10000)]
     count: i32,
     #[serde(default)]
+    #[schema(max_length = 2048)]
     remarks: String,
     /// Also keep spec x count for failover in each other data centre
     /// provisioned into (the tenant's DR reserve).
