@@ -143,10 +143,10 @@ fn decoded(secret: &Value, key: &str) -> String {
     .unwrap_or_default()
 }
 
-/// Every row of `table` in `schema` as text.
-async fn table_text(w: &World, schema: &str, table: &str) -> String {
+/// Every row `select` (of `schema`) reads, as text.
+async fn table_text(w: &World, schema: &str, select: &'static str) -> String {
     let pool = kernel::db::connect(&w.p.settings, schema).await.unwrap();
-    let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+    let rows: Vec<String> = sqlx::query_scalar(select)
         .fetch_all(&pool)
         .await
         .unwrap();
@@ -267,10 +267,10 @@ async fn configs_reach_both_clusters_follow_each_release_and_roll_pods_only_when
 
     // Never in the clear (nor merely base64-encoded) in apps' or federation's tables.
     for (schema, table) in [
-        ("apps", "config_deliveries"),
-        ("apps", "releases"),
-        ("federation", "bindings"),
-        ("federation", "binding_revisions"),
+        ("apps", "SELECT t::text FROM config_deliveries t"),
+        ("apps", "SELECT t::text FROM releases t"),
+        ("federation", "SELECT t::text FROM bindings t"),
+        ("federation", "SELECT t::text FROM binding_revisions t"),
     ] {
         let text = table_text(&w, schema, table).await;
         for secret in [FIRST_SECRET, SECOND_SECRET] {
@@ -331,4 +331,115 @@ async fn another_tenants_config_cannot_be_referenced() {
         .send(Method::GET, &format!("/api/v1/tenants/{}/applications", w.tenant), None)
         .await;
     assert_eq!(apps["items"].as_array().map(Vec::len), Some(0), "{apps}");
+}
+
+/// Runs a config delivery reconciler of the world's apps schema outside the
+/// apps service (which runs none here), asking configs at `configs_url`,
+/// until the returned token is cancelled.
+async fn reconciler(w: &World, configs_url: &str) -> tokio_util::sync::CancellationToken {
+    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
+    let key = kernel::caller::CallerKey::new(w.p.settings.caller_key.clone());
+    let channel = |url: &str| kernel::grpc::channel(url).unwrap();
+    let federation = apps::federation::Federation::new(
+        channel(&format!("http://{}", w.p.stack.service("federation").unwrap().grpc)),
+        key.clone(),
+    );
+    let configs = apps::configs::Configs::new(channel(configs_url), key);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let applications = apps::application::Applications::new(
+        kernel::outbox::Outbox::new(pool.clone()),
+        federation,
+        configs.clone(),
+        wake.clone(),
+        apps::traffic::GatewayRef::default(),
+    );
+    let pacing = apps::config_delivery::Pacing {
+        poll: Duration::from_millis(200),
+        resync: Duration::from_secs(60),
+        settle: Duration::from_millis(500),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let r = apps::config_delivery::Reconciler::new(pool, configs, applications, wake, pacing);
+    tokio::spawn(r.run(stop.clone()));
+    stop
+}
+
+#[tokio::test]
+async fn a_release_made_while_delivery_was_down_reaches_every_cluster_when_it_returns() {
+    let w = two_clusters(&[("PAAS_APPS_CONFIG_DELIVERY", "false")]).await;
+    let base = w.config_set("shop", "", "").await;
+    w.release_config(
+        &base,
+        &[
+            ("app.properties", "pool=10\n", false),
+            ("LEVEL", "info", false),
+            ("db.password", FIRST_SECRET, true),
+        ],
+    )
+    .await;
+    // The deploy places the configs itself (every apply does).
+    let app = w.deploy_to_both("late", spec("restart", "shop")).await;
+    for cluster in [A, B] {
+        w.object_in(cluster, "ConfigMap", "late-web-config-shop", |cm| {
+            cm["data"]["LEVEL"] == "info"
+        })
+        .await;
+    }
+    w.release_config(&base, &[("LEVEL", "warn", false), ("db.password", SECOND_SECRET, true)])
+        .await;
+
+    // A reconciler that cannot reach configs records why and delivers nothing.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let first = reconciler(&w, &dead).await;
+    let pool = kernel::db::connect(&w.p.settings, "apps").await.unwrap();
+    let id: uuid::Uuid = app.parse().unwrap();
+    eventually(Duration::from_secs(20), "the failed delivery recorded", || {
+        let pool = pool.clone();
+        async move {
+            let (failures, error): (i32, Option<String>) =
+                sqlx::query_as("SELECT failures, last_error FROM config_delivery_states WHERE application_id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+            (failures > 0 && error.is_some_and(|e| e.contains("configs"))).then_some(())
+        }
+    })
+    .await;
+    first.cancel();
+    for cluster in [A, B] {
+        let cm = w
+            .kube_in(cluster, &format!("{NS}/configmaps/late-web-config-shop"))
+            .await
+            .unwrap();
+        assert_eq!(cm["data"]["LEVEL"], "info", "delivered without configs? {cm}");
+    }
+
+    // The next one (apps back, configs reachable) takes it from the table.
+    let second = reconciler(&w, &format!("http://{}", w.p.stack.service("configs").unwrap().grpc)).await;
+    for cluster in [A, B] {
+        w.object_in(cluster, "ConfigMap", "late-web-config-shop", |cm| {
+            cm["data"]["LEVEL"] == "warn"
+        })
+        .await;
+        w.object_in(cluster, "Secret", "late-web-config-shop", |s| {
+            decoded(s, "db.password") == SECOND_SECRET
+        })
+        .await;
+        w.object_in(cluster, "Deployment", "late-web", |d| {
+            d["status"]["updatedReplicas"] == 2 && d["status"]["observedGeneration"] == d["metadata"]["generation"]
+        })
+        .await;
+    }
+    let delivered: String =
+        sqlx::query_scalar("SELECT delivered FROM config_delivery_states WHERE application_id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!delivered.is_empty());
+    second.cancel();
 }

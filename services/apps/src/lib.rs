@@ -72,6 +72,11 @@ pub const GATEWAY: &str = "PAAS_APPS_GATEWAY";
 /// leaves it to another process.
 pub const RELEASE_DRIVER: &str = "PAAS_APPS_RELEASE_DRIVER";
 
+/// Whether this process delivers configs into clusters (default true).
+/// Several apps replicas may all deliver (applications are claimed one at
+/// a time); `false` leaves it to another process.
+pub const CONFIG_DELIVERY: &str = "PAAS_APPS_CONFIG_DELIVERY";
+
 /// The apps service's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -83,6 +88,8 @@ pub struct Settings {
     pub configs_url: String,
     /// How configs are delivered.
     pub config_pacing: config_delivery::Pacing,
+    /// Whether to run the config delivery reconciler here.
+    pub deliver_configs: bool,
     /// How releases are paced.
     pub pacing: driver::Pacing,
     /// Where HTTPRoutes attach.
@@ -93,7 +100,8 @@ pub struct Settings {
 
 impl Settings {
     /// Reads [`FEDERATION_URL`], [`TENANCY_URL`], [`CONFIGS_URL`], [`RELEASE_POLL`],
-    /// [`RELEASE_DEADLINE`], [`GATEWAY`], [`RELEASE_DRIVER`] and [`CONFIG_RESYNC`].
+    /// [`RELEASE_DEADLINE`], [`GATEWAY`], [`RELEASE_DRIVER`], [`CONFIG_RESYNC`] and
+    /// [`CONFIG_DELIVERY`].
     ///
     /// # Errors
     /// A malformed value.
@@ -120,6 +128,7 @@ impl Settings {
                 })?,
             },
             drive_releases: env.or(RELEASE_DRIVER, true)?,
+            deliver_configs: env.or(CONFIG_DELIVERY, true)?,
         })
     }
 }
@@ -200,19 +209,21 @@ pub async fn start_with(
         },
         config_delivery::ConfigReleaseEvents,
     );
-    let configs_due = std::sync::Arc::new(tokio::sync::Notify::new());
-    let deliveries = config_delivery::Reconciler::new(
-        base.pool.clone(),
-        configs,
-        applications.clone(),
-        configs_due.clone(),
-        settings.config_pacing,
-    );
-    shutdown.spawn("config delivery", deliveries.run(shutdown.token()));
-    shutdown.spawn(
-        "due config listener",
-        config_delivery::follow(base.pool.clone(), configs_due, shutdown.token()),
-    );
+    if settings.deliver_configs {
+        let configs_due = std::sync::Arc::new(tokio::sync::Notify::new());
+        let deliveries = config_delivery::Reconciler::new(
+            base.pool.clone(),
+            configs,
+            applications.clone(),
+            configs_due.clone(),
+            settings.config_pacing,
+        );
+        shutdown.spawn("config delivery", deliveries.run(shutdown.token()));
+        shutdown.spawn(
+            "due config listener",
+            config_delivery::follow(base.pool.clone(), configs_due, shutdown.token()),
+        );
+    }
     let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), tenancy, applications));
     base.serve(addresses, api, shutdown).await
 }
