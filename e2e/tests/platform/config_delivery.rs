@@ -146,10 +146,7 @@ fn decoded(secret: &Value, key: &str) -> String {
 /// Every row `select` (of `schema`) reads, as text.
 async fn table_text(w: &World, schema: &str, select: &'static str) -> String {
     let pool = kernel::db::connect(&w.p.settings, schema).await.unwrap();
-    let rows: Vec<String> = sqlx::query_scalar(select)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows: Vec<String> = sqlx::query_scalar(select).fetch_all(&pool).await.unwrap();
     pool.close().await;
     rows.join("\n")
 }

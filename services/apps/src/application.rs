@@ -170,6 +170,7 @@ const WORKLOADS: [&str; 2] = ["Deployment", "StatefulSet"];
 /// # Errors
 /// Federation refuses (quota, placement: the message says why) or is
 /// unreachable ([`Error::Unavailable`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_service(
     federation: &mut FederationClient,
     pool: &sqlx::PgPool,
