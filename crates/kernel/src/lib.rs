@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod page;
 pub mod quantity;
 pub mod resilience;
+pub mod seal;
 pub mod service;
 pub mod settings;
 pub mod shutdown;

@@ -31,11 +31,13 @@ impl Stack {
 }
 
 /// The services, in start order, with their default ports for `paas serve`.
+/// Configs before apps: apps renders configs' releases into clusters and is
+/// pointed at the configs started here; configs calls no one.
 pub const SERVICES: &[&str] = &[
     tenancy::NAME,
     federation::NAME,
-    apps::NAME,
     configs::NAME,
+    apps::NAME,
     images::NAME,
     devops::NAME,
 ];
@@ -115,6 +117,9 @@ pub async fn start_in(
             }
             if let Some(tenancy) = services.iter().find(|s| s.name == tenancy::NAME) {
                 settings.tenancy_url = uri(tenancy.grpc);
+            }
+            if let Some(configs) = services.iter().find(|s| s.name == configs::NAME) {
+                settings.configs_url = uri(configs.grpc);
             }
             apps::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else if *name == configs::NAME {

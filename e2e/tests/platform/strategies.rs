@@ -877,12 +877,12 @@ pub(crate) async fn two_clusters(env: &[(&str, &str)]) -> World {
 }
 
 impl World {
-    fn member(&self, name: &str) -> String {
+    pub(crate) fn member(&self, name: &str) -> String {
         let i = if name == A { 0 } else { 1 };
         self.clusters[i].url().trim_end_matches('/').to_string()
     }
 
-    async fn kube_in(&self, cluster: &str, path: &str) -> Option<Value> {
+    pub(crate) async fn kube_in(&self, cluster: &str, path: &str) -> Option<Value> {
         let r = self
             .p
             .http

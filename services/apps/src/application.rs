@@ -23,6 +23,7 @@ use paas_proto::v1 as pb;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::configs::Configs;
 use crate::federation::{self, Federation, FederationClient};
 use crate::node_port;
 use crate::release::{Release, View, service_objects};
@@ -162,13 +163,17 @@ const WORKLOADS: [&str; 2] = ["Deployment", "StatefulSet"];
 
 /// Applies one service of `app` as its federation binding, placed as
 /// `release` is; `replicas` overrides the spec's (scaling); the clusters in
-/// `hold` keep the objects they run (a gray release's later waves).
+/// `hold` keep the objects they run (a gray release's later waves). The
+/// configs its workloads use go with them, as stored in `pool`
+/// ([`crate::config_delivery::attach`]).
 ///
 /// # Errors
 /// Federation refuses (quota, placement: the message says why) or is
 /// unreachable ([`Error::Unavailable`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_service(
     federation: &mut FederationClient,
+    pool: &sqlx::PgPool,
     app: &Application,
     release: &Release,
     service: &str,
@@ -177,6 +182,13 @@ pub async fn apply_service(
     hold: &[String],
 ) -> Result<pb::Binding> {
     let mut objects = objects.clone();
+    // The configs its workloads use, at their newest rendered content.
+    if let Some(list) = objects.as_array_mut()
+        && list.iter().any(|o| !crate::config_delivery::used_by(o).is_empty())
+    {
+        let rendered = crate::config_delivery::load(pool, app).await?;
+        crate::config_delivery::attach(list, &rendered);
+    }
     if let Some(n) = replicas
         && let Some(list) = objects.as_array_mut()
     {
@@ -204,6 +216,7 @@ pub async fn apply_service(
 pub struct Applications {
     outbox: Outbox,
     federation: Federation,
+    configs: Configs,
     wake: std::sync::Arc<tokio::sync::Notify>,
     gateway: traffic::GatewayRef,
 }
@@ -258,16 +271,18 @@ fn writer_role(environment: &str) -> Role {
 
 impl Applications {
     /// Applications stored in the outbox's schema; `wake` nudges the release driver.
-    /// HTTPRoutes attach to `gateway`.
+    /// HTTPRoutes attach to `gateway`; the configs templates reference come from `configs`.
     pub fn new(
         outbox: Outbox,
         federation: Federation,
+        configs: Configs,
         wake: std::sync::Arc<tokio::sync::Notify>,
         gateway: traffic::GatewayRef,
     ) -> Self {
         Self {
             outbox,
             federation,
+            configs,
             wake,
             gateway,
         }
@@ -324,6 +339,11 @@ impl Applications {
             Vec::new()
         };
         let node_ports = node_port::claim(tx, tenant, app.id, &application, &ranges).await?;
+        // Every config referenced must be the tenant's; its content is
+        // stored now so the first apply places it.
+        let configs =
+            crate::config_delivery::render_for_deploy(&self.configs, tenant, &app.environment, &application).await?;
+        crate::config_delivery::store(tx, app, &configs, false).await?;
         let objects = render(
             &application,
             &RenderRelease {
@@ -497,6 +517,68 @@ impl Applications {
         .fetch_optional(self.outbox.pool())
         .await?;
         found.ok_or_else(|| Error::not_found("application", id))
+    }
+
+    /// Application `id` of `tenant`, for the platform's own reconcilers.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub(crate) async fn by_id(&self, tenant: Uuid, id: Uuid) -> Result<Option<Application>> {
+        Ok(sqlx::query_as!(
+            Application,
+            "SELECT id, tenant_id, project_id, name, environment, state, current_release, replicas, bindings,
+                    created_by, created_at, updated_at
+             FROM applications WHERE id = $1 AND tenant_id = $2",
+            id,
+            tenant,
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?)
+    }
+
+    /// Applies again every service of `app` whose workloads use configs,
+    /// as its settled release runs them, with the newest stored config
+    /// content (a config release). A stopped application stays at 0.
+    ///
+    /// # Errors
+    /// Its release has not settled; federation refuses or is unreachable.
+    pub(crate) async fn redeliver(&self, app: &Application) -> Result<()> {
+        let release = self.serving(app).await?;
+        let services: Vec<String> = release
+            .objects
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut federation = self.federation.client();
+        for service in services {
+            let objects = self.final_objects(&release, &service)?;
+            let uses_configs = objects
+                .as_array()
+                .is_some_and(|list| list.iter().any(|o| !crate::config_delivery::used_by(o).is_empty()));
+            if !uses_configs || app.bindings.get(&service).is_none() {
+                continue;
+            }
+            let replicas = if app.state == "stopped" {
+                Some(0)
+            } else {
+                app.replicas
+                    .get(&service)
+                    .and_then(Value::as_u64)
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            };
+            apply_service(
+                &mut federation,
+                self.outbox.pool(),
+                app,
+                &release,
+                &service,
+                &objects,
+                replicas,
+                &[],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// A page of a tenant's applications.
@@ -999,7 +1081,17 @@ impl Applications {
             return Err(Error::invalid("replicas", "must be at least 1"));
         }
         let mut federation = self.federation.client();
-        apply_service(&mut federation, &app, &release, service, &objects, Some(replicas), &[]).await?;
+        apply_service(
+            &mut federation,
+            self.outbox.pool(),
+            &app,
+            &release,
+            service,
+            &objects,
+            Some(replicas),
+            &[],
+        )
+        .await?;
         let mut tx = self.outbox.pool().begin().await?;
         let updated = sqlx::query_as!(
             Application,

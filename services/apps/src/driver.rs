@@ -354,6 +354,7 @@ impl Driver {
                         let replicas = replicas(run.app, service);
                         let applied = apply_service(
                             &mut run.federation,
+                            &self.pool,
                             run.app,
                             old,
                             service,
@@ -410,6 +411,7 @@ impl Driver {
                     let replicas = replicas(run.app, service);
                     let applied = apply_service(
                         &mut run.federation,
+                        &self.pool,
                         run.app,
                         run.release,
                         service,

@@ -3,7 +3,9 @@
 //! announces every change as `apps.*` events through its outbox: templates and
 //! their versions, rendering, applications and their releases (driven by
 //! [`driver::Driver`]), scaling, the NodePort pool, and external services
-//! registered for apps to reach by a stable in-cluster name.
+//! registered for apps to reach by a stable in-cluster name, and the
+//! config center's configs delivered beside the workloads that use them
+//! ([`config_delivery`]).
 //!
 //! It does not own tenants (tenancy does) and never writes to member clusters
 //! itself: federation does.
@@ -14,6 +16,8 @@ pub mod activity;
 pub mod application;
 pub mod binding_status;
 pub mod chart;
+pub mod config_delivery;
+pub mod configs;
 pub mod driver;
 pub mod external_service;
 pub mod federation;
@@ -48,6 +52,11 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migration
 
 /// Where federation is (`http://host:port`).
 pub const FEDERATION_URL: &str = "PAAS_FEDERATION_URL";
+/// Where configs is (`http://host:port`), asked for the configs templates reference.
+pub const CONFIGS_URL: &str = "PAAS_CONFIGS_URL";
+/// How often every application's configs are rendered again to catch a lost
+/// release event (default 60s).
+pub const CONFIG_RESYNC: &str = "PAAS_APPS_CONFIG_RESYNC";
 /// Where tenancy is (`http://host:port`), asked whether tenants exist.
 pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
 /// How often a deploying release is looked at (default 500ms).
@@ -63,6 +72,11 @@ pub const GATEWAY: &str = "PAAS_APPS_GATEWAY";
 /// leaves it to another process.
 pub const RELEASE_DRIVER: &str = "PAAS_APPS_RELEASE_DRIVER";
 
+/// Whether this process delivers configs into clusters (default true).
+/// Several apps replicas may all deliver (applications are claimed one at
+/// a time); `false` leaves it to another process.
+pub const CONFIG_DELIVERY: &str = "PAAS_APPS_CONFIG_DELIVERY";
+
 /// The apps service's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -70,6 +84,12 @@ pub struct Settings {
     pub federation_url: String,
     /// Tenancy's gRPC URL.
     pub tenancy_url: String,
+    /// Configs' gRPC URL.
+    pub configs_url: String,
+    /// How configs are delivered.
+    pub config_pacing: config_delivery::Pacing,
+    /// Whether to run the config delivery reconciler here.
+    pub deliver_configs: bool,
     /// How releases are paced.
     pub pacing: driver::Pacing,
     /// Where HTTPRoutes attach.
@@ -79,8 +99,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads [`FEDERATION_URL`], [`TENANCY_URL`], [`RELEASE_POLL`], [`RELEASE_DEADLINE`],
-    /// [`GATEWAY`] and [`RELEASE_DRIVER`].
+    /// Reads [`FEDERATION_URL`], [`TENANCY_URL`], [`CONFIGS_URL`], [`RELEASE_POLL`],
+    /// [`RELEASE_DEADLINE`], [`GATEWAY`], [`RELEASE_DRIVER`], [`CONFIG_RESYNC`] and
+    /// [`CONFIG_DELIVERY`].
     ///
     /// # Errors
     /// A malformed value.
@@ -89,6 +110,11 @@ impl Settings {
         Ok(Self {
             federation_url: env.or(FEDERATION_URL, "http://127.0.0.1:7102".to_string())?,
             tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
+            configs_url: env.or(CONFIGS_URL, "http://127.0.0.1:7104".to_string())?,
+            config_pacing: config_delivery::Pacing {
+                resync: env.or(CONFIG_RESYNC, config_delivery::Pacing::default().resync)?,
+                ..config_delivery::Pacing::default()
+            },
             pacing: driver::Pacing {
                 poll: env.or(RELEASE_POLL, d.poll)?,
                 deadline: env.or(RELEASE_DEADLINE, d.deadline)?,
@@ -102,6 +128,7 @@ impl Settings {
                 })?,
             },
             drive_releases: env.or(RELEASE_DRIVER, true)?,
+            deliver_configs: env.or(CONFIG_DELIVERY, true)?,
         })
     }
 }
@@ -167,10 +194,36 @@ pub async fn start_with(
         kernel::grpc::channel(&settings.tenancy_url)?,
         kernel::caller::CallerKey::new(platform.caller_key.clone()),
     );
-    let api = AppsServiceServer::new(grpc::Apps::new(
-        base.outbox.clone(),
-        tenancy,
-        application::Applications::new(base.outbox.clone(), federation, wake, settings.gateway),
-    ));
+    // Lazy: configs may start after apps (`paas serve`); nothing is asked until a deploy or a delivery.
+    let configs = configs::Configs::new(
+        kernel::grpc::channel(&settings.configs_url)?,
+        kernel::caller::CallerKey::new(platform.caller_key.clone()),
+    );
+    let applications =
+        application::Applications::new(base.outbox.clone(), federation, configs.clone(), wake, settings.gateway);
+    base.spawn_consumer(
+        shutdown,
+        kernel::inbox::Subscription {
+            durable: "apps-config-releases".into(),
+            filter: config_delivery::SUBJECTS.into(),
+        },
+        config_delivery::ConfigReleaseEvents,
+    );
+    if settings.deliver_configs {
+        let configs_due = std::sync::Arc::new(tokio::sync::Notify::new());
+        let deliveries = config_delivery::Reconciler::new(
+            base.pool.clone(),
+            configs,
+            applications.clone(),
+            configs_due.clone(),
+            settings.config_pacing,
+        );
+        shutdown.spawn("config delivery", deliveries.run(shutdown.token()));
+        shutdown.spawn(
+            "due config listener",
+            config_delivery::follow(base.pool.clone(), configs_due, shutdown.token()),
+        );
+    }
+    let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), tenancy, applications));
     base.serve(addresses, api, shutdown).await
 }

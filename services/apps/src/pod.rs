@@ -238,6 +238,7 @@ impl Applications {
             };
             crate::application::apply_service(
                 &mut federation,
+                self.outbox().pool(),
                 &app,
                 &release,
                 &service,

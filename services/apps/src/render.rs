@@ -23,6 +23,10 @@ pub const APP_LABEL: &str = "paas.io/app";
 pub const SERVICE_LABEL: &str = "paas.io/service";
 /// The annotation recording the release that wrote an object.
 pub const RELEASE_ANNOTATION: &str = "paas.io/release";
+/// The annotation on a workload listing the configs its pods use (JSON:
+/// `[{"config", "name", "reload"}]`); [`crate::config_delivery`] reads it to
+/// place their ConfigMaps and Secrets beside it whichever release view is applied.
+pub const CONFIGS_ANNOTATION: &str = "paas.io/configs";
 
 /// What a release adds to the application: its name, its number, and the
 /// node ports drawn from the pool for ports that asked for one (`0`).
@@ -191,21 +195,43 @@ fn workload(
             volumes.push(json!({"name": v.name, "persistentVolumeClaim": {"claimName": format!("{name}-{}", v.name)}}));
         }
     }
-    let mut configs: Vec<&str> = service
+    // One volume per config mounted: its ConfigMap and Secret projected into
+    // one directory (either may be absent: a config without secret items has
+    // no Secret).
+    let mut configs: Vec<(&str, &str)> = service
+        .containers
+        .iter()
+        .flat_map(|c| &c.config_refs)
+        .map(|r| (r.config.as_str(), r.reload.as_str()))
+        .collect();
+    configs.sort_unstable();
+    configs.dedup();
+    let mut used = Vec::new();
+    for (config, reload) in &configs {
+        let object = config_object_name(name, config)?;
+        used.push(json!({"config": config, "name": object, "reload": reload}));
+    }
+    let mut mounted: Vec<&str> = service
         .containers
         .iter()
         .flat_map(|c| &c.config_refs)
         .filter(|r| r.mount_path.is_some())
         .map(|r| r.config.as_str())
         .collect();
-    configs.sort_unstable();
-    configs.dedup();
-    volumes.extend(
-        configs
-            .iter()
-            .map(|c| json!({"name": format!("config-{c}"), "configMap": {"name": c}})),
-    );
-    let containers = service.containers.iter().map(container).collect::<Result<Vec<_>>>()?;
+    mounted.sort_unstable();
+    mounted.dedup();
+    for config in mounted {
+        let object = config_object_name(name, config)?;
+        volumes.push(json!({"name": format!("config-{config}"), "projected": {"sources": [
+            {"configMap": {"name": object, "optional": true}},
+            {"secret": {"name": object, "optional": true}},
+        ]}}));
+    }
+    let containers = service
+        .containers
+        .iter()
+        .map(|c| container(c, name))
+        .collect::<Result<Vec<_>>>()?;
     let mut pod = json!({"containers": containers});
     if !volumes.is_empty() {
         pod["volumes"] = json!(volumes);
@@ -231,10 +257,30 @@ fn workload(
             spec["volumeClaimTemplates"] = json!(templates);
         }
     }
+    let mut meta = meta;
+    if !used.is_empty() {
+        meta["annotations"][CONFIGS_ANNOTATION] = json!(Value::Array(used).to_string());
+    }
     Ok(json!({"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}))
 }
 
-fn container(c: &Container) -> Result<Value> {
+/// The name of the ConfigMap (and Secret) carrying `config` for the
+/// workload `workload`.
+///
+/// # Errors
+/// Longer than a DNS label allows (`config_refs.config`).
+pub fn config_object_name(workload: &str, config: &str) -> Result<String> {
+    let name = format!("{workload}-config-{config}");
+    if name.len() > 63 {
+        return Err(Error::invalid(
+            "config_refs.config",
+            format!("{name} is too long for Kubernetes names; use a shorter config, application or service name"),
+        ));
+    }
+    Ok(name)
+}
+
+fn container(c: &Container, workload: &str) -> Result<Value> {
     let mut out = json!({"name": c.name, "image": c.image});
     if !c.command.is_empty() {
         out["command"] = json!(c.command);
@@ -244,11 +290,13 @@ fn container(c: &Container) -> Result<Value> {
         .iter()
         .map(|e| json!({"name": e.name, "value": e.value}))
         .collect();
-    env.extend(c.config_refs.iter().filter_map(|r| {
-        r.env
-            .as_ref()
-            .map(|var| json!({"name": var, "valueFrom": {"configMapKeyRef": {"name": r.config, "key": r.item}}}))
-    }));
+    for r in &c.config_refs {
+        if let (Some(var), Some(item)) = (&r.env, &r.item) {
+            // A secret item's variable becomes a secretKeyRef when the config is placed.
+            let name = config_object_name(workload, &r.config)?;
+            env.push(json!({"name": var, "valueFrom": {"configMapKeyRef": {"name": name, "key": item}}}));
+        }
+    }
     if !env.is_empty() {
         out["env"] = json!(env);
     }
@@ -294,7 +342,13 @@ fn container(c: &Container) -> Result<Value> {
         .map(|m| json!({"name": m.volume, "mountPath": m.path, "readOnly": m.read_only}))
         .collect();
     mounts.extend(c.config_refs.iter().filter_map(|r| {
-        r.mount_path.as_ref().map(|path| json!({"name": format!("config-{}", r.config), "mountPath": path, "subPath": r.item, "readOnly": true}))
+        r.mount_path.as_ref().map(|path| {
+            let mut mount = json!({"name": format!("config-{}", r.config), "mountPath": path, "readOnly": true});
+            if let Some(item) = &r.item {
+                mount["subPath"] = json!(item);
+            }
+            mount
+        })
     }));
     if !mounts.is_empty() {
         out["volumeMounts"] = json!(mounts);

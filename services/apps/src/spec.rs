@@ -244,21 +244,53 @@ pub struct EnvVar {
     pub value: String,
 }
 
-/// A config-center item used by a container: as a file at `mount_path`, or
-/// as the variable `env`.
+/// A config of the config center used by a container: the effective
+/// configuration of config set `config` (the application's own sets, or a
+/// tenant-shared set, by name) in the application's environment and cluster,
+/// delivered beside the workload as a ConfigMap (plain items) and a Secret
+/// (secret items). Mounted as files at `mount_path` (every item, or only
+/// `item`), or one item injected as the variable `env`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigRef {
-    /// The config set (published to the cluster as a ConfigMap of that name).
+    /// The config set's name (an application's or a shared set's).
     pub config: String,
-    /// The item (a key of the ConfigMap).
-    pub item: String,
-    /// Mount the item as this file.
+    /// One item (a file name of the set); none: every item (a directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// Mount as files here: a directory of every item, or the one `item`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_path: Option<String>,
-    /// Or inject it as this variable.
+    /// Or inject `item` as this variable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,
+    /// What a new release of the config does to the pods.
+    #[serde(default)]
+    pub reload: Reload,
+}
+
+/// What a new config release does to the pods that use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reload {
+    /// The pod template carries a checksum of the content, so the pods roll
+    /// (by the application's strategy) whenever it changes.
+    #[default]
+    Restart,
+    /// Only the ConfigMap/Secret changes: mounted directories are updated in
+    /// place by the kubelet; variables and single-file mounts keep the old
+    /// value until the pods restart for another reason.
+    None,
+}
+
+impl Reload {
+    /// The word in templates and annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restart => "restart",
+            Self::None => "none",
+        }
+    }
 }
 
 /// A volume mount.
@@ -962,12 +994,12 @@ impl Container {
         for (i, c) in self.config_refs.iter().enumerate() {
             let cr = format!("{cf}.config_refs[{i}]");
             label(&format!("{cr}.config"), &c.config)?;
-            if c.item.is_empty()
-                || c.item.len() > 253
-                || !c
-                    .item
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+            if let Some(item) = &c.item
+                && (item.is_empty()
+                    || item.len() > 253
+                    || !item
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.')))
             {
                 return Err(invalid(
                     format!("{cr}.item"),
@@ -976,6 +1008,9 @@ impl Container {
             }
             match (&c.mount_path, &c.env) {
                 (Some(path), None) => absolute_path(&format!("{cr}.mount_path"), path)?,
+                (None, Some(_)) if c.item.is_none() => {
+                    return Err(invalid(format!("{cr}.item"), "names the item the variable takes"));
+                }
                 (None, Some(env)) => {
                     env_name(&format!("{cr}.env"), env)?;
                     if !names.insert(env.as_str()) {

@@ -36,12 +36,14 @@ pub struct Configs {
     links: Links,
     sealer: Sealer,
     watchers: Watchers,
+    delivery: kernel::seal::DeliveryKey,
 }
 
 impl Configs {
     /// The API over the configs schema of `outbox`, sealing secrets under
     /// `keyring`; watches end when `stop` is cancelled.
-    pub fn new(outbox: Outbox, keyring: Keyring, stop: CancellationToken) -> Self {
+    /// `delivery` seals secret items rendered for clusters.
+    pub fn new(outbox: Outbox, keyring: Keyring, delivery: kernel::seal::DeliveryKey, stop: CancellationToken) -> Self {
         let pool = outbox.pool().clone();
         let sets = ConfigSets::new(outbox.clone());
         let sealer = Sealer::new(pool.clone(), keyring);
@@ -56,6 +58,7 @@ impl Configs {
             policies,
             links,
             sealer,
+            delivery,
         }
     }
 
@@ -352,6 +355,30 @@ impl ConfigsService for Configs {
             .await?;
         Ok(Response::new(pb::EffectiveConfig {
             entries: entries.into_iter().map(entry_to_pb).collect(),
+        }))
+    }
+
+    async fn render_delivery(
+        &self,
+        request: Request<pb::RenderDeliveryRequest>,
+    ) -> Result<Response<pb::ConfigDelivery>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let d = crate::delivery::render(
+            &self.releases,
+            &self.delivery,
+            &caller,
+            &r.tenant_id,
+            &r.config,
+            &r.environment,
+            &r.cluster,
+        )
+        .await?;
+        Ok(Response::new(pb::ConfigDelivery {
+            plain: d.plain.into_iter().collect(),
+            sealed: d.sealed.into_iter().collect(),
+            checksum: d.checksum,
+            clusters: d.clusters,
         }))
     }
 

@@ -7,12 +7,14 @@
 //! each new release to clients. It owns the `configs` schema and announces
 //! releases as `configs.release.*` events through its outbox.
 //!
-//! It does not own tenants (tenancy does) nor deliver configuration into
-//! member clusters (federation will, from these releases).
+//! It does not own tenants (tenancy does) nor write into member clusters:
+//! it renders a config as a cluster gets it ([`delivery`]) and the apps
+//! service places it beside the application's objects.
 
 #![warn(missing_docs)]
 
 pub mod config_set;
+pub mod delivery;
 pub mod draft;
 pub mod effective;
 pub mod environment;
@@ -66,7 +68,12 @@ pub async fn start_with(
 ) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
-    let api = grpc::Configs::new(base.outbox.clone(), settings.keyring, shutdown.token());
+    let api = grpc::Configs::new(
+        base.outbox.clone(),
+        settings.keyring,
+        settings.delivery,
+        shutdown.token(),
+    );
     let rewrapped = api.sealer().rewrap().await?;
     if rewrapped > 0 {
         tracing::info!(rewrapped, "tenant data keys re-sealed under the current master key");

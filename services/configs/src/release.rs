@@ -459,8 +459,45 @@ impl Releases {
             return Err(Error::invalid("cluster", "needs an environment"));
         }
         caller.require(tenant, Role::Viewer, "tenant", tenant)?;
-        let mut names = self.links.of(tenant, application.as_str()).await?;
+        let mut entries = self
+            .merged(tenant, application.as_str(), &environment, &cluster)
+            .await?;
+        for entry in entries.iter_mut().filter(|e| e.secret) {
+            entry.value = mask(&entry.value);
+        }
+        Ok(entries)
+    }
+
+    /// The schema's pool.
+    pub(crate) fn pool(&self) -> &sqlx::PgPool {
+        self.outbox.pool()
+    }
+
+    /// The names whose sets make `application`'s configuration, lowest first:
+    /// the shared sets it links, then its own.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub(crate) async fn layer_names(&self, tenant: Uuid, application: &str) -> Result<Vec<String>> {
+        let mut names = self.links.of(tenant, application).await?;
         names.push(application.to_string());
+        Ok(names)
+    }
+
+    /// The effective configuration in the clear (secrets opened): for
+    /// delivery and, masked, for people. Callers check access first.
+    ///
+    /// # Errors
+    /// The database fails or a secret cannot be opened.
+    pub(crate) async fn merged(
+        &self,
+        tenant: Uuid,
+        application: &str,
+        environment: &str,
+        cluster: &str,
+    ) -> Result<Vec<Entry>> {
+        let (environment, cluster) = (environment.to_string(), cluster.to_string());
+        let names = self.layer_names(tenant, application).await?;
         let mut levels = vec![(String::new(), String::new())];
         if !environment.is_empty() {
             levels.push((environment.clone(), String::new()));
@@ -495,11 +532,7 @@ impl Releases {
                 });
             }
         }
-        let mut entries = effective::merge(&layers);
-        for entry in entries.iter_mut().filter(|e| e.secret) {
-            entry.value = mask(&entry.value);
-        }
-        Ok(entries)
+        Ok(effective::merge(&layers))
     }
 
     /// The releases of a set after `after`, in order (at most 100), for a

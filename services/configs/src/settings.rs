@@ -20,6 +20,8 @@ pub const PREVIOUS_MASTER_KEYS: &str = "PAAS_CONFIGS_PREVIOUS_MASTER_KEYS";
 pub struct Settings {
     /// The master keys.
     pub keyring: Keyring,
+    /// Seals secret items delivered into clusters (federation opens them).
+    pub delivery: kernel::seal::DeliveryKey,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
                 current: MasterKey::from_secret(&current),
                 previous,
             },
+            delivery: kernel::seal::DeliveryKey::from_caller_key(&platform.caller_key),
         })
     }
 }

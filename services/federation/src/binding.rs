@@ -135,6 +135,15 @@ pub const KINDS: &[Kind] = &[
         plural: "configmaps",
         workload: false,
     },
+    // Secret configuration: values sealed for delivery ([`kernel::seal`]),
+    // opened only in the body written to the cluster ([`Object::for_target`]).
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        workload: false,
+    },
     Kind {
         group: "",
         version: "v1",
@@ -164,6 +173,12 @@ pub const KINDS: &[Kind] = &[
         workload: false,
     },
 ];
+
+/// Top-level field of an object holding, per cluster name, a JSON merge
+/// patch (RFC 7386) for that cluster only: configuration whose effective
+/// content differs in a cluster (the config center's cluster level) rides
+/// on one binding. Never written to a cluster.
+pub const CLUSTER_PATCHES: &str = "paasClusterPatches";
 
 /// Label naming the binding an object belongs to.
 pub const BINDING_LABEL: &str = "paas.io/binding";
@@ -208,11 +223,56 @@ impl Object {
         }
         if let Some(o) = body.as_object_mut() {
             o.remove("status");
+            o.remove(CLUSTER_PATCHES);
         }
         if self.kind.workload {
             body["spec"]["replicas"] = Value::from(replicas);
         }
         body
+    }
+
+    /// The body for one target: [`Self::for_cluster`] with the cluster's
+    /// patch ([`CLUSTER_PATCHES`]) merged in and a Secret's sealed values
+    /// opened for the cluster (the only place they are in the clear).
+    ///
+    /// # Errors
+    /// A sealed value that does not open for `tenant` with `key` (named).
+    pub fn for_target(
+        &self,
+        binding: Uuid,
+        namespace: &str,
+        replicas: u32,
+        cluster: &str,
+        tenant: Uuid,
+        key: Option<&kernel::seal::DeliveryKey>,
+    ) -> Result<Value> {
+        let mut body = self.for_cluster(binding, namespace, replicas);
+        if let Some(patch) = self.body.get(CLUSTER_PATCHES).and_then(|p| p.get(cluster)) {
+            merge_patch(&mut body, patch);
+        }
+        if self.kind.kind == "Secret" {
+            let tenant = tenant.to_string();
+            for field in ["data", "stringData"] {
+                let Some(values) = body.get_mut(field).and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                for (name, value) in values.iter_mut() {
+                    let Some(sealed) = value.as_str().filter(|v| kernel::seal::is_sealed(v)) else {
+                        continue;
+                    };
+                    let field = format!("{}.{field}.{name}", self.name);
+                    let key = key.ok_or_else(|| {
+                        Error::FailedPrecondition(format!("{field} is sealed and this process has no delivery key"))
+                    })?;
+                    let clear = key.open(&tenant, &field, sealed)?;
+                    *value = Value::String(base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        clear,
+                    ));
+                }
+            }
+        }
+        Ok(body)
     }
 
     /// What one replica of this object requests (all containers), if it runs pods.
@@ -276,6 +336,19 @@ pub fn parse_objects(json: &str) -> Result<Vec<Object>> {
                 format!("{} {name} appears twice", kind.kind),
             ));
         }
+        if kind.kind == "Secret" {
+            // Federation's tables never hold a secret in the clear.
+            for data in ["data", "stringData"] {
+                for (key, value) in body[data].as_object().into_iter().flatten() {
+                    if !value.as_str().is_some_and(kernel::seal::is_sealed) {
+                        return Err(Error::invalid(
+                            field(&format!("{data}.{key}")),
+                            "must be a value sealed by the platform (a Secret's values reach bindings only sealed)",
+                        ));
+                    }
+                }
+            }
+        }
         let object = Object {
             kind,
             name: name.to_string(),
@@ -298,6 +371,26 @@ fn write_namespace(value: &mut Value, namespace: &str) {
         Value::Array(items) => items.iter_mut().for_each(|v| write_namespace(v, namespace)),
         Value::Object(map) => map.values_mut().for_each(|v| write_namespace(v, namespace)),
         _ => {}
+    }
+}
+
+/// Merges `patch` into `target` as RFC 7386 says: objects merge key by key,
+/// `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let map = target.as_object_mut().expect("made an object above");
+    for (k, v) in patch {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
     }
 }
 
@@ -1244,6 +1337,51 @@ mod tests {
             Some("objects[1].metadata.name")
         );
         assert_eq!(parse_objects("[]").unwrap_err().field(), Some("objects"));
+    }
+
+    #[test]
+    fn a_target_gets_its_cluster_patch_and_its_secrets_opened() {
+        let key = kernel::seal::DeliveryKey::from_caller_key(&kernel::settings::Secret::new("k".repeat(32)));
+        let tenant = Uuid::now_v7();
+        let sealed = key.seal(&tenant.to_string(), b"hunter2");
+        let eu = key.seal(&tenant.to_string(), b"eu-secret");
+        let objects = parse_objects(
+            &json!([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-config-db"},
+                     "data": {"password": sealed},
+                     CLUSTER_PATCHES: {"eu-1": {"data": {"password": eu}}}}])
+            .to_string(),
+        )
+        .unwrap();
+        let id = Uuid::now_v7();
+        let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+        let us = objects[0]
+            .for_target(id, "acme-web", 1, "us-1", tenant, Some(&key))
+            .unwrap();
+        assert_eq!(us["data"]["password"], b64("hunter2"));
+        assert!(us.get(CLUSTER_PATCHES).is_none());
+        let eu = objects[0]
+            .for_target(id, "acme-web", 1, "eu-1", tenant, Some(&key))
+            .unwrap();
+        assert_eq!(eu["data"]["password"], b64("eu-secret"));
+        // Sealed for another tenant: refused, naming the value.
+        let other = objects[0].for_target(id, "acme-web", 1, "us-1", Uuid::now_v7(), Some(&key));
+        assert_eq!(other.unwrap_err().field(), Some("web-config-db.data.password"));
+        assert!(objects[0].for_target(id, "acme-web", 1, "us-1", tenant, None).is_err());
+        let plain =
+            json!([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "data": {"k": "aHVudGVyMg=="}}]);
+        assert_eq!(
+            parse_objects(&plain.to_string()).unwrap_err().field(),
+            Some("objects[0].data.k")
+        );
+        // The stored objects keep only sealed text.
+        assert!(!objects[0].body.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn merge_patches_merge_objects_and_remove_nulls() {
+        let mut target = json!({"a": {"b": 1, "c": 2}, "d": [1]});
+        merge_patch(&mut target, &json!({"a": {"b": null, "e": 3}, "d": [2]}));
+        assert_eq!(target, json!({"a": {"c": 2, "e": 3}, "d": [2]}));
     }
 
     #[test]

@@ -108,7 +108,8 @@ pub async fn start_with(
         clients.clone(),
         propagation::PropagateSettings::from(&settings),
         admission.clone(),
-    );
+    )
+    .with_delivery_key(kernel::seal::DeliveryKey::from_caller_key(&platform.caller_key));
     shutdown.spawn("binding propagator", propagator.run(shutdown.token()));
     let failovers = failover::Reconciler::new(
         base.pool.clone(),

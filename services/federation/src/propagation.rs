@@ -91,6 +91,7 @@ impl From<&crate::Settings> for PropagateSettings {
 #[derive(Debug, Clone)]
 struct Due {
     binding_id: Uuid,
+    tenant_id: Uuid,
     cluster: String,
     namespace: String,
     replicas: i32,
@@ -116,6 +117,7 @@ pub struct Propagator {
     in_flight: Arc<Mutex<HashSet<(Uuid, String)>>>,
     slots: Arc<Semaphore>,
     watches: Watches,
+    delivery: Option<Arc<kernel::seal::DeliveryKey>>,
 }
 
 impl Propagator {
@@ -134,7 +136,17 @@ impl Propagator {
             in_flight: Arc::default(),
             slots,
             watches,
+            delivery: None,
         }
+    }
+
+    /// Opens sealed Secret values ([`kernel::seal`]) with `key` when writing
+    /// them into clusters; without one, a binding with sealed values fails
+    /// its targets (and says why).
+    #[must_use]
+    pub fn with_delivery_key(mut self, key: kernel::seal::DeliveryKey) -> Self {
+        self.delivery = Some(Arc::new(key));
+        self
     }
 
     /// Counts the propagator's completed turns ([`Lease::turns`]): one that
@@ -169,7 +181,7 @@ impl Propagator {
     async fn start_due(&self, stop: &CancellationToken) -> Result<()> {
         let due = sqlx::query_as!(
             Due,
-            r#"SELECT t.binding_id, t.cluster, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation,
+            r#"SELECT t.binding_id, b.tenant_id, t.cluster, t.namespace, t.replicas, t.removing, t.generation, t.applied_generation,
                       t.applied_kinds AS "applied_kinds: _", t.failures, t.reservation_id, t.held_reservation_id,
                       -- A target held at an earlier revision runs that revision's objects.
                       COALESCE(r.objects, b.objects) AS "objects!: _",
@@ -291,8 +303,17 @@ impl Propagator {
             let replicas = u32::try_from(d.replicas).unwrap_or(0);
             let bodies = objects
                 .iter()
-                .map(|o| o.for_cluster(d.binding_id, &d.namespace, replicas))
-                .collect();
+                .map(|o| {
+                    o.for_target(
+                        d.binding_id,
+                        &d.namespace,
+                        replicas,
+                        &d.cluster,
+                        d.tenant_id,
+                        self.delivery.as_deref(),
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
             // Default classes filled in, or the whole target refused before anything is written.
             let bodies = cluster.fit_all(&d.cluster, bodies)?;
             for (o, body) in objects.iter().zip(&bodies) {
