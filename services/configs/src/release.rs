@@ -93,6 +93,27 @@ pub struct Notice {
     pub kind: String,
 }
 
+/// An application's effective configuration and the sets it is built from.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    /// By item, then key.
+    pub entries: Vec<Entry>,
+    /// Every set at the application's levels (and its shared sets'), released
+    /// or not, lowest first.
+    pub sources: Vec<Source>,
+}
+
+/// A set an effective configuration is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The config set.
+    pub set_id: Uuid,
+    /// How people name it: `app/production`.
+    pub origin: String,
+    /// Its latest release, 0 before the first.
+    pub latest_release: u64,
+}
+
 fn message(raw: &str, field: &str) -> Result<String> {
     let raw = raw.trim();
     if raw.chars().count() > MAX_MESSAGE {
@@ -442,7 +463,7 @@ impl Releases {
         application: &str,
         environment: &str,
         cluster: &str,
-    ) -> Result<Vec<Entry>> {
+    ) -> Result<Effective> {
         let tenant = id::parse_id("tenant_id", tenant)?;
         let application = DnsLabel::parse("application", application.trim())?;
         let optional = |field: &str, raw: &str| -> Result<String> {
@@ -469,14 +490,14 @@ impl Releases {
             }
         }
         let mut layers = Vec::new();
+        let mut sources = Vec::new();
         for name in &names {
             for (env, cl) in &levels {
                 let set = sqlx::query_as!(
                     ConfigSet,
                     "SELECT id, tenant_id, application, environment, created_at, cluster, shared, latest_release
                      FROM config_sets
-                     WHERE tenant_id = $1 AND application = $2 AND environment = $3 AND cluster = $4
-                       AND latest_release > 0",
+                     WHERE tenant_id = $1 AND application = $2 AND environment = $3 AND cluster = $4",
                     tenant,
                     name,
                     env,
@@ -485,6 +506,16 @@ impl Releases {
                 .fetch_optional(self.outbox.pool())
                 .await?;
                 let Some(set) = set else { continue };
+                // A set without a release gives nothing yet, but its first
+                // release changes the configuration: a client watches it too.
+                sources.push(Source {
+                    set_id: set.id,
+                    origin: set.address(),
+                    latest_release: u64::try_from(set.latest_release).unwrap_or_default(),
+                });
+                if set.latest_release == 0 {
+                    continue;
+                }
                 let release = self.find(&set, set.latest_release).await?;
                 let items = open_all(&self.sealer, tenant, &self.items_of(release.id).await?).await?;
                 layers.push(Layer {
@@ -499,7 +530,7 @@ impl Releases {
         for entry in entries.iter_mut().filter(|e| e.secret) {
             entry.value = mask(&entry.value);
         }
-        Ok(entries)
+        Ok(Effective { entries, sources })
     }
 
     /// The releases of a set after `after`, in order (at most 100), for a
