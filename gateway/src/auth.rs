@@ -1,7 +1,8 @@
 //! Who is calling. An [`Authenticated`] extractor turns the request's
 //! credentials into a [`Caller`] or answers 401. Credentials today: the
 //! bootstrap administrator's bearer token (compared in constant time), API
-//! tokens ([`crate::token`]) and browser sessions ([`crate::session`]), whose
+//! tokens ([`crate::token`]), application access keys ([`crate::access_keys`],
+//! for config clients) and browser sessions ([`crate::session`]), whose
 //! memberships are the user's current ones ([`crate::membership`]).
 
 use axum::extract::FromRequestParts;
@@ -12,6 +13,7 @@ use kernel::settings::Secret;
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::access_keys::{self, AccessKeys};
 use crate::problem::ApiError;
 use crate::token::Tokens;
 
@@ -20,13 +22,18 @@ use crate::token::Tokens;
 pub struct Authenticator {
     admin_token: Option<Secret>,
     tokens: Tokens,
+    access_keys: AccessKeys,
 }
 
 impl Authenticator {
-    /// Accepts `admin_token` (if any) as the bootstrap administrator, and the
-    /// API tokens in `tokens`.
-    pub fn new(admin_token: Option<Secret>, tokens: Tokens) -> Self {
-        Self { admin_token, tokens }
+    /// Accepts `admin_token` (if any) as the bootstrap administrator, the
+    /// API tokens in `tokens` and the application access keys in `access_keys`.
+    pub fn new(admin_token: Option<Secret>, tokens: Tokens, access_keys: AccessKeys) -> Self {
+        Self {
+            admin_token,
+            tokens,
+            access_keys,
+        }
     }
 
     async fn caller(&self, bearer: &str) -> Result<Option<Caller>, kernel::Error> {
@@ -34,6 +41,9 @@ impl Authenticator {
             && bool::from(admin.expose().as_bytes().ct_eq(bearer.as_bytes()))
         {
             return Ok(Some(Caller::platform_admin("local:bootstrap-admin")));
+        }
+        if bearer.starts_with(access_keys::PREFIX) {
+            return self.access_keys.authenticate(bearer).await;
         }
         self.tokens.authenticate(bearer).await
     }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -21,6 +21,9 @@ use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
+use crate::access_keys;
+use crate::auth::Authenticated;
+use crate::config_watch::{Identity, peer};
 use crate::json::Body;
 use crate::page::{ListQuery, Page};
 use crate::problem::{ApiError, Problems};
@@ -60,7 +63,8 @@ pub fn routes() -> Routes {
 /// Whether a request path is a watch that holds its response open by
 /// design, so the gateway's request deadline does not apply to it.
 pub fn holds_open(path: &str) -> bool {
-    path.starts_with("/api/v1/config-sets/") && (path.ends_with("/watch") || path.ends_with("/events"))
+    (path.starts_with("/api/v1/config-sets/") && (path.ends_with("/watch") || path.ends_with("/events")))
+        || crate::config_watch::holds_open(path)
 }
 
 /// A whole number in a query parameter, or the problem naming it.
@@ -344,6 +348,10 @@ pub struct WatchQuery {
     /// Seconds to hold at most (default and maximum 60; empty: the default).
     #[param(pattern = "^([0-9]|[1-5][0-9]|60)?$")]
     timeout: Option<String>,
+    /// The watcher's instance id (its choice), recorded with the release it holds.
+    instance: Option<String>,
+    /// The watcher's labels, `key=value,key=value`.
+    labels: Option<String>,
 }
 
 /// A release a watcher is told about.
@@ -411,11 +419,26 @@ pub struct EffectiveEntry {
     pub origin_release: u64,
 }
 
+/// A set an effective configuration is built from.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EffectiveSet {
+    /// The config set.
+    pub config_set_id: String,
+    /// Its name: `app/production`, `common/base`.
+    pub origin: String,
+    /// Its latest release, 0 before the first.
+    pub latest_release: u64,
+}
+
 /// An application's effective configuration.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EffectiveConfig {
     /// By item, then key.
     pub entries: Vec<EffectiveEntry>,
+    /// Every set it is built from (released or not), lowest first, with its
+    /// latest release: what a client watches (`/config-watch`) to hear of a change.
+    #[serde(default)]
+    pub sets: Vec<EffectiveSet>,
 }
 
 /// An environment's publishing rules.
@@ -710,28 +733,17 @@ async fn rollback(
     ),
     security(("bearer" = [])))]
 async fn watch(
+    Authenticated(caller): Authenticated,
     Signed(mut configs): Signed<Configs>,
+    extensions: Extensions,
     Path(id): Path<String>,
     Query(q): Query<WatchQuery>,
 ) -> Result<Response, ApiError> {
     let after = whole("after", q.after.as_deref())?;
-    let hold = match q.timeout.as_deref() {
-        None => LONG_POLL,
-        Some(raw) => {
-            let seconds = whole("timeout", Some(raw))?;
-            if seconds > LONG_POLL.as_secs() {
-                return Err(ApiError::invalid("timeout", "must be at most 60 (seconds)"));
-            }
-            Duration::from_secs(seconds)
-        }
-    };
-    let mut stream = configs
-        .watch(pb::WatchRequest {
-            config_set_id: id,
-            after,
-        })
-        .await?
-        .into_inner();
+    let hold = crate::config_watch::hold(q.timeout.as_deref())?;
+    let who = Identity::parse(q.instance.as_deref(), q.labels.as_deref(), peer(&extensions))?;
+    access_keys::check_set(&caller, &mut configs, &id).await?;
+    let mut stream = configs.watch(who.request(&id, after)).await?.into_inner();
     let first = match tokio::time::timeout(hold, stream.message()).await {
         Err(_) => return Ok(StatusCode::NOT_MODIFIED.into_response()),
         Ok(first) => first?,
@@ -756,7 +768,9 @@ async fn watch(
     responses((status = 200, description = "text/event-stream: one `release` event per release, its number as the event id"), Problems),
     security(("bearer" = [])))]
 async fn events(
+    Authenticated(caller): Authenticated,
     Signed(mut configs): Signed<Configs>,
+    extensions: Extensions,
     Path(id): Path<String>,
     Query(q): Query<WatchQuery>,
     headers: HeaderMap,
@@ -767,13 +781,9 @@ async fn events(
         Some(id) => whole("Last-Event-ID", Some(id))?,
         None => whole("after", q.after.as_deref())?,
     };
-    let stream = configs
-        .watch(pb::WatchRequest {
-            config_set_id: id,
-            after,
-        })
-        .await?
-        .into_inner();
+    let who = Identity::parse(q.instance.as_deref(), q.labels.as_deref(), peer(&extensions))?;
+    access_keys::check_set(&caller, &mut configs, &id).await?;
+    let stream = configs.watch(who.request(&id, after)).await?.into_inner();
     // The stream ends at the first error (the service stopping): the client reconnects.
     let events = stream
         .scan((), |_, notice| std::future::ready(notice.ok()))
@@ -790,10 +800,12 @@ async fn events(
     params(("id" = String, Path, description = "the tenant"), EffectiveQuery),
     responses((status = 200, body = EffectiveConfig), Problems), security(("bearer" = [])))]
 async fn effective(
+    Authenticated(caller): Authenticated,
     Signed(mut configs): Signed<Configs>,
     Path(tenant_id): Path<String>,
     Query(q): Query<EffectiveQuery>,
 ) -> Result<Json<EffectiveConfig>, ApiError> {
+    access_keys::check_application(&caller, &tenant_id, &q.application)?;
     let request = pb::GetEffectiveConfigRequest {
         tenant_id,
         application: q.application,
@@ -813,6 +825,15 @@ async fn effective(
                 origin_set_id: e.origin_set_id,
                 origin: e.origin,
                 origin_release: e.origin_release,
+            })
+            .collect(),
+        sets: r
+            .sets
+            .into_iter()
+            .map(|s| EffectiveSet {
+                config_set_id: s.config_set_id,
+                origin: s.origin,
+                latest_release: s.latest_release,
             })
             .collect(),
     }))

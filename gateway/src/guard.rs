@@ -1,6 +1,7 @@
 //! The route layer every API request passes: authenticate the caller (401),
 //! record write attempts in the audit log before anything happens, apply the
-//! route's rule from [`crate::rbac`] (403; a route without a rule is refused),
+//! route's rule from [`crate::rbac`] (403; a route without a rule is refused;
+//! an application access key is refused outside [`crate::access_keys::ACCEPTED`]),
 //! hand the caller to the handler, and complete the audit record with the
 //! outcome.
 
@@ -14,6 +15,7 @@ use kernel::caller::Caller;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::access_keys::Scope as AccessKeyScope;
 use crate::audit::Attempt;
 use crate::problem::ApiError;
 use crate::rbac::{self, Permission};
@@ -70,6 +72,9 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                 forbidden("this route has no access rule").into_response()
             }
             Some(permission) if !permission.allows(&caller) => forbidden(&refusal(permission, &caller)).into_response(),
+            Some(_) if AccessKeyScope::of(&caller).is_some() && !AccessKeyScope::accepts(ruled, &route) => {
+                forbidden("an application access key reads and watches configuration only").into_response()
+            }
             Some(_) => {
                 request.extensions_mut().insert(caller);
                 next.run(request).await

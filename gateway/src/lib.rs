@@ -8,12 +8,14 @@
 
 #![warn(missing_docs)]
 
+pub mod access_keys;
 pub mod api_tokens;
 pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod bindings;
 pub mod clusters;
+pub mod config_watch;
 pub mod configs;
 pub mod directory;
 pub mod external_services;
@@ -73,6 +75,8 @@ pub struct AppState {
     pub auth: auth::Authenticator,
     /// API tokens.
     pub tokens: token::Tokens,
+    /// Application access keys (config clients).
+    pub access_keys: access_keys::AccessKeys,
     /// The audit log.
     pub audit: audit::AuditLog,
     /// Browser sessions and login counters.
@@ -114,6 +118,8 @@ pub fn api() -> route::Routes {
         .merge(external_services::routes())
         .merge(pods::routes())
         .merge(configs::routes())
+        .merge(access_keys::routes())
+        .merge(config_watch::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
 }
@@ -189,6 +195,7 @@ pub async fn start(
     let pool = kernel::db::connect(platform, SCHEMA).await?;
     kernel::db::migrate(&pool, &MIGRATIONS).await?;
     let tokens = token::Tokens::new(pool.clone());
+    let access_keys = access_keys::AccessKeys::new(pool.clone());
     shutdown.spawn("token-revocations", tokens.clone().follow_revocations(shutdown.token()));
     let local_admin = local_admin::LocalAdmin::new(pool.clone());
     local_admin
@@ -220,8 +227,9 @@ pub async fn start(
         key,
         upstream,
         memberships,
-        auth: auth::Authenticator::new(settings.admin_token.clone(), tokens.clone()),
+        auth: auth::Authenticator::new(settings.admin_token.clone(), tokens.clone(), access_keys.clone()),
         tokens,
+        access_keys,
         audit: audit::AuditLog::new(pool),
         sessions,
         local_admin,
@@ -274,7 +282,8 @@ mod tests {
             memberships: membership::Memberships::new(upstream.clone(), key.clone()),
             key,
             upstream,
-            auth: auth::Authenticator::new(None, tokens.clone()),
+            auth: auth::Authenticator::new(None, tokens.clone(), access_keys::AccessKeys::new(pool.clone())),
+            access_keys: access_keys::AccessKeys::new(pool.clone()),
             tokens,
             audit: audit::AuditLog::new(pool.clone()),
             sessions: session::Sessions::connect(

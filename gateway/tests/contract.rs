@@ -40,7 +40,12 @@ impl Gateway {
             memberships: gateway::membership::Memberships::new(upstream.clone(), key.clone()),
             key,
             upstream,
-            auth: gateway::auth::Authenticator::new(Some(Secret::new(ADMIN)), tokens.clone()),
+            auth: gateway::auth::Authenticator::new(
+                Some(Secret::new(ADMIN)),
+                tokens.clone(),
+                gateway::access_keys::AccessKeys::new(pool.clone()),
+            ),
+            access_keys: gateway::access_keys::AccessKeys::new(pool.clone()),
             tokens,
             audit: gateway::audit::AuditLog::new(pool.clone()),
             sessions: gateway::session::Sessions::connect(

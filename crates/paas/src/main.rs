@@ -35,6 +35,51 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         clusters: usize,
     },
+    /// Keeps a directory of config files current from the config center
+    /// (one file per item) and runs a reload command after a change: a
+    /// sidecar for programs in any language.
+    ConfigAgent(Box<ConfigAgentArgs>),
+}
+
+/// `paas config-agent`'s settings: flags, or the environment variables named.
+#[derive(clap::Args)]
+struct ConfigAgentArgs {
+    /// The gateway's URL.
+    #[arg(long, env = "PAAS_GATEWAY_URL")]
+    gateway: String,
+    /// An application access key (or API token); prefer the environment variable.
+    #[arg(long, env = "PAAS_CONFIG_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The tenant's id.
+    #[arg(long, env = "PAAS_CONFIG_TENANT")]
+    tenant: String,
+    /// The application.
+    #[arg(long, env = "PAAS_CONFIG_APPLICATION")]
+    application: String,
+    /// The environment (absent: the base level).
+    #[arg(long, env = "PAAS_CONFIG_ENVIRONMENT", default_value = "")]
+    environment: String,
+    /// The cluster (with an environment).
+    #[arg(long, env = "PAAS_CONFIG_CLUSTER", default_value = "")]
+    cluster: String,
+    /// The directory the files are written to.
+    #[arg(long, env = "PAAS_CONFIG_DIR")]
+    dir: std::path::PathBuf,
+    /// Where the last configuration is cached (default: `.paas-cache` in the directory).
+    #[arg(long, env = "PAAS_CONFIG_CACHE_DIR")]
+    cache_dir: Option<std::path::PathBuf>,
+    /// This instance's id, as the config center records it (default: host name and process id).
+    #[arg(long, env = "PAAS_CONFIG_INSTANCE")]
+    instance: Option<String>,
+    /// This instance's labels, `key=value,key=value`.
+    #[arg(long, env = "PAAS_CONFIG_LABELS", default_value = "")]
+    labels: String,
+    /// A shell command run after the files change.
+    #[arg(long, env = "PAAS_CONFIG_RELOAD_COMMAND")]
+    reload_command: Option<String>,
+    /// Milliseconds changes must settle before the reload command runs.
+    #[arg(long, env = "PAAS_CONFIG_DEBOUNCE_MS", default_value_t = 500)]
+    debounce_ms: u64,
 }
 
 /// Exit code for a settings error.
@@ -51,6 +96,7 @@ fn main() -> ExitCode {
             Command::Up => up().await,
             Command::Serve { service } => serve(&service).await,
             Command::Migrate => migrate().await,
+            Command::ConfigAgent(args) => config_agent(*args).await,
             Command::Kubesim { clusters } => {
                 // A stand-in for Kubernetes: it needs no platform settings.
                 kubesim::run_standalone(clusters, kubesim::ClusterConfig::named("kubesim"))
@@ -193,4 +239,38 @@ async fn migrate() -> Result<(), Failure> {
     let (platform, _telemetry, _shutdown) = platform(&env)?;
     paas::stack::migrate(&platform).await?;
     Ok(())
+}
+
+async fn config_agent(args: ConfigAgentArgs) -> Result<(), Failure> {
+    // The agent runs beside an application, without the platform's settings.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let instance = args.instance.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+            .trim_start_matches('-')
+            .to_string()
+    });
+    let client = config_client::Settings::new(args.gateway, args.token, args.tenant, args.application)
+        .environment(args.environment)
+        .cluster(args.cluster)
+        .instance(instance)
+        .labels(&args.labels)
+        .map_err(|e| Failure::Run(e.into()))?
+        .cache_dir(args.cache_dir.unwrap_or_else(|| args.dir.join(".paas-cache")));
+    let settings = paas::config_agent::AgentSettings {
+        client,
+        dir: args.dir,
+        reload: args.reload_command.filter(|c| !c.trim().is_empty()),
+        debounce: std::time::Duration::from_millis(args.debounce_ms),
+    };
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    paas::config_agent::run(settings, shutdown.token())
+        .await
+        .map_err(Failure::Run)
 }

@@ -6,6 +6,7 @@ mod applications;
 mod bindings;
 mod charts;
 mod clusters;
+mod config_agent;
 mod config_delivery;
 mod configs;
 mod dr_journey;

@@ -108,7 +108,8 @@ pub async fn render(
     }
     let entries = releases
         .merged(tenant, config.as_str(), environment.as_str(), &cluster)
-        .await?;
+        .await?
+        .entries;
     let items = items(&entries);
     let clear = serde_json::to_vec(&(&items.plain, &items.secret)).map_err(Error::internal)?;
     let tenant_text = tenant.to_string();

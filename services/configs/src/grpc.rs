@@ -16,6 +16,7 @@ use crate::config_set::{ConfigSet, ConfigSets, NewConfigSet};
 use crate::draft::{Draft, Drafts, NewItem};
 use crate::effective::{Entry, ItemChange};
 use crate::environment::{EnvironmentPolicies, EnvironmentPolicy};
+use crate::instance::{Instances, Watcher};
 use crate::item::ItemView;
 use crate::link::{Links, SharedLinks};
 use crate::release::{Notice, Release, ReleaseWithItems, Releases};
@@ -37,6 +38,7 @@ pub struct Configs {
     sealer: Sealer,
     watchers: Watchers,
     delivery: kernel::seal::DeliveryKey,
+    instances: Instances,
 }
 
 impl Configs {
@@ -51,6 +53,7 @@ impl Configs {
         let links = Links::new(pool.clone());
         let releases = Releases::new(outbox, sets.clone(), sealer.clone(), policies.clone(), links.clone());
         Self {
+            instances: Instances::new(pool.clone()),
             drafts: Drafts::new(pool, sets.clone(), sealer.clone()),
             watchers: Watchers::new(releases.clone(), stop),
             sets,
@@ -349,12 +352,21 @@ impl ConfigsService for Configs {
     ) -> Result<Response<pb::EffectiveConfig>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let entries = self
+        let effective = self
             .releases
             .effective(&caller, &r.tenant_id, &r.application, &r.environment, &r.cluster)
             .await?;
         Ok(Response::new(pb::EffectiveConfig {
-            entries: entries.into_iter().map(entry_to_pb).collect(),
+            entries: effective.entries.into_iter().map(entry_to_pb).collect(),
+            sets: effective
+                .sources
+                .into_iter()
+                .map(|s| pb::EffectiveSet {
+                    config_set_id: s.set_id.to_string(),
+                    origin: s.origin,
+                    latest_release: s.latest_release,
+                })
+                .collect(),
         }))
     }
 
@@ -443,10 +455,15 @@ impl ConfigsService for Configs {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let id = parse_id("config_set_id", &r.config_set_id)?;
+        let after = number("after", r.after)?;
+        let watcher = Watcher::parse(&r.instance, &r.labels, &r.ip)?;
         // Only the caller's own tenants' sets: checked once, when the watch starts.
-        self.sets.get(&caller, id).await?;
+        let set = self.sets.get(&caller, id).await?;
+        if let Some(watcher) = watcher {
+            self.instances.record(set.tenant_id, id, &watcher, after).await?;
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
-        self.watchers.spawn(id, number("after", r.after)?, tx);
+        self.watchers.spawn(id, after, tx);
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
             .map(|notice| notice.map(notice_to_pb).map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))

@@ -20,6 +20,7 @@ pub mod effective;
 pub mod environment;
 pub mod format;
 pub mod grpc;
+pub mod instance;
 pub mod item;
 pub mod link;
 pub mod release;

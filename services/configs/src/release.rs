@@ -93,6 +93,27 @@ pub struct Notice {
     pub kind: String,
 }
 
+/// An application's effective configuration and the sets it is built from.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    /// By item, then key.
+    pub entries: Vec<Entry>,
+    /// Every set at the application's levels (and its shared sets'), released
+    /// or not, lowest first.
+    pub sources: Vec<Source>,
+}
+
+/// A set an effective configuration is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The config set.
+    pub set_id: Uuid,
+    /// How people name it: `app/production`.
+    pub origin: String,
+    /// Its latest release, 0 before the first.
+    pub latest_release: u64,
+}
+
 fn message(raw: &str, field: &str) -> Result<String> {
     let raw = raw.trim();
     if raw.chars().count() > MAX_MESSAGE {
@@ -442,7 +463,7 @@ impl Releases {
         application: &str,
         environment: &str,
         cluster: &str,
-    ) -> Result<Vec<Entry>> {
+    ) -> Result<Effective> {
         let tenant = id::parse_id("tenant_id", tenant)?;
         let application = DnsLabel::parse("application", application.trim())?;
         let optional = |field: &str, raw: &str| -> Result<String> {
@@ -459,13 +480,13 @@ impl Releases {
             return Err(Error::invalid("cluster", "needs an environment"));
         }
         caller.require(tenant, Role::Viewer, "tenant", tenant)?;
-        let mut entries = self
+        let mut effective = self
             .merged(tenant, application.as_str(), &environment, &cluster)
             .await?;
-        for entry in entries.iter_mut().filter(|e| e.secret) {
+        for entry in effective.entries.iter_mut().filter(|e| e.secret) {
             entry.value = mask(&entry.value);
         }
-        Ok(entries)
+        Ok(effective)
     }
 
     /// The schema's pool.
@@ -495,7 +516,7 @@ impl Releases {
         application: &str,
         environment: &str,
         cluster: &str,
-    ) -> Result<Vec<Entry>> {
+    ) -> Result<Effective> {
         let (environment, cluster) = (environment.to_string(), cluster.to_string());
         let names = self.layer_names(tenant, application).await?;
         let mut levels = vec![(String::new(), String::new())];
@@ -506,14 +527,14 @@ impl Releases {
             }
         }
         let mut layers = Vec::new();
+        let mut sources = Vec::new();
         for name in &names {
             for (env, cl) in &levels {
                 let set = sqlx::query_as!(
                     ConfigSet,
                     "SELECT id, tenant_id, application, environment, created_at, cluster, shared, latest_release
                      FROM config_sets
-                     WHERE tenant_id = $1 AND application = $2 AND environment = $3 AND cluster = $4
-                       AND latest_release > 0",
+                     WHERE tenant_id = $1 AND application = $2 AND environment = $3 AND cluster = $4",
                     tenant,
                     name,
                     env,
@@ -522,6 +543,16 @@ impl Releases {
                 .fetch_optional(self.outbox.pool())
                 .await?;
                 let Some(set) = set else { continue };
+                // A set without a release gives nothing yet, but its first
+                // release changes the configuration: a client watches it too.
+                sources.push(Source {
+                    set_id: set.id,
+                    origin: set.address(),
+                    latest_release: u64::try_from(set.latest_release).unwrap_or_default(),
+                });
+                if set.latest_release == 0 {
+                    continue;
+                }
                 let release = self.find(&set, set.latest_release).await?;
                 let items = open_all(&self.sealer, tenant, &self.items_of(release.id).await?).await?;
                 layers.push(Layer {
@@ -532,7 +563,10 @@ impl Releases {
                 });
             }
         }
-        Ok(effective::merge(&layers))
+        Ok(Effective {
+            entries: effective::merge(&layers),
+            sources,
+        })
     }
 
     /// The releases of a set after `after`, in order (at most 100), for a

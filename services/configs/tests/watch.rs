@@ -65,6 +65,7 @@ async fn a_watcher_gets_every_release_once_in_order_and_resumes_after_its_last()
         .watch(pb::WatchRequest {
             config_set_id: set.id.clone(),
             after: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -104,6 +105,7 @@ async fn a_watcher_gets_every_release_once_in_order_and_resumes_after_its_last()
         .watch(pb::WatchRequest {
             config_set_id: set.id.clone(),
             after: 12,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -126,6 +128,7 @@ async fn a_watcher_gets_every_release_once_in_order_and_resumes_after_its_last()
         .watch(pb::WatchRequest {
             config_set_id: set.id.clone(),
             after: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -1,0 +1,362 @@
+//! Watching several config sets in one request, so a client (an agent) needs
+//! one connection for its whole effective configuration, in the shape of
+//! Apollo's notifications/v2: the client sends each set with the release it
+//! has (`sets=<id>:<n>,<id>:<n>`); the long poll answers at once with every
+//! newer release of any of them, else holds up to 60 s and answers 304. The
+//! event-stream form sends each release as it comes, with the whole position
+//! as the event id, so a reconnecting `EventSource` resumes exactly.
+//!
+//! Watchers identify themselves (here and on the one-set watches) with
+//! `instance` (an id the client picks) and `labels` (`k=v,k=v`); the configs
+//! service records which instance holds which release of each set.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{FutureExt, StreamExt};
+use kernel::caller::Caller;
+use paas_proto::v1 as pb;
+use serde::Deserialize;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::Authenticated;
+use crate::configs::{LONG_POLL, ReleaseNotice, WatchAnswer};
+use crate::problem::{ApiError, Problems};
+use crate::rbac::Permission;
+use crate::request::Query;
+use crate::route::Routes;
+use crate::upstream::{Configs, Signed};
+
+/// The most sets one watch may name.
+pub const MAX_SETS: usize = 50;
+/// The longest `labels` parameter accepted.
+const MAX_LABELS_LEN: usize = 2048;
+
+/// The routes, each with who may call it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .route(Permission::Authenticated, routes!(watch_sets))
+        .route(Permission::Authenticated, routes!(watch_sets_events))
+}
+
+/// Whether a request path is one of these watches (they hold open by design).
+pub fn holds_open(path: &str) -> bool {
+    path == "/api/v1/config-watch" || path == "/api/v1/config-watch/events"
+}
+
+/// Who watches: the `instance` and `labels` query parameters and the peer's address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The id the client picked; empty: an anonymous watcher (not recorded).
+    pub instance: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its address as the gateway sees it.
+    pub ip: String,
+}
+
+impl Identity {
+    /// Parses `labels` (`k=v,k=v`); the configs service checks the names.
+    ///
+    /// # Errors
+    /// 400 naming `labels` for a pair without `=`, a repeated key or an
+    /// over-long parameter, or naming `instance` for labels without one.
+    pub fn parse(instance: Option<&str>, labels: Option<&str>, ip: String) -> Result<Self, ApiError> {
+        let instance = instance.unwrap_or_default().trim().to_string();
+        let raw = labels.unwrap_or_default().trim();
+        if raw.len() > MAX_LABELS_LEN {
+            return Err(ApiError::invalid(
+                "labels",
+                format!("must be at most {MAX_LABELS_LEN} characters"),
+            ));
+        }
+        let mut parsed = BTreeMap::new();
+        for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(ApiError::invalid(
+                    "labels",
+                    "must be key=value pairs separated by commas",
+                ));
+            };
+            if parsed.insert(k.trim().to_string(), v.trim().to_string()).is_some() {
+                return Err(ApiError::invalid("labels", format!("repeats the key {:.64}", k.trim())));
+            }
+        }
+        if instance.is_empty() && !parsed.is_empty() {
+            return Err(ApiError::invalid("instance", "is required with labels"));
+        }
+        Ok(Self {
+            instance,
+            labels: parsed,
+            ip,
+        })
+    }
+
+    /// The service's watch request for `set` after `after`, naming this watcher.
+    pub fn request(&self, set: &str, after: u64) -> pb::WatchRequest {
+        pb::WatchRequest {
+            config_set_id: set.to_string(),
+            after,
+            instance: self.instance.clone(),
+            labels: self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            ip: if self.instance.is_empty() {
+                String::new()
+            } else {
+                self.ip.clone()
+            },
+        }
+    }
+}
+
+/// The peer's address, when the server records it.
+pub fn peer(extensions: &Extensions) -> String {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// What a watcher has: per set, the last release number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Positions(BTreeMap<Uuid, u64>);
+
+impl Positions {
+    /// Parses `<id>:<n>,<id>:<n>` (`<id>` alone: release 0).
+    ///
+    /// # Errors
+    /// 400 naming `field`.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let mut sets = BTreeMap::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, number) = part.split_once(':').unwrap_or((part, "0"));
+            let id = Uuid::parse_str(id.trim())
+                .map_err(|_| ApiError::invalid(field, "each set must be <config set id>:<release number>"))?;
+            let number: u64 = number
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::invalid(field, "a release number must be a whole number"))?;
+            if sets.insert(id, number).is_some() {
+                return Err(ApiError::invalid(field, format!("names the set {id} twice")));
+            }
+        }
+        if sets.is_empty() {
+            return Err(ApiError::invalid(
+                field,
+                "must name at least one set: <id>:<release number>",
+            ));
+        }
+        if sets.len() > MAX_SETS {
+            return Err(ApiError::invalid(field, format!("must name at most {MAX_SETS} sets")));
+        }
+        Ok(Self(sets))
+    }
+
+    /// Moves a set's position to a release it was told about.
+    fn advance(&mut self, notice: &pb::ReleaseNotice) {
+        if let Ok(id) = Uuid::parse_str(&notice.config_set_id) {
+            let at = self.0.entry(id).or_default();
+            *at = (*at).max(notice.number);
+        }
+    }
+}
+
+impl std::fmt::Display for Positions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (id, n) in &self.0 {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{id}:{n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One service watch per set, each checked for an access key's scope.
+async fn open(
+    caller: &Caller,
+    configs: &Configs,
+    positions: &Positions,
+    who: &Identity,
+) -> Result<Vec<tonic::Streaming<pb::ReleaseNotice>>, ApiError> {
+    let opened = positions.0.iter().map(|(id, after)| {
+        let mut configs = configs.clone();
+        let id = id.to_string();
+        let request = who.request(&id, *after);
+        async move {
+            crate::access_keys::check_set(caller, &mut configs, &id).await?;
+            Ok::<_, ApiError>(configs.watch(request).await?.into_inner())
+        }
+    });
+    futures::future::try_join_all(opened).await
+}
+
+/// The hold of a long poll: `timeout` seconds, default and at most 60.
+///
+/// # Errors
+/// 400 naming `timeout`.
+pub fn hold(timeout: Option<&str>) -> Result<Duration, ApiError> {
+    match timeout.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(LONG_POLL),
+        Some(raw) => {
+            let seconds: u64 = raw
+                .parse()
+                .map_err(|_| ApiError::invalid("timeout", "must be a whole number of seconds"))?;
+            if seconds > LONG_POLL.as_secs() {
+                return Err(ApiError::invalid("timeout", "must be at most 60 (seconds)"));
+            }
+            Ok(Duration::from_secs(seconds))
+        }
+    }
+}
+
+/// Query of `GET /config-watch`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MultiWatchQuery {
+    /// Each set with the last release number the watcher has:
+    /// `<config set id>:<n>,<config set id>:<n>` (at most 50 sets).
+    #[param(required = true)]
+    sets: Option<String>,
+    /// Seconds to hold at most (default and maximum 60).
+    #[param(pattern = "^([0-9]|[1-5][0-9]|60)$")]
+    timeout: Option<String>,
+    /// The watcher's instance id (its choice), recorded with the releases it holds.
+    instance: Option<String>,
+    /// The watcher's labels, `key=value,key=value` (gray releases select by them).
+    labels: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/config-watch", tag = "configs",
+    params(MultiWatchQuery),
+    responses(
+        (status = 200, body = WatchAnswer, description = "at once when any set has a release after the watcher's"),
+        (status = 304, description = "none within `timeout`: ask again"),
+        Problems
+    ),
+    security(("bearer" = [])))]
+async fn watch_sets(
+    Authenticated(caller): Authenticated,
+    Signed(configs): Signed<Configs>,
+    extensions: Extensions,
+    Query(q): Query<MultiWatchQuery>,
+) -> Result<Response, ApiError> {
+    let positions = Positions::parse("sets", q.sets.as_deref().unwrap_or_default())?;
+    let who = Identity::parse(q.instance.as_deref(), q.labels.as_deref(), peer(&extensions))?;
+    let hold = hold(q.timeout.as_deref())?;
+    let mut merged = futures::stream::select_all(open(&caller, &configs, &positions, &who).await?);
+    let first = match tokio::time::timeout(hold, merged.next()).await {
+        Err(_) | Ok(None) => return Ok(StatusCode::NOT_MODIFIED.into_response()),
+        Ok(Some(first)) => first?,
+    };
+    let mut releases = vec![ReleaseNotice::from(first)];
+    // Everything else already waiting, so a watcher far behind catches up in one answer.
+    while let Some(Some(Ok(next))) = merged.next().now_or_never() {
+        releases.push(next.into());
+    }
+    Ok(axum::Json(WatchAnswer { releases }).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/config-watch/events", tag = "configs",
+    params(MultiWatchQuery),
+    responses((status = 200, description = "text/event-stream: one `release` event per release; its id is the \
+        watcher's whole position (`<set>:<n>,...`), which `Last-Event-ID` resumes from"), Problems),
+    security(("bearer" = [])))]
+async fn watch_sets_events(
+    Authenticated(caller): Authenticated,
+    Signed(configs): Signed<Configs>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    Query(q): Query<MultiWatchQuery>,
+) -> Result<Response, ApiError> {
+    // A reconnecting EventSource sends the last position it saw.
+    let positions = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        Some(last) => Positions::parse("Last-Event-ID", last)?,
+        None => Positions::parse("sets", q.sets.as_deref().unwrap_or_default())?,
+    };
+    let who = Identity::parse(q.instance.as_deref(), q.labels.as_deref(), peer(&extensions))?;
+    let merged = futures::stream::select_all(open(&caller, &configs, &positions, &who).await?);
+    // The stream ends at the first error (the service stopping): the client reconnects.
+    let events = merged.scan(positions, |positions, notice| {
+        std::future::ready(notice.ok().map(|notice| {
+            positions.advance(&notice);
+            Event::default()
+                .event("release")
+                .id(positions.to_string())
+                .json_data(ReleaseNotice::from(notice))
+        }))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_parse_and_print_back() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        let p = Positions::parse("sets", &format!("{b}:3, {a}")).unwrap();
+        assert_eq!(p.to_string(), format!("{a}:0,{b}:3"));
+        let field = |raw: &str| Positions::parse("sets", raw).unwrap_err().0.field;
+        assert_eq!(field("").as_deref(), Some("sets"));
+        assert_eq!(field("nope:1").as_deref(), Some("sets"));
+        assert_eq!(field(&format!("{a}:x")).as_deref(), Some("sets"));
+        assert_eq!(field(&format!("{a}:1,{a}:2")).as_deref(), Some("sets"));
+        let many: Vec<String> = (0..=MAX_SETS).map(|_| Uuid::now_v7().to_string()).collect();
+        assert_eq!(field(&many.join(",")).as_deref(), Some("sets"));
+    }
+
+    #[test]
+    fn a_position_only_moves_forward() {
+        let a = Uuid::now_v7();
+        let mut p = Positions::parse("sets", &format!("{a}:5")).unwrap();
+        let notice = |n| pb::ReleaseNotice {
+            config_set_id: a.to_string(),
+            number: n,
+            ..Default::default()
+        };
+        p.advance(&notice(7));
+        p.advance(&notice(6));
+        assert_eq!(p.to_string(), format!("{a}:7"));
+    }
+
+    #[test]
+    fn labels_are_pairs_and_need_an_instance() {
+        let who = Identity::parse(Some("pod-1"), Some("zone=a, canary=true"), "10.0.0.9".into()).unwrap();
+        assert_eq!(who.labels.get("canary").map(String::as_str), Some("true"));
+        assert_eq!(who.request("s", 4).ip, "10.0.0.9");
+        let field = |i: Option<&str>, l: &str| Identity::parse(i, Some(l), String::new()).unwrap_err().0.field;
+        assert_eq!(field(Some("pod"), "zone").as_deref(), Some("labels"));
+        assert_eq!(field(Some("pod"), "a=1,a=2").as_deref(), Some("labels"));
+        assert_eq!(field(None, "a=1").as_deref(), Some("instance"));
+        assert_eq!(
+            Identity::parse(None, None, "10.0.0.9".into())
+                .unwrap()
+                .request("s", 0)
+                .ip,
+            ""
+        );
+    }
+
+    #[test]
+    fn the_hold_is_at_most_a_minute() {
+        assert_eq!(hold(None).unwrap(), LONG_POLL);
+        assert_eq!(hold(Some("5")).unwrap(), Duration::from_secs(5));
+        assert_eq!(hold(Some("61")).unwrap_err().0.field.as_deref(), Some("timeout"));
+    }
+}
