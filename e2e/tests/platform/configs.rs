@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use crate::isolation::send;
 
 /// A tenant and tokens of two operators, a developer and a viewer in it.
-struct Tenant {
-    id: String,
-    operator: String,
-    second_operator: String,
-    developer: String,
-    viewer: String,
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) operator: String,
+    pub(crate) second_operator: String,
+    pub(crate) developer: String,
+    pub(crate) viewer: String,
 }
 
 async fn token(p: &Platform, tenant: &str, name: &str, role: &str) -> String {
@@ -31,7 +31,7 @@ async fn token(p: &Platform, tenant: &str, name: &str, role: &str) -> String {
     created["secret"].as_str().unwrap().to_string()
 }
 
-async fn tenant(p: &Platform, name: &str) -> Tenant {
+pub(crate) async fn tenant(p: &Platform, name: &str) -> Tenant {
     let (status, t) = send(
         p,
         &p.admin_token,
@@ -51,7 +51,13 @@ async fn tenant(p: &Platform, name: &str) -> Tenant {
     }
 }
 
-async fn config_set(p: &Platform, t: &Tenant, application: &str, environment: &str, cluster: &str) -> String {
+pub(crate) async fn config_set(
+    p: &Platform,
+    t: &Tenant,
+    application: &str,
+    environment: &str,
+    cluster: &str,
+) -> String {
     let (status, set) = send(
         p,
         &t.operator,
@@ -65,7 +71,7 @@ async fn config_set(p: &Platform, t: &Tenant, application: &str, environment: &s
 }
 
 /// Puts an item as `who` on the draft's current version; returns the draft.
-async fn put(p: &Platform, who: &str, set: &str, name: &str, body: Value) -> Value {
+pub(crate) async fn put(p: &Platform, who: &str, set: &str, name: &str, body: Value) -> Value {
     let (_, draft) = send(p, who, Method::GET, &format!("/api/v1/config-sets/{set}/draft"), None).await;
     let mut body = body;
     body["version"] = draft["version"].clone();
@@ -81,7 +87,7 @@ async fn put(p: &Platform, who: &str, set: &str, name: &str, body: Value) -> Val
     draft
 }
 
-async fn publish(p: &Platform, who: &str, set: &str, message: &str) -> (StatusCode, Value) {
+pub(crate) async fn publish(p: &Platform, who: &str, set: &str, message: &str) -> (StatusCode, Value) {
     send(
         p,
         who,
@@ -478,7 +484,7 @@ async fn another_tenants_token_sees_nothing_of_a_tenants_configuration() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 
-fn numbers(answer: &Value) -> Vec<u64> {
+pub(crate) fn numbers(answer: &Value) -> Vec<u64> {
     answer["releases"]
         .as_array()
         .unwrap()

@@ -6,6 +6,7 @@ mod applications;
 mod bindings;
 mod charts;
 mod clusters;
+mod config_gray;
 mod configs;
 mod dr_journey;
 mod dr_tiers;
