@@ -171,7 +171,7 @@ async fn a_gray_release_reaches_only_matching_watchers_then_everyone_on_promote_
     );
     assert_eq!(gray["gray"]["state"], "active");
     assert_eq!(gray["gray"]["base"], 1);
-    assert_eq!(gray["gray"]["selector"], "canary=true,zone=a");
+    assert_eq!(gray["gray"]["selector"], "zone=a,canary=true");
     assert_eq!(
         gray["gray"]["targets"][1],
         json!({"cluster": "us-1", "partition": "blue"})

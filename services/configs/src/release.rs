@@ -612,6 +612,7 @@ impl Releases {
             floor,
             max_number,
             gray,
+            generation: 0,
         })
     }
 }

@@ -16,6 +16,7 @@
 //! snapshot reaches catches up from the table first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub struct SetState {
     pub max_number: i64,
     /// The gray release in flight and who gets it.
     pub gray: Option<(Notice, Selector)>,
+    /// The last subscription it was read after (see [`Watchers::spawn`]).
+    pub generation: u64,
 }
 
 impl SetState {
@@ -92,6 +95,8 @@ type Snapshot = Option<Arc<SetState>>;
 struct Feed {
     state: watch::Sender<Snapshot>,
     reload: Arc<Notify>,
+    /// Subscriptions so far: a snapshot read after the n-th counts n.
+    asked: Arc<AtomicU64>,
 }
 
 /// This instance's watchers and their sets' feeds.
@@ -148,14 +153,21 @@ impl Watchers {
         self.feeds().len()
     }
 
-    /// The set's snapshots, starting its feed if it has none.
-    fn subscribe(&self, set_id: Uuid) -> watch::Receiver<Snapshot> {
+    /// The set's snapshots, starting its feed if it has none, and the
+    /// generation of the first snapshot read after this subscription: the
+    /// watcher answers from none older, so a release committed before it
+    /// subscribed is in its first answer even if its notification is still
+    /// on the way (subscriptions at once share one read).
+    fn subscribe(&self, set_id: Uuid) -> (watch::Receiver<Snapshot>, u64) {
         let mut feeds = self.feeds();
         if let Some(feed) = feeds.get(&set_id) {
-            return feed.state.subscribe();
+            let wanted = feed.asked.fetch_add(1, Ordering::SeqCst) + 1;
+            feed.reload.notify_one();
+            return (feed.state.subscribe(), wanted);
         }
         let (state, receiver) = watch::channel(None);
         let reload = Arc::new(Notify::new());
+        let asked = Arc::new(AtomicU64::new(1));
         // The first read, after the feed is in the map: a release committed
         // from here on wakes it again, so none falls between.
         reload.notify_one();
@@ -164,13 +176,14 @@ impl Watchers {
             Feed {
                 state: state.clone(),
                 reload: reload.clone(),
+                asked: asked.clone(),
             },
         );
-        tokio::spawn(self.clone().feed(set_id, state, reload));
-        receiver
+        tokio::spawn(self.clone().feed(set_id, state, reload, asked));
+        (receiver, 1)
     }
 
-    async fn feed(self, set_id: Uuid, state: watch::Sender<Snapshot>, reload: Arc<Notify>) {
+    async fn feed(self, set_id: Uuid, state: watch::Sender<Snapshot>, reload: Arc<Notify>, asked: Arc<AtomicU64>) {
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
@@ -183,9 +196,11 @@ impl Watchers {
                     }
                 }
                 () = reload.notified() => loop {
+                    // Loaded before the read: every subscription counted is older than it.
+                    let generation = asked.load(Ordering::SeqCst);
                     match self.releases.watch_state(set_id).await {
                         Ok(s) => {
-                            state.send_replace(Some(Arc::new(s)));
+                            state.send_replace(Some(Arc::new(SetState { generation, ..s })));
                             break;
                         }
                         Err(e) => {
@@ -206,7 +221,7 @@ impl Watchers {
     /// receiver goes away or the service stops. The caller must have been
     /// allowed to see the set.
     pub fn spawn(&self, set_id: Uuid, after: i64, watcher: Watcher, out: mpsc::Sender<Result<Notice>>) {
-        let mut feed = self.subscribe(set_id);
+        let (mut feed, wanted) = self.subscribe(set_id);
         let releases = self.releases.clone();
         let instances = self.instances.clone();
         let stop = self.stop.clone();
@@ -226,7 +241,7 @@ impl Watchers {
             seen(after);
             let mut last = after;
             loop {
-                let snapshot = feed.borrow_and_update().clone();
+                let snapshot = feed.borrow_and_update().clone().filter(|s| s.generation >= wanted);
                 let (notices, from_table) = match snapshot.map(|s| s.answer(last, &watcher.labels)) {
                     // Not read yet: the first snapshot wakes it.
                     None => (Vec::new(), false),
@@ -292,6 +307,7 @@ mod tests {
             floor: 0,
             max_number: 3,
             gray: Some((notice(3, "gray"), Selector::parse("s", "zone=a").unwrap())),
+            generation: 0,
         }
     }
 
@@ -326,6 +342,7 @@ mod tests {
             floor: 0,
             max_number: 3,
             gray: None,
+            generation: 0,
         };
         assert_eq!(numbers(s.answer(2, &labels("zone=b"))), vec![3]);
         assert_eq!(numbers(s.answer(3, &labels("zone=a"))), Vec::<i64>::new());
@@ -338,6 +355,7 @@ mod tests {
             floor: 149,
             max_number: 150,
             gray: None,
+            generation: 0,
         };
         assert!(s.answer(10, &labels("")).is_none());
         assert_eq!(numbers(s.answer(149, &labels(""))), vec![150]);
