@@ -4,7 +4,10 @@
 //! per-environment publishing rules and shared links, and two ways to wait
 //! for a new release: an Apollo-style long poll (`/watch`: at once when the
 //! watcher is behind, else held up to 60 s, then 304) and Server-Sent Events
-//! (`/events`). Editing and publishing are separate rights
+//! (`/events`), where a watcher names itself (`instance`) and its `labels`;
+//! gray releases that only the watchers a label selector matches get, then
+//! promoted to all or abandoned (`/gray-releases`); and which instance holds
+//! which release (`/instances`). Editing and publishing are separate rights
 //! ([`crate::rbac::CONFIG_EDIT`], [`crate::rbac::CONFIG_PUBLISH`]).
 
 use std::time::Duration;
@@ -58,6 +61,11 @@ pub fn routes() -> Routes {
         .route(Permission::Authenticated, routes!(get_links))
         .route(CONFIG_EDIT, routes!(set_links))
         .route(Permission::PlatformAdmin, routes!(rewrap))
+        .route(CONFIG_PUBLISH, routes!(publish_gray))
+        .route(Permission::Authenticated, routes!(list_gray_rules))
+        .route(CONFIG_PUBLISH, routes!(promote_gray))
+        .route(CONFIG_PUBLISH, routes!(abandon_gray))
+        .route(Permission::Authenticated, routes!(list_instances))
 }
 
 /// Whether a request path is a watch that holds its response open by
@@ -243,6 +251,9 @@ pub struct ConfigRelease {
     pub created_at: Option<DateTime<Utc>>,
     /// Its items (empty in lists).
     pub items: Vec<ConfigItem>,
+    /// For a gray release (`kind` gray), its rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gray: Option<GrayRule>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -261,6 +272,7 @@ impl From<pb::ConfigRelease> for ConfigRelease {
             restores: r.restores,
             created_at: time(r.created_at),
             items: r.items.into_iter().map(ConfigItem::from).collect(),
+            gray: r.gray.map(GrayRule::from),
         }
     }
 }
@@ -348,9 +360,10 @@ pub struct WatchQuery {
     /// Seconds to hold at most (default and maximum 60; empty: the default).
     #[param(pattern = "^([0-9]|[1-5][0-9]|60)?$")]
     timeout: Option<String>,
-    /// The watcher's instance id (its choice), recorded with the release it holds.
+    /// The watcher's own id, recorded in the set's instances view (absent: anonymous).
+    #[param(pattern = "^[A-Za-z0-9._:@/-]{0,128}$")]
     instance: Option<String>,
-    /// The watcher's labels, `key=value,key=value`.
+    /// The watcher's labels, `k=v,k=v`: a gray release goes to the watchers its selector matches.
     labels: Option<String>,
 }
 
@@ -363,7 +376,8 @@ pub struct ReleaseNotice {
     pub number: u64,
     /// The release id.
     pub release_id: String,
-    /// publish or rollback.
+    /// publish, rollback, gray (a gray release meant for this watcher) or
+    /// promoted (a gray release now everyone's).
     pub kind: String,
 }
 
@@ -764,6 +778,9 @@ async fn watch(
     params(
         ("id" = String, Path, description = "the config set"),
         ("after" = Option<u64>, Query, description = "the last release number the watcher has; `Last-Event-ID` wins"),
+        ("instance" = Option<String>, Query, pattern = "^[A-Za-z0-9._:@/-]{0,128}$",
+            description = "the watcher's own id, recorded in the set's instances view"),
+        ("labels" = Option<String>, Query, description = "the watcher's labels, `k=v,k=v`, matched by gray releases"),
     ),
     responses((status = 200, description = "text/event-stream: one `release` event per release, its number as the event id"), Problems),
     security(("bearer" = [])))]
@@ -903,6 +920,235 @@ async fn rewrap(Signed(mut configs): Signed<Configs>) -> Result<Json<Rewrapped>,
         .await?
         .into_inner();
     Ok(Json(Rewrapped { rewrapped: r.rewrapped }))
+}
+
+/// Where a gray release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GrayState {
+    /// Delivered to the watchers its selector matches and to its targets.
+    Active,
+    /// The release for all.
+    Promoted,
+    /// Withdrawn: its watchers went back to the latest full release.
+    Abandoned,
+}
+
+impl GrayState {
+    fn parse(raw: &str) -> Self {
+        match raw {
+            "promoted" => Self::Promoted,
+            "abandoned" => Self::Abandoned,
+            _ => Self::Active,
+        }
+    }
+}
+
+/// A cluster (and optionally one partition in it) that a gray release is pinned to.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrayTarget {
+    /// The cluster's name.
+    pub cluster: String,
+    /// One partition of it; empty or absent: all of them.
+    #[serde(default)]
+    pub partition: String,
+}
+
+/// A gray release's rule: who gets it, and where it stands.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GrayRule {
+    /// The release.
+    pub release_id: String,
+    /// Its config set.
+    pub config_set_id: String,
+    /// The release number.
+    pub number: u64,
+    /// The label selector (Kubernetes syntax), canonical form.
+    pub selector: String,
+    /// Clusters / partitions delivery pins to it.
+    pub targets: Vec<GrayTarget>,
+    /// The full release everyone else keeps.
+    pub base: u64,
+    /// Where it stands.
+    pub state: GrayState,
+    /// Who published it.
+    pub author: String,
+    /// Who promoted or abandoned it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub decided_by: String,
+    /// When.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// When it was published.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::GrayRule> for GrayRule {
+    fn from(g: pb::GrayRule) -> Self {
+        Self {
+            release_id: g.release_id,
+            config_set_id: g.config_set_id,
+            number: g.number,
+            selector: g.selector,
+            targets: g
+                .targets
+                .into_iter()
+                .map(|t| GrayTarget {
+                    cluster: t.cluster,
+                    partition: t.partition,
+                })
+                .collect(),
+            base: g.base,
+            state: GrayState::parse(&g.state),
+            author: g.author,
+            decided_by: g.decided_by,
+            decided_at: time(g.decided_at),
+            created_at: time(g.created_at),
+        }
+    }
+}
+
+/// Body of `POST /config-sets/{id}/gray-releases`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishGray {
+    /// What the release changes.
+    message: String,
+    /// The draft version reviewed; a later edit makes the publish 409.
+    #[serde(default)]
+    version: u64,
+    /// Which watchers get it, by their labels: `zone=a,canary=true`,
+    /// `zone in (a,b)`, `tier notin (db)`, `canary`, `!legacy`.
+    #[serde(default)]
+    selector: String,
+    /// Which clusters (and partitions) get it.
+    #[serde(default)]
+    targets: Vec<GrayTarget>,
+}
+
+/// A watcher of a set and the release it holds.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Instance {
+    /// The config set.
+    pub config_set_id: String,
+    /// The watcher's own id.
+    pub instance: String,
+    /// Its labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Where it connected from.
+    pub ip: String,
+    /// The release it holds (0: none yet).
+    pub release_number: u64,
+    /// Whether that is the set's gray release in flight.
+    pub gray: bool,
+    /// When it last watched.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/config-sets/{id}/gray-releases", tag = "configs",
+    params(("id" = String, Path, description = "the config set")), request_body = PublishGray,
+    responses((status = 201, body = ConfigRelease, description = "the gray release, with its rule"), Problems),
+    security(("bearer" = [])))]
+async fn publish_gray(
+    Signed(mut configs): Signed<Configs>,
+    Path(id): Path<String>,
+    Body(b): Body<PublishGray>,
+) -> Result<(StatusCode, Json<ConfigRelease>), ApiError> {
+    let request = pb::PublishGrayRequest {
+        config_set_id: id,
+        message: b.message,
+        version: b.version,
+        selector: b.selector,
+        targets: b
+            .targets
+            .into_iter()
+            .map(|t| pb::GrayTarget {
+                cluster: t.cluster,
+                partition: t.partition,
+            })
+            .collect(),
+    };
+    let release = configs.publish_gray(request).await?.into_inner();
+    Ok((StatusCode::CREATED, Json(release.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/config-sets/{id}/gray-releases", tag = "configs",
+    params(("id" = String, Path, description = "the config set"), ListQuery),
+    responses((status = 200, body = Page<GrayRule>), Problems), security(("bearer" = [])))]
+async fn list_gray_rules(
+    Signed(mut configs): Signed<Configs>,
+    Path(id): Path<String>,
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<GrayRule>>, ApiError> {
+    let request = pb::ListGrayRulesRequest {
+        config_set_id: id,
+        page: page.request(),
+    };
+    let r = configs.list_gray_rules(request).await?.into_inner();
+    Ok(Json(Page::new(
+        r.rules.into_iter().map(GrayRule::from).collect(),
+        r.page,
+    )))
+}
+
+#[utoipa::path(post, path = "/api/v1/config-sets/{id}/gray-releases/{number}/promote", tag = "configs",
+    params(("id" = String, Path, description = "the config set"), ("number" = u64, Path, description = "the gray release")),
+    responses((status = 200, body = ConfigRelease, description = "the release, now everyone's"), Problems),
+    security(("bearer" = [])))]
+async fn promote_gray(
+    Signed(mut configs): Signed<Configs>,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<Json<ConfigRelease>, ApiError> {
+    let request = pb::DecideGrayRequest {
+        config_set_id: id,
+        number: whole("number", Some(&number))?,
+    };
+    Ok(Json(configs.promote_gray(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/config-sets/{id}/gray-releases/{number}/abandon", tag = "configs",
+    params(("id" = String, Path, description = "the config set"), ("number" = u64, Path, description = "the gray release")),
+    responses((status = 200, body = ConfigRelease, description = "the release, withdrawn"), Problems),
+    security(("bearer" = [])))]
+async fn abandon_gray(
+    Signed(mut configs): Signed<Configs>,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<Json<ConfigRelease>, ApiError> {
+    let request = pb::DecideGrayRequest {
+        config_set_id: id,
+        number: whole("number", Some(&number))?,
+    };
+    Ok(Json(configs.abandon_gray(request).await?.into_inner().into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/config-sets/{id}/instances", tag = "configs",
+    params(("id" = String, Path, description = "the config set"), ListQuery),
+    responses((status = 200, body = Page<Instance>, description = "the watchers that named themselves, with the release each holds"), Problems),
+    security(("bearer" = [])))]
+async fn list_instances(
+    Signed(mut configs): Signed<Configs>,
+    Path(id): Path<String>,
+    Query(page): Query<ListQuery>,
+) -> Result<Json<Page<Instance>>, ApiError> {
+    let request = pb::ListInstancesRequest {
+        config_set_id: id,
+        page: page.request(),
+    };
+    let r = configs.list_instances(request).await?.into_inner();
+    let instances = r
+        .instances
+        .into_iter()
+        .map(|i| Instance {
+            config_set_id: i.config_set_id,
+            instance: i.instance,
+            labels: i.labels.into_iter().collect(),
+            ip: i.ip,
+            release_number: i.release_number,
+            gray: i.gray,
+            last_seen: time(i.last_seen),
+        })
+        .collect();
+    Ok(Json(Page::new(instances, r.page)))
 }
 
 #[cfg(test)]

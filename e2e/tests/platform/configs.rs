@@ -13,7 +13,7 @@ use crate::isolation::send;
 pub(crate) struct Tenant {
     pub(crate) id: String,
     pub(crate) operator: String,
-    second_operator: String,
+    pub(crate) second_operator: String,
     pub(crate) developer: String,
     pub(crate) viewer: String,
 }
@@ -484,7 +484,7 @@ async fn another_tenants_token_sees_nothing_of_a_tenants_configuration() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 
-fn numbers(answer: &Value) -> Vec<u64> {
+pub(crate) fn numbers(answer: &Value) -> Vec<u64> {
     answer["releases"]
         .as_array()
         .unwrap()

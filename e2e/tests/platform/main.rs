@@ -8,6 +8,7 @@ mod charts;
 mod clusters;
 mod config_agent;
 mod config_delivery;
+mod config_gray;
 mod configs;
 mod dr_journey;
 mod dr_tiers;

@@ -16,12 +16,14 @@ use crate::config_set::{ConfigSet, ConfigSets, NewConfigSet};
 use crate::draft::{Draft, Drafts, NewItem};
 use crate::effective::{Entry, ItemChange};
 use crate::environment::{EnvironmentPolicies, EnvironmentPolicy};
-use crate::instance::{Instances, Watcher};
+use crate::gray::{GrayRule, NewGray};
+use crate::instance::{InstanceView, Instances, instance_id};
 use crate::item::ItemView;
 use crate::link::{Links, SharedLinks};
 use crate::release::{Notice, Release, ReleaseWithItems, Releases};
 use crate::secret::{Keyring, Sealer};
-use crate::watch::Watchers;
+use crate::selector::Labels;
+use crate::watch::{Watcher, Watchers};
 
 /// How many notices a watcher may have in flight before the service waits
 /// for it to read.
@@ -52,10 +54,11 @@ impl Configs {
         let policies = EnvironmentPolicies::new(pool.clone());
         let links = Links::new(pool.clone());
         let releases = Releases::new(outbox, sets.clone(), sealer.clone(), policies.clone(), links.clone());
+        let instances = Instances::new(pool.clone(), sets.clone());
         Self {
-            instances: Instances::new(pool.clone()),
             drafts: Drafts::new(pool, sets.clone(), sealer.clone()),
-            watchers: Watchers::new(releases.clone(), stop),
+            watchers: Watchers::new(releases.clone(), instances.clone(), stop),
+            instances,
             sets,
             releases,
             policies,
@@ -73,6 +76,11 @@ impl Configs {
     /// Its watchers (to start their listener).
     pub fn watchers(&self) -> Watchers {
         self.watchers.clone()
+    }
+
+    /// Its instances view (to start its recorder).
+    pub fn instances(&self) -> Instances {
+        self.instances.clone()
     }
 }
 
@@ -116,6 +124,48 @@ fn draft_to_pb(d: Draft) -> pb::Draft {
     }
 }
 
+fn gray_to_pb(g: GrayRule) -> pb::GrayRule {
+    pb::GrayRule {
+        release_id: g.release_id.to_string(),
+        config_set_id: g.config_set_id.to_string(),
+        number: unsigned(g.number),
+        selector: g.selector.to_string(),
+        targets: g
+            .targets
+            .into_iter()
+            .map(|t| pb::GrayTarget {
+                cluster: t.cluster,
+                partition: t.partition,
+            })
+            .collect(),
+        base: unsigned(g.base),
+        state: g.state.as_str().into(),
+        author: g.author,
+        decided_by: g.decided_by.unwrap_or_default(),
+        decided_at: g.decided_at.and_then(timestamp),
+        created_at: timestamp(g.created_at),
+    }
+}
+
+fn instance_to_pb(i: InstanceView) -> pb::Instance {
+    let labels = match i.labels {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        _ => Default::default(),
+    };
+    pb::Instance {
+        config_set_id: i.config_set_id.to_string(),
+        instance: i.instance,
+        labels,
+        ip: i.ip,
+        release_number: unsigned(i.release_number),
+        last_seen: timestamp(i.last_seen),
+        gray: i.gray,
+    }
+}
+
 fn release_to_pb(r: Release, items: Vec<ItemView>) -> pb::ConfigRelease {
     pb::ConfigRelease {
         id: r.id.to_string(),
@@ -127,11 +177,15 @@ fn release_to_pb(r: Release, items: Vec<ItemView>) -> pb::ConfigRelease {
         restores: unsigned(r.restores),
         created_at: timestamp(r.created_at),
         items: items.into_iter().map(item_to_pb).collect(),
+        gray: None,
     }
 }
 
 fn with_items_to_pb(r: ReleaseWithItems) -> pb::ConfigRelease {
-    release_to_pb(r.release, r.items)
+    pb::ConfigRelease {
+        gray: r.gray.map(gray_to_pb),
+        ..release_to_pb(r.release, r.items)
+    }
 }
 
 fn change_to_pb(c: ItemChange) -> pb::ItemChange {
@@ -453,19 +507,120 @@ impl ConfigsService for Configs {
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let caller = caller(&request)?;
+        let peer = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
         let r = request.into_inner();
         let id = parse_id("config_set_id", &r.config_set_id)?;
         let after = number("after", r.after)?;
-        let watcher = Watcher::parse(&r.instance, &r.labels, &r.ip)?;
+        let watcher = Watcher {
+            tenant_id: Default::default(),
+            instance: instance_id(&r.instance)?,
+            labels: Labels::parse("labels", &r.labels)?,
+            ip: if r.ip.trim().is_empty() { peer } else { ip(&r.ip)? },
+        };
         // Only the caller's own tenants' sets: checked once, when the watch starts.
         let set = self.sets.get(&caller, id).await?;
-        if let Some(watcher) = watcher {
-            self.instances.record(set.tenant_id, id, &watcher, after).await?;
-        }
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
-        self.watchers.spawn(id, after, tx);
+        self.watchers.spawn(
+            id,
+            after,
+            Watcher {
+                tenant_id: set.tenant_id,
+                ..watcher
+            },
+            tx,
+        );
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
             .map(|notice| notice.map(notice_to_pb).map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))
     }
+
+    async fn publish_gray(
+        &self,
+        request: Request<pb::PublishGrayRequest>,
+    ) -> Result<Response<pb::ConfigRelease>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("config_set_id", &r.config_set_id)?;
+        let gray = NewGray::parse(
+            &r.selector,
+            r.targets.iter().map(|t| (t.cluster.as_str(), t.partition.as_str())),
+        )?;
+        let release = self
+            .releases
+            .publish_gray(&caller, id, &r.message, number("version", r.version)?, gray)
+            .await?;
+        Ok(Response::new(with_items_to_pb(release)))
+    }
+
+    async fn promote_gray(
+        &self,
+        request: Request<pb::DecideGrayRequest>,
+    ) -> Result<Response<pb::ConfigRelease>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("config_set_id", &r.config_set_id)?;
+        let release = self
+            .releases
+            .promote_gray(&caller, id, number("number", r.number)?)
+            .await?;
+        Ok(Response::new(with_items_to_pb(release)))
+    }
+
+    async fn abandon_gray(
+        &self,
+        request: Request<pb::DecideGrayRequest>,
+    ) -> Result<Response<pb::ConfigRelease>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("config_set_id", &r.config_set_id)?;
+        let release = self
+            .releases
+            .abandon_gray(&caller, id, number("number", r.number)?)
+            .await?;
+        Ok(Response::new(with_items_to_pb(release)))
+    }
+
+    async fn list_gray_rules(
+        &self,
+        request: Request<pb::ListGrayRulesRequest>,
+    ) -> Result<Response<pb::ListGrayRulesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("config_set_id", &r.config_set_id)?;
+        let p = r.page.unwrap_or_default();
+        let (rules, next) = self
+            .releases
+            .gray_rules(&caller, id, Page::parse(p.limit, &p.cursor)?)
+            .await?;
+        Ok(Response::new(pb::ListGrayRulesResponse {
+            rules: rules.into_iter().map(gray_to_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn list_instances(
+        &self,
+        request: Request<pb::ListInstancesRequest>,
+    ) -> Result<Response<pb::ListInstancesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("config_set_id", &r.config_set_id)?;
+        let p = r.page.unwrap_or_default();
+        let (instances, next) = self
+            .instances
+            .list(&caller, id, Page::parse(p.limit, &p.cursor)?)
+            .await?;
+        Ok(Response::new(pb::ListInstancesResponse {
+            instances: instances.into_iter().map(instance_to_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+}
+
+/// A watcher's address as the gateway saw it.
+fn ip(raw: &str) -> Result<String, Status> {
+    raw.trim()
+        .parse::<std::net::IpAddr>()
+        .map(|a| a.to_string())
+        .map_err(|_| kernel::Error::invalid("ip", "is not an IP address").into())
 }

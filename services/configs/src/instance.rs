@@ -1,133 +1,224 @@
-//! Watcher instances: which instance (an id the client chooses, with its
-//! labels and address) holds which release of a config set, as Apollo shows
-//! "instances using this config". A watch that names its instance records
-//! it with the release the watcher says it has; a client re-watches at least
-//! every long poll (60 s), so `last_seen` tells live instances from gone ones.
+//! The instances that watch a set (Apollo's "instances using this config"):
+//! a watcher that names itself is recorded with its labels, address, the
+//! release it holds and when it was last seen. Sightings are queued and
+//! written in batches by one task, never on the path that notifies watchers,
+//! so ten thousand watchers woken by a publish cost one write, not ten
+//! thousand.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::time::Duration;
 
-use kernel::{Error, Result};
+use chrono::{DateTime, Utc};
+use kernel::caller::Caller;
+use kernel::page::Page;
+use kernel::{Error, Result, id};
 use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// The longest instance id, label key or value accepted.
-const MAX_NAME: usize = 128;
-/// The most labels one instance may carry.
-const MAX_LABELS: usize = 32;
+use crate::config_set::ConfigSets;
+use crate::selector::Labels;
 
-/// Who watches: an instance id and its labels, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watcher {
-    instance: String,
-    labels: BTreeMap<String, String>,
-    ip: String,
-}
+/// Sightings queued before new ones are dropped (the watcher's next poll
+/// records it again).
+const QUEUE: usize = 65_536;
+/// How often queued sightings are written.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// Longest instance id.
+const MAX_INSTANCE: usize = 128;
 
-/// Whether `raw` is a name made of letters, digits and `._-:/`.
-fn is_name(raw: &str) -> bool {
-    !raw.is_empty()
-        && raw.len() <= MAX_NAME
-        && raw
+/// Checks a client-chosen instance id (empty: anonymous).
+///
+/// # Errors
+/// Too long, or a character other than letters, digits and `-_.:@/`.
+pub fn instance_id(raw: &str) -> Result<String> {
+    let raw = raw.trim();
+    if raw.len() > MAX_INSTANCE
+        || !raw
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@' | '/'))
+    {
+        return Err(Error::invalid(
+            "instance",
+            format!("must be at most {MAX_INSTANCE} letters, digits, '-', '_', '.', ':', '@' or '/'"),
+        ));
+    }
+    Ok(raw.to_string())
 }
 
-/// Labels from `k=v,k=v`.
-fn pairs(raw: &str) -> Result<BTreeMap<String, String>> {
-    let mut labels = BTreeMap::new();
-    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Error::invalid("labels", "must be key=value pairs separated by commas"))?;
-        labels.insert(k.trim().to_string(), v.trim().to_string());
-    }
-    Ok(labels)
-}
-
-impl Watcher {
-    /// A named watcher, or `None` when the watch names no instance (then
-    /// nothing is recorded).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `instance` or `labels`.
-    pub fn parse(instance: &str, labels: &str, ip: &str) -> Result<Option<Self>> {
-        let labels = pairs(labels)?;
-        let labels = &labels;
-        let instance = instance.trim();
-        if instance.is_empty() {
-            if labels.is_empty() {
-                return Ok(None);
-            }
-            return Err(Error::invalid("instance", "is required with labels"));
-        }
-        if !is_name(instance) {
-            return Err(Error::invalid("instance", "must be 1-128 letters, digits or . _ - : /"));
-        }
-        if labels.len() > MAX_LABELS {
-            return Err(Error::invalid("labels", format!("at most {MAX_LABELS}")));
-        }
-        for (k, v) in labels {
-            if !is_name(k) || !(v.is_empty() || is_name(v)) {
-                return Err(Error::invalid(
-                    "labels",
-                    format!("{k:.64}: keys and values must be 1-128 letters, digits or . _ - : /"),
-                ));
-            }
-        }
-        Ok(Some(Self {
-            instance: instance.to_string(),
-            labels: labels.clone(),
-            ip: ip.chars().take(64).collect(),
-        }))
-    }
-
-    /// The instance id.
-    pub fn instance(&self) -> &str {
-        &self.instance
-    }
-
+/// A watcher seen holding a release.
+#[derive(Debug, Clone)]
+pub struct Sighting {
+    /// The set's tenant.
+    pub tenant_id: Uuid,
+    /// The set.
+    pub config_set_id: Uuid,
+    /// The watcher's id.
+    pub instance: String,
     /// Its labels.
-    pub fn labels(&self) -> &BTreeMap<String, String> {
-        &self.labels
-    }
+    pub labels: Labels,
+    /// Its address.
+    pub ip: String,
+    /// The release it holds.
+    pub release: i64,
 }
 
-/// The `instances` table.
+/// An instance as the view shows it.
+#[derive(Debug, Clone)]
+pub struct InstanceView {
+    /// Its row id (the page cursor).
+    pub id: Uuid,
+    /// The set.
+    pub config_set_id: Uuid,
+    /// The watcher's id.
+    pub instance: String,
+    /// Its labels.
+    pub labels: serde_json::Value,
+    /// Its address.
+    pub ip: String,
+    /// The release it holds.
+    pub release_number: i64,
+    /// When it was last seen.
+    pub last_seen: DateTime<Utc>,
+    /// Whether that release is the set's gray release in flight.
+    pub gray: bool,
+}
+
+/// The instances table.
 #[derive(Clone)]
 pub struct Instances {
     pool: PgPool,
+    sets: ConfigSets,
+    queue: mpsc::Sender<Sighting>,
+    queued: std::sync::Arc<std::sync::Mutex<Option<mpsc::Receiver<Sighting>>>>,
 }
 
 impl Instances {
-    /// Instances in `pool`'s schema.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// Instances in `pool`; [`Instances::record`] must run for sightings to be written.
+    pub fn new(pool: PgPool, sets: ConfigSets) -> Self {
+        let (queue, queued) = mpsc::channel(QUEUE);
+        Self {
+            pool,
+            sets,
+            queue,
+            queued: std::sync::Arc::new(std::sync::Mutex::new(Some(queued))),
+        }
     }
 
-    /// Records that `watcher` holds `release` of `set` (of `tenant`) now.
-    /// The caller must have been allowed to see the set.
+    /// Queues a sighting.
+    pub fn saw(&self, sighting: Sighting) {
+        if self.queue.try_send(sighting).is_err() {
+            tracing::debug!("instance sightings queue full; one dropped");
+        }
+    }
+
+    /// Writes queued sightings in batches until `stop`, then the rest.
     ///
     /// # Errors
-    /// The database fails.
-    pub async fn record(&self, tenant: Uuid, set: Uuid, watcher: &Watcher, release: i64) -> Result<()> {
-        let labels = serde_json::to_value(&watcher.labels).map_err(Error::internal)?;
+    /// Never: a failed batch is logged and the next one goes on.
+    pub async fn record(self, stop: CancellationToken) -> Result<()> {
+        let taken = self
+            .queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(mut queued) = taken else {
+            return Ok(());
+        };
+        let mut batch = Vec::new();
+        loop {
+            let stopping = tokio::select! {
+                () = stop.cancelled() => true,
+                n = queued.recv_many(&mut batch, 4096) => n == 0,
+            };
+            while let Ok(s) = queued.try_recv() {
+                batch.push(s);
+            }
+            if !batch.is_empty()
+                && let Err(e) = self.write(std::mem::take(&mut batch)).await
+            {
+                tracing::warn!(error = %e, "cannot record instance sightings");
+            }
+            if stopping {
+                return Ok(());
+            }
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(FLUSH_EVERY) => {}
+            }
+        }
+    }
+
+    async fn write(&self, batch: Vec<Sighting>) -> Result<()> {
+        // The latest sighting of each instance wins.
+        let mut latest: HashMap<(Uuid, String), Sighting> = HashMap::new();
+        for s in batch {
+            latest.insert((s.config_set_id, s.instance.clone()), s);
+        }
+        let n = latest.len();
+        let (mut ids, mut tenants, mut sets, mut names) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut labels, mut ips, mut releases) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for s in latest.into_values() {
+            ids.push(id::new_id());
+            tenants.push(s.tenant_id);
+            sets.push(s.config_set_id);
+            names.push(s.instance);
+            labels.push(serde_json::to_value(s.labels.as_map()).map_err(Error::internal)?);
+            ips.push(s.ip);
+            releases.push(s.release);
+        }
         sqlx::query!(
-            "INSERT INTO instances (tenant_id, config_set_id, instance, labels, ip, release_number, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, now())
+            "INSERT INTO instances (id, tenant_id, config_set_id, instance, labels, ip, release_number, last_seen)
+             SELECT u.id, u.tenant_id, u.set_id, u.instance, u.labels, u.ip, u.release, now()
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[], $7::bigint[])
+                  AS u (id, tenant_id, set_id, instance, labels, ip, release)
+             WHERE EXISTS (SELECT 1 FROM config_sets s WHERE s.id = u.set_id AND s.tenant_id = u.tenant_id)
              ON CONFLICT (config_set_id, instance) DO UPDATE
              SET labels = EXCLUDED.labels, ip = EXCLUDED.ip, release_number = EXCLUDED.release_number,
-                 last_seen = now()
-             WHERE instances.tenant_id = EXCLUDED.tenant_id",
-            tenant,
-            set,
-            watcher.instance,
-            labels,
-            watcher.ip,
-            release,
+                 last_seen = now()",
+            &ids,
+            &tenants,
+            &sets,
+            &names,
+            &labels,
+            &ips,
+            &releases,
         )
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A page of the instances watching a set, with the release each holds.
+    /// Members of the tenant.
+    ///
+    /// # Errors
+    /// The set is not visible.
+    pub async fn list(&self, caller: &Caller, set_id: Uuid, page: Page) -> Result<(Vec<InstanceView>, String)> {
+        let set = self.sets.get(caller, set_id).await?;
+        let rows = sqlx::query_as!(
+            InstanceView,
+            r#"SELECT i.id, i.config_set_id, i.instance, i.labels, i.ip, i.release_number, i.last_seen,
+                      (g.release_id IS NOT NULL) AS "gray!"
+               FROM instances i
+               LEFT JOIN config_gray_rules g
+                      ON g.config_set_id = i.config_set_id AND g.number = i.release_number AND g.state = 'active'
+               WHERE i.config_set_id = $1 AND i.tenant_id = $2 AND ($3::uuid IS NULL OR i.id > $3)
+               ORDER BY i.id LIMIT $4"#,
+            set.id,
+            set.tenant_id,
+            page.after,
+            page.fetch()
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(page.finish(rows, |r| r.id))
     }
 }
 
@@ -135,35 +226,11 @@ impl Instances {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> String {
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     #[test]
-    fn a_watch_without_an_instance_records_nothing() {
-        assert_eq!(Watcher::parse(" ", "", "1.2.3.4").unwrap(), None);
-    }
-
-    #[test]
-    fn instances_and_labels_are_validated_naming_the_field() {
-        let w = Watcher::parse("pod-7", &labels(&[("zone", "a"), ("canary", "true")]), "10.0.0.1")
-            .unwrap()
-            .unwrap();
-        assert_eq!(w.instance(), "pod-7");
-        assert_eq!(w.labels().get("zone").map(String::as_str), Some("a"));
-        let bad = |i: &str, l: &[(&str, &str)]| match Watcher::parse(i, &labels(l), "") {
-            Err(Error::InvalidArgument { field, .. }) => field,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(bad("a b", &[]), "instance");
-        assert_eq!(bad(&"x".repeat(129), &[]), "instance");
-        assert_eq!(bad("", &[("zone", "a")]), "instance");
-        assert_eq!(bad("pod", &[("zo ne", "a")]), "labels");
-        assert_eq!(bad("pod", &[("zone", "a b")]), "labels");
-        assert!(Watcher::parse("pod", "zone", "").is_err());
+    fn an_instance_id_is_short_and_plain() {
+        assert_eq!(instance_id(" web-1.zone-a:8080 ").unwrap(), "web-1.zone-a:8080");
+        assert_eq!(instance_id("").unwrap(), "");
+        assert!(instance_id("a b").is_err());
+        assert!(instance_id(&"x".repeat(129)).is_err());
     }
 }

@@ -4,8 +4,10 @@
 //! diffs, history and rollback; the effective configuration of an
 //! application with the origin of each key; secrets sealed with per-tenant
 //! data keys; four-eyes publishing per environment; and a watch that streams
-//! each new release to clients. It owns the `configs` schema and announces
-//! releases as `configs.release.*` events through its outbox.
+//! each new release to clients, gray releases to the watchers whose labels
+//! match first, and records which instance holds which release. It owns the
+//! `configs` schema and announces releases as `configs.release.*` and
+//! `configs.gray.*` events through its outbox.
 //!
 //! It does not own tenants (tenancy does) nor write into member clusters:
 //! it renders a config as a cluster gets it ([`delivery`]) and the apps
@@ -19,12 +21,14 @@ pub mod draft;
 pub mod effective;
 pub mod environment;
 pub mod format;
+pub mod gray;
 pub mod grpc;
 pub mod instance;
 pub mod item;
 pub mod link;
 pub mod release;
 pub mod secret;
+pub mod selector;
 pub mod settings;
 pub mod watch;
 
@@ -80,5 +84,6 @@ pub async fn start_with(
         tracing::info!(rewrapped, "tenant data keys re-sealed under the current master key");
     }
     shutdown.spawn("config release listener", api.watchers().listen(base.pool.clone()));
+    shutdown.spawn("config instance recorder", api.instances().record(shutdown.token()));
     base.serve(addresses, ConfigsServiceServer::new(api), shutdown).await
 }

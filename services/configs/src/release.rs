@@ -21,9 +21,12 @@ use crate::config_set::{ConfigSet, ConfigSets};
 use crate::draft::lock_version;
 use crate::effective::{self, Entry, ItemChange, Layer};
 use crate::environment::EnvironmentPolicies;
+use crate::gray::GrayRule;
 use crate::item::{ItemView, StoredItem, open_all, view_all};
 use crate::link::Links;
 use crate::secret::{Sealer, mask};
+use crate::selector::Selector;
+use crate::watch::{SetState, WINDOW};
 
 /// `configs.release.published`
 pub const PUBLISHED: EventType = EventType::new("configs", "release", "published");
@@ -67,6 +70,8 @@ pub struct ReleaseWithItems {
     pub release: Release,
     /// Its items.
     pub items: Vec<ItemView>,
+    /// For a gray release, its rule.
+    pub gray: Option<GrayRule>,
 }
 
 /// The difference between two releases of a set.
@@ -89,7 +94,8 @@ pub struct Notice {
     pub number: i64,
     /// The release id.
     pub release_id: Uuid,
-    /// `publish` or `rollback`.
+    /// `publish`, `rollback`, `gray` (this watcher's gray release) or
+    /// `promoted` (a gray release now everyone's).
     pub kind: String,
 }
 
@@ -128,9 +134,9 @@ fn message(raw: &str, field: &str) -> Result<String> {
 /// Releases in the configs schema.
 #[derive(Clone)]
 pub struct Releases {
-    outbox: Outbox,
-    sets: ConfigSets,
-    sealer: Sealer,
+    pub(crate) outbox: Outbox,
+    pub(crate) sets: ConfigSets,
+    pub(crate) sealer: Sealer,
     policies: EnvironmentPolicies,
     links: Links,
 }
@@ -147,7 +153,7 @@ impl Releases {
         }
     }
 
-    async fn four_eyes(&self, set: &ConfigSet) -> Result<bool> {
+    pub(crate) async fn four_eyes(&self, set: &ConfigSet) -> Result<bool> {
         if set.environment.is_empty() {
             self.policies.four_eyes_for_base(set.tenant_id, &set.application).await
         } else {
@@ -182,6 +188,7 @@ impl Releases {
                 "the draft changed since it was reviewed (it is at version {current}, the publish names {version}): review it again"
             )));
         }
+        no_gray_in_flight(&mut tx, set_id).await?;
         let head = sqlx::query!(
             "SELECT last_editor, latest_release FROM config_sets WHERE id = $1",
             set_id
@@ -208,8 +215,9 @@ impl Releases {
                 }
             )));
         }
+        let number = next_number(&mut tx, set_id).await?;
         let release = self
-            .insert(&mut tx, &set, head.latest_release + 1, &message_text, caller, 0)
+            .insert(&mut tx, &set, number, &message_text, caller, Kind::Publish)
             .await?;
         sqlx::query!(
             "INSERT INTO config_release_items (release_id, name, format, secret, content, sealed)
@@ -241,6 +249,7 @@ impl Releases {
         caller.require(set.tenant_id, Role::Operator, "config set", set_id)?;
         let mut tx = self.outbox.pool().begin().await?;
         lock_version(&mut tx, set.tenant_id, set_id).await?;
+        no_gray_in_flight(&mut tx, set_id).await?;
         let latest = sqlx::query_scalar!("SELECT latest_release FROM config_sets WHERE id = $1", set_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -250,20 +259,24 @@ impl Releases {
                 format!("must be an earlier release of the set (1 to {})", latest - 1),
             ));
         }
+        // Only a release that was once everyone's: not a gray one that was abandoned.
         let source = sqlx::query_scalar!(
-            "SELECT id FROM config_releases WHERE config_set_id = $1 AND number = $2",
+            "SELECT r.id FROM config_releases r LEFT JOIN config_gray_rules g ON g.release_id = r.id
+             WHERE r.config_set_id = $1 AND r.number = $2 AND (r.kind <> 'gray' OR g.state = 'promoted')",
             set_id,
             to
         )
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::invalid("to", format!("release {to} was a gray release never promoted")))?;
         let message_text = if message_text.is_empty() {
             format!("rollback to release {to}")
         } else {
             message_text
         };
+        let number = next_number(&mut tx, set_id).await?;
         let release = self
-            .insert(&mut tx, &set, latest + 1, &message_text, caller, to)
+            .insert(&mut tx, &set, number, &message_text, caller, Kind::Rollback(to))
             .await?;
         sqlx::query!(
             "INSERT INTO config_release_items (release_id, name, format, secret, content, sealed)
@@ -296,15 +309,20 @@ impl Releases {
         self.with_items(release).await
     }
 
-    async fn insert(
+    pub(crate) async fn insert(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         set: &ConfigSet,
         number: i64,
         message_text: &str,
         caller: &Caller,
-        restores: i64,
+        kind: Kind,
     ) -> Result<Release> {
+        let (kind_name, restores) = match kind {
+            Kind::Publish => ("publish", 0),
+            Kind::Rollback(to) => ("rollback", to),
+            Kind::Gray => ("gray", 0),
+        };
         let release = sqlx::query_as!(
             Release,
             "INSERT INTO config_releases (id, config_set_id, tenant_id, number, message, author, kind, restores)
@@ -316,22 +334,28 @@ impl Releases {
             number,
             message_text,
             caller.subject,
-            if restores == 0 { "publish" } else { "rollback" },
+            kind_name,
             restores,
         )
         .fetch_one(&mut **tx)
         .await?;
+        // A gray release leaves everyone else on the latest full release.
+        let latest = if kind == Kind::Gray {
+            set_latest(tx, set.id).await?
+        } else {
+            number
+        };
         sqlx::query!(
             "UPDATE config_sets SET latest_release = $2, last_editor = NULL WHERE id = $1",
             set.id,
-            number
+            latest
         )
         .execute(&mut **tx)
         .await?;
         Ok(release)
     }
 
-    async fn announce(
+    pub(crate) async fn announce(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         set: &ConfigSet,
@@ -357,7 +381,7 @@ impl Releases {
         Ok(())
     }
 
-    async fn items_of(&self, release: Uuid) -> Result<Vec<StoredItem>> {
+    pub(crate) async fn items_of(&self, release: Uuid) -> Result<Vec<StoredItem>> {
         Ok(sqlx::query_as!(
             StoredItem,
             "SELECT name, format, secret, content, sealed FROM config_release_items WHERE release_id = $1 ORDER BY name",
@@ -367,13 +391,18 @@ impl Releases {
         .await?)
     }
 
-    async fn with_items(&self, release: Release) -> Result<ReleaseWithItems> {
+    pub(crate) async fn with_items(&self, release: Release) -> Result<ReleaseWithItems> {
         let items = self.items_of(release.id).await?;
         let items = view_all(&self.sealer, release.tenant_id, &items).await?;
-        Ok(ReleaseWithItems { release, items })
+        let gray = if release.kind == "gray" {
+            self.gray_rule(release.id).await?
+        } else {
+            None
+        };
+        Ok(ReleaseWithItems { release, items, gray })
     }
 
-    async fn find(&self, set: &ConfigSet, number: i64) -> Result<Release> {
+    pub(crate) async fn find(&self, set: &ConfigSet, number: i64) -> Result<Release> {
         sqlx::query_as!(
             Release,
             "SELECT id, config_set_id, tenant_id, number, message, author, kind, restores, created_at
@@ -569,29 +598,149 @@ impl Releases {
         })
     }
 
-    /// The releases of a set after `after`, in order (at most 100), for a
-    /// watcher whose caller was checked when it started.
+    /// The full releases of a set after `after`, oldest first (at most
+    /// `limit`), for a watcher catching up; its caller was checked when it
+    /// started.
     ///
     /// # Errors
     /// The database fails.
-    pub async fn since(&self, set_id: Uuid, after: i64) -> Result<Vec<Notice>> {
+    pub async fn full_after(&self, set_id: Uuid, after: i64, limit: i64) -> Result<Vec<Notice>> {
         let rows = sqlx::query!(
-            "SELECT id, number, kind FROM config_releases WHERE config_set_id = $1 AND number > $2
-             ORDER BY number LIMIT 100",
+            r#"SELECT r.id, r.number, r.kind, g.state AS "state?"
+               FROM config_releases r LEFT JOIN config_gray_rules g ON g.release_id = r.id
+               WHERE r.config_set_id = $1 AND r.number > $2 AND (r.kind <> 'gray' OR g.state = 'promoted')
+               ORDER BY r.number LIMIT $3"#,
             set_id,
-            after
+            after,
+            limit
         )
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Notice {
-                config_set_id: set_id,
-                number: r.number,
-                release_id: r.id,
-                kind: r.kind,
-            })
+            .map(|r| notice(set_id, r.id, r.number, &r.kind, r.state.as_deref()))
             .collect())
+    }
+
+    /// What every watcher of a set needs: its latest full releases, its
+    /// highest number and its gray release in flight. Read once per change
+    /// and shared by the set's watchers ([`crate::watch`]).
+    ///
+    /// # Errors
+    /// The database fails, or a stored selector does not parse.
+    pub async fn watch_state(&self, set_id: Uuid) -> Result<SetState> {
+        let mut tx = self.outbox.pool().begin().await?;
+        // One snapshot of the three reads.
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query!(
+            r#"SELECT r.id, r.number, r.kind, g.state AS "state?"
+               FROM config_releases r LEFT JOIN config_gray_rules g ON g.release_id = r.id
+               WHERE r.config_set_id = $1 AND (r.kind <> 'gray' OR g.state = 'promoted')
+               ORDER BY r.number DESC LIMIT $2"#,
+            set_id,
+            WINDOW
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let max_number = sqlx::query_scalar!(
+            r#"SELECT COALESCE(MAX(number), 0) AS "max!" FROM config_releases WHERE config_set_id = $1"#,
+            set_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let gray = sqlx::query!(
+            "SELECT release_id, number, selector FROM config_gray_rules WHERE config_set_id = $1 AND state = 'active'",
+            set_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let floor = if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= WINDOW {
+            rows.last().map_or(0, |r| r.number - 1)
+        } else {
+            0
+        };
+        let mut full: Vec<Notice> = rows
+            .into_iter()
+            .map(|r| notice(set_id, r.id, r.number, &r.kind, r.state.as_deref()))
+            .collect();
+        full.reverse();
+        let gray = match gray {
+            Some(g) => Some((
+                notice(set_id, g.release_id, g.number, "gray", Some("active")),
+                Selector::parse("selector", &g.selector)?,
+            )),
+            None => None,
+        };
+        Ok(SetState {
+            full,
+            floor,
+            max_number,
+            gray,
+            generation: 0,
+        })
+    }
+}
+
+/// A watcher's notice of a release; a promoted gray release says so.
+fn notice(set_id: Uuid, id: Uuid, number: i64, kind: &str, gray_state: Option<&str>) -> Notice {
+    Notice {
+        config_set_id: set_id,
+        number,
+        release_id: id,
+        kind: match (kind, gray_state) {
+            ("gray", Some("promoted")) => "promoted".to_string(),
+            (kind, _) => kind.to_string(),
+        },
+    }
+}
+
+/// What a new release is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// The draft, for everyone.
+    Publish,
+    /// An earlier release's items again, for everyone.
+    Rollback(i64),
+    /// The draft, for the watchers a selector matches.
+    Gray,
+}
+
+/// The next release number of a set (gray releases take numbers too).
+pub(crate) async fn next_number(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, set_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT COALESCE(MAX(number), 0) AS "max!" FROM config_releases WHERE config_set_id = $1"#,
+        set_id
+    )
+    .fetch_one(&mut **tx)
+    .await?
+        + 1)
+}
+
+async fn set_latest(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, set_id: Uuid) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar!("SELECT latest_release FROM config_sets WHERE id = $1", set_id)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// Refuses a full release while a gray one is in flight: it would be unclear
+/// which of the two the gray watchers should hold.
+async fn no_gray_in_flight(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, set_id: Uuid) -> Result<()> {
+    let gray = sqlx::query_scalar!(
+        "SELECT number FROM config_gray_rules WHERE config_set_id = $1 AND state = 'active'",
+        set_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    match gray {
+        Some(number) => Err(Error::FailedPrecondition(format!(
+            "release {number} is in gray release: promote or abandon it first"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -1,108 +1,363 @@
 //! Watching a config set's releases. Each instance of the service listens on
 //! PostgreSQL's [`NOTIFY_CHANNEL`](crate::release::NOTIFY_CHANNEL), which a
-//! publish notifies in its own transaction (so the wake-up comes at commit,
-//! from whichever instance published), and fans the set ids out to its
-//! watchers. A notification only wakes a watcher: it then reads the releases
-//! after the last one it sent from the table, so a lost notification (the
-//! listener reconnecting) or a burst of them can delay a watcher but never
-//! make it skip or repeat a release. When the listener may have missed
-//! something, every watcher is woken to read again.
+//! publish (or a gray step) notifies in its own transaction, so the wake-up
+//! comes at commit from whichever instance published.
+//!
+//! Each watched set has one feed per instance: a task that, when woken,
+//! reads the set's watch state once (its latest full releases, the gray
+//! release in flight and its selector) and hands it to every watcher of the
+//! set at once. Each watcher then works out from that shared snapshot, with
+//! no query of its own, what it lacks: the full releases after the one it
+//! has, the gray release if its labels match, or the latest full release if
+//! it holds a gray one no longer meant for it. So a publish costs one read
+//! however many watch, and a watcher can neither skip nor repeat a release:
+//! a notification lost while the listener reconnects only delays the next
+//! snapshot (every feed reads again then). A watcher further behind than the
+//! snapshot reaches catches up from the table first.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kernel::Result;
 use sqlx::PgPool;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::instance::{Instances, Sighting};
 use crate::release::{NOTIFY_CHANNEL, Notice, Releases};
+use crate::selector::{Labels, Selector};
 
-/// How many wake-ups an instance buffers per watcher before a slow watcher
-/// is told to read everything again (it then catches up from the table).
-const BUFFER: usize = 1024;
+/// How many of a set's latest full releases a snapshot holds; a watcher
+/// further behind reads the table until it is within them.
+pub const WINDOW: i64 = 100;
 
-/// What a watcher is woken with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wake {
-    /// This set has a new release.
-    Set(Uuid),
-    /// Anything may have changed: read again.
-    All,
+/// What every watcher of a set needs to know to answer itself.
+#[derive(Debug, Clone, Default)]
+pub struct SetState {
+    /// The latest full releases (at most [`WINDOW`]), oldest first.
+    pub full: Vec<Notice>,
+    /// Every full release numbered above this is in `full`.
+    pub floor: i64,
+    /// The highest release number of the set, gray ones included.
+    pub max_number: i64,
+    /// The gray release in flight and who gets it.
+    pub gray: Option<(Notice, Selector)>,
+    /// The last subscription it was read after (see [`Watchers::spawn`]).
+    pub generation: u64,
 }
 
-/// This instance's watchers' wake-ups.
+impl SetState {
+    /// What a watcher that has release `after` and `labels` lacks, in order;
+    /// `None` when it is too far behind for this snapshot.
+    pub fn answer(&self, after: i64, labels: &Labels) -> Option<Vec<Notice>> {
+        if after < self.floor {
+            return None;
+        }
+        let mut out: Vec<Notice> = self.full.iter().filter(|n| n.number > after).cloned().collect();
+        let gray_for_it = self.gray.as_ref().filter(|(_, selector)| selector.matches(labels));
+        if let Some((gray, _)) = gray_for_it.filter(|(g, _)| g.number > after) {
+            out.push(gray.clone());
+        }
+        let latest = self.full.last();
+        let holds_own_gray = gray_for_it.is_some_and(|(g, _)| g.number == after);
+        // It holds a release that is neither full nor its gray one (abandoned,
+        // or its labels changed): back to the latest full release.
+        if out.is_empty()
+            && !holds_own_gray
+            && after <= self.max_number
+            && let Some(latest) = latest.filter(|l| after > l.number)
+        {
+            out.push(latest.clone());
+        }
+        Some(out)
+    }
+}
+
+/// Who is watching: recorded in the instances view when it names itself.
+#[derive(Debug, Clone, Default)]
+pub struct Watcher {
+    /// The set's tenant.
+    pub tenant_id: Uuid,
+    /// The client-chosen id; empty: anonymous, not recorded.
+    pub instance: String,
+    /// Its labels, matched against gray selectors.
+    pub labels: Labels,
+    /// Where it connects from.
+    pub ip: String,
+}
+
+type Snapshot = Option<Arc<SetState>>;
+
+/// One set's feed on this instance.
+struct Feed {
+    state: watch::Sender<Snapshot>,
+    reload: Arc<Notify>,
+    /// Subscriptions so far: a snapshot read after the n-th counts n.
+    asked: Arc<AtomicU64>,
+}
+
+/// This instance's watchers and their sets' feeds.
 #[derive(Clone)]
 pub struct Watchers {
-    wake: broadcast::Sender<Wake>,
+    feeds: Arc<Mutex<HashMap<Uuid, Feed>>>,
     releases: Releases,
+    instances: Instances,
     stop: CancellationToken,
 }
 
 impl Watchers {
-    /// Watchers over `releases`; they end when `stop` is cancelled.
-    pub fn new(releases: Releases, stop: CancellationToken) -> Self {
-        let (wake, _) = broadcast::channel(BUFFER);
-        Self { wake, releases, stop }
+    /// Watchers over `releases`, recording named ones in `instances`; they
+    /// end when `stop` is cancelled.
+    pub fn new(releases: Releases, instances: Instances, stop: CancellationToken) -> Self {
+        Self {
+            feeds: Arc::default(),
+            releases,
+            instances,
+            stop,
+        }
+    }
+
+    fn feeds(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Feed>> {
+        // A panic while holding this lock leaves the map consistent (inserts and removes only).
+        self.feeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Listens for release notifications until stopped ([`kernel::db::follow`]
-    /// reconnects a dropped connection; every watcher then reads again).
+    /// reconnects a dropped connection; every feed then reads again).
     ///
     /// # Errors
     /// Never: failures are retried.
     pub async fn listen(self, pool: PgPool) -> Result<()> {
         kernel::db::follow(&pool, NOTIFY_CHANNEL, &self.stop, |notice| {
-            let wake = match notice {
-                kernel::db::Notice::Payload(set) => Uuid::parse_str(&set).map_or(Wake::All, Wake::Set),
-                kernel::db::Notice::Missed => Wake::All,
-            };
-            // No receiver: no watcher right now.
-            let _ = self.wake.send(wake);
+            let feeds = self.feeds();
+            match notice {
+                kernel::db::Notice::Payload(set) => match Uuid::parse_str(&set) {
+                    Ok(set) => {
+                        if let Some(feed) = feeds.get(&set) {
+                            feed.reload.notify_one();
+                        }
+                    }
+                    Err(_) => feeds.values().for_each(|f| f.reload.notify_one()),
+                },
+                kernel::db::Notice::Missed => feeds.values().for_each(|f| f.reload.notify_one()),
+            }
         })
         .await
     }
 
-    /// Sends every release of `set_id` after `after`, in order, then each
-    /// new one, into `out` until the receiver goes away or the service stops.
-    /// The caller must have been allowed to see the set.
-    pub fn spawn(&self, set_id: Uuid, after: i64, out: mpsc::Sender<Result<Notice>>) {
-        // Subscribed before the first read, so no release falls between them.
-        let mut wake = self.wake.subscribe();
-        let releases = self.releases.clone();
-        let stop = self.stop.clone();
-        tokio::spawn(async move {
-            let mut last = after;
-            loop {
-                match releases.since(set_id, last).await {
-                    Ok(notices) => {
-                        let more = notices.len() == 100;
-                        for notice in notices {
-                            last = notice.number;
-                            if out.send(Ok(notice)).await.is_err() {
-                                return;
-                            }
-                        }
-                        if more {
-                            continue;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = out.send(Err(e)).await;
+    /// How many sets this instance is feeding (for tests and metrics).
+    pub fn feeding(&self) -> usize {
+        self.feeds().len()
+    }
+
+    /// The set's snapshots, starting its feed if it has none, and the
+    /// generation of the first snapshot read after this subscription: the
+    /// watcher answers from none older, so a release committed before it
+    /// subscribed is in its first answer even if its notification is still
+    /// on the way (subscriptions at once share one read).
+    fn subscribe(&self, set_id: Uuid) -> (watch::Receiver<Snapshot>, u64) {
+        let mut feeds = self.feeds();
+        if let Some(feed) = feeds.get(&set_id) {
+            let wanted = feed.asked.fetch_add(1, Ordering::SeqCst) + 1;
+            feed.reload.notify_one();
+            return (feed.state.subscribe(), wanted);
+        }
+        let (state, receiver) = watch::channel(None);
+        let reload = Arc::new(Notify::new());
+        let asked = Arc::new(AtomicU64::new(1));
+        // The first read, after the feed is in the map: a release committed
+        // from here on wakes it again, so none falls between.
+        reload.notify_one();
+        feeds.insert(
+            set_id,
+            Feed {
+                state: state.clone(),
+                reload: reload.clone(),
+                asked: asked.clone(),
+            },
+        );
+        tokio::spawn(self.clone().feed(set_id, state, reload, asked));
+        (receiver, 1)
+    }
+
+    async fn feed(self, set_id: Uuid, state: watch::Sender<Snapshot>, reload: Arc<Notify>, asked: Arc<AtomicU64>) {
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = state.closed() => {
+                    let mut feeds = self.feeds();
+                    // A watcher may have joined since: then keep feeding.
+                    if state.receiver_count() == 0 {
+                        feeds.remove(&set_id);
                         return;
                     }
                 }
-                // Wait for a wake-up that concerns this set.
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = out.closed() => return,
-                        w = wake.recv() => match w {
-                            Ok(Wake::Set(id)) if id != set_id => continue,
-                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                            Err(broadcast::error::RecvError::Closed) => return,
-                        },
+                () = reload.notified() => loop {
+                    // Loaded before the read: every subscription counted is older than it.
+                    let generation = asked.load(Ordering::SeqCst);
+                    match self.releases.watch_state(set_id).await {
+                        Ok(s) => {
+                            state.send_replace(Some(Arc::new(SetState { generation, ..s })));
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, %set_id, "cannot read the set's releases; retrying");
+                            tokio::select! {
+                                () = self.stop.cancelled() => return,
+                                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
                     }
+                },
+            }
+        }
+    }
+
+    /// Sends `watcher` what it lacks of `set_id` after release `after`, in
+    /// order, then each new release meant for it, into `out` until the
+    /// receiver goes away or the service stops. The caller must have been
+    /// allowed to see the set.
+    pub fn spawn(&self, set_id: Uuid, after: i64, watcher: Watcher, out: mpsc::Sender<Result<Notice>>) {
+        let (mut feed, wanted) = self.subscribe(set_id);
+        let releases = self.releases.clone();
+        let instances = self.instances.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let seen = |release: i64| {
+                if !watcher.instance.is_empty() {
+                    instances.saw(Sighting {
+                        tenant_id: watcher.tenant_id,
+                        config_set_id: set_id,
+                        instance: watcher.instance.clone(),
+                        labels: watcher.labels.clone(),
+                        ip: watcher.ip.clone(),
+                        release,
+                    });
+                }
+            };
+            seen(after);
+            let mut last = after;
+            loop {
+                let snapshot = feed.borrow_and_update().clone().filter(|s| s.generation >= wanted);
+                let (notices, from_table) = match snapshot.map(|s| s.answer(last, &watcher.labels)) {
+                    // Not read yet: the first snapshot wakes it.
+                    None => (Vec::new(), false),
+                    Some(Some(notices)) => (notices, false),
+                    Some(None) => match releases.full_after(set_id, last, WINDOW).await {
+                        Ok(notices) => (notices, true),
+                        Err(e) => {
+                            let _ = out.send(Err(e)).await;
+                            return;
+                        }
+                    },
+                };
+                let sent = !notices.is_empty();
+                let more = from_table && sent;
+                for notice in notices {
+                    last = notice.number;
+                    if out.send(Ok(notice)).await.is_err() {
+                        return;
+                    }
+                }
+                if more {
+                    // Caught up from the table: see whether the snapshot now reaches.
+                    continue;
+                }
+                if sent {
+                    seen(last);
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = out.closed() => return,
+                    changed = feed.changed() => if changed.is_err() { return },
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(number: i64, kind: &str) -> Notice {
+        Notice {
+            config_set_id: Uuid::nil(),
+            number,
+            release_id: Uuid::from_u128(number as u128),
+            kind: kind.into(),
+        }
+    }
+
+    fn numbers(answer: Option<Vec<Notice>>) -> Vec<i64> {
+        answer.unwrap().iter().map(|n| n.number).collect()
+    }
+
+    fn labels(raw: &str) -> Labels {
+        Labels::parse("labels", raw).unwrap()
+    }
+
+    /// Full releases 1 and 2, gray release 3 for `zone=a`.
+    fn gray_state() -> SetState {
+        SetState {
+            full: vec![notice(1, "publish"), notice(2, "publish")],
+            floor: 0,
+            max_number: 3,
+            gray: Some((notice(3, "gray"), Selector::parse("s", "zone=a").unwrap())),
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn only_matching_watchers_get_the_gray_release() {
+        let s = gray_state();
+        assert_eq!(numbers(s.answer(0, &labels("zone=a"))), vec![1, 2, 3]);
+        assert_eq!(numbers(s.answer(2, &labels("zone=a"))), vec![3]);
+        assert_eq!(numbers(s.answer(2, &labels("zone=b"))), Vec::<i64>::new());
+        assert_eq!(numbers(s.answer(0, &labels(""))), vec![1, 2]);
+        // Holding it: nothing more.
+        assert_eq!(numbers(s.answer(3, &labels("zone=a"))), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_watcher_holding_a_gray_release_not_meant_for_it_goes_back_to_the_full_one() {
+        let mut s = gray_state();
+        // Its labels changed.
+        assert_eq!(numbers(s.answer(3, &labels("zone=b"))), vec![2]);
+        // Abandoned.
+        s.gray = None;
+        assert_eq!(numbers(s.answer(3, &labels("zone=a"))), vec![2]);
+        assert_eq!(numbers(s.answer(2, &labels("zone=a"))), Vec::<i64>::new());
+        // A number the snapshot does not know yet: wait for it rather than go back.
+        assert_eq!(numbers(s.answer(9, &labels("zone=a"))), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_promoted_gray_release_reaches_the_others_only() {
+        let s = SetState {
+            full: vec![notice(1, "publish"), notice(2, "publish"), notice(3, "promoted")],
+            floor: 0,
+            max_number: 3,
+            gray: None,
+            generation: 0,
+        };
+        assert_eq!(numbers(s.answer(2, &labels("zone=b"))), vec![3]);
+        assert_eq!(numbers(s.answer(3, &labels("zone=a"))), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_watcher_behind_the_window_reads_the_table() {
+        let s = SetState {
+            full: vec![notice(150, "publish")],
+            floor: 149,
+            max_number: 150,
+            gray: None,
+            generation: 0,
+        };
+        assert!(s.answer(10, &labels("")).is_none());
+        assert_eq!(numbers(s.answer(149, &labels(""))), vec![150]);
     }
 }

@@ -135,3 +135,126 @@ async fn a_watcher_gets_every_release_once_in_order_and_resumes_after_its_last()
     assert_eq!(refused.code(), tonic::Code::NotFound);
     shutdown.trigger();
 }
+
+async fn publish_n(api: &mut Client, set: &str, n: u64) {
+    let draft = api
+        .get_draft(pb::GetDraftRequest {
+            config_set_id: set.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    api.put_draft_item(pb::PutDraftItemRequest {
+        config_set_id: set.into(),
+        version: draft.version,
+        item: Some(pb::ConfigItem {
+            name: "a.properties".into(),
+            content: format!("n={n}\n"),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    api.publish(pb::PublishRequest {
+        config_set_id: set.into(),
+        message: format!("release {n}"),
+        version: 0,
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_watcher_far_behind_catches_up_from_the_table_then_follows_gray_releases_by_its_labels() {
+    let t = TestPlatform::new().await;
+    let shutdown = Shutdown::new();
+    let settings = configs::Settings::from_env(&t.env, &t.settings).unwrap();
+    let running = configs::start_with(&t.settings, settings, Addresses::ephemeral(), &shutdown)
+        .await
+        .unwrap();
+    let key = CallerKey::new(t.settings.caller_key.clone());
+    let tenant = Uuid::now_v7();
+    let mut api = client(running.grpc, &key, "user:editor", tenant);
+    let mut second = client(running.grpc, &key, "user:reviewer", tenant);
+    let set = api
+        .create_config_set(pb::CreateConfigSetRequest {
+            tenant_id: tenant.to_string(),
+            application: "shop".into(),
+            environment: "qa".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // More releases than a shared snapshot holds.
+    let total = u64::try_from(configs::watch::WINDOW).unwrap() + 20;
+    for n in 1..=total {
+        publish_n(&mut api, &set.id, n).await;
+    }
+    let watch = |labels: &str| pb::WatchRequest {
+        config_set_id: set.id.clone(),
+        after: 0,
+        instance: String::new(),
+        labels: labels.into(),
+        ip: String::new(),
+    };
+    let mut canary = api.watch(watch("zone=a")).await.unwrap().into_inner();
+    let mut steady = api.watch(watch("zone=b")).await.unwrap().into_inner();
+    assert_eq!(next_numbers(&mut canary, total).await, (1..=total).collect::<Vec<_>>());
+    assert_eq!(next_numbers(&mut steady, total).await, (1..=total).collect::<Vec<_>>());
+
+    // A gray release for zone=a, then a full one after it is promoted.
+    let draft = api
+        .get_draft(pb::GetDraftRequest {
+            config_set_id: set.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    api.put_draft_item(pb::PutDraftItemRequest {
+        config_set_id: set.id.clone(),
+        version: draft.version,
+        item: Some(pb::ConfigItem {
+            name: "a.properties".into(),
+            content: "n=gray\n".into(),
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let gray = second
+        .publish_gray(pb::PublishGrayRequest {
+            config_set_id: set.id.clone(),
+            message: "canary".into(),
+            selector: "zone=a".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gray.number, total + 1);
+    let notice = tokio::time::timeout(Duration::from_secs(20), canary.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((notice.number, notice.kind.as_str()), (total + 1, "gray"));
+    second
+        .promote_gray(pb::DecideGrayRequest {
+            config_set_id: set.id.clone(),
+            number: total + 1,
+        })
+        .await
+        .unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(20), steady.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((notice.number, notice.kind.as_str()), (total + 1, "promoted"));
+    publish_n(&mut api, &set.id, total + 2).await;
+    // The canary's next notice is the full release after: nothing twice.
+    assert_eq!(next_numbers(&mut canary, total + 2).await, vec![total + 2]);
+    assert_eq!(next_numbers(&mut steady, total + 2).await, vec![total + 2]);
+    shutdown.trigger();
+}
