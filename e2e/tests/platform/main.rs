@@ -12,6 +12,7 @@ mod dr_tiers;
 mod errors;
 mod external_services;
 mod failovers;
+mod images;
 mod isolation;
 mod ldap;
 mod logs;

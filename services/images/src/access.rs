@@ -269,7 +269,9 @@ mod tests {
         };
         assert_eq!(robot.allowed(t, p), [Action::Pull, Action::Push].into());
         assert!(robot.allowed(t, Uuid::now_v7()).is_empty());
-        let scope = Scope::parse("repository:acme/shop/web:pull,push,delete").unwrap().unwrap();
+        let scope = Scope::parse("repository:acme/shop/web:pull,push,delete")
+            .unwrap()
+            .unwrap();
         assert_eq!(grant(&scope, &robot.allowed(t, p)).actions, vec!["pull", "push"]);
         assert_eq!(by_role(Role::TenantAdmin).len(), 3);
     }

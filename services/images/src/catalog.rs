@@ -146,7 +146,14 @@ impl TryFrom<TagRow> for Tag {
     }
 }
 
-fn changed(tenant: Uuid, repository: &str, tag: &str, digest: &str, state: State, previous: Option<State>) -> pb::TagChanged {
+fn changed(
+    tenant: Uuid,
+    repository: &str,
+    tag: &str,
+    digest: &str,
+    state: State,
+    previous: Option<State>,
+) -> pb::TagChanged {
     pb::TagChanged {
         tenant_id: tenant.to_string(),
         repository: repository.to_string(),
@@ -265,7 +272,13 @@ impl Catalog {
     ///
     /// # Errors
     /// The database fails.
-    pub async fn blob_stored(&self, tx: &mut Transaction<'_, Postgres>, tenant: Uuid, digest: &str, size: i64) -> Result<()> {
+    pub async fn blob_stored(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        tenant: Uuid,
+        digest: &str,
+        size: i64,
+    ) -> Result<()> {
         sqlx::query!(
             "INSERT INTO blobs (tenant_id, digest, size) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             tenant,
@@ -281,7 +294,12 @@ impl Catalog {
     ///
     /// # Errors
     /// The caller may not see the tenant asked for.
-    pub async fn repositories(&self, caller: &Caller, search: &Search, page: Page) -> Result<(Vec<Repository>, String)> {
+    pub async fn repositories(
+        &self,
+        caller: &Caller,
+        search: &Search,
+        page: Page,
+    ) -> Result<(Vec<Repository>, String)> {
         if let Some(t) = search.tenant
             && !caller.can_see(t)
         {
@@ -398,7 +416,9 @@ impl Catalog {
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 0 {
-            return Err(Error::Conflict("the tag's state changed meanwhile; read it again".to_string()));
+            return Err(Error::Conflict(
+                "the tag's state changed meanwhile; read it again".to_string(),
+            ));
         }
         let event = changed(
             current.tenant_id,

@@ -117,7 +117,10 @@ impl Gate {
     /// Another service name, a malformed scope, or tenancy did not answer.
     pub async fn issue(&self, subject: &Subject, service: &str, scopes: &[String]) -> Result<(String, Claims)> {
         if !service.is_empty() && service != signing::SERVICE {
-            return Err(Error::invalid("service", format!("this platform issues tokens for {}", signing::SERVICE)));
+            return Err(Error::invalid(
+                "service",
+                format!("this platform issues tokens for {}", signing::SERVICE),
+            ));
         }
         let mut access: Vec<Grant> = Vec::new();
         for raw in scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()) {
@@ -170,7 +173,10 @@ impl Gate {
             decision.refusal = Some(Refusal {
                 status: 403,
                 code: "DENIED",
-                message: format!("{repository}:{reference} is {} and immutable; push a new tag", state.as_str()),
+                message: format!(
+                    "{repository}:{reference} is {} and immutable; push a new tag",
+                    state.as_str()
+                ),
             });
         } else if rest.starts_with("blobs/uploads")
             && matches!(request.method, "POST" | "PATCH" | "PUT")
@@ -294,7 +300,9 @@ impl Gate {
                 &[Action::Pull].into(),
             )],
         )?;
-        Reader::new(&self.http, &upstream, repository, token).metadata(digest).await
+        Reader::new(&self.http, &upstream, repository, token)
+            .metadata(digest)
+            .await
     }
 
     /// Robots.

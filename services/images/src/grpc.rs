@@ -264,7 +264,11 @@ impl ImagesService for Images {
             query: r.query,
             label: r.label,
         };
-        let (repos, next) = self.gate.catalog().repositories(&caller, &search, page_of(r.page)?).await?;
+        let (repos, next) = self
+            .gate
+            .catalog()
+            .repositories(&caller, &search, page_of(r.page)?)
+            .await?;
         Ok(Response::new(pb::ListRepositoriesResponse {
             repositories: repos.into_iter().map(repository_pb).collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
@@ -286,7 +290,9 @@ impl ImagesService for Images {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let repository = parse_id("repository_id", &r.repository_id)?;
-        Ok(Response::new(tag_pb(self.gate.catalog().tag(&caller, repository, &r.tag).await?)))
+        Ok(Response::new(tag_pb(
+            self.gate.catalog().tag(&caller, repository, &r.tag).await?,
+        )))
     }
 
     async fn move_tag(&self, request: Request<pb::MoveTagRequest>) -> Result<Response<pb::Tag>, Status> {
@@ -299,7 +305,10 @@ impl ImagesService for Images {
         )))
     }
 
-    async fn create_robot(&self, request: Request<pb::CreateRobotRequest>) -> Result<Response<pb::CreatedRobot>, Status> {
+    async fn create_robot(
+        &self,
+        request: Request<pb::CreateRobotRequest>,
+    ) -> Result<Response<pb::CreatedRobot>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let new = NewRobot::parse(&r.tenant_id, &r.project_id, &r.name, &r.scopes, r.days)?;
@@ -312,7 +321,10 @@ impl ImagesService for Images {
         }))
     }
 
-    async fn list_robots(&self, request: Request<pb::ListRobotsRequest>) -> Result<Response<pb::ListRobotsResponse>, Status> {
+    async fn list_robots(
+        &self,
+        request: Request<pb::ListRobotsRequest>,
+    ) -> Result<Response<pb::ListRobotsResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let tenant = parse_id("tenant_id", &r.tenant_id)?;

@@ -89,7 +89,10 @@ impl<'a> Reader<'a> {
             .await
             .map_err(|e| Error::Unavailable(format!("registry: {e}")))?;
         if !response.status().is_success() {
-            return Err(Error::Unavailable(format!("registry answered {} for {url}", response.status())));
+            return Err(Error::Unavailable(format!(
+                "registry answered {} for {url}",
+                response.status()
+            )));
         }
         let header = |name: &str| {
             response

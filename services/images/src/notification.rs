@@ -90,8 +90,8 @@ impl Event {
 /// # Errors
 /// Not an envelope (names `envelope`).
 pub fn parse(body: &[u8]) -> Result<Vec<Event>> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| Error::invalid("envelope", format!("not a registry notification: {e}")))?;
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid("envelope", format!("not a registry notification: {e}")))?;
     for e in &envelope.events {
         if e.id.is_empty() || e.id.len() > 200 {
             return Err(Error::invalid("envelope", "an event without a usable id"));

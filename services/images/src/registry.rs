@@ -61,7 +61,10 @@ impl NewRegistry {
     /// A field is malformed, or a password comes without a user.
     pub fn parse_with_login(name: &str, url: &str, master: bool, username: &str, password: &str) -> Result<Self> {
         if username.chars().any(char::is_control) || username.len() > 255 {
-            return Err(Error::invalid("username", "at most 255 characters, no control characters"));
+            return Err(Error::invalid(
+                "username",
+                "at most 255 characters, no control characters",
+            ));
         }
         if !password.is_empty() && username.is_empty() {
             return Err(Error::invalid("username", "a password needs its user"));

@@ -227,10 +227,22 @@ mod tests {
         let ok = NewRobot::parse(&t, &t, "ci", &["push".into(), "pull".into()], 30).unwrap();
         assert_eq!(ok.scopes, vec!["pull", "push"]);
         let field = |r: Result<NewRobot>| r.unwrap_err().field().map(str::to_string);
-        assert_eq!(field(NewRobot::parse("x", &t, "ci", &["pull".into()], 0)).as_deref(), Some("tenant_id"));
-        assert_eq!(field(NewRobot::parse(&t, &t, "CI!", &["pull".into()], 0)).as_deref(), Some("name"));
+        assert_eq!(
+            field(NewRobot::parse("x", &t, "ci", &["pull".into()], 0)).as_deref(),
+            Some("tenant_id")
+        );
+        assert_eq!(
+            field(NewRobot::parse(&t, &t, "CI!", &["pull".into()], 0)).as_deref(),
+            Some("name")
+        );
         assert_eq!(field(NewRobot::parse(&t, &t, "ci", &[], 0)).as_deref(), Some("scopes"));
-        assert_eq!(field(NewRobot::parse(&t, &t, "ci", &["delete".into()], 0)).as_deref(), Some("scopes"));
-        assert_eq!(field(NewRobot::parse(&t, &t, "ci", &["pull".into()], 99_999)).as_deref(), Some("days"));
+        assert_eq!(
+            field(NewRobot::parse(&t, &t, "ci", &["delete".into()], 0)).as_deref(),
+            Some("scopes")
+        );
+        assert_eq!(
+            field(NewRobot::parse(&t, &t, "ci", &["pull".into()], 99_999)).as_deref(),
+            Some("days")
+        );
     }
 }

@@ -70,7 +70,8 @@ impl Signer {
             return Ok(signer);
         }
         let key = rcgen::KeyPair::generate().map_err(Error::internal)?;
-        let mut params = rcgen::CertificateParams::new(vec!["paas-registry-token".to_string()]).map_err(Error::internal)?;
+        let mut params =
+            rcgen::CertificateParams::new(vec!["paas-registry-token".to_string()]).map_err(Error::internal)?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "paas registry token issuer");

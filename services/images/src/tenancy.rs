@@ -110,14 +110,20 @@ impl Tenancy {
     /// # Errors
     /// Either is unknown (naming the field), or tenancy did not answer.
     pub async fn names(&self, tenant: Uuid, project: Uuid) -> Result<(String, String)> {
-        let t = match self.client().get_tenant(pb::GetTenantRequest { id: tenant.to_string() }).await {
+        let t = match self
+            .client()
+            .get_tenant(pb::GetTenantRequest { id: tenant.to_string() })
+            .await
+        {
             Ok(t) => t.into_inner(),
             Err(s) if s.code() == tonic::Code::NotFound => return Err(Error::invalid("tenant_id", "no such tenant")),
             Err(s) => return Err(Error::Unavailable(format!("tenancy did not answer: {}", s.message()))),
         };
         let p = match self
             .client()
-            .get_project(pb::GetProjectRequest { id: project.to_string() })
+            .get_project(pb::GetProjectRequest {
+                id: project.to_string(),
+            })
             .await
         {
             Ok(p) => p.into_inner(),
