@@ -162,9 +162,8 @@ async fn token(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> R
             return challenge("the password is not a valid API token");
         };
         bearer.insert(header::AUTHORIZATION, value);
-        let caller = match crate::auth::authenticate(&state, &bearer, false).await {
-            Ok(caller) => caller,
-            Err(_) => return challenge("the password is not a valid, current API token"),
+        let Ok(caller) = crate::auth::authenticate(&state, &bearer, false).await else {
+            return challenge("the password is not a valid, current API token");
         };
         let request = pb::IssueRegistryTokenRequest {
             service,

@@ -178,7 +178,7 @@ fn image_layout(dir: &Path, content: &str) -> PathBuf {
 /// Runs skopeo with its own blob-info cache; `Ok(stdout)` or `Err(stderr)`.
 /// On the blocking pool: the platform it talks to runs on this test's runtime.
 async fn skopeo(w: &World, args: &[&str]) -> Result<String, String> {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     let dir = w.dir.clone();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("skopeo")

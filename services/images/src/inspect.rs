@@ -174,8 +174,7 @@ fn layers_size(manifest: &Value) -> i64 {
     let config = manifest["config"]["size"].as_i64().unwrap_or(0);
     let layers: i64 = manifest["layers"]
         .as_array()
-        .map(|l| l.iter().filter_map(|l| l["size"].as_i64()).sum())
-        .unwrap_or(0);
+        .map_or(0, |l| l.iter().filter_map(|l| l["size"].as_i64()).sum());
     config + layers
 }
 

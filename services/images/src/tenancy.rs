@@ -92,7 +92,6 @@ impl Tenancy {
                     cursor: String::new(),
                 }),
                 name_prefix: project.to_string(),
-                ..Default::default()
             })
             .await
             .map_err(unavailable)?
