@@ -21,6 +21,7 @@ pub mod directory;
 pub mod external_services;
 pub mod failovers;
 pub mod guard;
+pub mod images;
 pub mod json;
 pub mod local_admin;
 pub mod login;
@@ -35,6 +36,7 @@ pub mod projects;
 pub mod pull_secrets;
 pub mod quotas;
 pub mod rbac;
+pub mod registry;
 pub mod request;
 pub mod requests;
 pub mod route;
@@ -91,6 +93,8 @@ pub struct AppState {
     pub memberships: membership::Memberships,
     /// Whether cookies are `Secure` (browsers reach the gateway over https).
     pub secure_cookies: bool,
+    /// The registry's face: the `/v2/` proxy's client and the notification token.
+    pub registry: registry::RegistryFace,
 }
 
 /// The gateway's schema migrations (API tokens, audit).
@@ -120,6 +124,7 @@ pub fn api() -> route::Routes {
         .merge(configs::routes())
         .merge(access_keys::routes())
         .merge(config_watch::routes())
+        .merge(images::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
 }
@@ -127,6 +132,9 @@ pub fn api() -> route::Routes {
 /// The gateway's routes, for the server and for tests that call it directly.
 pub fn router(state: AppState) -> Router {
     let (guarded, public) = api().into_routers();
+    // The registry protocol streams layers for as long as they take: outside
+    // the API's body limit and deadline.
+    let registry = registry::router(state.clone());
     let api = guarded
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .merge(public)
@@ -164,6 +172,7 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        .merge(registry)
 }
 
 /// Answers 408 to a request that takes longer than [`REQUEST_TIMEOUT`],
@@ -236,6 +245,7 @@ pub async fn start(
         directory: settings.directory.clone().map(directory::Directory::new).transpose()?,
         oidc: oidc::Providers::new(&settings.oidc, &public_url)?,
         secure_cookies,
+        registry: registry::RegistryFace::new(platform.caller_key.expose()),
     };
     shutdown.spawn(
         "gateway",
@@ -275,6 +285,7 @@ mod tests {
             federation: "http://127.0.0.1:1".into(),
             apps: "http://127.0.0.1:1".into(),
             configs: "http://127.0.0.1:1".into(),
+            images: "http://127.0.0.1:1".into(),
         };
         let key = CallerKey::new(t.settings.caller_key.clone());
         let upstream = upstream::Upstream::connect(&upstream).unwrap();
@@ -297,6 +308,7 @@ mod tests {
             directory: None,
             oidc: oidc::Providers::new(&[], "http://127.0.0.1").unwrap(),
             secure_cookies: false,
+            registry: registry::RegistryFace::new(t.settings.caller_key.expose()),
         }
     }
 

@@ -10,6 +10,7 @@ use kernel::grpc::{Outgoing, channel};
 use paas_proto::v1::apps_service_client::AppsServiceClient;
 use paas_proto::v1::configs_service_client::ConfigsServiceClient;
 use paas_proto::v1::federation_service_client::FederationServiceClient;
+use paas_proto::v1::images_service_client::ImagesServiceClient;
 use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -28,6 +29,9 @@ pub type Apps = AppsServiceClient<InterceptedService<Channel, Outgoing>>;
 /// Configs' client, with a caller's token.
 pub type Configs = ConfigsServiceClient<InterceptedService<Channel, Outgoing>>;
 
+/// Images' client, with a caller's token.
+pub type Images = ImagesServiceClient<InterceptedService<Channel, Outgoing>>;
+
 /// Lazily connected channels to each service.
 #[derive(Clone)]
 pub struct Upstream {
@@ -35,6 +39,7 @@ pub struct Upstream {
     federation: Channel,
     apps: Channel,
     configs: Channel,
+    images: Channel,
 }
 
 impl Upstream {
@@ -48,6 +53,7 @@ impl Upstream {
             federation: channel(&addresses.federation)?,
             apps: channel(&addresses.apps)?,
             configs: channel(&addresses.configs)?,
+            images: channel(&addresses.images)?,
         })
     }
 
@@ -69,6 +75,13 @@ impl Upstream {
     /// Configs, called as `caller`.
     pub fn configs(&self, key: &CallerKey, caller: &Caller) -> Configs {
         ConfigsServiceClient::with_interceptor(self.configs.clone(), Outgoing::new(key, caller))
+    }
+}
+
+impl Upstream {
+    /// Images, called as `caller`.
+    pub fn images(&self, key: &CallerKey, caller: &Caller) -> Images {
+        ImagesServiceClient::with_interceptor(self.images.clone(), Outgoing::new(key, caller))
     }
 }
 
@@ -102,6 +115,12 @@ impl Service for Apps {
 impl Service for Configs {
     fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
         upstream.configs(key, caller)
+    }
+}
+
+impl Service for Images {
+    fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
+        upstream.images(key, caller)
     }
 }
 

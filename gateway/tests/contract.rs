@@ -33,6 +33,7 @@ impl Gateway {
             federation: "http://127.0.0.1:1".into(),
             apps: "http://127.0.0.1:1".into(),
             configs: "http://127.0.0.1:1".into(),
+            images: "http://127.0.0.1:1".into(),
         };
         let key = CallerKey::new(t.settings.caller_key.clone());
         let upstream = gateway::upstream::Upstream::connect(&nowhere).unwrap();
@@ -59,6 +60,7 @@ impl Gateway {
             directory: None,
             oidc: gateway::oidc::Providers::new(&[], "http://127.0.0.1").unwrap(),
             secure_cookies: false,
+            registry: gateway::registry::RegistryFace::new(t.settings.caller_key.expose()),
         };
         Self {
             router: gateway::router(state),

@@ -177,6 +177,9 @@ async fn up() -> Result<(), Failure> {
     let clusters = paas::member_clusters::start(&key, federation)
         .await
         .map_err(Failure::Run)?;
+    let registry = paas::master_registry::start(&platform, &stack)
+        .await
+        .map_err(Failure::Run)?;
     let url = stack.url();
     println!("paas is up: gateway {url}");
     if generated_token {
@@ -207,9 +210,26 @@ async fn up() -> Result<(), Failure> {
         println!("  DR drill: curl -X POST -H 'Content-Type: application/json' -d '{{\"fault\":\"down\"}}' {first}");
         println!("            then -d '{{\"fault\":\"recover\"}}' to bring it back (README: \"A DR drill\")");
     }
+    match &registry {
+        Some(r) => {
+            let host = url.trim_start_matches("http://");
+            println!(
+                "  registry  {} (master; push through the gateway: {host}/<tenant>/<project>/<name>)",
+                r.url
+            );
+            println!(
+                "            skopeo copy --dest-tls-verify=false --dest-creds <robot>:<secret> ... docker://{host}/..."
+            );
+        }
+        None => println!(
+            "  registry  not started: docker-registry is not installed (scripts/deps installs it; or set {})",
+            paas::master_registry::BINARY
+        ),
+    }
     wait(&shutdown).await;
-    // The clusters live exactly as long as the platform.
+    // The clusters and the registry live exactly as long as the platform.
     drop(clusters);
+    drop(registry);
     Ok(())
 }
 

@@ -122,6 +122,13 @@ pub async fn start_in(
                 settings.configs_url = uri(configs.grpc);
             }
             apps::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
+        } else if *name == images::NAME {
+            let mut settings = images::Settings::from_env(env)
+                .map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            if let Some(tenancy) = services.iter().find(|s| s.name == tenancy::NAME) {
+                settings.tenancy_url = uri(tenancy.grpc);
+            }
+            images::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else if *name == configs::NAME {
             let settings = configs::Settings::from_env(env, platform)
                 .map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
@@ -142,6 +149,7 @@ pub async fn start_in(
     gateway.upstream.federation = find(federation::NAME);
     gateway.upstream.apps = find(apps::NAME);
     gateway.upstream.configs = find(configs::NAME);
+    gateway.upstream.images = find(images::NAME);
     let gateway = gateway::start(platform, gateway, shutdown).await?;
     Ok(Stack { gateway, services })
 }

@@ -15,6 +15,7 @@ mod dr_tiers;
 mod errors;
 mod external_services;
 mod failovers;
+mod images;
 mod isolation;
 mod ldap;
 mod logs;

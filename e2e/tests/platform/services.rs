@@ -201,6 +201,7 @@ async fn registries_are_platform_resources_with_one_master() {
             name: "harbor".into(),
             url: "https://harbor.example.com".into(),
             master: true,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -209,6 +210,7 @@ async fn registries_are_platform_resources_with_one_master() {
             name: "harbor2".into(),
             url: "https://h2.example.com".into(),
             master: true,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -235,6 +237,7 @@ async fn registries_are_platform_resources_with_one_master() {
             name: "mine".into(),
             url: "https://m.example.com".into(),
             master: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

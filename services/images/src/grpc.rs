@@ -8,18 +8,24 @@ use paas_proto::v1 as pb;
 use paas_proto::v1::images_service_server::ImagesService;
 use tonic::{Request, Response, Status};
 
+use crate::catalog::{Repository, Search, Tag};
+use crate::gate::{Gate, ProxiedRequest};
+use crate::lifecycle::State;
 use crate::registry::{NewRegistry, Registries, Registry};
+use crate::robot::{NewRobot, Robot};
 
 /// The gRPC face of the images service.
 pub struct Images {
     registries: Registries,
+    gate: Gate,
 }
 
 impl Images {
     /// The API over the images schema of `outbox`.
-    pub fn new(outbox: Outbox) -> Self {
+    pub fn new(outbox: Outbox, sealer: crate::seal::Sealer, gate: Gate) -> Self {
         Self {
-            registries: Registries::new(outbox),
+            registries: Registries::new(outbox, sealer),
+            gate,
         }
     }
 }
@@ -31,7 +37,95 @@ fn to_pb(r: Registry) -> pb::Registry {
         url: r.url,
         master: r.master,
         created_at: timestamp(r.created_at),
+        username: r.username,
     }
+}
+
+/// The protobuf enum of a state.
+pub fn state_to_pb(s: State) -> pb::TagState {
+    match s {
+        State::Built => pb::TagState::Built,
+        State::Pushed => pb::TagState::Pushed,
+        State::Tested => pb::TagState::Tested,
+        State::Released => pb::TagState::Released,
+        State::Deprecated => pb::TagState::Deprecated,
+        State::Deleted => pb::TagState::Deleted,
+    }
+}
+
+fn state_from_pb(raw: i32) -> Result<State, Status> {
+    Ok(match pb::TagState::try_from(raw) {
+        Ok(pb::TagState::Built) => State::Built,
+        Ok(pb::TagState::Pushed) => State::Pushed,
+        Ok(pb::TagState::Tested) => State::Tested,
+        Ok(pb::TagState::Released) => State::Released,
+        Ok(pb::TagState::Deprecated) => State::Deprecated,
+        Ok(pb::TagState::Deleted) => State::Deleted,
+        _ => return Err(kernel::Error::invalid("state", "must be a lifecycle state").into()),
+    })
+}
+
+fn repository_pb(r: Repository) -> pb::Repository {
+    pb::Repository {
+        id: r.id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        project_id: r.project_id.to_string(),
+        name: r.name,
+        tag_count: r.tag_count,
+        created_at: timestamp(r.created_at),
+        updated_at: timestamp(r.updated_at),
+    }
+}
+
+fn tag_pb(t: Tag) -> pb::Tag {
+    pb::Tag {
+        id: t.id.to_string(),
+        repository_id: t.repository_id.to_string(),
+        repository: t.repository,
+        name: t.name,
+        digest: t.meta.digest,
+        media_type: t.meta.media_type,
+        size: t.meta.size,
+        platforms: t
+            .meta
+            .platforms
+            .into_iter()
+            .map(|p| pb::ImagePlatform {
+                os: p.os,
+                architecture: p.architecture,
+                variant: p.variant,
+            })
+            .collect(),
+        created: t.meta.created.and_then(timestamp),
+        labels: t.meta.labels.into_iter().collect(),
+        exposed_ports: t.meta.exposed_ports,
+        entrypoint: t.meta.entrypoint,
+        cmd: t.meta.cmd,
+        user: t.meta.user,
+        source: t.meta.source,
+        revision: t.meta.revision,
+        state: state_to_pb(t.state) as i32,
+        pushed_at: timestamp(t.pushed_at),
+        updated_at: timestamp(t.updated_at),
+        tenant_id: t.tenant_id.to_string(),
+    }
+}
+
+fn robot_pb(r: Robot) -> pb::Robot {
+    pb::Robot {
+        id: r.id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        project_id: r.project_id.to_string(),
+        name: r.name,
+        scopes: r.scopes,
+        created_at: timestamp(r.created_at),
+        expires_at: r.expires_at.and_then(timestamp),
+    }
+}
+
+fn page_of(p: Option<pb::PageRequest>) -> Result<Page, Status> {
+    let p = p.unwrap_or_default();
+    Ok(Page::parse(p.limit, &p.cursor)?)
 }
 
 #[tonic::async_trait]
@@ -42,7 +136,7 @@ impl ImagesService for Images {
     ) -> Result<Response<pb::Registry>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let new = NewRegistry::parse(&r.name, &r.url, r.master)?;
+        let new = NewRegistry::parse_with_login(&r.name, &r.url, r.master, &r.username, &r.password)?;
         Ok(Response::new(to_pb(self.registries.create(&caller, new).await?)))
     }
 
@@ -57,8 +151,7 @@ impl ImagesService for Images {
         request: Request<pb::ListRegistriesRequest>,
     ) -> Result<Response<pb::ListRegistriesResponse>, Status> {
         caller(&request)?;
-        let p = request.into_inner().page.unwrap_or_default();
-        let (registries, next) = self.registries.list(Page::parse(p.limit, &p.cursor)?).await?;
+        let (registries, next) = self.registries.list(page_of(request.into_inner().page)?).await?;
         Ok(Response::new(pb::ListRegistriesResponse {
             registries: registries.into_iter().map(to_pb).collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
@@ -73,5 +166,212 @@ impl ImagesService for Images {
         let id = parse_id("id", &request.get_ref().id)?;
         self.registries.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteRegistryResponse {}))
+    }
+
+    async fn issue_registry_token(
+        &self,
+        request: Request<pb::IssueRegistryTokenRequest>,
+    ) -> Result<Response<pb::RegistryToken>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let subject = if r.robot_name.is_empty() {
+            Gate::subject(caller)
+        } else {
+            // Only the gateway, which read the robot's Basic credentials, asks for robots.
+            caller.require_platform_admin()?;
+            self.gate.robot(&r.robot_name, &r.robot_secret).await?
+        };
+        let (token, claims) = self.gate.issue(&subject, &r.service, &r.scopes).await?;
+        Ok(Response::new(pb::RegistryToken {
+            token,
+            expires_in: claims.exp - claims.iat,
+            issued_at: chrono::DateTime::from_timestamp(claims.iat, 0).and_then(timestamp),
+        }))
+    }
+
+    async fn get_token_certificate(
+        &self,
+        request: Request<pb::GetTokenCertificateRequest>,
+    ) -> Result<Response<pb::TokenCertificate>, Status> {
+        caller(&request)?;
+        Ok(Response::new(pb::TokenCertificate {
+            certificate_pem: self.gate.certificate_pem().to_string(),
+            issuer: crate::signing::ISSUER.to_string(),
+            service: crate::signing::SERVICE.to_string(),
+        }))
+    }
+
+    async fn authorize_registry_request(
+        &self,
+        request: Request<pb::AuthorizeRegistryRequestRequest>,
+    ) -> Result<Response<pb::RegistryDecision>, Status> {
+        caller(&request)?.require_platform_admin()?;
+        let r = request.into_inner();
+        let decision = self
+            .gate
+            .authorize(&ProxiedRequest {
+                method: &r.method,
+                path: &r.path,
+                authorization: &r.authorization,
+                content_length: (r.content_length >= 0).then_some(r.content_length),
+            })
+            .await?;
+        let refusal = decision.refusal.clone();
+        Ok(Response::new(pb::RegistryDecision {
+            allowed: refusal.is_none(),
+            status: refusal.as_ref().map_or(0, |r| u32::from(r.status)),
+            code: refusal.as_ref().map_or(String::new(), |r| r.code.to_string()),
+            message: refusal.map_or(String::new(), |r| r.message),
+            upstream_url: decision.upstream,
+            subject: decision.subject,
+        }))
+    }
+
+    async fn record_registry_events(
+        &self,
+        request: Request<pb::RecordRegistryEventsRequest>,
+    ) -> Result<Response<pb::RecordRegistryEventsResponse>, Status> {
+        caller(&request)?.require_platform_admin()?;
+        let recorded = self.gate.record(&request.into_inner().envelope).await?;
+        Ok(Response::new(pb::RecordRegistryEventsResponse {
+            recorded: recorded
+                .into_iter()
+                .map(|r| pb::RegistryEventRecord {
+                    id: r.id,
+                    action: r.action,
+                    repository: r.repository,
+                    tag: r.tag,
+                    digest: r.digest,
+                    actor: r.actor,
+                    tenant_id: r.tenant.map(|t| t.to_string()).unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_repositories(
+        &self,
+        request: Request<pb::ListRepositoriesRequest>,
+    ) -> Result<Response<pb::ListRepositoriesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let search = Search {
+            tenant: if r.tenant_id.is_empty() {
+                None
+            } else {
+                Some(parse_id("tenant_id", &r.tenant_id)?)
+            },
+            query: r.query,
+            label: r.label,
+        };
+        let (repos, next) = self
+            .gate
+            .catalog()
+            .repositories(&caller, &search, page_of(r.page)?)
+            .await?;
+        Ok(Response::new(pb::ListRepositoriesResponse {
+            repositories: repos.into_iter().map(repository_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn list_tags(&self, request: Request<pb::ListTagsRequest>) -> Result<Response<pb::ListTagsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let (tags, next) = self.gate.catalog().tags(&caller, repository, page_of(r.page)?).await?;
+        Ok(Response::new(pb::ListTagsResponse {
+            tags: tags.into_iter().map(tag_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn get_tag(&self, request: Request<pb::GetTagRequest>) -> Result<Response<pb::Tag>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        Ok(Response::new(tag_pb(
+            self.gate.catalog().tag(&caller, repository, &r.tag).await?,
+        )))
+    }
+
+    async fn move_tag(&self, request: Request<pb::MoveTagRequest>) -> Result<Response<pb::Tag>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let to = state_from_pb(r.state)?;
+        Ok(Response::new(tag_pb(
+            self.gate.catalog().move_tag(&caller, repository, &r.tag, to).await?,
+        )))
+    }
+
+    async fn create_robot(
+        &self,
+        request: Request<pb::CreateRobotRequest>,
+    ) -> Result<Response<pb::CreatedRobot>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let new = NewRobot::parse(&r.tenant_id, &r.project_id, &r.name, &r.scopes, r.days)?;
+        caller.require(new.tenant, kernel::caller::Role::TenantAdmin, "tenant", new.tenant)?;
+        let (tenant, project) = self.gate.tenancy().names(new.tenant, new.project).await?;
+        let (robot, secret) = self.gate.robots().create(&caller, new, &tenant, &project).await?;
+        Ok(Response::new(pb::CreatedRobot {
+            robot: Some(robot_pb(robot)),
+            secret,
+        }))
+    }
+
+    async fn list_robots(
+        &self,
+        request: Request<pb::ListRobotsRequest>,
+    ) -> Result<Response<pb::ListRobotsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let (robots, next) = self.gate.robots().list(&caller, tenant, page_of(r.page)?).await?;
+        Ok(Response::new(pb::ListRobotsResponse {
+            robots: robots.into_iter().map(robot_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn delete_robot(
+        &self,
+        request: Request<pb::DeleteRobotRequest>,
+    ) -> Result<Response<pb::DeleteRobotResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.gate.robots().delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteRobotResponse {}))
+    }
+
+    async fn set_storage_quota(
+        &self,
+        request: Request<pb::SetStorageQuotaRequest>,
+    ) -> Result<Response<pb::StorageQuota>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        self.gate.catalog().set_storage_limit(&caller, tenant, r.bytes).await?;
+        let (limit, used) = self.gate.catalog().storage(tenant).await?;
+        Ok(Response::new(pb::StorageQuota {
+            tenant_id: tenant.to_string(),
+            limit_bytes: limit,
+            used_bytes: used,
+        }))
+    }
+
+    async fn get_storage_quota(
+        &self,
+        request: Request<pb::GetStorageQuotaRequest>,
+    ) -> Result<Response<pb::StorageQuota>, Status> {
+        let caller = caller(&request)?;
+        let tenant = parse_id("tenant_id", &request.get_ref().tenant_id)?;
+        let (limit, used) = self.gate.catalog().storage_for(&caller, tenant).await?;
+        Ok(Response::new(pb::StorageQuota {
+            tenant_id: tenant.to_string(),
+            limit_bytes: limit,
+            used_bytes: used,
+        }))
     }
 }

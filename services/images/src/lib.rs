@@ -1,18 +1,35 @@
-//! The images service: the image catalog (R7): OCI registries, repositories,
-//! tags and replication. It owns the `images` schema and announces every change
-//! as `images.*` events through its outbox. Today it holds the registry list;
-//! repositories, tags and replication come with their issue.
+//! The images service: the image catalog (R7). It owns the `images` schema:
+//! the registries the platform knows, the token-signing key registries trust,
+//! robot accounts, repositories and tags per tenant and project with their
+//! metadata and lifecycle state, each tenant's storage quota, and the
+//! registry's notifications, recorded once each. It announces changes as
+//! `images.*` events through its outbox.
 //!
-//! It does not store images (the registries do) nor configure pull secrets in
-//! member clusters (federation does).
+//! It does not store images (the registries do), does not proxy registry
+//! traffic (the gateway's `/v2/` does, asking this service what policy
+//! says), and does not configure pull secrets in member clusters (federation
+//! does).
 
 #![warn(missing_docs)]
 
+pub mod access;
+pub mod catalog;
+pub mod gate;
 pub mod grpc;
+pub mod inspect;
+pub mod lifecycle;
+pub mod notification;
 pub mod registry;
+pub mod robot;
+pub mod seal;
+pub mod signing;
+pub mod tenancy;
 
+use std::sync::Arc;
+
+use kernel::caller::CallerKey;
 use kernel::service::{Addresses, Base, Running};
-use kernel::settings::Platform;
+use kernel::settings::{Env, Platform, SettingError};
 use kernel::shutdown::Shutdown;
 use paas_proto::v1::images_service_server::ImagesServiceServer;
 
@@ -22,17 +39,62 @@ pub const NAME: &str = "images";
 pub const GRPC_PORT: u16 = 7105;
 /// Default HTTP (health, metrics) port of `paas serve images`.
 pub const HTTP_PORT: u16 = 7205;
+/// Where tenancy is (`http://host:port`): repository names carry tenant and
+/// project names, which tenancy resolves.
+pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
 
 /// The service's schema migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/images");
 
-/// Starts the service: schema, relay and gRPC API.
+/// The images service's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Tenancy's gRPC URL.
+    pub tenancy_url: String,
+}
+
+impl Settings {
+    /// Reads [`TENANCY_URL`] (default: tenancy's default port on this host).
+    ///
+    /// # Errors
+    /// A malformed value.
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        Ok(Self {
+            tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
+        })
+    }
+}
+
+/// Starts the service with settings from the environment.
 ///
 /// # Errors
-/// A dependency is unreachable or an address cannot be bound.
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    let env = Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let settings = Settings::from_env(&env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_with(platform, settings, addresses, shutdown).await
+}
+
+/// Starts the service: schema, signing key, relay and gRPC API.
+///
+/// # Errors
+/// A dependency is unreachable, the stored signing key does not open with
+/// this platform's key, or an address cannot be bound.
+pub async fn start_with(
+    platform: &Platform,
+    settings: Settings,
+    addresses: Addresses,
+    shutdown: &Shutdown,
+) -> kernel::Result<Running> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
-    let api = ImagesServiceServer::new(grpc::Images::new(base.outbox.clone()));
+    let sealer = seal::Sealer::derived_from(platform.caller_key.expose());
+    let signer = Arc::new(signing::Signer::load_or_create(&base.pool, &sealer).await?);
+    let tenancy = tenancy::Tenancy::new(
+        kernel::grpc::channel(&settings.tenancy_url)?,
+        CallerKey::new(platform.caller_key.clone()),
+    );
+    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer, tenancy);
+    let api = ImagesServiceServer::new(grpc::Images::new(base.outbox.clone(), sealer, gate));
     base.serve(addresses, api, shutdown).await
 }

@@ -12,6 +12,8 @@ use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use uuid::Uuid;
 
+use crate::seal::Sealer;
+
 /// `images.registry.created`
 pub const CREATED: EventType = EventType::new("images", "registry", "created");
 /// `images.registry.deleted`
@@ -30,6 +32,8 @@ pub struct Registry {
     pub master: bool,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
+    /// The platform's login there (its password is sealed, never read back out).
+    pub username: String,
 }
 
 /// A validated new registry.
@@ -38,6 +42,8 @@ pub struct NewRegistry {
     name: DnsLabel,
     url: url::Url,
     master: bool,
+    username: String,
+    password: String,
 }
 
 impl NewRegistry {
@@ -46,6 +52,26 @@ impl NewRegistry {
     /// # Errors
     /// A field is malformed.
     pub fn parse(name: &str, url: &str, master: bool) -> Result<Self> {
+        Self::parse_with_login(name, url, master, "", "")
+    }
+
+    /// [`NewRegistry::parse`] with the platform's login there.
+    ///
+    /// # Errors
+    /// A field is malformed, or a password comes without a user.
+    pub fn parse_with_login(name: &str, url: &str, master: bool, username: &str, password: &str) -> Result<Self> {
+        if username.chars().any(char::is_control) || username.len() > 255 {
+            return Err(Error::invalid(
+                "username",
+                "at most 255 characters, no control characters",
+            ));
+        }
+        if !password.is_empty() && username.is_empty() {
+            return Err(Error::invalid("username", "a password needs its user"));
+        }
+        if password.len() > 4096 {
+            return Err(Error::invalid("password", "at most 4096 bytes"));
+        }
         let url = url::Url::parse(url.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -57,6 +83,8 @@ impl NewRegistry {
             name: DnsLabel::parse("name", name.trim())?,
             url,
             master,
+            username: username.to_string(),
+            password: password.to_string(),
         })
     }
 }
@@ -65,12 +93,23 @@ impl NewRegistry {
 #[derive(Clone)]
 pub struct Registries {
     outbox: Outbox,
+    sealer: Sealer,
 }
 
 impl Registries {
     /// Registries stored in the outbox's schema.
-    pub fn new(outbox: Outbox) -> Self {
-        Self { outbox }
+    pub fn new(outbox: Outbox, sealer: Sealer) -> Self {
+        Self { outbox, sealer }
+    }
+
+    /// The master registry's URL, if one is registered.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn master_url(&self) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar!("SELECT url FROM registries WHERE master")
+            .fetch_optional(self.outbox.pool())
+            .await?)
     }
 
     /// Registers a registry. Platform administrators only.
@@ -82,14 +121,22 @@ impl Registries {
         let mut tx = self.outbox.pool().begin().await?;
         // Both unique indexes (name, one master) answer here: a concurrent
         // master insert cannot slip between a check and the insert.
+        let sealed = if new.password.is_empty() {
+            None
+        } else {
+            Some(self.sealer.seal(new.password.as_bytes())?)
+        };
         let inserted = sqlx::query_as!(
             Registry,
-            "INSERT INTO registries (id, name, url, master) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING RETURNING id, name, url, master, created_at",
+            "INSERT INTO registries (id, name, url, master, username, password_sealed)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT DO NOTHING RETURNING id, name, url, master, created_at, username",
             id::new_id(),
             new.name.as_str(),
-            new.url.as_str(),
+            new.url.as_str().trim_end_matches('/'),
             new.master,
+            new.username,
+            sealed,
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -126,7 +173,7 @@ impl Registries {
     pub async fn get(&self, id: Uuid) -> Result<Registry> {
         let registry: Option<Registry> = sqlx::query_as!(
             Registry,
-            "SELECT id, name, url, master, created_at FROM registries WHERE id = $1",
+            "SELECT id, name, url, master, created_at, username FROM registries WHERE id = $1",
             id
         )
         .fetch_optional(self.outbox.pool())
@@ -141,7 +188,7 @@ impl Registries {
     pub async fn list(&self, page: Page) -> Result<(Vec<Registry>, String)> {
         let rows = sqlx::query_as!(
             Registry,
-            "SELECT id, name, url, master, created_at FROM registries
+            "SELECT id, name, url, master, created_at, username FROM registries
              WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
             page.after,
             page.fetch(),
@@ -207,6 +254,12 @@ mod tests {
         assert_eq!(
             NewRegistry::parse("", "https://h", false).unwrap_err().field(),
             Some("name")
+        );
+        assert_eq!(
+            NewRegistry::parse_with_login("h", "https://h", false, "", "pw")
+                .unwrap_err()
+                .field(),
+            Some("username")
         );
     }
 }
