@@ -38,6 +38,8 @@ pub struct Upstreams {
     pub apps: String,
     /// `http://host:port` of configs.
     pub configs: String,
+    /// `http://host:port` of devops.
+    pub devops: String,
 }
 
 impl Upstreams {
@@ -53,6 +55,7 @@ impl Upstreams {
             federation: url("FEDERATION", 7102)?,
             apps: url("APPS", 7103)?,
             configs: url("CONFIGS", 7104)?,
+            devops: url("DEVOPS", 7106)?,
         })
     }
 }

@@ -9,6 +9,7 @@ use kernel::caller::{Caller, CallerKey};
 use kernel::grpc::{Outgoing, channel};
 use paas_proto::v1::apps_service_client::AppsServiceClient;
 use paas_proto::v1::configs_service_client::ConfigsServiceClient;
+use paas_proto::v1::devops_service_client::DevopsServiceClient;
 use paas_proto::v1::federation_service_client::FederationServiceClient;
 use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -28,6 +29,9 @@ pub type Apps = AppsServiceClient<InterceptedService<Channel, Outgoing>>;
 /// Configs' client, with a caller's token.
 pub type Configs = ConfigsServiceClient<InterceptedService<Channel, Outgoing>>;
 
+/// Devops' client, with a caller's token.
+pub type Devops = DevopsServiceClient<InterceptedService<Channel, Outgoing>>;
+
 /// Lazily connected channels to each service.
 #[derive(Clone)]
 pub struct Upstream {
@@ -35,6 +39,7 @@ pub struct Upstream {
     federation: Channel,
     apps: Channel,
     configs: Channel,
+    devops: Channel,
 }
 
 impl Upstream {
@@ -48,6 +53,7 @@ impl Upstream {
             federation: channel(&addresses.federation)?,
             apps: channel(&addresses.apps)?,
             configs: channel(&addresses.configs)?,
+            devops: channel(&addresses.devops)?,
         })
     }
 
@@ -69,6 +75,13 @@ impl Upstream {
     /// Configs, called as `caller`.
     pub fn configs(&self, key: &CallerKey, caller: &Caller) -> Configs {
         ConfigsServiceClient::with_interceptor(self.configs.clone(), Outgoing::new(key, caller))
+    }
+}
+
+impl Upstream {
+    /// Devops, called as `caller`.
+    pub fn devops(&self, key: &CallerKey, caller: &Caller) -> Devops {
+        DevopsServiceClient::with_interceptor(self.devops.clone(), Outgoing::new(key, caller))
     }
 }
 
@@ -102,6 +115,12 @@ impl Service for Apps {
 impl Service for Configs {
     fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
         upstream.configs(key, caller)
+    }
+}
+
+impl Service for Devops {
+    fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
+        upstream.devops(key, caller)
     }
 }
 

@@ -33,6 +33,7 @@ impl Gateway {
             federation: "http://127.0.0.1:1".into(),
             apps: "http://127.0.0.1:1".into(),
             configs: "http://127.0.0.1:1".into(),
+            devops: "http://127.0.0.1:1".into(),
         };
         let key = CallerKey::new(t.settings.caller_key.clone());
         let upstream = gateway::upstream::Upstream::connect(&nowhere).unwrap();

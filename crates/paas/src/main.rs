@@ -28,6 +28,10 @@ enum Command {
     },
     /// Runs every service's database migrations and exits.
     Migrate,
+    /// Executes pipeline steps for devops (settings: PAAS_RUNNER_URL,
+    /// PAAS_RUNNER_TOKEN, PAAS_RUNNER_CONCURRENCY, PAAS_RUNNER_WORK_DIR,
+    /// PAAS_RUNNER_SANDBOX).
+    Runner,
     /// Simulated Kubernetes clusters (kubesim) for tests and demos; prints
     /// each cluster's URL and kubeconfig.
     Kubesim {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
             Command::Up => up().await,
             Command::Serve { service } => serve(&service).await,
             Command::Migrate => migrate().await,
+            Command::Runner => runner().await,
             Command::Kubesim { clusters } => {
                 // A stand-in for Kubernetes: it needs no platform settings.
                 kubesim::run_standalone(clusters, kubesim::ClusterConfig::named("kubesim"))
@@ -143,6 +148,9 @@ async fn up() -> Result<(), Failure> {
     for s in &stack.services {
         println!("  {:<10} grpc {}  health http://{}/healthz", s.name, s.grpc, s.http);
     }
+    if let Some(runners) = stack.runners {
+        println!("  runners: PAAS_RUNNER_URL=http://{runners} PAAS_RUNNER_TOKEN=<from POST /api/v1/runners> paas runner");
+    }
     for c in &clusters {
         println!(
             "  cluster {:<9} {}  kubectl --kubeconfig {} get nodes",
@@ -192,5 +200,20 @@ async fn migrate() -> Result<(), Failure> {
     let env = Env::load()?;
     let (platform, _telemetry, _shutdown) = platform(&env)?;
     paas::stack::migrate(&platform).await?;
+    Ok(())
+}
+
+async fn runner() -> Result<(), Failure> {
+    let env = Env::load()?;
+    let settings = devops::agent::Settings::from_env(&env).await?;
+    let (_platform, _telemetry, shutdown) = platform(&env)?;
+    println!(
+        "paas runner: {} with {} slot(s), sandbox {}, workspaces in {}",
+        settings.url,
+        settings.concurrency,
+        settings.sandbox.as_str(),
+        settings.work_dir.display()
+    );
+    devops::agent::run(settings, shutdown.token()).await?;
     Ok(())
 }

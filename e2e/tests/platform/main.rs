@@ -18,6 +18,7 @@ mod logs;
 mod node_ports;
 mod oidc;
 mod partitions;
+mod pipelines;
 mod provisioning;
 mod quotas;
 mod requests;
