@@ -149,7 +149,9 @@ async fn up() -> Result<(), Failure> {
         println!("  {:<10} grpc {}  health http://{}/healthz", s.name, s.grpc, s.http);
     }
     if let Some(runners) = stack.runners {
-        println!("  runners: PAAS_RUNNER_URL=http://{runners} PAAS_RUNNER_TOKEN=<from POST /api/v1/runners> paas runner");
+        println!(
+            "  runners: PAAS_RUNNER_URL=http://{runners} PAAS_RUNNER_TOKEN=<from POST /api/v1/runners> paas runner"
+        );
     }
     for c in &clusters {
         println!(

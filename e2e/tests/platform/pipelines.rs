@@ -27,7 +27,11 @@ async fn git(dir: &Path, args: &[&str]) {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -49,9 +53,19 @@ async fn git_server(dir: &Path) -> (String, PathBuf, Child) {
     let srv = dir.join("srv");
     std::fs::create_dir_all(&srv).unwrap();
     git(&srv, &["init", "--quiet", "--bare", "-b", "main", "sample.git"]).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let daemon = Command::new("git")
-        .args(["daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1"])
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            "--listen=127.0.0.1",
+        ])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", srv.display()))
         .arg(&srv)
@@ -61,7 +75,10 @@ async fn git_server(dir: &Path) -> (String, PathBuf, Child) {
         .spawn()
         .unwrap();
     let work = dir.join("work");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pipeline-sample"), &work);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pipeline-sample"),
+        &work,
+    );
     git(&work, &["init", "--quiet", "-b", "main"]).await;
     git(&work, &["add", "-A"]).await;
     git(&work, &["commit", "--quiet", "-m", "sample"]).await;
@@ -85,7 +102,14 @@ async fn git_server(dir: &Path) -> (String, PathBuf, Child) {
 }
 
 async fn developer(p: &Platform, name: &str) -> (String, String) {
-    let (_, t) = send(p, &p.admin_token, Method::POST, "/api/v1/tenants", Some(json!({"name": name}))).await;
+    let (_, t) = send(
+        p,
+        &p.admin_token,
+        Method::POST,
+        "/api/v1/tenants",
+        Some(json!({"name": name})),
+    )
+    .await;
     let tenant = t["id"].as_str().unwrap().to_string();
     let (status, created) = send(
         p,
@@ -127,7 +151,14 @@ async fn a_push_to_git_runs_the_pipeline_on_a_runner_through_the_gateway() {
     assert_eq!(status, StatusCode::CREATED, "{hook}");
     let secret = hook["secret"].as_str().unwrap().to_string();
     let hook_url = hook["webhook"]["url"].as_str().unwrap().to_string();
-    let (_, listed) = send(&p, &dev, Method::GET, &format!("/api/v1/pipelines/{pipeline_id}/webhooks"), None).await;
+    let (_, listed) = send(
+        &p,
+        &dev,
+        Method::GET,
+        &format!("/api/v1/pipelines/{pipeline_id}/webhooks"),
+        None,
+    )
+    .await;
     assert!(listed.to_string().find(&secret).is_none(), "the secret is shown once");
 
     let (status, runner) = send(
@@ -152,7 +183,12 @@ async fn a_push_to_git_runs_the_pipeline_on_a_runner_through_the_gateway() {
     tokio::spawn(devops::agent::run(settings, stop));
 
     git(&work, &["push", "--quiet", &url, "main"]).await;
-    let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&work).output().await.unwrap();
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&work)
+        .output()
+        .await
+        .unwrap();
     let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let body = json!({"ref": "refs/heads/main", "after": commit, "repository": {"name": "sample"}}).to_string();
     let deliver = |secret: &str, delivery: &str| {

@@ -37,6 +37,9 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub const FLUSH_BYTES: usize = 64 * 1024;
 /// How long the runner waits before reconnecting after devops went away.
 pub const RECONNECT: Duration = Duration::from_secs(1);
+/// How often output is offered again while devops does not answer (one
+/// [`RECONNECT`] apart): the step's lease outlasts these tries.
+pub const OUTPUT_RETRIES: u32 = 15;
 /// How long a Git fetch may take before the step fails.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -265,29 +268,51 @@ async fn ship_output(
 ) {
     let mut buffer = Vec::new();
     let mut open = true;
+    // When the oldest unsent output must go, however much more follows it.
+    let mut due = tokio::time::Instant::now();
     while open || !buffer.is_empty() {
         if open {
             tokio::select! {
                 chunk = rx.recv() => match chunk {
-                    Some(c) => { buffer.extend_from_slice(&c); if buffer.len() < FLUSH_BYTES { continue; } }
+                    Some(c) => {
+                        if buffer.is_empty() {
+                            due = tokio::time::Instant::now() + FLUSH_EVERY;
+                        }
+                        buffer.extend_from_slice(&c);
+                        if buffer.len() < FLUSH_BYTES {
+                            continue;
+                        }
+                    }
                     None => open = false,
                 },
-                () = tokio::time::sleep(FLUSH_EVERY), if !buffer.is_empty() => {}
+                () = tokio::time::sleep_until(due), if !buffer.is_empty() => {}
             }
         }
         if buffer.is_empty() {
             continue;
         }
         let data = std::mem::take(&mut buffer);
-        let request = pb::AppendOutputRequest {
-            step_id: step.clone(),
-            attempt,
-            data,
-        };
-        match client.append_output(request).await {
-            Ok(r) if r.get_ref().cancel => cancel.cancel(),
-            Ok(_) => {}
-            Err(s) => tracing::warn!(step = %step, error = %s.message(), "output lost"),
+        // devops may be restarting: hold the output and try again, as long as
+        // the step's lease would survive it.
+        for attempt_no in 0.. {
+            let request = pb::AppendOutputRequest {
+                step_id: step.clone(),
+                attempt,
+                data: data.clone(),
+            };
+            match client.append_output(request).await {
+                Ok(r) => {
+                    if r.get_ref().cancel {
+                        cancel.cancel();
+                    }
+                    break;
+                }
+                Err(s) if transient(&s) && attempt_no < OUTPUT_RETRIES => tokio::time::sleep(RECONNECT).await,
+                Err(s) => {
+                    tracing::warn!(step = %step, error = %s.message(), "output lost");
+                    break;
+                }
+            }
         }
     }
 }
@@ -322,15 +347,21 @@ async fn execute(client: &Client, settings: &Settings, job: pb::Job, cancel: Can
     for _ in 0..60 {
         match client.finish_step(result.clone()).await {
             Ok(_) => return,
-            Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown => {
-                tokio::time::sleep(RECONNECT).await;
-            }
+            Err(s) if transient(&s) => tokio::time::sleep(RECONNECT).await,
             Err(s) => {
                 tracing::warn!(step = %job.step_id, error = %s.message(), "cannot report the step's end");
                 return;
             }
         }
     }
+}
+
+/// An error that a retry may cure (devops restarting or unreachable).
+fn transient(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
 }
 
 async fn say(tx: &mpsc::Sender<Vec<u8>>, text: &str) {
@@ -594,12 +625,10 @@ async fn run_command(
         () = tokio::time::sleep_until(deadline) => Ended::TimedOut,
         () = cancel.cancelled() => Ended::Cancelled,
     };
+    // Background processes the command left behind go with it too.
+    kill_group(pid).await;
     if !matches!(ended, Ended::Exited(_)) {
-        kill_group(pid).await;
         let _ = child.kill().await;
-    } else {
-        // Background processes the command left behind go with it.
-        kill_group(pid).await;
     }
     for pumper in [out, err].into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(2), pumper).await;

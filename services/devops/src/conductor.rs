@@ -510,7 +510,7 @@ async fn step_forward(tx: &mut PgConnection, run: &Run) -> Result<Moved> {
         }
         "waiting" => {
             let def: definition::Step = serde_json::from_value(step.spec.clone()).map_err(Error::internal)?;
-            let Action::Approval(approval) = def.action else {
+            let Action::Approval(approval) = &def.action else {
                 return Ok(Moved::Wait);
             };
             let decisions: Vec<(String, String, String)> = sqlx::query!(
@@ -523,7 +523,7 @@ async fn step_forward(tx: &mut PgConnection, run: &Run) -> Result<Moved> {
             .map(|d| (d.approver, d.decision, d.comment))
             .collect();
             let started = step.started_at.unwrap_or_else(Utc::now);
-            match approval_outcome(&approval, &decisions, started, Utc::now()) {
+            match approval_outcome(approval, def.timeout, &decisions, started, Utc::now()) {
                 None => Ok(Moved::Wait),
                 Some((passed, message)) => {
                     let state = if passed { "succeeded" } else { "failed" };

@@ -62,10 +62,7 @@ pub struct Approval {
     pub groups: Vec<String>,
     /// Distinct approvers needed.
     pub required: u32,
-    /// How long the gate waits.
-    #[serde(with = "seconds")]
-    pub timeout: Duration,
-    /// What happens then.
+    /// What happens when the step's `timeout` passes without enough approvals.
     pub on_timeout: OnTimeout,
     /// Four-eyes: whoever started the run may not approve it, and at least two
     /// people must. Always on in production.
@@ -143,7 +140,7 @@ pub struct Step {
     pub image: Option<String>,
     /// Extra environment (the rest is clean).
     pub env: BTreeMap<String, String>,
-    /// Time limit.
+    /// Time limit (of an approval: how long it waits for decisions).
     #[serde(with = "seconds")]
     pub timeout: Duration,
     /// Retries when the runner executing it dies.
@@ -786,7 +783,6 @@ impl RawStep {
                     users: approvers.users,
                     groups: approvers.groups,
                     required,
-                    timeout,
                     on_timeout: self.on_timeout.unwrap_or_default(),
                     four_eyes,
                 })
@@ -893,6 +889,18 @@ schedules: ['0 3 * * *']
         let main = GitRef::Branch("main".into());
         assert_eq!(d.stages_for(&main).count(), 1);
         assert_eq!(d.stages_for(&GitRef::Tag("v1.0.0".into())).count(), 2);
+    }
+
+    #[test]
+    fn every_step_survives_the_json_a_run_stores_it_as() {
+        let d = Definition::parse("definition", SAMPLE).unwrap();
+        for step in d.stages.iter().flat_map(|s| &s.steps) {
+            let json = serde_json::to_value(step).unwrap();
+            let back: Step = serde_json::from_value(json).unwrap();
+            assert_eq!(&back, step);
+        }
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(serde_json::from_value::<Definition>(json).unwrap(), d);
     }
 
     #[test]

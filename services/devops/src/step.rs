@@ -59,7 +59,7 @@ fn may_approve(caller: &Caller, tenant: Uuid, approval: &Approval, starter: &str
             "four-eyes approval: whoever started the run cannot approve it".into(),
         ));
     }
-    let named = approval.users.iter().any(|u| *u == caller.subject);
+    let named = approval.users.contains(&caller.subject);
     let by_role = caller.role_in(tenant).is_some_and(|held| {
         approval
             .groups
@@ -202,6 +202,7 @@ impl Steps {
 /// When an approval step ended, and how, from its decisions.
 pub(crate) fn approval_outcome(
     approval: &Approval,
+    timeout: std::time::Duration,
     decisions: &[(String, String, String)],
     started: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -217,7 +218,7 @@ pub(crate) fn approval_outcome(
     if approvers.len() >= approval.required as usize {
         return Some((true, format!("approved by {}", approvers.join(", "))));
     }
-    let deadline = started + chrono::Duration::from_std(approval.timeout).unwrap_or(chrono::Duration::MAX);
+    let deadline = started + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     if now >= deadline {
         return Some(match approval.on_timeout {
             crate::definition::OnTimeout::Fail => (false, "no decision before the approval timed out".into()),
@@ -236,12 +237,13 @@ mod tests {
     use super::*;
     use crate::definition::OnTimeout;
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
     fn gate(four_eyes: bool, required: u32) -> Approval {
         Approval {
             users: vec!["alice".into()],
             groups: vec!["tenant-admin".into()],
             required,
-            timeout: Duration::from_secs(60),
             on_timeout: OnTimeout::Fail,
             four_eyes,
         }
@@ -263,23 +265,35 @@ mod tests {
         let start = Utc::now();
         let d = |w: &str, x: &str| (w.to_string(), x.to_string(), "ok".to_string());
         assert_eq!(
-            approval_outcome(&gate(true, 2), &[d("a", "approved")], start, start),
+            approval_outcome(&gate(true, 2), MINUTE, &[d("a", "approved")], start, start),
             None
         );
         assert!(
-            approval_outcome(&gate(true, 2), &[d("a", "approved"), d("b", "approved")], start, start)
-                .unwrap()
-                .0
+            approval_outcome(
+                &gate(true, 2),
+                MINUTE,
+                &[d("a", "approved"), d("b", "approved")],
+                start,
+                start
+            )
+            .unwrap()
+            .0
         );
         assert!(
-            !approval_outcome(&gate(true, 2), &[d("a", "approved"), d("b", "rejected")], start, start)
-                .unwrap()
-                .0
+            !approval_outcome(
+                &gate(true, 2),
+                MINUTE,
+                &[d("a", "approved"), d("b", "rejected")],
+                start,
+                start
+            )
+            .unwrap()
+            .0
         );
         let late = start + chrono::Duration::seconds(61);
-        assert!(!approval_outcome(&gate(false, 1), &[], start, late).unwrap().0);
+        assert!(!approval_outcome(&gate(false, 1), MINUTE, &[], start, late).unwrap().0);
         let mut go_on = gate(false, 1);
         go_on.on_timeout = OnTimeout::Continue;
-        assert!(approval_outcome(&go_on, &[], start, late).unwrap().0);
+        assert!(approval_outcome(&go_on, MINUTE, &[], start, late).unwrap().0);
     }
 }

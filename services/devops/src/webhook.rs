@@ -111,7 +111,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
@@ -207,7 +207,11 @@ fn commit_id(field: &str, raw: &str) -> Result<String> {
 fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { format!("body.{path}") };
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            format!("body.{path}")
+        };
         Error::invalid(field, e.into_inner().to_string())
     })
 }
