@@ -30,6 +30,7 @@ pub mod membership;
 pub mod oidc;
 pub mod openapi;
 pub mod page;
+pub mod pipelines;
 pub mod pods;
 pub mod problem;
 pub mod projects;
@@ -125,6 +126,7 @@ pub fn api() -> route::Routes {
         .merge(access_keys::routes())
         .merge(config_watch::routes())
         .merge(images::routes())
+        .merge(pipelines::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
 }
@@ -179,7 +181,7 @@ pub fn router(state: AppState) -> Router {
 /// except config watches, which hold by design (a long poll bounds itself,
 /// an event stream lasts as long as its client).
 async fn deadline(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    if configs::holds_open(request.uri().path()) {
+    if configs::holds_open(request.uri().path()) || pipelines::holds_open(request.uri().path()) {
         return next.run(request).await;
     }
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
@@ -286,6 +288,7 @@ mod tests {
             apps: "http://127.0.0.1:1".into(),
             configs: "http://127.0.0.1:1".into(),
             images: "http://127.0.0.1:1".into(),
+            devops: "http://127.0.0.1:1".into(),
         };
         let key = CallerKey::new(t.settings.caller_key.clone());
         let upstream = upstream::Upstream::connect(&upstream).unwrap();

@@ -40,6 +40,8 @@ pub struct Upstreams {
     pub configs: String,
     /// `http://host:port` of images.
     pub images: String,
+    /// `http://host:port` of devops.
+    pub devops: String,
 }
 
 impl Upstreams {
@@ -56,6 +58,7 @@ impl Upstreams {
             apps: url("APPS", 7103)?,
             configs: url("CONFIGS", 7104)?,
             images: url("IMAGES", 7105)?,
+            devops: url("DEVOPS", 7106)?,
         })
     }
 }

@@ -9,6 +9,7 @@ use kernel::caller::{Caller, CallerKey};
 use kernel::grpc::{Outgoing, channel};
 use paas_proto::v1::apps_service_client::AppsServiceClient;
 use paas_proto::v1::configs_service_client::ConfigsServiceClient;
+use paas_proto::v1::devops_service_client::DevopsServiceClient;
 use paas_proto::v1::federation_service_client::FederationServiceClient;
 use paas_proto::v1::images_service_client::ImagesServiceClient;
 use paas_proto::v1::tenancy_service_client::TenancyServiceClient;
@@ -31,6 +32,8 @@ pub type Configs = ConfigsServiceClient<InterceptedService<Channel, Outgoing>>;
 
 /// Images' client, with a caller's token.
 pub type Images = ImagesServiceClient<InterceptedService<Channel, Outgoing>>;
+/// Devops' client, with a caller's token.
+pub type Devops = DevopsServiceClient<InterceptedService<Channel, Outgoing>>;
 
 /// Lazily connected channels to each service.
 #[derive(Clone)]
@@ -40,6 +43,7 @@ pub struct Upstream {
     apps: Channel,
     configs: Channel,
     images: Channel,
+    devops: Channel,
 }
 
 impl Upstream {
@@ -54,6 +58,7 @@ impl Upstream {
             apps: channel(&addresses.apps)?,
             configs: channel(&addresses.configs)?,
             images: channel(&addresses.images)?,
+            devops: channel(&addresses.devops)?,
         })
     }
 
@@ -82,6 +87,11 @@ impl Upstream {
     /// Images, called as `caller`.
     pub fn images(&self, key: &CallerKey, caller: &Caller) -> Images {
         ImagesServiceClient::with_interceptor(self.images.clone(), Outgoing::new(key, caller))
+    }
+
+    /// Devops, called as `caller`.
+    pub fn devops(&self, key: &CallerKey, caller: &Caller) -> Devops {
+        DevopsServiceClient::with_interceptor(self.devops.clone(), Outgoing::new(key, caller))
     }
 }
 
@@ -121,6 +131,12 @@ impl Service for Configs {
 impl Service for Images {
     fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
         upstream.images(key, caller)
+    }
+}
+
+impl Service for Devops {
+    fn signed(upstream: &Upstream, key: &CallerKey, caller: &Caller) -> Self {
+        upstream.devops(key, caller)
     }
 }
 

@@ -34,6 +34,7 @@ impl Gateway {
             apps: "http://127.0.0.1:1".into(),
             configs: "http://127.0.0.1:1".into(),
             images: "http://127.0.0.1:1".into(),
+            devops: "http://127.0.0.1:1".into(),
         };
         let key = CallerKey::new(t.settings.caller_key.clone());
         let upstream = gateway::upstream::Upstream::connect(&nowhere).unwrap();

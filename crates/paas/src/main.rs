@@ -28,6 +28,10 @@ enum Command {
     },
     /// Runs every service's database migrations and exits.
     Migrate,
+    /// Executes pipeline steps for devops (settings: PAAS_RUNNER_URL,
+    /// PAAS_RUNNER_TOKEN, PAAS_RUNNER_CONCURRENCY, PAAS_RUNNER_WORK_DIR,
+    /// PAAS_RUNNER_SANDBOX).
+    Runner,
     /// Simulated Kubernetes clusters (kubesim) for tests and demos; prints
     /// each cluster's URL and kubeconfig.
     Kubesim {
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             Command::Serve { service } => serve(&service).await,
             Command::Migrate => migrate().await,
             Command::ConfigAgent(args) => config_agent(*args).await,
+            Command::Runner => runner().await,
             Command::Kubesim { clusters } => {
                 // A stand-in for Kubernetes: it needs no platform settings.
                 kubesim::run_standalone(clusters, kubesim::ClusterConfig::named("kubesim"))
@@ -191,6 +196,11 @@ async fn up() -> Result<(), Failure> {
     println!("  API reference: {url}/api/docs");
     for s in &stack.services {
         println!("  {:<10} grpc {}  health http://{}/healthz", s.name, s.grpc, s.http);
+    }
+    if let Some(runners) = stack.runners {
+        println!(
+            "  runners: PAAS_RUNNER_URL=http://{runners} PAAS_RUNNER_TOKEN=<from POST /api/v1/runners> paas runner"
+        );
     }
     for c in &clusters {
         println!(
@@ -293,4 +303,19 @@ async fn config_agent(args: ConfigAgentArgs) -> Result<(), Failure> {
     paas::config_agent::run(settings, shutdown.token())
         .await
         .map_err(Failure::Run)
+}
+
+async fn runner() -> Result<(), Failure> {
+    let env = Env::load()?;
+    let settings = devops::agent::Settings::from_env(&env).await?;
+    let (_platform, _telemetry, shutdown) = platform(&env)?;
+    println!(
+        "paas runner: {} with {} slot(s), sandbox {}, workspaces in {}",
+        settings.url,
+        settings.concurrency,
+        settings.sandbox.as_str(),
+        settings.work_dir.display()
+    );
+    devops::agent::run(settings, shutdown.token()).await?;
+    Ok(())
 }

@@ -16,6 +16,8 @@ pub struct Stack {
     pub gateway: SocketAddr,
     /// Each service and where it listens.
     pub services: Vec<Running>,
+    /// Where devops takes runners (`paas runner`'s `PAAS_RUNNER_URL`).
+    pub runners: Option<SocketAddr>,
 }
 
 impl Stack {
@@ -101,6 +103,7 @@ pub async fn start_in(
     shutdown: &Shutdown,
 ) -> kernel::Result<Stack> {
     let mut services: Vec<Running> = Vec::with_capacity(SERVICES.len());
+    let mut runners = None;
     for name in SERVICES {
         let running = if *name == federation::NAME {
             let mut settings = federation::Settings::from_env(env, platform)
@@ -133,6 +136,11 @@ pub async fn start_in(
             let settings = configs::Settings::from_env(env, platform)
                 .map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
             configs::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
+        } else if *name == devops::NAME {
+            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let started = devops::start_with_runners(platform, Addresses::ephemeral(), loopback, shutdown).await?;
+            runners = Some(started.runners);
+            started.running
         } else {
             start_service(name, platform, Addresses::ephemeral(), shutdown).await?
         };
@@ -150,8 +158,13 @@ pub async fn start_in(
     gateway.upstream.apps = find(apps::NAME);
     gateway.upstream.configs = find(configs::NAME);
     gateway.upstream.images = find(images::NAME);
+    gateway.upstream.devops = find(devops::NAME);
     let gateway = gateway::start(platform, gateway, shutdown).await?;
-    Ok(Stack { gateway, services })
+    Ok(Stack {
+        gateway,
+        services,
+        runners,
+    })
 }
 
 /// Runs every service's migrations.

@@ -200,6 +200,8 @@ impl Restartable {
                 federation: find("federation"),
                 apps: find("apps"),
                 configs: kernel::grpc::uri(running.grpc),
+                images: find("images"),
+                devops: find("devops"),
             },
             local_admin_password: None,
             local_admin_disabled: false,

@@ -22,6 +22,7 @@ mod logs;
 mod node_ports;
 mod oidc;
 mod partitions;
+mod pipelines;
 mod provisioning;
 mod quotas;
 mod requests;

@@ -161,6 +161,7 @@ async fn tenant_scoped_services_serve_their_members_and_hide_from_strangers() {
             tenant_id: tenant.to_string(),
             name: "ci".into(),
             repository: "not a repo".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -176,6 +177,7 @@ async fn tenant_scoped_services_serve_their_members_and_hide_from_strangers() {
             tenant_id: tenant.to_string(),
             name: "ci".into(),
             repository: "git@git.example.com:acme/shop.git".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

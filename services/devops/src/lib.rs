@@ -1,15 +1,32 @@
-//! The devops service: pipelines, runs, gates and environments (R8). It owns the
+//! The devops service: pipelines, runs, gates and runners (R8). It owns the
 //! `devops` schema and announces every change as `devops.*` events through its
-//! outbox. Today it holds pipeline definitions; runs, triggers and gates come
-//! with their issue.
+//! outbox. Pipelines are defined in YAML (stored, or in the repository);
+//! webhooks, manual requests and schedules queue runs; the conductor plans
+//! and moves them; runners (`paas runner`, see [`agent`]) execute their steps
+//! over a gRPC stream on a port of their own.
 //!
 //! It does not host Git repositories nor build images itself, and it never
-//! deploys: apps releases what a pipeline produces.
+//! deploys: apps releases what a pipeline produces. The step kinds
+//! `deploy`, `build-image`, `security-scan` and `promote` are parsed and
+//! checked but not executed yet: a run reaching one fails that step saying so.
 
 #![warn(missing_docs)]
 
+pub mod agent;
+pub mod conductor;
+pub mod definition;
 pub mod grpc;
+pub mod junit;
 pub mod pipeline;
+pub mod run;
+pub mod runner;
+pub mod runner_grpc;
+pub mod source;
+pub mod step;
+pub mod trigger;
+pub mod webhook;
+
+use std::net::SocketAddr;
 
 use kernel::service::{Addresses, Base, Running};
 use kernel::settings::Platform;
@@ -22,17 +39,54 @@ pub const NAME: &str = "devops";
 pub const GRPC_PORT: u16 = 7106;
 /// Default HTTP (health, metrics) port of `paas serve devops`.
 pub const HTTP_PORT: u16 = 7206;
+/// Default port of the runners' API: the gRPC port's series plus 200, beside
+/// the HTTP one, so a firewall can open it to runners alone.
+pub const RUNNER_PORT: u16 = 7306;
 
 /// The service's schema migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/devops");
 
-/// Starts the service: schema, relay and gRPC API.
+/// A started devops service.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    /// The gRPC API and health endpoints.
+    pub running: Running,
+    /// Where runners connect.
+    pub runners: SocketAddr,
+}
+
+/// Starts the service: schema, relay, conductor, gRPC API and runners' API
+/// (on [`RUNNER_PORT`] of the gRPC address, or an ephemeral port when the
+/// gRPC one is).
 ///
 /// # Errors
 /// A dependency is unreachable or an address cannot be bound.
 pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
+    let port = if addresses.grpc.port() == 0 { 0 } else { RUNNER_PORT };
+    let runners = SocketAddr::new(addresses.grpc.ip(), port);
+    Ok(start_with_runners(platform, addresses, runners, shutdown)
+        .await?
+        .running)
+}
+
+/// [`start`], with the runners' API on `runners`.
+///
+/// # Errors
+/// A dependency is unreachable or an address cannot be bound.
+pub async fn start_with_runners(
+    platform: &Platform,
+    addresses: Addresses,
+    runners: SocketAddr,
+    shutdown: &Shutdown,
+) -> kernel::Result<Started> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
-    let api = DevopsServiceServer::new(grpc::Devops::new(base.outbox.clone()));
-    base.serve(addresses, api, shutdown).await
+    let wake = conductor::Wake::default();
+    let conductor = conductor::Conductor::new(base.outbox.clone(), wake.clone());
+    shutdown.spawn("pipeline conductor", conductor.run(shutdown.token()));
+    let runner_api = runner_grpc::RunnerApi::new(runner::Runners::new(base.outbox.clone(), wake.clone()), wake.clone());
+    let runners = runner_grpc::serve(runners, runner_api, shutdown).await?;
+    let api = DevopsServiceServer::new(grpc::Devops::new(base.outbox.clone(), wake));
+    let running = base.serve(addresses, api, shutdown).await?;
+    Ok(Started { running, runners })
 }

@@ -11,8 +11,12 @@ use kernel::{Error, Result, id};
 use paas_proto::v1 as pb;
 use uuid::Uuid;
 
+use crate::definition::Definition;
+
 /// `devops.pipeline.created`
 pub const CREATED: EventType = EventType::new("devops", "pipeline", "created");
+/// `devops.pipeline.updated`
+pub const UPDATED: EventType = EventType::new("devops", "pipeline", "updated");
 /// `devops.pipeline.deleted`
 pub const DELETED: EventType = EventType::new("devops", "pipeline", "deleted");
 
@@ -29,6 +33,15 @@ pub struct Pipeline {
     pub repository: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The application it delivers, if any.
+    pub application_id: Option<Uuid>,
+    /// The stored YAML definition, if any.
+    pub definition: Option<String>,
+    /// Which definition wins: `platform` (the stored one) or `repository`
+    /// (`.paas/pipeline.yaml` at the commit built).
+    pub definition_source: String,
+    /// Runs started so far: the build number of the next version.
+    pub builds: i64,
 }
 
 /// Checks a Git remote: `http(s)://` or `ssh://` URLs, or scp-like
@@ -36,12 +49,20 @@ pub struct Pipeline {
 /// a secret, not in a pipeline everyone in the tenant reads.
 fn git_remote(raw: &str) -> Result<String> {
     let r = raw.trim();
-    let bad = || Error::invalid("repository", "must be a Git URL (https://, ssh:// or user@host:path)");
+    let bad = || {
+        Error::invalid(
+            "repository",
+            "must be a Git URL (https://, ssh://, git:// or user@host:path)",
+        )
+    };
     if let Ok(url) = url::Url::parse(r) {
         if url.password().is_some() {
             return Err(Error::invalid("repository", "must not carry a password"));
         }
-        return if matches!(url.scheme(), "http" | "https" | "ssh") && url.host().is_some() && url.path().len() > 1 {
+        return if matches!(url.scheme(), "http" | "https" | "ssh" | "git")
+            && url.host().is_some()
+            && url.path().len() > 1
+        {
             Ok(r.to_string())
         } else {
             Err(bad())
@@ -57,12 +78,49 @@ fn git_remote(raw: &str) -> Result<String> {
     if ok { Ok(r.to_string()) } else { Err(bad()) }
 }
 
+/// Where a pipeline's definition comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionChoice {
+    /// The stored YAML, checked (kept as written, for the user to read back).
+    pub stored: Option<String>,
+    /// `platform` or `repository`.
+    pub source: &'static str,
+}
+
+impl DefinitionChoice {
+    /// Checks the stored YAML (if any) and the source word.
+    ///
+    /// # Errors
+    /// The YAML is not a valid definition (the error names its path under
+    /// `definition`), the source is another word, or a platform source has
+    /// no stored definition.
+    pub fn parse(definition: &str, source: &str) -> Result<Self> {
+        let stored = if definition.trim().is_empty() {
+            None
+        } else {
+            Definition::parse("definition", definition)?;
+            Some(definition.to_string())
+        };
+        let source = match source {
+            "" | "platform" => "platform",
+            "repository" => "repository",
+            _ => return Err(Error::invalid("definition_source", "must be platform or repository")),
+        };
+        if source == "platform" && stored.is_none() && !definition.is_empty() {
+            return Err(Error::invalid("definition", "is empty"));
+        }
+        Ok(Self { stored, source })
+    }
+}
+
 /// A validated new pipeline.
 #[derive(Debug, Clone)]
 pub struct NewPipeline {
     tenant: Uuid,
     name: DnsLabel,
     repository: String,
+    application: Option<Uuid>,
+    definition: DefinitionChoice,
 }
 
 impl NewPipeline {
@@ -75,7 +133,27 @@ impl NewPipeline {
             tenant: id::parse_id("tenant_id", tenant_id)?,
             name: DnsLabel::parse("name", name.trim())?,
             repository: git_remote(repository)?,
+            application: None,
+            definition: DefinitionChoice {
+                stored: None,
+                source: "platform",
+            },
         })
+    }
+
+    /// With the application it delivers (`""`: none).
+    ///
+    /// # Errors
+    /// The id is malformed.
+    pub fn with_application(mut self, application_id: &str) -> Result<Self> {
+        self.application = id::parse_optional_id("application_id", application_id)?;
+        Ok(self)
+    }
+
+    /// With its definition.
+    pub fn with_definition(mut self, definition: DefinitionChoice) -> Self {
+        self.definition = definition;
+        self
     }
 }
 
@@ -100,12 +178,17 @@ impl Pipelines {
         let mut tx = self.outbox.pool().begin().await?;
         let pipeline = sqlx::query_as!(
             Pipeline,
-            "INSERT INTO pipelines (id, tenant_id, name, repository) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING RETURNING id, tenant_id, name, repository, created_at",
+            "INSERT INTO pipelines (id, tenant_id, name, repository, application_id, definition, definition_source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING RETURNING id, tenant_id, name, repository, created_at,
+                 application_id, definition, definition_source, builds",
             id::new_id(),
             new.tenant,
             new.name.as_str(),
             &new.repository,
+            new.application,
+            new.definition.stored,
+            new.definition.source,
         )
         .fetch_optional(&mut *tx)
         .await?
@@ -127,7 +210,8 @@ impl Pipelines {
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Pipeline> {
         let pipeline: Option<Pipeline> = sqlx::query_as!(
             Pipeline,
-            "SELECT id, tenant_id, name, repository, created_at FROM pipelines WHERE id = $1",
+            "SELECT id, tenant_id, name, repository, created_at, application_id, definition, definition_source, builds
+             FROM pipelines WHERE id = $1",
             id
         )
         .fetch_optional(self.outbox.pool())
@@ -145,8 +229,8 @@ impl Pipelines {
         let visible = caller.visible_tenants();
         let rows = sqlx::query_as!(
             Pipeline,
-            "SELECT id, tenant_id, name, repository, created_at FROM pipelines
-             WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
+            "SELECT id, tenant_id, name, repository, created_at, application_id, definition, definition_source, builds
+             FROM pipelines WHERE ($1::uuid IS NULL OR id > $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2))
                AND ($3::uuid IS NULL OR tenant_id = $3) ORDER BY id LIMIT $4",
             page.after,
             visible.as_deref(),
@@ -156,6 +240,36 @@ impl Pipelines {
         .fetch_all(self.outbox.pool())
         .await?;
         Ok(page.finish(rows, |p| p.id))
+    }
+
+    /// Replaces a pipeline's definition. Developers of the tenant.
+    ///
+    /// # Errors
+    /// Not visible or not allowed.
+    pub async fn set_definition(&self, caller: &Caller, id: Uuid, choice: DefinitionChoice) -> Result<Pipeline> {
+        let pipeline = self.get(caller, id).await?;
+        caller.require(pipeline.tenant_id, Role::Developer, "pipeline", id)?;
+        let mut tx = self.outbox.pool().begin().await?;
+        let pipeline = sqlx::query_as!(
+            Pipeline,
+            "UPDATE pipelines SET definition = $3, definition_source = $4 WHERE id = $1 AND tenant_id = $2
+             RETURNING id, tenant_id, name, repository, created_at, application_id, definition, definition_source, builds",
+            id,
+            pipeline.tenant_id,
+            choice.stored,
+            choice.source,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::not_found("pipeline", id))?;
+        let event = pb::ResourceChanged {
+            id: id.to_string(),
+            tenant_id: pipeline.tenant_id.to_string(),
+            name: pipeline.name.clone(),
+        };
+        outbox::record(&mut tx, UPDATED, Some(pipeline.tenant_id), &event).await?;
+        self.outbox.commit(tx).await?;
+        Ok(pipeline)
     }
 
     /// Deletes a pipeline. Developers of the tenant.
@@ -198,6 +312,7 @@ mod tests {
             "https://git.example.com/acme/shop.git",
             "ssh://git@git.example.com/acme/shop.git",
             "git@git.example.com:acme/shop.git",
+            "git://127.0.0.1:9418/shop.git",
         ] {
             assert_eq!(git_remote(ok).unwrap(), ok);
         }
@@ -205,7 +320,6 @@ mod tests {
             "",
             "shop",
             "ftp://x/y",
-            "git://host/a.git",
             "https://host",
             "https://u:secret@host/a.git",
             "git@:path",

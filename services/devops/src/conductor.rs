@@ -1,0 +1,553 @@
+//! The conductor moves runs forward. It is level-triggered: each pass reads
+//! what the database says and does the next thing (plan a queued run, queue
+//! a step for runners, open or close an approval gate, fail a step whose
+//! runner stopped renewing its lease, end a stage or a run, start a scheduled
+//! run). Nothing lives only in memory, so a devops restart mid-run resumes
+//! from the last committed state; several devops replicas share the work by
+//! locking rows with `SKIP LOCKED`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use kernel::outbox::Outbox;
+use kernel::{Error, Result};
+use sqlx::PgConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::definition::{self, Action, Definition, GitRef};
+use crate::pipeline::Pipeline;
+use crate::run::{self, Run, Trigger, announce};
+use crate::source;
+use crate::step::approval_outcome;
+
+/// How often the conductor looks even when nobody woke it: approvals time out
+/// and leases expire without any event.
+pub const TICK: Duration = Duration::from_millis(500);
+/// How long a runner's claim on a step lasts without a heartbeat. Runners
+/// beat every [`HEARTBEAT`]; three missed beats and the step is the
+/// pipeline's to retry or fail.
+pub const LEASE: Duration = Duration::from_secs(15);
+/// How often runners renew their leases.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+/// Runs planned concurrently per pass (planning talks to the Git server).
+const PLAN_BATCH: i64 = 16;
+
+/// Wakes the conductor and the job dispatchers when something changed.
+#[derive(Clone, Default)]
+pub struct Wake {
+    /// The conductor's bell.
+    pub conductor: Arc<Notify>,
+    /// Job streams' bell: a step was queued.
+    pub dispatch: Arc<Notify>,
+}
+
+/// Moves runs forward.
+#[derive(Clone)]
+pub struct Conductor {
+    outbox: Outbox,
+    wake: Wake,
+}
+
+impl Conductor {
+    /// A conductor over the outbox's schema.
+    pub fn new(outbox: Outbox, wake: Wake) -> Self {
+        Self { outbox, wake }
+    }
+
+    /// Runs passes until `stop`, at once when woken and every [`TICK`].
+    ///
+    /// # Errors
+    /// Never: a failed pass is logged and retried.
+    pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        loop {
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "conductor pass failed; retrying");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = self.wake.conductor.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+
+    /// One pass over everything that may move.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn pass(&self) -> Result<()> {
+        self.start_schedules().await?;
+        self.plan_queued().await?;
+        self.reap_lost_steps().await?;
+        let running: Vec<Uuid> = sqlx::query_scalar!("SELECT id FROM runs WHERE state = 'running' ORDER BY id")
+            .fetch_all(self.outbox.pool())
+            .await?;
+        for id in running {
+            self.advance(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the runs of schedules that are due.
+    async fn start_schedules(&self) -> Result<()> {
+        let mut tx = self.outbox.pool().begin().await?;
+        let due = sqlx::query_as!(
+            Pipeline,
+            "SELECT id, tenant_id, name, repository, created_at, application_id, definition, definition_source, builds
+             FROM pipelines WHERE next_schedule_at <= now() FOR UPDATE SKIP LOCKED LIMIT 16"
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        for pipeline in due {
+            let def = pipeline
+                .definition
+                .as_deref()
+                .and_then(|d| Definition::parse("definition", d).ok());
+            let next = def.as_ref().and_then(next_schedule);
+            sqlx::query!(
+                "UPDATE pipelines SET next_schedule_at = $2 WHERE id = $1",
+                pipeline.id,
+                next
+            )
+            .execute(&mut *tx)
+            .await?;
+            if let Some(def) = def {
+                let trigger = Trigger {
+                    kind: "schedule",
+                    by: "schedule".into(),
+                    git_ref: GitRef::Branch(def.schedule_branch.clone()),
+                    commit: None,
+                    parameters: Default::default(),
+                };
+                run::enqueue(&mut tx, &pipeline, trigger).await?;
+            }
+        }
+        self.outbox.commit(tx).await?;
+        Ok(())
+    }
+
+    /// Plans queued runs: commit, version, definition, stages and steps.
+    async fn plan_queued(&self) -> Result<()> {
+        let queued: Vec<Uuid> = sqlx::query_scalar!(
+            "SELECT id FROM runs WHERE state = 'queued' ORDER BY created_at LIMIT $1",
+            PLAN_BATCH
+        )
+        .fetch_all(self.outbox.pool())
+        .await?;
+        let plans = queued.into_iter().map(|id| self.plan(id));
+        for result in futures::future::join_all(plans).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn plan(&self, id: Uuid) -> Result<()> {
+        let Some(run) = run::load(self.outbox.pool(), id).await? else {
+            return Ok(());
+        };
+        let pipeline = sqlx::query_as!(
+            Pipeline,
+            "SELECT id, tenant_id, name, repository, created_at, application_id, definition, definition_source, builds
+             FROM pipelines WHERE id = $1 AND tenant_id = $2",
+            run.pipeline_id,
+            run.tenant_id
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?;
+        let planned = match pipeline {
+            Some(p) => prepare(&p, &run).await,
+            None => Err("the pipeline was deleted".to_string()),
+        };
+        let mut tx = self.outbox.pool().begin().await?;
+        let locked = sqlx::query_scalar!(
+            "SELECT id FROM runs WHERE id = $1 AND state = 'queued' FOR UPDATE SKIP LOCKED",
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if locked.is_none() {
+            return Ok(());
+        }
+        match planned {
+            Ok(plan) => {
+                let run = sqlx::query_as!(
+                    Run,
+                    "UPDATE runs SET state = 'running', started_at = now(), commit_sha = $2, version = $3,
+                                     definition = $4
+                     WHERE id = $1
+                     RETURNING id, tenant_id, pipeline_id, application_id, number, git_ref, branch, commit_sha,
+                               version, trigger, triggered_by, parameters, state, message, created_at, started_at,
+                               finished_at",
+                    id,
+                    plan.commit,
+                    plan.version,
+                    serde_json::to_value(&plan.definition).map_err(Error::internal)?,
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                let git_ref = GitRef::parse("git_ref", &run.git_ref)?;
+                for (i, stage) in plan.definition.stages_for(&git_ref).enumerate() {
+                    let stage_id = kernel::id::new_id();
+                    sqlx::query!(
+                        "INSERT INTO stages (id, run_id, tenant_id, position, name) VALUES ($1, $2, $3, $4, $5)",
+                        stage_id,
+                        run.id,
+                        run.tenant_id,
+                        i32::try_from(i).unwrap_or(i32::MAX),
+                        stage.name,
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    for (j, step) in stage.steps.iter().enumerate() {
+                        sqlx::query!(
+                            "INSERT INTO steps (id, run_id, stage_id, tenant_id, position, name, kind, spec)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                            kernel::id::new_id(),
+                            run.id,
+                            stage_id,
+                            run.tenant_id,
+                            i32::try_from(j).unwrap_or(i32::MAX),
+                            step.name,
+                            step.action.kind(),
+                            serde_json::to_value(step).map_err(Error::internal)?,
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                announce(&mut tx, &run, None, None, "running").await?;
+            }
+            Err(why) => {
+                finish_run(&mut tx, id, "failed", &format!("cannot plan the run: {why}")).await?;
+            }
+        }
+        self.outbox.commit(tx).await?;
+        self.wake.conductor.notify_one();
+        Ok(())
+    }
+
+    /// Steps whose runner stopped renewing the lease: retried while the step
+    /// allows, else failed.
+    async fn reap_lost_steps(&self) -> Result<()> {
+        let mut tx = self.outbox.pool().begin().await?;
+        let lost = sqlx::query!(
+            "SELECT s.id, s.name, s.spec, s.attempt, s.runner_id, r.id AS run_id, g.name AS stage
+             FROM steps s JOIN runs r ON r.id = s.run_id JOIN stages g ON g.id = s.stage_id
+             WHERE s.state = 'running' AND s.lease_until < now()
+             FOR UPDATE OF s SKIP LOCKED LIMIT 64"
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if lost.is_empty() {
+            return Ok(());
+        }
+        for step in lost {
+            let retries = serde_json::from_value::<definition::Step>(step.spec).map_or(0, |s| s.retries);
+            let retry = u32::try_from(step.attempt).unwrap_or(u32::MAX) <= retries;
+            let who = step.runner_id.map(|r| r.to_string()).unwrap_or_default();
+            let note = format!(
+                "\n[paas] runner {who} stopped answering during attempt {}\n",
+                step.attempt
+            );
+            let state = if retry { "queued" } else { "failed" };
+            sqlx::query!(
+                "UPDATE steps SET state = $2, runner_id = NULL, lease_until = NULL,
+                        attempt = attempt + CASE WHEN $2 = 'queued' THEN 1 ELSE 0 END,
+                        queued_at = CASE WHEN $2 = 'queued' THEN now() ELSE queued_at END,
+                        finished_at = CASE WHEN $2 = 'failed' THEN now() ELSE NULL END,
+                        message = $3, log = right(log || $4, $5::int), log_length = log_length + $6
+                 WHERE id = $1",
+                step.id,
+                state,
+                if retry {
+                    format!("runner {who} was lost; retrying")
+                } else {
+                    format!("runner {who} was lost and the step allows no more retries")
+                },
+                note,
+                i32::try_from(crate::step::LOG_LIMIT).unwrap_or(i32::MAX),
+                i64::try_from(note.chars().count()).unwrap_or(0),
+            )
+            .execute(&mut *tx)
+            .await?;
+            if let Some(run) = run::load(self.outbox.pool(), step.run_id).await? {
+                announce(&mut tx, &run, Some(&step.stage), Some(&step.name), state).await?;
+            }
+        }
+        self.outbox.commit(tx).await?;
+        self.wake.dispatch.notify_waiters();
+        Ok(())
+    }
+
+    /// Moves one running run as far as it goes now.
+    async fn advance(&self, id: Uuid) -> Result<()> {
+        let mut tx = self.outbox.pool().begin().await?;
+        let locked = sqlx::query_scalar!(
+            "SELECT id FROM runs WHERE id = $1 AND state = 'running' FOR UPDATE SKIP LOCKED",
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if locked.is_none() {
+            return Ok(());
+        }
+        let Some(run) = run::load(self.outbox.pool(), id).await? else {
+            return Ok(());
+        };
+        let mut queued = false;
+        // Each round makes one change; a run has fewer than
+        // MAX_STAGES * (MAX_STEPS + 1) + 1 changes to make.
+        for _ in 0..(definition::MAX_STAGES * (definition::MAX_STEPS + 2)) {
+            match step_forward(&mut tx, &run).await? {
+                Moved::Again => {}
+                Moved::Queued => queued = true,
+                Moved::Wait => break,
+            }
+        }
+        self.outbox.commit(tx).await?;
+        if queued {
+            self.wake.dispatch.notify_waiters();
+        }
+        Ok(())
+    }
+}
+
+/// What one round of [`step_forward`] did.
+enum Moved {
+    /// Changed something; look again.
+    Again,
+    /// Queued a step for runners; look again.
+    Queued,
+    /// Nothing to do until something happens.
+    Wait,
+}
+
+/// The next scheduled time of any of the definition's schedules.
+pub(crate) fn next_schedule(def: &Definition) -> Option<chrono::DateTime<Utc>> {
+    let now = Utc::now();
+    def.schedules
+        .iter()
+        .filter_map(|s| definition::parse_schedule("schedules", s).ok())
+        .filter_map(|c| c.find_next_occurrence(&now, false).ok())
+        .min()
+}
+
+/// A run's plan: what planning learnt from the repository.
+struct Plan {
+    commit: String,
+    version: String,
+    definition: Definition,
+}
+
+async fn prepare(pipeline: &Pipeline, run: &Run) -> Result<Plan, String> {
+    let git_ref = GitRef::parse("git_ref", &run.git_ref).map_err(|e| e.to_string())?;
+    let commit = if run.commit_sha.is_empty() {
+        source::resolve(&pipeline.repository, &git_ref)
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        run.commit_sha.clone()
+    };
+    let tags = source::tags(&pipeline.repository).await.map_err(|e| e.to_string())?;
+    let latest = definition::latest_version_tag(tags.iter().map(String::as_str));
+    let version = definition::build_version(latest, &git_ref, u64::try_from(run.number).unwrap_or(0));
+    let from_repository = pipeline.definition_source == "repository" || pipeline.definition.is_none();
+    let text = if from_repository {
+        source::definition_at(&pipeline.repository, &git_ref, &commit)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} is missing at commit {commit}", definition::REPOSITORY_FILE))?
+    } else {
+        pipeline.definition.clone().unwrap_or_default()
+    };
+    let field = if from_repository {
+        definition::REPOSITORY_FILE
+    } else {
+        "definition"
+    };
+    let definition = Definition::parse(field, &text).map_err(|e| e.to_string())?;
+    Ok(Plan {
+        commit,
+        version,
+        definition,
+    })
+}
+
+async fn finish_run(tx: &mut PgConnection, id: Uuid, state: &str, message: &str) -> Result<()> {
+    let run = sqlx::query_as!(
+        Run,
+        "UPDATE runs SET state = $2, message = $3, finished_at = now() WHERE id = $1
+         RETURNING id, tenant_id, pipeline_id, application_id, number, git_ref, branch, commit_sha, version,
+                   trigger, triggered_by, parameters, state, message, created_at, started_at, finished_at",
+        id,
+        state,
+        message,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    announce(tx, &run, None, None, state).await
+}
+
+/// One change to a running run, or [`Moved::Wait`].
+async fn step_forward(tx: &mut PgConnection, run: &Run) -> Result<Moved> {
+    let stages = sqlx::query!(
+        "SELECT id, name, state FROM stages WHERE run_id = $1 AND tenant_id = $2 ORDER BY position",
+        run.id,
+        run.tenant_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some(stage) = stages
+        .iter()
+        .find(|s| !matches!(s.state.as_str(), "succeeded" | "skipped"))
+    else {
+        let message = if stages.is_empty() {
+            format!("no stage runs for {}", run.git_ref)
+        } else {
+            String::new()
+        };
+        finish_run(tx, run.id, "succeeded", &message).await?;
+        return Ok(Moved::Wait);
+    };
+    if stage.state == "pending" {
+        sqlx::query!(
+            "UPDATE stages SET state = 'running', started_at = now() WHERE id = $1",
+            stage.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        announce(tx, run, Some(&stage.name), None, "running").await?;
+        return Ok(Moved::Again);
+    }
+    let steps = sqlx::query!(
+        "SELECT id, name, kind, spec, state, message, started_at FROM steps
+         WHERE stage_id = $1 AND tenant_id = $2 ORDER BY position",
+        stage.id,
+        run.tenant_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some(step) = steps
+        .iter()
+        .find(|s| !matches!(s.state.as_str(), "succeeded" | "skipped"))
+    else {
+        sqlx::query!(
+            "UPDATE stages SET state = 'succeeded', finished_at = now() WHERE id = $1",
+            stage.id
+        )
+        .execute(&mut *tx)
+        .await?;
+        announce(tx, run, Some(&stage.name), None, "succeeded").await?;
+        return Ok(Moved::Again);
+    };
+    match step.state.as_str() {
+        "failed" | "cancelled" => {
+            sqlx::query!(
+                "UPDATE steps SET state = 'skipped' WHERE run_id = $1 AND tenant_id = $2 AND state = 'pending'",
+                run.id,
+                run.tenant_id
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query!(
+                "UPDATE stages SET state = 'failed', finished_at = now() WHERE id = $1",
+                stage.id
+            )
+            .execute(&mut *tx)
+            .await?;
+            announce(tx, run, Some(&stage.name), None, "failed").await?;
+            let skipped = sqlx::query_scalar!(
+                "UPDATE stages SET state = 'skipped' WHERE run_id = $1 AND tenant_id = $2 AND state = 'pending'
+                 RETURNING name",
+                run.id,
+                run.tenant_id
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for name in skipped {
+                announce(tx, run, Some(&name), None, "skipped").await?;
+            }
+            let why = format!("step {}/{} failed: {}", stage.name, step.name, step.message);
+            finish_run(tx, run.id, "failed", &why).await?;
+            Ok(Moved::Wait)
+        }
+        "pending" => {
+            let def: definition::Step = serde_json::from_value(step.spec.clone()).map_err(Error::internal)?;
+            let (state, message, moved) = match &def.action {
+                Action::Run { .. } | Action::Test { .. } => ("queued", String::new(), Moved::Queued),
+                Action::Approval(a) => (
+                    "waiting",
+                    format!("waiting for {} approval(s)", a.required),
+                    Moved::Again,
+                ),
+                other => (
+                    "failed",
+                    format!(
+                        "step kind {} is parsed and validated, but this platform does not execute it yet",
+                        other.kind()
+                    ),
+                    Moved::Again,
+                ),
+            };
+            if state == "queued" {
+                sqlx::query!(
+                    "UPDATE steps SET state = 'queued', attempt = attempt + 1, queued_at = now() WHERE id = $1",
+                    step.id
+                )
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                set_step(tx, step.id, state, &message).await?;
+            }
+            announce(tx, run, Some(&stage.name), Some(&step.name), state).await?;
+            Ok(moved)
+        }
+        "waiting" => {
+            let def: definition::Step = serde_json::from_value(step.spec.clone()).map_err(Error::internal)?;
+            let Action::Approval(approval) = &def.action else {
+                return Ok(Moved::Wait);
+            };
+            let decisions: Vec<(String, String, String)> = sqlx::query!(
+                "SELECT approver, decision, comment FROM approvals WHERE step_id = $1 ORDER BY decided_at",
+                step.id
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|d| (d.approver, d.decision, d.comment))
+            .collect();
+            let started = step.started_at.unwrap_or_else(Utc::now);
+            match approval_outcome(approval, def.timeout, &decisions, started, Utc::now()) {
+                None => Ok(Moved::Wait),
+                Some((passed, message)) => {
+                    let state = if passed { "succeeded" } else { "failed" };
+                    set_step(tx, step.id, state, &message).await?;
+                    announce(tx, run, Some(&stage.name), Some(&step.name), state).await?;
+                    Ok(Moved::Again)
+                }
+            }
+        }
+        _ => Ok(Moved::Wait),
+    }
+}
+
+async fn set_step(tx: &mut PgConnection, id: Uuid, state: &str, message: &str) -> Result<()> {
+    sqlx::query!(
+        "UPDATE steps SET state = $2, message = $3,
+                started_at = CASE WHEN $2 IN ('waiting', 'running') THEN now() ELSE started_at END,
+                finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'skipped') THEN now() ELSE NULL END
+         WHERE id = $1",
+        id,
+        state,
+        message
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
