@@ -1,18 +1,17 @@
 //! The devops gRPC API.
 
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
 use kernel::grpc::{caller, timestamp};
 use kernel::id::parse_id;
+use kernel::name::DnsLabel;
 use kernel::outbox::Outbox;
 use kernel::page::Page;
 use paas_proto::v1 as pb;
 use paas_proto::v1::devops_service_server::DevopsService;
 use tonic::{Request, Response, Status};
-
-use std::pin::Pin;
-use std::time::Duration;
-
-use futures::Stream;
-use kernel::name::DnsLabel;
 
 use crate::conductor::Wake;
 use crate::definition::GitRef;
