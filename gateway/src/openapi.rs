@@ -264,6 +264,40 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
         &["draft", "submitted", "approved", "rejected", "provisioned"],
     ),
     ("DataCentre", "state", &["Ready", "Degraded", "Lost", "Unknown"]),
+    // Pipelines, as devops' tables constrain them.
+    (
+        "RunStep",
+        "state",
+        &[
+            "pending",
+            "queued",
+            "running",
+            "waiting",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "skipped",
+        ],
+    ),
+    (
+        "RunStep",
+        "kind",
+        &[
+            "run",
+            "test",
+            "approval",
+            "deploy",
+            "build-image",
+            "security-scan",
+            "promote",
+        ],
+    ),
+    (
+        "RunStage",
+        "state",
+        &["pending", "running", "succeeded", "failed", "cancelled", "skipped"],
+    ),
+    ("Runner", "state", &["active", "draining"]),
 ];
 
 /// Parameters whose values are a closed set, by the path of the list

@@ -321,7 +321,7 @@ pub struct Decision {
 
 /// A step of a run.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Step {
+pub struct RunStep {
     /// Its id.
     #[schema(format = Uuid)]
     pub id: String,
@@ -364,7 +364,7 @@ pub struct Step {
     pub approvals: Vec<Decision>,
 }
 
-impl From<pb::Step> for Step {
+impl From<pb::Step> for RunStep {
     fn from(s: pb::Step) -> Self {
         Self {
             id: s.id,
@@ -408,7 +408,7 @@ impl From<pb::Step> for Step {
 
 /// A stage of a run.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Stage {
+pub struct RunStage {
     /// Its id.
     #[schema(format = Uuid)]
     pub id: String,
@@ -417,7 +417,7 @@ pub struct Stage {
     /// pending, running, succeeded, failed, cancelled or skipped.
     pub state: String,
     /// Its steps, in order.
-    pub steps: Vec<Step>,
+    pub steps: Vec<RunStep>,
 }
 
 /// A run of a pipeline.
@@ -462,7 +462,7 @@ pub struct Run {
     /// Ended.
     pub finished_at: Option<DateTime<Utc>>,
     /// Its stages and steps (on `GET /runs/{id}` only).
-    pub stages: Vec<Stage>,
+    pub stages: Vec<RunStage>,
 }
 
 fn run_state(raw: &str) -> RunState {
@@ -508,11 +508,11 @@ impl From<pb::Run> for Run {
             stages: r
                 .stages
                 .into_iter()
-                .map(|s| Stage {
+                .map(|s| RunStage {
                     id: s.id,
                     name: s.name,
                     state: s.state,
-                    steps: s.steps.into_iter().map(Step::from).collect(),
+                    steps: s.steps.into_iter().map(RunStep::from).collect(),
                 })
                 .collect(),
         }
@@ -844,8 +844,8 @@ async fn cancel_run(Signed(mut devops): Signed<Devops>, Path(id): Path<String>) 
 
 #[utoipa::path(get, path = "/api/v1/steps/{id}", tag = "pipelines",
     params(("id" = uuid::Uuid, Path, description = "the step")),
-    responses((status = 200, body = Step), Problems), security(("bearer" = [])))]
-async fn get_step(Signed(mut devops): Signed<Devops>, Path(id): Path<String>) -> Result<Json<Step>, ApiError> {
+    responses((status = 200, body = RunStep), Problems), security(("bearer" = [])))]
+async fn get_step(Signed(mut devops): Signed<Devops>, Path(id): Path<String>) -> Result<Json<RunStep>, ApiError> {
     Ok(Json(
         devops.get_step(pb::GetStepRequest { id }).await?.into_inner().into(),
     ))
@@ -899,12 +899,12 @@ async fn step_log(
 
 #[utoipa::path(post, path = "/api/v1/steps/{id}/approval", tag = "pipelines",
     params(("id" = uuid::Uuid, Path, description = "the approval step")), request_body = Decide,
-    responses((status = 200, body = Step), Problems), security(("bearer" = [])))]
+    responses((status = 200, body = RunStep), Problems), security(("bearer" = [])))]
 async fn decide(
     Signed(mut devops): Signed<Devops>,
     Path(id): Path<String>,
     Body(b): Body<Decide>,
-) -> Result<Json<Step>, ApiError> {
+) -> Result<Json<RunStep>, ApiError> {
     let request = pb::DecideApprovalRequest {
         step_id: id,
         approve: b.approve,

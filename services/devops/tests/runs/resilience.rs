@@ -127,14 +127,20 @@ async fn cancelling_a_run_stops_its_running_command_and_the_log_streams_live() {
     let run = w.run(&run.id).await;
     assert_eq!(run.state, "cancelled");
     assert!(!last.contains("tick 30"), "{last}");
-    // The runner hears of it at its next heartbeat and kills the command:
-    // the file it writes every second stops growing, well before tick 30.
-    let count = || std::fs::read_to_string(&ticks).unwrap_or_default().lines().count();
-    let stopped = eventually(Duration::from_secs(20), "the command to be killed", || async {
-        let before = count();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        (count() == before).then_some(before)
+    // The runner hears of it at its next heartbeat and kills the command: no
+    // process whose command line names the tick file is left, well before
+    // tick 30.
+    let marker = ticks.to_string_lossy().into_owned();
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|line| String::from_utf8_lossy(&line).contains(&marker))
+        })
+    };
+    eventually(Duration::from_secs(20), "the command to be killed", || async {
+        (!running()).then_some(())
     })
     .await;
+    let stopped = std::fs::read_to_string(&ticks).unwrap_or_default().lines().count();
     assert!(stopped < 30, "the command ran to its end");
 }
