@@ -131,7 +131,14 @@ async fn a_manual_run_passes_its_parameters_and_another_tenant_sees_nothing_of_i
     let w = World::new().await;
     let git = GitServer::start().await;
     let _runner = w.runner("r1", 1).await;
-    let definition = "stages:\n  - name: greet\n    steps:\n      - name: hello\n        kind: run\n        commands: ['echo \"greeting=$GREETING from $PAAS_GIT_REF\"', 'test -z \"$HOME_SECRET\"']\n";
+    let definition = concat!(
+        "stages:\n",
+        "  - name: greet\n",
+        "    steps:\n",
+        "      - name: hello\n",
+        "        kind: run\n",
+        "        commands: ['echo \"greeting=$GREETING from $PAAS_GIT_REF\"', 'test -z \"$HOME_SECRET\"']\n",
+    );
     let pipeline = w.pipeline(&git, definition).await;
     git.push("main").await;
     // A variable of the test process must not reach the step.
@@ -201,7 +208,20 @@ async fn a_manual_run_passes_its_parameters_and_another_tenant_sees_nothing_of_i
 async fn a_definition_is_refused_naming_the_path_of_its_wrong_field() {
     let w = World::new().await;
     let git = GitServer::start().await;
-    let bad = "stages:\n  - name: a\n    steps:\n      - name: first\n        kind: run\n        commands: ['true']\n  - name: b\n    steps:\n      - name: second\n        kind: run\n        image: 'Bad Image'\n        commands: ['true']\n";
+    let bad = concat!(
+        "stages:\n",
+        "  - name: a\n",
+        "    steps:\n",
+        "      - name: first\n",
+        "        kind: run\n",
+        "        commands: ['true']\n",
+        "  - name: b\n",
+        "    steps:\n",
+        "      - name: second\n",
+        "        kind: run\n",
+        "        image: 'Bad Image'\n",
+        "        commands: ['true']\n",
+    );
     let err = w
         .dev()
         .create_pipeline(pb::CreatePipelineRequest {

@@ -25,7 +25,17 @@ async fn a_devops_restart_mid_run_resumes_the_run() {
     let mut w = World::new().await;
     let git = GitServer::start().await;
     let _runner = w.runner("r1", 1).await;
-    let definition = "stages:\n  - name: a\n    steps:\n      - name: slow\n        kind: run\n        commands: ['sleep 2', 'echo first done']\n      - name: after\n        kind: run\n        commands: ['echo second done']\n";
+    let definition = concat!(
+        "stages:\n",
+        "  - name: a\n",
+        "    steps:\n",
+        "      - name: slow\n",
+        "        kind: run\n",
+        "        commands: ['sleep 2', 'echo first done']\n",
+        "      - name: after\n",
+        "        kind: run\n",
+        "        commands: ['echo second done']\n",
+    );
     let pipeline = w.pipeline(&git, definition).await;
     git.push("main").await;
     let run = start(&w, &pipeline).await;
@@ -42,7 +52,15 @@ async fn a_devops_restart_mid_run_resumes_the_run() {
 async fn a_killed_runner_is_detected_and_its_step_retried_on_another() {
     let w = World::new().await;
     let git = GitServer::start().await;
-    let definition = "stages:\n  - name: a\n    steps:\n      - name: long\n        kind: run\n        retries: 1\n        commands: ['sleep 3', 'echo finished']\n";
+    let definition = concat!(
+        "stages:\n",
+        "  - name: a\n",
+        "    steps:\n",
+        "      - name: long\n",
+        "        kind: run\n",
+        "        retries: 1\n",
+        "        commands: ['sleep 3', 'echo finished']\n",
+    );
     let pipeline = w.pipeline(&git, definition).await;
     git.push("main").await;
     let doomed = w.runner("doomed", 1).await;
@@ -85,7 +103,14 @@ async fn cancelling_a_run_stops_its_running_command_and_the_log_streams_live() {
     let outside = tempfile::tempdir().unwrap();
     let ticks = outside.path().join("ticks");
     let definition = format!(
-        "stages:\n  - name: a\n    steps:\n      - name: ticker\n        kind: run\n        commands: ['for i in $(seq 1 30); do echo tick $i; echo $i >> {}; sleep 1; done']\n",
+        concat!(
+            "stages:\n",
+            "  - name: a\n",
+            "    steps:\n",
+            "      - name: ticker\n",
+            "        kind: run\n",
+            "        commands: ['for i in $(seq 1 30); do echo tick $i; echo $i >> {}; sleep 1; done']\n",
+        ),
         ticks.display()
     );
     let pipeline = w.pipeline(&git, &definition).await;
