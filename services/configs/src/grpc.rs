@@ -438,6 +438,7 @@ impl ConfigsService for Configs {
             &r.config,
             &r.environment,
             &r.cluster,
+            r.gray,
         )
         .await?;
         Ok(Response::new(pb::ConfigDelivery {
@@ -445,6 +446,15 @@ impl ConfigsService for Configs {
             sealed: d.sealed.into_iter().collect(),
             checksum: d.checksum,
             clusters: d.clusters,
+            gray_targets: d
+                .gray_targets
+                .into_iter()
+                .map(|t| pb::GrayTarget {
+                    cluster: t.cluster,
+                    partition: t.partition,
+                })
+                .collect(),
+            releases: d.releases,
         }))
     }
 
