@@ -38,6 +38,21 @@ pub struct Delivery {
     pub releases: Vec<String>,
 }
 
+/// What a delivery is asked for, as the caller gave it (parsed by [`render`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// The tenant's id.
+    pub tenant: &'a str,
+    /// The config set's name.
+    pub config: &'a str,
+    /// The environment.
+    pub environment: &'a str,
+    /// A cluster; empty: the environment level.
+    pub cluster: &'a str,
+    /// With a cluster: gray releases in flight that target it stand in.
+    pub gray: bool,
+}
+
 /// Items in the clear, split into plain and secret ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Items {
@@ -91,16 +106,14 @@ fn escape(value: &str) -> String {
 /// # Errors
 /// Not a platform service; a malformed field (named); NotFound when the
 /// tenant has no config set of that name (another tenant's is not visible).
-pub async fn render(
-    releases: &Releases,
-    key: &DeliveryKey,
-    caller: &Caller,
-    tenant: &str,
-    config: &str,
-    environment: &str,
-    cluster: &str,
-    gray: bool,
-) -> Result<Delivery> {
+pub async fn render(releases: &Releases, key: &DeliveryKey, caller: &Caller, asked: Asked<'_>) -> Result<Delivery> {
+    let Asked {
+        tenant,
+        config,
+        environment,
+        cluster,
+        gray,
+    } = asked;
     caller.require_platform_admin()?;
     let tenant = id::parse_id("tenant_id", tenant)?;
     let config = DnsLabel::parse("config", config.trim())?;
