@@ -41,6 +41,7 @@ pub fn routes() -> Routes {
         .route(Permission::Role(Role::Developer), routes!(abort))
         .route(Permission::Authenticated, routes!(scale_events))
         .route(Permission::Authenticated, routes!(activity))
+        .route(Permission::Authenticated, routes!(config_deliveries))
 }
 
 /// A release: one numbered deploy of an application.
@@ -732,4 +733,99 @@ pub(crate) async fn activity(
         })
         .collect();
     Ok(Json(Page::new(items, r.page)))
+}
+
+/// One kind of target of a config delivered to an application.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConfigDeliveryTarget {
+    /// Empty: every cluster without content of its own; else a cluster, or
+    /// `cluster/namespace` for one partition (a gray release's target).
+    pub target: String,
+    /// The config releases its content is made of, lowest level first
+    /// (`shop/base@3`, `shop/test@5 (gray)`).
+    pub releases: Vec<String>,
+    /// Checksum of the content (the pod template annotation with `reload: restart`).
+    pub checksum: String,
+    /// A gray release in flight makes this content.
+    pub gray: bool,
+}
+
+/// A config delivered into an application's clusters.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeliveredConfig {
+    /// The config set's name.
+    pub config: String,
+    /// Every cluster's content first, then each target whose content differs.
+    pub targets: Vec<ConfigDeliveryTarget>,
+    /// When this content was rendered.
+    pub rendered_at: Option<DateTime<Utc>>,
+}
+
+/// The configs delivered into an application's clusters, a page of them,
+/// and how delivery stands.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConfigDeliveries {
+    /// A page of the configs.
+    pub items: Vec<DeliveredConfig>,
+    /// Cursor for the next page; absent at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// What is rendered has reached the clusters.
+    pub in_sync: bool,
+    /// The last delivery's error (cleared by the next delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Failed deliveries in a row.
+    pub failures: i32,
+    /// When content last reached the clusters.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When delivery looks at the application next.
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/config-deliveries",
+    tag = "applications",
+    params(("id" = String, Path, description = "the application"), ListQuery),
+    responses((status = 200, body = ConfigDeliveries), Problems),
+    security(("bearer" = []))
+)]
+pub(crate) async fn config_deliveries(
+    Signed(mut apps): Signed<Apps>,
+    Path(id): Path<String>,
+    Query(page): Query<ListQuery>,
+) -> Result<Json<ConfigDeliveries>, ApiError> {
+    let request = pb::ListConfigDeliveriesRequest {
+        application_id: id,
+        page: page.request(),
+    };
+    let r = apps.list_config_deliveries(request).await?.into_inner();
+    let items = r
+        .items
+        .into_iter()
+        .map(|c| DeliveredConfig {
+            config: c.config,
+            targets: c
+                .targets
+                .into_iter()
+                .map(|t| ConfigDeliveryTarget {
+                    target: t.target,
+                    releases: t.releases,
+                    checksum: t.checksum,
+                    gray: t.gray,
+                })
+                .collect(),
+            rendered_at: time(c.rendered_at),
+        })
+        .collect();
+    Ok(Json(ConfigDeliveries {
+        items,
+        next_cursor: r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty()),
+        in_sync: r.in_sync,
+        last_error: Some(r.last_error).filter(|e| !e.is_empty()),
+        failures: r.failures,
+        delivered_at: time(r.delivered_at),
+        due_at: time(r.due_at),
+    }))
 }

@@ -950,7 +950,8 @@ impl GrayState {
 pub struct GrayTarget {
     /// The cluster's name.
     pub cluster: String,
-    /// One partition of it; empty or absent: all of them.
+    /// One partition of it, by its namespace in that cluster; empty or
+    /// absent: all of them.
     #[serde(default)]
     pub partition: String,
 }

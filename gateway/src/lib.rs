@@ -21,6 +21,7 @@ pub mod directory;
 pub mod external_services;
 pub mod failovers;
 pub mod guard;
+pub mod image_retention;
 pub mod images;
 pub mod json;
 pub mod local_admin;
@@ -126,6 +127,7 @@ pub fn api() -> route::Routes {
         .merge(access_keys::routes())
         .merge(config_watch::routes())
         .merge(images::routes())
+        .merge(image_retention::routes())
         .merge(pipelines::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())

@@ -186,6 +186,14 @@ const CLOSED: &[(&str, &str, &[&str])] = &[
     ),
     ("FailoverOperation", "kind", &["failover", "failback"]),
     ("Activity", "kind", &["failover", "failback"]),
+    ("RetentionRun", "cause", &["schedule", "manual"]),
+    ("RetentionRun", "state", &["running", "succeeded", "failed"]),
+    ("GcRun", "cause", &["retention", "manual"]),
+    (
+        "GcRun",
+        "state",
+        &["pending", "draining", "collecting", "succeeded", "failed", "skipped"],
+    ),
     ("Release", "slot", &["blue", "green"]),
     (
         "Release",

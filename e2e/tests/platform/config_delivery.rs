@@ -2,8 +2,10 @@
 //! both kubesim clusters as ConfigMaps and Secrets with the effective content
 //! (a cluster's own set included), follow every publish and rollback, roll
 //! the pods with `reload: restart` and leave them with `reload: none`; no
-//! secret value is ever in the apps or federation tables in the clear; and
-//! another tenant's config cannot be referenced.
+//! secret value is ever in the apps or federation tables in the clear;
+//! another tenant's config cannot be referenced; and a gray release pinned
+//! to one cluster (or partition) reaches it alone until promoted (then
+//! every cluster) or abandoned (then none), as the delivery view shows.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -132,6 +134,98 @@ impl World {
             .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
             .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
             .collect()
+    }
+}
+
+impl World {
+    /// Puts `LEVEL` = `level` on the set's draft and publishes it as a gray
+    /// release pinned to `targets` (cluster, partition); its number.
+    async fn gray_level(&self, set: &str, level: &str, targets: &[(&str, &str)]) -> u64 {
+        let (_, draft) = self
+            .send(Method::GET, &format!("/api/v1/config-sets/{set}/draft"), None)
+            .await;
+        let (status, draft) = self
+            .send(
+                Method::PUT,
+                &format!("/api/v1/config-sets/{set}/draft/items/LEVEL"),
+                Some(json!({"version": draft["version"], "content": level})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{draft}");
+        let targets: Vec<Value> = targets
+            .iter()
+            .map(|(cluster, partition)| json!({"cluster": cluster, "partition": partition}))
+            .collect();
+        let (status, gray) = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/config-sets/{set}/gray-releases"),
+                Some(json!({"message": format!("LEVEL {level} first"), "targets": targets})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{gray}");
+        gray["number"].as_u64().unwrap()
+    }
+
+    /// GETs `path` as the administrator of another tenant.
+    async fn send_as_stranger(&self, path: &str) -> (StatusCode, Value) {
+        let (status, other) = self
+            .send(Method::POST, "/api/v1/tenants", Some(json!({"name": "globex"})))
+            .await;
+        assert!(status.is_success(), "{other}");
+        let (_, token) = self
+            .send(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": "stranger", "tenant_id": other["id"], "role": "tenant-admin"})),
+            )
+            .await;
+        let r = self
+            .p
+            .http
+            .get(format!("{}{path}", self.p.url))
+            .bearer_auth(token["secret"].as_str().unwrap_or_else(|| panic!("{token}")))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Promotes or abandons (`step`) gray release `number` of `set`.
+    async fn decide_gray(&self, set: &str, number: u64, step: &str) {
+        let (status, r) = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/config-sets/{set}/gray-releases/{number}/{step}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+    }
+
+    /// Waits until the delivery view of `app` is in sync and its first
+    /// config's targets pass `check` (target -> gray); the view.
+    async fn delivered(&self, app: &str, check: impl Fn(&[(String, bool)]) -> bool) -> Value {
+        eventually(
+            Duration::from_secs(40),
+            &format!("the config delivery of {app} as expected"),
+            || async {
+                let (status, view) = self
+                    .send(
+                        Method::GET,
+                        &format!("/api/v1/applications/{app}/config-deliveries"),
+                        None,
+                    )
+                    .await;
+                let targets: Vec<(String, bool)> = view["items"][0]["targets"]
+                    .as_array()?
+                    .iter()
+                    .map(|t| (t["target"].as_str().unwrap_or_default().to_string(), t["gray"] == true))
+                    .collect();
+                (status == StatusCode::OK && view["in_sync"] == true && check(&targets)).then_some(view)
+            },
+        )
+        .await
     }
 }
 
@@ -439,4 +533,72 @@ async fn a_release_made_while_delivery_was_down_reaches_every_cluster_when_it_re
             .unwrap();
     assert!(!delivered.is_empty());
     second.cancel();
+}
+
+#[tokio::test]
+async fn a_gray_release_pinned_to_one_cluster_reaches_it_alone_until_promoted_or_abandoned() {
+    let w = two_clusters(&[]).await;
+    let base = w.config_set("shop", "", "").await;
+    w.release_config(&base, &[("LEVEL", "info", false), ("db.password", FIRST_SECRET, true)])
+        .await;
+    let app = w.deploy_to_both("gr", spec("restart", "shop")).await;
+    const CM: &str = "gr-web-config-shop";
+    for cluster in [A, B] {
+        w.object_in(cluster, "ConfigMap", CM, |cm| cm["data"]["LEVEL"] == "info")
+            .await;
+    }
+
+    // Gray to B only: B gets it, A keeps the full release.
+    let first = w.gray_level(&base, "warn", &[(B, "")]).await;
+    let view = w
+        .delivered(&app, |t| t.iter().any(|(target, gray)| target == B && *gray))
+        .await;
+    let releases = &view["items"][0]["targets"];
+    assert_eq!(view["items"][0]["config"], "shop", "{view}");
+    assert!(releases.to_string().contains("(gray)"), "{view}");
+    assert!(view.get("last_error").is_none(), "{view}");
+    assert!(view["delivered_at"].is_string(), "{view}");
+    w.object_in(B, "ConfigMap", CM, |cm| cm["data"]["LEVEL"] == "warn")
+        .await;
+    let a = w.kube_in(A, &format!("{NS}/configmaps/{CM}")).await.unwrap();
+    assert_eq!(a["data"]["LEVEL"], "info", "the gray release left its target: {a}");
+    let pinned = w.kube_in(B, &format!("{DEPLOYMENTS}/gr-web")).await.unwrap();
+    let kept = w.kube_in(A, &format!("{DEPLOYMENTS}/gr-web")).await.unwrap();
+    let checksum = |d: &Value| d["spec"]["template"]["metadata"]["annotations"]["config.paas.io/shop"].clone();
+    assert_ne!(
+        checksum(&pinned),
+        checksum(&kept),
+        "reload: restart rolls the target only"
+    );
+
+    // Promote: every cluster gets it, no target has content of its own.
+    w.decide_gray(&base, first, "promote").await;
+    w.delivered(&app, |t| t.len() == 1).await;
+    for cluster in [A, B] {
+        w.object_in(cluster, "ConfigMap", CM, |cm| cm["data"]["LEVEL"] == "warn")
+            .await;
+    }
+
+    // Abandon, here pinned to A's partition (its namespace): A returns to
+    // the full release, B never saw it.
+    let second = w.gray_level(&base, "debug", &[(A, "acme-web")]).await;
+    let key = format!("{A}/acme-web");
+    w.delivered(&app, |t| t.iter().any(|(target, gray)| *target == key && *gray))
+        .await;
+    w.object_in(A, "ConfigMap", CM, |cm| cm["data"]["LEVEL"] == "debug")
+        .await;
+    let b = w.kube_in(B, &format!("{NS}/configmaps/{CM}")).await.unwrap();
+    assert_eq!(b["data"]["LEVEL"], "warn", "{b}");
+    w.decide_gray(&base, second, "abandon").await;
+    w.delivered(&app, |t| t.len() == 1).await;
+    for cluster in [A, B] {
+        w.object_in(cluster, "ConfigMap", CM, |cm| cm["data"]["LEVEL"] == "warn")
+            .await;
+    }
+
+    // Another tenant sees no delivery of this application.
+    let (status, problem) = w
+        .send_as_stranger(&format!("/api/v1/applications/{app}/config-deliveries"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
 }

@@ -49,6 +49,11 @@ fn installed(binary: &str) -> bool {
 /// The world, or `None` (skipped) where the registry tools are missing
 /// outside CI.
 async fn world() -> Option<World> {
+    world_with(&[]).await
+}
+
+/// [`world`] with settings of the platform's services.
+async fn world_with(env: &[(&str, &str)]) -> Option<World> {
     let missing: Vec<&str> = ["skopeo"].into_iter().filter(|b| !installed(b)).collect();
     let registry_missing = paas::master_registry::binary().is_none();
     if !missing.is_empty() || registry_missing {
@@ -59,7 +64,7 @@ async fn world() -> Option<World> {
         eprintln!("skipped: docker-registry or skopeo is not installed");
         return None;
     }
-    let p = Platform::start().await;
+    let p = Platform::start_with_env(env, |_| {}).await;
     let registry = paas::master_registry::start(&p.settings, &p.stack)
         .await
         .expect("the registry starts")
@@ -547,4 +552,215 @@ async fn an_upload_past_the_tenants_storage_quota_is_refused() {
     push(&w, &w.other, "v1", "other/web/site", "1.0")
         .await
         .expect("another tenant pushes");
+}
+
+/// The repository's retention `path` (under `/api/v1/repositories/{id}/retention`) as the admin.
+async fn retention(
+    w: &World,
+    method: Method,
+    repository: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let admin = w.p.admin_token.clone();
+    send(
+        &w.p,
+        &admin,
+        method,
+        &format!("/api/v1/repositories/{repository}/retention{path}"),
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn retention_deletes_exactly_what_it_previewed_keeps_released_tags_and_the_registry_collects() {
+    let Some(w) = world_with(&[
+        ("PAAS_IMAGES_RETENTION_POLL", "200ms"),
+        ("PAAS_IMAGES_GC_DELAY", "0s"),
+        ("PAAS_IMAGES_GC_DRAIN", "0s"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let admin = w.p.admin_token.clone();
+    const REPO: &str = "acme/shop/kept";
+    // Oldest first: 1.0 (to be released), 1.1, 1.2, 1.3; then 1.3 again with
+    // another image, which leaves the first 1.3 untagged.
+    let mut tags = Vec::new();
+    for (content, tag) in [("r0", "1.0"), ("r1", "1.1"), ("r2", "1.2"), ("r3", "1.3")] {
+        push(&w, &w.acme, content, REPO, tag).await.expect("pushed");
+        tags.push(catalog_tag(&w, REPO, tag, None).await);
+    }
+    let first_13 = tags[3]["digest"].as_str().unwrap().to_string();
+    push(&w, &w.acme, "r3-again", REPO, "1.3").await.expect("pushed again");
+    catalog_tag(&w, REPO, "1.3", Some(&first_13)).await;
+    for state in ["tested", "released"] {
+        let (status, moved) = move_tag(&w, &admin, &tags[0], state).await;
+        assert_eq!(status, StatusCode::OK, "{moved}");
+    }
+    let repository = tags[0]["repository_id"].as_str().unwrap().to_string();
+
+    // No rule yet; a rule that deletes nothing names its field.
+    let (status, _) = retention(&w, Method::GET, &repository, "", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, problem) = retention(&w, Method::PUT, &repository, "", Some(json!({"keep_released": true}))).await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("keep_last")),
+        "{problem}"
+    );
+    let (status, rule) = retention(
+        &w,
+        Method::PUT,
+        &repository,
+        "",
+        Some(json!({"keep_last": 2, "keep_released": true, "untagged_days": 0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rule}");
+    assert_eq!(
+        (rule["keep_last"].as_u64(), rule["untagged_days"].as_u64()),
+        (Some(2), Some(0))
+    );
+
+    // The registry's configuration, so the collection after the run runs here.
+    let (_, registries) = send(&w.p, &admin, Method::GET, "/api/v1/registries", None).await;
+    let master = registries["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["master"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let config = w._registry.dir.join("config.yml");
+    let (status, body) = send(
+        &w.p,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/registries/{master}/garbage-collection"),
+        Some(json!({"config": config.display().to_string()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // The preview: 1.1 (beyond the last two, not released) and the first 1.3
+    // (untagged); 1.0 is released and stays.
+    let (status, preview) = retention(&w, Method::GET, &repository, "/preview", None).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    let planned = preview["deletions"].as_array().unwrap().clone();
+    let digests: std::collections::BTreeSet<&str> = planned.iter().map(|d| d["digest"].as_str().unwrap()).collect();
+    let expected = [tags[1]["digest"].as_str().unwrap(), first_13.as_str()]
+        .into_iter()
+        .collect();
+    assert_eq!(digests, expected, "{preview}");
+    assert!(planned.iter().any(|d| d["tags"] == json!(["1.1"])), "{preview}");
+
+    // The run deletes exactly that.
+    let (status, run) = retention(&w, Method::POST, &repository, "/runs", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["cause"], "manual");
+    assert_eq!(run["deleted"], json!(planned), "the preview is what the run deleted");
+    assert_eq!(run["skipped"], json!([]));
+    let (_, runs) = retention(&w, Method::GET, &repository, "/runs", None).await;
+    assert_eq!(runs["items"][0]["id"], run["id"], "{runs}");
+
+    // The catalog and the registry agree: 1.1 deleted, the others there.
+    let (_, gone) = send(
+        &w.p,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/repositories/{repository}/tags/1.1"),
+        None,
+    )
+    .await;
+    assert_eq!(gone["state"], "deleted", "{gone}");
+    assert!(
+        inspect(&w, &w.acme, REPO, "1.1").await.is_err(),
+        "1.1 is gone from the registry"
+    );
+    for tag in ["1.0", "1.2", "1.3"] {
+        inspect(&w, &w.acme, REPO, tag)
+            .await
+            .unwrap_or_else(|e| panic!("{tag} kept: {e}"));
+    }
+    let (_, released) = send(
+        &w.p,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/repositories/{repository}/tags/1.0"),
+        None,
+    )
+    .await;
+    assert_eq!(released["state"], "released");
+    // The registry's own word of the deletion, in the audit log under the run.
+    let actor = format!("retention:{}", run["id"].as_str().unwrap());
+    let world = &w;
+    eventually(Duration::from_secs(20), "the deletion in the audit log", || {
+        let (admin, actor) = (admin.clone(), actor.clone());
+        async move {
+            let (_, log) = send(
+                &world.p,
+                &admin,
+                Method::GET,
+                "/api/v1/audit?action=registry%20delete",
+                None,
+            )
+            .await;
+            log.as_array()?.iter().find(|r| r["actor"] == actor.as_str()).cloned()
+        }
+    })
+    .await;
+
+    // The run queued a collection of the master, which ran and freed space.
+    let gc = eventually(Duration::from_secs(60), "the garbage collection", || {
+        let admin = admin.clone();
+        let path = format!("/api/v1/registries/{master}/garbage-collections");
+        async move {
+            let (_, page) = send(&world.p, &admin, Method::GET, &path, None).await;
+            let gc = page["items"].as_array()?.first()?.clone();
+            matches!(gc["state"].as_str(), Some("succeeded" | "failed" | "skipped")).then_some(gc)
+        }
+    })
+    .await;
+    assert_eq!(
+        (gc["state"].as_str(), gc["cause"].as_str()),
+        (Some("succeeded"), Some("retention")),
+        "{gc}"
+    );
+    assert!(gc["blobs_deleted"].as_i64().unwrap() >= 2, "{gc}");
+    assert!(gc["freed_bytes"].as_i64().unwrap() > 0, "{gc}");
+    // Writes resumed: a push works again, and what was kept still pulls.
+    push(&w, &w.acme, "after-gc", REPO, "1.4")
+        .await
+        .expect("pushes after the collection");
+    inspect(&w, &w.acme, REPO, "1.0")
+        .await
+        .expect("the released tag survives the collection");
+
+    // Another tenant's administrator: none of it exists.
+    let (_, token) = send(
+        &w.p,
+        &admin,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "stranger", "tenant_id": w.other.id, "role": "tenant-admin"})),
+    )
+    .await;
+    let stranger = token["secret"].as_str().unwrap().to_string();
+    for (method, path) in [
+        (Method::GET, ""),
+        (Method::GET, "/preview"),
+        (Method::GET, "/runs"),
+        (Method::POST, "/runs"),
+        (Method::DELETE, ""),
+    ] {
+        let full = format!("/api/v1/repositories/{repository}/retention{path}");
+        let (status, body) = send(&w.p, &stranger, method, &full, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{full}: {body}");
+    }
 }

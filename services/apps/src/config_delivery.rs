@@ -22,6 +22,19 @@
 //! content and, per such cluster, a merge patch federation applies for that
 //! cluster only (`paasClusterPatches`).
 //!
+//! **Gray releases in clusters.** While a gray release of the config is in
+//! flight with cluster targets, configs lists them and renders each target's
+//! cluster with the gray release standing in; that content rides as the
+//! target's patch (`<cluster>` for a whole cluster, `<cluster>/<namespace>`
+//! for one partition, applied after the cluster's own), so the targets run
+//! the gray content and every other cluster keeps the full release. Promote
+//! makes it the full release (one content, no patch); abandon drops the
+//! targets (back to the full release). Either event makes the application
+//! due like a release. Patches are recomputed at every render and carried by
+//! every apply, so a redeploy, a drift repair or a failover keeps the pin —
+//! unlike holding a binding target at an older revision, which pins the
+//! whole object set and ends at the next apply.
+//!
 //! **Reload.** A workload names the configs its pods use in an annotation
 //! ([`crate::render::CONFIGS_ANNOTATION`]); with `reload: restart` its pod
 //! template carries `config.paas.io/<config>: <checksum>`, so a change of
@@ -43,8 +56,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use kernel::event::Event;
 use kernel::inbox::Handler;
+use kernel::page::Page;
 use kernel::{Error, Result};
 use paas_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -61,6 +76,8 @@ use crate::spec;
 
 /// The subject filter of the config center's release events.
 pub const SUBJECTS: &str = "configs.release.*";
+/// The subject filter of the config center's gray release steps.
+pub const GRAY_SUBJECTS: &str = "configs.gray.*";
 /// The notification channel on which applications made due are announced.
 pub const CONFIGS_DUE: &str = "apps_configs_due";
 /// Federation's field for per-cluster merge patches (its
@@ -79,6 +96,10 @@ pub struct Content {
     pub sealed: BTreeMap<String, String>,
     /// Keyed checksum of the content (changes exactly when it does).
     pub checksum: String,
+    /// The releases it is made of, lowest first (`shop/test@4`, with
+    /// ` (gray)` for a gray release in flight).
+    #[serde(default)]
+    pub releases: Vec<String>,
 }
 
 impl From<pb::ConfigDelivery> for Content {
@@ -87,6 +108,7 @@ impl From<pb::ConfigDelivery> for Content {
             plain: d.plain.into_iter().collect(),
             sealed: d.sealed.into_iter().collect(),
             checksum: d.checksum,
+            releases: d.releases,
         }
     }
 }
@@ -96,9 +118,21 @@ impl From<pb::ConfigDelivery> for Content {
 pub struct Rendered {
     /// What every cluster gets.
     pub base: Content,
-    /// What differs: cluster -> its content.
+    /// What differs: cluster (or `cluster/namespace` for one partition,
+    /// a gray release's target) -> its content.
     #[serde(default)]
     pub clusters: BTreeMap<String, Content>,
+}
+
+impl Rendered {
+    /// What the target `key` is patched from: a partition's is its
+    /// cluster's content (federation applies the cluster's patch first),
+    /// a cluster's the base.
+    fn under(&self, key: &str) -> &Content {
+        key.split_once('/')
+            .and_then(|(cluster, _)| self.clusters.get(cluster))
+            .unwrap_or(&self.base)
+    }
 }
 
 /// A config a workload uses, as its annotation lists it.
@@ -190,7 +224,7 @@ pub fn attach(objects: &mut Vec<Value>, rendered: &BTreeMap<String, Rendered>) {
                     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": r.base.plain});
                 let mut patches = Map::new();
                 for (cluster, c) in &r.clusters {
-                    let patch = items_patch(&r.base.plain, &c.plain);
+                    let patch = items_patch(&r.under(cluster).plain, &c.plain);
                     if !patch.is_empty() {
                         patches.insert(cluster.clone(), json!({"data": patch}));
                     }
@@ -204,7 +238,7 @@ pub fn attach(objects: &mut Vec<Value>, rendered: &BTreeMap<String, Rendered>) {
                                             "type": "Opaque", "data": r.base.sealed});
                     let mut patches = Map::new();
                     for (cluster, c) in &r.clusters {
-                        let patch = items_patch(&r.base.sealed, &c.sealed);
+                        let patch = items_patch(&r.under(cluster).sealed, &c.sealed);
                         if !patch.is_empty() {
                             patches.insert(cluster.clone(), json!({"data": patch}));
                         }
@@ -218,7 +252,7 @@ pub fn attach(objects: &mut Vec<Value>, rendered: &BTreeMap<String, Rendered>) {
             if used.reload == spec::Reload::Restart.as_str() {
                 let key = format!("{CHECKSUM_PREFIX}{}", used.config);
                 object["spec"]["template"]["metadata"]["annotations"][&key] = json!(r.base.checksum);
-                for (cluster, c) in r.clusters.iter().filter(|(_, c)| c.checksum != r.base.checksum) {
+                for (cluster, c) in r.clusters.iter().filter(|(k, c)| c.checksum != r.under(k).checksum) {
                     let patch = json!({"spec": {"template": {"metadata": {"annotations": {&key: c.checksum}}}}});
                     let slot = &mut object[CLUSTER_PATCHES][cluster];
                     merge(slot, &patch);
@@ -256,16 +290,37 @@ fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// Renders `config` of `tenant` for `environment`: the environment level,
-/// then each cluster with sets of its own.
+/// then each cluster with sets of its own, then each target of a gray
+/// release in flight (its cluster with the gray release standing in).
 ///
 /// # Errors
 /// [`Error::NotFound`] when the tenant has no such config; configs does not answer.
 pub async fn render(configs: &Configs, tenant: Uuid, config: &str, environment: &str) -> Result<Rendered> {
-    let base = configs.render(tenant, config, environment, "").await?;
+    let mut base = configs.render(tenant, config, environment, "", false).await?;
     let mut clusters = BTreeMap::new();
     for cluster in base.clusters.clone() {
-        let content: Content = configs.render(tenant, config, environment, &cluster).await?.into();
+        let content: Content = configs
+            .render(tenant, config, environment, &cluster, false)
+            .await?
+            .into();
         clusters.insert(cluster, content);
+    }
+    let mut gray = BTreeMap::new();
+    for target in std::mem::take(&mut base.gray_targets) {
+        let content: Content = match gray.get(&target.cluster) {
+            Some(c) => Clone::clone(c),
+            None => configs
+                .render(tenant, config, environment, &target.cluster, true)
+                .await?
+                .into(),
+        };
+        gray.insert(target.cluster.clone(), content.clone());
+        let key = if target.partition.is_empty() {
+            target.cluster
+        } else {
+            format!("{}/{}", target.cluster, target.partition)
+        };
+        clusters.insert(key, content);
     }
     Ok(Rendered {
         base: base.into(),
@@ -376,20 +431,128 @@ pub async fn load<'e>(db: impl sqlx::PgExecutor<'e>, app: &Application) -> Resul
         .collect()
 }
 
+/// Where one config stands in one kind of target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetView {
+    /// Empty: every cluster without content of its own; else a cluster or
+    /// `cluster/namespace` (one partition, a gray release's target).
+    pub target: String,
+    /// The releases its content is made of, lowest first.
+    pub releases: Vec<String>,
+    /// The content's checksum.
+    pub checksum: String,
+    /// Whether a gray release in flight makes it.
+    pub gray: bool,
+}
+
+/// One config as delivered to an application.
+#[derive(Debug, Clone)]
+pub struct DeliveryView {
+    /// Row id (the page cursor).
+    pub id: Uuid,
+    /// The config set's name.
+    pub config: String,
+    /// The base first, then each target with content of its own.
+    pub targets: Vec<TargetView>,
+    /// When this content was rendered.
+    pub rendered_at: DateTime<Utc>,
+}
+
+/// How the reconciler stands with an application.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryState {
+    /// Whether what is rendered is what the clusters were last given.
+    pub in_sync: bool,
+    /// The last failure, cleared by the next delivery.
+    pub last_error: Option<String>,
+    /// Failures in a row.
+    pub failures: i32,
+    /// When content last reached the clusters.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When the reconciler looks next.
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+fn target_view(target: &str, c: &Content) -> TargetView {
+    TargetView {
+        target: target.to_string(),
+        releases: c.releases.clone(),
+        checksum: c.checksum.clone(),
+        gray: c.releases.iter().any(|r| r.ends_with(" (gray)")),
+    }
+}
+
+/// A page of `app`'s delivered configs and the reconciler's state for it.
+/// Callers check that the caller sees `app` first.
+///
+/// # Errors
+/// The database fails or a stored content does not parse.
+pub async fn view(pool: &PgPool, app: &Application, page: Page) -> Result<(Vec<DeliveryView>, String, DeliveryState)> {
+    let rows = sqlx::query!(
+        "SELECT id, config, content, rendered_at FROM config_deliveries
+         WHERE application_id = $1 AND tenant_id = $2 AND ($3::uuid IS NULL OR id > $3)
+         ORDER BY id LIMIT $4",
+        app.id,
+        app.tenant_id,
+        page.after,
+        page.fetch(),
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut views = Vec::new();
+    for row in rows {
+        let r: Rendered = serde_json::from_value(row.content).map_err(Error::internal)?;
+        let mut targets = vec![target_view("", &r.base)];
+        targets.extend(r.clusters.iter().map(|(k, c)| target_view(k, c)));
+        views.push(DeliveryView {
+            id: row.id,
+            config: row.config,
+            targets,
+            rendered_at: row.rendered_at,
+        });
+    }
+    let (views, next) = page.finish(views, |v| v.id);
+    let state = sqlx::query!(
+        "SELECT delivered, last_error, failures, delivered_at, due_at FROM config_delivery_states
+         WHERE application_id = $1 AND tenant_id = $2",
+        app.id,
+        app.tenant_id,
+    )
+    .fetch_optional(pool)
+    .await?;
+    let state = match state {
+        Some(s) => DeliveryState {
+            in_sync: s.delivered == fingerprint(&load(pool, app).await?),
+            last_error: s.last_error,
+            failures: s.failures,
+            delivered_at: s.delivered_at,
+            due_at: Some(s.due_at),
+        },
+        None => DeliveryState {
+            in_sync: true,
+            ..DeliveryState::default()
+        },
+    };
+    Ok((views, next, state))
+}
+
 /// Makes the tenant's applications that use configs due at a config
-/// release (`configs.release.published`, `configs.release.rolled_back`).
+/// release (`configs.release.published`, `configs.release.rolled_back`) and
+/// at each gray step (`configs.gray.published`, `promoted`, `abandoned`).
 pub struct ConfigReleaseEvents;
 
 impl Handler for ConfigReleaseEvents {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<()> {
-        if !matches!(
-            event.kind(),
-            "configs.release.published" | "configs.release.rolled_back"
-        ) {
-            return Ok(());
-        }
-        let released: pb::ConfigReleased = event.payload()?;
-        let tenant = kernel::id::parse_id("tenant_id", &released.tenant_id)?;
+        let tenant_id = match event.kind() {
+            "configs.release.published" | "configs.release.rolled_back" => {
+                event.payload::<pb::ConfigReleased>()?.tenant_id
+            }
+            "configs.gray.published" | "configs.gray.promoted" | "configs.gray.abandoned" => {
+                event.payload::<pb::ConfigGrayChanged>()?.tenant_id
+            }
+            _ => return Ok(()),
+        };
+        let tenant = kernel::id::parse_id("tenant_id", &tenant_id)?;
         // Any of them may link the set (a shared one) or be it: render all
         // of the tenant's again; an unchanged one costs one comparison.
         let due = sqlx::query!(
@@ -518,7 +681,8 @@ impl Reconciler {
             };
             sqlx::query!(
                 "UPDATE config_delivery_states SET delivered = $3, failures = $4, last_error = $5,
-                        due_at = CASE WHEN due_at <= now() THEN due_at ELSE now() + make_interval(secs => $6) END
+                        due_at = CASE WHEN due_at <= now() THEN due_at ELSE now() + make_interval(secs => $6) END,
+                        delivered_at = CASE WHEN delivered <> $3 THEN now() ELSE delivered_at END
                  WHERE application_id = $1 AND tenant_id = $2",
                 c.application_id,
                 c.tenant_id,
@@ -591,6 +755,7 @@ mod tests {
             plain: plain.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             sealed: sealed.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             checksum: checksum.into(),
+            releases: Vec::new(),
         }
     }
 
@@ -671,6 +836,47 @@ mod tests {
         let mut alone = vec![workload("restart")];
         attach(&mut alone, &BTreeMap::new());
         assert_eq!(alone.len(), 1);
+    }
+
+    #[test]
+    fn a_gray_target_partition_is_patched_from_its_cluster_and_rolls_only_there() {
+        let mut r = rendered();
+        let shop = r.get_mut("shop").unwrap();
+        // eu-1 has its own level; the gray release pins eu-1's acme-web
+        // partition to a new app.yaml (and keeps eu-1's level).
+        shop.clusters.insert(
+            "eu-1/acme-web".into(),
+            content(
+                &[("level", "warn"), ("app.yaml", "a: 2")],
+                &[("password", "sealed:v1:AAA")],
+                "c9",
+            ),
+        );
+        let mut objects = vec![workload("restart")];
+        attach(&mut objects, &r);
+        let cm = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+        assert_eq!(
+            cm[CLUSTER_PATCHES],
+            json!({"eu-1": {"data": {"level": "warn"}}, "eu-1/acme-web": {"data": {"app.yaml": "a: 2"}}})
+        );
+        let annotations = |key: &str| {
+            objects[0][CLUSTER_PATCHES][key]["spec"]["template"]["metadata"]["annotations"]["config.paas.io/shop"]
+                .clone()
+        };
+        assert_eq!(annotations("eu-1"), "c2");
+        assert_eq!(annotations("eu-1/acme-web"), "c9");
+        let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap();
+        assert!(secret.get(CLUSTER_PATCHES).is_none(), "{secret}");
+    }
+
+    #[test]
+    fn a_gray_content_is_told_apart_in_the_view() {
+        let mut c = content(&[], &[], "c1");
+        c.releases = vec!["shop/base@3".into(), "shop/test@5 (gray)".into()];
+        let v = target_view("eu-1", &c);
+        assert!(v.gray);
+        assert_eq!(v.releases.len(), 2);
+        assert!(!target_view("", &content(&[], &[], "c1")).gray);
     }
 
     #[test]

@@ -25,7 +25,8 @@ impl Configs {
     }
 
     /// `config` of `tenant` as delivered in `environment` and `cluster`
-    /// (empty: the environment level).
+    /// (empty: the environment level); with `gray`, the gray releases in
+    /// flight that target `cluster` stand in for the full ones.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the tenant has no config set of that name;
@@ -36,6 +37,7 @@ impl Configs {
         config: &str,
         environment: &str,
         cluster: &str,
+        gray: bool,
     ) -> Result<pb::ConfigDelivery> {
         let mut client = ConfigsServiceClient::with_interceptor(
             self.channel.clone(),
@@ -47,6 +49,7 @@ impl Configs {
                 config: config.to_string(),
                 environment: environment.to_string(),
                 cluster: cluster.to_string(),
+                gray,
             })
             .await
             .map(tonic::Response::into_inner)

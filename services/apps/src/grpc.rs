@@ -575,6 +575,50 @@ impl AppsService for Apps {
         }))
     }
 
+    async fn list_config_deliveries(
+        &self,
+        request: Request<pb::ListConfigDeliveriesRequest>,
+    ) -> Result<Response<pb::ListConfigDeliveriesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let app = parse_id("application_id", &r.application_id)?;
+        // Tenant-scoped: an application the caller cannot see is NotFound.
+        let app = self.applications.get(&caller, app).await?;
+        let p = r.page.unwrap_or_default();
+        let (views, next, state) = crate::config_delivery::view(
+            self.applications.outbox().pool(),
+            &app,
+            Page::parse(p.limit, &p.cursor)?,
+        )
+        .await?;
+        let items = views
+            .into_iter()
+            .map(|v| pb::DeliveredConfig {
+                config: v.config,
+                targets: v
+                    .targets
+                    .into_iter()
+                    .map(|t| pb::ConfigDeliveryTarget {
+                        target: t.target,
+                        releases: t.releases,
+                        checksum: t.checksum,
+                        gray: t.gray,
+                    })
+                    .collect(),
+                rendered_at: timestamp(v.rendered_at),
+            })
+            .collect();
+        Ok(Response::new(pb::ListConfigDeliveriesResponse {
+            items,
+            page: Some(pb::PageInfo { next_cursor: next }),
+            in_sync: state.in_sync,
+            last_error: state.last_error.unwrap_or_default(),
+            failures: state.failures,
+            delivered_at: state.delivered_at.and_then(timestamp),
+            due_at: state.due_at.and_then(timestamp),
+        }))
+    }
+
     async fn list_activity(
         &self,
         request: Request<pb::ListActivityRequest>,

@@ -209,6 +209,15 @@ pub async fn start_with(
         },
         config_delivery::ConfigReleaseEvents,
     );
+    // Its own durable: a consumer's filter is fixed once created.
+    base.spawn_consumer(
+        shutdown,
+        kernel::inbox::Subscription {
+            durable: "apps-config-grays".into(),
+            filter: config_delivery::GRAY_SUBJECTS.into(),
+        },
+        config_delivery::ConfigReleaseEvents,
+    );
     if settings.deliver_configs {
         let configs_due = std::sync::Arc::new(tokio::sync::Notify::new());
         let deliveries = config_delivery::Reconciler::new(

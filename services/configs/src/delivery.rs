@@ -18,6 +18,7 @@ use kernel::seal::DeliveryKey;
 use kernel::{Error, Result, id};
 
 use crate::effective::Entry;
+use crate::gray::GrayTarget;
 use crate::release::Releases;
 
 /// One config rendered for a cluster.
@@ -31,6 +32,25 @@ pub struct Delivery {
     pub checksum: String,
     /// Clusters whose content may differ (they have sets of their own).
     pub clusters: Vec<String>,
+    /// At the environment level: where gray releases in flight are pinned.
+    pub gray_targets: Vec<GrayTarget>,
+    /// The releases read, lowest first.
+    pub releases: Vec<String>,
+}
+
+/// What a delivery is asked for, as the caller gave it (parsed by [`render`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// The tenant's id.
+    pub tenant: &'a str,
+    /// The config set's name.
+    pub config: &'a str,
+    /// The environment.
+    pub environment: &'a str,
+    /// A cluster; empty: the environment level.
+    pub cluster: &'a str,
+    /// With a cluster: gray releases in flight that target it stand in.
+    pub gray: bool,
 }
 
 /// Items in the clear, split into plain and secret ones.
@@ -75,18 +95,25 @@ fn escape(value: &str) -> String {
 /// Renders `config` of `tenant` for `environment` and `cluster` (empty: the
 /// environment level). Platform services only.
 ///
+/// **Gray in clusters.** A gray release with cluster targets is delivered
+/// like a cluster level: the environment level lists its targets and, asked
+/// for a target's cluster with `gray`, the gray release stands in for its
+/// set's latest full release. Apps puts that content on the target only (a
+/// per-cluster or per-partition patch), every other cluster keeps the full
+/// release; promoting makes it the full release everywhere, abandoning
+/// drops the targets, and both end in one content for all.
+///
 /// # Errors
 /// Not a platform service; a malformed field (named); NotFound when the
 /// tenant has no config set of that name (another tenant's is not visible).
-pub async fn render(
-    releases: &Releases,
-    key: &DeliveryKey,
-    caller: &Caller,
-    tenant: &str,
-    config: &str,
-    environment: &str,
-    cluster: &str,
-) -> Result<Delivery> {
+pub async fn render(releases: &Releases, key: &DeliveryKey, caller: &Caller, asked: Asked<'_>) -> Result<Delivery> {
+    let Asked {
+        tenant,
+        config,
+        environment,
+        cluster,
+        gray,
+    } = asked;
     caller.require_platform_admin()?;
     let tenant = id::parse_id("tenant_id", tenant)?;
     let config = DnsLabel::parse("config", config.trim())?;
@@ -106,11 +133,11 @@ pub async fn render(
     if !exists {
         return Err(Error::not_found("config", config.as_str()));
     }
-    let entries = releases
-        .merged(tenant, config.as_str(), environment.as_str(), &cluster)
-        .await?
-        .entries;
-    let items = items(&entries);
+    let gray_in = (gray && !cluster.is_empty()).then_some(cluster.as_str());
+    let effective = releases
+        .merged(tenant, config.as_str(), environment.as_str(), &cluster, gray_in)
+        .await?;
+    let items = items(&effective.entries);
     let clear = serde_json::to_vec(&(&items.plain, &items.secret)).map_err(Error::internal)?;
     let tenant_text = tenant.to_string();
     let names = releases.layer_names(tenant, config.as_str()).await?;
@@ -124,6 +151,11 @@ pub async fn render(
     )
     .fetch_all(releases.pool())
     .await?;
+    let gray_targets = if cluster.is_empty() {
+        releases.gray_targets_in(tenant, &names, environment.as_str()).await?
+    } else {
+        Vec::new()
+    };
     Ok(Delivery {
         checksum: key.checksum(&clear),
         sealed: items
@@ -133,6 +165,8 @@ pub async fn render(
             .collect(),
         plain: items.plain,
         clusters,
+        gray_targets,
+        releases: effective.releases,
     })
 }
 

@@ -434,6 +434,59 @@ impl Releases {
         self.with_items(release).await
     }
 
+    /// The number of `set_id`'s gray release in flight when it targets
+    /// `cluster` (the whole cluster or a partition of it).
+    ///
+    /// # Errors
+    /// The database fails.
+    pub(crate) async fn gray_number_in(&self, set_id: Uuid, cluster: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar!(
+            "SELECT number FROM config_gray_rules
+             WHERE config_set_id = $1 AND state = 'active'
+               AND targets @> jsonb_build_array(jsonb_build_object('cluster', $2::text))",
+            set_id,
+            cluster
+        )
+        .fetch_optional(self.outbox.pool())
+        .await?)
+    }
+
+    /// Where in clusters the gray releases in flight of `tenant`'s sets
+    /// named `names` reach `environment`: the targets of its base and
+    /// environment sets' rules, and of a cluster set's rule those in its own
+    /// cluster (it applies nowhere else). Each target once.
+    ///
+    /// # Errors
+    /// The database fails or a stored target does not parse.
+    pub(crate) async fn gray_targets_in(
+        &self,
+        tenant: Uuid,
+        names: &[String],
+        environment: &str,
+    ) -> Result<Vec<GrayTarget>> {
+        let rows = sqlx::query!(
+            "SELECT s.cluster, g.targets FROM config_gray_rules g JOIN config_sets s ON s.id = g.config_set_id
+             WHERE g.tenant_id = $1 AND s.tenant_id = $1 AND g.state = 'active'
+               AND s.application = ANY($2) AND (s.environment = '' OR s.environment = $3)
+             ORDER BY g.created_at",
+            tenant,
+            names,
+            environment
+        )
+        .fetch_all(self.outbox.pool())
+        .await?;
+        let mut out: Vec<GrayTarget> = Vec::new();
+        for row in rows {
+            let targets: Vec<GrayTarget> = serde_json::from_value(row.targets).map_err(Error::internal)?;
+            for t in targets {
+                if (row.cluster.is_empty() || row.cluster == t.cluster) && !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The rule of gray release `release_id`, if it is one.
     ///
     /// # Errors

@@ -430,21 +430,28 @@ impl ConfigsService for Configs {
     ) -> Result<Response<pb::ConfigDelivery>, Status> {
         let caller = caller(&request)?;
         let r = request.into_inner();
-        let d = crate::delivery::render(
-            &self.releases,
-            &self.delivery,
-            &caller,
-            &r.tenant_id,
-            &r.config,
-            &r.environment,
-            &r.cluster,
-        )
-        .await?;
+        let asked = crate::delivery::Asked {
+            tenant: &r.tenant_id,
+            config: &r.config,
+            environment: &r.environment,
+            cluster: &r.cluster,
+            gray: r.gray,
+        };
+        let d = crate::delivery::render(&self.releases, &self.delivery, &caller, asked).await?;
         Ok(Response::new(pb::ConfigDelivery {
             plain: d.plain.into_iter().collect(),
             sealed: d.sealed.into_iter().collect(),
             checksum: d.checksum,
             clusters: d.clusters,
+            gray_targets: d
+                .gray_targets
+                .into_iter()
+                .map(|t| pb::GrayTarget {
+                    cluster: t.cluster,
+                    partition: t.partition,
+                })
+                .collect(),
+            releases: d.releases,
         }))
     }
 

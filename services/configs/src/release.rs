@@ -107,6 +107,9 @@ pub struct Effective {
     /// Every set at the application's levels (and its shared sets'), released
     /// or not, lowest first.
     pub sources: Vec<Source>,
+    /// The releases read, lowest first: `app/production@4`, with ` (gray)`
+    /// for a gray release in flight.
+    pub releases: Vec<String>,
 }
 
 /// A set an effective configuration is built from.
@@ -510,7 +513,7 @@ impl Releases {
         }
         caller.require(tenant, Role::Viewer, "tenant", tenant)?;
         let mut effective = self
-            .merged(tenant, application.as_str(), &environment, &cluster)
+            .merged(tenant, application.as_str(), &environment, &cluster, None)
             .await?;
         for entry in effective.entries.iter_mut().filter(|e| e.secret) {
             entry.value = mask(&entry.value);
@@ -539,12 +542,17 @@ impl Releases {
     ///
     /// # Errors
     /// The database fails or a secret cannot be opened.
+    ///
+    /// With `gray_in`, a set whose gray release in flight targets that
+    /// cluster (any partition of it) gives its gray release instead of its
+    /// latest full one: what delivery pins there ([`crate::delivery`]).
     pub(crate) async fn merged(
         &self,
         tenant: Uuid,
         application: &str,
         environment: &str,
         cluster: &str,
+        gray_in: Option<&str>,
     ) -> Result<Effective> {
         let (environment, cluster) = (environment.to_string(), cluster.to_string());
         let names = self.layer_names(tenant, application).await?;
@@ -557,6 +565,7 @@ impl Releases {
         }
         let mut layers = Vec::new();
         let mut sources = Vec::new();
+        let mut releases = Vec::new();
         for name in &names {
             for (env, cl) in &levels {
                 let set = sqlx::query_as!(
@@ -582,12 +591,18 @@ impl Releases {
                 if set.latest_release == 0 {
                     continue;
                 }
-                let release = self.find(&set, set.latest_release).await?;
+                let number = match gray_in {
+                    Some(target) => self.gray_number_in(set.id, target).await?.unwrap_or(set.latest_release),
+                    None => set.latest_release,
+                };
+                let release = self.find(&set, number).await?;
+                let gray = if number == set.latest_release { "" } else { " (gray)" };
+                releases.push(format!("{}@{number}{gray}", set.address()));
                 let items = open_all(&self.sealer, tenant, &self.items_of(release.id).await?).await?;
                 layers.push(Layer {
                     set_id: set.id,
                     origin: set.address(),
-                    release: u64::try_from(set.latest_release).unwrap_or_default(),
+                    release: u64::try_from(number).unwrap_or_default(),
                     items,
                 });
             }
@@ -595,6 +610,7 @@ impl Releases {
         Ok(Effective {
             entries: effective::merge(&layers),
             sources,
+            releases,
         })
     }
 

@@ -177,7 +177,8 @@ pub const KINDS: &[Kind] = &[
 /// Top-level field of an object holding, per cluster name, a JSON merge
 /// patch (RFC 7386) for that cluster only: configuration whose effective
 /// content differs in a cluster (the config center's cluster level) rides
-/// on one binding. Never written to a cluster.
+/// on one binding. A key `cluster/namespace` patches one partition of the
+/// cluster, after the cluster's own. Never written to a cluster.
 pub const CLUSTER_PATCHES: &str = "paasClusterPatches";
 
 /// Label naming the binding an object belongs to.
@@ -247,8 +248,14 @@ impl Object {
         key: Option<&kernel::seal::DeliveryKey>,
     ) -> Result<Value> {
         let mut body = self.for_cluster(binding, namespace, replicas);
-        if let Some(patch) = self.body.get(CLUSTER_PATCHES).and_then(|p| p.get(cluster)) {
-            merge_patch(&mut body, patch);
+        // The cluster's patch, then its partition's (`cluster/namespace`:
+        // a config's gray release pinned to one partition) on top.
+        if let Some(patches) = self.body.get(CLUSTER_PATCHES) {
+            for key in [cluster.to_string(), format!("{cluster}/{namespace}")] {
+                if let Some(patch) = patches.get(&key) {
+                    merge_patch(&mut body, patch);
+                }
+            }
         }
         if self.kind.kind == "Secret" {
             let tenant = tenant.to_string();
@@ -1337,6 +1344,26 @@ mod tests {
             Some("objects[1].metadata.name")
         );
         assert_eq!(parse_objects("[]").unwrap_err().field(), Some("objects"));
+    }
+
+    #[test]
+    fn a_partition_patch_applies_on_top_of_its_clusters_and_only_there() {
+        let objects = parse_objects(
+            &json!([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config-shop"},
+                     "data": {"level": "info", "pool": "10"},
+                     CLUSTER_PATCHES: {"eu-1": {"data": {"level": "warn", "pool": "20"}},
+                                       "eu-1/acme-web": {"data": {"level": "debug"}}}}])
+            .to_string(),
+        )
+        .unwrap();
+        let id = Uuid::now_v7();
+        let tenant = Uuid::now_v7();
+        let gray = objects[0].for_target(id, "acme-web", 1, "eu-1", tenant, None).unwrap();
+        assert_eq!(gray["data"], json!({"level": "debug", "pool": "20"}));
+        let other = objects[0].for_target(id, "acme-api", 1, "eu-1", tenant, None).unwrap();
+        assert_eq!(other["data"], json!({"level": "warn", "pool": "20"}));
+        let us = objects[0].for_target(id, "acme-web", 1, "us-1", tenant, None).unwrap();
+        assert_eq!(us["data"], json!({"level": "info", "pool": "10"}));
     }
 
     #[test]

@@ -123,6 +123,8 @@ impl Gate {
             ));
         }
         let mut access: Vec<Grant> = Vec::new();
+        // While the registry's garbage is collected nothing may write.
+        let frozen = crate::retention::writes_frozen(&self.pool).await?;
         for raw in scopes.iter().flat_map(|s| s.split(' ')).filter(|s| !s.is_empty()) {
             let Some(scope) = Scope::parse(raw)? else { continue };
             let allowed = match self
@@ -132,6 +134,11 @@ impl Gate {
             {
                 Some((tenant, project)) => subject.allowed(tenant, project),
                 None => BTreeSet::new(),
+            };
+            let allowed = if frozen {
+                allowed.into_iter().filter(|a| *a == Action::Pull).collect()
+            } else {
+                allowed
             };
             let grant = access::grant(&scope, &allowed);
             if !grant.actions.is_empty() {
@@ -164,6 +171,16 @@ impl Gate {
         let Some((repository, rest)) = split_path(request.path) else {
             return Ok(decision);
         };
+        if matches!(request.method, "PUT" | "POST" | "PATCH" | "DELETE")
+            && crate::retention::writes_frozen(&self.pool).await?
+        {
+            decision.refusal = Some(Refusal {
+                status: 503,
+                code: "UNAVAILABLE",
+                message: "the registry's garbage collection is under way: writes resume when it ends".into(),
+            });
+            return Ok(decision);
+        }
         if let Some(reference) = rest.strip_prefix("manifests/")
             && request.method == "PUT"
             && !reference.starts_with("sha256:")

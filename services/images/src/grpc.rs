@@ -12,20 +12,23 @@ use crate::catalog::{Repository, Search, Tag};
 use crate::gate::{Gate, ProxiedRequest};
 use crate::lifecycle::State;
 use crate::registry::{NewRegistry, Registries, Registry};
+use crate::retention::{Deletion, GcRun, Policy, Retention, Rule, Run};
 use crate::robot::{NewRobot, Robot};
 
 /// The gRPC face of the images service.
 pub struct Images {
     registries: Registries,
     gate: Gate,
+    retention: Retention,
 }
 
 impl Images {
     /// The API over the images schema of `outbox`.
-    pub fn new(outbox: Outbox, sealer: crate::seal::Sealer, gate: Gate) -> Self {
+    pub fn new(outbox: Outbox, sealer: crate::seal::Sealer, gate: Gate, retention: Retention) -> Self {
         Self {
             registries: Registries::new(outbox, sealer),
             gate,
+            retention,
         }
     }
 }
@@ -120,6 +123,75 @@ fn robot_pb(r: Robot) -> pb::Robot {
         scopes: r.scopes,
         created_at: timestamp(r.created_at),
         expires_at: r.expires_at.and_then(timestamp),
+    }
+}
+
+fn policy_pb(repository: String, tenant: String, p: Policy) -> pb::RetentionRule {
+    pb::RetentionRule {
+        repository_id: repository,
+        tenant_id: tenant,
+        keep_last: p.keep_last,
+        keep_released: p.keep_released,
+        untagged_days: p.untagged_days,
+        next_run_at: None,
+        updated_by: String::new(),
+        updated_at: None,
+    }
+}
+
+fn rule_pb(r: Rule) -> pb::RetentionRule {
+    pb::RetentionRule {
+        next_run_at: timestamp(r.next_run_at),
+        updated_by: r.updated_by,
+        updated_at: timestamp(r.updated_at),
+        ..policy_pb(r.repository_id.to_string(), r.tenant_id.to_string(), r.policy)
+    }
+}
+
+fn deletions_pb(ds: Vec<Deletion>) -> Vec<pb::RetentionDeletion> {
+    ds.into_iter()
+        .map(|d| pb::RetentionDeletion {
+            digest: d.digest,
+            tags: d.tags,
+            reason: d.reason,
+        })
+        .collect()
+}
+
+fn run_pb(r: Run) -> pb::RetentionRun {
+    pb::RetentionRun {
+        id: r.id.to_string(),
+        repository_id: r.repository_id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        trigger: r.trigger,
+        state: r.state,
+        actor: r.actor,
+        rule: Some(policy_pb(
+            r.repository_id.to_string(),
+            r.tenant_id.to_string(),
+            r.policy,
+        )),
+        planned: deletions_pb(r.planned),
+        deleted: deletions_pb(r.deleted),
+        skipped: deletions_pb(r.skipped),
+        error: r.error.unwrap_or_default(),
+        started_at: timestamp(r.started_at),
+        finished_at: r.finished_at.and_then(timestamp),
+    }
+}
+
+fn gc_pb(g: GcRun) -> pb::GcRun {
+    pb::GcRun {
+        id: g.id.to_string(),
+        registry_id: g.registry_id.to_string(),
+        trigger: g.trigger,
+        state: g.state,
+        blobs_deleted: g.blobs_deleted,
+        freed_bytes: g.freed_bytes,
+        output: g.output,
+        error: g.error.unwrap_or_default(),
+        created_at: timestamp(g.created_at),
+        finished_at: g.finished_at.and_then(timestamp),
     }
 }
 
@@ -372,6 +444,117 @@ impl ImagesService for Images {
             tenant_id: tenant.to_string(),
             limit_bytes: limit,
             used_bytes: used,
+        }))
+    }
+
+    async fn put_retention_rule(
+        &self,
+        request: Request<pb::PutRetentionRuleRequest>,
+    ) -> Result<Response<pb::RetentionRule>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let policy = Policy::parse(r.keep_last, r.keep_released, r.untagged_days)?;
+        let rule = self.retention.put_rule(&caller, repository, policy).await?;
+        Ok(Response::new(rule_pb(rule)))
+    }
+
+    async fn get_retention_rule(
+        &self,
+        request: Request<pb::GetRetentionRuleRequest>,
+    ) -> Result<Response<pb::RetentionRule>, Status> {
+        let caller = caller(&request)?;
+        let repository = parse_id("repository_id", &request.into_inner().repository_id)?;
+        Ok(Response::new(rule_pb(self.retention.rule(&caller, repository).await?)))
+    }
+
+    async fn delete_retention_rule(
+        &self,
+        request: Request<pb::GetRetentionRuleRequest>,
+    ) -> Result<Response<pb::DeleteRetentionRuleResponse>, Status> {
+        let caller = caller(&request)?;
+        let repository = parse_id("repository_id", &request.into_inner().repository_id)?;
+        self.retention.delete_rule(&caller, repository).await?;
+        Ok(Response::new(pb::DeleteRetentionRuleResponse {}))
+    }
+
+    async fn preview_retention(
+        &self,
+        request: Request<pb::GetRetentionRuleRequest>,
+    ) -> Result<Response<pb::RetentionPreview>, Status> {
+        let caller = caller(&request)?;
+        let repository = parse_id("repository_id", &request.into_inner().repository_id)?;
+        let deletions = self.retention.preview(&caller, repository).await?;
+        Ok(Response::new(pb::RetentionPreview {
+            deletions: deletions_pb(deletions),
+        }))
+    }
+
+    async fn run_retention(
+        &self,
+        request: Request<pb::GetRetentionRuleRequest>,
+    ) -> Result<Response<pb::RetentionRun>, Status> {
+        let caller = caller(&request)?;
+        let repository = parse_id("repository_id", &request.into_inner().repository_id)?;
+        Ok(Response::new(run_pb(
+            self.retention.run_now(&caller, repository).await?,
+        )))
+    }
+
+    async fn get_retention_run(
+        &self,
+        request: Request<pb::GetRetentionRunRequest>,
+    ) -> Result<Response<pb::RetentionRun>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.into_inner().id)?;
+        Ok(Response::new(run_pb(self.retention.run(&caller, id).await?)))
+    }
+
+    async fn list_retention_runs(
+        &self,
+        request: Request<pb::ListRetentionRunsRequest>,
+    ) -> Result<Response<pb::ListRetentionRunsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let (runs, next) = self.retention.runs(&caller, repository, page_of(r.page)?).await?;
+        Ok(Response::new(pb::ListRetentionRunsResponse {
+            runs: runs.into_iter().map(run_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn set_registry_gc_config(
+        &self,
+        request: Request<pb::SetRegistryGcConfigRequest>,
+    ) -> Result<Response<pb::SetRegistryGcConfigResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let registry = parse_id("registry_id", &r.registry_id)?;
+        self.retention.set_gc_config(&caller, registry, &r.config).await?;
+        Ok(Response::new(pb::SetRegistryGcConfigResponse {}))
+    }
+
+    async fn collect_registry_garbage(
+        &self,
+        request: Request<pb::CollectRegistryGarbageRequest>,
+    ) -> Result<Response<pb::GcRun>, Status> {
+        let caller = caller(&request)?;
+        let registry = parse_id("registry_id", &request.into_inner().registry_id)?;
+        Ok(Response::new(gc_pb(self.retention.collect(&caller, registry).await?)))
+    }
+
+    async fn list_gc_runs(
+        &self,
+        request: Request<pb::ListGcRunsRequest>,
+    ) -> Result<Response<pb::ListGcRunsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let registry = parse_id("registry_id", &r.registry_id)?;
+        let (runs, next) = self.retention.gc_runs(&caller, registry, page_of(r.page)?).await?;
+        Ok(Response::new(pb::ListGcRunsResponse {
+            runs: runs.into_iter().map(gc_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
         }))
     }
 }

@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod notification;
 pub mod registry;
+pub mod retention;
 pub mod robot;
 pub mod seal;
 pub mod signing;
@@ -51,16 +52,20 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migration
 pub struct Settings {
     /// Tenancy's gRPC URL.
     pub tenancy_url: String,
+    /// Retention's schedule and the registry's garbage collection.
+    pub retention: retention::Settings,
 }
 
 impl Settings {
-    /// Reads [`TENANCY_URL`] (default: tenancy's default port on this host).
+    /// Reads [`TENANCY_URL`] (default: tenancy's default port on this host)
+    /// and retention's settings ([`retention::Settings::from_env`]).
     ///
     /// # Errors
     /// A malformed value.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
             tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
+            retention: retention::Settings::from_env(env)?,
         })
     }
 }
@@ -94,7 +99,9 @@ pub async fn start_with(
         kernel::grpc::channel(&settings.tenancy_url)?,
         CallerKey::new(platform.caller_key.clone()),
     );
+    let retention = retention::Retention::new(base.outbox.clone(), signer.clone(), settings.retention.clone());
+    shutdown.spawn("retention", retention.clone().run_scheduler(shutdown.token()));
     let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer, tenancy);
-    let api = ImagesServiceServer::new(grpc::Images::new(base.outbox.clone(), sealer, gate));
+    let api = ImagesServiceServer::new(grpc::Images::new(base.outbox.clone(), sealer, gate, retention));
     base.serve(addresses, api, shutdown).await
 }
