@@ -135,7 +135,15 @@ pub async fn start(platform: &kernel::settings::Platform, stack: &Stack) -> anyh
         child,
     };
     wait_until_answering(&registry).await?;
-    register(&mut client, &registry.url).await?;
+    let id = register(&mut client, &registry.url).await?;
+    // The images service runs on this host, so it can collect this
+    // registry's garbage with the same configuration file.
+    client
+        .set_registry_gc_config(pb::SetRegistryGcConfigRequest {
+            registry_id: id,
+            config: registry.dir.join("config.yml").display().to_string(),
+        })
+        .await?;
     Ok(Some(registry))
 }
 
@@ -154,13 +162,14 @@ async fn wait_until_answering(registry: &MasterRegistry) -> anyhow::Result<()> {
     anyhow::bail!("the registry did not answer on {}: {log}", registry.url)
 }
 
-/// Registers `url` as the master, replacing a master left by an earlier run.
+/// Registers `url` as the master, replacing a master left by an earlier run;
+/// answers the registry's id.
 async fn register(
     client: &mut ImagesServiceClient<
         tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Outgoing>,
     >,
     url: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let mut cursor = String::new();
     loop {
         let page = client
@@ -171,7 +180,7 @@ async fn register(
             .into_inner();
         for r in page.registries.iter().filter(|r| r.master || r.name == NAME) {
             if r.url == url {
-                return Ok(());
+                return Ok(r.id.clone());
             }
             client
                 .delete_registry(pb::DeleteRegistryRequest { id: r.id.clone() })
@@ -182,7 +191,7 @@ async fn register(
             break;
         }
     }
-    client
+    let created = client
         .create_registry(pb::CreateRegistryRequest {
             name: NAME.to_string(),
             url: url.to_string(),
@@ -190,6 +199,7 @@ async fn register(
             username: String::new(),
             password: String::new(),
         })
-        .await?;
-    Ok(())
+        .await?
+        .into_inner();
+    Ok(created.id)
 }
