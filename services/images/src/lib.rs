@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod admission;
 pub mod catalog;
 pub mod gate;
 pub mod grpc;
@@ -21,6 +22,7 @@ pub mod lifecycle;
 pub mod notification;
 pub mod registry;
 pub mod robot;
+pub mod scan;
 pub mod seal;
 pub mod signing;
 pub mod tenancy;
@@ -42,6 +44,15 @@ pub const HTTP_PORT: u16 = 7205;
 /// Where tenancy is (`http://host:port`): repository names carry tenant and
 /// project names, which tenancy resolves.
 pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
+/// The addresses (`host[:port]`, comma-separated) the platform's registry is
+/// reached at in image references, for production admission. Default empty:
+/// any host naming a catalog repository, since admitted images are pinned to
+/// the catalog's digest wherever they are pulled from.
+pub const REGISTRY_HOSTS: &str = "PAAS_IMAGES_REGISTRY_HOSTS";
+/// Production admission: `enforce` (default: production runs only released,
+/// pinned images of the tenant's own repositories) or `off` (digests are
+/// still pinned; for platforms whose production images live elsewhere).
+pub const ADMISSION: &str = "PAAS_IMAGES_ADMISSION";
 
 /// The service's schema migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/images");
@@ -51,16 +62,39 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migration
 pub struct Settings {
     /// Tenancy's gRPC URL.
     pub tenancy_url: String,
+    /// See [`REGISTRY_HOSTS`].
+    pub registry_hosts: Vec<String>,
+    /// Whether production admission refuses (see [`ADMISSION`]).
+    pub enforce_admission: bool,
 }
 
 impl Settings {
-    /// Reads [`TENANCY_URL`] (default: tenancy's default port on this host).
+    /// Reads [`TENANCY_URL`] (default: tenancy's default port on this host)
+    /// [`REGISTRY_HOSTS`] and [`ADMISSION`].
     ///
     /// # Errors
     /// A malformed value.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
             tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
+            registry_hosts: env
+                .or(REGISTRY_HOSTS, String::new())?
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect(),
+            enforce_admission: match env.or(ADMISSION, "enforce".to_string())?.as_str() {
+                "enforce" => true,
+                "off" => false,
+                other => {
+                    return Err(SettingError {
+                        variable: ADMISSION.into(),
+                        expected: "enforce or off".into(),
+                        found: Some(other.to_string()),
+                    });
+                }
+            },
         })
     }
 }
@@ -94,7 +128,16 @@ pub async fn start_with(
         kernel::grpc::channel(&settings.tenancy_url)?,
         CallerKey::new(platform.caller_key.clone()),
     );
-    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer, tenancy);
-    let api = ImagesServiceServer::new(grpc::Images::new(base.outbox.clone(), sealer, gate));
+    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer.clone(), tenancy);
+    let scans = scan::Scans::new(base.pool.clone(), sealer.clone());
+    let scanning = scan::Scanning::new(scans.clone(), signer.clone());
+    shutdown.spawn("scans", scanning.run(shutdown.token()));
+    let admission =
+        admission::Admission::new(base.pool.clone(), settings.registry_hosts).enforcing(settings.enforce_admission);
+    let api = ImagesServiceServer::new(
+        grpc::Images::new(base.outbox.clone(), sealer, gate)
+            .with_admission(admission)
+            .with_scans(scans),
+    );
     base.serve(addresses, api, shutdown).await
 }
