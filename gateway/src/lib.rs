@@ -21,6 +21,7 @@ pub mod directory;
 pub mod external_services;
 pub mod failovers;
 pub mod guard;
+pub mod image_triggers;
 pub mod images;
 pub mod json;
 pub mod local_admin;
@@ -41,6 +42,7 @@ pub mod registry;
 pub mod request;
 pub mod requests;
 pub mod route;
+pub mod scans;
 pub mod session;
 pub mod settings;
 pub mod templates;
@@ -126,6 +128,8 @@ pub fn api() -> route::Routes {
         .merge(access_keys::routes())
         .merge(config_watch::routes())
         .merge(images::routes())
+        .merge(image_triggers::routes())
+        .merge(scans::routes())
         .merge(pipelines::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
