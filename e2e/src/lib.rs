@@ -51,6 +51,9 @@ impl Platform {
     /// When a dependency is unreachable or a setting is malformed.
     pub async fn start_with_env(vars: &[(&str, &str)], configure: impl FnOnce(&mut gateway::Settings)) -> Self {
         let mut t = TestPlatform::new().await;
+        // Platform tests deploy images of no registry (registry.example/web:1)
+        // into production; the admission tests turn it on.
+        t.env.set("PAAS_IMAGES_ADMISSION", "off");
         for (k, v) in vars {
             t.env.set(*k, *v);
         }

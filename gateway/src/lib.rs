@@ -22,6 +22,7 @@ pub mod external_services;
 pub mod failovers;
 pub mod guard;
 pub mod image_retention;
+pub mod image_triggers;
 pub mod images;
 pub mod json;
 pub mod local_admin;
@@ -42,6 +43,7 @@ pub mod registry;
 pub mod request;
 pub mod requests;
 pub mod route;
+pub mod scans;
 pub mod session;
 pub mod settings;
 pub mod templates;
@@ -128,6 +130,8 @@ pub fn api() -> route::Routes {
         .merge(config_watch::routes())
         .merge(images::routes())
         .merge(image_retention::routes())
+        .merge(image_triggers::routes())
+        .merge(scans::routes())
         .merge(pipelines::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())

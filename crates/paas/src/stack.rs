@@ -33,14 +33,15 @@ impl Stack {
 }
 
 /// The services, in start order, with their default ports for `paas serve`.
-/// Configs before apps: apps renders configs' releases into clusters and is
-/// pointed at the configs started here; configs calls no one.
+/// Configs and images before apps: apps renders configs' releases into
+/// clusters and asks images to admit each release's images, and is pointed at
+/// the configs and images started here; configs calls no one, images only tenancy.
 pub const SERVICES: &[&str] = &[
     tenancy::NAME,
     federation::NAME,
     configs::NAME,
-    apps::NAME,
     images::NAME,
+    apps::NAME,
     devops::NAME,
 ];
 
@@ -123,6 +124,9 @@ pub async fn start_in(
             }
             if let Some(configs) = services.iter().find(|s| s.name == configs::NAME) {
                 settings.configs_url = uri(configs.grpc);
+            }
+            if let Some(images) = services.iter().find(|s| s.name == images::NAME) {
+                settings.images_url = uri(images.grpc);
             }
             apps::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else if *name == images::NAME {

@@ -2,6 +2,7 @@
 //! PostgreSQL, out through the outbox to JetStream and into another service.
 
 mod access;
+mod admission;
 mod applications;
 mod bindings;
 mod charts;

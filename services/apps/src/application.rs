@@ -219,6 +219,7 @@ pub struct Applications {
     configs: Configs,
     wake: std::sync::Arc<tokio::sync::Notify>,
     gateway: traffic::GatewayRef,
+    images: Option<crate::images::Images>,
 }
 
 /// What a person does to a running slotted release.
@@ -285,7 +286,15 @@ impl Applications {
             configs,
             wake,
             gateway,
+            images: None,
         }
+    }
+
+    /// Applications whose releases ask `images` for admission and digests.
+    #[must_use]
+    pub fn with_images(mut self, images: crate::images::Images) -> Self {
+        self.images = Some(images);
+        self
     }
 
     /// Renders a blueprint for `app`'s release `number`, with node ports
@@ -324,7 +333,11 @@ impl Applications {
             crate::placement::check_services(&b.placement, by_service.keys())?;
             return Ok((json!(by_service), waves));
         }
-        let application = version.spec()?.resolve(&b.parameters)?;
+        let mut application = version.spec()?.resolve(&b.parameters)?;
+        // Production admission, and every catalog image pinned to its digest.
+        if let Some(images) = &self.images {
+            images.admit(tenant, &app.environment, &mut application).await?;
+        }
         let wants_node_ports = application
             .services
             .iter()

@@ -15,6 +15,7 @@ use crate::release::Release;
 use crate::strategy::Strategy;
 use crate::template::{NewTemplate, Template, Templates};
 use crate::tenancy::Tenancy;
+use crate::trigger::{NewTrigger, Trigger, Triggers};
 use crate::version::{Version, Versions};
 
 /// The gRPC face of the apps service.
@@ -24,13 +25,16 @@ pub struct Apps {
     applications: Applications,
     external_services: ExternalServices,
     tenancy: Tenancy,
+    triggers: Triggers,
 }
 
 impl Apps {
     /// The API over the apps schema of `outbox`.
     pub fn new(outbox: Outbox, tenancy: Tenancy, applications: Applications) -> Self {
         let external_services = ExternalServices::new(outbox.clone(), applications.federation().clone());
+        let triggers = Triggers::new(outbox.pool().clone(), applications.clone());
         Self {
+            triggers,
             templates: Templates::new(outbox.clone()),
             versions: Versions::new(outbox),
             applications,
@@ -102,6 +106,31 @@ fn ports_in(ports: &[pb::ExternalServicePort]) -> Vec<PortRequest> {
 }
 
 /// An external service as listed (`placed` none) or read.
+fn trigger_pb(t: Trigger) -> pb::ImageTrigger {
+    pb::ImageTrigger {
+        id: t.id.to_string(),
+        tenant_id: t.tenant_id.to_string(),
+        application_id: t.application_id.to_string(),
+        repository: t.repository,
+        tags: t.tags,
+        parameter: t.parameter,
+        created_by: t.created_by,
+        created_at: timestamp(t.created_at),
+        firings: t
+            .firings
+            .into_iter()
+            .map(|f| pb::ImageTriggerFiring {
+                tag: f.tag,
+                digest: f.digest,
+                state: f.state,
+                release_id: f.release_id.map(|r| r.to_string()).unwrap_or_default(),
+                message: f.message,
+                at: timestamp(f.created_at),
+            })
+            .collect(),
+    }
+}
+
 fn external_service_pb(s: ExternalService, placed: Option<Placed>) -> pb::ExternalService {
     let placed = placed.unwrap_or(Placed {
         health: String::new(),
@@ -816,5 +845,44 @@ impl AppsService for Apps {
         let id = parse_id("id", &request.get_ref().id)?;
         self.external_services.delete(&caller, id).await?;
         Ok(Response::new(pb::DeleteExternalServiceResponse {}))
+    }
+
+    async fn create_image_trigger(
+        &self,
+        request: Request<pb::CreateImageTriggerRequest>,
+    ) -> Result<Response<pb::ImageTrigger>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let application = parse_id("application_id", &r.application_id)?;
+        let new = NewTrigger::parse(&r.repository, &r.tags, &r.parameter)?;
+        Ok(Response::new(trigger_pb(
+            self.triggers.create(&caller, application, new).await?,
+        )))
+    }
+
+    async fn list_image_triggers(
+        &self,
+        request: Request<pb::ListImageTriggersRequest>,
+    ) -> Result<Response<pb::ListImageTriggersResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let application = parse_id("application_id", &r.application_id)?;
+        let p = r.page.unwrap_or_default();
+        let page = Page::parse(p.limit, &p.cursor)?;
+        let (triggers, next) = self.triggers.list(&caller, application, page).await?;
+        Ok(Response::new(pb::ListImageTriggersResponse {
+            triggers: triggers.into_iter().map(trigger_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn delete_image_trigger(
+        &self,
+        request: Request<pb::DeleteImageTriggerRequest>,
+    ) -> Result<Response<pb::DeleteImageTriggerResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.triggers.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteImageTriggerResponse {}))
     }
 }

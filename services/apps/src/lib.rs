@@ -22,6 +22,7 @@ pub mod driver;
 pub mod external_service;
 pub mod federation;
 pub mod grpc;
+pub mod images;
 pub mod node_port;
 pub mod placement;
 pub mod pod;
@@ -33,6 +34,7 @@ pub mod strategy;
 pub mod template;
 pub mod tenancy;
 pub mod traffic;
+pub mod trigger;
 pub mod version;
 
 use kernel::service::{Addresses, Base, Running};
@@ -59,6 +61,8 @@ pub const CONFIGS_URL: &str = "PAAS_CONFIGS_URL";
 pub const CONFIG_RESYNC: &str = "PAAS_APPS_CONFIG_RESYNC";
 /// Where tenancy is (`http://host:port`), asked whether tenants exist.
 pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
+/// Where images is (`http://host:port`), asked to admit and pin each release's images.
+pub const IMAGES_URL: &str = "PAAS_IMAGES_URL";
 /// How often a deploying release is looked at (default 500ms).
 pub const RELEASE_POLL: &str = "PAAS_APPS_RELEASE_POLL";
 /// How long a release may take to become Healthy (default 10m).
@@ -86,6 +90,8 @@ pub struct Settings {
     pub tenancy_url: String,
     /// Configs' gRPC URL.
     pub configs_url: String,
+    /// Images' gRPC URL.
+    pub images_url: String,
     /// How configs are delivered.
     pub config_pacing: config_delivery::Pacing,
     /// Whether to run the config delivery reconciler here.
@@ -99,7 +105,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads [`FEDERATION_URL`], [`TENANCY_URL`], [`CONFIGS_URL`], [`RELEASE_POLL`],
+    /// Reads [`FEDERATION_URL`], [`TENANCY_URL`], [`CONFIGS_URL`], [`IMAGES_URL`], [`RELEASE_POLL`],
     /// [`RELEASE_DEADLINE`], [`GATEWAY`], [`RELEASE_DRIVER`], [`CONFIG_RESYNC`] and
     /// [`CONFIG_DELIVERY`].
     ///
@@ -111,6 +117,7 @@ impl Settings {
             federation_url: env.or(FEDERATION_URL, "http://127.0.0.1:7102".to_string())?,
             tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
             configs_url: env.or(CONFIGS_URL, "http://127.0.0.1:7104".to_string())?,
+            images_url: env.or(IMAGES_URL, "http://127.0.0.1:7105".to_string())?,
             config_pacing: config_delivery::Pacing {
                 resync: env.or(CONFIG_RESYNC, config_delivery::Pacing::default().resync)?,
                 ..config_delivery::Pacing::default()
@@ -199,8 +206,14 @@ pub async fn start_with(
         kernel::grpc::channel(&settings.configs_url)?,
         kernel::caller::CallerKey::new(platform.caller_key.clone()),
     );
+    // Lazy like configs: images is asked at each release.
+    let images = images::Images::new(
+        kernel::grpc::channel(&settings.images_url)?,
+        kernel::caller::CallerKey::new(platform.caller_key.clone()),
+    );
     let applications =
-        application::Applications::new(base.outbox.clone(), federation, configs.clone(), wake, settings.gateway);
+        application::Applications::new(base.outbox.clone(), federation, configs.clone(), wake, settings.gateway)
+            .with_images(images);
     base.spawn_consumer(
         shutdown,
         kernel::inbox::Subscription {
@@ -232,6 +245,18 @@ pub async fn start_with(
             "due config listener",
             config_delivery::follow(base.pool.clone(), configs_due, shutdown.token()),
         );
+    }
+    base.spawn_consumer(
+        shutdown,
+        kernel::inbox::Subscription {
+            durable: "apps-image-triggers".into(),
+            filter: trigger::SUBJECTS.into(),
+        },
+        trigger::TagEvents,
+    );
+    if settings.drive_releases {
+        let firer = trigger::Firer::new(base.pool.clone(), applications.clone());
+        shutdown.spawn("image trigger firer", firer.run(shutdown.token()));
     }
     let api = AppsServiceServer::new(grpc::Apps::new(base.outbox.clone(), tenancy, applications));
     base.serve(addresses, api, shutdown).await

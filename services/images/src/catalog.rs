@@ -240,6 +240,7 @@ impl Catalog {
             &changed(tenant, repository, tag, &meta.digest, state, prev_state),
         )
         .await?;
+        crate::scan::enqueue_on_push(tx, tenant, repository, &meta.digest).await?;
         Ok(())
     }
 

@@ -8,18 +8,22 @@ use paas_proto::v1 as pb;
 use paas_proto::v1::images_service_server::ImagesService;
 use tonic::{Request, Response, Status};
 
+use crate::admission::{Admission, ImageUse};
 use crate::catalog::{Repository, Search, Tag};
 use crate::gate::{Gate, ProxiedRequest};
 use crate::lifecycle::State;
 use crate::registry::{NewRegistry, Registries, Registry};
 use crate::retention::{Deletion, GcRun, Policy, Retention, Rule, Run};
 use crate::robot::{NewRobot, Robot};
+use crate::scan::{NewScanner, Scan, Scanner, Scans, Severity};
 
 /// The gRPC face of the images service.
 pub struct Images {
     registries: Registries,
     gate: Gate,
     retention: Retention,
+    admission: Option<Admission>,
+    scans: Option<Scans>,
 }
 
 impl Images {
@@ -29,7 +33,29 @@ impl Images {
             registries: Registries::new(outbox, sealer),
             gate,
             retention,
+            admission: None,
+            scans: None,
         }
+    }
+
+    /// The API answering scanners, scans and scan policies with `scans`.
+    #[must_use]
+    pub fn with_scans(mut self, scans: Scans) -> Self {
+        self.scans = Some(scans);
+        self
+    }
+
+    fn scans(&self) -> Result<&Scans, Status> {
+        self.scans
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("scanning is not configured here"))
+    }
+
+    /// The API answering `AdmitImages` with `admission`.
+    #[must_use]
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = Some(admission);
+        self
     }
 }
 
@@ -111,6 +137,55 @@ fn tag_pb(t: Tag) -> pb::Tag {
         pushed_at: timestamp(t.pushed_at),
         updated_at: timestamp(t.updated_at),
         tenant_id: t.tenant_id.to_string(),
+    }
+}
+
+fn scanner_pb(s: Scanner) -> pb::Scanner {
+    pb::Scanner {
+        id: s.id.to_string(),
+        name: s.name,
+        url: s.url,
+        scan_on_push: s.scan_on_push,
+        is_default: s.is_default,
+        adapter_name: s.adapter_name,
+        adapter_vendor: s.adapter_vendor,
+        adapter_version: s.adapter_version,
+        created_at: timestamp(s.created_at),
+    }
+}
+
+fn scan_pb(s: Scan) -> pb::Scan {
+    let count = |severity| s.summary.get(&severity).copied().unwrap_or(0);
+    pb::Scan {
+        id: s.id.to_string(),
+        tenant_id: s.tenant_id.to_string(),
+        summary: Some(pb::SeveritySummary {
+            critical: count(Severity::Critical),
+            high: count(Severity::High),
+            medium: count(Severity::Medium),
+            low: count(Severity::Low),
+            negligible: count(Severity::Negligible),
+            unknown: count(Severity::Unknown),
+        }),
+        highest_severity: s.highest.map_or(String::new(), |h| h.as_str().to_string()),
+        repository: s.repository,
+        digest: s.digest,
+        scanner: s.scanner,
+        status: s.status,
+        vulnerabilities: s
+            .vulnerabilities
+            .into_iter()
+            .map(|v| pb::Vulnerability {
+                id: v.id,
+                severity: v.severity.as_str().to_string(),
+                package: v.package,
+                version: v.version,
+                fix_version: v.fix_version,
+            })
+            .collect(),
+        message: s.message,
+        requested_at: timestamp(s.requested_at),
+        finished_at: s.finished_at.and_then(timestamp),
     }
 }
 
@@ -555,6 +630,135 @@ impl ImagesService for Images {
         Ok(Response::new(pb::ListGcRunsResponse {
             runs: runs.into_iter().map(gc_pb).collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn admit_images(
+        &self,
+        request: Request<pb::AdmitImagesRequest>,
+    ) -> Result<Response<pb::AdmitImagesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        // Apps asks for any tenant; a user may ask only for their own.
+        caller.require(tenant, kernel::caller::Role::Viewer, "tenant", tenant)?;
+        let admission = self
+            .admission
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("admission is not configured here"))?;
+        let uses: Vec<ImageUse> = r
+            .images
+            .into_iter()
+            .map(|u| ImageUse {
+                field: u.field,
+                image: u.image,
+                ports: u.ports,
+                has_command: u.has_command,
+            })
+            .collect();
+        let admitted = admission.admit(tenant, &r.environment, &uses).await?;
+        Ok(Response::new(pb::AdmitImagesResponse {
+            images: admitted
+                .into_iter()
+                .map(|a| pb::AdmittedImage {
+                    field: a.field,
+                    image: a.image,
+                    digest: a.digest.unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_scanner(
+        &self,
+        request: Request<pb::CreateScannerRequest>,
+    ) -> Result<Response<pb::Scanner>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let new = NewScanner::parse(&r.name, &r.url, &r.authorization, r.scan_on_push, r.is_default)?;
+        Ok(Response::new(scanner_pb(
+            self.scans()?.create_scanner(&caller, new).await?,
+        )))
+    }
+
+    async fn list_scanners(
+        &self,
+        request: Request<pb::ListScannersRequest>,
+    ) -> Result<Response<pb::ListScannersResponse>, Status> {
+        caller(&request)?;
+        let (scanners, next) = self.scans()?.scanners(page_of(request.into_inner().page)?).await?;
+        Ok(Response::new(pb::ListScannersResponse {
+            scanners: scanners.into_iter().map(scanner_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn delete_scanner(
+        &self,
+        request: Request<pb::DeleteScannerRequest>,
+    ) -> Result<Response<pb::DeleteScannerResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.scans()?.delete_scanner(&caller, id).await?;
+        Ok(Response::new(pb::DeleteScannerResponse {}))
+    }
+
+    async fn scan_tag(&self, request: Request<pb::ScanTagRequest>) -> Result<Response<pb::Scan>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let tag = self.gate.catalog().tag(&caller, repository, &r.tag).await?;
+        caller.require(tag.tenant_id, kernel::caller::Role::Developer, "tag", &r.tag)?;
+        let scan = self
+            .scans()?
+            .request(tag.tenant_id, &tag.repository, &tag.meta.digest)
+            .await?;
+        Ok(Response::new(scan_pb(scan)))
+    }
+
+    async fn get_tag_scan(&self, request: Request<pb::GetTagScanRequest>) -> Result<Response<pb::Scan>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let tag = self.gate.catalog().tag(&caller, repository, &r.tag).await?;
+        let scan = crate::scan::of_digest(self.scans()?.pool(), &tag.repository, &tag.meta.digest)
+            .await?
+            .ok_or_else(|| kernel::Error::not_found("scan", &r.tag))?;
+        Ok(Response::new(scan_pb(scan)))
+    }
+
+    async fn set_scan_policy(
+        &self,
+        request: Request<pb::SetScanPolicyRequest>,
+    ) -> Result<Response<pb::ScanPolicy>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let max = if r.max_severity.is_empty() {
+            None
+        } else {
+            Some(Severity::parse("max_severity", &r.max_severity)?)
+        };
+        self.scans()?.set_policy(&caller, tenant, &r.environment, max).await?;
+        Ok(Response::new(pb::ScanPolicy {
+            tenant_id: tenant.to_string(),
+            environment: r.environment,
+            max_severity: max.map_or(String::new(), |m| m.as_str().to_string()),
+        }))
+    }
+
+    async fn get_scan_policy(
+        &self,
+        request: Request<pb::GetScanPolicyRequest>,
+    ) -> Result<Response<pb::ScanPolicy>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let max = self.scans()?.policy(&caller, tenant, &r.environment).await?;
+        Ok(Response::new(pb::ScanPolicy {
+            tenant_id: tenant.to_string(),
+            environment: r.environment,
+            max_severity: max.map_or(String::new(), |m| m.as_str().to_string()),
         }))
     }
 }

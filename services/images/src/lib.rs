@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod admission;
 pub mod catalog;
 pub mod gate;
 pub mod grpc;
@@ -22,6 +23,7 @@ pub mod notification;
 pub mod registry;
 pub mod retention;
 pub mod robot;
+pub mod scan;
 pub mod seal;
 pub mod signing;
 pub mod tenancy;
@@ -43,6 +45,15 @@ pub const HTTP_PORT: u16 = 7205;
 /// Where tenancy is (`http://host:port`): repository names carry tenant and
 /// project names, which tenancy resolves.
 pub const TENANCY_URL: &str = "PAAS_TENANCY_URL";
+/// The addresses (`host[:port]`, comma-separated) the platform's registry is
+/// reached at in image references, for production admission. Default empty:
+/// any host naming a catalog repository, since admitted images are pinned to
+/// the catalog's digest wherever they are pulled from.
+pub const REGISTRY_HOSTS: &str = "PAAS_IMAGES_REGISTRY_HOSTS";
+/// Production admission: `enforce` (default: production runs only released,
+/// pinned images of the tenant's own repositories) or `off` (digests are
+/// still pinned; for platforms whose production images live elsewhere).
+pub const ADMISSION: &str = "PAAS_IMAGES_ADMISSION";
 
 /// The service's schema migrations.
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/images");
@@ -54,11 +65,16 @@ pub struct Settings {
     pub tenancy_url: String,
     /// Retention's schedule and the registry's garbage collection.
     pub retention: retention::Settings,
+    /// See [`REGISTRY_HOSTS`].
+    pub registry_hosts: Vec<String>,
+    /// Whether production admission refuses (see [`ADMISSION`]).
+    pub enforce_admission: bool,
 }
 
 impl Settings {
     /// Reads [`TENANCY_URL`] (default: tenancy's default port on this host)
-    /// and retention's settings ([`retention::Settings::from_env`]).
+    /// [`REGISTRY_HOSTS`], [`ADMISSION`] and retention's settings
+    /// ([`retention::Settings::from_env`]).
     ///
     /// # Errors
     /// A malformed value.
@@ -66,6 +82,24 @@ impl Settings {
         Ok(Self {
             tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
             retention: retention::Settings::from_env(env)?,
+            registry_hosts: env
+                .or(REGISTRY_HOSTS, String::new())?
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect(),
+            enforce_admission: match env.or(ADMISSION, "enforce".to_string())?.as_str() {
+                "enforce" => true,
+                "off" => false,
+                other => {
+                    return Err(SettingError {
+                        variable: ADMISSION.into(),
+                        expected: "enforce or off".into(),
+                        found: Some(other.to_string()),
+                    });
+                }
+            },
         })
     }
 }
@@ -101,7 +135,16 @@ pub async fn start_with(
     );
     let retention = retention::Retention::new(base.outbox.clone(), signer.clone(), settings.retention.clone());
     shutdown.spawn("retention", retention.clone().run_scheduler(shutdown.token()));
-    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer, tenancy);
-    let api = ImagesServiceServer::new(grpc::Images::new(base.outbox.clone(), sealer, gate, retention));
+    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer.clone(), tenancy);
+    let scans = scan::Scans::new(base.pool.clone(), sealer.clone());
+    let scanning = scan::Scanning::new(scans.clone(), signer.clone());
+    shutdown.spawn("scans", scanning.run(shutdown.token()));
+    let admission =
+        admission::Admission::new(base.pool.clone(), settings.registry_hosts).enforcing(settings.enforce_admission);
+    let api = ImagesServiceServer::new(
+        grpc::Images::new(base.outbox.clone(), sealer, gate, retention)
+            .with_admission(admission)
+            .with_scans(scans),
+    );
     base.serve(addresses, api, shutdown).await
 }
