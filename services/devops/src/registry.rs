@@ -1,0 +1,126 @@
+//! The image registry `build-image` steps push to: the platform's `/v2/`
+//! (the gateway in front of the master registry), reached with a registry
+//! token devops asks the image catalog for when it hands the step to a
+//! runner. The token names the run as its subject, carries the run's tenant
+//! as a developer, and covers that one repository (`pull,push`) only, so a
+//! runner never holds anything that outlives the run or reaches another
+//! repository; the catalog grants nothing for another tenant's repository.
+
+use kernel::caller::{Caller, CallerKey, Membership, Role};
+use kernel::grpc::{Outgoing, channel};
+use kernel::settings::{Env, SettingError};
+use kernel::{Error, Result};
+use paas_proto::v1 as pb;
+use paas_proto::v1::images_service_client::ImagesServiceClient;
+use uuid::Uuid;
+
+use crate::definition::Action;
+use crate::runner::Job;
+
+/// Host (and port) of the platform's registry as runners reach it
+/// (`registry.example.com`, `127.0.0.1:8080`). Unset: `build-image` steps
+/// fail saying no registry is configured, since there is nowhere to push.
+pub const REGISTRY: &str = "PAAS_DEVOPS_REGISTRY";
+/// `true` when runners reach the registry over plain HTTP (a loopback
+/// gateway in development and tests). Default false.
+pub const REGISTRY_INSECURE: &str = "PAAS_DEVOPS_REGISTRY_INSECURE";
+/// Where the image catalog's gRPC API is, which issues the push tokens.
+/// `none`: push without credentials (a bare registry of a test).
+pub const IMAGES_URL: &str = "PAAS_IMAGES_URL";
+/// The image catalog's default address (its default gRPC port on loopback).
+pub const IMAGES_URL_DEFAULT: &str = "http://127.0.0.1:7105";
+
+/// Where `build-image` steps push.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The registry's host as runners reach it; `None`: no registry.
+    pub registry: Option<String>,
+    /// Plain HTTP to the registry.
+    pub insecure: bool,
+    /// The image catalog's gRPC URL; `None`: push without credentials.
+    pub images_url: Option<String>,
+}
+
+impl Settings {
+    /// Reads [`REGISTRY`], [`REGISTRY_INSECURE`] and [`IMAGES_URL`].
+    ///
+    /// # Errors
+    /// A malformed value.
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let images = env.or(IMAGES_URL, IMAGES_URL_DEFAULT.to_string())?;
+        Ok(Self {
+            registry: env.optional::<String>(REGISTRY)?.filter(|r| !r.is_empty()),
+            insecure: env.or(REGISTRY_INSECURE, false)?,
+            images_url: (images != "none").then_some(images),
+        })
+    }
+}
+
+/// Issues what a runner needs to push one step's image.
+#[derive(Clone)]
+pub struct Registry {
+    settings: Settings,
+    key: CallerKey,
+}
+
+impl Registry {
+    /// A registry of `settings`, asking the catalog with callers signed by `key`.
+    pub fn new(settings: Settings, key: CallerKey) -> Self {
+        Self { settings, key }
+    }
+
+    /// Where and with what the job's image is pushed; `None` for jobs that
+    /// push nothing.
+    ///
+    /// # Errors
+    /// No registry is configured, or the catalog refuses or does not answer.
+    pub async fn push_for(&self, tenant: Uuid, job: &Job) -> Result<Option<pb::ImagePush>> {
+        let Action::BuildImage {
+            containerfile,
+            repository,
+        } = &job.step.action
+        else {
+            return Ok(None);
+        };
+        let Some(registry) = &self.settings.registry else {
+            return Err(Error::FailedPrecondition(format!(
+                "no image registry is configured for build-image steps (set {REGISTRY})"
+            )));
+        };
+        let registry_token = match &self.settings.images_url {
+            Some(url) => self.token(url, tenant, job.run_id, repository).await?,
+            None => String::new(),
+        };
+        Ok(Some(pb::ImagePush {
+            containerfile: containerfile.clone(),
+            reference: format!("{registry}/{repository}:{}", job.version),
+            registry_token,
+            insecure: self.settings.insecure,
+            source: job.repository.clone(),
+            revision: job.commit.clone(),
+        }))
+    }
+
+    /// A registry token for `repository`, on behalf of the run: a developer
+    /// of its tenant and nothing more.
+    async fn token(&self, url: &str, tenant: Uuid, run: Uuid, repository: &str) -> Result<String> {
+        let caller = Caller::user(
+            format!("pipeline-run:{run}"),
+            vec![Membership {
+                tenant,
+                role: Role::Developer,
+            }],
+        );
+        let mut images = ImagesServiceClient::with_interceptor(channel(url)?, Outgoing::new(&self.key, &caller));
+        let token = images
+            .issue_registry_token(pb::IssueRegistryTokenRequest {
+                service: String::new(),
+                scopes: vec![format!("repository:{repository}:pull,push")],
+                robot_name: String::new(),
+                robot_secret: String::new(),
+            })
+            .await
+            .map_err(|s| Error::Unavailable(format!("the image catalog issued no push token: {}", s.message())))?;
+        Ok(token.into_inner().token)
+    }
+}
