@@ -50,12 +50,14 @@ pub const RUNNER_PORT: u16 = 7306;
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/devops");
 
 /// A started devops service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Started {
     /// The gRPC API and health endpoints.
     pub running: Running,
     /// Where runners connect.
     pub runners: SocketAddr,
+    /// Where build-image steps push (re-pointable once the gateway is up).
+    pub registry: registry::Registry,
 }
 
 /// Starts the service: schema, relay, conductor, gRPC API and runners' API
@@ -108,10 +110,14 @@ pub async fn start_with(
     let runner_api = runner_grpc::RunnerApi::new(
         runner::Runners::new(base.outbox.clone(), wake.clone()),
         wake.clone(),
-        registry,
+        registry.clone(),
     );
     let runners = runner_grpc::serve(runners, runner_api, shutdown).await?;
     let api = DevopsServiceServer::new(grpc::Devops::new(base.outbox.clone(), wake));
     let running = base.serve(addresses, api, shutdown).await?;
-    Ok(Started { running, runners })
+    Ok(Started {
+        running,
+        runners,
+        registry,
+    })
 }

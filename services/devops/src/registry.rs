@@ -6,6 +6,8 @@
 //! runner never holds anything that outlives the run or reaches another
 //! repository; the catalog grants nothing for another tenant's repository.
 
+use std::sync::{Arc, RwLock};
+
 use kernel::caller::{Caller, CallerKey, Membership, Role};
 use kernel::grpc::{Outgoing, channel};
 use kernel::settings::{Env, SettingError};
@@ -59,14 +61,43 @@ impl Settings {
 /// Issues what a runner needs to push one step's image.
 #[derive(Clone)]
 pub struct Registry {
-    settings: Settings,
+    settings: Arc<RwLock<Settings>>,
     key: CallerKey,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("settings", &self.settings()).finish()
+    }
 }
 
 impl Registry {
     /// A registry of `settings`, asking the catalog with callers signed by `key`.
     pub fn new(settings: Settings, key: CallerKey) -> Self {
-        Self { settings, key }
+        Self {
+            settings: Arc::new(RwLock::new(settings)),
+            key,
+        }
+    }
+
+    /// Whether a registry host is set.
+    pub fn has_registry(&self) -> bool {
+        self.settings().registry.is_some()
+    }
+
+    /// Points pushes at `host` from now on: a platform in one process knows
+    /// its gateway's address only once the gateway is up, after devops.
+    pub fn point_at(&self, host: String, insecure: bool) {
+        let mut settings = self.settings.write().expect("the registry settings are never poisoned");
+        settings.registry = Some(host);
+        settings.insecure = insecure;
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .expect("the registry settings are never poisoned")
+            .clone()
     }
 
     /// Where and with what the job's image is pushed; `None` for jobs that
@@ -82,12 +113,13 @@ impl Registry {
         else {
             return Ok(None);
         };
-        let Some(registry) = &self.settings.registry else {
+        let settings = self.settings();
+        let Some(registry) = &settings.registry else {
             return Err(Error::FailedPrecondition(format!(
                 "no image registry is configured for build-image steps (set {REGISTRY})"
             )));
         };
-        let registry_token = match &self.settings.images_url {
+        let registry_token = match &settings.images_url {
             Some(url) => self.token(url, tenant, job.run_id, repository).await?,
             None => String::new(),
         };
@@ -95,7 +127,7 @@ impl Registry {
             containerfile: containerfile.clone(),
             reference: format!("{registry}/{repository}:{}", job.version),
             registry_token,
-            insecure: self.settings.insecure,
+            insecure: settings.insecure,
             source: job.repository.clone(),
             revision: job.commit.clone(),
         }))
@@ -122,5 +154,77 @@ impl Registry {
             .await
             .map_err(|s| Error::Unavailable(format!("the image catalog issued no push token: {}", s.message())))?;
         Ok(token.into_inner().token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::definition::Step;
+
+    fn job(action: Action) -> Job {
+        Job {
+            step_id: Uuid::now_v7(),
+            attempt: 1,
+            run_id: Uuid::now_v7(),
+            repository: "git://git.example.com/calc.git".into(),
+            git_ref: "refs/heads/main".into(),
+            commit: "0123abcd".into(),
+            version: "1.4.1-build.7".into(),
+            step: Step {
+                name: "image".into(),
+                image: None,
+                env: Default::default(),
+                timeout: Duration::from_secs(60),
+                retries: 0,
+                action,
+            },
+            parameters: serde_json::Value::Null,
+        }
+    }
+
+    fn build() -> Action {
+        Action::BuildImage {
+            containerfile: "docker/Containerfile".into(),
+            repository: "acme/shop/calc".into(),
+        }
+    }
+
+    fn registry(settings: Settings) -> Registry {
+        Registry::new(settings, CallerKey::new(kernel::settings::Secret::new("k".repeat(32))))
+    }
+
+    #[tokio::test]
+    async fn a_build_image_job_pushes_the_run_version_to_the_catalog_repository() {
+        let r = registry(Settings {
+            registry: Some("registry.example.com".into()),
+            insecure: false,
+            images_url: None,
+        });
+        let push = r.push_for(Uuid::now_v7(), &job(build())).await.unwrap().unwrap();
+        assert_eq!(push.reference, "registry.example.com/acme/shop/calc:1.4.1-build.7");
+        assert_eq!(push.containerfile, "docker/Containerfile");
+        assert_eq!(
+            (push.source.as_str(), push.revision.as_str()),
+            ("git://git.example.com/calc.git", "0123abcd")
+        );
+        assert!(push.registry_token.is_empty(), "no catalog, no token");
+        let run = job(Action::Run {
+            commands: vec!["make".into()],
+        });
+        assert_eq!(r.push_for(Uuid::now_v7(), &run).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn without_a_registry_a_build_image_job_is_refused_until_one_is_pointed_at() {
+        let r = registry(Settings::default());
+        let err = r.push_for(Uuid::now_v7(), &job(build())).await.unwrap_err();
+        assert!(err.to_string().contains(REGISTRY), "{err}");
+        r.point_at("127.0.0.1:8080".into(), true);
+        let push = r.push_for(Uuid::now_v7(), &job(build())).await.unwrap().unwrap();
+        assert!(push.insecure);
+        assert!(push.reference.starts_with("127.0.0.1:8080/acme/shop/calc:"));
     }
 }
