@@ -362,6 +362,10 @@ pub struct RunStep {
     pub log_length: u64,
     /// Approval decisions (on `GET /steps/{id}` only).
     pub approvals: Vec<Decision>,
+    /// What a build-image step pushed: `registry/tenant/project/name:version`.
+    pub image: String,
+    /// The pushed manifest's digest (`sha256:...`), the run's artifact.
+    pub image_digest: String,
 }
 
 impl From<pb::Step> for RunStep {
@@ -392,6 +396,8 @@ impl From<pb::Step> for RunStep {
             finished_at: time(s.finished_at),
             log: s.log,
             log_length: s.log_length,
+            image: s.image,
+            image_digest: s.image_digest,
             approvals: s
                 .approvals
                 .into_iter()

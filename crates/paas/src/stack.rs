@@ -105,6 +105,7 @@ pub async fn start_in(
 ) -> kernel::Result<Stack> {
     let mut services: Vec<Running> = Vec::with_capacity(SERVICES.len());
     let mut runners = None;
+    let mut devops_registry = None;
     for name in SERVICES {
         let running = if *name == federation::NAME {
             let mut settings = federation::Settings::from_env(env, platform)
@@ -142,8 +143,14 @@ pub async fn start_in(
             configs::start_with(platform, settings, Addresses::ephemeral(), shutdown).await?
         } else if *name == devops::NAME {
             let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-            let started = devops::start_with_runners(platform, Addresses::ephemeral(), loopback, shutdown).await?;
+            let mut settings = devops::registry::Settings::from_env(env)
+                .map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            if let Some(images) = services.iter().find(|s| s.name == images::NAME) {
+                settings.images_url = Some(uri(images.grpc));
+            }
+            let started = devops::start_with(platform, settings, Addresses::ephemeral(), loopback, shutdown).await?;
             runners = Some(started.runners);
+            devops_registry = Some(started.registry);
             started.running
         } else {
             start_service(name, platform, Addresses::ephemeral(), shutdown).await?
@@ -164,6 +171,17 @@ pub async fn start_in(
     gateway.upstream.images = find(images::NAME);
     gateway.upstream.devops = find(devops::NAME);
     let gateway = gateway::start(platform, gateway, shutdown).await?;
+    // Unless told otherwise, build-image steps push to this platform's own
+    // registry, the gateway's /v2/, which runners on this machine reach on
+    // loopback over plain HTTP.
+    if let Some(registry) = devops_registry.filter(|r| !r.has_registry()) {
+        let host = if gateway.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], gateway.port()))
+        } else {
+            gateway
+        };
+        registry.point_at(host.to_string(), true);
+    }
     Ok(Stack {
         gateway,
         services,

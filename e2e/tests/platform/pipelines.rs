@@ -255,3 +255,155 @@ async fn a_push_to_git_runs_the_pipeline_on_a_runner_through_the_gateway() {
     let (_, theirs) = send(&p, &stranger, Method::GET, "/api/v1/runs", None).await;
     assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
 }
+
+fn installed(binary: &str) -> bool {
+    std::process::Command::new(binary).arg("--version").output().is_ok()
+}
+
+const BUILD_IMAGE: &str = concat!(
+    "stages:\n",
+    "  - name: build\n",
+    "    steps:\n",
+    "      - name: image\n",
+    "        kind: build-image\n",
+    "        repository: REPOSITORY\n",
+);
+
+async fn run_ends(p: &Platform, dev: &str, pipeline: &str) -> Value {
+    let (status, run) = send(
+        p,
+        dev,
+        Method::POST,
+        &format!("/api/v1/pipelines/{pipeline}/runs"),
+        Some(json!({"ref": "main"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(120), "the run ends", || {
+        let run_id = run_id.clone();
+        async move {
+            let (_, run) = send(p, dev, Method::GET, &format!("/api/v1/runs/{run_id}"), None).await;
+            matches!(run["state"].as_str(), Some("succeeded" | "failed")).then_some(run)
+        }
+    })
+    .await
+}
+
+/// build-image through the platform: buildah on a runner, the push through
+/// the gateway's `/v2/` into the master registry with the token devops had
+/// the catalog issue for the run, the tag in the tenant's catalog with its
+/// source and revision; a repository of another tenant is refused.
+#[tokio::test]
+async fn a_build_image_step_pushes_through_the_gateway_into_the_tenants_catalog() {
+    if paas::master_registry::binary().is_none() || !installed("buildah") || !installed("skopeo") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs docker-registry, buildah and skopeo (scripts/deps installs them)"
+        );
+        eprintln!("skipped: docker-registry, buildah or skopeo is not installed");
+        return;
+    }
+    let p = Platform::start().await;
+    let _registry = paas::master_registry::start(&p.settings, &p.stack)
+        .await
+        .expect("the registry starts")
+        .expect("installed");
+    let dir = tempfile::tempdir().unwrap();
+    let (url, work, _daemon) = git_server(dir.path()).await;
+    let (tenant, dev) = developer(&p, "acme").await;
+    let (other, _) = developer(&p, "other").await;
+    for (t, project) in [(&tenant, "shop"), (&other, "web")] {
+        let (status, created) = send(
+            &p,
+            &p.admin_token,
+            Method::POST,
+            &format!("/api/v1/tenants/{t}/projects"),
+            Some(json!({"name": project})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+    let mut pipelines = Vec::new();
+    for (name, repository) in [("calc", "acme/shop/calc"), ("stray", "other/web/calc")] {
+        let (status, pipeline) = send(
+            &p,
+            &dev,
+            Method::POST,
+            "/api/v1/pipelines",
+            Some(json!({
+                "tenant_id": tenant, "name": name, "repository": url,
+                "definition": BUILD_IMAGE.replace("REPOSITORY", repository), "definition_source": "platform",
+            })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{pipeline}");
+        pipelines.push(pipeline["id"].as_str().unwrap().to_string());
+    }
+    let (status, runner) = send(
+        &p,
+        &dev,
+        Method::POST,
+        "/api/v1/runners",
+        Some(json!({"tenant_id": tenant, "name": "builder"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{runner}");
+    let work_dir = tempfile::tempdir().unwrap();
+    let settings = devops::agent::Settings {
+        url: format!("http://{}", p.stack.runners.unwrap()),
+        token: kernel::settings::Secret::new(runner["token"].as_str().unwrap()),
+        concurrency: 2,
+        work_dir: work_dir.path().to_path_buf(),
+        sandbox: devops::agent::Sandbox::detect().await,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    tokio::spawn(devops::agent::run(settings, stop));
+    git(&work, &["push", "--quiet", &url, "main"]).await;
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&work)
+        .output()
+        .await
+        .unwrap();
+    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let run = run_ends(&p, &dev, &pipelines[0]).await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let step = &run["stages"][0]["steps"][0];
+    let host = p.url.trim_start_matches("http://");
+    assert_eq!(step["image"], format!("{host}/acme/shop/calc:0.0.0-build.1"));
+    let digest = step["image_digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{step}");
+    let admin = p.admin_token.clone();
+    let tag = eventually(Duration::from_secs(30), "the tag reaching the catalog", || {
+        let admin = admin.clone();
+        let p = &p;
+        async move {
+            let (_, repos) = send(p, &admin, Method::GET, "/api/v1/repositories?q=acme/shop/calc", None).await;
+            let id = repos["items"]
+                .as_array()?
+                .iter()
+                .find(|r| r["name"] == "acme/shop/calc")?["id"]
+                .as_str()?
+                .to_string();
+            let path = format!("/api/v1/repositories/{id}/tags/0.0.0-build.1");
+            let (status, t) = send(p, &admin, Method::GET, &path, None).await;
+            (status == StatusCode::OK).then_some(t)
+        }
+    })
+    .await;
+    assert_eq!(tag["digest"], digest.as_str());
+    assert_eq!(tag["tenant_id"], tenant.as_str());
+    assert_eq!(tag["source"], url.as_str());
+    assert_eq!(tag["revision"], commit.as_str());
+
+    let stray = run_ends(&p, &dev, &pipelines[1]).await;
+    assert_eq!(
+        stray["state"], "failed",
+        "the token covers no other tenant's repository: {stray}"
+    );
+    let step = &stray["stages"][0]["steps"][0];
+    assert!(step["image_digest"].as_str().unwrap().is_empty(), "{step}");
+}

@@ -4,9 +4,10 @@
 //! commit, every command in `sh -e` with a clean environment (only `PATH`,
 //! `HOME`, `CI`, the run's `PAAS_*` variables and the step's own), inside
 //! bubblewrap when `bwrap` is installed, in its own process group so a time
-//! limit or a cancellation kills everything it started. Output streams back
-//! as it comes; heartbeats keep the steps' leases, and tell it which steps
-//! to stop.
+//! limit or a cancellation kills everything it started. `build-image` steps
+//! build the workspace's Containerfile with buildah and push it with skopeo
+//! where devops says, reporting the digest. Output streams back as it comes;
+//! heartbeats keep the steps' leases, and tell it which steps to stop.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,8 +47,16 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 /// How steps are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sandbox {
-    /// `bwrap`: a read-only system, private `/tmp`, the workspace the only
-    /// writable place, new PID/IPC/UTS namespaces.
+    /// `bwrap`: a read-only system (`/usr`, `/etc` and the `/bin`, `/lib`
+    /// links), a private `/tmp`, the workspace (at `/workspace`) the only
+    /// writable place, nothing else of the host's files (the runner's own
+    /// work directory, other steps' workspaces and home directories are not
+    /// there), new PID/IPC/UTS namespaces. The network is the host's: steps
+    /// fetch dependencies and talk to registries, and a pipeline with no
+    /// network would be a different product; what the sandbox keeps is the
+    /// runner's and other runs' files out of a step's reach.
+    /// `build-image` steps run buildah outside it (buildah isolates the
+    /// Containerfile's `RUN` instructions itself, with chroot isolation).
     Bubblewrap,
     /// Plain processes (a clean environment and a process group only).
     None,
@@ -385,7 +394,7 @@ async fn perform(
     cancel: &CancellationToken,
 ) -> pb::FinishStepRequest {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(job.timeout_seconds.max(1));
-    if !matches!(job.kind.as_str(), "run" | "test") {
+    if !matches!(job.kind.as_str(), "run" | "test" | "build-image") {
         return failed(-1, format!("this runner does not execute {} steps", job.kind));
     }
     let _ = tokio::fs::remove_dir_all(workspace).await;
@@ -400,6 +409,15 @@ async fn perform(
     if let Err(why) = fetch(workspace, job, cancel).await {
         say(tx, &why).await;
         return failed(-1, why);
+    }
+    if job.kind == "build-image" {
+        let Some(push) = &job.push else {
+            return failed(-1, "devops sent no push destination for the image");
+        };
+        let storage = workspace.with_extension("buildah");
+        let result = build_image(push, workspace, &storage, tx, deadline, cancel).await;
+        let _ = tokio::fs::remove_dir_all(&storage).await;
+        return result;
     }
     if !job.image.is_empty() {
         say(
@@ -421,7 +439,8 @@ async fn perform(
     let mut exit = 0;
     for command in &job.commands {
         let _ = tx.send(format!("$ {command}\n").into_bytes()).await;
-        match run_command(settings.sandbox, workspace, command, &env, tx, deadline, cancel).await {
+        let line = command_line(settings.sandbox, workspace, command);
+        match run_command(line, workspace, &env, tx, deadline, cancel).await {
             Ok(Ended::Exited(0)) => {}
             Ok(Ended::Exited(code)) => {
                 exit = code;
@@ -492,6 +511,120 @@ async fn perform(
             .collect();
     }
     result
+}
+
+/// Builds the step's Containerfile with buildah (vfs storage of its own,
+/// chroot isolation: no daemon and no privileges beyond the runner's), then
+/// pushes it with skopeo, which takes the registry token as a bearer token.
+/// The image carries the OCI annotations (and labels) of its source and
+/// revision; the digest the registry answered is the step's artifact.
+async fn build_image(
+    push: &pb::ImagePush,
+    workspace: &Path,
+    storage: &Path,
+    tx: &mpsc::Sender<Vec<u8>>,
+    deadline: tokio::time::Instant,
+    cancel: &CancellationToken,
+) -> pb::FinishStepRequest {
+    let tmp = storage.join("tmp");
+    if let Err(e) = tokio::fs::create_dir_all(&tmp).await {
+        return failed(-1, format!("cannot create the image storage: {e}"));
+    }
+    let env = vec![
+        ("PATH".to_string(), STEP_PATH.to_string()),
+        ("TMPDIR".to_string(), tmp.to_string_lossy().into_owned()),
+        ("BUILDAH_ISOLATION".to_string(), "chroot".to_string()),
+    ];
+    let root = storage.join("root").to_string_lossy().into_owned();
+    let run_root = storage.join("run").to_string_lossy().into_owned();
+    let archive = format!("oci-archive:{}", storage.join("image.tar").display());
+    let digest_file = storage.join("digest");
+    let buildah = |args: Vec<String>| {
+        let mut c = Command::new("buildah");
+        c.args(["--root", &root, "--runroot", &run_root, "--storage-driver", "vfs"])
+            .args(args);
+        c
+    };
+    let annotations = [
+        format!("org.opencontainers.image.source={}", push.source),
+        format!("org.opencontainers.image.revision={}", push.revision),
+    ];
+    let mut build: Vec<String> = vec!["build".into(), "--isolation".into(), "chroot".into()];
+    for a in &annotations {
+        build.extend(["--annotation".into(), a.clone(), "--label".into(), a.clone()]);
+    }
+    build.extend([
+        "-f".into(),
+        workspace.join(&push.containerfile).to_string_lossy().into_owned(),
+        "-t".into(),
+        push.reference.clone(),
+        workspace.to_string_lossy().into_owned(),
+    ]);
+    let mut copy: Vec<String> = vec!["copy".into()];
+    if push.insecure {
+        copy.push("--dest-tls-verify=false".into());
+    }
+    if !push.registry_token.is_empty() {
+        copy.extend(["--dest-registry-token".into(), push.registry_token.clone()]);
+    }
+    copy.extend([
+        "--digestfile".into(),
+        digest_file.to_string_lossy().into_owned(),
+        archive.clone(),
+        format!("docker://{}", push.reference),
+    ]);
+    let mut skopeo = Command::new("skopeo");
+    skopeo.args(&copy);
+    let commands = [
+        (
+            "buildah build",
+            format!("buildah build -f {} -t {}", push.containerfile, push.reference),
+            buildah(build),
+        ),
+        (
+            "buildah push",
+            format!("buildah push {} {archive}", push.reference),
+            buildah(vec!["push".into(), push.reference.clone(), archive.clone()]),
+        ),
+        // The token stays out of the log.
+        (
+            "skopeo copy",
+            format!("skopeo copy {archive} docker://{}", push.reference),
+            skopeo,
+        ),
+    ];
+    for (what, shown, mut command) in commands {
+        let _ = tx.send(format!("$ {shown}\n").into_bytes()).await;
+        command.current_dir(workspace);
+        match run_command(command, storage, &env, tx, deadline, cancel).await {
+            Ok(Ended::Exited(0)) => {}
+            Ok(Ended::Exited(code)) => {
+                say(tx, &format!("the command exited with {code}")).await;
+                return failed(code, format!("{what} exited with {code}"));
+            }
+            Ok(Ended::TimedOut) => return failed(-1, "the step took longer than its time limit"),
+            Ok(Ended::Cancelled) => {
+                say(tx, "cancelled").await;
+                return failed(-1, "cancelled");
+            }
+            Err(why) => {
+                say(tx, &why).await;
+                return failed(-1, why);
+            }
+        }
+    }
+    let digest = tokio::fs::read_to_string(&digest_file).await.unwrap_or_default();
+    let digest = digest.trim();
+    if !digest.starts_with("sha256:") {
+        return failed(-1, "the registry answered no digest for the pushed image");
+    }
+    say(tx, &format!("pushed {}@{digest}", push.reference)).await;
+    pb::FinishStepRequest {
+        succeeded: true,
+        image: push.reference.clone(),
+        image_digest: digest.to_string(),
+        ..Default::default()
+    }
 }
 
 /// Clones the run's commit into `workspace` with the git CLI.
@@ -597,19 +730,18 @@ async fn pump(mut from: impl AsyncRead + Unpin, tx: mpsc::Sender<Vec<u8>>) {
     }
 }
 
-/// Runs one command to its end, its time limit, or cancellation.
+/// Runs one command to its end, its time limit, or cancellation, with a
+/// clean environment of `env` and `HOME` at `home`.
 async fn run_command(
-    sandbox: Sandbox,
-    workspace: &Path,
-    command: &str,
+    mut cmd: Command,
+    home: &Path,
     env: &[(String, String)],
     tx: &mpsc::Sender<Vec<u8>>,
     deadline: tokio::time::Instant,
     cancel: &CancellationToken,
 ) -> Result<Ended, String> {
-    let mut cmd = command_line(sandbox, workspace, command);
     cmd.env_clear()
-        .env("HOME", workspace)
+        .env("HOME", home)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

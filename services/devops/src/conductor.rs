@@ -480,7 +480,9 @@ async fn step_forward(tx: &mut PgConnection, run: &Run) -> Result<Moved> {
         "pending" => {
             let def: definition::Step = serde_json::from_value(step.spec.clone()).map_err(Error::internal)?;
             let (state, message, moved) = match &def.action {
-                Action::Run { .. } | Action::Test { .. } => ("queued", String::new(), Moved::Queued),
+                Action::Run { .. } | Action::Test { .. } | Action::BuildImage { .. } => {
+                    ("queued", String::new(), Moved::Queued)
+                }
                 Action::Approval(a) => (
                     "waiting",
                     format!("waiting for {} approval(s)", a.required),

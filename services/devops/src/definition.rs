@@ -92,11 +92,13 @@ pub enum Action {
         /// Target environment.
         environment: Environment,
     },
-    /// A Containerfile built and pushed to the tenant's image repository.
+    /// A Containerfile built and pushed to the tenant's image repository,
+    /// tagged with the run's version.
     BuildImage {
         /// The Containerfile, relative to the workspace.
         containerfile: String,
-        /// The image repository in the tenant's catalog.
+        /// The repository in the image catalog, `<tenant>/<project>/<name>`
+        /// (the catalog grants a run nothing in another tenant's).
         repository: String,
     },
     /// The image catalog's scanner as a gate.
@@ -529,6 +531,27 @@ fn image_ref(field: &str, raw: &str) -> Result<String> {
     }
 }
 
+/// A repository of the image catalog: `<tenant>/<project>/<name>[/...]`,
+/// each component lower-case letters and digits joined by `.`, `_` or `-`.
+fn catalog_repository(field: &str, raw: &str) -> Result<String> {
+    let parts: Vec<&str> = raw.split('/').collect();
+    let component = |p: &str| {
+        let b = p.as_bytes();
+        let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        !b.is_empty()
+            && b.first().is_some_and(alnum)
+            && b.last().is_some_and(alnum)
+            && b.iter().all(|c| alnum(c) || b"._-".contains(c))
+    };
+    if parts.len() < 3 || raw.len() > 255 || !parts.iter().all(|p| component(p)) {
+        return Err(Error::invalid(
+            field,
+            "must be <tenant>/<project>/<name> in lower-case letters, digits, '.', '_' and '-'",
+        ));
+    }
+    Ok(raw.to_string())
+}
+
 fn env_name(field: &str, raw: &str) -> Result<()> {
     let mut chars = raw.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -798,7 +821,7 @@ impl RawStep {
                     &f("containerfile"),
                     self.containerfile.as_deref().unwrap_or("Containerfile"),
                 )?,
-                repository: label(
+                repository: catalog_repository(
                     &f("repository"),
                     self.repository
                         .as_deref()
@@ -935,6 +958,37 @@ schedules: ['0 3 * * *']
         assert_eq!(field_of(&stray), "definition.stages[0].steps[0].to");
         assert_eq!(field_of("stages: []"), "definition.stages");
         assert_eq!(field_of(": : :"), "definition");
+    }
+
+    #[test]
+    fn build_image_steps_push_to_a_catalog_repository() {
+        let with = |repo: &str| {
+            let step = format!(
+                concat!(
+                    "      - name: image\n",
+                    "        kind: build-image\n",
+                    "        repository: {}\n",
+                    "      - name: unit\n",
+                ),
+                repo
+            );
+            SAMPLE.replace("      - name: unit\n", &step)
+        };
+        let d = Definition::parse("definition", &with("acme/shop/web")).unwrap();
+        assert_eq!(
+            d.stages[0].steps[1].action,
+            Action::BuildImage {
+                containerfile: "Containerfile".into(),
+                repository: "acme/shop/web".into()
+            }
+        );
+        for bad in ["web", "acme/web", "acme/Shop/web", "acme//web", "acme/shop/-web"] {
+            assert_eq!(
+                field_of(&with(bad)),
+                "definition.stages[0].steps[1].repository",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

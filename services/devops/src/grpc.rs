@@ -150,6 +150,8 @@ fn step_pb(s: Step, stage: &str) -> pb::Step {
         log: String::new(),
         log_length: u64::try_from(s.log_length).unwrap_or(0),
         approvals: Vec::new(),
+        image: s.image,
+        image_digest: s.image_digest,
     }
 }
 

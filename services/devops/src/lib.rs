@@ -5,10 +5,12 @@
 //! and moves them; runners (`paas runner`, see [`agent`]) execute their steps
 //! over a gRPC stream on a port of their own.
 //!
-//! It does not host Git repositories nor build images itself, and it never
-//! deploys: apps releases what a pipeline produces. The step kinds
-//! `deploy`, `build-image`, `security-scan` and `promote` are parsed and
-//! checked but not executed yet: a run reaching one fails that step saying so.
+//! It does not host Git repositories nor build images itself (runners do,
+//! with buildah, pushing with a token devops has the image catalog issue
+//! for the run: see [`registry`]), and it never deploys: apps releases what
+//! a pipeline produces. The step kinds `deploy`, `security-scan` and
+//! `promote` are parsed and checked but not executed yet: a run reaching one
+//! fails that step saying so.
 
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ pub mod definition;
 pub mod grpc;
 pub mod junit;
 pub mod pipeline;
+pub mod registry;
 pub mod run;
 pub mod runner;
 pub mod runner_grpc;
@@ -47,20 +50,22 @@ pub const RUNNER_PORT: u16 = 7306;
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/devops");
 
 /// A started devops service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Started {
     /// The gRPC API and health endpoints.
     pub running: Running,
     /// Where runners connect.
     pub runners: SocketAddr,
+    /// Where build-image steps push (re-pointable once the gateway is up).
+    pub registry: registry::Registry,
 }
 
 /// Starts the service: schema, relay, conductor, gRPC API and runners' API
 /// (on [`RUNNER_PORT`] of the gRPC address, or an ephemeral port when the
-/// gRPC one is).
+/// gRPC one is), with the registry settings from the environment.
 ///
 /// # Errors
-/// A dependency is unreachable or an address cannot be bound.
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdown) -> kernel::Result<Running> {
     let port = if addresses.grpc.port() == 0 { 0 } else { RUNNER_PORT };
     let runners = SocketAddr::new(addresses.grpc.ip(), port);
@@ -72,9 +77,26 @@ pub async fn start(platform: &Platform, addresses: Addresses, shutdown: &Shutdow
 /// [`start`], with the runners' API on `runners`.
 ///
 /// # Errors
-/// A dependency is unreachable or an address cannot be bound.
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start_with_runners(
     platform: &Platform,
+    addresses: Addresses,
+    runners: SocketAddr,
+    shutdown: &Shutdown,
+) -> kernel::Result<Started> {
+    let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let registry =
+        registry::Settings::from_env(&env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_with(platform, registry, addresses, runners, shutdown).await
+}
+
+/// [`start_with_runners`], with the registry `build-image` steps push to.
+///
+/// # Errors
+/// A dependency is unreachable or an address cannot be bound.
+pub async fn start_with(
+    platform: &Platform,
+    registry: registry::Settings,
     addresses: Addresses,
     runners: SocketAddr,
     shutdown: &Shutdown,
@@ -84,9 +106,18 @@ pub async fn start_with_runners(
     let wake = conductor::Wake::default();
     let conductor = conductor::Conductor::new(base.outbox.clone(), wake.clone());
     shutdown.spawn("pipeline conductor", conductor.run(shutdown.token()));
-    let runner_api = runner_grpc::RunnerApi::new(runner::Runners::new(base.outbox.clone(), wake.clone()), wake.clone());
+    let registry = registry::Registry::new(registry, kernel::caller::CallerKey::new(platform.caller_key.clone()));
+    let runner_api = runner_grpc::RunnerApi::new(
+        runner::Runners::new(base.outbox.clone(), wake.clone()),
+        wake.clone(),
+        registry.clone(),
+    );
     let runners = runner_grpc::serve(runners, runner_api, shutdown).await?;
     let api = DevopsServiceServer::new(grpc::Devops::new(base.outbox.clone(), wake));
     let running = base.serve(addresses, api, shutdown).await?;
-    Ok(Started { running, runners })
+    Ok(Started {
+        running,
+        runners,
+        registry,
+    })
 }

@@ -139,6 +139,10 @@ pub struct Step {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// What a build-image step pushed (`registry/repository:version`).
+    pub image: String,
+    /// The pushed manifest's digest.
+    pub image_digest: String,
 }
 
 impl Step {
@@ -457,7 +461,8 @@ async fn steps_of(pool: &sqlx::PgPool, run: &Run) -> Result<Vec<Step>> {
     Ok(sqlx::query_as!(
         Step,
         "SELECT id, run_id, stage_id, tenant_id, position, name, kind, spec, state, attempt, runner_id, exit_code,
-                message, log_length, tests_total, tests_failed, tests_skipped, test_failures, started_at, finished_at
+                message, log_length, tests_total, tests_failed, tests_skipped, test_failures, started_at, finished_at,
+                image, image_digest
          FROM steps WHERE run_id = $1 AND tenant_id = $2 ORDER BY position",
         run.id,
         run.tenant_id

@@ -85,6 +85,10 @@ pub struct Outcome {
     pub tests: Option<(u32, u32, u32)>,
     /// Failed tests: (name, message).
     pub failures: Vec<(String, String)>,
+    /// What a build-image step pushed (`registry/repository:version`).
+    pub image: String,
+    /// The pushed manifest's digest.
+    pub image_digest: String,
 }
 
 fn hash(token: &str) -> Vec<u8> {
@@ -340,7 +344,8 @@ impl Runners {
         let message: String = outcome.message.chars().take(4096).collect();
         let row = sqlx::query!(
             "UPDATE steps SET state = $4, exit_code = $5, message = $6, tests_total = $7, tests_failed = $8,
-                    tests_skipped = $9, test_failures = $10, finished_at = now(), lease_until = NULL
+                    tests_skipped = $9, test_failures = $10, finished_at = now(), lease_until = NULL,
+                    image = $11, image_digest = $12
              WHERE id = $1 AND runner_id = $2 AND attempt = $3 AND state = 'running'
              RETURNING run_id, name, (SELECT name FROM stages WHERE stages.id = steps.stage_id) AS stage",
             step,
@@ -353,6 +358,8 @@ impl Runners {
             to_i32(failed),
             to_i32(skipped),
             serde_json::Value::Array(failures),
+            outcome.image.chars().take(512).collect::<String>(),
+            outcome.image_digest.chars().take(128).collect::<String>(),
         )
         .fetch_optional(&mut *tx)
         .await?;

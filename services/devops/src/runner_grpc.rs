@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::conductor::Wake;
 use crate::grpc::runner_pb;
+use crate::registry::Registry;
 use crate::runner::{self, Job, Outcome, Runner, Runners};
 
 /// How often an idle job stream looks for queued steps anyway: steps queued
@@ -27,14 +28,19 @@ pub const JOB_POLL: Duration = Duration::from_millis(500);
 pub struct RunnerApi {
     runners: Runners,
     wake: Wake,
+    registry: Registry,
 }
 
 type JobStream = Pin<Box<dyn Stream<Item = Result<pb::Job, Status>> + Send>>;
 
 impl RunnerApi {
-    /// The API over `runners`.
-    pub fn new(runners: Runners, wake: Wake) -> Self {
-        Self { runners, wake }
+    /// The API over `runners`; `registry` issues what build-image steps push with.
+    pub fn new(runners: Runners, wake: Wake, registry: Registry) -> Self {
+        Self {
+            runners,
+            wake,
+            registry,
+        }
     }
 
     async fn runner<T>(&self, request: &Request<T>) -> Result<Runner, Status> {
@@ -48,7 +54,7 @@ impl RunnerApi {
     }
 }
 
-fn job_pb(job: Job) -> pb::Job {
+fn job_pb(job: Job, push: Option<pb::ImagePush>) -> pb::Job {
     let (commands, reports) = runner::commands_of(&job.step);
     let mut env = job.step.env.clone();
     if let Some(params) = job.parameters.as_object() {
@@ -71,6 +77,7 @@ fn job_pb(job: Job) -> pb::Job {
         env: env.into_iter().collect(),
         timeout_seconds: job.step.timeout.as_secs(),
         image: job.step.image.unwrap_or_default(),
+        push,
     }
 }
 
@@ -94,6 +101,7 @@ impl RunnerService for RunnerApi {
         let runner = self.runner(&request).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::Job, Status>>(16);
         let runners = self.runners.clone();
+        let registry = self.registry.clone();
         let bell = self.wake.dispatch.clone();
         tokio::spawn(async move {
             loop {
@@ -102,7 +110,24 @@ impl RunnerService for RunnerApi {
                 match runners.claim(runner.id).await {
                     Ok(jobs) => {
                         for job in jobs {
-                            if tx.send(Ok(job_pb(job))).await.is_err() {
+                            // Push credentials are issued as the step leaves, so
+                            // their short life starts when the work does.
+                            let push = match registry.push_for(runner.tenant_id, &job).await {
+                                Ok(push) => push,
+                                Err(e) => {
+                                    let (step, attempt) = (job.step_id, job.attempt);
+                                    let outcome = Outcome {
+                                        exit_code: -1,
+                                        message: e.to_string(),
+                                        ..Outcome::default()
+                                    };
+                                    if let Err(e) = runners.finish(runner.id, step, attempt, outcome).await {
+                                        tracing::warn!(step = %step, error = %e, "cannot fail the step");
+                                    }
+                                    continue;
+                                }
+                            };
+                            if tx.send(Ok(job_pb(job, push))).await.is_err() {
                                 // The runner went away; its lease will run out.
                                 return;
                             }
@@ -167,6 +192,8 @@ impl RunnerService for RunnerApi {
             message: r.message,
             tests,
             failures: r.test_failures.into_iter().map(|f| (f.name, f.message)).collect(),
+            image: r.image,
+            image_digest: r.image_digest,
         };
         self.runners
             .finish(runner.id, step, attempt(r.attempt)?, outcome)

@@ -119,7 +119,7 @@ impl Steps {
             Step,
             "SELECT id, run_id, stage_id, tenant_id, position, name, kind, spec, state, attempt, runner_id, exit_code,
                     message, log_length, tests_total, tests_failed, tests_skipped, test_failures, started_at,
-                    finished_at
+                    finished_at, image, image_digest
              FROM steps WHERE id = $1 AND tenant_id = $2",
             id,
             tenant

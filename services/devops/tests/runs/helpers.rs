@@ -159,6 +159,10 @@ pub struct World {
     pub runner_api: SocketAddr,
     pub tenant: Uuid,
     pub pool: sqlx::PgPool,
+    /// Where build-image steps push.
+    pub registry: devops::registry::Settings,
+    /// How the world's runners isolate steps: bubblewrap when it works here.
+    pub sandbox: Sandbox,
 }
 
 pub fn member(tenant: Uuid, who: &str, role: Role) -> Caller {
@@ -167,10 +171,16 @@ pub fn member(tenant: Uuid, who: &str, role: Role) -> Caller {
 
 impl World {
     pub async fn new() -> Self {
+        Self::with_registry(devops::registry::Settings::default()).await
+    }
+
+    /// A world whose build-image steps push to `registry`.
+    pub async fn with_registry(registry: devops::registry::Settings) -> Self {
         let t = TestPlatform::new().await;
         let shutdown = Shutdown::new();
-        let started = devops::start_with_runners(
+        let started = devops::start_with(
             &t.settings,
+            registry.clone(),
             Addresses::ephemeral(),
             "127.0.0.1:0".parse().unwrap(),
             &shutdown,
@@ -186,6 +196,8 @@ impl World {
             tenant: Uuid::now_v7(),
             pool,
             t,
+            registry,
+            sandbox: Sandbox::detect().await,
         }
     }
 
@@ -195,8 +207,9 @@ impl World {
         self.shutdown.trigger();
         self.shutdown.drain(Duration::from_secs(10)).await;
         self.shutdown = Shutdown::new();
-        let started = devops::start_with_runners(
+        let started = devops::start_with(
             &self.t.settings,
+            self.registry.clone(),
             Addresses::ephemeral(),
             self.runner_api,
             &self.shutdown,
@@ -307,7 +320,7 @@ impl World {
             token: kernel::settings::Secret::new(token),
             concurrency,
             work_dir: work.path().to_path_buf(),
-            sandbox: Sandbox::None,
+            sandbox: self.sandbox,
         };
         let stop = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(agent::run(settings, stop.clone()));
@@ -392,5 +405,93 @@ pub struct RunnerProcess {
 impl Drop for RunnerProcess {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Debian's `docker-registry` on a free loopback port, without
+/// authentication: build-image steps push to it as to the platform's.
+pub struct BareRegistry {
+    pub host: String,
+    _dir: tempfile::TempDir,
+    _process: Child,
+}
+
+impl BareRegistry {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        let data = dir.path().join("data");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let process = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("docker-registry starts (scripts/deps installs it)");
+        let probe = format!("http://{host}/v2/");
+        eventually(Duration::from_secs(10), "the registry answers", || {
+            let probe = probe.clone();
+            async move {
+                Command::new("curl")
+                    .args(["-fsS", "-o", "/dev/null", &probe])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .await
+                    .ok()
+                    .filter(std::process::ExitStatus::success)
+            }
+        })
+        .await;
+        Self {
+            host,
+            _dir: dir,
+            _process: process,
+        }
+    }
+
+    /// Settings that push here over plain HTTP, without credentials.
+    pub fn settings(&self) -> devops::registry::Settings {
+        devops::registry::Settings {
+            registry: Some(self.host.clone()),
+            insecure: true,
+            images_url: None,
+        }
+    }
+
+    /// `skopeo inspect` of a reference in this registry: (raw manifest, config).
+    pub async fn inspect(&self, reference: &str) -> (serde_json::Value, serde_json::Value) {
+        let run = |raw: bool| {
+            let mut c = Command::new("skopeo");
+            c.args(["inspect", "--tls-verify=false"]);
+            if raw {
+                c.arg("--raw");
+            }
+            c.arg(format!("docker://{reference}"));
+            c
+        };
+        let mut out = Vec::new();
+        for raw in [true, false] {
+            let o = run(raw).output().await.expect("skopeo runs");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            out.push(serde_json::from_slice(&o.stdout).unwrap());
+        }
+        let config = out.pop().unwrap();
+        (out.pop().unwrap(), config)
     }
 }

@@ -5,4 +5,6 @@
 mod flow;
 mod gates;
 mod helpers;
+mod images;
 mod resilience;
+mod sandbox;

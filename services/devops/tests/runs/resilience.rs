@@ -100,8 +100,9 @@ async fn cancelling_a_run_stops_its_running_command_and_the_log_streams_live() {
     let w = World::new().await;
     let git = GitServer::start().await;
     let _runner = w.runner("r1", 1).await;
-    let outside = tempfile::tempdir().unwrap();
-    let ticks = outside.path().join("ticks");
+    // The command names a marker of its own so the test can find its
+    // processes; it writes only in its workspace, as a sandboxed step must.
+    let marker = format!("ticker-{}", uuid::Uuid::now_v7());
     let definition = format!(
         concat!(
             "stages:\n",
@@ -109,9 +110,9 @@ async fn cancelling_a_run_stops_its_running_command_and_the_log_streams_live() {
             "    steps:\n",
             "      - name: ticker\n",
             "        kind: run\n",
-            "        commands: ['for i in $(seq 1 30); do echo tick $i; echo $i >> {}; sleep 1; done']\n",
+            "        commands: ['for i in $(seq 1 30); do echo tick $i; echo $i >> ticks; sleep 1; done # {}']\n",
         ),
-        ticks.display()
+        marker
     );
     let pipeline = w.pipeline(&git, &definition).await;
     git.push("main").await;
@@ -153,9 +154,8 @@ async fn cancelling_a_run_stops_its_running_command_and_the_log_streams_live() {
     assert_eq!(run.state, "cancelled");
     assert!(!last.contains("tick 30"), "{last}");
     // The runner hears of it at its next heartbeat and kills the command: no
-    // process whose command line names the tick file is left, well before
+    // process whose command line names the marker is left, well before
     // tick 30.
-    let marker = ticks.to_string_lossy().into_owned();
     let running = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
             std::fs::read(entry.path().join("cmdline"))
@@ -166,6 +166,6 @@ async fn cancelling_a_run_stops_its_running_command_and_the_log_streams_live() {
         (!running()).then_some(())
     })
     .await;
-    let stopped = std::fs::read_to_string(&ticks).unwrap_or_default().lines().count();
-    assert!(stopped < 30, "the command ran to its end");
+    let log = w.step(&run, "ticker").await.log;
+    assert!(!log.contains("tick 30"), "the command ran to its end: {log}");
 }
