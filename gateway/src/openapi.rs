@@ -62,6 +62,7 @@ fn exact(doc: &mut Value) {
     uuid_path_ids(doc);
     link_created_to_reads(doc);
     closed_values(doc);
+    non_empty_maps(doc);
     input_rules(doc);
     bounded_strings(doc);
     uniform_tuples(doc);
@@ -316,6 +317,21 @@ const CLOSED_PARAMETERS: &[(&str, &str, &[&str])] = &[
         &["submit", "approve", "reject", "provision"],
     ),
 ];
+
+/// Maps the services refuse empty (utoipa has no `min_properties` for a
+/// field), by schema and property: an amount of nothing reserves nothing.
+const NON_EMPTY_MAPS: &[(&str, &str)] = &[("Reserve", "amounts"), ("PublishSpec", "amounts")];
+
+/// The [`NON_EMPTY_MAPS`] as `minProperties: 1`.
+fn non_empty_maps(doc: &mut Value) {
+    for (schema, property) in NON_EMPTY_MAPS {
+        if let Some(Value::Object(map)) =
+            doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}"))
+        {
+            map.insert("minProperties".into(), json!(1));
+        }
+    }
+}
 
 /// Whether a schema's `type` is `string` or a union holding it
 /// (`["string", "null"]`, an `Option<String>`).
@@ -1020,6 +1036,11 @@ mod tests {
             assert_eq!(schema(name, property)["maxLength"], 128, "{name}.{property}");
         }
         assert_eq!(schema("CreateProject", "description")["maxLength"], 2048);
+        // Lists and maps the services refuse empty say so.
+        assert_eq!(schema("CreateBinding", "objects")["minItems"], 1);
+        assert_eq!(schema("NewRobot", "scopes")["minItems"], 1);
+        assert_eq!(schema("Reserve", "amounts")["minProperties"], 1);
+        assert_eq!(schema("PublishSpec", "amounts")["minProperties"], 1);
         assert_eq!(schema("UpdateTenant", "display_name")["minLength"], 1);
         // Names of tokens and access keys are any text of 1-128 characters.
         for name in ["CreateToken", "NewAccessKey"] {
