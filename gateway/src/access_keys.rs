@@ -183,6 +183,7 @@ pub struct NewAccessKey {
     /// The application (DNS label) whose configuration the key reads.
     application: String,
     /// What it is for (1-128 characters).
+    #[schema(max_length = 128)]
     name: String,
 }
 

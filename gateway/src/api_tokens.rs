@@ -86,6 +86,8 @@ pub struct Created {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// What it is for: any text of 1-128 characters (`token::NewToken`).
+    #[schema(max_length = 128)]
     name: String,
     tenant_id: String,
     #[serde(default)]

@@ -309,7 +309,8 @@ pub struct NewRelease {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
-    /// The release to return to (one that succeeded).
+    /// The release to return to (one that succeeded; releases count from 1).
+    #[schema(minimum = 1)]
     to_release: u32,
 }
 
@@ -320,6 +321,7 @@ pub struct Scale {
     /// The service.
     service: String,
     /// Its replicas in all, divided over its clusters by the placement.
+    #[schema(minimum = 1, maximum = 1000)]
     replicas: u32,
 }
 

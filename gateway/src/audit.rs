@@ -260,7 +260,8 @@ pub mod routes {
     #[into_params(parameter_in = Query)]
     pub struct AuditQuery {
         actor: Option<String>,
-        tenant_id: Option<uuid::Uuid>,
+        /// Only this tenant's; empty: every tenant the caller sees.
+        tenant_id: Option<String>,
         action: Option<String>,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
@@ -298,7 +299,7 @@ pub mod routes {
     ) -> Result<Response, ApiError> {
         let filter = Filter {
             actor: q.actor,
-            tenant: q.tenant_id,
+            tenant: kernel::id::parse_optional_id("tenant_id", q.tenant_id.as_deref().unwrap_or_default())?,
             action_prefix: q.action,
             since: q.since,
             until: q.until,

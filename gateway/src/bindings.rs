@@ -43,7 +43,8 @@ pub struct CreateBinding {
     project_id: String,
     /// Kubernetes objects: Deployments, StatefulSets, DaemonSets, Services,
     /// ConfigMaps, PersistentVolumeClaims, HorizontalPodAutoscalers,
-    /// Ingresses, HTTPRoutes. Namespaces are set per cluster.
+    /// Ingresses, HTTPRoutes. Namespaces are set per cluster. At least one.
+    #[schema(min_items = 1)]
     objects: Vec<Value>,
     /// `{"explicit": [{"cluster", "partition_id"?, "replicas"?}]}` or
     /// `{"policy": {"groups": [{"labels", "data_centres", "regions", "zones",

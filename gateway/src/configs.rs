@@ -292,7 +292,8 @@ pub struct Publish {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigRollback {
-    /// The earlier release to restore.
+    /// The earlier release to restore (releases count from 1).
+    #[schema(minimum = 1)]
     to: u64,
     /// Why.
     #[serde(default)]
@@ -403,8 +404,7 @@ pub struct WatchAnswer {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EffectiveQuery {
-    /// The application.
-    #[serde(default)]
+    /// The application (required: the configuration is one application's).
     application: String,
     /// The environment (absent: the base level only).
     #[serde(default)]

@@ -326,7 +326,8 @@ pub struct NewRobot {
     project_id: String,
     /// DNS label, unique in the project.
     name: String,
-    /// What it may do.
+    /// What it may do: at least one scope.
+    #[schema(min_items = 1)]
     scopes: Vec<RobotScope>,
     /// Days until it expires (0 or absent: never; at most 3650).
     #[serde(default)]

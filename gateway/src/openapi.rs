@@ -62,6 +62,7 @@ fn exact(doc: &mut Value) {
     uuid_path_ids(doc);
     link_created_to_reads(doc);
     closed_values(doc);
+    non_empty_maps(doc);
     input_rules(doc);
     bounded_strings(doc);
     uniform_tuples(doc);
@@ -325,6 +326,21 @@ const CLOSED_PARAMETERS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// Maps the services refuse empty (utoipa has no `min_properties` for a
+/// field), by schema and property: an amount of nothing reserves nothing.
+const NON_EMPTY_MAPS: &[(&str, &str)] = &[("Reserve", "amounts"), ("PublishSpec", "amounts")];
+
+/// The [`NON_EMPTY_MAPS`] as `minProperties: 1`.
+fn non_empty_maps(doc: &mut Value) {
+    for (schema, property) in NON_EMPTY_MAPS {
+        if let Some(Value::Object(map)) =
+            doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}"))
+        {
+            map.insert("minProperties".into(), json!(1));
+        }
+    }
+}
+
 /// Whether a schema's `type` is `string` or a union holding it
 /// (`["string", "null"]`, an `Option<String>`).
 fn string_type(t: Option<&Value>) -> bool {
@@ -397,8 +413,13 @@ const NOT_UUIDS: &[&str] = &["client_id", "request_id"];
 /// characters of anything, a config item's a file name).
 const DNS_LABELS: &[&str] = &["name", "app", "application", "environment", "namespace", "project_name"];
 
-/// A DNS label (RFC 1123), as `kernel::name::DnsLabel` parses it.
+/// A DNS label (RFC 1123), as `kernel::name::DnsLabel` parses it (a test
+/// holds the two spellings of the rule equal).
 const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+/// A DNS label or nothing: an optional label left empty is no label.
+const DNS_LABEL_OR_EMPTY: &str = "^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$";
+/// The longest DNS label.
+const DNS_LABEL_MAX: usize = 63;
 
 /// An optional id: a UUID, or empty for none (a cursor: the first page).
 const UUID_OR_EMPTY: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$";
@@ -426,15 +447,18 @@ fn input_rules(doc: &mut Value) {
     fn is_id(name: &str) -> bool {
         (name == "cursor" || name == "id" || name.ends_with("_id")) && !NOT_UUIDS.contains(&name)
     }
-    fn as_label(name: &str, schema: &mut Value) {
+    // An optional label left empty is no label (the base level of a
+    // config set, a filter that filters nothing), as the services take it.
+    fn as_label(name: &str, required: bool, schema: &mut Value) {
         if DNS_LABELS.contains(&name)
             && string_type(schema.get("type"))
             && ["enum", "pattern", "format", "maxLength"]
                 .iter()
                 .all(|k| schema.get(*k).is_none())
         {
-            schema["pattern"] = json!(DNS_LABEL);
-            schema["maxLength"] = json!(63);
+            let pattern = if required { DNS_LABEL } else { DNS_LABEL_OR_EMPTY };
+            schema["pattern"] = json!(pattern);
+            schema["maxLength"] = json!(DNS_LABEL_MAX);
         }
     }
     fn uuid_or_empty(schema: &mut Value) {
@@ -490,7 +514,7 @@ fn input_rules(doc: &mut Value) {
                 } else if name.ends_with("_ids") && is_string(&property["items"]) {
                     as_uuid(&mut property["items"]);
                 } else if DNS_LABELS.contains(&name.as_str()) && property.get("maxLength").is_none() {
-                    as_label(name, property);
+                    as_label(name, required.contains(name), property);
                 } else if is_string(property)
                     && required.contains(name)
                     && property.get("enum").is_none()
@@ -539,7 +563,7 @@ fn input_rules(doc: &mut Value) {
                 } else if name == "limit" && in_query {
                     schema["maximum"] = json!(kernel::page::MAX_LIMIT);
                 } else if DNS_LABELS.contains(&name.as_str()) {
-                    as_label(&name, schema);
+                    as_label(&name, required, schema);
                 } else if is_string(schema) && required && schema.get("minLength").is_none() {
                     schema["minLength"] = json!(1);
                     if schema.get("pattern").is_none() {
@@ -959,6 +983,92 @@ mod tests {
             form["server_type"]["enum"],
             json!(["application-host", "mpp", "hadoop"])
         );
+    }
+
+    /// The label patterns the document states are `DnsLabel::parse`'s rule:
+    /// a 63-character name the document allows is taken, a 64th refused.
+    #[test]
+    fn the_documented_label_is_the_label_the_services_parse() {
+        let label = regex::Regex::new(DNS_LABEL).unwrap();
+        let optional = regex::Regex::new(DNS_LABEL_OR_EMPTY).unwrap();
+        let long = "a".repeat(DNS_LABEL_MAX);
+        let longer = "a".repeat(DNS_LABEL_MAX + 1);
+        let edge = format!("a{}a", "-".repeat(DNS_LABEL_MAX - 2));
+        for raw in [
+            "a", "team-7", "0abc", &long, &longer, &edge, "", "Acme", "-a", "a-", "a_b", "0.5", "é",
+        ] {
+            let parsed = kernel::name::DnsLabel::parse("name", raw).is_ok();
+            assert_eq!(label.is_match(raw), parsed, "{raw:?}");
+            assert_eq!(optional.is_match(raw), parsed || raw.is_empty(), "{raw:?}");
+        }
+    }
+
+    /// An optional label (the environment of a config set, a filter) may be
+    /// left empty, as the services take it; a required one may not.
+    #[test]
+    fn optional_labels_may_be_empty_and_required_ones_may_not() {
+        let doc = served();
+        let set = &doc["components"]["schemas"]["NewConfigSet"]["properties"];
+        assert_eq!(
+            set["environment"]["pattern"], DNS_LABEL_OR_EMPTY,
+            "{}",
+            set["environment"]
+        );
+        assert_eq!(set["application"]["pattern"], DNS_LABEL, "{}", set["application"]);
+        let params = doc["paths"]["/api/v1/config-sets"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let application = params.iter().find(|p| p["name"] == "application").unwrap();
+        assert_eq!(application["schema"]["pattern"], DNS_LABEL_OR_EMPTY, "{application}");
+        let params = doc["paths"]["/api/v1/tenants/{id}/effective-config"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let application = params.iter().find(|p| p["name"] == "application").unwrap();
+        assert_eq!(application["required"], true, "{application}");
+        assert_eq!(application["schema"]["pattern"], DNS_LABEL, "{application}");
+    }
+
+    /// Bounds the services apply besides a field's type are stated: what
+    /// the document allows is taken (tenancy's 128-character display names,
+    /// apps' 1-1000 replicas, releases counted from 1, federation's
+    /// 53-character pull-secret names).
+    #[test]
+    fn the_services_bounds_are_documented() {
+        let doc = served();
+        let schema = |name: &str, property: &str| doc["components"]["schemas"][name]["properties"][property].clone();
+        for (name, property) in [
+            ("CreateTenant", "display_name"),
+            ("UpdateTenant", "display_name"),
+            ("CreateProject", "display_name"),
+        ] {
+            assert_eq!(schema(name, property)["maxLength"], 128, "{name}.{property}");
+        }
+        assert_eq!(schema("CreateProject", "description")["maxLength"], 2048);
+        // Lists and maps the services refuse empty say so.
+        assert_eq!(schema("CreateBinding", "objects")["minItems"], 1);
+        assert_eq!(schema("NewRobot", "scopes")["minItems"], 1);
+        assert_eq!(schema("Reserve", "amounts")["minProperties"], 1);
+        assert_eq!(schema("PublishSpec", "amounts")["minProperties"], 1);
+        assert_eq!(schema("UpdateTenant", "display_name")["minLength"], 1);
+        // Names of tokens and access keys are any text of 1-128 characters.
+        for name in ["CreateToken", "NewAccessKey"] {
+            assert_eq!(schema(name, "name")["maxLength"], 128, "{name}");
+            assert_eq!(schema(name, "name")["minLength"], 1, "{name}");
+        }
+        let replicas = schema("Scale", "replicas");
+        assert_eq!(
+            (replicas["minimum"].as_u64(), replicas["maximum"].as_u64()),
+            (Some(1), Some(1000))
+        );
+        assert_eq!(schema("Rollback", "to_release")["minimum"], 1);
+        assert_eq!(schema("ConfigRollback", "to")["minimum"], 1);
+        let params = doc["paths"]["/api/v1/partitions/{id}/pull-secrets/{name}"]["put"]["parameters"]
+            .as_array()
+            .unwrap();
+        let name = params.iter().find(|p| p["name"] == "name").unwrap();
+        assert_eq!(name["schema"]["maxLength"], 53, "{name}");
+        let pattern = regex::Regex::new(name["schema"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(pattern.is_match(&"a".repeat(53)) && !pattern.is_match(&"a".repeat(54)));
     }
 
     /// The rules every request meets are in the document: what a fuzzer

@@ -184,9 +184,12 @@ pub struct Filter {
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     name: String,
+    /// Shown instead of the name (default: the name).
     #[serde(default)]
+    #[schema(max_length = 128)]
     display_name: String,
     #[serde(default)]
+    #[schema(max_length = 2048)]
     description: String,
 }
 

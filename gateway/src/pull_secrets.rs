@@ -85,7 +85,8 @@ pub struct PullSecretList {
     tag = "projects",
     params(
         ("id" = String, Path, description = "the partition"),
-        ("name" = String, Path, description = "the credential's name (DNS label)"),
+        ("name" = String, Path, description = "the credential's name (DNS label)", max_length = 53,
+            pattern = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"),
     ),
     request_body = PutPullSecret,
     responses((status = 200, body = PullSecret), Problems),
@@ -133,7 +134,8 @@ async fn list(
     tag = "projects",
     params(
         ("id" = String, Path, description = "the partition"),
-        ("name" = String, Path, description = "the credential's name"),
+        ("name" = String, Path, description = "the credential's name", max_length = 53,
+            pattern = r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$"),
     ),
     responses((status = 204, description = "done; its Secret leaves the cluster"), Problems),
     security(("bearer" = []))

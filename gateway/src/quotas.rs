@@ -151,6 +151,7 @@ pub struct HistoryQuery {
 #[serde(deny_unknown_fields)]
 pub struct Reserve {
     partition_id: String,
+    /// What is reserved: at least one resource.
     amounts: BTreeMap<String, String>,
     idempotency_key: String,
     #[serde(default)]

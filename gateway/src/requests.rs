@@ -65,6 +65,7 @@ pub struct PublishSpec {
     name: String,
     #[serde(default)]
     display_name: String,
+    /// What one unit holds: at least one resource.
     amounts: BTreeMap<String, String>,
 }
 

@@ -55,7 +55,9 @@ pub struct Tenant {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     name: String,
+    /// Shown instead of the name.
     #[serde(default)]
+    #[schema(max_length = 128)]
     display_name: String,
     #[serde(default)]
     contact: String,
@@ -65,6 +67,8 @@ pub struct CreateTenant {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
+    /// Shown instead of the name; absent: left as it is (it cannot be emptied).
+    #[schema(min_length = 1, max_length = 128)]
     display_name: Option<String>,
     contact: Option<String>,
     status: Option<String>,

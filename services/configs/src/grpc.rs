@@ -275,10 +275,19 @@ impl ConfigsService for Configs {
         let r = request.into_inner();
         let p = r.page.unwrap_or_default();
         let tenant = kernel::id::parse_optional_id("tenant_id", &r.tenant_id)?;
-        let application = Some(r.application.trim()).filter(|a| !a.is_empty());
+        // A filter is held to the rule of what it filters: "0.5" names no set.
+        let application = match r.application.trim() {
+            "" => None,
+            raw => Some(kernel::name::DnsLabel::parse("application", raw)?),
+        };
         let (sets, next) = self
             .sets
-            .list(&caller, Page::parse(p.limit, &p.cursor)?, tenant, application)
+            .list(
+                &caller,
+                Page::parse(p.limit, &p.cursor)?,
+                tenant,
+                application.as_ref().map(kernel::name::DnsLabel::as_str),
+            )
             .await?;
         Ok(Response::new(pb::ListConfigSetsResponse {
             config_sets: sets.into_iter().map(set_to_pb).collect(),
