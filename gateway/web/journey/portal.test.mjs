@@ -35,7 +35,10 @@ after(async () => {
 async function admin(method, path, body) {
   const response = await fetch(`${url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${adminToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -107,7 +110,7 @@ test('the local administrator logs in, sees the dashboard and clusters, and appr
   await page.getByLabel('Password').fill(adminPassword);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
-  await page.getByLabel('Tenant').waitFor();
+  await page.getByRole('combobox', { name: 'Tenant' }).waitFor();
   await accessible(page, 'dashboard');
   await photograph(page, '02-dashboard');
 
@@ -139,7 +142,7 @@ test('the local administrator logs in, sees the dashboard and clusters, and appr
   await photograph(page, '05-dashboard-quota');
 
   // The language switch turns the console Chinese.
-  await page.getByText('简体中文').click();
+  await page.locator('.ant-segmented-item', { hasText: '简体中文' }).click();
   await page.getByRole('heading', { name: '概览' }).waitFor();
   await photograph(page, '06-dashboard-zh');
 

@@ -1,6 +1,6 @@
 import { lazy, Suspense } from 'react';
 import { Spin } from 'antd';
-import { Navigate, Route, Routes } from 'react-router-dom';
+import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { useSession } from './session';
 
 // Each screen is its own chunk, the login page and the shell too: the first
@@ -16,6 +16,21 @@ const Requests = lazy(() => import('./pages/admin/Requests'));
 
 const Refusal = lazy(() => import('./pages/Refusal'));
 
+/**
+ * The shell only for a logged-in user; anyone else goes to the login page
+ * before the shell's code is even loaded (it is not part of the first screen).
+ */
+function LoggedIn() {
+  const { whoami, loading, error } = useSession();
+  const location = useLocation();
+  if (loading) return <Spin fullscreen />;
+  if (!whoami && !error) {
+    const returnTo = location.pathname + location.search;
+    return <Navigate to={`/login?return_to=${encodeURIComponent(returnTo)}`} replace />;
+  }
+  return <Shell />;
+}
+
 function AdminOnly({ children }: { children: JSX.Element }) {
   const { whoami } = useSession();
   if (!whoami?.platform_admin) return <Refusal status="403" />;
@@ -27,7 +42,7 @@ export default function App() {
     <Suspense fallback={<Spin fullscreen />}>
       <Routes>
       <Route path="/login" element={<Login />} />
-      <Route element={<Shell />}>
+      <Route element={<LoggedIn />}>
         <Route index element={<Navigate to="/dashboard" replace />} />
         <Route path="/dashboard" element={<Dashboard />} />
         <Route path="/applications" element={<Applications />} />

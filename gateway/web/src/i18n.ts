@@ -13,22 +13,27 @@ export const LANGUAGES = [
 
 export type Language = (typeof LANGUAGES)[number]['code'];
 
+/** The supported language `lng` stands for. */
+export function supported(lng: string | undefined): Language {
+  return lng?.toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
+}
+
 void i18n
   .use(LanguageDetector)
   .use(initReactI18next)
   .init({
     resources: { en: { translation: en }, 'zh-CN': { translation: zhCN } },
     supportedLngs: ['en', 'zh-CN'],
-    // `zh`, `zh-TW` and `zh-Hans-CN` browsers get Chinese; everything else English.
-    nonExplicitSupportedLngs: true,
-    fallbackLng: { zh: ['zh-CN'], default: ['en'] },
-    detection: { order: ['localStorage', 'navigator'], caches: ['localStorage'], lookupLocalStorage: 'paas.language' },
+    fallbackLng: 'en',
+    detection: {
+      order: ['localStorage', 'navigator'],
+      caches: ['localStorage'],
+      lookupLocalStorage: 'paas.language',
+      // `zh`, `zh-TW` and `zh-Hans-CN` browsers get Chinese; everything else English.
+      convertDetectedLanguage: (lng: string) => supported(lng),
+    },
     interpolation: { escapeValue: false },
   });
 
-/** The supported language `lng` stands for. */
-export function supported(lng: string | undefined): Language {
-  return lng?.toLowerCase().startsWith('zh') ? 'zh-CN' : 'en';
-}
 
 export default i18n;

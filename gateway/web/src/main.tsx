@@ -26,6 +26,9 @@ const queryClient = new QueryClient({
 const theme: ThemeConfig = {
   token: {
     colorPrimary: '#0958d9',
+    colorLink: '#0958d9',
+    colorInfo: '#0958d9',
+    colorError: '#cf1322',
     colorTextDescription: 'rgba(0, 0, 0, 0.65)',
     colorTextTertiary: 'rgba(0, 0, 0, 0.65)',
     colorTextQuaternary: 'rgba(0, 0, 0, 0.6)',

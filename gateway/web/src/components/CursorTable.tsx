@@ -27,7 +27,8 @@ export function CursorTable<T extends object>({ pages, items, nextCursor, error,
         dataSource={items}
         loading={items === undefined}
         pagination={false}
-        scroll={{ x: virtual ? 1200 : 'max-content', y: 600 }}
+        // A scrolling body only when virtual: otherwise the page scrolls, and keyboard users need no focusable region.
+        scroll={virtual ? { x: 1200, y: 600 } : { x: 'max-content' }}
         virtual={virtual}
         locale={{ emptyText: <Empty description={empty} /> }}
       />

@@ -75,7 +75,6 @@ export default function Dashboard() {
               size="small"
               dataSource={table}
               pagination={false}
-              scroll={{ y: 480 }}
               columns={[
                 { title: t('dashboard.level'), dataIndex: 'level' },
                 { title: t('dashboard.key'), dataIndex: 'name' },
@@ -90,6 +89,7 @@ export default function Dashboard() {
                     const p = percentUsed(r.used, r.hard);
                     return p === undefined ? '—' : (
                       <Progress
+                        aria-label={`${r.name} ${r.resource}: ${p}%`}
                         percent={Math.min(p, 100)}
                         size="small"
                         status={p >= 100 ? 'exception' : 'normal'}
