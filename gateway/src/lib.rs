@@ -50,6 +50,7 @@ pub mod templates;
 pub mod tenants;
 pub mod token;
 pub mod upstream;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -179,6 +180,11 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        // Outside the API's headers: the web application sets its own cache and content policies.
+        .layer(axum::middleware::from_fn_with_state(
+            web::Portal::from_environment(),
+            web::serve,
         ))
         .merge(registry)
 }

@@ -1,0 +1,132 @@
+// The frame around every screen once logged in: navigation, the tenant and
+// project the user works in, language, who is logged in, logout.
+import { Suspense, useEffect } from 'react';
+import { Button, Layout, Menu, Select, Space, Spin, Tag, Typography } from 'antd';
+import { useQuery } from '@tanstack/react-query';
+import { useTranslation } from 'react-i18next';
+import { Link, Navigate, Outlet, useLocation } from 'react-router-dom';
+import { api, unwrap } from './api/client';
+import { LanguageSwitch } from './components/LanguageSwitch';
+import { ProblemAlert } from './components/ProblemAlert';
+import { useSession } from './session';
+
+export function useTenants(enabled: boolean) {
+  return useQuery({
+    queryKey: ['tenants'],
+    enabled,
+    queryFn: async () => unwrap(await api.GET('/api/v1/tenants', { params: { query: { limit: 500 } } })).items,
+  });
+}
+
+function TenantSwitch() {
+  const { t } = useTranslation();
+  const { whoami, tenantId, setTenantId, projectId, setProjectId } = useSession();
+  const tenants = useTenants(!!whoami);
+  const projects = useQuery({
+    queryKey: ['projects', tenantId],
+    enabled: !!tenantId,
+    queryFn: async () =>
+      unwrap(
+        await api.GET('/api/v1/tenants/{id}/projects', {
+          params: { path: { id: tenantId! }, query: { limit: 500 } },
+        }),
+      ).items,
+  });
+  // The first tenant the user may see, until they pick one; a stored one that is gone is dropped.
+  useEffect(() => {
+    const items = tenants.data;
+    if (!items) return;
+    if (!tenantId || !items.some((x) => x.id === tenantId)) setTenantId(items[0]?.id);
+  }, [tenants.data, tenantId, setTenantId]);
+  return (
+    <Space>
+      <Select
+        aria-label={t('shell.tenant')}
+        style={{ width: 180 }}
+        loading={tenants.isPending}
+        value={tenantId}
+        placeholder={t('shell.noTenant')}
+        onChange={setTenantId}
+        showSearch
+        optionFilterProp="label"
+        options={tenants.data?.map((x) => ({ value: x.id, label: x.display_name || x.name }))}
+      />
+      <Select
+        aria-label={t('shell.project')}
+        style={{ width: 160 }}
+        disabled={!tenantId}
+        value={projectId ?? ''}
+        onChange={(id) => setProjectId(id || undefined)}
+        options={[
+          { value: '', label: t('shell.allProjects') },
+          ...(projects.data?.map((p) => ({ value: p.id, label: p.name })) ?? []),
+        ]}
+      />
+    </Space>
+  );
+}
+
+export default function Shell() {
+  const { t } = useTranslation();
+  const { whoami, loading, error, logout } = useSession();
+  const location = useLocation();
+  if (loading) return <Spin fullscreen tip={t('app.loading')} />;
+  if (error) return <ProblemAlert error={error} onRetry={() => window.location.reload()} />;
+  if (!whoami) {
+    const returnTo = location.pathname + location.search;
+    return <Navigate to={`/login?return_to=${encodeURIComponent(returnTo)}`} replace />;
+  }
+  const section = '/' + (location.pathname.split('/')[1] ?? '');
+  const selected = location.pathname.startsWith('/admin/') ? location.pathname : section;
+  const items = [
+    { key: '/dashboard', label: <Link to="/dashboard">{t('nav.dashboard')}</Link> },
+    { key: '/applications', label: <Link to="/applications">{t('nav.applications')}</Link> },
+    ...(whoami.platform_admin
+      ? [
+          {
+            key: 'admin',
+            type: 'group' as const,
+            label: t('nav.admin'),
+            children: [
+              { key: '/admin/clusters', label: <Link to="/admin/clusters">{t('nav.clusters')}</Link> },
+              { key: '/admin/requests', label: <Link to="/admin/requests">{t('nav.requests')}</Link> },
+            ],
+          },
+        ]
+      : []),
+  ];
+  return (
+    <Layout style={{ minHeight: '100vh' }}>
+      <Layout.Sider width={220} theme="light" breakpoint="lg" collapsedWidth={0}>
+        <div style={{ padding: 16 }}>
+          <Typography.Text strong style={{ fontSize: 18 }}>
+            {t('app.title')}
+          </Typography.Text>
+        </div>
+        <nav aria-label="main">
+          <Menu mode="inline" selectedKeys={[selected]} items={items} />
+        </nav>
+      </Layout.Sider>
+      <Layout>
+        <Layout.Header
+          style={{ background: '#fff', display: 'flex', alignItems: 'center', justifyContent: 'space-between', gap: 16 }}
+        >
+          <TenantSwitch />
+          <Space>
+            <LanguageSwitch />
+            {whoami.platform_admin && <Tag>{t('shell.admin')}</Tag>}
+            <Typography.Text>{whoami.subject}</Typography.Text>
+            <Button onClick={() => void logout()}>{t('shell.logout')}</Button>
+          </Space>
+        </Layout.Header>
+        <Layout.Content style={{ padding: 24 }}>
+          <main>
+            <Suspense fallback={<Spin />}>
+              <Outlet />
+            </Suspense>
+          </main>
+        </Layout.Content>
+      </Layout>
+    </Layout>
+  );
+}
