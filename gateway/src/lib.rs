@@ -38,6 +38,7 @@ pub mod pull_secrets;
 pub mod quotas;
 pub mod rbac;
 pub mod registry;
+pub mod replication;
 pub mod request;
 pub mod requests;
 pub mod route;
@@ -126,6 +127,7 @@ pub fn api() -> route::Routes {
         .merge(access_keys::routes())
         .merge(config_watch::routes())
         .merge(images::routes())
+        .merge(replication::routes())
         .merge(pipelines::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())

@@ -3,7 +3,8 @@
 //! robot accounts, repositories and tags per tenant and project with their
 //! metadata and lifecycle state, each tenant's storage quota, and the
 //! registry's notifications, recorded once each. It announces changes as
-//! `images.*` events through its outbox.
+//! `images.*` events through its outbox. It replicates tenants' images from
+//! the master to the sub-registries of their data centres.
 //!
 //! It does not store images (the registries do), does not proxy registry
 //! traffic (the gateway's `/v2/` does, asking this service what policy
@@ -20,10 +21,13 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod notification;
 pub mod registry;
+pub mod replication;
+pub mod replicator;
 pub mod robot;
 pub mod seal;
 pub mod signing;
 pub mod tenancy;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -51,6 +55,8 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migration
 pub struct Settings {
     /// Tenancy's gRPC URL.
     pub tenancy_url: String,
+    /// How the replication worker paces itself.
+    pub replication: replicator::Pace,
 }
 
 impl Settings {
@@ -61,6 +67,7 @@ impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
             tenancy_url: env.or(TENANCY_URL, "http://127.0.0.1:7101".to_string())?,
+            replication: replicator::Pace::default(),
         })
     }
 }
@@ -94,7 +101,17 @@ pub async fn start_with(
         kernel::grpc::channel(&settings.tenancy_url)?,
         CallerKey::new(platform.caller_key.clone()),
     );
-    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer, tenancy);
-    let api = ImagesServiceServer::new(grpc::Images::new(base.outbox.clone(), sealer, gate));
+    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer.clone(), tenancy.clone());
+    let replications = replication::Replications::new(
+        base.outbox.clone(),
+        registry::Registries::new(base.outbox.clone(), sealer.clone()),
+        tenancy,
+    );
+    let replicator = replicator::Replicator::new(replications.clone(), signer, settings.replication.clone());
+    let waker = replicator.waker();
+    shutdown.spawn("replicator", replicator.run(shutdown.token()));
+    let api = ImagesServiceServer::new(
+        grpc::Images::new(base.outbox.clone(), sealer, gate).with_replications(replications, waker),
+    );
     base.serve(addresses, api, shutdown).await
 }
