@@ -104,7 +104,7 @@ impl Registry {
         });
         std::fs::write(dir.join("config.yml"), config.to_string()).unwrap();
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new(registry_binary(&dir))
+        let child = Command::new(registry_binary())
             .arg("serve")
             .arg(dir.join("config.yml"))
             .stdin(Stdio::null())
@@ -124,10 +124,9 @@ impl Registry {
     }
 }
 
-fn registry_binary(_: &Path) -> PathBuf {
-    std::env::var_os("PAAS_REGISTRY_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("docker-registry"))
+/// `PAAS_REGISTRY_BINARY`, as `paas up` reads it, or `docker-registry` on the `PATH`.
+fn registry_binary() -> PathBuf {
+    std::env::var_os("PAAS_REGISTRY_BINARY").map_or_else(|| PathBuf::from("docker-registry"), PathBuf::from)
 }
 
 /// One generated image: its blobs and manifest.
@@ -388,8 +387,9 @@ async fn main() {
         .sum();
     println!("generated {:.1} MB", total as f64 / 1e6);
     let http = reqwest::Client::new();
+    let master_url = master.url();
     futures::stream::iter(&images)
-        .for_each_concurrent(4, |i| push(&http, &master.url(), i))
+        .for_each_concurrent(4, |i| push(&http, &master_url, i))
         .await;
     println!("pushed to the master");
 

@@ -534,7 +534,11 @@ fn rule_pb(r: Rule) -> pb::ReplicationRule {
         created_at: timestamp(r.created_at),
         updated_at: timestamp(r.updated_at),
         status: Some(pb::ReplicationRuleStatus {
-            last_run_id: r.status.last_run_id.as_ref().map_or_else(String::new, ToString::to_string),
+            last_run_id: r
+                .status
+                .last_run_id
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
             last_run_state: r.status.last_run_state,
             last_succeeded_at: r.status.last_succeeded_at.and_then(timestamp),
             pending_items: r.status.pending_items,
