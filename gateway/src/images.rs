@@ -54,6 +54,12 @@ pub struct Registry {
     pub master: bool,
     /// The platform's login there, if any.
     pub username: String,
+    /// The data centre whose clusters pull from it (empty: none).
+    #[serde(default)]
+    pub data_centre: String,
+    /// The cluster that pulls from it (empty: none).
+    #[serde(default)]
+    pub cluster: String,
     /// Registered.
     pub created_at: Option<DateTime<Utc>>,
 }
@@ -66,6 +72,8 @@ impl From<pb::Registry> for Registry {
             url: r.url,
             master: r.master,
             username: r.username,
+            data_centre: r.data_centre,
+            cluster: r.cluster,
             created_at: time(r.created_at),
         }
     }
@@ -88,6 +96,13 @@ pub struct NewRegistry {
     /// Its password; stored sealed, never returned.
     #[serde(default)]
     password: String,
+    /// A sub-registry of this data centre: replication sends tenants' images
+    /// here for their partitions in it.
+    #[serde(default)]
+    data_centre: String,
+    /// A sub-registry of this cluster.
+    #[serde(default)]
+    cluster: String,
 }
 
 /// A repository of a tenant's project.
@@ -396,6 +411,8 @@ async fn create_registry(
         master: b.master,
         username: b.username,
         password: b.password,
+        data_centre: b.data_centre,
+        cluster: b.cluster,
     };
     let registry = images.create_registry(request).await?.into_inner();
     Ok((StatusCode::CREATED, Json(registry.into())))

@@ -40,6 +40,7 @@ pub mod pull_secrets;
 pub mod quotas;
 pub mod rbac;
 pub mod registry;
+pub mod replication;
 pub mod request;
 pub mod requests;
 pub mod route;
@@ -133,6 +134,7 @@ pub fn api() -> route::Routes {
         .merge(image_retention::routes())
         .merge(image_triggers::routes())
         .merge(scans::routes())
+        .merge(replication::routes())
         .merge(pipelines::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())

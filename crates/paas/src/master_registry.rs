@@ -35,6 +35,98 @@ pub struct MasterRegistry {
     child: Child,
 }
 
+impl MasterRegistry {
+    /// Stops the registry process, keeping its folder: [`MasterRegistry::resume`]
+    /// serves the same storage on the same address again (tests of a target
+    /// that goes down).
+    pub fn pause(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again after [`MasterRegistry::pause`].
+    ///
+    /// # Errors
+    /// The process does not start or answer.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        let binary = binary().ok_or_else(|| anyhow::anyhow!("the registry binary is gone"))?;
+        self.child = spawn(&binary, &self.dir)?;
+        wait_until_answering(self).await
+    }
+}
+
+fn spawn(binary: &Path, dir: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.log"))?;
+    Ok(Command::new(binary)
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
+}
+
+/// Starts a sub-registry beside the platform running as `stack`: token
+/// authentication by the platform like the master's, but no notifications
+/// (what replication copies there is not a push to the catalog), registered
+/// as `name` in `data_centre`; `None` when the registry binary is not installed.
+///
+/// # Errors
+/// The registry does not start or answer, or the catalog refuses it.
+pub async fn start_sub(
+    platform: &kernel::settings::Platform,
+    stack: &Stack,
+    name: &str,
+    data_centre: &str,
+) -> anyhow::Result<Option<(MasterRegistry, String)>> {
+    let Some(binary) = binary() else {
+        return Ok(None);
+    };
+    let images = stack
+        .service(images::NAME)
+        .ok_or_else(|| anyhow::anyhow!("the images service is not running"))?;
+    let key = CallerKey::new(platform.caller_key.clone());
+    let mut client = ImagesServiceClient::with_interceptor(
+        channel(&uri(images.grpc))?,
+        Outgoing::new(&key, &Caller::service("paas")),
+    );
+    let certificate = client
+        .get_token_certificate(pb::GetTokenCertificateRequest {})
+        .await?
+        .into_inner()
+        .certificate_pem;
+    let dir = std::env::temp_dir().join(format!("paas-registry-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(dir.join("data"))?;
+    std::fs::write(dir.join("token.pem"), certificate)?;
+    let addr = free_port()?;
+    let mut config = config(&dir, addr, &stack.url(), "");
+    if let Some(c) = config.as_object_mut() {
+        c.remove("notifications");
+    }
+    std::fs::write(dir.join("config.yml"), serde_json::to_string_pretty(&config)?)?;
+    let child = spawn(&binary, &dir)?;
+    let registry = MasterRegistry {
+        url: format!("http://{addr}"),
+        addr,
+        dir,
+        child,
+    };
+    wait_until_answering(&registry).await?;
+    let created = client
+        .create_registry(pb::CreateRegistryRequest {
+            name: name.to_string(),
+            url: registry.url.clone(),
+            data_centre: data_centre.to_string(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(Some((registry, created.id)))
+}
+
 impl Drop for MasterRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -198,6 +290,7 @@ async fn register(
             master: true,
             username: String::new(),
             password: String::new(),
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -30,10 +30,10 @@ struct World {
     dir: PathBuf,
 }
 
-struct Tenant {
-    id: String,
-    robot: String,
-    secret: String,
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) robot: String,
+    pub(crate) secret: String,
 }
 
 impl Drop for World {
@@ -42,7 +42,7 @@ impl Drop for World {
     }
 }
 
-fn installed(binary: &str) -> bool {
+pub(crate) fn installed(binary: &str) -> bool {
     std::process::Command::new(binary).arg("--version").output().is_ok()
 }
 
@@ -84,12 +84,12 @@ async fn world_with(env: &[(&str, &str)]) -> Option<World> {
     })
 }
 
-fn rand_u64() -> u64 {
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
-async fn tenant(p: &Platform, name: &str, project: &str) -> Tenant {
+pub(crate) async fn tenant(p: &Platform, name: &str, project: &str) -> Tenant {
     let admin = p.admin_token.clone();
     let (status, t) = send(p, &admin, Method::POST, "/api/v1/tenants", Some(json!({"name": name}))).await;
     assert_eq!(status, StatusCode::CREATED, "{t}");
@@ -127,7 +127,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// Writes an OCI image layout holding one image tagged `latest`: a layer with
 /// `content` as `/web`, a config exposing 8080 with an entrypoint, a user and
 /// a label, and the build source as manifest annotations.
-fn image_layout(dir: &Path, content: &str) -> PathBuf {
+pub(crate) fn image_layout(dir: &Path, content: &str) -> PathBuf {
     let layout = dir.join(format!("layout-{}", sha256(content.as_bytes())));
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();

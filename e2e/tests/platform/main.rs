@@ -26,6 +26,7 @@ mod partitions;
 mod pipelines;
 mod provisioning;
 mod quotas;
+mod replication;
 mod requests;
 mod services;
 mod sessions;

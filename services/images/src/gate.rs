@@ -66,6 +66,7 @@ pub struct Gate {
     registries: Registries,
     tenancy: Tenancy,
     http: reqwest::Client,
+    replications: crate::replication::Replications,
 }
 
 impl Gate {
@@ -77,7 +78,12 @@ impl Gate {
             signer,
             robots: Robots::new(outbox.pool().clone()),
             catalog: Catalog::new(outbox.clone()),
-            registries: Registries::new(outbox.clone(), sealer),
+            registries: Registries::new(outbox.clone(), sealer.clone()),
+            replications: crate::replication::Replications::new(
+                outbox.clone(),
+                Registries::new(outbox.clone(), sealer),
+                tenancy.clone(),
+            ),
             tenancy,
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
@@ -274,6 +280,13 @@ impl Gate {
                             self.catalog
                                 .pushed(&mut tx, owner, &event.target.repository, &event.target.tag, meta)
                                 .await?;
+                            // Replication on push is queued with the push itself: it survives a crash.
+                            let image = crate::replication::Image {
+                                repository: event.target.repository.clone(),
+                                tag: event.target.tag.clone(),
+                                digest: event.target.digest.clone(),
+                            };
+                            self.replications.pushed(&mut tx, owner.0, &image).await?;
                         }
                     }
                     "delete" => {

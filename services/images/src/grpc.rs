@@ -1,19 +1,23 @@
 //! The images gRPC API.
 
+use std::sync::Arc;
+
 use kernel::grpc::{caller, timestamp};
 use kernel::id::parse_id;
 use kernel::outbox::Outbox;
 use kernel::page::Page;
 use paas_proto::v1 as pb;
 use paas_proto::v1::images_service_server::ImagesService;
+use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
 use crate::admission::{Admission, ImageUse};
 use crate::catalog::{Repository, Search, Tag};
 use crate::gate::{Gate, ProxiedRequest};
 use crate::lifecycle::State;
-use crate::registry::{NewRegistry, Registries, Registry};
 use crate::retention::{Deletion, GcRun, Policy, Retention, Rule, Run};
+use crate::registry::{NewRegistry, Placement, Registries, Registry};
+use crate::replication::{self, Item, Replications, RuleSpec};
 use crate::robot::{NewRobot, Robot};
 use crate::scan::{NewScanner, Scan, Scanner, Scans, Severity};
 
@@ -24,6 +28,7 @@ pub struct Images {
     retention: Retention,
     admission: Option<Admission>,
     scans: Option<Scans>,
+    replications: Option<(Replications, Arc<Notify>)>,
 }
 
 impl Images {
@@ -35,6 +40,7 @@ impl Images {
             retention,
             admission: None,
             scans: None,
+            replications: None,
         }
     }
 
@@ -57,6 +63,32 @@ impl Images {
         self.admission = Some(admission);
         self
     }
+
+    /// Serves replication rules and runs from `replications`, waking the
+    /// replicator with `waker` when a run is queued by hand.
+    pub fn with_replications(mut self, replications: Replications, waker: Arc<Notify>) -> Self {
+        self.replications = Some((replications, waker));
+        self
+    }
+
+    fn replications(&self) -> Result<&Replications, Status> {
+        self.replications
+            .as_ref()
+            .map(|(r, _)| r)
+            .ok_or_else(|| Status::unimplemented("replication is not served here"))
+    }
+
+    async fn registry_pb(&self, r: Registry) -> Result<pb::Registry, Status> {
+        let placements = self.registries.placements(&[r.id]).await?;
+        let p = placements.get(&r.id).cloned().unwrap_or_default();
+        Ok(placed(to_pb(r), p))
+    }
+}
+
+fn placed(mut r: pb::Registry, p: Placement) -> pb::Registry {
+    r.data_centre = p.data_centre;
+    r.cluster = p.cluster;
+    r
 }
 
 fn to_pb(r: Registry) -> pb::Registry {
@@ -67,6 +99,7 @@ fn to_pb(r: Registry) -> pb::Registry {
         master: r.master,
         created_at: timestamp(r.created_at),
         username: r.username,
+        ..Default::default()
     }
 }
 
@@ -284,13 +317,22 @@ impl ImagesService for Images {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let new = NewRegistry::parse_with_login(&r.name, &r.url, r.master, &r.username, &r.password)?;
-        Ok(Response::new(to_pb(self.registries.create(&caller, new).await?)))
+        let placement = Placement::parse(&r.data_centre, &r.cluster)?;
+        if r.master && placement.is_placed() {
+            return Err(kernel::Error::invalid("data_centre", "the master registry belongs to no data centre").into());
+        }
+        let registry = self.registries.create(&caller, new).await?;
+        if placement.is_placed() {
+            self.registries.place(&caller, registry.id, &placement).await?;
+        }
+        Ok(Response::new(placed(to_pb(registry), placement)))
     }
 
     async fn get_registry(&self, request: Request<pb::GetRegistryRequest>) -> Result<Response<pb::Registry>, Status> {
         caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        Ok(Response::new(to_pb(self.registries.get(id).await?)))
+        let registry = self.registries.get(id).await?;
+        Ok(Response::new(self.registry_pb(registry).await?))
     }
 
     async fn list_registries(
@@ -299,8 +341,16 @@ impl ImagesService for Images {
     ) -> Result<Response<pb::ListRegistriesResponse>, Status> {
         caller(&request)?;
         let (registries, next) = self.registries.list(page_of(request.into_inner().page)?).await?;
+        let ids: Vec<_> = registries.iter().map(|r| r.id).collect();
+        let placements = self.registries.placements(&ids).await?;
         Ok(Response::new(pb::ListRegistriesResponse {
-            registries: registries.into_iter().map(to_pb).collect(),
+            registries: registries
+                .into_iter()
+                .map(|r| {
+                    let p = placements.get(&r.id).cloned().unwrap_or_default();
+                    placed(to_pb(r), p)
+                })
+                .collect(),
             page: Some(pb::PageInfo { next_cursor: next }),
         }))
     }
@@ -760,5 +810,157 @@ impl ImagesService for Images {
             environment: r.environment,
             max_severity: max.map_or(String::new(), |m| m.as_str().to_string()),
         }))
+    }
+    async fn create_replication_rule(
+        &self,
+        request: Request<pb::CreateReplicationRuleRequest>,
+    ) -> Result<Response<pb::ReplicationRule>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let spec = RuleSpec::parse(&r.repositories, &r.registry_ids, r.on_push, &r.schedule, r.enabled)?;
+        let rule = self.replications()?.create(&caller, tenant, &r.name, spec).await?;
+        Ok(Response::new(replication_rule_pb(rule)))
+    }
+
+    async fn get_replication_rule(
+        &self,
+        request: Request<pb::GetReplicationRuleRequest>,
+    ) -> Result<Response<pb::ReplicationRule>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        Ok(Response::new(replication_rule_pb(self.replications()?.get(&caller, id).await?)))
+    }
+
+    async fn list_replication_rules(
+        &self,
+        request: Request<pb::ListReplicationRulesRequest>,
+    ) -> Result<Response<pb::ListReplicationRulesResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let (rules, next) = self.replications()?.list(&caller, tenant, page_of(r.page)?).await?;
+        Ok(Response::new(pb::ListReplicationRulesResponse {
+            rules: rules.into_iter().map(replication_rule_pb).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn update_replication_rule(
+        &self,
+        request: Request<pb::UpdateReplicationRuleRequest>,
+    ) -> Result<Response<pb::ReplicationRule>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id)?;
+        let spec = RuleSpec::parse(&r.repositories, &r.registry_ids, r.on_push, &r.schedule, r.enabled)?;
+        Ok(Response::new(replication_rule_pb(
+            self.replications()?.update(&caller, id, spec).await?,
+        )))
+    }
+
+    async fn delete_replication_rule(
+        &self,
+        request: Request<pb::DeleteReplicationRuleRequest>,
+    ) -> Result<Response<pb::DeleteReplicationRuleResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.replications()?.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteReplicationRuleResponse {}))
+    }
+
+    async fn trigger_replication(
+        &self,
+        request: Request<pb::TriggerReplicationRequest>,
+    ) -> Result<Response<pb::ReplicationRun>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("rule_id", &request.get_ref().rule_id)?;
+        let run = self.replications()?.trigger(&caller, id).await?;
+        if let Some((_, waker)) = &self.replications {
+            waker.notify_one();
+        }
+        Ok(Response::new(replication_run_pb(run, Vec::new())))
+    }
+
+    async fn list_replication_runs(
+        &self,
+        request: Request<pb::ListReplicationRunsRequest>,
+    ) -> Result<Response<pb::ListReplicationRunsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let rule = parse_id("rule_id", &r.rule_id)?;
+        let (runs, next) = self.replications()?.runs(&caller, rule, page_of(r.page)?).await?;
+        Ok(Response::new(pb::ListReplicationRunsResponse {
+            runs: runs.into_iter().map(|r| replication_run_pb(r, Vec::new())).collect(),
+            page: Some(pb::PageInfo { next_cursor: next }),
+        }))
+    }
+
+    async fn get_replication_run(
+        &self,
+        request: Request<pb::GetReplicationRunRequest>,
+    ) -> Result<Response<pb::ReplicationRun>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let (run, items) = self.replications()?.run(&caller, id).await?;
+        Ok(Response::new(replication_run_pb(run, items)))
+    }
+}
+
+fn replication_rule_pb(r: replication::Rule) -> pb::ReplicationRule {
+    pb::ReplicationRule {
+        id: r.id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        name: r.name,
+        repositories: r.repositories,
+        registry_ids: r.registry_ids.iter().map(ToString::to_string).collect(),
+        on_push: r.on_push,
+        schedule: r.schedule,
+        enabled: r.enabled,
+        created_at: timestamp(r.created_at),
+        updated_at: timestamp(r.updated_at),
+        status: Some(pb::ReplicationRuleStatus {
+            last_run_id: r
+                .status
+                .last_run_id
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+            last_run_state: r.status.last_run_state,
+            last_succeeded_at: r.status.last_succeeded_at.and_then(timestamp),
+            pending_items: r.status.pending_items,
+            lag_seconds: r.status.lag_seconds,
+            next_scheduled_at: r.status.next_scheduled_at.and_then(timestamp),
+        }),
+    }
+}
+
+fn replication_run_pb(r: replication::Run, items: Vec<Item>) -> pb::ReplicationRun {
+    pb::ReplicationRun {
+        id: r.id.to_string(),
+        rule_id: r.rule_id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        trigger: r.trigger,
+        state: r.state,
+        attempts: r.attempts,
+        items_total: r.items_total,
+        items_copied: r.items_copied,
+        items_failed: r.items_failed,
+        bytes: r.bytes,
+        message: r.message,
+        created_at: timestamp(r.created_at),
+        started_at: r.started_at.and_then(timestamp),
+        finished_at: r.finished_at.and_then(timestamp),
+        items: items
+            .into_iter()
+            .map(|i| pb::ReplicationItem {
+                registry_id: i.registry_id.to_string(),
+                repository: i.repository,
+                tag: i.tag,
+                digest: i.digest,
+                state: i.state,
+                bytes: i.bytes,
+                error: i.error,
+            })
+            .collect(),
     }
 }

@@ -3,7 +3,8 @@
 //! robot accounts, repositories and tags per tenant and project with their
 //! metadata and lifecycle state, each tenant's storage quota, and the
 //! registry's notifications, recorded once each. It announces changes as
-//! `images.*` events through its outbox.
+//! `images.*` events through its outbox. It replicates tenants' images from
+//! the master to the sub-registries of their data centres.
 //!
 //! It does not store images (the registries do), does not proxy registry
 //! traffic (the gateway's `/v2/` does, asking this service what policy
@@ -22,11 +23,14 @@ pub mod lifecycle;
 pub mod notification;
 pub mod registry;
 pub mod retention;
+pub mod replication;
+pub mod replicator;
 pub mod robot;
 pub mod scan;
 pub mod seal;
 pub mod signing;
 pub mod tenancy;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -69,6 +73,8 @@ pub struct Settings {
     pub registry_hosts: Vec<String>,
     /// Whether production admission refuses (see [`ADMISSION`]).
     pub enforce_admission: bool,
+    /// How the replication worker paces itself.
+    pub replication: replicator::Pace,
 }
 
 impl Settings {
@@ -100,6 +106,7 @@ impl Settings {
                     });
                 }
             },
+            replication: replicator::Pace::default(),
         })
     }
 }
@@ -135,16 +142,25 @@ pub async fn start_with(
     );
     let retention = retention::Retention::new(base.outbox.clone(), signer.clone(), settings.retention.clone());
     shutdown.spawn("retention", retention.clone().run_scheduler(shutdown.token()));
-    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer.clone(), tenancy);
+    let gate = gate::Gate::new(&base.outbox, sealer.clone(), signer.clone(), tenancy.clone());
     let scans = scan::Scans::new(base.pool.clone(), sealer.clone());
     let scanning = scan::Scanning::new(scans.clone(), signer.clone());
     shutdown.spawn("scans", scanning.run(shutdown.token()));
     let admission =
         admission::Admission::new(base.pool.clone(), settings.registry_hosts).enforcing(settings.enforce_admission);
+    let replications = replication::Replications::new(
+        base.outbox.clone(),
+        registry::Registries::new(base.outbox.clone(), sealer.clone()),
+        tenancy,
+    );
+    let replicator = replicator::Replicator::new(replications.clone(), signer, settings.replication.clone());
+    let waker = replicator.waker();
+    shutdown.spawn("replicator", replicator.run(shutdown.token()));
     let api = ImagesServiceServer::new(
         grpc::Images::new(base.outbox.clone(), sealer, gate, retention)
             .with_admission(admission)
-            .with_scans(scans),
+            .with_scans(scans)
+            .with_replications(replications, waker),
     );
     base.serve(addresses, api, shutdown).await
 }

@@ -224,6 +224,92 @@ impl Registries {
     }
 }
 
+/// Where a sub-registry sits: the data centre or the cluster whose members
+/// pull from it (both empty: the master, or a registry outside the platform's
+/// placement). Replication sends a tenant's images only to the registries of
+/// its partitions' data centres and clusters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Placement {
+    /// Data centre name, or empty.
+    pub data_centre: String,
+    /// Cluster name, or empty.
+    pub cluster: String,
+}
+
+impl Placement {
+    /// Validates raw input; errors name the field.
+    ///
+    /// # Errors
+    /// A name is not a DNS label.
+    pub fn parse(data_centre: &str, cluster: &str) -> Result<Self> {
+        let label = |field: &str, raw: &str| -> Result<String> {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return Ok(String::new());
+            }
+            Ok(DnsLabel::parse(field, raw)?.as_str().to_string())
+        };
+        Ok(Self {
+            data_centre: label("data_centre", data_centre)?,
+            cluster: label("cluster", cluster)?,
+        })
+    }
+
+    /// Whether it is placed at all.
+    pub fn is_placed(&self) -> bool {
+        !self.data_centre.is_empty() || !self.cluster.is_empty()
+    }
+}
+
+impl Registries {
+    /// Places registry `id` in a data centre or beside a cluster. Platform
+    /// administrators only.
+    ///
+    /// # Errors
+    /// Not allowed, no such registry, or it is the master (which replicates
+    /// to others and belongs to none).
+    pub async fn place(&self, caller: &Caller, id: Uuid, placement: &Placement) -> Result<()> {
+        caller.require_platform_admin()?;
+        let master: Option<bool> = sqlx::query_scalar("SELECT master FROM registries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        match master {
+            None => return Err(Error::not_found("registry", id)),
+            Some(true) if placement.is_placed() => {
+                return Err(Error::invalid(
+                    "data_centre",
+                    "the master registry belongs to no data centre",
+                ));
+            }
+            Some(_) => {}
+        }
+        sqlx::query("UPDATE registries SET data_centre = $2, cluster = $3 WHERE id = $1")
+            .bind(id)
+            .bind(&placement.data_centre)
+            .bind(&placement.cluster)
+            .execute(self.outbox.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The placements of `ids` (unknown ids are left out).
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn placements(&self, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Placement>> {
+        let rows: Vec<(Uuid, String, String)> =
+            sqlx::query_as("SELECT id, data_centre, cluster FROM registries WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(self.outbox.pool())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, data_centre, cluster)| (id, Placement { data_centre, cluster }))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,4 +134,68 @@ impl Tenancy {
         }
         Ok((t.name, p.name))
     }
+
+    /// Where `tenant` has partitions: their data centres and clusters.
+    ///
+    /// # Errors
+    /// Tenancy did not answer.
+    pub async fn placements(&self, tenant: Uuid) -> Result<Placements> {
+        let unavailable = |s: tonic::Status| Error::Unavailable(format!("tenancy did not answer: {}", s.message()));
+        let mut placements = Placements::default();
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .client()
+                .list_projects(pb::ListProjectsRequest {
+                    tenant_id: tenant.to_string(),
+                    page: Some(pb::PageRequest { limit: 500, cursor }),
+                    name_prefix: String::new(),
+                })
+                .await
+                .map_err(unavailable)?
+                .into_inner();
+            for project in page.projects {
+                let mut inner = String::new();
+                loop {
+                    let parts = self
+                        .client()
+                        .list_partitions(pb::ListPartitionsRequest {
+                            project_id: project.id.clone(),
+                            page: Some(pb::PageRequest {
+                                limit: 500,
+                                cursor: inner,
+                            }),
+                            cluster: String::new(),
+                        })
+                        .await
+                        .map_err(unavailable)?
+                        .into_inner();
+                    for p in parts.partitions {
+                        placements.data_centres.insert(p.data_centre);
+                        placements.clusters.insert(p.cluster);
+                    }
+                    inner = parts.page.map(|p| p.next_cursor).unwrap_or_default();
+                    if inner.is_empty() {
+                        break;
+                    }
+                }
+            }
+            cursor = page.page.map(|p| p.next_cursor).unwrap_or_default();
+            if cursor.is_empty() {
+                break;
+            }
+        }
+        placements.data_centres.remove("");
+        placements.clusters.remove("");
+        Ok(placements)
+    }
+}
+
+/// The data centres and clusters a tenant has partitions in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placements {
+    /// Data centre names.
+    pub data_centres: std::collections::BTreeSet<String>,
+    /// Cluster names.
+    pub clusters: std::collections::BTreeSet<String>,
 }
