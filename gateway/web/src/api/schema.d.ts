@@ -36,6 +36,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/applications/{id}/config-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["config_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/applications/{id}/image-triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_image_triggers"];
+        put?: never;
+        post: operations["create_image_trigger"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/applications/{id}/logs": {
         parameters: {
             query?: never;
@@ -646,6 +678,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/image-triggers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_image_trigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/login/ldap": {
         parameters: {
             query?: never;
@@ -998,6 +1046,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/registries/{id}/garbage-collection": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["set_gc_config"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/registries/{id}/garbage-collections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_garbage_collections"];
+        put?: never;
+        post: operations["start_garbage_collection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/releases/{id}/abort": {
         parameters: {
             query?: never;
@@ -1078,6 +1158,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/replication-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["read_replication_rule"];
+        put: operations["update_replication_rule"];
+        post?: never;
+        delete: operations["delete_replication_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/replication-rules/{id}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_replication_runs"];
+        put?: never;
+        post: operations["trigger_replication"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/replication-runs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["read_replication_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories": {
         parameters: {
             query?: never;
@@ -1088,6 +1216,54 @@ export interface paths {
         get: operations["list_repositories"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["read_retention_rule"];
+        put: operations["put_retention_rule"];
+        post?: never;
+        delete: operations["delete_retention_rule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/retention/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["preview_retention"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/retention/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_retention_runs"];
+        put?: never;
+        post: operations["start_retention_run"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1120,6 +1296,22 @@ export interface paths {
         get: operations["read_tag"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/tags/{tag}/scan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["read_tag_scan"];
+        put?: never;
+        post: operations["scan_tag"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1254,6 +1446,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/retention-runs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["read_retention_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/robots/{id}": {
         parameters: {
             query?: never;
@@ -1345,6 +1553,38 @@ export interface paths {
         put?: never;
         post: operations["cancel_run"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/scanners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_scanners"];
+        put?: never;
+        post: operations["create_scanner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/scanners/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_scanner"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1766,6 +2006,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tenants/{id}/replication-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_replication_rules"];
+        put?: never;
+        post: operations["create_replication_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenants/{id}/requests": {
         parameters: {
             query?: never;
@@ -1792,6 +2048,22 @@ export interface paths {
         get: operations["list_robots"];
         put?: never;
         post: operations["create_robot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{id}/scan-policies/{environment}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["read_scan_policy"];
+        put: operations["set_scan_policy"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2290,6 +2562,52 @@ export interface components {
             /** @description Storage classes offered. */
             storage_classes?: string[];
         };
+        /**
+         * @description The configs delivered into an application's clusters, a page of them,
+         *     and how delivery stands.
+         */
+        ConfigDeliveries: {
+            /**
+             * Format: date-time
+             * @description When content last reached the clusters.
+             */
+            delivered_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When delivery looks at the application next.
+             */
+            due_at?: string | null;
+            /**
+             * Format: int32
+             * @description Failed deliveries in a row.
+             */
+            failures: number;
+            /** @description What is rendered has reached the clusters. */
+            in_sync: boolean;
+            /** @description A page of the configs. */
+            items: components["schemas"]["DeliveredConfig"][];
+            /** @description The last delivery's error (cleared by the next delivery). */
+            last_error?: string | null;
+            /** @description Cursor for the next page; absent at the end. */
+            next_cursor?: string | null;
+        };
+        /** @description One kind of target of a config delivered to an application. */
+        ConfigDeliveryTarget: {
+            /** @description Checksum of the content (the pod template annotation with `reload: restart`). */
+            checksum: string;
+            /** @description A gray release in flight makes this content. */
+            gray: boolean;
+            /**
+             * @description The config releases its content is made of, lowest level first
+             *     (`shop/base@3`, `shop/test@5 (gray)`).
+             */
+            releases: string[];
+            /**
+             * @description Empty: every cluster without content of its own; else a cluster, or
+             *     `cluster/namespace` for one partition (a gray release's target).
+             */
+            target: string;
+        };
         /** @description What changed between two releases. */
         ConfigDiff: {
             /**
@@ -2361,7 +2679,7 @@ export interface components {
             message?: string;
             /**
              * Format: int64
-             * @description The earlier release to restore.
+             * @description The earlier release to restore (releases count from 1).
              */
             to: number;
         };
@@ -2399,7 +2717,7 @@ export interface components {
             /**
              * @description Kubernetes objects: Deployments, StatefulSets, DaemonSets, Services,
              *     ConfigMaps, PersistentVolumeClaims, HorizontalPodAutoscalers,
-             *     Ingresses, HTTPRoutes. Namespaces are set per cluster.
+             *     Ingresses, HTTPRoutes. Namespaces are set per cluster. At least one.
              */
             objects: unknown[];
             /**
@@ -2433,6 +2751,7 @@ export interface components {
         /** @description Body of `POST /tenants/{id}/projects`. */
         CreateProject: {
             description?: string;
+            /** @description Shown instead of the name (default: the name). */
             display_name?: string;
             name: string;
         };
@@ -2448,6 +2767,7 @@ export interface components {
         /** @description Body of `POST /tenants`. */
         CreateTenant: {
             contact?: string;
+            /** @description Shown instead of the name. */
             display_name?: string;
             name: string;
         };
@@ -2455,6 +2775,7 @@ export interface components {
         CreateToken: {
             /** Format: int32 */
             expires_in_days?: number | null;
+            /** @description What it is for: any text of 1-128 characters (`token::NewToken`). */
             name: string;
             project_id?: string;
             /** @enum {string} */
@@ -2545,6 +2866,18 @@ export interface components {
          * @enum {string}
          */
         DefinitionSource: "platform" | "repository";
+        /** @description A config delivered into an application's clusters. */
+        DeliveredConfig: {
+            /** @description The config set's name. */
+            config: string;
+            /**
+             * Format: date-time
+             * @description When this content was rendered.
+             */
+            rendered_at?: string | null;
+            /** @description Every cluster's content first, then each target whose content differs. */
+            targets: components["schemas"]["ConfigDeliveryTarget"][];
+        };
         /** @description What a delivery did. */
         DeliveryAnswer: {
             /** @description queued, duplicate or ignored. */
@@ -2763,6 +3096,11 @@ export interface components {
              */
             name: string;
         };
+        /**
+         * @description Where a firing is.
+         * @enum {string}
+         */
+        FiringState: "pending" | "released" | "failed";
         /** @description The R1 request form. */
         Form: {
             applicant: string;
@@ -2793,6 +3131,57 @@ export interface components {
             spec_id: string;
             /** @description A quantity (`500Gi`), or empty. */
             storage?: string;
+        };
+        /** @description Body of `PUT /registries/{id}/garbage-collection`. */
+        GcConfig: {
+            /**
+             * @description Absolute path of the registry's configuration on the images
+             *     service's host (`registry garbage-collect <config>`); empty: the
+             *     platform does not collect this registry.
+             */
+            config: string;
+        };
+        /** @description A garbage collection of a registry. */
+        GcRun: {
+            /**
+             * Format: int32
+             * @description Blobs the collector deleted.
+             */
+            blobs_deleted: number;
+            /**
+             * @description `retention` (queued by a run that deleted) or `manual`.
+             * @enum {string}
+             */
+            cause: "retention" | "manual";
+            /**
+             * Format: date-time
+             * @description When it was queued.
+             */
+            created_at?: string | null;
+            /** @description Why it failed or was skipped. */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            finished_at?: string | null;
+            /**
+             * Format: int64
+             * @description Bytes the registry's storage shrank by.
+             */
+            freed_bytes: number;
+            /** @description Its id. */
+            id: string;
+            /** @description The end of the collector's output. */
+            output: string;
+            /** @description The registry. */
+            registry_id: string;
+            /**
+             * @description `pending`, `draining` (writes refused until earlier tokens expire),
+             *     `collecting`, `succeeded`, `failed` or `skipped`.
+             * @enum {string}
+             */
+            state: "pending" | "draining" | "collecting" | "succeeded" | "failed" | "skipped";
         };
         /** @description A gray release's rule: who gets it, and where it stands. */
         GrayRule: {
@@ -2840,7 +3229,10 @@ export interface components {
         GrayTarget: {
             /** @description The cluster's name. */
             cluster: string;
-            /** @description One partition of it; empty or absent: all of them. */
+            /**
+             * @description One partition of it, by its namespace in that cluster; empty or
+             *     absent: all of them.
+             */
             partition?: string;
         };
         /** @description One platform of a multi-arch image. */
@@ -2851,6 +3243,48 @@ export interface components {
             os: string;
             /** @description `v8`, or empty. */
             variant: string;
+        };
+        /** @description A rule releasing an application when a matching tag is pushed. */
+        ImageTrigger: {
+            /** @description The application released. */
+            application_id: string;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at?: string | null;
+            /** @description Who made it. */
+            created_by: string;
+            /** @description The newest ten tags it took. */
+            firings: components["schemas"]["ImageTriggerFiring"][];
+            /** @description Its id. */
+            id: string;
+            /** @description The template parameter given the new tag. */
+            parameter: string;
+            /** @description `<tenant>/<project>/<name>`. */
+            repository: string;
+            /** @description The tags taken: a semver range (`^1.2`) or a glob (`release-*`). */
+            tags: string;
+            /** @description The application's tenant. */
+            tenant_id: string;
+        };
+        /** @description A tag a trigger took: one release per trigger and tag, however often it is pushed. */
+        ImageTriggerFiring: {
+            /**
+             * Format: date-time
+             * @description When it matched.
+             */
+            at?: string | null;
+            /** @description Its digest when pushed. */
+            digest: string;
+            /** @description Why it failed, or what it waits for. */
+            message: string;
+            /** @description The release made, once made. */
+            release_id: string;
+            /** @description Where it is. */
+            state: components["schemas"]["FiringState"];
+            /** @description The tag. */
+            tag: string;
         };
         /** @description What importing a chart made: its template (new or existing) and the draft version. */
         ImportedChart: {
@@ -2900,6 +3334,11 @@ export interface components {
             /** @description The item. */
             name: string;
         };
+        /**
+         * @description Where an item is.
+         * @enum {string}
+         */
+        ItemState: "pending" | "copied" | "failed";
         /** @description One key's change. */
         KeyChange: {
             /** @description After (masked for a secret item). */
@@ -3026,6 +3465,15 @@ export interface components {
              */
             tenant_id: string;
         };
+        /** @description Body of `POST /applications/{id}/image-triggers`. */
+        NewImageTrigger: {
+            /** @description The template parameter given the new tag (the image's `${tag}`). */
+            parameter: string;
+            /** @description The repository watched, `<tenant>/<project>/<name>`. */
+            repository: string;
+            /** @description A semver range (`^1.2`, `>=1.0, <2`) or a glob with `*` or `?` (`release-*`). */
+            tags: string;
+        };
         /** @description Body of `POST /pipelines`. */
         NewPipeline: {
             /** @description The application it delivers. */
@@ -3046,6 +3494,13 @@ export interface components {
         };
         /** @description Body of `POST /registries`. */
         NewRegistry: {
+            /** @description A sub-registry of this cluster. */
+            cluster?: string;
+            /**
+             * @description A sub-registry of this data centre: replication sends tenants' images
+             *     here for their partitions in it.
+             */
+            data_centre?: string;
             /** @description The master registry (one at most). */
             master?: boolean;
             /** @description DNS label, unique. */
@@ -3068,6 +3523,21 @@ export interface components {
             /** @description Another published version. */
             template_version_id?: string;
         };
+        /** @description Body of `POST /tenants/{id}/replication-rules`. */
+        NewReplicationRule: {
+            /** @description Default true. */
+            enabled?: boolean;
+            /** @description DNS label, unique in the tenant. */
+            name: string;
+            /** @description Replicate each push (default true). */
+            on_push?: boolean;
+            /** @description Target registries (ids). */
+            registry_ids: string[];
+            /** @description Glob over repository names, e.g. `acme/shop/*` or `acme/**`. */
+            repositories: string;
+            /** @description Empty, `every <n>s|m|h` (at least 10s), or five cron fields. */
+            schedule?: string;
+        };
         /** @description Body of `POST /tenants/{id}/robots`. */
         NewRobot: {
             /**
@@ -3082,7 +3552,7 @@ export interface components {
              * @description The project whose repositories it reaches.
              */
             project_id: string;
-            /** @description What it may do. */
+            /** @description What it may do: at least one scope. */
             scopes: components["schemas"]["RobotScope"][];
         };
         /** @description Body of `POST /pipelines/{id}/runs`. */
@@ -3105,6 +3575,19 @@ export interface components {
              * @description The tenant whose steps it runs.
              */
             tenant_id: string;
+        };
+        /** @description Body of `POST /scanners`. */
+        NewScanner: {
+            /** @description Sent to the adapter as its Authorization header (`Bearer ...`); sealed at rest, never returned. */
+            authorization?: string;
+            /** @description Make it the default (the first scanner is anyway). */
+            is_default?: boolean;
+            /** @description DNS label, unique. */
+            name: string;
+            /** @description Scan each pushed image. */
+            scan_on_push?: boolean;
+            /** @description The adapter's base URL (it answers `GET /api/v1/metadata` at registration). */
+            url: string;
         };
         /** @description Body of `POST /pipelines/{id}/webhooks`. */
         NewWebhook: {
@@ -3523,6 +4006,49 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description A page of items. */
+        Page_GcRun: {
+            /** @description The items. */
+            items: {
+                /**
+                 * Format: int32
+                 * @description Blobs the collector deleted.
+                 */
+                blobs_deleted: number;
+                /** @description `retention` (queued by a run that deleted) or `manual`. */
+                cause: string;
+                /**
+                 * Format: date-time
+                 * @description When it was queued.
+                 */
+                created_at?: string | null;
+                /** @description Why it failed or was skipped. */
+                error?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it ended.
+                 */
+                finished_at?: string | null;
+                /**
+                 * Format: int64
+                 * @description Bytes the registry's storage shrank by.
+                 */
+                freed_bytes: number;
+                /** @description Its id. */
+                id: string;
+                /** @description The end of the collector's output. */
+                output: string;
+                /** @description The registry. */
+                registry_id: string;
+                /**
+                 * @description `pending`, `draining` (writes refused until earlier tokens expire),
+                 *     `collecting`, `succeeded`, `failed` or `skipped`.
+                 */
+                state: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
         Page_GrayRule: {
             /** @description The items. */
             items: {
@@ -3560,6 +4086,35 @@ export interface components {
                 state: components["schemas"]["GrayState"];
                 /** @description Clusters / partitions delivery pins to it. */
                 targets: components["schemas"]["GrayTarget"][];
+            }[];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_ImageTrigger: {
+            /** @description The items. */
+            items: {
+                /** @description The application released. */
+                application_id: string;
+                /**
+                 * Format: date-time
+                 * @description When.
+                 */
+                created_at?: string | null;
+                /** @description Who made it. */
+                created_by: string;
+                /** @description The newest ten tags it took. */
+                firings: components["schemas"]["ImageTriggerFiring"][];
+                /** @description Its id. */
+                id: string;
+                /** @description The template parameter given the new tag. */
+                parameter: string;
+                /** @description `<tenant>/<project>/<name>`. */
+                repository: string;
+                /** @description The tags taken: a semver range (`^1.2`) or a glob (`release-*`). */
+                tags: string;
+                /** @description The application's tenant. */
+                tenant_id: string;
             }[];
             /** @description Pass as `cursor` for the next page; absent on the last. */
             next_cursor?: string | null;
@@ -3719,11 +4274,15 @@ export interface components {
         Page_Registry: {
             /** @description The items. */
             items: {
+                /** @description The cluster that pulls from it (empty: none). */
+                cluster?: string;
                 /**
                  * Format: date-time
                  * @description Registered.
                  */
                 created_at?: string | null;
+                /** @description The data centre whose clusters pull from it (empty: none). */
+                data_centre?: string;
                 /** @description Its id. */
                 id: string;
                 /** @description Whether it is the master others replicate from, and `/v2/` serves. */
@@ -3829,6 +4388,104 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description A page of items. */
+        Page_ReplicationRule: {
+            /** @description The items. */
+            items: {
+                /**
+                 * Format: date-time
+                 * @description Created.
+                 */
+                created_at?: string | null;
+                /** @description Whether it runs at all (by hand it always can). */
+                enabled: boolean;
+                /** @description Its id. */
+                id: string;
+                /** @description DNS label, unique in the tenant. */
+                name: string;
+                /** @description Replicates each push of a matching tag. */
+                on_push: boolean;
+                /** @description Target registries: sub-registries of data centres or clusters where the tenant has partitions. */
+                registry_ids: string[];
+                /** @description Glob over `<tenant>/<project>/<name>` (`*` within a segment, `**` across); only the tenant's own match. */
+                repositories: string;
+                /** @description Empty, `every <n>s|m|h`, or five cron fields (UTC). */
+                schedule: string;
+                /** @description How it is doing. */
+                status: components["schemas"]["ReplicationRuleStatus"];
+                /** @description Its tenant. */
+                tenant_id: string;
+                /**
+                 * Format: date-time
+                 * @description Last changed.
+                 */
+                updated_at?: string | null;
+            }[];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_ReplicationRun: {
+            /** @description The items. */
+            items: {
+                /**
+                 * Format: int32
+                 * @description Attempts so far.
+                 */
+                attempts: number;
+                /**
+                 * Format: int64
+                 * @description Bytes streamed.
+                 */
+                bytes: number;
+                /**
+                 * Format: date-time
+                 * @description Queued.
+                 */
+                created_at?: string | null;
+                /**
+                 * Format: date-time
+                 * @description Finished.
+                 */
+                finished_at?: string | null;
+                /** @description Its id. */
+                id: string;
+                /** @description Its items (only when one run is read). */
+                items: components["schemas"]["ReplicationItem"][];
+                /**
+                 * Format: int64
+                 * @description Items copied.
+                 */
+                items_copied: number;
+                /**
+                 * Format: int64
+                 * @description Items whose last attempt failed.
+                 */
+                items_failed: number;
+                /**
+                 * Format: int64
+                 * @description Items.
+                 */
+                items_total: number;
+                /** @description Why its last attempt did not finish it. */
+                message: string;
+                /** @description Its rule. */
+                rule_id: string;
+                /**
+                 * Format: date-time
+                 * @description First taken up.
+                 */
+                started_at?: string | null;
+                /** @description Where it is. */
+                state: components["schemas"]["RunState"];
+                /** @description Its tenant. */
+                tenant_id: string;
+                /** @description What started it. */
+                trigger: components["schemas"]["RunTrigger"];
+            }[];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
         Page_Repository: {
             /** @description The items. */
             items: {
@@ -3879,6 +4536,45 @@ export interface components {
                 /** @description Its steps (on single reads). */
                 steps: components["schemas"]["Step"][];
                 /** @description The tenant asking. */
+                tenant_id: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_RetentionRun: {
+            /** @description The items. */
+            items: {
+                /** @description Who started it (`retention`: the schedule). */
+                actor: string;
+                /** @description `schedule` or `manual`. */
+                cause: string;
+                /** @description What it deleted. */
+                deleted: components["schemas"]["RetentionDeletion"][];
+                /** @description Why it failed. */
+                error?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When it ended.
+                 */
+                finished_at?: string | null;
+                /** @description Its id. */
+                id: string;
+                /** @description What it decided to delete. */
+                planned: components["schemas"]["RetentionDeletion"][];
+                /** @description The repository. */
+                repository_id: string;
+                rule?: null | components["schemas"]["RetentionRule"];
+                /** @description What it kept after all (released or repointed meanwhile), and why. */
+                skipped: components["schemas"]["RetentionDeletion"][];
+                /**
+                 * Format: date-time
+                 * @description When it started.
+                 */
+                started_at?: string | null;
+                /** @description `running`, `succeeded` or `failed`. */
+                state: string;
+                /** @description Its tenant. */
                 tenant_id: string;
             }[];
             /** @description Pass as `cursor` for the next page; absent on the last. */
@@ -4045,6 +4741,35 @@ export interface components {
                  * @description The count after.
                  */
                 to_replicas: number;
+            }[];
+            /** @description Pass as `cursor` for the next page; absent on the last. */
+            next_cursor?: string | null;
+        };
+        /** @description A page of items. */
+        Page_Scanner: {
+            /** @description The items. */
+            items: {
+                /** @description What the adapter says it is. */
+                adapter_name: string;
+                /** @description Its vendor. */
+                adapter_vendor: string;
+                /** @description Its version. */
+                adapter_version: string;
+                /**
+                 * Format: date-time
+                 * @description Registered.
+                 */
+                created_at?: string | null;
+                /** @description Its id. */
+                id: string;
+                /** @description Whether scans go to it (one scanner is the default). */
+                is_default: boolean;
+                /** @description DNS label. */
+                name: string;
+                /** @description Whether each pushed image is scanned. */
+                scan_on_push: boolean;
+                /** @description The adapter's base URL. */
+                url: string;
             }[];
             /** @description Pass as `cursor` for the next page; absent on the last. */
             next_cursor?: string | null;
@@ -4420,6 +5145,7 @@ export interface components {
         };
         /** @description Body of `POST /specs`. */
         PublishSpec: {
+            /** @description What one unit holds: at least one resource. */
             amounts: {
                 [key: string]: string;
             };
@@ -4479,6 +5205,24 @@ export interface components {
             server: string;
             /** @description User. */
             username: string;
+        };
+        /**
+         * @description Body of `PUT /repositories/{id}/retention`: at least one of `keep_last`
+         *     and `untagged_days`.
+         */
+        PutRetentionRule: {
+            /**
+             * Format: int64
+             * @description Keep the N most recently pushed tags (1 to 100000).
+             */
+            keep_last?: number | null;
+            /** @description Never delete a released tag (default true). */
+            keep_released?: boolean;
+            /**
+             * Format: int64
+             * @description Delete untagged manifests after N days (0 to 3650).
+             */
+            untagged_days?: number | null;
         };
         /** @description One attempt, as recorded. */
         Record: {
@@ -4568,11 +5312,15 @@ export interface components {
         };
         /** @description A registry the platform knows (never its password). */
         Registry: {
+            /** @description The cluster that pulls from it (empty: none). */
+            cluster?: string;
             /**
              * Format: date-time
              * @description Registered.
              */
             created_at?: string | null;
+            /** @description The data centre whose clusters pull from it (empty: none). */
+            data_centre?: string;
             /** @description Its id. */
             id: string;
             /** @description Whether it is the master others replicate from, and `/v2/` serves. */
@@ -4726,6 +5474,153 @@ export interface components {
             /** @description The services in deploy order: each wave after the one before is Available. */
             waves: string[][];
         };
+        /** @description One tag copied to one registry. */
+        ReplicationItem: {
+            /**
+             * Format: int64
+             * @description Bytes streamed (blobs the target had or mounted are not counted).
+             */
+            bytes: number;
+            /** @description The image's digest. */
+            digest: string;
+            /** @description Why its last attempt failed. */
+            error: string;
+            /** @description The target registry. */
+            registry_id: string;
+            /** @description The repository (the same name at the target). */
+            repository: string;
+            /** @description Where it is. */
+            state: components["schemas"]["ItemState"];
+            /** @description The tag. */
+            tag: string;
+        };
+        /** @description Which repositories of a tenant go to which sub-registries, and when. */
+        ReplicationRule: {
+            /**
+             * Format: date-time
+             * @description Created.
+             */
+            created_at?: string | null;
+            /** @description Whether it runs at all (by hand it always can). */
+            enabled: boolean;
+            /** @description Its id. */
+            id: string;
+            /** @description DNS label, unique in the tenant. */
+            name: string;
+            /** @description Replicates each push of a matching tag. */
+            on_push: boolean;
+            /** @description Target registries: sub-registries of data centres or clusters where the tenant has partitions. */
+            registry_ids: string[];
+            /** @description Glob over `<tenant>/<project>/<name>` (`*` within a segment, `**` across); only the tenant's own match. */
+            repositories: string;
+            /** @description Empty, `every <n>s|m|h`, or five cron fields (UTC). */
+            schedule: string;
+            /** @description How it is doing. */
+            status: components["schemas"]["ReplicationRuleStatus"];
+            /** @description Its tenant. */
+            tenant_id: string;
+            /**
+             * Format: date-time
+             * @description Last changed.
+             */
+            updated_at?: string | null;
+        };
+        /** @description Body of `PUT /replication-rules/{id}`: the rule's settings, replaced. */
+        ReplicationRuleSettings: {
+            /** @description Default true. */
+            enabled?: boolean;
+            /** @description Replicate each push (default true). */
+            on_push?: boolean;
+            /** @description Target registries (ids). */
+            registry_ids: string[];
+            /** @description Glob over repository names. */
+            repositories: string;
+            /** @description Empty, `every <n>s|m|h`, or five cron fields. */
+            schedule?: string;
+        };
+        /** @description How a rule is doing. */
+        ReplicationRuleStatus: {
+            /**
+             * Format: int64
+             * @description Age in seconds of its oldest unfinished run (0: the targets are caught up).
+             */
+            lag_seconds: number;
+            /** @description Its latest run, if any. */
+            last_run_id?: string | null;
+            last_run_state?: null | components["schemas"]["RunState"];
+            /**
+             * Format: date-time
+             * @description When a run of it last succeeded.
+             */
+            last_succeeded_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When its schedule runs it next.
+             */
+            next_scheduled_at?: string | null;
+            /**
+             * Format: int64
+             * @description Items of unfinished runs not yet copied.
+             */
+            pending_items: number;
+        };
+        /** @description One run of a rule. */
+        ReplicationRun: {
+            /**
+             * Format: int32
+             * @description Attempts so far.
+             */
+            attempts: number;
+            /**
+             * Format: int64
+             * @description Bytes streamed.
+             */
+            bytes: number;
+            /**
+             * Format: date-time
+             * @description Queued.
+             */
+            created_at?: string | null;
+            /**
+             * Format: date-time
+             * @description Finished.
+             */
+            finished_at?: string | null;
+            /** @description Its id. */
+            id: string;
+            /** @description Its items (only when one run is read). */
+            items: components["schemas"]["ReplicationItem"][];
+            /**
+             * Format: int64
+             * @description Items copied.
+             */
+            items_copied: number;
+            /**
+             * Format: int64
+             * @description Items whose last attempt failed.
+             */
+            items_failed: number;
+            /**
+             * Format: int64
+             * @description Items.
+             */
+            items_total: number;
+            /** @description Why its last attempt did not finish it. */
+            message: string;
+            /** @description Its rule. */
+            rule_id: string;
+            /**
+             * Format: date-time
+             * @description First taken up.
+             */
+            started_at?: string | null;
+            /** @description Where it is. */
+            state: components["schemas"]["RunState"];
+            /** @description Its tenant. */
+            tenant_id: string;
+            /** @description What started it. */
+            trigger: components["schemas"]["RunTrigger"];
+        };
         /** @description A repository of a tenant's project. */
         Repository: {
             /**
@@ -4788,6 +5683,7 @@ export interface components {
         };
         /** @description Body of `POST /reservations`. */
         Reserve: {
+            /** @description What is reserved: at least one resource. */
             amounts: {
                 [key: string]: string;
             };
@@ -4833,6 +5729,95 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * @description One manifest a run deletes (or would): the registry deletes by digest,
+         *     with every tag on it.
+         */
+        RetentionDeletion: {
+            /** @description The manifest's digest. */
+            digest: string;
+            /** @description Why. */
+            reason: string;
+            /** @description The tags on it (none for an untagged manifest). */
+            tags: string[];
+        };
+        /** @description What a run of the rule would delete now (all of it: a preview is not paged). */
+        RetentionPreview: {
+            /** @description The manifests, by digest. */
+            deletions: components["schemas"]["RetentionDeletion"][];
+        };
+        /** @description A repository's retention rule: what it keeps; the rest goes. */
+        RetentionRule: {
+            /**
+             * Format: int32
+             * @description Keep the N most recently pushed tags (absent: no limit by count).
+             */
+            keep_last?: number | null;
+            /** @description Never delete a released tag. */
+            keep_released: boolean;
+            /**
+             * Format: date-time
+             * @description When the schedule runs it next.
+             */
+            next_run_at?: string | null;
+            /** @description The repository. */
+            repository_id: string;
+            /** @description Its tenant. */
+            tenant_id: string;
+            /**
+             * Format: int32
+             * @description Delete manifests no tag points at once untagged this many days
+             *     (absent: keep them).
+             */
+            untagged_days?: number | null;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            updated_at?: string | null;
+            /** @description Who set it last. */
+            updated_by: string;
+        };
+        /** @description A retention run: what it decided, what it deleted, what it kept after all. */
+        RetentionRun: {
+            /** @description Who started it (`retention`: the schedule). */
+            actor: string;
+            /**
+             * @description `schedule` or `manual`.
+             * @enum {string}
+             */
+            cause: "schedule" | "manual";
+            /** @description What it deleted. */
+            deleted: components["schemas"]["RetentionDeletion"][];
+            /** @description Why it failed. */
+            error?: string | null;
+            /**
+             * Format: date-time
+             * @description When it ended.
+             */
+            finished_at?: string | null;
+            /** @description Its id. */
+            id: string;
+            /** @description What it decided to delete. */
+            planned: components["schemas"]["RetentionDeletion"][];
+            /** @description The repository. */
+            repository_id: string;
+            rule?: null | components["schemas"]["RetentionRule"];
+            /** @description What it kept after all (released or repointed meanwhile), and why. */
+            skipped: components["schemas"]["RetentionDeletion"][];
+            /**
+             * Format: date-time
+             * @description When it started.
+             */
+            started_at?: string | null;
+            /**
+             * @description `running`, `succeeded` or `failed`.
+             * @enum {string}
+             */
+            state: "running" | "succeeded" | "failed";
+            /** @description Its tenant. */
+            tenant_id: string;
+        };
         /** @description What a re-seal did. */
         Rewrapped: {
             /**
@@ -4873,7 +5858,7 @@ export interface components {
         Rollback: {
             /**
              * Format: int32
-             * @description The release to return to (one that succeeded).
+             * @description The release to return to (one that succeeded; releases count from 1).
              */
             to_release: number;
         };
@@ -4960,10 +5945,10 @@ export interface components {
             steps: components["schemas"]["RunStep"][];
         };
         /**
-         * @description A run's state.
+         * @description Where a run is.
          * @enum {string}
          */
-        RunState: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        RunState: "queued" | "running" | "succeeded" | "failed";
         /** @description A step of a run. */
         RunStep: {
             /** @description Approval decisions (on `GET /steps/{id}` only). */
@@ -4988,6 +5973,10 @@ export interface components {
              * @description Its id.
              */
             id: string;
+            /** @description What a build-image step pushed: `registry/tenant/project/name:version`. */
+            image: string;
+            /** @description The pushed manifest's digest (`sha256:...`), the run's artifact. */
+            image_digest: string;
             /**
              * @description run, test, approval, deploy, build-image, security-scan or promote.
              * @enum {string}
@@ -5041,6 +6030,11 @@ export interface components {
              */
             tests_total?: number | null;
         };
+        /**
+         * @description What started a run.
+         * @enum {string}
+         */
+        RunTrigger: "push" | "schedule" | "manual";
         /** @description A runner. */
         Runner: {
             /**
@@ -5121,6 +6115,75 @@ export interface components {
              */
             to_replicas: number;
         };
+        /** @description The scan of one image (repository and digest), whichever of its tags asked. */
+        Scan: {
+            /** @description The image's digest. */
+            digest: string;
+            /**
+             * Format: date-time
+             * @description Done or failed.
+             */
+            finished_at?: string | null;
+            highest_severity?: null | components["schemas"]["Severity"];
+            /** @description Its id. */
+            id: string;
+            /** @description Why it failed. */
+            message: string;
+            /** @description The repository. */
+            repository: string;
+            /**
+             * Format: date-time
+             * @description Asked for.
+             */
+            requested_at?: string | null;
+            /** @description The scanner's name. */
+            scanner: string;
+            /** @description Where it is. */
+            status: components["schemas"]["ScanStatus"];
+            /** @description Findings per severity. */
+            summary: components["schemas"]["SeveritySummary"];
+            /** @description The repository's tenant. */
+            tenant_id: string;
+            /** @description The findings. */
+            vulnerabilities: components["schemas"]["Vulnerability"][];
+        };
+        /** @description A tenant's scan policy in one environment. */
+        ScanPolicy: {
+            /** @description production or test. */
+            environment: string;
+            max_severity?: null | components["schemas"]["Severity"];
+            /** @description The tenant. */
+            tenant_id: string;
+        };
+        /**
+         * @description Where a scan is.
+         * @enum {string}
+         */
+        ScanStatus: "queued" | "running" | "done" | "failed";
+        /** @description A scanner adapter (never its Authorization). */
+        Scanner: {
+            /** @description What the adapter says it is. */
+            adapter_name: string;
+            /** @description Its vendor. */
+            adapter_vendor: string;
+            /** @description Its version. */
+            adapter_version: string;
+            /**
+             * Format: date-time
+             * @description Registered.
+             */
+            created_at?: string | null;
+            /** @description Its id. */
+            id: string;
+            /** @description Whether scans go to it (one scanner is the default). */
+            is_default: boolean;
+            /** @description DNS label. */
+            name: string;
+            /** @description Whether each pushed image is scanned. */
+            scan_on_push: boolean;
+            /** @description The adapter's base URL. */
+            url: string;
+        };
         /** @description The usage of one level. */
         ScopeUsage: {
             /** @description The cluster or data centre of a split. */
@@ -5168,6 +6231,10 @@ export interface components {
             /** @description The publisher must differ from the draft's last editor. */
             four_eyes: boolean;
         };
+        /** @description Body of `PUT /tenants/{id}/scan-policies/{environment}`. */
+        SetScanPolicy: {
+            max_severity?: null | components["schemas"]["Severity"];
+        };
         /** @description Body of `PUT /tenants/{id}/image-storage`. */
         SetStorageQuota: {
             /**
@@ -5175,6 +6242,44 @@ export interface components {
              * @description Bytes (0: no limit).
              */
             limit_bytes: number;
+        };
+        /**
+         * @description A vulnerability's severity.
+         * @enum {string}
+         */
+        Severity: "unknown" | "negligible" | "low" | "medium" | "high" | "critical";
+        /** @description Findings per severity. */
+        SeveritySummary: {
+            /**
+             * Format: int64
+             * @description Critical.
+             */
+            critical: number;
+            /**
+             * Format: int64
+             * @description High.
+             */
+            high: number;
+            /**
+             * Format: int64
+             * @description Low.
+             */
+            low: number;
+            /**
+             * Format: int64
+             * @description Medium.
+             */
+            medium: number;
+            /**
+             * Format: int64
+             * @description Negligible.
+             */
+            negligible: number;
+            /**
+             * Format: int64
+             * @description Not rated.
+             */
+            unknown: number;
         };
         /** @description The shared sets an application's configuration is built on. */
         SharedLinks: {
@@ -5493,6 +6598,7 @@ export interface components {
         /** @description Body of `PATCH /tenants/{id}`. */
         UpdateTenant: {
             contact?: string | null;
+            /** @description Shown instead of the name; absent: left as it is (it cannot be emptied). */
             display_name?: string | null;
             /** Format: int64 */
             expected_version?: number;
@@ -5562,6 +6668,19 @@ export interface components {
             resource: string;
             /** @description Held by reservations then. */
             used?: string;
+        };
+        /** @description One finding. */
+        Vulnerability: {
+            /** @description The version fixing it, if any. */
+            fix_version: string;
+            /** @description CVE-... or the scanner's id. */
+            id: string;
+            /** @description The package. */
+            package: string;
+            /** @description How bad. */
+            severity: components["schemas"]["Severity"];
+            /** @description Its installed version. */
+            version: string;
         };
         /** @description The releases after the watcher's, oldest first. */
         WatchAnswer: {
@@ -5758,6 +6877,110 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Activity"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    config_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 50, at most 500). */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the application */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConfigDeliveries"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_image_triggers: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 50, at most 500). */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the application */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ImageTrigger"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_image_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the application */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewImageTrigger"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageTrigger"];
                 };
             };
             "4XX": {
@@ -6125,6 +7348,7 @@ export interface operations {
         parameters: {
             query?: {
                 actor?: string;
+                /** @description Only this tenant's; empty: every tenant the caller sees. */
                 tenant_id?: string;
                 action?: string;
                 since?: string;
@@ -7496,6 +8720,35 @@ export interface operations {
             };
         };
     };
+    delete_image_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the trigger */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description gone; releases it made stay */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     login_ldap: {
         parameters: {
             query?: never;
@@ -8476,6 +9729,105 @@ export interface operations {
             };
         };
     };
+    set_gc_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the registry */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GcConfig"];
+            };
+        };
+        responses: {
+            /** @description set */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_garbage_collections: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 50, at most 500). */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the registry */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_GcRun"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    start_garbage_collection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the registry */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description queued (or the one queued or under way) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GcRun"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     abort: {
         parameters: {
             query?: never;
@@ -8630,6 +9982,194 @@ export interface operations {
             };
         };
     };
+    read_replication_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the rule */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplicationRule"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_replication_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the rule */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplicationRuleSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplicationRule"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_replication_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the rule */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description gone with its runs; copies already made stay */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_replication_runs: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 50, at most 500). */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the rule */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ReplicationRun"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    trigger_replication: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the rule */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplicationRun"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    read_replication_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the run */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplicationRun"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_repositories: {
         parameters: {
             query?: {
@@ -8656,6 +10196,197 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Repository"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    read_retention_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionRule"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_retention_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutRetentionRule"];
+            };
+        };
+        responses: {
+            /** @description set; the schedule runs it one interval from now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionRule"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_retention_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no rule any more; its runs stay */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    preview_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description exactly what a run would delete now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionPreview"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_retention_runs: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 50, at most 500). */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RetentionRun"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    start_retention_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the run, finished */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionRun"];
                 };
             };
             "4XX": {
@@ -8723,6 +10454,71 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Tag"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    read_tag_scan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+                /** @description the tag */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Scan"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    scan_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+                /** @description the tag */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description queued; read it again until done */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Scan"];
                 };
             };
             "4XX": {
@@ -8992,6 +10788,36 @@ export interface operations {
             };
         };
     };
+    read_retention_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the run */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionRun"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     delete_robot: {
         parameters: {
             query?: never;
@@ -9207,6 +11033,98 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Run"];
                 };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_scanners: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 50, at most 500). */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Scanner"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_scanner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewScanner"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Scanner"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_scanner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the scanner */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description gone; its scans stay */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             "4XX": {
                 headers: {
@@ -10274,9 +12192,9 @@ export interface operations {
     };
     effective: {
         parameters: {
-            query?: {
-                /** @description The application. */
-                application?: string;
+            query: {
+                /** @description The application (required: the configuration is one application's). */
+                application: string;
                 /** @description The environment (absent: the base level only). */
                 environment?: string;
                 /** @description The cluster (absent: the environment level). */
@@ -10648,6 +12566,75 @@ export interface operations {
             };
         };
     };
+    list_replication_rules: {
+        parameters: {
+            query?: {
+                /** @description Page size (default 50, at most 500). */
+                limit?: number;
+                /** @description From the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ReplicationRule"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_replication_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewReplicationRule"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplicationRule"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     file: {
         parameters: {
             query?: never;
@@ -10739,6 +12726,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedRobot"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    read_scan_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+                /** @description production or test */
+                environment: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanPolicy"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_scan_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+                /** @description production or test */
+                environment: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetScanPolicy"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScanPolicy"];
                 };
             };
             "4XX": {
