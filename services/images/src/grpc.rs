@@ -15,9 +15,9 @@ use crate::admission::{Admission, ImageUse};
 use crate::catalog::{Repository, Search, Tag};
 use crate::gate::{Gate, ProxiedRequest};
 use crate::lifecycle::State;
-use crate::retention::{Deletion, GcRun, Policy, Retention, Rule, Run};
 use crate::registry::{NewRegistry, Placement, Registries, Registry};
 use crate::replication::{self, Item, Replications, RuleSpec};
+use crate::retention::{Deletion, GcRun, Policy, Retention, Rule, Run};
 use crate::robot::{NewRobot, Robot};
 use crate::scan::{NewScanner, Scan, Scanner, Scans, Severity};
 
@@ -829,7 +829,9 @@ impl ImagesService for Images {
     ) -> Result<Response<pb::ReplicationRule>, Status> {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        Ok(Response::new(replication_rule_pb(self.replications()?.get(&caller, id).await?)))
+        Ok(Response::new(replication_rule_pb(
+            self.replications()?.get(&caller, id).await?,
+        )))
     }
 
     async fn list_replication_rules(
