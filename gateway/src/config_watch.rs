@@ -293,7 +293,9 @@ fn layout_notices(positions: &Positions, layout: pb::Layout) -> Vec<ReleaseNotic
     let mut notices = Vec::new();
     let mut now = std::collections::BTreeSet::new();
     for set in layout.sets {
-        let Ok(id) = Uuid::parse_str(&set.config_set_id) else { continue };
+        let Ok(id) = Uuid::parse_str(&set.config_set_id) else {
+            continue;
+        };
         now.insert(id);
         if !positions.0.contains_key(&id) {
             notices.push(ReleaseNotice {
@@ -443,6 +445,31 @@ mod tests {
                 .request("s", 0)
                 .ip,
             ""
+        );
+    }
+
+    #[test]
+    fn a_layout_tells_of_the_sets_joining_and_leaving() {
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let positions = Positions::parse("sets", &format!("{a}:3,{b}:1")).unwrap();
+        let set = |id: Uuid, latest_release| pb::EffectiveSet {
+            config_set_id: id.to_string(),
+            origin: String::new(),
+            latest_release,
+        };
+        let layout = pb::Layout {
+            sets: vec![set(c, 2), set(a, 3)],
+        };
+        let told: Vec<(String, u64, String)> = layout_notices(&positions, layout)
+            .into_iter()
+            .map(|n| (n.config_set_id, n.number, n.kind))
+            .collect();
+        assert_eq!(
+            told,
+            vec![
+                (c.to_string(), 2, "joined".to_string()),
+                (b.to_string(), 1, "left".to_string())
+            ]
         );
     }
 

@@ -480,14 +480,21 @@ async fn a_set_created_or_linked_after_the_client_started_is_watched_at_once() {
 
     // An environment level created while the client polls: the poll answers.
     let (_, production) = tokio::join!(answered(&mut client), config_set(&p, &t, "shop", "production", ""));
-    assert!(client.current().sets.contains_key(&production), "{:?}", client.current().sets);
+    assert!(
+        client.current().sets.contains_key(&production),
+        "{:?}",
+        client.current().sets
+    );
     // It is watched from then on: its first release is a change.
     let (changes, _) = tokio::join!(
         answered(&mut client),
         release(&p, &t, &production, "greeting=hello from production\n")
     );
     assert!(!changes.is_empty());
-    assert_eq!(client.current().value("app.properties", "greeting"), Some("hello from production"));
+    assert_eq!(
+        client.current().value("app.properties", "greeting"),
+        Some("hello from production")
+    );
 
     // A shared set linked while the client polls: its items arrive at once.
     let common = shared_set(&p, &t, "common").await;

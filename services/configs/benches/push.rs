@@ -147,7 +147,11 @@ impl Tally {
             "releases arrived out of order, repeated or with gaps; first: {example:?}"
         );
         for (n, count) in self.heard.iter().enumerate().skip(first) {
-            assert_eq!(count.load(Ordering::SeqCst), watchers, "release {n}: told to that many watchers");
+            assert_eq!(
+                count.load(Ordering::SeqCst),
+                watchers,
+                "release {n}: told to that many watchers"
+            );
         }
     }
 

@@ -162,7 +162,10 @@ impl Watchers {
     fn layout_changed(&self, tenant: Option<Uuid>) {
         let mut layouts = self.layouts();
         layouts.retain(|_, changes| changes.receiver_count() > 0);
-        for (_, changes) in layouts.iter().filter(|(t, _)| tenant.is_none_or(|tenant| **t == tenant)) {
+        for (_, changes) in layouts
+            .iter()
+            .filter(|(t, _)| tenant.is_none_or(|tenant| **t == tenant))
+        {
             changes.send_modify(|n| *n += 1);
         }
     }
@@ -391,7 +394,7 @@ impl Watchers {
         tokio::spawn(async move {
             let mut known = known;
             loop {
-                changes.borrow_and_update();
+                changes.mark_unchanged();
                 let layout = releases
                     .layout(scope.tenant, &scope.application, &scope.environment, &scope.cluster)
                     .await
