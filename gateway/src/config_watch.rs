@@ -6,6 +6,13 @@
 //! event-stream form sends each release as it comes, with the whole position
 //! as the event id, so a reconnecting `EventSource` resumes exactly.
 //!
+//! A client that names its configuration (`tenant`, `application`,
+//! `environment`, `cluster`, as it reads the effective config) also hears of
+//! a set joining or leaving it (a set created or deleted, shared links
+//! changed): the long poll answers with a `joined` (or `left`) notice for
+//! that set, and the client reads its configuration again, so a set created
+//! after it started is watched at once rather than at its next full re-read.
+//!
 //! Watchers identify themselves (here and on the one-set watches) with
 //! `instance` (an id the client picks) and `labels` (`k=v,k=v`); the configs
 //! service records which instance holds which release of each set.
@@ -238,6 +245,76 @@ pub struct MultiWatchQuery {
     instance: Option<String>,
     /// The watcher's labels, `key=value,key=value` (gray releases select by them).
     labels: Option<String>,
+    /// The tenant of the configuration the sets make (with `application`:
+    /// also tell of sets joining or leaving it).
+    tenant: Option<String>,
+    /// Its application.
+    application: Option<String>,
+    /// Its environment (absent: the base level).
+    environment: Option<String>,
+    /// Its cluster (absent: the environment level).
+    cluster: Option<String>,
+}
+
+/// What a multi-set long poll hears first.
+enum Heard {
+    Release(pb::ReleaseNotice),
+    Layout(pb::Layout),
+}
+
+/// The layout watch of the configuration `q` names, if it names one.
+async fn open_layout(
+    caller: &Caller,
+    configs: &Configs,
+    positions: &Positions,
+    q: &MultiWatchQuery,
+) -> Result<Option<tonic::Streaming<pb::Layout>>, ApiError> {
+    let (tenant, application) = match (q.tenant.as_deref(), q.application.as_deref()) {
+        (None, None) => return Ok(None),
+        (Some(tenant), Some(application)) => (tenant, application),
+        (None, Some(_)) => return Err(ApiError::invalid("tenant", "is required with application")),
+        (Some(_), None) => return Err(ApiError::invalid("application", "is required with tenant")),
+    };
+    crate::access_keys::check_application(caller, tenant, application)?;
+    let request = pb::WatchLayoutRequest {
+        tenant_id: tenant.to_string(),
+        application: application.to_string(),
+        environment: q.environment.clone().unwrap_or_default(),
+        cluster: q.cluster.clone().unwrap_or_default(),
+        config_set_ids: positions.0.keys().map(Uuid::to_string).collect(),
+    };
+    Ok(Some(configs.clone().watch_layout(request).await?.into_inner()))
+}
+
+/// The notices a new layout means for a watcher at `positions`: each set
+/// it lacks, `joined` at its latest release; each it has that is no longer
+/// in it, `left`.
+fn layout_notices(positions: &Positions, layout: pb::Layout) -> Vec<ReleaseNotice> {
+    let mut notices = Vec::new();
+    let mut now = std::collections::BTreeSet::new();
+    for set in layout.sets {
+        let Ok(id) = Uuid::parse_str(&set.config_set_id) else {
+            continue;
+        };
+        now.insert(id);
+        if !positions.0.contains_key(&id) {
+            notices.push(ReleaseNotice {
+                config_set_id: set.config_set_id,
+                number: set.latest_release,
+                release_id: String::new(),
+                kind: "joined".into(),
+            });
+        }
+    }
+    for (id, number) in positions.0.iter().filter(|(id, _)| !now.contains(id)) {
+        notices.push(ReleaseNotice {
+            config_set_id: id.to_string(),
+            number: *number,
+            release_id: String::new(),
+            kind: "left".into(),
+        });
+    }
+    notices
 }
 
 #[utoipa::path(get, path = "/api/v1/config-watch", tag = "configs",
@@ -257,15 +334,33 @@ async fn watch_sets(
     let positions = Positions::parse("sets", q.sets.as_deref().unwrap_or_default())?;
     let who = Identity::parse(q.instance.as_deref(), q.labels.as_deref(), peer(&extensions))?;
     let hold = hold(q.timeout.as_deref())?;
-    let mut merged = futures::stream::select_all(open(&caller, &configs, &positions, &who).await?);
+    let layout = open_layout(&caller, &configs, &positions, &q).await?;
+    let releases = futures::stream::select_all(open(&caller, &configs, &positions, &who).await?)
+        .map(|notice| notice.map(Heard::Release));
+    let layout = futures::stream::iter(layout)
+        .flatten()
+        .map(|layout| layout.map(Heard::Layout));
+    let mut merged = futures::stream::select(releases, layout);
     let first = match tokio::time::timeout(hold, merged.next()).await {
         Err(_) | Ok(None) => return Ok(StatusCode::NOT_MODIFIED.into_response()),
         Ok(Some(first)) => first?,
     };
-    let mut releases = vec![ReleaseNotice::from(first)];
+    let mut releases = Vec::new();
+    let mut heard = Some(first);
     // Everything else already waiting, so a watcher far behind catches up in one answer.
-    while let Some(Some(Ok(next))) = merged.next().now_or_never() {
-        releases.push(next.into());
+    while let Some(next) = heard {
+        match next {
+            Heard::Release(notice) => releases.push(ReleaseNotice::from(notice)),
+            Heard::Layout(layout) => releases.extend(layout_notices(&positions, layout)),
+        }
+        heard = match merged.next().now_or_never() {
+            Some(Some(Ok(next))) => Some(next),
+            _ => None,
+        };
+    }
+    if releases.is_empty() {
+        // A layout the same as the watcher's (it changed and changed back).
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     Ok(axum::Json(WatchAnswer { releases }).into_response())
 }
@@ -350,6 +445,31 @@ mod tests {
                 .request("s", 0)
                 .ip,
             ""
+        );
+    }
+
+    #[test]
+    fn a_layout_tells_of_the_sets_joining_and_leaving() {
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let positions = Positions::parse("sets", &format!("{a}:3,{b}:1")).unwrap();
+        let set = |id: Uuid, latest_release| pb::EffectiveSet {
+            config_set_id: id.to_string(),
+            origin: String::new(),
+            latest_release,
+        };
+        let layout = pb::Layout {
+            sets: vec![set(c, 2), set(a, 3)],
+        };
+        let told: Vec<(String, u64, String)> = layout_notices(&positions, layout)
+            .into_iter()
+            .map(|n| (n.config_set_id, n.number, n.kind))
+            .collect();
+        assert_eq!(
+            told,
+            vec![
+                (c.to_string(), 2, "joined".to_string()),
+                (b.to_string(), 1, "left".to_string())
+            ]
         );
     }
 

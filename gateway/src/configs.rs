@@ -378,7 +378,9 @@ pub struct ReleaseNotice {
     /// The release id.
     pub release_id: String,
     /// publish, rollback, gray (a gray release meant for this watcher) or
-    /// promoted (a gray release now everyone's).
+    /// promoted (a gray release now everyone's); on `/config-watch` with a
+    /// named configuration also joined (a set now part of it, at its latest
+    /// release) or left (a set no longer part of it): read it again.
     pub kind: String,
 }
 

@@ -183,10 +183,20 @@ impl ConfigClient {
             return self.refetch(&[]).await;
         }
         let hold = self.settings.poll;
+        // Naming the configuration: a set joining it (created, or linked,
+        // after this client started) answers the poll too.
+        let s = &self.settings;
         let mut query = vec![
             ("sets", self.current.position()),
             ("timeout", hold.as_secs().to_string()),
+            ("tenant", s.tenant.clone()),
+            ("application", s.application.clone()),
         ];
+        for (name, value) in [("environment", &s.environment), ("cluster", &s.cluster)] {
+            if !value.is_empty() {
+                query.push((name, value.clone()));
+            }
+        }
         if !self.settings.instance.is_empty() {
             query.push(("instance", self.settings.instance.clone()));
             query.push(("labels", self.settings.labels_query()));

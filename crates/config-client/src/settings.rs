@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 /// Apollo's: an idle client makes one request a minute.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(60);
 /// How often the client re-reads the whole configuration while nothing is
-/// published, so a set created after it started (a new cluster level, a newly
-/// linked shared set) is watched too.
+/// published. A set created after it started (a new cluster level, a newly
+/// linked shared set) answers its watch at once (the watch names the
+/// configuration); this re-read is the safety net for a notice lost on the way.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
 /// A client's settings, built with [`Settings::new`] and the setters.

@@ -453,3 +453,65 @@ async fn an_agent_started_while_the_config_center_is_down_serves_its_cache() {
     agent.await.unwrap().unwrap();
     std::fs::remove_dir_all(&work).unwrap();
 }
+
+/// One poll of `client`, which must answer well within its hold (a minute).
+async fn answered(client: &mut config_client::ConfigClient) -> Vec<config_client::Change> {
+    tokio::time::timeout(Duration::from_secs(30), client.poll())
+        .await
+        .expect("the poll answers before its hold ends")
+        .expect("the poll succeeds")
+}
+
+#[tokio::test]
+async fn a_set_created_or_linked_after_the_client_started_is_watched_at_once() {
+    let p = Platform::start().await;
+    let t = tenant(&p, "acme").await;
+    let base = config_set(&p, &t, "shop", "", "").await;
+    release(&p, &t, &base, "greeting=hello\n").await;
+    let (key, _) = access_key(&p, &t, "shop").await;
+    // The full re-read is far off: only the watch can tell of the new sets.
+    let settings = config_client::Settings::new(&p.url, &key, &t.id, "shop")
+        .environment("production")
+        .poll(Duration::from_secs(60))
+        .refresh(Duration::from_secs(3600));
+    let mut client = config_client::ConfigClient::new(settings).unwrap();
+    client.start().await.unwrap();
+    assert_eq!(client.current().sets.len(), 1);
+
+    // An environment level created while the client polls: the poll answers.
+    let (_, production) = tokio::join!(answered(&mut client), config_set(&p, &t, "shop", "production", ""));
+    assert!(
+        client.current().sets.contains_key(&production),
+        "{:?}",
+        client.current().sets
+    );
+    // It is watched from then on: its first release is a change.
+    let (changes, _) = tokio::join!(
+        answered(&mut client),
+        release(&p, &t, &production, "greeting=hello from production\n")
+    );
+    assert!(!changes.is_empty());
+    assert_eq!(
+        client.current().value("app.properties", "greeting"),
+        Some("hello from production")
+    );
+
+    // A shared set linked while the client polls: its items arrive at once.
+    let common = shared_set(&p, &t, "common").await;
+    release(&p, &t, &common, "region=eu\n").await;
+    let link = async {
+        let (status, links) = send(
+            &p,
+            &t.developer,
+            Method::PUT,
+            &format!("/api/v1/tenants/{}/config-links/shop", t.id),
+            Some(json!({"shared": ["common"]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{links}");
+    };
+    let (changes, ()) = tokio::join!(answered(&mut client), link);
+    assert!(!changes.is_empty());
+    assert!(client.current().sets.contains_key(&common));
+    assert_eq!(client.current().value("app.properties", "region"), Some("eu"));
+}

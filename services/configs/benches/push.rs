@@ -97,6 +97,10 @@ struct Tally {
     heard: Vec<AtomicUsize>,
     last_heard: Vec<AtomicU64>,
     latencies: std::sync::Mutex<Histogram<u64>>,
+    /// Arrivals that were not the release right after the watcher's last
+    /// one (a gap, a repeat or out of order), and the first such.
+    out_of_order: AtomicUsize,
+    first_out_of_order: std::sync::Mutex<Option<String>>,
 }
 
 impl Tally {
@@ -107,6 +111,8 @@ impl Tally {
             heard: (0..=releases).map(|_| AtomicUsize::new(0)).collect(),
             last_heard: (0..=releases).map(|_| AtomicU64::new(0)).collect(),
             latencies: std::sync::Mutex::new(histogram()),
+            out_of_order: AtomicUsize::new(0),
+            first_out_of_order: std::sync::Mutex::new(None),
         })
     }
 
@@ -116,6 +122,37 @@ impl Tally {
 
     fn publishing(&self, release: usize) {
         self.published_at[release].store(self.now(), Ordering::SeqCst);
+    }
+
+    /// Watcher `who`, holding release `last`, hears of `release`: it must
+    /// be the next one (every watcher gets every release once, in order).
+    fn heard_by(&self, who: &str, last: &mut usize, release: usize) {
+        if release != *last + 1 {
+            self.out_of_order.fetch_add(1, Ordering::SeqCst);
+            self.first_out_of_order
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert_with(|| format!("{who} holding {last} was told of {release}"));
+        }
+        *last = (*last).max(release);
+        self.heard(release);
+    }
+
+    /// Every watcher heard of every release from `first` on exactly once, in order.
+    fn assert_exactly_once(&self, watchers: usize, first: usize) {
+        let example = self.first_out_of_order.lock().expect("not poisoned").clone();
+        assert_eq!(
+            self.out_of_order.load(Ordering::SeqCst),
+            0,
+            "releases arrived out of order, repeated or with gaps; first: {example:?}"
+        );
+        for (n, count) in self.heard.iter().enumerate().skip(first) {
+            assert_eq!(
+                count.load(Ordering::SeqCst),
+                watchers,
+                "release {n}: told to that many watchers"
+            );
+        }
     }
 
     fn heard(&self, release: usize) {
@@ -172,7 +209,13 @@ async fn grpc_channel(addr: SocketAddr) -> Channel {
         .expect("configs answers")
 }
 
-async fn publish(api: &mut Client, set: &str, n: usize) {
+/// Publishes release `n` with a token signed now: the run outlasts a
+/// caller token's lifetime ([`kernel::caller::TOKEN_TTL`]), and a real
+/// client (the gateway) signs one per request too.
+/// The clock starts at the publish call itself (`tally`), after the draft
+/// edit, as etcd's starts at the put.
+async fn publish(channel: &Channel, key: &CallerKey, operator: &Caller, set: &str, n: usize, tally: Option<&Tally>) {
+    let mut api = client(channel.clone(), key, operator);
     let draft = api
         .get_draft(pb::GetDraftRequest {
             config_set_id: set.into(),
@@ -191,6 +234,9 @@ async fn publish(api: &mut Client, set: &str, n: usize) {
     })
     .await
     .expect("edit");
+    if let Some(tally) = tally {
+        tally.publishing(n);
+    }
     api.publish(pb::PublishRequest {
         config_set_id: set.into(),
         message: format!("release {n}"),
@@ -234,8 +280,8 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
             role: Role::Operator,
         }],
     );
-    let mut api = client(grpc_channel(running.grpc).await, &key, &operator);
-    let set = api
+    let api_channel = grpc_channel(running.grpc).await;
+    let set = client(api_channel.clone(), &key, &operator)
         .create_config_set(pb::CreateConfigSetRequest {
             tenant_id: tenant.to_string(),
             application: "bench".into(),
@@ -248,7 +294,7 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
         .id;
     // Release 1 exists before anyone watches: each watcher's first answer
     // is it, which tells that the watcher is connected.
-    publish(&mut api, &set, 1).await;
+    publish(&api_channel, &key, &operator, &set, 1, None).await;
 
     let tally = Tally::new(publishes + 1);
     let stop = tokio_util::sync::CancellationToken::new();
@@ -271,11 +317,12 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
                 .await
                 .expect("watch")
                 .into_inner();
+            let (who, mut last) = (format!("stream {i}"), 0);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     notice = stream.message() => match notice {
-                        Ok(Some(n)) => tally.heard(usize::try_from(n.number).unwrap_or(usize::MAX)),
+                        Ok(Some(n)) => tally.heard_by(&who, &mut last, usize::try_from(n.number).unwrap_or(usize::MAX)),
                         _ => return,
                     },
                 }
@@ -295,7 +342,7 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
         );
         let token = admin_token.clone();
         tokio::spawn(async move {
-            let mut after = 0u64;
+            let (who, mut after) = (format!("poller {i}"), 0usize);
             loop {
                 let request = http.get(format!("{base}&after={after}")).bearer_auth(&token).send();
                 let response = tokio::select! {
@@ -314,8 +361,7 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
                 };
                 for release in answer["releases"].as_array().into_iter().flatten() {
                     let number = release["number"].as_u64().unwrap_or_default();
-                    tally.heard(usize::try_from(number).unwrap_or(usize::MAX));
-                    after = after.max(number);
+                    tally.heard_by(&who, &mut after, usize::try_from(number).unwrap_or(usize::MAX));
                 }
             }
         });
@@ -334,8 +380,7 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
     let mut all_notified = histogram();
     let started = Instant::now();
     for n in 2..=publishes + 1 {
-        tally.publishing(n);
-        publish(&mut api, &set, n).await;
+        publish(&api_channel, &key, &operator, &set, n, Some(tally.as_ref())).await;
         assert!(
             tally.all_heard(n, watchers).await,
             "release {n} reached {} of {watchers} watchers within {FAN_OUT_LIMIT:?}",
@@ -346,6 +391,7 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
     let per_second = publishes as f64 / started.elapsed().as_secs_f64();
     stop.cancel();
     shutdown.trigger();
+    tally.assert_exactly_once(watchers, 1);
     let each = tally.latencies.lock().expect("not poisoned").clone();
     Figures {
         all_notified,
@@ -450,6 +496,7 @@ async fn run_etcd(watchers: usize, connections: usize, publishes: usize) -> (Fig
             let created = stream.message().await.expect("watch created");
             assert!(created.is_some_and(|r| r.created()), "etcd confirms the watch");
             ready.fetch_add(1, Ordering::SeqCst);
+            let (who, mut last) = (format!("etcd watch {i}"), 1);
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -458,7 +505,7 @@ async fn run_etcd(watchers: usize, connections: usize, publishes: usize) -> (Fig
                             for event in response.events() {
                                 let value = event.kv().and_then(|kv| kv.value_str().ok()).unwrap_or_default();
                                 if let Some(n) = value.strip_prefix("release=").and_then(|n| n.parse().ok()) {
-                                    tally.heard(n);
+                                    tally.heard_by(&who, &mut last, n);
                                 }
                             }
                         }
@@ -491,6 +538,8 @@ async fn run_etcd(watchers: usize, connections: usize, publishes: usize) -> (Fig
     }
     let per_second = publishes as f64 / started.elapsed().as_secs_f64();
     stop.cancel();
+    // Release 1 was put before the watches started.
+    tally.assert_exactly_once(watchers, 2);
     let each = tally.latencies.lock().expect("not poisoned").clone();
     (
         Figures {
@@ -515,9 +564,10 @@ async fn main() {
         "push: {watchers} watchers on one config set ({} gRPC streams over {connections} connections, {polls} HTTP long polls \
          through the gateway, each a connection), {publishes} publishes one after another, each awaited by all; \
          etcd: {watchers} watches on one key over {connections} connections, {publishes} puts; open files limit {files}; \
-         {} cores",
+         {} cores; {} build",
         watchers - polls,
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     // A long poll holds a socket at each end.
     let needed = u64::try_from(polls * 2 + 512).unwrap_or(u64::MAX);

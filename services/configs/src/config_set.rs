@@ -158,6 +158,7 @@ impl ConfigSets {
             name: set.address(),
         };
         outbox::record(&mut tx, CREATED, Some(set.tenant_id), &event).await?;
+        layout_changed(&mut tx, set.tenant_id).await?;
         self.outbox.commit(tx).await?;
         Ok(set)
     }
@@ -235,8 +236,29 @@ impl ConfigSets {
             name: set.address(),
         };
         outbox::record(&mut tx, DELETED, Some(set.tenant_id), &event).await?;
+        // Its watchers end (on every instance) and no new one is let in by a
+        // feed that still holds its tenant.
+        let deleted = format!("{}{id}", crate::watch::DELETED_PREFIX);
+        sqlx::query!("SELECT pg_notify($1, $2)", crate::release::NOTIFY_CHANNEL, deleted)
+            .execute(&mut *tx)
+            .await?;
+        layout_changed(&mut tx, set.tenant_id).await?;
         self.outbox.commit(tx).await
     }
+}
+
+/// Tells every instance's layout watchers of `tenant`, at commit, that the
+/// sets its applications' configurations are built from may have changed
+/// ([`crate::watch::Watchers::spawn_layout`]).
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn layout_changed(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, tenant: Uuid) -> Result<()> {
+    let payload = format!("{}{tenant}", crate::watch::LAYOUT_PREFIX);
+    sqlx::query!("SELECT pg_notify($1, $2)", crate::release::NOTIFY_CHANNEL, payload)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::gray::{GrayRule, NewGray};
 use crate::instance::{InstanceView, Instances, instance_id};
 use crate::item::ItemView;
 use crate::link::{Links, SharedLinks};
-use crate::release::{Notice, Release, ReleaseWithItems, Releases};
+use crate::release::{Notice, Release, ReleaseWithItems, Releases, Source};
 use crate::secret::{Keyring, Sealer};
 use crate::selector::Labels;
 use crate::watch::{Watcher, Watchers};
@@ -235,6 +235,14 @@ fn links_to_pb(l: SharedLinks) -> pb::SharedLinks {
     }
 }
 
+fn source_to_pb(s: Source) -> pb::EffectiveSet {
+    pb::EffectiveSet {
+        config_set_id: s.set_id.to_string(),
+        origin: s.origin,
+        latest_release: s.latest_release,
+    }
+}
+
 fn notice_to_pb(n: Notice) -> pb::ReleaseNotice {
     pb::ReleaseNotice {
         config_set_id: n.config_set_id.to_string(),
@@ -245,6 +253,7 @@ fn notice_to_pb(n: Notice) -> pb::ReleaseNotice {
 }
 
 type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::ReleaseNotice, Status>> + Send>>;
+type LayoutStream = Pin<Box<dyn Stream<Item = Result<pb::Layout, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ConfigsService for Configs {
@@ -421,15 +430,7 @@ impl ConfigsService for Configs {
             .await?;
         Ok(Response::new(pb::EffectiveConfig {
             entries: effective.entries.into_iter().map(entry_to_pb).collect(),
-            sets: effective
-                .sources
-                .into_iter()
-                .map(|s| pb::EffectiveSet {
-                    config_set_id: s.set_id.to_string(),
-                    origin: s.origin,
-                    latest_release: s.latest_release,
-                })
-                .collect(),
+            sets: effective.sources.into_iter().map(source_to_pb).collect(),
         }))
     }
 
@@ -533,20 +534,47 @@ impl ConfigsService for Configs {
             labels: Labels::parse("labels", &r.labels)?,
             ip: if r.ip.trim().is_empty() { peer } else { ip(&r.ip)? },
         };
-        // Only the caller's own tenants' sets: checked once, when the watch starts.
-        let set = self.sets.get(&caller, id).await?;
+        // Only the caller's own tenants' sets: checked once, when the watch
+        // starts, against the tenant the set's feed holds if it has one (a
+        // long poll watches again after every answer).
+        let tenant_id = match self.watchers.tenant_of(id) {
+            Some(tenant) if caller.can_see(tenant) => tenant,
+            Some(_) => return Err(kernel::Error::not_found("config set", id).into()),
+            None => self.sets.get(&caller, id).await?.tenant_id,
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
-        self.watchers.spawn(
-            id,
-            after,
-            Watcher {
-                tenant_id: set.tenant_id,
-                ..watcher
-            },
-            tx,
-        );
+        self.watchers.spawn(id, after, Watcher { tenant_id, ..watcher }, tx);
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
             .map(|notice| notice.map(notice_to_pb).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type WatchLayoutStream = LayoutStream;
+
+    async fn watch_layout(
+        &self,
+        request: Request<pb::WatchLayoutRequest>,
+    ) -> Result<Response<Self::WatchLayoutStream>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let scope = self
+            .releases
+            .scope(&caller, &r.tenant_id, &r.application, &r.environment, &r.cluster)?;
+        let known = r
+            .config_set_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| parse_id(&format!("config_set_ids[{i}]"), id))
+            .collect::<kernel::Result<_>>()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        self.watchers.spawn_layout(scope, known, tx);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|layout| {
+            layout
+                .map(|sets| pb::Layout {
+                    sets: sets.into_iter().map(source_to_pb).collect(),
+                })
+                .map_err(Status::from)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

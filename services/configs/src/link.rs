@@ -115,6 +115,7 @@ impl Links {
             .execute(&mut *tx)
             .await?;
         }
+        crate::config_set::layout_changed(&mut tx, tenant).await?;
         tx.commit().await?;
         Ok(SharedLinks {
             tenant_id: tenant,

@@ -112,6 +112,20 @@ pub struct Effective {
     pub releases: Vec<String>,
 }
 
+/// Which effective configuration: a tenant's application at an
+/// environment (empty: the base level) and cluster (empty: none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The tenant.
+    pub tenant: Uuid,
+    /// The application.
+    pub application: String,
+    /// The environment.
+    pub environment: String,
+    /// The cluster.
+    pub cluster: String,
+}
+
 /// A set an effective configuration is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -496,6 +510,28 @@ impl Releases {
         environment: &str,
         cluster: &str,
     ) -> Result<Effective> {
+        let scope = self.scope(caller, tenant, application, environment, cluster)?;
+        let mut effective = self
+            .merged(scope.tenant, &scope.application, &scope.environment, &scope.cluster, None)
+            .await?;
+        for entry in effective.entries.iter_mut().filter(|e| e.secret) {
+            entry.value = mask(&entry.value);
+        }
+        Ok(effective)
+    }
+
+    /// Which effective configuration `caller` asks for; members of the tenant.
+    ///
+    /// # Errors
+    /// Malformed input (naming the field), or the tenant is not visible.
+    pub fn scope(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        application: &str,
+        environment: &str,
+        cluster: &str,
+    ) -> Result<Scope> {
         let tenant = id::parse_id("tenant_id", tenant)?;
         let application = DnsLabel::parse("application", application.trim())?;
         let optional = |field: &str, raw: &str| -> Result<String> {
@@ -512,13 +548,12 @@ impl Releases {
             return Err(Error::invalid("cluster", "needs an environment"));
         }
         caller.require(tenant, Role::Viewer, "tenant", tenant)?;
-        let mut effective = self
-            .merged(tenant, application.as_str(), &environment, &cluster, None)
-            .await?;
-        for entry in effective.entries.iter_mut().filter(|e| e.secret) {
-            entry.value = mask(&entry.value);
-        }
-        Ok(effective)
+        Ok(Scope {
+            tenant,
+            application: application.to_string(),
+            environment,
+            cluster,
+        })
     }
 
     /// The schema's pool.
@@ -535,6 +570,49 @@ impl Releases {
         let mut names = self.links.of(tenant, application).await?;
         names.push(application.to_string());
         Ok(names)
+    }
+
+    /// The sets an application's configuration is built from at an
+    /// environment and cluster, lowest first: each linked shared set, then
+    /// its own, each at the base, environment and cluster levels that exist.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub(crate) async fn layout(
+        &self,
+        tenant: Uuid,
+        application: &str,
+        environment: &str,
+        cluster: &str,
+    ) -> Result<Vec<ConfigSet>> {
+        let (environment, cluster) = (environment.to_string(), cluster.to_string());
+        let names = self.layer_names(tenant, application).await?;
+        let mut levels = vec![(String::new(), String::new())];
+        if !environment.is_empty() {
+            levels.push((environment.clone(), String::new()));
+            if !cluster.is_empty() {
+                levels.push((environment.clone(), cluster.clone()));
+            }
+        }
+        let mut sets = Vec::new();
+        for name in &names {
+            for (env, cl) in &levels {
+                let set = sqlx::query_as!(
+                    ConfigSet,
+                    "SELECT id, tenant_id, application, environment, created_at, cluster, shared, latest_release
+                     FROM config_sets
+                     WHERE tenant_id = $1 AND application = $2 AND environment = $3 AND cluster = $4",
+                    tenant,
+                    name,
+                    env,
+                    cl
+                )
+                .fetch_optional(self.outbox.pool())
+                .await?;
+                sets.extend(set);
+            }
+        }
+        Ok(sets)
     }
 
     /// The effective configuration in the clear (secrets opened): for
@@ -554,58 +632,34 @@ impl Releases {
         cluster: &str,
         gray_in: Option<&str>,
     ) -> Result<Effective> {
-        let (environment, cluster) = (environment.to_string(), cluster.to_string());
-        let names = self.layer_names(tenant, application).await?;
-        let mut levels = vec![(String::new(), String::new())];
-        if !environment.is_empty() {
-            levels.push((environment.clone(), String::new()));
-            if !cluster.is_empty() {
-                levels.push((environment.clone(), cluster.clone()));
-            }
-        }
         let mut layers = Vec::new();
         let mut sources = Vec::new();
         let mut releases = Vec::new();
-        for name in &names {
-            for (env, cl) in &levels {
-                let set = sqlx::query_as!(
-                    ConfigSet,
-                    "SELECT id, tenant_id, application, environment, created_at, cluster, shared, latest_release
-                     FROM config_sets
-                     WHERE tenant_id = $1 AND application = $2 AND environment = $3 AND cluster = $4",
-                    tenant,
-                    name,
-                    env,
-                    cl
-                )
-                .fetch_optional(self.outbox.pool())
-                .await?;
-                let Some(set) = set else { continue };
-                // A set without a release gives nothing yet, but its first
-                // release changes the configuration: a client watches it too.
-                sources.push(Source {
-                    set_id: set.id,
-                    origin: set.address(),
-                    latest_release: u64::try_from(set.latest_release).unwrap_or_default(),
-                });
-                if set.latest_release == 0 {
-                    continue;
-                }
-                let number = match gray_in {
-                    Some(target) => self.gray_number_in(set.id, target).await?.unwrap_or(set.latest_release),
-                    None => set.latest_release,
-                };
-                let release = self.find(&set, number).await?;
-                let gray = if number == set.latest_release { "" } else { " (gray)" };
-                releases.push(format!("{}@{number}{gray}", set.address()));
-                let items = open_all(&self.sealer, tenant, &self.items_of(release.id).await?).await?;
-                layers.push(Layer {
-                    set_id: set.id,
-                    origin: set.address(),
-                    release: u64::try_from(number).unwrap_or_default(),
-                    items,
-                });
+        for set in self.layout(tenant, application, environment, cluster).await? {
+            // A set without a release gives nothing yet, but its first
+            // release changes the configuration: a client watches it too.
+            sources.push(Source {
+                set_id: set.id,
+                origin: set.address(),
+                latest_release: u64::try_from(set.latest_release).unwrap_or_default(),
+            });
+            if set.latest_release == 0 {
+                continue;
             }
+            let number = match gray_in {
+                Some(target) => self.gray_number_in(set.id, target).await?.unwrap_or(set.latest_release),
+                None => set.latest_release,
+            };
+            let release = self.find(&set, number).await?;
+            let gray = if number == set.latest_release { "" } else { " (gray)" };
+            releases.push(format!("{}@{number}{gray}", set.address()));
+            let items = open_all(&self.sealer, tenant, &self.items_of(release.id).await?).await?;
+            layers.push(Layer {
+                set_id: set.id,
+                origin: set.address(),
+                release: u64::try_from(number).unwrap_or_default(),
+                items,
+            });
         }
         Ok(Effective {
             entries: effective::merge(&layers),
@@ -696,6 +750,7 @@ impl Releases {
             max_number,
             gray,
             generation: 0,
+            gone: false,
         })
     }
 }

@@ -14,25 +14,45 @@
 //! a notification lost while the listener reconnects only delays the next
 //! snapshot (every feed reads again then). A watcher further behind than the
 //! snapshot reaches catches up from the table first.
+//!
+//! A long poll subscribes again after every answer, so a subscription must
+//! cost no query either: the feed keeps the set's tenant (a set never changes
+//! tenant) for the visibility check of the next watcher, and a watcher that
+//! the feed's current snapshot already has something for answers from it at
+//! once rather than waiting for the read its subscription asked for. A
+//! deleted set ([`DELETED_PREFIX`] notifications) ends its watchers.
+//!
+//! A client of a whole effective configuration also watches its layout (which
+//! sets it is built from, [`Watchers::spawn_layout`]): a set created or
+//! deleted, or an application's shared links changed, notify the tenant
+//! ([`LAYOUT_PREFIX`]), and each layout watcher of the tenant reads its
+//! layout again, telling its client when it differs from the one it knows.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kernel::Result;
+use kernel::{Error, Result};
 use sqlx::PgPool;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::instance::{Instances, Sighting};
-use crate::release::{NOTIFY_CHANNEL, Notice, Releases};
+use crate::release::{NOTIFY_CHANNEL, Notice, Releases, Scope, Source};
 use crate::selector::{Labels, Selector};
 
 /// How many of a set's latest full releases a snapshot holds; a watcher
 /// further behind reads the table until it is within them.
 pub const WINDOW: i64 = 100;
+
+/// Prefix of a notification's payload saying the set was deleted (else the
+/// payload is the set id alone: it has a new release).
+pub const DELETED_PREFIX: &str = "deleted:";
+/// Prefix of a notification's payload naming a tenant whose layouts may have
+/// changed (a set created or deleted, links changed).
+pub const LAYOUT_PREFIX: &str = "layout:";
 
 /// What every watcher of a set needs to know to answer itself.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +67,8 @@ pub struct SetState {
     pub gray: Option<(Notice, Selector)>,
     /// The last subscription it was read after (see [`Watchers::spawn`]).
     pub generation: u64,
+    /// The set was deleted: its watchers end.
+    pub gone: bool,
 }
 
 impl SetState {
@@ -97,12 +119,18 @@ struct Feed {
     reload: Arc<Notify>,
     /// Subscriptions so far: a snapshot read after the n-th counts n.
     asked: Arc<AtomicU64>,
+    /// The set's tenant, as read when its first watcher was let in.
+    tenant_id: Uuid,
+    /// Deleted (a notification said so): no more watchers, and the current ones end.
+    gone: Arc<AtomicBool>,
 }
 
 /// This instance's watchers and their sets' feeds.
 #[derive(Clone)]
 pub struct Watchers {
     feeds: Arc<Mutex<HashMap<Uuid, Feed>>>,
+    /// Per tenant with layout watchers here: a count of its layout changes.
+    layouts: Arc<Mutex<HashMap<Uuid, watch::Sender<u64>>>>,
     releases: Releases,
     instances: Instances,
     stop: CancellationToken,
@@ -114,6 +142,7 @@ impl Watchers {
     pub fn new(releases: Releases, instances: Instances, stop: CancellationToken) -> Self {
         Self {
             feeds: Arc::default(),
+            layouts: Arc::default(),
             releases,
             instances,
             stop,
@@ -125,6 +154,22 @@ impl Watchers {
         self.feeds.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn layouts(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, watch::Sender<u64>>> {
+        // As for the feeds: inserts and removes only.
+        self.layouts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn layout_changed(&self, tenant: Option<Uuid>) {
+        let mut layouts = self.layouts();
+        layouts.retain(|_, changes| changes.receiver_count() > 0);
+        for (_, changes) in layouts
+            .iter()
+            .filter(|(t, _)| tenant.is_none_or(|tenant| **t == tenant))
+        {
+            changes.send_modify(|n| *n += 1);
+        }
+    }
+
     /// Listens for release notifications until stopped ([`kernel::db::follow`]
     /// reconnects a dropped connection; every feed then reads again).
     ///
@@ -132,16 +177,34 @@ impl Watchers {
     /// Never: failures are retried.
     pub async fn listen(self, pool: PgPool) -> Result<()> {
         kernel::db::follow(&pool, NOTIFY_CHANNEL, &self.stop, |notice| {
+            if let kernel::db::Notice::Payload(payload) = &notice
+                && let Some(tenant) = payload.strip_prefix(LAYOUT_PREFIX)
+            {
+                self.layout_changed(Uuid::parse_str(tenant).ok());
+                return;
+            }
+            if matches!(notice, kernel::db::Notice::Missed) {
+                self.layout_changed(None);
+            }
             let feeds = self.feeds();
             match notice {
-                kernel::db::Notice::Payload(set) => match Uuid::parse_str(&set) {
-                    Ok(set) => {
-                        if let Some(feed) = feeds.get(&set) {
-                            feed.reload.notify_one();
+                kernel::db::Notice::Payload(payload) => {
+                    let (deleted, set) = match payload.strip_prefix(DELETED_PREFIX) {
+                        Some(set) => (true, set),
+                        None => (false, payload.as_str()),
+                    };
+                    match Uuid::parse_str(set) {
+                        Ok(set) => {
+                            if let Some(feed) = feeds.get(&set) {
+                                if deleted {
+                                    feed.gone.store(true, Ordering::SeqCst);
+                                }
+                                feed.reload.notify_one();
+                            }
                         }
+                        Err(_) => feeds.values().for_each(|f| f.reload.notify_one()),
                     }
-                    Err(_) => feeds.values().for_each(|f| f.reload.notify_one()),
-                },
+                }
                 kernel::db::Notice::Missed => feeds.values().for_each(|f| f.reload.notify_one()),
             }
         })
@@ -153,12 +216,22 @@ impl Watchers {
         self.feeds().len()
     }
 
+    /// The tenant of a set this instance is feeding, so the next watcher's
+    /// visibility is checked without a query; `None`: not fed here (read
+    /// the set), or deleted.
+    pub fn tenant_of(&self, set_id: Uuid) -> Option<Uuid> {
+        self.feeds()
+            .get(&set_id)
+            .filter(|f| !f.gone.load(Ordering::SeqCst))
+            .map(|f| f.tenant_id)
+    }
+
     /// The set's snapshots, starting its feed if it has none, and the
     /// generation of the first snapshot read after this subscription: the
     /// watcher answers from none older, so a release committed before it
     /// subscribed is in its first answer even if its notification is still
     /// on the way (subscriptions at once share one read).
-    fn subscribe(&self, set_id: Uuid) -> (watch::Receiver<Snapshot>, u64) {
+    fn subscribe(&self, set_id: Uuid, tenant_id: Uuid) -> (watch::Receiver<Snapshot>, u64) {
         let mut feeds = self.feeds();
         if let Some(feed) = feeds.get(&set_id) {
             let wanted = feed.asked.fetch_add(1, Ordering::SeqCst) + 1;
@@ -168,6 +241,7 @@ impl Watchers {
         let (state, receiver) = watch::channel(None);
         let reload = Arc::new(Notify::new());
         let asked = Arc::new(AtomicU64::new(1));
+        let gone = Arc::new(AtomicBool::new(false));
         // The first read, after the feed is in the map: a release committed
         // from here on wakes it again, so none falls between.
         reload.notify_one();
@@ -177,13 +251,22 @@ impl Watchers {
                 state: state.clone(),
                 reload: reload.clone(),
                 asked: asked.clone(),
+                tenant_id,
+                gone: gone.clone(),
             },
         );
-        tokio::spawn(self.clone().feed(set_id, state, reload, asked));
+        tokio::spawn(self.clone().feed(set_id, state, reload, asked, gone));
         (receiver, 1)
     }
 
-    async fn feed(self, set_id: Uuid, state: watch::Sender<Snapshot>, reload: Arc<Notify>, asked: Arc<AtomicU64>) {
+    async fn feed(
+        self,
+        set_id: Uuid,
+        state: watch::Sender<Snapshot>,
+        reload: Arc<Notify>,
+        asked: Arc<AtomicU64>,
+        gone: Arc<AtomicBool>,
+    ) {
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
@@ -198,6 +281,11 @@ impl Watchers {
                 () = reload.notified() => loop {
                     // Loaded before the read: every subscription counted is older than it.
                     let generation = asked.load(Ordering::SeqCst);
+                    if gone.load(Ordering::SeqCst) {
+                        let gone = SetState { generation, gone: true, ..SetState::default() };
+                        state.send_replace(Some(Arc::new(gone)));
+                        break;
+                    }
                     match self.releases.watch_state(set_id).await {
                         Ok(s) => {
                             state.send_replace(Some(Arc::new(SetState { generation, ..s })));
@@ -218,10 +306,11 @@ impl Watchers {
 
     /// Sends `watcher` what it lacks of `set_id` after release `after`, in
     /// order, then each new release meant for it, into `out` until the
-    /// receiver goes away or the service stops. The caller must have been
-    /// allowed to see the set.
+    /// receiver goes away, the set is deleted (a not-found error ends it) or
+    /// the service stops. The caller must have been allowed to see the set
+    /// (of `watcher.tenant_id`).
     pub fn spawn(&self, set_id: Uuid, after: i64, watcher: Watcher, out: mpsc::Sender<Result<Notice>>) {
-        let (mut feed, wanted) = self.subscribe(set_id);
+        let (mut feed, wanted) = self.subscribe(set_id, watcher.tenant_id);
         let releases = self.releases.clone();
         let instances = self.instances.clone();
         let stop = self.stop.clone();
@@ -241,8 +330,18 @@ impl Watchers {
             seen(after);
             let mut last = after;
             loop {
-                let snapshot = feed.borrow_and_update().clone().filter(|s| s.generation >= wanted);
-                let (notices, from_table) = match snapshot.map(|s| s.answer(last, &watcher.labels)) {
+                let snapshot = feed.borrow_and_update().clone();
+                if snapshot.as_ref().is_some_and(|s| s.gone) {
+                    let _ = out.send(Err(Error::not_found("config set", set_id))).await;
+                    return;
+                }
+                // A snapshot older than the subscription is trusted for what
+                // it has (those releases exist), never for having nothing.
+                let answer = snapshot
+                    .map(|s| (s.generation >= wanted, s.answer(last, &watcher.labels)))
+                    .filter(|(fresh, answer)| *fresh || answer.as_ref().is_none_or(|a| !a.is_empty()))
+                    .map(|(_, answer)| answer);
+                let (notices, from_table) = match answer {
                     // Not read yet: the first snapshot wakes it.
                     None => (Vec::new(), false),
                     Some(Some(notices)) => (notices, false),
@@ -273,6 +372,60 @@ impl Watchers {
                     () = stop.cancelled() => return,
                     () = out.closed() => return,
                     changed = feed.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+    }
+
+    /// Sends `known`'s client the layout of `scope` (the sets its effective
+    /// configuration is built from, lowest first) whenever it differs from
+    /// the one the client had last (at once if it differs from `known`),
+    /// into `out` until the receiver goes away or the service stops. The
+    /// caller must have been allowed to read the scope.
+    pub fn spawn_layout(&self, scope: Scope, known: BTreeSet<Uuid>, out: mpsc::Sender<Result<Vec<Source>>>) {
+        // Subscribed before the first read: a change committed after it wakes it again.
+        let mut changes = self
+            .layouts()
+            .entry(scope.tenant)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        let releases = self.releases.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut known = known;
+            loop {
+                changes.mark_unchanged();
+                let layout = releases
+                    .layout(scope.tenant, &scope.application, &scope.environment, &scope.cluster)
+                    .await
+                    .map(|sets| {
+                        sets.into_iter()
+                            .map(|set| Source {
+                                set_id: set.id,
+                                origin: set.address(),
+                                latest_release: u64::try_from(set.latest_release).unwrap_or_default(),
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                match layout {
+                    Ok(layout) => {
+                        let now: BTreeSet<Uuid> = layout.iter().map(|s| s.set_id).collect();
+                        if now != known {
+                            known = now;
+                            if out.send(Ok(layout)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = out.send(Err(e)).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = out.closed() => return,
+                    changed = changes.changed() => if changed.is_err() { return },
                 }
             }
         });
@@ -308,6 +461,7 @@ mod tests {
             max_number: 3,
             gray: Some((notice(3, "gray"), Selector::parse("s", "zone=a").unwrap())),
             generation: 0,
+            gone: false,
         }
     }
 
@@ -343,6 +497,7 @@ mod tests {
             max_number: 3,
             gray: None,
             generation: 0,
+            gone: false,
         };
         assert_eq!(numbers(s.answer(2, &labels("zone=b"))), vec![3]);
         assert_eq!(numbers(s.answer(3, &labels("zone=a"))), Vec::<i64>::new());
@@ -356,6 +511,7 @@ mod tests {
             max_number: 150,
             gray: None,
             generation: 0,
+            gone: false,
         };
         assert!(s.answer(10, &labels("")).is_none());
         assert_eq!(numbers(s.answer(149, &labels(""))), vec![150]);

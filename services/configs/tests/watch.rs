@@ -258,3 +258,100 @@ async fn a_watcher_far_behind_catches_up_from_the_table_then_follows_gray_releas
     assert_eq!(next_numbers(&mut steady, total + 2).await, vec![total + 2]);
     shutdown.trigger();
 }
+
+/// The set ids of the next layout on `stream`.
+async fn next_layout(stream: &mut tonic::Streaming<pb::Layout>) -> Vec<String> {
+    let layout = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("a layout within 20 s")
+        .unwrap()
+        .expect("the stream stays open");
+    layout.sets.into_iter().map(|s| s.config_set_id).collect()
+}
+
+#[tokio::test]
+async fn a_layout_watcher_hears_of_sets_created_linked_and_deleted_after_it_started() {
+    let t = TestPlatform::new().await;
+    let shutdown = Shutdown::new();
+    let settings = configs::Settings::from_env(&t.env, &t.settings).unwrap();
+    let running = configs::start_with(&t.settings, settings, Addresses::ephemeral(), &shutdown)
+        .await
+        .unwrap();
+    let key = CallerKey::new(t.settings.caller_key.clone());
+    let tenant = Uuid::now_v7();
+    let mut api = client(running.grpc, &key, "user:editor", tenant);
+    let create = |application: &str, environment: &str, shared: bool| pb::CreateConfigSetRequest {
+        tenant_id: tenant.to_string(),
+        application: application.into(),
+        environment: environment.into(),
+        shared,
+        ..Default::default()
+    };
+    let base = api
+        .create_config_set(create("shop", "", false))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let mut layout = api
+        .watch_layout(pb::WatchLayoutRequest {
+            tenant_id: tenant.to_string(),
+            application: "shop".into(),
+            environment: "production".into(),
+            config_set_ids: vec![base.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Another application's set is not part of it; the environment level is.
+    api.create_config_set(create("billing", "production", false))
+        .await
+        .unwrap();
+    let production = api
+        .create_config_set(create("shop", "production", false))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    assert_eq!(next_layout(&mut layout).await, vec![base.clone(), production.clone()]);
+
+    // A shared set counts once linked, lowest first.
+    let common = api
+        .create_config_set(create("common", "", true))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    api.set_shared_links(pb::SetSharedLinksRequest {
+        tenant_id: tenant.to_string(),
+        application: "shop".into(),
+        shared: vec!["common".into()],
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        next_layout(&mut layout).await,
+        vec![common.clone(), base.clone(), production.clone()]
+    );
+
+    // A deleted set leaves it.
+    api.delete_config_set(pb::DeleteConfigSetRequest { id: production })
+        .await
+        .unwrap();
+    assert_eq!(next_layout(&mut layout).await, vec![common, base.clone()]);
+
+    // Another tenant cannot watch it.
+    let mut stranger = client(running.grpc, &key, "user:stranger", Uuid::now_v7());
+    let refused = stranger
+        .watch_layout(pb::WatchLayoutRequest {
+            tenant_id: tenant.to_string(),
+            application: "shop".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    shutdown.trigger();
+}
