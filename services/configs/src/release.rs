@@ -512,7 +512,13 @@ impl Releases {
     ) -> Result<Effective> {
         let scope = self.scope(caller, tenant, application, environment, cluster)?;
         let mut effective = self
-            .merged(scope.tenant, &scope.application, &scope.environment, &scope.cluster, None)
+            .merged(
+                scope.tenant,
+                &scope.application,
+                &scope.environment,
+                &scope.cluster,
+                None,
+            )
             .await?;
         for entry in effective.entries.iter_mut().filter(|e| e.secret) {
             entry.value = mask(&entry.value);

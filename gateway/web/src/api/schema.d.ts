@@ -5432,7 +5432,9 @@ export interface components {
             config_set_id: string;
             /**
              * @description publish, rollback, gray (a gray release meant for this watcher) or
-             *     promoted (a gray release now everyone's).
+             *     promoted (a gray release now everyone's); on `/config-watch` with a
+             *     named configuration also joined (a set now part of it, at its latest
+             *     release) or left (a set no longer part of it): read it again.
              * @enum {string}
              */
             kind: "publish" | "rollback";
@@ -8460,6 +8462,17 @@ export interface operations {
                 instance?: string;
                 /** @description The watcher's labels, `key=value,key=value` (gray releases select by them). */
                 labels?: string;
+                /**
+                 * @description The tenant of the configuration the sets make (with `application`:
+                 *     also tell of sets joining or leaving it).
+                 */
+                tenant?: string;
+                /** @description Its application. */
+                application?: string;
+                /** @description Its environment (absent: the base level). */
+                environment?: string;
+                /** @description Its cluster (absent: the environment level). */
+                cluster?: string;
             };
             header?: never;
             path?: never;
@@ -8507,6 +8520,17 @@ export interface operations {
                 instance?: string;
                 /** @description The watcher's labels, `key=value,key=value` (gray releases select by them). */
                 labels?: string;
+                /**
+                 * @description The tenant of the configuration the sets make (with `application`:
+                 *     also tell of sets joining or leaving it).
+                 */
+                tenant?: string;
+                /** @description Its application. */
+                application?: string;
+                /** @description Its environment (absent: the base level). */
+                environment?: string;
+                /** @description Its cluster (absent: the environment level). */
+                cluster?: string;
             };
             header?: never;
             path?: never;
