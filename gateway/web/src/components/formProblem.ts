@@ -15,3 +15,21 @@ export function showProblemOnForm(form: FormInstance, error: unknown, fields: st
   }
   return problem.detail;
 }
+
+/**
+ * Like `showProblemOnForm` for forms whose fields are nested or named
+ * otherwise than the API's: `resolve` maps the problem's `field`
+ * (`parameters.replicas`, `spec.services[0].name`) to the form's name path,
+ * or to nothing. The detail is answered when no field takes it.
+ */
+export function placeProblem(
+  form: FormInstance,
+  error: unknown,
+  resolve: (field: string) => (string | number)[] | string | undefined,
+): string | undefined {
+  const problem = toProblem(error);
+  const name = problem.field ? resolve(problem.field) : undefined;
+  if (name === undefined) return problem.field ? `${problem.field}: ${problem.detail}` : problem.detail;
+  form.setFields([{ name, errors: [problem.detail] }]);
+  return undefined;
+}
