@@ -4,7 +4,7 @@
 const portalEn = {
   nav: {
     group: 'Tenant',
-    resourceRequests: 'Resource requests',
+    resourceRequests: 'Request resources',
     projects: 'Projects and partitions',
     members: 'Members and groups',
     tokens: 'API tokens',

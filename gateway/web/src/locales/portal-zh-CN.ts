@@ -5,7 +5,7 @@ import type portalEn from './portal-en';
 const portalZhCN: typeof portalEn = {
   nav: {
     group: '租户',
-    resourceRequests: '资源申请',
+    resourceRequests: '申请资源',
     projects: '项目与分区',
     members: '成员与用户组',
     tokens: 'API 令牌',

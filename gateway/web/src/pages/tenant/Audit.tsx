@@ -2,7 +2,7 @@
 // from where and with what result; filtered by actor, action and period,
 // paged from the newest, exportable as CSV.
 import { useState } from 'react';
-import { Button, DatePicker, Empty, Form, Input, Space, Tag, Typography } from 'antd';
+import { Badge, Button, DatePicker, Empty, Form, Input, Space, Typography } from 'antd';
 import type { Dayjs } from 'dayjs';
 import { useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
@@ -120,7 +120,9 @@ export default function Audit() {
           {
             title: t('portal.audit.result'),
             dataIndex: 'result',
-            render: (r: string) => <Tag color={/^(2|ok|success)/i.test(r) ? 'success' : /^[45]|denied|fail/i.test(r) ? 'error' : 'default'}>{r}</Tag>,
+            render: (r: string) => (
+              <Badge status={/^(2|ok|success)/i.test(r) ? 'success' : /^[45]|denied|fail/i.test(r) ? 'error' : 'default'} text={r} />
+            ),
           },
           { title: t('portal.audit.sourceIp'), dataIndex: 'source_ip' },
           { title: t('portal.audit.requestId'), dataIndex: 'request_id', render: (v) => <Typography.Text code>{v}</Typography.Text> },

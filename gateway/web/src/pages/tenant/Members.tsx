@@ -33,8 +33,8 @@ export function groupSubject(source: string, group: string): string {
 function SourceTag({ subject }: { subject: string }) {
   const { t } = useTranslation();
   const s = subjectSource(subject);
-  if (s.source === 'oidc') return <Tag color="geekblue">{t('portal.members.oidc', { name: s.provider })}</Tag>;
-  if (s.source === 'ldap') return <Tag color="purple">{t('portal.members.ldap')}</Tag>;
+  if (s.source === 'oidc') return <Tag>{t('portal.members.oidc', { name: s.provider })}</Tag>;
+  if (s.source === 'ldap') return <Tag>{t('portal.members.ldap')}</Tag>;
   if (s.source === 'local') return <Tag>{t('portal.members.local')}</Tag>;
   return null;
 }

@@ -2,7 +2,7 @@
 // deployable and never change), the version editor whose validation
 // messages land at the field the API names, and publish.
 import { useEffect, useState } from 'react';
-import { Alert, App, Button, Card, Descriptions, Empty, Form, Input, Skeleton, Space, Table, Tag, Typography } from 'antd';
+import { Alert, App, Badge, Button, Card, Descriptions, Empty, Form, Input, Skeleton, Space, Table, Typography } from 'antd';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
@@ -273,7 +273,7 @@ export default function TemplatePage() {
               title: t('portal.common.state'),
               dataIndex: 'state',
               render: (s) =>
-                s === 'published' ? <Tag color="success">{t('portal.templates.published')}</Tag> : <Tag>{t('portal.templates.draft')}</Tag>,
+                <Badge status={s === 'published' ? 'success' : 'default'} text={s === 'published' ? t('portal.templates.published') : t('portal.templates.draft')} />,
             },
             { title: t('portal.templates.note'), dataIndex: 'note', render: (n) => n || '—' },
             { title: t('portal.common.createdBy'), dataIndex: 'created_by' },

@@ -183,7 +183,7 @@ export default function Templates() {
             title: t('portal.templates.kind'),
             key: 'kind',
             render: (_, x) =>
-              x.tenant_id ? <Tag>{t('portal.templates.tenant')}</Tag> : <Tag color="blue">{t('portal.templates.platform')}</Tag>,
+              x.tenant_id ? <Tag>{t('portal.templates.tenant')}</Tag> : <Tag>{t('portal.templates.platform')}</Tag>,
           },
           { title: t('portal.templates.description'), dataIndex: 'description', render: (d) => d || '—' },
           {

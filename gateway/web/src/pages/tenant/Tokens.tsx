@@ -1,7 +1,7 @@
 // The tenant's API tokens for scripts and CI: create (the secret is shown
 // once, then only its prefix is known), list, revoke.
 import { useState } from 'react';
-import { Alert, App, Button, Empty, Form, Input, InputNumber, Modal, Popconfirm, Select, Space, Tag, Typography } from 'antd';
+import { Alert, App, Badge, Button, Empty, Form, Input, InputNumber, Modal, Popconfirm, Select, Space, Tag, Typography } from 'antd';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { api, unwrap, type Answer } from '../../api/client';
@@ -124,9 +124,9 @@ export default function Tokens() {
             key: 'state',
             render: (_, x) =>
               x.revoked_at ? (
-                <Tag color="error">{t('portal.tokens.revoked', { at: when(x.revoked_at) })}</Tag>
+                <Badge status="error" text={t('portal.tokens.revoked', { at: when(x.revoked_at) })} />
               ) : (
-                <Tag color="success">{t('portal.tokens.active')}</Tag>
+                <Badge status="success" text={t('portal.tokens.active')} />
               ),
           },
           {
@@ -185,7 +185,10 @@ export default function Tokens() {
         maskClosable={false}
         keyboard={false}
         // The secret leaves memory with the dialog: it cannot be shown again.
-        onOk={() => setSecret(undefined)}
+        onOk={() => {
+          setSecret(undefined);
+          create.reset();
+        }}
         okText={t('portal.tokens.done')}
         cancelButtonProps={{ style: { display: 'none' } }}
         destroyOnHidden
@@ -193,12 +196,10 @@ export default function Tokens() {
         <Alert type="warning" showIcon message={t('portal.tokens.secretOnce')} style={{ marginBottom: 12 }} />
         <Typography.Text strong>{t('portal.tokens.secretLabel')}</Typography.Text>
         <Typography.Paragraph
-          code
-          copyable={{ tooltips: [t('portal.tokens.copy'), t('portal.tokens.copied')] }}
-          data-testid="token-secret"
+          copyable={{ text: secret?.secret, tooltips: [t('portal.tokens.copy'), t('portal.tokens.copied')] }}
           style={{ wordBreak: 'break-all' }}
         >
-          {secret?.secret}
+          <code data-testid="token-secret">{secret?.secret}</code>
         </Typography.Paragraph>
       </Modal>
     </>
