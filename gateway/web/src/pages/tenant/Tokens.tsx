@@ -178,30 +178,33 @@ export default function Tokens() {
           </Form.Item>
         </Form>
       </Modal>
-      <Modal
-        open={!!secret}
-        title={t('portal.tokens.secretTitle', { name: secret?.name ?? '' })}
-        closable={false}
-        maskClosable={false}
-        keyboard={false}
-        // The secret leaves memory with the dialog: it cannot be shown again.
-        onOk={() => {
-          setSecret(undefined);
-          create.reset();
-        }}
-        okText={t('portal.tokens.done')}
-        cancelButtonProps={{ style: { display: 'none' } }}
-        destroyOnHidden
-      >
-        <Alert type="warning" showIcon message={t('portal.tokens.secretOnce')} style={{ marginBottom: 12 }} />
-        <Typography.Text strong>{t('portal.tokens.secretLabel')}</Typography.Text>
-        <Typography.Paragraph
-          copyable={{ text: secret?.secret, tooltips: [t('portal.tokens.copy'), t('portal.tokens.copied')] }}
-          style={{ wordBreak: 'break-all' }}
+      {/* Unmounted, not hidden, once closed: the secret leaves the page at once. */}
+      {secret && (
+        <Modal
+          open
+          title={t('portal.tokens.secretTitle', { name: secret.name })}
+          closable={false}
+          maskClosable={false}
+          keyboard={false}
+          // The secret is forgotten with the dialog: it cannot be shown again.
+          onOk={() => {
+            setSecret(undefined);
+            create.reset();
+          }}
+          okText={t('portal.tokens.done')}
+          cancelButtonProps={{ style: { display: 'none' } }}
+          destroyOnHidden
         >
-          <code data-testid="token-secret">{secret?.secret}</code>
-        </Typography.Paragraph>
-      </Modal>
+          <Alert type="warning" showIcon message={t('portal.tokens.secretOnce')} style={{ marginBottom: 12 }} />
+          <Typography.Text strong>{t('portal.tokens.secretLabel')}</Typography.Text>
+          <Typography.Paragraph
+            copyable={{ text: secret.secret, tooltips: [t('portal.tokens.copy'), t('portal.tokens.copied')] }}
+            style={{ wordBreak: 'break-all' }}
+          >
+            <code data-testid="token-secret">{secret.secret}</code>
+          </Typography.Paragraph>
+        </Modal>
+      )}
     </>
   );
 }
