@@ -166,10 +166,18 @@ async function loggedIn(tenantId) {
 }
 
 /** Picks `option` in the Ant Design select labelled `label`. */
-async function pick(page, label, option) {
+async function pick(page, label, option, multiple = false) {
   // In the screen, not the header (which has its own Tenant and Project pickers).
-  await page.getByRole('main').getByLabel(label, { exact: true }).click();
+  // Ant Design puts an aria-label on the select's box and its input alike: the input is the control.
+  // The chosen value's text lies over the input of a select without search: click through it.
+  await page.getByRole('main').getByLabel(label, { exact: true }).and(page.locator('input')).click({ force: true });
   await page.locator('.ant-select-dropdown:not(.ant-select-dropdown-hidden) .ant-select-item-option', { hasText: option }).first().click();
+  if (!multiple) await dropdownClosed(page);
+}
+
+/** Until no select's list is on screen (axe would check one still fading out). */
+async function dropdownClosed(page) {
+  await page.locator('.ant-select-dropdown:not(.ant-select-dropdown-hidden)').first().waitFor({ state: 'hidden' });
 }
 
 /** Opens a portal screen from the menu and waits for its heading. */
@@ -314,8 +322,9 @@ test('a tenant requests resources, creates an API token, edits a template and de
   await accessible(page, 'deploy: parameters');
   await photograph(page, '13-deploy-parameters');
   await page.getByRole('button', { name: 'Next' }).click();
-  await pick(page, 'Clusters', 'dc1-prod');
+  await pick(page, 'Clusters', 'dc1-prod', true);
   await page.keyboard.press('Escape');
+  await dropdownClosed(page);
   await page.getByLabel('auto-failover').check();
   await accessible(page, 'deploy: placement');
   await page.getByRole('button', { name: 'Next' }).click();

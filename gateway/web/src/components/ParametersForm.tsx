@@ -5,6 +5,7 @@
 // `parameters.<name>` problems land on the same fields).
 import { Form, Input, InputNumber, Select, Switch } from 'antd';
 import { useTranslation } from 'react-i18next';
+import { picked } from './formProblem';
 
 export type ParameterType = 'string' | 'integer' | 'number' | 'boolean';
 
@@ -149,7 +150,13 @@ export function ParametersFields({
             extra={p.description}
             valuePropName={p.type === 'boolean' && !p.enum ? 'checked' : 'value'}
             rules={[
-              ...(mustGive ? [{ required: true, message: t('portal.common.required', { what: p.name }) }] : []),
+              ...(mustGive
+                ? [
+                    p.enum
+                      ? picked(t('portal.common.required', { what: p.name }))
+                      : { required: true, message: t('portal.common.required', { what: p.name }) },
+                  ]
+                : []),
               ...(p.type === 'string' && p.max_length ? [{ max: p.max_length }] : []),
             ]}
           >

@@ -33,3 +33,19 @@ export function placeProblem(
   form.setFields([{ name, errors: [problem.detail] }]);
   return undefined;
 }
+
+/**
+ * "Pick one" for a select: a validator rather than `required`, because a
+ * required rule makes Ant Design put `aria-required` on the select's box (a
+ * div, where ARIA does not allow it: axe's aria-allowed-attr), not only on
+ * its input.
+ */
+export function picked(message: string) {
+  return {
+    validator: async (_: unknown, value: unknown) => {
+      if (value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0)) {
+        throw new Error(message);
+      }
+    },
+  };
+}

@@ -125,7 +125,12 @@ export default function Audit() {
             ),
           },
           { title: t('portal.audit.sourceIp'), dataIndex: 'source_ip' },
-          { title: t('portal.audit.requestId'), dataIndex: 'request_id', render: (v) => <Typography.Text code>{v}</Typography.Text> },
+          {
+            title: t('portal.audit.requestId'),
+            dataIndex: 'request_id',
+            // Copyable: the id is what the logs are searched by (and the wide table gets a keyboard stop).
+            render: (v) => (v ? <Typography.Text code copyable>{v}</Typography.Text> : '—'),
+          },
         ]}
       />
     </>

@@ -24,6 +24,7 @@ import { useTranslation } from 'react-i18next';
 import { useNavigate, useSearchParams } from 'react-router-dom';
 import { api, unwrap } from '../../api/client';
 import { toProblem } from '../../api/problem';
+import { picked } from '../../components/formProblem';
 import { Health } from '../../components/Health';
 import {
   initialParameterValues,
@@ -225,7 +226,7 @@ export default function Deploy() {
         >
           <div style={pane(0)}>
             {templates.data?.length === 0 && <Alert type="info" showIcon message={t('portal.deploy.noTemplates')} style={{ marginBottom: 16 }} />}
-            <Form.Item name="template_id" label={t('portal.deploy.template')} rules={[{ required: true }]}>
+            <Form.Item name="template_id" label={t('portal.deploy.template')} rules={[picked(t('portal.common.required', { what: t('portal.deploy.template') }))]}>
               <Select
                 showSearch
                 optionFilterProp="label"
@@ -240,10 +241,12 @@ export default function Deploy() {
             <Form.Item
               name="template_version_id"
               label={t('portal.deploy.version')}
-              rules={[{ required: true }]}
+              rules={[picked(t('portal.common.required', { what: t('portal.deploy.version') }))]}
               extra={templateId && versions.data && published.length === 0 ? t('portal.deploy.noPublished') : undefined}
             >
               <Select
+                showSearch
+                optionFilterProp="label"
                 loading={versions.isFetching}
                 options={published.map((v) => ({ value: v.id, label: `${v.version}${v.note ? ` — ${v.note}` : ''}` }))}
               />
@@ -304,10 +307,12 @@ export default function Deploy() {
               name="clusters"
               label={t('portal.deploy.clusters')}
               extra={t('portal.deploy.clustersHelp')}
-              rules={[{ required: true, type: 'array', min: 1, message: t('portal.deploy.chooseCluster') }]}
+              rules={[picked(t('portal.deploy.chooseCluster'))]}
             >
               <Select
                 mode="multiple"
+                // No search box: its caret-width input fails axe's contrast check once focused.
+                showSearch={false}
                 loading={clusters.isPending}
                 optionFilterProp="label"
                 options={Object.entries(
@@ -353,7 +358,7 @@ export default function Deploy() {
             </Form.Item>
           </div>
           <div style={pane(3)}>
-            <Form.Item name={['strategy', 'type']} label={t('portal.deploy.strategy')} rules={[{ required: true }]}>
+            <Form.Item name={['strategy', 'type']} label={t('portal.deploy.strategy')}>
               <Select
                 options={(['rolling', 'recreate', 'blue-green', 'canary', 'ab', 'shadow', 'gray'] as const).map((s) => ({
                   value: s,

@@ -180,7 +180,7 @@ function MemberList({ tenantId, kind }: { tenantId: string; kind: Kind }) {
             </Form.Item>
           ) : (
             <>
-              <Form.Item name="source" label={t('portal.members.source')} rules={[{ required: true }]}>
+              <Form.Item name="source" label={t('portal.members.source')}>
                 <Select
                   options={[
                     { value: 'ldap', label: t('portal.members.ldap') },
@@ -196,7 +196,7 @@ function MemberList({ tenantId, kind }: { tenantId: string; kind: Kind }) {
               </Form.Item>
             </>
           )}
-          <Form.Item name="role" label={t('portal.common.role')} rules={[{ required: true }]}>
+          <Form.Item name="role" label={t('portal.common.role')}>
             <Select options={ROLES.map((r) => ({ value: r, label: r }))} />
           </Form.Item>
           <Form.Item name="project_id" label={t('portal.members.scope')}>

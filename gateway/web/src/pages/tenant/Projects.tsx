@@ -6,7 +6,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { api, unwrap, type Answer } from '../../api/client';
 import { CursorTable } from '../../components/CursorTable';
-import { showProblemOnForm } from '../../components/formProblem';
+import { picked, showProblemOnForm } from '../../components/formProblem';
 import { useCursorPages } from '../../components/pages';
 import { useSession } from '../../session';
 
@@ -218,7 +218,7 @@ function Partitions({
       >
         {failure && <Alert type="error" showIcon role="alert" message={failure} style={{ marginBottom: 12 }} />}
         <Form form={form} layout="vertical" onFinish={finish}>
-          <Form.Item name="cluster" label={t('portal.projects.cluster')} rules={[{ required: true }]}>
+          <Form.Item name="cluster" label={t('portal.projects.cluster')} rules={[picked(t('portal.common.required', { what: t('portal.projects.cluster') }))]}>
             <Select
               showSearch
               loading={clusters.isPending}

@@ -26,7 +26,7 @@ import { useTranslation } from 'react-i18next';
 import { api, unwrap, type Answer } from '../../api/client';
 import { toProblem } from '../../api/problem';
 import { CursorTable } from '../../components/CursorTable';
-import { showProblemOnForm } from '../../components/formProblem';
+import { picked, showProblemOnForm } from '../../components/formProblem';
 import { useCursorPages } from '../../components/pages';
 import { useSession } from '../../session';
 
@@ -165,7 +165,7 @@ function RequestFormCard({ tenantId }: { tenantId: string }) {
             </Form.Item>
           </Col>
           <Col xs={24} md={8}>
-            <Form.Item name="server_type" label={t('portal.request.serverType')} rules={required(t('portal.request.serverType'))}>
+            <Form.Item name="server_type" label={t('portal.request.serverType')}>
               <Select
                 options={[
                   { value: 'application-host', label: 'application-host' },
@@ -203,7 +203,7 @@ function RequestFormCard({ tenantId }: { tenantId: string }) {
             <Form.Item
               name="data_centre"
               label={t('portal.request.dataCentre')}
-              rules={required(t('portal.request.dataCentre'))}
+              rules={[picked(t('portal.common.required', { what: t('portal.request.dataCentre') }))]}
               extra={
                 dataCentre
                   ? t('portal.request.dataCentreClusters', {
@@ -220,25 +220,23 @@ function RequestFormCard({ tenantId }: { tenantId: string }) {
             </Form.Item>
           </Col>
           <Col xs={24} md={8}>
-            <Form.Item label={t('portal.request.spec')} required style={{ marginBottom: 0 }}>
-              <Space.Compact style={{ width: '100%' }}>
-                <Form.Item name="spec_id" noStyle rules={required(t('portal.request.spec'))}>
-                  <Select
-                    aria-label={t('portal.request.spec')}
-                    style={{ width: '70%' }}
-                    loading={specs.isPending}
-                    options={specs.data?.map((s) => ({
-                      value: s.id,
-                      label: `${s.display_name || s.name} (${Object.entries(s.amounts)
-                        .map(([k, v]) => `${k}=${v}`)
-                        .join(', ')})`,
-                    }))}
-                  />
-                </Form.Item>
-                <Form.Item name="count" noStyle rules={required(t('portal.request.count'))}>
-                  <InputNumber aria-label={t('portal.request.count')} min={1} max={10000} precision={0} style={{ width: '30%' }} />
-                </Form.Item>
-              </Space.Compact>
+            <Form.Item name="spec_id" label={t('portal.request.spec')} rules={[picked(t('portal.common.required', { what: t('portal.request.spec') }))]}>
+              <Select
+                showSearch
+                optionFilterProp="label"
+                loading={specs.isPending}
+                options={specs.data?.map((s) => ({
+                  value: s.id,
+                  label: `${s.display_name || s.name} (${Object.entries(s.amounts)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(', ')})`,
+                }))}
+              />
+            </Form.Item>
+          </Col>
+          <Col xs={24} md={8}>
+            <Form.Item name="count" label={t('portal.request.count')} rules={required(t('portal.request.count'))}>
+              <InputNumber min={1} max={10000} precision={0} style={{ width: '100%' }} />
             </Form.Item>
           </Col>
           <Col xs={24} md={8}>

@@ -162,7 +162,7 @@ export default function Tokens() {
           <Form.Item name="name" label={t('portal.common.name')} rules={[{ required: true }]}>
             <Input placeholder="ci-deploy" />
           </Form.Item>
-          <Form.Item name="role" label={t('portal.common.role')} rules={[{ required: true }]}>
+          <Form.Item name="role" label={t('portal.common.role')}>
             <Select options={(['viewer', 'developer', 'operator', 'tenant-admin'] as const).map((r) => ({ value: r, label: r }))} />
           </Form.Item>
           <Form.Item name="project_id" label={t('portal.common.project')}>
