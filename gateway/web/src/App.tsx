@@ -2,6 +2,7 @@ import { lazy, Suspense } from 'react';
 import { Spin } from 'antd';
 import { Navigate, Route, Routes, useLocation } from 'react-router-dom';
 import { useSession } from './session';
+import { tenantRoutes } from './pages/tenant/routes';
 
 // Each screen is its own chunk, the login page and the shell too: the first
 // screen loads only what it shows (the initial JavaScript's budget is 300 KB
@@ -47,6 +48,7 @@ export default function App() {
         <Route path="/dashboard" element={<Dashboard />} />
         <Route path="/applications" element={<Applications />} />
         <Route path="/applications/:id" element={<ApplicationPage />} />
+        {tenantRoutes()}
         <Route path="/admin/clusters" element={<AdminOnly><Clusters /></AdminOnly>} />
         <Route path="/admin/requests" element={<AdminOnly><Requests /></AdminOnly>} />
         <Route path="*" element={<Refusal status="404" />} />

@@ -8,6 +8,7 @@ import { Link, Navigate, Outlet, useLocation } from 'react-router-dom';
 import { api, unwrap } from './api/client';
 import { LanguageSwitch } from './components/LanguageSwitch';
 import { ProblemAlert } from './components/ProblemAlert';
+import { tenantMenu } from './pages/tenant/routes';
 import { useSession } from './session';
 
 export function useTenants(enabled: boolean) {
@@ -81,6 +82,7 @@ export default function Shell() {
   const items = [
     { key: '/dashboard', label: <Link to="/dashboard">{t('nav.dashboard')}</Link> },
     { key: '/applications', label: <Link to="/applications">{t('nav.applications')}</Link> },
+    ...tenantMenu(t),
     ...(whoami.platform_admin
       ? [
           {

@@ -1,3 +1,5 @@
+import portal from './portal-en';
+
 // English texts; zh-CN.ts has the same keys (a Vitest test checks they match).
 const en = {
   app: { title: 'paas console', loading: 'Loading…' },
@@ -113,6 +115,8 @@ const en = {
     notFound: 'There is nothing at this address.',
     home: 'Back to the dashboard',
   },
+  // The tenant portal's screens (portal-en.ts).
+  portal,
 };
 
 export default en;
