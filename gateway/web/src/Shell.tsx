@@ -1,7 +1,7 @@
 // The frame around every screen once logged in: navigation, the tenant and
 // project the user works in, language, who is logged in, logout.
 import { Suspense, useEffect } from 'react';
-import { Button, Layout, Menu, Select, Space, Spin, Tag, Typography } from 'antd';
+import { Button, Layout, Menu, Select, Space, Spin, Tag, Tooltip, Typography } from 'antd';
 import { useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { Link, Navigate, Outlet, useLocation } from 'react-router-dom';
@@ -81,6 +81,9 @@ export default function Shell() {
   const items = [
     { key: '/dashboard', label: <Link to="/dashboard">{t('nav.dashboard')}</Link> },
     { key: '/applications', label: <Link to="/applications">{t('nav.applications')}</Link> },
+    { key: '/config', label: <Link to="/config">{t('consoleNav.config')}</Link> },
+    { key: '/images', label: <Link to="/images">{t('consoleNav.images')}</Link> },
+    { key: '/pipelines', label: <Link to="/pipelines">{t('consoleNav.pipelines')}</Link> },
     ...(whoami.platform_admin
       ? [
           {
@@ -90,6 +93,11 @@ export default function Shell() {
             children: [
               { key: '/admin/clusters', label: <Link to="/admin/clusters">{t('nav.clusters')}</Link> },
               { key: '/admin/requests', label: <Link to="/admin/requests">{t('nav.requests')}</Link> },
+              { key: '/admin/tenants', label: <Link to="/admin/tenants">{t('consoleNav.tenants')}</Link> },
+              { key: '/admin/failovers', label: <Link to="/admin/failovers">{t('consoleNav.failovers')}</Link> },
+              { key: '/admin/registries', label: <Link to="/admin/registries">{t('consoleNav.registries')}</Link> },
+              { key: '/admin/runners', label: <Link to="/admin/runners">{t('consoleNav.runners')}</Link> },
+              { key: '/admin/audit', label: <Link to="/admin/audit">{t('consoleNav.audit')}</Link> },
             ],
           },
         ]
@@ -115,6 +123,13 @@ export default function Shell() {
           <Space>
             <LanguageSwitch />
             {whoami.platform_admin && <Tag>{t('shell.admin')}</Tag>}
+            {whoami.break_glass && (
+              <Tooltip title={t('consoleNav.breakGlassHelp')}>
+                <Tag color="red" tabIndex={0} aria-label={`${t('consoleNav.breakGlass')}: ${t('consoleNav.breakGlassHelp')}`}>
+                  {t('consoleNav.breakGlass')}
+                </Tag>
+              </Tooltip>
+            )}
             <Typography.Text>{whoami.subject}</Typography.Text>
             <Button onClick={() => void logout()}>{t('shell.logout')}</Button>
           </Space>

@@ -1,4 +1,6 @@
 // English texts; zh-CN.ts has the same keys (a Vitest test checks they match).
+import consoleEn from './console.en';
+
 const en = {
   app: { title: 'paas console', loading: 'Loading…' },
   nav: {
@@ -113,6 +115,7 @@ const en = {
     notFound: 'There is nothing at this address.',
     home: 'Back to the dashboard',
   },
+  ...consoleEn,
 };
 
 export default en;

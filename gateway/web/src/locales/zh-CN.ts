@@ -1,4 +1,5 @@
 import type { Texts } from './en';
+import consoleZhCN from './console.zh-CN';
 
 // 简体中文；与 en.ts 的键一一对应（Vitest 检查）。
 const zhCN: Texts = {
@@ -115,6 +116,7 @@ const zhCN: Texts = {
     notFound: '此地址没有内容。',
     home: '返回概览',
   },
+  ...consoleZhCN,
 };
 
 export default zhCN;
