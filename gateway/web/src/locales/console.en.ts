@@ -62,6 +62,7 @@ const consoleEn = {
     format: 'Format',
     content: 'Content',
     secret: 'Secret',
+    secretRequired: 'Enter the secret value: it is never shown, so an empty one would erase it.',
     secretHelp: 'Encrypted at rest and only ever shown masked; enter the whole value again to change it.',
     emptyDraft: 'The draft has no items. Add one (e.g. app.properties), then publish it.',
     draftVersion: 'Draft version {{version}}, last edited by {{editor}}',

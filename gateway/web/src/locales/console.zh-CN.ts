@@ -62,6 +62,7 @@ const consoleZhCN: typeof consoleEn = {
     format: '格式',
     content: '内容',
     secret: '密文',
+    secretRequired: '请输入密文的值：它从不显示，留空会把它清除。',
     secretHelp: '静态加密且只显示掩码；修改时需重新输入完整的值。',
     emptyDraft: '草稿中没有配置项。添加一个（如 app.properties），然后发布。',
     draftVersion: '草稿版本 {{version}}，最后编辑者 {{editor}}',

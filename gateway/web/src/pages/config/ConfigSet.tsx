@@ -178,10 +178,11 @@ function DraftTab({ set }: { set: ConfigSet }) {
         >
           {t('configs.addItem')}
         </Button>
-        <Button type="primary" disabled={changes.length === 0} onClick={() => setPublishing('full')}>
+        {/* Not disabled without visible changes: a secret's change is not visible (masked). */}
+        <Button type="primary" disabled={draft.data.items.length === 0} onClick={() => setPublishing('full')}>
           {t('configs.publish')}
         </Button>
-        <Button disabled={changes.length === 0 || set.latest_release === 0} onClick={() => setPublishing('gray')}>
+        <Button disabled={draft.data.items.length === 0 || set.latest_release === 0} onClick={() => setPublishing('gray')}>
           {t('configs.publishGray')}
         </Button>
         <Typography.Text type="secondary">
@@ -288,7 +289,18 @@ function DraftTab({ set }: { set: ConfigSet }) {
           <Form.Item name="secret" valuePropName="checked" extra={t('configs.secretHelp')}>
             <Checkbox>{t('configs.secret')}</Checkbox>
           </Form.Item>
-          <Form.Item name="content" label={t('configs.content')}>
+          <Form.Item
+            name="content"
+            label={t('configs.content')}
+            dependencies={['secret']}
+            rules={[
+              ({ getFieldValue }) => ({
+                // An empty secret would replace the stored value with nothing.
+                validator: (_, v: string | undefined) =>
+                  getFieldValue('secret') && !v ? Promise.reject(new Error(t('configs.secretRequired'))) : Promise.resolve(),
+              }),
+            ]}
+          >
             <Input.TextArea rows={10} style={{ fontFamily: 'monospace' }} />
           </Form.Item>
         </Form>

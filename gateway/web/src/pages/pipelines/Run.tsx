@@ -4,6 +4,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { Link, useParams } from 'react-router-dom';
 import { api, unwrap, type Answer } from '../../api/client';
+import { toProblem } from '../../api/problem';
 import { showProblemOnForm } from '../../components/formProblem';
 import { Health } from '../../components/Health';
 import { ProblemAlert } from '../../components/ProblemAlert';
@@ -143,7 +144,7 @@ export default function RunPage() {
   const cancel = useMutation({
     mutationFn: async () => unwrap(await api.POST('/api/v1/runs/{id}/cancel', { params: { path: { id } } })),
     onSuccess: (r) => client.setQueryData(['run', id], r),
-    onError: (e) => void message.error((e as Error).message),
+    onError: (e) => void message.error(toProblem(e).detail),
   });
   if (run.error) return <ProblemAlert error={run.error} onRetry={() => void run.refetch()} />;
   if (!run.data) return <Skeleton active />;
