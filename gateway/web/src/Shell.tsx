@@ -8,6 +8,7 @@ import { Link, Navigate, Outlet, useLocation } from 'react-router-dom';
 import { api, unwrap } from './api/client';
 import { LanguageSwitch } from './components/LanguageSwitch';
 import { ProblemAlert } from './components/ProblemAlert';
+import { ToneTag } from './components/ToneTag';
 import { useSession } from './session';
 
 export function useTenants(enabled: boolean) {
@@ -125,9 +126,9 @@ export default function Shell() {
             {whoami.platform_admin && <Tag>{t('shell.admin')}</Tag>}
             {whoami.break_glass && (
               <Tooltip title={t('consoleNav.breakGlassHelp')}>
-                <Tag color="red" tabIndex={0} aria-label={`${t('consoleNav.breakGlass')}: ${t('consoleNav.breakGlassHelp')}`}>
+                <ToneTag tone="bad" tabIndex={0} aria-label={`${t('consoleNav.breakGlass')}: ${t('consoleNav.breakGlassHelp')}`}>
                   {t('consoleNav.breakGlass')}
-                </Tag>
+                </ToneTag>
               </Tooltip>
             )}
             <Typography.Text>{whoami.subject}</Typography.Text>

@@ -1,8 +1,9 @@
-import { Empty, Space, Table, Tag, Typography } from 'antd';
+import { Empty, Space, Table, Typography } from 'antd';
 import { useTranslation } from 'react-i18next';
 import { lineDiff, type DiffLine, type ItemChange } from './diff';
+import { ToneTag, type Tone } from './ToneTag';
 
-const COLOUR: Record<string, string> = { added: 'green', removed: 'red', changed: 'blue' };
+const TONE: Record<string, Tone> = { added: 'good', removed: 'bad', changed: 'info' };
 const MARK: Record<DiffLine['op'], string> = { same: ' ', added: '+', removed: '-' };
 // Backgrounds light enough for black text to keep WCAG AA contrast.
 const BACKGROUND: Record<DiffLine['op'], string | undefined> = {
@@ -46,7 +47,7 @@ export function DiffView({ changes, empty }: { changes: ItemChange[]; empty?: st
         <section key={c.name} aria-label={c.name}>
           <Space style={{ marginBottom: 8 }}>
             <Typography.Text strong>{c.name}</Typography.Text>
-            <Tag color={COLOUR[c.change]}>{t(`diff.${c.change}`, { defaultValue: c.change })}</Tag>
+            <ToneTag tone={TONE[c.change]}>{t(`diff.${c.change}`, { defaultValue: c.change })}</ToneTag>
           </Space>
           {c.keys.length > 0 ? (
             <Table
@@ -59,7 +60,7 @@ export function DiffView({ changes, empty }: { changes: ItemChange[]; empty?: st
                 {
                   title: t('diff.change'),
                   dataIndex: 'change',
-                  render: (v: string) => <Tag color={COLOUR[v]}>{t(`diff.${v}`, { defaultValue: v })}</Tag>,
+                  render: (v: string) => <ToneTag tone={TONE[v]}>{t(`diff.${v}`, { defaultValue: v })}</ToneTag>,
                 },
                 { title: t('diff.before'), dataIndex: 'before', render: (v: string) => <code>{v || '—'}</code> },
                 { title: t('diff.after'), dataIndex: 'after', render: (v: string) => <code>{v || '—'}</code> },

@@ -1,4 +1,4 @@
-import { App, Button, Card, Empty, Space, Table, Tag, Typography } from 'antd';
+import { App, Button, Card, Empty, Space, Table, Typography } from 'antd';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { api, unwrap, type Answer } from '../../api/client';
@@ -9,6 +9,7 @@ import { formatTime } from '../../components/time';
 import { useSession } from '../../session';
 import { useTenants } from '../../Shell';
 import { ReplicationRules } from '../images/Images';
+import { ToneTag } from '../../components/ToneTag';
 
 type Registry = Answer<'/api/v1/registries', 'get'>['items'][number];
 type GcRun = Answer<'/api/v1/registries/{id}/garbage-collections', 'get'>['items'][number];
@@ -85,7 +86,7 @@ export default function Registries() {
               render: (_, r) => (
                 <Space>
                   {r.name}
-                  {r.master && <Tag color="blue">{t('registries.master')}</Tag>}
+                  {r.master && <ToneTag tone="info">{t('registries.master')}</ToneTag>}
                 </Space>
               ),
             },

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { App, Button, Popconfirm, Select, Space, Tag, Typography } from 'antd';
+import { App, Button, Popconfirm, Select, Space, Typography } from 'antd';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { api, unwrap, type Answer } from '../../api/client';
@@ -10,6 +10,7 @@ import { useCursorPages } from '../../components/pages';
 import { formatTime } from '../../components/time';
 import { useSession } from '../../session';
 import { useTenants } from '../../Shell';
+import { ToneTag } from '../../components/ToneTag';
 
 type Runner = Answer<'/api/v1/runners', 'get'>['items'][number];
 
@@ -71,7 +72,7 @@ export default function Runners() {
             dataIndex: 'online',
             render: (online: boolean) => <Health value={online ? 'Ready' : 'Lost'} title={online ? 'online' : 'offline'} />,
           },
-          { title: t('runners.state'), dataIndex: 'state', render: (s: string) => <Tag color={s === 'active' ? 'green' : 'orange'}>{s}</Tag> },
+          { title: t('runners.state'), dataIndex: 'state', render: (s: string) => <ToneTag tone={s === 'active' ? 'good' : 'warning'}>{s}</ToneTag> },
           { title: t('runners.concurrency'), dataIndex: 'concurrency' },
           { title: t('runners.sandbox'), dataIndex: 'sandbox', render: (s: string) => s || '—' },
           { title: t('runners.lastSeen'), dataIndex: 'last_seen_at', render: formatTime },

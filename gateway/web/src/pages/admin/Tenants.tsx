@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { Alert, App, Button, Form, Input, Modal, Select, Skeleton, Space, Table, Tag, Typography } from 'antd';
+import { Alert, App, Button, Form, Input, Modal, Select, Skeleton, Space, Table, Typography } from 'antd';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { api, unwrap, type Answer } from '../../api/client';
@@ -9,6 +9,7 @@ import { useCursorPages } from '../../components/pages';
 import { ProblemAlert } from '../../components/ProblemAlert';
 import { formatTime } from '../../components/time';
 import { limitsText, parseLimits, parseSplit, quotaFromUsage, splitText, type QuotaLevels } from './quotaText';
+import { ToneTag } from '../../components/ToneTag';
 
 type Tenant = Answer<'/api/v1/tenants', 'get'>['items'][number];
 
@@ -186,7 +187,7 @@ export default function Tenants() {
           {
             title: t('tenantsAdmin.status'),
             dataIndex: 'status',
-            render: (s: string) => <Tag color={s === 'active' ? 'green' : 'orange'}>{s}</Tag>,
+            render: (s: string) => <ToneTag tone={s === 'active' ? 'good' : 'warning'}>{s}</ToneTag>,
           },
           { title: t('tenantsAdmin.createdAt'), dataIndex: 'created_at', render: formatTime },
           {

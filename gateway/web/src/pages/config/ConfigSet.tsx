@@ -33,6 +33,7 @@ import { ProblemAlert } from '../../components/ProblemAlert';
 import { formatTime } from '../../components/time';
 import { useSession } from '../../session';
 import { setLevel } from './ConfigSets';
+import { ToneTag } from '../../components/ToneTag';
 
 type ConfigSet = Answer<'/api/v1/config-sets/{id}', 'get'>;
 type Draft = Answer<'/api/v1/config-sets/{id}/draft', 'get'>;
@@ -413,7 +414,7 @@ function ReleasesTab({ set }: { set: ConfigSet }) {
               <Space>
                 <Tag>{t(`configs.kinds.${r.kind}`)}</Tag>
                 {r.kind === 'rollback' && r.restores ? `→ #${r.restores}` : null}
-                {r.gray && <Tag color="orange">{t('configs.gray')} · {r.gray.state}</Tag>}
+                {r.gray && <ToneTag tone="warning">{t('configs.gray')} · {r.gray.state}</ToneTag>}
               </Space>
             ),
           },
@@ -619,7 +620,7 @@ function EffectiveTab({ set }: { set: ConfigSet }) {
               <Space>
                 <Link to={`/config/${e.origin_set_id}`}>{e.origin}</Link>
                 {`@${e.origin_release}`}
-                {e.origin_set_id === set.id && <Tag color="blue">{t('configs.thisSet')}</Tag>}
+                {e.origin_set_id === set.id && <ToneTag tone="info">{t('configs.thisSet')}</ToneTag>}
               </Space>
             ),
           },
@@ -667,7 +668,7 @@ function InstancesTab({ set }: { set: ConfigSet }) {
           render: (_, i) => (
             <Space>
               {`#${i.release_number}`}
-              {i.gray && <Tag color="orange">{t('configs.gray')}</Tag>}
+              {i.gray && <ToneTag tone="warning">{t('configs.gray')}</ToneTag>}
             </Space>
           ),
         },

@@ -9,6 +9,7 @@ import { CursorTable } from '../../components/CursorTable';
 import { useCursorPages } from '../../components/pages';
 import { ProblemAlert } from '../../components/ProblemAlert';
 import { formatTime } from '../../components/time';
+import { ToneTag, type Tone } from '../../components/ToneTag';
 
 type Tag = Answer<'/api/v1/repositories/{id}/tags', 'get'>['items'][number];
 type TagState = Tag['state'];
@@ -23,8 +24,8 @@ export function nextState(state: TagState): TagState | undefined {
   return at >= 0 && at < LIFECYCLE.length - 1 ? LIFECYCLE[at + 1] : undefined;
 }
 
-const STATE_COLOUR: Record<string, string> = { released: 'green', deprecated: 'orange', deleted: 'red', tested: 'blue' };
-const SEVERITY_COLOUR: Record<string, string> = { critical: 'red', high: 'volcano', medium: 'orange', low: 'blue' };
+const STATE_TONE: Record<string, Tone> = { released: 'good', deprecated: 'warning', deleted: 'bad', tested: 'info' };
+const SEVERITY_TONE: Record<string, Tone> = { critical: 'bad', high: 'bad', medium: 'warning', low: 'info' };
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -131,7 +132,7 @@ export default function RepositoryPage() {
         columns={[
           { title: t('images.tag'), dataIndex: 'name' },
           { title: t('images.digest'), dataIndex: 'digest', render: (d: string) => <code title={d}>{d.slice(0, 19)}</code> },
-          { title: t('images.state'), dataIndex: 'state', render: (s: string) => <Tag color={STATE_COLOUR[s]}>{s}</Tag> },
+          { title: t('images.state'), dataIndex: 'state', render: (s: string) => <ToneTag tone={STATE_TONE[s]}>{s}</ToneTag> },
           {
             title: t('images.move'),
             key: 'move',
@@ -171,7 +172,7 @@ export default function RepositoryPage() {
             </Descriptions>
             <Space wrap style={{ margin: '12px 0' }}>
               {Object.entries(scan.summary).map(([severity, n]) => (
-                <Tag key={severity} color={SEVERITY_COLOUR[severity]}>{`${severity}: ${n}`}</Tag>
+                <ToneTag key={severity} tone={SEVERITY_TONE[severity]}>{`${severity}: ${n}`}</ToneTag>
               ))}
             </Space>
             {scan.status === 'failed' && <ProblemAlert error={scan.message} />}

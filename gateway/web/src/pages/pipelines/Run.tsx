@@ -11,6 +11,7 @@ import { ProblemAlert } from '../../components/ProblemAlert';
 import { formatTime } from '../../components/time';
 import { RUN_HEALTH } from '../images/Images';
 import { useStepLog } from './stepLog';
+import { ToneTag } from '../../components/ToneTag';
 
 type Run = Answer<'/api/v1/runs/{id}', 'get'>;
 type Stage = Run['stages'][number];
@@ -35,7 +36,7 @@ function StepLog({ step }: { step: Step }) {
       <Space wrap>
         <Badge status={STEP_BADGE[log.state || step.state] ?? 'default'} text={log.state || step.state} />
         <Tag>{log.via === 'events' ? t('pipelines.live') : t('pipelines.polling')}</Tag>
-        {log.truncated && <Tag color="orange">{t('pipelines.truncated')}</Tag>}
+        {log.truncated && <ToneTag tone="warning">{t('pipelines.truncated')}</ToneTag>}
       </Space>
       {log.error && <Alert type="warning" showIcon message={log.error} />}
       <pre
