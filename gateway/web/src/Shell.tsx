@@ -126,7 +126,7 @@ export default function Shell() {
             {whoami.platform_admin && <Tag>{t('shell.admin')}</Tag>}
             {whoami.break_glass && (
               <Tooltip title={t('consoleNav.breakGlassHelp')}>
-                <ToneTag tone="bad" tabIndex={0} aria-label={`${t('consoleNav.breakGlass')}: ${t('consoleNav.breakGlassHelp')}`}>
+                <ToneTag tone="bad" role="note" tabIndex={0} aria-label={`${t('consoleNav.breakGlass')}: ${t('consoleNav.breakGlassHelp')}`}>
                   {t('consoleNav.breakGlass')}
                 </ToneTag>
               </Tooltip>

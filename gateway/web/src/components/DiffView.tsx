@@ -18,6 +18,7 @@ export function LinesDiff({ before, after }: { before: string; after: string }) 
   const diff = lineDiff(before, after);
   return (
     <pre
+      role="group"
       aria-label={t('diff.lines')}
       style={{ margin: 0, fontSize: 13, border: '1px solid #f0f0f0', borderRadius: 6, overflowX: 'auto' }}
     >

@@ -40,6 +40,7 @@ function StepLog({ step }: { step: Step }) {
       </Space>
       {log.error && <Alert type="warning" showIcon message={log.error} />}
       <pre
+        role="log"
         aria-label={t('pipelines.log')}
         tabIndex={0}
         style={{ background: '#141414', color: '#f0f0f0', padding: 12, minHeight: 200, maxHeight: 520, overflow: 'auto', fontSize: 12 }}
