@@ -35,12 +35,24 @@ test('the config center publishes a draft and shows the release, its diff and th
 
   const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1366, height: 900 } });
   const page = await context.newPage();
+  try {
+    await journey(page, tenant, suffix);
+  } catch (e) {
+    // What the screen showed when it went wrong.
+    await photograph(page, 'console-failure').catch(() => {});
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
+async function journey(page, tenant, suffix) {
   await logInAsAdmin(page);
   // The local administrator is the break-glass account, and the shell says so.
   await page.getByText('Break-glass administrator').waitFor();
 
-  // Work in the new tenant.
-  await page.getByRole('combobox', { name: 'Tenant' }).click();
+  // Work in the new tenant, picked with the keyboard.
+  await page.getByRole('combobox', { name: 'Tenant' }).focus();
   await page.keyboard.type(`Shop ${suffix}`);
   await page.keyboard.press('Enter');
   await page.getByTitle(`Shop ${suffix}`).first().waitFor();
@@ -52,24 +64,25 @@ test('the config center publishes a draft and shows the release, its diff and th
   await accessible(page, 'config sets');
   await photograph(page, '10-config-empty');
   await page.getByRole('button', { name: 'New config set' }).click();
-  await dialog(page).getByLabel('Application').fill('shop');
+  await dialog(page).getByRole('textbox', { name: 'Application' }).fill('shop');
   await dialog(page).getByRole('button', { name: 'Create' }).click();
   await page.getByRole('heading', { name: 'Config of shop (base)' }).waitFor();
   await page.getByText('The draft has no items.').waitFor();
 
   // The draft: an item, then a bad yaml one, whose problem the gateway names.
   await page.getByRole('button', { name: 'Add item' }).click();
-  await dialog(page).getByLabel('Item').fill('app.properties');
-  await dialog(page).getByLabel('Content').fill('pool=10\ntimeout=5s\n');
+  await dialog(page).getByRole('textbox', { name: 'Item' }).fill('app.properties');
+  await dialog(page).getByRole('textbox', { name: 'Content' }).fill('pool=10\ntimeout=5s\n');
   await dialog(page).getByRole('button', { name: 'Save' }).click();
   await page.getByText('Saved app.properties in the draft').waitFor();
-  await page.getByRole('region', { name: 'app.properties' }).getByText('Added').waitFor();
+  await page.getByRole('region', { name: 'app.properties' }).getByText('Added').first().waitFor();
 
   await page.getByRole('button', { name: 'Add item' }).click();
-  await dialog(page).getByLabel('Item').fill('bad.yaml');
-  await dialog(page).getByLabel('Format').click();
-  await page.getByRole('option', { name: 'yaml' }).click();
-  await dialog(page).getByLabel('Content').fill('a: [1, 2\nb: }\n');
+  await dialog(page).getByRole('textbox', { name: 'Item' }).fill('bad.yaml');
+  // The selected value lies over the select's input: click through it.
+  await dialog(page).getByRole('combobox', { name: 'Format' }).click({ force: true });
+  await page.locator('.ant-select-item-option[title="yaml"]').click();
+  await dialog(page).getByRole('textbox', { name: 'Content' }).fill('a: [1, 2\nb: }\n');
   await dialog(page).getByRole('button', { name: 'Save' }).click();
   const problem = dialog(page).locator('.ant-form-item-explain-error, .ant-alert-error').first();
   await problem.waitFor();
@@ -80,14 +93,14 @@ test('the config center publishes a draft and shows the release, its diff and th
 
   // Publish release 1.
   await page.getByRole('button', { name: 'Publish', exact: true }).first().click();
-  await dialog(page).getByLabel('Message').fill('defaults');
+  await dialog(page).getByRole('textbox', { name: 'Message' }).fill('defaults');
   await dialog(page).getByRole('button', { name: 'Publish', exact: true }).click();
   await page.getByText('Published release #1').waitFor();
   await page.getByText('Changes since release #1').waitFor();
 
   // Edit the draft: the diff against release 1 shows the key's change.
   await page.getByRole('button', { name: 'Edit app.properties' }).click();
-  await dialog(page).getByLabel('Content').fill('pool=50\ntimeout=5s\n');
+  await dialog(page).getByRole('textbox', { name: 'Content' }).fill('pool=50\ntimeout=5s\n');
   await dialog(page).getByRole('button', { name: 'Save' }).click();
   const change = page.getByRole('region', { name: 'app.properties' });
   await change.getByRole('cell', { name: 'pool' }).waitFor();
@@ -97,13 +110,13 @@ test('the config center publishes a draft and shows the release, its diff and th
   await photograph(page, '11-config-draft');
 
   await page.getByRole('button', { name: 'Publish', exact: true }).first().click();
-  await dialog(page).getByLabel('Message').fill('bigger pool');
+  await dialog(page).getByRole('textbox', { name: 'Message' }).fill('bigger pool');
   await dialog(page).getByRole('button', { name: 'Publish', exact: true }).click();
   await page.getByText('Published release #2').waitFor();
 
   // The history has both releases; the diff shows 1 -> 2.
-  await page.getByRole('tab', { name: 'Releases' }).click();
-  const history = page.getByRole('tabpanel', { name: 'Releases' });
+  await page.getByRole('tab', { name: 'Releases', exact: true }).click();
+  const history = page.getByRole('tabpanel', { name: 'Releases', exact: true });
   await history.getByRole('row').filter({ hasText: 'bigger pool' }).waitFor();
   await history.getByRole('row').filter({ hasText: 'defaults' }).waitFor();
   await history.getByRole('region', { name: 'app.properties' }).getByRole('cell', { name: '50', exact: true }).waitFor();
@@ -112,7 +125,7 @@ test('the config center publishes a draft and shows the release, its diff and th
 
   // Roll back to 1: a third release restoring it.
   await history.getByRole('row').filter({ hasText: 'defaults' }).getByRole('button', { name: 'Roll back to #1' }).click();
-  await dialog(page).getByLabel('Message').fill('back to 10');
+  await dialog(page).getByRole('textbox', { name: 'Message' }).fill('back to 10');
   await dialog(page).getByRole('button', { name: 'Roll back', exact: true }).click();
   await page.getByText('Release #3 restores #1').waitFor();
   await history.getByRole('row').filter({ hasText: 'back to 10' }).waitFor();
@@ -154,7 +167,7 @@ test('the config center publishes a draft and shows the release, its diff and th
   // Admin: tenants and a quota, with a bad line refused at the field.
   await screen(page, 'Tenants and quotas', 'Tenants and quotas', '40-admin-tenants');
   await page.getByRole('button', { name: `Quota of shop-${suffix}` }).click();
-  const total = dialog(page).getByLabel('Tenant total');
+  const total = dialog(page).getByRole('textbox', { name: 'Tenant total' });
   await total.fill('requests.cpu');
   await dialog(page).getByRole('button', { name: 'Save quota' }).click();
   await dialog(page).getByText('Line 1 is not in the form shown below.').waitFor();
@@ -176,7 +189,7 @@ test('the config center publishes a draft and shows the release, its diff and th
 
   // Audit: the config writes above are there; filtered and exported.
   await screen(page, 'Platform audit', 'Platform audit', '45-admin-audit');
-  await page.getByLabel('Action starts with').fill('POST /api/v1/config-sets');
+  await page.getByRole('textbox', { name: 'Action starts with' }).fill('POST /api/v1/config-sets');
   await page.getByRole('button', { name: 'Apply' }).click();
   const published = page.getByRole('row').filter({ hasText: '/releases' }).first();
   await published.waitFor();
@@ -189,6 +202,4 @@ test('the config center publishes a draft and shows the release, its diff and th
   assert.match(body.split('\n')[0], /^id,at,actor/);
   assert.ok(body.includes('/releases'), 'the CSV has the filtered records');
   await photograph(page, '46-admin-audit-filtered');
-
-  await context.close();
-});
+}

@@ -142,8 +142,10 @@ function DraftTab({ set }: { set: ConfigSet }) {
     },
   });
 
-  async function saveItem(v: ItemForm) {
+  async function saveItem(form: ItemForm) {
     setItemFailure(undefined);
+    // An edit keeps the item's name whatever the form holds.
+    const v = { ...form, name: editing?.item?.name ?? form.name };
     try {
       await putItem.mutateAsync(v);
       void message.success(t('configs.itemSaved', { name: v.name }));
@@ -281,8 +283,8 @@ function DraftTab({ set }: { set: ConfigSet }) {
             content: editing?.item && !editing.item.secret ? editing.item.content : '',
           }}
         >
-          <Form.Item name="name" label={t('configs.item')} rules={[{ required: true, whitespace: true }]}>
-            <Input disabled={!!editing?.item} placeholder="app.properties" />
+          <Form.Item name="name" label={t('configs.item')} rules={editing?.item ? [] : [{ required: true, whitespace: true }]}>
+            <Input readOnly={!!editing?.item} placeholder="app.properties" />
           </Form.Item>
           <Form.Item name="format" label={t('configs.format')}>
             <Select options={FORMATS.map((f) => ({ value: f, label: f }))} />
