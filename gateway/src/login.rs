@@ -73,6 +73,10 @@ pub struct Whoami {
     pub subject: String,
     /// Platform administrator.
     pub platform_admin: bool,
+    /// Logged in as the local break-glass administrator (the console shows
+    /// it, as the account is for when the directory or OIDC is down).
+    #[serde(default)]
+    pub break_glass: bool,
     /// Tenant id -> role.
     pub memberships: Vec<(String, String)>,
     /// With the session cookie: the token writes must echo in
@@ -501,6 +505,7 @@ pub(crate) async fn current(
         _ => None,
     };
     Ok(Json(Whoami {
+        break_glass: caller.subject == format!("local:{}", crate::local_admin::USERNAME),
         subject: caller.subject,
         platform_admin: caller.platform_admin,
         memberships: caller

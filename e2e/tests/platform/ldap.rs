@@ -61,6 +61,7 @@ async fn directory_users_log_in_and_groups_map_to_roles_at_every_login() {
     let me = whoami(&p, &cookie.unwrap()).await;
     assert_eq!(me["subject"], "ldap:jdoe");
     assert_eq!(me["platform_admin"], false);
+    assert_eq!(me["break_glass"], false, "only the local account is break-glass");
     assert_eq!(
         me["memberships"],
         json!([[tid, "operator"]]),

@@ -49,8 +49,12 @@ async fn the_break_glass_admin_logs_in_and_cookie_writes_need_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(
-        (me["subject"].as_str(), me["platform_admin"].as_bool()),
-        (Some("local:admin"), Some(true))
+        (
+            me["subject"].as_str(),
+            me["platform_admin"].as_bool(),
+            me["break_glass"].as_bool()
+        ),
+        (Some("local:admin"), Some(true), Some(true))
     );
 
     let without = with(&p, &s, Method::POST, "/api/v1/tenants")

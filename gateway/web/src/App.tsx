@@ -14,6 +14,18 @@ const Applications = lazy(() => import('./pages/Applications'));
 const ApplicationPage = lazy(() => import('./pages/Application'));
 const Clusters = lazy(() => import('./pages/admin/Clusters'));
 const Requests = lazy(() => import('./pages/admin/Requests'));
+// Config center, images, pipelines and the rest of the admin console.
+const ConfigSets = lazy(() => import('./pages/config/ConfigSets'));
+const ConfigSet = lazy(() => import('./pages/config/ConfigSet'));
+const Images = lazy(() => import('./pages/images/Images'));
+const Repository = lazy(() => import('./pages/images/Repository'));
+const Pipelines = lazy(() => import('./pages/pipelines/Pipelines'));
+const PipelineRun = lazy(() => import('./pages/pipelines/Run'));
+const TenantsAdmin = lazy(() => import('./pages/admin/Tenants'));
+const Failovers = lazy(() => import('./pages/admin/Failovers'));
+const Registries = lazy(() => import('./pages/admin/Registries'));
+const Runners = lazy(() => import('./pages/admin/Runners'));
+const Audit = lazy(() => import('./pages/admin/Audit'));
 
 const Refusal = lazy(() => import('./pages/Refusal'));
 
@@ -51,6 +63,17 @@ export default function App() {
         {tenantRoutes()}
         <Route path="/admin/clusters" element={<AdminOnly><Clusters /></AdminOnly>} />
         <Route path="/admin/requests" element={<AdminOnly><Requests /></AdminOnly>} />
+        <Route path="/config" element={<ConfigSets />} />
+        <Route path="/config/:id" element={<ConfigSet />} />
+        <Route path="/images" element={<Images />} />
+        <Route path="/images/:id" element={<Repository />} />
+        <Route path="/pipelines" element={<Pipelines />} />
+        <Route path="/pipelines/runs/:id" element={<PipelineRun />} />
+        <Route path="/admin/tenants" element={<AdminOnly><TenantsAdmin /></AdminOnly>} />
+        <Route path="/admin/failovers" element={<AdminOnly><Failovers /></AdminOnly>} />
+        <Route path="/admin/registries" element={<AdminOnly><Registries /></AdminOnly>} />
+        <Route path="/admin/runners" element={<AdminOnly><Runners /></AdminOnly>} />
+        <Route path="/admin/audit" element={<AdminOnly><Audit /></AdminOnly>} />
         <Route path="*" element={<Refusal status="404" />} />
       </Route>
       </Routes>

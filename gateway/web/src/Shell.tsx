@@ -1,7 +1,7 @@
 // The frame around every screen once logged in: navigation, the tenant and
 // project the user works in, language, who is logged in, logout.
 import { Suspense, useEffect } from 'react';
-import { Button, Layout, Menu, Select, Space, Spin, Tag, Typography } from 'antd';
+import { Button, Layout, Menu, Select, Space, Spin, Tag, Tooltip, Typography } from 'antd';
 import { useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { Link, Navigate, Outlet, useLocation } from 'react-router-dom';
@@ -9,6 +9,7 @@ import { api, unwrap } from './api/client';
 import { LanguageSwitch } from './components/LanguageSwitch';
 import { ProblemAlert } from './components/ProblemAlert';
 import { tenantMenu } from './pages/tenant/routes';
+import { ToneTag } from './components/ToneTag';
 import { useSession } from './session';
 
 export function useTenants(enabled: boolean) {
@@ -83,6 +84,9 @@ export default function Shell() {
     { key: '/dashboard', label: <Link to="/dashboard">{t('nav.dashboard')}</Link> },
     { key: '/applications', label: <Link to="/applications">{t('nav.applications')}</Link> },
     ...tenantMenu(t),
+    { key: '/config', label: <Link to="/config">{t('consoleNav.config')}</Link> },
+    { key: '/images', label: <Link to="/images">{t('consoleNav.images')}</Link> },
+    { key: '/pipelines', label: <Link to="/pipelines">{t('consoleNav.pipelines')}</Link> },
     ...(whoami.platform_admin
       ? [
           {
@@ -92,6 +96,11 @@ export default function Shell() {
             children: [
               { key: '/admin/clusters', label: <Link to="/admin/clusters">{t('nav.clusters')}</Link> },
               { key: '/admin/requests', label: <Link to="/admin/requests">{t('nav.requests')}</Link> },
+              { key: '/admin/tenants', label: <Link to="/admin/tenants">{t('consoleNav.tenants')}</Link> },
+              { key: '/admin/failovers', label: <Link to="/admin/failovers">{t('consoleNav.failovers')}</Link> },
+              { key: '/admin/registries', label: <Link to="/admin/registries">{t('consoleNav.registries')}</Link> },
+              { key: '/admin/runners', label: <Link to="/admin/runners">{t('consoleNav.runners')}</Link> },
+              { key: '/admin/audit', label: <Link to="/admin/audit">{t('consoleNav.audit')}</Link> },
             ],
           },
         ]
@@ -117,6 +126,13 @@ export default function Shell() {
           <Space>
             <LanguageSwitch />
             {whoami.platform_admin && <Tag>{t('shell.admin')}</Tag>}
+            {whoami.break_glass && (
+              <Tooltip title={t('consoleNav.breakGlassHelp')}>
+                <ToneTag tone="bad" role="note" tabIndex={0} aria-label={`${t('consoleNav.breakGlass')}: ${t('consoleNav.breakGlassHelp')}`}>
+                  {t('consoleNav.breakGlass')}
+                </ToneTag>
+              </Tooltip>
+            )}
             <Typography.Text>{whoami.subject}</Typography.Text>
             <Button onClick={() => void logout()}>{t('shell.logout')}</Button>
           </Space>

@@ -6731,6 +6731,11 @@ export interface components {
         /** @description The caller of the current session or token. */
         Whoami: {
             /**
+             * @description Logged in as the local break-glass administrator (the console shows
+             *     it, as the account is for when the directory or OIDC is down).
+             */
+            break_glass?: boolean;
+            /**
              * @description With the session cookie: the token writes must echo in
              *     `X-CSRF-Token` (how a page learns it after an OIDC login).
              */

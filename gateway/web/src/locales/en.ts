@@ -1,6 +1,8 @@
 import portal from './portal-en';
 
 // English texts; zh-CN.ts has the same keys (a Vitest test checks they match).
+import consoleEn from './console.en';
+
 const en = {
   app: { title: 'paas console', loading: 'Loading…' },
   nav: {
@@ -117,6 +119,7 @@ const en = {
   },
   // The tenant portal's screens (portal-en.ts).
   portal,
+  ...consoleEn,
 };
 
 export default en;

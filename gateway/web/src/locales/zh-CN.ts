@@ -1,5 +1,6 @@
 import type { Texts } from './en';
 import portal from './portal-zh-CN';
+import consoleZhCN from './console.zh-CN';
 
 // 简体中文；与 en.ts 的键一一对应（Vitest 检查）。
 const zhCN: Texts = {
@@ -118,6 +119,7 @@ const zhCN: Texts = {
   },
   // 租户门户各页面（portal-zh-CN.ts）。
   portal,
+  ...consoleZhCN,
 };
 
 export default zhCN;

@@ -1,0 +1,50 @@
+// What the browser journeys share: the platform's API as the bootstrap
+// administrator, the axe check and screenshots.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { AxeBuilder } from '@axe-core/playwright';
+
+export const url = process.env.PORTAL_URL;
+export const adminToken = process.env.PORTAL_ADMIN_TOKEN;
+export const adminPassword = process.env.PORTAL_ADMIN_PASSWORD;
+export const artifacts = process.env.PORTAL_ARTIFACTS ?? 'journey-artifacts';
+export const chromiumPath = process.env.PORTAL_CHROMIUM ?? '/usr/bin/chromium';
+
+assert.ok(url && adminToken && adminPassword, 'run through scripts/web-journey (PORTAL_URL, PORTAL_ADMIN_TOKEN, PORTAL_ADMIN_PASSWORD)');
+mkdirSync(artifacts, { recursive: true });
+
+/** The API as the bootstrap administrator, to set up what the tenant side would have done. */
+export async function admin(method, path, body) {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${adminToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+/** No serious or critical accessibility violation on the screen as it is. */
+export async function accessible(page, screen) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const described = bad.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  assert.deepEqual(described, [], `${screen}: accessibility violations`);
+}
+
+export async function photograph(page, name) {
+  await page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
+}
+
+/** Logs in as the local (break-glass) administrator from the login page. */
+export async function logInAsAdmin(page) {
+  await page.goto(`${url}/`);
+  await page.getByLabel('User name').fill('admin');
+  await page.getByLabel('Password').fill(adminPassword);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+}
