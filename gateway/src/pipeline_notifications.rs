@@ -24,13 +24,13 @@ use crate::upstream::{Devops, Signed};
 pub fn routes() -> Routes {
     let dev = Permission::Role(Role::Developer);
     Routes::new()
-        .route(dev, routes!(create_target))
-        .route(Permission::Authenticated, routes!(list_targets))
-        .route(dev, routes!(delete_target))
+        .route(dev, routes!(create_notification_target))
+        .route(Permission::Authenticated, routes!(list_notification_targets))
+        .route(dev, routes!(delete_notification_target))
         .route(Permission::Authenticated, routes!(list_notifications))
-        .route(dev, routes!(create_image_trigger))
-        .route(Permission::Authenticated, routes!(list_image_triggers))
-        .route(dev, routes!(delete_image_trigger))
+        .route(dev, routes!(create_pipeline_image_trigger))
+        .route(Permission::Authenticated, routes!(list_pipeline_image_triggers))
+        .route(dev, routes!(delete_pipeline_image_trigger))
 }
 
 /// How a target is reached.
@@ -199,7 +199,7 @@ pub struct Notifications {
 
 #[utoipa::path(post, path = "/api/v1/notification-targets", tag = "pipelines", request_body = NewNotificationTarget,
     responses((status = 201, body = NotificationTargetCreated), Problems), security(("bearer" = [])))]
-async fn create_target(
+async fn create_notification_target(
     Signed(mut devops): Signed<Devops>,
     Body(b): Body<NewNotificationTarget>,
 ) -> Result<(StatusCode, Json<NotificationTargetCreated>), ApiError> {
@@ -230,7 +230,7 @@ async fn create_target(
 
 #[utoipa::path(get, path = "/api/v1/notification-targets", tag = "pipelines", params(NotificationTargetFilter),
     responses((status = 200, body = NotificationTargets), Problems), security(("bearer" = [])))]
-async fn list_targets(
+async fn list_notification_targets(
     Signed(mut devops): Signed<Devops>,
     Query(filter): Query<NotificationTargetFilter>,
 ) -> Result<Json<NotificationTargets>, ApiError> {
@@ -250,7 +250,10 @@ async fn list_targets(
     params(("id" = uuid::Uuid, Path, description = "the target")),
     responses((status = 204, description = "deleted with its pending notifications"), Problems),
     security(("bearer" = [])))]
-async fn delete_target(Signed(mut devops): Signed<Devops>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_notification_target(
+    Signed(mut devops): Signed<Devops>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     devops
         .delete_notification_target(pb::DeleteNotificationTargetRequest { id })
         .await?;
@@ -348,7 +351,7 @@ pub struct PipelineImageTriggers {
 #[utoipa::path(post, path = "/api/v1/pipelines/{id}/image-triggers", tag = "pipelines",
     params(("id" = uuid::Uuid, Path, description = "the pipeline")), request_body = NewPipelineImageTrigger,
     responses((status = 201, body = PipelineImageTrigger), Problems), security(("bearer" = [])))]
-async fn create_image_trigger(
+async fn create_pipeline_image_trigger(
     Signed(mut devops): Signed<Devops>,
     Path(id): Path<String>,
     Body(b): Body<NewPipelineImageTrigger>,
@@ -368,7 +371,7 @@ async fn create_image_trigger(
 #[utoipa::path(get, path = "/api/v1/pipelines/{id}/image-triggers", tag = "pipelines",
     params(("id" = uuid::Uuid, Path, description = "the pipeline")),
     responses((status = 200, body = PipelineImageTriggers), Problems), security(("bearer" = [])))]
-async fn list_image_triggers(
+async fn list_pipeline_image_triggers(
     Signed(mut devops): Signed<Devops>,
     Path(id): Path<String>,
 ) -> Result<Json<PipelineImageTriggers>, ApiError> {
@@ -384,7 +387,7 @@ async fn list_image_triggers(
 #[utoipa::path(delete, path = "/api/v1/pipeline-image-triggers/{id}", tag = "pipelines",
     params(("id" = uuid::Uuid, Path, description = "the trigger")),
     responses((status = 204, description = "deleted"), Problems), security(("bearer" = [])))]
-async fn delete_image_trigger(
+async fn delete_pipeline_image_trigger(
     Signed(mut devops): Signed<Devops>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -23,12 +23,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use helpers::{GitServer, World};
-use kernel::testkit::eventually;
+use kernel::testkit::{TestPlatform, eventually};
 use paas_proto::v1 as pb;
 use uuid::Uuid;
 
 const PIPELINES: usize = 200;
 const CONCURRENCY: u32 = 8;
+/// `PAAS_DB_POOL_SIZE`'s default.
+const DB_POOL: u32 = 8;
 const IDLE_RUNS: usize = CONCURRENCY as usize;
 const TARGET_IDLE_P99_MS: f64 = 200.0;
 const TARGET_OVERHEAD_MS: f64 = 50.0;
@@ -112,7 +114,15 @@ async fn timings(w: &World) -> Vec<Timing> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let w = World::new().await;
+    let mut t = TestPlatform::new().await;
+    // Tests run with small pools; measure with the platform's default.
+    t.settings.db_pool_size = DB_POOL;
+    let w = World::start(
+        t,
+        devops::registry::Settings::default(),
+        devops::notification::Smtp::default(),
+    )
+    .await;
     let git = GitServer::start().await;
     let commit = git.push("main").await;
     println!(
@@ -231,7 +241,11 @@ async fn main() {
     let mut own_sorted = own.clone();
     own_sorted.sort_by(f64::total_cmp);
 
-    println!("settings: pipelines={PIPELINES} runner_slots={CONCURRENCY} steps_per_run=1 step=`echo hello`");
+    println!(
+        "settings: pipelines={PIPELINES} runner_slots={CONCURRENCY} steps_per_run=1 step=`echo hello` \
+         db_pool={DB_POOL} conductor_tick={:?} plan_batch=16",
+        devops::conductor::TICK
+    );
     println!(
         "burst: {PIPELINES} deliveries answered in {:.0} ms; all runs done {:.1} s after the first was sent",
         answered.as_secs_f64() * 1000.0,

@@ -499,9 +499,16 @@ impl BareRegistry {
 impl World {
     /// A world whose e-mail notifications go to `smtp`.
     pub async fn with_smtp(smtp: devops::notification::Smtp) -> Self {
-        let t = TestPlatform::new().await;
+        Self::start(TestPlatform::new().await, devops::registry::Settings::default(), smtp).await
+    }
+
+    /// A world on `t`'s settings.
+    pub async fn start(
+        t: TestPlatform,
+        registry: devops::registry::Settings,
+        smtp: devops::notification::Smtp,
+    ) -> Self {
         let shutdown = Shutdown::new();
-        let registry = devops::registry::Settings::default();
         let started = devops::start_notifying(
             &t.settings,
             registry.clone(),

@@ -434,7 +434,7 @@ async fn an_image_push_runs_the_pipelines_whose_trigger_matches_once_per_event()
         .unwrap();
     let event = Event::decode(&envelope).unwrap();
     let mut tx = w.pool.begin().await.unwrap();
-    TagPushes.handle(&mut *tx, &event).await.unwrap();
+    TagPushes.handle(&mut tx, &event).await.unwrap();
     tx.commit().await.unwrap();
     eventually(Duration::from_secs(10), "all four events were handled", || async {
         let handled: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = 'devops-image-triggers'")
