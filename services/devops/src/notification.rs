@@ -16,7 +16,6 @@
 //! as deployed when it succeeds, so tag pipelines that deploy by other means
 //! are covered too.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,7 +30,6 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -40,8 +38,6 @@ use crate::pipeline::Pipelines;
 
 /// The subject filter of the events that may notify someone.
 pub const SUBJECTS: &str = "devops.>";
-/// The PostgreSQL channel a new notification is announced on (at commit).
-pub const CHANNEL: &str = "devops_notifications";
 /// Delivery attempts before a notification is given up (about a day with
 /// the backoff below: a receiver down for a night still hears).
 pub const MAX_ATTEMPTS: i32 = 20;
@@ -49,7 +45,9 @@ pub const MAX_ATTEMPTS: i32 = 20;
 pub const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(2 * 3600));
 /// How long one delivery may take (a webhook answer, an SMTP dialogue).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often the courier looks for due retries without being told.
+/// How often the courier looks for due notifications. A poll rather than a
+/// `LISTEN`: a listener would hold one of the service's few pooled
+/// connections for good, and a second of delay is nothing to a person.
 pub const POLL: Duration = Duration::from_secs(1);
 /// Most targets per tenant: a bound on the fan-out of one event.
 pub const MAX_TARGETS: i64 = 100;
@@ -536,11 +534,7 @@ impl Handler for RunEvents {
         .await?
         .rows_affected();
         if written > 0 {
-            // Delivered to listeners at commit, so the courier reads committed rows.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&mut *tx)
-                .await?;
+            tracing::debug!(run = %run_id, occasion = occasion.as_str(), written, "notifications written");
         }
         Ok(())
     }
@@ -575,7 +569,6 @@ pub struct Courier {
     pool: PgPool,
     smtp: Smtp,
     http: reqwest::Client,
-    wake: Arc<Notify>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -601,33 +594,23 @@ impl Courier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(Error::internal)?;
-        Ok(Self {
-            pool,
-            smtp,
-            http,
-            wake: Arc::new(Notify::new()),
-        })
+        Ok(Self { pool, smtp, http })
     }
 
-    /// Delivers until `stop`: at once when a notification is written (the
-    /// [`CHANNEL`] notification), and every [`POLL`] for retries.
+    /// Delivers until `stop`, looking every [`POLL`].
     ///
     /// # Errors
     /// Never: failures are logged and retried.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
-        let listener = tokio::spawn(listen(self.pool.clone(), self.wake.clone(), stop.clone()));
         loop {
             if let Err(e) = self.deliver_due().await {
                 tracing::warn!(error = %e, "notifications: delivery pass failed; retrying");
             }
             tokio::select! {
-                () = stop.cancelled() => break,
-                () = self.wake.notified() => {}
+                () = stop.cancelled() => return Ok(()),
                 () = tokio::time::sleep(POLL) => {}
             }
         }
-        listener.abort();
-        Ok(())
     }
 
     /// Delivers every due notification, a few at once.
@@ -725,33 +708,6 @@ impl Courier {
             }
         }
         Ok(())
-    }
-}
-
-/// Rings `wake` on each [`CHANNEL`] notification until `stop`, reconnecting.
-async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            Err(e) = follow(&pool, &wake) => {
-                tracing::warn!(error = %e, "notifications: listener lost; reconnecting");
-            }
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(POLL) => {}
-        }
-    }
-}
-
-async fn follow(pool: &PgPool, wake: &Notify) -> Result<(), sqlx::Error> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    // Anything written while the listener was away is due now.
-    wake.notify_one();
-    loop {
-        listener.recv().await?;
-        wake.notify_one();
     }
 }
 
