@@ -32,6 +32,7 @@ pub mod membership;
 pub mod oidc;
 pub mod openapi;
 pub mod page;
+pub mod pipeline_notifications;
 pub mod pipelines;
 pub mod pods;
 pub mod problem;
@@ -136,6 +137,7 @@ pub fn api() -> route::Routes {
         .merge(scans::routes())
         .merge(replication::routes())
         .merge(pipelines::routes())
+        .merge(pipeline_notifications::routes())
         .merge(audit::routes::routes())
         .merge(login::routes())
 }

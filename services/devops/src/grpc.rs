@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use kernel::grpc::{caller, timestamp};
-use kernel::id::parse_id;
+use kernel::id::{parse_id, parse_optional_id};
 use kernel::name::DnsLabel;
 use kernel::outbox::Outbox;
 use kernel::page::Page;
@@ -15,6 +15,8 @@ use tonic::{Request, Response, Status};
 
 use crate::conductor::Wake;
 use crate::definition::GitRef;
+use crate::image_trigger::{ImageTrigger, ImageTriggers, NewImageTrigger};
+use crate::notification::{NewTarget, Notification, Notifications, Target};
 use crate::pipeline::{DefinitionChoice, NewPipeline, Pipeline, Pipelines};
 use crate::run::{Run, RunFilter, Runs, Stage, Step};
 use crate::runner::{Runner, Runners};
@@ -33,12 +35,18 @@ pub struct Devops {
     runs: Runs,
     steps: Steps,
     runners: Runners,
+    notifications: Notifications,
+    image_triggers: ImageTriggers,
 }
 
 impl Devops {
-    /// The API over the devops schema of `outbox`.
-    pub fn new(outbox: Outbox, wake: Wake) -> Self {
+    /// The API over the devops schema of `outbox`, taking e-mail
+    /// notification targets only when `email` (an SMTP server is set).
+    pub fn new(outbox: Outbox, wake: Wake, email: bool) -> Self {
+        let pipelines = Pipelines::new(outbox.clone());
         Self {
+            notifications: Notifications::new(outbox.pool().clone(), pipelines.clone(), email),
+            image_triggers: ImageTriggers::new(outbox.pool().clone(), pipelines),
             pipelines: Pipelines::new(outbox.clone()),
             triggers: Triggers::new(outbox.clone(), wake.clone()),
             runs: Runs::new(outbox.clone()),
@@ -441,5 +449,133 @@ impl DevopsService for Devops {
         let caller = caller(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
         Ok(Response::new(runner_pb(self.runners.drain(&caller, id).await?)))
+    }
+
+    async fn create_notification_target(
+        &self,
+        request: Request<pb::CreateNotificationTargetRequest>,
+    ) -> Result<Response<pb::NotificationTargetCreated>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_optional_id("tenant_id", &r.tenant_id)?;
+        let pipeline = parse_optional_id("pipeline_id", &r.pipeline_id)?;
+        let new = NewTarget::parse(&r.kind, &r.url, &r.address, &r.events)?;
+        let (target, secret) = self.notifications.create(&caller, tenant, pipeline, new).await?;
+        Ok(Response::new(pb::NotificationTargetCreated {
+            target: Some(target_pb(target)),
+            secret,
+        }))
+    }
+
+    async fn list_notification_targets(
+        &self,
+        request: Request<pb::ListNotificationTargetsRequest>,
+    ) -> Result<Response<pb::ListNotificationTargetsResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.get_ref();
+        let tenant = parse_optional_id("tenant_id", &r.tenant_id)?;
+        let pipeline = parse_optional_id("pipeline_id", &r.pipeline_id)?;
+        let targets = self.notifications.list(&caller, tenant, pipeline).await?;
+        Ok(Response::new(pb::ListNotificationTargetsResponse {
+            targets: targets.into_iter().map(target_pb).collect(),
+        }))
+    }
+
+    async fn delete_notification_target(
+        &self,
+        request: Request<pb::DeleteNotificationTargetRequest>,
+    ) -> Result<Response<pb::DeleteNotificationTargetResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.notifications.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeleteNotificationTargetResponse {}))
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let caller = caller(&request)?;
+        let target = parse_id("target_id", &request.get_ref().target_id)?;
+        let sent = self.notifications.sent(&caller, target).await?;
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: sent.into_iter().map(notification_pb).collect(),
+        }))
+    }
+
+    async fn create_pipeline_image_trigger(
+        &self,
+        request: Request<pb::CreatePipelineImageTriggerRequest>,
+    ) -> Result<Response<pb::PipelineImageTrigger>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let pipeline = parse_id("pipeline_id", &r.pipeline_id)?;
+        let new = NewImageTrigger::parse(&r.repository, &r.tags, &r.git_ref)?;
+        let trigger = self.image_triggers.create(&caller, pipeline, new).await?;
+        Ok(Response::new(image_trigger_pb(trigger)))
+    }
+
+    async fn list_pipeline_image_triggers(
+        &self,
+        request: Request<pb::ListPipelineImageTriggersRequest>,
+    ) -> Result<Response<pb::ListPipelineImageTriggersResponse>, Status> {
+        let caller = caller(&request)?;
+        let pipeline = parse_id("pipeline_id", &request.get_ref().pipeline_id)?;
+        let triggers = self.image_triggers.list(&caller, pipeline).await?;
+        Ok(Response::new(pb::ListPipelineImageTriggersResponse {
+            triggers: triggers.into_iter().map(image_trigger_pb).collect(),
+        }))
+    }
+
+    async fn delete_pipeline_image_trigger(
+        &self,
+        request: Request<pb::DeletePipelineImageTriggerRequest>,
+    ) -> Result<Response<pb::DeletePipelineImageTriggerResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        self.image_triggers.delete(&caller, id).await?;
+        Ok(Response::new(pb::DeletePipelineImageTriggerResponse {}))
+    }
+}
+
+fn target_pb(t: Target) -> pb::NotificationTarget {
+    pb::NotificationTarget {
+        id: t.id.to_string(),
+        tenant_id: t.tenant_id.to_string(),
+        pipeline_id: opt_id(t.pipeline_id),
+        kind: t.kind,
+        url: t.url,
+        address: t.address,
+        events: t.events,
+        created_by: t.created_by,
+        created_at: timestamp(t.created_at),
+    }
+}
+
+fn notification_pb(n: Notification) -> pb::Notification {
+    pb::Notification {
+        id: n.id.to_string(),
+        target_id: n.target_id.to_string(),
+        run_id: n.run_id.to_string(),
+        event: n.event,
+        payload: n.payload.to_string(),
+        state: n.state,
+        attempts: n.attempts,
+        last_error: n.last_error,
+        created_at: timestamp(n.created_at),
+        delivered_at: n.delivered_at.and_then(timestamp),
+    }
+}
+
+fn image_trigger_pb(t: ImageTrigger) -> pb::PipelineImageTrigger {
+    pb::PipelineImageTrigger {
+        id: t.id.to_string(),
+        tenant_id: t.tenant_id.to_string(),
+        pipeline_id: t.pipeline_id.to_string(),
+        repository: t.repository,
+        tags: t.tags,
+        git_ref: t.git_ref,
+        created_by: t.created_by,
+        created_at: timestamp(t.created_at),
     }
 }

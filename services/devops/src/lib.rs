@@ -8,7 +8,9 @@
 //! It does not host Git repositories nor build images itself (runners do,
 //! with buildah, pushing with a token devops has the image catalog issue
 //! for the run: see [`registry`]), and it never deploys: apps releases what
-//! a pipeline produces. The step kinds `deploy`, `security-scan` and
+//! a pipeline produces. Notifications (webhook, e-mail) follow its own
+//! run events ([`notification`]); image pushes announced by the catalog start
+//! runs ([`image_trigger`]). The step kinds `deploy`, `security-scan` and
 //! `promote` are parsed and checked but not executed yet: a run reaching one
 //! fails that step saying so.
 
@@ -18,7 +20,9 @@ pub mod agent;
 pub mod conductor;
 pub mod definition;
 pub mod grpc;
+pub mod image_trigger;
 pub mod junit;
+pub mod notification;
 pub mod pipeline;
 pub mod registry;
 pub mod run;
@@ -90,10 +94,11 @@ pub async fn start_with_runners(
     start_with(platform, registry, addresses, runners, shutdown).await
 }
 
-/// [`start_with_runners`], with the registry `build-image` steps push to.
+/// [`start_with_runners`], with the registry `build-image` steps push to
+/// (and the SMTP server from the environment).
 ///
 /// # Errors
-/// A dependency is unreachable or an address cannot be bound.
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start_with(
     platform: &Platform,
     registry: registry::Settings,
@@ -101,8 +106,45 @@ pub async fn start_with(
     runners: SocketAddr,
     shutdown: &Shutdown,
 ) -> kernel::Result<Started> {
+    let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let smtp =
+        notification::Smtp::from_env(&env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_notifying(platform, registry, smtp, addresses, runners, shutdown).await
+}
+
+/// [`start_with`], with the SMTP server e-mail notifications go through.
+///
+/// # Errors
+/// A dependency is unreachable or an address cannot be bound.
+pub async fn start_notifying(
+    platform: &Platform,
+    registry: registry::Settings,
+    smtp: notification::Smtp,
+    addresses: Addresses,
+    runners: SocketAddr,
+    shutdown: &Shutdown,
+) -> kernel::Result<Started> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
+    base.spawn_consumer(
+        shutdown,
+        kernel::inbox::Subscription {
+            durable: "devops-notifications".into(),
+            filter: notification::SUBJECTS.into(),
+        },
+        notification::RunEvents,
+    );
+    base.spawn_consumer(
+        shutdown,
+        kernel::inbox::Subscription {
+            durable: "devops-image-triggers".into(),
+            filter: image_trigger::SUBJECTS.into(),
+        },
+        image_trigger::TagPushes,
+    );
+    let email = smtp.server.is_some();
+    let courier = notification::Courier::new(base.pool.clone(), smtp)?;
+    shutdown.spawn("notification courier", courier.run(shutdown.token()));
     let wake = conductor::Wake::default();
     let conductor = conductor::Conductor::new(base.outbox.clone(), wake.clone());
     shutdown.spawn("pipeline conductor", conductor.run(shutdown.token()));
@@ -113,7 +155,7 @@ pub async fn start_with(
         registry.clone(),
     );
     let runners = runner_grpc::serve(runners, runner_api, shutdown).await?;
-    let api = DevopsServiceServer::new(grpc::Devops::new(base.outbox.clone(), wake));
+    let api = DevopsServiceServer::new(grpc::Devops::new(base.outbox.clone(), wake, email));
     let running = base.serve(addresses, api, shutdown).await?;
     Ok(Started {
         running,

@@ -62,7 +62,7 @@ pub struct Run {
     pub commit_sha: String,
     /// The semantic version of the build (set when planned).
     pub version: String,
-    /// `webhook`, `manual` or `schedule`.
+    /// `webhook`, `manual`, `schedule` or `image`.
     pub trigger: String,
     /// Who or what started it.
     pub triggered_by: String,
@@ -209,7 +209,7 @@ impl RunFilter {
 /// What starts a run.
 #[derive(Debug, Clone)]
 pub struct Trigger {
-    /// `webhook`, `manual` or `schedule`.
+    /// `webhook`, `manual`, `schedule` or `image`.
     pub kind: &'static str,
     /// Who: a user, `webhook:<id>/<delivery>` or `schedule`.
     pub by: String,

@@ -55,7 +55,7 @@ pub struct Triggers {
     wake: Wake,
 }
 
-fn secret() -> String {
+pub(crate) fn secret() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -822,6 +822,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/notification-targets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_notification_targets"];
+        put?: never;
+        post: operations["create_notification_target"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-targets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_notification_target"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-targets/{id}/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_notifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/partitions/{id}": {
         parameters: {
             query?: never;
@@ -886,6 +934,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pipeline-image-triggers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_pipeline_image_trigger"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipelines": {
         parameters: {
             query?: never;
@@ -928,6 +992,22 @@ export interface paths {
         get?: never;
         put: operations["set_definition"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipelines/{id}/image-triggers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_pipeline_image_triggers"];
+        put?: never;
+        post: operations["create_pipeline_image_trigger"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3474,6 +3554,21 @@ export interface components {
             /** @description A semver range (`^1.2`, `>=1.0, <2`) or a glob with `*` or `?` (`release-*`). */
             tags: string;
         };
+        /** @description Body of `POST /notification-targets`. */
+        NewNotificationTarget: {
+            /** @description An e-mail target's address. */
+            address?: string;
+            /** @description What it hears of; empty: everything. */
+            events?: components["schemas"]["NotificationEvent"][];
+            /** @description webhook or email. */
+            kind: components["schemas"]["NotificationTargetKind"];
+            /** @description One pipeline's target (developers)... */
+            pipeline_id?: string;
+            /** @description ...or, without a pipeline, every pipeline of this tenant (tenant administrators). */
+            tenant_id?: string;
+            /** @description A webhook's http(s) URL. */
+            url?: string;
+        };
         /** @description Body of `POST /pipelines`. */
         NewPipeline: {
             /** @description The application it delivers. */
@@ -3491,6 +3586,15 @@ export interface components {
              * @description The tenant.
              */
             tenant_id: string;
+        };
+        /** @description Body of `POST /pipelines/{id}/image-triggers`. */
+        NewPipelineImageTrigger: {
+            /** @description The branch or ref the run builds; empty: main. */
+            ref?: string;
+            /** @description Glob over image repositories, `<tenant>/<project>/<name>` (`acme/base/*`). */
+            repository: string;
+            /** @description Glob over tags (`1.*`); empty: every tag. */
+            tags?: string;
         };
         /** @description Body of `POST /registries`. */
         NewRegistry: {
@@ -3606,6 +3710,102 @@ export interface components {
              * @description The highest port.
              */
             last: number;
+        };
+        /** @description One notification and how its delivery went. */
+        Notification: {
+            /**
+             * Format: int32
+             * @description Attempts so far.
+             */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description Written.
+             */
+            created_at?: string | null;
+            /**
+             * Format: date-time
+             * @description Delivered.
+             */
+            delivered_at?: string | null;
+            /** @description run.failed, approval.needed or production.deployed. */
+            event: string;
+            /**
+             * Format: uuid
+             * @description Its id (the webhook's `X-Paas-Delivery`).
+             */
+            id: string;
+            /** @description Why the last attempt failed. */
+            last_error: string;
+            /** @description The JSON sent. */
+            payload: unknown;
+            /**
+             * Format: uuid
+             * @description The run concerned.
+             */
+            run_id: string;
+            /** @description pending, delivered or failed (given up). */
+            state: string;
+        };
+        /**
+         * @description What a target hears of.
+         * @enum {string}
+         */
+        NotificationEvent: "run.failed" | "approval.needed" | "production.deployed";
+        /** @description A notification target. */
+        NotificationTarget: {
+            /** @description An e-mail target's address. */
+            address: string;
+            /**
+             * Format: date-time
+             * @description Created.
+             */
+            created_at?: string | null;
+            /** @description Who made it. */
+            created_by: string;
+            /** @description run.failed, approval.needed, production.deployed. */
+            events: string[];
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description webhook or email. */
+            kind: string;
+            /** @description Its pipeline; empty: every pipeline of the tenant. */
+            pipeline_id: string;
+            /**
+             * Format: uuid
+             * @description Its tenant.
+             */
+            tenant_id: string;
+            /** @description A webhook's URL. */
+            url: string;
+        };
+        /**
+         * @description A new target and, for a webhook, the secret that signs its bodies
+         *     (shown here only).
+         */
+        NotificationTargetCreated: {
+            /** @description `X-Paas-Signature-256: sha256=<HMAC-SHA256 of the body under this secret, hex>`. */
+            secret: string;
+            /** @description The target. */
+            target: components["schemas"]["NotificationTarget"];
+        };
+        /**
+         * @description How a target is reached.
+         * @enum {string}
+         */
+        NotificationTargetKind: "webhook" | "email";
+        /** @description NotificationTargets. */
+        NotificationTargets: {
+            /** @description The targets. */
+            items: components["schemas"]["NotificationTarget"][];
+        };
+        /** @description A target's newest notifications. */
+        Notifications: {
+            /** @description Newest first, at most 50. */
+            items: components["schemas"]["Notification"][];
         };
         /** @description A page of items. */
         Page_AccessKey: {
@@ -5016,6 +5216,40 @@ export interface components {
              * @description Its tenant.
              */
             tenant_id: string;
+        };
+        /**
+         * @description An image trigger: runs get `IMAGE_REPOSITORY`, `IMAGE_TAG` and
+         *     `IMAGE_DIGEST` as parameters.
+         */
+        PipelineImageTrigger: {
+            /**
+             * Format: date-time
+             * @description Created.
+             */
+            created_at?: string | null;
+            /** @description Who made it. */
+            created_by: string;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description Its pipeline.
+             */
+            pipeline_id: string;
+            /** @description The full ref built. */
+            ref: string;
+            /** @description Repository glob. */
+            repository: string;
+            /** @description Tag glob. */
+            tags: string;
+        };
+        /** @description A pipeline's image triggers. */
+        PipelineImageTriggers: {
+            /** @description The triggers. */
+            items: components["schemas"]["PipelineImageTrigger"][];
         };
         /** @description A pod of an application. */
         Pod: {
@@ -9028,6 +9262,128 @@ export interface operations {
             };
         };
     };
+    list_notification_targets: {
+        parameters: {
+            query?: {
+                /** @description A pipeline's. */
+                pipeline_id?: string;
+                /** @description A tenant's. */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationTargets"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_notification_target: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewNotificationTarget"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationTargetCreated"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_notification_target: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the target */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted with its pending notifications */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_notifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the target */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notifications"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     read_partition: {
         parameters: {
             query?: never;
@@ -9217,6 +9573,35 @@ export interface operations {
             };
         };
     };
+    delete_pipeline_image_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the trigger */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_pipelines: {
         parameters: {
             query?: {
@@ -9363,6 +9748,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_pipeline_image_triggers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the pipeline */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PipelineImageTriggers"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_pipeline_image_trigger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the pipeline */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPipelineImageTrigger"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PipelineImageTrigger"];
                 };
             };
             "4XX": {

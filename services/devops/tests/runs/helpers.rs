@@ -495,3 +495,192 @@ impl BareRegistry {
         (out.pop().unwrap(), config)
     }
 }
+
+impl World {
+    /// A world whose e-mail notifications go to `smtp`.
+    pub async fn with_smtp(smtp: devops::notification::Smtp) -> Self {
+        Self::start(TestPlatform::new().await, devops::registry::Settings::default(), smtp).await
+    }
+
+    /// A world on `t`'s settings.
+    pub async fn start(
+        t: TestPlatform,
+        registry: devops::registry::Settings,
+        smtp: devops::notification::Smtp,
+    ) -> Self {
+        let shutdown = Shutdown::new();
+        let started = devops::start_notifying(
+            &t.settings,
+            registry.clone(),
+            smtp,
+            Addresses::ephemeral(),
+            "127.0.0.1:0".parse().unwrap(),
+            &shutdown,
+        )
+        .await
+        .unwrap();
+        let pool = kernel::db::connect(&t.settings, devops::NAME).await.unwrap();
+        Self {
+            key: CallerKey::new(t.settings.caller_key.clone()),
+            shutdown,
+            grpc: started.running.grpc,
+            runner_api: started.runners,
+            tenant: Uuid::now_v7(),
+            pool,
+            t,
+            registry,
+            sandbox: Sandbox::detect().await,
+        }
+    }
+}
+
+/// Debian's aiosmtpd (`python3-aiosmtpd`) on a free loopback port, keeping
+/// what it receives in a Maildir.
+pub struct SmtpSink {
+    pub port: u16,
+    maildir: PathBuf,
+    _dir: tempfile::TempDir,
+    _process: Child,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("mail");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Debian's interpreter, where the package installs the module.
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let process = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("aiosmtpd starts (scripts/deps installs python3-aiosmtpd)");
+        eventually(Duration::from_secs(10), "the SMTP server answers", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()
+        })
+        .await;
+        Self {
+            port,
+            maildir,
+            _dir: dir,
+            _process: process,
+        }
+    }
+
+    pub fn settings(&self) -> devops::notification::Smtp {
+        devops::notification::Smtp {
+            server: Some(format!("127.0.0.1:{}", self.port)),
+            from: "paas@example.com".into(),
+        }
+    }
+
+    /// The messages received so far, raw.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect()
+    }
+}
+
+/// One HTTP request a [`HookReceiver`] took.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// A plain HTTP/1.1 endpoint on a free loopback port that records each
+/// request and answers 500 to the first `failures` of them, 204 after.
+pub struct HookReceiver {
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl HookReceiver {
+    pub async fn start(failures: usize) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/paas", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        let task = tokio::spawn(async move {
+            let mut answered = 0usize;
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut stream = BufReader::new(stream);
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                stream.read_line(&mut line).await.unwrap_or(0);
+                loop {
+                    line.clear();
+                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.trim_end().split_once(':') {
+                        headers.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+                let length = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                if stream.read_exact(&mut body).await.is_err() {
+                    continue;
+                }
+                log.lock().unwrap().push(Received { headers, body });
+                let status = if answered < failures {
+                    "500 Internal Server Error"
+                } else {
+                    "204 No Content"
+                };
+                answered += 1;
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.get_mut().write_all(answer.as_bytes()).await;
+            }
+        });
+        Self { url, received, task }
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HookReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

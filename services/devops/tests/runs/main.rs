@@ -6,5 +6,6 @@ mod flow;
 mod gates;
 mod helpers;
 mod images;
+mod notifications;
 mod resilience;
 mod sandbox;
