@@ -7,16 +7,19 @@
 //!
 //! It does not host Git repositories nor build images itself (runners do,
 //! with buildah, pushing with a token devops has the image catalog issue
-//! for the run: see [`registry`]), and it never deploys: apps releases what
-//! a pipeline produces. The step kinds `deploy`, `security-scan` and
-//! `promote` are parsed and checked but not executed yet: a run reaching one
-//! fails that step saying so.
+//! for the run: see [`registry`]), and it never deploys by itself: its
+//! `deploy` and `promote` steps ask apps for releases of the environment's
+//! application and watch them ([`deployment`]), its `security-scan` steps
+//! ask the image catalog's scanner ([`scan_gate`]); feature branches get
+//! applications of their own ([`environment`]).
 
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod conductor;
 pub mod definition;
+pub mod deployment;
+pub mod environment;
 pub mod grpc;
 pub mod junit;
 pub mod pipeline;
@@ -24,6 +27,7 @@ pub mod registry;
 pub mod run;
 pub mod runner;
 pub mod runner_grpc;
+pub mod scan_gate;
 pub mod source;
 pub mod step;
 pub mod trigger;
@@ -90,10 +94,12 @@ pub async fn start_with_runners(
     start_with(platform, registry, addresses, runners, shutdown).await
 }
 
-/// [`start_with_runners`], with the registry `build-image` steps push to.
+/// [`start_with_runners`], with the registry `build-image` steps push to;
+/// apps (where deploy steps release) as the environment says
+/// ([`deployment::APPS_URL`]), the image catalog as `registry` says.
 ///
 /// # Errors
-/// A dependency is unreachable or an address cannot be bound.
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start_with(
     platform: &Platform,
     registry: registry::Settings,
@@ -101,10 +107,37 @@ pub async fn start_with(
     runners: SocketAddr,
     shutdown: &Shutdown,
 ) -> kernel::Result<Started> {
+    let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let mut delivery =
+        deployment::Settings::from_env(&env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    delivery.images_url.clone_from(&registry.images_url);
+    start_delivering(platform, registry, delivery, addresses, runners, shutdown).await
+}
+
+/// [`start_with`], with the services deploy, security-scan and promote
+/// steps go through.
+///
+/// # Errors
+/// A dependency is unreachable or an address cannot be bound.
+pub async fn start_delivering(
+    platform: &Platform,
+    registry: registry::Settings,
+    delivery: deployment::Settings,
+    addresses: Addresses,
+    runners: SocketAddr,
+    shutdown: &Shutdown,
+) -> kernel::Result<Started> {
     let base = Base::connect(platform, NAME, &MIGRATIONS).await?;
     base.spawn_relay(shutdown);
     let wake = conductor::Wake::default();
-    let conductor = conductor::Conductor::new(base.outbox.clone(), wake.clone());
+    let mut conductor = conductor::Conductor::new(base.outbox.clone(), wake.clone());
+    if delivery.deliver {
+        conductor = conductor.with_delivery(deployment::Delivery::new(
+            delivery,
+            kernel::caller::CallerKey::new(platform.caller_key.clone()),
+            base.outbox.clone(),
+        ));
+    }
     shutdown.spawn("pipeline conductor", conductor.run(shutdown.token()));
     let registry = registry::Registry::new(registry, kernel::caller::CallerKey::new(platform.caller_key.clone()));
     let runner_api = runner_grpc::RunnerApi::new(
