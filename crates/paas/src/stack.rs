@@ -148,7 +148,15 @@ pub async fn start_in(
             if let Some(images) = services.iter().find(|s| s.name == images::NAME) {
                 settings.images_url = Some(uri(images.grpc));
             }
-            let started = devops::start_with(platform, settings, Addresses::ephemeral(), loopback, shutdown).await?;
+            let mut delivery = devops::deployment::Settings::from_env(env)
+                .map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+            delivery.images_url.clone_from(&settings.images_url);
+            if let Some(apps) = services.iter().find(|s| s.name == apps::NAME) {
+                delivery.apps_url = uri(apps.grpc);
+            }
+            let started =
+                devops::start_delivering(platform, settings, delivery, Addresses::ephemeral(), loopback, shutdown)
+                    .await?;
             runners = Some(started.runners);
             devops_registry = Some(started.registry);
             started.running

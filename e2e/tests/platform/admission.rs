@@ -520,12 +520,12 @@ async fn a_pushed_tag_matching_a_trigger_releases_test_at_once_and_production_fo
 /// A scanner adapter double: Harbor's adapter API over HTTP, answering
 /// every scan with `findings` after one "not yet" (302), and keeping the
 /// scan requests it received.
-struct ScannerDouble {
-    url: String,
-    requests: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct ScannerDouble {
+    pub(crate) url: String,
+    pub(crate) requests: Arc<Mutex<Vec<Value>>>,
 }
 
-async fn scanner_double(findings: Value) -> ScannerDouble {
+pub(crate) async fn scanner_double(findings: Value) -> ScannerDouble {
     use axum::extract::Path as UrlPath;
     use axum::routing::{get, post};
     let requests: Arc<Mutex<Vec<Value>>> = Arc::default();

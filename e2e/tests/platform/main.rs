@@ -11,6 +11,7 @@ mod config_agent;
 mod config_delivery;
 mod config_gray;
 mod configs;
+mod delivery;
 mod dr_journey;
 mod dr_tiers;
 mod errors;

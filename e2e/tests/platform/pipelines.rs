@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 
 use crate::isolation::send;
 
-async fn git(dir: &Path, args: &[&str]) {
+pub(crate) async fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -49,7 +49,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// `git daemon` with an empty bare repository that takes pushes, and the
 /// sample repository committed in a work tree.
-async fn git_server(dir: &Path) -> (String, PathBuf, Child) {
+pub(crate) async fn git_server(dir: &Path) -> (String, PathBuf, Child) {
     let srv = dir.join("srv");
     std::fs::create_dir_all(&srv).unwrap();
     git(&srv, &["init", "--quiet", "--bare", "-b", "main", "sample.git"]).await;
@@ -256,7 +256,7 @@ async fn a_push_to_git_runs_the_pipeline_on_a_runner_through_the_gateway() {
     assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
 }
 
-fn installed(binary: &str) -> bool {
+pub(crate) fn installed(binary: &str) -> bool {
     std::process::Command::new(binary).arg("--version").output().is_ok()
 }
 

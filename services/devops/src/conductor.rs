@@ -2,7 +2,8 @@
 //! what the database says and does the next thing (plan a queued run, queue
 //! a step for runners, open or close an approval gate, fail a step whose
 //! runner stopped renewing its lease, end a stage or a run, start a scheduled
-//! run). Nothing lives only in memory, so a devops restart mid-run resumes
+//! run, look at the deploy, security-scan and promote steps it executes
+//! itself through [`crate::deployment`]). Nothing lives only in memory, so a devops restart mid-run resumes
 //! from the last committed state; several devops replicas share the work by
 //! locking rows with `SKIP LOCKED`.
 
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::definition::{self, Action, Definition, GitRef};
+use crate::deployment::Delivery;
 use crate::pipeline::Pipeline;
 use crate::run::{self, Run, Trigger, announce};
 use crate::source;
@@ -49,12 +51,24 @@ pub struct Wake {
 pub struct Conductor {
     outbox: Outbox,
     wake: Wake,
+    delivery: Option<Delivery>,
 }
 
 impl Conductor {
     /// A conductor over the outbox's schema.
     pub fn new(outbox: Outbox, wake: Wake) -> Self {
-        Self { outbox, wake }
+        Self {
+            outbox,
+            wake,
+            delivery: None,
+        }
+    }
+
+    /// This conductor executing deploy, security-scan and promote steps with
+    /// `delivery` (without one, those steps wait for a conductor that has one).
+    pub fn with_delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = Some(delivery);
+        self
     }
 
     /// Runs passes until `stop`, at once when woken and every [`TICK`].
@@ -82,6 +96,13 @@ impl Conductor {
         self.start_schedules().await?;
         self.plan_queued().await?;
         self.reap_lost_steps().await?;
+        if let Some(delivery) = &self.delivery {
+            // A service that does not answer must not stop runs elsewhere.
+            if let Err(e) = delivery.remove_retired().await {
+                tracing::warn!(error = %e, "removing retired branch environments failed; retrying");
+            }
+            delivery.drive().await?;
+        }
         let running: Vec<Uuid> = sqlx::query_scalar!("SELECT id FROM runs WHERE state = 'running' ORDER BY id")
             .fetch_all(self.outbox.pool())
             .await?;
@@ -488,14 +509,10 @@ async fn step_forward(tx: &mut PgConnection, run: &Run) -> Result<Moved> {
                     format!("waiting for {} approval(s)", a.required),
                     Moved::Again,
                 ),
-                other => (
-                    "failed",
-                    format!(
-                        "step kind {} is parsed and validated, but this platform does not execute it yet",
-                        other.kind()
-                    ),
-                    Moved::Again,
-                ),
+                // Executed here, by [`Delivery::drive`], from the next pass on.
+                Action::Deploy { .. } | Action::SecurityScan { .. } | Action::Promote { .. } => {
+                    ("running", String::new(), Moved::Again)
+                }
             };
             if state == "queued" {
                 sqlx::query!(
@@ -539,7 +556,8 @@ async fn step_forward(tx: &mut PgConnection, run: &Run) -> Result<Moved> {
     }
 }
 
-async fn set_step(tx: &mut PgConnection, id: Uuid, state: &str, message: &str) -> Result<()> {
+/// Sets a step's state and message, stamping when it started or ended.
+pub(crate) async fn set_step(tx: &mut PgConnection, id: Uuid, state: &str, message: &str) -> Result<()> {
     sqlx::query!(
         "UPDATE steps SET state = $2, message = $3,
                 started_at = CASE WHEN $2 IN ('waiting', 'running') THEN now() ELSE started_at END,

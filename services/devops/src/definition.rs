@@ -42,6 +42,28 @@ pub enum Environment {
     Production,
 }
 
+impl Environment {
+    /// The name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Qa => "qa",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+
+    /// The environment of apps an application of this one is made in:
+    /// production keeps apps' production rules (approval, admission); the
+    /// others are apps' `test`.
+    pub fn apps_environment(self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Dev | Self::Qa | Self::Staging => "test",
+        }
+    }
+}
+
 /// What an approval does when nobody decided in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -187,6 +209,20 @@ pub struct Stage {
     pub steps: Vec<Step>,
 }
 
+/// The template parameter that takes the run's image when a target names none.
+pub const DEFAULT_IMAGE_PARAMETER: &str = "image";
+
+/// Where an environment's releases go: one application of the tenant, which
+/// lives in the partitions and clusters its placement names (see
+/// `docs/pipelines.md`, "Environments").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The application: its id, or its name in the tenant.
+    pub application: String,
+    /// The template parameter given the run's image, pinned by digest.
+    pub image_parameter: String,
+}
+
 /// A checked pipeline definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Definition {
@@ -196,6 +232,10 @@ pub struct Definition {
     pub schedules: Vec<String>,
     /// The branch scheduled runs build.
     pub schedule_branch: String,
+    /// The application each environment deploys to (runs planned before
+    /// environments existed stored none).
+    #[serde(default)]
+    pub environments: BTreeMap<Environment, Target>,
 }
 
 impl Definition {
@@ -413,6 +453,16 @@ struct RawDefinition {
     schedules: Vec<String>,
     #[serde(default)]
     schedule_branch: Option<String>,
+    #[serde(default)]
+    environments: BTreeMap<Environment, RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    application: String,
+    #[serde(default)]
+    image_parameter: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -622,10 +672,63 @@ impl RawDefinition {
             },
             None => "main".into(),
         };
+        let mut environments = BTreeMap::new();
+        for (environment, raw) in self.environments {
+            let here = format!("environments.{}", environment.as_str());
+            environments.insert(environment, raw.check(&at(here))?);
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            for (j, step) in stage.steps.iter().enumerate() {
+                let (key, environment) = match &step.action {
+                    Action::Deploy { environment } => ("environment", *environment),
+                    Action::Promote { to } => ("to", *to),
+                    _ => continue,
+                };
+                if !environments.contains_key(&environment) {
+                    return Err(Error::invalid(
+                        at(format!("stages[{i}].steps[{j}].{key}")),
+                        format!(
+                            "{} has no application: name one under environments.{}.application",
+                            environment.as_str(),
+                            environment.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Definition {
             stages,
             schedules,
             schedule_branch,
+            environments,
+        })
+    }
+}
+
+impl RawTarget {
+    fn check(self, here: &str) -> Result<Target> {
+        let application = self.application.trim();
+        let is_id = uuid::Uuid::parse_str(application).is_ok();
+        if !is_id {
+            label(&format!("{here}.application"), application)?;
+        }
+        let image_parameter = self
+            .image_parameter
+            .unwrap_or_else(|| DEFAULT_IMAGE_PARAMETER.to_string());
+        let ok = !image_parameter.is_empty()
+            && image_parameter.len() <= 63
+            && image_parameter
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(Error::invalid(
+                format!("{here}.image_parameter"),
+                "must be a template parameter name (letters, digits, '_' and '-')",
+            ));
+        }
+        Ok(Target {
+            application: application.to_string(),
+            image_parameter,
         })
     }
 }
@@ -882,6 +985,8 @@ stages:
       - name: ship
         kind: deploy
 schedules: ['0 3 * * *']
+environments:
+  production: {application: shop}
 ";
 
     fn field_of(yaml: &str) -> String {
@@ -958,6 +1063,43 @@ schedules: ['0 3 * * *']
         assert_eq!(field_of(&stray), "definition.stages[0].steps[0].to");
         assert_eq!(field_of("stages: []"), "definition.stages");
         assert_eq!(field_of(": : :"), "definition");
+    }
+
+    #[test]
+    fn every_deployed_environment_names_its_application() {
+        let d = Definition::parse("definition", SAMPLE).unwrap();
+        assert_eq!(
+            d.environments[&Environment::Production],
+            Target {
+                application: "shop".into(),
+                image_parameter: DEFAULT_IMAGE_PARAMETER.into()
+            }
+        );
+        let missing = SAMPLE.replace("  production: {application: shop}", "  dev: {application: shop-dev}");
+        assert_eq!(field_of(&missing), "definition.stages[1].steps[1].environment");
+        let promote = SAMPLE.replace("kind: deploy", "kind: promote\n        to: staging");
+        assert_eq!(field_of(&promote), "definition.stages[1].steps[1].to");
+        let bad_name = SAMPLE.replace("application: shop}", "application: Shop Front}");
+        assert_eq!(field_of(&bad_name), "definition.environments.production.application");
+        let bad_parameter = SAMPLE.replace("application: shop}", "application: shop, image_parameter: 'a b'}");
+        assert_eq!(
+            field_of(&bad_parameter),
+            "definition.environments.production.image_parameter"
+        );
+        let unknown = SAMPLE.replace("  production: {application: shop}", "  moon: {application: shop}");
+        assert!(field_of(&unknown).starts_with("definition.environments"));
+        let by_id = SAMPLE.replace(
+            "application: shop}",
+            "application: 0190a5b0-0000-7000-8000-000000000001, image_parameter: web_image}",
+        );
+        let d = Definition::parse("definition", &by_id).unwrap();
+        assert_eq!(d.environments[&Environment::Production].image_parameter, "web_image");
+        let old_run = serde_json::json!({"stages": [], "schedules": [], "schedule_branch": "main"});
+        let stored: Definition = serde_json::from_value(old_run).unwrap();
+        assert!(
+            stored.environments.is_empty(),
+            "runs stored before environments still load"
+        );
     }
 
     #[test]

@@ -7,18 +7,21 @@
 //!
 //! It does not host Git repositories nor build images itself (runners do,
 //! with buildah, pushing with a token devops has the image catalog issue
-//! for the run: see [`registry`]), and it never deploys: apps releases what
-//! a pipeline produces. Notifications (webhook, e-mail) follow its own
-//! run events ([`notification`]); image pushes announced by the catalog start
-//! runs ([`image_trigger`]). The step kinds `deploy`, `security-scan` and
-//! `promote` are parsed and checked but not executed yet: a run reaching one
-//! fails that step saying so.
+//! for the run: see [`registry`]), and it never deploys by itself: its
+//! `deploy` and `promote` steps ask apps for releases of the environment's
+//! application and watch them ([`deployment`]), its `security-scan` steps
+//! ask the image catalog's scanner ([`scan_gate`]); feature branches get
+//! applications of their own ([`environment`]). Notifications (webhook,
+//! e-mail) follow its own run events ([`notification`]); image pushes
+//! announced by the catalog start runs ([`image_trigger`]).
 
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod conductor;
 pub mod definition;
+pub mod deployment;
+pub mod environment;
 pub mod grpc;
 pub mod image_trigger;
 pub mod junit;
@@ -28,6 +31,7 @@ pub mod registry;
 pub mod run;
 pub mod runner;
 pub mod runner_grpc;
+pub mod scan_gate;
 pub mod source;
 pub mod step;
 pub mod trigger;
@@ -94,8 +98,10 @@ pub async fn start_with_runners(
     start_with(platform, registry, addresses, runners, shutdown).await
 }
 
-/// [`start_with_runners`], with the registry `build-image` steps push to
-/// (and the SMTP server from the environment).
+/// [`start_with_runners`], with the registry `build-image` steps push to;
+/// apps (where deploy steps release) and the SMTP server as the environment
+/// says ([`deployment::APPS_URL`], `PAAS_SMTP_*`), the image catalog as
+/// `registry` says.
 ///
 /// # Errors
 /// A setting is malformed, a dependency is unreachable or an address cannot be bound.
@@ -109,17 +115,59 @@ pub async fn start_with(
     let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
     let smtp =
         notification::Smtp::from_env(&env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
-    start_notifying(platform, registry, smtp, addresses, runners, shutdown).await
+    let delivery = delivery_from_env(&env, &registry)?;
+    start_wired(platform, registry, smtp, delivery, addresses, runners, shutdown).await
 }
 
-/// [`start_with`], with the SMTP server e-mail notifications go through.
+fn delivery_from_env(env: &kernel::settings::Env, registry: &registry::Settings) -> kernel::Result<deployment::Settings> {
+    let mut delivery =
+        deployment::Settings::from_env(env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    delivery.images_url.clone_from(&registry.images_url);
+    Ok(delivery)
+}
+
+/// [`start_with`], with the SMTP server e-mail notifications go through
+/// (apps as the environment says).
 ///
 /// # Errors
-/// A dependency is unreachable or an address cannot be bound.
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
 pub async fn start_notifying(
     platform: &Platform,
     registry: registry::Settings,
     smtp: notification::Smtp,
+    addresses: Addresses,
+    runners: SocketAddr,
+    shutdown: &Shutdown,
+) -> kernel::Result<Started> {
+    let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let delivery = delivery_from_env(&env, &registry)?;
+    start_wired(platform, registry, smtp, delivery, addresses, runners, shutdown).await
+}
+
+/// [`start_with`], with the services deploy, security-scan and promote
+/// steps go through (the SMTP server as the environment says).
+///
+/// # Errors
+/// A setting is malformed, a dependency is unreachable or an address cannot be bound.
+pub async fn start_delivering(
+    platform: &Platform,
+    registry: registry::Settings,
+    delivery: deployment::Settings,
+    addresses: Addresses,
+    runners: SocketAddr,
+    shutdown: &Shutdown,
+) -> kernel::Result<Started> {
+    let env = kernel::settings::Env::load().map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    let smtp =
+        notification::Smtp::from_env(&env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
+    start_wired(platform, registry, smtp, delivery, addresses, runners, shutdown).await
+}
+
+async fn start_wired(
+    platform: &Platform,
+    registry: registry::Settings,
+    smtp: notification::Smtp,
+    delivery: deployment::Settings,
     addresses: Addresses,
     runners: SocketAddr,
     shutdown: &Shutdown,
@@ -146,7 +194,14 @@ pub async fn start_notifying(
     let courier = notification::Courier::new(base.pool.clone(), smtp)?;
     shutdown.spawn("notification courier", courier.run(shutdown.token()));
     let wake = conductor::Wake::default();
-    let conductor = conductor::Conductor::new(base.outbox.clone(), wake.clone());
+    let mut conductor = conductor::Conductor::new(base.outbox.clone(), wake.clone());
+    if delivery.deliver {
+        conductor = conductor.with_delivery(deployment::Delivery::new(
+            delivery,
+            kernel::caller::CallerKey::new(platform.caller_key.clone()),
+            base.outbox.clone(),
+        ));
+    }
     shutdown.spawn("pipeline conductor", conductor.run(shutdown.token()));
     let registry = registry::Registry::new(registry, kernel::caller::CallerKey::new(platform.caller_key.clone()));
     let runner_api = runner_grpc::RunnerApi::new(

@@ -174,6 +174,7 @@ impl Triggers {
         let (outcome, reason) = match &delivery.change {
             Change::Push { .. } => ("queued", String::new()),
             Change::Deleted { git_ref } => ("ignored", format!("{} was deleted", git_ref.full())),
+            Change::Merged { git_ref } => ("ignored", format!("{} was merged", git_ref.full())),
             Change::Ignored(what) => ("ignored", format!("{what} starts no run")),
         };
         let inserted = sqlx::query_scalar!(
@@ -201,6 +202,13 @@ impl Triggers {
             .flatten();
             return Ok(Outcome::Duplicate(earlier));
         };
+        if let Change::Deleted { git_ref } | Change::Merged { git_ref } = &delivery.change
+            && matches!(git_ref.flow(), crate::definition::Flow::Feature(_))
+        {
+            // The branch's own environment goes with it (the conductor deletes its application).
+            crate::environment::retire(&mut tx, row.tenant_id, row.pipeline_id, git_ref.name(), &reason).await?;
+            self.wake.conductor.notify_one();
+        }
         let Change::Push { git_ref, commit } = delivery.change else {
             tx.commit().await?;
             return Ok(Outcome::Ignored(reason));

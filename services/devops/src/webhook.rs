@@ -135,6 +135,11 @@ pub enum Change {
         /// The ref.
         git_ref: GitRef,
     },
+    /// A merge (pull) request from a branch was merged.
+    Merged {
+        /// The merged branch.
+        git_ref: GitRef,
+    },
     /// Something a pipeline does not act on (a ping, an issue comment).
     Ignored(String),
 }
@@ -170,6 +175,8 @@ struct MergeRequestBody {
 struct MergeRequestAttributes {
     source_branch: String,
     last_commit: LastCommit,
+    #[serde(default)]
+    state: String,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +193,8 @@ struct PullRequestBody {
 #[derive(Deserialize)]
 struct PullRequest {
     head: PullRequestHead,
+    #[serde(default)]
+    merged: bool,
 }
 
 #[derive(Deserialize)]
@@ -257,15 +266,20 @@ pub fn read(format: Format, headers: &(impl Headers + ?Sized), body: &[u8]) -> R
         (Format::Gitlab, "Push Hook" | "Tag Push Hook") | (Format::Github, "push") => push(body)?,
         (Format::Gitlab, "Merge Request Hook") => {
             let mr: MergeRequestBody = json(body)?;
-            Change::Push {
-                git_ref: GitRef::parse(
-                    "body.object_attributes.source_branch",
-                    &mr.object_attributes.source_branch,
-                )?,
-                commit: commit_id(
-                    "body.object_attributes.last_commit.id",
-                    &mr.object_attributes.last_commit.id,
-                )?,
+            let git_ref = GitRef::parse(
+                "body.object_attributes.source_branch",
+                &mr.object_attributes.source_branch,
+            )?;
+            if mr.object_attributes.state == "merged" {
+                Change::Merged { git_ref }
+            } else {
+                Change::Push {
+                    git_ref,
+                    commit: commit_id(
+                        "body.object_attributes.last_commit.id",
+                        &mr.object_attributes.last_commit.id,
+                    )?,
+                }
             }
         }
         (Format::Github, "pull_request") => {
@@ -274,6 +288,10 @@ pub fn read(format: Format, headers: &(impl Headers + ?Sized), body: &[u8]) -> R
                 Change::Push {
                     git_ref: GitRef::parse("body.pull_request.head.ref", &pr.pull_request.head.git_ref)?,
                     commit: commit_id("body.pull_request.head.sha", &pr.pull_request.head.sha)?,
+                }
+            } else if pr.action == "closed" && pr.pull_request.merged {
+                Change::Merged {
+                    git_ref: GitRef::parse("body.pull_request.head.ref", &pr.pull_request.head.git_ref)?,
                 }
             } else {
                 Change::Ignored(format!("pull_request {}", pr.action))
@@ -352,6 +370,23 @@ mod tests {
             read(Format::Gitlab, h, mr.as_bytes()).unwrap().change,
             Change::Push { git_ref: GitRef::Branch(b), .. } if b == "feature-y"
         ));
+        let merged = mr.replace(r#""source_branch""#, r#""state":"merged","source_branch""#);
+        assert_eq!(
+            read(Format::Gitlab, h, merged.as_bytes()).unwrap().change,
+            Change::Merged {
+                git_ref: GitRef::Branch("feature-y".into())
+            }
+        );
+        let pr = format!(
+            r#"{{"action":"closed","pull_request":{{"merged":true,"head":{{"ref":"feature-z","sha":"{SHA}"}}}}}}"#
+        );
+        let h: &[(&str, &str)] = &[("X-GitHub-Delivery", "d-4"), ("X-GitHub-Event", "pull_request")];
+        assert_eq!(
+            read(Format::Github, h, pr.as_bytes()).unwrap().change,
+            Change::Merged {
+                git_ref: GitRef::Branch("feature-z".into())
+            }
+        );
         let h: &[(&str, &str)] = &[("X-GitHub-Delivery", "d-3"), ("X-GitHub-Event", "ping")];
         assert_eq!(
             read(Format::Github, h, b"{}").unwrap().change,

@@ -1,4 +1,5 @@
-//! Approval gates: who may decide, four-eyes in production, rejection.
+//! Approval gates: who may decide, four-eyes in production, rejection; the
+//! security gate before production.
 
 use kernel::caller::Role;
 use paas_proto::v1 as pb;
@@ -6,12 +7,27 @@ use tonic::Code;
 
 use crate::helpers::{GitServer, World, member};
 
+/// A production stage with its approval gate and a deploy, but no build and
+/// no security-scan before it.
+const UNSCANNED: &str = concat!(
+    "environments:\n",
+    "  production: {application: calc}\n",
+    "stages:\n",
+    "  - name: production\n",
+    "    environment: production\n",
+    "    steps:\n",
+    "      - name: release-gate\n",
+    "        kind: approval\n",
+    "        approvers: {groups: [tenant-admin]}\n",
+    "      - name: ship\n",
+    "        kind: deploy\n",
+);
+
 #[tokio::test]
-async fn a_production_gate_needs_two_approvers_other_than_whoever_started_the_run() {
+async fn a_production_gate_needs_two_approvers_and_an_unscanned_deploy_is_refused_by_the_security_gate() {
     let w = World::new().await;
     let git = GitServer::start().await;
-    let _runner = w.runner("r1", 2).await;
-    let pipeline = w.pipeline(&git, "").await;
+    let pipeline = w.pipeline(&git, UNSCANNED).await;
     git.tag("v2.0.0").await;
     git.push("v2.0.0").await;
     let alice = member(w.tenant, "alice", Role::TenantAdmin);
@@ -70,8 +86,22 @@ async fn a_production_gate_needs_two_approvers_other_than_whoever_started_the_ru
     let run = w.run_reaches(&run.id, "failed").await;
     let ship = w.step(&run, "ship").await;
     assert_eq!(ship.state, "failed");
-    assert!(ship.message.contains("deploy"), "{}", ship.message);
-    assert!(ship.message.contains("does not execute it yet"), "{}", ship.message);
+    assert!(
+        ship.message.contains("refused by the security gate"),
+        "{}",
+        ship.message
+    );
+    assert!(
+        ship.message.contains(devops::scan_gate::PRODUCTION_RULE),
+        "the refusal names its rule: {}",
+        ship.message
+    );
+    assert!(run.message.contains("production/ship failed"), "{}", run.message);
+    let released: i64 = sqlx::query_scalar("SELECT count(*) FROM step_operations WHERE release_id IS NOT NULL")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(released, 0, "nothing was released");
 }
 
 #[tokio::test]
