@@ -12,12 +12,13 @@
 //! memory whole. These routes are the registry protocol, not the REST API,
 //! so they sit outside the API's body limit, deadline and OpenAPI document.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use base64::Engine;
@@ -42,6 +43,17 @@ pub const CERTIFICATE_PATH: &str = "/service/token/certificate";
 pub const NOTIFICATIONS_PATH: &str = "/service/notifications";
 /// Prefix of robot accounts' names (the images service owns them).
 const ROBOT_PREFIX: &str = "robot$";
+/// How long the master registry's address, as the images service last
+/// answered it, serves reads without asking again. Reads are not the
+/// platform's to refuse (see [`proxy`]); this bounds only how long a newly
+/// registered master waits to receive them.
+const UPSTREAM_FRESH_FOR: Duration = Duration::from_secs(5);
+/// Idle connections to the master registry kept for reuse: pulls run many
+/// layers at once, and a new connection per layer costs a handshake and a
+/// cold TCP window.
+const UPSTREAM_IDLE_CONNECTIONS: usize = 64;
+/// How long an idle connection to the master registry is kept.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Headers that belong to one connection, never forwarded (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -69,15 +81,39 @@ pub fn notification_token(caller_key: &str) -> String {
 pub struct RegistryFace {
     client: Client<HttpConnector, Body>,
     notifications: Arc<String>,
+    upstream: Arc<RwLock<Option<(String, Instant)>>>,
 }
 
 impl RegistryFace {
     /// The face of a platform whose caller key is `caller_key`.
     pub fn new(caller_key: &str) -> Self {
+        let mut connector = HttpConnector::new();
+        // Small writes (a request's headers, a manifest) leave at once
+        // instead of waiting on the previous segment's acknowledgement.
+        connector.set_nodelay(true);
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(UPSTREAM_IDLE_CONNECTIONS)
+                .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
+                .build(connector),
             notifications: Arc::new(notification_token(caller_key)),
+            upstream: Arc::new(RwLock::new(None)),
         }
+    }
+
+    /// The master registry's address, if the images service named it less
+    /// than [`UPSTREAM_FRESH_FOR`] ago.
+    fn fresh_upstream(&self) -> Option<String> {
+        let known = self.upstream.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known
+            .as_ref()
+            .filter(|(_, learnt)| learnt.elapsed() < UPSTREAM_FRESH_FOR)
+            .map(|(url, _)| url.clone())
+    }
+
+    fn learn_upstream(&self, url: &str) {
+        let mut known = self.upstream.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *known = Some((url.to_string(), Instant::now()));
     }
 }
 
@@ -258,45 +294,29 @@ async fn notifications(State(state): State<AppState>, headers: HeaderMap, body: 
 
 /// `/v2/...`: asks the images service whether policy allows the request,
 /// then streams it to the master registry and its answer back.
+///
+/// Reads (`GET`, `HEAD`) skip the question while the master's address is
+/// fresh: the platform's policy is about writes (released tags immutable,
+/// storage quota, no writes during garbage collection) and never refuses a
+/// read; who may pull what is the registry's own token check (the platform
+/// issues those tokens), and pulls reach the audit log from the registry's
+/// notifications. A layer pulled costs the registry's time, not also a
+/// round trip to the images service and its database.
 async fn proxy(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().to_string();
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or_else(|| path.clone(), |p| p.as_str().to_string());
-    let authorization = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let content_length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(-1);
-    let decision = match state
-        .upstream
-        .images(&state.key, &gateway_caller())
-        .authorize_registry_request(pb::AuthorizeRegistryRequestRequest {
-            method: parts.method.to_string(),
-            path: path.clone(),
-            authorization,
-            content_length,
-        })
-        .await
-    {
-        Ok(d) => d.into_inner(),
-        Err(status) => return registry_error(503, "UNAVAILABLE", status.message()),
+        .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+    let read = parts.method == Method::GET || parts.method == Method::HEAD;
+    let upstream_url = match state.registry.fresh_upstream().filter(|_| read) {
+        Some(url) => url,
+        None => match decide(&state, &parts).await {
+            Ok(url) => url,
+            Err(refused) => return refused,
+        },
     };
-    if !decision.allowed {
-        audit_refusal(&state, &parts, &decision).await;
-        let status = u16::try_from(decision.status).unwrap_or(403);
-        return registry_error(status, &decision.code, &decision.message);
-    }
-    let Ok(uri) = format!("{}{path_and_query}", decision.upstream_url).parse::<Uri>() else {
+    let Ok(uri) = format!("{upstream_url}{path_and_query}").parse::<Uri>() else {
         return registry_error(502, "UNAVAILABLE", "the master registry's URL is not valid");
     };
     let mut upstream = http::Request::builder().method(parts.method.clone()).uri(uri);
@@ -321,6 +341,44 @@ async fn proxy(State(state): State<AppState>, request: Request) -> Response {
             registry_error(502, "UNAVAILABLE", "the registry did not answer")
         }
     }
+}
+
+/// The images service's decision on a request: the master registry's
+/// address to forward it to, or the refusal to answer (audited).
+async fn decide(state: &AppState, parts: &http::request::Parts) -> Result<String, Response> {
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(-1);
+    let decision = match state
+        .upstream
+        .images(&state.key, &gateway_caller())
+        .authorize_registry_request(pb::AuthorizeRegistryRequestRequest {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            authorization,
+            content_length,
+        })
+        .await
+    {
+        Ok(d) => d.into_inner(),
+        Err(status) => return Err(registry_error(503, "UNAVAILABLE", status.message())),
+    };
+    if !decision.allowed {
+        audit_refusal(state, parts, &decision).await;
+        let status = u16::try_from(decision.status).unwrap_or(403);
+        return Err(registry_error(status, &decision.code, &decision.message));
+    }
+    state.registry.learn_upstream(&decision.upstream_url);
+    Ok(decision.upstream_url)
 }
 
 async fn audit_refusal(state: &AppState, parts: &http::request::Parts, decision: &pb::RegistryDecision) {

@@ -69,6 +69,14 @@ async fn metrics() -> impl IntoResponse {
 /// # Errors
 /// The listener fails.
 pub async fn serve_http(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
+    // Without TCP_NODELAY a response's last small segment can wait for the
+    // client's delayed acknowledgement (tens of milliseconds), which shows
+    // in API latency and in layers streamed through the gateway's `/v2/`.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on an accepted connection");
+        }
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

@@ -351,8 +351,10 @@ async fn main() {
 
     let key = CallerKey::new(t.settings.caller_key.clone());
     let channel = kernel::grpc::channel(&uri(running.grpc)).expect("channel");
-    let mut api: Images =
-        ImagesServiceClient::with_interceptor(channel, Outgoing::new(&key, &Caller::platform_admin("user:bench")));
+    let mut api: Images = ImagesServiceClient::with_interceptor(
+        channel.clone(),
+        Outgoing::new(&key, &Caller::platform_admin("user:bench")),
+    );
 
     let master = Registry::start().await;
     let targets = [Registry::start().await, Registry::start().await];
@@ -438,6 +440,11 @@ async fn main() {
         .expect("triggered")
         .into_inner();
     let run = loop {
+        // A client signed now: caller tokens are short-lived and a slow run outlasts one.
+        let mut api: Images = ImagesServiceClient::with_interceptor(
+            channel.clone(),
+            Outgoing::new(&key, &Caller::platform_admin("user:bench")),
+        );
         let r = api
             .get_replication_run(pb::GetReplicationRunRequest { id: run.id.clone() })
             .await

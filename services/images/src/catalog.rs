@@ -24,7 +24,7 @@ pub const TAG_DELETED: EventType = EventType::new("images", "tag", "deleted");
 pub const LIFECYCLE_CHANGED: EventType = EventType::new("images", "lifecycle", "changed");
 
 /// A repository as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Repository {
     /// Its id.
     pub id: Uuid,
@@ -80,6 +80,21 @@ pub struct Search {
 #[derive(Clone)]
 pub struct Catalog {
     outbox: Outbox,
+}
+
+/// A `LIKE` pattern matching names that contain `part` as typed: `%`, `_`
+/// and `\` in it stand for themselves.
+fn name_part_pattern(part: &str) -> String {
+    let mut pattern = String::with_capacity(part.len() + 2);
+    pattern.push('%');
+    for c in part.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// The select every tag read starts with (a macro, so queries stay literals).
@@ -291,7 +306,15 @@ impl Catalog {
         Ok(())
     }
 
-    /// A page of repositories the caller may see.
+    /// A page of repositories the caller may see, in id order (the cursor is
+    /// the last id), filtered by part of the name and by a label one of
+    /// their tags carries.
+    ///
+    /// # Guarantees
+    /// Each filter is answered by an index (labels from `repository_labels`
+    /// in repository order, name parts by trigrams) and counts come from
+    /// `repositories.tag_count`: a page costs the same with 100 tags or
+    /// 100,000 (migration `20261210120000_catalog_search`).
     ///
     /// # Errors
     /// The caller may not see the tenant asked for.
@@ -307,43 +330,48 @@ impl Catalog {
             return Err(Error::not_found("tenant", t));
         }
         let visible = caller.visible_tenants();
-        let (label_key, label_value) = match search.label.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (search.label.clone(), None),
+        let mut sql = sqlx::QueryBuilder::<Postgres>::new(
+            "SELECT r.id, r.tenant_id, r.project_id, r.name, r.tag_count, r.created_at, r.updated_at FROM ",
+        );
+        // Pages follow the column the driving index is ordered by.
+        let order = if search.label.is_empty() {
+            sql.push("repositories r WHERE TRUE");
+            "r.id"
+        } else {
+            let (key, value) = match search.label.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (search.label.as_str(), None),
+            };
+            sql.push("repository_labels l JOIN repositories r ON r.id = l.repository_id WHERE l.key = ")
+                .push_bind(key.to_string());
+            match value {
+                Some(v) => sql.push(" AND l.value = ").push_bind(v.to_string()),
+                None => sql.push(" AND l.value IS NULL"),
+            };
+            "l.repository_id"
         };
-        let rows = sqlx::query!(
-            r#"SELECT r.id, r.tenant_id, r.project_id, r.name, r.created_at, r.updated_at,
-                 (SELECT count(*) FROM tags t WHERE t.repository_id = r.id AND t.state <> 'deleted') AS "tag_count!"
-             FROM repositories r
-             WHERE ($1::uuid[] IS NULL OR r.tenant_id = ANY($1))
-               AND ($2::uuid IS NULL OR r.tenant_id = $2)
-               AND ($3 = '' OR strpos(r.name, $3) > 0)
-               AND ($4 = '' OR EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = r.id AND t.labels ? $4
-                    AND ($5::text IS NULL OR t.labels ->> $4 = $5)))
-               AND ($6::uuid IS NULL OR r.id > $6)
-             ORDER BY r.id LIMIT $7"#,
-            visible.as_deref(),
-            search.tenant,
-            search.query,
-            label_key,
-            label_value,
-            page.after,
-            page.fetch(),
-        )
-        .fetch_all(self.outbox.pool())
-        .await?;
-        let repos = rows
-            .into_iter()
-            .map(|r| Repository {
-                id: r.id,
-                tenant_id: r.tenant_id,
-                project_id: r.project_id,
-                name: r.name,
-                tag_count: r.tag_count,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-            })
-            .collect();
+        if let Some(visible) = visible {
+            sql.push(" AND r.tenant_id = ANY(").push_bind(visible).push(")");
+        }
+        if let Some(tenant) = search.tenant {
+            sql.push(" AND r.tenant_id = ").push_bind(tenant);
+        }
+        if !search.query.is_empty() {
+            sql.push(" AND r.name LIKE ")
+                .push_bind(name_part_pattern(&search.query));
+        }
+        if let Some(after) = page.after {
+            sql.push(format_args!(" AND {order} > ")).push_bind(after);
+        }
+        sql.push(format_args!(" ORDER BY {order} LIMIT "))
+            .push_bind(page.fetch());
+        // Planned for these values each time (an unnamed statement): a plan
+        // cached for any values cannot tell a rare name part from a common one.
+        let repos: Vec<Repository> = sql
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(self.outbox.pool())
+            .await?;
         Ok(page.finish(repos, |r| r.id))
     }
 
@@ -491,5 +519,21 @@ impl Catalog {
     pub async fn storage_for(&self, caller: &Caller, tenant: Uuid) -> Result<(i64, i64)> {
         caller.require(tenant, Role::Viewer, "tenant", tenant)?;
         self.storage(tenant).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_part_matches_itself_wherever_it_stands() {
+        assert_eq!(name_part_pattern("web"), "%web%");
+        assert_eq!(name_part_pattern(""), "%%");
+    }
+
+    #[test]
+    fn like_wildcards_in_a_name_part_stand_for_themselves() {
+        assert_eq!(name_part_pattern("a_b%c\\d"), "%a\\_b\\%c\\\\d%");
     }
 }
