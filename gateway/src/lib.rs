@@ -47,6 +47,7 @@ pub mod route;
 pub mod scans;
 pub mod session;
 pub mod settings;
+pub mod signatures;
 pub mod templates;
 pub mod tenants;
 pub mod token;
@@ -134,6 +135,7 @@ pub fn api() -> route::Routes {
         .merge(image_retention::routes())
         .merge(image_triggers::routes())
         .merge(scans::routes())
+        .merge(signatures::routes())
         .merge(replication::routes())
         .merge(pipelines::routes())
         .merge(audit::routes::routes())
