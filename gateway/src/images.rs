@@ -236,6 +236,8 @@ pub struct Tag {
     pub pushed_at: Option<DateTime<Utc>>,
     /// Last change.
     pub updated_at: Option<DateTime<Utc>>,
+    /// Its image's cosign signatures, as last checked.
+    pub signature: crate::signatures::SignatureStatus,
 }
 
 impl From<pb::Tag> for Tag {
@@ -269,6 +271,7 @@ impl From<pb::Tag> for Tag {
             state: TagState::from_pb(t.state),
             pushed_at: time(t.pushed_at),
             updated_at: time(t.updated_at),
+            signature: t.signature.map(Into::into).unwrap_or_default(),
         }
     }
 }

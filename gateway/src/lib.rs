@@ -48,6 +48,7 @@ pub mod route;
 pub mod scans;
 pub mod session;
 pub mod settings;
+pub mod signatures;
 pub mod templates;
 pub mod tenants;
 pub mod token;
@@ -135,6 +136,7 @@ pub fn api() -> route::Routes {
         .merge(image_retention::routes())
         .merge(image_triggers::routes())
         .merge(scans::routes())
+        .merge(signatures::routes())
         .merge(replication::routes())
         .merge(pipelines::routes())
         .merge(pipeline_notifications::routes())

@@ -24,13 +24,13 @@ const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/acme-web/deployments";
 /// Applications (tenant `acme`, project `web`, cluster `dc1-prod`) with
 /// production admission enforced, a master registry, and a pushing robot
 /// for `acme/web`.
-struct World {
-    w: Apps,
+pub(crate) struct World {
+    pub(crate) w: Apps,
     _registry: MasterRegistry,
     /// The gateway's `host:port`: the registry address in image references.
-    host: String,
-    robot: (String, String),
-    dir: PathBuf,
+    pub(crate) host: String,
+    pub(crate) robot: (String, String),
+    pub(crate) dir: PathBuf,
 }
 
 impl Drop for World {
@@ -43,7 +43,7 @@ fn installed(binary: &str) -> bool {
     std::process::Command::new(binary).arg("--version").output().is_ok()
 }
 
-async fn world() -> Option<World> {
+pub(crate) async fn world() -> Option<World> {
     if !installed("skopeo") || paas::master_registry::binary().is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -71,7 +71,7 @@ async fn world() -> Option<World> {
 }
 
 /// A pushing robot of `tenant`'s project `project`: (name, secret).
-async fn robot(w: &Apps, tenant: &str, project: &str) -> (String, String) {
+pub(crate) async fn robot(w: &Apps, tenant: &str, project: &str) -> (String, String) {
     let (_, projects) = w
         .send(Method::GET, &format!("/api/v1/tenants/{tenant}/projects"), None)
         .await;
@@ -101,12 +101,12 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// What an image's config says.
-struct Config<'a> {
+pub(crate) struct Config<'a> {
     ports: &'a [&'a str],
     entrypoint: bool,
 }
 
-const WEB: Config<'static> = Config {
+pub(crate) const WEB: Config<'static> = Config {
     ports: &["8080/tcp"],
     entrypoint: true,
 };
@@ -161,7 +161,7 @@ fn layout(dir: &Path, content: &str, config: &Config<'_>) -> PathBuf {
 
 impl World {
     /// Pushes `content` as `repository:tag` with `robot`; the catalog's tag once recorded.
-    async fn push_as(
+    pub(crate) async fn push_as(
         &self,
         robot: &(String, String),
         content: &str,
@@ -203,11 +203,11 @@ impl World {
         .await
     }
 
-    async fn push(&self, content: &str, config: &Config<'_>, repository: &str, tag: &str) -> Value {
+    pub(crate) async fn push(&self, content: &str, config: &Config<'_>, repository: &str, tag: &str) -> Value {
         self.push_as(&self.robot, content, config, repository, tag).await
     }
 
-    async fn tag(&self, repository: &str, tag: &str) -> Option<Value> {
+    pub(crate) async fn tag(&self, repository: &str, tag: &str) -> Option<Value> {
         let (_, repos) = self
             .w
             .send(Method::GET, &format!("/api/v1/repositories?q={repository}"), None)
@@ -223,7 +223,7 @@ impl World {
     }
 
     /// Moves a pushed tag through tested to released.
-    async fn release(&self, tag: &Value) {
+    pub(crate) async fn release(&self, tag: &Value) {
         for state in ["tested", "released"] {
             let (status, moved) = self
                 .w
@@ -243,7 +243,7 @@ impl World {
 
     /// A published template version: one service `web` whose image is
     /// `image` (placeholders allowed) and which declares `port`.
-    async fn template(&self, name: &str, image: &str, parameters: Value) -> String {
+    pub(crate) async fn template(&self, name: &str, image: &str, parameters: Value) -> String {
         let (_, template) = self
             .w
             .send(
@@ -264,7 +264,13 @@ impl World {
         self.w.version(&template, "1.0.0", spec).await
     }
 
-    async fn deploy(&self, name: &str, environment: &str, version: &str, parameters: Value) -> (StatusCode, Value) {
+    pub(crate) async fn deploy(
+        &self,
+        name: &str,
+        environment: &str,
+        version: &str,
+        parameters: Value,
+    ) -> (StatusCode, Value) {
         self.w
             .send(
                 Method::POST,
@@ -291,12 +297,12 @@ impl World {
     }
 }
 
-fn image_and_port() -> Value {
+pub(crate) fn image_and_port() -> Value {
     json!([{"name": "image", "type": "string"}, {"name": "port", "type": "integer", "default": 8080}])
 }
 
 /// Asserts a 400 problem naming the image's field and `rule`.
-fn refused(status: StatusCode, problem: &Value, rule: &str) {
+pub(crate) fn refused(status: StatusCode, problem: &Value, rule: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["field"], FIELD, "{problem}");
     let detail = problem["detail"].as_str().unwrap_or_default();

@@ -31,6 +31,7 @@ mod replication;
 mod requests;
 mod services;
 mod sessions;
+mod signatures;
 mod strategies;
 mod templates;
 mod tenant_lifecycle;

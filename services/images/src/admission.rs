@@ -12,7 +12,10 @@
 //! 4. `exposed-ports`: every port the template declares is exposed by the image;
 //! 5. `entrypoint`: the image has an entrypoint or cmd (or the template sets a command);
 //! 6. `scan-severity`: when the tenant's scan policy for production sets a
-//!    highest severity, the image's finished scan finds nothing above it.
+//!    highest severity, the image's finished scan finds nothing above it;
+//! 7. `signature`: when the tenant's signature policy for production requires
+//!    signatures, the image's digest carries a valid cosign signature by one
+//!    of its repository owner's keys ([`crate::signature`]).
 //!
 //! Everywhere, an image found in the catalog is resolved to its digest and
 //! the rendered objects carry `repo:tag@sha256:...`: a later push of the same
@@ -45,6 +48,8 @@ pub enum Rule {
     Entrypoint,
     /// Scanned, with nothing above the policy's severity.
     ScanSeverity,
+    /// Signed by a key of the repository's owner.
+    Signature,
 }
 
 impl Rule {
@@ -57,6 +62,7 @@ impl Rule {
             Self::ExposedPorts => "exposed-ports",
             Self::Entrypoint => "entrypoint",
             Self::ScanSeverity => "scan-severity",
+            Self::Signature => "signature",
         }
     }
 
@@ -377,6 +383,29 @@ impl Admission {
                         field,
                         image,
                         "has not been scanned; production needs a finished scan",
+                    ));
+                }
+            }
+        }
+        if crate::signature::required(&self.pool, tenant, PRODUCTION).await? {
+            let check = crate::signature::of_digest(&self.pool, &found.repository, &found.digest).await?;
+            match check {
+                Some(c) if c.status == "signed" => {}
+                Some(c) if c.status == "invalid" => {
+                    return Err(Rule::Signature.refuse(
+                        field,
+                        image,
+                        format!("has no valid signature ({}); production requires one", c.message),
+                    ));
+                }
+                _ => {
+                    return Err(Rule::Signature.refuse(
+                        field,
+                        image,
+                        format!(
+                            "is not signed ({}:{} at {}); production requires a signature by one of the tenant's keys",
+                            found.repository, found.tag, found.digest
+                        ),
                     ));
                 }
             }

@@ -67,12 +67,23 @@ pub struct Gate {
     tenancy: Tenancy,
     http: reqwest::Client,
     replications: crate::replication::Replications,
+    signatures: crate::signature::Signatures,
 }
 
 impl Gate {
     /// A gate over the images schema.
     pub fn new(outbox: &Outbox, sealer: crate::seal::Sealer, signer: Arc<Signer>, tenancy: Tenancy) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("a TLS backend");
         Self {
+            signatures: crate::signature::Signatures::new(
+                Registries::new(outbox.clone(), sealer.clone()),
+                sealer.clone(),
+                signer.clone(),
+                http.clone(),
+            ),
             pool: outbox.pool().clone(),
             outbox: outbox.clone(),
             signer,
@@ -85,10 +96,7 @@ impl Gate {
                 tenancy.clone(),
             ),
             tenancy,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("a TLS backend"),
+            http,
         }
     }
 
@@ -298,6 +306,9 @@ impl Gate {
                 }
             }
             self.outbox.commit(tx).await?;
+            if let Some(owner) = owner {
+                self.check_signatures_on_push(owner.0, &event).await;
+            }
             // Blob traffic is for the quota; the audit log shows what people do with images.
             if event.is_manifest() && matches!(&event.action[..], "push" | "pull" | "delete") {
                 recorded.push(Recorded {
@@ -312,6 +323,31 @@ impl Gate {
             }
         }
         Ok(recorded)
+    }
+
+    /// A pushed signature image (`sha256-<hex>.sig`) is checked at once, as
+    /// is a pushed image whose signatures were checked before (a push may
+    /// follow its signature, or replace a tag's digest). A failed check is
+    /// logged, not refused: the push happened, and the check can be asked again.
+    async fn check_signatures_on_push(&self, tenant: uuid::Uuid, event: &notification::Event) {
+        if event.action != "push" || !event.is_manifest() {
+            return;
+        }
+        let repository = &event.target.repository;
+        let digest = match crate::cosign::signed_digest(&event.target.tag) {
+            Some(signed) => signed,
+            None => match crate::signature::of_digest(&self.pool, repository, &event.target.digest).await {
+                Ok(Some(_)) => event.target.digest.clone(),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(repository = %repository, error = %e, "signature check skipped");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = self.signatures.check(tenant, repository, &digest).await {
+            tracing::warn!(repository = %repository, digest = %digest, error = %e, "signature check failed");
+        }
     }
 
     async fn inspect(&self, repository: &str, digest: &str) -> Result<crate::inspect::ImageMetadata> {
@@ -333,6 +369,11 @@ impl Gate {
         Reader::new(&self.http, &upstream, repository, token)
             .metadata(digest)
             .await
+    }
+
+    /// Signing keys, signatures and signature policies.
+    pub fn signatures(&self) -> &crate::signature::Signatures {
+        &self.signatures
     }
 
     /// Robots.

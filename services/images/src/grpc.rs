@@ -20,6 +20,7 @@ use crate::replication::{self, Item, Replications, RuleSpec};
 use crate::retention::{Deletion, GcRun, Policy, Retention, Rule, Run};
 use crate::robot::{NewRobot, Robot};
 use crate::scan::{NewScanner, Scan, Scanner, Scans, Severity};
+use crate::signature::{Check, SigningKey};
 
 /// The gRPC face of the images service.
 pub struct Images {
@@ -139,6 +140,43 @@ fn repository_pb(r: Repository) -> pb::Repository {
     }
 }
 
+fn signature_pb(c: Check) -> pb::SignatureStatus {
+    let never = c.checked_at == chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    pb::SignatureStatus {
+        repository: c.repository,
+        digest: c.digest,
+        status: c.status,
+        key_ids: c.key_ids.iter().map(ToString::to_string).collect(),
+        message: c.message,
+        checked_at: if never { None } else { timestamp(c.checked_at) },
+    }
+}
+
+fn signing_key_pb(k: SigningKey) -> pb::SigningKey {
+    pb::SigningKey {
+        id: k.id.to_string(),
+        tenant_id: k.tenant_id.to_string(),
+        name: k.name,
+        public_key_pem: k.public_key_pem,
+        platform_held: k.platform_held,
+        created_at: timestamp(k.created_at),
+    }
+}
+
+/// Tags with their signature status.
+async fn signed_tags(pool: &sqlx::PgPool, tags: Vec<Tag>) -> Result<Vec<pb::Tag>, Status> {
+    let mut checks = crate::signature::of_tags(pool, &tags).await?;
+    Ok(tags
+        .into_iter()
+        .map(|t| {
+            let check = checks.remove(&(t.repository.clone(), t.meta.digest.clone()));
+            let mut tag = tag_pb(t);
+            tag.signature = check.map(signature_pb);
+            tag
+        })
+        .collect())
+}
+
 fn tag_pb(t: Tag) -> pb::Tag {
     pb::Tag {
         id: t.id.to_string(),
@@ -170,6 +208,7 @@ fn tag_pb(t: Tag) -> pb::Tag {
         pushed_at: timestamp(t.pushed_at),
         updated_at: timestamp(t.updated_at),
         tenant_id: t.tenant_id.to_string(),
+        signature: None,
     }
 }
 
@@ -478,7 +517,7 @@ impl ImagesService for Images {
         let repository = parse_id("repository_id", &r.repository_id)?;
         let (tags, next) = self.gate.catalog().tags(&caller, repository, page_of(r.page)?).await?;
         Ok(Response::new(pb::ListTagsResponse {
-            tags: tags.into_iter().map(tag_pb).collect(),
+            tags: signed_tags(self.gate.signatures().pool(), tags).await?,
             page: Some(pb::PageInfo { next_cursor: next }),
         }))
     }
@@ -487,9 +526,9 @@ impl ImagesService for Images {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let repository = parse_id("repository_id", &r.repository_id)?;
-        Ok(Response::new(tag_pb(
-            self.gate.catalog().tag(&caller, repository, &r.tag).await?,
-        )))
+        let tag = self.gate.catalog().tag(&caller, repository, &r.tag).await?;
+        let mut tags = signed_tags(self.gate.signatures().pool(), vec![tag]).await?;
+        Ok(Response::new(tags.remove(0)))
     }
 
     async fn move_tag(&self, request: Request<pb::MoveTagRequest>) -> Result<Response<pb::Tag>, Status> {
@@ -906,6 +945,105 @@ impl ImagesService for Images {
         let id = parse_id("id", &request.get_ref().id)?;
         let (run, items) = self.replications()?.run(&caller, id).await?;
         Ok(Response::new(replication_run_pb(run, items)))
+    }
+
+    async fn create_signing_key(
+        &self,
+        request: Request<pb::CreateSigningKeyRequest>,
+    ) -> Result<Response<pb::SigningKey>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let public = (!r.public_key_pem.trim().is_empty()).then_some(r.public_key_pem.as_str());
+        let key = self
+            .gate
+            .signatures()
+            .create_key(&caller, tenant, &r.name, public)
+            .await?;
+        Ok(Response::new(signing_key_pb(key)))
+    }
+
+    async fn list_signing_keys(
+        &self,
+        request: Request<pb::ListSigningKeysRequest>,
+    ) -> Result<Response<pb::ListSigningKeysResponse>, Status> {
+        let caller = caller(&request)?;
+        let tenant = parse_id("tenant_id", &request.get_ref().tenant_id)?;
+        let keys = self.gate.signatures().keys(&caller, tenant).await?;
+        Ok(Response::new(pb::ListSigningKeysResponse {
+            keys: keys.into_iter().map(signing_key_pb).collect(),
+        }))
+    }
+
+    async fn delete_signing_key(
+        &self,
+        request: Request<pb::DeleteSigningKeyRequest>,
+    ) -> Result<Response<pb::DeleteSigningKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let key = parse_id("id", &r.id)?;
+        self.gate.signatures().delete_key(&caller, tenant, key).await?;
+        Ok(Response::new(pb::DeleteSigningKeyResponse {}))
+    }
+
+    async fn sign_tag(&self, request: Request<pb::SignTagRequest>) -> Result<Response<pb::SignatureStatus>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let key = parse_id("key_id", &r.key_id)?;
+        let tag = self.gate.catalog().tag(&caller, repository, &r.tag).await?;
+        let check = self.gate.signatures().sign(&caller, &tag, key).await?;
+        Ok(Response::new(signature_pb(check)))
+    }
+
+    async fn check_tag_signatures(
+        &self,
+        request: Request<pb::CheckTagSignaturesRequest>,
+    ) -> Result<Response<pb::SignatureStatus>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let repository = parse_id("repository_id", &r.repository_id)?;
+        let tag = self.gate.catalog().tag(&caller, repository, &r.tag).await?;
+        let check = self
+            .gate
+            .signatures()
+            .check(tag.tenant_id, &tag.repository, &tag.meta.digest)
+            .await?;
+        Ok(Response::new(signature_pb(check)))
+    }
+
+    async fn set_signature_policy(
+        &self,
+        request: Request<pb::SetSignaturePolicyRequest>,
+    ) -> Result<Response<pb::SignaturePolicy>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        self.gate
+            .signatures()
+            .set_policy(&caller, tenant, &r.environment, r.required)
+            .await?;
+        Ok(Response::new(pb::SignaturePolicy {
+            tenant_id: tenant.to_string(),
+            environment: r.environment,
+            required: r.required,
+        }))
+    }
+
+    async fn get_signature_policy(
+        &self,
+        request: Request<pb::GetSignaturePolicyRequest>,
+    ) -> Result<Response<pb::SignaturePolicy>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let tenant = parse_id("tenant_id", &r.tenant_id)?;
+        let required = self.gate.signatures().policy(&caller, tenant, &r.environment).await?;
+        Ok(Response::new(pb::SignaturePolicy {
+            tenant_id: tenant.to_string(),
+            environment: r.environment,
+            required,
+        }))
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod access;
 pub mod admission;
 pub mod catalog;
+pub mod cosign;
 pub mod gate;
 pub mod grpc;
 pub mod inspect;
@@ -28,6 +29,7 @@ pub mod retention;
 pub mod robot;
 pub mod scan;
 pub mod seal;
+pub mod signature;
 pub mod signing;
 pub mod tenancy;
 pub mod transfer;

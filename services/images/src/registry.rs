@@ -102,6 +102,11 @@ impl Registries {
         Self { outbox, sealer }
     }
 
+    /// The pool of the images schema.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.outbox.pool()
+    }
+
     /// The master registry's URL, if one is registered.
     ///
     /// # Errors

@@ -278,7 +278,11 @@ impl Transfer {
         Ok(copied)
     }
 
-    async fn put_manifest(&self, to: &Endpoint, repository: &str, reference: &str, m: &Manifest) -> Result<()> {
+    /// Puts manifest `m` into `repository` at `to` as `reference` (a tag or its digest).
+    ///
+    /// # Errors
+    /// The registry fails or refuses, or stores it under another digest.
+    pub async fn put_manifest(&self, to: &Endpoint, repository: &str, reference: &str, m: &Manifest) -> Result<()> {
         let url = to.url(repository, &format!("manifests/{reference}"));
         let response = self
             .http
@@ -310,6 +314,141 @@ impl Transfer {
             )));
         }
         Ok(())
+    }
+
+    /// The manifest `reference` (a tag or digest) names in `repository` at
+    /// `at`, read whole (manifests are small), if it is there.
+    ///
+    /// # Errors
+    /// The registry does not answer, answers something unexpected, or a
+    /// manifest asked by digest hashes otherwise.
+    pub async fn manifest_at(&self, at: &Endpoint, repository: &str, reference: &str) -> Result<Option<Manifest>> {
+        let url = at.url(repository, &format!("manifests/{reference}"));
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&at.token)
+            .header(ACCEPT, ACCEPT_MANIFESTS)
+            .send()
+            .await
+            .map_err(|e| unavailable("registry", e))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_success() => {}
+            s => return Err(Error::Unavailable(format!("registry answered {s} for GET {url}"))),
+        }
+        let media_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = response.bytes().await.map_err(|e| unavailable("registry", e))?;
+        let digest = sha256_digest(&body);
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(Error::FailedPrecondition(format!(
+                "manifest {reference} hashes to {digest}"
+            )));
+        }
+        Ok(Some(Manifest {
+            digest,
+            media_type,
+            body,
+        }))
+    }
+
+    /// Blob `digest` of `repository` at `at`, read whole and checked against
+    /// its digest; for small blobs only (at most `limit` bytes).
+    ///
+    /// # Errors
+    /// The registry fails, the blob is larger than `limit`, or it hashes otherwise.
+    pub async fn small_blob(
+        &self,
+        at: &Endpoint,
+        repository: &str,
+        digest: &str,
+        limit: usize,
+    ) -> Result<bytes::Bytes> {
+        let url = at.url(repository, &format!("blobs/{digest}"));
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&at.token)
+            .send()
+            .await
+            .map_err(|e| unavailable("registry", e))?;
+        if !response.status().is_success() {
+            return Err(Error::Unavailable(format!(
+                "registry answered {} for blob {digest}",
+                response.status()
+            )));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+        {
+            return Err(Error::FailedPrecondition(format!(
+                "blob {digest} is over {limit} bytes"
+            )));
+        }
+        let body = response.bytes().await.map_err(|e| unavailable("registry", e))?;
+        if body.len() > limit {
+            return Err(Error::FailedPrecondition(format!(
+                "blob {digest} is over {limit} bytes"
+            )));
+        }
+        let actual = sha256_digest(&body);
+        if actual != digest {
+            return Err(Error::FailedPrecondition(format!("blob {digest} hashes to {actual}")));
+        }
+        Ok(body)
+    }
+
+    /// Uploads `body` as a blob of `repository` at `to` in one request
+    /// (small blobs only); returns its digest.
+    ///
+    /// # Errors
+    /// The registry fails or refuses.
+    pub async fn put_small_blob(&self, to: &Endpoint, repository: &str, body: Vec<u8>) -> Result<String> {
+        let digest = sha256_digest(&body);
+        let started = self
+            .http
+            .post(to.url(repository, "blobs/uploads/"))
+            .bearer_auth(&to.token)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| unavailable("registry", e))?;
+        if started.status() != StatusCode::ACCEPTED {
+            return Err(Error::Unavailable(format!(
+                "registry answered {} to an upload of {digest}",
+                started.status()
+            )));
+        }
+        let location = started
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| to.absolute(l))
+            .ok_or_else(|| Error::Unavailable("the registry's upload has no Location".to_string()))?;
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let response = self
+            .http
+            .put(format!("{location}{separator}digest={digest}"))
+            .bearer_auth(&to.token)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, body.len())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unavailable("registry", e))?;
+        if response.status() != StatusCode::CREATED {
+            return Err(Error::Unavailable(format!(
+                "registry answered {} for blob {digest}",
+                response.status()
+            )));
+        }
+        Ok(digest)
     }
 
     async fn blob(

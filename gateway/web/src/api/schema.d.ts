@@ -1398,6 +1398,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/repositories/{id}/tags/{tag}/signatures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["sign_tag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/repositories/{id}/tags/{tag}/signatures/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["check_tag_signatures"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/repositories/{id}/tags/{tag}/state": {
         parameters: {
             query?: never;
@@ -2145,6 +2177,54 @@ export interface paths {
         put: operations["set_scan_policy"];
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{id}/signature-policies/{environment}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["read_signature_policy"];
+        put: operations["set_signature_policy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{id}/signing-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_signing_keys"];
+        put?: never;
+        post: operations["create_signing_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenants/{id}/signing-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_signing_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3693,6 +3773,16 @@ export interface components {
             /** @description The adapter's base URL (it answers `GET /api/v1/metadata` at registration). */
             url: string;
         };
+        /** @description Body of `POST /tenants/{id}/signing-keys`. */
+        NewSigningKey: {
+            /** @description DNS label, unique in the tenant. */
+            name: string;
+            /**
+             * @description The tenant's own ECDSA P-256 public key (PEM, as `cosign generate-key-pair`
+             *     writes `cosign.pub`); omitted: the platform makes a key and holds it.
+             */
+            public_key_pem?: string | null;
+        };
         /** @description Body of `POST /pipelines/{id}/webhooks`. */
         NewWebhook: {
             /** @description How the Git server signs its deliveries. */
@@ -5034,6 +5124,8 @@ export interface components {
                 repository_id: string;
                 /** @description Build revision (`org.opencontainers.image.revision`). */
                 revision: string;
+                /** @description Its image's cosign signatures, as last checked. */
+                signature: components["schemas"]["SignatureStatus"];
                 /**
                  * Format: int64
                  * @description Bytes of manifest, config and layers.
@@ -6471,6 +6563,11 @@ export interface components {
         SetScanPolicy: {
             max_severity?: null | components["schemas"]["Severity"];
         };
+        /** @description Body of `PUT /tenants/{id}/signature-policies/{environment}`. */
+        SetSignaturePolicy: {
+            /** @description Whether signatures are required. */
+            required: boolean;
+        };
         /** @description Body of `PUT /tenants/{id}/image-storage`. */
         SetStorageQuota: {
             /**
@@ -6524,6 +6621,66 @@ export interface components {
             /** @description Shared set names, lowest first; the application's own sets override them. */
             shared: string[];
             /** @description The tenant. */
+            tenant_id: string;
+        };
+        /** @description Body of `POST /repositories/{id}/tags/{tag}/signatures`. */
+        SignTag: {
+            /**
+             * Format: uuid
+             * @description A platform-held key of the repository's tenant.
+             */
+            key_id: string;
+        };
+        /** @description A tenant's signature policy in one environment. */
+        SignaturePolicy: {
+            /** @description production or test. */
+            environment: string;
+            /**
+             * @description Deploys need images signed by one of the owner's keys; in production
+             *     an image without is refused (admission rule `signature`). Default false.
+             */
+            required: boolean;
+            /** @description The tenant. */
+            tenant_id: string;
+        };
+        /**
+         * @description Signatures found on an image.
+         * @enum {string}
+         */
+        SignatureState: "unsigned" | "signed" | "invalid";
+        /** @description An image's cosign signature status (per repository and digest). */
+        SignatureStatus: {
+            /**
+             * Format: date-time
+             * @description Last checked; none: never.
+             */
+            checked_at?: string | null;
+            /** @description With `signed`: the owner's keys whose signatures are valid. */
+            key_ids: string[];
+            /** @description With `invalid`: why each signature failed. */
+            message: string;
+            /** @description unsigned, signed or invalid. */
+            status: components["schemas"]["SignatureState"];
+        };
+        /** @description A tenant's signing key (never its private half). */
+        SigningKey: {
+            /**
+             * Format: date-time
+             * @description Made or registered.
+             */
+            created_at?: string | null;
+            /** @description Its id. */
+            id: string;
+            /** @description DNS label, unique in the tenant. */
+            name: string;
+            /**
+             * @description Made and held (sealed) by the platform, which signs with it; false:
+             *     the tenant's own key, registered by its public half.
+             */
+            platform_held: boolean;
+            /** @description PEM `PUBLIC KEY`: `cosign verify --key <file>` checks signatures with it. */
+            public_key_pem: string;
+            /** @description Its tenant. */
             tenant_id: string;
         };
         /** @description A product on offer. */
@@ -6621,6 +6778,8 @@ export interface components {
             repository_id: string;
             /** @description Build revision (`org.opencontainers.image.revision`). */
             revision: string;
+            /** @description Its image's cosign signatures, as last checked. */
+            signature: components["schemas"]["SignatureStatus"];
             /**
              * Format: int64
              * @description Bytes of manifest, config and layers.
@@ -11009,6 +11168,76 @@ export interface operations {
             };
         };
     };
+    sign_tag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+                /** @description the tag */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignTag"];
+            };
+        };
+        responses: {
+            /** @description signed (cosign's `sha256-<hex>.sig` pushed) and checked */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignatureStatus"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    check_tag_signatures: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the repository */
+                id: string;
+                /** @description the tag */
+                tag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description checked now against the tenant's keys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignatureStatus"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     move_tag: {
         parameters: {
             query?: never;
@@ -13273,6 +13502,169 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ScanPolicy"];
                 };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    read_signature_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+                /** @description production or test */
+                environment: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignaturePolicy"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    set_signature_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+                /** @description production or test */
+                environment: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetSignaturePolicy"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignaturePolicy"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_signing_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKey"][];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_signing_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewSigningKey"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKey"];
+                };
+            };
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_signing_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the tenant */
+                id: string;
+                /** @description the key */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description gone; signatures it made no longer count */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             "4XX": {
                 headers: {
