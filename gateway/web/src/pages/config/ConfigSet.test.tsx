@@ -1,4 +1,4 @@
-import { render, screen, within } from '@testing-library/react';
+import { configure, render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { App as AntApp } from 'antd';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
@@ -7,6 +7,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import i18n from '../../i18n';
 import { SessionProvider } from '../../session';
 import ConfigSetPage, { parseTargets } from './ConfigSet';
+
+// Ant Design's tabs, tables and modals render slowly in jsdom on a loaded machine.
+configure({ asyncUtilTimeout: 10_000 });
 
 type Answer = { status: number; body?: unknown };
 
