@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+mod shapes;
+
 struct Bearer;
 
 impl Modify for Bearer {
@@ -61,8 +63,11 @@ fn exact(doc: &mut Value) {
     unique_operation_ids(doc);
     uuid_path_ids(doc);
     link_created_to_reads(doc);
+    shapes::document(doc);
     closed_values(doc);
     non_empty_maps(doc);
+    resource_amounts(doc);
+    field_rules(doc);
     input_rules(doc);
     bounded_strings(doc);
     uniform_tuples(doc);
@@ -337,6 +342,208 @@ fn non_empty_maps(doc: &mut Value) {
             doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}"))
         {
             map.insert("minProperties".into(), json!(1));
+        }
+    }
+}
+
+/// Maps of amounts by resource, by schema and property: quotas, reservations
+/// and specs name [`kernel::quantity::QUOTA_RESOURCES`], LimitRanges
+/// [`kernel::quantity::LIMIT_RANGE_RESOURCES`].
+const QUOTA_AMOUNTS: &[(&str, &str)] = &[
+    ("TenantQuota", "hard"),
+    ("TenantQuota", "dr_reserve"),
+    ("ProjectQuota", "hard"),
+    ("PartitionQuota", "hard"),
+    ("Reserve", "amounts"),
+    ("PublishSpec", "amounts"),
+];
+/// Maps of such maps, by cluster or data centre.
+const QUOTA_AMOUNTS_BY_PLACE: &[(&str, &str)] = &[("TenantQuota", "clusters"), ("TenantQuota", "data_centres")];
+/// A LimitRange item's maps.
+const LIMIT_AMOUNTS: &[&str] = &["min", "max", "default", "defaultRequest", "maxLimitRequestRatio"];
+
+/// Amounts by resource as an object of the known resources, each a
+/// quantity (CPU, memory, storage) or a count, as tenancy parses them:
+/// an unknown resource, a negative or fractional count is no amount.
+fn resource_amounts(doc: &mut Value) {
+    use kernel::quantity::{
+        COUNTED_RESOURCES, DOCUMENTED_COUNT, DOCUMENTED_QUANTITY, LIMIT_RANGE_RESOURCES, QUOTA_RESOURCES,
+    };
+    let quantity = json!({"type": "string", "pattern": DOCUMENTED_QUANTITY, "maxLength": 14});
+    let count = json!({"type": "string", "pattern": DOCUMENTED_COUNT, "maxLength": 10});
+    let amounts = |names: &[&str]| {
+        let properties: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|n| {
+                let amount = if COUNTED_RESOURCES.contains(n) {
+                    &count
+                } else {
+                    &quantity
+                };
+                (n.to_string(), amount.clone())
+            })
+            .collect();
+        json!({"type": "object", "properties": properties, "additionalProperties": false})
+    };
+    let quota = amounts(&QUOTA_RESOURCES);
+    let limits = amounts(&LIMIT_RANGE_RESOURCES);
+    // Keeps what the field says besides its shape (description, minProperties).
+    let replace = |target: &mut Value, with: &Value| {
+        if let (Value::Object(fields), Value::Object(shape)) = (target, with) {
+            fields.remove("additionalProperties");
+            fields.remove("propertyNames");
+            for (k, v) in shape {
+                fields.insert(k.clone(), v.clone());
+            }
+        }
+    };
+    let schemas = |schema: &str, property: &str| format!("/components/schemas/{schema}/properties/{property}");
+    for &(schema, property) in QUOTA_AMOUNTS {
+        if let Some(target) = doc.pointer_mut(&schemas(schema, property)) {
+            replace(target, &quota);
+        }
+    }
+    for &(schema, property) in QUOTA_AMOUNTS_BY_PLACE {
+        if let Some(target) = doc.pointer_mut(&format!("{}/additionalProperties", schemas(schema, property))) {
+            replace(target, &quota);
+        }
+    }
+    for &property in LIMIT_AMOUNTS {
+        if let Some(target) = doc.pointer_mut(&schemas("LimitItem", property)) {
+            replace(target, &limits);
+        }
+    }
+    // A partition's network policy: one of kernel's, or empty for the first.
+    if let Some(target) = doc.pointer_mut(&schemas("CreatePartition", "network_policy")) {
+        let mut names: Vec<&str> = kernel::name::NETWORK_POLICIES.to_vec();
+        names.push("");
+        close(target, &names);
+    }
+}
+
+/// A DNS subdomain (RFC 1123): a Kubernetes class name.
+const DNS_SUBDOMAIN: &str = "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$";
+/// An RFC 1035 label: a Service name, which starts with a letter.
+const RFC_1035_LABEL: &str = "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$";
+/// A DNS name whose last label starts with a letter (so no IPv4 address),
+/// or nothing (an external service given by its addresses instead).
+const DNS_NAME_OR_EMPTY: &str = "^(([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?\\.?)?$";
+
+/// An e-mail address as tenancy takes a contact: something, `@`, and a
+/// domain with a dot inside it, no white space (nor what no text may hold);
+/// or nothing.
+const CONTACT: &str = "^\\s*([^\\s@\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]+@[^\\s.\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\\.[^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s.\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF])?\\s*$";
+
+/// Rules the services apply to single fields, stated in the document:
+/// (schema, property, what the property's schema gains). Items of a list
+/// are `property/items`.
+fn field_rules(doc: &mut Value) {
+    let label = json!({"pattern": DNS_LABEL, "maxLength": DNS_LABEL_MAX});
+    let rules: Vec<(&str, &str, Value)> = vec![
+        // tenancy's `NewPartition::parse`: DNS labels (trimmed).
+        ("CreatePartition", "cluster", label.clone()),
+        ("CreatePartition", "data_centre", label.clone()),
+        // federation's `NewCluster::parse`.
+        ("RegisterCluster", "data_centre", label.clone()),
+        (
+            "RegisterCluster",
+            "api_endpoint",
+            json!({"pattern": "^(https?://[^\\s/?#]+([/?#][^\\s]*)?)?$", "maxLength": 2048}),
+        ),
+        // federation's `cluster_settings::Classes::parse`.
+        (
+            "ClusterSettings",
+            "storage_classes/items",
+            json!({"pattern": DNS_SUBDOMAIN, "maxLength": 253}),
+        ),
+        (
+            "ClusterSettings",
+            "ingress_classes/items",
+            json!({"pattern": DNS_SUBDOMAIN, "maxLength": 253}),
+        ),
+        ("ClusterSettings", "storage_classes", json!({"uniqueItems": true})),
+        ("ClusterSettings", "ingress_classes", json!({"uniqueItems": true})),
+        // apps' `external_service::parse_name`, `parse_dns_name`, `parse_ports`.
+        (
+            "Register",
+            "name",
+            json!({"pattern": RFC_1035_LABEL, "maxLength": DNS_LABEL_MAX}),
+        ),
+        (
+            "Register",
+            "dns_name",
+            json!({"pattern": DNS_NAME_OR_EMPTY, "maxLength": 253}),
+        ),
+        (
+            "Update",
+            "dns_name",
+            json!({"pattern": DNS_NAME_OR_EMPTY, "maxLength": 253}),
+        ),
+        ("Register", "addresses", json!({"uniqueItems": true, "maxItems": 1000})),
+        ("Update", "addresses", json!({"uniqueItems": true, "maxItems": 1000})),
+        (
+            "Register",
+            "addresses/items",
+            json!({"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}], "maxLength": 45}),
+        ),
+        (
+            "Update",
+            "addresses/items",
+            json!({"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}], "maxLength": 45}),
+        ),
+        // tenancy's `tenant::contact_email`: an e-mail address (trimmed), or nothing.
+        ("CreateTenant", "contact", json!({"pattern": CONTACT, "maxLength": 254})),
+        ("UpdateTenant", "contact", json!({"pattern": CONTACT, "maxLength": 254})),
+        ("Port", "port", json!({"minimum": 1, "maximum": 65535})),
+        ("Port", "protocol", json!({"enum": ["TCP", "UDP", "SCTP", ""]})),
+    ];
+    let key = "[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?";
+    let value = "([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?";
+    let pair = format!("{key}={value}");
+    // configs' `selector::Labels::parse`: at most 32 `key=value` pairs.
+    let labels = json!({"pattern": format!("^({pair}(,{pair}){{0,31}})?$"), "maxLength": 2048});
+    // configs' `instance::instance_id`.
+    let instance = json!({"pattern": "^[A-Za-z0-9._:@/-]{0,128}$", "maxLength": 128});
+    // The gateway's `config_watch::Positions::parse`: up to 50 sets.
+    let position = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(:[0-9]{1,19})?";
+    let sets = json!({"pattern": format!("^{position}(,{position}){{0,49}}$"), "minLength": 36});
+    let parameters: Vec<(&str, &str, &Value)> = vec![
+        ("/api/v1/config-watch", "labels", &labels),
+        ("/api/v1/config-watch/events", "labels", &labels),
+        ("/api/v1/config-sets/{id}/watch", "labels", &labels),
+        ("/api/v1/config-sets/{id}/events", "labels", &labels),
+        ("/api/v1/config-watch", "instance", &instance),
+        ("/api/v1/config-watch/events", "instance", &instance),
+        ("/api/v1/config-watch", "sets", &sets),
+        ("/api/v1/config-watch/events", "sets", &sets),
+    ];
+    for (at, name, rule) in parameters {
+        let mut found = false;
+        for (path, _, op) in operations(doc) {
+            for param in op
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if path == at && param["name"] == name {
+                    found = true;
+                    for (k, v) in rule.as_object().into_iter().flatten() {
+                        param["schema"][k] = v.clone();
+                    }
+                }
+            }
+        }
+        assert!(found, "{at} has no parameter {name}: the rule names one that moved");
+    }
+    for (schema, property, rule) in rules {
+        let Some(target) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}")) else {
+            panic!("{schema}.{property} is not in the document: the rule names a field that moved");
+        };
+        if let (Value::Object(fields), Value::Object(rule)) = (target, rule) {
+            for (k, v) in rule {
+                fields.insert(k, v);
+            }
         }
     }
 }
@@ -1069,6 +1276,35 @@ mod tests {
         assert_eq!(name["schema"]["maxLength"], 53, "{name}");
         let pattern = regex::Regex::new(name["schema"]["pattern"].as_str().unwrap()).unwrap();
         assert!(pattern.is_match(&"a".repeat(53)) && !pattern.is_match(&"a".repeat(54)));
+    }
+
+    /// Amounts name the resources tenancy knows, each a quantity or a
+    /// count; a partition's network policy is one of kernel's.
+    #[test]
+    fn amounts_name_known_resources() {
+        let doc = served();
+        let hard = &doc["components"]["schemas"]["TenantQuota"]["properties"]["hard"];
+        assert_eq!(hard["additionalProperties"], false, "{hard}");
+        let names: BTreeSet<&str> = hard["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, kernel::quantity::QUOTA_RESOURCES.into_iter().collect());
+        let cpu = regex::Regex::new(hard["properties"]["requests.cpu"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(cpu.is_match("500m") && cpu.is_match("1.5") && !cpu.is_match(" 1") && !cpu.is_match("-1"));
+        let pods = regex::Regex::new(hard["properties"]["pods"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(pods.is_match("40") && !pods.is_match("1.5"));
+        let by_cluster = &doc["components"]["schemas"]["TenantQuota"]["properties"]["clusters"]["additionalProperties"];
+        assert_eq!(by_cluster["properties"], hard["properties"]);
+        let reserve = &doc["components"]["schemas"]["Reserve"]["properties"]["amounts"];
+        assert_eq!(reserve["minProperties"], 1, "{reserve}");
+        let limit = &doc["components"]["schemas"]["LimitItem"]["properties"]["max"]["properties"];
+        let names: BTreeSet<&str> = limit.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(names, kernel::quantity::LIMIT_RANGE_RESOURCES.into_iter().collect());
+        let policy = &doc["components"]["schemas"]["CreatePartition"]["properties"]["network_policy"]["enum"];
+        assert!(policy.as_array().unwrap().contains(&json!("deny-all")), "{policy}");
     }
 
     /// The rules every request meets are in the document: what a fuzzer

@@ -3,6 +3,16 @@
 
 use crate::{Error, Result};
 
+/// The five default network policies of R5, one chosen per partition: the
+/// names tenancy takes and the API document lists.
+pub const NETWORK_POLICIES: [&str; 5] = [
+    "deny-all-ingress",
+    "allow-all-ingress",
+    "deny-all-egress",
+    "allow-all-egress",
+    "deny-all",
+];
+
 /// A DNS label: 1-63 characters, lower-case letters, digits and `-`, starting
 /// and ending with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

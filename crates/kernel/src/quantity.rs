@@ -14,6 +14,52 @@ use std::fmt;
 
 use crate::{Error, Result};
 
+/// The resources a quota limits, as the API names them (the keys of every
+/// `hard`, `dr_reserve`, reservation and spec amount): one list, read by
+/// tenancy's parser and by the gateway's OpenAPI document.
+pub const QUOTA_RESOURCES: [&str; 13] = [
+    "requests.cpu",
+    "requests.memory",
+    "limits.cpu",
+    "limits.memory",
+    "requests.storage",
+    "pods",
+    "persistentvolumeclaims",
+    "services",
+    "services.loadbalancers",
+    "services.nodeports",
+    "configmaps",
+    "secrets",
+    "gpu",
+];
+
+/// The [`QUOTA_RESOURCES`] counted in whole numbers (pods, services ...);
+/// the rest are amounts of CPU, memory or storage.
+pub const COUNTED_RESOURCES: [&str; 8] = [
+    "pods",
+    "persistentvolumeclaims",
+    "services",
+    "services.loadbalancers",
+    "services.nodeports",
+    "configmaps",
+    "secrets",
+    "gpu",
+];
+
+/// The resources a LimitRange constrains (its keys in the API).
+pub const LIMIT_RANGE_RESOURCES: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+
+/// A quantity as the API documents it: not negative, at most six whole
+/// digits with up to three decimals, and a suffix up to giga. Every text it
+/// matches parses (a test holds it so) and stays far below the largest
+/// amount [`Quantity`] holds, whatever the suffix; larger amounts parse too,
+/// but no quota on one cluster needs them.
+pub const DOCUMENTED_QUANTITY: &str = "^[+]?([0-9]{1,6}(\\.[0-9]{0,3})?|\\.[0-9]{1,3})([KMG]i|[mkMG])?$";
+
+/// A counted amount as the API documents it: a whole number of at most
+/// nine digits.
+pub const DOCUMENTED_COUNT: &str = "^[+]?[0-9]{1,9}$";
+
 /// How a quantity was written, and so how it prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -244,6 +290,36 @@ mod tests {
 
     fn q(s: &str) -> Quantity {
         Quantity::parse("q", s).unwrap()
+    }
+
+    fn unanchored(pattern: &str) -> &str {
+        pattern.trim_start_matches('^').trim_end_matches('$')
+    }
+
+    proptest! {
+        /// What the document allows is taken: a documented quantity parses,
+        /// a documented count is a whole number, neither is negative.
+        #[test]
+        fn documented_amounts_parse(
+            quantity in prop::string::string_regex(unanchored(DOCUMENTED_QUANTITY)).unwrap(),
+            count in prop::string::string_regex(unanchored(DOCUMENTED_COUNT)).unwrap(),
+        ) {
+            let parsed = Quantity::parse("q", &quantity);
+            prop_assert!(parsed.as_ref().is_ok_and(|q| !q.is_negative()), "{quantity:?}: {parsed:?}");
+            let parsed = Quantity::parse("q", &count).unwrap();
+            prop_assert!(!parsed.is_negative() && parsed.milli() % 1000 == 0, "{count:?}");
+        }
+    }
+
+    #[test]
+    fn the_largest_documented_amounts_parse() {
+        for largest in ["999999.999Gi", "+999999G", ".999Ki", "1.", "999999999"] {
+            assert!(Quantity::parse("q", largest).is_ok(), "{largest}");
+        }
+        assert_eq!(
+            COUNTED_RESOURCES.iter().filter(|r| QUOTA_RESOURCES.contains(r)).count(),
+            8
+        );
     }
 
     #[test]

@@ -26,17 +26,12 @@ pub const UPDATED: EventType = EventType::new("tenancy", "partition", "updated")
 /// `tenancy.partition.deleted`
 pub const DELETED: EventType = EventType::new("tenancy", "partition", "deleted");
 
-/// The five default network policies of R5, one chosen per partition.
-pub const NETWORK_POLICIES: [&str; 5] = [
-    "deny-all-ingress",
-    "allow-all-ingress",
-    "deny-all-egress",
-    "allow-all-egress",
-    "deny-all",
-];
+/// The five default network policies of R5, one chosen per partition
+/// (kernel's list, which the API document states too).
+pub use kernel::name::NETWORK_POLICIES;
 
 /// Resources a LimitRange constrains.
-const LIMITED: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+const LIMITED: [&str; 3] = kernel::quantity::LIMIT_RANGE_RESOURCES;
 
 /// One LimitRange item (Container or Pod), quantities kept as canonical text.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

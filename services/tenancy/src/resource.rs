@@ -36,21 +36,26 @@ pub enum Resource {
     Gpu,
 }
 
-const ALL: [(Resource, &str); 13] = [
-    (Resource::RequestsCpu, "requests.cpu"),
-    (Resource::RequestsMemory, "requests.memory"),
-    (Resource::LimitsCpu, "limits.cpu"),
-    (Resource::LimitsMemory, "limits.memory"),
-    (Resource::RequestsStorage, "requests.storage"),
-    (Resource::Pods, "pods"),
-    (Resource::PersistentVolumeClaims, "persistentvolumeclaims"),
-    (Resource::Services, "services"),
-    (Resource::LoadBalancers, "services.loadbalancers"),
-    (Resource::NodePorts, "services.nodeports"),
-    (Resource::ConfigMaps, "configmaps"),
-    (Resource::Secrets, "secrets"),
-    (Resource::Gpu, "gpu"),
-];
+/// Each resource with its name, in `kernel::quantity::QUOTA_RESOURCES`'
+/// order: the API document lists the same names (a test holds them equal).
+const ALL: [(Resource, &str); 13] = {
+    use kernel::quantity::QUOTA_RESOURCES as N;
+    [
+        (Resource::RequestsCpu, N[0]),
+        (Resource::RequestsMemory, N[1]),
+        (Resource::LimitsCpu, N[2]),
+        (Resource::LimitsMemory, N[3]),
+        (Resource::RequestsStorage, N[4]),
+        (Resource::Pods, N[5]),
+        (Resource::PersistentVolumeClaims, N[6]),
+        (Resource::Services, N[7]),
+        (Resource::LoadBalancers, N[8]),
+        (Resource::NodePorts, N[9]),
+        (Resource::ConfigMaps, N[10]),
+        (Resource::Secrets, N[11]),
+        (Resource::Gpu, N[12]),
+    ]
+};
 
 impl Resource {
     /// The API and stored name.
@@ -166,6 +171,21 @@ impl ResourceList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The document's list is the parser's: every name parses, the counted
+    /// ones are counts, and nothing else is a resource.
+    #[test]
+    fn kernels_list_is_the_resources() {
+        for (i, (resource, name)) in ALL.iter().enumerate() {
+            assert_eq!(kernel::quantity::QUOTA_RESOURCES[i], *name);
+            assert_eq!(Resource::parse(name), Some(*resource));
+            assert_eq!(
+                resource.is_count(),
+                kernel::quantity::COUNTED_RESOURCES.contains(name),
+                "{name}"
+            );
+        }
+    }
 
     fn raw(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()

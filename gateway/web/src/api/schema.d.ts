@@ -2475,6 +2475,140 @@ export interface components {
              */
             updated_at?: string | null;
         };
+        /** @description `{"explicit": [...]}` or `{"policy": {...}}` with the failover settings beside it, and per service (`services`) the same, overriding them. */
+        ApplicationPlacement: {
+            /**
+             * @description The disaster-recovery tier (default manual).
+             * @enum {string}
+             */
+            dr_tier?: "active-active" | "auto-failover" | "manual";
+            /** @description Clusters chosen by the caller, each once: clusters the platform has, where the tenant has a partition. */
+            explicit?: {
+                /** @description The cluster's name. */
+                cluster: string;
+                /**
+                 * Format: uuid
+                 * @description The tenant's partition there; needed only when it has several.
+                 */
+                partition_id?: string;
+                /** @description Replicas there; the binding's when absent. */
+                replicas?: number;
+            }[];
+            /**
+             * @description Whether replicas return by themselves (default: automatic for the tiers that fail over by themselves).
+             * @enum {string}
+             */
+            failback?: "automatic" | "manual";
+            /**
+             * @description Whether a singleton's automatic failback waits for a confirmation.
+             * @enum {string}
+             */
+            failback_confirmation?: "required" | "none";
+            /** @description Clusters chosen by policy. */
+            policy?: {
+                /** @description How replicas are divided: each cluster runs them all (duplicated, the default), by free capacity (dynamic), or by static weights per cluster. */
+                division?: ("duplicated" | "dynamic") | {
+                    weighted: {
+                        [key: string]: number;
+                    };
+                };
+                /** @description Clusters never used. */
+                exclude?: string[];
+                /** @description Affinity groups in order of preference; none admits every cluster. */
+                groups?: {
+                    data_centres?: string[];
+                    environments?: ("production" | "test" | "dr")[];
+                    /** @description Every one of these labels must be on the cluster. */
+                    labels?: {
+                        [key: string]: string;
+                    };
+                    network_domains?: ("core" | "dmz" | "internet")[];
+                    regions?: string[];
+                    zones?: string[];
+                }[];
+                spread?: {
+                    /** @enum {string} */
+                    by: "region" | "zone" | "data_centre";
+                    /** @description 0: no limit. */
+                    max?: number;
+                    min?: number;
+                } | null;
+            };
+            /** @description Order of automatic failbacks: higher first. */
+            priority?: number;
+            /** @description Per-service settings laid over the application's, by service name. */
+            services?: {
+                [key: string]: {
+                    /**
+                     * @description The disaster-recovery tier (default manual).
+                     * @enum {string}
+                     */
+                    dr_tier?: "active-active" | "auto-failover" | "manual";
+                    /** @description Clusters chosen by the caller, each once: clusters the platform has, where the tenant has a partition. */
+                    explicit?: {
+                        /** @description The cluster's name. */
+                        cluster: string;
+                        /**
+                         * Format: uuid
+                         * @description The tenant's partition there; needed only when it has several.
+                         */
+                        partition_id?: string;
+                        /** @description Replicas there; the binding's when absent. */
+                        replicas?: number;
+                    }[];
+                    /**
+                     * @description Whether replicas return by themselves (default: automatic for the tiers that fail over by themselves).
+                     * @enum {string}
+                     */
+                    failback?: "automatic" | "manual";
+                    /**
+                     * @description Whether a singleton's automatic failback waits for a confirmation.
+                     * @enum {string}
+                     */
+                    failback_confirmation?: "required" | "none";
+                    /** @description Clusters chosen by policy. */
+                    policy?: {
+                        /** @description How replicas are divided: each cluster runs them all (duplicated, the default), by free capacity (dynamic), or by static weights per cluster. */
+                        division?: ("duplicated" | "dynamic") | {
+                            weighted: {
+                                [key: string]: number;
+                            };
+                        };
+                        /** @description Clusters never used. */
+                        exclude?: string[];
+                        /** @description Affinity groups in order of preference; none admits every cluster. */
+                        groups?: {
+                            data_centres?: string[];
+                            environments?: ("production" | "test" | "dr")[];
+                            /** @description Every one of these labels must be on the cluster. */
+                            labels?: {
+                                [key: string]: string;
+                            };
+                            network_domains?: ("core" | "dmz" | "internet")[];
+                            regions?: string[];
+                            zones?: string[];
+                        }[];
+                        spread?: {
+                            /** @enum {string} */
+                            by: "region" | "zone" | "data_centre";
+                            /** @description 0: no limit. */
+                            max?: number;
+                            min?: number;
+                        } | null;
+                    };
+                    /** @description Order of automatic failbacks: higher first. */
+                    priority?: number;
+                    /** @description Never two copies at once. */
+                    singleton?: boolean;
+                    /** @description How long a cluster may be out of Ready before replicas move (default 10). */
+                    toleration_seconds?: number;
+                } & unknown;
+            };
+            /** @description Never two copies at once. */
+            singleton?: boolean;
+            /** @description How long a cluster may be out of Ready before replicas move (default 10). */
+            toleration_seconds?: number;
+        } & (unknown | unknown);
         /** @description A binding. */
         Binding: {
             /** @description The clusters. */
@@ -2538,6 +2672,72 @@ export interface components {
              */
             updated_at?: string | null;
         };
+        /** @description `{"explicit": [...]}` or `{"policy": {...}}`, with the failover settings beside it. */
+        BindingPlacement: {
+            /**
+             * @description The disaster-recovery tier (default manual).
+             * @enum {string}
+             */
+            dr_tier?: "active-active" | "auto-failover" | "manual";
+            /** @description Clusters chosen by the caller, each once: clusters the platform has, where the tenant has a partition. */
+            explicit?: {
+                /** @description The cluster's name. */
+                cluster: string;
+                /**
+                 * Format: uuid
+                 * @description The tenant's partition there; needed only when it has several.
+                 */
+                partition_id?: string;
+                /** @description Replicas there; the binding's when absent. */
+                replicas?: number;
+            }[];
+            /**
+             * @description Whether replicas return by themselves (default: automatic for the tiers that fail over by themselves).
+             * @enum {string}
+             */
+            failback?: "automatic" | "manual";
+            /**
+             * @description Whether a singleton's automatic failback waits for a confirmation.
+             * @enum {string}
+             */
+            failback_confirmation?: "required" | "none";
+            /** @description Clusters chosen by policy. */
+            policy?: {
+                /** @description How replicas are divided: each cluster runs them all (duplicated, the default), by free capacity (dynamic), or by static weights per cluster. */
+                division?: ("duplicated" | "dynamic") | {
+                    weighted: {
+                        [key: string]: number;
+                    };
+                };
+                /** @description Clusters never used. */
+                exclude?: string[];
+                /** @description Affinity groups in order of preference; none admits every cluster. */
+                groups?: {
+                    data_centres?: string[];
+                    environments?: ("production" | "test" | "dr")[];
+                    /** @description Every one of these labels must be on the cluster. */
+                    labels?: {
+                        [key: string]: string;
+                    };
+                    network_domains?: ("core" | "dmz" | "internet")[];
+                    regions?: string[];
+                    zones?: string[];
+                }[];
+                spread?: {
+                    /** @enum {string} */
+                    by: "region" | "zone" | "data_centre";
+                    /** @description 0: no limit. */
+                    max?: number;
+                    min?: number;
+                } | null;
+            };
+            /** @description Order of automatic failbacks: higher first. */
+            priority?: number;
+            /** @description Never two copies at once. */
+            singleton?: boolean;
+            /** @description How long a cluster may be out of Ready before replicas move (default 10). */
+            toleration_seconds?: number;
+        } & (unknown | unknown);
         /** @description A binding in one cluster. */
         BindingTarget: {
             /**
@@ -2589,9 +2789,9 @@ export interface components {
         /** @description Body of `PUT /bindings/{id}/break-glass`. */
         BreakGlassUpdate: {
             /** @description As in [`CreateBinding`]. */
-            objects: unknown[];
+            objects: components["schemas"]["KubernetesObject"][];
             /** @description As in [`CreateBinding`]. */
-            placement: unknown;
+            placement: components["schemas"]["BindingPlacement"];
             /** @description As in [`CreateBinding`]. */
             project_id?: string;
             /**
@@ -2879,7 +3079,7 @@ export interface components {
              *     ConfigMaps, PersistentVolumeClaims, HorizontalPodAutoscalers,
              *     Ingresses, HTTPRoutes. Namespaces are set per cluster. At least one.
              */
-            objects: unknown[];
+            objects: components["schemas"]["KubernetesObject"][];
             /**
              * @description `{"explicit": [{"cluster", "partition_id"?, "replicas"?}]}` or
              *     `{"policy": {"groups": [{"labels", "data_centres", "regions", "zones",
@@ -2889,7 +3089,7 @@ export interface components {
              *     settings beside it: `"dr_tier"`, `"toleration_seconds"`,
              *     `"singleton"`, `"failback"` (`"automatic"` | `"manual"`), `"priority"`.
              */
-            placement: unknown;
+            placement: components["schemas"]["BindingPlacement"];
             /** @description Only this project's partitions. */
             project_id?: string;
             /**
@@ -2903,7 +3103,8 @@ export interface components {
             cluster: string;
             data_centre: string;
             namespace?: string;
-            network_policy?: string;
+            /** @enum {string} */
+            network_policy?: "deny-all-ingress" | "allow-all-ingress" | "deny-all-egress" | "allow-all-egress" | "deny-all" | "";
             node_selector?: {
                 [key: string]: string;
             };
@@ -2948,7 +3149,7 @@ export interface components {
             /** @description What changed. */
             note?: string;
             /** @description The spec. */
-            spec: Record<string, never>;
+            spec: components["schemas"]["TemplateSpec"];
             /** @description `MAJOR.MINOR.PATCH[-pre]`, new in the template. */
             version: string;
         };
@@ -3057,9 +3258,9 @@ export interface components {
             /** @description DNS label, unique in the tenant. */
             name: string;
             /** @description Parameter values by name. */
-            parameters?: Record<string, never>;
+            parameters?: components["schemas"]["ParameterValues"];
             /** @description `{"explicit": [{"cluster": "dc1-prod", "replicas": 2}]}` or `{"policy": {...}}`. */
-            placement: Record<string, never>;
+            placement: components["schemas"]["ApplicationPlacement"];
             /** @description Its project. */
             project_id?: string;
             /**
@@ -3068,7 +3269,7 @@ export interface components {
              *     `{"type": "ab", "match": {"header"|"cookie"|"query": {"name": "variant", "value": "b"}}}`, `{"type": "shadow"}` or
              *     `{"type": "gray", "by": "cluster"|"partition", "order": ["dc2-dr", ...], "pause": 30|"manual", "deadline_seconds": 600}`.
              */
-            strategy?: Record<string, never> | null;
+            strategy?: null | components["schemas"]["Strategy"];
             /**
              * Format: uuid
              * @description A published template version.
@@ -3140,6 +3341,51 @@ export interface components {
             /** @description The tenant. */
             tenant_id: string;
         };
+        /** @description `{"explicit": [...]}` or `{"policy": {...}}`: the partitions it is written into. */
+        ExternalPlacement: {
+            /** @description Clusters chosen by the caller, each once: clusters the platform has, where the tenant has a partition. */
+            explicit?: {
+                /** @description The cluster's name. */
+                cluster: string;
+                /**
+                 * Format: uuid
+                 * @description The tenant's partition there; needed only when it has several.
+                 */
+                partition_id?: string;
+                /** @description Replicas there; the binding's when absent. */
+                replicas?: number;
+            }[];
+            /** @description Clusters chosen by policy. */
+            policy?: {
+                /** @description How replicas are divided: each cluster runs them all (duplicated, the default), by free capacity (dynamic), or by static weights per cluster. */
+                division?: ("duplicated" | "dynamic") | {
+                    weighted: {
+                        [key: string]: number;
+                    };
+                };
+                /** @description Clusters never used. */
+                exclude?: string[];
+                /** @description Affinity groups in order of preference; none admits every cluster. */
+                groups?: {
+                    data_centres?: string[];
+                    environments?: ("production" | "test" | "dr")[];
+                    /** @description Every one of these labels must be on the cluster. */
+                    labels?: {
+                        [key: string]: string;
+                    };
+                    network_domains?: ("core" | "dmz" | "internet")[];
+                    regions?: string[];
+                    zones?: string[];
+                }[];
+                spread?: {
+                    /** @enum {string} */
+                    by: "region" | "zone" | "data_centre";
+                    /** @description 0: no limit. */
+                    max?: number;
+                    min?: number;
+                } | null;
+            };
+        } & (unknown | unknown);
         /** @description An external service. */
         ExternalService: {
             /** @description The addresses the in-cluster name's Endpoints list. */
@@ -3524,22 +3770,122 @@ export interface components {
             /** @description The tenant. */
             tenant_id: string;
         };
+        /** @description A Kubernetes object of a kind bindings hold, named by a DNS label (two of a kind not alike); the rest is Kubernetes' schema for the kind. */
+        KubernetesObject: {
+            /** @enum {string} */
+            apiVersion: "apps/v1";
+            /** @enum {string} */
+            kind: "Deployment";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "apps/v1";
+            /** @enum {string} */
+            kind: "StatefulSet";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "apps/v1";
+            /** @enum {string} */
+            kind: "DaemonSet";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "v1";
+            /** @enum {string} */
+            kind: "Service";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "v1";
+            /** @enum {string} */
+            kind: "Endpoints";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "v1";
+            /** @enum {string} */
+            kind: "ConfigMap";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "v1";
+            /** @enum {string} */
+            kind: "Secret";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "v1";
+            /** @enum {string} */
+            kind: "PersistentVolumeClaim";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "autoscaling/v2";
+            /** @enum {string} */
+            kind: "HorizontalPodAutoscaler";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "networking.k8s.io/v1";
+            /** @enum {string} */
+            kind: "Ingress";
+            metadata: {
+                name: string;
+            };
+        } | {
+            /** @enum {string} */
+            apiVersion: "gateway.networking.k8s.io/v1";
+            /** @enum {string} */
+            kind: "HTTPRoute";
+            metadata: {
+                name: string;
+            };
+        };
         /** @description A LimitRange item (Container or Pod). */
         LimitItem: {
             default?: {
-                [key: string]: string;
+                cpu?: string;
+                "ephemeral-storage"?: string;
+                memory?: string;
             };
             defaultRequest?: {
-                [key: string]: string;
+                cpu?: string;
+                "ephemeral-storage"?: string;
+                memory?: string;
             };
             max?: {
-                [key: string]: string;
+                cpu?: string;
+                "ephemeral-storage"?: string;
+                memory?: string;
             };
             maxLimitRequestRatio?: {
-                [key: string]: string;
+                cpu?: string;
+                "ephemeral-storage"?: string;
+                memory?: string;
             };
             min?: {
-                [key: string]: string;
+                cpu?: string;
+                "ephemeral-storage"?: string;
+                memory?: string;
             };
         };
         /** @description A partition's LimitRange. */
@@ -3699,11 +4045,11 @@ export interface components {
         /** @description Body of a new release: what changes (the rest stays as in the latest). */
         NewRelease: {
             /** @description New parameter values (replacing all of them). */
-            parameters?: Record<string, never> | null;
+            parameters?: null | components["schemas"]["ParameterValues"];
             /** @description A new placement. */
-            placement?: Record<string, never> | null;
+            placement?: null | components["schemas"]["ApplicationPlacement"];
             /** @description A new strategy. */
-            strategy?: Record<string, never> | null;
+            strategy?: null | components["schemas"]["Strategy"];
             /** @description Another published version. */
             template_version_id?: string;
         };
@@ -5241,6 +5587,10 @@ export interface components {
             /** @description Pass as `cursor` for the next page; absent on the last. */
             next_cursor?: string | null;
         };
+        /** @description Values by parameter name: each of its parameter's type and within its bounds. */
+        ParameterValues: {
+            [key: string]: string | number | boolean;
+        };
         /** @description A partition as the API shows it. */
         Partition: {
             /** @description The member cluster. */
@@ -5272,7 +5622,19 @@ export interface components {
         /** @description Body of `PUT /partitions/{id}/quota`. */
         PartitionQuota: {
             hard: {
-                [key: string]: string;
+                configmaps?: string;
+                gpu?: string;
+                "limits.cpu"?: string;
+                "limits.memory"?: string;
+                persistentvolumeclaims?: string;
+                pods?: string;
+                "requests.cpu"?: string;
+                "requests.memory"?: string;
+                "requests.storage"?: string;
+                secrets?: string;
+                services?: string;
+                "services.loadbalancers"?: string;
+                "services.nodeports"?: string;
             };
             limit_range?: components["schemas"]["LimitRange"];
         };
@@ -5388,8 +5750,11 @@ export interface components {
              * @description 1-65535.
              */
             port: number;
-            /** @description TCP (the default), UDP or SCTP. */
-            protocol?: string;
+            /**
+             * @description TCP (the default), UDP or SCTP.
+             * @enum {string}
+             */
+            protocol?: "TCP" | "UDP" | "SCTP" | "";
         };
         /** @description An RFC 7807 problem document, as the gateway answers errors. */
         Problem: {
@@ -5430,7 +5795,19 @@ export interface components {
         /** @description Body of `PUT /projects/{id}/quota`. */
         ProjectQuota: {
             hard: {
-                [key: string]: string;
+                configmaps?: string;
+                gpu?: string;
+                "limits.cpu"?: string;
+                "limits.memory"?: string;
+                persistentvolumeclaims?: string;
+                pods?: string;
+                "requests.cpu"?: string;
+                "requests.memory"?: string;
+                "requests.storage"?: string;
+                secrets?: string;
+                services?: string;
+                "services.loadbalancers"?: string;
+                "services.nodeports"?: string;
             };
         };
         /** @description What a provider's login page needs to list it. */
@@ -5473,7 +5850,19 @@ export interface components {
         PublishSpec: {
             /** @description What one unit holds: at least one resource. */
             amounts: {
-                [key: string]: string;
+                configmaps?: string;
+                gpu?: string;
+                "limits.cpu"?: string;
+                "limits.memory"?: string;
+                persistentvolumeclaims?: string;
+                pods?: string;
+                "requests.cpu"?: string;
+                "requests.memory"?: string;
+                "requests.storage"?: string;
+                secrets?: string;
+                services?: string;
+                "services.loadbalancers"?: string;
+                "services.nodeports"?: string;
             };
             display_name?: string;
             name: string;
@@ -5593,7 +5982,7 @@ export interface components {
              * @description Where it is by address (IPv4 or IPv6; not loopback, link-local or
              *     unspecified): a Service without selector and its Endpoints.
              */
-            addresses?: string[];
+            addresses?: (string | unknown | unknown)[];
             /** @description What it is. */
             description?: string;
             /** @description Where it is by name (`db.mainframe.example.com`): an ExternalName Service. */
@@ -5604,7 +5993,7 @@ export interface components {
              */
             name: string;
             /** @description `{"explicit": [{"cluster": "dc1-prod"}]}` or `{"policy": {...}}`: the partitions it is written into. */
-            placement: Record<string, never>;
+            placement: components["schemas"]["ExternalPlacement"];
             /** @description Its ports; at least one with addresses. */
             ports?: components["schemas"]["Port"][];
             /** @description Only this project's partitions. */
@@ -5793,7 +6182,7 @@ export interface components {
             /** @description The application's name (DNS label). */
             app: string;
             /** @description Parameter values by name. */
-            parameters?: Record<string, never>;
+            parameters?: components["schemas"]["ParameterValues"];
         };
         /** @description What a version renders to. */
         Rendered: {
@@ -6013,7 +6402,19 @@ export interface components {
         Reserve: {
             /** @description What is reserved: at least one resource. */
             amounts: {
-                [key: string]: string;
+                configmaps?: string;
+                gpu?: string;
+                "limits.cpu"?: string;
+                "limits.memory"?: string;
+                persistentvolumeclaims?: string;
+                pods?: string;
+                "requests.cpu"?: string;
+                "requests.memory"?: string;
+                "requests.storage"?: string;
+                secrets?: string;
+                services?: string;
+                "services.loadbalancers"?: string;
+                "services.nodeports"?: string;
             };
             failover?: boolean;
             idempotency_key: string;
@@ -6740,6 +7141,57 @@ export interface components {
              */
             used_bytes: number;
         };
+        /** @description How a release replaces the running version (default rolling 25%/25%). */
+        Strategy: {
+            /** @enum {string} */
+            type: "recreate";
+        } | {
+            /** @description A count of pods or a percentage (`"25%"`). */
+            max_surge?: number | string;
+            /** @description A count of pods or a percentage (`"25%"`). */
+            max_unavailable?: number | string;
+            /** @enum {string} */
+            type: "rolling";
+        } | {
+            /** @enum {string} */
+            type: "blue-green";
+        } | {
+            pause?: boolean;
+            pause_seconds?: number;
+            /** @description Ascending. */
+            steps?: number[];
+            /** @enum {string} */
+            type: "canary";
+        } | {
+            match: {
+                cookie?: {
+                    name: string;
+                    value: string;
+                };
+                header?: {
+                    name: string;
+                    value: string;
+                };
+                query?: {
+                    name: string;
+                    value: string;
+                };
+            };
+            /** @enum {string} */
+            type: "ab";
+        } | {
+            /** @enum {string} */
+            type: "shadow";
+        } | {
+            /** @enum {string} */
+            by?: "cluster" | "partition";
+            deadline_seconds?: number | null;
+            /** @description Cluster names (by cluster) or partition ids (by partition). */
+            order?: (string)[];
+            pause?: number | "manual";
+            /** @enum {string} */
+            type: "gray";
+        };
         /** @description A tag with what the registry says of its image. */
         Tag: {
             /** @description Cmd. */
@@ -6820,6 +7272,148 @@ export interface components {
             /** @description Its tenant; absent for a platform-wide catalog template. */
             tenant_id?: string | null;
         };
+        /** @description One service or several with dependencies, and the typed parameters a deploy fills in. Any string may name a parameter as `${name}` (a string that is only a placeholder takes the parameter's typed value). At most 256 KiB of JSON. */
+        TemplateSpec: {
+            /** @description Names unique. */
+            parameters?: {
+                /** @description A value of the parameter's type, within its bounds. */
+                default?: unknown;
+                description?: string;
+                enum?: unknown[];
+                max_length?: number | null;
+                maximum?: number | null;
+                minimum?: number | null;
+                /** @description How placeholders name it: `${name}`. */
+                name: string;
+                required?: boolean;
+                /** @enum {string} */
+                type: "string" | "integer" | "number" | "boolean";
+            }[];
+            services: {
+                /** @description On CPU utilisation or a custom metric; min_replicas is not above max_replicas. */
+                autoscaling?: {
+                    cpu_utilization?: number | null;
+                    max_replicas: number;
+                    metric?: {
+                        name: string;
+                        target_average_value: string;
+                    } | null;
+                    min_replicas: number;
+                } | null;
+                containers: {
+                    command?: string[];
+                    config_refs?: {
+                        config: string;
+                        env?: string;
+                        item?: string | null;
+                        mount_path?: string;
+                        /** @enum {string} */
+                        reload?: "restart" | "none";
+                    }[];
+                    env?: {
+                        name: string;
+                        value?: string;
+                    }[];
+                    /** @description An image reference. */
+                    image: string;
+                    /** @description Exactly one of http_get, tcp and exec. */
+                    liveness?: {
+                        exec?: string[];
+                        failure_threshold?: number;
+                        http_get?: {
+                            path: string;
+                            port: number;
+                            /** @enum {string} */
+                            scheme?: "HTTP" | "HTTPS";
+                        };
+                        initial_delay_seconds?: number;
+                        period_seconds?: number;
+                        /** @description 1 for a liveness probe. */
+                        success_threshold?: number;
+                        tcp?: {
+                            port: number;
+                        };
+                        timeout_seconds?: number;
+                    } | null;
+                    name: string;
+                    ports?: {
+                        container_port: number;
+                        name?: string;
+                        /** @description 0: drawn from the cluster's pool. */
+                        node_port?: ((number | 0 | unknown) | null) | 0 | unknown;
+                        /** @enum {string} */
+                        protocol?: "TCP" | "UDP";
+                    }[];
+                    pre_stop?: string[];
+                    /** @description Exactly one of http_get, tcp and exec. */
+                    readiness?: {
+                        exec?: string[];
+                        failure_threshold?: number;
+                        http_get?: {
+                            path: string;
+                            port: number;
+                            /** @enum {string} */
+                            scheme?: "HTTP" | "HTTPS";
+                        };
+                        initial_delay_seconds?: number;
+                        period_seconds?: number;
+                        /** @description 1 for a liveness probe. */
+                        success_threshold?: number;
+                        tcp?: {
+                            port: number;
+                        };
+                        timeout_seconds?: number;
+                    } | null;
+                    /** @description A request is not above its limit. */
+                    resources?: {
+                        cpu_limit?: string;
+                        cpu_request?: string;
+                        memory_limit?: string;
+                        memory_request?: string;
+                    };
+                    volume_mounts?: {
+                        path: string;
+                        read_only?: boolean;
+                        volume: string;
+                    }[];
+                }[];
+                /** @enum {string} */
+                controller?: "Deployment" | "StatefulSet" | "DaemonSet";
+                /** @description Other services of the application, without a cycle. */
+                depends_on?: string[];
+                host_network?: boolean;
+                ingress?: {
+                    host?: string | null;
+                    path?: string;
+                    port: number;
+                }[];
+                /** @description Not under the platform's prefixes (paas.io/, app.kubernetes.io/). */
+                labels?: {
+                    [key: string]: string;
+                };
+                /** @description Unique in the application. */
+                name: string;
+                /** @enum {string} */
+                proxy_mode?: "round_robin" | "session_affinity";
+                replicas?: number;
+                volumes?: {
+                    empty_dir?: {
+                        memory?: boolean;
+                        size_limit?: string;
+                    } | null;
+                    host_path?: {
+                        path: string;
+                    } | null;
+                    name: string;
+                    pvc?: {
+                        /** @enum {string} */
+                        access_mode?: "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod";
+                        size: string;
+                        storage_class?: string | null;
+                    } | null;
+                }[];
+            }[];
+        };
         /** @description A template version. */
         TemplateVersion: {
             /**
@@ -6892,19 +7486,67 @@ export interface components {
         TenantQuota: {
             clusters?: {
                 [key: string]: {
-                    [key: string]: string;
+                    configmaps?: string;
+                    gpu?: string;
+                    "limits.cpu"?: string;
+                    "limits.memory"?: string;
+                    persistentvolumeclaims?: string;
+                    pods?: string;
+                    "requests.cpu"?: string;
+                    "requests.memory"?: string;
+                    "requests.storage"?: string;
+                    secrets?: string;
+                    services?: string;
+                    "services.loadbalancers"?: string;
+                    "services.nodeports"?: string;
                 };
             };
             data_centres?: {
                 [key: string]: {
-                    [key: string]: string;
+                    configmaps?: string;
+                    gpu?: string;
+                    "limits.cpu"?: string;
+                    "limits.memory"?: string;
+                    persistentvolumeclaims?: string;
+                    pods?: string;
+                    "requests.cpu"?: string;
+                    "requests.memory"?: string;
+                    "requests.storage"?: string;
+                    secrets?: string;
+                    services?: string;
+                    "services.loadbalancers"?: string;
+                    "services.nodeports"?: string;
                 };
             };
             dr_reserve?: {
-                [key: string]: string;
+                configmaps?: string;
+                gpu?: string;
+                "limits.cpu"?: string;
+                "limits.memory"?: string;
+                persistentvolumeclaims?: string;
+                pods?: string;
+                "requests.cpu"?: string;
+                "requests.memory"?: string;
+                "requests.storage"?: string;
+                secrets?: string;
+                services?: string;
+                "services.loadbalancers"?: string;
+                "services.nodeports"?: string;
             };
             hard: {
-                [key: string]: string;
+                configmaps?: string;
+                gpu?: string;
+                "limits.cpu"?: string;
+                "limits.memory"?: string;
+                persistentvolumeclaims?: string;
+                pods?: string;
+                "requests.cpu"?: string;
+                "requests.memory"?: string;
+                "requests.storage"?: string;
+                secrets?: string;
+                services?: string;
+                "services.loadbalancers"?: string;
+                "services.nodeports"?: string;
             };
         };
         /** @description A failed test. */
@@ -6966,22 +7608,22 @@ export interface components {
         /** @description Body of an update: everything but the name and project, replaced. */
         Update: {
             /** @description Where it is by address. */
-            addresses?: string[];
+            addresses?: (string | unknown | unknown)[];
             /** @description What it is. */
             description?: string;
             /** @description Where it is by name. */
             dns_name?: string;
             /** @description Its placement. */
-            placement: Record<string, never>;
+            placement: components["schemas"]["ExternalPlacement"];
             /** @description Its ports. */
             ports?: components["schemas"]["Port"][];
         };
         /** @description Body of `PUT /bindings/{id}`. */
         UpdateBinding: {
             /** @description As in [`CreateBinding`]. */
-            objects: unknown[];
+            objects: components["schemas"]["KubernetesObject"][];
             /** @description As in [`CreateBinding`]. */
-            placement: unknown;
+            placement: components["schemas"]["BindingPlacement"];
             /** @description As in [`CreateBinding`]. */
             project_id?: string;
             /**
@@ -7005,7 +7647,7 @@ export interface components {
             /** @description A new note. */
             note?: string | null;
             /** @description A new spec. */
-            spec?: Record<string, never> | null;
+            spec?: null | components["schemas"]["TemplateSpec"];
         };
         /** @description A tenant's usage: every level, and what clusters report per partition. */
         Usage: {
