@@ -69,6 +69,13 @@ async fn metrics() -> impl IntoResponse {
 /// # Errors
 /// The listener fails.
 pub async fn serve_http(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
+    // Without Nagle's delay: small answers (a long poll's, a stream's next
+    // event) go out at once rather than after the peer's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
