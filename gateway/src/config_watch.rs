@@ -414,7 +414,7 @@ async fn watch_sets_events(
         .0
         .keys()
         .copied()
-        .zip(open(&caller, &configs, &positions, &who).await?)
+        .zip(open(&caller, &configs, &positions, &who).await?.into_iter().map(ending))
         .collect();
     let feed = EventFeed {
         caller,
@@ -429,6 +429,14 @@ async fn watch_sets_events(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// A set's watch that says when it ends (`None`), which a [`StreamMap`]
+/// would drop without a word.
+type SetWatch = std::pin::Pin<Box<dyn futures::Stream<Item = Option<Result<pb::ReleaseNotice, tonic::Status>>> + Send>>;
+
+fn ending(stream: tonic::Streaming<pb::ReleaseNotice>) -> SetWatch {
+    Box::pin(stream.map(Some).chain(futures::stream::once(std::future::ready(None))))
+}
+
 /// An event stream's watches and what it has told: one watch per set, and
 /// the configuration's layout when it names one.
 struct EventFeed {
@@ -438,7 +446,7 @@ struct EventFeed {
     who: Identity,
     /// What the client has been told, the id of its last event.
     positions: Positions,
-    releases: StreamMap<Uuid, tonic::Streaming<pb::ReleaseNotice>>,
+    releases: StreamMap<Uuid, SetWatch>,
     layout: Option<tonic::Streaming<pb::Layout>>,
     /// Events worked out but not yet sent (a layout can tell of several sets).
     ready: VecDeque<Result<Event, axum::Error>>,
@@ -470,15 +478,18 @@ impl EventFeed {
             };
             tokio::select! {
                 Some((set, notice)) = self.releases.next(), if !self.releases.is_empty() => match notice {
-                    Ok(notice) => {
+                    Some(Ok(notice)) => {
                         self.positions.advance(&notice);
                         let event = self.event("release", notice.into());
                         return Some((event, self));
                     }
                     // Deleted: it has left the configuration (its layout,
                     // telling so too, then finds it gone already).
-                    Err(status) if status.code() == tonic::Code::NotFound && self.layout.is_some() => self.leave(set),
-                    Err(_) => return None,
+                    Some(Err(status)) if status.code() == tonic::Code::NotFound && self.layout.is_some() => {
+                        self.leave(set);
+                    }
+                    // Failed or ended (the service stopping): the client reconnects.
+                    Some(Err(_)) | None => return None,
                 },
                 layout = layout => match layout {
                     Some(Ok(layout)) => {
@@ -527,7 +538,7 @@ impl EventFeed {
         };
         match opened.await {
             Ok(stream) => {
-                self.releases.insert(set, stream);
+                self.releases.insert(set, ending(stream));
                 self.positions.0.insert(set, joined.number);
                 let event = self.event("joined", joined);
                 self.ready.push_back(event);
