@@ -542,9 +542,9 @@ impl ConfigsService for Configs {
             Some(_) => return Err(kernel::Error::not_found("config set", id).into()),
             None => self.sets.get(&caller, id).await?.tenant_id,
         };
-        let stream = self
-            .watchers
-            .watch(id, after, Watcher { tenant_id, ..watcher })
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        self.watchers.spawn(id, after, Watcher { tenant_id, ..watcher }, tx);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
             .map(|notice| notice.map(notice_to_pb).map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))
     }

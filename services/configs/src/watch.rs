@@ -28,7 +28,7 @@
 //! ([`LAYOUT_PREFIX`]), and each layout watcher of the tenant reads its
 //! layout again, telling its client when it differs from the one it knows.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,7 +65,7 @@ pub struct SetState {
     pub max_number: i64,
     /// The gray release in flight and who gets it.
     pub gray: Option<(Notice, Selector)>,
-    /// The last subscription it was read after (see [`Watchers::watch`]).
+    /// The last subscription it was read after (see [`Watchers::spawn`]).
     pub generation: u64,
     /// The set was deleted: its watchers end.
     pub gone: bool,
@@ -78,9 +78,7 @@ impl SetState {
         if after < self.floor {
             return None;
         }
-        // `full` is in release order: the ones after `after` are its tail.
-        let start = self.full.partition_point(|n| n.number <= after);
-        let mut out: Vec<Notice> = self.full[start..].to_vec();
+        let mut out: Vec<Notice> = self.full.iter().filter(|n| n.number > after).cloned().collect();
         let gray_for_it = self.gray.as_ref().filter(|(_, selector)| selector.matches(labels));
         if let Some((gray, _)) = gray_for_it.filter(|(g, _)| g.number > after) {
             out.push(gray.clone());
@@ -97,18 +95,6 @@ impl SetState {
             out.push(latest.clone());
         }
         Some(out)
-    }
-}
-
-impl SetState {
-    /// Whether `other` tells every watcher the same as this (whatever the
-    /// subscription each was read after).
-    fn tells_the_same(&self, other: &Self) -> bool {
-        self.gone == other.gone
-            && self.max_number == other.max_number
-            && self.floor == other.floor
-            && self.full == other.full
-            && self.gray == other.gray
     }
 }
 
@@ -302,17 +288,7 @@ impl Watchers {
                     }
                     match self.releases.watch_state(set_id).await {
                         Ok(s) => {
-                            let read = SetState { generation, ..s };
-                            // A read that finds what the last one did (one a
-                            // new subscription asked for) wakes no watcher:
-                            // each one waiting has had its answer from that
-                            // content already, nothing. It only moves the
-                            // generation on for the ones still to look.
-                            state.send_if_modified(|current| {
-                                let news = current.as_ref().is_none_or(|c| !c.tells_the_same(&read));
-                                *current = Some(Arc::new(read));
-                                news
-                            });
+                            state.send_replace(Some(Arc::new(SetState { generation, ..s })));
                             break;
                         }
                         Err(e) => {
@@ -328,38 +304,77 @@ impl Watchers {
         }
     }
 
-    /// What `watcher` lacks of `set_id` after release `after`, in order,
-    /// then each new release meant for it, until the stream is dropped, the
-    /// set is deleted (a not-found error ends it) or the service stops. The
-    /// caller must have been allowed to see the set (of `watcher.tenant_id`).
-    ///
-    /// The stream is worked out as its reader (the gRPC response) polls it,
-    /// with no task or channel of its own between the feed and the wire: a
-    /// publish to ten thousand watchers wakes ten thousand response streams,
-    /// not twice as many tasks.
-    pub fn watch(
-        &self,
-        set_id: Uuid,
-        after: i64,
-        watcher: Watcher,
-    ) -> impl futures::Stream<Item = Result<Notice>> + Send + 'static {
-        let (feed, wanted) = self.subscribe(set_id, watcher.tenant_id);
-        let watch = Watch {
-            set_id,
-            watcher,
-            feed,
-            wanted,
-            last: after,
-            ready: VecDeque::new(),
-            from_table: false,
-            look: true,
-            ended: false,
-            releases: self.releases.clone(),
-            instances: self.instances.clone(),
-            stop: self.stop.clone(),
-        };
-        watch.seen(after);
-        futures::stream::unfold(watch, Watch::next)
+    /// Sends `watcher` what it lacks of `set_id` after release `after`, in
+    /// order, then each new release meant for it, into `out` until the
+    /// receiver goes away, the set is deleted (a not-found error ends it) or
+    /// the service stops. The caller must have been allowed to see the set
+    /// (of `watcher.tenant_id`).
+    pub fn spawn(&self, set_id: Uuid, after: i64, watcher: Watcher, out: mpsc::Sender<Result<Notice>>) {
+        let (mut feed, wanted) = self.subscribe(set_id, watcher.tenant_id);
+        let releases = self.releases.clone();
+        let instances = self.instances.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let seen = |release: i64| {
+                if !watcher.instance.is_empty() {
+                    instances.saw(Sighting {
+                        tenant_id: watcher.tenant_id,
+                        config_set_id: set_id,
+                        instance: watcher.instance.clone(),
+                        labels: watcher.labels.clone(),
+                        ip: watcher.ip.clone(),
+                        release,
+                    });
+                }
+            };
+            seen(after);
+            let mut last = after;
+            loop {
+                let snapshot = feed.borrow_and_update().clone();
+                if snapshot.as_ref().is_some_and(|s| s.gone) {
+                    let _ = out.send(Err(Error::not_found("config set", set_id))).await;
+                    return;
+                }
+                // A snapshot older than the subscription is trusted for what
+                // it has (those releases exist), never for having nothing.
+                let answer = snapshot
+                    .map(|s| (s.generation >= wanted, s.answer(last, &watcher.labels)))
+                    .filter(|(fresh, answer)| *fresh || answer.as_ref().is_none_or(|a| !a.is_empty()))
+                    .map(|(_, answer)| answer);
+                let (notices, from_table) = match answer {
+                    // Not read yet: the first snapshot wakes it.
+                    None => (Vec::new(), false),
+                    Some(Some(notices)) => (notices, false),
+                    Some(None) => match releases.full_after(set_id, last, WINDOW).await {
+                        Ok(notices) => (notices, true),
+                        Err(e) => {
+                            let _ = out.send(Err(e)).await;
+                            return;
+                        }
+                    },
+                };
+                let sent = !notices.is_empty();
+                let more = from_table && sent;
+                for notice in notices {
+                    last = notice.number;
+                    if out.send(Ok(notice)).await.is_err() {
+                        return;
+                    }
+                }
+                if more {
+                    // Caught up from the table: see whether the snapshot now reaches.
+                    continue;
+                }
+                if sent {
+                    seen(last);
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = out.closed() => return,
+                    changed = feed.changed() => if changed.is_err() { return },
+                }
+            }
+        });
     }
 
     /// Sends `known`'s client the layout of `scope` (the sets its effective
@@ -414,106 +429,6 @@ impl Watchers {
                 }
             }
         });
-    }
-}
-
-/// One watcher's position in its set's feed (see [`Watchers::watch`]).
-struct Watch {
-    set_id: Uuid,
-    watcher: Watcher,
-    feed: watch::Receiver<Snapshot>,
-    /// The generation of the first snapshot read after it subscribed.
-    wanted: u64,
-    /// The last release it was given.
-    last: i64,
-    /// Releases worked out and not yet given.
-    ready: VecDeque<Notice>,
-    /// `ready` came from the table (it was behind the snapshot's window):
-    /// look at the snapshot again once they are given.
-    from_table: bool,
-    /// The snapshot may have something for it.
-    look: bool,
-    ended: bool,
-    releases: Releases,
-    instances: Instances,
-    stop: CancellationToken,
-}
-
-impl Watch {
-    /// Records a named watcher holding `release`.
-    fn seen(&self, release: i64) {
-        if !self.watcher.instance.is_empty() {
-            self.instances.saw(Sighting {
-                tenant_id: self.watcher.tenant_id,
-                config_set_id: self.set_id,
-                instance: self.watcher.instance.clone(),
-                labels: self.watcher.labels.clone(),
-                ip: self.watcher.ip.clone(),
-                release,
-            });
-        }
-    }
-
-    async fn next(mut self) -> Option<(Result<Notice>, Self)> {
-        loop {
-            if let Some(notice) = self.ready.pop_front() {
-                self.last = notice.number;
-                if self.ready.is_empty() {
-                    if self.from_table {
-                        // Caught up from the table: see whether the snapshot now reaches.
-                        self.look = true;
-                    } else {
-                        self.seen(self.last);
-                    }
-                }
-                return Some((Ok(notice), self));
-            }
-            if self.ended {
-                return None;
-            }
-            if self.look {
-                self.look = false;
-                let snapshot = self.feed.borrow_and_update().clone();
-                if snapshot.as_ref().is_some_and(|s| s.gone) {
-                    self.ended = true;
-                    return Some((Err(Error::not_found("config set", self.set_id)), self));
-                }
-                // A snapshot older than the subscription is trusted for what
-                // it has (those releases exist), never for having nothing.
-                let answer = snapshot
-                    .map(|s| (s.generation >= self.wanted, s.answer(self.last, &self.watcher.labels)))
-                    .filter(|(fresh, answer)| *fresh || answer.as_ref().is_none_or(|a| !a.is_empty()))
-                    .map(|(_, answer)| answer);
-                match answer {
-                    // Not read yet: the first snapshot wakes it.
-                    None => {}
-                    Some(Some(notices)) => {
-                        self.ready = notices.into();
-                        self.from_table = false;
-                    }
-                    Some(None) => match self.releases.full_after(self.set_id, self.last, WINDOW).await {
-                        Ok(notices) => {
-                            self.ready = notices.into();
-                            self.from_table = true;
-                        }
-                        Err(e) => {
-                            self.ended = true;
-                            return Some((Err(e), self));
-                        }
-                    },
-                }
-                continue;
-            }
-            tokio::select! {
-                () = self.stop.cancelled() => return None,
-                changed = self.feed.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                    self.look = true;
-                }
-            }
-        }
     }
 }
 
