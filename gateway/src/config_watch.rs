@@ -12,16 +12,19 @@
 //! changed): the long poll answers with a `joined` (or `left`) notice for
 //! that set, and the client reads its configuration again, so a set created
 //! after it started is watched at once rather than at its next full re-read.
+//! The event stream sends the same notices as `joined` and `left` events and
+//! itself watches a joined set from the release it joined at (and a left one
+//! no more), so its event id stays the watcher's exact position.
 //!
 //! Watchers identify themselves (here and on the one-set watches) with
 //! `instance` (an id the client picks) and `labels` (`k=v,k=v`); the configs
 //! service records which instance holds which release of each set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -29,9 +32,11 @@ use futures::{FutureExt, StreamExt};
 use kernel::caller::Caller;
 use paas_proto::v1 as pb;
 use serde::Deserialize;
+use tokio_stream::StreamMap;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::AppState;
 use crate::auth::Authenticated;
 use crate::configs::{LONG_POLL, ReleaseNotice, WatchAnswer};
 use crate::problem::{ApiError, Problems};
@@ -167,6 +172,19 @@ impl Positions {
             return Err(ApiError::invalid(field, format!("must name at most {MAX_SETS} sets")));
         }
         Ok(Self(sets))
+    }
+
+    /// As [`Positions::parse`], but no set at all is a position too when
+    /// `may_be_empty` (a configuration's event stream: its sets arrive as
+    /// `joined`).
+    ///
+    /// # Errors
+    /// 400 naming `field`.
+    pub fn parse_within(field: &str, raw: &str, may_be_empty: bool) -> Result<Self, ApiError> {
+        if may_be_empty && raw.trim().is_empty() {
+            return Ok(Self(BTreeMap::new()));
+        }
+        Self::parse(field, raw)
     }
 
     /// Moves a set's position to a release it was told about.
@@ -367,34 +385,172 @@ async fn watch_sets(
 
 #[utoipa::path(get, path = "/api/v1/config-watch/events", tag = "configs",
     params(MultiWatchQuery),
-    responses((status = 200, description = "text/event-stream: one `release` event per release; its id is the \
-        watcher's whole position (`<set>:<n>,...`), which `Last-Event-ID` resumes from"), Problems),
+    responses((status = 200, description = "text/event-stream. Event `release`: a release of a watched set \
+        (data: a ReleaseNotice). With a named configuration (`tenant`, `application`, ...) also `joined`: a set \
+        now part of it, watched from then on after the `number` given (its latest release; read the configuration \
+        again), and `left`: a set no longer part of it, watched no more. Every event's id is the watcher's whole \
+        position after it (`<set>:<n>,...`), which `Last-Event-ID` resumes from exactly: no release missed or \
+        repeated, no set joined or left twice. With a named configuration `sets` may be empty (every set then \
+        arrives as `joined`), and so may the id once every set has left"), Problems),
     security(("bearer" = [])))]
 async fn watch_sets_events(
     Authenticated(caller): Authenticated,
-    Signed(configs): Signed<Configs>,
+    State(state): State<AppState>,
     extensions: Extensions,
     headers: HeaderMap,
     Query(q): Query<MultiWatchQuery>,
 ) -> Result<Response, ApiError> {
+    // A configuration's stream may hold no set for a while (all left, none joined yet).
+    let named = q.tenant.is_some() || q.application.is_some();
     // A reconnecting EventSource sends the last position it saw.
     let positions = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        Some(last) => Positions::parse("Last-Event-ID", last)?,
-        None => Positions::parse("sets", q.sets.as_deref().unwrap_or_default())?,
+        Some(last) => Positions::parse_within("Last-Event-ID", last, named)?,
+        None => Positions::parse_within("sets", q.sets.as_deref().unwrap_or_default(), named)?,
     };
     let who = Identity::parse(q.instance.as_deref(), q.labels.as_deref(), peer(&extensions))?;
-    let merged = futures::stream::select_all(open(&caller, &configs, &positions, &who).await?);
-    // The stream ends at the first error (the service stopping): the client reconnects.
-    let events = merged.scan(positions, |positions, notice| {
-        std::future::ready(notice.ok().map(|notice| {
-            positions.advance(&notice);
-            Event::default()
-                .event("release")
-                .id(positions.to_string())
-                .json_data(ReleaseNotice::from(notice))
-        }))
-    });
+    let configs = state.upstream.configs(&state.key, &caller);
+    let layout = open_layout(&caller, &configs, &positions, &q).await?;
+    let releases = positions
+        .0
+        .keys()
+        .copied()
+        .zip(open(&caller, &configs, &positions, &who).await?.into_iter().map(ending))
+        .collect();
+    let feed = EventFeed {
+        caller,
+        state,
+        who,
+        positions,
+        releases,
+        layout,
+        ready: VecDeque::new(),
+    };
+    let events = futures::stream::unfold(feed, EventFeed::next);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// A set's watch that says when it ends (`None`), which a [`StreamMap`]
+/// would drop without a word.
+type SetWatch = std::pin::Pin<Box<dyn futures::Stream<Item = Option<Result<pb::ReleaseNotice, tonic::Status>>> + Send>>;
+
+fn ending(stream: tonic::Streaming<pb::ReleaseNotice>) -> SetWatch {
+    Box::pin(stream.map(Some).chain(futures::stream::once(std::future::ready(None))))
+}
+
+/// An event stream's watches and what it has told: one watch per set, and
+/// the configuration's layout when it names one.
+struct EventFeed {
+    caller: Caller,
+    /// To sign a new watch's call (a caller token outlives no stream).
+    state: AppState,
+    who: Identity,
+    /// What the client has been told, the id of its last event.
+    positions: Positions,
+    releases: StreamMap<Uuid, SetWatch>,
+    layout: Option<tonic::Streaming<pb::Layout>>,
+    /// Events worked out but not yet sent (a layout can tell of several sets).
+    ready: VecDeque<Result<Event, axum::Error>>,
+}
+
+impl EventFeed {
+    /// Event `name` telling of `notice`, with the position it leaves the client at.
+    fn event(&self, name: &str, notice: ReleaseNotice) -> Result<Event, axum::Error> {
+        Event::default()
+            .event(name)
+            .id(self.positions.to_string())
+            .json_data(notice)
+    }
+
+    /// The next event; `None` ends the stream (the service stopping, or a
+    /// watch failing otherwise than for a set gone): the client reconnects
+    /// from its last event's id.
+    async fn next(mut self) -> Option<(Result<Event, axum::Error>, Self)> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some((event, self));
+            }
+            let layout = &mut self.layout;
+            let layout = async move {
+                match layout {
+                    Some(layout) => layout.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some((set, notice)) = self.releases.next(), if !self.releases.is_empty() => match notice {
+                    Some(Ok(notice)) => {
+                        self.positions.advance(&notice);
+                        let event = self.event("release", notice.into());
+                        return Some((event, self));
+                    }
+                    // Deleted: it has left the configuration (its layout,
+                    // telling so too, then finds it gone already).
+                    Some(Err(status)) if status.code() == tonic::Code::NotFound && self.layout.is_some() => {
+                        self.leave(set);
+                    }
+                    // Failed or ended (the service stopping): the client reconnects.
+                    Some(Err(_)) | None => return None,
+                },
+                layout = layout => match layout {
+                    Some(Ok(layout)) => {
+                        for notice in layout_notices(&self.positions, layout) {
+                            let Ok(set) = Uuid::parse_str(&notice.config_set_id) else { continue };
+                            if notice.kind == "left" {
+                                self.leave(set);
+                            } else if !self.join(set, notice).await {
+                                return None;
+                            }
+                        }
+                    }
+                    _ => return None,
+                },
+            }
+        }
+    }
+
+    /// Stops watching `set` and tells the client so.
+    fn leave(&mut self, set: Uuid) {
+        self.releases.remove(&set);
+        if let Some(number) = self.positions.0.remove(&set) {
+            let event = self.event(
+                "left",
+                ReleaseNotice {
+                    config_set_id: set.to_string(),
+                    number,
+                    release_id: String::new(),
+                    kind: "left".into(),
+                },
+            );
+            self.ready.push_back(event);
+        }
+    }
+
+    /// Watches `joined`'s set after the release it joined at and tells the
+    /// client so; false when the watch cannot start (a set deleted or out
+    /// of reach since the layout was read is left out: true).
+    async fn join(&mut self, set: Uuid, joined: ReleaseNotice) -> bool {
+        let mut configs = self.state.upstream.configs(&self.state.key, &self.caller);
+        let id = set.to_string();
+        let opened = async {
+            crate::access_keys::check_set(&self.caller, &mut configs, &id).await?;
+            let request = self.who.request(&id, joined.number);
+            Ok::<_, ApiError>(configs.watch(request).await?.into_inner())
+        };
+        match opened.await {
+            Ok(stream) => {
+                self.releases.insert(set, ending(stream));
+                self.positions.0.insert(set, joined.number);
+                let event = self.event("joined", joined);
+                self.ready.push_back(event);
+                true
+            }
+            Err(e) if e.0.status == StatusCode::NOT_FOUND.as_u16() => true,
+            Err(e) => {
+                tracing::debug!(%set, error = %e.0.detail, "cannot watch a set that joined; the client reconnects");
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]

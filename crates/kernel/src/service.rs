@@ -144,7 +144,10 @@ impl Base {
         shutdown.spawn("grpc server", async move {
             router
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                    // Without Nagle's delay: a watch's notice (a few small
+                    // frames) would otherwise wait for the peer's delayed ACK
+                    // of the one before, tens of milliseconds.
+                    tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                     stop.cancelled_owned(),
                 )
                 .await

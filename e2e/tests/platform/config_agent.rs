@@ -515,3 +515,149 @@ async fn a_set_created_or_linked_after_the_client_started_is_watched_at_once() {
     assert!(client.current().sets.contains_key(&common));
     assert_eq!(client.current().value("app.properties", "region"), Some("eu"));
 }
+
+/// One Server-Sent Event.
+#[derive(Debug)]
+struct ServerEvent {
+    name: String,
+    id: String,
+    data: Value,
+}
+
+/// An event stream of `path` as `bearer`, resuming from `last` if given.
+async fn event_stream(p: &Platform, bearer: &str, path: &str, last: Option<&str>) -> (reqwest::Response, String) {
+    let mut request = p.anonymous(Method::GET, path).bearer_auth(bearer);
+    if let Some(last) = last {
+        request = request.header("last-event-id", last);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    (response, String::new())
+}
+
+/// The next event of a stream (keep-alive comments skipped).
+async fn next_event((stream, buffer): &mut (reqwest::Response, String)) -> ServerEvent {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            if let Some(name) = field("event:") {
+                return ServerEvent {
+                    name,
+                    id: field("id:").unwrap_or_default(),
+                    data: serde_json::from_str(&field("data:").unwrap_or_default()).unwrap(),
+                };
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(20), stream.chunk())
+            .await
+            .expect("an event within 20 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+/// An event's name, set and release number.
+fn told(event: &ServerEvent) -> (String, String, u64) {
+    (
+        event.name.clone(),
+        event.data["config_set_id"].as_str().unwrap().to_string(),
+        event.data["number"].as_u64().unwrap(),
+    )
+}
+
+/// A watcher's position as event ids give it: sets in id order.
+fn position(sets: &[(&str, u64)]) -> String {
+    let mut sets: Vec<(uuid::Uuid, u64)> = sets
+        .iter()
+        .map(|(id, n)| (uuid::Uuid::parse_str(id).unwrap(), *n))
+        .collect();
+    sets.sort();
+    sets.iter()
+        .map(|(id, n)| format!("{id}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[tokio::test]
+async fn the_event_stream_tells_of_sets_joining_and_leaving_and_resumes_exactly() {
+    let p = Platform::start().await;
+    let t = tenant(&p, "acme").await;
+    let base = config_set(&p, &t, "shop", "", "").await;
+    release(&p, &t, &base, "greeting=hello\n").await;
+    let (key, _) = access_key(&p, &t, "shop").await;
+    let path = format!(
+        "/api/v1/config-watch/events?sets={base}:1&tenant={}&application=shop&environment=production&instance=pod-1",
+        t.id
+    );
+    let mut stream = event_stream(&p, &key, &path, None).await;
+
+    // An environment level created while it streams: it joins at release 0.
+    let production = config_set(&p, &t, "shop", "production", "").await;
+    let joined = next_event(&mut stream).await;
+    assert_eq!(told(&joined), ("joined".into(), production.clone(), 0), "{joined:?}");
+    assert_eq!(joined.data["kind"], json!("joined"));
+    assert_eq!(joined.id, position(&[(&base, 1), (&production, 0)]));
+    // Watched from then on, beside the base.
+    release(&p, &t, &production, "greeting=hello from production\n").await;
+    let first = next_event(&mut stream).await;
+    assert_eq!(told(&first), ("release".into(), production.clone(), 1), "{first:?}");
+    assert_eq!(first.id, position(&[(&base, 1), (&production, 1)]));
+    release(&p, &t, &base, "greeting=hi\n").await;
+    let second = next_event(&mut stream).await;
+    assert_eq!(told(&second), ("release".into(), base.clone(), 2), "{second:?}");
+    assert_eq!(second.id, position(&[(&base, 2), (&production, 1)]));
+
+    // Reconnecting from the `joined` event's id: both releases once, and no
+    // second `joined` (the position already holds the set).
+    let mut resumed = event_stream(&p, &key, &path, Some(&joined.id)).await;
+    let (a, b) = (next_event(&mut resumed).await, next_event(&mut resumed).await);
+    let mut heard = vec![told(&a), told(&b)];
+    heard.sort();
+    let mut expected = vec![
+        ("release".to_string(), base.clone(), 2),
+        ("release".to_string(), production.clone(), 1),
+    ];
+    expected.sort();
+    assert_eq!(heard, expected);
+    assert_eq!(b.id, second.id);
+
+    // Deleted: it leaves, once, on both streams, and is watched no more.
+    let (status, body) = send(
+        &p,
+        &t.operator,
+        Method::DELETE,
+        &format!("/api/v1/config-sets/{production}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for stream in [&mut stream, &mut resumed] {
+        let left = next_event(stream).await;
+        assert_eq!(told(&left), ("left".into(), production.clone(), 1), "{left:?}");
+        assert_eq!(left.id, position(&[(&base, 2)]));
+    }
+    release(&p, &t, &base, "greeting=hey\n").await;
+    for stream in [&mut stream, &mut resumed] {
+        let next = next_event(stream).await;
+        assert_eq!(told(&next), ("release".into(), base.clone(), 3), "{next:?}");
+        assert_eq!(next.id, position(&[(&base, 3)]));
+    }
+
+    // Started from nothing, a named configuration's sets all arrive as `joined`.
+    let path = format!(
+        "/api/v1/config-watch/events?sets=&tenant={}&application=shop&environment=production",
+        t.id
+    );
+    let mut fresh = event_stream(&p, &key, &path, None).await;
+    let all = next_event(&mut fresh).await;
+    assert_eq!(told(&all), ("joined".into(), base.clone(), 3), "{all:?}");
+    assert_eq!(all.id, position(&[(&base, 3)]));
+}

@@ -9578,7 +9578,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream: one `release` event per release; its id is the watcher's whole position (`<set>:<n>,...`), which `Last-Event-ID` resumes from */
+            /** @description text/event-stream. Event `release`: a release of a watched set (data: a ReleaseNotice). With a named configuration (`tenant`, `application`, ...) also `joined`: a set now part of it, watched from then on after the `number` given (its latest release; read the configuration again), and `left`: a set no longer part of it, watched no more. Every event's id is the watcher's whole position after it (`<set>:<n>,...`), which `Last-Event-ID` resumes from exactly: no release missed or repeated, no set joined or left twice. With a named configuration `sets` may be empty (every set then arrives as `joined`), and so may the id once every set has left */
             200: {
                 headers: {
                     [name: string]: unknown;
