@@ -119,7 +119,10 @@ pub async fn start_with(
     start_wired(platform, registry, smtp, delivery, addresses, runners, shutdown).await
 }
 
-fn delivery_from_env(env: &kernel::settings::Env, registry: &registry::Settings) -> kernel::Result<deployment::Settings> {
+fn delivery_from_env(
+    env: &kernel::settings::Env,
+    registry: &registry::Settings,
+) -> kernel::Result<deployment::Settings> {
     let mut delivery =
         deployment::Settings::from_env(env).map_err(|e| kernel::Error::invalid(e.variable.clone(), e.to_string()))?;
     delivery.images_url.clone_from(&registry.images_url);
