@@ -42,6 +42,10 @@ import {
   type DrTier,
   type StrategyAnswers,
 } from './deployment';
+import type { components } from '../../api/schema';
+
+// The request body's parts, as the OpenAPI document describes them.
+type Schemas = components['schemas'];
 
 interface Values {
   template_id?: string;
@@ -138,9 +142,9 @@ export default function Deploy() {
             environment: v.environment,
             project_id: v.project_id || undefined,
             template_version_id: v.template_version_id!,
-            parameters: values as Record<string, never>,
-            placement: placement as Record<string, never>,
-            strategy: strategyBody(v.strategy, v.clusters) as Record<string, never>,
+            parameters: values as Schemas['ParameterValues'],
+            placement: placement as Schemas['ApplicationPlacement'],
+            strategy: strategyBody(v.strategy, v.clusters) as Schemas['Strategy'],
           },
         }),
       );

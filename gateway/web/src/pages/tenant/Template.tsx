@@ -13,6 +13,7 @@ import { placeProblem } from '../../components/formProblem';
 import { useCursorPages } from '../../components/pages';
 import { isChart, parametersOf } from '../../components/ParametersForm';
 import { ProblemAlert } from '../../components/ProblemAlert';
+import type { components } from '../../api/schema';
 
 type Version = Answer<'/api/v1/templates/{id}/versions', 'get'>['items'][number];
 
@@ -75,7 +76,7 @@ function Editor({
   const [form] = Form.useForm<EditorValues>();
   const [failure, setFailure] = useState<string>();
   const save = useMutation({
-    mutationFn: async (v: EditorValues & { parsed: Record<string, never> }) => {
+    mutationFn: async (v: EditorValues & { parsed: components['schemas']['TemplateSpec'] }) => {
       if (version) {
         return unwrap(
           await api.PATCH('/api/v1/template-versions/{id}', {
@@ -94,9 +95,9 @@ function Editor({
   });
   async function finish(v: EditorValues) {
     setFailure(undefined);
-    let parsed: Record<string, never>;
+    let parsed: components['schemas']['TemplateSpec'];
     try {
-      parsed = JSON.parse(v.spec) as Record<string, never>;
+      parsed = JSON.parse(v.spec) as components['schemas']['TemplateSpec'];
     } catch (e) {
       form.setFields([{ name: 'spec', errors: [t('portal.templates.notJson', { why: (e as Error).message })] }]);
       return;
