@@ -43,6 +43,18 @@ pub enum NotificationTargetKind {
     Email,
 }
 
+/// Where a notification's delivery stands (devops' `notifications.state`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationState {
+    /// Not delivered yet; retried with backoff.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up after the last attempt.
+    Failed,
+}
+
 /// What a target hears of.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum NotificationEvent {
@@ -104,12 +116,14 @@ pub struct NotificationTarget {
     /// Its pipeline; empty: every pipeline of the tenant.
     pub pipeline_id: String,
     /// webhook or email.
+    #[schema(value_type = NotificationTargetKind)]
     pub kind: String,
     /// A webhook's URL.
     pub url: String,
     /// An e-mail target's address.
     pub address: String,
     /// run.failed, approval.needed, production.deployed.
+    #[schema(value_type = Vec<NotificationEvent>)]
     pub events: Vec<String>,
     /// Who made it.
     pub created_by: String,
@@ -179,6 +193,7 @@ pub struct Notification {
     /// The JSON sent.
     pub payload: serde_json::Value,
     /// pending, delivered or failed (given up).
+    #[schema(value_type = NotificationState)]
     pub state: String,
     /// Attempts so far.
     pub attempts: i32,

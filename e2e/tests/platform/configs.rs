@@ -539,9 +539,18 @@ async fn watchers_hear_of_each_release_once_and_resume_where_they_left_off() {
     assert_eq!(numbers(&answer), vec![2]);
     release(3).await;
     release(4).await;
-    // A watcher that was away gets everything it missed, once, in order.
-    let (_, answer) = send(&p, &t.viewer, Method::GET, &watch(2, 5), None).await;
-    assert_eq!(numbers(&answer), vec![3, 4]);
+    // A watcher that was away gets everything it missed, once, in order. A
+    // poll arriving before release 4's notification is answered at once from
+    // the snapshot it finds ([3]; the service does not hold an answer it has
+    // for a read still under way), so it polls again from there as clients do.
+    let mut missed = Vec::new();
+    while missed.last() != Some(&4) {
+        let after = missed.last().copied().unwrap_or(2);
+        let (status, answer) = send(&p, &t.viewer, Method::GET, &watch(after, 5), None).await;
+        assert_eq!(status, StatusCode::OK, "release 4 never reached a poll after {after}");
+        missed.extend(numbers(&answer));
+    }
+    assert_eq!(missed, vec![3, 4]);
 
     let mut seen = Vec::new();
     let mut buffer = String::new();

@@ -4181,13 +4181,18 @@ export interface components {
              */
             run_id: string;
             /** @description pending, delivered or failed (given up). */
-            state: string;
+            state: components["schemas"]["NotificationState"];
         };
         /**
          * @description What a target hears of.
          * @enum {string}
          */
         NotificationEvent: "run.failed" | "approval.needed" | "production.deployed";
+        /**
+         * @description Where a notification's delivery stands (devops' `notifications.state`).
+         * @enum {string}
+         */
+        NotificationState: "pending" | "delivered" | "failed";
         /** @description A notification target. */
         NotificationTarget: {
             /** @description An e-mail target's address. */
@@ -4200,14 +4205,14 @@ export interface components {
             /** @description Who made it. */
             created_by: string;
             /** @description run.failed, approval.needed, production.deployed. */
-            events: string[];
+            events: components["schemas"]["NotificationEvent"][];
             /**
              * Format: uuid
              * @description Its id.
              */
             id: string;
             /** @description webhook or email. */
-            kind: string;
+            kind: components["schemas"]["NotificationTargetKind"];
             /** @description Its pipeline; empty: every pipeline of the tenant. */
             pipeline_id: string;
             /**
