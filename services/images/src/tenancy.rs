@@ -138,9 +138,14 @@ impl Tenancy {
     /// Where `tenant` has partitions: their data centres and clusters.
     ///
     /// # Errors
-    /// Tenancy did not answer.
+    /// The tenant does not exist, or tenancy did not answer.
     pub async fn placements(&self, tenant: Uuid) -> Result<Placements> {
-        let unavailable = |s: tonic::Status| Error::Unavailable(format!("tenancy did not answer: {}", s.message()));
+        // A tenant tenancy does not know is the caller's mistake (404), not
+        // an outage (503).
+        let unavailable = |s: tonic::Status| match s.code() {
+            tonic::Code::NotFound => Error::not_found("tenant", tenant),
+            _ => Error::Unavailable(format!("tenancy did not answer: {}", s.message())),
+        };
         let mut placements = Placements::default();
         let mut cursor = String::new();
         loop {
