@@ -233,7 +233,7 @@ test('a tenant requests resources, creates an API token, edits a template and de
   await page.getByLabel('Phone').fill('+86 10 1234 5678');
   await pick(page, 'Data centre', 'dc1');
   await pick(page, 'Spec', spec.display_name);
-  await page.getByLabel('Count').fill('2');
+  await page.getByLabel('Count', { exact: true }).fill('2');
   await page.getByLabel('Purpose').fill('the new storefront');
   await accessible(page, 'resource request form');
   await page.getByRole('button', { name: 'Submit the request' }).click();
