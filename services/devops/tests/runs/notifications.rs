@@ -133,17 +133,21 @@ async fn a_waiting_gate_and_a_failed_run_reach_a_signed_webhook_retried_and_an_e
         requests[1].header("x-paas-delivery"),
         "a retry is the same delivery"
     );
-    let sent = w
-        .dev()
-        .list_notifications(pb::ListNotificationsRequest {
-            target_id: target.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .notifications;
-    assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].state.as_str(), sent[0].attempts), ("delivered", 2));
+    // The receiver answers before the courier records the outcome.
+    let sent = eventually(Duration::from_secs(30), "the delivery is recorded", || async {
+        let sent = w
+            .dev()
+            .list_notifications(pb::ListNotificationsRequest {
+                target_id: target.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications;
+        (sent.len() == 1 && sent[0].state == "delivered").then_some(sent)
+    })
+    .await;
+    assert_eq!(sent[0].attempts, 2);
     assert!(sent[0].last_error.is_empty());
 
     w.client(&member(w.tenant, "bob", Role::Developer))
