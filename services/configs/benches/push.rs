@@ -65,7 +65,13 @@ fn summary(h: &Histogram<u64>) -> String {
 /// The stages of [`Tally::stages`], p50/p99 each.
 fn stages(figures: &Figures) -> String {
     let [call, first, streams, polls] = &figures.stages;
-    let pair = |h: &Histogram<u64>| format!("{:.1}/{:.1} ms", ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)));
+    let pair = |h: &Histogram<u64>| {
+        format!(
+            "{:.1}/{:.1} ms",
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99))
+        )
+    };
     format!(
         "call returns {}, first watcher {}, last gRPC stream {}, last long poll {}",
         pair(call),
@@ -158,7 +164,11 @@ impl Tally {
     /// Watcher `who`, holding release `last`, hears of `release`: it must
     /// be the next one (every watcher gets every release once, in order).
     fn heard_by(&self, who: &str, last: &mut usize, release: usize) {
-        let by = if who.starts_with("poller") { &self.last_by_poll } else { &self.last_by_stream };
+        let by = if who.starts_with("poller") {
+            &self.last_by_poll
+        } else {
+            &self.last_by_stream
+        };
         if let Some(at) = by.get(release) {
             at.fetch_max(self.now(), Ordering::SeqCst);
         }

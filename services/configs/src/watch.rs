@@ -214,6 +214,9 @@ pub struct Watchers {
     feeds: Arc<Mutex<HashMap<Uuid, Feed>>>,
     /// Per tenant with layout watchers here: a count of its layout changes.
     layouts: Arc<Mutex<HashMap<Uuid, watch::Sender<u64>>>>,
+    /// Sets not fed here whose tenant is being read for a burst of first
+    /// watchers: one read for all of them (see [`Watchers::tenant_for`]).
+    lookups: Arc<Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Uuid>>>>>,
     releases: Releases,
     instances: Instances,
     stop: CancellationToken,
@@ -226,6 +229,7 @@ impl Watchers {
         Self {
             feeds: Arc::default(),
             layouts: Arc::default(),
+            lookups: Arc::default(),
             releases,
             instances,
             stop,
@@ -319,6 +323,34 @@ impl Watchers {
             .map(|f| f.tenant_id)
     }
 
+    /// The tenant of `set_id` for a new watcher: the feed's when the set is
+    /// fed here, else what `read` finds. Watchers that arrive together for a
+    /// set not fed yet (ten thousand at a service's start) share one read
+    /// rather than queue one each on the pool; the caller still checks that
+    /// it may see that tenant.
+    ///
+    /// # Errors
+    /// Those of `read` (a set not visible to the first reader is read again
+    /// by the next).
+    pub async fn tenant_for<F, Fut>(&self, set_id: Uuid, read: F) -> Result<Uuid>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Uuid>>,
+    {
+        if let Some(tenant) = self.tenant_of(set_id) {
+            return Ok(tenant);
+        }
+        let lookups = || self.lookups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cell = lookups().entry(set_id).or_default().clone();
+        let tenant = cell.get_or_try_init(read).await.copied();
+        // The last of the burst forgets it: later watchers find the feed, or read again.
+        let mut pending = lookups();
+        if Arc::strong_count(&cell) <= 2 {
+            pending.remove(&set_id);
+        }
+        tenant
+    }
+
     /// The set's snapshots, starting its feed if it has none. A subscription
     /// costs no read: a release committed before it whose notification is
     /// still on the way wakes it when the notification arrives.
@@ -346,13 +378,7 @@ impl Watchers {
         receiver
     }
 
-    async fn feed(
-        self,
-        set_id: Uuid,
-        state: watch::Sender<Snapshot>,
-        reload: Arc<Notify>,
-        gone: Arc<AtomicBool>,
-    ) {
+    async fn feed(self, set_id: Uuid, state: watch::Sender<Snapshot>, reload: Arc<Notify>, gone: Arc<AtomicBool>) {
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
