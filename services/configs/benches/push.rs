@@ -62,6 +62,25 @@ fn summary(h: &Histogram<u64>) -> String {
     )
 }
 
+/// The stages of [`Tally::stages`], p50/p99 each.
+fn stages(figures: &Figures) -> String {
+    let [call, first, streams, polls] = &figures.stages;
+    let pair = |h: &Histogram<u64>| {
+        format!(
+            "{:.1}/{:.1} ms",
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99))
+        )
+    };
+    format!(
+        "call returns {}, first watcher {}, last gRPC stream {}, last long poll {}",
+        pair(call),
+        pair(first),
+        pair(streams),
+        pair(polls)
+    )
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }
@@ -78,15 +97,19 @@ fn rss_kib(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn open_files_limit() -> u64 {
-    std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
+/// Raises this process's open files limit to its hard limit (a soft limit
+/// of 1,024 is common and far below what 10,000 watchers hold) and returns
+/// the limit in force.
+fn raise_open_files_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            eprintln!("push: cannot raise the open files limit: {e}");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 /// Who heard of which release when: per release, how many watchers and the
@@ -94,8 +117,14 @@ fn open_files_limit() -> u64 {
 struct Tally {
     start: Instant,
     published_at: Vec<AtomicU64>,
+    /// When the publish call returned (its commit done).
+    committed_at: Vec<AtomicU64>,
     heard: Vec<AtomicUsize>,
     last_heard: Vec<AtomicU64>,
+    first_heard: Vec<AtomicU64>,
+    /// The latest arrival per release over gRPC streams and over long polls.
+    last_by_stream: Vec<AtomicU64>,
+    last_by_poll: Vec<AtomicU64>,
     latencies: std::sync::Mutex<Histogram<u64>>,
     /// Arrivals that were not the release right after the watcher's last
     /// one (a gap, a repeat or out of order), and the first such.
@@ -108,8 +137,12 @@ impl Tally {
         Arc::new(Self {
             start: Instant::now(),
             published_at: (0..=releases).map(|_| AtomicU64::new(0)).collect(),
+            committed_at: (0..=releases).map(|_| AtomicU64::new(0)).collect(),
             heard: (0..=releases).map(|_| AtomicUsize::new(0)).collect(),
             last_heard: (0..=releases).map(|_| AtomicU64::new(0)).collect(),
+            first_heard: (0..=releases).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            last_by_stream: (0..=releases).map(|_| AtomicU64::new(0)).collect(),
+            last_by_poll: (0..=releases).map(|_| AtomicU64::new(0)).collect(),
             latencies: std::sync::Mutex::new(histogram()),
             out_of_order: AtomicUsize::new(0),
             first_out_of_order: std::sync::Mutex::new(None),
@@ -124,9 +157,21 @@ impl Tally {
         self.published_at[release].store(self.now(), Ordering::SeqCst);
     }
 
+    fn committed(&self, release: usize) {
+        self.committed_at[release].store(self.now(), Ordering::SeqCst);
+    }
+
     /// Watcher `who`, holding release `last`, hears of `release`: it must
     /// be the next one (every watcher gets every release once, in order).
     fn heard_by(&self, who: &str, last: &mut usize, release: usize) {
+        let by = if who.starts_with("poller") {
+            &self.last_by_poll
+        } else {
+            &self.last_by_stream
+        };
+        if let Some(at) = by.get(release) {
+            at.fetch_max(self.now(), Ordering::SeqCst);
+        }
         if release != *last + 1 {
             self.out_of_order.fetch_add(1, Ordering::SeqCst);
             self.first_out_of_order
@@ -159,6 +204,7 @@ impl Tally {
         let Some(count) = self.heard.get(release) else { return };
         let now = self.now();
         self.last_heard[release].fetch_max(now, Ordering::SeqCst);
+        self.first_heard[release].fetch_min(now, Ordering::SeqCst);
         count.fetch_add(1, Ordering::SeqCst);
         let published = self.published_at[release].load(Ordering::SeqCst);
         if published > 0 {
@@ -181,6 +227,20 @@ impl Tally {
         true
     }
 
+    /// Where release `release`'s time went: publish call, then from its
+    /// start to the first watcher told, to the last gRPC stream, to the
+    /// last long poll (0 where none).
+    fn stages(&self, release: usize) -> [u64; 4] {
+        let start = self.published_at[release].load(Ordering::SeqCst);
+        let since = |at: &AtomicU64| at.load(Ordering::SeqCst).saturating_sub(start).max(1);
+        [
+            since(&self.committed_at[release]),
+            since(&self.first_heard[release]),
+            since(&self.last_by_stream[release]),
+            since(&self.last_by_poll[release]),
+        ]
+    }
+
     fn fan_out(&self, release: usize) -> u64 {
         self.last_heard[release]
             .load(Ordering::SeqCst)
@@ -191,6 +251,8 @@ impl Tally {
 
 struct Figures {
     all_notified: Histogram<u64>,
+    /// Per publish: the call itself, first watcher, last gRPC stream, last long poll.
+    stages: [Histogram<u64>; 4],
     each: Histogram<u64>,
     per_second: f64,
     idle_kib: f64,
@@ -244,6 +306,9 @@ async fn publish(channel: &Channel, key: &CallerKey, operator: &Caller, set: &st
     })
     .await
     .expect("publish");
+    if let Some(tally) = tally {
+        tally.committed(n);
+    }
 }
 
 async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, publishes: usize) -> Figures {
@@ -378,6 +443,7 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
     let idle_kib = (rss_kib("self").saturating_sub(before_kib)) as f64 / watchers as f64;
 
     let mut all_notified = histogram();
+    let mut stages = [histogram(), histogram(), histogram(), histogram()];
     let started = Instant::now();
     for n in 2..=publishes + 1 {
         publish(&api_channel, &key, &operator, &set, n, Some(tally.as_ref())).await;
@@ -387,6 +453,9 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
             tally.heard[n].load(Ordering::SeqCst)
         );
         all_notified.record(tally.fan_out(n)).expect("in range");
+        for (stage, at) in stages.iter_mut().zip(tally.stages(n)) {
+            stage.record(at).expect("in range");
+        }
     }
     let per_second = publishes as f64 / started.elapsed().as_secs_f64();
     stop.cancel();
@@ -395,6 +464,7 @@ async fn run_configs(watchers: usize, grpc_share: usize, connections: usize, pub
     let each = tally.latencies.lock().expect("not poisoned").clone();
     Figures {
         all_notified,
+        stages,
         each,
         per_second,
         idle_kib,
@@ -525,16 +595,21 @@ async fn run_etcd(watchers: usize, connections: usize, publishes: usize) -> (Fig
     let server_kib = (rss_kib(&pid).saturating_sub(before_server_kib)) as f64 / watchers as f64;
 
     let mut all_notified = histogram();
+    let mut stages = [histogram(), histogram(), histogram(), histogram()];
     let started = Instant::now();
     for n in 2..=publishes + 1 {
         tally.publishing(n);
         writer.put(key, format!("release={n}"), None).await.expect("put");
+        tally.committed(n);
         assert!(
             tally.all_heard(n, watchers).await,
             "etcd: update {n} reached {} of {watchers} watches",
             tally.heard[n].load(Ordering::SeqCst)
         );
         all_notified.record(tally.fan_out(n)).expect("in range");
+        for (stage, at) in stages.iter_mut().zip(tally.stages(n)) {
+            stage.record(at).expect("in range");
+        }
     }
     let per_second = publishes as f64 / started.elapsed().as_secs_f64();
     stop.cancel();
@@ -544,6 +619,7 @@ async fn run_etcd(watchers: usize, connections: usize, publishes: usize) -> (Fig
     (
         Figures {
             all_notified,
+            stages,
             each,
             per_second,
             idle_kib,
@@ -559,7 +635,7 @@ async fn main() {
     let grpc_share = env_or("PUSH_GRPC_SHARE", 50).min(100);
     let connections = env_or("PUSH_CONNECTIONS", 8);
     let polls = watchers - watchers * grpc_share / 100;
-    let files = open_files_limit();
+    let files = raise_open_files_limit();
     println!(
         "push: {watchers} watchers on one config set ({} gRPC streams over {connections} connections, {polls} HTTP long polls \
          through the gateway, each a connection), {publishes} publishes one after another, each awaited by all; \
@@ -585,6 +661,7 @@ async fn main() {
         ours.per_second,
         ours.idle_kib
     );
+    println!("configs stages (p50/p99 from the publish call): {}", stages(&ours));
     let (etcd, etcd_server_kib) = run_etcd(watchers, connections, publishes).await;
     println!(
         "etcd:    put -> all {watchers} notified: {}; each notification: {}; {:.1} puts/s; {:.1} KiB per idle watch \
@@ -595,6 +672,7 @@ async fn main() {
         etcd.idle_kib,
         etcd_server_kib
     );
+    println!("etcd stages (p50/p99 from the put):              {}", stages(&etcd));
     let ours_p99 = ours.all_notified.value_at_quantile(0.99);
     let etcd_p99 = etcd.all_notified.value_at_quantile(0.99);
     println!(

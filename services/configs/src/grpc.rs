@@ -537,11 +537,13 @@ impl ConfigsService for Configs {
         // Only the caller's own tenants' sets: checked once, when the watch
         // starts, against the tenant the set's feed holds if it has one (a
         // long poll watches again after every answer).
-        let tenant_id = match self.watchers.tenant_of(id) {
-            Some(tenant) if caller.can_see(tenant) => tenant,
-            Some(_) => return Err(kernel::Error::not_found("config set", id).into()),
-            None => self.sets.get(&caller, id).await?.tenant_id,
-        };
+        let tenant_id = self
+            .watchers
+            .tenant_for(id, || async { Ok(self.sets.get(&caller, id).await?.tenant_id) })
+            .await?;
+        if !caller.can_see(tenant_id) {
+            return Err(kernel::Error::not_found("config set", id).into());
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
         self.watchers.spawn(id, after, Watcher { tenant_id, ..watcher }, tx);
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx)

@@ -26,7 +26,7 @@ use crate::item::{ItemView, StoredItem, open_all, view_all};
 use crate::link::Links;
 use crate::secret::{Sealer, mask};
 use crate::selector::Selector;
-use crate::watch::{SetState, WINDOW};
+use crate::watch::{SetState, WINDOW, release_payload};
 
 /// `configs.release.published`
 pub const PUBLISHED: EventType = EventType::new("configs", "release", "published");
@@ -34,7 +34,8 @@ pub const PUBLISHED: EventType = EventType::new("configs", "release", "published
 pub const ROLLED_BACK: EventType = EventType::new("configs", "release", "rolled_back");
 
 /// The PostgreSQL notification channel a new release is announced on; the
-/// payload is the config set's id.
+/// payload carries the release ([`crate::watch::release_payload`]), or is
+/// the config set's id alone after a gray step.
 pub const NOTIFY_CHANNEL: &str = "paas_configs_releases";
 
 /// Longest release message accepted.
@@ -391,8 +392,15 @@ impl Releases {
             author: release.author.clone(),
         };
         outbox::record(tx, kind, Some(set.tenant_id), &event).await?;
-        // Delivered at commit, to every listening instance.
-        sqlx::query!("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, set.id.to_string())
+        // Delivered at commit, to every listening instance; the release
+        // itself rides along, so a watcher's feed needs no read to add it.
+        let payload = release_payload(&Notice {
+            config_set_id: set.id,
+            number: release.number,
+            release_id: release.id,
+            kind: release.kind.clone(),
+        });
+        sqlx::query!("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -755,7 +763,6 @@ impl Releases {
             floor,
             max_number,
             gray,
-            generation: 0,
             gone: false,
         })
     }

@@ -3,24 +3,31 @@
 //! publish (or a gray step) notifies in its own transaction, so the wake-up
 //! comes at commit from whichever instance published.
 //!
-//! Each watched set has one feed per instance: a task that, when woken,
-//! reads the set's watch state once (its latest full releases, the gray
-//! release in flight and its selector) and hands it to every watcher of the
-//! set at once. Each watcher then works out from that shared snapshot, with
-//! no query of its own, what it lacks: the full releases after the one it
-//! has, the gray release if its labels match, or the latest full release if
-//! it holds a gray one no longer meant for it. So a publish costs one read
-//! however many watch, and a watcher can neither skip nor repeat a release:
-//! a notification lost while the listener reconnects only delays the next
-//! snapshot (every feed reads again then). A watcher further behind than the
-//! snapshot reaches catches up from the table first.
+//! Each watched set has one feed per instance: a snapshot of the set's
+//! watch state (its latest full releases, the gray release in flight and its
+//! selector), shared (one `Arc`) by every watcher of the set. Each watcher
+//! works out from that snapshot, with no query of its own, what it lacks: the
+//! full releases after the one it has, the gray release if its labels match,
+//! or the latest full release if it holds a gray one no longer meant for it.
+//! A watcher further behind than the snapshot reaches catches up from the
+//! table first.
 //!
-//! A long poll subscribes again after every answer, so a subscription must
-//! cost no query either: the feed keeps the set's tenant (a set never changes
-//! tenant) for the visibility check of the next watcher, and a watcher that
-//! the feed's current snapshot already has something for answers from it at
-//! once rather than waiting for the read its subscription asked for. A
-//! deleted set ([`DELETED_PREFIX`] notifications) ends its watchers.
+//! A publish or rollback carries its release in the notification
+//! ([`RELEASE_PREFIX`]), and the listener adds it to the feed's snapshot
+//! itself when the snapshot holds the release before it: a publish wakes its
+//! watchers with no query at all, the moment its commit is heard. Anything
+//! else (a gray step, a number the snapshot cannot place, a notification
+//! lost while the listener reconnects, a new feed) makes the feed read the
+//! state again, once however many watch; a read that began before a release
+//! was added never replaces the newer snapshot. So a watcher can neither skip
+//! nor repeat a release.
+//!
+//! A long poll subscribes again after every answer, so a subscription costs
+//! no query either: the feed keeps the set's tenant (a set never changes
+//! tenant) for the visibility check of the next watcher, and the watcher
+//! answers from the current snapshot (anything newer wakes it when its
+//! notification arrives). A deleted set ([`DELETED_PREFIX`] notifications)
+//! ends its watchers.
 //!
 //! A client of a whole effective configuration also watches its layout (which
 //! sets it is built from, [`Watchers::spawn_layout`]): a set created or
@@ -29,7 +36,7 @@
 //! layout again, telling its client when it differs from the one it knows.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +60,32 @@ pub const DELETED_PREFIX: &str = "deleted:";
 /// Prefix of a notification's payload naming a tenant whose layouts may have
 /// changed (a set created or deleted, links changed).
 pub const LAYOUT_PREFIX: &str = "layout:";
+/// Prefix of a notification's payload carrying a new full release (a publish
+/// or a rollback): `release:<set>:<number>:<release id>:<kind>`.
+pub const RELEASE_PREFIX: &str = "release:";
+
+/// The notification payload announcing full release `notice` (see [`RELEASE_PREFIX`]).
+pub fn release_payload(notice: &Notice) -> String {
+    format!(
+        "{RELEASE_PREFIX}{}:{}:{}:{}",
+        notice.config_set_id, notice.number, notice.release_id, notice.kind
+    )
+}
+
+/// The release a [`release_payload`] carries (after its prefix).
+fn parse_release(raw: &str) -> Option<Notice> {
+    let mut parts = raw.splitn(4, ':');
+    let config_set_id = Uuid::parse_str(parts.next()?).ok()?;
+    let number = parts.next()?.parse().ok()?;
+    let release_id = Uuid::parse_str(parts.next()?).ok()?;
+    let kind = parts.next().filter(|k| matches!(*k, "publish" | "rollback"))?;
+    Some(Notice {
+        config_set_id,
+        number,
+        release_id,
+        kind: kind.to_string(),
+    })
+}
 
 /// What every watcher of a set needs to know to answer itself.
 #[derive(Debug, Clone, Default)]
@@ -65,13 +98,41 @@ pub struct SetState {
     pub max_number: i64,
     /// The gray release in flight and who gets it.
     pub gray: Option<(Notice, Selector)>,
-    /// The last subscription it was read after (see [`Watchers::spawn`]).
-    pub generation: u64,
     /// The set was deleted: its watchers end.
     pub gone: bool,
 }
 
 impl SetState {
+    /// This state with full release `next` added, when it is the very next
+    /// number and no gray release is in flight (else only a read can tell
+    /// what changed: `None`).
+    pub fn with_release(&self, next: &Notice) -> Option<Self> {
+        if self.gone || self.gray.is_some() || next.number != self.max_number + 1 {
+            return None;
+        }
+        let window = usize::try_from(WINDOW).unwrap_or(usize::MAX);
+        let skip = (self.full.len() + 1).saturating_sub(window);
+        let full: Vec<Notice> = self
+            .full
+            .iter()
+            .skip(skip)
+            .cloned()
+            .chain(std::iter::once(next.clone()))
+            .collect();
+        let floor = if skip > 0 {
+            full.first().map_or(self.floor, |oldest| oldest.number - 1)
+        } else {
+            self.floor
+        };
+        Some(Self {
+            full,
+            floor,
+            max_number: next.number,
+            gray: None,
+            gone: false,
+        })
+    }
+
     /// What a watcher that has release `after` and `labels` lacks, in order;
     /// `None` when it is too far behind for this snapshot.
     pub fn answer(&self, after: i64, labels: &Labels) -> Option<Vec<Notice>> {
@@ -117,12 +178,34 @@ type Snapshot = Option<Arc<SetState>>;
 struct Feed {
     state: watch::Sender<Snapshot>,
     reload: Arc<Notify>,
-    /// Subscriptions so far: a snapshot read after the n-th counts n.
-    asked: Arc<AtomicU64>,
     /// The set's tenant, as read when its first watcher was let in.
     tenant_id: Uuid,
     /// Deleted (a notification said so): no more watchers, and the current ones end.
     gone: Arc<AtomicBool>,
+}
+
+impl Feed {
+    /// Adds full release `notice` to the snapshot, waking every watcher;
+    /// asks for a read when the snapshot cannot place it.
+    fn add(&self, notice: &Notice) {
+        let mut known = false;
+        let added = self.state.send_if_modified(|snapshot| {
+            let Some(current) = snapshot.as_ref() else {
+                return false;
+            };
+            known = !current.gone && current.max_number >= notice.number;
+            match current.with_release(notice) {
+                Some(next) => {
+                    *snapshot = Some(Arc::new(next));
+                    true
+                }
+                None => false,
+            }
+        });
+        if !added && !known {
+            self.reload.notify_one();
+        }
+    }
 }
 
 /// This instance's watchers and their sets' feeds.
@@ -131,6 +214,9 @@ pub struct Watchers {
     feeds: Arc<Mutex<HashMap<Uuid, Feed>>>,
     /// Per tenant with layout watchers here: a count of its layout changes.
     layouts: Arc<Mutex<HashMap<Uuid, watch::Sender<u64>>>>,
+    /// Sets not fed here whose tenant is being read for a burst of first
+    /// watchers: one read for all of them (see [`Watchers::tenant_for`]).
+    lookups: Arc<Mutex<HashMap<Uuid, Arc<tokio::sync::OnceCell<Uuid>>>>>,
     releases: Releases,
     instances: Instances,
     stop: CancellationToken,
@@ -143,6 +229,7 @@ impl Watchers {
         Self {
             feeds: Arc::default(),
             layouts: Arc::default(),
+            lookups: Arc::default(),
             releases,
             instances,
             stop,
@@ -188,6 +275,16 @@ impl Watchers {
             }
             let feeds = self.feeds();
             match notice {
+                kernel::db::Notice::Payload(payload) if payload.starts_with(RELEASE_PREFIX) => {
+                    match parse_release(&payload[RELEASE_PREFIX.len()..]) {
+                        Some(release) => {
+                            if let Some(feed) = feeds.get(&release.config_set_id) {
+                                feed.add(&release);
+                            }
+                        }
+                        None => feeds.values().for_each(|f| f.reload.notify_one()),
+                    }
+                }
                 kernel::db::Notice::Payload(payload) => {
                     let (deleted, set) = match payload.strip_prefix(DELETED_PREFIX) {
                         Some(set) => (true, set),
@@ -226,21 +323,44 @@ impl Watchers {
             .map(|f| f.tenant_id)
     }
 
-    /// The set's snapshots, starting its feed if it has none, and the
-    /// generation of the first snapshot read after this subscription: the
-    /// watcher answers from none older, so a release committed before it
-    /// subscribed is in its first answer even if its notification is still
-    /// on the way (subscriptions at once share one read).
-    fn subscribe(&self, set_id: Uuid, tenant_id: Uuid) -> (watch::Receiver<Snapshot>, u64) {
+    /// The tenant of `set_id` for a new watcher: the feed's when the set is
+    /// fed here, else what `read` finds. Watchers that arrive together for a
+    /// set not fed yet (ten thousand at a service's start) share one read
+    /// rather than queue one each on the pool; the caller still checks that
+    /// it may see that tenant.
+    ///
+    /// # Errors
+    /// Those of `read` (a set not visible to the first reader is read again
+    /// by the next).
+    pub async fn tenant_for<F, Fut>(&self, set_id: Uuid, read: F) -> Result<Uuid>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Uuid>>,
+    {
+        if let Some(tenant) = self.tenant_of(set_id) {
+            return Ok(tenant);
+        }
+        let lookups = || self.lookups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cell = lookups().entry(set_id).or_default().clone();
+        let tenant = cell.get_or_try_init(read).await.copied();
+        // The last of the burst forgets it: later watchers find the feed, or read again.
+        let mut pending = lookups();
+        if Arc::strong_count(&cell) <= 2 {
+            pending.remove(&set_id);
+        }
+        tenant
+    }
+
+    /// The set's snapshots, starting its feed if it has none. A subscription
+    /// costs no read: a release committed before it whose notification is
+    /// still on the way wakes it when the notification arrives.
+    fn subscribe(&self, set_id: Uuid, tenant_id: Uuid) -> watch::Receiver<Snapshot> {
         let mut feeds = self.feeds();
         if let Some(feed) = feeds.get(&set_id) {
-            let wanted = feed.asked.fetch_add(1, Ordering::SeqCst) + 1;
-            feed.reload.notify_one();
-            return (feed.state.subscribe(), wanted);
+            return feed.state.subscribe();
         }
         let (state, receiver) = watch::channel(None);
         let reload = Arc::new(Notify::new());
-        let asked = Arc::new(AtomicU64::new(1));
         let gone = Arc::new(AtomicBool::new(false));
         // The first read, after the feed is in the map: a release committed
         // from here on wakes it again, so none falls between.
@@ -250,23 +370,15 @@ impl Watchers {
             Feed {
                 state: state.clone(),
                 reload: reload.clone(),
-                asked: asked.clone(),
                 tenant_id,
                 gone: gone.clone(),
             },
         );
-        tokio::spawn(self.clone().feed(set_id, state, reload, asked, gone));
-        (receiver, 1)
+        tokio::spawn(self.clone().feed(set_id, state, reload, gone));
+        receiver
     }
 
-    async fn feed(
-        self,
-        set_id: Uuid,
-        state: watch::Sender<Snapshot>,
-        reload: Arc<Notify>,
-        asked: Arc<AtomicU64>,
-        gone: Arc<AtomicBool>,
-    ) {
+    async fn feed(self, set_id: Uuid, state: watch::Sender<Snapshot>, reload: Arc<Notify>, gone: Arc<AtomicBool>) {
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
@@ -279,16 +391,22 @@ impl Watchers {
                     }
                 }
                 () = reload.notified() => loop {
-                    // Loaded before the read: every subscription counted is older than it.
-                    let generation = asked.load(Ordering::SeqCst);
                     if gone.load(Ordering::SeqCst) {
-                        let gone = SetState { generation, gone: true, ..SetState::default() };
+                        let gone = SetState { gone: true, ..SetState::default() };
                         state.send_replace(Some(Arc::new(gone)));
                         break;
                     }
                     match self.releases.watch_state(set_id).await {
-                        Ok(s) => {
-                            state.send_replace(Some(Arc::new(SetState { generation, ..s })));
+                        Ok(read) => {
+                            state.send_if_modified(|current| {
+                                // Read before a release the listener has added since:
+                                // the newer snapshot stays.
+                                if current.as_ref().is_some_and(|c| c.gone || c.max_number > read.max_number) {
+                                    return false;
+                                }
+                                *current = Some(Arc::new(read));
+                                true
+                            });
                             break;
                         }
                         Err(e) => {
@@ -310,7 +428,7 @@ impl Watchers {
     /// the service stops. The caller must have been allowed to see the set
     /// (of `watcher.tenant_id`).
     pub fn spawn(&self, set_id: Uuid, after: i64, watcher: Watcher, out: mpsc::Sender<Result<Notice>>) {
-        let (mut feed, wanted) = self.subscribe(set_id, watcher.tenant_id);
+        let mut feed = self.subscribe(set_id, watcher.tenant_id);
         let releases = self.releases.clone();
         let instances = self.instances.clone();
         let stop = self.stop.clone();
@@ -335,12 +453,7 @@ impl Watchers {
                     let _ = out.send(Err(Error::not_found("config set", set_id))).await;
                     return;
                 }
-                // A snapshot older than the subscription is trusted for what
-                // it has (those releases exist), never for having nothing.
-                let answer = snapshot
-                    .map(|s| (s.generation >= wanted, s.answer(last, &watcher.labels)))
-                    .filter(|(fresh, answer)| *fresh || answer.as_ref().is_none_or(|a| !a.is_empty()))
-                    .map(|(_, answer)| answer);
+                let answer = snapshot.map(|s| s.answer(last, &watcher.labels));
                 let (notices, from_table) = match answer {
                     // Not read yet: the first snapshot wakes it.
                     None => (Vec::new(), false),
@@ -460,7 +573,6 @@ mod tests {
             floor: 0,
             max_number: 3,
             gray: Some((notice(3, "gray"), Selector::parse("s", "zone=a").unwrap())),
-            generation: 0,
             gone: false,
         }
     }
@@ -496,11 +608,42 @@ mod tests {
             floor: 0,
             max_number: 3,
             gray: None,
-            generation: 0,
             gone: false,
         };
         assert_eq!(numbers(s.answer(2, &labels("zone=b"))), vec![3]);
         assert_eq!(numbers(s.answer(3, &labels("zone=a"))), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn a_release_in_the_notification_extends_the_snapshot() {
+        let s = SetState {
+            full: vec![notice(1, "publish"), notice(2, "publish")],
+            max_number: 2,
+            ..SetState::default()
+        };
+        let next = s.with_release(&notice(3, "rollback")).unwrap();
+        assert_eq!(numbers(next.answer(1, &labels(""))), vec![2, 3]);
+        assert_eq!(next.max_number, 3);
+        // A gap (a gray release in between), a repeat, or a gray release in flight: read instead.
+        assert!(s.with_release(&notice(4, "publish")).is_none());
+        assert!(s.with_release(&notice(2, "publish")).is_none());
+        assert!(gray_state().with_release(&notice(4, "publish")).is_none());
+        let payload = release_payload(&notice(3, "publish"));
+        let parsed = parse_release(payload.strip_prefix(RELEASE_PREFIX).unwrap()).unwrap();
+        assert_eq!(parsed, notice(3, "publish"));
+        assert!(parse_release(&format!("{}:3:{}:gray", Uuid::nil(), Uuid::nil())).is_none());
+    }
+
+    #[test]
+    fn the_window_slides_as_releases_are_added() {
+        let mut s = SetState::default();
+        for n in 1..=WINDOW + 5 {
+            s = s.with_release(&notice(n, "publish")).unwrap();
+        }
+        assert_eq!(s.full.len(), usize::try_from(WINDOW).unwrap());
+        assert_eq!(s.floor, 5);
+        assert!(s.answer(4, &labels("")).is_none());
+        assert_eq!(numbers(s.answer(WINDOW + 3, &labels(""))), vec![WINDOW + 4, WINDOW + 5]);
     }
 
     #[test]
@@ -510,7 +653,6 @@ mod tests {
             floor: 149,
             max_number: 150,
             gray: None,
-            generation: 0,
             gone: false,
         };
         assert!(s.answer(10, &labels("")).is_none());
