@@ -590,7 +590,11 @@ async fn get_draft(Signed(mut configs): Signed<Configs>, Path(id): Path<String>)
 }
 
 #[utoipa::path(put, path = "/api/v1/config-sets/{id}/draft/items/{name}", tag = "configs",
-    params(("id" = String, Path, description = "the config set"), ("name" = String, Path, description = "the item's file name")),
+    params(
+        ("id" = String, Path, description = "the config set"),
+        // configs' `format::validate_item_name`: not `.` or `..`.
+        ("name" = String, Path, description = "the item's file name", max_length = 253,
+            pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,252}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,251}|\.\.[A-Za-z0-9._-]{1,251})$")),
     request_body = PutItem,
     responses((status = 200, body = Draft), Problems), security(("bearer" = [])))]
 async fn put_item(
@@ -613,7 +617,11 @@ async fn put_item(
 }
 
 #[utoipa::path(delete, path = "/api/v1/config-sets/{id}/draft/items/{name}", tag = "configs",
-    params(("id" = String, Path, description = "the config set"), ("name" = String, Path, description = "the item's file name"), VersionQuery),
+    params(
+        ("id" = String, Path, description = "the config set"),
+        // configs' `format::validate_item_name`: not `.` or `..`.
+        ("name" = String, Path, description = "the item's file name", max_length = 253,
+            pattern = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,252}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,251}|\.\.[A-Za-z0-9._-]{1,251})$"), VersionQuery),
     responses((status = 200, body = Draft), Problems), security(("bearer" = [])))]
 async fn delete_item(
     Signed(mut configs): Signed<Configs>,

@@ -329,6 +329,17 @@ const CLOSED_PARAMETERS: &[(&str, &str, &[&str])] = &[
         "step",
         &["submit", "approve", "reject", "provision"],
     ),
+    // images' scan and signature policies: per environment kind.
+    (
+        "/api/v1/tenants/{id}/scan-policies/{environment}",
+        "environment",
+        &["production", "test"],
+    ),
+    (
+        "/api/v1/tenants/{id}/signature-policies/{environment}",
+        "environment",
+        &["production", "test"],
+    ),
 ];
 
 /// Maps the services refuse empty (utoipa has no `min_properties` for a
@@ -494,6 +505,43 @@ fn field_rules(doc: &mut Value) {
         // tenancy's `tenant::contact_email`: an e-mail address (trimmed), or nothing.
         ("CreateTenant", "contact", json!({"pattern": CONTACT, "maxLength": 254})),
         ("UpdateTenant", "contact", json!({"pattern": CONTACT, "maxLength": 254})),
+        // federation's `NewPullSecret::parse`: a host[:port] without spaces,
+        // a user without `:`, a password; none with control characters.
+        (
+            "PutPullSecret",
+            "server",
+            json!({"pattern": format!("^[^\\s{CONTROL}]{{1,253}}$"), "maxLength": 253}),
+        ),
+        (
+            "PutPullSecret",
+            "username",
+            json!({"pattern": format!("^[^\\s:{CONTROL}]([^:{CONTROL}]*[^\\s:{CONTROL}])?$")}),
+        ),
+        (
+            "PutPullSecret",
+            "password",
+            json!({"pattern": format!("^[^{CONTROL}]+$")}),
+        ),
+        // images' `set_gc_config`: an absolute path (trimmed), or nothing.
+        (
+            "GcConfig",
+            "config",
+            json!({"pattern": format!("^{SPACE}*(/[^{CONTROL}]*)?{SPACE}*$"), "minLength": 0}),
+        ),
+        // images' `RetentionPolicy::parse`.
+        (
+            "PutRetentionRule",
+            "keep_last",
+            json!({"minimum": 1, "maximum": 100_000}),
+        ),
+        (
+            "PutRetentionRule",
+            "untagged_days",
+            json!({"minimum": 0, "maximum": 3650}),
+        ),
+        // The clusters a request is provisioned into: the gateway looks
+        // each up by name (a 400 naming `clusters` when none has it).
+        ("StepBody", "clusters/items", label.clone()),
         ("Port", "port", json!({"minimum": 1, "maximum": 65535})),
         ("Port", "protocol", json!({"enum": ["TCP", "UDP", "SCTP", ""]})),
     ];
@@ -535,6 +583,13 @@ fn field_rules(doc: &mut Value) {
             }
         }
         assert!(found, "{at} has no parameter {name}: the rule names one that moved");
+    }
+    // At least one of `keep_last` and `untagged_days` (null is none).
+    if let Some(rule) = doc.pointer_mut("/components/schemas/PutRetentionRule") {
+        rule["anyOf"] = json!([
+            {"required": ["keep_last"], "properties": {"keep_last": {"type": "integer"}}},
+            {"required": ["untagged_days"], "properties": {"untagged_days": {"type": "integer"}}}
+        ]);
     }
     for (schema, property, rule) in rules {
         let Some(target) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}")) else {
@@ -583,6 +638,8 @@ fn close(schema: &mut Value, values: &[&str]) {
 
 /// The [`CLOSED`] and [`CLOSED_PARAMETERS`] sets as `enum`s.
 fn closed_values(doc: &mut Value) {
+    // A usage history's resource: one tenancy counts, or empty for all.
+    let resources: Vec<&str> = std::iter::once("").chain(kernel::quantity::QUOTA_RESOURCES).collect();
     for (path, _, op) in operations(doc) {
         for param in op
             .get_mut("parameters")
@@ -594,6 +651,9 @@ fn closed_values(doc: &mut Value) {
                 if path == *at && param["name"] == *name {
                     close(&mut param["schema"], values);
                 }
+            }
+            if path == "/api/v1/tenants/{id}/usage/history" && param["name"] == "resource" {
+                close(&mut param["schema"], &resources);
             }
         }
     }
@@ -636,6 +696,14 @@ const UUID_OR_EMPTY: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 /// [`crate::request::refusal`]), as the pattern of a string that may hold
 /// anything else.
 const ACCEPTED_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+
+/// What a service refuses in a field that takes no control characters
+/// (Rust's `char::is_control`) with what the gateway refuses in any text,
+/// as the inside of a regular expression's character class.
+const CONTROL: &str =
+    "\\u0000-\\u001F\\u007F-\\u009F\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF";
+/// What Rust's `str::trim` removes (Unicode's White_Space), as a character class.
+const SPACE: &str = "[\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]";
 
 /// [`ACCEPTED_TEXT`] with at least one character that is not white space:
 /// a required text is trimmed before it is taken.
@@ -1276,6 +1344,97 @@ mod tests {
         assert_eq!(name["schema"]["maxLength"], 53, "{name}");
         let pattern = regex::Regex::new(name["schema"]["pattern"].as_str().unwrap()).unwrap();
         assert!(pattern.is_match(&"a".repeat(53)) && !pattern.is_match(&"a".repeat(54)));
+    }
+
+    /// Rules the fuzzer found the services applying and the document not
+    /// stating (Schemathesis' ST201/ST202), each now stated: what matches
+    /// is what the service takes.
+    #[test]
+    fn the_services_input_rules_are_documented() {
+        let doc = served();
+        let schema = |name: &str, property: &str| doc["components"]["schemas"][name]["properties"][property].clone();
+        let param = |path: &str, method: &str, name: &str| {
+            let params = doc["paths"][path][method]["parameters"].as_array().unwrap();
+            params.iter().find(|p| p["name"] == name).unwrap()["schema"].clone()
+        };
+        let pattern = |s: &Value| regex::Regex::new(s["pattern"].as_str().unwrap()).unwrap();
+        // tenancy trims a request's data centre and parses a label: no
+        // padding makes a 64th character fit.
+        let data_centre = pattern(&schema("Form", "data_centre"));
+        let label = "a".repeat(DNS_LABEL_MAX);
+        assert!(data_centre.is_match(&label) && !data_centre.is_match(&format!("{label} ")));
+        // A request's clusters are cluster names.
+        let cluster = &doc["components"]["schemas"]["StepBody"]["properties"]["clusters"]["items"];
+        assert!(pattern(cluster).is_match("dc1-a") && !pattern(cluster).is_match(""));
+        // images' policies are per environment kind; tenancy's usage
+        // history is per resource it counts, or of all.
+        for path in [
+            "/api/v1/tenants/{id}/scan-policies/{environment}",
+            "/api/v1/tenants/{id}/signature-policies/{environment}",
+        ] {
+            for method in ["get", "put"] {
+                assert_eq!(
+                    param(path, method, "environment")["enum"],
+                    json!(["production", "test"]),
+                    "{path}"
+                );
+            }
+        }
+        let resource = param("/api/v1/tenants/{id}/usage/history", "get", "resource");
+        let resources = resource["enum"].as_array().unwrap();
+        assert!(
+            resources.contains(&json!("")) && resources.contains(&json!("pods")),
+            "{resource}"
+        );
+        assert_eq!(resources.len(), kernel::quantity::QUOTA_RESOURCES.len() + 1);
+        // configs' item names are file names, not `.` or `..`.
+        let item = param("/api/v1/config-sets/{id}/draft/items/{name}", "put", "name");
+        let item_name = pattern(&item);
+        for (raw, taken) in [
+            ("application.properties", true),
+            (".env", true),
+            ("...", true),
+            ("a_b-c", true),
+            (".", false),
+            ("..", false),
+            ("", false),
+            ("a/b", false),
+            ("a b", false),
+        ] {
+            assert_eq!(item_name.is_match(raw), taken, "{raw:?}");
+        }
+        assert!(item_name.is_match(&"a".repeat(253)) && !item_name.is_match(&"a".repeat(254)));
+        // federation's pull-secret credentials.
+        let server = pattern(&schema("PutPullSecret", "server"));
+        assert!(server.is_match("registry.example.com:5000") && !server.is_match("a b") && !server.is_match(""));
+        let username = pattern(&schema("PutPullSecret", "username"));
+        assert!(username.is_match("robot one") && !username.is_match("a:b") && !username.is_match("a\tb"));
+        let password = pattern(&schema("PutPullSecret", "password"));
+        assert!(password.is_match("s3cr3t pass") && !password.is_match("") && !password.is_match("a\u{7}"));
+        // images' garbage collection: an absolute path, trimmed, or nothing.
+        let gc = pattern(&schema("GcConfig", "config"));
+        for (raw, taken) in [
+            ("", true),
+            ("   ", true),
+            ("/etc/registry/config.yml", true),
+            (" /etc/registry.yml\n", true),
+            ("etc/registry.yml", false),
+            ("/etc/a\u{1}b", false),
+        ] {
+            assert_eq!(gc.is_match(raw), taken, "{raw:?}");
+        }
+        // images' retention: the bounds of each, and one of the two.
+        let keep = schema("PutRetentionRule", "keep_last");
+        assert_eq!(
+            (keep["minimum"].as_u64(), keep["maximum"].as_u64()),
+            (Some(1), Some(100_000))
+        );
+        let days = schema("PutRetentionRule", "untagged_days");
+        assert_eq!(
+            (days["minimum"].as_u64(), days["maximum"].as_u64()),
+            (Some(0), Some(3650))
+        );
+        assert!(doc["components"]["schemas"]["PutRetentionRule"]["anyOf"].is_array());
     }
 
     /// Amounts name the resources tenancy knows, each a quantity or a

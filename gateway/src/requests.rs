@@ -107,7 +107,7 @@ pub struct Form {
     #[schema(max_length = 32)]
     bandwidth: String,
     /// A DNS label.
-    #[schema(max_length = 63, pattern = r"^\s*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\s*$")]
+    #[schema(max_length = 63, pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
     data_centre: String,
     spec_id: String,
     #[schema(minimum = 1, maximum = 10000)]

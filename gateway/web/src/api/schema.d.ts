@@ -5943,6 +5943,10 @@ export interface components {
              * @description Delete untagged manifests after N days (0 to 3650).
              */
             untagged_days?: number | null;
+        } | {
+            keep_last: number;
+        } | {
+            untagged_days: number;
         };
         /** @description One attempt, as recorded. */
         Record: {
@@ -14100,7 +14104,7 @@ export interface operations {
                 /** @description the tenant */
                 id: string;
                 /** @description production or test */
-                environment: string;
+                environment: "production" | "test";
             };
             cookie?: never;
         };
@@ -14132,7 +14136,7 @@ export interface operations {
                 /** @description the tenant */
                 id: string;
                 /** @description production or test */
-                environment: string;
+                environment: "production" | "test";
             };
             cookie?: never;
         };
@@ -14168,7 +14172,7 @@ export interface operations {
                 /** @description the tenant */
                 id: string;
                 /** @description production or test */
-                environment: string;
+                environment: "production" | "test";
             };
             cookie?: never;
         };
@@ -14200,7 +14204,7 @@ export interface operations {
                 /** @description the tenant */
                 id: string;
                 /** @description production or test */
-                environment: string;
+                environment: "production" | "test";
             };
             cookie?: never;
         };
@@ -14401,7 +14405,7 @@ export interface operations {
     history: {
         parameters: {
             query?: {
-                resource?: string;
+                resource?: "" | "requests.cpu" | "requests.memory" | "limits.cpu" | "limits.memory" | "requests.storage" | "pods" | "persistentvolumeclaims" | "services" | "services.loadbalancers" | "services.nodeports" | "configmaps" | "secrets" | "gpu";
                 since?: string;
                 until?: string;
             };
