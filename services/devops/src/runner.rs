@@ -370,7 +370,8 @@ impl Runners {
             announce(&mut tx, &run, row.stage.as_deref(), Some(&row.name), state).await?;
         }
         self.outbox.commit(tx).await?;
-        self.wake.conductor.notify_one();
+        // The run moves on now, and the freed slot takes the next queued step.
+        self.wake.run(row.run_id);
         self.wake.dispatch.notify_waiters();
         Ok(())
     }
