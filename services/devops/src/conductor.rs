@@ -473,7 +473,7 @@ impl Conductor {
             )
             .execute(&mut *tx)
             .await?;
-            if let Some(run) = run::load(self.outbox.pool(), step.run_id).await? {
+            if let Some(run) = run::load(&mut *tx, step.run_id).await? {
                 announce(&mut tx, &run, Some(&step.stage), Some(&step.name), state).await?;
             }
             touched.push(step.run_id);
@@ -498,7 +498,7 @@ impl Conductor {
         if locked.is_none() {
             return Ok(());
         }
-        let Some(run) = run::load(self.outbox.pool(), id).await? else {
+        let Some(run) = run::load(&mut *tx, id).await? else {
             return Ok(());
         };
         let mut queued = false;
