@@ -243,8 +243,11 @@ async fn main() {
 
     println!(
         "settings: pipelines={PIPELINES} runner_slots={CONCURRENCY} steps_per_run=1 step=`echo hello` \
-         db_pool={DB_POOL} conductor_tick={:?} plan_batch=16",
-        devops::conductor::TICK
+         db_pool={DB_POOL} conductor_parallel={} conductor_tick={:?} (resync pass; runs are attended to when touched) \
+         job_stream_fallback_poll={:?} (streams are woken when a step is queued or a slot frees)",
+        devops::conductor::PARALLEL,
+        devops::conductor::TICK,
+        devops::runner_grpc::JOB_POLL
     );
     println!(
         "burst: {PIPELINES} deliveries answered in {:.0} ms; all runs done {:.1} s after the first was sent",

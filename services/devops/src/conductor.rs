@@ -1,20 +1,33 @@
-//! The conductor moves runs forward. It is level-triggered: each pass reads
-//! what the database says and does the next thing (plan a queued run, queue
-//! a step for runners, open or close an approval gate, fail a step whose
-//! runner stopped renewing its lease, end a stage or a run, start a scheduled
-//! run, look at the deploy, security-scan and promote steps it executes
-//! itself through [`crate::deployment`]). Nothing lives only in memory, so a devops restart mid-run resumes
-//! from the last committed state; several devops replicas share the work by
-//! locking rows with `SKIP LOCKED`.
+//! The conductor moves runs forward. It is level-triggered: whatever it does
+//! to a run starts from what the database says (plan a queued run, queue a
+//! step for runners, open or close an approval gate, end a stage or a run).
+//!
+//! Work arrives two ways. A run somebody just changed (a webhook queued it, a
+//! runner finished its step) is *touched* through [`Wake::run`] and attended
+//! to at once, alone: planning does not wait for a pass, and no pass walks
+//! every run to find the one that moved. A periodic pass ([`TICK`]) does what
+//! no event announces (start scheduled runs, fail steps whose runner stopped
+//! renewing its lease, drive the deploy, security-scan and promote steps it
+//! executes itself through [`crate::deployment`], time approvals out) and
+//! touches the runs that need the conductor: queued ones, and running ones
+//! with no step queued or running (a run whose step is with a runner waits
+//! for the runner, whose answer touches it). That resync is what makes a
+//! restart, a lost wake-up or another replica's event harmless. Nothing lives
+//! only in memory, so a devops restart mid-run resumes from the last
+//! committed state; several devops replicas share the work by locking rows
+//! with `SKIP LOCKED`.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use kernel::outbox::Outbox;
 use kernel::{Error, Result};
 use sqlx::PgConnection;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -25,8 +38,8 @@ use crate::run::{self, Run, Trigger, announce};
 use crate::source;
 use crate::step::approval_outcome;
 
-/// How often the conductor looks even when nobody woke it: approvals time out
-/// and leases expire without any event.
+/// How often the conductor's pass runs even when nobody woke it: approvals
+/// time out, leases expire and deploys progress without any event here.
 pub const TICK: Duration = Duration::from_millis(500);
 /// How long a runner's claim on a step lasts without a heartbeat. Runners
 /// beat every [`HEARTBEAT`]; three missed beats and the step is the
@@ -34,16 +47,91 @@ pub const TICK: Duration = Duration::from_millis(500);
 pub const LEASE: Duration = Duration::from_secs(15);
 /// How often runners renew their leases.
 pub const HEARTBEAT: Duration = Duration::from_secs(3);
-/// Runs planned concurrently per pass (planning talks to the Git server).
-const PLAN_BATCH: i64 = 16;
+/// Runs attended to at once (planning talks to the Git server; the rest is a
+/// few statements each, on a pool shared with the API).
+pub const PARALLEL: usize = 16;
+/// Runs the periodic pass touches at most (the oldest first); the next pass
+/// takes the rest.
+const RESYNC_BATCH: i64 = 512;
+/// How long a repository's tag list is kept for plans that may share it.
+const TAGS_KEPT: Duration = Duration::from_secs(60);
 
 /// Wakes the conductor and the job dispatchers when something changed.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Wake {
-    /// The conductor's bell.
+    /// The conductor's bell: run a pass now.
     pub conductor: Arc<Notify>,
-    /// Job streams' bell: a step was queued.
+    /// Job streams' bell: a step was queued or a slot freed.
     pub dispatch: Arc<Notify>,
+    touched: mpsc::UnboundedSender<Touch>,
+    /// The receiving end, until the conductor takes it.
+    inbox: Arc<Mutex<Option<mpsc::UnboundedReceiver<Touch>>>>,
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        let (touched, inbox) = mpsc::unbounded_channel();
+        Self {
+            conductor: Arc::default(),
+            dispatch: Arc::default(),
+            touched,
+            inbox: Arc::new(Mutex::new(Some(inbox))),
+        }
+    }
+}
+
+impl Wake {
+    /// Tells the conductor that `run` changed (call after the commit): it
+    /// plans or advances it at once.
+    pub fn run(&self, run: Uuid) {
+        // Fails only once the conductor stopped; the next one's pass finds the run.
+        let _ = self.touched.send(Touch { run, changed: true });
+    }
+}
+
+/// A run to attend to.
+struct Touch {
+    run: Uuid,
+    /// Something changed it (else the pass merely found it): a change while
+    /// the run is being attended to means attending to it again.
+    changed: bool,
+}
+
+/// Tag lists read or being read, per repository. A plan may take a read that
+/// started after its run was known here: that answer is as fresh as one it
+/// would ask for itself, so a burst of pushes to one repository costs one
+/// `git ls-remote` per read in flight, not one per run.
+#[derive(Clone, Default)]
+struct TagReads(Arc<Mutex<HashMap<String, TagRead>>>);
+
+struct TagRead {
+    started: Instant,
+    answer: Arc<OnceCell<Result<Vec<String>, String>>>,
+}
+
+impl TagReads {
+    async fn tags(&self, repository: &str, since: Instant) -> Result<Vec<String>, String> {
+        let answer = {
+            let mut reads = self.0.lock().expect("the tag reads are never poisoned");
+            match reads.get(repository) {
+                Some(read) if read.started >= since => read.answer.clone(),
+                _ => {
+                    reads.retain(|_, r| r.started.elapsed() < TAGS_KEPT);
+                    let answer = Arc::new(OnceCell::new());
+                    let read = TagRead {
+                        started: Instant::now(),
+                        answer: answer.clone(),
+                    };
+                    reads.insert(repository.to_string(), read);
+                    answer
+                }
+            }
+        };
+        answer
+            .get_or_init(|| async { source::tags(repository).await.map_err(|e| e.to_string()) })
+            .await
+            .clone()
+    }
 }
 
 /// Moves runs forward.
@@ -52,6 +140,7 @@ pub struct Conductor {
     outbox: Outbox,
     wake: Wake,
     delivery: Option<Delivery>,
+    tags: TagReads,
 }
 
 impl Conductor {
@@ -61,6 +150,7 @@ impl Conductor {
             outbox,
             wake,
             delivery: None,
+            tags: TagReads::default(),
         }
     }
 
@@ -71,30 +161,115 @@ impl Conductor {
         self
     }
 
-    /// Runs passes until `stop`, at once when woken and every [`TICK`].
+    /// Attends to touched runs as they come and runs passes (at once when
+    /// woken, and every [`TICK`]) until `stop`.
     ///
     /// # Errors
-    /// Never: a failed pass is logged and retried.
+    /// Never: a failed pass or run is logged and retried.
     pub async fn run(self, stop: CancellationToken) -> Result<()> {
+        let inbox = self.wake.inbox.lock().expect("the wake is never poisoned").take();
+        let passes = self.clone().passes(stop.clone());
+        match inbox {
+            Some(inbox) => {
+                tokio::join!(passes, self.attend_touched(inbox, stop));
+            }
+            // Another conductor of this process attends to touched runs.
+            None => passes.await,
+        }
+        Ok(())
+    }
+
+    async fn passes(self, stop: CancellationToken) {
         loop {
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "conductor pass failed; retrying");
             }
             tokio::select! {
-                () = stop.cancelled() => return Ok(()),
+                () = stop.cancelled() => return,
                 () = self.wake.conductor.notified() => {}
                 () = tokio::time::sleep(TICK) => {}
             }
         }
     }
 
-    /// One pass over everything that may move.
+    /// Attends to each touched run at once, [`PARALLEL`] at a time, oldest
+    /// touch first. A run changed while it is attended to is attended to
+    /// again after, so no change slips between a read and a commit.
+    async fn attend_touched(&self, mut inbox: mpsc::UnboundedReceiver<Touch>, stop: CancellationToken) {
+        let mut busy: HashSet<Uuid> = HashSet::new();
+        let mut again: HashMap<Uuid, Instant> = HashMap::new();
+        let mut waiting: VecDeque<(Uuid, Instant)> = VecDeque::new();
+        let mut waiting_ids: HashSet<Uuid> = HashSet::new();
+        // Dropped on stop: an attendance cut short rolls its transaction
+        // back, and the next conductor finds the run as it was.
+        let mut work: JoinSet<Uuid> = JoinSet::new();
+        loop {
+            while busy.len() < PARALLEL
+                && let Some((id, since)) = waiting.pop_front()
+            {
+                waiting_ids.remove(&id);
+                busy.insert(id);
+                let me = self.clone();
+                work.spawn(async move {
+                    if let Err(e) = me.attend(id, since).await {
+                        tracing::warn!(run = %id, error = %e, "attending to a run failed; the next pass retries");
+                    }
+                    id
+                });
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                touched = inbox.recv() => {
+                    let Some(Touch { run: id, changed }) = touched else { return };
+                    let now = Instant::now();
+                    if busy.contains(&id) {
+                        // The pass finding a run being attended to adds nothing.
+                        if changed {
+                            again.entry(id).or_insert(now);
+                        }
+                    } else if waiting_ids.insert(id) {
+                        waiting.push_back((id, now));
+                    }
+                }
+                Some(done) = work.join_next() => {
+                    let Ok(id) = done else { continue };
+                    busy.remove(&id);
+                    if let Some(since) = again.remove(&id)
+                        && waiting_ids.insert(id)
+                    {
+                        waiting.push_front((id, since));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plans the run if it is queued, then moves it as far as it goes.
+    /// `since`: when the run was touched (a plan may share a tag list read
+    /// from then on).
+    async fn attend(&self, id: Uuid, since: Instant) -> Result<()> {
+        let state = sqlx::query_scalar!("SELECT state FROM runs WHERE id = $1", id)
+            .fetch_optional(self.outbox.pool())
+            .await?;
+        match state.as_deref() {
+            Some("queued") => {
+                if self.plan(id, since).await? {
+                    self.advance(id).await?;
+                }
+            }
+            Some("running") => self.advance(id).await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// What no event announces, then a resync: touches the runs that need
+    /// the conductor.
     ///
     /// # Errors
     /// The database fails.
     pub async fn pass(&self) -> Result<()> {
         self.start_schedules().await?;
-        self.plan_queued().await?;
         self.reap_lost_steps().await?;
         if let Some(delivery) = &self.delivery {
             // A service that does not answer must not stop runs elsewhere.
@@ -103,11 +278,21 @@ impl Conductor {
             }
             delivery.drive().await?;
         }
-        let running: Vec<Uuid> = sqlx::query_scalar!("SELECT id FROM runs WHERE state = 'running' ORDER BY id")
-            .fetch_all(self.outbox.pool())
-            .await?;
-        for id in running {
-            self.advance(id).await?;
+        // Runs whose step is with a runner wait for its answer (which touches
+        // them) or for its lease to run out (reaped above): they are left out,
+        // so a pass costs the runs that can move, not all that are running.
+        let due: Vec<Uuid> = sqlx::query_scalar!(
+            "SELECT r.id FROM runs r
+             WHERE r.state = 'queued'
+                OR (r.state = 'running'
+                    AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.id AND s.state IN ('queued', 'running')))
+             ORDER BY r.state = 'running', r.created_at LIMIT $1",
+            RESYNC_BATCH
+        )
+        .fetch_all(self.outbox.pool())
+        .await?;
+        for run in due {
+            let _ = self.wake.touched.send(Touch { run, changed: false });
         }
         Ok(())
     }
@@ -125,6 +310,7 @@ impl Conductor {
         if due.is_empty() {
             return Ok(());
         }
+        let mut started = Vec::new();
         for pipeline in due {
             let def = pipeline
                 .definition
@@ -146,31 +332,21 @@ impl Conductor {
                     commit: None,
                     parameters: Default::default(),
                 };
-                run::enqueue(&mut tx, &pipeline, trigger).await?;
+                started.push(run::enqueue(&mut tx, &pipeline, trigger).await?.id);
             }
         }
         self.outbox.commit(tx).await?;
-        Ok(())
-    }
-
-    /// Plans queued runs: commit, version, definition, stages and steps.
-    async fn plan_queued(&self) -> Result<()> {
-        let queued: Vec<Uuid> = sqlx::query_scalar!(
-            "SELECT id FROM runs WHERE state = 'queued' ORDER BY created_at LIMIT $1",
-            PLAN_BATCH
-        )
-        .fetch_all(self.outbox.pool())
-        .await?;
-        let plans = queued.into_iter().map(|id| self.plan(id));
-        for result in futures::future::join_all(plans).await {
-            result?;
+        for id in started {
+            self.wake.run(id);
         }
         Ok(())
     }
 
-    async fn plan(&self, id: Uuid) -> Result<()> {
+    /// Plans a queued run: commit, version, definition, stages and steps.
+    /// Returns whether this call moved it to running (or failed it).
+    async fn plan(&self, id: Uuid, since: Instant) -> Result<bool> {
         let Some(run) = run::load(self.outbox.pool(), id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let pipeline = sqlx::query_as!(
             Pipeline,
@@ -182,7 +358,7 @@ impl Conductor {
         .fetch_optional(self.outbox.pool())
         .await?;
         let planned = match pipeline {
-            Some(p) => prepare(&p, &run).await,
+            Some(p) => prepare(&p, &run, &self.tags, since).await,
             None => Err("the pipeline was deleted".to_string()),
         };
         let mut tx = self.outbox.pool().begin().await?;
@@ -193,7 +369,7 @@ impl Conductor {
         .fetch_optional(&mut *tx)
         .await?;
         if locked.is_none() {
-            return Ok(());
+            return Ok(false);
         }
         match planned {
             Ok(plan) => {
@@ -249,8 +425,7 @@ impl Conductor {
             }
         }
         self.outbox.commit(tx).await?;
-        self.wake.conductor.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     /// Steps whose runner stopped renewing the lease: retried while the step
@@ -268,6 +443,7 @@ impl Conductor {
         if lost.is_empty() {
             return Ok(());
         }
+        let mut touched = Vec::new();
         for step in lost {
             let retries = serde_json::from_value::<definition::Step>(step.spec).map_or(0, |s| s.retries);
             let retry = u32::try_from(step.attempt).unwrap_or(u32::MAX) <= retries;
@@ -297,11 +473,15 @@ impl Conductor {
             )
             .execute(&mut *tx)
             .await?;
-            if let Some(run) = run::load(self.outbox.pool(), step.run_id).await? {
+            if let Some(run) = run::load(&mut *tx, step.run_id).await? {
                 announce(&mut tx, &run, Some(&step.stage), Some(&step.name), state).await?;
             }
+            touched.push(step.run_id);
         }
         self.outbox.commit(tx).await?;
+        for id in touched {
+            self.wake.run(id);
+        }
         self.wake.dispatch.notify_waiters();
         Ok(())
     }
@@ -318,7 +498,7 @@ impl Conductor {
         if locked.is_none() {
             return Ok(());
         }
-        let Some(run) = run::load(self.outbox.pool(), id).await? else {
+        let Some(run) = run::load(&mut *tx, id).await? else {
             return Ok(());
         };
         let mut queued = false;
@@ -366,7 +546,7 @@ struct Plan {
     definition: Definition,
 }
 
-async fn prepare(pipeline: &Pipeline, run: &Run) -> Result<Plan, String> {
+async fn prepare(pipeline: &Pipeline, run: &Run, tags: &TagReads, since: Instant) -> Result<Plan, String> {
     let git_ref = GitRef::parse("git_ref", &run.git_ref).map_err(|e| e.to_string())?;
     let commit = if run.commit_sha.is_empty() {
         source::resolve(&pipeline.repository, &git_ref)
@@ -375,7 +555,7 @@ async fn prepare(pipeline: &Pipeline, run: &Run) -> Result<Plan, String> {
     } else {
         run.commit_sha.clone()
     };
-    let tags = source::tags(&pipeline.repository).await.map_err(|e| e.to_string())?;
+    let tags = tags.tags(&pipeline.repository, since).await?;
     let latest = definition::latest_version_tag(tags.iter().map(String::as_str));
     let version = definition::build_version(latest, &git_ref, u64::try_from(run.number).unwrap_or(0));
     let from_repository = pipeline.definition_source == "repository" || pipeline.definition.is_none();

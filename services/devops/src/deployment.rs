@@ -247,7 +247,7 @@ impl Delivery {
             Progress::Done { passed, message } => {
                 let state = if passed { "succeeded" } else { "failed" };
                 crate::conductor::set_step(&mut tx, work.step_id, state, &message).await?;
-                if let Some(run) = run::load(self.outbox.pool(), work.run_id).await? {
+                if let Some(run) = run::load(&mut *tx, work.run_id).await? {
                     announce(&mut tx, &run, Some(stage), Some(name), state).await?;
                 }
                 self.outbox.commit(tx).await?;

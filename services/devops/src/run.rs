@@ -424,8 +424,10 @@ impl Runs {
     }
 }
 
-/// A run by id, whoever asks (the conductor and runners).
-pub(crate) async fn load(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<Run>> {
+/// A run by id, whoever asks (the conductor and runners). Inside a
+/// transaction, read it through the transaction: a second connection per
+/// open transaction runs a shared pool dry when many are open at once.
+pub(crate) async fn load<'e>(conn: impl sqlx::PgExecutor<'e>, id: Uuid) -> Result<Option<Run>> {
     Ok(sqlx::query_as!(
         Run,
         "SELECT id, tenant_id, pipeline_id, application_id, number, git_ref, branch, commit_sha, version,
@@ -433,7 +435,7 @@ pub(crate) async fn load(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<Run>> {
          FROM runs WHERE id = $1",
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?)
 }
 

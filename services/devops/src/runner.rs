@@ -249,7 +249,7 @@ impl Runners {
         .await?;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
-            let Some(run) = run::load(self.outbox.pool(), row.run_id).await? else {
+            let Some(run) = run::load(&mut *tx, row.run_id).await? else {
                 continue;
             };
             let repository = sqlx::query_scalar!(
@@ -366,11 +366,12 @@ impl Runners {
         let Some(row) = row else {
             return Ok(());
         };
-        if let Some(run) = run::load(self.outbox.pool(), row.run_id).await? {
+        if let Some(run) = run::load(&mut *tx, row.run_id).await? {
             announce(&mut tx, &run, row.stage.as_deref(), Some(&row.name), state).await?;
         }
         self.outbox.commit(tx).await?;
-        self.wake.conductor.notify_one();
+        // The run moves on now, and the freed slot takes the next queued step.
+        self.wake.run(row.run_id);
         self.wake.dispatch.notify_waiters();
         Ok(())
     }

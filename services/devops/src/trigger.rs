@@ -226,7 +226,7 @@ impl Triggers {
             .execute(&mut *tx)
             .await?;
         self.outbox.commit(tx).await?;
-        self.wake.conductor.notify_one();
+        self.wake.run(run.id);
         Ok(Outcome::Queued(run.id))
     }
 
@@ -255,7 +255,7 @@ impl Triggers {
         };
         let run = run::enqueue(&mut tx, &p, trigger).await?;
         self.outbox.commit(tx).await?;
-        self.wake.conductor.notify_one();
+        self.wake.run(run.id);
         Ok(run)
     }
 
