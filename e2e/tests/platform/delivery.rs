@@ -9,7 +9,9 @@
 //! The deploy steps are executed by a second devops process (the platform's
 //! own has `PAAS_DEVOPS_DELIVERY=false`), stopped while the production
 //! release waits for apps' approval and started again: the new process
-//! finds the release and finishes the step without making another.
+//! finds the release and finishes the step without making another. A
+//! `promote` step takes what dev runs (template version and image) to
+//! production after the gates, and is refused without a passed scan.
 
 use std::time::Duration;
 
@@ -397,4 +399,313 @@ async fn a_tag_goes_from_push_to_production_through_dev_the_gates_and_the_scan_a
         (status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
+}
+
+/// A stored pipeline that promotes what dev runs into production: the image
+/// built, deployed to dev, then the four-eyes gate, the security gate and a
+/// `promote` step (not a second deploy).
+const PROMOTION: &str = concat!(
+    "environments:\n",
+    "  dev:\n",
+    "    application: calc-dev\n",
+    "  production:\n",
+    "    application: calc\n",
+    "stages:\n",
+    "  - name: image\n",
+    "    steps:\n",
+    "      - name: image\n",
+    "        kind: build-image\n",
+    "        repository: REPOSITORY\n",
+    "  - name: dev\n",
+    "    environment: dev\n",
+    "    steps:\n",
+    "      - name: deploy-dev\n",
+    "        kind: deploy\n",
+    "        timeout: 5m\n",
+    "  - name: production\n",
+    "    environment: production\n",
+    "    steps:\n",
+    "      - name: release-gate\n",
+    "        kind: approval\n",
+    "        approvers:\n",
+    "          groups: [tenant-admin]\n",
+    "        timeout: 24h\n",
+    "      - name: scan\n",
+    "        kind: security-scan\n",
+    "        max_severity: high\n",
+    "        timeout: 5m\n",
+    "      - name: promote\n",
+    "        kind: promote\n",
+    "        to: production\n",
+    "        timeout: 10m\n",
+);
+/// [`PROMOTION`]'s security gate, which the unscanned pipeline leaves out.
+const SCAN: &str = concat!(
+    "      - name: scan\n",
+    "        kind: security-scan\n",
+    "        max_severity: high\n",
+    "        timeout: 5m\n",
+);
+
+/// A stored pipeline of the sample repository at `url`; its id.
+async fn stored_pipeline(w: &World, dev: &str, name: &str, url: &str, definition: &str) -> String {
+    let (status, pipeline) = send(
+        &w.p,
+        dev,
+        Method::POST,
+        "/api/v1/pipelines",
+        Some(json!({"tenant_id": w.tenant, "name": name, "repository": url,
+                    "definition": definition, "definition_source": "platform"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{pipeline}");
+    pipeline["id"].as_str().unwrap().to_string()
+}
+
+async fn start_run(w: &World, dev: &str, pipeline: &str, git_ref: &str) -> String {
+    let (status, run) = send(
+        &w.p,
+        dev,
+        Method::POST,
+        &format!("/api/v1/pipelines/{pipeline}/runs"),
+        Some(json!({"ref": git_ref})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    run["id"].as_str().unwrap().to_string()
+}
+
+/// The catalog's tag `tag` of `repository`, as the platform administrator reads it.
+async fn catalog_tag(w: &World, repository: &str, tag: &str) -> Value {
+    let admin = w.p.admin_token.clone();
+    let (_, repos) = send(
+        &w.p,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/repositories?q={repository}"),
+        None,
+    )
+    .await;
+    let id = repos["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == repository)
+        .unwrap_or_else(|| panic!("no repository {repository} in {repos}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, t) = send(
+        &w.p,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/repositories/{id}/tags/{tag}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    t
+}
+
+#[tokio::test]
+async fn a_promote_step_takes_what_dev_runs_to_production_after_the_gates_and_not_without_a_scan() {
+    if paas::master_registry::binary().is_none() || !installed("buildah") || !installed("skopeo") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs docker-registry, buildah and skopeo (scripts/deps installs them)"
+        );
+        eprintln!("skipped: docker-registry, buildah or skopeo is not installed");
+        return;
+    }
+    let w = world_with("4", &[("PAAS_DEVOPS_DELIVERY", "false")]).await;
+    let _delivering = deliverer(&w).await;
+    let _registry = paas::master_registry::start(&w.p.settings, &w.p.stack)
+        .await
+        .expect("the registry starts")
+        .expect("installed");
+    let double = scanner_double(json!([
+        {"id": "CVE-2026-0102", "severity": "Medium", "package": "busybox", "version": "1.36", "fix_version": "1.37"}
+    ]))
+    .await;
+    let (status, scanner) = w
+        .send(
+            Method::POST,
+            "/api/v1/scanners",
+            Some(json!({"name": "double", "url": double.url, "authorization": "Bearer adapter-secret"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{scanner}");
+    let (_, template) = w
+        .send(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({"tenant_id": w.tenant, "name": "calc"})),
+        )
+        .await;
+    let spec = json!({"parameters": [{"name": "image", "type": "string"}],
+           "services": [{"name": "web", "containers": [{"name": "web", "image": "${image}",
+               "resources": {"cpu_request": "100m"}, "ports": [{"name": "http", "container_port": 8080}]}]}]});
+    let template = template["id"].as_str().unwrap();
+    let old = w.version(template, "1.0.0", spec.clone()).await;
+    let new = w.version(template, "1.1.0", spec).await;
+    // Dev already runs the new template version; production the old one.
+    let dev_app = application(&w, "calc-dev", "test", &new).await;
+    let production = application(&w, "calc", "production", &old).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (url, work, _daemon) = git_server(dir.path()).await;
+    git(&work, &["tag", "v1.0.0"]).await;
+    git(&work, &["push", "--quiet", &url, "main", "v1.0.0"]).await;
+    let dev = token(&w, "ci", "developer").await;
+    let (status, runner) = send(
+        &w.p,
+        &dev,
+        Method::POST,
+        "/api/v1/runners",
+        Some(json!({"tenant_id": w.tenant, "name": "builder"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{runner}");
+    let work_dir = tempfile::tempdir().unwrap();
+    let settings = devops::agent::Settings {
+        url: format!("http://{}", w.p.stack.runners.unwrap()),
+        token: kernel::settings::Secret::new(runner["token"].as_str().unwrap()),
+        concurrency: 2,
+        work_dir: work_dir.path().to_path_buf(),
+        sandbox: devops::agent::Sandbox::detect().await,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    tokio::spawn(devops::agent::run(settings, stop));
+
+    // Without a security-scan step the promotion to production is refused
+    // before the image's lifecycle moves or a release is made.
+    let unscanned = PROMOTION
+        .replace(SCAN, "")
+        .replace("REPOSITORY", "acme/web/calc-unscanned");
+    let unscanned = stored_pipeline(&w, &dev, "calc-unscanned", &url, &unscanned).await;
+    let refused = start_run(&w, &dev, &unscanned, "refs/tags/v1.0.0").await;
+    let gate = run_until(&w, &dev, &refused, "the unscanned run's gate waiting", |r| {
+        find_step(r, "release-gate").is_some_and(|s| s["state"] == "waiting")
+    })
+    .await;
+    let gate = step(&gate, "release-gate")["id"].as_str().unwrap().to_string();
+    for who in ["alice", "bob"] {
+        let admin = token(&w, &format!("{who}-unscanned"), "tenant-admin").await;
+        let (status, decided) = send(
+            &w.p,
+            &admin,
+            Method::POST,
+            &format!("/api/v1/steps/{gate}/approval"),
+            Some(json!({"approve": true, "comment": "ship it"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{decided}");
+    }
+    let run = eventually(Duration::from_secs(180), "the unscanned run failing", || async {
+        let run = run_of(&w, &dev, &refused).await;
+        (run["state"] == "failed").then_some(run)
+    })
+    .await;
+    let promote = step(&run, "promote");
+    assert_eq!(promote["state"], "failed", "{run}");
+    let why = promote["message"].as_str().unwrap();
+    assert!(why.contains("refused by the security gate"), "{why}");
+    assert!(why.contains(devops::scan_gate::PRODUCTION_RULE), "{why}");
+    let unscanned_image = step(&run, "image")["image_digest"].as_str().unwrap().to_string();
+    let tag = catalog_tag(&w, "acme/web/calc-unscanned", "1.0.0").await;
+    assert_eq!(tag["digest"], unscanned_image.as_str(), "{tag}");
+    assert_ne!(tag["state"], "released", "a refused image is not released: {tag}");
+    let (_, p) = w
+        .send(Method::GET, &format!("/api/v1/applications/{production}"), None)
+        .await;
+    assert_eq!(p["latest_release"]["number"], 1, "nothing reached production: {p}");
+
+    // With the scan: dev first, then the gates, then the promotion.
+    let scanned = PROMOTION.replace("REPOSITORY", "acme/web/calc");
+    let pipeline = stored_pipeline(&w, &dev, "calc", &url, &scanned).await;
+    let run_id = start_run(&w, &dev, &pipeline, "refs/tags/v1.0.0").await;
+    let run = run_until(&w, &dev, &run_id, "the release gate waiting", |r| {
+        find_step(r, "release-gate").is_some_and(|s| s["state"] == "waiting")
+    })
+    .await;
+    let image = step(&run, "image");
+    let digest = image["image_digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{image}");
+    let pinned = format!("{}@{digest}", image["image"].as_str().unwrap());
+    assert_eq!(step(&run, "deploy-dev")["state"], "succeeded", "{run}");
+    let (_, a) = w
+        .send(Method::GET, &format!("/api/v1/applications/{dev_app}"), None)
+        .await;
+    assert_eq!(a["latest_release"]["parameters"]["image"], pinned.as_str(), "{a}");
+    assert_eq!(a["latest_release"]["template_version_id"], new.as_str(), "{a}");
+    assert_eq!(
+        step(&run, "promote")["state"],
+        "pending",
+        "nothing is promoted before the gate: {run}"
+    );
+
+    let gate = step(&run, "release-gate")["id"].as_str().unwrap().to_string();
+    for who in ["alice", "bob"] {
+        let admin = token(&w, who, "tenant-admin").await;
+        let (status, decided) = send(
+            &w.p,
+            &admin,
+            Method::POST,
+            &format!("/api/v1/steps/{gate}/approval"),
+            Some(json!({"approve": true, "comment": "ship it"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{decided}");
+    }
+
+    // The scan passes (a medium finding, max_severity high); the promotion
+    // releases the image and makes production's release, which waits for
+    // apps' own approval.
+    let run = run_until(&w, &dev, &run_id, "the promoted release awaiting approval", |r| {
+        find_step(r, "promote").is_some_and(|s| s["message"].as_str().is_some_and(|m| m.contains("approval in apps")))
+    })
+    .await;
+    let scan = step(&run, "scan");
+    assert_eq!(scan["state"], "succeeded", "{scan}");
+    assert!(scan["message"].as_str().unwrap().contains(&digest), "{scan}");
+    let tag = catalog_tag(&w, "acme/web/calc", "1.0.0").await;
+    assert_eq!(tag["digest"], digest.as_str(), "{tag}");
+    assert_eq!(
+        tag["state"], "released",
+        "the promotion moved the image's lifecycle: {tag}"
+    );
+    let (_, p) = w
+        .send(Method::GET, &format!("/api/v1/applications/{production}"), None)
+        .await;
+    let release = &p["latest_release"];
+    assert_eq!(release["state"], "awaiting-approval", "{p}");
+    assert_eq!(release["number"], 2, "{p}");
+    assert_eq!(
+        release["template_version_id"],
+        new.as_str(),
+        "production gets the template version dev runs: {p}"
+    );
+    assert_eq!(release["parameters"]["image"], pinned.as_str(), "{p}");
+
+    let (status, approved) = w.approve_as_another(release["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    w.release_state(&production, 2, "succeeded").await;
+    let run = run_until(&w, &dev, &run_id, "the run succeeding", |r| r["state"] == "succeeded").await;
+    assert!(
+        step(&run, "promote")["message"]
+            .as_str()
+            .unwrap()
+            .contains("calc is Healthy"),
+        "{run}"
+    );
+    let running = eventually(Duration::from_secs(40), "production running the image", || async {
+        let d = w.kube(&format!("{DEPLOYMENTS}/calc-web")).await?;
+        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()?
+            .to_string();
+        (image == pinned).then_some(image)
+    })
+    .await;
+    assert!(running.ends_with(&digest));
 }
