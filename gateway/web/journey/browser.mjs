@@ -67,3 +67,28 @@ export async function logInAsAdmin(page) {
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
 }
+
+/** Picks `option` in the Ant Design select labelled `label` inside the screen (the header has its own pickers). */
+export async function pick(page, label, option, multiple = false) {
+  // Ant Design puts an aria-label on the select's box and its input alike: the input is the control.
+  // The chosen value's text lies over the input of a select without search: click through it.
+  await page.getByRole('main').getByLabel(label, { exact: true }).and(page.locator('input')).click({ force: true });
+  await page.locator('.ant-select-dropdown:not(.ant-select-dropdown-hidden) .ant-select-item-option', { hasText: option }).first().click();
+  if (!multiple) await dropdownClosed(page);
+}
+
+/** Until no select's list is on screen (axe would check one still fading out). */
+export async function dropdownClosed(page) {
+  await page.locator('.ant-select-dropdown:not(.ant-select-dropdown-hidden)').first().waitFor({ state: 'hidden' });
+}
+
+/** Polls `probe` until it returns something truthy (the platform's state, not the page's). */
+export async function until(what, probe, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    assert.ok(Date.now() < deadline, `${what}: not within ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
