@@ -50,12 +50,10 @@ async function admin(method, path, body) {
 async function accessible(page, screen) {
   // The pointer left over a just-clicked button shows its lighter hover colour.
   await page.mouse.move(0, 0);
-  const results = await new AxeBuilder({ page }).analyze();
-  // Toasts (.ant-message) are left out: they fade out while axe reads them.
-  const bad = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => ({ ...v, nodes: v.nodes.filter((n) => !n.target.join(' ').includes('ant-message')) }))
-    .filter((v) => v.nodes.length > 0);
+  // Toasts (.ant-message) are left out: they fade out while axe reads them
+  // (excluded by the element, as axe's selectors for them seldom name the class).
+  const results = await new AxeBuilder({ page }).exclude('.ant-message').analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   const described = bad.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
   assert.deepEqual(described, [], `${screen}: accessibility violations`);
 }

@@ -34,6 +34,12 @@ export function serviceGrid(app: Pick<Application, 'services'>) {
   return { clusters, rows: placements };
 }
 
+/** How often the application is read again: faster while it is not settled. */
+export function refreshEvery(app: Pick<Application, 'health' | 'services'> | undefined): number {
+  const settled = app?.health === 'Healthy' && app.services.every((s) => s.health === 'Healthy');
+  return settled ? 5000 : 2000;
+}
+
 function ServicesByCluster({ app }: { app: Application }) {
   const { t } = useTranslation();
   const { clusters, rows } = serviceGrid(app);
@@ -122,8 +128,9 @@ export default function ApplicationPage() {
   const app = useQuery({
     queryKey: ['application', id],
     queryFn: async () => unwrap(await api.GET('/api/v1/applications/{id}', { params: { path: { id } } })),
-    // Live enough until the gateway's event stream for applications lands.
-    refetchInterval: 5000,
+    // Live until the gateway's event stream for applications lands: every
+    // 2 s while a rollout or a failover moves replicas, every 5 s once settled.
+    refetchInterval: (q) => refreshEvery(q.state.data),
   });
   if (app.error) return <ProblemAlert error={app.error} onRetry={() => void app.refetch()} />;
   if (!app.data) return <Skeleton active />;

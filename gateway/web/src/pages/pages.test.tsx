@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { serviceGrid, type Placement } from './Application';
+import { refreshEvery as applicationRefresh, serviceGrid, type Placement } from './Application';
+import { refreshEvery as failoversRefresh } from './admin/Failovers';
 import { safeReturnTo } from './Login';
 
 /** Placements as the document types them (free-form objects). */
@@ -25,5 +26,23 @@ describe('safeReturnTo', () => {
     expect(safeReturnTo('//evil.example/x')).toBe('/');
     expect(safeReturnTo('https://evil.example')).toBe('/');
     expect(safeReturnTo(null)).toBe('/');
+  });
+});
+
+describe('live refresh', () => {
+  it('reads failovers every second while one is under way, every 5 s otherwise (a new one still appears)', () => {
+    expect(failoversRefresh(undefined)).toBe(5000);
+    expect(failoversRefresh([])).toBe(5000);
+    expect(failoversRefresh([{ state: 'available' }, { state: 'failed' }])).toBe(5000);
+    expect(failoversRefresh([{ state: 'available' }, { state: 'placing' }])).toBe(1000);
+    expect(failoversRefresh([{ state: 'awaiting-confirmation' }])).toBe(1000);
+  });
+
+  it('reads an application faster until it and every service are Healthy', () => {
+    const service = (health: 'Healthy' | 'Progressing' | 'Degraded') => ({ name: 'web', binding_id: 'b', health, health_reason: '', clusters: [] });
+    expect(applicationRefresh(undefined)).toBe(2000);
+    expect(applicationRefresh({ health: 'Progressing', services: [service('Progressing')] })).toBe(2000);
+    expect(applicationRefresh({ health: 'Healthy', services: [service('Degraded')] })).toBe(2000);
+    expect(applicationRefresh({ health: 'Healthy', services: [service('Healthy')] })).toBe(5000);
   });
 });

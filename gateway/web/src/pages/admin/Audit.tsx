@@ -116,7 +116,13 @@ export default function Audit() {
               { title: t('audit.target'), dataIndex: 'target' },
               { title: t('audit.result'), dataIndex: 'result' },
               { title: t('audit.sourceIp'), dataIndex: 'source_ip' },
-              { title: t('audit.requestId'), dataIndex: 'request_id', render: (r: string) => <code>{r}</code> },
+              {
+                title: t('audit.requestId'),
+                dataIndex: 'request_id',
+                // Copyable: the id is what the logs are searched by, and the wide
+                // table's scrolling region gets a keyboard stop (axe: scrollable-region-focusable).
+                render: (r: string) => (r ? <Typography.Text code copyable>{r}</Typography.Text> : '—'),
+              },
             ]}
           />
           {full && items && (

@@ -21,6 +21,16 @@ const STATE_HEALTH: Record<string, string> = {
 };
 const ENDED = ['available', 'failed'];
 
+/**
+ * How often the list is read again: every second while an operation is under
+ * way, so each step shows as it is taken; every 5 s otherwise, so a failover
+ * that starts (a cluster lost) appears without a reload. The gateway has no
+ * event stream for failovers.
+ */
+export function refreshEvery(items: Pick<Failover, 'state'>[] | undefined): number {
+  return items?.some((f) => !ENDED.includes(f.state)) ? 1000 : 5000;
+}
+
 /** Seconds from one timestamp to another, for the steps' timings. */
 function after(from: string | null | undefined, to: string | null | undefined): string {
   if (!from || !to) return '';
@@ -36,8 +46,7 @@ export default function Failovers() {
   const pages = useCursorPages();
   const list = useQuery({
     queryKey: ['failovers', pages.cursor],
-    // Live while one is under way.
-    refetchInterval: (q) => (q.state.data?.items.some((f) => !ENDED.includes(f.state)) ? 2000 : false),
+    refetchInterval: (q) => refreshEvery(q.state.data?.items),
     queryFn: async () =>
       unwrap(await api.GET('/api/v1/failovers', { params: { query: { limit: 50, cursor: pages.cursor || undefined } } })),
   });
