@@ -89,7 +89,8 @@ pub struct NodePortRange {
 /// Per-cluster settings: the storage and ingress classes the cluster offers
 /// (an empty list: not managed by the platform) with the default of each,
 /// filled into claims and ingresses that name none, and the NodePort range
-/// node ports are drawn from (default 30000-32767).
+/// node ports are drawn from (default 30000-32767), and the registry mirror
+/// the cluster pulls the platform registry's images from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
@@ -108,6 +109,12 @@ pub struct ClusterSettings {
     /// Absent: Kubernetes' default 30000-32767.
     #[serde(default)]
     pub node_port_range: Option<NodePortRange>,
+    /// The sub-registry (`host[:port]`, usually the data centre's) serving
+    /// the cluster: workloads applied there pull the platform registry's
+    /// images from it, by the same digest. None: from the platform registry.
+    #[serde(default)]
+    #[schema(example = "registry.dc1.example:5000")]
+    pub registry_mirror: Option<String>,
 }
 
 impl ClusterSettings {
@@ -137,6 +144,7 @@ impl ClusterSettings {
             default_ingress_class: self.default_ingress_class.unwrap_or_default(),
             node_port_first: first,
             node_port_last: last,
+            registry_mirror: self.registry_mirror.unwrap_or_default(),
         })
     }
 }
@@ -154,6 +162,7 @@ impl From<Option<pb::ClusterSettings>> for ClusterSettings {
                 first: s.node_port_first,
                 last: s.node_port_last,
             }),
+            registry_mirror: some(s.registry_mirror),
         }
     }
 }

@@ -217,6 +217,7 @@ struct Row {
     default_ingress_class: String,
     node_port_first: i32,
     node_port_last: i32,
+    registry_mirror: String,
 }
 
 impl From<Row> for Cluster {
@@ -254,6 +255,7 @@ impl From<Row> for Cluster {
                 default_ingress_class: r.default_ingress_class,
                 node_port_first: r.node_port_first,
                 node_port_last: r.node_port_last,
+                registry_mirror: r.registry_mirror,
             }
             .into(),
         }
@@ -272,8 +274,8 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
         Row,
         r#"INSERT INTO clusters (id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels,
                                 credentials, storage_classes, default_storage_class, ingress_classes,
-                                default_ingress_class, node_port_first, node_port_last)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                                default_ingress_class, node_port_first, node_port_last, registry_mirror)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
            ON CONFLICT (name) DO NOTHING
            RETURNING id, name, api_endpoint, data_centre, region, zone, network_domain, environment,
                   labels AS "labels: _",
@@ -281,7 +283,7 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
                   kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
                   discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
                   default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
-                  node_port_first, node_port_last"#,
+                  node_port_first, node_port_last, registry_mirror"#,
         id::new_id(),
         new.name.as_str(),
         new.api_endpoint.as_str(),
@@ -298,6 +300,7 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
         new.settings.ingress.default.as_deref().unwrap_or_default(),
         i32::from(new.settings.node_ports.first),
         i32::from(new.settings.node_ports.last),
+        new.settings.registry_mirror.as_deref().unwrap_or_default(),
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -326,7 +329,7 @@ pub async fn get(pool: &PgPool, id_or_name: &str) -> Result<Cluster> {
                   kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
                   discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
                   default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
-                  node_port_first, node_port_last
+                  node_port_first, node_port_last, registry_mirror
            FROM clusters WHERE id = $1 OR ($1 IS NULL AND name = $2)"#,
         id,
         id_or_name,
@@ -349,7 +352,7 @@ pub async fn all(pool: &PgPool) -> Result<Vec<Cluster>> {
                   kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
                   discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
                   default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
-                  node_port_first, node_port_last
+                  node_port_first, node_port_last, registry_mirror
            FROM clusters ORDER BY data_centre, name"#,
     )
     .fetch_all(pool)
@@ -369,7 +372,7 @@ pub async fn list(pool: &PgPool, page: Page, data_centre: &str) -> Result<(Vec<C
                   kubernetes_version, node_count, capacity AS "capacity: _", allocatable AS "allocatable: _",
                   discovered_at, credentials IS NOT NULL AS "has_credentials!", storage_classes AS "storage_classes: _",
                   default_storage_class, ingress_classes AS "ingress_classes: _", default_ingress_class,
-                  node_port_first, node_port_last
+                  node_port_first, node_port_last, registry_mirror
            FROM clusters WHERE ($1::uuid IS NULL OR id > $1) AND ($2 = '' OR data_centre = $2) ORDER BY id LIMIT $3"#,
         page.after,
         data_centre,
@@ -393,7 +396,7 @@ pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &
     let mut tx = pool.begin().await?;
     let name = sqlx::query_scalar!(
         "UPDATE clusters SET storage_classes = $3, default_storage_class = $4, ingress_classes = $5,
-                default_ingress_class = $6, node_port_first = $7, node_port_last = $8
+                default_ingress_class = $6, node_port_first = $7, node_port_last = $8, registry_mirror = $9
          WHERE id = $1 OR ($1 IS NULL AND name = $2) RETURNING name",
         id,
         id_or_name,
@@ -403,6 +406,7 @@ pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &
         s.ingress.default.as_deref().unwrap_or_default(),
         i32::from(s.node_ports.first),
         i32::from(s.node_ports.last),
+        s.registry_mirror.as_deref().unwrap_or_default(),
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -410,6 +414,14 @@ pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &
     sqlx::query!(
         "UPDATE binding_targets SET synced_at = '-infinity', next_attempt_at = now()
          WHERE cluster = $1 AND NOT removing",
+        &name,
+    )
+    .execute(&mut *tx)
+    .await?;
+    // The pull secrets of its partitions name the registry mirror too.
+    sqlx::query!(
+        "UPDATE partitions SET generation = generation + 1, next_attempt_at = now(), updated_at = now()
+         WHERE cluster = $1 AND NOT deleted",
         &name,
     )
     .execute(&mut *tx)

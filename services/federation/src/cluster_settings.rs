@@ -8,7 +8,9 @@
 //! an Ingress without a class gets the default ingress class, and a class
 //! the cluster does not offer is refused before anything is applied.
 //! The apps service reads the NodePort range to draw node ports every
-//! target cluster accepts.
+//! target cluster accepts. A registry mirror (the sub-registry of the
+//! cluster's data centre) makes the propagator point the platform
+//! registry's images at it ([`crate::registry_mirror`]).
 //!
 //! An empty class list means the platform does not manage that kind of
 //! class in the cluster: objects pass as given (the cluster's own default
@@ -172,6 +174,9 @@ pub struct ClusterSettings {
     pub ingress: Classes,
     /// NodePort range.
     pub node_ports: NodePortRange,
+    /// The sub-registry (host[:port]) serving the cluster; none: the
+    /// platform registry itself.
+    pub registry_mirror: Option<String>,
 }
 
 impl Default for ClusterSettings {
@@ -180,6 +185,7 @@ impl Default for ClusterSettings {
             storage: Classes::default(),
             ingress: Classes::default(),
             node_ports: DEFAULT_NODE_PORTS,
+            registry_mirror: None,
         }
     }
 }
@@ -209,6 +215,7 @@ impl ClusterSettings {
                 s.default_ingress_class,
             )?,
             node_ports: NodePortRange::parse(prefix, s.node_port_first, s.node_port_last)?,
+            registry_mirror: registry_host(&format!("{prefix}registry_mirror"), &s.registry_mirror)?,
         })
     }
 
@@ -263,6 +270,42 @@ impl ClusterSettings {
     }
 }
 
+/// A registry's `host[:port]` as image references begin with it (no scheme,
+/// no path); empty: none.
+///
+/// # Errors
+/// Anything else, naming `field`.
+pub fn registry_host(field: &str, raw: &str) -> Result<Option<String>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let (host, port) = match raw.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (raw, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    let port_ok = port.is_none_or(|p| !p.starts_with('0') && p.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok {
+        Ok(Some(raw.to_string()))
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{raw:?} is not a registry host[:port] (lower-case DNS name or IPv4 address, no scheme or path)"),
+        ))
+    }
+}
+
 /// `spec` as an object, created when absent.
 fn spec_of(body: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
     let o = body.as_object_mut()?;
@@ -279,6 +322,7 @@ pub(crate) struct Row {
     pub(crate) default_ingress_class: String,
     pub(crate) node_port_first: i32,
     pub(crate) node_port_last: i32,
+    pub(crate) registry_mirror: String,
 }
 
 impl From<Row> for ClusterSettings {
@@ -298,6 +342,7 @@ impl From<Row> for ClusterSettings {
                 first: r.node_port_first as u16,
                 last: r.node_port_last as u16,
             },
+            registry_mirror: non_empty(r.registry_mirror),
         }
     }
 }
@@ -314,7 +359,7 @@ pub async fn of_clusters(
     let rows = sqlx::query!(
         r#"SELECT name, storage_classes AS "storage_classes: sqlx::types::Json<Vec<String>>", default_storage_class,
                   ingress_classes AS "ingress_classes: sqlx::types::Json<Vec<String>>", default_ingress_class,
-                  node_port_first, node_port_last
+                  node_port_first, node_port_last, registry_mirror
            FROM clusters WHERE name = ANY($1)"#,
         names,
     )
@@ -330,6 +375,7 @@ pub async fn of_clusters(
                 default_ingress_class: r.default_ingress_class,
                 node_port_first: r.node_port_first,
                 node_port_last: r.node_port_last,
+                registry_mirror: r.registry_mirror,
             };
             (r.name, ClusterSettings::from(settings))
         })
@@ -385,6 +431,36 @@ mod tests {
         assert_eq!(s, ClusterSettings::default());
         assert_eq!(s.node_ports.to_string(), "30000-32767");
         assert_eq!(NodePortRange::parse("", 0, 0).unwrap(), DEFAULT_NODE_PORTS);
+    }
+
+    #[test]
+    fn a_registry_mirror_is_a_host_and_port_and_anything_else_names_the_field() {
+        let mirror = |raw: &str| {
+            ClusterSettings::parse(
+                "settings.",
+                Some(pb::ClusterSettings {
+                    registry_mirror: raw.into(),
+                    ..Default::default()
+                }),
+            )
+        };
+        assert_eq!(mirror("").unwrap().registry_mirror, None);
+        for ok in ["registry.dc1.example:5000", "10.0.0.7:5000", "mirror", " reg-1.dc2 "] {
+            assert_eq!(mirror(ok).unwrap().registry_mirror.as_deref(), Some(ok.trim()), "{ok}");
+        }
+        for bad in [
+            "https://registry.example",
+            "registry.example/path",
+            "Registry.example",
+            "reg:0",
+            "reg:70000",
+            "reg:",
+            "-reg.example",
+            "reg..example",
+            "reg example",
+        ] {
+            assert_eq!(field(mirror(bad).unwrap_err()), "settings.registry_mirror", "{bad}");
+        }
     }
 
     #[test]

@@ -97,6 +97,7 @@ fn settings_pb(s: ClusterSettings) -> pb::ClusterSettings {
         default_ingress_class: s.ingress.default.unwrap_or_default(),
         node_port_first: u32::from(s.node_ports.first),
         node_port_last: u32::from(s.node_ports.last),
+        registry_mirror: s.registry_mirror.unwrap_or_default(),
     }
 }
 

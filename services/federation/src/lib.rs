@@ -25,6 +25,7 @@ pub mod placement;
 pub mod pod;
 pub mod propagation;
 pub mod pull_secret;
+pub mod registry_mirror;
 pub mod resilience;
 pub mod settings;
 pub mod status;
@@ -109,7 +110,8 @@ pub async fn start_with(
         propagation::PropagateSettings::from(&settings),
         admission.clone(),
     )
-    .with_delivery_key(kernel::seal::DeliveryKey::from_caller_key(&platform.caller_key));
+    .with_delivery_key(kernel::seal::DeliveryKey::from_caller_key(&platform.caller_key))
+    .with_platform_registry(settings.registry.as_ref().map(|r| r.server.clone()));
     shutdown.spawn("binding propagator", propagator.run(shutdown.token()));
     let failovers = failover::Reconciler::new(
         base.pool.clone(),

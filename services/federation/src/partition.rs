@@ -406,6 +406,10 @@ impl Reconciler {
         let fail = |e: kube::Error| Error::Unavailable(format!("cluster {}: {e}", p.cluster));
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let labels = json!({ OWNED_LABEL: "paas", "paas.io/tenant": desired.tenant_id, "paas.io/partition": desired.partition_id });
+        let mirror = sqlx::query_scalar!("SELECT registry_mirror FROM clusters WHERE name = $1", &p.cluster)
+            .fetch_optional(&self.pool)
+            .await?
+            .filter(|m| !m.is_empty());
         let wanted = pull_secret::wanted(
             &self.pool,
             self.clients.key(),
@@ -413,6 +417,7 @@ impl Reconciler {
             &p.namespace,
             &labels,
             self.registry.as_ref(),
+            mirror.as_deref(),
         )
         .await?;
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &p.namespace);

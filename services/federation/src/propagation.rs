@@ -118,6 +118,7 @@ pub struct Propagator {
     slots: Arc<Semaphore>,
     watches: Watches,
     delivery: Option<Arc<kernel::seal::DeliveryKey>>,
+    registry: Option<String>,
 }
 
 impl Propagator {
@@ -137,6 +138,7 @@ impl Propagator {
             slots,
             watches,
             delivery: None,
+            registry: None,
         }
     }
 
@@ -147,6 +149,41 @@ impl Propagator {
     pub fn with_delivery_key(mut self, key: kernel::seal::DeliveryKey) -> Self {
         self.delivery = Some(Arc::new(key));
         self
+    }
+
+    /// The platform registry (`host[:port]`) whose images clusters with a
+    /// registry mirror pull from the mirror instead ([`crate::registry_mirror`]).
+    #[must_use]
+    pub fn with_platform_registry(mut self, server: Option<String>) -> Self {
+        self.registry = server;
+        self
+    }
+
+    /// The pull secrets of the tenant's partition `namespace` in `cluster`
+    /// that log in to the platform registry (and so to its mirror): the
+    /// platform's, then the tenant's own for that registry, by name.
+    async fn mirror_secrets(
+        &self,
+        tenant: Uuid,
+        cluster: &str,
+        namespace: &str,
+        platform: &str,
+    ) -> Result<Vec<String>> {
+        let own = sqlx::query_scalar!(
+            "SELECT s.name FROM pull_secrets s JOIN partitions p ON p.partition_id = s.partition_id
+             WHERE p.tenant_id = $1 AND p.cluster = $2 AND p.namespace = $3 AND NOT p.deleted
+               AND s.tenant_id = $1 AND s.server = $4
+             ORDER BY s.name",
+            tenant,
+            cluster,
+            namespace,
+            platform,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(std::iter::once(crate::pull_secret::PLATFORM_SECRET.to_string())
+            .chain(own.iter().map(|n| crate::pull_secret::secret_name(n)))
+            .collect())
     }
 
     /// Counts the propagator's completed turns ([`Lease::turns`]): one that
@@ -315,7 +352,15 @@ impl Propagator {
                 })
                 .collect::<Result<Vec<_>>>()?;
             // Default classes filled in, or the whole target refused before anything is written.
-            let bodies = cluster.fit_all(&d.cluster, bodies)?;
+            let mut bodies = cluster.fit_all(&d.cluster, bodies)?;
+            if let (Some(platform), Some(mirror)) = (&self.registry, &cluster.registry_mirror) {
+                let secrets = self
+                    .mirror_secrets(d.tenant_id, &d.cluster, &d.namespace, platform)
+                    .await?;
+                for body in &mut bodies {
+                    crate::registry_mirror::pull_from_mirror(body, platform, mirror, &secrets);
+                }
+            }
             for (o, body) in objects.iter().zip(&bodies) {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), &d.namespace, &o.kind.api_resource());

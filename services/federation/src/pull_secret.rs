@@ -7,7 +7,11 @@
 //! other objects (and so repairs their drift) and deletes the Secrets of
 //! credentials that were removed. Passwords are sealed at rest with the
 //! cluster-credentials key and never leave the service except into the
-//! member cluster's Secret.
+//! member cluster's Secret. In a cluster with a registry mirror
+//! ([`crate::registry_mirror`]), every Secret that logs in to the platform
+//! registry (the platform's, and a tenant's own robot credential for it)
+//! logs in to the mirror with the same credential too: the sub-registries
+//! take the platform's registry tokens, which the credential is exchanged for.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -216,17 +220,20 @@ pub async fn delete(pool: &PgPool, caller: &Caller, partition: Uuid, name: &str)
     Ok(())
 }
 
-/// A `kubernetes.io/dockerconfigjson` Secret body for one registry login.
+/// A `kubernetes.io/dockerconfigjson` Secret body for one registry login,
+/// valid at each of `servers`.
 pub fn secret_object(
     namespace: &str,
     secret: &str,
     labels: &Value,
-    server: &str,
+    servers: &[&str],
     username: &str,
     password: &str,
 ) -> Value {
     let auth = B64.encode(format!("{username}:{password}"));
-    let config = json!({"auths": {server: {"username": username, "password": password, "auth": auth}}});
+    let login = json!({"username": username, "password": password, "auth": auth});
+    let auths: serde_json::Map<String, Value> = servers.iter().map(|s| ((*s).to_string(), login.clone())).collect();
+    let config = json!({ "auths": auths });
     let mut labels = labels.clone();
     labels[PULL_SECRET_LABEL] = json!("true");
     json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
@@ -235,7 +242,9 @@ pub fn secret_object(
 }
 
 /// The pull Secrets partition `partition` should have in `namespace`, in
-/// order: the platform registry's first, then the tenant's by name.
+/// order: the platform registry's first, then the tenant's by name. With a
+/// `mirror` (the cluster's sub-registry), those for the platform registry
+/// log in there too.
 ///
 /// # Errors
 /// The database fails, or a stored password does not open with `key`.
@@ -246,16 +255,28 @@ pub async fn wanted(
     namespace: &str,
     labels: &Value,
     platform: Option<&Registry>,
+    mirror: Option<&str>,
 ) -> Result<Vec<(String, Value)>> {
+    let servers_of = |server: &str| -> Vec<String> {
+        let mut servers = vec![server.to_string()];
+        if let (Some(p), Some(m)) = (platform, mirror)
+            && p.server == server
+            && m != server
+        {
+            servers.push(m.to_string());
+        }
+        servers
+    };
     let mut secrets = Vec::new();
     if let Some(r) = platform {
+        let servers = servers_of(&r.server);
         secrets.push((
             PLATFORM_SECRET.to_string(),
             secret_object(
                 namespace,
                 PLATFORM_SECRET,
                 labels,
-                &r.server,
+                &servers.iter().map(String::as_str).collect::<Vec<_>>(),
                 &r.username,
                 r.password.expose(),
             ),
@@ -277,7 +298,9 @@ pub async fn wanted(
                 ))
             })?;
         let secret = secret_name(&name);
-        let body = secret_object(namespace, &secret, labels, &server, &username, &password);
+        let servers = servers_of(&server);
+        let servers: Vec<&str> = servers.iter().map(String::as_str).collect();
+        let body = secret_object(namespace, &secret, labels, &servers, &username, &password);
         secrets.push((secret, body));
     }
     Ok(secrets)
@@ -341,7 +364,7 @@ mod tests {
             "acme-web",
             "paas-pull-harbor",
             &json!({"paas.io/managed-by": "paas"}),
-            "harbor.example",
+            &["harbor.example", "harbor-dc1.example:5000"],
             "robot",
             "s3cret",
         );
@@ -355,6 +378,8 @@ mod tests {
             (Some("robot"), Some("s3cret"))
         );
         assert_eq!(B64.decode(login["auth"].as_str().unwrap()).unwrap(), b"robot:s3cret");
+        // The same login at the mirror.
+        assert_eq!(&config["auths"]["harbor-dc1.example:5000"], login);
     }
 
     #[test]

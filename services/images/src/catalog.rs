@@ -384,15 +384,18 @@ impl Catalog {
         Ok(tenant)
     }
 
-    /// A page of a repository's tags.
+    /// A page of a repository's tags, without cosign's signature tags
+    /// (`sha256-<hex>.sig`): their status is shown on the tag they sign.
     ///
     /// # Errors
     /// No such repository the caller may see.
     pub async fn tags(&self, caller: &Caller, repository: Uuid, page: Page) -> Result<(Vec<Tag>, String)> {
         let tenant = self.repository_tenant(caller, repository).await?;
+        // `is_signature_tag`: migration 20261211400000_signature_tags.
         let sql = concat!(
             select_tags!(),
-            "WHERE t.repository_id = $1 AND t.tenant_id = $2 AND ($3::uuid IS NULL OR t.id > $3) ORDER BY t.id LIMIT $4"
+            "WHERE t.repository_id = $1 AND t.tenant_id = $2 AND ($3::uuid IS NULL OR t.id > $3) \
+             AND NOT is_signature_tag(t.name) ORDER BY t.id LIMIT $4"
         );
         let rows: Vec<TagRow> = sqlx::query_as(sql)
             .bind(repository)

@@ -223,10 +223,18 @@ pub struct Deletion {
 /// most recently pushed tags (ties by name), released tags when
 /// `keep_released`, and every tag on a digest a kept tag points at (the
 /// registry deletes whole manifests).
+///
+/// Cosign signature tags (`sha256-<hex>.sig`) are not tags of their own
+/// here: they take no place among the `keep_last` and are never chosen by
+/// age; a signature goes with the image it signs, and only then (a
+/// signature left behind would name an image that no longer exists).
 pub fn plan(policy: &Policy, tags: &[LiveTag], untagged: &[Untagged], now: DateTime<Utc>) -> Vec<Deletion> {
+    let (signatures, images): (Vec<&LiveTag>, Vec<&LiveTag>) = tags
+        .iter()
+        .partition(|t| crate::cosign::signed_digest(&t.name).is_some());
     let mut out = Vec::new();
     if let Some(keep) = policy.keep_last {
-        let mut newest_first: Vec<&LiveTag> = tags.iter().collect();
+        let mut newest_first: Vec<&LiveTag> = images.clone();
         newest_first.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then_with(|| a.name.cmp(&b.name)));
         let keep = usize::try_from(keep).unwrap_or(usize::MAX);
         let (kept, beyond) = newest_first.split_at(keep.min(newest_first.len()));
@@ -252,6 +260,7 @@ pub fn plan(policy: &Policy, tags: &[LiveTag], untagged: &[Untagged], now: DateT
         }
     }
     if let Some(days) = policy.untagged_days {
+        // Signature manifests are tagged too: never untagged candidates.
         let live: BTreeSet<&str> = tags.iter().map(|t| t.digest.as_str()).collect();
         let cutoff = now - chrono::Duration::days(i64::from(days));
         for u in untagged
@@ -266,6 +275,29 @@ pub fn plan(policy: &Policy, tags: &[LiveTag], untagged: &[Untagged], now: DateT
                 });
             }
         }
+    }
+    let going: BTreeSet<String> = out.iter().map(|d| d.digest.clone()).collect();
+    let mut with_images: BTreeMap<&str, (Vec<String>, String)> = BTreeMap::new();
+    for s in &signatures {
+        let Some(signed) = crate::cosign::signed_digest(&s.name) else {
+            continue;
+        };
+        // A signature manifest shared with a kept image tag stays (never seen in practice).
+        if !going.contains(&signed) || images.iter().any(|t| t.digest == s.digest) {
+            continue;
+        }
+        let entry = with_images
+            .entry(s.digest.as_str())
+            .or_insert_with(|| (Vec::new(), format!("the signature of {signed}, which goes")));
+        entry.0.push(s.name.clone());
+    }
+    for (digest, (mut names, reason)) in with_images {
+        names.sort();
+        out.push(Deletion {
+            digest: digest.to_string(),
+            tags: names,
+            reason,
+        });
     }
     out.sort();
     out
@@ -1184,6 +1216,53 @@ mod tests {
         assert!(got[0].tags.is_empty());
         let now = plan(&policy(None, true, Some(0)), &tags, &untagged, at(0));
         assert_eq!(now.len(), 2);
+    }
+
+    fn signature_of(digest_hex: char) -> String {
+        format!("sha256-{}.sig", digest_hex.to_string().repeat(64))
+    }
+
+    fn digest(hex: char) -> String {
+        format!("sha256:{}", hex.to_string().repeat(64))
+    }
+
+    #[test]
+    fn signature_tags_take_no_place_among_the_kept_and_go_only_with_their_image() {
+        let (a, b, c) = (digest('a'), digest('b'), digest('c'));
+        let tags = [
+            tag("1.0", &a, State::Pushed, 1),
+            tag("1.1", &b, State::Pushed, 2),
+            tag("1.2", &c, State::Pushed, 3),
+            // Signed after the newest push: by age they would be the newest "tags".
+            tag(&signature_of('a'), "sha256:siga", State::Pushed, 10),
+            tag(&signature_of('b'), "sha256:sigb", State::Pushed, 11),
+            tag(&signature_of('c'), "sha256:sigc", State::Pushed, 12),
+        ];
+        let got = plan(&policy(Some(2), false, None), &tags, &[], at(20));
+        let gone: Vec<(&str, Vec<String>)> = got.iter().map(|d| (d.digest.as_str(), d.tags.clone())).collect();
+        assert_eq!(
+            gone,
+            [
+                (a.as_str(), vec!["1.0".to_string()]),
+                ("sha256:siga", vec![signature_of('a')]),
+            ],
+            "{got:?}"
+        );
+        assert!(got[1].reason.contains(&a), "{}", got[1].reason);
+        // Nothing of an image's own goes: its signature stays too.
+        assert!(plan(&policy(Some(3), false, None), &tags, &[], at(20)).is_empty());
+        // An untagged image that goes takes its signature with it.
+        let untagged = [Untagged {
+            digest: digest('d'),
+            since: at(-3 * 24 * 60),
+        }];
+        let tags = [
+            tag("1.2", &c, State::Pushed, 3),
+            tag(&signature_of('d'), "sha256:sigd", State::Pushed, 4),
+        ];
+        let got = plan(&policy(None, true, Some(1)), &tags, &untagged, at(0));
+        let digests: Vec<&str> = got.iter().map(|d| d.digest.as_str()).collect();
+        assert_eq!(digests, [digest('d').as_str(), "sha256:sigd"]);
     }
 
     #[test]

@@ -143,7 +143,8 @@ async fn labels_are_found_by_key_and_by_key_and_value_while_tags_change() {
     // What the triggers keep equals what the tags say.
     let drift: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM repositories r WHERE r.tag_count <>
-           (SELECT count(*) FROM tags t WHERE t.repository_id = r.id AND t.state <> 'deleted')",
+           (SELECT count(*) FROM tags t WHERE t.repository_id = r.id AND t.state <> 'deleted'
+             AND NOT is_signature_tag(t.name))",
     )
     .fetch_one(&f.pool)
     .await
@@ -246,4 +247,34 @@ async fn pages_of_a_label_search_follow_one_another_without_gaps_or_repeats() {
         assert_eq!(sorted.len(), seen.len(), "{label}: no repeats");
         assert_eq!(seen.len(), if label == "team" { 7 } else { 4 }, "{label}: {seen:?}");
     }
+}
+
+#[tokio::test]
+async fn cosign_signature_tags_are_neither_listed_nor_counted_as_tags() {
+    let f = fixture().await;
+    let owner = (Uuid::now_v7(), Uuid::now_v7());
+    let signed = format!("sha256:{}", "a".repeat(64));
+    f.push(owner, "acme/shop/web", "1.0", &image(&signed, &[])).await;
+    let signature = images::cosign::signature_tag(&signed).unwrap();
+    f.push(owner, "acme/shop/web", &signature, &image("sha256:sig", &[]))
+        .await;
+    // Only the exact cosign form is a signature: a look-alike is an ordinary tag.
+    f.push(owner, "acme/shop/web", "sha256-short.sig", &image("sha256:b", &[]))
+        .await;
+
+    let repo = &f.search(&admin(), "shop/web", "").await[0];
+    assert_eq!(repo.tag_count, 2, "1.0 and the look-alike");
+    let (tags, _) = f
+        .catalog
+        .tags(&admin(), repo.id, Page::parse(50, "").unwrap())
+        .await
+        .unwrap();
+    let mut names: Vec<String> = tags.into_iter().map(|t| t.name).collect();
+    names.sort();
+    assert_eq!(names, ["1.0", "sha256-short.sig"]);
+    // The signature is in the catalog still (retention and signature checks read it).
+    assert!(f.catalog.state_of("acme/shop/web", &signature).await.unwrap().is_some());
+    // Deleting the signature's manifest changes no count of tags.
+    f.delete("acme/shop/web", "sha256:sig").await;
+    assert_eq!(f.search(&admin(), "shop/web", "").await[0].tag_count, 2);
 }

@@ -9,5 +9,6 @@ mod health;
 mod helpers;
 mod pinning;
 mod pull_secrets;
+mod registry_mirrors;
 mod settings;
 mod status;

@@ -28,6 +28,7 @@ fn classes(storage: &[&str], default_storage: &str, ingress: &[&str], default_in
         default_ingress_class: default_ingress.into(),
         node_port_first: 31000,
         node_port_last: 31999,
+        ..Default::default()
     }
 }
 
