@@ -2909,7 +2909,8 @@ export interface components {
          * @description Per-cluster settings: the storage and ingress classes the cluster offers
          *     (an empty list: not managed by the platform) with the default of each,
          *     filled into claims and ingresses that name none, and the NodePort range
-         *     node ports are drawn from (default 30000-32767).
+         *     node ports are drawn from (default 30000-32767), and the registry mirror
+         *     the cluster pulls the platform registry's images from.
          */
         ClusterSettings: {
             /** @description One of `ingress_classes`, or none. */
@@ -2919,6 +2920,13 @@ export interface components {
             /** @description Ingress classes offered. */
             ingress_classes?: string[];
             node_port_range?: null | components["schemas"]["NodePortRange"];
+            /**
+             * @description The sub-registry (`host[:port]`, usually the data centre's) serving
+             *     the cluster: workloads applied there pull the platform registry's
+             *     images from it, by the same digest. None: from the platform registry.
+             * @example registry.dc1.example:5000
+             */
+            registry_mirror?: string | null;
             /** @description Storage classes offered. */
             storage_classes?: string[];
         };
