@@ -5951,10 +5951,6 @@ export interface components {
              * @description Delete untagged manifests after N days (0 to 3650).
              */
             untagged_days?: number | null;
-        } | {
-            keep_last: number;
-        } | {
-            untagged_days: number;
         };
         /** @description One attempt, as recorded. */
         Record: {
