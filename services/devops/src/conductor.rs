@@ -251,14 +251,13 @@ impl Conductor {
         let state = sqlx::query_scalar!("SELECT state FROM runs WHERE id = $1", id)
             .fetch_optional(self.outbox.pool())
             .await?;
-        match state.as_deref() {
-            Some("queued") => {
-                if self.plan(id, since).await? {
-                    self.advance(id).await?;
-                }
-            }
-            Some("running") => self.advance(id).await?,
-            _ => {}
+        let movable = match state.as_deref() {
+            Some("queued") => self.plan(id, since).await?,
+            Some("running") => true,
+            _ => false,
+        };
+        if movable {
+            self.advance(id).await?;
         }
         Ok(())
     }
