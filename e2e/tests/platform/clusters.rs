@@ -137,7 +137,7 @@ async fn cluster_settings_round_trip_name_their_bad_fields_and_only_platform_adm
     assert_eq!(created.status(), StatusCode::CREATED);
     let created: Value = created.json().await.unwrap();
     let expected = serde_json::json!({"storage_classes": ["fast", "slow"], "default_storage_class": "fast", "ingress_classes": [], "default_ingress_class": null,
-                                      "node_port_range": {"first": 31000, "last": 31999}});
+                                      "node_port_range": {"first": 31000, "last": 31999}, "registry_mirror": null});
     assert_eq!(created["settings"], expected);
     let read: Value = p
         .admin(Method::GET, "/api/v1/clusters/dc4-a")
