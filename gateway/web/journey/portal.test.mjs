@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { AxeBuilder } from '@axe-core/playwright';
+// One axe check for every journey (it waits for animations and leaves fading
+// toasts and help out).
+import { accessible } from './browser.mjs';
 
 const url = process.env.PORTAL_URL;
 const adminToken = process.env.PORTAL_ADMIN_TOKEN;
@@ -44,18 +46,6 @@ async function admin(method, path, body) {
   const text = await response.text();
   assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
-}
-
-/** No serious or critical accessibility violation on the screen as it is. */
-async function accessible(page, screen) {
-  // The pointer left over a just-clicked button shows its lighter hover colour.
-  await page.mouse.move(0, 0);
-  // Toasts (.ant-message) are left out: they fade out while axe reads them
-  // (excluded by the element, as axe's selectors for them seldom name the class).
-  const results = await new AxeBuilder({ page }).exclude('.ant-message').analyze();
-  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  const described = bad.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  assert.deepEqual(described, [], `${screen}: accessibility violations`);
 }
 
 async function photograph(page, name) {
