@@ -913,7 +913,12 @@ mod tests {
 
     #[test]
     fn production_deploys_are_read_from_the_plan() {
-        let yaml = "environments:\n  production: {application: shop}\nstages:\n  - name: build\n    steps:\n      - name: compile\n        kind: run\n        commands: [make]\n  - name: production\n    environment: production\n    steps:\n      - name: ship\n        kind: deploy\n";
+        let yaml = concat!(
+            "environments:\n  production: {application: shop}\n",
+            "stages:\n",
+            "  - name: build\n    steps:\n      - name: compile\n        kind: run\n        commands: [make]\n",
+            "  - name: production\n    environment: production\n    steps:\n      - name: ship\n        kind: deploy\n",
+        );
         let def = definition::Definition::parse("definition", yaml).unwrap();
         assert!(has_production_deploy(&serde_json::to_value(&def).unwrap()));
         let ship = serde_json::to_value(&def.stages[1].steps[0]).unwrap();

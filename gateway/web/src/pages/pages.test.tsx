@@ -39,7 +39,13 @@ describe('live refresh', () => {
   });
 
   it('reads an application faster until it and every service are Healthy', () => {
-    const service = (health: 'Healthy' | 'Progressing' | 'Degraded') => ({ name: 'web', binding_id: 'b', health, health_reason: '', clusters: [] });
+    const service = (health: 'Healthy' | 'Progressing' | 'Degraded') => ({
+      name: 'web',
+      binding_id: 'b',
+      health,
+      health_reason: '',
+      clusters: [],
+    });
     expect(applicationRefresh(undefined)).toBe(2000);
     expect(applicationRefresh({ health: 'Progressing', services: [service('Progressing')] })).toBe(2000);
     expect(applicationRefresh({ health: 'Healthy', services: [service('Degraded')] })).toBe(2000);
