@@ -22,7 +22,7 @@ use kernel::testkit::eventually;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::admission::scanner_double;
+use crate::admission::{ScannerDouble, scanner_double};
 use crate::applications::{World, world_with};
 use crate::isolation::send;
 use crate::pipelines::{git, git_server, installed};
@@ -119,51 +119,142 @@ async fn run_until(w: &World, dev: &str, id: &str, what: &str, check: impl Fn(&V
     .await
 }
 
+/// What both delivery tests stand on: a platform whose deploy, scan and
+/// promote steps a second devops process runs (`delivering`), the master
+/// registry, a scanner double reporting one finding of `severity`, and the
+/// tenant's `calc` template.
+struct Delivery {
+    w: World,
+    delivering: Shutdown,
+    double: ScannerDouble,
+    template: String,
+    _registry: paas::master_registry::MasterRegistry,
+}
+
+impl Delivery {
+    /// `None` (the test skipped) where the registry, buildah or skopeo is
+    /// not installed, which CI never allows.
+    async fn start(severity: &str) -> Option<Self> {
+        if paas::master_registry::binary().is_none() || !installed("buildah") || !installed("skopeo") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI needs docker-registry, buildah and skopeo (scripts/deps installs them)"
+            );
+            eprintln!("skipped: docker-registry, buildah or skopeo is not installed");
+            return None;
+        }
+        let w = world_with("4", &[("PAAS_DEVOPS_DELIVERY", "false")]).await;
+        let delivering = deliverer(&w).await;
+        let registry = paas::master_registry::start(&w.p.settings, &w.p.stack)
+            .await
+            .expect("the registry starts")
+            .expect("installed");
+        let double = scanner_double(json!([
+            {"id": "CVE-2026-0101", "severity": severity, "package": "busybox", "version": "1.36", "fix_version": "1.37"}
+        ]))
+        .await;
+        let (status, scanner) = w
+            .send(
+                Method::POST,
+                "/api/v1/scanners",
+                Some(json!({"name": "double", "url": double.url, "authorization": "Bearer adapter-secret"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{scanner}");
+        let (_, template) = w
+            .send(
+                Method::POST,
+                "/api/v1/templates",
+                Some(json!({"tenant_id": w.tenant, "name": "calc"})),
+            )
+            .await;
+        let template = template["id"].as_str().unwrap().to_string();
+        Some(Self {
+            w,
+            delivering,
+            double,
+            template,
+            _registry: registry,
+        })
+    }
+}
+
+/// The `calc` template's spec: one web service whose image is a parameter.
+fn calc_spec() -> Value {
+    json!({"parameters": [{"name": "image", "type": "string"}],
+           "services": [{"name": "web", "containers": [{"name": "web", "image": "${image}",
+               "resources": {"cpu_request": "100m"}, "ports": [{"name": "http", "container_port": 8080}]}]}]})
+}
+
+/// A `paas runner` of the tenant (`builder`, two slots) registered by `dev`,
+/// running until the guard drops (with its work directory).
+async fn builder(w: &World, dev: &str) -> (tempfile::TempDir, tokio_util::sync::DropGuard) {
+    let (status, runner) = send(
+        &w.p,
+        dev,
+        Method::POST,
+        "/api/v1/runners",
+        Some(json!({"tenant_id": w.tenant, "name": "builder"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{runner}");
+    let work_dir = tempfile::tempdir().unwrap();
+    let settings = devops::agent::Settings {
+        url: format!("http://{}", w.p.stack.runners.unwrap()),
+        token: kernel::settings::Secret::new(runner["token"].as_str().unwrap()),
+        concurrency: 2,
+        work_dir: work_dir.path().to_path_buf(),
+        sandbox: devops::agent::Sandbox::detect().await,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let guard = stop.clone().drop_guard();
+    tokio::spawn(devops::agent::run(settings, stop));
+    (work_dir, guard)
+}
+
+/// Two tenant administrators (`alice<suffix>`, `bob<suffix>`) approve `gate`.
+async fn four_eyes(w: &World, gate: &str, suffix: &str) {
+    for who in ["alice", "bob"] {
+        let admin = token(w, &format!("{who}{suffix}"), "tenant-admin").await;
+        let (status, decided) = send(
+            &w.p,
+            &admin,
+            Method::POST,
+            &format!("/api/v1/steps/{gate}/approval"),
+            Some(json!({"approve": true, "comment": "ship it"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{decided}");
+    }
+}
+
+/// Waits until production's deployment runs `pinned` (`image@sha256:...`);
+/// the image it runs.
+async fn production_runs(w: &World, pinned: &str) -> String {
+    eventually(Duration::from_secs(40), "production running the image", || async {
+        let d = w.kube(&format!("{DEPLOYMENTS}/calc-web")).await?;
+        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()?
+            .to_string();
+        (image == pinned).then_some(image)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_tag_goes_from_push_to_production_through_dev_the_gates_and_the_scan_and_a_feature_branch_gets_its_own_environment()
  {
-    if paas::master_registry::binary().is_none() || !installed("buildah") || !installed("skopeo") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs docker-registry, buildah and skopeo (scripts/deps installs them)"
-        );
-        eprintln!("skipped: docker-registry, buildah or skopeo is not installed");
+    let Some(Delivery {
+        w,
+        delivering,
+        double,
+        template,
+        _registry,
+    }) = Delivery::start("Low").await
+    else {
         return;
-    }
-    let w = world_with("4", &[("PAAS_DEVOPS_DELIVERY", "false")]).await;
-    let delivering = deliverer(&w).await;
-    let _registry = paas::master_registry::start(&w.p.settings, &w.p.stack)
-        .await
-        .expect("the registry starts")
-        .expect("installed");
-    let double = scanner_double(json!([
-        {"id": "CVE-2026-0101", "severity": "Low", "package": "busybox", "version": "1.36", "fix_version": "1.37"}
-    ]))
-    .await;
-    let (status, scanner) = w
-        .send(
-            Method::POST,
-            "/api/v1/scanners",
-            Some(json!({"name": "double", "url": double.url, "authorization": "Bearer adapter-secret"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{scanner}");
-    let (_, template) = w
-        .send(
-            Method::POST,
-            "/api/v1/templates",
-            Some(json!({"tenant_id": w.tenant, "name": "calc"})),
-        )
-        .await;
-    let version = w
-        .version(
-            template["id"].as_str().unwrap(),
-            "1.0.0",
-            json!({"parameters": [{"name": "image", "type": "string"}],
-                   "services": [{"name": "web", "containers": [{"name": "web", "image": "${image}",
-                       "resources": {"cpu_request": "100m"}, "ports": [{"name": "http", "container_port": 8080}]}]}]}),
-        )
-        .await;
+    };
+    let version = w.version(&template, "1.0.0", calc_spec()).await;
     let dev_app = application(&w, "calc-dev", "test", &version).await;
     let production = application(&w, "calc", "production", &version).await;
 
@@ -201,26 +292,7 @@ async fn a_tag_goes_from_push_to_production_through_dev_the_gates_and_the_scan_a
             .body(body)
             .send()
     };
-    let (status, runner) = send(
-        &w.p,
-        &dev,
-        Method::POST,
-        "/api/v1/runners",
-        Some(json!({"tenant_id": w.tenant, "name": "builder"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{runner}");
-    let work_dir = tempfile::tempdir().unwrap();
-    let settings = devops::agent::Settings {
-        url: format!("http://{}", w.p.stack.runners.unwrap()),
-        token: kernel::settings::Secret::new(runner["token"].as_str().unwrap()),
-        concurrency: 2,
-        work_dir: work_dir.path().to_path_buf(),
-        sandbox: devops::agent::Sandbox::detect().await,
-    };
-    let stop = tokio_util::sync::CancellationToken::new();
-    let _guard = stop.clone().drop_guard();
-    tokio::spawn(devops::agent::run(settings, stop));
+    let _builder = builder(&w, &dev).await;
 
     // A v* tag: the production path.
     git(&work, &["tag", "v1.0.0"]).await;
@@ -262,18 +334,7 @@ async fn a_tag_goes_from_push_to_production_through_dev_the_gates_and_the_scan_a
 
     // Four eyes: two tenant administrators; the webhook started the run.
     let gate = step(&run, "release-gate")["id"].as_str().unwrap().to_string();
-    for who in ["alice", "bob"] {
-        let admin = token(&w, who, "tenant-admin").await;
-        let (status, decided) = send(
-            &w.p,
-            &admin,
-            Method::POST,
-            &format!("/api/v1/steps/{gate}/approval"),
-            Some(json!({"approve": true, "comment": "ship it"})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{decided}");
-    }
+    four_eyes(&w, &gate, "").await;
 
     // The scan passes (a low finding, max_severity high); the production
     // release then waits for apps' own approval.
@@ -316,14 +377,7 @@ async fn a_tag_goes_from_push_to_production_through_dev_the_gates_and_the_scan_a
             .contains("calc is Healthy"),
         "{run}"
     );
-    let running = eventually(Duration::from_secs(40), "production running the image", || async {
-        let d = w.kube(&format!("{DEPLOYMENTS}/calc-web")).await?;
-        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
-            .as_str()?
-            .to_string();
-        (image == pinned).then_some(image)
-    })
-    .await;
+    let running = production_runs(&w, &pinned).await;
     assert!(running.ends_with(&digest));
     let (_, p) = w
         .send(Method::GET, &format!("/api/v1/applications/{production}"), None)
@@ -509,45 +563,18 @@ async fn catalog_tag(w: &World, repository: &str, tag: &str) -> Value {
 
 #[tokio::test]
 async fn a_promote_step_takes_what_dev_runs_to_production_after_the_gates_and_not_without_a_scan() {
-    if paas::master_registry::binary().is_none() || !installed("buildah") || !installed("skopeo") {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs docker-registry, buildah and skopeo (scripts/deps installs them)"
-        );
-        eprintln!("skipped: docker-registry, buildah or skopeo is not installed");
+    let Some(Delivery {
+        w,
+        delivering: _delivering,
+        double: _double,
+        template,
+        _registry,
+    }) = Delivery::start("Medium").await
+    else {
         return;
-    }
-    let w = world_with("4", &[("PAAS_DEVOPS_DELIVERY", "false")]).await;
-    let _delivering = deliverer(&w).await;
-    let _registry = paas::master_registry::start(&w.p.settings, &w.p.stack)
-        .await
-        .expect("the registry starts")
-        .expect("installed");
-    let double = scanner_double(json!([
-        {"id": "CVE-2026-0102", "severity": "Medium", "package": "busybox", "version": "1.36", "fix_version": "1.37"}
-    ]))
-    .await;
-    let (status, scanner) = w
-        .send(
-            Method::POST,
-            "/api/v1/scanners",
-            Some(json!({"name": "double", "url": double.url, "authorization": "Bearer adapter-secret"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{scanner}");
-    let (_, template) = w
-        .send(
-            Method::POST,
-            "/api/v1/templates",
-            Some(json!({"tenant_id": w.tenant, "name": "calc"})),
-        )
-        .await;
-    let spec = json!({"parameters": [{"name": "image", "type": "string"}],
-           "services": [{"name": "web", "containers": [{"name": "web", "image": "${image}",
-               "resources": {"cpu_request": "100m"}, "ports": [{"name": "http", "container_port": 8080}]}]}]});
-    let template = template["id"].as_str().unwrap();
-    let old = w.version(template, "1.0.0", spec.clone()).await;
-    let new = w.version(template, "1.1.0", spec).await;
+    };
+    let old = w.version(&template, "1.0.0", calc_spec()).await;
+    let new = w.version(&template, "1.1.0", calc_spec()).await;
     // Dev already runs the new template version; production the old one.
     let dev_app = application(&w, "calc-dev", "test", &new).await;
     let production = application(&w, "calc", "production", &old).await;
@@ -557,26 +584,7 @@ async fn a_promote_step_takes_what_dev_runs_to_production_after_the_gates_and_no
     git(&work, &["tag", "v1.0.0"]).await;
     git(&work, &["push", "--quiet", &url, "main", "v1.0.0"]).await;
     let dev = token(&w, "ci", "developer").await;
-    let (status, runner) = send(
-        &w.p,
-        &dev,
-        Method::POST,
-        "/api/v1/runners",
-        Some(json!({"tenant_id": w.tenant, "name": "builder"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{runner}");
-    let work_dir = tempfile::tempdir().unwrap();
-    let settings = devops::agent::Settings {
-        url: format!("http://{}", w.p.stack.runners.unwrap()),
-        token: kernel::settings::Secret::new(runner["token"].as_str().unwrap()),
-        concurrency: 2,
-        work_dir: work_dir.path().to_path_buf(),
-        sandbox: devops::agent::Sandbox::detect().await,
-    };
-    let stop = tokio_util::sync::CancellationToken::new();
-    let _guard = stop.clone().drop_guard();
-    tokio::spawn(devops::agent::run(settings, stop));
+    let _builder = builder(&w, &dev).await;
 
     // Without a security-scan step the promotion to production is refused
     // before the image's lifecycle moves or a release is made.
@@ -590,18 +598,7 @@ async fn a_promote_step_takes_what_dev_runs_to_production_after_the_gates_and_no
     })
     .await;
     let gate = step(&gate, "release-gate")["id"].as_str().unwrap().to_string();
-    for who in ["alice", "bob"] {
-        let admin = token(&w, &format!("{who}-unscanned"), "tenant-admin").await;
-        let (status, decided) = send(
-            &w.p,
-            &admin,
-            Method::POST,
-            &format!("/api/v1/steps/{gate}/approval"),
-            Some(json!({"approve": true, "comment": "ship it"})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{decided}");
-    }
+    four_eyes(&w, &gate, "-unscanned").await;
     let run = eventually(Duration::from_secs(180), "the unscanned run failing", || async {
         let run = run_of(&w, &dev, &refused).await;
         (run["state"] == "failed").then_some(run)
@@ -646,18 +643,7 @@ async fn a_promote_step_takes_what_dev_runs_to_production_after_the_gates_and_no
     );
 
     let gate = step(&run, "release-gate")["id"].as_str().unwrap().to_string();
-    for who in ["alice", "bob"] {
-        let admin = token(&w, who, "tenant-admin").await;
-        let (status, decided) = send(
-            &w.p,
-            &admin,
-            Method::POST,
-            &format!("/api/v1/steps/{gate}/approval"),
-            Some(json!({"approve": true, "comment": "ship it"})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{decided}");
-    }
+    four_eyes(&w, &gate, "").await;
 
     // The scan passes (a medium finding, max_severity high); the promotion
     // releases the image and makes production's release, which waits for
@@ -699,13 +685,6 @@ async fn a_promote_step_takes_what_dev_runs_to_production_after_the_gates_and_no
             .contains("calc is Healthy"),
         "{run}"
     );
-    let running = eventually(Duration::from_secs(40), "production running the image", || async {
-        let d = w.kube(&format!("{DEPLOYMENTS}/calc-web")).await?;
-        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
-            .as_str()?
-            .to_string();
-        (image == pinned).then_some(image)
-    })
-    .await;
+    let running = production_runs(&w, &pinned).await;
     assert!(running.ends_with(&digest));
 }
