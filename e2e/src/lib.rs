@@ -207,12 +207,19 @@ fn test_certificates(dir: &std::path::Path) {
     );
 }
 
+/// A free port for a server that must be told its port before it starts.
+///
+/// Drawn below Linux's ephemeral range (32768-60999): a port the kernel
+/// hands out there (to another test's listener on port 0 or to any outgoing
+/// connection) may take it between this check and the server's bind, which
+/// made a provider or directory fail to start now and then.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = 20_000 + (rand_u128() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Slapd {
@@ -425,12 +432,7 @@ impl OidcProvider {
     /// gateway's settings need it before the provider (which needs the
     /// gateway's address for its clients) can start.
     pub fn reserve_issuer() -> String {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        format!("http://127.0.0.1:{port}")
+        format!("http://127.0.0.1:{}", free_port())
     }
 
     /// Gateway settings for provider `name` at `issuer`, with `client`.

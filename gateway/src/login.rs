@@ -270,16 +270,20 @@ impl<'a> LoginAttempt<'a> {
     }
 }
 
-/// A directory failure as the caller sees it: 503 saying what did not
-/// answer (a generic message would hide that the directory is the cause).
+/// A directory's or identity provider's failure as the caller sees it: 503
+/// saying what did not answer (a generic message would hide that the
+/// directory or the provider is the cause), and the same in the log.
 fn directory_error(e: kernel::Error) -> ApiError {
     match e {
-        kernel::Error::Unavailable(detail) => ApiError(Box::new(kernel::error::Problem::new(
-            503,
-            "unavailable",
-            "Service unavailable",
-            detail,
-        ))),
+        kernel::Error::Unavailable(detail) => {
+            tracing::warn!(%detail, "login refused: an identity source did not answer");
+            ApiError(Box::new(kernel::error::Problem::new(
+                503,
+                "unavailable",
+                "Service unavailable",
+                detail,
+            )))
+        }
         other => other.into(),
     }
 }
@@ -548,7 +552,8 @@ pub(crate) async fn oidc_begin(
     let (url, state, flow) = s
         .oidc
         .begin(&provider, crate::oidc::safe_return_to(begin.return_to.as_deref()))
-        .await?;
+        .await
+        .map_err(directory_error)?;
     s.sessions
         .stash(
             &format!("oidc-flow:{state}"),
