@@ -89,6 +89,74 @@ impl Wake {
     }
 }
 
+/// Which runs are being attended to, which wait their turn (oldest touch
+/// first), and which changed while attended to (attended to again after,
+/// so no change slips between a read and a commit).
+#[derive(Default)]
+struct Attendance {
+    busy: HashSet<Uuid>,
+    again: HashMap<Uuid, Instant>,
+    waiting: VecDeque<(Uuid, Instant)>,
+    waiting_ids: HashSet<Uuid>,
+    // Dropped on stop: an attendance cut short rolls its transaction back,
+    // and the next conductor finds the run as it was.
+    work: JoinSet<()>,
+    tasks: HashMap<tokio::task::Id, Uuid>,
+}
+
+impl Attendance {
+    /// Notes a touch of `run`: it waits its turn, or, when it is being
+    /// attended to and `changed`, is attended to again after.
+    fn touched(&mut self, run: Uuid, changed: bool, now: Instant) {
+        if self.busy.contains(&run) {
+            // The pass finding a run being attended to adds nothing.
+            if changed {
+                self.again.entry(run).or_insert(now);
+            }
+        } else if self.waiting_ids.insert(run) {
+            self.waiting.push_back((run, now));
+        }
+    }
+
+    /// Starts attending to waiting runs while fewer than `limit` are.
+    fn start<F, A>(&mut self, limit: usize, attend: F)
+    where
+        F: Fn(Uuid, Instant) -> A,
+        A: Future<Output = ()> + Send + 'static,
+    {
+        while self.busy.len() < limit
+            && let Some((run, since)) = self.waiting.pop_front()
+        {
+            self.waiting_ids.remove(&run);
+            self.busy.insert(run);
+            let task = self.work.spawn(attend(run, since));
+            self.tasks.insert(task.id(), run);
+        }
+    }
+
+    /// Waits for an attendance to end, however it ended: one that panicked
+    /// frees its run too (else the run would stay busy, and stranded, until
+    /// the process restarts). `None` when none is under way.
+    async fn finished(&mut self) -> Option<Uuid> {
+        let done = self.work.join_next_with_id().await?;
+        let task = match &done {
+            Ok((task, ())) => *task,
+            Err(e) => e.id(),
+        };
+        let run = self.tasks.remove(&task)?;
+        if let Err(e) = done {
+            tracing::error!(run = %run, error = %e, "attending to a run panicked; the next pass retries");
+        }
+        self.busy.remove(&run);
+        if let Some(since) = self.again.remove(&run)
+            && self.waiting_ids.insert(run)
+        {
+            self.waiting.push_front((run, since));
+        }
+        Some(run)
+    }
+}
+
 /// A run to attend to.
 struct Touch {
     run: Uuid,
@@ -196,50 +264,23 @@ impl Conductor {
     /// touch first. A run changed while it is attended to is attended to
     /// again after, so no change slips between a read and a commit.
     async fn attend_touched(&self, mut inbox: mpsc::UnboundedReceiver<Touch>, stop: CancellationToken) {
-        let mut busy: HashSet<Uuid> = HashSet::new();
-        let mut again: HashMap<Uuid, Instant> = HashMap::new();
-        let mut waiting: VecDeque<(Uuid, Instant)> = VecDeque::new();
-        let mut waiting_ids: HashSet<Uuid> = HashSet::new();
-        // Dropped on stop: an attendance cut short rolls its transaction
-        // back, and the next conductor finds the run as it was.
-        let mut work: JoinSet<Uuid> = JoinSet::new();
+        let mut attendance = Attendance::default();
         loop {
-            while busy.len() < PARALLEL
-                && let Some((id, since)) = waiting.pop_front()
-            {
-                waiting_ids.remove(&id);
-                busy.insert(id);
+            attendance.start(PARALLEL, |id, since| {
                 let me = self.clone();
-                work.spawn(async move {
+                async move {
                     if let Err(e) = me.attend(id, since).await {
                         tracing::warn!(run = %id, error = %e, "attending to a run failed; the next pass retries");
                     }
-                    id
-                });
-            }
+                }
+            });
             tokio::select! {
                 () = stop.cancelled() => return,
                 touched = inbox.recv() => {
-                    let Some(Touch { run: id, changed }) = touched else { return };
-                    let now = Instant::now();
-                    if busy.contains(&id) {
-                        // The pass finding a run being attended to adds nothing.
-                        if changed {
-                            again.entry(id).or_insert(now);
-                        }
-                    } else if waiting_ids.insert(id) {
-                        waiting.push_back((id, now));
-                    }
+                    let Some(Touch { run, changed }) = touched else { return };
+                    attendance.touched(run, changed, Instant::now());
                 }
-                Some(done) = work.join_next() => {
-                    let Ok(id) = done else { continue };
-                    busy.remove(&id);
-                    if let Some(since) = again.remove(&id)
-                        && waiting_ids.insert(id)
-                    {
-                        waiting.push_front((id, since));
-                    }
-                }
+                Some(_) = attendance.finished() => {}
             }
         }
     }
@@ -749,4 +790,47 @@ pub(crate) async fn set_step(tx: &mut PgConnection, id: Uuid, state: &str, messa
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_attendance_frees_its_run_and_a_change_meanwhile_is_attended_to_again() {
+        let (calm, panicking) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut attendance = Attendance::default();
+        let now = Instant::now();
+        attendance.touched(calm, true, now);
+        attendance.touched(panicking, true, now);
+        attendance.touched(calm, true, now);
+        assert_eq!(
+            attendance.waiting.len(),
+            2,
+            "a run waits once however often it is touched"
+        );
+        let (release, released) = tokio::sync::watch::channel(false);
+        attendance.start(PARALLEL, |run, _| {
+            let mut released = released.clone();
+            async move {
+                released.wait_for(|go| *go).await.unwrap();
+                assert_ne!(run, panicking, "attending to this run panics");
+            }
+        });
+        assert_eq!(attendance.busy.len(), 2);
+        // Changed while attended to: attended to again once this attendance ends.
+        attendance.touched(panicking, true, now);
+        release.send(true).unwrap();
+        let mut ended = vec![
+            attendance.finished().await.unwrap(),
+            attendance.finished().await.unwrap(),
+        ];
+        ended.sort();
+        let mut both = vec![calm, panicking];
+        both.sort();
+        assert_eq!(ended, both, "the panicked attendance ended as the other did");
+        assert!(attendance.busy.is_empty(), "no run stays busy");
+        assert_eq!(attendance.waiting, VecDeque::from([(panicking, now)]));
+        assert_eq!(attendance.finished().await, None);
+    }
 }
