@@ -316,12 +316,20 @@ pub async fn register(outbox: &Outbox, key: &SecretKey, caller: &Caller, new: Ne
     Ok(cluster)
 }
 
+/// The id in `id_or_name` when it is a hyphenated UUID (as the API states;
+/// the simple, braced and URN forms name nothing), else `None`: a name.
+fn id_in(id_or_name: &str) -> Option<Uuid> {
+    (id_or_name.len() == 36)
+        .then(|| Uuid::parse_str(id_or_name).ok())
+        .flatten()
+}
+
 /// One cluster, by id or by name.
 ///
 /// # Errors
 /// No such cluster.
 pub async fn get(pool: &PgPool, id_or_name: &str) -> Result<Cluster> {
-    let id = Uuid::parse_str(id_or_name).ok();
+    let id = id_in(id_or_name);
     let row = sqlx::query_as!(
         Row,
         r#"SELECT id, name, api_endpoint, data_centre, region, zone, network_domain, environment, labels AS "labels: _",
@@ -392,7 +400,7 @@ pub async fn list(pool: &PgPool, page: Page, data_centre: &str) -> Result<(Vec<C
 /// Not an administrator, or no such cluster.
 pub async fn set_settings(pool: &PgPool, caller: &Caller, id_or_name: &str, s: &ClusterSettings) -> Result<Cluster> {
     caller.require_platform_admin()?;
-    let id = Uuid::parse_str(id_or_name).ok();
+    let id = id_in(id_or_name);
     let mut tx = pool.begin().await?;
     let name = sqlx::query_scalar!(
         "UPDATE clusters SET storage_classes = $3, default_storage_class = $4, ingress_classes = $5,
@@ -456,4 +464,24 @@ pub async fn deregister(outbox: &Outbox, caller: &Caller, id: Uuid) -> Result<()
     .await?;
     outbox.commit(tx).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_hyphenated_uuid_is_an_id_and_anything_else_a_name() {
+        let id = Uuid::now_v7();
+        assert_eq!(id_in(&id.to_string()), Some(id));
+        assert_eq!(id_in(&id.to_string().to_uppercase()), Some(id));
+        for name in [
+            id.simple().to_string(),
+            id.braced().to_string(),
+            id.urn().to_string(),
+            "dc1-a".into(),
+        ] {
+            assert_eq!(id_in(&name), None, "{name}");
+        }
+    }
 }

@@ -341,7 +341,7 @@ impl FederationService for Federation {
         let caller = caller(&request)?;
         caller.require_platform_admin()?;
         let r = request.into_inner();
-        let id = r.id.trim();
+        let id = r.id.as_str();
         if id.is_empty() {
             return Err(kernel::Error::invalid("id", "must be a cluster id or name").into());
         }
@@ -387,7 +387,7 @@ impl FederationService for Federation {
 
     async fn get_cluster(&self, request: Request<pb::GetClusterRequest>) -> Result<Response<pb::Cluster>, Status> {
         caller(&request)?;
-        let id = request.get_ref().id.trim();
+        let id = request.get_ref().id.as_str();
         if id.is_empty() {
             return Err(kernel::Error::invalid("id", "must be a cluster id or name").into());
         }
