@@ -442,9 +442,7 @@ impl Scans {
         max: Option<Severity>,
     ) -> Result<()> {
         caller.require(tenant, Role::TenantAdmin, "tenant", tenant)?;
-        if !matches!(environment, "production" | "test") {
-            return Err(Error::invalid("environment", "must be production or test"));
-        }
+        policy_environment(environment)?;
         match max {
             Some(max) => {
                 sqlx::query(
@@ -474,12 +472,26 @@ impl Scans {
     /// The caller may not see the tenant.
     pub async fn policy(&self, caller: &Caller, tenant: Uuid, environment: &str) -> Result<Option<Severity>> {
         caller.require(tenant, Role::Viewer, "tenant", tenant)?;
+        policy_environment(environment)?;
         max_severity(&self.pool, tenant, environment).await
     }
 
     /// The pool scans are stored in.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// Checks that `environment` is one a scan or signature policy is set for:
+/// reading another answered a default policy for a place that has none.
+///
+/// # Errors
+/// Neither `production` nor `test`, naming `environment`.
+pub fn policy_environment(environment: &str) -> Result<()> {
+    if matches!(environment, "production" | "test") {
+        Ok(())
+    } else {
+        Err(Error::invalid("environment", "must be production or test"))
     }
 }
 

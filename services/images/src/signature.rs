@@ -429,9 +429,7 @@ impl Signatures {
     /// Not allowed, or an unknown environment.
     pub async fn set_policy(&self, caller: &Caller, tenant: Uuid, environment: &str, required: bool) -> Result<()> {
         caller.require(tenant, Role::TenantAdmin, "tenant", tenant)?;
-        if !matches!(environment, "production" | "test") {
-            return Err(Error::invalid("environment", "must be production or test"));
-        }
+        crate::scan::policy_environment(environment)?;
         sqlx::query(
             "INSERT INTO signature_policies (tenant_id, environment, required) VALUES ($1, $2, $3)
              ON CONFLICT (tenant_id, environment) DO UPDATE SET required = $3, updated_at = now()",
@@ -450,6 +448,7 @@ impl Signatures {
     /// Not allowed, or the database fails.
     pub async fn policy(&self, caller: &Caller, tenant: Uuid, environment: &str) -> Result<bool> {
         caller.require(tenant, Role::Viewer, "tenant", tenant)?;
+        crate::scan::policy_environment(environment)?;
         required(&self.pool, tenant, environment).await
     }
 
