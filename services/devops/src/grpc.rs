@@ -318,7 +318,8 @@ impl DevopsService for Devops {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let pipeline = parse_id("pipeline_id", &r.pipeline_id)?;
-        let git_ref = GitRef::parse("git_ref", &r.git_ref)?;
+        // Named as the API names it (`ref`).
+        let git_ref = GitRef::parse("ref", &r.git_ref)?;
         let commit = parse_commit(&r.commit)?;
         let run = self
             .triggers

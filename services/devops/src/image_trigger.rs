@@ -115,8 +115,9 @@ impl NewImageTrigger {
         Ok(Self {
             repository: Glob::parse("repository", repository)?,
             tags: Glob::parse("tags", if tags.trim().is_empty() { "*" } else { tags })?,
+            // Named as the API names it (`ref`).
             git_ref: GitRef::parse(
-                "git_ref",
+                "ref",
                 if git_ref.trim().is_empty() {
                     "main"
                 } else {
@@ -356,7 +357,7 @@ mod tests {
         );
         assert_eq!(
             field(NewImageTrigger::parse("acme/base/*", "*", "bad..ref")).as_deref(),
-            Some("git_ref")
+            Some("ref")
         );
         let t = NewImageTrigger::parse("acme/base/*", "", "").unwrap();
         assert_eq!(

@@ -340,26 +340,29 @@ impl Notifications {
         Ok((target, secret))
     }
 
-    /// The targets of a pipeline (with its tenant's), or of a tenant.
+    /// The targets of a pipeline (with its tenant's), of a tenant, or (with
+    /// neither) every target the caller can see.
     ///
     /// # Errors
     /// Not visible.
     pub async fn list(&self, caller: &Caller, tenant: Option<Uuid>, pipeline: Option<Uuid>) -> Result<Vec<Target>> {
-        let (tenant, pipeline) = match (tenant, pipeline) {
+        let (tenants, pipeline, every_pipeline) = match (tenant, pipeline) {
             (_, Some(p)) => {
                 let p = self.pipelines.get(caller, p).await?;
-                (p.tenant_id, Some(p.id))
+                (Some(vec![p.tenant_id]), Some(p.id), false)
             }
-            (Some(t), None) if caller.can_see(t) => (t, None),
+            (Some(t), None) if caller.can_see(t) => (Some(vec![t]), None, false),
             (Some(t), None) => return Err(Error::not_found("tenant", t)),
-            (None, None) => return Err(Error::invalid("pipeline_id", "a pipeline or a tenant is required")),
+            (None, None) => (caller.visible_tenants(), None, true),
         };
         Ok(sqlx::query_as::<_, Target>(
             "SELECT id, tenant_id, pipeline_id, kind, url, address, events, created_by, created_at FROM notification_targets
-             WHERE tenant_id = $1 AND (pipeline_id IS NULL OR pipeline_id = $2) ORDER BY id"
+             WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1))
+               AND ($3 OR pipeline_id IS NULL OR pipeline_id = $2) ORDER BY id"
         )
-        .bind(tenant)
+        .bind(tenants)
         .bind(pipeline)
+        .bind(every_pipeline)
         .fetch_all(&self.pool)
         .await?)
     }

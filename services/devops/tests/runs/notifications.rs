@@ -309,6 +309,30 @@ async fn targets_are_checked_scoped_to_their_tenant_and_need_smtp_for_mail() {
         .await
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
+    let unfiltered = pb::ListNotificationTargetsRequest::default();
+    let seen = stranger
+        .clone()
+        .list_notification_targets(unfiltered.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .targets;
+    assert!(
+        seen.is_empty(),
+        "without a filter a stranger sees none of the tenant's targets: {seen:?}"
+    );
+    let seen = w
+        .dev()
+        .list_notification_targets(unfiltered)
+        .await
+        .unwrap()
+        .into_inner()
+        .targets;
+    assert_eq!(
+        seen.len(),
+        1,
+        "without a filter a member sees its tenant's pipeline targets too"
+    );
     let hidden = stranger
         .clone()
         .delete_notification_target(pb::DeleteNotificationTargetRequest { id: target.id.clone() })
