@@ -228,7 +228,8 @@ impl NewPartition {
         network_policy: &str,
     ) -> Result<Self> {
         for (k, v) in &node_selector {
-            if k.is_empty() || k.len() > 253 || v.len() > 63 {
+            // Counted in characters, as the API document states them.
+            if k.is_empty() || k.chars().count() > 253 || v.chars().count() > 63 {
                 return Err(Error::invalid(
                     format!("node_selector.{k}"),
                     "keys are 1-253 characters, values at most 63",
