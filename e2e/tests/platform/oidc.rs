@@ -605,3 +605,26 @@ async fn a_group_of_one_provider_grants_nothing_to_a_same_named_group_of_another
     let me = whoami(&p, &landing.session_cookie.unwrap()).await;
     assert_eq!(me["memberships"], json!([[tid, "developer"]]));
 }
+
+#[tokio::test]
+async fn a_provider_that_does_not_answer_is_a_503_saying_which() {
+    // Its issuer's port is reserved and nothing ever listens there.
+    let issuer = OidcProvider::reserve_issuer();
+    let p = Platform::start_with(|g| g.oidc = vec![OidcProvider::settings(&issuer, "corp")]).await;
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/api/v1/login/oidc/corp?return_to=/portal/apps", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let problem: Value = r.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("identity provider corp cannot be discovered"),
+        "the answer names the provider that did not answer: {problem}"
+    );
+}
