@@ -628,6 +628,15 @@ async fn a_scan_above_the_production_policy_blocks_the_deploy() {
         (StatusCode::OK, Some("medium")),
         "{policy}"
     );
+    for policies in ["scan-policies", "signature-policies"] {
+        let path = format!("/api/v1/tenants/{}/{policies}/staging", w.w.tenant);
+        let (status, p) = w.w.send(Method::GET, &path, None).await;
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("environment")),
+            "a policy is for production or test only: {p}"
+        );
+    }
 
     // Scanned on push: the adapter got the registry, a pull token and the artifact.
     let tag = w.push("web 3.0", &WEB, "acme/web/shop", "3.0").await;
