@@ -215,6 +215,18 @@ async fn releases_inherit_by_level_and_diff_roll_back_and_page_through_history()
         (Some(3), Some("rollback"))
     );
     assert_eq!(rolled["restores"], 1);
+    // A release the set does not have is not found; its latest is no rollback.
+    for (to, refused) in [(9, StatusCode::NOT_FOUND), (3, StatusCode::CONFLICT)] {
+        let (status, problem) = send(
+            &p,
+            &t.operator,
+            Method::POST,
+            &format!("/api/v1/config-sets/{base}/rollback"),
+            Some(json!({"to": to})),
+        )
+        .await;
+        assert_eq!(status, refused, "rollback to {to}: {problem}");
+    }
     let (_, diff) = send(
         &p,
         &t.viewer,

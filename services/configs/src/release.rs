@@ -254,7 +254,8 @@ impl Releases {
     /// to them. Operators of the tenant.
     ///
     /// # Errors
-    /// Not allowed, or `to` is not an earlier release of the set.
+    /// Not allowed; `to` names no release of the set (not found), its
+    /// latest (a failed precondition) or a gray release never promoted.
     pub async fn rollback(
         &self,
         caller: &Caller,
@@ -271,11 +272,18 @@ impl Releases {
         let latest = sqlx::query_scalar!("SELECT latest_release FROM config_sets WHERE id = $1", set_id)
             .fetch_one(&mut *tx)
             .await?;
-        if to < 1 || to >= latest {
-            return Err(Error::invalid(
-                "to",
-                format!("must be an earlier release of the set (1 to {})", latest - 1),
-            ));
+        // A release that does not exist is not found (like an id naming
+        // nothing); the latest is there but is no rollback.
+        if to < 1 {
+            return Err(Error::invalid("to", "releases count from 1"));
+        }
+        if to > latest {
+            return Err(Error::not_found("release", format!("{to} of config set {set_id}")));
+        }
+        if to == latest {
+            return Err(Error::FailedPrecondition(format!(
+                "release {to} is the set's latest: roll back to an earlier one"
+            )));
         }
         // Only a release that was once everyone's: not a gray one that was abandoned.
         let source = sqlx::query_scalar!(
