@@ -411,8 +411,10 @@ pub struct EffectiveQuery {
     /// The environment (absent: the base level only).
     #[serde(default)]
     environment: String,
-    /// The cluster (absent: the environment level).
+    /// The cluster's name (absent: the environment level; present, it
+    /// needs an environment).
     #[serde(default)]
+    #[param(pattern = "^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$", max_length = 63)]
     cluster: String,
 }
 

@@ -445,6 +445,9 @@ const DNS_NAME_OR_EMPTY: &str = "^(([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)*[a-z]
 /// or nothing.
 const CONTACT: &str = "^\\s*([^\\s@\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]+@[^\\s.\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\\.[^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s.\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF])?\\s*$";
 
+/// What devops takes in an e-mail address's local part or domain.
+const EMAIL_CHARS: &str = "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]";
+
 /// Rules the services apply to single fields, stated in the document:
 /// (schema, property, what the property's schema gains). Items of a list
 /// are `property/items`.
@@ -544,6 +547,46 @@ fn field_rules(doc: &mut Value) {
         ("StepBody", "clusters/items", label.clone()),
         ("Port", "port", json!({"minimum": 1, "maximum": 65535})),
         ("Port", "protocol", json!({"enum": ["TCP", "UDP", "SCTP", ""]})),
+        // tenancy's `NewPartition::parse`: node selector keys and values
+        // within Kubernetes' label lengths.
+        (
+            "CreatePartition",
+            "node_selector",
+            json!({"propertyNames": {"minLength": 1, "maxLength": 253}, "additionalProperties": {"maxLength": 63}}),
+        ),
+        // apps' `NewTrigger::parse`: a platform repository and a template
+        // parameter's name.
+        (
+            "NewImageTrigger",
+            "repository",
+            json!({"pattern": "^[a-z0-9._-]+/[a-z0-9._-]+/[a-z0-9._-]+$", "maxLength": 255}),
+        ),
+        (
+            "NewImageTrigger",
+            "parameter",
+            json!({"pattern": "^[A-Za-z0-9_]{1,63}$", "maxLength": 63}),
+        ),
+        // devops' `image_trigger::Glob::parse` (tags left empty: every tag).
+        (
+            "NewPipelineImageTrigger",
+            "repository",
+            json!({"pattern": "^[A-Za-z0-9._/:*?-]{1,255}$", "maxLength": 255}),
+        ),
+        (
+            "NewPipelineImageTrigger",
+            "tags",
+            json!({"pattern": "^[A-Za-z0-9._/:*?-]{0,255}$", "maxLength": 255}),
+        ),
+        // devops' `notification::parse_address`: `local@domain` of what
+        // SMTP takes without quoting, or nothing (a webhook's).
+        (
+            "NewNotificationTarget",
+            "address",
+            json!({"pattern": format!("^({EMAIL_CHARS}+@{EMAIL_CHARS}+)?$"), "maxLength": 254}),
+        ),
+        // Its webhook URL is what the WHATWG parser reads as http(s) with
+        // a host (no pattern states that exactly), of at most 2048 characters.
+        ("NewNotificationTarget", "url", json!({"maxLength": 2048})),
     ];
     let key = "[A-Za-z0-9]([-A-Za-z0-9_./]{0,251}[A-Za-z0-9])?";
     let value = "([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?";
@@ -826,7 +869,12 @@ fn input_rules(doc: &mut Value) {
                     // first page, and a filter left empty filters nothing,
                     // as clients that always send them expect.
                     uuid_or_empty(schema);
-                } else if is_string(schema) && is_id(&name) && schema.get("enum").is_none() {
+                } else if is_string(schema)
+                    && is_id(&name)
+                    && schema.get("enum").is_none()
+                    && schema.get("pattern").is_none()
+                {
+                    // (A pattern is a rule of its own: a cluster's id or name.)
                     as_uuid(schema);
                 } else if name == "limit" && in_query {
                     schema["maximum"] = json!(kernel::page::MAX_LIMIT);
@@ -929,18 +977,34 @@ fn static_segments(path: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every `{id}` in a path is a UUID (tenants, clusters, releases... all are).
+/// Every `{id}` in a path is a UUID (tenants, clusters, releases... all
+/// are), except where a cluster may be named instead (`/clusters/dc1-a`), as
+/// kubectl users expect: there it is a UUID or a cluster's name.
 fn uuid_path_ids(doc: &mut Value) {
-    for (_, _, op) in operations(doc) {
+    for (path, method, op) in operations(doc) {
+        let by_name = CLUSTER_BY_NAME.contains(&(method, path.as_str()));
         if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
             for param in params {
                 if param["in"] == "path" && param["name"] == "id" {
-                    param["schema"] = json!({"type": "string", "format": "uuid"});
+                    param["schema"] = if by_name {
+                        json!({"type": "string", "pattern": UUID_OR_DNS_LABEL, "maxLength": DNS_LABEL_MAX})
+                    } else {
+                        json!({"type": "string", "format": "uuid"})
+                    };
                 }
             }
         }
     }
 }
+
+/// The operations that find a cluster by its id or its name.
+const CLUSTER_BY_NAME: &[(&str, &str)] = &[
+    ("get", "/api/v1/clusters/{id}"),
+    ("put", "/api/v1/clusters/{id}/settings"),
+];
+
+/// A hyphenated UUID or a DNS label (a cluster's name).
+const UUID_OR_DNS_LABEL: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$";
 
 /// Links from a `POST` answering 201 with a schema that has an `id` to the
 /// `GET`, `PATCH`, `PUT` and `DELETE` of `.../{id}` paths whose `GET`
@@ -1170,7 +1234,11 @@ mod tests {
         for (path, method, op) in operations(&mut doc) {
             for param in op["parameters"].as_array().into_iter().flatten() {
                 if param["in"] == "path" && param["name"] == "id" {
-                    assert_eq!(param["schema"]["format"], "uuid", "{method} {path}");
+                    if CLUSTER_BY_NAME.contains(&(method, path.as_str())) {
+                        assert_eq!(param["schema"]["pattern"], UUID_OR_DNS_LABEL, "{method} {path}");
+                    } else {
+                        assert_eq!(param["schema"]["format"], "uuid", "{method} {path}");
+                    }
                 }
             }
         }

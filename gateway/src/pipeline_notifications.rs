@@ -165,15 +165,17 @@ pub struct NotificationTargets {
 }
 
 /// Filters of `GET /notification-targets`: a pipeline (its targets and its
-/// tenant's) or a tenant.
+/// tenant's), a tenant (its tenant-wide targets), or neither (every target
+/// the caller can see).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct NotificationTargetFilter {
-    /// A pipeline's.
+    /// A pipeline's, with its tenant's tenant-wide targets.
     #[serde(default)]
     #[param(format = Uuid)]
     pipeline_id: String,
-    /// A tenant's.
+    /// A tenant's tenant-wide targets (with neither filter: every target
+    /// the caller can see).
     #[serde(default)]
     #[param(format = Uuid)]
     tenant_id: String,

@@ -3114,7 +3114,7 @@ export interface components {
             /** @enum {string} */
             network_policy?: "deny-all-ingress" | "allow-all-ingress" | "deny-all-egress" | "allow-all-egress" | "deny-all" | "";
             node_selector?: {
-                [key: string]: string;
+                [key: string]: unknown;
             };
         };
         /** @description Body of `POST /tenants/{id}/projects`. */
@@ -10079,9 +10079,12 @@ export interface operations {
     list_notification_targets: {
         parameters: {
             query?: {
-                /** @description A pipeline's. */
+                /** @description A pipeline's, with its tenant's tenant-wide targets. */
                 pipeline_id?: string;
-                /** @description A tenant's. */
+                /**
+                 * @description A tenant's tenant-wide targets (with neither filter: every target
+                 *     the caller can see).
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -13559,7 +13562,10 @@ export interface operations {
                 application: string;
                 /** @description The environment (absent: the base level only). */
                 environment?: string;
-                /** @description The cluster (absent: the environment level). */
+                /**
+                 * @description The cluster's name (absent: the environment level; present, it
+                 *     needs an environment).
+                 */
                 cluster?: string;
             };
             header?: never;
