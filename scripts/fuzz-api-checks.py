@@ -1,9 +1,27 @@
 # Schemathesis checks of our own, loaded by scripts/fuzz-api through
 # SCHEMATHESIS_HOOKS: every error the gateway answers is RFC 7807
 # problem+json (docs/api.md), whatever raised it.
+import ast
 import json
+import threading
 
 import schemathesis
+
+# Python 3.11 (Debian 12's) keeps the AST converter's recursion depth in
+# state its threads share, so two workers parsing at once (Hypothesis
+# reads lambdas' source to describe strategies) can fail with "AST
+# constructor recursion depth mismatch", a Runtime Error that fails the
+# run. One parse at a time; parses are rare and cached.
+_parse = ast.parse
+_parsing = threading.Lock()
+
+
+def _parse_alone(*args, **kwargs):
+    with _parsing:
+        return _parse(*args, **kwargs)
+
+
+ast.parse = _parse_alone
 
 
 @schemathesis.check
