@@ -7,7 +7,10 @@ import { tenantRoutes } from './pages/tenant/routes';
 // Each screen is its own chunk, the login page and the shell too: the first
 // screen loads only what it shows (the initial JavaScript's budget is 300 KB
 // gzipped, checked by the browser journey).
-const Login = lazy(() => import('./pages/Login'));
+// The login page is the first screen of anyone not logged in: its chunk
+// loads while the session is asked for, not after the answer says so.
+const loginPage = import('./pages/Login');
+const Login = lazy(() => loginPage);
 const Shell = lazy(() => import('./Shell'));
 const Dashboard = lazy(() => import('./pages/Dashboard'));
 const Applications = lazy(() => import('./pages/Applications'));
