@@ -440,10 +440,31 @@ const RFC_1035_LABEL: &str = "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$";
 /// or nothing (an external service given by its addresses instead).
 const DNS_NAME_OR_EMPTY: &str = "^(([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?\\.?)?$";
 
+/// What the gateway and the services refuse in any text (see
+/// [`ACCEPTED_TEXT`]), as the inside of a character class: a macro, so
+/// that `concat!` builds the patterns holding it at compile time.
+macro_rules! refused {
+    () => {
+        "\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF"
+    };
+}
+
 /// An e-mail address as tenancy takes a contact: something, `@`, and a
 /// domain with a dot inside it, no white space (nor what no text may hold);
 /// or nothing.
-const CONTACT: &str = "^\\s*([^\\s@\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]+@[^\\s.\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*\\.[^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s.\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF])?\\s*$";
+const CONTACT: &str = concat!(
+    "^\\s*([^\\s@",
+    refused!(),
+    "]+@[^\\s.",
+    refused!(),
+    "][^\\s",
+    refused!(),
+    "]*\\.[^\\s",
+    refused!(),
+    "]*[^\\s.",
+    refused!(),
+    "])?\\s*$"
+);
 
 /// What devops takes in an e-mail address's local part or domain.
 const EMAIL_CHARS: &str = "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]";
@@ -731,7 +752,7 @@ const UUID_OR_EMPTY: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 /// overrides and isolates, zero-width characters, the byte-order mark: see
 /// [`crate::request::refusal`]), as the pattern of a string that may hold
 /// anything else.
-const ACCEPTED_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+const ACCEPTED_TEXT: &str = concat!("^[^", refused!(), "]*$");
 
 /// What a service refuses in a field that takes no control characters
 /// (Rust's `char::is_control`) with what the gateway refuses in any text,
@@ -743,7 +764,7 @@ const SPACE: &str = "[\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\
 
 /// [`ACCEPTED_TEXT`] with at least one character that is not white space:
 /// a required text is trimmed before it is taken.
-const NON_BLANK_TEXT: &str = "^[^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$";
+const NON_BLANK_TEXT: &str = concat!("^[^", refused!(), "]*[^\\s", refused!(), "][^", refused!(), "]*$");
 
 /// The input rules the services apply to every request, stated where a
 /// client can read them: a `cursor` and every `*_id` are UUIDs (a cursor is

@@ -211,7 +211,8 @@ impl ImageTriggers {
     pub async fn list(&self, caller: &Caller, pipeline: Uuid) -> Result<Vec<ImageTrigger>> {
         let p = self.pipelines.get(caller, pipeline).await?;
         Ok(sqlx::query_as::<_, ImageTrigger>(
-            "SELECT id, tenant_id, pipeline_id, repository, tags, git_ref, created_by, created_at FROM image_triggers WHERE pipeline_id = $1 AND tenant_id = $2 ORDER BY id"
+            "SELECT id, tenant_id, pipeline_id, repository, tags, git_ref, created_by, created_at FROM image_triggers
+             WHERE pipeline_id = $1 AND tenant_id = $2 ORDER BY id",
         )
         .bind(p.id)
         .bind(p.tenant_id)
@@ -256,7 +257,8 @@ impl Handler for TagPushes {
         };
         let pushed: pb::TagChanged = event.payload()?;
         let triggers = sqlx::query_as::<_, ImageTrigger>(
-            "SELECT id, tenant_id, pipeline_id, repository, tags, git_ref, created_by, created_at FROM image_triggers WHERE tenant_id = $1 ORDER BY id"
+            "SELECT id, tenant_id, pipeline_id, repository, tags, git_ref, created_by, created_at FROM image_triggers
+             WHERE tenant_id = $1 ORDER BY id",
         )
         .bind(tenant)
         .fetch_all(&mut *tx)
