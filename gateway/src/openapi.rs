@@ -572,8 +572,13 @@ fn field_rules(doc: &mut Value) {
         // within Kubernetes' label lengths.
         (
             "CreatePartition",
-            "node_selector",
-            json!({"propertyNames": {"minLength": 1, "maxLength": 253}, "additionalProperties": {"maxLength": 63}}),
+            "node_selector/propertyNames",
+            json!({"minLength": 1, "maxLength": 253}),
+        ),
+        (
+            "CreatePartition",
+            "node_selector/additionalProperties",
+            json!({"maxLength": 63}),
         ),
         // apps' `NewTrigger::parse`: a platform repository and a template
         // parameter's name.

@@ -3114,7 +3114,7 @@ export interface components {
             /** @enum {string} */
             network_policy?: "deny-all-ingress" | "allow-all-ingress" | "deny-all-egress" | "allow-all-egress" | "deny-all" | "";
             node_selector?: {
-                [key: string]: unknown;
+                [key: string]: string;
             };
         };
         /** @description Body of `POST /tenants/{id}/projects`. */
