@@ -273,7 +273,7 @@ impl<'a> LoginAttempt<'a> {
 /// A directory's or identity provider's failure as the caller sees it: 503
 /// saying what did not answer (a generic message would hide that the
 /// directory or the provider is the cause), and the same in the log.
-fn directory_error(e: kernel::Error) -> ApiError {
+fn unanswered(e: kernel::Error) -> ApiError {
     match e {
         kernel::Error::Unavailable(detail) => {
             tracing::warn!(%detail, "login refused: an identity source did not answer");
@@ -373,7 +373,7 @@ pub(crate) async fn login_ldap(
     )
     .await?;
     let verdict: Result<Verdict, ApiError> = async {
-        let Some(person) = directory.find(&b.username).await.map_err(directory_error)? else {
+        let Some(person) = directory.find(&b.username).await.map_err(unanswered)? else {
             return Ok(Err(WRONG_PASSWORD.to_string()));
         };
         // The entry's DN, not the login as typed, so `J.Doe` and ` j.doe`
@@ -383,7 +383,7 @@ pub(crate) async fn login_ldap(
         if !directory
             .check_password(&person, &b.password)
             .await
-            .map_err(directory_error)?
+            .map_err(unanswered)?
         {
             return Ok(Err(WRONG_PASSWORD.to_string()));
         }
@@ -553,7 +553,7 @@ pub(crate) async fn oidc_begin(
         .oidc
         .begin(&provider, crate::oidc::safe_return_to(begin.return_to.as_deref()))
         .await
-        .map_err(directory_error)?;
+        .map_err(unanswered)?;
     s.sessions
         .stash(
             &format!("oidc-flow:{state}"),
