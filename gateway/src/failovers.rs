@@ -35,6 +35,11 @@ pub struct FailoverOperation {
     pub id: String,
     /// The binding.
     pub binding_id: String,
+    /// The binding's name.
+    pub binding_name: String,
+    /// The application whose service the binding is; absent for a binding made directly.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub application: String,
     /// The binding's tenant.
     pub tenant_id: String,
     /// `failover` or `failback`.
@@ -81,6 +86,8 @@ impl From<pb::FailoverOperation> for FailoverOperation {
         Self {
             id: o.id,
             binding_id: o.binding_id,
+            binding_name: o.binding_name,
+            application: o.application,
             tenant_id: o.tenant_id,
             kind: o.kind,
             trigger: o.trigger,

@@ -342,6 +342,12 @@ async fn a_lost_data_centre_moves_the_application_shows_it_degraded_fences_the_s
         waiting["reason"].as_str().unwrap().contains("expected gap"),
         "{waiting}"
     );
+    // It names the application and the service's binding, as the console lists it.
+    assert_eq!(
+        (waiting["application"].as_str(), waiting["binding_name"].as_str()),
+        (Some("shop"), Some("shop-db")),
+        "{waiting}"
+    );
     let id = waiting["id"].as_str().unwrap();
     assert!(
         waiting["reason"]

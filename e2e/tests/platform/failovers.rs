@@ -168,6 +168,11 @@ async fn an_operator_fails_a_binding_over_to_the_dr_cluster_and_the_operation_is
         (op["kind"].as_str(), op["trigger"].as_str(), op["from_cluster"].as_str()),
         (Some("failover"), Some("operator"), Some("dc1-prod"))
     );
+    // A binding made directly belongs to no application.
+    assert_eq!(
+        (op["binding_name"].as_str(), op.get("application")),
+        (Some("shop"), None)
+    );
     let done: Value = eventually(Duration::from_secs(20), "the failover available", || {
         let r = p
             .anonymous(Method::GET, &format!("/api/v1/failovers?binding_id={id}"))

@@ -15,6 +15,9 @@ import { accessible, admin, adminPassword, chromiumPath, dropdownClosed, photogr
 const faultUrl = process.env.PORTAL_FAULT_DC1;
 /** How long the platform may take to notice a lost cluster, move replicas and bring them back. */
 const DR_TIMEOUT = 90_000;
+/** Cells of a row of the Failovers table (the first holds the expand button). */
+const APPLICATION = 1;
+const STATE = 6;
 
 let browser;
 before(async () => {
@@ -23,6 +26,11 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
+
+/** The text of cell `index` of each row `rows` finds. */
+function cells(rows, index) {
+  return rows.evaluateAll((trs, i) => trs.map((tr) => tr.querySelectorAll('td')[i]?.textContent?.trim() ?? ''), index);
+}
 
 /** Sets dc1-prod's simulated fault (`down`, `recover`) through kubesim's fault-injection endpoint. */
 async function fault(kind) {
@@ -177,20 +185,27 @@ async function journey(page, template, version, project, suffix) {
   await open(page, 'Failovers');
   const downAt = Date.now();
   await fault('down');
-  // The failovers appear by themselves: one per service, from dc1-prod to dc2-dr, their steps timed.
-  const ours = page.locator('.ant-table-row').filter({ hasText: 'dc2-dr' }).filter({ hasText: 'failover' });
+  // The failovers appear by themselves: one per service, from dc1-prod to dc2-dr, their steps timed,
+  // each row naming the application and its service.
+  const ours = page
+    .locator('.ant-table-row')
+    .filter({ hasText: `${name} · ${name}-` })
+    .filter({ hasText: 'dc2-dr' })
+    .filter({ hasText: 'failover' });
   await ours.first().waitFor({ timeout: DR_TIMEOUT });
   const noticed = Date.now() - downAt;
-  const seen = new Set([(await ours.first().locator('td').nth(5).innerText()).trim()]);
+  const seen = new Set([(await ours.first().locator('td').nth(STATE).innerText()).trim()]);
   await ours.first().getByRole('button', { name: /expand/i }).click();
   const steps = page.locator('.ant-table-expanded-row').first();
   await steps.getByText(/^available in dc2-dr/).waitFor({ timeout: DR_TIMEOUT });
   await until('both failovers Available', async () => {
-    const states = await ours.evaluateAll((rows) => rows.map((r) => r.querySelectorAll('td')[5]?.textContent?.trim()));
+    const states = await cells(ours, STATE);
     states.forEach((s) => seen.add(s));
     return states.length === 2 && states.every((s) => s === 'Available');
   }, DR_TIMEOUT);
   const available = Date.now() - downAt;
+  const named = await cells(ours, APPLICATION);
+  assert.deepEqual(named.sort(), [`${name} · ${name}-api`, `${name} · ${name}-web`]);
   const timeline = (await steps.locator('.ant-timeline-item-content').allInnerTexts()).map((t) => t.split(' · ')[0]);
   assert.deepEqual(timeline.slice(0, 1), ['fault detected'], timeline.join('\n'));
   assert.match(timeline[1], /^opened: dc1-prod out of Ready/, timeline.join('\n'));
@@ -202,10 +217,10 @@ async function journey(page, template, version, project, suffix) {
   await photograph(page, '53-failovers-available-in-dc2');
   const operations = (await admin('GET', '/api/v1/failovers?limit=100')).items.filter((f) => bindings.includes(f.binding_id));
   assert.deepEqual(
-    operations.map((f) => [f.kind, f.trigger, f.from_cluster, f.to_clusters.join(), f.state]),
+    operations.map((f) => [f.application, f.kind, f.trigger, f.from_cluster, f.to_clusters.join(), f.state]),
     [
-      ['failover', 'automatic', 'dc1-prod', 'dc2-dr', 'available'],
-      ['failover', 'automatic', 'dc1-prod', 'dc2-dr', 'available'],
+      [name, 'failover', 'automatic', 'dc1-prod', 'dc2-dr', 'available'],
+      [name, 'failover', 'automatic', 'dc1-prod', 'dc2-dr', 'available'],
     ],
   );
 
@@ -234,7 +249,7 @@ async function journey(page, template, version, project, suffix) {
   const back = page.locator('.ant-table-row').filter({ hasText: 'failback' }).filter({ hasText: 'dc1-prod' });
   await back.first().waitFor({ timeout: DR_TIMEOUT });
   await until('both failbacks Available', async () => {
-    const states = await back.evaluateAll((rows) => rows.map((r) => r.querySelectorAll('td')[5]?.textContent?.trim()));
+    const states = await cells(back, STATE);
     return states.length === 2 && states.every((s) => s === 'Available');
   }, DR_TIMEOUT);
   const failedBack = Date.now() - recoverAt;

@@ -122,6 +122,10 @@ pub struct Operation {
     pub id: Uuid,
     /// The binding.
     pub binding_id: Uuid,
+    /// The binding's name.
+    pub binding_name: String,
+    /// The application whose service the binding is (its objects' `paas.io/app` label), or empty.
+    pub application: String,
     /// The binding's tenant.
     pub tenant_id: Uuid,
     /// `failover` or `failback`.
@@ -966,20 +970,40 @@ async fn next_generation(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
     .await?)
 }
 
-/// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
-async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
-    let op = sqlx::query_as!(
+/// Operation `id` as it stands, with its binding's name and application
+/// (an operation goes with its binding: the rows cascade).
+async fn read(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Operation>> {
+    Ok(sqlx::query_as!(
         Operation,
-        r#"SELECT id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
-                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at
-           FROM failovers WHERE id = $1"#,
+        r#"SELECT f.id, f.binding_id, b.name AS binding_name,
+                  COALESCE(b.objects #>> '{0,metadata,labels,paas.io/app}', '') AS "application!",
+                  f.tenant_id, f.kind, f.trigger, f.from_cluster, f.to_clusters, f.state, f.reason,
+                  f.steps AS "steps: _", f.fault_detected_at, f.created_at, f.replaced_at, f.available_at, f.finished_at
+           FROM failovers f JOIN bindings b ON b.id = f.binding_id WHERE f.id = $1"#,
         id,
     )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(op) = op else {
-        return Ok(());
-    };
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Records the operation's current row as a [`FAILOVER_CHANGED`] event, in `tx`.
+async fn announce(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<()> {
+    if let Some(op) = read(tx, id).await? {
+        record(tx, op).await?;
+    }
+    Ok(())
+}
+
+/// [`announce`] for an operation written in `tx` just now, which it returns.
+async fn announced(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Operation> {
+    let op = read(tx, id).await?.ok_or_else(|| Error::not_found("failover", id))?;
+    record(tx, op.clone()).await?;
+    Ok(op)
+}
+
+/// Records `op` as a [`FAILOVER_CHANGED`] event, in `tx`.
+async fn record(tx: &mut sqlx::PgConnection, op: Operation) -> Result<()> {
+    let id = op.id;
     let event = paas_proto::v1::FailoverChanged {
         id: id.to_string(),
         binding_id: op.binding_id.to_string(),
@@ -1126,13 +1150,11 @@ async fn open(
 ) -> Result<Operation> {
     let mut tx = pool.begin().await?;
     let direction = if kind == "failback" { "onto" } else { "off" };
-    let op = sqlx::query_as!(
-        Operation,
-        r#"INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at,
-                                 steps)
-           VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now()), $8) ON CONFLICT DO NOTHING
-           RETURNING id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
-                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at"#,
+    let opened = sqlx::query_scalar!(
+        "INSERT INTO failovers (id, binding_id, tenant_id, kind, trigger, from_cluster, previous, fault_detected_at,
+                                steps)
+         VALUES ($1, $2, $3, $4, 'operator', $5, $6, COALESCE($7, now()), $8) ON CONFLICT DO NOTHING
+         RETURNING id",
         id,
         binding,
         tenant,
@@ -1149,7 +1171,7 @@ async fn open(
             "binding {binding} already has a failover or failback in progress"
         ))
     })?;
-    announce(&mut tx, op.id).await?;
+    let op = announced(&mut tx, opened).await?;
     tx.commit().await?;
     Ok(op)
 }
@@ -1273,19 +1295,16 @@ pub async fn confirm(pool: &PgPool, caller: &Caller, id: Uuid) -> Result<Operati
         .ok_or_else(|| Error::not_found("failover", id))?;
     caller.require(tenant, Role::Operator, "failover", id)?;
     let mut tx = pool.begin().await?;
-    let op = sqlx::query_as!(
-        Operation,
-        r#"UPDATE failovers SET state = 'pending', reason = '', updated_at = now(), steps = steps || $2
-           WHERE id = $1 AND state = 'awaiting-confirmation'
-           RETURNING id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
-                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at"#,
+    let confirmed = sqlx::query_scalar!(
+        "UPDATE failovers SET state = 'pending', reason = '', updated_at = now(), steps = steps || $2
+         WHERE id = $1 AND state = 'awaiting-confirmation' RETURNING id",
         id,
         steps([format!("confirmed by {}", caller.subject)]) as _,
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::Conflict(format!("failover {id} is not awaiting confirmation")))?;
-    announce(&mut tx, op.id).await?;
+    let op = announced(&mut tx, confirmed).await?;
     tx.commit().await?;
     Ok(op)
 }
@@ -1304,12 +1323,14 @@ pub async fn list(
     let tenants = caller.visible_tenants();
     let rows = sqlx::query_as!(
         Operation,
-        r#"SELECT id, binding_id, tenant_id, kind, trigger, from_cluster, to_clusters, state, reason,
-                  steps AS "steps: _", fault_detected_at, created_at, replaced_at, available_at, finished_at
-           FROM failovers
-           WHERE ($1::uuid[] IS NULL OR tenant_id = ANY($1)) AND ($2::uuid IS NULL OR binding_id = $2)
-             AND ($3::uuid IS NULL OR id > $3)
-           ORDER BY id LIMIT $4"#,
+        r#"SELECT f.id, f.binding_id, b.name AS binding_name,
+                  COALESCE(b.objects #>> '{0,metadata,labels,paas.io/app}', '') AS "application!",
+                  f.tenant_id, f.kind, f.trigger, f.from_cluster, f.to_clusters, f.state, f.reason,
+                  f.steps AS "steps: _", f.fault_detected_at, f.created_at, f.replaced_at, f.available_at, f.finished_at
+           FROM failovers f JOIN bindings b ON b.id = f.binding_id
+           WHERE ($1::uuid[] IS NULL OR f.tenant_id = ANY($1)) AND ($2::uuid IS NULL OR f.binding_id = $2)
+             AND ($3::uuid IS NULL OR f.id > $3)
+           ORDER BY f.id LIMIT $4"#,
         tenants.as_deref(),
         binding,
         page.after,

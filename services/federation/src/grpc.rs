@@ -55,6 +55,8 @@ fn operation_pb(o: failover::Operation) -> pb::FailoverOperation {
     pb::FailoverOperation {
         id: o.id.to_string(),
         binding_id: o.binding_id.to_string(),
+        binding_name: o.binding_name,
+        application: o.application,
         tenant_id: o.tenant_id.to_string(),
         kind: o.kind,
         trigger: o.trigger,

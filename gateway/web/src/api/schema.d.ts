@@ -3440,6 +3440,8 @@ export interface components {
         };
         /** @description A failover or failback of a binding. */
         FailoverOperation: {
+            /** @description The application whose service the binding is; absent for a binding made directly. */
+            application?: string;
             /**
              * Format: date-time
              * @description When every new target was available.
@@ -3447,6 +3449,8 @@ export interface components {
             available_at?: string | null;
             /** @description The binding. */
             binding_id: string;
+            /** @description The binding's name. */
+            binding_name: string;
             /**
              * Format: date-time
              * @description When the operation began (the toleration passed, or the trigger).
@@ -4602,6 +4606,8 @@ export interface components {
         Page_FailoverOperation: {
             /** @description The items. */
             items: {
+                /** @description The application whose service the binding is; absent for a binding made directly. */
+                application?: string;
                 /**
                  * Format: date-time
                  * @description When every new target was available.
@@ -4609,6 +4615,8 @@ export interface components {
                 available_at?: string | null;
                 /** @description The binding. */
                 binding_id: string;
+                /** @description The binding's name. */
+                binding_name: string;
                 /**
                  * Format: date-time
                  * @description When the operation began (the toleration passed, or the trigger).

@@ -254,6 +254,7 @@ const consoleEn = {
   failovers: {
     title: 'Failovers',
     empty: 'No failover has happened. They appear here when a cluster is lost or an operator moves a binding.',
+    application: 'Application · service',
     kind: 'Kind',
     trigger: 'Trigger',
     from: 'From',

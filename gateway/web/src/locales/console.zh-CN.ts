@@ -254,6 +254,7 @@ const consoleZhCN: typeof consoleEn = {
   failovers: {
     title: '故障转移',
     empty: '尚未发生故障转移。集群失联或运维人员迁移绑定时会显示在这里。',
+    application: '应用 · 服务',
     kind: '类型',
     trigger: '触发方式',
     from: '源集群',

@@ -81,6 +81,18 @@ export default function Failovers() {
           ),
         }}
         columns={[
+          {
+            title: t('failovers.application'),
+            key: 'application',
+            render: (_, f) => (
+              <>
+                {f.application || f.binding_name}
+                {f.application && f.binding_name !== f.application && (
+                  <Typography.Text type="secondary"> · {f.binding_name}</Typography.Text>
+                )}
+              </>
+            ),
+          },
           { title: t('failovers.kind'), dataIndex: 'kind', render: (k: string) => <Tag>{k}</Tag> },
           { title: t('failovers.trigger'), dataIndex: 'trigger' },
           { title: t('failovers.from'), dataIndex: 'from_cluster' },
