@@ -32,7 +32,10 @@ export async function admin(method, path, body) {
 export async function accessible(page, screen) {
   // Toasts, dialogs and fields fade in and out: axe would measure their
   // contrast mid-animation, at partial opacity, and report what no reader
-  // sees. So it checks once no finite animation runs.
+  // sees. So it checks once no finite animation runs. The pointer left over
+  // a just-clicked button shows its lighter hover colour; it moves away
+  // first, so the button's transition back is among the animations waited for.
+  await page.mouse.move(0, 0);
   await page
     .waitForFunction(
       () =>
@@ -43,8 +46,6 @@ export async function accessible(page, screen) {
       { timeout: 10_000 },
     )
     .catch(() => {});
-  // The pointer left over a just-clicked button shows its lighter hover colour.
-  await page.mouse.move(0, 0);
   // Toasts (.ant-message) and a form's help on its way out
   // (.ant-form-show-help-item-leave) are left out: they fade while axe reads
   // them (excluded by the element, as axe's selectors seldom name the class).
