@@ -28,14 +28,8 @@ export async function admin(method, path, body) {
   return text ? JSON.parse(text) : undefined;
 }
 
-/** No serious or critical accessibility violation on the screen as it is. */
-export async function accessible(page, screen) {
-  // Toasts, dialogs and fields fade in and out: axe would measure their
-  // contrast mid-animation, at partial opacity, and report what no reader
-  // sees. So it checks once no finite animation runs. The pointer left over
-  // a just-clicked button shows its lighter hover colour; it moves away
-  // first, so the button's transition back is among the animations waited for.
-  await page.mouse.move(0, 0);
+/** Until no finite animation runs (a dialog zooming in, a toast fading, a button's colour changing). */
+export async function settled(page) {
   await page
     .waitForFunction(
       () =>
@@ -46,6 +40,17 @@ export async function accessible(page, screen) {
       { timeout: 10_000 },
     )
     .catch(() => {});
+}
+
+/** No serious or critical accessibility violation on the screen as it is. */
+export async function accessible(page, screen) {
+  // Toasts, dialogs and fields fade in and out: axe would measure their
+  // contrast mid-animation, at partial opacity, and report what no reader
+  // sees. So it checks once no finite animation runs. The pointer left over
+  // a just-clicked button shows its lighter hover colour; it moves away
+  // first, so the button's transition back is among the animations waited for.
+  await page.mouse.move(0, 0);
+  await settled(page);
   // Toasts (.ant-message) and a form's help on its way out
   // (.ant-form-show-help-item-leave) are left out: they fade while axe reads
   // them (excluded by the element, as axe's selectors seldom name the class).

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { accessible, admin, chromiumPath, logInAsAdmin, photograph, until, url } from './browser.mjs';
+import { accessible, admin, chromiumPath, logInAsAdmin, photograph, settled, until, url } from './browser.mjs';
 
 let browser;
 before(async () => {
@@ -20,6 +20,13 @@ after(async () => {
 
 /** The open dialog (Ant Design keeps closed ones in the page, hidden). */
 const dialog = (page) => page.getByRole('dialog').filter({ visible: true });
+
+/** Clicks `button`, which opens a dialog, and waits until the dialog has zoomed in (a click on it before may be lost). */
+async function openDialog(page, button) {
+  await button.click();
+  await dialog(page).waitFor();
+  await settled(page);
+}
 
 async function screen(page, link, heading, name) {
   await page.getByRole('link', { name: link, exact: true }).click();
@@ -63,21 +70,21 @@ async function journey(page, tenant, suffix) {
   await page.getByText('No config sets yet.').waitFor();
   await accessible(page, 'config sets');
   await photograph(page, '10-config-empty');
-  await page.getByRole('button', { name: 'New config set' }).click();
+  await openDialog(page, page.getByRole('button', { name: 'New config set' }));
   await dialog(page).getByRole('textbox', { name: 'Application' }).fill('shop');
   await dialog(page).getByRole('button', { name: 'Create' }).click();
   await page.getByRole('heading', { name: 'Config of shop (base)' }).waitFor();
   await page.getByText('The draft has no items.').waitFor();
 
   // The draft: an item, then a bad yaml one, whose problem the gateway names.
-  await page.getByRole('button', { name: 'Add item' }).click();
+  await openDialog(page, page.getByRole('button', { name: 'Add item' }));
   await dialog(page).getByRole('textbox', { name: 'Item' }).fill('app.properties');
   await dialog(page).getByRole('textbox', { name: 'Content' }).fill('pool=10\ntimeout=5s\n');
   await dialog(page).getByRole('button', { name: 'Save' }).click();
   await page.getByText('Saved app.properties in the draft').waitFor();
   await page.getByRole('region', { name: 'app.properties' }).getByText('Added').first().waitFor();
 
-  await page.getByRole('button', { name: 'Add item' }).click();
+  await openDialog(page, page.getByRole('button', { name: 'Add item' }));
   await dialog(page).getByRole('textbox', { name: 'Item' }).fill('bad.yaml');
   // The selected value lies over the select's input: click through it, again
   // if the list did not open (a click while the dialog settles can be lost).
@@ -97,14 +104,14 @@ async function journey(page, tenant, suffix) {
   await dialog(page).getByRole('button', { name: 'Cancel' }).click();
 
   // Publish release 1.
-  await page.getByRole('button', { name: 'Publish', exact: true }).first().click();
+  await openDialog(page, page.getByRole('button', { name: 'Publish', exact: true }).first());
   await dialog(page).getByRole('textbox', { name: 'Message' }).fill('defaults');
   await dialog(page).getByRole('button', { name: 'Publish', exact: true }).click();
   await page.getByText('Published release #1').waitFor();
   await page.getByText('Changes since release #1').waitFor();
 
   // Edit the draft: the diff against release 1 shows the key's change.
-  await page.getByRole('button', { name: 'Edit app.properties' }).click();
+  await openDialog(page, page.getByRole('button', { name: 'Edit app.properties' }));
   await dialog(page).getByRole('textbox', { name: 'Content' }).fill('pool=50\ntimeout=5s\n');
   await dialog(page).getByRole('button', { name: 'Save' }).click();
   const change = page.getByRole('region', { name: 'app.properties' });
@@ -114,7 +121,7 @@ async function journey(page, tenant, suffix) {
   await accessible(page, 'config draft');
   await photograph(page, '11-config-draft');
 
-  await page.getByRole('button', { name: 'Publish', exact: true }).first().click();
+  await openDialog(page, page.getByRole('button', { name: 'Publish', exact: true }).first());
   await dialog(page).getByRole('textbox', { name: 'Message' }).fill('bigger pool');
   await dialog(page).getByRole('button', { name: 'Publish', exact: true }).click();
   await page.getByText('Published release #2').waitFor();
@@ -129,7 +136,7 @@ async function journey(page, tenant, suffix) {
   await photograph(page, '12-config-releases');
 
   // Roll back to 1: a third release restoring it.
-  await history.getByRole('row').filter({ hasText: 'defaults' }).getByRole('button', { name: 'Roll back to #1' }).click();
+  await openDialog(page, history.getByRole('row').filter({ hasText: 'defaults' }).getByRole('button', { name: 'Roll back to #1' }));
   await dialog(page).getByRole('textbox', { name: 'Message' }).fill('back to 10');
   await dialog(page).getByRole('button', { name: 'Roll back', exact: true }).click();
   await page.getByText('Release #3 restores #1').waitFor();
@@ -171,7 +178,7 @@ async function journey(page, tenant, suffix) {
 
   // Admin: tenants and a quota, with a bad line refused at the field.
   await screen(page, 'Tenants and quotas', 'Tenants and quotas', '40-admin-tenants');
-  await page.getByRole('button', { name: `Quota of shop-${suffix}` }).click();
+  await openDialog(page, page.getByRole('button', { name: `Quota of shop-${suffix}` }));
   const total = dialog(page).getByRole('textbox', { name: 'Tenant total' });
   await total.fill('requests.cpu');
   await dialog(page).getByRole('button', { name: 'Save quota' }).click();
